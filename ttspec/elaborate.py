@@ -1,0 +1,875 @@
+"""AST -> graph IR. Evaluates parameters, instantiates components, infers shapes as it goes.
+
+Blocks are instantiated with their tensor signatures unified against the arguments, which
+binds dim names (`x: [b, s, hidden]` binds `hidden`). A `repeat(N) block(x)` elaborates
+the block once into a body graph and keeps N beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ast
+from .errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
+from .ir import Graph, Model, ModuleInfo, Node, Param
+from .ops import CONFIGS, REGISTRY, REQUIRED, ACTIVATIONS, ArgSpec, Config, OpError, ParamRef, ShapeContext
+from .parser import parse_source, read_source
+from .types import DTYPES, INT_DTYPES, TensorType
+
+STDLIB_DIR = Path(__file__).resolve().parent / "stdlib"
+STDLIB_PREFIX = "<stdlib>/"
+INT_LIMIT = 1 << 63
+MAX_REPEAT = 100_000
+KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", "else", "import",
+            "repeat", "as", "where", "true", "false", "none", "and", "or", "not"}
+
+
+# ---------------------------------------------------------------- values
+@dataclass(frozen=True)
+class Tensor:
+    node: str
+    type: TensorType
+
+
+@dataclass(frozen=True)
+class Sym:
+    """A symbolic dim bound by unification (e.g. `seq`); usable in shapes, not in arithmetic."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    path: str
+    graph_id: int
+
+
+@dataclass
+class Binding:
+    value: object
+    origin: Loc | None  # where the value was first written down, for notes in errors
+
+
+def describe(value) -> str:
+    if isinstance(value, Tensor):
+        return f"tensor {value.type}"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "none"
+    if isinstance(value, Sym):
+        return f"symbolic dim `{value.name}`"
+    if isinstance(value, Config):
+        return f"{value.kind} config"
+    if isinstance(value, ModuleRef):
+        return f"module `{value.path}`"
+    return type(value).__name__
+
+
+def show(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, Sym):
+        return value.name
+    if isinstance(value, Tensor):
+        return str(value.type)
+    return str(value)
+
+
+class Scope:
+    def __init__(self, parent: Scope | None, module: str, graph: Graph, file: str):
+        self.parent = parent
+        self.vars: dict[str, Binding] = {}
+        self.module = module
+        self.graph = graph
+        self.file = file
+        self.labels: dict[str, Loc | None] = {}  # child module labels used in this scope
+
+    def lookup(self, name: str) -> Binding | None:
+        scope = self
+        while scope is not None:
+            if name in scope.vars:
+                return scope.vars[name]
+            scope = scope.parent
+        return None
+
+    def visible_names(self) -> set[str]:
+        names, scope = set(), self
+        while scope is not None:
+            names |= set(scope.vars)
+            scope = scope.parent
+        return names
+
+
+class _Return(Exception):
+    def __init__(self, value, loc):
+        self.value, self.loc = value, loc
+
+
+def is_stdlib(file: str) -> bool:
+    return file.startswith(STDLIB_PREFIX)
+
+
+@dataclass
+class BlockEntry:
+    defn: ast.BlockDef
+    scope: Scope  # the global scope of the file that defined it (lexical scoping)
+
+
+@dataclass
+class Elaborator:
+    root_dir: Path
+    blocks: dict[str, BlockEntry] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    bounds: dict[str, int] = field(default_factory=dict)
+    symbols: list[str] = field(default_factory=list)
+    loaded: dict[str, Scope] = field(default_factory=dict)
+    loading: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------ files and imports
+    def load_stdlib(self, graph: Graph) -> None:
+        for path in sorted(STDLIB_DIR.glob("*.arch")):
+            name = STDLIB_PREFIX + path.name
+            module = parse_source(path.read_text(encoding="utf-8"), name, is_stdlib=True)
+            scope = Scope(None, "", graph, name)
+            self.run_file(module, scope, top=False)
+
+    def run_file(self, module: ast.Module, scope: Scope, top: bool) -> None:
+        for item in module.items:
+            if isinstance(item, ast.BlockDef):
+                self.define_block(item, scope)
+        for item in module.items:
+            if isinstance(item, ast.BlockDef):
+                continue
+            if isinstance(item, ast.Import):
+                self.do_import(item, scope)
+            elif not top and not isinstance(item, ast.Let):
+                raise ArchError("an imported file may hold only `let`, `import` and `block` definitions",
+                                item.loc, hint="move model statements into the spec that imports this file")
+            else:
+                self.exec_stmt(item, scope, top_level=True)
+
+    def define_block(self, defn: ast.BlockDef, scope: Scope) -> None:
+        previous = self.blocks.get(defn.name)
+        if previous is not None and not is_stdlib(previous.defn.file):
+            raise ArchError(f"block `{defn.name}` is defined twice", defn.loc,
+                            notes=[Note("first defined here", previous.defn.loc)])
+        if defn.name in REGISTRY or defn.name in CONFIGS or defn.name in ("activation", "repeat"):
+            raise ArchError(f"`{defn.name}` is a primitive; a block cannot take its name", defn.loc,
+                            hint=f"rename the block, e.g. `my_{defn.name}`")
+        seen: dict[str, Loc] = {}
+        for p in defn.params:
+            if p.name in seen:
+                raise ArchError(f"parameter `{p.name}` appears twice in block `{defn.name}`", p.loc,
+                                notes=[Note("first here", seen[p.name])])
+            seen[p.name] = p.loc
+        self.blocks[defn.name] = BlockEntry(defn, scope)
+
+    def do_import(self, stmt: ast.Import, scope: Scope) -> None:
+        if is_stdlib(scope.file):
+            raise ArchError("the standard library cannot import files", stmt.loc)
+        base = Path(scope.file).resolve().parent
+        target = (base / stmt.path).resolve()
+        root = self.root_dir.resolve()
+        if os.path.isabs(stmt.path) or (root != target and root not in target.parents):
+            raise ArchError(f"import \"{stmt.path}\" leaves the spec's directory {self.root_dir}",
+                            stmt.loc, hint="imports are confined to the spec's own directory tree")
+        if target.suffix != ".arch":
+            raise ArchError(f"import \"{stmt.path}\": only .arch files can be imported", stmt.loc)
+        key = str(target)
+        if key in self.loading:
+            raise ArchError(f"import cycle: {' -> '.join(Path(p).name for p in self.loading + [key])}",
+                            stmt.loc)
+        if key in self.loaded:
+            return
+        if not target.is_file():
+            raise ArchError(f"import \"{stmt.path}\": no such file", stmt.loc,
+                            hint=f"looked for {target}")
+        name = os.path.relpath(target)
+        module = parse_source(read_source(target), name)
+        if module.name is not None:
+            raise ArchError("an imported file must not start with `model`", module.name_loc,
+                            hint="keep shared blocks and lets in a file without a model header")
+        self.loading.append(key)
+        try:
+            self.run_file(module, scope, top=False)
+        finally:
+            self.loading.pop()
+        self.loaded[key] = scope
+
+    # ------------------------------------------------------------ statements
+    def exec_block(self, stmts: list[ast.Stmt], scope: Scope) -> None:
+        for stmt in stmts:
+            self.exec_stmt(stmt, scope, top_level=False)
+
+    def exec_stmt(self, stmt: ast.Stmt, scope: Scope, top_level: bool) -> None:
+        try:
+            self._exec_stmt(stmt, scope, top_level)
+        except RecursionError:
+            raise ArchError("expression nested too deeply", stmt.loc,
+                            hint="split it into named steps") from None
+
+    def _exec_stmt(self, stmt, scope: Scope, top_level: bool) -> None:
+        if isinstance(stmt, ast.Let):
+            for b in stmt.bindings:
+                self.check_name(b.name, b.loc)
+                value = self.eval(b.value, scope)
+                if isinstance(value, Tensor):
+                    raise ArchError(f"`let {b.name}` holds a tensor; `let` is for parameters",
+                                    b.value.loc, hint=f"write `{b.name} = ...` for tensors")
+                if b.name in scope.vars:
+                    raise ArchError(f"`{b.name}` is already defined", b.loc,
+                                    notes=[Note("defined here", scope.vars[b.name].origin)])
+                scope.vars[b.name] = Binding(value, self.origin_of(b.value, scope) or b.value.loc)
+        elif isinstance(stmt, ast.Assign):
+            self.check_name(stmt.name, stmt.loc)
+            old = scope.vars.get(stmt.name)
+            value = self.eval(stmt.value, scope)
+            if old is not None and not isinstance(old.value, Tensor):
+                raise ArchError(f"cannot reassign `{stmt.name}`: parameters are immutable", stmt.loc,
+                                notes=[Note("defined here", old.origin)])
+            scope.vars[stmt.name] = Binding(value, stmt.value.loc)
+        elif isinstance(stmt, ast.Return):
+            if top_level:
+                raise ArchError("`return` outside a block", stmt.loc,
+                                hint="model outputs are declared with `output NAME = ...`")
+            raise _Return(self.eval(stmt.value, scope), stmt.value.loc)
+        elif isinstance(stmt, ast.If):
+            cond = self.eval(stmt.cond, scope)
+            if not isinstance(cond, bool):
+                raise ArchError(f"`if` needs a bool, got {describe(cond)}", stmt.cond.loc)
+            self.exec_block(stmt.body if cond else stmt.orelse, scope)
+        elif isinstance(stmt, ast.Input):
+            self.exec_input(stmt, scope)
+        elif isinstance(stmt, ast.Output):
+            value = self.eval(stmt.value, scope)
+            if not isinstance(value, Tensor):
+                raise ArchError(f"output `{stmt.name}` must be a tensor, got {describe(value)}",
+                                stmt.value.loc)
+            if stmt.name in scope.graph.outputs:
+                raise ArchError(f"output `{stmt.name}` declared twice", stmt.loc)
+            scope.graph.outputs[stmt.name] = value.node
+        elif isinstance(stmt, ast.Import):
+            raise ArchError("`import` belongs at the top of a file", stmt.loc)
+        else:  # pragma: no cover - the grammar produces no other statements
+            raise ArchError(f"unexpected statement {type(stmt).__name__}", stmt.loc)
+
+    def check_name(self, name: str, loc: Loc) -> None:
+        if name.startswith("__"):
+            raise ArchError(f"names starting with `__` are reserved: `{name}`", loc)
+
+    def exec_input(self, stmt: ast.Input, scope: Scope) -> None:
+        if scope.parent is not None or scope.module:
+            raise ArchError("`input` is only allowed at the top level of a spec", stmt.loc)
+        self.check_name(stmt.name, stmt.loc)
+        dtype = stmt.type.dtype or "int32"
+        if dtype not in DTYPES:
+            raise ArchError(f"unknown dtype `{dtype}`", stmt.type.loc,
+                            hint="dtypes: " + ", ".join(DTYPES))
+        shape = []
+        for dim in stmt.type.dims:
+            if dim.wildcard:
+                raise ArchError("an input needs named or numbered dims, not `*`", dim.loc)
+            if dim.value is not None:
+                if dim.value <= 0:
+                    raise ArchError(f"dims must be positive, got {dim.value}", dim.loc)
+                shape.append(dim.value)
+                continue
+            bound = scope.lookup(dim.name)
+            if bound is not None and isinstance(bound.value, int) and not isinstance(bound.value, bool):
+                shape.append(bound.value)
+            elif bound is not None and not isinstance(bound.value, Sym):
+                raise ArchError(f"dim `{dim.name}` is a {describe(bound.value)}, not an int", dim.loc)
+            else:
+                if dim.name not in self.symbols:
+                    self.symbols.append(dim.name)
+                shape.append(dim.name)
+                scope.vars.setdefault(dim.name, Binding(Sym(dim.name), dim.loc))
+        if stmt.where is not None:
+            self.exec_where(stmt.where, scope)
+        graph = scope.graph
+        node = Node(stmt.name, "input", [], {}, TensorType(dtype, tuple(shape)), "", stmt.loc)
+        if stmt.name in graph.nx:
+            raise ArchError(f"input `{stmt.name}` declared twice", stmt.loc)
+        graph.add(node)
+        graph.inputs.append(node.id)
+        scope.vars[stmt.name] = Binding(Tensor(node.id, node.type), stmt.loc)
+
+    def exec_where(self, expr: ast.Expr, scope: Scope) -> None:
+        if isinstance(expr, ast.BoolOp) and expr.op == "and":
+            for v in expr.values:
+                self.exec_where(v, scope)
+            return
+        if isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.operands[0], ast.Name):
+            sym = scope.lookup(expr.operands[0].id)
+            op = expr.ops[0]
+            if sym is not None and isinstance(sym.value, Sym) and op in ("<=", "<"):
+                limit = self.eval(expr.operands[1], scope)
+                if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                    raise ArchError(f"a bound must be a positive int, got {show(limit)}",
+                                    expr.operands[1].loc)
+                self.bounds[sym.value.name] = limit if op == "<=" else limit - 1
+                return
+        raise ArchError("unsupported constraint", expr.loc,
+                        hint="constraints bound a symbolic dim: `where seq <= max_seq and batch <= 32`")
+
+    # ------------------------------------------------------------ expressions
+    def origin_of(self, expr: ast.Expr, scope: Scope) -> Loc | None:
+        if isinstance(expr, ast.Name):
+            b = scope.lookup(expr.id)
+            return b.origin if b else None
+        return None
+
+    def eval(self, expr: ast.Expr, scope: Scope):
+        if isinstance(expr, ast.Literal):
+            return expr.value
+        if isinstance(expr, ast.Name):
+            return self.eval_name(expr, scope)
+        if isinstance(expr, ast.BinOp):
+            return self.eval_binop(expr, scope)
+        if isinstance(expr, ast.UnaryOp):
+            v = self.eval(expr.operand, scope)
+            if expr.op == "not":
+                if not isinstance(v, bool):
+                    raise ArchError(f"`not` needs a bool, got {describe(v)}", expr.loc)
+                return not v
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ArchError(f"cannot negate {describe(v)}", expr.loc)
+            return -v
+        if isinstance(expr, ast.Compare):
+            return self.eval_compare(expr, scope)
+        if isinstance(expr, ast.BoolOp):
+            for sub in expr.values:
+                v = self.eval(sub, scope)
+                if not isinstance(v, bool):
+                    raise ArchError(f"`{expr.op}` needs bools, got {describe(v)}", sub.loc)
+                if expr.op == "and" and not v:
+                    return False
+                if expr.op == "or" and v:
+                    return True
+            return expr.op == "and"
+        if isinstance(expr, ast.Call):
+            return self.eval_call(expr, scope)
+        if isinstance(expr, ast.RepeatCall):
+            return self.eval_repeat(expr, scope)
+        raise ArchError(f"cannot evaluate {type(expr).__name__}", expr.loc)  # pragma: no cover
+
+    def eval_name(self, expr: ast.Name, scope: Scope):
+        b = scope.lookup(expr.id)
+        if b is not None:
+            return b.value
+        if expr.id in scope.labels or any(m.path == _join(scope.module, expr.id)
+                                          for m in scope.graph.modules.values()):
+            return ModuleRef(_join(scope.module, expr.id), id(scope.graph))
+        candidates = scope.visible_names() | set(scope.labels)
+        hint = did_you_mean(expr.id, candidates)
+        if expr.id in self.blocks or expr.id in REGISTRY:
+            hint = f"`{expr.id}` is a component; call it: `{expr.id}(...)`"
+        raise ArchError(f"undefined name `{expr.id}`", expr.loc, hint=hint)
+
+    def eval_binop(self, expr: ast.BinOp, scope: Scope):
+        a = self.eval(expr.left, scope)
+        b = self.eval(expr.right, scope)
+        op = expr.op
+        if isinstance(a, Tensor) or isinstance(b, Tensor):
+            if isinstance(a, Tensor) and isinstance(b, Tensor) and op in ("+", "*"):
+                return self.apply_op("add" if op == "+" else "mul", [a, b], {}, expr, scope, None)
+            raise ArchError(f"cannot apply `{op}` to {describe(a)} and {describe(b)}", expr.loc,
+                            hint="tensors support `+` (e.g. residuals) and `*` (gating) with each other")
+        for v, sub in ((a, expr.left), (b, expr.right)):
+            if isinstance(v, Sym):
+                raise ArchError(f"`{v.name}` is a symbolic dim; its value is not known until run time",
+                                sub.loc, hint="arithmetic needs numbers")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ArchError(f"cannot apply `{op}` to {describe(a)} and {describe(b)}", expr.loc)
+        try:
+            if isinstance(a, int) and isinstance(b, int):
+                return self.int_op(op, a, b, expr)
+            return self.float_op(op, float(a), float(b), expr)
+        except ArchError as e:
+            for sub in (expr.left, expr.right):
+                origin = self.origin_of(sub, scope)
+                if isinstance(sub, ast.Name) and origin is not None and not is_stdlib(origin.file):
+                    value = scope.lookup(sub.id).value
+                    e.diagnostic.notes.append(Note(f"`{sub.id}` = {show(value)} comes from here", origin))
+            raise
+
+    def int_op(self, op: str, a: int, b: int, expr: ast.BinOp) -> int | float:
+        if op in ("/", "//", "%") and b == 0:
+            raise ArchError(f"division by zero in `{_text(expr)}`", expr.loc)
+        if op == "+":
+            r = a + b
+        elif op == "-":
+            r = a - b
+        elif op == "*":
+            r = a * b
+        elif op == "//":
+            r = a // b
+        elif op == "%":
+            r = a % b
+        elif op == "**":
+            if b < 0:
+                raise ArchError("negative integer exponent", expr.loc)
+            if abs(a) > 1 and b > 64:
+                raise ArchError(f"`{_text(expr)}` is too large", expr.loc, hint="values must fit in 63 bits")
+            r = a ** b
+        else:  # "/": exact division is required between ints
+            if a % b:
+                left, right = _text(expr.left), _text(expr.right)
+                near = ", ".join(map(str, nearest_divisors(a, b)))
+                raise ArchError(f"{right}={b} does not divide {left}={a}", expr.loc,
+                                hint=f"nearest divisors of {a}: {near}")
+            r = a // b
+        if abs(r) >= INT_LIMIT:
+            raise ArchError(f"`{_text(expr)}` = {r:.3e} overflows 63 bits", expr.loc)
+        return r
+
+    def float_op(self, op: str, a: float, b: float, expr: ast.BinOp) -> float:
+        try:
+            if op == "+":
+                r = a + b
+            elif op == "-":
+                r = a - b
+            elif op == "*":
+                r = a * b
+            elif op == "/":
+                r = a / b
+            elif op == "//":
+                r = a // b
+            elif op == "%":
+                r = a % b
+            else:
+                r = a ** b
+        except ZeroDivisionError:
+            raise ArchError(f"division by zero in `{_text(expr)}`", expr.loc) from None
+        except OverflowError:
+            raise ArchError(f"`{_text(expr)}` overflows", expr.loc) from None
+        if isinstance(r, complex) or not math.isfinite(r):
+            raise ArchError(f"`{_text(expr)}` is not a finite number", expr.loc)
+        return r
+
+    def eval_compare(self, expr: ast.Compare, scope: Scope) -> bool:
+        values = [self.eval(e, scope) for e in expr.operands]
+        for op, a, b, sub in zip(expr.ops, values, values[1:], expr.operands[1:]):
+            if op in ("==", "!="):
+                if isinstance(a, Tensor) or isinstance(b, Tensor):
+                    raise ArchError("tensors cannot be compared", expr.loc)
+                same = a == b and type(a) is type(b) if not _numeric(a, b) else a == b
+                ok = same if op == "==" else not same
+            else:
+                if not _numeric(a, b):
+                    raise ArchError(f"cannot compare {describe(a)} with {describe(b)} using `{op}`", expr.loc)
+                ok = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+            if not ok:
+                return False
+        return True
+
+    # ------------------------------------------------------------ calls
+    def bind_args(self, call: ast.Call, names: list[str], scope: Scope, what: str):
+        """Match call arguments to parameter names; returns {name: (value, loc, expr)}."""
+        bound: dict[str, tuple] = {}
+        positional = [a for a in call.args if a.name is None]
+        seen_kw = False
+        for a in call.args:
+            if a.name is None and seen_kw:
+                raise ArchError("positional argument after a keyword argument", a.loc)
+            seen_kw = seen_kw or a.name is not None
+        if len(positional) > len(names):
+            extra = positional[len(names)]
+            raise ArchError(f"{what} takes {len(names)} argument{'s' if len(names) != 1 else ''}, "
+                            f"got {len(positional)}", extra.loc,
+                            hint=f"parameters: {', '.join(names) or '(none)'}")
+        for name, a in zip(names, positional):
+            bound[name] = (self.eval(a.value, scope), a.value.loc, a.value)
+        for a in call.args:
+            if a.name is None:
+                continue
+            if a.name not in names:
+                hint = did_you_mean(a.name, names) or f"parameters: {', '.join(names)}"
+                raise ArchError(f"{what} has no parameter `{a.name}`", a.loc, hint=hint)
+            if a.name in bound:
+                raise ArchError(f"`{a.name}` given twice", a.loc)
+            bound[a.name] = (self.eval(a.value, scope), a.value.loc, a.value)
+        return bound
+
+    def eval_call(self, call: ast.Call, scope: Scope):
+        name = call.func
+        if name in self.blocks:
+            return self.instantiate(self.blocks[name], call, scope)
+        if name in REGISTRY:
+            return self.call_primitive(call, scope)
+        if name in CONFIGS:
+            return self.make_config(call, scope)
+        if name == "activation":
+            return self.call_activation(call, scope)
+        known = set(self.blocks) | set(REGISTRY) | set(CONFIGS) | {"activation"}
+        hint = did_you_mean(name, known)
+        b = scope.lookup(name)
+        if b is not None:
+            hint = f"`{name}` is a {describe(b.value)}, not a component"
+        raise ArchError(f"unknown component `{name}`", call.func_loc, hint=hint)
+
+    def coerce(self, value, kind: str, optional: bool, loc: Loc, what: str):
+        if value is None and optional:
+            return None
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+            "tensor": isinstance(value, Tensor),
+            "rope": isinstance(value, Config) and value.kind == "rope",
+            "ref": isinstance(value, ModuleRef),
+        }.get(kind, True)
+        if not ok:
+            expected = {"rope": "a rope(...) config", "ref": "a module name such as `embedding`"}.get(kind, kind)
+            hint = None
+            if isinstance(value, Sym):
+                hint = f"`{value.name}` is symbolic; a number is needed here"
+            raise ArchError(f"{what} expects {expected}, got {describe(value)}", loc, hint=hint)
+        if kind == "float":
+            return float(value)
+        return value
+
+    def make_config(self, call: ast.Call, scope: Scope) -> Config:
+        cdef = CONFIGS[call.func]
+        if call.label:
+            raise ArchError(f"`as {call.label}` names a component; {call.func}(...) is a config", call.loc)
+        bound = self.bind_args(call, [f.name for f in cdef.fields], scope, f"{call.func}(...)")
+        fields = {}
+        for f in cdef.fields:
+            if f.name in bound:
+                value, loc, _ = bound[f.name]
+                fields[f.name] = self.coerce(value, f.kind, f.optional, loc, f"`{f.name}`")
+            else:
+                fields[f.name] = f.default
+        try:
+            cdef.check(fields)
+        except OpError as e:
+            loc = bound[e.arg][1] if e.arg in bound else call.loc
+            raise ArchError(e.message, loc, hint=e.hint) from None
+        return Config(cdef.name, tuple(fields.items()))
+
+    def call_activation(self, call: ast.Call, scope: Scope):
+        bound = self.bind_args(call, ["x", "fn"], scope, "activation(...)")
+        if "x" not in bound or "fn" not in bound:
+            raise ArchError("activation(x, fn) needs both arguments", call.loc)
+        fn, loc, _ = bound["fn"]
+        if fn not in ACTIVATIONS:
+            hint = did_you_mean(str(fn), ACTIVATIONS) or "choose one of " + ", ".join(f'"{a}"' for a in ACTIVATIONS)
+            raise ArchError(f"unknown activation {show(fn)}", loc, hint=hint)
+        x, xloc, _ = bound["x"]
+        x = self.coerce(x, "tensor", False, xloc, "activation(...)")
+        return self.apply_op(fn, [x], {}, call, scope, call.label)
+
+    def call_primitive(self, call: ast.Call, scope: Scope):
+        opdef = REGISTRY[call.func]
+        bound = self.bind_args(call, [a.name for a in opdef.args], scope, f"{call.func}(...)")
+        tensors, attrs = [], {}
+        for spec in opdef.args:
+            if spec.name not in bound:
+                if spec.default is REQUIRED:
+                    raise ArchError(f"{call.func}(...) is missing `{spec.name}`", call.loc,
+                                    hint=f"signature: {_signature(call.func, opdef.args)}")
+                attrs[spec.name] = spec.default
+                continue
+            value, loc, _ = bound[spec.name]
+            value = self.coerce(value, spec.kind, spec.optional, loc, f"{call.func}(...) `{spec.name}`")
+            if spec.kind == "tensor":
+                tensors.append(value)
+            elif spec.kind == "ref":
+                attrs[spec.name] = self.resolve_ref(value, scope, loc)
+            else:
+                attrs[spec.name] = value
+        return self.apply_op(call.func, tensors, attrs, call, scope, call.label, bound)
+
+    def resolve_ref(self, ref: ModuleRef, scope: Scope, loc: Loc) -> ParamRef:
+        if ref.graph_id != id(scope.graph):
+            raise ArchError(f"cannot tie across a repeat boundary to `{ref.path}`", loc)
+        name = f"{ref.path}.weight"
+        param = scope.graph.params.get(name)
+        if param is None:
+            owned = [p for p in scope.graph.params if p.startswith(ref.path + ".")]
+            raise ArchError(f"module `{ref.path}` has no `weight` to tie to", loc,
+                            hint=("its parameters: " + ", ".join(owned)) if owned else None)
+        if param.tied_to:
+            return ParamRef(param.tied_to, param.shape)
+        return ParamRef(name, param.shape)
+
+    def apply_op(self, opname: str, tensors: list[Tensor], attrs: dict, call: ast.Expr, scope: Scope,
+                 label: str | None, bound: dict | None = None) -> Tensor:
+        opdef = REGISTRY[opname]
+        in_types = [t.type for t in tensors]
+        try:
+            out_type = opdef.shape(in_types, attrs, ShapeContext(self.bounds))
+            param_specs = opdef.params(in_types, attrs)
+        except OpError as e:
+            loc = bound[e.arg][1] if bound and e.arg in bound else getattr(call, "loc", None)
+            raise ArchError(e.message, loc, hint=e.hint) from None
+        graph = scope.graph
+        module = scope.module
+        params: dict[str, str] = {}
+        if param_specs:
+            if label == "self" and not scope.module:
+                raise ArchError("`as self` is only meaningful inside a block", call.loc)
+            if label != "self":
+                module = self.claim_label(scope, label or opname, explicit=label is not None, loc=call.loc)
+                graph.modules[module] = ModuleInfo(module, opname, None, call.loc)
+            for local, spec in param_specs.items():
+                full = _join(module, local)
+                if full in graph.params:
+                    raise ArchError(f"parameter `{full}` already exists", call.loc,
+                                    hint="give this call its own name with `as NAME`")
+                graph.params[full] = Param(full, spec.shape, module, spec.tied_to)
+                params[local] = full
+        elif label is not None and label != "self":
+            self.claim_label(scope, label, explicit=True, loc=call.loc)
+        node_id = graph.fresh_id(_join(module if param_specs else scope.module, opname))
+        node = Node(node_id, opname, [t.node for t in tensors], attrs, out_type, module,
+                    getattr(call, "loc", None), params)
+        graph.add(node)
+        return Tensor(node.id, out_type)
+
+    def claim_label(self, scope: Scope, label: str, explicit: bool, loc: Loc) -> str:
+        if explicit:
+            if label in KEYWORDS:
+                raise ArchError(f"`{label}` is a keyword", loc)
+            if label in scope.labels:
+                raise ArchError(f"name `{label}` is already used in this block", loc,
+                                notes=[Note("first used here", scope.labels[label])])
+        else:
+            base, k = label, 1
+            while label in scope.labels:
+                label, k = f"{base}_{k}", k + 1
+        scope.labels[label] = loc
+        return _join(scope.module, label)
+
+    # ------------------------------------------------------------ blocks
+    def instantiate(self, entry: BlockEntry, call: ast.Call, scope: Scope, module: str | None = None,
+                    graph: Graph | None = None):
+        defn = entry.defn
+        graph = graph or scope.graph
+        if module is None:
+            if call.label == "self":
+                module = scope.module
+                if not module:
+                    raise ArchError("`as self` is only meaningful inside a block", call.loc)
+            else:
+                module = self.claim_label(scope, call.label or defn.name, call.label is not None, call.loc)
+        inner = Scope(entry.scope, module, graph, defn.file)
+        if call.label == "self":
+            inner.labels = scope.labels  # children share the caller's namespace
+        bound = self.bind_args(call, [p.name for p in defn.params], scope, f"block `{defn.name}`")
+        if module not in graph.modules or graph.modules[module].block != defn.name:
+            if call.label != "self":
+                graph.modules[module] = ModuleInfo(module, defn.name, defn.kind, call.loc)
+        try:
+            for p in defn.params:
+                if p.name in bound:
+                    value, loc, expr = bound[p.name]
+                    origin = self.origin_of(expr, scope) or loc
+                elif p.default is not None:
+                    value, loc, origin = self.eval(p.default, inner), p.default.loc, None
+                    if isinstance(p.default, ast.Name):
+                        origin = self.origin_of(p.default, inner)
+                else:
+                    raise ArchError(f"block `{defn.name}` needs `{p.name}`", call.loc,
+                                    hint=f"signature: {_block_signature(defn)}",
+                                    notes=[Note(f"`{defn.name}` is defined here", defn.loc)])
+                value = self.check_param(p, value, loc, inner, defn)
+                inner.vars[p.name] = Binding(value, origin)
+            try:
+                self.exec_block(defn.body, inner)
+            except _Return as r:
+                result, rloc = r.value, r.loc
+            else:
+                raise ArchError(f"block `{defn.name}` ends without `return`", defn.loc)
+            if defn.returns is not None:
+                if not isinstance(result, Tensor):
+                    raise ArchError(f"block `{defn.name}` must return a tensor, got {describe(result)}", rloc)
+                self.unify(defn.returns, result.type, inner, rloc, f"the result of `{defn.name}`",
+                           bind=False)
+            return result
+        except ArchError as e:
+            self.relocate(e, call, defn)
+            raise
+
+    def relocate(self, e: ArchError, call: ast.Call, defn: ast.BlockDef) -> None:
+        """Errors inside the stdlib point at the user's call that led there."""
+        d = e.diagnostic
+        if d.loc is not None and is_stdlib(d.loc.file) and not is_stdlib(call.loc.file):
+            d.notes.insert(0, Note(f"inside standard block `{defn.name}`", d.loc))
+            d.loc = call.loc
+
+    def check_param(self, p: ast.Param, value, loc: Loc, inner: Scope, defn: ast.BlockDef):
+        what = f"`{p.name}` of block `{defn.name}`"
+        if isinstance(p.type, ast.TensorTypeSpec):
+            if not isinstance(value, Tensor):
+                raise ArchError(f"{what} expects a tensor, got {describe(value)}", loc)
+            self.unify(p.type, value.type, inner, loc, what, bind=True)
+            return value
+        if isinstance(p.type, ast.ScalarTypeSpec):
+            kinds = {"int": "int", "float": "float", "bool": "bool", "str": "str", "rope": "rope"}
+            if p.type.name not in kinds:
+                raise ArchError(f"unknown type `{p.type.name}`", p.type.loc,
+                                hint="types: int, float, bool, str, rope, or a tensor type like [b, s, d]")
+            return self.coerce(value, kinds[p.type.name], False, loc, what)
+        return value
+
+    def unify(self, spec: ast.TensorTypeSpec, actual: TensorType, scope: Scope, loc: Loc, what: str,
+              bind: bool) -> None:
+        if spec.dtype is not None:
+            want_int = spec.dtype in INT_DTYPES
+            if want_int != actual.is_int:
+                raise ArchError(f"{what} expects {spec.dtype} elements, got {actual}", loc)
+        dims = spec.dims
+        stars = [i for i, d in enumerate(dims) if d.wildcard]
+        if len(stars) > 1:
+            raise ArchError("at most one `*` per tensor type", dims[stars[1]].loc)
+        if stars:
+            i = stars[0]
+            head, tail = dims[:i], dims[i + 1:]
+            if actual.rank < len(head) + len(tail):
+                raise ArchError(f"{what} expects at least {len(head) + len(tail)} dims, got {actual}", loc)
+            pairs = list(zip(head, actual.shape)) + list(zip(tail, actual.shape[actual.rank - len(tail):]))
+        else:
+            if actual.rank != len(dims):
+                raise ArchError(f"{what} expects {len(dims)} dims [{', '.join(_dim_text(d) for d in dims)}], "
+                                f"got {actual}", loc)
+            pairs = list(zip(dims, actual.shape))
+        for dspec, got in pairs:
+            if dspec.value is not None:
+                if got != dspec.value:
+                    raise ArchError(f"{what}: expected dim {dspec.value}, got {got} in {actual}", loc)
+                continue
+            b = scope.lookup(dspec.name)
+            got_value = got if isinstance(got, int) else Sym(got)
+            if b is None:
+                if not bind:
+                    raise ArchError(f"dim `{dspec.name}` in the return type is not bound", dspec.loc)
+                scope.vars[dspec.name] = Binding(got_value, loc)
+            elif b.value != got_value:
+                raise ArchError(f"{what}: dim `{dspec.name}` is {show(b.value)} but the tensor has {got} "
+                                f"in {actual}", loc,
+                                notes=[Note(f"`{dspec.name}` = {show(b.value)} set here", b.origin)]
+                                if b.origin else [])
+
+    # ------------------------------------------------------------ repeat
+    def eval_repeat(self, expr: ast.RepeatCall, scope: Scope):
+        count = self.eval(expr.count, scope)
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise ArchError(f"repeat count must be an int, got {describe(count)}", expr.count.loc)
+        if not 1 <= count <= MAX_REPEAT:
+            raise ArchError(f"repeat count must be between 1 and {MAX_REPEAT:,}, got {count}", expr.count.loc)
+        call = expr.call
+        if call.func not in self.blocks:
+            hint = did_you_mean(call.func, self.blocks)
+            if call.func in REGISTRY:
+                hint = f"`{call.func}` is a primitive; wrap it in a block to repeat it"
+            raise ArchError(f"repeat needs a block, `{call.func}` is not one", call.func_loc, hint=hint)
+        entry = self.blocks[call.func]
+        if call.label == "self":
+            raise ArchError("a repeat needs its own name, not `as self`", call.loc)
+        positional = [a for a in call.args if a.name is None]
+        if not positional:
+            raise ArchError("repeat needs the tensor that flows through the layers as its first argument",
+                            call.loc)
+        x = self.eval(positional[0].value, scope)
+        if not isinstance(x, Tensor):
+            raise ArchError(f"the first argument of a repeated block must be a tensor, got {describe(x)}",
+                            positional[0].loc)
+        for a in call.args[1:]:
+            v = self.eval(a.value, scope)
+            if isinstance(v, Tensor):
+                raise ArchError("only the first argument of a repeated block may be a tensor", a.loc,
+                                hint="each layer's output feeds the next layer's first argument")
+        module = self.claim_label(scope, call.label or "layers", call.label is not None, call.loc)
+        body = Graph()
+        body_input = Node("x", "input", [], {}, x.type, "", call.loc)
+        body.add(body_input)
+        body.inputs.append("x")
+        layer_scope = Scope(scope, "", body, scope.file)
+        layer_scope.vars["__layer_input"] = Binding(Tensor("x", x.type), call.loc)
+        inner_call = ast.Call(call.loc, call.func,
+                              [ast.Arg(None, ast.Name(positional[0].loc, "__layer_input"), positional[0].loc)]
+                              + call.args[1:], "self", call.func_loc)
+        try:
+            result = self.instantiate(entry, inner_call, layer_scope, module="", graph=body)
+        except ArchError as e:
+            self.relocate(e, call, entry.defn)
+            raise
+        if not isinstance(result, Tensor):
+            raise ArchError(f"a repeated block must return a tensor, got {describe(result)}", call.loc)
+        if result.type != x.type:
+            raise ArchError(f"repeat needs `{call.func}` to map {x.type} to the same type; it returns "
+                            f"{result.type}", call.loc, hint="each layer's output is the next layer's input")
+        body.outputs["out"] = result.node
+        graph = scope.graph
+        graph.modules[module] = ModuleInfo(module, call.func, entry.defn.kind, call.loc, repeat=count)
+        node = Node(graph.fresh_id(module), "repeat", [x.node],
+                    {"count": count, "body": body, "block": call.func}, x.type, module, expr.loc)
+        graph.add(node)
+        return Tensor(node.id, node.type)
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}.{b}" if a else b
+
+
+def _numeric(a, b) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+
+
+def _dim_text(d: ast.DimSpec) -> str:
+    return "*" if d.wildcard else (d.name if d.name is not None else str(d.value))
+
+
+def _text(expr: ast.Expr) -> str:
+    """Source-like text of a (small) expression, for messages."""
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Literal):
+        return show(expr.value)
+    if isinstance(expr, ast.BinOp):
+        return f"{_text(expr.left)} {expr.op} {_text(expr.right)}"
+    return "..."
+
+
+def _signature(name: str, args: tuple[ArgSpec, ...]) -> str:
+    parts = []
+    for a in args:
+        parts.append(a.name if a.default is REQUIRED else f"{a.name} = {show(a.default)}")
+    return f"{name}({', '.join(parts)})"
+
+
+def _block_signature(defn: ast.BlockDef) -> str:
+    return f"{defn.name}({', '.join(p.name if p.default is None else p.name + ' = ...' for p in defn.params)})"
+
+
+def elaborate(module: ast.Module, root_dir: Path) -> Model:
+    if module.name is None:
+        raise ArchError("a spec starts with `model NAME`", Loc(module.file, 1, 1),
+                        hint="add e.g. `model nano_trickster` as the first line")
+    graph = Graph()
+    el = Elaborator(root_dir)
+    el.load_stdlib(graph)
+    scope = Scope(None, "", graph, module.file)
+    el.run_file(module, scope, top=True)
+    if not graph.outputs:
+        raise ArchError("the spec declares no output", module.name_loc,
+                        hint="declare one, e.g. `output logits = lm_head(h, vocab)`")
+    model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file, el.warnings)
+    return model

@@ -1,0 +1,112 @@
+"""Diagnostics: every user-facing problem is one of these, never a traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A position in a source file; `length` is how many characters to underline."""
+
+    file: str
+    line: int
+    col: int
+    length: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class Note:
+    message: str
+    loc: Loc | None = None
+
+
+@dataclass
+class Diagnostic:
+    severity: str  # "error" or "warning"
+    message: str
+    loc: Loc | None = None
+    hint: str | None = None
+    notes: list[Note] = field(default_factory=list)
+
+    def render(self, sources: SourceCache | None = None) -> str:
+        sources = sources or SourceCache()
+        where = f"{self.loc}: " if self.loc else ""
+        lines = [f"{where}{self.severity}: {self.message}"]
+        if self.loc:
+            lines.extend(sources.excerpt(self.loc))
+        for note in self.notes:
+            prefix = f"{note.loc}: " if note.loc else ""
+            lines.append(f"  note: {prefix}{note.message}")
+            if note.loc:
+                lines.extend("  " + s for s in sources.excerpt(note.loc))
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class ArchError(Exception):
+    """A problem in the user's input; rendered as one clear diagnostic."""
+
+    def __init__(self, message: str, loc: Loc | None = None, hint: str | None = None,
+                 notes: list[Note] | None = None):
+        super().__init__(message)
+        self.diagnostic = Diagnostic("error", message, loc, hint, list(notes or []))
+
+    @property
+    def loc(self) -> Loc | None:
+        return self.diagnostic.loc
+
+    def render(self, sources: SourceCache | None = None) -> str:
+        return self.diagnostic.render(sources)
+
+
+class SourceCache:
+    """Source text by file name, so diagnostics can quote the offending line."""
+
+    texts: dict[str, str] = {}
+
+    def add(self, name: str, text: str) -> None:
+        SourceCache.texts[name] = text
+
+    def excerpt(self, loc: Loc) -> list[str]:
+        text = SourceCache.texts.get(loc.file)
+        if text is None:
+            try:
+                text = Path(loc.file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return []
+        lines = text.splitlines()
+        if not 1 <= loc.line <= len(lines):
+            return []
+        src = lines[loc.line - 1].expandtabs(1)
+        if len(src) > 160:
+            start = max(0, loc.col - 60)
+            src = ("..." if start else "") + src[start:start + 120] + "..."
+            col = loc.col - start + (3 if start else 0)
+        else:
+            col = loc.col
+        width = max(1, min(loc.length, len(src) - col + 1))
+        return [f"    {src}", "    " + " " * (col - 1) + "^" * width]
+
+
+def nearest_divisors(n: int, near: int, limit: int = 2) -> list[int]:
+    """Divisors of `n` closest to `near`: the one below and the one above."""
+    divisors = [d for d in range(1, min(n, 1 << 20) + 1) if n % d == 0] if n > 0 else []
+    below = [d for d in divisors if d < near][-1:]
+    above = [d for d in divisors if d > near][:1]
+    found = below + above
+    return found[:limit] if found else divisors[:limit]
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"

@@ -1,0 +1,146 @@
+"""Interpreters over the graph IR (the torch.fx Interpreter pattern).
+
+Each walks nodes in order and asks the op registry one question: what type comes out
+(ShapeInterpreter), how many FLOPs (FlopCounter). Parameter counting reads the IR's
+parameter table, expanding repeats by their counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ArchError, Diagnostic
+from .ir import Graph, Model, Node
+from .ops import REGISTRY, OpError, ShapeContext
+from .types import TensorType, concrete
+
+
+class Interpreter:
+    """Runs `graph` node by node; subclasses define `run_op` and `run_repeat`."""
+
+    def run(self, graph: Graph, inputs: dict[str, object]) -> dict[str, object]:
+        env: dict[str, object] = dict(inputs)
+        for node in graph.topo():
+            if node.op == "input":
+                continue
+            args = [env[i] for i in node.inputs]
+            if node.op == "repeat":
+                env[node.id] = self.run_repeat(node, args[0])
+            else:
+                env[node.id] = self.run_op(node, args)
+        self.env = env
+        return {name: env[nid] for name, nid in graph.outputs.items()}
+
+    def run_repeat(self, node: Node, x):
+        body: Graph = node.attrs["body"]
+        for _ in range(node.attrs["count"]):
+            (x,) = self.run(body, {"x": x}).values()
+        return x
+
+    def run_op(self, node: Node, args: list):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ShapeInterpreter(Interpreter):
+    """Recomputes every node's type from its inputs with the registry's shape rules."""
+
+    def __init__(self, bounds: dict[str, int]):
+        self.ctx = ShapeContext(bounds)
+
+    def run_repeat(self, node: Node, x: TensorType) -> TensorType:
+        # Layers are identical, so checking one proves all: types are a fixed point.
+        (out,) = self.run(node.attrs["body"], {"x": x}).values()
+        if out != x:
+            raise ArchError(f"repeated block changes {x} into {out}", node.loc)
+        return out
+
+    def run_op(self, node: Node, args: list[TensorType]) -> TensorType:
+        try:
+            out = REGISTRY[node.op].shape(args, node.attrs, self.ctx)
+        except OpError as e:
+            raise ArchError(e.message, node.loc, hint=e.hint) from None
+        if out != node.type:
+            raise ArchError(f"internal: {node.id} was typed {node.type} but infers to {out}", node.loc)
+        return out
+
+
+def verify(model: Model) -> None:
+    """Re-infer every shape, and warn about values computed but never used."""
+    g = model.graph
+    ShapeInterpreter(model.bounds).run(g, {i: g.node(i).type for i in g.inputs})
+    model.warnings.extend(_unused(g))
+
+
+def _unused(graph: Graph) -> list[Diagnostic]:
+    import networkx as nx
+
+    live: set[str] = set()
+    for out in graph.outputs.values():
+        live |= nx.ancestors(graph.nx, out) | {out}
+    warnings = []
+    for node in graph.topo():
+        if node.id not in live and node.op != "input":
+            warnings.append(Diagnostic("warning", f"`{node.op}` result is computed but never used",
+                                       node.loc, hint="did you forget a residual `x = x + ...`?"))
+        elif node.op == "input" and node.id not in live:
+            warnings.append(Diagnostic("warning", f"input `{node.id}` is never used", node.loc))
+    for node in graph.repeats():
+        warnings.extend(_unused(node.attrs["body"]))
+    return warnings
+
+
+class FlopCounter(Interpreter):
+    """Forward FLOPs with symbolic dims bound to numbers (2 per multiply-add)."""
+
+    def __init__(self, bindings: dict[str, int]):
+        self.bindings = bindings
+        self.by_op: dict[str, int] = {}
+        self.total = 0
+
+    def run_repeat(self, node: Node, x):
+        before = dict(self.by_op), self.total
+        (out,) = self.run(node.attrs["body"], {"x": x}).values()
+        n = node.attrs["count"]
+        self.total = before[1] + (self.total - before[1]) * n
+        for k, v in self.by_op.items():
+            self.by_op[k] = before[0].get(k, 0) + (v - before[0].get(k, 0)) * n
+        return out
+
+    def run_op(self, node: Node, args: list[tuple[int, ...]]):
+        out = concrete(node.type.shape, self.bindings)
+        flops = REGISTRY[node.op].flops(args, out, node.attrs)
+        if flops:
+            self.by_op[node.op] = self.by_op.get(node.op, 0) + flops
+            self.total += flops
+        return out
+
+
+def forward_flops(model: Model, seq: int, batch: int = 1) -> FlopCounter:
+    bindings = {s: 1 for s in model.symbols}
+    bindings.update({"batch": batch, "seq": seq})
+    g = model.graph
+    counter = FlopCounter(bindings)
+    counter.run(g, {i: concrete(g.node(i).type.shape, bindings) for i in g.inputs})
+    return counter
+
+
+@dataclass
+class ParamCount:
+    total: int  # unique parameters (tied counted once)
+    tensors: int
+
+
+def count_params(graph: Graph) -> int:
+    total = sum(p.numel for p in graph.params.values() if p.tied_to is None)
+    for node in graph.repeats():
+        total += node.attrs["count"] * count_params(node.attrs["body"])
+    return total
+
+
+def unique_params(graph: Graph, prefix: str = ""):
+    """(full name, Param) for every stored parameter; tied aliases excluded; repeats expanded."""
+    from .ir import iter_params
+
+    for name, p in iter_params(graph, prefix):
+        if p.tied_to is None:
+            yield name, p
