@@ -867,7 +867,15 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
     el = Elaborator(root_dir)
     el.load_stdlib(graph)
     scope = Scope(None, "", graph, module.file)
-    el.run_file(module, scope, top=True)
+    try:
+        el.run_file(module, scope, top=True)
+    except ArchError as e:
+        d = e.diagnostic
+        if d.loc is not None and is_stdlib(d.loc.file) and module.name_loc is not None:
+            # A family template expanded from the short form: point at the user's model.
+            d.notes.insert(0, Note("inside the family template", d.loc))
+            d.loc = module.name_loc
+        raise
     if not graph.outputs:
         raise ArchError("the spec declares no output", module.name_loc,
                         hint="declare one, e.g. `output logits = lm_head(h, vocab)`")

@@ -1,0 +1,153 @@
+"""The `ttspec` command. Imports stay light: the core never touches torch or ttnn."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__
+from .errors import ArchError, Diagnostic, SourceCache
+
+EXIT_SPEC_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and a hint, not a wall of usage text
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"ttspec: error: {message}\n  hint: `ttspec {self.prog.split()[-1]} --help` lists the options\n"
+                         if self.prog != "ttspec" else f"ttspec: error: {message}\n  hint: `ttspec --help`\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ttspec", description="Declarative transformer specs -> shapes, counts, TT-NN programs.")
+    p.add_argument("--version", action="version", version=f"ttspec {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    c = sub.add_parser("check", help="parse, elaborate and shape-check specs")
+    c.add_argument("specs", nargs="+", metavar="SPEC")
+    c.add_argument("--target", default="n150", help="device whose memory the warnings use (default n150)")
+    c.add_argument("--strict", action="store_true", help="treat warnings as errors")
+
+    pa = sub.add_parser("params", help="exact parameter counts by component, bytes and FLOPs")
+    pa.add_argument("spec", metavar="SPEC")
+    pa.add_argument("--json", action="store_true", help="machine-readable output (docs/params-json.md)")
+    pa.add_argument("--seq", type=_positive_int, help="sequence length for FLOPs (default: the spec's bound)")
+    pa.add_argument("-o", "--output", help="write to this file instead of stdout")
+
+    g = sub.add_parser("graph", help="the architecture as a mermaid or dot diagram")
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    g.add_argument("-o", "--output", help="write to this file instead of stdout")
+    return p
+
+
+def write_output(text: str, output: str | None) -> None:
+    """stdout, or an atomic write: a temp file in the same directory, then rename."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    target = Path(output)
+    if target.is_dir():
+        raise ArchError(f"output path {output} is a directory", hint="give a file name")
+    if not target.parent.exists():
+        raise ArchError(f"cannot write {output}: directory {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _print_diagnostic(d: Diagnostic) -> None:
+    sys.stderr.write(d.render(SourceCache()) + "\n")
+
+
+def cmd_check(args) -> int:
+    from .checks import target_warnings
+    from .frontend import load_model
+    from .targets import get_target
+
+    target = get_target(args.target)
+    failed = False
+    for spec in args.specs:
+        try:
+            model = load_model(spec)
+        except ArchError as e:
+            _print_diagnostic(e.diagnostic)
+            failed = True
+            continue
+        warnings = model.warnings + target_warnings(model, target)
+        for w in warnings:
+            _print_diagnostic(w)
+        if warnings and args.strict:
+            failed = True
+        else:
+            print(f"{spec}: ok ({model.name})" + (f", {len(warnings)} warning(s)" if warnings else ""))
+    return EXIT_SPEC_ERROR if failed else 0
+
+
+def cmd_params(args) -> int:
+    from .frontend import load_model
+    from .report import params_report, render_table
+
+    model = load_model(args.spec)
+    report = params_report(model, seq=args.seq)
+    text = json.dumps(report, indent=2) if args.json else render_table(report)
+    write_output(text, args.output)
+    return 0
+
+
+def cmd_graph(args) -> int:
+    from .diagram import to_dot, to_mermaid
+    from .frontend import load_model
+
+    model = load_model(args.spec)
+    write_output(to_mermaid(model) if args.format == "mermaid" else to_dot(model), args.output)
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ArchError as e:
+        _print_diagnostic(e.diagnostic)
+        return EXIT_SPEC_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug in ttspec, not in the user's input
+        if os.environ.get("TTSPEC_DEBUG"):
+            raise
+        sys.stderr.write(f"ttspec: internal error: {type(e).__name__}: {e}\n"
+                         "  this is a bug in ttspec; rerun with TTSPEC_DEBUG=1 for a traceback\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

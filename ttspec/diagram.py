@@ -1,0 +1,119 @@
+"""The architecture as a diagram: mermaid (as the lesson draws) or Graphviz dot.
+
+One box per component (module) rather than per primitive op; a repeated block is drawn
+once, as a subgraph labelled with its count.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .ir import Graph, Model, Node
+
+OP_LABELS = {"add": "+", "mul": "×"}
+
+
+def _group(node: Node) -> str:
+    return node.module.split(".")[0] if node.module else node.id
+
+
+def _collapse(graph: Graph):
+    """Nodes grouped by top-level component; returns (groups in order, edges between groups)."""
+    groups: dict[str, Node] = {}
+    edges: list[tuple[str, str]] = []
+    for node in graph.topo():
+        g = _group(node)
+        groups.setdefault(g, node)
+        for src in node.inputs:
+            s = _group(graph.node(src))
+            if s != g and (s, g) not in edges:
+                edges.append((s, g))
+    return groups, edges
+
+
+def _label(graph: Graph, group: str, first: Node) -> str:
+    if first.op == "input":
+        return f"{first.id}<br/>{first.type}"
+    if first.op in OP_LABELS and not first.module:
+        return OP_LABELS[first.op]
+    info = graph.modules.get(group)
+    if info is None:
+        return first.op
+    if info.repeat is not None:
+        return f"{group}: {info.block} × {info.repeat}"
+    return f"{group}<br/>{info.block}" if info.block != group else group
+
+
+def _ident(prefix: str, name: str) -> str:
+    return prefix + re.sub(r"\W", "_", name)
+
+
+def to_mermaid(model: Model) -> str:
+    lines = ["graph TD"]
+
+    def emit(graph: Graph, prefix: str, indent: str) -> None:
+        groups, edges = _collapse(graph)
+        for g, first in groups.items():
+            nid = _ident(prefix, g)
+            if first.op == "repeat":
+                body: Graph = first.attrs["body"]
+                lines.append(f'{indent}subgraph {nid}["{_label(graph, g, first)}"]')
+                emit(body, nid + "_", indent + "    ")
+                lines.append(f"{indent}end")
+            elif first.op == "input" and prefix:
+                lines.append(f'{indent}{nid}(["layer input"])')
+            else:
+                shape = ('(["', '"])') if first.op == "input" else ('(("', '"))') if first.op in OP_LABELS \
+                    and not first.module else ('["', '"]')
+                lines.append(f"{indent}{nid}{shape[0]}{_label(graph, g, first)}{shape[1]}")
+        for s, d in edges:
+            lines.append(f"{indent}{_ident(prefix, s)} --> {_ident(prefix, d)}")
+
+    emit(model.graph, "", "    ")
+    for name, nid in model.graph.outputs.items():
+        out = _ident("out_", name)
+        lines.append(f'    {out}(["{name}<br/>{model.graph.node(nid).type}"])')
+        lines.append(f"    {_ident('', _group(model.graph.node(nid)))} --> {out}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(model: Model) -> str:
+    lines = [f'digraph "{model.name}" {{', "    rankdir=TB;", '    node [shape=box, fontname="Helvetica"];']
+
+    def emit(graph: Graph, prefix: str, indent: str) -> None:
+        groups, edges = _collapse(graph)
+        for g, first in groups.items():
+            nid = _ident(prefix, g)
+            label = _label(graph, g, first).replace("<br/>", "\\n")
+            if first.op == "repeat":
+                lines.append(f"{indent}subgraph cluster_{nid} {{")
+                lines.append(f'{indent}    label="{label}";')
+                emit(first.attrs["body"], nid + "_", indent + "    ")
+                lines.append(f"{indent}}}")
+            else:
+                shape = "ellipse" if first.op == "input" else "circle" if first.op in OP_LABELS \
+                    and not first.module else "box"
+                if first.op == "input" and prefix:
+                    label = "layer input"
+                lines.append(f'{indent}{nid} [label="{label}", shape={shape}];')
+        for s, d in edges:
+            src, dst = graph.node(groups[s].id), groups[d]
+            lines.append(f"{indent}{_anchor(graph, s, src, prefix, 'out')} -> {_anchor(graph, d, dst, prefix, 'in')};")
+
+    emit(model.graph, "", "    ")
+    for name, nid in model.graph.outputs.items():
+        out = _ident("out_", name)
+        lines.append(f'    {out} [label="{name}\\n{model.graph.node(nid).type}", shape=ellipse];')
+        group = _group(model.graph.node(nid))
+        lines.append(f"    {_anchor(model.graph, group, model.graph.node(nid), '', 'out')} -> {out};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str) -> str:
+    """dot edges cannot end at a cluster; use the repeat body's input or output node."""
+    if node.op == "repeat":
+        body: Graph = node.attrs["body"]
+        inner = body.inputs[0] if role == "in" else body.outputs["out"]
+        return _anchor(body, _group(body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role)
+    return _ident(prefix, group)

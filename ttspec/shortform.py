@@ -1,0 +1,144 @@
+"""The lesson's short form: a YAML-like block of sizes plus a family name.
+
+    nano-trickster:
+      vocab_size: 256
+      hidden_dim: 256
+      ...
+      family: llama
+
+It desugars to `let` bindings (carrying the user's line:col) followed by the family's
+template, written in .arch in ttspec/stdlib/families/.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ast
+from .errors import ArchError, Loc, Note, did_you_mean, nearest_divisors
+
+FAMILY_DIR = Path(__file__).resolve().parent / "stdlib" / "families"
+REQUIRED_KEYS = ("vocab_size", "hidden_dim", "num_layers", "num_heads", "mlp_dim", "max_seq_len")
+
+
+@dataclass(frozen=True)
+class Family:
+    doc: str
+    defaults: dict[str, object]  # optional keys with their defaults ("num_heads" = same as num_heads)
+
+
+FAMILIES = {
+    "llama": Family("RMSNorm, RoPE, SwiGLU, no biases", {
+        "num_kv_heads": "num_heads", "rope_theta": 10000.0, "norm_eps": 1e-6, "tie_embeddings": True}),
+    "gpt2": Family("LayerNorm, learned positions, GELU MLP, biases", {
+        "norm_eps": 1e-5, "tie_embeddings": True}),
+}
+KEY_KINDS = {"rope_theta": float, "norm_eps": float, "tie_embeddings": bool, "family": str}
+LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^:#\s][^:#]*?)\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$")
+
+
+def parse_short_form(text: str, file: str) -> ast.Module:
+    header: tuple[str, Loc] | None = None
+    entries: dict[str, tuple[str, Loc, Loc]] = {}  # key -> (raw value, key loc, value loc)
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        code = raw.split("#", 1)[0].rstrip()
+        if not code.strip():
+            continue
+        m = LINE.match(raw)
+        if not m:
+            col = len(raw) - len(raw.lstrip()) + 1
+            raise ArchError("expected `key: value`", Loc(file, lineno, col, max(1, len(code.strip()))),
+                            hint="the short form is a name line (`my-model:`) and indented `key: value` lines")
+        key, value = m["key"], m["value"]
+        key_loc = Loc(file, lineno, m.start("key") + 1, len(key))
+        value_loc = Loc(file, lineno, m.start("value") + 1, max(1, len(value)))
+        if header is None:
+            if value:
+                raise ArchError("expected the model's name line first, e.g. `nano-trickster:`", key_loc)
+            header = (key, key_loc)
+            continue
+        if not m["indent"]:
+            raise ArchError(f"`{key}` must be indented under `{header[0]}:`", key_loc,
+                            hint="one model per file in the short form")
+        if key in entries:
+            raise ArchError(f"`{key}` given twice", key_loc, notes=[Note("first here", entries[key][1])])
+        entries[key] = (value, key_loc, value_loc)
+    assert header is not None
+    name, name_loc = header
+    ident = re.sub(r"\W", "_", name.replace("-", "_"))
+    if not re.match(r"^[A-Za-z_]\w*$", ident):
+        raise ArchError(f"model name {name!r} is not usable as an identifier", name_loc)
+
+    family_name = "llama"
+    if "family" in entries:
+        family_name = entries["family"][0].strip("\"'")
+        if family_name not in FAMILIES:
+            raise ArchError(f"unknown family `{family_name}`", entries["family"][2],
+                            hint=did_you_mean(family_name, FAMILIES) or "families: " + ", ".join(FAMILIES))
+    family = FAMILIES[family_name]
+    allowed = set(REQUIRED_KEYS) | set(family.defaults) | {"family"}
+    for key, (_, key_loc, _) in entries.items():
+        if key not in allowed:
+            raise ArchError(f"unknown key `{key}` for family {family_name}", key_loc,
+                            hint=did_you_mean(key, allowed) or "keys: " + ", ".join(sorted(allowed)))
+    missing = [k for k in REQUIRED_KEYS if k not in entries]
+    if missing:
+        raise ArchError(f"missing {', '.join(f'`{k}`' for k in missing)}", name_loc,
+                        hint="the short form needs " + ", ".join(REQUIRED_KEYS))
+
+    values: dict[str, object] = {}
+    locs: dict[str, Loc] = {}
+    for key, (raw, _, value_loc) in entries.items():
+        if key == "family":
+            continue
+        values[key] = _scalar(raw, KEY_KINDS.get(key, int), key, value_loc)
+        locs[key] = value_loc
+    for key, default in family.defaults.items():
+        if key not in values:
+            values[key] = values[default] if isinstance(default, str) else default
+            locs[key] = locs.get(default, name_loc) if isinstance(default, str) else name_loc
+    _check(values, locs)
+
+    items: list[ast.Stmt] = []
+    for key, value in values.items():
+        loc = locs[key]
+        items.append(ast.Let(loc, [ast.LetBinding(key, ast.Literal(loc, value), loc)]))
+    from .parser import parse_source
+
+    family_file = FAMILY_DIR / f"{family_name}.arch"
+    template = parse_source(family_file.read_text(encoding="utf-8"), f"<stdlib>/families/{family_file.name}",
+                            is_stdlib=True)
+    return ast.Module(name=ident, name_loc=name_loc, items=items + template.items, file=file)
+
+
+def _scalar(raw: str, kind: type, key: str, loc: Loc):
+    text = raw.replace(",", "").replace("_", "").strip()
+    if kind is bool:
+        if text.lower() in ("true", "yes"):
+            return True
+        if text.lower() in ("false", "no"):
+            return False
+        raise ArchError(f"`{key}` must be true or false, got `{raw}`", loc)
+    try:
+        value = float(text) if kind is float else int(text)
+    except ValueError:
+        raise ArchError(f"`{key}` must be {'a number' if kind is float else 'a whole number'}, got `{raw}`",
+                        loc) from None
+    if len(text) > 18 or value <= 0:
+        raise ArchError(f"`{key}` must be a positive number of sensible size, got `{raw}`", loc)
+    return value
+
+
+def _check(values: dict, locs: dict) -> None:
+    hidden, heads = values["hidden_dim"], values["num_heads"]
+    if hidden % heads:
+        near = ", ".join(map(str, nearest_divisors(hidden, heads)))
+        raise ArchError(f"num_heads={heads} does not divide hidden_dim={hidden}", locs["num_heads"],
+                        hint=f"nearest divisors of {hidden}: {near}")
+    kv = values.get("num_kv_heads")
+    if kv is not None and heads % kv:
+        valid = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
+        raise ArchError(f"num_kv_heads={kv} does not divide num_heads={heads}", locs["num_kv_heads"],
+                        hint=f"valid num_kv_heads: {valid}")

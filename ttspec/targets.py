@@ -1,0 +1,43 @@
+"""Tenstorrent targets: chips, mesh shape and memory, from published board specs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ArchError, did_you_mean
+
+# Wormhole: 12 DRAM banks of 1,072,693,184 B as ttnn's allocator books them (12 GB GDDR6).
+WORMHOLE_DRAM = 12 * 1_072_693_184
+# Blackhole p150: 8 banks of 4,277,141,376 B (32 GB GDDR6); p100 has 28 GB on 7 banks.
+P150_DRAM = 8 * 4_277_141_376
+P100_DRAM = 7 * 4_277_141_376
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    arch: str
+    mesh: tuple[int, int]
+    dram_per_chip: int
+    description: str
+
+    @property
+    def chips(self) -> int:
+        return self.mesh[0] * self.mesh[1]
+
+
+TARGETS = {
+    "n150": Target("n150", "wormhole_b0", (1, 1), WORMHOLE_DRAM, "Wormhole n150, 1 chip, 12 GB"),
+    "n300": Target("n300", "wormhole_b0", (1, 2), WORMHOLE_DRAM, "Wormhole n300, 2 chips, 12 GB each"),
+    "t3k": Target("t3k", "wormhole_b0", (2, 4), WORMHOLE_DRAM, "T3K, 8 Wormhole chips as a 2x4 mesh"),
+    "galaxy": Target("galaxy", "wormhole_b0", (4, 8), WORMHOLE_DRAM, "Galaxy, 32 Wormhole chips as 4x8"),
+    "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB"),
+    "p150": Target("p150", "blackhole", (1, 1), P150_DRAM, "Blackhole p150, 1 chip, 32 GB"),
+}
+
+
+def get_target(name: str) -> Target:
+    if name not in TARGETS:
+        raise ArchError(f"unknown target `{name}`",
+                        hint=(did_you_mean(name, TARGETS) or "") + " targets: " + ", ".join(TARGETS))
+    return TARGETS[name]
