@@ -402,6 +402,8 @@ class Elaborator:
         except ArchError as e:
             for sub in (expr.left, expr.right):
                 origin = self.origin_of(sub, scope)
+                if any(n.loc == origin for n in e.diagnostic.notes):
+                    continue
                 if isinstance(sub, ast.Name) and origin is not None and not is_stdlib(origin.file):
                     value = scope.lookup(sub.id).value
                     e.diagnostic.notes.append(Note(f"`{sub.id}` = {show(value)} comes from here", origin))
@@ -786,7 +788,7 @@ class Elaborator:
         positional = [a for a in call.args if a.name is None]
         if not positional:
             raise ArchError("repeat needs the tensor that flows through the layers as its first argument",
-                            call.loc)
+                            expr.loc)
         x = self.eval(positional[0].value, scope)
         if not isinstance(x, Tensor):
             raise ArchError(f"the first argument of a repeated block must be a tensor, got {describe(x)}",
@@ -812,10 +814,10 @@ class Elaborator:
             self.relocate(e, call, entry.defn)
             raise
         if not isinstance(result, Tensor):
-            raise ArchError(f"a repeated block must return a tensor, got {describe(result)}", call.loc)
+            raise ArchError(f"a repeated block must return a tensor, got {describe(result)}", expr.loc)
         if result.type != x.type:
             raise ArchError(f"repeat needs `{call.func}` to map {x.type} to the same type; it returns "
-                            f"{result.type}", call.loc, hint="each layer's output is the next layer's input")
+                            f"{result.type}", expr.loc, hint="each layer's output is the next layer's input")
         body.outputs["out"] = result.node
         graph = scope.graph
         graph.modules[module] = ModuleInfo(module, call.func, entry.defn.kind, call.loc, repeat=count)
@@ -879,5 +881,6 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
     if not graph.outputs:
         raise ArchError("the spec declares no output", module.name_loc,
                         hint="declare one, e.g. `output logits = lm_head(h, vocab)`")
-    model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file, el.warnings)
+    model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file, el.warnings,
+                  module.name_loc)
     return model

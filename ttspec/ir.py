@@ -95,6 +95,7 @@ class Model:
     symbols: list[str]
     file: str
     warnings: list = field(default_factory=list)
+    loc: Loc | None = None  # the `model NAME` header
 
 
 def iter_params(graph: Graph, prefix: str = ""):

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
 from .errors import ArchError, Loc, SourceCache
@@ -88,7 +88,15 @@ def parse_source(text: str, name: str, is_stdlib: bool = False) -> ast.Module:
         tree = _lark().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, name) from None
-    module = _ToAst(name).transform(tree)
+    try:
+        module = _ToAst(name).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, ArchError):
+            raise e.orig_exc from None
+        raise
+    except RecursionError:
+        raise ArchError("expression nested too deeply", Loc(name, 1, 1),
+                        hint="split long expressions into named steps") from None
     module.file = name
     module.is_stdlib = is_stdlib
     for item in module.items:
@@ -253,16 +261,12 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def block_def(self, meta, children):
-        name = children[0]
-        rest = children[1:]
-        params = []
-        i = 0
-        while i < len(rest) and (rest[i] is None or isinstance(rest[i], ast.Param)):
-            if rest[i] is not None:
-                params.append(rest[i])
-            i += 1
-        returns, kind = rest[i], rest[i + 1]
-        body = [s for s in rest[i + 2:] if s is not None]
+        name, *rest = children
+        rest = [c for c in rest if c is not None]
+        params = [c for c in rest if isinstance(c, ast.Param)]
+        returns = next((c for c in rest if isinstance(c, ast.TensorTypeSpec)), None)
+        kind = next((c for c in rest if isinstance(c, Token)), None)
+        body = [c for c in rest if isinstance(c, ast.Stmt)]
         return ast.BlockDef(self._tloc(name), str(name), params, returns,
                             str(kind) if kind is not None else None, body)
 
