@@ -6,15 +6,18 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
 from .errors import ArchError, Loc, SourceCache
 
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "arch.lark"
-MAX_SOURCE_BYTES = 1 << 20
+MAX_SOURCE_BYTES = 64 << 10  # 15x the largest real spec; keeps every parse well under a second
 MAX_NESTING = 64
+MAX_TOKENS = 8000  # 20x the largest real spec; lark parses about 20k tokens/s here
+TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z0-9_.]+|\S')
 MAX_INT_DIGITS = 18
 
 # Friendly names for the terminals lark reports in "expected ..." lists.
@@ -79,24 +82,28 @@ def decode_source(data: bytes, name: str) -> str:
 def parse_source(text: str, name: str, is_stdlib: bool = False) -> ast.Module:
     """Parse either the full language or, if it looks like one, the lesson's short form."""
     SourceCache().add(name, text)
-    if SHORT_FORM_HEADER.match(_first_code_line(text)):
+    first = _first_code_line(text)
+    if not first and not is_stdlib:
+        raise ArchError("empty spec: expected `model NAME` on the first line", Loc(name, 1, 1),
+                        hint="start the file with e.g. `model nano_trickster`")
+    if SHORT_FORM_HEADER.match(first):
         from .shortform import parse_short_form
 
         return parse_short_form(text, name)
     _check_nesting(text, name)
+    _check_size(text, name)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, name) from None
     try:
+        # Non-recursive, so an absurdly long `1 + 1 + ...` cannot overflow the Python stack here;
+        # the elaborator reports it at its statement instead.
         module = _ToAst(name).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, ArchError):
             raise e.orig_exc from None
         raise
-    except RecursionError:
-        raise ArchError("expression nested too deeply", Loc(name, 1, 1),
-                        hint="split long expressions into named steps") from None
     module.file = name
     module.is_stdlib = is_stdlib
     for item in module.items:
@@ -114,6 +121,20 @@ def _first_code_line(text: str) -> str:
         if stripped.strip():
             return stripped
     return ""
+
+
+def _check_size(text: str, name: str) -> None:
+    """Reject absurdly long token streams up front, so every parse stays well under a second."""
+    count = 0
+    for m in TOKEN.finditer(text):
+        if m.group().startswith("#"):
+            continue
+        count += 1
+        if count > MAX_TOKENS:
+            line = text.count("\n", 0, m.start()) + 1
+            col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            raise ArchError(f"spec has more than {MAX_TOKENS:,} tokens", Loc(name, line, col),
+                            hint="real specs have a few hundred; is this generated text?")
 
 
 def _check_nesting(text: str, name: str) -> None:
@@ -205,7 +226,7 @@ def _parse_float(tok: Token, name: str) -> float:
     return value
 
 
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     """lark parse tree -> ast dataclasses."""
 
     def __init__(self, file: str):
@@ -409,3 +430,4 @@ class _ToAst(Transformer):
     def kw_arg(self, children):
         tok, value = children
         return ast.Arg(str(tok), value, self._tloc(tok))
+
