@@ -138,6 +138,7 @@ class Elaborator:
     symbols: list[str] = field(default_factory=list)
     loaded: dict[str, Scope] = field(default_factory=dict)
     loading: list[str] = field(default_factory=list)
+    assignments: list[tuple[Graph, str, str, Loc]] = field(default_factory=list)
 
     # ------------------------------------------------------------ files and imports
     def load_stdlib(self, graph: Graph) -> None:
@@ -242,6 +243,8 @@ class Elaborator:
                 raise ArchError(f"cannot reassign `{stmt.name}`: parameters are immutable", stmt.loc,
                                 notes=[Note("defined here", old.origin)])
             scope.vars[stmt.name] = Binding(value, stmt.value.loc)
+            if isinstance(value, Tensor) and not is_stdlib(stmt.loc.file):
+                self.assignments.append((scope.graph, value.node, stmt.name, stmt.loc))
         elif isinstance(stmt, ast.Return):
             if top_level:
                 raise ArchError("`return` outside a block", stmt.loc,
@@ -861,6 +864,21 @@ def _block_signature(defn: ast.BlockDef) -> str:
     return f"{defn.name}({', '.join(p.name if p.default is None else p.name + ' = ...' for p in defn.params)})"
 
 
+def _dead_assignments(assignments) -> list[Diagnostic]:
+    """A tensor the user named but that never reaches an output (a forgotten residual?)."""
+    import networkx as nx
+
+    live: dict[int, set[str]] = {}
+    warnings = []
+    for graph, node, name, loc in assignments:
+        if id(graph) not in live:
+            live[id(graph)] = set().union(*[nx.ancestors(graph.nx, o) | {o} for o in graph.outputs.values()])
+        if node not in live[id(graph)]:
+            warnings.append(Diagnostic("warning", f"`{name}` is computed but never used", loc,
+                                       hint="did you forget to add it to the residual stream?"))
+    return warnings
+
+
 def elaborate(module: ast.Module, root_dir: Path) -> Model:
     if module.name is None:
         raise ArchError("a spec starts with `model NAME`", Loc(module.file, 1, 1),
@@ -881,6 +899,6 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
     if not graph.outputs:
         raise ArchError("the spec declares no output", module.name_loc,
                         hint="declare one, e.g. `output logits = lm_head(h, vocab)`")
-    model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file, el.warnings,
-                  module.name_loc)
+    model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file,
+                  el.warnings + _dead_assignments(el.assignments), module.name_loc)
     return model

@@ -65,28 +65,12 @@ class ShapeInterpreter(Interpreter):
 
 
 def verify(model: Model) -> None:
-    """Re-infer every shape, and warn about values computed but never used."""
+    """Re-infer every shape from the registry's rules; warn about inputs that are never used."""
     g = model.graph
     ShapeInterpreter(model.bounds).run(g, {i: g.node(i).type for i in g.inputs})
-    model.warnings.extend(_unused(g))
-
-
-def _unused(graph: Graph) -> list[Diagnostic]:
-    import networkx as nx
-
-    live: set[str] = set()
-    for out in graph.outputs.values():
-        live |= nx.ancestors(graph.nx, out) | {out}
-    warnings = []
-    for node in graph.topo():
-        if node.id not in live and node.op != "input":
-            warnings.append(Diagnostic("warning", f"`{node.op}` result is computed but never used",
-                                       node.loc, hint="did you forget a residual `x = x + ...`?"))
-        elif node.op == "input" and node.id not in live:
-            warnings.append(Diagnostic("warning", f"input `{node.id}` is never used", node.loc))
-    for node in graph.repeats():
-        warnings.extend(_unused(node.attrs["body"]))
-    return warnings
+    for name in g.inputs:
+        if not any(True for _ in g.nx.successors(name)):
+            model.warnings.append(Diagnostic("warning", f"input `{name}` is never used", g.node(name).loc))
 
 
 class FlopCounter(Interpreter):
