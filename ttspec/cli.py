@@ -20,8 +20,8 @@ EXIT_INTERNAL = 70
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line and a hint, not a wall of usage text
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"ttspec: error: {message}\n  hint: `ttspec {self.prog.split()[-1]} --help` lists the options\n"
-                         if self.prog != "ttspec" else f"ttspec: error: {message}\n  hint: `ttspec --help`\n")
+        help_cmd = "ttspec --help" if self.prog == "ttspec" else f"ttspec {self.prog.split()[-1]} --help"
+        sys.stderr.write(f"ttspec: error: {message}\n  hint: `{help_cmd}` lists the options\n")
         sys.exit(EXIT_USAGE)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import ast
 from .errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
 from .ir import Graph, Model, ModuleInfo, Node, Param
-from .ops import CONFIGS, REGISTRY, REQUIRED, ACTIVATIONS, ArgSpec, Config, OpError, ParamRef, ShapeContext
+from .ops import ACTIVATIONS, CONFIGS, REGISTRY, REQUIRED, ArgSpec, Config, OpError, ParamRef, ShapeContext
 from .parser import parse_source, read_source
 from .types import DTYPES, INT_DTYPES, TensorType
 
@@ -305,7 +305,7 @@ class Elaborator:
             self.exec_where(stmt.where, scope)
         graph = scope.graph
         node = Node(stmt.name, "input", [], {}, TensorType(dtype, tuple(shape)), "", stmt.loc)
-        if stmt.name in graph.nx:
+        if stmt.name in graph:
             raise ArchError(f"input `{stmt.name}` declared twice", stmt.loc)
         graph.add(node)
         graph.inputs.append(node.id)
@@ -468,7 +468,7 @@ class Elaborator:
 
     def eval_compare(self, expr: ast.Compare, scope: Scope) -> bool:
         values = [self.eval(e, scope) for e in expr.operands]
-        for op, a, b, sub in zip(expr.ops, values, values[1:], expr.operands[1:]):
+        for op, a, b in zip(expr.ops, values, values[1:]):
             if op in ("==", "!="):
                 if isinstance(a, Tensor) or isinstance(b, Tensor):
                     raise ArchError("tensors cannot be compared", expr.loc)
@@ -866,13 +866,11 @@ def _block_signature(defn: ast.BlockDef) -> str:
 
 def _dead_assignments(assignments) -> list[Diagnostic]:
     """A tensor the user named but that never reaches an output (a forgotten residual?)."""
-    import networkx as nx
-
     live: dict[int, set[str]] = {}
     warnings = []
     for graph, node, name, loc in assignments:
         if id(graph) not in live:
-            live[id(graph)] = set().union(*[nx.ancestors(graph.nx, o) | {o} for o in graph.outputs.values()])
+            live[id(graph)] = graph.live()
         if node not in live[id(graph)]:
             warnings.append(Diagnostic("warning", f"`{name}` is computed but never used", loc,
                                        hint="did you forget to add it to the residual stream?"))

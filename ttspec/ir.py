@@ -1,15 +1,18 @@
-"""The graph IR: primitive-op nodes on a networkx DiGraph, torch.fx style.
+"""The graph IR: primitive-op nodes in a DAG, torch.fx style.
 
 A repeated block is one `repeat` node holding its body Graph and a count, never unrolled.
 Parameters have stable hierarchical names; inside a repeat body they are relative to one
-layer ("attn.wq.weight") and `Graph.param_names` expands them ("layers.3.attn.wq.weight").
+layer ("attn.wq.weight") and `iter_params` expands them ("layers.3.attn.wq.weight").
+
+Nodes live in an insertion-ordered dict (insertion order is topological: a node is added
+after its inputs). `Graph.to_networkx()` gives the same graph as a networkx DiGraph for
+graph algorithms; it is built on demand because importing networkx costs ~0.25 s, most of
+the start-up budget of `ttspec check` and `ttspec params`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import networkx as nx
 
 from .errors import Loc
 from .types import TensorType
@@ -55,33 +58,58 @@ class ModuleInfo:
 
 @dataclass
 class Graph:
-    nx: nx.DiGraph = field(default_factory=nx.DiGraph)
+    nodes: dict[str, Node] = field(default_factory=dict)
+    users: dict[str, list[str]] = field(default_factory=dict)  # node id -> ids of nodes reading it
     inputs: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> node id
     params: dict[str, Param] = field(default_factory=dict)
     modules: dict[str, ModuleInfo] = field(default_factory=dict)
 
     def add(self, node: Node) -> Node:
-        assert node.id not in self.nx, node.id
-        self.nx.add_node(node.id, node=node)
+        assert node.id not in self.nodes, node.id
+        assert all(src in self.nodes for src in node.inputs), node.inputs
+        self.nodes[node.id] = node
+        self.users[node.id] = []
         for src in node.inputs:
-            self.nx.add_edge(src, node.id)
+            self.users[src].append(node.id)
         return node
 
+    def __contains__(self, node_id: str) -> bool:
+        return node_id in self.nodes
+
     def node(self, node_id: str) -> Node:
-        return self.nx.nodes[node_id]["node"]
+        return self.nodes[node_id]
 
     def fresh_id(self, base: str) -> str:
-        if base not in self.nx:
+        if base not in self.nodes:
             return base
         k = 1
-        while f"{base}_{k}" in self.nx:
+        while f"{base}_{k}" in self.nodes:
             k += 1
         return f"{base}_{k}"
 
     def topo(self) -> list[Node]:
-        # Insertion order is already topological (nodes are added after their inputs).
-        return [self.nx.nodes[n]["node"] for n in self.nx.nodes]
+        return list(self.nodes.values())
+
+    def live(self) -> set[str]:
+        """Ids of the nodes some output depends on."""
+        seen: set[str] = set()
+        stack = list(self.outputs.values())
+        while stack:
+            nid = stack.pop()
+            if nid not in seen:
+                seen.add(nid)
+                stack.extend(self.nodes[nid].inputs)
+        return seen
+
+    def to_networkx(self):
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for node in self.nodes.values():
+            g.add_node(node.id, node=node)
+            g.add_edges_from((src, node.id) for src in node.inputs)
+        return g
 
     def repeats(self) -> list[Node]:
         return [n for n in self.topo() if n.op == "repeat"]

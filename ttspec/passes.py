@@ -69,7 +69,7 @@ def verify(model: Model) -> None:
     g = model.graph
     ShapeInterpreter(model.bounds).run(g, {i: g.node(i).type for i in g.inputs})
     for name in g.inputs:
-        if not any(True for _ in g.nx.successors(name)):
+        if not g.users[name]:
             model.warnings.append(Diagnostic("warning", f"input `{name}` is never used", g.node(name).loc))
 
 
