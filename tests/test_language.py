@@ -186,3 +186,11 @@ def test_short_form_errors(write_spec):
     assert d.message == "unknown family `mamba`"
     d = error(write_spec, base + "  max_seq_len: 512\n  num_kv_heads: 3\n", "e.arch")
     assert d.message == "num_kv_heads=3 does not divide num_heads=8"
+
+
+def test_target_statement(write_spec):
+    model = load(write_spec, "model m\ntarget p150\ninput t: int32[b, s]\noutput o = token_embedding(t, 4, 4)\n")
+    assert model.target[0] == "p150"
+    d = error(write_spec, "model m\ntarget n15\n", "b.arch")
+    assert d.message == "unknown target `n15`"
+    assert d.hint == "did you mean `n150`?"

@@ -143,6 +143,13 @@ class Import(Stmt):
 
 
 @dataclass
+class Target(Stmt):
+    """`target n150`: the hardware the design is meant for; `check` warns against it."""
+
+    name: str
+
+
+@dataclass
 class Param:
     name: str
     type: TensorTypeSpec | ScalarTypeSpec | None

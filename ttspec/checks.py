@@ -17,7 +17,7 @@ def target_warnings(model: Model, target: Target) -> list[Diagnostic]:
     total = count_params(model.graph)
     dram = target.dram_per_chip * target.chips
     bf16 = weight_bytes(model.graph)["bf16"]
-    loc = model.loc
+    loc = model.target[1] if model.target else model.loc
     warnings = []
     if bf16 > dram:
         warnings.append(Diagnostic(

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse, elaborate and shape-check specs")
     c.add_argument("specs", nargs="+", metavar="SPEC")
-    c.add_argument("--target", default="n150", help="device whose memory the warnings use (default n150)")
+    c.add_argument("--target", help="warn when the model will not fit this device (default: the spec's `target`)")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
     pa = sub.add_parser("params", help="exact parameter counts by component, bytes and FLOPs")
@@ -88,7 +88,7 @@ def cmd_check(args) -> int:
     from .frontend import load_model
     from .targets import get_target
 
-    target = get_target(args.target)
+    override = get_target(args.target) if args.target else None
     failed = False
     for spec in args.specs:
         try:
@@ -97,7 +97,8 @@ def cmd_check(args) -> int:
             _print_diagnostic(e.diagnostic)
             failed = True
             continue
-        warnings = model.warnings + target_warnings(model, target)
+        target = override or (get_target(model.target[0]) if model.target else None)
+        warnings = model.warnings + (target_warnings(model, target) if target else [])
         for w in warnings:
             _print_diagnostic(w)
         if warnings and args.strict:

@@ -18,17 +18,17 @@ def _group(node: Node) -> str:
 
 
 def _collapse(graph: Graph):
-    """Nodes grouped by top-level component; returns (groups in order, edges between groups)."""
-    groups: dict[str, Node] = {}
-    edges: list[tuple[str, str]] = []
+    """The quotient graph of components: returns (group -> its first node, edges between groups)."""
+    import networkx as nx
+
+    g = nx.DiGraph()
     for node in graph.topo():
-        g = _group(node)
-        groups.setdefault(g, node)
-        for src in node.inputs:
-            s = _group(graph.node(src))
-            if s != g and (s, g) not in edges:
-                edges.append((s, g))
-    return groups, edges
+        group = _group(node)
+        if group not in g:
+            g.add_node(group, first=node)
+        g.add_edges_from((_group(graph.node(src)), group) for src in node.inputs
+                         if _group(graph.node(src)) != group)
+    return {n: g.nodes[n]["first"] for n in nx.topological_sort(g)}, list(g.edges)
 
 
 def _label(graph: Graph, group: str, first: Node) -> str:

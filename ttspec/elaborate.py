@@ -139,6 +139,7 @@ class Elaborator:
     loaded: dict[str, Scope] = field(default_factory=dict)
     loading: list[str] = field(default_factory=list)
     assignments: list[tuple[Graph, str, str, Loc]] = field(default_factory=list)
+    target: tuple[str, Loc] | None = None
 
     # ------------------------------------------------------------ files and imports
     def load_stdlib(self, graph: Graph) -> None:
@@ -267,6 +268,17 @@ class Elaborator:
             scope.graph.outputs[stmt.name] = value.node
         elif isinstance(stmt, ast.Import):
             raise ArchError("`import` belongs at the top of a file", stmt.loc)
+        elif isinstance(stmt, ast.Target):
+            from .targets import TARGETS
+
+            if not top_level or scope.parent is not None:
+                raise ArchError("`target` belongs at the top level of a spec", stmt.loc)
+            if stmt.name not in TARGETS:
+                raise ArchError(f"unknown target `{stmt.name}`", stmt.loc,
+                                hint=did_you_mean(stmt.name, TARGETS) or "targets: " + ", ".join(TARGETS))
+            if self.target is not None:
+                raise ArchError("`target` given twice", stmt.loc, notes=[Note("first here", self.target[1])])
+            self.target = (stmt.name, stmt.loc)
         else:  # pragma: no cover - the grammar produces no other statements
             raise ArchError(f"unexpected statement {type(stmt).__name__}", stmt.loc)
 
@@ -374,9 +386,11 @@ class Elaborator:
         b = scope.lookup(expr.id)
         if b is not None:
             return b.value
-        if expr.id in scope.labels or any(m.path == _join(scope.module, expr.id)
-                                          for m in scope.graph.modules.values()):
-            return ModuleRef(_join(scope.module, expr.id), id(scope.graph))
+        s = scope
+        while s is not None:  # a component named with `as` in this or an enclosing scope
+            if expr.id in s.labels:
+                return ModuleRef(_join(s.module, expr.id), id(s.graph))
+            s = s.parent
         candidates = scope.visible_names() | set(scope.labels)
         hint = did_you_mean(expr.id, candidates)
         if expr.id in self.blocks or expr.id in REGISTRY:
@@ -469,7 +483,10 @@ class Elaborator:
     def eval_compare(self, expr: ast.Compare, scope: Scope) -> bool:
         values = [self.eval(e, scope) for e in expr.operands]
         for op, a, b in zip(expr.ops, values, values[1:]):
-            if op in ("==", "!="):
+            if op in ("==", "!=") and (a is None or b is None):
+                same = a is None and b is None  # `x != none` works for any x
+                ok = same if op == "==" else not same
+            elif op in ("==", "!="):
                 if isinstance(a, Tensor) or isinstance(b, Tensor):
                     raise ArchError("tensors cannot be compared", expr.loc)
                 same = a == b and type(a) is type(b) if not _numeric(a, b) else a == b
@@ -727,11 +744,12 @@ class Elaborator:
             self.unify(p.type, value.type, inner, loc, what, bind=True)
             return value
         if isinstance(p.type, ast.ScalarTypeSpec):
-            kinds = {"int": "int", "float": "float", "bool": "bool", "str": "str", "rope": "rope"}
+            kinds = {"int": "int", "float": "float", "bool": "bool", "str": "str", "rope": "rope", "module": "ref"}
             if p.type.name not in kinds:
                 raise ArchError(f"unknown type `{p.type.name}`", p.type.loc,
-                                hint="types: int, float, bool, str, rope, or a tensor type like [b, s, d]")
-            return self.coerce(value, kinds[p.type.name], False, loc, what)
+                                hint="types: int, float, bool, str, rope, module, or a tensor type like [b, s, d]")
+            optional = isinstance(p.default, ast.Literal) and p.default.value is None
+            return self.coerce(value, kinds[p.type.name], optional, loc, what)
         return value
 
     def unify(self, spec: ast.TensorTypeSpec, actual: TensorType, scope: Scope, loc: Loc, what: str,
@@ -898,5 +916,5 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
         raise ArchError("the spec declares no output", module.name_loc,
                         hint="declare one, e.g. `output logits = lm_head(h, vocab)`")
     model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file,
-                  el.warnings + _dead_assignments(el.assignments), module.name_loc)
+                  el.warnings + _dead_assignments(el.assignments), module.name_loc, el.target)
     return model

@@ -124,6 +124,7 @@ class Model:
     file: str
     warnings: list = field(default_factory=list)
     loc: Loc | None = None  # the `model NAME` header
+    target: tuple[str, Loc] | None = None  # a `target n150` statement: name and where
 
 
 def iter_params(graph: Graph, prefix: str = ""):

@@ -180,10 +180,17 @@ def _cache_store(key: str, module: ast.Module) -> None:
     if d is None:
         return
     try:
+        data = pickle.dumps(module, protocol=pickle.HIGHEST_PROTOCOL)
+    except (RecursionError, pickle.PicklingError):
+        return  # an absurdly deep expression: the elaborator is about to reject it anyway
+    try:
         d.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(module, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, d / f"{key}.pickle")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, d / f"{key}.pickle")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     except OSError:
         pass  # a read-only home directory only costs speed

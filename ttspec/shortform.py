@@ -35,7 +35,7 @@ FAMILIES = {
     "gpt2": Family("LayerNorm, learned positions, GELU MLP, biases", {
         "norm_eps": 1e-5, "tie_embeddings": True}),
 }
-KEY_KINDS = {"rope_theta": float, "norm_eps": float, "tie_embeddings": bool, "family": str}
+KEY_KINDS = {"rope_theta": float, "norm_eps": float, "tie_embeddings": bool, "family": str, "target": str}
 LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^:#\s][^:#]*?)\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$")
 
 
@@ -78,7 +78,7 @@ def parse_short_form(text: str, file: str) -> ast.Module:
             raise ArchError(f"unknown family `{family_name}`", entries["family"][2],
                             hint=did_you_mean(family_name, FAMILIES) or "families: " + ", ".join(FAMILIES))
     family = FAMILIES[family_name]
-    allowed = set(REQUIRED_KEYS) | set(family.defaults) | {"family"}
+    allowed = set(REQUIRED_KEYS) | set(family.defaults) | {"family", "target"}
     for key, (_, key_loc, _) in entries.items():
         if key not in allowed:
             raise ArchError(f"unknown key `{key}` for family {family_name}", key_loc,
@@ -90,8 +90,12 @@ def parse_short_form(text: str, file: str) -> ast.Module:
 
     values: dict[str, object] = {}
     locs: dict[str, Loc] = {}
+    items: list[ast.Stmt] = []
+    if "target" in entries:
+        raw, _, value_loc = entries["target"]
+        items.append(ast.Target(value_loc, raw.strip("\"'")))
     for key, (raw, _, value_loc) in entries.items():
-        if key == "family":
+        if key in ("family", "target"):
             continue
         values[key] = _scalar(raw, KEY_KINDS.get(key, int), key, value_loc)
         locs[key] = value_loc
@@ -101,7 +105,6 @@ def parse_short_form(text: str, file: str) -> ast.Module:
             locs[key] = locs.get(default, name_loc) if isinstance(default, str) else name_loc
     _check(values, locs)
 
-    items: list[ast.Stmt] = []
     for key, value in values.items():
         loc = locs[key]
         items.append(ast.Let(loc, [ast.LetBinding(key, ast.Literal(loc, value), loc)]))

@@ -169,6 +169,10 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.Import(self._loc(meta), str(tok)[1:-1])
 
+    def target_stmt(self, children):
+        (tok,) = children
+        return ast.Target(self._tloc(tok), str(tok))
+
     @v_args(meta=True)
     def let_stmt(self, meta, children):
         return ast.Let(self._loc(meta), list(children))
