@@ -1,4 +1,5 @@
 import os
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
+
+# The tests (and the ttspec processes they start) keep their AST cache to themselves.
+os.environ["TTSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="ttspec-test-cache-")
 
 
 @pytest.fixture
