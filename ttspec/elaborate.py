@@ -8,6 +8,7 @@ the block once into a body graph and keeps N beside it.
 from __future__ import annotations
 
 import math
+import operator
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ STDLIB_DIR = Path(__file__).resolve().parent / "stdlib"
 STDLIB_PREFIX = "<stdlib>/"
 INT_LIMIT = 1 << 63
 MAX_REPEAT = 100_000
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+              "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
 KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", "else", "import",
             "repeat", "as", "where", "true", "false", "none", "and", "or", "not"}
 
@@ -426,52 +429,29 @@ class Elaborator:
                     e.diagnostic.notes.append(Note(f"`{sub.id}` = {show(value)} comes from here", origin))
             raise
 
-    def int_op(self, op: str, a: int, b: int, expr: ast.BinOp) -> int | float:
+    def int_op(self, op: str, a: int, b: int, expr: ast.BinOp) -> int:
         if op in ("/", "//", "%") and b == 0:
             raise ArchError(f"division by zero in `{_text(expr)}`", expr.loc)
-        if op == "+":
-            r = a + b
-        elif op == "-":
-            r = a - b
-        elif op == "*":
-            r = a * b
-        elif op == "//":
-            r = a // b
-        elif op == "%":
-            r = a % b
-        elif op == "**":
+        if op == "**":
             if b < 0:
                 raise ArchError("negative integer exponent", expr.loc)
             if abs(a) > 1 and b > 64:
                 raise ArchError(f"`{_text(expr)}` is too large", expr.loc, hint="values must fit in 63 bits")
-            r = a ** b
-        else:  # "/": exact division is required between ints
+        if op == "/":  # exact division is required between ints
             if a % b:
                 left, right = _text(expr.left), _text(expr.right)
                 near = ", ".join(map(str, nearest_divisors(a, b)))
                 raise ArchError(f"{right}={b} does not divide {left}={a}", expr.loc,
                                 hint=f"nearest divisors of {a}: {near}")
-            r = a // b
+            op = "//"
+        r = ARITHMETIC[op](a, b)
         if abs(r) >= INT_LIMIT:
             raise ArchError(f"`{_text(expr)}` = {r:.3e} overflows 63 bits", expr.loc)
         return r
 
     def float_op(self, op: str, a: float, b: float, expr: ast.BinOp) -> float:
         try:
-            if op == "+":
-                r = a + b
-            elif op == "-":
-                r = a - b
-            elif op == "*":
-                r = a * b
-            elif op == "/":
-                r = a / b
-            elif op == "//":
-                r = a // b
-            elif op == "%":
-                r = a % b
-            else:
-                r = a ** b
+            r = ARITHMETIC[op](a, b)
         except ZeroDivisionError:
             raise ArchError(f"division by zero in `{_text(expr)}`", expr.loc) from None
         except OverflowError:
