@@ -143,6 +143,13 @@ class Import(Stmt):
 
 
 @dataclass
+class Family(Stmt):
+    """`family llama`: parameters follow that family's HF transformers checkpoint layout."""
+
+    name: str
+
+
+@dataclass
 class Target(Stmt):
     """`target n150`: the hardware the design is meant for; `check` warns against it."""
 

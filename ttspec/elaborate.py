@@ -143,6 +143,7 @@ class Elaborator:
     loading: list[str] = field(default_factory=list)
     assignments: list[tuple[Graph, str, str, Loc]] = field(default_factory=list)
     target: tuple[str, Loc] | None = None
+    family: str | None = None
 
     # ------------------------------------------------------------ files and imports
     def load_stdlib(self, graph: Graph) -> None:
@@ -247,8 +248,12 @@ class Elaborator:
                 raise ArchError(f"cannot reassign `{stmt.name}`: parameters are immutable", stmt.loc,
                                 notes=[Note("defined here", old.origin)])
             scope.vars[stmt.name] = Binding(value, stmt.value.loc)
-            if isinstance(value, Tensor) and not is_stdlib(stmt.loc.file):
-                self.assignments.append((scope.graph, value.node, stmt.name, stmt.loc))
+            if isinstance(value, Tensor):
+                node = scope.graph.node(value.node)
+                if node.hint is None and node.op != "input":
+                    node.hint = stmt.name
+                if not is_stdlib(stmt.loc.file):
+                    self.assignments.append((scope.graph, value.node, stmt.name, stmt.loc))
         elif isinstance(stmt, ast.Return):
             if top_level:
                 raise ArchError("`return` outside a block", stmt.loc,
@@ -269,8 +274,18 @@ class Elaborator:
             if stmt.name in scope.graph.outputs:
                 raise ArchError(f"output `{stmt.name}` declared twice", stmt.loc)
             scope.graph.outputs[stmt.name] = value.node
+            scope.graph.node(value.node).hint = stmt.name
         elif isinstance(stmt, ast.Import):
             raise ArchError("`import` belongs at the top of a file", stmt.loc)
+        elif isinstance(stmt, ast.Family):
+            from .checkpoints import FAMILIES
+
+            if not top_level or scope.parent is not None:
+                raise ArchError("`family` belongs at the top level of a spec", stmt.loc)
+            if stmt.name not in FAMILIES:
+                raise ArchError(f"unknown checkpoint family `{stmt.name}`", stmt.loc,
+                                hint=did_you_mean(stmt.name, FAMILIES) or "families: " + ", ".join(FAMILIES))
+            self.family = stmt.name
         elif isinstance(stmt, ast.Target):
             from .targets import TARGETS
 
@@ -896,5 +911,5 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
         raise ArchError("the spec declares no output", module.name_loc,
                         hint="declare one, e.g. `output logits = lm_head(h, vocab)`")
     model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file,
-                  el.warnings + _dead_assignments(el.assignments), module.name_loc, el.target)
+                  el.warnings + _dead_assignments(el.assignments), module.name_loc, el.target, el.family)
     return model

@@ -28,6 +28,7 @@ class Node:
     module: str  # hierarchical path of the component that made it ("" at top level)
     loc: Loc | None = None
     params: dict[str, str] = field(default_factory=dict)  # local name ("weight") -> param name
+    hint: str | None = None  # the spec's variable name for this value, for readable generated code
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Model:
     warnings: list = field(default_factory=list)
     loc: Loc | None = None  # the `model NAME` header
     target: tuple[str, Loc] | None = None  # a `target n150` statement: name and where
+    family: str | None = None  # a `family llama` statement: the HF checkpoint layout
 
 
 def iter_params(graph: Graph, prefix: str = ""):

@@ -90,7 +90,7 @@ def parse_short_form(text: str, file: str) -> ast.Module:
 
     values: dict[str, object] = {}
     locs: dict[str, Loc] = {}
-    items: list[ast.Stmt] = []
+    items: list[ast.Stmt] = [ast.Family(name_loc, family_name)]
     if "target" in entries:
         raw, _, value_loc = entries["target"]
         items.append(ast.Target(value_loc, raw.strip("\"'")))

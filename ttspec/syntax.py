@@ -169,6 +169,10 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.Import(self._loc(meta), str(tok)[1:-1])
 
+    def family_stmt(self, children):
+        (tok,) = children
+        return ast.Family(self._tloc(tok), str(tok))
+
     def target_stmt(self, children):
         (tok,) = children
         return ast.Target(self._tloc(tok), str(tok))

@@ -1,0 +1,70 @@
+"""HF transformers checkpoint layouts: how a family's parameter names map onto ttspec's.
+
+A spec says `family llama` (or the short form's `family:` key); its parameters then carry
+the labels that family's template uses, and `hf_name` gives the name HF transformers uses
+for the same tensor, with the transform that turns HF's tensor into ours (GPT-2 stores
+linear weights transposed, as Conv1D, and fuses q, k and v).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import ArchError
+
+
+@dataclass(frozen=True)
+class Rule:
+    ours: str  # regex over ttspec names; `(\d+)` captures the layer
+    hf: str  # HF name; `{0}` is the captured layer
+    transform: str = "copy"  # copy | transpose | split3:<i> (slice i of 3 along HF's output dim, then transpose)
+
+
+LLAMA = (
+    Rule(r"embedding\.weight", "model.embed_tokens.weight"),
+    Rule(r"layers\.(\d+)\.attn_norm\.weight", "model.layers.{0}.input_layernorm.weight"),
+    Rule(r"layers\.(\d+)\.attn\.wq\.(weight|bias)", "model.layers.{0}.self_attn.q_proj.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wk\.(weight|bias)", "model.layers.{0}.self_attn.k_proj.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.o_proj.{1}"),
+    Rule(r"layers\.(\d+)\.mlp_norm\.weight", "model.layers.{0}.post_attention_layernorm.weight"),
+    Rule(r"layers\.(\d+)\.mlp\.w1\.weight", "model.layers.{0}.mlp.gate_proj.weight"),
+    Rule(r"layers\.(\d+)\.mlp\.w3\.weight", "model.layers.{0}.mlp.up_proj.weight"),
+    Rule(r"layers\.(\d+)\.mlp\.w2\.weight", "model.layers.{0}.mlp.down_proj.weight"),
+    Rule(r"norm\.weight", "model.norm.weight"),
+    Rule(r"lm_head\.weight", "lm_head.weight"),
+)
+
+GPT2 = (
+    Rule(r"wte\.weight", "transformer.wte.weight"),
+    Rule(r"wpe\.weight", "transformer.wpe.weight"),
+    Rule(r"layers\.(\d+)\.ln_1\.(weight|bias)", "transformer.h.{0}.ln_1.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wq\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:0"),
+    Rule(r"layers\.(\d+)\.attn\.wk\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:1"),
+    Rule(r"layers\.(\d+)\.attn\.wv\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:2"),
+    Rule(r"layers\.(\d+)\.attn\.wq\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:0"),
+    Rule(r"layers\.(\d+)\.attn\.wk\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:1"),
+    Rule(r"layers\.(\d+)\.attn\.wv\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:2"),
+    Rule(r"layers\.(\d+)\.attn\.wo\.weight", "transformer.h.{0}.attn.c_proj.weight", "transpose"),
+    Rule(r"layers\.(\d+)\.attn\.wo\.bias", "transformer.h.{0}.attn.c_proj.bias"),
+    Rule(r"layers\.(\d+)\.ln_2\.(weight|bias)", "transformer.h.{0}.ln_2.{1}"),
+    Rule(r"layers\.(\d+)\.mlp\.up\.weight", "transformer.h.{0}.mlp.c_fc.weight", "transpose"),
+    Rule(r"layers\.(\d+)\.mlp\.up\.bias", "transformer.h.{0}.mlp.c_fc.bias"),
+    Rule(r"layers\.(\d+)\.mlp\.down\.weight", "transformer.h.{0}.mlp.c_proj.weight", "transpose"),
+    Rule(r"layers\.(\d+)\.mlp\.down\.bias", "transformer.h.{0}.mlp.c_proj.bias"),
+    Rule(r"ln_f\.(weight|bias)", "transformer.ln_f.{0}"),
+    Rule(r"lm_head\.weight", "lm_head.weight"),
+)
+
+FAMILIES = {"llama": LLAMA, "gpt2": GPT2}
+
+
+def hf_rule(family: str, name: str) -> tuple[str, str]:
+    """(HF name, transform) for one of our parameter names."""
+    for rule in FAMILIES[family]:
+        m = re.fullmatch(rule.ours, name)
+        if m:
+            return rule.hf.format(*m.groups()), rule.transform
+    raise ArchError(f"parameter `{name}` has no HF {family} name",
+                    hint=f"specs of the {family} family use the labels of ttspec/stdlib/families/{family}.arch")

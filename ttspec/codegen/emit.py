@@ -1,0 +1,109 @@
+"""Backend-independent emission of forward methods from a ClassPlan.
+
+A backend turns one node into an expression given its argument expressions; this module
+decides what becomes a named variable and what is inlined, and keeps names from clobbering
+values still in use.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass
+
+from .plan import Child, ClassPlan, Leaf, Repeat
+
+RESERVED = set(keyword.kwlist) | {"self", "torch", "nn", "F", "ttnn", "math", "layer"}
+
+
+@dataclass
+class Forward:
+    params: list[str]
+    lines: list[str]
+    result: str
+
+
+def _arg_ids(plan: ClassPlan, node) -> list[str]:
+    call = plan.calls.get(node.id)
+    if isinstance(call, Child):
+        return call.inputs
+    return list(node.inputs)
+
+
+def emit_forward(plan: ClassPlan, backend) -> Forward:
+    g = plan.graph
+    ops = [n for n in plan.ops if n.op != "input"]
+    uses: dict[str, int] = {}
+    for n in ops:
+        for a in _arg_ids(plan, n):
+            uses[a] = uses.get(a, 0) + 1
+    outputs = set(plan.outputs)
+    position = {n.id: i for i, n in enumerate(ops)}
+    last_use: dict[str, int] = {}
+    for n in ops:
+        for a in _arg_ids(plan, n):
+            last_use[a] = position[n.id]
+
+    expr: dict[str, str] = {}  # node id -> variable name or inline expression
+    holder: dict[str, str] = {}  # variable name -> node id it currently holds
+    params = []
+    single = len(plan.inputs) == 1
+    for i, nid in enumerate(plan.inputs):
+        node = g.node(nid)
+        base = (node.hint or nid) if node.op == "input" and node.id != "x" else ("x" if single else f"x{i}")
+        name = _free(_ident(base), holder, last_use, -1)
+        params.append(name)
+        expr[nid] = name
+        holder[name] = nid
+
+    lines: list[str] = []
+    for n in ops:
+        args = [expr[a] for a in _arg_ids(plan, n)]
+        call = plan.calls.get(n.id)
+        if isinstance(call, Repeat):
+            var = args[0]
+            if not _is_var(var):
+                var = _free(_ident(n.hint or "h"), holder, last_use, position[n.id])
+                lines.append(f"{var} = {args[0]}")
+            lines.append(f"for layer in self.{call.attr}:")
+            lines.append(f"    {var} = layer({var})")
+            expr[n.id] = var
+            holder[var] = n.id
+            continue
+        if isinstance(call, Child):
+            e = f"self.{call.attr}({', '.join(args)})"
+        elif isinstance(call, Leaf):
+            e = backend.leaf_call(call, args, plan)
+        else:
+            e = backend.op_expr(n, args, plan)
+        only_returned = n.id in outputs and uses.get(n.id, 0) == 0 and len(plan.outputs) == 1
+        single_use = uses.get(n.id, 0) == 1 and n.id not in outputs and n.hint is None
+        inline = len(e) <= 72 and (only_returned or single_use)
+        if inline:
+            expr[n.id] = e
+            continue
+        var = _free(_ident(n.hint or backend.default_name(n)), holder, last_use, position[n.id])
+        lines.append(f"{var} = {e}")
+        expr[n.id] = var
+        holder[var] = n.id
+    result = ", ".join(expr[o] for o in plan.outputs)
+    return Forward(params, lines, result)
+
+
+def _is_var(text: str) -> bool:
+    return text.isidentifier()
+
+
+def _ident(name: str) -> str:
+    name = name.rsplit(".", 1)[-1]
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    if not name or name[0].isdigit():
+        name = "v_" + name
+    return name + "_" if name in RESERVED else name
+
+
+def _free(base: str, holder: dict[str, str], last_use: dict[str, int], now: int) -> str:
+    """`base`, unless that variable still holds a value needed after this statement."""
+    name, k = base, 1
+    while name in holder and last_use.get(holder[name], -1) > now:
+        name, k = f"{base}_{k}", k + 1
+    return name

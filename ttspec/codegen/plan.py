@@ -1,0 +1,153 @@
+"""From the graph IR to a plan of Python classes, shared by every backend.
+
+Each block instance becomes a class (deduplicated by its generated text), each labelled
+parameter-owning primitive a leaf module, a block that only wraps one such primitive with
+`as self` (rmsnorm, token_embedding, lm_head) that primitive's leaf, and a `repeat` a
+ModuleList iterated in a loop. Values used once and never named in the spec are inlined
+into their consumer, so the forward methods read like hand-written ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..ir import Graph, Model, Node
+from ..ops import REGISTRY
+
+CLASS_NAMES = {
+    "attention": "Attention", "rmsnorm": "RMSNorm", "layernorm": "LayerNorm", "swiglu": "SwiGLU",
+    "geglu": "GeGLU", "glu": "GLU", "mlp": "MLP", "lm_head": "LMHead", "token_embedding": "TokenEmbedding",
+    "learned_positions": "LearnedPositions", "sinusoidal": "SinusoidalPositions",
+}
+
+
+def class_name(block: str) -> str:
+    return CLASS_NAMES.get(block) or "".join(p[:1].upper() + p[1:] for p in block.split("_") if p)
+
+
+@dataclass
+class Leaf:
+    """A parameter-owning primitive held as an attribute (nn.Linear, ttnn weights ...)."""
+
+    attr: str
+    node: Node
+
+
+@dataclass
+class Child:
+    """A block instance held as an attribute and called from the parent's forward."""
+
+    attr: str
+    cls: ClassPlan
+    inputs: list[str]  # node ids passed in, in order
+    output: str  # node id it returns
+
+
+@dataclass
+class Repeat:
+    attr: str
+    cls: ClassPlan
+    count: int
+    node: Node
+
+
+@dataclass
+class ClassPlan:
+    name: str
+    block: str
+    path: str  # module path of the (first) instance, "" for the model
+    graph: Graph
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    leaves: list[Leaf] = field(default_factory=list)
+    children: list[Child | Repeat] = field(default_factory=list)
+    ops: list[Node] = field(default_factory=list)  # nodes executed directly in forward
+    self_params: list[Node] = field(default_factory=list)  # `as self` primitives (own weights)
+    calls: dict[str, Child | Repeat | Leaf] = field(default_factory=dict)  # node id -> what computes it
+
+
+def _under(module: str, path: str) -> bool:
+    return path == "" or module == path or module.startswith(path + ".")
+
+
+def _child_path(module: str, path: str) -> str:
+    """The direct child of `path` that contains `module`."""
+    rest = module[len(path) + 1:] if path else module
+    return (path + "." if path else "") + rest.split(".")[0]
+
+
+def _is_thin_wrapper(graph: Graph, path: str, nodes: list[Node]) -> bool:
+    return len(nodes) == 1 and nodes[0].module == path and bool(nodes[0].params)
+
+
+def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node]) -> ClassPlan:
+    plan = ClassPlan(name, block, path, graph)
+    ids = {n.id for n in nodes}
+    plan.inputs = list(dict.fromkeys(i for n in nodes for i in n.inputs if i not in ids))
+    groups: dict[str, list[Node]] = {}
+    for n in nodes:
+        if n.module == path and n.op != "repeat":
+            if n.params:
+                plan.self_params.append(n)
+            plan.ops.append(n)
+            continue
+        groups.setdefault(_child_path(n.module, path), []).append(n)
+    order: list[tuple[int, str]] = sorted((nodes.index(g[0]), p) for p, g in groups.items())
+    for _, child in order:
+        members = groups[child]
+        attr = child.rsplit(".", 1)[-1]
+        info = graph.modules.get(child)
+        first = members[0]
+        if first.op == "repeat":
+            body: Graph = first.attrs["body"]
+            cls = build_class(body, "", class_name(first.attrs["block"]), first.attrs["block"], body.topo())
+            cls.inputs = list(body.inputs)
+            cls.outputs = [body.outputs["out"]]
+            rep = Repeat(attr, cls, first.attrs["count"], first)
+            plan.children.append(rep)
+            plan.calls[first.id] = rep
+            plan.ops.append(first)
+            continue
+        if info is not None and info.block in REGISTRY or _is_thin_wrapper(graph, child, members):
+            leaf = Leaf(attr, members[0])
+            plan.leaves.append(leaf)
+            plan.calls[members[0].id] = leaf
+            plan.ops.append(members[0])
+            for extra in members[1:]:  # parameter-free ops inside a labelled primitive: none today
+                plan.ops.append(extra)
+            continue
+        member_ids = {m.id for m in members}
+        outs = [m.id for m in members if any(u not in member_ids for u in graph.users[m.id])
+                or m.id in graph.outputs.values()]
+        cls = build_class(graph, child, class_name(info.block if info else attr), info.block if info else attr,
+                          members)
+        cls.outputs = outs
+        call = Child(attr, cls, cls.inputs, outs[-1])
+        plan.children.append(call)
+        plan.calls[outs[-1]] = call
+        plan.ops.append(graph.node(outs[-1]))
+    plan.ops.sort(key=lambda n: nodes.index(n))
+    return plan
+
+
+def model_plan(model: Model) -> ClassPlan:
+    g = model.graph
+    plan = build_class(g, "", class_name(model.name), model.name, g.topo())
+    plan.inputs = list(g.inputs)
+    plan.outputs = list(g.outputs.values())
+    return plan
+
+
+def all_classes(plan: ClassPlan) -> list[ClassPlan]:
+    """Every class, children before parents (definition order in the generated file)."""
+    out: list[ClassPlan] = []
+    for c in plan.children:
+        for k in all_classes(c.cls):
+            if k not in out:
+                out.append(k)
+    out.append(plan)
+    return out
+
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

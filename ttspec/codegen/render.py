@@ -1,0 +1,45 @@
+"""jinja2 rendering of generated programs, and what they share (HF name rules)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from ..checkpoints import FAMILIES
+from ..errors import ArchError
+from ..ir import Model, iter_params
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@lru_cache(maxsize=None)
+def _env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(template: str, **context) -> str:
+    return _env().get_template(template).render(**context)
+
+
+def hf_rules(model: Model) -> list[tuple[str, str, str]]:
+    """The family's HF name rules that this model uses; every stored parameter must match one."""
+    if model.family is None:
+        return []
+    rules = FAMILIES[model.family]
+    used = []
+    for name, p in iter_params(model.graph):
+        if p.tied_to:
+            continue
+        for rule in rules:
+            if re.fullmatch(rule.ours, name):
+                if rule not in used:
+                    used.append(rule)
+                break
+        else:
+            raise ArchError(f"parameter `{name}` has no HF {model.family} name", model.loc,
+                            hint=f"{model.family} specs use the labels of ttspec/stdlib/families/{model.family}.arch")
+    return [(r.ours, r.hf, r.transform) for r in rules if r in used]

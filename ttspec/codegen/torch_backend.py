@@ -1,0 +1,165 @@
+"""The torch reference backend: a plain PyTorch nn.Module from the same graph.
+
+It is the numerical reference for the TT-NN program, loads the same HF-named weights, and
+can be trained.
+"""
+
+from __future__ import annotations
+
+from ..ir import Model, iter_params
+from ..ops import Config
+from .emit import emit_forward
+from .plan import ClassPlan, Leaf, all_classes, model_plan
+from .render import hf_rules, render
+
+ACTIVATIONS = {"relu": "F.relu({0})", "gelu": "F.gelu({0})", "gelu_tanh": 'F.gelu({0}, approximate="tanh")',
+               "silu": "F.silu({0})"}
+
+
+def _in_dim(plan: ClassPlan, node) -> int:
+    return plan.graph.node(node.inputs[0]).type.shape[-1]
+
+
+def _rope_args(rope: Config, head_dim: int) -> list[str]:
+    """Constructor arguments for the generated Rotary helper; defaults left out."""
+    f = dict(rope.fields)
+    args = [str(head_dim), f"theta={f['theta']!r}"]
+    if f["fraction"] != 1.0:
+        args.append(f"fraction={f['fraction']!r}")
+    if f["style"] != "half":
+        args.append(f'style="{f["style"]}"')
+    if f["scaling"] != "none":
+        args += [f'scaling="{f["scaling"]}"', f"factor={f['factor']!r}", f"low_freq_factor={f['low_freq_factor']!r}",
+                 f"high_freq_factor={f['high_freq_factor']!r}",
+                 f"original_max_positions={f['original_max_positions']!r}"]
+    return args
+
+
+class TorchBackend:
+    def __init__(self):
+        self.helpers: set[str] = set()
+
+    def default_name(self, node) -> str:
+        return {"split_heads": "heads", "attend": "y", "merge_heads": "y"}.get(node.op, "h")
+
+    # ---- leaves: parameter-owning primitives held as submodules
+    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> str:
+        n, a = leaf.node, leaf.node.attrs
+        if n.op == "linear":
+            return f"nn.Linear({_in_dim(plan, n)}, {a['out']}, bias={a['bias']})"
+        if n.op == "tied_linear":
+            rows, cols = a["weight"].shape
+            return f"nn.Linear({cols}, {rows}, bias={a['bias']})  # weight tied to {a['weight'].name}"
+        if n.op == "embedding":
+            return f"nn.Embedding({a['vocab']}, {a['dim']})"
+        if n.op == "position_embedding":
+            return f"nn.Embedding({a['max_positions']}, {n.type.shape[-1]})"
+        if n.op == "rms_norm":
+            return f"nn.RMSNorm({n.type.shape[-1]}, eps={a['eps']!r})"
+        if n.op == "layer_norm":
+            return f"nn.LayerNorm({n.type.shape[-1]}, eps={a['eps']!r}, bias={a['bias']})"
+        raise NotImplementedError(n.op)
+
+    def leaf_call(self, leaf: Leaf, args: list[str], plan: ClassPlan) -> str:
+        if leaf.node.op == "position_embedding":
+            return f"self.{leaf.attr}.weight[: {args[0]}.shape[-2]]"
+        return f"self.{leaf.attr}({', '.join(args)})"
+
+    # ---- `as self` primitives and parameter-free ops
+    def op_expr(self, node, args: list[str], plan: ClassPlan) -> str:
+        a = node.attrs
+        op = node.op
+        if op == "embedding":
+            return f"F.embedding({args[0]}, self.weight)"
+        if op == "position_embedding":
+            return f"self.weight[: {args[0]}.shape[-2]]"
+        if op == "linear":
+            return f"F.linear({args[0]}, self.weight, {'self.bias' if a['bias'] else 'None'})"
+        if op == "tied_linear":
+            return f"F.linear({args[0]}, self.weight, {'self.bias' if a['bias'] else 'None'})"
+        if op == "rms_norm":
+            return f"F.rms_norm({args[0]}, ({node.type.shape[-1]},), self.weight, {a['eps']!r})"
+        if op == "layer_norm":
+            bias = "self.bias" if a["bias"] else "None"
+            return f"F.layer_norm({args[0]}, ({node.type.shape[-1]},), self.weight, {bias}, {a['eps']!r})"
+        if op == "sinusoidal_positions":
+            self.helpers.add("sinusoidal_positions")
+            return f"sinusoidal_positions({args[0]}, base={a['base']!r})"
+        if op == "split_heads":
+            self.helpers.add("split_heads")
+            return f"split_heads({args[0]}, {a['heads']})"
+        if op == "merge_heads":
+            self.helpers.add("merge_heads")
+            return f"merge_heads({args[0]})"
+        if op == "apply_rope":
+            return f"self.{self.rotary_attr(plan, a['rope'])}({args[0]})"
+        if op == "attend":
+            self.helpers.add("attend")
+            extra = "" if a["causal"] else ", causal=False"
+            if a["scale"] is not None:
+                extra += f", scale={a['scale']!r}"
+            return f"attend({', '.join(args)}{extra})"
+        if op == "add":
+            return f"{args[0]} + {args[1]}"
+        if op == "mul":
+            return f"{args[0]} * {args[1]}"
+        if op in ACTIVATIONS:
+            return ACTIVATIONS[op].format(args[0])
+        raise NotImplementedError(op)
+
+    def rotary_attr(self, plan: ClassPlan, rope: Config) -> str:
+        self.helpers.add("Rotary")
+        ropes = plan.__dict__.setdefault("_ropes", {})
+        if rope not in ropes:
+            ropes[rope] = "rotary" if not ropes else f"rotary_{len(ropes)}"
+        return ropes[rope]
+
+
+def compile_torch(model: Model, spec_path: str) -> str:
+    backend = TorchBackend()
+    root = model_plan(model)
+    classes = []
+    seen: dict[str, str] = {}
+    for plan in all_classes(root):
+        fwd = emit_forward(plan, backend)
+        order = {n.id: i for i, n in enumerate(plan.ops)}
+        members: list[tuple[int, str]] = []
+        for child in plan.children:
+            if hasattr(child, "count"):
+                line = f"self.{child.attr} = nn.ModuleList({child.cls.name}() for _ in range({child.count}))"
+                members.append((order[child.node.id], line))
+            else:
+                members.append((order[child.output], f"self.{child.attr} = {child.cls.name}()"))
+        for leaf in plan.leaves:
+            members.append((order[leaf.node.id], f"self.{leaf.attr} = {backend.leaf_init(leaf, plan)}"))
+        for node in plan.self_params:
+            for local, full in node.params.items():
+                p = plan.graph.params[full]
+                shape = ", ".join(map(str, p.shape))
+                members.append((order[node.id], f"self.{local} = nn.Parameter(torch.zeros({shape}))"))
+        for rope, attr in plan.__dict__.get("_ropes", {}).items():
+            first = next(n for n in plan.ops if n.op == "apply_rope" and n.attrs["rope"] == rope)
+            args = _rope_args(rope, first.type.shape[-1])
+            line = f"self.{attr} = Rotary({', '.join(args)})"
+            if len(line) > 100:
+                line = f"self.{attr} = Rotary(\n" + "".join(f"    {a},\n" for a in args) + ")"
+            members.append((order[first.id], line))
+        init = [line for _, line in sorted(members, key=lambda m: m[0])]
+        if plan.path == "" and plan is root:
+            for name, p in model.graph.params.items():
+                if p.tied_to:
+                    init.append(f"self.{name} = self.{p.tied_to}")
+        classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd})
+        seen[plan.name] = plan.block
+    params = [(name, p.shape) for name, p in iter_params(model.graph) if p.tied_to is None]
+    return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
+                  helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
+                  tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to], n_params=sum(
+                      _numel(s) for _, s in params), vocab=model.graph.node(root.outputs[0]).type.shape[-1])
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
