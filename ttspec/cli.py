@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--seq", type=_positive_int, help="sequence length for FLOPs (default: the spec's bound)")
     pa.add_argument("-o", "--output", help="write to this file instead of stdout")
 
+    co = sub.add_parser("compile", help="generate a program for a target (generated/<model>_<target>.py)")
+    co.add_argument("spec", metavar="SPEC")
+    co.add_argument("--target", required=True, choices=("torch",),
+                    help="torch: a PyTorch reference nn.Module (TT-NN targets: next milestone)")
+    co.add_argument("-o", "--output", help="output file (default generated/<model>_<target>.py)")
+
     g = sub.add_parser("graph", help="the architecture as a mermaid or dot diagram")
     g.add_argument("spec", metavar="SPEC")
     g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
@@ -128,7 +134,21 @@ def cmd_graph(args) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph}
+def cmd_compile(args) -> int:
+    from .codegen.torch_backend import compile_torch
+    from .frontend import load_model
+
+    model = load_model(args.spec)
+    text = compile_torch(model, args.spec)
+    output = args.output or os.path.join("generated", f"{model.name}_{args.target}.py")
+    if args.output is None:
+        os.makedirs("generated", exist_ok=True)
+    write_output(text, output)
+    print(f"wrote {output} ({model.name}, target {args.target})")
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile}
 
 
 def main(argv: list[str] | None = None) -> int:

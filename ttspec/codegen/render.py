@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from ..checkpoints import FAMILIES
@@ -13,7 +13,7 @@ from ..ir import Model, iter_params
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _env():
     import jinja2
 
