@@ -68,3 +68,26 @@ def hf_rule(family: str, name: str) -> tuple[str, str]:
             return rule.hf.format(*m.groups()), rule.transform
     raise ArchError(f"parameter `{name}` has no HF {family} name",
                     hint=f"specs of the {family} family use the labels of ttspec/stdlib/families/{family}.arch")
+
+
+def to_hf_state_dict(model, ours: dict) -> dict:
+    """Our tensors under HF names: the inverse of each rule's transform (GPT-2's fused,
+    transposed c_attn is reassembled from q, k and v)."""
+    import torch
+
+    if model.family is None:
+        raise ArchError(f"{model.name} names no checkpoint family", model.loc,
+                        hint="add `family llama` or `family gpt2` to the spec")
+    out: dict = {}
+    fused: dict[str, list] = {}
+    for name, tensor in ours.items():
+        hf, transform = hf_rule(model.family, name)
+        if transform == "copy":
+            out[hf] = tensor
+        elif transform == "transpose":
+            out[hf] = tensor.T.contiguous()
+        else:
+            fused.setdefault(hf, [None, None, None])[int(transform[-1])] = tensor
+    for hf, parts in fused.items():
+        out[hf] = torch.cat([p.T if p.dim() == 2 else p for p in parts], dim=-1).contiguous()
+    return out

@@ -251,7 +251,7 @@ class Elaborator:
             if isinstance(value, Tensor):
                 node = scope.graph.node(value.node)
                 if node.hint is None and node.op != "input":
-                    node.hint = stmt.name
+                    node.hint, node.hint_scope = stmt.name, scope.module
                 if not is_stdlib(stmt.loc.file):
                     self.assignments.append((scope.graph, value.node, stmt.name, stmt.loc))
         elif isinstance(stmt, ast.Return):

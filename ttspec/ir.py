@@ -29,6 +29,7 @@ class Node:
     loc: Loc | None = None
     params: dict[str, str] = field(default_factory=dict)  # local name ("weight") -> param name
     hint: str | None = None  # the spec's variable name for this value, for readable generated code
+    hint_scope: str | None = None  # module path of the scope that named it
 
 
 @dataclass

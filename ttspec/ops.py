@@ -419,3 +419,26 @@ CONFIGS: dict[str, ConfigDef] = {
         ArgSpec("original_max_positions", "int", 8192),
     ), _check_rope, doc="Rotary positions: base theta, partial-rotary fraction, layout style, scaling."),
 }
+
+
+# ---------------------------------------------------------------- target-specific ops made by lowering passes
+# (ttspec/lower.py): never written in a spec, but typed like every other op so that the
+# interpreters run on lowered graphs too.
+@op("split_qkv_heads", [T("x"), ArgSpec("heads", "int"), ArgSpec("kv_heads", "int")],
+    doc="Fused [b, s, (heads + 2 kv_heads) * head_dim] -> q [b, heads, s, head_dim]; k and v via qkv_part.")
+def _split_qkv_heads(ins, attrs, ctx):
+    (x,) = ins
+    total = attrs["heads"] + 2 * attrs["kv_heads"]
+    width = _last(x, "split_qkv_heads")
+    if x.rank != 3 or width % total:
+        raise OpError(f"split_qkv_heads needs [batch, seq, {total} * head_dim], got {x}")
+    b, s, _ = x.shape
+    return x.with_shape((b, attrs["heads"], s, width // total))
+
+
+@op("qkv_part", [T("qkv"), ArgSpec("index", "int"), ArgSpec("kv_heads", "int")],
+    doc="k (index 1) or v (index 2) of a split_qkv_heads: [b, kv_heads, s, head_dim].")
+def _qkv_part(ins, attrs, ctx):
+    (q,) = ins
+    b, _, s, dh = q.shape
+    return q.with_shape((b, attrs["kv_heads"], s, dh))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from .plan import Child, ClassPlan, Leaf, Repeat
 
 RESERVED = set(keyword.kwlist) | {"self", "torch", "nn", "F", "ttnn", "math", "layer"}
+# Ops whose result is a tuple; the listed op picks element `index` out of it.
+TUPLE_OPS = {"split_qkv_heads": ("qkv_part", ("q", "k", "v"))}
 
 
 @dataclass
@@ -57,7 +59,23 @@ def emit_forward(plan: ClassPlan, backend) -> Forward:
 
     lines: list[str] = []
     for n in ops:
+        if n.id in expr:  # an element already unpacked from a tuple
+            continue
         args = [expr[a] for a in _arg_ids(plan, n)]
+        if len(_line_text(n, args, plan, backend)) > MAX_LINE:
+            args = _hoist(plan, n, args, expr, holder, last_use, position, lines, backend)
+        if n.op in TUPLE_OPS:
+            part_op, defaults = TUPLE_OPS[n.op]
+            parts = [n] + sorted((g.node(u) for u in g.users[n.id] if g.node(u).op == part_op),
+                                 key=lambda p: p.attrs["index"])
+            names = []
+            for i, part in enumerate(parts):
+                var = _free(_ident(part.hint or defaults[i]), holder, last_use, position[n.id])
+                names.append(var)
+                expr[part.id] = var
+                holder[var] = part.id
+            lines.append(wrap(f"{', '.join(names)} = {backend.op_expr(n, args, plan)}"))
+            continue
         call = plan.calls.get(n.id)
         if isinstance(call, Repeat):
             var = args[0]
@@ -75,18 +93,60 @@ def emit_forward(plan: ClassPlan, backend) -> Forward:
             e = backend.leaf_call(call, args, plan)
         else:
             e = backend.op_expr(n, args, plan)
-        only_returned = n.id in outputs and uses.get(n.id, 0) == 0 and len(plan.outputs) == 1
+        named_here = n.hint is not None and n.hint_scope == plan.path
+        only_returned = n.id in outputs and uses.get(n.id, 0) == 0 and len(plan.outputs) == 1 and not named_here
         single_use = uses.get(n.id, 0) == 1 and n.id not in outputs and n.hint is None
-        inline = len(e) <= 72 and (only_returned or single_use)
+        inline = (only_returned and len(e) <= MAX_LINE - 8) or (single_use and len(e) <= 72)
         if inline:
             expr[n.id] = e
             continue
         var = _free(_ident(n.hint or backend.default_name(n)), holder, last_use, position[n.id])
-        lines.append(f"{var} = {e}")
+        lines.append(wrap(f"{var} = {e}"))
         expr[n.id] = var
         holder[var] = n.id
     result = ", ".join(expr[o] for o in plan.outputs)
     return Forward(params, lines, result)
+
+
+MAX_LINE = 96
+
+
+def _line_text(n, args, plan, backend) -> str:
+    call = plan.calls.get(n.id)
+    if isinstance(call, (Child, Repeat)):
+        return ""
+    if isinstance(call, Leaf):
+        return "h = " + backend.leaf_call(call, args, plan)
+    return "a, b, c = " + backend.op_expr(n, args, plan) if n.op in TUPLE_OPS else "h = " + backend.op_expr(
+        n, args, plan)
+
+
+def _hoist(plan, n, args, expr, holder, last_use, position, lines, backend) -> list[str]:
+    """Give inlined arguments their own statements when the consumer's line would be too long."""
+    out = []
+    for arg_id, text in zip(_arg_ids(plan, n), args):
+        if _is_var(text):
+            out.append(text)
+            continue
+        var = _free(_ident(backend.default_name(plan.graph.node(arg_id))), holder, last_use, position[n.id] - 1)
+        lines.append(f"{var} = {text}")
+        expr[arg_id] = var
+        holder[var] = arg_id
+        out.append(var)
+    return out
+
+
+def wrap(line: str, width: int = 100) -> str:
+    """Break a long `name = f(args)` statement after its outermost opening parenthesis."""
+    if len(line) <= width or not line.endswith(")"):
+        return line
+    start = line.find("(", line.find(" = ") + 3)
+    depth = 0
+    for i in range(start, len(line)):
+        depth += {"(": 1, ")": -1}.get(line[i], 0)
+        if depth == 0 and i != len(line) - 1:
+            return line  # the call does not span to the end of the line
+    return f"{line[: start + 1]}\n    {line[start + 1 : -1]}\n)"
 
 
 def _is_var(text: str) -> bool:

@@ -1,0 +1,266 @@
+"""The TT-NN backend: a single-chip program for Wormhole n150 or Blackhole p100/p150.
+
+The graph is lowered first (fused QKV projections, activations fused into linears), then
+emitted with the same class plan as the torch reference. Weights arrive as HF-named torch
+tensors and go to the device in TILE layout: matrices in the chosen weight dtype (bf16 by
+default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import ArchError
+from ..ir import Model, Node, iter_params
+from ..lower import fuse_activations, fuse_qkv
+from ..ops import Config
+from ..report import tensor_bytes
+from ..targets import Target
+from .emit import emit_forward
+from .plan import ClassPlan, Leaf, all_classes, model_plan
+from .render import hf_rules, render
+
+TILE = 32
+WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
+                 "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}
+UNARY = {"relu": "ttnn.relu({0})", "silu": "ttnn.silu({0})", "gelu": "ttnn.gelu({0})",
+         "gelu_tanh": "ttnn.gelu({0}, variant=ttnn.GeluVariant.Tanh)"}
+
+
+def check_supported(model: Model) -> None:
+    """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
+    for node in _all_nodes(model.graph):
+        if node.op in ("split_heads", "split_qkv_heads"):
+            head_dim = node.type.shape[-1]
+            if head_dim % TILE:
+                raise ArchError(f"head_dim {head_dim} is not a multiple of {TILE}: ttnn 0.81.1 splits and concatenates "
+                                "heads in whole tiles", node.loc,
+                                hint="choose heads so that hidden / heads is a multiple of 32, or compile for "
+                                     "--target torch")
+        if node.op == "attend" and not node.attrs["causal"]:
+            raise ArchError("non-causal attention is not lowered to TT-NN yet", node.loc)
+        if node.op == "apply_rope" and node.attrs["rope"].get("scaling") not in ("none", "llama3", "linear"):
+            raise ArchError("unsupported rope scaling", node.loc)
+
+
+def _all_nodes(graph):
+    for node in graph.topo():
+        yield node
+        if node.op == "repeat":
+            yield from _all_nodes(node.attrs["body"])
+
+
+def _tiles(shape: tuple[int, ...]) -> int:
+    """Values a TILE-layout tensor occupies: its last two dims padded to whole 32x32 tiles."""
+    rows, cols = (1, shape[0]) if len(shape) == 1 else shape[-2:]
+    lead = 1
+    for d in shape[:-2]:
+        lead *= d
+    return lead * -(-rows // TILE) * TILE * -(-cols // TILE) * TILE
+
+
+def weight_plan_bytes(model: Model, weights_dtype: str) -> int:
+    """Device DRAM bytes for the weights as the generated program stores them: matrices in
+    `weights_dtype` and TILE layout, norms and biases in bf16 TILE, embedding tables in bf16
+    ROW_MAJOR; a tied output head keeps its own TILE copy of the embedding."""
+    tables = {name for node in model.graph.topo() if node.op in ("embedding", "position_embedding")
+              for name in node.params.values()}
+    total = 0
+    for name, p in iter_params(model.graph):
+        if name in tables:
+            total += tensor_bytes(p.numel, "bf16")
+        elif len(p.shape) == 2:
+            total += tensor_bytes(_tiles(p.shape), weights_dtype)
+        else:
+            total += tensor_bytes(_tiles(p.shape), "bf16")
+    return total
+
+
+def check_fits(model: Model, target: Target, weights_dtype: str) -> int:
+    need = weight_plan_bytes(model, weights_dtype)
+    have = target.dram_per_chip * target.chips
+    if need > have:
+        hint = "use --weights-dtype bfloat8_b" if weights_dtype == "bf16" else "use a larger target"
+        raise ArchError(f"{model.name} needs {need:,} bytes of DRAM for {weights_dtype} weights; "
+                        f"{target.name} has {have:,}", model.loc, hint=hint)
+    return need
+
+
+class TTNNBackend:
+    def __init__(self):
+        self.helpers: set[str] = set()
+
+    def default_name(self, node: Node) -> str:
+        if node.op == "linear" and node.attrs.get("fused"):
+            return "qkv"
+        return {"attend": "y", "merge_heads": "y"}.get(node.op, "h")
+
+    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:
+        n, a, attr = leaf.node, leaf.node.attrs, leaf.attr
+        if n.op == "linear":
+            parts = a.get("fused")
+            if parts:
+                names = ", ".join(f'"{dict(p)["weight"].rsplit(".", 2)[-2]}"' for p in parts)
+                lines = [f'self.{attr} = weights.linear(prefix + "{attr}", parts=({names}))']
+                if a["bias"]:
+                    lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}", parts=({names}))')
+                return lines
+            lines = [f'self.{attr} = weights.linear(prefix + "{attr}")']
+            if a["bias"]:
+                lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}")')
+            return lines
+        if n.op == "tied_linear":
+            lines = [f'self.{attr} = weights.linear("{a["weight"].name.rsplit(".", 1)[0]}")'
+                     f"  # tied: a TILE copy of the embedding table"]
+            if a["bias"]:
+                lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}")')
+            return lines
+        if n.op in ("embedding", "position_embedding"):
+            return [f'self.{attr} = weights.table(prefix + "{attr}")']
+        if n.op == "rms_norm":
+            return [f'self.{attr} = weights.norm(prefix + "{attr}")']
+        if n.op == "layer_norm":
+            lines = [f'self.{attr} = weights.norm(prefix + "{attr}")']
+            if a["bias"]:
+                lines.append(f'self.{attr}_bias = weights.norm(prefix + "{attr}", "bias")')
+            return lines
+        raise NotImplementedError(n.op)
+
+    def leaf_call(self, leaf: Leaf, args: list[str], plan: ClassPlan) -> str:
+        if leaf.node.op == "position_embedding":
+            plan.__dict__["_needs_device"] = True
+        return self._call(leaf.node, args, f"self.{leaf.attr}", f"self.{leaf.attr}_bias")
+
+    def op_expr(self, node: Node, args: list[str], plan: ClassPlan) -> str:
+        if node.params:  # `as self` primitives: the class's own weight and bias
+            if node.op == "position_embedding":
+                plan.__dict__["_needs_device"] = True
+            return self._call(node, args, "self.weight", "self.bias")
+        a, op = node.attrs, node.op
+        if op == "split_qkv_heads":
+            return (f"ttnn.transformer.split_query_key_value_and_split_heads({args[0]}, num_heads={a['heads']}, "
+                    f"num_kv_heads={a['kv_heads']}, transpose_key=False)")
+        if op == "split_heads":
+            self.helpers.add("split_heads")
+            return f"split_heads({args[0]}, {a['heads']})"
+        if op == "merge_heads":
+            return f"ttnn.transformer.concatenate_heads({args[0]})"
+        if op == "apply_rope":
+            return f"self.{self.rotary_attr(plan, a['rope'])}({args[0]})"
+        if op == "attend":
+            q = plan.graph.node(node.inputs[0])
+            scale = a["scale"] if a["scale"] is not None else 1 / math.sqrt(q.type.shape[-1])
+            return (f"ttnn.transformer.scaled_dot_product_attention({', '.join(args)}, is_causal=True, "
+                    f"scale={scale!r})")
+        if op == "add":
+            return f"ttnn.add({args[0]}, {args[1]})"
+        if op == "mul":
+            return f"ttnn.mul({args[0]}, {args[1]})"
+        if op in UNARY:
+            return UNARY[op].format(args[0])
+        if op == "sinusoidal_positions":
+            self.helpers.add("sinusoidal_positions")
+            return f"sinusoidal_positions({args[0]}, base={a['base']!r})"
+        raise NotImplementedError(op)
+
+    def _call(self, node: Node, args: list[str], weight: str, bias: str) -> str:
+        a, op = node.attrs, node.op
+        if op in ("linear", "tied_linear"):
+            extra = f", bias={bias}" if a["bias"] else ""
+            if a.get("activation"):
+                extra += f', activation="{a["activation"]}"'
+            return f"ttnn.linear({args[0]}, {weight}{extra})"
+        if op == "embedding":
+            return f"ttnn.embedding({args[0]}, {weight}, layout=ttnn.TILE_LAYOUT)"
+        if op == "position_embedding":
+            self.helpers.add("position_ids")
+            return f"ttnn.embedding(position_ids({args[0]}, self.device), {weight}, layout=ttnn.TILE_LAYOUT)"
+        if op == "rms_norm":
+            return f"ttnn.rms_norm({args[0]}, epsilon={a['eps']!r}, weight={weight})"
+        if op == "layer_norm":
+            extra = f", bias={bias}" if a["bias"] else ""
+            return f"ttnn.layer_norm({args[0]}, epsilon={a['eps']!r}, weight={weight}{extra})"
+        raise NotImplementedError(op)
+
+    def rotary_attr(self, plan: ClassPlan, rope: Config) -> str:
+        self.helpers.add("Rotary")
+        ropes = plan.__dict__.setdefault("_ropes", {})
+        if rope not in ropes:
+            ropes[rope] = "rotary" if not ropes else f"rotary_{len(ropes)}"
+        return ropes[rope]
+
+
+def _rope_args(rope: Config, head_dim: int) -> list[str]:
+    f = dict(rope.fields)
+    args = ["weights.device", str(head_dim), f"theta={f['theta']!r}"]
+    if f["fraction"] != 1.0:
+        args.append(f"fraction={f['fraction']!r}")
+    if f["style"] != "half":
+        args.append(f'style="{f["style"]}"')
+    if f["scaling"] != "none":
+        args += [f'scaling="{f["scaling"]}"', f"factor={f['factor']!r}", f"low_freq_factor={f['low_freq_factor']!r}",
+                 f"high_freq_factor={f['high_freq_factor']!r}",
+                 f"original_max_positions={f['original_max_positions']!r}"]
+    return args
+
+
+def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: str = "bf16") -> str:
+    if model.family is None:
+        raise ArchError(f"{model.name} names no checkpoint family, so its weights cannot be loaded by HF name",
+                        model.loc, hint="add `family llama` or `family gpt2` to the spec")
+    check_supported(model)
+    need = check_fits(model, target, weights_dtype)
+    rules = hf_rules(model)
+    lowered = fuse_activations(fuse_qkv(model))
+    backend = TTNNBackend()
+    root = model_plan(lowered)
+    classes = []
+    for plan in all_classes(root):
+        fwd = emit_forward(plan, backend)
+        order = {n.id: i for i, n in enumerate(plan.ops)}
+        members: list[tuple[int, list[str]]] = []
+        for child in plan.children:
+            if hasattr(child, "count"):
+                members.append((order[child.node.id], [
+                    f'self.{child.attr} = [{child.cls.name}(weights, f"{{prefix}}{child.attr}.{{i}}.") '
+                    f"for i in range({child.count})]"]))
+            else:
+                members.append((order[child.output], [f'self.{child.attr} = {child.cls.name}(weights, '
+                                                      f'prefix + "{child.attr}.")']))
+        for leaf in plan.leaves:
+            members.append((order[leaf.node.id], backend.leaf_init(leaf, plan)))
+        for node in plan.self_params:
+            lines = []
+            for local in node.params:
+                kind = "table" if node.op in ("embedding", "position_embedding") else \
+                    "norm" if node.op in ("rms_norm", "layer_norm") else "linear"
+                lines.append(f'self.{local} = weights.{kind}(prefix[:-1], "{local}")' if kind != "linear"
+                             else f"self.{local} = weights.linear(prefix[:-1])")
+            members.append((order[node.id], lines))
+        for rope, attr in plan.__dict__.get("_ropes", {}).items():
+            first = next(n for n in plan.ops if n.op == "apply_rope" and n.attrs["rope"] == rope)
+            args = _rope_args(rope, first.type.shape[-1])
+            line = f"self.{attr} = Rotary({', '.join(args)})"
+            if len(line) > 100:
+                line = f"self.{attr} = Rotary(\n" + "".join(f"    {a},\n" for a in args) + ")"
+            members.append((order[first.id], [line]))
+        init = [line for _, lines in sorted(members, key=lambda m: m[0]) for line in lines]
+        if plan.__dict__.get("_needs_device") and plan is not root:
+            init.insert(0, "self.device = weights.device")
+        classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
+    out_type = lowered.graph.node(root.outputs[0]).type
+    dtype_expr = WEIGHT_DTYPES[weights_dtype][0]
+    return render("ttnn_model.py.j2", model=model, spec=spec_path, target=target, classes=classes,
+                  root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
+                  tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
+                  weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
+                  vocab=out_type.shape[-1], input=root.inputs[0], parameters=_parameter_patterns(model))
+
+
+def _parameter_patterns(model: Model) -> list[str]:
+    """Stored parameter names, a repeat written once as `layers.*6.attn.wq.weight`."""
+    names = [name for name, p in model.graph.params.items() if not p.tied_to]
+    for node in model.graph.repeats():
+        body = node.attrs["body"]
+        names += [f"{node.module}.*{node.attrs['count']}.{name}" for name, p in body.params.items() if not p.tied_to]
+    return names

@@ -1,0 +1,1 @@
+"""Running generated programs: torch reference, ttnn goldens, ttnn mock device, hardware."""

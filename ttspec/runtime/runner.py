@@ -1,0 +1,111 @@
+"""`ttspec run`: compile a spec, load weights, run one prefill, return logits.
+
+Modes: torch (the generated PyTorch reference), golden (the generated TT-NN program with
+ttnn's golden functions, see golden.py), mock (the same program on ttnn's mock device: real
+host-side validation of every op and allocation, outputs not meaningful), device (real
+Tenstorrent hardware: untested here, since no hardware is reachable).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import ArchError
+from ..ir import Model, iter_params
+
+MODES = ("torch", "golden", "mock", "device")
+
+
+def load_program(source: str, name: str):
+    """Import generated source as a module (kept in a temp dir for tracebacks)."""
+    folder = Path(tempfile.mkdtemp(prefix="ttspec-run-"))
+    path = folder / f"{name}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"ttspec_generated_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def random_hf_state_dict(model: Model, seed: int = 0) -> dict:
+    """Seeded random weights under HF names (norm weights near 1, biases near 0)."""
+    import torch
+
+    from ..checkpoints import to_hf_state_dict
+
+    gen = torch.Generator().manual_seed(seed)
+    ours = {}
+    for name, p in iter_params(model.graph):
+        if p.tied_to:
+            continue
+        noise = torch.randn(p.shape, generator=gen)
+        if len(p.shape) == 1:
+            ours[name] = (1.0 + 0.1 * noise) if name.endswith("weight") else 0.1 * noise
+        else:
+            ours[name] = 0.05 * noise
+    return to_hf_state_dict(model, ours)
+
+
+def root_class(module, model: Model):
+    from ..codegen.plan import class_name
+
+    return getattr(module, class_name(model.name))
+
+
+def run_torch(model: Model, spec_path: str, hf_state_dict: dict, tokens):
+    import torch
+
+    from ..codegen.torch_backend import compile_torch
+
+    module = load_program(compile_torch(model, spec_path), f"{model.name}_torch")
+    net = root_class(module, model)()
+    net.load_hf_state_dict(hf_state_dict)
+    net.eval()
+    with torch.no_grad():
+        return net(tokens)
+
+
+def run_golden(model: Model, spec_path: str, target, hf_state_dict: dict, tokens, weights_dtype="bf16",
+               source: str | None = None):
+    from ..codegen.ttnn_backend import compile_ttnn
+    from .golden import HOST, GoldenTTNN
+
+    if source is None:
+        source = compile_ttnn(model, spec_path, target, weights_dtype)
+    module = load_program(source, f"{model.name}_{target.name}_golden")
+    module.ttnn = GoldenTTNN()
+    program = root_class(module, model)(HOST)
+    program.load_weights(hf_state_dict)
+    logits = program(tokens)
+    return logits, module.ttnn.calls
+
+
+def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: int = 0):
+    import torch
+
+    if path:
+        import numpy as np
+
+        try:
+            array = np.load(path)
+        except (OSError, ValueError) as e:
+            raise ArchError(f"cannot read tokens from {path}: {e}", hint="pass a .npy file of int token ids") from None
+        if array.ndim != 2 or array.dtype.kind not in "iu":
+            raise ArchError(f"{path}: tokens must be a 2-D integer array [batch, seq], got {array.dtype} "
+                            f"{list(array.shape)}")
+        tokens = torch.from_numpy(array.astype("int64"))
+    else:
+        try:
+            batch, seq = (int(v) for v in (random_shape or "1,32").split(","))
+        except ValueError:
+            raise ArchError(f"--random-tokens expects B,S such as 1,64, got {random_shape!r}") from None
+        if batch < 1 or seq < 1:
+            raise ArchError(f"--random-tokens needs positive sizes, got {random_shape!r}")
+        tokens = torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(seed))
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab):
+        raise ArchError(f"token ids must be in [0, {vocab}), got [{int(tokens.min())}, {int(tokens.max())}]")
+    return tokens
