@@ -15,6 +15,7 @@ from .errors import ArchError, Diagnostic, SourceCache
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+COMPILE_TARGETS = ("torch", "n150", "p100", "p150")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,9 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("compile", help="generate a program for a target (generated/<model>_<target>.py)")
     co.add_argument("spec", metavar="SPEC")
-    co.add_argument("--target", required=True, choices=("torch",),
-                    help="torch: a PyTorch reference nn.Module (TT-NN targets: next milestone)")
+    co.add_argument("--target", required=True, choices=COMPILE_TARGETS,
+                    help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program")
+    co.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
+                    help="device dtype of weight matrices (TT-NN targets)")
     co.add_argument("-o", "--output", help="output file (default generated/<model>_<target>.py)")
+
+    r = sub.add_parser("run", help="compile and run one prefill; print and save logits")
+    r.add_argument("spec", metavar="SPEC")
+    r.add_argument("--target", default="n150", choices=COMPILE_TARGETS)
+    r.add_argument("--mode", required=True, choices=("torch", "golden", "mock", "device"),
+                   help="torch: the PyTorch reference; golden: the TT-NN program on ttnn's golden functions; "
+                        "mock: on ttnn's mock device (validates ops and memory; outputs are not meaningful); "
+                        "device: real hardware (untested here)")
+    r.add_argument("--weights", metavar="F.safetensors", help="HF-named weights (default: seeded random)")
+    r.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
+    tokens = r.add_mutually_exclusive_group()
+    tokens.add_argument("--tokens", metavar="F.npy", help="int token ids [batch, seq]")
+    tokens.add_argument("--random-tokens", metavar="B,S", help="random token ids of this shape (default 1,32)")
+    r.add_argument("--out", metavar="logits.npy", help="save the logits")
+    r.add_argument("--seed", type=int, default=0, help="seed for random weights and tokens")
 
     g = sub.add_parser("graph", help="the architecture as a mermaid or dot diagram")
     g.add_argument("spec", metavar="SPEC")
@@ -79,6 +97,22 @@ def write_output(text: str, output: str | None) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text if text.endswith("\n") else text + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_output_bytes(data: bytes, output: str) -> None:
+    """Atomic binary write: a temp file beside the target, then rename."""
+    target = Path(output)
+    if target.is_dir() or not target.parent.exists():
+        raise ArchError(f"cannot write {output}: " + ("it is a directory" if target.is_dir()
+                                                      else f"directory {target.parent} does not exist"))
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -134,21 +168,42 @@ def cmd_graph(args) -> int:
     return 0
 
 
+def compile_source(model, spec: str, target: str, weights_dtype: str) -> str:
+    if target == "torch":
+        from .codegen.torch_backend import compile_torch
+
+        return compile_torch(model, spec)
+    from .codegen.ttnn_backend import compile_ttnn
+    from .targets import get_target
+
+    return compile_ttnn(model, spec, get_target(target), weights_dtype)
+
+
 def cmd_compile(args) -> int:
-    from .codegen.torch_backend import compile_torch
     from .frontend import load_model
 
     model = load_model(args.spec)
-    text = compile_torch(model, args.spec)
+    text = compile_source(model, args.spec, args.target, args.weights_dtype)
     output = args.output or os.path.join("generated", f"{model.name}_{args.target}.py")
     if args.output is None:
         os.makedirs("generated", exist_ok=True)
     write_output(text, output)
-    print(f"wrote {output} ({model.name}, target {args.target})")
+    print(f"wrote {output}: {model.name} for {args.target}"
+          + (f", {args.weights_dtype} weights" if args.target != "torch" else ""))
+    if args.target != "torch":
+        print(f"run it: ttspec run {args.spec} --target {args.target} --mode golden   (or --mode mock, --mode device)")
     return 0
 
 
-COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile}
+def cmd_run(args) -> int:
+    from .frontend import load_model
+    from .runtime.runner import run_program
+
+    model = load_model(args.spec)
+    return run_program(model, args)
+
+
+COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

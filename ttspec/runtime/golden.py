@@ -30,7 +30,9 @@ HOST = _HostDevice()
 class GoldenTTNN:
     def __init__(self, ttnn_module=None):
         if ttnn_module is None:
-            import ttnn as ttnn_module
+            from .device import import_ttnn
+
+            ttnn_module = import_ttnn()
         self._ttnn = ttnn_module
         self._cache: dict[str, object] = {}
         self.calls: dict[str, int] = {}  # op name -> how many times its golden ran

@@ -109,3 +109,76 @@ def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: in
     if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab):
         raise ArchError(f"token ids must be in [0, {vocab}), got [{int(tokens.min())}, {int(tokens.max())}]")
     return tokens
+
+
+def load_weights_file(model: Model, path: str) -> dict:
+    """An HF-named safetensors file, checked name by name and shape by shape against the spec."""
+    import torch
+
+    from ..checkpoints import to_hf_state_dict
+
+    try:
+        from safetensors.torch import load_file
+
+        tensors = load_file(path)
+    except FileNotFoundError:
+        raise ArchError(f"no such weights file: {path}") from None
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise ArchError(f"cannot read {path} as safetensors: {e}",
+                        hint="save with safetensors.torch.save_file(model.state_dict(), path)") from None
+    expected = to_hf_state_dict(model, {n: torch.empty(p.shape, device="meta")
+                                        for n, p in iter_params(model.graph) if not p.tied_to})
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ArchError(f"{path} lacks {len(missing)} tensor(s) the spec needs: {', '.join(missing[:3])}{more}",
+                        hint=f"the spec's `family {model.family}` expects HF transformers names")
+    for name, meta in expected.items():
+        if tuple(tensors[name].shape) != tuple(meta.shape):
+            raise ArchError(f"{path}: {name} has shape {list(tensors[name].shape)}, the spec needs "
+                            f"{list(meta.shape)}", hint="was this checkpoint made for another spec?")
+    return tensors
+
+
+def run_program(model: Model, args) -> int:
+    from ..targets import get_target
+
+    vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
+    tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed)
+    state = load_weights_file(model, args.weights) if args.weights else random_hf_state_dict(model, args.seed)
+    if args.mode == "torch":
+        logits = run_torch(model, args.spec, state, tokens)
+    elif args.mode == "golden":
+        if args.target == "torch":
+            raise ArchError("--mode golden runs a TT-NN program: choose --target n150, p100 or p150")
+        logits, calls = run_golden(model, args.spec, get_target(args.target), state, tokens, args.weights_dtype)
+        print(f"golden: {sum(calls.values())} ttnn op calls ran as ttnn golden functions "
+              f"({len(calls)} distinct ops)")
+    else:
+        from .device import run_on_device
+
+        logits = run_on_device(model, args, state, tokens)
+    logits = logits.float()
+    print(f"logits {list(logits.shape)} (vocab {vocab}); first row argmax: "
+          f"{logits[0].argmax(-1)[:16].tolist()}")
+    if args.out:
+        import io
+
+        import numpy as np
+
+        from ..cli import write_output_bytes
+
+        buffer = io.BytesIO()
+        np.save(buffer, logits.numpy())
+        write_output_bytes(buffer.getvalue(), args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def vocab_of_input(model: Model) -> int:
+    """The vocabulary the token input indexes: the rows of the embedding that reads it."""
+    g = model.graph
+    for node in g.topo():
+        if node.op == "embedding" and node.inputs[0] in g.inputs:
+            return node.attrs["vocab"]
+    raise ArchError("the spec has no token embedding reading its input", model.loc)

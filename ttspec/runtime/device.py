@@ -1,0 +1,102 @@
+"""Running a generated TT-NN program on a device: ttnn's mock device or real hardware.
+
+Each run is a fresh Python process (device_worker.py), because the mock device is chosen by
+environment variables that must be set before ttnn is imported, and because tt-metal
+writes files (generated/fabric, generated/watcher) into its working directory, which is a
+scratch folder here rather than the user's project.
+
+`--mode device` uses the same worker without the mock environment: it is the path to real
+hardware, and it has never been run on hardware by this project (none is reachable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import ArchError
+from ..ir import Model, iter_params
+
+
+def import_ttnn():
+    """Import ttnn quietly (its import logs its whole config at DEBUG level)."""
+    os.environ.setdefault("LOGURU_LEVEL", "WARNING")
+    try:
+        import ttnn
+    except ImportError as e:
+        raise ArchError(f"ttnn is not importable here: {e}",
+                        hint="install ttnn==0.81.1 (Python 3.10 or 3.12): bash .ci/setup test") from None
+    return ttnn
+
+
+def device_env(mode: str, target: str) -> dict[str, str]:
+    env = dict(os.environ, LOGURU_LEVEL="WARNING")
+    if mode == "mock":
+        from ..mock.toolchain import ensure_toolchain, mock_env
+
+        ensure_toolchain()
+        env.update(mock_env(target))
+    return env
+
+
+def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict | None = None, tokens=None,
+               timeout: float = 1800) -> dict:
+    """Run `source` in a worker process. With `state` None, weights are only allocated
+    (torch meta tensors), so a 70B model's fit can be checked without its data."""
+    import numpy as np
+    import torch
+
+    work = Path(tempfile.mkdtemp(prefix=f"ttspec-{mode}-"))
+    (work / "program.py").write_text(source, encoding="utf-8")
+    request = {"class": _root_name(model), "target": target}
+    if state is None:
+        from ..checkpoints import to_hf_state_dict
+
+        meta = to_hf_state_dict(model, {n: torch.empty(p.shape, device="meta")
+                                        for n, p in iter_params(model.graph) if not p.tied_to})
+        request["meta_weights"] = {k: list(v.shape) for k, v in meta.items()}
+    else:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(work / "weights.safetensors"))
+    if tokens is not None:
+        np.save(work / "tokens.npy", tokens.numpy())
+    (work / "request.json").write_text(json.dumps(request))
+    proc = subprocess.run([sys.executable, "-m", "ttspec.runtime.device_worker", str(work)], cwd=work,
+                          env=device_env(mode, target), capture_output=True, text=True, timeout=timeout)
+    result_path = work / "result.json"
+    if not result_path.exists():
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise ArchError(f"the {mode} run failed before reporting (exit {proc.returncode}):\n{tail}")
+    result = json.loads(result_path.read_text())
+    result["workdir"] = str(work)
+    if result.get("error"):
+        raise ArchError(f"{mode} run on {target}: {result['error']}", hint=result.get("hint"))
+    if (work / "logits.npy").exists():
+        result["logits"] = torch.from_numpy(np.load(work / "logits.npy"))
+    return result
+
+
+def _root_name(model: Model) -> str:
+    from ..codegen.plan import class_name
+
+    return class_name(model.name)
+
+
+def run_on_device(model: Model, args, state: dict, tokens):
+    from ..codegen.ttnn_backend import compile_ttnn
+    from ..targets import get_target
+
+    if args.target == "torch":
+        raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
+    source = compile_ttnn(model, args.spec, get_target(args.target), args.weights_dtype)
+    result = run_worker(model, source, args.mode, args.target, state=state, tokens=tokens)
+    what = "ttnn mock device (ops and allocations validated; values not meaningful)" if args.mode == "mock" \
+        else "device"
+    print(f"{args.mode}: ran on {what} {args.target} in {result['seconds']:.1f} s; "
+          f"weights {result['weights_seconds']:.1f} s")
+    return result["logits"]

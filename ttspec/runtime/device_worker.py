@@ -1,0 +1,69 @@
+"""Worker process for device runs (see device.py): python -m ttspec.runtime.device_worker DIR.
+
+DIR holds program.py, request.json and either weights.safetensors or request["meta_weights"]
+(allocate without data), and optionally tokens.npy. Writes result.json and logits.npy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def main(work: Path) -> None:
+    result: dict = {}
+    try:
+        import numpy as np
+        import torch
+
+        from ttspec.runtime.device import import_ttnn
+
+        ttnn = import_ttnn()
+        request = json.loads((work / "request.json").read_text())
+        spec = importlib.util.spec_from_file_location("program", work / "program.py")
+        program_module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(program_module)
+        start = time.perf_counter()
+        device = ttnn.open_device(device_id=0, l1_small_size=8192)
+        try:
+            program = getattr(program_module, request["class"])(device)
+            if "meta_weights" in request:
+                state = {k: torch.empty(v, device="meta") for k, v in request["meta_weights"].items()}
+            else:
+                from safetensors.torch import load_file
+
+                state = load_file(str(work / "weights.safetensors"))
+            t0 = time.perf_counter()
+            program.load_weights(state)
+            result["weights_seconds"] = time.perf_counter() - t0
+            result["dram_bytes_allocated"] = _dram_allocated(ttnn, device)
+            if (work / "tokens.npy").exists():
+                tokens = torch.from_numpy(np.load(work / "tokens.npy"))
+                logits = program(tokens)
+                np.save(work / "logits.npy", logits.float().numpy())
+        finally:
+            ttnn.close_device(device)
+        result["seconds"] = time.perf_counter() - start
+    except Exception as e:  # reported to the parent, which turns it into one clear message
+        message = str(e).strip().splitlines()
+        result["error"] = f"{type(e).__name__}: {message[0] if message else ''}"
+        if "Out of Memory" in str(e) or "out of memory" in str(e).lower():
+            result["hint"] = "the weights do not fit this target's DRAM; try --weights-dtype bfloat8_b"
+        result["traceback"] = traceback.format_exc()[-4000:]
+    (work / "result.json").write_text(json.dumps(result))
+
+
+def _dram_allocated(ttnn, device) -> int | None:
+    try:
+        stats = ttnn.get_memory_view(device, ttnn.BufferType.DRAM)
+        return int(stats.total_bytes_allocated_per_bank) * int(stats.num_banks)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
