@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "device: real hardware (untested here)")
     r.add_argument("--weights", metavar="F.safetensors", help="HF-named weights (default: seeded random)")
     r.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
+    r.add_argument("--allocate-only", action="store_true",
+                   help="mock/device: allocate the weights on the device without host data (fit checks for "
+                        "models too big for host memory), then run one forward pass")
     tokens = r.add_mutually_exclusive_group()
     tokens.add_argument("--tokens", metavar="F.npy", help="int token ids [batch, seq]")
     tokens.add_argument("--random-tokens", metavar="B,S", help="random token ids of this shape (default 1,32)")

@@ -87,7 +87,7 @@ def _root_name(model: Model) -> str:
     return class_name(model.name)
 
 
-def run_on_device(model: Model, args, state: dict, tokens):
+def run_on_device(model: Model, args, state: dict | None, tokens):
     from ..codegen.ttnn_backend import compile_ttnn
     from ..targets import get_target
 
@@ -97,6 +97,8 @@ def run_on_device(model: Model, args, state: dict, tokens):
     result = run_worker(model, source, args.mode, args.target, state=state, tokens=tokens)
     what = "ttnn mock device (ops and allocations validated; values not meaningful)" if args.mode == "mock" \
         else "device"
-    print(f"{args.mode}: ran on {what} {args.target} in {result['seconds']:.1f} s; "
-          f"weights {result['weights_seconds']:.1f} s")
+    allocated = result.get("dram_bytes_allocated")
+    print(f"{args.mode}: ran on {what} {args.target} in {result['seconds']:.1f} s; weights "
+          + ("allocated without data" if state is None else "loaded") + f" in {result['weights_seconds']:.1f} s"
+          + (f"; DRAM in use {allocated:,} bytes" if allocated else ""))
     return result["logits"]

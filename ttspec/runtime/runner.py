@@ -145,7 +145,14 @@ def run_program(model: Model, args) -> int:
 
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed)
-    state = load_weights_file(model, args.weights) if args.weights else random_hf_state_dict(model, args.seed)
+    if args.allocate_only:
+        if args.mode not in ("mock", "device"):
+            raise ArchError("--allocate-only is for --mode mock or --mode device")
+        if args.weights:
+            raise ArchError("--allocate-only and --weights exclude each other")
+        state = None
+    else:
+        state = load_weights_file(model, args.weights) if args.weights else random_hf_state_dict(model, args.seed)
     if args.mode == "torch":
         logits = run_torch(model, args.spec, state, tokens)
     elif args.mode == "golden":
