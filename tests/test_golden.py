@@ -33,7 +33,8 @@ def hf_reference(spec, seq=64, seed=1):
     return hf.state_dict(), tokens, logits
 
 
-@pytest.mark.parametrize("spec", ["nano-trickster.arch", "nano-trickster-gpt2.arch", "llama-gqa-tiny.arch"])
+@pytest.mark.parametrize("spec", ["nano-trickster.arch", "nano-trickster-gpt2.arch", "llama-gqa-tiny.arch",
+                                  "phi-tiny.arch"])
 def test_golden_matches_hf(spec):
     state, tokens, expected = hf_reference(spec, seq=50)  # not a tile multiple: exercises padding
     model = load_model(SPECS / spec)

@@ -51,6 +51,10 @@ HF = {
         vocab_size=256, hidden_size=256, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=8,
         intermediate_size=768, max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=10000.0,
         tie_word_embeddings=True),
+    "phi-tiny.arch": lambda: transformers.PhiConfig(
+        vocab_size=512, hidden_size=320, num_hidden_layers=2, num_attention_heads=4, intermediate_size=1280,
+        partial_rotary_factor=0.4, rope_theta=10000.0, layer_norm_eps=1e-5, hidden_act="gelu_new",
+        max_position_embeddings=256, tie_word_embeddings=False),
     "llama-gqa-tiny.arch": lambda: transformers.LlamaConfig(
         vocab_size=512, hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
         intermediate_size=704, max_position_embeddings=1024, rms_norm_eps=1e-5, rope_theta=500000.0,

@@ -57,7 +57,20 @@ GPT2 = (
     Rule(r"lm_head\.weight", "lm_head.weight"),
 )
 
-FAMILIES = {"llama": LLAMA, "gpt2": GPT2}
+PHI = (
+    Rule(r"embedding\.weight", "model.embed_tokens.weight"),
+    Rule(r"layers\.(\d+)\.input_layernorm\.(weight|bias)", "model.layers.{0}.input_layernorm.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wq\.(weight|bias)", "model.layers.{0}.self_attn.q_proj.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wk\.(weight|bias)", "model.layers.{0}.self_attn.k_proj.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}"),
+    Rule(r"layers\.(\d+)\.attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.dense.{1}"),
+    Rule(r"layers\.(\d+)\.mlp\.up\.(weight|bias)", "model.layers.{0}.mlp.fc1.{1}"),
+    Rule(r"layers\.(\d+)\.mlp\.down\.(weight|bias)", "model.layers.{0}.mlp.fc2.{1}"),
+    Rule(r"final_layernorm\.(weight|bias)", "model.final_layernorm.{0}"),
+    Rule(r"lm_head\.(weight|bias)", "lm_head.{0}"),
+)
+
+FAMILIES = {"llama": LLAMA, "gpt2": GPT2, "phi": PHI}
 
 
 def hf_rule(family: str, name: str) -> tuple[str, str]:

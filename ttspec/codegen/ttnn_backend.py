@@ -13,7 +13,7 @@ import math
 from ..errors import ArchError
 from ..ir import Model, Node, iter_params
 from ..lower import fuse_activations, fuse_qkv
-from ..ops import Config
+from ..ops import Config, rotary_dims
 from ..report import tensor_bytes
 from ..targets import Target
 from .emit import emit_forward
@@ -30,13 +30,6 @@ UNARY = {"relu": "ttnn.relu({0})", "silu": "ttnn.silu({0})", "gelu": "ttnn.gelu(
 def check_supported(model: Model) -> None:
     """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
     for node in _all_nodes(model.graph):
-        if node.op in ("split_heads", "split_qkv_heads"):
-            head_dim = node.type.shape[-1]
-            if head_dim % TILE:
-                raise ArchError(f"head_dim {head_dim} is not a multiple of {TILE}: ttnn 0.81.1 splits and concatenates "
-                                "heads in whole tiles", node.loc,
-                                hint="choose heads so that hidden / heads is a multiple of 32, or compile for "
-                                     "--target torch")
         if node.op == "attend" and not node.attrs["causal"]:
             raise ArchError("non-causal attention is not lowered to TT-NN yet", node.loc)
         if node.op == "apply_rope" and node.attrs["rope"].get("scaling") not in ("none", "llama3", "linear"):
@@ -99,15 +92,24 @@ class TTNNBackend:
         n, a, attr = leaf.node, leaf.node.attrs, leaf.attr
         if n.op == "linear":
             parts = a.get("fused")
+            extra = ""
             if parts:
                 names = ", ".join(f'"{dict(p)["weight"].rsplit(".", 2)[-2]}"' for p in parts)
-                lines = [f'self.{attr} = weights.linear(prefix + "{attr}", parts=({names}))']
-                if a["bias"]:
-                    lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}", parts=({names}))')
-                return lines
-            lines = [f'self.{attr} = weights.linear(prefix + "{attr}")']
+                extra = f", parts=({names})"
+                split = plan.graph.node(plan.graph.users[n.id][0])
+                heads = split.attrs["heads"] + 2 * split.attrs["kv_heads"]
+                head_dim = a["out"] // heads
+                if head_dim % TILE:
+                    extra += f", heads={heads}, head_dim={head_dim}"
+            source = plan.graph.node(n.inputs[0])
+            if source.op == "merge_heads":
+                _, heads, _, head_dim = plan.graph.node(source.inputs[0]).type.shape
+                if head_dim % TILE:
+                    extra += f", input_heads={heads}, head_dim={head_dim}"
+            lines = [f'self.{attr} = weights.linear(prefix + "{attr}"{extra})']
             if a["bias"]:
-                lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}")')
+                bias_extra = extra.split(", input_heads")[0]
+                lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}"{bias_extra})')
             return lines
         if n.op == "tied_linear":
             lines = [f'self.{attr} = weights.linear("{a["weight"].name.rsplit(".", 1)[0]}")'
@@ -192,9 +194,11 @@ class TTNNBackend:
 
 def _rope_args(rope: Config, head_dim: int) -> list[str]:
     f = dict(rope.fields)
-    args = ["weights.device", str(head_dim), f"theta={f['theta']!r}"]
-    if f["fraction"] != 1.0:
-        args.append(f"fraction={f['fraction']!r}")
+    padded = -(-head_dim // TILE) * TILE
+    args = ["weights.device", str(padded), f"theta={f['theta']!r}"]
+    rot = rotary_dims(head_dim, rope)
+    if rot != padded:
+        args.append(f"rotary_dims={rot}")
     if f["style"] != "half":
         args.append(f'style="{f["style"]}"')
     if f["scaling"] != "none":
