@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ArchError
-from ..ir import Model, Node, iter_params
+from ..ir import Model, Node
 from ..lower import fuse_activations, fuse_qkv
 from ..ops import Config, rotary_dims
 from ..report import tensor_bytes
@@ -52,21 +52,52 @@ def _tiles(shape: tuple[int, ...]) -> int:
     return lead * -(-rows // TILE) * TILE * -(-cols // TILE) * TILE
 
 
+def _padded_shapes(graph) -> dict[str, tuple[int, ...]]:
+    """Device shapes of attention projections whose heads are zero-padded to whole tiles."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for node in graph.topo():
+        if node.op == "split_heads" and node.type.shape[-1] % TILE:
+            heads, head_dim = node.attrs["heads"], node.type.shape[-1]
+            padded = -(-head_dim // TILE) * TILE
+            proj = graph.node(node.inputs[0])
+            for name in proj.params.values():
+                shape = graph.params[name].shape
+                shapes[name] = (heads * padded,) + tuple(shape[1:])
+        if node.op == "merge_heads" and graph.node(node.inputs[0]).type.shape[-1] % TILE:
+            _, heads, _, head_dim = graph.node(node.inputs[0]).type.shape
+            padded = -(-head_dim // TILE) * TILE
+            for user in graph.users[node.id]:
+                weight = graph.node(user).params.get("weight")
+                if weight:
+                    rows = graph.params[weight].shape[0]
+                    shapes[weight] = (rows, heads * padded)
+    return shapes
+
+
 def weight_plan_bytes(model: Model, weights_dtype: str) -> int:
     """Device DRAM bytes for the weights as the generated program stores them: matrices in
-    `weights_dtype` and TILE layout, norms and biases in bf16 TILE, embedding tables in bf16
-    ROW_MAJOR; a tied output head keeps its own TILE copy of the embedding."""
-    tables = {name for node in model.graph.topo() if node.op in ("embedding", "position_embedding")
-              for name in node.params.values()}
-    total = 0
-    for name, p in iter_params(model.graph):
-        if name in tables:
-            total += tensor_bytes(p.numel, "bf16")
-        elif len(p.shape) == 2:
-            total += tensor_bytes(_tiles(p.shape), weights_dtype)
-        else:
-            total += tensor_bytes(_tiles(p.shape), "bf16")
-    return total
+    `weights_dtype` and TILE layout (attention heads padded to whole tiles), norms and biases
+    in bf16 TILE, embedding tables in bf16 ROW_MAJOR; a tied output head keeps its own TILE
+    copy of the embedding."""
+
+    def graph_bytes(graph) -> int:
+        tables = {name for node in graph.topo() if node.op in ("embedding", "position_embedding")
+                  for name in node.params.values()}
+        padded = _padded_shapes(graph)
+        total = 0
+        for name, p in graph.params.items():
+            shape = padded.get(name, p.shape)
+            if name in tables:
+                total += tensor_bytes(p.numel, "bf16")
+            elif len(shape) == 2:
+                total += tensor_bytes(_tiles(shape), weights_dtype)
+            else:
+                total += tensor_bytes(_tiles(shape), "bf16")
+        for node in graph.repeats():
+            total += node.attrs["count"] * graph_bytes(node.attrs["body"])
+        return total
+
+    return graph_bytes(model.graph)
 
 
 def check_fits(model: Model, target: Target, weights_dtype: str) -> int:
