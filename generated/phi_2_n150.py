@@ -6,7 +6,7 @@ from specs/phi-2.arch. Generated code: edit the spec and recompile rather than t
     model.load_weights(hf_state_dict)  # torch tensors named as HF transformers names them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 51200]
 
-Weights: bf16 matrices, 5,618,728,960 bytes of device DRAM.
+Weights: bf16 matrices, 5,957,419,008 bytes of device DRAM.
 Prefill only. Sequences are padded to a multiple of 32 (one tile) and the logits cut back:
 causal attention keeps the padding from changing any real position.
 Written for ttnn 0.81.1.
