@@ -7,6 +7,7 @@ the block once into a body graph and keeps N beside it.
 
 from __future__ import annotations
 
+import keyword
 import math
 import operator
 import os
@@ -26,6 +27,14 @@ INT_LIMIT = 1 << 63
 MAX_REPEAT = 100_000
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
+# Component names become attributes of generated classes: these would shadow what the
+# generated torch and TT-NN classes (and nn.Module) already define.
+RESERVED_LABELS = {
+    "forward", "load_weights", "load_hf_state_dict", "device", "weights_dtype", "rotary", "training",
+    "state_dict", "load_state_dict", "parameters", "named_parameters", "modules", "children", "buffers",
+    "register_buffer", "register_parameter", "to", "eval", "train", "cuda", "cpu", "float", "half", "double",
+    "apply", "zero_grad", "type", "weight", "bias", "requires_grad_", "extra_repr", "add_module",
+}
 KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", "else", "import",
             "repeat", "as", "where", "true", "false", "none", "and", "or", "not"}
 
@@ -169,6 +178,8 @@ class Elaborator:
                 self.exec_stmt(item, scope, top_level=True)
 
     def define_block(self, defn: ast.BlockDef, scope: Scope) -> None:
+        if defn.name.startswith("__"):
+            raise ArchError(f"names starting with `__` are reserved: `{defn.name}`", defn.loc)
         previous = self.blocks.get(defn.name)
         if previous is not None and not is_stdlib(previous.defn.file):
             raise ArchError(f"block `{defn.name}` is defined twice", defn.loc,
@@ -662,8 +673,11 @@ class Elaborator:
 
     def claim_label(self, scope: Scope, label: str, explicit: bool, loc: Loc) -> str:
         if explicit:
-            if label in KEYWORDS:
+            if label in KEYWORDS or keyword.iskeyword(label):
                 raise ArchError(f"`{label}` is a keyword", loc)
+            if label in RESERVED_LABELS or label.startswith("__"):
+                raise ArchError(f"`{label}` cannot name a component: generated classes use that name", loc,
+                                hint=f"pick another name, e.g. `{label.strip('_')}_proj`")
             if label in scope.labels:
                 raise ArchError(f"name `{label}` is already used in this block", loc,
                                 notes=[Note("first used here", scope.labels[label])])

@@ -67,9 +67,10 @@ def parse_short_form(text: str, file: str) -> ast.Module:
         entries[key] = (value, key_loc, value_loc)
     assert header is not None
     name, name_loc = header
-    ident = re.sub(r"\W", "_", name.replace("-", "_"))
-    if not re.match(r"^[A-Za-z_]\w*$", ident):
-        raise ArchError(f"model name {name!r} is not usable as an identifier", name_loc)
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)  # ASCII only: the name becomes a Python class name
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", ident) or ident != name.replace("-", "_").replace(".", "_"):
+        raise ArchError(f"model name {name!r} is not usable as an identifier", name_loc,
+                        hint="use ASCII letters, digits, `-` and `_`, starting with a letter")
 
     family_name = "llama"
     if "family" in entries:

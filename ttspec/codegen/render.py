@@ -22,7 +22,15 @@ def _env():
 
 
 def render(template: str, **context) -> str:
+    if "spec" in context:
+        context["spec"] = display_path(context["spec"])
     return _env().get_template(template).render(**context)
+
+
+def display_path(path: str) -> str:
+    """The spec path as generated code quotes it: anything but plain path characters becomes `?`,
+    so no file name can put text into a generated program."""
+    return re.sub(r"[^A-Za-z0-9_./+@-]", "?", str(path))
 
 
 def hf_rules(model: Model) -> list[tuple[str, str, str]]:

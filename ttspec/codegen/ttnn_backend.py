@@ -289,7 +289,8 @@ def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: st
                   root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
-                  vocab=out_type.shape[-1], input=root.inputs[0], parameters=_parameter_patterns(model))
+                  vocab=out_type.shape[-1], input=classes[-1]["forward"].params[0],
+                  parameters=_parameter_patterns(model))
 
 
 def _parameter_patterns(model: Model) -> list[str]:
