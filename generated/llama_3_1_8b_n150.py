@@ -217,6 +217,8 @@ class Llama318b:
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 128256]."""
         seq = tokens.shape[-1]
+        if seq > 131072:
+            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 131072")
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)

@@ -80,9 +80,10 @@ def pad_heads(tensor, heads, head_dim, dim):
     return tensor.reshape(shape[:dim] + [heads * padded] + shape[dim + 1 :])
 
 
-def position_ids(x, device):
-    """Positions 0..seq-1 of x [batch, seq, dim] as a [1, seq] uint32 tensor on the device."""
-    ids = torch.arange(x.shape[-2], dtype=torch.int32)[None]
+def position_ids(x, table, device):
+    """Positions 0..seq-1 of x [batch, seq, dim] as a [1, seq] uint32 tensor on the device;
+    tile padding past the table's last row reuses that row (padded positions are cut off)."""
+    ids = torch.arange(x.shape[-2], dtype=torch.int32).clamp(max=table.shape[0] - 1)[None]
     return ttnn.from_torch(ids, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=device)
 
 
@@ -92,7 +93,7 @@ class LearnedPositions:
         self.weight = weights.table(prefix[:-1], "weight")
 
     def forward(self, x):
-        h = ttnn.embedding(position_ids(x, self.device), self.weight, layout=ttnn.TILE_LAYOUT)
+        h = ttnn.embedding(position_ids(x, self.weight, self.device), self.weight, layout=ttnn.TILE_LAYOUT)
         return ttnn.add(x, h)
 
     __call__ = forward
@@ -170,6 +171,8 @@ class NanoTricksterGpt2:
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 256]."""
         seq = tokens.shape[-1]
+        if seq > 512:
+            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 512")
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)

@@ -211,6 +211,8 @@ class Phi2:
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 51200]."""
         seq = tokens.shape[-1]
+        if seq > 2048:
+            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 2048")
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)

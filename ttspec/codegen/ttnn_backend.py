@@ -207,7 +207,7 @@ class TTNNBackend:
             return f"ttnn.embedding({args[0]}, {weight}, layout=ttnn.TILE_LAYOUT)"
         if op == "position_embedding":
             self.helpers.add("position_ids")
-            return f"ttnn.embedding(position_ids({args[0]}, self.device), {weight}, layout=ttnn.TILE_LAYOUT)"
+            return f"ttnn.embedding(position_ids({args[0]}, {weight}, self.device), {weight}, layout=ttnn.TILE_LAYOUT)"
         if op == "rms_norm":
             return f"ttnn.rms_norm({args[0]}, epsilon={a['eps']!r}, weight={weight})"
         if op == "layer_norm":
@@ -289,7 +289,7 @@ def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: st
                   root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
-                  vocab=out_type.shape[-1], input=classes[-1]["forward"].params[0],
+                  vocab=out_type.shape[-1], input=classes[-1]["forward"].params[0], max_seq=model.bounds.get("seq"),
                   parameters=_parameter_patterns(model))
 
 

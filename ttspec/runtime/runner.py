@@ -140,8 +140,21 @@ def load_weights_file(model: Model, path: str) -> dict:
     return tensors
 
 
+def require(module: str, why: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ArchError(f"`ttspec run` needs {module} for {why}, and it is not installed",
+                        hint="bash .ci/setup test installs torch, ttnn 0.81.1 and the rest")
+
+
 def run_program(model: Model, args) -> int:
     from ..targets import get_target
+
+    require("torch", "weights and logits")
+    require("safetensors", "weight files")
+    if args.mode != "torch":
+        require("ttnn", f"--mode {args.mode}")
 
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed)
