@@ -31,15 +31,15 @@ def attend(q, k, v, causal=True, scale=None):
 class Rotary(nn.Module):
     """Rotary position embedding on [batch, heads, seq, head_dim].
 
-    The first `fraction` of each head rotates; "half" pairs feature i with i + rot/2 (HF,
-    GPT-NeoX), "interleaved" pairs 2i with 2i+1 (GPT-J, Meta). "llama3" scaling stretches
-    the low frequencies as Llama 3.1 does.
+    The first `rotary_dims` features of each head rotate (partial rotary); "half" pairs
+    feature i with i + rot/2 (HF, GPT-NeoX), "interleaved" pairs 2i with 2i+1 (GPT-J, Meta).
+    "llama3" scaling stretches the low frequencies as Llama 3.1 does.
     """
 
-    def __init__(self, head_dim, theta, fraction=1.0, style="half", scaling="none", factor=1.0,
+    def __init__(self, head_dim, theta, rotary_dims=None, style="half", scaling="none", factor=1.0,
                  low_freq_factor=1.0, high_freq_factor=4.0, original_max_positions=8192):
         super().__init__()
-        self.rot = round(head_dim * fraction)
+        self.rot = rotary_dims or head_dim
         self.style = style
         inv_freq = 1.0 / theta ** (torch.arange(0, self.rot, 2, dtype=torch.int64).float() / self.rot)
         if scaling == "linear":

@@ -7,7 +7,7 @@ can be trained.
 from __future__ import annotations
 
 from ..ir import Model, iter_params
-from ..ops import Config
+from .backend import Backend
 from .emit import emit_forward
 from .plan import ClassPlan, Leaf, all_classes, model_plan
 from .render import hf_rules, render
@@ -20,30 +20,26 @@ def _in_dim(plan: ClassPlan, node) -> int:
     return plan.graph.node(node.inputs[0]).type.shape[-1]
 
 
-def _rope_args(rope: Config, head_dim: int) -> list[str]:
-    """Constructor arguments for the generated Rotary helper; defaults left out."""
-    f = dict(rope.fields)
-    args = [str(head_dim), f"theta={f['theta']!r}"]
-    if f["fraction"] != 1.0:
-        args.append(f"fraction={f['fraction']!r}")
-    if f["style"] != "half":
-        args.append(f'style="{f["style"]}"')
-    if f["scaling"] != "none":
-        args += [f'scaling="{f["scaling"]}"', f"factor={f['factor']!r}", f"low_freq_factor={f['low_freq_factor']!r}",
-                 f"high_freq_factor={f['high_freq_factor']!r}",
-                 f"original_max_positions={f['original_max_positions']!r}"]
-    return args
-
-
-class TorchBackend:
-    def __init__(self):
-        self.helpers: set[str] = set()
+class TorchBackend(Backend):
 
     def default_name(self, node) -> str:
         return {"split_heads": "heads", "attend": "y", "merge_heads": "y"}.get(node.op, "h")
 
     # ---- leaves: parameter-owning primitives held as submodules
-    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> str:
+    def repeat_init(self, rep) -> str:
+        return f"self.{rep.attr} = nn.ModuleList({rep.cls.name}() for _ in range({rep.count}))"
+
+    def child_init(self, child) -> str:
+        return f"self.{child.attr} = {child.cls.name}()"
+
+    def self_param_init(self, node, plan: ClassPlan) -> list[str]:
+        return [f"self.{local} = nn.Parameter(torch.zeros({', '.join(map(str, plan.graph.params[full].shape))}))"
+                for local, full in node.params.items()]
+
+    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:
+        return [f"self.{leaf.attr} = {self.leaf_module(leaf, plan)}"]
+
+    def leaf_module(self, leaf: Leaf, plan: ClassPlan) -> str:
         n, a = leaf.node, leaf.node.attrs
         if n.op == "linear":
             return f"nn.Linear({_in_dim(plan, n)}, {a['out']}, bias={a['bias']})"
@@ -107,50 +103,17 @@ class TorchBackend:
             return ACTIVATIONS[op].format(args[0])
         raise NotImplementedError(op)
 
-    def rotary_attr(self, plan: ClassPlan, rope: Config) -> str:
-        self.helpers.add("Rotary")
-        ropes = plan.__dict__.setdefault("_ropes", {})
-        if rope not in ropes:
-            ropes[rope] = "rotary" if not ropes else f"rotary_{len(ropes)}"
-        return ropes[rope]
-
 
 def compile_torch(model: Model, spec_path: str) -> str:
     backend = TorchBackend()
     root = model_plan(model)
     classes = []
-    seen: dict[str, str] = {}
     for plan in all_classes(root):
         fwd = emit_forward(plan, backend)
-        order = {n.id: i for i, n in enumerate(plan.ops)}
-        members: list[tuple[int, str]] = []
-        for child in plan.children:
-            if hasattr(child, "count"):
-                line = f"self.{child.attr} = nn.ModuleList({child.cls.name}() for _ in range({child.count}))"
-                members.append((order[child.node.id], line))
-            else:
-                members.append((order[child.output], f"self.{child.attr} = {child.cls.name}()"))
-        for leaf in plan.leaves:
-            members.append((order[leaf.node.id], f"self.{leaf.attr} = {backend.leaf_init(leaf, plan)}"))
-        for node in plan.self_params:
-            for local, full in node.params.items():
-                p = plan.graph.params[full]
-                shape = ", ".join(map(str, p.shape))
-                members.append((order[node.id], f"self.{local} = nn.Parameter(torch.zeros({shape}))"))
-        for rope, attr in plan.__dict__.get("_ropes", {}).items():
-            first = next(n for n in plan.ops if n.op == "apply_rope" and n.attrs["rope"] == rope)
-            args = _rope_args(rope, first.type.shape[-1])
-            line = f"self.{attr} = Rotary({', '.join(args)})"
-            if len(line) > 100:
-                line = f"self.{attr} = Rotary(\n" + "".join(f"    {a},\n" for a in args) + ")"
-            members.append((order[first.id], line))
-        init = [line for _, line in sorted(members, key=lambda m: m[0])]
-        if plan.path == "" and plan is root:
-            for name, p in model.graph.params.items():
-                if p.tied_to:
-                    init.append(f"self.{name} = self.{p.tied_to}")
+        init = backend.class_init(plan)
+        if plan is root:
+            init += [f"self.{name} = self.{p.tied_to}" for name, p in model.graph.params.items() if p.tied_to]
         classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd})
-        seen[plan.name] = plan.block
     params = [(name, p.shape) for name, p in iter_params(model.graph) if p.tied_to is None]
     return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
                   helpers=sorted(backend.helpers), hf_rules=hf_rules(model),

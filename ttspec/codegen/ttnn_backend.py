@@ -13,14 +13,13 @@ import math
 from ..errors import ArchError
 from ..ir import Model, Node
 from ..lower import fuse_activations, fuse_qkv
-from ..ops import Config, rotary_dims
 from ..report import tensor_bytes
 from ..targets import Target
+from .backend import TILE, Backend
 from .emit import emit_forward
 from .plan import ClassPlan, Leaf, all_classes, model_plan
 from .render import hf_rules, render
 
-TILE = 32
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
                  "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}
 UNARY = {"relu": "ttnn.relu({0})", "silu": "ttnn.silu({0})", "gelu": "ttnn.gelu({0})",
@@ -110,9 +109,23 @@ def check_fits(model: Model, target: Target, weights_dtype: str) -> int:
     return need
 
 
-class TTNNBackend:
-    def __init__(self):
-        self.helpers: set[str] = set()
+class TTNNBackend(Backend):
+    rotary_prefix = ["weights.device"]
+    pad_heads_to_tiles = True
+
+    def repeat_init(self, rep) -> str:
+        layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.attr}.{{i}}.")'
+        return f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
+
+    def child_init(self, child) -> str:
+        return f'self.{child.attr} = {child.cls.name}(weights, prefix + "{child.attr}.")'
+
+    def self_param_init(self, node: Node, plan: ClassPlan) -> list[str]:
+        kind = {"embedding": "table", "position_embedding": "table", "rms_norm": "norm", "layer_norm": "norm"}
+        if node.op in kind:
+            return [f'self.{local} = weights.{kind[node.op]}(prefix[:-1], "{local}")' for local in node.params]
+        return ["self.weight = weights.linear(prefix[:-1])"] + (
+            ['self.bias = weights.bias(prefix[:-1])'] if "bias" in node.params else [])
 
     def default_name(self, node: Node) -> str:
         if node.op == "linear" and node.attrs.get("fused"):
@@ -215,29 +228,6 @@ class TTNNBackend:
             return f"ttnn.layer_norm({args[0]}, epsilon={a['eps']!r}, weight={weight}{extra})"
         raise NotImplementedError(op)
 
-    def rotary_attr(self, plan: ClassPlan, rope: Config) -> str:
-        self.helpers.add("Rotary")
-        ropes = plan.__dict__.setdefault("_ropes", {})
-        if rope not in ropes:
-            ropes[rope] = "rotary" if not ropes else f"rotary_{len(ropes)}"
-        return ropes[rope]
-
-
-def _rope_args(rope: Config, head_dim: int) -> list[str]:
-    f = dict(rope.fields)
-    padded = -(-head_dim // TILE) * TILE
-    args = ["weights.device", str(padded), f"theta={f['theta']!r}"]
-    rot = rotary_dims(head_dim, rope)
-    if rot != padded:
-        args.append(f"rotary_dims={rot}")
-    if f["style"] != "half":
-        args.append(f'style="{f["style"]}"')
-    if f["scaling"] != "none":
-        args += [f'scaling="{f["scaling"]}"', f"factor={f['factor']!r}", f"low_freq_factor={f['low_freq_factor']!r}",
-                 f"high_freq_factor={f['high_freq_factor']!r}",
-                 f"original_max_positions={f['original_max_positions']!r}"]
-    return args
-
 
 def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: str = "bf16") -> str:
     if model.family is None:
@@ -252,34 +242,7 @@ def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: st
     classes = []
     for plan in all_classes(root):
         fwd = emit_forward(plan, backend)
-        order = {n.id: i for i, n in enumerate(plan.ops)}
-        members: list[tuple[int, list[str]]] = []
-        for child in plan.children:
-            if hasattr(child, "count"):
-                members.append((order[child.node.id], [
-                    f'self.{child.attr} = [{child.cls.name}(weights, f"{{prefix}}{child.attr}.{{i}}.") '
-                    f"for i in range({child.count})]"]))
-            else:
-                members.append((order[child.output], [f'self.{child.attr} = {child.cls.name}(weights, '
-                                                      f'prefix + "{child.attr}.")']))
-        for leaf in plan.leaves:
-            members.append((order[leaf.node.id], backend.leaf_init(leaf, plan)))
-        for node in plan.self_params:
-            lines = []
-            for local in node.params:
-                kind = "table" if node.op in ("embedding", "position_embedding") else \
-                    "norm" if node.op in ("rms_norm", "layer_norm") else "linear"
-                lines.append(f'self.{local} = weights.{kind}(prefix[:-1], "{local}")' if kind != "linear"
-                             else f"self.{local} = weights.linear(prefix[:-1])")
-            members.append((order[node.id], lines))
-        for rope, attr in plan.__dict__.get("_ropes", {}).items():
-            first = next(n for n in plan.ops if n.op == "apply_rope" and n.attrs["rope"] == rope)
-            args = _rope_args(rope, first.type.shape[-1])
-            line = f"self.{attr} = Rotary({', '.join(args)})"
-            if len(line) > 100:
-                line = f"self.{attr} = Rotary(\n" + "".join(f"    {a},\n" for a in args) + ")"
-            members.append((order[first.id], [line]))
-        init = [line for _, lines in sorted(members, key=lambda m: m[0]) for line in lines]
+        init = backend.class_init(plan)
         if plan.__dict__.get("_needs_device") and plan is not root:
             init.insert(0, "self.device = weights.device")
         classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
