@@ -57,7 +57,7 @@ HF = {
         max_position_embeddings=256, tie_word_embeddings=False),
     "llama-gqa-tiny.arch": lambda: transformers.LlamaConfig(
         vocab_size=512, hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
-        intermediate_size=704, max_position_embeddings=1024, rms_norm_eps=1e-5, rope_theta=500000.0,
+        intermediate_size=768, max_position_embeddings=1024, rms_norm_eps=1e-5, rope_theta=500000.0,
         tie_word_embeddings=False),
 }
 
