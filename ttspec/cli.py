@@ -15,7 +15,7 @@ from .errors import ArchError, Diagnostic, SourceCache
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
-COMPILE_TARGETS = ("torch", "n150", "p100", "p150")
+COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     co = sub.add_parser("compile", help="generate a program for a target (generated/<model>_<target>.py)")
     co.add_argument("spec", metavar="SPEC")
     co.add_argument("--target", required=True, choices=COMPILE_TARGETS,
-                    help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program")
+                    help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program; "
+                         "n300, t3k, galaxy: a tensor-parallel mesh program")
+    co.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
                     help="device dtype of weight matrices (TT-NN targets)")
     co.add_argument("-o", "--output", help="output file (default generated/<model>_<target>.py)")
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "device: real hardware (untested here)")
     r.add_argument("--weights", metavar="F.safetensors", help="HF-named weights (default: seeded random)")
     r.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
+    r.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4")
     r.add_argument("--allocate-only", action="store_true",
                    help="mock/device: allocate the weights on the device without host data (fit checks for "
                         "models too big for host memory), then run one forward pass")
@@ -171,22 +174,26 @@ def cmd_graph(args) -> int:
     return 0
 
 
-def compile_source(model, spec: str, target: str, weights_dtype: str) -> str:
+def compile_source(model, spec: str, target: str, weights_dtype: str, mesh: str | None = None) -> str:
     if target == "torch":
         from .codegen.torch_backend import compile_torch
 
         return compile_torch(model, spec)
     from .codegen.ttnn_backend import compile_ttnn
-    from .targets import get_target
+    from .targets import get_target, parse_mesh
 
-    return compile_ttnn(model, spec, get_target(target), weights_dtype)
+    chosen = get_target(target)
+    shape = parse_mesh(mesh) if mesh else None
+    if shape and shape[0] * shape[1] > chosen.chips:
+        raise ArchError(f"--mesh {mesh} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}")
+    return compile_ttnn(model, spec, chosen, weights_dtype, mesh=shape)
 
 
 def cmd_compile(args) -> int:
     from .frontend import load_model
 
     model = load_model(args.spec)
-    text = compile_source(model, args.spec, args.target, args.weights_dtype)
+    text = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh)
     output = args.output or os.path.join("generated", f"{model.name}_{args.target}.py")
     if args.output is None:
         os.makedirs("generated", exist_ok=True)

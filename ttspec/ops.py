@@ -442,3 +442,19 @@ def _qkv_part(ins, attrs, ctx):
     (q,) = ins
     b, _, s, dh = q.shape
     return q.with_shape((b, attrs["kv_heads"], s, dh))
+
+
+# ---------------------------------------------------------------- collectives, inserted by the sharding planner
+# (ttspec/shard.py). Types in the IR stay logical (unsharded), so their shape rule is the
+# identity; what they move is described by the plan.
+def _collective(name, doc):
+    @op(name, [T("x"), ArgSpec("dim", "int", -1), ArgSpec("axis", "int", 1)], doc=doc)
+    def rule(ins, attrs, ctx):
+        return ins[0]
+
+    return rule
+
+
+_collective("all_gather", "Gather the shards of `dim` from the devices along mesh axis `axis`.")
+_collective("reduce_scatter", "Sum partial results over mesh axis `axis`, leaving each device one slice of `dim`.")
+_collective("all_reduce", "Sum partial results over mesh axis `axis`; every device gets the total.")

@@ -29,11 +29,23 @@ class Target:
 TARGETS = {
     "n150": Target("n150", "wormhole_b0", (1, 1), WORMHOLE_DRAM, "Wormhole n150, 1 chip, 12 GB"),
     "n300": Target("n300", "wormhole_b0", (1, 2), WORMHOLE_DRAM, "Wormhole n300, 2 chips, 12 GB each"),
-    "t3k": Target("t3k", "wormhole_b0", (2, 4), WORMHOLE_DRAM, "T3K, 8 Wormhole chips as a 2x4 mesh"),
-    "galaxy": Target("galaxy", "wormhole_b0", (4, 8), WORMHOLE_DRAM, "Galaxy, 32 Wormhole chips as 4x8"),
+    # T3K's 8 chips are wired as 2x4; like tt-metal's tt_transformers, programs use them as a 1x8 mesh.
+    "t3k": Target("t3k", "wormhole_b0", (1, 8), WORMHOLE_DRAM, "T3K, 8 Wormhole chips (a 1x8 mesh)"),
+    "galaxy": Target("galaxy", "wormhole_b0", (8, 4), WORMHOLE_DRAM, "Galaxy, 32 Wormhole chips as 8x4"),
     "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB"),
     "p150": Target("p150", "blackhole", (1, 1), P150_DRAM, "Blackhole p150, 1 chip, 32 GB"),
 }
+
+
+def parse_mesh(text: str) -> tuple[int, int]:
+    """`RxC`, e.g. `1x8`."""
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ArchError(f"--mesh expects ROWSxCOLS such as 1x8, got {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise ArchError(f"--mesh needs positive sizes, got {text!r}")
+    return rows, cols
 
 
 def get_target(name: str) -> Target:

@@ -73,13 +73,18 @@ def _padded_shapes(graph) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def weight_plan_bytes(model: Model, weights_dtype: str) -> int:
+def weight_plan_bytes(model: Model, weights_dtype: str, plan=None) -> int:
     """Device DRAM bytes for the weights as the generated program stores them: matrices in
     `weights_dtype` and TILE layout (attention heads padded to whole tiles), norms and biases
     in bf16 TILE, embedding tables in bf16 ROW_MAJOR; a tied output head keeps its own TILE
-    copy of the embedding."""
+    copy of the embedding. With a sharding plan: the bytes on one chip."""
 
-    def graph_bytes(graph) -> int:
+    def share(name: str, numel: int) -> int:
+        if plan is None or plan.placements.get(name, "replicate") == "replicate":
+            return numel
+        return -(-numel // plan.devices)
+
+    def graph_bytes(graph, prefix: str) -> int:
         tables = {name for node in graph.topo() if node.op in ("embedding", "position_embedding")
                   for name in node.params.values()}
         padded = _padded_shapes(graph)
@@ -87,31 +92,37 @@ def weight_plan_bytes(model: Model, weights_dtype: str) -> int:
         for name, p in graph.params.items():
             shape = padded.get(name, p.shape)
             if name in tables:
-                total += tensor_bytes(p.numel, "bf16")
+                total += tensor_bytes(share(prefix + name, p.numel), "bf16")
             elif len(shape) == 2:
-                total += tensor_bytes(_tiles(shape), weights_dtype)
+                total += tensor_bytes(share(prefix + name, _tiles(shape)), weights_dtype)
             else:
-                total += tensor_bytes(_tiles(shape), "bf16")
+                total += tensor_bytes(share(prefix + name, _tiles(shape)), "bf16")
         for node in graph.repeats():
-            total += node.attrs["count"] * graph_bytes(node.attrs["body"])
+            total += node.attrs["count"] * graph_bytes(node.attrs["body"], f"{prefix}{node.module}.*.")
         return total
 
-    return graph_bytes(model.graph)
+    return graph_bytes(model.graph, "")
 
 
-def check_fits(model: Model, target: Target, weights_dtype: str) -> int:
-    need = weight_plan_bytes(model, weights_dtype)
-    have = target.dram_per_chip * target.chips
+def check_fits(model: Model, target: Target, weights_dtype: str, plan=None) -> int:
+    """Weight bytes per chip, refused when over the chip's DRAM (before ttnn is touched)."""
+    need = weight_plan_bytes(model, weights_dtype, plan)
+    have = target.dram_per_chip
     if need > have:
         hint = "use --weights-dtype bfloat8_b" if weights_dtype == "bf16" else "use a larger target"
-        raise ArchError(f"{model.name} needs {need:,} bytes of DRAM for {weights_dtype} weights; "
-                        f"{target.name} has {have:,}", model.loc, hint=hint)
+        per = " per chip" if plan else ""
+        raise ArchError(f"{model.name} needs {need:,} bytes of DRAM{per} for {weights_dtype} weights; "
+                        f"{target.name} has {have:,}{per}", model.loc, hint=hint)
     return need
 
 
 class TTNNBackend(Backend):
     rotary_prefix = ["weights.device"]
     pad_heads_to_tiles = True
+
+    def __init__(self, mesh=None):
+        super().__init__()
+        self.mesh = mesh  # a ShardPlan for mesh programs, None on one chip
 
     def repeat_init(self, rep) -> str:
         layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.attr}.{{i}}.")'
@@ -123,13 +134,16 @@ class TTNNBackend(Backend):
     def self_param_init(self, node: Node, plan: ClassPlan) -> list[str]:
         kind = {"embedding": "table", "position_embedding": "table", "rms_norm": "norm", "layer_norm": "norm"}
         if node.op in kind:
-            return [f'self.{local} = weights.{kind[node.op]}(prefix[:-1], "{local}")' for local in node.params]
+            split = ', split="hidden"' if self.mesh and node.attrs.get("placement") == "hidden" else ""
+            return [f'self.{local} = weights.{kind[node.op]}(prefix[:-1], "{local}"{split})' for local in node.params]
         return ["self.weight = weights.linear(prefix[:-1])"] + (
             ['self.bias = weights.bias(prefix[:-1])'] if "bias" in node.params else [])
 
     def default_name(self, node: Node) -> str:
         if node.op == "linear" and node.attrs.get("fused"):
             return "qkv"
+        if node.op in ("all_gather", "reduce_scatter", "all_reduce"):
+            return node.hint or "h"
         return {"attend": "y", "merge_heads": "y"}.get(node.op, "h")
 
     def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:
@@ -150,19 +164,28 @@ class TTNNBackend(Backend):
                 _, heads, _, head_dim = plan.graph.node(source.inputs[0]).type.shape
                 if head_dim % TILE:
                     extra += f", input_heads={heads}, head_dim={head_dim}"
+            if self.mesh and a.get("placement", "replicate") != "replicate":
+                extra += f', split="{a["placement"]}"'
+                if parts:
+                    split = plan.graph.node(plan.graph.users[n.id][0])
+                    extra += f", qkv_heads=({split.attrs['heads']}, {split.attrs['kv_heads']})"
             lines = [f'self.{attr} = weights.linear(prefix + "{attr}"{extra})']
             if a["bias"]:
                 bias_extra = extra.split(", input_heads")[0]
                 lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}"{bias_extra})')
             return lines
         if n.op == "tied_linear":
-            lines = [f'self.{attr} = weights.linear("{a["weight"].name.rsplit(".", 1)[0]}")'
+            split = ""
+            if self.mesh:
+                split = f', split="column", rows={a["padded_out"]}'
+            lines = [f'self.{attr} = weights.linear("{a["weight"].name.rsplit(".", 1)[0]}"{split})'
                      f"  # tied: a TILE copy of the embedding table"]
             if a["bias"]:
                 lines.append(f'self.{attr}_bias = weights.bias(prefix + "{attr}")')
             return lines
         if n.op in ("embedding", "position_embedding"):
-            return [f'self.{attr} = weights.table(prefix + "{attr}")']
+            split = ', split="hidden"' if self.mesh and a.get("placement") == "hidden" else ""
+            return [f'self.{attr} = weights.table(prefix + "{attr}"{split})']
         if n.op == "rms_norm":
             return [f'self.{attr} = weights.norm(prefix + "{attr}")']
         if n.op == "layer_norm":
@@ -184,8 +207,13 @@ class TTNNBackend(Backend):
             return self._call(node, args, "self.weight", "self.bias")
         a, op = node.attrs, node.op
         if op == "split_qkv_heads":
-            return (f"ttnn.transformer.split_query_key_value_and_split_heads({args[0]}, num_heads={a['heads']}, "
-                    f"num_kv_heads={a['kv_heads']}, transpose_key=False)")
+            heads, kv = a.get("local_heads", a["heads"]), a.get("local_kv_heads", a["kv_heads"])
+            return (f"ttnn.transformer.split_query_key_value_and_split_heads({args[0]}, num_heads={heads}, "
+                    f"num_kv_heads={kv}, transpose_key=False)")
+        if op in ("all_gather", "reduce_scatter"):
+            return f"ttnn.{op}({args[0]}, dim={a['dim']}, cluster_axis={a['axis']})"
+        if op == "all_reduce":
+            return f"ttnn.all_reduce({args[0]}, cluster_axis={a['axis']})"
         if op == "split_heads":
             self.helpers.add("split_heads")
             return f"split_heads({args[0]}, {a['heads']})"
@@ -229,15 +257,22 @@ class TTNNBackend(Backend):
         raise NotImplementedError(op)
 
 
-def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: str = "bf16") -> str:
+def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: str = "bf16",
+                 mesh: tuple[int, int] | None = None) -> str:
     if model.family is None:
         raise ArchError(f"{model.name} names no checkpoint family, so its weights cannot be loaded by HF name",
                         model.loc, hint="add `family llama` or `family gpt2` to the spec")
     check_supported(model)
-    need = check_fits(model, target, weights_dtype)
+    mesh = mesh or target.mesh
     rules = hf_rules(model)
     lowered = fuse_activations(fuse_qkv(model))
-    backend = TTNNBackend()
+    shard_plan = None
+    if mesh != (1, 1):
+        from ..shard import plan_sharding
+
+        lowered, shard_plan = plan_sharding(lowered, mesh)
+    need = check_fits(model, target, weights_dtype, shard_plan)
+    backend = TTNNBackend(shard_plan)
     root = model_plan(lowered)
     classes = []
     for plan in all_classes(root):
@@ -246,14 +281,15 @@ def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: st
         if plan.__dict__.get("_needs_device") and plan is not root:
             init.insert(0, "self.device = weights.device")
         classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
-    out_type = lowered.graph.node(root.outputs[0]).type
+    out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[weights_dtype][0]
     return render("ttnn_model.py.j2", model=model, spec=spec_path, target=target, classes=classes,
                   root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
-                  vocab=out_type.shape[-1], input=classes[-1]["forward"].params[0], max_seq=model.bounds.get("seq"),
-                  parameters=_parameter_patterns(model))
+                  vocab=out_node.type.shape[-1], input=classes[-1]["forward"].params[0],
+                  max_seq=model.bounds.get("seq"), parameters=_parameter_patterns(model), mesh=shard_plan,
+                  logits_split=bool(shard_plan) and shard_plan.layouts.get(out_node.id) == "S")
 
 
 def _parameter_patterns(model: Model) -> list[str]:

@@ -88,12 +88,11 @@ def _root_name(model: Model) -> str:
 
 
 def run_on_device(model: Model, args, state: dict | None, tokens):
-    from ..codegen.ttnn_backend import compile_ttnn
-    from ..targets import get_target
-
     if args.target == "torch":
         raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
-    source = compile_ttnn(model, args.spec, get_target(args.target), args.weights_dtype)
+    from ..cli import compile_source
+
+    source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh)
     result = run_worker(model, source, args.mode, args.target, state=state, tokens=tokens)
     what = "ttnn mock device (ops and allocations validated; values not meaningful)" if args.mode == "mock" \
         else "device"

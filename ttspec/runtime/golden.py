@@ -1,5 +1,10 @@
 """Golden mode: a generated TT-NN program run on the host with ttnn's own golden functions.
 
+On a mesh, a tensor is a list of per-device torch tensors (MeshTensor): mesh mappers split
+or replicate host tensors exactly as the program's placements say, every op's golden runs
+on each device's shard separately, and collectives are ttnn's collective goldens, which
+combine the shards.
+
 `GoldenTTNN` stands in for the `ttnn` module. Every op the program calls is replaced by
 `ttnn.get_golden_function(op)`, ttnn's torch reference for that op, so op semantics come
 from ttnn itself. The stand-in only moves data: `from_torch` casts to the tensor's dtype
@@ -59,10 +64,14 @@ class GoldenTTNN:
             golden = self._ttnn.get_golden_function(op)
         except Exception as e:
             raise GoldenUnavailable(f"ttnn.{qualified} has no golden function in this ttnn") from e
-
-        def run(*args, **kwargs):
-            self.calls[qualified] = self.calls.get(qualified, 0) + 1
-            return golden(*args, **kwargs)
+        if qualified in COLLECTIVES:
+            def run(tensor, *args, **kwargs):
+                self.calls[qualified] = self.calls.get(qualified, 0) + 1
+                return _collective(golden, qualified, tensor, *args, **kwargs)
+        else:
+            def run(*args, **kwargs):
+                self.calls[qualified] = self.calls.get(qualified, 0) + 1
+                return _per_device(golden, args, kwargs)
 
         run.__name__ = f"golden_{qualified.replace('.', '_')}"
         return run
@@ -120,3 +129,184 @@ DATA_MOVEMENT = {
     "open_device": _open_device,
     "close_device": _close_device,
 }
+
+
+# ---------------------------------------------------------------- meshes
+COLLECTIVES = ("all_gather", "reduce_scatter", "all_reduce")
+
+
+class HostMesh:
+    """Placeholder for a mesh device in golden mode."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def get_num_devices(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def __repr__(self) -> str:
+        return f"<golden host mesh {self.shape[0]}x{self.shape[1]}>"
+
+
+class MeshTensor:
+    """One torch tensor per device, in row-major device order."""
+
+    def __init__(self, shards, mesh: HostMesh):
+        self.shards, self.mesh = list(shards), mesh
+
+    @property
+    def shape(self):
+        return self.shards[0].shape
+
+    @property
+    def dtype(self):
+        return self.shards[0].dtype
+
+
+class _Mapper:
+    def __init__(self, mesh: HostMesh, placements):
+        self.mesh, self.placements = mesh, list(placements)
+
+    def split(self, tensor) -> MeshTensor:
+        rows, cols = self.mesh.shape
+        shards = []
+        for r in range(rows):
+            for c in range(cols):
+                piece = tensor
+                for axis, index, size in ((0, r, rows), (1, c, cols)):
+                    dim = self.placements[axis]
+                    if dim is not None:
+                        piece = piece.chunk(size, dim=dim)[index]
+                shards.append(piece.contiguous())
+        return MeshTensor(shards, self.mesh)
+
+
+class _Composer:
+    def __init__(self, dim):
+        self.dim = dim
+
+
+def _per_device(golden, args, kwargs):
+    meshes = [a for a in list(args) + list(kwargs.values()) if isinstance(a, MeshTensor)]
+    if not meshes:
+        return golden(*args, **kwargs)
+    mesh = meshes[0].mesh
+    outputs = []
+    for i in range(mesh.get_num_devices()):
+        device_args = [a.shards[i] if isinstance(a, MeshTensor) else a for a in args]
+        device_kwargs = {k: v.shards[i] if isinstance(v, MeshTensor) else v for k, v in kwargs.items()}
+        outputs.append(golden(*device_args, **device_kwargs))
+    if isinstance(outputs[0], tuple):
+        return tuple(MeshTensor([o[j] for o in outputs], mesh) for j in range(len(outputs[0])))
+    return MeshTensor(outputs, mesh)
+
+
+def _collective(golden, name, tensor: MeshTensor, *args, cluster_axis=None, **kwargs):
+    """Run ttnn's collective golden and split its combined result back into shards.
+
+    The golden takes per-device tensors and returns them composed into one host tensor. Each
+    shard gets a leading axis of size 1 along which the devices of the other mesh axis are
+    stacked, so the composition can be undone exactly."""
+    import torch
+
+    mesh = tensor.mesh
+    rows, cols = mesh.shape
+    dim = args[0] if args else kwargs.pop("dim", None)
+    stacked = [s.unsqueeze(0) for s in tensor.shards]
+    rank = stacked[0].dim()
+    norm_dim = None if dim is None else (dim if dim < 0 else dim + 1) % rank
+    stack_axis = None if cluster_axis is None else 1 - cluster_axis
+    shard_dims = [None, None]
+    if stack_axis is not None and mesh.shape[stack_axis] > 1:
+        shard_dims[stack_axis] = 0
+    extra = () if name == "all_reduce" else (norm_dim,)
+    combined = golden(stacked, *extra, cluster_axis=cluster_axis, _ttnn_golden_mesh_shape=(rows, cols),
+                      _ttnn_golden_mesh_shard_dims=tuple(shard_dims), **kwargs)
+    groups = combined.chunk(mesh.shape[stack_axis], dim=0) if shard_dims[stack_axis or 0] == 0 and \
+        stack_axis is not None else [combined]
+    shards = []
+    for r in range(rows):
+        for c in range(cols):
+            group = groups[(r if stack_axis == 0 else c)] if len(groups) > 1 else groups[0]
+            piece = group
+            if name == "reduce_scatter":
+                along = mesh.shape[cluster_axis] if cluster_axis is not None else rows * cols
+                index = (c if cluster_axis == 1 else r) if cluster_axis is not None else r * cols + c
+                piece = piece.chunk(along, dim=norm_dim)[index]
+            shards.append(piece.squeeze(0).contiguous())
+    del torch
+    return MeshTensor(shards, mesh)
+
+
+def _open_mesh_device(self, mesh_shape=None, *args, **kwargs):
+    return HostMesh(mesh_shape)
+
+
+def _mesh_shape(self, *dims):
+    return tuple(dims)
+
+
+def _replicate_mapper(self, mesh):
+    return _Mapper(mesh, [None, None])
+
+
+def _create_mesh_mapper(self, mesh, config):
+    return _Mapper(mesh, config)
+
+
+def _mesh_mapper_config(self, placements):
+    return [p for p in placements]
+
+
+def _placement_shard(self, dim):
+    return dim
+
+
+def _placement_replicate(self):
+    return None
+
+
+def _concat_composer(self, mesh, dim):
+    return _Composer(dim)
+
+
+def _get_device_tensors(self, tensor):
+    return tensor.shards if isinstance(tensor, MeshTensor) else [tensor]
+
+
+def _nothing(self, *args, **kwargs):
+    return None
+
+
+def _from_torch_mesh(self, tensor, dtype=None, *, layout=None, device=None, memory_config=None, mesh_mapper=None,
+                     **_):
+    wanted = _torch_dtype(self, dtype)
+    tensor = tensor if wanted is None else tensor.to(wanted)
+    return mesh_mapper.split(tensor) if mesh_mapper is not None else tensor
+
+
+def _to_torch_mesh(self, tensor, *, mesh_composer=None, **_):
+    import torch
+
+    if isinstance(tensor, MeshTensor):
+        if mesh_composer is None:
+            raise GoldenUnavailable("to_torch of a mesh tensor needs a mesh_composer")
+        return torch.cat(tensor.shards, dim=mesh_composer.dim)
+    return tensor
+
+
+DATA_MOVEMENT.update({
+    "from_torch": _from_torch_mesh,
+    "to_torch": _to_torch_mesh,
+    "open_mesh_device": _open_mesh_device,
+    "close_mesh_device": _close_device,
+    "set_fabric_config": _nothing,
+    "MeshShape": _mesh_shape,
+    "replicate_tensor_to_mesh_mapper": _replicate_mapper,
+    "create_mesh_mapper": _create_mesh_mapper,
+    "MeshMapperConfig": _mesh_mapper_config,
+    "PlacementShard": _placement_shard,
+    "PlacementReplicate": _placement_replicate,
+    "concat_mesh_to_tensor_composer": _concat_composer,
+    "get_device_tensors": _get_device_tensors,
+})

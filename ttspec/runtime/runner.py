@@ -70,15 +70,15 @@ def run_torch(model: Model, spec_path: str, hf_state_dict: dict, tokens):
 
 
 def run_golden(model: Model, spec_path: str, target, hf_state_dict: dict, tokens, weights_dtype="bf16",
-               source: str | None = None):
+               source: str | None = None, mesh=None):
     from ..codegen.ttnn_backend import compile_ttnn
-    from .golden import HOST, GoldenTTNN
+    from .golden import GoldenTTNN
 
     if source is None:
-        source = compile_ttnn(model, spec_path, target, weights_dtype)
+        source = compile_ttnn(model, spec_path, target, weights_dtype, mesh=mesh)
     module = load_program(source, f"{model.name}_{target.name}_golden")
     module.ttnn = GoldenTTNN()
-    program = root_class(module, model)(HOST)
+    program = root_class(module, model)(module.open_device())
     program.load_weights(hf_state_dict)
     logits = program(tokens)
     return logits, module.ttnn.calls
@@ -171,7 +171,11 @@ def run_program(model: Model, args) -> int:
     elif args.mode == "golden":
         if args.target == "torch":
             raise ArchError("--mode golden runs a TT-NN program: choose --target n150, p100 or p150")
-        logits, calls = run_golden(model, args.spec, get_target(args.target), state, tokens, args.weights_dtype)
+        from ..cli import compile_source
+
+        source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh)
+        logits, calls = run_golden(model, args.spec, get_target(args.target), state, tokens, args.weights_dtype,
+                                   source=source)
         print(f"golden: {sum(calls.values())} ttnn op calls ran as ttnn golden functions "
               f"({len(calls)} distinct ops)")
     else:
