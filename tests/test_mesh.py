@@ -1,0 +1,143 @@
+"""Tensor-parallel mesh programs in golden mode: every device computes only its own shard,
+ttnn's collective goldens combine them, and the logits equal the single-chip golden run.
+Taking out any collective breaks it. On ttnn's mock mesh the same programs validate."""
+
+import re
+
+import pytest
+
+from ttspec.cli import compile_source
+from ttspec.errors import ArchError
+from ttspec.frontend import load_model
+from ttspec.runtime.runner import random_hf_state_dict, run_golden
+from ttspec.targets import get_target
+
+from .conftest import SPECS
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ttnn")
+
+COLLECTIVE = re.compile(r"ttnn\.(all_gather|reduce_scatter|all_reduce)\((\w+)(, dim=-?\d+)?, cluster_axis=\d\)")
+
+
+def pcc(a, b) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a @ b) / (a.norm() * b.norm()))
+
+
+@pytest.fixture(scope="module")
+def single_chip():
+    cache = {}
+
+    def get(spec):
+        if spec not in cache:
+            model = load_model(SPECS / spec)
+            state = random_hf_state_dict(model, seed=1)
+            tokens = torch.randint(0, 256, (2, 40), generator=torch.Generator().manual_seed(3))
+            logits, _ = run_golden(model, f"specs/{spec}", get_target("n150"), state, tokens)
+            cache[spec] = model, state, tokens, logits
+        return cache[spec]
+
+    return get
+
+
+@pytest.mark.parametrize("spec", ["nano-trickster.arch", "llama-gqa-tiny.arch"])
+@pytest.mark.parametrize("target,mesh", [("n300", "1x2"), ("t3k", "1x8")])
+def test_mesh_golden_equals_single_chip(single_chip, spec, target, mesh):
+    model, state, tokens, expected = single_chip(spec)
+    source = compile_source(model, f"specs/{spec}", target, "bf16", mesh)
+    logits, calls = run_golden(model, f"specs/{spec}", get_target(target), state, tokens, source=source)
+    assert pcc(logits, expected) >= 0.999
+    layers = model.graph.repeats()[0].attrs["count"]
+    assert calls["reduce_scatter"] == 2 * layers  # after each row-parallel projection
+    assert calls["all_gather"] == 2 * layers + 1  # before each norm
+
+
+def test_each_device_holds_only_its_shard():
+    from ttspec.runtime.golden import GoldenTTNN
+    from ttspec.runtime.runner import load_program, root_class
+
+    model = load_model(SPECS / "llama-gqa-tiny.arch")
+    module = load_program(compile_source(model, "specs/llama-gqa-tiny.arch", "t3k", "bf16"), "gqa_t3k_shards")
+    module.ttnn = GoldenTTNN()
+    program = root_class(module, model)(module.open_device())
+    program.load_weights(random_hf_state_dict(model))
+    attn = program.layers[0].attn
+    assert len(attn.wqkv.shards) == 8
+    # 1 query head and 1 (replicated) KV head of 32 features per device: 256 x 96
+    assert [tuple(s.shape) for s in attn.wqkv.shards] == [(256, 96)] * 8
+    assert [tuple(s.shape) for s in attn.wo.shards] == [(32, 256)] * 8  # row-parallel
+    assert tuple(program.embedding.shards[0].shape) == (512, 32)  # embedding split on hidden
+    # devices 0-3 share KV head 0, devices 4-7 KV head 1
+    k_cols = [s[:, 32:64] for s in attn.wqkv.shards]
+    assert torch.equal(k_cols[0], k_cols[3]) and not torch.equal(k_cols[3], k_cols[4])
+
+
+def test_removing_any_collective_breaks_the_result(single_chip):
+    spec = "nano-trickster.arch"
+    model, state, tokens, expected = single_chip(spec)
+    source = compile_source(model, f"specs/{spec}", "t3k", "bf16", "1x2")
+    sites = list(COLLECTIVE.finditer(source))
+    assert len(sites) >= 3
+    for site in sites:
+        broken = source[: site.start()] + site.group(2) + source[site.end():]
+        try:
+            logits, _ = run_golden(model, f"specs/{spec}", get_target("t3k"), state, tokens, source=broken)
+        except Exception:
+            continue  # shapes no longer fit: the collective was needed
+        assert pcc(logits, expected) < 0.99, f"removing {site.group(0)} went unnoticed"
+
+
+@pytest.mark.parametrize("spec,mesh,message", [
+    ("gpt2.arch", "1x8", "heads=12 cannot be split over 8 devices"),
+    ("phi-tiny.arch", "1x2", "head_dim 80 is not a multiple of 32"),
+    ("nano-trickster.arch", "2x4", "tensor parallelism over both mesh axes is not implemented yet"),
+])
+def test_invalid_mesh_pairs(spec, mesh, message):
+    with pytest.raises(ArchError) as info:
+        compile_source(load_model(SPECS / spec), f"specs/{spec}", "t3k", "bf16", mesh)
+    assert message in info.value.render()
+
+
+def test_kv_heads_neither_dividing_nor_divided(write_spec):
+    text = (SPECS / "llama-gqa-tiny.arch").read_text().replace("let kv_heads = 2", "let kv_heads = 4")
+    text = text.replace("let heads = 8", "let heads = 12").replace("let d = 256", "let d = 384")
+    model = load_model(write_spec(text))
+    with pytest.raises(ArchError) as info:
+        compile_source(model, "x.arch", "t3k", "bf16", "1x8")
+    assert "heads=12 cannot be split over 8 devices" in info.value.render()
+    text = text.replace("let kv_heads = 4", "let kv_heads = 3").replace("let heads = 12", "let heads = 24")
+    text = text.replace("let d = 384", "let d = 768")
+    model = load_model(write_spec(text, "b.arch"))
+    with pytest.raises(ArchError) as info:
+        compile_source(model, "b.arch", "t3k", "bf16", "1x8")
+    assert "kv_heads=3 over 8 devices: neither divides the other" in info.value.render()
+
+
+try:
+    from ttspec.mock.toolchain import riscv_gcc
+except ImportError:  # pragma: no cover
+    riscv_gcc = None
+
+
+@pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None, reason="Debian gcc-riscv64-unknown-elf missing")
+@pytest.mark.parametrize("spec,target,dtype", [
+    ("nano-trickster.arch", "n300", "bf16"),
+    ("nano-trickster.arch", "t3k", "bf16"),
+    ("llama-3.1-8b.arch", "t3k", "bfloat8_b"),
+])
+def test_mock_mesh(spec, target, dtype):
+    from ttspec.codegen.ttnn_backend import weight_plan_bytes
+    from ttspec.lower import fuse_activations, fuse_qkv
+    from ttspec.runtime.device import run_worker
+    from ttspec.shard import plan_sharding
+
+    model = load_model(SPECS / spec)
+    source = compile_source(model, f"specs/{spec}", target, dtype)
+    result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
+    vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
+    assert tuple(result["logits"].shape) == (1, 64, vocab)
+    _, plan = plan_sharding(fuse_activations(fuse_qkv(model)), get_target(target).mesh)
+    predicted = weight_plan_bytes(model, dtype, plan)
+    assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
