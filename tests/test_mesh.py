@@ -141,3 +141,25 @@ def test_mock_mesh(spec, target, dtype):
     _, plan = plan_sharding(fuse_activations(fuse_qkv(model)), get_target(target).mesh)
     predicted = weight_plan_bytes(model, dtype, plan)
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
+
+
+def test_plan_command(run_cli):
+    out = run_cli("plan", "specs/llama-3.1-8b.arch", "--target", "t3k", "--weights-dtype", "bfloat8_b", "--json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    plan = json.loads(out.stdout)
+    assert plan["mesh"] == [1, 8] and plan["devices"] == 8
+    assert plan["placements"]["layers.*.attn.wq.weight"] == "column"
+    assert plan["placements"]["layers.*.mlp.w2.weight"] == "row"
+    assert plan["placements"]["layers.*.attn_norm.weight"] == "replicate"
+    assert [c["op"] for c in plan["collectives_per_layer"]] == ["all_gather", "reduce_scatter", "all_gather",
+                                                               "reduce_scatter"]
+    m = plan["memory_per_chip"]
+    assert m["fits"] and m["dram"] == 12 * 1_072_693_184
+    # KV cache: 1 KV head of 128 per chip, k and v, bf16, 32 layers, seq 131072
+    assert m["kv_cache"] == 2 * 1 * 128 * 2 * 32 * 131072
+    # 4 collectives on 4096-wide bf16 activations, each device receiving 7/8 of them
+    assert plan["bytes_moved_per_token_per_layer_per_device"] == 4 * 2 * 4096 * 7 // 8
+    bad = run_cli("plan", "specs/gpt2.arch", "--target", "t3k")
+    assert bad.returncode == 1 and "heads=12 cannot be split over 8 devices" in bad.stderr

@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="logits.npy", help="save the logits")
     r.add_argument("--seed", type=int, default=0, help="seed for random weights and tokens")
 
+    pl = sub.add_parser("plan", help="the tensor-parallel sharding plan for a mesh target")
+    pl.add_argument("spec", metavar="SPEC")
+    pl.add_argument("--target", required=True, choices=("n300", "t3k", "galaxy"))
+    pl.add_argument("--mesh", metavar="RxC", help="a sub-mesh, e.g. 1x4")
+    pl.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
+    pl.add_argument("--batch", type=_positive_int, default=1, help="batch for the KV cache estimate")
+    pl.add_argument("--seq", type=_positive_int, help="sequence length for the KV cache (default: the spec's bound)")
+    pl.add_argument("--json", action="store_true")
+
     g = sub.add_parser("graph", help="the architecture as a mermaid or dot diagram")
     g.add_argument("spec", metavar="SPEC")
     g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
@@ -213,7 +222,20 @@ def cmd_run(args) -> int:
     return run_program(model, args)
 
 
-COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile, "run": cmd_run}
+def cmd_plan(args) -> int:
+    from .frontend import load_model
+    from .planreport import plan_report, render_plan
+    from .targets import get_target, parse_mesh
+
+    model = load_model(args.spec)
+    report = plan_report(model, get_target(args.target), parse_mesh(args.mesh) if args.mesh else None,
+                         args.weights_dtype, args.batch, args.seq)
+    write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile, "run": cmd_run,
+            "plan": cmd_plan}
 
 
 def main(argv: list[str] | None = None) -> int:
