@@ -163,3 +163,14 @@ def test_plan_command(run_cli):
     assert plan["bytes_moved_per_token_per_layer_per_device"] == 4 * 2 * 4096 * 7 // 8
     bad = run_cli("plan", "specs/gpt2.arch", "--target", "t3k")
     assert bad.returncode == 1 and "heads=12 cannot be split over 8 devices" in bad.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--mesh", "8"], "--mesh expects ROWSxCOLS such as 1x8, got '8'"),
+    (["--mesh", "0x8"], "--mesh needs positive sizes"),
+    (["--mesh", "2x8"], "--mesh 2x8 needs 16 chips; t3k has 8"),
+])
+def test_mesh_argument_errors(run_cli, args, message):
+    out = run_cli("compile", "specs/nano-trickster.arch", "--target", "t3k", "-o", "/dev/null", *args)
+    assert out.returncode == 1
+    assert message in out.stderr and "Traceback" not in out.stderr
