@@ -174,3 +174,30 @@ def test_mesh_argument_errors(run_cli, args, message):
     out = run_cli("compile", "specs/nano-trickster.arch", "--target", "t3k", "-o", "/dev/null", *args)
     assert out.returncode == 1
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("cluster_axis", [0, 1])
+def test_golden_collectives_on_a_2d_mesh(cluster_axis):
+    """The stand-in's use of ttnn's collective goldens on a 2x4 mesh, against plain torch."""
+    from ttspec.runtime.golden import GoldenTTNN, HostMesh, MeshTensor
+
+    ttnn = GoldenTTNN()
+    mesh = HostMesh((2, 4))
+    gen = torch.Generator().manual_seed(0)
+    shards = [torch.randn(1, 3, 8, generator=gen) for _ in range(8)]
+    x = MeshTensor(shards, mesh)
+
+    def group(r, c):  # row-major device indices sharing a collective with device (r, c)
+        return [r * 4 + j for j in range(4)] if cluster_axis == 1 else [i * 4 + c for i in range(2)]
+
+    gathered = ttnn.all_gather(x, -1, cluster_axis=cluster_axis)
+    reduced = ttnn.all_reduce(x, cluster_axis=cluster_axis)
+    scattered = ttnn.reduce_scatter(x, -1, cluster_axis=cluster_axis)
+    for r in range(2):
+        for c in range(4):
+            i, members = r * 4 + c, group(r, c)
+            assert torch.equal(gathered.shards[i], torch.cat([shards[j] for j in members], dim=-1))
+            total = torch.stack([shards[j] for j in members]).sum(0)
+            assert torch.allclose(reduced.shards[i], total)
+            position = members.index(i)
+            assert torch.allclose(scattered.shards[i], total.chunk(len(members), dim=-1)[position])

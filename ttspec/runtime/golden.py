@@ -204,37 +204,35 @@ def _per_device(golden, args, kwargs):
 def _collective(golden, name, tensor: MeshTensor, *args, cluster_axis=None, **kwargs):
     """Run ttnn's collective golden and split its combined result back into shards.
 
-    The golden takes per-device tensors and returns them composed into one host tensor. Each
-    shard gets a leading axis of size 1 along which the devices of the other mesh axis are
-    stacked, so the composition can be undone exactly."""
-    import torch
-
+    The golden takes the per-device tensors and returns them composed into one host tensor.
+    Each shard gets a new leading axis, along which the composition stacks the device groups
+    of the other mesh axis, so that the composition can be undone exactly."""
     mesh = tensor.mesh
     rows, cols = mesh.shape
     dim = args[0] if args else kwargs.pop("dim", None)
-    stacked = [s.unsqueeze(0) for s in tensor.shards]
+    stacked = [shard.unsqueeze(0) for shard in tensor.shards]
     rank = stacked[0].dim()
-    norm_dim = None if dim is None else (dim if dim < 0 else dim + 1) % rank
-    stack_axis = None if cluster_axis is None else 1 - cluster_axis
+    dim = None if dim is None else (dim if dim < 0 else dim + 1) % rank
+    other = None if cluster_axis is None else 1 - cluster_axis
+    groups = mesh.shape[other] if other is not None else 1
     shard_dims = [None, None]
-    if stack_axis is not None and mesh.shape[stack_axis] > 1:
-        shard_dims[stack_axis] = 0
-    extra = () if name == "all_reduce" else (norm_dim,)
+    if groups > 1:
+        shard_dims[other] = 0
+    extra = () if name == "all_reduce" else (dim,)
     combined = golden(stacked, *extra, cluster_axis=cluster_axis, _ttnn_golden_mesh_shape=(rows, cols),
                       _ttnn_golden_mesh_shard_dims=tuple(shard_dims), **kwargs)
-    groups = combined.chunk(mesh.shape[stack_axis], dim=0) if shard_dims[stack_axis or 0] == 0 and \
-        stack_axis is not None else [combined]
+    per_group = combined.chunk(groups, dim=0)
     shards = []
     for r in range(rows):
         for c in range(cols):
-            group = groups[(r if stack_axis == 0 else c)] if len(groups) > 1 else groups[0]
-            piece = group
-            if name == "reduce_scatter":
-                along = mesh.shape[cluster_axis] if cluster_axis is not None else rows * cols
-                index = (c if cluster_axis == 1 else r) if cluster_axis is not None else r * cols + c
-                piece = piece.chunk(along, dim=norm_dim)[index]
+            coordinate = (r, c)
+            piece = per_group[coordinate[other]] if groups > 1 else per_group[0]
+            if name == "reduce_scatter":  # each device keeps its slice of `dim`
+                if cluster_axis is None:
+                    piece = piece.chunk(rows * cols, dim=dim)[r * cols + c]
+                else:
+                    piece = piece.chunk(mesh.shape[cluster_axis], dim=dim)[coordinate[cluster_axis]]
             shards.append(piece.squeeze(0).contiguous())
-    del torch
     return MeshTensor(shards, mesh)
 
 
