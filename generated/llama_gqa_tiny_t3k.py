@@ -45,6 +45,18 @@ def shard(mesh, dim):
     return ttnn.create_mesh_mapper(mesh, ttnn.MeshMapperConfig(placements))
 
 
+def batch_split(mesh):
+    """Tokens: the same on every device."""
+    return replicate(mesh)
+
+
+def gather_logits(logits, mesh):
+    """Vocabulary slices side by side along the tensor-parallel axis, batches along the other."""
+    dims = [0, 0]
+    dims[TP_AXIS] = -1
+    return ttnn.to_torch(logits, mesh_composer=ttnn.create_mesh_composer(mesh, ttnn.MeshComposerConfig(dims)))
+
+
 def by_device(rows, counts, head_dim, devices):
     """Reorder the rows of a fused [q; k; v] projection so that device i's contiguous slice holds
     its own q heads and the k/v heads they attend with (KV heads are repeated when there are
@@ -272,13 +284,12 @@ class LlamaGqaTiny:
             raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 1024")
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
-        mapper = replicate(self.device)
+        batch = tokens.shape[0]
+        mapper = batch_split(self.device)
         tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device,
                                mesh_mapper=mapper)
-        logits = self.forward(tokens)
-        # each device holds a slice of the vocabulary; put them side by side
-        logits = ttnn.to_torch(logits, mesh_composer=ttnn.concat_mesh_to_tensor_composer(self.device, -1))
-        return logits.float()[..., :seq, :512]
+        logits = gather_logits(self.forward(tokens), self.device)
+        return logits.float()[:batch, :seq, :512]
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)

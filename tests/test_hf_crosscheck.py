@@ -27,6 +27,7 @@ HF_CONFIGS = {
     "nano-trickster.arch": lambda: llama(256, 256, 6, 8, 8, 768, 512, True, 1e-6),
     "tinyllama-1.1b.arch": lambda: llama(32000, 2048, 22, 32, 4, 5632, 2048, False, 1e-5),
     "llama-3.1-8b.arch": lambda: llama(128256, 4096, 32, 32, 8, 14336, 131072, False, 1e-5),
+    "llama-3.1-70b.arch": lambda: llama(128256, 8192, 80, 64, 8, 28672, 131072, False, 1e-5),
     "gpt2.arch": lambda: gpt2(50257, 768, 12, 12, 1024, 3072),
     "llama-gqa-tiny.arch": lambda: llama(512, 256, 4, 8, 2, 768, 1024, False, 1e-5),
     "nano-trickster-gpt2.arch": lambda: gpt2(256, 256, 6, 8, 512, 768),

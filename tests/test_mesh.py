@@ -34,7 +34,7 @@ def single_chip():
         if spec not in cache:
             model = load_model(SPECS / spec)
             state = random_hf_state_dict(model, seed=1)
-            tokens = torch.randint(0, 256, (2, 40), generator=torch.Generator().manual_seed(3))
+            tokens = torch.randint(0, 256, (4, 40), generator=torch.Generator().manual_seed(3))
             logits, _ = run_golden(model, f"specs/{spec}", get_target("n150"), state, tokens)
             cache[spec] = model, state, tokens, logits
         return cache[spec]
@@ -43,10 +43,11 @@ def single_chip():
 
 
 @pytest.mark.parametrize("spec", ["nano-trickster.arch", "llama-gqa-tiny.arch"])
-@pytest.mark.parametrize("target,mesh", [("n300", "1x2"), ("t3k", "1x8")])
-def test_mesh_golden_equals_single_chip(single_chip, spec, target, mesh):
+@pytest.mark.parametrize("target,mesh,dp", [("n300", "1x2", False), ("t3k", "1x8", False), ("t3k", "2x4", False),
+                                            ("t3k", "2x4", True), ("galaxy", "8x4", False), ("galaxy", "8x4", True)])
+def test_mesh_golden_equals_single_chip(single_chip, spec, target, mesh, dp):
     model, state, tokens, expected = single_chip(spec)
-    source = compile_source(model, f"specs/{spec}", target, "bf16", mesh)
+    source = compile_source(model, f"specs/{spec}", target, "bf16", mesh, dp)
     logits, calls = run_golden(model, f"specs/{spec}", get_target(target), state, tokens, source=source)
     assert pcc(logits, expected) >= 0.999
     layers = model.graph.repeats()[0].attrs["count"]
@@ -92,7 +93,6 @@ def test_removing_any_collective_breaks_the_result(single_chip):
 @pytest.mark.parametrize("spec,mesh,message", [
     ("gpt2.arch", "1x8", "heads=12 cannot be split over 8 devices"),
     ("phi-tiny.arch", "1x2", "head_dim 80 is not a multiple of 32"),
-    ("nano-trickster.arch", "2x4", "tensor parallelism over both mesh axes is not implemented yet"),
 ])
 def test_invalid_mesh_pairs(spec, mesh, message):
     with pytest.raises(ArchError) as info:
@@ -126,6 +126,9 @@ except ImportError:  # pragma: no cover
     ("nano-trickster.arch", "n300", "bf16"),
     ("nano-trickster.arch", "t3k", "bf16"),
     ("llama-3.1-8b.arch", "t3k", "bfloat8_b"),
+    ("llama-3.1-8b.arch", "galaxy", "bfloat8_b"),
+    ("llama-3.1-70b.arch", "t3k", "bfloat8_b"),
+    ("llama-3.1-70b.arch", "galaxy", "bfloat8_b"),
 ])
 def test_mock_mesh(spec, target, dtype):
     from ttspec.codegen.ttnn_backend import weight_plan_bytes
@@ -201,3 +204,10 @@ def test_golden_collectives_on_a_2d_mesh(cluster_axis):
             assert torch.allclose(reduced.shards[i], total)
             position = members.index(i)
             assert torch.allclose(scattered.shards[i], total.chunk(len(members), dim=-1)[position])
+
+
+def test_70b_bf16_on_t3k_refused_before_ttnn(run_cli):
+    out = run_cli("compile", "specs/llama-3.1-70b.arch", "--target", "t3k", "-o", "/dev/null")
+    assert out.returncode == 1
+    assert ("llama_3_1_70b needs 17,722,507,264 bytes of DRAM per chip for bf16 weights; t3k has 12,872,318,208 "
+            "per chip") in out.stderr

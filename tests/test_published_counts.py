@@ -16,6 +16,7 @@ PUBLISHED_TOTALS = {
     "nano-trickster-gpt2.arch": 4_147_712,
     "tinyllama-1.1b.arch": 1_100_048_384,
     "llama-3.1-8b.arch": 8_030_261_248,
+    "llama-3.1-70b.arch": 70_553_706_496,
     "gpt2.arch": 124_439_808,
     "phi-2.arch": 2_779_683_840,
     # 512*256 (embedding) + 4 * (2*256*256 + 2*256*64 + 3*256*768 + 2*256) + 256 + 512*256 (head)

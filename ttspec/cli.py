@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program; "
                          "n300, t3k, galaxy: a tensor-parallel mesh program")
     co.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
+    co.add_argument("--dp", action="store_true",
+                    help="2-D meshes: split the batch over the axis not used for tensor parallelism")
     co.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
                     help="device dtype of weight matrices (TT-NN targets)")
     co.add_argument("-o", "--output", help="output file (default generated/<model>_<target>.py)")
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", metavar="F.safetensors", help="HF-named weights (default: seeded random)")
     r.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
     r.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4")
+    r.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
     r.add_argument("--allocate-only", action="store_true",
                    help="mock/device: allocate the weights on the device without host data (fit checks for "
                         "models too big for host memory), then run one forward pass")
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("spec", metavar="SPEC")
     pl.add_argument("--target", required=True, choices=("n300", "t3k", "galaxy"))
     pl.add_argument("--mesh", metavar="RxC", help="a sub-mesh, e.g. 1x4")
+    pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     pl.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
     pl.add_argument("--batch", type=_positive_int, default=1, help="batch for the KV cache estimate")
     pl.add_argument("--seq", type=_positive_int, help="sequence length for the KV cache (default: the spec's bound)")
@@ -183,7 +187,8 @@ def cmd_graph(args) -> int:
     return 0
 
 
-def compile_source(model, spec: str, target: str, weights_dtype: str, mesh: str | None = None) -> str:
+def compile_source(model, spec: str, target: str, weights_dtype: str, mesh: str | None = None,
+                   dp: bool = False) -> str:
     if target == "torch":
         from .codegen.torch_backend import compile_torch
 
@@ -195,14 +200,14 @@ def compile_source(model, spec: str, target: str, weights_dtype: str, mesh: str 
     shape = parse_mesh(mesh) if mesh else None
     if shape and shape[0] * shape[1] > chosen.chips:
         raise ArchError(f"--mesh {mesh} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}")
-    return compile_ttnn(model, spec, chosen, weights_dtype, mesh=shape)
+    return compile_ttnn(model, spec, chosen, weights_dtype, mesh=shape, dp=dp)
 
 
 def cmd_compile(args) -> int:
     from .frontend import load_model
 
     model = load_model(args.spec)
-    text = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh)
+    text = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
     output = args.output or os.path.join("generated", f"{model.name}_{args.target}.py")
     if args.output is None:
         os.makedirs("generated", exist_ok=True)
@@ -229,7 +234,7 @@ def cmd_plan(args) -> int:
 
     model = load_model(args.spec)
     report = plan_report(model, get_target(args.target), parse_mesh(args.mesh) if args.mesh else None,
-                         args.weights_dtype, args.batch, args.seq)
+                         args.weights_dtype, args.batch, args.seq, args.dp)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
     return 0
 

@@ -14,12 +14,16 @@ ROLE_TEXT = {"column": "column-parallel (output features split)", "row": "row-pa
              "replicate": "replicated"}
 
 
-def build_plan(model: Model, target: Target, mesh: tuple[int, int] | None) -> tuple[Model, ShardPlan]:
-    return plan_sharding(fuse_activations(fuse_qkv(model)), mesh or target.mesh)
+def build_plan(model: Model, target: Target, mesh: tuple[int, int] | None, dp: bool = False
+               ) -> tuple[Model, ShardPlan]:
+    return plan_sharding(fuse_activations(fuse_qkv(model)), mesh or target.mesh, dp=dp)
 
 
-def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: int, seq: int | None) -> dict:
-    sharded, plan = build_plan(model, target, mesh)
+def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: int, seq: int | None,
+                dp: bool = False) -> dict:
+    sharded, plan = build_plan(model, target, mesh, dp)
+    if plan.dp:
+        batch = -(-batch // plan.mesh[1 - plan.axis])  # each replica's share of the batch
     seq = seq or model.bounds.get("seq", 2048)
     n = plan.devices
     hidden = next(node.attrs["dim"] for node in model.graph.topo() if node.op == "embedding")
@@ -49,6 +53,7 @@ def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: i
         "target": target.name,
         "mesh": list(plan.mesh),
         "tensor_parallel_axis": plan.axis,
+        "data_parallel": plan.dp,
         "devices": n,
         "residual_stream": "split on hidden" if plan.residual == "S" else "replicated",
         "placements": dict(sorted(plan.placements.items())),

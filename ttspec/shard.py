@@ -46,22 +46,27 @@ class ShardPlan:
     axis: int  # the tensor-parallel mesh axis
     devices: int  # devices along it
     residual: str  # "S" (hidden-split residual stream) or "R"
+    dp: bool = False  # the other mesh axis splits the batch
     placements: dict[str, str] = field(default_factory=dict)  # param name (per layer) -> role
     layouts: dict[str, str] = field(default_factory=dict)
     collectives: list[Collective] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def plan_sharding(model: Model, mesh: tuple[int, int], axis: int = 1) -> tuple[Model, ShardPlan]:
-    rows, cols = mesh
+def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
+                  dp: bool = False) -> tuple[Model, ShardPlan]:
+    """Tensor parallelism over one mesh axis (by default the longer one); the other axis holds
+    replicas, which split the batch between them with `dp` (data parallelism)."""
+    if axis is None:
+        axis = 1 if mesh[1] >= mesh[0] else 0
     devices = mesh[axis]
-    other = mesh[1 - axis]
-    if other != 1:
-        raise ArchError(f"mesh {rows}x{cols}: tensor parallelism over both mesh axes is not implemented yet",
-                        model.loc, hint=f"use a 1x{rows * cols} mesh (--mesh 1x{rows * cols})")
     hidden = _hidden(model)
     residual = "S" if hidden % (devices * TILE) == 0 else "R"
-    plan = ShardPlan(mesh, axis, devices, residual)
+    plan = ShardPlan(mesh, axis, devices, residual, dp=dp and mesh[1 - axis] > 1)
+    if mesh[1 - axis] > 1:
+        plan.notes.append(f"mesh axis {1 - axis} ({mesh[1 - axis]} devices) holds "
+                          + ("data-parallel replicas: the batch is split across them" if plan.dp else
+                             "replicas of the tensor-parallel group (--dp splits the batch across them)"))
     if residual == "R":
         plan.notes.append(f"hidden {hidden} is not a multiple of {devices} x {TILE}: the residual stream stays "
                           "replicated and reductions are all_reduce")

@@ -258,7 +258,7 @@ class TTNNBackend(Backend):
 
 
 def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: str = "bf16",
-                 mesh: tuple[int, int] | None = None) -> str:
+                 mesh: tuple[int, int] | None = None, dp: bool = False) -> str:
     if model.family is None:
         raise ArchError(f"{model.name} names no checkpoint family, so its weights cannot be loaded by HF name",
                         model.loc, hint="add `family llama` or `family gpt2` to the spec")
@@ -270,7 +270,7 @@ def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: st
     if mesh != (1, 1):
         from ..shard import plan_sharding
 
-        lowered, shard_plan = plan_sharding(lowered, mesh)
+        lowered, shard_plan = plan_sharding(lowered, mesh, dp=dp)
     need = check_fits(model, target, weights_dtype, shard_plan)
     backend = TTNNBackend(shard_plan)
     root = model_plan(lowered)

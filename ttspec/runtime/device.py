@@ -92,7 +92,7 @@ def run_on_device(model: Model, args, state: dict | None, tokens):
         raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
     from ..cli import compile_source
 
-    source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh)
+    source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
     result = run_worker(model, source, args.mode, args.target, state=state, tokens=tokens)
     what = "ttnn mock device (ops and allocations validated; values not meaningful)" if args.mode == "mock" \
         else "device"

@@ -182,8 +182,15 @@ class _Mapper:
 
 
 class _Composer:
-    def __init__(self, dim):
-        self.dim = dim
+    def __init__(self, dims):
+        self.dims = list(dims)  # the tensor dim to concatenate along, per mesh axis
+
+    def compose(self, tensor: MeshTensor):
+        import torch
+
+        rows, cols = tensor.mesh.shape
+        row_values = [torch.cat(tensor.shards[r * cols:(r + 1) * cols], dim=self.dims[1]) for r in range(rows)]
+        return torch.cat(row_values, dim=self.dims[0])
 
 
 def _per_device(golden, args, kwargs):
@@ -265,7 +272,15 @@ def _placement_replicate(self):
 
 
 def _concat_composer(self, mesh, dim):
-    return _Composer(dim)
+    return _Composer([dim, dim])
+
+
+def _create_mesh_composer(self, mesh, dims):
+    return _Composer(dims)
+
+
+def _mesh_composer_config(self, dims):
+    return list(dims)
 
 
 def _get_device_tensors(self, tensor):
@@ -284,12 +299,10 @@ def _from_torch_mesh(self, tensor, dtype=None, *, layout=None, device=None, memo
 
 
 def _to_torch_mesh(self, tensor, *, mesh_composer=None, **_):
-    import torch
-
     if isinstance(tensor, MeshTensor):
         if mesh_composer is None:
             raise GoldenUnavailable("to_torch of a mesh tensor needs a mesh_composer")
-        return torch.cat(tensor.shards, dim=mesh_composer.dim)
+        return mesh_composer.compose(tensor)
     return tensor
 
 
@@ -306,5 +319,7 @@ DATA_MOVEMENT.update({
     "PlacementShard": _placement_shard,
     "PlacementReplicate": _placement_replicate,
     "concat_mesh_to_tensor_composer": _concat_composer,
+    "create_mesh_composer": _create_mesh_composer,
+    "MeshComposerConfig": _mesh_composer_config,
     "get_device_tensors": _get_device_tensors,
 })

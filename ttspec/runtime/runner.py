@@ -173,7 +173,7 @@ def run_program(model: Model, args) -> int:
             raise ArchError("--mode golden runs a TT-NN program: choose --target n150, p100 or p150")
         from ..cli import compile_source
 
-        source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh)
+        source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
         logits, calls = run_golden(model, args.spec, get_target(args.target), state, tokens, args.weights_dtype,
                                    source=source)
         print(f"golden: {sum(calls.values())} ttnn op calls ran as ttnn golden functions "
