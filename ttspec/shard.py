@@ -48,6 +48,8 @@ class ShardPlan:
     residual: str  # "S" (hidden-split residual stream) or "R"
     dp: bool = False  # the other mesh axis splits the batch
     placements: dict[str, str] = field(default_factory=dict)  # param name (per layer) -> role
+    kv_copies: dict[str, int] = field(default_factory=dict)  # replicated K/V params -> devices holding each head
+    padded_rows: dict[str, int] = field(default_factory=dict)  # vocab-split params -> rows after zero padding
     layouts: dict[str, str] = field(default_factory=dict)
     collectives: list[Collective] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -211,6 +213,8 @@ class _Planner:
             if node.op == "tied_linear" or (not fused and out % n) and self.is_output_head(node):
                 padded = -(-out // (n * TILE)) * n * TILE
                 self.role(node, "vocab")
+                for name in node.params.values():
+                    self.plan.padded_rows[self.prefix + name] = padded
                 self.layout[node.id] = "S"
                 if padded != out:
                     self.plan.notes.append(f"{node.module}: vocab {out} padded to {padded} (zero rows) to split "
@@ -253,6 +257,10 @@ class _Planner:
             local_kv = 1
             self.plan.notes.append(f"{node.module}: {kv} KV heads over {n} devices: each KV head is replicated on "
                                    f"{n // kv} devices")
+            fused = self.out.node(node.inputs[0]).attrs.get("fused", ())
+            for part in fused[1:]:  # the k and v projections
+                for _, name in part:
+                    self.plan.kv_copies[self.prefix + name] = n // kv
         else:
             raise ArchError(f"kv_heads={kv} over {n} devices: neither divides the other", node.loc,
                             hint="KV heads are split when devices divide them and replicated when they divide "
@@ -287,3 +295,32 @@ def _common_module(a: str, b: str) -> str:
             break
         common.append(x)
     return ".".join(common)
+
+
+def shard_sizes(model: Model, plan: ShardPlan) -> list[tuple[str, int, int, int]]:
+    """(parameter, values per chip, chips holding a copy of each value, repeat count) for every
+    stored parameter: what each chip holds under the plan."""
+    chips = plan.mesh[0] * plan.mesh[1]
+    replicas = chips // plan.devices  # the other mesh axis repeats the tensor-parallel group
+    rows = []
+
+    def visit(graph: Graph, prefix: str, count: int) -> None:
+        for name, p in graph.params.items():
+            key = prefix + name
+            role = plan.placements.get(key, "replicate")
+            numel = p.numel
+            if role == "replicate":
+                rows.append((key, numel, chips, count))
+            elif key in plan.kv_copies:
+                rows.append((key, numel // (plan.devices // plan.kv_copies[key]), plan.kv_copies[key] * replicas,
+                             count))
+            elif role == "vocab":
+                padded = plan.padded_rows.get(key, p.shape[0])
+                rows.append((key, padded * numel // p.shape[0] // plan.devices, replicas, count))
+            else:
+                rows.append((key, numel // plan.devices, replicas, count))
+        for node in graph.repeats():
+            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
+
+    visit(model.graph, "", 1)
+    return rows

@@ -1,0 +1,88 @@
+"""Hypothesis: for random valid (spec, mesh) pairs the chips' shards add up to the unsharded
+parameter count (values held by several chips counted once, padding left out), and invalid
+pairs give the specific error. Expected counts are closed forms written here."""
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from ttspec.errors import ArchError
+from ttspec.frontend import load_model
+from ttspec.lower import fuse_activations, fuse_qkv
+from ttspec.shard import plan_sharding, shard_sizes
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+MESHES = [(1, 2), (1, 4), (1, 8), (2, 4), (8, 4), (4, 8), (2, 1)]
+
+
+def spec_text(vocab, d, layers, heads, kv, mlp, tied):
+    head = "lm_head(h, vocab, tied = embedding)" if tied else "lm_head(h, vocab)"
+    return (f"model m\nfamily llama\nlet vocab = {vocab}, d = {d}, heads = {heads}, kv = {kv}, mlp = {mlp}\n"
+            "input tokens: int32[batch, seq] where seq <= 128\n"
+            "block decoder(x: [batch, seq, d]) -> [batch, seq, d] {\n"
+            "    x = x + attention(rmsnorm(x) as attn_norm, heads = heads, kv_heads = kv, rope = rope()) as attn\n"
+            "    x = x + swiglu(rmsnorm(x) as mlp_norm, hidden = mlp) as mlp\n    return x\n}\n"
+            f"h = token_embedding(tokens, vocab, d) as embedding\nh = repeat({layers}) decoder(h) as layers\n"
+            f"h = rmsnorm(h) as norm\noutput logits = {head}\n")
+
+
+def closed_form(vocab, d, layers, heads, kv, mlp, tied, head_dim=32):
+    attn = 2 * d * heads * head_dim + 2 * d * kv * head_dim
+    return vocab * d * (1 if tied else 2) + layers * (attn + 3 * d * mlp + 2 * d) + d
+
+
+@st.composite
+def valid_pairs(draw):
+    mesh = draw(st.sampled_from(MESHES))
+    n = max(mesh)  # devices along the tensor-parallel (longer) axis
+    heads = n * draw(st.integers(1, 3))
+    kv = draw(st.sampled_from(sorted({k for k in range(1, heads + 1) if heads % k == 0
+                                      and (k % n == 0 or n % k == 0)})))
+    d = heads * 32
+    mlp = n * 32 * draw(st.integers(1, 4))
+    vocab = draw(st.integers(2, 700))
+    return mesh, dict(vocab=vocab, d=d, layers=draw(st.integers(1, 3)), heads=heads, kv=kv, mlp=mlp,
+                      tied=draw(st.booleans()))
+
+
+@SETTINGS
+@given(valid_pairs())
+def test_shards_add_up(write_spec, pair):
+    mesh, arch = pair
+    model = load_model(write_spec(spec_text(**arch)))
+    _, plan = plan_sharding(fuse_activations(fuse_qkv(model)), mesh)
+    chips = mesh[0] * mesh[1]
+    unique = 0
+    for name, per_chip, copies, count in shard_sizes(model, plan):
+        if name in plan.padded_rows:  # zero rows appended to split the vocabulary: not parameters
+            rows = plan.padded_rows[name]
+            per_chip = per_chip * arch["vocab"] // rows
+            assert rows % plan.devices == 0 and rows >= arch["vocab"]
+        if name == "lm_head.weight" and arch["tied"]:
+            continue  # the tied head is a second, device-side copy of the embedding
+        assert (per_chip * chips) % copies == 0
+        unique += count * per_chip * chips // copies
+    assert unique == closed_form(**arch)
+
+
+@SETTINGS
+@given(st.sampled_from(MESHES), st.integers(1, 40))
+def test_heads_not_dividing_devices(write_spec, mesh, heads):
+    n = max(mesh)
+    assume(heads % n)
+    model = load_model(write_spec(spec_text(64, heads * 32, 1, heads, heads, 64, False)))
+    with pytest.raises(ArchError) as info:
+        plan_sharding(fuse_activations(fuse_qkv(model)), mesh)
+    assert info.value.diagnostic.message == f"heads={heads} cannot be split over {n} devices"
+
+
+@SETTINGS
+@given(st.sampled_from([(1, 8), (2, 4), (8, 4)]), st.integers(1, 4))
+def test_kv_heads_incompatible(write_spec, mesh, mult):
+    n = max(mesh)
+    heads, kv = 24 * mult, 3 * mult
+    assume(heads % n == 0 and kv % n and n % kv)
+    model = load_model(write_spec(spec_text(64, heads * 32, 1, heads, kv, 64, False)))
+    with pytest.raises(ArchError) as info:
+        plan_sharding(fuse_activations(fuse_qkv(model)), mesh)
+    assert info.value.diagnostic.message == f"kv_heads={kv} over {n} devices: neither divides the other"
