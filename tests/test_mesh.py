@@ -211,3 +211,37 @@ def test_70b_bf16_on_t3k_refused_before_ttnn(run_cli):
     assert out.returncode == 1
     assert ("llama_3_1_70b needs 17,722,507,264 bytes of DRAM per chip for bf16 weights; t3k has 12,872,318,208 "
             "per chip") in out.stderr
+
+
+def override_spec(write_spec, lines, name="spec.arch"):
+    text = (SPECS / "nano-trickster.arch").read_text().replace("target n150", "target n150\n" + lines)
+    return load_model(write_spec(text, name))
+
+
+def test_plan_overrides_from_the_spec(write_spec, single_chip):
+    _, state, tokens, expected = single_chip("nano-trickster.arch")
+    model = override_spec(write_spec, 'shard "lm_head" replicate\nshard "layers.*.mlp.w*" replicate')
+    source = compile_source(model, "spec.arch", "t3k", "bf16")
+    assert 'self.w1 = weights.linear(prefix + "w1")\n' in source  # replicated: no split
+    assert "ttnn.mesh_partition(" in source  # the replicated MLP output is sliced back into the split residual
+    logits, calls = run_golden(model, "spec.arch", get_target("t3k"), state, tokens, source=source)
+    assert pcc(logits, expected) >= 0.999
+    assert calls["reduce_scatter"] == 6  # only after attention now
+
+
+@pytest.mark.parametrize("lines,message,hint", [
+    ('shard "layers.*.mlp.w2" sideways', "unknown placement `sideways`", "placements: replicate, column, row"),
+    ('shard "layers.*.ffn" replicate', 'shard "layers.*.ffn" matches no linear or embedding', "patterns name"),
+    ('shard "layers.*.mlp.w1" row', "a row-parallel linear needs split input features", "after a column-parallel"),
+    ('shard "embedding" column', "an embedding table is split on hidden or replicated, not `column`", "replicate"),
+])
+def test_plan_override_errors(write_spec, lines, message, hint):
+    model = override_spec(write_spec, lines) if "sideways" not in lines else None
+    with pytest.raises(ArchError) as info:
+        if model is None:
+            override_spec(write_spec, lines)
+        else:
+            compile_source(model, "spec.arch", "t3k", "bf16")
+    d = info.value.diagnostic
+    assert message in d.message and hint in (d.hint or "")
+    assert d.loc is not None and d.loc.line == 7  # the `shard` line in the spec

@@ -150,6 +150,15 @@ class Family(Stmt):
 
 
 @dataclass
+class Shard(Stmt):
+    """`shard "layers.*.mlp.w2" replicate`: overrides the sharding planner for matching components."""
+
+    pattern: str
+    placement: str
+    placement_loc: Loc
+
+
+@dataclass
 class Target(Stmt):
     """`target n150`: the hardware the design is meant for; `check` warns against it."""
 

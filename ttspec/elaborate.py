@@ -25,6 +25,7 @@ STDLIB_DIR = Path(__file__).resolve().parent / "stdlib"
 STDLIB_PREFIX = "<stdlib>/"
 INT_LIMIT = 1 << 63
 MAX_REPEAT = 100_000
+SHARD_PLACEMENTS = ("replicate", "column", "row")
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
 # Component names become attributes of generated classes: these would shadow what the
@@ -153,6 +154,7 @@ class Elaborator:
     assignments: list[tuple[Graph, str, str, Loc]] = field(default_factory=list)
     target: tuple[str, Loc] | None = None
     family: str | None = None
+    shard_overrides: list = field(default_factory=list)
 
     # ------------------------------------------------------------ files and imports
     def load_stdlib(self, graph: Graph) -> None:
@@ -288,6 +290,14 @@ class Elaborator:
             scope.graph.node(value.node).hint = stmt.name
         elif isinstance(stmt, ast.Import):
             raise ArchError("`import` belongs at the top of a file", stmt.loc)
+        elif isinstance(stmt, ast.Shard):
+            if not top_level or scope.parent is not None:
+                raise ArchError("`shard` belongs at the top level of a spec", stmt.loc)
+            if stmt.placement not in SHARD_PLACEMENTS:
+                raise ArchError(f"unknown placement `{stmt.placement}`", stmt.placement_loc,
+                                hint=did_you_mean(stmt.placement, SHARD_PLACEMENTS)
+                                or "placements: " + ", ".join(SHARD_PLACEMENTS))
+            self.shard_overrides.append(stmt)
         elif isinstance(stmt, ast.Family):
             from .checkpoints import FAMILIES
 
@@ -925,5 +935,6 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
         raise ArchError("the spec declares no output", module.name_loc,
                         hint="declare one, e.g. `output logits = lm_head(h, vocab)`")
     model = Model(module.name, graph, dict(el.bounds), list(el.symbols), module.file,
-                  el.warnings + _dead_assignments(el.assignments), module.name_loc, el.target, el.family)
+                  el.warnings + _dead_assignments(el.assignments), module.name_loc, el.target, el.family,
+                  el.shard_overrides)
     return model

@@ -128,6 +128,7 @@ class Model:
     loc: Loc | None = None  # the `model NAME` header
     target: tuple[str, Loc] | None = None  # a `target n150` statement: name and where
     family: str | None = None  # a `family llama` statement: the HF checkpoint layout
+    shard_overrides: list = field(default_factory=list)  # `shard "pattern" placement` statements (ast.Shard)
 
 
 def iter_params(graph: Graph, prefix: str = ""):

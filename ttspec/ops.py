@@ -458,3 +458,4 @@ def _collective(name, doc):
 _collective("all_gather", "Gather the shards of `dim` from the devices along mesh axis `axis`.")
 _collective("reduce_scatter", "Sum partial results over mesh axis `axis`, leaving each device one slice of `dim`.")
 _collective("all_reduce", "Sum partial results over mesh axis `axis`; every device gets the total.")
+_collective("mesh_partition", "Each device keeps its own slice of `dim` of a replicated value (no data moves).")

@@ -20,6 +20,7 @@ Layouts: "R" replicated, "S" split on the feature dim (the last dim, or the head
 from __future__ import annotations
 
 import copy
+import fnmatch
 from dataclasses import dataclass, field, replace
 
 from .errors import ArchError
@@ -73,7 +74,12 @@ def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
         plan.notes.append(f"hidden {hidden} is not a multiple of {devices} x {TILE}: the residual stream stays "
                           "replicated and reductions are all_reduce")
     sharded = copy.copy(model)
-    sharded.graph = _Planner(model, plan).run(model.graph, {i: "R" for i in model.graph.inputs}, "")
+    planner = _Planner(model, plan)
+    sharded.graph = planner.run(model.graph, {i: "R" for i in model.graph.inputs}, "")
+    for stmt in model.shard_overrides:
+        if id(stmt) not in planner.used_overrides:
+            raise ArchError(f'shard "{stmt.pattern}" matches no linear or embedding', stmt.loc,
+                            hint="patterns name components, e.g. \"layers.*.mlp.w2\", \"lm_head\", \"embedding\"")
     return sharded, plan
 
 
@@ -88,6 +94,20 @@ class _Planner:
     def __init__(self, model: Model, plan: ShardPlan):
         self.model, self.plan = model, plan
         self.n = plan.devices
+        self.used_overrides: set[int] = set()
+
+    def override(self, node: Node):
+        """The spec's `shard "pattern" placement` for this component, if any (the last one wins)."""
+        paths = {self.prefix + node.module}
+        for part in node.attrs.get("fused", ()):  # a fused QKV answers to its parts' names too
+            paths |= {self.prefix + name.rsplit(".", 1)[0] for _, name in part}
+        found = None
+        for stmt in self.model.shard_overrides:
+            if any(fnmatch.fnmatchcase(path, stmt.pattern) for path in paths):
+                found = stmt
+        if found is not None:
+            self.used_overrides.add(id(found))
+        return found
 
     def run(self, graph: Graph, entry: dict[str, str], prefix: str) -> Graph:
         out = Graph(inputs=list(graph.inputs), params=dict(graph.params), modules=dict(graph.modules))
@@ -121,7 +141,9 @@ class _Planner:
             op = "all_reduce"
         elif have == "S" and want == "R":
             op = "all_gather"
-        else:  # R -> S never arises: every split value comes from a split weight
+        elif have == "R" and want == "S":
+            op = "mesh_partition"
+        else:
             raise ArchError(f"internal: no collective turns {have} into {want}", source.loc)
         # The collective belongs to the innermost component holding both the value and its reader.
         module = _common_module(source.module, reader.module if reader else source.module)
@@ -151,7 +173,11 @@ class _Planner:
         op, lay = node.op, self.layout
         ins = [lay[i] for i in node.inputs]
         if op in ("embedding", "position_embedding"):
-            split = self.plan.residual == "S"
+            forced = self.override(node)
+            if forced is not None and forced.placement != "replicate":
+                raise ArchError(f"an embedding table is split on hidden or replicated, not `{forced.placement}`",
+                                forced.placement_loc, hint="use `replicate`")
+            split = self.plan.residual == "S" and forced is None
             self.role(node, "hidden" if split else "replicate")
             lay[node.id] = "S" if split else "R"
             return replace(node, attrs=dict(node.attrs, placement="hidden" if split else "replicate"))
@@ -198,6 +224,9 @@ class _Planner:
 
     def place_linear(self, node: Node, layout: str) -> Node:
         n = self.n
+        forced = self.override(node)
+        if forced is not None:
+            return self.place_forced(node, layout, forced)
         if layout == "P":
             node = self.need(node, 0, "R", "a linear reads complete values")
             layout = "R"
@@ -233,6 +262,30 @@ class _Planner:
         self.role(node, "row")
         self.layout[node.id] = "P"
         return replace(node, attrs=dict(node.attrs, placement="row"))
+
+    def place_forced(self, node: Node, layout: str, forced) -> Node:
+        placement, out, n = forced.placement, node.type.shape[-1], self.n
+        if placement == "row":
+            if layout != "S":
+                raise ArchError(f'shard "{forced.pattern}" row: a row-parallel linear needs split input features, '
+                                f"but `{node.module}` reads a complete value", forced.placement_loc,
+                                hint="row-parallel fits the projection after a column-parallel one (wo, w2)")
+            self.role(node, "row")
+            self.layout[node.id] = "P"
+            return replace(node, attrs=dict(node.attrs, placement="row"))
+        node = self.need(node, 0, "R", f'shard "{forced.pattern}" {placement} reads complete values')
+        if placement == "column":
+            if node.attrs.get("fused"):
+                raise ArchError("a fused QKV projection is always split by heads", forced.placement_loc)
+            if out % n or (out // n) % TILE:
+                raise ArchError(f"`{node.module}`: {out} output features do not split into whole tiles over {n} "
+                                "devices", forced.placement_loc, hint="use `replicate`")
+            self.role(node, "column")
+            self.layout[node.id] = "S"
+            return replace(node, attrs=dict(node.attrs, placement="column"))
+        self.role(node, "replicate")
+        self.layout[node.id] = "R"
+        return replace(node, attrs=dict(node.attrs, placement="replicate"))
 
     def _qkv_heads(self, node: Node) -> tuple[int, int, int]:
         split = next(self.graph.node(u) for u in self.graph.users[node.id])
@@ -281,6 +334,11 @@ class _Planner:
                 for i in range(2):
                     node = self.need(node, i, target, "both operands of an add share a layout")
             self.layout[node.id] = target
+            return node
+        if node.op == "add" and "S" in ins and "R" in ins and self.plan.residual == "S":
+            for i in range(2):  # keep the residual stream split: slice the replicated operand locally
+                node = self.need(node, i, "S", "the residual stream stays split on hidden")
+            self.layout[node.id] = "S"
             return node
         for i in range(2):
             node = self.need(node, i, "R", f"{node.op} of differently laid out values")

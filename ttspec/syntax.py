@@ -169,6 +169,10 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.Import(self._loc(meta), str(tok)[1:-1])
 
+    def shard_stmt(self, children):
+        pattern, placement = children
+        return ast.Shard(self._tloc(pattern), str(pattern)[1:-1], str(placement), self._tloc(placement))
+
     def family_stmt(self, children):
         (tok,) = children
         return ast.Family(self._tloc(tok), str(tok))

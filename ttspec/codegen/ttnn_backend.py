@@ -142,7 +142,7 @@ class TTNNBackend(Backend):
     def default_name(self, node: Node) -> str:
         if node.op == "linear" and node.attrs.get("fused"):
             return "qkv"
-        if node.op in ("all_gather", "reduce_scatter", "all_reduce"):
+        if node.op in ("all_gather", "reduce_scatter", "all_reduce", "mesh_partition"):
             return node.hint or "h"
         return {"attend": "y", "merge_heads": "y"}.get(node.op, "h")
 
@@ -176,7 +176,7 @@ class TTNNBackend(Backend):
             return lines
         if n.op == "tied_linear":
             split = ""
-            if self.mesh:
+            if self.mesh and a.get("placement") == "column":
                 split = f', split="column", rows={a["padded_out"]}'
             lines = [f'self.{attr} = weights.linear("{a["weight"].name.rsplit(".", 1)[0]}"{split})'
                      f"  # tied: a TILE copy of the embedding table"]
@@ -210,7 +210,7 @@ class TTNNBackend(Backend):
             heads, kv = a.get("local_heads", a["heads"]), a.get("local_kv_heads", a["kv_heads"])
             return (f"ttnn.transformer.split_query_key_value_and_split_heads({args[0]}, num_heads={heads}, "
                     f"num_kv_heads={kv}, transpose_key=False)")
-        if op in ("all_gather", "reduce_scatter"):
+        if op in ("all_gather", "reduce_scatter", "mesh_partition"):
             return f"ttnn.{op}({args[0]}, dim={a['dim']}, cluster_axis={a['axis']})"
         if op == "all_reduce":
             return f"ttnn.all_reduce({args[0]}, cluster_axis={a['axis']})"

@@ -132,7 +132,7 @@ DATA_MOVEMENT = {
 
 
 # ---------------------------------------------------------------- meshes
-COLLECTIVES = ("all_gather", "reduce_scatter", "all_reduce")
+COLLECTIVES = ("all_gather", "reduce_scatter", "all_reduce", "mesh_partition")
 
 
 class HostMesh:
@@ -234,7 +234,7 @@ def _collective(golden, name, tensor: MeshTensor, *args, cluster_axis=None, **kw
         for c in range(cols):
             coordinate = (r, c)
             piece = per_group[coordinate[other]] if groups > 1 else per_group[0]
-            if name == "reduce_scatter":  # each device keeps its slice of `dim`
+            if name in ("reduce_scatter", "mesh_partition"):  # each device keeps its slice of `dim`
                 if cluster_axis is None:
                     piece = piece.chunk(rows * cols, dim=dim)[r * cols + c]
                 else:
