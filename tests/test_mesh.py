@@ -245,3 +245,20 @@ def test_plan_override_errors(write_spec, lines, message, hint):
     d = info.value.diagnostic
     assert message in d.message and hint in (d.hint or "")
     assert d.loc is not None and d.loc.line == 7  # the `shard` line in the spec
+
+
+def test_replicated_residual_when_hidden_does_not_split_into_tiles(write_spec):
+    """hidden 96 over 2 devices is 48 per device, not whole tiles: the residual stays replicated and
+    row-parallel partial sums are combined with all_reduce."""
+    text = (SPECS / "llama-gqa-tiny.arch").read_text().replace("let d = 256", "let d = 96")
+    text = text.replace("heads = heads, kv_heads = kv_heads,", "heads = heads, kv_heads = kv_heads, head_dim = 32,")
+    text = text.replace("let heads = 8", "let heads = 4")
+    model = load_model(write_spec(text))
+    state = random_hf_state_dict(model, seed=2)
+    tokens = torch.randint(0, 512, (2, 40), generator=torch.Generator().manual_seed(4))
+    expected, _ = run_golden(model, "x.arch", get_target("n150"), state, tokens)
+    source = compile_source(model, "x.arch", "n300", "bf16")
+    assert "ttnn.all_reduce(" in source and "ttnn.reduce_scatter(" not in source
+    logits, calls = run_golden(model, "x.arch", get_target("n300"), state, tokens, source=source)
+    assert pcc(logits, expected) >= 0.999
+    assert calls["all_reduce"] == 2 * 4
