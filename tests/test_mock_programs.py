@@ -24,8 +24,18 @@ except ImportError:  # pragma: no cover
 needs_mock = pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None,
                                 reason="Debian gcc-riscv64-unknown-elf missing: run .ci/install-mock-toolchain")
 
-SPEC_FILES = sorted(p.name for p in SPECS.glob("*.arch"))
+# Llama-3.1-70B fits no single chip (even bfloat4_b weights need ~40 GB); it runs on meshes (test_mesh.py).
+TOO_BIG_FOR_ONE_CHIP = {"llama-3.1-70b.arch"}
+SPEC_FILES = sorted(p.name for p in SPECS.glob("*.arch") if p.name not in TOO_BIG_FOR_ONE_CHIP)
 DTYPE = {"llama-3.1-8b.arch": "bfloat8_b"}
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "bfloat8_b", "bfloat4_b"])
+def test_70b_refused_on_one_chip(dtype):
+    model = load_model(SPECS / "llama-3.1-70b.arch")
+    with pytest.raises(ArchError) as info:
+        compile_ttnn(model, "specs/llama-3.1-70b.arch", get_target("n150"), dtype)
+    assert f"bytes of DRAM for {dtype} weights; n150 has 12,872,318,208" in info.value.render()
 
 
 @needs_mock
