@@ -131,6 +131,14 @@ class Model:
     shard_overrides: list = field(default_factory=list)  # `shard "pattern" placement` statements (ast.Shard)
 
 
+def all_nodes(graph: Graph):
+    """Every node, the bodies of repeats included (each body once)."""
+    for node in graph.topo():
+        yield node
+        if node.op == "repeat":
+            yield from all_nodes(node.attrs["body"])
+
+
 def iter_params(graph: Graph, prefix: str = ""):
     """Every parameter with its full name, expanding repeat bodies layer by layer lazily."""
     for p in graph.params.values():

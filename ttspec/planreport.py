@@ -4,7 +4,7 @@ lives, which collectives run and why, memory per chip against its DRAM, and byte
 from __future__ import annotations
 
 from .codegen.ttnn_backend import weight_plan_bytes
-from .ir import Model
+from .ir import Model, all_nodes
 from .lower import fuse_activations, fuse_qkv
 from .shard import ShardPlan, plan_sharding
 from .targets import Target
@@ -34,7 +34,7 @@ def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: i
     # Ring collectives: each device receives (n - 1) / n of the full bf16 activation per token.
     moved = sum(2 * hidden * (n - 1) // n for c in per_layer)
     kv_bytes = 0
-    for node in _nodes(sharded.graph):
+    for node in all_nodes(sharded.graph):
         if node.op == "split_qkv_heads":
             local_kv = node.attrs.get("local_kv_heads", node.attrs["kv_heads"])
             kv_bytes = 2 * local_kv * node.type.shape[-1] * 2 * layers * batch * seq  # k and v, bf16
@@ -67,13 +67,6 @@ def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: i
                             "dram": dram, "fits": total <= dram},
         "bytes_moved_per_token_per_layer_per_device": moved,
     }
-
-
-def _nodes(graph):
-    for node in graph.topo():
-        yield node
-        if node.op == "repeat":
-            yield from _nodes(node.attrs["body"])
 
 
 def render_plan(r: dict) -> str:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 
 from .errors import ArchError
 from .ir import Graph, Model, Node
+from .targets import TILE
 
-TILE = 32
 # Ops that keep their input's layout, elementwise or per head.
 PASSTHROUGH = {"relu", "gelu", "gelu_tanh", "silu", "apply_rope", "qkv_part"}
 

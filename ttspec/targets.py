@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from .errors import ArchError, did_you_mean
 
+TILE = 32  # Tenstorrent tiles are 32x32 values; TILE-layout tensors are padded to whole tiles
+
 # Wormhole: 12 DRAM banks of 1,072,693,184 B as ttnn's allocator books them (12 GB GDDR6).
 WORMHOLE_DRAM = 12 * 1_072_693_184
 # Blackhole p150: 8 banks of 4,277,141,376 B (32 GB GDDR6); p100 has 28 GB on 7 banks.

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ..ops import Config, rotary_dims
+from ..targets import TILE
 from .plan import ClassPlan, Repeat
-
-TILE = 32
 
 
 class Backend:

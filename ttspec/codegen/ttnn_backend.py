@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 
 from ..errors import ArchError
-from ..ir import Model, Node
+from ..ir import Model, Node, all_nodes
 from ..lower import fuse_activations, fuse_qkv
 from ..report import tensor_bytes
-from ..targets import Target
-from .backend import TILE, Backend
+from ..targets import TILE, Target
+from .backend import Backend
 from .emit import emit_forward
 from .plan import ClassPlan, Leaf, all_classes, model_plan
 from .render import hf_rules, render
@@ -28,18 +28,9 @@ UNARY = {"relu": "ttnn.relu({0})", "silu": "ttnn.silu({0})", "gelu": "ttnn.gelu(
 
 def check_supported(model: Model) -> None:
     """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
-    for node in _all_nodes(model.graph):
+    for node in all_nodes(model.graph):
         if node.op == "attend" and not node.attrs["causal"]:
             raise ArchError("non-causal attention is not lowered to TT-NN yet", node.loc)
-        if node.op == "apply_rope" and node.attrs["rope"].get("scaling") not in ("none", "llama3", "linear"):
-            raise ArchError("unsupported rope scaling", node.loc)
-
-
-def _all_nodes(graph):
-    for node in graph.topo():
-        yield node
-        if node.op == "repeat":
-            yield from _all_nodes(node.attrs["body"])
 
 
 def _tiles(shape: tuple[int, ...]) -> int:
