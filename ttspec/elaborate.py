@@ -291,8 +291,7 @@ class Elaborator:
         elif isinstance(stmt, ast.Import):
             raise ArchError("`import` belongs at the top of a file", stmt.loc)
         elif isinstance(stmt, ast.Shard):
-            if not top_level or scope.parent is not None:
-                raise ArchError("`shard` belongs at the top level of a spec", stmt.loc)
+            self.require_top_level(stmt, scope, top_level, "shard")
             if stmt.placement not in SHARD_PLACEMENTS:
                 raise ArchError(f"unknown placement `{stmt.placement}`", stmt.placement_loc,
                                 hint=did_you_mean(stmt.placement, SHARD_PLACEMENTS)
@@ -301,8 +300,7 @@ class Elaborator:
         elif isinstance(stmt, ast.Family):
             from .checkpoints import FAMILIES
 
-            if not top_level or scope.parent is not None:
-                raise ArchError("`family` belongs at the top level of a spec", stmt.loc)
+            self.require_top_level(stmt, scope, top_level, "family")
             if stmt.name not in FAMILIES:
                 raise ArchError(f"unknown checkpoint family `{stmt.name}`", stmt.loc,
                                 hint=did_you_mean(stmt.name, FAMILIES) or "families: " + ", ".join(FAMILIES))
@@ -310,8 +308,7 @@ class Elaborator:
         elif isinstance(stmt, ast.Target):
             from .targets import TARGETS
 
-            if not top_level or scope.parent is not None:
-                raise ArchError("`target` belongs at the top level of a spec", stmt.loc)
+            self.require_top_level(stmt, scope, top_level, "target")
             if stmt.name not in TARGETS:
                 raise ArchError(f"unknown target `{stmt.name}`", stmt.loc,
                                 hint=did_you_mean(stmt.name, TARGETS) or "targets: " + ", ".join(TARGETS))
@@ -320,6 +317,10 @@ class Elaborator:
             self.target = (stmt.name, stmt.loc)
         else:  # pragma: no cover - the grammar produces no other statements
             raise ArchError(f"unexpected statement {type(stmt).__name__}", stmt.loc)
+
+    def require_top_level(self, stmt: ast.Stmt, scope: Scope, top_level: bool, keyword: str) -> None:
+        if not top_level or scope.parent is not None:
+            raise ArchError(f"`{keyword}` belongs at the top level of a spec", stmt.loc)
 
     def check_name(self, name: str, loc: Loc) -> None:
         if name.startswith("__"):

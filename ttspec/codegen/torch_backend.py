@@ -6,7 +6,8 @@ can be trained.
 
 from __future__ import annotations
 
-from ..ir import Model, iter_params
+from ..ir import Model
+from ..passes import count_params
 from .backend import Backend
 from .emit import emit_forward
 from .plan import ClassPlan, Leaf, all_classes, model_plan
@@ -114,15 +115,7 @@ def compile_torch(model: Model, spec_path: str) -> str:
         if plan is root:
             init += [f"self.{name} = self.{p.tied_to}" for name, p in model.graph.params.items() if p.tied_to]
         classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd})
-    params = [(name, p.shape) for name, p in iter_params(model.graph) if p.tied_to is None]
     return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
                   helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
-                  tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to], n_params=sum(
-                      _numel(s) for _, s in params), vocab=model.graph.node(root.outputs[0]).type.shape[-1])
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+                  tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
+                  n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1])
