@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from ttspec.frontend import load_model
-from ttspec.passes import count_params
+from ttspec.analysis.interpreters import count_params
+from ttspec.driver import load_model
 
 
 def cache_files():

@@ -3,8 +3,8 @@ would read them. (specs/bad/ covers the same through the CLI for the common mist
 
 import pytest
 
+from ttspec.driver import load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
 
 H = "model m\ninput t: int32[batch, seq]\ne = token_embedding(t, 16, 64) as emb\n"  # lines 1-3
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ttspec.driver import load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
 
 
 def check_clear_error(path, needle=None):
@@ -78,7 +78,7 @@ def test_power_tower(write_spec):
 
 
 def test_giant_dims_are_counted_not_allocated(write_spec):
-    from ttspec.passes import count_params
+    from ttspec.analysis.interpreters import count_params
 
     start = time.perf_counter()
     model = load_model(write_spec(

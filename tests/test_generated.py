@@ -3,8 +3,7 @@ generated/MANIFEST gives the committed file byte for byte (and twice the same by
 
 import pytest
 
-from ttspec.cli import compile_source
-from ttspec.frontend import load_model
+from ttspec.driver import compile_source, load_model
 
 from .conftest import ROOT
 

@@ -5,7 +5,7 @@ on the TT-NN side): PCC >= 0.999. A program with one op broken falls below 0.9."
 import pytest
 
 from ttspec.codegen.ttnn_backend import compile_ttnn
-from ttspec.frontend import load_model
+from ttspec.driver import load_model
 from ttspec.runtime.runner import run_golden
 from ttspec.targets import get_target
 

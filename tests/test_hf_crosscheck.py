@@ -3,8 +3,8 @@ device (no memory, no download) and compare totals and per-layer parts with ttsp
 
 import pytest
 
-from ttspec.frontend import load_model
-from ttspec.report import params_report
+from ttspec.analysis.params_report import params_report
+from ttspec.driver import load_model
 
 from .conftest import SPECS
 

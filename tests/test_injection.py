@@ -2,9 +2,8 @@
 
 import pytest
 
-from ttspec.cli import compile_source
+from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
 
 BASE = "model m\nfamily llama\ninput tokens: int32[batch, seq]\n"
 

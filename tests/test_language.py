@@ -2,10 +2,10 @@
 
 import pytest
 
+from ttspec.analysis.interpreters import count_params
+from ttspec.driver import load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
-from ttspec.ir import iter_params
-from ttspec.passes import count_params
+from ttspec.ir.graph import iter_params
 
 HEADER = "model m\ninput tokens: int32[batch, seq] where seq <= 64\n"
 

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from ttspec.cli import compile_source
+from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
 from ttspec.runtime.runner import random_hf_state_dict, run_golden
 from ttspec.targets import get_target
 
@@ -132,9 +131,9 @@ except ImportError:  # pragma: no cover
 ])
 def test_mock_mesh(spec, target, dtype):
     from ttspec.codegen.ttnn_backend import weight_plan_bytes
-    from ttspec.lower import fuse_activations, fuse_qkv
+    from ttspec.passes.fuse import fuse_activations, fuse_qkv
+    from ttspec.passes.shard import plan_sharding
     from ttspec.runtime.device import run_worker
-    from ttspec.shard import plan_sharding
 
     model = load_model(SPECS / spec)
     source = compile_source(model, f"specs/{spec}", target, dtype)

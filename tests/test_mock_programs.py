@@ -6,8 +6,8 @@ without host data; in bf16 ttspec refuses it before ttnn is touched."""
 import pytest
 
 from ttspec.codegen.ttnn_backend import compile_ttnn, weight_plan_bytes
+from ttspec.driver import load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
 from ttspec.runtime.device import run_worker
 from ttspec.targets import get_target
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ttspec.analysis.interpreters import count_params, forward_flops
+from ttspec.analysis.params_report import params_report
+from ttspec.driver import load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
-from ttspec.passes import count_params, forward_flops
-from ttspec.report import params_report
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from ttspec.frontend import load_model
-from ttspec.report import params_report
+from ttspec.analysis.params_report import params_report
+from ttspec.driver import load_model
 
 from .conftest import SPECS
 

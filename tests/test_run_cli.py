@@ -43,7 +43,7 @@ def test_run_with_weights_file(run_cli, tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from ttspec.frontend import load_model
+    from ttspec.driver import load_model
     from ttspec.runtime.runner import random_hf_state_dict
 
     state = random_hf_state_dict(load_model("specs/nano-trickster.arch"), seed=3)

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ttspec.driver import load_model
 from ttspec.errors import ArchError
-from ttspec.frontend import load_model
-from ttspec.lower import fuse_activations, fuse_qkv
-from ttspec.shard import plan_sharding, shard_sizes
+from ttspec.passes.fuse import fuse_activations, fuse_qkv
+from ttspec.passes.shard import plan_sharding, shard_sizes
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MESHES = [(1, 2), (1, 4), (1, 8), (2, 4), (8, 4), (4, 8), (2, 1)]

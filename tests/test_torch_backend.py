@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ttspec.codegen.torch_backend import compile_torch
-from ttspec.frontend import load_model
+from ttspec.driver import load_model
 
 from .conftest import SPECS
 

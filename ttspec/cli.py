@@ -6,11 +6,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 from . import __version__
 from .errors import ArchError, Diagnostic, SourceCache
+from .output import write_output
 
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
@@ -102,49 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_output(text: str, output: str | None) -> None:
-    """stdout, or an atomic write: a temp file in the same directory, then rename."""
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return
-    target = Path(output)
-    if target.is_dir():
-        raise ArchError(f"output path {output} is a directory", hint="give a file name")
-    if not target.parent.exists():
-        raise ArchError(f"cannot write {output}: directory {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_output_bytes(data: bytes, output: str) -> None:
-    """Atomic binary write: a temp file beside the target, then rename."""
-    target = Path(output)
-    if target.is_dir() or not target.parent.exists():
-        raise ArchError(f"cannot write {output}: " + ("it is a directory" if target.is_dir()
-                                                      else f"directory {target.parent} does not exist"))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _print_diagnostic(d: Diagnostic) -> None:
     sys.stderr.write(d.render(SourceCache()) + "\n")
 
 
 def cmd_check(args) -> int:
-    from .checks import target_warnings
-    from .frontend import load_model
+    from .analysis.checks import target_warnings
+    from .driver import load_model
     from .targets import get_target
 
     override = get_target(args.target) if args.target else None
@@ -168,8 +131,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from .frontend import load_model
-    from .report import params_report, render_table
+    from .analysis.params_report import params_report, render_table
+    from .driver import load_model
 
     model = load_model(args.spec)
     report = params_report(model, seq=args.seq)
@@ -179,34 +142,20 @@ def cmd_params(args) -> int:
 
 
 def cmd_graph(args) -> int:
-    from .diagram import to_dot, to_mermaid
-    from .frontend import load_model
+    from .analysis.diagram import to_dot, to_mermaid
+    from .driver import load_model
 
     model = load_model(args.spec)
     write_output(to_mermaid(model) if args.format == "mermaid" else to_dot(model), args.output)
     return 0
 
 
-def compile_source(model, spec: str, target: str, weights_dtype: str, mesh: str | None = None,
-                   dp: bool = False) -> str:
-    if target == "torch":
-        from .codegen.torch_backend import compile_torch
-
-        return compile_torch(model, spec)
-    from .codegen.ttnn_backend import compile_ttnn
-    from .targets import get_target, parse_mesh
-
-    chosen = get_target(target)
-    shape = parse_mesh(mesh) if mesh else None
-    if shape and shape[0] * shape[1] > chosen.chips:
-        raise ArchError(f"--mesh {mesh} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}")
-    return compile_ttnn(model, spec, chosen, weights_dtype, mesh=shape, dp=dp)
-
-
 def cmd_compile(args) -> int:
-    from .frontend import load_model
+    from .driver import load_model
 
     model = load_model(args.spec)
+    from .driver import compile_source
+
     text = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
     output = args.output or os.path.join("generated", f"{model.name}_{args.target}.py")
     if args.output is None:
@@ -220,7 +169,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .frontend import load_model
+    from .driver import load_model
     from .runtime.runner import run_program
 
     model = load_model(args.spec)
@@ -228,8 +177,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from .frontend import load_model
-    from .planreport import plan_report, render_plan
+    from .analysis.plan_report import plan_report, render_plan
+    from .driver import load_model
     from .targets import get_target, parse_mesh
 
     model = load_model(args.spec)

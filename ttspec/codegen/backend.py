@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..ops import Config, rotary_dims
+from ..ops.registry import Config, rotary_dims
 from ..targets import TILE
 from .plan import ClassPlan, Repeat
 

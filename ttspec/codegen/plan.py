@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..ir import Graph, Model, Node
-from ..ops import REGISTRY
+from ..ir.graph import Graph, Model, Node
+from ..ops.registry import REGISTRY
 
 CLASS_NAMES = {
     "attention": "Attention", "rmsnorm": "RMSNorm", "layernorm": "LayerNorm", "swiglu": "SwiGLU",

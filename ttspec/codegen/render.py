@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..checkpoints import FAMILIES
 from ..errors import ArchError
-from ..ir import Model, iter_params
+from ..ir.graph import Model, iter_params
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

@@ -6,8 +6,8 @@ can be trained.
 
 from __future__ import annotations
 
-from ..ir import Model
-from ..passes import count_params
+from ..analysis.interpreters import count_params
+from ..ir.graph import Model
 from .backend import Backend
 from .emit import emit_forward
 from .plan import ClassPlan, Leaf, all_classes, model_plan

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 
+from ..analysis.params_report import tensor_bytes
 from ..errors import ArchError
-from ..ir import Model, Node, all_nodes
-from ..lower import fuse_activations, fuse_qkv
-from ..report import tensor_bytes
+from ..ir.graph import Model, Node, all_nodes
+from ..passes.fuse import fuse_activations, fuse_qkv
 from ..targets import TILE, Target
 from .backend import Backend
 from .emit import emit_forward
@@ -259,7 +259,7 @@ def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: st
     lowered = fuse_activations(fuse_qkv(model))
     shard_plan = None
     if mesh != (1, 1):
-        from ..shard import plan_sharding
+        from ..passes.shard import plan_sharding
 
         lowered, shard_plan = plan_sharding(lowered, mesh, dp=dp)
     need = check_fits(model, target, weights_dtype, shard_plan)

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ArchError
-from ..ir import Model, iter_params
+from ..ir.graph import Model, iter_params
 
 
 def import_ttnn():
@@ -90,7 +90,7 @@ def _root_name(model: Model) -> str:
 def run_on_device(model: Model, args, state: dict | None, tokens):
     if args.target == "torch":
         raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
-    from ..cli import compile_source
+    from ..driver import compile_source
 
     source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
     result = run_worker(model, source, args.mode, args.target, state=state, tokens=tokens)

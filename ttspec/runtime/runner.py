@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ArchError
-from ..ir import Model, iter_params
+from ..ir.graph import Model, iter_params
 
 MODES = ("torch", "golden", "mock", "device")
 
@@ -171,7 +171,7 @@ def run_program(model: Model, args) -> int:
     elif args.mode == "golden":
         if args.target == "torch":
             raise ArchError("--mode golden runs a TT-NN program: choose --target n150, p100 or p150")
-        from ..cli import compile_source
+        from ..driver import compile_source
 
         source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
         logits, calls = run_golden(model, args.spec, get_target(args.target), state, tokens, args.weights_dtype,
@@ -190,7 +190,7 @@ def run_program(model: Model, args) -> int:
 
         import numpy as np
 
-        from ..cli import write_output_bytes
+        from ..output import write_output_bytes
 
         buffer = io.BytesIO()
         np.save(buffer, logits.numpy())

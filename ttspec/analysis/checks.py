@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .errors import Diagnostic
-from .ir import Model
-from .passes import count_params
-from .report import weight_bytes
-from .targets import Target
+from ..errors import Diagnostic
+from ..ir.graph import Model
+from ..targets import Target
+from .interpreters import count_params
+from .params_report import weight_bytes
 
 # Training with AdamW in mixed precision: bf16 weights and gradients, fp32 moments and master
 # weights = 2 + 2 + 4 + 4 + 4 = 16 bytes per parameter, before activations.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-from .ir import Graph, Model, ModuleInfo, Node
+from ..ir.graph import Graph, Model, ModuleInfo, Node
 
 
 def fuse_qkv(model: Model) -> Model:

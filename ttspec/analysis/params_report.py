@@ -6,8 +6,8 @@ docs/params-json.md. Everything is exact integer arithmetic over the graph IR.
 
 from __future__ import annotations
 
-from .ir import Graph, Model, ModuleInfo, Param
-from .passes import count_params, forward_flops
+from ..ir.graph import Graph, Model, ModuleInfo, Param
+from .interpreters import count_params, forward_flops
 
 SCHEMA = "ttspec-params/1"
 # Bytes per value for each weight format; block-float formats store 1024 values (one 32x32

@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ArchError, Loc, Note, did_you_mean, nearest_divisors
 from . import ast
-from .errors import ArchError, Loc, Note, did_you_mean, nearest_divisors
 
-FAMILY_DIR = Path(__file__).resolve().parent / "stdlib" / "families"
+FAMILY_DIR = Path(__file__).resolve().parent.parent / "stdlib" / "families"
 REQUIRED_KEYS = ("vocab_size", "hidden_dim", "num_layers", "num_heads", "mlp_dim", "max_seq_len")
 
 
@@ -39,7 +39,8 @@ KEY_KINDS = {"rope_theta": float, "norm_eps": float, "tie_embeddings": bool, "fa
 LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^:#\s][^:#]*?)\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$")
 
 
-def parse_short_form(text: str, file: str) -> ast.Module:
+def parse_short_form(text: str, file: str) -> tuple[ast.Module, Path]:
+    """The short form's `let` bindings, and the family template file that builds the model from them."""
     header: tuple[str, Loc] | None = None
     entries: dict[str, tuple[str, Loc, Loc]] = {}  # key -> (raw value, key loc, value loc)
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -109,12 +110,8 @@ def parse_short_form(text: str, file: str) -> ast.Module:
     for key, value in values.items():
         loc = locs[key]
         items.append(ast.Let(loc, [ast.LetBinding(key, ast.Literal(loc, value), loc)]))
-    from .parser import parse_source
-
-    family_file = FAMILY_DIR / f"{family_name}.arch"
-    template = parse_source(family_file.read_text(encoding="utf-8"), f"<stdlib>/families/{family_file.name}",
-                            is_stdlib=True)
-    return ast.Module(name=ident, name_loc=name_loc, items=items + template.items, file=file)
+    # The caller (parser.py) appends the family's template, parsed like any stdlib file.
+    return ast.Module(name=ident, name_loc=name_loc, items=items, file=file), FAMILY_DIR / f"{family_name}.arch"
 
 
 def _scalar(raw: str, kind: type, key: str, loc: Loc):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .ir import Graph, Model, Node
+from ..ir.graph import Graph, Model, Node
 
 OP_LABELS = {"add": "+", "mul": "×"}
 

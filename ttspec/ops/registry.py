@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import nearest_divisors
-from .types import Dim, TensorType, broadcast, numel
+from ..errors import nearest_divisors
+from ..ir.types import Dim, TensorType, broadcast, numel
 
 REQUIRED = object()
 

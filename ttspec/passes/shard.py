@@ -23,9 +23,9 @@ import copy
 import fnmatch
 from dataclasses import dataclass, field, replace
 
-from .errors import ArchError
-from .ir import Graph, Model, Node
-from .targets import TILE
+from ..errors import ArchError
+from ..ir.graph import Graph, Model, Node
+from ..targets import TILE
 
 # Ops that keep their input's layout, elementwise or per head.
 PASSTHROUGH = {"relu", "gelu", "gelu_tanh", "silu", "apply_rope", "qkv_part"}

@@ -14,14 +14,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ast
-from .errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
-from .ir import Graph, Model, ModuleInfo, Node, Param
-from .ops import ACTIVATIONS, CONFIGS, REGISTRY, REQUIRED, ArgSpec, Config, OpError, ParamRef, ShapeContext
-from .parser import parse_source, read_source
+from ..errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
+from ..frontend import ast
+from ..frontend.parser import parse_source, read_source
+from ..ops.registry import ACTIVATIONS, CONFIGS, REGISTRY, REQUIRED, ArgSpec, Config, OpError, ParamRef, ShapeContext
+from .graph import Graph, Model, ModuleInfo, Node, Param
 from .types import DTYPES, INT_DTYPES, TensorType
 
-STDLIB_DIR = Path(__file__).resolve().parent / "stdlib"
+STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 STDLIB_PREFIX = "<stdlib>/"
 INT_LIMIT = 1 << 63
 MAX_REPEAT = 100_000
@@ -298,7 +298,7 @@ class Elaborator:
                                 or "placements: " + ", ".join(SHARD_PLACEMENTS))
             self.shard_overrides.append(stmt)
         elif isinstance(stmt, ast.Family):
-            from .checkpoints import FAMILIES
+            from ..checkpoints import FAMILIES
 
             self.require_top_level(stmt, scope, top_level, "family")
             if stmt.name not in FAMILIES:
@@ -306,7 +306,7 @@ class Elaborator:
                                 hint=did_you_mean(stmt.name, FAMILIES) or "families: " + ", ".join(FAMILIES))
             self.family = stmt.name
         elif isinstance(stmt, ast.Target):
-            from .targets import TARGETS
+            from ..targets import TARGETS
 
             self.require_top_level(stmt, scope, top_level, "target")
             if stmt.name not in TARGETS:

@@ -3,11 +3,11 @@ lives, which collectives run and why, memory per chip against its DRAM, and byte
 
 from __future__ import annotations
 
-from .codegen.ttnn_backend import weight_plan_bytes
-from .ir import Model, all_nodes
-from .lower import fuse_activations, fuse_qkv
-from .shard import ShardPlan, plan_sharding
-from .targets import Target
+from ..codegen.ttnn_backend import weight_plan_bytes
+from ..ir.graph import Model, all_nodes
+from ..passes.fuse import fuse_activations, fuse_qkv
+from ..passes.shard import ShardPlan, plan_sharding
+from ..targets import Target
 
 ROLE_TEXT = {"column": "column-parallel (output features split)", "row": "row-parallel (input features split)",
              "hidden": "split on hidden", "vocab": "column-parallel over the vocabulary",

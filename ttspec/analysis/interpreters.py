@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ArchError, Diagnostic
-from .ir import Graph, Model, Node
-from .ops import REGISTRY, OpError, ShapeContext
-from .types import TensorType, concrete
+from ..errors import ArchError, Diagnostic
+from ..ir.graph import Graph, Model, Node
+from ..ir.types import TensorType, concrete
+from ..ops.registry import REGISTRY, OpError, ShapeContext
 
 
 class Interpreter:
@@ -123,7 +123,7 @@ def count_params(graph: Graph) -> int:
 
 def unique_params(graph: Graph, prefix: str = ""):
     """(full name, Param) for every stored parameter; tied aliases excluded; repeats expanded."""
-    from .ir import iter_params
+    from ..ir.graph import iter_params
 
     for name, p in iter_params(graph, prefix):
         if p.tied_to is None:

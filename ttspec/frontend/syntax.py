@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from functools import cache
 
+from ..errors import ArchError, Loc
 from . import ast
-from .errors import ArchError, Loc
 
 # lark prefers the third-party `regex` module when it is importable (transformers installs
 # it), which costs ~40 ms to import and buys nothing for this grammar; hide it while lark
@@ -33,7 +33,7 @@ finally:
     else:
         sys.modules["regex"] = _saved_regex
 
-from .parser import GRAMMAR_PATH, MAX_INT_DIGITS  # noqa: E402
+from .source import GRAMMAR_PATH, MAX_INT_DIGITS  # noqa: E402
 
 # Friendly names for the terminals lark reports in "expected ..." lists.
 TERMINAL_NAMES = {

@@ -9,53 +9,12 @@ import re
 import tempfile
 from pathlib import Path
 
-from . import __version__, ast
-from .errors import ArchError, Loc, SourceCache
+from .. import __version__
+from ..errors import ArchError, Loc, SourceCache
+from . import ast
+from .source import GRAMMAR_PATH, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
-GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "arch.lark"
-MAX_SOURCE_BYTES = 64 << 10  # 15x the largest real spec; keeps every parse well under a second
-MAX_NESTING = 64
-MAX_TOKENS = 8000  # 20x the largest real spec; lark parses about 20k tokens/s here
-TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z0-9_.]+|\S')
-MAX_INT_DIGITS = 18
-
-def read_source(path: str | Path) -> str:
-    """Read a spec as text, turning every I/O or encoding problem into an ArchError."""
-    p = Path(path)
-    name = str(path)
-    if not p.exists():
-        raise ArchError(f"no such file: {name}", hint="check the path; specs usually live in specs/")
-    if not p.is_file():
-        raise ArchError(f"not a file: {name}", hint="pass a .arch file, not a directory")
-    try:
-        size = p.stat().st_size
-        if size > MAX_SOURCE_BYTES:
-            raise ArchError(f"{name} is {size:,} bytes; specs are limited to {MAX_SOURCE_BYTES:,}",
-                            Loc(name, 1, 1), hint="is this really a .arch spec?")
-        data = p.read_bytes()
-    except OSError as e:
-        raise ArchError(f"cannot read {name}: {e.strerror}") from None
-    return decode_source(data, name)
-
-
-def decode_source(data: bytes, name: str) -> str:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise ArchError(f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
-                        Loc(name, line, col),
-                        hint="a .arch spec is a UTF-8 text file; is this a binary file?") from None
-    nul = text.find("\x00")
-    if nul >= 0:
-        line = text.count("\n", 0, nul) + 1
-        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
-        raise ArchError("NUL byte in source", Loc(name, line, col),
-                        hint="a .arch spec is a text file; is this a binary file?")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text
+__all__ = ["parse_source", "read_source"]
 
 
 def parse_source(text: str, name: str, is_stdlib: bool = False) -> ast.Module:
@@ -68,7 +27,11 @@ def parse_source(text: str, name: str, is_stdlib: bool = False) -> ast.Module:
     if SHORT_FORM_HEADER.match(first):
         from .shortform import parse_short_form
 
-        return parse_short_form(text, name)
+        module, family_file = parse_short_form(text, name)
+        template = parse_source(family_file.read_text(encoding="utf-8"), f"<stdlib>/families/{family_file.name}",
+                                is_stdlib=True)
+        module.items += template.items
+        return module
     _check_nesting(text, name)
     _check_size(text, name)
     key = _cache_key(text, name)
@@ -142,7 +105,7 @@ def _check_nesting(text: str, name: str) -> None:
 # ---------------------------------------------------------------- AST cache
 # Parsed modules are pickled by content, like Python's .pyc files: a warm `ttspec params`
 # never imports lark. TTSPEC_CACHE_DIR moves the cache; TTSPEC_NO_CACHE=1 turns it off.
-_SALT_FILES = ("grammar/arch.lark", "ttspec/syntax.py", "ttspec/ast.py", "ttspec/errors.py")
+_SALT_FILES = ("grammar/arch.lark", "ttspec/frontend/syntax.py", "ttspec/frontend/ast.py", "ttspec/errors.py")
 
 
 def _cache_dir() -> Path | None:

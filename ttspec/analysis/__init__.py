@@ -1,0 +1,1 @@
+"""Interpreters and reports over the IR: shapes, counts, FLOPs, memory, diagrams."""

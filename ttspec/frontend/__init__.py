@@ -1,0 +1,1 @@
+"""Front end: source text -> AST (grammar binding, parser, short form)."""

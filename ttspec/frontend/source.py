@@ -1,0 +1,53 @@
+"""Reading a spec file: bytes -> text, with the size limits every later stage relies on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import ArchError, Loc
+
+GRAMMAR_PATH = Path(__file__).resolve().parent.parent.parent / "grammar" / "arch.lark"
+MAX_SOURCE_BYTES = 64 << 10  # 15x the largest real spec; keeps every parse well under a second
+MAX_NESTING = 64
+MAX_TOKENS = 8000  # 20x the largest real spec; lark parses about 20k tokens/s here
+TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z0-9_.]+|\S')
+MAX_INT_DIGITS = 18
+
+def read_source(path: str | Path) -> str:
+    """Read a spec as text, turning every I/O or encoding problem into an ArchError."""
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise ArchError(f"no such file: {name}", hint="check the path; specs usually live in specs/")
+    if not p.is_file():
+        raise ArchError(f"not a file: {name}", hint="pass a .arch file, not a directory")
+    try:
+        size = p.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise ArchError(f"{name} is {size:,} bytes; specs are limited to {MAX_SOURCE_BYTES:,}",
+                            Loc(name, 1, 1), hint="is this really a .arch spec?")
+        data = p.read_bytes()
+    except OSError as e:
+        raise ArchError(f"cannot read {name}: {e.strerror}") from None
+    return decode_source(data, name)
+
+
+def decode_source(data: bytes, name: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ArchError(f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
+                        Loc(name, line, col),
+                        hint="a .arch spec is a UTF-8 text file; is this a binary file?") from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise ArchError("NUL byte in source", Loc(name, line, col),
+                        hint="a .arch spec is a text file; is this a binary file?")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text

@@ -1,0 +1,1 @@
+"""The op registry: everything ttspec knows about each primitive op."""

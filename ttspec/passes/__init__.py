@@ -1,0 +1,1 @@
+"""IR-to-IR passes: lowering (fusion) and tensor-parallel sharding."""
