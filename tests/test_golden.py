@@ -4,8 +4,7 @@ on the TT-NN side): PCC >= 0.999. A program with one op broken falls below 0.9."
 
 import pytest
 
-from ttspec.codegen.ttnn_backend import compile_ttnn
-from ttspec.driver import load_model
+from ttspec.driver import compile_source, load_model
 from ttspec.runtime.runner import run_golden
 from ttspec.targets import get_target
 
@@ -55,7 +54,7 @@ def test_broken_program_is_caught(break_it):
     spec = "nano-trickster.arch"
     state, tokens, expected = hf_reference(spec, seq=32)
     model = load_model(SPECS / spec)
-    source = compile_ttnn(model, str(SPECS / spec), get_target("n150"))
+    source = compile_source(model, str(SPECS / spec), "n150")
     old, new = break_it
     assert old in source
     broken = source.replace(old, new)

@@ -131,7 +131,7 @@ except ImportError:  # pragma: no cover
 ])
 def test_mock_mesh(spec, target, dtype):
     from ttspec.codegen.ttnn_backend import weight_plan_bytes
-    from ttspec.passes.fuse import fuse_activations, fuse_qkv
+    from ttspec.driver import lower
     from ttspec.passes.shard import plan_sharding
     from ttspec.runtime.device import run_worker
 
@@ -140,7 +140,7 @@ def test_mock_mesh(spec, target, dtype):
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     assert tuple(result["logits"].shape) == (1, 64, vocab)
-    _, plan = plan_sharding(fuse_activations(fuse_qkv(model)), get_target(target).mesh)
+    _, plan = plan_sharding(lower(model), get_target(target).mesh)
     predicted = weight_plan_bytes(model, dtype, plan)
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
 

@@ -6,9 +6,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ttspec.driver import load_model
+from ttspec.driver import load_model, lower
 from ttspec.errors import ArchError
-from ttspec.passes.fuse import fuse_activations, fuse_qkv
 from ttspec.passes.shard import plan_sharding, shard_sizes
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -50,7 +49,7 @@ def valid_pairs(draw):
 def test_shards_add_up(write_spec, pair):
     mesh, arch = pair
     model = load_model(write_spec(spec_text(**arch)))
-    _, plan = plan_sharding(fuse_activations(fuse_qkv(model)), mesh)
+    _, plan = plan_sharding(lower(model), mesh)
     chips = mesh[0] * mesh[1]
     unique = 0
     for name, per_chip, copies, count in shard_sizes(model, plan):
@@ -72,7 +71,7 @@ def test_heads_not_dividing_devices(write_spec, mesh, heads):
     assume(heads % n)
     model = load_model(write_spec(spec_text(64, heads * 32, 1, heads, heads, 64, False)))
     with pytest.raises(ArchError) as info:
-        plan_sharding(fuse_activations(fuse_qkv(model)), mesh)
+        plan_sharding(lower(model), mesh)
     assert info.value.diagnostic.message == f"heads={heads} cannot be split over {n} devices"
 
 
@@ -84,5 +83,5 @@ def test_kv_heads_incompatible(write_spec, mesh, mult):
     assume(heads % n == 0 and kv % n and n % kv)
     model = load_model(write_spec(spec_text(64, heads * 32, 1, heads, kv, 64, False)))
     with pytest.raises(ArchError) as info:
-        plan_sharding(fuse_activations(fuse_qkv(model)), mesh)
+        plan_sharding(lower(model), mesh)
     assert info.value.diagnostic.message == f"kv_heads={kv} over {n} devices: neither divides the other"

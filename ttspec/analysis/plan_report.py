@@ -4,8 +4,8 @@ lives, which collectives run and why, memory per chip against its DRAM, and byte
 from __future__ import annotations
 
 from ..codegen.ttnn_backend import weight_plan_bytes
+from ..driver import lower
 from ..ir.graph import Model, all_nodes
-from ..passes.fuse import fuse_activations, fuse_qkv
 from ..passes.shard import ShardPlan, plan_sharding
 from ..targets import Target
 
@@ -16,7 +16,7 @@ ROLE_TEXT = {"column": "column-parallel (output features split)", "row": "row-pa
 
 def build_plan(model: Model, target: Target, mesh: tuple[int, int] | None, dp: bool = False
                ) -> tuple[Model, ShardPlan]:
-    return plan_sharding(fuse_activations(fuse_qkv(model)), mesh or target.mesh, dp=dp)
+    return plan_sharding(lower(model), mesh or target.mesh, dp=dp)
 
 
 def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: int, seq: int | None,

@@ -13,7 +13,6 @@ import math
 from ..analysis.params_report import tensor_bytes
 from ..errors import ArchError
 from ..ir.graph import Model, Node, all_nodes
-from ..passes.fuse import fuse_activations, fuse_qkv
 from ..targets import TILE, Target
 from .backend import Backend
 from .emit import emit_forward
@@ -248,21 +247,14 @@ class TTNNBackend(Backend):
         raise NotImplementedError(op)
 
 
-def compile_ttnn(model: Model, spec_path: str, target: Target, weights_dtype: str = "bf16",
-                 mesh: tuple[int, int] | None = None, dp: bool = False) -> str:
+def compile_ttnn(build, spec_path: str) -> str:
+    """The TT-NN program for a driver Build (see ttspec/driver.py)."""
+    model, lowered, shard_plan, target = build.model, build.lowered, build.shard_plan, build.options.target
+    weights_dtype, need = build.options.weights_dtype, build.weight_bytes
     if model.family is None:
         raise ArchError(f"{model.name} names no checkpoint family, so its weights cannot be loaded by HF name",
                         model.loc, hint="add `family llama` or `family gpt2` to the spec")
-    check_supported(model)
-    mesh = mesh or target.mesh
     rules = hf_rules(model)
-    lowered = fuse_activations(fuse_qkv(model))
-    shard_plan = None
-    if mesh != (1, 1):
-        from ..passes.shard import plan_sharding
-
-        lowered, shard_plan = plan_sharding(lowered, mesh, dp=dp)
-    need = check_fits(model, target, weights_dtype, shard_plan)
     backend = TTNNBackend(shard_plan)
     root = model_plan(lowered)
     classes = []

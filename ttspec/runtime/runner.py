@@ -70,12 +70,12 @@ def run_torch(model: Model, spec_path: str, hf_state_dict: dict, tokens):
 
 
 def run_golden(model: Model, spec_path: str, target, hf_state_dict: dict, tokens, weights_dtype="bf16",
-               source: str | None = None, mesh=None):
-    from ..codegen.ttnn_backend import compile_ttnn
+               source: str | None = None):
+    from ..driver import compile_source
     from .golden import GoldenTTNN
 
     if source is None:
-        source = compile_ttnn(model, spec_path, target, weights_dtype, mesh=mesh)
+        source = compile_source(model, spec_path, target.name, weights_dtype)
     module = load_program(source, f"{model.name}_{target.name}_golden")
     module.ttnn = GoldenTTNN()
     program = root_class(module, model)(module.open_device())
