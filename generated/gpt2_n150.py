@@ -98,7 +98,7 @@ def position_ids(x, table, device):
 class LearnedPositions:
     def __init__(self, weights, prefix):
         self.device = weights.device
-        self.weight = weights.table(prefix[:-1], "weight")
+        self.weight = weights.table(prefix[:-1])
 
     def forward(self, x):
         h = ttnn.embedding(position_ids(x, self.weight, self.device), self.weight, layout=ttnn.TILE_LAYOUT)

@@ -94,6 +94,21 @@ class SourceCache:
         return [f"    {src}", "    " + " " * (col - 1) + "^" * width]
 
 
+def divisors(n: int) -> list[int]:
+    """The divisors of n in order, in O(sqrt(n)) steps (bounded: hints never hang on huge values)."""
+    if n <= 0 or n > 1 << 62:
+        return []
+    small, large = [], []
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            small.append(d)
+            if d * d != n:
+                large.append(n // d)
+        d += 1
+    return small + large[::-1]
+
+
 def nearest_divisors(n: int, near: int, limit: int = 2) -> list[int]:
     """Divisors of `n` closest to `near`: the one below and the one above."""
     divisors = [d for d in range(1, min(n, 1 << 20) + 1) if n % d == 0] if n > 0 else []

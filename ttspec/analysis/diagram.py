@@ -9,8 +9,13 @@ from __future__ import annotations
 import re
 
 from ..ir.graph import Graph, Model, Node
+from ..ops import REGISTRY
 
-OP_LABELS = {"add": "+", "mul": "×"}
+
+def _symbol(node: Node) -> str | None:
+    """The infix symbol an op is drawn as (`+`), if it has one."""
+    opdef = REGISTRY.get(node.op)
+    return opdef.symbol if opdef else None
 
 
 def _group(node: Node) -> str:
@@ -34,8 +39,8 @@ def _collapse(graph: Graph):
 def _label(graph: Graph, group: str, first: Node) -> str:
     if first.op == "input":
         return f"{first.id}<br/>{first.type}"
-    if first.op in OP_LABELS and not first.module:
-        return OP_LABELS[first.op]
+    if _symbol(first) and not first.module:
+        return _symbol(first)
     info = graph.modules.get(group)
     if info is None:
         return first.op
@@ -63,7 +68,7 @@ def to_mermaid(model: Model) -> str:
             elif first.op == "input" and prefix:
                 lines.append(f'{indent}{nid}(["layer input"])')
             else:
-                shape = ('(["', '"])') if first.op == "input" else ('(("', '"))') if first.op in OP_LABELS \
+                shape = ('(["', '"])') if first.op == "input" else ('(("', '"))') if _symbol(first) \
                     and not first.module else ('["', '"]')
                 lines.append(f"{indent}{nid}{shape[0]}{_label(graph, g, first)}{shape[1]}")
         for s, d in edges:
@@ -91,7 +96,7 @@ def to_dot(model: Model) -> str:
                 emit(first.attrs["body"], nid + "_", indent + "    ")
                 lines.append(f"{indent}}}")
             else:
-                shape = "ellipse" if first.op == "input" else "circle" if first.op in OP_LABELS \
+                shape = "ellipse" if first.op == "input" else "circle" if _symbol(first) \
                     and not first.module else "box"
                 if first.op == "input" and prefix:
                     label = "layer input"

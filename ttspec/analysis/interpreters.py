@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..errors import ArchError, Diagnostic
 from ..ir.graph import Graph, Model, Node
 from ..ir.types import TensorType, concrete
-from ..ops.registry import REGISTRY, OpError, ShapeContext
+from ..ops import REGISTRY, OpError, ShapeContext
 
 
 class Interpreter:

@@ -7,15 +7,13 @@ docs/params-json.md. Everything is exact integer arithmetic over the graph IR.
 from __future__ import annotations
 
 from ..ir.graph import Graph, Model, ModuleInfo, Param
+from ..ops import ATTEND, REGISTRY
 from .interpreters import count_params, forward_flops
 
 SCHEMA = "ttspec-params/1"
 # Bytes per value for each weight format; block-float formats store 1024 values (one 32x32
 # tile) as 1024 (bfloat8_b) or 512 (bfloat4_b) mantissa bytes plus 64 bytes of exponents.
 DTYPE_BYTES = {"fp32": (4, 1), "bf16": (2, 1), "bfloat8_b": (1088, 1024), "bfloat4_b": (576, 1024)}
-# Category of a parameter-owning primitive used directly (outside any block with a `kind`).
-OP_KINDS = {"embedding": "embedding", "position_embedding": "embedding", "rms_norm": "norm",
-            "layer_norm": "norm", "tied_linear": "head", "linear": "linear"}
 
 
 def tensor_bytes(numel: int, dtype: str) -> int:
@@ -46,7 +44,8 @@ def kind_of(graph: Graph, module: str) -> str:
             return info.kind
         path = path.rpartition(".")[0]
     info = graph.modules.get(module)
-    return OP_KINDS.get(info.block, "other") if info else "other"
+    opdef = REGISTRY.get(info.block) if info else None
+    return opdef.kind if opdef and opdef.kind else "other"
 
 
 def params_by_kind(graph: Graph) -> dict[str, int]:
@@ -183,6 +182,6 @@ def render_table(report: dict) -> str:
     lines.append("  weights:     " + " · ".join(f"{k} {_si(v, 'B')}" for k, v in b.items()))
     f = report["flops_per_token"]
     lines.append(f"  forward:     {_si(f['total'], 'FLOP')}/token at seq {f['seq']}"
-                 + (f" (attention scores and values {_si(f['by_op'].get('attend', 0), 'FLOP')})"
-                    if f["by_op"].get("attend") else ""))
+                 + (f" (attention scores and values {_si(f['by_op'].get(ATTEND.name, 0), 'FLOP')})"
+                    if f["by_op"].get(ATTEND.name) else ""))
     return "\n".join(lines)

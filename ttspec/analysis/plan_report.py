@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..codegen.ttnn_backend import weight_plan_bytes
 from ..driver import lower
 from ..ir.graph import Model, all_nodes
+from ..ir.layout import Layout
 from ..passes.shard import ShardPlan, plan_sharding
 from ..targets import Target
 
@@ -55,7 +56,7 @@ def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: i
         "tensor_parallel_axis": plan.axis,
         "data_parallel": plan.dp,
         "devices": n,
-        "residual_stream": "split on hidden" if plan.residual == "S" else "replicated",
+        "residual_stream": "split on hidden" if plan.residual == Layout.SPLIT else "replicated",
         "placements": dict(sorted(plan.placements.items())),
         "collectives_per_layer": [{"op": c.op, "dim": c.dim, "cluster_axis": c.axis, "of": c.source,
                                    "why": c.reason} for c in per_layer],

@@ -1,29 +1,87 @@
-"""What every backend shares: rotary helpers and the order of a class's __init__ members."""
+"""What every backend shares: op lookup, the emission context handed to op lowerings, rotary
+helpers, and the order of a class's __init__ members.
+
+A backend knows nothing about particular ops: each op's lowering lives in its slice of the
+op registry (ttspec/ops/), and the backend asks it for statements and expressions.
+"""
 
 from __future__ import annotations
 
-from ..ops.registry import Config, rotary_dims
+from ..errors import ArchError
+from ..ir.graph import Node
+from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
-from .plan import ClassPlan, Repeat
+from .plan import ClassPlan, Leaf, Repeat
+
+
+class EmitContext:
+    """What an op's lowering may consult or request while one class is emitted."""
+
+    def __init__(self, backend: Backend, plan: ClassPlan):
+        self.backend, self.plan = backend, plan
+
+    @property
+    def graph(self):
+        return self.plan.graph
+
+    @property
+    def mesh(self):
+        return self.backend.mesh
+
+    def helper(self, name: str) -> None:
+        """Ask for a module-level helper of the generated program (split_heads, position_ids ...)."""
+        self.backend.helpers.add(name)
+
+    def rotary(self, rope: Config, head_dim: int) -> str:
+        return f"self.{self.backend.rotary_attr(self.plan, rope)}"
+
+    def device(self) -> str:
+        self.plan.needs_device = True
+        return "self.device"
 
 
 class Backend:
-    """Base of the torch and TT-NN backends. Subclasses lower single nodes (op_expr,
-    leaf_call) and say how each kind of member is constructed (the *_init methods)."""
+    """Base of the torch and TT-NN backends. Subclasses say how each kind of member is
+    constructed (the *_init methods) and which lowering of an OpDef they use."""
 
+    target_name = ""
     rotary_prefix: list[str] = []  # leading constructor arguments of the generated Rotary helper
     pad_heads_to_tiles = False
 
-    def __init__(self):
+    def __init__(self, mesh=None):
         self.helpers: set[str] = set()
+        self.mesh = mesh  # a ShardPlan for mesh programs, None on one chip
 
+    def lowering_of(self, opdef):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def lowering(self, node: Node):
+        lowering = self.lowering_of(REGISTRY[node.op])
+        if lowering is None:
+            raise ArchError(f"`{node.op}` has no {self.target_name} lowering", node.loc)
+        return lowering
+
+    def context(self, plan: ClassPlan) -> EmitContext:
+        return EmitContext(self, plan)
+
+    def default_name(self, node: Node) -> str:
+        return REGISTRY[node.op].var_name(node)
+
+    @staticmethod
+    def leaf_refs(attr: str) -> WeightRefs:
+        return WeightRefs(f'prefix + "{attr}"', (("weight", f"self.{attr}"), ("bias", f"self.{attr}_bias")))
+
+    @staticmethod
+    def own_refs() -> WeightRefs:
+        return WeightRefs("prefix[:-1]", (("weight", "self.weight"), ("bias", "self.bias")))
+
+    # ---- rotary embedding helpers, one per distinct config in a class
     def rotary_attr(self, plan: ClassPlan, rope: Config) -> str:
         """The attribute holding the Rotary helper for this config in this class."""
         self.helpers.add("Rotary")
-        ropes = plan.__dict__.setdefault("_ropes", {})
-        if rope not in ropes:
-            ropes[rope] = "rotary" if not ropes else f"rotary_{len(ropes)}"
-        return ropes[rope]
+        if rope not in plan.ropes:
+            plan.ropes[rope] = "rotary" if not plan.ropes else f"rotary_{len(plan.ropes)}"
+        return plan.ropes[rope]
 
     def rotary_init(self, attr: str, rope: Config, head_dim: int) -> str:
         f = dict(rope.fields)
@@ -55,7 +113,34 @@ class Backend:
             members.append((order[leaf.node.id], self.leaf_init(leaf, plan)))
         for node in plan.self_params:
             members.append((order[node.id], self.self_param_init(node, plan)))
-        for rope, attr in plan.__dict__.get("_ropes", {}).items():
-            first = next(n for n in plan.ops if n.op == "apply_rope" and n.attrs["rope"] == rope)
+        for rope, attr in plan.ropes.items():
+            first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs["rope"] == rope)
             members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))
         return [line for _, lines in sorted(members, key=lambda m: m[0]) for line in lines]
+
+    # ---- abstract
+    def repeat_init(self, rep: Repeat) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def child_init(self, child) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def self_param_init(self, node: Node, plan: ClassPlan) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def check_lowerable(graph_nodes, backend_name: str, lowering_of) -> None:
+    """Refuse, with the reason, any op (or use of an op) a backend cannot lower."""
+    for node, graph in graph_nodes:
+        opdef = REGISTRY[node.op]
+        lowering = lowering_of(opdef)
+        if lowering is None:
+            raise ArchError(f"`{node.op}` cannot be lowered to {backend_name}", node.loc)
+        if getattr(lowering, "check", None) is not None:
+            try:
+                lowering.check(node, graph)
+            except Unsupported as e:
+                raise ArchError(e.reason, node.loc, hint=e.hint) from None

@@ -10,11 +10,10 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass
 
+from ..ops import REGISTRY
 from .plan import Child, ClassPlan, Leaf, Repeat
 
 RESERVED = set(keyword.kwlist) | {"self", "torch", "nn", "F", "ttnn", "math", "layer"}
-# Ops whose result is a tuple; the listed op picks element `index` out of it.
-TUPLE_OPS = {"split_qkv_heads": ("qkv_part", ("q", "k", "v"))}
 
 
 @dataclass
@@ -64,8 +63,9 @@ def emit_forward(plan: ClassPlan, backend) -> Forward:
         args = [expr[a] for a in _arg_ids(plan, n)]
         if len(_line_text(n, args, plan, backend)) > MAX_LINE:
             args = _hoist(plan, n, args, expr, holder, last_use, position, lines, backend)
-        if n.op in TUPLE_OPS:
-            part_op, defaults = TUPLE_OPS[n.op]
+        opdef = REGISTRY.get(n.op)
+        if opdef is not None and opdef.results:  # a tuple: unpack its parts into names
+            part_op, defaults = opdef.part_op, opdef.results
             parts = [n] + sorted((g.node(u) for u in g.users[n.id] if g.node(u).op == part_op),
                                  key=lambda p: p.attrs["index"])
             names = []
@@ -117,8 +117,8 @@ def _line_text(n, args, plan, backend) -> str:
         return ""
     if isinstance(call, Leaf):
         return "h = " + backend.leaf_call(call, args, plan)
-    return "a, b, c = " + backend.op_expr(n, args, plan) if n.op in TUPLE_OPS else "h = " + backend.op_expr(
-        n, args, plan)
+    results = REGISTRY[n.op].results if n.op in REGISTRY else ()
+    return (", ".join("abcdefgh"[: len(results)]) + " = " if results else "h = ") + backend.op_expr(n, args, plan)
 
 
 def _hoist(plan, n, args, expr, holder, last_use, position, lines, backend) -> list[str]:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..ir.graph import Graph, Model, Node
-from ..ops.registry import REGISTRY
+from ..ops import REGISTRY, Config
 
 CLASS_NAMES = {
     "attention": "Attention", "rmsnorm": "RMSNorm", "layernorm": "LayerNorm", "swiglu": "SwiGLU",
@@ -65,6 +65,8 @@ class ClassPlan:
     ops: list[Node] = field(default_factory=list)  # nodes executed directly in forward
     self_params: list[Node] = field(default_factory=list)  # `as self` primitives (own weights)
     calls: dict[str, Child | Repeat | Leaf] = field(default_factory=dict)  # node id -> what computes it
+    ropes: dict[Config, str] = field(default_factory=dict)  # rotary configs -> the attribute holding each helper
+    needs_device: bool = False  # forward creates device tensors (position ids, tables), so keeps the device
 
 
 def _under(module: str, path: str) -> bool:
@@ -75,6 +77,10 @@ def _child_path(module: str, path: str) -> str:
     """The direct child of `path` that contains `module`."""
     rest = module[len(path) + 1:] if path else module
     return (path + "." if path else "") + rest.split(".")[0]
+
+
+def _is_primitive(block: str) -> bool:
+    return block in REGISTRY and REGISTRY[block].in_spec
 
 
 def _is_thin_wrapper(graph: Graph, path: str, nodes: list[Node]) -> bool:
@@ -109,7 +115,7 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
             plan.calls[first.id] = rep
             plan.ops.append(first)
             continue
-        if info is not None and info.block in REGISTRY or _is_thin_wrapper(graph, child, members):
+        if info is not None and _is_primitive(info.block) or _is_thin_wrapper(graph, child, members):
             leaf = Leaf(attr, members[0])
             plan.leaves.append(leaf)
             plan.calls[members[0].id] = leaf

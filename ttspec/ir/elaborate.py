@@ -17,10 +17,13 @@ from pathlib import Path
 from ..errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
 from ..frontend import ast
 from ..frontend.parser import parse_source, read_source
-from ..ops.registry import ACTIVATIONS, CONFIGS, REGISTRY, REQUIRED, ArgSpec, Config, OpError, ParamRef, ShapeContext
+from ..ops import ACTIVATIONS, ADD, CONFIGS, MUL, REQUIRED, ArgSpec, Config, OpError, ParamRef, ShapeContext
+from ..ops import REGISTRY as _ALL_OPS
 from .graph import Graph, Model, ModuleInfo, Node, Param
 from .types import DTYPES, INT_DTYPES, TensorType
 
+# The primitives a spec may call; ops made by lowering passes and the planner are not among them.
+REGISTRY = {name: opdef for name, opdef in _ALL_OPS.items() if opdef.in_spec}
 STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 STDLIB_PREFIX = "<stdlib>/"
 INT_LIMIT = 1 << 63
@@ -443,7 +446,7 @@ class Elaborator:
         op = expr.op
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             if isinstance(a, Tensor) and isinstance(b, Tensor) and op in ("+", "*"):
-                return self.apply_op("add" if op == "+" else "mul", [a, b], {}, expr, scope, None)
+                return self.apply_op(ADD.name if op == "+" else MUL.name, [a, b], {}, expr, scope, None)
             raise ArchError(f"cannot apply `{op}` to {describe(a)} and {describe(b)}", expr.loc,
                             hint="tensors support `+` (e.g. residuals) and `*` (gating) with each other")
         for v, sub in ((a, expr.left), (b, expr.right)):

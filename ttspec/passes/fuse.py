@@ -1,16 +1,21 @@
-"""Lowering passes: graph IR -> graph IR rewrites for a target. Each returns a new graph.
+"""Lowering passes: graph IR -> graph IR rewrites for the TT-NN targets. Each returns a new graph.
 
-fuse_qkv: the q, k and v projections of an attention (three linears of one input, each
-split into heads) become one linear of the concatenated weights and one split, the way
-TT-NN models compute attention (`ttnn.transformer.split_query_key_value_and_split_heads`).
+fuse_qkv: the q, k and v projections of an attention become one linear of the concatenated
+weights and one split, the way TT-NN models compute attention
+(`ttnn.transformer.split_query_key_value_and_split_heads`). The projections are recognised by
+structure, not by name: three linears of one input, each split into heads (possibly through
+rotary embedding), feeding the same `attend` as its q, k and v.
+
+fuse_activations: a linear followed by an activation that ttnn.linear can apply itself.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..ir.graph import Graph, Model, ModuleInfo, Node
+from ..ops import APPLY_ROPE, ATTEND, LINEAR, QKV_PART, REGISTRY, SPLIT_HEADS, SPLIT_QKV_HEADS, FusedPart, FusedQKV
 
 
 def fuse_qkv(model: Model) -> Model:
@@ -19,57 +24,103 @@ def fuse_qkv(model: Model) -> Model:
     return lowered
 
 
+@dataclass
+class _Projection:
+    linear: Node
+    split: Node  # the split_heads of its output
+
+
 def _single_user(graph: Graph, node_id: str) -> Node | None:
     users = graph.users[node_id]
     return graph.node(users[0]) if len(users) == 1 else None
 
 
-def _find_triples(graph: Graph):
-    """(x, [(linear, split) for q, k, v]) for each attention's projections, in order."""
-    by_input: dict[tuple[str, str], list[tuple[Node, Node]]] = {}
+def _projection(graph: Graph, value_id: str) -> _Projection | None:
+    """The linear + split_heads that make an attention input (looking through rotary embedding)."""
+    node = graph.node(value_id)
+    while node.op == APPLY_ROPE.name:
+        node = graph.node(node.inputs[0])
+    if node.op != SPLIT_HEADS.name:
+        return None
+    linear = graph.node(node.inputs[0])
+    if linear.op != LINEAR.name or _single_user(graph, linear.id) is not node:
+        return None
+    return _Projection(linear, node)
+
+
+def _parent(module: str) -> str:
+    return module.rpartition(".")[0]
+
+
+def _find_attention_projections(graph: Graph):
+    """(q, k, v) projections of each attention that can be computed as one fused linear."""
+    claimed: set[str] = set()
     for node in graph.topo():
-        if node.op != "linear":
+        if node.op != ATTEND.name:
             continue
-        split = _single_user(graph, node.id)
-        if split is None or split.op != "split_heads":
+        parts = [_projection(graph, i) for i in node.inputs]
+        if any(p is None for p in parts):
             continue
-        parent = node.module.rpartition(".")[0]
-        by_input.setdefault((node.inputs[0], parent), []).append((node, split))
-    for (x, parent), pairs in by_input.items():
-        labels = [p[0].module.rpartition(".")[2] for p in pairs]
-        if labels == ["wq", "wk", "wv"] and len({p[0].attrs["bias"] for p in pairs}) == 1 \
-                and pairs[1][1].attrs["heads"] == pairs[2][1].attrs["heads"]:
-            yield x, parent, pairs
+        q, k, v = parts
+        linears = [p.linear for p in parts]
+        ids = {lin.id for lin in linears}
+        if len(ids) != 3 or ids & claimed:
+            continue
+        same_input = len({lin.inputs[0] for lin in linears}) == 1
+        same_bias = len({lin.attrs["bias"] for lin in linears}) == 1
+        same_parent = len({_parent(lin.module) for lin in linears}) == 1
+        head_dims = {p.split.type.shape[-1] for p in parts}
+        kv_heads_match = k.split.attrs["heads"] == v.split.attrs["heads"]
+        if same_input and same_bias and same_parent and len(head_dims) == 1 and kv_heads_match:
+            claimed |= ids
+            yield q, k, v
+
+
+def _fresh_module(graph: Graph, base: str) -> str:
+    if base not in graph.modules:
+        return base
+    k = 1
+    while f"{base}_{k}" in graph.modules:
+        k += 1
+    return f"{base}_{k}"
 
 
 def _fuse_graph(graph: Graph) -> Graph:
-    triples = {pairs[0][0].id: (x, parent, pairs) for x, parent, pairs in _find_triples(graph)}
-    removed = {n.id for _, _, pairs in triples.values() for pair in pairs for n in pair}
+    groups = list(_find_attention_projections(graph))
+    first_linear = {}
+    for group in groups:
+        first = min((p.linear for p in group), key=lambda n: list(graph.nodes).index(n.id))
+        first_linear[first.id] = group
+    removed = {n.id for group in groups for p in group for n in (p.linear, p.split)}
     renamed: dict[str, str] = {}
     out = Graph(inputs=list(graph.inputs), params=dict(graph.params), modules=dict(graph.modules))
     for node in graph.topo():
-        if node.id in triples:
-            x, parent, pairs = triples[node.id]
-            (lq, sq), (lk, sk), (lv, sv) = pairs
-            module = f"{parent}.wqkv"
-            width = sum(p[0].attrs["out"] for p in pairs)
-            fused = Node(module + ".linear", "linear", [renamed.get(x, x)],
-                         {"out": width, "bias": lq.attrs["bias"],
-                          "fused": tuple(tuple(sorted(p[0].params.items())) for p in pairs)},
-                         lq.type.with_shape(lq.type.shape[:-1] + (width,)), module, lq.loc)
-            heads, kv_heads = sq.attrs["heads"], sk.attrs["heads"]
-            split = Node(f"{parent}.split_qkv_heads", "split_qkv_heads", [fused.id],
-                         {"heads": heads, "kv_heads": kv_heads}, sq.type, parent, sq.loc, hint=sq.hint)
-            k = Node(f"{parent}.k", "qkv_part", [split.id], {"index": 1, "kv_heads": kv_heads}, sk.type, parent,
-                     sk.loc, hint=sk.hint)
-            v = Node(f"{parent}.v", "qkv_part", [split.id], {"index": 2, "kv_heads": kv_heads}, sv.type, parent,
-                     sv.loc, hint=sv.hint)
-            for new in (fused, split, k, v):
-                out.add(new)
-            out.modules[module] = ModuleInfo(module, "linear", None, lq.loc)
-            for gone in (lq, lk, lv):
-                out.modules.pop(gone.module, None)
-            renamed.update({sq.id: split.id, sk.id: k.id, sv.id: v.id})
+        if node.id in first_linear:
+            q, k, v = first_linear[node.id]
+            parent = _parent(q.linear.module)
+            module = _fresh_module(out, f"{parent}.wqkv" if parent else "wqkv")
+            heads, kv_heads = q.split.attrs["heads"], k.split.attrs["heads"]
+            fused = FusedQKV(tuple(FusedPart(p.linear.module.rpartition(".")[2], tuple(sorted(p.linear.params.items())))
+                                   for p in (q, k, v)),
+                             heads, kv_heads, q.split.type.shape[-1])
+            width = sum(p.linear.attrs["out"] for p in (q, k, v))
+            x = q.linear.inputs[0]
+            linear = Node(out.fresh_id(module + ".linear"), LINEAR.name, [renamed.get(x, x)],
+                          {"out": width, "bias": q.linear.attrs["bias"], "fused": fused},
+                          q.linear.type.with_shape(q.linear.type.shape[:-1] + (width,)), module, q.linear.loc)
+            out.add(linear)
+            split = out.add(Node(out.fresh_id(f"{parent}.split_qkv_heads" if parent else "split_qkv_heads"),
+                                 SPLIT_QKV_HEADS.name, [linear.id], {"heads": heads, "kv_heads": kv_heads},
+                                 q.split.type, parent, q.split.loc, hint=q.split.hint, hint_scope=q.split.hint_scope))
+            renamed[q.split.id] = split.id
+            for index, p in ((1, k), (2, v)):
+                part = out.add(Node(out.fresh_id(p.split.id), QKV_PART.name, [split.id],
+                                    {"index": index, "kv_heads": kv_heads}, p.split.type, parent, p.split.loc,
+                                    hint=p.split.hint, hint_scope=p.split.hint_scope))
+                renamed[p.split.id] = part.id
+            out.modules[module] = ModuleInfo(module, LINEAR.name, None, q.linear.loc)
+            for p in (q, k, v):
+                out.modules.pop(p.linear.module, None)
             continue
         if node.id in removed:
             continue
@@ -81,37 +132,37 @@ def _fuse_graph(graph: Graph) -> Graph:
     return out
 
 
-FUSABLE = {"silu": "silu", "relu": "relu"}
-
-
 def fuse_activations(model: Model) -> Model:
-    """linear followed by silu or relu (its only user) -> one linear with `activation`."""
+    """A linear followed by an activation ttnn.linear can apply (its only user) -> one linear."""
     lowered = copy.copy(model)
     lowered.graph = _fuse_activations(model.graph)
     return lowered
 
 
+def _fused_activation(node: Node) -> str | None:
+    lowering = REGISTRY[node.op].ttnn if node.op in REGISTRY else None
+    return lowering.fused_activation if lowering else None
+
+
 def _fuse_activations(graph: Graph) -> Graph:
     fold: dict[str, str] = {}  # activation node id -> linear node id
     for node in graph.topo():
-        if node.op in FUSABLE:
+        if _fused_activation(node):
             src = graph.node(node.inputs[0])
-            if src.op == "linear" and len(graph.users[src.id]) == 1 and not src.attrs.get("activation"):
+            if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.get("activation"):
                 fold[node.id] = src.id
-    activation_of = {lin: graph.node(act).op for act, lin in fold.items()}
+    activation_of = {lin: act for act, lin in fold.items()}
     out = Graph(inputs=list(graph.inputs), params=dict(graph.params), modules=dict(graph.modules))
     for node in graph.topo():
         if node.id in fold:
             continue
-        attrs = node.attrs
+        attrs, hint = node.attrs, node.hint
         if node.id in activation_of:
-            attrs = dict(attrs, activation=FUSABLE[activation_of[node.id]])
+            act = graph.node(activation_of[node.id])
+            attrs = dict(attrs, activation=_fused_activation(act))
+            hint = act.hint or hint
         elif node.op == "repeat":
             attrs = dict(attrs, body=_fuse_activations(attrs["body"]))
-        hint = node.hint
-        act = next((a for a, lin in fold.items() if lin == node.id), None)
-        if act is not None:
-            hint = graph.node(act).hint or hint
         out.add(replace(node, inputs=[fold.get(i, i) for i in node.inputs], attrs=attrs, hint=hint))
     out.outputs = {k: fold.get(v, v) for k, v in graph.outputs.items()}
     return out

@@ -5,16 +5,12 @@ reads a replicated activation is column-parallel (its output features split over
 devices), one that reads feature-split activations is row-parallel (each device holds a
 partial sum). Layouts propagate through the graph and collectives are inserted where an
 op needs another layout: reduce_scatter turns partial sums back into a hidden-split
-residual stream, all_gather rebuilds the full activation before each norm. The fused QKV
-projection is split by heads, so attention runs on each device's own heads; KV heads are
-replicated when there are fewer of them than devices. The embedding is split on hidden,
-the output head on vocab.
+residual stream, all_gather rebuilds the full activation before each norm.
 
+What each op needs is its sharding rule in the op registry (ttspec/ops/); this module walks
+the graph, runs the rules, and owns the conversions between layouts (the collectives).
 The result is data (ShardPlan: a placement per parameter, a layout per value, each
 collective with its reason) plus the rewritten graph that codegen emits.
-
-Layouts: "R" replicated, "S" split on the feature dim (the last dim, or the heads dim of
-[b, heads, s, head_dim] values), "P" partial sums awaiting a reduction.
 """
 
 from __future__ import annotations
@@ -25,10 +21,17 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import ArchError
 from ..ir.graph import Graph, Model, Node
+from ..ir.layout import Layout, Placement
+from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
 from ..targets import TILE
 
-# Ops that keep their input's layout, elementwise or per head.
-PASSTHROUGH = {"relu", "gelu", "gelu_tanh", "silu", "apply_rope", "qkv_part"}
+# The collective that turns one layout into another.
+CONVERSIONS = {
+    (Layout.PARTIAL, Layout.SPLIT): REDUCE_SCATTER,
+    (Layout.PARTIAL, Layout.REPLICATED): ALL_REDUCE,
+    (Layout.SPLIT, Layout.REPLICATED): ALL_GATHER,
+    (Layout.REPLICATED, Layout.SPLIT): MESH_PARTITION,
+}
 
 
 @dataclass
@@ -46,12 +49,12 @@ class ShardPlan:
     mesh: tuple[int, int]
     axis: int  # the tensor-parallel mesh axis
     devices: int  # devices along it
-    residual: str  # "S" (hidden-split residual stream) or "R"
+    residual: Layout  # the residual stream: split on hidden, or replicated
     dp: bool = False  # the other mesh axis splits the batch
-    placements: dict[str, str] = field(default_factory=dict)  # param name (per layer) -> role
-    kv_copies: dict[str, int] = field(default_factory=dict)  # replicated K/V params -> devices holding each head
+    placements: dict[str, Placement] = field(default_factory=dict)  # param name (per layer) -> placement
+    kv_copies: dict[str, int] = field(default_factory=dict)  # copied K/V params -> devices holding each head
     padded_rows: dict[str, int] = field(default_factory=dict)  # vocab-split params -> rows after zero padding
-    layouts: dict[str, str] = field(default_factory=dict)
+    layouts: dict[str, Layout] = field(default_factory=dict)
     collectives: list[Collective] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -64,18 +67,18 @@ def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
         axis = 1 if mesh[1] >= mesh[0] else 0
     devices = mesh[axis]
     hidden = _hidden(model)
-    residual = "S" if hidden % (devices * TILE) == 0 else "R"
+    residual = Layout.SPLIT if hidden % (devices * TILE) == 0 else Layout.REPLICATED
     plan = ShardPlan(mesh, axis, devices, residual, dp=dp and mesh[1 - axis] > 1)
     if mesh[1 - axis] > 1:
         plan.notes.append(f"mesh axis {1 - axis} ({mesh[1 - axis]} devices) holds "
                           + ("data-parallel replicas: the batch is split across them" if plan.dp else
                              "replicas of the tensor-parallel group (--dp splits the batch across them)"))
-    if residual == "R":
+    if residual == Layout.REPLICATED:
         plan.notes.append(f"hidden {hidden} is not a multiple of {devices} x {TILE}: the residual stream stays "
                           "replicated and reductions are all_reduce")
     sharded = copy.copy(model)
-    planner = _Planner(model, plan)
-    sharded.graph = planner.run(model.graph, {i: "R" for i in model.graph.inputs}, "")
+    planner = Planner(model, plan)
+    sharded.graph = planner.run(model.graph, {i: Layout.REPLICATED for i in model.graph.inputs}, "")
     for stmt in model.shard_overrides:
         if id(stmt) not in planner.used_overrides:
             raise ArchError(f'shard "{stmt.pattern}" matches no linear or embedding', stmt.loc,
@@ -85,22 +88,124 @@ def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
 
 def _hidden(model: Model) -> int:
     for node in model.graph.topo():
-        if node.op == "embedding":
-            return node.attrs["dim"]
+        if node.op == EMBEDDING.name:
+            return node.type.shape[-1]
     raise ArchError("sharding needs a token embedding", model.loc)
 
 
-class _Planner:
+def devices_text(n: int) -> str:
+    return "1 device" if n == 1 else f"{n} devices"
+
+
+class Planner:
+    """Walks a graph once, asking each op's sharding rule (OpDef.shard) where its result lives.
+
+    The rules use this interface: `devices`, `plan`, layout_of, set_layout, need (convert an
+    input, inserting a collective), place (record a parameter placement), copy_kv, override
+    (the spec's `shard` statement for a node), is_output_head, input_node, note.
+    """
+
     def __init__(self, model: Model, plan: ShardPlan):
         self.model, self.plan = model, plan
-        self.n = plan.devices
+        self.devices = plan.devices
         self.used_overrides: set[int] = set()
+
+    @property
+    def devices_text(self) -> str:
+        return devices_text(self.devices)
+
+    def meshes_dividing(self, *counts: int) -> str:
+        """A hint naming the smaller meshes over which every count in `counts` splits (or is copied)."""
+        fits = [d for d in range(self.devices - 1, 1, -1)
+                if all(c % d == 0 for c in counts[:1]) and all(c % d == 0 or d % c == 0 for c in counts[1:])][:2]
+        if not fits:
+            return "compile for a single chip (n150, p150)"
+
+        def mesh(d: int) -> str:
+            shape = list(self.plan.mesh)
+            shape[self.plan.axis] = d
+            return f"--mesh {shape[0]}x{shape[1]}"
+
+        return " or ".join(mesh(d) for d in fits) + " would work"
+
+    # ---- walking
+    def run(self, graph: Graph, entry: dict[str, Layout], prefix: str) -> Graph:
+        out = Graph(inputs=list(graph.inputs), params=dict(graph.params), modules=dict(graph.modules))
+        self.out, self.graph, self.prefix = out, graph, prefix
+        self.converted: dict[tuple[str, Layout], str] = {}
+        self.layouts: dict[str, Layout] = dict(entry)
+        self.heads = ops_feeding_output(graph)
+        for node in graph.topo():
+            if node.op == "input":
+                out.add(node)
+                continue
+            new = self.place_repeat(node) if node.op == "repeat" else self.place_op(node)
+            out.add(new)
+            self.plan.layouts[prefix + new.id] = self.layouts[new.id]
+        out.outputs = dict(graph.outputs)
+        return out
+
+    def place_op(self, node: Node) -> Node:
+        rule = REGISTRY[node.op].shard
+        if rule is None:
+            raise ArchError(f"`{node.op}` has no sharding rule", node.loc)
+        return rule(self, node, [self.layouts[i] for i in node.inputs])
+
+    def place_repeat(self, node: Node) -> Node:
+        body: Graph = node.attrs["body"]
+        entry = self.layouts[node.inputs[0]]
+        saved = (self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads)
+        new_body = self.run(body, {body.inputs[0]: entry}, f"{self.prefix}{node.module}.*.")
+        if self.layouts[new_body.outputs["out"]] != entry:
+            new_body.outputs["out"] = self.convert(new_body.outputs["out"], entry,
+                                                   "each layer must hand on the layout it got")
+        self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads = saved
+        self.layouts[node.id] = entry
+        return replace(node, attrs=dict(node.attrs, body=new_body))
+
+    # ---- the interface of sharding rules
+    def layout_of(self, node_id: str) -> Layout:
+        return self.layouts[node_id]
+
+    def set_layout(self, node: Node, layout: Layout) -> Node:
+        self.layouts[node.id] = layout
+        return node
+
+    def input_node(self, node: Node, index: int) -> Node:
+        """The (planned) node feeding input `index`."""
+        return self.out.node(node.inputs[index])
+
+    def need(self, node: Node, index: int, want: Layout, why: str) -> Node:
+        inputs = list(node.inputs)
+        inputs[index] = self.convert(inputs[index], want, why, node)
+        return replace(node, inputs=inputs)
+
+    def place(self, node: Node, placement: Placement, padded_rows: int | None = None) -> None:
+        fused = node.attrs.get("fused")
+        names = list(node.params.values()) + (fused.param_names if fused else [])
+        for name in names:
+            self.plan.placements[self.prefix + name] = placement
+            if padded_rows is not None:
+                self.plan.padded_rows[self.prefix + name] = padded_rows
+
+    def copy_kv(self, name: str, copies: int) -> None:
+        """A K or V projection whose heads are fewer than the devices: each head on `copies` devices."""
+        self.plan.placements[self.prefix + name] = Placement.KV_COPIES
+        self.plan.kv_copies[self.prefix + name] = copies
+
+    def note(self, text: str) -> None:
+        self.plan.notes.append(text)
+
+    def is_output_head(self, node: Node) -> bool:
+        """Whether this node computes the graph's output (possibly through elementwise ops)."""
+        return node.id in self.heads
 
     def override(self, node: Node):
         """The spec's `shard "pattern" placement` for this component, if any (the last one wins)."""
         paths = {self.prefix + node.module}
-        for part in node.attrs.get("fused", ()):  # a fused QKV answers to its parts' names too
-            paths |= {self.prefix + name.rsplit(".", 1)[0] for _, name in part}
+        fused = node.attrs.get("fused")
+        if fused is not None:  # a fused QKV answers to its parts' names too
+            paths |= {self.prefix + name.rsplit(".", 1)[0] for name in fused.param_names}
         found = None
         for stmt in self.model.shard_overrides:
             if any(fnmatch.fnmatchcase(path, stmt.pattern) for path in paths):
@@ -109,241 +214,28 @@ class _Planner:
             self.used_overrides.add(id(found))
         return found
 
-    def run(self, graph: Graph, entry: dict[str, str], prefix: str) -> Graph:
-        out = Graph(inputs=list(graph.inputs), params=dict(graph.params), modules=dict(graph.modules))
-        self.out, self.graph, self.prefix = out, graph, prefix
-        self.converted: dict[tuple[str, str], str] = {}
-        layout: dict[str, str] = dict(entry)
-        self.layout = layout
-        for node in graph.topo():
-            if node.op == "input":
-                out.add(node)
-                continue
-            new = self.place(node)
-            out.add(new)
-            self.plan.layouts[prefix + new.id] = self.layout[new.id]
-        out.outputs = dict(graph.outputs)
-        return out
-
     # ---- conversions
-    def convert(self, node_id: str, want: str, why: str, reader: Node | None = None) -> str:
-        have = self.layout[node_id]
+    def convert(self, node_id: str, want: Layout, why: str, reader: Node | None = None) -> str:
+        have = self.layouts[node_id]
         if have == want:
             return node_id
         if (node_id, want) in self.converted:  # one collective serves every reader
             return self.converted[(node_id, want)]
         source = self.out.node(node_id)
-        heads = source.type.rank == 4
-        dim = 1 if heads else -1
-        if have == "P" and want == "S":
-            op = "reduce_scatter"
-        elif have == "P" and want == "R":
-            op = "all_reduce"
-        elif have == "S" and want == "R":
-            op = "all_gather"
-        elif have == "R" and want == "S":
-            op = "mesh_partition"
-        else:
+        dim = 1 if source.type.rank == 4 else -1  # heads of [b, heads, s, d] values, else features
+        collective = CONVERSIONS.get((have, want))
+        if collective is None:
             raise ArchError(f"internal: no collective turns {have} into {want}", source.loc)
         # The collective belongs to the innermost component holding both the value and its reader.
         module = _common_module(source.module, reader.module if reader else source.module)
-        nid = self.out.fresh_id(f"{module}.{op}" if module else op)
-        self.out.add(Node(nid, op, [node_id], {"dim": dim, "axis": self.plan.axis}, source.type, module,
+        nid = self.out.fresh_id(f"{module}.{collective.name}" if module else collective.name)
+        self.out.add(Node(nid, collective.name, [node_id], {"dim": dim, "axis": self.plan.axis}, source.type, module,
                           source.loc, hint=source.hint, hint_scope=source.hint_scope))
-        self.layout[nid] = want
-        self.plan.collectives.append(Collective(self.prefix + nid, op, dim, self.plan.axis,
+        self.layouts[nid] = want
+        self.plan.collectives.append(Collective(self.prefix + nid, collective.name, dim, self.plan.axis,
                                                 self.prefix + node_id, why))
         self.converted[(node_id, want)] = nid
         return nid
-
-    def need(self, node: Node, index: int, want: str, why: str) -> Node:
-        inputs = list(node.inputs)
-        inputs[index] = self.convert(inputs[index], want, why, node)
-        return replace(node, inputs=inputs)
-
-    def role(self, node: Node, role: str) -> None:
-        for name in node.params.values():
-            self.plan.placements[self.prefix + name] = role
-        for part in node.attrs.get("fused", ()):
-            for _, name in part:
-                self.plan.placements[self.prefix + name] = role
-
-    # ---- one node
-    def place(self, node: Node) -> Node:
-        op, lay = node.op, self.layout
-        ins = [lay[i] for i in node.inputs]
-        if op in ("embedding", "position_embedding"):
-            forced = self.override(node)
-            if forced is not None and forced.placement != "replicate":
-                raise ArchError(f"an embedding table is split on hidden or replicated, not `{forced.placement}`",
-                                forced.placement_loc, hint="use `replicate`")
-            split = self.plan.residual == "S" and forced is None
-            self.role(node, "hidden" if split else "replicate")
-            lay[node.id] = "S" if split else "R"
-            return replace(node, attrs=dict(node.attrs, placement="hidden" if split else "replicate"))
-        if op in ("rms_norm", "layer_norm"):
-            node = self.need(node, 0, "R", f"{op} needs whole rows")
-            self.role(node, "replicate")
-            lay[node.id] = "R"
-            return node
-        if op in ("linear", "tied_linear"):
-            return self.place_linear(node, ins[0])
-        if op == "split_qkv_heads":
-            return self.place_qkv(node, ins[0])
-        if op in PASSTHROUGH:
-            lay[node.id] = ins[0]
-            return node
-        if op == "attend":
-            if len(set(ins)) != 1:
-                raise ArchError(f"internal: attention inputs disagree on layout {ins}", node.loc)
-            lay[node.id] = ins[0]
-            return node
-        if op == "merge_heads":
-            lay[node.id] = ins[0]
-            return node
-        if op in ("add", "mul"):
-            return self.place_binary(node, ins)
-        if op == "repeat":
-            body: Graph = node.attrs["body"]
-            entry = ins[0]
-            saved = (self.out, self.graph, self.prefix, self.layout, self.converted)
-            new_body = self.run(body, {body.inputs[0]: entry}, f"{self.prefix}{node.module}.*.")
-            out_layout = self.layout[new_body.outputs["out"]]
-            if out_layout != entry:
-                self.layout = {**self.layout}
-                fixed = self.convert(new_body.outputs["out"], entry, "each layer must hand on the layout it got")
-                new_body.outputs["out"] = fixed
-            self.out, self.graph, self.prefix, self.layout, self.converted = saved
-            lay = self.layout
-            lay[node.id] = entry
-            return replace(node, attrs=dict(node.attrs, body=new_body))
-        if op == "sinusoidal_positions":
-            lay[node.id] = "R"
-            return node
-        raise ArchError(f"`{op}` has no sharding rule yet", node.loc)
-
-    def place_linear(self, node: Node, layout: str) -> Node:
-        n = self.n
-        forced = self.override(node)
-        if forced is not None:
-            return self.place_forced(node, layout, forced)
-        if layout == "P":
-            node = self.need(node, 0, "R", "a linear reads complete values")
-            layout = "R"
-        if layout == "R":
-            out = node.type.shape[-1]
-            if any(self.graph.node(u).op == "split_qkv_heads" for u in self.graph.users[node.id]):
-                head_dim = out // sum(self._qkv_heads(node))
-                if head_dim % TILE:
-                    raise ArchError(f"head_dim {head_dim} is not a multiple of {TILE}: padded heads are not yet "
-                                    "combined with tensor parallelism", node.loc,
-                                    hint="compile this spec for a single chip (n150, p150)")
-            fused = node.attrs.get("fused")
-            if node.op == "tied_linear" or (not fused and out % n) and self.is_output_head(node):
-                padded = -(-out // (n * TILE)) * n * TILE
-                self.role(node, "vocab")
-                for name in node.params.values():
-                    self.plan.padded_rows[self.prefix + name] = padded
-                self.layout[node.id] = "S"
-                if padded != out:
-                    self.plan.notes.append(f"{node.module}: vocab {out} padded to {padded} (zero rows) to split "
-                                           f"over {n} devices; the padding is cut from the logits")
-                return replace(node, attrs=dict(node.attrs, placement="column", padded_out=padded))
-            if fused or (out % n == 0 and (out // n) % TILE == 0):
-                self.role(node, "column")
-                self.layout[node.id] = "S"
-                return replace(node, attrs=dict(node.attrs, placement="column"))
-            self.role(node, "replicate")
-            self.plan.notes.append(f"{node.module}: {out} output features do not split into whole tiles over {n} "
-                                   "devices; its weight is replicated")
-            self.layout[node.id] = "R"
-            return replace(node, attrs=dict(node.attrs, placement="replicate"))
-        # layout S: the input features are split, so the weight's input rows are too
-        self.role(node, "row")
-        self.layout[node.id] = "P"
-        return replace(node, attrs=dict(node.attrs, placement="row"))
-
-    def place_forced(self, node: Node, layout: str, forced) -> Node:
-        placement, out, n = forced.placement, node.type.shape[-1], self.n
-        if placement == "row":
-            if layout != "S":
-                raise ArchError(f'shard "{forced.pattern}" row: a row-parallel linear needs split input features, '
-                                f"but `{node.module}` reads a complete value", forced.placement_loc,
-                                hint="row-parallel fits the projection after a column-parallel one (wo, w2)")
-            self.role(node, "row")
-            self.layout[node.id] = "P"
-            return replace(node, attrs=dict(node.attrs, placement="row"))
-        node = self.need(node, 0, "R", f'shard "{forced.pattern}" {placement} reads complete values')
-        if placement == "column":
-            if node.attrs.get("fused"):
-                raise ArchError("a fused QKV projection is always split by heads", forced.placement_loc)
-            if out % n or (out // n) % TILE:
-                raise ArchError(f"`{node.module}`: {out} output features do not split into whole tiles over {n} "
-                                "devices", forced.placement_loc, hint="use `replicate`")
-            self.role(node, "column")
-            self.layout[node.id] = "S"
-            return replace(node, attrs=dict(node.attrs, placement="column"))
-        self.role(node, "replicate")
-        self.layout[node.id] = "R"
-        return replace(node, attrs=dict(node.attrs, placement="replicate"))
-
-    def _qkv_heads(self, node: Node) -> tuple[int, int, int]:
-        split = next(self.graph.node(u) for u in self.graph.users[node.id])
-        return split.attrs["heads"], split.attrs["kv_heads"], split.attrs["kv_heads"]
-
-    def is_output_head(self, node: Node) -> bool:
-        return node.id in self.graph.outputs.values() or node.module in ("lm_head",)
-
-    def place_qkv(self, node: Node, layout: str) -> Node:
-        n = self.n
-        heads, kv = node.attrs["heads"], node.attrs["kv_heads"]
-        if layout != "S":
-            self.layout[node.id] = layout
-            return node
-        if heads % n:
-            fits = ", ".join(str(d) for d in range(1, n + 1) if n % d == 0 and heads % d == 0)
-            raise ArchError(f"heads={heads} cannot be split over {n} devices", node.loc,
-                            hint=f"tensor parallelism gives each device whole heads; {fits} devices would work")
-        if kv % n == 0:
-            local_kv = kv // n
-        elif n % kv == 0:
-            local_kv = 1
-            self.plan.notes.append(f"{node.module}: {kv} KV heads over {n} devices: each KV head is replicated on "
-                                   f"{n // kv} devices")
-            fused = self.out.node(node.inputs[0]).attrs.get("fused", ())
-            for part in fused[1:]:  # the k and v projections
-                for _, name in part:
-                    self.plan.kv_copies[self.prefix + name] = n // kv
-        else:
-            raise ArchError(f"kv_heads={kv} over {n} devices: neither divides the other", node.loc,
-                            hint="KV heads are split when devices divide them and replicated when they divide "
-                                 "the devices")
-        self.layout[node.id] = "S"
-        return replace(node, attrs=dict(node.attrs, local_heads=heads // n, local_kv_heads=local_kv))
-
-    def place_binary(self, node: Node, ins: list[str]) -> Node:
-        if ins[0] == ins[1] and ins[0] != "P":
-            self.layout[node.id] = ins[0]
-            return node
-        if node.op == "add" and "P" in ins:
-            target = "R" if "R" in ins else self.plan.residual
-            for i, lay in enumerate(ins):
-                if lay == "P":
-                    node = self.need(node, i, target, "the residual stream holds complete sums")
-            if any(self.layout[i] != target for i in node.inputs):
-                for i in range(2):
-                    node = self.need(node, i, target, "both operands of an add share a layout")
-            self.layout[node.id] = target
-            return node
-        if node.op == "add" and "S" in ins and "R" in ins and self.plan.residual == "S":
-            for i in range(2):  # keep the residual stream split: slice the replicated operand locally
-                node = self.need(node, i, "S", "the residual stream stays split on hidden")
-            self.layout[node.id] = "S"
-            return node
-        for i in range(2):
-            node = self.need(node, i, "R", f"{node.op} of differently laid out values")
-        self.layout[node.id] = "R"
-        return node
 
 
 def _common_module(a: str, b: str) -> str:
@@ -365,14 +257,14 @@ def shard_sizes(model: Model, plan: ShardPlan) -> list[tuple[str, int, int, int]
     def visit(graph: Graph, prefix: str, count: int) -> None:
         for name, p in graph.params.items():
             key = prefix + name
-            role = plan.placements.get(key, "replicate")
+            placement = plan.placements.get(key, Placement.REPLICATE)
             numel = p.numel
-            if role == "replicate":
+            if placement == Placement.REPLICATE:
                 rows.append((key, numel, chips, count))
-            elif key in plan.kv_copies:
+            elif placement == Placement.KV_COPIES:
                 rows.append((key, numel // (plan.devices // plan.kv_copies[key]), plan.kv_copies[key] * replicas,
                              count))
-            elif role == "vocab":
+            elif placement == Placement.VOCAB:
                 padded = plan.padded_rows.get(key, p.shape[0])
                 rows.append((key, padded * numel // p.shape[0] // plan.devices, replicas, count))
             else:

@@ -1,0 +1,37 @@
+"""Collectives, inserted by the sharding planner (ttspec/passes/shard.py), never written in a spec.
+
+Types in the IR stay logical (unsharded), so their shape rule is the identity; what they move
+is described by the plan. Each is emitted as the ttnn CCL op of the same name on the
+tensor-parallel `cluster_axis`.
+"""
+
+from __future__ import annotations
+
+from .registry import ArgSpec, OpDef, T, TTNNLowering, register
+
+
+def _identity(ins, attrs, ctx):
+    return ins[0]
+
+
+def _collective(name: str, doc: str, reduces_only: bool = False) -> OpDef:
+    def expr(node, args, refs, ctx) -> str:
+        a = node.attrs
+        dim = "" if reduces_only else f", dim={a['dim']}"
+        return f"ttnn.{name}({args[0]}{dim}, cluster_axis={a['axis']})"
+
+    return register(OpDef(
+        name, (T("x"), ArgSpec("dim", "int", -1), ArgSpec("axis", "int", 1)), _identity, doc=doc, in_spec=False,
+        ttnn=TTNNLowering(expr=expr), var_name=lambda node: node.hint or "h",
+    ))
+
+
+ALL_GATHER = _collective("all_gather", "Gather the shards of `dim` from the devices along mesh axis `axis`.")
+REDUCE_SCATTER = _collective("reduce_scatter",
+                             "Sum partial results over mesh axis `axis`, leaving each device one slice of `dim`.")
+ALL_REDUCE = _collective("all_reduce", "Sum partial results over mesh axis `axis`; every device gets the total.",
+                         reduces_only=True)
+MESH_PARTITION = _collective("mesh_partition",
+                             "Each device keeps its own slice of `dim` of a replicated value (no data moves).")
+
+COLLECTIVES = (ALL_GATHER, REDUCE_SCATTER, ALL_REDUCE, MESH_PARTITION)

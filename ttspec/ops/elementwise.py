@@ -1,0 +1,93 @@
+"""Elementwise ops: add and mul with broadcasting, and the activation functions."""
+
+from __future__ import annotations
+
+from ..ir.layout import Layout
+from ..ir.types import TensorType, broadcast
+from .registry import OpDef, OpError, T, TorchLowering, TTNNLowering, float_input, register
+
+
+def same_layout(planner, node, layouts):
+    """Elementwise and per-head ops keep their input's layout."""
+    return planner.set_layout(node, layouts[0])
+
+
+# ---------------------------------------------------------------- add, mul
+def _binary_shape(name):
+    def rule(ins, attrs, ctx):
+        a, b = ins
+        float_input(a, name)
+        float_input(b, name)
+        out = broadcast(a.shape, b.shape)
+        if out is None:
+            raise OpError(f"cannot {name} {a} and {b}: shapes do not broadcast")
+        return TensorType("float", out)
+
+    return rule
+
+
+def _shard_binary(planner, node, layouts):
+    """Partial sums are reduced before an add (into the residual stream's layout); a residual
+    stream split on hidden stays split, slicing a replicated operand locally; anything else
+    is computed on complete values."""
+    if layouts[0] == layouts[1] and layouts[0] != Layout.PARTIAL:
+        return planner.set_layout(node, layouts[0])
+    residual = planner.plan.residual
+    if node.op == ADD.name and Layout.PARTIAL in layouts:
+        target = Layout.REPLICATED if Layout.REPLICATED in layouts else residual
+        for i, lay in enumerate(layouts):
+            if lay == Layout.PARTIAL:
+                node = planner.need(node, i, target, "the residual stream holds complete sums")
+        for i in range(2):
+            node = planner.need(node, i, target, "both operands of an add share a layout")
+        return planner.set_layout(node, target)
+    if node.op == ADD.name and set(layouts) == {Layout.SPLIT, Layout.REPLICATED} and residual == Layout.SPLIT:
+        for i in range(2):
+            node = planner.need(node, i, Layout.SPLIT, "the residual stream stays split on hidden")
+        return planner.set_layout(node, Layout.SPLIT)
+    for i in range(2):
+        node = planner.need(node, i, Layout.REPLICATED, f"{node.op} of differently laid out values")
+    return planner.set_layout(node, Layout.REPLICATED)
+
+
+ADD = register(OpDef(
+    "add", (T("a"), T("b")), _binary_shape("add"), doc="Elementwise add with numpy broadcasting.",
+    symbol="+", shard=_shard_binary,
+    torch=TorchLowering(expr=lambda node, args, w, ctx: f"{args[0]} + {args[1]}"),
+    ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.add({args[0]}, {args[1]})"),
+))
+
+MUL = register(OpDef(
+    "mul", (T("a"), T("b")), _binary_shape("mul"), doc="Elementwise mul with numpy broadcasting.",
+    symbol="×", shard=_shard_binary,
+    torch=TorchLowering(expr=lambda node, args, w, ctx: f"{args[0]} * {args[1]}"),
+    ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.mul({args[0]}, {args[1]})"),
+))
+
+
+# ---------------------------------------------------------------- activations
+def _unary_shape(name):
+    def rule(ins, attrs, ctx):
+        float_input(ins[0], name)
+        return ins[0]
+
+    return rule
+
+
+def _activation(name: str, doc: str, torch_call: str, ttnn_call: str, fused: str | None = None) -> OpDef:
+    """`fused`: the name ttnn.linear's `activation=` takes, when ttnn can fuse it into a matmul."""
+    return register(OpDef(
+        name, (T("x"),), _unary_shape(name), doc=doc, shard=same_layout,
+        torch=TorchLowering(expr=lambda node, args, w, ctx: torch_call.format(args[0])),
+        ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: ttnn_call.format(args[0]), fused_activation=fused),
+    ))
+
+
+RELU = _activation("relu", "max(x, 0)", "F.relu({0})", "ttnn.relu({0})", fused="relu")
+GELU = _activation("gelu", "x * Phi(x), the exact (erf) GELU", "F.gelu({0})", "ttnn.gelu({0})")
+GELU_TANH = _activation("gelu_tanh", "the tanh approximation of GELU (GPT-2's gelu_new)",
+                        'F.gelu({0}, approximate="tanh")', "ttnn.gelu({0}, variant=ttnn.GeluVariant.Tanh)")
+SILU = _activation("silu", "x * sigmoid(x), a.k.a. swish", "F.silu({0})", "ttnn.silu({0})", fused="silu")
+
+# The names `activation(x, "...")` accepts in a spec, with what each computes.
+ACTIVATIONS = {op.name: op.doc for op in (RELU, GELU, GELU_TANH, SILU)}

@@ -1,0 +1,147 @@
+"""Token embeddings and absolute positions (learned and sinusoidal)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import ArchError
+from ..ir.layout import Layout, Placement
+from ..ir.types import Dim, TensorType
+from .registry import (
+    ArgSpec,
+    OpDef,
+    OpError,
+    ParamSpec,
+    ShapeContext,
+    Storage,
+    T,
+    TorchLowering,
+    TTNNLowering,
+    last_dim,
+    positive,
+    register,
+)
+
+
+# ---------------------------------------------------------------- shape rules
+def _embedding_shape(ins, attrs, ctx):
+    (ids,) = ins
+    if not ids.is_int:
+        raise OpError(f"embedding needs integer token ids, got {ids}", arg="ids",
+                      hint="declare the input as e.g. `input tokens: int32[batch, seq]`")
+    positive(attrs, "vocab")
+    positive(attrs, "dim")
+    return TensorType("float", ids.shape + (attrs["dim"],))
+
+
+def _check_positions_fit(seq: Dim, table_rows: int, ctx: ShapeContext) -> None:
+    if isinstance(seq, int):
+        if seq > table_rows:
+            raise OpError(f"sequence length {seq} exceeds the {table_rows} learned positions",
+                          arg="max_positions")
+        return
+    bound = ctx.bounds.get(seq)
+    if bound is None:
+        raise OpError(f"`{seq}` is unbounded but the position table has {table_rows} rows",
+                      hint=f"constrain the input, e.g. `where {seq} <= {table_rows}`")
+    if bound > table_rows:
+        raise OpError(f"`{seq}` may reach {bound} but the position table has only {table_rows} rows",
+                      arg="max_positions", hint=f"use max_positions >= {bound} or `where {seq} <= {table_rows}`")
+
+
+def _positions_shape(ins, attrs, ctx):
+    (x,) = ins
+    if x.rank < 2:
+        raise OpError(f"position_embedding needs [..., seq, dim], got {x}")
+    positive(attrs, "max_positions")
+    _check_positions_fit(x.shape[-2], attrs["max_positions"], ctx)
+    return TensorType("float", (x.shape[-2], last_dim(x, "position_embedding")))
+
+
+def _sinusoidal_shape(ins, attrs, ctx):
+    (x,) = ins
+    if x.rank < 2:
+        raise OpError(f"sinusoidal_positions needs [..., seq, dim], got {x}")
+    d = last_dim(x, "sinusoidal_positions")
+    if d % 2:
+        raise OpError(f"sinusoidal positions need an even dim, got {d}")
+    if attrs["base"] <= 1:
+        raise OpError(f"base must be greater than 1, got {attrs['base']}", arg="base")
+    return TensorType("float", (x.shape[-2], d))
+
+
+# ---------------------------------------------------------------- sharding
+def _shard_table(planner, node, layouts):
+    """Embedding tables split on hidden when the residual stream is, else replicated."""
+    forced = planner.override(node)
+    if forced is not None and forced.placement != Placement.REPLICATE:
+        raise ArchError(f"an embedding table is split on hidden or replicated, not `{forced.placement}`",
+                        forced.placement_loc, hint="use `replicate`")
+    split = planner.plan.residual == Layout.SPLIT and forced is None
+    placement = Placement.HIDDEN if split else Placement.REPLICATE
+    planner.place(node, placement)
+    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=placement)),
+                              Layout.SPLIT if split else Layout.REPLICATED)
+
+
+def _shard_fixed_table(planner, node, layouts):
+    return planner.set_layout(node, Layout.REPLICATED)
+
+
+# ---------------------------------------------------------------- TT-NN
+def _ttnn_load_table(node, refs, ctx) -> list[str]:
+    split = ', split="hidden"' if ctx.mesh and node.attrs.get("placement") == Placement.HIDDEN else ""
+    return [f"{refs['weight']} = weights.table({refs.module}{split})"]
+
+
+def _ttnn_position_ids(node, args, refs, ctx) -> str:
+    ctx.helper("position_ids")
+    device = ctx.device()
+    w = refs["weight"]
+    return f"ttnn.embedding(position_ids({args[0]}, {w}, {device}), {w}, layout=ttnn.TILE_LAYOUT)"
+
+
+def _ttnn_sinusoidal(node, args, refs, ctx) -> str:
+    ctx.helper("sinusoidal_positions")
+    return f"sinusoidal_positions({args[0]}, {ctx.device()}, base={node.attrs['base']!r})"
+
+
+# ---------------------------------------------------------------- the ops
+EMBEDDING = register(OpDef(
+    "embedding", (T("ids"), ArgSpec("vocab", "int"), ArgSpec("dim", "int")), _embedding_shape,
+    params=lambda ins, a: {"weight": ParamSpec((a["vocab"], a["dim"]))},
+    doc="Token ids -> vectors: a [vocab, dim] lookup table.",
+    kind="embedding", storage=(("weight", Storage.TABLE),), shard=_shard_table,
+    torch=TorchLowering(
+        expr=lambda node, args, w, ctx: f"F.embedding({args[0]}, {w['weight']})",
+        module=lambda node, ctx: f"nn.Embedding({node.attrs['vocab']}, {node.attrs['dim']})"),
+    ttnn=TTNNLowering(
+        expr=lambda node, args, refs, ctx: f"ttnn.embedding({args[0]}, {refs['weight']}, layout=ttnn.TILE_LAYOUT)",
+        load=_ttnn_load_table),
+))
+
+POSITION_EMBEDDING = register(OpDef(
+    "position_embedding", (T("x"), ArgSpec("max_positions", "int")), _positions_shape,
+    params=lambda ins, a: {"weight": ParamSpec((a["max_positions"], last_dim(ins[0], "position_embedding")))},
+    doc="Learned absolute positions: rows [0, seq) of a [max_positions, dim] table, shape [seq, dim].",
+    kind="embedding", storage=(("weight", Storage.TABLE),), shard=_shard_table,
+    torch=TorchLowering(
+        expr=lambda node, args, w, ctx: f"{w['weight']}[: {args[0]}.shape[-2]]",
+        module=lambda node, ctx: f"nn.Embedding({node.attrs['max_positions']}, {node.type.shape[-1]})",
+        call=lambda node, attr, args, ctx: f"{attr}.weight[: {args[0]}.shape[-2]]"),
+    ttnn=TTNNLowering(expr=_ttnn_position_ids, load=_ttnn_load_table),
+))
+
+
+def _torch_sinusoidal(node, args, w, ctx) -> str:
+    ctx.helper("sinusoidal_positions")
+    return f"sinusoidal_positions({args[0]}, base={node.attrs['base']!r})"
+
+
+SINUSOIDAL_POSITIONS = register(OpDef(
+    "sinusoidal_positions", (T("x"), ArgSpec("base", "float", 10000.0)), _sinusoidal_shape,
+    doc="Fixed sin/cos positions (Vaswani et al.), shape [seq, dim]; no parameters.",
+    shard=_shard_fixed_table,
+    torch=TorchLowering(expr=_torch_sinusoidal),
+    ttnn=TTNNLowering(expr=_ttnn_sinusoidal),
+))

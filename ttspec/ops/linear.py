@@ -1,0 +1,262 @@
+"""Linear maps: `linear` (own weight) and `tied_linear` (another module's weight)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import ArchError
+from ..ir.layout import Layout, Placement
+from ..ir.types import numel
+from ..targets import TILE
+from .registry import (
+    ArgSpec,
+    OpDef,
+    OpError,
+    ParamRef,
+    ParamSpec,
+    Storage,
+    T,
+    TorchLowering,
+    TTNNLowering,
+    float_input,
+    last_dim,
+    positive,
+    register,
+)
+
+
+@dataclass(frozen=True)
+class FusedPart:
+    """One projection folded into a fused linear: its component label and parameter names."""
+
+    label: str  # the component's own name inside its parent ("wq", "q_proj" ...)
+    params: tuple[tuple[str, str], ...]  # local name ("weight", "bias") -> parameter name
+
+
+@dataclass(frozen=True)
+class FusedQKV:
+    """A linear that computes q, k and v at once (the QKV fusion pass, ttspec/passes/fuse.py):
+    its output rows are [q heads; k heads; v heads], each head `head_dim` wide."""
+
+    parts: tuple[FusedPart, FusedPart, FusedPart]
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    @property
+    def param_names(self) -> list[str]:
+        return [name for part in self.parts for _, name in part.params]
+
+
+# ---------------------------------------------------------------- shape and parameter rules
+def _linear_params(ins, a):
+    spec = {"weight": ParamSpec((a["out"], last_dim(ins[0], "linear")))}
+    if a["bias"]:
+        spec["bias"] = ParamSpec((a["out"],))
+    return spec
+
+
+def _linear_shape(ins, attrs, ctx):
+    (x,) = ins
+    float_input(x, "linear")
+    last_dim(x, "linear")
+    positive(attrs, "out")
+    return x.with_shape(x.shape[:-1] + (attrs["out"],))
+
+
+def _tied_params(ins, a):
+    ref: ParamRef = a["weight"]
+    spec = {"weight": ParamSpec(ref.shape, tied_to=ref.name)}
+    if a["bias"]:
+        spec["bias"] = ParamSpec((ref.shape[0],))
+    return spec
+
+
+def _tied_shape(ins, attrs, ctx):
+    (x,) = ins
+    float_input(x, "tied_linear")
+    ref: ParamRef = attrs["weight"]
+    if len(ref.shape) != 2:
+        raise OpError(f"cannot tie to {ref.name} of shape {list(ref.shape)}: need a matrix", arg="weight")
+    rows, cols = ref.shape
+    d = last_dim(x, "tied_linear")
+    if d != cols:
+        raise OpError(f"cannot tie to {ref.name} [{rows}, {cols}]: input has {d} features, not {cols}",
+                      arg="weight")
+    return x.with_shape(x.shape[:-1] + (rows,))
+
+
+def out_features(node) -> int:
+    return node.type.shape[-1]
+
+
+# ---------------------------------------------------------------- sharding (Megatron-style)
+def _shard_linear(planner, node, layouts):
+    """Column-parallel on a complete input, row-parallel on a split one; the output head splits
+    the (padded) vocabulary; what does not split into whole tiles is replicated."""
+    n = planner.devices
+    forced = planner.override(node)
+    if forced is not None:
+        return _shard_forced(planner, node, layouts[0], forced)
+    layout = layouts[0]
+    if layout == Layout.PARTIAL:
+        node = planner.need(node, 0, Layout.REPLICATED, "a linear reads complete values")
+        layout = Layout.REPLICATED
+    if layout == Layout.SPLIT:  # the input features are split, so the weight's input rows are too
+        planner.place(node, Placement.ROW)
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.ROW)), Layout.PARTIAL)
+    out = out_features(node)
+    fused: FusedQKV | None = node.attrs.get("fused")
+    if fused is not None:
+        if fused.head_dim % TILE:
+            raise ArchError(f"head_dim {fused.head_dim} is not a multiple of {TILE}: padded heads are not yet "
+                            "combined with tensor parallelism", node.loc,
+                            hint="compile this spec for a single chip (n150, p150)")
+        planner.place(node, Placement.COLUMN)
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
+    if node.op == TIED_LINEAR.name or (out % n and planner.is_output_head(node)):
+        padded = -(-out // (n * TILE)) * n * TILE
+        planner.place(node, Placement.VOCAB, padded_rows=padded)
+        if padded != out:
+            planner.note(f"{node.module}: vocab {out} padded to {padded} (zero rows) to split over {n} devices; "
+                         "the padding is cut from the logits")
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.VOCAB, padded_out=padded)),
+                                  Layout.SPLIT)
+    if out % n == 0 and (out // n) % TILE == 0:
+        planner.place(node, Placement.COLUMN)
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
+    planner.place(node, Placement.REPLICATE)
+    planner.note(f"{node.module}: {out} output features do not split into whole tiles over {n} devices; "
+                 "its weight is replicated")
+    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.REPLICATE)),
+                              Layout.REPLICATED)
+
+
+def _shard_forced(planner, node, layout, forced):
+    """A spec's `shard "pattern" replicate|column|row` statement for this linear."""
+    placement, out, n = forced.placement, out_features(node), planner.devices
+    if placement == Placement.ROW:
+        if layout != Layout.SPLIT:
+            raise ArchError(f'shard "{forced.pattern}" row: a row-parallel linear needs split input features, '
+                            f"but `{node.module}` reads a complete value", forced.placement_loc,
+                            hint="row-parallel fits the projection after a column-parallel one (wo, w2)")
+        planner.place(node, Placement.ROW)
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.ROW)), Layout.PARTIAL)
+    node = planner.need(node, 0, Layout.REPLICATED, f'shard "{forced.pattern}" {placement} reads complete values')
+    if placement == Placement.COLUMN:
+        if node.attrs.get("fused"):
+            raise ArchError("a fused QKV projection is always split by heads", forced.placement_loc)
+        if out % n or (out // n) % TILE:
+            raise ArchError(f"`{node.module}`: {out} output features do not split into whole tiles over "
+                            f"{planner.devices_text}", forced.placement_loc, hint="use `replicate`")
+        planner.place(node, Placement.COLUMN)
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
+    planner.place(node, Placement.REPLICATE)
+    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.REPLICATE)),
+                              Layout.REPLICATED)
+
+
+# ---------------------------------------------------------------- torch
+def _torch_linear(node, args, w, ctx) -> str:
+    bias = w["bias"] if node.attrs["bias"] else "None"
+    return f"F.linear({args[0]}, {w['weight']}, {bias})"
+
+
+def _torch_linear_module(node, ctx) -> str:
+    in_dim = ctx.graph.node(node.inputs[0]).type.shape[-1]
+    return f"nn.Linear({in_dim}, {node.attrs['out']}, bias={node.attrs['bias']})"
+
+
+def _torch_tied_module(node, ctx) -> str:
+    rows, cols = node.attrs["weight"].shape
+    return f"nn.Linear({cols}, {rows}, bias={node.attrs['bias']})  # weight tied to {node.attrs['weight'].name}"
+
+
+# ---------------------------------------------------------------- TT-NN
+def _padded_input_heads(node, graph) -> tuple[int, int] | None:
+    """(heads, head_dim) when this linear reads concatenated heads that are zero-padded to tiles."""
+    from .attention import MERGE_HEADS  # attention's ops are built on this module's
+
+    source = graph.node(node.inputs[0])
+    if source.op != MERGE_HEADS.name:
+        return None
+    _, heads, _, head_dim = graph.node(source.inputs[0]).type.shape
+    return (heads, head_dim) if head_dim % TILE else None
+
+
+def _ttnn_load_linear(node, refs, ctx) -> list[str]:
+    """weights.linear(...) for the matrix ([out, in] as ttnn.linear's [in, out] operand) and
+    weights.bias(...) for the bias, with what the device layout needs: the parts of a fused
+    projection, heads zero-padded to tiles, and the split over a mesh."""
+    a = node.attrs
+    fused: FusedQKV | None = a.get("fused")
+    common: list[str] = []  # options the weight and the bias share
+    weight_only: list[str] = []
+    if fused is not None:
+        common.append("parts=(" + ", ".join(f'"{p.label}"' for p in fused.parts) + ")")
+        if fused.head_dim % TILE:
+            common.append(f"heads={fused.heads + 2 * fused.kv_heads}, head_dim={fused.head_dim}")
+    padded = _padded_input_heads(node, ctx.graph)
+    if padded is not None:
+        weight_only.append(f"input_heads={padded[0]}, head_dim={padded[1]}")
+    placement = a.get("placement", Placement.REPLICATE)
+    if ctx.mesh and placement != Placement.REPLICATE:
+        split = {Placement.VOCAB: Placement.COLUMN}.get(placement, placement)
+        common.append(f'split="{split.value}"')
+        if fused is not None:
+            common.append(f"qkv_heads=({fused.heads}, {fused.kv_heads})")
+        if placement == Placement.VOCAB:
+            common.append(f"rows={a['padded_out']}")
+    options = "".join(", " + o for o in common)
+    lines = [f"{refs['weight']} = weights.linear({refs.module}{''.join(', ' + o for o in common + weight_only)})"]
+    if a["bias"]:
+        lines.append(f"{refs['bias']} = weights.bias({refs.module}{options})")
+    return lines
+
+
+def _ttnn_load_tied(node, refs, ctx) -> list[str]:
+    a = node.attrs
+    split = ""
+    if ctx.mesh and a.get("placement") == Placement.VOCAB:
+        split = f', split="column", rows={a["padded_out"]}'
+    tied_module = a["weight"].name.rsplit(".", 1)[0]
+    lines = [f'{refs["weight"]} = weights.linear("{tied_module}"{split})  # tied: a TILE copy of the embedding table']
+    if a["bias"]:
+        lines.append(f"{refs['bias']} = weights.bias({refs.module}{split})")
+    return lines
+
+
+def _ttnn_linear(node, args, refs, ctx) -> str:
+    a = node.attrs
+    extra = f", bias={refs['bias']}" if a["bias"] else ""
+    if a.get("activation"):
+        extra += f', activation="{a["activation"]}"'
+    return f"ttnn.linear({args[0]}, {refs['weight']}{extra})"
+
+
+def _var_name(node) -> str:
+    return "qkv" if node.attrs.get("fused") else "h"
+
+
+def _linear_flops(ins, out, a) -> int:
+    return 2 * numel(ins[0]) * out[-1]
+
+
+LINEAR = register(OpDef(
+    "linear", (T("x"), ArgSpec("out", "int"), ArgSpec("bias", "bool", False)), _linear_shape,
+    params=_linear_params, flops=_linear_flops,
+    doc="y = x @ W.T (+ b); W is [out, in] as in torch.nn.Linear.",
+    kind="linear", storage=(("weight", Storage.MATRIX),), shard=_shard_linear,
+    torch=TorchLowering(expr=_torch_linear, module=_torch_linear_module),
+    ttnn=TTNNLowering(expr=_ttnn_linear, load=_ttnn_load_linear),
+    var_name=_var_name,
+))
+
+TIED_LINEAR = register(OpDef(
+    "tied_linear", (T("x"), ArgSpec("weight", "ref"), ArgSpec("bias", "bool", False)), _tied_shape,
+    params=_tied_params, flops=_linear_flops,
+    doc="y = x @ E.T with E another module's [out, in] weight (e.g. the token embedding).",
+    kind="head", storage=(("weight", Storage.MATRIX),), shard=_shard_linear,
+    torch=TorchLowering(expr=_torch_linear, module=_torch_tied_module),
+    ttnn=TTNNLowering(expr=_ttnn_linear, load=_ttnn_load_tied),
+))
