@@ -103,7 +103,8 @@ def _ttnn_position_ids(node, args, refs, ctx) -> str:
 
 def _ttnn_sinusoidal(node, args, refs, ctx) -> str:
     ctx.helper("sinusoidal_positions")
-    return f"sinusoidal_positions({args[0]}, {ctx.device()}, base={node.attrs['base']!r})"
+    # The width is the logical one: on a mesh x may be a device's slice of the features.
+    return f"sinusoidal_positions({args[0]}, {node.type.shape[-1]}, {ctx.device()}, base={node.attrs['base']!r})"
 
 
 # ---------------------------------------------------------------- the ops

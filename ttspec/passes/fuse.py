@@ -109,7 +109,8 @@ def _fuse_graph(graph: Graph) -> Graph:
                           {"out": width, "bias": q.linear.attrs["bias"], "fused": fused},
                           q.linear.type.with_shape(q.linear.type.shape[:-1] + (width,)), module, q.linear.loc)
             out.add(linear)
-            split = out.add(Node(out.fresh_id(f"{parent}.split_qkv_heads" if parent else "split_qkv_heads"),
+            split_id = f"{parent}.{SPLIT_QKV_HEADS.name}" if parent else SPLIT_QKV_HEADS.name
+            split = out.add(Node(out.fresh_id(split_id),
                                  SPLIT_QKV_HEADS.name, [linear.id], {"heads": heads, "kv_heads": kv_heads},
                                  q.split.type, parent, q.split.loc, hint=q.split.hint, hint_scope=q.split.hint_scope))
             renamed[q.split.id] = split.id

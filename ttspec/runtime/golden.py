@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import types
 
+from ..ops import ALL_REDUCE, MESH_PARTITION, REDUCE_SCATTER
+from ..ops import COLLECTIVES as COLLECTIVE_OPS
+
 
 class GoldenUnavailable(RuntimeError):
     pass
@@ -132,7 +135,8 @@ DATA_MOVEMENT = {
 
 
 # ---------------------------------------------------------------- meshes
-COLLECTIVES = ("all_gather", "reduce_scatter", "all_reduce", "mesh_partition")
+# ttnn names its CCL ops as ttspec names the collectives it emits (ttspec/ops/collectives.py).
+COLLECTIVES = tuple(op.name for op in COLLECTIVE_OPS)
 
 
 class HostMesh:
@@ -225,7 +229,7 @@ def _collective(golden, name, tensor: MeshTensor, *args, cluster_axis=None, **kw
     shard_dims = [None, None]
     if groups > 1:
         shard_dims[other] = 0
-    extra = () if name == "all_reduce" else (dim,)
+    extra = () if name == ALL_REDUCE.name else (dim,)
     combined = golden(stacked, *extra, cluster_axis=cluster_axis, _ttnn_golden_mesh_shape=(rows, cols),
                       _ttnn_golden_mesh_shard_dims=tuple(shard_dims), **kwargs)
     per_group = combined.chunk(groups, dim=0)
@@ -234,7 +238,7 @@ def _collective(golden, name, tensor: MeshTensor, *args, cluster_axis=None, **kw
         for c in range(cols):
             coordinate = (r, c)
             piece = per_group[coordinate[other]] if groups > 1 else per_group[0]
-            if name in ("reduce_scatter", "mesh_partition"):  # each device keeps its slice of `dim`
+            if name in (REDUCE_SCATTER.name, MESH_PARTITION.name):  # each device keeps its slice of `dim`
                 if cluster_axis is None:
                     piece = piece.chunk(rows * cols, dim=dim)[r * cols + c]
                 else:
