@@ -8,7 +8,7 @@ op registry (ttspec/ops/), and the backend asks it for statements and expression
 from __future__ import annotations
 
 from ..errors import ArchError
-from ..ir.graph import Node
+from ..ir.graph import Graph, Node, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
 from .plan import ClassPlan, Leaf, Repeat
@@ -132,15 +132,23 @@ class Backend:
         raise NotImplementedError
 
 
-def check_lowerable(graph_nodes, backend_name: str, lowering_of) -> None:
-    """Refuse, with the reason, any op (or use of an op) a backend cannot lower."""
-    for node, graph in graph_nodes:
-        opdef = REGISTRY[node.op]
-        lowering = lowering_of(opdef)
-        if lowering is None:
-            raise ArchError(f"`{node.op}` cannot be lowered to {backend_name}", node.loc)
-        if getattr(lowering, "check", None) is not None:
-            try:
+def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | None = None) -> None:
+    """Refuse, with the reason and where the spec asks for it, any op (or use of an op) a
+    backend cannot lower."""
+    outer = outer or []
+    for node in graph.topo():
+        if node.op == "input":
+            continue
+        if node.op == "repeat":
+            check_lowerable(node.attrs["body"], backend_name, lowering_of, [(graph, node.module)] + outer)
+            continue
+        lowering = lowering_of(REGISTRY[node.op])
+        try:
+            if lowering is None:
+                raise ArchError(f"`{node.op}` cannot be lowered to {backend_name}", node.loc)
+            if lowering.check is not None:
                 lowering.check(node, graph)
-            except Unsupported as e:
-                raise ArchError(e.reason, node.loc, hint=e.hint) from None
+        except Unsupported as e:
+            raise point_at_spec(ArchError(e.reason, node.loc, hint=e.hint), [(graph, node.module)] + outer) from None
+        except ArchError as e:
+            raise point_at_spec(e, [(graph, node.module)] + outer) from None

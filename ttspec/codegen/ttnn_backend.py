@@ -24,17 +24,7 @@ WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_
 
 def check_supported(model: Model) -> None:
     """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
-    check_lowerable(_nodes_with_graphs(model.graph), "TT-NN", lambda opdef: opdef.ttnn)
-
-
-def _nodes_with_graphs(graph):
-    for node in graph.topo():
-        if node.op == "input":
-            continue
-        if node.op == "repeat":
-            yield from _nodes_with_graphs(node.attrs["body"])
-        else:
-            yield node, graph
+    check_lowerable(model.graph, "TT-NN", lambda opdef: opdef.ttnn)
 
 
 def _tiles(shape: tuple[int, ...]) -> int:

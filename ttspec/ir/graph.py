@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import Loc
+from ..errors import ArchError, Loc, Note
 from .types import TensorType
 
 
@@ -147,3 +147,29 @@ def iter_params(graph: Graph, prefix: str = ""):
         body: Graph = node.attrs["body"]
         for i in range(node.attrs["count"]):
             yield from iter_params(body, f"{prefix}{node.module}.{i}.")
+
+
+def in_stdlib(loc: Loc | None) -> bool:
+    return loc is not None and loc.file.startswith("<stdlib>")
+
+
+def point_at_spec(error: ArchError, scopes: list[tuple[Graph, str]]) -> ArchError:
+    """Make an error a pass raised inside the standard library point at the user's spec: the
+    call in the user's file that led there, with a note on where in the standard block.
+
+    `scopes`: (graph, module path of the node) from the innermost graph (a repeat body) out
+    to the model's graph (the path of the repeat there)."""
+    d = error.diagnostic
+    if not in_stdlib(d.loc):
+        return error
+    for graph, module in scopes:
+        path = module
+        while path:
+            info = graph.modules.get(path)
+            if info is not None and info.loc is not None:
+                if not in_stdlib(info.loc):
+                    d.notes.insert(0, Note(f"inside standard block `{info.block}`", d.loc))
+                    d.loc = info.loc
+                    return error
+            path = path.rpartition(".")[0]
+    return error

@@ -20,7 +20,7 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 
 from ..errors import ArchError
-from ..ir.graph import Graph, Model, Node
+from ..ir.graph import Graph, Model, Node, point_at_spec
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
 from ..targets import TILE
@@ -109,6 +109,7 @@ class Planner:
         self.model, self.plan = model, plan
         self.devices = plan.devices
         self.used_overrides: set[int] = set()
+        self.outer: list[tuple[Graph, str]] = []  # enclosing graphs and the repeats that lead into them
 
     @property
     def devices_text(self) -> str:
@@ -147,19 +148,24 @@ class Planner:
 
     def place_op(self, node: Node) -> Node:
         rule = REGISTRY[node.op].shard
-        if rule is None:
-            raise ArchError(f"`{node.op}` has no sharding rule", node.loc)
-        return rule(self, node, [self.layouts[i] for i in node.inputs])
+        try:
+            if rule is None:
+                raise ArchError(f"`{node.op}` has no sharding rule", node.loc)
+            return rule(self, node, [self.layouts[i] for i in node.inputs])
+        except ArchError as e:
+            raise point_at_spec(e, [(self.graph, node.module)] + self.outer) from None
 
     def place_repeat(self, node: Node) -> Node:
         body: Graph = node.attrs["body"]
         entry = self.layouts[node.inputs[0]]
         saved = (self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads)
+        self.outer.insert(0, (self.graph, node.module))
         new_body = self.run(body, {body.inputs[0]: entry}, f"{self.prefix}{node.module}.*.")
         if self.layouts[new_body.outputs["out"]] != entry:
             new_body.outputs["out"] = self.convert(new_body.outputs["out"], entry,
                                                    "each layer must hand on the layout it got")
         self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads = saved
+        self.outer.pop(0)
         self.layouts[node.id] = entry
         return replace(node, attrs=dict(node.attrs, body=new_body))
 
