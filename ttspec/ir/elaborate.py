@@ -620,7 +620,7 @@ class Elaborator:
     def call_primitive(self, call: ast.Call, scope: Scope):
         opdef = REGISTRY[call.func]
         bound = self.bind_args(call, [a.name for a in opdef.args], scope, f"{call.func}(...)")
-        tensors, attrs = [], {}
+        tensors, attrs, origins = [], {}, {}
         for spec in opdef.args:
             if spec.name not in bound:
                 if spec.default is REQUIRED:
@@ -628,7 +628,8 @@ class Elaborator:
                                     hint=f"signature: {_signature(call.func, opdef.args)}")
                 attrs[spec.name] = spec.default
                 continue
-            value, loc, _ = bound[spec.name]
+            value, loc, expr = bound[spec.name]
+            origins[spec.name] = self.origin_of(expr, scope) or loc
             value = self.coerce(value, spec.kind, spec.optional, loc, f"{call.func}(...) `{spec.name}`")
             if spec.kind == "tensor":
                 tensors.append(value)
@@ -636,7 +637,9 @@ class Elaborator:
                 attrs[spec.name] = self.resolve_ref(value, scope, loc)
             else:
                 attrs[spec.name] = value
-        return self.apply_op(call.func, tensors, attrs, call, scope, call.label, bound)
+        node = self.apply_op(call.func, tensors, attrs, call, scope, call.label, bound)
+        scope.graph.node(node.node).origins.update(origins)
+        return node
 
     def resolve_ref(self, ref: ModuleRef, scope: Scope, loc: Loc) -> ParamRef:
         if ref.graph_id != id(scope.graph):

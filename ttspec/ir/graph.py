@@ -30,6 +30,7 @@ class Node:
     params: dict[str, str] = field(default_factory=dict)  # local name ("weight") -> param name
     hint: str | None = None  # the spec's variable name for this value, for readable generated code
     hint_scope: str | None = None  # module path of the scope that named it
+    origins: dict[str, Loc] = field(default_factory=dict)  # attr -> where its value was written down
 
 
 @dataclass

@@ -269,7 +269,8 @@ def _shard_split_qkv(planner, node, layouts):
         return planner.set_layout(node, layouts[0])
     if heads % n:
         raise ArchError(f"heads={heads} cannot be split over {planner.devices_text}", node.loc,
-                        hint="tensor parallelism gives each device whole heads; " + planner.meshes_dividing(heads))
+                        hint="tensor parallelism gives each device whole heads; " + planner.meshes_dividing(heads),
+                        notes=planner.origins(node, "heads"))
     if kv % n == 0:
         local_kv = kv // n
     elif n % kv == 0:
@@ -283,7 +284,8 @@ def _shard_split_qkv(planner, node, layouts):
     else:
         raise ArchError(f"kv_heads={kv} over {planner.devices_text}: neither divides the other", node.loc,
                         hint="KV heads are split when the devices divide them and copied when they divide the "
-                             "devices; " + planner.meshes_dividing(heads, kv))
+                             "devices; " + planner.meshes_dividing(heads, kv),
+                        notes=planner.origins(node, "kv_heads"))
     return planner.set_layout(replace(node, attrs=dict(node.attrs, local_heads=heads // n, local_kv_heads=local_kv)),
                               Layout.SPLIT)
 

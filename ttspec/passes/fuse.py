@@ -85,6 +85,11 @@ def _fresh_module(graph: Graph, base: str) -> str:
     return f"{base}_{k}"
 
 
+def _origins(**attrs: Node) -> dict:
+    """Where the fused op's attrs were written down: each is the `heads` of one split."""
+    return {attr: split.origins["heads"] for attr, split in attrs.items() if "heads" in split.origins}
+
+
 def _fuse_graph(graph: Graph) -> Graph:
     groups = list(_find_attention_projections(graph))
     first_linear = {}
@@ -112,7 +117,8 @@ def _fuse_graph(graph: Graph) -> Graph:
             split_id = f"{parent}.{SPLIT_QKV_HEADS.name}" if parent else SPLIT_QKV_HEADS.name
             split = out.add(Node(out.fresh_id(split_id),
                                  SPLIT_QKV_HEADS.name, [linear.id], {"heads": heads, "kv_heads": kv_heads},
-                                 q.split.type, parent, q.split.loc, hint=q.split.hint, hint_scope=q.split.hint_scope))
+                                 q.split.type, parent, q.split.loc, hint=q.split.hint, hint_scope=q.split.hint_scope,
+                                 origins=_origins(heads=q.split, kv_heads=k.split)))
             renamed[q.split.id] = split.id
             for index, p in ((1, k), (2, v)):
                 part = out.add(Node(out.fresh_id(p.split.id), QKV_PART.name, [split.id],

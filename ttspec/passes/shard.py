@@ -19,8 +19,8 @@ import copy
 import fnmatch
 from dataclasses import dataclass, field, replace
 
-from ..errors import ArchError
-from ..ir.graph import Graph, Model, Node, point_at_spec
+from ..errors import ArchError, Note
+from ..ir.graph import Graph, Model, Node, in_stdlib, point_at_spec
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
 from ..targets import TILE
@@ -198,6 +198,11 @@ class Planner:
         """A K or V projection whose heads are fewer than the devices: each head on `copies` devices."""
         self.plan.placements[self.prefix + name] = Placement.KV_COPIES
         self.plan.kv_copies[self.prefix + name] = copies
+
+    def origins(self, node: Node, *attrs: str) -> list[Note]:
+        """Notes pointing at where the spec wrote these attrs of a node (e.g. `let heads = 9`)."""
+        return [Note(f"`{attr}` = {node.attrs[attr]} comes from here", node.origins[attr]) for attr in attrs
+                if attr in node.origins and not in_stdlib(node.origins[attr])]
 
     def note(self, text: str) -> None:
         self.plan.notes.append(text)
