@@ -7,8 +7,6 @@ parameter table, expanding repeats by their counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import ArchError, Diagnostic
 from ..ir.graph import Graph, Model, Node
 from ..ir.types import TensorType, concrete
@@ -108,23 +106,8 @@ def forward_flops(model: Model, seq: int, batch: int = 1) -> FlopCounter:
     return counter
 
 
-@dataclass
-class ParamCount:
-    total: int  # unique parameters (tied counted once)
-    tensors: int
-
-
 def count_params(graph: Graph) -> int:
     total = sum(p.numel for p in graph.params.values() if p.tied_to is None)
     for node in graph.repeats():
         total += node.attrs["count"] * count_params(node.attrs["body"])
     return total
-
-
-def unique_params(graph: Graph, prefix: str = ""):
-    """(full name, Param) for every stored parameter; tied aliases excluded; repeats expanded."""
-    from ..ir.graph import iter_params
-
-    for name, p in iter_params(graph, prefix):
-        if p.tied_to is None:
-            yield name, p

@@ -9,7 +9,6 @@ into their consumer, so the forward methods read like hand-written ones.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ..ir.graph import Graph, Model, Node
@@ -67,10 +66,6 @@ class ClassPlan:
     calls: dict[str, Child | Repeat | Leaf] = field(default_factory=dict)  # node id -> what computes it
     ropes: dict[Config, str] = field(default_factory=dict)  # rotary configs -> the attribute holding each helper
     needs_device: bool = False  # forward creates device tensors (position ids, tables), so keeps the device
-
-
-def _under(module: str, path: str) -> bool:
-    return path == "" or module == path or module.startswith(path + ".")
 
 
 def _child_path(module: str, path: str) -> str:
@@ -155,5 +150,3 @@ def all_classes(plan: ClassPlan) -> list[ClassPlan]:
     out.append(plan)
     return out
 
-
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -163,10 +163,6 @@ class OpDef:
     results: tuple[str, ...] = ()  # an op returning a tuple: the default names of its parts
     part_op: str | None = None  # ... and the op that selects one part (by its `index` attr)
 
-    @property
-    def tensor_args(self) -> list[str]:
-        return [a.name for a in self.args if a.kind == "tensor"]
-
     def storage_of(self, local: str) -> Storage:
         return dict(self.storage).get(local, Storage.VECTOR)
 
