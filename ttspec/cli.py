@@ -114,6 +114,7 @@ def _print_diagnostic(d: Diagnostic) -> None:
 
 def cmd_check(args) -> int:
     from .analysis.checks import target_warnings
+    from .checkpoints import check_family_labels
     from .driver import load_model
     from .targets import get_target
 
@@ -122,6 +123,7 @@ def cmd_check(args) -> int:
     for spec in args.specs:
         try:
             model = load_model(spec)
+            check_family_labels(model)
         except ArchError as e:
             _print_diagnostic(e.diagnostic)
             failed = True
