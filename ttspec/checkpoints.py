@@ -158,3 +158,24 @@ def to_hf_state_dict(model, ours: dict) -> dict:
     for hf, parts in fused.items():
         out[hf] = torch.cat([p.T if p.dim() == 2 else p for p in parts], dim=-1).contiguous()
     return out
+
+
+def from_hf_state_dict(model, hf: dict) -> dict:
+    """HF-named tensors under our names: each rule's transform (the inverse of to_hf_state_dict)."""
+    out: dict = {}
+    for name in _stored_names(model):
+        hf_name, transform = hf_rule(model.family, name)
+        tensor = hf[hf_name]
+        if transform.startswith("split3:"):
+            tensor = tensor.chunk(3, dim=-1)[int(transform[-1])]
+            tensor = tensor.T if tensor.dim() == 2 else tensor
+        elif transform == "transpose":
+            tensor = tensor.T
+        out[name] = tensor.contiguous()
+    return out
+
+
+def _stored_names(model) -> list[str]:
+    from .ir.graph import iter_params
+
+    return [name for name, p in iter_params(model.graph) if not p.tied_to]

@@ -78,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch: the PyTorch reference; golden: the TT-NN program on ttnn's golden functions; "
                         "mock: on ttnn's mock device (validates ops and memory; outputs are not meaningful); "
                         "device: real hardware (untested here)")
-    r.add_argument("--weights", metavar="F.safetensors", help="HF-named weights (default: seeded random)")
+    r.add_argument("--weights", metavar="F.safetensors",
+                   help="weights under ttspec's names (`ttspec params --json`) or, for a spec with a `family`, "
+                        "HF transformers names (default: seeded random)")
+    r.add_argument("--save-weights", metavar="F.safetensors",
+                   help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
     r.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
     r.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4")
     r.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
