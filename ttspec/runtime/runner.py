@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -187,8 +188,6 @@ def load_weights_file(model: Model, path: str) -> dict:
 
 def save_weights_file(tensors: dict, path: str) -> None:
     """Atomic safetensors write: a temp file beside the target, then rename."""
-    import os
-
     from safetensors.torch import save_file
 
     target = Path(path)
@@ -268,15 +267,24 @@ HOST_BYTES_PER_PARAM = 3 * 4
 
 
 def host_memory_available() -> int | None:
-    """MemAvailable from /proc/meminfo, in bytes; None where there is no such file."""
+    """MemAvailable from /proc/meminfo, in bytes (None where there is no such file), capped by
+    TTSPEC_HOST_MEMORY (bytes) where that is set: a smaller budget for ttspec run to plan with."""
+    available = None
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
-        return None
-    return None
+        pass
+    cap = os.environ.get("TTSPEC_HOST_MEMORY")
+    if cap:
+        try:
+            limit = int(cap)
+        except ValueError:
+            raise ArchError(f"TTSPEC_HOST_MEMORY must be a number of bytes, got {cap!r}") from None
+        available = limit if available is None else min(available, limit)
+    return available
 
 
 def weights_for_run(model: Model, args) -> dict | None:
