@@ -4,6 +4,7 @@ from specs/gpt2.arch. Generated code: edit the spec and recompile rather than th
     device = open_device()
     model = Gpt2(device)
     model.load_weights(hf_state_dict)  # torch tensors named as HF transformers names them
+    # or model.load_ttspec_weights(state_dict): named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 50257]
 
 Weights: bf16 matrices, 333,620,736 bytes of device DRAM.
@@ -165,7 +166,12 @@ class Gpt2:
 
     def load_weights(self, hf_state_dict):
         """Place HF transformers weights (gpt2 names) on the device."""
-        weights = Weights(from_hf_state_dict(hf_state_dict), self.device, self.weights_dtype)
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
+        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
+        weights = Weights(tensors, self.device, self.weights_dtype)
         prefix = ""
         self.wte = weights.table(prefix + "wte")
         self.wpe = LearnedPositions(weights, prefix + "wpe.")
@@ -194,26 +200,6 @@ class Gpt2:
         return ttnn.linear(h, self.lm_head)
 
 
-# ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
-HF_NAMES = [
-    (r"wte\.weight", "transformer.wte.weight", "copy"),
-    (r"wpe\.weight", "transformer.wpe.weight", "copy"),
-    (r"layers\.(\d+)\.ln_1\.(weight|bias)", "transformer.h.{0}.ln_1.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wq\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:0"),
-    (r"layers\.(\d+)\.attn\.wk\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:1"),
-    (r"layers\.(\d+)\.attn\.wv\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:2"),
-    (r"layers\.(\d+)\.attn\.wq\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:0"),
-    (r"layers\.(\d+)\.attn\.wk\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:1"),
-    (r"layers\.(\d+)\.attn\.wv\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:2"),
-    (r"layers\.(\d+)\.attn\.wo\.weight", "transformer.h.{0}.attn.c_proj.weight", "transpose"),
-    (r"layers\.(\d+)\.attn\.wo\.bias", "transformer.h.{0}.attn.c_proj.bias", "copy"),
-    (r"layers\.(\d+)\.ln_2\.(weight|bias)", "transformer.h.{0}.ln_2.{1}", "copy"),
-    (r"layers\.(\d+)\.mlp\.up\.weight", "transformer.h.{0}.mlp.c_fc.weight", "transpose"),
-    (r"layers\.(\d+)\.mlp\.up\.bias", "transformer.h.{0}.mlp.c_fc.bias", "copy"),
-    (r"layers\.(\d+)\.mlp\.down\.weight", "transformer.h.{0}.mlp.c_proj.weight", "transpose"),
-    (r"layers\.(\d+)\.mlp\.down\.bias", "transformer.h.{0}.mlp.c_proj.bias", "copy"),
-    (r"ln_f\.(weight|bias)", "transformer.ln_f.{0}", "copy"),
-]
 PARAMETERS = [
     "wte.weight",
     "wpe.weight",
@@ -238,6 +224,39 @@ PARAMETERS = [
 ]
 
 
+def parameters():
+    """Every stored parameter's ttspec name, layers expanded."""
+    for name in PARAMETERS:
+        if "*" not in name:
+            yield name
+            continue
+        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
+        for i in range(int(count)):
+            yield f"{head}.{i}.{tail}"
+
+
+# ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
+HF_NAMES = [
+    (r"wte\.weight", "transformer.wte.weight", "copy"),
+    (r"wpe\.weight", "transformer.wpe.weight", "copy"),
+    (r"layers\.(\d+)\.ln_1\.(weight|bias)", "transformer.h.{0}.ln_1.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wq\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:0"),
+    (r"layers\.(\d+)\.attn\.wk\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:1"),
+    (r"layers\.(\d+)\.attn\.wv\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:2"),
+    (r"layers\.(\d+)\.attn\.wq\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:0"),
+    (r"layers\.(\d+)\.attn\.wk\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:1"),
+    (r"layers\.(\d+)\.attn\.wv\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:2"),
+    (r"layers\.(\d+)\.attn\.wo\.weight", "transformer.h.{0}.attn.c_proj.weight", "transpose"),
+    (r"layers\.(\d+)\.attn\.wo\.bias", "transformer.h.{0}.attn.c_proj.bias", "copy"),
+    (r"layers\.(\d+)\.ln_2\.(weight|bias)", "transformer.h.{0}.ln_2.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp\.up\.weight", "transformer.h.{0}.mlp.c_fc.weight", "transpose"),
+    (r"layers\.(\d+)\.mlp\.up\.bias", "transformer.h.{0}.mlp.c_fc.bias", "copy"),
+    (r"layers\.(\d+)\.mlp\.down\.weight", "transformer.h.{0}.mlp.c_proj.weight", "transpose"),
+    (r"layers\.(\d+)\.mlp\.down\.bias", "transformer.h.{0}.mlp.c_proj.bias", "copy"),
+    (r"ln_f\.(weight|bias)", "transformer.ln_f.{0}", "copy"),
+]
+
+
 def from_hf(name, hf_state_dict):
     """One of our parameters from an HF state dict (GPT-2 stores Conv1D weights [in, out] and fuses q, k, v)."""
     for pattern, hf_name, transform in HF_NAMES:
@@ -252,15 +271,4 @@ def from_hf(name, hf_state_dict):
 
 
 def from_hf_state_dict(hf_state_dict):
-    return {name: from_hf(name, hf_state_dict).to(torch.float32) for name in parameters()}
-
-
-def parameters():
-    """Every stored parameter's ttspec name, layers expanded."""
-    for name in PARAMETERS:
-        if "*" not in name:
-            yield name
-            continue
-        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
-        for i in range(int(count)):
-            yield f"{head}.{i}.{tail}"
+    return {name: from_hf(name, hf_state_dict) for name in parameters()}

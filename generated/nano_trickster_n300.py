@@ -4,6 +4,7 @@ from specs/nano-trickster.arch. Generated code: edit the spec and recompile rath
     device = open_device()
     model = NanoTrickster(device)
     model.load_weights(hf_state_dict)  # torch tensors named as HF transformers names them
+    # or model.load_ttspec_weights(state_dict): named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 256]
 
 Weights: bf16 matrices, 5,455,872 bytes of device DRAM.
@@ -270,7 +271,12 @@ class NanoTrickster:
 
     def load_weights(self, hf_state_dict):
         """Place HF transformers weights (llama names) on the device."""
-        weights = Weights(from_hf_state_dict(hf_state_dict), self.device, self.weights_dtype)
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
+        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
+        weights = Weights(tensors, self.device, self.weights_dtype)
         prefix = ""
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
@@ -300,6 +306,32 @@ class NanoTrickster:
         return ttnn.linear(h, self.lm_head)
 
 
+PARAMETERS = [
+    "embedding.weight",
+    "norm.weight",
+    "layers.*6.attn_norm.weight",
+    "layers.*6.attn.wq.weight",
+    "layers.*6.attn.wk.weight",
+    "layers.*6.attn.wv.weight",
+    "layers.*6.attn.wo.weight",
+    "layers.*6.mlp_norm.weight",
+    "layers.*6.mlp.w1.weight",
+    "layers.*6.mlp.w3.weight",
+    "layers.*6.mlp.w2.weight",
+]
+
+
+def parameters():
+    """Every stored parameter's ttspec name, layers expanded."""
+    for name in PARAMETERS:
+        if "*" not in name:
+            yield name
+            continue
+        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
+        for i in range(int(count)):
+            yield f"{head}.{i}.{tail}"
+
+
 # ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
 HF_NAMES = [
     (r"embedding\.weight", "model.embed_tokens.weight", "copy"),
@@ -313,19 +345,6 @@ HF_NAMES = [
     (r"layers\.(\d+)\.mlp\.w3\.weight", "model.layers.{0}.mlp.up_proj.weight", "copy"),
     (r"layers\.(\d+)\.mlp\.w2\.weight", "model.layers.{0}.mlp.down_proj.weight", "copy"),
     (r"norm\.weight", "model.norm.weight", "copy"),
-]
-PARAMETERS = [
-    "embedding.weight",
-    "norm.weight",
-    "layers.*6.attn_norm.weight",
-    "layers.*6.attn.wq.weight",
-    "layers.*6.attn.wk.weight",
-    "layers.*6.attn.wv.weight",
-    "layers.*6.attn.wo.weight",
-    "layers.*6.mlp_norm.weight",
-    "layers.*6.mlp.w1.weight",
-    "layers.*6.mlp.w3.weight",
-    "layers.*6.mlp.w2.weight",
 ]
 
 
@@ -343,15 +362,4 @@ def from_hf(name, hf_state_dict):
 
 
 def from_hf_state_dict(hf_state_dict):
-    return {name: from_hf(name, hf_state_dict).to(torch.float32) for name in parameters()}
-
-
-def parameters():
-    """Every stored parameter's ttspec name, layers expanded."""
-    for name in PARAMETERS:
-        if "*" not in name:
-            yield name
-            continue
-        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
-        for i in range(int(count)):
-            yield f"{head}.{i}.{tail}"
+    return {name: from_hf(name, hf_state_dict) for name in parameters()}

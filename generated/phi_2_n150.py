@@ -4,6 +4,7 @@ from specs/phi-2.arch. Generated code: edit the spec and recompile rather than t
     device = open_device()
     model = Phi2(device)
     model.load_weights(hf_state_dict)  # torch tensors named as HF transformers names them
+    # or model.load_ttspec_weights(state_dict): named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 51200]
 
 Weights: bf16 matrices, 5,957,419,008 bytes of device DRAM.
@@ -207,7 +208,12 @@ class Phi2:
 
     def load_weights(self, hf_state_dict):
         """Place HF transformers weights (phi names) on the device."""
-        weights = Weights(from_hf_state_dict(hf_state_dict), self.device, self.weights_dtype)
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
+        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
+        weights = Weights(tensors, self.device, self.weights_dtype)
         prefix = ""
         self.embedding = weights.table(prefix + "embedding")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
@@ -235,19 +241,6 @@ class Phi2:
         return ttnn.linear(h, self.lm_head, bias=self.lm_head_bias)
 
 
-# ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
-HF_NAMES = [
-    (r"embedding\.weight", "model.embed_tokens.weight", "copy"),
-    (r"layers\.(\d+)\.input_layernorm\.(weight|bias)", "model.layers.{0}.input_layernorm.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wq\.(weight|bias)", "model.layers.{0}.self_attn.q_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wk\.(weight|bias)", "model.layers.{0}.self_attn.k_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.dense.{1}", "copy"),
-    (r"layers\.(\d+)\.mlp\.up\.(weight|bias)", "model.layers.{0}.mlp.fc1.{1}", "copy"),
-    (r"layers\.(\d+)\.mlp\.down\.(weight|bias)", "model.layers.{0}.mlp.fc2.{1}", "copy"),
-    (r"final_layernorm\.(weight|bias)", "model.final_layernorm.{0}", "copy"),
-    (r"lm_head\.(weight|bias)", "lm_head.{0}", "copy"),
-]
 PARAMETERS = [
     "embedding.weight",
     "final_layernorm.weight",
@@ -271,6 +264,32 @@ PARAMETERS = [
 ]
 
 
+def parameters():
+    """Every stored parameter's ttspec name, layers expanded."""
+    for name in PARAMETERS:
+        if "*" not in name:
+            yield name
+            continue
+        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
+        for i in range(int(count)):
+            yield f"{head}.{i}.{tail}"
+
+
+# ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
+HF_NAMES = [
+    (r"embedding\.weight", "model.embed_tokens.weight", "copy"),
+    (r"layers\.(\d+)\.input_layernorm\.(weight|bias)", "model.layers.{0}.input_layernorm.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wq\.(weight|bias)", "model.layers.{0}.self_attn.q_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wk\.(weight|bias)", "model.layers.{0}.self_attn.k_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.dense.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp\.up\.(weight|bias)", "model.layers.{0}.mlp.fc1.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp\.down\.(weight|bias)", "model.layers.{0}.mlp.fc2.{1}", "copy"),
+    (r"final_layernorm\.(weight|bias)", "model.final_layernorm.{0}", "copy"),
+    (r"lm_head\.(weight|bias)", "lm_head.{0}", "copy"),
+]
+
+
 def from_hf(name, hf_state_dict):
     """One of our parameters from an HF state dict (GPT-2 stores Conv1D weights [in, out] and fuses q, k, v)."""
     for pattern, hf_name, transform in HF_NAMES:
@@ -285,15 +304,4 @@ def from_hf(name, hf_state_dict):
 
 
 def from_hf_state_dict(hf_state_dict):
-    return {name: from_hf(name, hf_state_dict).to(torch.float32) for name in parameters()}
-
-
-def parameters():
-    """Every stored parameter's ttspec name, layers expanded."""
-    for name in PARAMETERS:
-        if "*" not in name:
-            yield name
-            continue
-        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
-        for i in range(int(count)):
-            yield f"{head}.{i}.{tail}"
+    return {name: from_hf(name, hf_state_dict) for name in parameters()}

@@ -4,6 +4,7 @@ from specs/tinyllama-1.1b.arch. Generated code: edit the spec and recompile rath
     device = open_device()
     model = Tinyllama11b(device)
     model.load_weights(hf_state_dict)  # torch tensors named as HF transformers names them
+    # or model.load_ttspec_weights(state_dict): named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 32000]
 
 Weights: bf16 matrices, 280,887,296 bytes of device DRAM.
@@ -269,7 +270,12 @@ class Tinyllama11b:
 
     def load_weights(self, hf_state_dict):
         """Place HF transformers weights (llama names) on the device."""
-        weights = Weights(from_hf_state_dict(hf_state_dict), self.device, self.weights_dtype)
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
+        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
+        weights = Weights(tensors, self.device, self.weights_dtype)
         prefix = ""
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(22)]
@@ -299,6 +305,33 @@ class Tinyllama11b:
         return ttnn.linear(h, self.lm_head)
 
 
+PARAMETERS = [
+    "embedding.weight",
+    "norm.weight",
+    "lm_head.weight",
+    "layers.*22.attn_norm.weight",
+    "layers.*22.attn.wq.weight",
+    "layers.*22.attn.wk.weight",
+    "layers.*22.attn.wv.weight",
+    "layers.*22.attn.wo.weight",
+    "layers.*22.mlp_norm.weight",
+    "layers.*22.mlp.w1.weight",
+    "layers.*22.mlp.w3.weight",
+    "layers.*22.mlp.w2.weight",
+]
+
+
+def parameters():
+    """Every stored parameter's ttspec name, layers expanded."""
+    for name in PARAMETERS:
+        if "*" not in name:
+            yield name
+            continue
+        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
+        for i in range(int(count)):
+            yield f"{head}.{i}.{tail}"
+
+
 # ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
 HF_NAMES = [
     (r"embedding\.weight", "model.embed_tokens.weight", "copy"),
@@ -313,20 +346,6 @@ HF_NAMES = [
     (r"layers\.(\d+)\.mlp\.w2\.weight", "model.layers.{0}.mlp.down_proj.weight", "copy"),
     (r"norm\.weight", "model.norm.weight", "copy"),
     (r"lm_head\.weight", "lm_head.weight", "copy"),
-]
-PARAMETERS = [
-    "embedding.weight",
-    "norm.weight",
-    "lm_head.weight",
-    "layers.*22.attn_norm.weight",
-    "layers.*22.attn.wq.weight",
-    "layers.*22.attn.wk.weight",
-    "layers.*22.attn.wv.weight",
-    "layers.*22.attn.wo.weight",
-    "layers.*22.mlp_norm.weight",
-    "layers.*22.mlp.w1.weight",
-    "layers.*22.mlp.w3.weight",
-    "layers.*22.mlp.w2.weight",
 ]
 
 
@@ -344,15 +363,4 @@ def from_hf(name, hf_state_dict):
 
 
 def from_hf_state_dict(hf_state_dict):
-    return {name: from_hf(name, hf_state_dict).to(torch.float32) for name in parameters()}
-
-
-def parameters():
-    """Every stored parameter's ttspec name, layers expanded."""
-    for name in PARAMETERS:
-        if "*" not in name:
-            yield name
-            continue
-        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
-        for i in range(int(count)):
-            yield f"{head}.{i}.{tail}"
+    return {name: from_hf(name, hf_state_dict) for name in parameters()}

@@ -73,14 +73,68 @@ PHI = (
 FAMILIES = {"llama": LLAMA, "gpt2": GPT2, "phi": PHI}
 
 
+def family_list() -> str:
+    """Every family, as hints that suggest one name them: `family llama`, `family gpt2`, ..."""
+    return ", ".join(f"`family {name}`" for name in FAMILIES)
+
+
+def expected_labels(family: str) -> list[str]:
+    """The parameter names a family's rules accept, readable: `layers.N.attn.wq.{weight,bias}`."""
+    labels = []
+    for rule in FAMILIES[family]:
+        text = rule.ours.replace(r"(\d+)", "N").replace("\\.", ".")
+        text = re.sub(r"\(([^()]*)\)", lambda m: "{" + m.group(1).replace("|", ",") + "}", text)
+        if text not in labels:
+            labels.append(text)
+    return labels
+
+
 def hf_rule(family: str, name: str) -> tuple[str, str]:
     """(HF name, transform) for one of our parameter names."""
     for rule in FAMILIES[family]:
         m = re.fullmatch(rule.ours, name)
         if m:
             return rule.hf.format(*m.groups()), rule.transform
-    raise ArchError(f"parameter `{name}` has no HF {family} name",
-                    hint=f"specs of the {family} family use the labels of ttspec/stdlib/families/{family}.arch")
+    raise ArchError(f"parameter `{name}` has no HF name under `family {family}`",
+                    hint=f"{family} names its parameters " + ", ".join(expected_labels(family)))
+
+
+def check_family_labels(model) -> None:
+    """The family's label contract: every stored parameter has an HF name under the spec's
+    family. The error points at the component's call site in the user's spec."""
+    if model.family is None:
+        return
+    for name, chain in _stored_params(model.graph, "", []):
+        if not any(re.fullmatch(rule.ours, name) for rule in FAMILIES[model.family]):
+            labels = ", ".join(expected_labels(model.family))
+            others = ", ".join(f for f in FAMILIES if f != model.family)
+            raise ArchError(
+                f"parameter `{name}` has no HF name under `family {model.family}`", _user_loc(chain) or model.loc,
+                hint=f"family {model.family} names its parameters {labels}; relabel the component with "
+                     f"`as LABEL` to match, choose another family ({others}), or drop the `family` line "
+                     "to load weights under ttspec's own names")
+
+
+def _stored_params(graph, prefix: str, chain: list):
+    """(name, [(graph, module path), ...] innermost first) for every stored parameter; a repeat's
+    body once, as its layer 0."""
+    for p in graph.params.values():
+        if not p.tied_to:
+            yield prefix + p.name, [(graph, p.module)] + chain
+    for node in graph.repeats():
+        yield from _stored_params(node.attrs["body"], f"{prefix}{node.module}.0.", [(graph, node.module)] + chain)
+
+
+def _user_loc(chain: list):
+    """The innermost component with a location in the user's files rather than the stdlib."""
+    for graph, path in chain:
+        parts = path.split(".") if path else []
+        while parts:
+            info = graph.modules.get(".".join(parts))
+            if info is not None and info.loc is not None and not info.loc.file.startswith("<stdlib>"):
+                return info.loc
+            parts.pop()
+    return None
 
 
 def to_hf_state_dict(model, ours: dict) -> dict:
@@ -90,7 +144,7 @@ def to_hf_state_dict(model, ours: dict) -> dict:
 
     if model.family is None:
         raise ArchError(f"{model.name} names no checkpoint family", model.loc,
-                        hint="add `family llama` or `family gpt2` to the spec")
+                        hint=f"add one of {family_list()} to the spec")
     out: dict = {}
     fused: dict[str, list] = {}
     for name, tensor in ours.items():
@@ -104,3 +158,24 @@ def to_hf_state_dict(model, ours: dict) -> dict:
     for hf, parts in fused.items():
         out[hf] = torch.cat([p.T if p.dim() == 2 else p for p in parts], dim=-1).contiguous()
     return out
+
+
+def from_hf_state_dict(model, hf: dict) -> dict:
+    """HF-named tensors under our names: each rule's transform (the inverse of to_hf_state_dict)."""
+    out: dict = {}
+    for name in _stored_names(model):
+        hf_name, transform = hf_rule(model.family, name)
+        tensor = hf[hf_name]
+        if transform.startswith("split3:"):
+            tensor = tensor.chunk(3, dim=-1)[int(transform[-1])]
+            tensor = tensor.T if tensor.dim() == 2 else tensor
+        elif transform == "transpose":
+            tensor = tensor.T
+        out[name] = tensor.contiguous()
+    return out
+
+
+def _stored_names(model) -> list[str]:
+    from .ir.graph import iter_params
+
+    return [name for name, p in iter_params(model.graph) if not p.tied_to]

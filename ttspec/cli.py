@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 from . import __version__
@@ -15,6 +16,8 @@ EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy")
+DEFAULT_TARGET = "n150"  # when neither --target nor the spec's `target` statement names one
+WEIGHTS_DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,25 +57,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("compile", help="generate a program for a target (generated/<model>_<target>.py)")
     co.add_argument("spec", metavar="SPEC")
-    co.add_argument("--target", required=True, choices=COMPILE_TARGETS,
+    co.add_argument("--target", choices=COMPILE_TARGETS,
                     help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program; "
-                         "n300, t3k, galaxy: a tensor-parallel mesh program")
+                         f"n300, t3k, galaxy: a tensor-parallel mesh program (default: the spec's `target`, "
+                         f"else {DEFAULT_TARGET})")
     co.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
-    co.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
-                    help="device dtype of weight matrices (TT-NN targets)")
-    co.add_argument("-o", "--output", help="output file (default generated/<model>_<target>.py)")
+    co.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES,
+                    help="device dtype of weight matrices (TT-NN targets; default bf16)")
+    co.add_argument("-o", "--output", metavar="FILE|DIR",
+                    help="output file, or a directory (an existing one, or a path ending in `/`) to write "
+                         "<model>_<target>.py into (default: ./generated/)")
 
     r = sub.add_parser("run", help="compile and run one prefill; print and save logits")
     r.add_argument("spec", metavar="SPEC")
-    r.add_argument("--target", default="n150", choices=COMPILE_TARGETS)
+    r.add_argument("--target", choices=COMPILE_TARGETS,
+                   help=f"default: the spec's `target` statement, else {DEFAULT_TARGET}")
     r.add_argument("--mode", required=True, choices=("torch", "golden", "mock", "device"),
                    help="torch: the PyTorch reference; golden: the TT-NN program on ttnn's golden functions; "
                         "mock: on ttnn's mock device (validates ops and memory; outputs are not meaningful); "
                         "device: real hardware (untested here)")
-    r.add_argument("--weights", metavar="F.safetensors", help="HF-named weights (default: seeded random)")
-    r.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
+    r.add_argument("--weights", metavar="F.safetensors",
+                   help="weights under ttspec's names (`ttspec params --json`) or, for a spec with a `family`, "
+                        "HF transformers names (default: seeded random)")
+    r.add_argument("--save-weights", metavar="F.safetensors",
+                   help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
+    r.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
     r.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4")
     r.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
     r.add_argument("--allocate-only", action="store_true",
@@ -89,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", required=True, choices=("n300", "t3k", "galaxy"))
     pl.add_argument("--mesh", metavar="RxC", help="a sub-mesh, e.g. 1x4")
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
-    pl.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"))
+    pl.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
     pl.add_argument("--batch", type=_positive_int, default=1, help="batch for the KV cache estimate")
     pl.add_argument("--seq", type=_positive_int, help="sequence length for the KV cache (default: the spec's bound)")
     pl.add_argument("--json", action="store_true")
@@ -107,6 +118,7 @@ def _print_diagnostic(d: Diagnostic) -> None:
 
 def cmd_check(args) -> int:
     from .analysis.checks import target_warnings
+    from .checkpoints import check_family_labels
     from .driver import load_model
     from .targets import get_target
 
@@ -115,6 +127,7 @@ def cmd_check(args) -> int:
     for spec in args.specs:
         try:
             model = load_model(spec)
+            check_family_labels(model)
         except ArchError as e:
             _print_diagnostic(e.diagnostic)
             failed = True
@@ -150,21 +163,54 @@ def cmd_graph(args) -> int:
     return 0
 
 
+def default_target(model) -> str:
+    """The spec's `target` statement, else n150: what compile and run use without --target."""
+    return model.target[0] if model.target else DEFAULT_TARGET
+
+
+def output_path(output: str | None, filename: str) -> str:
+    """Where compile writes: ./generated/FILENAME by default; DIR/FILENAME for an existing
+    directory or a path ending in `/` (created); else the file named."""
+    if output is None:
+        folder = "generated"
+    elif output.endswith(("/", os.sep)) or os.path.isdir(output):
+        folder = output
+    else:
+        return output
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise ArchError(f"cannot create output directory {folder}: {e.strerror}") from None
+    return os.path.join(folder, filename)
+
+
+def run_command(args, target: str) -> str:
+    """The `ttspec run` line that runs what compile just wrote, with every option that was given."""
+    words = ["ttspec", "run", shlex.quote(args.spec)]
+    if args.target:
+        words += ["--target", target]
+    if args.weights_dtype:
+        words += ["--weights-dtype", args.weights_dtype]
+    if args.mesh:
+        words += ["--mesh", shlex.quote(args.mesh)]
+    if args.dp:
+        words.append("--dp")
+    if target == "torch":
+        return " ".join(words + ["--mode", "torch"])
+    return " ".join(words + ["--mode", "golden"]) + "   (or --mode mock, --mode device)"
+
+
 def cmd_compile(args) -> int:
-    from .driver import load_model
+    from .driver import compile_source, load_model
 
     model = load_model(args.spec)
-    from .driver import compile_source
-
-    text = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
-    output = args.output or os.path.join("generated", f"{model.name}_{args.target}.py")
-    if args.output is None:
-        os.makedirs("generated", exist_ok=True)
+    target = args.target or default_target(model)
+    weights_dtype = args.weights_dtype or "bf16"
+    text = compile_source(model, args.spec, target, weights_dtype, args.mesh, args.dp)
+    output = output_path(args.output, f"{model.name}_{target}.py")
     write_output(text, output)
-    print(f"wrote {output}: {model.name} for {args.target}"
-          + (f", {args.weights_dtype} weights" if args.target != "torch" else ""))
-    if args.target != "torch":
-        print(f"run it: ttspec run {args.spec} --target {args.target} --mode golden   (or --mode mock, --mode device)")
+    print(f"wrote {output}: {model.name} for {target}" + (f", {weights_dtype} weights" if target != "torch" else ""))
+    print(f"run it: {run_command(args, target)}")
     return 0
 
 
@@ -173,6 +219,7 @@ def cmd_run(args) -> int:
     from .runtime.runner import run_program
 
     model = load_model(args.spec)
+    args.target = args.target or default_target(model)
     return run_program(model, args)
 
 

@@ -6,8 +6,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..checkpoints import FAMILIES
-from ..errors import ArchError
+from ..checkpoints import FAMILIES, check_family_labels
 from ..ir.graph import Model, iter_params
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -37,6 +36,7 @@ def hf_rules(model: Model) -> list[tuple[str, str, str]]:
     """The family's HF name rules that this model uses; every stored parameter must match one."""
     if model.family is None:
         return []
+    check_family_labels(model)
     rules = FAMILIES[model.family]
     used = []
     for name, p in iter_params(model.graph):
@@ -47,7 +47,4 @@ def hf_rules(model: Model) -> list[tuple[str, str, str]]:
                 if rule not in used:
                     used.append(rule)
                 break
-        else:
-            raise ArchError(f"parameter `{name}` has no HF {model.family} name", model.loc,
-                            hint=f"{model.family} specs use the labels of ttspec/stdlib/families/{model.family}.arch")
     return [(r.ours, r.hf, r.transform) for r in rules if r in used]

@@ -134,9 +134,6 @@ def compile_ttnn(build, spec_path: str) -> str:
     """The TT-NN program for a driver Build (see ttspec/driver.py)."""
     model, lowered, shard_plan, target = build.model, build.lowered, build.shard_plan, build.options.target
     weights_dtype, need = build.options.weights_dtype, build.weight_bytes
-    if model.family is None:
-        raise ArchError(f"{model.name} names no checkpoint family, so its weights cannot be loaded by HF name",
-                        model.loc, hint="add `family llama` or `family gpt2` to the spec")
     rules = hf_rules(model)
     backend = TTNNBackend(shard_plan)
     root = model_plan(lowered)

@@ -306,7 +306,8 @@ class Elaborator:
             self.require_top_level(stmt, scope, top_level, "family")
             if stmt.name not in FAMILIES:
                 raise ArchError(f"unknown checkpoint family `{stmt.name}`", stmt.loc,
-                                hint=did_you_mean(stmt.name, FAMILIES) or "families: " + ", ".join(FAMILIES))
+                                hint=" ".join(filter(None, (did_you_mean(stmt.name, FAMILIES),
+                                                               "families: " + ", ".join(FAMILIES)))))
             self.family = stmt.name
         elif isinstance(stmt, ast.Target):
             from ..targets import TARGETS

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ArchError
-from ..ir.graph import Model, iter_params
+from ..ir.graph import Model
 
 
 def import_ttnn():
@@ -45,23 +45,24 @@ def device_env(mode: str, target: str) -> dict[str, str]:
 
 def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict | None = None, tokens=None,
                timeout: float = 1800) -> dict:
-    """Run `source` in a worker process. With `state` None, weights are only allocated
-    (torch meta tensors), so a 70B model's fit can be checked without its data."""
+    """Run `source` in a worker process. `state`: ttspec names, or HF names for a spec with a
+    family. With `state` None, weights are only allocated (torch meta tensors, ttspec names),
+    so a 70B model's fit can be checked without its data."""
     import numpy as np
     import torch
 
+    from .runner import HF_NAMES, stored_shapes, weights_naming
+
     work = Path(tempfile.mkdtemp(prefix=f"ttspec-{mode}-"))
     (work / "program.py").write_text(source, encoding="utf-8")
-    request = {"class": _root_name(model), "target": target}
+    request = {"class": _root_name(model), "target": target, "load": "load_ttspec_weights"}
     if state is None:
-        from ..checkpoints import to_hf_state_dict
-
-        meta = to_hf_state_dict(model, {n: torch.empty(p.shape, device="meta")
-                                        for n, p in iter_params(model.graph) if not p.tied_to})
-        request["meta_weights"] = {k: list(v.shape) for k, v in meta.items()}
+        request["meta_weights"] = {name: list(shape) for name, shape in stored_shapes(model).items()}
     else:
         from safetensors.torch import save_file
 
+        if weights_naming(model, state) == HF_NAMES:
+            request["load"] = "load_weights"  # the program maps HF names itself
         save_file({k: v.contiguous() for k, v in state.items()}, str(work / "weights.safetensors"))
     if tokens is not None:
         np.save(work / "tokens.npy", tokens.numpy())
@@ -87,12 +88,7 @@ def _root_name(model: Model) -> str:
     return class_name(model.name)
 
 
-def run_on_device(model: Model, args, state: dict | None, tokens):
-    if args.target == "torch":
-        raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
-    from ..driver import compile_source
-
-    source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
+def run_on_device(model: Model, args, state: dict | None, tokens, source: str):
     result = run_worker(model, source, args.mode, args.target, state=state, tokens=tokens)
     what = "ttnn mock device (ops and allocations validated; values not meaningful)" if args.mode == "mock" \
         else "device"

@@ -1,7 +1,8 @@
 """Worker process for device runs (see device.py): python -m ttspec.runtime.device_worker DIR.
 
 DIR holds program.py, request.json and either weights.safetensors or request["meta_weights"]
-(allocate without data), and optionally tokens.npy. Writes result.json and logits.npy.
+(allocate without data, ttspec names), and optionally tokens.npy; request["load"] names the
+program's loader (load_ttspec_weights for ttspec names, load_weights for HF names). Writes result.json and logits.npy.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main(work: Path) -> None:
 
                 state = load_file(str(work / "weights.safetensors"))
             t0 = time.perf_counter()
-            program.load_weights(state)
+            getattr(program, request["load"])(state)  # load_ttspec_weights, or load_weights for HF names
             result["weights_seconds"] = time.perf_counter() - t0
             result["dram_bytes_allocated"] = _dram_allocated(ttnn, device)
             if (work / "tokens.npy").exists():
