@@ -15,8 +15,10 @@ so they give one verdict. Per chip, by kind:
   this chip's KV heads x head_dim (padded to a whole tile) x context (padded to a whole tile)
   x the chip's share of the batch.
 - activations: a prefill peak, estimated per token (bf16): the full residual activation (as
-  gathered before a norm), this chip's residual slice, two of the widest local projection
-  outputs (an MLP's gate and up) and this chip's slice of the logits.
+  gathered before a norm), this chip's residual slice, two of the widest [batch, seq, features]
+  values a layer holds on this chip (an MLP's gate and up; a row-parallel projection's partial
+  sums are full width) and this chip's slice of the logits (all of them when the output head
+  is replicated).
 
 Weights are constant; the KV cache and activations grow linearly with batch x context, so the
 largest context at a batch and the largest batch at a context are closed forms.
@@ -229,10 +231,8 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: st
         for att in attentions(graph):
             kv_local = local(graph, prefix, att.keys.id, att.kv_heads)
             kv += count * 2 * kv_local * tile_pad(att.head_dim) * ACTIVATION_BYTES  # keys and values
-        tables = lookup_tables(graph)
-        for node in graph.topo():
-            weight = node.params.get("weight")
-            if weight and node is not head and weight not in tables and len(graph.params[weight].shape) == 2:
+        for node in graph.topo():  # [batch, seq, features] values: projections, products, sums
+            if node is not head and node.type.rank == 3 and not node.type.is_int:
                 widest = max(widest, local(graph, prefix, node.id, node.type.shape[-1]))
         for node in graph.repeats():
             visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
