@@ -7,7 +7,8 @@ from specs/llama-3.1-8b.arch. Generated code: edit the spec and recompile rather
     # or model.load_ttspec_weights(state_dict): named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 128256]
 
-Weights: bfloat8_b matrices, 1,145,085,952 bytes of device DRAM.
+Weights: bfloat8_b matrices, 1,145,085,952 bytes of device DRAM per chip.
+Context: up to 131,072 tokens (the spec's bound).
 Prefill only. Sequences are padded to a multiple of 32 (one tile) and the logits cut back:
 causal attention keeps the padding from changing any real position.
 Written for ttnn 0.81.1.

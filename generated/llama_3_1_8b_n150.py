@@ -8,6 +8,8 @@ from specs/llama-3.1-8b.arch. Generated code: edit the spec and recompile rather
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 128256]
 
 Weights: bfloat8_b matrices, 9,041,412,096 bytes of device DRAM.
+Context: up to 8,288 tokens, the most that fits the DRAM at batch 1 with the KV cache
+and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
 Prefill only. Sequences are padded to a multiple of 32 (one tile) and the logits cut back:
 causal attention keeps the padding from changing any real position.
 Written for ttnn 0.81.1.
@@ -231,8 +233,9 @@ class Llama318b:
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 128256]."""
         seq = tokens.shape[-1]
-        if seq > 131072:
-            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 131072")
+        if seq > 8288:
+            raise ValueError(f"sequence length {seq} exceeds 8288, the longest context that fits the device's "
+                             "DRAM at batch 1 (the spec allows 131072)")
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)

@@ -7,7 +7,8 @@ from specs/llama-gqa-tiny.arch. Generated code: edit the spec and recompile rath
     # or model.load_ttspec_weights(state_dict): named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 512]
 
-Weights: bf16 matrices, 966,656 bytes of device DRAM.
+Weights: bf16 matrices, 1,064,960 bytes of device DRAM per chip.
+Context: up to 1,024 tokens (the spec's bound).
 Prefill only. Sequences are padded to a multiple of 32 (one tile) and the logits cut back:
 causal attention keeps the padding from changing any real position.
 Written for ttnn 0.81.1.

@@ -8,6 +8,7 @@ from specs/nano-trickster.arch. Generated code: edit the spec and recompile rath
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 256]
 
 Weights: bf16 matrices, 10,698,752 bytes of device DRAM.
+Context: up to 512 tokens (the spec's bound).
 Prefill only. Sequences are padded to a multiple of 32 (one tile) and the logits cut back:
 causal attention keeps the padding from changing any real position.
 Written for ttnn 0.81.1.

@@ -8,6 +8,7 @@ from specs/tinyllama-1.1b.arch. Generated code: edit the spec and recompile rath
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 32000]
 
 Weights: bf16 matrices, 2,205,810,688 bytes of device DRAM.
+Context: up to 2,048 tokens (the spec's bound).
 Prefill only. Sequences are padded to a multiple of 32 (one tile) and the logits cut back:
 causal attention keeps the padding from changing any real position.
 Written for ttnn 0.81.1.

@@ -1,7 +1,7 @@
 """Every spec in specs/bad/ produces exactly the diagnostic its header promises.
 
 Header lines: `# expect: TEXT` (must appear in stderr), `# expect-at: LINE:COL` (the primary
-location), `# expect-exit: N` (default 1).
+location), `# expect-exit: N` (default 1), `# check-args: ARGS` (options for `ttspec check`).
 """
 
 import re
@@ -21,6 +21,11 @@ def expectations(path):
     return expects, at.group(1) if at else None, int(exit_code.group(1)) if exit_code else 1
 
 
+def check_args(path) -> list[str]:
+    found = re.search(r"^# check-args: (.+)$", path.read_text(encoding="utf-8"), re.M)
+    return found.group(1).split() if found else []
+
+
 def test_every_bad_spec_has_expectations():
     assert len(BAD) >= 15
     for path in BAD:
@@ -32,7 +37,7 @@ def test_every_bad_spec_has_expectations():
 def test_bad_spec(run_cli, path):
     expects, at, exit_code = expectations(path)
     rel = path.relative_to(ROOT)
-    out = run_cli("check", rel)
+    out = run_cli("check", *check_args(path), rel)
     assert out.returncode == exit_code, out.stderr
     assert "Traceback" not in out.stderr and "internal error" not in out.stderr
     for e in expects:
@@ -56,9 +61,15 @@ def test_heads7_acceptance(run_cli):
 
 
 def test_strict_turns_warnings_into_failure(run_cli):
-    out = run_cli("check", "--strict", "specs/bad/everything-big.arch")
+    out = run_cli("check", "--strict", "--training", "specs/bad/everything-big.arch")
     assert out.returncode == 1
     assert "warning:" in out.stderr
+
+
+def test_training_warnings_only_when_asked(run_cli):
+    # ~5B parameters in bf16 (9.95 GB) fit an n150 for inference; training them does not
+    out = run_cli("check", "--strict", "specs/bad/everything-big.arch")
+    assert out.returncode == 0 and "warning" not in out.stderr
 
 
 def test_check_many_reports_each(run_cli):

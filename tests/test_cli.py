@@ -81,7 +81,9 @@ def test_core_never_imports_torch_or_ttnn():
             "for argv in (['check', 'specs/llama-3.1-8b.arch'], ['params', '--json', 'specs/gpt2.arch'],"
             " ['graph', 'specs/phi-2.arch'], ['compile', 'specs/gpt2.arch', '--target', 'n150', '-o', '/dev/null'],"
             " ['compile', 'specs/nano-trickster.arch', '--target', 't3k', '-o', '/dev/null'],"
-            " ['plan', 'specs/nano-trickster.arch', '--target', 't3k']):\n    main(argv)\n"
+            " ['plan', 'specs/nano-trickster.arch', '--target', 't3k'],"
+            " ['plan', 'specs/gpt2.arch', '--target', 'n150'],"
+            " ['check', 'specs/llama-3.1-70b.arch', '--target', 't3k']):\n    main(argv)\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy'))\n"
             "assert not heavy, heavy\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -130,7 +130,7 @@ except ImportError:  # pragma: no cover
     ("llama-3.1-70b.arch", "galaxy", "bfloat8_b"),
 ])
 def test_mock_mesh(spec, target, dtype):
-    from ttspec.codegen.ttnn_backend import weight_plan_bytes
+    from ttspec.analysis.memory import weight_plan_bytes
     from ttspec.driver import lower
     from ttspec.passes.shard import plan_sharding
     from ttspec.runtime.device import run_worker
@@ -158,7 +158,7 @@ def test_plan_command(run_cli):
     assert [c["op"] for c in plan["collectives_per_layer"]] == ["all_gather", "reduce_scatter", "all_gather",
                                                                "reduce_scatter"]
     m = plan["memory_per_chip"]
-    assert m["fits"] and m["dram"] == 12 * 1_072_693_184
+    assert plan["fits"] and m["dram"] == 12 * 1_072_693_184
     # KV cache: 1 KV head of 128 per chip, k and v, bf16, 32 layers, seq 131072
     assert m["kv_cache"] == 2 * 1 * 128 * 2 * 32 * 131072
     # 4 collectives on 4096-wide bf16 activations, each device receiving 7/8 of them

@@ -5,7 +5,7 @@ without host data; in bf16 ttspec refuses it before ttnn is touched."""
 
 import pytest
 
-from ttspec.codegen.ttnn_backend import weight_plan_bytes
+from ttspec.analysis.memory import weight_plan_bytes
 from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
 from ttspec.runtime.device import run_worker

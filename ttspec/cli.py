@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse, elaborate and shape-check specs")
     c.add_argument("specs", nargs="+", metavar="SPEC")
-    c.add_argument("--target", help="warn when the model will not fit this device (default: the spec's `target`)")
+    c.add_argument("--target", help="warn when the model will not fit this device (default: the spec's `target`); "
+                                    "the same memory model as compile and plan")
+    c.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
+                   help="device dtype of weight matrices for the fit check (default bf16)")
+    c.add_argument("--training", action="store_true",
+                   help="also warn when training (AdamW, mixed precision) would not fit the target")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
     pa = sub.add_parser("params", help="exact parameter counts by component, bytes and FLOPs")
@@ -95,14 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="logits.npy", help="save the logits")
     r.add_argument("--seed", type=int, default=0, help="seed for random weights and tokens")
 
-    pl = sub.add_parser("plan", help="the tensor-parallel sharding plan for a mesh target")
+    pl = sub.add_parser("plan", help="memory per chip, what fits, and on a mesh the tensor-parallel sharding plan")
     pl.add_argument("spec", metavar="SPEC")
-    pl.add_argument("--target", required=True, choices=("n300", "t3k", "galaxy"))
+    pl.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
     pl.add_argument("--mesh", metavar="RxC", help="a sub-mesh, e.g. 1x4")
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     pl.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
-    pl.add_argument("--batch", type=_positive_int, default=1, help="batch for the KV cache estimate")
-    pl.add_argument("--seq", type=_positive_int, help="sequence length for the KV cache (default: the spec's bound)")
+    pl.add_argument("--batch", type=_positive_int, default=1,
+                    help="batch for the memory breakdown and the largest context that fits (default 1)")
+    pl.add_argument("--seq", type=_positive_int,
+                    help="context for the memory breakdown and the largest batch that fits (default: the spec's bound)")
     pl.add_argument("--json", action="store_true")
 
     g = sub.add_parser("graph", help="the architecture as a mermaid or dot diagram")
@@ -122,7 +129,7 @@ def cmd_check(args) -> int:
     from .driver import load_model
     from .targets import get_target
 
-    override = get_target(args.target) if args.target else None
+    override = get_target(args.target).name if args.target else None
     failed = False
     for spec in args.specs:
         try:
@@ -132,8 +139,9 @@ def cmd_check(args) -> int:
             _print_diagnostic(e.diagnostic)
             failed = True
             continue
-        target = override or (get_target(model.target[0]) if model.target else None)
-        warnings = model.warnings + (target_warnings(model, target) if target else [])
+        target = override or (get_target(model.target[0]).name if model.target else None)
+        warnings = model.warnings + (target_warnings(model, target, args.weights_dtype, args.training)
+                                     if target else [])
         for w in warnings:
             _print_diagnostic(w)
         if warnings and args.strict:
@@ -201,15 +209,20 @@ def run_command(args, target: str) -> str:
 
 
 def cmd_compile(args) -> int:
-    from .driver import compile_source, load_model
+    from .driver import compile_program, load_model
 
     model = load_model(args.spec)
     target = args.target or default_target(model)
     weights_dtype = args.weights_dtype or "bf16"
-    text = compile_source(model, args.spec, target, weights_dtype, args.mesh, args.dp)
+    text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp)
     output = output_path(args.output, f"{model.name}_{target}.py")
     write_output(text, output)
     print(f"wrote {output}: {model.name} for {target}" + (f", {weights_dtype} weights" if target != "torch" else ""))
+    bound = built.memory.seq_bound if built else None
+    if built and (bound is None or built.context < bound):
+        allows = f" (the spec allows {bound:,})" if bound else ""
+        print(f"context: up to {built.context:,} tokens, the most that fits {target}'s DRAM at batch 1 with the "
+              f"KV cache and activations{allows}; `ttspec plan` shows the memory per chip")
     print(f"run it: {run_command(args, target)}")
     return 0
 
@@ -226,11 +239,9 @@ def cmd_run(args) -> int:
 def cmd_plan(args) -> int:
     from .analysis.plan_report import plan_report, render_plan
     from .driver import load_model
-    from .targets import get_target, parse_mesh
 
     model = load_model(args.spec)
-    report = plan_report(model, get_target(args.target), parse_mesh(args.mesh) if args.mesh else None,
-                         args.weights_dtype, args.batch, args.seq, args.dp)
+    report = plan_report(model, args.target, args.mesh, args.weights_dtype, args.batch, args.seq, args.dp)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
     return 0
 

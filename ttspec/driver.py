@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 from .analysis.interpreters import verify
 from .errors import ArchError
+from .targets import TILE
 
 if TYPE_CHECKING:
+    from .analysis.memory import Memory
     from .passes.shard import ShardPlan
     from .targets import Target
 from .frontend.parser import parse_source, read_source
@@ -41,13 +43,29 @@ class Options:
 @dataclass
 class Build:
     """The pipeline's result for a TT-NN target: the lowered (and, on a mesh, sharded) model,
-    its sharding plan, and the weight bytes per chip the program will hold."""
+    its sharding plan, and its memory model (what one chip holds; ttspec/analysis/memory.py)."""
 
     model: Model  # as the user wrote it
     lowered: Model  # after the lowering passes and the sharding planner
     options: Options
     shard_plan: ShardPlan | None
-    weight_bytes: int
+    memory: Memory
+
+    @property
+    def weight_bytes(self) -> int:
+        """Device DRAM bytes of the weights on one chip."""
+        return self.memory.weights_total
+
+    @property
+    def fits(self) -> bool:
+        """Weights, KV cache and activations at batch 1 and one tile of context fit one chip."""
+        return self.memory.fits(1)
+
+    @property
+    def context(self) -> int | None:
+        """The longest sequence the program accepts: the spec's bound on `seq`, lowered to the
+        largest context that fits at batch 1 (None: no bound and nothing limits it)."""
+        return self.memory.max_context(1) or None
 
 
 def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None = None, dp: bool = False) -> Options:
@@ -68,9 +86,11 @@ def lower(model: Model) -> Model:
     return fuse_activations(fuse_qkv(model))
 
 
-def build(model: Model, options: Options) -> Build:
-    """lower -> shard -> memory: everything a TT-NN program is generated from."""
-    from .codegen.ttnn_backend import check_fits, check_supported
+def prepare(model: Model, options: Options) -> Build:
+    """lower -> shard -> memory: what `plan` and `check --target` report. Refuses only what the
+    backend cannot do (with the reason); a model that does not fit is reported, not refused."""
+    from .analysis.memory import memory_model
+    from .codegen.ttnn_backend import check_supported
 
     check_supported(model)
     lowered = lower(model)
@@ -79,17 +99,81 @@ def build(model: Model, options: Options) -> Build:
         from .passes.shard import plan_sharding
 
         lowered, shard_plan = plan_sharding(lowered, options.mesh, dp=options.dp)
-    need = check_fits(model, options.target, options.weights_dtype, shard_plan)
-    return Build(model, lowered, options, shard_plan, need)
+    memory = memory_model(model, lowered, options.target, options.weights_dtype, shard_plan)
+    return Build(model, lowered, options, shard_plan, memory)
+
+
+def build(model: Model, options: Options) -> Build:
+    """lower -> shard -> memory: everything a TT-NN program is generated from; refused (before
+    ttnn is touched) when the model does not fit the target (see analysis/memory.py)."""
+    result = prepare(model, options)
+    if not result.fits:
+        raise not_fitting(result)
+    return result
+
+
+def not_fitting(result: Build) -> ArchError:
+    """The one message for a model that does not fit, with the options that would."""
+    model, memory, options = result.model, result.memory, result.options
+    per = " per chip" if result.shard_plan else ""
+    target = options.target.name
+    if memory.weights_total > memory.dram:
+        message = (f"{model.name} needs {memory.weights_total:,} bytes of DRAM{per} for {options.weights_dtype} "
+                   f"weights; {target} has {memory.dram:,}{per}")
+    else:
+        use = memory.usage(1, TILE)
+        message = (f"{model.name} needs {use.total:,} bytes of DRAM{per} ({use.weights_total:,} for "
+                   f"{options.weights_dtype} weights, {use.kv_cache:,} for the KV cache and {use.activations:,} for "
+                   f"activations at batch 1 and one tile of context); {target} has {memory.dram:,}{per}")
+    return ArchError(message, model.loc, hint=fitting_options(model, options)
+                     + f"; `ttspec plan SPEC --target {target}` shows the memory per chip")
+
+
+def fitting_options(model: Model, options: Options) -> str:
+    """A hint naming smaller weight dtypes and bigger targets on which the model fits."""
+    from .targets import TARGETS
+
+    def fits(candidate: Options) -> bool:
+        try:
+            return prepare(model, candidate).fits
+        except ArchError:  # e.g. heads that do not split over the target's devices
+            return False
+
+    dtypes = ["bf16", "bfloat8_b", "bfloat4_b"]
+    smaller = dtypes[dtypes.index(options.weights_dtype) + 1:]
+    chips = options.mesh[0] * options.mesh[1]
+    bigger = [t for t in sorted(TARGETS.values(), key=lambda t: t.dram_per_chip * t.chips)
+              if t.dram_per_chip * t.chips > options.target.dram_per_chip * chips]
+    parts = []
+    dtype = next((d for d in smaller if fits(Options(options.target, options.mesh, options.dp, d))), None)
+    if dtype:
+        parts.append(f"use --weights-dtype {dtype}")
+    targets = [t.name for t in bigger if fits(Options(t, t.mesh, options.dp, options.weights_dtype))]
+    if targets:
+        parts.append(f"a bigger target ({', '.join(targets)})")
+    if not parts:
+        both = next(((t.name, d) for d in smaller for t in bigger if fits(Options(t, t.mesh, options.dp, d))), None)
+        if both is None:
+            return "use a smaller model: it fits no target with any weights dtype"
+        parts.append(f"use --target {both[0]} --weights-dtype {both[1]}")
+    return " or ".join(parts)
+
+
+def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
+                    dp: bool = False) -> tuple[str, Build | None]:
+    """The generated program's source for a target name (`torch` or a Tenstorrent target), and
+    for a Tenstorrent target the Build it came from (its memory model, the context it accepts)."""
+    if target == "torch":
+        from .codegen.torch_backend import compile_torch
+
+        return compile_torch(model, spec), None
+    from .codegen.ttnn_backend import compile_ttnn
+
+    result = build(model, resolve_options(target, weights_dtype, mesh, dp))
+    return compile_ttnn(result, spec), result
 
 
 def compile_source(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
                    dp: bool = False) -> str:
     """The generated program's source for a target name (`torch` or a Tenstorrent target)."""
-    if target == "torch":
-        from .codegen.torch_backend import compile_torch
-
-        return compile_torch(model, spec)
-    from .codegen.ttnn_backend import compile_ttnn
-
-    return compile_ttnn(build(model, resolve_options(target, weights_dtype, mesh, dp)), spec)
+    return compile_program(model, spec, target, weights_dtype, mesh, dp)[0]

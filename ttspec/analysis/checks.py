@@ -1,34 +1,43 @@
-"""Design-level warnings: a spec that is valid but will not fit where it is headed."""
+"""Design-level warnings: a spec that is valid but will not fit where it is headed.
+
+Inference uses the one memory model (analysis/memory.py, through driver.prepare), so `check
+--target` warns exactly when `compile` would refuse; training memory only when asked."""
 
 from __future__ import annotations
 
-from ..errors import Diagnostic
+from ..driver import not_fitting, prepare, resolve_options
+from ..errors import ArchError, Diagnostic
 from ..ir.graph import Model
-from ..targets import Target
 from .interpreters import count_params
-from .params_report import weight_bytes
 
 # Training with AdamW in mixed precision: bf16 weights and gradients, fp32 moments and master
 # weights = 2 + 2 + 4 + 4 + 4 = 16 bytes per parameter, before activations.
 TRAIN_BYTES_PER_PARAM = 16
 
 
-def target_warnings(model: Model, target: Target) -> list[Diagnostic]:
-    total = count_params(model.graph)
-    dram = target.dram_per_chip * target.chips
-    bf16 = weight_bytes(model.graph)["bf16"]
+def target_warnings(model: Model, target: str, weights_dtype: str = "bf16", training: bool = False
+                    ) -> list[Diagnostic]:
     loc = model.target[1] if model.target else model.loc
+    options = resolve_options(target, weights_dtype)
     warnings = []
-    if bf16 > dram:
-        warnings.append(Diagnostic(
-            "warning", f"{total:,} parameters need {bf16 / 1e9:.1f} GB in bf16; {target.name} has "
-            f"{dram / 1e9:.1f} GB of DRAM", loc,
-            hint="use bfloat8_b weights, a bigger target, or a smaller model"))
-    train = total * TRAIN_BYTES_PER_PARAM
-    if train > dram:
-        warnings.append(Diagnostic(
-            "warning", f"{total:,} parameters: training needs about {train / 1e9:.0f} GB "
-            f"({TRAIN_BYTES_PER_PARAM} bytes/parameter for weights, gradients and AdamW state) but "
-            f"{target.name} has {dram / 1e9:.1f} GB", loc,
-            hint="start small (10-20M parameters) and scale up; the lesson's nano-trickster has ~5M"))
+    try:
+        build = prepare(model, options)
+    except ArchError as e:  # the model cannot be planned for this target at all
+        d = e.diagnostic
+        warnings.append(Diagnostic("warning", f"cannot be compiled for {target}: {d.message}", d.loc or loc,
+                                   hint=d.hint, notes=d.notes))
+        build = None
+    if build is not None and not build.fits:
+        d = not_fitting(build).diagnostic
+        warnings.append(Diagnostic("warning", d.message, loc, hint=d.hint))
+    if training:
+        total = count_params(model.graph)
+        dram = options.target.dram_per_chip * options.target.chips
+        train = total * TRAIN_BYTES_PER_PARAM
+        if train > dram:
+            warnings.append(Diagnostic(
+                "warning", f"{total:,} parameters: training needs about {train / 1e9:.0f} GB "
+                f"({TRAIN_BYTES_PER_PARAM} bytes/parameter for weights, gradients and AdamW state) but "
+                f"{options.target.name} has {dram / 1e9:.1f} GB", loc,
+                hint="start small (10-20M parameters) and scale up; the lesson's nano-trickster has ~5M"))
     return warnings

@@ -1,96 +1,151 @@
-"""`ttspec plan`: a sharding plan as a person reads it (or as JSON): where each parameter
-lives, which collectives run and why, memory per chip against its DRAM, and bytes moved."""
+"""`ttspec plan`: a program's plan as a person reads it (or as JSON) for any TT-NN target: on a
+mesh, where each parameter lives, which collectives run and why, and the bytes moved; on every
+target, the memory per chip (analysis/memory.py) against its DRAM, whether the model fits,
+the largest context at a batch and the largest batch at a context."""
 
 from __future__ import annotations
 
-from ..codegen.ttnn_backend import weight_plan_bytes
-from ..driver import lower
-from ..ir.graph import Model, all_nodes
-from ..ir.layout import Layout
-from ..passes.shard import ShardPlan, plan_sharding
-from ..targets import Target
+from ..driver import fitting_options, prepare, resolve_options
+from ..ir.graph import Model
+from ..ir.layout import Layout, Placement
 
-ROLE_TEXT = {"column": "column-parallel (output features split)", "row": "row-parallel (input features split)",
-             "hidden": "split on hidden", "vocab": "column-parallel over the vocabulary",
-             "replicate": "replicated"}
+SCHEMA = "ttspec-plan/2"
 
 
-def build_plan(model: Model, target: Target, mesh: tuple[int, int] | None, dp: bool = False
-               ) -> tuple[Model, ShardPlan]:
-    return plan_sharding(lower(model), mesh or target.mesh, dp=dp)
+def _role(plan, name: str, placement: Placement) -> str:
+    """A KV projection whose one head is copied to every device is simply replicated."""
+    copies = plan.kv_copies.get(name)
+    if copies is not None and copies == plan.devices:
+        return Placement.REPLICATE.value
+    return placement.value
 
 
-def plan_report(model: Model, target: Target, mesh, weights_dtype: str, batch: int, seq: int | None,
+def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str, batch: int, seq: int | None,
                 dp: bool = False) -> dict:
-    sharded, plan = build_plan(model, target, mesh, dp)
-    if plan.dp:
-        batch = -(-batch // plan.mesh[1 - plan.axis])  # each replica's share of the batch
-    seq = seq or model.bounds.get("seq", 2048)
-    n = plan.devices
-    hidden = next(node.attrs["dim"] for node in model.graph.topo() if node.op == "embedding")
-    repeat = next(iter(model.graph.repeats()), None)
-    layers = repeat.attrs["count"] if repeat else 0
-    per_layer = [c for c in plan.collectives if ".*." in c.node]
-    outside = [c for c in plan.collectives if ".*." not in c.node]
-    # Ring collectives: each device receives (n - 1) / n of the full bf16 activation per token.
-    moved = sum(2 * hidden * (n - 1) // n for c in per_layer)
-    kv_bytes = 0
-    for node in all_nodes(sharded.graph):
-        if node.op == "split_qkv_heads":
-            local_kv = node.attrs.get("local_kv_heads", node.attrs["kv_heads"])
-            kv_bytes = 2 * local_kv * node.type.shape[-1] * 2 * layers * batch * seq  # k and v, bf16
-    weights = weight_plan_bytes(model, weights_dtype, plan)
-    body = repeat.attrs["body"] if repeat else sharded.graph
-    widest = max((node.type.shape[-1] for node in body.topo() if node.op == "linear"), default=hidden)
-    vocab = sharded.graph.node(next(iter(sharded.graph.outputs.values()))).type.shape[-1]
-    # Prefill peak, estimated: the gathered activation, the local residual slice, two of the widest
-    # local projections (gate and up of an MLP), and this chip's slice of the logits; bf16.
-    activations = 2 * batch * seq * (hidden + hidden // n + 2 * widest // n + vocab // n)
-    dram = target.dram_per_chip
-    total = weights + kv_bytes + activations
-    return {
-        "schema": "ttspec-plan/1",
+    options = resolve_options(target, weights_dtype, mesh, dp)
+    build = prepare(model, options)
+    plan, memory = build.shard_plan, build.memory
+    seq = seq or memory.seq_bound or 2048
+    use = memory.usage(batch, seq)
+    report = {
+        "schema": SCHEMA,
         "model": model.name,
-        "target": target.name,
-        "mesh": list(plan.mesh),
-        "tensor_parallel_axis": plan.axis,
-        "data_parallel": plan.dp,
-        "devices": n,
-        "residual_stream": "split on hidden" if plan.residual == Layout.SPLIT else "replicated",
-        "placements": dict(sorted(plan.placements.items())),
-        "collectives_per_layer": [{"op": c.op, "dim": c.dim, "cluster_axis": c.axis, "of": c.source,
-                                   "why": c.reason} for c in per_layer],
-        "collectives_outside_layers": [{"op": c.op, "dim": c.dim, "cluster_axis": c.axis, "of": c.source,
-                                        "why": c.reason} for c in outside],
-        "notes": plan.notes,
-        "memory_per_chip": {"weights": weights, "weights_dtype": weights_dtype, "kv_cache": kv_bytes,
-                            "activations_estimate": activations, "batch": batch, "seq": seq, "total": total,
-                            "dram": dram, "fits": total <= dram},
-        "bytes_moved_per_token_per_layer_per_device": moved,
+        "target": options.target.name,
+        "mesh": list(options.mesh),
+        "tensor_parallel_axis": plan.axis if plan else None,
+        "data_parallel": plan.dp if plan else False,
+        "devices": plan.devices if plan else 1,
+        "residual_stream": (("split on hidden" if plan.residual == Layout.SPLIT else "replicated") if plan
+                            else "one chip"),
+        "placements": dict(sorted((k, _role(plan, k, v)) for k, v in plan.placements.items())) if plan else {},
+        "kv_copies": dict(sorted(plan.kv_copies.items())) if plan else {},
+        "collectives_per_layer": [], "collectives_outside_layers": [],
+        "notes": list(plan.notes) if plan else [],
+        "fits": memory.fits(batch),
+        "memory_per_chip": {
+            "dram": memory.dram, "weights_dtype": weights_dtype, "batch": batch, "seq": seq,
+            "seq_bound": memory.seq_bound,
+            "weights": use.weights, "weights_total": use.weights_total, "kv_cache": use.kv_cache,
+            "activations": use.activations, "total": use.total, "fits_at_seq": use.fits,
+            "max_context": memory.max_context(batch), "max_batch": memory.max_batch(seq),
+            "compile_context": build.context if build.fits else None,
+        },
+        "bytes_moved_per_token_per_layer_per_device": 0,
     }
+    if not build.fits:
+        report["hint"] = fitting_options(model, options)
+    if plan:
+        per_layer = [c for c in plan.collectives if ".*." in c.node]
+        outside = [c for c in plan.collectives if ".*." not in c.node]
+        report["collectives_per_layer"] = [_collective(c) for c in per_layer]
+        report["collectives_outside_layers"] = [_collective(c) for c in outside]
+        # Ring collectives: each device receives (n - 1) / n of the full bf16 activation per token.
+        width = _hidden(build.lowered)
+        n = plan.devices
+        report["bytes_moved_per_token_per_layer_per_device"] = sum(2 * width * (n - 1) // n for _ in per_layer)
+    return report
+
+
+def _hidden(lowered: Model) -> int:
+    """The residual stream's width: what the output head reads."""
+    graph = lowered.graph
+    head = graph.node(next(iter(graph.outputs.values())))
+    return graph.node(head.inputs[0]).type.shape[-1]
+
+
+def _collective(c) -> dict:
+    return {"op": c.op, "dim": c.dim, "cluster_axis": c.axis, "of": c.source, "why": c.reason}
+
+
+def _kv_text(r: dict, name: str) -> str:
+    copies, n = r["kv_copies"][name], r["devices"]
+    if copies == n:
+        return f"replicated (one KV head: every one of the {n} devices holds a copy)"
+    return f"split by KV head, each head copied on {copies} devices ({n // copies} heads, 1 per device)"
 
 
 def render_plan(r: dict) -> str:
     m = r["memory_per_chip"]
-    lines = [f"{r['model']} on {r['target']}: {r['mesh'][0]}x{r['mesh'][1]} mesh, tensor parallel over mesh axis "
-             f"{r['tensor_parallel_axis']} ({r['devices']} devices); residual stream {r['residual_stream']}", "",
-             "parameters"]
-    width = max(len(k) for k in r["placements"]) + 2
-    for name, role in r["placements"].items():
-        lines.append(f"  {name:<{width}}{ROLE_TEXT.get(role, role)}")
-    lines += ["", "collectives in each layer, in order"]
-    for c in r["collectives_per_layer"]:
-        lines.append(f"  {c['op']}(dim={c['dim']}, cluster_axis={c['cluster_axis']}) of {c['of']}: {c['why']}")
-    if r["collectives_outside_layers"]:
-        lines += ["collectives outside the layers"]
-        for c in r["collectives_outside_layers"]:
+    if r["devices"] > 1 or r["mesh"] != [1, 1]:
+        lines = [f"{r['model']} on {r['target']}: {r['mesh'][0]}x{r['mesh'][1]} mesh, tensor parallel over mesh "
+                 f"axis {r['tensor_parallel_axis']} ({r['devices']} devices); residual stream {r['residual_stream']}",
+                 "", "parameters"]
+        width = max(len(k) for k in r["placements"]) + 2
+        for name, role in r["placements"].items():
+            text = _kv_text(r, name) if name in r["kv_copies"] else Placement(role).description
+            lines.append(f"  {name:<{width}}{text}")
+        lines += ["", "collectives in each layer, in order"]
+        for c in r["collectives_per_layer"]:
             lines.append(f"  {c['op']}(dim={c['dim']}, cluster_axis={c['cluster_axis']}) of {c['of']}: {c['why']}")
-    for note in r["notes"]:
-        lines.append(f"note: {note}")
-    verdict = "fits" if m["fits"] else "DOES NOT FIT"
-    lines += ["", f"memory per chip: weights ({m['weights_dtype']}) {m['weights']:,} B + KV cache (batch {m['batch']}, "
-              f"seq {m['seq']}) {m['kv_cache']:,} B + activations (estimate) {m['activations_estimate']:,} B = "
-              f"{m['total']:,} B of {m['dram']:,} B: {verdict}",
-              f"communication: {r['bytes_moved_per_token_per_layer_per_device']:,} B per token per layer per device "
-              "(ring collectives, bf16 activations)"]
+        if r["collectives_outside_layers"]:
+            lines += ["collectives outside the layers"]
+            for c in r["collectives_outside_layers"]:
+                lines.append(f"  {c['op']}(dim={c['dim']}, cluster_axis={c['cluster_axis']}) of {c['of']}: "
+                             f"{c['why']}")
+        for note in r["notes"]:
+            lines.append(f"note: {note}")
+        lines.append("")
+    else:
+        lines = [f"{r['model']} on {r['target']}: one chip, no tensor parallelism and no collectives", ""]
+    lines += render_memory(m, r["fits"])
+    if r.get("hint"):
+        lines.append(f"  hint: {r['hint']}")
+    if r["devices"] > 1:
+        lines.append(f"communication: {r['bytes_moved_per_token_per_layer_per_device']:,} B per token per layer per "
+                     "device (ring collectives, bf16 activations)")
     return "\n".join(lines)
+
+
+def render_memory(m: dict, fits: bool) -> list[str]:
+    rows = [("weights", m["weights_total"], f"{m['weights_dtype']} matrices; tables, norms and biases bf16")]
+    rows += [(f"  {kind}", value, "") for kind, value in m["weights"].items()]
+    rows += [("KV cache", m["kv_cache"], f"bf16, batch {m['batch']}, seq {m['seq']:,}"),
+             ("activations", m["activations"], "prefill peak, estimated"),
+             ("total", m["total"], f"of {m['dram']:,} B of DRAM: "
+              + ("fits" if m["fits_at_seq"] else f"does not fit at seq {m['seq']:,}"))]
+    width = max(len(f"{v:,}") for _, v, _ in rows)
+    lines = [f"memory per chip at batch {m['batch']}, seq {m['seq']:,}"]
+    lines += [f"  {name:<13}{value:>{width},} B  {what}".rstrip() for name, value, what in rows]
+    if fits:
+        bound = m["seq_bound"]
+        ctx = m["max_context"]
+        if bound and ctx >= bound:
+            ctx_text = f"{ctx:,} tokens (the spec's bound)"
+        elif bound:
+            ctx_text = f"{ctx:,} tokens (the spec allows {bound:,})" if ctx else "none: not even one tile (32 tokens)"
+        else:
+            ctx_text = f"{ctx:,} tokens"
+        lines.append(f"fits: yes (weights, KV cache and activations for one tile of context at batch {m['batch']})")
+    else:
+        lines.append(f"fits: NO: weights, KV cache and activations for one tile (32 tokens) of context at batch "
+                     f"{m['batch']} exceed the DRAM")
+        ctx = m["max_context"]
+        ctx_text = f"{ctx:,} tokens" if ctx else "none"
+    batch = f"{m['max_batch']:,}" if m["max_batch"] else "none (not even batch 1)"
+    lines.append(f"largest context at batch {m['batch']}: {ctx_text}")
+    lines.append(f"largest batch at seq {m['seq']:,}: {batch}")
+    if m["compile_context"]:
+        lines.append(f"compile: accepts it; the program takes sequences of up to {m['compile_context']:,} tokens")
+    else:
+        lines.append("compile: refuses it (it does not fit at batch 1)")
+    return lines

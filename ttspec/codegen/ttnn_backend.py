@@ -8,11 +8,8 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 
 from __future__ import annotations
 
-from ..analysis.params_report import tensor_bytes
-from ..errors import ArchError
 from ..ir.graph import Model, Node
 from ..ir.layout import Layout
-from ..targets import TILE, Target
 from .backend import Backend, check_lowerable
 from .emit import emit_forward
 from .plan import ClassPlan, Leaf, all_classes, model_plan
@@ -25,80 +22,6 @@ WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_
 def check_supported(model: Model) -> None:
     """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
     check_lowerable(model.graph, "TT-NN", lambda opdef: opdef.ttnn)
-
-
-def _tiles(shape: tuple[int, ...]) -> int:
-    """Values a TILE-layout tensor occupies: its last two dims padded to whole 32x32 tiles."""
-    rows, cols = (1, shape[0]) if len(shape) == 1 else shape[-2:]
-    lead = 1
-    for d in shape[:-2]:
-        lead *= d
-    return lead * -(-rows // TILE) * TILE * -(-cols // TILE) * TILE
-
-
-def _padded_shapes(graph) -> dict[str, tuple[int, ...]]:
-    """Device shapes of attention projections whose heads are zero-padded to whole tiles."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for node in graph.topo():
-        if node.op == "split_heads" and node.type.shape[-1] % TILE:
-            heads, head_dim = node.attrs["heads"], node.type.shape[-1]
-            padded = -(-head_dim // TILE) * TILE
-            proj = graph.node(node.inputs[0])
-            for name in proj.params.values():
-                shape = graph.params[name].shape
-                shapes[name] = (heads * padded,) + tuple(shape[1:])
-        if node.op == "merge_heads" and graph.node(node.inputs[0]).type.shape[-1] % TILE:
-            _, heads, _, head_dim = graph.node(node.inputs[0]).type.shape
-            padded = -(-head_dim // TILE) * TILE
-            for user in graph.users[node.id]:
-                weight = graph.node(user).params.get("weight")
-                if weight:
-                    rows = graph.params[weight].shape[0]
-                    shapes[weight] = (rows, heads * padded)
-    return shapes
-
-
-def weight_plan_bytes(model: Model, weights_dtype: str, plan=None) -> int:
-    """Device DRAM bytes for the weights as the generated program stores them: matrices in
-    `weights_dtype` and TILE layout (attention heads padded to whole tiles), norms and biases
-    in bf16 TILE, embedding tables in bf16 ROW_MAJOR; a tied output head keeps its own TILE
-    copy of the embedding. With a sharding plan: the bytes on one chip."""
-
-    def share(name: str, numel: int) -> int:
-        if plan is None or plan.placements.get(name, "replicate") == "replicate":
-            return numel
-        return -(-numel // plan.devices)
-
-    def graph_bytes(graph, prefix: str) -> int:
-        tables = {name for node in graph.topo() if node.op in ("embedding", "position_embedding")
-                  for name in node.params.values()}
-        padded = _padded_shapes(graph)
-        total = 0
-        for name, p in graph.params.items():
-            shape = padded.get(name, p.shape)
-            if name in tables:
-                total += tensor_bytes(share(prefix + name, p.numel), "bf16")
-            elif len(shape) == 2:
-                total += tensor_bytes(share(prefix + name, _tiles(shape)), weights_dtype)
-            else:
-                total += tensor_bytes(share(prefix + name, _tiles(shape)), "bf16")
-        for node in graph.repeats():
-            total += node.attrs["count"] * graph_bytes(node.attrs["body"], f"{prefix}{node.module}.*.")
-        return total
-
-    return graph_bytes(model.graph, "")
-
-
-def check_fits(model: Model, target: Target, weights_dtype: str, plan=None) -> int:
-    """Weight bytes per chip, refused when over the chip's DRAM (before ttnn is touched)."""
-    need = weight_plan_bytes(model, weights_dtype, plan)
-    have = target.dram_per_chip
-    if need > have:
-        hint = "use --weights-dtype bfloat8_b" if weights_dtype == "bf16" else "use a larger target"
-        per = " per chip" if plan else ""
-        raise ArchError(f"{model.name} needs {need:,} bytes of DRAM{per} for {weights_dtype} weights; "
-                        f"{target.name} has {have:,}{per}", model.loc, hint=hint)
-    return need
 
 
 class TTNNBackend(Backend):
@@ -151,7 +74,8 @@ def compile_ttnn(build, spec_path: str) -> str:
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
                   vocab=out_node.type.shape[-1], input=classes[-1]["forward"].params[0],
-                  max_seq=model.bounds.get("seq"), parameters=_parameter_patterns(model), mesh=shard_plan,
+                  max_seq=build.context, seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
+                  mesh=shard_plan,
                   logits_split=bool(shard_plan) and shard_plan.layouts.get(out_node.id) == Layout.SPLIT)
 
 

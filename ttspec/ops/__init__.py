@@ -23,7 +23,7 @@ from .elementwise import ACTIVATIONS, ADD, GELU, GELU_TANH, MUL, RELU, SILU, sam
 from .embeddings import EMBEDDING, POSITION_EMBEDDING, SINUSOIDAL_POSITIONS
 from .linear import LINEAR, TIED_LINEAR, FusedPart, FusedQKV
 from .norms import LAYER_NORM, RMS_NORM
-from .queries import ops_feeding_output
+from .queries import input_vocabulary, ops_feeding_output
 from .registry import (
     CONFIGS,
     REGISTRY,
@@ -49,5 +49,6 @@ __all__ = [
     "QKV_PART", "REDUCE_SCATTER", "REGISTRY", "RELU", "REQUIRED", "RMS_NORM", "ROPE", "ROPE_SCALINGS", "ROPE_STYLES",
     "SILU", "SINUSOIDAL_POSITIONS", "SPLIT_HEADS", "SPLIT_QKV_HEADS", "TIED_LINEAR", "ArgSpec", "Config",
     "ConfigDef", "FusedPart", "FusedQKV", "OpDef", "OpError", "ParamRef", "ParamSpec", "ShapeContext", "Storage",
-    "TTNNLowering", "TorchLowering", "Unsupported", "WeightRefs", "ops_feeding_output", "rotary_dims", "same_layout",
+    "TTNNLowering", "TorchLowering", "Unsupported", "WeightRefs", "input_vocabulary", "ops_feeding_output",
+    "rotary_dims", "same_layout",
 ]

@@ -317,8 +317,9 @@ def weights_for_run(model: Model, args) -> dict | None:
 
 def vocab_of_input(model: Model) -> int:
     """The vocabulary the token input indexes: the rows of the embedding that reads it."""
-    g = model.graph
-    for node in g.topo():
-        if node.op == "embedding" and node.inputs[0] in g.inputs:
-            return node.attrs["vocab"]
-    raise ArchError("the spec has no token embedding reading its input", model.loc)
+    from ..ops.queries import input_vocabulary
+
+    vocab = input_vocabulary(model.graph)
+    if vocab is None:
+        raise ArchError("the spec has no token embedding reading its input", model.loc)
+    return vocab

@@ -1,0 +1,248 @@
+"""The one memory model: the device DRAM one chip needs for a TT-NN program.
+
+`check --target`, `compile`, `plan` and `run` all ask this module (through ttspec/driver.py),
+so they give one verdict. Per chip, by kind:
+
+- weights, as the generated program stores them: matrices in the weights dtype and TILE
+  layout (32x32 tiles; attention heads zero-padded to whole tiles), norms and biases in bf16
+  TILE, lookup tables (embeddings) in bf16 ROW_MAJOR; a tied output head keeps its own TILE
+  copy of the table. On a mesh: each chip's shard (column-parallel: a slice of the output
+  features; row-parallel: of the input features; the vocabulary padded with zero rows to
+  split evenly; replicated KV heads counted once per chip that holds a copy; row-parallel
+  biases replicated). Grouped by the parameter kinds of `ttspec params` (attention, mlp,
+  embedding, norm, head, ...).
+- KV cache: keys and values of every attention layer in bf16, as the device would hold them:
+  this chip's KV heads x head_dim (padded to a whole tile) x context (padded to a whole tile)
+  x the chip's share of the batch.
+- activations: a prefill peak, estimated per token (bf16): the full residual activation (as
+  gathered before a norm), this chip's residual slice, two of the widest [batch, seq, features]
+  values a layer holds on this chip (an MLP's gate and up; a row-parallel projection's partial
+  sums are full width) and this chip's slice of the logits (all of them when the output head
+  is replicated).
+
+Weights are constant; the KV cache and activations grow linearly with batch x context, so the
+largest context at a batch and the largest batch at a context are closed forms.
+
+"Fits" means: weights + KV cache + activations at (batch, one tile of context) fit the chip's
+DRAM. A model whose weights fit but not at its full context still compiles, with the largest
+context that fits (at batch 1) baked into the program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir.graph import Graph, Model
+from ..ir.layout import Layout, Placement
+from ..ops.queries import attentions, head_merges, head_splits, lookup_tables
+from ..targets import TILE, Target
+from .params_report import kind_of, tensor_bytes
+
+ACTIVATION_BYTES = 2  # bf16 KV cache and activations
+
+
+def tile_pad(n: int) -> int:
+    return -(-n // TILE) * TILE
+
+
+def tiles(shape: tuple[int, ...]) -> int:
+    """Values a TILE-layout tensor occupies: its last two dims padded to whole 32x32 tiles."""
+    rows, cols = (1, shape[0]) if len(shape) == 1 else shape[-2:]
+    lead = 1
+    for d in shape[:-2]:
+        lead *= d
+    return lead * tile_pad(rows) * tile_pad(cols)
+
+
+def padded_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    """Device shapes of attention projections whose heads are zero-padded to whole tiles."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for split in head_splits(graph):
+        if split.head_dim % TILE:
+            for name in split.projection.params.values():
+                shape = graph.params[name].shape
+                shapes[name] = (split.heads * tile_pad(split.head_dim),) + tuple(shape[1:])
+    for merge in head_merges(graph):
+        if merge.head_dim % TILE:
+            for reader in merge.readers:
+                weight = reader.params.get("weight")
+                if weight:
+                    shapes[weight] = (graph.params[weight].shape[0], merge.heads * tile_pad(merge.head_dim))
+    return shapes
+
+
+def chip_shape(name: str, shape: tuple[int, ...], plan=None) -> tuple[int, ...]:
+    """The shape of the piece of parameter `name` (full name, `*` for a layer) one chip holds."""
+    if plan is None:
+        return shape
+    role, n = plan.placements.get(name, Placement.REPLICATE), plan.devices
+    if role == Placement.REPLICATE:
+        return shape
+    if name in plan.kv_copies:  # whole KV heads, each copied on kv_copies chips
+        return (shape[0] * plan.kv_copies[name] // n,) + tuple(shape[1:])
+    if role in (Placement.COLUMN, Placement.VOCAB):
+        return (plan.padded_rows.get(name, shape[0]) // n,) + tuple(shape[1:])
+    if len(shape) == 1:  # a row-parallel bias: every chip adds it (divided by n) to its partial sum
+        return shape
+    return tuple(shape[:-1]) + (shape[-1] // n,)  # row-parallel, or a table split on hidden
+
+
+def weight_bytes_by_kind(model: Model, weights_dtype: str, plan=None) -> dict[str, int]:
+    """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc)."""
+    out: dict[str, int] = {}
+
+    def visit(graph: Graph, prefix: str, count: int) -> None:
+        tables = lookup_tables(graph)
+        padded = padded_shapes(graph)
+        for name, p in graph.params.items():
+            shape = chip_shape(prefix + name, padded.get(name, p.shape), plan)
+            if name in tables:
+                size = 1
+                for d in shape:
+                    size *= d
+                nbytes = tensor_bytes(size, "bf16")
+            else:
+                nbytes = tensor_bytes(tiles(shape), weights_dtype if len(shape) == 2 else "bf16")
+            kind = kind_of(graph, p.module)
+            out[kind] = out.get(kind, 0) + count * nbytes
+        for node in graph.repeats():
+            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
+
+    visit(model.graph, "", 1)
+    return dict(sorted(out.items()))
+
+
+def weight_plan_bytes(model: Model, weights_dtype: str, plan=None) -> int:
+    """Device DRAM bytes for the weights on one chip (all kinds)."""
+    return sum(weight_bytes_by_kind(model, weights_dtype, plan).values())
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Bytes one chip holds at one (batch, context)."""
+
+    batch: int
+    context: int
+    weights: dict[str, int]  # by parameter kind
+    kv_cache: int
+    activations: int
+    dram: int
+
+    @property
+    def weights_total(self) -> int:
+        return sum(self.weights.values())
+
+    @property
+    def total(self) -> int:
+        return self.weights_total + self.kv_cache + self.activations
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.dram
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The memory model of one program: constant weights plus bytes per token of context."""
+
+    target: Target
+    weights_dtype: str
+    weights: dict[str, int]  # per chip, by parameter kind
+    kv_bytes_per_token: int  # per chip, per sequence of the chip's batch, per token of context
+    activation_bytes_per_token: int  # likewise, the prefill peak estimate
+    replicas: int = 1  # data-parallel replicas the batch is split over
+    seq_bound: int | None = None  # the spec's bound on the context (`where seq <= N`)
+    batch_bound: int | None = None
+
+    @property
+    def dram(self) -> int:
+        return self.target.dram_per_chip
+
+    @property
+    def weights_total(self) -> int:
+        return sum(self.weights.values())
+
+    @property
+    def per_token(self) -> int:
+        return self.kv_bytes_per_token + self.activation_bytes_per_token
+
+    def local_batch(self, batch: int) -> int:
+        return -(-batch // self.replicas)
+
+    def kv_cache(self, batch: int, context: int) -> int:
+        return self.kv_bytes_per_token * self.local_batch(batch) * tile_pad(context)
+
+    def activations(self, batch: int, context: int) -> int:
+        return self.activation_bytes_per_token * self.local_batch(batch) * tile_pad(context)
+
+    def usage(self, batch: int, context: int) -> Usage:
+        return Usage(batch, context, dict(self.weights), self.kv_cache(batch, context),
+                     self.activations(batch, context), self.dram)
+
+    def fits(self, batch: int = 1) -> bool:
+        """Weights, KV cache and activations at `batch` and one tile of context fit the chip."""
+        return self.usage(batch, TILE).fits
+
+    def max_context(self, batch: int = 1) -> int:
+        """The largest context (a whole number of tiles, or the spec's bound) that fits at `batch`;
+        0 when not even one tile does."""
+        if not self.fits(batch):
+            return 0
+        free = self.dram - self.weights_total
+        tiles_fit = free // (self.per_token * self.local_batch(batch) * TILE)
+        context = tiles_fit * TILE
+        return min(context, self.seq_bound) if self.seq_bound else context
+
+    def max_batch(self, context: int) -> int:
+        """The largest batch that fits at `context`; 0 when not even one sequence does."""
+        free = self.dram - self.weights_total
+        if free < 0:
+            return 0
+        batch = free // (self.per_token * tile_pad(context)) * self.replicas
+        return min(batch, self.batch_bound) if self.batch_bound else batch
+
+
+def _bound(model: Model, axis: int) -> int | None:
+    """The spec's bound on the input's `axis` dim (batch 0, seq -1), when symbolic and bounded."""
+    graph = model.graph
+    if not graph.inputs:
+        return None
+    dim = graph.node(graph.inputs[0]).type.shape[axis]
+    return dim if isinstance(dim, int) else model.bounds.get(dim)
+
+
+def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: str, plan=None) -> Memory:
+    """The memory model for `model` compiled for `target` (lowered and, on a mesh, sharded by
+    `plan` into `lowered`)."""
+    n = plan.devices if plan else 1
+
+    def local(graph: Graph, prefix: str, node_id: str, width: int) -> int:
+        """Features of a value one chip holds: a slice when the plan splits it."""
+        split = plan is not None and plan.layouts.get(prefix + node_id) == Layout.SPLIT
+        return -(-width // n) if split else width
+
+    kv = 0
+    widest = 0
+
+    graph = lowered.graph
+    head = graph.node(next(iter(graph.outputs.values())))
+
+    def visit(graph: Graph, prefix: str, count: int) -> None:
+        nonlocal kv, widest
+        for att in attentions(graph):
+            kv_local = local(graph, prefix, att.keys.id, att.kv_heads)
+            kv += count * 2 * kv_local * tile_pad(att.head_dim) * ACTIVATION_BYTES  # keys and values
+        for node in graph.topo():  # [batch, seq, features] values: projections, products, sums
+            if node is not head and node.type.rank == 3 and not node.type.is_int:
+                widest = max(widest, local(graph, prefix, node.id, node.type.shape[-1]))
+        for node in graph.repeats():
+            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
+
+    visit(graph, "", 1)
+    hidden = graph.node(head.inputs[0]).type.shape[-1]
+    vocab = head.attrs.get("padded_out", head.type.shape[-1])
+    residual = -(-hidden // n) if plan is not None and plan.residual == Layout.SPLIT else hidden
+    activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest + local(graph, "", head.id, vocab))
+    return Memory(target, weights_dtype, weight_bytes_by_kind(model, weights_dtype, plan), kv, activations,
+                  replicas=plan.mesh[1 - plan.axis] if plan is not None and plan.dp else 1,
+                  seq_bound=_bound(model, -1), batch_bound=_bound(model, 0))
