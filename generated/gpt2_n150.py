@@ -179,7 +179,8 @@ class Gpt2:
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(12)]
         self.ln_f = weights.norm(prefix + "ln_f")
         self.ln_f_bias = weights.norm(prefix + "ln_f", "bias")
-        self.lm_head = weights.linear("wte")  # tied: a TILE copy of the embedding table
+        # tied: a TILE copy of the embedding table
+        self.lm_head = weights.linear("wte")
 
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 50257]."""

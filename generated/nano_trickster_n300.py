@@ -213,7 +213,9 @@ class Rotary:
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(8, 8))
+        self.wqkv = weights.linear(
+            prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(8, 8)
+        )
         self.rotary = Rotary(weights.device, 32, theta=10000.0)
         self.wo = weights.linear(prefix + "wo", split="row")
 
@@ -255,8 +257,8 @@ class Decoder:
 
     def forward(self, x):
         h = ttnn.all_gather(x, dim=-1, cluster_axis=1)
-        h = self.attn(ttnn.rms_norm(h, epsilon=1e-06, weight=self.attn_norm))
-        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=1))
+        h_1 = self.attn(ttnn.rms_norm(h, epsilon=1e-06, weight=self.attn_norm))
+        x = ttnn.add(x, ttnn.reduce_scatter(h_1, dim=-1, cluster_axis=1))
         x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1)
         h = self.mlp(ttnn.rms_norm(x_1, epsilon=1e-06, weight=self.mlp_norm))
         x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=1))
@@ -282,7 +284,8 @@ class NanoTrickster:
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
         self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear("embedding", split="column", rows=256)  # tied: a TILE copy of the embedding table
+        # tied: a TILE copy of the embedding table
+        self.lm_head = weights.linear("embedding", split="column", rows=256)
 
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 256]."""

@@ -218,7 +218,8 @@ class NanoTrickster:
         self.embedding = weights.table(prefix + "embedding")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
         self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear("embedding")  # tied: a TILE copy of the embedding table
+        # tied: a TILE copy of the embedding table
+        self.lm_head = weights.linear("embedding")
 
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 256]."""

@@ -214,7 +214,9 @@ class Rotary:
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(32, 4))
+        self.wqkv = weights.linear(
+            prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(32, 4)
+        )
         self.rotary = Rotary(weights.device, 64, theta=10000.0)
         self.wo = weights.linear(prefix + "wo", split="row")
 
@@ -254,8 +256,8 @@ class Decoder:
 
     def forward(self, x):
         h = ttnn.all_gather(x, dim=-1, cluster_axis=0)
-        h = self.attn(ttnn.rms_norm(h, epsilon=1e-05, weight=self.attn_norm))
-        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=0))
+        h_1 = self.attn(ttnn.rms_norm(h, epsilon=1e-05, weight=self.attn_norm))
+        x = ttnn.add(x, ttnn.reduce_scatter(h_1, dim=-1, cluster_axis=0))
         x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=0)
         h = self.mlp(ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm))
         x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=0))

@@ -144,7 +144,7 @@ def cmd_check(args) -> int:
                                      if target else [])
         for w in warnings:
             _print_diagnostic(w)
-        if warnings and args.strict:
+        if any(w.severity == "error" for w in warnings) or (warnings and args.strict):
             failed = True
         else:
             print(f"{spec}: ok ({model.name})" + (f", {len(warnings)} warning(s)" if warnings else ""))

@@ -80,10 +80,10 @@ def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None =
 
 
 def lower(model: Model) -> Model:
-    """The lowering passes every TT-NN target runs (see ttspec/passes/fuse.py)."""
-    from .passes.fuse import fuse_activations, fuse_qkv
+    """The lowering that comes before sharding: QKV fusion (see ttspec/passes/fuse.py)."""
+    from .passes.fuse import fuse_qkv
 
-    return fuse_activations(fuse_qkv(model))
+    return fuse_qkv(model)
 
 
 def prepare(model: Model, options: Options) -> Build:
@@ -99,6 +99,10 @@ def prepare(model: Model, options: Options) -> Build:
         from .passes.shard import plan_sharding
 
         lowered, shard_plan = plan_sharding(lowered, options.mesh, dp=options.dp)
+    # Activations fuse into linears after sharding: only a linear whose output is complete can apply one.
+    from .passes.fuse import fuse_activations
+
+    lowered = fuse_activations(lowered)
     memory = memory_model(model, lowered, options.target, options.weights_dtype, shard_plan)
     return Build(model, lowered, options, shard_plan, memory)
 

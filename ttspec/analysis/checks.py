@@ -1,4 +1,5 @@
-"""Design-level warnings: a spec that is valid but will not fit where it is headed.
+"""Design-level checks for a target: errors for what its backend cannot do, warnings for a
+spec that is valid but will not fit where it is headed.
 
 Inference uses the one memory model (analysis/memory.py, through driver.prepare), so `check
 --target` warns exactly when `compile` would refuse; training memory only when asked."""
@@ -22,9 +23,9 @@ def target_warnings(model: Model, target: str, weights_dtype: str = "bf16", trai
     warnings = []
     try:
         build = prepare(model, options)
-    except ArchError as e:  # the model cannot be planned for this target at all
+    except ArchError as e:  # the backend cannot do it, or the mesh cannot split it: an error, as in compile
         d = e.diagnostic
-        warnings.append(Diagnostic("warning", f"cannot be compiled for {target}: {d.message}", d.loc or loc,
+        warnings.append(Diagnostic("error", f"cannot be compiled for {target}: {d.message}", d.loc or loc,
                                    hint=d.hint, notes=d.notes))
         build = None
     if build is not None and not build.fits:

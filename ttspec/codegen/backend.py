@@ -11,6 +11,7 @@ from ..errors import ArchError
 from ..ir.graph import Graph, Node, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
+from .emit import wrap
 from .plan import ClassPlan, Leaf, Repeat
 
 
@@ -116,7 +117,7 @@ class Backend:
         for rope, attr in plan.ropes.items():
             first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs["rope"] == rope)
             members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))
-        return [line for _, lines in sorted(members, key=lambda m: m[0]) for line in lines]
+        return [wrap(line) for _, lines in sorted(members, key=lambda m: m[0]) for line in lines]
 
     # ---- abstract
     def repeat_init(self, rep: Repeat) -> str:  # pragma: no cover - abstract

@@ -43,6 +43,16 @@ def emit_forward(plan: ClassPlan, backend) -> Forward:
     for n in ops:
         for a in _arg_ids(plan, n):
             last_use[a] = position[n.id]
+    for o in outputs:  # returned at the end
+        last_use[o] = len(ops)
+    inlined: dict[str, list[str]] = {}  # node id -> the nodes its inline expression reads
+
+    def extend(node_id: str, until: int) -> None:
+        """An inline expression is evaluated where it is finally used: what it reads stays live until then."""
+        if last_use.get(node_id, -1) < until:
+            last_use[node_id] = until
+        for a in inlined.get(node_id, ()):
+            extend(a, until)
 
     expr: dict[str, str] = {}  # node id -> variable name or inline expression
     holder: dict[str, str] = {}  # variable name -> node id it currently holds
@@ -99,6 +109,8 @@ def emit_forward(plan: ClassPlan, backend) -> Forward:
         inline = (only_returned and len(e) <= MAX_LINE - 8) or (single_use and len(e) <= 72)
         if inline:
             expr[n.id] = e
+            inlined[n.id] = _arg_ids(plan, n)
+            extend(n.id, last_use.get(n.id, position[n.id]))
             continue
         var = _free(_ident(n.hint or backend.default_name(n)), holder, last_use, position[n.id])
         lines.append(wrap(f"{var} = {e}"))
@@ -138,7 +150,7 @@ def _hoist(plan, n, args, expr, holder, last_use, position, lines, backend) -> l
 
 def wrap(line: str, width: int = 100) -> str:
     """Break a long `name = f(args)` statement after its outermost opening parenthesis."""
-    if len(line) <= width or not line.endswith(")"):
+    if len(line) <= width or not line.endswith(")") or "\n" in line:
         return line
     start = line.find("(", line.find(" = ") + 3)
     depth = 0

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from ..ir.layout import Layout
 from ..ir.types import TensorType, broadcast
+from ..targets import TILE
 from .registry import OpDef, OpError, T, TorchLowering, TTNNLowering, float_input, register
 
 
 def same_layout(planner, node, layouts):
-    """Elementwise and per-head ops keep their input's layout."""
+    """Ops linear in their input (per head, or moving features) keep its layout, partial sums included."""
     return planner.set_layout(node, layouts[0])
+
+
+def complete_values(planner, node, layouts):
+    """A nonlinear elementwise op needs complete values: partial sums are reduced first, onto
+    feature slices when they split into whole tiles (reduce_scatter), else everywhere."""
+    if layouts[0] == Layout.PARTIAL:
+        width = node.type.shape[-1]
+        want = Layout.SPLIT if width % (planner.devices * TILE) == 0 else Layout.REPLICATED
+        node = planner.need(node, 0, want, f"{node.op} is not linear: it needs complete sums")
+    return planner.set_layout(node, planner.layout_of(node.inputs[0]))
 
 
 # ---------------------------------------------------------------- add, mul
@@ -77,7 +88,7 @@ def _unary_shape(name):
 def _activation(name: str, doc: str, torch_call: str, ttnn_call: str, fused: str | None = None) -> OpDef:
     """`fused`: the name ttnn.linear's `activation=` takes, when ttnn can fuse it into a matmul."""
     return register(OpDef(
-        name, (T("x"),), _unary_shape(name), doc=doc, shard=same_layout,
+        name, (T("x"),), _unary_shape(name), doc=doc, shard=complete_values,
         torch=TorchLowering(expr=lambda node, args, w, ctx: torch_call.format(args[0])),
         ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: ttnn_call.format(args[0]), fused_activation=fused),
     ))

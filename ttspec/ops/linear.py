@@ -102,6 +102,9 @@ def _shard_linear(planner, node, layouts):
     if layout == Layout.PARTIAL:
         node = planner.need(node, 0, Layout.REPLICATED, "a linear reads complete values")
         layout = Layout.REPLICATED
+    if layout == Layout.SPLIT and node.attrs.get("activation"):  # an activation needs complete sums
+        node = planner.need(node, 0, Layout.REPLICATED, "a linear with a fused activation reads complete values")
+        layout = Layout.REPLICATED
     if layout == Layout.SPLIT:  # the input features are split, so the weight's input rows are too
         planner.place(node, Placement.ROW)
         return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.ROW)), Layout.PARTIAL)
@@ -203,7 +206,7 @@ def _ttnn_load_linear(node, refs, ctx) -> list[str]:
     if ctx.mesh and placement != Placement.REPLICATE:
         split = {Placement.VOCAB: Placement.COLUMN}.get(placement, placement)
         common.append(f'split="{split.value}"')
-        if fused is not None:
+        if fused is not None and placement == Placement.COLUMN:  # each device's slice: its heads
             common.append(f"qkv_heads=({fused.heads}, {fused.kv_heads})")
         if placement == Placement.VOCAB:
             common.append(f"rows={a['padded_out']}")
@@ -220,7 +223,7 @@ def _ttnn_load_tied(node, refs, ctx) -> list[str]:
     if ctx.mesh and a.get("placement") == Placement.VOCAB:
         split = f', split="column", rows={a["padded_out"]}'
     tied_module = a["weight"].name.rsplit(".", 1)[0]
-    lines = [f'{refs["weight"]} = weights.linear("{tied_module}"{split})  # tied: a TILE copy of the embedding table']
+    lines = ["# tied: a TILE copy of the embedding table", f'{refs["weight"]} = weights.linear("{tied_module}"{split})']
     if a["bias"]:
         lines.append(f"{refs['bias']} = weights.bias({refs.module}{split})")
     return lines

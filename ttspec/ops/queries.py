@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..ir.graph import Graph, Node
 from .attention import ATTEND, MERGE_HEADS, SPLIT_HEADS
-from .elementwise import same_layout
+from .elementwise import complete_values, same_layout
 from .registry import REGISTRY, Storage
 
 
@@ -89,7 +89,7 @@ def ops_feeding_output(graph: Graph) -> set[str]:
             continue
         found.add(node.id)
         opdef = REGISTRY.get(node.op)
-        if opdef is not None and opdef.shard is same_layout and len(node.inputs) == 1:
+        if opdef is not None and opdef.shard in (same_layout, complete_values) and len(node.inputs) == 1:
             stack.append(node.inputs[0])
     return found
 

@@ -6,7 +6,8 @@ weights and one split, the way TT-NN models compute attention
 structure, not by name: three linears of one input, each split into heads (possibly through
 rotary embedding), feeding the same `attend` as its q, k and v.
 
-fuse_activations: a linear followed by an activation that ttnn.linear can apply itself.
+fuse_activations: a linear followed by an activation that ttnn.linear can apply itself; on a
+mesh it runs after the sharding planner, and leaves row-parallel linears (partial sums) alone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import copy
 from dataclasses import dataclass, replace
 
 from ..ir.graph import Graph, Model, ModuleInfo, Node
+from ..ir.layout import Placement
 from ..ops import APPLY_ROPE, ATTEND, LINEAR, QKV_PART, REGISTRY, SPLIT_HEADS, SPLIT_QKV_HEADS, FusedPart, FusedQKV
 
 
@@ -156,7 +158,9 @@ def _fuse_activations(graph: Graph) -> Graph:
     for node in graph.topo():
         if _fused_activation(node):
             src = graph.node(node.inputs[0])
-            if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.get("activation"):
+            partial = src.attrs.get("placement") == Placement.ROW  # a row-parallel linear makes partial sums
+            if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.get("activation") \
+                    and not partial:
                 fold[node.id] = src.id
     activation_of = {lin: act for act, lin in fold.items()}
     out = Graph(inputs=list(graph.inputs), params=dict(graph.params), modules=dict(graph.modules))

@@ -79,6 +79,10 @@ def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
     sharded = copy.copy(model)
     planner = Planner(model, plan)
     sharded.graph = planner.run(model.graph, {i: Layout.REPLICATED for i in model.graph.inputs}, "")
+    for name, node_id in sharded.graph.outputs.items():
+        if planner.layouts[node_id] == Layout.PARTIAL:  # e.g. a row-parallel output head
+            sharded.graph.outputs[name] = planner.convert(node_id, Layout.REPLICATED,
+                                                          "outputs leave the devices as complete values")
     for stmt in model.shard_overrides:
         if id(stmt) not in planner.used_overrides:
             raise ArchError(f'shard "{stmt.pattern}" matches no linear or embedding', stmt.loc,
