@@ -23,80 +23,6 @@ TILE = 32
 WEIGHTS_DTYPE = ttnn.bfloat16
 
 
-def open_device():
-    return ttnn.open_device(device_id=0, l1_small_size=8192)
-
-
-def close_device(device):
-    ttnn.close_device(device)
-
-
-class Weights:
-    """Host tensors by ttspec name, placed on the device in the layout each op wants."""
-
-    def __init__(self, tensors, device, dtype=WEIGHTS_DTYPE):
-        self.tensors = tensors
-        self.device = device
-        self.dtype = dtype
-
-    def _get(self, module, which, parts=None):
-        if parts is None:
-            return self.tensors[f"{module}.{which}"]
-        parent = module.rsplit(".", 1)[0]  # a fused module: its parts are its siblings
-        return torch.cat([self.tensors[f"{parent}.{part}.{which}"] for part in parts], dim=0)
-
-    def _upload(self, tensor, dtype, layout):
-        if tensor.is_meta:  # torch meta tensors: allocate on the device without host data (fit checks)
-            return ttnn.allocate_tensor_on_device(ttnn.Shape(list(tensor.shape)), dtype, layout, self.device,
-                                                  ttnn.DRAM_MEMORY_CONFIG)
-        return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
-                               memory_config=ttnn.DRAM_MEMORY_CONFIG)
-
-    def linear(self, module, parts=None, heads=None, input_heads=None, head_dim=None):
-        """[out, in] weights as ttnn.linear's [in, out] operand; `heads` / `input_heads`: zero-pad
-        each head of the output / input features to whole tiles."""
-        weight = self._get(module, "weight", parts)
-        if heads:
-            weight = pad_heads(weight, heads, head_dim, dim=0)
-        if input_heads:
-            weight = pad_heads(weight, input_heads, head_dim, dim=1)
-        return self._upload(weight.T.contiguous(), self.dtype, ttnn.TILE_LAYOUT)
-
-    def bias(self, module, parts=None, heads=None, head_dim=None):
-        bias = self._get(module, "bias", parts)
-        if heads:
-            bias = pad_heads(bias, heads, head_dim, dim=0)
-        return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
-
-    def norm(self, module, which="weight"):
-        return self._upload(self.tensors[f"{module}.{which}"][None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
-
-    def table(self, module, which="weight"):
-        return self._upload(self.tensors[f"{module}.{which}"], ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT)
-
-
-def pad_heads(tensor, heads, head_dim, dim):
-    """Zero-pad each of `heads` heads along `dim` from head_dim to a multiple of 32: ttnn splits
-    and concatenates heads in whole tiles. Zero q/k features add nothing to attention scores
-    and zero v features come out as zeros, which the zero-padded output projection ignores."""
-    padded = -(-head_dim // TILE) * TILE
-    if padded == head_dim:
-        return tensor
-    shape = list(tensor.shape)
-    split = shape[:dim] + [heads, head_dim] + shape[dim + 1 :]
-    tensor = tensor.reshape(split)
-    widths = [0, 0] * (tensor.dim() - dim - 2) + [0, padded - head_dim]
-    tensor = torch.nn.functional.pad(tensor, widths)
-    return tensor.reshape(shape[:dim] + [heads * padded] + shape[dim + 1 :])
-
-
-def position_ids(x, table, device):
-    """Positions 0..seq-1 of x [batch, seq, dim] as a [1, seq] uint32 tensor on the device;
-    tile padding past the table's last row reuses that row (padded positions are cut off)."""
-    ids = torch.arange(x.shape[-2], dtype=torch.int32).clamp(max=table.shape[0] - 1)[None]
-    return ttnn.from_torch(ids, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=device)
-
-
 class LearnedPositions:
     def __init__(self, weights, prefix):
         self.device = weights.device
@@ -200,6 +126,83 @@ class Gpt2:
             h = layer(h)
         h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias)
         return ttnn.linear(h, self.lm_head)
+
+
+# ---------------------------------------------------------------- helpers the model uses
+
+
+def open_device():
+    return ttnn.open_device(device_id=0, l1_small_size=8192)
+
+
+def close_device(device):
+    ttnn.close_device(device)
+
+
+class Weights:
+    """Host tensors by ttspec name, placed on the device in the layout each op wants."""
+
+    def __init__(self, tensors, device, dtype=WEIGHTS_DTYPE):
+        self.tensors = tensors
+        self.device = device
+        self.dtype = dtype
+
+    def _get(self, module, which, parts=None):
+        if parts is None:
+            return self.tensors[f"{module}.{which}"]
+        parent = module.rsplit(".", 1)[0]  # a fused module: its parts are its siblings
+        return torch.cat([self.tensors[f"{parent}.{part}.{which}"] for part in parts], dim=0)
+
+    def _upload(self, tensor, dtype, layout):
+        if tensor.is_meta:  # torch meta tensors: allocate on the device without host data (fit checks)
+            return ttnn.allocate_tensor_on_device(ttnn.Shape(list(tensor.shape)), dtype, layout, self.device,
+                                                  ttnn.DRAM_MEMORY_CONFIG)
+        return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
+                               memory_config=ttnn.DRAM_MEMORY_CONFIG)
+
+    def linear(self, module, parts=None, heads=None, input_heads=None, head_dim=None):
+        """[out, in] weights as ttnn.linear's [in, out] operand; `heads` / `input_heads`: zero-pad
+        each head of the output / input features to whole tiles."""
+        weight = self._get(module, "weight", parts)
+        if heads:
+            weight = pad_heads(weight, heads, head_dim, dim=0)
+        if input_heads:
+            weight = pad_heads(weight, input_heads, head_dim, dim=1)
+        return self._upload(weight.T.contiguous(), self.dtype, ttnn.TILE_LAYOUT)
+
+    def bias(self, module, parts=None, heads=None, head_dim=None):
+        bias = self._get(module, "bias", parts)
+        if heads:
+            bias = pad_heads(bias, heads, head_dim, dim=0)
+        return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
+
+    def norm(self, module, which="weight"):
+        return self._upload(self.tensors[f"{module}.{which}"][None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
+
+    def table(self, module, which="weight"):
+        return self._upload(self.tensors[f"{module}.{which}"], ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT)
+
+
+def pad_heads(tensor, heads, head_dim, dim):
+    """Zero-pad each of `heads` heads along `dim` from head_dim to a multiple of 32: ttnn splits
+    and concatenates heads in whole tiles. Zero q/k features add nothing to attention scores
+    and zero v features come out as zeros, which the zero-padded output projection ignores."""
+    padded = -(-head_dim // TILE) * TILE
+    if padded == head_dim:
+        return tensor
+    shape = list(tensor.shape)
+    split = shape[:dim] + [heads, head_dim] + shape[dim + 1 :]
+    tensor = tensor.reshape(split)
+    widths = [0, 0] * (tensor.dim() - dim - 2) + [0, padded - head_dim]
+    tensor = torch.nn.functional.pad(tensor, widths)
+    return tensor.reshape(shape[:dim] + [heads * padded] + shape[dim + 1 :])
+
+
+def position_ids(x, table, device):
+    """Positions 0..seq-1 of x [batch, seq, dim] as a [1, seq] uint32 tensor on the device;
+    tile padding past the table's last row reuses that row (padded positions are cut off)."""
+    ids = torch.arange(x.shape[-2], dtype=torch.int32).clamp(max=table.shape[0] - 1)[None]
+    return ttnn.from_torch(ids, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=device)
 
 
 PARAMETERS = [

@@ -26,6 +26,115 @@ MESH_SHAPE = (1, 8)
 TP_AXIS = 1  # tensor parallelism over this mesh axis (8 devices)
 
 
+class Attention:
+    def __init__(self, weights, prefix):
+        self.wqkv = weights.linear(
+            prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(32, 8)
+        )
+        self.rotary = Rotary(
+            weights.device,
+            128,
+            theta=500000.0,
+            scaling="llama3",
+            factor=8.0,
+            low_freq_factor=1.0,
+            high_freq_factor=4.0,
+            original_max_positions=8192,
+        )
+        self.wo = weights.linear(prefix + "wo", split="row")
+
+    def forward(self, x):
+        qkv = ttnn.linear(x, self.wqkv)
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            qkv, num_heads=4, num_kv_heads=1, transpose_key=False
+        )
+        q = self.rotary(q)
+        k = self.rotary(k)
+        y = ttnn.transformer.scaled_dot_product_attention(
+            q, k, v, is_causal=True, scale=0.08838834764831843
+        )
+        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+
+    __call__ = forward
+
+
+class SwiGLU:
+    def __init__(self, weights, prefix):
+        self.w1 = weights.linear(prefix + "w1", split="column")
+        self.w3 = weights.linear(prefix + "w3", split="column")
+        self.w2 = weights.linear(prefix + "w2", split="row")
+
+    def forward(self, x):
+        gate = ttnn.linear(x, self.w1, activation="silu")
+        up = ttnn.linear(x, self.w3)
+        return ttnn.linear(ttnn.mul(gate, up), self.w2)
+
+    __call__ = forward
+
+
+class Decoder:
+    def __init__(self, weights, prefix):
+        self.attn_norm = weights.norm(prefix + "attn_norm")
+        self.attn = Attention(weights, prefix + "attn.")
+        self.mlp_norm = weights.norm(prefix + "mlp_norm")
+        self.mlp = SwiGLU(weights, prefix + "mlp.")
+
+    def forward(self, x):
+        h = ttnn.all_gather(x, dim=-1, cluster_axis=1)
+        h_1 = self.attn(ttnn.rms_norm(h, epsilon=1e-05, weight=self.attn_norm))
+        x = ttnn.add(x, ttnn.reduce_scatter(h_1, dim=-1, cluster_axis=1))
+        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1)
+        h = self.mlp(ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm))
+        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=1))
+        return x
+
+    __call__ = forward
+
+
+class Llama318b:
+    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE):
+        self.device = device
+        self.weights_dtype = weights_dtype
+
+    def load_weights(self, hf_state_dict):
+        """Place HF transformers weights (llama names) on the device."""
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
+        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
+        weights = Weights(tensors, self.device, self.weights_dtype)
+        prefix = ""
+        self.embedding = weights.table(prefix + "embedding", split="hidden")
+        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
+        self.norm = weights.norm(prefix + "norm")
+        self.lm_head = weights.linear(prefix + "lm_head", split="column")
+
+    def __call__(self, tokens):
+        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 128256]."""
+        seq = tokens.shape[-1]
+        if seq > 131072:
+            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 131072")
+        padded = -(-seq // TILE) * TILE
+        tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
+        batch = tokens.shape[0]
+        mapper = batch_split(self.device)
+        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device,
+                               mesh_mapper=mapper)
+        logits = gather_logits(self.forward(tokens), self.device)
+        return logits.float()[:batch, :seq, :128256]
+
+    def forward(self, tokens):
+        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        for layer in self.layers:
+            h = layer(h)
+        h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
+        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
+        return ttnn.linear(h, self.lm_head)
+
+
+# ---------------------------------------------------------------- helpers the model uses
+
 def open_device():
     """The 1x8 mesh, with the fabric its collectives travel on."""
     ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
@@ -209,113 +318,6 @@ class Rotary:
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
-
-
-class Attention:
-    def __init__(self, weights, prefix):
-        self.wqkv = weights.linear(
-            prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(32, 8)
-        )
-        self.rotary = Rotary(
-            weights.device,
-            128,
-            theta=500000.0,
-            scaling="llama3",
-            factor=8.0,
-            low_freq_factor=1.0,
-            high_freq_factor=4.0,
-            original_max_positions=8192,
-        )
-        self.wo = weights.linear(prefix + "wo", split="row")
-
-    def forward(self, x):
-        qkv = ttnn.linear(x, self.wqkv)
-        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
-            qkv, num_heads=4, num_kv_heads=1, transpose_key=False
-        )
-        q = self.rotary(q)
-        k = self.rotary(k)
-        y = ttnn.transformer.scaled_dot_product_attention(
-            q, k, v, is_causal=True, scale=0.08838834764831843
-        )
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
-
-    __call__ = forward
-
-
-class SwiGLU:
-    def __init__(self, weights, prefix):
-        self.w1 = weights.linear(prefix + "w1", split="column")
-        self.w3 = weights.linear(prefix + "w3", split="column")
-        self.w2 = weights.linear(prefix + "w2", split="row")
-
-    def forward(self, x):
-        gate = ttnn.linear(x, self.w1, activation="silu")
-        up = ttnn.linear(x, self.w3)
-        return ttnn.linear(ttnn.mul(gate, up), self.w2)
-
-    __call__ = forward
-
-
-class Decoder:
-    def __init__(self, weights, prefix):
-        self.attn_norm = weights.norm(prefix + "attn_norm")
-        self.attn = Attention(weights, prefix + "attn.")
-        self.mlp_norm = weights.norm(prefix + "mlp_norm")
-        self.mlp = SwiGLU(weights, prefix + "mlp.")
-
-    def forward(self, x):
-        h = ttnn.all_gather(x, dim=-1, cluster_axis=1)
-        h_1 = self.attn(ttnn.rms_norm(h, epsilon=1e-05, weight=self.attn_norm))
-        x = ttnn.add(x, ttnn.reduce_scatter(h_1, dim=-1, cluster_axis=1))
-        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1)
-        h = self.mlp(ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm))
-        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=1))
-        return x
-
-    __call__ = forward
-
-
-class Llama318b:
-    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE):
-        self.device = device
-        self.weights_dtype = weights_dtype
-
-    def load_weights(self, hf_state_dict):
-        """Place HF transformers weights (llama names) on the device."""
-        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
-
-    def load_ttspec_weights(self, state_dict):
-        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
-        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
-        weights = Weights(tensors, self.device, self.weights_dtype)
-        prefix = ""
-        self.embedding = weights.table(prefix + "embedding", split="hidden")
-        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
-        self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear(prefix + "lm_head", split="column")
-
-    def __call__(self, tokens):
-        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 128256]."""
-        seq = tokens.shape[-1]
-        if seq > 131072:
-            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 131072")
-        padded = -(-seq // TILE) * TILE
-        tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
-        batch = tokens.shape[0]
-        mapper = batch_split(self.device)
-        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device,
-                               mesh_mapper=mapper)
-        logits = gather_logits(self.forward(tokens), self.device)
-        return logits.float()[:batch, :seq, :128256]
-
-    def forward(self, tokens):
-        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
-        for layer in self.layers:
-            h = layer(h)
-        h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(h, self.lm_head)
 
 
 PARAMETERS = [

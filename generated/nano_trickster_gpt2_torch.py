@@ -12,22 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def split_heads(x, heads):
-    """[batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim]"""
-    b, s, _ = x.shape
-    return x.view(b, s, heads, -1).transpose(1, 2)
-
-
-def merge_heads(x):
-    """[batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]"""
-    return x.transpose(1, 2).flatten(2)
-
-
-def attend(q, k, v, causal=True, scale=None):
-    """Scaled dot-product attention; k and v may have fewer heads than q (GQA, MQA)."""
-    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
-
-
 class LearnedPositions(nn.Module):
     def __init__(self):
         super().__init__()
@@ -106,6 +90,25 @@ class NanoTricksterGpt2(nn.Module):
     def load_hf_state_dict(self, hf_state_dict):
         """Load tensors named as HF transformers names them for this gpt2 model."""
         self.load_ttspec_weights({name: from_hf(name, hf_state_dict) for name in self.state_dict() if name not in TIED})
+
+
+# ---------------------------------------------------------------- helpers the model uses
+
+
+def split_heads(x, heads):
+    """[batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim]"""
+    b, s, _ = x.shape
+    return x.view(b, s, heads, -1).transpose(1, 2)
+
+
+def merge_heads(x):
+    """[batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]"""
+    return x.transpose(1, 2).flatten(2)
+
+
+def attend(q, k, v, causal=True, scale=None):
+    """Scaled dot-product attention; k and v may have fewer heads than q (GQA, MQA)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
 
 
 # tied parameter -> the parameter whose tensor it shares

@@ -24,6 +24,98 @@ TILE = 32
 WEIGHTS_DTYPE = ttnn.bfloat16
 
 
+class Attention:
+    def __init__(self, weights, prefix):
+        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
+        self.rotary = Rotary(weights.device, 32, theta=10000.0)
+        self.wo = weights.linear(prefix + "wo")
+
+    def forward(self, x):
+        qkv = ttnn.linear(x, self.wqkv)
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            qkv, num_heads=8, num_kv_heads=8, transpose_key=False
+        )
+        q = self.rotary(q)
+        k = self.rotary(k)
+        y = ttnn.transformer.scaled_dot_product_attention(
+            q, k, v, is_causal=True, scale=0.17677669529663687
+        )
+        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+
+    __call__ = forward
+
+
+class SwiGLU:
+    def __init__(self, weights, prefix):
+        self.w1 = weights.linear(prefix + "w1")
+        self.w3 = weights.linear(prefix + "w3")
+        self.w2 = weights.linear(prefix + "w2")
+
+    def forward(self, x):
+        gate = ttnn.linear(x, self.w1, activation="silu")
+        up = ttnn.linear(x, self.w3)
+        return ttnn.linear(ttnn.mul(gate, up), self.w2)
+
+    __call__ = forward
+
+
+class Decoder:
+    def __init__(self, weights, prefix):
+        self.attn_norm = weights.norm(prefix + "attn_norm")
+        self.attn = Attention(weights, prefix + "attn.")
+        self.mlp_norm = weights.norm(prefix + "mlp_norm")
+        self.mlp = SwiGLU(weights, prefix + "mlp.")
+
+    def forward(self, x):
+        x = ttnn.add(x, self.attn(ttnn.rms_norm(x, epsilon=1e-06, weight=self.attn_norm)))
+        x = ttnn.add(x, self.mlp(ttnn.rms_norm(x, epsilon=1e-06, weight=self.mlp_norm)))
+        return x
+
+    __call__ = forward
+
+
+class NanoTrickster:
+    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE):
+        self.device = device
+        self.weights_dtype = weights_dtype
+
+    def load_weights(self, hf_state_dict):
+        """Place HF transformers weights (llama names) on the device."""
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
+        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
+        weights = Weights(tensors, self.device, self.weights_dtype)
+        prefix = ""
+        self.embedding = weights.table(prefix + "embedding")
+        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
+        self.norm = weights.norm(prefix + "norm")
+        # tied: a TILE copy of the embedding table
+        self.lm_head = weights.linear("embedding")
+
+    def __call__(self, tokens):
+        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 256]."""
+        seq = tokens.shape[-1]
+        if seq > 512:
+            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 512")
+        padded = -(-seq // TILE) * TILE
+        tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
+        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)
+        logits = self.forward(tokens)
+        return ttnn.to_torch(logits).float()[..., :seq, :]
+
+    def forward(self, tokens):
+        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        for layer in self.layers:
+            h = layer(h)
+        h = ttnn.rms_norm(h, epsilon=1e-06, weight=self.norm)
+        return ttnn.linear(h, self.lm_head)
+
+
+# ---------------------------------------------------------------- helpers the model uses
+
+
 def open_device():
     return ttnn.open_device(device_id=0, l1_small_size=8192)
 
@@ -149,95 +241,6 @@ class Rotary:
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
-
-
-class Attention:
-    def __init__(self, weights, prefix):
-        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
-        self.rotary = Rotary(weights.device, 32, theta=10000.0)
-        self.wo = weights.linear(prefix + "wo")
-
-    def forward(self, x):
-        qkv = ttnn.linear(x, self.wqkv)
-        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
-            qkv, num_heads=8, num_kv_heads=8, transpose_key=False
-        )
-        q = self.rotary(q)
-        k = self.rotary(k)
-        y = ttnn.transformer.scaled_dot_product_attention(
-            q, k, v, is_causal=True, scale=0.17677669529663687
-        )
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
-
-    __call__ = forward
-
-
-class SwiGLU:
-    def __init__(self, weights, prefix):
-        self.w1 = weights.linear(prefix + "w1")
-        self.w3 = weights.linear(prefix + "w3")
-        self.w2 = weights.linear(prefix + "w2")
-
-    def forward(self, x):
-        gate = ttnn.linear(x, self.w1, activation="silu")
-        up = ttnn.linear(x, self.w3)
-        return ttnn.linear(ttnn.mul(gate, up), self.w2)
-
-    __call__ = forward
-
-
-class Decoder:
-    def __init__(self, weights, prefix):
-        self.attn_norm = weights.norm(prefix + "attn_norm")
-        self.attn = Attention(weights, prefix + "attn.")
-        self.mlp_norm = weights.norm(prefix + "mlp_norm")
-        self.mlp = SwiGLU(weights, prefix + "mlp.")
-
-    def forward(self, x):
-        x = ttnn.add(x, self.attn(ttnn.rms_norm(x, epsilon=1e-06, weight=self.attn_norm)))
-        x = ttnn.add(x, self.mlp(ttnn.rms_norm(x, epsilon=1e-06, weight=self.mlp_norm)))
-        return x
-
-    __call__ = forward
-
-
-class NanoTrickster:
-    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE):
-        self.device = device
-        self.weights_dtype = weights_dtype
-
-    def load_weights(self, hf_state_dict):
-        """Place HF transformers weights (llama names) on the device."""
-        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
-
-    def load_ttspec_weights(self, state_dict):
-        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
-        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
-        weights = Weights(tensors, self.device, self.weights_dtype)
-        prefix = ""
-        self.embedding = weights.table(prefix + "embedding")
-        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
-        self.norm = weights.norm(prefix + "norm")
-        # tied: a TILE copy of the embedding table
-        self.lm_head = weights.linear("embedding")
-
-    def __call__(self, tokens):
-        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 256]."""
-        seq = tokens.shape[-1]
-        if seq > 512:
-            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 512")
-        padded = -(-seq // TILE) * TILE
-        tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
-        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)
-        logits = self.forward(tokens)
-        return ttnn.to_torch(logits).float()[..., :seq, :]
-
-    def forward(self, tokens):
-        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
-        for layer in self.layers:
-            h = layer(h)
-        h = ttnn.rms_norm(h, epsilon=1e-06, weight=self.norm)
-        return ttnn.linear(h, self.lm_head)
 
 
 PARAMETERS = [

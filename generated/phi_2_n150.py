@@ -24,6 +24,100 @@ TILE = 32
 WEIGHTS_DTYPE = ttnn.bfloat16
 
 
+class Attention:
+    def __init__(self, weights, prefix):
+        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=96, head_dim=80)
+        self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=96, head_dim=80)
+        self.rotary = Rotary(weights.device, 96, theta=10000.0, rotary_dims=32)
+        self.wo = weights.linear(prefix + "wo", input_heads=32, head_dim=80)
+        self.wo_bias = weights.bias(prefix + "wo")
+
+    def forward(self, x):
+        qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            qkv, num_heads=32, num_kv_heads=32, transpose_key=False
+        )
+        q = self.rotary(q)
+        k = self.rotary(k)
+        y = ttnn.transformer.scaled_dot_product_attention(
+            q, k, v, is_causal=True, scale=0.11180339887498948
+        )
+        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
+
+    __call__ = forward
+
+
+class MLP:
+    def __init__(self, weights, prefix):
+        self.up = weights.linear(prefix + "up")
+        self.up_bias = weights.bias(prefix + "up")
+        self.down = weights.linear(prefix + "down")
+        self.down_bias = weights.bias(prefix + "down")
+
+    def forward(self, x):
+        h = ttnn.gelu(ttnn.linear(x, self.up, bias=self.up_bias), variant=ttnn.GeluVariant.Tanh)
+        return ttnn.linear(h, self.down, bias=self.down_bias)
+
+    __call__ = forward
+
+
+class Decoder:
+    def __init__(self, weights, prefix):
+        self.input_layernorm = weights.norm(prefix + "input_layernorm")
+        self.input_layernorm_bias = weights.norm(prefix + "input_layernorm", "bias")
+        self.attn = Attention(weights, prefix + "attn.")
+        self.mlp = MLP(weights, prefix + "mlp.")
+
+    def forward(self, x):
+        n = ttnn.layer_norm(x, epsilon=1e-05, weight=self.input_layernorm, bias=self.input_layernorm_bias)
+        return ttnn.add(ttnn.add(x, self.attn(n)), self.mlp(n))
+
+    __call__ = forward
+
+
+class Phi2:
+    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE):
+        self.device = device
+        self.weights_dtype = weights_dtype
+
+    def load_weights(self, hf_state_dict):
+        """Place HF transformers weights (phi names) on the device."""
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
+        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
+        weights = Weights(tensors, self.device, self.weights_dtype)
+        prefix = ""
+        self.embedding = weights.table(prefix + "embedding")
+        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
+        self.final_layernorm = weights.norm(prefix + "final_layernorm")
+        self.final_layernorm_bias = weights.norm(prefix + "final_layernorm", "bias")
+        self.lm_head = weights.linear(prefix + "lm_head")
+        self.lm_head_bias = weights.bias(prefix + "lm_head")
+
+    def __call__(self, tokens):
+        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 51200]."""
+        seq = tokens.shape[-1]
+        if seq > 2048:
+            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 2048")
+        padded = -(-seq // TILE) * TILE
+        tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
+        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)
+        logits = self.forward(tokens)
+        return ttnn.to_torch(logits).float()[..., :seq, :]
+
+    def forward(self, tokens):
+        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        for layer in self.layers:
+            h = layer(h)
+        h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.final_layernorm, bias=self.final_layernorm_bias)
+        return ttnn.linear(h, self.lm_head, bias=self.lm_head_bias)
+
+
+# ---------------------------------------------------------------- helpers the model uses
+
+
 def open_device():
     return ttnn.open_device(device_id=0, l1_small_size=8192)
 
@@ -149,97 +243,6 @@ class Rotary:
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
-
-
-class Attention:
-    def __init__(self, weights, prefix):
-        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=96, head_dim=80)
-        self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=96, head_dim=80)
-        self.rotary = Rotary(weights.device, 96, theta=10000.0, rotary_dims=32)
-        self.wo = weights.linear(prefix + "wo", input_heads=32, head_dim=80)
-        self.wo_bias = weights.bias(prefix + "wo")
-
-    def forward(self, x):
-        qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
-        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
-            qkv, num_heads=32, num_kv_heads=32, transpose_key=False
-        )
-        q = self.rotary(q)
-        k = self.rotary(k)
-        y = ttnn.transformer.scaled_dot_product_attention(
-            q, k, v, is_causal=True, scale=0.11180339887498948
-        )
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
-
-    __call__ = forward
-
-
-class MLP:
-    def __init__(self, weights, prefix):
-        self.up = weights.linear(prefix + "up")
-        self.up_bias = weights.bias(prefix + "up")
-        self.down = weights.linear(prefix + "down")
-        self.down_bias = weights.bias(prefix + "down")
-
-    def forward(self, x):
-        h = ttnn.gelu(ttnn.linear(x, self.up, bias=self.up_bias), variant=ttnn.GeluVariant.Tanh)
-        return ttnn.linear(h, self.down, bias=self.down_bias)
-
-    __call__ = forward
-
-
-class Decoder:
-    def __init__(self, weights, prefix):
-        self.input_layernorm = weights.norm(prefix + "input_layernorm")
-        self.input_layernorm_bias = weights.norm(prefix + "input_layernorm", "bias")
-        self.attn = Attention(weights, prefix + "attn.")
-        self.mlp = MLP(weights, prefix + "mlp.")
-
-    def forward(self, x):
-        n = ttnn.layer_norm(x, epsilon=1e-05, weight=self.input_layernorm, bias=self.input_layernorm_bias)
-        return ttnn.add(ttnn.add(x, self.attn(n)), self.mlp(n))
-
-    __call__ = forward
-
-
-class Phi2:
-    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE):
-        self.device = device
-        self.weights_dtype = weights_dtype
-
-    def load_weights(self, hf_state_dict):
-        """Place HF transformers weights (phi names) on the device."""
-        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
-
-    def load_ttspec_weights(self, state_dict):
-        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
-        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
-        weights = Weights(tensors, self.device, self.weights_dtype)
-        prefix = ""
-        self.embedding = weights.table(prefix + "embedding")
-        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
-        self.final_layernorm = weights.norm(prefix + "final_layernorm")
-        self.final_layernorm_bias = weights.norm(prefix + "final_layernorm", "bias")
-        self.lm_head = weights.linear(prefix + "lm_head")
-        self.lm_head_bias = weights.bias(prefix + "lm_head")
-
-    def __call__(self, tokens):
-        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 51200]."""
-        seq = tokens.shape[-1]
-        if seq > 2048:
-            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 2048")
-        padded = -(-seq // TILE) * TILE
-        tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
-        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)
-        logits = self.forward(tokens)
-        return ttnn.to_torch(logits).float()[..., :seq, :]
-
-    def forward(self, tokens):
-        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
-        for layer in self.layers:
-            h = layer(h)
-        h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.final_layernorm, bias=self.final_layernorm_bias)
-        return ttnn.linear(h, self.lm_head, bias=self.lm_head_bias)
 
 
 PARAMETERS = [

@@ -13,64 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def split_heads(x, heads):
-    """[batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim]"""
-    b, s, _ = x.shape
-    return x.view(b, s, heads, -1).transpose(1, 2)
-
-
-def merge_heads(x):
-    """[batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]"""
-    return x.transpose(1, 2).flatten(2)
-
-
-def attend(q, k, v, causal=True, scale=None):
-    """Scaled dot-product attention; k and v may have fewer heads than q (GQA, MQA)."""
-    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
-
-
-class Rotary(nn.Module):
-    """Rotary position embedding on [batch, heads, seq, head_dim].
-
-    The first `rotary_dims` features of each head rotate (partial rotary); "half" pairs
-    feature i with i + rot/2 (HF, GPT-NeoX), "interleaved" pairs 2i with 2i+1 (GPT-J, Meta).
-    "llama3" scaling stretches the low frequencies as Llama 3.1 does.
-    """
-
-    def __init__(self, head_dim, theta, rotary_dims=None, style="half", scaling="none", factor=1.0,
-                 low_freq_factor=1.0, high_freq_factor=4.0, original_max_positions=8192):
-        super().__init__()
-        self.rot = rotary_dims or head_dim
-        self.style = style
-        inv_freq = 1.0 / theta ** (torch.arange(0, self.rot, 2, dtype=torch.int64).float() / self.rot)
-        if scaling == "linear":
-            inv_freq = inv_freq / factor
-        elif scaling == "llama3":
-            wavelen = 2 * math.pi / inv_freq
-            low_wavelen = original_max_positions / low_freq_factor
-            high_wavelen = original_max_positions / high_freq_factor
-            scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
-            smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-            smoothed = (1 - smooth) * scaled / factor + smooth * scaled
-            medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
-            inv_freq = torch.where(medium, smoothed, scaled)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-
-    def forward(self, x):
-        t = torch.arange(x.shape[-2], device=x.device, dtype=torch.float32)
-        freqs = torch.outer(t, self.inv_freq.float())
-        cos, sin = freqs.cos().to(x.dtype), freqs.sin().to(x.dtype)
-        rot, rest = x[..., : self.rot], x[..., self.rot :]
-        if self.style == "half":
-            x1, x2 = rot.chunk(2, dim=-1)
-            cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([sin, sin], dim=-1)
-            rot = rot * cos + torch.cat([-x2, x1], dim=-1) * sin
-        else:
-            x1, x2 = rot[..., 0::2], rot[..., 1::2]
-            rot = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
-        return torch.cat([rot, rest], dim=-1)
-
-
 class Attention(nn.Module):
     def __init__(self):
         super().__init__()
@@ -142,6 +84,67 @@ class Tinyllama11b(nn.Module):
     def load_hf_state_dict(self, hf_state_dict):
         """Load tensors named as HF transformers names them for this llama model."""
         self.load_ttspec_weights({name: from_hf(name, hf_state_dict) for name in self.state_dict() if name not in TIED})
+
+
+# ---------------------------------------------------------------- helpers the model uses
+
+
+def split_heads(x, heads):
+    """[batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim]"""
+    b, s, _ = x.shape
+    return x.view(b, s, heads, -1).transpose(1, 2)
+
+
+def merge_heads(x):
+    """[batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]"""
+    return x.transpose(1, 2).flatten(2)
+
+
+def attend(q, k, v, causal=True, scale=None):
+    """Scaled dot-product attention; k and v may have fewer heads than q (GQA, MQA)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding on [batch, heads, seq, head_dim].
+
+    The first `rotary_dims` features of each head rotate (partial rotary); "half" pairs
+    feature i with i + rot/2 (HF, GPT-NeoX), "interleaved" pairs 2i with 2i+1 (GPT-J, Meta).
+    "llama3" scaling stretches the low frequencies as Llama 3.1 does.
+    """
+
+    def __init__(self, head_dim, theta, rotary_dims=None, style="half", scaling="none", factor=1.0,
+                 low_freq_factor=1.0, high_freq_factor=4.0, original_max_positions=8192):
+        super().__init__()
+        self.rot = rotary_dims or head_dim
+        self.style = style
+        inv_freq = 1.0 / theta ** (torch.arange(0, self.rot, 2, dtype=torch.int64).float() / self.rot)
+        if scaling == "linear":
+            inv_freq = inv_freq / factor
+        elif scaling == "llama3":
+            wavelen = 2 * math.pi / inv_freq
+            low_wavelen = original_max_positions / low_freq_factor
+            high_wavelen = original_max_positions / high_freq_factor
+            scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+            smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+            medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+            inv_freq = torch.where(medium, smoothed, scaled)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x):
+        t = torch.arange(x.shape[-2], device=x.device, dtype=torch.float32)
+        freqs = torch.outer(t, self.inv_freq.float())
+        cos, sin = freqs.cos().to(x.dtype), freqs.sin().to(x.dtype)
+        rot, rest = x[..., : self.rot], x[..., self.rot :]
+        if self.style == "half":
+            x1, x2 = rot.chunk(2, dim=-1)
+            cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([sin, sin], dim=-1)
+            rot = rot * cos + torch.cat([-x2, x1], dim=-1) * sin
+        else:
+            x1, x2 = rot[..., 0::2], rot[..., 1::2]
+            rot = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+        return torch.cat([rot, rest], dim=-1)
 
 
 # tied parameter -> the parameter whose tensor it shares
