@@ -51,7 +51,7 @@ def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict
     import numpy as np
     import torch
 
-    from .runner import HF_NAMES, stored_shapes, weights_naming
+    from .weights import HF_NAMES, stored_shapes, weights_naming
 
     work = Path(tempfile.mkdtemp(prefix=f"ttspec-{mode}-"))
     (work / "program.py").write_text(source, encoding="utf-8")
