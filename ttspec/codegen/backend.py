@@ -12,7 +12,8 @@ from ..ir.graph import Graph, Node, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
 from .emit import wrap
-from .plan import ClassPlan, Leaf, Repeat
+from .names import class_scope
+from .plan import ClassPlan, Leaf, Repeat, class_name
 
 
 class EmitContext:
@@ -69,8 +70,10 @@ class Backend:
         return REGISTRY[node.op].var_name(node)
 
     @staticmethod
-    def leaf_refs(attr: str) -> WeightRefs:
-        return WeightRefs(f'prefix + "{attr}"', (("weight", f"self.{attr}"), ("bias", f"self.{attr}_bias")))
+    def leaf_refs(leaf: Leaf) -> WeightRefs:
+        """A leaf's weights: loaded by its label (parameter names are data), held in its attributes."""
+        return WeightRefs(f'prefix + "{leaf.label}"', (("weight", f"self.{leaf.attr}"),
+                                                        ("bias", f"self.{leaf.bias_attr}")))
 
     @staticmethod
     def own_refs() -> WeightRefs:
@@ -81,7 +84,7 @@ class Backend:
         """The attribute holding the Rotary helper for this config in this class."""
         self.helpers.add("Rotary")
         if rope not in plan.ropes:
-            plan.ropes[rope] = "rotary" if not plan.ropes else f"rotary_{len(plan.ropes)}"
+            plan.ropes[rope] = plan.members.claim("rotary")
         return plan.ropes[rope]
 
     def rotary_init(self, attr: str, rope: Config, head_dim: int) -> str:
@@ -153,3 +156,26 @@ def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | 
             raise point_at_spec(ArchError(e.reason, node.loc, hint=e.hint), [(graph, node.module)] + outer) from None
         except ArchError as e:
             raise point_at_spec(e, [(graph, node.module)] + outer) from None
+
+
+class ClassNames:
+    """Module-scope names of the generated classes. The model's class is named first (so from
+    the model's name alone); a block's class is named when emitted, children before parents, and
+    one whose text equals an earlier class of the same block reuses that class."""
+
+    def __init__(self, root: ClassPlan):
+        self.scope = class_scope()
+        root.name = self.scope.claim_exact(root.name)
+        self.root = root
+        self.seen: dict[tuple, str] = {}
+
+    def name(self, plan: ClassPlan, text: tuple) -> bool:
+        """Name `plan`; False when an identical class already exists (then `plan` shares its name)."""
+        if plan is self.root:
+            return True
+        key = (plan.block, text)
+        if key in self.seen:
+            plan.name = self.seen[key]
+            return False
+        plan.name = self.seen[key] = self.scope.claim(class_name(plan.block))
+        return True

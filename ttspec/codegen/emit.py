@@ -7,13 +7,11 @@ values still in use.
 
 from __future__ import annotations
 
-import keyword
 from dataclasses import dataclass
 
 from ..ops import REGISTRY
+from .names import Scope, local_reserved
 from .plan import Child, ClassPlan, Leaf, Repeat
-
-RESERVED = set(keyword.kwlist) | {"self", "torch", "nn", "F", "ttnn", "math", "layer"}
 
 
 @dataclass
@@ -30,7 +28,13 @@ def _arg_ids(plan: ClassPlan, node) -> list[str]:
     return list(node.inputs)
 
 
-def emit_forward(plan: ClassPlan, backend) -> Forward:
+def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = None) -> Forward:
+    """`reserved`: what the method's locals must never be (names.local_reserved)."""
+    scope = Scope(local_reserved() if reserved is None else reserved)
+
+    def _ident(name: str) -> str:
+        return scope.base(name)
+
     g = plan.graph
     ops = [n for n in plan.ops if n.op != "input"]
     uses: dict[str, int] = {}
@@ -72,7 +76,7 @@ def emit_forward(plan: ClassPlan, backend) -> Forward:
             continue
         args = [expr[a] for a in _arg_ids(plan, n)]
         if len(_line_text(n, args, plan, backend)) > MAX_LINE:
-            args = _hoist(plan, n, args, expr, holder, last_use, position, lines, backend)
+            args = _hoist(plan, n, args, expr, holder, last_use, position, lines, backend, _ident)
         opdef = REGISTRY.get(n.op)
         if opdef is not None and opdef.results:  # a tuple: unpack its parts into names
             part_op, defaults = opdef.part_op, opdef.results
@@ -133,7 +137,7 @@ def _line_text(n, args, plan, backend) -> str:
     return (", ".join("abcdefgh"[: len(results)]) + " = " if results else "h = ") + backend.op_expr(n, args, plan)
 
 
-def _hoist(plan, n, args, expr, holder, last_use, position, lines, backend) -> list[str]:
+def _hoist(plan, n, args, expr, holder, last_use, position, lines, backend, _ident) -> list[str]:
     """Give inlined arguments their own statements when the consumer's line would be too long."""
     out = []
     for arg_id, text in zip(_arg_ids(plan, n), args):
@@ -163,14 +167,6 @@ def wrap(line: str, width: int = 100) -> str:
 
 def _is_var(text: str) -> bool:
     return text.isidentifier()
-
-
-def _ident(name: str) -> str:
-    name = name.rsplit(".", 1)[-1]
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
-    if not name or name[0].isdigit():
-        name = "v_" + name
-    return name + "_" if name in RESERVED else name
 
 
 def _free(base: str, holder: dict[str, str], last_use: dict[str, int], now: int) -> str:

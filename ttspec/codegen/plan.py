@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..ir.graph import Graph, Model, Node
 from ..ops import REGISTRY, Config
+from .names import Scope, camel, member_scope, root_class_name
 
 CLASS_NAMES = {
     "attention": "Attention", "rmsnorm": "RMSNorm", "layernorm": "LayerNorm", "swiglu": "SwiGLU",
@@ -22,15 +23,18 @@ CLASS_NAMES = {
 
 
 def class_name(block: str) -> str:
-    return CLASS_NAMES.get(block) or "".join(p[:1].upper() + p[1:] for p in block.split("_") if p)
+    """The spelling a block's class would like; the namer (names.py) makes it unique and legal."""
+    return CLASS_NAMES.get(block) or camel(block) or "Block"
 
 
 @dataclass
 class Leaf:
     """A parameter-owning primitive held as an attribute (nn.Linear, ttnn weights ...)."""
 
-    attr: str
+    attr: str  # the Python attribute
     node: Node
+    label: str = ""  # the spec's label: names its parameters (data), may differ from attr
+    bias_attr: str = ""  # TT-NN: the attribute holding its bias
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Child:
     cls: ClassPlan
     inputs: list[str]  # node ids passed in, in order
     output: str  # node id it returns
+    label: str = ""
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Repeat:
     cls: ClassPlan
     count: int
     node: Node
+    label: str = ""
 
 
 @dataclass
@@ -66,6 +72,23 @@ class ClassPlan:
     calls: dict[str, Child | Repeat | Leaf] = field(default_factory=dict)  # node id -> what computes it
     ropes: dict[Config, str] = field(default_factory=dict)  # rotary configs -> the attribute holding each helper
     needs_device: bool = False  # forward creates device tensors (position ids, tables), so keeps the device
+    members: Scope = field(default_factory=member_scope)  # attribute names taken in this class
+    labels: dict[str, str] = field(default_factory=dict)  # attribute -> the spec label it holds, where they differ
+
+    def attr_path(self, path: str) -> str:
+        """A parameter's attribute path from this class (`class_.weight`) given its ttspec name
+        (`class.weight`): the two differ where a label is not a usable attribute name."""
+        head, _, rest = path.partition(".")
+        for member in [*self.children, *self.leaves]:
+            if member.label != head:
+                continue
+            if isinstance(member, Repeat) and rest:
+                index, _, rest = rest.partition(".")
+                return f"{member.attr}.{index}." + member.cls.attr_path(rest) if rest else f"{member.attr}.{index}"
+            if isinstance(member, Child) and rest:
+                return f"{member.attr}.{member.cls.attr_path(rest)}"
+            return f"{member.attr}.{rest}" if rest else member.attr
+        return path
 
 
 def _child_path(module: str, path: str) -> str:
@@ -95,9 +118,16 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
             continue
         groups.setdefault(_child_path(n.module, path), []).append(n)
     order: list[tuple[int, str]] = sorted((nodes.index(g[0]), p) for p, g in groups.items())
+    for n in plan.self_params:  # `as self` parameters keep their own names (`self.weight`): data
+        for local in n.params:
+            if local not in plan.members.taken:
+                plan.members.claim_exact(local)
     for _, child in order:
         members = groups[child]
-        attr = child.rsplit(".", 1)[-1]
+        label = child.rsplit(".", 1)[-1]
+        attr = plan.members.claim(label)
+        if attr != label:
+            plan.labels[attr] = label
         info = graph.modules.get(child)
         first = members[0]
         if first.op == "repeat":
@@ -105,13 +135,13 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
             cls = build_class(body, "", class_name(first.attrs["block"]), first.attrs["block"], body.topo())
             cls.inputs = list(body.inputs)
             cls.outputs = [body.outputs["out"]]
-            rep = Repeat(attr, cls, first.attrs["count"], first)
+            rep = Repeat(attr, cls, first.attrs["count"], first, label)
             plan.children.append(rep)
             plan.calls[first.id] = rep
             plan.ops.append(first)
             continue
         if info is not None and _is_primitive(info.block) or _is_thin_wrapper(graph, child, members):
-            leaf = Leaf(attr, members[0])
+            leaf = Leaf(attr, members[0], label)
             plan.leaves.append(leaf)
             plan.calls[members[0].id] = leaf
             plan.ops.append(members[0])
@@ -124,17 +154,19 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
         cls = build_class(graph, child, class_name(info.block if info else attr), info.block if info else attr,
                           members)
         cls.outputs = outs
-        call = Child(attr, cls, cls.inputs, outs[-1])
+        call = Child(attr, cls, cls.inputs, outs[-1], label)
         plan.children.append(call)
         plan.calls[outs[-1]] = call
         plan.ops.append(graph.node(outs[-1]))
+    for leaf in plan.leaves:  # after every label, so no label is renamed for a bias
+        leaf.bias_attr = plan.members.claim(f"{leaf.attr}_bias")
     plan.ops.sort(key=lambda n: nodes.index(n))
     return plan
 
 
 def model_plan(model: Model) -> ClassPlan:
     g = model.graph
-    plan = build_class(g, "", class_name(model.name), model.name, g.topo())
+    plan = build_class(g, "", root_class_name(model.name), model.name, g.topo())
     plan.inputs = list(g.inputs)
     plan.outputs = list(g.outputs.values())
     return plan

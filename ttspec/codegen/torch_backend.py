@@ -6,10 +6,13 @@ can be trained. Each op's torch lowering lives in its slice of the op registry.
 
 from __future__ import annotations
 
+import re
+
 from ..analysis.interpreters import count_params
 from ..ir.graph import Model
-from .backend import Backend
+from .backend import Backend, ClassNames
 from .emit import emit_forward
+from .names import local_reserved
 from .plan import ClassPlan, Leaf, all_classes, model_plan
 from .render import hf_rules, render
 
@@ -47,14 +50,28 @@ class TorchBackend(Backend):
 def compile_torch(model: Model, spec_path: str) -> str:
     backend = TorchBackend()
     root = model_plan(model)
+    names = ClassNames(root)
     classes = []
     for plan in all_classes(root):
-        fwd = emit_forward(plan, backend)
+        fwd = emit_forward(plan, backend, local_reserved())
         init = backend.class_init(plan)
         if plan is root:
-            init += [f"self.{name} = self.{p.tied_to}" for name, p in model.graph.params.items() if p.tied_to]
-        classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd})
+            init += [f"self.{root.attr_path(name)} = self.{root.attr_path(p.tied_to)}"
+                     for name, p in model.graph.params.items() if p.tied_to]
+        labels = sorted(plan.labels.items())
+        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result, tuple(labels))):
+            classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd,
+                            "labels": labels})
     return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
+                  renamed=any(c["labels"] for c in classes),
+                  uses_torch=bool({"Rotary", "sinusoidal_positions"} & backend.helpers) or _uses("torch", classes),
+                  uses_F="attend" in backend.helpers or _uses("F", classes),
                   helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1])
+
+
+def _uses(module: str, classes: list[dict]) -> bool:
+    """Whether the classes' code refers to an import (unused imports are not emitted)."""
+    pattern = re.compile(rf"\b{module}\.")
+    return any(pattern.search(line) for c in classes for line in [*c["init"], *c["forward"].lines])

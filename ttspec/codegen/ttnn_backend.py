@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from ..ir.graph import Model, Node
 from ..ir.layout import Layout
-from .backend import Backend, check_lowerable
+from .backend import Backend, ClassNames, check_lowerable
 from .emit import emit_forward
+from .names import local_reserved
 from .plan import ClassPlan, Leaf, all_classes, model_plan
 from .render import hf_rules, render
 
@@ -33,20 +34,20 @@ class TTNNBackend(Backend):
         return opdef.ttnn
 
     def repeat_init(self, rep) -> str:
-        layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.attr}.{{i}}.")'
+        layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.label}.{{i}}.")'
         return f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
 
     def child_init(self, child) -> str:
-        return f'self.{child.attr} = {child.cls.name}(weights, prefix + "{child.attr}.")'
+        return f'self.{child.attr} = {child.cls.name}(weights, prefix + "{child.label}.")'
 
     def self_param_init(self, node: Node, plan: ClassPlan) -> list[str]:
         return self.lowering(node).load(node, self.own_refs(), self.context(plan))
 
     def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:
-        return self.lowering(leaf.node).load(leaf.node, self.leaf_refs(leaf.attr), self.context(plan))
+        return self.lowering(leaf.node).load(leaf.node, self.leaf_refs(leaf), self.context(plan))
 
     def leaf_call(self, leaf: Leaf, args: list[str], plan: ClassPlan) -> str:
-        return self.lowering(leaf.node).expr(leaf.node, args, self.leaf_refs(leaf.attr), self.context(plan))
+        return self.lowering(leaf.node).expr(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
 
     def op_expr(self, node: Node, args: list[str], plan: ClassPlan) -> str:
         refs = self.own_refs() if node.params else None
@@ -60,13 +61,15 @@ def compile_ttnn(build, spec_path: str) -> str:
     rules = hf_rules(model)
     backend = TTNNBackend(shard_plan)
     root = model_plan(lowered)
+    names = ClassNames(root)
     classes = []
     for plan in all_classes(root):
-        fwd = emit_forward(plan, backend)
+        fwd = emit_forward(plan, backend, local_reserved(root_call=plan is root))
         init = backend.class_init(plan)
         if plan.needs_device and plan is not root:
             init.insert(0, "self.device = weights.device")
-        classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
+        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result)):
+            classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[weights_dtype][0]
     return render("ttnn_model.py.j2", model=model, spec=spec_path, target=target, classes=classes,

@@ -83,9 +83,9 @@ def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict
 
 
 def _root_name(model: Model) -> str:
-    from ..codegen.plan import class_name
+    from ..codegen.names import root_class_name
 
-    return class_name(model.name)
+    return root_class_name(model.name)
 
 
 def run_on_device(model: Model, args, state: dict | None, tokens, source: str):

@@ -44,9 +44,9 @@ def load_program(source: str, name: str):
 
 
 def root_class(module, model: Model):
-    from ..codegen.plan import class_name
+    from ..codegen.names import root_class_name
 
-    return getattr(module, class_name(model.name))
+    return getattr(module, root_class_name(model.name))
 
 
 def run_torch(model: Model, spec_path: str, state: dict, tokens):
