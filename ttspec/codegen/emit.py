@@ -116,6 +116,9 @@ def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = Non
             inlined[n.id] = _arg_ids(plan, n)
             extend(n.id, last_use.get(n.id, position[n.id]))
             continue
+        if uses.get(n.id, 0) == 0 and n.id not in outputs:  # computed, never read (an unused instance)
+            lines.append(e)
+            continue
         var = _free(_ident(n.hint or backend.default_name(n)), holder, last_use, position[n.id])
         lines.append(wrap(f"{var} = {e}"))
         expr[n.id] = var

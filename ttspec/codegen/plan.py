@@ -151,6 +151,8 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
         member_ids = {m.id for m in members}
         outs = [m.id for m in members if any(u not in member_ids for u in graph.users[m.id])
                 or m.id in graph.outputs.values()]
+        if not outs:  # an instance whose result is never used: still built (its weights count) and run
+            outs = [next(m.id for m in reversed(members) if not graph.users[m.id])]
         cls = build_class(graph, child, class_name(info.block if info else attr), info.block if info else attr,
                           members)
         cls.outputs = outs

@@ -8,7 +8,8 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 
 from __future__ import annotations
 
-from ..ir.graph import Model, Node
+from ..errors import ArchError
+from ..ir.graph import Model, Node, point_at_spec
 from ..ir.layout import Layout
 from .backend import Backend, ClassNames, check_lowerable
 from .emit import emit_forward
@@ -22,6 +23,14 @@ WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_
 
 def check_supported(model: Model) -> None:
     """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
+    outputs = list(model.graph.outputs)
+    if len(outputs) > 1:
+        node = model.graph.node(model.graph.outputs[outputs[1]])
+        raise point_at_spec(ArchError(
+            f"TT-NN programs return one output (the logits); this spec declares {len(outputs)}: "
+            f"{', '.join(f'`{o}`' for o in outputs)}", node.loc,
+            hint="keep one `output` for a TT-NN target (`--target torch` returns them all)"),
+            [(model.graph, node.module)])
     check_lowerable(model.graph, "TT-NN", lambda opdef: opdef.ttnn)
 
 

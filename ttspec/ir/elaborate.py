@@ -429,6 +429,11 @@ class Elaborator:
     def eval_name(self, expr: ast.Name, scope: Scope):
         b = scope.lookup(expr.id)
         if b is not None:
+            if isinstance(b.value, Tensor) and b.value.node not in scope.graph.nodes:
+                raise ArchError(f"`{expr.id}` is a tensor from outside this repeated block", expr.loc,
+                                hint="each layer of a `repeat` sees only its own input: pass the tensor in as an "
+                                     "argument, or call the block without `repeat`",
+                                notes=[Note("defined here", b.origin)] if b.origin else [])
             return b.value
         s = scope
         while s is not None:  # a component named with `as` in this or an enclosing scope
