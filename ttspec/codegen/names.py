@@ -22,17 +22,29 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import re
+from pathlib import Path
 
 PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 
-# What the generated programs import or define at module level (ttspec/codegen/templates/).
-PROGRAM_GLOBALS = frozenset({
-    "torch", "F", "nn", "ttnn", "math", "re",
-    "Rotary", "Weights", "TILE", "WEIGHTS_DTYPE", "MESH_SHAPE", "TP_AXIS",
-    "split_heads", "merge_heads", "attend", "sinusoidal_positions", "position_ids", "pad_heads",
-    "by_device", "open_device", "close_device", "replicate", "shard", "batch_split", "gather_logits",
-    "from_hf", "from_hf_state_dict", "HF_NAMES", "TIED", "PARAMETERS", "parameters", "ttspec_name",
-})
+# What the generated programs import or define at module level, read from the templates
+# (ttspec/codegen/templates/): `import torch.nn.functional as F`, `def split_heads`, `TILE = 32` ...
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_TOP_LEVEL = re.compile(r"(?:def|class)\s+([A-Za-z_]\w*)|([A-Za-z_]\w*)\s*=|import\s+\S+\s+as\s+(\w+)"
+                        r"|import\s+(\w+)|from\s+\S+\s+import\s+(\w+)")
+
+
+def _template_globals() -> frozenset[str]:
+    names = set()
+    for path in sorted(TEMPLATES.glob("*.j2")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = _TOP_LEVEL.match(line)
+            if match:
+                names.add(next(g for g in match.groups() if g))
+    return frozenset(names)
+
+
+PROGRAM_GLOBALS = _template_globals() | {"torch", "F", "nn", "ttnn", "math", "re"}
 
 # Attributes and methods of nn.Module (torch 2.x, public and private) and of the generated classes.
 MODULE_MEMBERS = frozenset({

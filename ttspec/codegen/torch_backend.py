@@ -64,8 +64,7 @@ def compile_torch(model: Model, spec_path: str) -> str:
                             "labels": labels})
     return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
                   renamed=any(c["labels"] for c in classes),
-                  uses_torch=bool({"Rotary", "sinusoidal_positions"} & backend.helpers) or _uses("torch", classes),
-                  uses_F="attend" in backend.helpers or _uses("F", classes),
+                  uses_torch=_uses("torch", classes), uses_F=_uses("F", classes),
                   helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1])
