@@ -61,7 +61,7 @@ def compile_torch(model: Model, spec_path: str) -> str:
         labels = sorted(plan.labels.items())
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result, tuple(labels))):
             classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd,
-                            "labels": labels})
+                            "labels": labels, "labels_text": _labels_text(labels)})
     return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
                   renamed=any(c["labels"] for c in classes),
                   uses_torch=_uses("torch", classes), uses_F=_uses("F", classes),
@@ -74,3 +74,9 @@ def _uses(module: str, classes: list[dict]) -> bool:
     """Whether the classes' code refers to an import (unused imports are not emitted)."""
     pattern = re.compile(rf"\b{module}\.")
     return any(pattern.search(line) for c in classes for line in [*c["init"], *c["forward"].lines])
+
+
+def _labels_text(labels: list[tuple[str, str]]) -> str:
+    items = [f'"{attr}": "{label}"' for attr, label in labels]
+    line = f"LABELS = {{{', '.join(items)}}}"
+    return line if len(line) <= 100 else "LABELS = {\n" + "".join(f"    {item},\n" for item in items) + "}"

@@ -44,7 +44,8 @@ class TTNNBackend(Backend):
 
     def repeat_init(self, rep) -> str:
         layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.label}.{{i}}.")'
-        return f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
+        line = f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
+        return line if len(line) <= 100 else f"self.{rep.attr} = [\n    {layer}\n    for i in range({rep.count})\n]"
 
     def child_init(self, child) -> str:
         return f'self.{child.attr} = {child.cls.name}(weights, prefix + "{child.label}.")'
