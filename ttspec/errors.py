@@ -94,9 +94,12 @@ class SourceCache:
         return [f"    {src}", "    " + " " * (col - 1) + "^" * width]
 
 
+MAX_DIVISOR_SEARCH = 1 << 20  # steps any divisor hint may take: hints never hang on huge values
+
+
 def divisors(n: int) -> list[int]:
-    """The divisors of n in order, in O(sqrt(n)) steps (bounded: hints never hang on huge values)."""
-    if n <= 0 or n > 1 << 62:
+    """The divisors of n in order, in O(sqrt(n)) steps; [] when n is too large to list them quickly."""
+    if n <= 0 or n > MAX_DIVISOR_SEARCH * MAX_DIVISOR_SEARCH:
         return []
     small, large = [], []
     d = 1
@@ -110,12 +113,17 @@ def divisors(n: int) -> list[int]:
 
 
 def nearest_divisors(n: int, near: int, limit: int = 2) -> list[int]:
-    """Divisors of `n` closest to `near`: the one below and the one above."""
-    divisors = [d for d in range(1, min(n, 1 << 20) + 1) if n % d == 0] if n > 0 else []
-    below = [d for d in divisors if d < near][-1:]
-    above = [d for d in divisors if d > near][:1]
-    found = below + above
-    return found[:limit] if found else divisors[:limit]
+    """Divisors of `n` closest to `near`: the one below and the one above (a bounded search)."""
+    if n <= 0:
+        return []
+    start = min(near - 1, n)
+    below = next((d for d in range(start, max(0, start - MAX_DIVISOR_SEARCH), -1) if d > 0 and n % d == 0), None)
+    lo = max(near + 1, 1)
+    above = next((d for d in range(lo, min(n, lo + MAX_DIVISOR_SEARCH) + 1) if n % d == 0), None)
+    found = [d for d in (below, above) if d is not None]
+    if not found:
+        found = [d for d in (1, n) if d != near]
+    return found[:limit]
 
 
 def did_you_mean(name: str, candidates) -> str | None:

@@ -157,6 +157,7 @@ class Elaborator:
     assignments: list[tuple[Graph, str, str, Loc]] = field(default_factory=list)
     target: tuple[str, Loc] | None = None
     family: str | None = None
+    family_loc: Loc | None = None
     shard_overrides: list = field(default_factory=list)
 
     # ------------------------------------------------------------ files and imports
@@ -183,8 +184,7 @@ class Elaborator:
                 self.exec_stmt(item, scope, top_level=True)
 
     def define_block(self, defn: ast.BlockDef, scope: Scope) -> None:
-        if defn.name.startswith("__"):
-            raise ArchError(f"names starting with `__` are reserved: `{defn.name}`", defn.loc)
+        self.check_name(defn.name, defn.loc)
         previous = self.blocks.get(defn.name)
         if previous is not None and not is_stdlib(previous.defn.file):
             raise ArchError(f"block `{defn.name}` is defined twice", defn.loc,
@@ -194,6 +194,7 @@ class Elaborator:
                             hint=f"rename the block, e.g. `my_{defn.name}`")
         seen: dict[str, Loc] = {}
         for p in defn.params:
+            self.check_name(p.name, p.loc)
             if p.name in seen:
                 raise ArchError(f"parameter `{p.name}` appears twice in block `{defn.name}`", p.loc,
                                 notes=[Note("first here", seen[p.name])])
@@ -308,7 +309,9 @@ class Elaborator:
                 raise ArchError(f"unknown checkpoint family `{stmt.name}`", stmt.loc,
                                 hint=" ".join(filter(None, (did_you_mean(stmt.name, FAMILIES),
                                                                "families: " + ", ".join(FAMILIES)))))
-            self.family = stmt.name
+            if self.family_loc is not None:
+                raise ArchError("`family` given twice", stmt.loc, notes=[Note("first here", self.family_loc)])
+            self.family, self.family_loc = stmt.name, stmt.loc
         elif isinstance(stmt, ast.Target):
             from ..targets import TARGETS
 
@@ -329,6 +332,9 @@ class Elaborator:
     def check_name(self, name: str, loc: Loc) -> None:
         if name.startswith("__"):
             raise ArchError(f"names starting with `__` are reserved: `{name}`", loc)
+        if name in KEYWORDS:
+            raise ArchError(f"`{name}` is a reserved word and cannot be a name", loc,
+                            hint=f"pick another name, e.g. `{name}_value`")
 
     def exec_input(self, stmt: ast.Input, scope: Scope) -> None:
         if scope.parent is not None or scope.module:
