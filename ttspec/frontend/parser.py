@@ -17,14 +17,17 @@ from .source import GRAMMAR_PATH, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 __all__ = ["parse_source", "read_source"]
 
 
-def parse_source(text: str, name: str, is_stdlib: bool = False) -> ast.Module:
-    """Parse either the full language or, if it looks like one, the lesson's short form."""
+def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool = False) -> ast.Module:
+    """Parse either the full language or, if it looks like one, the lesson's short form.
+    An imported file may be empty; it is never in the short form."""
     SourceCache().add(name, text)
     first = _first_code_line(text)
-    if not first and not is_stdlib:
+    if not first and (is_stdlib or imported):
+        return ast.Module(name=None, name_loc=None, items=[], file=name, is_stdlib=is_stdlib)
+    if not first:
         raise ArchError("empty spec: expected `model NAME` on the first line", Loc(name, 1, 1),
                         hint="start the file with e.g. `model nano_trickster`")
-    if SHORT_FORM_HEADER.match(first):
+    if SHORT_FORM_HEADER.match(first) and not imported:
         from .shortform import parse_short_form
 
         module, family_file = parse_short_form(text, name)
