@@ -46,7 +46,7 @@ class Diagnostic:
                 lines.extend("  " + s for s in sources.excerpt(note.loc))
         if self.hint:
             lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 class ArchError(Exception):
@@ -80,10 +80,10 @@ class SourceCache:
                 text = Path(loc.file).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 return []
-        lines = text.splitlines()
+        lines = source_lines(text)
         if not 1 <= loc.line <= len(lines):
             return []
-        src = lines[loc.line - 1].expandtabs(1)
+        src = printable(lines[loc.line - 1].expandtabs(1))
         if len(src) > 160:
             start = max(0, loc.col - 60)
             src = ("..." if start else "") + src[start:start + 120] + "..."
@@ -95,6 +95,26 @@ class SourceCache:
 
 
 MAX_DIVISOR_SEARCH = 1 << 20  # steps any divisor hint may take: hints never hang on huge values
+
+
+def source_lines(text: str) -> list[str]:
+    """Lines as the parser counts them: split at `\n` only (str.splitlines also splits at
+    \x0c, \x85, \u2028, ..., which would put carets on the wrong line)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+_CONTROL = {c: chr(0x2400 + c) for c in range(0x20)} | {0x7F: "\u2421"} | {c: "\ufffd" for c in range(0x80, 0xA0)}
+_CONTROL.update({0x2028: "\ufffd", 0x2029: "\ufffd", 0x200E: "\ufffd", 0x200F: "\ufffd"})
+_CONTROL.update({c: "\ufffd" for c in range(0x202A, 0x202F)} | {c: "\ufffd" for c in range(0x2066, 0x206A)})
+
+
+def printable(text: str) -> str:
+    """Spec text made safe for a terminal: each control character (escape sequences, bidi
+    overrides, ...) becomes one visible character, so columns and carets stay aligned."""
+    return text.translate(_CONTROL)
 
 
 def divisors(n: int) -> list[int]:

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .. import __version__
-from ..errors import ArchError, Loc, SourceCache
+from ..errors import ArchError, Loc, SourceCache, source_lines
 from . import ast
 from .source import GRAMMAR_PATH, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
@@ -56,7 +56,7 @@ SHORT_FORM_HEADER = re.compile(r"^[A-Za-z_][\w.\-]*\s*:\s*$")
 
 
 def _first_code_line(text: str) -> str:
-    for line in text.splitlines():
+    for line in source_lines(text):
         stripped = line.split("#", 1)[0].rstrip()
         if stripped.strip():
             return stripped

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArchError, Loc, Note, did_you_mean, divisors, nearest_divisors
+from ..errors import ArchError, Loc, Note, did_you_mean, divisors, nearest_divisors, source_lines
 from . import ast
 
 FAMILY_DIR = Path(__file__).resolve().parent.parent / "stdlib" / "families"
@@ -66,7 +66,7 @@ def parse_short_form(text: str, file: str) -> tuple[ast.Module, Path]:
     """The short form's `let` bindings, and the family template file that builds the model from them."""
     header: tuple[str, Loc] | None = None
     entries: dict[str, tuple[str, Loc, Loc]] = {}  # key -> (raw value, key loc, value loc)
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(source_lines(text), start=1):
         code = raw.split("#", 1)[0].rstrip()
         if not code.strip():
             continue

@@ -634,7 +634,8 @@ class Elaborator:
             cdef.check(fields)
         except OpError as e:
             loc = bound[e.arg][1] if e.arg in bound else call.loc
-            raise ArchError(e.message, loc, hint=e.hint) from None
+            origin = self.origin_of(bound[e.arg][2], scope) if e.arg in bound else None
+            raise _with_origin(ArchError(e.message, loc, hint=e.hint), origin) from None
         return Config(cdef.name, tuple(fields.items()))
 
     def call_activation(self, call: ast.Call, scope: Scope):
@@ -695,7 +696,8 @@ class Elaborator:
             param_specs = opdef.params(in_types, attrs)
         except OpError as e:
             loc = bound[e.arg][1] if bound and e.arg in bound else getattr(call, "loc", None)
-            raise ArchError(e.message, loc, hint=e.hint) from None
+            origin = self.origin_of(bound[e.arg][2], scope) if bound and e.arg in bound else None
+            raise _with_origin(ArchError(e.message, loc, hint=e.hint), origin) from None
         graph = scope.graph
         module = scope.module
         params: dict[str, str] = {}
@@ -877,9 +879,11 @@ class Elaborator:
     def eval_repeat(self, expr: ast.RepeatCall, scope: Scope):
         count = self.eval(expr.count, scope)
         if not isinstance(count, int) or isinstance(count, bool):
-            raise ArchError(f"repeat count must be an int, got {describe(count)}", expr.count.loc)
+            raise _with_origin(ArchError(f"repeat count must be an int, got {describe(count)}", expr.count.loc),
+                               self.origin_of(expr.count, scope))
         if not 1 <= count <= MAX_REPEAT:
-            raise ArchError(f"repeat count must be between 1 and {MAX_REPEAT:,}, got {count}", expr.count.loc)
+            raise _with_origin(ArchError(f"repeat count must be between 1 and {MAX_REPEAT:,}, got {count}",
+                                         expr.count.loc), self.origin_of(expr.count, scope))
         call = expr.call
         if call.func not in self.blocks:
             hint = did_you_mean(call.func, self.blocks)
@@ -929,6 +933,12 @@ class Elaborator:
                     {"count": count, "body": body, "block": call.func}, x.type, module, expr.loc)
         graph.add(node)
         return Tensor(node.id, node.type)
+
+
+def _with_origin(e: ArchError, origin: Loc | None) -> ArchError:
+    """Remember where the offending value was written, for errors raised inside a family template."""
+    e.origin = origin
+    return e
 
 
 def _magnitude(r: int) -> str:
@@ -1002,9 +1012,11 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
     except ArchError as e:
         d = e.diagnostic
         if d.loc is not None and is_stdlib(d.loc.file) and module.name_loc is not None:
-            # A family template expanded from the short form: point at the user's model.
+            # A family template expanded from the short form: point at the user's value that
+            # caused it when it is known, else at the user's model.
+            origin = getattr(e, "origin", None)
             d.notes.insert(0, Note("inside the family template", d.loc))
-            d.loc = module.name_loc
+            d.loc = origin if origin is not None and not is_stdlib(origin.file) else module.name_loc
         raise
     if not graph.outputs:
         raise ArchError("the spec declares no output", module.name_loc,
