@@ -66,7 +66,7 @@ def test_usage_errors(run_cli):
     assert out.returncode == 2
     assert "invalid choice: 'compiel'" in out.stderr
     out = run_cli("check", "--target", "n151", "specs/nano-trickster.arch")
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "unknown target `n151`" in out.stderr and "did you mean `n150`" in out.stderr
 
 

@@ -65,6 +65,10 @@ class ArchError(Exception):
         return self.diagnostic.render(sources)
 
 
+class UsageError(ArchError):
+    """A problem with the command line rather than the spec (exit 2, like argparse's errors)."""
+
+
 class SourceCache:
     """Source text by file name, so diagnostics can quote the offending line."""
 
