@@ -118,6 +118,7 @@ class Scope:
         self.graph = graph
         self.file = file
         self.labels: dict[str, Loc | None] = {}  # child module labels used in this scope
+        self.label_suffix: dict[str, int] = {}  # next free `_k` per label base, for unnamed calls
 
     def lookup(self, name: str) -> Binding | None:
         scope = self
@@ -736,10 +737,12 @@ class Elaborator:
             if label in scope.labels:
                 raise ArchError(f"name `{label}` is already used in this block", loc,
                                 notes=[Note("first used here", scope.labels[label])])
-        else:
-            base, k = label, 1
-            while label in scope.labels:
-                label, k = f"{base}_{k}", k + 1
+        elif label in scope.labels:
+            base, k = label, scope.label_suffix.get(label, 1)
+            while f"{base}_{k}" in scope.labels:
+                k += 1
+            scope.label_suffix[base] = k + 1
+            label = f"{base}_{k}"
         scope.labels[label] = loc
         return _join(scope.module, label)
 
