@@ -213,8 +213,11 @@ def output_path(output: str | None, filename: str) -> str:
         return output
     try:
         os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        raise ArchError(f"cannot create output directory {folder}: a file of that name exists",
+                        hint="remove or rename it, or pass -o FILE") from None
     except OSError as e:
-        raise ArchError(f"cannot create output directory {folder}: {e.strerror}") from None
+        raise ArchError(f"cannot create output directory {folder}: {e.strerror or e}") from None
     return os.path.join(folder, filename)
 
 
