@@ -65,6 +65,9 @@ SPEC_CASES = [
      "block `f` calls itself (f -> g -> f)", "8:9"),
     ("form-feed-column", H + "let a = \x0c\x0c undefined_x\n", "undefined name `undefined_x`", "4:12"),
     ("nel-column", H + "let a = 1\x85 + undefined_x\n", "unexpected character '\\x85'", "4:10"),
+    ("outer-tensor-in-repeat", "model m\ninput t: int32[b, s]\nblock w(x: [b, s, d]) {\n return linear(h, d)\n}\n"
+     "h = token_embedding(t, 16, 64)\nh = repeat(2) w(h)\noutput o = h\n",
+     "`h` is a tensor from outside the repeated block", "4:16"),
     ("short-template-error", SHORT.replace("num_layers: 6", "num_layers: 200000"),
      "repeat count must be between 1 and 100,000", "6:15"),
 ]

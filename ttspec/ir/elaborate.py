@@ -461,6 +461,11 @@ class Elaborator:
     def eval_name(self, expr: ast.Name, scope: Scope):
         b = scope.lookup(expr.id)
         if b is not None:
+            if isinstance(b.value, Tensor) and b.value.node not in scope.graph:
+                raise ArchError(f"`{expr.id}` is a tensor from outside the repeated block; a layer can only read "
+                                "its own inputs", expr.loc,
+                                hint="pass it as the first argument (the tensor that flows through the layers)",
+                                notes=[Note(f"`{expr.id}` is defined here", b.origin)] if b.origin else [])
             return b.value
         s = scope
         while s is not None:  # a component named with `as` in this or an enclosing scope
