@@ -111,6 +111,7 @@ def source_lines(text: str) -> list[str]:
 
 
 _CONTROL = {c: chr(0x2400 + c) for c in range(0x20)} | {0x7F: "\u2421"} | {c: "\ufffd" for c in range(0x80, 0xA0)}
+_CONTROL.update({0x0A: "\n", 0x09: " "})  # a message's own line breaks stay line breaks
 _CONTROL.update({0x2028: "\ufffd", 0x2029: "\ufffd", 0x200E: "\ufffd", 0x200F: "\ufffd"})
 _CONTROL.update({c: "\ufffd" for c in range(0x202A, 0x202F)} | {c: "\ufffd" for c in range(0x2066, 0x206A)})
 
