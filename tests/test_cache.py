@@ -8,7 +8,7 @@ from ttspec.driver import load_model
 
 
 def cache_files():
-    return sorted(Path(os.environ["TTSPEC_CACHE_DIR"], "ast").glob("*.pickle"))
+    return sorted(Path(os.environ["TTSPEC_CACHE_DIR"], "ast").glob("*.json"))
 
 
 def test_warm_equals_cold(write_spec, monkeypatch):
@@ -31,5 +31,30 @@ def test_corrupt_cache_is_ignored(write_spec):
     path = write_spec("model m\ninput t: int32[b, s]\noutput o = token_embedding(t, 3, 4)\n")
     load_model(path)
     for f in cache_files():
-        f.write_bytes(b"not a pickle")
+        f.write_bytes(b"not json")
     assert count_params(load_model(path).graph) == 12
+
+
+def test_cache_cannot_run_code(write_spec, tmp_path):
+    """The cache is JSON read back only into the AST's own classes: a planted pickle, or JSON
+    naming another class, is ignored (issue 9, class 8)."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+    path = write_spec("model m\ninput t: int32[b, s]\noutput o = token_embedding(t, 3, 5)\n")
+    load_model(path)
+    files = cache_files()
+    assert any(f.read_text().startswith("[") for f in files)
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for f in files:
+        f.write_bytes(pickle.dumps(Evil()))
+        f.with_suffix(".pickle").write_bytes(pickle.dumps(Evil()))
+    assert count_params(load_model(path).graph) == 15
+    for f in cache_files():
+        f.write_text('["Popen", "touch ' + str(marker) + '"]')
+    assert count_params(load_model(path).graph) == 15
+    assert not marker.exists()

@@ -9,7 +9,7 @@ import shlex
 import sys
 
 from . import __version__
-from .errors import ArchError, Diagnostic, SourceCache
+from .errors import ArchError, Diagnostic, SourceCache, UsageError
 from .output import write_output
 
 EXIT_SPEC_ERROR = 1
@@ -28,14 +28,39 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+MAX_INT_OPTION = 1 << 40  # --batch, --seq: far beyond any context or batch, and exact as a float
+
+
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    digits = text.strip().replace("_", "")
+    if not digits.lstrip("+-").isdigit() or len(digits) > 20:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text[:40]!r}")
+    value = int(digits)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    if value > MAX_INT_OPTION:
+        raise argparse.ArgumentTypeError(f"{value:,} is too large (at most {MAX_INT_OPTION:,})")
     return value
+
+
+def _device_target(text: str) -> str:
+    from .targets import get_target
+
+    try:
+        return get_target(text).name
+    except UsageError as e:
+        d = e.diagnostic
+        raise argparse.ArgumentTypeError(f"{d.message}; {d.hint.strip()}") from None
+
+
+def _mesh(text: str) -> str:
+    from .targets import parse_mesh
+
+    try:
+        parse_mesh(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(e.diagnostic.message) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse, elaborate and shape-check specs")
     c.add_argument("specs", nargs="+", metavar="SPEC")
-    c.add_argument("--target", help="warn when the model will not fit this device (default: the spec's `target`); "
+    c.add_argument("--target", type=_device_target,
+                   help="warn when the model will not fit this device (default: the spec's `target`); "
                                     "the same memory model as compile and plan")
     c.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
                    help="device dtype of weight matrices for the fit check (default bf16)")
@@ -66,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program; "
                          f"n300, t3k, galaxy: a tensor-parallel mesh program (default: the spec's `target`, "
                          f"else {DEFAULT_TARGET})")
-    co.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
+    co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
     co.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES,
@@ -89,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-weights", metavar="F.safetensors",
                    help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
     r.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
-    r.add_argument("--mesh", metavar="RxC", help="mesh shape for a mesh target, e.g. 1x4")
+    r.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4")
     r.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
     r.add_argument("--allocate-only", action="store_true",
                    help="mock/device: allocate the weights on the device without host data (fit checks for "
@@ -103,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="memory per chip, what fits, and on a mesh the tensor-parallel sharding plan")
     pl.add_argument("spec", metavar="SPEC")
     pl.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
-    pl.add_argument("--mesh", metavar="RxC", help="a sub-mesh, e.g. 1x4")
+    pl.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     pl.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
     pl.add_argument("--batch", type=_positive_int, default=1,
@@ -187,8 +213,11 @@ def output_path(output: str | None, filename: str) -> str:
         return output
     try:
         os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        raise ArchError(f"cannot create output directory {folder}: a file of that name exists",
+                        hint="remove or rename it, or pass -o FILE") from None
     except OSError as e:
-        raise ArchError(f"cannot create output directory {folder}: {e.strerror}") from None
+        raise ArchError(f"cannot create output directory {folder}: {e.strerror or e}") from None
     return os.path.join(folder, filename)
 
 
@@ -254,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except UsageError as e:
+        _print_diagnostic(e.diagnostic)
+        return EXIT_USAGE
     except ArchError as e:
         _print_diagnostic(e.diagnostic)
         return EXIT_SPEC_ERROR

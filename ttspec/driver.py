@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .analysis.interpreters import verify
-from .errors import ArchError
+from .errors import ArchError, UsageError
 from .targets import TILE
 
 if TYPE_CHECKING:
@@ -75,7 +75,9 @@ def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None =
     chosen = get_target(target)
     shape = parse_mesh(mesh) if mesh else None
     if shape and shape[0] * shape[1] > chosen.chips:
-        raise ArchError(f"--mesh {mesh} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}")
+        raise UsageError(f"--mesh {mesh} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}",
+                         hint=f"{target} is a {chosen.mesh[0]}x{chosen.mesh[1]} mesh; pick a sub-mesh of it "
+                              "or a bigger target")
     return Options(chosen, shape or chosen.mesh, dp, weights_dtype)
 
 

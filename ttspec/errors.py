@@ -46,7 +46,7 @@ class Diagnostic:
                 lines.extend("  " + s for s in sources.excerpt(note.loc))
         if self.hint:
             lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 class ArchError(Exception):
@@ -65,6 +65,10 @@ class ArchError(Exception):
         return self.diagnostic.render(sources)
 
 
+class UsageError(ArchError):
+    """A problem with the command line rather than the spec (exit 2, like argparse's errors)."""
+
+
 class SourceCache:
     """Source text by file name, so diagnostics can quote the offending line."""
 
@@ -80,10 +84,10 @@ class SourceCache:
                 text = Path(loc.file).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 return []
-        lines = text.splitlines()
+        lines = source_lines(text)
         if not 1 <= loc.line <= len(lines):
             return []
-        src = lines[loc.line - 1].expandtabs(1)
+        src = printable(lines[loc.line - 1].expandtabs(1))
         if len(src) > 160:
             start = max(0, loc.col - 60)
             src = ("..." if start else "") + src[start:start + 120] + "..."
@@ -94,9 +98,33 @@ class SourceCache:
         return [f"    {src}", "    " + " " * (col - 1) + "^" * width]
 
 
+MAX_DIVISOR_SEARCH = 1 << 20  # steps any divisor hint may take: hints never hang on huge values
+
+
+def source_lines(text: str) -> list[str]:
+    """Lines as the parser counts them: split at `\n` only (str.splitlines also splits at
+    \x0c, \x85, \u2028, ..., which would put carets on the wrong line)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+_CONTROL = {c: chr(0x2400 + c) for c in range(0x20)} | {0x7F: "\u2421"} | {c: "\ufffd" for c in range(0x80, 0xA0)}
+_CONTROL.update({0x0A: "\n", 0x09: " "})  # a message's own line breaks stay line breaks
+_CONTROL.update({0x2028: "\ufffd", 0x2029: "\ufffd", 0x200E: "\ufffd", 0x200F: "\ufffd"})
+_CONTROL.update({c: "\ufffd" for c in range(0x202A, 0x202F)} | {c: "\ufffd" for c in range(0x2066, 0x206A)})
+
+
+def printable(text: str) -> str:
+    """Spec text made safe for a terminal: each control character (escape sequences, bidi
+    overrides, ...) becomes one visible character, so columns and carets stay aligned."""
+    return text.translate(_CONTROL)
+
+
 def divisors(n: int) -> list[int]:
-    """The divisors of n in order, in O(sqrt(n)) steps (bounded: hints never hang on huge values)."""
-    if n <= 0 or n > 1 << 62:
+    """The divisors of n in order, in O(sqrt(n)) steps; [] when n is too large to list them quickly."""
+    if n <= 0 or n > MAX_DIVISOR_SEARCH * MAX_DIVISOR_SEARCH:
         return []
     small, large = [], []
     d = 1
@@ -110,12 +138,17 @@ def divisors(n: int) -> list[int]:
 
 
 def nearest_divisors(n: int, near: int, limit: int = 2) -> list[int]:
-    """Divisors of `n` closest to `near`: the one below and the one above."""
-    divisors = [d for d in range(1, min(n, 1 << 20) + 1) if n % d == 0] if n > 0 else []
-    below = [d for d in divisors if d < near][-1:]
-    above = [d for d in divisors if d > near][:1]
-    found = below + above
-    return found[:limit] if found else divisors[:limit]
+    """Divisors of `n` closest to `near`: the one below and the one above (a bounded search)."""
+    if n <= 0:
+        return []
+    start = min(near - 1, n)
+    below = next((d for d in range(start, max(0, start - MAX_DIVISOR_SEARCH), -1) if d > 0 and n % d == 0), None)
+    lo = max(near + 1, 1)
+    above = next((d for d in range(lo, min(n, lo + MAX_DIVISOR_SEARCH) + 1) if n % d == 0), None)
+    found = [d for d in (below, above) if d is not None]
+    if not found:
+        found = [d for d in (1, n) if d != near]
+    return found[:limit]
 
 
 def did_you_mean(name: str, candidates) -> str | None:

@@ -1,13 +1,23 @@
-"""Writing results: stdout, or files replaced atomically (no partial file on any failure)."""
+"""Writing results: stdout, or files replaced atomically (no partial file on any failure).
+
+Only regular files are written. A FIFO, a device (/dev/null), a socket or a directory at the
+output path is refused rather than replaced by a regular file; a symlink is written through
+(the file it points to is replaced, the link stays), with the same checks on that file. A new
+file gets the usual mode for the umask (0666 & ~umask); a replaced file keeps its mode.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
 
 from .errors import ArchError
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
 
 
 def write_output(text: str, output: str | None) -> None:
@@ -15,32 +25,66 @@ def write_output(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    target = Path(output)
-    if target.is_dir():
-        raise ArchError(f"output path {output} is a directory", hint="give a file name")
-    if not target.parent.exists():
-        raise ArchError(f"cannot write {output}: directory {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_output_bytes((text if text.endswith("\n") else text + "\n").encode("utf-8"), output)
 
 
 def write_output_bytes(data: bytes, output: str) -> None:
     """Atomic binary write: a temp file beside the target, then rename."""
-    target = Path(output)
-    if target.is_dir() or not target.parent.exists():
-        raise ArchError(f"cannot write {output}: " + ("it is a directory" if target.is_dir()
-                                                      else f"directory {target.parent} does not exist"))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    target, mode = _check_target(output)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".ttspec-", suffix=".tmp")
+    except OSError as e:
+        raise _cannot(output, e, target.parent) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _cannot(output, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _check_target(output: str) -> tuple[Path, int]:
+    """The regular file to replace (symlinks followed) and the mode the new file gets."""
+    if output.endswith(("/", os.sep)):
+        raise ArchError(f"cannot write {output}: the path ends in `/`, and this command writes one file",
+                        hint="give a file name, e.g. out.txt")
+    path = Path(output)
+    try:
+        resolved = Path(os.path.realpath(path)) if path.is_symlink() else path
+        try:
+            st = os.stat(resolved)
+        except FileNotFoundError:
+            st = None
+        except NotADirectoryError:
+            raise ArchError(f"cannot write {output}: a parent in the path is a file, not a directory") from None
+        if st is not None:
+            for test, kind in _KINDS:
+                if test(st.st_mode):
+                    via = f" (the symlink points to {resolved})" if resolved != path else ""
+                    raise ArchError(f"cannot write {output}: it is {kind}{via}",
+                                    hint="ttspec writes regular files only; leave out -o to write to stdout")
+            if not stat.S_ISREG(st.st_mode):
+                raise ArchError(f"cannot write {output}: it is not a regular file")
+            mode = stat.S_IMODE(st.st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        parent = resolved.parent
+        if not parent.exists():
+            raise ArchError(f"cannot write {output}: directory {parent} does not exist")
+        if not parent.is_dir():
+            raise ArchError(f"cannot write {output}: {parent} is not a directory")
+    except OSError as e:
+        raise _cannot(output, e) from None
+    return resolved, mode
+
+
+def _cannot(output: str, e: OSError, where: Path | None = None) -> ArchError:
+    reason = e.strerror or type(e).__name__
+    return ArchError(f"cannot write {output}: {reason}" + (f" (in {where})" if where else ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ArchError, did_you_mean
+from .errors import UsageError, did_you_mean
 
 TILE = 32  # Tenstorrent tiles are 32x32 values; TILE-layout tensors are padded to whole tiles
 
@@ -39,19 +39,25 @@ TARGETS = {
 }
 
 
+MAX_MESH_SIDE = 1024  # far beyond any board; keeps every later loop over devices small
+
+
 def parse_mesh(text: str) -> tuple[int, int]:
     """`RxC`, e.g. `1x8`."""
-    try:
-        rows, cols = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ArchError(f"--mesh expects ROWSxCOLS such as 1x8, got {text!r}") from None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+        raise UsageError(f"--mesh expects ROWSxCOLS such as 1x8, got {text[:40]!r}")
+    rows, cols = (int(p) if len(p.strip()) <= 8 else MAX_MESH_SIDE + 1 for p in parts)
     if rows < 1 or cols < 1:
-        raise ArchError(f"--mesh needs positive sizes, got {text!r}")
+        raise UsageError(f"--mesh needs positive sizes, got {text!r}")
+    if rows > MAX_MESH_SIDE or cols > MAX_MESH_SIDE:
+        raise UsageError(f"--mesh {text[:40]} is larger than any Tenstorrent system",
+                         hint="targets: " + ", ".join(f"{t.name} {t.mesh[0]}x{t.mesh[1]}" for t in TARGETS.values()))
     return rows, cols
 
 
 def get_target(name: str) -> Target:
     if name not in TARGETS:
-        raise ArchError(f"unknown target `{name}`",
-                        hint=(did_you_mean(name, TARGETS) or "") + " targets: " + ", ".join(TARGETS))
+        raise UsageError(f"unknown target `{name}`",
+                        hint=" ".join(filter(None, (did_you_mean(name, TARGETS), "targets: " + ", ".join(TARGETS)))))
     return TARGETS[name]

@@ -18,21 +18,38 @@ def _symbol(node: Node) -> str | None:
     return opdef.symbol if opdef else None
 
 
-def _group(node: Node) -> str:
-    return node.module.split(".")[0] if node.module else node.id
+def _groups(graph: Graph) -> dict[str, str]:
+    """Node id -> the box it is drawn in: its top-level component, or the node itself for ops
+    and inputs outside any component. A node whose id equals a component's label (`as add`
+    beside a `+`, `as x` beside an input `x`) gets a box of its own, never the component's."""
+    modules = {node.module.split(".")[0] for node in graph.topo() if node.module}
+    groups = {}
+    for node in graph.topo():
+        if node.module:
+            groups[node.id] = node.module.split(".")[0]
+        else:
+            gid = node.id
+            while gid in modules:
+                gid += "_"
+            groups[node.id] = gid
+    return groups
+
+
+def _group(graph: Graph, node: Node) -> str:
+    return _groups(graph)[node.id]
 
 
 def _collapse(graph: Graph):
     """The quotient graph of components: returns (group -> its first node, edges between groups)."""
     import networkx as nx
 
+    groups = _groups(graph)
     g = nx.DiGraph()
     for node in graph.topo():
-        group = _group(node)
+        group = groups[node.id]
         if group not in g:
             g.add_node(group, first=node)
-        g.add_edges_from((_group(graph.node(src)), group) for src in node.inputs
-                         if _group(graph.node(src)) != group)
+        g.add_edges_from((groups[src], group) for src in node.inputs if groups[src] != group)
     return {n: g.nodes[n]["first"] for n in nx.topological_sort(g)}, list(g.edges)
 
 
@@ -78,7 +95,7 @@ def to_mermaid(model: Model) -> str:
     for name, nid in model.graph.outputs.items():
         out = _ident("out_", name)
         lines.append(f'    {out}(["{name}<br/>{model.graph.node(nid).type}"])')
-        lines.append(f"    {_ident('', _group(model.graph.node(nid)))} --> {out}")
+        lines.append(f"    {_ident('', _group(model.graph, model.graph.node(nid)))} --> {out}")
     return "\n".join(lines) + "\n"
 
 
@@ -109,7 +126,7 @@ def to_dot(model: Model) -> str:
     for name, nid in model.graph.outputs.items():
         out = _ident("out_", name)
         lines.append(f'    {out} [label="{name}\\n{model.graph.node(nid).type}", shape=ellipse];')
-        group = _group(model.graph.node(nid))
+        group = _group(model.graph, model.graph.node(nid))
         lines.append(f"    {_anchor(model.graph, group, model.graph.node(nid), '', 'out')} -> {out};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -120,5 +137,5 @@ def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str) -> str
     if node.op == "repeat":
         body: Graph = node.attrs["body"]
         inner = body.inputs[0] if role == "in" else body.outputs["out"]
-        return _anchor(body, _group(body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role)
+        return _anchor(body, _group(body, body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role)
     return _ident(prefix, group)

@@ -55,15 +55,49 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
     if not build.fits:
         report["hint"] = fitting_options(model, options)
     if plan:
-        per_layer = [c for c in plan.collectives if ".*." in c.node]
-        outside = [c for c in plan.collectives if ".*." not in c.node]
-        report["collectives_per_layer"] = [_collective(c) for c in per_layer]
+        groups, outside = _layers(build.lowered, plan.collectives)
+        layers = sum(count for count, _ in groups.values())
+        first = next(iter(groups.values()), (0, []))[1]
+        report["layers"] = layers
+        report["collectives_per_layer"] = [_collective(c) for c in first]
         report["collectives_outside_layers"] = [_collective(c) for c in outside]
+        patterns = {tuple((c.op, c.dim, c.axis, c.reason) for c in cs) for _, cs in groups.values()}
+        if len(patterns) > 1:
+            report["notes"].append("the layers differ in their collectives; those of the first layer are listed, "
+                                   "and the bytes moved are the average over all layers")
         # Ring collectives: each device receives (n - 1) / n of the full bf16 activation per token.
         width = _hidden(build.lowered)
         n = plan.devices
-        report["bytes_moved_per_token_per_layer_per_device"] = sum(2 * width * (n - 1) // n for _ in per_layer)
+        total = sum(count * len(cs) * (2 * width * (n - 1) // n) for count, cs in groups.values())
+        report["bytes_moved_per_token_per_layer_per_device"] = total // layers if layers else 0
     return report
+
+
+def _layers(lowered: Model, collectives) -> tuple[dict[str, tuple[int, list]], list]:
+    """The collectives of each layer group, {prefix: (layers, collectives of one layer)}, and
+    those outside the layers. A layer group is a top-level `repeat` (its collectives carry its
+    `NAME.*.` prefix) or an unrolled top-level block of kind decoder (its collectives, and the
+    ones whose readers are inside it, such as the gather before its first norm)."""
+    graph = lowered.graph
+    groups: dict[str, tuple[int, list]] = {}
+    for path, info in graph.modules.items():
+        if "." in path:
+            continue
+        if info.repeat:
+            groups[f"{path}.*."] = (info.repeat, [])
+        elif info.kind == "decoder":
+            groups[f"{path}."] = (1, [])
+    outside = []
+    for c in collectives:
+        group = next((p for p in groups if c.node.startswith(p)), None)
+        if group is None and c.node in graph:
+            readers = [graph.node(u).module for u in graph.users.get(c.node, [])]
+            group = next((p for p in groups if any(f"{r}.".startswith(p) for r in readers)), None)
+        if group is None:
+            outside.append(c)
+        else:
+            groups[group][1].append(c)
+    return groups, outside
 
 
 def _hidden(lowered: Model) -> int:

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
-import pickle
 import re
 import tempfile
 from pathlib import Path
 
 from .. import __version__
-from ..errors import ArchError, Loc, SourceCache
+from ..errors import ArchError, Loc, SourceCache, source_lines
 from . import ast
 from .source import GRAMMAR_PATH, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
 __all__ = ["parse_source", "read_source"]
 
 
-def parse_source(text: str, name: str, is_stdlib: bool = False) -> ast.Module:
-    """Parse either the full language or, if it looks like one, the lesson's short form."""
+def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool = False) -> ast.Module:
+    """Parse either the full language or, if it looks like one, the lesson's short form.
+    An imported file may be empty; it is never in the short form."""
     SourceCache().add(name, text)
     first = _first_code_line(text)
-    if not first and not is_stdlib:
+    if not first and (is_stdlib or imported):
+        return ast.Module(name=None, name_loc=None, items=[], file=name, is_stdlib=is_stdlib)
+    if not first:
         raise ArchError("empty spec: expected `model NAME` on the first line", Loc(name, 1, 1),
                         hint="start the file with e.g. `model nano_trickster`")
-    if SHORT_FORM_HEADER.match(first):
+    if SHORT_FORM_HEADER.match(first) and not imported:
         from .shortform import parse_short_form
 
         module, family_file = parse_short_form(text, name)
@@ -53,7 +57,7 @@ SHORT_FORM_HEADER = re.compile(r"^[A-Za-z_][\w.\-]*\s*:\s*$")
 
 
 def _first_code_line(text: str) -> str:
-    for line in text.splitlines():
+    for line in source_lines(text):
         stripped = line.split("#", 1)[0].rstrip()
         if stripped.strip():
             return stripped
@@ -103,9 +107,18 @@ def _check_nesting(text: str, name: str) -> None:
 
 
 # ---------------------------------------------------------------- AST cache
-# Parsed modules are pickled by content, like Python's .pyc files: a warm `ttspec params`
-# never imports lark. TTSPEC_CACHE_DIR moves the cache; TTSPEC_NO_CACHE=1 turns it off.
-_SALT_FILES = ("grammar/arch.lark", "ttspec/frontend/syntax.py", "ttspec/frontend/ast.py", "ttspec/errors.py")
+# Parsed modules are cached by content, like Python's .pyc files: a warm `ttspec params` never
+# imports lark. The cache is JSON of the AST dataclasses, read back only into the classes of
+# frontend/ast.py (and Loc) with their exact fields: whoever can write the cache directory can
+# at most make ttspec misparse, never run code (unlike a pickle). TTSPEC_CACHE_DIR moves the
+# cache; TTSPEC_NO_CACHE=1 turns it off.
+_SALT_FILES = ("grammar/arch.lark", "ttspec/frontend/syntax.py", "ttspec/frontend/ast.py", "ttspec/errors.py",
+               "ttspec/frontend/parser.py")
+_CACHE_FORMAT = "ttspec-ast-json/1"
+_CLASSES: dict[str, tuple[type, int]] = {
+    cls.__name__: (cls, len(dataclasses.fields(cls)))
+    for cls in [*(v for v in vars(ast).values() if isinstance(v, type) and dataclasses.is_dataclass(v)), Loc]
+}
 
 
 def _cache_dir() -> Path | None:
@@ -117,7 +130,7 @@ def _cache_dir() -> Path | None:
 
 
 def _cache_key(text: str, name: str) -> str:
-    h = hashlib.sha256(f"{__version__}\0{name}\0".encode())
+    h = hashlib.sha256(f"{__version__}\0{_CACHE_FORMAT}\0{name}\0".encode())
     root = GRAMMAR_PATH.parent.parent
     for rel in _SALT_FILES:
         st = (root / rel).stat()
@@ -126,14 +139,44 @@ def _cache_key(text: str, name: str) -> str:
     return h.hexdigest()
 
 
+def _encode(obj):
+    """AST -> JSON-able lists: a dataclass is [class name, *fields], a list is ["", *items]."""
+    if isinstance(obj, list):
+        return ["", *(_encode(x) for x in obj)]
+    if dataclasses.is_dataclass(obj):
+        return [type(obj).__name__, *(_encode(getattr(obj, f.name)) for f in dataclasses.fields(obj))]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot cache {type(obj).__name__}")
+
+
+def _decode(data):
+    """The inverse of _encode, building only the known classes; anything else is a ValueError."""
+    if isinstance(data, list):
+        if not data or not isinstance(data[0], str):
+            raise ValueError("malformed cache entry")
+        tag = data[0]
+        items = [_decode(x) for x in data[1:]]
+        if tag == "":
+            return items
+        cls, arity = _CLASSES.get(tag, (None, -1))
+        if cls is None or len(items) != arity:
+            raise ValueError(f"unknown cache entry {tag!r}")
+        return cls(*items)
+    if data is None or isinstance(data, (bool, int, float, str)):
+        return data
+    raise ValueError("malformed cache entry")
+
+
 def _cache_load(key: str) -> ast.Module | None:
     d = _cache_dir()
     if d is None:
         return None
     try:
-        with open(d / f"{key}.pickle", "rb") as f:
-            module = pickle.load(f)
-    except Exception:  # missing, unreadable or stale: parse again
+        with open(d / f"{key}.json", encoding="utf-8") as f:
+            data = json.load(f)
+        module = _decode(data)
+    except (OSError, ValueError, TypeError, RecursionError):  # missing, unreadable, stale or forged
         return None
     return module if isinstance(module, ast.Module) else None
 
@@ -143,16 +186,16 @@ def _cache_store(key: str, module: ast.Module) -> None:
     if d is None:
         return
     try:
-        data = pickle.dumps(module, protocol=pickle.HIGHEST_PROTOCOL)
-    except (RecursionError, pickle.PicklingError):
+        data = json.dumps(_encode(module), separators=(",", ":"))
+    except (RecursionError, TypeError, ValueError):
         return  # an absurdly deep expression: the elaborator is about to reject it anyway
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(data)
-            os.replace(tmp, d / f"{key}.pickle")
+            os.replace(tmp, d / f"{key}.json")
         finally:
             Path(tmp).unlink(missing_ok=True)
     except OSError:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArchError, Loc, Note, did_you_mean, nearest_divisors
+from ..errors import ArchError, Loc, Note, did_you_mean, divisors, nearest_divisors, source_lines
 from . import ast
 
 FAMILY_DIR = Path(__file__).resolve().parent.parent / "stdlib" / "families"
@@ -36,31 +36,54 @@ FAMILIES = {
         "norm_eps": 1e-5, "tie_embeddings": True}),
 }
 KEY_KINDS = {"rope_theta": float, "norm_eps": float, "tie_embeddings": bool, "family": str, "target": str}
-LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^:#\s][^:#]*?)\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$")
+
+
+@dataclass(frozen=True)
+class _Line:
+    indent: str
+    key: str
+    key_col: int  # 0-based
+    value: str
+    value_col: int  # 0-based
+
+
+def _split_line(raw: str) -> _Line | None:
+    """`  key: value  # comment` -> its parts, in time linear in the line (no backtracking regex)."""
+    code = raw.split("#", 1)[0]
+    body = code.lstrip()
+    indent = code[:len(code) - len(body)]
+    colon = body.find(":")
+    if colon <= 0:
+        return None
+    key = body[:colon].rstrip()
+    rest = code[len(indent) + colon + 1:]
+    value = rest.strip()
+    value_col = len(indent) + colon + 1 + (len(rest) - len(rest.lstrip()))
+    return _Line(indent, key, len(indent), value, value_col)
 
 
 def parse_short_form(text: str, file: str) -> tuple[ast.Module, Path]:
     """The short form's `let` bindings, and the family template file that builds the model from them."""
     header: tuple[str, Loc] | None = None
     entries: dict[str, tuple[str, Loc, Loc]] = {}  # key -> (raw value, key loc, value loc)
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(source_lines(text), start=1):
         code = raw.split("#", 1)[0].rstrip()
         if not code.strip():
             continue
-        m = LINE.match(raw)
-        if not m:
+        m = _split_line(raw)
+        if m is None:
             col = len(raw) - len(raw.lstrip()) + 1
             raise ArchError("expected `key: value`", Loc(file, lineno, col, max(1, len(code.strip()))),
                             hint="the short form is a name line (`my-model:`) and indented `key: value` lines")
-        key, value = m["key"], m["value"]
-        key_loc = Loc(file, lineno, m.start("key") + 1, len(key))
-        value_loc = Loc(file, lineno, m.start("value") + 1, max(1, len(value)))
+        key, value = m.key, m.value
+        key_loc = Loc(file, lineno, m.key_col + 1, len(key))
+        value_loc = Loc(file, lineno, m.value_col + 1, max(1, len(value)))
         if header is None:
             if value:
                 raise ArchError("expected the model's name line first, e.g. `nano-trickster:`", key_loc)
             header = (key, key_loc)
             continue
-        if not m["indent"]:
+        if not m.indent:
             raise ArchError(f"`{key}` must be indented under `{header[0]}:`", key_loc,
                             hint="one model per file in the short form")
         if key in entries:
@@ -140,6 +163,7 @@ def _check(values: dict, locs: dict) -> None:
                         hint=f"nearest divisors of {hidden}: {near}")
     kv = values.get("num_kv_heads")
     if kv is not None and heads % kv:
-        valid = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
+        valid = divisors(heads)
+        valid = ", ".join(map(str, valid if 0 < len(valid) <= 12 else nearest_divisors(heads, kv)))
         raise ArchError(f"num_kv_heads={kv} does not divide num_heads={heads}", locs["num_kv_heads"],
                         hint=f"valid num_kv_heads: {valid}")

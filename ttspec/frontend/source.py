@@ -50,4 +50,8 @@ def decode_source(data: bytes, name: str) -> str:
                         hint="a .arch spec is a text file; is this a binary file?")
     if text.startswith("\ufeff"):
         text = text[1:]
+    # One line ending for every later stage: CRLF and old-Mac CR-only files read like LF files
+    # (otherwise a CR-only file is one line, and its first comment swallows it).
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text

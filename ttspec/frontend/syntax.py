@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from functools import cache
 
-from ..errors import ArchError, Loc
+from ..errors import ArchError, Loc, source_lines
 from . import ast
 
 # lark prefers the third-party `regex` module when it is importable (transformers installs
@@ -78,7 +78,7 @@ def _describe_token(tok: Token) -> str:
 
 def _syntax_error(e: UnexpectedInput, text: str, name: str) -> ArchError:
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-        lines = text.splitlines() or [""]
+        lines = source_lines(text) or [""]
         loc = Loc(name, len(lines), len(lines[-1]) + 1)
         expected = getattr(e, "expected", None) or getattr(e, "accepts", None) or set()
         if not text.strip():

@@ -28,6 +28,11 @@ STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 STDLIB_PREFIX = "<stdlib>/"
 INT_LIMIT = 1 << 63
 MAX_REPEAT = 100_000
+MAX_IMPORT_DEPTH = 32  # imports chained deeper than this are an error, not a RecursionError
+MAX_BLOCK_DEPTH = 48  # blocks calling blocks deeper than this (real specs nest 3 or 4 deep)
+MAX_INSTANCES = 5_000  # block instances per spec: a bound on exponential instantiation (f calls g twice, ...)
+MAX_NODES = 20_000  # graph nodes per spec, over all graphs
+MAX_STEPS = 100_000  # expressions evaluated per spec: elaboration stays well under 2 s whatever the nesting
 SHARD_PLACEMENTS = ("replicate", "column", "row")
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
@@ -113,6 +118,7 @@ class Scope:
         self.graph = graph
         self.file = file
         self.labels: dict[str, Loc | None] = {}  # child module labels used in this scope
+        self.label_suffix: dict[str, int] = {}  # next free `_k` per label base, for unnamed calls
 
     def lookup(self, name: str) -> Binding | None:
         scope = self
@@ -157,6 +163,11 @@ class Elaborator:
     assignments: list[tuple[Graph, str, str, Loc]] = field(default_factory=list)
     target: tuple[str, Loc] | None = None
     family: str | None = None
+    family_loc: Loc | None = None
+    active: list[tuple[str, Loc]] = field(default_factory=list)  # blocks being instantiated, outermost first
+    instances: int = 0
+    nodes: int = 0
+    steps: int = 0
     shard_overrides: list = field(default_factory=list)
 
     # ------------------------------------------------------------ files and imports
@@ -183,8 +194,7 @@ class Elaborator:
                 self.exec_stmt(item, scope, top_level=True)
 
     def define_block(self, defn: ast.BlockDef, scope: Scope) -> None:
-        if defn.name.startswith("__"):
-            raise ArchError(f"names starting with `__` are reserved: `{defn.name}`", defn.loc)
+        self.check_name(defn.name, defn.loc)
         previous = self.blocks.get(defn.name)
         if previous is not None and not is_stdlib(previous.defn.file):
             raise ArchError(f"block `{defn.name}` is defined twice", defn.loc,
@@ -194,6 +204,7 @@ class Elaborator:
                             hint=f"rename the block, e.g. `my_{defn.name}`")
         seen: dict[str, Loc] = {}
         for p in defn.params:
+            self.check_name(p.name, p.loc)
             if p.name in seen:
                 raise ArchError(f"parameter `{p.name}` appears twice in block `{defn.name}`", p.loc,
                                 notes=[Note("first here", seen[p.name])])
@@ -212,22 +223,33 @@ class Elaborator:
         if target.suffix != ".arch":
             raise ArchError(f"import \"{stmt.path}\": only .arch files can be imported", stmt.loc)
         key = str(target)
+        if self.loading and key == self.loading[-1]:
+            raise ArchError(f"import \"{stmt.path}\": a file cannot import itself", stmt.loc)
         if key in self.loading:
-            raise ArchError(f"import cycle: {' -> '.join(Path(p).name for p in self.loading + [key])}",
-                            stmt.loc)
+            cycle = self.loading[self.loading.index(key):] + [key]
+            raise ArchError(f"import cycle: {' -> '.join(Path(p).name for p in cycle)}", stmt.loc,
+                            hint="move what both files need into a third file that both import")
+        if len(self.loading) > MAX_IMPORT_DEPTH:
+            raise ArchError(f"imports nested more than {MAX_IMPORT_DEPTH} deep", stmt.loc,
+                            hint="import the shared files from the spec itself")
         if key in self.loaded:
             return
         if not target.is_file():
             raise ArchError(f"import \"{stmt.path}\": no such file", stmt.loc,
                             hint=f"looked for {target}")
         name = os.path.relpath(target)
-        module = parse_source(read_source(target), name)
+        module = parse_source(read_source(target), name, imported=True)
         if module.name is not None:
             raise ArchError("an imported file must not start with `model`", module.name_loc,
                             hint="keep shared blocks and lets in a file without a model header")
         self.loading.append(key)
         try:
             self.run_file(module, scope, top=False)
+        except ArchError as e:
+            d = e.diagnostic
+            if d.loc is not None and d.loc.file == name:
+                d.notes.append(Note(f"imported from {stmt.loc.file}", stmt.loc))
+            raise
         finally:
             self.loading.pop()
         self.loaded[key] = scope
@@ -308,7 +330,9 @@ class Elaborator:
                 raise ArchError(f"unknown checkpoint family `{stmt.name}`", stmt.loc,
                                 hint=" ".join(filter(None, (did_you_mean(stmt.name, FAMILIES),
                                                                "families: " + ", ".join(FAMILIES)))))
-            self.family = stmt.name
+            if self.family_loc is not None:
+                raise ArchError("`family` given twice", stmt.loc, notes=[Note("first here", self.family_loc)])
+            self.family, self.family_loc = stmt.name, stmt.loc
         elif isinstance(stmt, ast.Target):
             from ..targets import TARGETS
 
@@ -329,6 +353,9 @@ class Elaborator:
     def check_name(self, name: str, loc: Loc) -> None:
         if name.startswith("__"):
             raise ArchError(f"names starting with `__` are reserved: `{name}`", loc)
+        if name in KEYWORDS:
+            raise ArchError(f"`{name}` is a reserved word and cannot be a name", loc,
+                            hint=f"pick another name, e.g. `{name}_value`")
 
     def exec_input(self, stmt: ast.Input, scope: Scope) -> None:
         if scope.parent is not None or scope.module:
@@ -393,6 +420,11 @@ class Elaborator:
         return None
 
     def eval(self, expr: ast.Expr, scope: Scope):
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise ArchError(f"the spec takes more than {MAX_STEPS:,} steps to elaborate", expr.loc,
+                            hint="blocks that call blocks several times multiply; use `repeat(N)` for stacks "
+                                 "of layers")
         if isinstance(expr, ast.Literal):
             return expr.value
         if isinstance(expr, ast.Name):
@@ -492,7 +524,7 @@ class Elaborator:
             op = "//"
         r = ARITHMETIC[op](a, b)
         if abs(r) >= INT_LIMIT:
-            raise ArchError(f"`{_text(expr)}` = {r:.3e} overflows 63 bits", expr.loc)
+            raise ArchError(f"`{_text(expr)}` = {_magnitude(r)} overflows 63 bits", expr.loc)
         return r
 
     def float_op(self, op: str, a: float, b: float, expr: ast.BinOp) -> float:
@@ -608,7 +640,8 @@ class Elaborator:
             cdef.check(fields)
         except OpError as e:
             loc = bound[e.arg][1] if e.arg in bound else call.loc
-            raise ArchError(e.message, loc, hint=e.hint) from None
+            origin = self.origin_of(bound[e.arg][2], scope) if e.arg in bound else None
+            raise _with_origin(ArchError(e.message, loc, hint=e.hint), origin) from None
         return Config(cdef.name, tuple(fields.items()))
 
     def call_activation(self, call: ast.Call, scope: Scope):
@@ -669,7 +702,8 @@ class Elaborator:
             param_specs = opdef.params(in_types, attrs)
         except OpError as e:
             loc = bound[e.arg][1] if bound and e.arg in bound else getattr(call, "loc", None)
-            raise ArchError(e.message, loc, hint=e.hint) from None
+            origin = self.origin_of(bound[e.arg][2], scope) if bound and e.arg in bound else None
+            raise _with_origin(ArchError(e.message, loc, hint=e.hint), origin) from None
         graph = scope.graph
         module = scope.module
         params: dict[str, str] = {}
@@ -688,6 +722,10 @@ class Elaborator:
                 params[local] = full
         elif label is not None and label != "self":
             self.claim_label(scope, label, explicit=True, loc=call.loc)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise ArchError(f"the spec has more than {MAX_NODES:,} operations", getattr(call, "loc", None),
+                            hint="use `repeat(N)` for stacks of layers")
         node_id = graph.fresh_id(_join(module if param_specs else scope.module, opname))
         node = Node(node_id, opname, [t.node for t in tensors], attrs, out_type, module,
                     getattr(call, "loc", None), params)
@@ -704,10 +742,12 @@ class Elaborator:
             if label in scope.labels:
                 raise ArchError(f"name `{label}` is already used in this block", loc,
                                 notes=[Note("first used here", scope.labels[label])])
-        else:
-            base, k = label, 1
-            while label in scope.labels:
-                label, k = f"{base}_{k}", k + 1
+        elif label in scope.labels:
+            base, k = label, scope.label_suffix.get(label, 1)
+            while f"{base}_{k}" in scope.labels:
+                k += 1
+            scope.label_suffix[base] = k + 1
+            label = f"{base}_{k}"
         scope.labels[label] = loc
         return _join(scope.module, label)
 
@@ -716,6 +756,27 @@ class Elaborator:
                     graph: Graph | None = None):
         defn = entry.defn
         graph = graph or scope.graph
+        names = [n for n, _ in self.active]
+        if defn.name in names:
+            chain = " -> ".join(names[names.index(defn.name):] + [defn.name])
+            raise ArchError(f"block `{defn.name}` calls itself ({chain}); blocks cannot be recursive",
+                                call.loc, notes=[Note(f"`{defn.name}` is defined here", defn.loc)],
+                                hint="write the layers out, or use `repeat(N)` for a stack")
+        if len(self.active) >= MAX_BLOCK_DEPTH:
+            raise ArchError(f"blocks nested more than {MAX_BLOCK_DEPTH} deep", call.loc)
+        self.instances += 1
+        if self.instances > MAX_INSTANCES:
+            raise ArchError(f"the spec instantiates more than {MAX_INSTANCES:,} blocks", call.loc,
+                            hint="a block that calls another block several times, nested, multiplies; "
+                                 "use `repeat(N)` for stacks of layers")
+        self.active.append((defn.name, call.loc))
+        try:
+            return self._instantiate(entry, call, scope, module, graph)
+        finally:
+            self.active.pop()
+
+    def _instantiate(self, entry: BlockEntry, call: ast.Call, scope: Scope, module: str | None, graph: Graph):
+        defn = entry.defn
         if module is None:
             if call.label == "self":
                 module = scope.module
@@ -826,9 +887,11 @@ class Elaborator:
     def eval_repeat(self, expr: ast.RepeatCall, scope: Scope):
         count = self.eval(expr.count, scope)
         if not isinstance(count, int) or isinstance(count, bool):
-            raise ArchError(f"repeat count must be an int, got {describe(count)}", expr.count.loc)
+            raise _with_origin(ArchError(f"repeat count must be an int, got {describe(count)}", expr.count.loc),
+                               self.origin_of(expr.count, scope))
         if not 1 <= count <= MAX_REPEAT:
-            raise ArchError(f"repeat count must be between 1 and {MAX_REPEAT:,}, got {count}", expr.count.loc)
+            raise _with_origin(ArchError(f"repeat count must be between 1 and {MAX_REPEAT:,}, got {count}",
+                                         expr.count.loc), self.origin_of(expr.count, scope))
         call = expr.call
         if call.func not in self.blocks:
             hint = did_you_mean(call.func, self.blocks)
@@ -880,6 +943,21 @@ class Elaborator:
         return Tensor(node.id, node.type)
 
 
+def _with_origin(e: ArchError, origin: Loc | None) -> ArchError:
+    """Remember where the offending value was written, for errors raised inside a family template."""
+    e.origin = origin
+    return e
+
+
+def _magnitude(r: int) -> str:
+    """A huge int for a message, without converting it to a float (which can overflow) or to
+    all its digits."""
+    bits = abs(r).bit_length()
+    if bits <= 1000:
+        return f"{float(r):.3e}"
+    return f"{'-' if r < 0 else ''}about 2^{bits - 1}"
+
+
 def _join(a: str, b: str) -> str:
     return f"{a}.{b}" if a else b
 
@@ -899,7 +977,8 @@ def _text(expr: ast.Expr) -> str:
     if isinstance(expr, ast.Literal):
         return show(expr.value)
     if isinstance(expr, ast.BinOp):
-        return f"{_text(expr.left)} {expr.op} {_text(expr.right)}"
+        left, right = (f"({_text(e)})" if isinstance(e, ast.BinOp) else _text(e) for e in (expr.left, expr.right))
+        return f"{left} {expr.op} {right}"
     return "..."
 
 
@@ -934,15 +1013,18 @@ def elaborate(module: ast.Module, root_dir: Path) -> Model:
     graph = Graph()
     el = Elaborator(root_dir)
     el.load_stdlib(graph)
+    el.loading.append(str(Path(module.file).resolve()))
     scope = Scope(None, "", graph, module.file)
     try:
         el.run_file(module, scope, top=True)
     except ArchError as e:
         d = e.diagnostic
         if d.loc is not None and is_stdlib(d.loc.file) and module.name_loc is not None:
-            # A family template expanded from the short form: point at the user's model.
+            # A family template expanded from the short form: point at the user's value that
+            # caused it when it is known, else at the user's model.
+            origin = getattr(e, "origin", None)
             d.notes.insert(0, Note("inside the family template", d.loc))
-            d.loc = module.name_loc
+            d.loc = origin if origin is not None and not is_stdlib(origin.file) else module.name_loc
         raise
     if not graph.outputs:
         raise ArchError("the spec declares no output", module.name_loc,

@@ -67,6 +67,7 @@ class Graph:
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> node id
     params: dict[str, Param] = field(default_factory=dict)
     modules: dict[str, ModuleInfo] = field(default_factory=dict)
+    _next_suffix: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, node: Node) -> Node:
         assert node.id not in self.nodes, node.id
@@ -86,9 +87,10 @@ class Graph:
     def fresh_id(self, base: str) -> str:
         if base not in self.nodes:
             return base
-        k = 1
+        k = self._next_suffix.get(base, 1)  # remembered, so N ids of one base cost O(N), not O(N^2)
         while f"{base}_{k}" in self.nodes:
             k += 1
+        self._next_suffix[base] = k + 1
         return f"{base}_{k}"
 
     def topo(self) -> list[Node]:

@@ -190,7 +190,7 @@ def _attend_shape(ins, attrs, ctx):
     hq, hkv = q.shape[1], k.shape[1]
     if hq % hkv:
         valid = divisors(hq)
-        listed = ", ".join(map(str, valid if len(valid) <= 12 else nearest_divisors(hq, hkv)))
+        listed = ", ".join(map(str, valid if 0 < len(valid) <= 12 else nearest_divisors(hq, hkv)))
         raise OpError(f"kv_heads={hkv} does not divide heads={hq}", arg="k",
                       hint=f"kv_heads must divide heads; valid: {listed}")
     return q.with_shape(q.shape[:3] + (v.shape[3],))
