@@ -104,7 +104,7 @@ def check_family_labels(model) -> None:
     family. The error points at the component's call site in the user's spec."""
     if model.family is None:
         return
-    for name, chain in _stored_params(model.graph, "", []):
+    for name, chain in stored_params_once(model.graph, "", []):
         if not any(re.fullmatch(rule.ours, name) for rule in FAMILIES[model.family]):
             labels = ", ".join(expected_labels(model.family))
             others = ", ".join(f for f in FAMILIES if f != model.family)
@@ -115,14 +115,15 @@ def check_family_labels(model) -> None:
                      "to load weights under ttspec's own names")
 
 
-def _stored_params(graph, prefix: str, chain: list):
+def stored_params_once(graph, prefix: str = "", chain: list | None = None):
     """(name, [(graph, module path), ...] innermost first) for every stored parameter; a repeat's
     body once, as its layer 0."""
+    chain = chain or []
     for p in graph.params.values():
         if not p.tied_to:
             yield prefix + p.name, [(graph, p.module)] + chain
     for node in graph.repeats():
-        yield from _stored_params(node.attrs["body"], f"{prefix}{node.module}.0.", [(graph, node.module)] + chain)
+        yield from stored_params_once(node.attrs["body"], f"{prefix}{node.module}.0.", [(graph, node.module)] + chain)
 
 
 def _user_loc(chain: list):

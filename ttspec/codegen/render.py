@@ -6,8 +6,8 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..checkpoints import FAMILIES, check_family_labels
-from ..ir.graph import Model, iter_params
+from ..checkpoints import FAMILIES, check_family_labels, stored_params_once
+from ..ir.graph import Model
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -39,9 +39,7 @@ def hf_rules(model: Model) -> list[tuple[str, str, str]]:
     check_family_labels(model)
     rules = FAMILIES[model.family]
     used = []
-    for name, p in iter_params(model.graph):
-        if p.tied_to:
-            continue
+    for name, _ in stored_params_once(model.graph):  # each repeat body once: layers share their rules
         for rule in rules:
             if re.fullmatch(rule.ours, name):
                 if rule not in used:
