@@ -302,6 +302,11 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def causal_mask(s):
+    """True above the diagonal: position i attends to positions <= i."""
+    return torch.ones(s, s, dtype=torch.bool).triu(1)
+
+
 def causal_attention(x, w, prefix, heads):
     b, s, d = x.shape
     hd = d // heads
@@ -312,7 +317,7 @@ def causal_attention(x, w, prefix, heads):
 
     q, k, v = proj("wq"), proj("wk"), proj("wv")
     scores = q @ k.transpose(-1, -2) / math.sqrt(hd)
-    scores = scores.masked_fill(torch.ones(s, s, dtype=torch.bool).triu(1), float("-inf"))
+    scores = scores.masked_fill(causal_mask(s), float("-inf"))
     y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, d)
     return y @ w[f"{prefix}.wo.weight"].T
 
