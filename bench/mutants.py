@@ -87,7 +87,7 @@ def run_mutant(mutant: Mutant, full: bool) -> tuple[bool, float, str]:
         env = dict(os.environ, PYTHONPATH=str(folder))
         env.pop("TTSPEC_REQUIRE_ALL", None)
         start = time.time()
-        out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
                               "--ignore", "tests/test_generated.py",
                               *tests], cwd=folder, env=env, capture_output=True, text=True)
         failed = [line for line in out.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]

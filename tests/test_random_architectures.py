@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ttspec.driver import compile_source, load_model
@@ -204,6 +204,13 @@ SEEN = []
 @settings(max_examples=50, deadline=None, derandomize=False,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(archs(), st.integers(0, 2**16))
+# always run, whatever is drawn: a large eps (where a dropped eps shows) on each norm kind
+@example(Arch(d=64, layers=1, placement="pre", norm="rms", eps=1e-2, heads=2, kv_heads=1, head_dim=48,
+              qkv_bias=True, out_bias=False, rope="interleaved", fraction=0.5, mlp="swiglu", act="gelu",
+              mlp_bias=False, hidden=64, positions="none", tied=False, head_bias=False), 0)
+@example(Arch(d=96, layers=2, placement="post", norm="layer_nobias", eps=1e-2, heads=2, kv_heads=2, head_dim=32,
+              qkv_bias=False, out_bias=True, rope="half", fraction=0.25, mlp="geglu_tanh", act="gelu",
+              mlp_bias=False, hidden=128, positions="sinusoidal", tied=True, head_bias=True), 1)
 def test_random_architecture_runs_and_agrees(tmp_path_factory, arch, seed):
     path = tmp_path_factory.mktemp("arch") / "random_arch.arch"
     path.write_text(arch.spec())
