@@ -2,6 +2,7 @@
 refactor that moves it must re-create the mutant), and each names tests that exist."""
 
 import importlib.util
+import sys
 
 from .conftest import ROOT
 
@@ -9,6 +10,7 @@ from .conftest import ROOT
 def load_bench():
     spec = importlib.util.spec_from_file_location("bench_mutants", ROOT / "bench" / "mutants.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
 
