@@ -16,6 +16,12 @@ from .conftest import SPECS
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
 
+try:
+    from ttspec.mock.toolchain import riscv_gcc
+except ImportError:  # pragma: no cover
+    riscv_gcc = None
+
+
 COLLECTIVE = re.compile(r"ttnn\.(all_gather|reduce_scatter|all_reduce)\((\w+)(, dim=-?\d+)?, cluster_axis=\d\)")
 
 
@@ -209,6 +215,26 @@ def test_removing_an_all_reduce_gives_wrong_numbers(write_spec):
     assert all(o[1] == "numbers" for o, site in zip(outcomes, sites, strict=True) if site.group(1) == "all_reduce")
 
 
+@pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None, reason="Debian gcc-riscv64-unknown-elf missing")
+@pytest.mark.parametrize("kind,validator", [
+    ("all_gather", "normalization/layernorm/device/layernorm_device_operation.cpp"),  # the norm's gamma width
+    ("reduce_scatter", "eltwise/binary_ng/device/binary_ng_device_operation.cpp"),  # the residual add's shapes
+])
+def test_removing_a_collective_fails_ttnns_validation_on_the_mock_mesh(kind, validator):
+    """On ttnn's mock n300 (real host-side validation) the first collective of each kind, taken
+    out, is refused by the consuming op's device-operation checks."""
+    from ttspec.runtime.device import run_worker
+
+    model = load_model(SPECS / "nano-trickster.arch")
+    source = compile_source(model, "specs/nano-trickster.arch", "n300")
+    site = next(m for m in COLLECTIVE.finditer(source) if m.group(1) == kind)
+    broken = source[: site.start()] + site.group(2) + source[site.end():]
+    with pytest.raises(ArchError) as info:
+        run_worker(model, broken, "mock", "n300", state=None, tokens=torch.zeros(1, 32, dtype=torch.int64))
+    message = info.value.render()
+    assert validator in message and ("TT_FATAL" in message or "TT_THROW" in message), message[:400]
+
+
 @pytest.mark.parametrize("spec,mesh,message", [
     ("gpt2.arch", "1x8", "heads=12 cannot be split over 8 devices"),
     ("phi-tiny.arch", "1x2", "head_dim 80 is not a multiple of 32"),
@@ -232,12 +258,6 @@ def test_kv_heads_neither_dividing_nor_divided(write_spec):
     with pytest.raises(ArchError) as info:
         compile_source(model, "b.arch", "t3k", "bf16", "1x8")
     assert "kv_heads=3 over 8 devices: neither divides the other" in info.value.render()
-
-
-try:
-    from ttspec.mock.toolchain import riscv_gcc
-except ImportError:  # pragma: no cover
-    riscv_gcc = None
 
 
 @pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None, reason="Debian gcc-riscv64-unknown-elf missing")
