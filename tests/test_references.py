@@ -52,7 +52,7 @@ def hf_logits(config, seed=1, tokens=None):
 # and relative error <= 0.0223 (the Llama specs; meshes within 1e-3 of n150); the bounds leave 4x
 # on PCC's distance from 1 and 2.2x on the relative error. A program with one feature wrong lands
 # outside: post-norm read as pre-norm gives PCC 0.960 and relative error 0.28
-# (test_a_wrong_feature_is_outside_the_bounds); GPT-J's rotary read as rotate-half, 0.084.
+# (test_a_wrong_feature_is_outside_the_bounds); GPT-J's rotary read as rotate-half, 0.26.
 PCC_MIN, REL_MAX = 0.999, 0.05
 
 
@@ -134,18 +134,18 @@ def test_mqa_matches_hf(write_spec):
 # ---------------------------------------------------------------- GPT-NeoX and GPT-J: partial rotary
 NEOX_SPEC = """model neox_tiny
 input tokens: int32[batch, seq] where seq <= 128
-block decoder(x: [batch, seq, 128]) -> [batch, seq, 128] kind decoder {
-    return x + attention(layernorm(x) as ln1, heads = 4, qkv_bias = true, rope = rope(fraction = 0.25)) as attn
+block decoder(x: [batch, seq, 256]) -> [batch, seq, 256] kind decoder {
+    return x + attention(layernorm(x) as ln1, heads = 8, qkv_bias = true, rope = rope(fraction = 0.25)) as attn
              + mlp(layernorm(x) as ln2, hidden = 512, act = "gelu") as mlp
 }
-h = token_embedding(tokens, 256, 128) as embed
+h = token_embedding(tokens, 256, 256) as embed
 h = repeat(2) decoder(h) as layers
 h = layernorm(h) as final
 output logits = lm_head(h, 256)
 """
 
 
-def neox_weights(hf, layers=2, heads=4, head_dim=32):
+def neox_weights(hf, layers=2, heads=8, head_dim=32):
     """GPT-NeoX's names -> ttspec's. NeoX fuses q, k, v per head: rows [heads, (q, k, v), head_dim]."""
     s = hf.state_dict()
     out = {"embed.weight": s["gpt_neox.embed_in.weight"], "lm_head.weight": s["lm_head.weight"],
@@ -167,24 +167,24 @@ def neox_weights(hf, layers=2, heads=4, head_dim=32):
 
 def test_gpt_neox_partial_rotate_half_matches_hf(write_spec):
     tokens = tokens_for(256)
-    config = transformers.GPTNeoXConfig(vocab_size=256, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+    config = transformers.GPTNeoXConfig(vocab_size=256, hidden_size=256, num_hidden_layers=2, num_attention_heads=8,
                                         intermediate_size=512, rotary_pct=0.25, hidden_act="gelu",
                                         max_position_embeddings=128, use_parallel_residual=True)
     hf, expected = hf_logits(config, tokens=tokens)
     state = neox_weights(hf)
     path = write_spec(NEOX_SPEC, "neox.arch")
     assert set(state) == set(stored_shapes(load_model(path)))
-    check_programs(path, state, tokens, expected, meshes=[("n300", "1x2"), ("t3k", "1x4")])
+    check_programs(path, state, tokens, expected, meshes=[("n300", "1x2"), ("t3k", "1x8")])
 
 
 GPTJ_SPEC = """model gptj_tiny
 input tokens: int32[batch, seq] where seq <= 128
-block decoder(x: [batch, seq, 128]) -> [batch, seq, 128] kind decoder {
+block decoder(x: [batch, seq, 256]) -> [batch, seq, 256] kind decoder {
     n = layernorm(x) as ln_1
-    return x + attention(n, heads = 4, rope = rope(style = "interleaved", fraction = 0.25)) as attn
+    return x + attention(n, heads = 8, rope = rope(style = "interleaved", fraction = 0.25)) as attn
              + mlp(n, hidden = 512, act = "gelu_tanh") as mlp
 }
-h = token_embedding(tokens, 256, 128) as wte
+h = token_embedding(tokens, 256, 256) as wte
 h = repeat(2) decoder(h) as layers
 h = layernorm(h) as ln_f
 output logits = lm_head(h, 256, bias = true)
@@ -209,18 +209,18 @@ def gptj_weights(hf, layers=2):
 
 def test_gptj_partial_interleaved_matches_hf(write_spec):
     tokens = tokens_for(256)
-    config = transformers.GPTJConfig(vocab_size=256, n_embd=128, n_layer=2, n_head=4, rotary_dim=8, n_positions=128,
+    config = transformers.GPTJConfig(vocab_size=256, n_embd=256, n_layer=2, n_head=8, rotary_dim=8, n_positions=128,
                                      n_inner=512, activation_function="gelu_new", bos_token_id=0, eos_token_id=0)
     hf, expected = hf_logits(config, tokens=tokens)
     state = gptj_weights(hf)
     path = write_spec(GPTJ_SPEC, "gptj.arch")
     assert set(state) == set(stored_shapes(load_model(path)))
-    model, _ = check_programs(path, state, tokens, expected, meshes=[("n300", "1x2"), ("t3k", "1x4")])
+    model, _ = check_programs(path, state, tokens, expected, meshes=[("n300", "1x2"), ("t3k", "1x8")])
     # the same weights read as rotate-half are not GPT-J: the style is what makes it match
     half = write_spec(GPTJ_SPEC.replace('style = "interleaved", ', ""), "half.arch")
     wrong = run_torch(load_model(half), str(half), state, tokens).float()
     print("gptj read as rotate-half", rel_err(wrong, expected))
-    assert rel_err(wrong, expected) > 0.05  # measured 0.2
+    assert rel_err(wrong, expected) > 0.05  # measured 0.26
 
 
 # ---------------------------------------------------------------- GPT-2 and Phi on meshes: biases
