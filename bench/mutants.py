@@ -6,8 +6,8 @@ snapshot test (tests/test_generated.py) never counts: a mutant must fail a seman
     .venv/bin/python bench/mutants.py --full     # every mutant against the whole suite
     .venv/bin/python bench/mutants.py dp_ignored # one mutant
 
-The seven mutants are issue 8's: bugs that once passed the suite or were caught only by the
-snapshot test. Exit status 1 when any mutant survives.
+The first seven mutants are issue 8's: bugs that once passed the suite or were caught only by
+the snapshot test; the rest are further codegen behaviours. Exit status 1 when any survives.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class Mutant:
     tests: tuple[str, ...]  # pytest arguments that must fail on the mutant
     what: str
 
+
+# the semantic test files (everything that compares numbers against a reference)
+SEMANTIC = ("tests/test_references.py", "tests/test_random_architectures.py", "tests/test_completeness.py",
+            "tests/test_golden.py", "tests/test_torch_backend.py", "tests/test_mesh.py", "tests/test_block_floats.py")
 
 MUTANTS = [
     Mutant("interleaved_never_emitted", "ttspec/codegen/backend.py",
@@ -65,6 +69,25 @@ MUTANTS = [
            "scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)", "scaled = inv_freq",
            ("tests/test_references.py::test_llama_rope_scaling_matches_hf",),
            "the torch reference's Llama 3 scaling leaves the low frequencies unscaled"),
+    # beyond issue 8's seven: other codegen behaviours the snapshot test guards
+    Mutant("sinusoidal_sin_cos_swapped", "ttspec/codegen/templates/ttnn_model.py.j2",
+           "table[0, :, 0::2] = torch.sin(position * div)", "table[0, :, 0::2] = torch.cos(position * div)",
+           SEMANTIC, "the TT-NN sinusoidal table puts cos in the even features"),
+    Mutant("ttnn_layer_norm_bias_dropped", "ttspec/ops/norms.py",
+           "weight={refs['weight']}{bias})\"", "weight={refs['weight']})\"",
+           SEMANTIC, "the TT-NN layer_norm ignores its bias"),
+    Mutant("torch_layer_norm_bias_dropped", "ttspec/ops/norms.py",
+           "{w['weight']}, {bias}, {node.attrs['eps']!r})", "{w['weight']}, None, {node.attrs['eps']!r})",
+           SEMANTIC, "the torch reference's layer_norm ignores its bias"),
+    Mutant("ttnn_linear_rope_scaling_dropped", "ttspec/codegen/templates/ttnn_model.py.j2",
+           "            inv_freq = inv_freq / factor", "            inv_freq = inv_freq",
+           SEMANTIC, "the TT-NN program ignores linear RoPE scaling"),
+    Mutant("ttnn_attention_scale_default", "ttspec/ops/attention.py",
+           "f\"scale={_scale(node, ctx.graph)!r})\")", "f\"scale=None)\")",
+           SEMANTIC, "SDPA falls back to ttnn's default scale (1/sqrt of the padded head_dim)"),
+    Mutant("ttnn_gelu_tanh_as_exact", "ttspec/ops/elementwise.py",
+           '"ttnn.gelu({0}, variant=ttnn.GeluVariant.Tanh)"', '"ttnn.gelu({0})"',
+           SEMANTIC, "the TT-NN gelu_tanh computes the exact GELU"),
 ]
 
 
