@@ -39,6 +39,7 @@ class Arch:
     heads: int
     kv_heads: int
     head_dim: int
+    scale: float | None  # None: 1/sqrt(head_dim)
     qkv_bias: bool
     out_bias: bool
     rope: str  # none, half, interleaved
@@ -61,6 +62,7 @@ class Arch:
             f', rope = rope(theta = 10000.0, style = "{self.rope}", fraction = {self.fraction})'
         attn = lambda x: (f"attention({x}, heads = {self.heads}, kv_heads = {self.kv_heads}, "  # noqa: E731
                           f"head_dim = {self.head_dim}, qkv_bias = {str(self.qkv_bias).lower()}, "
+                          + (f"scale = {self.scale}, " if self.scale is not None else "") +
                           f"out_bias = {str(self.out_bias).lower()}{rope}) as attn")
         if self.mlp == "mlp":
             ffn = lambda x: (f'mlp({x}, hidden = {self.hidden}, act = "{self.act}", '  # noqa: E731
@@ -103,7 +105,8 @@ def archs(draw):
         d=d, layers=draw(st.integers(1, 2)), placement=draw(st.sampled_from(["pre", "post", "parallel"])),
         norm=draw(st.sampled_from(["rms", "layer", "layer_nobias"])), eps=draw(st.sampled_from([1e-6, 1e-5, 1e-2])),
         heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, qkv_bias=draw(st.booleans()), out_bias=draw(st.booleans()), rope=rope,
+        head_dim=head_dim, scale=draw(st.sampled_from([None, 0.3])), qkv_bias=draw(st.booleans()),
+        out_bias=draw(st.booleans()), rope=rope,
         fraction=fraction, mlp=mlp, act=draw(st.sampled_from(["gelu", "gelu_tanh", "relu", "silu"])),
         mlp_bias=draw(st.booleans()), hidden=draw(st.sampled_from([64, 128, 192])),
         positions=draw(st.sampled_from(["none", "learned", "sinusoidal"])), tied=draw(st.booleans()),
@@ -150,7 +153,8 @@ def attention(a: Arch, x, w, p):
     q, k, v = rotate(a, proj("wq", a.heads)), rotate(a, proj("wk", a.kv_heads)), proj("wv", a.kv_heads)
     group = a.heads // a.kv_heads  # query head h reads KV head h // group
     k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-    scores = (q @ k.transpose(-1, -2) / math.sqrt(a.head_dim)).masked_fill(causal_mask(s), float("-inf"))
+    scale = a.scale if a.scale is not None else 1 / math.sqrt(a.head_dim)
+    scores = (q @ k.transpose(-1, -2) * scale).masked_fill(causal_mask(s), float("-inf"))
     y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, a.heads * a.head_dim)
     y = y @ w[f"{p}.wo.weight"].T
     return y + w[f"{p}.wo.bias"] if a.out_bias else y
@@ -197,25 +201,36 @@ def forward(a: Arch, w, tokens):
 SEEN = []
 
 
-# 50 architectures per run (25-45 s here). Measured over 4 runs (200 draws): torch reference vs
-# the plain forward max abs error <= 2.9e-6 (fp32 against fp64; bound 1e-4); golden n150 vs torch
-# PCC >= 0.999949 and relative error <= 0.0101 (bf16; bounds 0.9995, 10x the distance from 1, and
-# 0.03, 3x).
+def sharpen(state):
+    """Queries and keys 2x the random scale: attention weights far from uniform, so that the
+    softmax scale (explicit, or 1/sqrt(head_dim) of the unpadded heads) matters."""
+    return {k: v * 2 if k.endswith(("wq.weight", "wk.weight")) else v for k, v in state.items()}
+
+
+# 50 architectures per run, plus the examples below (15-45 s here). Measured over 5 runs (265
+# draws, queries and keys sharpened 2x): torch reference vs the plain forward max abs error
+# <= 5.2e-6 (fp32 against fp64; bound 1e-4); golden n150 vs torch PCC >= 0.99988 and relative
+# error <= 0.0155 (bf16; bounds 0.999, 8x the distance from 1, and 0.05, 3.2x). With queries and
+# keys sharpened 4x, bf16 softmax noise alone reached PCC 0.99948 and relative error 0.032.
 @settings(max_examples=50, deadline=None, derandomize=False,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(archs(), st.integers(0, 2**16))
-# always run, whatever is drawn: a large eps (where a dropped eps shows) on each norm kind
-@example(Arch(d=64, layers=1, placement="pre", norm="rms", eps=1e-2, heads=2, kv_heads=1, head_dim=48,
+# always run, whatever is drawn: a large eps (where a dropped eps shows) on each norm kind, and
+# the sharpest attention found so far (one 64-wide head at scale 0.3: the largest bf16 error)
+@example(Arch(d=64, layers=2, placement="pre", norm="rms", eps=1e-6, heads=1, kv_heads=1, head_dim=64, scale=0.3,
+              qkv_bias=False, out_bias=False, rope="half", fraction=1.0, mlp="swiglu", act="gelu",
+              mlp_bias=False, hidden=64, positions="none", tied=False, head_bias=False), 0)
+@example(Arch(d=64, layers=1, placement="pre", norm="rms", eps=1e-2, heads=2, kv_heads=1, head_dim=48, scale=None,
               qkv_bias=True, out_bias=False, rope="interleaved", fraction=0.5, mlp="swiglu", act="gelu",
               mlp_bias=False, hidden=64, positions="none", tied=False, head_bias=False), 0)
 @example(Arch(d=96, layers=2, placement="post", norm="layer_nobias", eps=1e-2, heads=2, kv_heads=2, head_dim=32,
-              qkv_bias=False, out_bias=True, rope="half", fraction=0.25, mlp="geglu_tanh", act="gelu",
+              scale=0.3, qkv_bias=False, out_bias=True, rope="half", fraction=0.25, mlp="geglu_tanh", act="gelu",
               mlp_bias=False, hidden=128, positions="sinusoidal", tied=True, head_bias=True), 1)
 def test_random_architecture_runs_and_agrees(tmp_path_factory, arch, seed):
     path = tmp_path_factory.mktemp("arch") / "random_arch.arch"
     path.write_text(arch.spec())
     model = load_model(path)
-    state = random_state_dict(model, seed)
+    state = sharpen(random_state_dict(model, seed))
     tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=torch.Generator().manual_seed(seed))
     expected = forward(arch, state, tokens)
     reference = run_torch(model, str(path), state, tokens).float()
@@ -225,7 +240,7 @@ def test_random_architecture_runs_and_agrees(tmp_path_factory, arch, seed):
                            source=compile_source(model, str(path), "n150"))
     p, r = pcc(golden.float(), reference), rel_err(golden.float(), reference)
     SEEN.append((err, p, r))
-    assert p >= 0.9995 and r <= 0.03, (arch, p, r)
+    assert p >= 0.999 and r <= 0.05, (arch, p, r)
 
 
 def test_enough_architectures_ran():
