@@ -7,7 +7,8 @@ snapshot test (tests/test_generated.py) never counts: a mutant must fail a seman
     .venv/bin/python bench/mutants.py dp_ignored # one mutant
 
 The first seven mutants are issue 8's: bugs that once passed the suite or were caught only by
-the snapshot test; the rest are further codegen behaviours. Exit status 1 when any survives.
+the snapshot test; the rest are further codegen behaviours. Exit status 1 when a mutant
+survives without an explanation of why it is equivalent.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Mutant:
     new: str
     tests: tuple[str, ...]  # pytest arguments that must fail on the mutant
     what: str
+    equivalent: str = ""  # why no numerical test can tell this mutant apart (it may survive)
 
 
 # the semantic test files (everything that compares numbers against a reference)
@@ -78,16 +80,21 @@ MUTANTS = [
            SEMANTIC, "the TT-NN layer_norm ignores its bias"),
     Mutant("torch_layer_norm_bias_dropped", "ttspec/ops/norms.py",
            "{w['weight']}, {bias}, {node.attrs['eps']!r})", "{w['weight']}, None, {node.attrs['eps']!r})",
-           SEMANTIC, "the torch reference's layer_norm ignores its bias"),
+           SEMANTIC, "the torch reference's layer_norm ignores its bias",
+           equivalent="unreachable: every layer_norm with parameters is a class leaf (nn.LayerNorm); no spec in "
+                      "specs/ or tests/test_completeness.py emits F.layer_norm"),
     Mutant("ttnn_linear_rope_scaling_dropped", "ttspec/codegen/templates/ttnn_model.py.j2",
            "            inv_freq = inv_freq / factor", "            inv_freq = inv_freq",
            SEMANTIC, "the TT-NN program ignores linear RoPE scaling"),
     Mutant("ttnn_attention_scale_default", "ttspec/ops/attention.py",
            "f\"scale={_scale(node, ctx.graph)!r})\")", "f\"scale=None)\")",
-           ("tests/test_random_architectures.py",), "SDPA falls back to ttnn's default scale (1/sqrt of the padded head_dim)"),
+           ("tests/test_random_architectures.py",),
+           "SDPA falls back to ttnn's default scale (1/sqrt of the padded head_dim)"),
     Mutant("ttnn_gelu_tanh_as_exact", "ttspec/ops/elementwise.py",
            '"ttnn.gelu({0}, variant=ttnn.GeluVariant.Tanh)"', '"ttnn.gelu({0})"',
-           SEMANTIC, "the TT-NN gelu_tanh computes the exact GELU"),
+           SEMANTIC, "the TT-NN gelu_tanh computes the exact GELU",
+           equivalent="below bf16 resolution: |gelu - gelu_tanh| <= 4.7e-4 (at x = 2.7, where gelu is 2.69 and "
+                      "a bf16 ulp is 0.0156); only the snapshot test sees it"),
 ]
 
 
@@ -123,14 +130,18 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="run the whole suite (less the snapshot test)")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
-    killed = 0
+    killed, unexplained = 0, 0
     for mutant in chosen:
         dead, seconds, evidence = run_mutant(mutant, args.full)
         killed += dead
-        print(f"{'KILLED ' if dead else 'SURVIVED'} {mutant.name:32} {seconds:6.1f}s  {mutant.what}\n"
-              f"         {evidence}", flush=True)
-    print(f"{killed}/{len(chosen)} mutants killed")
-    return 0 if killed == len(chosen) else 1
+        verdict = "KILLED " if dead else "SURVIVED"
+        if not dead and mutant.equivalent:
+            verdict, evidence = "EQUIVAL.", mutant.equivalent
+        unexplained += not dead and not mutant.equivalent
+        print(f"{verdict} {mutant.name:32} {seconds:6.1f}s  {mutant.what}\n         {evidence}", flush=True)
+    print(f"{killed}/{len(chosen)} mutants killed; {len(chosen) - killed - unexplained} survivors explained as "
+          f"equivalent, {unexplained} unexplained")
+    return 0 if unexplained == 0 else 1
 
 
 if __name__ == "__main__":
