@@ -58,3 +58,19 @@ def test_cache_cannot_run_code(write_spec, tmp_path):
         f.write_text('["Popen", "touch ' + str(marker) + '"]')
     assert count_params(load_model(path).graph) == 15
     assert not marker.exists()
+
+
+def test_a_warm_load_does_not_parse(write_spec, monkeypatch):
+    """The cache is used: the first load stores the parsed module, the second never calls the parser."""
+    import ttspec.frontend.syntax as syntax
+
+    path = write_spec("model m\ninput t: int32[b, s]\noutput o = token_embedding(t, 7, 5)\n")
+    before = set(cache_files())
+    assert count_params(load_model(path).graph) == 35
+    assert len(set(cache_files()) - before) == 1  # this spec's module, stored by content
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsed again although the cache holds this spec")
+
+    monkeypatch.setattr(syntax, "parse_full", no_parsing)
+    assert count_params(load_model(path).graph) == 35

@@ -205,8 +205,18 @@ def test_backends_agree(compiled, name, family):
     assert single.shape == mesh.shape == reference.shape == (2, 40, 128)
     assert pcc(single, reference) >= 0.999 and rel_err(single, reference) < 0.05, (
         pcc(single, reference), rel_err(single, reference))
-    # the same weights on two chips: only the order of bf16 sums differs
-    assert pcc(mesh, single) >= 0.9999 and rel_err(mesh, single) < 0.02, (pcc(mesh, single), rel_err(mesh, single))
+    # the same weights on two chips: only the order of bf16 sums differs, so elementwise
+    diff, own = (mesh - single).abs(), (single - reference).abs()
+    print(f"{name}-{family}: mesh vs single max {diff.max().item():.4f} mean {diff.mean().item():.5f}; "
+          f"single vs torch max {own.max().item():.4f} mean {own.mean().item():.5f}; max |logit| "
+          f"{reference.abs().max().item():.2f}")
+    # Measured over the cases: max |mesh - single| <= 0.0225 (1.5 bf16 ulps at the largest logits,
+    # 2.3), mean <= 0.0036; the n150 program's own error against the fp32 reference is the same
+    # size (max 0.012-0.030; the mesh's max reaches 1.05x it, phi). Bounds: 0.04 (1.8x), mean 0.006
+    # (1.65x), and within 1.5x the single chip's own error.
+    torch.testing.assert_close(mesh, single, atol=0.04, rtol=0)
+    assert diff.mean() <= 0.006
+    assert diff.max() <= 1.5 * own.max() and diff.mean() <= 1.5 * own.mean()
 
 
 @pytest.mark.parametrize("target", ["n150", "p150", "n300"])

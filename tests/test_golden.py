@@ -22,6 +22,18 @@ def pcc(a, b) -> float:
     return float((a @ b) / (a.norm() * b.norm()))
 
 
+def rel_err(a, b) -> float:
+    """||a - b|| / ||b||: sees a wrong scale or shift, which PCC does not."""
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm())
+
+
+# bf16 programs against fp32 HF at seq 50. Measured: nano-trickster PCC 0.99934, rel 0.0363 (the
+# worst of the four); gpt2 0.99993/0.0120; gqa 0.99963/0.0274; phi 0.99996/0.0089. Bounds: PCC
+# 0.999 (1.5x the worst distance from 1) and relative error 0.06 (1.65x).
+REL_MAX = 0.06
+
+
 def hf_reference(spec, seq=64, seed=1):
     config = HF[spec]()
     hf = transformers.AutoModelForCausalLM.from_config(config).float().eval()
@@ -39,7 +51,9 @@ def test_golden_matches_hf(spec):
     model = load_model(SPECS / spec)
     got, calls = run_golden(model, str(SPECS / spec), get_target("n150"), state, tokens)
     assert got.shape == expected.shape
-    assert pcc(got, expected) >= 0.999
+    p, r = pcc(got, expected), rel_err(got, expected)
+    print(f"{spec}: pcc {p:.6f} rel {r:.4f}")
+    assert p >= 0.999 and r <= REL_MAX, (p, r)
     # ttnn's goldens did the work, including the fused QKV split and SDPA
     assert calls["transformer.split_query_key_value_and_split_heads"] == model.graph.repeats()[0].attrs["count"]
     assert calls["transformer.scaled_dot_product_attention"] > 0

@@ -77,7 +77,7 @@ def test_llama8b_bf16_refused_before_ttnn(run_cli, tmp_path):
     assert out.returncode == 1
     assert "llama_3_1_8b needs 16,077,029,376 bytes of DRAM for bf16 weights; n150 has 12,872,318,208" in out.stderr
     assert "--weights-dtype bfloat8_b" in out.stderr
-    with pytest.raises(ArchError):
+    with pytest.raises(ArchError, match="llama_3_1_8b needs 16,077,029,376 bytes of DRAM for bf16 weights"):
         compile_source(load_model(SPECS / "llama-3.1-8b.arch"), "x", "n150", "bf16")
 
 
@@ -89,5 +89,9 @@ def test_mock_catches_an_invalid_program():
     assert broken != source
     if riscv_gcc is None or riscv_gcc() is None:
         pytest.skip("Debian gcc-riscv64-unknown-elf missing")
-    with pytest.raises(ArchError):
+    with pytest.raises(ArchError) as info:
         run_worker(model, broken, "mock", "n150", state=None, tokens=torch.zeros(1, 32, dtype=torch.int64))
+    # ttnn's own matmul validation, in its C++ device operation
+    message = info.value.render()
+    assert "TT_FATAL" in message and "matmul_device_operation.cpp" in message
+    assert "a_shape[-1] == b_shape[-2]" in message

@@ -7,9 +7,10 @@ combine the shards.
 
 `GoldenTTNN` stands in for the `ttnn` module. Every op the program calls is replaced by
 `ttnn.get_golden_function(op)`, ttnn's torch reference for that op, so op semantics come
-from ttnn itself. The stand-in only moves data: `from_torch` casts to the tensor's dtype
-(block-float dtypes such as bfloat8_b are kept in bf16 here: their quantisation is not
-emulated), `to_torch` returns the tensor, and devices are placeholders. An op without a
+from ttnn itself. The stand-in only moves data: `from_torch` casts to the tensor's dtype (a
+block float, bfloat8_b or bfloat4_b, goes through ttnn's own host conversion to that format
+and back, so weights carry exactly the rounding a device's copy has: see `quantise`),
+`to_torch` returns the tensor, and devices are placeholders. An op without a
 golden in ttnn 0.81.1 raises, rather than running something of ours in its place.
 """
 
@@ -98,11 +99,51 @@ def _torch_dtype(self: GoldenTTNN, dtype):
         return torch.int32
     if dtype == t.float32:
         return torch.float32
-    return torch.bfloat16  # bfloat16, and block floats kept in bf16 (see the module docstring)
+    return torch.bfloat16  # bfloat16, and block floats after `quantise` (exact in bf16)
+
+
+def _is_block_float(self: GoldenTTNN, dtype) -> bool:
+    t = self._ttnn
+    return dtype is not None and dtype in (t.bfloat8_b, t.bfloat4_b)
+
+
+_HOST_READY = False
+
+
+def quantise(ttnn_module, tensor, dtype):
+    """`tensor` rounded to the block float `dtype` by ttnn's own host conversion (from_torch to
+    a tile-layout host tensor of that dtype, then to_torch): shared exponents per 16 values, as
+    a device holds them. No device is used, but ttnn sizes tiles through its runtime context,
+    which needs a cluster: where none has been set up in this process, the context is created
+    once against the mock n150 cluster descriptor (ttspec/mock/clusters), and the environment
+    is restored right after, so nothing else in this process or its children sees it."""
+    import os
+
+    import torch
+
+    global _HOST_READY
+    t = ttnn_module
+    key = "TT_METAL_MOCK_CLUSTER_DESC_PATH"
+    patched = not _HOST_READY and key not in os.environ
+    if patched:
+        from ..mock.toolchain import cluster_descriptor
+
+        os.environ[key] = str(cluster_descriptor("n150"))
+    try:
+        host = t.from_torch(tensor.float(), dtype=dtype, layout=t.TILE_LAYOUT)
+        _HOST_READY = True
+    except RuntimeError as e:
+        raise GoldenUnavailable(f"ttnn's host conversion to {dtype} failed: {e}") from e
+    finally:
+        if patched:
+            del os.environ[key]
+    return t.to_torch(host).reshape(tensor.shape).to(torch.bfloat16)
 
 
 def _from_torch(self, tensor, dtype=None, *, layout=None, device=None, memory_config=None, mesh_mapper=None,
                 **_):
+    if _is_block_float(self, dtype):
+        return quantise(self._ttnn, tensor, dtype)
     wanted = _torch_dtype(self, dtype)
     return tensor if wanted is None else tensor.to(wanted)
 
@@ -297,9 +338,11 @@ def _nothing(self, *args, **kwargs):
 
 def _from_torch_mesh(self, tensor, dtype=None, *, layout=None, device=None, memory_config=None, mesh_mapper=None,
                      **_):
-    wanted = _torch_dtype(self, dtype)
-    tensor = tensor if wanted is None else tensor.to(wanted)
-    return mesh_mapper.split(tensor) if mesh_mapper is not None else tensor
+    if mesh_mapper is None:
+        return _from_torch(self, tensor, dtype)
+    # each device converts its own shard, as ttnn does (block floats: per-shard tiles)
+    split = mesh_mapper.split(tensor)
+    return MeshTensor([_from_torch(self, shard, dtype) for shard in split.shards], split.mesh)
 
 
 def _to_torch_mesh(self, tensor, *, mesh_composer=None, **_):
