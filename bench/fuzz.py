@@ -687,6 +687,13 @@ def main(argv: list[str] | None = None) -> int:
     table = campaign.table()
     print(table)
     (Path(args.out) / "summary.txt").write_text(table + "\n", encoding="utf-8")
+    s = campaign.stats
+    summary = {"cases": s.cases, "generated": s.generated, "mutated": s.mutated, "seconds": round(campaign.elapsed, 1),
+               "accepted_by_check": s.accepted["check"], "accepted_by_every_command": s.fully_accepted,
+               "refused": s.refused, "compiled": {t: s.accepted["compile:" + t] for t in TARGETS},
+               "linted": s.programs_linted, "failures": dict(s.failures),
+               "findings": list(s.findings.values())}
+    (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 1 if campaign.unexpected() else 0
 
 
