@@ -8,6 +8,8 @@ ruff. Failure classes:
 
     internal   an uncaught exception in ttspec (what `main` turns into exit 70), or a traceback printed
     hang       one command ran past the limit (confirmed by a second try)
+    exit       an exit status other than 0, 1 or 70 (2 is for command-line misuse, and the line is fixed)
+    nodiag     exit 1 with no `error` line: refused without a diagnostic
     invalid    an accepted program that does not compile, import or build, or that ruff rejects
     mismatch   the torch model's parameter count differs from `params`
 
@@ -47,7 +49,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 LIMIT_S = 2.0
 TARGETS = ("torch", "n150", "n300")
-COMMANDS = ("check", "params", "graph") + tuple(f"compile:{t}" for t in TARGETS)
+COMMANDS = ("check", "params", "params-json", "graph") + tuple(f"compile:{t}" for t in TARGETS)
 RUFF_SELECT = "E,F,W,I,B,UP,A"
 
 
@@ -87,6 +89,7 @@ class Outcome:
     accepted: dict[str, bool] = field(default_factory=dict)  # command -> exit 0
     failures: list[Failure] = field(default_factory=list)
     programs: dict[str, str] = field(default_factory=dict)  # target -> source
+    params_total: int | None = None  # what `params --json` says
 
 
 def _innermost_ttspec_frame(tb) -> str:
@@ -147,10 +150,10 @@ class Runner:
         path.write_bytes(data)
         outcome = Outcome()
         commands = COMMANDS if only is None else tuple(c for c in COMMANDS if c.split(":")[0] == only
-                                                       or c == only)
+                                                       or c == only or only == "compile:torch" and c == "params-json")
         for command in commands:
             name, _, target = command.partition(":")
-            argv = [name, str(path)]
+            argv = ["params", str(path), "--json"] if name == "params-json" else [name, str(path)]
             out_file = self.work / f"out_{target}.py"
             if target:
                 argv += ["--target", target, "-o", str(out_file)]
@@ -169,7 +172,18 @@ class Runner:
             if rc == 70 or "Traceback (most recent call last)" in text:
                 outcome.failures.append(Failure("internal", command, f"exit {rc}", text[-2000:]))
                 continue
+            if rc not in (0, 1):
+                outcome.failures.append(Failure("exit", command, f"exit {rc}", text[-2000:]))
+                continue
+            if rc == 1 and "error" not in text:
+                outcome.failures.append(Failure("nodiag", command, "exit 1 without an error", text[-2000:]))
             outcome.accepted[command] = rc == 0
+            if rc == 0 and name == "params-json":
+                try:
+                    outcome.params_total = json.loads(text)["total"]
+                except (ValueError, KeyError, TypeError) as e:
+                    outcome.failures.append(Failure("invalid", command, f"params --json: {type(e).__name__}",
+                                                    text[-2000:]))
             if rc == 0 and target:
                 source = out_file.read_text(encoding="utf-8")
                 outcome.programs[target] = source
@@ -197,9 +211,10 @@ class Runner:
             outcome.failures.append(Failure("invalid", "torch-model", f"{type(e).__name__}: {str(e)[:80]}"
                                             if "ttspec_generated" in detail else _key(e), detail))
             return
-        if got != expected:
+        if got != expected or outcome.params_total not in (None, expected):
             outcome.failures.append(Failure("mismatch", "torch-model", "count",
-                                            f"torch model {got:,} parameters, params {expected:,}"))
+                                            f"torch model {got:,} parameters, count_params {expected:,}, "
+                                            f"params --json {outcome.params_total}"))
 
     def _torch_count(self, source: str, model) -> int:
         from ttspec.runtime.runner import load_program, root_class
@@ -658,7 +673,7 @@ class Campaign:
                 ("refused with a diagnostic", f"{s.refused:,}")]
         rows += [(f"compiled for {t}", f"{s.accepted['compile:' + t]:,}") for t in TARGETS]
         rows.append(("TT-NN programs linted (ruff)", f"{s.programs_linted:,}"))
-        for cls in ("internal", "hang", "invalid", "mismatch"):
+        for cls in ("internal", "hang", "invalid", "mismatch", "exit", "nodiag"):
             rows.append((f"failures: {cls}", f"{s.failures[cls]:,}"))
         width = max(len(k) for k, _ in rows)
         lines = [f"{k:<{width}}  {v}" for k, v in rows]
