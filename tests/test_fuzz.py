@@ -43,3 +43,25 @@ def test_bounded_fuzz_campaign_finds_nothing(tmp_path):
     reports = "\n\n".join(p.read_text(errors="replace")[:3000]
                           for p in sorted((tmp_path / "findings").glob("*.txt")))
     assert not found, details + "\n\n" + reports
+
+
+# ---------------------------------------------------------------- findings of the 10,000-case run, kept fixed
+def _spec(body: str) -> str:
+    return ("model m\ninput tokens: int32[batch, seq] where seq <= 64\n"
+            f"{body}\noutput logits = lm_head(h, 64)\n")
+
+
+@pytest.mark.parametrize("body, where", [
+    # an MLP 10**12 times too wide: params counted it, torch could not build the model (storage overflow)
+    ("h = token_embedding(tokens, 64, 64) as embedding\nh = h + mlp(h, hidden = 1000000000000 * 64) as mlp", "4:9"),
+    ("h = token_embedding(tokens, 100000000000000, 64) as embedding", "3:5"),
+    ("h = token_embedding(tokens, 64, 64) as embedding\nh = linear(h, 100000000000000000) as up\n"
+     "h = linear(h, 64) as down", "4:5"),
+])
+def test_a_weight_too_large_to_allocate_is_a_located_error(write_spec, run_cli, body, where):
+    path = write_spec(_spec(body))
+    for command in (["check"], ["params"], ["compile", "--target", "torch", "-o", str(path.with_suffix(".py"))]):
+        result = run_cli(*command, path)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"spec.arch:{where}: error: a weight of shape" in result.stderr, result.stderr
+        assert "one weight is limited to 2**48" in result.stderr
