@@ -1,10 +1,10 @@
 """Fuzz ttspec's front door (issue 9): hypothesis-generated specs plus mutations of the shipped specs.
 
-Every case runs, in-process through ttspec.cli.main, `check`, `params`, `graph` and `compile` for
-torch, n150 and n300, each under a 2 s wall-clock limit. Every accepted program is compiled with
-compile(); every accepted torch program is imported, its model built (on the meta device) and its
-parameter count compared with what `params` counts; a sample of the TT-NN programs goes through
-ruff. Failure classes:
+Every case runs, in-process through ttspec.cli.main, `check`, `params` (table and --json), `graph`,
+`compile` for torch, n150 and n300, and `plan` for n150 and n300, each under a 2 s wall-clock
+limit. Every accepted program is compiled with compile(); every accepted torch program is
+imported, its model built (on the meta device) and its parameter count compared with what
+`params` counts; a sample of the TT-NN programs goes through ruff. Failure classes:
 
     internal   an uncaught exception in ttspec (what `main` turns into exit 70), or a traceback printed
     hang       one command ran past the limit (confirmed by a second try)
@@ -49,7 +49,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 LIMIT_S = 2.0
 TARGETS = ("torch", "n150", "n300")
-COMMANDS = ("check", "params", "params-json", "graph") + tuple(f"compile:{t}" for t in TARGETS)
+COMMANDS = (("check", "params", "params-json", "graph") + tuple(f"compile:{t}" for t in TARGETS)
+            + ("plan:n150", "plan:n300"))
 RUFF_SELECT = "E,F,W,I,B,UP,A"
 
 
@@ -127,6 +128,9 @@ class Runner:
         if self.torch is None:
             import torch
 
+            with torch.device("meta"):  # torch imports torch._dynamo on first init: not under the time limit
+                torch.nn.init.normal_(torch.nn.Linear(4, 4).weight)
+                torch.nn.Embedding(4, 4)
             self.torch = torch
         return self.torch
 
@@ -155,7 +159,9 @@ class Runner:
             name, _, target = command.partition(":")
             argv = ["params", str(path), "--json"] if name == "params-json" else [name, str(path)]
             out_file = self.work / f"out_{target}.py"
-            if target:
+            if name == "plan":
+                argv += ["--target", target]
+            elif target:
                 argv += ["--target", target, "-o", str(out_file)]
                 out_file.unlink(missing_ok=True)
             rc, text, exc, _ = self._main(argv)
@@ -184,7 +190,7 @@ class Runner:
                 except (ValueError, KeyError, TypeError) as e:
                     outcome.failures.append(Failure("invalid", command, f"params --json: {type(e).__name__}",
                                                     text[-2000:]))
-            if rc == 0 and target:
+            if rc == 0 and name == "compile":
                 source = out_file.read_text(encoding="utf-8")
                 outcome.programs[target] = source
                 self._check_program(command, target, source, path, outcome)
@@ -545,6 +551,7 @@ class Campaign:
             d.mkdir(parents=True)
         self.work = Path(tempfile.mkdtemp(prefix="ttspec-fuzz-"))
         self.runner = Runner(self.work)
+        self.runner._torch()
         self.stats = Stats()
         self.lint_cases: dict[str, bytes] = {}
 
@@ -597,6 +604,8 @@ class Campaign:
         name, _, target = command.partition(":")
         if name == "torch-model":
             return "compile --target torch (then build the model)"
+        if name == "params-json":
+            return "params --json"
         return f"{name} --target {target}" if target else name
 
     def generated(self, n: int, chunk_seed: int, deadline: float) -> None:
@@ -672,6 +681,7 @@ class Campaign:
                 ("accepted by check", f"{s.accepted['check']:,}"),
                 ("refused with a diagnostic", f"{s.refused:,}")]
         rows += [(f"compiled for {t}", f"{s.accepted['compile:' + t]:,}") for t in TARGETS]
+        rows += [(f"planned for {t}", f"{s.accepted['plan:' + t]:,}") for t in ("n150", "n300")]
         rows.append(("TT-NN programs linted (ruff)", f"{s.programs_linted:,}"))
         for cls in ("internal", "hang", "invalid", "mismatch", "exit", "nodiag"):
             rows.append((f"failures: {cls}", f"{s.failures[cls]:,}"))
@@ -706,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"cases": s.cases, "generated": s.generated, "mutated": s.mutated, "seconds": round(campaign.elapsed, 1),
                "accepted_by_check": s.accepted["check"], "accepted_by_every_command": s.fully_accepted,
                "refused": s.refused, "compiled": {t: s.accepted["compile:" + t] for t in TARGETS},
+               "planned": {t: s.accepted["plan:" + t] for t in ("n150", "n300")},
                "linted": s.programs_linted, "failures": dict(s.failures),
                "findings": list(s.findings.values())}
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
