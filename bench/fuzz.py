@@ -430,7 +430,43 @@ def short_form(draw) -> str:
     return "\n".join(lines) + "\n"
 
 
-SPECS = st.one_of(long_form(), long_form(), long_form(), short_form())
+@st.composite
+def stress(draw) -> str:
+    """The size and structure attacks of issue 9, class 3 and 4: deep block chains each calling the
+    previous one twice, huge repeats, self and missing imports, deep parentheses, shard overrides."""
+    HOSTILITY[0] = 1
+    lines = [f"model {_name(draw, 1)}"]
+    how = draw(st.integers(0, 5))
+    if how == 0:
+        lines.append(draw(st.sampled_from(('import "case.arch"', 'import "missing.arch"', 'import "../case.arch"',
+                                           'import "/etc/passwd"', 'import ""', 'import "."'))))
+    lines += ["let d = 64", "input tokens: int32[batch, seq] where seq <= 64",
+              "h = token_embedding(tokens, 64, d) as embedding"]
+    if how in (1, 2):  # a chain of blocks, each instantiating the previous twice: 2**depth instances
+        depth = draw(st.integers(1, 40))
+        lines.insert(2, "block b0(x: [batch, seq, d]) -> [batch, seq, d] {\n    return x + rmsnorm(x) as n\n}")
+        for i in range(1, depth + 1):
+            lines.insert(2 + i, f"block b{i}(x: [batch, seq, d]) -> [batch, seq, d] {{\n"
+                                f"    x = b{i - 1}(x) as p\n    return b{i - 1}(x) as q\n}}")
+        call = f"b{depth}(h)" if how == 1 else f"repeat({_int(draw, (2, 100, 100000))}) b{depth}(h)"
+        lines.append(f"h = {call} as top")
+    if how == 3:  # a huge repeat of a real decoder
+        lines.insert(2, "block dec(x: [batch, seq, d]) -> [batch, seq, d] kind decoder {\n"
+                        "    x = x + attention(rmsnorm(x) as an, heads = 2) as attn\n"
+                        "    return x + swiglu(rmsnorm(x) as mn, hidden = 64) as mlp\n}")
+        lines.append(f"h = repeat({_int(draw, (1000, 100000, 99999))}) dec(h) as layers")
+    if how == 4:  # deep parentheses and long expressions
+        n = draw(st.integers(1, 200))
+        lines.append(f"let k = {'(' * n}1{')' * n}")
+        lines.append("let j = " + " + ".join(["1"] * draw(st.integers(1, 3000))))
+    if how == 5:
+        lines.append(f'shard "{draw(st.sampled_from(("*", "embedding*", "[", "**", "", "a" * 500)))}" '
+                     f'{draw(st.sampled_from(("replicate", "column", "row", "diagonal")))}')
+    lines.append("output logits = lm_head(h, 64)")
+    return "\n".join(lines) + "\n"
+
+
+SPECS = st.one_of(long_form(), long_form(), long_form(), short_form(), stress())
 
 
 # ---------------------------------------------------------------- mutations of the shipped specs

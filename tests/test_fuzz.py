@@ -65,3 +65,16 @@ def test_a_weight_too_large_to_allocate_is_a_located_error(write_spec, run_cli, 
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         assert f"spec.arch:{where}: error: a weight of shape" in result.stderr, result.stderr
         assert "one weight is limited to 2**48" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_graph_when_an_input_and_a_component_share_a_name(write_spec, run_cli, fmt):
+    """Fuzzer finding: `input mul` beside `rmsnorm(h) as mul` made one box of both, a cycle, and
+    `graph` exited 70 (NetworkXUnfeasible)."""
+    path = write_spec("model m\ninput mul: int32[batch, seq] where seq <= 64\n"
+                      "h = token_embedding(mul, 64, 64) as down\nh = rmsnorm(h) as mul\n"
+                      "output logits = lm_head(h, 64)\n")
+    result = run_cli("graph", "--format", fmt, path)
+    assert result.returncode == 0, result.stderr
+    arrow = "-->" if fmt == "mermaid" else "->"
+    assert f"_mul {arrow} down" in result.stdout and f"down {arrow} mul" in result.stdout, result.stdout

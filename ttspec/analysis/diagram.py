@@ -19,7 +19,10 @@ def _symbol(node: Node) -> str | None:
 
 
 def _group(node: Node) -> str:
-    return node.module.split(".")[0] if node.module else node.id
+    """A component's box: its top-level module, or for a node outside any module `_` + its id.
+    Labels never start with `_` (reserved), so an input, or an op outside a module, never shares
+    a box with a component of the same name (`input mul` beside `... as mul`)."""
+    return node.module.split(".")[0] if node.module else "_" + node.id
 
 
 def _collapse(graph: Graph):
@@ -76,7 +79,7 @@ def to_mermaid(model: Model) -> str:
 
     emit(model.graph, "", "    ")
     for name, nid in model.graph.outputs.items():
-        out = _ident("out_", name)
+        out = _ident("__out_", name)  # `__`: no group starts so
         lines.append(f'    {out}(["{name}<br/>{model.graph.node(nid).type}"])')
         lines.append(f"    {_ident('', _group(model.graph.node(nid)))} --> {out}")
     return "\n".join(lines) + "\n"
@@ -107,7 +110,7 @@ def to_dot(model: Model) -> str:
 
     emit(model.graph, "", "    ")
     for name, nid in model.graph.outputs.items():
-        out = _ident("out_", name)
+        out = _ident("__out_", name)  # `__`: no group starts so
         lines.append(f'    {out} [label="{name}\\n{model.graph.node(nid).type}", shape=ellipse];')
         group = _group(model.graph.node(nid))
         lines.append(f"    {_anchor(model.graph, group, model.graph.node(nid), '', 'out')} -> {out};")
