@@ -22,7 +22,13 @@ SECONDS = 75
 
 # Known-open findings, excluded by (class, command, key) as the fuzzer's summary.json names them.
 # Each entry names its issue; remove it when the issue is fixed. Keep this list empty when you can.
-KNOWN: set[tuple[str, str, str]] = set()
+KNOWN: set[tuple[str, str, str]] = {
+    # issue 9 (open, frontend): a spec name of 100+ characters (model, block, label) becomes a Python
+    # identifier no wrapping can fit in 120 columns, so ruff reports E501; the program is valid.
+    # Fixed at the root by a length limit on names in ttspec/frontend/.
+    ("invalid", "ruff:n150", "ruff E501 (a spec name of 100+ characters)"),
+    ("invalid", "ruff:n300", "ruff E501 (a spec name of 100+ characters)"),
+}
 
 
 def test_bounded_fuzz_campaign_finds_nothing(tmp_path):
@@ -78,3 +84,20 @@ def test_graph_when_an_input_and_a_component_share_a_name(write_spec, run_cli, f
     assert result.returncode == 0, result.stderr
     arrow = "-->" if fmt == "mermaid" else "->"
     assert f"_mul {arrow} down" in result.stdout and f"down {arrow} mul" in result.stdout, result.stdout
+
+
+@pytest.mark.xfail(reason="issue 9 class 3, open (ir/elaborate.py): blocks that each instantiate the previous "
+                          "one twice are expanded 2**depth times; 2**14 instances take params far past 2 s",
+                   raises=subprocess.TimeoutExpired, strict=True)
+def test_a_chain_of_blocks_each_calling_the_previous_twice_stays_fast(write_spec, run_cli):
+    """Run with `bench/fuzz.py --stress`: depth 12 already runs params and compile past 2 s, depth 25 hangs
+    check."""
+    blocks = ["block b0(x: [batch, seq, d]) -> [batch, seq, d] {\n    return x + rmsnorm(x) as n\n}"]
+    blocks += [f"block b{i}(x: [batch, seq, d]) -> [batch, seq, d] {{\n    x = b{i - 1}(x) as p\n"
+               f"    return b{i - 1}(x) as q\n}}" for i in range(1, 15)]
+    path = write_spec("model m\nlet d = 64\n" + "\n".join(blocks)
+                      + "\ninput tokens: int32[batch, seq] where seq <= 64\n"
+                      "h = token_embedding(tokens, 64, d) as embedding\nh = b14(h) as top\n"
+                      "output logits = lm_head(h, 64)\n")
+    result = run_cli("params", path, timeout=4)  # a fresh process: about 1 s of it is start-up
+    assert result.returncode in (0, 1), result.stderr
