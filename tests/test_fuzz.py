@@ -101,3 +101,17 @@ def test_a_chain_of_blocks_each_calling_the_previous_twice_stays_fast(write_spec
                       "output logits = lm_head(h, 64)\n")
     result = run_cli("params", path, timeout=4)  # a fresh process: about 1 s of it is start-up
     assert result.returncode in (0, 1), result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_graph_ids_inside_a_repeat_never_meet_a_top_level_component(write_spec, run_cli, fmt):
+    """`attn` inside `repeat ... as layers` and a top-level `as layers_attn` were one node id
+    (`layers_attn`): two boxes merged and the edges drawn wrong."""
+    path = write_spec("model m\ninput tokens: int32[batch, seq] where seq <= 64\n"
+                      "block dec(x: [batch, seq, 64]) -> [batch, seq, 64] {\n    return x + rmsnorm(x) as attn\n}\n"
+                      "h = token_embedding(tokens, 64, 64) as embedding\nh = repeat(2) dec(h) as layers\n"
+                      "h = rmsnorm(h) as layers_attn\noutput logits = lm_head(h, 64)\n")
+    out = run_cli("graph", "--format", fmt, path).stdout
+    boxes = [line.split("[")[0].split("(")[0].strip() for line in out.splitlines()
+             if '"attn' in line or '"layers_attn' in line]
+    assert len(boxes) == 2 and len(set(boxes)) == 2, out

@@ -52,12 +52,30 @@ def _label(graph: Graph, group: str, first: Node) -> str:
     return f"{group}<br/>{info.block}" if info.block != group else group
 
 
-def _ident(prefix: str, name: str) -> str:
-    return prefix + re.sub(r"\W", "_", name)
+class _Idents:
+    """Diagram node ids, one per (enclosing prefix, group), never two alike: `layers_` + `attn` inside
+    a repeat and a top-level component `layers_attn` get different ids."""
+
+    def __init__(self):
+        self.ids: dict[tuple[str, str], str] = {}
+        self.used: set[str] = set()
+
+    def __call__(self, prefix: str, name: str) -> str:
+        key = (prefix, name)
+        if key not in self.ids:
+            base = ident = prefix + re.sub(r"\W", "_", name)
+            n = 1
+            while ident in self.used:
+                n += 1
+                ident = f"{base}_{n}"
+            self.ids[key] = ident
+            self.used.add(ident)
+        return self.ids[key]
 
 
 def to_mermaid(model: Model) -> str:
     lines = ["graph TD"]
+    _ident = _Idents()
 
     def emit(graph: Graph, prefix: str, indent: str) -> None:
         groups, edges = _collapse(graph)
@@ -87,6 +105,7 @@ def to_mermaid(model: Model) -> str:
 
 def to_dot(model: Model) -> str:
     lines = [f'digraph "{model.name}" {{', "    rankdir=TB;", '    node [shape=box, fontname="Helvetica"];']
+    _ident = _Idents()
 
     def emit(graph: Graph, prefix: str, indent: str) -> None:
         groups, edges = _collapse(graph)
@@ -106,22 +125,24 @@ def to_dot(model: Model) -> str:
                 lines.append(f'{indent}{nid} [label="{label}", shape={shape}];')
         for s, d in edges:
             src, dst = graph.node(groups[s].id), groups[d]
-            lines.append(f"{indent}{_anchor(graph, s, src, prefix, 'out')} -> {_anchor(graph, d, dst, prefix, 'in')};")
+            tail, head = _anchor(graph, s, src, prefix, "out", _ident), _anchor(graph, d, dst, prefix, "in", _ident)
+            lines.append(f"{indent}{tail} -> {head};")
 
     emit(model.graph, "", "    ")
     for name, nid in model.graph.outputs.items():
         out = _ident("__out_", name)  # `__`: no group starts so
         lines.append(f'    {out} [label="{name}\\n{model.graph.node(nid).type}", shape=ellipse];')
         group = _group(model.graph.node(nid))
-        lines.append(f"    {_anchor(model.graph, group, model.graph.node(nid), '', 'out')} -> {out};")
+        lines.append(f"    {_anchor(model.graph, group, model.graph.node(nid), '', 'out', _ident)} -> {out};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str) -> str:
+def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str, _ident: _Idents) -> str:
     """dot edges cannot end at a cluster; use the repeat body's input or output node."""
     if node.op == "repeat":
         body: Graph = node.attrs["body"]
         inner = body.inputs[0] if role == "in" else body.outputs["out"]
-        return _anchor(body, _group(body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role)
+        return _anchor(body, _group(body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role,
+                       _ident)
     return _ident(prefix, group)
