@@ -18,38 +18,24 @@ def _symbol(node: Node) -> str | None:
     return opdef.symbol if opdef else None
 
 
-def _groups(graph: Graph) -> dict[str, str]:
-    """Node id -> the box it is drawn in: its top-level component, or the node itself for ops
-    and inputs outside any component. A node whose id equals a component's label (`as add`
-    beside a `+`, `as x` beside an input `x`) gets a box of its own, never the component's."""
-    modules = {node.module.split(".")[0] for node in graph.topo() if node.module}
-    groups = {}
-    for node in graph.topo():
-        if node.module:
-            groups[node.id] = node.module.split(".")[0]
-        else:
-            gid = node.id
-            while gid in modules:
-                gid += "_"
-            groups[node.id] = gid
-    return groups
-
-
-def _group(graph: Graph, node: Node) -> str:
-    return _groups(graph)[node.id]
+def _group(node: Node) -> str:
+    """A component's box: its top-level module, or for a node outside any module `_` + its id.
+    Labels never start with `_` (reserved), so an input, or an op outside a module, never shares
+    a box with a component of the same name (`input mul` beside `... as mul`)."""
+    return node.module.split(".")[0] if node.module else "_" + node.id
 
 
 def _collapse(graph: Graph):
     """The quotient graph of components: returns (group -> its first node, edges between groups)."""
     import networkx as nx
 
-    groups = _groups(graph)
     g = nx.DiGraph()
     for node in graph.topo():
-        group = groups[node.id]
+        group = _group(node)
         if group not in g:
             g.add_node(group, first=node)
-        g.add_edges_from((groups[src], group) for src in node.inputs if groups[src] != group)
+        g.add_edges_from((_group(graph.node(src)), group) for src in node.inputs
+                         if _group(graph.node(src)) != group)
     return {n: g.nodes[n]["first"] for n in nx.topological_sort(g)}, list(g.edges)
 
 
@@ -66,12 +52,30 @@ def _label(graph: Graph, group: str, first: Node) -> str:
     return f"{group}<br/>{info.block}" if info.block != group else group
 
 
-def _ident(prefix: str, name: str) -> str:
-    return prefix + re.sub(r"\W", "_", name)
+class _Idents:
+    """Diagram node ids, one per (enclosing prefix, group), never two alike: `layers_` + `attn` inside
+    a repeat and a top-level component `layers_attn` get different ids."""
+
+    def __init__(self):
+        self.ids: dict[tuple[str, str], str] = {}
+        self.used: set[str] = set()
+
+    def __call__(self, prefix: str, name: str) -> str:
+        key = (prefix, name)
+        if key not in self.ids:
+            base = ident = prefix + re.sub(r"\W", "_", name)
+            n = 1
+            while ident in self.used:
+                n += 1
+                ident = f"{base}_{n}"
+            self.ids[key] = ident
+            self.used.add(ident)
+        return self.ids[key]
 
 
 def to_mermaid(model: Model) -> str:
     lines = ["graph TD"]
+    _ident = _Idents()
 
     def emit(graph: Graph, prefix: str, indent: str) -> None:
         groups, edges = _collapse(graph)
@@ -93,14 +97,15 @@ def to_mermaid(model: Model) -> str:
 
     emit(model.graph, "", "    ")
     for name, nid in model.graph.outputs.items():
-        out = _ident("out_", name)
+        out = _ident("__out_", name)  # `__`: no group starts so
         lines.append(f'    {out}(["{name}<br/>{model.graph.node(nid).type}"])')
-        lines.append(f"    {_ident('', _group(model.graph, model.graph.node(nid)))} --> {out}")
+        lines.append(f"    {_ident('', _group(model.graph.node(nid)))} --> {out}")
     return "\n".join(lines) + "\n"
 
 
 def to_dot(model: Model) -> str:
     lines = [f'digraph "{model.name}" {{', "    rankdir=TB;", '    node [shape=box, fontname="Helvetica"];']
+    _ident = _Idents()
 
     def emit(graph: Graph, prefix: str, indent: str) -> None:
         groups, edges = _collapse(graph)
@@ -120,22 +125,24 @@ def to_dot(model: Model) -> str:
                 lines.append(f'{indent}{nid} [label="{label}", shape={shape}];')
         for s, d in edges:
             src, dst = graph.node(groups[s].id), groups[d]
-            lines.append(f"{indent}{_anchor(graph, s, src, prefix, 'out')} -> {_anchor(graph, d, dst, prefix, 'in')};")
+            tail, head = _anchor(graph, s, src, prefix, "out", _ident), _anchor(graph, d, dst, prefix, "in", _ident)
+            lines.append(f"{indent}{tail} -> {head};")
 
     emit(model.graph, "", "    ")
     for name, nid in model.graph.outputs.items():
-        out = _ident("out_", name)
+        out = _ident("__out_", name)  # `__`: no group starts so
         lines.append(f'    {out} [label="{name}\\n{model.graph.node(nid).type}", shape=ellipse];')
-        group = _group(model.graph, model.graph.node(nid))
-        lines.append(f"    {_anchor(model.graph, group, model.graph.node(nid), '', 'out')} -> {out};")
+        group = _group(model.graph.node(nid))
+        lines.append(f"    {_anchor(model.graph, group, model.graph.node(nid), '', 'out', _ident)} -> {out};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str) -> str:
+def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str, _ident: _Idents) -> str:
     """dot edges cannot end at a cluster; use the repeat body's input or output node."""
     if node.op == "repeat":
         body: Graph = node.attrs["body"]
         inner = body.inputs[0] if role == "in" else body.outputs["out"]
-        return _anchor(body, _group(body, body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role)
+        return _anchor(body, _group(body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role,
+                       _ident)
     return _ident(prefix, group)

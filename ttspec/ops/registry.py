@@ -18,6 +18,9 @@ from typing import Any
 from ..ir.types import TensorType
 
 REQUIRED = object()
+# One weight's element count: 2**48 is 256x the largest weight of any model ttspec knows about (2**30
+# elements), and far below what torch can allocate (2**63 bytes, or it fails building the program's model).
+MAX_PARAM_ELEMENTS = 1 << 48
 
 
 class OpError(Exception):
@@ -48,6 +51,15 @@ class ArgSpec:
 class ParamSpec:
     shape: tuple[int, ...]
     tied_to: str | None = None  # full name of the parameter this one shares storage with
+
+    def __post_init__(self):
+        numel = 1
+        for d in self.shape:
+            numel *= d
+        if numel > MAX_PARAM_ELEMENTS:
+            raise OpError(f"a weight of shape [{', '.join(map(str, self.shape))}] has {numel:,} elements; "
+                          f"one weight is limited to 2**48",
+                          hint="the largest weights of real models have about 2**30 elements; check the widths")
 
 
 @dataclass(frozen=True)
