@@ -22,13 +22,7 @@ SECONDS = 75
 
 # Known-open findings, excluded by (class, command, key) as the fuzzer's summary.json names them.
 # Each entry names its issue; remove it when the issue is fixed. Keep this list empty when you can.
-KNOWN: set[tuple[str, str, str]] = {
-    # issue 9 (open, frontend): a spec name of 100+ characters (model, block, label) becomes a Python
-    # identifier no wrapping can fit in 120 columns, so ruff reports E501; the program is valid.
-    # Fixed at the root by a length limit on names in ttspec/frontend/.
-    ("invalid", "ruff:n150", "ruff E501 (a spec name of 100+ characters)"),
-    ("invalid", "ruff:n300", "ruff E501 (a spec name of 100+ characters)"),
-}
+KNOWN: set[tuple[str, str, str]] = set()  # (a 100-character name once broke ruff: names are now limited)
 
 
 def test_bounded_fuzz_campaign_finds_nothing(tmp_path):

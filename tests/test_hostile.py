@@ -258,3 +258,31 @@ def test_a_hundred_thousand_layers_compile_fast(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert time.perf_counter() - start < 2.0
     assert "nn.ModuleList(Decoder() for _ in range(100000))" in (tmp_path / "deep.py").read_text()
+
+
+@pytest.mark.parametrize("text", [
+    "model m\ninput t: int32[b, s]\noutput o = token_embedding(t, 3, 5) as " + "a" * 41 + "\n",
+    "model " + "m" * 41 + "\ninput t: int32[b, s]\noutput o = token_embedding(t, 3, 5)\n",
+    "m" * 41 + ":\n  vocab_size: 256\n",
+])
+def test_names_are_limited_so_programs_stay_within_120_columns(write_spec, text):
+    e = error_of(write_spec(text))
+    assert "names are limited to 40" in e.diagnostic.message and e.loc is not None
+
+
+def test_longest_names_and_paths_give_ruff_clean_programs(write_spec, tmp_path):
+    import subprocess
+    import sys
+
+    from ttspec.driver import compile_source
+
+    text = (SPECS / "nano-trickster.arch").read_text().replace("model nano_trickster", "model " + "n" * 40)
+    text = text.replace(") as attn\n", ") as " + "q" * 40 + "\n").replace("as layers", "as " + "m" * 40)
+    text = "\n".join(line for line in text.replace("decoder", "d" * 40).splitlines() if not line.startswith("family"))
+    path = write_spec(text, name="p" * 120 + ".arch")
+    model = load_model(path)
+    for target in ("torch", "n150", "n300", "t3k"):
+        (tmp_path / f"{target}.py").write_text(compile_source(model, str(path), target))
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP",
+                           "--line-length", "120", str(tmp_path)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout

@@ -28,8 +28,10 @@ def render(template: str, **context) -> str:
 
 def display_path(path: str) -> str:
     """The spec path as generated code quotes it: anything but plain path characters becomes `?`,
-    so no file name can put text into a generated program."""
-    return re.sub(r"[^A-Za-z0-9_./+@-]", "?", str(path))
+    so no file name can put text into a generated program; a long path keeps its last 100
+    characters, so the lines quoting it stay within 120 columns."""
+    text = re.sub(r"[^A-Za-z0-9_./+@-]", "?", str(path))
+    return text if len(text) <= 100 else "..." + text[-97:]
 
 
 def hf_rules(model: Model) -> list[tuple[str, str, str]]:

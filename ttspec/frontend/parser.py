@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ArchError, Loc, SourceCache, source_lines
 from . import ast
-from .source import GRAMMAR_PATH, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
+from .source import GRAMMAR_PATH, MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
 __all__ = ["parse_source", "read_source"]
 
@@ -68,9 +68,16 @@ def _check_size(text: str, name: str) -> None:
     """Reject absurdly long token streams up front, so every parse stays well under a second."""
     count = 0
     for m in TOKEN.finditer(text):
-        if m.group().startswith("#"):
+        token = m.group()
+        if token.startswith("#"):
             continue
         count += 1
+        if len(token) > MAX_NAME and (token[0].isalpha() or token[0] == "_") and "." not in token:
+            line = text.count("\n", 0, m.start()) + 1
+            col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            raise ArchError(f"a name of {len(token)} characters; names are limited to {MAX_NAME}",
+                            Loc(name, line, col, MAX_NAME), hint="names become identifiers in generated programs; "
+                                                                "shorten it")
         if count > MAX_TOKENS:
             line = text.count("\n", 0, m.start()) + 1
             col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import ArchError, Loc, Note, did_you_mean, divisors, nearest_divisors, source_lines
 from . import ast
+from .source import MAX_NAME
 
 FAMILY_DIR = Path(__file__).resolve().parent.parent / "stdlib" / "families"
 REQUIRED_KEYS = ("vocab_size", "hidden_dim", "num_layers", "num_heads", "mlp_dim", "max_seq_len")
@@ -91,6 +92,10 @@ def parse_short_form(text: str, file: str) -> tuple[ast.Module, Path]:
         entries[key] = (value, key_loc, value_loc)
     assert header is not None
     name, name_loc = header
+    if len(name) > MAX_NAME:
+        raise ArchError(f"a model name of {len(name)} characters; names are limited to {MAX_NAME}",
+                        Loc(name_loc.file, name_loc.line, name_loc.col, MAX_NAME),
+                        hint="names become identifiers in generated programs; shorten it")
     ident = re.sub(r"[^A-Za-z0-9_]", "_", name)  # ASCII only: the name becomes a Python class name
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", ident) or ident != name.replace("-", "_").replace(".", "_"):
         raise ArchError(f"model name {name!r} is not usable as an identifier", name_loc,

@@ -13,6 +13,7 @@ MAX_NESTING = 64
 MAX_TOKENS = 8000  # 20x the largest real spec; lark parses about 20k tokens/s here
 TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z0-9_.]+|\S')
 MAX_INT_DIGITS = 18
+MAX_NAME = 40  # characters in a name: generated programs keep their lines within 120 columns
 
 def read_source(path: str | Path) -> str:
     """Read a spec as text, turning every I/O or encoding problem into an ArchError."""
