@@ -152,6 +152,16 @@ def iter_params(graph: Graph, prefix: str = ""):
             yield from iter_params(body, f"{prefix}{node.module}.{i}.")
 
 
+def unused_name(taken, base: str) -> str:
+    """`base`, or `base_1`, `base_2` ... : the first name not in `taken`."""
+    if base not in taken:
+        return base
+    k = 1
+    while f"{base}_{k}" in taken:
+        k += 1
+    return f"{base}_{k}"
+
+
 def in_stdlib(loc: Loc | None) -> bool:
     return loc is not None and loc.file.startswith("<stdlib>")
 

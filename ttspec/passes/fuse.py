@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, replace
 
-from ..ir.graph import Graph, Model, ModuleInfo, Node
+from ..ir.graph import Graph, Model, ModuleInfo, Node, unused_name
 from ..ir.layout import Placement
 from ..ops import APPLY_ROPE, ATTEND, LINEAR, QKV_PART, REGISTRY, SPLIT_HEADS, SPLIT_QKV_HEADS, FusedPart, FusedQKV
 
@@ -78,15 +78,6 @@ def _find_attention_projections(graph: Graph):
             yield q, k, v
 
 
-def _fresh_module(graph: Graph, base: str) -> str:
-    if base not in graph.modules:
-        return base
-    k = 1
-    while f"{base}_{k}" in graph.modules:
-        k += 1
-    return f"{base}_{k}"
-
-
 def _origins(**attrs: Node) -> dict:
     """Where the fused op's attrs were written down: each is the `heads` of one split."""
     return {attr: split.origins["heads"] for attr, split in attrs.items() if "heads" in split.origins}
@@ -105,7 +96,7 @@ def _fuse_graph(graph: Graph) -> Graph:
         if node.id in first_linear:
             q, k, v = first_linear[node.id]
             parent = _parent(q.linear.module)
-            module = _fresh_module(out, f"{parent}.wqkv" if parent else "wqkv")
+            module = unused_name(out.modules, f"{parent}.wqkv" if parent else "wqkv")
             heads, kv_heads = q.split.attrs["heads"], k.split.attrs["heads"]
             fused = FusedQKV(tuple(FusedPart(p.linear.module.rpartition(".")[2], tuple(sorted(p.linear.params.items())))
                                    for p in (q, k, v)),

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 from ..errors import ArchError
 from ..ir.graph import Model, iter_params
 
@@ -95,18 +91,10 @@ def load_weights_file(model: Model, path: str) -> dict:
 
 
 def save_weights_file(tensors: dict, path: str) -> None:
-    """Atomic safetensors write: a temp file beside the target, then rename."""
-    from safetensors.torch import save_file
+    """A safetensors file written like every ttspec output (ttspec/output.py): atomically, to a
+    regular file only, keeping the mode of a file it replaces."""
+    from safetensors.torch import save
 
-    target = Path(path)
-    if target.is_dir() or not target.parent.exists():
-        raise ArchError(f"cannot write {path}: " + ("it is a directory" if target.is_dir()
-                                                    else f"directory {target.parent} does not exist"))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..output import write_output_bytes
+
+    write_output_bytes(save({k: v.contiguous() for k, v in tensors.items()}), path)
