@@ -6,7 +6,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..checkpoints import FAMILIES, check_family_labels, stored_params_once
+from ..checkpoints import check_family_labels, generated_rules
 from ..ir.graph import Model
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -35,16 +35,9 @@ def display_path(path: str) -> str:
 
 
 def hf_rules(model: Model) -> list[tuple[str, str, str]]:
-    """The family's HF name rules that this model uses; every stored parameter must match one."""
+    """The family's HF name rules that this model uses, with concrete transforms (fused HF
+    tensors split at this model's sizes); every stored parameter must match one."""
     if model.family is None:
         return []
     check_family_labels(model)
-    rules = FAMILIES[model.family]
-    used = []
-    for name, _ in stored_params_once(model.graph):  # each repeat body once: layers share their rules
-        for rule in rules:
-            if re.fullmatch(rule.ours, name):
-                if rule not in used:
-                    used.append(rule)
-                break
-    return [(r.ours, r.hf, r.transform) for r in rules if r in used]
+    return generated_rules(model)

@@ -46,18 +46,21 @@ def device_env(mode: str, target: str) -> dict[str, str]:
 def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict | None = None, tokens=None,
                timeout: float = 1800) -> dict:
     """Run `source` in a worker process. `state`: ttspec names, or HF names for a spec with a
-    family. With `state` None, weights are only allocated (torch meta tensors, ttspec names),
+    family, or a checkpoint's WeightStream (the worker reads the files itself, one tensor at a time).
+    With `state` None, weights are only allocated (torch meta tensors, ttspec names),
     so a 70B model's fit can be checked without its data."""
     import numpy as np
     import torch
 
-    from .weights import HF_NAMES, stored_shapes, weights_naming
+    from .weights import HF_NAMES, WeightStream, stored_shapes, weights_naming
 
     work = Path(tempfile.mkdtemp(prefix=f"ttspec-{mode}-"))
     (work / "program.py").write_text(source, encoding="utf-8")
     request = {"class": _root_name(model), "target": target, "load": "load_ttspec_weights"}
     if state is None:
         request["meta_weights"] = {name: list(shape) for name, shape in stored_shapes(model).items()}
+    elif isinstance(state, WeightStream):  # the worker streams the checkpoint itself, tensor by tensor
+        request["checkpoint"] = state.to_json()
     else:
         from safetensors.torch import save_file
 

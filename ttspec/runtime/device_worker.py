@@ -1,7 +1,8 @@
 """Worker process for device runs (see device.py): python -m ttspec.runtime.device_worker DIR.
 
-DIR holds program.py, request.json and either weights.safetensors or request["meta_weights"]
-(allocate without data, ttspec names), and optionally tokens.npy; request["load"] names the
+DIR holds program.py, request.json and either weights.safetensors, request["checkpoint"] (a
+checkpoint's WeightStream, ttspec names, read from its files as each tensor is placed) or
+request["meta_weights"] (allocate without data, ttspec names), and optionally tokens.npy; request["load"] names the
 program's loader (load_ttspec_weights for ttspec names, load_weights for HF names). Writes result.json and logits.npy.
 """
 
@@ -34,6 +35,10 @@ def main(work: Path) -> None:
             program = getattr(program_module, request["class"])(device)
             if "meta_weights" in request:
                 state = {k: torch.empty(v, device="meta") for k, v in request["meta_weights"].items()}
+            elif "checkpoint" in request:  # streamed from the checkpoint's files as each tensor is placed
+                from ttspec.runtime.weights import WeightStream
+
+                state = WeightStream.from_json(request["checkpoint"])
             else:
                 from safetensors.torch import load_file
 

@@ -19,6 +19,8 @@ from ..errors import ArchError
 from ..ir.graph import Model
 from .weights import (
     HF_NAMES,
+    Progress,
+    WeightStream,
     as_ttspec_names,
     load_weights_file,
     random_state_dict,
@@ -57,13 +59,40 @@ def run_torch(model: Model, spec_path: str, state: dict, tokens):
 
     module = load_program(compile_torch(model, spec_path), f"{model.name}_torch")
     net = root_class(module, model)()
-    if weights_naming(model, state) == HF_NAMES:
+    if isinstance(state, WeightStream):
+        stream_into_torch(net, module, state)
+    elif weights_naming(model, state) == HF_NAMES:
         net.load_hf_state_dict(state)
     else:
         net.load_ttspec_weights(state)
     net.eval()
     with torch.no_grad():
         return net(tokens)
+
+
+def stream_into_torch(net, module, stream: WeightStream) -> None:
+    """Copy a checkpoint into a generated torch model one tensor at a time (each file tensor read
+    once; a bf16 tensor is converted as it is copied into its fp32 parameter, so no fp32 copy of
+    the whole checkpoint exists beside the model)."""
+    import torch
+
+    rename = getattr(module, "ttspec_name", None)
+    params = net.state_dict(keep_vars=True)
+    by_ours = {(rename(net, key) if rename else key): key for key in params}
+    tied: dict[str, list[str]] = {}
+    for name, source in getattr(module, "TIED", {}).items():
+        tied.setdefault(source, []).append(name)
+    loaded = set()
+    with torch.no_grad():
+        for name, tensor in stream.items():
+            for target in [name] + tied.get(name, []):
+                if target not in by_ours:
+                    raise ArchError(f"{stream.source}: the generated model has no parameter {target}")
+                params[by_ours[target]].copy_(tensor)
+                loaded.add(target)
+    missing = [name for name in by_ours if name not in loaded and isinstance(params[by_ours[name]], torch.nn.Parameter)]
+    if missing:
+        raise ArchError(f"{stream.source} left {len(missing)} parameter(s) unset: {', '.join(missing[:3])}")
 
 
 def run_golden(model: Model, spec_path: str, target, state: dict, tokens, weights_dtype="bf16",
@@ -77,7 +106,9 @@ def run_golden(model: Model, spec_path: str, target, state: dict, tokens, weight
     module = load_program(source, f"{model.name}_{target.name}_golden")
     module.ttnn = GoldenTTNN()
     program = root_class(module, model)(module.open_device())
-    if weights_naming(model, state) == HF_NAMES:
+    if isinstance(state, WeightStream):
+        program.load_ttspec_weights(state)  # each tensor read from disk as it is placed
+    elif weights_naming(model, state) == HF_NAMES:
         program.load_weights(state)
     else:
         program.load_ttspec_weights(state)
@@ -207,7 +238,9 @@ def weights_for_run(model: Model, args) -> dict | None:
             raise ArchError("--allocate-only has no weights for --save-weights to write")
         return None
     if args.weights:
-        return load_weights_file(model, args.weights)
+        stream = load_weights_file(model, args.weights)
+        stream.progress = Progress(f"loading {args.weights}", stream.nbytes)
+        return stream
     need = HOST_BYTES_PER_PARAM * sum(math.prod(shape) for shape in stored_shapes(model).values())
     available = host_memory_available()
     if available is not None and need > available:

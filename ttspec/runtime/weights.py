@@ -1,6 +1,16 @@
-"""Weights for runs: seeded random ones, and files, in ttspec's names or a family's HF names."""
+"""Weights for runs: seeded random ones, and checkpoints on disk in ttspec's names or a family's
+HF names. A checkpoint (a model directory, one .safetensors file, or a sharded one's index) is
+checked from its headers alone (config model_type against the spec's family, every tensor's
+name, shape and dtype kind) and then streamed: `WeightStream` reads one tensor at a time with
+safetensors' safe_open when its consumer (a torch parameter's copy_, or a TT-NN placement) asks."""
 
 from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ArchError
 from ..ir.graph import Model, iter_params
@@ -36,18 +46,20 @@ def random_hf_state_dict(model: Model, seed: int = 0) -> dict:
 TTSPEC_NAMES, HF_NAMES = "ttspec", "hf"
 
 
+def _hf_shapes(model: Model) -> dict[str, tuple[int, ...]]:
+    from ..checkpoints import plan_for
+
+    return {t.name: t.shape for t in plan_for(model)}
+
+
 def weights_naming(model: Model, tensors: dict, source: str = "the weights") -> str:
-    """Whether `tensors` are named as ttspec names them (any spec) or, for a spec with a family,
-    as HF transformers names them; one clear error, with a few missing names, for neither."""
+    """Whether `tensors` (a dict of tensors, or of shapes) are named as ttspec names them (any
+    spec) or, for a spec with a family, as HF transformers names them; one clear error, with a
+    few missing names, for neither."""
     ours = stored_shapes(model)
     candidates = [(TTSPEC_NAMES, ours)]
     if model.family is not None:
-        import torch
-
-        from ..checkpoints import to_hf_state_dict
-
-        meta = to_hf_state_dict(model, {n: torch.empty(shape, device="meta") for n, shape in ours.items()})
-        candidates.append((HF_NAMES, {n: tuple(t.shape) for n, t in meta.items()}))
+        candidates.append((HF_NAMES, _hf_shapes(model)))
     # the naming with the most names present decides; ttspec's own names win a tie
     naming, expected = max(candidates, key=lambda c: sum(n in tensors for n in c[1]))
     missing = [n for n in expected if n not in tensors]
@@ -58,14 +70,18 @@ def weights_naming(model: Model, tensors: dict, source: str = "the weights") -> 
         raise ArchError(f"{source} lacks {len(missing)} tensor(s) the spec needs: {', '.join(missing[:3])}{more}",
                         hint="a weights file holds ttspec's names, as `ttspec params --json` lists them" + hf)
     for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise ArchError(f"{source}: {name} has shape {list(tensors[name].shape)}, the spec needs {list(shape)}",
+        got = tensors[name] if isinstance(tensors[name], tuple) else tuple(tensors[name].shape)
+        if tuple(got) != shape:
+            raise ArchError(f"{source}: {name} has shape {list(got)}, the spec needs {list(shape)}",
                             hint="was this checkpoint made for another spec?")
     return naming
 
 
-def as_ttspec_names(model: Model, tensors: dict) -> dict:
-    """The stored parameters under ttspec's names, whichever naming `tensors` use."""
+def as_ttspec_names(model: Model, tensors) -> dict:
+    """The stored parameters under ttspec's names, whichever naming `tensors` use (a checkpoint
+    stream is read whole: this is for writing them out again)."""
+    if isinstance(tensors, WeightStream):
+        return {name: tensor.contiguous() for name, tensor in tensors.items()}
     if weights_naming(model, tensors) == HF_NAMES:
         from ..checkpoints import from_hf_state_dict
 
@@ -73,21 +89,293 @@ def as_ttspec_names(model: Model, tensors: dict) -> dict:
     return {name: tensors[name] for name in stored_shapes(model)}
 
 
-def load_weights_file(model: Model, path: str) -> dict:
-    """A safetensors file in ttspec names or, for a spec with a family, HF names; checked name by
-    name and shape by shape against the spec."""
-    try:
-        from safetensors.torch import load_file
+# --- checkpoints on disk, streamed -------------------------------------------------------------
 
-        tensors = load_file(path)
+INDEX_NAME, SINGLE_NAME = "model.safetensors.index.json", "model.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    """Safetensors file(s) with only their headers read: every tensor's file, dtype and shape,
+    and the model_type of a config.json beside them."""
+    source: str  # as the user gave it
+    tensors: dict[str, tuple[str, str, tuple[int, ...]]]  # name -> (file, safetensors dtype, shape)
+    model_type: str | None = None
+    config_path: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_DTYPE_BYTES.get(dtype, 4) * math.prod(shape) for _, dtype, shape in self.tensors.values())
+
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
+                "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+
+
+def open_checkpoint(path: str) -> Checkpoint:
+    """A model directory (config.json with model.safetensors, or model.safetensors.index.json and
+    its shards), one .safetensors file, or an index file: headers only, no tensor data."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / INDEX_NAME).is_file():
+            files = _index_files(p / INDEX_NAME)
+        elif (p / SINGLE_NAME).is_file():
+            files = [p / SINGLE_NAME]
+        else:
+            found = sorted(p.glob("*.safetensors"))
+            if len(found) != 1:
+                raise ArchError(f"{path} has no {SINGLE_NAME} or {INDEX_NAME}"
+                                + (f" (and {len(found)} other .safetensors files)" if found else ""),
+                                hint="pass a model directory as save_pretrained writes it, one .safetensors "
+                                     "file, or a model.safetensors.index.json")
+            files = found
+        config = p / "config.json"
+    elif p.is_file():
+        files = _index_files(p) if p.name.endswith(".json") else [p]
+        config = p.parent / "config.json"
+    else:
+        raise ArchError(f"no such weights file: {path}",
+                        hint="--weights takes a model directory, a .safetensors file or a model.safetensors.index.json")
+    tensors: dict[str, tuple[str, str, tuple[int, ...]]] = {}
+    for file in files:
+        for name, dtype, shape in _header(file):
+            if name in tensors:
+                raise ArchError(f"{path}: tensor {name} is in both {tensors[name][0]} and {file}")
+            tensors[name] = (str(file), dtype, shape)
+    model_type = None
+    if config.is_file():
+        try:
+            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError) as e:
+            raise ArchError(f"cannot read {config}: {e}", hint="config.json should be HF transformers' JSON") from None
+    return Checkpoint(str(path), tensors, model_type if isinstance(model_type, str) else None,
+                      str(config) if config.is_file() else None)
+
+
+def _index_files(index: Path) -> list[Path]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        files = list(dict.fromkeys(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ArchError(f"cannot read {index} as a safetensors index: {e}",
+                        hint="an index is JSON with a `weight_map` of tensor name -> shard file") from None
+    paths = []
+    for name in files:
+        if not isinstance(name, str) or Path(name).name != name:
+            raise ArchError(f"{index}: shard {name!r} is not a file name beside the index")
+        if not (index.parent / name).is_file():
+            raise ArchError(f"{index} names shard {name}, which is not in {index.parent}")
+        paths.append(index.parent / name)
+    return paths
+
+
+def _header(file: Path) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(name, dtype, shape) of every tensor in one safetensors file, from its header alone."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(file), framework="pt") as f:
+            out = []
+            for name in f.keys():
+                info = f.get_slice(name)
+                out.append((name, info.get_dtype(), tuple(info.get_shape())))
+            return out
     except FileNotFoundError:
-        raise ArchError(f"no such weights file: {path}") from None
+        raise ArchError(f"no such weights file: {file}") from None
     except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ArchError(f"cannot read {path} as safetensors: {e}",
-                        hint="save with safetensors.torch.save_file(state_dict, path), or with "
-                             "`ttspec run --save-weights`") from None
-    weights_naming(model, tensors, path)
-    return tensors
+        raise ArchError(f"cannot read {file} as safetensors: {e}",
+                        hint="save with safetensors.torch.save_file(state_dict, path), with save_pretrained, "
+                             "or with `ttspec run --save-weights`") from None
+
+
+class WeightStream(Mapping):
+    """The spec's stored parameters under ttspec's names, read from a checkpoint only when asked
+    for: iterating reads each file tensor once, in checkpoint order, and hands its parts on; a
+    lookup reads the file tensor that holds the name (a fused one once, keeping its other parts
+    until they are asked for). Nothing is kept after it is handed out, so host memory stays
+    near the largest tensor. Plain data (JSON-able), so a worker process can rebuild it."""
+
+    def __init__(self, entries: list[tuple[str, str, bool, list[tuple[str, tuple[int, ...]]]]], source: str = ""):
+        # (file, tensor name in the file, transposed, [(our name, our shape), ...] concatenated along dim 0)
+        self.entries = [(file, key, transpose, [(n, tuple(s)) for n, s in parts])
+                        for file, key, transpose, parts in entries]
+        self.source = source
+        self.nbytes = 0  # the file tensors' size, where known (progress)
+        self._where = {name: i for i, entry in enumerate(self.entries) for name, _ in entry[3]}
+        self._pending: dict[str, object] = {}
+        self.progress = None  # called with (entries read, entries in all, bytes read) after each read
+        self._read = 0
+        self._bytes = 0
+
+    def to_json(self) -> dict:
+        return {"entries": [[f, k, t, [[n, list(s)] for n, s in parts]] for f, k, t, parts in self.entries],
+                "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: dict) -> WeightStream:
+        return cls([tuple(e) for e in data["entries"]], data.get("source", ""))
+
+    def __getitem__(self, name: str):
+        if name in self._pending:
+            return self._pending.pop(name)
+        pieces = self._read_entry(self._where[name])  # KeyError for a name the spec lacks
+        for other, tensor in pieces:
+            if other != name:
+                self._pending[other] = tensor
+        return dict(pieces)[name]
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, name) -> bool:
+        return name in self._where
+
+    def items(self):
+        """(name, tensor) for every parameter, each file tensor read once."""
+        for i in range(len(self.entries)):
+            yield from self._read_entry(i)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: shape for entry in self.entries for name, shape in entry[3]}
+
+    def _read_entry(self, i: int) -> list:
+        from safetensors import safe_open
+
+        file, key, transpose, parts = self.entries[i]
+        # a file opened per tensor: its mapping is dropped at once, so pages already read do not
+        # stay resident in this process while the rest of a multi-GB shard streams through
+        with safe_open(file, framework="pt") as f:
+            tensor = f.get_tensor(key)
+        self._read += 1
+        self._bytes += tensor.numel() * tensor.element_size()
+        if self.progress is not None:
+            self.progress(self._read, len(self.entries), self._bytes)
+        if transpose and tensor.dim() == 2:
+            tensor = tensor.T
+        if len(parts) == 1:
+            return [(parts[0][0], tensor)]
+        return list(zip([n for n, _ in parts], tensor.split([s[0] for _, s in parts], dim=0)))
+
+
+def open_weights(model: Model, path: str) -> WeightStream:
+    """A checkpoint for `model`, checked before any tensor data is read: the config's
+    model_type against the spec's family, then every tensor's name, shape and dtype kind."""
+    ckpt = open_checkpoint(path)
+    shown = ckpt.source
+    if ckpt.model_type is not None:
+        from ..checkpoints import FAMILIES, family_list
+
+        if model.family is not None and ckpt.model_type != model.family:
+            known = ckpt.model_type in FAMILIES
+            raise ArchError(
+                f"{shown} is a `{ckpt.model_type}` checkpoint (model_type in {ckpt.config_path}), but the spec "
+                f"says `family {model.family}`", model.loc,
+                hint=(f"write a spec for this checkpoint with `ttspec import-hf {shown}`, or, if the spec's "
+                      f"structure already is {ckpt.model_type}'s, change the line to `family {ckpt.model_type}`")
+                if known else
+                (f"ttspec maps no `{ckpt.model_type}` layout (families: {family_list()}); a checkpoint saved "
+                 "under ttspec's names loads with no `family` line"))
+    naming, expected, file_key = _decide_naming(model, ckpt)
+    _check_tensors(model, ckpt, naming, expected, file_key)
+    if naming == TTSPEC_NAMES:
+        entries = [(ckpt.tensors[n][0], n, False, [(n, shape)]) for n, shape in expected.items()]
+    else:
+        from ..checkpoints import plan_for
+
+        entries = [(ckpt.tensors[file_key[t.name]][0], file_key[t.name], t.flipped, list(t.parts))
+                   for t in plan_for(model)]
+    stream = WeightStream(entries, shown)
+    stream.nbytes = sum(_DTYPE_BYTES.get(ckpt.tensors[key][1], 4) * math.prod(ckpt.tensors[key][2])
+                        for _, key, _, _ in entries)
+    return stream
+
+
+def _decide_naming(model: Model, ckpt: Checkpoint):
+    """(naming, expected name -> shape, expected name -> name in the file). HF checkpoints saved
+    from a base model (GPT-2's `h.0...`, without `transformer.`) match without that prefix. A
+    spec without a family loads under ttspec's names only."""
+    ours = stored_shapes(model)
+    candidates = [(TTSPEC_NAMES, ours, {n: n for n in ours})]
+    if model.family is not None:
+        hf = _hf_shapes(model)
+        candidates.append((HF_NAMES, hf, {n: n for n in hf}))
+        stripped = {n: n.split(".", 1)[1] for n in hf if n.startswith(("model.", "transformer."))}
+        candidates.append((HF_NAMES, hf, {n: stripped.get(n, n) for n in hf}))
+    # the naming with the most names present decides; ttspec's own names win a tie
+    return max(candidates, key=lambda c: sum(k in ckpt.tensors for k in c[2].values()))
+
+
+def _check_tensors(model: Model, ckpt: Checkpoint, naming: str, expected: dict, file_key: dict) -> None:
+    from ..checkpoints import IGNORED_HF
+
+    source = ckpt.source
+    names = "ttspec's names (`ttspec params --json`)" if naming == TTSPEC_NAMES else \
+        f"HF transformers' names for `family {model.family}`"
+    missing = [n for n in expected if file_key[n] not in ckpt.tensors]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        if naming == TTSPEC_NAMES:
+            hint = ("a weights file holds ttspec's names, as `ttspec params --json` lists them"
+                    + (f", or HF transformers names for `family {model.family}`" if model.family else
+                       " (the spec has no `family`, so HF names cannot be mapped)"))
+        else:
+            hint = "was this checkpoint saved for a spec with fewer layers or a tied head? compare `ttspec params`"
+        raise ArchError(f"{source} lacks {len(missing)} tensor(s) the spec needs: "
+                        f"{', '.join(file_key[n] for n in missing[:3])}{more}", hint=hint)
+    wanted = set(file_key.values())
+    extra = [n for n in ckpt.tensors if n not in wanted and not (naming == HF_NAMES and IGNORED_HF.fullmatch(n))]
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        raise ArchError(f"{source} has {len(extra)} tensor(s) the spec does not use: {', '.join(extra[:3])}{more}",
+                        hint=f"the tensors were matched by {names}; was this checkpoint made for another spec "
+                             "(more layers, biases, an untied head)?")
+    for name, shape in expected.items():
+        _, dtype, got = ckpt.tensors[file_key[name]]
+        if tuple(got) != tuple(shape):
+            raise ArchError(f"{source}: {file_key[name]} has shape {list(got)}, the spec needs {list(shape)}",
+                            hint="was this checkpoint made for another spec?")
+        if dtype not in _FLOAT_DTYPES:
+            raise ArchError(f"{source}: {file_key[name]} holds {dtype} values; weights must be floating point "
+                            f"({', '.join(_FLOAT_DTYPES)})", hint="was this tensor quantised by another tool?")
+
+
+def load_weights_file(model: Model, path: str) -> WeightStream:
+    """The weights at `path` (see open_checkpoint) for `model`, checked, streamed on use."""
+    return open_weights(model, path)
+
+
+class Progress:
+    """`loading weights: 12/291 tensors, 1.2 of 16.1 GB` on a terminal (stderr), rewritten in place
+    at most five times a second once loading has taken a second; silent when stderr is not a
+    terminal."""
+
+    def __init__(self, what: str, total_bytes: int, stream=None):
+        import sys
+        import time
+
+        self.what, self.total = what, total_bytes
+        self.out = stream or sys.stderr
+        self.enabled = hasattr(self.out, "isatty") and self.out.isatty()
+        self.start = self.last = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, count: int, nbytes: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if not self.enabled or (now - self.start < 1.0 and done < count) or (now - self.last < 0.2 and done < count):
+            return
+        if done == count and not self.shown:
+            return
+        self.last, self.shown = now, True
+        self.out.write(f"\r{self.what}: {done}/{count} tensors, {nbytes / 1e9:.1f} of {self.total / 1e9:.1f} GB")
+        if done == count:
+            self.out.write("\n")
+        self.out.flush()
 
 
 def save_weights_file(tensors: dict, path: str) -> None:
