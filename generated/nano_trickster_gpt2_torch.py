@@ -121,12 +121,12 @@ HF_NAMES = [
     (r"wte\.weight", "transformer.wte.weight", "copy"),
     (r"wpe\.weight", "transformer.wpe.weight", "copy"),
     (r"layers\.(\d+)\.ln_1\.(weight|bias)", "transformer.h.{0}.ln_1.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wq\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:0"),
-    (r"layers\.(\d+)\.attn\.wk\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:1"),
-    (r"layers\.(\d+)\.attn\.wv\.weight", "transformer.h.{0}.attn.c_attn.weight", "split3:2"),
-    (r"layers\.(\d+)\.attn\.wq\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:0"),
-    (r"layers\.(\d+)\.attn\.wk\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:1"),
-    (r"layers\.(\d+)\.attn\.wv\.bias", "transformer.h.{0}.attn.c_attn.bias", "split3:2"),
+    (r"layers\.(\d+)\.attn\.wq\.weight", "transformer.h.{0}.attn.c_attn.weight", "cols:0:256"),
+    (r"layers\.(\d+)\.attn\.wk\.weight", "transformer.h.{0}.attn.c_attn.weight", "cols:256:512"),
+    (r"layers\.(\d+)\.attn\.wv\.weight", "transformer.h.{0}.attn.c_attn.weight", "cols:512:768"),
+    (r"layers\.(\d+)\.attn\.wq\.bias", "transformer.h.{0}.attn.c_attn.bias", "rows:0:256"),
+    (r"layers\.(\d+)\.attn\.wk\.bias", "transformer.h.{0}.attn.c_attn.bias", "rows:256:512"),
+    (r"layers\.(\d+)\.attn\.wv\.bias", "transformer.h.{0}.attn.c_attn.bias", "rows:512:768"),
     (r"layers\.(\d+)\.attn\.wo\.weight", "transformer.h.{0}.attn.c_proj.weight", "transpose"),
     (r"layers\.(\d+)\.attn\.wo\.bias", "transformer.h.{0}.attn.c_proj.bias", "copy"),
     (r"layers\.(\d+)\.ln_2\.(weight|bias)", "transformer.h.{0}.ln_2.{1}", "copy"),
@@ -139,13 +139,17 @@ HF_NAMES = [
 
 
 def from_hf(name, hf_state_dict):
-    """One of our parameters from an HF state dict (GPT-2 stores Conv1D weights [in, out] and fuses q, k, v)."""
+    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
+    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
+    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
     for pattern, hf_name, transform in HF_NAMES:
         match = re.fullmatch(pattern, name)
         if match:
             tensor = hf_state_dict[hf_name.format(*match.groups())]
-            if transform.startswith("split3:"):
-                tensor = tensor.chunk(3, dim=-1)[int(transform[-1])]
-                return tensor.T if tensor.dim() == 2 else tensor
-            return tensor.T if transform == "transpose" else tensor
+            if transform == "transpose":
+                return tensor.T
+            if transform != "copy":
+                kind, start, stop = transform.split(":")
+                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
+            return tensor
     raise KeyError(f"no HF name for {name}")

@@ -86,9 +86,12 @@ class NanoTrickster:
         self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
 
     def load_ttspec_weights(self, state_dict):
-        """Place weights named as ttspec names them (`ttspec params --json`) on the device."""
-        tensors = {name: state_dict[name].to(torch.float32) for name in parameters()}
-        weights = Weights(tensors, self.device, self.weights_dtype)
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device. Each
+        tensor is taken from `state_dict` as it is placed, so a lazy mapping can stream from disk."""
+        missing = [name for name in parameters() if name not in state_dict]
+        if missing:
+            raise KeyError(f"missing weights: {', '.join(missing[:3])}")
+        weights = Weights(state_dict, self.device, self.weights_dtype)
         prefix = ""
         self.embedding = weights.table(prefix + "embedding")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
@@ -134,11 +137,14 @@ class Weights:
         self.device = device
         self.dtype = dtype
 
+    def _tensor(self, name):
+        return self.tensors[name].to(torch.float32)
+
     def _get(self, module, which, parts=None):
         if parts is None:
-            return self.tensors[f"{module}.{which}"]
+            return self._tensor(f"{module}.{which}")
         parent = module.rsplit(".", 1)[0]  # a fused module: its parts are its siblings
-        return torch.cat([self.tensors[f"{parent}.{part}.{which}"] for part in parts], dim=0)
+        return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
     def _upload(self, tensor, dtype, layout):
         if tensor.is_meta:  # torch meta tensors: allocate on the device without host data (fit checks)
@@ -164,10 +170,10 @@ class Weights:
         return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
 
     def norm(self, module, which="weight"):
-        return self._upload(self.tensors[f"{module}.{which}"][None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
+        return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
 
     def table(self, module, which="weight"):
-        return self._upload(self.tensors[f"{module}.{which}"], ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT)
+        return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT)
 
 
 def pad_heads(tensor, heads, head_dim, dim):
@@ -288,15 +294,19 @@ HF_NAMES = [
 
 
 def from_hf(name, hf_state_dict):
-    """One of our parameters from an HF state dict (GPT-2 stores Conv1D weights [in, out] and fuses q, k, v)."""
+    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
+    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
+    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
     for pattern, hf_name, transform in HF_NAMES:
         match = re.fullmatch(pattern, name)
         if match:
             tensor = hf_state_dict[hf_name.format(*match.groups())]
-            if transform.startswith("split3:"):
-                tensor = tensor.chunk(3, dim=-1)[int(transform[-1])]
-                return tensor.T if tensor.dim() == 2 else tensor
-            return tensor.T if transform == "transpose" else tensor
+            if transform == "transpose":
+                return tensor.T
+            if transform != "copy":
+                kind, start, stop = transform.split(":")
+                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
+            return tensor
     raise KeyError(f"no HF name for {name}")
 
 

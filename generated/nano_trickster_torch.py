@@ -170,13 +170,17 @@ HF_NAMES = [
 
 
 def from_hf(name, hf_state_dict):
-    """One of our parameters from an HF state dict (GPT-2 stores Conv1D weights [in, out] and fuses q, k, v)."""
+    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
+    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
+    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
     for pattern, hf_name, transform in HF_NAMES:
         match = re.fullmatch(pattern, name)
         if match:
             tensor = hf_state_dict[hf_name.format(*match.groups())]
-            if transform.startswith("split3:"):
-                tensor = tensor.chunk(3, dim=-1)[int(transform[-1])]
-                return tensor.T if tensor.dim() == 2 else tensor
-            return tensor.T if transform == "transpose" else tensor
+            if transform == "transpose":
+                return tensor.T
+            if transform != "copy":
+                kind, start, stop = transform.split(":")
+                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
+            return tensor
     raise KeyError(f"no HF name for {name}")

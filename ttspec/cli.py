@@ -109,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch: the PyTorch reference; golden: the TT-NN program on ttnn's golden functions; "
                         "mock: on ttnn's mock device (validates ops and memory; outputs are not meaningful); "
                         "device: real hardware (untested here)")
-    r.add_argument("--weights", metavar="F.safetensors",
-                   help="weights under ttspec's names (`ttspec params --json`) or, for a spec with a `family`, "
-                        "HF transformers names (default: seeded random)")
+    r.add_argument("--weights", metavar="PATH",
+                   help="a model directory (config.json with model.safetensors or a sharded "
+                        "model.safetensors.index.json), one .safetensors file, or an index file; tensors under "
+                        "ttspec's names (`ttspec params --json`) or, for a spec with a `family`, HF transformers "
+                        "names; checked against the spec before any data is read, then streamed one tensor at a "
+                        "time (default: seeded random)")
     r.add_argument("--save-weights", metavar="F.safetensors",
                    help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
     r.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
