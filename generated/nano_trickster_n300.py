@@ -191,7 +191,8 @@ class Weights:
         self.dtype = dtype
 
     def _tensor(self, name):
-        return self.tensors[name].to(torch.float32)
+        tensor = self.tensors[name]  # bf16 stays bf16: ttnn converts it exactly, without an fp32 copy
+        return tensor if tensor.dtype in (torch.float32, torch.bfloat16) else tensor.to(torch.float32)
 
     def _get(self, module, which, parts=None):
         if parts is None:
