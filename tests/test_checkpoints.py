@@ -419,3 +419,12 @@ def test_base_model_checkpoints_without_the_prefix_load(tmp_path, write_spec):
     model = load_model(write_spec(spec_text("gpt2"), "gpt2.arch"))
     ours = dict(load_weights_file(model, str(folder)).items())
     assert torch.equal(ours["layers.1.attn.wk.weight"], tensors["transformer.h.1.attn.c_attn.weight"][:, 64:128].T)
+
+
+def test_an_hf_checkpoint_under_a_spec_without_family_says_which_family(tmp_path, write_spec):
+    folder = tmp_path / "hf"
+    save_hf("llama", folder)
+    model = load_model(write_spec(spec_text("llama").replace("family llama\n", ""), "plain.arch"))
+    with pytest.raises(ArchError, match="lacks 20 tensor") as e:
+        load_weights_file(model, str(folder / "config.json"))  # a config.json stands for its directory
+    assert "add `family llama` to the spec" in e.value.diagnostic.hint

@@ -103,10 +103,6 @@ class Checkpoint:
     model_type: str | None = None
     config_path: str | None = None
 
-    @property
-    def nbytes(self) -> int:
-        return sum(_DTYPE_BYTES.get(dtype, 4) * math.prod(shape) for _, dtype, shape in self.tensors.values())
-
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
                 "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
@@ -117,6 +113,8 @@ def open_checkpoint(path: str) -> Checkpoint:
     """A model directory (config.json with model.safetensors, or model.safetensors.index.json and
     its shards), one .safetensors file, or an index file: headers only, no tensor data."""
     p = Path(path)
+    if p.name == "config.json" and p.is_file():  # the model directory it describes
+        p = p.parent
     if p.is_dir():
         if (p / INDEX_NAME).is_file():
             files = _index_files(p / INDEX_NAME)
@@ -319,9 +317,13 @@ def _check_tensors(model: Model, ckpt: Checkpoint, naming: str, expected: dict, 
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         if naming == TTSPEC_NAMES:
+            from ..checkpoints import FAMILIES
+
             hint = ("a weights file holds ttspec's names, as `ttspec params --json` lists them"
                     + (f", or HF transformers names for `family {model.family}`" if model.family else
-                       " (the spec has no `family`, so HF names cannot be mapped)"))
+                       " (the spec has no `family`, so HF names cannot be mapped"
+                       + (f"; this is a `{ckpt.model_type}` checkpoint: add `family {ckpt.model_type}` to the spec"
+                          if ckpt.model_type in FAMILIES else "") + ")"))
         else:
             hint = "was this checkpoint saved for a spec with fewer layers or a tied head? compare `ttspec params`"
         raise ArchError(f"{source} lacks {len(missing)} tensor(s) the spec needs: "
