@@ -428,3 +428,24 @@ def test_an_hf_checkpoint_under_a_spec_without_family_says_which_family(tmp_path
     with pytest.raises(ArchError, match="lacks 20 tensor") as e:
         load_weights_file(model, str(folder / "config.json"))  # a config.json stands for its directory
     assert "add `family llama` to the spec" in e.value.diagnostic.hint
+
+
+def test_progress_shows_on_a_terminal_only_once_loading_is_long():
+    import io
+
+    from ttspec.runtime.weights import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    quick, slow, piped = Terminal(), Terminal(), io.StringIO()
+    for out, elapsed in ((quick, 0.0), (slow, 2.0), (piped, 2.0)):
+        progress = Progress("loading ckpt", 3 * 10**9, stream=out)
+        progress.start -= elapsed
+        progress.last -= elapsed
+        for done in (1, 2, 3):
+            progress(done, 3, done * 10**9)
+    assert quick.getvalue() == "" and piped.getvalue() == ""  # a short load, or not a terminal: quiet
+    assert slow.getvalue().startswith("\rloading ckpt: 1/3 tensors, 1.0 of 3.0 GB")
+    assert slow.getvalue().endswith("\rloading ckpt: 3/3 tensors, 3.0 of 3.0 GB\n")
