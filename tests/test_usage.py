@@ -19,7 +19,8 @@ NANO_TEXT = NANO.read_text()
 # nano-trickster as a new design that no HF family describes
 NANO_NO_FAMILY = "".join(line for line in NANO_TEXT.splitlines(keepends=True) if not line.startswith("family "))
 NANO_PARAMS = 5_180_672  # stored parameters, as `ttspec params` counts them (tests/test_cli.py)
-FAMILIES = ("llama", "gpt2", "phi")  # every checkpoint family ttspec knows (README, the language section)
+# every checkpoint family ttspec knows (README, the language section): HF config model_types
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt2")
 
 # A family-less design with a parameter-free stdlib block (sinusoidal positions), LayerNorm
 # with biases, a GELU MLP and an untied head.
