@@ -282,7 +282,10 @@ def generated_rules(model) -> list[tuple[str, str, str]]:
     embed them. transform: `copy`; `transpose` (HF stores [in, out]); `rows:A:B` (rows A to B of
     a fused HF tensor); `cols:A:B` (columns A to B of a fused, transposed one, then transposed).
     Offsets come from the model's shapes: every layer has the same ones."""
-    shapes = dict(_shapes_once(model.graph))
+    from .ir.graph import iter_params
+
+    every = {name: tuple(p.shape) for name, p in iter_params(model.graph) if not p.tied_to}
+    shapes = {name: every[name] for name, _ in stored_params_once(model.graph)}  # layer 0 stands for all
     out: list[tuple[str, str, str]] = []
     for tensor in checkpoint_plan(model.family, shapes):
         start = 0
@@ -299,14 +302,6 @@ def generated_rules(model) -> list[tuple[str, str, str]]:
             start = stop
     order = {pattern: i for i, pattern in enumerate(p for r in FAMILIES[model.family] for p in r.ours)}
     return sorted(out, key=lambda e: order[e[0]])
-
-
-def _shapes_once(graph, prefix: str = ""):
-    for p in graph.params.values():
-        if not p.tied_to:
-            yield prefix + p.name, tuple(p.shape)
-    for node in graph.repeats():
-        yield from _shapes_once(node.attrs["body"], f"{prefix}{node.module}.0.")
 
 
 def stored_params_once(graph, prefix: str = "", chain: list | None = None):
