@@ -449,3 +449,27 @@ def test_progress_shows_on_a_terminal_only_once_loading_is_long():
     assert quick.getvalue() == "" and piped.getvalue() == ""  # a short load, or not a terminal: quiet
     assert slow.getvalue().startswith("\rloading ckpt: 1/3 tensors, 1.0 of 3.0 GB")
     assert slow.getvalue().endswith("\rloading ckpt: 3/3 tensors, 3.0 of 3.0 GB\n")
+
+
+def test_a_fused_tensor_needs_all_its_parts(write_spec):
+    from ttspec.checkpoints import check_family_labels
+
+    path = write_spec("""model partial
+family phi3
+input tokens: int32[batch, seq] where seq <= 64
+block attnish(x: [b, s, 64]) -> [b, s, 64] {
+    return linear(x, 64, bias = false) as wq
+}
+block decoder(x: [batch, seq, 64]) -> [batch, seq, 64] {
+    return x + attnish(x) as attn
+}
+h = token_embedding(tokens, 128, 64) as embedding
+h = repeat(2) decoder(h) as layers
+h = rmsnorm(h) as norm
+output logits = lm_head(h, 128)
+""")
+    with pytest.raises(ArchError) as e:
+        check_family_labels(load_model(path))
+    assert "qkv_proj.weight" in str(e.value) and "not `layers.N.attn.wk.weight`, `layers.N.attn.wv.weight`" \
+        in str(e.value)
+    assert e.value.loc.line == 5  # the user's `linear(...) as wq`
