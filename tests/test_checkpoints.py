@@ -272,6 +272,9 @@ def test_cli_run_from_a_sharded_directory_matches_hf(tmp_path, write_spec, run_c
     toks = tokens()
     np.save(tmp_path / "t.npy", toks.numpy())
     path = write_spec(spec_text("llama"), "llama.arch")
+    shard = next(folder.glob("model-*.safetensors"))
+    err = cli_refusal(run_cli, path, shard)
+    assert f"{shard} is one shard of a sharded checkpoint: pass its directory or" in err
     for weights in (folder, folder / "model.safetensors.index.json"):
         out = run_cli("run", path, "--mode", "torch", "--weights", weights, "--tokens", tmp_path / "t.npy",
                       "--out", tmp_path / "l.npy", timeout=300)

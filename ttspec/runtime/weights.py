@@ -326,6 +326,9 @@ def _check_tensors(model: Model, ckpt: Checkpoint, naming: str, expected: dict, 
                           if ckpt.model_type in FAMILIES else "") + ")"))
         else:
             hint = "was this checkpoint saved for a spec with fewer layers or a tied head? compare `ttspec params`"
+        beside = Path(source).parent / INDEX_NAME
+        if Path(source).is_file() and Path(source).suffix == ".safetensors" and beside.is_file():
+            hint = f"{source} is one shard of a sharded checkpoint: pass its directory or {beside}"
         raise ArchError(f"{source} lacks {len(missing)} tensor(s) the spec needs: "
                         f"{', '.join(file_key[n] for n in missing[:3])}{more}", hint=hint)
     wanted = set(file_key.values())
