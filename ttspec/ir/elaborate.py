@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
 from ..frontend import ast
 from ..frontend.parser import parse_source, read_source
-from ..ops import ACTIVATIONS, ADD, CONFIGS, MUL, REQUIRED, ArgSpec, Config, OpError, ParamRef, ShapeContext
+from ..ops import ACTIVATIONS, ADD, CONFIGS, MUL, REQUIRED, SCALE, ArgSpec, Config, OpError, ParamRef, ShapeContext
 from ..ops import REGISTRY as _ALL_OPS
 from .graph import Graph, Model, ModuleInfo, Node, Param
 from .types import DTYPES, INT_DTYPES, TensorType
@@ -485,8 +485,13 @@ class Elaborator:
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             if isinstance(a, Tensor) and isinstance(b, Tensor) and op in ("+", "*"):
                 return self.apply_op(ADD.name if op == "+" else MUL.name, [a, b], {}, expr, scope, None)
+            if isinstance(a, Tensor) != isinstance(b, Tensor):
+                scaled = self.scale_tensor(expr, a, b, scope)
+                if scaled is not None:
+                    return scaled
             raise ArchError(f"cannot apply `{op}` to {describe(a)} and {describe(b)}", expr.loc,
-                            hint="tensors support `+` (e.g. residuals) and `*` (gating) with each other")
+                            hint="tensors support `+` (e.g. residuals) and `*` (gating) with each other, and "
+                                 "`*` or `/` by a number (`x * 2.0`, `2.0 * x`, `x / 2.0`)")
         for v, sub in ((a, expr.left), (b, expr.right)):
             if isinstance(v, Sym):
                 raise ArchError(f"`{v.name}` is a symbolic dim; its value is not known until run time",
@@ -506,6 +511,29 @@ class Elaborator:
                     value = scope.lookup(sub.id).value
                     e.diagnostic.notes.append(Note(f"`{sub.id}` = {show(value)} comes from here", origin))
             raise
+
+    def scale_tensor(self, expr: ast.BinOp, a, b, scope: Scope) -> Tensor | None:
+        """`x * c`, `c * x` or `x / c` with c a number: the `scale` op. None for other uses
+        (reported by the caller)."""
+        tensor, number, number_expr = (a, b, expr.right) if isinstance(a, Tensor) else (b, a, expr.left)
+        if expr.op not in ("*", "/") or (expr.op == "/" and tensor is not a):
+            return None
+        if isinstance(number, Sym):
+            raise ArchError(f"`{number.name}` is a symbolic dim; a tensor can only be scaled by a number known "
+                            "before run time", number_expr.loc, hint="scale by a constant, e.g. `x * 2.0`")
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ArchError(f"cannot scale a tensor by {describe(number)}: `{expr.op}` needs a number",
+                            number_expr.loc, hint="e.g. `x * 2.0`, `x / 2.0` or `x * d ** 0.5` with `d` an int")
+        if expr.op == "/" and number == 0:
+            raise ArchError(f"division by zero in `{_text(expr)}`", expr.loc)
+        factor = float(number) if expr.op == "*" else 1.0 / float(number)
+        if not math.isfinite(factor):
+            raise ArchError(f"`{_text(expr)}`: the scale factor {factor} is not finite", expr.loc)
+        node = self.apply_op(SCALE.name, [tensor], {"factor": factor}, expr, scope, None)
+        origin = self.origin_of(number_expr, scope)
+        if origin is not None:
+            scope.graph.node(node.node).origins["factor"] = origin
+        return node
 
     def int_op(self, op: str, a: int, b: int, expr: ast.BinOp) -> int:
         if op in ("/", "//", "%") and b == 0:
