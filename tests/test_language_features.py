@@ -278,6 +278,17 @@ def test_scale_keeps_partial_sums_and_softcap_keeps_the_vocab_split(write_spec):
     assert [plan.layouts[k] for k in capped] == [Layout.SPLIT]  # the vocabulary split: no gather before it
 
 
+def test_per_head_norm_over_padded_heads_is_refused_for_ttnn(run_cli, write_spec):
+    """head_dim 16 is zero-padded to 32 per head in TT-NN programs, which would change an RMS over
+    head_dim: refused with the reason (the torch target runs it)."""
+    path = write_spec(spec("hd16", attn=", qk_norm = true, head_dim = 16"))
+    result = run_cli("check", path, "--target", "n150")
+    assert result.returncode == 1
+    assert "a per-head rms_norm over head_dim 16 is not lowered to TT-NN" in result.stderr, result.stderr
+    assert "multiple of 32" in result.stderr
+    assert run_cli("compile", path, "--target", "torch", "-o", path.with_suffix(".py")).returncode == 0
+
+
 # ---------------------------------------------------------------- counts and FLOPs
 def test_params_and_flops(write_spec):
     _, plain = feature_model(write_spec, "window")
@@ -364,9 +375,8 @@ def test_scale_parenthesises_inlined_sums(write_spec):
 def test_window_boundary_is_hfs():
     """transformers' sliding_window_causal_mask_function (masking_utils) and ttnn's SDPA golden
     mask agree with `window_mask` above: query i sees keys i - W < j <= i (W keys, itself included)."""
-    from transformers import masking_utils
-
     import ttnn
+    from transformers import masking_utils
 
     s = 40
     for window in (1, 2, 5, 16, 39, 40, 64):

@@ -168,10 +168,13 @@ APPLY_ROPE = register(OpDef(
 
 # ---------------------------------------------------------------- attention
 def _attend_flops(ins, out, attrs):
-    """q k^T and the weighted sum of v, 2 FLOPs per multiply-add, for each (query, key) pair
-    computed. Without a window every query is scored against every key (causal attention
-    included: the kernels compute the masked half too). With a window each query reads at
-    most `window` keys (the band a windowed kernel computes), min(window, keys) of them."""
+    """q k^T and the weighted sum of v, 2 FLOPs per multiply-add, for each (query, key) pair an
+    attention kernel computes. Without a window every query is scored against every key (causal
+    attention included: flash kernels compute the masked half of the diagonal blocks too, and the
+    count has always been the dense one). With a window each query is scored against
+    min(window, keys) keys, the band a windowed kernel (ttnn's SDPA with sliding_window_size)
+    computes; the dense compositions (the torch reference, and the TT-NN program's softcapped
+    attention, which masks a full q k^T) do the full product, which this count leaves out."""
     b, hq, sq, dh = ins[0]
     sk = ins[1][2]
     dv = ins[2][3]
