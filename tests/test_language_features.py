@@ -393,6 +393,42 @@ def test_window_boundary_is_hfs():
         assert torch.equal(probs > 0, ours), window
 
 
+def test_generated_attention_mask_is_hfs(write_spec):
+    """The softcapped-attention helper of a TT-NN program builds HF's sliding-window mask."""
+    from transformers import masking_utils
+
+    from ttspec.runtime.golden import GoldenTTNN
+    from ttspec.runtime.runner import load_program
+
+    path, model = feature_model(write_spec, "attn_softcap_window")
+    module = load_program(compile_source(model, str(path), "n150"), "mask_n150")
+    module.ttnn = GoldenTTNN()
+    s = 64
+    i, j = torch.arange(s)[:, None], torch.arange(s)[None, :]
+    for window in (None, 1, 16, 63, 64, 100):
+        mask = module.attention_mask(s, window, module.open_device())
+        assert mask.shape == (1, 1, s, s)
+        fn = masking_utils.causal_mask_function if window is None else \
+            masking_utils.sliding_window_causal_mask_function(window)
+        hf = fn(torch.tensor(0), torch.tensor(0), i, j).expand(s, s)
+        assert torch.equal(mask[0, 0] == 0, hf), window
+        assert torch.equal(mask[0, 0] == float("-inf"), ~hf), window
+
+
+def test_features_on_t3k_with_copied_kv_heads(write_spec):
+    """8 heads, 2 KV heads over 8 devices (each KV head copied to 4): q/k norms, window and softcap
+    per device, as on one chip."""
+    text = spec("t3k", heads=8, attn=", head_dim = 32, qk_norm = true, softcap = 0.5, window = 16", embed=" * 2.0",
+                head="softcap(lm_head(h, 256), 2.0)")
+    path = write_spec(text, "t3k.arch")
+    model = load_model(path)
+    state = feature_state(model, "window")
+    tokens = tokens_for(VOCAB, seq=80)
+    ref = run_torch(model, str(path), state, tokens).float()
+    results = golden_checks(model, path, state, tokens, ref, targets=(("n150", None), ("t3k", "1x8")))
+    assert_mesh_equals_single(results[("n150", None)], results[("t3k", "1x8")], ref)
+
+
 # ---------------------------------------------------------------- HF tiny models
 def llama_like_weights(hf, layers, prefix=lambda i: f"layers.{i}", gemma2=False, tied=False):
     """HF Llama-family names -> this test's labels."""
