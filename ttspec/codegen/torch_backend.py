@@ -10,7 +10,7 @@ import re
 
 from ..analysis.interpreters import count_params
 from ..ir.graph import Model
-from .backend import Backend, ClassNames
+from .backend import Backend, ClassNames, layer_variants_of, wrap_sequence
 from .emit import emit_forward
 from .names import local_reserved
 from .plan import ClassPlan, Leaf, all_classes, model_plan
@@ -24,7 +24,11 @@ class TorchBackend(Backend):
         return opdef.torch
 
     def repeat_init(self, rep) -> str:
-        return f"self.{rep.attr} = nn.ModuleList({rep.cls.name}() for _ in range({rep.count}))"
+        variants = layer_variants_of(rep)
+        if variants is None:
+            return f"self.{rep.attr} = nn.ModuleList({rep.cls.name}() for _ in range({rep.count}))"
+        comment, seq = variants
+        return "\n".join(comment + [wrap_sequence(f"self.{rep.attr} = nn.ModuleList(cls() for cls in ", seq, ")")])
 
     def child_init(self, child) -> str:
         return f"self.{child.attr} = {child.cls.name}()"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import ArchError
 from ..ir.graph import Model, Node, point_at_spec
 from ..ir.layout import Layout
-from .backend import Backend, ClassNames, check_lowerable
+from .backend import Backend, ClassNames, check_lowerable, layer_variants_of, wrap_sequence
 from .emit import emit_forward
 from .names import local_reserved
 from .plan import ClassPlan, Leaf, all_classes, model_plan
@@ -43,6 +43,15 @@ class TTNNBackend(Backend):
         return opdef.ttnn
 
     def repeat_init(self, rep) -> str:
+        variants = layer_variants_of(rep)
+        if variants is not None:
+            comment, seq = variants
+            layer = f'cls(weights, f"{{prefix}}{rep.label}.{{i}}.")'
+            line = wrap_sequence(f"self.{rep.attr} = [{layer} for i, cls in enumerate(", seq, ")]")
+            if "\n" in line or len(line) > 96:
+                line = (f"self.{rep.attr} = [\n    {layer}\n"
+                        + wrap_sequence("    for i, cls in enumerate(", seq, ")", indent="    ") + "\n]")
+            return "\n".join(comment + [line])
         layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.label}.{{i}}.")'
         line = f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
         return line if len(line) <= 100 else f"self.{rep.attr} = [\n    {layer}\n    for i in range({rep.count})\n]"
