@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir.graph import Graph, Model, Node
+from ..ir.graph import Graph, Model, Node, layer_variants
 from ..ops import REGISTRY
 
 

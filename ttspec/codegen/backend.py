@@ -7,6 +7,8 @@ op registry (ttspec/ops/), and the backend asks it for statements and expression
 
 from __future__ import annotations
 
+import re
+
 from ..errors import ArchError
 from ..ir.graph import Graph, Node, layer_variants, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
@@ -210,22 +212,23 @@ def _sequence(names: list[str]) -> str:
     return " + ".join(min(periodic, runs, key=lambda terms: len(" + ".join(terms))))
 
 
-def wrap_sequence(head: str, seq: str, tail: str, indent: str = "", width: int = 96) -> str:
-    """`head + seq + tail` on one line, or the sequence in parentheses on its own lines (broken
-    at ` + `); `indent` is the indentation of the head's line within the statement."""
-    line = head + seq + tail
-    if len(indent + line) <= width:
-        return line
+def tuple_items(seq: str) -> str | None:
+    """`A, B, C` when the sequence is one tuple `(A, B, C)`; None when it has `*` or `+`."""
+    return seq[1:-1] if seq.startswith("(") and seq.count("(") == 1 and seq.endswith(")") else None
+
+
+def fill_sequence(seq: str, indent: str, width: int = 100) -> str:
+    """A long class sequence as lines of `indent` + text within `width`, broken after commas (each
+    line ends with a newline); the caller puts it inside brackets."""
     lines, current = [], ""
-    for term in seq.split(" + "):
-        piece = term if not current else f"{current} + {term}"
-        if current and len(indent + piece) > width - 4:
+    for token in re.split(r"(?<=,) ", seq):
+        if current and len(indent + current + " " + token) > width:
             lines.append(current)
-            current = "+ " + term
+            current = token
         else:
-            current = piece
+            current = f"{current} {token}" if current else token
     lines.append(current)
-    return head + "(\n" + "".join(f"{indent}    {x}\n" for x in lines) + indent + ")" + tail
+    return "".join(f"{indent}{line}\n" for line in lines)
 
 
 def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | None = None) -> None:

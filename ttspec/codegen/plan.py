@@ -3,8 +3,9 @@
 Each block instance becomes a class (deduplicated by its generated text), each labelled
 parameter-owning primitive a leaf module, a block that only wraps one such primitive with
 `as self` (rmsnorm, token_embedding, lm_head) that primitive's leaf, and a `repeat` a
-ModuleList iterated in a loop (whose layers are instances of one class per layer variant). Values used once and never named in the spec are inlined
-into their consumer, so the forward methods read like hand-written ones.
+ModuleList iterated in a loop (its layers instances of one class per layer variant). Values
+used once and never named in the spec are inlined into their consumer, so the forward
+methods read like hand-written ones.
 """
 
 from __future__ import annotations

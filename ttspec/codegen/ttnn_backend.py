@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import ArchError
 from ..ir.graph import Model, Node, point_at_spec
 from ..ir.layout import Layout
-from .backend import Backend, ClassNames, check_lowerable, layer_variants_of, wrap_sequence
+from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
 from .names import local_reserved
 from .plan import ClassPlan, Leaf, all_classes, model_plan
@@ -47,10 +47,14 @@ class TTNNBackend(Backend):
         if variants is not None:
             comment, seq = variants
             layer = f'cls(weights, f"{{prefix}}{rep.label}.{{i}}.")'
-            line = wrap_sequence(f"self.{rep.attr} = [{layer} for i, cls in enumerate(", seq, ")]")
-            if "\n" in line or len(line) > 96:
-                line = (f"self.{rep.attr} = [\n    {layer}\n"
-                        + wrap_sequence("    for i, cls in enumerate(", seq, ")", indent="    ") + "\n]")
+            line = f"self.{rep.attr} = [{layer} for i, cls in enumerate({seq})]"
+            if len(line) > 100:
+                line = f"self.{rep.attr} = [\n    {layer}\n    for i, cls in enumerate({seq})\n]"
+            if max(map(len, line.splitlines())) > 100:
+                items = tuple_items(seq)  # one tuple: its items inside `((...))`; else the sum inside `(...)`
+                open_, close = ("((", "))") if items else ("(", ")")
+                line = (f"self.{rep.attr} = [\n    {layer}\n    for i, cls in enumerate{open_}\n"
+                        f"{fill_sequence(items or seq, '        ')}    {close}\n]")
             return "\n".join(comment + [line])
         layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.label}.{{i}}.")'
         line = f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
