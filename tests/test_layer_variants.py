@@ -154,6 +154,46 @@ def test_golden_n300_equals_n150(runs):
     torch.testing.assert_close(runs["n300"], runs["n150"], atol=0.04, rtol=0)
 
 
+STRUCTURAL = """model structural
+input tokens: int32[batch, seq] where seq <= 64
+block decoder(x: [batch, seq, 64], parallel: bool) -> [batch, seq, 64] kind decoder {
+    if parallel {
+        return x + attention(rmsnorm(x) as n1, heads = 2) as attn + mlp(rmsnorm(x) as n2, hidden = 128) as mlp
+    }
+    x = x + attention(rmsnorm(x) as n1, heads = 2) as attn
+    return x + mlp(rmsnorm(x) as n2, hidden = 128) as mlp
+}
+h = token_embedding(tokens, 128, 64) as embedding
+h = repeat(3) decoder(h, parallel = [true, false, false][layer]) as layers
+output logits = lm_head(rmsnorm(h) as norm, 128)
+"""
+
+
+def test_variants_may_differ_in_structure(write_spec):
+    """Layer 0 a parallel residual (as Phi), layers 1 and 2 sequential: same weights, other graphs;
+    on a mesh the variants need different collectives, each planned and emitted."""
+    _torch()
+    pytest.importorskip("ttnn")
+    from ttspec.analysis.plan_report import plan_report
+    from ttspec.runtime.runner import random_state_dict, run_golden, run_torch
+    from ttspec.targets import get_target
+
+    path = write_spec(STRUCTURAL, "structural.arch")
+    model = load_model(path)
+    state = random_state_dict(model, seed=5)
+    tokens = torch.randint(0, 128, (1, 33), generator=torch.Generator().manual_seed(2))
+    reference = run_torch(model, path.name, state, tokens).float()
+    single, _ = run_golden(model, path.name, get_target("n150"), state, tokens)
+    mesh, _ = run_golden(model, path.name, get_target("n300"), state, tokens)
+    assert _pcc(single, reference) >= 0.999
+    torch.testing.assert_close(mesh, single, atol=0.04, rtol=0)
+    report = plan_report(model, "n300", None, "bf16", 1, 64)
+    # per layer: the parallel one gathers once and reduce-scatters twice, a sequential one gathers and
+    # reduce-scatters twice; each collective moves (2 - 1) / 2 of 64 bf16 values per token
+    assert report["bytes_moved_per_token_per_layer_per_device"] == (3 + 2 * 4) * 64 // 3
+    assert any("the layers differ in their collectives" in note for note in report["notes"])
+
+
 # ---------------------------------------------------------------- generated code
 def test_generated_programs_have_one_class_per_variant(spec, tmp_path):
     import subprocess

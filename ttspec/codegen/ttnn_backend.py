@@ -106,7 +106,8 @@ def compile_ttnn(build, spec_path: str) -> str:
 
 
 def _parameter_patterns(model: Model) -> list[str]:
-    """Stored parameter names, a repeat written once as `layers.*6.attn.wq.weight`."""
+    """Stored parameter names, a repeat written once as `layers.*6.attn.wq.weight` (layer 0's body:
+    layer variants have the same parameters)."""
     names = [name for name, p in model.graph.params.items() if not p.tied_to]
     for node in model.graph.repeats():
         body = node.attrs["body"]
