@@ -241,6 +241,19 @@ def test_one_variant_compiles_exactly_as_without_layer(write_spec):
         assert compile_source(a, "x.arch", target) == compile_source(b, "x.arch", target)
 
 
+def test_variants_whose_code_is_alike_are_one_class(write_spec):
+    """Two variants (an argument the block never uses differs) whose classes come out alike: the
+    program is the one-class program."""
+    plain = SPEC.replace("acts[layer % 2]", '"gelu"').replace("[1e-5, 1e-1][layer // 3]", "1e-5") \
+        .replace("[0.125, 0.3, 0.125][layer % 3]", "0.125")
+    unused = plain.replace("scale: float)", "scale: float, unused: int = 0)").replace(
+        "scale = 0.125)", "scale = 0.125, unused = [1, 2][layer % 2])")
+    a, b = load_model(write_spec(plain, "a.arch")), load_model(write_spec(unused, "b.arch"))
+    assert len(layer_variants(b.graph.repeats()[0])) == 2
+    for target in ("torch", "n150"):
+        assert compile_source(a, "x.arch", target) == compile_source(b, "x.arch", target)
+
+
 # ---------------------------------------------------------------- the language
 def test_lists_and_subscripts(write_spec):
     text = SPEC.replace('let acts = ["gelu", "relu"]',
@@ -274,6 +287,34 @@ def test_variants_with_different_parameter_shapes_are_refused(write_spec):
     assert _where(err) == (10, 5)
     assert "only behaviour may vary" in d.hint
     assert any("layer 1: act = \"relu\", eps = 1e-05, width = 256" in n.message for n in d.notes)
+
+
+TIED = """model tie
+input tokens: int32[batch, seq] where seq <= 64
+block dec(x: [batch, seq, 64], tie: bool) -> [batch, seq, 64] kind decoder {
+    y = linear(x, 64, bias = false) as a
+    if tie {
+        return x + tied_linear(y, a) as b
+    }
+    return x + linear(y, 64, bias = false) as b
+}
+h = token_embedding(tokens, 128, 64) as embedding
+h = repeat(4) dec(h, [false, false, true][layer % 3]) as layers
+output logits = lm_head(h, 128)
+"""
+
+
+def test_variants_with_other_tying_or_other_parameters_are_refused(write_spec):
+    err = _error(write_spec, TIED)
+    assert err.diagnostic.message == ("the layers of `layers` must have the same parameters: `b.weight` is not tied "
+                                      "in layer 0 but tied to `a.weight` in layer 2")
+    assert err.diagnostic.notes[0].message == "layer 0: tie = false; layer 2: tie = true"
+    assert (err.diagnostic.notes[0].loc.line, err.diagnostic.notes[0].loc.col) == (11, 22)  # the argument
+    extra = TIED.replace("tied_linear(y, a) as b", "linear(x + y, 64) as c").replace(
+        "[false, false, true][layer % 3]", "layer == 2")
+    err = _error(write_spec, extra)
+    assert err.diagnostic.message == ("the layers of `layers` must have the same parameters: layer 0 has `b.weight`, "
+                                      "layer 2 does not")
 
 
 def test_layer_outside_a_repeat_is_refused(write_spec):
