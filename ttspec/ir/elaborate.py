@@ -999,7 +999,7 @@ class Elaborator:
                                 hint="each layer's output is the next layer's input")
             body.outputs["out"] = result.node
             bodies.append(body)
-        _check_variants(bodies, reps, values, module, expr)
+        _check_variants(bodies, reps, values, module, expr, varying[0][0].loc if varying else expr.loc)
         graph = scope.graph
         graph.modules[module] = ModuleInfo(module, call.func, entry.defn.kind, call.loc, repeat=count)
         attrs = {"count": count, "body": bodies[0], "block": call.func}
@@ -1104,13 +1104,8 @@ def _values_text(values: tuple) -> str:
     return ", ".join(f"{name} = {show(v)}" for name, v in values) or "no per-layer values"
 
 
-def _layers_text(pattern: tuple[int, ...], variant: int, limit: int = 8) -> str:
-    layers = [i for i, v in enumerate(pattern) if v == variant]
-    text = ", ".join(map(str, layers[:limit]))
-    return text + (f", ... ({len(layers)} layers)" if len(layers) > limit else "")
-
-
-def _check_variants(bodies: list[Graph], reps: list[int], values: list, module: str, expr: ast.RepeatCall) -> None:
+def _check_variants(bodies: list[Graph], reps: list[int], values: list, module: str, expr: ast.RepeatCall,
+                    arg_loc: Loc) -> None:
     """Every variant of a repeated block has the parameters of the first: names, shapes, tying."""
     if len(bodies) < 2:
         return
@@ -1140,7 +1135,7 @@ def _check_variants(bodies: list[Graph], reps: list[int], values: list, module: 
                             hint="only behaviour may vary between layers (activations, eps, attention options); "
                                  "sizes and weights must match",
                             notes=[Note(f"layer {reps[0]}: {_values_text(values[0])}; layer {reps[variant]}: "
-                                        f"{_values_text(values[variant])}", expr.loc)])
+                                        f"{_values_text(values[variant])}", arg_loc)])
 
 
 def _with_origin(e: ArchError, origin: Loc | None) -> ArchError:
