@@ -117,7 +117,7 @@ def check_family_labels(model) -> None:
 
 def stored_params_once(graph, prefix: str = "", chain: list | None = None):
     """(name, [(graph, module path), ...] innermost first) for every stored parameter; a repeat's
-    body once, as its layer 0."""
+    body once, as its layer 0 (layer variants have the same parameters: ir.graph.layer_variants)."""
     chain = chain or []
     for p in graph.params.values():
         if not p.tied_to:

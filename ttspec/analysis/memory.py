@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir.graph import Graph, Model
+from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ops.queries import attentions, head_merges, head_splits, lookup_tables
 from ..targets import TILE, Target
@@ -106,7 +106,8 @@ def weight_bytes_by_kind(model: Model, weights_dtype: str, plan=None) -> dict[st
             kind = kind_of(graph, p.module)
             out[kind] = out.get(kind, 0) + count * nbytes
         for node in graph.repeats():
-            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
+            for body, n in layer_variants(node):
+                visit(body, f"{prefix}{node.module}.*.", count * n)
 
     visit(model.graph, "", 1)
     return dict(sorted(out.items()))
@@ -236,7 +237,8 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: st
             if node is not head and node.type.rank == 3 and not node.type.is_int:
                 widest = max(widest, local(graph, prefix, node.id, node.type.shape[-1]))
         for node in graph.repeats():
-            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
+            for body, n in layer_variants(node):
+                visit(body, f"{prefix}{node.module}.*.", count * n)
 
     visit(graph, "", 1)
     hidden = graph.node(head.inputs[0]).type.shape[-1]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, replace
 
-from ..ir.graph import Graph, Model, ModuleInfo, Node, unused_name
+from ..ir.graph import Graph, Model, ModuleInfo, Node, map_bodies, unused_name
 from ..ir.layout import Placement
 from ..ops import (
     APPLY_ROPE,
@@ -142,7 +142,7 @@ def _fuse_graph(graph: Graph) -> Graph:
             continue
         attrs = node.attrs
         if node.op == "repeat":
-            attrs = dict(attrs, body=_fuse_graph(attrs["body"]))
+            attrs = map_bodies(node, _fuse_graph)
         out.add(replace(node, inputs=[renamed.get(i, i) for i in node.inputs], attrs=attrs))
     out.outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
     return out
@@ -180,7 +180,7 @@ def _fuse_activations(graph: Graph) -> Graph:
             attrs = dict(attrs, activation=_fused_activation(act))
             hint = act.hint or hint
         elif node.op == "repeat":
-            attrs = dict(attrs, body=_fuse_activations(attrs["body"]))
+            attrs = map_bodies(node, _fuse_activations)
         out.add(replace(node, inputs=[fold.get(i, i) for i in node.inputs], attrs=attrs, hint=hint))
     out.outputs = {k: fold.get(v, v) for k, v in graph.outputs.items()}
     return out
