@@ -252,6 +252,12 @@ def _torch_attend(node, args, w, ctx) -> str:
     return f"attend({', '.join(args)}{extra})"
 
 
+def materialises_scores(node) -> bool:
+    """Whether the TT-NN lowering of this attend holds its [heads, seq, seq] logits in DRAM (the
+    softcapped composition); ttnn's fused attention streams them through L1."""
+    return node.op == ATTEND.name and node.attrs.get("softcap") is not None
+
+
 def _ttnn_attend(node, args, refs, ctx) -> str:
     window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
     scale = _scale(node, ctx.graph)
