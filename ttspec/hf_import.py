@@ -26,6 +26,7 @@ import json
 import keyword
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -582,11 +583,15 @@ def check_name(name: str) -> str:
 
 def _call(prefix: str, name: str, args: list[str], suffix: str = "", width: int = 110) -> list[str]:
     """`prefix name(a, b, ...) suffix`, wrapped after commas with continuation lines aligned."""
-    head = f"{prefix}{name}("
+    return _wrap(f"{prefix}{name}(", args, ")" + suffix, width)
+
+
+def _wrap(head: str, items: list[str], tail: str, width: int = 110) -> list[str]:
+    """head + items joined by ", " + tail, wrapped after commas, continuation lines under the first item."""
     lines, line = [], head
-    for i, arg in enumerate(args):
-        piece = arg + (", " if i < len(args) - 1 else ")" + suffix)
-        if len(line) + len(piece.rstrip()) > width and line.strip() != head.strip():
+    for i, item in enumerate(items):
+        piece = item + (", " if i < len(items) - 1 else tail)
+        if len(line) + len(piece.rstrip()) > width and line != head:
             lines.append(line.rstrip())
             line = " " * len(head) + piece
         else:
@@ -641,13 +646,15 @@ def render(desc: Desc, name: str, source: str, version: str | None, arch_given: 
     out = [f"# {source.rstrip('/')}: imported by `ttspec import-hf`",
            f"# HF architecture: {desc.hf_class} (model_type {desc.family}"
            + (f", config written by transformers {version})" if version else ")"),
-           f"# {_summary(desc)}"]
+           *textwrap.wrap(_summary(desc), 100, initial_indent="# ", subsequent_indent="# ")]
     if not arch_given:
         out.append("# note: the config names no `architectures`; the class is model_type's")
-    out += [f"# note: {n}" for n in desc.notes]
+    for n in desc.notes:
+        out += textwrap.wrap(f"note: {n}", 100, initial_indent="# ", subsequent_indent="#   ")
     if defaults:
         listed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in defaults)
-        out.append(f"# not in the config, so transformers' defaults: {listed}")
+        out += textwrap.wrap(f"not in the config, so transformers' defaults: {listed}", 100, initial_indent="# ",
+                             subsequent_indent="# ")
     out += [f"model {name}", f"family {desc.family:<17}# parameters load from HF {desc.hf_class} checkpoints", ""]
     lets = [("vocab", desc.vocab), ("d", desc.d), ("layers", desc.layers), ("heads", desc.heads)]
     if desc.kv_heads != desc.heads:
@@ -746,8 +753,7 @@ def render(desc: Desc, name: str, source: str, version: str | None, arch_given: 
     if per_layer:
         values = ["sliding_window" if w is not None else "none" for w in desc.windows[:period]]
         index = "layer" if period == len(desc.windows) else f"layer % {period}"
-        out += _call("h = repeat(layers) ", "decoder", ["h", f"window = [{', '.join(values)}][{index}]"],
-                     " as layers")
+        out += _wrap("h = repeat(layers) decoder(h, window = [", values, f"][{index}]) as layers")
     else:
         out.append("h = repeat(layers) decoder(h) as layers")
     out.append(f"h = {norm('h', labels[3])}")
