@@ -411,8 +411,10 @@ TINY_CONFIGS = {
                                           sliding_window=32, max_window_layers=1),
     "qwen3": lambda: T.Qwen3Config(**TINY, head_dim=64, rms_norm_eps=1e-6, tie_word_embeddings=True),
     "gemma": lambda: T.GemmaConfig(**dict(TINY, num_key_value_heads=1), head_dim=64),
+    # softcaps small enough to bend these logits (Gemma 2's own 50 and 30 would barely touch them); layers
+    # 0 and 2 slide, 1 is global; a query_pre_attn_scalar that is not head_dim
     "gemma2": lambda: T.Gemma2Config(**dict(TINY, num_hidden_layers=3), head_dim=32, query_pre_attn_scalar=24,
-                                     sliding_window=32, attn_logit_softcapping=20.0, final_logit_softcapping=15.0),
+                                     sliding_window=32, attn_logit_softcapping=5.0, final_logit_softcapping=5.0),
     "phi": lambda: T.PhiConfig(**dict(TINY, num_key_value_heads=4), hidden_act="gelu_new",
                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                                 "partial_rotary_factor": 0.5}),
