@@ -84,6 +84,8 @@ ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu"
 KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", "else", "import", "repeat", "as",
             "where", "true", "false", "none", "and", "or", "not", "family", "target", "shard", "layer"}
 MAX_NAME = 40
+MAX_INT = 1 << 40  # sizes beyond this are no model (and beyond what a spec's integers hold)
+MAX_CONFIG_BYTES = 16 << 20  # real config.json files are kilobytes; Phi-3's longrope lists make ~100 KB
 _REQUIRED = object()
 
 
@@ -164,6 +166,9 @@ class Config:
     def __init__(self, path: Path, ignore: tuple[str, ...] = ()):
         self.path = path
         try:
+            if path.stat().st_size > MAX_CONFIG_BYTES:
+                raise ArchError(f"{path} is {path.stat().st_size:,} bytes; a config.json is at most "
+                                f"{MAX_CONFIG_BYTES:,}")
             self.text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise ArchError(f"cannot read {path}: {e.strerror or e}") from None
@@ -172,9 +177,9 @@ class Config:
         try:
             data = json.loads(self.text)
         except json.JSONDecodeError as e:
-            raise ArchError(f"{path} is not valid JSON: {e.msg}", Loc(str(path), e.lineno, e.colno)) from None
+            raise ArchError(f"not valid JSON: {e.msg}", Loc(str(path), e.lineno, e.colno)) from None
         if not isinstance(data, dict):
-            raise ArchError(f"{path} holds a JSON {type(data).__name__}, not an object of config fields",
+            raise ArchError(f"a config.json holds a JSON object of fields, not a {type(data).__name__}",
                             Loc(str(path), 1, 1))
         self.data = data
         self.locs = _key_locations(self.text)
@@ -230,8 +235,9 @@ def check_kind(cfg: Config, keys: tuple[str, ...], value, kind: str):
         value, ok = int(value), True
     if not ok:
         raise cfg.error(keys, f"`{name}` should be {'an' if kind == 'int' else 'a'} {kind}, got {json.dumps(value)}")
-    if kind == "int" and value <= 0:
-        raise cfg.error(keys, f"`{name}` must be positive, got {value}")
+    if kind == "int" and not 0 < value <= MAX_INT:
+        raise cfg.error(keys, f"`{name}` must be positive, got {value}" if value <= 0 else
+                        f"`{name}` = {value} is too large (at most {MAX_INT:,})")
     if kind == "float" and not math.isfinite(value):
         raise cfg.error(keys, f"`{name}` must be finite, got {value}")
     return float(value) if kind == "float" else value
@@ -377,6 +383,8 @@ def _layer_windows(cfg: Config, layers: int, window: int | None, types_default: 
         raise cfg.error(key, f"`layer_types` has {len(types)} entries for num_hidden_layers={layers}")
     out = []
     for i, t in enumerate(types):
+        if not isinstance(t, str):
+            raise cfg.error(key, f"layer_types[{i}] should be a string, got {json.dumps(t)}")
         t = {"attention": "full_attention"}.get(t, t)
         if t == "full_attention":
             out.append(None)
@@ -540,14 +548,16 @@ READERS = {f: _llama_like for f in LLAMA_LIKE} | {"phi": _phi, "gpt2": _gpt2}
 def _check_leftovers(cfg: Config, family: str) -> None:
     """Every field is mapped, ignorable, neutral-valued, or vouched for; else an error naming it."""
     for key, value in cfg.data.items():
-        if key in cfg.used or key in IGNORED or key.startswith("_") or key in cfg.ignore:
+        if key in cfg.used or key in IGNORED or key.startswith("_"):
             continue
-        if key in NEUTRAL:
+        if key in NEUTRAL:  # known to change the computation: --ignore does not apply
             if value is None or value == NEUTRAL[key]:
                 continue
             raise cfg.error(key, f"`{key}: {json.dumps(value)}` is not something {HF_CLASSES[family]} computes, "
                                  f"and ttspec cannot express it for model_type {family}",
                             hint=f"{HF_CLASSES[family]} has no such setting; check the config's model_type")
+        if key in cfg.ignore:
+            continue
         raise cfg.error(key, f"unknown field `{key}` in {cfg.path.name} for model_type {family}: ttspec cannot "
                              "tell whether it changes the computation",
                         hint=f"if it does not (an id, a training or generation setting), pass `--ignore {key}`")
