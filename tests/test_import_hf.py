@@ -30,7 +30,7 @@ from ttspec.driver import compile_program, load_model
 from ttspec.errors import ArchError
 from ttspec.hf_import import import_hf, model_name
 
-from .conftest import SPECS
+from .conftest import ROOT, SPECS
 
 MISSING = [m for m in ("torch", "transformers", "safetensors") if importlib.util.find_spec(m) is None]
 needs_hf = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}: bash .ci/setup test")
@@ -113,6 +113,19 @@ def test_cli_misuse_exits_2(tmp_path, run_cli):
         out = run_cli(*argv)
         assert out.returncode == 2, (argv, out.stderr)
         assert "Traceback" not in out.stderr and "error" in out.stderr
+
+
+def test_import_never_loads_torch_or_transformers(tmp_path):
+    import subprocess
+    import sys
+
+    folder = write_config(tmp_path / "m", LLAMA31_8B_4X).parent
+    code = ("import sys\nfrom ttspec.cli import main\n"
+            f"assert main(['import-hf', {str(folder)!r}, '-o', {str(tmp_path / 'x.arch')!r}]) == 0\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy'))\n"
+            "assert not heavy, heavy\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
 
 
 def test_model_names():
