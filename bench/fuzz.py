@@ -262,6 +262,7 @@ WIDTHS = (32, 64, 64, 96, 128, 128, 256)
 
 
 HOSTILITY = [2]  # per spec: 0 draws only plausible values, 1 half the usual hostile ones, 2 all
+BLOCK_PARAMS: dict[str, str] = {}  # per spec: a block's int parameter, which repeats may vary per layer
 
 
 def _pick(draw, plausible, hostile, p_hostile: int = 2):
@@ -344,7 +345,12 @@ def _component(draw, x: str, d: str, labels: set, blocks: list[str]) -> str:
     if kind == 12 and blocks:
         b = draw(st.sampled_from(blocks))
         if draw(st.booleans()):
-            return f"{x} = repeat({_int(draw, (1, 2, 3))}) {b}({x}){lab}"
+            per_layer = ""
+            if b in BLOCK_PARAMS and draw(st.booleans()):  # per-layer values: layer variants
+                value = _pick(draw, ("[1, 2][layer % 2]", "[4, 2, 4][layer % 3]", "[1, 2, 3][-1 - layer % 3]"),
+                              ("[1, 2][layer]", "[1, 2][1.0]", "[][0]", "layer", "[layer][0] * 2"), 2)
+                per_layer = f", {BLOCK_PARAMS[b]} = {value}"
+            return f"{x} = repeat({_int(draw, (1, 2, 3))}) {b}({x}{per_layer}){lab}"
         return f"{x} = {b}({x}){lab}"
     if kind == 13:
         op = draw(st.sampled_from(("rms_norm", "layer_norm", "split_heads", "merge_heads", "attend",
@@ -359,6 +365,7 @@ def _component(draw, x: str, d: str, labels: set, blocks: list[str]) -> str:
 @st.composite
 def long_form(draw) -> str:
     HOSTILITY[0] = draw(st.sampled_from((0, 0, 1, 2)))
+    BLOCK_PARAMS.clear()
     lines = []
     model = _name(draw)
     lines.append(f"model {model}")
@@ -386,7 +393,8 @@ def long_form(draw) -> str:
             if draw(st.booleans()) else ""
         params = ["x: [batch, seq, d]"]
         if draw(st.integers(0, 3)) == 0:
-            params.append(f"{_name(draw)}: int = {_int(draw, (1, 2, 4))}")
+            BLOCK_PARAMS[b] = _name(draw)
+            params.append(f"{BLOCK_PARAMS[b]}: int = {_int(draw, (1, 2, 4))}")
         body_labels: set[str] = set()
         body = [draw(_component("x", d, body_labels, list(blocks))) for _ in range(draw(st.integers(0, 3)))]
         ret = "[batch, seq, d]" if draw(st.integers(0, 9)) else "[batch, seq, 2 * d]"

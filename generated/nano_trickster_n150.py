@@ -287,9 +287,9 @@ HF_NAMES = [
     (r"layers\.(\d+)\.attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}", "copy"),
     (r"layers\.(\d+)\.attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.o_proj.{1}", "copy"),
     (r"layers\.(\d+)\.mlp_norm\.weight", "model.layers.{0}.post_attention_layernorm.weight", "copy"),
-    (r"layers\.(\d+)\.mlp\.w1\.weight", "model.layers.{0}.mlp.gate_proj.weight", "copy"),
-    (r"layers\.(\d+)\.mlp\.w3\.weight", "model.layers.{0}.mlp.up_proj.weight", "copy"),
-    (r"layers\.(\d+)\.mlp\.w2\.weight", "model.layers.{0}.mlp.down_proj.weight", "copy"),
+    (r"layers\.(\d+)\.mlp\.w1\.(weight|bias)", "model.layers.{0}.mlp.gate_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp\.w3\.(weight|bias)", "model.layers.{0}.mlp.up_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp\.w2\.(weight|bias)", "model.layers.{0}.mlp.down_proj.{1}", "copy"),
     (r"norm\.weight", "model.norm.weight", "copy"),
 ]
 

@@ -108,6 +108,24 @@ h = sinusoidal(h)
 h = repeat(2) decoder(h) as blocks
 output logits = lm_head(h, 128, bias = true)
 """),
+    # issue 10's features: embedding scale, (1 + w) norms, per-head q/k norms, sliding-window and
+    # softcapped attention, softcapped logits; scale and softcap called directly; MQA
+    "gemma_like": (None, """
+block decoder(x: [batch, seq, 64], window: int = none) -> [batch, seq, 64] kind decoder {
+    a = attention(rmsnorm(x, eps = 1e-6, offset = 1.0) as attn_norm, heads = 2, kv_heads = 1, head_dim = 32,
+                  rope = rope(theta = 10000.0), scale = 256 ** -0.5, softcap = 50.0, qk_norm = true,
+                  window = window) as attn
+    x = x + rmsnorm(a, eps = 1e-6, offset = 1.0) as post_attn_norm
+    x = x + geglu(rmsnorm(x, eps = 1e-6, offset = 1.0) as mlp_norm, hidden = 128, approximate = true) as mlp / 2.0
+    return x
+}
+h = token_embedding(tokens, 128, 64) as embedding * 64 ** 0.5
+h = decoder(h, window = 16) as local
+h = decoder(scale(h, 0.5) * 2.0) as full
+h = repeat(2) decoder(h, window = 8) as layers
+h = rms_norm(h, eps = 1e-6, offset = 1.0) as norm
+output logits = softcap(lm_head(h, 128, tied = embedding), 5.0)
+"""),
     # every primitive called directly, under labels no template knows; exact GeGLU, glu(relu)
     "primitives": (None, """
 block mixer(x: [b, s, d], heads: int) -> [b, s, d] kind attention {

@@ -291,3 +291,27 @@ def test_copied_kv_heads_match_ttnn_allocator_on_mock_t3k(models):
     result = run_worker(model, source, "mock", "t3k", state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     predicted = plan_report(model, "t3k", None, "bf16", 1, None)["memory_per_chip"]["weights_total"]
     assert predicted <= result["dram_bytes_allocated"] <= predicted + 4 * 2**20
+
+
+# ---------------------------------------------------------------- softcapped attention's logits
+def test_softcapped_attention_holds_its_logits(write_spec):
+    """Softcapped attention is composed from matmul, tanh and softmax, so each chip holds the
+    [heads, seq, seq] logits twice (an op's input and output) plus the [seq, seq] mask: the
+    activation estimate grows by (2 x local heads + 1) x seq^2 x 2 bytes per sequence, and the
+    largest context is still the edge of what fits."""
+    plain = load_model(write_spec(spec_text(2, bound=""), "plain.arch"))
+    capped = load_model(write_spec(spec_text(2, bound="").replace("rope = rope())", "rope = rope(), softcap = 50.0)"),
+                                   "capped.arch"))
+    for target, devices in (("n150", 1), ("n300", 2)):
+        for batch, seq in ((1, 64), (3, 1000)):
+            a, b = _at(plain, target, "bf16", batch, seq), _at(capped, target, "bf16", batch, seq)
+            padded = -(-seq // TILE) * TILE
+            assert b["activations"] - a["activations"] == (2 * 8 // devices + 1) * padded ** 2 * 2 * batch
+        for batch in (1, 4):
+            context = _at(capped, target, "bf16", batch, None)["max_context"]
+            assert 0 < context < _at(plain, target, "bf16", batch, None)["max_context"]
+            assert _at(capped, target, "bf16", batch, context)["fits_at_seq"]
+            assert not _at(capped, target, "bf16", batch, context + TILE)["fits_at_seq"]
+            largest = _at(capped, target, "bf16", 1, context)["max_batch"]
+            assert _at(capped, target, "bf16", largest, context)["fits_at_seq"]
+            assert not _at(capped, target, "bf16", largest + 1, context)["fits_at_seq"]

@@ -26,7 +26,7 @@ needs_mock = pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None,
 # Llama-3.1-70B fits no single chip (even bfloat4_b weights need ~40 GB); it runs on meshes (test_mesh.py).
 TOO_BIG_FOR_ONE_CHIP = {"llama-3.1-70b.arch"}
 SPEC_FILES = sorted(p.name for p in SPECS.glob("*.arch") if p.name not in TOO_BIG_FOR_ONE_CHIP)
-DTYPE = {"llama-3.1-8b.arch": "bfloat8_b"}
+DTYPE = {"llama-3.1-8b.arch": "bfloat8_b", "mistral-7b.arch": "bfloat8_b"}
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "bfloat8_b", "bfloat4_b"])

@@ -19,6 +19,11 @@ PUBLISHED_TOTALS = {
     "llama-3.1-70b.arch": 70_553_706_496,
     "gpt2.arch": 124_439_808,
     "phi-2.arch": 2_779_683_840,
+    # imported by `ttspec import-hf` from specs/hf/*/config.json; transformers 5.24 on the meta device
+    "qwen2.5-0.5b.arch": 494_032_768,
+    "mistral-7b.arch": 7_241_732_096,
+    "gemma-2-2b.arch": 2_614_341_888,
+    "phi-3-mini.arch": 3_821_079_552,
     # 512*256 (embedding) + 4 * (2*256*256 + 2*256*64 + 3*256*768 + 2*256) + 256 + 512*256 (head)
     "llama-gqa-tiny.arch": 512 * 256 + 4 * (2 * 256 * 256 + 2 * 256 * 64 + 3 * 256 * 768 + 2 * 256) + 256 + 512 * 256,
     # 512*320 + 2 * (2*320 [ln] + 4*(320*320+320) [attn] + 320*1280+1280 + 1280*320+320 [mlp]) + 2*320

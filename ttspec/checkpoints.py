@@ -50,9 +50,9 @@ def _llama_like(attn_norm: str, mlp_norm: str, extra: tuple[Rule, ...] = ()) -> 
         one(L + r"attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}"),
         one(L + r"attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.o_proj.{1}"),
         one(L + r"mlp_norm\.weight", "model.layers.{0}." + mlp_norm + ".weight"),
-        one(L + r"mlp\.w1\.weight", "model.layers.{0}.mlp.gate_proj.weight"),
-        one(L + r"mlp\.w3\.weight", "model.layers.{0}.mlp.up_proj.weight"),
-        one(L + r"mlp\.w2\.weight", "model.layers.{0}.mlp.down_proj.weight"),
+        one(L + r"mlp\.w1\.(weight|bias)", "model.layers.{0}.mlp.gate_proj.{1}"),  # biases: llama's mlp_bias
+        one(L + r"mlp\.w3\.(weight|bias)", "model.layers.{0}.mlp.up_proj.{1}"),
+        one(L + r"mlp\.w2\.(weight|bias)", "model.layers.{0}.mlp.down_proj.{1}"),
         *extra,
         one(r"norm\.weight", "model.norm.weight"),
         one(r"lm_head\.weight", "lm_head.weight"),
@@ -306,7 +306,7 @@ def generated_rules(model) -> list[tuple[str, str, str]]:
 
 def stored_params_once(graph, prefix: str = "", chain: list | None = None):
     """(name, [(graph, module path), ...] innermost first) for every stored parameter; a repeat's
-    body once, as its layer 0."""
+    body once, as its layer 0 (layer variants have the same parameters: ir.graph.layer_variants)."""
     chain = chain or []
     for p in graph.params.values():
         if not p.tied_to:

@@ -141,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="context for the memory breakdown and the largest batch that fits (default: the spec's bound)")
     pl.add_argument("--json", action="store_true")
 
+    ih = sub.add_parser("import-hf", help="write a spec from a Hugging Face model directory or config.json",
+                        description="Write a .arch spec from a Hugging Face model directory (config.json, "
+                                    "*.safetensors, tokenizer.json) or a config.json file. Supported model types: "
+                                    "llama, mistral, qwen2, qwen3, gemma, gemma2, phi, phi3, gpt2.")
+    ih.add_argument("path", metavar="PATH", help="a model directory or a config.json")
+    ih.add_argument("-o", "--output", metavar="FILE|DIR",
+                    help="write the spec to this file, or to DIR/<model>.arch for a directory (an existing one, or "
+                         "a path ending in `/`); default, or `-`: stdout")
+    ih.add_argument("--name", help="the spec's model name (default: made from the directory's name)")
+    ih.add_argument("--ignore", metavar="FIELD", action="append", default=[],
+                    help="a config field ttspec does not know that you know does not change the computation "
+                         "(repeatable)")
+
     g = sub.add_parser("graph", help="the architecture as a mermaid or dot diagram")
     g.add_argument("spec", metavar="SPEC")
     g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
@@ -278,8 +291,22 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_import_hf(args) -> int:
+    from .hf_import import import_hf
+
+    imported = import_hf(args.path, name=args.name, ignore=tuple(args.ignore))
+    if args.output in (None, "-"):
+        write_output(imported.text, None)
+        return 0
+    output = output_path(args.output, f"{imported.name}.arch")
+    write_output(imported.text, output)
+    print(f"wrote {output}: {imported.name}, family {imported.family} (HF {imported.hf_class})")
+    print(f"next: ttspec check {shlex.quote(output)}; ttspec params {shlex.quote(output)}")
+    return 0
+
+
 COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile, "run": cmd_run,
-            "plan": cmd_plan}
+            "plan": cmd_plan, "import-hf": cmd_import_hf}
 
 
 def main(argv: list[str] | None = None) -> int:

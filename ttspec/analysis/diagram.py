@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir.graph import Graph, Model, Node
+from ..ir.graph import Graph, Model, Node, layer_variants
 from ..ops import REGISTRY
 
 
@@ -48,7 +48,9 @@ def _label(graph: Graph, group: str, first: Node) -> str:
     if info is None:
         return first.op
     if info.repeat is not None:
-        return f"{group}: {info.block} × {info.repeat}"
+        variants = len(layer_variants(first)) if first.op == "repeat" else 1
+        # The body drawn is layer 0's; variants differ in behaviour only (same components and weights).
+        return f"{group}: {info.block} × {info.repeat}" + (f" ({variants} variants)" if variants > 1 else "")
     return f"{group}<br/>{info.block}" if info.block != group else group
 
 

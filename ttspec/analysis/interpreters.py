@@ -8,7 +8,7 @@ parameter table, expanding repeats by their counts.
 from __future__ import annotations
 
 from ..errors import ArchError, Diagnostic
-from ..ir.graph import Graph, Model, Node
+from ..ir.graph import Graph, Model, Node, layer_pattern, layer_variants
 from ..ir.types import TensorType, concrete
 from ..ops import REGISTRY, OpError, ShapeContext
 
@@ -30,9 +30,9 @@ class Interpreter:
         return {name: env[nid] for name, nid in graph.outputs.items()}
 
     def run_repeat(self, node: Node, x):
-        body: Graph = node.attrs["body"]
-        for _ in range(node.attrs["count"]):
-            (x,) = self.run(body, {"x": x}).values()
+        bodies = [body for body, _ in layer_variants(node)]
+        for v in layer_pattern(node):
+            (x,) = self.run(bodies[v], {"x": x}).values()
         return x
 
     def run_op(self, node: Node, args: list):  # pragma: no cover - abstract
@@ -46,11 +46,13 @@ class ShapeInterpreter(Interpreter):
         self.ctx = ShapeContext(bounds)
 
     def run_repeat(self, node: Node, x: TensorType) -> TensorType:
-        # Layers are identical, so checking one proves all: types are a fixed point.
-        (out,) = self.run(node.attrs["body"], {"x": x}).values()
-        if out != x:
-            raise ArchError(f"repeated block changes {x} into {out}", node.loc)
-        return out
+        # Layers of one variant are identical, so checking each variant once proves all: types are a
+        # fixed point of every variant.
+        for body, _ in layer_variants(node):
+            (out,) = self.run(body, {"x": x}).values()
+            if out != x:
+                raise ArchError(f"repeated block changes {x} into {out}", node.loc)
+        return x
 
     def run_op(self, node: Node, args: list[TensorType]) -> TensorType:
         try:
@@ -80,12 +82,13 @@ class FlopCounter(Interpreter):
         self.total = 0
 
     def run_repeat(self, node: Node, x):
-        before = dict(self.by_op), self.total
-        (out,) = self.run(node.attrs["body"], {"x": x}).values()
-        n = node.attrs["count"]
-        self.total = before[1] + (self.total - before[1]) * n
-        for k, v in self.by_op.items():
-            self.by_op[k] = before[0].get(k, 0) + (v - before[0].get(k, 0)) * n
+        out = x
+        for body, n in layer_variants(node):  # each variant once, times the layers that use it
+            before = dict(self.by_op), self.total
+            (out,) = self.run(body, {"x": x}).values()
+            self.total = before[1] + (self.total - before[1]) * n
+            for k, v in self.by_op.items():
+                self.by_op[k] = before[0].get(k, 0) + (v - before[0].get(k, 0)) * n
         return out
 
     def run_op(self, node: Node, args: list[tuple[int, ...]]):
@@ -109,5 +112,5 @@ def forward_flops(model: Model, seq: int, batch: int = 1) -> FlopCounter:
 def count_params(graph: Graph) -> int:
     total = sum(p.numel for p in graph.params.values() if p.tied_to is None)
     for node in graph.repeats():
-        total += node.attrs["count"] * count_params(node.attrs["body"])
+        total += sum(n * count_params(body) for body, n in layer_variants(node))
     return total

@@ -18,10 +18,14 @@ so they give one verdict. Per chip, by kind:
   gathered before a norm), this chip's residual slice, two of the widest [batch, seq, features]
   values a layer holds on this chip (an MLP's gate and up; a row-parallel projection's partial
   sums are full width) and this chip's slice of the logits (all of them when the output head
-  is replicated).
+  is replicated). Attention with logit softcapping is composed from matmul, tanh and softmax
+  (ttnn's fused attention has no softcap), so it holds its [heads, seq, seq] logits: two live
+  copies (an op's input and output) per query head on this chip plus the [seq, seq] mask, a
+  term quadratic in the context.
 
-Weights are constant; the KV cache and activations grow linearly with batch x context, so the
-largest context at a batch and the largest batch at a context are closed forms.
+Weights are constant; the KV cache and activations grow linearly with batch x context (plus the
+quadratic logits term above), so the largest batch at a context is a closed form and the
+largest context at a batch a search over whole tiles.
 
 "Fits" means: weights + KV cache + activations at (batch, one tile of context) fit the chip's
 DRAM. A model whose weights fit but not at its full context still compiles, with the largest
@@ -32,9 +36,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir.graph import Graph, Model
+from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout, Placement
-from ..ops.queries import attentions, head_merges, head_splits, lookup_tables
+from ..ops.queries import attentions, head_merges, head_splits, lookup_tables, materialises_scores
 from ..targets import TILE, Target
 from .params_report import kind_of, tensor_bytes
 
@@ -106,7 +110,8 @@ def weight_bytes_by_kind(model: Model, weights_dtype: str, plan=None) -> dict[st
             kind = kind_of(graph, p.module)
             out[kind] = out.get(kind, 0) + count * nbytes
         for node in graph.repeats():
-            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
+            for body, n in layer_variants(node):
+                visit(body, f"{prefix}{node.module}.*.", count * n)
 
     visit(model.graph, "", 1)
     return dict(sorted(out.items()))
@@ -150,6 +155,7 @@ class Memory:
     weights: dict[str, int]  # per chip, by parameter kind
     kv_bytes_per_token: int  # per chip, per sequence of the chip's batch, per token of context
     activation_bytes_per_token: int  # likewise, the prefill peak estimate
+    score_bytes_per_token_pair: int = 0  # per sequence, per (query, key) pair: materialised attention logits
     replicas: int = 1  # data-parallel replicas the batch is split over
     seq_bound: int | None = None  # the spec's bound on the context (`where seq <= N`)
     batch_bound: int | None = None
@@ -172,8 +178,15 @@ class Memory:
     def kv_cache(self, batch: int, context: int) -> int:
         return self.kv_bytes_per_token * self.local_batch(batch) * tile_pad(context)
 
+    def per_sequence(self, context: int) -> int:
+        """KV cache and activation bytes of one sequence at `context` (padded to whole tiles)."""
+        ctx = tile_pad(context)
+        return self.per_token * ctx + self.score_bytes_per_token_pair * ctx * ctx
+
     def activations(self, batch: int, context: int) -> int:
-        return self.activation_bytes_per_token * self.local_batch(batch) * tile_pad(context)
+        ctx = tile_pad(context)
+        per_sequence = self.activation_bytes_per_token * ctx + self.score_bytes_per_token_pair * ctx * ctx
+        return per_sequence * self.local_batch(batch)
 
     def usage(self, batch: int, context: int) -> Usage:
         return Usage(batch, context, dict(self.weights), self.kv_cache(batch, context),
@@ -189,7 +202,17 @@ class Memory:
         if not self.fits(batch):
             return 0
         free = self.dram - self.weights_total
-        tiles_fit = free // (self.per_token * self.local_batch(batch) * TILE)
+        sequences = self.local_batch(batch)
+        tiles_fit = free // (self.per_token * sequences * TILE)  # exact without the quadratic term
+        if self.score_bytes_per_token_pair:
+            low, high = 1, tiles_fit  # one tile fits; per_sequence grows with the context
+            while low < high:
+                mid = (low + high + 1) // 2
+                if self.per_sequence(mid * TILE) * sequences <= free:
+                    low = mid
+                else:
+                    high = mid - 1
+            tiles_fit = low
         context = tiles_fit * TILE
         return min(context, self.seq_bound) if self.seq_bound else context
 
@@ -198,7 +221,7 @@ class Memory:
         free = self.dram - self.weights_total
         if free < 0:
             return 0
-        batch = free // (self.per_token * tile_pad(context)) * self.replicas
+        batch = free // self.per_sequence(context) * self.replicas
         return min(batch, self.batch_bound) if self.batch_bound else batch
 
 
@@ -223,26 +246,31 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: st
 
     kv = 0
     widest = 0
+    scores = 0  # per (query, key) pair, the largest of any one attention: they run one at a time
 
     graph = lowered.graph
     head = graph.node(next(iter(graph.outputs.values())))
 
     def visit(graph: Graph, prefix: str, count: int) -> None:
-        nonlocal kv, widest
+        nonlocal kv, widest, scores
         for att in attentions(graph):
             kv_local = local(graph, prefix, att.keys.id, att.kv_heads)
             kv += count * 2 * kv_local * tile_pad(att.head_dim) * ACTIVATION_BYTES  # keys and values
+            if materialises_scores(att.node):
+                query_heads = local(graph, prefix, att.node.inputs[0], graph.node(att.node.inputs[0]).type.shape[1])
+                scores = max(scores, (2 * query_heads + 1) * ACTIVATION_BYTES)
         for node in graph.topo():  # [batch, seq, features] values: projections, products, sums
             if node is not head and node.type.rank == 3 and not node.type.is_int:
                 widest = max(widest, local(graph, prefix, node.id, node.type.shape[-1]))
         for node in graph.repeats():
-            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
+            for body, n in layer_variants(node):
+                visit(body, f"{prefix}{node.module}.*.", count * n)
 
     visit(graph, "", 1)
     hidden = graph.node(head.inputs[0]).type.shape[-1]
     vocab = head.attrs.get("padded_out", head.type.shape[-1])
     residual = -(-hidden // n) if plan is not None and plan.residual == Layout.SPLIT else hidden
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest + local(graph, "", head.id, vocab))
-    return Memory(target, weights_dtype, weight_bytes_by_kind(model, weights_dtype, plan), kv, activations,
+    return Memory(target, weights_dtype, weight_bytes_by_kind(model, weights_dtype, plan), kv, activations, scores,
                   replicas=plan.mesh[1 - plan.axis] if plan is not None and plan.dp else 1,
                   seq_bound=_bound(model, -1), batch_bound=_bound(model, 0))

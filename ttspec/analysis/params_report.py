@@ -6,7 +6,7 @@ docs/params-json.md. Everything is exact integer arithmetic over the graph IR.
 
 from __future__ import annotations
 
-from ..ir.graph import Graph, Model, ModuleInfo, Param
+from ..ir.graph import Graph, Model, ModuleInfo, Param, layer_variants
 from ..ops import ATTEND, REGISTRY
 from .interpreters import count_params, forward_flops
 
@@ -30,9 +30,10 @@ def weight_bytes(graph: Graph) -> dict[str, int]:
             for dtype in out:
                 out[dtype] += tensor_bytes(p.numel, dtype)
     for node in graph.repeats():
-        body = weight_bytes(node.attrs["body"])
-        for dtype in out:
-            out[dtype] += node.attrs["count"] * body[dtype]
+        for variant, n in layer_variants(node):
+            body = weight_bytes(variant)
+            for dtype in out:
+                out[dtype] += n * body[dtype]
     return out
 
 
@@ -55,8 +56,9 @@ def params_by_kind(graph: Graph) -> dict[str, int]:
             k = kind_of(graph, p.module)
             out[k] = out.get(k, 0) + p.numel
     for node in graph.repeats():
-        for k, v in params_by_kind(node.attrs["body"]).items():
-            out[k] = out.get(k, 0) + node.attrs["count"] * v
+        for body, n in layer_variants(node):
+            for k, v in params_by_kind(body).items():
+                out[k] = out.get(k, 0) + n * v
     return dict(sorted(out.items()))
 
 
@@ -94,6 +96,9 @@ def _component(graph: Graph, info: ModuleInfo) -> dict:
             "tensors": [_tensor(p) for p in body.params.values() if p.module == ""],
             "children": [_component(body, c) for c in _children(body, "")],
         })
+        variants = len(layer_variants(node))
+        if variants > 1:  # the layers differ in behaviour only: the parameters are layer 0's for all
+            entry["variants"] = variants
     return entry
 
 
@@ -107,6 +112,7 @@ def _flat_parameters(graph: Graph, prefix: str = "", repeat: int | None = None) 
         rows.append({"name": prefix + p.name, "shape": list(p.shape), "numel": p.numel,
                      "tied_to": p.tied_to, "repeat": repeat})
     for node in graph.repeats():
+        # Variants have the same parameters: layer 0's body names them for every layer.
         rows.extend(_flat_parameters(node.attrs["body"], f"{prefix}{node.module}.*.", node.attrs["count"]))
     return rows
 
@@ -158,7 +164,8 @@ def render_table(report: dict) -> str:
         share = f"{100 * c['params'] / total:.1f}%" if total and depth == 0 else ""
         rows.append((name, c["block"], f"{c['params']:,}", share, note))
         if "repeat" in c:
-            rows.append(("  " * (depth + 1) + "(per layer)", "", f"{c['per_layer']:,}", "", ""))
+            variants = f", {c['variants']} variants" if c.get("variants") else ""
+            rows.append(("  " * (depth + 1) + f"(per layer{variants})", "", f"{c['per_layer']:,}", "", ""))
         for child in c["children"]:
             walk(child, depth + 1)
 

@@ -6,7 +6,7 @@ the largest context at a batch and the largest batch at a context."""
 from __future__ import annotations
 
 from ..driver import fitting_options, prepare, resolve_options
-from ..ir.graph import Model
+from ..ir.graph import Model, layer_variants
 from ..ir.layout import Layout, Placement
 
 SCHEMA = "ttspec-plan/2"
@@ -73,26 +73,31 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
     return report
 
 
-def _layers(lowered: Model, collectives) -> tuple[dict[str, tuple[int, list]], list]:
-    """The collectives of each layer group, {prefix: (layers, collectives of one layer)}, and
-    those outside the layers. A layer group is a top-level `repeat` (its collectives carry its
-    `NAME.*.` prefix) or an unrolled top-level block of kind decoder (its collectives, and the
-    ones whose readers are inside it, such as the gather before its first norm)."""
+def _layers(lowered: Model, collectives) -> tuple[dict[tuple[str, int], tuple[int, list]], list]:
+    """The collectives of each layer group, {(prefix, variant): (layers, collectives of one layer)},
+    and those outside the layers. A layer group is a top-level `repeat` (its collectives carry its
+    `NAME.*.` prefix), one group per layer variant, or an unrolled top-level block of kind decoder
+    (its collectives, and the ones whose readers are inside it, such as the gather before its
+    first norm)."""
     graph = lowered.graph
-    groups: dict[str, tuple[int, list]] = {}
+    repeats = {n.module: n for n in graph.repeats()}
+    groups: dict[tuple[str, int], tuple[int, list]] = {}
     for path, info in graph.modules.items():
         if "." in path:
             continue
-        if info.repeat:
-            groups[f"{path}.*."] = (info.repeat, [])
+        if info.repeat and path in repeats:
+            for variant, (_, n) in enumerate(layer_variants(repeats[path])):
+                groups[(f"{path}.*.", variant)] = (n, [])
+        elif info.repeat:
+            groups[(f"{path}.*.", 0)] = (info.repeat, [])
         elif info.kind == "decoder":
-            groups[f"{path}."] = (1, [])
+            groups[(f"{path}.", 0)] = (1, [])
     outside = []
     for c in collectives:
-        group = next((p for p in groups if c.node.startswith(p)), None)
+        group = next((g for g in groups if c.node.startswith(g[0]) and c.variant == g[1]), None)
         if group is None and c.node in graph:
             readers = [graph.node(u).module for u in graph.users.get(c.node, [])]
-            group = next((p for p in groups if any(f"{r}.".startswith(p) for r in readers)), None)
+            group = next((g for g in groups if any(f"{r}.".startswith(g[0]) for r in readers)), None)
         if group is None:
             outside.append(c)
         else:

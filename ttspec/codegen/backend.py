@@ -7,8 +7,10 @@ op registry (ttspec/ops/), and the backend asks it for statements and expression
 
 from __future__ import annotations
 
+import re
+
 from ..errors import ArchError
-from ..ir.graph import Graph, Node, point_at_spec
+from ..ir.graph import Graph, Node, layer_variants, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
 from .emit import wrap
@@ -136,6 +138,99 @@ class Backend:
         raise NotImplementedError
 
 
+def layer_variants_of(rep: Repeat) -> tuple[list[str], list[str]] | None:
+    """For a repeat whose layers are instances of more than one class: comment lines saying
+    which layers use which class (and the per-layer argument values that make it), and the
+    per-layer sequence of classes as a Python expression, e.g. `(Decoder, Decoder_1) * 3`.
+    None when every layer has the same class (the program is then exactly as without variants)."""
+    names = rep.layer_classes()
+    if len(set(names)) < 2:
+        return None
+    values = rep.node.attrs.get("variant_args", ())
+    by_class: dict[str, list[int]] = {}
+    args: dict[str, list[str]] = {}
+    for variant, cls in enumerate(rep.classes):
+        if variant < len(values):
+            text = ", ".join(f"{name} = {_value_text(v)}" for name, v in values[variant])
+            if text not in args.setdefault(cls.name, []):
+                args[cls.name].append(text)
+    for i, name in enumerate(names):
+        by_class.setdefault(name, []).append(i)
+    comment = [f"# {len(by_class)} variants of the layer, by its per-layer arguments:"]
+    for name, layers in by_class.items():
+        line = f"#   {name}: {_layers_text(layers)}"
+        if args.get(name):
+            line += f" ({' | '.join(args[name])})"
+        comment.append(line if len(line) <= 96 else line[:92] + " ...")
+    return comment, _sequence(names)
+
+
+def _value_text(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_value_text(x) for x in v) + "]"
+    if isinstance(v, Config):
+        return f"{v.kind}(" + ", ".join(f"{k} = {_value_text(x)}" for k, x in v.fields) + ")"
+    return str(v)
+
+
+def _layers_text(layers: list[int]) -> str:
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    step = layers[1] - layers[0]
+    if len(layers) > 4 and all(b - a == step for a, b in zip(layers, layers[1:])):
+        every = "" if step == 1 else f", every {step}{'nd' if step == 2 else 'rd' if step == 3 else 'th'}"
+        return f"layers {layers[0]} to {layers[-1]} ({len(layers)} layers{every})"
+    if len(layers) <= 8:
+        return "layers " + ", ".join(map(str, layers))
+    return "layers " + ", ".join(map(str, layers[:6])) + f", ... ({len(layers)} layers)"
+
+
+def _sequence(names: list[str]) -> str:
+    """The shortest of: one period repeated (`(A, B) * 13`, plus a remainder), or runs
+    (`(A,) * 28 + (B,) * 8`)."""
+    def tup(items) -> str:
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+    def times(items, k: int) -> str:
+        return tup(items) + (f" * {k}" if k > 1 else "")
+
+    n = len(names)
+    period = next(p for p in range(1, n + 1) if all(names[i] == names[i % p] for i in range(n)))
+    q, r = divmod(n, period)
+    periodic = [times(names[:period], q)] + ([tup(names[:r])] if r else [])
+    runs, start = [], 0
+    for i in range(1, n + 1):
+        if i == n or names[i] != names[start]:
+            runs.append(times([names[start]], i - start))
+            start = i
+    return " + ".join(min(periodic, runs, key=lambda terms: len(" + ".join(terms))))
+
+
+def tuple_items(seq: str) -> str | None:
+    """`A, B, C` when the sequence is one tuple `(A, B, C)`; None when it has `*` or `+`."""
+    return seq[1:-1] if seq.startswith("(") and seq.count("(") == 1 and seq.endswith(")") else None
+
+
+def fill_sequence(seq: str, indent: str, width: int = 100) -> str:
+    """A long class sequence as lines of `indent` + text within `width`, broken after commas (each
+    line ends with a newline); the caller puts it inside brackets."""
+    lines, current = [], ""
+    for token in re.split(r"(?<=,) ", seq):
+        if current and len(indent + current + " " + token) > width:
+            lines.append(current)
+            current = token
+        else:
+            current = f"{current} {token}" if current else token
+    lines.append(current)
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
 def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | None = None) -> None:
     """Refuse, with the reason and where the spec asks for it, any op (or use of an op) a
     backend cannot lower."""
@@ -144,7 +239,8 @@ def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | 
         if node.op == "input":
             continue
         if node.op == "repeat":
-            check_lowerable(node.attrs["body"], backend_name, lowering_of, [(graph, node.module)] + outer)
+            for body, _ in layer_variants(node):
+                check_lowerable(body, backend_name, lowering_of, [(graph, node.module)] + outer)
             continue
         lowering = lowering_of(REGISTRY[node.op])
         try:

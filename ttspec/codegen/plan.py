@@ -3,15 +3,16 @@
 Each block instance becomes a class (deduplicated by its generated text), each labelled
 parameter-owning primitive a leaf module, a block that only wraps one such primitive with
 `as self` (rmsnorm, token_embedding, lm_head) that primitive's leaf, and a `repeat` a
-ModuleList iterated in a loop. Values used once and never named in the spec are inlined
-into their consumer, so the forward methods read like hand-written ones.
+ModuleList iterated in a loop (its layers instances of one class per layer variant). Values
+used once and never named in the spec are inlined into their consumer, so the forward
+methods read like hand-written ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir.graph import Graph, Model, Node
+from ..ir.graph import Graph, Model, Node, layer_pattern, layer_variants
 from ..ops import REGISTRY, Config
 from .names import Scope, camel, member_scope, root_class_name
 
@@ -51,10 +52,17 @@ class Child:
 @dataclass
 class Repeat:
     attr: str
-    cls: ClassPlan
+    cls: ClassPlan  # the class of layer 0
     count: int
     node: Node
     label: str = ""
+    classes: list[ClassPlan] = field(default_factory=list)  # one per layer variant (ir.graph.layer_variants)
+    pattern: tuple[int, ...] = ()  # the variant of each layer
+
+    def layer_classes(self) -> list[str]:
+        """The class name of each layer (variants whose classes came out alike share a name)."""
+        names = [c.name for c in self.classes]
+        return [names[v] for v in self.pattern]
 
 
 @dataclass
@@ -84,7 +92,8 @@ class ClassPlan:
                 continue
             if isinstance(member, Repeat) and rest:
                 index, _, rest = rest.partition(".")
-                return f"{member.attr}.{index}." + member.cls.attr_path(rest) if rest else f"{member.attr}.{index}"
+                cls = member.classes[member.pattern[int(index)]] if index.isdigit() else member.cls
+                return f"{member.attr}.{index}." + cls.attr_path(rest) if rest else f"{member.attr}.{index}"
             if isinstance(member, Child) and rest:
                 return f"{member.attr}.{member.cls.attr_path(rest)}"
             return f"{member.attr}.{rest}" if rest else member.attr
@@ -131,11 +140,13 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
         info = graph.modules.get(child)
         first = members[0]
         if first.op == "repeat":
-            body: Graph = first.attrs["body"]
-            cls = build_class(body, "", class_name(first.attrs["block"]), first.attrs["block"], body.topo())
-            cls.inputs = list(body.inputs)
-            cls.outputs = [body.outputs["out"]]
-            rep = Repeat(attr, cls, first.attrs["count"], first, label)
+            classes = []
+            for body, _ in layer_variants(first):
+                cls = build_class(body, "", class_name(first.attrs["block"]), first.attrs["block"], body.topo())
+                cls.inputs = list(body.inputs)
+                cls.outputs = [body.outputs["out"]]
+                classes.append(cls)
+            rep = Repeat(attr, classes[0], first.attrs["count"], first, label, classes, layer_pattern(first))
             plan.children.append(rep)
             plan.calls[first.id] = rep
             plan.ops.append(first)
@@ -178,9 +189,10 @@ def all_classes(plan: ClassPlan) -> list[ClassPlan]:
     """Every class, children before parents (definition order in the generated file)."""
     out: list[ClassPlan] = []
     for c in plan.children:
-        for k in all_classes(c.cls):
-            if k not in out:
-                out.append(k)
+        for cls in c.classes if isinstance(c, Repeat) else [c.cls]:
+            for k in all_classes(cls):
+                if k not in out:
+                    out.append(k)
     out.append(plan)
     return out
 

@@ -10,7 +10,7 @@ import re
 
 from ..analysis.interpreters import count_params
 from ..ir.graph import Model
-from .backend import Backend, ClassNames
+from .backend import Backend, ClassNames, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
 from .names import local_reserved
 from .plan import ClassPlan, Leaf, all_classes, model_plan
@@ -24,7 +24,17 @@ class TorchBackend(Backend):
         return opdef.torch
 
     def repeat_init(self, rep) -> str:
-        return f"self.{rep.attr} = nn.ModuleList({rep.cls.name}() for _ in range({rep.count}))"
+        variants = layer_variants_of(rep)
+        if variants is None:
+            return f"self.{rep.attr} = nn.ModuleList({rep.cls.name}() for _ in range({rep.count}))"
+        comment, seq = variants
+        line = f"self.{rep.attr} = nn.ModuleList(cls() for cls in {seq})"
+        if len(line) > 100:
+            line = f"self.{rep.attr} = nn.ModuleList(\n    cls() for cls in {seq}\n)"
+        if max(map(len, line.splitlines())) > 100:
+            lines = fill_sequence(tuple_items(seq) or seq, "    ")
+            line = f"self.{rep.attr} = nn.ModuleList(cls() for cls in (\n{lines}))"
+        return "\n".join(comment + [line])
 
     def child_init(self, child) -> str:
         return f"self.{child.attr} = {child.cls.name}()"

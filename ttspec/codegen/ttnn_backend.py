@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import ArchError
 from ..ir.graph import Model, Node, point_at_spec
 from ..ir.layout import Layout
-from .backend import Backend, ClassNames, check_lowerable
+from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
 from .names import local_reserved
 from .plan import ClassPlan, Leaf, all_classes, model_plan
@@ -43,6 +43,19 @@ class TTNNBackend(Backend):
         return opdef.ttnn
 
     def repeat_init(self, rep) -> str:
+        variants = layer_variants_of(rep)
+        if variants is not None:
+            comment, seq = variants
+            layer = f'cls(weights, f"{{prefix}}{rep.label}.{{i}}.")'
+            line = f"self.{rep.attr} = [{layer} for i, cls in enumerate({seq})]"
+            if len(line) > 100:
+                line = f"self.{rep.attr} = [\n    {layer}\n    for i, cls in enumerate({seq})\n]"
+            if max(map(len, line.splitlines())) > 100:
+                items = tuple_items(seq)  # one tuple: its items inside `((...))`; else the sum inside `(...)`
+                open_, close = ("((", "))") if items else ("(", ")")
+                line = (f"self.{rep.attr} = [\n    {layer}\n    for i, cls in enumerate{open_}\n"
+                        f"{fill_sequence(items or seq, '        ')}    {close}\n]")
+            return "\n".join(comment + [line])
         layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.label}.{{i}}.")'
         line = f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
         return line if len(line) <= 100 else f"self.{rep.attr} = [\n    {layer}\n    for i in range({rep.count})\n]"
@@ -93,7 +106,8 @@ def compile_ttnn(build, spec_path: str) -> str:
 
 
 def _parameter_patterns(model: Model) -> list[str]:
-    """Stored parameter names, a repeat written once as `layers.*6.attn.wq.weight`."""
+    """Stored parameter names, a repeat written once as `layers.*6.attn.wq.weight` (layer 0's body:
+    layer variants have the same parameters)."""
     names = [name for name, p in model.graph.params.items() if not p.tied_to]
     for node in model.graph.repeats():
         body = node.attrs["body"]

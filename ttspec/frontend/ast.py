@@ -48,6 +48,21 @@ class UnaryOp(Expr):
 
 
 @dataclass
+class ListExpr(Expr):
+    """`[a, b, ...]`: a list of values (parameters, never tensors)."""
+
+    items: list[Expr]
+
+
+@dataclass
+class Subscript(Expr):
+    """`xs[i]`: one element of a list; a negative index counts from the end, as in Python."""
+
+    value: Expr
+    index: Expr
+
+
+@dataclass
 class Arg:
     name: str | None  # None for positional
     value: Expr

@@ -121,7 +121,7 @@ def _check_nesting(text: str, name: str) -> None:
 # cache; TTSPEC_NO_CACHE=1 turns it off.
 _SALT_FILES = ("grammar/arch.lark", "ttspec/frontend/syntax.py", "ttspec/frontend/ast.py", "ttspec/errors.py",
                "ttspec/frontend/parser.py")
-_CACHE_FORMAT = "ttspec-ast-json/1"
+_CACHE_FORMAT = "ttspec-ast-json/2"  # 2: list literals and subscripts
 _CLASSES: dict[str, tuple[type, int]] = {
     cls.__name__: (cls, len(dataclasses.fields(cls)))
     for cls in [*(v for v in vars(ast).values() if isinstance(v, type) and dataclasses.is_dataclass(v)), Loc]

@@ -321,6 +321,15 @@ class _ToAst(Transformer_NonRecursive):
     def none_lit(self, meta, children):
         return ast.Literal(self._loc(meta), None)
 
+    @v_args(meta=True)
+    def list_lit(self, meta, children):
+        return ast.ListExpr(self._loc(meta), [c for c in children if c is not None])
+
+    @v_args(meta=True)
+    def subscript(self, meta, children):
+        value, index = children
+        return ast.Subscript(self._loc(meta), value, index)
+
     def name(self, children):
         (tok,) = children
         return ast.Name(self._tloc(tok), str(tok))

@@ -2,7 +2,10 @@
 
 Blocks are instantiated with their tensor signatures unified against the arguments, which
 binds dim names (`x: [b, s, hidden]` binds `hidden`). A `repeat(N) block(x)` elaborates
-the block once into a body graph and keeps N beside it.
+the block once into a body graph and keeps N beside it. When its other arguments depend on
+`layer` (the 0-based layer index, bound only there), they are evaluated for every layer, and
+each distinct set of values (a variant) is elaborated once: the repeat node keeps the variants'
+bodies and which variant each layer uses (see ir.graph.layer_variants).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from ..errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
 from ..frontend import ast
 from ..frontend.parser import parse_source, read_source
-from ..ops import ACTIVATIONS, ADD, CONFIGS, MUL, REQUIRED, ArgSpec, Config, OpError, ParamRef, ShapeContext
+from ..ops import ACTIVATIONS, ADD, CONFIGS, MUL, REQUIRED, SCALE, ArgSpec, Config, OpError, ParamRef, ShapeContext
 from ..ops import REGISTRY as _ALL_OPS
 from .graph import Graph, Model, ModuleInfo, Node, Param
 from .types import DTYPES, INT_DTYPES, TensorType
@@ -33,6 +36,13 @@ MAX_BLOCK_DEPTH = 48  # blocks calling blocks deeper than this (real specs nest 
 MAX_INSTANCES = 5_000  # block instances per spec: a bound on exponential instantiation (f calls g twice, ...)
 MAX_NODES = 20_000  # graph nodes per spec, over all graphs
 MAX_STEPS = 100_000  # expressions evaluated per spec: elaboration stays well under 2 s whatever the nesting
+MAX_LAYER_STEPS = 2_000_000  # expressions evaluated for per-layer repeat arguments (100,000 layers x ~20)
+MAX_VARIANTS = 64  # distinct layer variants of one repeat: each is a class in the generated program
+MAX_LIST = 10_000  # items of one list value
+LAYER = "layer"  # the layer index, bound only in a repeat call's arguments after the first
+LAYER_HINT = ("`layer` is the 0-based layer index inside `repeat(N) block(x, ...)`'s arguments, e.g. "
+              "`repeat(n) decoder(h, act = [\"gelu\", \"relu\"][layer % 2])`; a block gets per-layer values "
+              "through its parameters")
 SHARD_PLACEMENTS = ("replicate", "column", "row")
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
@@ -75,6 +85,8 @@ class Binding:
 
 
 def describe(value) -> str:
+    if isinstance(value, tuple):
+        return f"list of {len(value)}"
     if isinstance(value, Tensor):
         return f"tensor {value.type}"
     if isinstance(value, bool):
@@ -107,6 +119,8 @@ def show(value) -> str:
         return value.name
     if isinstance(value, Tensor):
         return str(value.type)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(show(v) for v in value) + "]"
     return str(value)
 
 
@@ -168,6 +182,7 @@ class Elaborator:
     instances: int = 0
     nodes: int = 0
     steps: int = 0
+    layer_steps: int = 0
     shard_overrides: list = field(default_factory=list)
 
     # ------------------------------------------------------------ files and imports
@@ -456,6 +471,10 @@ class Elaborator:
             return self.eval_call(expr, scope)
         if isinstance(expr, ast.RepeatCall):
             return self.eval_repeat(expr, scope)
+        if isinstance(expr, ast.ListExpr):
+            return self.eval_list(expr, scope)
+        if isinstance(expr, ast.Subscript):
+            return self.eval_subscript(expr, scope)
         raise ArchError(f"cannot evaluate {type(expr).__name__}", expr.loc)  # pragma: no cover
 
     def eval_name(self, expr: ast.Name, scope: Scope):
@@ -472,11 +491,44 @@ class Elaborator:
             if expr.id in s.labels:
                 return ModuleRef(_join(s.module, expr.id), id(s.graph))
             s = s.parent
+        if expr.id == LAYER:
+            raise ArchError("`layer` is only defined in the arguments of a repeated block after the first "
+                            "(`repeat(N) block(x, arg = ... layer ...)`)", expr.loc, hint=LAYER_HINT)
         candidates = scope.visible_names() | set(scope.labels)
         hint = did_you_mean(expr.id, candidates)
         if expr.id in self.blocks or expr.id in REGISTRY:
             hint = f"`{expr.id}` is a component; call it: `{expr.id}(...)`"
         raise ArchError(f"undefined name `{expr.id}`", expr.loc, hint=hint)
+
+    def eval_list(self, expr: ast.ListExpr, scope: Scope) -> tuple:
+        """A list value is a tuple (immutable and comparable, like every other value)."""
+        if len(expr.items) > MAX_LIST:
+            raise ArchError(f"a list of {len(expr.items):,} items; lists are limited to {MAX_LIST:,}", expr.loc)
+        values = []
+        for item in expr.items:
+            v = self.eval(item, scope)
+            if isinstance(v, Tensor):
+                raise ArchError(f"a list holds values such as numbers and strings, not tensors; got {describe(v)}",
+                                item.loc, hint="lists choose per-layer settings, e.g. `[4096, none][layer % 2]`")
+            values.append(v)
+        return tuple(values)
+
+    def eval_subscript(self, expr: ast.Subscript, scope: Scope):
+        """`xs[i]`: an int index; a negative one counts from the end, as in Python (`xs[-1]` is the last)."""
+        xs = self.eval(expr.value, scope)
+        if not isinstance(xs, tuple):
+            hint = "tensors cannot be indexed in a spec" if isinstance(xs, Tensor) else \
+                "subscripts pick an item of a list, e.g. `[4096, none][layer % 2]`"
+            raise ArchError(f"cannot subscript {describe(xs)}", expr.value.loc, hint=hint)
+        i = self.eval(expr.index, scope)
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise ArchError(f"a list index must be an int, got {describe(i)} {show(i)}", expr.index.loc,
+                            hint="use `//` for integer division, e.g. `xs[layer // 2]`")
+        if not -len(xs) <= i < len(xs):
+            valid = f"valid: {-len(xs)} to {len(xs) - 1}" if xs else "the list is empty"
+            raise ArchError(f"index {i} is out of range for a list of {len(xs)} ({valid})", expr.index.loc,
+                            notes=[Note("the list", expr.value.loc)])
+        return xs[i]
 
     def eval_binop(self, expr: ast.BinOp, scope: Scope):
         a = self.eval(expr.left, scope)
@@ -485,8 +537,13 @@ class Elaborator:
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             if isinstance(a, Tensor) and isinstance(b, Tensor) and op in ("+", "*"):
                 return self.apply_op(ADD.name if op == "+" else MUL.name, [a, b], {}, expr, scope, None)
+            if isinstance(a, Tensor) != isinstance(b, Tensor):
+                scaled = self.scale_tensor(expr, a, b, scope)
+                if scaled is not None:
+                    return scaled
             raise ArchError(f"cannot apply `{op}` to {describe(a)} and {describe(b)}", expr.loc,
-                            hint="tensors support `+` (e.g. residuals) and `*` (gating) with each other")
+                            hint="tensors support `+` (e.g. residuals) and `*` (gating) with each other, and "
+                                 "`*` or `/` by a number (`x * 2.0`, `2.0 * x`, `x / 2.0`)")
         for v, sub in ((a, expr.left), (b, expr.right)):
             if isinstance(v, Sym):
                 raise ArchError(f"`{v.name}` is a symbolic dim; its value is not known until run time",
@@ -506,6 +563,29 @@ class Elaborator:
                     value = scope.lookup(sub.id).value
                     e.diagnostic.notes.append(Note(f"`{sub.id}` = {show(value)} comes from here", origin))
             raise
+
+    def scale_tensor(self, expr: ast.BinOp, a, b, scope: Scope) -> Tensor | None:
+        """`x * c`, `c * x` or `x / c` with c a number: the `scale` op. None for other uses
+        (reported by the caller)."""
+        tensor, number, number_expr = (a, b, expr.right) if isinstance(a, Tensor) else (b, a, expr.left)
+        if expr.op not in ("*", "/") or (expr.op == "/" and tensor is not a):
+            return None
+        if isinstance(number, Sym):
+            raise ArchError(f"`{number.name}` is a symbolic dim; a tensor can only be scaled by a number known "
+                            "before run time", number_expr.loc, hint="scale by a constant, e.g. `x * 2.0`")
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ArchError(f"cannot scale a tensor by {describe(number)}: `{expr.op}` needs a number",
+                            number_expr.loc, hint="e.g. `x * 2.0`, `x / 2.0` or `x * d ** 0.5` with `d` an int")
+        if expr.op == "/" and number == 0:
+            raise ArchError(f"division by zero in `{_text(expr)}`", expr.loc)
+        factor = float(number) if expr.op == "*" else 1.0 / float(number)
+        if not math.isfinite(factor):
+            raise ArchError(f"`{_text(expr)}`: the scale factor {factor} is not finite", expr.loc)
+        node = self.apply_op(SCALE.name, [tensor], {"factor": factor}, expr, scope, None)
+        origin = self.origin_of(number_expr, scope)
+        if origin is not None:
+            scope.graph.node(node.node).origins["factor"] = origin
+        return node
 
     def int_op(self, op: str, a: int, b: int, expr: ast.BinOp) -> int:
         if op in ("/", "//", "%") and b == 0:
@@ -909,38 +989,181 @@ class Elaborator:
         if not isinstance(x, Tensor):
             raise ArchError(f"the first argument of a repeated block must be a tensor, got {describe(x)}",
                             positional[0].loc)
+        varying = [(a, loc) for a in call.args[1:] if (loc := _find_name(a.value, LAYER)) is not None]
         for a in call.args[1:]:
+            if any(a is b for b, _ in varying):
+                continue
             v = self.eval(a.value, scope)
             if isinstance(v, Tensor):
                 raise ArchError("only the first argument of a repeated block may be a tensor", a.loc,
                                 hint="each layer's output feeds the next layer's first argument")
+        pattern, reps, values = self.layer_pattern(expr, varying, count, scope, entry.defn)
         module = self.claim_label(scope, call.label or "layers", call.label is not None, call.loc)
-        body = Graph()
-        body_input = Node("x", "input", [], {}, x.type, "", call.loc)
-        body.add(body_input)
-        body.inputs.append("x")
-        layer_scope = Scope(scope, "", body, scope.file)
-        layer_scope.vars["__layer_input"] = Binding(Tensor("x", x.type), call.loc)
         inner_call = ast.Call(call.loc, call.func,
                               [ast.Arg(None, ast.Name(positional[0].loc, "__layer_input"), positional[0].loc)]
                               + call.args[1:], "self", call.func_loc)
-        try:
-            result = self.instantiate(entry, inner_call, layer_scope, module="", graph=body)
-        except ArchError as e:
-            self.relocate(e, call, entry.defn)
-            raise
-        if not isinstance(result, Tensor):
-            raise ArchError(f"a repeated block must return a tensor, got {describe(result)}", expr.loc)
-        if result.type != x.type:
-            raise ArchError(f"repeat needs `{call.func}` to map {x.type} to the same type; it returns "
-                            f"{result.type}", expr.loc, hint="each layer's output is the next layer's input")
-        body.outputs["out"] = result.node
+        bodies = []
+        for variant, first in enumerate(reps):
+            body = Graph()
+            body_input = Node("x", "input", [], {}, x.type, "", call.loc)
+            body.add(body_input)
+            body.inputs.append("x")
+            layer_scope = Scope(scope, "", body, scope.file)
+            layer_scope.vars["__layer_input"] = Binding(Tensor("x", x.type), call.loc)
+            if varying:
+                layer_scope.vars[LAYER] = Binding(first, expr.loc)
+            try:
+                result = self.instantiate(entry, inner_call, layer_scope, module="", graph=body)
+            except ArchError as e:
+                self.relocate(e, call, entry.defn)
+                if varying:
+                    e.diagnostic.notes.append(Note(f"in layer {first} ({_values_text(values[variant])})", expr.loc))
+                raise
+            if not isinstance(result, Tensor):
+                raise ArchError(f"a repeated block must return a tensor, got {describe(result)}", expr.loc)
+            if result.type != x.type:
+                raise ArchError(f"repeat needs `{call.func}` to map {x.type} to the same type; it returns "
+                                f"{result.type}" + (f" in layer {first}" if varying else ""), expr.loc,
+                                hint="each layer's output is the next layer's input")
+            body.outputs["out"] = result.node
+            bodies.append(body)
+        _check_variants(bodies, reps, values, module, expr, varying[0][0].loc if varying else expr.loc)
         graph = scope.graph
         graph.modules[module] = ModuleInfo(module, call.func, entry.defn.kind, call.loc, repeat=count)
-        node = Node(graph.fresh_id(module), "repeat", [x.node],
-                    {"count": count, "body": body, "block": call.func}, x.type, module, expr.loc)
+        attrs = {"count": count, "body": bodies[0], "block": call.func}
+        if len(bodies) > 1:
+            attrs.update(bodies=tuple(bodies), pattern=pattern, variant_args=tuple(values))
+        node = Node(graph.fresh_id(module), "repeat", [x.node], attrs, x.type, module, expr.loc)
         graph.add(node)
         return Tensor(node.id, node.type)
+
+    def layer_pattern(self, expr: ast.RepeatCall, varying: list, count: int, scope: Scope, defn: ast.BlockDef):
+        """Evaluate the arguments that use `layer` for every layer. Returns the variant of each layer
+        (variants numbered in order of first use), the first layer of each variant, and each variant's
+        argument values as (parameter name, value) pairs."""
+        if not varying:
+            return (0,) * count, [0], [()]
+        shadow = scope.lookup(LAYER)
+        label_scope = scope
+        while shadow is None and label_scope is not None:
+            if LAYER in label_scope.labels:
+                shadow = Binding(None, label_scope.labels[LAYER])
+            label_scope = label_scope.parent
+        if shadow is not None:
+            raise ArchError("`layer` is ambiguous here: in a repeat's arguments it is the layer index, but this "
+                            "spec also defines `layer`", varying[0][1],
+                            hint="rename your `layer`; in a repeat's arguments `layer` means the layer index",
+                            notes=[Note("`layer` defined here", shadow.origin)] if shadow.origin else [])
+        params = [p.name for p in defn.params]
+        positional = [a for a in expr.call.args if a.name is None]
+        names = [a.name or (params[positional.index(a)] if positional.index(a) < len(params) else "?")
+                 for a, _ in varying]
+        layer_scope = Scope(scope, scope.module, scope.graph, scope.file)
+        variant_of: dict[tuple, int] = {}
+        pattern, reps, values = [], [], []
+        for i in range(count):
+            layer_scope.vars[LAYER] = Binding(i, expr.loc)
+            row = []
+            for a, _ in varying:
+                before = self.steps
+                try:
+                    v = self.eval(a.value, layer_scope)
+                except ArchError as e:
+                    e.diagnostic.notes.append(Note(f"with layer = {i}", expr.loc))
+                    raise
+                self.layer_steps += self.steps - before
+                self.steps = before
+                if isinstance(v, Tensor):
+                    raise ArchError("only the first argument of a repeated block may be a tensor", a.loc,
+                                    hint="each layer's output feeds the next layer's first argument")
+                row.append(v)
+            if self.layer_steps > MAX_LAYER_STEPS:
+                raise ArchError(f"the per-layer arguments take more than {MAX_LAYER_STEPS:,} steps to evaluate",
+                                varying[0][1], hint="keep per-layer expressions short, e.g. `xs[layer % 2]`")
+            key = tuple(_value_key(v) for v in row)
+            variant = variant_of.get(key)
+            if variant is None:
+                variant = variant_of[key] = len(reps)
+                if variant >= MAX_VARIANTS:
+                    raise ArchError(f"the layers of this repeat take more than {MAX_VARIANTS} distinct sets of "
+                                    "argument values", varying[0][1],
+                                    hint="each distinct set is a variant of the layer (a class in the generated "
+                                         "program); per-layer values should take a few values, e.g. alternate")
+                reps.append(i)
+                values.append(tuple(zip(names, row)))
+            pattern.append(variant)
+        return tuple(pattern), reps, values
+
+
+def _find_name(expr: ast.Expr, name: str) -> Loc | None:
+    """Where `expr` mentions the name `name`, if it does (the first place found)."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ast.Name):
+            if e.id == name:
+                return e.loc
+        elif isinstance(e, ast.BinOp):
+            stack += [e.right, e.left]
+        elif isinstance(e, ast.UnaryOp):
+            stack.append(e.operand)
+        elif isinstance(e, (ast.Compare, ast.BoolOp)):
+            stack += reversed(e.operands if isinstance(e, ast.Compare) else e.values)
+        elif isinstance(e, ast.Call):
+            stack += reversed([a.value for a in e.args])
+        elif isinstance(e, ast.RepeatCall):
+            stack += reversed([e.count, *(a.value for a in e.call.args)])
+        elif isinstance(e, ast.ListExpr):
+            stack += reversed(e.items)
+        elif isinstance(e, ast.Subscript):
+            stack += [e.index, e.value]
+    return None
+
+
+def _value_key(v) -> tuple:
+    """Equal keys for values that elaborate alike: the type counts (1, 1.0 and true differ), and
+    floats compare by repr (0.0 and -0.0 differ)."""
+    if isinstance(v, tuple):
+        return ("list", *(_value_key(x) for x in v))
+    return (type(v).__name__, repr(v))
+
+
+def _values_text(values: tuple) -> str:
+    return ", ".join(f"{name} = {show(v)}" for name, v in values) or "no per-layer values"
+
+
+def _check_variants(bodies: list[Graph], reps: list[int], values: list, module: str, expr: ast.RepeatCall,
+                    arg_loc: Loc) -> None:
+    """Every variant of a repeated block has the parameters of the first: names, shapes, tying."""
+    if len(bodies) < 2:
+        return
+    first = bodies[0].params
+    for variant, body in enumerate(bodies[1:], 1):
+        other = body.params
+        problem = None
+        for name, p in first.items():
+            q = other.get(name)
+            if q is None:
+                problem = f"layer {reps[0]} has `{name}`, layer {reps[variant]} does not"
+            elif q.shape != p.shape:
+                problem = (f"`{name}` is [{', '.join(map(str, p.shape))}] in layer {reps[0]} but "
+                           f"[{', '.join(map(str, q.shape))}] in layer {reps[variant]}")
+            elif q.tied_to != p.tied_to:
+                problem = (f"`{name}` is {f'tied to `{p.tied_to}`' if p.tied_to else 'not tied'} in layer "
+                           f"{reps[0]} but {f'tied to `{q.tied_to}`' if q.tied_to else 'not tied'} in layer "
+                           f"{reps[variant]}")
+            if problem:
+                break
+        if problem is None:
+            extra = next((n for n in other if n not in first), None)
+            if extra is not None:
+                problem = f"layer {reps[variant]} has `{extra}`, layer {reps[0]} does not"
+        if problem is not None:
+            raise ArchError(f"the layers of `{module}` must have the same parameters: {problem}", expr.loc,
+                            hint="only behaviour may vary between layers (activations, eps, attention options); "
+                                 "sizes and weights must match",
+                            notes=[Note(f"layer {reps[0]}: {_values_text(values[0])}; layer {reps[variant]}: "
+                                        f"{_values_text(values[variant])}", arg_loc)])
 
 
 def _with_origin(e: ArchError, origin: Loc | None) -> ArchError:
@@ -996,11 +1219,12 @@ def _block_signature(defn: ast.BlockDef) -> str:
 def _dead_assignments(assignments) -> list[Diagnostic]:
     """A tensor the user named but that never reaches an output (a forgotten residual?)."""
     live: dict[int, set[str]] = {}
-    warnings = []
+    warnings, seen = [], set()
     for graph, node, name, loc in assignments:
         if id(graph) not in live:
             live[id(graph)] = graph.live()
-        if node not in live[id(graph)]:
+        if node not in live[id(graph)] and (name, loc) not in seen:  # once, not once per layer variant
+            seen.add((name, loc))
             warnings.append(Diagnostic("warning", f"`{name}` is computed but never used", loc,
                                        hint="did you forget to add it to the residual stream?"))
     return warnings

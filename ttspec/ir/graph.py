@@ -1,6 +1,8 @@
 """The graph IR: primitive-op nodes in a DAG, torch.fx style.
 
 A repeated block is one `repeat` node holding its body Graph and a count, never unrolled.
+When layers differ (arguments that use `layer`), the node also holds one body per distinct
+variant and which variant each layer uses; `layer_variants` is how every consumer iterates.
 Parameters have stable hierarchical names; inside a repeat body they are relative to one
 layer ("attn.wq.weight") and `iter_params` expands them ("layers.3.attn.wq.weight").
 
@@ -134,12 +136,44 @@ class Model:
     shard_overrides: list = field(default_factory=list)  # `shard "pattern" placement` statements (ast.Shard)
 
 
+def layer_variants(node: Node) -> list[tuple[Graph, int]]:
+    """The distinct bodies of a `repeat` node with how many layers use each, layer 0's first.
+
+    attrs: "count" layers; "body" the body of layer 0; with more than one variant also "bodies"
+    (one Graph per variant, numbered in order of first use), "pattern" (the variant of each
+    layer) and "variant_args" (each variant's per-layer argument values, for messages and
+    comments). Variants have the same parameters (names, shapes, tying) and types; only
+    behaviour differs."""
+    bodies = node.attrs.get("bodies")
+    if bodies is None:
+        return [(node.attrs["body"], node.attrs["count"])]
+    counts = [0] * len(bodies)
+    for v in node.attrs["pattern"]:
+        counts[v] += 1
+    return list(zip(bodies, counts))
+
+
+def layer_pattern(node: Node) -> tuple[int, ...]:
+    """The variant (an index into layer_variants) of each layer of a `repeat` node."""
+    return node.attrs.get("pattern") or (0,) * node.attrs["count"]
+
+
+def map_bodies(node: Node, fn) -> dict:
+    """A repeat node's attrs with `fn` applied to every variant's body (for graph-to-graph passes)."""
+    bodies = [fn(body) for body, _ in layer_variants(node)]
+    attrs = dict(node.attrs, body=bodies[0])
+    if "bodies" in attrs:
+        attrs["bodies"] = tuple(bodies)
+    return attrs
+
+
 def all_nodes(graph: Graph):
-    """Every node, the bodies of repeats included (each body once)."""
+    """Every node, the bodies of repeats included (each variant's body once)."""
     for node in graph.topo():
         yield node
         if node.op == "repeat":
-            yield from all_nodes(node.attrs["body"])
+            for body, _ in layer_variants(node):
+                yield from all_nodes(body)
 
 
 def iter_params(graph: Graph, prefix: str = ""):
@@ -147,9 +181,9 @@ def iter_params(graph: Graph, prefix: str = ""):
     for p in graph.params.values():
         yield prefix + p.name, p
     for node in graph.repeats():
-        body: Graph = node.attrs["body"]
-        for i in range(node.attrs["count"]):
-            yield from iter_params(body, f"{prefix}{node.module}.{i}.")
+        bodies = [body for body, _ in layer_variants(node)]
+        for i, v in enumerate(layer_pattern(node)):
+            yield from iter_params(bodies[v], f"{prefix}{node.module}.{i}.")
 
 
 def unused_name(taken, base: str) -> str:

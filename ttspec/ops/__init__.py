@@ -19,7 +19,7 @@ from .attention import (
     rotary_dims,
 )
 from .collectives import ALL_GATHER, ALL_REDUCE, COLLECTIVES, MESH_PARTITION, REDUCE_SCATTER
-from .elementwise import ACTIVATIONS, ADD, GELU, GELU_TANH, MUL, RELU, SILU, same_layout
+from .elementwise import ACTIVATIONS, ADD, GELU, GELU_TANH, MUL, RELU, SCALE, SILU, SOFTCAP, same_layout
 from .embeddings import EMBEDDING, POSITION_EMBEDDING, SINUSOIDAL_POSITIONS
 from .linear import LINEAR, TIED_LINEAR, FusedPart, FusedQKV
 from .norms import LAYER_NORM, RMS_NORM
@@ -47,7 +47,8 @@ __all__ = [
     "ACTIVATIONS", "ADD", "ALL_GATHER", "ALL_REDUCE", "APPLY_ROPE", "ATTEND", "COLLECTIVES", "CONFIGS", "EMBEDDING",
     "GELU", "GELU_TANH", "LAYER_NORM", "LINEAR", "MERGE_HEADS", "MESH_PARTITION", "MUL", "POSITION_EMBEDDING",
     "QKV_PART", "REDUCE_SCATTER", "REGISTRY", "RELU", "REQUIRED", "RMS_NORM", "ROPE", "ROPE_SCALINGS", "ROPE_STYLES",
-    "SILU", "SINUSOIDAL_POSITIONS", "SPLIT_HEADS", "SPLIT_QKV_HEADS", "TIED_LINEAR", "ArgSpec", "Config",
+    "SCALE", "SILU", "SINUSOIDAL_POSITIONS", "SOFTCAP", "SPLIT_HEADS", "SPLIT_QKV_HEADS", "TIED_LINEAR", "ArgSpec",
+    "Config",
     "ConfigDef", "FusedPart", "FusedQKV", "OpDef", "OpError", "ParamRef", "ParamSpec", "ShapeContext", "Storage",
     "TTNNLowering", "TorchLowering", "Unsupported", "WeightRefs", "input_vocabulary", "ops_feeding_output",
     "rotary_dims", "same_layout",

@@ -168,10 +168,18 @@ APPLY_ROPE = register(OpDef(
 
 # ---------------------------------------------------------------- attention
 def _attend_flops(ins, out, attrs):
+    """q k^T and the weighted sum of v, 2 FLOPs per multiply-add, for each (query, key) pair an
+    attention kernel computes. Without a window every query is scored against every key (causal
+    attention included: flash kernels compute the masked half of the diagonal blocks too, and the
+    count has always been the dense one). With a window each query is scored against
+    min(window, keys) keys, the band a windowed kernel (ttnn's SDPA with sliding_window_size)
+    computes; the dense compositions (the torch reference, and the TT-NN program's softcapped
+    attention, which masks a full q k^T) do the full product, which this count leaves out."""
     b, hq, sq, dh = ins[0]
     sk = ins[1][2]
     dv = ins[2][3]
-    return 2 * b * hq * sq * sk * dh + 2 * b * hq * sq * sk * dv
+    keys = sk if attrs.get("window") is None else min(attrs["window"], sk)
+    return 2 * b * hq * sq * keys * dh + 2 * b * hq * sq * keys * dv
 
 
 def _attend_shape(ins, attrs, ctx):
@@ -187,6 +195,18 @@ def _attend_shape(ins, attrs, ctx):
         raise OpError(f"causal attention needs q and k of the same length, got {q.shape[2]} and {k.shape[2]}")
     if attrs["scale"] is not None and not (math.isfinite(attrs["scale"]) and attrs["scale"] > 0):
         raise OpError(f"scale must be a positive finite number, got {attrs['scale']}", arg="scale")
+    window, softcap = attrs.get("window"), attrs.get("softcap")
+    if window is not None:
+        if window <= 0:
+            raise OpError(f"window must be a positive number of tokens, got {window}", arg="window",
+                          hint="window = W lets each query see the last W tokens, itself included "
+                               "(HF's sliding_window); `window = none` attends to the whole context")
+        if not attrs["causal"]:
+            raise OpError("a sliding window needs causal attention", arg="window",
+                          hint="drop `causal = false`, or the window")
+    if softcap is not None and not (math.isfinite(softcap) and softcap > 0):
+        raise OpError(f"softcap must be a positive finite number, got {softcap}", arg="softcap",
+                      hint="attention logits become softcap * tanh(logits / softcap); Gemma 2 uses 50.0")
     hq, hkv = q.shape[1], k.shape[1]
     if hq % hkv:
         valid = divisors(hq)
@@ -220,16 +240,38 @@ def _scale(node, graph) -> float:
 
 
 def _torch_attend(node, args, w, ctx) -> str:
-    ctx.helper("attend")
+    window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
     extra = "" if node.attrs["causal"] else ", causal=False"
     if node.attrs["scale"] is not None:
         extra += f", scale={node.attrs['scale']!r}"
+    if window is not None or softcap is not None:
+        ctx.helper("attend_masked")
+        extra += (f", window={window!r}" if window is not None else "") + (
+            f", softcap={softcap!r}" if softcap is not None else "")
+    ctx.helper("attend")
     return f"attend({', '.join(args)}{extra})"
 
 
+def materialises_scores(node) -> bool:
+    """Whether the TT-NN lowering of this attend holds its [heads, seq, seq] logits in DRAM (the
+    softcapped composition); ttnn's fused attention streams them through L1."""
+    return node.op == ATTEND.name and node.attrs.get("softcap") is not None
+
+
 def _ttnn_attend(node, args, refs, ctx) -> str:
+    window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
+    scale = _scale(node, ctx.graph)
+    if softcap is not None:
+        # ttnn's SDPA has no logit softcapping: composed from golden-backed ops in a helper
+        ctx.helper("softcapped_attention")
+        extra = f", window={window!r}" if window is not None else ""
+        return (f"softcapped_attention({', '.join(args)}, {ctx.device()}, scale={scale!r}, "
+                f"softcap={softcap!r}{extra})")
+    # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
+    # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
+    extra = f", sliding_window_size={window!r}" if window is not None else ""
     return (f"ttnn.transformer.scaled_dot_product_attention({', '.join(args)}, is_causal=True, "
-            f"scale={_scale(node, ctx.graph)!r})")
+            f"scale={scale!r}{extra})")
 
 
 def _ttnn_check_attend(node, graph) -> None:
@@ -239,9 +281,11 @@ def _ttnn_check_attend(node, graph) -> None:
 
 
 ATTEND = register(OpDef(
-    "attend", (T("q"), T("k"), T("v"), ArgSpec("causal", "bool", True), ArgSpec("scale", "float", None, optional=True)),
+    "attend", (T("q"), T("k"), T("v"), ArgSpec("causal", "bool", True), ArgSpec("scale", "float", None, optional=True),
+               ArgSpec("window", "int", None, optional=True), ArgSpec("softcap", "float", None, optional=True)),
     _attend_shape, flops=_attend_flops,
-    doc="softmax(q k^T * scale + mask) v over [b, heads, s, head_dim]; GQA when k/v have fewer heads.",
+    doc="softmax(mask(softcap(q k^T * scale))) v over [b, heads, s, head_dim]; GQA when k/v have fewer heads. "
+        "window = W: query i sees keys i - W < j <= i; softcap = c: logits -> c * tanh(logits / c).",
     shard=_shard_attend,
     torch=TorchLowering(expr=_torch_attend),
     ttnn=TTNNLowering(expr=_ttnn_attend, check=_ttnn_check_attend),

@@ -1,11 +1,19 @@
-"""Elementwise ops: add and mul with broadcasting, and the activation functions."""
+"""Elementwise ops: add and mul with broadcasting, scaling by a constant, logit softcapping,
+and the activation functions.
+
+FLOPs: like every elementwise op (and the norms), `scale` and `softcap` count none: ttspec's
+FLOPs are the matmuls' (2 per multiply-add), which is what the reports and memory model use.
+"""
 
 from __future__ import annotations
+
+import ast
+import math
 
 from ..ir.layout import Layout
 from ..ir.types import TensorType, broadcast
 from ..targets import TILE
-from .registry import OpDef, OpError, T, TorchLowering, TTNNLowering, float_input, register
+from .registry import ArgSpec, OpDef, OpError, T, TorchLowering, TTNNLowering, float_input, register
 
 
 def same_layout(planner, node, layouts):
@@ -21,6 +29,34 @@ def complete_values(planner, node, layouts):
         want = Layout.SPLIT if width % (planner.devices * TILE) == 0 else Layout.REPLICATED
         node = planner.need(node, 0, want, f"{node.op} is not linear: it needs complete sums")
     return planner.set_layout(node, planner.layout_of(node.inputs[0]))
+
+
+# ---------------------------------------------------------------- infix operands in generated Python
+_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.FloorDiv: 2, ast.Mod: 2, ast.MatMult: 2,
+               ast.Pow: 4}
+
+
+def operand(text: str, level: int, right: bool = False) -> str:
+    """`text` as an operand of a Python infix operator of precedence `level` (1: + -, 2: * /):
+    parenthesised when it binds more loosely (an inlined `a + b` under `*`), or as loosely on the
+    right (`a - (b + c)`)."""
+    node = ast.parse(text, mode="eval").body
+    if isinstance(node, ast.BinOp):
+        own = _PRECEDENCE.get(type(node.op), 0)
+    elif isinstance(node, ast.UnaryOp):
+        own = 3
+    elif isinstance(node, (ast.Compare, ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)):
+        own = 0
+    else:  # names, attributes, calls, subscripts, literals
+        own = 5
+    return f"({text})" if own < level or (right and own == level) else text
+
+
+def _infix(symbol: str, level: int):
+    def expr(node, args, w, ctx) -> str:
+        return f"{operand(args[0], level)} {symbol} {operand(args[1], level, right=True)}"
+
+    return expr
 
 
 # ---------------------------------------------------------------- add, mul
@@ -64,15 +100,64 @@ def _shard_binary(planner, node, layouts):
 ADD = register(OpDef(
     "add", (T("a"), T("b")), _binary_shape("add"), doc="Elementwise add with numpy broadcasting.",
     symbol="+", shard=_shard_binary,
-    torch=TorchLowering(expr=lambda node, args, w, ctx: f"{args[0]} + {args[1]}"),
+    torch=TorchLowering(expr=_infix("+", 1)),
     ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.add({args[0]}, {args[1]})"),
 ))
 
 MUL = register(OpDef(
     "mul", (T("a"), T("b")), _binary_shape("mul"), doc="Elementwise mul with numpy broadcasting.",
     symbol="×", shard=_shard_binary,
-    torch=TorchLowering(expr=lambda node, args, w, ctx: f"{args[0]} * {args[1]}"),
+    torch=TorchLowering(expr=_infix("*", 2)),
     ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.mul({args[0]}, {args[1]})"),
+))
+
+
+# ---------------------------------------------------------------- scale and softcap
+def _scale_shape(ins, attrs, ctx):
+    float_input(ins[0], "scale")
+    if not math.isfinite(attrs["factor"]):
+        raise OpError(f"a scale factor must be finite, got {attrs['factor']}", arg="factor")
+    return ins[0]
+
+
+# `x * c`, `c * x` and `x / c` in a spec (Gemma's embedding * sqrt(hidden)). Linear: a partial
+# sum scaled is the scaled sum's partial, so every layout is kept as it is.
+SCALE = register(OpDef(
+    "scale", (T("x"), ArgSpec("factor", "float")), _scale_shape,
+    doc="x * factor, a constant; written `x * 2.0`, `2.0 * x` or `x / 2.0` in a spec.",
+    shard=same_layout,
+    torch=TorchLowering(expr=lambda node, args, w, ctx: f"{operand(args[0], 2)} * {node.attrs['factor']!r}"),
+    ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.multiply({args[0]}, {node.attrs['factor']!r})"),
+))
+
+
+def _softcap_shape(ins, attrs, ctx):
+    float_input(ins[0], "softcap")
+    cap = attrs["cap"]
+    if not (math.isfinite(cap) and cap > 0):
+        raise OpError(f"softcap needs a positive finite cap, got {cap}", arg="cap",
+                      hint="Gemma 2 caps final logits at 30.0 and attention logits at 50.0")
+    return ins[0]
+
+
+def _torch_softcap(node, args, w, ctx) -> str:
+    cap = node.attrs["cap"]
+    return f"{cap!r} * torch.tanh({operand(args[0], 2)} / {cap!r})"
+
+
+def _ttnn_softcap(node, args, refs, ctx) -> str:
+    cap = node.attrs["cap"]
+    return f"ttnn.multiply(ttnn.tanh(ttnn.multiply({args[0]}, {1 / cap!r})), {cap!r})"
+
+
+# Nonlinear, so partial sums are completed first; elementwise, so a vocabulary-split output head's
+# logits stay split.
+SOFTCAP = register(OpDef(
+    "softcap", (T("x"), ArgSpec("cap", "float")), _softcap_shape,
+    doc="cap * tanh(x / cap): squashes x smoothly into (-cap, cap) (Gemma 2's logit softcapping).",
+    shard=complete_values,
+    torch=TorchLowering(expr=_torch_softcap),
+    ttnn=TTNNLowering(expr=_ttnn_softcap),
 ))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir.graph import Graph, Node
-from .attention import ATTEND, MERGE_HEADS, SPLIT_HEADS
+from .attention import ATTEND, MERGE_HEADS, SPLIT_HEADS, materialises_scores  # noqa: F401 (re-exported)
 from .elementwise import complete_values, same_layout
 from .registry import REGISTRY, Storage
 

@@ -4,7 +4,7 @@ fuse_qkv: the q, k and v projections of an attention become one linear of the co
 weights and one split, the way TT-NN models compute attention
 (`ttnn.transformer.split_query_key_value_and_split_heads`). The projections are recognised by
 structure, not by name: three linears of one input, each split into heads (possibly through
-rotary embedding), feeding the same `attend` as its q, k and v.
+rotary embedding and per-head norms, Qwen3's q/k norms), feeding the same `attend` as its q, k and v.
 
 fuse_activations: a linear followed by an activation that ttnn.linear can apply itself; on a
 mesh it runs after the sharding planner, and leaves row-parallel linears (partial sums) alone.
@@ -15,9 +15,25 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, replace
 
-from ..ir.graph import Graph, Model, ModuleInfo, Node, unused_name
+from ..ir.graph import Graph, Model, ModuleInfo, Node, map_bodies, unused_name
 from ..ir.layout import Placement
-from ..ops import APPLY_ROPE, ATTEND, LINEAR, QKV_PART, REGISTRY, SPLIT_HEADS, SPLIT_QKV_HEADS, FusedPart, FusedQKV
+from ..ops import (
+    APPLY_ROPE,
+    ATTEND,
+    LAYER_NORM,
+    LINEAR,
+    QKV_PART,
+    REGISTRY,
+    RMS_NORM,
+    SPLIT_HEADS,
+    SPLIT_QKV_HEADS,
+    FusedPart,
+    FusedQKV,
+)
+
+# Ops between a head split and attention that act on each head alone: rotary embedding, and
+# norms over head_dim (on [batch, heads, seq, head_dim] values).
+PER_HEAD = (APPLY_ROPE.name, RMS_NORM.name, LAYER_NORM.name)
 
 
 def fuse_qkv(model: Model) -> Model:
@@ -38,9 +54,9 @@ def _single_user(graph: Graph, node_id: str) -> Node | None:
 
 
 def _projection(graph: Graph, value_id: str) -> _Projection | None:
-    """The linear + split_heads that make an attention input (looking through rotary embedding)."""
+    """The linear + split_heads that make an attention input (looking through per-head ops)."""
     node = graph.node(value_id)
-    while node.op == APPLY_ROPE.name:
+    while node.op in PER_HEAD:
         node = graph.node(node.inputs[0])
     if node.op != SPLIT_HEADS.name:
         return None
@@ -126,7 +142,7 @@ def _fuse_graph(graph: Graph) -> Graph:
             continue
         attrs = node.attrs
         if node.op == "repeat":
-            attrs = dict(attrs, body=_fuse_graph(attrs["body"]))
+            attrs = map_bodies(node, _fuse_graph)
         out.add(replace(node, inputs=[renamed.get(i, i) for i in node.inputs], attrs=attrs))
     out.outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
     return out
@@ -164,7 +180,7 @@ def _fuse_activations(graph: Graph) -> Graph:
             attrs = dict(attrs, activation=_fused_activation(act))
             hint = act.hint or hint
         elif node.op == "repeat":
-            attrs = dict(attrs, body=_fuse_activations(attrs["body"]))
+            attrs = map_bodies(node, _fuse_activations)
         out.add(replace(node, inputs=[fold.get(i, i) for i in node.inputs], attrs=attrs, hint=hint))
     out.outputs = {k: fold.get(v, v) for k, v in graph.outputs.items()}
     return out

@@ -20,7 +20,7 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 
 from ..errors import ArchError, Note
-from ..ir.graph import Graph, Model, Node, in_stdlib, point_at_spec
+from ..ir.graph import Graph, Model, Node, in_stdlib, layer_variants, point_at_spec
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
 from ..targets import TILE
@@ -42,6 +42,7 @@ class Collective:
     axis: int
     source: str  # the value it converts
     reason: str
+    variant: int = 0  # inside a repeat whose layers differ: the variant (ir.graph.layer_variants) it belongs to
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Planner:
         self.devices = plan.devices
         self.used_overrides: set[int] = set()
         self.outer: list[tuple[Graph, str]] = []  # enclosing graphs and the repeats that lead into them
+        self.variant = 0  # the layer variant being planned inside a repeat
 
     @property
     def devices_text(self) -> str:
@@ -160,18 +162,38 @@ class Planner:
             raise point_at_spec(e, [(self.graph, node.module)] + self.outer) from None
 
     def place_repeat(self, node: Node) -> Node:
-        body: Graph = node.attrs["body"]
+        """Each variant of the layer is planned from the layout the repeat gets; the layers' parameters
+        (shared names, `layers.*.`) must be placed alike by every variant."""
         entry = self.layouts[node.inputs[0]]
-        saved = (self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads)
+        saved = (self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads, self.variant)
         self.outer.insert(0, (self.graph, node.module))
-        new_body = self.run(body, {body.inputs[0]: entry}, f"{self.prefix}{node.module}.*.")
-        if self.layouts[new_body.outputs["out"]] != entry:
-            new_body.outputs["out"] = self.convert(new_body.outputs["out"], entry,
-                                                   "each layer must hand on the layout it got")
-        self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads = saved
+        prefix = f"{self.prefix}{node.module}.*."
+        first: dict | None = None
+        bodies = []
+        for variant, (body, _) in enumerate(layer_variants(node)):
+            before = dict(self.plan.placements)
+            self.variant = variant
+            new_body = self.run(body, {body.inputs[0]: entry}, prefix)
+            if self.layouts[new_body.outputs["out"]] != entry:
+                new_body.outputs["out"] = self.convert(new_body.outputs["out"], entry,
+                                                       "each layer must hand on the layout it got")
+            placed = {k: v for k, v in self.plan.placements.items() if k.startswith(prefix) and before.get(k) != v}
+            if first is None:
+                first = placed
+            elif placed and placed != first:
+                name = next(k for k in placed if first.get(k) != placed[k])
+                raise ArchError(f"the layers of `{node.module}` shard `{name}` differently "
+                                f"({first.get(name)} and {placed[name]})", node.loc,
+                                hint="give the layer variants the same structure, or fix the placement with a "
+                                     f'`shard "{prefix}..." replicate` statement')
+            bodies.append(new_body)
+        self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads, self.variant = saved
         self.outer.pop(0)
         self.layouts[node.id] = entry
-        return replace(node, attrs=dict(node.attrs, body=new_body))
+        attrs = dict(node.attrs, body=bodies[0])
+        if "bodies" in attrs:
+            attrs["bodies"] = tuple(bodies)
+        return replace(node, attrs=attrs)
 
     # ---- the interface of sharding rules
     def layout_of(self, node_id: str) -> Layout:
@@ -248,7 +270,7 @@ class Planner:
                           source.loc, hint=source.hint, hint_scope=source.hint_scope))
         self.layouts[nid] = want
         self.plan.collectives.append(Collective(self.prefix + nid, collective.name, dim, self.plan.axis,
-                                                self.prefix + node_id, why))
+                                                self.prefix + node_id, why, self.variant))
         self.converted[(node_id, want)] = nid
         return nid
 
@@ -285,6 +307,7 @@ def shard_sizes(model: Model, plan: ShardPlan) -> list[tuple[str, int, int, int]
             else:
                 rows.append((key, numel // plan.devices, replicas, count))
         for node in graph.repeats():
+            # Variants place their (shared) parameters alike (Planner.place_repeat): layer 0's body for all.
             visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
 
     visit(model.graph, "", 1)
