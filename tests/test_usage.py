@@ -156,7 +156,7 @@ def test_check_finds_a_label_outside_the_family(run_cli, write_spec):
                     "under `family llama`"
     assert "rmsnorm(x, eps = eps) as input_layernorm" in out.stderr
     hint = next(line for line in out.stderr.splitlines() if line.startswith("  hint: "))
-    for label in ("embedding.weight", "layers.N.attn_norm.weight", "layers.N.mlp.w1.weight", "norm.weight"):
+    for label in ("embedding.weight", "layers.N.attn_norm.weight", "layers.N.mlp.w1.{weight,bias}", "norm.weight"):
         assert label in hint
     assert "gpt2" in hint and "phi" in hint
     assert "Traceback" not in out.stderr
