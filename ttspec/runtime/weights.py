@@ -344,8 +344,8 @@ def _check_tensors(model: Model, ckpt: Checkpoint, naming: str, expected: dict, 
             raise ArchError(f"{source}: {file_key[name]} has shape {list(got)}, the spec needs {list(shape)}",
                             hint="was this checkpoint made for another spec?")
         if dtype not in _FLOAT_DTYPES:
-            raise ArchError(f"{source}: {file_key[name]} holds {dtype} values; weights must be floating point "
-                            f"({', '.join(_FLOAT_DTYPES)})", hint="was this tensor quantised by another tool?")
+            raise ArchError(f"{source}: {file_key[name]} holds {dtype} values; ttspec loads weights stored as "
+                            f"{', '.join(_FLOAT_DTYPES)}", hint="was this tensor quantised by another tool?")
 
 
 def load_weights_file(model: Model, path: str) -> WeightStream:
