@@ -43,6 +43,21 @@ class EmitContext:
         self.plan.needs_device = True
         return "self.device"
 
+    def state(self) -> str:
+        """The program's run state (positions of the rows being computed, prefill or decode step)."""
+        self.plan.needs_state = True
+        return "self.state"
+
+    def member(self, node, stem: str, init: str) -> str:
+        """A per-instance attribute this op keeps between calls (an attention's KV cache), made in
+        __init__ by `init`; returns the expression naming it."""
+        for node_id, attr, _ in self.plan.state_members:
+            if node_id == node.id:  # asked again (emission measures a line before writing it)
+                return f"self.{attr}"
+        attr = self.plan.members.claim(stem)
+        self.plan.state_members.append((node.id, attr, init))
+        return f"self.{attr}"
+
 
 class Backend:
     """Base of the torch and TT-NN backends. Subclasses say how each kind of member is
@@ -119,6 +134,8 @@ class Backend:
             members.append((order[leaf.node.id], self.leaf_init(leaf, plan)))
         for node in plan.self_params:
             members.append((order[node.id], self.self_param_init(node, plan)))
+        for node_id, attr, init in plan.state_members:
+            members.append((order[node_id], [f"self.{attr} = {init}"]))
         for rope, attr in plan.ropes.items():
             first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs["rope"] == rope)
             members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))

@@ -80,6 +80,9 @@ class ClassPlan:
     calls: dict[str, Child | Repeat | Leaf] = field(default_factory=dict)  # node id -> what computes it
     ropes: dict[Config, str] = field(default_factory=dict)  # rotary configs -> the attribute holding each helper
     needs_device: bool = False  # forward creates device tensors (position ids, tables), so keeps the device
+    needs_state: bool = False  # forward consults the program's run state (positions, prefill or decode step)
+    state_members: list[tuple[str, str, str]] = field(default_factory=list)  # (node id, attr, init): per-instance
+    # run state an op asks for (an attention's KV cache)
     members: Scope = field(default_factory=member_scope)  # attribute names taken in this class
     labels: dict[str, str] = field(default_factory=dict)  # attribute -> the spec label it holds, where they differ
 

@@ -36,7 +36,7 @@ def check_supported(model: Model) -> None:
 
 class TTNNBackend(Backend):
     target_name = "TT-NN"
-    rotary_prefix = ["weights.device"]
+    rotary_prefix = ["weights.state"]
     pad_heads_to_tiles = True
 
     def lowering_of(self, opdef):
@@ -89,6 +89,8 @@ def compile_ttnn(build, spec_path: str) -> str:
     for plan in all_classes(root):
         fwd = emit_forward(plan, backend, local_reserved(root_call=plan is root))
         init = backend.class_init(plan)
+        if plan.needs_state and plan is not root:
+            init.insert(0, "self.state = weights.state")
         if plan.needs_device and plan is not root:
             init.insert(0, "self.device = weights.device")
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result)):

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from ..errors import ArchError, divisors, nearest_divisors
 from ..ir.layout import Layout
+from ..targets import TILE
 from .elementwise import same_layout
 from .registry import (
     ArgSpec,
@@ -258,20 +259,43 @@ def materialises_scores(node) -> bool:
     return node.op == ATTEND.name and node.attrs.get("softcap") is not None
 
 
+def _local_kv(node, ctx) -> tuple[int, int]:
+    """KV heads one device holds (split like the prefill plan splits them, one copy of a head
+    where there are fewer KV heads than devices) and the head width padded to whole tiles."""
+    k = ctx.graph.node(node.inputs[1])
+    kv_heads, head_dim = k.type.shape[1], k.type.shape[3]
+    if ctx.mesh is not None and ctx.mesh.layouts.get(k.id) == Layout.SPLIT:
+        n = ctx.mesh.devices
+        kv_heads = kv_heads // n if kv_heads % n == 0 else 1
+    return kv_heads, -(-head_dim // TILE) * TILE
+
+
 def _ttnn_attend(node, args, refs, ctx) -> str:
+    """Prefill (and model(tokens)): ttnn's causal SDPA over the whole sequence, or the softcapped
+    composition; a prefill then writes its K and V into the user's rows of this attention's KV
+    cache. A decode step (users on the rows, one token each): the new K and V are written at each
+    user's position and each user's query attends its own cache up to that position
+    (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
     window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
     scale = _scale(node, ctx.graph)
+    ctx.helper("KVCache")
+    kv_heads, head_dim = _local_kv(node, ctx)
+    cache = ctx.member(node, "kv_cache", f"KVCache(weights.state, {kv_heads}, {head_dim})")
+    q, k, v = args
     if softcap is not None:
-        # ttnn's SDPA has no logit softcapping: composed from golden-backed ops in a helper
+        # ttnn's SDPA (prefill and decode) has no logit softcapping: composed from golden-backed ops
         ctx.helper("softcapped_attention")
         extra = f", window={window!r}" if window is not None else ""
-        return (f"softcapped_attention({', '.join(args)}, {ctx.device()}, scale={scale!r}, "
-                f"softcap={softcap!r}{extra})")
-    # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
-    # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
-    extra = f", sliding_window_size={window!r}" if window is not None else ""
-    return (f"ttnn.transformer.scaled_dot_product_attention({', '.join(args)}, is_causal=True, "
-            f"scale={scale!r}{extra})")
+        full = "softcapped_attention", f"{q}, {k}, {v}, {ctx.device()}, scale={scale!r}, softcap={softcap!r}{extra}"
+        step = f"{cache}.decode_softcapped({q}, {k}, {v}, scale={scale!r}, softcap={softcap!r}{extra})"
+    else:
+        # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
+        # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
+        extra = f", sliding_window_size={window!r}" if window is not None else ""
+        full = "ttnn.transformer.scaled_dot_product_attention", f"{q}, {k}, {v}, is_causal=True, scale={scale!r}{extra}"
+        step = f"{cache}.decode({q}, {k}, {v}, scale={scale!r}{extra})"
+    return (f"(\n    {step}\n    if {ctx.state()}.decoding\n    else {cache}.prefill({k}, {v}, {full[0]}(\n"
+            f"        {full[1]}\n    ))\n)")
 
 
 def _ttnn_check_attend(node, graph) -> None:

@@ -95,16 +95,17 @@ def _ttnn_load_table(node, refs, ctx) -> list[str]:
 
 
 def _ttnn_position_ids(node, args, refs, ctx) -> str:
+    """Rows of the table at the positions of x's rows: 0..seq-1 in prefill, each user's own
+    position in a decode step (the run state knows which)."""
     ctx.helper("position_ids")
-    device = ctx.device()
     w = refs["weight"]
-    return f"ttnn.embedding(position_ids({args[0]}, {w}, {device}), {w}, layout=ttnn.TILE_LAYOUT)"
+    return f"ttnn.embedding(position_ids({args[0]}, {w}, {ctx.state()}), {w}, layout=ttnn.TILE_LAYOUT)"
 
 
 def _ttnn_sinusoidal(node, args, refs, ctx) -> str:
     ctx.helper("sinusoidal_positions")
     # The width is the logical one: on a mesh x may be a device's slice of the features.
-    return f"sinusoidal_positions({args[0]}, {node.type.shape[-1]}, {ctx.device()}, base={node.attrs['base']!r})"
+    return f"sinusoidal_positions({args[0]}, {node.type.shape[-1]}, {ctx.state()}, base={node.attrs['base']!r})"
 
 
 # ---------------------------------------------------------------- the ops

@@ -26,8 +26,15 @@ class GoldenUnavailable(RuntimeError):
     pass
 
 
+class _GridSize:
+    x, y = 8, 8  # a Wormhole's worker grid, for programs that size sharded layouts
+
+
 class _HostDevice:
     """Placeholder for a device in golden mode."""
+
+    def compute_with_storage_grid_size(self):
+        return _GridSize()
 
     def __repr__(self) -> str:
         return "<golden host device>"
@@ -54,6 +61,8 @@ class GoldenTTNN:
             return self._cache[qualified]
         if qualified in DATA_MOVEMENT:
             value = types.MethodType(DATA_MOVEMENT[qualified], self)
+        elif qualified in REFERENCES:
+            value = self._reference(qualified, REFERENCES[qualified])
         elif isinstance(real, types.ModuleType) or qualified in ("transformer", "experimental"):
             value = _Namespace(self, qualified, real)
         elif callable(real) and hasattr(real, "python_fully_qualified_name"):
@@ -62,6 +71,14 @@ class GoldenTTNN:
             value = real  # dtypes, layouts, memory configs, enums
         self._cache[qualified] = value
         return value
+
+    def _reference(self, qualified: str, reference):
+        def run(*args, **kwargs):
+            self.calls[qualified] = self.calls.get(qualified, 0) + 1
+            return _per_device(reference, args, kwargs)
+
+        run.__name__ = f"reference_{qualified.replace('.', '_')}"
+        return run
 
     def _golden(self, qualified: str, op):
         try:
@@ -152,6 +169,10 @@ def _to_torch(self, tensor, *, mesh_composer=None, **_):
     return tensor
 
 
+def _nothing_yet(self, *args, **kwargs):
+    return None  # memory layouts (sharding) only place data; golden tensors are plain
+
+
 def _identity(self, tensor, *args, **kwargs):
     return tensor
 
@@ -164,7 +185,21 @@ def _close_device(self, device):
     return None
 
 
+def _allocate(self, shape, dtype=None, layout=None, device=None, memory_config=None, **_):
+    """A device tensor without host data: zeros here (the program writes before it reads)."""
+    import torch
+
+    shape = [int(d) for d in shape]
+    wanted = _torch_dtype(self, dtype) or torch.bfloat16
+    if isinstance(device, HostMesh):
+        return MeshTensor([torch.zeros(shape, dtype=wanted) for _ in range(device.get_num_devices())], device)
+    return torch.zeros(shape, dtype=wanted)
+
+
 DATA_MOVEMENT = {
+    "allocate_tensor_on_device": _allocate,
+    "create_sharded_memory_config": _nothing_yet,
+    "num_cores_to_corerangeset": _nothing_yet,
     "from_torch": _from_torch,
     "to_torch": _to_torch,
     "to_device": _identity,
@@ -173,6 +208,34 @@ DATA_MOVEMENT = {
     "open_device": _open_device,
     "close_device": _close_device,
 }
+
+
+# ---------------------------------------------------------------- references for ops without a golden
+# The ONE place where ttspec states the semantics of a ttnn op that has no golden function in
+# ttnn 0.81.1, derived from ttnn's documentation; each is tested against a composition of
+# golden-backed ops computing the same thing (tests/test_decode.py).
+
+
+def paged_update_cache_reference(cache, input_tensor, *args, update_idxs_tensor=None, update_idxs=None,
+                                 page_table=None, batch_offset=0, **_):
+    """ttnn.experimental.paged_update_cache, unpaged (page_table None). Its documentation: "cache_tensor
+    of shape [B, nkv, kv_len, head_dim] and input_tensor of shape [1, B, nkv (padded to 32), head_dim]
+    ... update_idxs will specify for each batch element which token to update in the cache"; an
+    index of -1 skips that batch element. For every user b with index p >= 0: cache[b, :, p, :] =
+    input[0, b, :nkv, :]. Updates the cache in place and returns it."""
+    if page_table is not None:
+        raise GoldenUnavailable("paged_update_cache with a page table has no reference here")
+    indices = update_idxs_tensor if update_idxs_tensor is not None else update_idxs
+    indices = [int(i) for i in (indices.reshape(-1).tolist() if hasattr(indices, "reshape") else indices)]
+    kv_heads = cache.shape[1]
+    for user in range(cache.shape[0]):
+        position = indices[user]
+        if position >= 0:
+            cache[user, :, position, :] = input_tensor[0, batch_offset + user, :kv_heads, :].to(cache.dtype)
+    return cache
+
+
+REFERENCES = {"experimental.paged_update_cache": paged_update_cache_reference}
 
 
 # ---------------------------------------------------------------- meshes
@@ -188,6 +251,9 @@ class HostMesh:
 
     def get_num_devices(self) -> int:
         return self.shape[0] * self.shape[1]
+
+    def compute_with_storage_grid_size(self):
+        return _GridSize()
 
     def __repr__(self) -> str:
         return f"<golden host mesh {self.shape[0]}x{self.shape[1]}>"
