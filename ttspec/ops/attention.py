@@ -260,13 +260,18 @@ def materialises_scores(node) -> bool:
 
 
 def _local_kv(node, ctx) -> tuple[int, int]:
-    """KV heads one device holds (split like the prefill plan splits them, one copy of a head
-    where there are fewer KV heads than devices) and the head width padded to whole tiles."""
+    """KV heads one device holds (as the prefill plan splits them: the sharding rules of
+    split_heads and split_qkv_heads record the local count on the node that makes k) and the
+    head width padded to whole tiles."""
     k = ctx.graph.node(node.inputs[1])
     kv_heads, head_dim = k.type.shape[1], k.type.shape[3]
-    if ctx.mesh is not None and ctx.mesh.layouts.get(k.id) == Layout.SPLIT:
-        n = ctx.mesh.devices
-        kv_heads = kv_heads // n if kv_heads % n == 0 else 1
+    source = k
+    while source.op not in (SPLIT_HEADS.name, QKV_PART.name) and source.inputs:
+        source = ctx.graph.node(source.inputs[0])  # through rotary, q/k norms and the like
+    if source.op == QKV_PART.name:
+        kv_heads = ctx.graph.node(source.inputs[0]).attrs.get("local_kv_heads", kv_heads)
+    elif source.op == SPLIT_HEADS.name:
+        kv_heads = source.attrs.get("local_heads", kv_heads)
     return kv_heads, -(-head_dim // TILE) * TILE
 
 
