@@ -44,7 +44,7 @@ def device_env(mode: str, target: str) -> dict[str, str]:
 
 
 def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict | None = None, tokens=None,
-               timeout: float = 1800) -> dict:
+               calls=None, trace: bool = False, timeout: float = 1800) -> dict:
     """Run `source` in a worker process. `state`: ttspec names, or HF names for a spec with a
     family, or a checkpoint's WeightStream (the worker reads the files itself, one tensor at a time).
     With `state` None, weights are only allocated (torch meta tensors, ttspec names),
@@ -56,7 +56,10 @@ def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict
 
     work = Path(tempfile.mkdtemp(prefix=f"ttspec-{mode}-"))
     (work / "program.py").write_text(source, encoding="utf-8")
-    request = {"class": _root_name(model), "target": target, "load": "load_ttspec_weights"}
+    request = {"class": _root_name(model), "target": target, "load": "load_ttspec_weights",
+               "trace": bool(trace and mode == "device")}  # the mock device cannot replay traces
+    if calls is not None:
+        request["calls"] = [[name, *(_plain(a) for a in args)] for name, *args in calls]
     if state is None:
         request["meta_weights"] = {name: list(shape) for name, shape in stored_shapes(model).items()}
     elif isinstance(state, WeightStream):  # the worker streams the checkpoint itself, tensor by tensor
@@ -82,7 +85,18 @@ def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict
         raise ArchError(f"{mode} run on {target}: {result['error']}", hint=result.get("hint"))
     if (work / "logits.npy").exists():
         result["logits"] = torch.from_numpy(np.load(work / "logits.npy"))
+    if calls is not None:
+        outputs = np.load(work / "outputs.npz", allow_pickle=False) if (work / "outputs.npz").exists() else {}
+        result["outputs"] = [torch.from_numpy(outputs[f"call{i}"]) if f"call{i}" in outputs else
+                             result.get("ids", {}).get(str(i)) for i in range(len(calls))]
     return result
+
+
+def _plain(value):
+    """A call argument as JSON: torch tensors and numpy arrays become lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
 
 
 def _root_name(model: Model) -> str:

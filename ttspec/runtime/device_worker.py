@@ -32,7 +32,7 @@ def main(work: Path) -> None:
         start = time.perf_counter()
         device = program_module.open_device()  # one chip, or the mesh with its fabric
         try:
-            program = getattr(program_module, request["class"])(device)
+            program = getattr(program_module, request["class"])(device, trace=request.get("trace", False))
             if "meta_weights" in request:
                 state = {k: torch.empty(v, device="meta") for k, v in request["meta_weights"].items()}
             elif "checkpoint" in request:  # streamed from the checkpoint's files as each tensor is placed
@@ -51,6 +51,8 @@ def main(work: Path) -> None:
                 tokens = torch.from_numpy(np.load(work / "tokens.npy"))
                 logits = program(tokens)
                 np.save(work / "logits.npy", logits.float().numpy())
+            if "calls" in request:
+                _run_calls(program_module, program, request["calls"], ttnn, device, work, result)
         finally:
             program_module.close_device(device)
         result["seconds"] = time.perf_counter() - start
@@ -61,6 +63,29 @@ def main(work: Path) -> None:
             result["hint"] = "the weights do not fit this target's DRAM; try --weights-dtype bfloat8_b"
         result["traceback"] = traceback.format_exc()[-4000:]
     (work / "result.json").write_text(json.dumps(result))
+
+
+def _run_calls(module, program, calls, ttnn, device, work, result) -> None:
+    """The agreed API's calls in order; logits go to outputs.npz (call{i}), generated ids to result["ids"]."""
+    import numpy as np
+    import torch
+
+    outputs, result["ids"], result["dram_bytes_after"], result["call_seconds"] = {}, {}, [], []
+    for i, (name, *args) in enumerate(calls):
+        start = time.perf_counter()
+        if name == "allocate_cache":
+            program.allocate_cache(*args)
+        elif name == "prefill":
+            outputs[f"call{i}"] = program.prefill(torch.tensor(args[0]), args[1]).float().numpy()
+        elif name == "decode":
+            outputs[f"call{i}"] = program.decode(torch.tensor(args[0]), torch.tensor(args[1])).float().numpy()
+        elif name == "generate":
+            result["ids"][str(i)] = module.generate(program, args[0], **(args[1] if len(args) > 1 else {}))
+        else:
+            raise ValueError(f"unknown call {name!r}")
+        result["call_seconds"].append(time.perf_counter() - start)
+        result["dram_bytes_after"].append(_dram_allocated(ttnn, device))
+    np.savez(work / "outputs.npz", **outputs)
 
 
 def _dram_allocated(ttnn, device) -> int | None:

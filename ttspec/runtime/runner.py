@@ -95,25 +95,50 @@ def stream_into_torch(net, module, stream: WeightStream) -> None:
         raise ArchError(f"{stream.source} left {len(missing)} parameter(s) unset: {', '.join(missing[:3])}")
 
 
-def run_golden(model: Model, spec_path: str, target, state: dict, tokens, weights_dtype="bf16",
-               source: str | None = None):
-    """The TT-NN program on ttnn's golden functions; `state` as for run_torch."""
+def golden_program(model: Model, spec_path: str, target, state, weights_dtype="bf16", source: str | None = None,
+                   mesh=None, dp: bool = False):
+    """The TT-NN program compiled (unless `source` is given), imported with ttnn's golden functions
+    standing in for ttnn, and loaded with `state` (as for run_torch). Returns (program, module):
+    the program has the agreed API (model(tokens), allocate_cache, prefill, decode) and
+    module.generate(program, prompts, ...) samples from it; module.ttnn.calls counts the goldens run.
+    Golden mode never traces (trace capture is a device feature)."""
     from ..driver import compile_source
     from .golden import GoldenTTNN
 
     if source is None:
-        source = compile_source(model, spec_path, target.name, weights_dtype)
+        source = compile_source(model, spec_path, target.name, weights_dtype, mesh, dp)
     module = load_program(source, f"{model.name}_{target.name}_golden")
     module.ttnn = GoldenTTNN()
-    program = root_class(module, model)(module.open_device())
+    program = root_class(module, model)(module.open_device(), trace=False)
     if isinstance(state, WeightStream):
         program.load_ttspec_weights(state)  # each tensor read from disk as it is placed
     elif weights_naming(model, state) == HF_NAMES:
         program.load_weights(state)
     else:
         program.load_ttspec_weights(state)
+    return program, module
+
+
+def run_golden(model: Model, spec_path: str, target, state: dict, tokens, weights_dtype="bf16",
+               source: str | None = None):
+    """The TT-NN program on ttnn's golden functions; `state` as for run_torch."""
+    program, module = golden_program(model, spec_path, target, state, weights_dtype, source)
     logits = program(tokens)
     return logits, module.ttnn.calls
+
+
+def run_session(model: Model, source: str, mode: str, target: str, state, calls, trace: bool = True,
+                timeout: float = 1800) -> dict:
+    """A TT-NN program on the mock device or hardware (a worker process, see device.py), running
+    `calls` of the agreed API in order: ("allocate_cache", batch, context), ("prefill", tokens, user),
+    ("decode", tokens, positions), ("generate", prompts, {keyword arguments}). Returns the worker's
+    result: "outputs" (each call's logits or ids, in order) and "dram_bytes_after" (ttnn's allocator
+    after each call). `trace` (device mode) captures the decode step; the mock device cannot replay a
+    trace (ttnn 0.81.1 segfaults), so mock runs never trace."""
+    from .device import run_worker
+
+    return run_worker(model, source, mode, target, state=state, calls=calls,
+                      trace=trace and mode == "device", timeout=timeout)
 
 
 def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: int = 0):

@@ -1,0 +1,202 @@
+"""The TT-NN programs' decode path (allocate_cache, prefill(tokens, user), decode(tokens, positions))
+against outside truths: HF transformers' full-forward logits, and ttnn's golden functions.
+
+The score check: each user's first tokens are prefilled into its cache, the rest of its sequence is
+decoded one token per step feeding the true tokens, several users at once, each at its own
+position; every step's logits must match HF's full forward pass at the same positions. Nothing
+but a right KV cache (written at each user's position, read up to it, within windows) and
+positions right per user (RoPE, learned positions) gives that.
+"""
+
+import pytest
+
+from ttspec.driver import compile_source, load_model
+from ttspec.targets import get_target
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("ttnn")
+
+from ttspec.hf_import import import_hf  # noqa: E402
+from ttspec.runtime.runner import golden_program  # noqa: E402
+
+from .test_references import pcc  # noqa: E402
+from .test_torch_backend import randomize  # noqa: E402
+
+T = transformers
+# The issue's tiny model: 8 heads of 32, 2 KV heads, vocabulary 256, d 256, 2 layers.
+TINY = dict(vocab_size=256, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
+            num_key_value_heads=2, head_dim=32, max_position_embeddings=256)
+CONFIGS = {
+    "llama": lambda: T.LlamaConfig(**TINY, rms_norm_eps=1e-5, rope_parameters={"rope_type": "default",
+                                                                               "rope_theta": 10000.0}),
+    # a window shorter than the sequence (and than the prompts): decode must forget the oldest positions
+    "mistral_window": lambda: T.MistralConfig(**TINY, rms_norm_eps=1e-5, sliding_window=16),
+    # Gemma 2: attention logit softcap (decode composes it: ttnn's decode SDPA has none), final softcap,
+    # sliding layers alternating with global ones, a query_pre_attn_scalar that is not head_dim
+    "gemma2": lambda: T.Gemma2Config(**TINY, query_pre_attn_scalar=24, sliding_window=16,
+                                     attn_logit_softcapping=5.0, final_logit_softcapping=5.0),
+    # learned positions (per user in decode), biases everywhere
+    "gpt2": lambda: T.GPT2Config(vocab_size=256, n_embd=256, n_layer=2, n_head=8, n_positions=256, n_inner=512,
+                                 activation_function="gelu_new"),
+    # partial rotary (half of each head), biases, parallel attention and MLP
+    "phi": lambda: T.PhiConfig(**dict(TINY, num_key_value_heads=8), hidden_act="gelu_new",
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": 0.5}),
+}
+SEQ = 40  # every user's sequence; prompts of PREFILL[b] tokens, then SEQ - PREFILL[b] decode steps
+PREFILL = (20, 17, 9, 24, 1)  # several users, each at its own position (one user prefills a single token)
+PCC_MIN = 0.999
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """family -> (spec path, HF state dict, tokens [users, SEQ], HF logits [users, SEQ, vocab])."""
+    cache = {}
+
+    def get(case):
+        if case not in cache:
+            config = CONFIGS[case]()
+            config._attn_implementation = "eager"
+            hf = T.AutoModelForCausalLM.from_config(config).float().eval()
+            randomize(hf, seed=3)
+            folder = tmp_path_factory.mktemp(case)
+            hf.save_pretrained(folder)
+            spec = folder / f"{case}.arch"
+            spec.write_text(import_hf(folder).text)
+            tokens = torch.randint(0, 256, (len(PREFILL), SEQ), generator=torch.Generator().manual_seed(7))
+            with torch.no_grad():
+                expected = hf(tokens).logits
+            cache[case] = (spec, {k: v.clone() for k, v in hf.state_dict().items()}, tokens, expected)
+        return cache[case]
+
+    return get
+
+
+def score(program, tokens, prefill=PREFILL, context=64):
+    """Logits [users, SEQ, vocab]: prefill the first prefill[b] tokens of user b, then decode the rest
+    one token per step, every user in each step at its own position (a user that has finished
+    repeats its last step, as generate does)."""
+    users, seq = tokens.shape
+    program.allocate_cache(users, context)
+    out = torch.zeros(users, seq, VOCAB)
+    for b in range(users):
+        out[b, : prefill[b]] = program.prefill(tokens[b, : prefill[b]], b)
+    position = list(prefill)
+    while min(position) < seq:
+        at = torch.tensor([min(p, seq - 1) for p in position])
+        logits = program.decode(tokens[torch.arange(users), at], at)
+        for b in range(users):
+            if position[b] < seq:
+                out[b, position[b]] = logits[b]
+        position = [p + 1 for p in position]
+    return out
+
+
+VOCAB = 256
+
+
+def decode_pcc(got, expected, prefill=PREFILL):
+    """PCC of the decode-step logits (every user's positions after its prompt) and of the prefill ones."""
+    mask = torch.zeros(got.shape[:2], dtype=torch.bool)
+    for b, p in enumerate(prefill):
+        mask[b, p:] = True
+    return pcc(got[mask], expected[mask]), pcc(got[~mask], expected[~mask])
+
+
+def run_score(built, case, target="n150", mesh=None, source=None):
+    spec, state, tokens, expected = built(case)
+    model = load_model(spec)
+    if source is None:
+        source = compile_source(model, str(spec), target, "bf16", mesh)
+    program, _ = golden_program(model, str(spec), get_target(target), state, source=source)
+    got = score(program, tokens)
+    return decode_pcc(got, expected)
+
+
+@pytest.mark.parametrize("target,mesh", [("n150", None), ("n300", "1x2"), ("t3k", "1x8"), ("galaxy", "8x4")])
+def test_score_llama_gqa(built, target, mesh):
+    """8 heads over 2 KV heads: split 1 per chip on n300, each KV head copied to 4 chips on T3K (and on
+    each of Galaxy's 4 replicas of the tensor-parallel group of 8)."""
+    decode, prefill = run_score(built, "llama", target, mesh)
+    print(f"llama {target}: decode pcc {decode:.6f}, prefill pcc {prefill:.6f}")
+    assert decode >= PCC_MIN and prefill >= PCC_MIN
+
+
+@pytest.mark.parametrize("case", ["mistral_window", "gemma2", "gpt2", "phi"])
+def test_score_features(built, case):
+    decode, prefill = run_score(built, case)
+    print(f"{case} n150: decode pcc {decode:.6f}, prefill pcc {prefill:.6f}")
+    assert decode >= PCC_MIN and prefill >= PCC_MIN
+
+
+@pytest.mark.parametrize("shift", [1, -1])
+def test_a_cache_write_one_position_off_fails_the_score(built, shift):
+    """The generated cache update patched to write each user's K and V one position off."""
+    spec, _, _, _ = built("llama")
+    source = compile_source(load_model(spec), str(spec), "n150", "bf16")
+    call = "ttnn.experimental.paged_update_cache(cache, new, update_idxs_tensor=positions)"
+    assert source.count(call) == 1
+    off = ('ttnn.experimental.paged_update_cache(cache, new, update_idxs_tensor=self.state.step_input('
+           f'"off", lambda: (self.state.positions + ({shift})).clamp(min=0).to(torch.int32), ttnn.int32, '
+           'ttnn.ROW_MAJOR_LAYOUT))')
+    decode, _ = run_score(built, "llama", source=source.replace(call, off))
+    print(f"cache written {shift:+d} position off: decode pcc {decode:.4f}")
+    assert decode < 0.9
+
+
+def test_paged_update_cache_reference_equals_golden_composition():
+    """golden.py's reference for ttnn.experimental.paged_update_cache (no golden in ttnn 0.81.1) against
+    ttnn's own golden of kv_cache.update_cache_for_token_ applied user by user."""
+    import ttnn
+
+    from ttspec.runtime.golden import paged_update_cache_reference
+
+    gen = torch.Generator().manual_seed(0)
+    users, kv, context, head_dim = 5, 2, 64, 32
+    cache = torch.randn(users, kv, context, head_dim, generator=gen)
+    new = torch.randn(1, users, kv, head_dim, generator=gen)  # [1, users, kv heads, head_dim]
+    positions = torch.tensor([3, 0, 63, -1, 17], dtype=torch.int32)  # -1: that user is skipped
+    got = paged_update_cache_reference(cache.clone(), new, update_idxs_tensor=positions)
+    update_for_token = ttnn.get_golden_function(ttnn.kv_cache.update_cache_for_token_)
+    expected = cache.clone()
+    for b, p in enumerate(positions.tolist()):
+        if p >= 0:  # that golden writes every user of its cache at one index: give it user b alone
+            update_for_token(expected[b : b + 1], new[:, b : b + 1].permute(0, 2, 1, 3), p)
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, cache)
+
+
+def test_decode_refuses_misuse(built):
+    spec, state, tokens, _ = built("llama")
+    model = load_model(spec)
+    program, _ = golden_program(model, str(spec), get_target("n150"), state)
+    with pytest.raises(RuntimeError, match="allocate_cache"):
+        program.decode(torch.tensor([1]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="1 to 32 users"):
+        program.allocate_cache(33, 64)
+    program.allocate_cache(2, 40)  # padded to 64 positions
+    with pytest.raises(ValueError, match="positions must lie in"):
+        program.decode(torch.tensor([1, 2]), torch.tensor([0, 64]))
+    with pytest.raises(ValueError, match="one token and one position"):
+        program.decode(torch.tensor([1, 2, 3]), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="outside the cache's 2 users"):
+        program.prefill(tokens[0, :4], 2)
+
+
+def test_generate_greedy_equals_hf(built):
+    """The program's module-level generate (greedy) continues two prompts as HF generate does."""
+    spec, state, tokens, _ = built("llama")
+    model = load_model(spec)
+    program, module = golden_program(model, str(spec), get_target("n150"), state)
+    config = CONFIGS["llama"]()
+    hf = T.AutoModelForCausalLM.from_config(config).float().eval()
+    hf.load_state_dict(state)
+    prompts = [tokens[0, :12].tolist(), tokens[1, :5].tolist()]
+    program.allocate_cache(2, 64)
+    got = module.generate(program, prompts, 8)
+    for prompt, ids in zip(prompts, got):
+        with torch.no_grad():
+            want = hf.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False, min_new_tokens=8,
+                               pad_token_id=0)[0, len(prompt):].tolist()
+        assert ids == want
