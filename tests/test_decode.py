@@ -200,3 +200,124 @@ def test_generate_greedy_equals_hf(built):
             want = hf.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False, min_new_tokens=8,
                                pad_token_id=0)[0, len(prompt):].tolist()
         assert ids == want
+
+
+# ---------------------------------------------------------------- trace capture (device mode)
+class TracingGolden:
+    """Golden mode with ttnn's trace calls emulated as a device runs them: ops issued between
+    begin_trace_capture and end_trace_capture are recorded; execute_trace runs the recorded ops
+    again on the same tensors (each result written in place into the tensor the capture produced),
+    and copy_host_to_device_tensor overwrites a device tensor in place. A decode step that read
+    anything but its refreshed input tensors would replay stale data."""
+
+    def __new__(cls):
+        from ttspec.runtime.golden import GoldenTTNN, MeshTensor
+
+        class Tracing(GoldenTTNN):
+            def __init__(self):
+                super().__init__()
+                self.recording, self.traces, self.replays = None, {}, 0
+
+            def _wrap(self, run):
+                def recorded(*args, **kwargs):
+                    out = run(*args, **kwargs)
+                    if self.recording is not None:
+                        self.recording.append((run, args, kwargs, out))
+                    return out
+
+                return recorded
+
+            def _golden(self, qualified, op):
+                return self._wrap(super()._golden(qualified, op))
+
+            def _reference(self, qualified, reference):
+                return self._wrap(super()._reference(qualified, reference))
+
+            def begin_trace_capture(self, device, cq_id=0):
+                self.recording = []
+                return len(self.traces)
+
+            def end_trace_capture(self, device, trace_id, cq_id=0):
+                self.traces[trace_id], self.recording = self.recording, None
+
+            def execute_trace(self, device, trace_id, cq_id=0, blocking=True):
+                self.replays += 1
+                for run, args, kwargs, out in self.traces[trace_id]:
+                    copy_into(out, run(*args, **kwargs))
+
+            def release_trace(self, device, trace_id):
+                del self.traces[trace_id]
+
+            def copy_host_to_device_tensor(self, host, device_tensor, cq_id=0):
+                copy_into(device_tensor, host)
+
+        def copy_into(dst, src):
+            if isinstance(dst, MeshTensor):
+                for d, s in zip(dst.shards, src.shards, strict=True):
+                    d.copy_(s)
+            elif isinstance(dst, tuple):
+                for d, s in zip(dst, src, strict=True):
+                    copy_into(d, s)
+            elif dst is not src:
+                dst.copy_(src)
+
+        return Tracing()
+
+
+@pytest.mark.parametrize("target,mesh", [("n150", None), ("t3k", "1x8")])
+def test_traced_decode_replays_the_same_logits(built, target, mesh):
+    from ttspec.runtime.runner import load_program, root_class
+
+    spec, state, tokens, expected = built("gpt2" if target == "n150" else "llama")
+    model = load_model(spec)
+    source = compile_source(model, str(spec), target, "bf16", mesh)
+    untraced, _ = golden_program(model, str(spec), get_target(target), state, source=source)
+    module = load_program(source, f"{model.name}_traced")
+    module.ttnn = TracingGolden()
+    traced = root_class(module, model)(module.open_device(), trace=True)
+    traced.load_weights(state)
+    got = score(traced, tokens)
+    steps = SEQ - min(PREFILL)
+    assert module.ttnn.replays == steps - 1  # captured on the first step, replayed on every other
+    assert torch.equal(got, score(untraced, tokens))
+    assert decode_pcc(got, expected)[0] >= PCC_MIN
+
+
+# ---------------------------------------------------------------- the mock device
+# (spec, target, layers, KV heads per chip, context): Llama-3.1-8B on n150 and -70B tensor-parallel over 8
+# chips (T3K; Galaxy's groups of 8 on one axis, 4 replicas on the other), bfloat8_b weights allocated
+# without host data. The contexts are the largest whole tiles `ttspec plan --batch 32` fits (8B: 256) or
+# below (70B: 512 of 800).
+MOCK = [("llama-3.1-8b.arch", "n150", 32, 8, 256), ("llama-3.1-70b.arch", "t3k", 80, 1, 512),
+        ("llama-3.1-70b.arch", "galaxy", 80, 1, 512)]
+DRAM_BANKS, PAGE = 12, 2048  # a Wormhole's DRAM banks; one bf16 32x32 tile
+
+
+@pytest.mark.parametrize("spec,target,layers,kv_heads,context", MOCK)
+def test_32_user_decode_step_on_the_mock(spec, target, layers, kv_heads, context):
+    """A 32-user decode step with its KV cache allocated passes ttnn's validation of every op and
+    allocation (values are not meaningful on the mock), and the cache's bytes are what the plan says:
+    the plan's figure is the closed form (K and V, per layer, [32, KV heads, context, 128] bf16 per
+    chip), and ttnn's allocator books exactly that, each tensor's pages spread over the DRAM banks in
+    whole pages per bank. The mock cannot replay traces, so the step runs untraced."""
+    from ttspec.analysis.plan_report import plan_report
+    from ttspec.runtime.runner import run_session
+
+    from .conftest import SPECS
+
+    users, head_dim = 32, 128
+    model = load_model(SPECS / spec)
+    source = compile_source(model, f"specs/{spec}", target, "bfloat8_b")
+    calls = [("allocate_cache", users, context),
+             ("decode", list(range(users)), [(7 * b) % context for b in range(users)])]
+    result = run_session(model, source, "mock", target, None, calls, timeout=900)
+    assert tuple(result["outputs"][1].shape) == (users, 128256)
+    planned = plan_report(model, target, None, "bfloat8_b", users, context)["memory_per_chip"]["kv_cache"]
+    assert planned == 2 * layers * users * kv_heads * context * head_dim * 2
+    per_tensor_pages = users * kv_heads * context * head_dim * 2 // PAGE
+    booked = 2 * layers * -(-per_tensor_pages // DRAM_BANKS) * DRAM_BANKS * PAGE
+    allocated = result["dram_bytes_after"][0] - result["dram_bytes_allocated"]
+    print(f"{spec} {target}: KV cache planned {planned:,} B per chip, allocated {allocated:,} B "
+          f"(whole pages per bank: {booked:,}); decode step {result['call_seconds'][1]:.1f} s")
+    assert allocated == booked
+    assert result["dram_bytes_after"][1] >= result["dram_bytes_after"][0]
