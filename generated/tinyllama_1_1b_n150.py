@@ -9,10 +9,33 @@ Generated code: edit the spec and recompile rather than this file.
     # or model.load_ttspec_weights(state_dict): named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 32000]
 
+    model.allocate_cache(batch, context)      # a KV cache on the device for `batch` users (at most 32)
+    logits = model.prefill(tokens, user)      # torch int [T] -> logits [T, 32000]; fills that user's cache
+    logits = model.decode(tokens, positions)  # torch int [B], [B] -> logits [B, 32000]: one step per user
+    ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
+
 Weights: bf16 matrices, 2,205,810,688 bytes of device DRAM.
 Context: up to 2,048 tokens (the spec's bound).
-Prefill only. Sequences are padded to a multiple of 32 (one tile) and the logits cut back:
-causal attention keeps the padding from changing any real position.
+Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
+attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
+program on one user's prompt and then writes each attention's K and V (padding rows too, which
+later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
+
+Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
+user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
+features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
+on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
+on the host at each user's own position; each attention writes the new K and V at each user's
+position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
+one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
+(queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
+the sliding window where the spec has one); softcapped attention, which that op cannot express,
+is composed from golden-backed ops. Batching users this way reads every weight once per step for
+all of them, which is what decode throughput is made of.
+Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
+replays it (ttnn.execute_trace) with the step's inputs written into the same device tensors
+(ttnn.copy_host_to_device_tensor); model = Tinyllama11b(device, trace=False) turns that off (the mock
+device cannot replay traces).
 Written for ttnn 0.81.1.
 """
 
@@ -23,13 +46,16 @@ import torch
 import ttnn
 
 TILE = 32
+TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
 
 
 class Attention:
     def __init__(self, weights, prefix):
+        self.state = weights.state
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
-        self.rotary = Rotary(weights.device, 64, theta=10000.0)
+        self.rotary = Rotary(weights.state, 64, theta=10000.0)
+        self.kv_cache = KVCache(weights.state, 4, 64)
         self.wo = weights.linear(prefix + "wo")
 
     def forward(self, x):
@@ -39,7 +65,13 @@ class Attention:
         )
         q = self.rotary(q)
         k = self.rotary(k)
-        y = ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.125)
+        y = (
+            self.kv_cache.decode(q, k, v, scale=0.125)
+            if self.state.decoding
+            else self.kv_cache.prefill(k, v, ttnn.transformer.scaled_dot_product_attention(
+                q, k, v, is_causal=True, scale=0.125
+            ))
+        )
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
 
     __call__ = forward
@@ -75,9 +107,10 @@ class Decoder:
 
 
 class Tinyllama11b:
-    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE):
+    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE, trace=True):
         self.device = device
         self.weights_dtype = weights_dtype
+        self.state = RunState(device, trace)
 
     def load_weights(self, hf_state_dict):
         """Place HF transformers weights (llama names) on the device."""
@@ -89,7 +122,7 @@ class Tinyllama11b:
         missing = [name for name in parameters() if name not in state_dict]
         if missing:
             raise KeyError(f"missing weights: {', '.join(missing[:3])}")
-        weights = Weights(state_dict, self.device, self.weights_dtype)
+        weights = Weights(state_dict, self.device, self.weights_dtype, self.state)
         prefix = ""
         self.embedding = weights.table(prefix + "embedding")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(22)]
@@ -107,6 +140,52 @@ class Tinyllama11b:
         logits = self.forward(tokens)
         return ttnn.to_torch(logits).float()[..., :seq, :]
 
+    def allocate_cache(self, batch, context):
+        """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
+        positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
+        bf16 TILE. Replaces any earlier cache."""
+        if context > 2048:
+            raise ValueError(f"context {context} exceeds 2048, the longest this program allows")
+        self.state.allocate(batch, context)
+
+    def prefill(self, tokens, user):
+        """One user's prompt: torch int [T] -> torch float logits [T, 32000]; writes the user's
+        K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
+        tokens = torch.as_tensor(tokens).reshape(-1)
+        seq = tokens.shape[0]
+        padded = -(-seq // TILE) * TILE
+        self.state.check_prefill(padded, user)
+        ids = torch.nn.functional.pad(tokens, (0, padded - seq))[None]
+        self.state.begin("prefill", torch.arange(padded), user)
+        try:
+            logits = self.logits_to_host(self.forward(self.state.upload_tokens(ids)))
+        finally:
+            self.state.end()
+        return logits[0, :seq]
+
+    def decode(self, tokens, positions):
+        """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
+        [B, 32000]. User b's token sits at positions[b]: its K and V are written there and it
+        attends to positions <= positions[b] (within the window where there is one)."""
+        state = self.state
+        tokens = torch.as_tensor(tokens).reshape(-1)
+        positions = torch.as_tensor(positions).reshape(-1)
+        users = state.check_decode(tokens, positions)
+        rows = torch.zeros(state.batch, dtype=torch.int64)
+        rows[:users] = tokens
+        at = torch.full((state.batch,), -1, dtype=torch.int64)  # -1: a row with no user this step
+        at[:users] = positions
+        state.begin("decode", at, tokens=rows)
+        try:
+            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
+                                                                          ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
+            return self.logits_to_host(logits)[0, :users]
+        finally:
+            state.end()
+
+    def logits_to_host(self, logits):
+        return ttnn.to_torch(logits).float()
+
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
@@ -119,20 +198,183 @@ class Tinyllama11b:
 
 
 def open_device():
-    return ttnn.open_device(device_id=0, l1_small_size=8192)
+    return ttnn.open_device(device_id=0, l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 
 def close_device(device):
     ttnn.close_device(device)
 
 
+class RunState:
+    """What a call of the model is computing, shared by its layers: "full" (model(tokens), no
+    cache), "prefill" (one user's prompt, filling its cache rows) or "decode" (one token for each
+    user, the users on the rows). `positions` holds the position of each row of the sequence dim.
+    Host inputs of a decode step go through step_input, so a captured trace can replay the step
+    with the same device tensors refreshed in place."""
+
+    def __init__(self, device, trace=True):
+        self.device = device
+        self.trace = trace
+        self.mode = "full"
+        self.positions = self.tokens = None  # decode: each row's position and token ([users])
+        self.user = None
+        self.caches = []  # every attention's KVCache, in the order the layers were built
+        self.batch = self.context = 0
+        self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
+        self.replaying = False
+        self.trace_id = self.trace_output = None
+
+    @property
+    def decoding(self):
+        return self.mode == "decode"
+
+    def allocate(self, batch, context):
+        if not 1 <= batch <= TILE:
+            raise ValueError(f"a decode batch is 1 to {TILE} users (the rows of a tile), got {batch}")
+        self.release_trace()
+        self.batch, self.context = batch, -(-context // TILE) * TILE
+        self.inputs = {}
+        for cache in self.caches:
+            cache.allocate(self.batch, self.context)
+
+    def check_prefill(self, padded, user):
+        if not self.batch:
+            raise RuntimeError("allocate_cache(batch, context) first")
+        if not 0 <= user < self.batch:
+            raise ValueError(f"user {user} is outside the cache's {self.batch} users")
+        if padded > self.context:
+            raise ValueError(f"a prompt of {padded} positions (padded to a tile) exceeds the cache's {self.context}")
+
+    def check_decode(self, tokens, positions):
+        if not self.batch:
+            raise RuntimeError("allocate_cache(batch, context) first")
+        if tokens.shape != positions.shape or not 1 <= tokens.shape[0] <= self.batch:
+            raise ValueError(f"decode takes one token and one position for each of 1 to {self.batch} users, got "
+                             f"{list(tokens.shape)} tokens and {list(positions.shape)} positions")
+        if positions.min() < 0 or positions.max() >= self.context:
+            raise ValueError(f"positions must lie in [0, {self.context}), got {positions.tolist()}")
+        return tokens.shape[0]
+
+    def begin(self, mode, positions, user=None, tokens=None):
+        self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+
+    def end(self):
+        self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+
+    def row_positions(self, rows):
+        """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
+        (0 for a row without a user)."""
+        if self.positions is None:
+            return torch.arange(rows)
+        return self.positions.clamp(min=0)
+
+    def upload(self, tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=True):
+        return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device if device else None)
+
+    def upload_tokens(self, ids):
+        return self.upload(ids, ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)
+
+    def step_input(self, key, make, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT):
+        """The device tensor of host data `make()`, which must read the step's tokens and positions
+        from this state (a replayed trace calls it again for each step). In a decode step the tensor
+        is kept under `key`: a replayed trace reads the same tensor, refreshed in place."""
+        if self.mode != "decode":
+            return self.upload(make(), dtype, layout)
+        if self.replaying and key in self.inputs:
+            return self.inputs[key][3]
+        tensor = self.upload(make(), dtype, layout)
+        self.inputs[key] = [make, dtype, layout, tensor]
+        return tensor
+
+    def position_tensor(self):
+        """Each row's position as an int32 device tensor [users]; -1 marks a row with no user."""
+        return self.step_input("positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT)
+
+    def run_step(self, step):
+        """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
+        and replayed afterwards with its inputs rewritten in place."""
+        if not self.trace:
+            return step()
+        if self.trace_id is None:
+            output = step()  # compiles every op's kernels and creates the step's input tensors
+            self.replaying = True
+            try:
+                self.trace_id = ttnn.begin_trace_capture(self.device, cq_id=0)
+                self.trace_output = step()
+                ttnn.end_trace_capture(self.device, self.trace_id, cq_id=0)
+            finally:
+                self.replaying = False
+            return output
+        for make, dtype, layout, tensor in self.inputs.values():
+            ttnn.copy_host_to_device_tensor(self.upload(make(), dtype, layout, device=False), tensor)
+        ttnn.execute_trace(self.device, self.trace_id, cq_id=0, blocking=False)
+        return self.trace_output
+
+    def release_trace(self):
+        if self.trace_id is not None:
+            ttnn.release_trace(self.device, self.trace_id)
+            self.trace_id = self.trace_output = None
+
+
+class KVCache:
+    """One attention's K and V caches: [batch, kv_heads, context, head_dim], bf16, TILE."""
+
+    def __init__(self, state, kv_heads, head_dim):
+        self.state = state
+        self.kv_heads, self.head_dim = kv_heads, head_dim
+        self.k = self.v = None
+        state.caches.append(self)
+
+    def allocate(self, batch, context):
+        shape = ttnn.Shape([batch, self.kv_heads, context, self.head_dim])
+        self.k, self.v = (ttnn.allocate_tensor_on_device(shape, ttnn.bfloat16, ttnn.TILE_LAYOUT, self.state.device,
+                                                         ttnn.DRAM_MEMORY_CONFIG) for _ in range(2))
+
+    def prefill(self, k, v, y):
+        """`y`, the prefill's attention output; a prefill(tokens, user) first writes its K and V
+        [1, kv_heads, seq, head_dim] into the user's cache rows 0..seq-1."""
+        if self.state.mode == "prefill":
+            ttnn.fill_cache(self.k, k, self.state.user)
+            ttnn.fill_cache(self.v, v, self.state.user)
+        return y
+
+    def update(self, k, v):
+        """Write each user's new K and V ([1, kv_heads, users, head_dim]) at the user's position."""
+        positions = self.state.position_tensor()
+        for cache, new in ((self.k, k), (self.v, v)):
+            new = ttnn.permute(new, (0, 2, 1, 3))  # [1, users, kv_heads, head_dim]: one user per core
+            new = ttnn.to_memory_config(new, users_sharded(self.state.device, new.shape[1], self.head_dim))
+            ttnn.experimental.paged_update_cache(cache, new, update_idxs_tensor=positions)
+        return positions
+
+    def decode(self, q, k, v, *, scale, sliding_window_size=None):
+        """One decode step of attention: q, k, v [1, heads, users, head_dim] -> [1, heads, users, head_dim]."""
+        positions = self.update(k, v)
+        q = ttnn.permute(q, (0, 2, 1, 3))  # [1, users, heads, head_dim], as scaled_dot_product_attention_decode reads
+        y = ttnn.transformer.scaled_dot_product_attention_decode(
+            q, self.k, self.v, cur_pos_tensor=positions, scale=scale, sliding_window_size=sliding_window_size
+        )
+        return ttnn.permute(y, (0, 2, 1, 3))
+
+
+def users_sharded(device, users, head_dim):
+    """Height sharding with one user's [kv_heads (padded to a tile), head_dim] on each core, as
+    paged_update_cache wants its input."""
+    grid = device.compute_with_storage_grid_size()
+    cores = ttnn.num_cores_to_corerangeset(users, grid, row_wise=True)
+    return ttnn.create_sharded_memory_config(shape=(TILE, head_dim), core_grid=cores,
+                                             strategy=ttnn.ShardStrategy.HEIGHT,
+                                             use_height_and_width_as_shard_shape=True)
+
+
 class Weights:
     """Host tensors by ttspec name, placed on the device in the layout each op wants."""
 
-    def __init__(self, tensors, device, dtype=WEIGHTS_DTYPE):
+    def __init__(self, tensors, device, dtype=WEIGHTS_DTYPE, state=None):
         self.tensors = tensors
         self.device = device
         self.dtype = dtype
+        self.state = state  # the model's RunState: what its layers read while they run
 
     def _tensor(self, name):
         tensor = self.tensors[name]  # bf16 stays bf16: ttnn converts it exactly, without an fp32 copy
@@ -193,12 +435,14 @@ class Rotary:
     """Rotary position embedding on [batch, heads, seq, head_dim] from golden-backed ops:
     x * cos + (x @ R) * sin, where R rotates feature pairs ("half": i with i + rot/2, as HF
     does; "interleaved": 2i with 2i + 1) and leaves the non-rotary tail of each head alone.
-    Tables are computed on the host once per sequence length.
+    Tables are computed on the host once per sequence length; in a decode step, at each user's
+    own position (the rows are users there).
     """
 
-    def __init__(self, device, head_dim, theta, rotary_dims=None, style="half", scaling="none", factor=1.0,
+    def __init__(self, state, head_dim, theta, rotary_dims=None, style="half", scaling="none", factor=1.0,
                  low_freq_factor=1.0, high_freq_factor=4.0, original_max_positions=8192):
-        self.device = device
+        self.state = state
+        self.device = state.device
         self.head_dim = head_dim
         self.rot = rotary_dims or head_dim
         self.style = style
@@ -231,22 +475,84 @@ class Rotary:
     def _upload(self, tensor):
         return ttnn.from_torch(tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=self.device)
 
+    def _table(self, positions, which):
+        """cos or sin at `positions` (host tensor) as [1, 1, len(positions), head_dim]."""
+        freqs = torch.outer(positions.float(), self.inv_freq)
+        if self.style == "half":
+            freqs = torch.cat([freqs, freqs], dim=-1)
+        else:
+            freqs = freqs.repeat_interleave(2, dim=-1)
+        table = torch.ones if which == "cos" else torch.zeros
+        values = table(len(positions), self.head_dim)
+        values[:, : self.rot] = freqs.cos() if which == "cos" else freqs.sin()
+        return values[None, None]
+
     def _cos_sin(self, seq):
+        state = self.state
+        if state.decoding:  # each user's own position
+            def make(which):
+                return lambda: self._table(state.row_positions(seq), which)
+
+            return tuple(state.step_input((id(self), which), make(which)) for which in ("cos", "sin"))
         if seq not in self.tables:
-            freqs = torch.outer(torch.arange(seq, dtype=torch.float32), self.inv_freq)
-            if self.style == "half":
-                freqs = torch.cat([freqs, freqs], dim=-1)
-            else:
-                freqs = freqs.repeat_interleave(2, dim=-1)
-            cos = torch.ones(seq, self.head_dim)
-            sin = torch.zeros(seq, self.head_dim)
-            cos[:, : self.rot], sin[:, : self.rot] = freqs.cos(), freqs.sin()
-            self.tables[seq] = (self._upload(cos[None, None]), self._upload(sin[None, None]))
+            positions = torch.arange(seq)
+            self.tables[seq] = tuple(self._upload(self._table(positions, which)) for which in ("cos", "sin"))
         return self.tables[seq]
 
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
+
+
+# ---------------------------------------------------------------- generation (host-side sampling)
+def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
+             on_token=None):
+    """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).
+
+    Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
+    own position, until it has max_new_tokens or produces one of stop_tokens (which it keeps). Greedy
+    when temperature is 0; otherwise drawn from softmax(logits / temperature), kept to the top_k most
+    likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
+    `seed`. on_token(user, token) sees each token as it is chosen.
+    """
+    if any(len(prompt) == 0 for prompt in prompts):
+        raise ValueError("every prompt needs at least one token")
+    generator = torch.Generator().manual_seed(seed)
+    stop = set(stop_tokens)
+    new = [[] for _ in prompts]
+    done = [max_new_tokens <= 0 for _ in prompts]
+    logits = torch.stack([model.prefill(torch.tensor(prompt), user)[-1] for user, prompt in enumerate(prompts)])
+    while True:
+        for user, token in enumerate(sample(logits, temperature, top_k, top_p, generator).tolist()):
+            if not done[user]:
+                new[user].append(token)
+                if on_token is not None:
+                    on_token(user, token)
+                done[user] = token in stop or len(new[user]) == max_new_tokens
+        if all(done):
+            return new
+        # a finished user repeats its last step (same token, same position) until every user is done
+        tokens = torch.tensor([ids[-1] for ids in new])
+        positions = torch.tensor([len(prompts[user]) + len(ids) - 1 for user, ids in enumerate(new)])
+        logits = model.decode(tokens, positions)
+
+
+def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
+    """One token id per row of logits [users, vocab]: the argmax when temperature is 0, else a draw from
+    softmax(logits / temperature) over the top_k most likely tokens and the top_p nucleus."""
+    logits = logits.float().cpu()
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        ordered, order = logits.sort(dim=-1, descending=True)
+        probs = ordered.softmax(-1)
+        outside = probs.cumsum(-1) - probs >= top_p  # the tokens before it already reach top_p
+        logits = logits.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
 
 
 PARAMETERS = [
