@@ -63,6 +63,14 @@ MODULE_MEMBERS = frozenset({
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
 })
 
+# unittest's deprecated aliases: ruff (UP005) flags any call `self.<alias>(...)`, so a member with
+# one of these names would make a generated program fail its lint.
+UNITTEST_ALIASES = frozenset({
+    "assertAlmostEquals", "assertEquals", "assertNotAlmostEquals", "assertNotEquals", "assertNotRegexpMatches",
+    "assertRaisesRegexp", "assertRegexpMatches", "assert_", "failIf", "failIfAlmostEqual", "failIfEqual",
+    "failUnless", "failUnlessAlmostEqual", "failUnlessEqual", "failUnlessRaises",
+})
+
 # Names the generated methods use as locals besides the forward's own.
 METHOD_LOCALS = frozenset({"self", "layer"})
 # Locals of the TT-NN root's __call__, which also binds the model's input.
@@ -131,7 +139,7 @@ def class_scope() -> Scope:
 
 def member_scope() -> Scope:
     """One class's attributes."""
-    return Scope(PYTHON | MODULE_MEMBERS, fallback="m", private=False)
+    return Scope(PYTHON | MODULE_MEMBERS | UNITTEST_ALIASES, fallback="m", private=False)
 
 
 def local_reserved(root_call: bool = False) -> frozenset[str]:
