@@ -176,12 +176,13 @@ def test_no_generated_name_shadows_another(compiled):
         dupes = {n for n in top if top.count(n) > 1} - {"torch"}  # `import torch` and `import torch.nn.functional`
         assert not dupes, (case, target, dupes)
         assert not set(top) & (set(dir(builtins)) | set(keyword.kwlist) | set(keyword.softkwlist)), (case, target)
-        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name not in ("Rotary", "Weights")):
+        helpers = ("Rotary", "Weights", "RunState", "KVCache")
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name not in helpers):
             for node in ast.walk(cls):
                 if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                     assert node.attr not in PYTHON, (case, target, node.attr)
                     if isinstance(node.value, ast.Name) and node.value.id == "self" and node.attr not in (
-                            "device", "weights_dtype", "weight", "bias"):
+                            "device", "weights_dtype", "weight", "bias", "state"):
                         assert node.attr not in MODULE_MEMBERS and not node.attr.startswith("_"), (case, node.attr)
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                     assert node.id not in PROGRAM_GLOBALS | set(dir(builtins)), (case, target, node.id)

@@ -61,6 +61,8 @@ MODULE_MEMBERS = frozenset({
     # the generated classes' own members
     "device", "weights_dtype", "load_weights", "load_ttspec_weights", "load_hf_state_dict", "weight", "bias",
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
+    # the TT-NN programs' decode API and run state
+    "state", "allocate_cache", "prefill", "decode", "logits_to_host",
 })
 
 # unittest's deprecated aliases: ruff (UP005) flags any call `self.<alias>(...)`, so a member with
