@@ -220,9 +220,13 @@ def paged_update_cache_reference(cache, input_tensor, *args, update_idxs_tensor=
                                  page_table=None, batch_offset=0, **_):
     """ttnn.experimental.paged_update_cache, unpaged (page_table None). Its documentation: "cache_tensor
     of shape [B, nkv, kv_len, head_dim] and input_tensor of shape [1, B, nkv (padded to 32), head_dim]
-    ... update_idxs will specify for each batch element which token to update in the cache"; an
-    index of -1 skips that batch element. For every user b with index p >= 0: cache[b, :, p, :] =
-    input[0, b, :nkv, :]. Updates the cache in place and returns it."""
+    ... update_idxs will specify for each batch element which token to update in the cache". An
+    index of -1 skips that batch element: ttnn documents that convention for its decode attention
+    (scaled_dot_product_attention_decode: "If a position is given as (-1), compute for the
+    corresponding index in the batch is skipped"); for this op it is an assumption not checked on
+    hardware, and the programs rely on it only when a decode step has fewer users than the cache.
+    For every user b with index p >= 0: cache[b, :, p, :] = input[0, b, :nkv, :]. Updates the
+    cache in place and returns it."""
     if page_table is not None:
         raise GoldenUnavailable("paged_update_cache with a page table has no reference here")
     indices = update_idxs_tensor if update_idxs_tensor is not None else update_idxs
