@@ -238,7 +238,8 @@ def test_generated_code_uses_the_ttnn_ops(write_spec):
     assert 'weights.norm(prefix + "attn_norm", offset=1.0)' in n150  # 1 + w folded into the weight
     assert "ttnn.transformer.split_query_key_value_and_split_heads" in n150  # fused QKV despite the q/k norms
     assert "q = ttnn.rms_norm(q, epsilon=1e-06, weight=self.q_norm)" in n150
-    assert "softcapped_attention(q, k, v, self.device, scale=0.125, softcap=0.5, window=16)" in n150
+    assert "softcapped_attention( q, k, v, self.device, scale=0.125, softcap=0.5, window=16 )" in " ".join(n150.split())
+    assert "self.kv_cache.decode_softcapped(q, k, v, scale=0.125, softcap=0.5, window=16)" in n150  # decode steps
     assert "ttnn.multiply(ttnn.tanh(ttnn.multiply(" in n150
     path, model = feature_model(write_spec, "window")
     n150 = " ".join(compile_source(model, str(path), "n150").split())  # unwrapped
