@@ -32,6 +32,7 @@ one index for all users) and attends with ttnn.transformer.scaled_dot_product_at
 the sliding window where the spec has one); softcapped attention, which that op cannot express,
 is composed from golden-backed ops. Batching users this way reads every weight once per step for
 all of them, which is what decode throughput is made of.
+
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
 replays it (ttnn.execute_trace) with the step's inputs written into the same device tensors
 (ttnn.copy_host_to_device_tensor); model = NanoTricksterGpt2(device, trace=False) turns that off (the mock
