@@ -322,3 +322,27 @@ def test_32_user_decode_step_on_the_mock(spec, target, layers, kv_heads, context
           f"(whole pages per bank: {booked:,}); decode step {result['call_seconds'][1]:.1f} s")
     assert allocated == booked
     assert tuple(result["outputs"][2].shape) == (40, 128256)
+
+
+def test_run_session_generates_on_the_mock():
+    """The worker runs the program's generate on the mock device (ids are not meaningful there: kernels
+    never run), one prompt per user, through run_session, the entry point for mock and device modes."""
+    from ttspec.runtime.runner import random_hf_state_dict, run_session
+
+    from .conftest import SPECS
+
+    model = load_model(SPECS / "nano-trickster.arch")
+    source = compile_source(model, "specs/nano-trickster.arch", "n150")
+    calls = [("allocate_cache", 2, 64), ("generate", [[1, 2, 3], [4, 5]], {"max_new_tokens": 3})]
+    result = run_session(model, source, "mock", "n150", random_hf_state_dict(model), calls, timeout=600)
+    ids = result["outputs"][1]
+    assert [len(user) for user in ids] == [3, 3] and all(0 <= t < 256 for user in ids for t in user)
+
+
+def test_data_parallel_decode_is_refused_with_the_reason(built):
+    spec, state, _, _ = built("llama")
+    model = load_model(spec)
+    source = compile_source(model, str(spec), "galaxy", "bf16", "8x4", dp=True)
+    program, _ = golden_program(model, str(spec), get_target("galaxy"), state, source=source)
+    with pytest.raises(NotImplementedError, match="compile without --dp"):
+        program.allocate_cache(4, 64)
