@@ -284,20 +284,23 @@ def test_traced_decode_replays_the_same_logits(built, target, mesh):
 
 
 # ---------------------------------------------------------------- the mock device
-# (spec, target, layers, KV heads per chip, context): Llama-3.1-8B on n150 and -70B tensor-parallel over 8
+# (spec, target, weights, layers, KV heads per chip, head_dim, context): Llama-3.1-8B on n150 and -70B over 8
 # chips (T3K; Galaxy's groups of 8 on one axis, 4 replicas on the other), bfloat8_b weights allocated
 # without host data. The contexts are the largest whole tiles `ttspec plan --batch 32` fits (8B: 256) or
 # below (70B: 512 of 800).
-MOCK = [("llama-3.1-8b.arch", "n150", 32, 8, 256), ("llama-3.1-70b.arch", "t3k", 80, 1, 512),
-        ("llama-3.1-70b.arch", "galaxy", 80, 1, 512)]
+# Gemma-2-2B (bf16) adds the softcapped decode composition and head_dim 256.
+MOCK = [("llama-3.1-8b.arch", "n150", "bfloat8_b", 32, 8, 128, 256),
+        ("llama-3.1-70b.arch", "t3k", "bfloat8_b", 80, 1, 128, 512),
+        ("llama-3.1-70b.arch", "galaxy", "bfloat8_b", 80, 1, 128, 512),
+        ("gemma-2-2b.arch", "n150", "bf16", 26, 4, 256, 128)]
 DRAM_BANKS, PAGE = 12, 2048  # a Wormhole's DRAM banks; one bf16 32x32 tile
 
 
-@pytest.mark.parametrize("spec,target,layers,kv_heads,context", MOCK)
-def test_32_user_decode_step_on_the_mock(spec, target, layers, kv_heads, context):
+@pytest.mark.parametrize("spec,target,dtype,layers,kv_heads,head_dim,context", MOCK)
+def test_32_user_decode_step_on_the_mock(spec, target, dtype, layers, kv_heads, head_dim, context):
     """A 32-user decode step with its KV cache allocated passes ttnn's validation of every op and
     allocation (values are not meaningful on the mock), and the cache's bytes are what the plan says:
-    the plan's figure is the closed form (K and V, per layer, [32, KV heads, context, 128] bf16 per
+    the plan's figure is the closed form (K and V, per layer, [32, KV heads, context, head_dim] bf16 per
     chip), and ttnn's allocator books exactly that, each tensor's pages spread over the DRAM banks in
     whole pages per bank. The mock cannot replay traces, so the step runs untraced."""
     from ttspec.analysis.plan_report import plan_report
@@ -305,15 +308,16 @@ def test_32_user_decode_step_on_the_mock(spec, target, layers, kv_heads, context
 
     from .conftest import SPECS
 
-    users, head_dim = 32, 128
+    users = 32
     model = load_model(SPECS / spec)
-    source = compile_source(model, f"specs/{spec}", target, "bfloat8_b")
+    source = compile_source(model, f"specs/{spec}", target, dtype)
+    vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     calls = [("allocate_cache", users, context),
              ("decode", list(range(users)), [(7 * b) % context for b in range(users)]),
              ("prefill", list(range(40)), 3)]  # fill_cache into one user's rows
     result = run_session(model, source, "mock", target, None, calls, timeout=900)
-    assert tuple(result["outputs"][1].shape) == (users, 128256)
-    planned = plan_report(model, target, None, "bfloat8_b", users, context)["memory_per_chip"]["kv_cache"]
+    assert tuple(result["outputs"][1].shape) == (users, vocab)
+    planned = plan_report(model, target, None, dtype, users, context)["memory_per_chip"]["kv_cache"]
     assert planned == 2 * layers * users * kv_heads * context * head_dim * 2
     per_tensor_pages = users * kv_heads * context * head_dim * 2 // PAGE
     booked = 2 * layers * -(-per_tensor_pages // DRAM_BANKS) * DRAM_BANKS * PAGE
@@ -321,7 +325,7 @@ def test_32_user_decode_step_on_the_mock(spec, target, layers, kv_heads, context
     print(f"{spec} {target}: KV cache planned {planned:,} B per chip, allocated {allocated:,} B "
           f"(whole pages per bank: {booked:,}); decode step {result['call_seconds'][1]:.1f} s")
     assert allocated == booked
-    assert tuple(result["outputs"][2].shape) == (40, 128256)
+    assert tuple(result["outputs"][2].shape) == (40, vocab)
 
 
 def test_run_session_generates_on_the_mock():
