@@ -14,7 +14,7 @@ from ..ir.graph import Graph, Node, layer_variants, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
 from .emit import wrap
-from .names import class_scope
+from .names import POSITIONS_ARG, class_scope
 from .plan import ClassPlan, Leaf, Repeat, class_name
 
 
@@ -42,6 +42,20 @@ class EmitContext:
     def device(self) -> str:
         self.plan.needs_device = True
         return "self.device"
+
+    def positions(self) -> str:
+        """Where this forward pass's tokens sit (`pos`, a Positions helper or None): the forward of
+        every class on the op's path takes it (the torch backend marks them before emitting)."""
+        assert self.plan.needs_positions, "an op reads positions that its class was not marked for"
+        return POSITIONS_ARG
+
+    def kv_cache(self, node: Node, kv_heads: int, k_dim: int, v_dim: int) -> str:
+        """The KV cache member of this class for one attention node: [batch, kv_heads, context, head_dim]."""
+        if node.id not in self.plan.caches:
+            args = f"{kv_heads}, {k_dim}" + (f", {v_dim}" if v_dim != k_dim else "")
+            self.plan.caches[node.id] = (self.plan.members.claim("cache"), args)
+        self.backend.helpers.add("KVCache")
+        return f"self.{self.plan.caches[node.id][0]}"
 
 
 class Backend:
@@ -122,6 +136,8 @@ class Backend:
         for rope, attr in plan.ropes.items():
             first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs["rope"] == rope)
             members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))
+        members += [(order[node_id], [f"self.{attr} = KVCache({args})"])
+                    for node_id, (attr, args) in plan.caches.items()]
         return [wrap(line) for _, lines in sorted(members, key=lambda m: m[0]) for line in lines]
 
     # ---- abstract

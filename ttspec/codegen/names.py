@@ -61,10 +61,13 @@ MODULE_MEMBERS = frozenset({
     # the generated classes' own members
     "device", "weights_dtype", "load_weights", "load_ttspec_weights", "load_hf_state_dict", "weight", "bias",
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
+    "allocate_cache", "prefill", "decode",
 })
 
+# The forward methods' argument saying where the tokens sit (torch: prefill and decode positions).
+POSITIONS_ARG = "pos"
 # Names the generated methods use as locals besides the forward's own.
-METHOD_LOCALS = frozenset({"self", "layer"})
+METHOD_LOCALS = frozenset({"self", "layer", POSITIONS_ARG})
 # Locals of the TT-NN root's __call__, which also binds the model's input.
 CALL_LOCALS = frozenset({"seq", "padded", "batch", "mapper"})
 

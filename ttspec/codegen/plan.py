@@ -80,6 +80,8 @@ class ClassPlan:
     calls: dict[str, Child | Repeat | Leaf] = field(default_factory=dict)  # node id -> what computes it
     ropes: dict[Config, str] = field(default_factory=dict)  # rotary configs -> the attribute holding each helper
     needs_device: bool = False  # forward creates device tensors (position ids, tables), so keeps the device
+    needs_positions: bool = False  # forward takes `pos` (torch: an op on its path reads token positions)
+    caches: dict[str, tuple[str, str]] = field(default_factory=dict)  # attend node id -> KV cache attribute, args
     members: Scope = field(default_factory=member_scope)  # attribute names taken in this class
     labels: dict[str, str] = field(default_factory=dict)  # attribute -> the spec label it holds, where they differ
 
