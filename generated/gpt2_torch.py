@@ -204,7 +204,7 @@ class Positions:
     def __init__(self, ids, rows=None, cached=False):
         self.ids, self.rows, self.cached = ids, rows, cached
         self.end = int(ids.max()) + 1  # no query reads a cached position past this
-        self.masks = {}
+        self.masks, self.tables = {}, {}  # computed once per pass: masks by window, rotary tables by config
 
     def mask(self, window=None):
         """Which cached keys j each query at position p reads: j <= p, and j > p - window with a window."""

@@ -199,7 +199,7 @@ class Positions:
     def __init__(self, ids, rows=None, cached=False):
         self.ids, self.rows, self.cached = ids, rows, cached
         self.end = int(ids.max()) + 1  # no query reads a cached position past this
-        self.masks = {}
+        self.masks, self.tables = {}, {}  # computed once per pass: masks by window, rotary tables by config
 
     def mask(self, window=None):
         """Which cached keys j each query at position p reads: j <= p, and j > p - window with a window."""
@@ -241,23 +241,35 @@ class Rotary(nn.Module):
             medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
             inv_freq = torch.where(medium, smoothed, scaled)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.frequencies = tuple(inv_freq.tolist())  # what tells helpers of one config apart
 
     def forward(self, x, pos=None):
         """x rotated at its tokens' positions: 0..seq-1, or pos.ids [batch, seq] (prefill, decode)."""
-        t = position_ids(x, pos).float()
-        freqs = t[..., None] * self.inv_freq.float()  # [seq, rot/2], or [batch, 1, seq, rot/2] over the heads
-        if freqs.dim() == 3:
-            freqs = freqs[:, None]
-        cos, sin = freqs.cos().to(x.dtype), freqs.sin().to(x.dtype)
+        if pos is None:
+            cos, sin = self.cos_sin(position_ids(x, pos), x.dtype)
+        else:  # one table per step for every layer's helper of this config
+            key = (self.rot, self.style, self.frequencies, x.dtype)
+            if key not in pos.tables:
+                pos.tables[key] = self.cos_sin(pos.ids, x.dtype)
+            cos, sin = pos.tables[key]
         rot, rest = x[..., : self.rot], x[..., self.rot :]
         if self.style == "half":
             x1, x2 = rot.chunk(2, dim=-1)
-            cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([sin, sin], dim=-1)
             rot = rot * cos + torch.cat([-x2, x1], dim=-1) * sin
         else:
             x1, x2 = rot[..., 0::2], rot[..., 1::2]
             rot = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
         return torch.cat([rot, rest], dim=-1)
+
+    def cos_sin(self, positions, dtype):
+        """cos and sin of each position's angles: [seq, ...] for positions [seq], [batch, 1, seq, ...] (over
+        the heads) for [batch, seq]; "half" repeats them for both halves."""
+        freqs = positions.float()[..., None] * self.inv_freq.float()
+        if freqs.dim() == 3:
+            freqs = freqs[:, None]
+        if self.style == "half":
+            freqs = torch.cat([freqs, freqs], dim=-1)
+        return freqs.cos().to(dtype), freqs.sin().to(dtype)
 
 
 def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
