@@ -321,7 +321,10 @@ def cmd_generate(args) -> int:
     from .driver import load_model
     from .runtime.generation import run_generate
 
-    return run_generate(load_model(args.spec), args)
+    model = load_model(args.spec)
+    if args.mode != "torch" and args.target is None:
+        args.target = default_target(model)
+    return run_generate(model, args)
 
 
 def cmd_plan(args) -> int:

@@ -246,6 +246,7 @@ def check_context(model: Model, job: Job, args, build=None) -> None:
 
 
 def run_generate(model: Model, args) -> int:
+    """`ttspec generate` (args as the CLI parses them; for the TT-NN modes args.target is resolved)."""
     from ..codegen.torch_backend import decode_blocker
     from .runner import require, vocab_of_input
 
@@ -264,9 +265,7 @@ def run_generate(model: Model, args) -> int:
         from ..driver import build as build_program
         from ..driver import resolve_options
 
-        target = args.target or _default_target(model)
-        args.target = target
-        build = build_program(model, resolve_options(target, args.weights_dtype, args.mesh, args.dp))
+        build = build_program(model, resolve_options(args.target, args.weights_dtype, args.mesh, args.dp))
         check_context(model, job, args, build)
         from ..codegen.ttnn_backend import compile_ttnn
 
@@ -300,12 +299,6 @@ def run_generate(model: Model, args) -> int:
             ids[user, :len(new)] = new
         _save(ids, args.out)
     return 0
-
-
-def _default_target(model: Model) -> str:
-    from ..cli import default_target
-
-    return default_target(model)
 
 
 class Stream:
