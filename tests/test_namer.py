@@ -56,6 +56,9 @@ CASES["labels-with-bias-suffix"] = spec("a = linear(h, 64, bias = true) as wq\nb
                                         "h = a + b")
 for _name in ("TILE", "seq", "batch", "padded", "mapper", "F", "x", "layer", "self"):
     CASES[f"input-{_name}"] = spec("h = rmsnorm(h) as norm", inp=_name)
+# unittest's deprecated aliases: ruff flags `self.assert_(...)` (UP005), found by the property test below
+for _name in ("assert_", "failUnless", "assertEquals"):
+    CASES[f"label-{_name}"] = spec(DECODER.format(name="decoder") + f"h = decoder(h) as {_name}")
 CASES["unused-instance"] = spec(DECODER.format(name="decoder") + "u = decoder(h) as unused")
 TWO_WIDTHS = """model m
 input tokens: int32[batch, seq] where seq <= 64

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ArchError, Loc, UsageError
+from .ops.attention import ROPE_SCALINGS
+from .ops.elementwise import GELU, GELU_TANH, RELU, SILU
 
 # ---------------------------------------------------------------- families
 # model_type -> the transformers class whose computation the spec reproduces
@@ -78,9 +80,12 @@ NEUTRAL = {
     "sliding_window": None, "layer_types": None, "quantization_config": None,
     "scale_attn_by_inverse_layer_idx": False, "scale_attn_weights": True,
 }
-SUPPORTED_ROPE = ("default", "linear", "llama3")
-ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "silu": "silu",
-               "swish": "silu", "relu": "relu"}
+# rope types: HF's "default" is ours without scaling; the others are our scaling names
+LINEAR_ROPE, LLAMA3_ROPE = (s for s in ROPE_SCALINGS if s != "none")
+SUPPORTED_ROPE = ("default", LINEAR_ROPE, LLAMA3_ROPE)
+# HF activation name -> ours (HF's gelu, silu and relu are spelled as ours)
+ACTIVATIONS = {"gelu_new": GELU_TANH.name, "gelu_pytorch_tanh": GELU_TANH.name, "swish": SILU.name,
+               **{op.name: op.name for op in (GELU, SILU, RELU)}}
 KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", "else", "import", "repeat", "as",
             "where", "true", "false", "none", "and", "or", "not", "family", "target", "shard", "layer"}
 MAX_NAME = 40
@@ -270,7 +275,7 @@ class Desc:
     attn_softcap: float | None = None
     windows: list[int | None] = field(default_factory=list)  # per layer; None: full causal attention
     mlp_kind: str = "glu"  # "glu" (gate, up, down) or "mlp" (up, down)
-    act: str = "silu"
+    act: str = SILU.name
     mlp_bias: bool = False
     residual: str = "sequential"  # "parallel" (Phi-2), "sandwich" (Gemma 2: norms before and after)
     tied: bool = False
@@ -280,8 +285,8 @@ class Desc:
 
 
 def _activation(cfg: Config, key: str, value: str, family: str) -> str:
-    if family == "gemma" and value == "gelu":
-        return "gelu_tanh"  # transformers maps Gemma's legacy "gelu" to the tanh approximation
+    if family == "gemma" and value == GELU.name:
+        return GELU_TANH.name  # transformers maps Gemma's legacy "gelu" to the tanh approximation
     if value not in ACTIVATIONS:
         raise cfg.error(key, f"activation `{key}: \"{value}\"` cannot be expressed in ttspec",
                         hint="supported: " + ", ".join(f'"{a}"' for a in ACTIVATIONS))
@@ -345,12 +350,12 @@ def _rope(cfg: Config, family: str, head_dim: int, max_seq: int, partial_default
                                  "dimensions; ttspec needs an even whole number")
         args["fraction"] = _float(fraction)
     known = {"rope_type", "type", "rope_theta", "partial_rotary_factor"}
-    if rope_type == "linear":
-        args["scaling"] = '"linear"'
+    if rope_type == LINEAR_ROPE:
+        args["scaling"] = f'"{LINEAR_ROPE}"'
         args["factor"] = _float(_rope_number(cfg, where, params, "factor"))
         known |= {"factor"}
-    elif rope_type == "llama3":
-        args["scaling"] = '"llama3"'
+    elif rope_type == LLAMA3_ROPE:
+        args["scaling"] = f'"{LLAMA3_ROPE}"'
         for key in ("factor", "low_freq_factor", "high_freq_factor"):
             args[key] = _float(_rope_number(cfg, where, params, key))
         original = params.get("original_max_position_embeddings")
@@ -415,14 +420,14 @@ def _sizes(cfg: Config, family: str, kv_default) -> dict:
 
 # transformers 5.x config-class defaults per family, for fields a config may leave out
 DEFAULTS = {
-    "llama": dict(kv=None, head_dim=None, act="silu", eps=1e-6, tied=False),
-    "mistral": dict(kv=8, head_dim=None, act="silu", eps=1e-6, tied=False, window=4096),
-    "qwen2": dict(kv=32, head_dim=None, act="silu", eps=1e-6, tied=False, window=4096),
-    "qwen3": dict(kv=32, head_dim=128, act="silu", eps=1e-6, tied=False, window=4096),
+    "llama": dict(kv=None, head_dim=None, act=SILU.name, eps=1e-6, tied=False),
+    "mistral": dict(kv=8, head_dim=None, act=SILU.name, eps=1e-6, tied=False, window=4096),
+    "qwen2": dict(kv=32, head_dim=None, act=SILU.name, eps=1e-6, tied=False, window=4096),
+    "qwen3": dict(kv=32, head_dim=128, act=SILU.name, eps=1e-6, tied=False, window=4096),
     "gemma": dict(kv=16, head_dim=256, act="gelu_pytorch_tanh", eps=1e-6, tied=True),
     "gemma2": dict(kv=4, head_dim=256, act="gelu_pytorch_tanh", eps=1e-6, tied=True, window=4096),
     "phi": dict(kv=None, head_dim=None, act="gelu_new", eps=1e-5, tied=False),
-    "phi3": dict(kv=None, head_dim=None, act="silu", eps=1e-5, tied=False, window=None),
+    "phi3": dict(kv=None, head_dim=None, act=SILU.name, eps=1e-5, tied=False, window=None),
     "gpt2": dict(act="gelu_new", eps=1e-5, tied=True),
 }
 
@@ -448,7 +453,7 @@ def _llama_like(cfg: Config, family: str) -> Desc:
             raise cfg.error(other, f"{other} \"{other_value}\" and {act_key} \"{act_value}\" disagree",
                             hint=f"transformers 5 reads {act_key} for {family} (transformers 4 read hidden_activation "
                                  "when set): make them agree")
-    if family == "gemma" and act_value == "gelu":
+    if family == "gemma" and act_value == GELU.name:
         desc.notes.append('hidden_act "gelu" is Gemma\'s legacy name for the tanh approximation (as transformers '
                           'reads it)')
     if family in ("llama", "qwen3", "gemma", "gemma2"):
@@ -628,7 +633,7 @@ def _summary(desc: Desc) -> str:
         attn += ", q/k/v biases" if not desc.out_bias else ", attention biases"
     if desc.qk_norm:
         attn += ", q/k RMSNorm"
-    mlp = {"silu": "SwiGLU", "gelu_tanh": "GeGLU (tanh)", "gelu": "GeGLU", "relu": "ReGLU"}[desc.act] \
+    mlp = {SILU.name: "SwiGLU", GELU_TANH.name: "GeGLU (tanh)", GELU.name: "GeGLU", RELU.name: "ReGLU"}[desc.act] \
         if desc.mlp_kind == "glu" else f"{desc.act} MLP"
     parts = [attn, f"{mlp} {desc.mlp}"]
     if desc.rope:
@@ -723,15 +728,17 @@ def render(desc: Desc, name: str, source: str, version: str | None, arch_given: 
         bias = ["bias = true"] if desc.mlp_bias and desc.mlp_kind == "glu" else []
         if desc.mlp_kind == "mlp":
             return "mlp", [x, "hidden = mlp", f'act = "{desc.act}"'] + ([] if desc.mlp_bias else ["bias = false"])
-        if desc.act == "silu":
+        if desc.act == SILU.name:
             return "swiglu", [x, "hidden = mlp"] + bias
-        if desc.act in ("gelu", "gelu_tanh"):
-            return "geglu", [x, "hidden = mlp"] + (["approximate = true"] if desc.act == "gelu_tanh" else []) + bias
+        if desc.act in (GELU.name, GELU_TANH.name):
+            return "geglu", [x, "hidden = mlp"] + (["approximate = true"] if desc.act == GELU_TANH.name else []) + bias
         return "glu", [x, "hidden = mlp", f'act = "{desc.act}"'] + bias
 
-    labels = {"gpt2": ("ln_1", "ln_2", "wte", "ln_f"), "phi": ("input_layernorm", None, "embedding",
-                                                               "final_layernorm")}.get(
-        desc.family, ("attn_norm", "mlp_norm", "embedding", "norm"))
+    # the family's labels (checkpoints.py maps them to HF names): pre-attention norm, pre-MLP norm, token
+    # embedding, final norm
+    labels = {"gpt2": tuple("ln_1 ln_2 wte ln_f".split()),
+              "phi": ("input_layernorm", None) + tuple("embedding final_layernorm".split())}.get(
+        desc.family, tuple("attn_norm mlp_norm embedding norm".split()))
     params = "x: [batch, seq, d]" + (", window = none" if per_layer else "")
     out.append(f"block decoder({params}) -> [batch, seq, d] kind decoder {{")
     ind = "    "

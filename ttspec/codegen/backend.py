@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from ..errors import ArchError
+from ..ir.elaborate import show
 from ..ir.graph import Graph, Node, layer_variants, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
@@ -167,7 +168,7 @@ def layer_variants_of(rep: Repeat) -> tuple[list[str], list[str]] | None:
     args: dict[str, list[str]] = {}
     for variant, cls in enumerate(rep.classes):
         if variant < len(values):
-            text = ", ".join(f"{name} = {_value_text(v)}" for name, v in values[variant])
+            text = ", ".join(f"{name} = {show(v)}" for name, v in values[variant])
             if text not in args.setdefault(cls.name, []):
                 args[cls.name].append(text)
     for i, name in enumerate(names):
@@ -179,20 +180,6 @@ def layer_variants_of(rep: Repeat) -> tuple[list[str], list[str]] | None:
             line += f" ({' | '.join(args[name])})"
         comment.append(line if len(line) <= 96 else line[:92] + " ...")
     return comment, _sequence(names)
-
-
-def _value_text(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, tuple):
-        return "[" + ", ".join(_value_text(x) for x in v) + "]"
-    if isinstance(v, Config):
-        return f"{v.kind}(" + ", ".join(f"{k} = {_value_text(x)}" for k, x in v.fields) + ")"
-    return str(v)
 
 
 def _layers_text(layers: list[int]) -> str:

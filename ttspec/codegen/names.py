@@ -66,6 +66,15 @@ MODULE_MEMBERS = frozenset({
 
 # The forward methods' argument saying where the tokens sit (torch: prefill and decode positions).
 POSITIONS_ARG = "pos"
+
+# unittest's deprecated aliases: ruff (UP005) flags any call `self.<alias>(...)`, so a member with
+# one of these names would make a generated program fail its lint.
+UNITTEST_ALIASES = frozenset({
+    "assertAlmostEquals", "assertEquals", "assertNotAlmostEquals", "assertNotEquals", "assertNotRegexpMatches",
+    "assertRaisesRegexp", "assertRegexpMatches", "assert_", "failIf", "failIfAlmostEqual", "failIfEqual",
+    "failUnless", "failUnlessAlmostEqual", "failUnlessEqual", "failUnlessRaises",
+})
+
 # Names the generated methods use as locals besides the forward's own.
 METHOD_LOCALS = frozenset({"self", "layer", POSITIONS_ARG})
 # Locals of the TT-NN root's __call__, which also binds the model's input.
@@ -134,7 +143,7 @@ def class_scope() -> Scope:
 
 def member_scope() -> Scope:
     """One class's attributes."""
-    return Scope(PYTHON | MODULE_MEMBERS, fallback="m", private=False)
+    return Scope(PYTHON | MODULE_MEMBERS | UNITTEST_ALIASES, fallback="m", private=False)
 
 
 def local_reserved(root_call: bool = False) -> frozenset[str]:

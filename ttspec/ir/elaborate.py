@@ -121,6 +121,8 @@ def show(value) -> str:
         return str(value.type)
     if isinstance(value, tuple):
         return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, Config):
+        return f"{value.kind}(" + ", ".join(f"{k} = {show(v)}" for k, v in value.fields) + ")"
     return str(value)
 
 
