@@ -365,3 +365,37 @@ def test_job_travels_as_json():
 
     job = Job(prompts=[[1, 2], [3]], max_new_tokens=5, temperature=0.5, top_k=3, top_p=0.9, seed=2, stop=[7])
     assert Job(**json.loads(json.dumps(asdict(job)))) == job
+
+
+# ---------------------------------------------------------------- TT-NN modes: the same API, the same command
+def test_tt_target_context_refused_by_the_memory_model(run_cli):
+    """For a TT-NN target the KV cache (batch x context) is checked against the chip before anything runs."""
+    out = run_cli("generate", "specs/llama-3.1-8b.arch", "--mode", "golden", "--weights-dtype", "bfloat8_b",
+                  "--prompt", "hi", "--batch", 32, "--max-new-tokens", 8000)
+    assert out.returncode == 1 and one_message(out.stderr), out.stderr
+    assert "8002 positions for 32 user(s) need 42,740,629,504 bytes of DRAM per chip on n150" in out.stderr
+    assert "KV cache 33,688,649,728" in out.stderr and "it has 12,872,318,208" in out.stderr
+
+
+def test_golden_score_through_the_tt_program(tmp_path, run_cli):
+    """`--mode golden` drives the TT-NN program through the same API. Until that program has its decode
+    path, the command says so (one message); once it has, its --score logits follow the torch reference's
+    (PCC >= 0.999, bf16)."""
+    from ttspec.driver import compile_source
+
+    from .test_references import pcc
+
+    tokens = save_npy(tmp_path / "t.npy", prompts_for(2, 40, seed=8).numpy() % 256)
+    args = ["--tokens", tokens, "--score", "--prefill", 8]
+    golden = run_cli("generate", "specs/nano-trickster.arch", "--mode", "golden", *args, "--out", tmp_path / "g.npy",
+                     timeout=600)
+    spec = ROOT / "specs" / "nano-trickster.arch"
+    if "def decode" not in compile_source(load_model(spec), str(spec), "n150"):
+        assert golden.returncode == 1 and one_message(golden.stderr), golden.stderr
+        assert "has no `allocate_cache` (no decode path)" in golden.stderr
+        return
+    assert golden.returncode == 0, golden.stderr
+    reference = run_cli("generate", "specs/nano-trickster.arch", *args, "--out", tmp_path / "r.npy", timeout=120)
+    assert reference.returncode == 0, reference.stderr
+    ours, theirs = (torch.from_numpy(np.load(tmp_path / f)) for f in ("g.npy", "r.npy"))
+    assert pcc(ours[:, 8:], theirs[:, 8:]) >= 0.999

@@ -235,14 +235,18 @@ def check_context(model: Model, job: Job, args, build=None) -> None:
                         hint="use a shorter prompt or fewer --max-new-tokens")
     if build is not None:
         memory = build.memory
-        usage = memory.usage(job.batch, job.context)
-        if not usage.fits:
-            raise ArchError(f"{what} for {job.batch} user(s) need {usage.total:,} bytes of DRAM per chip on "
-                            f"{build.options.target.name} (weights {usage.weights_total:,}, KV cache "
-                            f"{usage.kv_cache:,}, activations {usage.activations:,}); it has {usage.dram:,}",
-                            hint=f"at batch {job.batch} the longest context that fits is "
-                                 f"{memory.max_context(job.batch):,}; use fewer users, a shorter context or "
-                                 "a smaller --weights-dtype")
+        prompt = job.context if job.score is not None else job.context - job.max_new_tokens
+        # prefill runs one user at a time: its activations are one sequence's; a decode step's are tiny
+        kv, activations = memory.kv_cache(job.batch, job.context), memory.activations(1, prompt)
+        total = memory.weights_total + kv + activations
+        if total > memory.dram:
+            free = memory.dram - memory.weights_total - activations
+            longest = max(0, free // max(1, memory.kv_bytes_per_token * memory.local_batch(job.batch)))
+            raise ArchError(f"{what} for {job.batch} user(s) need {total:,} bytes of DRAM per chip on "
+                            f"{build.options.target.name} (weights {memory.weights_total:,}, KV cache {kv:,}, "
+                            f"prefill activations {activations:,}); it has {memory.dram:,}",
+                            hint=f"at batch {job.batch} the KV cache holds at most about {longest:,} positions "
+                                 "here; use fewer users, a shorter context or a smaller --weights-dtype")
 
 
 def run_generate(model: Model, args) -> int:
