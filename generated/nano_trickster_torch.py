@@ -241,14 +241,16 @@ class Rotary(nn.Module):
             medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
             inv_freq = torch.where(medium, smoothed, scaled)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self.frequencies = tuple(inv_freq.tolist())  # what tells helpers of one config apart
+        # what tells helpers of one config apart (Positions keeps one table per step for each)
+        self.settings = (theta, self.rot, style, scaling, factor, low_freq_factor, high_freq_factor,
+                         original_max_positions)
 
     def forward(self, x, pos=None):
         """x rotated at its tokens' positions: 0..seq-1, or pos.ids [batch, seq] (prefill, decode)."""
         if pos is None:
             cos, sin = self.cos_sin(position_ids(x, pos), x.dtype)
         else:  # one table per step for every layer's helper of this config
-            key = (self.rot, self.style, self.frequencies, x.dtype)
+            key = (self.settings, x.dtype)
             if key not in pos.tables:
                 pos.tables[key] = self.cos_sin(pos.ids, x.dtype)
             cos, sin = pos.tables[key]

@@ -61,7 +61,7 @@ MODULE_MEMBERS = frozenset({
     # the generated classes' own members
     "device", "weights_dtype", "load_weights", "load_ttspec_weights", "load_hf_state_dict", "weight", "bias",
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
-    "allocate_cache", "prefill", "decode", "frequencies", "cos_sin",
+    "allocate_cache", "prefill", "decode", "settings", "cos_sin",
 })
 
 # The forward methods' argument saying where the tokens sit (torch: prefill and decode positions).
