@@ -399,3 +399,40 @@ def test_golden_score_through_the_tt_program(tmp_path, run_cli):
     assert reference.returncode == 0, reference.stderr
     ours, theirs = (torch.from_numpy(np.load(tmp_path / f)) for f in ("g.npy", "r.npy"))
     assert pcc(ours[:, 8:], theirs[:, 8:]) >= 0.999
+
+
+def test_worker_streams_tokens_and_returns_ids():
+    """The mock/device path: a job runs in the worker process (device_worker.py) through the program's API
+    and its tokens stream back line by line as they come. A stand-in TT-NN program (the torch program with
+    open_device/close_device and a device argument) keeps this independent of the TT-NN decode path."""
+    from dataclasses import asdict
+
+    from ttspec.runtime.device import run_worker
+    from ttspec.runtime.generation import TOKEN_LINE, Job
+
+    spec = ROOT / "specs" / "nano-trickster.arch"
+    model = load_model(spec)
+    source = compile_torch(model, str(spec)) + '''
+
+def open_device():
+    return None
+
+
+def close_device(device):
+    pass
+
+
+class NanoTrickster(NanoTrickster):  # noqa: F811 - the stand-in takes a device, as TT-NN programs do
+    def __init__(self, device=None):
+        super().__init__()
+'''
+    state = random_state_dict(model, 0)
+    job = Job(prompts=PROMPTS, max_new_tokens=6, temperature=0.9, top_k=40, seed=5, stop=[])
+    lines = []
+    result = run_worker(model, source, "device", "n150", state=state, job=asdict(job), on_line=lines.append)
+    module, net = build_torch(model, str(spec), state)
+    net.allocate_cache(len(PROMPTS), job.context)
+    expected = module.generate(net, PROMPTS, 6, temperature=0.9, top_k=40, seed=5)
+    assert result["ids"] == expected and result["steps"] == 6 and result["ttft"] > 0
+    streamed = [json.loads(line[len(TOKEN_LINE):]) for line in lines if line.startswith(TOKEN_LINE)]
+    assert sorted(map(tuple, streamed)) == sorted((u, t) for u, ids in enumerate(expected) for t in ids)
