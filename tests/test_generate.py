@@ -436,3 +436,33 @@ class NanoTrickster(NanoTrickster):  # noqa: F811 - the stand-in takes a device,
     assert result["ids"] == expected and result["steps"] == 6 and result["ttft"] > 0
     streamed = [json.loads(line[len(TOKEN_LINE):]) for line in lines if line.startswith(TOKEN_LINE)]
     assert sorted(map(tuple, streamed)) == sorted((u, t) for u, ids in enumerate(expected) for t in ids)
+
+
+HOSTILE = """model generate
+input pos: int32[batch, seq] where seq <= 64
+block KVCache(x: [batch, seq, 64]) -> [batch, seq, 64] kind decoder {
+    cache = attention(rmsnorm(x) as decode, heads = 4, kv_heads = 2, rope = rope(theta = 10000.0)) as prefill
+    x = x + cache
+    x = x + swiglu(rmsnorm(x) as Positions, hidden = 128) as allocate_cache
+    return x
+}
+h = token_embedding(pos, 128, 64) as sample
+h = repeat(2) KVCache(h) as cache
+output logits = lm_head(rmsnorm(h) as position_ids, 128)
+"""
+
+
+def test_spec_names_never_clash_with_the_serving_api(tmp_path):
+    """Labels, blocks, inputs and the model named like the program's serving API and helpers (pos, cache,
+    prefill, decode, allocate_cache, generate, KVCache, Positions, sample, position_ids) are renamed by the
+    namer, and the program still decodes."""
+    spec = tmp_path / "hostile.arch"
+    spec.write_text(HOSTILE)
+    model = load_model(spec)
+    module, net = build_torch(model, str(spec), random_state_dict(model, 0))
+    assert callable(module.generate) and isinstance(module.KVCache, type) and callable(net.prefill)
+    tokens = torch.randint(0, 128, (2, 30), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = net(tokens)
+    net.allocate_cache(2, 30)
+    assert (score(net, tokens, 5) - full).abs().max() < 1e-4
