@@ -4,6 +4,12 @@ specs/nano-trickster-gpt2.arch.
 4,147,712 parameters. Generated code: edit the spec and recompile rather than this file.
 Weights load by ttspec name (as `ttspec params --json` lists them) with `load_ttspec_weights`,
 or from HF transformers (gpt2 layout) with `load_hf_state_dict`.
+
+`model(tokens)` runs tokens [batch, seq] from position 0 without a cache. Generation:
+`model.allocate_cache(batch, context)` gives every attention a KV cache [batch, kv_heads, context,
+head_dim]; `model.prefill(tokens, user)` runs one user's prompt and fills its cache;
+`model.decode(tokens, positions)` runs one token per user at its own position; `generate(model,
+prompts, max_new_tokens, ...)` does both, greedy or sampled.
 """
 
 import re
@@ -18,8 +24,8 @@ class LearnedPositions(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(512, 256))
 
-    def forward(self, x):
-        return x + self.weight[: x.shape[-2]]
+    def forward(self, x, pos=None):
+        return x + F.embedding(position_ids(x, pos), self.weight)
 
 
 class Attention(nn.Module):
@@ -28,13 +34,14 @@ class Attention(nn.Module):
         self.wq = nn.Linear(256, 256, bias=True)
         self.wk = nn.Linear(256, 256, bias=True)
         self.wv = nn.Linear(256, 256, bias=True)
+        self.cache = KVCache(8, 32)
         self.wo = nn.Linear(256, 256, bias=True)
 
-    def forward(self, x):
+    def forward(self, x, pos=None):
         q = split_heads(self.wq(x), 8)
         k = split_heads(self.wk(x), 8)
         v = split_heads(self.wv(x), 8)
-        y = attend(q, k, v)
+        y = attend(q, k, v, pos, self.cache)
         return self.wo(merge_heads(y))
 
 
@@ -57,8 +64,8 @@ class Decoder(nn.Module):
         self.ln_2 = nn.LayerNorm(256, eps=1e-05, bias=True)
         self.mlp = MLP()
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x, pos=None):
+        x = x + self.attn(self.ln_1(x), pos)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -73,11 +80,11 @@ class NanoTricksterGpt2(nn.Module):
         self.lm_head = nn.Linear(256, 256, bias=False)  # weight tied to wte.weight
         self.lm_head.weight = self.wte.weight
 
-    def forward(self, tokens):
+    def forward(self, tokens, pos=None):
         h = self.wte(tokens)
-        h = self.wpe(h)
+        h = self.wpe(h, pos)
         for layer in self.layers:
-            h = layer(h)
+            h = layer(h, pos)
         h = self.ln_f(h)
         return self.lm_head(h)
 
@@ -91,6 +98,28 @@ class NanoTricksterGpt2(nn.Module):
     def load_hf_state_dict(self, hf_state_dict):
         """Load tensors named as HF transformers names them for this gpt2 model."""
         self.load_ttspec_weights({name: from_hf(name, hf_state_dict) for name in self.state_dict() if name not in TIED})
+
+    def allocate_cache(self, batch, context):
+        """A KV cache in every attention: [batch, kv_heads, context, head_dim] for `batch` users."""
+        weight = next(self.parameters())
+        for module in self.modules():
+            if isinstance(module, KVCache):
+                module.allocate(batch, context, weight.dtype, weight.device)
+
+    @torch.no_grad()
+    def prefill(self, tokens, user):
+        """Logits [T, vocab] of one user's prompt tokens [T], whose KV cache it fills at positions 0..T-1."""
+        device = next(self.parameters()).device
+        pos = Positions(torch.arange(len(tokens), device=device)[None], rows=slice(user, user + 1))
+        return self(tokens.to(device)[None], pos)[0]
+
+    @torch.no_grad()
+    def decode(self, tokens, positions):
+        """Logits [B, vocab] of one step for users 0..B-1: user b's token at positions[b], attending to its
+        cache up to there."""
+        device = next(self.parameters()).device
+        pos = Positions(positions.to(device)[:, None], rows=slice(0, len(tokens)), cached=True)
+        return self(tokens.to(device)[:, None], pos)[:, 0]
 
 
 # ---------------------------------------------------------------- helpers the model uses
@@ -107,9 +136,138 @@ def merge_heads(x):
     return x.transpose(1, 2).flatten(2)
 
 
-def attend(q, k, v, causal=True, scale=None):
-    """Scaled dot-product attention; k and v may have fewer heads than q (GQA, MQA)."""
-    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
+def attend(q, k, v, pos=None, cache=None, causal=True, scale=None, window=None, softcap=None):
+    """Scaled dot-product attention of q [batch, heads, seq, head_dim] over k and v, which may have fewer
+    heads (GQA, MQA).
+
+    With a KV cache (a prefill or decode step), k and v are first written into it at their positions;
+    a decode step's queries then read the cache up to their own positions. window: a query at position
+    p sees keys at p - window < j <= p (HF's sliding_window). softcap: the scaled logits become
+    softcap * tanh(logits / softcap) before the mask and the softmax (Gemma 2).
+    """
+    mask = None
+    if pos is not None and pos.rows is not None:
+        k, v = cache.update(k, v, pos)
+        if pos.cached:
+            mask = pos.mask(window)
+    if mask is None and window is None and softcap is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale,
+                                              enable_gqa=q.shape[1] != k.shape[1])
+    if mask is None:
+        i = torch.arange(q.shape[-2], device=q.device)[:, None]
+        j = torch.arange(k.shape[-2], device=q.device)[None, :]
+        mask = j <= i if causal else torch.ones_like(i == j)
+        if window is not None:
+            mask = mask & (j > i - window)
+    groups = q.shape[1] // k.shape[1]
+    if softcap is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=groups != 1)
+    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    logits = q @ k.transpose(-1, -2) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    logits = softcap * torch.tanh(logits / softcap)
+    return logits.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+
+
+class KVCache(nn.Module):
+    """One attention's keys and values for every user and position: [batch, kv_heads, context, head_dim]."""
+
+    def __init__(self, kv_heads, head_dim, v_dim=None):
+        super().__init__()
+        self.kv_heads, self.head_dim, self.v_dim = kv_heads, head_dim, v_dim or head_dim
+        self.k = self.v = None  # allocated by the model's allocate_cache
+
+    def allocate(self, batch, context, dtype, device):
+        self.k = torch.zeros(batch, self.kv_heads, context, self.head_dim, dtype=dtype, device=device)
+        self.v = torch.zeros(batch, self.kv_heads, context, self.v_dim, dtype=dtype, device=device)
+
+    def update(self, k, v, pos):
+        """Write k and v [batch, kv_heads, seq, head_dim] at their users' rows and positions; return the
+        keys and values the queries read: these (a prefill from position 0) or the cache (decode)."""
+        if self.k is None:
+            raise RuntimeError("no KV cache: call allocate_cache(batch, context) first")
+        users = torch.arange(k.shape[0], device=k.device)[:, None]
+        cache_k, cache_v = self.k[pos.rows], self.v[pos.rows]
+        cache_k[users, :, pos.ids] = k.transpose(1, 2)
+        cache_v[users, :, pos.ids] = v.transpose(1, 2)
+        if not pos.cached:
+            return k, v
+        return cache_k[:, :, : pos.end], cache_v[:, :, : pos.end]
+
+
+class Positions:
+    """Where the tokens of one forward pass sit: ids [batch, seq], the position of each token.
+
+    rows: the users (rows of every KV cache) the batch belongs to, a slice; cached: the queries read
+    the cache (a decode step) rather than only this pass's keys (a prefill from position 0).
+    """
+
+    def __init__(self, ids, rows=None, cached=False):
+        self.ids, self.rows, self.cached = ids, rows, cached
+        self.end = int(ids.max()) + 1  # no query reads a cached position past this
+        self.masks, self.tables = {}, {}  # computed once per pass: masks by window, rotary tables by config
+
+    def mask(self, window=None):
+        """Which cached keys j each query at position p reads: j <= p, and j > p - window with a window."""
+        if window not in self.masks:
+            p = self.ids[:, None, :, None]  # [batch, 1 (heads), seq, 1 (keys)]
+            j = torch.arange(self.end, device=p.device)
+            self.masks[window] = (j <= p) & (j > p - window) if window is not None else j <= p
+        return self.masks[window]
+
+
+def position_ids(x, pos):
+    """The positions of the tokens of x [..., seq, features]: pos.ids, or 0..seq-1 without pos."""
+    return torch.arange(x.shape[-2], device=x.device) if pos is None else pos.ids
+
+
+def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
+             on_token=None):
+    """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).
+
+    Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
+    own position, until it has max_new_tokens or produces one of stop_tokens (which it keeps). Greedy
+    when temperature is 0; otherwise drawn from softmax(logits / temperature), kept to the top_k most
+    likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
+    `seed`. on_token(user, token) sees each token as it is chosen.
+    """
+    if any(len(prompt) == 0 for prompt in prompts):
+        raise ValueError("every prompt needs at least one token")
+    generator = torch.Generator().manual_seed(seed)
+    stop = set(stop_tokens)
+    new = [[] for _ in prompts]
+    done = [max_new_tokens <= 0 for _ in prompts]
+    logits = torch.stack([model.prefill(torch.tensor(prompt), user)[-1] for user, prompt in enumerate(prompts)])
+    while True:
+        for user, token in enumerate(sample(logits, temperature, top_k, top_p, generator).tolist()):
+            if not done[user]:
+                new[user].append(token)
+                if on_token is not None:
+                    on_token(user, token)
+                done[user] = token in stop or len(new[user]) == max_new_tokens
+        if all(done):
+            return new
+        # a finished user repeats its last step (same token, same position) until every user is done
+        tokens = torch.tensor([ids[-1] for ids in new])
+        positions = torch.tensor([len(prompts[user]) + len(ids) - 1 for user, ids in enumerate(new)])
+        logits = model.decode(tokens, positions)
+
+
+def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
+    """One token id per row of logits [users, vocab]: the argmax when temperature is 0, else a draw from
+    softmax(logits / temperature) over the top_k most likely tokens and the top_p nucleus."""
+    logits = logits.float().cpu()
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        ordered, order = logits.sort(dim=-1, descending=True)
+        probs = ordered.softmax(-1)
+        outside = probs.cumsum(-1) - probs >= top_p  # the tokens before it already reach top_p
+        logits = logits.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
 
 
 # tied parameter -> the parameter whose tensor it shares

@@ -129,6 +129,45 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="logits.npy", help="save the logits")
     r.add_argument("--seed", type=int, default=0, help="seed for random weights and tokens")
 
+    ge = sub.add_parser("generate", help="generate text (or --score token ids) through the program's KV cache",
+                        description="Prefill each prompt into a KV cache, then decode one token per step for every "
+                                    "user, greedy or sampled; tokens stream as they come, then time to first token "
+                                    "and decode speed. --score instead feeds given tokens through prefill and "
+                                    "decode and saves the logits of every position.")
+    ge.add_argument("spec", metavar="SPEC")
+    ge.add_argument("--mode", default="torch", choices=("torch", "golden", "mock", "device"),
+                    help="torch (default): the PyTorch reference; golden: the TT-NN program on ttnn's golden "
+                         "functions; mock: ttnn's mock device (values not meaningful); device: real hardware")
+    ge.add_argument("--target", choices=COMPILE_TARGETS,
+                    help=f"TT-NN modes: default the spec's `target` statement, else {DEFAULT_TARGET}")
+    ge.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4")
+    ge.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
+    ge.add_argument("--weights", metavar="PATH",
+                    help="a model directory (its tokenizer.json tokenises --prompt), a .safetensors file or an "
+                         "index, as for `ttspec run` (default: seeded random weights)")
+    ge.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES, help="TT-NN modes (default bf16)")
+    ge.add_argument("--prompt", metavar="TEXT",
+                    help="tokenised by the weights directory's tokenizer.json, else as UTF-8 bytes (a vocabulary "
+                         "of at least 256)")
+    ge.add_argument("--prompts", metavar="FILE", help="one prompt per line, one user each")
+    ge.add_argument("--tokens", metavar="F.npy", help="int token ids [batch, T]: prompts, or what --score feeds")
+    ge.add_argument("--batch", type=_positive_int, help="users: the --prompt repeated (default 1)")
+    ge.add_argument("--max-new-tokens", type=_positive_int, default=32, help="default 32")
+    ge.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy")
+    ge.add_argument("--top-k", type=_positive_int, help="sample from the k most likely tokens")
+    ge.add_argument("--top-p", type=float, help="sample from the smallest set of tokens whose probability reaches p")
+    ge.add_argument("--seed", type=int, default=0, help="seed for sampling and random weights")
+    ge.add_argument("--stop", type=int, nargs="+", metavar="ID", help="token ids that end a user's generation")
+    ge.add_argument("--no-trace", dest="trace", action="store_false",
+                    help="--mode device: run every decode step op by op instead of capturing it once as a trace and "
+                         "replaying it (the default; golden and mock runs never trace)")
+    ge.add_argument("--score", action="store_true",
+                    help="feed --tokens through prefill (the first --prefill of each row) and decode (the rest, one "
+                         "step each) and save the logits [batch, T, vocab] with --out")
+    ge.add_argument("--prefill", type=_positive_int, help="--score: tokens of each row to prefill (default 1)")
+    ge.add_argument("--out", metavar="F.npy",
+                    help="save the new ids [batch, n] (-1 after a user stopped), or --score's logits")
+
     pl = sub.add_parser("plan", help="memory per chip, what fits, and on a mesh the tensor-parallel sharding plan")
     pl.add_argument("spec", metavar="SPEC")
     pl.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
@@ -281,6 +320,16 @@ def cmd_run(args) -> int:
     return run_program(model, args)
 
 
+def cmd_generate(args) -> int:
+    from .driver import load_model
+    from .runtime.generation import run_generate
+
+    model = load_model(args.spec)
+    if args.mode != "torch" and args.target is None:
+        args.target = default_target(model)
+    return run_generate(model, args)
+
+
 def cmd_plan(args) -> int:
     from .analysis.plan_report import plan_report, render_plan
     from .driver import load_model
@@ -306,7 +355,7 @@ def cmd_import_hf(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile, "run": cmd_run,
-            "plan": cmd_plan, "import-hf": cmd_import_hf}
+            "generate": cmd_generate, "plan": cmd_plan, "import-hf": cmd_import_hf}
 
 
 def main(argv: list[str] | None = None) -> int:

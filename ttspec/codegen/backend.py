@@ -15,7 +15,7 @@ from ..ir.graph import Graph, Node, layer_variants, point_at_spec
 from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
 from ..targets import TILE
 from .emit import wrap
-from .names import class_scope
+from .names import POSITIONS_ARG, class_scope
 from .plan import ClassPlan, Leaf, Repeat, class_name
 
 
@@ -58,6 +58,18 @@ class EmitContext:
         attr = self.plan.members.claim(stem)
         self.plan.state_members.append((node.id, attr, init))
         return f"self.{attr}"
+
+    def positions(self) -> str:
+        """Where this forward pass's tokens sit (`pos`, a Positions helper or None): the forward of
+        every class on the op's path takes it (the torch backend marks them before emitting)."""
+        assert self.plan.needs_positions, "an op reads positions that its class was not marked for"
+        return POSITIONS_ARG
+
+    def kv_cache(self, node: Node, kv_heads: int, k_dim: int, v_dim: int) -> str:
+        """The KV cache member of this class for one attention node: [batch, kv_heads, context, head_dim]."""
+        self.backend.helpers.add("KVCache")
+        args = f"{kv_heads}, {k_dim}" + (f", {v_dim}" if v_dim != k_dim else "")
+        return self.member(node, "cache", f"KVCache({args})")
 
 
 class Backend:

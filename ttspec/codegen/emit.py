@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ops import REGISTRY
-from .names import Scope, local_reserved
+from .names import POSITIONS_ARG, Scope, local_reserved
 from .plan import Child, ClassPlan, Leaf, Repeat
 
 
@@ -97,12 +97,12 @@ def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = Non
                 var = _free(_ident(n.hint or "h"), holder, last_use, position[n.id])
                 lines.append(f"{var} = {args[0]}")
             lines.append(f"for layer in self.{call.attr}:")
-            lines.append(f"    {var} = layer({var})")
+            lines.append(f"    {var} = layer({', '.join([var] + _positions(call.cls))})")
             expr[n.id] = var
             holder[var] = n.id
             continue
         if isinstance(call, Child):
-            e = f"self.{call.attr}({', '.join(args)})"
+            e = f"self.{call.attr}({', '.join(args + _positions(call.cls))})"
         elif isinstance(call, Leaf):
             e = backend.leaf_call(call, args, plan)
         else:
@@ -124,7 +124,14 @@ def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = Non
         expr[n.id] = var
         holder[var] = n.id
     result = ", ".join(expr[o] for o in plan.outputs)
+    if plan.needs_positions:
+        params.append(f"{POSITIONS_ARG}=None")
     return Forward(params, lines, result)
+
+
+def _positions(cls: ClassPlan) -> list[str]:
+    """The positions argument a call passes on, when the callee's forward takes it."""
+    return [POSITIONS_ARG] if cls.needs_positions else []
 
 
 MAX_LINE = 96

@@ -61,9 +61,12 @@ MODULE_MEMBERS = frozenset({
     # the generated classes' own members
     "device", "weights_dtype", "load_weights", "load_ttspec_weights", "load_hf_state_dict", "weight", "bias",
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
-    # the TT-NN programs' decode API and run state
-    "state", "allocate_cache", "prefill", "decode", "logits_to_host",
+    # the programs' serving API, the TT-NN run state and the torch rotary's settings
+    "state", "allocate_cache", "prefill", "decode", "logits_to_host", "settings", "cos_sin",
 })
+
+# The forward methods' argument saying where the tokens sit (torch: prefill and decode positions).
+POSITIONS_ARG = "pos"
 
 # unittest's deprecated aliases: ruff (UP005) flags any call `self.<alias>(...)`, so a member with
 # one of these names would make a generated program fail its lint.
@@ -74,7 +77,7 @@ UNITTEST_ALIASES = frozenset({
 })
 
 # Names the generated methods use as locals besides the forward's own.
-METHOD_LOCALS = frozenset({"self", "layer"})
+METHOD_LOCALS = frozenset({"self", "layer", POSITIONS_ARG})
 # Locals of the TT-NN root's __call__, which also binds the model's input.
 CALL_LOCALS = frozenset({"seq", "padded", "batch", "mapper"})
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 
 from ..analysis.interpreters import count_params
+from ..errors import ArchError
 from ..ir.graph import Model
-from .backend import Backend, ClassNames, fill_sequence, layer_variants_of, tuple_items
+from ..ops import REGISTRY
+from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
 from .names import local_reserved
-from .plan import ClassPlan, Leaf, all_classes, model_plan
-from .render import hf_rules, render
+from .plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
+from .render import display_path, hf_rules, render
 
 
 class TorchBackend(Backend):
@@ -57,10 +59,60 @@ class TorchBackend(Backend):
         return self.lowering(node).expr(node, args, weights, self.context(plan))
 
 
+def mark_positions(plan: ClassPlan) -> bool:
+    """Mark the classes whose forward takes `pos`: those running an op that reads token positions
+    (rotary, attention and its KV cache, absolute positions), and those calling one. Every layer
+    variant of a repeat takes it when one does (the loop calls them alike)."""
+    needs = False
+    for node in plan.ops:
+        call = plan.calls.get(node.id)
+        if isinstance(call, Repeat):
+            marked = [mark_positions(cls) for cls in call.classes]
+            for cls in call.classes:
+                cls.needs_positions = any(marked)
+            needs |= any(marked)
+        elif isinstance(call, Child):
+            needs |= mark_positions(call.cls)
+        elif node.op in REGISTRY and REGISTRY[node.op].torch is not None:
+            needs |= REGISTRY[node.op].torch.positions
+    plan.needs_positions = plan.needs_positions or needs
+    return plan.needs_positions
+
+
+def decode_blocker(model: Model) -> ArchError | None:
+    """Why this model cannot generate token by token (None when it can): its input must be token ids
+    [batch, seq] and its output logits [batch, seq, vocab], and every op must decode (a lowering's
+    decode_check: non-causal attention cannot)."""
+    graph = model.graph
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        return ArchError(f"{model.name} cannot generate: it needs one token input and one logits output, and has "
+                         f"{len(graph.inputs)} input(s) and {len(graph.outputs)} output(s)", model.loc)
+    tokens = graph.node(graph.inputs[0]).type
+    logits = graph.node(next(iter(graph.outputs.values()))).type
+    if not tokens.is_int or tokens.rank != 2 or logits.rank != 3:
+        return ArchError(f"{model.name} cannot generate: it needs token ids [batch, seq] in and logits "
+                         f"[batch, seq, vocab] out, and maps {tokens} to {logits}", model.loc)
+    try:
+        check_lowerable(graph, "a decode step", lambda opdef: _DecodeCheck(opdef.torch))
+    except ArchError as e:
+        return e
+    return None
+
+
+class _DecodeCheck:
+    """An op's torch lowering seen as a lowering whose `check` is its decode check."""
+
+    def __init__(self, lowering):
+        self.check = lowering.decode_check if lowering is not None else None
+
+
 def compile_torch(model: Model, spec_path: str) -> str:
     backend = TorchBackend()
     root = model_plan(model)
     names = ClassNames(root)
+    root.needs_positions = True  # the model's forward takes `pos` from prefill and decode
+    backend.helpers.add("KVCache")  # allocate_cache looks for them (a model without attention has none)
+    mark_positions(root)
     classes = []
     for plan in all_classes(root):
         fwd = emit_forward(plan, backend, local_reserved())
@@ -72,7 +124,9 @@ def compile_torch(model: Model, spec_path: str) -> str:
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result, tuple(labels))):
             classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd,
                             "labels": labels, "labels_text": _labels_text(labels)})
+    blocker = decode_blocker(model)
     return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
+                  cannot_decode=_blocker_text(blocker) if blocker else None,
                   renamed=any(c["labels"] for c in classes),
                   uses_torch=_uses("torch", classes), uses_F=_uses("F", classes),
                   helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
@@ -90,3 +144,13 @@ def _labels_text(labels: list[tuple[str, str]]) -> str:
     items = [f'"{attr}": "{label}"' for attr, label in labels]
     line = f"LABELS = {{{', '.join(items)}}}"
     return line if len(line) <= 100 else "LABELS = {\n" + "".join(f"    {item},\n" for item in items) + "}"
+
+
+def _blocker_text(error: ArchError) -> str:
+    """The refusal as the program quotes it: a Python string literal (in pieces of at most 80
+    characters), the spec's location first, no control characters."""
+    d = error.diagnostic
+    where = f"{display_path(d.loc.file)}:{d.loc.line}:{d.loc.col}: " if d.loc is not None else ""
+    text = "".join(c if c.isprintable() else "?" for c in where + d.message + (f"; {d.hint}" if d.hint else ""))
+    pieces = [repr(text[i:i + 80]) for i in range(0, len(text), 80)]
+    return pieces[0] if len(pieces) == 1 else "(\n    " + "\n    ".join(pieces) + "\n)"

@@ -158,11 +158,16 @@ def _rotary_expr(node, args, *rest) -> str:
     return f"{ctx.rotary(node.attrs['rope'], node.type.shape[-1])}({args[0]})"
 
 
+def _torch_rotary(node, args, w, ctx) -> str:
+    """Rotated at each token's position (pos: a prefill's 0..T-1, a decode step's per-user position)."""
+    return f"{ctx.rotary(node.attrs['rope'], node.type.shape[-1])}({args[0]}, {ctx.positions()})"
+
+
 APPLY_ROPE = register(OpDef(
     "apply_rope", (T("x"), ArgSpec("rope", "rope")), _apply_rope_shape,
     doc="Rotary position embedding on [b, heads, s, head_dim]; see rope(...) for the options.",
     shard=same_layout,
-    torch=TorchLowering(expr=_rotary_expr),
+    torch=TorchLowering(expr=_torch_rotary, positions=True),
     ttnn=TTNNLowering(expr=_rotary_expr),
 ))
 
@@ -241,16 +246,27 @@ def _scale(node, graph) -> float:
 
 
 def _torch_attend(node, args, w, ctx) -> str:
+    """Causal attention keeps its keys and values in a KV cache of its own (`self.cache`), written
+    at each token's position; a decode step's queries read it up to their positions (and window)."""
     window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
-    extra = "" if node.attrs["causal"] else ", causal=False"
+    extra = ""
+    if node.attrs["causal"]:
+        k, v = (ctx.graph.node(i).type.shape for i in node.inputs[1:])
+        extra = f", {ctx.positions()}, {ctx.kv_cache(node, k[1], k[3], v[3])}"
+    else:
+        extra = ", causal=False"
     if node.attrs["scale"] is not None:
         extra += f", scale={node.attrs['scale']!r}"
-    if window is not None or softcap is not None:
-        ctx.helper("attend_masked")
-        extra += (f", window={window!r}" if window is not None else "") + (
-            f", softcap={softcap!r}" if softcap is not None else "")
+    extra += (f", window={window!r}" if window is not None else "") + (
+        f", softcap={softcap!r}" if softcap is not None else "")
     ctx.helper("attend")
     return f"attend({', '.join(args)}{extra})"
+
+
+def _decode_check_attend(node, graph) -> None:
+    if not node.attrs["causal"]:
+        raise Unsupported("non-causal attention cannot decode: every token attends to later ones, which a "
+                          "decode step has not seen", hint="generation needs causal attention (drop `causal = false`)")
 
 
 def materialises_scores(node) -> bool:
@@ -316,7 +332,7 @@ ATTEND = register(OpDef(
     doc="softmax(mask(softcap(q k^T * scale))) v over [b, heads, s, head_dim]; GQA when k/v have fewer heads. "
         "window = W: query i sees keys i - W < j <= i; softcap = c: logits -> c * tanh(logits / c).",
     shard=_shard_attend,
-    torch=TorchLowering(expr=_torch_attend),
+    torch=TorchLowering(expr=_torch_attend, positions=True, decode_check=_decode_check_attend),
     ttnn=TTNNLowering(expr=_ttnn_attend, check=_ttnn_check_attend),
     var_name=lambda node: "y",
 ))

@@ -128,22 +128,28 @@ POSITION_EMBEDDING = register(OpDef(
     doc="Learned absolute positions: rows [0, seq) of a [max_positions, dim] table, shape [seq, dim].",
     kind="embedding", storage=(("weight", Storage.TABLE),), shard=_shard_table,
     torch=TorchLowering(
-        expr=lambda node, args, w, ctx: f"{w['weight']}[: {args[0]}.shape[-2]]",
+        expr=lambda node, args, w, ctx: f"F.embedding({_torch_position_ids(args, ctx)}, {w['weight']})",
         module=lambda node, ctx: f"nn.Embedding({node.attrs['max_positions']}, {node.type.shape[-1]})",
-        call=lambda node, attr, args, ctx: f"{attr}.weight[: {args[0]}.shape[-2]]"),
+        call=lambda node, attr, args, ctx: f"{attr}({_torch_position_ids(args, ctx)})", positions=True),
     ttnn=TTNNLowering(expr=_ttnn_position_ids, load=_ttnn_load_table),
 ))
 
 
+def _torch_position_ids(args, ctx) -> str:
+    """Each token's position: a learned table's rows at the positions of a prefill or decode step."""
+    ctx.helper("position_ids")
+    return f"position_ids({args[0]}, {ctx.positions()})"
+
+
 def _torch_sinusoidal(node, args, w, ctx) -> str:
     ctx.helper("sinusoidal_positions")
-    return f"sinusoidal_positions({args[0]}, base={node.attrs['base']!r})"
+    return f"sinusoidal_positions({args[0]}, {ctx.positions()}, base={node.attrs['base']!r})"
 
 
 SINUSOIDAL_POSITIONS = register(OpDef(
     "sinusoidal_positions", (T("x"), ArgSpec("base", "float", 10000.0)), _sinusoidal_shape,
     doc="Fixed sin/cos positions (Vaswani et al.), shape [seq, dim]; no parameters.",
     shard=_shard_fixed_table,
-    torch=TorchLowering(expr=_torch_sinusoidal),
+    torch=TorchLowering(expr=_torch_sinusoidal, positions=True),
     ttnn=TTNNLowering(expr=_ttnn_sinusoidal),
 ))

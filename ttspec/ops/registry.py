@@ -105,6 +105,8 @@ class TorchLowering:
 
     expr(node, args, weights, ctx): the op applied to argument expressions; `weights` maps the
     op's local parameter names ("weight", "bias") to expressions (None for a parameter-free op).
+    The same expression runs a full forward pass, a prefill and a decode step: an op whose result
+    depends on positions asks the context for them (ctx.positions(), ctx.kv_cache(...)).
     module(node, ctx): for a labelled parameter-owning op, the nn.Module that holds its
     weights (nn.Linear, nn.RMSNorm ...); call(node, attr, args, ctx) then applies it.
     """
@@ -112,6 +114,11 @@ class TorchLowering:
     expr: Callable[..., str]
     module: Callable[..., str] | None = None
     call: Callable[..., str] | None = None
+    # Decode: whether the op reads where its tokens sit (positions, the KV cache), so the forward
+    # methods on its path take `pos`; decode_check(node, graph) raises Unsupported for a use that
+    # cannot run one token at a time against a KV cache (the program's decode then refuses).
+    positions: bool = False
+    decode_check: Callable[..., None] | None = None
 
 
 @dataclass(frozen=True)

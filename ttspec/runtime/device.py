@@ -44,11 +44,14 @@ def device_env(mode: str, target: str) -> dict[str, str]:
 
 
 def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict | None = None, tokens=None,
-               calls=None, trace: bool = False, timeout: float = 1800) -> dict:
+               calls=None, trace: bool = False, timeout: float = 1800, job: dict | None = None,
+               on_line=None) -> dict:
     """Run `source` in a worker process. `state`: ttspec names, or HF names for a spec with a
     family, or a checkpoint's WeightStream (the worker reads the files itself, one tensor at a time).
     With `state` None, weights are only allocated (torch meta tensors, ttspec names),
-    so a 70B model's fit can be checked without its data."""
+    so a 70B model's fit can be checked without its data. `job`: a generation or scoring job
+    (generation.Job as a dict) run through the program's serving API; each line the worker prints
+    goes to on_line as it comes (the tokens it streams)."""
     import numpy as np
     import torch
 
@@ -72,13 +75,30 @@ def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict
         save_file({k: v.contiguous() for k, v in state.items()}, str(work / "weights.safetensors"))
     if tokens is not None:
         np.save(work / "tokens.npy", tokens.numpy())
+    if job is not None:
+        request["job"] = job
     (work / "request.json").write_text(json.dumps(request))
-    proc = subprocess.run([sys.executable, "-m", "ttspec.runtime.device_worker", str(work)], cwd=work,
-                          env=device_env(mode, target), capture_output=True, text=True, timeout=timeout)
+    command = [sys.executable, "-m", "ttspec.runtime.device_worker", str(work)]
+    if job is None:
+        proc = subprocess.run(command, cwd=work, env=device_env(mode, target), capture_output=True, text=True,
+                              timeout=timeout)
+        stdout, stderr, returncode = proc.stdout, proc.stderr, proc.returncode
+    else:  # stream the worker's lines (its tokens) as they come
+        with open(work / "stderr.txt", "w+", encoding="utf-8") as err:
+            proc = subprocess.Popen(command, cwd=work, env=device_env(mode, target), stdout=subprocess.PIPE,
+                                    stderr=err, text=True)
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+            returncode = proc.wait(timeout=timeout)
+            err.seek(0)
+            stdout, stderr = "".join(lines), err.read()
     result_path = work / "result.json"
     if not result_path.exists():
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise ArchError(f"the {mode} run failed before reporting (exit {proc.returncode}):\n{tail}")
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
+        raise ArchError(f"the {mode} run failed before reporting (exit {returncode}):\n{tail}")
     result = json.loads(result_path.read_text())
     result["workdir"] = str(work)
     if result.get("error"):

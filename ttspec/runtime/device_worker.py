@@ -4,6 +4,8 @@ DIR holds program.py, request.json and either weights.safetensors, request["chec
 checkpoint's WeightStream, ttspec names, read from its files as each tensor is placed) or
 request["meta_weights"] (allocate without data, ttspec names), and optionally tokens.npy; request["load"] names the
 program's loader (load_ttspec_weights for ttspec names, load_weights for HF names). Writes result.json and logits.npy.
+request["job"]: a `ttspec generate` job (generation.Job) run through the program's serving API instead; its
+tokens are printed to stdout as they come.
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ def main(work: Path) -> None:
             getattr(program, request["load"])(state)  # load_ttspec_weights, or load_weights for HF names
             result["weights_seconds"] = time.perf_counter() - t0
             result["dram_bytes_allocated"] = _dram_allocated(ttnn, device)
-            if (work / "tokens.npy").exists():
+            if "job" in request:  # ttspec generate: the serving API (allocate_cache, prefill, decode, generate)
+                from ttspec.runtime.generation import serve_in_worker
+
+                result.update(serve_in_worker(program_module, program, request["job"], work))
+            elif (work / "tokens.npy").exists():
                 tokens = torch.from_numpy(np.load(work / "tokens.npy"))
                 logits = program(tokens)
                 np.save(work / "logits.npy", logits.float().numpy())

@@ -55,9 +55,16 @@ def run_torch(model: Model, spec_path: str, state: dict, tokens):
     """The torch reference on `state` (ttspec names, or HF names for a spec with a family)."""
     import torch
 
+    _, net = build_torch(model, spec_path, state)
+    with torch.no_grad():
+        return net(tokens)
+
+
+def build_torch(model: Model, spec_path: str, state: dict, source: str | None = None):
+    """The generated torch program (its module) and its model with `state` loaded, in eval mode."""
     from ..codegen.torch_backend import compile_torch
 
-    module = load_program(compile_torch(model, spec_path), f"{model.name}_torch")
+    module = load_program(source or compile_torch(model, spec_path), f"{model.name}_torch")
     net = root_class(module, model)()
     if isinstance(state, WeightStream):
         stream_into_torch(net, module, state)
@@ -66,8 +73,7 @@ def run_torch(model: Model, spec_path: str, state: dict, tokens):
     else:
         net.load_ttspec_weights(state)
     net.eval()
-    with torch.no_grad():
-        return net(tokens)
+    return module, net
 
 
 def stream_into_torch(net, module, stream: WeightStream) -> None:
