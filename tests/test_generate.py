@@ -423,13 +423,15 @@ def close_device(device):
 
 
 class NanoTrickster(NanoTrickster):  # noqa: F811 - the stand-in takes a device, as TT-NN programs do
-    def __init__(self, device=None):
+    def __init__(self, device=None, trace=True):
+        assert trace, "device mode traces the decode step unless told not to"
         super().__init__()
 '''
     state = random_state_dict(model, 0)
     job = Job(prompts=PROMPTS, max_new_tokens=6, temperature=0.9, top_k=40, seed=5, stop=[])
     lines = []
-    result = run_worker(model, source, "device", "n150", state=state, job=asdict(job), on_line=lines.append)
+    result = run_worker(model, source, "device", "n150", state=state, job=asdict(job), trace=True,
+                        on_line=lines.append)
     module, net = build_torch(model, str(spec), state)
     net.allocate_cache(len(PROMPTS), job.context)
     expected = module.generate(net, PROMPTS, 6, temperature=0.9, top_k=40, seed=5)

@@ -380,22 +380,15 @@ def _weights(model: Model, args):
 
 def _build_here(model: Model, args, state, source: str | None):
     """The program built in this process: the torch reference, or the TT-NN program on goldens."""
-    from .runner import build_torch, load_program, root_class
-    from .weights import HF_NAMES, WeightStream, weights_naming
+    from .runner import build_torch, golden_program
 
     if args.mode == "torch":
         return build_torch(model, args.spec, state)
+    from ..targets import get_target
     from .device import import_ttnn
-    from .golden import GoldenTTNN
 
     import_ttnn()  # quietly: its import logs its whole config otherwise
-    module = load_program(source, f"{model.name}_{args.target}_golden")
-    module.ttnn = GoldenTTNN()
-    program = root_class(module, model)(module.open_device())
-    if not isinstance(state, WeightStream) and weights_naming(model, state) == HF_NAMES:
-        program.load_weights(state)
-    else:
-        program.load_ttspec_weights(state)
+    program, module = golden_program(model, args.spec, get_target(args.target), state, source=source)
     return module, program
 
 
