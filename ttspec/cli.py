@@ -18,6 +18,9 @@ EXIT_INTERNAL = 70
 COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy")
 DEFAULT_TARGET = "n150"  # when neither --target nor the spec's `target` statement names one
 WEIGHTS_DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
+WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
+                        "(the kinds of `ttspec params`), e.g. attention=bfloat8_b,mlp=bfloat4_b; kinds not named "
+                        "keep bf16 or the one plain dtype given (default bf16)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +54,18 @@ def _device_target(text: str) -> str:
     except UsageError as e:
         d = e.diagnostic
         raise argparse.ArgumentTypeError(f"{d.message}; {d.hint.strip()}") from None
+
+
+def _weights_formats(text: str) -> str:
+    """`bfloat8_b` or per kind `attention=bfloat8_b,mlp=bfloat4_b` (kinds are checked against the model later)."""
+    from .weight_formats import parse
+
+    try:
+        return str(parse(text))
+    except UsageError as e:
+        d = e.diagnostic
+        message = d.message.removeprefix("--weights-dtype: ")
+        raise argparse.ArgumentTypeError(message + (f"; {d.hint.strip()}" if d.hint else "")) from None
 
 
 def _mesh(text: str) -> str:
@@ -134,12 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
     pl.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
-    pl.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
+    pl.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                    help=WEIGHTS_FORMATS_HELP)
     pl.add_argument("--batch", type=_positive_int, default=1,
                     help="batch for the memory breakdown and the largest context that fits (default 1)")
     pl.add_argument("--seq", type=_positive_int,
                     help="context for the memory breakdown and the largest batch that fits (default: the spec's bound)")
     pl.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser("report", help="how fast it will run: modelled prefill and decode times per target",
+                        description="Modelled time to first token, decode ms/step and tokens/s on a target, per op "
+                                    "class and per layer, with the bottleneck of each (a model from published "
+                                    "hardware constants, not a measurement; README: How fast will it run?).")
+    rp.add_argument("spec", metavar="SPEC")
+    rp.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
+    rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
+    rp.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
+    rp.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                    help=WEIGHTS_FORMATS_HELP)
+    rp.add_argument("--batch", type=_positive_int, default=1, help="users decoded together (default 1)")
+    rp.add_argument("--seq", type=_positive_int, help="context of the decode step (default 2048, or the spec's bound)")
+    rp.add_argument("--prompt", type=_positive_int,
+                    help="prompt length for the time to first token (default 128, as tt_transformers measures)")
+    rp.add_argument("--json", action="store_true", help="machine-readable output (docs/report-json.md)")
 
     ih = sub.add_parser("import-hf", help="write a spec from a Hugging Face model directory or config.json",
                         description="Write a .arch spec from a Hugging Face model directory (config.json, "
@@ -291,6 +323,17 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .analysis.report import cost_report, render_report
+    from .driver import load_model
+
+    model = load_model(args.spec)
+    report = cost_report(model, args.target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt,
+                         args.dp)
+    write_output(json.dumps(report, indent=2) if args.json else render_report(report), None)
+    return 0
+
+
 def cmd_import_hf(args) -> int:
     from .hf_import import import_hf
 
@@ -306,7 +349,7 @@ def cmd_import_hf(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile, "run": cmd_run,
-            "plan": cmd_plan, "import-hf": cmd_import_hf}
+            "plan": cmd_plan, "report": cmd_report, "import-hf": cmd_import_hf}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,15 +55,16 @@ class ChipSpec:
 FIDELITY_PHASES = {"bfloat4_b": 1, "bfloat8_b": 2, "bf16": 4}
 ATTENTION_FIDELITY_PHASES = 2  # sdpa_decode: hifi2 (PERF.md fidelity_cfg)
 
-_MATRIX_ENGINE = "tt-metal tech_reports/matrix_engine/matrix_engine.md: 8x16 x 16x16 per cycle = 4096 FLOPs/cycle (LoFi)"
+_MATRIX_ENGINE = ("tt-metal tech_reports/matrix_engine/matrix_engine.md: 8x16 x 16x16 per cycle = 4096 FLOPs/cycle "
+                  "(LoFi)")
 _L1 = "tt-metal METALIUM_GUIDE.md: 1.5 MB SRAM per Tensix core"
 _TRACED = ("tenstorrent/tt-metal#12074 (traced Llama decode on Wormhole: 'ops generally have 3k to 6k cycles of "
            "dispatch time, regardless of the device runtime', 'roughly 4k cycles constant'): 4,000 cycles at 1 GHz; "
            "tech_reports/LLMs/llms.md: the op-to-op gap's lower limit is single-digit microseconds")
 _EAGER = ("no single-op host-dispatch measurement is published (tenstorrent/tt-metal#11386: Llama decode without trace "
           "was 1.04x to 1.34x slower end to end); modelled at the traced cost, an upper bound on speed")
-_CCL_DISPATCH = ("tenstorrent/tt-metal#12307 (CCL maintainer: 'we expected around 10us worker dispatch time as measured' "
-                 "for all-gather)")
+_CCL_DISPATCH = ("tenstorrent/tt-metal#12307 (CCL maintainer: 'we expected around 10us worker dispatch time as "
+                 "measured' for all-gather)")
 
 WORMHOLE = ChipSpec(
     "wormhole_b0",

@@ -28,7 +28,8 @@ class WeightFormats:
     def __str__(self) -> str:
         if self.plain:
             return self.default
-        parts = ([self.default] if self.default != "bf16" else []) + [f"{k}={v}" for k, v in sorted(self.by_kind.items())]
+        parts = [self.default] if self.default != "bf16" else []
+        parts += [f"{k}={v}" for k, v in sorted(self.by_kind.items())]
         return ",".join(parts)
 
     def check_kinds(self, kinds) -> None:
