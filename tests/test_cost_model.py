@@ -37,11 +37,15 @@ def build(name, target, weights=PERFORMANCE, mesh=None):
 # bfp8 MLP in its 32nd layer; ttspec's per-kind formats put bfp4 there too (slightly faster: the
 # modelled figure stays an upper bound). Speed in tokens/s/user, time to first token in ms.
 PUBLISHED = [
-    # spec, target, tokens/s/user, TTFT ms
+    # spec, target, tokens/s/user, TTFT ms (None: not published)
     ("llama-3.2-1b", "n150", 87.8, 26),
     ("llama-3.1-8b", "n150", 28.3, 104),
     ("llama-3.1-8b", "n300", 44.2, 67),
     ("llama-3.1-8b", "t3k", 64.3, 53),
+    # further rows of the same table
+    ("llama-3.2-1b", "n300", 105.9, 22),
+    ("llama-3.1-70b", "t3k", 16.6, 164),
+    ("llama-3.1-70b", "galaxy", 12.7, None),  # "TG"
 ]
 CONTEXT = 128 + 200  # a 128-token prompt and 200 generated tokens (PERF.md)
 
@@ -54,7 +58,8 @@ def test_published_decode_speed_is_an_upper_bound_within_2x(spec, target, measur
     assert modelled >= measured, f"modelled {modelled:.1f} tokens/s/user is below the measured {measured}"
     assert modelled <= 2 * measured, f"modelled {modelled:.1f} tokens/s/user is over 2x the measured {measured}"
     # time to first token: the model is a lower bound on the measured time (it leaves out host work)
-    assert est.ttft_s * 1e3 <= ttft_ms
+    if ttft_ms is not None:
+        assert est.ttft_s * 1e3 <= ttft_ms
 
 
 # ----------------------------------------------------------------------------- closed forms

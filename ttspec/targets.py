@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import UsageError, did_you_mean
 
@@ -83,15 +83,27 @@ WORMHOLE = ChipSpec(
 
 BLACKHOLE = ChipSpec(
     "blackhole",
-    Source(130, "cores", "docs.tenstorrent.com Blackhole: up to 140 Tensix cores (p150: 13x10 compute grid)"),
-    Source(1.35e9, "Hz", "Blackhole AI clock 1.35 GHz (tt-metal tech_reports/Blackhole_GEMM_FLOPS)"),
+    Source(130, "cores", "docs.tenstorrent.com Blackhole: up to 140 Tensix cores; the 13x10 compute grid ttnn "
+                        "uses is an unverified assumption"),
+    Source(1.35e9, "Hz", "Blackhole AI clock 1.35 GHz (as tt-metal data-movement constants and tt-mlir's Blackhole "
+                         "roofline tests use it; not read from a specification here)"),
     Source(4096, "FLOPs/cycle/core", _MATRIX_ENGINE + " (applies to Wormhole and Blackhole)"),
-    Source(437.5e9, "B/s", "docs.tenstorrent.com tt-system-firmware Blackhole: 8 GDDR6 channels, 3.5 Tb/s"),
+    Source(437.5e9, "B/s", "docs.tenstorrent.com tt-system-firmware Blackhole: 8 GDDR6 channels, 3.5 Tb/s (other "
+                           "sources quote 512 GB/s for p150; no single-op DRAM benchmark read here)"),
     Source(1.5 * 2**20, "B", _L1),
     Source(4e-6, "s", _TRACED + " (Wormhole figure, no Blackhole measurement)"),
     Source(4e-6, "s", _EAGER),
     Source(10e-6, "s", _CCL_DISPATCH),
     Source(62.5e9, "B/s", "docs.tenstorrent.com tt-system-firmware Blackhole: 16 PCIe 5.0 lanes, 500 Gb/s"),
+)
+
+# p100: 7 of the 8 DRAM channels (28 GB) and 120 Tensix cores (docs.tenstorrent.com p100a specifications).
+BLACKHOLE_P100 = replace(
+    BLACKHOLE,
+    cores=Source(110, "cores", "docs.tenstorrent.com p100a: 120 Tensix cores; the 11x10 compute grid ttnn "
+                        "uses is an unverified assumption"),
+    dram_bandwidth=Source(437.5e9 * 7 / 8, "B/s", "7 of Blackhole's 8 GDDR6 channels (p100a: 28 GB) at "
+                                                   "3.5 Tb/s / 8 each (docs.tenstorrent.com tt-system-firmware)"),
 )
 
 CHIPS = {"wormhole_b0": WORMHOLE, "blackhole": BLACKHOLE}
@@ -139,10 +151,11 @@ class Target:
     description: str
     ring_axes: tuple[int, ...] = ()  # mesh axes whose ends are wired together (a ring collective closes)
     wiring: str = ""
+    chip_spec: ChipSpec | None = None  # when the board differs from its arch's ChipSpec
 
     @property
     def chip(self) -> ChipSpec:
-        return CHIPS[self.arch]
+        return self.chip_spec or CHIPS[self.arch]
 
     def topology(self, axis: int, devices: int) -> str:
         """The CCL topology a collective over `devices` chips of mesh axis `axis` runs: a ring
@@ -164,7 +177,8 @@ TARGETS = {
                   "chips close a ring (the CCL benchmark's 8-device ring)"),
     "galaxy": Target("galaxy", "wormhole_b0", (8, 4), WORMHOLE_DRAM, "Galaxy, 32 Wormhole chips as 8x4",
                      wiring="an 8x4 grid with ethernet between neighbours; modelled as lines on both axes"),
-    "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB"),
+    "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB",
+                   chip_spec=BLACKHOLE_P100),
     "p150": Target("p150", "blackhole", (1, 1), P150_DRAM, "Blackhole p150, 1 chip, 32 GB"),
 }
 
