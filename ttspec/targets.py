@@ -130,13 +130,13 @@ class CollectiveModel:
 
 
 CCL_SOURCE = "tt-metal tech_reports/CCLs/results/SUMMARY_wormhole_b0_bfloat16_6144.md (line rate 12.5 GB/s per link)"
-# op -> topology -> model
+# collective (as ttspec/ops/collectives.py's CCL_PATTERN names them) -> topology -> model
 WORMHOLE_CCL = {
-    "all_gather": {"line": CollectiveModel(4.47e-6, 1.91e-6, "n-1", 11.8e9, "n-1"),
+    "all-gather": {"line": CollectiveModel(4.47e-6, 1.91e-6, "n-1", 11.8e9, "n-1"),
                    "ring": CollectiveModel(4.47e-6, 2.50e-6, "n/2", 20.8e9, "n-1")},
-    "reduce_scatter": {"line": CollectiveModel(3.23e-6, 3.97e-6, "n-1", 11.1e9, "(n-1)/n"),
+    "reduce-scatter": {"line": CollectiveModel(3.23e-6, 3.97e-6, "n-1", 11.1e9, "(n-1)/n"),
                        "ring": CollectiveModel(3.23e-6, 3.06e-6, "n/2", 16.7e9, "(n-1)/n")},
-    "all_reduce": {"line": CollectiveModel(9.07e-6, 5.82e-6, "n-1", 10.9e9, "2(n-1)/n"),
+    "all-reduce": {"line": CollectiveModel(9.07e-6, 5.82e-6, "n-1", 10.9e9, "2(n-1)/n"),
                    "ring": CollectiveModel(9.07e-6, 5.25e-6, "n/2", 18.4e9, "2(n-1)/n")},
 }
 ETHERNET_LINE_RATE = Source(12.5e9, "B/s per link per direction", CCL_SOURCE)

@@ -33,6 +33,7 @@ from ..ir.graph import Node, layer_pattern, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
+from ..ops.collectives import CCL_PATTERN
 from ..ops.queries import attentions, lookup_tables
 from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATE, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from .interpreters import Interpreter
@@ -259,7 +260,7 @@ class CostInterpreter(Interpreter):
             full = tiles(out) * ACTIVATION_BYTES  # CCL ops move whole tiles: a decode row is 32 rows
             per_device = full // devices if node.op == ALL_GATHER.name else full  # all_gather's input is a slice
             topology = self.target.topology(self.plan.axis, devices)
-            model = WORMHOLE_CCL[node.op][topology]
+            model = WORMHOLE_CCL[CCL_PATTERN[node.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value
             collective_bytes = per_device
         self.phase.ops.append(OpCost(self.prefix + node.id, node.op, self.group, self.count, flops, dram,
