@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
-    co.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES,
-                    help="device dtype of weight matrices (TT-NN targets; default bf16)")
+    co.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                    help="TT-NN targets: " + WEIGHTS_FORMATS_HELP)
     co.add_argument("-o", "--output", metavar="FILE|DIR",
                     help="output file, or a directory (an existing one, or a path ending in `/`) to write "
                          "<model>_<target>.py into (default: ./generated/)")
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "time (default: seeded random)")
     r.add_argument("--save-weights", metavar="F.safetensors",
                    help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
-    r.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
+    r.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                   help=WEIGHTS_FORMATS_HELP)
     r.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4")
     r.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
     r.add_argument("--allocate-only", action="store_true",
@@ -275,7 +276,7 @@ def run_command(args, target: str) -> str:
     if args.target:
         words += ["--target", target]
     if args.weights_dtype:
-        words += ["--weights-dtype", args.weights_dtype]
+        words += ["--weights-dtype", shlex.quote(args.weights_dtype)]
     if args.mesh:
         words += ["--mesh", shlex.quote(args.mesh)]
     if args.dp:

@@ -98,9 +98,11 @@ def prepare(model: Model, options: Options) -> Build:
 
     check_supported(model)
     from . import weight_formats
-    from .analysis.params_report import params_by_kind
+    from .analysis.memory import weight_bytes_by_kind
 
-    weight_formats.parse(options.weights_dtype).check_kinds(params_by_kind(model.graph))
+    formats = weight_formats.parse(options.weights_dtype)
+    if not formats.plain:  # the kinds the memory model groups by (a tied head's own copy is `head`)
+        formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
     lowered = lower(model)
     shard_plan = None
     if options.mesh != (1, 1):
