@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", type=_device_target,
                    help="warn when the model will not fit this device (default: the spec's `target`); "
                                     "the same memory model as compile and plan")
-    c.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
-                   help="device dtype of weight matrices for the fit check (default bf16)")
+    c.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                   help="for the fit check: " + WEIGHTS_FORMATS_HELP)
     c.add_argument("--training", action="store_true",
                    help="also warn when training (AdamW, mixed precision) would not fit the target")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
