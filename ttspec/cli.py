@@ -17,7 +17,6 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy")
 DEFAULT_TARGET = "n150"  # when neither --target nor the spec's `target` statement names one
-WEIGHTS_DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
 WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
                         "(the kinds of `ttspec params`), e.g. attention=bfloat8_b,mlp=bfloat4_b; kinds not named "
                         "keep bf16 or the one plain dtype given (default bf16)")
