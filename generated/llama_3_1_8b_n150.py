@@ -405,15 +405,16 @@ class Weights:
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
                                memory_config=ttnn.DRAM_MEMORY_CONFIG)
 
-    def linear(self, module, parts=None, heads=None, input_heads=None, head_dim=None):
+    def linear(self, module, parts=None, heads=None, input_heads=None, head_dim=None, dtype=None):
         """[out, in] weights as ttnn.linear's [in, out] operand; `heads` / `input_heads`: zero-pad
-        each head of the output / input features to whole tiles."""
+        each head of the output / input features to whole tiles; `dtype`: this matrix's format
+        when its kind has its own (--weights-dtype KIND=DTYPE)."""
         weight = self._get(module, "weight", parts)
         if heads:
             weight = pad_heads(weight, heads, head_dim, dim=0)
         if input_heads:
             weight = pad_heads(weight, input_heads, head_dim, dim=1)
-        return self._upload(weight.T.contiguous(), self.dtype, ttnn.TILE_LAYOUT)
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT)
 
     def bias(self, module, parts=None, heads=None, head_dim=None):
         bias = self._get(module, "bias", parts)

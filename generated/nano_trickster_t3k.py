@@ -457,10 +457,11 @@ class Weights:
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
                                memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=mapper)
 
-    def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None):
+    def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, dtype=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. split="column": each device
         holds a slice of the output features (a fused QKV by whole heads); "row": a slice of
-        the input features. `rows`: zero rows appended so the output splits evenly (vocab)."""
+        the input features. `rows`: zero rows appended so the output splits evenly (vocab).
+        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
         weight = self._get(module, "weight", parts)
         if qkv_heads:
             heads, kv = qkv_heads
@@ -468,7 +469,7 @@ class Weights:
         if rows and rows > weight.shape[0]:
             weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
         dim = {"column": -1, "row": -2}.get(split)
-        return self._upload(weight.T.contiguous(), self.dtype, ttnn.TILE_LAYOUT, dim)
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dim)
 
     def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None):
         bias = self._get(module, "bias", parts)

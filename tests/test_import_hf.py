@@ -495,6 +495,7 @@ SHIPPED = {  # spec -> the config.json it was imported from (transcribed from th
     "mistral-7b.arch": ("Mistral-7B-v0.1", 7_241_732_096),
     "gemma-2-2b.arch": ("gemma-2-2b", 2_614_341_888),
     "phi-3-mini.arch": ("Phi-3-mini-4k-instruct", 3_821_079_552),
+    "llama-3.2-1b.arch": ("Llama-3.2-1B", 1_235_814_400),
 }
 
 

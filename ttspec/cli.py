@@ -17,7 +17,9 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy")
 DEFAULT_TARGET = "n150"  # when neither --target nor the spec's `target` statement names one
-WEIGHTS_DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
+WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
+                        "(the kinds of `ttspec params`), e.g. attention=bfloat8_b,mlp=bfloat4_b; kinds not named "
+                        "keep bf16 or the one plain dtype given (default bf16)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +55,18 @@ def _device_target(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{d.message}; {d.hint.strip()}") from None
 
 
+def _weights_formats(text: str) -> str:
+    """`bfloat8_b` or per kind `attention=bfloat8_b,mlp=bfloat4_b` (kinds are checked against the model later)."""
+    from .weight_formats import parse
+
+    try:
+        return str(parse(text))
+    except UsageError as e:
+        d = e.diagnostic
+        message = d.message.removeprefix("--weights-dtype: ")
+        raise argparse.ArgumentTypeError(message + (f"; {d.hint.strip()}" if d.hint else "")) from None
+
+
 def _mesh(text: str) -> str:
     from .targets import parse_mesh
 
@@ -74,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", type=_device_target,
                    help="warn when the model will not fit this device (default: the spec's `target`); "
                                     "the same memory model as compile and plan")
-    c.add_argument("--weights-dtype", default="bf16", choices=("bf16", "bfloat8_b", "bfloat4_b"),
-                   help="device dtype of weight matrices for the fit check (default bf16)")
+    c.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                   help="for the fit check: " + WEIGHTS_FORMATS_HELP)
     c.add_argument("--training", action="store_true",
                    help="also warn when training (AdamW, mixed precision) would not fit the target")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
@@ -95,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
-    co.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES,
-                    help="device dtype of weight matrices (TT-NN targets; default bf16)")
+    co.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                    help="TT-NN targets: " + WEIGHTS_FORMATS_HELP)
     co.add_argument("-o", "--output", metavar="FILE|DIR",
                     help="output file, or a directory (an existing one, or a path ending in `/`) to write "
                          "<model>_<target>.py into (default: ./generated/)")
@@ -117,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "time (default: seeded random)")
     r.add_argument("--save-weights", metavar="F.safetensors",
                    help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
-    r.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
+    r.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                   help=WEIGHTS_FORMATS_HELP)
     r.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4")
     r.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
     r.add_argument("--allocate-only", action="store_true",
@@ -145,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--weights", metavar="PATH",
                     help="a model directory (its tokenizer.json tokenises --prompt), a .safetensors file or an "
                          "index, as for `ttspec run` (default: seeded random weights)")
-    ge.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES, help="TT-NN modes (default bf16)")
+    ge.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                    help="TT-NN modes: one format, or per parameter kind (default bf16)")
     ge.add_argument("--prompt", metavar="TEXT",
                     help="tokenised by the weights directory's tokenizer.json, else as UTF-8 bytes (a vocabulary "
                          "of at least 256)")
@@ -173,12 +189,29 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
     pl.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
-    pl.add_argument("--weights-dtype", default="bf16", choices=WEIGHTS_DTYPES)
+    pl.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                    help=WEIGHTS_FORMATS_HELP)
     pl.add_argument("--batch", type=_positive_int, default=1,
                     help="batch for the memory breakdown and the largest context that fits (default 1)")
     pl.add_argument("--seq", type=_positive_int,
                     help="context for the memory breakdown and the largest batch that fits (default: the spec's bound)")
     pl.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser("report", help="how fast it will run: modelled prefill and decode times per target",
+                        description="Modelled time to first token, decode ms/step and tokens/s on a target, per op "
+                                    "class and per layer, with the bottleneck of each (a model from published "
+                                    "hardware constants, not a measurement; README: How fast will it run?).")
+    rp.add_argument("spec", metavar="SPEC")
+    rp.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
+    rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
+    rp.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
+    rp.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+                    help=WEIGHTS_FORMATS_HELP)
+    rp.add_argument("--batch", type=_positive_int, default=1, help="users decoded together (default 1)")
+    rp.add_argument("--seq", type=_positive_int, help="context of the decode step (default 2048, or the spec's bound)")
+    rp.add_argument("--prompt", type=_positive_int,
+                    help="prompt length for the time to first token (default 128, as tt_transformers measures)")
+    rp.add_argument("--json", action="store_true", help="machine-readable output (docs/report-json.md)")
 
     ih = sub.add_parser("import-hf", help="write a spec from a Hugging Face model directory or config.json",
                         description="Write a .arch spec from a Hugging Face model directory (config.json, "
@@ -282,7 +315,7 @@ def run_command(args, target: str) -> str:
     if args.target:
         words += ["--target", target]
     if args.weights_dtype:
-        words += ["--weights-dtype", args.weights_dtype]
+        words += ["--weights-dtype", shlex.quote(args.weights_dtype)]
     if args.mesh:
         words += ["--mesh", shlex.quote(args.mesh)]
     if args.dp:
@@ -340,6 +373,17 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .analysis.report import cost_report, render_report
+    from .driver import load_model
+
+    model = load_model(args.spec)
+    report = cost_report(model, args.target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt,
+                         args.dp)
+    write_output(json.dumps(report, indent=2) if args.json else render_report(report), None)
+    return 0
+
+
 def cmd_import_hf(args) -> int:
     from .hf_import import import_hf
 
@@ -355,7 +399,7 @@ def cmd_import_hf(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "params": cmd_params, "graph": cmd_graph, "compile": cmd_compile, "run": cmd_run,
-            "generate": cmd_generate, "plan": cmd_plan, "import-hf": cmd_import_hf}
+            "generate": cmd_generate, "plan": cmd_plan, "report": cmd_report, "import-hf": cmd_import_hf}
 
 
 def main(argv: list[str] | None = None) -> int:

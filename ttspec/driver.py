@@ -37,7 +37,7 @@ class Options:
     target: Target
     mesh: tuple[int, int]  # the device mesh the program runs on; (1, 1) for one chip
     dp: bool = False  # 2-D meshes: split the batch over the axis not used for tensor parallelism
-    weights_dtype: str = "bf16"
+    weights_dtype: str = "bf16"  # one dtype, or formats per kind (`attention=bfloat8_b,mlp=bfloat4_b`)
 
 
 @dataclass
@@ -78,7 +78,9 @@ def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None =
         raise UsageError(f"--mesh {mesh} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}",
                          hint=f"{target} is a {chosen.mesh[0]}x{chosen.mesh[1]} mesh; pick a sub-mesh of it "
                               "or a bigger target")
-    return Options(chosen, shape or chosen.mesh, dp, weights_dtype)
+    from .weight_formats import parse
+
+    return Options(chosen, shape or chosen.mesh, dp, str(parse(weights_dtype)))
 
 
 def lower(model: Model) -> Model:
@@ -95,6 +97,12 @@ def prepare(model: Model, options: Options) -> Build:
     from .codegen.ttnn_backend import check_supported
 
     check_supported(model)
+    from . import weight_formats
+    from .analysis.memory import weight_bytes_by_kind
+
+    formats = weight_formats.parse(options.weights_dtype)
+    if not formats.plain:  # the kinds the memory model groups by (a tied head's own copy is `head`)
+        formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
     lowered = lower(model)
     shard_plan = None
     if options.mesh != (1, 1):
@@ -146,7 +154,7 @@ def fitting_options(model: Model, options: Options) -> str:
             return False
 
     dtypes = ["bf16", "bfloat8_b", "bfloat4_b"]
-    smaller = dtypes[dtypes.index(options.weights_dtype) + 1:]
+    smaller = dtypes[dtypes.index(options.weights_dtype) + 1:] if options.weights_dtype in dtypes else dtypes[2:]
     chips = options.mesh[0] * options.mesh[1]
     bigger = [t for t in sorted(TARGETS.values(), key=lambda t: t.dram_per_chip * t.chips)
               if t.dram_per_chip * t.chips > options.target.dram_per_chip * chips]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import UsageError, did_you_mean
 
@@ -16,12 +16,151 @@ P100_DRAM = 7 * 4_277_141_376
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a hardware constant comes from (a public page or repository path)."""
+
+    value: float
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """Per-chip facts the cost model (analysis/cost.py) reads. Every value carries its source;
+    `ttspec report --json` prints them. Specifications and single-op micro-benchmarks only,
+    never fitted to end-to-end model results."""
+
+    arch: str
+    cores: Source  # Tensix cores ttnn's matmuls use (the compute grid)
+    clock_hz: Source
+    matmul_flops_per_cycle: Source  # per core at LoFi; HiFi2 / 2, HiFi4 / 4
+    dram_bandwidth: Source  # bytes/s a DRAM-bound op reaches (weight streaming)
+    l1_bytes: Source  # per core
+    op_overhead_traced_s: Source  # fixed cost per op when the program runs as a trace
+    op_overhead_eager_s: Source  # per op when the host dispatches each op
+    ccl_dispatch_s: Source  # dispatch of one CCL op (on top of its measured kernel time)
+    pcie_bandwidth: Source  # host <-> chip, bytes/s: the logits a forward pass returns to the host
+
+    def constants(self) -> dict:
+        return {name: {"value": getattr(self, name).value, "unit": getattr(self, name).unit,
+                       "source": getattr(self, name).source}
+                for name in ("cores", "clock_hz", "matmul_flops_per_cycle", "dram_bandwidth", "l1_bytes",
+                             "op_overhead_traced_s", "op_overhead_eager_s", "ccl_dispatch_s", "pcie_bandwidth")}
+
+
+# Math fidelity per weight format, as tt_transformers' performance configuration pairs them
+# (models/tt_transformers/PERF.md, "precision_cfg / fidelity_cfg": bfp4 -> LoFi, bfp8 -> HiFi2;
+# bf16 weights use HiFi4): the matrix engine's throughput divides by the fidelity phases
+# (tech_reports/matrix_engine/matrix_engine.md: LoFi 4, HiFi2 2, HiFi3 1.33, HiFi4 1 TFLOPS per core at 1 GHz).
+FIDELITY_PHASES = {"bfloat4_b": 1, "bfloat8_b": 2, "bf16": 4}
+ATTENTION_FIDELITY_PHASES = 2  # sdpa_decode: hifi2 (PERF.md fidelity_cfg)
+
+_MATRIX_ENGINE = ("tt-metal tech_reports/matrix_engine/matrix_engine.md: 8x16 x 16x16 per cycle = 4096 FLOPs/cycle "
+                  "(LoFi)")
+_L1 = "tt-metal METALIUM_GUIDE.md: 1.5 MB SRAM per Tensix core"
+_TRACED = ("tenstorrent/tt-metal#12074 (traced Llama decode on Wormhole: 'ops generally have 3k to 6k cycles of "
+           "dispatch time, regardless of the device runtime', 'roughly 4k cycles constant'): 4,000 cycles at 1 GHz; "
+           "tech_reports/LLMs/llms.md: the op-to-op gap's lower limit is single-digit microseconds")
+_EAGER = ("no single-op host-dispatch measurement is published (tenstorrent/tt-metal#11386: Llama decode without trace "
+          "was 1.04x to 1.34x slower end to end); modelled at the traced cost, an upper bound on speed")
+_CCL_DISPATCH = ("tenstorrent/tt-metal#12307 (CCL maintainer: 'we expected around 10us worker dispatch time as "
+                 "measured' for all-gather)")
+
+WORMHOLE = ChipSpec(
+    "wormhole_b0",
+    Source(64, "cores", "ttnn compute grid 8x8 on n150/n300 chips (tech_reports/Saturating_DRAM_bandwidth: "
+                        "n150 has one of 10 rows harvested, n300 two; tt_transformers uses an 8x8 grid)"),
+    Source(1.0e9, "Hz", "tech_reports/matrix_engine/matrix_engine.md (\"At 1GHz\")"),
+    Source(4096, "FLOPs/cycle/core", _MATRIX_ENGINE),
+    Source(267e9, "B/s", "tech_reports/Saturating_DRAM_bandwidth/Saturating_DRAM_bandwidth.md: DRAM u-benchmark "
+                         "267 GB/s at 12 GBps (theoretical 288 GB/s; matmuls in Llama decode reach 239-260)"),
+    Source(1.5 * 2**20, "B", _L1),
+    Source(4e-6, "s", _TRACED),
+    Source(4e-6, "s", _EAGER),
+    Source(10e-6, "s", _CCL_DISPATCH),
+    Source(32e9, "B/s", "docs.tenstorrent.com Wormhole n150/n300 specifications: PCIe 4.0 x16 (32 GB/s per direction)"),
+)
+
+BLACKHOLE = ChipSpec(
+    "blackhole",
+    Source(130, "cores", "docs.tenstorrent.com Blackhole: up to 140 Tensix cores; the 13x10 compute grid ttnn "
+                        "uses is an unverified assumption"),
+    Source(1.35e9, "Hz", "Blackhole AI clock 1.35 GHz (as tt-metal data-movement constants and tt-mlir's Blackhole "
+                         "roofline tests use it; not read from a specification here)"),
+    Source(4096, "FLOPs/cycle/core", _MATRIX_ENGINE + " (applies to Wormhole and Blackhole)"),
+    Source(437.5e9, "B/s", "docs.tenstorrent.com tt-system-firmware Blackhole: 8 GDDR6 channels, 3.5 Tb/s (other "
+                           "sources quote 512 GB/s for p150; no single-op DRAM benchmark read here)"),
+    Source(1.5 * 2**20, "B", _L1),
+    Source(4e-6, "s", _TRACED + " (Wormhole figure, no Blackhole measurement)"),
+    Source(4e-6, "s", _EAGER),
+    Source(10e-6, "s", _CCL_DISPATCH),
+    Source(62.5e9, "B/s", "docs.tenstorrent.com tt-system-firmware Blackhole: 16 PCIe 5.0 lanes, 500 Gb/s"),
+)
+
+# p100: 7 of the 8 DRAM channels (28 GB) and 120 Tensix cores (docs.tenstorrent.com p100a specifications).
+BLACKHOLE_P100 = replace(
+    BLACKHOLE,
+    cores=Source(110, "cores", "docs.tenstorrent.com p100a: 120 Tensix cores; the 11x10 compute grid ttnn "
+                        "uses is an unverified assumption"),
+    dram_bandwidth=Source(437.5e9 * 7 / 8, "B/s", "7 of Blackhole's 8 GDDR6 channels (p100a: 28 GB) at "
+                                                   "3.5 Tb/s / 8 each (docs.tenstorrent.com tt-system-firmware)"),
+)
+
+CHIPS = {"wormhole_b0": WORMHOLE, "blackhole": BLACKHOLE}
+
+
+@dataclass(frozen=True)
+class CollectiveModel:
+    """One CCL op's measured time on `n` devices: startup + per hop + bytes through the busiest
+    link at the rate measured (tt-metal tech_reports/CCLs/results/SUMMARY_wormhole_b0_bfloat16_6144.md,
+    single-op micro-benchmarks; `kernel_time` lines). `traffic(n)`: the factor on the input bytes."""
+
+    startup_s: float
+    per_hop_s: float
+    hops: str  # "n-1" (line) or "n/2" (ring)
+    rate: float  # B/s
+    traffic: str  # "n-1", "(n-1)/n" or "2(n-1)/n"
+
+    def time(self, n: int, input_bytes: int) -> float:
+        if n <= 1:
+            return 0.0
+        hops = n - 1 if self.hops == "n-1" else n / 2
+        factor = {"n-1": n - 1, "(n-1)/n": (n - 1) / n, "2(n-1)/n": 2 * (n - 1) / n}[self.traffic]
+        return self.startup_s + self.per_hop_s * hops + factor * input_bytes / self.rate
+
+
+CCL_SOURCE = "tt-metal tech_reports/CCLs/results/SUMMARY_wormhole_b0_bfloat16_6144.md (line rate 12.5 GB/s per link)"
+# collective (as ttspec/ops/collectives.py's CCL_PATTERN names them) -> topology -> model
+WORMHOLE_CCL = {
+    "all-gather": {"line": CollectiveModel(4.47e-6, 1.91e-6, "n-1", 11.8e9, "n-1"),
+                   "ring": CollectiveModel(4.47e-6, 2.50e-6, "n/2", 20.8e9, "n-1")},
+    "reduce-scatter": {"line": CollectiveModel(3.23e-6, 3.97e-6, "n-1", 11.1e9, "(n-1)/n"),
+                       "ring": CollectiveModel(3.23e-6, 3.06e-6, "n/2", 16.7e9, "(n-1)/n")},
+    "all-reduce": {"line": CollectiveModel(9.07e-6, 5.82e-6, "n-1", 10.9e9, "2(n-1)/n"),
+                   "ring": CollectiveModel(9.07e-6, 5.25e-6, "n/2", 18.4e9, "2(n-1)/n")},
+}
+ETHERNET_LINE_RATE = Source(12.5e9, "B/s per link per direction", CCL_SOURCE)
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     arch: str
     mesh: tuple[int, int]
     dram_per_chip: int
     description: str
+    ring_axes: tuple[int, ...] = ()  # mesh axes whose ends are wired together (a ring collective closes)
+    wiring: str = ""
+    chip_spec: ChipSpec | None = None  # when the board differs from its arch's ChipSpec
+
+    @property
+    def chip(self) -> ChipSpec:
+        return self.chip_spec or CHIPS[self.arch]
+
+    def topology(self, axis: int, devices: int) -> str:
+        """The CCL topology a collective over `devices` chips of mesh axis `axis` runs: a ring
+        only when the axis is wired round and the collective spans all of it."""
+        return "ring" if axis in self.ring_axes and devices == self.mesh[axis] else "line"
 
     @property
     def chips(self) -> int:
@@ -30,11 +169,16 @@ class Target:
 
 TARGETS = {
     "n150": Target("n150", "wormhole_b0", (1, 1), WORMHOLE_DRAM, "Wormhole n150, 1 chip, 12 GB"),
-    "n300": Target("n300", "wormhole_b0", (1, 2), WORMHOLE_DRAM, "Wormhole n300, 2 chips, 12 GB each"),
+    "n300": Target("n300", "wormhole_b0", (1, 2), WORMHOLE_DRAM, "Wormhole n300, 2 chips, 12 GB each",
+                   wiring="the two chips of the card joined by ethernet (a line of 2)"),
     # T3K's 8 chips are wired as 2x4; like tt-metal's tt_transformers, programs use them as a 1x8 mesh.
-    "t3k": Target("t3k", "wormhole_b0", (1, 8), WORMHOLE_DRAM, "T3K, 8 Wormhole chips (a 1x8 mesh)"),
-    "galaxy": Target("galaxy", "wormhole_b0", (8, 4), WORMHOLE_DRAM, "Galaxy, 32 Wormhole chips as 8x4"),
-    "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB"),
+    "t3k": Target("t3k", "wormhole_b0", (1, 8), WORMHOLE_DRAM, "T3K, 8 Wormhole chips (a 1x8 mesh)",
+                  ring_axes=(1,), wiring="four n300 cards as a 2x4 grid with ethernet between neighbours; the 8 "
+                  "chips close a ring (the CCL benchmark's 8-device ring)"),
+    "galaxy": Target("galaxy", "wormhole_b0", (8, 4), WORMHOLE_DRAM, "Galaxy, 32 Wormhole chips as 8x4",
+                     wiring="an 8x4 grid with ethernet between neighbours; modelled as lines on both axes"),
+    "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB",
+                   chip_spec=BLACKHOLE_P100),
     "p150": Target("p150", "blackhole", (1, 1), P150_DRAM, "Blackhole p150, 1 chip, 32 GB"),
 }
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import weight_formats
 from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ops.queries import attentions, head_merges, head_splits, lookup_tables, materialises_scores
@@ -91,23 +92,36 @@ def chip_shape(name: str, shape: tuple[int, ...], plan=None) -> tuple[int, ...]:
     return tuple(shape[:-1]) + (shape[-1] // n,)  # row-parallel, or a table split on hidden
 
 
-def weight_bytes_by_kind(model: Model, weights_dtype: str, plan=None) -> dict[str, int]:
-    """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc)."""
+def param_chip_bytes(graph: Graph, prefix: str, name: str, formats, plan=None,
+                     tables: set[str] | None = None, padded: dict | None = None) -> tuple[str, int]:
+    """(kind, device DRAM bytes on one chip) of parameter `name` of `graph` (inside the layers
+    whose names start with `prefix`): the one rule `weight_bytes_by_kind` sums and the cost model
+    (analysis/cost.py) reads per op."""
+    formats = weight_formats.parse(formats)
+    tables = lookup_tables(graph) if tables is None else tables
+    padded = padded_shapes(graph) if padded is None else padded
+    p = graph.params[name]
+    shape = chip_shape(prefix + name, padded.get(name, p.shape), plan)
+    kind = kind_of(graph, p.module)
+    if name in tables:
+        size = 1
+        for d in shape:
+            size *= d
+        return kind, tensor_bytes(size, "bf16")
+    return kind, tensor_bytes(tiles(shape), formats.dtype(kind) if len(shape) == 2 else "bf16")
+
+
+def weight_bytes_by_kind(model: Model, weights_dtype, plan=None) -> dict[str, int]:
+    """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc).
+    `weights_dtype`: one dtype for every weight matrix, or formats per kind (ttspec/weight_formats.py)."""
+    formats = weight_formats.parse(weights_dtype)
     out: dict[str, int] = {}
 
     def visit(graph: Graph, prefix: str, count: int) -> None:
         tables = lookup_tables(graph)
         padded = padded_shapes(graph)
-        for name, p in graph.params.items():
-            shape = chip_shape(prefix + name, padded.get(name, p.shape), plan)
-            if name in tables:
-                size = 1
-                for d in shape:
-                    size *= d
-                nbytes = tensor_bytes(size, "bf16")
-            else:
-                nbytes = tensor_bytes(tiles(shape), weights_dtype if len(shape) == 2 else "bf16")
-            kind = kind_of(graph, p.module)
+        for name in graph.params:
+            kind, nbytes = param_chip_bytes(graph, prefix, name, formats, plan, tables, padded)
             out[kind] = out.get(kind, 0) + count * nbytes
         for node in graph.repeats():
             for body, n in layer_variants(node):
@@ -117,7 +131,7 @@ def weight_bytes_by_kind(model: Model, weights_dtype: str, plan=None) -> dict[st
     return dict(sorted(out.items()))
 
 
-def weight_plan_bytes(model: Model, weights_dtype: str, plan=None) -> int:
+def weight_plan_bytes(model: Model, weights_dtype, plan=None) -> int:
     """Device DRAM bytes for the weights on one chip (all kinds)."""
     return sum(weight_bytes_by_kind(model, weights_dtype, plan).values())
 

@@ -52,6 +52,16 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
         },
         "bytes_moved_per_token_per_layer_per_device": 0,
     }
+    from .cost import estimate
+
+    prompt = min(128, seq)
+    est = estimate(build, batch, seq, prompt)
+    report["modelled_time"] = {  # analysis/cost.py; `ttspec report` breaks it down
+        "prompt": prompt, "context": seq, "batch": batch, "ttft_ms": est.ttft_s * 1e3,
+        "decode_ms_per_step": est.decode_s * 1e3, "tokens_per_s_per_user": est.tokens_per_s_per_user,
+        "tokens_per_s": est.tokens_per_s,
+        "decode_bottleneck": max(est.decode.by_class().items(), key=lambda kv: kv[1]["time_s"])[1]["bottleneck"],
+    }
     if not build.fits:
         report["hint"] = fitting_options(model, options)
     if plan:
@@ -152,6 +162,12 @@ def render_plan(r: dict) -> str:
     if r["devices"] > 1:
         lines.append(f"communication: {r['bytes_moved_per_token_per_layer_per_device']:,} B per token per layer per "
                      "device (ring collectives, bf16 activations)")
+    t = r.get("modelled_time")
+    if t:
+        lines.append(f"modelled time: first token {t['ttft_ms']:.1f} ms (prompt {t['prompt']:,}); decode "
+                     f"{t['decode_ms_per_step']:.2f} ms/step at batch {t['batch']}, context {t['context']:,} = "
+                     f"{t['tokens_per_s_per_user']:.1f} tokens/s/user, {t['tokens_per_s']:.1f} tokens/s "
+                     f"(mostly {t['decode_bottleneck']}; `ttspec report` for the breakdown)")
     return "\n".join(lines)
 
 

@@ -33,6 +33,17 @@ class EmitContext:
     def mesh(self):
         return self.backend.mesh
 
+    def weight_dtype(self, module: str) -> str | None:
+        """The device dtype of the weight matrix of `module` when `--weights-dtype` gives its kind
+        a format other than the program's default (WEIGHTS_DTYPE); None otherwise."""
+        formats = getattr(self.backend, "weight_formats", None)
+        if formats is None or formats.plain:
+            return None
+        from ..analysis.params_report import kind_of
+
+        dtype = formats.dtype(kind_of(self.graph, module))
+        return None if dtype == formats.default else dtype
+
     def helper(self, name: str) -> None:
         """Ask for a module-level helper of the generated program (split_heads, position_ids ...)."""
         self.backend.helpers.add(name)

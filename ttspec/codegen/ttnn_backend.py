@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import ArchError
 from ..ir.graph import Model, Node, point_at_spec
 from ..ir.layout import Layout
+from ..weight_formats import parse as parse_formats
 from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
 from .names import local_reserved
@@ -83,6 +84,7 @@ def compile_ttnn(build, spec_path: str) -> str:
     weights_dtype, need = build.options.weights_dtype, build.weight_bytes
     rules = hf_rules(model)
     backend = TTNNBackend(shard_plan)
+    backend.weight_formats = parse_formats(weights_dtype)  # per kind: weights.linear(..., dtype=...)
     root = model_plan(lowered)
     names = ClassNames(root)
     classes = []
@@ -96,7 +98,7 @@ def compile_ttnn(build, spec_path: str) -> str:
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result)):
             classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
     out_node = lowered.graph.node(root.outputs[0])
-    dtype_expr = WEIGHT_DTYPES[weights_dtype][0]
+    dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
     return render("ttnn_model.py.j2", model=model, spec=spec_path, target=target, classes=classes,
                   root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],

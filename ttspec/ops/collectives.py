@@ -35,3 +35,7 @@ MESH_PARTITION = _collective("mesh_partition",
                              "Each device keeps its own slice of `dim` of a replicated value (no data moves).")
 
 COLLECTIVES = (ALL_GATHER, REDUCE_SCATTER, ALL_REDUCE, MESH_PARTITION)
+
+# The collective each op is in tt-metal's CCL benchmarks (targets.WORMHOLE_CCL holds their measured
+# time models); mesh_partition moves no data.
+CCL_PATTERN = {ALL_GATHER.name: "all-gather", REDUCE_SCATTER.name: "reduce-scatter", ALL_REDUCE.name: "all-reduce"}

@@ -202,6 +202,9 @@ def _ttnn_load_linear(node, refs, ctx) -> list[str]:
     padded = _padded_input_heads(node, ctx.graph)
     if padded is not None:
         weight_only.append(f"input_heads={padded[0]}, head_dim={padded[1]}")
+    dtype = ctx.weight_dtype(node.module)  # --weights-dtype per kind
+    if dtype is not None:
+        weight_only.append(f"dtype=ttnn.{'bfloat16' if dtype == 'bf16' else dtype}")
     placement = a.get("placement", Placement.REPLICATE)
     if ctx.mesh and placement != Placement.REPLICATE:
         split = {Placement.VOCAB: Placement.COLUMN}.get(placement, placement)
@@ -223,6 +226,9 @@ def _ttnn_load_tied(node, refs, ctx) -> list[str]:
     if ctx.mesh and a.get("placement") == Placement.VOCAB:
         split = f', split="column", rows={a["padded_out"]}'
     tied_module = a["weight"].name.rsplit(".", 1)[0]
+    dtype = ctx.weight_dtype(node.module)  # --weights-dtype per kind
+    if dtype is not None:
+        split += f", dtype=ttnn.{'bfloat16' if dtype == 'bf16' else dtype}"
     lines = ["# tied: a TILE copy of the embedding table", f'{refs["weight"]} = weights.linear("{tied_module}"{split})']
     if a["bias"]:
         lines.append(f"{refs['bias']} = weights.bias({refs.module}{split})")

@@ -1,0 +1,44 @@
+"""Weight formats per kind (`--weights-dtype attention=bfloat8_b,mlp=bfloat4_b`) lowered into the
+TT-NN program: each matrix is uploaded in its kind's format, and ttnn's allocator on the mock
+device books what the memory model predicts."""
+
+import pytest
+import torch
+
+from ttspec.analysis.memory import weight_plan_bytes
+from ttspec.driver import compile_source, load_model
+from ttspec.runtime.device import run_worker
+
+from .conftest import SPECS
+from .test_mock_programs import needs_mock
+
+
+def test_program_uploads_each_kind_in_its_format():
+    model = load_model(SPECS / "nano-trickster.arch")
+    formats = "attention=bfloat8_b,mlp=bfloat4_b,head=bfloat8_b"
+    source = compile_source(model, "specs/nano-trickster.arch", "n150", formats)
+    assert "WEIGHTS_DTYPE = ttnn.bfloat16" in source
+    assert 'weights.linear(prefix + "w1", dtype=ttnn.bfloat4_b)' in source
+    assert 'weights.linear(prefix + "wo", dtype=ttnn.bfloat8_b)' in source
+    assert 'weights.linear("embedding", dtype=ttnn.bfloat8_b)' in source  # the tied head's own copy
+    plain = compile_source(model, "specs/nano-trickster.arch", "n150", "bfloat8_b")
+    assert "dtype=ttnn.bfloat8_b)" not in plain.replace("WEIGHTS_DTYPE = ttnn.bfloat8_b", "")
+
+
+@needs_mock
+@pytest.mark.parametrize(("spec", "target", "formats"), [
+    ("nano-trickster.arch", "n150", "attention=bfloat8_b,mlp=bfloat4_b,head=bfloat8_b"),
+    ("llama-gqa-tiny.arch", "n150", "bfloat8_b,mlp=bfloat4_b"),
+    ("nano-trickster.arch", "t3k", "attention=bfloat8_b,mlp=bfloat4_b"),
+])
+def test_mock_allocator_books_the_memory_model(spec, target, formats):
+    model = load_model(SPECS / spec)
+    source = compile_source(model, f"specs/{spec}", target, formats)
+    result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 32, dtype=torch.int64))
+    allocated = result["dram_bytes_allocated"]
+    predicted = weight_plan_bytes(model, formats) if target == "n150" else None
+    if predicted is not None:
+        assert predicted <= allocated <= predicted * 1.05 + 16 * 2**20
+    plain = run_worker(model, compile_source(model, f"specs/{spec}", target, "bf16"), "mock", target, state=None,
+                       tokens=torch.zeros(1, 32, dtype=torch.int64))
+    assert allocated < plain["dram_bytes_allocated"]

@@ -1,0 +1,124 @@
+"""`ttspec report`: how fast a program will run on a target (analysis/cost.py), beside the
+memory it needs (analysis/memory.py), as a person reads it or as JSON (docs/report-json.md)."""
+
+from __future__ import annotations
+
+from ..driver import prepare, resolve_options
+from ..ir.graph import Model
+from .cost import SCHEMA, Phase, estimate, hardware
+
+DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt
+DEFAULT_CONTEXT = 2048
+
+ASSUMPTIONS = [
+    "ops run one after another on each chip; an op takes max(compute, DRAM) plus a fixed dispatch cost (traced)",
+    "compute: the op registry's FLOPs at the matrix engine's rate for the weight format's math fidelity; "
+    "matmuls compute whole 32-row tiles",
+    "DRAM: weights as the memory model stores them, the rows of a table looked up, the KV cache of each layer "
+    "(read in decode, written in prefill), prefill activations in and out (bf16 tiles); decode activations stay in L1",
+    "collectives: tt-metal's measured CCL model (startup, per hop, bytes through the busiest link), ring or line as "
+    "the target wires the axis, plus CCL dispatch",
+    "the logits return to the host over PCIe every pass",
+]
+LEAVES_OUT = [
+    "overlap between ops (prefetching weights during other ops, async CCLs)",
+    "per-op kernel floors of small ops beyond the dispatch cost, and the layout conversions (reshard, typecast, "
+    "tilize) a hand-written program inserts",
+    "host-side sampling, tokenisation and Python overhead; eager (untraced) dispatch is priced as traced",
+    "L1-resident reuse in prefill (activations are charged to DRAM)",
+]
+
+
+def _phase(p: Phase) -> dict:
+    return {
+        "batch": p.batch, "tokens_per_user": p.tokens, "context": p.context, "time_s": p.time_s,
+        "ops": sum(o.count for o in p.ops if o.op_class != "host_read"),
+        "by_op_class": p.by_class(), "by_layer": p.by_layer(),
+    }
+
+
+def cost_report(model: Model, target: str, mesh: str | None = None, weights_dtype: str = "bf16", batch: int = 1,
+                seq: int | None = None, prompt: int | None = None, dp: bool = False) -> dict:
+    options = resolve_options(target, weights_dtype, mesh, dp)
+    build = prepare(model, options)
+    memory = build.memory
+    bound = memory.seq_bound
+    context = seq or min(DEFAULT_CONTEXT, bound or DEFAULT_CONTEXT)
+    prompt = prompt or min(DEFAULT_PROMPT, context)
+    est = estimate(build, batch, context, prompt)
+    use = memory.usage(batch, context)
+    return {
+        "schema": SCHEMA,
+        "model": model.name,
+        "target": options.target.name,
+        "mesh": list(options.mesh),
+        "devices": build.shard_plan.devices if build.shard_plan else 1,
+        "data_parallel_replicas": memory.replicas,
+        "weights_dtype": options.weights_dtype,
+        "batch": batch, "context": context, "prompt": prompt,
+        "totals": {
+            "ttft_ms": est.ttft_s * 1e3,
+            "decode_ms_per_step": est.decode_s * 1e3,
+            "tokens_per_s_per_user": est.tokens_per_s_per_user,
+            "tokens_per_s": est.tokens_per_s,
+        },
+        "prefill": _phase(est.prefill),
+        "decode": _phase(est.decode),
+        "memory_per_chip": {
+            "dram": memory.dram, "weights": use.weights, "weights_total": use.weights_total,
+            "kv_cache": use.kv_cache, "activations": use.activations, "total": use.total,
+            "fits": memory.fits(batch), "fits_at_context": use.fits,
+        },
+        "hardware": hardware(options.target),
+        "assumptions": ASSUMPTIONS,
+        "leaves_out": LEAVES_OUT,
+    }
+
+
+def _si(n: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {prefix}{unit}"
+    return f"{n:.0f} {unit}"
+
+
+def _phase_lines(title: str, p: dict) -> list[str]:
+    lines = [f"{title}: {p['time_s'] * 1e3:.2f} ms, {p['ops']:,} ops per chip", "  by op class"]
+    rows = [(name, c) for name, c in p["by_op_class"].items()]
+    width = max(len(n) for n, _ in rows) + 2
+    for name, c in rows:
+        moved = _si(c["collective_bytes"], "B") + " over ethernet" if c["collective_bytes"] else ""
+        moved = moved or (_si(c["host_bytes"], "B") + " to host" if c["host_bytes"] else "")
+        lines.append(f"    {name:<{width}}{c['time_s'] * 1e3:8.3f} ms  {c['bottleneck']:<8}  "
+                     f"{_si(c['flops'], 'FLOP'):>12}  {_si(c['dram_bytes'], 'B'):>10} DRAM  {moved}".rstrip())
+    lines.append("  by layer (one layer of each group)")
+    for g in p["by_layer"]:
+        lines.append(f"    {g['layers']:<{width}}{g['time_s'] * 1e3:8.3f} ms x {g['count']}  "
+                     f"{_si(g['flops'], 'FLOP'):>12}  {_si(g['dram_bytes'], 'B'):>10} DRAM"
+                     + (f"  {_si(g['collective_bytes'], 'B')} over ethernet" if g["collective_bytes"] else ""))
+    return lines
+
+
+def render_report(r: dict) -> str:
+    t = r["totals"]
+    where = f"{r['mesh'][0]}x{r['mesh'][1]} mesh, {r['devices']} devices" if r["devices"] > 1 else "one chip"
+    lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights: a model, not a measurement",
+             "",
+             f"time to first token   {t['ttft_ms']:.1f} ms  (prompt of {r['prompt']:,} tokens)",
+             f"decode                {t['decode_ms_per_step']:.2f} ms/step at batch {r['batch']}, context "
+             f"{r['context']:,}",
+             f"                      {t['tokens_per_s_per_user']:.1f} tokens/s/user, {t['tokens_per_s']:.1f} tokens/s",
+             ""]
+    lines += _phase_lines(f"prefill ({r['prompt']:,} tokens, one user)", r["prefill"])
+    lines.append("")
+    lines += _phase_lines(f"decode step (batch {r['batch']}, context {r['context']:,})", r["decode"])
+    m = r["memory_per_chip"]
+    lines += ["", f"memory per chip: {m['total']:,} B of {m['dram']:,} B (weights {m['weights_total']:,}, KV cache "
+                  f"{m['kv_cache']:,}, activations {m['activations']:,}): "
+                  + ("fits" if m["fits_at_context"] else "does NOT fit at this batch and context")]
+    c = r["hardware"]["constants"]
+    lines += ["", f"hardware ({r['hardware']['chip']}): {c['cores']['value']:.0f} cores at "
+                  f"{c['clock_hz']['value'] / 1e9:.2f} GHz, DRAM {c['dram_bandwidth']['value'] / 1e9:.0f} GB/s, "
+                  f"{c['op_overhead_traced_s']['value'] * 1e6:.0f} us per op; `--json` lists every constant's source"]
+    lines.append("leaves out: " + "; ".join(r["leaves_out"]))
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Weight formats per parameter kind: `--weights-dtype bfloat8_b` (every weight matrix) or
+`--weights-dtype attention=bfloat8_b,mlp=bfloat4_b` (per kind, the kinds of `ttspec params`'
+breakdown; the other kinds keep bf16, or the one plain value given with them:
+`bfloat8_b,mlp=bfloat4_b`). Only weight matrices take these formats; lookup tables, norms and
+biases stay bf16 (see analysis/memory.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import UsageError, did_you_mean
+
+DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
+
+
+@dataclass(frozen=True)
+class WeightFormats:
+    default: str = "bf16"
+    by_kind: dict[str, str] = field(default_factory=dict)
+
+    def dtype(self, kind: str) -> str:
+        return self.by_kind.get(kind, self.default)
+
+    @property
+    def plain(self) -> bool:
+        return not self.by_kind
+
+    def __str__(self) -> str:
+        if self.plain:
+            return self.default
+        parts = [self.default] if self.default != "bf16" else []
+        parts += [f"{k}={v}" for k, v in sorted(self.by_kind.items())]
+        return ",".join(parts)
+
+    def check_kinds(self, kinds) -> None:
+        """A clear error for a kind the model does not have."""
+        known = sorted(kinds)
+        for kind in self.by_kind:
+            if kind not in known:
+                raise UsageError(f"--weights-dtype names kind `{kind}`, which this model has no parameters of",
+                                 hint=" ".join(filter(None, (did_you_mean(kind, known),
+                                                             "kinds (from `ttspec params`): " + ", ".join(known)))))
+
+
+def _dtype(text: str, what: str) -> str:
+    if text not in DTYPES:
+        raise UsageError(f"--weights-dtype: unknown dtype `{text[:40]}`{what}",
+                         hint=" ".join(filter(None, (did_you_mean(text, DTYPES), "dtypes: " + ", ".join(DTYPES)))))
+    return text
+
+
+def parse(text) -> WeightFormats:
+    """`bfloat8_b`, `attention=bfloat8_b,mlp=bfloat4_b` or `bfloat8_b,mlp=bfloat4_b`; a
+    WeightFormats passes through."""
+    if isinstance(text, WeightFormats):
+        return text
+    default, by_kind, plain = "bf16", {}, 0
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            raise UsageError(f"--weights-dtype: empty entry in {text[:60]!r}",
+                             hint="e.g. bfloat8_b, or attention=bfloat8_b,mlp=bfloat4_b")
+        if "=" in part:
+            kind, _, dtype = (s.strip() for s in part.partition("="))
+            if not kind:
+                raise UsageError(f"--weights-dtype: `{part[:40]}` has no kind before `=`")
+            if kind in by_kind:
+                raise UsageError(f"--weights-dtype gives kind `{kind}` twice")
+            by_kind[kind] = _dtype(dtype, f" for kind `{kind}`")
+        else:
+            plain += 1
+            if plain > 1:
+                raise UsageError(f"--weights-dtype: at most one plain dtype, got {text[:60]!r}",
+                                 hint="the plain value is the default for the kinds not named")
+            default = _dtype(part, "")
+    return WeightFormats(default, by_kind)
