@@ -73,7 +73,7 @@ MUTANTS = [
            "the torch reference's Llama 3 scaling leaves the low frequencies unscaled"),
     # beyond issue 8's seven: other codegen behaviours the snapshot test guards
     Mutant("sinusoidal_sin_cos_swapped", "ttspec/codegen/templates/ttnn_model.py.j2",
-           "table[0, :, 0::2] = torch.sin(position * div)", "table[0, :, 0::2] = torch.cos(position * div)",
+           "values[0, :, 0::2] = torch.sin(position * div)", "values[0, :, 0::2] = torch.cos(position * div)",
            SEMANTIC, "the TT-NN sinusoidal table puts cos in the even features"),
     Mutant("ttnn_layer_norm_bias_dropped", "ttspec/ops/norms.py",
            "weight={refs['weight']}{bias})\"", "weight={refs['weight']})\"",

@@ -17,6 +17,8 @@ Generated code: edit the spec and recompile rather than this file.
 Weights: bfloat8_b matrices, 9,041,412,096 bytes of device DRAM.
 Context: up to 8,288 tokens, the most that fits the DRAM at batch 1 with the KV cache
 and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
+KV cache: sized for 1 user at that context, 1,086,324,736 bytes of device DRAM
+(131,072 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
 program on one user's prompt and then writes each attention's K and V (padding rows too, which
@@ -36,8 +38,10 @@ all of them, which is what decode throughput is made of.
 
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
 replays it (ttnn.execute_trace) with the step's inputs written into the same device tensors
-(ttnn.copy_host_to_device_tensor); model = Llama318b(device, trace=False) turns that off (the mock
-device cannot replay traces).
+(ttnn.copy_host_to_device_tensor). The mock device cannot replay traces; this turns tracing off:
+
+    model = Llama318b(device, trace=False)
+
 Written for ttnn 0.81.1.
 """
 
@@ -50,6 +54,8 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
+KV_CACHE_BYTES_PER_POSITION = 131072  # K and V of every layer, one user (bf16)
+DRAM_FOR_KV_CACHE = 1093876992  # device DRAM beside the weights and one prompt's prefill at full context
 
 
 class Attention:
@@ -158,6 +164,10 @@ class Llama318b:
         bf16 TILE. Replaces any earlier cache."""
         if context > 8288:
             raise ValueError(f"context {context} exceeds 8288, the longest this program allows")
+        need = batch * -(-context // TILE) * TILE * KV_CACHE_BYTES_PER_POSITION
+        if need > DRAM_FOR_KV_CACHE:
+            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {need:,} bytes of device "
+                             f"DRAM; {DRAM_FOR_KV_CACHE:,} are free beside the weights and prefill")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):

@@ -16,6 +16,8 @@ Generated code: edit the spec and recompile rather than this file.
 
 Weights: bf16 matrices, 9,601,024 bytes of device DRAM.
 Context: up to 512 tokens (the spec's bound).
+KV cache: sized for 1 user at that context, 3,145,728 bytes of device DRAM
+(6,144 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
 program on one user's prompt and then writes each attention's K and V (padding rows too, which
@@ -35,8 +37,10 @@ all of them, which is what decode throughput is made of.
 
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
 replays it (ttnn.execute_trace) with the step's inputs written into the same device tensors
-(ttnn.copy_host_to_device_tensor); model = NanoTricksterGpt2(device, trace=False) turns that off (the mock
-device cannot replay traces).
+(ttnn.copy_host_to_device_tensor). The mock device cannot replay traces; this turns tracing off:
+
+    model = NanoTricksterGpt2(device, trace=False)
+
 Written for ttnn 0.81.1.
 """
 
@@ -48,6 +52,8 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
+KV_CACHE_BYTES_PER_POSITION = 6144  # K and V of every layer, one user (bf16)
+DRAM_FOR_KV_CACHE = 12860357888  # device DRAM beside the weights and one prompt's prefill at full context
 
 
 class LearnedPositions:
@@ -164,6 +170,10 @@ class NanoTricksterGpt2:
         bf16 TILE. Replaces any earlier cache."""
         if context > 512:
             raise ValueError(f"context {context} exceeds 512, the longest this program allows")
+        need = batch * -(-context // TILE) * TILE * KV_CACHE_BYTES_PER_POSITION
+        if need > DRAM_FOR_KV_CACHE:
+            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {need:,} bytes of device "
+                             f"DRAM; {DRAM_FOR_KV_CACHE:,} are free beside the weights and prefill")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):

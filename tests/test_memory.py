@@ -315,3 +315,31 @@ def test_softcapped_attention_holds_its_logits(write_spec):
             largest = _at(capped, target, "bf16", 1, context)["max_batch"]
             assert _at(capped, target, "bf16", largest, context)["fits_at_seq"]
             assert not _at(capped, target, "bf16", largest + 1, context)["fits_at_seq"]
+
+
+# ---------------------------------------------------------------- compile --batch: the KV cache the program is sized for
+def test_compile_sizes_the_kv_cache_for_its_batch(run_cli, tmp_path):
+    """`compile --batch B` bakes the longest context that fits B users' KV cache and says so; the
+    program's per-position cache bytes are the closed form (K and V of 32 layers x 8 KV heads x 128, bf16)."""
+    contexts = {}
+    for batch in (1, 8, 32):
+        out_file = tmp_path / f"b{batch}.py"
+        out = run_cli("compile", "specs/llama-3.1-8b.arch", "--target", "n150", "--weights-dtype", "bfloat8_b",
+                      "--batch", str(batch), "-o", out_file)
+        assert out.returncode == 0, out.stderr
+        source = out_file.read_text()
+        per_position = 2 * 32 * 8 * 128 * 2
+        assert f"KV_CACHE_BYTES_PER_POSITION = {per_position}  #" in source
+        context = int(re.search(r"if context > (\d+):", source).group(1))
+        plan = json.loads(run_cli("plan", "specs/llama-3.1-8b.arch", "--target", "n150", "--weights-dtype",
+                                  "bfloat8_b", "--batch", str(batch), "--json").stdout)
+        assert context == plan["memory_per_chip"]["max_context"]
+        kv = kv_closed_form(32, 8, 128, batch, context, 1)
+        assert f"KV cache: {batch} user(s) x {context:,} positions, {kv:,} bytes" in out.stdout
+        assert f"sized for {batch} user{'s' if batch > 1 else ''} at that context, {kv:,} bytes" in source
+        free = int(re.search(r"DRAM_FOR_KV_CACHE = (\d+)", source).group(1))
+        assert kv <= free < TARGETS["n150"].dram_per_chip
+        contexts[batch] = context
+    assert contexts[1] > contexts[8] > contexts[32] > 0
+    out = run_cli("compile", "specs/llama-3.1-8b.arch", "--target", "n150", "--batch", "33")
+    assert out.returncode == 2 and "1 to 32 users" in out.stderr

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
+    co.add_argument("--batch", type=_positive_int, default=1,
+                    help="TT-NN targets: users the KV cache is sized for (1 to 32, default 1): the context baked "
+                         "into the program is the longest that fits with their cache")
     co.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help="TT-NN targets: " + WEIGHTS_FORMATS_HELP)
     co.add_argument("-o", "--output", metavar="FILE|DIR",
@@ -331,15 +334,19 @@ def cmd_compile(args) -> int:
     model = load_model(args.spec)
     target = args.target or default_target(model)
     weights_dtype = args.weights_dtype or "bf16"
-    text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp)
+    text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp, args.batch)
     output = output_path(args.output, f"{model.name}_{target}.py")
     write_output(text, output)
     print(f"wrote {output}: {model.name} for {target}" + (f", {weights_dtype} weights" if target != "torch" else ""))
     bound = built.memory.seq_bound if built else None
     if built and (bound is None or built.context < bound):
         allows = f" (the spec allows {bound:,})" if bound else ""
-        print(f"context: up to {built.context:,} tokens, the most that fits {target}'s DRAM at batch 1 with the "
-              f"KV cache and activations{allows}; `ttspec plan` shows the memory per chip")
+        print(f"context: up to {built.context:,} tokens, the most that fits {target}'s DRAM at batch {args.batch} "
+              f"with the KV cache and activations{allows}; `ttspec plan` shows the memory per chip")
+    if built:
+        per = " per chip" if built.shard_plan else ""
+        print(f"KV cache: {args.batch} user(s) x {built.context:,} positions, "
+              f"{built.memory.kv_cache(args.batch, built.context):,} bytes{per} (--batch sizes it)")
     print(f"run it: {run_command(args, target)}")
     return 0
 

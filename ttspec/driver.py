@@ -20,6 +20,8 @@ from .frontend.parser import parse_source, read_source
 from .ir.elaborate import elaborate
 from .ir.graph import Model
 
+MAX_DECODE_USERS = TILE  # decode puts the users on the rows of one tile
+
 
 def load_model(path: str | Path) -> Model:
     path = Path(path)
@@ -38,6 +40,7 @@ class Options:
     mesh: tuple[int, int]  # the device mesh the program runs on; (1, 1) for one chip
     dp: bool = False  # 2-D meshes: split the batch over the axis not used for tensor parallelism
     weights_dtype: str = "bf16"  # one dtype, or formats per kind (`attention=bfloat8_b,mlp=bfloat4_b`)
+    batch: int = 1  # users the program's KV cache is sized for (decode runs up to 32 per step)
 
 
 @dataclass
@@ -58,17 +61,18 @@ class Build:
 
     @property
     def fits(self) -> bool:
-        """Weights, KV cache and activations at batch 1 and one tile of context fit one chip."""
-        return self.memory.fits(1)
+        """Weights, the KV cache of the batch and activations at one tile of context fit one chip."""
+        return self.memory.fits(self.options.batch)
 
     @property
     def context(self) -> int | None:
         """The longest sequence the program accepts: the spec's bound on `seq`, lowered to the
-        largest context that fits at batch 1 (None: no bound and nothing limits it)."""
-        return self.memory.max_context(1) or None
+        largest context that fits with the KV cache of the batch (None: no bound and nothing limits it)."""
+        return self.memory.max_context(self.options.batch) or None
 
 
-def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None = None, dp: bool = False) -> Options:
+def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None = None, dp: bool = False,
+                    batch: int = 1) -> Options:
     """Command-line values -> Options, with a clear error for a mesh the target cannot hold."""
     from .targets import get_target, parse_mesh
 
@@ -80,7 +84,11 @@ def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None =
                               "or a bigger target")
     from .weight_formats import parse
 
-    return Options(chosen, shape or chosen.mesh, dp, str(parse(weights_dtype)))
+    if not 1 <= batch <= MAX_DECODE_USERS:
+        raise UsageError(f"--batch {batch}: a program's KV cache holds 1 to {MAX_DECODE_USERS} users",
+                         hint=f"decode puts the users on the {MAX_DECODE_USERS} rows of a tile; serve more users "
+                              "with more programs (or --dp on a 2-D mesh)")
+    return Options(chosen, shape or chosen.mesh, dp, str(parse(weights_dtype)), batch)
 
 
 def lower(model: Model) -> Model:
@@ -135,10 +143,11 @@ def not_fitting(result: Build) -> ArchError:
         message = (f"{model.name} needs {memory.weights_total:,} bytes of DRAM{per} for {options.weights_dtype} "
                    f"weights; {target} has {memory.dram:,}{per}")
     else:
-        use = memory.usage(1, TILE)
+        use = memory.usage(options.batch, TILE)
         message = (f"{model.name} needs {use.total:,} bytes of DRAM{per} ({use.weights_total:,} for "
                    f"{options.weights_dtype} weights, {use.kv_cache:,} for the KV cache and {use.activations:,} for "
-                   f"activations at batch 1 and one tile of context); {target} has {memory.dram:,}{per}")
+                   f"activations at batch {options.batch} and one tile of context); {target} has "
+                   f"{memory.dram:,}{per}")
     return ArchError(message, model.loc, hint=fitting_options(model, options)
                      + f"; `ttspec plan SPEC --target {target}` shows the memory per chip")
 
@@ -174,7 +183,7 @@ def fitting_options(model: Model, options: Options) -> str:
 
 
 def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
-                    dp: bool = False) -> tuple[str, Build | None]:
+                    dp: bool = False, batch: int = 1) -> tuple[str, Build | None]:
     """The generated program's source for a target name (`torch` or a Tenstorrent target), and
     for a Tenstorrent target the Build it came from (its memory model, the context it accepts)."""
     if target == "torch":
@@ -183,7 +192,7 @@ def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "
         return compile_torch(model, spec), None
     from .codegen.ttnn_backend import compile_ttnn
 
-    result = build(model, resolve_options(target, weights_dtype, mesh, dp))
+    result = build(model, resolve_options(target, weights_dtype, mesh, dp, batch))
     return compile_ttnn(result, spec), result
 
 

@@ -105,8 +105,19 @@ def compile_ttnn(build, spec_path: str) -> str:
                   weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
                   vocab=out_node.type.shape[-1], input=classes[-1]["forward"].params[0],
                   max_seq=build.context, seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
+                  **_kv_cache_facts(build),
                   mesh=shard_plan,
                   logits_split=bool(shard_plan) and shard_plan.layouts.get(out_node.id) == Layout.SPLIT)
+
+
+def _kv_cache_facts(build) -> dict:
+    """What the program states and checks of its KV cache: the bytes for the batch it was compiled for
+    at the context it accepts, per user and position, and the DRAM free for it beside the weights and
+    one prompt's prefill (prefill runs one user at a time) at that context (ttspec/analysis/memory.py)."""
+    memory, batch, context = build.memory, build.options.batch, build.context or 0
+    prefill = memory.activations(1, context) if context else 0
+    return dict(batch=batch, kv_bytes=memory.kv_cache(batch, context), kv_per_position=memory.kv_bytes_per_token,
+                dram_for_cache=memory.dram - memory.weights_total - prefill)
 
 
 def _parameter_patterns(model: Model) -> list[str]:
