@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compile the top plan of `ttspec plan --search` (its mesh, --dp and weight formats; "
                          "--mesh, --dp and --weights-dtype given fix those choices)")
     co.add_argument("--seq", type=_positive_int, help="--plan: the context the search plans for (as plan --search)")
+    co.add_argument("--batch", type=_positive_int, help="--plan: fix the batch the search plans for")
     _search_options(co, "--plan")
 
     r = sub.add_parser("run", help="compile and run one prefill; print and save logits")
@@ -217,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     pl.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help=WEIGHTS_FORMATS_HELP)
-    pl.add_argument("--batch", type=_positive_int, default=1,
-                    help="batch for the memory breakdown and the largest context that fits (default 1)")
+    pl.add_argument("--batch", type=_positive_int,
+                    help="batch for the memory breakdown and the largest context that fits (default 1); with "
+                         "--search: fixes the batch")
     pl.add_argument("--seq", type=_positive_int,
                     help="context for the memory breakdown and the largest batch that fits (default: the spec's bound)")
     pl.add_argument("--json", action="store_true")
@@ -361,14 +363,14 @@ def search_kwargs(args) -> dict:
     """What `plan --search` and `compile --plan best` pass to analysis/plan_search.search."""
     return {"objective": args.objective, "seq": args.seq, "min_tokens_per_s_per_user": args.min_tokens_per_s_per_user,
             "max_ttft_ms": args.max_ttft_ms, "mesh": args.mesh, "dp": True if args.dp else None,
-            "weights_dtype": args.weights_dtype}
+            "weights_dtype": args.weights_dtype, "batch": getattr(args, "batch", None)}
 
 
 def plan_best_command(args, target: str) -> str:
     """The `ttspec compile ... --plan best` line with the search flags that were given."""
     words = ["ttspec", "compile", shlex.quote(args.spec), "--target", target, "--plan", "best"]
     for flag, value in (("--objective", None if args.objective == "latency" else args.objective),
-                        ("--seq", args.seq), ("--mesh", args.mesh),
+                        ("--seq", args.seq), ("--mesh", args.mesh), ("--batch", getattr(args, "batch", None)),
                         ("--weights-dtype", args.weights_dtype),
                         ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
                         ("--max-ttft-ms", args.max_ttft_ms)):
@@ -383,6 +385,13 @@ def cmd_compile(args) -> int:
     model = load_model(args.spec)
     target = args.target or default_target(model)
     chosen = None
+    if not args.plan:
+        for flag, value in (("--seq", args.seq), ("--batch", args.batch), ("--objective", args.objective != "latency"),
+                            ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
+                            ("--max-ttft-ms", args.max_ttft_ms)):
+            if value:
+                raise UsageError(f"{flag} is an option of --plan best",
+                                 hint=f"`ttspec compile SPEC --target T --plan best {flag} ...` compiles the top plan")
     if args.plan:
         if target == "torch":
             raise UsageError("--plan best plans a TT-NN target; torch has nothing to plan",
@@ -446,7 +455,8 @@ def cmd_plan(args) -> int:
         write_output(json.dumps(data, indent=2) if args.json
                      else render_search(data, plan_best_command(args, args.target)), None)
         return 0
-    report = plan_report(model, args.target, args.mesh, args.weights_dtype or "bf16", args.batch, args.seq, args.dp)
+    report = plan_report(model, args.target, args.mesh, args.weights_dtype or "bf16", args.batch or 1, args.seq,
+                         args.dp)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
     return 0
 

@@ -181,9 +181,10 @@ def rank_key(objective: str, plan: Plan, bits: int) -> tuple:
 
 def search(model: Model, target: str, objective: str = "latency", seq: int | None = None,
            min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
-           mesh: str | None = None, dp: bool | None = None, weights_dtype: str | None = None) -> Search:
+           mesh: str | None = None, dp: bool | None = None, weights_dtype: str | None = None,
+           batch: int | None = None) -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
-    `dp`, `weights_dtype`: fix that choice instead of searching it."""
+    `dp`, `weights_dtype`, `batch`: fix that choice instead of searching it."""
     from ..codegen.ttnn_backend import check_supported
     from ..driver import resolve_options
     from ..passes.fuse import fuse_activations
@@ -211,7 +212,8 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
     prompt = min(DEFAULT_PROMPT, context)
     bound_batch = _bound(model, 0)
-    batches = _pow2(bound_batch or MAX_BATCH)
+    fixed_batch = batch
+    batches = [batch] if batch else _pow2(bound_batch or MAX_BATCH)
     bits = {f: format_bits(model, f) for f in format_choices_}
     excluded: dict[str, int] = {}
     plans: list[Plan] = []
@@ -243,7 +245,8 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
             memory = memory_model(model, lowered, chosen, fmt, plan)
             build = Build(model, lowered, Options(chosen, shape, use_dp, fmt), plan, memory)
             largest = memory.max_batch(context)
-            tries = sorted(set(batches) | ({largest} if 0 < largest < (bound_batch or MAX_BATCH) else set()))
+            tries = sorted(set(batches) | ({largest} if not fixed_batch and 0 < largest < (bound_batch or MAX_BATCH)
+                                           else set()))
             candidates += len(tries)
             fitting = [b for b in tries if memory.usage(b, context).fits]
             if len(fitting) < len(tries):
@@ -254,16 +257,16 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
             if max_ttft_ms is not None and ttft_ms > max_ttft_ms:
                 exclude(f"time to first token above --max-ttft-ms {max_ttft_ms:g}", len(fitting))
                 continue
-            for batch in fitting:
-                decode = model_phase(build, "decode", batch, 1, context)
+            for users in fitting:
+                decode = model_phase(build, "decode", users, 1, context)
                 step = decode.time_s
                 if min_tokens_per_s_per_user is not None and 1.0 / step < min_tokens_per_s_per_user:
                     exclude(f"tokens/s/user below --min-tokens-per-s-per-user {min_tokens_per_s_per_user:g}")
                     continue
                 bottleneck = max(decode.by_class().items(), key=lambda kv: kv[1]["time_s"])[1]["bottleneck"]
-                plans.append(Plan(shape, use_dp, row["tensor_parallel"], memory.replicas, fmt, batch, context,
-                                  prompt, memory.usage(batch, context).total, memory.dram, ttft_ms, step * 1e3,
-                                  1.0 / step, batch / step, bottleneck))
+                plans.append(Plan(shape, use_dp, row["tensor_parallel"], memory.replicas, fmt, users, context,
+                                  prompt, memory.usage(users, context).total, memory.dram, ttft_ms, step * 1e3,
+                                  1.0 / step, users / step, bottleneck))
     plans.sort(key=lambda p: rank_key(objective, p, bits[p.weights_dtype]))
     # more data-parallel replicas than the batch needs: the same plan on more chips
     seen: set[tuple] = set()
@@ -302,7 +305,7 @@ def no_plan(model: Model, result: Search, **kwargs) -> ArchError:
     message = (f"no plan for {model.name} on {result.target} "
                + (f"meets {' and '.join(floors)}" if floors else "fits")
                + f" (of {result.candidates:,} candidates at context {result.context:,})")
-    hint = "; ".join(f"{n:,} {reason}" for reason, n in result.excluded.items())
+    hint = "candidates excluded: " + "; ".join(f"{n:,}: {reason}" for reason, n in result.excluded.items())
     if floors:  # what is reachable without them
         free = {k: v for k, v in kwargs.items() if k not in ("min_tokens_per_s_per_user", "max_ttft_ms")}
         loose = search(model, result.target, **free)
@@ -312,7 +315,7 @@ def no_plan(model: Model, result: Search, **kwargs) -> ArchError:
             hint += (f"; without the floors the best reach {fastest.tokens_per_s_per_user:.1f} tokens/s/user "
                      f"({' '.join(fastest.options())} at batch {fastest.batch}) and a first token in "
                      f"{quickest.ttft_ms:.1f} ms")
-    return ArchError(message, model.loc, hint=hint or None)
+    return ArchError(message, model.loc, hint=hint)
 
 
 def render_search(s: dict, compile_command: str) -> str:
@@ -340,9 +343,10 @@ def render_search(s: dict, compile_command: str) -> str:
         lines.append("  " + "  ".join(c.rjust(w) if i in right else c.ljust(w)
                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
     meshes = ", ".join(f"{m['mesh'][0]}x{m['mesh'][1]}" + (" dp" if m["dp"] else "") for m in space["meshes"])
+    batches = (f"batch {space['batches'][0]}" if len(space["batches"]) == 1 else
+               f"batches {space['batches'][0]}..{space['batches'][-1]} (powers of two, plus the largest that fits)")
     lines += ["", f"searched {space['candidates']:,} candidates: {len(space['meshes'])} meshes ({meshes}) x "
-              f"{len(space['weights_dtypes'])} weight formats x batches {space['batches'][0]}.."
-              f"{space['batches'][-1]} (powers of two, plus the largest that fits); kept {s['kept']:,}"]
+              f"{len(space['weights_dtypes'])} weight formats x {batches}; kept {s['kept']:,}"]
     if s["excluded"]:
         lines.append("excluded:")
         lines += [f"  {n:>7,}  {reason}" for reason, n in s["excluded"].items()]
