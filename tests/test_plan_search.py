@@ -103,6 +103,9 @@ def test_search_70b_galaxy_in_seconds(run_cli, llama_70b):
     assert data["kept"] == len(result.plans)
     assert data["space"]["candidates"] == result.candidates
     assert sum(data["excluded"].values()) + data["kept"] == data["space"]["candidates"]
+    doc = (ROOT / "docs" / "plan-search-json.md").read_text()
+    for key in list(data) + list(data["plans"][0]) + list(data["space"]):
+        assert f"`{key}`" in doc, f"key {key} is not documented"
     # deterministic
     assert run_cli("plan", SPEC_70B, "--target", "galaxy", "--search", "--json", "--top", "3").stdout == out.stdout
 

@@ -345,8 +345,10 @@ def render_search(s: dict, compile_command: str) -> str:
     meshes = ", ".join(f"{m['mesh'][0]}x{m['mesh'][1]}" + (" dp" if m["dp"] else "") for m in space["meshes"])
     batches = (f"batch {space['batches'][0]}" if len(space["batches"]) == 1 else
                f"batches {space['batches'][0]}..{space['batches'][-1]} (powers of two, plus the largest that fits)")
-    lines += ["", f"searched {space['candidates']:,} candidates: {len(space['meshes'])} meshes ({meshes}) x "
-              f"{len(space['weights_dtypes'])} weight formats x {batches}; kept {s['kept']:,}"]
+    n_meshes = f"{len(space['meshes'])} mesh" + ("es" if len(space["meshes"]) > 1 else "")
+    n_formats = f"{len(space['weights_dtypes'])} weight format" + ("s" if len(space["weights_dtypes"]) > 1 else "")
+    lines += ["", f"searched {space['candidates']:,} candidates: {n_meshes} ({meshes}) x {n_formats} x {batches}; "
+              f"kept {s['kept']:,}"]
     if s["excluded"]:
         lines.append("excluded:")
         lines += [f"  {n:>7,}  {reason}" for reason, n in s["excluded"].items()]
