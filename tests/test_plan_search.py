@@ -194,6 +194,8 @@ def test_torch_has_no_plan(run_cli):
     assert out.returncode == 2 and "torch has nothing to plan" in out.stderr
     out = run_cli("compile", SPEC_8B, "--target", "n150", "--objective", "throughput")
     assert out.returncode == 2 and "--objective is an option of --plan best" in out.stderr
+    out = run_cli("plan", SPEC_8B, "--target", "n150", "--max-ttft-ms", "50")
+    assert out.returncode == 2 and "--max-ttft-ms is an option of --search" in out.stderr
 
 
 def spec_text(vocab, heads, kv, head_dim, layers, mlp, tied, seq):

@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "parallelism, weight format per kind, batch), keep those that fit and meet the floors, "
                          "and rank them; --mesh, --dp and --weights-dtype given fix those choices")
     _search_options(pl, "--search")
-    pl.add_argument("--top", type=_positive_int, default=5, help="--search: plans to show (default 5)")
+    pl.add_argument("--top", type=_positive_int, help="--search: plans to show (default 5)")
 
     rp = sub.add_parser("report", help="how fast it will run: modelled prefill and decode times per target",
                         description="Modelled time to first token, decode ms/step and tokens/s on a target, per op "
@@ -379,6 +379,15 @@ def plan_best_command(args, target: str) -> str:
     return " ".join(words + (["--dp"] if args.dp else []))
 
 
+def _search_only(args, more, what: str, hint: str) -> None:
+    """Refuse the search's options without the search (`compile` without --plan, `plan` without --search)."""
+    for flag, value in (*more, ("--objective", args.objective != "latency"),
+                        ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
+                        ("--max-ttft-ms", args.max_ttft_ms)):
+        if value:
+            raise UsageError(f"{flag} is an option of {what}", hint=hint.format(flag=flag))
+
+
 def cmd_compile(args) -> int:
     from .driver import compile_program, load_model
 
@@ -386,12 +395,8 @@ def cmd_compile(args) -> int:
     target = args.target or default_target(model)
     chosen = None
     if not args.plan:
-        for flag, value in (("--seq", args.seq), ("--batch", args.batch), ("--objective", args.objective != "latency"),
-                            ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
-                            ("--max-ttft-ms", args.max_ttft_ms)):
-            if value:
-                raise UsageError(f"{flag} is an option of --plan best",
-                                 hint=f"`ttspec compile SPEC --target T --plan best {flag} ...` compiles the top plan")
+        _search_only(args, (("--seq", args.seq), ("--batch", args.batch)), "--plan best",
+                     "`ttspec compile SPEC --target T --plan best {flag} ...` compiles the top plan")
     if args.plan:
         if target == "torch":
             raise UsageError("--plan best plans a TT-NN target; torch has nothing to plan",
@@ -451,10 +456,12 @@ def cmd_plan(args) -> int:
         result = search(model, args.target, **kwargs)
         if not result.plans:
             raise no_plan(model, result, **kwargs)
-        data = result.as_dict(args.top)
+        data = result.as_dict(args.top or 5)
         write_output(json.dumps(data, indent=2) if args.json
                      else render_search(data, plan_best_command(args, args.target)), None)
         return 0
+    _search_only(args, (("--top", args.top),), "--search",
+                 "`ttspec plan SPEC --target T --search {flag} ...` searches and ranks the plans")
     report = plan_report(model, args.target, args.mesh, args.weights_dtype or "bf16", args.batch or 1, args.seq,
                          args.dp)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
