@@ -77,6 +77,27 @@ def _mesh(text: str) -> str:
     return text
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text[:40]!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text[:40]!r}")
+    return value
+
+
+def _search_options(parser, what: str) -> None:
+    """The plan search's objective and floors (`plan --search`, `compile --plan best`)."""
+    parser.add_argument("--objective", choices=("latency", "throughput"), default="latency",
+                        help=f"{what}: latency ranks by decode tokens/s per user, throughput by tokens/s at the "
+                             "batch (default latency)")
+    parser.add_argument("--min-tokens-per-s-per-user", type=_positive_float, metavar="X",
+                        help=f"{what}: keep only plans whose modelled decode reaches X tokens/s per user")
+    parser.add_argument("--max-ttft-ms", type=_positive_float, metavar="Y",
+                        help=f"{what}: keep only plans whose modelled time to first token is at most Y ms")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ttspec", description="Declarative transformer specs -> shapes, counts, TT-NN programs.")
     p.add_argument("--version", action="version", version=f"ttspec {__version__}")
@@ -117,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("-o", "--output", metavar="FILE|DIR",
                     help="output file, or a directory (an existing one, or a path ending in `/`) to write "
                          "<model>_<target>.py into (default: ./generated/)")
+    co.add_argument("--plan", choices=("best",),
+                    help="compile the top plan of `ttspec plan --search` (its mesh, --dp and weight formats; "
+                         "--mesh, --dp and --weights-dtype given fix those choices)")
+    co.add_argument("--seq", type=_positive_int, help="--plan: the context the search plans for (as plan --search)")
+    co.add_argument("--batch", type=_positive_int, help="--plan: fix the batch the search plans for")
+    _search_options(co, "--plan")
 
     r = sub.add_parser("run", help="compile and run one prefill; print and save logits")
     r.add_argument("spec", metavar="SPEC")
@@ -192,13 +219,20 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
     pl.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
-    pl.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+    pl.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help=WEIGHTS_FORMATS_HELP)
-    pl.add_argument("--batch", type=_positive_int, default=1,
-                    help="batch for the memory breakdown and the largest context that fits (default 1)")
+    pl.add_argument("--batch", type=_positive_int,
+                    help="batch for the memory breakdown and the largest context that fits (default 1); with "
+                         "--search: fixes the batch")
     pl.add_argument("--seq", type=_positive_int,
                     help="context for the memory breakdown and the largest batch that fits (default: the spec's bound)")
     pl.add_argument("--json", action="store_true")
+    pl.add_argument("--search", action="store_true",
+                    help="search the plans the target allows (sub-mesh and tensor-parallel degree, data "
+                         "parallelism, weight format per kind, batch), keep those that fit and meet the floors, "
+                         "and rank them; --mesh, --dp and --weights-dtype given fix those choices")
+    _search_options(pl, "--search")
+    pl.add_argument("--top", type=_positive_int, help="--search: plans to show (default 5)")
 
     rp = sub.add_parser("report", help="how fast it will run: modelled prefill and decode times per target",
                         description="Modelled time to first token, decode ms/step and tokens/s on a target, per op "
@@ -328,16 +362,63 @@ def run_command(args, target: str) -> str:
     return " ".join(words + ["--mode", "golden"]) + "   (or --mode mock, --mode device)"
 
 
+def search_kwargs(args) -> dict:
+    """What `plan --search` and `compile --plan best` pass to analysis/plan_search.search."""
+    return {"objective": args.objective, "seq": args.seq, "min_tokens_per_s_per_user": args.min_tokens_per_s_per_user,
+            "max_ttft_ms": args.max_ttft_ms, "mesh": args.mesh, "dp": True if args.dp else None,
+            "weights_dtype": args.weights_dtype, "batch": getattr(args, "batch", None)}
+
+
+def plan_best_command(args, target: str) -> str:
+    """The `ttspec compile ... --plan best` line with the search flags that were given."""
+    words = ["ttspec", "compile", shlex.quote(args.spec), "--target", target, "--plan", "best"]
+    for flag, value in (("--objective", None if args.objective == "latency" else args.objective),
+                        ("--seq", args.seq), ("--mesh", args.mesh), ("--batch", getattr(args, "batch", None)),
+                        ("--weights-dtype", args.weights_dtype),
+                        ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
+                        ("--max-ttft-ms", args.max_ttft_ms)):
+        if value is not None:
+            words += [flag, shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
+    return " ".join(words + (["--dp"] if args.dp else []))
+
+
+def _search_only(args, more, what: str, hint: str) -> None:
+    """Refuse the search's options without the search (`compile` without --plan, `plan` without --search)."""
+    for flag, value in (*more, ("--objective", args.objective != "latency"),
+                        ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
+                        ("--max-ttft-ms", args.max_ttft_ms)):
+        if value:
+            raise UsageError(f"{flag} is an option of {what}", hint=hint.format(flag=flag))
+
+
 def cmd_compile(args) -> int:
     from .driver import compile_program, load_model
 
     model = load_model(args.spec)
     target = args.target or default_target(model)
+    chosen = None
+    if not args.plan:
+        _search_only(args, (("--seq", args.seq), ("--batch", args.batch)), "--plan best",
+                     "`ttspec compile SPEC --target T --plan best {flag} ...` compiles the top plan")
+    if args.plan:
+        if target == "torch":
+            raise UsageError("--plan best plans a TT-NN target; torch has nothing to plan",
+                             hint="pass --target n150, n300, t3k, galaxy, p100 or p150")
+        from .analysis.plan_search import best
+
+        chosen = best(model, target, **search_kwargs(args))
+        args.mesh, args.dp, args.weights_dtype = chosen.mesh_text, chosen.dp, chosen.weights_dtype
+        args.target = target
     weights_dtype = args.weights_dtype or "bf16"
     text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp, args.batch)
     output = output_path(args.output, f"{model.name}_{target}.py")
     write_output(text, output)
     print(f"wrote {output}: {model.name} for {target}" + (f", {weights_dtype} weights" if target != "torch" else ""))
+    if chosen:
+        print(f"plan ({args.objective}): {chosen.mesh_text} mesh, tensor parallel {chosen.tensor_parallel}"
+              + (f", {chosen.replicas} data-parallel replicas" if chosen.replicas > 1 else "")
+              + f", batch {chosen.batch} at context {chosen.context:,}: modelled {chosen.ttft_ms:.1f} ms to first "
+              f"token, {chosen.tokens_per_s_per_user:.1f} tokens/s/user, {chosen.tokens_per_s:.1f} tokens/s")
     bound = built.memory.seq_bound if built else None
     if built and (bound is None or built.context < bound):
         allows = f" (the spec allows {bound:,})" if bound else ""
@@ -375,7 +456,21 @@ def cmd_plan(args) -> int:
     from .driver import load_model
 
     model = load_model(args.spec)
-    report = plan_report(model, args.target, args.mesh, args.weights_dtype, args.batch, args.seq, args.dp)
+    if args.search:
+        from .analysis.plan_search import no_plan, render_search, search
+
+        kwargs = search_kwargs(args)
+        result = search(model, args.target, **kwargs)
+        if not result.plans:
+            raise no_plan(model, result, **kwargs)
+        data = result.as_dict(args.top or 5)
+        write_output(json.dumps(data, indent=2) if args.json
+                     else render_search(data, plan_best_command(args, args.target)), None)
+        return 0
+    _search_only(args, (("--top", args.top),), "--search",
+                 "`ttspec plan SPEC --target T --search {flag} ...` searches and ranks the plans")
+    report = plan_report(model, args.target, args.mesh, args.weights_dtype or "bf16", args.batch or 1, args.seq,
+                         args.dp)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
     return 0
 

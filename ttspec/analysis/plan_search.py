@@ -1,0 +1,361 @@
+"""`ttspec plan --search`: which plan to run a model with on a target.
+
+The choices a user has on a target are enumerated:
+
+- the sub-mesh and its tensor-parallel degree: mesh shapes R x C whose sides are powers of two
+  (or the target's own sides) and that fit the target's grid in either orientation (T3K's eight
+  chips are also wired as 2x4); tensor parallelism runs over the longer axis (passes/shard.py),
+  the other axis holds data-parallel replicas (`--dp`: the batch is split over them). Shapes
+  that give the same (tensor-parallel degree, replicas) are searched once, in the target's own
+  orientation where it has one; a replica axis without --dp (idle copies) is not searched;
+- the weight format of each parameter kind whose bytes depend on it (bf16, bfloat8_b and
+  bfloat4_b for attention, mlp and the head's matrix; lookup tables and norms stay bf16, as
+  weight_formats.py and the memory model store them);
+- the batch: powers of two up to the spec's batch bound (else MAX_BATCH), plus the largest batch
+  that fits at the context.
+
+Each mesh is sharded once (a planner ArchError excludes the mesh, with its reason), each
+(mesh, formats) gets its memory model from that one sharding, prefill (time to first token) is
+priced once per (mesh, formats) and every batch by one cost-model decode step. A candidate is
+kept when it fits by the memory model at the context and meets the floors; the kept ones are
+ranked by the objective: latency (decode tokens/s per user) or throughput (tokens/s at the
+batch). Ties go to fewer chips, then to bigger (more precise) weight formats, then to the smaller
+batch, then to the mesh and format text: the order is deterministic. Accuracy is not modelled:
+smaller formats only ever look faster here; fix the formats with `--weights-dtype` to search the
+rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from ..driver import Build, Options, lower
+from ..errors import ArchError
+from ..ir.graph import Model
+from ..targets import Target, get_target
+from ..weight_formats import DTYPES, WeightFormats
+from .cost import model_phase
+from .report import DEFAULT_CONTEXT, DEFAULT_PROMPT
+
+SCHEMA = "ttspec-plan-search/1"
+OBJECTIVES = ("latency", "throughput")
+MAX_BATCH = 1024  # without a bound in the spec: the largest power of two searched
+# T3K: a 1x8 mesh to programs, but its chips are wired as a 2x4 grid (targets.py)
+GRIDS = {"t3k": (2, 4)}
+DTYPE_BITS = {"bf16": 16, "bfloat8_b": 8, "bfloat4_b": 4}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One kept candidate and the numbers that decided it."""
+
+    mesh: tuple[int, int]
+    dp: bool
+    tensor_parallel: int
+    replicas: int
+    weights_dtype: str
+    batch: int
+    context: int
+    prompt: int
+    memory_per_chip: int
+    dram: int
+    ttft_ms: float
+    decode_ms_per_step: float
+    tokens_per_s_per_user: float
+    tokens_per_s: float
+    decode_bottleneck: str
+
+    @property
+    def chips(self) -> int:
+        return self.mesh[0] * self.mesh[1]
+
+    @property
+    def mesh_text(self) -> str:
+        return f"{self.mesh[0]}x{self.mesh[1]}"
+
+    def options(self) -> list[str]:
+        """The command-line options that select this plan (compile, plan, report, run)."""
+        words = ["--mesh", self.mesh_text] + (["--dp"] if self.dp else [])
+        return words + ["--weights-dtype", self.weights_dtype]
+
+    def as_dict(self) -> dict:
+        return {"mesh": list(self.mesh), "dp": self.dp, "tensor_parallel": self.tensor_parallel,
+                "replicas": self.replicas, "chips": self.chips, "weights_dtype": self.weights_dtype,
+                "batch": self.batch, "context": self.context, "prompt": self.prompt,
+                "memory_per_chip": self.memory_per_chip, "dram": self.dram, "ttft_ms": self.ttft_ms,
+                "decode_ms_per_step": self.decode_ms_per_step, "tokens_per_s_per_user": self.tokens_per_s_per_user,
+                "tokens_per_s": self.tokens_per_s, "decode_bottleneck": self.decode_bottleneck,
+                "options": " ".join(self.options())}
+
+
+def _pow2(limit: int) -> list[int]:
+    out, n = [], 1
+    while n <= limit:
+        out.append(n)
+        n *= 2
+    return out
+
+
+def sub_meshes(target: Target) -> list[tuple[tuple[int, int], bool]]:
+    """(mesh, dp) choices on `target`, one per (tensor-parallel degree, replicas), in a fixed order."""
+    grids = [target.mesh, target.mesh[::-1]]
+    if target.name in GRIDS:
+        grids += [GRIDS[target.name], GRIDS[target.name][::-1]]
+    sides = sorted(set(_pow2(target.chips)) | set(target.mesh))
+    shapes = [(r, c) for r in sides for c in sides
+              if r * c <= target.chips and any(r <= g[0] and c <= g[1] for g in grids)]
+
+    def degrees(shape):  # passes/shard.py: tensor parallelism over the longer axis (ties: axis 1)
+        axis = 1 if shape[1] >= shape[0] else 0
+        return shape[axis], shape[1 - axis]
+
+    # the target's own orientation first (its ring axes), then the rest in order
+    own = [s for s in shapes if s[0] <= target.mesh[0] and s[1] <= target.mesh[1]]
+    chosen: dict[tuple[int, int], tuple[int, int]] = {}
+    for shape in own + [s for s in shapes if s not in own]:
+        chosen.setdefault(degrees(shape), shape)
+    return [(shape, degrees(shape)[1] > 1) for _, shape in sorted(chosen.items())]
+
+
+def format_kinds(model: Model) -> list[str]:
+    """The parameter kinds whose bytes depend on the weight format (their weight matrices)."""
+    from .memory import weight_bytes_by_kind
+
+    wide, narrow = weight_bytes_by_kind(model, "bf16"), weight_bytes_by_kind(model, "bfloat4_b")
+    return sorted(k for k in wide if wide[k] != narrow.get(k))
+
+
+def format_choices(model: Model, fixed: str | None = None) -> list[str]:
+    """Every per-kind assignment of DTYPES to the kinds a format changes, as --weights-dtype
+    text (one plain dtype when all agree); or just `fixed`."""
+    if fixed is not None:
+        return [fixed]
+    kinds = format_kinds(model)
+    out = []
+    for combo in itertools.product(DTYPES, repeat=len(kinds)):
+        if len(set(combo)) <= 1:
+            out.append(combo[0] if combo else "bf16")
+        else:
+            out.append(str(WeightFormats("bf16", {k: d for k, d in zip(kinds, combo, strict=True) if d != "bf16"})))
+    return out
+
+
+def format_bits(model: Model, weights_dtype: str) -> int:
+    """Bits per value summed over the searched kinds: a tie-break towards more precise formats."""
+    from ..weight_formats import parse
+
+    formats = parse(weights_dtype)
+    return sum(DTYPE_BITS[formats.dtype(k)] for k in format_kinds(model))
+
+
+@dataclass
+class Search:
+    model: str
+    target: str
+    objective: str
+    context: int
+    prompt: int
+    floors: dict
+    meshes: list[dict]
+    formats: list[str]
+    batches: list[int]
+    candidates: int
+    plans: list[Plan]  # every kept plan, ranked
+    excluded: dict[str, int]
+
+    def as_dict(self, top: int) -> dict:
+        return {"schema": SCHEMA, "model": self.model, "target": self.target, "objective": self.objective,
+                "context": self.context, "prompt": self.prompt, "floors": self.floors,
+                "space": {"meshes": self.meshes, "weights_dtypes": self.formats, "batches": self.batches,
+                          "candidates": self.candidates},
+                "kept": len(self.plans), "excluded": self.excluded,
+                "plans": [dict(p.as_dict(), rank=i + 1) for i, p in enumerate(self.plans[:top])]}
+
+
+def rank_key(objective: str, plan: Plan, bits: int) -> tuple:
+    speed = (-plan.tokens_per_s_per_user, -plan.tokens_per_s) if objective == "latency" else \
+        (-plan.tokens_per_s, -plan.tokens_per_s_per_user)
+    return speed + (plan.chips, -bits, plan.batch, plan.mesh, plan.weights_dtype)
+
+
+def search(model: Model, target: str, objective: str = "latency", seq: int | None = None,
+           min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
+           mesh: str | None = None, dp: bool | None = None, weights_dtype: str | None = None,
+           batch: int | None = None) -> Search:
+    """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
+    `dp`, `weights_dtype`, `batch`: fix that choice instead of searching it."""
+    from ..codegen.ttnn_backend import check_supported
+    from ..driver import resolve_options
+    from ..passes.fuse import fuse_activations
+    from ..passes.shard import plan_sharding
+    from ..weight_formats import parse
+    from .memory import memory_model, weight_bytes_by_kind
+
+    if objective not in OBJECTIVES:
+        raise ValueError(objective)
+    chosen = get_target(target)
+    check_supported(model)  # what no plan changes
+    if weights_dtype is not None:
+        formats = parse(weights_dtype)
+        if not formats.plain:
+            formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
+        format_choices_ = [str(formats)]
+    else:
+        format_choices_ = format_choices(model)
+    if mesh is not None:
+        shape = resolve_options(target, "bf16", mesh).mesh
+        meshes = [(shape, bool(dp) and min(shape) > 1)]
+    else:
+        meshes = [m for m in sub_meshes(chosen) if dp is None or not dp or m[1]]
+    bound_seq = _bound(model, -1)
+    context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
+    prompt = min(DEFAULT_PROMPT, context)
+    bound_batch = _bound(model, 0)
+    fixed_batch = batch
+    batches = [batch] if batch else _pow2(bound_batch or MAX_BATCH)
+    bits = {f: format_bits(model, f) for f in format_choices_}
+    excluded: dict[str, int] = {}
+    plans: list[Plan] = []
+    mesh_rows: list[dict] = []
+    candidates = 0
+
+    def exclude(reason: str, n: int = 1) -> None:
+        excluded[reason] = excluded.get(reason, 0) + n
+
+    base = lower(model)
+    for shape, use_dp in meshes:
+        row = {"mesh": list(shape), "dp": use_dp}
+        mesh_rows.append(row)
+        plan = None
+        lowered = base
+        try:
+            if shape != (1, 1):
+                lowered, plan = plan_sharding(base, shape, dp=use_dp)
+            lowered = fuse_activations(lowered)
+        except ArchError as e:
+            row["excluded"] = e.diagnostic.message
+            n = len(format_choices_) * len(batches)
+            candidates += n
+            exclude(f"the sharding planner refuses {shape[0]}x{shape[1]}: {e.diagnostic.message}", n)
+            continue
+        row["tensor_parallel"] = plan.devices if plan else 1
+        row["replicas"] = (shape[1 - plan.axis] if plan.dp else 1) if plan else 1
+        for fmt in format_choices_:
+            memory = memory_model(model, lowered, chosen, fmt, plan)
+            build = Build(model, lowered, Options(chosen, shape, use_dp, fmt), plan, memory)
+            largest = memory.max_batch(context)
+            tries = sorted(set(batches) | ({largest} if not fixed_batch and 0 < largest < (bound_batch or MAX_BATCH)
+                                           else set()))
+            candidates += len(tries)
+            fitting = [b for b in tries if memory.usage(b, context).fits]
+            if len(fitting) < len(tries):
+                exclude(f"does not fit the DRAM at context {context:,}", len(tries) - len(fitting))
+            if not fitting:
+                continue
+            ttft_ms = model_phase(build, "prefill", 1, prompt, prompt).time_s * 1e3
+            if max_ttft_ms is not None and ttft_ms > max_ttft_ms:
+                exclude(f"time to first token above --max-ttft-ms {max_ttft_ms:g}", len(fitting))
+                continue
+            for users in fitting:
+                decode = model_phase(build, "decode", users, 1, context)
+                step = decode.time_s
+                if min_tokens_per_s_per_user is not None and 1.0 / step < min_tokens_per_s_per_user:
+                    exclude(f"tokens/s/user below --min-tokens-per-s-per-user {min_tokens_per_s_per_user:g}")
+                    continue
+                bottleneck = max(decode.by_class().items(), key=lambda kv: kv[1]["time_s"])[1]["bottleneck"]
+                plans.append(Plan(shape, use_dp, row["tensor_parallel"], memory.replicas, fmt, users, context,
+                                  prompt, memory.usage(users, context).total, memory.dram, ttft_ms, step * 1e3,
+                                  1.0 / step, users / step, bottleneck))
+    plans.sort(key=lambda p: rank_key(objective, p, bits[p.weights_dtype]))
+    # more data-parallel replicas than the batch needs: the same plan on more chips
+    seen: set[tuple] = set()
+    distinct = []
+    for p in plans:
+        key = (p.tensor_parallel, p.weights_dtype, p.batch, p.ttft_ms, p.decode_ms_per_step, p.memory_per_chip)
+        if key in seen:
+            exclude("the same modelled plan as one on fewer chips (replicas the batch leaves idle)")
+        else:
+            seen.add(key)
+            distinct.append(p)
+    plans = distinct
+    floors = {"min_tokens_per_s_per_user": min_tokens_per_s_per_user, "max_ttft_ms": max_ttft_ms}
+    return Search(model.name, chosen.name, objective, context, prompt, floors, mesh_rows, format_choices_,
+                  batches, candidates, plans, dict(sorted(excluded.items(), key=lambda kv: (-kv[1], kv[0]))))
+
+
+def _bound(model: Model, axis: int) -> int | None:
+    from .memory import _bound as bound
+
+    return bound(model, axis)
+
+
+def best(model: Model, target: str, **kwargs) -> Plan:
+    """The top plan, or an ArchError saying why there is none (with what the best candidates reach)."""
+    result = search(model, target, **kwargs)
+    if result.plans:
+        return result.plans[0]
+    raise no_plan(model, result, **kwargs)
+
+
+def no_plan(model: Model, result: Search, **kwargs) -> ArchError:
+    floors = [f"{name} {value:g}" for name, value in (
+        ("--min-tokens-per-s-per-user", result.floors["min_tokens_per_s_per_user"]),
+        ("--max-ttft-ms", result.floors["max_ttft_ms"])) if value is not None]
+    message = (f"no plan for {model.name} on {result.target} "
+               + (f"meets {' and '.join(floors)}" if floors else "fits")
+               + f" (of {result.candidates:,} candidates at context {result.context:,})")
+    hint = "candidates excluded: " + "; ".join(f"{n:,}: {reason}" for reason, n in result.excluded.items())
+    if floors:  # what is reachable without them
+        free = {k: v for k, v in kwargs.items() if k not in ("min_tokens_per_s_per_user", "max_ttft_ms")}
+        loose = search(model, result.target, **free)
+        if loose.plans:
+            fastest = max(loose.plans, key=lambda p: p.tokens_per_s_per_user)
+            quickest = min(loose.plans, key=lambda p: p.ttft_ms)
+            hint += (f"; without the floors the best reach {fastest.tokens_per_s_per_user:.1f} tokens/s/user "
+                     f"({' '.join(fastest.options())} at batch {fastest.batch}) and a first token in "
+                     f"{quickest.ttft_ms:.1f} ms")
+    return ArchError(message, model.loc, hint=hint)
+
+
+def render_search(s: dict, compile_command: str) -> str:
+    """`compile_command`: the `ttspec compile ... --plan best` line that compiles the top plan."""
+    floors = [f"{name} >= {value:g}" if "min" in key else f"{name} <= {value:g}"
+              for key, name in (("min_tokens_per_s_per_user", "tokens/s/user"), ("max_ttft_ms", "first token ms"))
+              if (value := s["floors"][key]) is not None]
+    space = s["space"]
+    lines = [f"{s['model']} on {s['target']}: plans ranked by {s['objective']} ("
+             + ("decode tokens/s per user" if s["objective"] == "latency" else "tokens/s at the batch")
+             + f"), context {s['context']:,}, prompt {s['prompt']}" + (f", {', '.join(floors)}" if floors else ""),
+             ""]
+    header = ("rank", "mesh", "TP", "DP", "weights", "batch", "mem/chip", "TTFT ms", "ms/step", "t/s/u", "t/s",
+              "decode bound by")
+    rows = [header]
+    for p in s["plans"]:
+        rows.append((str(p["rank"]), f"{p['mesh'][0]}x{p['mesh'][1]}", str(p["tensor_parallel"]),
+                     str(p["replicas"]), p["weights_dtype"], str(p["batch"]),
+                     f"{p['memory_per_chip'] / 1e9:.1f} GB ({100 * p['memory_per_chip'] / p['dram']:.0f}%)",
+                     f"{p['ttft_ms']:.1f}", f"{p['decode_ms_per_step']:.2f}", f"{p['tokens_per_s_per_user']:.1f}",
+                     f"{p['tokens_per_s']:.1f}", p["decode_bottleneck"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    right = {0, 2, 3, 5, 6, 7, 8, 9, 10}
+    for r in rows:
+        lines.append("  " + "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                                      for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+    meshes = ", ".join(f"{m['mesh'][0]}x{m['mesh'][1]}" + (" dp" if m["dp"] else "") for m in space["meshes"])
+    batches = (f"batch {space['batches'][0]}" if len(space["batches"]) == 1 else
+               f"batches {space['batches'][0]}..{space['batches'][-1]} (powers of two, plus the largest that fits)")
+    n_meshes = f"{len(space['meshes'])} mesh" + ("es" if len(space["meshes"]) > 1 else "")
+    n_formats = f"{len(space['weights_dtypes'])} weight format" + ("s" if len(space["weights_dtypes"]) > 1 else "")
+    lines += ["", f"searched {space['candidates']:,} candidates: {n_meshes} ({meshes}) x {n_formats} x {batches}; "
+              f"kept {s['kept']:,}"]
+    if s["excluded"]:
+        lines.append("excluded:")
+        lines += [f"  {n:>7,}  {reason}" for reason, n in s["excluded"].items()]
+    if s["plans"]:
+        top = s["plans"][0]
+        lines += ["", f"compile the top plan: {compile_command}",
+                  f"  (the same as --target {s['target']} {top['options']}; run it at batch {top['batch']})",
+                  "the spec language has no mesh or dtype statements, so a plan is not written back to the spec"]
+    return "\n".join(lines)
+
