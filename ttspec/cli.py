@@ -55,6 +55,16 @@ def _device_target(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{d.message}; {d.hint.strip()}") from None
 
 
+def _device_targets(text: str) -> list[str]:
+    """`n150` or a comma list `n150,n300,t3k` (report compares them), each a device target once."""
+    names = [_device_target(t.strip()) for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give a target, or several separated by commas, e.g. n150,n300,t3k")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a target is given twice in {text!r}")
+    return names
+
+
 def _weights_formats(text: str) -> str:
     """`bfloat8_b` or per kind `attention=bfloat8_b,mlp=bfloat4_b` (kinds are checked against the model later)."""
     from .weight_formats import parse
@@ -202,8 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "class and per layer, with the bottleneck of each (a model from published "
                                     "hardware constants, not a measurement; README: How fast will it run?).")
     rp.add_argument("spec", metavar="SPEC")
-    rp.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
-    rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
+    rp.add_argument("--target", required=True, type=_device_targets, metavar="T[,T...]",
+                    help="a device target (n150, p100, p150, n300, t3k, galaxy), or several separated by commas "
+                         "to compare them")
+    rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4 (one target only)")
     rp.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     rp.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help=WEIGHTS_FORMATS_HELP)
@@ -211,7 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seq", type=_positive_int, help="context of the decode step (default 2048, or the spec's bound)")
     rp.add_argument("--prompt", type=_positive_int,
                     help="prompt length for the time to first token (default 128, as tt_transformers measures)")
-    rp.add_argument("--json", action="store_true", help="machine-readable output (docs/report-json.md)")
+    rp.add_argument("--json", action="store_true",
+                    help="machine-readable output (docs/report-json.md); a list of reports for several targets")
+    rp.add_argument("--html", metavar="FILE",
+                    help="also write a self-contained HTML page: diagram, parameters, memory per chip, time by op "
+                         "class, sharding plan and, for several targets, a comparison chart")
 
     ih = sub.add_parser("import-hf", help="write a spec from a Hugging Face model directory or config.json",
                         description="Write a .arch spec from a Hugging Face model directory (config.json, "
@@ -377,10 +393,27 @@ def cmd_report(args) -> int:
     from .analysis.report import cost_report, render_report
     from .driver import load_model
 
+    if args.mesh and len(args.target) > 1:
+        raise UsageError("--mesh applies to one target; leave it out to compare several targets on their full meshes")
     model = load_model(args.spec)
-    report = cost_report(model, args.target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt,
-                         args.dp)
-    write_output(json.dumps(report, indent=2) if args.json else render_report(report), None)
+    reports = [cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt, args.dp)
+               for target in args.target]
+    if args.html:
+        from .analysis.diagram import to_svg
+        from .analysis.html_report import render_html
+        from .analysis.params_report import params_report
+        from .analysis.plan_report import plan_report
+
+        plans = [plan_report(model, target, args.mesh, args.weights_dtype, args.batch, r["context"], args.dp)
+                 for target, r in zip(args.target, reports)]
+        write_output(render_html(to_svg(model), params_report(model), reports, plans), args.html)
+    if args.json:
+        text = json.dumps(reports[0] if len(reports) == 1 else reports, indent=2)
+    else:
+        text = "\n\n".join(render_report(r) for r in reports)
+        if args.html:
+            text += f"\n\nwrote {args.html}"
+    write_output(text, None)
     return 0
 
 
