@@ -194,3 +194,40 @@ def test_report_target_lists(tmp_path):
     missing = ttspec("report", LLAMA, "--target", "n150", "--html", tmp_path / "no" / "dir" / "r.html")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not (tmp_path / "no").exists() and "Traceback" not in missing.stderr
+
+
+def _boxes(svg: str) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) of every component's shape in a diagram."""
+    out = []
+    for shape in re.findall(r'<g class="node">(<[^>]*>)', svg):
+        a = {k: float(v) for k, v in re.findall(r'(\w+)="([-\d.]+)"', shape)}
+        if shape.startswith("<rect"):
+            out.append((a["x"], a["y"], a["x"] + a["width"], a["y"] + a["height"]))
+        elif shape.startswith("<ellipse"):
+            out.append((a["cx"] - a["rx"], a["cy"] - a["ry"], a["cx"] + a["rx"], a["cy"] + a["ry"]))
+        else:
+            out.append((a["cx"] - a["r"], a["cy"] - a["r"], a["cx"] + a["r"], a["cy"] + a["r"]))
+    return out
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in (ROOT / "specs").glob("*.arch")))
+def test_diagram_of_every_shipped_spec(spec):
+    """The SVG diagram draws what `ttspec graph --format dot` draws (one shape per dot node, one arrow
+    per dot edge), inside its canvas, with no two shapes overlapping."""
+    from ttspec.analysis.diagram import to_dot, to_svg
+    from ttspec.driver import load_model
+
+    model = load_model(ROOT / "specs" / spec)
+    svg, dot = to_svg(model), to_dot(model)
+    assert svg.count('class="edge"') == dot.count(" -> ")
+    boxes = _boxes(svg)
+    assert len(boxes) == len(re.findall(r"\[label=", dot))
+    w, h = map(float, re.search(r'viewBox="0 0 ([\d.]+) ([\d.]+)"', svg).groups())
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    for path in re.findall(r'<path class="edge" d="([^"]+)"', svg):
+        nums = [float(v) for v in re.findall(r"[-\d.]+", path)]
+        assert all(0 <= v <= max(w, h) for v in nums)
