@@ -99,14 +99,14 @@ def _memory(reports: list[dict]) -> str:
             f"from the memory model (analysis/memory.py); the dashed line is the chip's DRAM.</p>" + chart)
 
 
-def _phase(r: dict, key: str, title: str) -> str:
+def _phase(r: dict, key: str, title: str, colors: dict[str, int]) -> str:
     p = r[key]
     rows = [(name, c["time_s"] * 1e3, f"{_ms(c['time_s'])} ({c['bottleneck']})")
             for name, c in p["by_op_class"].items()]
-    return hbars(rows, f"{title}: {_ms(p['time_s'])} per chip", f"chart time-{key}", 540)
+    return hbars(rows, f"{title}: {_ms(p['time_s'])} per chip", f"chart time-{key}", 500, colors)
 
 
-def _time(r: dict) -> str:
+def _time(r: dict, colors: dict[str, int]) -> str:
     t = r["totals"]
     summary = _table(["time to first token", "decode per step", "tokens/s/user", "tokens/s"],
                      [[f"{t['ttft_ms']:.1f} ms (prompt {r['prompt']:,})",
@@ -121,8 +121,8 @@ def _time(r: dict) -> str:
     table = _table(["phase", "op class", "ops", "time", "bottleneck", "compute", "DRAM", "ethernet / PCIe"],
                    classes, {2, 3, 5, 6, 7}, "op-classes")
     return (f'<h3>{_e(r["target"])} ({_e(_where(r))}), weights {_e(r["weights_dtype"])}</h3>' + summary
-            + '<div class="charts">' + _phase(r, "prefill", f"prefill of {r['prompt']:,} tokens")
-            + _phase(r, "decode", f"decode step, batch {r['batch']}") + "</div>" + table)
+            + '<div class="charts">' + _phase(r, "prefill", f"prefill of {r['prompt']:,} tokens", colors)
+            + _phase(r, "decode", f"decode step, batch {r['batch']}", colors) + "</div>" + table)
 
 
 def _comparison(reports: list[dict]) -> str:
@@ -159,12 +159,15 @@ def render_html(diagram_svg: str, params: dict, reports: list[dict], plans: list
     """The page. `diagram_svg` comes from diagram.to_svg (which escapes its labels); the dicts are
     those of params_report, cost_report (one per target) and plan_report (one per target)."""
     r0 = reports[0]
+    # One colour per op class on every time chart, the slowest classes of the first decode first.
+    names = [n for r in reports for key in ("decode", "prefill") for n in r[key]["by_op_class"]]
+    colors = {n: i for i, n in enumerate(dict.fromkeys(names))}
     targets = ", ".join(r["target"] for r in reports)
     sections = [
         ("architecture", "Architecture", f'<div class="diagram-box">{diagram_svg}</div>'),
         ("parameters", "Parameters", _params(params)),
         ("memory", "Memory per chip", _memory(reports)),
-        ("time", "Time by op class", "\n".join(_time(r) for r in reports)),
+        ("time", "Time by op class", "\n".join(_time(r, colors) for r in reports)),
     ]
     if len(reports) > 1:
         sections.append(("comparison", "Targets compared", _comparison(reports)))

@@ -41,8 +41,10 @@ def _rect(x: float, y: float, w: float, h: float, fill: str, tip: str, cls: str 
             f"<title>{esc(tip)}</title></rect>")
 
 
-def hbars(rows: list[tuple[str, float, str]], title: str, cls: str, width: int = 640) -> str:
-    """One bar per row: (label, value, the value as text)."""
+def hbars(rows: list[tuple[str, float, str]], title: str, cls: str, width: int = 640,
+          colors: dict[str, int] | None = None) -> str:
+    """One bar per row: (label, value, the value as text); `colors` fixes a label's colour index,
+    so that one name has one colour across charts."""
     label_w = max([text_width(r[0]) for r in rows] + [40]) + 10
     value_w = max([text_width(r[2]) for r in rows] + [40]) + 10
     span = max(width - label_w - value_w, 80)
@@ -52,7 +54,8 @@ def hbars(rows: list[tuple[str, float, str]], title: str, cls: str, width: int =
         y = 24 + i * ROW
         w = span * value / top
         body.append(_text(label_w - 6, y + 14, label, "end"))
-        body.append(_rect(label_w, y + 2, w, ROW - 6, color(i), f"{label}: {shown}", "bar"))
+        fill = color(colors[label] if colors and label in colors else i)
+        body.append(_rect(label_w, y + 2, w, ROW - 6, fill, f"{label}: {shown}", "bar"))
         body.append(_text(label_w + w + 4, y + 14, shown))
     return svg(width, 30 + len(rows) * ROW, body, cls, title)
 
