@@ -115,6 +115,9 @@ def test_multi_target_page_renders_in_chromium(multi):
     # The sharding plan: t3k's collectives with the reason for each.
     assert dom.count('class="collectives"') == 2 and "rms_norm needs whole rows" in dom
     assert "One chip: nothing is sharded" in dom
+    # The hardware constants with their sources: one table for the three Wormhole targets.
+    assert dom.count('class="hardware"') == 1 and "wormhole_b0 (n150, n300, t3k)" in dom
+    assert dom.count('class="ethernet"') == 1 and "axis 1: ring" in dom
     width, height, variety = png_variety(png)
     assert (width, height) == (1280, 4000) and variety > 40
 

@@ -155,6 +155,38 @@ def _plan(p: dict) -> str:
     return "\n".join(out)
 
 
+def _value(c: dict) -> str:
+    v, unit = float(c["value"]), c["unit"]
+    if unit == "s":
+        return f"{v * 1e6:g} µs"
+    if abs(v) >= 1e6:
+        return _count(v, unit)  # 1.00 GHz, 267.00 GB/s, 1.57 MB
+    return f"{v:,.0f} {unit}" if v.is_integer() else f"{v:g} {unit}"
+
+
+def _hardware(reports: list[dict]) -> str:
+    """The constants of each chip (report --json's `hardware`) with their sources, and how each
+    target's collectives run over its ethernet."""
+    out, chips = [], {}
+    for r in reports:  # targets with the same chip and constants share a table
+        chips.setdefault((r["hardware"]["chip"], repr(r["hardware"]["constants"])), []).append(r)
+    for (chip, _), rs in chips.items():
+        rows = [[name, _value(c), c["source"]] for name, c in rs[0]["hardware"]["constants"].items()]
+        names = ", ".join(r["target"] for r in rs)
+        out.append(f"<h3>{_e(chip)} ({_e(names)})</h3>" + _table(["constant", "value", "source"], rows, {1},
+                                                                   "hardware"))
+    eth = []
+    for r in reports:
+        e = r["hardware"].get("ethernet") or {}
+        if e.get("collective_topology_by_axis"):
+            topo = ", ".join(f"axis {a}: {t}" for a, t in e["collective_topology_by_axis"].items())
+            eth.append([r["target"], _value(e["line_rate"]), topo, e.get("wiring", ""), e["line_rate"]["source"]])
+    if eth:
+        out.append("<h3>ethernet</h3>" + _table(["target", "line rate", "collectives", "wiring", "source"], eth,
+                                                cls="ethernet"))
+    return "\n".join(out)
+
+
 def render_html(diagram_svg: str, params: dict, reports: list[dict], plans: list[dict]) -> str:
     """The page. `diagram_svg` comes from diagram.to_svg (which escapes its labels); the dicts are
     those of params_report, cost_report (one per target) and plan_report (one per target)."""
@@ -175,7 +207,8 @@ def render_html(diagram_svg: str, params: dict, reports: list[dict], plans: list
     sections.append(("assumptions", "What the model assumes and leaves out",
                      "<ul>" + "".join(f"<li>{_e(a)}</li>" for a in r0["assumptions"]) + "</ul><p>Leaves out:</p><ul>"
                      + "".join(f"<li>{_e(a)}</li>" for a in r0["leaves_out"]) + "</ul>"
-                     + '<p class="note">`ttspec report --json` lists every hardware constant with its source.</p>'))
+))
+    sections.append(("hardware", "Hardware constants and their sources", _hardware(reports)))
     body = "\n".join(f'<section id="{sid}"><h2>{_e(title)}</h2>\n{html}\n</section>' for sid, title, html in sections)
     return f"""<!DOCTYPE html>
 <html lang="en">
