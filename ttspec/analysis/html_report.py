@@ -66,7 +66,9 @@ def _table(header: list[str], rows: list[list[str]], num: set[int] = frozenset()
 
 
 def _where(r: dict) -> str:
-    return f"{r['mesh'][0]}x{r['mesh'][1]} mesh, {r['devices']} devices" if r["devices"] > 1 else "one chip"
+    where = f"{r['mesh'][0]}x{r['mesh'][1]} mesh, {r['devices']} devices" if r["devices"] > 1 else "one chip"
+    replicas = r.get("data_parallel_replicas", 1)
+    return where + (f", {replicas} data-parallel replicas" if replicas > 1 else "")
 
 
 def _params(p: dict) -> str:
