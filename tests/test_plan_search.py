@@ -41,6 +41,7 @@ def recheck(model, target: str, plan) -> dict:
     assert m["total"] <= m["dram"]
     assert m["total"] == plan.memory_per_chip
     assert plan.batch <= m["max_batch"]
+    assert -(-plan.batch // plan.replicas) <= 32  # a decode step holds one tile's rows of users per replica
     t = r["modelled_time"]
     assert t["tokens_per_s_per_user"] == pytest.approx(plan.tokens_per_s_per_user, rel=1e-9)
     assert t["tokens_per_s"] == pytest.approx(plan.tokens_per_s, rel=1e-9)
@@ -118,7 +119,7 @@ def test_compile_plan_best(run_cli, tmp_path, spec, target):
     out = run_cli("compile", spec, "--target", target, "--plan", "best", "-o", tmp_path / "p.py", timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"plan (latency): {top.mesh_text} mesh" in out.stdout
-    expected = compile_source(model, spec, target, top.weights_dtype, top.mesh_text, top.dp)
+    expected = compile_source(model, spec, target, top.weights_dtype, top.mesh_text, top.dp, top.batch)
     assert (tmp_path / "p.py").read_text() == expected
 
 
@@ -129,7 +130,7 @@ def test_compile_plan_best_throughput_uses_dp(run_cli, tmp_path, llama_70b):
                   "-o", tmp_path / "p.py", timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "p.py").read_text() == compile_source(llama_70b, SPEC_70B, "galaxy", top.weights_dtype,
-                                                             top.mesh_text, True)
+                                                             top.mesh_text, True, top.batch)
 
 
 def test_latency_and_throughput_pick_different_plans(llama_8b):

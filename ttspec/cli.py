@@ -55,6 +55,16 @@ def _device_target(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{d.message}; {d.hint.strip()}") from None
 
 
+def _device_targets(text: str) -> list[str]:
+    """`n150` or a comma list `n150,n300,t3k` (report compares them), each a device target once."""
+    names = [_device_target(t.strip()) for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give a target, or several separated by commas, e.g. n150,n300,t3k")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a target is given twice in {text!r}")
+    return names
+
+
 def _weights_formats(text: str) -> str:
     """`bfloat8_b` or per kind `attention=bfloat8_b,mlp=bfloat4_b` (kinds are checked against the model later)."""
     from .weight_formats import parse
@@ -130,9 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
-    co.add_argument("--batch", type=_positive_int, default=1,
-                    help="TT-NN targets: users the KV cache is sized for (1 to 32, default 1): the context baked "
-                         "into the program is the longest that fits with their cache")
     co.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help="TT-NN targets: " + WEIGHTS_FORMATS_HELP)
     co.add_argument("-o", "--output", metavar="FILE|DIR",
@@ -142,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compile the top plan of `ttspec plan --search` (its mesh, --dp and weight formats; "
                          "--mesh, --dp and --weights-dtype given fix those choices)")
     co.add_argument("--seq", type=_positive_int, help="--plan: the context the search plans for (as plan --search)")
-    co.add_argument("--batch", type=_positive_int, help="--plan: fix the batch the search plans for")
+    co.add_argument("--batch", type=_positive_int,
+                    help="TT-NN targets: users the KV cache is sized for (up to 32 per program, default 1, or the "
+                         "plan's with --plan best, where it fixes the batch the search plans for): the context baked "
+                         "into the program is the longest that fits with their cache")
     _search_options(co, "--plan")
 
     r = sub.add_parser("run", help="compile and run one prefill; print and save logits")
@@ -239,8 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "class and per layer, with the bottleneck of each (a model from published "
                                     "hardware constants, not a measurement; README: How fast will it run?).")
     rp.add_argument("spec", metavar="SPEC")
-    rp.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
-    rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
+    rp.add_argument("--target", required=True, type=_device_targets, metavar="T[,T...]",
+                    help="a device target (n150, p100, p150, n300, t3k, galaxy), or several separated by commas "
+                         "to compare them")
+    rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4 (one target only)")
     rp.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     rp.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help=WEIGHTS_FORMATS_HELP)
@@ -248,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seq", type=_positive_int, help="context of the decode step (default 2048, or the spec's bound)")
     rp.add_argument("--prompt", type=_positive_int,
                     help="prompt length for the time to first token (default 128, as tt_transformers measures)")
-    rp.add_argument("--json", action="store_true", help="machine-readable output (docs/report-json.md)")
+    rp.add_argument("--json", action="store_true",
+                    help="machine-readable output (docs/report-json.md); a list of reports for several targets")
+    rp.add_argument("--html", metavar="FILE",
+                    help="also write a self-contained HTML page: diagram, parameters, memory per chip, time by op "
+                         "class, sharding plan and, for several targets, a comparison chart")
 
     ih = sub.add_parser("import-hf", help="write a spec from a Hugging Face model directory or config.json",
                         description="Write a .arch spec from a Hugging Face model directory (config.json, "
@@ -398,7 +414,7 @@ def cmd_compile(args) -> int:
     target = args.target or default_target(model)
     chosen = None
     if not args.plan:
-        _search_only(args, (("--seq", args.seq), ("--batch", args.batch)), "--plan best",
+        _search_only(args, (("--seq", args.seq),), "--plan best",
                      "`ttspec compile SPEC --target T --plan best {flag} ...` compiles the top plan")
     if args.plan:
         if target == "torch":
@@ -410,6 +426,7 @@ def cmd_compile(args) -> int:
         args.mesh, args.dp, args.weights_dtype = chosen.mesh_text, chosen.dp, chosen.weights_dtype
         args.target = target
     weights_dtype = args.weights_dtype or "bf16"
+    args.batch = args.batch or (chosen.batch if chosen else 1)
     text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp, args.batch)
     output = output_path(args.output, f"{model.name}_{target}.py")
     write_output(text, output)
@@ -479,10 +496,27 @@ def cmd_report(args) -> int:
     from .analysis.report import cost_report, render_report
     from .driver import load_model
 
+    if args.mesh and len(args.target) > 1:
+        raise UsageError("--mesh applies to one target; leave it out to compare several targets on their full meshes")
     model = load_model(args.spec)
-    report = cost_report(model, args.target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt,
-                         args.dp)
-    write_output(json.dumps(report, indent=2) if args.json else render_report(report), None)
+    reports = [cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt, args.dp)
+               for target in args.target]
+    if args.html:
+        from .analysis.diagram import to_svg
+        from .analysis.html_report import render_html
+        from .analysis.params_report import params_report
+        from .analysis.plan_report import plan_report
+
+        plans = [plan_report(model, target, args.mesh, args.weights_dtype, args.batch, r["context"], args.dp)
+                 for target, r in zip(args.target, reports)]
+        write_output(render_html(to_svg(model), params_report(model), reports, plans), args.html)
+    if args.json:
+        text = json.dumps(reports[0] if len(reports) == 1 else reports, indent=2)
+    else:
+        text = "\n\n".join(render_report(r) for r in reports)
+        if args.html:
+            text += f"\n\nwrote {args.html}"
+    write_output(text, None)
     return 0
 
 

@@ -84,10 +84,8 @@ def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None =
                               "or a bigger target")
     from .weight_formats import parse
 
-    if not 1 <= batch <= MAX_DECODE_USERS:
-        raise UsageError(f"--batch {batch}: a program's KV cache holds 1 to {MAX_DECODE_USERS} users",
-                         hint=f"decode puts the users on the {MAX_DECODE_USERS} rows of a tile; serve more users "
-                              "with more programs (or --dp on a 2-D mesh)")
+    if batch < 1:
+        raise UsageError(f"--batch {batch}: the KV cache needs at least one user")
     return Options(chosen, shape or chosen.mesh, dp, str(parse(weights_dtype)), batch)
 
 
@@ -129,6 +127,13 @@ def build(model: Model, options: Options) -> Build:
     """lower -> shard -> memory: everything a TT-NN program is generated from; refused (before
     ttnn is touched) when the model does not fit the target (see analysis/memory.py)."""
     result = prepare(model, options)
+    users = result.memory.local_batch(options.batch)
+    if users > MAX_DECODE_USERS:
+        replicas = result.memory.replicas
+        raise UsageError(f"--batch {options.batch}: {users} users per program" + (f" (over {replicas} data-parallel "
+                         "replicas)" if replicas > 1 else "") + f"; a decode step holds 1 to {MAX_DECODE_USERS}",
+                         hint=f"decode puts the users on the {MAX_DECODE_USERS} rows of a tile; serve more users "
+                              "with more programs (or --dp on a 2-D mesh)")
     if not result.fits:
         raise not_fitting(result)
     return result
@@ -197,6 +202,6 @@ def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "
 
 
 def compile_source(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
-                   dp: bool = False) -> str:
+                   dp: bool = False, batch: int = 1) -> str:
     """The generated program's source for a target name (`torch` or a Tenstorrent target)."""
-    return compile_program(model, spec, target, weights_dtype, mesh, dp)[0]
+    return compile_program(model, spec, target, weights_dtype, mesh, dp, batch)[0]

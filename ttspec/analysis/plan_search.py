@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ..driver import Build, Options, lower
+from ..driver import MAX_DECODE_USERS, Build, Options, lower
 from ..errors import ArchError
 from ..ir.graph import Model
 from ..targets import Target, get_target
@@ -244,10 +244,16 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
         for fmt in format_choices_:
             memory = memory_model(model, lowered, chosen, fmt, plan)
             build = Build(model, lowered, Options(chosen, shape, use_dp, fmt), plan, memory)
-            largest = memory.max_batch(context)
+            # decode puts a replica's users on the rows of one tile
+            largest = min(memory.max_batch(context), MAX_DECODE_USERS * memory.replicas)
             tries = sorted(set(batches) | ({largest} if not fixed_batch and 0 < largest < (bound_batch or MAX_BATCH)
                                            else set()))
             candidates += len(tries)
+            too_many = [b for b in tries if memory.local_batch(b) > MAX_DECODE_USERS]
+            if too_many:
+                exclude(f"more than {MAX_DECODE_USERS} users per replica (decode puts them on the rows of one tile)",
+                        len(too_many))
+                tries = [b for b in tries if b not in too_many]
             fitting = [b for b in tries if memory.usage(b, context).fits]
             if len(fitting) < len(tries):
                 exclude(f"does not fit the DRAM at context {context:,}", len(tries) - len(fitting))
