@@ -87,7 +87,7 @@ MUTANTS = [
            "            inv_freq = inv_freq / factor", "            inv_freq = inv_freq",
            SEMANTIC, "the TT-NN program ignores linear RoPE scaling"),
     Mutant("ttnn_attention_scale_default", "ttspec/ops/attention.py",
-           "f\"scale={scale!r}{extra})\")", "f\"scale=None{extra})\")",
+           "is_causal=True, scale={scale!r}{extra}\"", "is_causal=True, scale=None{extra}\"",
            ("tests/test_random_architectures.py",),
            "SDPA falls back to ttnn's default scale (1/sqrt of the padded head_dim)"),
     Mutant("ttnn_gelu_tanh_as_exact", "ttspec/ops/elementwise.py",

@@ -57,8 +57,10 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
-KV_CACHE_BYTES_PER_POSITION = 16384  # K and V of every layer, one user, one chip (bf16)
-DRAM_FOR_KV_CACHE = 4169096448  # device DRAM beside the weights and one prompt's prefill at full context
+# device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
+DRAM_BESIDE_WEIGHTS = 11727232256
+KV_CACHE_BYTES_PER_POSITION = 16384  # K and V of every layer, one user (bf16)
+PREFILL_BYTES_PER_POSITION = 57664  # activations of one prompt, per position
 MESH_SHAPE = (8, 4)
 TP_AXIS = 0  # tensor parallelism over this mesh axis (8 devices)
 # the other axis holds 4 replicas of the model
@@ -178,10 +180,13 @@ class Llama318b:
         bf16 TILE per device. Replaces any earlier cache."""
         if context > 131072:
             raise ValueError(f"context {context} exceeds 131072, the longest this program allows")
-        need = batch * -(-context // TILE) * TILE * KV_CACHE_BYTES_PER_POSITION
-        if need > DRAM_FOR_KV_CACHE:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {need:,} bytes of device "
-                             f"DRAM per chip; {DRAM_FOR_KV_CACHE:,} are free beside the weights and prefill")
+        padded = -(-context // TILE) * TILE
+        cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+        prefill = padded * PREFILL_BYTES_PER_POSITION
+        if cache + prefill > DRAM_BESIDE_WEIGHTS:
+            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes of device "
+                             f"DRAM per chip and a prompt's prefill {prefill:,}; {DRAM_BESIDE_WEIGHTS:,} are free beside "
+                             "the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):

@@ -54,8 +54,10 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
+# device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
+DRAM_BESIDE_WEIGHTS = 3830906112
 KV_CACHE_BYTES_PER_POSITION = 131072  # K and V of every layer, one user (bf16)
-DRAM_FOR_KV_CACHE = 1093876992  # device DRAM beside the weights and one prompt's prefill at full context
+PREFILL_BYTES_PER_POSITION = 330240  # activations of one prompt, per position
 
 
 class Attention:
@@ -164,10 +166,13 @@ class Llama318b:
         bf16 TILE. Replaces any earlier cache."""
         if context > 8288:
             raise ValueError(f"context {context} exceeds 8288, the longest this program allows")
-        need = batch * -(-context // TILE) * TILE * KV_CACHE_BYTES_PER_POSITION
-        if need > DRAM_FOR_KV_CACHE:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {need:,} bytes of device "
-                             f"DRAM; {DRAM_FOR_KV_CACHE:,} are free beside the weights and prefill")
+        padded = -(-context // TILE) * TILE
+        cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+        prefill = padded * PREFILL_BYTES_PER_POSITION
+        if cache + prefill > DRAM_BESIDE_WEIGHTS:
+            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes of device "
+                             f"DRAM and a prompt's prefill {prefill:,}; {DRAM_BESIDE_WEIGHTS:,} are free beside "
+                             "the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):

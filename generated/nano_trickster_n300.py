@@ -56,8 +56,10 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
-KV_CACHE_BYTES_PER_POSITION = 3072  # K and V of every layer, one user, one chip (bf16)
-DRAM_FOR_KV_CACHE = 12865551616  # device DRAM beside the weights and one prompt's prefill at full context
+# device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
+DRAM_BESIDE_WEIGHTS = 12866862336
+KV_CACHE_BYTES_PER_POSITION = 3072  # K and V of every layer, one user (bf16)
+PREFILL_BYTES_PER_POSITION = 2560  # activations of one prompt, per position
 MESH_SHAPE = (1, 2)
 TP_AXIS = 1  # tensor parallelism over this mesh axis (2 devices)
 
@@ -168,10 +170,13 @@ class NanoTrickster:
         bf16 TILE per device. Replaces any earlier cache."""
         if context > 512:
             raise ValueError(f"context {context} exceeds 512, the longest this program allows")
-        need = batch * -(-context // TILE) * TILE * KV_CACHE_BYTES_PER_POSITION
-        if need > DRAM_FOR_KV_CACHE:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {need:,} bytes of device "
-                             f"DRAM per chip; {DRAM_FOR_KV_CACHE:,} are free beside the weights and prefill")
+        padded = -(-context // TILE) * TILE
+        cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+        prefill = padded * PREFILL_BYTES_PER_POSITION
+        if cache + prefill > DRAM_BESIDE_WEIGHTS:
+            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes of device "
+                             f"DRAM per chip and a prompt's prefill {prefill:,}; {DRAM_BESIDE_WEIGHTS:,} are free beside "
+                             "the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):

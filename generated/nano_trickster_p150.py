@@ -53,8 +53,10 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
+# device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
+DRAM_BESIDE_WEIGHTS = 34206432256
 KV_CACHE_BYTES_PER_POSITION = 6144  # K and V of every layer, one user (bf16)
-DRAM_FOR_KV_CACHE = 34204072960  # device DRAM beside the weights and one prompt's prefill at full context
+PREFILL_BYTES_PER_POSITION = 4608  # activations of one prompt, per position
 
 
 class Attention:
@@ -154,10 +156,13 @@ class NanoTrickster:
         bf16 TILE. Replaces any earlier cache."""
         if context > 512:
             raise ValueError(f"context {context} exceeds 512, the longest this program allows")
-        need = batch * -(-context // TILE) * TILE * KV_CACHE_BYTES_PER_POSITION
-        if need > DRAM_FOR_KV_CACHE:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {need:,} bytes of device "
-                             f"DRAM; {DRAM_FOR_KV_CACHE:,} are free beside the weights and prefill")
+        padded = -(-context // TILE) * TILE
+        cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+        prefill = padded * PREFILL_BYTES_PER_POSITION
+        if cache + prefill > DRAM_BESIDE_WEIGHTS:
+            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes of device "
+                             f"DRAM and a prompt's prefill {prefill:,}; {DRAM_BESIDE_WEIGHTS:,} are free beside "
+                             "the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):

@@ -317,7 +317,7 @@ def test_softcapped_attention_holds_its_logits(write_spec):
             assert not _at(capped, target, "bf16", largest + 1, context)["fits_at_seq"]
 
 
-# ---------------------------------------------------------------- compile --batch: the KV cache the program is sized for
+# ---------------------------------------------------------------- compile --batch: the KV cache it is sized for
 def test_compile_sizes_the_kv_cache_for_its_batch(run_cli, tmp_path):
     """`compile --batch B` bakes the longest context that fits B users' KV cache and says so; the
     program's per-position cache bytes are the closed form (K and V of 32 layers x 8 KV heads x 128, bf16)."""
@@ -337,9 +337,13 @@ def test_compile_sizes_the_kv_cache_for_its_batch(run_cli, tmp_path):
         kv = kv_closed_form(32, 8, 128, batch, context, 1)
         assert f"KV cache: {batch} user(s) x {context:,} positions, {kv:,} bytes" in out.stdout
         assert f"sized for {batch} user{'s' if batch > 1 else ''} at that context, {kv:,} bytes" in source
-        free = int(re.search(r"DRAM_FOR_KV_CACHE = (\d+)", source).group(1))
-        assert kv <= free < TARGETS["n150"].dram_per_chip
+        free = int(re.search(r"DRAM_BESIDE_WEIGHTS = (\d+)", source).group(1))
+        prefill = int(re.search(r"PREFILL_BYTES_PER_POSITION = (\d+)", source).group(1))
+        # the batch's cache and one prompt's prefill fit beside the weights (the plan's activations are
+        # the whole batch's prefill, so at least one prompt's)
+        weights = plan["memory_per_chip"]["weights_total"]
+        assert kv + context * prefill <= free == TARGETS["n150"].dram_per_chip - weights
         contexts[batch] = context
     assert contexts[1] > contexts[8] > contexts[32] > 0
     out = run_cli("compile", "specs/llama-3.1-8b.arch", "--target", "n150", "--batch", "33")
-    assert out.returncode == 2 and "1 to 32 users" in out.stderr
+    assert out.returncode == 2 and "a decode step holds 1 to 32" in out.stderr

@@ -111,13 +111,15 @@ def compile_ttnn(build, spec_path: str) -> str:
 
 
 def _kv_cache_facts(build) -> dict:
-    """What the program states and checks of its KV cache: the bytes for the batch it was compiled for
-    at the context it accepts, per user and position, and the DRAM free for it beside the weights and
-    one prompt's prefill (prefill runs one user at a time) at that context (ttspec/analysis/memory.py)."""
+    """What the program states and checks of its KV cache (ttspec/analysis/memory.py): the bytes for the
+    batch it was compiled for at the context it accepts; per user and position; and, for allocate_cache's
+    check at the context asked for, the DRAM beside the weights and one prompt's prefill activations
+    (prefill runs one user at a time)."""
     memory, batch, context = build.memory, build.options.batch, build.context or 0
-    prefill = memory.activations(1, context) if context else 0
     return dict(batch=batch, kv_bytes=memory.kv_cache(batch, context), kv_per_position=memory.kv_bytes_per_token,
-                dram_for_cache=memory.dram - memory.weights_total - prefill)
+                dram_free=memory.dram - memory.weights_total,
+                prefill_per_position=memory.activation_bytes_per_token,
+                prefill_per_pair=memory.score_bytes_per_token_pair)
 
 
 def _parameter_patterns(model: Model) -> list[str]:
