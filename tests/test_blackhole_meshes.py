@@ -110,3 +110,28 @@ def test_mock_descriptors_are_tt_umds_blackhole_systems():
         # every chip has a neighbour on each side of a ring through all of them (ring_axes in targets.py)
         degree = {c: sum(c in p for p in pairs) for c in range(chips)}
         assert min(degree.values()) >= 2, degree
+
+
+try:
+    from ttspec.mock.toolchain import riscv_gcc
+except ImportError:  # pragma: no cover
+    riscv_gcc = None
+
+
+@pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None, reason="Debian gcc-riscv64-unknown-elf missing")
+@pytest.mark.parametrize("target", ["p150x4", "p150x8"])
+def test_mock_blackhole_mesh(target):
+    """ttnn's mock p150 x4 / x8 (tt-umd's descriptors) validates the program, and its allocator's
+    bytes per chip match the memory model's weights within test_mesh.py's tolerance."""
+    from ttspec.analysis.memory import weight_plan_bytes
+    from ttspec.driver import lower
+    from ttspec.passes.shard import plan_sharding
+    from ttspec.runtime.device import run_worker
+
+    model = load_model(SPECS / "nano-trickster.arch")
+    source = compile_source(model, "specs/nano-trickster.arch", target, "bf16")
+    result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
+    assert tuple(result["logits"].shape) == (1, 64, 256)
+    _, plan = plan_sharding(lower(model), get_target(target).mesh)
+    predicted = weight_plan_bytes(model, "bf16", plan)
+    assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20

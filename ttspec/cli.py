@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("spec", metavar="SPEC")
     co.add_argument("--target", choices=COMPILE_TARGETS,
                     help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program; "
-                         f"n300, t3k, galaxy, p150x4, p150x8: a tensor-parallel mesh program (default: the spec's `target`, "
-                         f"else {DEFAULT_TARGET})")
+                         "n300, t3k, galaxy, p150x4, p150x8: a tensor-parallel mesh program "
+                         f"(default: the spec's `target`, else {DEFAULT_TARGET})")
     co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "hardware constants, not a measurement; README: How fast will it run?).")
     rp.add_argument("spec", metavar="SPEC")
     rp.add_argument("--target", required=True, type=_device_targets, metavar="T[,T...]",
-                    help="a device target (n150, p100, p150, n300, t3k, galaxy, p150x4, p150x8), or several separated by commas "
-                         "to compare them")
+                    help="a device target (n150, p100, p150, n300, t3k, galaxy, p150x4, p150x8), or several "
+                         "separated by commas to compare them")
     rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4 (one target only)")
     rp.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     rp.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
