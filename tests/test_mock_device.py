@@ -184,7 +184,7 @@ def test_mock_env_names_each_target_descriptor(runtime_root):
 
     from ttspec.targets import TARGETS
 
-    for target in ("n150", "n300", "t3k", "galaxy", "p150"):
+    for target in ("n150", "n300", "t3k", "galaxy", "p150", "p150x4", "p150x8"):
         env = toolchain.mock_env(target)
         desc = env["TT_METAL_MOCK_CLUSTER_DESC_PATH"]
         text = open(desc, encoding="utf-8").read()

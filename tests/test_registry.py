@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from ttspec.cli import COMPILE_TARGETS
 from ttspec.driver import compile_source, load_model, lower
 from ttspec.errors import ArchError
 from ttspec.ir.graph import all_nodes
@@ -127,7 +128,7 @@ output logits = lm_head(h, 256)
 """
 
 
-@pytest.mark.parametrize("target", ["torch", "n150", "p100", "p150", "n300", "t3k", "galaxy"])
+@pytest.mark.parametrize("target", COMPILE_TARGETS)  # every target the CLI offers
 def test_parameter_free_block_is_valid_python_on_every_target(write_spec, tmp_path, target):
     model = load_model(write_spec(SINUSOIDAL))
     source = compile_source(model, "sinus.arch", target)

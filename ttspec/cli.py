@@ -15,7 +15,7 @@ from .output import write_output
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
-COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy")
+COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy", "p150x4", "p150x8")
 DEFAULT_TARGET = "n150"  # when neither --target nor the spec's `target` statement names one
 WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
                         "(the kinds of `ttspec params`), e.g. attention=bfloat8_b,mlp=bfloat4_b; kinds not named "
@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("spec", metavar="SPEC")
     co.add_argument("--target", choices=COMPILE_TARGETS,
                     help="torch: a PyTorch reference nn.Module; n150, p100, p150: a single-chip TT-NN program; "
-                         f"n300, t3k, galaxy: a tensor-parallel mesh program (default: the spec's `target`, "
-                         f"else {DEFAULT_TARGET})")
+                         "n300, t3k, galaxy, p150x4, p150x8: a tensor-parallel mesh program "
+                         f"(default: the spec's `target`, else {DEFAULT_TARGET})")
     co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "hardware constants, not a measurement; README: How fast will it run?).")
     rp.add_argument("spec", metavar="SPEC")
     rp.add_argument("--target", required=True, type=_device_targets, metavar="T[,T...]",
-                    help="a device target (n150, p100, p150, n300, t3k, galaxy), or several separated by commas "
-                         "to compare them")
+                    help="a device target (n150, p100, p150, n300, t3k, galaxy, p150x4, p150x8), or several "
+                         "separated by commas to compare them")
     rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4 (one target only)")
     rp.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
     rp.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
@@ -419,7 +419,7 @@ def cmd_compile(args) -> int:
     if args.plan:
         if target == "torch":
             raise UsageError("--plan best plans a TT-NN target; torch has nothing to plan",
-                             hint="pass --target n150, n300, t3k, galaxy, p100 or p150")
+                             hint="pass --target n150, n300, t3k, galaxy, p100, p150, p150x4 or p150x8")
         from .analysis.plan_search import best
 
         chosen = best(model, target, **search_kwargs(args))

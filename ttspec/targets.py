@@ -140,6 +140,15 @@ WORMHOLE_CCL = {
                    "ring": CollectiveModel(9.07e-6, 5.25e-6, "n/2", 18.4e9, "2(n-1)/n")},
 }
 ETHERNET_LINE_RATE = Source(12.5e9, "B/s per link per direction", CCL_SOURCE)
+# No Blackhole CCL micro-benchmark is published in tt-metal's tech_reports/CCLs (only Wormhole summaries were
+# found), so collectives on p150 meshes use the Wormhole measurements above: an unverified stand-in. Blackhole's
+# ethernet ports are faster (docs.tenstorrent.com / tt-zephyr-platforms Blackhole overview: "4 QSFP-DD ports at
+# 800 Gb/s"), so this likely overestimates their collective time.
+BLACKHOLE_CCL_SOURCE = ("unknown for Blackhole: no Blackhole CCL benchmark found in tt-metal tech_reports/CCLs; "
+                        "modelled with " + CCL_SOURCE + "; Blackhole has 4 QSFP-DD ports at 800 Gb/s "
+                        "(tt-zephyr-platforms boards/tenstorrent/tt_blackhole/doc/index.rst)")
+ETHERNET_LINE_RATES = {"wormhole_b0": ETHERNET_LINE_RATE,
+                       "blackhole": Source(12.5e9, "B/s per link per direction", BLACKHOLE_CCL_SOURCE)}
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,19 @@ TARGETS = {
     "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB",
                    chip_spec=BLACKHOLE_P100),
     "p150": Target("p150", "blackhole", (1, 1), P150_DRAM, "Blackhole p150, 1 chip, 32 GB"),
+    # Blackhole meshes of p150 cards. tt-metal's fabric describes p150 x4 as a 2x2 device mesh with 4
+    # ethernet channels between neighbours and p150 x8 as a 2x4 mesh with 2 channels
+    # (tt_metal/fabric/mesh_graph_descriptors/p150_x4_mesh_graph_descriptor.textproto and
+    # p150_x8_mesh_graph_descriptor.textproto, as shipped in ttnn 0.81.1); tt-metal's models open them
+    # as 1x4 and 1x8 meshes (MESH_DEVICE "P150x4": (1, 4), "P150x8": (1, 8) in tt-metal's model tests), as
+    # ttspec does. Wiring: tt-umd tests/cluster_descriptor_examples/blackhole_4xP150.yaml and
+    # blackhole_8xP150.yaml (copied to ttspec/mock/clusters/p150x4.yaml, p150x8.yaml).
+    "p150x4": Target("p150x4", "blackhole", (1, 4), P150_DRAM, "4 Blackhole p150 cards (a 1x4 mesh), 32 GB each",
+                     ring_axes=(1,), wiring="four p150 cards as a 2x2 grid, 4 ethernet links between neighbours "
+                     "(tt-umd blackhole_4xP150.yaml: chips 0-2-1-3-0), so the 4 chips close a ring"),
+    "p150x8": Target("p150x8", "blackhole", (1, 8), P150_DRAM, "8 Blackhole p150 cards (a 1x8 mesh), 32 GB each",
+                     ring_axes=(1,), wiring="eight p150 cards as a 2x4 grid, 2 ethernet links between neighbours "
+                     "(tt-umd blackhole_8xP150.yaml); like T3K's 2x4 grid the 8 chips close a ring"),
 }
 
 

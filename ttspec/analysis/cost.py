@@ -35,7 +35,7 @@ from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
 from ..ops.queries import attentions, lookup_tables
-from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATE, FIDELITY_PHASES, TILE, WORMHOLE_CCL
+from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from .interpreters import Interpreter
 from .memory import ACTIVATION_BYTES, padded_shapes, param_chip_bytes, tile_pad, tiles
 
@@ -324,8 +324,8 @@ def estimate(build, batch: int = 1, context: int = 2048, prompt: int = 128) -> E
 def hardware(target) -> dict:
     chip = target.chip
     axes = {str(axis): target.topology(axis, target.mesh[axis]) for axis in (0, 1) if target.mesh[axis] > 1}
+    line_rate = ETHERNET_LINE_RATES[chip.arch]
     return {"chip": chip.arch, "constants": chip.constants(),
-            "ethernet": {"line_rate": {"value": ETHERNET_LINE_RATE.value, "unit": ETHERNET_LINE_RATE.unit,
-                                       "source": ETHERNET_LINE_RATE.source},
+            "ethernet": {"line_rate": {"value": line_rate.value, "unit": line_rate.unit, "source": line_rate.source},
                          "collective_topology_by_axis": axes, "wiring": target.wiring or "one chip"},
             "tile": TILE}

@@ -41,8 +41,8 @@ from .report import DEFAULT_CONTEXT, DEFAULT_PROMPT
 SCHEMA = "ttspec-plan-search/1"
 OBJECTIVES = ("latency", "throughput")
 MAX_BATCH = 1024  # without a bound in the spec: the largest power of two searched
-# T3K: a 1x8 mesh to programs, but its chips are wired as a 2x4 grid (targets.py)
-GRIDS = {"t3k": (2, 4)}
+# T3K and p150 x8: a 1x8 mesh to programs, but their chips are wired as a 2x4 grid; p150 x4 as 2x2 (targets.py)
+GRIDS = {"t3k": (2, 4), "p150x8": (2, 4), "p150x4": (2, 2)}
 DTYPE_BITS = {"bf16": 16, "bfloat8_b": 8, "bfloat4_b": 4}
 
 

@@ -49,6 +49,8 @@ CLUSTER_DESCRIPTORS = {
     "t3k": "t3k.yaml",
     "galaxy": "galaxy.yaml",
     "p150": "p150.yaml",
+    "p150x4": "p150x4.yaml",
+    "p150x8": "p150x8.yaml",
 }
 
 # Bump when the stand-in's behaviour changes: it names the runtime root and the kernel cache, so
@@ -259,7 +261,7 @@ def _sh_quote(s: str) -> str:
 
 
 def cluster_descriptor(target: str) -> Path:
-    """The cluster descriptor YAML that mocks `target` (n150, n300, t3k, galaxy, p150)."""
+    """The cluster descriptor YAML that mocks `target` (n150, n300, t3k, galaxy, p150, p150x4, p150x8)."""
     name = CLUSTER_DESCRIPTORS.get(target.lower())
     if name is None:
         raise ValueError(f"no mock cluster descriptor for target `{target}`; "

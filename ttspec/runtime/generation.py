@@ -172,8 +172,8 @@ def check_options(args) -> None:
     if args.mode == "torch" and args.target not in (None, "torch"):
         raise UsageError(f"--mode torch runs the PyTorch reference; --target {args.target} is for the TT-NN modes")
     if args.mode != "torch" and args.target == "torch":
-        raise UsageError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100, p150, n300, t3k or "
-                         "galaxy")
+        raise UsageError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100, p150, n300, t3k, "
+                         "galaxy, p150x4 or p150x8")
 
 
 def make_job(model: Model, args, vocab: int):
