@@ -170,9 +170,9 @@ class Llama318b:
         cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
         prefill = padded * PREFILL_BYTES_PER_POSITION
         if cache + prefill > DRAM_BESIDE_WEIGHTS:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes of device "
-                             f"DRAM and a prompt's prefill {prefill:,}; {DRAM_BESIDE_WEIGHTS:,} are free beside "
-                             "the weights")
+            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
+                             f"of device DRAM and a prompt's prefill {prefill:,}; "
+                             f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):
