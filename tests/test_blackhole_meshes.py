@@ -135,3 +135,16 @@ def test_mock_blackhole_mesh(target):
     _, plan = plan_sharding(lower(model), get_target(target).mesh)
     predicted = weight_plan_bytes(model, "bf16", plan)
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
+
+
+def test_removing_any_collective_breaks_a_blackhole_mesh(single_p150):
+    """As on Wormhole meshes (tests/test_mesh.py): every all_gather and reduce_scatter of the p150 x4
+    program is needed; without one, the next op's shape check fails right after it."""
+    from .test_mesh import assert_each_removal_caught, removal_outcomes
+
+    spec = "nano-trickster.arch"
+    model, state, tokens, expected, _ = single_p150(spec)
+    source = compile_source(model, f"specs/{spec}", "p150x4", "bf16")
+    sites, outcomes = removal_outcomes(model, f"specs/{spec}", "p150x4", state, tokens, expected, source)
+    assert_each_removal_caught(sites, outcomes)
+    assert {o[1] for o in outcomes} == {"shape"}
