@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ttspec.driver import compile_source, load_model
-from ttspec.runtime.runner import random_hf_state_dict, run_golden, run_torch
+from ttspec.runtime.runner import run_golden
 from ttspec.targets import get_target
 
 from .conftest import SPECS
@@ -16,7 +16,7 @@ from .conftest import SPECS
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
 
-from .test_mesh import assert_same_as_single_chip  # noqa: E402  (after the importorskips)
+from .test_mesh import assert_same_as_single_chip, single_chip_runs  # noqa: E402  (after the importorskips)
 
 BH_MESHES = [("p150x4", (1, 4)), ("p150x8", (1, 8))]
 # tt-metal's mesh graph descriptors and MESH_DEVICE tables (sources in ttspec/targets.py)
@@ -25,25 +25,14 @@ P150_DRAM = 8 * 4_277_141_376  # ttnn's allocator: 8 banks of 4,277,141,376 B on
 
 @pytest.fixture(scope="module")
 def single_p150():
-    cache = {}
-
-    def get(spec):
-        if spec not in cache:
-            model = load_model(SPECS / spec)
-            state = random_hf_state_dict(model, seed=1)
-            tokens = torch.randint(0, 256, (4, 40), generator=torch.Generator().manual_seed(3))
-            logits, _ = run_golden(model, f"specs/{spec}", get_target("p150"), state, tokens)
-            fp32 = run_torch(model, f"specs/{spec}", state, tokens)
-            cache[spec] = model, state, tokens, logits, fp32
-        return cache[spec]
-
-    return get
+    return single_chip_runs("p150")
 
 
 @pytest.mark.parametrize("spec", ["nano-trickster.arch", "llama-gqa-tiny.arch"])
 @pytest.mark.parametrize("target,mesh", BH_MESHES)
 def test_blackhole_mesh_golden_equals_single_p150(single_p150, spec, target, mesh):
-    model, state, tokens, expected, fp32 = single_p150(spec)
+    model, state, tokens, expected = single_p150(spec)
+    fp32 = single_p150.fp32(spec)
     assert get_target(target).mesh == mesh and get_target(target).arch == "blackhole"
     source = compile_source(model, f"specs/{spec}", target, "bf16")
     assert f"MESH_SHAPE = {mesh}" in source or f"MESH_SHAPE = ({mesh[0]}, {mesh[1]})" in source
@@ -143,7 +132,7 @@ def test_removing_any_collective_breaks_a_blackhole_mesh(single_p150):
     from .test_mesh import assert_each_removal_caught, removal_outcomes
 
     spec = "nano-trickster.arch"
-    model, state, tokens, expected, _ = single_p150(spec)
+    model, state, tokens, expected = single_p150(spec)
     source = compile_source(model, f"specs/{spec}", "p150x4", "bf16")
     sites, outcomes = removal_outcomes(model, f"specs/{spec}", "p150x4", state, tokens, expected, source)
     assert_each_removal_caught(sites, outcomes)

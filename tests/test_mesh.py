@@ -25,8 +25,9 @@ except ImportError:  # pragma: no cover
 COLLECTIVE = re.compile(r"ttnn\.(all_gather|reduce_scatter|all_reduce)\((\w+)(, dim=-?\d+)?, cluster_axis=\d\)")
 
 
-@pytest.fixture(scope="module")
-def single_chip():
+def single_chip_runs(target: str):
+    """Golden logits of the one-chip `target` per spec, on seeded random weights and tokens, cached;
+    `.fp32(spec)` is the torch reference (fp32) on the same weights and tokens."""
     cache = {}
 
     def get(spec):
@@ -34,11 +35,11 @@ def single_chip():
             model = load_model(SPECS / spec)
             state = random_hf_state_dict(model, seed=1)
             tokens = torch.randint(0, 256, (4, 40), generator=torch.Generator().manual_seed(3))
-            logits, _ = run_golden(model, f"specs/{spec}", get_target("n150"), state, tokens)
+            logits, _ = run_golden(model, f"specs/{spec}", get_target(target), state, tokens)
             cache[spec] = model, state, tokens, logits
         return cache[spec]
 
-    def fp32(spec):  # the torch reference (fp32) on the same weights and tokens
+    def fp32(spec):
         if ("fp32", spec) not in cache:
             model, state, tokens, _ = get(spec)
             cache[("fp32", spec)] = run_torch(model, f"specs/{spec}", state, tokens)
@@ -46,6 +47,11 @@ def single_chip():
 
     get.fp32 = fp32
     return get
+
+
+@pytest.fixture(scope="module")
+def single_chip():
+    return single_chip_runs("n150")
 
 
 # Mesh against single chip, same weights, elementwise. Both are bf16 programs; the mesh sums its
