@@ -41,6 +41,7 @@ class Options:
     dp: bool = False  # 2-D meshes: split the batch over the axis not used for tensor parallelism
     weights_dtype: str = "bf16"  # one dtype, or formats per kind (`attention=bfloat8_b,mlp=bfloat4_b`)
     batch: int = 1  # users the program's KV cache is sized for (decode runs up to 32 per step)
+    strategy: str | None = None  # tensor parallelism "1d" or "2d" (both mesh axes); None: the planner chooses
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Build:
 
 
 def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None = None, dp: bool = False,
-                    batch: int = 1) -> Options:
+                    batch: int = 1, strategy: str | None = None) -> Options:
     """Command-line values -> Options, with a clear error for a mesh the target cannot hold."""
     from .targets import get_target, parse_mesh
 
@@ -86,7 +87,17 @@ def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None =
 
     if batch < 1:
         raise UsageError(f"--batch {batch}: the KV cache needs at least one user")
-    return Options(chosen, shape or chosen.mesh, dp, str(parse(weights_dtype)), batch)
+    shape = shape or chosen.mesh
+    if strategy == "2d" and min(shape) < 2:
+        raise UsageError(f"--strategy 2d needs a mesh with two axes of 2 or more chips; {target}"
+                         + (f" --mesh {mesh}" if mesh else "") + f" is {shape[0]}x{shape[1]}",
+                         hint="2-D tensor parallelism is for galaxy (8x4) and its 2-D sub-meshes; "
+                              "use --strategy 1d here")
+    if strategy == "2d" and dp:
+        raise UsageError("--dp and --strategy 2d both claim the second mesh axis",
+                         hint="--dp splits the batch over it (with 1-D tensor parallelism); 2-D tensor parallelism "
+                              "splits the weights over it")
+    return Options(chosen, shape, dp, str(parse(weights_dtype)), batch, strategy)
 
 
 def lower(model: Model) -> Model:
@@ -99,7 +110,6 @@ def lower(model: Model) -> Model:
 def prepare(model: Model, options: Options) -> Build:
     """lower -> shard -> memory: what `plan` and `check --target` report. Refuses only what the
     backend cannot do (with the reason); a model that does not fit is reported, not refused."""
-    from .analysis.memory import memory_model
     from .codegen.ttnn_backend import check_supported
 
     check_supported(model)
@@ -109,12 +119,64 @@ def prepare(model: Model, options: Options) -> Build:
     formats = weight_formats.parse(options.weights_dtype)
     if not formats.plain:  # the kinds the memory model groups by (a tied head's own copy is `head`)
         formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
+    if options.mesh == (1, 1):
+        return _prepare(model, options, None)
+    strategies = strategies_for(options)
+    if len(strategies) == 1:
+        return _prepare(model, options, strategies[0])
+    return choose_strategy([_prepare(model, options, "1d")] + _try_prepare(model, options, "2d"), options)
+
+
+def strategies_for(options: Options) -> list[str]:
+    """The tensor-parallel strategies the planner weighs for these options."""
+    if options.strategy:
+        return [options.strategy]
+    if min(options.mesh) >= 2 and not options.dp:
+        return ["1d", "2d"]
+    return ["1d"]
+
+
+def _try_prepare(model: Model, options: Options, strategy: str) -> list[Build]:
+    """The build with `strategy`, or none when the model cannot be sharded so (the strategy the user did
+    not force is simply not a candidate)."""
+    try:
+        return [_prepare(model, options, strategy)]
+    except ArchError:
+        return []
+
+
+def choose_strategy(builds: list[Build], options: Options) -> Build:
+    """Memory first: a plan that fits beats one that does not, and among plans that fit (or none)
+    the one with more DRAM beside its weights, unless the cost model prices its decode step
+    slower; ties go to the first (1-D: fewer collectives)."""
+    from .analysis.cost import estimate
+
+    def step_s(build: Build) -> float:
+        context = min(2048, build.context or 2048)
+        return estimate(build, options.batch, context, prompt=TILE).decode_s
+
+    fitting = [b for b in builds if b.fits] or builds
+    roomiest = max(fitting, key=lambda b: b.memory.dram - b.memory.weights_total)
+    if len(fitting) > 1 and step_s(roomiest) > step_s(fitting[0]):
+        roomiest = fitting[0]
+    if roomiest.shard_plan is not None and len(builds) > 1:
+        other = next(b for b in builds if b is not roomiest)
+        roomiest.shard_plan.notes.insert(0, f"the planner chose {roomiest.shard_plan.strategy.upper()} tensor "
+                                            f"parallelism over {other.shard_plan.strategy.upper()} (weights "
+                                            f"{roomiest.weight_bytes:,} against {other.weight_bytes:,} bytes per "
+                                            f"chip); --strategy forces one")
+    return roomiest
+
+
+def _prepare(model: Model, options: Options, strategy: str | None) -> Build:
+    from .analysis.memory import memory_model
+
     lowered = lower(model)
     shard_plan = None
-    if options.mesh != (1, 1):
+    if strategy is not None:
         from .passes.shard import plan_sharding
 
-        lowered, shard_plan = plan_sharding(lowered, options.mesh, dp=options.dp)
+        lowered, shard_plan = plan_sharding(lowered, options.mesh, dp=options.dp, strategy=strategy)
     # Activations fuse into linears after sharding: only a linear whose output is complete can apply one.
     from .passes.fuse import fuse_activations
 
@@ -188,7 +250,7 @@ def fitting_options(model: Model, options: Options) -> str:
 
 
 def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
-                    dp: bool = False, batch: int = 1) -> tuple[str, Build | None]:
+                    dp: bool = False, batch: int = 1, strategy: str | None = None) -> tuple[str, Build | None]:
     """The generated program's source for a target name (`torch` or a Tenstorrent target), and
     for a Tenstorrent target the Build it came from (its memory model, the context it accepts)."""
     if target == "torch":
@@ -197,11 +259,11 @@ def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "
         return compile_torch(model, spec), None
     from .codegen.ttnn_backend import compile_ttnn
 
-    result = build(model, resolve_options(target, weights_dtype, mesh, dp, batch))
+    result = build(model, resolve_options(target, weights_dtype, mesh, dp, batch, strategy))
     return compile_ttnn(result, spec), result
 
 
 def compile_source(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
-                   dp: bool = False, batch: int = 1) -> str:
+                   dp: bool = False, batch: int = 1, strategy: str | None = None) -> str:
     """The generated program's source for a target name (`torch` or a Tenstorrent target)."""
-    return compile_program(model, spec, target, weights_dtype, mesh, dp, batch)[0]
+    return compile_program(model, spec, target, weights_dtype, mesh, dp, batch, strategy)[0]

@@ -188,24 +188,24 @@ class CostInterpreter(Interpreter):
         return out
 
     # -- one op ----------------------------------------------------------------------------
-    def _devices(self) -> int:
-        return self.plan.devices if self.plan else 1
-
-    def _split(self, node: Node) -> bool:
-        """Whether the chips of the tensor-parallel group each do a slice of this op."""
+    def _split_factor(self, node: Node) -> int:
+        """Over how many chips this op is divided: the devices of every plan axis that splits its
+        weights or its result (both axes of a 2-D plan for its matmuls)."""
         if self.plan is None:
-            return False
-        for name in _param_names(node):
-            role = self.plan.placements.get(self.prefix + name, Placement.REPLICATE)
-            if role != Placement.REPLICATE:
-                return True
-        return self.plan.layouts.get(self.prefix + node.id) in (Layout.SPLIT, Layout.PARTIAL)
+            return 1
+        factor = 1
+        for ax in self.plan.axes:
+            placed = any(ax.placements.get(self.prefix + name, Placement.REPLICATE) != Placement.REPLICATE
+                         for name in _param_names(node))
+            if placed or ax.layouts.get(self.prefix + node.id) in (Layout.SPLIT, Layout.PARTIAL):
+                factor *= ax.devices
+        return factor
 
     def _value_bytes(self, node_id: str, shape) -> int:
         """bf16 bytes of a TILE-layout value on one chip (rows padded to whole 32x32 tiles)."""
         n = tiles(shape) * ACTIVATION_BYTES
-        if self.plan is not None and self.plan.layouts.get(self.prefix + node_id) == Layout.SPLIT:
-            n //= self.plan.devices
+        for ax in self.plan.split_on(self.prefix + node_id) if self.plan is not None else ():
+            n //= ax.devices
         return n
 
     def run_op(self, node: Node, args: list):
@@ -215,11 +215,7 @@ class CostInterpreter(Interpreter):
         ins = list(args)
         if node.op == ATTEND.name and decode:  # one query per user against `context` cached keys and values
             ins = [ins[0]] + [tuple(s[:2]) + (self.phase.context,) + tuple(s[3:]) for s in ins[1:3]] + ins[3:]
-        flops = opdef.flops(ins, out, node.attrs)
-        devices = self._devices()
-        split = self._split(node)
-        if split:
-            flops //= devices
+        flops = opdef.flops(ins, out, node.attrs) // self._split_factor(node)
         chip = self.chip
         rate = chip.cores.value * chip.clock_hz.value * chip.matmul_flops_per_cycle.value
 
@@ -256,10 +252,15 @@ class CostInterpreter(Interpreter):
 
         # collectives: tt-metal's measured model of the CCL op on this axis
         collective_bytes, collective_s = 0, 0.0
+        axis = node.attrs.get("axis", 0)
+        devices = self.plan.mesh[axis] if self.plan is not None else 1
         if node.op in COLLECTIVE_NAMES and node.op != MESH_PARTITION.name and devices > 1:
             full = tiles(out) * ACTIVATION_BYTES  # CCL ops move whole tiles: a decode row is 32 rows
+            for ax in self.plan.split_on(self.prefix + node.id):  # the other axis's slice of it (2-D plans)
+                if ax.axis != axis:
+                    full //= ax.devices
             per_device = full // devices if node.op == ALL_GATHER.name else full  # all_gather's input is a slice
-            topology = self.target.topology(self.plan.axis, devices)
+            topology = self.target.topology(axis, devices)
             model = WORMHOLE_CCL[CCL_PATTERN[node.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value
             collective_bytes = per_device

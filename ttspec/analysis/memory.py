@@ -77,16 +77,23 @@ def padded_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
 
 
 def chip_shape(name: str, shape: tuple[int, ...], plan=None) -> tuple[int, ...]:
-    """The shape of the piece of parameter `name` (full name, `*` for a layer) one chip holds."""
+    """The shape of the piece of parameter `name` (full name, `*` for a layer) one chip holds: each
+    of the plan's axes cuts the dim its placement splits (2-D plans cut one dim per axis)."""
     if plan is None:
         return shape
-    role, n = plan.placements.get(name, Placement.REPLICATE), plan.devices
+    for ax in plan.axes:
+        shape = _axis_shape(name, shape, ax)
+    return shape
+
+
+def _axis_shape(name: str, shape: tuple[int, ...], ax) -> tuple[int, ...]:
+    role, n = ax.placements.get(name, Placement.REPLICATE), ax.devices
     if role == Placement.REPLICATE:
         return shape
-    if name in plan.kv_copies:  # whole KV heads, each copied on kv_copies chips
-        return (shape[0] * plan.kv_copies[name] // n,) + tuple(shape[1:])
+    if name in ax.kv_copies:  # whole KV heads, each copied on kv_copies chips
+        return (shape[0] * ax.kv_copies[name] // n,) + tuple(shape[1:])
     if role in (Placement.COLUMN, Placement.VOCAB):
-        return (plan.padded_rows.get(name, shape[0]) // n,) + tuple(shape[1:])
+        return (ax.padded_rows.get(name, shape[0]) // n,) + tuple(shape[1:])
     if len(shape) == 1:  # a row-parallel bias: every chip adds it (divided by n) to its partial sum
         return shape
     return tuple(shape[:-1]) + (shape[-1] // n,)  # row-parallel, or a table split on hidden
@@ -251,12 +258,11 @@ def _bound(model: Model, axis: int) -> int | None:
 def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: str, plan=None) -> Memory:
     """The memory model for `model` compiled for `target` (lowered and, on a mesh, sharded by
     `plan` into `lowered`)."""
-    n = plan.devices if plan else 1
-
     def local(graph: Graph, prefix: str, node_id: str, width: int) -> int:
-        """Features of a value one chip holds: a slice when the plan splits it."""
-        split = plan is not None and plan.layouts.get(prefix + node_id) == Layout.SPLIT
-        return -(-width // n) if split else width
+        """Features of a value one chip holds: a slice for each axis over which the plan splits it."""
+        for ax in plan.split_on(prefix + node_id) if plan is not None else ():
+            width = -(-width // ax.devices)
+        return width
 
     kv = 0
     widest = 0
@@ -264,6 +270,8 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: st
 
     graph = lowered.graph
     head = graph.node(next(iter(graph.outputs.values())))
+    while not head.params and head.inputs:  # back through collectives and a final softcap to the output head
+        head = graph.node(head.inputs[0])
 
     def visit(graph: Graph, prefix: str, count: int) -> None:
         nonlocal kv, widest, scores
@@ -283,7 +291,10 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: st
     visit(graph, "", 1)
     hidden = graph.node(head.inputs[0]).type.shape[-1]
     vocab = head.attrs.get("padded_out", head.type.shape[-1])
-    residual = -(-hidden // n) if plan is not None and plan.residual == Layout.SPLIT else hidden
+    residual = hidden
+    for ax in plan.axes if plan is not None else ():
+        if ax.residual == Layout.SPLIT:
+            residual = -(-residual // ax.devices)
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest + local(graph, "", head.id, vocab))
     return Memory(target, weights_dtype, weight_bytes_by_kind(model, weights_dtype, plan), kv, activations, scores,
                   replicas=plan.mesh[1 - plan.axis] if plan is not None and plan.dp else 1,

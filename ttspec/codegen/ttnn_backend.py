@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ..errors import ArchError
 from ..ir.graph import Model, Node, point_at_spec
-from ..ir.layout import Layout
 from ..weight_formats import parse as parse_formats
 from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
@@ -107,7 +106,7 @@ def compile_ttnn(build, spec_path: str) -> str:
                   max_seq=build.context, seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
                   **_kv_cache_facts(build),
                   mesh=shard_plan,
-                  logits_split=bool(shard_plan) and shard_plan.layouts.get(out_node.id) == Layout.SPLIT)
+                  logits_split=bool(shard_plan) and bool(shard_plan.split_on(out_node.id)))
 
 
 def _kv_cache_facts(build) -> dict:

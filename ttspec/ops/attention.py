@@ -44,7 +44,8 @@ def _split_heads_shape(ins, attrs, ctx):
 
 def _shard_split_heads(planner, node, layouts):
     """Unfused projections: split features become split heads when every device holds whole heads."""
-    if layouts[0] == Layout.PARTIAL or (layouts[0] == Layout.SPLIT and node.attrs["heads"] % planner.devices):
+    if layouts[0] == Layout.PARTIAL or (layouts[0] == Layout.SPLIT and (node.attrs["heads"] % planner.devices
+                                                                       or planner.hidden_side)):
         node = planner.need(node, 0, Layout.REPLICATED, "heads are cut from complete values")
     if planner.layout_of(node.inputs[0]) == Layout.SPLIT:
         node = replace(node, attrs=dict(node.attrs, local_heads=node.attrs["heads"] // planner.devices))
@@ -354,6 +355,9 @@ def _shard_split_qkv(planner, node, layouts):
     read: KV heads are split when the devices divide them and copied when they divide the devices."""
     n = planner.devices
     heads, kv = node.attrs["heads"], node.attrs["kv_heads"]
+    if layouts[0] == Layout.PARTIAL or (layouts[0] == Layout.SPLIT and planner.hidden_side):
+        node = planner.need(node, 0, Layout.REPLICATED, "heads are cut from complete values")
+        return planner.set_layout(node, Layout.REPLICATED)
     if layouts[0] != Layout.SPLIT:
         return planner.set_layout(node, layouts[0])
     if heads % n:

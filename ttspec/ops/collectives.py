@@ -7,6 +7,7 @@ tensor-parallel `cluster_axis`.
 
 from __future__ import annotations
 
+from .elementwise import same_layout
 from .registry import ArgSpec, OpDef, T, TTNNLowering, register
 
 
@@ -23,6 +24,7 @@ def _collective(name: str, doc: str, reduces_only: bool = False) -> OpDef:
     return register(OpDef(
         name, (T("x"), ArgSpec("dim", "int", -1), ArgSpec("axis", "int", 1)), _identity, doc=doc, in_spec=False,
         ttnn=TTNNLowering(expr=expr), var_name=lambda node: node.hint or "h",
+        shard=same_layout,  # a 2-D plan's second axis: a collective on the first leaves this axis's layout
     ))
 
 

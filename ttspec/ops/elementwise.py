@@ -12,7 +12,6 @@ import math
 
 from ..ir.layout import Layout
 from ..ir.types import TensorType, broadcast
-from ..targets import TILE
 from .registry import ArgSpec, OpDef, OpError, T, TorchLowering, TTNNLowering, float_input, register
 
 
@@ -26,7 +25,7 @@ def complete_values(planner, node, layouts):
     feature slices when they split into whole tiles (reduce_scatter), else everywhere."""
     if layouts[0] == Layout.PARTIAL:
         width = node.type.shape[-1]
-        want = Layout.SPLIT if width % (planner.devices * TILE) == 0 else Layout.REPLICATED
+        want = Layout.SPLIT if planner.splits_features(width) else Layout.REPLICATED
         node = planner.need(node, 0, want, f"{node.op} is not linear: it needs complete sums")
     return planner.set_layout(node, planner.layout_of(node.inputs[0]))
 
@@ -79,7 +78,7 @@ def _shard_binary(planner, node, layouts):
     is computed on complete values."""
     if layouts[0] == layouts[1] and layouts[0] != Layout.PARTIAL:
         return planner.set_layout(node, layouts[0])
-    residual = planner.plan.residual
+    residual = planner.residual
     if node.op == ADD.name and Layout.PARTIAL in layouts:
         target = Layout.REPLICATED if Layout.REPLICATED in layouts else residual
         for i, lay in enumerate(layouts):

@@ -77,7 +77,7 @@ def _shard_table(planner, node, layouts):
     if forced is not None and forced.placement != Placement.REPLICATE:
         raise ArchError(f"an embedding table is split on hidden or replicated, not `{forced.placement}`",
                         forced.placement_loc, hint="use `replicate`")
-    split = planner.plan.residual == Layout.SPLIT and forced is None
+    split = planner.residual == Layout.SPLIT and forced is None
     placement = Placement.HIDDEN if split else Placement.REPLICATE
     planner.place(node, placement)
     return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=placement)),
@@ -90,8 +90,8 @@ def _shard_fixed_table(planner, node, layouts):
 
 # ---------------------------------------------------------------- TT-NN
 def _ttnn_load_table(node, refs, ctx) -> list[str]:
-    split = ', split="hidden"' if ctx.mesh and node.attrs.get("placement") == Placement.HIDDEN else ""
-    return [f"{refs['weight']} = weights.table({refs.module}{split})"]
+    split = ctx.mesh.split_argument(node.attrs.get("placements", {})) if ctx.mesh else ""
+    return [f"{refs['weight']} = weights.table({refs.module}{', ' + split if split else ''})"]
 
 
 def _ttnn_position_ids(node, args, refs, ctx) -> str:

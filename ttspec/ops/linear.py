@@ -96,6 +96,8 @@ def _shard_linear(planner, node, layouts):
     the (padded) vocabulary; what does not split into whole tiles is replicated."""
     n = planner.devices
     forced = planner.override(node)
+    if planner.hidden_side:
+        return _shard_hidden_side(planner, node, layouts[0], forced)
     if forced is not None:
         return _shard_forced(planner, node, layouts[0], forced)
     layout = layouts[0]
@@ -131,6 +133,36 @@ def _shard_linear(planner, node, layouts):
     planner.place(node, Placement.REPLICATE)
     planner.note(f"{node.module}: {out} output features do not split into whole tiles over {n} devices; "
                  "its weight is replicated")
+    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.REPLICATE)),
+                              Layout.REPLICATED)
+
+
+def _shard_hidden_side(planner, node, layout, forced):
+    """The columns of a 2-D plan split every matmul on its hidden-side dim (tt-metal's Galaxy models):
+    a projection out of the residual stream (input features = hidden) is row-parallel over them and
+    leaves partial sums; one back into it (output features = hidden) is column-parallel and leaves the
+    residual's hidden slices. A fused activation (it needs complete sums), an output head's vocabulary
+    (the rows split it) or a spec's `shard ... replicate` keep the weight whole on this axis. A spec's
+    column/row statements place the rows' (tensor-parallel) split. A weight keeps one split per dim:
+    the side the rows split is not split again."""
+    keep_whole = forced is not None and forced.placement == Placement.REPLICATE
+    in_features = planner.input_node(node, 0).type.shape[-1]
+    rows = set(node.attrs.get("placements", {}).values())  # the tensor-parallel axis's, planned first
+    in_free = Placement.ROW not in rows
+    out_free = not rows & {Placement.COLUMN, Placement.VOCAB}
+    if not keep_whole and in_free and not node.attrs.get("activation") and planner.splits_features(in_features):
+        if layout != Layout.SPLIT:
+            node = planner.need(node, 0, Layout.SPLIT, "the weight's input features (hidden) are split over "
+                                "the mesh columns")
+        planner.place(node, Placement.ROW)
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.ROW)), Layout.PARTIAL)
+    node = planner.need(node, 0, Layout.REPLICATED, "a linear reads complete values")
+    head = node.op == TIED_LINEAR.name or planner.is_output_head(node)
+    if not keep_whole and out_free and not head and node.attrs.get("fused") is None \
+            and planner.splits_features(out_features(node)):
+        planner.place(node, Placement.COLUMN)
+        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
+    planner.place(node, Placement.REPLICATE)
     return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.REPLICATE)),
                               Layout.REPLICATED)
 
@@ -205,13 +237,13 @@ def _ttnn_load_linear(node, refs, ctx) -> list[str]:
     dtype = ctx.weight_dtype(node.module)  # --weights-dtype per kind
     if dtype is not None:
         weight_only.append(f"dtype=ttnn.{'bfloat16' if dtype == 'bf16' else dtype}")
-    placement = a.get("placement", Placement.REPLICATE)
-    if ctx.mesh and placement != Placement.REPLICATE:
-        split = {Placement.VOCAB: Placement.COLUMN}.get(placement, placement)
-        common.append(f'split="{split.value}"')
-        if fused is not None and placement == Placement.COLUMN:  # each device's slice: its heads
+    placements = a.get("placements", {})
+    split = ctx.mesh.split_argument(placements) if ctx.mesh else ""
+    if split:
+        common.append(split)
+        if fused is not None and Placement.COLUMN in placements.values():  # each device's slice: its heads
             common.append(f"qkv_heads=({fused.heads}, {fused.kv_heads})")
-        if placement == Placement.VOCAB:
+        if Placement.VOCAB in placements.values():
             common.append(f"rows={a['padded_out']}")
     options = "".join(", " + o for o in common)
     lines = [f"{refs['weight']} = weights.linear({refs.module}{''.join(', ' + o for o in common + weight_only)})"]
@@ -223,8 +255,11 @@ def _ttnn_load_linear(node, refs, ctx) -> list[str]:
 def _ttnn_load_tied(node, refs, ctx) -> list[str]:
     a = node.attrs
     split = ""
-    if ctx.mesh and a.get("placement") == Placement.VOCAB:
-        split = f', split="column", rows={a["padded_out"]}'
+    placements = a.get("placements", {})
+    if ctx.mesh and ctx.mesh.split_argument(placements):
+        split = ", " + ctx.mesh.split_argument(placements)
+        if Placement.VOCAB in placements.values():
+            split += f", rows={a['padded_out']}"
     tied_module = a["weight"].name.rsplit(".", 1)[0]
     dtype = ctx.weight_dtype(node.module)  # --weights-dtype per kind
     if dtype is not None:

@@ -165,7 +165,7 @@ def _fuse_activations(graph: Graph) -> Graph:
     for node in graph.topo():
         if _fused_activation(node):
             src = graph.node(node.inputs[0])
-            partial = src.attrs.get("placement") == Placement.ROW  # a row-parallel linear makes partial sums
+            partial = Placement.ROW in src.attrs.get("placements", {}).values()  # a row-parallel linear: partial sums
             if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.get("activation") \
                     and not partial:
                 fold[node.id] = src.id

@@ -46,30 +46,126 @@ class Collective:
 
 
 @dataclass
-class ShardPlan:
-    mesh: tuple[int, int]
-    axis: int  # the tensor-parallel mesh axis
-    devices: int  # devices along it
-    residual: Layout  # the residual stream: split on hidden, or replicated
-    dp: bool = False  # the other mesh axis splits the batch
+class AxisPlan:
+    """What one mesh axis does: the layout of every value and the placement of every parameter over
+    the devices along it."""
+
+    axis: int
+    devices: int
+    role: str  # TENSOR_PARALLEL or HIDDEN_SIDE (see plan_sharding)
+    residual: Layout  # the residual stream over this axis: split on hidden, or replicated
     placements: dict[str, Placement] = field(default_factory=dict)  # param name (per layer) -> placement
     kv_copies: dict[str, int] = field(default_factory=dict)  # copied K/V params -> devices holding each head
     padded_rows: dict[str, int] = field(default_factory=dict)  # vocab-split params -> rows after zero padding
     layouts: dict[str, Layout] = field(default_factory=dict)
+
+
+# The roles of a mesh axis. Tensor parallelism (Megatron): column-parallel on complete inputs, row-parallel on
+# split ones, splitting the wide dims (heads, MLP hidden, vocabulary). Hidden side (the second axis of 2-D
+# tensor parallelism, as tt-metal's Galaxy models split weights): every matmul splits its hidden-side dim (the
+# residual's width), so a projection out of the residual is row-parallel and one back into it column-parallel.
+TENSOR_PARALLEL, HIDDEN_SIDE = "tensor-parallel", "hidden-side"
+# How a generated program's weight loader names each split (a vocabulary split is a column split of padded rows).
+SPLIT_NAMES = {Placement.COLUMN: "column", Placement.VOCAB: "column", Placement.ROW: "row", Placement.HIDDEN: "hidden"}
+STRATEGIES = ("1d", "2d")
+
+
+@dataclass
+class ShardPlan:
+    mesh: tuple[int, int]
+    axes: list[AxisPlan]  # 1-D: the tensor-parallel axis; 2-D: rows (tensor-parallel), then columns (hidden side)
+    dp: bool = False  # 1-D: the other mesh axis splits the batch
     collectives: list[Collective] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def strategy(self) -> str:
+        return STRATEGIES[len(self.axes) - 1]
+
+    @property
+    def primary(self) -> AxisPlan:
+        return self.axes[0]
+
+    # The tensor-parallel axis's view: all of a 1-D plan; the rows of a 2-D one.
+    @property
+    def axis(self) -> int:
+        return self.primary.axis
+
+    @property
+    def devices(self) -> int:
+        return self.primary.devices
+
+    @property
+    def residual(self) -> Layout:
+        return self.primary.residual
+
+    @property
+    def placements(self) -> dict[str, Placement]:
+        return self.primary.placements
+
+    @property
+    def kv_copies(self) -> dict[str, int]:
+        return self.primary.kv_copies
+
+    @property
+    def padded_rows(self) -> dict[str, int]:
+        return self.primary.padded_rows
+
+    @property
+    def layouts(self) -> dict[str, Layout]:
+        return self.primary.layouts
+
+    @property
+    def chips(self) -> int:
+        return self.mesh[0] * self.mesh[1]
+
+    @property
+    def group(self) -> int:
+        """Devices in one tensor-parallel group (a model replica)."""
+        n = 1
+        for ax in self.axes:
+            n *= ax.devices
+        return n
+
+    def placement(self, name: str) -> tuple[Placement, ...]:
+        """A parameter's placement on each of the plan's axes."""
+        return tuple(ax.placements.get(name, Placement.REPLICATE) for ax in self.axes)
+
+    def split_argument(self, placements: dict[int, Placement]) -> str:
+        """The `split` a generated program's weight loader takes for a parameter placed so on each axis:
+        a 1-D program names its tensor-parallel axis's split, a 2-D one a (rows, columns) pair; "" when
+        the parameter is replicated."""
+        names = [SPLIT_NAMES.get(placements.get(ax.axis, Placement.REPLICATE)) for ax in self.axes]
+        if not any(names):
+            return ""
+        if self.strategy == "1d":
+            return f'split="{names[0]}"'
+        pair = ", ".join("None" if n is None else f'"{n}"' for n in names)
+        return f"split=({pair})"
+
+    def split_on(self, key: str) -> list[AxisPlan]:
+        """The axes over which value `key` (prefix + node id) is split."""
+        return [ax for ax in self.axes if ax.layouts.get(key) == Layout.SPLIT]
+
 
 def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
-                  dp: bool = False) -> tuple[Model, ShardPlan]:
-    """Tensor parallelism over one mesh axis (by default the longer one); the other axis holds
-    replicas, which split the batch between them with `dp` (data parallelism)."""
+                  dp: bool = False, strategy: str = "1d") -> tuple[Model, ShardPlan]:
+    """1-D: tensor parallelism over one mesh axis (by default the longer one); the other axis holds
+    replicas, which split the batch between them with `dp` (data parallelism).
+    2-D (as tt-metal's Galaxy models): both axes at once, a weight matrix split on one dim over each.
+    The rows (axis 0) take the wide dims (heads, MLP hidden, vocabulary) Megatron-style; the columns
+    (axis 1) take the hidden-side dim, so the residual stream is split on hidden over the columns and
+    replicated over the rows. Each axis is planned by its own pass of the same sharding rules."""
+    if strategy == "2d":
+        return _plan_2d(model, mesh, dp)
+    if strategy != "1d":
+        raise ValueError(f"unknown strategy {strategy!r}")
     if axis is None:
         axis = 1 if mesh[1] >= mesh[0] else 0
     devices = mesh[axis]
     hidden = _hidden(model)
     residual = Layout.SPLIT if hidden % (devices * TILE) == 0 else Layout.REPLICATED
-    plan = ShardPlan(mesh, axis, devices, residual, dp=dp and mesh[1 - axis] > 1)
+    plan = ShardPlan(mesh, [AxisPlan(axis, devices, TENSOR_PARALLEL, residual)], dp=dp and mesh[1 - axis] > 1)
     if mesh[1 - axis] > 1:
         plan.notes.append(f"mesh axis {1 - axis} ({mesh[1 - axis]} devices) holds "
                           + ("data-parallel replicas: the batch is split across them" if plan.dp else
@@ -77,18 +173,53 @@ def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
     if residual == Layout.REPLICATED:
         plan.notes.append(f"hidden {hidden} is not a multiple of {devices} x {TILE}: the residual stream stays "
                           "replicated and reductions are all_reduce")
-    sharded = copy.copy(model)
-    planner = Planner(model, plan)
-    sharded.graph = planner.run(model.graph, {i: Layout.REPLICATED for i in model.graph.inputs}, "")
+    return _plan_axis(model, model, plan, plan.primary), plan
+
+
+def _plan_2d(model: Model, mesh: tuple[int, int], dp: bool) -> tuple[Model, ShardPlan]:
+    rows, cols = mesh
+    if dp:
+        raise ArchError("--dp takes the second mesh axis for data parallelism; 2-D tensor parallelism uses both",
+                        model.loc, hint="leave out --dp, or use --strategy 1d")
+    if rows < 2 or cols < 2:
+        raise ArchError(f"2-D tensor parallelism needs two mesh axes of 2 or more devices; the mesh is {rows}x{cols}",
+                        model.loc, hint="use --strategy 1d on a one-row mesh")
+    hidden = _hidden(model)
+    if hidden % (cols * TILE):
+        near = [c for c in range(cols - 1, 1, -1) if hidden % (c * TILE) == 0][:2]
+        raise ArchError(f"2-D tensor parallelism splits hidden={hidden} over the {cols} mesh columns, and "
+                        f"{hidden} is not a multiple of {cols} x {TILE}", model.loc,
+                        hint=("use --strategy 1d" + (" or --mesh " + " or --mesh ".join(f"{rows}x{c}" for c in near)
+                                                    if near else "")))
+    plan = ShardPlan(mesh, [AxisPlan(0, rows, TENSOR_PARALLEL, Layout.REPLICATED),
+                            AxisPlan(1, cols, HIDDEN_SIDE, Layout.SPLIT)])
+    plan.notes.append(f"2-D tensor parallelism: the {rows} mesh rows split heads, the MLP hidden and the "
+                      f"vocabulary; the {cols} mesh columns split hidden ({hidden} -> {hidden // cols} per chip), "
+                      "as tt-metal's Galaxy models place their weights")
+    rows_planned = _plan_axis(model, model, plan, plan.axes[0])
+    sharded = _plan_axis(model, rows_planned, plan, plan.axes[1])
+    for c in plan.collectives:  # a column collective leaves the rows' layout of what it converts
+        if c.axis == 1 and c.source in plan.axes[0].layouts:
+            plan.axes[0].layouts.setdefault(c.node, plan.axes[0].layouts[c.source])
+    return sharded, plan
+
+
+def _plan_axis(model: Model, current: Model, plan: ShardPlan, ax: AxisPlan) -> Model:
+    """One pass of the planner over `current` (the model, or the previous axis's result) for mesh axis `ax`."""
+    sharded = copy.copy(current)
+    planner = Planner(model, plan, ax)
+    sharded.graph = planner.run(current.graph, {i: Layout.REPLICATED for i in current.graph.inputs}, "")
+    sharded.graph.outputs = dict(sharded.graph.outputs)
     for name, node_id in sharded.graph.outputs.items():
         if planner.layouts[node_id] == Layout.PARTIAL:  # e.g. a row-parallel output head
             sharded.graph.outputs[name] = planner.convert(node_id, Layout.REPLICATED,
                                                           "outputs leave the devices as complete values")
+            ax.layouts[sharded.graph.outputs[name]] = Layout.REPLICATED
     for stmt in model.shard_overrides:
         if id(stmt) not in planner.used_overrides:
             raise ArchError(f'shard "{stmt.pattern}" matches no linear or embedding', stmt.loc,
                             hint="patterns name components, e.g. \"layers.*.mlp.w2\", \"lm_head\", \"embedding\"")
-    return sharded, plan
+    return sharded
 
 
 def _hidden(model: Model) -> int:
@@ -105,14 +236,18 @@ def devices_text(n: int) -> str:
 class Planner:
     """Walks a graph once, asking each op's sharding rule (OpDef.shard) where its result lives.
 
-    The rules use this interface: `devices`, `plan`, layout_of, set_layout, need (convert an
-    input, inserting a collective), place (record a parameter placement), copy_kv, override
-    (the spec's `shard` statement for a node), is_output_head, input_node, note.
+    One planner plans one mesh axis (`ax`); a 2-D plan runs one per axis, the second over the
+    first's result. The rules use this interface: `devices`, `residual`, `hidden_side`, `plan`,
+    layout_of, set_layout, need (convert an input, inserting a collective), place (record a
+    parameter placement), copy_kv, override (the spec's `shard` statement for a node),
+    is_output_head, input_node, splits_features, note.
     """
 
-    def __init__(self, model: Model, plan: ShardPlan):
-        self.model, self.plan = model, plan
-        self.devices = plan.devices
+    def __init__(self, model: Model, plan: ShardPlan, ax: AxisPlan):
+        self.model, self.plan, self.ax = model, plan, ax
+        self.devices = ax.devices
+        self.residual = ax.residual
+        self.hidden = _hidden(model)
         self.used_overrides: set[int] = set()
         self.outer: list[tuple[Graph, str]] = []  # enclosing graphs and the repeats that lead into them
         self.variant = 0  # the layer variant being planned inside a repeat
@@ -120,6 +255,18 @@ class Planner:
     @property
     def devices_text(self) -> str:
         return devices_text(self.devices)
+
+    @property
+    def hidden_side(self) -> bool:
+        """Whether this axis splits the hidden-side dim of every matmul (the columns of a 2-D plan)."""
+        return self.ax.role == HIDDEN_SIDE
+
+    def splits_features(self, width: int) -> bool:
+        """Whether values `width` features wide may be split over this axis: into whole tiles, and on
+        the hidden side only the residual's width (the wide dims belong to the other axis)."""
+        if self.hidden_side and width != self.hidden:
+            return False
+        return width % (self.devices * TILE) == 0
 
     def meshes_dividing(self, *counts: int) -> str:
         """A hint naming the smaller meshes over which every count in `counts` splits (or is copied)."""
@@ -130,7 +277,7 @@ class Planner:
 
         def mesh(d: int) -> str:
             shape = list(self.plan.mesh)
-            shape[self.plan.axis] = d
+            shape[self.ax.axis] = d
             return f"--mesh {shape[0]}x{shape[1]}"
 
         return " or ".join(mesh(d) for d in fits) + " would work"
@@ -148,7 +295,7 @@ class Planner:
                 continue
             new = self.place_repeat(node) if node.op == "repeat" else self.place_op(node)
             out.add(new)
-            self.plan.layouts[prefix + new.id] = self.layouts[new.id]
+            self.ax.layouts[prefix + new.id] = self.layouts[new.id]
         out.outputs = dict(graph.outputs)
         return out
 
@@ -157,9 +304,14 @@ class Planner:
         try:
             if rule is None:
                 raise ArchError(f"`{node.op}` has no sharding rule", node.loc)
-            return rule(self, node, [self.layouts[i] for i in node.inputs])
+            new = rule(self, node, [self.layouts[i] for i in node.inputs])
         except ArchError as e:
             raise point_at_spec(e, [(self.graph, node.module)] + self.outer) from None
+        if "placement" in new.attrs:  # a rule's placement is this axis's: codegen reads them all, by axis
+            attrs = {k: v for k, v in new.attrs.items() if k != "placement"}
+            attrs["placements"] = {**new.attrs.get("placements", {}), self.ax.axis: new.attrs["placement"]}
+            new = replace(new, attrs=attrs)
+        return new
 
     def place_repeat(self, node: Node) -> Node:
         """Each variant of the layer is planned from the layout the repeat gets; the layers' parameters
@@ -171,13 +323,13 @@ class Planner:
         first: dict | None = None
         bodies = []
         for variant, (body, _) in enumerate(layer_variants(node)):
-            before = dict(self.plan.placements)
+            before = dict(self.ax.placements)
             self.variant = variant
             new_body = self.run(body, {body.inputs[0]: entry}, prefix)
             if self.layouts[new_body.outputs["out"]] != entry:
                 new_body.outputs["out"] = self.convert(new_body.outputs["out"], entry,
                                                        "each layer must hand on the layout it got")
-            placed = {k: v for k, v in self.plan.placements.items() if k.startswith(prefix) and before.get(k) != v}
+            placed = {k: v for k, v in self.ax.placements.items() if k.startswith(prefix) and before.get(k) != v}
             if first is None:
                 first = placed
             elif placed and placed != first:
@@ -216,14 +368,14 @@ class Planner:
         fused = node.attrs.get("fused")
         names = list(node.params.values()) + (fused.param_names if fused else [])
         for name in names:
-            self.plan.placements[self.prefix + name] = placement
+            self.ax.placements[self.prefix + name] = placement
             if padded_rows is not None:
-                self.plan.padded_rows[self.prefix + name] = padded_rows
+                self.ax.padded_rows[self.prefix + name] = padded_rows
 
     def copy_kv(self, name: str, copies: int) -> None:
         """A K or V projection whose heads are fewer than the devices: each head on `copies` devices."""
-        self.plan.placements[self.prefix + name] = Placement.KV_COPIES
-        self.plan.kv_copies[self.prefix + name] = copies
+        self.ax.placements[self.prefix + name] = Placement.KV_COPIES
+        self.ax.kv_copies[self.prefix + name] = copies
 
     def origins(self, node: Node, *attrs: str) -> list[Note]:
         """Notes pointing at where the spec wrote these attrs of a node (e.g. `let heads = 9`)."""
@@ -266,10 +418,10 @@ class Planner:
         # The collective belongs to the innermost component holding both the value and its reader.
         module = _common_module(source.module, reader.module if reader else source.module)
         nid = self.out.fresh_id(f"{module}.{collective.name}" if module else collective.name)
-        self.out.add(Node(nid, collective.name, [node_id], {"dim": dim, "axis": self.plan.axis}, source.type, module,
+        self.out.add(Node(nid, collective.name, [node_id], {"dim": dim, "axis": self.ax.axis}, source.type, module,
                           source.loc, hint=source.hint, hint_scope=source.hint_scope))
         self.layouts[nid] = want
-        self.plan.collectives.append(Collective(self.prefix + nid, collective.name, dim, self.plan.axis,
+        self.plan.collectives.append(Collective(self.prefix + nid, collective.name, dim, self.ax.axis,
                                                 self.prefix + node_id, why, self.variant))
         self.converted[(node_id, want)] = nid
         return nid
@@ -287,25 +439,24 @@ def _common_module(a: str, b: str) -> str:
 def shard_sizes(model: Model, plan: ShardPlan) -> list[tuple[str, int, int, int]]:
     """(parameter, values per chip, chips holding a copy of each value, repeat count) for every
     stored parameter: what each chip holds under the plan."""
-    chips = plan.mesh[0] * plan.mesh[1]
-    replicas = chips // plan.devices  # the other mesh axis repeats the tensor-parallel group
+    replicas = plan.chips // plan.group  # the mesh axis a 1-D plan leaves out repeats its tensor-parallel group
     rows = []
 
     def visit(graph: Graph, prefix: str, count: int) -> None:
         for name, p in graph.params.items():
             key = prefix + name
-            placement = plan.placements.get(key, Placement.REPLICATE)
-            numel = p.numel
-            if placement == Placement.REPLICATE:
-                rows.append((key, numel, chips, count))
-            elif placement == Placement.KV_COPIES:
-                rows.append((key, numel // (plan.devices // plan.kv_copies[key]), plan.kv_copies[key] * replicas,
-                             count))
-            elif placement == Placement.VOCAB:
-                padded = plan.padded_rows.get(key, p.shape[0])
-                rows.append((key, padded * numel // p.shape[0] // plan.devices, replicas, count))
-            else:
-                rows.append((key, numel // plan.devices, replicas, count))
+            numel, copies = p.numel, replicas
+            for ax in plan.axes:
+                placement = ax.placements.get(key, Placement.REPLICATE)
+                if placement == Placement.REPLICATE:
+                    copies *= ax.devices
+                elif placement == Placement.KV_COPIES:
+                    numel, copies = numel // (ax.devices // ax.kv_copies[key]), copies * ax.kv_copies[key]
+                elif placement == Placement.VOCAB:
+                    numel = ax.padded_rows.get(key, p.shape[0]) * numel // p.shape[0] // ax.devices
+                else:
+                    numel //= ax.devices
+            rows.append((key, numel, copies, count))
         for node in graph.repeats():
             # Variants place their (shared) parameters alike (Planner.place_repeat): layer 0's body for all.
             visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
