@@ -17,6 +17,7 @@ PUBLISHED_TOTALS = {
     "tinyllama-1.1b.arch": 1_100_048_384,
     "llama-3.1-8b.arch": 8_030_261_248,
     "llama-3.1-70b.arch": 70_553_706_496,
+    "llama-3.1-405b.arch": 405_853_388_800,  # transformers 5.24, LlamaConfig of specs/hf/Llama-3.1-405B on meta
     "gpt2.arch": 124_439_808,
     "phi-2.arch": 2_779_683_840,
     # imported by `ttspec import-hf` from specs/hf/*/config.json; transformers 5.24 on the meta device
