@@ -59,7 +59,7 @@ MUTANTS = [
            ("tests/test_references.py::test_gptj_partial_interleaved_matches_hf",),
            "the TT-NN interleaved rotation turns the other way"),
     Mutant("row_parallel_bias_not_divided", "ttspec/codegen/templates/ttnn_model.py.j2",
-           "bias[None] / MESH_SHAPE[TP_AXIS]", "bias[None]",
+           "bias = bias / MESH_SHAPE[axis]", "bias = bias",
            ("tests/test_references.py::test_biases_on_meshes_match_hf",),
            "a row-parallel bias added once per device before the partial sums are reduced"),
     Mutant("rms_norm_eps_hard_coded", "ttspec/ops/norms.py",

@@ -250,11 +250,19 @@ def replicate(mesh):
     return ttnn.replicate_tensor_to_mesh_mapper(mesh)
 
 
-def shard(mesh, dim):
-    """Split `dim` over the tensor-parallel axis, replicate over the other."""
-    placements = [ttnn.PlacementReplicate(), ttnn.PlacementReplicate()]
-    placements[TP_AXIS] = ttnn.PlacementShard(dim)
+def shard(mesh, dims):
+    """Split tensor dim dims[a] over mesh axis a; None replicates over that axis."""
+    if all(dim is None for dim in dims):
+        return replicate(mesh)
+    placements = [ttnn.PlacementReplicate() if dim is None else ttnn.PlacementShard(dim) for dim in dims]
     return ttnn.create_mesh_mapper(mesh, ttnn.MeshMapperConfig(placements))
+
+
+def per_axis(split):
+    """A weight's split on each mesh axis: `split` on the tensor-parallel axis, none on the other."""
+    splits = [None, None]
+    splits[TP_AXIS] = split
+    return splits
 
 
 def batch_split(mesh):
@@ -468,50 +476,57 @@ class Weights:
         parent = module.rsplit(".", 1)[0]  # a fused module: its parts are its siblings
         return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
-    def _upload(self, tensor, dtype, layout, dim=None):
-        """To every device: split along `dim` over the tensor-parallel axis, or replicated."""
+    def _upload(self, tensor, dtype, layout, dims=(None, None)):
+        """To every device: split along dims[a] over mesh axis a (None: replicated over it)."""
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
-            if dim is not None:
-                shape[dim] //= MESH_SHAPE[TP_AXIS]
+            for axis, dim in enumerate(dims):
+                if dim is not None:
+                    shape[dim] //= MESH_SHAPE[axis]
             return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device,
                                                   ttnn.DRAM_MEMORY_CONFIG)
-        mapper = replicate(self.device) if dim is None else shard(self.device, dim)
+        mapper = shard(self.device, dims)
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
                                memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=mapper)
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, dtype=None):
-        """[out, in] weights as ttnn.linear's [in, out] operand. split="column": each device
-        holds a slice of the output features (a fused QKV by whole heads); "row": a slice of
-        the input features. `rows`: zero rows appended so the output splits evenly (vocab).
+        """[out, in] weights as ttnn.linear's [in, out] operand. split:
+        "column": each device holds a slice of the output features (a fused QKV by whole heads); "row": a
+        slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
+        splits = per_axis(split)
         weight = self._get(module, "weight", parts)
         if qkv_heads:
             heads, kv = qkv_heads
-            weight = by_device(weight, (heads, kv, kv), weight.shape[0] // (heads + 2 * kv), MESH_SHAPE[TP_AXIS])
+            devices = MESH_SHAPE[splits.index("column")]
+            weight = by_device(weight, (heads, kv, kv), weight.shape[0] // (heads + 2 * kv), devices)
         if rows and rows > weight.shape[0]:
             weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
-        dim = {"column": -1, "row": -2}.get(split)
-        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dim)
+        dims = [{"column": -1, "row": -2}.get(s) for s in splits]
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
 
     def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None):
+        splits = per_axis(split)
         bias = self._get(module, "bias", parts)
         if qkv_heads:
             heads, kv = qkv_heads
-            bias = by_device(bias, (heads, kv, kv), bias.shape[0] // (heads + 2 * kv), MESH_SHAPE[TP_AXIS])
+            devices = MESH_SHAPE[splits.index("column")]
+            bias = by_device(bias, (heads, kv, kv), bias.shape[0] // (heads + 2 * kv), devices)
         if rows and rows > bias.shape[0]:
             bias = torch.nn.functional.pad(bias, (0, rows - bias.shape[0]))
-        if split == "row":  # every device adds it to its partial sum, and the sums are added up
-            return self._upload(bias[None] / MESH_SHAPE[TP_AXIS], ttnn.bfloat16, ttnn.TILE_LAYOUT)
-        return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, -1 if split == "column" else None)
+        for axis, s in enumerate(splits):
+            if s == "row":  # every device adds it to its partial sum, and the sums are added up
+                bias = bias / MESH_SHAPE[axis]
+        dims = [-1 if s == "column" else None for s in splits]
+        return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
 
     def norm(self, module, which="weight"):
         return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
 
     def table(self, module, which="weight", split=None):
         """An embedding table; split="hidden": each device holds a slice of the features."""
-        dim = -1 if split == "hidden" else None
-        return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dim)
+        dims = [-1 if s == "hidden" else None for s in per_axis(split)]
+        return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
 
 
 def pad_heads(tensor, heads, head_dim, dim):

@@ -104,22 +104,24 @@ def decode_pcc(got, expected, prefill=PREFILL):
     return pcc(got[mask], expected[mask]), pcc(got[~mask], expected[~mask])
 
 
-def run_score(built, case, target="n150", mesh=None, source=None):
+def run_score(built, case, target="n150", mesh=None, source=None, strategy=None):
     spec, state, tokens, expected = built(case)
     model = load_model(spec)
     if source is None:
-        source = compile_source(model, str(spec), target, "bf16", mesh)
+        source = compile_source(model, str(spec), target, "bf16", mesh, strategy=strategy)
     program, _ = golden_program(model, str(spec), get_target(target), state, source=source)
     got = score(program, tokens)
     return decode_pcc(got, expected)
 
 
-@pytest.mark.parametrize("target,mesh", [("n150", None), ("n300", "1x2"), ("t3k", "1x8"), ("galaxy", "8x4")])
-def test_score_llama_gqa(built, target, mesh):
+@pytest.mark.parametrize("target,mesh,strategy", [("n150", None, None), ("n300", "1x2", None), ("t3k", "1x8", None),
+                                                  ("galaxy", "8x4", "1d"), ("galaxy", "8x4", "2d")])
+def test_score_llama_gqa(built, target, mesh, strategy):
     """8 heads over 2 KV heads: split 1 per chip on n300, each KV head copied to 4 chips on T3K (and on
-    each of Galaxy's 4 replicas of the tensor-parallel group of 8)."""
-    decode, prefill = run_score(built, "llama", target, mesh)
-    print(f"llama {target}: decode pcc {decode:.6f}, prefill pcc {prefill:.6f}")
+    each of Galaxy's 4 replicas of the tensor-parallel group of 8, 1-D; and on the 8 rows of the 2-D
+    plan, whose 4 columns split hidden and hold copies of the cache)."""
+    decode, prefill = run_score(built, "llama", target, mesh, strategy=strategy)
+    print(f"llama {target} {strategy}: decode pcc {decode:.6f}, prefill pcc {prefill:.6f}")
     assert decode >= PCC_MIN and prefill >= PCC_MIN
 
 
