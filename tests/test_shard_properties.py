@@ -2,12 +2,15 @@
 parameter count (values held by several chips counted once, padding left out), and invalid
 pairs give the specific error. Expected counts are closed forms written here."""
 
+import math
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ttspec.driver import load_model, lower
 from ttspec.errors import ArchError
+from ttspec.ir.layout import Placement
 from ttspec.passes.shard import plan_sharding, shard_sizes
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -85,3 +88,46 @@ def test_kv_heads_incompatible(write_spec, mesh, mult):
     with pytest.raises(ArchError) as info:
         plan_sharding(lower(model), mesh)
     assert info.value.diagnostic.message == f"kv_heads={kv} over {n} devices: neither divides the other"
+
+
+# ---------------------------------------------------------------- 2-D tensor parallelism
+# the dim of a [out, in] weight (or [rows, features] table) each placement splits
+SPLIT_DIM = {Placement.COLUMN: 0, Placement.VOCAB: 0, Placement.KV_COPIES: 0, Placement.ROW: -1, Placement.HIDDEN: -1}
+
+
+@st.composite
+def valid_2d_pairs(draw):
+    rows, cols = draw(st.sampled_from([(2, 2), (2, 4), (4, 2), (8, 4), (4, 8)]))
+    heads = math.lcm(rows, cols) * draw(st.integers(1, 2))  # whole heads over the rows; hidden over the columns
+    kv = draw(st.sampled_from(sorted({k for k in range(1, heads + 1) if heads % k == 0
+                                      and (k % rows == 0 or rows % k == 0)})))
+    mlp = rows * 32 * draw(st.integers(1, 4))
+    return (rows, cols), dict(vocab=draw(st.integers(2, 700)), d=heads * 32, layers=draw(st.integers(1, 3)),
+                              heads=heads, kv=kv, mlp=mlp, tied=draw(st.booleans()))
+
+
+@SETTINGS
+@given(valid_2d_pairs())
+def test_2d_shards_add_up_and_split_every_layer_matrix_over_all_chips(write_spec, pair):
+    """Each chip's values add up to the closed-form count; every layer matrix but the copied K/V
+    projections is split over all rows x cols chips, one dim per mesh axis (no dim split twice)."""
+    mesh, arch = pair
+    model = load_model(write_spec(spec_text(**arch)))
+    _, plan = plan_sharding(lower(model), mesh, strategy="2d")
+    chips = mesh[0] * mesh[1]
+    unique = 0
+    for name, per_chip, copies, count in shard_sizes(model, plan):
+        split_dims = [SPLIT_DIM[p] for p in plan.placement(name) if p != Placement.REPLICATE]
+        assert len(split_dims) == len(set(split_dims)), (name, plan.placement(name))  # no dim split twice
+        if name in plan.padded_rows:  # zero vocabulary rows: not parameters
+            rows = plan.padded_rows[name]
+            per_chip = per_chip * arch["vocab"] // rows
+            assert rows % mesh[0] == 0 and rows >= arch["vocab"]
+        if name == "lm_head.weight" and arch["tied"]:
+            continue
+        if name.startswith("layers.") and name.endswith(("wq.weight", "wo.weight", "w1.weight", "w2.weight",
+                                                         "w3.weight")):
+            assert copies == 1, (name, plan.placement(name))
+        assert (per_chip * chips) % copies == 0
+        unique += count * per_chip * chips // copies
+    assert unique == closed_form(**arch)
