@@ -14,10 +14,10 @@ Generated code: edit the spec and recompile rather than this file.
     logits = model.decode(tokens, positions)  # torch int [B], [B] -> logits [B, 128256]: one step per user
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 2,917,421,056 bytes of device DRAM per chip.
-Context: up to 63,136 tokens, the most that fits the DRAM at batch 1 with the KV cache
+Weights: bfloat8_b matrices, 2,854,113,280 bytes of device DRAM per chip.
+Context: up to 63,552 tokens, the most that fits the DRAM at batch 1 with the KV cache
 and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
-KV cache: sized for 1 user at that context, 2,586,050,560 bytes of device DRAM per chip
+KV cache: sized for 1 user at that context, 2,603,089,920 bytes of device DRAM per chip
 (40,960 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
@@ -60,9 +60,13 @@ TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 9954897152
+DRAM_BESIDE_WEIGHTS = 10018204928
 KV_CACHE_BYTES_PER_POSITION = 40960  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 116672  # activations of one prompt, per position
+# distributed norms: float32 statistics, accumulated in float32
+STATISTICS_KERNEL = ttnn.WormholeComputeKernelConfig(
+    math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=False
+)
 MESH_SHAPE = (8, 4)
 # 2-D tensor parallelism: each weight matrix is split on its wide dim (heads, MLP hidden,
 # vocabulary) over the 8 rows (axis 0) and on its hidden-side dim over the 4 columns (axis 1)
@@ -123,20 +127,44 @@ class SwiGLU:
 
 class Decoder:
     def __init__(self, weights, prefix):
-        self.attn_norm = weights.norm(prefix + "attn_norm")
+        self.attn_norm = weights.norm(prefix + "attn_norm", split=(None, "hidden"))
         self.attn = Attention(weights, prefix + "attn.")
-        self.mlp_norm = weights.norm(prefix + "mlp_norm")
+        self.mlp_norm = weights.norm(prefix + "mlp_norm", split=(None, "hidden"))
         self.mlp = SwiGLU(weights, prefix + "mlp.")
 
     def forward(self, x):
-        h = ttnn.all_gather(x, dim=-1, cluster_axis=1)
-        h_1 = ttnn.rms_norm(h, epsilon=1e-05, weight=self.attn_norm)
-        h = ttnn.all_reduce(self.attn(ttnn.mesh_partition(h_1, dim=-1, cluster_axis=1)), cluster_axis=0)
-        x = ttnn.add(x, h)
-        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1)
-        h = ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm)
-        h = ttnn.all_reduce(self.mlp(ttnn.mesh_partition(h, dim=-1, cluster_axis=1)), cluster_axis=0)
-        x = ttnn.add(x, h)
+        stats = ttnn.rms_norm_pre_all_gather(
+            ttnn.unsqueeze(x, 0), dtype=ttnn.float32, compute_kernel_config=STATISTICS_KERNEL
+        )
+        h = ttnn.all_gather(stats, dim=-1, cluster_axis=1)
+        h = ttnn.squeeze(
+            ttnn.rms_norm_post_all_gather(
+                ttnn.unsqueeze(x, 0),
+                h,
+                epsilon=1e-05,
+                weight=self.attn_norm,
+                dtype=ttnn.bfloat16,
+                compute_kernel_config=STATISTICS_KERNEL,
+            ),
+            0,
+        )
+        x = ttnn.add(x, ttnn.all_reduce(self.attn(h), cluster_axis=0))
+        stats = ttnn.rms_norm_pre_all_gather(
+            ttnn.unsqueeze(x, 0), dtype=ttnn.float32, compute_kernel_config=STATISTICS_KERNEL
+        )
+        h = ttnn.all_gather(stats, dim=-1, cluster_axis=1)
+        h = ttnn.squeeze(
+            ttnn.rms_norm_post_all_gather(
+                ttnn.unsqueeze(x, 0),
+                h,
+                epsilon=1e-05,
+                weight=self.mlp_norm,
+                dtype=ttnn.bfloat16,
+                compute_kernel_config=STATISTICS_KERNEL,
+            ),
+            0,
+        )
+        x = ttnn.add(x, ttnn.all_reduce(self.mlp(h), cluster_axis=0))
         return x
 
     __call__ = forward
@@ -173,14 +201,14 @@ class Llama3170b:
         prefix = ""
         self.embedding = weights.table(prefix + "embedding", split=(None, "hidden"))
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(80)]
-        self.norm = weights.norm(prefix + "norm")
+        self.norm = weights.norm(prefix + "norm", split=(None, "hidden"))
         self.lm_head = LMHead(weights, prefix + "lm_head.")
 
     def __call__(self, tokens):
         """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 128256]."""
         seq = tokens.shape[-1]
-        if seq > 63136:
-            raise ValueError(f"sequence length {seq} exceeds 63136, the longest context that fits the device's "
+        if seq > 63552:
+            raise ValueError(f"sequence length {seq} exceeds 63552, the longest context that fits the device's "
                              "DRAM at batch 1 (the spec allows 131072)")
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
@@ -195,8 +223,8 @@ class Llama3170b:
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
         bf16 TILE per device. Replaces any earlier cache."""
-        if context > 63136:
-            raise ValueError(f"context {context} exceeds 63136, the longest this program allows")
+        if context > 63552:
+            raise ValueError(f"context {context} exceeds 63552, the longest this program allows")
         padded = -(-context // TILE) * TILE
         cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
         prefill = padded * PREFILL_BYTES_PER_POSITION
@@ -248,9 +276,21 @@ class Llama3170b:
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer(h)
-        h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        h = ttnn.mesh_partition(h, dim=-1, cluster_axis=1)
+        stats = ttnn.rms_norm_pre_all_gather(
+            ttnn.unsqueeze(h, 0), dtype=ttnn.float32, compute_kernel_config=STATISTICS_KERNEL
+        )
+        h_1 = ttnn.all_gather(stats, dim=-1, cluster_axis=1)
+        h = ttnn.squeeze(
+            ttnn.rms_norm_post_all_gather(
+                ttnn.unsqueeze(h, 0),
+                h_1,
+                epsilon=1e-05,
+                weight=self.norm,
+                dtype=ttnn.bfloat16,
+                compute_kernel_config=STATISTICS_KERNEL,
+            ),
+            0,
+        )
         return self.lm_head(h)
 
 
@@ -537,8 +577,11 @@ class Weights:
         dims = [-1 if s == "column" else None for s in splits]
         return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
 
-    def norm(self, module, which="weight"):
-        return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
+    def norm(self, module, which="weight", split=None):
+        """A norm's vector; split="hidden": each device holds the slice of its own slice of hidden
+        (a distributed norm)."""
+        dims = [-1 if s == "hidden" else None for s in per_axis(split)]
+        return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
 
     def table(self, module, which="weight", split=None):
         """An embedding table; split="hidden": each device holds a slice of the features."""

@@ -513,8 +513,11 @@ class Weights:
         dims = [-1 if s == "column" else None for s in splits]
         return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
 
-    def norm(self, module, which="weight"):
-        return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
+    def norm(self, module, which="weight", split=None):
+        """A norm's vector; split="hidden": each device holds the slice of its own slice of hidden
+        (a distributed norm)."""
+        dims = [-1 if s == "hidden" else None for s in per_axis(split)]
+        return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
 
     def table(self, module, which="weight", split=None):
         """An embedding table; split="hidden": each device holds a slice of the features."""

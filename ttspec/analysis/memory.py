@@ -94,9 +94,9 @@ def _axis_shape(name: str, shape: tuple[int, ...], ax) -> tuple[int, ...]:
         return (shape[0] * ax.kv_copies[name] // n,) + tuple(shape[1:])
     if role in (Placement.COLUMN, Placement.VOCAB):
         return (ax.padded_rows.get(name, shape[0]) // n,) + tuple(shape[1:])
-    if len(shape) == 1:  # a row-parallel bias: every chip adds it (divided by n) to its partial sum
+    if role == Placement.ROW and len(shape) == 1:  # a row-parallel bias: every chip adds it (divided by n)
         return shape
-    return tuple(shape[:-1]) + (shape[-1] // n,)  # row-parallel, or a table split on hidden
+    return tuple(shape[:-1]) + (shape[-1] // n,)  # row-parallel, or a table or norm split on hidden
 
 
 def param_chip_bytes(graph: Graph, prefix: str, name: str, formats, plan=None,

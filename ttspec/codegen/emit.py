@@ -163,16 +163,68 @@ def _hoist(plan, n, args, expr, holder, last_use, position, lines, backend, _ide
 
 
 def wrap(line: str, width: int = 100) -> str:
-    """Break a long `name = f(args)` statement after its outermost opening parenthesis."""
+    """Break a long `name = f(args)` statement after its outermost opening parenthesis; where the
+    arguments still do not fit a method body (indented 8), one argument per line, nested calls broken
+    the same way."""
     if len(line) <= width or not line.endswith(")") or "\n" in line:
         return line
     start = line.find("(", line.find(" = ") + 3)
-    depth = 0
-    for i in range(start, len(line)):
-        depth += {"(": 1, ")": -1}.get(line[i], 0)
-        if depth == 0 and i != len(line) - 1:
-            return line  # the call does not span to the end of the line
-    return f"{line[: start + 1]}\n    {line[start + 1 : -1]}\n)"
+    if _closing(line, start) != len(line) - 1:
+        return line  # the call does not span to the end of the line
+    inner = line[start + 1 : -1]
+    if 4 + len(inner) <= width - BODY_INDENT:
+        return f"{line[: start + 1]}\n    {inner}\n)"
+    head = line[: start + 1]
+    lines = [head]
+    for arg in _arguments(inner):
+        lines += _expression_lines(arg, 4, width - BODY_INDENT)
+    return "\n".join(lines + [")"])
+
+
+BODY_INDENT = 8  # generated statements sit in a method body
+
+
+def _expression_lines(expr: str, indent: int, width: int) -> list[str]:
+    """`expr` as an argument (with its comma) at `indent`; a call too long for one line is broken
+    one argument per line."""
+    line = " " * indent + expr + ","
+    start = expr.find("(")
+    if len(line) <= width or start <= 0 or not expr.endswith(")") or _closing(expr, start) != len(expr) - 1:
+        return [line]
+    lines = [" " * indent + expr[: start + 1]]
+    for arg in _arguments(expr[start + 1 : -1]):
+        lines += _expression_lines(arg, indent + 4, width)
+    return lines + [" " * indent + "),"]
+
+
+def _scan(text: str):
+    """(index, character, depth before it) of the characters outside string literals."""
+    depth, quote = 0, ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote and text[i - 1] != "\\":
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+            continue
+        yield i, ch, depth
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the bracket closing the one at `start`."""
+    for i, ch, depth in _scan(text):
+        if i > start and depth == 1 and ch in ")]}":
+            return i
+    return -1
+
+
+def _arguments(text: str) -> list[str]:
+    """`text` split at its top-level commas."""
+    cuts = [i for i, ch, depth in _scan(text) if ch == "," and depth == 0]
+    bounds = zip([-1] + cuts, cuts + [len(text)], strict=True)
+    return [part for a, b in bounds if (part := text[a + 1 : b].strip())]
 
 
 def _is_var(text: str) -> bool:

@@ -198,9 +198,6 @@ def _plan_2d(model: Model, mesh: tuple[int, int], dp: bool) -> tuple[Model, Shar
                       "as tt-metal's Galaxy models place their weights")
     rows_planned = _plan_axis(model, model, plan, plan.axes[0])
     sharded = _plan_axis(model, rows_planned, plan, plan.axes[1])
-    for c in plan.collectives:  # a column collective leaves the rows' layout of what it converts
-        if c.axis == 1 and c.source in plan.axes[0].layouts:
-            plan.axes[0].layouts.setdefault(c.node, plan.axes[0].layouts[c.source])
     return sharded, plan
 
 
@@ -214,7 +211,6 @@ def _plan_axis(model: Model, current: Model, plan: ShardPlan, ax: AxisPlan) -> M
         if planner.layouts[node_id] == Layout.PARTIAL:  # e.g. a row-parallel output head
             sharded.graph.outputs[name] = planner.convert(node_id, Layout.REPLICATED,
                                                           "outputs leave the devices as complete values")
-            ax.layouts[sharded.graph.outputs[name]] = Layout.REPLICATED
     for stmt in model.shard_overrides:
         if id(stmt) not in planner.used_overrides:
             raise ArchError(f'shard "{stmt.pattern}" matches no linear or embedding', stmt.loc,
@@ -403,6 +399,25 @@ class Planner:
             self.used_overrides.add(id(found))
         return found
 
+    def insert(self, op: str, inputs: list[str], attrs: dict, type_, reader: Node, layout: Layout) -> str:
+        """An op the plan adds (not a collective: e.g. a distributed norm's statistics) computing from
+        `inputs` for `reader`, placed before it; returns its id."""
+        source = self.out.node(inputs[0])
+        module = _common_module(source.module, reader.module)
+        nid = self.out.fresh_id(f"{module}.{op}" if module else op)
+        self.out.add(Node(nid, op, list(inputs), attrs, type_, module, reader.loc))
+        self._added(nid, inputs[0], layout)
+        return nid
+
+    def _added(self, nid: str, source: str, layout: Layout) -> None:
+        """Layouts of a node this pass added: `layout` on this axis; on the axes planned before, its
+        source's (the node moves nothing over them)."""
+        self.layouts[nid] = layout
+        self.ax.layouts[self.prefix + nid] = layout
+        for ax in self.plan.axes:
+            if ax is not self.ax and self.prefix + source in ax.layouts:
+                ax.layouts.setdefault(self.prefix + nid, ax.layouts[self.prefix + source])
+
     # ---- conversions
     def convert(self, node_id: str, want: Layout, why: str, reader: Node | None = None) -> str:
         have = self.layouts[node_id]
@@ -420,7 +435,7 @@ class Planner:
         nid = self.out.fresh_id(f"{module}.{collective.name}" if module else collective.name)
         self.out.add(Node(nid, collective.name, [node_id], {"dim": dim, "axis": self.ax.axis}, source.type, module,
                           source.loc, hint=source.hint, hint_scope=source.hint_scope))
-        self.layouts[nid] = want
+        self._added(nid, node_id, want)
         self.plan.collectives.append(Collective(self.prefix + nid, collective.name, dim, self.ax.axis,
                                                 self.prefix + node_id, why, self.variant))
         self.converted[(node_id, want)] = nid
