@@ -129,8 +129,8 @@ def collective_sites(source: str) -> list[Site]:
 
 @pytest.fixture(scope="module")
 def one_row():
-    """nano-trickster on seeded weights with one row of tokens (a 2-D golden run on 32 chips takes
-    ~3 s at batch 1 against ~20 s at batch 4), and its n150 golden logits."""
+    """nano-trickster on seeded weights with one row of tokens, and its n150 golden logits: the
+    removal test runs the 32-chip program 13 times, and one row keeps each run short."""
     spec = "nano-trickster.arch"
     model = load_model(SPECS / spec)
     state = random_hf_state_dict(model, seed=1)
@@ -447,3 +447,25 @@ def test_hidden_that_does_not_split_over_the_columns(write_spec):
     assert prepare(model, resolve_options("galaxy")).shard_plan.strategy == "1d"
     hinted = prepare(model, resolve_options("galaxy", mesh="8x3", strategy="2d"))
     assert hinted.shard_plan.strategy == "2d" and hinted.shard_plan.mesh == (8, 3)
+
+
+@pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None, reason="Debian gcc-riscv64-unknown-elf missing")
+@pytest.mark.parametrize("kind,validator", [
+    (ALL_GATHER.name, "normalization/layernorm/device/layernorm_device_operation.cpp"),  # gamma wider than x
+    (MESH_PARTITION.name, "matmul/device/matmul_device_operation.cpp"),  # the whole hidden into wqkv's quarter
+])
+def test_removing_a_column_collective_fails_ttnns_validation_on_the_mock_galaxy(kind, validator):
+    """On ttnn's mock 8x4 (real host-side validation, where the golden norm slices its gamma to any
+    width) the first column collective of each shape-changing kind, taken out, is refused by the
+    consuming op's device-operation checks."""
+    from ttspec.runtime.device import run_worker
+
+    model = load_model(SPECS / "nano-trickster.arch")
+    source = compile_source(model, "specs/nano-trickster.arch", "galaxy", "bf16", strategy="2d")
+    site = next(s for s in collective_sites(source) if s.op == kind)
+    assert site.axis == 1
+    with pytest.raises(ArchError) as info:
+        run_worker(model, site.removed_from(source), "mock", "galaxy", state=None,
+                   tokens=torch.zeros(1, 32, dtype=torch.int64))
+    message = info.value.render()
+    assert validator in message and ("TT_FATAL" in message or "TT_THROW" in message), message[:400]
