@@ -113,16 +113,14 @@ def test_mock_blackhole_mesh(target):
     """ttnn's mock p150 x4 / x8 (tt-umd's descriptors) validates the program, and its allocator's
     bytes per chip match the memory model's weights within test_mesh.py's tolerance."""
     from ttspec.analysis.memory import weight_plan_bytes
-    from ttspec.driver import lower
-    from ttspec.passes.shard import plan_sharding
+    from ttspec.driver import compile_program
     from ttspec.runtime.device import run_worker
 
     model = load_model(SPECS / "nano-trickster.arch")
-    source = compile_source(model, "specs/nano-trickster.arch", target, "bf16")
+    source, build = compile_program(model, "specs/nano-trickster.arch", target, "bf16")
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, 256)
-    _, plan = plan_sharding(lower(model), get_target(target).mesh)
-    predicted = weight_plan_bytes(model, "bf16", plan)
+    predicted = weight_plan_bytes(model, "bf16", build.shard_plan)  # the plan the program was compiled from
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
 
 
