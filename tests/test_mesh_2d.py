@@ -25,8 +25,6 @@ pytest.importorskip("ttnn")
 
 from .test_mesh import (  # noqa: E402  (after the importorskips)
     MESH_ATOL,
-    SHAPE_ERROR,
-    assert_same_as_single_chip,
     riscv_gcc,
     single_chip_runs,
 )
@@ -57,35 +55,51 @@ def axis_counting(monkeypatch):
 
 
 def expected_2d_collectives(layers: int) -> Counter:
-    """The design's phase-1 collectives (docs/design-2d-tp.md §5.2), counted by hand. Per layer, on
-    the columns (axis 1): an all_gather of the residual before each of the 2 norms, a mesh_partition
-    of each norm's output back to the column split (2), an all_reduce of the partial sums after wqkv,
-    w1 and w3 (3); on the rows (axis 0): an all_reduce after wo and after w2 (2). Outside the layers,
-    on axis 1: the final norm's all_gather and mesh_partition, and the logits' all_reduce. No
-    reduce_scatter. So: all_gather 2L + 1, mesh_partition 2L + 1, all_reduce 3L + 1 on axis 1, and
+    """The design's collectives (docs/design-2d-tp.md §2, tt-metal's distributed norm), counted by
+    hand. Per layer, on the columns (axis 1): an all_gather of each of the 2 norms' statistics (the
+    norms are distributed: no activation gather and no mesh_partition), an all_reduce of the partial
+    sums after wqkv, w1 and w3 (3); on the rows (axis 0): an all_reduce after wo and after w2 (2).
+    Outside the layers, on axis 1: the final norm's statistics all_gather and the logits' all_reduce.
+    No reduce_scatter, no mesh_partition. So: all_gather 2L + 1 and all_reduce 3L + 1 on axis 1, and
     all_reduce 2L on axis 0."""
-    return Counter({(ALL_GATHER.name, 1): 2 * layers + 1, (MESH_PARTITION.name, 1): 2 * layers + 1,
-                    (ALL_REDUCE.name, 1): 3 * layers + 1, (ALL_REDUCE.name, 0): 2 * layers})
+    return Counter({(ALL_GATHER.name, 1): 2 * layers + 1, (ALL_REDUCE.name, 1): 3 * layers + 1,
+                    (ALL_REDUCE.name, 0): 2 * layers})
+
+
+def assert_2d_as_accurate_as_single_chip(logits, expected, fp32):
+    """Two bf16 programs that round in different places (the 2-D one sums partial products in another
+    order and normalises from per-slice statistics): the 2-D logits are as close to the fp32 reference
+    as the single chip's (measured: max 1.06x, mean 1.03x on nano-trickster; 1.04x / 1.01x on
+    llama-gqa-tiny; bounds 1.15x and 1.1x), and no further from the single chip than 1.5x its own
+    error against fp32 (test_mesh's bound for 1-D meshes)."""
+    single = (expected.float() - fp32.float()).abs()
+    mesh = (logits.float() - fp32.float()).abs()
+    apart = (logits.float() - expected.float()).abs()
+    print(f"2-D vs fp32: max {mesh.max().item():.4f} mean {mesh.mean().item():.4f}; single vs fp32: max "
+          f"{single.max().item():.4f} mean {single.mean().item():.4f}; 2-D vs single max {apart.max().item():.4f}")
+    assert mesh.max() <= 1.15 * single.max() and mesh.mean() <= 1.1 * single.mean()
+    assert apart.max() <= 1.5 * single.max() and apart.mean() <= 1.5 * single.mean()
 
 
 # ---------------------------------------------------------------- golden 8x4 equals the single chip
 @pytest.mark.parametrize("spec,layers", [("nano-trickster.arch", 6), ("llama-gqa-tiny.arch", 4)])
 def test_2d_galaxy_golden_equals_single_chip(single_chip, monkeypatch, spec, layers):
-    """Measured (seeded weights, tokens [4, 40]): nano-trickster max |diff| 0.070, mean 0.0116;
-    llama-gqa-tiny 0.0625 / 0.0099: within test_mesh.py's MESH_ATOL / MESH_MEAN."""
+    """Measured (seeded weights, tokens [4, 40]) against the single chip: nano-trickster max |diff|
+    0.082, mean 0.013; llama-gqa-tiny 0.072 / 0.011 (see assert_2d_as_accurate_as_single_chip)."""
     model, state, tokens, expected = single_chip(spec)
     source, result = compile_program(model, f"specs/{spec}", "galaxy", "bf16", strategy="2d")
     assert result.shard_plan.strategy == "2d" and result.shard_plan.mesh == (ROWS, COLS)
     assert "MESH_SHAPE = (8, 4)" in source
     counts = axis_counting(monkeypatch)
     logits, calls = run_golden(model, f"specs/{spec}", get_target("galaxy"), state, tokens, source=source)
-    assert_same_as_single_chip(logits, expected, single_chip.fp32(spec))
+    assert_2d_as_accurate_as_single_chip(logits, expected, single_chip.fp32(spec))
     assert model.graph.repeats()[0].attrs["count"] == layers
     assert counts == expected_2d_collectives(layers)
     assert calls.get(REDUCE_SCATTER.name, 0) == 0
     # the stand-in's own per-op tally agrees with the per-axis one
-    for op in (ALL_GATHER.name, MESH_PARTITION.name, ALL_REDUCE.name):
+    for op in (ALL_GATHER.name, ALL_REDUCE.name):
         assert calls[op] == sum(n for (name, _), n in counts.items() if name == op)
+    assert calls.get(MESH_PARTITION.name, 0) == 0
 
 
 # ---------------------------------------------------------------- each collective is needed
@@ -140,23 +154,23 @@ def one_row():
 
 
 def test_removing_any_collective_of_the_2d_program_breaks_it(one_row):
-    """Each all_gather, mesh_partition and all_reduce of the 8x4 program (both cluster axes), taken
-    out in turn: the program either stops (a shape check: a column's slice where the whole hidden is
-    needed, or the whole where the slice is) or its logits leave the single chip's by far more than
-    the mesh tolerance. Measured: every all_gather and mesh_partition stops the program at the next
-    matmul (ttnn's rms_norm golden slices its gamma to the input's width, so a norm of a column's
-    slice is only caught there); every all_reduce gives logits off by 2.9-4.8 (partial sums of 4
-    columns or 8 rows), where the intact program stays within 0.065."""
+    """Each all_gather and all_reduce of the 8x4 program (both cluster axes), taken out in turn: every
+    one keeps shapes (the norms are distributed, so nothing gathers or partitions activations), and
+    the logits leave the single chip's: max error at least 5x and mean at least 4x the intact
+    program's. Measured (intact max 0.065, mean 0.012): without an all_reduce, partial sums of 4
+    columns or 8 rows go on, max 2.9-4.8, mean 0.59-0.90; without a norm's statistics gather, each
+    column normalises by its own quarter of hidden, max 0.45-0.72, mean 0.053-0.124 (the final
+    norm's, feeding the head directly, the smallest)."""
     model, spec, state, tokens, expected = one_row
     source, result = compile_program(model, spec, "galaxy", "bf16", strategy="2d")
     sites = collective_sites(source)
     # one call site per planned collective (the per-layer ones in the layer class's code)
     assert Counter((s.op, s.axis) for s in sites) == Counter((c.op, c.axis) for c in result.shard_plan.collectives)
-    assert {s.axis for s in sites} == {0, 1} and {s.op for s in sites} == {ALL_GATHER.name, MESH_PARTITION.name,
-                                                                          ALL_REDUCE.name}
+    assert {s.axis for s in sites} == {0, 1} and {s.op for s in sites} == {ALL_GATHER.name, ALL_REDUCE.name}
     intact, _ = run_golden(model, spec, get_target("galaxy"), state, tokens, source=source)
-    baseline = (intact.float() - expected.float()).abs().max().item()
-    assert baseline <= MESH_ATOL
+    baseline = (intact.float() - expected.float()).abs()
+    assert baseline.max() <= MESH_ATOL
+    print(f"intact: max {baseline.max().item():.4f} mean {baseline.mean().item():.4f}")
     outcomes = []
     for site in sites:
         try:
@@ -164,17 +178,14 @@ def test_removing_any_collective_of_the_2d_program_breaks_it(one_row):
         except RuntimeError as e:
             outcomes.append((site, "raised", str(e).splitlines()[0][:200]))
             continue
-        outcomes.append((site, "numbers", (logits.float() - expected.float()).abs().max().item()))
+        diff = (logits.float() - expected.float()).abs()
+        outcomes.append((site, "numbers", (diff.max().item(), diff.mean().item())))
     for site, kind, what in outcomes:
         print(f"without {site.op}(cluster_axis={site.axis}) of {site.operand}: {kind} {what}")
-    for site, kind, what in outcomes:
-        if kind == "numbers":
-            assert what > 5 * MESH_ATOL, f"removing {site.op} on axis {site.axis} went unnoticed (max error {what})"
-    # gathers and partitions change shapes: the next matmul refuses the wrong width
-    assert all(kind == "raised" and SHAPE_ERROR.search(what) for site, kind, what in outcomes
-               if site.op != ALL_REDUCE.name), outcomes
-    # an all_reduce keeps shapes: without it the chips go on with partial sums
-    assert all(kind == "numbers" for site, kind, _ in outcomes if site.op == ALL_REDUCE.name), outcomes
+    assert all(kind == "numbers" for _, kind, _ in outcomes), outcomes  # shapes kept: the numbers must tell
+    for site, _, (worst, mean) in outcomes:
+        assert worst > 5 * baseline.max() and mean > 4 * baseline.mean(), \
+            f"removing {site.op} of {site.operand} on axis {site.axis} went unnoticed (max {worst}, mean {mean})"
 
 
 # ---------------------------------------------------------------- against HF transformers
@@ -252,7 +263,7 @@ def test_70b_2d_placements_and_shards():
     assert VOCAB70 % (ROWS * 32) == 0
     assert shapes["lm_head.weight"] == (VOCAB70 // ROWS, hidden) == (16032, 2048)
     assert shapes["embedding.weight"] == (VOCAB70, hidden) == (128256, 2048)  # replicated over the rows
-    assert shapes["norm.weight"] == shapes[layer + "attn_norm.weight"] == (D70,)  # phase 1: norms replicated
+    assert shapes["norm.weight"] == shapes[layer + "attn_norm.weight"] == (hidden,)  # distributed norms
     placed = {name: plan.placement(name) for name in shapes}
     column_row, row_column = (Placement.COLUMN, Placement.ROW), (Placement.ROW, Placement.COLUMN)
     for w in ("attn.wq", "attn.wk", "attn.wv", "mlp.w1", "mlp.w3"):
@@ -262,7 +273,7 @@ def test_70b_2d_placements_and_shards():
     assert placed["embedding.weight"] == (Placement.REPLICATE, Placement.HIDDEN)
     assert placed["lm_head.weight"][0] in (Placement.COLUMN, Placement.VOCAB)  # VOCAB when it pads rows
     assert placed["lm_head.weight"][1] == Placement.ROW
-    assert placed["norm.weight"] == (Placement.REPLICATE, Placement.REPLICATE)
+    assert placed["norm.weight"] == (Placement.REPLICATE, Placement.HIDDEN)
     assert not plan.axes[0].kv_copies  # 8 KV heads on 8 rows: one each, no copies
     assert plan.axes[0].padded_rows.get("lm_head.weight", VOCAB70) == VOCAB70
 
@@ -272,12 +283,12 @@ def test_70b_2d_placements_and_shards():
 
     inside = per_axis([c for c in plan.collectives if c.node.startswith(layer)])
     outside = per_axis([c for c in plan.collectives if not c.node.startswith(layer)])
-    ag, mp, ar = ALL_GATHER.name, MESH_PARTITION.name, ALL_REDUCE.name
-    # rows: the row-parallel projections' partial sums; columns: the norms' gathers and partitions and
+    ag, ar = ALL_GATHER.name, ALL_REDUCE.name
+    # rows: the row-parallel projections' partial sums; columns: the distributed norms' statistics and
     # the partial sums of the projections out of the residual (their inner dim is hidden, split 4 ways)
-    assert inside == {0: [(ar, "wo"), (ar, "w2")],
-                      1: [(ag, ""), (mp, ""), (ar, "wqkv"), (ag, ""), (mp, ""), (ar, "w1"), (ar, "w3")]}
-    assert outside == {0: [], 1: [(ag, ""), (mp, ""), (ar, "lm_head")]}
+    assert inside == {0: [(ar, "wo"), (ar, "w2")], 1: [(ag, ""), (ar, "wqkv"), (ag, ""), (ar, "w1"), (ar, "w3")]}
+    assert outside == {0: [], 1: [(ag, ""), (ar, "lm_head")]}
+    assert all("statistics" in c.reason for c in plan.collectives if c.op == ag)
 
 
 def test_gqa_kv_heads_are_copied_over_the_rows():
@@ -301,10 +312,11 @@ TILE_BYTES = {"bf16": 2048, "bfloat8_b": 1088, "bfloat4_b": 576}  # one 32x32 ti
 
 def galaxy_weight_bytes(d, mlp, layers, heads, kv_heads, head_dim, vocab, dtype, strategy):
     """Weights per chip by design §4's closed form: matrices in TILE layout in `dtype`, the embedding
-    table bf16 ROW_MAJOR (2 B a value), norms bf16 TILE (a [d] gamma is one 32-row tile strip) and
-    replicated. 2-D: every layer matrix and the head 1/32 (8 rows x 4 columns), the embedding split
-    on hidden over the columns only. 1-D: tensor parallelism over the 8 rows (axis 0, the longer
-    one), each matrix, the head and the table's hidden 1/8, replicated over the columns."""
+    table bf16 ROW_MAJOR (2 B a value), norms bf16 TILE (a [d] gamma is one 32-row tile strip).
+    2-D: every layer matrix and the head 1/32 (8 rows x 4 columns), the embedding and the (distributed)
+    norms split on hidden over the columns only. 1-D: tensor parallelism over the 8 rows (axis 0, the
+    longer one), each matrix, the head and the table's hidden 1/8, replicated over the columns; norms
+    replicated."""
     per_layer = (heads + 2 * kv_heads) * head_dim * d + d * heads * head_dim + 3 * mlp * d
     split = ROWS * COLS if strategy == "2d" else ROWS
     head_rows = -(-vocab // (ROWS * 32)) * ROWS * 32  # the vocabulary padded to whole tiles per row
@@ -312,7 +324,7 @@ def galaxy_weight_bytes(d, mlp, layers, heads, kv_heads, head_dim, vocab, dtype,
         assert values % (split * 1024) == 0  # every shard is whole tiles (checked per dim in the test above)
     matrices = (layers * per_layer + head_rows * d) // split // 1024 * TILE_BYTES[dtype]
     table = vocab * (d // (COLS if strategy == "2d" else ROWS)) * 2
-    norms = (2 * layers + 1) * 32 * d * 2
+    norms = (2 * layers + 1) * 32 * (d // COLS if strategy == "2d" else d) * 2
     return matrices + table + norms
 
 
@@ -322,12 +334,12 @@ LLAMA_405B = dict(d=16384, mlp=53248, layers=126, heads=128, kv_heads=8, head_di
 
 
 def test_70b_bfloat8_b_on_galaxy_chooses_2d_under_3_gb():
-    """Design §4 (phase 1, norms replicated): 2,272,788,480 B of layers (80 x 26,112 tiles x 1088),
-    525,336,576 B of embedding (128256 x 2048 x 2), 34,885,632 B of head (32,064 tiles), 84,410,368 B
-    of norms (161 x 32 x 8192 x 2): 2,917,421,056 B per chip, against 9,577,775,104 B with 1-D."""
+    """Design §4: 2,272,788,480 B of layers (80 x 26,112 tiles x 1088), 525,336,576 B of embedding
+    (128256 x 2048 x 2), 34,885,632 B of head (32,064 tiles), 21,102,592 B of norms (161 x 32 x 2048 x
+    2): 2,854,113,280 B per chip, against 9,577,775,104 B with 1-D."""
     model = load_model(SPECS / "llama-3.1-70b.arch")
     expected = galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="2d")
-    assert expected == 2_917_421_056
+    assert expected == 2_854_113_280
     chosen = prepare(model, resolve_options("galaxy", "bfloat8_b"))
     assert chosen.shard_plan.strategy == "2d"
     assert chosen.weight_bytes == expected < 3e9
@@ -346,7 +358,7 @@ def test_plan_command_shows_the_2d_choice_for_70b(run_cli):
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["mesh"] == [ROWS, COLS] and plan["fits"]
-    assert plan["memory_per_chip"]["weights_total"] == 2_917_421_056
+    assert plan["memory_per_chip"]["weights_total"] == 2_854_113_280
     assert plan["memory_per_chip"]["dram"] == GALAXY_DRAM
     assert any(n.startswith("the planner chose 2D") for n in plan["notes"]), plan["notes"]
     # 1 KV head of 128 per chip (8 KV heads over the rows), K and V, bf16, 80 layers, 131072 positions
@@ -354,12 +366,12 @@ def test_plan_command_shows_the_2d_choice_for_70b(run_cli):
 
 
 def test_405b_on_galaxy_bfloat8_b_does_not_fit_and_says_why():
-    """14,721,654,784 B per chip in 2-D bfloat8_b (126 x 97,280 tiles x 1088 of layers, 1,050,673,152
-    of embedding, 69,771,264 of head, 265,289,728 of norms) > 12,872,318,208 B of DRAM; bfloat4_b
-    (576 B a tile) needs 8,413,093,888 B and fits."""
+    """14,522,687,488 B per chip in 2-D bfloat8_b (126 x 97,280 tiles x 1088 of layers, 1,050,673,152
+    of embedding, 69,771,264 of head, 66,322,432 of norms) > 12,872,318,208 B of DRAM; bfloat4_b
+    (576 B a tile) needs 8,214,126,592 B and fits."""
     model = load_model(SPECS / "llama-3.1-405b.arch")
     bf8 = galaxy_weight_bytes(**LLAMA_405B, dtype="bfloat8_b", strategy="2d")
-    assert bf8 == 14_721_654_784 > GALAXY_DRAM
+    assert bf8 == 14_522_687_488 > GALAXY_DRAM
     with pytest.raises(ArchError) as info:
         build(model, resolve_options("galaxy", "bfloat8_b"))
     message = info.value.diagnostic.message
@@ -367,7 +379,7 @@ def test_405b_on_galaxy_bfloat8_b_does_not_fit_and_says_why():
                        f"{GALAXY_DRAM:,} per chip")
     assert "bfloat4_b" in (info.value.diagnostic.hint or "")
     bf4 = galaxy_weight_bytes(**LLAMA_405B, dtype="bfloat4_b", strategy="2d")
-    assert bf4 == 8_413_093_888
+    assert bf4 == 8_214_126_592
     result = build(model, resolve_options("galaxy", "bfloat4_b"))
     assert result.shard_plan.strategy == "2d" and result.weight_bytes == bf4 and result.fits
 
@@ -447,25 +459,3 @@ def test_hidden_that_does_not_split_over_the_columns(write_spec):
     assert prepare(model, resolve_options("galaxy")).shard_plan.strategy == "1d"
     hinted = prepare(model, resolve_options("galaxy", mesh="8x3", strategy="2d"))
     assert hinted.shard_plan.strategy == "2d" and hinted.shard_plan.mesh == (8, 3)
-
-
-@pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None, reason="Debian gcc-riscv64-unknown-elf missing")
-@pytest.mark.parametrize("kind,validator", [
-    (ALL_GATHER.name, "normalization/layernorm/device/layernorm_device_operation.cpp"),  # gamma wider than x
-    (MESH_PARTITION.name, "matmul/device/matmul_device_operation.cpp"),  # the whole hidden into wqkv's quarter
-])
-def test_removing_a_column_collective_fails_ttnns_validation_on_the_mock_galaxy(kind, validator):
-    """On ttnn's mock 8x4 (real host-side validation, where the golden norm slices its gamma to any
-    width) the first column collective of each shape-changing kind, taken out, is refused by the
-    consuming op's device-operation checks."""
-    from ttspec.runtime.device import run_worker
-
-    model = load_model(SPECS / "nano-trickster.arch")
-    source = compile_source(model, "specs/nano-trickster.arch", "galaxy", "bf16", strategy="2d")
-    site = next(s for s in collective_sites(source) if s.op == kind)
-    assert site.axis == 1
-    with pytest.raises(ArchError) as info:
-        run_worker(model, site.removed_from(source), "mock", "galaxy", state=None,
-                   tokens=torch.zeros(1, 32, dtype=torch.int64))
-    message = info.value.render()
-    assert validator in message and ("TT_FATAL" in message or "TT_THROW" in message), message[:400]
