@@ -35,7 +35,9 @@ def llama_70b():
 
 def recheck(model, target: str, plan) -> dict:
     """`ttspec plan`'s report at the plan's settings: it fits, and its numbers are the plan's."""
-    r = plan_report(model, target, plan.mesh_text, plan.weights_dtype, plan.batch, plan.context, plan.dp)
+    r = plan_report(model, target, plan.mesh_text, plan.weights_dtype, plan.batch, plan.context, plan.dp,
+                    plan.strategy_option)
+    assert r["strategy"] == (plan.strategy if plan.mesh != (1, 1) else None)
     m = r["memory_per_chip"]
     assert r["fits"] and m["fits_at_seq"], plan
     assert m["total"] <= m["dram"]
@@ -119,7 +121,8 @@ def test_compile_plan_best(run_cli, tmp_path, spec, target):
     out = run_cli("compile", spec, "--target", target, "--plan", "best", "-o", tmp_path / "p.py", timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"plan (latency): {top.mesh_text} mesh" in out.stdout
-    expected = compile_source(model, spec, target, top.weights_dtype, top.mesh_text, top.dp, top.batch)
+    expected = compile_source(model, spec, target, top.weights_dtype, top.mesh_text, top.dp, top.batch,
+                              top.strategy_option)
     assert (tmp_path / "p.py").read_text() == expected
 
 
@@ -186,8 +189,11 @@ def test_planner_refusal_is_counted(write_spec):
     result = search(model, "t3k")
     reasons = [r for r in result.excluded if "planner refuses 1x8" in r]
     assert reasons and "12" in reasons[0]
-    assert all(p.tensor_parallel != 8 for p in result.plans)
-    assert {p.tensor_parallel for p in result.plans} == {1, 2, 4}
+    one_axis = [p for p in result.plans if p.strategy == "1d"]
+    assert all(p.tensor_parallel != 8 for p in one_axis)
+    assert {p.tensor_parallel for p in one_axis} == {1, 2, 4}
+    # 2-D on T3K's 2x4 wiring: the 12 heads split over the 2 rows, hidden 768 over the 4 columns (192 each)
+    assert {p.mesh for p in result.plans if p.strategy == "2d"} == {(2, 2), (2, 4)}
 
 
 def test_torch_has_no_plan(run_cli):

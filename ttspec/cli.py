@@ -17,6 +17,11 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 COMPILE_TARGETS = ("torch", "n150", "p100", "p150", "n300", "t3k", "galaxy", "p150x4", "p150x8")
 DEFAULT_TARGET = "n150"  # when neither --target nor the spec's `target` statement names one
+STRATEGY_HELP = ("tensor parallelism on a mesh: 1d splits the weights over one mesh axis (the longer), the other "
+                 "axis holding replicas of the model (or, with --dp, a share of the batch); 2d splits every weight "
+                 "matrix over both axes, one dimension per axis, as tt-metal's Galaxy models do (galaxy's 8x4, or a "
+                 "--mesh RxC with both sides 2 or more; docs/design-2d-tp.md). Default: the planner chooses, memory "
+                 "first, then the modelled decode step (`ttspec plan` compares both)")
 WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
                         "(the kinds of `ttspec params`), e.g. attention=bfloat8_b,mlp=bfloat4_b; kinds not named "
                         "keep bf16 or the one plain dtype given (default bf16)")
@@ -140,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4 (a sub-mesh)")
     co.add_argument("--dp", action="store_true",
                     help="2-D meshes: split the batch over the axis not used for tensor parallelism")
+    co.add_argument("--strategy", choices=("1d", "2d"), help=STRATEGY_HELP)
     co.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help="TT-NN targets: " + WEIGHTS_FORMATS_HELP)
     co.add_argument("-o", "--output", metavar="FILE|DIR",
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=WEIGHTS_FORMATS_HELP)
     r.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4")
     r.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
+    r.add_argument("--strategy", choices=("1d", "2d"), help=STRATEGY_HELP)
     r.add_argument("--allocate-only", action="store_true",
                    help="mock/device: allocate the weights on the device without host data (fit checks for "
                         "models too big for host memory), then run one forward pass")
@@ -197,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"TT-NN modes: default the spec's `target` statement, else {DEFAULT_TARGET}")
     ge.add_argument("--mesh", metavar="RxC", type=_mesh, help="mesh shape for a mesh target, e.g. 1x4")
     ge.add_argument("--dp", action="store_true", help="2-D meshes: data parallelism on the other axis")
+    ge.add_argument("--strategy", choices=("1d", "2d"), help="TT-NN modes: " + STRATEGY_HELP)
     ge.add_argument("--weights", metavar="PATH",
                     help="a model directory (its tokenizer.json tokenises --prompt), a .safetensors file or an "
                          "index, as for `ttspec run` (default: seeded random weights)")
@@ -229,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", required=True, choices=COMPILE_TARGETS[1:])
     pl.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4")
     pl.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
+    pl.add_argument("--strategy", choices=("1d", "2d"),
+                    help=STRATEGY_HELP + "; with --search: fixes the strategy instead of searching both")
     pl.add_argument("--weights-dtype", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help=WEIGHTS_FORMATS_HELP)
     pl.add_argument("--batch", type=_positive_int,
@@ -254,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "separated by commas to compare them")
     rp.add_argument("--mesh", metavar="RxC", type=_mesh, help="a sub-mesh, e.g. 1x4 (one target only)")
     rp.add_argument("--dp", action="store_true", help="data parallelism on the other mesh axis")
+    rp.add_argument("--strategy", choices=("1d", "2d"), help=STRATEGY_HELP)
     rp.add_argument("--weights-dtype", default="bf16", type=_weights_formats, metavar="DTYPE|KIND=DTYPE,...",
                     help=WEIGHTS_FORMATS_HELP)
     rp.add_argument("--batch", type=_positive_int, default=1, help="users decoded together (default 1)")
@@ -362,8 +373,9 @@ def output_path(output: str | None, filename: str) -> str:
     return os.path.join(folder, filename)
 
 
-def run_command(args, target: str) -> str:
-    """The `ttspec run` line that runs what compile just wrote, with every option that was given."""
+def run_command(args, target: str, built=None) -> str:
+    """The `ttspec run` line that runs what compile just wrote, with every option that was given, and the
+    strategy the planner chose where the mesh allows two (`run` would weigh them at its own batch)."""
     words = ["ttspec", "run", shlex.quote(args.spec)]
     if args.target:
         words += ["--target", target]
@@ -373,6 +385,14 @@ def run_command(args, target: str) -> str:
         words += ["--mesh", shlex.quote(args.mesh)]
     if args.dp:
         words.append("--dp")
+    strategy = getattr(args, "strategy", None)
+    if built is not None and built.shard_plan is not None:
+        from .driver import strategies_allowed
+
+        if strategy or len(strategies_allowed(built.options)) > 1:
+            strategy = built.shard_plan.strategy
+    if strategy:
+        words += ["--strategy", strategy]
     if target == "torch":
         return " ".join(words + ["--mode", "torch"])
     return " ".join(words + ["--mode", "golden"]) + "   (or --mode mock, --mode device)"
@@ -382,7 +402,8 @@ def search_kwargs(args) -> dict:
     """What `plan --search` and `compile --plan best` pass to analysis/plan_search.search."""
     return {"objective": args.objective, "seq": args.seq, "min_tokens_per_s_per_user": args.min_tokens_per_s_per_user,
             "max_ttft_ms": args.max_ttft_ms, "mesh": args.mesh, "dp": True if args.dp else None,
-            "weights_dtype": args.weights_dtype, "batch": getattr(args, "batch", None)}
+            "weights_dtype": args.weights_dtype, "batch": getattr(args, "batch", None),
+            "strategy": getattr(args, "strategy", None)}
 
 
 def plan_best_command(args, target: str) -> str:
@@ -390,7 +411,7 @@ def plan_best_command(args, target: str) -> str:
     words = ["ttspec", "compile", shlex.quote(args.spec), "--target", target, "--plan", "best"]
     for flag, value in (("--objective", None if args.objective == "latency" else args.objective),
                         ("--seq", args.seq), ("--mesh", args.mesh), ("--batch", getattr(args, "batch", None)),
-                        ("--weights-dtype", args.weights_dtype),
+                        ("--weights-dtype", args.weights_dtype), ("--strategy", getattr(args, "strategy", None)),
                         ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
                         ("--max-ttft-ms", args.max_ttft_ms)):
         if value is not None:
@@ -424,15 +445,19 @@ def cmd_compile(args) -> int:
 
         chosen = best(model, target, **search_kwargs(args))
         args.mesh, args.dp, args.weights_dtype = chosen.mesh_text, chosen.dp, chosen.weights_dtype
+        args.strategy = chosen.strategy_option
         args.target = target
     weights_dtype = args.weights_dtype or "bf16"
     args.batch = args.batch or (chosen.batch if chosen else 1)
-    text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp, args.batch)
+    text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp, args.batch,
+                                  args.strategy)
     output = output_path(args.output, f"{model.name}_{target}.py")
     write_output(text, output)
     print(f"wrote {output}: {model.name} for {target}" + (f", {weights_dtype} weights" if target != "torch" else ""))
     if chosen:
-        print(f"plan ({args.objective}): {chosen.mesh_text} mesh, tensor parallel {chosen.tensor_parallel}"
+        print(f"plan ({args.objective}): {chosen.mesh_text} mesh, "
+              + ("2-D tensor parallel over both axes" if chosen.strategy == "2d" else
+                 f"tensor parallel {chosen.tensor_parallel}")
               + (f", {chosen.replicas} data-parallel replicas" if chosen.replicas > 1 else "")
               + f", batch {chosen.batch} at context {chosen.context:,}: modelled {chosen.ttft_ms:.1f} ms to first "
               f"token, {chosen.tokens_per_s_per_user:.1f} tokens/s/user, {chosen.tokens_per_s:.1f} tokens/s")
@@ -445,7 +470,15 @@ def cmd_compile(args) -> int:
         per = " per chip" if built.shard_plan else ""
         print(f"KV cache: {args.batch} user(s) x {built.context:,} positions, "
               f"{built.memory.kv_cache(args.batch, built.context):,} bytes{per} (--batch sizes it)")
-    print(f"run it: {run_command(args, target)}")
+    if built and built.shard_plan is not None:
+        from .analysis.plan_report import strategy_text
+
+        from .driver import strategies_allowed
+
+        how = ("" if len(strategies_allowed(built.options)) < 2 else " (the plan search's choice)" if chosen
+               else " (--strategy)" if args.strategy else " (the planner's choice; --strategy forces one)")
+        print(f"strategy: {strategy_text(built.shard_plan)}{how}")
+    print(f"run it: {run_command(args, target, built)}")
     return 0
 
 
@@ -487,7 +520,7 @@ def cmd_plan(args) -> int:
     _search_only(args, (("--top", args.top),), "--search",
                  "`ttspec plan SPEC --target T --search {flag} ...` searches and ranks the plans")
     report = plan_report(model, args.target, args.mesh, args.weights_dtype or "bf16", args.batch or 1, args.seq,
-                         args.dp)
+                         args.dp, args.strategy)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
     return 0
 
@@ -499,16 +532,16 @@ def cmd_report(args) -> int:
     if args.mesh and len(args.target) > 1:
         raise UsageError("--mesh applies to one target; leave it out to compare several targets on their full meshes")
     model = load_model(args.spec)
-    reports = [cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt, args.dp)
-               for target in args.target]
+    reports = [cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt, args.dp,
+                           args.strategy) for target in args.target]
     if args.html:
         from .analysis.diagram import to_svg
         from .analysis.html_report import render_html
         from .analysis.params_report import params_report
         from .analysis.plan_report import plan_report
 
-        plans = [plan_report(model, target, args.mesh, args.weights_dtype, args.batch, r["context"], args.dp)
-                 for target, r in zip(args.target, reports)]
+        plans = [plan_report(model, target, args.mesh, args.weights_dtype, args.batch, r["context"], args.dp,
+                             args.strategy) for target, r in zip(args.target, reports)]
         write_output(render_html(to_svg(model), params_report(model), reports, plans), args.html)
     if args.json:
         text = json.dumps(reports[0] if len(reports) == 1 else reports, indent=2)

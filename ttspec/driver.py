@@ -54,6 +54,7 @@ class Build:
     options: Options
     shard_plan: ShardPlan | None
     memory: Memory
+    strategy_reason: str = ""  # why the planner chose this plan's strategy over the other (choose_strategy)
 
     @property
     def weight_bytes(self) -> int:
@@ -131,9 +132,15 @@ def strategies_for(options: Options) -> list[str]:
     """The tensor-parallel strategies the planner weighs for these options."""
     if options.strategy:
         return [options.strategy]
-    if min(options.mesh) >= 2 and not options.dp:
-        return ["1d", "2d"]
-    return ["1d"]
+    return list(strategies_allowed(options))
+
+
+def strategies_allowed(options: Options) -> tuple[str, ...]:
+    """The strategies the mesh allows whatever the options force: 1-D on any mesh, and 2-D as well on a
+    mesh with two axes of 2 or more chips that --dp does not claim."""
+    if options.mesh == (1, 1):
+        return ()
+    return ("1d", "2d") if min(options.mesh) >= 2 and not options.dp else ("1d",)
 
 
 def _try_prepare(model: Model, options: Options, strategy: str) -> list[Build]:
@@ -145,27 +152,71 @@ def _try_prepare(model: Model, options: Options, strategy: str) -> list[Build]:
         return []
 
 
+def strategy_builds(model: Model, options: Options, chosen: Build | None = None) -> list[tuple[str, Build | ArchError]]:
+    """Every strategy the mesh allows (strategies_allowed), built whether or not the options force one,
+    or the planner's refusal: what `ttspec plan` compares. `chosen`: a build already made for one of them."""
+    out: list[tuple[str, Build | ArchError]] = []
+    for strategy in strategies_allowed(options):
+        if chosen is not None and chosen.shard_plan is not None and chosen.shard_plan.strategy == strategy:
+            out.append((strategy, chosen))
+            continue
+        try:
+            out.append((strategy, _prepare(model, options, strategy)))
+        except ArchError as e:
+            out.append((strategy, e))
+    return out
+
+
+STRATEGY_LABELS = {"1d": "1-D", "2d": "2-D"}
+CHOICE_CONTEXT = 2048  # the context at which choose_strategy prices a decode step (or less where it must)
+
+
+def choice_context(builds: list[Build]) -> int:
+    """The context choose_strategy prices the decode steps at: 2048, or the shortest any of them accepts."""
+    return min([CHOICE_CONTEXT] + [b.context for b in builds if b.context])
+
+
 def choose_strategy(builds: list[Build], options: Options) -> Build:
     """Memory first: a plan that fits beats one that does not, and among plans that fit (or none)
     the one with more DRAM beside its weights, unless the cost model prices its decode step
-    slower; ties go to the first (1-D: fewer collectives)."""
+    slower; ties go to the first (1-D: fewer collectives). The choice and its reason go into the
+    plan's notes and Build.strategy_reason."""
     from .analysis.cost import estimate
 
-    def step_s(build: Build) -> float:
-        context = min(2048, build.context or 2048)
-        return estimate(build, options.batch, context, prompt=TILE).decode_s
-
     fitting = [b for b in builds if b.fits] or builds
+    context = choice_context(fitting)
+    steps: dict[int, float] = {}
+
+    def step_s(build: Build) -> float:
+        if id(build) not in steps:
+            steps[id(build)] = estimate(build, options.batch, context, prompt=TILE).decode_s
+        return steps[id(build)]
+
     roomiest = max(fitting, key=lambda b: b.memory.dram - b.memory.weights_total)
+    chosen = roomiest
     if len(fitting) > 1 and step_s(roomiest) > step_s(fitting[0]):
-        roomiest = fitting[0]
-    if roomiest.shard_plan is not None and len(builds) > 1:
-        other = next(b for b in builds if b is not roomiest)
-        roomiest.shard_plan.notes.insert(0, f"the planner chose {roomiest.shard_plan.strategy.upper()} tensor "
-                                            f"parallelism over {other.shard_plan.strategy.upper()} (weights "
-                                            f"{roomiest.weight_bytes:,} against {other.weight_bytes:,} bytes per "
-                                            f"chip); --strategy forces one")
-    return roomiest
+        chosen = fitting[0]
+    if chosen.shard_plan is not None and len(builds) > 1:
+        other = next(b for b in builds if b is not chosen)
+        name, other_name = (STRATEGY_LABELS[b.shard_plan.strategy] for b in (chosen, other))
+        at = f"at batch {options.batch}, context {context:,}"
+        if len(fitting) > 1 and chosen is roomiest:
+            reason = (f"both fit; {name} leaves more DRAM beside its weights ({chosen.weight_bytes:,} against "
+                      f"{other.weight_bytes:,} bytes of weights per chip) and its modelled decode step is no slower "
+                      f"({step_s(chosen) * 1e3:.2f} against {step_s(other) * 1e3:.2f} ms {at})")
+        elif len(fitting) > 1:
+            reason = (f"both fit; {other_name} holds fewer bytes of weights per chip ({other.weight_bytes:,} against "
+                      f"{chosen.weight_bytes:,}) but its modelled decode step is slower ({step_s(other) * 1e3:.2f} "
+                      f"against {name}'s {step_s(chosen) * 1e3:.2f} ms {at})")
+        else:
+            weights = f"{chosen.weight_bytes:,} against {other.weight_bytes:,} bytes of weights per chip"
+            reason = (f"only {name} fits {options.target.name} at batch {options.batch} ({weights})" if chosen.fits
+                      else f"neither fits {options.target.name} at batch {options.batch}; {name} needs less DRAM "
+                           f"({weights})")
+        chosen.strategy_reason = reason
+        chosen.shard_plan.notes.insert(0, f"the planner chose {name} tensor parallelism over {other_name}: {reason}; "
+                                          "--strategy forces one")
+    return chosen
 
 
 def _prepare(model: Model, options: Options, strategy: str | None) -> Build:

@@ -141,20 +141,49 @@ def _plan(p: dict) -> str:
     head = f'<h3>{_e(p["target"])}</h3>'
     if p["devices"] <= 1:
         return head + "<p>One chip: nothing is sharded and no collectives run.</p>"
-    out = [head, f"<p>{p['mesh'][0]}x{p['mesh'][1]} mesh, tensor parallel over mesh axis "
-                 f"{_e(p['tensor_parallel_axis'])} ({p['devices']} devices)"
-                 f"{', data parallel on the other axis' if p['data_parallel'] else ''}; residual stream "
+    out = [head, f"<p>{p['mesh'][0]}x{p['mesh'][1]} mesh, {_e(p['strategy_text'])}; residual stream "
                  f"{_e(p['residual_stream'])}.</p>",
-           _table(["parameter", "placement"], [[k, v] for k, v in p["placements"].items()], cls="placements")]
+           f'<p class="strategy">Strategy: {_e(p["strategy_reason"])}.</p>']
+    if p["strategy"] == "2d":  # one column per mesh axis
+        axes = p["axes"]
+        names = sorted({k for ax in axes for k in p["placements_by_axis"][str(ax["axis"])]})
+        header = ["parameter"] + [f"mesh axis {ax['axis']}: {ax['name']} ({ax['devices']})" for ax in axes]
+        rows = [[k] + [p["placements_by_axis"][str(ax["axis"])].get(k, "replicate") for ax in axes] for k in names]
+        out.append(_table(header, rows, cls="placements placements-2d"))
+    else:
+        out.append(_table(["parameter", "placement"], [[k, v] for k, v in p["placements"].items()], cls="placements"))
     coll = [["each layer", c["op"], str(c["dim"]), str(c["cluster_axis"]), c["of"], c["why"]]
             for c in p["collectives_per_layer"]]
     coll += [["outside the layers", c["op"], str(c["dim"]), str(c["cluster_axis"]), c["of"], c["why"]]
              for c in p["collectives_outside_layers"]]
     out.append(_table(["where", "collective", "dim", "cluster axis", "of", "why"], coll, cls="collectives"))
+    by_axis = p.get("bytes_moved_per_token_per_layer_per_device_by_axis", {})
+    split = (" (" + ", ".join(f"axis {a}: {n:,}" for a, n in by_axis.items()) + ")") if len(by_axis) > 1 else ""
     out.append(f'<p class="note">{p["bytes_moved_per_token_per_layer_per_device"]:,} bytes moved per token per layer '
-               "per device.</p>")
+               f"per device{split}.</p>")
+    if p.get("strategies"):
+        out.append(_strategies(p))
     out += [f'<p class="note">{_e(n)}</p>' for n in p["notes"]]
     return "\n".join(out)
+
+
+def _strategies(p: dict) -> str:
+    """The strategies the mesh allows, side by side (plan --json's `strategies`)."""
+    rows = []
+    for s in p["strategies"]:
+        name = s["strategy"] + (" (chosen)" if s["chosen"] else "")
+        if "refused" in s:
+            rows.append([name, "refused: " + s["refused"], "", "", "", "", "", ""])
+            continue
+        moved = ", ".join(f"axis {a}: {n:,}" for a, n in s["bytes_moved_per_token_per_layer_per_device_by_axis"].items())
+        rows.append([name, "yes" if s["fits"] else "no", _bytes(s["weights_per_chip"]),
+                     f"{s['kv_cache_bytes_per_token']:,}", f"{s['max_context']:,}", moved,
+                     f"{s['ttft_ms']:.1f}", f"{s['decode_ms_per_step']:.2f}"])
+    t = p["modelled_time"]
+    return ("<p>Strategies compared:</p>"
+            + _table(["strategy", "fits", "weights per chip", "KV cache B per token", f"max context (batch {t['batch']})",
+                      "B moved per token per layer", "first token ms", f"decode ms (context {t['context']:,})"],
+                     rows, {2, 3, 4, 6, 7}, "strategies"))
 
 
 def _value(c: dict) -> str:

@@ -1,28 +1,61 @@
 """`ttspec plan`: a program's plan as a person reads it (or as JSON) for any TT-NN target: on a
-mesh, where each parameter lives, which collectives run and why, and the bytes moved; on every
-target, the memory per chip (analysis/memory.py) against its DRAM, whether the model fits,
-the largest context at a batch and the largest batch at a context."""
+mesh, the tensor-parallel strategy (1-D over one mesh axis, or 2-D over both), where each
+parameter lives on each mesh axis, which collectives run on which cluster axis and why, and the
+bytes they move; on every target, the memory per chip (analysis/memory.py) against its DRAM,
+whether the model fits, the largest context at a batch and the largest batch at a context. On a
+mesh where both strategies apply (two axes of 2 or more chips, no --dp) it compares them side
+by side, and says which one the planner chose and why (driver.choose_strategy)."""
 
 from __future__ import annotations
 
-from ..driver import fitting_options, prepare, resolve_options
+from ..driver import STRATEGY_LABELS, Build, fitting_options, prepare, resolve_options, strategy_builds
+from ..errors import ArchError
 from ..ir.graph import Model, layer_variants
 from ..ir.layout import Layout, Placement
+from ..ops import ALL_REDUCE, MESH_PARTITION
 
 SCHEMA = "ttspec-plan/2"
+AXIS_NAMES = {0: "rows", 1: "columns"}  # a 2-D plan's mesh axes, as tt-metal's Galaxy code names them
+ACTIVATION_BYTES = 2  # collectives move bf16 activations
+# How a 2-D plan's placement reads on one axis: "column over rows (8)".
+AXIS_WORDS = {Placement.REPLICATE: "replicated", Placement.COLUMN: "column", Placement.ROW: "row",
+              Placement.HIDDEN: "split on hidden", Placement.VOCAB: "vocabulary (column)",
+              Placement.KV_COPIES: "KV heads copied"}
 
 
-def _role(plan, name: str, placement: Placement) -> str:
+def _role(ax, name: str, placement: Placement) -> str:
     """A KV projection whose one head is copied to every device is simply replicated."""
-    copies = plan.kv_copies.get(name)
-    if copies is not None and copies == plan.devices:
+    copies = ax.kv_copies.get(name)
+    if copies is not None and copies == ax.devices:
         return Placement.REPLICATE.value
     return placement.value
 
 
+def strategy_text(plan) -> str:
+    """One line saying what the plan's strategy does on its mesh."""
+    rows, cols = plan.mesh
+    if plan.strategy == "2d":
+        return (f"2-D tensor parallelism: weights split over both mesh axes, heads, MLP hidden and vocabulary over "
+                f"the {rows} rows (axis 0), hidden over the {cols} columns (axis 1)")
+    other = plan.mesh[1 - plan.axis]
+    rest = ("" if other == 1 else
+            f"; mesh axis {1 - plan.axis} ({other} devices) holds "
+            + ("data-parallel replicas (the batch split over them)" if plan.dp else "replicas of the model"))
+    return f"1-D tensor parallelism over mesh axis {plan.axis} ({plan.devices} devices){rest}"
+
+
+def _residual(plan) -> str:
+    def one(ax) -> str:
+        return "split on hidden" if ax.residual == Layout.SPLIT else "replicated"
+
+    if plan.strategy == "1d":
+        return one(plan.primary)
+    return ", ".join(f"{one(ax)} over the {AXIS_NAMES[ax.axis]}" for ax in plan.axes)
+
+
 def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str, batch: int, seq: int | None,
-                dp: bool = False) -> dict:
-    options = resolve_options(target, weights_dtype, mesh, dp)
+                dp: bool = False, strategy: str | None = None) -> dict:
+    options = resolve_options(target, weights_dtype, mesh, dp, batch, strategy)
     build = prepare(model, options)
     plan, memory = build.shard_plan, build.memory
     seq = seq or memory.seq_bound or 2048
@@ -32,12 +65,21 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
         "model": model.name,
         "target": options.target.name,
         "mesh": list(options.mesh),
+        "strategy": plan.strategy if plan else None,
+        "strategy_text": strategy_text(plan) if plan else None,
+        "strategy_reason": _reason(build, options) if plan else None,
         "tensor_parallel_axis": plan.axis if plan else None,
         "data_parallel": plan.dp if plan else False,
         "devices": plan.devices if plan else 1,
-        "residual_stream": (("split on hidden" if plan.residual == Layout.SPLIT else "replicated") if plan
-                            else "one chip"),
-        "placements": dict(sorted((k, _role(plan, k, v)) for k, v in plan.placements.items())) if plan else {},
+        "group": plan.group if plan else 1,
+        "axes": [{"axis": ax.axis, "name": AXIS_NAMES[ax.axis], "devices": ax.devices, "role": ax.role,
+                  "residual_stream": "split on hidden" if ax.residual == Layout.SPLIT else "replicated"}
+                 for ax in plan.axes] if plan else [],
+        "residual_stream": _residual(plan) if plan else "one chip",
+        "placements": dict(sorted((k, _role(plan.primary, k, v)) for k, v in plan.placements.items())) if plan else {},
+        "placements_by_axis": ({str(ax.axis): dict(sorted((k, _role(ax, k, ax.placements.get(k, Placement.REPLICATE)))
+                                                          for k in _params(plan)))
+                                for ax in plan.axes} if plan else {}),
         "kv_copies": dict(sorted(plan.kv_copies.items())) if plan else {},
         "collectives_per_layer": [], "collectives_outside_layers": [],
         "notes": list(plan.notes) if plan else [],
@@ -51,6 +93,7 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
             "compile_context": build.context if build.fits else None,
         },
         "bytes_moved_per_token_per_layer_per_device": 0,
+        "bytes_moved_per_token_per_layer_per_device_by_axis": {},
     }
     from .cost import estimate
 
@@ -66,21 +109,113 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
         report["hint"] = fitting_options(model, options)
     if plan:
         groups, outside = _layers(build.lowered, plan.collectives)
-        layers = sum(count for count, _ in groups.values())
         first = next(iter(groups.values()), (0, []))[1]
-        report["layers"] = layers
+        report["layers"] = sum(count for count, _ in groups.values())
         report["collectives_per_layer"] = [_collective(c) for c in first]
         report["collectives_outside_layers"] = [_collective(c) for c in outside]
         patterns = {tuple((c.op, c.dim, c.axis, c.reason) for c in cs) for _, cs in groups.values()}
         if len(patterns) > 1:
             report["notes"].append("the layers differ in their collectives; those of the first layer are listed, "
                                    "and the bytes moved are the average over all layers")
-        # Ring collectives: each device receives (n - 1) / n of the full bf16 activation per token.
-        width = _hidden(build.lowered)
-        n = plan.devices
-        total = sum(count * len(cs) * (2 * width * (n - 1) // n) for count, cs in groups.values())
-        report["bytes_moved_per_token_per_layer_per_device"] = total // layers if layers else 0
+        total, by_axis = bytes_moved(build)
+        report["bytes_moved_per_token_per_layer_per_device"] = total
+        report["bytes_moved_per_token_per_layer_per_device_by_axis"] = by_axis
+    compared = strategy_builds(model, options, build)
+    if len(compared) > 1:
+        report["strategies"] = [_strategy_row(s, b, build, batch, seq, prompt) for s, b in compared]
     return report
+
+
+def _reason(build: Build, options) -> str:
+    """Why the plan has its strategy: forced, the planner's choice, or the only one the mesh allows."""
+    label = STRATEGY_LABELS[build.shard_plan.strategy]
+    if options.strategy:
+        return f"--strategy {options.strategy} forces {label}"
+    if build.strategy_reason:
+        return f"the planner chose {label}: {build.strategy_reason}"
+    if min(options.mesh) >= 2 and not options.dp:
+        return f"{label} is the only strategy the planner can shard this model with on this mesh"
+    return f"{label}: the only strategy on a " + ("mesh whose other axis --dp takes" if options.dp else
+                                                  "one-row mesh")
+
+
+def _strategy_row(strategy: str, built: Build | ArchError, chosen: Build, batch: int, seq: int, prompt: int) -> dict:
+    """One strategy's figures for the side-by-side comparison (or the planner's refusal)."""
+    if isinstance(built, ArchError):
+        return {"strategy": strategy, "chosen": False, "refused": built.diagnostic.message}
+    from .cost import estimate
+
+    memory = built.memory
+    est = estimate(built, batch, seq, prompt)
+    total, by_axis = bytes_moved(built)
+    return {"strategy": strategy, "chosen": built is chosen, "fits": memory.fits(batch),
+            "weights_per_chip": memory.weights_total, "kv_cache_bytes_per_token": memory.kv_bytes_per_token,
+            "max_context": memory.max_context(batch),
+            "bytes_moved_per_token_per_layer_per_device": total,
+            "bytes_moved_per_token_per_layer_per_device_by_axis": by_axis,
+            "ttft_ms": est.ttft_s * 1e3, "decode_ms_per_step": est.decode_s * 1e3}
+
+
+def _params(plan) -> list[str]:
+    """Every parameter any axis of the plan places (the parameters the plan knows)."""
+    names: set[str] = set()
+    for ax in plan.axes:
+        names |= set(ax.placements)
+    return sorted(names)
+
+
+def bytes_moved(build: Build) -> tuple[int, dict[str, int]]:
+    """Bytes one device receives per token in the collectives of one layer (averaged over the
+    layers), in total and by cluster axis ({"0": ..., "1": ...}). Each collective moves the bf16
+    value it converts, as one device holds it on the other axes (an axis-1 collective of a value
+    split over 8 rows moves 1/8 of it), ring or line over the n devices of its own axis: all_gather
+    and reduce_scatter (n - 1) / n of it, all_reduce twice that (a reduce-scatter, then an
+    all-gather), mesh_partition nothing (each device keeps its slice). The collectives outside the
+    layers (before the final norm, at the output head) are left out."""
+    plan = build.shard_plan
+    groups, _ = _layers(build.lowered, plan.collectives)
+    layers = sum(count for count, _ in groups.values())
+    nodes = _nodes(build.lowered)
+    by_axis = {str(ax): 0 for ax in sorted({ax.axis for ax in plan.axes})}
+    for count, collectives in groups.values():
+        for c in collectives:
+            by_axis[str(c.axis)] = by_axis.get(str(c.axis), 0) + count * _moved(plan, c, nodes)
+    by_axis = {axis: moved // layers if layers else 0 for axis, moved in by_axis.items()}
+    return sum(by_axis.values()), by_axis
+
+
+def _moved(plan, c, nodes: dict) -> int:
+    """Bytes one device receives per token in collective `c` (see bytes_moved)."""
+    n = plan.mesh[c.axis]
+    if c.op == MESH_PARTITION.name or n < 2:
+        return 0
+    node = nodes.get((c.node, c.variant)) or nodes[(c.node, 0)]
+    shape = node.type.shape
+    features = shape[1:2] + shape[3:] if len(shape) == 4 else shape[2:] if len(shape) == 3 else shape[1:]
+    elements = 1
+    for d in features:
+        elements *= d
+    for ax in plan.split_on(c.source):
+        if ax.axis != c.axis:
+            elements //= ax.devices
+    rounds = 2 if c.op == ALL_REDUCE.name else 1
+    return rounds * ACTIVATION_BYTES * elements * (n - 1) // n
+
+
+def _nodes(lowered: Model) -> dict[tuple[str, int], object]:
+    """Every node of the lowered graph by (key as the plan names it, layer variant): inside a repeat
+    the key carries its `NAME.*.` prefix."""
+    out: dict[tuple[str, int], object] = {}
+
+    def visit(graph, prefix: str, variant: int) -> None:
+        for node in graph.topo():
+            out.setdefault((prefix + node.id, variant), node)
+            if node.op == "repeat":
+                for v, (body, _) in enumerate(layer_variants(node)):
+                    visit(body, f"{prefix}{node.module}.*.", v)
+
+    visit(lowered.graph, "", 0)
+    return out
 
 
 def _layers(lowered: Model, collectives) -> tuple[dict[tuple[str, int], tuple[int, list]], list]:
@@ -115,13 +250,6 @@ def _layers(lowered: Model, collectives) -> tuple[dict[tuple[str, int], tuple[in
     return groups, outside
 
 
-def _hidden(lowered: Model) -> int:
-    """The residual stream's width: what the output head reads."""
-    graph = lowered.graph
-    head = graph.node(next(iter(graph.outputs.values())))
-    return graph.node(head.inputs[0]).type.shape[-1]
-
-
 def _collective(c) -> dict:
     return {"op": c.op, "dim": c.dim, "cluster_axis": c.axis, "of": c.source, "why": c.reason}
 
@@ -133,16 +261,40 @@ def _kv_text(r: dict, name: str) -> str:
     return f"split by KV head, each head copied on {copies} devices ({n // copies} heads, 1 per device)"
 
 
+def _placement_text(r: dict, name: str) -> str:
+    """A parameter's placement: the 1-D description, or for a 2-D plan one phrase per axis."""
+    if r["strategy"] != "2d":
+        role = r["placements"].get(name, Placement.REPLICATE.value)
+        return _kv_text(r, name) if name in r["kv_copies"] else Placement(role).description
+    parts = []
+    for ax in r["axes"]:
+        role = Placement(r["placements_by_axis"][str(ax["axis"])].get(name, Placement.REPLICATE.value))
+        parts.append((AXIS_WORDS[role], f"{AXIS_WORDS[role]} over {ax['name']} ({ax['devices']})"))
+    if all(word == AXIS_WORDS[Placement.REPLICATE] for word, _ in parts):
+        return "replicated"
+    return ", ".join(text for _, text in parts)
+
+
+def _moved_text(moved: int, by_axis: dict[str, int]) -> str:
+    if len(by_axis) < 2:
+        return f"{moved:,} B"
+    return f"{moved:,} B (" + ", ".join(f"axis {a}: {n:,}" for a, n in by_axis.items()) + ")"
+
+
 def render_plan(r: dict) -> str:
     m = r["memory_per_chip"]
     if r["devices"] > 1 or r["mesh"] != [1, 1]:
-        lines = [f"{r['model']} on {r['target']}: {r['mesh'][0]}x{r['mesh'][1]} mesh, tensor parallel over mesh "
-                 f"axis {r['tensor_parallel_axis']} ({r['devices']} devices); residual stream {r['residual_stream']}",
-                 "", "parameters"]
-        width = max(len(k) for k in r["placements"]) + 2
-        for name, role in r["placements"].items():
-            text = _kv_text(r, name) if name in r["kv_copies"] else Placement(role).description
-            lines.append(f"  {name:<{width}}{text}")
+        lines = [f"{r['model']} on {r['target']}: {r['mesh'][0]}x{r['mesh'][1]} mesh, {r['strategy_text']}; "
+                 f"residual stream {r['residual_stream']}",
+                 f"strategy: {r['strategy_reason']}", ""]
+        if r["strategy"] == "2d":
+            lines.append("parameters, per mesh axis (rows: axis 0, columns: axis 1)")
+        else:
+            lines.append("parameters")
+        names = list(r["placements_by_axis"][str(r["tensor_parallel_axis"])])
+        width = max(len(k) for k in names) + 2
+        for name in names:
+            lines.append(f"  {name:<{width}}{_placement_text(r, name)}")
         lines += ["", "collectives in each layer, in order"]
         for c in r["collectives_per_layer"]:
             lines.append(f"  {c['op']}(dim={c['dim']}, cluster_axis={c['cluster_axis']}) of {c['of']}: {c['why']}")
@@ -152,7 +304,8 @@ def render_plan(r: dict) -> str:
                 lines.append(f"  {c['op']}(dim={c['dim']}, cluster_axis={c['cluster_axis']}) of {c['of']}: "
                              f"{c['why']}")
         for note in r["notes"]:
-            lines.append(f"note: {note}")
+            if not note.startswith("the planner chose"):  # the strategy line says it
+                lines.append(f"note: {note}")
         lines.append("")
     else:
         lines = [f"{r['model']} on {r['target']}: one chip, no tensor parallelism and no collectives", ""]
@@ -160,15 +313,52 @@ def render_plan(r: dict) -> str:
     if r.get("hint"):
         lines.append(f"  hint: {r['hint']}")
     if r["devices"] > 1:
-        lines.append(f"communication: {r['bytes_moved_per_token_per_layer_per_device']:,} B per token per layer per "
-                     "device (ring collectives, bf16 activations)")
+        moved = _moved_text(r["bytes_moved_per_token_per_layer_per_device"],
+                            r["bytes_moved_per_token_per_layer_per_device_by_axis"])
+        lines.append(f"communication: {moved} per token per layer per device (ring collectives, bf16 activations; "
+                     "all_reduce counted as a reduce-scatter and an all-gather)")
     t = r.get("modelled_time")
     if t:
         lines.append(f"modelled time: first token {t['ttft_ms']:.1f} ms (prompt {t['prompt']:,}); decode "
                      f"{t['decode_ms_per_step']:.2f} ms/step at batch {t['batch']}, context {t['context']:,} = "
                      f"{t['tokens_per_s_per_user']:.1f} tokens/s/user, {t['tokens_per_s']:.1f} tokens/s "
                      f"(mostly {t['decode_bottleneck']}; `ttspec report` for the breakdown)")
+    if r.get("strategies"):
+        lines += [""] + render_strategies(r)
     return "\n".join(lines)
+
+
+def render_strategies(r: dict) -> list[str]:
+    """The side-by-side comparison of the strategies the mesh allows."""
+    t = r["modelled_time"]
+    rows = r["strategies"]
+    heads = [STRATEGY_LABELS[s["strategy"]] + (" (chosen)" if s["chosen"] else "") for s in rows]
+    table = [("", *heads)]
+
+    def row(label: str, key: str, fmt) -> None:
+        table.append((label, *("-" if "refused" in s else fmt(s[key]) for s in rows)))
+
+    row("fits", "fits", lambda v: "yes" if v else "no")
+    row("weights per chip", "weights_per_chip", lambda v: f"{v:,} B")
+    row("KV cache per token per user", "kv_cache_bytes_per_token", lambda v: f"{v:,} B")
+    row(f"largest context at batch {t['batch']}", "max_context", lambda v: f"{v:,}" if v else "none")
+    for axis in sorted({a for s in rows for a in s.get("bytes_moved_per_token_per_layer_per_device_by_axis", {})}):
+        table.append((f"moved per token per layer, axis {axis}",
+                      *("-" if "refused" in s else
+                        f"{s['bytes_moved_per_token_per_layer_per_device_by_axis'].get(axis, 0):,} B" for s in rows)))
+    row("moved per token per layer", "bytes_moved_per_token_per_layer_per_device", lambda v: f"{v:,} B")
+    row(f"first token (prompt {t['prompt']:,})", "ttft_ms", lambda v: f"{v:.1f} ms")
+    row(f"decode step (context {t['context']:,})", "decode_ms_per_step", lambda v: f"{v:.2f} ms")
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    lines = [f"strategies compared (per chip, per device; batch {t['batch']})"]
+    for line in table:
+        lines.append("  " + line[0].ljust(widths[0]) + "".join("  " + c.rjust(w) for c, w in
+                                                             zip(line[1:], widths[1:], strict=True)))
+    for s in rows:
+        if "refused" in s:
+            lines.append(f"  {STRATEGY_LABELS[s['strategy']]}: the planner refuses it: {s['refused']}")
+    lines.append(f"  {r['strategy_reason']}")
+    return lines
 
 
 def render_memory(m: dict, fits: bool) -> list[str]:

@@ -8,6 +8,10 @@ The choices a user has on a target are enumerated:
   the other axis holds data-parallel replicas (`--dp`: the batch is split over them). Shapes
   that give the same (tensor-parallel degree, replicas) are searched once, in the target's own
   orientation where it has one; a replica axis without --dp (idle copies) is not searched;
+- the strategy: besides those 1-D plans, 2-D tensor parallelism (passes/shard.py: every weight
+  matrix split over both axes, as tt-metal's Galaxy models) on each sub-mesh with two sides of 2
+  or more, in the target's own orientation or its wiring's (T3K's 2x4), without --dp (which
+  claims the second axis); `--strategy` fixes it;
 - the weight format of each parameter kind whose bytes depend on it (bf16, bfloat8_b and
   bfloat4_b for attention, mlp and the head's matrix; lookup tables and norms stay bf16, as
   weight_formats.py and the memory model store them);
@@ -65,6 +69,15 @@ class Plan:
     tokens_per_s_per_user: float
     tokens_per_s: float
     decode_bottleneck: str
+    strategy: str = "1d"  # tensor parallelism over one mesh axis, or 2d over both
+
+    @property
+    def strategy_option(self) -> str | None:
+        """The --strategy the plan needs: always for 2-D; for 1-D where the mesh would let the planner
+        choose 2-D instead (two axes of 2 or more, no --dp)."""
+        if self.strategy == "2d" or (min(self.mesh) >= 2 and not self.dp):
+            return self.strategy
+        return None
 
     @property
     def chips(self) -> int:
@@ -77,10 +90,11 @@ class Plan:
     def options(self) -> list[str]:
         """The command-line options that select this plan (compile, plan, report, run)."""
         words = ["--mesh", self.mesh_text] + (["--dp"] if self.dp else [])
+        words += ["--strategy", self.strategy_option] if self.strategy_option else []
         return words + ["--weights-dtype", self.weights_dtype]
 
     def as_dict(self) -> dict:
-        return {"mesh": list(self.mesh), "dp": self.dp, "tensor_parallel": self.tensor_parallel,
+        return {"mesh": list(self.mesh), "dp": self.dp, "strategy": self.strategy, "tensor_parallel": self.tensor_parallel,
                 "replicas": self.replicas, "chips": self.chips, "weights_dtype": self.weights_dtype,
                 "batch": self.batch, "context": self.context, "prompt": self.prompt,
                 "memory_per_chip": self.memory_per_chip, "dram": self.dram, "ttft_ms": self.ttft_ms,
@@ -116,6 +130,17 @@ def sub_meshes(target: Target) -> list[tuple[tuple[int, int], bool]]:
     for shape in own + [s for s in shapes if s not in own]:
         chosen.setdefault(degrees(shape), shape)
     return [(shape, degrees(shape)[1] > 1) for _, shape in sorted(chosen.items())]
+
+
+def sub_meshes_2d(target: Target) -> list[tuple[int, int]]:
+    """The meshes 2-D tensor parallelism is searched on: R x C with both sides 2 or more (powers of two
+    or the target's own sides) that fit the target's mesh or its wiring's grid as they stand (rows
+    split heads and the MLP, columns hidden: the orientation matters, and each axis keeps its ring or
+    line)."""
+    grids = [target.mesh] + ([GRIDS[target.name]] if target.name in GRIDS else [])
+    sides = sorted(set(_pow2(target.chips)) | set(target.mesh))
+    return [(r, c) for r in sides for c in sides
+            if r >= 2 and c >= 2 and r * c <= target.chips and any(r <= g[0] and c <= g[1] for g in grids)]
 
 
 def format_kinds(model: Model) -> list[str]:
@@ -176,15 +201,15 @@ class Search:
 def rank_key(objective: str, plan: Plan, bits: int) -> tuple:
     speed = (-plan.tokens_per_s_per_user, -plan.tokens_per_s) if objective == "latency" else \
         (-plan.tokens_per_s, -plan.tokens_per_s_per_user)
-    return speed + (plan.chips, -bits, plan.batch, plan.mesh, plan.weights_dtype)
+    return speed + (plan.chips, -bits, plan.batch, plan.mesh, plan.weights_dtype, plan.strategy)
 
 
 def search(model: Model, target: str, objective: str = "latency", seq: int | None = None,
            min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
            mesh: str | None = None, dp: bool | None = None, weights_dtype: str | None = None,
-           batch: int | None = None) -> Search:
+           batch: int | None = None, strategy: str | None = None) -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
-    `dp`, `weights_dtype`, `batch`: fix that choice instead of searching it."""
+    `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
     from ..codegen.ttnn_backend import check_supported
     from ..driver import resolve_options
     from ..passes.fuse import fuse_activations
@@ -203,11 +228,17 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
         format_choices_ = [str(formats)]
     else:
         format_choices_ = format_choices(model)
+    if strategy is not None:  # a UsageError for a strategy the mesh or --dp rules out
+        resolve_options(target, "bf16", mesh, bool(dp), 1, strategy)
+    one_axis = strategy in (None, "1d")
+    two_axes = strategy in (None, "2d") and not dp
     if mesh is not None:
         shape = resolve_options(target, "bf16", mesh).mesh
-        meshes = [(shape, bool(dp) and min(shape) > 1)]
+        meshes = ([(shape, bool(dp) and min(shape) > 1, "1d")] if one_axis else []) + \
+                 ([(shape, False, "2d")] if two_axes and min(shape) >= 2 else [])
     else:
-        meshes = [m for m in sub_meshes(chosen) if dp is None or not dp or m[1]]
+        meshes = [(m, use_dp, "1d") for m, use_dp in sub_meshes(chosen) if one_axis and (dp is None or not dp or use_dp)]
+        meshes += [(m, False, "2d") for m in sub_meshes_2d(chosen) if two_axes]
     bound_seq = _bound(model, -1)
     context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
     prompt = min(DEFAULT_PROMPT, context)
@@ -224,26 +255,27 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
         excluded[reason] = excluded.get(reason, 0) + n
 
     base = lower(model)
-    for shape, use_dp in meshes:
-        row = {"mesh": list(shape), "dp": use_dp}
+    for shape, use_dp, strategy_ in meshes:
+        row = {"mesh": list(shape), "dp": use_dp, "strategy": strategy_}
         mesh_rows.append(row)
         plan = None
         lowered = base
         try:
             if shape != (1, 1):
-                lowered, plan = plan_sharding(base, shape, dp=use_dp)
+                lowered, plan = plan_sharding(base, shape, dp=use_dp, strategy=strategy_)
             lowered = fuse_activations(lowered)
         except ArchError as e:
             row["excluded"] = e.diagnostic.message
             n = len(format_choices_) * len(batches)
             candidates += n
-            exclude(f"the sharding planner refuses {shape[0]}x{shape[1]}: {e.diagnostic.message}", n)
+            exclude(f"the sharding planner refuses {shape[0]}x{shape[1]}" + (" 2-D" if strategy_ == "2d" else "")
+                    + f": {e.diagnostic.message}", n)
             continue
-        row["tensor_parallel"] = plan.devices if plan else 1
+        row["tensor_parallel"] = plan.group if plan else 1
         row["replicas"] = (shape[1 - plan.axis] if plan.dp else 1) if plan else 1
         for fmt in format_choices_:
             memory = memory_model(model, lowered, chosen, fmt, plan)
-            build = Build(model, lowered, Options(chosen, shape, use_dp, fmt), plan, memory)
+            build = Build(model, lowered, Options(chosen, shape, use_dp, fmt, strategy=strategy_), plan, memory)
             # decode puts a replica's users on the rows of one tile
             largest = min(memory.max_batch(context), MAX_DECODE_USERS * memory.replicas)
             tries = sorted(set(batches) | ({largest} if not fixed_batch and 0 < largest < (bound_batch or MAX_BATCH)
@@ -272,13 +304,14 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
                 bottleneck = max(decode.by_class().items(), key=lambda kv: kv[1]["time_s"])[1]["bottleneck"]
                 plans.append(Plan(shape, use_dp, row["tensor_parallel"], memory.replicas, fmt, users, context,
                                   prompt, memory.usage(users, context).total, memory.dram, ttft_ms, step * 1e3,
-                                  1.0 / step, users / step, bottleneck))
+                                  1.0 / step, users / step, bottleneck, strategy_))
     plans.sort(key=lambda p: rank_key(objective, p, bits[p.weights_dtype]))
     # more data-parallel replicas than the batch needs: the same plan on more chips
     seen: set[tuple] = set()
     distinct = []
     for p in plans:
-        key = (p.tensor_parallel, p.weights_dtype, p.batch, p.ttft_ms, p.decode_ms_per_step, p.memory_per_chip)
+        key = (p.strategy, p.tensor_parallel, p.weights_dtype, p.batch, p.ttft_ms, p.decode_ms_per_step,
+               p.memory_per_chip)
         if key in seen:
             exclude("the same modelled plan as one on fewer chips (replicas the batch leaves idle)")
         else:
@@ -334,21 +367,22 @@ def render_search(s: dict, compile_command: str) -> str:
              + ("decode tokens/s per user" if s["objective"] == "latency" else "tokens/s at the batch")
              + f"), context {s['context']:,}, prompt {s['prompt']}" + (f", {', '.join(floors)}" if floors else ""),
              ""]
-    header = ("rank", "mesh", "TP", "DP", "weights", "batch", "mem/chip", "TTFT ms", "ms/step", "t/s/u", "t/s",
+    header = ("rank", "mesh", "strategy", "TP", "DP", "weights", "batch", "mem/chip", "TTFT ms", "ms/step", "t/s/u", "t/s",
               "decode bound by")
     rows = [header]
     for p in s["plans"]:
-        rows.append((str(p["rank"]), f"{p['mesh'][0]}x{p['mesh'][1]}", str(p["tensor_parallel"]),
+        rows.append((str(p["rank"]), f"{p['mesh'][0]}x{p['mesh'][1]}", p["strategy"], str(p["tensor_parallel"]),
                      str(p["replicas"]), p["weights_dtype"], str(p["batch"]),
                      f"{p['memory_per_chip'] / 1e9:.1f} GB ({100 * p['memory_per_chip'] / p['dram']:.0f}%)",
                      f"{p['ttft_ms']:.1f}", f"{p['decode_ms_per_step']:.2f}", f"{p['tokens_per_s_per_user']:.1f}",
                      f"{p['tokens_per_s']:.1f}", p["decode_bottleneck"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {0, 2, 3, 5, 6, 7, 8, 9, 10}
+    right = {0, 3, 4, 6, 7, 8, 9, 10, 11}
     for r in rows:
         lines.append("  " + "  ".join(c.rjust(w) if i in right else c.ljust(w)
                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
-    meshes = ", ".join(f"{m['mesh'][0]}x{m['mesh'][1]}" + (" dp" if m["dp"] else "") for m in space["meshes"])
+    meshes = ", ".join(f"{m['mesh'][0]}x{m['mesh'][1]}" + (" dp" if m["dp"] else "")
+                       + (" 2d" if m["strategy"] == "2d" else "") for m in space["meshes"])
     batches = (f"batch {space['batches'][0]}" if len(space["batches"]) == 1 else
                f"batches {space['batches'][0]}..{space['batches'][-1]} (powers of two, plus the largest that fits)")
     n_meshes = f"{len(space['meshes'])} mesh" + ("es" if len(space["meshes"]) > 1 else "")

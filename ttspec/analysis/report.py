@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..driver import prepare, resolve_options
 from ..ir.graph import Model
 from .cost import SCHEMA, Phase, estimate, hardware
+from .plan_report import strategy_text
 
 DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt
 DEFAULT_CONTEXT = 2048
@@ -38,9 +39,11 @@ def _phase(p: Phase) -> dict:
 
 
 def cost_report(model: Model, target: str, mesh: str | None = None, weights_dtype: str = "bf16", batch: int = 1,
-                seq: int | None = None, prompt: int | None = None, dp: bool = False) -> dict:
-    options = resolve_options(target, weights_dtype, mesh, dp)
+                seq: int | None = None, prompt: int | None = None, dp: bool = False,
+                strategy: str | None = None) -> dict:
+    options = resolve_options(target, weights_dtype, mesh, dp, batch, strategy)
     build = prepare(model, options)
+    plan = build.shard_plan
     memory = build.memory
     bound = memory.seq_bound
     context = seq or min(DEFAULT_CONTEXT, bound or DEFAULT_CONTEXT)
@@ -52,7 +55,9 @@ def cost_report(model: Model, target: str, mesh: str | None = None, weights_dtyp
         "model": model.name,
         "target": options.target.name,
         "mesh": list(options.mesh),
-        "devices": build.shard_plan.devices if build.shard_plan else 1,
+        "devices": plan.group if plan else 1,
+        "strategy": plan.strategy if plan else None,
+        "strategy_text": strategy_text(plan) if plan else None,
         "data_parallel_replicas": memory.replicas,
         "weights_dtype": options.weights_dtype,
         "batch": batch, "context": context, "prompt": prompt,
@@ -103,6 +108,7 @@ def render_report(r: dict) -> str:
     t = r["totals"]
     where = f"{r['mesh'][0]}x{r['mesh'][1]} mesh, {r['devices']} devices" if r["devices"] > 1 else "one chip"
     lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights: a model, not a measurement",
+             *([f"strategy: {r['strategy_text']}"] if r.get("strategy_text") else []),
              "",
              f"time to first token   {t['ttft_ms']:.1f} ms  (prompt of {r['prompt']:,} tokens)",
              f"decode                {t['decode_ms_per_step']:.2f} ms/step at batch {r['batch']}, context "

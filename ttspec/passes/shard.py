@@ -432,7 +432,10 @@ class Planner:
             raise ArchError(f"internal: no collective turns {have} into {want}", source.loc)
         # The collective belongs to the innermost component holding both the value and its reader.
         module = _common_module(source.module, reader.module if reader else source.module)
-        nid = self.out.fresh_id(f"{module}.{collective.name}" if module else collective.name)
+        base = f"{module}.{collective.name}" if module else collective.name
+        nid, k = self.out.fresh_id(base), 1
+        while nid in self.graph.nodes:  # a node still to be copied: a collective of the axis planned before
+            nid, k = self.out.fresh_id(f"{base}_{k}"), k + 1
         self.out.add(Node(nid, collective.name, [node_id], {"dim": dim, "axis": self.ax.axis}, source.type, module,
                           source.loc, hint=source.hint, hint_scope=source.hint_scope))
         self._added(nid, node_id, want)

@@ -269,7 +269,8 @@ def run_generate(model: Model, args) -> int:
         from ..driver import build as build_program
         from ..driver import resolve_options
 
-        build = build_program(model, resolve_options(args.target, args.weights_dtype, args.mesh, args.dp))
+        build = build_program(model, resolve_options(args.target, args.weights_dtype, args.mesh, args.dp,
+                                                     strategy=getattr(args, "strategy", None)))
         check_context(model, job, args, build)
         from ..codegen.ttnn_backend import compile_ttnn
 

@@ -102,7 +102,7 @@ def stream_into_torch(net, module, stream: WeightStream) -> None:
 
 
 def golden_program(model: Model, spec_path: str, target, state, weights_dtype="bf16", source: str | None = None,
-                   mesh=None, dp: bool = False):
+                   mesh=None, dp: bool = False, strategy: str | None = None):
     """The TT-NN program compiled (unless `source` is given), imported with ttnn's golden functions
     standing in for ttnn, and loaded with `state` (as for run_torch). Returns (program, module):
     the program has the agreed API (model(tokens), allocate_cache, prefill, decode) and
@@ -112,7 +112,7 @@ def golden_program(model: Model, spec_path: str, target, state, weights_dtype="b
     from .golden import GoldenTTNN
 
     if source is None:
-        source = compile_source(model, spec_path, target.name, weights_dtype, mesh, dp)
+        source = compile_source(model, spec_path, target.name, weights_dtype, mesh, dp, strategy=strategy)
     module = load_program(source, f"{model.name}_{target.name}_golden")
     module.ttnn = GoldenTTNN()
     program = root_class(module, model)(module.open_device(), trace=False)
@@ -196,7 +196,8 @@ def run_program(model: Model, args) -> int:
             raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
         from ..driver import compile_source
 
-        source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp)
+        source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp,
+                                strategy=getattr(args, "strategy", None))
     state = weights_for_run(model, args)
     if args.mode == "torch":
         logits = run_torch(model, args.spec, state, tokens)
