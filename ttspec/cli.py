@@ -472,7 +472,6 @@ def cmd_compile(args) -> int:
               f"{built.memory.kv_cache(args.batch, built.context):,} bytes{per} (--batch sizes it)")
     if built and built.shard_plan is not None:
         from .analysis.plan_report import strategy_text
-
         from .driver import strategies_allowed
 
         how = ("" if len(strategies_allowed(built.options)) < 2 else " (the plan search's choice)" if chosen

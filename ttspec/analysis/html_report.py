@@ -175,14 +175,16 @@ def _strategies(p: dict) -> str:
         if "refused" in s:
             rows.append([name, "refused: " + s["refused"], "", "", "", "", "", ""])
             continue
-        moved = ", ".join(f"axis {a}: {n:,}" for a, n in s["bytes_moved_per_token_per_layer_per_device_by_axis"].items())
+        by_axis = s["bytes_moved_per_token_per_layer_per_device_by_axis"]
+        moved = ", ".join(f"axis {a}: {n:,}" for a, n in by_axis.items())
         rows.append([name, "yes" if s["fits"] else "no", _bytes(s["weights_per_chip"]),
                      f"{s['kv_cache_bytes_per_token']:,}", f"{s['max_context']:,}", moved,
                      f"{s['ttft_ms']:.1f}", f"{s['decode_ms_per_step']:.2f}"])
     t = p["modelled_time"]
     return ("<p>Strategies compared:</p>"
-            + _table(["strategy", "fits", "weights per chip", "KV cache B per token", f"max context (batch {t['batch']})",
-                      "B moved per token per layer", "first token ms", f"decode ms (context {t['context']:,})"],
+            + _table(["strategy", "fits", "weights per chip", "KV cache B per token",
+                      f"max context (batch {t['batch']})", "B moved per token per layer", "first token ms",
+                      f"decode ms (context {t['context']:,})"],
                      rows, {2, 3, 4, 6, 7}, "strategies"))
 
 

@@ -94,8 +94,9 @@ class Plan:
         return words + ["--weights-dtype", self.weights_dtype]
 
     def as_dict(self) -> dict:
-        return {"mesh": list(self.mesh), "dp": self.dp, "strategy": self.strategy, "tensor_parallel": self.tensor_parallel,
-                "replicas": self.replicas, "chips": self.chips, "weights_dtype": self.weights_dtype,
+        return {"mesh": list(self.mesh), "dp": self.dp, "strategy": self.strategy,
+                "tensor_parallel": self.tensor_parallel, "replicas": self.replicas, "chips": self.chips,
+                "weights_dtype": self.weights_dtype,
                 "batch": self.batch, "context": self.context, "prompt": self.prompt,
                 "memory_per_chip": self.memory_per_chip, "dram": self.dram, "ttft_ms": self.ttft_ms,
                 "decode_ms_per_step": self.decode_ms_per_step, "tokens_per_s_per_user": self.tokens_per_s_per_user,
@@ -237,7 +238,8 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
         meshes = ([(shape, bool(dp) and min(shape) > 1, "1d")] if one_axis else []) + \
                  ([(shape, False, "2d")] if two_axes and min(shape) >= 2 else [])
     else:
-        meshes = [(m, use_dp, "1d") for m, use_dp in sub_meshes(chosen) if one_axis and (dp is None or not dp or use_dp)]
+        meshes = [(m, use_dp, "1d") for m, use_dp in sub_meshes(chosen)
+                  if one_axis and (dp is None or not dp or use_dp)]
         meshes += [(m, False, "2d") for m in sub_meshes_2d(chosen) if two_axes]
     bound_seq = _bound(model, -1)
     context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
@@ -367,8 +369,8 @@ def render_search(s: dict, compile_command: str) -> str:
              + ("decode tokens/s per user" if s["objective"] == "latency" else "tokens/s at the batch")
              + f"), context {s['context']:,}, prompt {s['prompt']}" + (f", {', '.join(floors)}" if floors else ""),
              ""]
-    header = ("rank", "mesh", "strategy", "TP", "DP", "weights", "batch", "mem/chip", "TTFT ms", "ms/step", "t/s/u", "t/s",
-              "decode bound by")
+    header = ("rank", "mesh", "strategy", "TP", "DP", "weights", "batch", "mem/chip", "TTFT ms", "ms/step", "t/s/u",
+              "t/s", "decode bound by")
     rows = [header]
     for p in s["plans"]:
         rows.append((str(p["rank"]), f"{p['mesh'][0]}x{p['mesh'][1]}", p["strategy"], str(p["tensor_parallel"]),
