@@ -14,7 +14,7 @@ from ..ir.graph import Model, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_REDUCE, MESH_PARTITION
 
-SCHEMA = "ttspec-plan/2"
+SCHEMA = "ttspec-plan/3"
 AXIS_NAMES = {0: "rows", 1: "columns"}  # a 2-D plan's mesh axes, as tt-metal's Galaxy code names them
 ACTIVATION_BYTES = 2  # collectives move bf16 activations
 # How a 2-D plan's placement reads on one axis: "column over rows (8)".
