@@ -148,6 +148,40 @@ def test_one_target_page(tmp_path):
     assert 'class="chart memory"' in dom and 'class="chart time-decode"' in dom
 
 
+@needs_chromium
+def test_2d_plan_page(tmp_path):
+    """A 2-D plan on Galaxy: the strategy stated, a placements table with one column per mesh axis (as
+    tt-metal's Galaxy models place a Llama's weights), and both strategies compared."""
+    page = tmp_path / "galaxy.html"
+    out = ttspec("report", ROOT / "specs" / "nano-trickster.arch", "--target", "galaxy", "--strategy", "2d",
+                 "--html", page)
+    assert out.returncode == 0, out.stderr
+    assert "strategy: 2-D tensor parallelism" in out.stdout
+    text = page.read_text(encoding="utf-8")
+    assert_self_contained(text)
+    dom, console, png = chromium(page, tmp_path)
+    assert console == "" and '<pre id="ttspec-errors"></pre>' in dom
+    assert "galaxy (8x4 mesh, 32 devices)" in dom
+    assert "Strategy: --strategy 2d forces 2-D." in dom
+    table = re.search(r'<table class="placements placements-2d">.*?</table>', dom, re.S).group(0)
+    assert "<th>parameter</th><th>mesh axis 0: rows (8)</th><th>mesh axis 1: columns (4)</th>" in table
+    for name, rows, columns in (("layers.*.attn.wq.weight", "column", "row"),
+                                ("layers.*.attn.wo.weight", "row", "column"),
+                                ("layers.*.mlp.w1.weight", "column", "row"),
+                                ("layers.*.mlp.w2.weight", "row", "column"),
+                                ("embedding.weight", "replicate", "hidden"), ("lm_head.weight", "vocab", "row"),
+                                ("norm.weight", "replicate", "replicate")):
+        assert f"<tr><td>{name}</td><td>{rows}</td><td>{columns}</td></tr>" in table, name
+    # bytes per token per layer: axis 0 all-reduces wo and w2 (64 of 256 per column, 7/8, twice for a ring
+    # all-reduce); axis 1 gathers 256 twice (3/4) and all-reduces wqkv, w1, w3 (768 / 8 rows, 3/4, twice)
+    axis0, axis1 = 2 * (2 * 2 * 64 * 7 // 8), 2 * (2 * 256 * 3 // 4) + 3 * (2 * 2 * 96 * 3 // 4)
+    assert f"(axis 0: {axis0:,}, axis 1: {axis1:,})" in dom
+    strategies = re.search(r'<table class="strategies">.*?</table>', dom, re.S).group(0)
+    assert "<td>2d (chosen)</td>" in strategies and "<td>1d</td>" in strategies
+    assert f"axis 0: {axis0:,}, axis 1: {axis1:,}" in strategies and f"axis 0: {4 * (2 * 256 * 7 // 8):,}" in strategies
+    assert png_variety(png)[2] > 40
+
+
 def _poison(value, keys: bool = False):
     """Every string in a report's dicts, and the keys of its name maps, made hostile."""
     if isinstance(value, str):

@@ -200,19 +200,20 @@ def choose_strategy(builds: list[Build], options: Options) -> Build:
         other = next(b for b in builds if b is not chosen)
         name, other_name = (STRATEGY_LABELS[b.shard_plan.strategy] for b in (chosen, other))
         at = f"at batch {options.batch}, context {context:,}"
+        fit = all(b.fits for b in builds)
+        verdict = "both fit" if fit else f"neither fits {options.target.name} at batch {options.batch}"
         if len(fitting) > 1 and chosen is roomiest:
-            reason = (f"both fit; {name} leaves more DRAM beside its weights ({chosen.weight_bytes:,} against "
+            room = "leaves more DRAM beside its weights" if fit else "needs less DRAM"
+            reason = (f"{verdict}; {name} {room} ({chosen.weight_bytes:,} against "
                       f"{other.weight_bytes:,} bytes of weights per chip) and its modelled decode step is no slower "
                       f"({step_s(chosen) * 1e3:.2f} against {step_s(other) * 1e3:.2f} ms {at})")
         elif len(fitting) > 1:
-            reason = (f"both fit; {other_name} holds fewer bytes of weights per chip ({other.weight_bytes:,} against "
-                      f"{chosen.weight_bytes:,}) but its modelled decode step is slower ({step_s(other) * 1e3:.2f} "
-                      f"against {name}'s {step_s(chosen) * 1e3:.2f} ms {at})")
+            reason = (f"{verdict}; {other_name} holds fewer bytes of weights per chip ({other.weight_bytes:,} "
+                      f"against {chosen.weight_bytes:,}) but its modelled decode step is slower "
+                      f"({step_s(other) * 1e3:.2f} against {name}'s {step_s(chosen) * 1e3:.2f} ms {at})")
         else:
-            weights = f"{chosen.weight_bytes:,} against {other.weight_bytes:,} bytes of weights per chip"
-            reason = (f"only {name} fits {options.target.name} at batch {options.batch} ({weights})" if chosen.fits
-                      else f"neither fits {options.target.name} at batch {options.batch}; {name} needs less DRAM "
-                           f"({weights})")
+            reason = (f"only {name} fits {options.target.name} at batch {options.batch} ({chosen.weight_bytes:,} "
+                      f"against {other.weight_bytes:,} bytes of weights per chip)")
         chosen.strategy_reason = reason
         chosen.shard_plan.notes.insert(0, f"the planner chose {name} tensor parallelism over {other_name}: {reason}; "
                                           "--strategy forces one")
