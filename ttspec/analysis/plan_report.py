@@ -210,9 +210,9 @@ def _nodes(lowered: Model) -> dict[tuple[str, int], object]:
     def visit(graph, prefix: str, variant: int) -> None:
         for node in graph.topo():
             out.setdefault((prefix + node.id, variant), node)
-            if node.op == "repeat":
-                for v, (body, _) in enumerate(layer_variants(node)):
-                    visit(body, f"{prefix}{node.module}.*.", v)
+        for node in graph.repeats():
+            for v, (body, _) in enumerate(layer_variants(node)):
+                visit(body, f"{prefix}{node.module}.*.", v)
 
     visit(lowered.graph, "", 0)
     return out
