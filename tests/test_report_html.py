@@ -170,11 +170,12 @@ def test_2d_plan_page(tmp_path):
                                 ("layers.*.mlp.w1.weight", "column", "row"),
                                 ("layers.*.mlp.w2.weight", "row", "column"),
                                 ("embedding.weight", "replicate", "hidden"), ("lm_head.weight", "vocab", "row"),
-                                ("norm.weight", "replicate", "replicate")):
+                                ("norm.weight", "replicate", "hidden")):
         assert f"<tr><td>{name}</td><td>{rows}</td><td>{columns}</td></tr>" in table, name
     # bytes per token per layer: axis 0 all-reduces wo and w2 (64 of 256 per column, 7/8, twice for a ring
-    # all-reduce); axis 1 gathers 256 twice (3/4) and all-reduces wqkv, w1, w3 (768 / 8 rows, 3/4, twice)
-    axis0, axis1 = 2 * (2 * 2 * 64 * 7 // 8), 2 * (2 * 256 * 3 // 4) + 3 * (2 * 2 * 96 * 3 // 4)
+    # all-reduce); axis 1 gathers two norms' statistics (the 3 other columns' float32 tile of 32) and
+    # all-reduces wqkv, w1, w3 (768 / 8 rows, 3/4, twice)
+    axis0, axis1 = 2 * (2 * 2 * 64 * 7 // 8), 2 * (4 * 32 * 3) + 3 * (2 * 2 * 96 * 3 // 4)
     assert f"(axis 0: {axis0:,}, axis 1: {axis1:,})" in dom
     strategies = re.search(r'<table class="strategies">.*?</table>', dom, re.S).group(0)
     assert "<td>2d (chosen)</td>" in strategies and "<td>1d</td>" in strategies

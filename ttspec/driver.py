@@ -215,8 +215,9 @@ def choose_strategy(builds: list[Build], options: Options) -> Build:
             reason = (f"only {name} fits {options.target.name} at batch {options.batch} ({chosen.weight_bytes:,} "
                       f"against {other.weight_bytes:,} bytes of weights per chip)")
         chosen.strategy_reason = reason
-        chosen.shard_plan.notes.insert(0, f"the planner chose {name} tensor parallelism over {other_name}: {reason}; "
-                                          "--strategy forces one")
+        strategies = (chosen.shard_plan.strategy.upper(), other.shard_plan.strategy.upper())
+        chosen.shard_plan.notes.insert(0, f"the planner chose {strategies[0]} tensor parallelism over {strategies[1]}: "
+                                          f"{reason}; --strategy forces one")
     return chosen
 
 

@@ -13,10 +13,12 @@ from ..errors import ArchError
 from ..ir.graph import Model, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_REDUCE, MESH_PARTITION
+from ..ops.norms import NORM_STATISTICS
 
 SCHEMA = "ttspec-plan/3"
 AXIS_NAMES = {0: "rows", 1: "columns"}  # a 2-D plan's mesh axes, as tt-metal's Galaxy code names them
 ACTIVATION_BYTES = 2  # collectives move bf16 activations
+STATISTICS_BYTES = 4  # and a distributed norm's float32 statistics (ops/norms.py)
 # How a 2-D plan's placement reads on one axis: "column over rows (8)".
 AXIS_WORDS = {Placement.REPLICATE: "replicated", Placement.COLUMN: "column", Placement.ROW: "row",
               Placement.HIDDEN: "split on hidden", Placement.VOCAB: "vocabulary (column)",
@@ -170,7 +172,9 @@ def bytes_moved(build: Build) -> tuple[int, dict[str, int]]:
     value it converts, as one device holds it on the other axes (an axis-1 collective of a value
     split over 8 rows moves 1/8 of it), ring or line over the n devices of its own axis: all_gather
     and reduce_scatter (n - 1) / n of it, all_reduce twice that (a reduce-scatter, then an
-    all-gather), mesh_partition nothing (each device keeps its slice). The collectives outside the
+    all-gather), mesh_partition nothing (each device keeps its slice). A distributed norm's
+    statistics (ops/norms.py: each chip's float32 sums over its slice of hidden, one tile wide) are
+    gathered whole: each device receives the n - 1 other chips' slices. The collectives outside the
     layers (before the final norm, at the output head) are left out."""
     plan = build.shard_plan
     groups, _ = _layers(build.lowered, plan.collectives)
@@ -198,6 +202,9 @@ def _moved(plan, c, nodes: dict) -> int:
     for ax in plan.split_on(c.source):
         if ax.axis != c.axis:
             elements //= ax.devices
+    source = nodes.get((c.source, c.variant)) or nodes[(c.source, 0)]
+    if source.op == NORM_STATISTICS.name:  # a distributed norm's statistics: one float32 slice per chip
+        return STATISTICS_BYTES * source.type.shape[-1] * (n - 1)
     rounds = 2 if c.op == ALL_REDUCE.name else 1
     return rounds * ACTIVATION_BYTES * elements * (n - 1) // n
 
@@ -315,8 +322,8 @@ def render_plan(r: dict) -> str:
     if r["devices"] > 1:
         moved = _moved_text(r["bytes_moved_per_token_per_layer_per_device"],
                             r["bytes_moved_per_token_per_layer_per_device_by_axis"])
-        lines.append(f"communication: {moved} per token per layer per device (ring collectives, bf16 activations; "
-                     "all_reduce counted as a reduce-scatter and an all-gather)")
+        lines.append(f"communication: {moved} per token per layer per device (ring collectives of bf16 activations "
+                     "and float32 norm statistics; all_reduce counted as a reduce-scatter and an all-gather)")
     t = r.get("modelled_time")
     if t:
         lines.append(f"modelled time: first token {t['ttft_ms']:.1f} ms (prompt {t['prompt']:,}); decode "
