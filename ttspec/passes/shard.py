@@ -404,9 +404,17 @@ class Planner:
         `inputs` for `reader`, placed before it; returns its id."""
         source = self.out.node(inputs[0])
         module = _common_module(source.module, reader.module)
-        nid = self.out.fresh_id(f"{module}.{op}" if module else op)
+        nid = self._fresh_id(f"{module}.{op}" if module else op)
         self.out.add(Node(nid, op, list(inputs), attrs, type_, module, reader.loc))
         self._added(nid, inputs[0], layout)
+        return nid
+
+    def _fresh_id(self, base: str) -> str:
+        """An id free in the graph being built and in the one being planned (whose nodes still to be
+        copied include the ops an earlier axis's pass added)."""
+        nid, k = self.out.fresh_id(base), 1
+        while nid in self.graph.nodes:
+            nid, k = self.out.fresh_id(f"{base}_{k}"), k + 1
         return nid
 
     def _added(self, nid: str, source: str, layout: Layout) -> None:
@@ -432,10 +440,7 @@ class Planner:
             raise ArchError(f"internal: no collective turns {have} into {want}", source.loc)
         # The collective belongs to the innermost component holding both the value and its reader.
         module = _common_module(source.module, reader.module if reader else source.module)
-        base = f"{module}.{collective.name}" if module else collective.name
-        nid, k = self.out.fresh_id(base), 1
-        while nid in self.graph.nodes:  # a node still to be copied: a collective of the axis planned before
-            nid, k = self.out.fresh_id(f"{base}_{k}"), k + 1
+        nid = self._fresh_id(f"{module}.{collective.name}" if module else collective.name)
         self.out.add(Node(nid, collective.name, [node_id], {"dim": dim, "axis": self.ax.axis}, source.type, module,
                           source.loc, hint=source.hint, hint_scope=source.hint_scope))
         self._added(nid, node_id, want)
