@@ -277,6 +277,7 @@ def test_kv_heads_neither_dividing_nor_divided(write_spec):
     ("llama-3.1-8b.arch", "galaxy", "bfloat8_b"),
     ("llama-3.1-70b.arch", "t3k", "bfloat8_b"),
     ("llama-3.1-70b.arch", "galaxy", "bfloat8_b"),
+    ("llama-3.1-405b.arch", "galaxy", "bfloat4_b"),  # 2-D: 8.2 GB per chip
     ("llama-3.1-8b.arch", "p150x4", "bf16"),  # Blackhole: 32 GB per chip holds bf16 weights
     ("llama-3.1-70b.arch", "p150x8", "bf16"),
 ])

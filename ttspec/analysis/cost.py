@@ -34,6 +34,7 @@ from ..ir.layout import Layout, Placement
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
+from ..ops.norms import NORM_STATISTICS
 from ..ops.queries import attentions, lookup_tables
 from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from .interpreters import Interpreter
@@ -43,6 +44,7 @@ SCHEMA = "ttspec-report/1"
 COLLECTIVE_NAMES = {c.name for c in COLLECTIVES}
 MATMULS = {LINEAR.name, TIED_LINEAR.name}
 CLASS_COLLECTIVE = "collective"
+STATISTICS_BYTES = 4  # a distributed norm's float32 statistics (ops/norms.py)
 HOST_READ = "host_read"  # not an op: the logits' trip to the host over PCIe
 
 
@@ -260,6 +262,8 @@ class CostInterpreter(Interpreter):
                 if ax.axis != axis:
                     full //= ax.devices
             per_device = full // devices if node.op == ALL_GATHER.name else full  # all_gather's input is a slice
+            if self.graph.node(node.inputs[0]).op == NORM_STATISTICS.name:  # one float32 tile wide per chip
+                per_device = tiles(out) * STATISTICS_BYTES  # tiles(): values, padded to whole tiles
             topology = self.target.topology(axis, devices)
             model = WORMHOLE_CCL[CCL_PATTERN[node.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value

@@ -288,6 +288,12 @@ def _moved_text(moved: int, by_axis: dict[str, int]) -> str:
     return f"{moved:,} B (" + ", ".join(f"axis {a}: {n:,}" for a, n in by_axis.items()) + ")"
 
 
+def _collective_text(c: dict) -> str:
+    """As the program calls it (an all_reduce takes no dim)."""
+    dim = "" if c["op"] == ALL_REDUCE.name else f"dim={c['dim']}, "
+    return f"  {c['op']}({dim}cluster_axis={c['cluster_axis']}) of {c['of']}: {c['why']}"
+
+
 def render_plan(r: dict) -> str:
     m = r["memory_per_chip"]
     if r["devices"] > 1 or r["mesh"] != [1, 1]:
@@ -303,13 +309,10 @@ def render_plan(r: dict) -> str:
         for name in names:
             lines.append(f"  {name:<{width}}{_placement_text(r, name)}")
         lines += ["", "collectives in each layer, in order"]
-        for c in r["collectives_per_layer"]:
-            lines.append(f"  {c['op']}(dim={c['dim']}, cluster_axis={c['cluster_axis']}) of {c['of']}: {c['why']}")
+        lines += [_collective_text(c) for c in r["collectives_per_layer"]]
         if r["collectives_outside_layers"]:
             lines += ["collectives outside the layers"]
-            for c in r["collectives_outside_layers"]:
-                lines.append(f"  {c['op']}(dim={c['dim']}, cluster_axis={c['cluster_axis']}) of {c['of']}: "
-                             f"{c['why']}")
+            lines += [_collective_text(c) for c in r["collectives_outside_layers"]]
         for note in r["notes"]:
             if not note.startswith("the planner chose"):  # the strategy line says it
                 lines.append(f"note: {note}")
