@@ -309,7 +309,7 @@ def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "
     if target == "torch":
         from .codegen.torch_backend import compile_torch
 
-        return compile_torch(model, spec), None
+        return compile_torch(model, spec, weights_dtype), None
     from .codegen.ttnn_backend import compile_ttnn
 
     result = build(model, resolve_options(target, weights_dtype, mesh, dp, batch, strategy))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 
 from ..analysis.interpreters import count_params
-from ..errors import ArchError
-from ..ir.graph import Model
-from ..ops import REGISTRY
+from ..errors import ArchError, UsageError
+from ..ir.graph import Model, layer_variants
+from ..ops import LINEAR, REGISTRY, TIED_LINEAR
 from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
 from .names import local_reserved
@@ -106,7 +106,46 @@ class _DecodeCheck:
         self.check = lowering.decode_check if lowering is not None else None
 
 
-def compile_torch(model: Model, spec_path: str) -> str:
+def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
+    """Weight matrices a TT-NN program stores as block floats under `--weights-dtype` (by kind; a
+    repeat's layers as `layers.*.`): {parameter pattern: bfloat8_b | bfloat4_b}. A tied output head
+    in a block float is refused: in the torch model it is the embedding's own tensor, which the
+    device keeps in bf16."""
+    from ..analysis.memory import weight_bytes_by_kind
+    from ..analysis.params_report import kind_of
+    from ..weight_formats import parse
+
+    formats = parse(weights_dtype)
+    if formats.plain and formats.default == "bf16":
+        return {}
+    if not formats.plain:
+        formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
+    found: dict[str, str] = {}
+
+    def visit(graph, prefix: str) -> None:
+        for node in graph.topo():
+            if node.op not in (LINEAR.name, TIED_LINEAR.name):
+                continue
+            dtype = formats.dtype(kind_of(graph, node.module))
+            if dtype == "bf16":
+                continue
+            if node.op == TIED_LINEAR.name:
+                raise UsageError(f"--weights-dtype {formats}: the torch model cannot hold `{prefix}{node.module}` in "
+                                 f"{dtype}: it is tied to {node.attrs['weight'].name}, one tensor in torch, which "
+                                 "the device keeps in bf16",
+                                 hint=f"give the head bf16 (`--weights-dtype {formats},head=bf16`) or run a TT-NN "
+                                      "target (--mode golden) for the device's own copy")
+            found[prefix + node.params["weight"]] = dtype
+        for node in graph.repeats():
+            for body, _ in layer_variants(node):
+                visit(body, f"{prefix}{node.module}.*.")
+
+    visit(model.graph, "")
+    return dict(sorted(found.items()))
+
+
+def compile_torch(model: Model, spec_path: str, weights_dtype="bf16") -> str:
+    block_weights = block_float_weights(model, weights_dtype)
     backend = TorchBackend()
     root = model_plan(model)
     names = ClassNames(root)
@@ -131,7 +170,8 @@ def compile_torch(model: Model, spec_path: str) -> str:
                   uses_torch=_uses("torch", classes), uses_F=_uses("F", classes),
                   helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
-                  n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1])
+                  n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1],
+                  block_weights=block_weights, weights_dtype=str(weights_dtype))
 
 
 def _uses(module: str, classes: list[dict]) -> bool:

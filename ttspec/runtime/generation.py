@@ -384,7 +384,7 @@ def _build_here(model: Model, args, state, source: str | None):
     from .runner import build_torch, golden_program
 
     if args.mode == "torch":
-        return build_torch(model, args.spec, state)
+        return build_torch(model, args.spec, state, weights_dtype=args.weights_dtype)
     from ..targets import get_target
     from .device import import_ttnn
 

@@ -51,20 +51,21 @@ def root_class(module, model: Model):
     return getattr(module, root_class_name(model.name))
 
 
-def run_torch(model: Model, spec_path: str, state: dict, tokens):
-    """The torch reference on `state` (ttspec names, or HF names for a spec with a family)."""
+def run_torch(model: Model, spec_path: str, state: dict, tokens, weights_dtype="bf16"):
+    """The torch reference on `state` (ttspec names, or HF names for a spec with a family), its weight
+    matrices rounded to the block floats `weights_dtype` gives them (as a TT-NN program stores them)."""
     import torch
 
-    _, net = build_torch(model, spec_path, state)
+    _, net = build_torch(model, spec_path, state, weights_dtype=weights_dtype)
     with torch.no_grad():
         return net(tokens)
 
 
-def build_torch(model: Model, spec_path: str, state: dict, source: str | None = None):
+def build_torch(model: Model, spec_path: str, state: dict, source: str | None = None, weights_dtype="bf16"):
     """The generated torch program (its module) and its model with `state` loaded, in eval mode."""
     from ..codegen.torch_backend import compile_torch
 
-    module = load_program(source or compile_torch(model, spec_path), f"{model.name}_torch")
+    module = load_program(source or compile_torch(model, spec_path, weights_dtype), f"{model.name}_torch")
     net = root_class(module, model)()
     if isinstance(state, WeightStream):
         stream_into_torch(net, module, state)
@@ -89,12 +90,14 @@ def stream_into_torch(net, module, stream: WeightStream) -> None:
     for name, source in getattr(module, "TIED", {}).items():
         tied.setdefault(source, []).append(name)
     loaded = set()
+    block_float_dtype = getattr(module, "block_float_dtype", lambda name: None)  # --weights-dtype's rounding
     with torch.no_grad():
         for name, tensor in stream.items():
             for target in [name] + tied.get(name, []):
                 if target not in by_ours:
                     raise ArchError(f"{stream.source}: the generated model has no parameter {target}")
-                params[by_ours[target]].copy_(tensor)
+                dtype = block_float_dtype(target)
+                params[by_ours[target]].copy_(module.block_float(tensor, dtype) if dtype else tensor)
                 loaded.add(target)
     missing = [name for name in by_ours if name not in loaded and isinstance(params[by_ours[name]], torch.nn.Parameter)]
     if missing:
@@ -200,7 +203,7 @@ def run_program(model: Model, args) -> int:
                                 strategy=getattr(args, "strategy", None))
     state = weights_for_run(model, args)
     if args.mode == "torch":
-        logits = run_torch(model, args.spec, state, tokens)
+        logits = run_torch(model, args.spec, state, tokens, args.weights_dtype)
     elif args.mode == "golden":
         from ..targets import get_target
 
