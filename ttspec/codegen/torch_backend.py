@@ -113,7 +113,7 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
     device keeps in bf16."""
     from ..analysis.memory import weight_bytes_by_kind
     from ..analysis.params_report import kind_of
-    from ..weight_formats import parse
+    from ..weight_formats import WeightFormats, parse
 
     formats = parse(weights_dtype)
     if formats.plain and formats.default == "bf16":
@@ -130,11 +130,13 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
             if dtype == "bf16":
                 continue
             if node.op == TIED_LINEAR.name:
+                kind = kind_of(graph, node.module)
+                fixed = WeightFormats(formats.default, {**formats.by_kind, kind: "bf16"})
                 raise UsageError(f"--weights-dtype {formats}: the torch model cannot hold `{prefix}{node.module}` in "
                                  f"{dtype}: it is tied to {node.attrs['weight'].name}, one tensor in torch, which "
                                  "the device keeps in bf16",
-                                 hint=f"give the head bf16 (`--weights-dtype {formats},head=bf16`) or run a TT-NN "
-                                      "target (--mode golden) for the device's own copy")
+                                 hint=f"give the head bf16 (`--weights-dtype {fixed}`) or run a TT-NN target "
+                                      "(--mode golden) for the device's own copy")
             found[prefix + node.params["weight"]] = dtype
         for node in graph.repeats():
             for body, _ in layer_variants(node):
