@@ -7,10 +7,16 @@ partial sum). Layouts propagate through the graph and collectives are inserted w
 op needs another layout: reduce_scatter turns partial sums back into a hidden-split
 residual stream, all_gather rebuilds the full activation before each norm.
 
+2-D tensor parallelism (docs/design-2d-tp.md) runs the same rules once per mesh axis: the rows
+as above with the residual replicated, then the columns in the hidden-side role, where every
+matmul splits its hidden dim (so a projection out of the residual is row-parallel and one back
+into it column-parallel) and norms are distributed. Each axis keeps its own layouts and
+placements (AxisPlan); collectives carry the axis they run on (ttnn's cluster_axis).
+
 What each op needs is its sharding rule in the op registry (ttspec/ops/); this module walks
 the graph, runs the rules, and owns the conversions between layouts (the collectives).
 The result is data (ShardPlan: a placement per parameter, a layout per value, each
-collective with its reason) plus the rewritten graph that codegen emits.
+collective with its reason, per axis) plus the rewritten graph that codegen emits.
 """
 
 from __future__ import annotations
