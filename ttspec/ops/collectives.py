@@ -1,8 +1,8 @@
 """Collectives, inserted by the sharding planner (ttspec/passes/shard.py), never written in a spec.
 
 Types in the IR stay logical (unsharded), so their shape rule is the identity; what they move
-is described by the plan. Each is emitted as the ttnn CCL op of the same name on the
-tensor-parallel `cluster_axis`.
+is described by the plan. Each is emitted as the ttnn CCL op of the same name on its mesh
+axis (`cluster_axis`): the tensor-parallel one, or either axis of a 2-D plan.
 """
 
 from __future__ import annotations
