@@ -60,6 +60,12 @@ for _name in ("TILE", "seq", "batch", "padded", "mapper", "F", "x", "layer", "se
 for _name in ("assert_", "failUnless", "assertEquals"):
     CASES[f"label-{_name}"] = spec(DECODER.format(name="decoder") + f"h = decoder(h) as {_name}")
 CASES["unused-instance"] = spec(DECODER.format(name="decoder") + "u = decoder(h) as unused")
+# helpers of 2-D mesh programs and of torch programs with block-float weights
+for _name in ("STATISTICS_KERNEL", "per_axis", "shard", "gather_logits", "block_float", "block_float_dtype",
+              "BLOCK_FLOAT_WEIGHTS", "stats", "MESH_SHAPE"):
+    # as model, block and label; and as a variable, except `shard`, which starts a statement of the language
+    variable = "" if _name == "shard" else f"\n{_name} = rmsnorm(h) as n\nh = {_name} + h"
+    CASES[f"helper-{_name}"] = spec(DECODER.format(name=_name) + f"h = {_name}(h) as {_name}{variable}", model=_name)
 TWO_WIDTHS = """model m
 input tokens: int32[batch, seq] where seq <= 64
 block ffn(x: [batch, seq, d]) -> [batch, seq, d] {
@@ -74,7 +80,11 @@ output logits = lm_head(h, 256)
 """
 CASES["one-block-two-widths"] = TWO_WIDTHS
 
-TARGETS = ("torch", "n150", "n300")
+# name -> compile_source's options: one chip, a 1-D mesh, a 2-D one (galaxy's 2x2 sub-mesh: heads and MLP
+# over 2 rows, hidden over 2 columns) and the torch reference holding bfloat8_b weights
+TARGETS = {"torch": dict(target="torch"), "n150": dict(target="n150"), "n300": dict(target="n300"),
+           "galaxy-2d": dict(target="galaxy", mesh="2x2", strategy="2d"),
+           "torch-bfloat8_b": dict(target="torch", weights_dtype="bfloat8_b")}
 GOLDEN = ("block-class", "block-_1", "model-F", "Decoder-beside-decoder", "one-block-two-widths", "helper-variables",
           "input-seq", "labels-with-bias-suffix", "unused-instance")
 
@@ -96,8 +106,8 @@ def compiled(tmp_path_factory):
         path = folder / f"{case.replace('-', '_')}.arch"
         path.write_text(text)
         model = load_model(path)
-        for target in TARGETS:
-            source = compile_source(model, path.name, target)
+        for target, options in TARGETS.items():
+            source = compile_source(model, path.name, **options)
             (folder / f"{path.stem}_{target}.py").write_text(source)
             out[(case, target)] = (model, path, source)
     return folder, out
@@ -126,16 +136,18 @@ def test_torch_model_has_the_params_parameters_under_their_names(compiled, case)
         assert torch.isfinite(net(torch.randint(0, 64, (1, 7)))).all()
 
 
-@pytest.mark.parametrize("case", GOLDEN)
-def test_n150_golden_computes_what_torch_does(compiled, case):
+@pytest.mark.parametrize("target,case", [("n150", case) for case in GOLDEN] + [
+    ("galaxy-2d", case) for case in ("helper-STATISTICS_KERNEL", "helper-per_axis", "block-class", "helper-variables",
+                                     "one-block-two-widths")])
+def test_golden_computes_what_torch_does(compiled, target, case):
     pytest.importorskip("ttnn")
     _, programs = compiled
-    model, path, source = programs[(case, "n150")]
+    model, path, source = programs[(case, target)]
     state = random_state_dict(model, seed=3)
     vocab = 256 if case == "one-block-two-widths" else 64
     tokens = torch.randint(0, vocab, (2, 40), generator=torch.Generator().manual_seed(1))
     reference = run_torch(model, path.name, state, tokens).float()
-    logits, _ = run_golden(model, path.name, get_target("n150"), state, tokens, source=source)
+    logits, _ = run_golden(model, path.name, get_target(TARGETS[target]["target"]), state, tokens, source=source)
     assert logits.shape == reference.shape
     err = ((logits.double() - reference.double()).norm() / reference.double().norm()).item()
     assert err < 0.05, err
@@ -149,7 +161,7 @@ def test_one_block_at_two_widths_gives_two_classes(compiled):
         tree = ast.parse(programs[("one-block-two-widths", target)][2])
         classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
         assert len(classes) == len(set(classes)), classes
-        assert ({"Ffn", "Ffn_1"} if target == "torch" else {"Ffn"}) <= set(classes), classes
+        assert ({"Ffn", "Ffn_1"} if target.startswith("torch") else {"Ffn"}) <= set(classes), classes
 
 
 def test_one_block_used_twice_at_one_width_gives_one_class(compiled):
