@@ -128,6 +128,8 @@ def test_a_tied_head_in_a_block_float_is_refused_for_torch(run_cli, tmp_path):
     out = run_cli("compile", "specs/nano-trickster.arch", "--target", "torch", "--weights-dtype", "bfloat8_b",
                   "-o", tmp_path / "m.py")
     assert out.returncode == 2 and "Traceback" not in out.stderr and not (tmp_path / "m.py").exists()
+    assert out.stderr.startswith("specs/nano-trickster.arch:28:17: error:")  # the spec's tied lm_head call
+    assert "lm_head(h, vocab, tied = embedding)" in out.stderr
     assert "cannot hold `lm_head` in bfloat8_b: it is tied to embedding.weight" in out.stderr
     assert "--weights-dtype bfloat8_b,head=bf16" in out.stderr
     ok = run_cli("compile", "specs/nano-trickster.arch", "--target", "torch", "--weights-dtype",

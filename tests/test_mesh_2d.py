@@ -461,6 +461,19 @@ def test_hidden_that_does_not_split_over_the_columns(write_spec):
     assert hinted.shard_plan.strategy == "2d" and hinted.shard_plan.mesh == (8, 3)
 
 
+def test_2d_refusal_on_the_command_line(run_cli, write_spec, tmp_path):
+    """The same refusal from `compile --strategy 2d`: one located error with its hint, exit 1, no
+    traceback, no program written."""
+    text = (SPECS / "llama-gqa-tiny.arch").read_text().replace("let d = 256", "let d = 96")
+    text = text.replace("heads = heads, kv_heads = kv_heads,", "heads = heads, kv_heads = kv_heads, head_dim = 32,")
+    path = write_spec(text)
+    model_line = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("model "))
+    out = run_cli("compile", path, "--target", "galaxy", "--strategy", "2d", "-o", tmp_path / "out.py", timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and not (tmp_path / "out.py").exists()
+    assert out.stderr.startswith(f"{path}:{model_line}:7: error: 2-D tensor parallelism splits hidden=96")
+    assert out.stderr.count("error:") == 1 and "hint: use --strategy 1d or --mesh 8x3" in out.stderr
+
+
 # ---------------------------------------------------------------- the spec's shard statements under 2-D
 @pytest.mark.parametrize("lines", [
     'shard "lm_head" replicate\nshard "layers.*.mlp.w*" replicate',

@@ -10,7 +10,7 @@ import re
 
 from ..analysis.interpreters import count_params
 from ..errors import ArchError, UsageError
-from ..ir.graph import Model, layer_variants
+from ..ir.graph import Model, layer_variants, point_at_spec
 from ..ops import LINEAR, REGISTRY, TIED_LINEAR
 from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
 from .emit import emit_forward
@@ -126,17 +126,18 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
         for node in graph.topo():
             if node.op not in (LINEAR.name, TIED_LINEAR.name):
                 continue
-            dtype = formats.dtype(kind_of(graph, node.module))
+            kind = kind_of(graph, node.module)
+            dtype = formats.dtype(kind)
             if dtype == "bf16":
                 continue
             if node.op == TIED_LINEAR.name:
-                kind = kind_of(graph, node.module)
                 fixed = WeightFormats(formats.default, {**formats.by_kind, kind: "bf16"})
-                raise UsageError(f"--weights-dtype {formats}: the torch model cannot hold `{prefix}{node.module}` in "
-                                 f"{dtype}: it is tied to {node.attrs['weight'].name}, one tensor in torch, which "
-                                 "the device keeps in bf16",
-                                 hint=f"give the head bf16 (`--weights-dtype {fixed}`) or run a TT-NN target "
-                                      "(--mode golden) for the device's own copy")
+                error = UsageError(f"--weights-dtype {formats}: the torch model cannot hold `{prefix}{node.module}` "
+                                   f"in {dtype}: it is tied to {node.attrs['weight'].name}, one tensor in torch, "
+                                   "which the device keeps in bf16", node.loc,
+                                   hint=f"give the head bf16 (`--weights-dtype {fixed}`) or run a TT-NN target "
+                                        "(--mode golden) for the device's own copy")
+                raise point_at_spec(error, [(graph, node.module)])
             found[prefix + node.params["weight"]] = dtype
         for node in graph.repeats():
             for body, _ in layer_variants(node):
