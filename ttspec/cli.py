@@ -389,7 +389,7 @@ def run_command(args, target: str, built=None) -> str:
     if built is not None and built.shard_plan is not None:
         from .driver import strategies_allowed
 
-        if strategy or len(strategies_allowed(built.options)) > 1:
+        if strategy or len(strategies_allowed(built.options.mesh, built.options.dp)) > 1:
             strategy = built.shard_plan.strategy
     if strategy:
         words += ["--strategy", strategy]
@@ -474,7 +474,8 @@ def cmd_compile(args) -> int:
         from .analysis.plan_report import strategy_text
         from .driver import strategies_allowed
 
-        how = ("" if len(strategies_allowed(built.options)) < 2 else " (the plan search's choice)" if chosen
+        one = len(strategies_allowed(built.options.mesh, built.options.dp)) < 2
+        how = ("" if one else " (the plan search's choice)" if chosen
                else " (--strategy)" if args.strategy else " (the planner's choice; --strategy forces one)")
         print(f"strategy: {strategy_text(built.shard_plan)}{how}")
     print(f"run it: {run_command(args, target, built)}")

@@ -4,7 +4,7 @@ Every command and the tests go through here. No torch, no ttnn."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,7 @@ class Build:
     shard_plan: ShardPlan | None
     memory: Memory
     strategy_reason: str = ""  # why the planner chose this plan's strategy over the other (choose_strategy)
+    weighed: list[Build] = field(default_factory=list)  # the other strategies' builds choose_strategy weighed
 
     @property
     def weight_bytes(self) -> int:
@@ -122,30 +123,23 @@ def prepare(model: Model, options: Options) -> Build:
         formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
     if options.mesh == (1, 1):
         return _prepare(model, options, None)
-    strategies = strategies_for(options)
-    if len(strategies) == 1:
-        return _prepare(model, options, strategies[0])
-    return choose_strategy([_prepare(model, options, "1d")] + _try_prepare(model, options, "2d"), options)
+    first, *others = [options.strategy] if options.strategy else strategies_allowed(options.mesh, options.dp)
+    builds = [_prepare(model, options, first)]  # the first (1-D) must build: its refusal is the error to show
+    for strategy in others:  # a strategy the user did not force is simply not a candidate where it cannot build
+        builds += _try_prepare(model, options, strategy)
+    return choose_strategy(builds, options)
 
 
-def strategies_for(options: Options) -> list[str]:
-    """The tensor-parallel strategies the planner weighs for these options."""
-    if options.strategy:
-        return [options.strategy]
-    return list(strategies_allowed(options))
-
-
-def strategies_allowed(options: Options) -> tuple[str, ...]:
-    """The strategies the mesh allows whatever the options force: 1-D on any mesh, and 2-D as well on a
+def strategies_allowed(mesh: tuple[int, int], dp: bool) -> tuple[str, ...]:
+    """The strategies a mesh allows whatever the options force: 1-D on any mesh, and 2-D as well on a
     mesh with two axes of 2 or more chips that --dp does not claim."""
-    if options.mesh == (1, 1):
+    if mesh == (1, 1):
         return ()
-    return ("1d", "2d") if min(options.mesh) >= 2 and not options.dp else ("1d",)
+    return ("1d", "2d") if min(mesh) >= 2 and not dp else ("1d",)
 
 
 def _try_prepare(model: Model, options: Options, strategy: str) -> list[Build]:
-    """The build with `strategy`, or none when the model cannot be sharded so (the strategy the user did
-    not force is simply not a candidate)."""
+    """The build with `strategy`, or none when the model cannot be sharded so."""
     try:
         return [_prepare(model, options, strategy)]
     except ArchError:
@@ -155,10 +149,12 @@ def _try_prepare(model: Model, options: Options, strategy: str) -> list[Build]:
 def strategy_builds(model: Model, options: Options, chosen: Build | None = None) -> list[tuple[str, Build | ArchError]]:
     """Every strategy the mesh allows (strategies_allowed), built whether or not the options force one,
     or the planner's refusal: what `ttspec plan` compares. `chosen`: a build already made for one of them."""
+    made = {b.shard_plan.strategy: b for b in ([chosen] + chosen.weighed if chosen is not None else [])
+            if b.shard_plan is not None}  # built already: the chosen plan, and those the planner weighed
     out: list[tuple[str, Build | ArchError]] = []
-    for strategy in strategies_allowed(options):
-        if chosen is not None and chosen.shard_plan is not None and chosen.shard_plan.strategy == strategy:
-            out.append((strategy, chosen))
+    for strategy in strategies_allowed(options.mesh, options.dp):
+        if strategy in made:
+            out.append((strategy, made[strategy]))
             continue
         try:
             out.append((strategy, _prepare(model, options, strategy)))
@@ -215,6 +211,7 @@ def choose_strategy(builds: list[Build], options: Options) -> Build:
             reason = (f"only {name} fits {options.target.name} at batch {options.batch} ({chosen.weight_bytes:,} "
                       f"against {other.weight_bytes:,} bytes of weights per chip)")
         chosen.strategy_reason = reason
+        chosen.weighed = [b for b in builds if b is not chosen]
         strategies = (chosen.shard_plan.strategy.upper(), other.shard_plan.strategy.upper())
         chosen.shard_plan.notes.insert(0, f"the planner chose {strategies[0]} tensor parallelism over {strategies[1]}: "
                                           f"{reason}; --strategy forces one")

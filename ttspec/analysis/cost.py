@@ -34,7 +34,7 @@ from ..ir.layout import Layout, Placement
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
-from ..ops.norms import NORM_STATISTICS
+from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
 from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from .interpreters import Interpreter
@@ -44,7 +44,6 @@ SCHEMA = "ttspec-report/1"
 COLLECTIVE_NAMES = {c.name for c in COLLECTIVES}
 MATMULS = {LINEAR.name, TIED_LINEAR.name}
 CLASS_COLLECTIVE = "collective"
-STATISTICS_BYTES = 4  # a distributed norm's float32 statistics (ops/norms.py)
 HOST_READ = "host_read"  # not an op: the logits' trip to the host over PCIe
 
 

@@ -8,17 +8,24 @@ by side, and says which one the planner chose and why (driver.choose_strategy)."
 
 from __future__ import annotations
 
-from ..driver import STRATEGY_LABELS, Build, fitting_options, prepare, resolve_options, strategy_builds
+from ..driver import (
+    STRATEGY_LABELS,
+    Build,
+    fitting_options,
+    prepare,
+    resolve_options,
+    strategies_allowed,
+    strategy_builds,
+)
 from ..errors import ArchError
 from ..ir.graph import Model, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_REDUCE, MESH_PARTITION
-from ..ops.norms import NORM_STATISTICS
+from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 
 SCHEMA = "ttspec-plan/3"
 AXIS_NAMES = {0: "rows", 1: "columns"}  # a 2-D plan's mesh axes, as tt-metal's Galaxy code names them
 ACTIVATION_BYTES = 2  # collectives move bf16 activations
-STATISTICS_BYTES = 4  # and a distributed norm's float32 statistics (ops/norms.py)
 # How a 2-D plan's placement reads on one axis: "column over rows (8)".
 AXIS_WORDS = {Placement.REPLICATE: "replicated", Placement.COLUMN: "column", Placement.ROW: "row",
               Placement.HIDDEN: "split on hidden", Placement.VOCAB: "vocabulary (column)",
@@ -135,7 +142,7 @@ def _reason(build: Build, options) -> str:
         return f"--strategy {options.strategy} forces {label}"
     if build.strategy_reason:
         return f"the planner chose {label}: {build.strategy_reason}"
-    if min(options.mesh) >= 2 and not options.dp:
+    if len(strategies_allowed(options.mesh, options.dp)) > 1:
         return f"{label} is the only strategy the planner can shard this model with on this mesh"
     return f"{label}: the only strategy on a " + ("mesh whose other axis --dp takes" if options.dp else
                                                   "one-row mesh")

@@ -75,7 +75,9 @@ class Plan:
     def strategy_option(self) -> str | None:
         """The --strategy the plan needs: always for 2-D; for 1-D where the mesh would let the planner
         choose 2-D instead (two axes of 2 or more, no --dp)."""
-        if self.strategy == "2d" or (min(self.mesh) >= 2 and not self.dp):
+        from ..driver import strategies_allowed
+
+        if len(strategies_allowed(self.mesh, self.dp)) > 1:
             return self.strategy
         return None
 

@@ -107,6 +107,7 @@ NORM_STATISTICS = register(OpDef(
     ttnn=TTNNLowering(expr=_ttnn_statistics), var_name=lambda node: "stats",
 ))
 LAYER_NORM_NAME = "layer_norm"
+STATISTICS_BYTES = 4  # a value of norm_statistics' output: float32 (_ttnn_statistics)
 
 
 def _ttnn_check_norm(node, graph) -> None:
