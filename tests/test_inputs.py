@@ -48,7 +48,8 @@ def test_non_utf8_is_located(tmp_path):
 
 
 @pytest.mark.parametrize("text, line, col, words", [
-    ('{"a": 1,\n  "b": ' + "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1) + "}", 2, 7 + MAX_JSON_DEPTH,  # the object is level 1
+    ('{"a": 1,\n  "b": ' + "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1) + "}", 2,
+     7 + MAX_JSON_DEPTH,  # the object is level 1
      "deeper than"),
     ('{"a": 1,\n "b": ' + "9" * 5000 + "}", 2, 7, "5,000 digits"),
     ('{"a": 1,\n "b": -' + "1" * (MAX_INT_DIGITS + 1) + "}", 2, 7, "digits"),

@@ -44,7 +44,8 @@ def regular_file(path: str | Path, what: str, limit: int | None = None) -> Path:
     except FileNotFoundError:
         if p.is_symlink():
             raise ArchError(f"cannot read {what} {quote(p)}: it is a symlink to {quote(os.readlink(p))}, "
-                            "which does not exist", hint="point the link at the file, or give the file itself") from None
+                            "which does not exist",
+                            hint="point the link at the file, or give the file itself") from None
         raise ArchError(f"cannot read {what} {quote(p)}: no such file") from None
     except OSError as e:
         raise ArchError(f"cannot read {what} {quote(p)}: {e.strerror or type(e).__name__}") from None
