@@ -12,6 +12,7 @@ ignores), and config.json's text (where a field is, found by searching the file)
 
 import json
 import os
+import re
 
 import pytest
 
@@ -97,6 +98,8 @@ DISAGREEMENTS = [
     ("heads", "llama", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16),
      dict(num_attention_heads=8, num_key_value_heads=4, head_dim=8), ("num_attention_heads",),
      "num_attention_heads is 4 but the spec says 8"),
+    ("gemma2_window", "gemma2", dict(sliding_window=16), dict(sliding_window=32), ("layer_types",),
+     'layer_types[0] is "sliding_attention" (attention window 16) but the spec says 32'),
     ("tie", "llama", dict(tie_word_embeddings=True), {}, ("tie_word_embeddings",),
      "tie_word_embeddings is true but the spec says untied"),
     ("attn_softcap", "gemma2", dict(attn_logit_softcapping=30.0), {}, ("attn_logit_softcapping",),
@@ -183,6 +186,55 @@ def test_transformers_4_top_level_rope_theta(tmp_path):
         load_weights_file(model, str(folder))
     assert "rope_theta is 500000.0 but the spec says 10000.0" in str(e.value)
     assert (e.value.loc.line, e.value.loc.col) == where(text, "rope_theta")
+
+
+def test_a_field_the_config_leaves_out_is_the_familys_default(tmp_path):
+    folder = tmp_path / "hf"
+    save_checkpoint(folder, hf_config("llama"))
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("rope_parameters")  # LlamaConfig's default theta, 10000.0, applies
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    model = load_model(imported_spec(tmp_path, hf_config("llama", rope_parameters=dict(ROPE, rope_theta=5e5))))
+    with pytest.raises(ArchError) as e:
+        load_weights_file(model, str(folder))
+    assert "config.json has no `rope_theta`, so the checkpoint's rope theta is llama's default, 10000.0, but the " \
+           "spec says 500000.0" in str(e.value)
+    assert (e.value.loc.line, e.value.loc.col) == (1, 1)
+
+
+# what the family computes whatever its config says; spec edits that drop it
+STRUCTURE = [
+    ("no_rope", "llama", [(r",\s*rope = rotary", "")], ("rope_parameters",),
+     "rope_parameters means a rotary embedding but the spec says no rotary embedding"),
+    ("norm_offset", "gemma2", [(r", offset = 1\.0", "")], ("model_type",),
+     "a `gemma2` checkpoint's norm weight offset is 1.0 but the spec says 0.0"),
+    ("embedding_scale", "gemma2", [(r" \* d \*\* 0\.5", "")], ("model_type",),
+     "a `gemma2` checkpoint's embedding scale is 8.0 but the spec says unscaled"),
+]
+
+
+@pytest.mark.parametrize("case,family,edits,keys,message", STRUCTURE, ids=[c[0] for c in STRUCTURE])
+def test_a_spec_that_drops_what_the_family_computes_is_refused(tmp_path, monkeypatch, case, family, edits, keys,
+                                                               message):
+    folder = tmp_path / "hf"
+    hf = save_checkpoint(folder, hf_config(family))
+    spec = imported_spec(tmp_path, hf_config(family))
+    text = spec.read_text()
+    for pattern, replacement in edits:
+        text, count = re.subn(pattern, replacement, text)
+        assert count >= 1, pattern
+    spec.write_text(text)
+    model = load_model(spec)
+    with pytest.raises(ArchError) as e:
+        load_weights_file(model, str(folder))
+    assert message in str(e.value)
+    assert (e.value.loc.line, e.value.loc.col) == where((folder / "config.json").read_text(), *keys)
+    # and what it prevents: the spec's logits with these weights are not HF's
+    monkeypatch.setattr("ttspec.checkpoint_config.check_config", lambda *args: None)
+    toks = tokens()
+    got = run_torch(model, str(spec), load_weights_file(model, str(folder)), toks).float()
+    with torch.no_grad():
+        assert (got - hf(toks).logits).abs().max().item() > 1e-3
 
 
 def test_through_the_cli_one_located_message(tmp_path, run_cli):

@@ -188,18 +188,19 @@ def semantics(model: Model, seq_bound: int | None, locate: bool = True) -> dict[
             add("attn_softcap", node.attrs["softcap"], node, graph, chain, "softcap")
         elif op == "softcap" and not chain:
             add("final_softcap", node.attrs["cap"], node, graph, chain, "cap")
-        elif op in ("linear", "tied_linear") and not chain and node.id in top.outputs.values() or (
-                op in ("linear", "tied_linear") and not chain and _feeds_output(top, node)):
+        elif op in ("linear", "tied_linear") and not chain and _is_head(top, node):
             add("tied", op == "tied_linear", node, graph, chain)
     if not out["final_softcap"]:
         out["final_softcap"] = [Seen(None, model.loc)]
     return out
 
 
-def _feeds_output(graph: Graph, node: Node) -> bool:
-    """A top-level projection whose only way out is an output, maybe through a softcap (the head)."""
-    users = [graph.node(u) for u in graph.users[node.id]]
+def _is_head(graph: Graph, node: Node) -> bool:
+    """A top-level projection that is an output, or whose only way out is a softcapped output."""
     outputs = set(graph.outputs.values())
+    if node.id in outputs:
+        return True
+    users = [graph.node(u) for u in graph.users[node.id]]
     return bool(users) and all(u.id in outputs and u.op == "softcap" for u in users)
 
 
@@ -292,20 +293,27 @@ class ConfigText:
 
 
 def _message(cfg: ConfigText, d: Disagreement, family: str) -> tuple[str, Loc]:
+    """`KEY is VALUE but the spec says VALUE (spec.arch:L:C)`, at the config key that sets the field."""
     keys = next((k for k in FIELDS[d.field] if cfg.present(k)[0]), None)
-    ours = show_field(d.field, d.spec.value)
-    theirs = show_field(d.field, d.checkpoint)
-    where = f" ({d.spec.where})" if d.spec.where else ""
-    layer = f"layer {d.layer}: " if d.layer is not None and d.field in ("window",) else ""
-    if keys is None or keys == ("model_type",):
-        what = f"a `{family}` checkpoint" if keys else f"{cfg.path.name} leaves it to {family}'s default, which"
-        return (f"{layer}the checkpoint's {WHAT[d.field]} is {theirs} ({what}) but the spec says {ours}{where}",
-                cfg.loc(keys or ()))
-    raw = cfg.present(keys)[1]
-    raw_text = quote(json.dumps(raw), 60) if not isinstance(raw, (dict, list)) else "given here"
-    name = ".".join(keys)
-    meaning = "" if raw_text in (theirs, json.dumps(d.checkpoint)) else f" ({WHAT[d.field]} {theirs})"
-    return f"{layer}{name} is {raw_text}{meaning} but the spec says {ours}{where}", cfg.loc(keys)
+    ours, theirs = show_field(d.field, d.spec.value), show_field(d.field, d.checkpoint)
+    tail = f" but the spec says {ours}" + (f" ({d.spec.where})" if d.spec.where else "")
+    layer = f"layer {d.layer}: " if d.layer is not None and d.field == "window" else ""
+    if keys is None:  # transformers' default for the family applies
+        top = next((k for k in FIELDS[d.field] if len(k) == 1), FIELDS[d.field][0])  # the 4.x spelling
+        return (f"{layer}{cfg.path.name} has no `{'.'.join(top)}`, so the checkpoint's "
+                f"{WHAT[d.field]} is {family}'s default, {theirs},{tail}", cfg.loc(()))
+    if keys == ("model_type",):  # not a config field: what every model of the family computes
+        return f"{layer}a `{family}` checkpoint's {WHAT[d.field]} is {theirs}{tail}", cfg.loc(keys)
+    raw, name = cfg.present(keys)[1], ".".join(keys)
+    if keys == ("layer_types",) and d.layer is not None and isinstance(raw, list) and d.layer < len(raw):
+        raw, name, layer = raw[d.layer], f"layer_types[{d.layer}]", ""
+    if isinstance(raw, (dict, list)):
+        return f"{layer}{name} means {theirs}{tail}", cfg.loc(keys)
+    raw_text = quote(json.dumps(raw), 60)
+    same_text = raw == d.checkpoint or (isinstance(raw, (int, float)) and not isinstance(raw, bool)
+                                        and isinstance(d.checkpoint, (int, float)) and same(raw, d.checkpoint))
+    meaning = "" if same_text else f" ({WHAT[d.field]} {theirs})"
+    return f"{layer}{name} is {raw_text}{meaning}{tail}", cfg.loc(keys)
 
 
 def _layers_key(family: str) -> tuple[str, ...]:
