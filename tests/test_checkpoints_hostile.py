@@ -437,18 +437,31 @@ def test_an_oversized_config_is_refused_unread(tmp_path):
 
 
 # ---------------------------------------------------------------- 4. buffers HF ignores are ignored
-def test_rotary_inv_freq_buffers_are_ignored_as_hf_ignores_them(tmp_path):
+def _old_buffers(family, config):
+    """The buffers older transformers saved beside the weights, with values that would matter if read:
+    Llama's per-layer rotary frequencies (another theta's), GPT-2's causal mask (all ones) and mask value."""
+    if family == "llama":
+        wrong = 1.0 / (123.0 ** (torch.arange(0, HEAD_DIM, 2).float() / HEAD_DIM))
+        return {f"model.layers.{i}.self_attn.rotary_emb.inv_freq": wrong.clone()
+                for i in range(config.num_hidden_layers)}
+    n = config.n_positions
+    return {name: tensor for i in range(config.n_layer) for name, tensor in (
+        (f"transformer.h.{i}.attn.bias", torch.ones(1, 1, n, n, dtype=torch.bool)),
+        (f"transformer.h.{i}.attn.masked_bias", torch.tensor(-1e4)))}
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_rotary_inv_freq_buffers_are_ignored_as_hf_ignores_them(tmp_path, family):
     """Checkpoints saved by older transformers carry each layer's `rotary_emb.inv_freq` (and GPT-2
     its attention masks); HF drops them on load, so ttspec must neither refuse nor map them. The
-    buffers written here hold another theta's frequencies: HF's logits do not depend on them."""
+    buffers written here hold values that would change the logits: HF's do not depend on them."""
     folder = tmp_path / "hf"
-    config = hf_config("llama")
+    config = hf_config(family)
     save_checkpoint(folder, config)
     tensors = load_file(str(folder / "model.safetensors"))
-    wrong = 1.0 / (123.0 ** (torch.arange(0, HEAD_DIM, 2).float() / HEAD_DIM))
-    for i in range(config.num_hidden_layers):
-        tensors[f"model.layers.{i}.self_attn.rotary_emb.inv_freq"] = wrong.clone()
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    buffers = _old_buffers(family, config)
+    assert not set(buffers) & set(tensors)
+    save_file(tensors | buffers, str(folder / "model.safetensors"), metadata={"format": "pt"})
     hf = transformers.AutoModelForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32).eval()
     spec = imported_spec(tmp_path, config)
     model = load_model(spec)
