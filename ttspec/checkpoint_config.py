@@ -259,15 +259,25 @@ def disagreements(spec: dict[str, list[Seen]], checkpoint: dict[str, list[Seen]]
                     found.append(Disagreement(name, b.value, a, i))
                     break
             continue
-        values = [t.value for t in theirs]
+        values = _distinct(t.value for t in theirs)
         odd = next((a for a in ours if not any(same(a.value, v) for v in values)), None)
         if odd is not None:
             found.append(Disagreement(name, values[0] if values else None, odd))
             continue
-        missing = next((v for v in values if not any(same(a.value, v) for a in ours)), None)
+        used = _distinct(a.value for a in ours)
+        missing = next((v for v in values if not any(same(u, v) for u in used)), None)
         if values and missing is not None and ours:
             found.append(Disagreement(name, missing, ours[0]))
     return found
+
+
+def _distinct(values) -> list:
+    """The values once each, in order (a model uses one or two eps, activations ...: linear in the layers)."""
+    out: list = []
+    for v in values:
+        if not any(same(v, u) for u in out):
+            out.append(v)
+    return out
 
 
 class ConfigText:
