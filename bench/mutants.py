@@ -95,6 +95,13 @@ MUTANTS = [
            SEMANTIC, "the TT-NN gelu_tanh computes the exact GELU",
            equivalent="below bf16 resolution: |gelu - gelu_tanh| <= 4.7e-4 (at x = 2.7, where gelu is 2.69 and "
                       "a bf16 ulp is 0.0156); only the snapshot test sees it"),
+    # issue 18: checkpoints
+    Mutant("rotary_inv_freq_not_ignored", "ttspec/checkpoints.py",
+           r'IGNORED_HF = re.compile(r"(.*\.)?(rotary_emb\.inv_freq|attn\.bias|attn\.masked_bias)")',
+           r'IGNORED_HF = re.compile(r"(.*\.)?(attn\.bias|attn\.masked_bias)")',
+           ("tests/test_checkpoints_hostile.py::test_rotary_inv_freq_buffers_are_ignored_as_hf_ignores_them[llama]",),
+           "checkpoints' rotary inv_freq buffers (older transformers saved one per layer) are no longer ignored: "
+           "such a checkpoint is refused for tensors the spec does not use"),
 ]
 
 

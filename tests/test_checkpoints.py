@@ -79,7 +79,6 @@ ROPE = {"rope_type": "default", "rope_theta": 10000.0}
 def configs():
     return {
         "llama": lambda: transformers.LlamaConfig(**COMMON, rope_parameters=ROPE),
-        # the sequences here (48) are below the window, where Mistral is Llama
         "mistral": lambda: transformers.MistralConfig(**COMMON, rope_parameters=ROPE, sliding_window=64),
         "qwen2": lambda: transformers.Qwen2Config(**COMMON, rope_parameters=ROPE, use_sliding_window=False),
         "phi3": lambda: transformers.Phi3Config(**COMMON, rope_parameters=ROPE, pad_token_id=0,
@@ -100,8 +99,10 @@ def configs():
 
 
 def spec_text(family: str) -> str | None:
-    if family in ("llama", "mistral", "phi3"):
+    if family in ("llama", "phi3"):
         return LLAMA_LIKE_SPEC.format(name=f"{family}_ckpt", family=family, bias="")
+    if family == "mistral":  # the config's window: a checkpoint is checked against the spec field by field
+        return LLAMA_LIKE_SPEC.format(name="mistral_ckpt", family="mistral", bias=" window = 64,")
     if family == "qwen2":
         return LLAMA_LIKE_SPEC.format(name="qwen2_ckpt", family="qwen2", bias=" qkv_bias = true, out_bias = false,")
     return {"phi": PHI_SPEC, "gpt2": GPT2_SPEC}.get(family)

@@ -63,8 +63,13 @@ def main(work: Path) -> None:
             program_module.close_device(device)
         result["seconds"] = time.perf_counter() - start
     except Exception as e:  # reported to the parent, which turns it into one clear message
+        from ttspec.errors import ArchError
+
         message = str(e).strip().splitlines()
-        result["error"] = f"{type(e).__name__}: {message[0] if message else ''}"
+        if isinstance(e, ArchError):  # a refusal (a checkpoint tensor holding NaN): its own message and hint
+            result["error"], result["hint"] = str(e), e.diagnostic.hint
+        else:
+            result["error"] = f"{type(e).__name__}: {message[0] if message else ''}"
         if "Out of Memory" in str(e) or "out of memory" in str(e).lower():
             result["hint"] = "the weights do not fit this target's DRAM; try --weights-dtype bfloat8_b"
         result["traceback"] = traceback.format_exc()[-4000:]

@@ -1,18 +1,21 @@
 """Weights for runs: seeded random ones, and checkpoints on disk in ttspec's names or a family's
 HF names. A checkpoint (a model directory, one .safetensors file, or a sharded one's index) is
-checked from its headers alone (config model_type against the spec's family, every tensor's
-name, shape and dtype kind) and then streamed: `WeightStream` reads one tensor at a time with
-safetensors' safe_open when its consumer (a torch parameter's copy_, or a TT-NN placement) asks."""
+checked from its config.json and headers alone (model_type against the spec's family, every
+config field the spec encodes, every tensor's name, shape and dtype kind) and then streamed:
+`WeightStream` reads one tensor at a time with safetensors' safe_open when its consumer (a torch
+parameter's copy_, or a TT-NN placement) asks, and refuses a tensor holding NaN or infinity."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArchError
+from ..errors import ArchError, Loc
+from ..inputs import MiB, load_json, quote, regular_file
 from ..ir.graph import Model, iter_params
 
 
@@ -97,74 +100,96 @@ INDEX_NAME, SINGLE_NAME = "model.safetensors.index.json", "model.safetensors"
 @dataclass
 class Checkpoint:
     """Safetensors file(s) with only their headers read: every tensor's file, dtype and shape,
-    and the model_type of a config.json beside them."""
+    and the config.json beside them (its model_type, data and text)."""
     source: str  # as the user gave it
     tensors: dict[str, tuple[str, str, tuple[int, ...]]]  # name -> (file, safetensors dtype, shape)
     model_type: str | None = None
     config_path: str | None = None
+    config: dict | None = None
+    config_text: str | None = None
 
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
                 "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 _FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+CONFIG_LIMIT = 16 * MiB  # config.json files are kilobytes
+INDEX_LIMIT = 64 * MiB  # an index lists every tensor once: a few hundred KB for the largest models
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at `path`: a FIFO, a device or a dangling symlink counts (and is refused
+    by inputs.regular_file when read), so none of them is passed over for another file."""
+    return os.path.lexists(path)
 
 
 def open_checkpoint(path: str) -> Checkpoint:
     """A model directory (config.json with model.safetensors, or model.safetensors.index.json and
-    its shards), one .safetensors file, or an index file: headers only, no tensor data."""
+    its shards), one .safetensors file, or an index file: headers only, no tensor data. Every file
+    is read through ttspec.inputs: regular files only, indexes and configs size-limited."""
     p = Path(path)
-    if p.name == "config.json" and p.is_file():  # the model directory it describes
+    if p.name == "config.json" and not p.is_dir() and _exists(p):  # the model directory it describes
+        regular_file(p, "config.json", CONFIG_LIMIT)
         p = p.parent
     if p.is_dir():
-        if (p / INDEX_NAME).is_file():
+        if _exists(p / INDEX_NAME):
             files = _index_files(p / INDEX_NAME)
-        elif (p / SINGLE_NAME).is_file():
-            files = [p / SINGLE_NAME]
+        elif _exists(p / SINGLE_NAME):
+            files = [regular_file(p / SINGLE_NAME, "checkpoint file")]
         else:
             found = sorted(p.glob("*.safetensors"))
             if len(found) != 1:
-                raise ArchError(f"{path} has no {SINGLE_NAME} or {INDEX_NAME}"
+                raise ArchError(f"{quote(path)} has no {SINGLE_NAME} or {INDEX_NAME}"
                                 + (f" (and {len(found)} other .safetensors files)" if found else ""),
                                 hint="pass a model directory as save_pretrained writes it, one .safetensors "
                                      "file, or a model.safetensors.index.json")
-            files = found
+            files = [regular_file(found[0], "checkpoint file")]
         config = p / "config.json"
-    elif p.is_file():
-        files = _index_files(p) if p.name.endswith(".json") else [p]
+    elif _exists(p):
+        files = _index_files(p) if p.name.endswith(".json") else [regular_file(p, "checkpoint file")]
         config = p.parent / "config.json"
     else:
-        raise ArchError(f"no such weights file: {path}",
+        raise ArchError(f"no such weights file: {quote(path)}",
                         hint="--weights takes a model directory, a .safetensors file or a model.safetensors.index.json")
     tensors: dict[str, tuple[str, str, tuple[int, ...]]] = {}
     for file in files:
         for name, dtype, shape in _header(file):
             if name in tensors:
-                raise ArchError(f"{path}: tensor {name} is in both {tensors[name][0]} and {file}")
+                raise ArchError(f"{quote(path)}: tensor {quote(name)} is in both {quote(tensors[name][0])} and "
+                                f"{quote(file)}")
             tensors[name] = (str(file), dtype, shape)
-    model_type = None
-    if config.is_file():
-        try:
-            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError, AttributeError) as e:
-            raise ArchError(f"cannot read {config}: {e}", hint="config.json should be HF transformers' JSON") from None
-    return Checkpoint(str(path), tensors, model_type if isinstance(model_type, str) else None,
-                      str(config) if config.is_file() else None)
+    if not _exists(config):
+        return Checkpoint(str(path), tensors)
+    data, text = load_json(config, "config.json", CONFIG_LIMIT)
+    if not isinstance(data, dict):
+        raise ArchError(f"a config.json holds a JSON object of fields, not a {type(data).__name__}",
+                        Loc(str(config), 1, 1), hint="config.json should be HF transformers' JSON")
+    model_type = data.get("model_type")
+    return Checkpoint(str(path), tensors, model_type if isinstance(model_type, str) else None, str(config),
+                      data, text)
 
 
 def _index_files(index: Path) -> list[Path]:
-    try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        files = list(dict.fromkeys(weight_map.values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ArchError(f"cannot read {index} as a safetensors index: {e}",
-                        hint="an index is JSON with a `weight_map` of tensor name -> shard file") from None
+    data, text = load_json(index, "safetensors index", INDEX_LIMIT)
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict):
+        raise ArchError("a safetensors index is a JSON object with a `weight_map` of tensor name -> shard file",
+                        Loc(str(index), 1, 1))
+    shards: dict[str, str] = {}  # shard file -> the first tensor naming it
+    for tensor, value in weight_map.items():
+        if not isinstance(value, str) or Path(value).name != value or value in ("", ".", ".."):
+            from ..hf_import import _key_locations
+
+            where = _key_locations(text).get(("weight_map", tensor))
+            raise ArchError(f"safetensors index: shard {quote(json.dumps(value))} of tensor {quote(tensor)} is not "
+                            "a file name beside the index",
+                            Loc(str(index), where[0], where[1], where[2]) if where else Loc(str(index), 1, 1),
+                            hint="an index's weight_map names shard files in the index's own directory")
+        shards.setdefault(value, tensor)
     paths = []
-    for name in files:
-        if not isinstance(name, str) or Path(name).name != name:
-            raise ArchError(f"{index}: shard {name!r} is not a file name beside the index")
-        if not (index.parent / name).is_file():
-            raise ArchError(f"{index} names shard {name}, which is not in {index.parent}")
-        paths.append(index.parent / name)
+    for name in shards:
+        if not _exists(index.parent / name):
+            raise ArchError(f"{quote(index)} names shard {quote(name)}, which is not in {quote(index.parent)}")
+        paths.append(regular_file(index.parent / name, "checkpoint shard"))
     return paths
 
 
@@ -180,9 +205,9 @@ def _header(file: Path) -> list[tuple[str, str, tuple[int, ...]]]:
                 out.append((name, info.get_dtype(), tuple(info.get_shape())))
             return out
     except FileNotFoundError:
-        raise ArchError(f"no such weights file: {file}") from None
+        raise ArchError(f"no such weights file: {quote(file)}") from None
     except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ArchError(f"cannot read {file} as safetensors: {e}",
+        raise ArchError(f"cannot read {quote(file)} as safetensors: {quote(e, 300)}",
                         hint="save with safetensors.torch.save_file(state_dict, path), with save_pretrained, "
                              "or with `ttspec run --save-weights`") from None
 
@@ -246,8 +271,17 @@ class WeightStream(Mapping):
         file, key, transpose, parts = self.entries[i]
         # a file opened per tensor: its mapping is dropped at once, so pages already read do not
         # stay resident in this process while the rest of a multi-GB shard streams through
+        regular_file(file, "checkpoint file")  # checked again: the path may have been replaced since
         with safe_open(file, framework="pt") as f:
             tensor = f.get_tensor(key)
+        bad = first_non_finite(tensor)
+        if bad is not None:
+            index, value = bad
+            ours = ", ".join(n for n, _ in parts)
+            raise ArchError(f"{quote(self.source)}: tensor {quote(key)} holds {value} at {list(index)}"
+                            + ("" if ours == key else f" (the spec's {ours})"),
+                            hint=f"in {quote(file)}; weights must be finite: the checkpoint is damaged or was saved "
+                                 "from a diverged run")
         self._read += 1
         self._bytes += tensor.numel() * tensor.element_size()
         if self.progress is not None:
@@ -259,9 +293,33 @@ class WeightStream(Mapping):
         return list(zip([n for n, _ in parts], tensor.split([s[0] for _, s in parts], dim=0)))
 
 
+def first_non_finite(tensor, chunk: int = 1 << 22) -> tuple[tuple[int, ...], str] | None:
+    """(index, "NaN" / "inf" / "-inf") of a tensor's first non-finite value, or None. Checked in
+    chunks as the tensor is read, so the check needs a few MB beside the tensor, never a copy."""
+    import torch
+
+    if not tensor.is_floating_point():
+        return None
+    flat = tensor.reshape(-1)
+    for start in range(0, flat.numel(), chunk):
+        part = flat[start:start + chunk]
+        finite = torch.isfinite(part)
+        if not bool(finite.all()):
+            offset = int((~finite).nonzero()[0, 0])
+            value = float(part[offset])
+            flat_index, index = start + offset, []
+            for size in reversed(tensor.shape):
+                index.append(flat_index % size)
+                flat_index //= size
+            return tuple(reversed(index)), "NaN" if math.isnan(value) else repr(value)
+    return None
+
+
 def open_weights(model: Model, path: str) -> WeightStream:
     """A checkpoint for `model`, checked before any tensor data is read: the config's
-    model_type against the spec's family, then every tensor's name, shape and dtype kind."""
+    model_type against the spec's family, every field of the config the spec encodes
+    (checkpoint_config), then every tensor's name, shape and dtype kind. Tensors are checked
+    for NaN and infinity as they stream."""
     ckpt = open_checkpoint(path)
     shown = ckpt.source
     if ckpt.model_type is not None:
@@ -277,6 +335,10 @@ def open_weights(model: Model, path: str) -> WeightStream:
                 if known else
                 (f"ttspec maps no `{ckpt.model_type}` layout (families: {family_list()}); a checkpoint saved "
                  "under ttspec's names loads with no `family` line"))
+    if model.family is not None and ckpt.model_type == model.family:
+        from ..checkpoint_config import check_config
+
+        check_config(model, Path(ckpt.config_path), ckpt.config, ckpt.config_text)
     naming, expected, file_key = _decide_naming(model, ckpt)
     _check_tensors(model, ckpt, naming, expected, file_key)
     if naming == TTSPEC_NAMES:
