@@ -23,8 +23,8 @@ STRATEGY_HELP = ("tensor parallelism on a mesh: 1d splits the weights over one m
                  "--mesh RxC with both sides 2 or more; docs/design-2d-tp.md). Default: the planner chooses, memory "
                  "first, then the modelled decode step (`ttspec plan` compares both)")
 WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
-                        "(the kinds of `ttspec params`), e.g. attention=bfloat8_b,mlp=bfloat4_b; kinds not named "
-                        "keep bf16 or the one plain dtype given (default bf16)")
+                        "(the kinds of `ttspec params` with weight matrices), e.g. attention=bfloat8_b,mlp=bfloat4_b; "
+                        "kinds not named keep bf16 or the one plain dtype given (default bf16)")
 
 
 class _Parser(argparse.ArgumentParser):
