@@ -102,6 +102,26 @@ MUTANTS = [
            ("tests/test_checkpoints_hostile.py::test_rotary_inv_freq_buffers_are_ignored_as_hf_ignores_them[llama]",),
            "checkpoints' rotary inv_freq buffers (older transformers saved one per layer) are no longer ignored: "
            "such a checkpoint is refused for tensors the spec does not use"),
+    # issue 18's survivors: the TT-NN decode path and the torch target's block floats
+    Mutant("idle_rows_write_position_0", "ttspec/codegen/templates/ttnn_model.py.j2",
+           "at = torch.full((state.batch,), -1, dtype=torch.int64)",
+           "at = torch.full((state.batch,), 0, dtype=torch.int64)",
+           ("tests/test_decode_edges.py::test_a_step_for_fewer_users_leaves_the_others_caches_alone",),
+           "rows of users with no token this step write their K/V at position 0 (another user's first position)"),
+    Mutant("cache_context_not_tile_padded", "ttspec/codegen/templates/ttnn_model.py.j2",
+           "self.batch, self.context = batch, -(-context // TILE) * TILE",
+           "self.batch, self.context = batch, context",
+           ("tests/test_decode_edges.py::test_a_context_that_is_not_whole_tiles_is_padded_to_one",),
+           "the cache's context not rounded to a tile: a 33-token prompt into allocate_cache(1, 40) refused"),
+    Mutant("cache_dram_check_ignores_batch", "ttspec/codegen/templates/ttnn_model.py.j2",
+           "cache = batch * padded * KV_CACHE_BYTES_PER_POSITION",
+           "cache = padded * KV_CACHE_BYTES_PER_POSITION",
+           ("tests/test_decode_edges.py::test_allocate_cache_counts_every_users_cache",),
+           "allocate_cache's DRAM check counts one user's cache: 32 users x 8,288 positions allowed (34.8 GB)"),
+    Mutant("block_float_layer_index_one_digit", "ttspec/codegen/templates/torch_model.py.j2",
+           'replace(r"\\*", r"\\d+")', 'replace(r"\\*", r"\\d")',
+           ("tests/test_block_floats_deep.py::test_every_layers_matrices_are_rounded_as_ttnn_rounds_them",),
+           "the torch target's block-float rounding skipped for layers >= 10 (the layer index matched with one digit)"),
 ]
 
 

@@ -103,13 +103,13 @@ def _run_line(stdout: str) -> list[str]:
 
 
 def test_run_line_repeats_every_option(run_cli, tmp_path):
-    out = run_cli("compile", "specs/nano-trickster.arch", "--target", "t3k", "--mesh", "1x2", "--dp",
+    out = run_cli("compile", "specs/nano-trickster.arch", "--target", "t3k", "--mesh", "2x2", "--dp",
                   "--weights-dtype", "bfloat8_b", "-o", tmp_path)
     assert out.returncode == 0, out.stderr
     words = _run_line(out.stdout)
     assert words[:3] == ["ttspec", "run", "specs/nano-trickster.arch"]
     args = build_parser().parse_args(words[1:])  # it pastes: the run command accepts it as is
-    assert (args.target, args.mesh, args.dp, args.weights_dtype, args.mode) == ("t3k", "1x2", True, "bfloat8_b",
+    assert (args.target, args.mesh, args.dp, args.weights_dtype, args.mode) == ("t3k", "2x2", True, "bfloat8_b",
                                                                                  "golden")
 
     plain = run_cli("compile", "specs/nano-trickster.arch", "-o", tmp_path)

@@ -23,8 +23,8 @@ STRATEGY_HELP = ("tensor parallelism on a mesh: 1d splits the weights over one m
                  "--mesh RxC with both sides 2 or more; docs/design-2d-tp.md). Default: the planner chooses, memory "
                  "first, then the modelled decode step (`ttspec plan` compares both)")
 WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
-                        "(the kinds of `ttspec params`), e.g. attention=bfloat8_b,mlp=bfloat4_b; kinds not named "
-                        "keep bf16 or the one plain dtype given (default bf16)")
+                        "(the kinds of `ttspec params` with weight matrices), e.g. attention=bfloat8_b,mlp=bfloat4_b; "
+                        "kinds not named keep bf16 or the one plain dtype given (default bf16)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -428,11 +428,56 @@ def _search_only(args, more, what: str, hint: str) -> None:
             raise UsageError(f"{flag} is an option of {what}", hint=hint.format(flag=flag))
 
 
+MESH_OPTIONS = ("--mesh", "--dp", "--strategy")
+DP_MESHES = "--target galaxy (8x4), --target t3k --mesh 2x4 or --target p150x4 --mesh 2x2"
+
+
+def refuse_options_that_cannot_apply(args, targets, on_host: bool = False, search: bool = False) -> None:
+    """Options that would change nothing where they are given are refused (exit 2), never echoed as if
+    applied. `targets`: the device targets the command plans or runs on (resolved from the spec where
+    --target is not given); `on_host`: it runs the torch reference, which has no device, mesh or
+    strategy; `search`: --dp without --mesh fixes data parallelism for the plan search's sub-meshes."""
+    from .targets import get_target, parse_mesh
+
+    mode = getattr(args, "mode", None)
+    if mode == "torch" and args.target not in (None, "torch"):
+        raise UsageError(f"--mode torch runs the PyTorch reference; --target {args.target} names a device it does "
+                         "not use", hint="leave out --target, or run the TT-NN program on it: --mode golden, mock or "
+                                         "device")
+    if on_host:
+        where = "--mode torch" if mode == "torch" else "--target torch"
+        for flag in MESH_OPTIONS:
+            if getattr(args, flag.removeprefix("--"), None):
+                raise UsageError(f"{flag} places a TT-NN program on a device mesh; {where} runs the PyTorch "
+                                 "reference on the host, which has none",
+                                 hint=f"leave out {flag}, or use a mesh target (n300, t3k, galaxy, p150x4, p150x8)"
+                                      + (" with --mode golden" if mode else ""))
+    if getattr(args, "html", None) is not None and not args.html.strip():
+        raise UsageError("--html needs a file name, got an empty one", hint="e.g. --html report.html")
+    if not getattr(args, "dp", False) or on_host:
+        return
+    for target in (t for t in targets if t != "torch"):  # a TT-NN mode with --target torch is refused where it runs
+        if search and not args.mesh:
+            from .analysis.plan_search import sub_meshes
+
+            if not any(use_dp for _, use_dp in sub_meshes(get_target(target))):
+                raise UsageError(f"--dp splits the batch over a second mesh axis; no mesh of {target} has one",
+                                 hint=f"leave out --dp, or search a target with a 2-D mesh: {DP_MESHES}")
+            continue
+        rows, cols = parse_mesh(args.mesh) if args.mesh else get_target(target).mesh
+        if min(rows, cols) < 2:
+            mesh = f" --mesh {args.mesh}" if args.mesh else ""
+            shape = "one chip" if rows * cols == 1 else f"a {rows}x{cols} mesh"
+            raise UsageError(f"--dp splits the batch over a second mesh axis; {target}{mesh} is {shape}, which has "
+                             "none", hint=f"leave out --dp, or give a mesh with two axes: {DP_MESHES}")
+
+
 def cmd_compile(args) -> int:
     from .driver import compile_program, load_model
 
     model = load_model(args.spec)
     target = args.target or default_target(model)
+    refuse_options_that_cannot_apply(args, [target], on_host=target == "torch", search=bool(args.plan))
     chosen = None
     if not args.plan:
         _search_only(args, (("--seq", args.seq),), "--plan best",
@@ -487,6 +532,7 @@ def cmd_run(args) -> int:
     from .runtime.runner import run_program
 
     model = load_model(args.spec)
+    refuse_options_that_cannot_apply(args, [args.target or default_target(model)], on_host=args.mode == "torch")
     args.target = args.target or default_target(model)
     return run_program(model, args)
 
@@ -496,6 +542,7 @@ def cmd_generate(args) -> int:
     from .runtime.generation import run_generate
 
     model = load_model(args.spec)
+    refuse_options_that_cannot_apply(args, [args.target or default_target(model)], on_host=args.mode == "torch")
     if args.mode != "torch" and args.target is None:
         args.target = default_target(model)
     return run_generate(model, args)
@@ -506,6 +553,7 @@ def cmd_plan(args) -> int:
     from .driver import load_model
 
     model = load_model(args.spec)
+    refuse_options_that_cannot_apply(args, [args.target], search=args.search)
     if args.search:
         from .analysis.plan_search import no_plan, render_search, search
 
@@ -531,6 +579,7 @@ def cmd_report(args) -> int:
 
     if args.mesh and len(args.target) > 1:
         raise UsageError("--mesh applies to one target; leave it out to compare several targets on their full meshes")
+    refuse_options_that_cannot_apply(args, args.target)
     model = load_model(args.spec)
     reports = [cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt, args.dp,
                            args.strategy) for target in args.target]

@@ -115,12 +115,9 @@ def prepare(model: Model, options: Options) -> Build:
     from .codegen.ttnn_backend import check_supported
 
     check_supported(model)
-    from . import weight_formats
-    from .analysis.memory import weight_bytes_by_kind
+    from .analysis.memory import check_weight_formats
 
-    formats = weight_formats.parse(options.weights_dtype)
-    if not formats.plain:  # the kinds the memory model groups by (a tied head's own copy is `head`)
-        formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
+    check_weight_formats(model, options.weights_dtype)  # the memory model's kinds (a tied head's own copy: `head`)
     if options.mesh == (1, 1):
         return _prepare(model, options, None)
     first, *others = [options.strategy] if options.strategy else strategies_allowed(options.mesh, options.dp)

@@ -32,14 +32,20 @@ class WeightFormats:
         parts += [f"{k}={v}" for k, v in sorted(self.by_kind.items())]
         return ",".join(parts)
 
-    def check_kinds(self, kinds) -> None:
-        """A clear error for a kind the model does not have."""
+    def check_kinds(self, kinds, matrix_kinds=None) -> None:
+        """A clear error for a kind the model does not have, or (given `matrix_kinds`, the kinds with
+        weight matrices) for one whose parameters no format changes: naming it would change nothing."""
         known = sorted(kinds)
         for kind in self.by_kind:
             if kind not in known:
                 raise UsageError(f"--weights-dtype names kind `{kind}`, which this model has no parameters of",
                                  hint=" ".join(filter(None, (did_you_mean(kind, known),
                                                              "kinds (from `ttspec params`): " + ", ".join(known)))))
+            if matrix_kinds is not None and kind not in matrix_kinds:
+                takes = ", ".join(sorted(matrix_kinds)) or "none in this model"
+                raise UsageError(f"--weights-dtype {kind}={self.by_kind[kind]}: kind `{kind}` has no weight matrices; "
+                                 "its lookup tables, norms and biases stay bf16 on every target",
+                                 hint=f"leave `{kind}` out; the kinds a weight format applies to: {takes}")
 
 
 def _dtype(text: str, what: str) -> str:

@@ -7,7 +7,7 @@ Inference uses the one memory model (analysis/memory.py, through driver.prepare)
 from __future__ import annotations
 
 from ..driver import not_fitting, prepare, resolve_options
-from ..errors import ArchError, Diagnostic
+from ..errors import ArchError, Diagnostic, UsageError
 from ..ir.graph import Model
 from .interpreters import count_params
 
@@ -23,6 +23,8 @@ def target_warnings(model: Model, target: str, weights_dtype: str = "bf16", trai
     warnings = []
     try:
         build = prepare(model, options)
+    except UsageError:  # an option that cannot apply (--weights-dtype naming a kind without matrices): exit 2
+        raise
     except ArchError as e:  # the backend cannot do it, or the mesh cannot split it: an error, as in compile
         d = e.diagnostic
         warnings.append(Diagnostic("error", f"cannot be compiled for {target}: {d.message}", d.loc or loc,

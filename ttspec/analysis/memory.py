@@ -138,6 +138,16 @@ def weight_bytes_by_kind(model: Model, weights_dtype, plan=None) -> dict[str, in
     return dict(sorted(out.items()))
 
 
+def check_weight_formats(model: Model, weights_dtype) -> None:
+    """A clear error (UsageError) for --weights-dtype kinds the model has no parameters of, or no weight
+    matrices of: only matrices take a format (see the module doc), so naming such a kind would change nothing."""
+    formats = weight_formats.parse(weights_dtype)
+    if formats.plain:
+        return
+    wide, narrow = weight_bytes_by_kind(model, "bf16"), weight_bytes_by_kind(model, "bfloat4_b")
+    formats.check_kinds(wide, [kind for kind in wide if wide[kind] != narrow[kind]])
+
+
 def weight_plan_bytes(model: Model, weights_dtype, plan=None) -> int:
     """Device DRAM bytes for the weights on one chip (all kinds)."""
     return sum(weight_bytes_by_kind(model, weights_dtype, plan).values())

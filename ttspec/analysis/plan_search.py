@@ -218,7 +218,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     from ..passes.fuse import fuse_activations
     from ..passes.shard import plan_sharding
     from ..weight_formats import parse
-    from .memory import memory_model, weight_bytes_by_kind
+    from .memory import check_weight_formats, memory_model
 
     if objective not in OBJECTIVES:
         raise ValueError(objective)
@@ -226,8 +226,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     check_supported(model)  # what no plan changes
     if weights_dtype is not None:
         formats = parse(weights_dtype)
-        if not formats.plain:
-            formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
+        check_weight_formats(model, formats)
         format_choices_ = [str(formats)]
     else:
         format_choices_ = format_choices(model)

@@ -111,15 +111,14 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
     repeat's layers as `layers.*.`): {parameter pattern: bfloat8_b | bfloat4_b}. A tied output head
     in a block float is refused: in the torch model it is the embedding's own tensor, which the
     device keeps in bf16."""
-    from ..analysis.memory import weight_bytes_by_kind
+    from ..analysis.memory import check_weight_formats
     from ..analysis.params_report import kind_of
     from ..weight_formats import WeightFormats, parse
 
     formats = parse(weights_dtype)
+    check_weight_formats(model, formats)
     if formats.plain and formats.default == "bf16":
         return {}
-    if not formats.plain:
-        formats.check_kinds(weight_bytes_by_kind(model, "bf16"))
     found: dict[str, str] = {}
 
     def visit(graph, prefix: str) -> None:
