@@ -95,6 +95,22 @@ MUTANTS = [
            SEMANTIC, "the TT-NN gelu_tanh computes the exact GELU",
            equivalent="below bf16 resolution: |gelu - gelu_tanh| <= 4.7e-4 (at x = 2.7, where gelu is 2.69 and "
                       "a bf16 ulp is 0.0156); only the snapshot test sees it"),
+    # issue 18's import-hf survivors: each test builds the model with transformers and compares
+    Mutant("import_head_dim_dropped", "ttspec/hf_import.py",
+           'eps=eps, **s)\n    desc.head_dim = head_dim if head_dim * s["heads"] != s["d"] else None',
+           "eps=eps, **s)\n    desc.head_dim = None",
+           ("tests/test_import_hf_hostile.py::test_explicit_head_dim_is_transformers",),
+           "an explicit head_dim dropped in favour of hidden / heads (Qwen3-0.6B: 128, not 64)"),
+    Mutant("import_phi_partial_rotary_default_dropped", "ttspec/hf_import.py",
+           "partial_default=0.5, head_dim_key", "partial_default=1.0, head_dim_key",
+           ("tests/test_import_hf_hostile.py::test_phi_partial_rotary_default_is_transformers",),
+           "Phi's partial_rotary_factor default (0.5) dropped when config.json leaves it out: whole heads rotate"),
+    Mutant("import_gpt2_tie_default_wins", "ttspec/hf_import.py",
+           'family)\n    desc.tied = cfg.get("tie_word_embeddings", "bool", dflt["tied"])\n    cfg.raw("n_ctx")',
+           'family)\n    desc.tied = cfg.get("tie_word_embeddings", "bool", dflt["tied"]) or dflt["tied"]\n'
+           '    cfg.raw("n_ctx")',
+           ("tests/test_import_hf_hostile.py::test_gpt2_untied_head_is_transformers",),
+           "GPT-2's default (tied) wins over an explicit `tie_word_embeddings: false`"),
 ]
 
 
