@@ -141,6 +141,8 @@ OUTSIDE = [
     ("qwen3", {"num_hidden_layers": 1500, "use_sliding_window": True, "sliding_window": 32,
                "layer_types": ["full_attention"] + ["sliding_attention"] * 1499},
      ("layer_types",), "repeats only after 1,500 layers"),
+    ("qwen2", {"use_sliding_window": True, "sliding_window": 32, "max_window_layers": -1}, ("max_window_layers",),
+     "`max_window_layers` must be at least 0, got -1"),
     # norms' epsilon: (0, 1)
     ("llama", {"rms_norm_eps": 0.0}, ("rms_norm_eps",), "`rms_norm_eps` = 0.0: a norm's epsilon must be in (0, 1)"),
     ("mistral", {"rms_norm_eps": -1e-6}, ("rms_norm_eps",), "must be in (0, 1)"),
@@ -220,6 +222,7 @@ INSIDE = [
     ("phi", {"partial_rotary_factor": 1.0}),
     ("phi3", {"partial_rotary_factor": 0.0625}),  # 2 of head_dim 32
     ("llama", {"head_dim": 2}),
+    ("qwen2", {"use_sliding_window": True, "sliding_window": 32, "max_window_layers": 0}),  # every layer slides
     ("mistral", {"vocab_size": 2 ** 40, "hidden_size": 256}),  # embedding exactly 2**48 elements
 ]
 
@@ -254,10 +257,11 @@ def test_paths_versions_and_shard_names_are_quoted_in_the_header(tmp_path, run_c
     header = [line for line in printed.stdout.splitlines() if not line.startswith("model ")][:12]
     assert "config written by transformers x\u240amodel evil" in "\n".join(header)
     assert sum(line.startswith("model ") for line in printed.stdout.splitlines()) == 1
-    spec = tmp_path / "x.arch"
+    spec = tmp_path / f"out{HOSTILE_TEXT}.arch"  # the command's own report of where it wrote, quoted too
     written = run_cli("import-hf", folder, "-o", spec)
     assert written.returncode == 0, written.stderr
     assert_no_control(written.stdout)
+    assert written.stdout.startswith("wrote ") and len(written.stdout.splitlines()) == 2
     checked = run_cli("check", spec)
     assert checked.returncode == 0, checked.stderr
 

@@ -207,7 +207,7 @@ class Config:
         self.used.add(key)
         return self.data.get(key, default)
 
-    def get(self, key: str, kind: str, default=_REQUIRED, *, null=_REQUIRED, note_default: bool = True):
+    def get(self, key: str, kind: str, default=_REQUIRED, *, null=_REQUIRED, note_default: bool = True, low: int = 1):
         """The field's value, checked against `kind` ("int", "float", "bool", "str", "dict", "list").
         Absent: `default` (recorded for the header) or, without one, an error naming the field.
         JSON null: `null` when given (what transformers makes of None), else as absent."""
@@ -223,7 +223,7 @@ class Config:
         value = self.data[key]
         if value is None:
             return null
-        return check_kind(self, (key,), value, kind)
+        return check_kind(self, (key,), value, kind, low)
 
     def pick(self, *names: str):
         """The first of several spellings of one field that is present (GPT-2's n_embd ...)."""
@@ -235,7 +235,8 @@ def shown(value) -> str:
     return quote(json.dumps(value), limit=80)
 
 
-def check_kind(cfg: Config, keys: tuple[str, ...], value, kind: str):
+def check_kind(cfg: Config, keys: tuple[str, ...], value, kind: str, low: int = 1):
+    """`value` as `kind`, or a located refusal; an int must be in [low, MAX_INT] (sizes and counts: from 1)."""
     name = quote(".".join(keys), limit=80)
     ok = {"int": isinstance(value, int) and not isinstance(value, bool),
           "float": isinstance(value, (int, float)) and not isinstance(value, bool),
@@ -248,8 +249,9 @@ def check_kind(cfg: Config, keys: tuple[str, ...], value, kind: str):
                    "str": 'a string ("silu")', "dict": "an object ({...})", "list": "a list ([...])"}[kind]
         raise cfg.error(keys, f"`{name}` should be {'an' if kind == 'int' else 'a'} {kind}, got {shown(value)}",
                         hint=f"transformers reads `{name}` as {spelled}")
-    if kind == "int" and not 0 < value <= MAX_INT:
-        raise cfg.error(keys, f"`{name}` must be positive, got {value}" if value <= 0 else
+    if kind == "int" and not low <= value <= MAX_INT:
+        raise cfg.error(keys, f"`{name}` must be at least {low}, got {value}" if value < low and low != 1 else
+                        f"`{name}` must be positive, got {value}" if value < low else
                         f"`{name}` = {value} is too large (at most {MAX_INT:,})",
                         hint="sizes, counts and positions are positive whole numbers; ttspec takes up to 2**40")
     if kind == "float" and not math.isfinite(value):
@@ -575,7 +577,7 @@ def _llama_like(cfg: Config, family: str) -> Desc:
     elif family in ("qwen2", "qwen3"):
         use = cfg.get("use_sliding_window", "bool", False, note_default=False)
         window = cfg.get("sliding_window", "int", dflt["window"], null=None, note_default=use)
-        first = cfg.get("max_window_layers", "int", 28, note_default=use)
+        first = cfg.get("max_window_layers", "int", 28, note_default=use, low=0)  # 0: every layer slides
         if not use:
             if window is not None:
                 desc.notes.append(f"sliding_window {window} is not used (use_sliding_window is false)")
