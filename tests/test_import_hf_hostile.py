@@ -138,6 +138,9 @@ OUTSIDE = [
     # the per-layer pattern a spec lists: a 5,000-layer Qwen2 sliding from layer 7 on
     ("qwen2", {"num_hidden_layers": 5000, "use_sliding_window": True, "sliding_window": 32, "max_window_layers": 7},
      ("max_window_layers",), "repeats only after 5,000 layers"),
+    # 100,000 layers sliding from layer 7 on: the pattern's period is found in linear time (it once took 10**10 steps)
+    ("qwen2", {"num_hidden_layers": 100_000, "use_sliding_window": True, "sliding_window": 32,
+               "max_window_layers": 7}, ("max_window_layers",), "repeats only after 100,000 layers"),
     ("qwen3", {"num_hidden_layers": 1500, "use_sliding_window": True, "sliding_window": 32,
                "layer_types": ["full_attention"] + ["sliding_attention"] * 1499},
      ("layer_types",), "repeats only after 1,500 layers"),
@@ -235,6 +238,22 @@ def test_values_at_the_edge_import_to_specs_that_check(tmp_path, run_cli, family
     assert result.returncode == 0, result.stderr
     checked = run_cli("check", out)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_a_rule_the_field_checks_miss_is_still_refused_against_the_config(tmp_path, monkeypatch):
+    """The backstop: with the per-field checks switched off, the spec made is put through `check`'s
+    steps before anything is written, and its refusal points into config.json, not a spec nobody wrote."""
+    from ttspec import hf_import
+    from ttspec.errors import ArchError
+
+    monkeypatch.setattr(hf_import, "_check_values", lambda *args: None)
+    path = write_config(tmp_path / "m", dict(BASE["llama"], rms_norm_eps=0.0))
+    with pytest.raises(ArchError) as refusal:
+        hf_import.import_hf(path.parent)
+    assert refusal.value.loc.file == str(path) and (refusal.value.loc.line, refusal.value.loc.col) == (1, 1)
+    message = refusal.value.diagnostic.message
+    assert message.startswith("ttspec cannot compile the spec this config makes: eps must be in (0, 1), got 0.0")
+    assert "(spec line " in message and "rmsnorm(x, eps = eps)" in message  # the call that took it, from the spec
 
 
 # ---------------------------------------------------------------- 5. outside text in the spec and on the terminal

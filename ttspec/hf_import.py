@@ -410,8 +410,7 @@ def _rope(cfg: Config, family: str, head_dim: int, max_seq: int, partial_default
     for key, value in params.items():
         if key not in known and value is not None:
             raise cfg.error((where, key), f"`{where}.{quote(key, limit=80)}` is not part of rope type `{rope_type}` "
-                                          "as ttspec "
-                                          "computes it", hint="remove it if it has no effect")
+                                          "as ttspec computes it", hint="remove it if it has no effect")
     return args
 
 
@@ -498,7 +497,8 @@ def _check_values(cfg: Config, desc: Desc, eps_key: str) -> None:
         raise cfg.error(keys["kv_heads"], f"{given(keys['kv_heads'], desc.kv_heads)} does not divide "
                                           f"{given(keys['heads'], desc.heads)}",
                         hint=f"each K/V head serves the same number of query heads; the nearest that divide "
-                             f"{desc.heads}: {near}")
+                             f"{desc.heads}: {near}" + ("" if keys["kv_heads"] in cfg.data else
+                                                        f" (add `\"{keys['kv_heads']}\": ...` to the config)"))
     # [heads * head_dim, d]; [d, d] when head_dim is hidden / heads
     query = (("heads", desc.heads), ("head_dim", desc.head_dim)) if desc.head_dim else (("d", desc.d),)
     weights = [("the token embedding", (("vocab", desc.vocab), ("d", desc.d))),
