@@ -124,6 +124,14 @@ def test_files_that_are_not_regular_files_are_refused_without_reading(tmp_path, 
         in result.stderr
 
 
+def test_a_duplicate_key_is_located_where_its_value_comes_from(tmp_path, run_cli):
+    """json (and so transformers) keeps the last of duplicate keys: the error points at that one."""
+    text = json.dumps(BASE["llama"], indent=2)[:-2] + ',\n  "num_hidden_layers": 1000000000\n}\n'
+    path = write_config(tmp_path / "m", None, text)
+    line = text.count("\n", 0, text.rindex('"num_hidden_layers"')) + 1
+    assert "at most 100,000" in refused(run_cli, path, tmp_path / "x.arch", (line, 3))
+
+
 # ---------------------------------------------------------------- 2 and 3. every value against what ttspec compiles
 def layers_key(family):
     return "n_layer" if family == "gpt2" else "num_hidden_layers"

@@ -149,7 +149,7 @@ def _key_locations(text: str) -> dict[tuple[str, ...], tuple[int, int, int]]:
                     key = text[i + 1:j]
                 stack[-1] = ("{", key)
                 path = tuple(str(k) for kind, k in stack if k is not None)
-                locs.setdefault(path, (line, col, j + 1 - i))
+                locs[path] = (line, col, j + 1 - i)  # json keeps the last of duplicate keys: point at it
                 expect_key = False
             col += j + 1 - i
             i = j + 1
