@@ -122,6 +122,22 @@ MUTANTS = [
            'replace(r"\\*", r"\\d+")', 'replace(r"\\*", r"\\d")',
            ("tests/test_block_floats_deep.py::test_every_layers_matrices_are_rounded_as_ttnn_rounds_them",),
            "the torch target's block-float rounding skipped for layers >= 10 (the layer index matched with one digit)"),
+    # issue 18's import-hf survivors: each test builds the model with transformers and compares
+    Mutant("import_head_dim_dropped", "ttspec/hf_import.py",
+           'eps=eps, **s)\n    desc.head_dim = head_dim if head_dim * s["heads"] != s["d"] else None',
+           "eps=eps, **s)\n    desc.head_dim = None",
+           ("tests/test_import_hf_hostile.py::test_explicit_head_dim_is_transformers",),
+           "an explicit head_dim dropped in favour of hidden / heads (Qwen3-0.6B: 128, not 64)"),
+    Mutant("import_phi_partial_rotary_default_dropped", "ttspec/hf_import.py",
+           "partial_default=0.5, head_dim_key", "partial_default=1.0, head_dim_key",
+           ("tests/test_import_hf_hostile.py::test_phi_partial_rotary_default_is_transformers",),
+           "Phi's partial_rotary_factor default (0.5) dropped when config.json leaves it out: whole heads rotate"),
+    Mutant("import_gpt2_tie_default_wins", "ttspec/hf_import.py",
+           'family)\n    desc.tied = cfg.get("tie_word_embeddings", "bool", dflt["tied"])\n    cfg.raw("n_ctx")',
+           'family)\n    desc.tied = cfg.get("tie_word_embeddings", "bool", dflt["tied"]) or dflt["tied"]\n'
+           '    cfg.raw("n_ctx")',
+           ("tests/test_import_hf_hostile.py::test_gpt2_untied_head_is_transformers",),
+           "GPT-2's default (tied) wins over an explicit `tie_word_embeddings: false`"),
 ]
 
 

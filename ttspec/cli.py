@@ -604,6 +604,7 @@ def cmd_report(args) -> int:
 
 def cmd_import_hf(args) -> int:
     from .hf_import import import_hf
+    from .inputs import quote
 
     imported = import_hf(args.path, name=args.name, ignore=tuple(args.ignore))
     if args.output in (None, "-"):
@@ -611,8 +612,10 @@ def cmd_import_hf(args) -> int:
         return 0
     output = output_path(args.output, f"{imported.name}.arch")
     write_output(imported.text, output)
-    print(f"wrote {output}: {imported.name}, family {imported.family} (HF {imported.hf_class})")
-    print(f"next: ttspec check {shlex.quote(output)}; ttspec params {shlex.quote(output)}")
+    shown = quote(output, limit=4096)  # the path may hold control characters: shown, not sent to the terminal
+    print(f"wrote {shown}: {imported.name}, family {imported.family} (HF {imported.hf_class})")
+    print(f"next: ttspec check {quote(shlex.quote(output), limit=4096)}; ttspec params "
+          f"{quote(shlex.quote(output), limit=4096)}")
     return 0
 
 

@@ -30,9 +30,12 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ArchError, Loc, UsageError
+from .errors import ArchError, Loc, SourceCache, UsageError, nearest_divisors
+from .inputs import MiB, parse_json, quote, read_text
+from .ir.elaborate import MAX_REPEAT
 from .ops.attention import ROPE_SCALINGS
 from .ops.elementwise import GELU, GELU_TANH, RELU, SILU
+from .ops.registry import MAX_PARAM_ELEMENTS
 
 # ---------------------------------------------------------------- families
 # model_type -> the transformers class whose computation the spec reproduces
@@ -90,7 +93,13 @@ KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", 
             "where", "true", "false", "none", "and", "or", "not", "family", "target", "shard", "layer"}
 MAX_NAME = 40
 MAX_INT = 1 << 40  # sizes beyond this are no model (and beyond what a spec's integers hold)
-MAX_CONFIG_BYTES = 16 << 20  # real config.json files are kilobytes; Phi-3's longrope lists make ~100 KB
+MAX_CONFIG_BYTES = 16 * MiB  # real config.json files are kilobytes; Phi-3's longrope lists make ~100 KB
+MAX_TOKENIZER_BYTES = 64 * MiB  # the largest real tokenizer.json files (Gemma's) are about 35 MB
+# A spec names the window of each layer of one period of the layer pattern (`[none, sliding_window, ...][layer]`);
+# a spec holds at most 8,000 tokens (frontend/source.py), two per entry. Real patterns repeat every 2 to 6 layers,
+# or run once over the layers (Qwen2's max_window_layers: at most a few hundred entries).
+MAX_LAYER_PATTERN = 1000
+MAX_SHARDS_LISTED = 8  # weight files named in the header; the rest are counted
 _REQUIRED = object()
 
 
@@ -111,15 +120,13 @@ def locate(path: str | Path) -> tuple[Path, Path | None]:
     p = Path(path)
     if p.is_dir():
         config = p / "config.json"
-        if not config.is_file():
-            raise ArchError(f"{p} has no config.json",
+        if not (config.exists() or config.is_symlink()):  # anything else there is refused by the reader, by kind
+            raise ArchError(f"{quote(p)} has no config.json",
                             hint="import-hf takes a Hugging Face model directory (config.json, *.safetensors, "
                                  "tokenizer.json) or a config.json file")
         return config, p
-    if not p.exists():
-        raise ArchError(f"no such file or directory: {p}")
-    if not p.is_file():
-        raise ArchError(f"cannot read {p}: not a regular file or directory")
+    if not (p.exists() or p.is_symlink()):
+        raise ArchError(f"no such file or directory: {quote(p)}")
     return p, None
 
 
@@ -142,7 +149,7 @@ def _key_locations(text: str) -> dict[tuple[str, ...], tuple[int, int, int]]:
                     key = text[i + 1:j]
                 stack[-1] = ("{", key)
                 path = tuple(str(k) for kind, k in stack if k is not None)
-                locs.setdefault(path, (line, col, j + 1 - i))
+                locs[path] = (line, col, j + 1 - i)  # json keeps the last of duplicate keys: point at it
                 expect_key = False
             col += j + 1 - i
             i = j + 1
@@ -170,22 +177,15 @@ class Config:
 
     def __init__(self, path: Path, ignore: tuple[str, ...] = ()):
         self.path = path
-        try:
-            if path.stat().st_size > MAX_CONFIG_BYTES:
-                raise ArchError(f"{path} is {path.stat().st_size:,} bytes; a config.json is at most "
-                                f"{MAX_CONFIG_BYTES:,}")
-            self.text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ArchError(f"cannot read {path}: {e.strerror or e}") from None
-        except UnicodeDecodeError:
-            raise ArchError(f"{path} is not UTF-8 text") from None
-        try:
-            data = json.loads(self.text)
-        except json.JSONDecodeError as e:
-            raise ArchError(f"not valid JSON: {e.msg}", Loc(str(path), e.lineno, e.colno)) from None
+        # the path as locations show it: one line, control characters visible (a directory may be named anything)
+        self.name = quote(path, limit=4096)
+        # a regular file only, size-limited; nesting, integers and numbers bounded (inputs.py)
+        self.text = read_text(path, "config.json", MAX_CONFIG_BYTES)
+        SourceCache().add(self.name, self.text)  # excerpts quote the text read, not the file as it is later
+        data = parse_json(self.text, self.name, "config.json")
         if not isinstance(data, dict):
             raise ArchError(f"a config.json holds a JSON object of fields, not a {type(data).__name__}",
-                            Loc(str(path), 1, 1))
+                            Loc(self.name, 1, 1))
         self.data = data
         self.locs = _key_locations(self.text)
         self.used: set[str] = set()
@@ -194,11 +194,11 @@ class Config:
 
     def loc(self, *keys: str) -> Loc | None:
         where = self.locs.get(tuple(keys))
-        return Loc(str(self.path), where[0], where[1], where[2]) if where else None
+        return Loc(self.name, where[0], where[1], where[2]) if where else None
 
     def error(self, keys: str | tuple[str, ...], message: str, hint: str | None = None) -> ArchError:
         keys = (keys,) if isinstance(keys, str) else keys
-        return ArchError(message, self.loc(*keys) or Loc(str(self.path), 1, 1), hint=hint)
+        return ArchError(message, self.loc(*keys) or Loc(self.name, 1, 1), hint=hint)
 
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
@@ -207,14 +207,14 @@ class Config:
         self.used.add(key)
         return self.data.get(key, default)
 
-    def get(self, key: str, kind: str, default=_REQUIRED, *, null=_REQUIRED, note_default: bool = True):
+    def get(self, key: str, kind: str, default=_REQUIRED, *, null=_REQUIRED, note_default: bool = True, low: int = 1):
         """The field's value, checked against `kind` ("int", "float", "bool", "str", "dict", "list").
         Absent: `default` (recorded for the header) or, without one, an error naming the field.
         JSON null: `null` when given (what transformers makes of None), else as absent."""
         self.used.add(key)
         if key not in self.data or (self.data[key] is None and null is _REQUIRED):
             if default is _REQUIRED:
-                raise ArchError(f"{self.path} has no `{key}`, which the spec needs",
+                raise ArchError(f"{self.name} has no `{key}`, which the spec needs",
                                 hint=f"add `\"{key}\": ...` to the config; ttspec does not guess sizes "
                                      "(transformers' class default is another model's)")
             if note_default and key not in self.data:
@@ -223,15 +223,21 @@ class Config:
         value = self.data[key]
         if value is None:
             return null
-        return check_kind(self, (key,), value, kind)
+        return check_kind(self, (key,), value, kind, low)
 
     def pick(self, *names: str):
         """The first of several spellings of one field that is present (GPT-2's n_embd ...)."""
         return next((k for k in names if k in self.data), names[0])
 
 
-def check_kind(cfg: Config, keys: tuple[str, ...], value, kind: str):
-    name = ".".join(keys)
+def shown(value) -> str:
+    """A config value as messages quote it: JSON (control characters escaped), one line, bounded."""
+    return quote(json.dumps(value), limit=80)
+
+
+def check_kind(cfg: Config, keys: tuple[str, ...], value, kind: str, low: int = 1):
+    """`value` as `kind`, or a located refusal; an int must be in [low, MAX_INT] (sizes and counts: from 1)."""
+    name = quote(".".join(keys), limit=80)
     ok = {"int": isinstance(value, int) and not isinstance(value, bool),
           "float": isinstance(value, (int, float)) and not isinstance(value, bool),
           "bool": isinstance(value, bool), "str": isinstance(value, str), "dict": isinstance(value, dict),
@@ -239,12 +245,17 @@ def check_kind(cfg: Config, keys: tuple[str, ...], value, kind: str):
     if kind == "int" and isinstance(value, float) and value.is_integer():
         value, ok = int(value), True
     if not ok:
-        raise cfg.error(keys, f"`{name}` should be {'an' if kind == 'int' else 'a'} {kind}, got {json.dumps(value)}")
-    if kind == "int" and not 0 < value <= MAX_INT:
-        raise cfg.error(keys, f"`{name}` must be positive, got {value}" if value <= 0 else
-                        f"`{name}` = {value} is too large (at most {MAX_INT:,})")
+        spelled = {"int": "a whole number (42)", "float": "a number (1e-05)", "bool": "true or false",
+                   "str": 'a string ("silu")', "dict": "an object ({...})", "list": "a list ([...])"}[kind]
+        raise cfg.error(keys, f"`{name}` should be {'an' if kind == 'int' else 'a'} {kind}, got {shown(value)}",
+                        hint=f"transformers reads `{name}` as {spelled}")
+    if kind == "int" and not low <= value <= MAX_INT:
+        raise cfg.error(keys, f"`{name}` must be at least {low}, got {value}" if value < low and low != 1 else
+                        f"`{name}` must be positive, got {value}" if value < low else
+                        f"`{name}` = {value} is too large (at most {MAX_INT:,})",
+                        hint="sizes, counts and positions are positive whole numbers; ttspec takes up to 2**40")
     if kind == "float" and not math.isfinite(value):
-        raise cfg.error(keys, f"`{name}` must be finite, got {value}")
+        raise cfg.error(keys, f"`{name}` must be finite, got {value}", hint="JSON numbers are finite")
     return float(value) if kind == "float" else value
 
 
@@ -282,13 +293,15 @@ class Desc:
     head_bias: bool = False
     final_softcap: float | None = None
     notes: list[str] = field(default_factory=list)
+    # the config field each size came from (GPT-2 spells them n_embd, n_head, ...), for located errors
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 def _activation(cfg: Config, key: str, value: str, family: str) -> str:
     if family == "gemma" and value == GELU.name:
         return GELU_TANH.name  # transformers maps Gemma's legacy "gelu" to the tanh approximation
     if value not in ACTIVATIONS:
-        raise cfg.error(key, f"activation `{key}: \"{value}\"` cannot be expressed in ttspec",
+        raise cfg.error(key, f"activation `{key}: {shown(value)}` cannot be expressed in ttspec",
                         hint="supported: " + ", ".join(f'"{a}"' for a in ACTIVATIONS))
     return ACTIVATIONS[value]
 
@@ -302,8 +315,15 @@ def _head_dim(cfg: Config, d: int, heads: int, default) -> int:
     return cfg.get("head_dim", "int", default, null=default)
 
 
-def _rope(cfg: Config, family: str, head_dim: int, max_seq: int, partial_default: float = 1.0) -> dict:
-    """rope(...) arguments from rope_parameters (5.x) or rope_theta + rope_scaling (4.x)."""
+def _head_dim_key(cfg: Config, default) -> str:
+    """The field head_dim comes from: its own, or hidden_size (divided by the heads) when derived."""
+    return "head_dim" if cfg.has("head_dim") or default is not None else "hidden_size"
+
+
+def _rope(cfg: Config, family: str, head_dim: int, max_seq: int, partial_default: float = 1.0,
+          head_dim_key: str = "head_dim") -> dict:
+    """rope(...) arguments from rope_parameters (5.x) or rope_theta + rope_scaling (4.x), each checked
+    against the range ttspec's rope() takes (ops/attention.py) where the config gives it."""
     params5 = cfg.get("rope_parameters", "dict", None, null=None, note_default=False)
     scaling4 = cfg.get("rope_scaling", "dict", None, null=None, note_default=False)
     if params5 is not None and scaling4 is not None and params5 != scaling4:
@@ -328,26 +348,43 @@ def _rope(cfg: Config, family: str, head_dim: int, max_seq: int, partial_default
             cfg.defaults.append((top, default))
         return default if value is None else value
 
+    def where_of(key: str) -> tuple[str, ...]:
+        return (where, key) if key in params else (key,)
+
     rope_type = params.get("rope_type", params.get("type", "default"))
     if "type" in params and "rope_type" in params and params["type"] != params["rope_type"]:
         raise cfg.error((where, "type"), f"`{where}.type` and `{where}.rope_type` disagree")
     type_key = (where, "rope_type" if "rope_type" in params else "type")
     if not isinstance(rope_type, str) or rope_type not in SUPPORTED_ROPE:
-        raise cfg.error(type_key, f"rope type `{rope_type}` (`{'.'.join(type_key)}`) cannot be expressed in ttspec "
+        shown_type = quote(rope_type, limit=80) if isinstance(rope_type, str) else shown(rope_type)
+        raise cfg.error(type_key, f"rope type `{shown_type}` (`{'.'.join(type_key)}`) cannot be expressed in ttspec "
                                   "yet", hint="supported rope types: " + ", ".join(SUPPORTED_ROPE))
     theta = one("rope_theta", "rope_theta", 10000.0)
+    if theta <= 0:  # transformers would raise 0 to negative powers: inf and NaN frequencies
+        raise cfg.error(where_of("rope_theta"), f"`rope_theta` = {theta!r}: RoPE's base must be positive",
+                        hint="real models use 10000.0 to 1000000.0")
     fraction = one("partial_rotary_factor", "partial_rotary_factor", partial_default, note=partial_default != 1.0)
     if fraction != 1.0 and family not in ("phi", "phi3"):
-        key = (where, "partial_rotary_factor") if "partial_rotary_factor" in params else ("partial_rotary_factor",)
-        raise cfg.error(key, f"partial_rotary_factor = {fraction}: {HF_CLASSES[family]} rotates whole heads",
+        raise cfg.error(where_of("partial_rotary_factor"),
+                        f"partial_rotary_factor = {fraction}: {HF_CLASSES[family]} rotates whole heads",
                         hint="only phi and phi3 apply a partial rotary factor")
+    if not 0 < fraction <= 1:
+        raise cfg.error(where_of("partial_rotary_factor"),
+                        f"`partial_rotary_factor` = {fraction!r}: the rotated fraction of each head must be in (0, 1]",
+                        hint="Phi-2 rotates 0.4 of each head, Phi-1.5 0.5")
+    # rope() rotates pairs of features: a whole, even, non-zero number of them
+    rot = head_dim * fraction
+    if abs(rot - round(rot)) > 1e-9 or round(rot) % 2 or round(rot) == 0:
+        if fraction != 1.0:
+            raise cfg.error(where_of("partial_rotary_factor"),
+                            f"partial_rotary_factor {fraction!r} of head_dim {head_dim} gives {rot!r} rotary "
+                            "dimensions; ttspec needs an even whole number",
+                            hint="choose a factor that makes head_dim * factor even, e.g. 0.25 or 0.5")
+        derived = "" if head_dim_key == "head_dim" else f" ({head_dim_key} / num_attention_heads)"
+        raise cfg.error(head_dim_key, f"head_dim {head_dim}{derived} is odd: RoPE rotates each head's features in "
+                                      "pairs, so head_dim must be even", hint="real models use 64, 80, 96 or 128")
     args = {"theta": _float(theta)}
     if fraction != 1.0:
-        rot = head_dim * fraction
-        if abs(rot - round(rot)) > 1e-9 or round(rot) % 2:
-            key = (where, "partial_rotary_factor") if "partial_rotary_factor" in params else ("partial_rotary_factor",)
-            raise cfg.error(key, f"partial_rotary_factor {fraction} of head_dim {head_dim} gives {rot} rotary "
-                                 "dimensions; ttspec needs an even whole number")
         args["fraction"] = _float(fraction)
     known = {"rope_type", "type", "rope_theta", "partial_rotary_factor"}
     if rope_type == LINEAR_ROPE:
@@ -356,8 +393,14 @@ def _rope(cfg: Config, family: str, head_dim: int, max_seq: int, partial_default
         known |= {"factor"}
     elif rope_type == LLAMA3_ROPE:
         args["scaling"] = f'"{LLAMA3_ROPE}"'
-        for key in ("factor", "low_freq_factor", "high_freq_factor"):
-            args[key] = _float(_rope_number(cfg, where, params, key))
+        factors = {key: _rope_number(cfg, where, params, key) for key in ("factor", "low_freq_factor",
+                                                                           "high_freq_factor")}
+        if factors["high_freq_factor"] <= factors["low_freq_factor"]:  # transformers divides by their difference
+            raise cfg.error((where, "high_freq_factor"),
+                            f"llama3 rope scaling needs high_freq_factor > low_freq_factor, got "
+                            f"{factors['high_freq_factor']!r} and {factors['low_freq_factor']!r}",
+                            hint="Llama 3.1 uses low_freq_factor 1.0 and high_freq_factor 4.0")
+        args |= {key: _float(value) for key, value in factors.items()}
         original = params.get("original_max_position_embeddings")
         if original is None:  # transformers: the top-level field (Phi-3's), else max_position_embeddings
             original = cfg.get("original_max_position_embeddings", "int", max_seq, null=max_seq, note_default=False)
@@ -366,16 +409,20 @@ def _rope(cfg: Config, family: str, head_dim: int, max_seq: int, partial_default
         known |= {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}
     for key, value in params.items():
         if key not in known and value is not None:
-            raise cfg.error((where, key), f"`{where}.{key}` is not part of rope type `{rope_type}` as ttspec "
-                                          "computes it", hint="remove it if it has no effect")
+            raise cfg.error((where, key), f"`{where}.{quote(key, limit=80)}` is not part of rope type `{rope_type}` "
+                                          "as ttspec computes it", hint="remove it if it has no effect")
     return args
 
 
 def _rope_number(cfg: Config, where: str, params: dict, key: str) -> float:
     if params.get(key) is None:
-        raise ArchError(f"{cfg.path}: `{where}` of type `{params.get('rope_type', params.get('type'))}` has no "
-                        f"`{key}`", cfg.loc(where))
-    return check_kind(cfg, (where, key), params[key], "float")
+        raise cfg.error(where, f"`{where}` of type `{params.get('rope_type', params.get('type'))}` has no `{key}`",
+                        hint=f"add `\"{key}\": ...` to `{where}` (transformers requires it for this rope type)")
+    value = check_kind(cfg, (where, key), params[key], "float")
+    if value <= 0:
+        raise cfg.error((where, key), f"`{where}.{key}` = {value!r}: a rope scaling factor must be positive",
+                        hint="Llama 3.1 uses factor 8.0, low_freq_factor 1.0, high_freq_factor 4.0")
+    return value
 
 
 def _layer_windows(cfg: Config, layers: int, window: int | None, types_default: list[str] | None) -> list:
@@ -389,7 +436,7 @@ def _layer_windows(cfg: Config, layers: int, window: int | None, types_default: 
     out = []
     for i, t in enumerate(types):
         if not isinstance(t, str):
-            raise cfg.error(key, f"layer_types[{i}] should be a string, got {json.dumps(t)}")
+            raise cfg.error(key, f"layer_types[{i}] should be a string, got {shown(t)}")
         t = {"attention": "full_attention"}.get(t, t)
         if t == "full_attention":
             out.append(None)
@@ -399,9 +446,19 @@ def _layer_windows(cfg: Config, layers: int, window: int | None, types_default: 
                                      "window (sliding_window is null or use_sliding_window is false)")
             out.append(window)
         else:
-            raise cfg.error(key, f"layer_types[{i}] = {json.dumps(t)} cannot be expressed in ttspec",
+            raise cfg.error(key, f"layer_types[{i}] = {shown(t)} cannot be expressed in ttspec",
                             hint="supported layer types: \"full_attention\", \"sliding_attention\"")
     return out
+
+
+def _layers(cfg: Config, key: str) -> int:
+    """The layer count, refused before anything per layer is built when no spec can repeat that many."""
+    layers = cfg.get(key, "int")
+    if layers > MAX_REPEAT:
+        raise cfg.error(key, f"`{key}` = {layers:,} is more layers than ttspec compiles (at most {MAX_REPEAT:,})",
+                        hint="a spec repeats its decoder block at most 100,000 times; real models have at most a "
+                             "few hundred layers")
+    return layers
 
 
 def _sizes(cfg: Config, family: str, kv_default) -> dict:
@@ -410,12 +467,54 @@ def _sizes(cfg: Config, family: str, kv_default) -> dict:
     return {
         "vocab": cfg.get("vocab_size", "int"),
         "d": d,
-        "layers": cfg.get("num_hidden_layers", "int"),
+        "layers": _layers(cfg, "num_hidden_layers"),
         "heads": heads,
         "kv_heads": cfg.get("num_key_value_heads", "int", heads if kv_default is None else kv_default, null=heads),
         "mlp": cfg.get("intermediate_size", "int"),
         "max_seq": cfg.get("max_position_embeddings", "int"),
     }
+
+
+SIZE_KEYS = {"vocab": "vocab_size", "d": "hidden_size", "layers": "num_hidden_layers", "heads": "num_attention_heads",
+             "kv_heads": "num_key_value_heads", "mlp": "intermediate_size", "max_seq": "max_position_embeddings",
+             "head_dim": "head_dim"}
+
+
+def _check_values(cfg: Config, desc: Desc, eps_key: str) -> None:
+    """The sizes and the norms' epsilon against what ttspec compiles (the rules of ops/norms.py,
+    ops/attention.py and ops/registry.py), each refusal located at the config field that gives it;
+    rope, windows and softcaps are checked where they are read."""
+    keys = SIZE_KEYS | desc.keys
+
+    def given(key: str, value) -> str:  # a default is not the user's text: say where the value came from
+        return f"{key} = {value:,}" + ("" if key in cfg.data else " (transformers' default: the config has none)")
+
+    if not 0 < desc.eps < 1:
+        raise cfg.error(eps_key, f"`{eps_key}` = {desc.eps!r}: a norm's epsilon must be in (0, 1)",
+                        hint="real models use 1e-5 or 1e-6")
+    if desc.heads % desc.kv_heads:
+        near = " or ".join(map(str, nearest_divisors(desc.heads, desc.kv_heads)))
+        raise cfg.error(keys["kv_heads"], f"{given(keys['kv_heads'], desc.kv_heads)} does not divide "
+                                          f"{given(keys['heads'], desc.heads)}",
+                        hint=f"each K/V head serves the same number of query heads; the nearest that divide "
+                             f"{desc.heads}: {near}" + ("" if keys["kv_heads"] in cfg.data else
+                                                        f" (add `\"{keys['kv_heads']}\": ...` to the config)"))
+    # [heads * head_dim, d]; [d, d] when head_dim is hidden / heads
+    query = (("heads", desc.heads), ("head_dim", desc.head_dim)) if desc.head_dim else (("d", desc.d),)
+    weights = [("the token embedding", (("vocab", desc.vocab), ("d", desc.d))),
+               ("the query projection", (*query, ("d", desc.d))),
+               ("the MLP's input projection", (("mlp", desc.mlp), ("d", desc.d)))]
+    if desc.learned_positions:
+        weights.append(("the position table", (("max_seq", desc.max_seq), ("d", desc.d))))
+    for what, factors in weights:
+        elements = math.prod(value for _, value in factors)
+        if elements > MAX_PARAM_ELEMENTS:
+            named = [(keys.get(k, k), value) for k, value in factors]
+            blame = max(named, key=lambda kv: kv[1])[0]
+            raise cfg.error(blame, f"{what} would have {elements:,} elements ("
+                                   + " x ".join(f"{k} {v:,}" for k, v in named)
+                                   + "); ttspec holds at most 2**48 elements in one weight",
+                            hint="the largest weights of real models have about 2**30 elements; check the sizes")
 
 
 # transformers 5.x config-class defaults per family, for fields a config may leave out
@@ -440,7 +539,7 @@ def _llama_like(cfg: Config, family: str) -> Desc:
     desc = Desc(family, HF_CLASSES[family], eps=eps, **s)
     desc.head_dim = head_dim if head_dim * s["heads"] != s["d"] else None
     desc.tied = cfg.get("tie_word_embeddings", "bool", dflt["tied"])
-    desc.rope = _rope(cfg, family, head_dim, s["max_seq"])
+    desc.rope = _rope(cfg, family, head_dim, s["max_seq"], head_dim_key=_head_dim_key(cfg, dflt["head_dim"]))
     # activation: transformers 5 reads hidden_activation for gemma2 and hidden_act for the others; 4.x Gemma read
     # hidden_activation when set. When a config has both, they must agree.
     act_key = "hidden_activation" if family == "gemma2" else "hidden_act"
@@ -478,7 +577,7 @@ def _llama_like(cfg: Config, family: str) -> Desc:
     elif family in ("qwen2", "qwen3"):
         use = cfg.get("use_sliding_window", "bool", False, note_default=False)
         window = cfg.get("sliding_window", "int", dflt["window"], null=None, note_default=use)
-        first = cfg.get("max_window_layers", "int", 28, note_default=use)
+        first = cfg.get("max_window_layers", "int", 28, note_default=use, low=0)  # 0: every layer slides
         if not use:
             if window is not None:
                 desc.notes.append(f"sliding_window {window} is not used (use_sliding_window is false)")
@@ -494,17 +593,37 @@ def _llama_like(cfg: Config, family: str) -> Desc:
         desc.notes.append(f"sliding_window {window} >= max_position_embeddings {s['max_seq']}: every position is "
                           "inside the window, so the spec omits it (add `window = ...` if you raise max_seq)")
         desc.windows = [None if w is not None and w >= s["max_seq"] else w for w in desc.windows]
+    period = _periodic(desc.windows)
+    if period > MAX_LAYER_PATTERN:
+        key = "layer_types" if cfg.has("layer_types") else "max_window_layers"
+        raise cfg.error(key, f"the layers' pattern of sliding and full attention repeats only after {period:,} "
+                             f"layers; a spec lists at most {MAX_LAYER_PATTERN:,} per-layer windows",
+                        hint="real models repeat every few layers, or slide from max_window_layers on in at most a "
+                             "few hundred layers")
     if family == "gemma2":
         desc.residual = "sandwich"
         scalar = cfg.get("query_pre_attn_scalar", "float", 256)
+        if scalar <= 0:  # transformers scales by scalar ** -0.5
+            raise cfg.error("query_pre_attn_scalar", f"`query_pre_attn_scalar` = {scalar!r}: attention scales "
+                                                     "scores by its inverse square root, so it must be positive",
+                            hint="Gemma 2 uses head_dim (256), or hidden_size / num_attention_heads (144 for 27B)")
         if scalar != head_dim:
             desc.attn_scale, desc.attn_scale_from = scalar ** -0.5, scalar
-        desc.attn_softcap = cfg.get("attn_logit_softcapping", "float", 50.0, null=None)
-        desc.final_softcap = cfg.get("final_logit_softcapping", "float", 30.0, null=None)
+        desc.attn_softcap = _softcap(cfg, "attn_logit_softcapping", 50.0)
+        desc.final_softcap = _softcap(cfg, "final_logit_softcapping", 30.0)
     if family == "phi3":
         # read by the longrope rope type only, which is refused above
         cfg.get("original_max_position_embeddings", "int", None, null=None, note_default=False)
+    _check_values(cfg, desc, "rms_norm_eps")
     return desc
+
+
+def _softcap(cfg: Config, key: str, default: float) -> float | None:
+    cap = cfg.get(key, "float", default, null=None)
+    if cap is not None and cap <= 0:  # transformers divides by it
+        raise cfg.error(key, f"`{key}` = {cap!r}: a softcap must be positive (null turns it off)",
+                        hint="Gemma 2 caps attention logits at 50.0 and final logits at 30.0")
+    return cap
 
 
 def _phi(cfg: Config, family: str) -> Desc:
@@ -516,24 +635,29 @@ def _phi(cfg: Config, family: str) -> Desc:
     desc.norm, desc.residual, desc.mlp_kind = "layernorm", "parallel", "mlp"
     desc.qkv_bias = desc.out_bias = desc.mlp_bias = desc.head_bias = True
     desc.tied = cfg.get("tie_word_embeddings", "bool", dflt["tied"])
-    desc.rope = _rope(cfg, family, head_dim, s["max_seq"], partial_default=0.5)
+    desc.rope = _rope(cfg, family, head_dim, s["max_seq"], partial_default=0.5, head_dim_key=_head_dim_key(cfg, None))
     desc.act = _activation(cfg, "hidden_act", cfg.get("hidden_act", "str", dflt["act"]), family)
     if cfg.get("qk_layernorm", "bool", False, note_default=False):
         raise cfg.error("qk_layernorm", "qk_layernorm = true (LayerNorm on q and k) cannot be expressed in ttspec yet")
+    _check_values(cfg, desc, "layer_norm_eps")
     return desc
 
 
 def _gpt2(cfg: Config, family: str) -> Desc:
     dflt = DEFAULTS["gpt2"]
-    d = cfg.get(cfg.pick("n_embd", "hidden_size"), "int")
-    heads = cfg.get(cfg.pick("n_head", "num_attention_heads"), "int")
+    keys = {"d": cfg.pick("n_embd", "hidden_size"), "heads": cfg.pick("n_head", "num_attention_heads"),
+            "layers": cfg.pick("n_layer", "num_hidden_layers"),
+            "max_seq": cfg.pick("n_positions", "max_position_embeddings"),
+            "mlp": "n_inner" if cfg.has("n_inner") else cfg.pick("n_embd", "hidden_size")}
+    d = cfg.get(keys["d"], "int")
+    heads = cfg.get(keys["heads"], "int")
     if d % heads:
-        raise cfg.error(cfg.pick("n_head", "num_attention_heads"), f"n_head={heads} does not divide n_embd={d}")
+        raise cfg.error(keys["heads"], f"n_head={heads} does not divide n_embd={d}")
     inner = cfg.get("n_inner", "int", None, null=None, note_default=False)
     desc = Desc(family, HF_CLASSES[family], vocab=cfg.get("vocab_size", "int"), d=d,
-                layers=cfg.get(cfg.pick("n_layer", "num_hidden_layers"), "int"), heads=heads, kv_heads=heads,
-                mlp=inner or 4 * d, max_seq=cfg.get(cfg.pick("n_positions", "max_position_embeddings"), "int"),
-                eps=cfg.get("layer_norm_epsilon", "float", dflt["eps"]))
+                layers=_layers(cfg, keys["layers"]), heads=heads, kv_heads=heads,
+                mlp=inner or 4 * d, max_seq=cfg.get(keys["max_seq"], "int"),
+                eps=cfg.get("layer_norm_epsilon", "float", dflt["eps"]), keys=keys)
     if inner is None:
         desc.notes.append(f"n_inner is null: the MLP is 4 * n_embd = {4 * d} wide")
     desc.norm, desc.mlp_kind, desc.learned_positions = "layernorm", "mlp", True
@@ -544,6 +668,7 @@ def _gpt2(cfg: Config, family: str) -> Desc:
     for key in ("summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
                 "n_special", "predict_special_tokens", "reorder_and_upcast_attn"):
         cfg.raw(key)  # the double-heads classifier, OpenAI GPT leftovers, fp32 upcasting: not the LM's logits
+    _check_values(cfg, desc, "layer_norm_epsilon")
     return desc
 
 
@@ -558,14 +683,15 @@ def _check_leftovers(cfg: Config, family: str) -> None:
         if key in NEUTRAL:  # known to change the computation: --ignore does not apply
             if value is None or value == NEUTRAL[key]:
                 continue
-            raise cfg.error(key, f"`{key}: {json.dumps(value)}` is not something {HF_CLASSES[family]} computes, "
+            raise cfg.error(key, f"`{key}: {shown(value)}` is not something {HF_CLASSES[family]} computes, "
                                  f"and ttspec cannot express it for model_type {family}",
                             hint=f"{HF_CLASSES[family]} has no such setting; check the config's model_type")
         if key in cfg.ignore:
             continue
-        raise cfg.error(key, f"unknown field `{key}` in {cfg.path.name} for model_type {family}: ttspec cannot "
-                             "tell whether it changes the computation",
-                        hint=f"if it does not (an id, a training or generation setting), pass `--ignore {key}`")
+        raise cfg.error(key, f"unknown field `{quote(key, limit=80)}` in config.json for model_type {family}: "
+                             "ttspec cannot tell whether it changes the computation",
+                        hint="if it does not (an id, a training or generation setting), pass "
+                             f"`--ignore {quote(key, limit=80)}`")
 
 
 # ---------------------------------------------------------------- the spec text
@@ -575,6 +701,14 @@ def _float(value: float) -> str:
         mantissa, exp = text.split("e")
         return f"{mantissa}e{int(exp)}"
     return text
+
+
+def _exact(value: float) -> str:
+    """A number as the spec writes it, exactly: an integral value as an integer (256, as configs write it), any
+    other as the shortest text that reads back as the same double."""
+    if value.is_integer() and abs(value) < 2 ** 53:
+        return str(int(value))
+    return _float(value)
 
 
 def model_name(text: str, fallback: str) -> str:
@@ -616,8 +750,18 @@ def _wrap(head: str, items: list[str], tail: str, width: int = 110) -> list[str]
 
 
 def _periodic(windows: list) -> int:
+    """The shortest p with windows[i] == windows[i % p] for every i: the length less the longest proper
+    prefix that is also a suffix (Knuth-Morris-Pratt's failure function), in linear time."""
     n = len(windows)
-    return next(p for p in range(1, n + 1) if all(windows[i] == windows[i % p] for i in range(n)))
+    border = [0] * n
+    k = 0
+    for i in range(1, n):
+        while k and windows[i] != windows[k]:
+            k = border[k - 1]
+        if windows[i] == windows[k]:
+            k += 1
+        border[i] = k
+    return n - border[-1] if n else 1
 
 
 def _summary(desc: Desc) -> str:
@@ -658,9 +802,11 @@ def _summary(desc: Desc) -> str:
 
 def render(desc: Desc, name: str, source: str, version: str | None, arch_given: bool,
            defaults: list[tuple[str, object]]) -> str:
-    out = [f"# {source.rstrip('/')}: imported by `ttspec import-hf`",
+    # the path and the version are outside text: quoted to one line without control characters, so a newline
+    # in either cannot end the comment and put text into the spec
+    out = [f"# {quote(source.rstrip('/'), limit=300)}: imported by `ttspec import-hf`",
            f"# HF architecture: {desc.hf_class} (model_type {desc.family}"
-           + (f", config written by transformers {version})" if version else ")"),
+           + (f", config written by transformers {quote(version, limit=60)})" if version else ")"),
            *textwrap.wrap(_summary(desc), 100, initial_indent="# ", subsequent_indent="# ")]
     if not arch_given:
         out.append("# note: the config names no `architectures`; the class is model_type's")
@@ -683,7 +829,7 @@ def render(desc: Desc, name: str, source: str, version: str | None, arch_given: 
     if windows:
         out.append(f"let sliding_window = {windows[0]}")
     if desc.attn_scale is not None:
-        out.append(f"let attn_scale = {desc.attn_scale_from:g} ** -0.5     # query_pre_attn_scalar")
+        out.append(f"let attn_scale = {_exact(desc.attn_scale_from)} ** -0.5     # query_pre_attn_scalar")
     if desc.rope:
         out += _call("let rotary = ", "rope", [f"{k} = {v}" for k, v in desc.rope.items()], width=100)
     out += ["", "input tokens: int32[batch, seq] where seq <= max_seq", ""]
@@ -788,21 +934,21 @@ def import_hf(path: str | Path, name: str | None = None, ignore: tuple[str, ...]
     config_path, directory = locate(path)
     cfg = Config(config_path, tuple(ignore))
     if not cfg.has("model_type"):
-        raise ArchError(f"{config_path} has no `model_type`, which names the model's family",
+        raise ArchError(f"{cfg.name} has no `model_type`, which names the model's family",
                         hint="supported model types: " + ", ".join(READERS))
     model_type = cfg.get("model_type", "str")
     if model_type not in READERS:
-        raise cfg.error("model_type", f"model_type `{model_type}` is not a family ttspec imports",
+        raise cfg.error("model_type", f"model_type `{quote(model_type, limit=80)}` is not a family ttspec imports",
                         hint="supported: " + ", ".join(READERS))
     hf_class = HF_CLASSES[model_type]
     archs = cfg.data.get("architectures")
     if archs is not None:
         if not (isinstance(archs, list) and len(archs) == 1 and isinstance(archs[0], str)):
-            raise cfg.error("architectures", f"`architectures` should name one class, got {json.dumps(archs)}")
+            raise cfg.error("architectures", f"`architectures` should name one class, got {shown(archs)}")
         if archs[0] != hf_class:
-            raise cfg.error("architectures", f"architecture `{archs[0]}` is not one ttspec imports for model_type "
-                                             f"{model_type}", hint=f"ttspec imports {hf_class} (a causal LM with "
-                                                                   "its output head)")
+            raise cfg.error("architectures", f"architecture `{quote(archs[0], limit=80)}` is not one ttspec imports "
+                                             f"for model_type {model_type}",
+                            hint=f"ttspec imports {hf_class} (a causal LM with its output head)")
     desc = READERS[model_type](cfg, model_type)
     if cfg.get("is_encoder_decoder", "bool", False, null=False, note_default=False) \
             or cfg.get("add_cross_attention", "bool", False, null=False, note_default=False):
@@ -832,7 +978,32 @@ def import_hf(path: str | Path, name: str | None = None, ignore: tuple[str, ...]
     text = render(desc, name, source, version if isinstance(version, str) else None, archs is not None, defaults)
     if directory is not None:
         text = _with_directory_notes(text, directory, desc)
+    _check_spec(cfg, text)
     return Imported(text, name, model_type, hf_class, config_path)
+
+
+def _check_spec(cfg: Config, text: str) -> None:
+    """The spec made, through `ttspec check`'s own steps before it is written or printed. Every value was
+    checked at its config field above; this catches a rule of the compiler those checks do not know
+    yet, and reports it against config.json (the user's file), never against a spec nobody wrote."""
+    from .checkpoints import check_family_labels
+    from .driver import verify
+    from .frontend.parser import parse_source
+    from .ir.elaborate import elaborate
+
+    name = "<the spec imported from config.json>"
+    try:
+        model = elaborate(parse_source(text, name), cfg.path.resolve().parent)
+        verify(model)
+        check_family_labels(model)
+    except ArchError as e:
+        line = ""
+        if e.loc is not None and e.loc.file == name:
+            line = f" (spec line {e.loc.line}: `{text.split(chr(10))[e.loc.line - 1].strip()}`)"
+        raise ArchError(f"ttspec cannot compile the spec this config makes: {e.diagnostic.message}{line}",
+                        Loc(cfg.name, 1, 1), hint="one of the config's values is outside what ttspec compiles, "
+                                                  "and import-hf does not check it by field yet: please report it, "
+                                                  "with this config") from None
 
 
 def _with_directory_notes(text: str, directory: Path, desc: Desc) -> str:
@@ -842,8 +1013,10 @@ def _with_directory_notes(text: str, directory: Path, desc: Desc) -> str:
     shards = sorted(p.name for p in directory.glob("*.safetensors"))
     if index.is_file():
         notes.append(f"weights: model.safetensors.index.json ({len(shards)} shards)")
-    elif shards:
-        notes.append("weights: " + ", ".join(shards))
+    elif shards:  # file names are outside text: quoted, and a few named (the header stays a few lines)
+        listed = [quote(s, limit=100) for s in shards[:MAX_SHARDS_LISTED]]
+        more = len(shards) - len(listed)
+        notes.append("weights: " + ", ".join(listed) + (f" and {more:,} more" if more else ""))
     tokens = _tokenizer_size(directory / "tokenizer.json")
     if tokens is not None:
         extra = "" if tokens == desc.vocab else f" for an embedding of {desc.vocab:,} rows"
@@ -858,15 +1031,22 @@ def _with_directory_notes(text: str, directory: Path, desc: Desc) -> str:
 
 
 def _tokenizer_size(path: Path) -> int | None:
-    """1 + the largest token id in a tokenizers JSON file (vocabulary and added tokens), or None."""
-    if not path.is_file():
+    """1 + the largest token id in a tokenizers JSON file (vocabulary and added tokens), or None when there
+    is no tokenizer.json or it lists no ids. One that is there is read as every file from outside is
+    (inputs.py: a regular file, size-limited, bounded JSON), so a FIFO, a dangling link or JSON nested
+    100,000 deep is refused with a message."""
+    if not (path.exists() or path.is_symlink()):
         return None
+    name, text = quote(path, limit=4096), read_text(path, "tokenizer.json", MAX_TOKENIZER_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        ids = list((data.get("model") or {}).get("vocab", {}).values()) if isinstance(
-            (data.get("model") or {}).get("vocab"), dict) else []
-        ids += [t["id"] for t in data.get("added_tokens", []) if isinstance(t, dict) and isinstance(t.get("id"), int)]
-        ids = [i for i in ids if isinstance(i, int)]
-        return max(ids) + 1 if ids else None
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None
+        data = parse_json(text, name, "tokenizer.json")
+    except ArchError:
+        SourceCache().add(name, text)  # the excerpt quotes the text read, not the file as it is now
+        raise
+    model = data.get("model") if isinstance(data, dict) else None
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    ids = list(vocab.values()) if isinstance(vocab, dict) else []
+    added = data.get("added_tokens") if isinstance(data, dict) else None
+    ids += [t.get("id") for t in added if isinstance(t, dict)] if isinstance(added, list) else []
+    ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i >= 0]
+    return max(ids) + 1 if ids else None
