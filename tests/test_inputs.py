@@ -75,3 +75,10 @@ def test_brackets_and_digits_inside_strings_are_text(tmp_path):
 def test_quote_keeps_outside_text_on_one_visible_line():
     shown = quote("4.46.0\n# injected\x1b[2J" + "x" * 500)
     assert "\n" not in shown and "\x1b" not in shown and len(shown) <= 160
+
+
+def test_a_path_with_a_line_break_keeps_the_location_on_one_line(tmp_path):
+    from ttspec.errors import Diagnostic, Loc
+
+    shown = Diagnostic("error", "bad", Loc(str(tmp_path / "a\nb.arch"), 3, 4)).render()
+    assert shown.splitlines()[0].endswith("a\u240ab.arch:3:4: error: bad")

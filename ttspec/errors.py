@@ -16,7 +16,8 @@ class Loc:
     length: int = 1
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        # a file name with a line break would split the `file:line:col: error:` prefix over two lines
+        return f"{self.file}:{self.line}:{self.col}".replace("\n", "\u240a").replace("\r", "\u240d")
 
 
 @dataclass
