@@ -40,6 +40,8 @@ class Mutant:
 SEMANTIC = ("tests/test_references.py", "tests/test_random_architectures.py", "tests/test_completeness.py",
             "tests/test_golden.py", "tests/test_torch_backend.py", "tests/test_mesh.py", "tests/test_block_floats.py")
 
+CLOSED_FORMS = "tests/test_analysis_closed_forms.py::"
+
 MUTANTS = [
     Mutant("interleaved_never_emitted", "ttspec/codegen/backend.py",
            'if f["style"] != "half":', "if False:",
@@ -138,6 +140,48 @@ MUTANTS = [
            '    cfg.raw("n_ctx")',
            ("tests/test_import_hf_hostile.py::test_gpt2_untied_head_is_transformers",),
            "GPT-2's default (tied) wins over an explicit `tie_word_embeddings: false`"),
+    # issue 18: survivors in the memory model, the cost model, plan --search (2-D) and the sharding planner,
+    # killed by closed forms worked out by hand from the spec's sizes (tests/test_analysis_closed_forms.py)
+    Mutant("residual_counted_unsplit", "ttspec/analysis/memory.py",
+           "            residual = -(-residual // ax.devices)", "            residual = residual",
+           (CLOSED_FORMS + "test_activations_count_the_residual_slice_not_the_whole",
+            CLOSED_FORMS + "test_largest_context_is_the_closed_form_edge"),
+           "the memory model counts the whole residual stream on every chip where the plan splits it"),
+    Mutant("row_parallel_bias_sliced_in_memory", "ttspec/analysis/memory.py",
+           "    if role == Placement.ROW and len(shape) == 1:", "    if False:",
+           (CLOSED_FORMS + "test_row_parallel_biases_are_whole_on_every_chip",),
+           "a row-parallel bias counted as a 1/n slice per chip though each chip holds it whole"),
+    Mutant("flops_split_on_first_axis_only", "ttspec/analysis/cost.py",
+           "        for ax in self.plan.axes:\n", "        for ax in self.plan.axes[:1]:\n",
+           (CLOSED_FORMS + "test_2d_prefill_flops_are_split_over_both_mesh_axes",),
+           "per-chip FLOPs divided over the first mesh axis only (a 2-D galaxy prefill 4x per chip)"),
+    Mutant("norm_statistics_priced_as_bf16", "ttspec/analysis/cost.py",
+           "per_device = tiles(out) * STATISTICS_BYTES", "per_device = tiles(out) * ACTIVATION_BYTES",
+           (CLOSED_FORMS + "test_distributed_norm_statistics_are_float32_tiles",
+            CLOSED_FORMS + "test_rmsnorm_statistics_are_one_float32_tile"),
+           "the cost model prices the float32 statistics of a distributed norm as bf16"),
+    Mutant("layernorm_statistics_one_tile_wide", "ttspec/ops/norms.py",
+           "source.type.shape[:-1] + (TILE * (2 if mean else 1),)", "source.type.shape[:-1] + (TILE,)",
+           (CLOSED_FORMS + "test_bytes_moved_over_the_columns_count_layernorm_statistics_twice",
+            CLOSED_FORMS + "test_distributed_norm_statistics_are_float32_tiles"),
+           "a distributed LayerNorm's statistics (sum x and sum x^2) typed one tile wide"),
+    Mutant("decode_rows_not_tile_padded", "ttspec/analysis/cost.py",
+           "            flops = flops * tile_pad(rows) // rows  # whole 32-row tiles",
+           "            flops = flops  # whole 32-row tiles",
+           (CLOSED_FORMS + "test_decode_computes_whole_tile_rows_at_batch_1",),
+           "decode matmuls priced at the batch's rows, not whole 32-row tiles (batch 1: 32x under)"),
+    Mutant("search_ties_prefer_more_chips", "ttspec/analysis/plan_search.py",
+           "speed + (plan.chips, -bits", "speed + (-plan.chips, -bits",
+           (CLOSED_FORMS + "test_search_keeps_the_plan_on_fewer_chips_when_a_replica_would_idle",),
+           "plan --search breaks ties towards more chips: 2x4 --dp with an idle replica over 1x4"),
+    Mutant("largest_batch_ignores_replicas", "ttspec/analysis/plan_search.py",
+           "MAX_DECODE_USERS * memory.replicas)", "MAX_DECODE_USERS)",
+           (CLOSED_FORMS + "test_search_tries_the_largest_batch_over_its_replicas",),
+           "plan --search caps the largest batch at one replica's 32 users (32 tried instead of 40 on 2 replicas)"),
+    Mutant("reduce_scatter_into_part_tiles", "ttspec/passes/shard.py",
+           "        return width % (self.devices * TILE) == 0", "        return width % self.devices == 0",
+           (CLOSED_FORMS + "test_partial_sums_are_never_scattered_into_slices_of_part_tiles",),
+           "partial sums reduce-scattered into slices that are not whole tiles (96 features over 2 chips)"),
 ]
 
 

@@ -37,6 +37,7 @@ from ..ops.collectives import CCL_PATTERN
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
 from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
+from ..weight_formats import parse as parse_formats
 from .interpreters import Interpreter
 from .memory import ACTIVATION_BYTES, padded_shapes, param_chip_bytes, tile_pad, tiles
 
@@ -158,6 +159,17 @@ class CostInterpreter(Interpreter):
         self.count = 1
         self.layers_with_attention = max(1, _attention_layers(model.graph))
         self.graph = model.graph
+        self._graph_facts: dict[int, tuple] = {}
+        self.formats = parse_formats(self.memory.weights_dtype)  # parsed once, not per op
+
+    def _facts(self):
+        """The current graph's lookup tables and padded shapes, found once per graph: each is a scan
+        of the whole graph, so finding them per op would make a phase quadratic in the graph's size."""
+        facts = self._graph_facts.get(id(self.graph))
+        if facts is None:  # the graph is kept in the entry, so its id is not reused while cached
+            facts = self._graph_facts[id(self.graph)] = (self.graph, lookup_tables(self.graph),
+                                                         padded_shapes(self.graph))
+        return facts[1], facts[2]
 
     # -- walking ---------------------------------------------------------------------------
     def _run(self) -> Phase:
@@ -223,20 +235,16 @@ class CostInterpreter(Interpreter):
         # DRAM: weights (as the memory model stores them), lookups, KV cache, prefill activations
         dram = 0
         phases = 1
-        tables = lookup_tables(self.graph)
-        padded = padded_shapes(self.graph)
+        tables, padded = self._facts()
         for name in _param_names(node):
             if name not in self.graph.params:
                 continue
-            kind, nbytes = param_chip_bytes(self.graph, self.prefix, name, self.memory.weights_dtype, self.plan,
-                                            tables, padded)
+            kind, nbytes = param_chip_bytes(self.graph, self.prefix, name, self.formats, self.plan, tables, padded)
             if name in tables:
                 rows = self.graph.params[name].shape[0]
                 nbytes = nbytes * min(rows, _numel(ins[0])) // rows
             elif len(self.graph.params[name].shape) == 2:
-                from ..weight_formats import parse
-
-                phases = max(phases, FIDELITY_PHASES[parse(self.memory.weights_dtype).dtype(kind)])
+                phases = max(phases, FIDELITY_PHASES[self.formats.dtype(kind)])
             dram += nbytes
         if node.op in MATMULS and ins and ins[0]:
             rows = max(1, _numel(ins[0]) // ins[0][-1])

@@ -62,39 +62,55 @@ def params_by_kind(graph: Graph) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _children(graph: Graph, parent: str) -> list[ModuleInfo]:
-    depth = parent.count(".") + 1 if parent else 0
-    prefix = parent + "." if parent else ""
-    return [m for path, m in graph.modules.items()
-            if path.startswith(prefix) and path.count(".") == depth]
+class _Components:
+    """One graph's components indexed once: each one's children, its own tensors, the parameters in
+    its subtree and its `repeat` node. Asking the graph per component (scanning every module and
+    every parameter each time) made `params` quadratic on specs that write their layers out."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.children: dict[str, list[ModuleInfo]] = {}
+        for path, info in graph.modules.items():
+            self.children.setdefault(path.rpartition(".")[0], []).append(info)
+        self.own: dict[str, list[Param]] = {}
+        self.subtree: dict[str, int] = {}  # untied parameters at or below each module path
+        for p in graph.params.values():
+            self.own.setdefault(p.module, []).append(p)
+            if p.tied_to is None:
+                path = p.module
+                while True:
+                    self.subtree[path] = self.subtree.get(path, 0) + p.numel
+                    if "." not in path:
+                        break
+                    path = path.rpartition(".")[0]
+        self.repeats = {}
+        for node in graph.repeats():
+            self.repeats.setdefault(node.module, node)
 
 
-def _module_params(graph: Graph, path: str) -> list[Param]:
-    return [p for p in graph.params.values() if p.module == path or p.module.startswith(path + ".")]
-
-
-def _component(graph: Graph, info: ModuleInfo) -> dict:
-    own = [p for p in graph.params.values() if p.module == info.path]
+def _component(index: _Components, info: ModuleInfo) -> dict:
+    graph = index.graph
     entry = {
         "name": info.path.rpartition(".")[2],
         "path": info.path,
         "block": info.block,
         "kind": kind_of(graph, info.path),
-        "params": sum(p.numel for p in _module_params(graph, info.path) if p.tied_to is None),
-        "tensors": [_tensor(p) for p in own],
-        "children": [_component(graph, c) for c in _children(graph, info.path)],
+        "params": index.subtree.get(info.path, 0),
+        "tensors": [_tensor(p) for p in index.own.get(info.path, ())],
+        "children": [_component(index, c) for c in index.children.get(info.path, ())],
     }
     if info.repeat is not None:
-        node = next(n for n in graph.repeats() if n.module == info.path)
+        node = index.repeats[info.path]
         body: Graph = node.attrs["body"]
         per_layer = count_params(body)
+        inner = _Components(body)
         entry.update({
             "repeat": info.repeat,
             "params": per_layer * info.repeat,
             "per_layer": per_layer,
             "per_layer_by_kind": params_by_kind(body),
-            "tensors": [_tensor(p) for p in body.params.values() if p.module == ""],
-            "children": [_component(body, c) for c in _children(body, "")],
+            "tensors": [_tensor(p) for p in inner.own.get("", ())],
+            "children": [_component(inner, c) for c in inner.children.get("", ())],
         })
         variants = len(layer_variants(node))
         if variants > 1:  # the layers differ in behaviour only: the parameters are layer 0's for all
@@ -124,6 +140,7 @@ def params_report(model: Model, seq: int | None = None) -> dict:
     flops = forward_flops(model, seq=seq)
     tokens = seq
     total = count_params(g)
+    top = _Components(g)
     return {
         "schema": SCHEMA,
         "model": model.name,
@@ -131,7 +148,7 @@ def params_report(model: Model, seq: int | None = None) -> dict:
         "total": total,
         "bytes": weight_bytes(g),
         "by_kind": params_by_kind(g),
-        "components": [_component(g, m) for m in _children(g, "")],
+        "components": [_component(top, m) for m in top.children.get("", ())],
         "parameters": _flat_parameters(g),
         "flops_per_token": {
             "seq": seq,

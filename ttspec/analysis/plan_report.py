@@ -251,12 +251,23 @@ def _layers(lowered: Model, collectives) -> tuple[dict[tuple[str, int], tuple[in
             groups[(f"{path}.*.", 0)] = (info.repeat, [])
         elif info.kind == "decoder":
             groups[(f"{path}.", 0)] = (1, [])
+    # Every group's prefix is a top-level path and "." or ".*.": a name finds its groups by its own first
+    # part, not by trying every group (one per layer when the layers are written out: quadratic).
+    by_prefix: dict[str, list[tuple[str, int]]] = {}
+    for g in groups:
+        by_prefix.setdefault(g[0], []).append(g)
+    position = {g: i for i, g in enumerate(groups)}
+
+    def candidates(name: str) -> list[tuple[str, int]]:
+        top = name.partition(".")[0]
+        return [g for p in (f"{top}.", f"{top}.*.") if name.startswith(p) for g in by_prefix.get(p, ())]
+
     outside = []
     for c in collectives:
-        group = next((g for g in groups if c.node.startswith(g[0]) and c.variant == g[1]), None)
+        group = next((g for g in candidates(c.node) if c.variant == g[1]), None)
         if group is None and c.node in graph:
             readers = [graph.node(u).module for u in graph.users.get(c.node, [])]
-            group = next((g for g in groups if any(f"{r}.".startswith(g[0]) for r in readers)), None)
+            group = min((g for r in readers for g in candidates(f"{r}.")), key=position.get, default=None)
         if group is None:
             outside.append(c)
         else:

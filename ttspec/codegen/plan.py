@@ -130,7 +130,8 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
             plan.ops.append(n)
             continue
         groups.setdefault(_child_path(n.module, path), []).append(n)
-    order: list[tuple[int, str]] = sorted((nodes.index(g[0]), p) for p, g in groups.items())
+    position = {n.id: i for i, n in enumerate(nodes)}  # a node's place, found once (list.index is a scan)
+    order: list[tuple[int, str]] = sorted((position[g[0].id], p) for p, g in groups.items())
     for n in plan.self_params:  # `as self` parameters keep their own names (`self.weight`): data
         for local in n.params:
             if local not in plan.members.taken:
@@ -177,7 +178,7 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
         plan.ops.append(graph.node(outs[-1]))
     for leaf in plan.leaves:  # after every label, so no label is renamed for a bias
         leaf.bias_attr = plan.members.claim(f"{leaf.attr}_bias")
-    plan.ops.sort(key=lambda n: nodes.index(n))
+    plan.ops.sort(key=lambda n: position[n.id])
     return plan
 
 
@@ -192,11 +193,20 @@ def model_plan(model: Model) -> ClassPlan:
 def all_classes(plan: ClassPlan) -> list[ClassPlan]:
     """Every class, children before parents (definition order in the generated file)."""
     out: list[ClassPlan] = []
-    for c in plan.children:
-        for cls in c.classes if isinstance(c, Repeat) else [c.cls]:
-            for k in all_classes(cls):
-                if k not in out:
-                    out.append(k)
-    out.append(plan)
+    # Equal plans are listed once; comparing each with every class listed so far is quadratic when the
+    # layers are written out, so a plan is compared only with those of its name, block and path.
+    seen: dict[tuple[str, str, str], list[ClassPlan]] = {}
+
+    def add(cls: ClassPlan) -> None:
+        for c in cls.children:
+            for child in c.classes if isinstance(c, Repeat) else [c.cls]:
+                add(child)
+        alike = seen.setdefault((cls.name, cls.block, cls.path), [])
+        if cls is not plan and cls in alike:
+            return
+        alike.append(cls)
+        out.append(cls)
+
+    add(plan)
     return out
 

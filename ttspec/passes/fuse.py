@@ -102,8 +102,9 @@ def _origins(**attrs: Node) -> dict:
 def _fuse_graph(graph: Graph) -> Graph:
     groups = list(_find_attention_projections(graph))
     first_linear = {}
+    position = {nid: i for i, nid in enumerate(graph.nodes)}  # once: a list index per group is quadratic
     for group in groups:
-        first = min((p.linear for p in group), key=lambda n: list(graph.nodes).index(n.id))
+        first = min((p.linear for p in group), key=lambda n: position[n.id])
         first_linear[first.id] = group
     removed = {n.id for group in groups for p in group for n in (p.linear, p.split)}
     renamed: dict[str, str] = {}
