@@ -86,6 +86,16 @@ def _frame(tb) -> str:
     return where
 
 
+def _function(tb) -> str:
+    """The innermost ttspec function a traceback passes through: a hang's place, stable across lines."""
+    where = "?"
+    for frame in traceback.extract_tb(tb):
+        path = frame.filename.replace("\\", "/")
+        if "/ttspec/" in path:
+            where = f"{path.split('/ttspec/')[-1].removesuffix('.py').replace('/', '.')}.{frame.name}"
+    return where
+
+
 def _key(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {_frame(exc.__traceback__)}"
 
@@ -960,7 +970,7 @@ class SurfaceOutcome:
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]")
 
 
-def _child_case(plan: Plan, command: str, limit: float) -> dict:
+def _child_case(plan: Plan, command: str, limit: float, done=lambda: None) -> dict:
     """In the child: the command, then the oracles that need this process (check, params, transformers)."""
     from ttspec import cli
 
@@ -982,11 +992,12 @@ def _child_case(plan: Plan, command: str, limit: float) -> dict:
         failures.append([cls, what, key, detail[-3000:]])
 
     rc, text, exc = main(plan.argv)
+    done()  # the parent stops waiting for the command; the oracles have their own limits
     result = {"rc": rc, "failures": failures, "hf": False}
     if exc is not None:
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         if isinstance(exc, Timeout):
-            fail("hang", f"over {limit:g} s at {_frame(exc.__traceback__)}", detail)
+            fail("hang", f"over {limit:g} s in {_function(exc.__traceback__)}", detail)
         elif isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "alloc" in str(exc).lower()):
             fail("memory", _key(exc), detail)
         else:
@@ -1133,6 +1144,7 @@ class ForkRunner:
             code = 0
             try:
                 os.close(read_end)
+                os.set_inheritable(write_end, False)
                 os.chdir(folder)
                 log = os.open(folder / ".fd.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 os.dup2(log, 1)
@@ -1144,7 +1156,7 @@ class ForkRunner:
                 soft, hard = resource.getrlimit(resource.RLIMIT_AS)
                 resource.setrlimit(resource.RLIMIT_AS, (self.memory, hard))
                 try:
-                    result = _child_case(plan, command, self.limit)
+                    result = _child_case(plan, command, self.limit, lambda: os.write(write_end, b"1"))
                 finally:
                     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
                 result_path.write_text(json.dumps(result))
@@ -1152,15 +1164,22 @@ class ForkRunner:
                 code = 3
             os._exit(code)
         os.close(write_end)
-        deadline = self.limit * 4 + 10  # the command, check, params and transformers, each limited
-        ready, _, _ = select.select([read_end], [], [], deadline)
-        killed = not ready
+        # the command has its SIGALRM limit; a child still busy 3 s past it is blocked outside Python
+        # (a FIFO opened by a library, a long C loop). Then check, params and transformers, each limited.
+        killed = None
+        for phase, seconds in (("the command", self.limit + 3), ("the oracles", self.limit * 3 + 10)):
+            ready, _, _ = select.select([read_end], [], [], seconds)
+            if not ready:
+                killed = f"killed: {phase} still running {seconds:g} s on (blocked outside Python)"
+                break
+            if not os.read(read_end, 1):
+                break  # the child exited
         if killed:
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         os.close(read_end)
         if killed:
-            return f"killed after {deadline:g} s"
+            return killed
         if os.WIFSIGNALED(status):
             return f"died of signal {os.WTERMSIG(status)}"
         try:
