@@ -1020,6 +1020,9 @@ def _child_case(plan: Plan, command: str, limit: float, done=lambda: None) -> di
         else:
             fail("internal", _key(exc), detail)
         return result
+    if "Timeout" in text and "Exception ignored" in text:  # the alarm landed where Python swallows it
+        fail("hang", f"over {limit:g} s (the alarm was swallowed)", text)
+        return result
     if rc == 70 or "Traceback (most recent call last)" in text:
         fail("internal", f"exit {rc}", text)
         return result
@@ -1166,6 +1169,9 @@ class ForkRunner:
                 log = os.open(folder / ".fd.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 os.dup2(log, 1)
                 os.dup2(log, 2)
+                import gc
+
+                gc.callbacks.clear()  # hypothesis' collection timer: an alarm landing in it is swallowed
                 os.environ["TMPDIR"] = str(tmp)
                 import tempfile
 
