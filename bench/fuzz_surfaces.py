@@ -315,6 +315,9 @@ def _draw_import(rng: random.Random, bases: Bases) -> Case:
     family = rng.choice(sorted(bases.configs))
     config = rng.choice(bases.configs[family])
     parts: list = [["kv", k, _raw(v)] for k, v in config.items()]
+    if rng.random() < 0.3:  # hostile but valid only: what the parameter-count oracle compares with transformers
+        parts += [list(rng.choice(VALID)) for _ in range(rng.choice((1, 1, 2)))]
+        return Case("import-hf", family, parts + [["hf", True]], "import-hf")
     for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
         parts.append(_config_mutation(rng, config))
     if rng.random() < 0.08:
