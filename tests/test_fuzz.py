@@ -23,7 +23,7 @@ pytest.importorskip("torch")
 
 SEED = 9
 SECONDS = 80
-MIN_CASES = {"spec": 50, "import-hf": 10, "weights": 5, "options": 5, "tokenizer": 2}
+MIN_CASES = {"spec": 40, "import-hf": 8, "weights": 4, "options": 4, "tokenizer": 2}
 
 # Known-open findings, excluded by (class, command, key) as the fuzzer's summary.json names them.
 # Each entry names its issue; remove it when the issue is fixed. Keep this list empty when you can.
@@ -39,7 +39,7 @@ def test_bounded_fuzz_campaign_finds_nothing(tmp_path):
     summary_file = tmp_path / "summary.json"
     assert summary_file.exists(), result.stdout + result.stderr
     summary = json.loads(summary_file.read_text())
-    assert summary["cases"] >= 150, summary  # the budget bought a real campaign
+    assert summary["cases"] >= 100, summary  # the budget bought a real campaign
     for surface, least in MIN_CASES.items():  # ... over every surface
         assert summary["surfaces"].get(surface, 0) >= least, summary["surfaces"]
     assert summary["accepted_by_check"] > 0 and summary["refused"] > 0, summary
