@@ -1181,8 +1181,17 @@ class ForkRunner:
                 tempfile.tempdir = str(tmp)
                 soft, hard = resource.getrlimit(resource.RLIMIT_AS)
                 resource.setrlimit(resource.RLIMIT_AS, (self.memory, hard))
+                import faulthandler
+
+                stack = open(folder / ".stack", "w")  # noqa: SIM115 - kept open for the watchdog thread
+                faulthandler.dump_traceback_later(self.limit + 1.5, file=stack)  # where a blocked child is
+
+                def done():
+                    faulthandler.cancel_dump_traceback_later()
+                    os.write(write_end, b"1")
+
                 try:
-                    result = _child_case(plan, command, self.limit, lambda: os.write(write_end, b"1"))
+                    result = _child_case(plan, command, self.limit, done)
                 finally:
                     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
                 result_path.write_text(json.dumps(result))
@@ -1196,7 +1205,7 @@ class ForkRunner:
         for phase, seconds in (("the command", self.limit + 3), ("the oracles", self.limit * 3 + 10)):
             ready, _, _ = select.select([read_end], [], [], seconds)
             if not ready:
-                killed = f"killed: {phase} still running {seconds:g} s on (blocked outside Python)"
+                killed = f"killed: {phase} blocked outside Python past the limit"
                 break
             if not os.read(read_end, 1):
                 break  # the child exited
@@ -1205,7 +1214,7 @@ class ForkRunner:
         _, status = os.waitpid(pid, 0)
         os.close(read_end)
         if killed:
-            return killed
+            return killed + _blocked_in(folder / ".stack")
         if os.WIFSIGNALED(status):
             return f"died of signal {os.WTERMSIG(status)}"
         try:
@@ -1224,6 +1233,19 @@ class ForkRunner:
                 parts = candidate.parts
             i -= 1
         return Case(case.surface, case.base, parts, case.command)
+
+
+def _blocked_in(stack: Path) -> str:
+    """`: in module.function`, the innermost ttspec frame of faulthandler's dump (most recent call first)."""
+    try:
+        text = stack.read_text(errors="replace")
+    except OSError:
+        return ""
+    for m in re.finditer(r'File "([^"]+)", line \d+ in (\w+)', text):
+        path = m.group(1).replace("\\", "/")
+        if "/ttspec/" in path:
+            return f" in {path.split('/ttspec/')[-1].removesuffix('.py').replace('/', '.')}.{m.group(2)}"
+    return ""
 
 
 def _address_space() -> int:
