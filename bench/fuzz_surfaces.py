@@ -45,6 +45,7 @@ import select
 import shutil
 import signal
 import struct
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -570,7 +571,7 @@ def _mutated_state(case: Case, base: Base) -> tuple[dict, list[str]]:
         elif op == "dtype_int":
             state[name] = state[name].to((torch.int32, torch.int8, torch.bool, torch.int64)[n % 4])
             refuse.append(f"a tensor of integers: {name}")
-        elif op in ("nan", "inf"):
+        elif op in ("nan", "inf") and state[name].is_floating_point():
             t = state[name].clone()
             t.view(-1)[n % t.numel()] = float("nan") if op == "nan" else (float("inf") if r < 0.5 else -float("inf"))
             state[name] = t
@@ -774,8 +775,14 @@ def _tokenizer_file(folder: Path, parts: list, bases: Bases, refuse: list) -> No
         if p[0] != "tok":
             continue
         how, r = p[1], p[2]
-        data = json.loads(text) if text.strip().startswith("{") and how in (
-            "id_out", "id_neg", "id_huge", "no_unk", "added_bad", "vocab_list", "model_missing", "string_id") else None
+        data = None
+        if how in ("id_out", "id_neg", "id_huge", "no_unk", "added_bad", "vocab_list", "model_missing", "string_id"):
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError):
+                continue  # an earlier edit broke the JSON: this one has nothing to edit
+            if not isinstance(data, dict):
+                continue
         if data is not None:
             try:
                 vocab = data["model"]["vocab"]
@@ -1136,11 +1143,15 @@ class ForkRunner:
         tmp = self.work / f"t{self.serial}"
         tmp.mkdir(parents=True)
         start = time.monotonic()
+        outcome = SurfaceOutcome()
         try:
             plan = self.materialize(case, folder)
-        except Exception as e:  # noqa: BLE001 - the fuzzer's own bug: say so loudly
-            raise RuntimeError(f"cannot realize {case.to_json()}") from e
-        outcome = SurfaceOutcome()
+        except Exception:  # noqa: BLE001 - the fuzzer's own bug: said loudly, the campaign goes on
+            print(f"fuzzer bug: cannot realize {json.dumps(case.to_json())[:2000]}\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return outcome
         result = self._fork(plan, case.command, folder, tmp)
         outcome.seconds = time.monotonic() - start
         if isinstance(result, str):
