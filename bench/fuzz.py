@@ -16,7 +16,22 @@ imported, its model built (on the meta device) and its parameter count compared 
 Each distinct failure (class, command, exception and innermost ttspec frame) is minimized by line
 and token deletion and written to bench/out/findings/ with its command and traceback.
 
-    python bench/fuzz.py --cases 10000 --seed 0 [--seconds T] [--out bench/out]
+The same campaign covers the surfaces beyond the language (issue 18; bench/fuzz_surfaces.py):
+hostile config.json for `import-hf` (every family), checkpoint directories for `--weights`,
+tokenizer.json files, and generate/run options, each case in a child forked from the warm fuzzer
+under a time and an address-space limit. Their classes add to the above:
+
+    memory     an allocation past the child's address-space limit (MemoryError)
+    leak       files left in $TMPDIR (ttspec-*) after the command ended
+    wrong      accepted what must be refused (NaN weights, a config.json that disagrees with the spec,
+               a tokenizer.json that is not a regular file, ...)
+    unlocated  exit 1 whose diagnostic names no file of the case
+    escape     terminal control characters in the output or in a written spec
+
+Half of each chunk of cases is specs (half generated, half mutated), half the surfaces in a fixed
+rotation; every case is determined by --seed and its index.
+
+    python bench/fuzz.py --cases 10000 --seed 0 [--seconds T] [--out bench/out] [--surfaces spec,import-hf,...]
 """
 
 from __future__ import annotations
@@ -40,14 +55,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "bench"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
+from fuzz_surfaces import SURFACES  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 LIMIT_S = 2.0
+CLASSES = ("internal", "hang", "memory", "leak", "wrong", "invalid", "mismatch", "exit", "nodiag", "unlocated",
+           "escape")
+# the surfaces' rotation: of every 25 surface cases, 10 configs, 6 checkpoints, 3 tokenizers, 6 option sets
+ROTATION = ("import-hf", "weights", "options", "import-hf", "tokenizer", "weights", "import-hf", "options",
+            "import-hf", "weights", "options", "import-hf", "tokenizer", "weights", "import-hf", "options",
+            "import-hf", "weights", "options", "import-hf", "tokenizer", "weights", "import-hf", "options",
+            "import-hf")
 TARGETS = ("torch", "n150", "n300")
 COMMANDS = (("check", "params", "params-json", "graph") + tuple(f"compile:{t}" for t in TARGETS)
             + ("plan:n150", "plan:n300"))
@@ -573,6 +597,9 @@ def minimize(runner: Runner, data: bytes, failure: Failure, budget_s: float = 30
 @dataclass
 class Stats:
     cases: int = 0
+    surfaces: Counter = field(default_factory=Counter)  # surface -> cases (spec: the language)
+    surface_exits: dict = field(default_factory=dict)  # surface -> {exit status: cases}
+    hf_compared: int = 0  # imports whose parameter count was compared with transformers'
     generated: int = 0
     mutated: int = 0
     accepted: Counter = field(default_factory=Counter)  # command -> cases it accepted
@@ -586,8 +613,9 @@ class Stats:
 
 class Campaign:
     def __init__(self, out: Path, seed: int, known: set[tuple[str, str, str]] = frozenset(), minimize_s: float = 30.0,
-                 ruff_sample: int = 400, stress: bool = False):
+                 ruff_sample: int = 400, stress: bool = False, surfaces: tuple[str, ...] = ("spec",) + SURFACES):
         self.out = out
+        self.surfaces = surfaces
         self.stress = stress
         self.seed = seed
         self.known = known
@@ -603,10 +631,18 @@ class Campaign:
         self.runner._torch()
         self.stats = Stats()
         self.lint_cases: dict[str, bytes] = {}
+        self.surface_rotation = [s for s in ROTATION if s in surfaces]
+        self.forked = None
+        if self.surface_rotation:
+            from fuzz_surfaces import Bases, ForkRunner
+
+            self.forked = ForkRunner(self.work / "surfaces", Bases(self.work))
+        self.surface_index = 0
 
     def case(self, data: bytes, origin: str) -> None:
         s = self.stats
         s.cases += 1
+        s.surfaces["spec"] += 1
         outcome = self.runner.run(data)
         if outcome.accepted.get("check"):
             s.fully_accepted += all(outcome.accepted.values())
@@ -627,6 +663,51 @@ class Campaign:
                 (self.lint_dir / name).write_text(source, encoding="utf-8")
                 self.lint_cases[name] = data
 
+    def surface_case(self) -> None:
+        """The next case of the surfaces' rotation, drawn from (seed, its index) alone."""
+        from fuzz_surfaces import draw, surface_draw_rng
+
+        i = self.surface_index
+        self.surface_index += 1
+        surface = self.surface_rotation[i % len(self.surface_rotation)]
+        case = draw(surface, surface_draw_rng(self.seed, i), self.forked.bases)
+        s = self.stats
+        s.cases += 1
+        s.surfaces[surface] += 1
+        outcome = self.forked.run(case)
+        exits = s.surface_exits.setdefault(surface, Counter())
+        exits[str(outcome.rc) if outcome.rc is not None else "none"] += 1
+        s.hf_compared += outcome.hf_compared
+        for cls in {f.cls for f in outcome.failures}:
+            s.failures[cls] += 1
+        for f in outcome.failures:
+            self.record_surface(f, case, i)
+
+    def record_surface(self, f, case, index: int) -> None:
+        from fuzz_surfaces import write_reproducer
+
+        sig = f.signature
+        entry = self.stats.findings.get(sig)
+        if entry is not None:
+            entry["count"] += 1
+            return
+        n = len(self.stats.findings) + 1
+        stem = f"{f.cls}-{n:03d}"
+        entry = {"count": 1, "class": f.cls, "command": f.command, "key": f.key, "origin": f"{case.surface} #{index}",
+                 "surface": case.surface, "known": sig in self.known, "file": None}
+        self.stats.findings[sig] = entry
+        small = self.forked.minimize(case, f, self.minimize_s) if f.cls not in ("leak",) else case
+        again = [g for g in self.forked.run(small).failures if g.signature == sig]
+        detail = again[0].detail if again else f.detail
+        folder = self.findings_dir / stem
+        command = write_reproducer(self.forked, small, folder)
+        (self.findings_dir / f"{stem}.txt").write_text(
+            f"class: {f.cls}\ncommand: {f.command}\nkey: {f.key}\nsurface: {case.surface} (case #{index} of the "
+            f"rotation, seed {self.seed})\nreproduce: {command}\ncase: {json.dumps(small.to_json())[:4000]}\n\n"
+            f"{detail}\n", encoding="utf-8", errors="replace")
+        entry["file"] = str(folder)
+        print(f"  finding {stem}: {case.surface}: {f.command}: {f.cls}: {f.key}", file=sys.stderr, flush=True)
+
     def record(self, f: Failure, data: bytes, origin: str) -> None:
         sig = f.signature
         entry = self.stats.findings.get(sig)
@@ -636,7 +717,7 @@ class Campaign:
         n = len(self.stats.findings) + 1
         stem = f"{f.cls}-{n:03d}"
         entry = {"count": 1, "class": f.cls, "command": f.command, "key": f.key, "origin": origin,
-                 "known": sig in self.known, "file": None}
+                 "surface": "spec", "known": sig in self.known, "file": None}
         self.stats.findings[sig] = entry
         (self.findings_dir / f"{stem}.orig.arch").write_bytes(data)
         small = minimize(self.runner, data, f, self.minimize_s) if f.cls != "invalid" or f.command != "ruff" else data
@@ -715,9 +796,15 @@ class Campaign:
         i = 0
         while done < cases and time.monotonic() < deadline:
             n = min(chunk, cases - done)
-            gen = (n + 1) // 2
-            self.generated(gen, self.seed * 100003 + i, deadline)
-            self.mutated(n - gen, rng, seeds, deadline)
+            spec = n if not self.surface_rotation else 0 if "spec" not in self.surfaces else n // 2
+            gen = (spec + 1) // 2
+            if gen:
+                self.generated(gen, self.seed * 100003 + i, deadline)
+            self.mutated(spec - gen, rng, seeds, deadline)
+            for _ in range(n - spec):
+                if time.monotonic() >= deadline:
+                    break
+                self.surface_case()
             done = self.stats.cases
             i += 1
             if i % 10 == 0:
@@ -730,7 +817,8 @@ class Campaign:
 
     def table(self) -> str:
         s = self.stats
-        rows = [("cases", f"{s.cases:,} ({s.generated:,} generated, {s.mutated:,} mutated)"),
+        rows = [("cases", f"{s.cases:,} ({s.generated:,} specs generated, {s.mutated:,} specs mutated"
+                          + "".join(f", {s.surfaces[k]:,} {k}" for k in SURFACES if k in self.surfaces) + ")"),
                 ("time", f"{self.elapsed:.0f} s ({1000 * self.elapsed / max(s.cases, 1):.0f} ms a case)"),
                 ("accepted by every command", f"{s.fully_accepted:,}"),
                 ("accepted by check", f"{s.accepted['check']:,}"),
@@ -739,7 +827,14 @@ class Campaign:
         rows += [(f"planned for {t}", f"{s.accepted['plan:' + t]:,}") for t in ("n150", "n300")]
         rows.append(("torch models too slow to build", f"{s.torch_too_slow:,}"))
         rows.append(("TT-NN programs linted (ruff)", f"{s.programs_linted:,}"))
-        for cls in ("internal", "hang", "invalid", "mismatch", "exit", "nodiag"):
+        for surface in SURFACES:
+            if surface in self.surfaces:
+                exits = s.surface_exits.get(surface, {})
+                rows.append((f"{surface} cases by exit status", ", ".join(f"{k}: {v:,}" for k, v in sorted(
+                    exits.items())) or "none"))
+        if "import-hf" in self.surfaces:
+            rows.append(("imports counted against transformers", f"{s.hf_compared:,}"))
+        for cls in CLASSES:
             rows.append((f"failures: {cls}", f"{s.failures[cls]:,}"))
         width = max(len(k) for k, _ in rows)
         lines = [f"{k:<{width}}  {v}" for k, v in rows]
@@ -747,7 +842,7 @@ class Campaign:
             lines.append("")
             lines.append("distinct findings:")
             for e in s.findings.values():
-                lines.append(f"  {e['class']:<9} {e['command']:<14} x{e['count']:<5} {e['key']}"
+                lines.append(f"  {e['class']:<9} {e['surface']:<9} {e['command']:<14} x{e['count']:<5} {e['key']}"
                              f"{'  (known)' if e['known'] else ''}  {e['file'] or ''}")
         return "\n".join(lines)
 
@@ -762,16 +857,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--out", default=str(ROOT / "bench" / "out"))
     p.add_argument("--minimize-seconds", type=float, default=30.0)
+    p.add_argument("--surfaces", default=",".join(("spec",) + SURFACES),
+                   help="which surfaces the campaign mixes (default all): spec (the language), " + ", ".join(SURFACES))
     p.add_argument("--stress", action="store_true",
                    help="add the size attacks (2**n block chains, huge repeats): slow while they still hang")
     args = p.parse_args(argv)
-    campaign = Campaign(Path(args.out), args.seed, minimize_s=args.minimize_seconds, stress=args.stress)
+    surfaces = tuple(x.strip() for x in args.surfaces.split(",") if x.strip())
+    unknown = [x for x in surfaces if x not in ("spec",) + SURFACES]
+    if unknown or not surfaces:
+        p.error(f"unknown surface(s) {', '.join(unknown)}; choose from spec, {', '.join(SURFACES)}")
+    campaign = Campaign(Path(args.out), args.seed, minimize_s=args.minimize_seconds, stress=args.stress,
+                        surfaces=surfaces)
     campaign.run(args.cases, args.seconds)
     table = campaign.table()
     print(table)
     (Path(args.out) / "summary.txt").write_text(table + "\n", encoding="utf-8")
     s = campaign.stats
-    summary = {"cases": s.cases, "generated": s.generated, "mutated": s.mutated, "seconds": round(campaign.elapsed, 1),
+    summary = {"cases": s.cases, "generated": s.generated, "mutated": s.mutated, "surfaces": dict(s.surfaces),
+               "surface_exits": {k: dict(v) for k, v in s.surface_exits.items()}, "hf_compared": s.hf_compared,
+               "seconds": round(campaign.elapsed, 1),
                "accepted_by_check": s.accepted["check"], "accepted_by_every_command": s.fully_accepted,
                "refused": s.refused, "compiled": {t: s.accepted["compile:" + t] for t in TARGETS},
                "planned": {t: s.accepted["plan:" + t] for t in ("n150", "n300")},
