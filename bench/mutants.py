@@ -5,6 +5,7 @@ snapshot test (tests/test_generated.py) never counts: a mutant must fail a seman
     .venv/bin/python bench/mutants.py            # every mutant against its tests
     .venv/bin/python bench/mutants.py --full     # every mutant against the whole suite
     .venv/bin/python bench/mutants.py dp_ignored # one mutant
+    .venv/bin/python bench/mutants.py --issue 18 # the 19 survivors of issue 18's mutation audit
 
 The first seven mutants are issue 8's: bugs that once passed the suite or were caught only by
 the snapshot test; the rest are further codegen behaviours. Exit status 1 when a mutant
@@ -185,6 +186,21 @@ MUTANTS = [
 ]
 
 
+# Issue 18's second mutation audit: 19 planted bugs the suite let through, in the issue's order.
+ISSUE_18_SURVIVORS = (
+    "sampling_top_p_before_top_k", "sampling_temperature_after_top_p",
+    "idle_rows_write_position_0", "cache_context_not_tile_padded", "cache_dram_check_ignores_batch",
+    "import_head_dim_dropped", "import_phi_partial_rotary_default_dropped", "import_gpt2_tie_default_wins",
+    "rotary_inv_freq_not_ignored",
+    "block_float_layer_index_one_digit",
+    "residual_counted_unsplit", "row_parallel_bias_sliced_in_memory", "flops_split_on_first_axis_only",
+    "norm_statistics_priced_as_bf16", "layernorm_statistics_one_tile_wide", "decode_rows_not_tile_padded",
+    "search_ties_prefer_more_chips", "largest_batch_ignores_replicas",
+    "reduce_scatter_into_part_tiles",
+)
+BY_ISSUE = {18: ISSUE_18_SURVIVORS}
+
+
 def copy_tree(folder: Path) -> None:
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
@@ -215,8 +231,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--full", action="store_true", help="run the whole suite (less the snapshot test)")
+    parser.add_argument("--issue", type=int, choices=sorted(BY_ISSUE), help="the mutants an issue's audit planted")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
+    names = set(args.names) | set(BY_ISSUE.get(args.issue, ()))
+    unknown = names - {m.name for m in MUTANTS}
+    if unknown:
+        parser.error(f"no such mutant: {', '.join(sorted(unknown))}")
+    chosen = [m for m in MUTANTS if not names or m.name in names]
     killed, unexplained = 0, 0
     for mutant in chosen:
         dead, seconds, evidence = run_mutant(mutant, args.full)

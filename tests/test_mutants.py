@@ -27,3 +27,12 @@ def test_every_mutant_applies_to_the_current_code():
             assert "test_generated" not in path
             source = (ROOT / path).read_text(encoding="utf-8")
             assert not name or f"def {name.split('[')[0]}(" in source, (mutant.name, test)
+
+
+def test_every_audited_survivor_is_carried():
+    bench = load_bench()
+    names = {m.name for m in bench.MUTANTS}
+    for issue, survivors in bench.BY_ISSUE.items():
+        assert len(set(survivors)) == len(survivors), issue
+        assert set(survivors) <= names, (issue, sorted(set(survivors) - names))
+    assert len(bench.BY_ISSUE[18]) == 19  # the issue's count of survivors
