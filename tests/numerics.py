@@ -33,7 +33,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+try:
+    import torch
+except ImportError:  # pragma: no cover  (the test modules that use these skip without torch)
+    torch = None
 
 U_FP32 = 2.0**-24
 U_BF16 = 2.0**-8
