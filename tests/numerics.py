@@ -165,4 +165,4 @@ def block_float_error_bounds(x: torch.Tensor, dtype: str) -> tuple[float, float]
 # compile 0.4 s idle, 5.8 s beside other jobs), and a test that measures speed fails there. Work that
 # must not grow with the input is checked by counting it (tests/test_hostile.py), not by the clock.
 QUICK_GUARD_S = 10.0  # in-process work that takes well under a second on an idle machine (100x)
-HANG_GUARD_S = 60.0  # a command in a fresh process, start-up included (2 s idle: 30x)
+HANG_GUARD_S = 60.0  # a command in a fresh process, start-up included (2 s idle: 30x), or a plan search
