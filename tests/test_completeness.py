@@ -199,14 +199,7 @@ def test_every_program_is_ruff_clean(compiled):
     assert lint.returncode == 0, lint.stdout
 
 
-def pcc(a, b) -> float:
-    a, b = a.double().flatten(), b.double().flatten()
-    return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
-
-
-def rel_err(a, b) -> float:
-    a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm()).item()
+from .numerics import BF16_PCC, BF16_REL, assert_same_up_to_rounding, pcc, rel_err  # noqa: E402
 
 
 @pytest.mark.parametrize("name,family", FAMILY_CASES, ids=[f"{n}-{f or 'nofamily'}" for n, f in FAMILY_CASES])
@@ -221,20 +214,18 @@ def test_backends_agree(compiled, name, family):
     mesh, _ = run_golden(model, path.name, get_target("n300"), state, tokens,
                          source=programs[(name, family, "n300")][2])
     assert single.shape == mesh.shape == reference.shape == (2, 40, 128)
-    assert pcc(single, reference) >= 0.999 and rel_err(single, reference) < 0.05, (
+    assert pcc(single, reference) >= BF16_PCC and rel_err(single, reference) <= BF16_REL, (
         pcc(single, reference), rel_err(single, reference))
     # the same weights on two chips: only the order of bf16 sums differs, so elementwise
     diff, own = (mesh - single).abs(), (single - reference).abs()
     print(f"{name}-{family}: mesh vs single max {diff.max().item():.4f} mean {diff.mean().item():.5f}; "
           f"single vs torch max {own.max().item():.4f} mean {own.mean().item():.5f}; max |logit| "
           f"{reference.abs().max().item():.2f}")
-    # Measured over the cases: max |mesh - single| <= 0.0225 (1.5 bf16 ulps at the largest logits,
-    # 2.3), mean <= 0.0036; the n150 program's own error against the fp32 reference is the same
-    # size (max 0.012-0.030; the mesh's max reaches 1.05x it, phi). Bounds: 0.04 (1.8x), mean 0.006
-    # (1.65x), and within 1.5x the single chip's own error.
-    torch.testing.assert_close(mesh, single, atol=0.04, rtol=0)
-    assert diff.mean() <= 0.006
-    assert diff.max() <= 1.5 * own.max() and diff.mean() <= 1.5 * own.mean()
+    # bf16 rounding in another order, nothing else: both programs within the bf16 budget of the fp32
+    # reference, the mesh as accurate as the single chip and within the budget of it (robust
+    # statistics, bounds from bf16's precision: tests/numerics.py; they replace maxima measured on
+    # one CPU)
+    assert_same_up_to_rounding(mesh, single, reference, f"{name}-{family} mesh")
 
 
 @pytest.mark.parametrize("target", ["n150", "p150", "n300"])

@@ -20,6 +20,7 @@ pytest.importorskip("ttnn")
 from ttspec.hf_import import import_hf  # noqa: E402
 from ttspec.runtime.runner import golden_program  # noqa: E402
 
+from .numerics import BF16_PCC  # noqa: E402
 from .test_references import pcc  # noqa: E402
 from .test_torch_backend import randomize  # noqa: E402
 
@@ -46,7 +47,7 @@ CONFIGS = {
 }
 SEQ = 40  # every user's sequence; prompts of PREFILL[b] tokens, then SEQ - PREFILL[b] decode steps
 PREFILL = (20, 17, 9, 24, 1)  # several users, each at its own position (one user prefills a single token)
-PCC_MIN = 0.999
+PCC_MIN = BF16_PCC  # bf16 programs against fp32 HF (tests/numerics.py); a cache written one position off: < 0.9
 
 
 @pytest.fixture(scope="module")

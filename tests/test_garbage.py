@@ -1,4 +1,4 @@
-"""Garbage in: a clear error within a second; never a crash, a traceback or a hang."""
+"""Garbage in: a clear error, never a crash, a traceback or a hang (a guard, not a timing: tests/numerics.py)."""
 
 import time
 
@@ -9,13 +9,15 @@ from hypothesis import strategies as st
 from ttspec.driver import load_model
 from ttspec.errors import ArchError
 
+from .numerics import QUICK_GUARD_S
+
 
 def check_clear_error(path, needle=None):
     start = time.perf_counter()
     with pytest.raises(ArchError) as info:
         load_model(path)
     elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"took {elapsed:.2f}s"
+    assert elapsed < QUICK_GUARD_S, f"took {elapsed:.2f}s"  # a hang guard, not a timing: tests/numerics.py
     text = info.value.render()
     if needle:
         assert needle in text, text
@@ -85,7 +87,7 @@ def test_giant_dims_are_counted_not_allocated(write_spec):
         "model m\ninput t: int32[b, s]\nh = token_embedding(t, 10000000, 10000000)\n"
         "h = linear(h, 10000000) as a\noutput o = h\n"))
     assert count_params(model.graph) == 2 * 10_000_000 ** 2
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < QUICK_GUARD_S  # counted, not allocated: 10^14 values would not fit
     # 3e9 x 3e9 = 9e18 elements is past what torch can allocate for one tensor (the program's model
     # could not be built): a located error since one weight is limited to 2**48 elements
     check_clear_error(write_spec("model m\ninput t: int32[b, s]\nh = token_embedding(t, 3000000000, 3000000000)\n"

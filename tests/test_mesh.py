@@ -12,6 +12,7 @@ from ttspec.runtime.runner import random_hf_state_dict, run_golden, run_torch
 from ttspec.targets import get_target
 
 from .conftest import SPECS
+from .numerics import BF16_MEAN, BF16_P99, assert_bf16_accurate, assert_same_up_to_rounding, error_stats
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
@@ -54,25 +55,19 @@ def single_chip():
     return single_chip_runs("n150")
 
 
-# Mesh against single chip, same weights, elementwise. Both are bf16 programs; the mesh sums its
-# row-parallel partial products in another order (each partial rounded to bf16 before the
-# reduce_scatter adds them), so logits move by a few bf16 ulps. Measured over nano-trickster and
-# llama-gqa-tiny on every mesh below: max |mesh - single| <= 0.0566 (under 4 bf16 ulps at the
-# largest logits, about 3.7) and mean <= 0.0097. The single chip's own bf16 error against the fp32
-# torch reference is of the same size (max 0.061-0.073, mean 0.010-0.012). Bounds: max 0.08
-# (1.4x), mean 0.015 (1.55x), and the mesh no further from the single chip than 1.5x bf16's own
-# error against fp32 (measured ratios <= 0.93 on max, 0.82 on mean).
-MESH_ATOL, MESH_MEAN = 0.08, 0.015
+# Mesh against single chip, same weights: both are bf16 programs; the mesh sums its row-parallel
+# partial products in another order (each partial rounded to bf16 before the reduce_scatter adds
+# them), so its logits differ from the single chip's by bf16 rounding. Both are held to the bf16
+# budget against the fp32 torch reference, the mesh as accurate as the single chip, and the two
+# within the budget of each other (tests/numerics.py: robust statistics, bounds from bf16's u =
+# 2^-8; measured on every mesh below: mesh vs single mean 3.1-3.9u, p99 11-12u; against fp32 4.0-4.9u
+# and 13-17u). They used to be held to maxima measured on one CPU (0.08, 1.5x the single chip's
+# largest error), which another CPU's rounding can pass over. A dropped collective or a wrong scale
+# is far outside (see assert_each_removal_caught).
 
 
 def assert_same_as_single_chip(logits, expected, fp32):
-    diff = (logits.float() - expected.float()).abs()
-    bf16_error = (expected.float() - fp32.float()).abs()
-    print(f"mesh vs single: max {diff.max().item():.4f} mean {diff.mean().item():.4f}; "
-          f"single vs fp32: max {bf16_error.max().item():.4f} mean {bf16_error.mean().item():.4f}")
-    torch.testing.assert_close(logits.float(), expected.float(), atol=MESH_ATOL, rtol=0)
-    assert diff.mean().item() <= MESH_MEAN
-    assert diff.max() <= 1.5 * bf16_error.max() and diff.mean() <= 1.5 * bf16_error.mean()
+    assert_same_up_to_rounding(logits.float(), expected.float(), fp32.float(), "mesh")
 
 
 MESHES = [("n300", "1x2", False), ("t3k", "1x8", False), ("t3k", "2x4", False), ("t3k", "2x4", True),
@@ -138,7 +133,9 @@ def test_data_parallel_replicas_hold_and_compute_their_own_rows(single_chip, tar
             assert vocab * tp >= expected.shape[-1] and device_logits.shape[0] == per
             want = expected[group * per:(group + 1) * per, :, part * vocab:(part + 1) * vocab]
             got = device_logits[:, :tokens.shape[1], :want.shape[-1]]
-            torch.testing.assert_close(got, want.float(), atol=MESH_ATOL, rtol=0)
+            # each device's slice (2 rows x 40 positions x 64 logits) is the single chip's up to bf16
+            # rounding; a row of another group or another vocabulary slice is 100u and more away
+            assert_bf16_accurate(got, want.float(), f"device ({r}, {c})")
 
 
 def test_each_device_holds_only_its_shard():
@@ -168,7 +165,7 @@ SHAPE_ERROR = re.compile(r"mat1 and mat2 shapes cannot be multiplied|The size of
 
 def removal_outcomes(model, spec, target, state, tokens, expected, source):
     """Each collective taken out in turn: ('shape', message, line) when the program stops on a shape
-    check within the next lines, or ('numbers', max |error|) when it runs."""
+    check within the next lines, or ('numbers', ErrorStats against the single chip) when it runs."""
     import traceback
 
     sites = list(COLLECTIVE.finditer(source))
@@ -182,7 +179,8 @@ def removal_outcomes(model, spec, target, state, tokens, expected, source):
             frames = [f for f in traceback.extract_tb(e.__traceback__) if "ttspec-run-" in f.filename]
             outcomes.append((site.group(0), "shape", str(e), line, [f.lineno for f in frames]))
             continue
-        outcomes.append((site.group(0), "numbers", (logits.float() - expected.float()).abs().max().item()))
+        outcomes.append((site.group(0), "numbers", error_stats(logits.float(), expected.float())))
+        print(f"without {site.group(0)}: {outcomes[-1][2]}")
     return sites, outcomes
 
 
@@ -197,8 +195,12 @@ def assert_each_removal_caught(sites, outcomes):
             assert any(line <= n <= line + 2 for n in failing), (collective, line, failing)
         else:
             collective, _, error = outcome
-            # wrong numbers: measured 1.8 and 2.5 (partial sums of 2 devices); the intact mesh stays within 0.057
-            assert error > 5 * MESH_ATOL, f"removing {collective} went unnoticed (max error {error})"
+            # wrong numbers: each device goes on with its partial sum, mean error 191-266u and 99th
+            # percentile 659-879u against the single chip, u = 2^-8 of mean |logit| (measured on the
+            # replicated-residual model); the intact mesh is held to 16u and 48u (tests/numerics.py)
+            # and keeps 3.1-3.9u and 11-12u: 2x past both budgets is no CPU's rounding
+            assert error.mean > 2 * BF16_MEAN and error.p99 > 2 * BF16_P99, \
+                f"removing {collective} went unnoticed: {error}"
 
 
 def test_removing_any_collective_breaks_the_result(single_chip):

@@ -23,8 +23,17 @@ from .conftest import SPECS
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
 
+from .numerics import (  # noqa: E402
+    BF16_P99,
+    BF16_PCC,
+    BF16_REL,
+    assert_bf16_accurate,
+    assert_same_up_to_rounding,
+    error_stats,
+    pcc,
+    rel_err,
+)
 from .test_mesh import (  # noqa: E402  (after the importorskips)
-    MESH_ATOL,
     riscv_gcc,
     single_chip_runs,
 )
@@ -68,24 +77,20 @@ def expected_2d_collectives(layers: int) -> Counter:
 
 def assert_2d_as_accurate_as_single_chip(logits, expected, fp32):
     """Two bf16 programs that round in different places (the 2-D one sums partial products in another
-    order and normalises from per-slice statistics): the 2-D logits are as close to the fp32 reference
-    as the single chip's (measured: max 1.06x, mean 1.03x on nano-trickster; 1.04x / 1.01x on
-    llama-gqa-tiny; bounds 1.15x and 1.1x), and no further from the single chip than 1.5x its own
-    error against fp32 (test_mesh's bound for 1-D meshes)."""
-    single = (expected.float() - fp32.float()).abs()
-    mesh = (logits.float() - fp32.float()).abs()
-    apart = (logits.float() - expected.float()).abs()
-    print(f"2-D vs fp32: max {mesh.max().item():.4f} mean {mesh.mean().item():.4f}; single vs fp32: max "
-          f"{single.max().item():.4f} mean {single.mean().item():.4f}; 2-D vs single max {apart.max().item():.4f}")
-    assert mesh.max() <= 1.15 * single.max() and mesh.mean() <= 1.1 * single.mean()
-    assert apart.max() <= 1.5 * single.max() and apart.mean() <= 1.5 * single.mean()
+    order and normalises from per-slice statistics): both within the bf16 budget of the fp32
+    reference, the 2-D one as accurate as the single chip on the mean and the 99th percentile, and
+    the two within the budget of each other (tests/numerics.py). Measured against fp32, in u = 2^-8
+    of mean |logit|: 2-D mean 4.1-5.0u, p99 13.5-16.7u; single chip 4.0-4.7u, 13.4-15.8u; 2-D vs
+    single 4.3-5.2u, 14.7-17.0u. Replaces bounds on maxima (2-D max <= 1.15x the single chip's max),
+    which a second machine's rounding broke: 0.0685 against 1.15 x 0.0574 (issue 18)."""
+    assert_same_up_to_rounding(logits.float(), expected.float(), fp32.float(), "2-D")
 
 
 # ---------------------------------------------------------------- golden 8x4 equals the single chip
 @pytest.mark.parametrize("spec,layers", [("nano-trickster.arch", 6), ("llama-gqa-tiny.arch", 4)])
 def test_2d_galaxy_golden_equals_single_chip(single_chip, monkeypatch, spec, layers):
-    """Measured (seeded weights, tokens [4, 40]) against the single chip: nano-trickster max |diff|
-    0.082, mean 0.013; llama-gqa-tiny 0.072 / 0.011 (see assert_2d_as_accurate_as_single_chip)."""
+    """Seeded weights, tokens [4, 40]: the 8x4 program is the single chip's up to bf16 rounding (see
+    assert_2d_as_accurate_as_single_chip), with the design's collectives on each axis."""
     model, state, tokens, expected = single_chip(spec)
     source, result = compile_program(model, f"specs/{spec}", "galaxy", "bf16", strategy="2d")
     assert result.shard_plan.strategy == "2d" and result.shard_plan.mesh == (ROWS, COLS)
@@ -156,11 +161,11 @@ def one_row():
 def test_removing_any_collective_of_the_2d_program_breaks_it(one_row):
     """Each all_gather and all_reduce of the 8x4 program (both cluster axes), taken out in turn: every
     one keeps shapes (the norms are distributed, so nothing gathers or partitions activations), and
-    the logits leave the single chip's: max error at least 5x and mean at least 4x the intact
-    program's. Measured (intact max 0.065, mean 0.012): without an all_reduce, partial sums of 4
-    columns or 8 rows go on, max 2.9-4.8, mean 0.59-0.90; without a norm's statistics gather, each
-    column normalises by its own quarter of hidden, max 0.45-0.72, mean 0.053-0.124 (the final
-    norm's, feeding the head directly, the smallest)."""
+    the logits leave the bf16 budget the intact program keeps against the single chip (intact: mean
+    4.7u, p99 15u, PCC 0.99983, in u = 2^-8 of mean |logit|). Measured: without an all_reduce,
+    partial sums of 4 columns or 8 rows go on, mean 226-346u, p99 708-1117u, PCC 0.04-0.50; without a
+    norm's statistics gather, each column normalises by its own quarter of hidden, mean 20-47u, p99
+    87-168u, PCC 0.982-0.996 (the final norm's, feeding the head directly, the smallest)."""
     model, spec, state, tokens, expected = one_row
     source, result = compile_program(model, spec, "galaxy", "bf16", strategy="2d")
     sites = collective_sites(source)
@@ -168,9 +173,7 @@ def test_removing_any_collective_of_the_2d_program_breaks_it(one_row):
     assert Counter((s.op, s.axis) for s in sites) == Counter((c.op, c.axis) for c in result.shard_plan.collectives)
     assert {s.axis for s in sites} == {0, 1} and {s.op for s in sites} == {ALL_GATHER.name, ALL_REDUCE.name}
     intact, _ = run_golden(model, spec, get_target("galaxy"), state, tokens, source=source)
-    baseline = (intact.float() - expected.float()).abs()
-    assert baseline.max() <= MESH_ATOL
-    print(f"intact: max {baseline.max().item():.4f} mean {baseline.mean().item():.4f}")
+    assert_bf16_accurate(intact, expected, "intact 2-D vs single")
     outcomes = []
     for site in sites:
         try:
@@ -178,27 +181,27 @@ def test_removing_any_collective_of_the_2d_program_breaks_it(one_row):
         except RuntimeError as e:
             outcomes.append((site, "raised", str(e).splitlines()[0][:200]))
             continue
-        diff = (logits.float() - expected.float()).abs()
-        outcomes.append((site, "numbers", (diff.max().item(), diff.mean().item())))
+        outcomes.append((site, "numbers", error_stats(logits.float(), expected.float())))
     for site, kind, what in outcomes:
         print(f"without {site.op}(cluster_axis={site.axis}) of {site.operand}: {kind} {what}")
     assert all(kind == "numbers" for _, kind, _ in outcomes), outcomes  # shapes kept: the numbers must tell
-    for site, _, (worst, mean) in outcomes:
-        assert worst > 5 * baseline.max() and mean > 4 * baseline.mean(), \
-            f"removing {site.op} of {site.operand} on axis {site.axis} went unnoticed (max {worst}, mean {mean})"
+    for site, _, stats in outcomes:
+        # outside the bf16 budget the intact program is held to (tests/numerics.py), on PCC and on the
+        # 99th percentile at once; the weakest, the final norm's statistics gather (it feeds the head
+        # directly): PCC 0.9962 (1 - PCC 3.8x the budget's 0.001), p99 87u (1.8x the budget's 48u)
+        assert stats.pcc < BF16_PCC and stats.p99 > BF16_P99, \
+            f"removing {site.op} of {site.operand} on axis {site.axis} went unnoticed: {stats}"
 
 
 # ---------------------------------------------------------------- against HF transformers
 def test_2d_galaxy_from_an_hf_checkpoint_matches_hf(tmp_path):
     """nano-trickster as an HF LlamaForCausalLM with seeded random weights, saved with
     save_pretrained and read back through ttspec's checkpoint loader: the 8x4 2-D program in golden
-    mode against HF's fp32 logits, with test_golden.py's bounds (PCC >= 0.999, relative error <=
-    0.06). Measured: galaxy 2-D PCC 0.99928, rel 0.0380; n150 0.99934 / 0.0363. The two programs are
-    0.0314 apart (relative), max |diff| 0.23 on logits up to 5.6."""
+    mode against HF's fp32 logits, with the bf16 bounds (tests/numerics.py: PCC >= 0.999, relative
+    RMS error <= 16u = 0.0625). Measured: galaxy 2-D PCC 0.99928, rel 0.0380; n150 0.99934 / 0.0363."""
     transformers = pytest.importorskip("transformers")
     from ttspec.runtime.weights import load_weights_file
 
-    from .test_golden import REL_MAX, pcc, rel_err
     from .test_torch_backend import HF, randomize
 
     spec = "nano-trickster.arch"
@@ -217,13 +220,10 @@ def test_2d_galaxy_from_an_hf_checkpoint_matches_hf(tmp_path):
         results[target] = got.float()
         p, r = pcc(got, expected), rel_err(got.float(), expected)
         print(f"{target} {strategy or ''}: pcc {p:.6f} rel {r:.4f}")
-        assert p >= 0.999 and r <= REL_MAX, (target, p, r)
-    # the mesh is the single chip up to bf16 rounding in another order: no further from it than 1.5x the
-    # single chip's own error against HF (test_mesh.py's rule)
-    apart, own = rel_err(results["galaxy"], results["n150"]), rel_err(results["n150"], expected)
-    print(f"galaxy 2d against n150: rel {apart:.4f}, max |diff| {(results['galaxy'] - results['n150']).abs().max():.3f}"
-          f" (logits up to {expected.abs().max():.1f})")
-    assert apart <= 1.5 * own, (apart, own)
+        assert p >= 0.999 and r <= BF16_REL, (target, p, r)
+    # the mesh is the single chip up to bf16 rounding in another order: as accurate against HF (mean
+    # and 99th percentile) and within the bf16 budget of it (tests/numerics.py)
+    assert_same_up_to_rounding(results["galaxy"], results["n150"], expected, "galaxy 2-D")
 
 
 # ---------------------------------------------------------------- Llama-3.1-70B: shards and collectives

@@ -17,6 +17,7 @@ from ttspec.errors import ArchError
 from ttspec.targets import get_target
 
 from .conftest import ROOT
+from .numerics import HANG_GUARD_S
 
 SPEC_8B = "specs/llama-3.1-8b.arch"
 SPEC_70B = "specs/llama-3.1-70b.arch"
@@ -77,10 +78,29 @@ def _check_ranked(result, objective, target, model, sample=4):
         recheck(model, target, p)
 
 
-def test_search_8b_t3k(run_cli, llama_8b):
+def counted_search(monkeypatch, model, target):
+    """search(), with every sharding it plans recorded as (mesh, dp, strategy): what makes a search take
+    seconds rather than minutes is planning each mesh once, and that is counted, not timed (a clock
+    measures the machine's load as much as the work: 3.4 s for 8B on T3K beside other jobs)."""
+    from ttspec.passes import shard
+
+    shardings, real = [], shard.plan_sharding
+
+    def counting(base, shape, *args, **kwargs):
+        shardings.append((tuple(shape), kwargs.get("dp"), kwargs.get("strategy")))
+        return real(base, shape, *args, **kwargs)
+
+    monkeypatch.setattr(shard, "plan_sharding", counting)
     start = time.perf_counter()
-    result = search(llama_8b, "t3k")
-    assert time.perf_counter() - start < 10
+    result = search(model, target)
+    assert time.perf_counter() - start < HANG_GUARD_S  # a hang guard, not a timing: tests/numerics.py
+    monkeypatch.undo()
+    assert shardings and len(shardings) == len(set(shardings)), shardings  # one sharding per mesh
+    return result
+
+
+def test_search_8b_t3k(run_cli, llama_8b, monkeypatch):
+    result = counted_search(monkeypatch, llama_8b, "t3k")
     _check_ranked(result, "latency", "t3k", llama_8b)
     assert result.plans[0].batch == 1
     out = run_cli("plan", SPEC_8B, "--target", "t3k", "--search")
@@ -92,10 +112,8 @@ def test_search_8b_t3k(run_cli, llama_8b):
     assert "ttspec compile specs/llama-3.1-8b.arch --target t3k --plan best" in out.stdout
 
 
-def test_search_70b_galaxy_in_seconds(run_cli, llama_70b):
-    start = time.perf_counter()
-    result = search(llama_70b, "galaxy")
-    assert time.perf_counter() - start < 10  # seconds, not minutes: one sharding per mesh
+def test_search_70b_galaxy_in_seconds(run_cli, llama_70b, monkeypatch):
+    result = counted_search(monkeypatch, llama_70b, "galaxy")  # seconds, not minutes: one sharding per mesh
     _check_ranked(result, "latency", "galaxy", llama_70b)
     assert result.candidates > 1000
     out = run_cli("plan", SPEC_70B, "--target", "galaxy", "--search", "--json", "--top", "3")

@@ -387,5 +387,8 @@ def test_2d_plan_with_a_row_gather_and_a_column_collective_of_one_name(write_spe
     single, _ = run_golden(model, str(path), get_target("n150"), state, tokens)
     source = compile_source(model, str(path), "galaxy", strategy="2d")
     mesh, _ = run_golden(model, str(path), get_target("galaxy"), state, tokens, source=source)
-    diff = (mesh.float() - single.float()).abs()
-    assert diff.max() <= 0.08 and diff.mean() <= 0.015  # tests/test_mesh.py's MESH_ATOL, MESH_MEAN
+    # the single chip's logits up to bf16 rounding in another order (tests/numerics.py's budget, as
+    # tests/test_mesh.py holds meshes to); the unnamed collective's error was far outside it
+    from .numerics import assert_bf16_accurate
+
+    assert_bf16_accurate(mesh.float(), single.float(), "2-D vs single")
