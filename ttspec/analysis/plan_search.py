@@ -290,7 +290,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
         # one sharding in every format: what does not depend on the formats is found once per mesh
         layouts = weight_layouts(model, plan)
         shared = memory_model(model, lowered, chosen, format_choices_[0], plan, layouts)
-        table = OpTable(lowered, plan, chosen)
+        table = None  # tabled when a candidate first fits (a mesh none fits on never needs it)
         for fmt in format_choices_:
             memory = in_formats(shared, model, fmt, plan, layouts)
             build = Build(model, lowered, Options(chosen, shape, use_dp, fmt, strategy=strategy_), plan, memory)
@@ -309,6 +309,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
                 exclude(f"does not fit the DRAM at context {context:,}", len(tries) - len(fitting))
             if not fitting:
                 continue
+            table = table or OpTable(lowered, plan, chosen)
             ttft_ms = table.price(build, "prefill", 1, prompt, prompt).time_s * 1e3
             if max_ttft_ms is not None and ttft_ms > max_ttft_ms:
                 exclude(f"time to first token above --max-ttft-ms {max_ttft_ms:g}", len(fitting))
