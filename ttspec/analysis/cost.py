@@ -2,7 +2,8 @@
 count and the memory model read.
 
 An interpreter (analysis/interpreters.py) walks the lowered, sharded graph (driver.prepare)
-once per phase and prices every op on one chip:
+once and tables its ops (OpTable); a phase prices every op on one chip, each distinct op once (the
+ops of written-out layers that are alike share a price, summed op by op as if priced apart):
 
 - compute: the op's FLOPs from the op registry's rule, divided over the chips that split it,
   at the chip's matrix-engine rate (Tensix cores x clock x 4096 FLOPs per cycle) divided by the
@@ -27,7 +28,11 @@ end-to-end results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from functools import reduce
+from operator import add, itemgetter
+from typing import NamedTuple
 
 from ..ir.graph import Node, layer_pattern, layer_variants
 from ..ir.layout import Layout, Placement
@@ -36,10 +41,11 @@ from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGIS
 from ..ops.collectives import CCL_PATTERN
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
+from ..ops.registry import _no_flops as no_flops  # the rule of ops that compute nothing counted
 from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from ..weight_formats import parse as parse_formats
 from .interpreters import Interpreter
-from .memory import ACTIVATION_BYTES, padded_shapes, param_chip_bytes, tile_pad, tiles
+from .memory import ACTIVATION_BYTES, chip_bytes, padded_shapes, param_chip_layout, tile_pad, tiles
 
 SCHEMA = "ttspec-report/1"
 COLLECTIVE_NAMES = {c.name for c in COLLECTIVES}
@@ -140,27 +146,49 @@ class Phase:
         return list(groups.values())
 
 
-class CostInterpreter(Interpreter):
-    """Prices every op of the lowered graph on one chip (see the module doc)."""
+class OpFacts(NamedTuple):
+    """What pricing one op reads besides the phase: fixed by the lowered graph, its sharding plan and the
+    target, so found once per op, not once per phase. Names are left out (the parameters enter as their
+    layout on one chip, the attributes as text without the parameters' names): the ops of written-out
+    layers that are alike have equal facts, and a phase prices each distinct one once."""
 
-    def __init__(self, build, phase: Phase):
-        self.build = build
-        self.phase = phase
-        self.plan = build.shard_plan
-        self.memory = build.memory
-        self.chip = build.options.target.chip
-        self.target = build.options.target
-        model = build.lowered
-        self.local_batch = self.memory.local_batch(phase.batch)
-        self.bindings = {s: 1 for s in model.symbols}
-        self.bindings.update({"batch": self.local_batch, "seq": phase.tokens})
+    op: str
+    count: int  # how many layers run it
+    attrs: str
+    inputs: tuple  # the symbolic shapes of its inputs
+    out: tuple  # and of its result
+    flop_split: int  # over how many chips its FLOPs are divided
+    weights: tuple  # per parameter it reads: (kind, shape on one chip, lookup table, its rows when one, matrix)
+    value_splits: tuple  # per input (None where the input is not a tensor), then the result: devices splitting it
+    collective: tuple | None  # a CCL op's (devices, devices of the other axes splitting it, moves statistics,
+    #                           topology); None for an op that moves nothing between chips
+
+
+def _attrs_text(node: Node, params: list[str]) -> str:
+    """The attributes as text, each parameter named by its position among the op's parameters: two ops
+    alike but for their layer's parameter names (a fused QKV linear's parts) read alike."""
+    text = repr(sorted(node.attrs.items()))
+    for i, name in enumerate(params):
+        text = text.replace(repr(name), f"<param {i}>")
+    return text
+
+
+class CostInterpreter(Interpreter):
+    """Walks the lowered, sharded graph once, in the order a phase runs its ops, and records each op
+    with its facts (OpFacts); OpTable prices them per phase. Values are symbolic shapes: a phase binds
+    them."""
+
+    def __init__(self, lowered, plan, target):
+        self.plan = plan
+        self.target = target
         self.prefix = ""
         self.group = ""
         self.count = 1
-        self.layers_with_attention = max(1, _attention_layers(model.graph))
-        self.graph = model.graph
+        self.axes = plan.axes if plan is not None else []
+        self.graph = lowered.graph
         self._graph_facts: dict[int, tuple] = {}
-        self.formats = parse_formats(self.memory.weights_dtype)  # parsed once, not per op
+        self._value_splits: dict[str, tuple[int, ...]] = {}
+        self.records: list[tuple[str, str, OpFacts, Node]] = []  # (name, layer group, facts, node)
 
     def _facts(self):
         """The current graph's lookup tables and padded shapes, found once per graph: each is a scan
@@ -172,10 +200,10 @@ class CostInterpreter(Interpreter):
         return facts[1], facts[2]
 
     # -- walking ---------------------------------------------------------------------------
-    def _run(self) -> Phase:
+    def record(self) -> list[tuple[str, str, OpFacts, Node]]:
         g = self.graph
-        self.run(g, {i: concrete(g.node(i).type.shape, self.bindings) for i in g.inputs})
-        return self.phase
+        self.run(g, {i: g.node(i).type.shape for i in g.inputs})
+        return self.records
 
     def run(self, graph, inputs):
         saved = self.graph
@@ -200,96 +228,229 @@ class CostInterpreter(Interpreter):
         self.prefix, self.group, self.count = saved
         return out
 
-    # -- one op ----------------------------------------------------------------------------
-    def _split_factor(self, node: Node) -> int:
+    # -- one op's facts --------------------------------------------------------------------
+    def _split_factor(self, node: Node, params: list[str]) -> int:
         """Over how many chips this op is divided: the devices of every plan axis that splits its
-        weights or its result (both axes of a 2-D plan for its matmuls)."""
+        weights (`params`) or its result (both axes of a 2-D plan for its matmuls)."""
         if self.plan is None:
             return 1
         factor = 1
         for ax in self.plan.axes:
             placed = any(ax.placements.get(self.prefix + name, Placement.REPLICATE) != Placement.REPLICATE
-                         for name in _param_names(node))
+                         for name in params)
             if placed or ax.layouts.get(self.prefix + node.id) in (Layout.SPLIT, Layout.PARTIAL):
                 factor *= ax.devices
         return factor
 
-    def _value_bytes(self, node_id: str, shape) -> int:
-        """bf16 bytes of a TILE-layout value on one chip (rows padded to whole 32x32 tiles)."""
-        n = tiles(shape) * ACTIVATION_BYTES
-        for ax in self.plan.split_on(self.prefix + node_id) if self.plan is not None else ():
-            n //= ax.devices
-        return n
+    def _splits(self, node_id: str) -> tuple[int, ...]:
+        """The devices of each plan axis that splits value `node_id` (plan.split_on), found once per value
+        (an op's result is read by the ops it feeds)."""
+        key = self.prefix + node_id
+        splits = self._value_splits.get(key)
+        if splits is None:
+            splits = self._value_splits[key] = tuple(ax.devices for ax in self.axes
+                                                     if ax.layouts.get(key) == Layout.SPLIT)
+        return splits
 
     def run_op(self, node: Node, args: list):
-        out = concrete(node.type.shape, self.bindings)
-        opdef = REGISTRY[node.op]
-        decode = self.phase.name == "decode"
+        params = _param_names(node)
+        weights = []
+        if params:
+            tables, padded = self._facts()
+            for name in params:
+                if name not in self.graph.params:
+                    continue
+                kind, shape, table = param_chip_layout(self.graph, self.prefix, name, self.plan, tables, padded)
+                full = self.graph.params[name].shape
+                weights.append((kind, shape, table, full[0] if table else None, not table and len(full) == 2))
+        splits = tuple(self._splits(i) if isinstance(s, tuple) else None
+                       for i, s in zip(node.inputs, args, strict=False)) + (self._splits(node.id),)
+        collective = None
+        if node.op in COLLECTIVE_NAMES and node.op != MESH_PARTITION.name and self.plan is not None:
+            axis = node.attrs.get("axis", 0)
+            devices = self.plan.mesh[axis]
+            if devices > 1:
+                others = tuple(ax.devices for ax in self.plan.split_on(self.prefix + node.id) if ax.axis != axis)
+                statistics = self.graph.node(node.inputs[0]).op == NORM_STATISTICS.name
+                collective = (devices, others, statistics, self.target.topology(axis, devices))
+        # the attributes matter to the op's FLOP rule only (a collective's axis is in `collective`)
+        attrs = _attrs_text(node, params) if REGISTRY[node.op].flops is not no_flops else ""
+        facts = OpFacts(node.op, self.count, attrs, tuple(args), node.type.shape, self._split_factor(node, params),
+                        tuple(weights), splits, collective)
+        self.records.append((self.prefix + node.id, self.group, facts, node))
+        return node.type.shape
+
+
+def _value_bytes(shape, splits: tuple[int, ...]) -> int:
+    """bf16 bytes of a TILE-layout value on one chip (rows padded to whole 32x32 tiles)."""
+    n = tiles(shape) * ACTIVATION_BYTES
+    for devices in splits:
+        n //= devices
+    return n
+
+
+def _gather(values: list, indices: list[int]) -> list:
+    """values[i] for each of `indices`, in order (at C speed: a phase expands thousands of ops)."""
+    if len(indices) > 1:
+        return list(itemgetter(*indices)(values))
+    return [values[i] for i in indices]
+
+
+class OpTable:
+    """The ops of one lowered, sharded program in the order a phase runs them (CostInterpreter), each
+    with its facts, ops with equal facts sharing one entry. Built once per (graph, plan, target): the
+    search prices thousands of phases of one sharding in every weight format, batch and context, and a
+    phase prices each distinct op once and expands the per-op numbers in C (written-out layers: one
+    entry per op of a layer, not per op of the model)."""
+
+    def __init__(self, lowered, plan, target):
+        records = CostInterpreter(lowered, plan, target).record()
+        index: dict[OpFacts, int] = {}
+        self.facts: list[OpFacts] = []
+        self.nodes: list[Node] = []  # one node per entry: its attributes, for the op's FLOP rule
+        self.order: list[int] = []  # the entry of each op, in order
+        self.names = [(name, group) for name, group, _, _ in records]
+        self.by_class: dict[str, list[int]] = {}  # the entries of each op class's ops, in order
+        for _, _, facts, node in records:
+            i = index.get(facts)
+            if i is None:
+                i = index[facts] = len(self.facts)
+                self.facts.append(facts)
+                self.nodes.append(node)
+            self.order.append(i)
+            op_class = CLASS_COLLECTIVE if facts.op in COLLECTIVE_NAMES else facts.op
+            self.by_class.setdefault(op_class, []).append(i)
+        self.symbols = lowered.symbols
+        graph = lowered.graph
+        self.outputs = [(name, graph.node(nid).type.shape) for name, nid in graph.outputs.items()]
+        self.layers_with_attention = max(1, _attention_layers(graph))
+        self.target = target
+
+    def price(self, build, name: str, batch: int, tokens: int, context: int) -> PricedPhase:
+        """One phase of `build` (this table's program in its weight formats): each entry priced once."""
+        phase = Phase(name, batch, tokens, context)
+        memory = build.memory
+        local_batch = memory.local_batch(batch)
+        bindings = {s: 1 for s in self.symbols}
+        bindings.update({"batch": local_batch, "seq": tokens})
+        formats = parse_formats(memory.weights_dtype)
+        kv = memory.kv_cache(batch, context if name == "decode" else tokens) // self.layers_with_attention
+        costs = [self._cost(f, node, phase, bindings, formats, kv) for f, node in zip(self.facts, self.nodes,
+                                                                                         strict=True)]
+        # the program returns the logits to the host (bf16, whole tiles): a PCIe read per pass
+        chip = self.target.chip
+        host = []
+        for out_name, shape in self.outputs:
+            nbytes = tiles(concrete(shape, bindings)) * ACTIVATION_BYTES * (batch // local_batch or 1)
+            host.append(OpCost(f"read {out_name} to host", HOST_READ, "", 1, 0, 0, 0, 0.0, 0.0, 0.0,
+                               nbytes / chip.pcie_bandwidth.value, host_bytes=nbytes))
+        return PricedPhase(phase, self, costs, host)
+
+    def _cost(self, facts: OpFacts, node: Node, phase: Phase, bindings: dict, formats, kv: int) -> OpCost:
+        """One op on one chip in `phase` (see the module doc); `kv`: one attention layer's KV cache bytes."""
+        out = concrete(facts.out, bindings)
+        args = [concrete(s, bindings) if isinstance(s, tuple) else s for s in facts.inputs]
+        opdef = REGISTRY[facts.op]
+        decode = phase.name == "decode"
         ins = list(args)
-        if node.op == ATTEND.name and decode:  # one query per user against `context` cached keys and values
-            ins = [ins[0]] + [tuple(s[:2]) + (self.phase.context,) + tuple(s[3:]) for s in ins[1:3]] + ins[3:]
-        flops = opdef.flops(ins, out, node.attrs) // self._split_factor(node)
-        chip = self.chip
+        if facts.op == ATTEND.name and decode:  # one query per user against `context` cached keys and values
+            ins = [ins[0]] + [tuple(s[:2]) + (phase.context,) + tuple(s[3:]) for s in ins[1:3]] + ins[3:]
+        flops = opdef.flops(ins, out, node.attrs) // facts.flop_split
+        chip = self.target.chip
         rate = chip.cores.value * chip.clock_hz.value * chip.matmul_flops_per_cycle.value
 
         # DRAM: weights (as the memory model stores them), lookups, KV cache, prefill activations
         dram = 0
         phases = 1
-        tables, padded = self._facts()
-        for name in _param_names(node):
-            if name not in self.graph.params:
-                continue
-            kind, nbytes = param_chip_bytes(self.graph, self.prefix, name, self.formats, self.plan, tables, padded)
-            if name in tables:
-                rows = self.graph.params[name].shape[0]
+        for kind, shape, table, rows, matrix in facts.weights:
+            nbytes = chip_bytes(kind, shape, table, formats)
+            if table:
                 nbytes = nbytes * min(rows, _numel(ins[0])) // rows
-            elif len(self.graph.params[name].shape) == 2:
-                phases = max(phases, FIDELITY_PHASES[self.formats.dtype(kind)])
+            elif matrix:
+                phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)])
             dram += nbytes
-        if node.op in MATMULS and ins and ins[0]:
+        if facts.op in MATMULS and ins and ins[0]:
             rows = max(1, _numel(ins[0]) // ins[0][-1])
             flops = flops * tile_pad(rows) // rows  # whole 32-row tiles
-        if node.op == ATTEND.name:
+        if facts.op == ATTEND.name:
             phases = ATTENTION_FIDELITY_PHASES
-            kv = self.memory.kv_cache(self.phase.batch, self.phase.context if decode else self.phase.tokens)
-            dram += kv // self.layers_with_attention
-        if not decode and node.op not in COLLECTIVE_NAMES:
-            dram += sum(self._value_bytes(i, s) for i, s in zip(node.inputs, args, strict=False)
-                        if isinstance(s, tuple))
-            dram += self._value_bytes(node.id, out)
+            dram += kv
+        if not decode and facts.op not in COLLECTIVE_NAMES:
+            dram += sum(_value_bytes(s, splits) for s, splits in zip(args, facts.value_splits, strict=False)
+                        if splits is not None)
+            dram += _value_bytes(out, facts.value_splits[-1])
         compute_s = flops * phases / rate if flops else 0.0
 
         # collectives: tt-metal's measured model of the CCL op on this axis
         collective_bytes, collective_s = 0, 0.0
-        axis = node.attrs.get("axis", 0)
-        devices = self.plan.mesh[axis] if self.plan is not None else 1
-        if node.op in COLLECTIVE_NAMES and node.op != MESH_PARTITION.name and devices > 1:
+        if facts.collective is not None:
+            devices, others, statistics, topology = facts.collective
             full = tiles(out) * ACTIVATION_BYTES  # CCL ops move whole tiles: a decode row is 32 rows
-            for ax in self.plan.split_on(self.prefix + node.id):  # the other axis's slice of it (2-D plans)
-                if ax.axis != axis:
-                    full //= ax.devices
-            per_device = full // devices if node.op == ALL_GATHER.name else full  # all_gather's input is a slice
-            if self.graph.node(node.inputs[0]).op == NORM_STATISTICS.name:  # one float32 tile wide per chip
+            for other in others:  # the other axis's slice of it (2-D plans)
+                full //= other
+            per_device = full // devices if facts.op == ALL_GATHER.name else full  # all_gather's input is a slice
+            if statistics:  # one float32 tile wide per chip
                 per_device = tiles(out) * STATISTICS_BYTES  # tiles(): values, padded to whole tiles
-            topology = self.target.topology(axis, devices)
-            model = WORMHOLE_CCL[CCL_PATTERN[node.op]][topology]
+            model = WORMHOLE_CCL[CCL_PATTERN[facts.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value
             collective_bytes = per_device
-        self.phase.ops.append(OpCost(self.prefix + node.id, node.op, self.group, self.count, flops, dram,
-                                     collective_bytes, compute_s, dram / chip.dram_bandwidth.value,
-                                     chip.op_overhead_traced_s.value, collective_s))
-        return out
+        return OpCost("", facts.op, "", facts.count, flops, dram, collective_bytes, compute_s,
+                      dram / chip.dram_bandwidth.value, chip.op_overhead_traced_s.value, collective_s)
 
-    def run_model(self) -> Phase:
-        super_phase = self._run()
-        # the program returns the logits to the host (bf16, whole tiles): a PCIe read per pass
-        g = self.graph
-        for name, nid in g.outputs.items():
-            shape = concrete(g.node(nid).type.shape, self.bindings)
-            nbytes = tiles(shape) * ACTIVATION_BYTES * (self.phase.batch // self.local_batch or 1)
-            self.phase.ops.append(OpCost(f"read {name} to host", HOST_READ, "", 1, 0, 0, 0, 0.0, 0.0, 0.0,
-                                         nbytes / self.chip.pcie_bandwidth.value, host_bytes=nbytes))
-        return super_phase
+
+def _class_totals(costs: list[OpCost], entries: list[int], host: bool) -> dict:
+    """Phase.by_class's entry for one class whose ops are `costs[i]` for i in `entries`, in order: the
+    integers summed per distinct op, the times added op by op in order as Phase.by_class adds them (so
+    to the same last bit)."""
+    times = Counter(entries)  # how many of the class's ops each entry is
+
+    def total(value) -> int:
+        return sum(value(costs[i]) * n for i, n in times.items())
+
+    def added(attr: str) -> float:
+        return reduce(add, _gather([o.count * getattr(o, attr) for o in costs], entries), 0.0)
+
+    c = {"ops": 0 if host else total(lambda o: o.count), "flops": total(lambda o: o.count * o.flops),
+         "dram_bytes": total(lambda o: o.count * o.dram_bytes),
+         "collective_bytes": total(lambda o: o.count * o.collective_bytes),
+         "host_bytes": total(lambda o: o.host_bytes), "time_s": added("time_s")}
+    terms = {term: added(attr) for term, attr in (("compute", "compute_s"), ("DRAM", "dram_s"), ("dispatch", "fixed_s"),
+                                                  ("PCIe" if host else "ethernet", "collective_s"))}
+    c["bottleneck"] = max(terms, key=terms.get)
+    return c
+
+
+class PricedPhase:
+    """A phase as its table's entries priced once: the same numbers as the Phase it expands to (`phase()`),
+    summed over the ops in the same order (so to the same last bit), without an OpCost per op."""
+
+    def __init__(self, phase: Phase, table: OpTable, costs: list[OpCost], host: list[OpCost]):
+        self.name, self.batch, self.tokens, self.context = phase.name, phase.batch, phase.tokens, phase.context
+        self._phase = phase
+        self.table = table
+        self.costs = costs  # per entry of the table
+        self.host = host
+
+    @property
+    def time_s(self) -> float:
+        per_entry = [c.count * c.time_s for c in self.costs]
+        return sum(_gather(per_entry, self.table.order) + [o.count * o.time_s for o in self.host])
+
+    def by_class(self) -> dict[str, dict]:
+        """Phase.by_class: each class's ints summed per entry, its times added op by op in order as there."""
+        out: dict[str, dict] = {}
+        classes = [(name, self.costs, entries) for name, entries in self.table.by_class.items()]
+        classes += [(HOST_READ, self.host, list(range(len(self.host))))] if self.host else []
+        for name, costs, entries in classes:
+            out[name] = _class_totals(costs, entries, host=name == HOST_READ)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]["time_s"]))
+
+    def phase(self) -> Phase:
+        """The Phase with an OpCost per op (its name and layer group): what `report` shows."""
+        self._phase.ops = [replace(self.costs[i], node=name, group=group)
+                           for i, (name, group) in zip(self.table.order, self.table.names, strict=True)]
+        self._phase.ops += self.host
+        return self._phase
 
 
 def _attention_layers(graph) -> int:
@@ -300,8 +461,13 @@ def _attention_layers(graph) -> int:
     return n
 
 
-def model_phase(build, name: str, batch: int, tokens: int, context: int) -> Phase:
-    return CostInterpreter(build, Phase(name, batch, tokens, context)).run_model()
+def op_table(build) -> OpTable:
+    """The table of `build`'s program (the same for every weight format of one sharding)."""
+    return OpTable(build.lowered, build.shard_plan, build.options.target)
+
+
+def model_phase(build, name: str, batch: int, tokens: int, context: int, table: OpTable | None = None) -> Phase:
+    return (table or op_table(build)).price(build, name, batch, tokens, context).phase()
 
 
 @dataclass
@@ -329,8 +495,9 @@ class Estimate:
 def estimate(build, batch: int = 1, context: int = 2048, prompt: int = 128) -> Estimate:
     """Prefill of one `prompt`-token user (time to first token) and one decode step of `batch`
     users at `context` tokens."""
-    return Estimate(model_phase(build, "prefill", 1, prompt, prompt),
-                    model_phase(build, "decode", batch, 1, context))
+    table = op_table(build)
+    return Estimate(model_phase(build, "prefill", 1, prompt, prompt, table),
+                    model_phase(build, "decode", batch, 1, context, table))
 
 
 def hardware(target) -> dict:

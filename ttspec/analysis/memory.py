@@ -34,7 +34,7 @@ context that fits (at batch 1) baked into the program.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import weight_formats
 from ..ir.graph import Graph, Model, layer_variants
@@ -99,42 +99,63 @@ def _axis_shape(name: str, shape: tuple[int, ...], ax) -> tuple[int, ...]:
     return tuple(shape[:-1]) + (shape[-1] // n,)  # row-parallel, or a table or norm split on hidden
 
 
+def param_chip_layout(graph: Graph, prefix: str, name: str, plan=None, tables: set[str] | None = None,
+                      padded: dict | None = None) -> tuple[str, tuple[int, ...], bool]:
+    """(kind, shape on one chip, whether a lookup table) of parameter `name` of `graph` (inside the
+    layers whose names start with `prefix`): what its bytes depend on besides the weight formats."""
+    tables = lookup_tables(graph) if tables is None else tables
+    padded = padded_shapes(graph) if padded is None else padded
+    p = graph.params[name]
+    return kind_of(graph, p.module), chip_shape(prefix + name, padded.get(name, p.shape), plan), name in tables
+
+
+def chip_bytes(kind: str, shape: tuple[int, ...], table: bool, formats) -> int:
+    """Device DRAM bytes of a parameter of `kind` laid out on one chip as `shape` (param_chip_layout)
+    in weight formats `formats` (a parsed WeightFormats)."""
+    if table:
+        size = 1
+        for d in shape:
+            size *= d
+        return tensor_bytes(size, "bf16")
+    return tensor_bytes(tiles(shape), formats.dtype(kind) if len(shape) == 2 else "bf16")
+
+
 def param_chip_bytes(graph: Graph, prefix: str, name: str, formats, plan=None,
                      tables: set[str] | None = None, padded: dict | None = None) -> tuple[str, int]:
     """(kind, device DRAM bytes on one chip) of parameter `name` of `graph` (inside the layers
     whose names start with `prefix`): the one rule `weight_bytes_by_kind` sums and the cost model
     (analysis/cost.py) reads per op."""
-    formats = weight_formats.parse(formats)
-    tables = lookup_tables(graph) if tables is None else tables
-    padded = padded_shapes(graph) if padded is None else padded
-    p = graph.params[name]
-    shape = chip_shape(prefix + name, padded.get(name, p.shape), plan)
-    kind = kind_of(graph, p.module)
-    if name in tables:
-        size = 1
-        for d in shape:
-            size *= d
-        return kind, tensor_bytes(size, "bf16")
-    return kind, tensor_bytes(tiles(shape), formats.dtype(kind) if len(shape) == 2 else "bf16")
+    kind, shape, table = param_chip_layout(graph, prefix, name, plan, tables, padded)
+    return kind, chip_bytes(kind, shape, table, weight_formats.parse(formats))
 
 
-def weight_bytes_by_kind(model: Model, weights_dtype, plan=None) -> dict[str, int]:
-    """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc).
-    `weights_dtype`: one dtype for every weight matrix, or formats per kind (ttspec/weight_formats.py)."""
-    formats = weight_formats.parse(weights_dtype)
-    out: dict[str, int] = {}
+def weight_layouts(model: Model, plan=None) -> dict[tuple[str, tuple[int, ...], bool], int]:
+    """How many parameters (a repeat's layers counted) share each (kind, shape on one chip, lookup
+    table): the weights' bytes in any formats follow from these (written-out layers share a few)."""
+    out: dict[tuple[str, tuple[int, ...], bool], int] = {}
 
     def visit(graph: Graph, prefix: str, count: int) -> None:
         tables = lookup_tables(graph)
         padded = padded_shapes(graph)
         for name in graph.params:
-            kind, nbytes = param_chip_bytes(graph, prefix, name, formats, plan, tables, padded)
-            out[kind] = out.get(kind, 0) + count * nbytes
+            layout = param_chip_layout(graph, prefix, name, plan, tables, padded)
+            out[layout] = out.get(layout, 0) + count
         for node in graph.repeats():
             for body, n in layer_variants(node):
                 visit(body, f"{prefix}{node.module}.*.", count * n)
 
     visit(model.graph, "", 1)
+    return out
+
+
+def weight_bytes_by_kind(model: Model, weights_dtype, plan=None, layouts: dict | None = None) -> dict[str, int]:
+    """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc).
+    `weights_dtype`: one dtype for every weight matrix, or formats per kind (ttspec/weight_formats.py).
+    `layouts`: weight_layouts(model, plan), when already found."""
+    formats = weight_formats.parse(weights_dtype)
+    out: dict[str, int] = {}
+    for (kind, shape, table), count in (weight_layouts(model, plan) if layouts is None else layouts).items():
+        out[kind] = out.get(kind, 0) + count * chip_bytes(kind, shape, table, formats)
     return dict(sorted(out.items()))
 
 
@@ -256,6 +277,13 @@ class Memory:
         return min(batch, self.batch_bound) if self.batch_bound else batch
 
 
+def in_formats(memory: Memory, model: Model, weights_dtype: str, plan=None, layouts: dict | None = None) -> Memory:
+    """The memory model of the same program (`model` sharded by `plan`) with its weights in other formats:
+    only the weights change (the plan search weighs one sharding in every format)."""
+    return replace(memory, weights_dtype=weights_dtype, weights=weight_bytes_by_kind(model, weights_dtype, plan,
+                                                                                    layouts))
+
+
 def _bound(model: Model, axis: int) -> int | None:
     """The spec's bound on the input's `axis` dim (batch 0, seq -1), when symbolic and bounded."""
     graph = model.graph
@@ -265,9 +293,10 @@ def _bound(model: Model, axis: int) -> int | None:
     return dim if isinstance(dim, int) else model.bounds.get(dim)
 
 
-def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: str, plan=None) -> Memory:
+def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: str, plan=None,
+                 layouts: dict | None = None) -> Memory:
     """The memory model for `model` compiled for `target` (lowered and, on a mesh, sharded by
-    `plan` into `lowered`)."""
+    `plan` into `lowered`). `layouts`: weight_layouts(model, plan), when already found."""
     def local(graph: Graph, prefix: str, node_id: str, width: int) -> int:
         """Features of a value one chip holds: a slice for each axis over which the plan splits it."""
         for ax in plan.split_on(prefix + node_id) if plan is not None else ():
@@ -306,6 +335,7 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: st
         if ax.residual == Layout.SPLIT:
             residual = -(-residual // ax.devices)
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest + local(graph, "", head.id, vocab))
-    return Memory(target, weights_dtype, weight_bytes_by_kind(model, weights_dtype, plan), kv, activations, scores,
+    weights = weight_bytes_by_kind(model, weights_dtype, plan, layouts)
+    return Memory(target, weights_dtype, weights, kv, activations, scores,
                   replicas=plan.mesh[1 - plan.axis] if plan is not None and plan.dp else 1,
                   seq_bound=_bound(model, -1), batch_bound=_bound(model, 0))

@@ -18,9 +18,10 @@ The choices a user has on a target are enumerated:
 - the batch: powers of two up to the spec's batch bound (else MAX_BATCH), plus the largest batch
   that fits at the context.
 
-Each mesh is sharded once (a planner ArchError excludes the mesh, with its reason), each
-(mesh, formats) gets its memory model from that one sharding, prefill (time to first token) is
-priced once per (mesh, formats) and every batch by one cost-model decode step. A candidate is
+Each mesh is sharded once (a planner ArchError excludes the mesh, with its reason) and its ops
+tabled once (analysis/cost.py's OpTable), each (mesh, formats) gets its memory model from that one
+sharding, prefill (time to first token) is priced once per (mesh, formats) and every batch by one
+cost-model decode step. A candidate is
 kept when it fits by the memory model at the context and meets the floors; the kept ones are
 ranked by the objective: latency (decode tokens/s per user) or throughput (tokens/s at the
 batch). Ties go to fewer chips, then to bigger (more precise) weight formats, then to the smaller
@@ -32,14 +33,14 @@ rest.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..driver import MAX_DECODE_USERS, Build, Options, lower
 from ..errors import ArchError
 from ..ir.graph import Model
 from ..targets import Target, get_target
 from ..weight_formats import DTYPES, WeightFormats
-from .cost import model_phase
+from .cost import OpTable, PricedPhase
 from .report import DEFAULT_CONTEXT, DEFAULT_PROMPT
 
 SCHEMA = "ttspec-plan-search/1"
@@ -68,8 +69,14 @@ class Plan:
     decode_ms_per_step: float
     tokens_per_s_per_user: float
     tokens_per_s: float
-    decode_bottleneck: str
+    decode: PricedPhase = field(compare=False, repr=False)  # the decode step, for its bottleneck
     strategy: str = "1d"  # tensor parallelism over one mesh axis, or 2d over both
+
+    @property
+    def decode_bottleneck(self) -> str:
+        """What bounds the decode step's costliest op class: worked out for the plans shown only (it adds
+        up every op by class; most candidates are never shown)."""
+        return max(self.decode.by_class().items(), key=lambda kv: kv[1]["time_s"])[1]["bottleneck"]
 
     @property
     def strategy_option(self) -> str | None:
@@ -148,9 +155,11 @@ def sub_meshes_2d(target: Target) -> list[tuple[int, int]]:
 
 def format_kinds(model: Model) -> list[str]:
     """The parameter kinds whose bytes depend on the weight format (their weight matrices)."""
-    from .memory import weight_bytes_by_kind
+    from .memory import weight_bytes_by_kind, weight_layouts
 
-    wide, narrow = weight_bytes_by_kind(model, "bf16"), weight_bytes_by_kind(model, "bfloat4_b")
+    layouts = weight_layouts(model)
+    wide, narrow = weight_bytes_by_kind(model, "bf16", layouts=layouts), \
+        weight_bytes_by_kind(model, "bfloat4_b", layouts=layouts)
     return sorted(k for k in wide if wide[k] != narrow.get(k))
 
 
@@ -169,12 +178,13 @@ def format_choices(model: Model, fixed: str | None = None) -> list[str]:
     return out
 
 
-def format_bits(model: Model, weights_dtype: str) -> int:
-    """Bits per value summed over the searched kinds: a tie-break towards more precise formats."""
+def format_bits(model: Model, weights_dtype: str, kinds: list[str] | None = None) -> int:
+    """Bits per value summed over the searched kinds (`kinds`: format_kinds(model), when already found):
+    a tie-break towards more precise formats."""
     from ..weight_formats import parse
 
     formats = parse(weights_dtype)
-    return sum(DTYPE_BITS[formats.dtype(k)] for k in format_kinds(model))
+    return sum(DTYPE_BITS[formats.dtype(k)] for k in (format_kinds(model) if kinds is None else kinds))
 
 
 @dataclass
@@ -218,7 +228,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     from ..passes.fuse import fuse_activations
     from ..passes.shard import plan_sharding
     from ..weight_formats import parse
-    from .memory import check_weight_formats, memory_model
+    from .memory import check_weight_formats, in_formats, memory_model, weight_layouts
 
     if objective not in OBJECTIVES:
         raise ValueError(objective)
@@ -248,7 +258,8 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     bound_batch = _bound(model, 0)
     fixed_batch = batch
     batches = [batch] if batch else _pow2(bound_batch or MAX_BATCH)
-    bits = {f: format_bits(model, f) for f in format_choices_}
+    kinds = format_kinds(model)
+    bits = {f: format_bits(model, f, kinds) for f in format_choices_}
     excluded: dict[str, int] = {}
     plans: list[Plan] = []
     mesh_rows: list[dict] = []
@@ -276,8 +287,12 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
             continue
         row["tensor_parallel"] = plan.group if plan else 1
         row["replicas"] = (shape[1 - plan.axis] if plan.dp else 1) if plan else 1
+        # one sharding in every format: what does not depend on the formats is found once per mesh
+        layouts = weight_layouts(model, plan)
+        shared = memory_model(model, lowered, chosen, format_choices_[0], plan, layouts)
+        table = None  # tabled when a candidate first fits (a mesh none fits on never needs it)
         for fmt in format_choices_:
-            memory = memory_model(model, lowered, chosen, fmt, plan)
+            memory = in_formats(shared, model, fmt, plan, layouts)
             build = Build(model, lowered, Options(chosen, shape, use_dp, fmt, strategy=strategy_), plan, memory)
             # decode puts a replica's users on the rows of one tile
             largest = min(memory.max_batch(context), MAX_DECODE_USERS * memory.replicas)
@@ -294,20 +309,20 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
                 exclude(f"does not fit the DRAM at context {context:,}", len(tries) - len(fitting))
             if not fitting:
                 continue
-            ttft_ms = model_phase(build, "prefill", 1, prompt, prompt).time_s * 1e3
+            table = table or OpTable(lowered, plan, chosen)
+            ttft_ms = table.price(build, "prefill", 1, prompt, prompt).time_s * 1e3
             if max_ttft_ms is not None and ttft_ms > max_ttft_ms:
                 exclude(f"time to first token above --max-ttft-ms {max_ttft_ms:g}", len(fitting))
                 continue
             for users in fitting:
-                decode = model_phase(build, "decode", users, 1, context)
+                decode = table.price(build, "decode", users, 1, context)
                 step = decode.time_s
                 if min_tokens_per_s_per_user is not None and 1.0 / step < min_tokens_per_s_per_user:
                     exclude(f"tokens/s/user below --min-tokens-per-s-per-user {min_tokens_per_s_per_user:g}")
                     continue
-                bottleneck = max(decode.by_class().items(), key=lambda kv: kv[1]["time_s"])[1]["bottleneck"]
                 plans.append(Plan(shape, use_dp, row["tensor_parallel"], memory.replicas, fmt, users, context,
                                   prompt, memory.usage(users, context).total, memory.dram, ttft_ms, step * 1e3,
-                                  1.0 / step, users / step, bottleneck, strategy_))
+                                  1.0 / step, users / step, decode, strategy_))
     plans.sort(key=lambda p: rank_key(objective, p, bits[p.weights_dtype]))
     # more data-parallel replicas than the batch needs: the same plan on more chips
     seen: set[tuple] = set()
