@@ -159,7 +159,7 @@ def _no_params(ins, attrs) -> dict:
     return {}
 
 
-def _no_flops(ins, out, attrs) -> int:
+def no_flops(ins, out, attrs) -> int:
     return 0
 
 
@@ -169,7 +169,7 @@ class OpDef:
     args: tuple[ArgSpec, ...]
     shape: ShapeRule
     params: ParamRule = _no_params
-    flops: FlopRule = _no_flops
+    flops: FlopRule = no_flops
     doc: str = ""
     kind: str | None = None  # category in parameter breakdowns when used outside a block with a `kind`
     in_spec: bool = True  # False: made only by lowering passes or the planner, never written in a spec
