@@ -41,7 +41,7 @@ from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGIS
 from ..ops.collectives import CCL_PATTERN
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
-from ..ops.registry import _no_flops as no_flops  # the rule of ops that compute nothing counted
+from ..ops.registry import no_flops  # the rule of ops that compute nothing counted
 from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from ..weight_formats import parse as parse_formats
 from .interpreters import Interpreter
