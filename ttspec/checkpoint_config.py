@@ -21,9 +21,8 @@ from pathlib import Path
 from .errors import ArchError, Loc, Note
 from .inputs import quote
 from .ir.graph import Graph, Model, Node, in_stdlib, iter_params, layer_pattern, layer_variants
+from .ops.queries import model_fields
 
-_ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
-_NORMS = ("rms_norm", "layer_norm")
 _ROPE_WHERE = ("rope_parameters", "rope_scaling")  # transformers 5's and 4's dicts
 _LAYER = re.compile(r"layers\.(\d+)\.")  # checkpoints.L: a layer's prefix in ttspec's names
 
@@ -60,7 +59,7 @@ FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "rope.original_max_positions": (*((w, "original_max_position_embeddings") for w in _ROPE_WHERE),
                                     ("original_max_position_embeddings",), ("max_position_embeddings",)),
     "window": (("layer_types",), ("use_sliding_window",), ("sliding_window",), ("max_window_layers",)),
-    "scale": (("query_pre_attn_scalar",), ("head_dim",)),
+    "attn_scale": (("query_pre_attn_scalar",), ("head_dim",)),
     "attn_softcap": (("attn_logit_softcapping",),),
     "final_softcap": (("final_logit_softcapping",),),
     "tied": (("tie_word_embeddings",),),
@@ -74,12 +73,12 @@ WHAT = {"vocab": "vocabulary", "hidden": "width", "heads": "attention heads", "k
         "rope.scaling": "rope scaling", "rope.factor": "rope factor",
         "rope.low_freq_factor": "rope low_freq_factor", "rope.high_freq_factor": "rope high_freq_factor",
         "rope.original_max_positions": "rope original_max_positions", "window": "attention window",
-        "scale": "attention scale", "attn_softcap": "attention softcap", "final_softcap": "final logit softcap",
+        "attn_scale": "attention scale", "attn_softcap": "attention softcap", "final_softcap": "final logit softcap",
         "tied": "output head"}
 # per attention layer, compared layer by layer; the others are compared as sets of values
 PER_LAYER = ("heads", "kv_heads", "head_dim", "rope", "rope.theta", "rope.fraction", "rope.style", "rope.scaling",
              "rope.factor", "rope.low_freq_factor", "rope.high_freq_factor", "rope.original_max_positions",
-             "window", "scale", "attn_softcap")
+             "window", "attn_scale", "attn_softcap")
 
 
 def layer_count(model: Model) -> int:
@@ -145,63 +144,13 @@ def semantics(model: Model, seq_bound: int | None, locate: bool = True) -> dict[
 
     top = model.graph
     for node, graph, chain in _walk(top):
-        op = node.op
-        if op == "embedding":
-            add("vocab", node.attrs["vocab"], node, graph, chain, "vocab")
-            add("hidden", node.attrs["dim"], node, graph, chain, "dim")
-            scale = next((graph.node(u) for u in graph.users[node.id] if graph.node(u).op == "scale"), None)
-            add("embedding_scale", scale.attrs["factor"] if scale else None, scale or node, graph, chain, "factor")
-        elif op == "position_embedding":
-            add("positions", node.attrs["max_positions"], node, graph, chain, "max_positions")
-        elif op in _NORMS:
-            add("norm", op, node, graph, chain)
-            add("eps", node.attrs["eps"], node, graph, chain, "eps")
-            if op == "rms_norm":
-                add("norm_offset", node.attrs.get("offset", 0.0), node, graph, chain, "offset")
-        elif op in _ACTIVATIONS:
-            add("activation", op, node, graph, chain)
-            source = graph.node(node.inputs[0])
-            if source.op == "linear":
-                add("intermediate", source.attrs["out"], source, graph, chain, "out")
-        elif op == "attend":
-            q, k = graph.node(node.inputs[0]), graph.node(node.inputs[1])
-            heads, head_dim = q.type.shape[1], q.type.shape[-1]
-            add("heads", heads, node, graph, chain)
-            add("kv_heads", k.type.shape[1], node, graph, chain)
-            add("head_dim", head_dim, node, graph, chain)
-            rope = q.attrs["rope"] if q.op == "apply_rope" else None
-            add("rope", rope is not None, q if rope is not None else node, graph, chain, "rope")
-            if rope is not None:
-                fields = dict(rope.fields)
-                for key in ("theta", "fraction", "style", "scaling"):
-                    add("rope." + key, fields[key], q, graph, chain, "rope")
-                keys = {"linear": ("factor",),
-                        "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_positions")}
-                for key in keys.get(fields["scaling"], ()):
-                    add("rope." + key, fields[key], q, graph, chain, "rope")
-            window = node.attrs["window"]
-            if window is not None and seq_bound is not None and window >= seq_bound:
-                window = None
-            add("window", window, node, graph, chain, "window")
-            scale = node.attrs["scale"]
-            add("scale", float(scale) if scale is not None else 1 / math.sqrt(head_dim), node, graph, chain, "scale")
-            add("attn_softcap", node.attrs["softcap"], node, graph, chain, "softcap")
-        elif op == "softcap" and not chain:
-            add("final_softcap", node.attrs["cap"], node, graph, chain, "cap")
-        elif op in ("linear", "tied_linear") and not chain and _is_head(top, node):
-            add("tied", op == "tied_linear", node, graph, chain)
+        for field, value, where, attr in model_fields(node, graph, top_level=not chain):
+            if field == "window" and value is not None and seq_bound is not None and value >= seq_bound:
+                value = None
+            add(field, value, where, graph, chain, attr)
     if not out["final_softcap"]:
         out["final_softcap"] = [Seen(None, model.loc)]
     return out
-
-
-def _is_head(graph: Graph, node: Node) -> bool:
-    """A top-level projection that is an output, or whose only way out is a softcapped output."""
-    outputs = set(graph.outputs.values())
-    if node.id in outputs:
-        return True
-    users = [graph.node(u) for u in graph.users[node.id]]
-    return bool(users) and all(u.id in outputs and u.op == "softcap" for u in users)
 
 
 def same(a, b) -> bool:

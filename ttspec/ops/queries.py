@@ -7,6 +7,8 @@ attention reads which keys. Each answer is in terms of nodes and shapes of the I
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..ir.graph import Graph, Node
@@ -102,3 +104,62 @@ def input_vocabulary(graph: Graph) -> int | None:
                 if REGISTRY[node.op].storage_of(local) == Storage.TABLE:
                     return graph.params[name].shape[0]
     return None
+
+
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
+NORMS = ("rms_norm", "layer_norm")
+_ROPE_SCALING_KEYS = {"linear": ("factor",),
+                      "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_positions")}
+
+
+def model_fields(node: Node, graph: Graph, top_level: bool) -> Iterator[tuple[str, object, Node, str | None]]:
+    """The model-level values one node computes with, as (field, value, node that says it, its attribute):
+    the sizes, norm, eps, activation, rotary embedding, window, attention scale, softcaps and tied head
+    that a Hugging Face config.json also states (checkpoint_config compares the two)."""
+    op = node.op
+    if op == "embedding":
+        yield "vocab", node.attrs["vocab"], node, "vocab"
+        yield "hidden", node.attrs["dim"], node, "dim"
+        scale = next((graph.node(u) for u in graph.users[node.id] if graph.node(u).op == "scale"), None)
+        yield "embedding_scale", scale.attrs["factor"] if scale else None, scale or node, "factor"
+    elif op == "position_embedding":
+        yield "positions", node.attrs["max_positions"], node, "max_positions"
+    elif op in NORMS:
+        yield "norm", op, node, None
+        yield "eps", node.attrs["eps"], node, "eps"
+        if op == "rms_norm":
+            yield "norm_offset", node.attrs.get("offset", 0.0), node, "offset"
+    elif op in ACTIVATIONS:
+        yield "activation", op, node, None
+        source = graph.node(node.inputs[0])
+        if source.op == "linear":
+            yield "intermediate", source.attrs["out"], source, "out"
+    elif op == ATTEND.name:
+        q, k = graph.node(node.inputs[0]), graph.node(node.inputs[1])
+        heads, head_dim = q.type.shape[1], q.type.shape[-1]
+        yield "heads", heads, node, None
+        yield "kv_heads", k.type.shape[1], node, None
+        yield "head_dim", head_dim, node, None
+        rope = q.attrs["rope"] if q.op == "apply_rope" else None
+        yield "rope", rope is not None, q if rope is not None else node, "rope"
+        if rope is not None:
+            fields = dict(rope.fields)
+            for key in ("theta", "fraction", "style", "scaling", *_ROPE_SCALING_KEYS.get(fields["scaling"], ())):
+                yield "rope." + key, fields[key], q, "rope"
+        yield "window", node.attrs["window"], node, "window"
+        scale = node.attrs["scale"]
+        yield "attn_scale", float(scale) if scale is not None else 1 / math.sqrt(head_dim), node, "scale"
+        yield "attn_softcap", node.attrs["softcap"], node, "softcap"
+    elif op == "softcap" and top_level:
+        yield "final_softcap", node.attrs["cap"], node, "cap"
+    elif op in ("linear", "tied_linear") and top_level and _is_head(graph, node):
+        yield "tied", op == "tied_linear", node, None
+
+
+def _is_head(graph: Graph, node: Node) -> bool:
+    """A top-level projection that is an output, or whose only way out is a softcapped output."""
+    outputs = set(graph.outputs.values())
+    if node.id in outputs:
+        return True
+    users = [graph.node(u) for u in graph.users[node.id]]
+    return bool(users) and all(u.id in outputs and u.op == "softcap" for u in users)
