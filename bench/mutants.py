@@ -95,6 +95,22 @@ MUTANTS = [
            SEMANTIC, "the TT-NN gelu_tanh computes the exact GELU",
            equivalent="below bf16 resolution: |gelu - gelu_tanh| <= 4.7e-4 (at x = 2.7, where gelu is 2.69 and "
                       "a bf16 ulp is 0.0156); only the snapshot test sees it"),
+    # issue 18: the sampler (the generated programs', templates/_generate.py.j2) against HF transformers' logits
+    # processors applied in HF's order: temperature, top-k, top-p
+    Mutant("top_p_before_top_k", "ttspec/codegen/templates/_generate.py.j2",
+           "return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)",
+           "return keep_top_k(keep_top_p(scaled, top_p), top_k).softmax(-1)",
+           ("tests/test_run_generate_hostile.py::test_top_k_then_top_p_never_draws_the_second_token",
+            "tests/test_run_generate_hostile.py::test_sampling_distribution_equals_hf_logits_processors"),
+           "top-p applied before top-k: T=1, k=2, p=0.7 draws a second token HF never draws"),
+    Mutant("temperature_after_top_p", "ttspec/codegen/templates/_generate.py.j2",
+           "    scaled = (logits - logits.max(-1, keepdim=True).values) / temperature\n"
+           "    return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)",
+           "    scaled = logits - logits.max(-1, keepdim=True).values\n"
+           "    return (keep_top_p(keep_top_k(scaled, top_k), top_p) / temperature).softmax(-1)",
+           ("tests/test_run_generate_hostile.py::test_top_p_sees_the_temperature",
+            "tests/test_run_generate_hostile.py::test_sampling_distribution_equals_hf_logits_processors"),
+           "temperature applied after top-p: the nucleus is chosen at T=1 whatever the temperature"),
 ]
 
 

@@ -595,17 +595,28 @@ def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
     check_finite(logits)
     logits = logits.double().cpu()
     scaled = (logits - logits.max(-1, keepdim=True).values) / temperature
-    if top_k is not None:
-        kth = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]
-        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-    if top_p is not None:
-        ordered, order = scaled.sort(dim=-1, descending=True)
-        probs = ordered.softmax(-1)
-        before = torch.cat([torch.zeros_like(probs[:, :1]), probs.cumsum(-1)[:, :-1]], -1)  # the mass above each
-        outside = before >= top_p  # the tokens above it already reach top_p
-        outside[:, 0] = False
-        scaled = scaled.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
-    return scaled.softmax(-1)
+    return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)
+
+
+def keep_top_k(scaled, top_k):
+    """Logits [users, vocab] with all but the top_k largest of each row at -inf (ties with the k-th stay, as in HF)."""
+    if top_k is None:
+        return scaled
+    kth = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]
+    return scaled.masked_fill(scaled < kth, float("-inf"))
+
+
+def keep_top_p(scaled, top_p):
+    """Logits [users, vocab] with each row kept to its nucleus: the most likely tokens until their probability
+    reaches top_p (the first always kept), the rest at -inf."""
+    if top_p is None:
+        return scaled
+    ordered, order = scaled.sort(dim=-1, descending=True)
+    probs = ordered.softmax(-1)
+    above = torch.cat([torch.zeros_like(probs[:, :1]), probs.cumsum(-1)[:, :-1]], -1)  # the mass before each
+    outside = above >= top_p  # the tokens before it already reach top_p
+    outside[:, 0] = False
+    return scaled.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
 
 
 PARAMETERS = [

@@ -494,4 +494,5 @@ def test_extreme_values_in_process(program):
         assert torch.isfinite(probs).all() and probs.sum().item() == pytest.approx(1.0)
         assert probs[0, 0] == 1.0  # top-p -> 0 keeps the most likely token alone
     assert program.sampling_probabilities(logits, 1e-300)[0].tolist() == [1.0, 0.0, 0.0, 0.0]
-    assert torch.allclose(program.sampling_probabilities(logits, 1.7e308), torch.full((1, 4), 0.25, dtype=torch.float64))
+    uniform = torch.full((1, 4), 0.25, dtype=torch.float64)
+    assert torch.allclose(program.sampling_probabilities(logits, 1.7e308), uniform)  # a huge temperature: uniform
