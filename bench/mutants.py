@@ -183,12 +183,28 @@ MUTANTS = [
            "        return width % (self.devices * TILE) == 0", "        return width % self.devices == 0",
            (CLOSED_FORMS + "test_partial_sums_are_never_scattered_into_slices_of_part_tiles",),
            "partial sums reduce-scattered into slices that are not whole tiles (96 features over 2 chips)"),
+    # issue 18: the sampler (the generated programs', templates/_generate.py.j2) against HF transformers' logits
+    # processors applied in HF's order: temperature, top-k, top-p
+    Mutant("top_p_before_top_k", "ttspec/codegen/templates/_generate.py.j2",
+           "return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)",
+           "return keep_top_k(keep_top_p(scaled, top_p), top_k).softmax(-1)",
+           ("tests/test_run_generate_hostile.py::test_top_k_then_top_p_never_draws_the_second_token",
+            "tests/test_run_generate_hostile.py::test_sampling_distribution_equals_hf_logits_processors"),
+           "top-p applied before top-k: T=1, k=2, p=0.7 draws a second token HF never draws"),
+    Mutant("temperature_after_top_p", "ttspec/codegen/templates/_generate.py.j2",
+           "    scaled = (logits - logits.max(-1, keepdim=True).values) / temperature\n"
+           "    return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)",
+           "    scaled = logits - logits.max(-1, keepdim=True).values\n"
+           "    return (keep_top_p(keep_top_k(scaled, top_k), top_p) / temperature).softmax(-1)",
+           ("tests/test_run_generate_hostile.py::test_top_p_sees_the_temperature",
+            "tests/test_run_generate_hostile.py::test_sampling_distribution_equals_hf_logits_processors"),
+           "temperature applied after top-p: the nucleus is chosen at T=1 whatever the temperature"),
 ]
 
 
 # Issue 18's second mutation audit: 19 planted bugs the suite let through, in the issue's order.
 ISSUE_18_SURVIVORS = (
-    "sampling_top_p_before_top_k", "sampling_temperature_after_top_p",
+    "top_p_before_top_k", "temperature_after_top_p",
     "idle_rows_write_position_0", "cache_context_not_tile_padded", "cache_dram_check_ignores_batch",
     "import_head_dim_dropped", "import_phi_partial_rotary_default_dropped", "import_gpt2_tie_default_wins",
     "rotary_inv_freq_not_ignored",

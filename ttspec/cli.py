@@ -50,6 +50,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_SEED = (1 << 63) - 1  # every generator a run seeds (torch's) takes a signed 64-bit seed
+
+
+def _seed(text: str) -> int:
+    digits = text.strip().replace("_", "")
+    if not digits.lstrip("+").isdigit() or len(digits) > 20 or int(digits) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**63-1 ({MAX_SEED:,}), got {text[:40]!r}")
+    return int(digits)
+
+
+KEEP_TEMP_HELP = ("keep the temporary directories (the generated program; a mock or device run's worker folder with "
+                  "its copy of the weights) and print where they are; by default they are removed when the command "
+                  "ends")
+
+
 def _device_target(text: str) -> str:
     from .targets import get_target
 
@@ -189,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--tokens", metavar="F.npy", help="int token ids [batch, seq]")
     tokens.add_argument("--random-tokens", metavar="B,S", help="random token ids of this shape (default 1,32)")
     r.add_argument("--out", metavar="logits.npy", help="save the logits")
-    r.add_argument("--seed", type=int, default=0, help="seed for random weights and tokens")
+    r.add_argument("--seed", type=_seed, default=0, help="seed for random weights and tokens (0 to 2**63-1)")
+    r.add_argument("--keep-temp", action="store_true", help=KEEP_TEMP_HELP)
 
     ge = sub.add_parser("generate", help="generate text (or --score token ids) through the program's KV cache",
                         description="Prefill each prompt into a KV cache, then decode one token per step for every "
@@ -220,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy")
     ge.add_argument("--top-k", type=_positive_int, help="sample from the k most likely tokens")
     ge.add_argument("--top-p", type=float, help="sample from the smallest set of tokens whose probability reaches p")
-    ge.add_argument("--seed", type=int, default=0, help="seed for sampling and random weights")
+    ge.add_argument("--seed", type=_seed, default=0, help="seed for sampling and random weights (0 to 2**63-1)")
+    ge.add_argument("--keep-temp", action="store_true", help=KEEP_TEMP_HELP)
     ge.add_argument("--stop", type=int, nargs="+", metavar="ID", help="token ids that end a user's generation")
     ge.add_argument("--no-trace", dest="trace", action="store_false",
                     help="--mode device: run every decode step op by op instead of capturing it once as a trace and "
@@ -529,23 +546,27 @@ def cmd_compile(args) -> int:
 
 def cmd_run(args) -> int:
     from .driver import load_model
+    from .runtime import tempdirs
     from .runtime.runner import run_program
 
     model = load_model(args.spec)
     refuse_options_that_cannot_apply(args, [args.target or default_target(model)], on_host=args.mode == "torch")
     args.target = args.target or default_target(model)
-    return run_program(model, args)
+    with tempdirs.session(keep=args.keep_temp):
+        return run_program(model, args)
 
 
 def cmd_generate(args) -> int:
     from .driver import load_model
+    from .runtime import tempdirs
     from .runtime.generation import run_generate
 
     model = load_model(args.spec)
     refuse_options_that_cannot_apply(args, [args.target or default_target(model)], on_host=args.mode == "torch")
     if args.mode != "torch" and args.target is None:
         args.target = default_target(model)
-    return run_generate(model, args)
+    with tempdirs.session(keep=args.keep_temp):
+        return run_generate(model, args)
 
 
 def cmd_plan(args) -> int:

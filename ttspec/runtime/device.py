@@ -15,11 +15,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 from ..errors import ArchError
 from ..ir.graph import Model
+from . import tempdirs
 
 
 def import_ttnn():
@@ -57,7 +56,7 @@ def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict
 
     from .weights import HF_NAMES, WeightStream, stored_shapes, weights_naming
 
-    work = Path(tempfile.mkdtemp(prefix=f"ttspec-{mode}-"))
+    work = tempdirs.make(f"ttspec-{mode}-")  # removed when the command ends (--keep-temp keeps it)
     (work / "program.py").write_text(source, encoding="utf-8")
     request = {"class": _root_name(model), "target": target, "load": "load_ttspec_weights",
                "trace": bool(trace and mode == "device")}  # the mock device cannot replay traces
@@ -88,11 +87,16 @@ def run_worker(model: Model, source: str, mode: str, target: str, *, state: dict
             proc = subprocess.Popen(command, cwd=work, env=device_env(mode, target), stdout=subprocess.PIPE,
                                     stderr=err, text=True)
             lines = []
-            for line in proc.stdout:
-                lines.append(line)
-                if on_line is not None:
-                    on_line(line.rstrip("\n"))
-            returncode = proc.wait(timeout=timeout)
+            try:
+                for line in proc.stdout:
+                    lines.append(line)
+                    if on_line is not None:
+                        on_line(line.rstrip("\n"))
+                returncode = proc.wait(timeout=timeout)
+            finally:  # Ctrl-C or an error here: stop the worker before its directory is removed
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
             err.seek(0)
             stdout, stderr = "".join(lines), err.read()
     result_path = work / "result.json"

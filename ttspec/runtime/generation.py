@@ -15,15 +15,26 @@ which must equal one full forward pass (the strongest check of a KV cache).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ArchError, UsageError, printable
+from ..inputs import MiB, parse_json, quote, read_text
 from ..ir.graph import Model
+from ..targets import TILE
 
 TOKEN_LINE = "TTSPEC-TOKEN "  # how a worker process streams a token to its parent: TOKEN_LINE + json [user, id]
+MAX_PROMPTS_BYTES = 16 * MiB  # --prompts: far more text than any batch of prompts a run can hold
+MAX_TOKENIZER_BYTES = 64 * MiB  # tokenizer.json: the largest real ones (Gemma's 256k vocabulary) are about 34 MB
+# Users a program's decode step holds: a TT-NN program keeps them on the rows of one tile (its allocate_cache
+# takes 1 to 32); the torch reference has no such limit, so it has a fixed one, far past any TT-NN program's
+# batch (a Galaxy's 4 data-parallel replicas hold 128), that keeps a run to a few minutes on a host.
+MAX_TTNN_USERS = TILE
+MAX_TORCH_USERS = 256
+TORCH_BYTES = 4  # the torch reference holds its weights and KV cache in fp32
 
 
 @dataclass
@@ -74,12 +85,18 @@ def serve(module, program, job: Job, on_token=None) -> dict:
             on_token(user, token_id)
 
     start = time.perf_counter()
-    ids = module.generate(program, job.prompts, job.max_new_tokens, temperature=job.temperature, top_k=job.top_k,
-                          top_p=job.top_p, seed=job.seed, stop_tokens=tuple(job.stop), on_token=token)
+    try:
+        ids = module.generate(program, job.prompts, job.max_new_tokens, temperature=job.temperature, top_k=job.top_k,
+                              top_p=job.top_p, seed=job.seed, stop_tokens=tuple(job.stop), on_token=token)
+    except module.NonFiniteLogits as e:  # the program's output, not a bug in ttspec: nothing was sampled from it
+        raise ArchError(f"the program's logits are not finite in {e}", hint=NON_FINITE_HINT) from None
     end = time.perf_counter()
     steps = max((len(i) for i in ids), default=0)
     first = times[0] if times else end
     return {"ids": ids, "ttft": first - start, "decode": end - first, "steps": steps}
+
+
+NON_FINITE_HINT = "check the weights (NaN, infinities, or values so large that the computation overflows)"
 
 
 def score(program, tokens, prefill: int):
@@ -91,10 +108,24 @@ def score(program, tokens, prefill: int):
     rows = [program.prefill(tokens[user, :prefill], user).float().cpu() for user in range(batch)]
     logits = torch.empty(batch, length, rows[0].shape[-1])
     logits[:, :prefill] = torch.stack(rows)
+    _check_finite(logits[:, :prefill], "the prefill")
     for position in range(prefill, length):
         step = program.decode(tokens[:, position], torch.full((batch,), position, dtype=torch.long))
         logits[:, position] = step.float().cpu()
+        _check_finite(logits[:, position:position + 1], f"decode step {position - prefill + 1}", position)
     return logits
+
+
+def _check_finite(logits, step: str, first: int = 0) -> None:
+    """--score's logits [batch, positions, vocab] (the first at position `first`): NaN or an infinity is an error."""
+    import torch
+
+    bad = ~torch.isfinite(logits)
+    if bad.any():
+        user, position = (int(i) for i in bad.any(-1).nonzero()[0])
+        kind = "NaN" if logits[user, position].isnan().any() else "infinite"
+        raise ArchError(f"the program's logits are not finite in {step}: the logits of user {user} at position "
+                        f"{first + position} are {kind}", hint=NON_FINITE_HINT)
 
 
 # ---------------------------------------------------------------- tokenizers
@@ -111,33 +142,47 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-    """A tokenizer.json read with HF's `tokenizers` library."""
+    """A tokenizer.json read with HF's `tokenizers` library. The file is read here (a regular file, size-limited)
+    and checked as JSON (nesting, integers, syntax: errors at file:line:col) before the library parses it; any
+    error of the library, loading or encoding, is the tokenizer's, reported as such."""
 
     def __init__(self, path: Path):
+        text = read_text(path, "tokenizer.json", MAX_TOKENIZER_BYTES)
+        parse_json(text, str(path), "tokenizer.json")
         try:
             from tokenizers import Tokenizer
         except ImportError:
-            raise ArchError(f"{path} needs the `tokenizers` library, which is not installed",
+            raise ArchError(f"{quote(path)} needs the `tokenizers` library, which is not installed",
                             hint="pip install tokenizers, or pass --tokens F.npy") from None
+        self.name = quote(path)
         try:
-            self.tokenizer = Tokenizer.from_file(str(path))
+            self.tokenizer = Tokenizer.from_str(text)
         except Exception as e:  # the library raises its own exception types
-            raise ArchError(f"cannot read the tokenizer {path}: {e}") from None
-        self.name = str(path)
+            raise ArchError(f"cannot read the tokenizer {self.name}: {quote(e, 300)}") from None
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text).ids
+        try:
+            return self.tokenizer.encode(text).ids
+        except Exception as e:  # e.g. a WordLevel model without its unknown token meeting an unknown word
+            raise ArchError(f"the tokenizer {self.name} cannot encode the prompt: {quote(e, 300)}",
+                            hint="fix tokenizer.json, or pass token ids with --tokens F.npy") from None
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids)
+        try:
+            return self.tokenizer.decode(ids)
+        except Exception as e:
+            raise ArchError(f"the tokenizer {self.name} cannot decode the ids {quote(ids[-8:])}: {quote(e, 300)}",
+                            hint="fix tokenizer.json, or pass --tokens F.npy (the ids are then printed)") from None
 
 
 def tokenizer_for(weights: str | None, vocab: int):
-    """The weights directory's tokenizer.json, else bytes for a vocabulary of at least 256 entries."""
+    """The weights directory's tokenizer.json, else bytes for a vocabulary of at least 256 entries. Only a
+    tokenizer.json that is not there at all falls back: one that is there but is a dangling link, a FIFO, a
+    directory or unreadable is an error (byte-encoding the prompt instead would run the model on wrong ids)."""
     if weights:
         folder = Path(weights)
         folder = folder if folder.is_dir() else folder.parent
-        if (folder / "tokenizer.json").is_file():
+        if os.path.lexists(folder / "tokenizer.json"):
             return HFTokenizer(folder / "tokenizer.json")
     if vocab >= 256:
         return ByteTokenizer()
@@ -174,6 +219,24 @@ def check_options(args) -> None:
     if args.mode != "torch" and args.target == "torch":
         raise UsageError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100, p150, n300, t3k, "
                          "galaxy, p150x4 or p150x8")
+    if args.mode != "torch" and args.dp:
+        raise UsageError("generate --dp: the TT-NN programs do not decode with the batch split over data-parallel "
+                         "replicas yet", hint="leave out --dp (each replica then holds every user)")
+    if args.batch is not None:
+        check_users(args.batch, "--batch", args.mode)
+
+
+def check_users(users: int, what: str, mode: str, error=UsageError) -> None:
+    """Users one generation serves, checked before any prompt is encoded or anything allocated (`error`:
+    UsageError for an option, ArchError for a file's rows)."""
+    if mode != "torch" and users > MAX_TTNN_USERS:
+        raise error(f"{what} gives {users:,} users; a TT-NN program decodes at most {MAX_TTNN_USERS} together",
+                         hint=f"its decode step holds the users on the {MAX_TTNN_USERS} rows of one tile; run the "
+                              f"users in groups of {MAX_TTNN_USERS}")
+    if users > MAX_TORCH_USERS:
+        raise error(f"{what} gives {users:,} users; --mode torch generates for at most {MAX_TORCH_USERS}",
+                         hint=f"run the users in groups of at most {MAX_TORCH_USERS} (a TT-NN program decodes "
+                              f"{MAX_TTNN_USERS} together)")
 
 
 def make_job(model: Model, args, vocab: int):
@@ -184,9 +247,10 @@ def make_job(model: Model, args, vocab: int):
     if args.tokens is not None:
         from .runner import load_tokens
 
-        tokens = load_tokens(args.tokens, None, vocab)
         if args.batch is not None:
             raise UsageError("--batch repeats --prompt; --tokens F.npy gives every row")
+        tokens = load_tokens(args.tokens, None, vocab)
+        check_users(tokens.shape[0], f"--tokens {quote(args.tokens)}", args.mode, ArchError)
         if args.score:
             length = tokens.shape[1]
             job.prefill = 1 if args.prefill is None else args.prefill
@@ -198,13 +262,11 @@ def make_job(model: Model, args, vocab: int):
     else:
         tokenizer = tokenizer_for(args.weights, vocab)
         if args.prompts is not None:
-            try:
-                lines = Path(args.prompts).read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError) as e:
-                raise ArchError(f"cannot read --prompts {args.prompts}: {e}") from None
+            lines = read_text(args.prompts, "--prompts file", MAX_PROMPTS_BYTES).splitlines()
             texts = [line for line in lines if line.strip()]
             if not texts:
-                raise ArchError(f"--prompts {args.prompts} has no prompt (one per line)")
+                raise ArchError(f"--prompts {quote(args.prompts)} has no prompt (one per line)")
+            check_users(len(texts), f"--prompts {quote(args.prompts)}", args.mode, ArchError)
         else:
             texts = [args.prompt] * (args.batch or 1)
         job.prompts = [tokenizer.encode(text) for text in texts]
@@ -233,6 +295,12 @@ def check_context(model: Model, job: Job, args, build=None) -> None:
     if bound is not None and job.context > bound:
         raise ArchError(f"{what} exceed {model.name}'s context of {bound:,} (the spec's bound on seq)",
                         hint="use a shorter prompt or fewer --max-new-tokens")
+    users = _bound(model, 0)
+    if users is not None and job.batch > users:
+        raise ArchError(f"{job.batch} users exceed {model.name}'s bound on batch, {users:,}",
+                        model.graph.node(model.graph.inputs[0]).loc, hint=f"give at most {users:,} prompts")
+    if build is None:
+        check_host_memory(model, job, what)
     if build is not None:
         memory = build.memory
         prompt = job.context if job.score is not None else job.context - job.max_new_tokens
@@ -247,6 +315,45 @@ def check_context(model: Model, job: Job, args, build=None) -> None:
                             f"prefill activations {activations:,}); it has {memory.dram:,}",
                             hint=f"at batch {job.batch} the KV cache holds at most about {longest:,} positions "
                                  "here; use fewer users, a shorter context or a smaller --weights-dtype")
+
+
+def kv_bytes_per_position(model: Model) -> int:
+    """Bytes of the torch reference's KV cache per user and position: every attention's keys and values, fp32."""
+    from ..ir.graph import layer_variants
+    from ..ops.queries import attentions
+
+    def visit(graph, count: int) -> int:
+        total = 0
+        for att in attentions(graph):
+            values = graph.node(att.node.inputs[2]).type.shape[-1]
+            total += count * att.kv_heads * (att.head_dim + values) * TORCH_BYTES
+        for node in graph.repeats():
+            total += sum(visit(body, count * n) for body, n in layer_variants(node))
+        return total
+
+    return visit(model.graph, 1)
+
+
+def check_host_memory(model: Model, job: Job, what: str) -> None:
+    """--mode torch: the KV cache the reference allocates (a closed form: users x positions x every attention's
+    keys and values in fp32) beside its fp32 weights, against the host's memory, before anything is allocated."""
+    import math
+
+    from .runner import host_memory_available
+    from .weights import stored_shapes
+
+    available = host_memory_available()
+    if available is None:
+        return
+    per_position = kv_bytes_per_position(model)
+    weights = TORCH_BYTES * sum(math.prod(shape) for shape in stored_shapes(model).values())
+    kv = job.batch * job.context * per_position
+    if weights + kv > available:
+        longest = max(0, (available - weights) // max(1, job.batch * per_position))
+        raise ArchError(f"{what} for {job.batch} user(s) need a KV cache of {kv:,} bytes ({per_position:,} per user "
+                        f"and position, fp32) beside the weights' {weights:,}; the host has {available:,} available",
+                        hint=f"at {job.batch} user(s) at most about {longest:,} positions fit here; use fewer users, "
+                             "a shorter prompt or fewer --max-new-tokens")
 
 
 def run_generate(model: Model, args) -> int:

@@ -12,11 +12,11 @@ import importlib.util
 import math
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 from ..errors import ArchError
+from ..inputs import MiB, quote, read_bytes
 from ..ir.graph import Model
+from . import tempdirs
 from .weights import (
     HF_NAMES,
     Progress,
@@ -34,8 +34,9 @@ MODES = ("torch", "golden", "mock", "device")
 
 
 def load_program(source: str, name: str):
-    """Import generated source as a module (kept in a temp dir for tracebacks)."""
-    folder = Path(tempfile.mkdtemp(prefix="ttspec-run-"))
+    """Import generated source as a module (written to a temporary directory, for tracebacks, which
+    goes when the command ends: tempdirs.session)."""
+    folder = tempdirs.make("ttspec-run-")
     path = folder / f"{name}.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(f"ttspec_generated_{name}", path)
@@ -150,31 +151,96 @@ def run_session(model: Model, source: str, mode: str, target: str, state, calls,
                       trace=trace and mode == "device", timeout=timeout)
 
 
-def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: int = 0):
+MAX_TOKENS_FILE_BYTES = 256 * MiB  # 32 users x 1M positions of int64 ids; far past any context a run can hold
+
+
+def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: int = 0, model: Model | None = None):
+    """Token ids [batch, seq] from a .npy file or random ones of a `B,S` shape; with `model`, the shape is
+    checked against the spec's input (check_token_shape) before random ones are drawn."""
     import torch
 
     if path:
+        import io
+
         import numpy as np
 
+        data = read_bytes(path, "tokens file", MAX_TOKENS_FILE_BYTES)
         try:
-            array = np.load(path)
-        except (OSError, ValueError) as e:
-            raise ArchError(f"cannot read tokens from {path}: {e}", hint="pass a .npy file of int token ids") from None
-        if array.ndim != 2 or array.dtype.kind not in "iu":
-            raise ArchError(f"{path}: tokens must be a 2-D integer array [batch, seq], got {array.dtype} "
-                            f"{list(array.shape)}")
+            _check_npy_header(data)
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise ArchError(f"cannot read tokens from {quote(path)}: {quote(e)}",
+                            hint="pass a .npy file of int token ids") from None
+        if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind not in "iu":
+            what = f"{array.dtype} {list(array.shape)}" if isinstance(array, np.ndarray) else "an .npz archive"
+            raise ArchError(f"{quote(path)}: tokens must be a 2-D integer array [batch, seq], got {what}")
+        if 0 in array.shape:
+            raise ArchError(f"{quote(path)}: tokens {list(array.shape)} hold no token",
+                            hint="a run needs at least one row of at least one token id")
+        if model is not None:
+            check_token_shape(model, array.shape, f"the tokens in {quote(path)}")
+        low, high = int(array.min()), int(array.max())  # numpy's values: a uint64 past int64 has not wrapped yet
+        if low < 0 or high >= vocab:
+            raise ArchError(f"token ids must be in [0, {vocab}), got [{low}, {high}]")
         tokens = torch.from_numpy(array.astype("int64"))
     else:
         try:
             batch, seq = (int(v) for v in (random_shape or "1,32").split(","))
         except ValueError:
-            raise ArchError(f"--random-tokens expects B,S such as 1,64, got {random_shape!r}") from None
+            raise ArchError(f"--random-tokens expects B,S such as 1,64, got {quote(random_shape)!r}") from None
         if batch < 1 or seq < 1:
-            raise ArchError(f"--random-tokens needs positive sizes, got {random_shape!r}")
+            raise ArchError(f"--random-tokens needs positive sizes, got {quote(random_shape)!r}")
+        if model is not None:
+            check_token_shape(model, (batch, seq), f"--random-tokens {batch},{seq}")
         tokens = torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(seed))
-    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab):
-        raise ArchError(f"token ids must be in [0, {vocab}), got [{int(tokens.min())}, {int(tokens.max())}]")
     return tokens
+
+
+def _check_npy_header(data: bytes) -> None:
+    """ValueError unless a .npy file's header describes no more data than the file holds: numpy allocates
+    the array its header declares before reading it, so a lying header would ask for any amount of memory."""
+    import io
+
+    import numpy as np
+
+    if not data.startswith(b"\x93NUMPY"):
+        return  # not .npy (an .npz archive, or not numpy at all): np.load says which
+    buffer = io.BytesIO(data)
+    version = np.lib.format.read_magic(buffer)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f".npy format version {version[0]}.{version[1]} is not one ttspec reads (1.0 or 2.0)")
+    shape, _, dtype = readers[version](buffer)
+    need = math.prod(shape) * dtype.itemsize
+    if need > len(data) - buffer.tell():
+        raise ValueError(f"its header declares {list(shape)} {dtype} ({need:,} bytes) but the file holds "
+                         f"{len(data) - buffer.tell():,} bytes of data")
+
+
+def check_token_shape(model: Model, shape, what: str, context: int | None = None, limit: str = "") -> None:
+    """Token ids of `shape` against the spec's input: a fixed dim must match, a symbolic one stay within its
+    `where` bound (and seq within `context`, the longest a TT-NN program accepts, where that is less; `limit`
+    says why). Refused at the input statement, before anything is allocated or run."""
+    graph = model.graph
+    node = graph.node(graph.inputs[0])
+    dims = node.type.shape
+    if len(shape) != len(dims):
+        raise ArchError(f"{what} have {len(shape)} dims {list(shape)}; the spec's input `{node.id}` has {len(dims)}",
+                        node.loc)
+    for axis, (size, dim) in enumerate(zip(shape, dims)):
+        if isinstance(dim, int):
+            if size != dim:
+                raise ArchError(f"{what} {list(shape)} have {size} in dim {axis}; the spec's input `{node.id}` "
+                                f"fixes it at {dim}", node.loc, hint=f"give tokens with {dim} in dim {axis}")
+            continue
+        bound = model.bounds.get(dim)
+        if bound is not None and size > bound:
+            raise ArchError(f"{what} {list(shape)} have {dim} = {size:,}, past the spec's bound {dim} <= {bound:,} "
+                            f"(its input `{node.id}`)", node.loc,
+                            hint=f"give at most {bound:,} in dim {axis}, or raise the bound in the spec")
+    if context is not None and shape[-1] > context:
+        raise ArchError(f"{what} {list(shape)} have {shape[-1]:,} positions; the program takes at most {context:,}"
+                        f" ({limit})", hint="give fewer positions")
 
 
 def require(module: str, why: str) -> None:
@@ -192,15 +258,18 @@ def run_program(model: Model, args) -> int:
         require("ttnn", f"--mode {args.mode}")
 
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
-    tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed)
+    tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed, model)
+    check_logits_fit(tokens.shape, vocab)
     source = None
     if args.mode != "torch":  # compile first: a program that cannot be built needs no weights
         if args.target == "torch":
             raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
-        from ..driver import compile_source
+        from ..driver import compile_program
 
-        source = compile_source(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp,
-                                strategy=getattr(args, "strategy", None))
+        source, build = compile_program(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp,
+                                        strategy=getattr(args, "strategy", None))
+        check_token_shape(model, tokens.shape, "the tokens", build.context,
+                          f"the longest context that fits {args.target}'s DRAM at batch 1")
     state = weights_for_run(model, args)
     if args.mode == "torch":
         logits = run_torch(model, args.spec, state, tokens, args.weights_dtype)
@@ -216,6 +285,7 @@ def run_program(model: Model, args) -> int:
 
         logits = run_on_device(model, args, state, tokens, source)
     logits = logits.float()
+    check_finite_logits(logits)
     print(f"logits {list(logits.shape)} (vocab {vocab}); first row argmax: "
           f"{logits[0].argmax(-1)[:16].tolist()}")
     if args.out:
@@ -233,6 +303,31 @@ def run_program(model: Model, args) -> int:
         save_weights_file(as_ttspec_names(model, state), args.save_weights)
         print(f"wrote {args.save_weights}: the weights of this run under ttspec's names")
     return 0
+
+
+def check_logits_fit(shape, vocab: int) -> None:
+    """The logits a run returns, [batch, seq, vocab] fp32, against host memory: a closed-form lower bound on
+    what the run holds, checked before the weights are made."""
+    need = 4 * math.prod(shape) * vocab
+    available = host_memory_available()
+    if available is not None and need > available:
+        raise ArchError(f"the logits of tokens {list(shape)} alone, [{shape[0]:,}, {shape[1]:,}, {vocab:,}] fp32, need "
+                        f"{need:,} bytes of host memory; {available:,} are available",
+                        hint="run fewer or shorter rows of tokens")
+
+
+def check_finite_logits(logits) -> None:
+    """A program whose logits hold NaN or an infinity (overflow, NaN weights) is an error, never printed as an
+    argmax (the argmax of NaN is 0) or saved."""
+    import torch
+
+    bad = ~torch.isfinite(logits)
+    if bad.any():
+        row, position = (int(i) for i in bad.any(-1).nonzero()[0])
+        kind = "NaN" if logits[row, position].isnan().any() else "infinite"
+        raise ArchError(f"the program's logits are not finite: row {row}, position {position} is {kind} "
+                        f"({int(bad.sum()):,} of {logits.numel():,} values are NaN or infinite)",
+                        hint="check the weights (NaN, infinities, or values so large that the computation overflows)")
 
 
 # Random weights on the host: fp32 tensors, a converted copy (dtype or names) and the
