@@ -154,9 +154,11 @@ def run_session(model: Model, source: str, mode: str, target: str, state, calls,
 MAX_TOKENS_FILE_BYTES = 256 * MiB  # 32 users x 1M positions of int64 ids; far past any context a run can hold
 
 
-def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: int = 0, model: Model | None = None):
+def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: int = 0, model: Model | None = None,
+                logits_vocab: int | None = None):
     """Token ids [batch, seq] from a .npy file or random ones of a `B,S` shape; with `model`, the shape is
-    checked against the spec's input (check_token_shape) before random ones are drawn."""
+    checked against the spec's input (check_token_shape), and with `logits_vocab` the logits of that shape
+    against host memory (check_logits_fit), before random ones are drawn."""
     import torch
 
     if path:
@@ -192,6 +194,8 @@ def load_tokens(path: str | None, random_shape: str | None, vocab: int, seed: in
             raise ArchError(f"--random-tokens needs positive sizes, got {quote(random_shape)!r}")
         if model is not None:
             check_token_shape(model, (batch, seq), f"--random-tokens {batch},{seq}")
+        if logits_vocab is not None:  # a spec without bounds takes any shape: memory is the bound
+            check_logits_fit((batch, seq), logits_vocab)
         tokens = torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(seed))
     return tokens
 
@@ -258,7 +262,7 @@ def run_program(model: Model, args) -> int:
         require("ttnn", f"--mode {args.mode}")
 
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
-    tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed, model)
+    tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed, model, vocab)
     check_logits_fit(tokens.shape, vocab)
     source = None
     if args.mode != "torch":  # compile first: a program that cannot be built needs no weights
@@ -346,6 +350,9 @@ def host_memory_available() -> int | None:
                     available = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    room = _address_space_left()
+    if room is not None:
+        available = room if available is None else min(available, room)
     cap = os.environ.get("TTSPEC_HOST_MEMORY")
     if cap:
         try:
@@ -354,6 +361,22 @@ def host_memory_available() -> int | None:
             raise ArchError(f"TTSPEC_HOST_MEMORY must be a number of bytes, got {cap!r}") from None
         available = limit if available is None else min(available, limit)
     return available
+
+
+def _address_space_left() -> int | None:
+    """Under an address-space limit (`ulimit -v`, RLIMIT_AS) the process can map only so much more than it
+    has mapped already (VmSize), whatever the machine has free; None without a limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status", encoding="ascii") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        return max(0, soft - size)
+    except (ImportError, OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def weights_for_run(model: Model, args) -> dict | None:
