@@ -227,6 +227,16 @@ def test_run_tokens_past_the_spec_bounds_are_refused(tmp_path, run_cli, bounded,
     refused(out, 1, f"seq = {2 ** 40:,}")
 
 
+def test_run_random_tokens_without_bounds_are_bounded_by_host_memory(run_cli, unbounded, monkeypatch):
+    """No batch or seq bound: the logits [batch, seq, vocab] fp32 must fit the host's memory, checked before the
+    random tokens themselves (8 bytes each) are drawn; 2**40 rows once asked torch for 8.8 TB."""
+    out = run_cli("run", unbounded, "--mode", "torch", "--random-tokens", f"{2 ** 40},1", timeout=60)
+    refused(out, 1, f"[{2 ** 40}, 1]", "host memory")
+    monkeypatch.setenv("TTSPEC_HOST_MEMORY", str(10 ** 6))
+    out = run_cli("run", unbounded, "--mode", "torch", "--random-tokens", "4000,1", timeout=60)
+    refused(out, 1, "1,000,000 are available")
+
+
 @pytest.mark.parametrize("shape", [(1, 0), (0, 5)])
 def test_run_tokens_with_a_zero_dimension_are_refused(tmp_path, run_cli, bounded, shape):
     out = run_cli("run", bounded, "--mode", "torch", "--tokens", save_npy(tmp_path / "t.npy", np.zeros(shape, int)),
