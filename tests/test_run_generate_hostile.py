@@ -194,6 +194,15 @@ def test_ttnn_generate_past_one_tile_of_users_is_refused(tmp_path, run_cli, unbo
     refused(out, 1, "33 users", "at most 32")
 
 
+def test_ttnn_generate_with_data_parallel_replicas_is_refused(run_cli):
+    """The TT-NN programs' decode does not split the batch over --dp replicas (their allocate_cache raises
+    NotImplementedError): refused before the weights are made, not an internal error."""
+    pytest.importorskip("ttnn")
+    out = run_cli("generate", "specs/nano-trickster.arch", "--mode", "golden", "--target", "galaxy", "--dp",
+                  "--prompt", "ab", "--max-new-tokens", 2, timeout=300)
+    refused(out, 2, "generate --dp", "data-parallel replicas")
+
+
 def test_context_without_a_seq_bound_is_bounded_by_host_memory(tmp_path, run_cli, unbounded, monkeypatch):
     """No seq bound: the KV cache, users x positions x 256 bytes (closed form from the spec), beside the fp32
     weights, must fit the host's memory (TTSPEC_HOST_MEMORY caps it here), checked before it is allocated."""

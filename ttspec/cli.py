@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "of at least 256)")
     ge.add_argument("--prompts", metavar="FILE", help="one prompt per line, one user each")
     ge.add_argument("--tokens", metavar="F.npy", help="int token ids [batch, T]: prompts, or what --score feeds")
-    ge.add_argument("--batch", type=_positive_int, help="users: the --prompt repeated (default 1)")
+    ge.add_argument("--batch", type=_positive_int,
+                    help="users: the --prompt repeated (default 1); at most 32 in the TT-NN modes (one tile row), "
+                         "256 with --mode torch")
     ge.add_argument("--max-new-tokens", type=_positive_int, default=32, help="default 32")
     ge.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy")
     ge.add_argument("--top-k", type=_positive_int, help="sample from the k most likely tokens")

@@ -219,9 +219,6 @@ def check_options(args) -> None:
     if args.mode != "torch" and args.target == "torch":
         raise UsageError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100, p150, n300, t3k, "
                          "galaxy, p150x4 or p150x8")
-    if args.mode != "torch" and args.dp:
-        raise UsageError("generate --dp: the TT-NN programs do not decode with the batch split over data-parallel "
-                         "replicas yet", hint="leave out --dp (each replica then holds every user)")
     if args.batch is not None:
         check_users(args.batch, "--batch", args.mode)
 
@@ -378,6 +375,9 @@ def run_generate(model: Model, args) -> int:
 
         build = build_program(model, resolve_options(args.target, args.weights_dtype, args.mesh, args.dp,
                                                      strategy=getattr(args, "strategy", None)))
+        if build.shard_plan is not None and build.shard_plan.dp:  # the program's allocate_cache would refuse
+            raise UsageError("generate --dp: the TT-NN programs do not decode with the batch split over "
+                             "data-parallel replicas yet", hint="leave out --dp (each replica then holds every user)")
         check_context(model, job, args, build)
         from ..codegen.ttnn_backend import compile_ttnn
 
