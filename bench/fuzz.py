@@ -44,7 +44,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,7 @@ for _path in (ROOT, ROOT / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from fuzz_surfaces import SURFACES  # noqa: E402
+from fuzz_surfaces import SURFACES, Timeout, time_limit  # noqa: E402  (one alarm for both campaigns)
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -76,25 +75,6 @@ TARGETS = ("torch", "n150", "n300")
 COMMANDS = (("check", "params", "params-json", "graph") + tuple(f"compile:{t}" for t in TARGETS)
             + ("plan:n150", "plan:n300"))
 RUFF_SELECT = "E,F,W,I,B,UP,A"
-
-
-class Timeout(BaseException):  # not an Exception: cli.main must not turn it into exit 70
-    pass
-
-
-def _alarm(signum, frame):
-    raise Timeout()
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @dataclass
