@@ -72,7 +72,7 @@ def test_enormous_float(write_spec):
 def test_huge_file(tmp_path):
     path = tmp_path / "big.arch"
     path.write_text("# " + "x" * (1 << 20))
-    check_clear_error(path, "limited to")
+    check_clear_error(path, "ttspec reads at most 65,536")
 
 
 def test_power_tower(write_spec):
@@ -99,7 +99,16 @@ def test_missing_file(tmp_path):
 
 
 def test_directory(tmp_path):
-    check_clear_error(tmp_path, "not a file")
+    check_clear_error(tmp_path, "it is a directory")
+
+
+def test_a_fifo_or_device_is_refused_without_reading(tmp_path):
+    import os
+
+    fifo = tmp_path / "spec.arch"
+    os.mkfifo(fifo)  # read_bytes opens without blocking: no writer ever comes
+    check_clear_error(fifo, "it is a FIFO")
+    check_clear_error("/dev/zero", "it is a character device")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

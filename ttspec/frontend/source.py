@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ..errors import ArchError, Loc
+from ..inputs import read_bytes
 
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent.parent / "grammar" / "arch.lark"
 MAX_SOURCE_BYTES = 64 << 10  # 15x the largest real spec; keeps every parse well under a second
@@ -19,18 +20,10 @@ def read_source(path: str | Path) -> str:
     """Read a spec as text, turning every I/O or encoding problem into an ArchError."""
     p = Path(path)
     name = str(path)
-    if not p.exists():
+    if not p.exists() and not p.is_symlink():
         raise ArchError(f"no such file: {name}", hint="check the path; specs usually live in specs/")
-    if not p.is_file():
-        raise ArchError(f"not a file: {name}", hint="pass a .arch file, not a directory")
-    try:
-        size = p.stat().st_size
-        if size > MAX_SOURCE_BYTES:
-            raise ArchError(f"{name} is {size:,} bytes; specs are limited to {MAX_SOURCE_BYTES:,}",
-                            Loc(name, 1, 1), hint="is this really a .arch spec?")
-        data = p.read_bytes()
-    except OSError as e:
-        raise ArchError(f"cannot read {name}: {e.strerror}") from None
+    # a regular file only (a FIFO would block, /dev/zero never end), its size checked before it is read
+    data = read_bytes(p, "spec", MAX_SOURCE_BYTES)
     return decode_source(data, name)
 
 
