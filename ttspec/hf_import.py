@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ArchError, Loc, SourceCache, UsageError, nearest_divisors
-from .inputs import MiB, parse_json, quote, read_text
+from .inputs import MAX_TOKENIZER_BYTES, MiB, parse_json, quote, read_text
 from .ir.elaborate import MAX_REPEAT
 from .ops.attention import ROPE_SCALINGS
 from .ops.elementwise import GELU, GELU_TANH, RELU, SILU
@@ -94,7 +94,6 @@ KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", 
 MAX_NAME = 40
 MAX_INT = 1 << 40  # sizes beyond this are no model (and beyond what a spec's integers hold)
 MAX_CONFIG_BYTES = 16 * MiB  # real config.json files are kilobytes; Phi-3's longrope lists make ~100 KB
-MAX_TOKENIZER_BYTES = 64 * MiB  # the largest real tokenizer.json files (Gemma's) are about 35 MB
 # A spec names the window of each layer of one period of the layer pattern (`[none, sliding_window, ...][layer]`);
 # a spec holds at most 8,000 tokens (frontend/source.py), two per entry. Real patterns repeat every 2 to 6 layers,
 # or run once over the layers (Qwen2's max_window_layers: at most a few hundred entries).

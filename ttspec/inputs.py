@@ -24,6 +24,7 @@ from .errors import ArchError, Loc, printable
 MAX_JSON_DEPTH = 64  # config.json, tokenizer.json and indexes nest a few levels; 64 leaves room for any real one
 MAX_INT_DIGITS = 40  # 10^40 is far past any size, id or count a model has (2^64 has 20 digits)
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+MAX_TOKENIZER_BYTES = 64 * MiB  # the largest real tokenizer.json files (Gemma's 256k vocabulary) are about 35 MB
 
 
 def _kind(mode: int) -> str:

@@ -22,13 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ArchError, UsageError, printable
-from ..inputs import MiB, parse_json, quote, read_text
+from ..inputs import MAX_TOKENIZER_BYTES, MiB, parse_json, quote, read_text
 from ..ir.graph import Model
 from ..targets import TILE
 
 TOKEN_LINE = "TTSPEC-TOKEN "  # how a worker process streams a token to its parent: TOKEN_LINE + json [user, id]
 MAX_PROMPTS_BYTES = 16 * MiB  # --prompts: far more text than any batch of prompts a run can hold
-MAX_TOKENIZER_BYTES = 64 * MiB  # tokenizer.json: the largest real ones (Gemma's 256k vocabulary) are about 34 MB
 # Users a program's decode step holds: a TT-NN program keeps them on the rows of one tile (its allocate_cache
 # takes 1 to 32); the torch reference has no such limit, so it has a fixed one, far past any TT-NN program's
 # batch (a Galaxy's 4 data-parallel replicas hold 128), that keeps a run to a few minutes on a host.
