@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from ttspec.analysis.cost import model_phase
-from ttspec.analysis.plan_search import search
 from ttspec.driver import compile_source, load_model, prepare, resolve_options
+from ttspec.reports.plan_search import search
 from ttspec.targets import get_target
 
 D, HEADS, HEAD_DIM, MLP, VOCAB, LAYERS = 256, 8, 32, 1024, 512, 2
@@ -174,7 +174,7 @@ def test_bytes_moved_over_the_columns_count_layernorm_statistics_twice(ln_tiny):
     v: 768 / 8 rows = 96 features; the MLP's up: 1024 / 8 = 128) are all_reduced: 2 x 2 B x 3/4 x (96 +
     128) = 672; 2,208 in all. Rows (8): the partial sums of wo and the MLP's down (256 / 4 columns = 64
     features each): 2 x 2 x 2 B x 7/8 x 64 = 448."""
-    from ttspec.analysis.plan_report import bytes_moved
+    from ttspec.reports.plan_report import bytes_moved
 
     build = prepare(ln_tiny, resolve_options("galaxy", strategy="2d"))
     columns = 2 * 3 * 2 * TILE * FP32 + 2 * BF16 * 3 * (96 + 128) // 4

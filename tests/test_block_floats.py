@@ -98,7 +98,7 @@ def test_block_float_accuracy_against_hf(spec):
 # ---------------------------------------------------------------- the torch reference holds the same weights
 def _torch_rounding():
     """The generated torch program's block_float (any program compiled with a block format has it)."""
-    from ttspec.codegen.torch_backend import compile_torch
+    from ttspec.backends.torch.backend import compile_torch
     from ttspec.runtime.runner import load_program
 
     model = load_model(SPECS / "llama-gqa-tiny.arch")

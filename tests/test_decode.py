@@ -306,7 +306,7 @@ def test_32_user_decode_step_on_the_mock(spec, target, dtype, layers, kv_heads, 
     the plan's figure is the closed form (K and V, per layer, [32, KV heads, context, head_dim] bf16 per
     chip), and ttnn's allocator books exactly that, each tensor's pages spread over the DRAM banks in
     whole pages per bank. The mock cannot replay traces, so the step runs untraced."""
-    from ttspec.analysis.plan_report import plan_report
+    from ttspec.reports.plan_report import plan_report
     from ttspec.runtime.runner import run_session
 
     from .conftest import SPECS

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from ttspec.codegen.torch_backend import compile_torch  # noqa: E402
+from ttspec.backends.torch.backend import compile_torch  # noqa: E402
 from ttspec.driver import load_model  # noqa: E402
 from ttspec.hf_import import import_hf  # noqa: E402
 from ttspec.runtime.generation import score  # noqa: E402

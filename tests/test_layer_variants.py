@@ -175,7 +175,7 @@ def test_variants_may_differ_in_structure(write_spec):
     on a mesh the variants need different collectives, each planned and emitted."""
     _torch()
     pytest.importorskip("ttnn")
-    from ttspec.analysis.plan_report import plan_report
+    from ttspec.reports.plan_report import plan_report
     from ttspec.runtime.runner import random_state_dict, run_golden, run_torch
     from ttspec.targets import get_target
 

@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from ttspec.analysis.plan_report import plan_report
 from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
+from ttspec.reports.plan_report import plan_report
 from ttspec.targets import TARGETS
 
 from .conftest import SPECS

@@ -1,4 +1,4 @@
-"""Generated identifiers come from one namer (ttspec/codegen/names.py): whatever the spec calls
+"""Generated identifiers come from one namer (ttspec/backends/common/names.py): whatever the spec calls
 its model, blocks, labels, variables and inputs, every program compiles to valid, ruff-clean
 Python whose torch model has exactly the parameters `ttspec params` counts, under the names it
 lists, and the TT-NN program computes what the torch one does (issue 9, class 1)."""
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from ttspec.analysis.interpreters import count_params
-from ttspec.codegen.names import MODULE_MEMBERS, PROGRAM_GLOBALS, PYTHON, root_class_name
+from ttspec.backends.common.names import MODULE_MEMBERS, PROGRAM_GLOBALS, PYTHON, root_class_name
 from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
 from ttspec.ir.graph import iter_params

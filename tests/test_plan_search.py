@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ttspec.analysis.plan_report import plan_report
-from ttspec.analysis.plan_search import format_choices, search, sub_meshes
 from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
+from ttspec.reports.plan_report import plan_report
+from ttspec.reports.plan_search import format_choices, search, sub_meshes
 from ttspec.targets import get_target
 
 from .conftest import ROOT

@@ -197,12 +197,12 @@ def _poison(value, keys: bool = False):
 
 @needs_chromium
 def test_spec_strings_cannot_inject_markup(tmp_path, monkeypatch):
-    from ttspec.analysis import diagram
-    from ttspec.analysis.html_report import render_html
+    from ttspec.reports import diagram
     from ttspec.analysis.params_report import params_report
-    from ttspec.analysis.plan_report import plan_report
-    from ttspec.analysis.report import cost_report
     from ttspec.driver import load_model
+    from ttspec.reports.html_report import render_html
+    from ttspec.reports.plan_report import plan_report
+    from ttspec.reports.report import cost_report
 
     model = load_model(LLAMA)
     reports = [cost_report(model, t, weights_dtype="bfloat8_b") for t in ("n150", "t3k")]
@@ -252,8 +252,8 @@ def _boxes(svg: str) -> list[tuple[float, float, float, float]]:
 def test_diagram_of_every_shipped_spec(spec):
     """The SVG diagram draws what `ttspec graph --format dot` draws (one shape per dot node, one arrow
     per dot edge), inside its canvas, with no two shapes overlapping."""
-    from ttspec.analysis.diagram import to_dot, to_svg
     from ttspec.driver import load_model
+    from ttspec.reports.diagram import to_dot, to_svg
 
     model = load_model(ROOT / "specs" / spec)
     svg, dot = to_svg(model), to_dot(model)

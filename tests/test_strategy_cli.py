@@ -17,12 +17,12 @@ from collections import Counter
 
 import pytest
 
-from ttspec.analysis.plan_report import plan_report
-from ttspec.analysis.plan_search import search, sub_meshes_2d
-from ttspec.analysis.report import cost_report, render_report
 from ttspec.cli import build_parser, main
 from ttspec.driver import compile_source, load_model
 from ttspec.ops import ALL_GATHER, ALL_REDUCE
+from ttspec.reports.plan_report import plan_report
+from ttspec.reports.plan_search import search, sub_meshes_2d
+from ttspec.reports.report import cost_report, render_report
 from ttspec.targets import get_target
 
 from .conftest import ROOT

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ttspec.codegen.torch_backend import compile_torch
+from ttspec.backends.torch.backend import compile_torch
 from ttspec.driver import load_model
 
 from .conftest import SPECS

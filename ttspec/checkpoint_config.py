@@ -283,9 +283,9 @@ def check_config(model: Model, config_path: Path, data: dict, text: str) -> None
     """Refuse a checkpoint whose config.json (`data`, read from `text`) describes another model than
     `model` (a spec with a family, the config's model_type)."""
     from .analysis.interpreters import verify
+    from .elaborate.elaborator import elaborate
     from .frontend.parser import parse_source
     from .hf_import import import_hf
-    from .ir.elaborate import elaborate
 
     cfg = ConfigText(config_path, data, text)
     hint = (f"the checkpoint and the spec describe different models: write the spec for this checkpoint with "

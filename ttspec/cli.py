@@ -321,9 +321,9 @@ def _print_diagnostic(d: Diagnostic) -> None:
 
 
 def cmd_check(args) -> int:
-    from .analysis.checks import target_warnings
     from .checkpoints import check_family_labels
     from .driver import load_model
+    from .reports.checks import target_warnings
     from .targets import get_target
 
     override = get_target(args.target).name if args.target else None
@@ -360,8 +360,8 @@ def cmd_params(args) -> int:
 
 
 def cmd_graph(args) -> int:
-    from .analysis.diagram import to_dot, to_mermaid
     from .driver import load_model
+    from .reports.diagram import to_dot, to_mermaid
 
     model = load_model(args.spec)
     write_output(to_mermaid(model) if args.format == "mermaid" else to_dot(model), args.output)
@@ -477,7 +477,7 @@ def refuse_options_that_cannot_apply(args, targets, on_host: bool = False, searc
         return
     for target in (t for t in targets if t != "torch"):  # a TT-NN mode with --target torch is refused where it runs
         if search and not args.mesh:
-            from .analysis.plan_search import sub_meshes
+            from .reports.plan_search import sub_meshes
 
             if not any(use_dp for _, use_dp in sub_meshes(get_target(target))):
                 raise UsageError(f"--dp splits the batch over a second mesh axis; no mesh of {target} has one",
@@ -505,7 +505,7 @@ def cmd_compile(args) -> int:
         if target == "torch":
             raise UsageError("--plan best plans a TT-NN target; torch has nothing to plan",
                              hint="pass --target n150, n300, t3k, galaxy, p100, p150, p150x4 or p150x8")
-        from .analysis.plan_search import best
+        from .reports.plan_search import best
 
         chosen = best(model, target, **search_kwargs(args))
         args.mesh, args.dp, args.weights_dtype = chosen.mesh_text, chosen.dp, chosen.weights_dtype
@@ -535,8 +535,8 @@ def cmd_compile(args) -> int:
         print(f"KV cache: {args.batch} user(s) x {built.context:,} positions, "
               f"{built.memory.kv_cache(args.batch, built.context):,} bytes{per} (--batch sizes it)")
     if built and built.shard_plan is not None:
-        from .analysis.plan_report import strategy_text
         from .driver import strategies_allowed
+        from .reports.plan_report import strategy_text
 
         one = len(strategies_allowed(built.options.mesh, built.options.dp)) < 2
         how = ("" if one else " (the plan search's choice)" if chosen
@@ -572,13 +572,13 @@ def cmd_generate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from .analysis.plan_report import plan_report, render_plan
     from .driver import load_model
+    from .reports.plan_report import plan_report, render_plan
 
     model = load_model(args.spec)
     refuse_options_that_cannot_apply(args, [args.target], search=args.search)
     if args.search:
-        from .analysis.plan_search import no_plan, render_search, search
+        from .reports.plan_search import no_plan, render_search, search
 
         kwargs = search_kwargs(args)
         result = search(model, args.target, **kwargs)
@@ -597,8 +597,8 @@ def cmd_plan(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .analysis.report import cost_report, render_report
     from .driver import load_model
+    from .reports.report import cost_report, render_report
 
     if args.mesh and len(args.target) > 1:
         raise UsageError("--mesh applies to one target; leave it out to compare several targets on their full meshes")
@@ -607,10 +607,10 @@ def cmd_report(args) -> int:
     reports = [cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt, args.dp,
                            args.strategy) for target in args.target]
     if args.html:
-        from .analysis.diagram import to_svg
-        from .analysis.html_report import render_html
         from .analysis.params_report import params_report
-        from .analysis.plan_report import plan_report
+        from .reports.diagram import to_svg
+        from .reports.html_report import render_html
+        from .reports.plan_report import plan_report
 
         plans = [plan_report(model, target, args.mesh, args.weights_dtype, args.batch, r["context"], args.dp,
                              args.strategy) for target, r in zip(args.target, reports)]

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from .analysis.memory import Memory
     from .passes.shard import ShardPlan
     from .targets import Target
+from .elaborate.elaborator import elaborate
 from .frontend.parser import parse_source, read_source
-from .ir.elaborate import elaborate
 from .ir.graph import Model
 
 MAX_DECODE_USERS = TILE  # decode puts the users on the rows of one tile
@@ -112,7 +112,7 @@ def lower(model: Model) -> Model:
 def prepare(model: Model, options: Options) -> Build:
     """lower -> shard -> memory: what `plan` and `check --target` report. Refuses only what the
     backend cannot do (with the reason); a model that does not fit is reported, not refused."""
-    from .codegen.ttnn_backend import check_supported
+    from .backends.ttnn.backend import check_supported
 
     check_supported(model)
     from .analysis.memory import check_weight_formats
@@ -301,10 +301,10 @@ def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "
     """The generated program's source for a target name (`torch` or a Tenstorrent target), and
     for a Tenstorrent target the Build it came from (its memory model, the context it accepts)."""
     if target == "torch":
-        from .codegen.torch_backend import compile_torch
+        from .backends.torch.backend import compile_torch
 
         return compile_torch(model, spec, weights_dtype), None
-    from .codegen.ttnn_backend import compile_ttnn
+    from .backends.ttnn.backend import compile_ttnn
 
     result = build(model, resolve_options(target, weights_dtype, mesh, dp, batch, strategy))
     return compile_ttnn(result, spec), result

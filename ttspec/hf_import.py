@@ -30,9 +30,9 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .elaborate.elaborator import MAX_REPEAT
 from .errors import ArchError, Loc, SourceCache, UsageError, nearest_divisors
 from .inputs import MAX_TOKENIZER_BYTES, MiB, parse_json, quote, read_text
-from .ir.elaborate import MAX_REPEAT
 from .ops.attention import ROPE_SCALINGS
 from .ops.elementwise import GELU, GELU_TANH, RELU, SILU
 from .ops.registry import MAX_PARAM_ELEMENTS
@@ -987,8 +987,8 @@ def _check_spec(cfg: Config, text: str) -> None:
     yet, and reports it against config.json (the user's file), never against a spec nobody wrote."""
     from .checkpoints import check_family_labels
     from .driver import verify
+    from .elaborate.elaborator import elaborate
     from .frontend.parser import parse_source
-    from .ir.elaborate import elaborate
 
     name = "<the spec imported from config.json>"
     try:

@@ -124,7 +124,7 @@ def _plain(value):
 
 
 def _root_name(model: Model) -> str:
-    from ..codegen.names import root_class_name
+    from ..backends.common.names import root_class_name
 
     return root_class_name(model.name)
 

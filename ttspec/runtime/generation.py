@@ -354,7 +354,7 @@ def check_host_memory(model: Model, job: Job, what: str) -> None:
 
 def run_generate(model: Model, args) -> int:
     """`ttspec generate` (args as the CLI parses them; for the TT-NN modes args.target is resolved)."""
-    from ..codegen.torch_backend import decode_blocker
+    from ..backends.torch.backend import decode_blocker
     from .runner import require, vocab_of_input
 
     check_options(args)
@@ -378,7 +378,7 @@ def run_generate(model: Model, args) -> int:
             raise UsageError("generate --dp: the TT-NN programs do not decode with the batch split over "
                              "data-parallel replicas yet", hint="leave out --dp (each replica then holds every user)")
         check_context(model, job, args, build)
-        from ..codegen.ttnn_backend import compile_ttnn
+        from ..backends.ttnn.backend import compile_ttnn
 
         source = compile_ttnn(build, args.spec)
     where = "the PyTorch reference" if args.mode == "torch" else f"{args.target} ({args.mode})"

@@ -47,7 +47,7 @@ def load_program(source: str, name: str):
 
 
 def root_class(module, model: Model):
-    from ..codegen.names import root_class_name
+    from ..backends.common.names import root_class_name
 
     return getattr(module, root_class_name(model.name))
 
@@ -64,7 +64,7 @@ def run_torch(model: Model, spec_path: str, state: dict, tokens, weights_dtype="
 
 def build_torch(model: Model, spec_path: str, state: dict, source: str | None = None, weights_dtype="bf16"):
     """The generated torch program (its module) and its model with `state` loaded, in eval mode."""
-    from ..codegen.torch_backend import compile_torch
+    from ..backends.torch.backend import compile_torch
 
     module = load_program(source or compile_torch(model, spec_path, weights_dtype), f"{model.name}_torch")
     net = root_class(module, model)()

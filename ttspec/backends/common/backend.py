@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ArchError
-from ..ir.elaborate import show
-from ..ir.graph import Graph, Node, layer_variants, point_at_spec
-from ..ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
-from ..targets import TILE
+from ...elaborate.elaborator import show
+from ...errors import ArchError
+from ...ir.graph import Graph, Node, layer_variants, point_at_spec
+from ...ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
+from ...targets import TILE
 from .emit import wrap
 from .names import POSITIONS_ARG, class_scope
 from .plan import ClassPlan, Leaf, Repeat, class_name
@@ -39,7 +39,7 @@ class EmitContext:
         formats = getattr(self.backend, "weight_formats", None)
         if formats is None or formats.plain:
             return None
-        from ..analysis.params_report import kind_of
+        from ...analysis.params_report import kind_of
 
         dtype = formats.dtype(kind_of(self.graph, module))
         return None if dtype == formats.default else dtype

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import re
 
-from ..analysis.interpreters import count_params
-from ..errors import ArchError, UsageError
-from ..ir.graph import Model, layer_variants, point_at_spec
-from ..ops import LINEAR, REGISTRY, TIED_LINEAR
-from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
-from .emit import emit_forward
-from .names import local_reserved
-from .plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
-from .render import display_path, hf_rules, render
+from ...analysis.interpreters import count_params
+from ...errors import ArchError, UsageError
+from ...ir.graph import Model, layer_variants, point_at_spec
+from ...ops import LINEAR, REGISTRY, TIED_LINEAR
+from ..common.backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
+from ..common.emit import emit_forward
+from ..common.names import local_reserved
+from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
+from ..common.render import display_path, hf_rules, render
 
 
 class TorchBackend(Backend):
@@ -111,9 +111,9 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
     repeat's layers as `layers.*.`): {parameter pattern: bfloat8_b | bfloat4_b}. A tied output head
     in a block float is refused: in the torch model it is the embedding's own tensor, which the
     device keeps in bf16."""
-    from ..analysis.memory import check_weight_formats
-    from ..analysis.params_report import kind_of
-    from ..weight_formats import WeightFormats, parse
+    from ...analysis.memory import check_weight_formats
+    from ...analysis.params_report import kind_of
+    from ...weight_formats import WeightFormats, parse
 
     formats = parse(weights_dtype)
     check_weight_formats(model, formats)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ops import REGISTRY
+from ...ops import REGISTRY
 from .names import POSITIONS_ARG, Scope, local_reserved
 from .plan import Child, ClassPlan, Leaf, Repeat
 

@@ -6,10 +6,10 @@ Inference uses the one memory model (analysis/memory.py, through driver.prepare)
 
 from __future__ import annotations
 
+from ..analysis.interpreters import count_params
 from ..driver import not_fitting, prepare, resolve_options
 from ..errors import ArchError, Diagnostic, UsageError
 from ..ir.graph import Model
-from .interpreters import count_params
 
 # Training with AdamW in mixed precision: bf16 weights and gradients, fp32 moments and master
 # weights = 2 + 2 + 4 + 4 + 4 = 16 bytes per parameter, before activations.

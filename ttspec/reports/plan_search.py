@@ -35,12 +35,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from ..analysis.cost import OpTable, PricedPhase
 from ..driver import MAX_DECODE_USERS, Build, Options, lower
 from ..errors import ArchError
 from ..ir.graph import Model
 from ..targets import Target, get_target
 from ..weight_formats import DTYPES, WeightFormats
-from .cost import OpTable, PricedPhase
 from .report import DEFAULT_CONTEXT, DEFAULT_PROMPT
 
 SCHEMA = "ttspec-plan-search/1"
@@ -155,7 +155,7 @@ def sub_meshes_2d(target: Target) -> list[tuple[int, int]]:
 
 def format_kinds(model: Model) -> list[str]:
     """The parameter kinds whose bytes depend on the weight format (their weight matrices)."""
-    from .memory import weight_bytes_by_kind, weight_layouts
+    from ..analysis.memory import weight_bytes_by_kind, weight_layouts
 
     layouts = weight_layouts(model)
     wide, narrow = weight_bytes_by_kind(model, "bf16", layouts=layouts), \
@@ -223,12 +223,12 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
            batch: int | None = None, strategy: str | None = None) -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
-    from ..codegen.ttnn_backend import check_supported
+    from ..analysis.memory import check_weight_formats, in_formats, memory_model, weight_layouts
+    from ..backends.ttnn.backend import check_supported
     from ..driver import resolve_options
     from ..passes.fuse import fuse_activations
     from ..passes.shard import plan_sharding
     from ..weight_formats import parse
-    from .memory import check_weight_formats, in_formats, memory_model, weight_layouts
 
     if objective not in OBJECTIVES:
         raise ValueError(objective)
@@ -342,7 +342,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
 
 
 def _bound(model: Model, axis: int) -> int | None:
-    from .memory import _bound as bound
+    from ..analysis.memory import _bound as bound
 
     return bound(model, axis)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir.graph import Graph, Model, Node, layer_pattern, layer_variants
-from ..ops import REGISTRY, Config
+from ...ir.graph import Graph, Model, Node, layer_pattern, layer_variants
+from ...ops import REGISTRY, Config
 from .names import Scope, camel, member_scope, root_class_name
 
 CLASS_NAMES = {

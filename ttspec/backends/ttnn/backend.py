@@ -8,14 +8,14 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 
 from __future__ import annotations
 
-from ..errors import ArchError
-from ..ir.graph import Model, Node, point_at_spec
-from ..weight_formats import parse as parse_formats
-from .backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
-from .emit import emit_forward
-from .names import local_reserved
-from .plan import ClassPlan, Leaf, all_classes, model_plan
-from .render import hf_rules, render
+from ...errors import ArchError
+from ...ir.graph import Model, Node, point_at_spec
+from ...weight_formats import parse as parse_formats
+from ..common.backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
+from ..common.emit import emit_forward
+from ..common.names import local_reserved
+from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
+from ..common.render import hf_rules, render
 
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
                  "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}

@@ -28,7 +28,7 @@ from pathlib import Path
 PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 
 # What the generated programs import or define at module level, read from the templates
-# (ttspec/codegen/templates/): `import torch.nn.functional as F`, `def split_heads`, `TILE = 32` ...
+# (ttspec/backends/common/templates/): `import torch.nn.functional as F`, `def split_heads`, `TILE = 32` ...
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _TOP_LEVEL = re.compile(r"(?:def|class)\s+([A-Za-z_]\w*)|([A-Za-z_]\w*)\s*=|import\s+\S+\s+as\s+(\w+)"
                         r"|import\s+(\w+)|from\s+\S+\s+import\s+(\w+)")

@@ -3,9 +3,9 @@ memory it needs (analysis/memory.py), as a person reads it or as JSON (docs/repo
 
 from __future__ import annotations
 
+from ..analysis.cost import SCHEMA, Phase, estimate, hardware
 from ..driver import prepare, resolve_options
 from ..ir.graph import Model
-from .cost import SCHEMA, Phase, estimate, hardware
 from .plan_report import strategy_text
 
 DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt

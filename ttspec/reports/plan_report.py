@@ -104,7 +104,7 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
         "bytes_moved_per_token_per_layer_per_device": 0,
         "bytes_moved_per_token_per_layer_per_device_by_axis": {},
     }
-    from .cost import estimate
+    from ..analysis.cost import estimate
 
     prompt = min(128, seq)
     est = estimate(build, batch, seq, prompt)
@@ -152,7 +152,7 @@ def _strategy_row(strategy: str, built: Build | ArchError, chosen: Build, batch:
     """One strategy's figures for the side-by-side comparison (or the planner's refusal)."""
     if isinstance(built, ArchError):
         return {"strategy": strategy, "chosen": False, "refused": built.diagnostic.message}
-    from .cost import estimate
+    from ..analysis.cost import estimate
 
     memory = built.memory
     est = estimate(built, batch, seq, prompt)

@@ -20,10 +20,10 @@ from pathlib import Path
 from ..errors import ArchError, Diagnostic, Loc, Note, did_you_mean, nearest_divisors
 from ..frontend import ast
 from ..frontend.parser import parse_source, read_source
+from ..ir.graph import Graph, Model, ModuleInfo, Node, Param
+from ..ir.types import DTYPES, INT_DTYPES, TensorType
 from ..ops import ACTIVATIONS, ADD, CONFIGS, MUL, REQUIRED, SCALE, ArgSpec, Config, OpError, ParamRef, ShapeContext
 from ..ops import REGISTRY as _ALL_OPS
-from .graph import Graph, Model, ModuleInfo, Node, Param
-from .types import DTYPES, INT_DTYPES, TensorType
 
 # The primitives a spec may call; ops made by lowering passes and the planner are not among them.
 REGISTRY = {name: opdef for name, opdef in _ALL_OPS.items() if opdef.in_spec}

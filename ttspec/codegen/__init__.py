@@ -1,1 +1,0 @@
-"""Lowering the graph IR to Python programs: a torch reference and TT-NN."""
