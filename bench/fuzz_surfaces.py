@@ -234,7 +234,7 @@ class Bases:
         import transformers  # noqa: F401 - imported once here, so children fork it warm
 
         from ttspec.driver import load_model
-        from ttspec.hf_import import import_hf
+        from ttspec.importers.hf import import_hf
         from ttspec.runtime.weights import random_hf_state_dict, random_state_dict
 
         self.configs: dict[str, list[dict]] = {}

@@ -36,7 +36,7 @@ def main() -> None:
     import transformers
 
     from ttspec.driver import load_model
-    from ttspec.hf_import import import_hf
+    from ttspec.importers.hf import import_hf
     from ttspec.runtime.runner import build_torch
 
     torch.set_num_threads(args.threads)

@@ -147,7 +147,7 @@ start = time.perf_counter()
 if {peer!r}:  # the whole checkpoint in one dict first, as the loader before issue 10 did
     from safetensors.torch import load_file
 
-    from ttspec.checkpoints import from_hf_state_dict
+    from ttspec.families import from_hf_state_dict
 
     state = {{}}
     for file in sorted(glob.glob(os.path.join({folder!r}, "model-*.safetensors"))):

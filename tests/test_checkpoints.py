@@ -16,9 +16,9 @@ safetensors = pytest.importorskip("safetensors")
 
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from ttspec.checkpoints import FAMILIES, checkpoint_plan, from_hf_state_dict, to_hf_state_dict  # noqa: E402
 from ttspec.driver import load_model  # noqa: E402
 from ttspec.errors import ArchError  # noqa: E402
+from ttspec.families import FAMILIES, checkpoint_plan, from_hf_state_dict, to_hf_state_dict  # noqa: E402
 from ttspec.runtime.runner import run_torch  # noqa: E402
 from ttspec.runtime.weights import WeightStream, load_weights_file  # noqa: E402
 
@@ -456,7 +456,7 @@ def test_progress_shows_on_a_terminal_only_once_loading_is_long():
 
 
 def test_a_fused_tensor_needs_all_its_parts(write_spec):
-    from ttspec.checkpoints import check_family_labels
+    from ttspec.families import check_family_labels
 
     path = write_spec("""model partial
 family phi3
@@ -484,7 +484,7 @@ def test_import_hf_then_load_the_directory_matches_hf(tmp_path, family):
     """Every family end to end: `import-hf DIR` writes the spec, `--weights DIR` loads the checkpoint
     (sharded for two families) into the torch reference, which equals HF at a sequence longer than
     the sliding windows (64) of mistral and gemma2."""
-    from ttspec.hf_import import import_hf
+    from ttspec.importers.hf import import_hf
 
     folder = tmp_path / "hf"
     hf = save_hf(family, folder, shard="40KB" if family in ("gemma2", "phi3") else None)

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 from ttspec.driver import load_model  # noqa: E402
 from ttspec.errors import ArchError  # noqa: E402
-from ttspec.hf_import import import_hf  # noqa: E402
+from ttspec.importers.hf import import_hf  # noqa: E402
 from ttspec.runtime.runner import run_torch  # noqa: E402
 from ttspec.runtime.weights import load_weights_file  # noqa: E402
 
@@ -230,7 +230,7 @@ def test_a_spec_that_drops_what_the_family_computes_is_refused(tmp_path, monkeyp
     assert message in str(e.value)
     assert (e.value.loc.line, e.value.loc.col) == where((folder / "config.json").read_text(), *keys)
     # and what it prevents: the spec's logits with these weights are not HF's
-    monkeypatch.setattr("ttspec.checkpoint_config.check_config", lambda *args: None)
+    monkeypatch.setattr("ttspec.importers.checkpoint_config.check_config", lambda *args: None)
     toks = tokens()
     got = run_torch(model, str(spec), load_weights_file(model, str(folder)), toks).float()
     with torch.no_grad():

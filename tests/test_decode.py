@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("ttnn")
 
-from ttspec.hf_import import import_hf  # noqa: E402
+from ttspec.importers.hf import import_hf  # noqa: E402
 from ttspec.runtime.runner import golden_program  # noqa: E402
 
 from .numerics import BF16_PCC  # noqa: E402

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("ttnn")
 
-from ttspec.hf_import import import_hf  # noqa: E402
+from ttspec.importers.hf import import_hf  # noqa: E402
 from ttspec.runtime.runner import golden_program, load_program, root_class  # noqa: E402
 
 from .test_decode import CONFIGS, PCC_MIN  # noqa: E402

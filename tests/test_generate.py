@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 
 from ttspec.backends.torch.backend import compile_torch  # noqa: E402
 from ttspec.driver import load_model  # noqa: E402
-from ttspec.hf_import import import_hf  # noqa: E402
+from ttspec.importers.hf import import_hf  # noqa: E402
 from ttspec.runtime.generation import score  # noqa: E402
 from ttspec.runtime.runner import build_torch, load_program, random_state_dict, root_class  # noqa: E402
 

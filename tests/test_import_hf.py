@@ -24,10 +24,10 @@ import pytest
 
 from ttspec.analysis.params_report import params_report
 from ttspec.backends.common.names import root_class_name
-from ttspec.checkpoints import FAMILIES
 from ttspec.driver import compile_program, load_model
 from ttspec.errors import ArchError
-from ttspec.hf_import import import_hf, model_name
+from ttspec.families import FAMILIES
+from ttspec.importers.hf import import_hf, model_name
 from ttspec.reports.plan_report import plan_report
 
 from .conftest import ROOT, SPECS

@@ -251,10 +251,10 @@ def test_values_at_the_edge_import_to_specs_that_check(tmp_path, run_cli, family
 def test_a_rule_the_field_checks_miss_is_still_refused_against_the_config(tmp_path, monkeypatch):
     """The backstop: with the per-field checks switched off, the spec made is put through `check`'s
     steps before anything is written, and its refusal points into config.json, not a spec nobody wrote."""
-    from ttspec import hf_import
     from ttspec.errors import ArchError
+    from ttspec.importers import hf as hf_import
 
-    monkeypatch.setattr(hf_import, "_check_values", lambda *args: None)
+    monkeypatch.setattr(hf_import, "check_values", lambda *args: None)
     path = write_config(tmp_path / "m", dict(BASE["llama"], rms_norm_eps=0.0))
     with pytest.raises(ArchError) as refusal:
         hf_import.import_hf(path.parent)
@@ -294,7 +294,7 @@ def test_paths_versions_and_shard_names_are_quoted_in_the_header(tmp_path, run_c
 
 
 def test_many_shards_are_counted_not_listed(tmp_path):
-    from ttspec.hf_import import import_hf
+    from ttspec.importers.hf import import_hf
 
     folder = tmp_path / "m"
     write_config(folder, BASE["llama"])
@@ -341,7 +341,7 @@ def test_gemma2_attention_scale_is_transformers(tmp_path, scalar):
     from transformers.models.gemma2 import modeling_gemma2
 
     from ttspec.driver import load_model
-    from ttspec.hf_import import import_hf
+    from ttspec.importers.hf import import_hf
 
     config = transformers.Gemma2Config(**SIZES, head_dim=32, query_pre_attn_scalar=scalar, rms_norm_eps=1 / 3 * 1e-5,
                                        attn_logit_softcapping=49.99999999999999, final_logit_softcapping=0.1 + 0.2,
@@ -365,7 +365,7 @@ def test_gemma2_float_scalar_is_written_exactly(tmp_path, scalar):
     """transformers 4.x configs may write the scalar as a float: the scale is its inverse square root
     to the bit (the closed form transformers computes, `query_pre_attn_scalar ** -0.5`)."""
     from ttspec.driver import load_model
-    from ttspec.hf_import import import_hf
+    from ttspec.importers.hf import import_hf
 
     write_config(tmp_path / "m", dict(BASE["gemma2"], query_pre_attn_scalar=scalar))
     spec = tmp_path / "x.arch"
@@ -381,7 +381,7 @@ def hf_and_spec_logits(tmp_path, config, config_json=None):
     import transformers
 
     from ttspec.driver import load_model
-    from ttspec.hf_import import import_hf
+    from ttspec.importers.hf import import_hf
     from ttspec.runtime.runner import run_torch
 
     from .test_torch_backend import randomize

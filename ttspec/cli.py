@@ -321,8 +321,8 @@ def _print_diagnostic(d: Diagnostic) -> None:
 
 
 def cmd_check(args) -> int:
-    from .checkpoints import check_family_labels
     from .driver import load_model
+    from .families import check_family_labels
     from .reports.checks import target_warnings
     from .targets import get_target
 
@@ -626,7 +626,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_import_hf(args) -> int:
-    from .hf_import import import_hf
+    from .importers.hf import import_hf
     from .inputs import quote
 
     imported = import_hf(args.path, name=args.name, ignore=tuple(args.ignore))

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from .analysis.memory import Memory
     from .passes.shard import ShardPlan
     from .targets import Target
-from .elaborate.elaborator import elaborate
+from .elaborate import elaborate
+from .families import FAMILIES
 from .frontend.parser import parse_source, read_source
 from .ir.graph import Model
 
@@ -27,7 +28,7 @@ def load_model(path: str | Path) -> Model:
     path = Path(path)
     text = read_source(path)
     module = parse_source(text, str(path))
-    model = elaborate(module, path.resolve().parent)
+    model = elaborate(module, path.resolve().parent, FAMILIES)
     verify(model)
     return model
 

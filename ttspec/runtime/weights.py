@@ -41,7 +41,7 @@ def random_state_dict(model: Model, seed: int = 0) -> dict:
 
 def random_hf_state_dict(model: Model, seed: int = 0) -> dict:
     """The same seeded random weights under HF names (the spec needs a `family`)."""
-    from ..checkpoints import to_hf_state_dict
+    from ..families import to_hf_state_dict
 
     return to_hf_state_dict(model, random_state_dict(model, seed))
 
@@ -50,7 +50,7 @@ TTSPEC_NAMES, HF_NAMES = "ttspec", "hf"
 
 
 def _hf_shapes(model: Model) -> dict[str, tuple[int, ...]]:
-    from ..checkpoints import plan_for
+    from ..families import plan_for
 
     return {t.name: t.shape for t in plan_for(model)}
 
@@ -86,7 +86,7 @@ def as_ttspec_names(model: Model, tensors) -> dict:
     if isinstance(tensors, WeightStream):
         return {name: tensor.contiguous() for name, tensor in tensors.items()}
     if weights_naming(model, tensors) == HF_NAMES:
-        from ..checkpoints import from_hf_state_dict
+        from ..families import from_hf_state_dict
 
         return from_hf_state_dict(model, tensors)
     return {name: tensors[name] for name in stored_shapes(model)}
@@ -177,9 +177,9 @@ def _index_files(index: Path) -> list[Path]:
     shards: dict[str, str] = {}  # shard file -> the first tensor naming it
     for tensor, value in weight_map.items():
         if not isinstance(value, str) or Path(value).name != value or value in ("", ".", ".."):
-            from ..hf_import import _key_locations
+            from ..families.hf_config import key_locations
 
-            where = _key_locations(text).get(("weight_map", tensor))
+            where = key_locations(text).get(("weight_map", tensor))
             raise ArchError(f"safetensors index: shard {quote(json.dumps(value))} of tensor {quote(tensor)} is not "
                             "a file name beside the index",
                             Loc(str(index), where[0], where[1], where[2]) if where else Loc(str(index), 1, 1),
@@ -323,7 +323,7 @@ def open_weights(model: Model, path: str) -> WeightStream:
     ckpt = open_checkpoint(path)
     shown = ckpt.source
     if ckpt.model_type is not None:
-        from ..checkpoints import FAMILIES, family_list
+        from ..families import FAMILIES, family_list
 
         if model.family is not None and ckpt.model_type != model.family:
             known = ckpt.model_type in FAMILIES
@@ -336,7 +336,7 @@ def open_weights(model: Model, path: str) -> WeightStream:
                 (f"ttspec maps no `{ckpt.model_type}` layout (families: {family_list()}); a checkpoint saved "
                  "under ttspec's names loads with no `family` line"))
     if model.family is not None and ckpt.model_type == model.family:
-        from ..checkpoint_config import check_config
+        from ..importers.checkpoint_config import check_config
 
         check_config(model, Path(ckpt.config_path), ckpt.config, ckpt.config_text)
     naming, expected, file_key = _decide_naming(model, ckpt)
@@ -344,7 +344,7 @@ def open_weights(model: Model, path: str) -> WeightStream:
     if naming == TTSPEC_NAMES:
         entries = [(ckpt.tensors[n][0], n, False, [(n, shape)]) for n, shape in expected.items()]
     else:
-        from ..checkpoints import plan_for
+        from ..families import plan_for
 
         entries = [(ckpt.tensors[file_key[t.name]][0], file_key[t.name], t.flipped, list(t.parts))
                    for t in plan_for(model)]
@@ -379,7 +379,7 @@ def _check_tensors(model: Model, ckpt: Checkpoint, naming: str, expected: dict, 
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         if naming == TTSPEC_NAMES:
-            from ..checkpoints import FAMILIES
+            from ..families import FAMILIES
 
             hint = ("a weights file holds ttspec's names, as `ttspec params --json` lists them"
                     + (f", or HF transformers names for `family {model.family}`" if model.family else

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ...elaborate.elaborator import show
+from ...elaborate import show
 from ...errors import ArchError
 from ...ir.graph import Graph, Node, layer_variants, point_at_spec
 from ...ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims

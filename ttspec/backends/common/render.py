@@ -6,7 +6,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ...checkpoints import check_family_labels, generated_rules
+from ...families import check_family_labels, generated_rules
 from ...ir.graph import Model
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

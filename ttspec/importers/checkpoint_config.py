@@ -4,7 +4,7 @@ Tensor names and shapes cannot tell two models apart that differ in rope_theta, 
 activation, sliding windows, softcaps, the attention scale or rope scaling (Mistral-7B v0.1 and
 v0.2 have the same tensors): the logits are simply wrong. So a checkpoint whose config.json
 names the spec's family is compared with the spec field by field. One mapping decides what a
-config means: `ttspec import-hf`'s (hf_import), which writes the spec the config describes; that
+config means: `ttspec import-hf`'s (importers.hf), which writes the spec the config describes; that
 spec and the user's are compiled and read by the same function (`semantics`), so the two sides
 can differ only where the models differ. A disagreement is refused at the config field that
 sets it (config.json:LINE:COL), naming the spec's value and where it is.
@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArchError, Loc, Note
-from .inputs import quote
-from .ir.graph import Graph, Model, Node, in_stdlib, iter_params, layer_pattern, layer_variants
-from .ops.queries import model_fields
+from ..errors import ArchError, Loc, Note
+from ..inputs import quote
+from ..ir.graph import Graph, Model, Node, in_stdlib, iter_params, layer_pattern, layer_variants
+from ..ops.queries import model_fields
 
 _ROPE_WHERE = ("rope_parameters", "rope_scaling")  # transformers 5's and 4's dicts
 _LAYER = re.compile(r"layers\.(\d+)\.")  # checkpoints.L: a layer's prefix in ttspec's names
@@ -230,13 +230,13 @@ def _distinct(values) -> list:
 
 
 class ConfigText:
-    """config.json's text and data, and where each key is (hf_import's key scan)."""
+    """config.json's text and data, and where each key is (families.hf_config's key scan)."""
 
     def __init__(self, path: Path, data: dict, text: str):
-        from .hf_import import _key_locations
+        from ..families.hf_config import key_locations
 
         self.path, self.data, self.text = path, data, text
-        self.locs = _key_locations(text)
+        self.locs = key_locations(text)
 
     def present(self, keys: tuple[str, ...]):
         value = self.data
@@ -282,10 +282,11 @@ def _layers_key(family: str) -> tuple[str, ...]:
 def check_config(model: Model, config_path: Path, data: dict, text: str) -> None:
     """Refuse a checkpoint whose config.json (`data`, read from `text`) describes another model than
     `model` (a spec with a family, the config's model_type)."""
-    from .analysis.interpreters import verify
-    from .elaborate.elaborator import elaborate
-    from .frontend.parser import parse_source
-    from .hf_import import import_hf
+    from ..analysis.interpreters import verify
+    from ..elaborate import elaborate
+    from ..families import FAMILIES
+    from ..frontend.parser import parse_source
+    from .hf import import_hf
 
     cfg = ConfigText(config_path, data, text)
     hint = (f"the checkpoint and the spec describe different models: write the spec for this checkpoint with "
@@ -307,7 +308,7 @@ def check_config(model: Model, config_path: Path, data: dict, text: str) -> None
         raise
     name = f"<{config_path} as imported>"
     try:
-        theirs = elaborate(parse_source(imported.text, name), config_path.parent)
+        theirs = elaborate(parse_source(imported.text, name), config_path.parent, FAMILIES)
         verify(theirs)
     except ArchError as e:
         raise ArchError(f"{config_path.name} describes a model ttspec cannot compute: {e.diagnostic.message}",

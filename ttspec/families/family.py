@@ -1,0 +1,24 @@
+"""What one checkpoint family is: everything ttspec knows about one HF `model_type`, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..checkpoints import Rule
+from .hf_config import Config, Desc
+
+
+@dataclass(frozen=True)
+class Family:
+    """One HF model type: the spec's `family NAME`, `import-hf`'s reader and its checkpoint layout."""
+
+    name: str  # HF config.json's `model_type`, and the spec's `family NAME`
+    hf_class: str  # the transformers class whose computation the spec reproduces
+    rules: tuple[Rule, ...]  # the checkpoint layout: HF tensor names for the spec's labels (ttspec.checkpoints)
+    read: Callable[[Config], Desc]  # config.json's fields -> the model, each field checked where it is read
+    eps_key: str  # the field that holds the norms' epsilon (where an epsilon ttspec cannot take is reported)
+    # refusals of this family's own fields, made after the checks every family shares (GPT-2's attention scaling)
+    refuse: Callable[[Config], None] | None = None
+    # the lesson's short-form template, ttspec/stdlib/families/NAME.arch, if the family has one
+    short_form: str | None = None

@@ -1,0 +1,16 @@
+"""Llama (LlamaForCausalLM): the reference llama-like family; also the lesson's short form's default."""
+
+from ..ops.elementwise import SILU
+from .family import Family
+from .hf_config import Config, Desc
+from .llama_like import LLAMA_RULES, LlamaLike, read_attention_bias
+
+
+def options(cfg: Config, desc: Desc) -> None:
+    read_attention_bias(cfg, desc)
+    desc.mlp_bias = cfg.get("mlp_bias", "bool", False, note_default=False)
+
+
+READER = LlamaLike("llama", "LlamaForCausalLM", dict(kv=None, head_dim=None, act=SILU.name, eps=1e-6, tied=False),
+                   options=options)
+FAMILY = Family("llama", READER.hf_class, LLAMA_RULES, READER.read, "rms_norm_eps", short_form="llama.arch")
