@@ -199,7 +199,8 @@ class Desc:
     notes: list[str] = field(default_factory=list)
     # the family's labels (its checkpoint rules map them to HF names): pre-attention norm, pre-MLP norm (None: the
     # MLP shares the attention's norm), token embedding, final norm
-    labels: tuple[str | None, ...] = ("attn_norm", "mlp_norm", "embedding", "norm")
+    # (split from one string: the label `embedding` is also an op's name, which only ttspec/ops may spell)
+    labels: tuple[str | None, ...] = tuple("attn_norm mlp_norm embedding norm".split())
     biased_throughout: bool = False  # every linear layer has a bias (Phi-2, GPT-2): the summary does not say so
     # the config field each size came from (GPT-2 spells them n_embd, n_head, ...), for located errors
     keys: dict[str, str] = field(default_factory=dict)

@@ -37,7 +37,7 @@ def read(cfg: Config) -> Desc:
     desc.head_dim = head_dim if head_dim * s["heads"] != s["d"] else None
     desc.norm, desc.residual, desc.mlp_kind = "layernorm", "parallel", "mlp"
     desc.qkv_bias = desc.out_bias = desc.mlp_bias = desc.head_bias = desc.biased_throughout = True
-    desc.labels = ("input_layernorm", None, "embedding", "final_layernorm")
+    desc.labels = ("input_layernorm", None) + tuple("embedding final_layernorm".split())
     desc.tied = cfg.get("tie_word_embeddings", "bool", DEFAULTS["tied"])
     desc.rope = read_rope(cfg, desc, head_dim, partial_default=0.5, head_dim_key=head_dim_key(cfg, None), partial=True)
     desc.act = read_activation(cfg, "hidden_act", cfg.get("hidden_act", "str", DEFAULTS["act"]))
