@@ -2,7 +2,9 @@
 its checkpoint names (the HF tensor for each of the spec's labels) and its short-form template, if any.
 Adding a family is adding its module (and its template in ttspec/stdlib/families/) and listing it here.
 
-The registry also resolves a model's `family` for the checkpoint mechanism (ttspec.checkpoints)."""
+The registry also resolves a model's `family` for the checkpoint mechanism (ttspec.checkpoints). Every
+command loads it (the elaborator is given its names), so the family modules import the config readers
+(hf_config) only inside the functions that read a config."""
 
 from __future__ import annotations
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..checkpoints import Rule
-from .hf_config import Config, Desc
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
 """Gemma (GemmaForCausalLM): Llama's layout; the embedding scaled by sqrt(d), RMSNorm weights applied as
 (1 + w) (`rmsnorm(x, offset = 1.0)`), a tied head, and "gelu" meaning the tanh approximation."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .family import Family
-from .hf_config import Config, Desc
 from .llama_like import LLAMA_RULES, LlamaLike, read_attention_bias
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 
 def options(cfg: Config, desc: Desc) -> None:

@@ -1,11 +1,17 @@
 """Gemma 2 (Gemma2ForCausalLM): Gemma with norms before and after both attention and the MLP, sliding
 windows on alternate layers, a query scale from query_pre_attn_scalar, and softcapped logits."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..checkpoints import L, one
 from .family import Family
 from .gemma import options
-from .hf_config import Config, Desc, read_layer_windows, read_softcap
 from .llama_like import LlamaLike, llama_rules
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 # Gemma 2 normalises before and after both attention and the MLP; HF's post_attention_layernorm
 # is the norm after attention here (in Llama it is the norm before the MLP).
@@ -17,6 +23,8 @@ RULES = llama_rules("input_layernorm", "pre_feedforward_layernorm", (
 
 def alternating_windows(cfg: Config, desc: Desc, dflt: dict) -> int | None:
     """Even layers (0, 2, ...) slide, odd ones attend to everything; layer_types (transformers 5) overrides."""
+    from .hf_config import read_layer_windows  # on use: the core never loads it
+
     window = cfg.get("sliding_window", "int", dflt["window"], null=None)
     types_default = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(desc.layers)]
     desc.windows = read_layer_windows(cfg, desc.layers, window, types_default)
@@ -24,6 +32,8 @@ def alternating_windows(cfg: Config, desc: Desc, dflt: dict) -> int | None:
 
 
 def finish(cfg: Config, desc: Desc, head_dim: int) -> None:
+    from .hf_config import read_softcap  # on use: the core never loads it
+
     desc.residual = "sandwich"
     scalar = cfg.get("query_pre_attn_scalar", "float", 256)
     if scalar <= 0:  # transformers scales by scalar ** -0.5

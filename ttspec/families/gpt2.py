@@ -1,11 +1,16 @@
 """GPT-2 (GPT2LMHeadModel): LayerNorm, learned positions, a GELU MLP, biases throughout, fused and
 transposed (Conv1D) attention weights, and its own field names (n_embd, n_head, n_layer, ...)."""
 
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING
 
 from ..checkpoints import L, fused, one
 from .family import Family
-from .hf_config import Config, Desc, read_activation, read_layers
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 NAME, HF_CLASS = "gpt2", "GPT2LMHeadModel"
 DEFAULTS = dict(act="gelu_new", eps=1e-5, tied=True)  # transformers 5.x GPT2Config
@@ -31,6 +36,8 @@ RULES = (
 
 
 def read(cfg: Config) -> Desc:
+    from .hf_config import Desc, read_activation, read_layers  # on use: the core never loads it
+
     keys = {"d": cfg.pick("n_embd", "hidden_size"), "heads": cfg.pick("n_head", "num_attention_heads"),
             "layers": cfg.pick("n_layer", "num_hidden_layers"),
             "max_seq": cfg.pick("n_positions", "max_position_embeddings"),

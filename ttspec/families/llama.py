@@ -1,9 +1,15 @@
 """Llama (LlamaForCausalLM): the reference llama-like family; also the lesson's short form's default."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..ops.elementwise import SILU
 from .family import Family
-from .hf_config import Config, Desc
 from .llama_like import LLAMA_RULES, LlamaLike, read_attention_bias
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 
 def options(cfg: Config, desc: Desc) -> None:

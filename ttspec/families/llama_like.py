@@ -7,20 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..checkpoints import L, Rule, one
 from ..ops.elementwise import GELU
-from .hf_config import (
-    MAX_LAYER_PATTERN,
-    Config,
-    Desc,
-    head_dim_key,
-    periodic,
-    read_activation,
-    read_head_dim,
-    read_rope,
-    read_sizes,
-)
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 
 def llama_rules(attn_norm: str, mlp_norm: str, extra: tuple[Rule, ...] = ()) -> tuple[Rule, ...]:
@@ -69,6 +62,14 @@ class LlamaLike:
     finish: Callable[[Config, Desc, int], None] | None = None
 
     def read(self, cfg: Config) -> Desc:
+        from .hf_config import (  # on use: the core never loads it
+            Desc,
+            head_dim_key,
+            read_head_dim,
+            read_rope,
+            read_sizes,
+        )
+
         dflt = self.defaults
         s = read_sizes(cfg, dflt["kv"])
         head_dim = read_head_dim(cfg, s["d"], s["heads"], dflt["head_dim"])
@@ -90,6 +91,8 @@ class LlamaLike:
     def read_activation(self, cfg: Config, desc: Desc) -> None:
         """The activation: transformers 5 reads hidden_activation for gemma2 and hidden_act for the others;
         4.x Gemma read hidden_activation when set. When a config has both, they must agree."""
+        from .hf_config import read_activation  # on use: the core never loads it
+
         act_key = self.act_key
         act_value = cfg.get(act_key, "str", self.defaults["act"])
         desc.act = read_activation(cfg, act_key, act_value, self.legacy_gelu_tanh)
@@ -106,6 +109,8 @@ class LlamaLike:
 
     def check_windows(self, cfg: Config, desc: Desc, window: int | None) -> None:
         """Windows as long as the context are no windows; a spec lists one period of the layers' pattern."""
+        from .hf_config import MAX_LAYER_PATTERN, periodic  # on use: the core never loads it
+
         if any(w is not None and w >= desc.max_seq for w in desc.windows):
             desc.notes.append(f"sliding_window {window} >= max_position_embeddings {desc.max_seq}: every position "
                               "is inside the window, so the spec omits it (add `window = ...` if you raise max_seq)")

@@ -1,17 +1,15 @@
 """Phi-2 (PhiForCausalLM): LayerNorm, attention and MLP in parallel off one norm, biases throughout, and
 RoPE on part of each head (partial_rotary_factor, 0.5 by default)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..checkpoints import L, one
 from .family import Family
-from .hf_config import (
-    Config,
-    Desc,
-    head_dim_key,
-    read_activation,
-    read_head_dim,
-    read_rope,
-    read_sizes,
-)
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 NAME, HF_CLASS = "phi", "PhiForCausalLM"
 DEFAULTS = dict(kv=None, head_dim=None, act="gelu_new", eps=1e-5, tied=False)  # transformers 5.x PhiConfig
@@ -31,6 +29,15 @@ RULES = (
 
 
 def read(cfg: Config) -> Desc:
+    from .hf_config import (  # on use: the core never loads it
+        Desc,
+        head_dim_key,
+        read_activation,
+        read_head_dim,
+        read_rope,
+        read_sizes,
+    )
+
     s = read_sizes(cfg, None)
     head_dim = read_head_dim(cfg, s["d"], s["heads"], None)
     desc = Desc(NAME, HF_CLASS, eps=cfg.get("layer_norm_eps", "float", DEFAULTS["eps"]), **s)

@@ -1,11 +1,17 @@
 """Phi-3 (Phi3ForCausalLM): llama-like with fused qkv_proj and gate_up_proj tensors, a sliding window on
 every layer, and RoPE on part of each head when partial_rotary_factor says so."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..checkpoints import L, fused, one
 from ..ops.elementwise import SILU
 from .family import Family
-from .hf_config import Config, Desc
 from .llama_like import LlamaLike, uniform_window
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 RULES = (
     one(r"embedding\.weight", "model.embed_tokens.weight"),

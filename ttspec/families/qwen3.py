@@ -1,11 +1,17 @@
 """Qwen3 (Qwen3ForCausalLM): Qwen2's windows, attention_bias like Llama's, and RMSNorm on q and k."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..checkpoints import L, one
 from ..ops.elementwise import SILU
 from .family import Family
-from .hf_config import Config, Desc
 from .llama_like import LlamaLike, llama_rules, read_attention_bias
 from .qwen2 import windows_from_max_window_layers
+
+if TYPE_CHECKING:
+    from .hf_config import Config, Desc
 
 RULES = llama_rules("input_layernorm", "post_attention_layernorm", (
     one(L + r"attn\.q_norm\.weight", "model.layers.{0}.self_attn.q_norm.weight"),
