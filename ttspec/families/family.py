@@ -23,5 +23,7 @@ class Family:
     eps_key: str  # the field that holds the norms' epsilon (where an epsilon ttspec cannot take is reported)
     # refusals of this family's own fields, made after the checks every family shares (GPT-2's attention scaling)
     refuse: Callable[[Config], None] | None = None
+    # the config fields that can give the layer count, the one transformers reads first first
+    layers_keys: tuple[str, ...] = ("num_hidden_layers",)
     # the lesson's short-form template, ttspec/stdlib/families/NAME.arch, if the family has one
     short_form: str | None = None

@@ -73,4 +73,5 @@ def refuse(cfg: Config) -> None:
                             hint="ttspec's attention scales scores by 1/sqrt(head_dim)")
 
 
-FAMILY = Family(NAME, HF_CLASS, RULES, read, "layer_norm_epsilon", refuse=refuse, short_form="gpt2.arch")
+FAMILY = Family(NAME, HF_CLASS, RULES, read, "layer_norm_epsilon", refuse=refuse,
+                layers_keys=("n_layer", "num_hidden_layers"), short_form="gpt2.arch")

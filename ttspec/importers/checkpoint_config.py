@@ -275,10 +275,6 @@ def _message(cfg: ConfigText, d: Disagreement, family: str) -> tuple[str, Loc]:
     return f"{layer}{name} is {raw_text}{meaning}{tail}", cfg.loc(keys)
 
 
-def _layers_key(family: str) -> tuple[str, ...]:
-    return ("n_layer", "num_hidden_layers") if family == "gpt2" else ("num_hidden_layers",)
-
-
 def check_config(model: Model, config_path: Path, data: dict, text: str) -> None:
     """Refuse a checkpoint whose config.json (`data`, read from `text`) describes another model than
     `model` (a spec with a family, the config's model_type)."""
@@ -293,7 +289,7 @@ def check_config(model: Model, config_path: Path, data: dict, text: str) -> None
             f"`ttspec import-hf {quote(config_path.parent)}`, or correct the spec")
     # the layer count first: an imported spec of 10^9 layers would take as long to read back
     layers = layer_count(model)
-    for key in _layers_key(model.family):
+    for key in FAMILIES[model.family].layers_keys:
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
             if value != layers:
