@@ -24,7 +24,8 @@ from .values import (
 
 
 class BlocksMixin:
-    # ------------------------------------------------------------ blocks
+    """The Elaborator's block instances and type unification."""
+
     def instantiate(self, entry: BlockEntry, call: ast.Call, scope: Scope, module: str | None = None,
                     graph: Graph | None = None):
         defn = entry.defn

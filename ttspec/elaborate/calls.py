@@ -26,7 +26,8 @@ from .values import (
 
 
 class CallsMixin:
-    # ------------------------------------------------------------ calls
+    """The Elaborator's calls of primitives, configs and activations."""
+
     def bind_args(self, call: ast.Call, names: list[str], scope: Scope, what: str):
         """Match call arguments to parameter names; returns {name: (value, loc, expr)}."""
         bound: dict[str, tuple] = {}

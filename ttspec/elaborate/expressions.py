@@ -29,7 +29,8 @@ from .values import (
 
 
 class ExpressionsMixin:
-    # ------------------------------------------------------------ expressions
+    """The Elaborator's expressions."""
+
     def origin_of(self, expr: ast.Expr, scope: Scope) -> Loc | None:
         if isinstance(expr, ast.Name):
             b = scope.lookup(expr.id)

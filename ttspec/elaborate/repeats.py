@@ -11,7 +11,8 @@ from .values import LAYER, MAX_LAYER_STEPS, MAX_REPEAT, MAX_VARIANTS, REGISTRY, 
 
 
 class RepeatsMixin:
-    # ------------------------------------------------------------ repeat
+    """The Elaborator's `repeat(N)` and its layer variants."""
+
     def eval_repeat(self, expr: ast.RepeatCall, scope: Scope):
         count = self.eval(expr.count, scope)
         if not isinstance(count, int) or isinstance(count, bool):

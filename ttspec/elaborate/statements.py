@@ -32,7 +32,8 @@ from .values import (
 
 
 class StatementsMixin:
-    # ------------------------------------------------------------ files and imports
+    """The Elaborator's files, imports and statements."""
+
     def load_stdlib(self, graph: Graph) -> None:
         for path in sorted(STDLIB_DIR.glob("*.arch")):
             name = STDLIB_PREFIX + path.name

@@ -144,9 +144,10 @@ def check_name(name: str) -> str:
     return name
 
 
-# The model types import-hf takes, as its messages have always listed them: the llama-like families first.
-IMPORTED = tuple(sorted(FAMILIES, key=lambda name: not isinstance(getattr(FAMILIES[name].read, "__self__", None),
-                                                                  LlamaLike)))
+def _model_types() -> list[str]:
+    """The model types import-hf takes, as its messages have always listed them: the llama-like families
+    (whose reader is a LlamaLike's) first, then the others, each group in the registry's order."""
+    return sorted(FAMILIES, key=lambda name: not isinstance(getattr(FAMILIES[name].read, "__self__", None), LlamaLike))
 
 
 def import_hf(path: str | Path, name: str | None = None, ignore: tuple[str, ...] = ()) -> Imported:
@@ -154,11 +155,11 @@ def import_hf(path: str | Path, name: str | None = None, ignore: tuple[str, ...]
     cfg = Config(config_path, tuple(ignore))
     if not cfg.has("model_type"):
         raise ArchError(f"{cfg.name} has no `model_type`, which names the model's family",
-                        hint="supported model types: " + ", ".join(IMPORTED))
+                        hint="supported model types: " + ", ".join(_model_types()))
     model_type = cfg.get("model_type", "str")
     if model_type not in FAMILIES:
         raise cfg.error("model_type", f"model_type `{quote(model_type, limit=80)}` is not a family ttspec imports",
-                        hint="supported: " + ", ".join(IMPORTED))
+                        hint="supported: " + ", ".join(_model_types()))
     family = FAMILIES[model_type]
     hf_class = family.hf_class
     archs = cfg.data.get("architectures")
