@@ -39,9 +39,9 @@ from dataclasses import dataclass, replace
 from .. import weight_formats
 from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout, Placement
-from ..ops.queries import attentions, head_merges, head_splits, lookup_tables, materialises_scores
+from ..ops.queries import attentions, head_merges, head_splits, kind_of, lookup_tables, materialises_scores
 from ..targets import TILE, Target
-from .params_report import kind_of, tensor_bytes
+from ..weight_formats import tensor_bytes
 
 ACTIVATION_BYTES = 2  # bf16 KV cache and activations
 
