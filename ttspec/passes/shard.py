@@ -292,10 +292,10 @@ class Planner:
         self.layouts: dict[str, Layout] = dict(entry)
         self.heads = ops_feeding_output(graph)
         for node in graph.topo():
-            if node.op == "input":
+            if node.is_input:
                 out.add(node)
                 continue
-            new = self.place_repeat(node) if node.op == "repeat" else self.place_op(node)
+            new = self.place_repeat(node) if node.is_repeat else self.place_op(node)
             out.add(new)
             self.ax.layouts[prefix + new.id] = self.layouts[new.id]
         out.outputs = dict(graph.outputs)
