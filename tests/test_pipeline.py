@@ -153,6 +153,12 @@ def test_a_parameter_of_the_wrong_shape(nano):
     _broken(model, "asks for")
 
 
+def test_a_parameter_tied_to_nothing(nano):
+    model = copy.deepcopy(nano)
+    model.graph.params["lm_head.weight"].tied_to = "gone.weight"
+    _broken(model, "tied to `gone.weight`, which is not a parameter")
+
+
 def test_an_unknown_op(nano):
     model = copy.deepcopy(nano)
     node = next(n for n in _body(model).topo() if n.is_op)

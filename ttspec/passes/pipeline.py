@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from ..ir.graph import Model
 from .fuse import fuse_activations, fuse_qkv
 from .shard import ShardPlan
-from .verify import verify_ir
 
 VERIFY_ENV = "TTSPEC_VERIFY_PASSES"
 
@@ -104,6 +103,8 @@ def _run(passes: tuple[Pass, ...], ir: Lowered, sharding: Sharding | None, verif
     for p in passes:
         ir = p.run(ir, sharding)
         if check:
+            from .verify import verify_ir  # imported only when asked for: the core commands start fast
+
             verify_ir(ir.model, ir.plan, after=p.name)
     return ir
 

@@ -10,7 +10,7 @@ What a graph must be, its repeat bodies included:
 - typed: every op's type is what its shape rule gives on its inputs' types, and a repeat hands on
   the type it gets (layer in = layer out);
 - params consistent: every parameter an op names is in its graph's table under that name, with the
-  shape the op's parameter rule asks for; a tied parameter names one that exists;
+  shape the op's parameter rule asks for; a tied parameter names one of the model's;
 - after sharding: every value an op or repeat computes has a layout on every axis of the plan, and
   every parameter the plan places exists.
 """
@@ -37,6 +37,9 @@ def verify_ir(model: Model, plan: ShardPlan | None = None, after: str = "") -> N
     `after`: the pass that made it, for the message."""
     problems: list[str] = []
     _graph(model.graph, "", ShapeContext(model.bounds), problems)
+    top = model.graph.params
+    problems += [f"parameter `{p.name}` is tied to `{p.tied_to}`, which is not a parameter of the model"
+                 for p in top.values() if p.tied_to is not None and p.tied_to not in top]
     if plan is not None:
         _sharding(model.graph, plan, problems)
     if problems:
