@@ -206,3 +206,33 @@ def test_structural_kinds_are_not_ops(nano):
     kinds = {n.op for n in nano.graph.topo() if not n.is_op}
     assert kinds == {NodeKind.INPUT, NodeKind.REPEAT}
     assert all(n.is_input for n in nano.graph.topo() if n.id in nano.graph.inputs)
+
+
+# ---------------------------------------------------------------- what one chip holds (ir/sharding.py)
+def test_local_shapes_of_a_gqa_model_over_8_chips():
+    """llama-gqa-tiny (d 256, 8 heads of 32, 2 KV heads, MLP 768) over 1x8: closed forms from its sizes."""
+    from ttspec.ir.sharding import local_shape
+
+    model = load_model(SPECS / "llama-gqa-tiny.arch")
+    ir = PIPELINE.run(model, Sharding((1, 8)))
+    (repeat,) = ir.model.graph.repeats()
+    body = layer_variants(repeat)[0][0]
+
+    def param(name):
+        return local_shape(body.params[name].shape, ir.plan, "layers.*." + name, param=True)
+
+    def value(node_id):
+        return local_shape(body.nodes[node_id].type.shape, ir.plan, "layers.*." + node_id)
+
+    assert param("attn.wq.weight") == (256 // 8, 256)  # column-parallel: one query head per chip
+    assert param("attn.wk.weight") == (32, 256)  # 2 KV heads copied 4 times: one whole head per chip
+    assert param("attn.wo.weight") == (256, 256 // 8)  # row-parallel
+    assert param("mlp.w2.weight") == (256, 768 // 8)
+    assert param("attn_norm.weight") == (256,)  # replicated
+    assert value("attn.attend") == ("batch", 1, "seq", 32)  # heads: 8 over 8 chips
+    keys = next(n.id for n in body.topo() if n.op == "qkv_part" and n.type.shape[1] == 2)
+    assert value(keys) == ("batch", 1, "seq", 32)  # a copied KV head is held whole
+    assert value("mlp.mul") == ("batch", "seq", 768 // 8)
+    assert value("reduce_scatter") == ("batch", "seq", 256 // 8)  # the residual, split on hidden
+    assert value("mlp_norm.rms_norm") == ("batch", "seq", 256)  # gathered before the norm
+    assert local_shape((64, 256), None, "layers.*.attn.wk.weight", param=True) == (64, 256)  # one chip: whole

@@ -270,8 +270,8 @@ class CostInterpreter(Interpreter):
 
 def _value_bytes(shape, splits: tuple[int, ...]) -> int:
     """bf16 bytes of a TILE-layout value (rows padded to whole 32x32 tiles) divided over the chips splitting it.
-    Not the bytes of its local shape (ir/sharding.py: local_shape): a chip holding a copied KV head, or a
-    distributed norm's statistics tile, is priced at its share of the whole (issue 19 leaves this to decide)."""
+    Not the bytes of its local shape (ir/sharding.py: local_shape), which differ where a chip holds more than
+    its share: a copied KV head, or a distributed norm's one-tile statistics; the prices keep the share."""
     n = tiles(shape) * ACTIVATION_BYTES
     for devices in splits:
         n //= devices
