@@ -11,6 +11,9 @@ SPECS = ROOT / "specs"
 
 # The tests (and the ttspec processes they start) keep their AST cache to themselves.
 os.environ["TTSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="ttspec-test-cache-")
+# Every pass pipeline the tests run (and the ttspec processes they start) checks the IR between passes
+# (ttspec/passes/verify.py); off by default for speed.
+os.environ["TTSPEC_VERIFY_PASSES"] = "1"
 
 
 @pytest.fixture

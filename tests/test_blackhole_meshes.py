@@ -113,7 +113,7 @@ except ImportError:  # pragma: no cover
 def test_mock_blackhole_mesh(target):
     """ttnn's mock p150 x4 / x8 (tt-umd's descriptors) validates the program, and its allocator's
     bytes per chip match the memory model's weights within test_mesh.py's tolerance."""
-    from ttspec.analysis.memory import weight_plan_bytes
+    from ttspec.analysis.memory import weight_bytes_by_kind
     from ttspec.driver import compile_program
     from ttspec.runtime.device import run_worker
 
@@ -121,7 +121,8 @@ def test_mock_blackhole_mesh(target):
     source, build = compile_program(model, "specs/nano-trickster.arch", target, "bf16")
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, 256)
-    predicted = weight_plan_bytes(model, "bf16", build.shard_plan)  # the plan the program was compiled from
+    # the plan the program was compiled from
+    predicted = sum(weight_bytes_by_kind(model, "bf16", build.shard_plan).values())
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
 
 
@@ -160,7 +161,7 @@ def test_mock_p150x4_runs_a_2d_program():
     """ttnn's mock p150 x4 validates the 2x2 2-D program (distributed norms, all_reduce on both cluster
     axes); its allocator's bytes per chip match the plan within test_mesh.py's tolerance (measured
     2,965,504 allocated, 2,760,704 planned: rope tables and the like beside the weights)."""
-    from ttspec.analysis.memory import weight_plan_bytes
+    from ttspec.analysis.memory import weight_bytes_by_kind
     from ttspec.driver import compile_program
     from ttspec.runtime.device import run_worker
 
@@ -168,5 +169,5 @@ def test_mock_p150x4_runs_a_2d_program():
     source, build = compile_program(model, "specs/nano-trickster.arch", "p150x4", "bf16", mesh="2x2", strategy="2d")
     result = run_worker(model, source, "mock", "p150x4", state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, 256)
-    predicted = weight_plan_bytes(model, "bf16", build.shard_plan)
+    predicted = sum(weight_bytes_by_kind(model, "bf16", build.shard_plan).values())
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20

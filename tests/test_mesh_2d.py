@@ -234,7 +234,7 @@ D70, MLP70, LAYERS70, HEADS70, KV70, HEAD_DIM70, VOCAB70 = 8192, 28672, 80, 64, 
 def test_70b_2d_placements_and_shards():
     """Per chip on 8x4, [out, in] as ttspec stores weights: the wide dim over the 8 rows, the hidden
     dim (8192 / 4 = 2048) over the 4 columns (tt-metal's Galaxy placement, design §1)."""
-    from ttspec.analysis.memory import chip_shape
+    from ttspec.ir.sharding import local_shape
     from ttspec.passes.shard import plan_sharding
 
     model = load_model(SPECS / "llama-3.1-70b.arch")
@@ -244,7 +244,7 @@ def test_70b_2d_placements_and_shards():
 
     def visit(graph, prefix=""):
         for name, p in graph.params.items():
-            shapes[prefix + name] = chip_shape(prefix + name, p.shape, plan)
+            shapes[prefix + name] = local_shape(p.shape, plan, prefix + name, param=True)
         for node in graph.repeats():
             visit(node.attrs["body"], f"{prefix}{node.module}.*.")
 
@@ -294,7 +294,7 @@ def test_70b_2d_placements_and_shards():
 def test_gqa_kv_heads_are_copied_over_the_rows():
     """llama-gqa-tiny: 2 KV heads on 8 rows, each KV head on 4 rows; over the columns K and V split
     their input (hidden 256 / 4)."""
-    from ttspec.analysis.memory import chip_shape
+    from ttspec.ir.sharding import local_shape
     from ttspec.passes.shard import plan_sharding
 
     model = load_model(SPECS / "llama-gqa-tiny.arch")
@@ -302,8 +302,8 @@ def test_gqa_kv_heads_are_copied_over_the_rows():
     name = "layers.*.attn.wk.weight"
     assert plan.placement(name) == (Placement.KV_COPIES, Placement.ROW)
     assert plan.axes[0].kv_copies[name] == ROWS // 2
-    assert chip_shape(name, (64, 256), plan) == (32, 64)  # one KV head of 32, a quarter of hidden
-    assert chip_shape("layers.*.attn.wq.weight", (256, 256), plan) == (32, 64)  # one query head per row
+    assert local_shape((64, 256), plan, name, param=True) == (32, 64)  # one KV head of 32, a quarter of hidden
+    assert local_shape((256, 256), plan, "layers.*.attn.wq.weight", param=True) == (32, 64)  # one query head per row
 
 
 # ---------------------------------------------------------------- memory per chip

@@ -197,9 +197,9 @@ def _poison(value, keys: bool = False):
 
 @needs_chromium
 def test_spec_strings_cannot_inject_markup(tmp_path, monkeypatch):
-    from ttspec.reports import diagram
     from ttspec.analysis.params_report import params_report
     from ttspec.driver import load_model
+    from ttspec.reports import diagram
     from ttspec.reports.html_report import render_html
     from ttspec.reports.plan_report import plan_report
     from ttspec.reports.report import cost_report

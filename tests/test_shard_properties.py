@@ -10,11 +10,35 @@ from hypothesis import strategies as st
 
 from ttspec.driver import load_model, lower
 from ttspec.errors import ArchError
+from ttspec.ir.graph import layer_variants
 from ttspec.ir.layout import Placement
-from ttspec.passes.shard import plan_sharding, shard_sizes
+from ttspec.ir.sharding import local_shape
+from ttspec.passes.shard import plan_sharding
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MESHES = [(1, 2), (1, 4), (1, 8), (2, 4), (8, 4), (4, 8), (2, 1)]
+
+
+def shard_sizes(model, plan):
+    """(parameter, values one chip holds (ttspec.ir.sharding.local_shape), chips holding a copy of each value,
+    layers) for every stored parameter. The copies follow from the placements: a replicated parameter is on
+    every device of its axis, a copied KV head on kv_copies of them, a split one on one; the axis a 1-D plan
+    leaves out repeats the whole tensor-parallel group."""
+    rows = []
+
+    def visit(graph, prefix, count):
+        for name, p in graph.params.items():
+            key, copies = prefix + name, plan.chips // plan.group
+            for ax in plan.axes:
+                placement = ax.placements.get(key, Placement.REPLICATE)
+                copies *= ax.devices if placement == Placement.REPLICATE else ax.kv_copies.get(key, 1)
+            rows.append((key, math.prod(local_shape(p.shape, plan, key, param=True)), copies, count))
+        for node in graph.repeats():
+            body, _ = layer_variants(node)[0]  # variants place their (shared) parameters alike
+            visit(body, f"{prefix}{node.module}.*.", count * node.attrs["count"])
+
+    visit(model.graph, "", 1)
+    return rows
 
 
 def spec_text(vocab, d, layers, heads, kv, mlp, tied):

@@ -349,8 +349,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from .analysis.params_report import params_report, render_table
+    from .analysis.params_report import params_report
     from .driver import load_model
+    from .reports.params_table import render_table
 
     model = load_model(args.spec)
     report = params_report(model, seq=args.seq)

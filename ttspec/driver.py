@@ -14,6 +14,7 @@ from .targets import TILE
 
 if TYPE_CHECKING:
     from .analysis.memory import Memory
+    from .passes.pipeline import Lowered
     from .passes.shard import ShardPlan
     from .targets import Target
 from .elaborate import elaborate
@@ -104,10 +105,10 @@ def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None =
 
 
 def lower(model: Model) -> Model:
-    """The lowering that comes before sharding: QKV fusion (see ttspec/passes/fuse.py)."""
-    from .passes.fuse import fuse_qkv
+    """The passes that come before sharding (passes/pipeline.py: PIPELINE.shared), which every mesh shares."""
+    from .passes.pipeline import PIPELINE
 
-    return fuse_qkv(model)
+    return PIPELINE.shared(model).model
 
 
 def prepare(model: Model, options: Options) -> Build:
@@ -119,12 +120,13 @@ def prepare(model: Model, options: Options) -> Build:
     from .analysis.memory import check_weight_formats
 
     check_weight_formats(model, options.weights_dtype)  # the memory model's kinds (a tied head's own copy: `head`)
+    shared = _shared(model)  # lowered once for every strategy weighed
     if options.mesh == (1, 1):
-        return _prepare(model, options, None)
+        return _prepare(model, options, None, shared)
     first, *others = [options.strategy] if options.strategy else strategies_allowed(options.mesh, options.dp)
-    builds = [_prepare(model, options, first)]  # the first (1-D) must build: its refusal is the error to show
+    builds = [_prepare(model, options, first, shared)]  # the first (1-D) must build: its refusal is the error to show
     for strategy in others:  # a strategy the user did not force is simply not a candidate where it cannot build
-        builds += _try_prepare(model, options, strategy)
+        builds += _try_prepare(model, options, strategy, shared)
     return choose_strategy(builds, options)
 
 
@@ -136,10 +138,10 @@ def strategies_allowed(mesh: tuple[int, int], dp: bool) -> tuple[str, ...]:
     return ("1d", "2d") if min(mesh) >= 2 and not dp else ("1d",)
 
 
-def _try_prepare(model: Model, options: Options, strategy: str) -> list[Build]:
+def _try_prepare(model: Model, options: Options, strategy: str, shared: Lowered) -> list[Build]:
     """The build with `strategy`, or none when the model cannot be sharded so."""
     try:
-        return [_prepare(model, options, strategy)]
+        return [_prepare(model, options, strategy, shared)]
     except ArchError:
         return []
 
@@ -150,12 +152,14 @@ def strategy_builds(model: Model, options: Options, chosen: Build | None = None)
     made = {b.shard_plan.strategy: b for b in ([chosen] + chosen.weighed if chosen is not None else [])
             if b.shard_plan is not None}  # built already: the chosen plan, and those the planner weighed
     out: list[tuple[str, Build | ArchError]] = []
+    shared = None
     for strategy in strategies_allowed(options.mesh, options.dp):
         if strategy in made:
             out.append((strategy, made[strategy]))
             continue
         try:
-            out.append((strategy, _prepare(model, options, strategy)))
+            shared = shared or _shared(model)
+            out.append((strategy, _prepare(model, options, strategy, shared)))
         except ArchError as e:
             out.append((strategy, e))
     return out
@@ -216,21 +220,22 @@ def choose_strategy(builds: list[Build], options: Options) -> Build:
     return chosen
 
 
-def _prepare(model: Model, options: Options, strategy: str | None) -> Build:
+def _shared(model: Model) -> Lowered:
+    from .passes.pipeline import PIPELINE
+
+    return PIPELINE.shared(model)
+
+
+def _prepare(model: Model, options: Options, strategy: str | None, shared: Lowered) -> Build:
+    """The pipeline's passes from `shared` (PIPELINE.shared(model)) on with `strategy` (None: one chip),
+    then the memory model of the result."""
     from .analysis.memory import memory_model
+    from .passes.pipeline import PIPELINE, Sharding
 
-    lowered = lower(model)
-    shard_plan = None
-    if strategy is not None:
-        from .passes.shard import plan_sharding
-
-        lowered, shard_plan = plan_sharding(lowered, options.mesh, dp=options.dp, strategy=strategy)
-    # Activations fuse into linears after sharding: only a linear whose output is complete can apply one.
-    from .passes.fuse import fuse_activations
-
-    lowered = fuse_activations(lowered)
-    memory = memory_model(model, lowered, options.target, options.weights_dtype, shard_plan)
-    return Build(model, lowered, options, shard_plan, memory)
+    sharding = Sharding(options.mesh, strategy, options.dp) if strategy is not None else None
+    lowered = PIPELINE.finish(shared, sharding)
+    memory = memory_model(model, lowered.model, options.target, options.weights_dtype, lowered.plan)
+    return Build(model, lowered.model, options, lowered.plan, memory)
 
 
 def build(model: Model, options: Options) -> Build:

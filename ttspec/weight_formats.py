@@ -79,3 +79,15 @@ def parse(text) -> WeightFormats:
                                  hint="the plain value is the default for the kinds not named")
             default = _dtype(part, "")
     return WeightFormats(default, by_kind)
+
+
+# Bytes per value for each weight format; block-float formats store 1024 values (one 32x32
+# tile) as 1024 (bfloat8_b) or 512 (bfloat4_b) mantissa bytes plus 64 bytes of exponents.
+DTYPE_BYTES = {"fp32": (4, 1), "bf16": (2, 1), "bfloat8_b": (1088, 1024), "bfloat4_b": (576, 1024)}
+
+
+def tensor_bytes(numel: int, dtype: str) -> int:
+    num, per = DTYPE_BYTES[dtype]
+    if per == 1:
+        return numel * num
+    return -(-numel // per) * num  # whole blocks of 1024 values

@@ -35,7 +35,7 @@ from operator import add, itemgetter
 from typing import NamedTuple
 
 from ..ir.graph import Node, layer_pattern, layer_variants
-from ..ir.layout import Layout, Placement
+from ..ir.sharding import value_splits, work_split
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
@@ -229,27 +229,13 @@ class CostInterpreter(Interpreter):
         return out
 
     # -- one op's facts --------------------------------------------------------------------
-    def _split_factor(self, node: Node, params: list[str]) -> int:
-        """Over how many chips this op is divided: the devices of every plan axis that splits its
-        weights (`params`) or its result (both axes of a 2-D plan for its matmuls)."""
-        if self.plan is None:
-            return 1
-        factor = 1
-        for ax in self.plan.axes:
-            placed = any(ax.placements.get(self.prefix + name, Placement.REPLICATE) != Placement.REPLICATE
-                         for name in params)
-            if placed or ax.layouts.get(self.prefix + node.id) in (Layout.SPLIT, Layout.PARTIAL):
-                factor *= ax.devices
-        return factor
-
     def _splits(self, node_id: str) -> tuple[int, ...]:
-        """The devices of each plan axis that splits value `node_id` (plan.split_on), found once per value
-        (an op's result is read by the ops it feeds)."""
+        """The devices of each plan axis that splits value `node_id` (ir/sharding.py: value_splits), found once
+        per value (an op's result is read by the ops it feeds)."""
         key = self.prefix + node_id
         splits = self._value_splits.get(key)
         if splits is None:
-            splits = self._value_splits[key] = tuple(ax.devices for ax in self.axes
-                                                     if ax.layouts.get(key) == Layout.SPLIT)
+            splits = self._value_splits[key] = value_splits(self.plan, key)
         return splits
 
     def run_op(self, node: Node, args: list):
@@ -275,14 +261,17 @@ class CostInterpreter(Interpreter):
                 collective = (devices, others, statistics, self.target.topology(axis, devices))
         # the attributes matter to the op's FLOP rule only (a collective's axis is in `collective`)
         attrs = _attrs_text(node, params) if REGISTRY[node.op].flops is not no_flops else ""
-        facts = OpFacts(node.op, self.count, attrs, tuple(args), node.type.shape, self._split_factor(node, params),
-                        tuple(weights), splits, collective)
+        split = work_split(self.plan, self.prefix + node.id, [self.prefix + name for name in params])
+        facts = OpFacts(node.op, self.count, attrs, tuple(args), node.type.shape, split, tuple(weights), splits,
+                        collective)
         self.records.append((self.prefix + node.id, self.group, facts, node))
         return node.type.shape
 
 
 def _value_bytes(shape, splits: tuple[int, ...]) -> int:
-    """bf16 bytes of a TILE-layout value on one chip (rows padded to whole 32x32 tiles)."""
+    """bf16 bytes of a TILE-layout value (rows padded to whole 32x32 tiles) divided over the chips splitting it.
+    Not the bytes of its local shape (ir/sharding.py: local_shape), which differ where a chip holds more than
+    its share: a copied KV head, or a distributed norm's one-tile statistics; the prices keep the share."""
     n = tiles(shape) * ACTIVATION_BYTES
     for devices in splits:
         n //= devices

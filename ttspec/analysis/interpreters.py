@@ -19,10 +19,10 @@ class Interpreter:
     def run(self, graph: Graph, inputs: dict[str, object]) -> dict[str, object]:
         env: dict[str, object] = dict(inputs)
         for node in graph.topo():
-            if node.op == "input":
+            if node.is_input:
                 continue
             args = [env[i] for i in node.inputs]
-            if node.op == "repeat":
+            if node.is_repeat:
                 env[node.id] = self.run_repeat(node, args[0])
             else:
                 env[node.id] = self.run_op(node, args)

@@ -38,10 +38,11 @@ from dataclasses import dataclass, replace
 
 from .. import weight_formats
 from ..ir.graph import Graph, Model, layer_variants
-from ..ir.layout import Layout, Placement
-from ..ops.queries import attentions, head_merges, head_splits, lookup_tables, materialises_scores
+from ..ir.layout import Layout
+from ..ir.sharding import local_shape
+from ..ops.queries import attentions, head_merges, head_splits, kind_of, lookup_tables, materialises_scores
 from ..targets import TILE, Target
-from .params_report import kind_of, tensor_bytes
+from ..weight_formats import tensor_bytes
 
 ACTIVATION_BYTES = 2  # bf16 KV cache and activations
 
@@ -76,29 +77,6 @@ def padded_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def chip_shape(name: str, shape: tuple[int, ...], plan=None) -> tuple[int, ...]:
-    """The shape of the piece of parameter `name` (full name, `*` for a layer) one chip holds: each
-    of the plan's axes cuts the dim its placement splits (2-D plans cut one dim per axis)."""
-    if plan is None:
-        return shape
-    for ax in plan.axes:
-        shape = _axis_shape(name, shape, ax)
-    return shape
-
-
-def _axis_shape(name: str, shape: tuple[int, ...], ax) -> tuple[int, ...]:
-    role, n = ax.placements.get(name, Placement.REPLICATE), ax.devices
-    if role == Placement.REPLICATE:
-        return shape
-    if name in ax.kv_copies:  # whole KV heads, each copied on kv_copies chips
-        return (shape[0] * ax.kv_copies[name] // n,) + tuple(shape[1:])
-    if role in (Placement.COLUMN, Placement.VOCAB):
-        return (ax.padded_rows.get(name, shape[0]) // n,) + tuple(shape[1:])
-    if role == Placement.ROW and len(shape) == 1:  # a row-parallel bias: every chip adds it (divided by n)
-        return shape
-    return tuple(shape[:-1]) + (shape[-1] // n,)  # row-parallel, or a table or norm split on hidden
-
-
 def param_chip_layout(graph: Graph, prefix: str, name: str, plan=None, tables: set[str] | None = None,
                       padded: dict | None = None) -> tuple[str, tuple[int, ...], bool]:
     """(kind, shape on one chip, whether a lookup table) of parameter `name` of `graph` (inside the
@@ -106,7 +84,8 @@ def param_chip_layout(graph: Graph, prefix: str, name: str, plan=None, tables: s
     tables = lookup_tables(graph) if tables is None else tables
     padded = padded_shapes(graph) if padded is None else padded
     p = graph.params[name]
-    return kind_of(graph, p.module), chip_shape(prefix + name, padded.get(name, p.shape), plan), name in tables
+    return kind_of(graph, p.module), local_shape(padded.get(name, p.shape), plan, prefix + name, param=True), \
+        name in tables
 
 
 def chip_bytes(kind: str, shape: tuple[int, ...], table: bool, formats) -> int:
@@ -167,11 +146,6 @@ def check_weight_formats(model: Model, weights_dtype) -> None:
         return
     wide, narrow = weight_bytes_by_kind(model, "bf16"), weight_bytes_by_kind(model, "bfloat4_b")
     formats.check_kinds(wide, [kind for kind in wide if wide[kind] != narrow[kind]])
-
-
-def weight_plan_bytes(model: Model, weights_dtype, plan=None) -> int:
-    """Device DRAM bytes for the weights on one chip (all kinds)."""
-    return sum(weight_bytes_by_kind(model, weights_dtype, plan).values())
 
 
 @dataclass(frozen=True)
@@ -298,10 +272,8 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: st
     """The memory model for `model` compiled for `target` (lowered and, on a mesh, sharded by
     `plan` into `lowered`). `layouts`: weight_layouts(model, plan), when already found."""
     def local(graph: Graph, prefix: str, node_id: str, width: int) -> int:
-        """Features of a value one chip holds: a slice for each axis over which the plan splits it."""
-        for ax in plan.split_on(prefix + node_id) if plan is not None else ():
-            width = -(-width // ax.devices)
-        return width
+        """Features (or heads) of a value one chip holds: a slice for each axis over which the plan splits it."""
+        return local_shape((width,), plan, prefix + node_id)[0]
 
     kv = 0
     widest = 0

@@ -1,4 +1,4 @@
-"""Parameter, memory and FLOP accounting, as a JSON-able dict and as a table.
+"""Parameter, memory and FLOP accounting, as a JSON-able dict (ttspec/reports/params_table.py renders it).
 
 The dict is the stable `ttspec params --json` format (schema "ttspec-params/1"); see
 docs/params-json.md. Everything is exact integer arithmetic over the graph IR.
@@ -7,20 +7,11 @@ docs/params-json.md. Everything is exact integer arithmetic over the graph IR.
 from __future__ import annotations
 
 from ..ir.graph import Graph, Model, ModuleInfo, Param, layer_variants
-from ..ops import ATTEND, REGISTRY
+from ..ops.queries import kind_of
+from ..weight_formats import DTYPE_BYTES, tensor_bytes
 from .interpreters import count_params, forward_flops
 
 SCHEMA = "ttspec-params/1"
-# Bytes per value for each weight format; block-float formats store 1024 values (one 32x32
-# tile) as 1024 (bfloat8_b) or 512 (bfloat4_b) mantissa bytes plus 64 bytes of exponents.
-DTYPE_BYTES = {"fp32": (4, 1), "bf16": (2, 1), "bfloat8_b": (1088, 1024), "bfloat4_b": (576, 1024)}
-
-
-def tensor_bytes(numel: int, dtype: str) -> int:
-    num, per = DTYPE_BYTES[dtype]
-    if per == 1:
-        return numel * num
-    return -(-numel // per) * num  # whole blocks of 1024 values
 
 
 def weight_bytes(graph: Graph) -> dict[str, int]:
@@ -35,18 +26,6 @@ def weight_bytes(graph: Graph) -> dict[str, int]:
             for dtype in out:
                 out[dtype] += n * body[dtype]
     return out
-
-
-def kind_of(graph: Graph, module: str) -> str:
-    path = module
-    while path:
-        info = graph.modules.get(path)
-        if info is not None and info.kind is not None:
-            return info.kind
-        path = path.rpartition(".")[0]
-    info = graph.modules.get(module)
-    opdef = REGISTRY.get(info.block) if info else None
-    return opdef.kind if opdef and opdef.kind else "other"
 
 
 def params_by_kind(graph: Graph) -> dict[str, int]:
@@ -156,56 +135,3 @@ def params_report(model: Model, seq: int | None = None) -> dict:
             "by_op": {k: v // tokens for k, v in sorted(flops.by_op.items())},
         },
     }
-
-
-# ---------------------------------------------------------------- text rendering
-def _si(n: float, unit: str) -> str:
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= scale:
-            return f"{n / scale:.2f} {prefix}{unit}"
-    return f"{n:.0f} {unit}"
-
-
-def render_table(report: dict) -> str:
-    total = report["total"]
-    rows: list[tuple[str, str, str, str, str]] = []
-
-    def walk(c: dict, depth: int) -> None:
-        name = "  " * depth + c["name"] + (f" × {c['repeat']}" if "repeat" in c else "")
-        note = ""
-        tied = [t for t in c["tensors"] if t["tied_to"]]
-        if tied:
-            note = "tied to " + ", ".join(t["tied_to"] for t in tied)
-        elif not c["children"] and c["tensors"]:
-            note = " ".join(f"{t['name']}{t['shape']}" for t in c["tensors"])
-        share = f"{100 * c['params'] / total:.1f}%" if total and depth == 0 else ""
-        rows.append((name, c["block"], f"{c['params']:,}", share, note))
-        if "repeat" in c:
-            variants = f", {c['variants']} variants" if c.get("variants") else ""
-            rows.append(("  " * (depth + 1) + f"(per layer{variants})", "", f"{c['per_layer']:,}", "", ""))
-        for child in c["children"]:
-            walk(child, depth + 1)
-
-    for c in report["components"]:
-        walk(c, 0)
-    widths = [max(len(r[i]) for r in rows + [("component", "block", "params", "", "")]) for i in range(4)]
-    lines = [f"{report['model']}  ({report['spec']})", ""]
-    header = ("component", "block", "params", "share", "")
-    for r in [header] + rows:
-        lines.append(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>6}  {r[4]}".rstrip())
-    lines.append("  " + "-" * (widths[0] + widths[1] + widths[2] + 12))
-    lines.append(f"  {'total':<{widths[0]}}  {'':<{widths[1]}}  {total:>{widths[2]},}")
-    lines.append("")
-    kinds = " · ".join(f"{k} {v:,}" for k, v in report["by_kind"].items())
-    lines.append(f"  by kind:     {kinds}")
-    for c in report["components"]:
-        if "repeat" in c:
-            per = " · ".join(f"{k} {v:,}" for k, v in c["per_layer_by_kind"].items())
-            lines.append(f"  per layer:   {per}   ({c['name']}, {c['repeat']} layers of {c['block']})")
-    b = report["bytes"]
-    lines.append("  weights:     " + " · ".join(f"{k} {_si(v, 'B')}" for k, v in b.items()))
-    f = report["flops_per_token"]
-    lines.append(f"  forward:     {_si(f['total'], 'FLOP')}/token at seq {f['seq']}"
-                 + (f" (attention scores and values {_si(f['by_op'].get(ATTEND.name, 0), 'FLOP')})"
-                    if f["by_op"].get(ATTEND.name) else ""))
-    return "\n".join(lines)

@@ -94,7 +94,7 @@ def layer_count(model: Model) -> int:
 def _seq_bound(model: Model) -> int | None:
     """The bound on the tokens' sequence dim: windows at least this long see every position."""
     for node in model.graph.topo():
-        if node.op == "input" and len(node.type.shape) >= 2:
+        if node.is_input and len(node.type.shape) >= 2:
             dim = node.type.shape[-1]
             return dim if isinstance(dim, int) else model.bounds.get(dim)
     return None
@@ -103,7 +103,7 @@ def _seq_bound(model: Model) -> int | None:
 def _walk(graph: Graph, chain: tuple = ()):
     """(node, its graph, the enclosing (graph, repeat node) pairs) for every node, layer by layer."""
     for node in graph.topo():
-        if node.op == "repeat":
+        if node.is_repeat:
             bodies = [body for body, _ in layer_variants(node)]
             for v in layer_pattern(node):
                 yield from _walk(bodies[v], chain + ((graph, node),))

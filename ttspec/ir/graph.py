@@ -15,15 +15,27 @@ the start-up budget of `ttspec check` and `ttspec params`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from ..errors import ArchError, Loc, Note
 from .types import TensorType
 
 
+class NodeKind(str, Enum):
+    """The structural nodes that are not primitive ops: a graph input, and a repeated block (its body
+    graph and layer count in attrs). A str, so `Node.op` holds either a REGISTRY op name or one of these."""
+
+    INPUT = "input"
+    REPEAT = "repeat"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Node:
     id: str
-    op: str  # a REGISTRY op, "input", or "repeat"
+    op: str  # a REGISTRY op name, or a NodeKind (INPUT, REPEAT)
     inputs: list[str]
     attrs: dict
     type: TensorType
@@ -33,6 +45,19 @@ class Node:
     hint: str | None = None  # the spec's variable name for this value, for readable generated code
     hint_scope: str | None = None  # module path of the scope that named it
     origins: dict[str, Loc] = field(default_factory=dict)  # attr -> where its value was written down
+
+    @property
+    def is_input(self) -> bool:
+        return self.op == NodeKind.INPUT
+
+    @property
+    def is_repeat(self) -> bool:
+        return self.op == NodeKind.REPEAT
+
+    @property
+    def is_op(self) -> bool:
+        """A primitive op (of the op registry), not a structural node."""
+        return not (self.is_input or self.is_repeat)
 
 
 @dataclass
@@ -119,7 +144,7 @@ class Graph:
         return g
 
     def repeats(self) -> list[Node]:
-        return [n for n in self.topo() if n.op == "repeat"]
+        return [n for n in self.topo() if n.is_repeat]
 
 
 @dataclass
@@ -171,7 +196,7 @@ def all_nodes(graph: Graph):
     """Every node, the bodies of repeats included (each variant's body once)."""
     for node in graph.topo():
         yield node
-        if node.op == "repeat":
+        if node.is_repeat:
             for body, _ in layer_variants(node):
                 yield from all_nodes(body)
 

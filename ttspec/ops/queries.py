@@ -17,6 +17,20 @@ from .elementwise import complete_values, same_layout
 from .registry import REGISTRY, Storage
 
 
+def kind_of(graph: Graph, module: str) -> str:
+    """The parameter kind (attention, mlp, norm ...) of component `module`: the nearest enclosing
+    component that declares one, else the kind of the primitive op that made it, else "other"."""
+    path = module
+    while path:
+        info = graph.modules.get(path)
+        if info is not None and info.kind is not None:
+            return info.kind
+        path = path.rpartition(".")[0]
+    info = graph.modules.get(module)
+    opdef = REGISTRY.get(info.block) if info else None
+    return opdef.kind if opdef and opdef.kind else "other"
+
+
 def lookup_tables(graph: Graph) -> set[str]:
     """Names of the parameters of `graph` (not of its repeat bodies) that are lookup tables
     (stored row-major on the device, read by index), as each op's storage says."""

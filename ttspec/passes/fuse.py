@@ -142,7 +142,7 @@ def _fuse_graph(graph: Graph) -> Graph:
         if node.id in removed:
             continue
         attrs = node.attrs
-        if node.op == "repeat":
+        if node.is_repeat:
             attrs = map_bodies(node, _fuse_graph)
         out.add(replace(node, inputs=[renamed.get(i, i) for i in node.inputs], attrs=attrs))
     out.outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
@@ -180,7 +180,7 @@ def _fuse_activations(graph: Graph) -> Graph:
             act = graph.node(activation_of[node.id])
             attrs = dict(attrs, activation=_fused_activation(act))
             hint = act.hint or hint
-        elif node.op == "repeat":
+        elif node.is_repeat:
             attrs = map_bodies(node, _fuse_activations)
         out.add(replace(node, inputs=[fold.get(i, i) for i in node.inputs], attrs=attrs, hint=hint))
     out.outputs = {k: fold.get(v, v) for k, v in graph.outputs.items()}

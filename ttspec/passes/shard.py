@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import ArchError, Note
 from ..ir.graph import Graph, Model, Node, in_stdlib, layer_variants, point_at_spec
 from ..ir.layout import Layout, Placement
+from ..ir.sharding import split_dim
 from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
 from ..targets import TILE
 
@@ -292,10 +293,10 @@ class Planner:
         self.layouts: dict[str, Layout] = dict(entry)
         self.heads = ops_feeding_output(graph)
         for node in graph.topo():
-            if node.op == "input":
+            if node.is_input:
                 out.add(node)
                 continue
-            new = self.place_repeat(node) if node.op == "repeat" else self.place_op(node)
+            new = self.place_repeat(node) if node.is_repeat else self.place_op(node)
             out.add(new)
             self.ax.layouts[prefix + new.id] = self.layouts[new.id]
         out.outputs = dict(graph.outputs)
@@ -440,7 +441,7 @@ class Planner:
         if (node_id, want) in self.converted:  # one collective serves every reader
             return self.converted[(node_id, want)]
         source = self.out.node(node_id)
-        dim = 1 if source.type.rank == 4 else -1  # heads of [b, heads, s, d] values, else features
+        dim = split_dim(source.type.rank)  # heads of [b, heads, s, d] values, else features
         collective = CONVERSIONS.get((have, want))
         if collective is None:
             raise ArchError(f"internal: no collective turns {have} into {want}", source.loc)
@@ -463,32 +464,3 @@ def _common_module(a: str, b: str) -> str:
             break
         common.append(x)
     return ".".join(common)
-
-
-def shard_sizes(model: Model, plan: ShardPlan) -> list[tuple[str, int, int, int]]:
-    """(parameter, values per chip, chips holding a copy of each value, repeat count) for every
-    stored parameter: what each chip holds under the plan."""
-    replicas = plan.chips // plan.group  # the mesh axis a 1-D plan leaves out repeats its tensor-parallel group
-    rows = []
-
-    def visit(graph: Graph, prefix: str, count: int) -> None:
-        for name, p in graph.params.items():
-            key = prefix + name
-            numel, copies = p.numel, replicas
-            for ax in plan.axes:
-                placement = ax.placements.get(key, Placement.REPLICATE)
-                if placement == Placement.REPLICATE:
-                    copies *= ax.devices
-                elif placement == Placement.KV_COPIES:
-                    numel, copies = numel // (ax.devices // ax.kv_copies[key]), copies * ax.kv_copies[key]
-                elif placement == Placement.VOCAB:
-                    numel = ax.padded_rows.get(key, p.shape[0]) * numel // p.shape[0] // ax.devices
-                else:
-                    numel //= ax.devices
-            rows.append((key, numel, copies, count))
-        for node in graph.repeats():
-            # Variants place their (shared) parameters alike (Planner.place_repeat): layer 0's body for all.
-            visit(node.attrs["body"], f"{prefix}{node.module}.*.", count * node.attrs["count"])
-
-    visit(model.graph, "", 1)
-    return rows

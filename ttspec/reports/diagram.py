@@ -40,7 +40,7 @@ def _collapse(graph: Graph):
 
 
 def _label(graph: Graph, group: str, first: Node) -> str:
-    if first.op == "input":
+    if first.is_input:
         return f"{first.id}<br/>{first.type}"
     if _symbol(first) and not first.module:
         return _symbol(first)
@@ -48,7 +48,7 @@ def _label(graph: Graph, group: str, first: Node) -> str:
     if info is None:
         return first.op
     if info.repeat is not None:
-        variants = len(layer_variants(first)) if first.op == "repeat" else 1
+        variants = len(layer_variants(first)) if first.is_repeat else 1
         # The body drawn is layer 0's; variants differ in behaviour only (same components and weights).
         return f"{group}: {info.block} × {info.repeat}" + (f" ({variants} variants)" if variants > 1 else "")
     return f"{group}<br/>{info.block}" if info.block != group else group
@@ -83,15 +83,15 @@ def to_mermaid(model: Model) -> str:
         groups, edges = _collapse(graph)
         for g, first in groups.items():
             nid = _ident(prefix, g)
-            if first.op == "repeat":
+            if first.is_repeat:
                 body: Graph = first.attrs["body"]
                 lines.append(f'{indent}subgraph {nid}["{_label(graph, g, first)}"]')
                 emit(body, nid + "_", indent + "    ")
                 lines.append(f"{indent}end")
-            elif first.op == "input" and prefix:
+            elif first.is_input and prefix:
                 lines.append(f'{indent}{nid}(["layer input"])')
             else:
-                shape = ('(["', '"])') if first.op == "input" else ('(("', '"))') if _symbol(first) \
+                shape = ('(["', '"])') if first.is_input else ('(("', '"))') if _symbol(first) \
                     and not first.module else ('["', '"]')
                 lines.append(f"{indent}{nid}{shape[0]}{_label(graph, g, first)}{shape[1]}")
         for s, d in edges:
@@ -114,15 +114,15 @@ def to_dot(model: Model) -> str:
         for g, first in groups.items():
             nid = _ident(prefix, g)
             label = _label(graph, g, first).replace("<br/>", "\\n")
-            if first.op == "repeat":
+            if first.is_repeat:
                 lines.append(f"{indent}subgraph cluster_{nid} {{")
                 lines.append(f'{indent}    label="{label}";')
                 emit(first.attrs["body"], nid + "_", indent + "    ")
                 lines.append(f"{indent}}}")
             else:
-                shape = "ellipse" if first.op == "input" else "circle" if _symbol(first) \
+                shape = "ellipse" if first.is_input else "circle" if _symbol(first) \
                     and not first.module else "box"
-                if first.op == "input" and prefix:
+                if first.is_input and prefix:
                     label = "layer input"
                 lines.append(f'{indent}{nid} [label="{label}", shape={shape}];')
         for s, d in edges:
@@ -142,7 +142,7 @@ def to_dot(model: Model) -> str:
 
 def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str, _ident: _Idents) -> str:
     """dot edges cannot end at a cluster; use the repeat body's input or output node."""
-    if node.op == "repeat":
+    if node.is_repeat:
         body: Graph = node.attrs["body"]
         inner = body.inputs[0] if role == "in" else body.outputs["out"]
         return _anchor(body, _group(body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role,
@@ -189,12 +189,12 @@ def _lay(graph: Graph, extra: list[tuple[str, str, str]] = (), body: bool = Fals
     boxes: dict[str, tuple[str, str, float, float, _Laid | None]] = {}
     for g, first in groups.items():
         label = _label(graph, g, first)
-        if first.op == "repeat":
+        if first.is_repeat:
             inner = _lay(first.attrs["body"], body=True)
             boxes[g] = ("repeat", label, max(inner.w, text_width(label)) + 2 * _PAD, inner.h + _LINE + 2 * _PAD, inner)
             continue
-        kind = "input" if first.op == "input" else "symbol" if _symbol(first) and not first.module else "box"
-        if first.op == "input" and body:
+        kind = "input" if first.is_input else "symbol" if _symbol(first) and not first.module else "box"
+        if first.is_input and body:
             label = "layer input"
         lines = label.split("<br/>")
         w = max(text_width(s) for s in lines) + (28 if kind == "input" else 20)

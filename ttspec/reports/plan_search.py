@@ -36,7 +36,8 @@ import itertools
 from dataclasses import dataclass, field
 
 from ..analysis.cost import OpTable, PricedPhase
-from ..driver import MAX_DECODE_USERS, Build, Options, lower
+from ..analysis.memory import in_formats
+from ..driver import MAX_DECODE_USERS, Build, Options
 from ..errors import ArchError
 from ..ir.graph import Model
 from ..targets import Target, get_target
@@ -217,128 +218,168 @@ def rank_key(objective: str, plan: Plan, bits: int) -> tuple:
     return speed + (plan.chips, -bits, plan.batch, plan.mesh, plan.weights_dtype, plan.strategy)
 
 
+@dataclass
+class _Space:
+    """What a search tries on every mesh, and what it has found so far."""
+
+    target: Target
+    formats: list[str]
+    batches: list[int]
+    fixed_batch: int | None
+    bound_batch: int | None
+    context: int
+    prompt: int
+    min_tokens_per_s_per_user: float | None
+    max_ttft_ms: float | None
+    plans: list[Plan] = field(default_factory=list)
+    mesh_rows: list[dict] = field(default_factory=list)
+    excluded: dict[str, int] = field(default_factory=dict)
+    candidates: int = 0
+
+    def exclude(self, reason: str, n: int = 1) -> None:
+        self.excluded[reason] = self.excluded.get(reason, 0) + n
+
+
 def search(model: Model, target: str, objective: str = "latency", seq: int | None = None,
            min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
            mesh: str | None = None, dp: bool | None = None, weights_dtype: str | None = None,
            batch: int | None = None, strategy: str | None = None) -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
-    from ..analysis.memory import check_weight_formats, in_formats, memory_model, weight_layouts
     from ..backends.ttnn.backend import check_supported
-    from ..driver import resolve_options
-    from ..passes.fuse import fuse_activations
-    from ..passes.shard import plan_sharding
-    from ..weight_formats import parse
+    from ..passes.pipeline import PIPELINE
 
     if objective not in OBJECTIVES:
         raise ValueError(objective)
     chosen = get_target(target)
     check_supported(model)  # what no plan changes
-    if weights_dtype is not None:
-        formats = parse(weights_dtype)
-        check_weight_formats(model, formats)
-        format_choices_ = [str(formats)]
-    else:
-        format_choices_ = format_choices(model)
+    meshes = _meshes(target, chosen, mesh, dp, strategy)
+    bound_seq = _bound(model, -1)
+    context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
+    bound_batch = _bound(model, 0)
+    space = _Space(chosen, _formats(model, weights_dtype), [batch] if batch else _pow2(bound_batch or MAX_BATCH),
+                   batch, bound_batch, context, min(DEFAULT_PROMPT, context), min_tokens_per_s_per_user, max_ttft_ms)
+    shared = PIPELINE.shared(model)  # the passes before sharding: once for every mesh
+    for shape, use_dp, strategy_ in meshes:
+        _search_mesh(model, shared, space, shape, use_dp, strategy_)
+    kinds = format_kinds(model)
+    bits = {f: format_bits(model, f, kinds) for f in space.formats}
+    plans = _distinct(sorted(space.plans, key=lambda p: rank_key(objective, p, bits[p.weights_dtype])), space)
+    floors = {"min_tokens_per_s_per_user": min_tokens_per_s_per_user, "max_ttft_ms": max_ttft_ms}
+    return Search(model.name, chosen.name, objective, context, space.prompt, floors, space.mesh_rows, space.formats,
+                  space.batches, space.candidates, plans,
+                  dict(sorted(space.excluded.items(), key=lambda kv: (-kv[1], kv[0]))))
+
+
+def _formats(model: Model, weights_dtype: str | None) -> list[str]:
+    """The weight formats searched: the one given (checked against the model's kinds), or every choice."""
+    from ..analysis.memory import check_weight_formats
+    from ..weight_formats import parse
+
+    if weights_dtype is None:
+        return format_choices(model)
+    formats = parse(weights_dtype)
+    check_weight_formats(model, formats)
+    return [str(formats)]
+
+
+def _meshes(name: str, target: Target, mesh: str | None, dp: bool | None,
+            strategy: str | None) -> list[tuple[tuple[int, int], bool, str]]:
+    """(mesh, dp, strategy) of every sharding searched: the given mesh, or every sub-mesh of `target`
+    (`name`: as the user wrote it, for messages)."""
+    from ..driver import resolve_options
+
     if strategy is not None:  # a UsageError for a strategy the mesh or --dp rules out
-        resolve_options(target, "bf16", mesh, bool(dp), 1, strategy)
+        resolve_options(name, "bf16", mesh, bool(dp), 1, strategy)
     one_axis = strategy in (None, "1d")
     two_axes = strategy in (None, "2d") and not dp
     if mesh is not None:
-        shape = resolve_options(target, "bf16", mesh).mesh
-        meshes = ([(shape, bool(dp) and min(shape) > 1, "1d")] if one_axis else []) + \
-                 ([(shape, False, "2d")] if two_axes and min(shape) >= 2 else [])
-    else:
-        meshes = [(m, use_dp, "1d") for m, use_dp in sub_meshes(chosen)
-                  if one_axis and (dp is None or not dp or use_dp)]
-        meshes += [(m, False, "2d") for m in sub_meshes_2d(chosen) if two_axes]
-    bound_seq = _bound(model, -1)
-    context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
-    prompt = min(DEFAULT_PROMPT, context)
-    bound_batch = _bound(model, 0)
-    fixed_batch = batch
-    batches = [batch] if batch else _pow2(bound_batch or MAX_BATCH)
-    kinds = format_kinds(model)
-    bits = {f: format_bits(model, f, kinds) for f in format_choices_}
-    excluded: dict[str, int] = {}
-    plans: list[Plan] = []
-    mesh_rows: list[dict] = []
-    candidates = 0
+        shape = resolve_options(name, "bf16", mesh).mesh
+        return ([(shape, bool(dp) and min(shape) > 1, "1d")] if one_axis else []) + \
+               ([(shape, False, "2d")] if two_axes and min(shape) >= 2 else [])
+    meshes = [(m, use_dp, "1d") for m, use_dp in sub_meshes(target) if one_axis and (dp is None or not dp or use_dp)]
+    return meshes + [(m, False, "2d") for m in sub_meshes_2d(target) if two_axes]
 
-    def exclude(reason: str, n: int = 1) -> None:
-        excluded[reason] = excluded.get(reason, 0) + n
 
-    base = lower(model)
-    for shape, use_dp, strategy_ in meshes:
-        row = {"mesh": list(shape), "dp": use_dp, "strategy": strategy_}
-        mesh_rows.append(row)
-        plan = None
-        lowered = base
-        try:
-            if shape != (1, 1):
-                lowered, plan = plan_sharding(base, shape, dp=use_dp, strategy=strategy_)
-            lowered = fuse_activations(lowered)
-        except ArchError as e:
-            row["excluded"] = e.diagnostic.message
-            n = len(format_choices_) * len(batches)
-            candidates += n
-            exclude(f"the sharding planner refuses {shape[0]}x{shape[1]}" + (" 2-D" if strategy_ == "2d" else "")
-                    + f": {e.diagnostic.message}", n)
+def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], use_dp: bool, strategy: str) -> None:
+    """Shard `model` (PIPELINE.shared's result: `shared`) once over `shape` and try every format and batch on it."""
+    from ..analysis.memory import memory_model, weight_layouts
+    from ..passes.pipeline import PIPELINE, Sharding
+
+    row = {"mesh": list(shape), "dp": use_dp, "strategy": strategy}
+    space.mesh_rows.append(row)
+    try:
+        lowered = PIPELINE.finish(shared, Sharding(shape, strategy, use_dp) if shape != (1, 1) else None)
+    except ArchError as e:
+        row["excluded"] = e.diagnostic.message
+        n = len(space.formats) * len(space.batches)
+        space.candidates += n
+        space.exclude(f"the sharding planner refuses {shape[0]}x{shape[1]}" + (" 2-D" if strategy == "2d" else "")
+                      + f": {e.diagnostic.message}", n)
+        return
+    plan = lowered.plan
+    row["tensor_parallel"] = plan.group if plan else 1
+    row["replicas"] = (shape[1 - plan.axis] if plan.dp else 1) if plan else 1
+    # one sharding in every format: what does not depend on the formats is found once per mesh
+    layouts = weight_layouts(model, plan)
+    shared_memory = memory_model(model, lowered.model, space.target, space.formats[0], plan, layouts)
+    table: list[OpTable] = []  # tabled when a candidate first fits (a mesh none fits on never needs it)
+    for fmt in space.formats:
+        _search_format(model, lowered.model, plan, space, row, strategy, fmt,
+                       in_formats(shared_memory, model, fmt, plan, layouts), table)
+
+
+def _search_format(model: Model, lowered: Model, plan, space: _Space, row: dict, strategy: str, fmt: str,
+                   memory, table: list[OpTable]) -> None:
+    """Every batch of one (mesh, format): kept as a Plan where it fits and meets the floors."""
+    shape, use_dp, context, prompt = tuple(row["mesh"]), row["dp"], space.context, space.prompt
+    build = Build(model, lowered, Options(space.target, shape, use_dp, fmt, strategy=strategy), plan, memory)
+    # decode puts a replica's users on the rows of one tile
+    largest = min(memory.max_batch(context), MAX_DECODE_USERS * memory.replicas)
+    tries = sorted(set(space.batches) | ({largest} if not space.fixed_batch
+                                         and 0 < largest < (space.bound_batch or MAX_BATCH) else set()))
+    space.candidates += len(tries)
+    too_many = [b for b in tries if memory.local_batch(b) > MAX_DECODE_USERS]
+    if too_many:
+        space.exclude(f"more than {MAX_DECODE_USERS} users per replica (decode puts them on the rows of one tile)",
+                      len(too_many))
+        tries = [b for b in tries if b not in too_many]
+    fitting = [b for b in tries if memory.usage(b, context).fits]
+    if len(fitting) < len(tries):
+        space.exclude(f"does not fit the DRAM at context {context:,}", len(tries) - len(fitting))
+    if not fitting:
+        return
+    if not table:
+        table.append(OpTable(lowered, plan, space.target))
+    ttft_ms = table[0].price(build, "prefill", 1, prompt, prompt).time_s * 1e3
+    if space.max_ttft_ms is not None and ttft_ms > space.max_ttft_ms:
+        space.exclude(f"time to first token above --max-ttft-ms {space.max_ttft_ms:g}", len(fitting))
+        return
+    floor = space.min_tokens_per_s_per_user
+    for users in fitting:
+        decode = table[0].price(build, "decode", users, 1, context)
+        step = decode.time_s
+        if floor is not None and 1.0 / step < floor:
+            space.exclude(f"tokens/s/user below --min-tokens-per-s-per-user {floor:g}")
             continue
-        row["tensor_parallel"] = plan.group if plan else 1
-        row["replicas"] = (shape[1 - plan.axis] if plan.dp else 1) if plan else 1
-        # one sharding in every format: what does not depend on the formats is found once per mesh
-        layouts = weight_layouts(model, plan)
-        shared = memory_model(model, lowered, chosen, format_choices_[0], plan, layouts)
-        table = None  # tabled when a candidate first fits (a mesh none fits on never needs it)
-        for fmt in format_choices_:
-            memory = in_formats(shared, model, fmt, plan, layouts)
-            build = Build(model, lowered, Options(chosen, shape, use_dp, fmt, strategy=strategy_), plan, memory)
-            # decode puts a replica's users on the rows of one tile
-            largest = min(memory.max_batch(context), MAX_DECODE_USERS * memory.replicas)
-            tries = sorted(set(batches) | ({largest} if not fixed_batch and 0 < largest < (bound_batch or MAX_BATCH)
-                                           else set()))
-            candidates += len(tries)
-            too_many = [b for b in tries if memory.local_batch(b) > MAX_DECODE_USERS]
-            if too_many:
-                exclude(f"more than {MAX_DECODE_USERS} users per replica (decode puts them on the rows of one tile)",
-                        len(too_many))
-                tries = [b for b in tries if b not in too_many]
-            fitting = [b for b in tries if memory.usage(b, context).fits]
-            if len(fitting) < len(tries):
-                exclude(f"does not fit the DRAM at context {context:,}", len(tries) - len(fitting))
-            if not fitting:
-                continue
-            table = table or OpTable(lowered, plan, chosen)
-            ttft_ms = table.price(build, "prefill", 1, prompt, prompt).time_s * 1e3
-            if max_ttft_ms is not None and ttft_ms > max_ttft_ms:
-                exclude(f"time to first token above --max-ttft-ms {max_ttft_ms:g}", len(fitting))
-                continue
-            for users in fitting:
-                decode = table.price(build, "decode", users, 1, context)
-                step = decode.time_s
-                if min_tokens_per_s_per_user is not None and 1.0 / step < min_tokens_per_s_per_user:
-                    exclude(f"tokens/s/user below --min-tokens-per-s-per-user {min_tokens_per_s_per_user:g}")
-                    continue
-                plans.append(Plan(shape, use_dp, row["tensor_parallel"], memory.replicas, fmt, users, context,
-                                  prompt, memory.usage(users, context).total, memory.dram, ttft_ms, step * 1e3,
-                                  1.0 / step, users / step, decode, strategy_))
-    plans.sort(key=lambda p: rank_key(objective, p, bits[p.weights_dtype]))
-    # more data-parallel replicas than the batch needs: the same plan on more chips
+        space.plans.append(Plan(shape, use_dp, row["tensor_parallel"], memory.replicas, fmt, users, context,
+                                prompt, memory.usage(users, context).total, memory.dram, ttft_ms, step * 1e3,
+                                1.0 / step, users / step, decode, strategy))
+
+
+def _distinct(plans: list[Plan], space: _Space) -> list[Plan]:
+    """Ranked plans without those that only add replicas the batch leaves idle: the same plan on more chips."""
     seen: set[tuple] = set()
     distinct = []
     for p in plans:
         key = (p.strategy, p.tensor_parallel, p.weights_dtype, p.batch, p.ttft_ms, p.decode_ms_per_step,
                p.memory_per_chip)
         if key in seen:
-            exclude("the same modelled plan as one on fewer chips (replicas the batch leaves idle)")
+            space.exclude("the same modelled plan as one on fewer chips (replicas the batch leaves idle)")
         else:
             seen.add(key)
             distinct.append(p)
-    plans = distinct
-    floors = {"min_tokens_per_s_per_user": min_tokens_per_s_per_user, "max_ttft_ms": max_ttft_ms}
-    return Search(model.name, chosen.name, objective, context, prompt, floors, mesh_rows, format_choices_,
-                  batches, candidates, plans, dict(sorted(excluded.items(), key=lambda kv: (-kv[1], kv[0]))))
+    return distinct
 
 
 def _bound(model: Model, axis: int) -> int | None:

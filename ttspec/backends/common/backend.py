@@ -39,7 +39,7 @@ class EmitContext:
         formats = getattr(self.backend, "weight_formats", None)
         if formats is None or formats.plain:
             return None
-        from ...analysis.params_report import kind_of
+        from ...ops.queries import kind_of
 
         dtype = formats.dtype(kind_of(self.graph, module))
         return None if dtype == formats.default else dtype

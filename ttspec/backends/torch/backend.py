@@ -112,7 +112,7 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
     in a block float is refused: in the torch model it is the embedding's own tensor, which the
     device keeps in bf16."""
     from ...analysis.memory import check_weight_formats
-    from ...analysis.params_report import kind_of
+    from ...ops.queries import kind_of
     from ...weight_formats import WeightFormats, parse
 
     formats = parse(weights_dtype)

@@ -1,0 +1,86 @@
+"""Start-up of the core commands: cold (TTSPEC_NO_CACHE=1) whole-process `ttspec params`, `check`,
+`plan` and `compile --target galaxy` of Llama-3.1-70B, each beside peers measured in the same run:
+`python -c pass` (the interpreter's own start-up: the floor no command goes under) and
+`python -c "import torch"` (what a core command would cost if it imported torch; it must not).
+
+Python's bytecode caches are on, as an installed ttspec has them (PYTHONDONTWRITEBYTECODE dropped), kept in
+a temporary PYTHONPYCACHEPREFIX so the tree and the virtual environment are left alone.
+
+Issue 19 wants each command under 0.2 s median. Timings measure the machine's load as much as the
+work: run it on a quiet machine, and compare commands with the `python -c pass` floor of the same run.
+Run: .venv/bin/python bench/core_startup.py [--runs N] [--no-torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "specs" / "llama-3.1-70b.arch"
+TTSPEC = [sys.executable, "-m", "ttspec.cli"]
+BUDGET_S = 0.2
+
+
+def commands(out_dir: str) -> dict[str, list[str]]:
+    spec = str(SPEC)
+    return {
+        "ttspec params": TTSPEC + ["params", spec],
+        "ttspec check": TTSPEC + ["check", spec],
+        "ttspec plan --target galaxy": TTSPEC + ["plan", spec, "--target", "galaxy"],
+        "ttspec compile --target galaxy": TTSPEC + ["compile", spec, "--target", "galaxy", "-o",
+                                                    str(Path(out_dir) / "llama_70b_galaxy.py")],
+    }
+
+
+def peers(torch: bool) -> dict[str, list[str]]:
+    out = {"python -c pass": [sys.executable, "-c", "pass"]}
+    if torch:
+        out['python -c "import torch"'] = [sys.executable, "-c", "import torch"]
+    return out
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, env=env, check=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=15, help="runs of each command (interleaved)")
+    ap.add_argument("--no-torch", action="store_true", help="leave out the `import torch` peer")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ttspec-bench-") as out_dir:
+        env = dict(os.environ, TTSPEC_NO_CACHE="1", PYTHONPYCACHEPREFIX=str(Path(out_dir) / "pycache"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        measured = {**commands(out_dir), **peers(not args.no_torch)}
+        for cmd in measured.values():  # once each before timing: bytecode and the OS's file cache, not ours
+            timed(cmd, env)
+        times: dict[str, list[float]] = {name: [] for name in measured}
+        for _ in range(args.runs):  # interleaved, so a burst of load slows every command alike
+            for name, cmd in measured.items():
+                times[name].append(timed(cmd, env))
+    floor = statistics.median(times["python -c pass"])
+    print(f"{SPEC.name}, cold (TTSPEC_NO_CACHE=1), whole processes, median of {args.runs} runs; "
+          f"budget {BUDGET_S * 1e3:.0f} ms")
+    over = []
+    for name, runs in times.items():
+        median = statistics.median(runs)
+        verdict = "" if name not in commands("") else ("  ok" if median < BUDGET_S else "  OVER BUDGET")
+        if verdict == "  OVER BUDGET":
+            over.append(name)
+        print(f"  {name:<32} median {median * 1e3:7.1f} ms  (min {min(runs) * 1e3:6.1f}, "
+              f"{median - floor:+.3f} s over the interpreter){verdict}")
+    if over:
+        print(f"over {BUDGET_S * 1e3:.0f} ms: {', '.join(over)} (see the load on the machine: `uptime`)")
+
+
+if __name__ == "__main__":
+    main()

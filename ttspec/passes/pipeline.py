@@ -1,0 +1,118 @@
+"""The pass pipeline: the one place that knows which passes turn a verified model into the IR a TT-NN
+program is generated from, and in which order. The driver (ttspec/driver.py), `plan --search`
+(ttspec/reports/plan_search.py) and the tests all run PIPELINE.
+
+A pass is a named function from IR to IR (`Lowered`: the graph and, once sharded, its ShardPlan).
+The passes that do not depend on the mesh come first (`shared`): the driver weighing two strategies
+and the plan search trying many meshes run them once per model and the rest (`finish`) per mesh.
+
+Between passes the IR verifier (passes/verify.py) checks the invariants every pass must keep, when
+TTSPEC_VERIFY_PASSES=1 (set by the tests) or `verify=True`; off by default: compiles do not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..ir.graph import Model
+from .fuse import fuse_activations, fuse_qkv
+from .shard import ShardPlan
+
+VERIFY_ENV = "TTSPEC_VERIFY_PASSES"
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How the program is split over the mesh: tensor parallelism `strategy` ("1d" or "2d") over
+    `mesh`, `dp` splitting the batch over the axis 1-D leaves out."""
+
+    mesh: tuple[int, int]
+    strategy: str = "1d"
+    dp: bool = False
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """The IR between passes: the model's graph as the passes so far left it, and the sharding plan
+    once the sharding pass has run (None on one chip)."""
+
+    model: Model
+    plan: ShardPlan | None = None
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass: `run(ir, sharding)` returns the new IR (`sharding` None: one chip). `per_mesh`: its
+    result depends on the mesh, so it and every pass after it run once per mesh."""
+
+    name: str
+    run: Callable[[Lowered, Sharding | None], Lowered]
+    per_mesh: bool = False
+
+
+def _fuse_qkv(ir: Lowered, sharding: Sharding | None) -> Lowered:
+    return replace(ir, model=fuse_qkv(ir.model))
+
+
+def _shard(ir: Lowered, sharding: Sharding | None) -> Lowered:
+    if sharding is None:
+        return ir
+    from . import shard  # looked up when run: the tests count the plans a search makes
+
+    model, plan = shard.plan_sharding(ir.model, sharding.mesh, dp=sharding.dp, strategy=sharding.strategy)
+    return Lowered(model, plan)
+
+
+def _fuse_activations(ir: Lowered, sharding: Sharding | None) -> Lowered:
+    return replace(ir, model=fuse_activations(ir.model))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    passes: tuple[Pass, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.passes]
+
+    @property
+    def _split(self) -> int:
+        return next((i for i, p in enumerate(self.passes) if p.per_mesh), len(self.passes))
+
+    def run(self, model: Model, sharding: Sharding | None = None, verify: bool | None = None) -> Lowered:
+        """Every pass, in order, on a verified model."""
+        return self.finish(self.shared(model, verify), sharding, verify)
+
+    def shared(self, model: Model, verify: bool | None = None) -> Lowered:
+        """The passes before the first that depends on the mesh: their result serves every mesh."""
+        return _run(self.passes[:self._split], Lowered(model), None, verify)
+
+    def finish(self, ir: Lowered, sharding: Sharding | None, verify: bool | None = None) -> Lowered:
+        """The passes from the first that depends on the mesh on, from `shared`'s result."""
+        return _run(self.passes[self._split:], ir, sharding, verify)
+
+
+def verifying() -> bool:
+    return os.environ.get(VERIFY_ENV) == "1"
+
+
+def _run(passes: tuple[Pass, ...], ir: Lowered, sharding: Sharding | None, verify: bool | None) -> Lowered:
+    check = verifying() if verify is None else verify
+    for p in passes:
+        ir = p.run(ir, sharding)
+        if check:
+            from .verify import verify_ir  # imported only when asked for: the core commands start fast
+
+            verify_ir(ir.model, ir.plan, after=p.name)
+    return ir
+
+
+# QKV fusion first: the planner shards the fused projection as one column-parallel linear. Activations fuse
+# into linears after sharding: only a linear whose output is complete can apply one.
+PIPELINE = Pipeline((
+    Pass("fuse_qkv", _fuse_qkv),
+    Pass("shard", _shard, per_mesh=True),
+    Pass("fuse_activations", _fuse_activations, per_mesh=True),
+))
