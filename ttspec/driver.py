@@ -225,9 +225,10 @@ def _prepare(model: Model, options: Options, strategy: str | None) -> Build:
 
         lowered, shard_plan = plan_sharding(lowered, options.mesh, dp=options.dp, strategy=strategy)
     # Activations fuse into linears after sharding: only a linear whose output is complete can apply one.
+    from .backends.ttnn.lower import FUSED_ACTIVATIONS
     from .passes.fuse import fuse_activations
 
-    lowered = fuse_activations(lowered)
+    lowered = fuse_activations(lowered, FUSED_ACTIVATIONS)
     memory = memory_model(model, lowered, options.target, options.weights_dtype, shard_plan)
     return Build(model, lowered, options, shard_plan, memory)
 

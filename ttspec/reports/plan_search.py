@@ -225,6 +225,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
     from ..analysis.memory import check_weight_formats, in_formats, memory_model, weight_layouts
     from ..backends.ttnn.backend import check_supported
+    from ..backends.ttnn.lower import FUSED_ACTIVATIONS
     from ..driver import resolve_options
     from ..passes.fuse import fuse_activations
     from ..passes.shard import plan_sharding
@@ -277,7 +278,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
         try:
             if shape != (1, 1):
                 lowered, plan = plan_sharding(base, shape, dp=use_dp, strategy=strategy_)
-            lowered = fuse_activations(lowered)
+            lowered = fuse_activations(lowered, FUSED_ACTIVATIONS)
         except ArchError as e:
             row["excluded"] = e.diagnostic.message
             n = len(format_choices_) * len(batches)
