@@ -1,4 +1,4 @@
-"""The printer of generated code (ttspec/backends/common/pyast.py), on code trees hypothesis makes:
+"""The printer of generated code (ttspec/backends/common/printer.py), on code trees hypothesis makes:
 the printed text parses with Python's own parser into what the tree means (`ast.dump` of the parse
 equals that of the tree converted directly to `ast`), every line fits the width when the most broken
 layout does, and the programs are ruff-clean at the project's line length."""
@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ttspec.backends.common import pyast as P
+from ttspec.backends.common.printer import WIDTH, print_expr, print_module, print_stmt
 
 from .conftest import ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
-WIDTH = P.WIDTH
 NAMES = ("a", "b", "x", "h", "gate", "weights", "prefix", "hidden_states", "a_rather_long_variable_name")
 LOOP_NAMES = ("i", "j", "layer")  # loop targets only (a loop never rebinds what it iterates)
 ATTRS = ("w", "norm", "linear", "kv_cache", "transformer", "scaled_dot_product_attention")
@@ -84,13 +84,13 @@ def _fits(text: str) -> bool:
 
 def _narrowest(stmt: P.Stmt, column: int) -> str:
     """The statement with every group broken: no layout has shorter lines."""
-    return P.print_stmt(stmt, column, width=0)
+    return print_stmt(stmt, column, width=0)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs)
 def test_printed_code_parses_to_the_tree(body):
-    text = P.print_module(body)
+    text = print_module(body)
     assert ast.dump(ast.parse(text)) == ast.dump(P.module_ast(body))
 
 
@@ -98,7 +98,7 @@ def test_printed_code_parses_to_the_tree(body):
 @given(expressions, st.integers(0, 3))
 def test_a_returned_expression_parses_to_the_tree(value, depth):
     column = 4 * (depth + 1)
-    text = P.print_stmt(P.Return(value), column)
+    text = print_stmt(P.Return(value), column)
     source = "".join(f"{'    ' * d}def f{d}():\n" for d in range(depth + 1))
     source += "".join(" " * column + line + "\n" for line in text.splitlines())
     function = ast.parse(source).body[0]
@@ -111,23 +111,23 @@ def test_a_returned_expression_parses_to_the_tree(value, depth):
 @given(simple_statements | loops, st.sampled_from([0, 4, 8]))
 def test_every_line_fits_when_the_most_broken_layout_does(stmt, column):
     assume(all(len(line) + column <= WIDTH for line in _narrowest(stmt, column).splitlines()))
-    text = P.print_stmt(stmt, column)
+    text = print_stmt(stmt, column)
     assert all(len(line) + column <= WIDTH for line in text.splitlines()), text
 
 
 def test_a_call_that_fits_stays_on_one_line_and_one_that_does_not_breaks_its_outermost_bracket():
     call = P.call("ttnn.linear", P.Name("x"), P.name("self.w1"), activation=P.Const("silu"))
-    assert P.print_stmt(P.Assign(P.Name("gate"), call), 8) == 'gate = ttnn.linear(x, self.w1, activation="silu")'
+    assert print_stmt(P.Assign(P.Name("gate"), call), 8) == 'gate = ttnn.linear(x, self.w1, activation="silu")'
     # the arguments fit on one line of their own
     middle = P.call("ttnn.linear", *(P.Name(f"argument_{i}") for i in range(9)))
-    assert P.print_stmt(P.Assign(P.Name("h"), middle), 8).splitlines() == [
+    assert print_stmt(P.Assign(P.Name("h"), middle), 8).splitlines() == [
         "h = ttnn.linear(", "    " + ", ".join(f"argument_{i}" for i in range(9)), ")"]
     # they do not: calls one per line; names and literals fill their lines
     calls = P.call("ttnn.linear", *(P.call(f"function_{i}", P.Name("x")) for i in range(12)))
-    assert P.print_stmt(P.Assign(P.Name("h"), calls), 8).splitlines() == [
+    assert print_stmt(P.Assign(P.Name("h"), calls), 8).splitlines() == [
         "h = ttnn.linear(", *(f"    function_{i}(x)," for i in range(12)), ")"]
     names = P.Tuple(tuple(P.Name(f"Decoder_{i}") for i in range(24)))
-    lines = P.print_stmt(P.Assign(P.Name("layers"), names), 8).splitlines()
+    lines = print_stmt(P.Assign(P.Name("layers"), names), 8).splitlines()
     assert lines[0] == "layers = (" and lines[-1] == ")" and len(lines) == 5
     assert " ".join(line.strip() for line in lines[1:-1]) == ", ".join(f"Decoder_{i}" for i in range(24)) + ","
     assert all(len(line) + 8 <= WIDTH and len(line) + 8 + len(" Decoder_10,") > WIDTH for line in lines[1:-2])
@@ -136,7 +136,7 @@ def test_a_call_that_fits_stays_on_one_line_and_one_that_does_not_breaks_its_out
 def test_a_conditional_breaks_into_parenthesised_lines():
     wide = P.IfExp(P.call("self.cache.decode", *(P.Name(f"query_{i}") for i in range(6))),
                    P.name("self.state.decoding"), P.call("self.cache.prefill", *(P.Name(f"key_{i}") for i in range(6))))
-    text = P.print_stmt(P.Assign(P.Name("y"), wide), 8)
+    text = print_stmt(P.Assign(P.Name("y"), wide), 8)
     assert text.splitlines() == [
         "y = (",
         "    self.cache.decode(query_0, query_1, query_2, query_3, query_4, query_5)",
@@ -148,11 +148,11 @@ def test_a_conditional_breaks_into_parenthesised_lines():
 
 def test_operands_are_parenthesised_by_precedence_not_by_habit():
     a, b, c = P.Name("a"), P.Name("b"), P.Name("c")
-    assert P.print_expr(P.BinOp(P.BinOp(a, "+", b), "*", c)) == "(a + b) * c"
-    assert P.print_expr(P.BinOp(a, "-", P.BinOp(b, "-", c))) == "a - (b - c)"
-    assert P.print_expr(P.BinOp(P.BinOp(a, "-", b), "-", c)) == "a - b - c"
-    assert P.print_expr(P.BinOp(a, "**", P.BinOp(b, "**", c))) == "a ** b ** c"
-    assert P.print_expr(P.BinOp(P.Const(-2.0), "**", a)) == "(-2.0) ** a"
+    assert print_expr(P.BinOp(P.BinOp(a, "+", b), "*", c)) == "(a + b) * c"
+    assert print_expr(P.BinOp(a, "-", P.BinOp(b, "-", c))) == "a - (b - c)"
+    assert print_expr(P.BinOp(P.BinOp(a, "-", b), "-", c)) == "a - b - c"
+    assert print_expr(P.BinOp(a, "**", P.BinOp(b, "**", c))) == "a ** b ** c"
+    assert print_expr(P.BinOp(P.Const(-2.0), "**", a)) == "(-2.0) ** a"
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -161,7 +161,7 @@ def test_printed_programs_are_ruff_clean(tmp_path_factory, batch):
     folder = tmp_path_factory.mktemp("printed")
     preamble = f"{' = '.join(NAMES)} = None\n"  # every free name bound, so F821 reads real errors
     for i, body in enumerate(batch):
-        (folder / f"program_{i}.py").write_text(preamble + P.print_module(body))
+        (folder / f"program_{i}.py").write_text(preamble + print_module(body))
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP",
                            "--ignore", "E731,B905", "--line-length", str(WIDTH), str(folder)],
                           capture_output=True, text=True)

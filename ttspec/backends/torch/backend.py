@@ -14,7 +14,8 @@ from ..common.backend import Backend, ClassNames, check_lowerable, layer_variant
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
-from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name, names_read, print_stmt
+from ..common.printer import print_stmt
+from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name, names_read
 from ..common.render import display_path, hf_rules, render
 from .lower import LOWERINGS
 

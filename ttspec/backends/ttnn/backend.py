@@ -15,7 +15,8 @@ from ..common.backend import Backend, ClassNames, check_lowerable, layer_variant
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
-from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, FString, Name, Stmt, Tuple, call, name, print_stmt
+from ..common.printer import print_stmt
+from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, FString, Name, Stmt, Tuple, call, name
 from ..common.render import hf_rules, render
 from .lower import LOWERINGS
 
