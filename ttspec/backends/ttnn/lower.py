@@ -45,7 +45,6 @@ from ...ops import (
 )
 from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
-from ...passes.shard import SPLIT_NAMES
 from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Expr, IfExp, Name, Stmt, Tuple, call, name
 
@@ -70,6 +69,11 @@ def local_kv_heads(node) -> int:
 
 def placements(node) -> dict:
     return node.attrs.get("placements", {})
+
+
+# How the generated program's weight loader (Weights) names each split (a vocabulary split is a column split
+# of padded rows).
+SPLIT_NAMES = {Placement.COLUMN: "column", Placement.VOCAB: "column", Placement.ROW: "row", Placement.HIDDEN: "hidden"}
 
 
 def _split(ctx, node) -> dict[str, Expr]:
