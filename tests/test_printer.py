@@ -53,6 +53,8 @@ def _extend(inner):
         st.builds(lambda f, args, kw: P.Call(f, tuple(args), tuple(kw)), dotted | inner,
                   st.lists(inner, max_size=4), keywords),
         st.builds(P.BinOp, inner, st.sampled_from(OPS), inner),
+        st.builds(lambda op, operands: P.Chain(op, tuple(operands)), st.sampled_from([o for o in OPS if o != "**"]),
+                  st.lists(inner, min_size=2, max_size=4)),
         st.builds(P.Subscript, inner, inner | st.builds(P.Slice, st.none() | inner, st.none() | inner)),
         st.lists(inner, max_size=5).map(lambda items: P.Tuple(tuple(items))),
         st.lists(inner, max_size=5).map(lambda items: P.List(tuple(items))),

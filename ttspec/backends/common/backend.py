@@ -17,7 +17,7 @@ from ...ops import APPLY_ROPE, REGISTRY, Config, Unsupported, rotary_dims
 from ...targets import TILE
 from .names import POSITIONS_ARG, class_scope
 from .plan import ClassPlan, Leaf, Repeat, class_name
-from .pyast import Assign, BinOp, Comment, Const, Expr, Name, Slice, Stmt, Subscript, Tuple, call, name, size
+from .pyast import Assign, BinOp, Chain, Comment, Const, Expr, Name, Slice, Stmt, Subscript, Tuple, call, name, size
 
 
 @dataclass(frozen=True)
@@ -238,10 +238,7 @@ def _sequence(names: list[str]) -> Expr:
         return BinOp(tup, "*", Const(k)) if k > 1 else tup
 
     def total(terms: list[Expr]) -> Expr:
-        out = terms[0]
-        for term in terms[1:]:
-            out = BinOp(out, "+", term)
-        return out
+        return terms[0] if len(terms) == 1 else Chain("+", tuple(terms))
 
     n = len(names)
     period = next(p for p in range(1, n + 1) if all(names[i] == names[i % p] for i in range(n)))

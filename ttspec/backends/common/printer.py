@@ -19,6 +19,7 @@ from .pyast import (
     Attr,
     BinOp,
     Call,
+    Chain,
     Comment,
     Comprehension,
     Const,
@@ -146,12 +147,13 @@ def _layout(doc, width: int, column: int) -> str:
 
 
 # ---------------------------------------------------------------- expressions as documents
+_BARE = (IfExp, BinOp, Chain)  # what takes parentheses to span lines
 _BINARY = {"+": 8, "-": 8, "*": 9, "/": 9, "//": 9, "%": 9, "@": 9, "**": 11}
 _ATOM, _UNARY, _IFEXP, _TUPLE = 12, 10, 1, 0
 
 
 def _precedence(e: Expr) -> int:
-    if isinstance(e, BinOp):
+    if isinstance(e, (BinOp, Chain)):
         return _BINARY[e.op]
     if isinstance(e, IfExp):
         return _IFEXP
@@ -190,7 +192,7 @@ def _bracket(open_: str, inner: list, close: str) -> _Group:
 def _bare(e: Expr) -> bool:
     """Whether `e` needs brackets of its own to span lines (a tuple without its parentheses,
     a conditional, an operator chain)."""
-    return isinstance(e, (IfExp, BinOp)) or (isinstance(e, Const) and negative(e.value))
+    return isinstance(e, _BARE) or (isinstance(e, Const) and negative(e.value))
 
 
 def _unbracketed(e: Expr) -> list:
@@ -204,6 +206,12 @@ def _unbracketed(e: Expr) -> list:
         left = _operand(e.left, level + 1 if right_assoc else level)
         right = _operand(e.right, level if right_assoc else level + 1)
         return [left, LINE, e.op + " ", right]
+    if isinstance(e, Chain):
+        level = _BINARY[e.op]
+        out = [_operand(e.operands[0], level)]
+        for operand in e.operands[1:]:
+            out += [LINE, e.op + " ", _operand(operand, level + 1)]
+        return out
     if isinstance(e, Tuple):
         return _items([doc(i) for i in e.items], trailing=len(e.items) != 1) + ([","] if len(e.items) == 1 else [])
     return [doc(e)]
@@ -227,7 +235,7 @@ def _argument(e: Expr):
     """A call argument or a bracket's item: brackets around it already let it span lines."""
     if isinstance(e, Comprehension) and e.generator:
         return _bracket("(", _comprehension(e), ")")
-    if isinstance(e, (IfExp, BinOp)):
+    if isinstance(e, _BARE):
         return _wrapped(e)
     return doc(e)
 
@@ -239,7 +247,7 @@ def _comprehension(e: Comprehension) -> list:
 def _call(e: Call):
     func = _operand(e.func, _ATOM)
     args = [*e.args, *(v for _, v in e.kwargs)]
-    if len(args) == 1 and not e.kwargs and (isinstance(args[0], (IfExp, BinOp))
+    if len(args) == 1 and not e.kwargs and (isinstance(args[0], _BARE)
                                             or (isinstance(args[0], Comprehension) and args[0].generator)):
         only = args[0]  # the call's own parentheses hold it: `f(a if c else b)`, `f(x for x in y)`
         inner = _comprehension(only) if isinstance(only, Comprehension) else _unbracketed(only)
@@ -280,7 +288,7 @@ def doc(e: Expr):
         text = "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else "{" + _flat(p) + "}"
                        for p in e.parts)
         return "f" + _literal(text)
-    if isinstance(e, (IfExp, BinOp)):
+    if isinstance(e, _BARE):
         return _wrapped(e)
     raise TypeError(f"not an expression: {e!r}")
 

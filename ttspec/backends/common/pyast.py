@@ -68,6 +68,19 @@ class BinOp(Expr):
 
 
 @dataclass(frozen=True)
+class Chain(Expr):
+    """`a + b + c ...`: one left-associative operator over any number of operands, flat (a sum of
+    hundreds of terms is no deeper than one of two)."""
+
+    op: str
+    operands: tuple[Expr, ...]
+
+    def __post_init__(self):
+        if self.op == "**" or len(self.operands) < 2:
+            raise ValueError("a chain is of a left-associative operator over two or more operands")
+
+
+@dataclass(frozen=True)
 class Subscript(Expr):
     value: Expr
     index: Expr
@@ -190,6 +203,8 @@ def children(node) -> list:
         return [node.func, *node.args, *(v for _, v in node.kwargs)]
     if isinstance(node, BinOp):
         return [node.left, node.right]
+    if isinstance(node, Chain):
+        return list(node.operands)
     if isinstance(node, Subscript):
         return [node.value, node.index]
     if isinstance(node, Slice):
@@ -280,6 +295,11 @@ def to_ast(node, store: bool = False):
                         [ast.keyword(k, to_ast(v)) for k, v in node.kwargs])
     if isinstance(node, BinOp):
         return ast.BinOp(to_ast(node.left), _OPS[node.op](), to_ast(node.right))
+    if isinstance(node, Chain):
+        out = to_ast(node.operands[0])
+        for operand in node.operands[1:]:
+            out = ast.BinOp(out, _OPS[node.op](), to_ast(operand))
+        return out
     if isinstance(node, Subscript):
         return ast.Subscript(to_ast(node.value), to_ast(node.index), ctx)
     if isinstance(node, Slice):
