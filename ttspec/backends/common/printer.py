@@ -82,12 +82,13 @@ def _fits(room: int, items: list, rest: list) -> bool:
     """Whether what follows, up to the next line break, fits in `room` columns: `items` flat, then
     the rest of the document in the modes it is in."""
     queue = list(items)
-    pending = list(rest)
+    next_rest = len(rest)  # the layout's stack: its top (the end) comes next
     while room >= 0:
         if not queue:
-            if not pending:
+            if not next_rest:
                 return True
-            _, mode, doc = pending.pop()
+            next_rest -= 1
+            _, mode, doc = rest[next_rest]
             queue.append((mode, doc))
             continue
         mode, doc = queue.pop()
