@@ -31,7 +31,6 @@ from .pyast import (
     IfExp,
     List,
     Name,
-    Pass,
     Return,
     Slice,
     Stmt,
@@ -328,9 +327,8 @@ def _stmt_lines(s: Stmt, column: int, width: int) -> list[str]:
     pad = " " * column
     if isinstance(s, Comment):
         room = max(width - column - 2, 20)
-        return [f"{pad}# {line}" for line in textwrap.wrap(s.text, room, subsequent_indent="  ")] or [pad + "#"]
-    if isinstance(s, Pass):
-        return [pad + "pass" + (f"  # {s.comment}" if s.comment else "")]
+        lines = textwrap.wrap(s.text, room, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+        return [f"{pad}# {line}" for line in lines] or [pad + "#"]
     if isinstance(s, For):
         head = _layout(["for ", _Group(_target(s.target)), " in ", _Group(_value(s.iter)), ":"], width, column)
         lines = [pad + line if i == 0 else line for i, line in enumerate(head.split("\n"))]

@@ -237,11 +237,6 @@ class Comment(Stmt):
     text: str
 
 
-@record
-class Pass(Stmt):
-    comment: str = ""
-
-
 # ---------------------------------------------------------------- walking
 def children(node) -> list:
     """The expressions and statements directly inside `node`."""
@@ -384,8 +379,6 @@ def _stmt_ast(node):
         return ast.Expr(to_ast(node.value))
     if isinstance(node, Return):
         return ast.Return(to_ast(node.value))
-    if isinstance(node, Pass):
-        return ast.Pass()
     if isinstance(node, For):
         body = [to_ast(s) for s in node.body if not isinstance(s, Comment)]
         return ast.For(to_ast(node.target, store=True), to_ast(node.iter), body, [])
