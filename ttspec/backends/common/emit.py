@@ -93,15 +93,15 @@ class _Emitter:
         if isinstance(call, Repeat):
             self.repeat(n, call, args[0])
             return
+        opdef = REGISTRY.get(n.op)
+        tuple_valued = opdef is not None and bool(opdef.results)
         if isinstance(call, Child):
             e = name(f"self.{call.attr}")(*args, *_positions(call.cls))
         else:
             e = backend.leaf_call(call, args, plan) if isinstance(call, Leaf) else backend.op_expr(n, args, plan)
-            opdef = REGISTRY.get(n.op)
-            if size(e) > STATEMENT_SIZE or (opdef is not None and opdef.results):
+            if size(e) > STATEMENT_SIZE or tuple_valued:
                 e = substitute(e, self.hoist(n, args))
-        opdef = REGISTRY.get(n.op)
-        if opdef is not None and opdef.results:  # a tuple: unpack its parts into names
+        if tuple_valued:  # unpack its parts into names
             parts = [n] + sorted((self.plan.graph.node(u) for u in self.plan.graph.users[n.id]
                                   if self.plan.graph.node(u).op == opdef.part_op), key=lambda p: p.attrs["index"])
             names = [self.variable(part.hint or opdef.results[i], part.id, self.position[n.id])
