@@ -69,9 +69,7 @@ TP_AXIS = 0  # tensor parallelism over this mesh axis (8 devices)
 class Attention:
     def __init__(self, weights, prefix):
         self.state = weights.state
-        self.wqkv = weights.linear(
-            prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(8, 8)
-        )
+        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(8, 8))
         self.rotary = Rotary(weights.state, 32, theta=10000.0)
         self.kv_cache = KVCache(weights.state, 1, 32)
         self.wo = weights.linear(prefix + "wo", split="row")
@@ -86,9 +84,9 @@ class Attention:
         y = (
             self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
             if self.state.decoding
-            else self.kv_cache.prefill(k, v, ttnn.transformer.scaled_dot_product_attention(
-                q, k, v, is_causal=True, scale=0.17677669529663687
-            ))
+            else self.kv_cache.prefill(
+                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
+            )
         )
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
 
@@ -117,12 +115,13 @@ class Decoder:
         self.mlp = SwiGLU(weights, prefix + "mlp.")
 
     def forward(self, x):
-        h = ttnn.all_gather(x, dim=-1, cluster_axis=0)
-        h_1 = self.attn(ttnn.rms_norm(h, epsilon=1e-06, weight=self.attn_norm))
-        x = ttnn.add(x, ttnn.reduce_scatter(h_1, dim=-1, cluster_axis=0))
+        h = ttnn.rms_norm(ttnn.all_gather(x, dim=-1, cluster_axis=0), epsilon=1e-06, weight=self.attn_norm)
+        x = ttnn.add(x, ttnn.reduce_scatter(self.attn(h), dim=-1, cluster_axis=0))
         x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=0)
-        h = self.mlp(ttnn.rms_norm(x_1, epsilon=1e-06, weight=self.mlp_norm))
-        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=0))
+        h = ttnn.reduce_scatter(
+            self.mlp(ttnn.rms_norm(x_1, epsilon=1e-06, weight=self.mlp_norm)), dim=-1, cluster_axis=0
+        )
+        x = ttnn.add(x, h)
         return x
 
     __call__ = forward

@@ -87,9 +87,9 @@ class Attention:
         y = (
             self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
             if self.state.decoding
-            else self.kv_cache.prefill(k, v, ttnn.transformer.scaled_dot_product_attention(
-                q, k, v, is_causal=True, scale=0.17677669529663687
-            ))
+            else self.kv_cache.prefill(
+                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
+            )
         )
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
 

@@ -174,6 +174,19 @@ def test_cases_cover_every_component_and_primitive(tmp_path):
     assert spec_ops <= used, spec_ops - used
 
 
+def test_every_op_has_a_row_in_each_lowering_table():
+    """A backend's lowering table (ttspec/backends/<backend>/lower.py) holds a row for each op it must
+    compute: torch every op a spec can write; TT-NN every op, those the lowering passes and the sharding
+    planner make included, except the parts of a tuple-valued op (the op making the tuple unpacks them)."""
+    from ttspec.backends.torch.lower import LOWERINGS as TORCH
+    from ttspec.backends.ttnn.lower import LOWERINGS as TTNN
+
+    assert set(TORCH) <= set(REGISTRY) and set(TTNN) <= set(REGISTRY)
+    assert {name for name, opdef in REGISTRY.items() if opdef.in_spec} <= set(TORCH)
+    parts = {opdef.part_op for opdef in REGISTRY.values() if opdef.part_op}
+    assert set(REGISTRY) - parts == set(TTNN)
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     """Every case compiled for every target once (with its family, where it has one)."""

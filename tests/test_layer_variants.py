@@ -203,9 +203,8 @@ def test_generated_programs_have_one_class_per_variant(spec, tmp_path):
 
     model = load_model(spec)
     source = compile_source(model, spec.name, "torch")
-    assert ("        self.layers = nn.ModuleList(\n"
-            "            cls() for cls in (Decoder, Decoder_1, Decoder, Decoder_2, Decoder_3, Decoder_2)\n"
-            "        )\n") in source
+    assert ("        self.layers = nn.ModuleList(cls() for cls in (Decoder, Decoder_1, Decoder, Decoder_2, Decoder_3, "
+            "Decoder_2))\n") in source
     assert "#   Decoder: layers 0, 2 (act = \"gelu\", eps = 1e-05, scale = 0.125)" in source
     assert "for layer in self.layers:\n            h = layer(h, pos)" in source
     # one MLP class per activation and one Attention class per scale, shared by the variants

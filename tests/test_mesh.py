@@ -2,6 +2,7 @@
 ttnn's collective goldens combine them, and the logits equal the single-chip golden run.
 Taking out any collective breaks it. On ttnn's mock mesh the same programs validate."""
 
+import ast
 import re
 
 import pytest
@@ -23,7 +24,38 @@ except ImportError:  # pragma: no cover
     riscv_gcc = None
 
 
-COLLECTIVE = re.compile(r"ttnn\.(all_gather|reduce_scatter|all_reduce)\((\w+)(, dim=-?\d+)?, cluster_axis=\d\)")
+class Collective:
+    """One collective call of the model's code in a generated program (`ttnn.all_gather(x, dim=-1,
+    cluster_axis=1)`, its input any expression), found by Python's parser: group(0) its text, group(1)
+    the collective, group(2) its input's text; start() and end() where it sits in the source."""
+
+    OPS = ("all_gather", "reduce_scatter", "all_reduce")
+
+    def __init__(self, source: str, call: ast.Call):
+        def offset(line: int, col: int) -> int:  # ast columns are UTF-8 byte offsets
+            lines = source.splitlines(keepends=True)
+            return sum(map(len, lines[: line - 1])) + len(lines[line - 1].encode()[:col].decode())
+
+        self._start, self._end = offset(call.lineno, call.col_offset), offset(call.end_lineno, call.end_col_offset)
+        self._groups = (source[self._start: self._end], call.func.attr, ast.get_source_segment(source, call.args[0]))
+
+    def group(self, i: int) -> str:
+        return self._groups[i]
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    @classmethod
+    def sites(cls, source: str) -> list["Collective"]:
+        """The model's collectives (their mesh axis a literal, unlike the runtime helpers'), in source order."""
+        calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+                 and node.func.value.id == "ttnn" and node.func.attr in cls.OPS
+                 and any(k.arg == "cluster_axis" and isinstance(k.value, ast.Constant) for k in node.keywords)]
+        return sorted((cls(source, call) for call in calls), key=lambda site: site.start())
 
 
 def single_chip_runs(target: str):
@@ -168,7 +200,7 @@ def removal_outcomes(model, spec, target, state, tokens, expected, source):
     check within the next lines, or ('numbers', ErrorStats against the single chip) when it runs."""
     import traceback
 
-    sites = list(COLLECTIVE.finditer(source))
+    sites = Collective.sites(source)
     outcomes = []
     for site in sites:
         broken = source[: site.start()] + site.group(2) + source[site.end():]
@@ -238,7 +270,7 @@ def test_removing_a_collective_fails_ttnns_validation_on_the_mock_mesh(kind, val
 
     model = load_model(SPECS / "nano-trickster.arch")
     source = compile_source(model, "specs/nano-trickster.arch", "n300")
-    site = next(m for m in COLLECTIVE.finditer(source) if m.group(1) == kind)
+    site = next(m for m in Collective.sites(source) if m.group(1) == kind)
     broken = source[: site.start()] + site.group(2) + source[site.end():]
     with pytest.raises(ArchError) as info:
         run_worker(model, broken, "mock", "n300", state=None, tokens=torch.zeros(1, 32, dtype=torch.int64))

@@ -220,20 +220,27 @@ def choose_strategy(builds: list[Build], options: Options) -> Build:
     return chosen
 
 
-def _shared(model: Model) -> Lowered:
+def target_pipeline():
+    """The pass pipeline (passes/pipeline.py) for the TT-NN backend: its linears apply the activations
+    its lowering table says they can (FUSED_ACTIVATIONS)."""
+    from .backends.ttnn.lower import FUSED_ACTIVATIONS
     from .passes.pipeline import PIPELINE
 
-    return PIPELINE.shared(model)
+    return PIPELINE.for_target(FUSED_ACTIVATIONS)
+
+
+def _shared(model: Model) -> Lowered:
+    return target_pipeline().shared(model)
 
 
 def _prepare(model: Model, options: Options, strategy: str | None, shared: Lowered) -> Build:
     """The pipeline's passes from `shared` (PIPELINE.shared(model)) on with `strategy` (None: one chip),
     then the memory model of the result."""
     from .analysis.memory import memory_model
-    from .passes.pipeline import PIPELINE, Sharding
+    from .passes.pipeline import Sharding
 
     sharding = Sharding(options.mesh, strategy, options.dp) if strategy is not None else None
-    lowered = PIPELINE.finish(shared, sharding)
+    lowered = target_pipeline().finish(shared, sharding)
     memory = memory_model(model, lowered.model, options.target, options.weights_dtype, lowered.plan)
     return Build(model, lowered.model, options, lowered.plan, memory)
 

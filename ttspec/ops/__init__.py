@@ -37,10 +37,7 @@ from .registry import (
     ParamSpec,
     ShapeContext,
     Storage,
-    TorchLowering,
-    TTNNLowering,
     Unsupported,
-    WeightRefs,
 )
 
 __all__ = [
@@ -50,6 +47,6 @@ __all__ = [
     "SCALE", "SILU", "SINUSOIDAL_POSITIONS", "SOFTCAP", "SPLIT_HEADS", "SPLIT_QKV_HEADS", "TIED_LINEAR", "ArgSpec",
     "Config",
     "ConfigDef", "FusedPart", "FusedQKV", "OpDef", "OpError", "ParamRef", "ParamSpec", "ShapeContext", "Storage",
-    "TTNNLowering", "TorchLowering", "Unsupported", "WeightRefs", "input_vocabulary", "ops_feeding_output",
+    "Unsupported", "input_vocabulary", "ops_feeding_output",
     "rotary_dims", "same_layout",
 ]

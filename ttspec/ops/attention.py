@@ -8,7 +8,6 @@ from dataclasses import replace
 
 from ..errors import ArchError, divisors, nearest_divisors
 from ..ir.layout import Layout
-from ..targets import TILE
 from .elementwise import same_layout
 from .registry import (
     ArgSpec,
@@ -17,9 +16,6 @@ from .registry import (
     OpDef,
     OpError,
     T,
-    TorchLowering,
-    TTNNLowering,
-    Unsupported,
     last_dim,
     positive,
     register,
@@ -52,21 +48,9 @@ def _shard_split_heads(planner, node, layouts):
     return planner.set_layout(node, planner.layout_of(node.inputs[0]))
 
 
-def _torch_split_heads(node, args, w, ctx) -> str:
-    ctx.helper("split_heads")
-    return f"split_heads({args[0]}, {node.attrs['heads']})"
-
-
-def _ttnn_split_heads(node, args, refs, ctx) -> str:
-    ctx.helper("split_heads")
-    return f"split_heads({args[0]}, {node.attrs.get('local_heads', node.attrs['heads'])})"
-
-
 SPLIT_HEADS = register(OpDef(
     "split_heads", (T("x"), ArgSpec("heads", "int")), _split_heads_shape,
     doc="[b, s, heads*head_dim] -> [b, heads, s, head_dim].", shard=_shard_split_heads,
-    torch=TorchLowering(expr=_torch_split_heads),
-    ttnn=TTNNLowering(expr=_ttnn_split_heads),
     var_name=lambda node: "heads",
 ))
 
@@ -81,16 +65,9 @@ def _merge_heads_shape(ins, attrs, ctx):
     return x.with_shape((b, s, h * dh))
 
 
-def _torch_merge_heads(node, args, w, ctx) -> str:
-    ctx.helper("merge_heads")
-    return f"merge_heads({args[0]})"
-
-
 MERGE_HEADS = register(OpDef(
     "merge_heads", (T("x"),), _merge_heads_shape,
     doc="[b, heads, s, head_dim] -> [b, s, heads*head_dim].", shard=same_layout,
-    torch=TorchLowering(expr=_torch_merge_heads),
-    ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.transformer.concatenate_heads({args[0]})"),
     var_name=lambda node: "y",
 ))
 
@@ -154,22 +131,10 @@ def _apply_rope_shape(ins, attrs, ctx):
     return x
 
 
-def _rotary_expr(node, args, *rest) -> str:
-    ctx = rest[-1]
-    return f"{ctx.rotary(node.attrs['rope'], node.type.shape[-1])}({args[0]})"
-
-
-def _torch_rotary(node, args, w, ctx) -> str:
-    """Rotated at each token's position (pos: a prefill's 0..T-1, a decode step's per-user position)."""
-    return f"{ctx.rotary(node.attrs['rope'], node.type.shape[-1])}({args[0]}, {ctx.positions()})"
-
-
 APPLY_ROPE = register(OpDef(
     "apply_rope", (T("x"), ArgSpec("rope", "rope")), _apply_rope_shape,
     doc="Rotary position embedding on [b, heads, s, head_dim]; see rope(...) for the options.",
     shard=same_layout,
-    torch=TorchLowering(expr=_torch_rotary, positions=True),
-    ttnn=TTNNLowering(expr=_rotary_expr),
 ))
 
 
@@ -240,90 +205,17 @@ def _shard_attend(planner, node, layouts):
     return planner.set_layout(node, planner.layout_of(node.inputs[0]))
 
 
-def _scale(node, graph) -> float:
+def attention_scale(node, graph) -> float:
+    """The factor q k^T is scaled by: the spec's, else 1/sqrt(head_dim)."""
     if node.attrs["scale"] is not None:
         return node.attrs["scale"]
     return 1 / math.sqrt(graph.node(node.inputs[0]).type.shape[-1])
-
-
-def _torch_attend(node, args, w, ctx) -> str:
-    """Causal attention keeps its keys and values in a KV cache of its own (`self.cache`), written
-    at each token's position; a decode step's queries read it up to their positions (and window)."""
-    window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
-    extra = ""
-    if node.attrs["causal"]:
-        k, v = (ctx.graph.node(i).type.shape for i in node.inputs[1:])
-        extra = f", {ctx.positions()}, {ctx.kv_cache(node, k[1], k[3], v[3])}"
-    else:
-        extra = ", causal=False"
-    if node.attrs["scale"] is not None:
-        extra += f", scale={node.attrs['scale']!r}"
-    extra += (f", window={window!r}" if window is not None else "") + (
-        f", softcap={softcap!r}" if softcap is not None else "")
-    ctx.helper("attend")
-    return f"attend({', '.join(args)}{extra})"
-
-
-def _decode_check_attend(node, graph) -> None:
-    if not node.attrs["causal"]:
-        raise Unsupported("non-causal attention cannot decode: every token attends to later ones, which a "
-                          "decode step has not seen", hint="generation needs causal attention (drop `causal = false`)")
 
 
 def materialises_scores(node) -> bool:
     """Whether the TT-NN lowering of this attend holds its [heads, seq, seq] logits in DRAM (the
     softcapped composition); ttnn's fused attention streams them through L1."""
     return node.op == ATTEND.name and node.attrs.get("softcap") is not None
-
-
-def _local_kv(node, ctx) -> tuple[int, int]:
-    """KV heads one device holds (as the prefill plan splits them: the sharding rules of
-    split_heads and split_qkv_heads record the local count on the node that makes k) and the
-    head width padded to whole tiles."""
-    k = ctx.graph.node(node.inputs[1])
-    kv_heads, head_dim = k.type.shape[1], k.type.shape[3]
-    source = k
-    while source.op not in (SPLIT_HEADS.name, QKV_PART.name) and source.inputs:
-        source = ctx.graph.node(source.inputs[0])  # through rotary, q/k norms and the like
-    if source.op == QKV_PART.name:
-        kv_heads = ctx.graph.node(source.inputs[0]).attrs.get("local_kv_heads", kv_heads)
-    elif source.op == SPLIT_HEADS.name:
-        kv_heads = source.attrs.get("local_heads", kv_heads)
-    return kv_heads, -(-head_dim // TILE) * TILE
-
-
-def _ttnn_attend(node, args, refs, ctx) -> str:
-    """Prefill (and model(tokens)): ttnn's causal SDPA over the whole sequence, or the softcapped
-    composition; a prefill then writes its K and V into the user's rows of this attention's KV
-    cache. A decode step (users on the rows, one token each): the new K and V are written at each
-    user's position and each user's query attends its own cache up to that position
-    (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
-    window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
-    scale = _scale(node, ctx.graph)
-    ctx.helper("KVCache")
-    kv_heads, head_dim = _local_kv(node, ctx)
-    cache = ctx.member(node, "kv_cache", f"KVCache(weights.state, {kv_heads}, {head_dim})")
-    q, k, v = args
-    if softcap is not None:
-        # ttnn's SDPA (prefill and decode) has no logit softcapping: composed from golden-backed ops
-        ctx.helper("softcapped_attention")
-        extra = f", window={window!r}" if window is not None else ""
-        full = "softcapped_attention", f"{q}, {k}, {v}, {ctx.device()}, scale={scale!r}, softcap={softcap!r}{extra}"
-        step = f"{cache}.decode_softcapped({q}, {k}, {v}, scale={scale!r}, softcap={softcap!r}{extra})"
-    else:
-        # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
-        # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
-        extra = f", sliding_window_size={window!r}" if window is not None else ""
-        full = "ttnn.transformer.scaled_dot_product_attention", f"{q}, {k}, {v}, is_causal=True, scale={scale!r}{extra}"
-        step = f"{cache}.decode({q}, {k}, {v}, scale={scale!r}{extra})"
-    return (f"(\n    {step}\n    if {ctx.state()}.decoding\n    else {cache}.prefill({k}, {v}, {full[0]}(\n"
-            f"        {full[1]}\n    ))\n)")
-
-
-def _ttnn_check_attend(node, graph) -> None:
-    if not node.attrs["causal"]:
-        raise Unsupported("non-causal attention is not lowered to TT-NN yet",
-                          hint="the torch target (--target torch) runs it")
 
 
 ATTEND = register(OpDef(
@@ -333,8 +225,6 @@ ATTEND = register(OpDef(
     doc="softmax(mask(softcap(q k^T * scale))) v over [b, heads, s, head_dim]; GQA when k/v have fewer heads. "
         "window = W: query i sees keys i - W < j <= i; softcap = c: logits -> c * tanh(logits / c).",
     shard=_shard_attend,
-    torch=TorchLowering(expr=_torch_attend, positions=True, decode_check=_decode_check_attend),
-    ttnn=TTNNLowering(expr=_ttnn_attend, check=_ttnn_check_attend),
     var_name=lambda node: "y",
 ))
 
@@ -383,13 +273,6 @@ def _shard_split_qkv(planner, node, layouts):
                               Layout.SPLIT)
 
 
-def _ttnn_split_qkv(node, args, refs, ctx) -> str:
-    a = node.attrs
-    heads, kv = a.get("local_heads", a["heads"]), a.get("local_kv_heads", a["kv_heads"])
-    return (f"ttnn.transformer.split_query_key_value_and_split_heads({args[0]}, num_heads={heads}, "
-            f"num_kv_heads={kv}, transpose_key=False)")
-
-
 def _qkv_part_shape(ins, attrs, ctx):
     (q,) = ins
     b, _, s, dh = q.shape
@@ -406,6 +289,5 @@ SPLIT_QKV_HEADS = register(OpDef(
     "split_qkv_heads", (T("x"), ArgSpec("heads", "int"), ArgSpec("kv_heads", "int")), _split_qkv_shape,
     doc="Fused [b, s, (heads + 2 kv_heads) * head_dim] -> q [b, heads, s, head_dim]; k and v via qkv_part.",
     in_spec=False, shard=_shard_split_qkv,
-    ttnn=TTNNLowering(expr=_ttnn_split_qkv),
     results=("q", "k", "v"), part_op=QKV_PART.name,
 ))

@@ -8,22 +8,18 @@ axis (`cluster_axis`): the tensor-parallel one, or either axis of a 2-D plan.
 from __future__ import annotations
 
 from .elementwise import same_layout
-from .registry import ArgSpec, OpDef, T, TTNNLowering, register
+from .registry import ArgSpec, OpDef, T, register
 
 
 def _identity(ins, attrs, ctx):
     return ins[0]
 
 
-def _collective(name: str, doc: str, reduces_only: bool = False) -> OpDef:
-    def expr(node, args, refs, ctx) -> str:
-        a = node.attrs
-        dim = "" if reduces_only else f", dim={a['dim']}"
-        return f"ttnn.{name}({args[0]}{dim}, cluster_axis={a['axis']})"
-
+def _collective(name: str, doc: str) -> OpDef:
+    """`dim` is ignored by all_reduce, which moves whole values."""
     return register(OpDef(
         name, (T("x"), ArgSpec("dim", "int", -1), ArgSpec("axis", "int", 1)), _identity, doc=doc, in_spec=False,
-        ttnn=TTNNLowering(expr=expr), var_name=lambda node: node.hint or "h",
+        var_name=lambda node: node.hint or "h",
         shard=same_layout,  # a 2-D plan's second axis: a collective on the first leaves this axis's layout
     ))
 
@@ -31,8 +27,7 @@ def _collective(name: str, doc: str, reduces_only: bool = False) -> OpDef:
 ALL_GATHER = _collective("all_gather", "Gather the shards of `dim` from the devices along mesh axis `axis`.")
 REDUCE_SCATTER = _collective("reduce_scatter",
                              "Sum partial results over mesh axis `axis`, leaving each device one slice of `dim`.")
-ALL_REDUCE = _collective("all_reduce", "Sum partial results over mesh axis `axis`; every device gets the total.",
-                         reduces_only=True)
+ALL_REDUCE = _collective("all_reduce", "Sum partial results over mesh axis `axis`; every device gets the total.")
 MESH_PARTITION = _collective("mesh_partition",
                              "Each device keeps its own slice of `dim` of a replicated value (no data moves).")
 

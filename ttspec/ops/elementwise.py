@@ -7,12 +7,11 @@ FLOPs are the matmuls' (2 per multiply-add), which is what the reports and memor
 
 from __future__ import annotations
 
-import ast
 import math
 
 from ..ir.layout import Layout
 from ..ir.types import TensorType, broadcast
-from .registry import ArgSpec, OpDef, OpError, T, TorchLowering, TTNNLowering, float_input, register
+from .registry import ArgSpec, OpDef, OpError, T, float_input, register
 
 
 def same_layout(planner, node, layouts):
@@ -28,34 +27,6 @@ def complete_values(planner, node, layouts):
         want = Layout.SPLIT if planner.splits_features(width) else Layout.REPLICATED
         node = planner.need(node, 0, want, f"{node.op} is not linear: it needs complete sums")
     return planner.set_layout(node, planner.layout_of(node.inputs[0]))
-
-
-# ---------------------------------------------------------------- infix operands in generated Python
-_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.FloorDiv: 2, ast.Mod: 2, ast.MatMult: 2,
-               ast.Pow: 4}
-
-
-def operand(text: str, level: int, right: bool = False) -> str:
-    """`text` as an operand of a Python infix operator of precedence `level` (1: + -, 2: * /):
-    parenthesised when it binds more loosely (an inlined `a + b` under `*`), or as loosely on the
-    right (`a - (b + c)`)."""
-    node = ast.parse(text, mode="eval").body
-    if isinstance(node, ast.BinOp):
-        own = _PRECEDENCE.get(type(node.op), 0)
-    elif isinstance(node, ast.UnaryOp):
-        own = 3
-    elif isinstance(node, (ast.Compare, ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)):
-        own = 0
-    else:  # names, attributes, calls, subscripts, literals
-        own = 5
-    return f"({text})" if own < level or (right and own == level) else text
-
-
-def _infix(symbol: str, level: int):
-    def expr(node, args, w, ctx) -> str:
-        return f"{operand(args[0], level)} {symbol} {operand(args[1], level, right=True)}"
-
-    return expr
 
 
 # ---------------------------------------------------------------- add, mul
@@ -99,15 +70,11 @@ def _shard_binary(planner, node, layouts):
 ADD = register(OpDef(
     "add", (T("a"), T("b")), _binary_shape("add"), doc="Elementwise add with numpy broadcasting.",
     symbol="+", shard=_shard_binary,
-    torch=TorchLowering(expr=_infix("+", 1)),
-    ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.add({args[0]}, {args[1]})"),
 ))
 
 MUL = register(OpDef(
     "mul", (T("a"), T("b")), _binary_shape("mul"), doc="Elementwise mul with numpy broadcasting.",
     symbol="×", shard=_shard_binary,
-    torch=TorchLowering(expr=_infix("*", 2)),
-    ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.mul({args[0]}, {args[1]})"),
 ))
 
 
@@ -125,8 +92,6 @@ SCALE = register(OpDef(
     "scale", (T("x"), ArgSpec("factor", "float")), _scale_shape,
     doc="x * factor, a constant; written `x * 2.0`, `2.0 * x` or `x / 2.0` in a spec.",
     shard=same_layout,
-    torch=TorchLowering(expr=lambda node, args, w, ctx: f"{operand(args[0], 2)} * {node.attrs['factor']!r}"),
-    ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: f"ttnn.multiply({args[0]}, {node.attrs['factor']!r})"),
 ))
 
 
@@ -139,24 +104,12 @@ def _softcap_shape(ins, attrs, ctx):
     return ins[0]
 
 
-def _torch_softcap(node, args, w, ctx) -> str:
-    cap = node.attrs["cap"]
-    return f"{cap!r} * torch.tanh({operand(args[0], 2)} / {cap!r})"
-
-
-def _ttnn_softcap(node, args, refs, ctx) -> str:
-    cap = node.attrs["cap"]
-    return f"ttnn.multiply(ttnn.tanh(ttnn.multiply({args[0]}, {1 / cap!r})), {cap!r})"
-
-
 # Nonlinear, so partial sums are completed first; elementwise, so a vocabulary-split output head's
 # logits stay split.
 SOFTCAP = register(OpDef(
     "softcap", (T("x"), ArgSpec("cap", "float")), _softcap_shape,
     doc="cap * tanh(x / cap): squashes x smoothly into (-cap, cap) (Gemma 2's logit softcapping).",
     shard=complete_values,
-    torch=TorchLowering(expr=_torch_softcap),
-    ttnn=TTNNLowering(expr=_ttnn_softcap),
 ))
 
 
@@ -169,20 +122,14 @@ def _unary_shape(name):
     return rule
 
 
-def _activation(name: str, doc: str, torch_call: str, ttnn_call: str, fused: str | None = None) -> OpDef:
-    """`fused`: the name ttnn.linear's `activation=` takes, when ttnn can fuse it into a matmul."""
-    return register(OpDef(
-        name, (T("x"),), _unary_shape(name), doc=doc, shard=complete_values,
-        torch=TorchLowering(expr=lambda node, args, w, ctx: torch_call.format(args[0])),
-        ttnn=TTNNLowering(expr=lambda node, args, refs, ctx: ttnn_call.format(args[0]), fused_activation=fused),
-    ))
+def _activation(name: str, doc: str) -> OpDef:
+    return register(OpDef(name, (T("x"),), _unary_shape(name), doc=doc, shard=complete_values))
 
 
-RELU = _activation("relu", "max(x, 0)", "F.relu({0})", "ttnn.relu({0})", fused="relu")
-GELU = _activation("gelu", "x * Phi(x), the exact (erf) GELU", "F.gelu({0})", "ttnn.gelu({0})")
-GELU_TANH = _activation("gelu_tanh", "the tanh approximation of GELU (GPT-2's gelu_new)",
-                        'F.gelu({0}, approximate="tanh")', "ttnn.gelu({0}, variant=ttnn.GeluVariant.Tanh)")
-SILU = _activation("silu", "x * sigmoid(x), a.k.a. swish", "F.silu({0})", "ttnn.silu({0})", fused="silu")
+RELU = _activation("relu", "max(x, 0)")
+GELU = _activation("gelu", "x * Phi(x), the exact (erf) GELU")
+GELU_TANH = _activation("gelu_tanh", "the tanh approximation of GELU (GPT-2's gelu_new)")
+SILU = _activation("silu", "x * sigmoid(x), a.k.a. swish")
 
 # The names `activation(x, "...")` accepts in a spec, with what each computes.
 ACTIVATIONS = {op.name: op.doc for op in (RELU, GELU, GELU_TANH, SILU)}

@@ -15,8 +15,6 @@ from .registry import (
     ShapeContext,
     Storage,
     T,
-    TorchLowering,
-    TTNNLowering,
     last_dim,
     positive,
     register,
@@ -88,38 +86,12 @@ def _shard_fixed_table(planner, node, layouts):
     return planner.set_layout(node, Layout.REPLICATED)
 
 
-# ---------------------------------------------------------------- TT-NN
-def _ttnn_load_table(node, refs, ctx) -> list[str]:
-    split = ctx.mesh.split_argument(node.attrs.get("placements", {})) if ctx.mesh else ""
-    return [f"{refs['weight']} = weights.table({refs.module}{', ' + split if split else ''})"]
-
-
-def _ttnn_position_ids(node, args, refs, ctx) -> str:
-    """Rows of the table at the positions of x's rows: 0..seq-1 in prefill, each user's own
-    position in a decode step (the run state knows which)."""
-    ctx.helper("position_ids")
-    w = refs["weight"]
-    return f"ttnn.embedding(position_ids({args[0]}, {w}, {ctx.state()}), {w}, layout=ttnn.TILE_LAYOUT)"
-
-
-def _ttnn_sinusoidal(node, args, refs, ctx) -> str:
-    ctx.helper("sinusoidal_positions")
-    # The width is the logical one: on a mesh x may be a device's slice of the features.
-    return f"sinusoidal_positions({args[0]}, {node.type.shape[-1]}, {ctx.state()}, base={node.attrs['base']!r})"
-
-
 # ---------------------------------------------------------------- the ops
 EMBEDDING = register(OpDef(
     "embedding", (T("ids"), ArgSpec("vocab", "int"), ArgSpec("dim", "int")), _embedding_shape,
     params=lambda ins, a: {"weight": ParamSpec((a["vocab"], a["dim"]))},
     doc="Token ids -> vectors: a [vocab, dim] lookup table.",
     kind="embedding", storage=(("weight", Storage.TABLE),), shard=_shard_table,
-    torch=TorchLowering(
-        expr=lambda node, args, w, ctx: f"F.embedding({args[0]}, {w['weight']})",
-        module=lambda node, ctx: f"nn.Embedding({node.attrs['vocab']}, {node.attrs['dim']})"),
-    ttnn=TTNNLowering(
-        expr=lambda node, args, refs, ctx: f"ttnn.embedding({args[0]}, {refs['weight']}, layout=ttnn.TILE_LAYOUT)",
-        load=_ttnn_load_table),
 ))
 
 POSITION_EMBEDDING = register(OpDef(
@@ -127,29 +99,11 @@ POSITION_EMBEDDING = register(OpDef(
     params=lambda ins, a: {"weight": ParamSpec((a["max_positions"], last_dim(ins[0], "position_embedding")))},
     doc="Learned absolute positions: rows [0, seq) of a [max_positions, dim] table, shape [seq, dim].",
     kind="embedding", storage=(("weight", Storage.TABLE),), shard=_shard_table,
-    torch=TorchLowering(
-        expr=lambda node, args, w, ctx: f"F.embedding({_torch_position_ids(args, ctx)}, {w['weight']})",
-        module=lambda node, ctx: f"nn.Embedding({node.attrs['max_positions']}, {node.type.shape[-1]})",
-        call=lambda node, attr, args, ctx: f"{attr}({_torch_position_ids(args, ctx)})", positions=True),
-    ttnn=TTNNLowering(expr=_ttnn_position_ids, load=_ttnn_load_table),
 ))
-
-
-def _torch_position_ids(args, ctx) -> str:
-    """Each token's position: a learned table's rows at the positions of a prefill or decode step."""
-    ctx.helper("position_ids")
-    return f"position_ids({args[0]}, {ctx.positions()})"
-
-
-def _torch_sinusoidal(node, args, w, ctx) -> str:
-    ctx.helper("sinusoidal_positions")
-    return f"sinusoidal_positions({args[0]}, {ctx.positions()}, base={node.attrs['base']!r})"
 
 
 SINUSOIDAL_POSITIONS = register(OpDef(
     "sinusoidal_positions", (T("x"), ArgSpec("base", "float", 10000.0)), _sinusoidal_shape,
     doc="Fixed sin/cos positions (Vaswani et al.), shape [seq, dim]; no parameters.",
     shard=_shard_fixed_table,
-    torch=TorchLowering(expr=_torch_sinusoidal, positions=True),
-    ttnn=TTNNLowering(expr=_ttnn_sinusoidal),
 ))

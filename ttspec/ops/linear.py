@@ -16,8 +16,6 @@ from .registry import (
     ParamSpec,
     Storage,
     T,
-    TorchLowering,
-    TTNNLowering,
     float_input,
     last_dim,
     positive,
@@ -191,93 +189,6 @@ def _shard_forced(planner, node, layout, forced):
                               Layout.REPLICATED)
 
 
-# ---------------------------------------------------------------- torch
-def _torch_linear(node, args, w, ctx) -> str:
-    bias = w["bias"] if node.attrs["bias"] else "None"
-    return f"F.linear({args[0]}, {w['weight']}, {bias})"
-
-
-def _torch_linear_module(node, ctx) -> str:
-    in_dim = ctx.graph.node(node.inputs[0]).type.shape[-1]
-    return f"nn.Linear({in_dim}, {node.attrs['out']}, bias={node.attrs['bias']})"
-
-
-def _torch_tied_module(node, ctx) -> str:
-    rows, cols = node.attrs["weight"].shape
-    return f"nn.Linear({cols}, {rows}, bias={node.attrs['bias']})  # weight tied to {node.attrs['weight'].name}"
-
-
-# ---------------------------------------------------------------- TT-NN
-def _padded_input_heads(node, graph) -> tuple[int, int] | None:
-    """(heads, head_dim) when this linear reads concatenated heads that are zero-padded to tiles."""
-    from .attention import MERGE_HEADS  # attention's ops are built on this module's
-
-    source = graph.node(node.inputs[0])
-    if source.op != MERGE_HEADS.name:
-        return None
-    _, heads, _, head_dim = graph.node(source.inputs[0]).type.shape
-    return (heads, head_dim) if head_dim % TILE else None
-
-
-def _ttnn_load_linear(node, refs, ctx) -> list[str]:
-    """weights.linear(...) for the matrix ([out, in] as ttnn.linear's [in, out] operand) and
-    weights.bias(...) for the bias, with what the device layout needs: the parts of a fused
-    projection, heads zero-padded to tiles, and the split over a mesh."""
-    a = node.attrs
-    fused: FusedQKV | None = a.get("fused")
-    common: list[str] = []  # options the weight and the bias share
-    weight_only: list[str] = []
-    if fused is not None:
-        common.append("parts=(" + ", ".join(f'"{p.label}"' for p in fused.parts) + ")")
-        if fused.head_dim % TILE:
-            common.append(f"heads={fused.heads + 2 * fused.kv_heads}, head_dim={fused.head_dim}")
-    padded = _padded_input_heads(node, ctx.graph)
-    if padded is not None:
-        weight_only.append(f"input_heads={padded[0]}, head_dim={padded[1]}")
-    dtype = ctx.weight_dtype(node.module)  # --weights-dtype per kind
-    if dtype is not None:
-        weight_only.append(f"dtype=ttnn.{'bfloat16' if dtype == 'bf16' else dtype}")
-    placements = a.get("placements", {})
-    split = ctx.mesh.split_argument(placements) if ctx.mesh else ""
-    if split:
-        common.append(split)
-        if fused is not None and Placement.COLUMN in placements.values():  # each device's slice: its heads
-            common.append(f"qkv_heads=({fused.heads}, {fused.kv_heads})")
-        if Placement.VOCAB in placements.values():
-            common.append(f"rows={a['padded_out']}")
-    options = "".join(", " + o for o in common)
-    lines = [f"{refs['weight']} = weights.linear({refs.module}{''.join(', ' + o for o in common + weight_only)})"]
-    if a["bias"]:
-        lines.append(f"{refs['bias']} = weights.bias({refs.module}{options})")
-    return lines
-
-
-def _ttnn_load_tied(node, refs, ctx) -> list[str]:
-    a = node.attrs
-    split = ""
-    placements = a.get("placements", {})
-    if ctx.mesh and ctx.mesh.split_argument(placements):
-        split = ", " + ctx.mesh.split_argument(placements)
-        if Placement.VOCAB in placements.values():
-            split += f", rows={a['padded_out']}"
-    tied_module = a["weight"].name.rsplit(".", 1)[0]
-    dtype = ctx.weight_dtype(node.module)  # --weights-dtype per kind
-    if dtype is not None:
-        split += f", dtype=ttnn.{'bfloat16' if dtype == 'bf16' else dtype}"
-    lines = ["# tied: a TILE copy of the embedding table", f'{refs["weight"]} = weights.linear("{tied_module}"{split})']
-    if a["bias"]:
-        lines.append(f"{refs['bias']} = weights.bias({refs.module}{split})")
-    return lines
-
-
-def _ttnn_linear(node, args, refs, ctx) -> str:
-    a = node.attrs
-    extra = f", bias={refs['bias']}" if a["bias"] else ""
-    if a.get("activation"):
-        extra += f', activation="{a["activation"]}"'
-    return f"ttnn.linear({args[0]}, {refs['weight']}{extra})"
-
-
 def _var_name(node) -> str:
     return "qkv" if node.attrs.get("fused") else "h"
 
@@ -291,8 +202,6 @@ LINEAR = register(OpDef(
     params=_linear_params, flops=_linear_flops,
     doc="y = x @ W.T (+ b); W is [out, in] as in torch.nn.Linear.",
     kind="linear", storage=(("weight", Storage.MATRIX),), shard=_shard_linear,
-    torch=TorchLowering(expr=_torch_linear, module=_torch_linear_module),
-    ttnn=TTNNLowering(expr=_ttnn_linear, load=_ttnn_load_linear),
     var_name=_var_name,
 ))
 
@@ -301,6 +210,4 @@ TIED_LINEAR = register(OpDef(
     params=_tied_params, flops=_linear_flops,
     doc="y = x @ E.T with E another module's [out, in] weight (e.g. the token embedding).",
     kind="head", storage=(("weight", Storage.MATRIX),), shard=_shard_linear,
-    torch=TorchLowering(expr=_torch_linear, module=_torch_tied_module),
-    ttnn=TTNNLowering(expr=_ttnn_linear, load=_ttnn_load_tied),
 ))

@@ -1,11 +1,12 @@
 """The op registry: what an op is, and the one table of every op ttspec knows.
 
-An OpDef is a vertical slice: signature, shape rule, parameters, FLOPs, category, how its
-weights live on a device, its sharding rule, and its torch and TT-NN lowerings. Each group
-of ops lives in its own module of this package (embeddings, linear, norms, attention,
-elementwise, collectives); everything richer (attention blocks, SwiGLU, norms with
-defaults) is written in the .arch language itself, in ttspec/stdlib/. Passes, reports and
-backends look ops up here; none of them names an op.
+An OpDef is what an op means: signature, shape rule, parameters, FLOPs, category, how its
+weights live on a device and its sharding rule. How each backend computes it is a row of that
+backend's lowering table (ttspec/backends/torch/lower.py, ttspec/backends/ttnn/lower.py).
+Each group of ops lives in its own module of this package (embeddings, linear, norms,
+attention, elementwise, collectives); everything richer (attention blocks, SwiGLU, norms
+with defaults) is written in the .arch language itself, in ttspec/stdlib/. Passes, reports
+and backends look ops up here; none of them names an op outside its lowering table.
 """
 
 from __future__ import annotations
@@ -99,56 +100,6 @@ class Storage(Enum):
     VECTOR = "vector"  # norm weights and biases: bf16, TILE layout
 
 
-@dataclass(frozen=True)
-class TorchLowering:
-    """How the PyTorch reference computes the op.
-
-    expr(node, args, weights, ctx): the op applied to argument expressions; `weights` maps the
-    op's local parameter names ("weight", "bias") to expressions (None for a parameter-free op).
-    The same expression runs a full forward pass, a prefill and a decode step: an op whose result
-    depends on positions asks the context for them (ctx.positions(), ctx.kv_cache(...)).
-    module(node, ctx): for a labelled parameter-owning op, the nn.Module that holds its
-    weights (nn.Linear, nn.RMSNorm ...); call(node, attr, args, ctx) then applies it.
-    """
-
-    expr: Callable[..., str]
-    module: Callable[..., str] | None = None
-    call: Callable[..., str] | None = None
-    # Decode: whether the op reads where its tokens sit (positions, the KV cache), so the forward
-    # methods on its path take `pos`; decode_check(node, graph) raises Unsupported for a use that
-    # cannot run one token at a time against a KV cache (the program's decode then refuses).
-    positions: bool = False
-    decode_check: Callable[..., None] | None = None
-
-
-@dataclass(frozen=True)
-class TTNNLowering:
-    """How the generated TT-NN program computes the op.
-
-    load(node, refs, ctx): __init__ statements placing the op's weights on the device;
-    expr(node, args, refs, ctx): the op applied (refs: WeightRefs, None without parameters).
-    check(node, graph): raise Unsupported for a use ttnn 0.81.1 cannot run.
-    """
-
-    expr: Callable[..., str]
-    load: Callable[..., list[str]] | None = None
-    check: Callable[..., None] | None = None
-    fused_activation: str | None = None  # ttnn.linear(..., activation=this) computes the op inside the matmul
-
-
-@dataclass(frozen=True)
-class WeightRefs:
-    """How generated code refers to one op's weights: `module` is the expression naming, at load
-    time, the component that owns them (`prefix + "wq"`, or `prefix[:-1]` for a block's own);
-    `attrs` maps each local parameter name to the attribute holding it (`self.wq`, `self.bias`)."""
-
-    module: str
-    attrs: tuple[tuple[str, str], ...]
-
-    def __getitem__(self, local: str) -> str:
-        return dict(self.attrs)[local]
-
-
 ShapeRule = Callable[[list[TensorType], dict, ShapeContext], TensorType]
 ParamRule = Callable[[list[TensorType], dict], dict[str, ParamSpec]]
 FlopRule = Callable[[list[tuple[int, ...]], tuple[int, ...], dict], int]
@@ -176,8 +127,6 @@ class OpDef:
     symbol: str | None = None  # infix symbol for diagrams ("+")
     storage: tuple[tuple[str, Storage], ...] = ()  # local parameter name -> device storage
     shard: ShardRule | None = None
-    torch: TorchLowering | None = None
-    ttnn: TTNNLowering | None = None
     var_name: Callable[[Any], str] = lambda node: "h"  # a readable variable name for its result
     results: tuple[str, ...] = ()  # an op returning a tuple: the default names of its parts
     part_op: str | None = None  # ... and the op that selects one part (by its `index` attr)

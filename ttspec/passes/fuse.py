@@ -13,6 +13,7 @@ mesh it runs after the sharding planner, and leaves row-parallel linears (partia
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from ..ir.graph import Graph, Model, ModuleInfo, Node, map_bodies, unused_name
@@ -23,7 +24,6 @@ from ..ops import (
     LAYER_NORM,
     LINEAR,
     QKV_PART,
-    REGISTRY,
     RMS_NORM,
     SPLIT_HEADS,
     SPLIT_QKV_HEADS,
@@ -142,29 +142,26 @@ def _fuse_graph(graph: Graph) -> Graph:
         if node.id in removed:
             continue
         attrs = node.attrs
-        if node.is_repeat:
+        if node.op == "repeat":
             attrs = map_bodies(node, _fuse_graph)
         out.add(replace(node, inputs=[renamed.get(i, i) for i in node.inputs], attrs=attrs))
     out.outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
     return out
 
 
-def fuse_activations(model: Model) -> Model:
-    """A linear followed by an activation ttnn.linear can apply (its only user) -> one linear."""
+def fuse_activations(model: Model, activations: Mapping[str, str]) -> Model:
+    """A linear followed by an activation the backend's linear can apply (its only user) -> one
+    linear. `activations`: op name -> the linear's name for it (the TT-NN lowering table's
+    FUSED_ACTIVATIONS: what `ttnn.linear(..., activation=...)` computes)."""
     lowered = copy.copy(model)
-    lowered.graph = _fuse_activations(model.graph)
+    lowered.graph = _fuse_activations(model.graph, activations)
     return lowered
 
 
-def _fused_activation(node: Node) -> str | None:
-    lowering = REGISTRY[node.op].ttnn if node.op in REGISTRY else None
-    return lowering.fused_activation if lowering else None
-
-
-def _fuse_activations(graph: Graph) -> Graph:
+def _fuse_activations(graph: Graph, activations: Mapping[str, str]) -> Graph:
     fold: dict[str, str] = {}  # activation node id -> linear node id
     for node in graph.topo():
-        if _fused_activation(node):
+        if node.op in activations:
             src = graph.node(node.inputs[0])
             partial = Placement.ROW in src.attrs.get("placements", {}).values()  # a row-parallel linear: partial sums
             if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.get("activation") \
@@ -178,10 +175,10 @@ def _fuse_activations(graph: Graph) -> Graph:
         attrs, hint = node.attrs, node.hint
         if node.id in activation_of:
             act = graph.node(activation_of[node.id])
-            attrs = dict(attrs, activation=_fused_activation(act))
+            attrs = dict(attrs, activation=activations[act.op])
             hint = act.hint or hint
         elif node.is_repeat:
-            attrs = map_bodies(node, _fuse_activations)
+            attrs = map_bodies(node, lambda body: _fuse_activations(body, activations))
         out.add(replace(node, inputs=[fold.get(i, i) for i in node.inputs], attrs=attrs, hint=hint))
     out.outputs = {k: fold.get(v, v) for k, v in graph.outputs.items()}
     return out

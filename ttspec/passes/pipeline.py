@@ -13,8 +13,8 @@ TTSPEC_VERIFY_PASSES=1 (set by the tests) or `verify=True`; off by default: comp
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from ..ir.graph import Model
 from .fuse import fuse_activations, fuse_qkv
@@ -43,20 +43,31 @@ class Lowered:
 
 
 @dataclass(frozen=True)
+class PassContext:
+    """What a pass may consult besides the IR: the sharding asked for (None: one chip) and what the
+    target backend can fuse (op -> the activation its linear applies, from the backend's lowering
+    table: passes sit below backends, so the driver hands it in)."""
+
+    sharding: Sharding | None = None
+    fused_activations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Pass:
-    """One pass: `run(ir, sharding)` returns the new IR (`sharding` None: one chip). `per_mesh`: its
-    result depends on the mesh, so it and every pass after it run once per mesh."""
+    """One pass: `run(ir, context)` returns the new IR. `per_mesh`: its result depends on the mesh,
+    so it and every pass after it run once per mesh."""
 
     name: str
-    run: Callable[[Lowered, Sharding | None], Lowered]
+    run: Callable[[Lowered, PassContext], Lowered]
     per_mesh: bool = False
 
 
-def _fuse_qkv(ir: Lowered, sharding: Sharding | None) -> Lowered:
+def _fuse_qkv(ir: Lowered, context: PassContext) -> Lowered:
     return replace(ir, model=fuse_qkv(ir.model))
 
 
-def _shard(ir: Lowered, sharding: Sharding | None) -> Lowered:
+def _shard(ir: Lowered, context: PassContext) -> Lowered:
+    sharding = context.sharding
     if sharding is None:
         return ir
     from . import shard  # looked up when run: the tests count the plans a search makes
@@ -65,13 +76,19 @@ def _shard(ir: Lowered, sharding: Sharding | None) -> Lowered:
     return Lowered(model, plan)
 
 
-def _fuse_activations(ir: Lowered, sharding: Sharding | None) -> Lowered:
-    return replace(ir, model=fuse_activations(ir.model))
+def _fuse_activations(ir: Lowered, context: PassContext) -> Lowered:
+    return replace(ir, model=fuse_activations(ir.model, dict(context.fused_activations)))
 
 
 @dataclass(frozen=True)
 class Pipeline:
     passes: tuple[Pass, ...]
+    # (op, activation): what the target's linear computes inside the matmul (for_target sets it)
+    fused_activations: tuple[tuple[str, str], ...] = ()
+
+    def for_target(self, fused_activations: Mapping[str, str]) -> Pipeline:
+        """This pipeline for a backend whose linears apply `fused_activations` themselves."""
+        return replace(self, fused_activations=tuple(sorted(fused_activations.items())))
 
     @property
     def names(self) -> list[str]:
@@ -87,21 +104,24 @@ class Pipeline:
 
     def shared(self, model: Model, verify: bool | None = None) -> Lowered:
         """The passes before the first that depends on the mesh: their result serves every mesh."""
-        return _run(self.passes[:self._split], Lowered(model), None, verify)
+        return _run(self.passes[:self._split], Lowered(model), self._context(None), verify)
 
     def finish(self, ir: Lowered, sharding: Sharding | None, verify: bool | None = None) -> Lowered:
         """The passes from the first that depends on the mesh on, from `shared`'s result."""
-        return _run(self.passes[self._split:], ir, sharding, verify)
+        return _run(self.passes[self._split:], ir, self._context(sharding), verify)
+
+    def _context(self, sharding: Sharding | None) -> PassContext:
+        return PassContext(sharding, dict(self.fused_activations))
 
 
 def verifying() -> bool:
     return os.environ.get(VERIFY_ENV) == "1"
 
 
-def _run(passes: tuple[Pass, ...], ir: Lowered, sharding: Sharding | None, verify: bool | None) -> Lowered:
+def _run(passes: tuple[Pass, ...], ir: Lowered, context: PassContext, verify: bool | None) -> Lowered:
     check = verifying() if verify is None else verify
     for p in passes:
-        ir = p.run(ir, sharding)
+        ir = p.run(ir, context)
         if check:
             from .verify import verify_ir  # imported only when asked for: the core commands start fast
 

@@ -72,8 +72,6 @@ class AxisPlan:
 # tensor parallelism, as tt-metal's Galaxy models split weights): every matmul splits its hidden-side dim (the
 # residual's width), so a projection out of the residual is row-parallel and one back into it column-parallel.
 TENSOR_PARALLEL, HIDDEN_SIDE = "tensor-parallel", "hidden-side"
-# How a generated program's weight loader names each split (a vocabulary split is a column split of padded rows).
-SPLIT_NAMES = {Placement.COLUMN: "column", Placement.VOCAB: "column", Placement.ROW: "row", Placement.HIDDEN: "hidden"}
 STRATEGIES = ("1d", "2d")
 
 
@@ -137,18 +135,6 @@ class ShardPlan:
     def placement(self, name: str) -> tuple[Placement, ...]:
         """A parameter's placement on each of the plan's axes."""
         return tuple(ax.placements.get(name, Placement.REPLICATE) for ax in self.axes)
-
-    def split_argument(self, placements: dict[int, Placement]) -> str:
-        """The `split` a generated program's weight loader takes for a parameter placed so on each axis:
-        a 1-D program names its tensor-parallel axis's split, a 2-D one a (rows, columns) pair; "" when
-        the parameter is replicated."""
-        names = [SPLIT_NAMES.get(placements.get(ax.axis, Placement.REPLICATE)) for ax in self.axes]
-        if not any(names):
-            return ""
-        if self.strategy == "1d":
-            return f'split="{names[0]}"'
-        pair = ", ".join("None" if n is None else f'"{n}"' for n in names)
-        return f"split=({pair})"
 
     def split_on(self, key: str) -> list[AxisPlan]:
         """The axes over which value `key` (prefix + node id) is split."""

@@ -247,7 +247,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
     from ..backends.ttnn.backend import check_supported
-    from ..passes.pipeline import PIPELINE
+    from ..driver import target_pipeline
 
     if objective not in OBJECTIVES:
         raise ValueError(objective)
@@ -259,7 +259,7 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     bound_batch = _bound(model, 0)
     space = _Space(chosen, _formats(model, weights_dtype), [batch] if batch else _pow2(bound_batch or MAX_BATCH),
                    batch, bound_batch, context, min(DEFAULT_PROMPT, context), min_tokens_per_s_per_user, max_ttft_ms)
-    shared = PIPELINE.shared(model)  # the passes before sharding: once for every mesh
+    shared = target_pipeline().shared(model)  # the passes before sharding: once for every mesh
     for shape, use_dp, strategy_ in meshes:
         _search_mesh(model, shared, space, shape, use_dp, strategy_)
     kinds = format_kinds(model)
@@ -304,12 +304,13 @@ def _meshes(name: str, target: Target, mesh: str | None, dp: bool | None,
 def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], use_dp: bool, strategy: str) -> None:
     """Shard `model` (PIPELINE.shared's result: `shared`) once over `shape` and try every format and batch on it."""
     from ..analysis.memory import memory_model, weight_layouts
-    from ..passes.pipeline import PIPELINE, Sharding
+    from ..driver import target_pipeline
+    from ..passes.pipeline import Sharding
 
     row = {"mesh": list(shape), "dp": use_dp, "strategy": strategy}
     space.mesh_rows.append(row)
     try:
-        lowered = PIPELINE.finish(shared, Sharding(shape, strategy, use_dp) if shape != (1, 1) else None)
+        lowered = target_pipeline().finish(shared, Sharding(shape, strategy, use_dp) if shape != (1, 1) else None)
     except ArchError as e:
         row["excluded"] = e.diagnostic.message
         n = len(space.formats) * len(space.batches)

@@ -1,22 +1,36 @@
 """What every backend shares: op lookup, the emission context handed to op lowerings, rotary
 helpers, and the order of a class's __init__ members.
 
-A backend knows nothing about particular ops: each op's lowering lives in its slice of the
-op registry (ttspec/ops/), and the backend asks it for statements and expressions.
+A backend knows nothing about particular ops: each op's lowering is a row of the backend's
+lowering table (ttspec/backends/<backend>/lower.py), and the backend asks it for structured
+statements and expressions (pyast.py), which the printer writes.
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 
 from ...elaborate import show
 from ...errors import ArchError
 from ...ir.graph import Graph, Node, layer_variants, point_at_spec
-from ...ops import APPLY_ROPE, REGISTRY, Config, Unsupported, WeightRefs, rotary_dims
+from ...ops import APPLY_ROPE, REGISTRY, Config, Unsupported, rotary_dims
 from ...targets import TILE
-from .emit import wrap
 from .names import POSITIONS_ARG, class_scope
 from .plan import ClassPlan, Leaf, Repeat, class_name
+from .pyast import Assign, BinOp, Chain, Comment, Const, Expr, Name, Slice, Stmt, Subscript, Tuple, call, name, size
+
+
+@dataclass(frozen=True)
+class WeightRefs:
+    """How generated code refers to one op's weights: `module` is the expression naming, at load
+    time, the component that owns them (`prefix + "wq"`, or `prefix[:-1]` for a block's own);
+    `attrs` maps each local parameter name to the attribute holding it (`self.wq`, `self.bias`)."""
+
+    module: Expr
+    attrs: tuple[tuple[str, Expr], ...]
+
+    def __getitem__(self, local: str) -> Expr:
+        return dict(self.attrs)[local]
 
 
 class EmitContext:
@@ -44,43 +58,41 @@ class EmitContext:
         dtype = formats.dtype(kind_of(self.graph, module))
         return None if dtype == formats.default else dtype
 
-    def helper(self, name: str) -> None:
-        """Ask for a module-level helper of the generated program (split_heads, position_ids ...)."""
-        self.backend.helpers.add(name)
+    def helper(self, helper: str) -> Name:
+        """Ask for a module-level helper of the generated program (split_heads, position_ids ...);
+        returns its name."""
+        self.backend.helpers.add(helper)
+        return Name(helper)
 
-    def rotary(self, rope: Config, head_dim: int) -> str:
-        return f"self.{self.backend.rotary_attr(self.plan, rope)}"
+    def rotary(self, rope: Config, head_dim: int) -> Expr:
+        return name(f"self.{self.backend.rotary_attr(self.plan, rope)}")
 
-    def device(self) -> str:
+    def device(self) -> Expr:
         self.plan.needs_device = True
-        return "self.device"
+        return name("self.device")
 
-    def state(self) -> str:
+    def state(self) -> Expr:
         """The program's run state (positions of the rows being computed, prefill or decode step)."""
         self.plan.needs_state = True
-        return "self.state"
+        return name("self.state")
 
-    def member(self, node, stem: str, init: str) -> str:
+    def member(self, node, stem: str, init: Expr) -> Expr:
         """A per-instance attribute this op keeps between calls (an attention's KV cache), made in
-        __init__ by `init`; returns the expression naming it."""
-        for node_id, attr, _ in self.plan.state_members:
-            if node_id == node.id:  # asked again (emission measures a line before writing it)
-                return f"self.{attr}"
+        __init__ by `init`; returns the expression naming it. Each node's lowering runs once."""
         attr = self.plan.members.claim(stem)
         self.plan.state_members.append((node.id, attr, init))
-        return f"self.{attr}"
+        return name(f"self.{attr}")
 
-    def positions(self) -> str:
+    def positions(self) -> Expr:
         """Where this forward pass's tokens sit (`pos`, a Positions helper or None): the forward of
         every class on the op's path takes it (the torch backend marks them before emitting)."""
         assert self.plan.needs_positions, "an op reads positions that its class was not marked for"
-        return POSITIONS_ARG
+        return Name(POSITIONS_ARG)
 
-    def kv_cache(self, node: Node, kv_heads: int, k_dim: int, v_dim: int) -> str:
+    def kv_cache(self, node: Node, kv_heads: int, k_dim: int, v_dim: int) -> Expr:
         """The KV cache member of this class for one attention node: [batch, kv_heads, context, head_dim]."""
-        self.backend.helpers.add("KVCache")
-        args = f"{kv_heads}, {k_dim}" + (f", {v_dim}" if v_dim != k_dim else "")
-        return self.member(node, "cache", f"KVCache({args})")
+        dims = [Const(kv_heads), Const(k_dim)] + ([Const(v_dim)] if v_dim != k_dim else [])
+        return self.member(node, "cache", self.helper("KVCache")(*dims))
 
 
 class Backend:
@@ -88,15 +100,16 @@ class Backend:
     constructed (the *_init methods) and which lowering of an OpDef they use."""
 
     target_name = ""
-    rotary_prefix: list[str] = []  # leading constructor arguments of the generated Rotary helper
+    rotary_prefix: tuple[Expr, ...] = ()  # leading constructor arguments of the generated Rotary helper
     pad_heads_to_tiles = False
+    lowerings: dict = {}  # op name -> the backend's row for it (its lower.py)
 
     def __init__(self, mesh=None):
         self.helpers: set[str] = set()
         self.mesh = mesh  # a ShardPlan for mesh programs, None on one chip
 
-    def lowering_of(self, opdef):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def lowering_of(self, opdef):
+        return self.lowerings.get(opdef.name)
 
     def lowering(self, node: Node):
         lowering = self.lowering_of(REGISTRY[node.op])
@@ -113,12 +126,13 @@ class Backend:
     @staticmethod
     def leaf_refs(leaf: Leaf) -> WeightRefs:
         """A leaf's weights: loaded by its label (parameter names are data), held in its attributes."""
-        return WeightRefs(f'prefix + "{leaf.label}"', (("weight", f"self.{leaf.attr}"),
-                                                        ("bias", f"self.{leaf.bias_attr}")))
+        return WeightRefs(BinOp(Name("prefix"), "+", Const(leaf.label)),
+                          (("weight", name(f"self.{leaf.attr}")), ("bias", name(f"self.{leaf.bias_attr}"))))
 
     @staticmethod
     def own_refs() -> WeightRefs:
-        return WeightRefs("prefix[:-1]", (("weight", "self.weight"), ("bias", "self.bias")))
+        return WeightRefs(Subscript(Name("prefix"), Slice(upper=Const(-1))),
+                          (("weight", name("self.weight")), ("bias", name("self.bias"))))
 
     # ---- rotary embedding helpers, one per distinct config in a class
     def rotary_attr(self, plan: ClassPlan, rope: Config) -> str:
@@ -128,30 +142,28 @@ class Backend:
             plan.ropes[rope] = plan.members.claim("rotary")
         return plan.ropes[rope]
 
-    def rotary_init(self, attr: str, rope: Config, head_dim: int) -> str:
+    def rotary_init(self, attr: str, rope: Config, head_dim: int) -> Stmt:
         f = dict(rope.fields)
         width = -(-head_dim // TILE) * TILE if self.pad_heads_to_tiles else head_dim
-        args = self.rotary_prefix + [str(width), f"theta={f['theta']!r}"]
+        options: dict[str, Expr] = {"theta": Const(f["theta"])}
         rot = rotary_dims(head_dim, rope)
         if rot != width:
-            args.append(f"rotary_dims={rot}")
+            options["rotary_dims"] = Const(rot)
         if f["style"] != "half":
-            args.append(f'style="{f["style"]}"')
+            options["style"] = Const(f["style"])
         if f["scaling"] != "none":
-            args += [f'scaling="{f["scaling"]}"'] + [f"{k}={f[k]!r}" for k in (
-                "factor", "low_freq_factor", "high_freq_factor", "original_max_positions")]
-        line = f"self.{attr} = Rotary({', '.join(args)})"
-        if len(line) > 100:
-            line = f"self.{attr} = Rotary(\n" + "".join(f"    {a},\n" for a in args) + ")"
-        return line
+            options["scaling"] = Const(f["scaling"])
+            options.update((k, Const(f[k])) for k in (
+                "factor", "low_freq_factor", "high_freq_factor", "original_max_positions"))
+        return Assign(name(f"self.{attr}"), call("Rotary", *self.rotary_prefix, Const(width), **options))
 
-    def class_init(self, plan: ClassPlan) -> list[str]:
+    def class_init(self, plan: ClassPlan) -> list[Stmt]:
         """__init__ statements, in the order the forward method first uses each member."""
         order = {n.id: i for i, n in enumerate(plan.ops)}
-        members: list[tuple[int, list[str]]] = []
+        members: list[tuple[int, list[Stmt]]] = []
         for child in plan.children:
             if isinstance(child, Repeat):
-                members.append((order[child.node.id], [self.repeat_init(child)]))
+                members.append((order[child.node.id], self.repeat_init(child)))
             else:
                 members.append((order[child.output], [self.child_init(child)]))
         for leaf in plan.leaves:
@@ -159,28 +171,28 @@ class Backend:
         for node in plan.self_params:
             members.append((order[node.id], self.self_param_init(node, plan)))
         for node_id, attr, init in plan.state_members:
-            members.append((order[node_id], [f"self.{attr} = {init}"]))
+            members.append((order[node_id], [Assign(name(f"self.{attr}"), init)]))
         for rope, attr in plan.ropes.items():
             first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs["rope"] == rope)
             members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))
-        return [wrap(line) for _, lines in sorted(members, key=lambda m: m[0]) for line in lines]
+        return [stmt for _, stmts in sorted(members, key=lambda m: m[0]) for stmt in stmts]
 
     # ---- abstract
-    def repeat_init(self, rep: Repeat) -> str:  # pragma: no cover - abstract
+    def repeat_init(self, rep: Repeat) -> list[Stmt]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def child_init(self, child) -> str:  # pragma: no cover - abstract
+    def child_init(self, child) -> Stmt:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:  # pragma: no cover - abstract
+    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[Stmt]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def self_param_init(self, node: Node, plan: ClassPlan) -> list[str]:  # pragma: no cover - abstract
+    def self_param_init(self, node: Node, plan: ClassPlan) -> list[Stmt]:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-def layer_variants_of(rep: Repeat) -> tuple[list[str], list[str]] | None:
-    """For a repeat whose layers are instances of more than one class: comment lines saying
+def layer_variants_of(rep: Repeat) -> tuple[list[Stmt], Expr] | None:
+    """For a repeat whose layers are instances of more than one class: comments saying
     which layers use which class (and the per-layer argument values that make it), and the
     per-layer sequence of classes as a Python expression, e.g. `(Decoder, Decoder_1) * 3`.
     None when every layer has the same class (the program is then exactly as without variants)."""
@@ -192,17 +204,17 @@ def layer_variants_of(rep: Repeat) -> tuple[list[str], list[str]] | None:
     args: dict[str, list[str]] = {}
     for variant, cls in enumerate(rep.classes):
         if variant < len(values):
-            text = ", ".join(f"{name} = {show(v)}" for name, v in values[variant])
+            text = ", ".join(f"{arg} = {show(v)}" for arg, v in values[variant])
             if text not in args.setdefault(cls.name, []):
                 args[cls.name].append(text)
-    for i, name in enumerate(names):
-        by_class.setdefault(name, []).append(i)
-    comment = [f"# {len(by_class)} variants of the layer, by its per-layer arguments:"]
-    for name, layers in by_class.items():
-        line = f"#   {name}: {_layers_text(layers)}"
-        if args.get(name):
-            line += f" ({' | '.join(args[name])})"
-        comment.append(line if len(line) <= 96 else line[:92] + " ...")
+    for i, cls_name in enumerate(names):
+        by_class.setdefault(cls_name, []).append(i)
+    comment: list[Stmt] = [Comment(f"{len(by_class)} variants of the layer, by its per-layer arguments:")]
+    for cls_name, layers in by_class.items():
+        line = f"  {cls_name}: {_layers_text(layers)}"
+        if args.get(cls_name):
+            line += f" ({' | '.join(args[cls_name])})"
+        comment.append(Comment(line))
     return comment, _sequence(names)
 
 
@@ -218,44 +230,26 @@ def _layers_text(layers: list[int]) -> str:
     return "layers " + ", ".join(map(str, layers[:6])) + f", ... ({len(layers)} layers)"
 
 
-def _sequence(names: list[str]) -> str:
-    """The shortest of: one period repeated (`(A, B) * 13`, plus a remainder), or runs
-    (`(A,) * 28 + (B,) * 8`)."""
-    def tup(items) -> str:
-        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+def _sequence(names: list[str]) -> Expr:
+    """The smaller (in tree size) of: one period repeated (`(A, B) * 13`, plus a remainder), or
+    runs (`(A,) * 28 + (B,) * 8`)."""
+    def times(items, k: int) -> Expr:
+        tup = Tuple(tuple(Name(n) for n in items))
+        return BinOp(tup, "*", Const(k)) if k > 1 else tup
 
-    def times(items, k: int) -> str:
-        return tup(items) + (f" * {k}" if k > 1 else "")
+    def total(terms: list[Expr]) -> Expr:
+        return terms[0] if len(terms) == 1 else Chain("+", tuple(terms))
 
     n = len(names)
     period = next(p for p in range(1, n + 1) if all(names[i] == names[i % p] for i in range(n)))
     q, r = divmod(n, period)
-    periodic = [times(names[:period], q)] + ([tup(names[:r])] if r else [])
+    periodic = total([times(names[:period], q)] + ([times(names[:r], 1)] if r else []))
     runs, start = [], 0
     for i in range(1, n + 1):
         if i == n or names[i] != names[start]:
             runs.append(times([names[start]], i - start))
             start = i
-    return " + ".join(min(periodic, runs, key=lambda terms: len(" + ".join(terms))))
-
-
-def tuple_items(seq: str) -> str | None:
-    """`A, B, C` when the sequence is one tuple `(A, B, C)`; None when it has `*` or `+`."""
-    return seq[1:-1] if seq.startswith("(") and seq.count("(") == 1 and seq.endswith(")") else None
-
-
-def fill_sequence(seq: str, indent: str, width: int = 100) -> str:
-    """A long class sequence as lines of `indent` + text within `width`, broken after commas (each
-    line ends with a newline); the caller puts it inside brackets."""
-    lines, current = [], ""
-    for token in re.split(r"(?<=,) ", seq):
-        if current and len(indent + current + " " + token) > width:
-            lines.append(current)
-            current = token
-        else:
-            current = f"{current} {token}" if current else token
-    lines.append(current)
-    return "".join(f"{indent}{line}\n" for line in lines)
+    return min(periodic, total(runs), key=size)
 
 
 def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | None = None) -> None:

@@ -1,60 +1,60 @@
 """The torch reference backend: a plain PyTorch nn.Module from the same graph.
 
 It is the numerical reference for the TT-NN program, loads the same HF-named weights, and
-can be trained. Each op's torch lowering lives in its slice of the op registry.
+can be trained. Each op's torch lowering is a row of this folder's table (lower.py).
 """
 
 from __future__ import annotations
 
-import re
-
 from ...analysis.interpreters import count_params
 from ...errors import ArchError, UsageError
 from ...ir.graph import Model, layer_variants, point_at_spec
-from ...ops import LINEAR, REGISTRY, TIED_LINEAR
-from ..common.backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
+from ...ops import LINEAR, TIED_LINEAR
+from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
+from ..common.printer import print_stmt
+from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name, names_read
 from ..common.render import display_path, hf_rules, render
+from .lower import LOWERINGS
 
 
 class TorchBackend(Backend):
     target_name = "torch"
+    lowerings = LOWERINGS
 
-    def lowering_of(self, opdef):
-        return opdef.torch
-
-    def repeat_init(self, rep) -> str:
+    def repeat_init(self, rep) -> list[Stmt]:
         variants = layer_variants_of(rep)
+        attr = name(f"self.{rep.attr}")
         if variants is None:
-            return f"self.{rep.attr} = nn.ModuleList({rep.cls.name}() for _ in range({rep.count}))"
+            layers = Comprehension(Name(rep.cls.name)(), Name("_"), call("range", Const(rep.count)), generator=True)
+            return [Assign(attr, call("nn.ModuleList", layers))]
         comment, seq = variants
-        line = f"self.{rep.attr} = nn.ModuleList(cls() for cls in {seq})"
-        if len(line) > 100:
-            line = f"self.{rep.attr} = nn.ModuleList(\n    cls() for cls in {seq}\n)"
-        if max(map(len, line.splitlines())) > 100:
-            lines = fill_sequence(tuple_items(seq) or seq, "    ")
-            line = f"self.{rep.attr} = nn.ModuleList(cls() for cls in (\n{lines}))"
-        return "\n".join(comment + [line])
+        return [*comment, Assign(attr, call("nn.ModuleList", Comprehension(Name("cls")(), Name("cls"), seq,
+                                                                            generator=True)))]
 
-    def child_init(self, child) -> str:
-        return f"self.{child.attr} = {child.cls.name}()"
+    def child_init(self, child) -> Stmt:
+        return Assign(name(f"self.{child.attr}"), Name(child.cls.name)())
 
-    def self_param_init(self, node, plan: ClassPlan) -> list[str]:
-        return [f"self.{local} = nn.Parameter(torch.zeros({', '.join(map(str, plan.graph.params[full].shape))}))"
+    def self_param_init(self, node, plan: ClassPlan) -> list[Stmt]:
+        return [Assign(name(f"self.{local}"),
+                       call("nn.Parameter", call("torch.zeros", *map(Const, plan.graph.params[full].shape))))
                 for local, full in node.params.items()]
 
-    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:
-        return [f"self.{leaf.attr} = {self.lowering(leaf.node).module(leaf.node, self.context(plan))}"]
-
-    def leaf_call(self, leaf: Leaf, args: list[str], plan: ClassPlan) -> str:
+    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[Stmt]:
         lowering = self.lowering(leaf.node)
-        if lowering.call is not None:
-            return lowering.call(leaf.node, f"self.{leaf.attr}", args, self.context(plan))
-        return f"self.{leaf.attr}({', '.join(args)})"
+        note = lowering.note(leaf.node) if lowering.note else ""
+        return [Assign(name(f"self.{leaf.attr}"), lowering.module(leaf.node, self.context(plan)), note)]
 
-    def op_expr(self, node, args: list[str], plan: ClassPlan) -> str:
+    def leaf_call(self, leaf: Leaf, args: list[Expr], plan: ClassPlan) -> Expr:
+        lowering = self.lowering(leaf.node)
+        attr = name(f"self.{leaf.attr}")
+        if lowering.call is not None:
+            return lowering.call(leaf.node, attr, args, self.context(plan))
+        return attr(*args)
+
+    def op_expr(self, node, args: list[Expr], plan: ClassPlan) -> Expr:
         weights = self.own_refs() if node.params else None
         return self.lowering(node).expr(node, args, weights, self.context(plan))
 
@@ -73,8 +73,8 @@ def mark_positions(plan: ClassPlan) -> bool:
             needs |= any(marked)
         elif isinstance(call, Child):
             needs |= mark_positions(call.cls)
-        elif node.op in REGISTRY and REGISTRY[node.op].torch is not None:
-            needs |= REGISTRY[node.op].torch.positions
+        elif node.op in LOWERINGS:
+            needs |= LOWERINGS[node.op].positions
     plan.needs_positions = plan.needs_positions or needs
     return plan.needs_positions
 
@@ -93,7 +93,7 @@ def decode_blocker(model: Model) -> ArchError | None:
         return ArchError(f"{model.name} cannot generate: it needs token ids [batch, seq] in and logits "
                          f"[batch, seq, vocab] out, and maps {tokens} to {logits}", model.loc)
     try:
-        check_lowerable(graph, "a decode step", lambda opdef: _DecodeCheck(opdef.torch))
+        check_lowerable(graph, "a decode step", lambda opdef: _DecodeCheck(LOWERINGS.get(opdef.name)))
     except ArchError as e:
         return e
     return None
@@ -154,38 +154,39 @@ def compile_torch(model: Model, spec_path: str, weights_dtype="bf16") -> str:
     root.needs_positions = True  # the model's forward takes `pos` from prefill and decode
     backend.helpers.add("KVCache")  # allocate_cache looks for them (a model without attention has none)
     mark_positions(root)
-    classes = []
+    classes, code = [], []
     for plan in all_classes(root):
         fwd = emit_forward(plan, backend, local_reserved())
         init = backend.class_init(plan)
         if plan is root:
-            init += [f"self.{root.attr_path(name)} = self.{root.attr_path(p.tied_to)}"
-                     for name, p in model.graph.params.items() if p.tied_to]
+            init += [Assign(name(f"self.{root.attr_path(param)}"), name(f"self.{root.attr_path(p.tied_to)}"))
+                     for param, p in model.graph.params.items() if p.tied_to]
         labels = sorted(plan.labels.items())
-        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result, tuple(labels))):
-            classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd,
+        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body), tuple(labels))):
+            code += [*init, *fwd.body]
+            classes.append({"name": plan.name, "block": plan.block, "init": _printed(init),
+                            "forward": {"params": fwd.params, "lines": _printed(fwd.body)},
                             "labels": labels, "labels_text": _labels_text(labels)})
+    used = names_read(code)
     blocker = decode_blocker(model)
     return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
                   cannot_decode=_blocker_text(blocker) if blocker else None,
                   renamed=any(c["labels"] for c in classes),
-                  uses_torch=_uses("torch", classes), uses_F=_uses("F", classes),
+                  uses_torch="torch" in used, uses_F="F" in used,
                   helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1],
                   block_weights=block_weights, weights_dtype=str(weights_dtype))
 
 
-def _uses(module: str, classes: list[dict]) -> bool:
-    """Whether the classes' code refers to an import (unused imports are not emitted)."""
-    pattern = re.compile(rf"\b{module}\.")
-    return any(pattern.search(line) for c in classes for line in [*c["init"], *c["forward"].lines])
+def _printed(body: list[Stmt]) -> list[str]:
+    """Statements of a method body (indented 8), as the template writes them line by line."""
+    return [print_stmt(stmt, 8) for stmt in body]
 
 
 def _labels_text(labels: list[tuple[str, str]]) -> str:
-    items = [f'"{attr}": "{label}"' for attr, label in labels]
-    line = f"LABELS = {{{', '.join(items)}}}"
-    return line if len(line) <= 100 else "LABELS = {\n" + "".join(f"    {item},\n" for item in items) + "}"
+    """The class attribute mapping attributes to the labels they hold (in the class body, indented 4)."""
+    return print_stmt(Assign(Name("LABELS"), Dict(tuple((Const(a), Const(label)) for a, label in labels))), 4)
 
 
 def _blocker_text(error: ArchError) -> str:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from ...errors import ArchError
 from ...ir.graph import Model, Node, point_at_spec
 from ...weight_formats import parse as parse_formats
-from ..common.backend import Backend, ClassNames, check_lowerable, fill_sequence, layer_variants_of, tuple_items
+from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
+from ..common.printer import print_stmt
+from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, FString, Name, Stmt, Tuple, call, name
 from ..common.render import hf_rules, render
+from .lower import LOWERINGS
 
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
                  "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}
@@ -31,48 +34,40 @@ def check_supported(model: Model) -> None:
             f"{', '.join(f'`{o}`' for o in outputs)}", node.loc,
             hint="keep one `output` for a TT-NN target (`--target torch` returns them all)"),
             [(model.graph, node.module)])
-    check_lowerable(model.graph, "TT-NN", lambda opdef: opdef.ttnn)
+    check_lowerable(model.graph, "TT-NN", lambda opdef: LOWERINGS.get(opdef.name))
 
 
 class TTNNBackend(Backend):
     target_name = "TT-NN"
-    rotary_prefix = ["weights.state"]
+    rotary_prefix = (name("weights.state"),)
     pad_heads_to_tiles = True
+    lowerings = LOWERINGS
 
-    def lowering_of(self, opdef):
-        return opdef.ttnn
-
-    def repeat_init(self, rep) -> str:
+    def repeat_init(self, rep) -> list[Stmt]:
         variants = layer_variants_of(rep)
-        if variants is not None:
-            comment, seq = variants
-            layer = f'cls(weights, f"{{prefix}}{rep.label}.{{i}}.")'
-            line = f"self.{rep.attr} = [{layer} for i, cls in enumerate({seq})]"
-            if len(line) > 100:
-                line = f"self.{rep.attr} = [\n    {layer}\n    for i, cls in enumerate({seq})\n]"
-            if max(map(len, line.splitlines())) > 100:
-                items = tuple_items(seq)  # one tuple: its items inside `((...))`; else the sum inside `(...)`
-                open_, close = ("((", "))") if items else ("(", ")")
-                line = (f"self.{rep.attr} = [\n    {layer}\n    for i, cls in enumerate{open_}\n"
-                        f"{fill_sequence(items or seq, '        ')}    {close}\n]")
-            return "\n".join(comment + [line])
-        layer = f'{rep.cls.name}(weights, f"{{prefix}}{rep.label}.{{i}}.")'
-        line = f"self.{rep.attr} = [{layer} for i in range({rep.count})]"
-        return line if len(line) <= 100 else f"self.{rep.attr} = [\n    {layer}\n    for i in range({rep.count})\n]"
+        prefix = FString((Name("prefix"), f"{rep.label}.", Name("i"), "."))
+        attr = name(f"self.{rep.attr}")
+        if variants is None:
+            layer = Name(rep.cls.name)(Name("weights"), prefix)
+            return [Assign(attr, Comprehension(layer, Name("i"), call("range", Const(rep.count))))]
+        comment, seq = variants
+        layer = Name("cls")(Name("weights"), prefix)
+        return [*comment, Assign(attr, Comprehension(layer, Tuple((Name("i"), Name("cls"))), call("enumerate", seq)))]
 
-    def child_init(self, child) -> str:
-        return f'self.{child.attr} = {child.cls.name}(weights, prefix + "{child.label}.")'
+    def child_init(self, child) -> Stmt:
+        return Assign(name(f"self.{child.attr}"),
+                      Name(child.cls.name)(Name("weights"), BinOp(Name("prefix"), "+", Const(f"{child.label}."))))
 
-    def self_param_init(self, node: Node, plan: ClassPlan) -> list[str]:
+    def self_param_init(self, node: Node, plan: ClassPlan) -> list[Stmt]:
         return self.lowering(node).load(node, self.own_refs(), self.context(plan))
 
-    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[str]:
+    def leaf_init(self, leaf: Leaf, plan: ClassPlan) -> list[Stmt]:
         return self.lowering(leaf.node).load(leaf.node, self.leaf_refs(leaf), self.context(plan))
 
-    def leaf_call(self, leaf: Leaf, args: list[str], plan: ClassPlan) -> str:
+    def leaf_call(self, leaf: Leaf, args: list[Expr], plan: ClassPlan) -> Expr:
         return self.lowering(leaf.node).expr(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
 
-    def op_expr(self, node: Node, args: list[str], plan: ClassPlan) -> str:
+    def op_expr(self, node: Node, args: list[Expr], plan: ClassPlan) -> Expr:
         refs = self.own_refs() if node.params else None
         return self.lowering(node).expr(node, args, refs, self.context(plan))
 
@@ -91,18 +86,20 @@ def compile_ttnn(build, spec_path: str) -> str:
         fwd = emit_forward(plan, backend, local_reserved(root_call=plan is root))
         init = backend.class_init(plan)
         if plan.needs_state and plan is not root:
-            init.insert(0, "self.state = weights.state")
+            init.insert(0, Assign(name("self.state"), name("weights.state")))
         if plan.needs_device and plan is not root:
-            init.insert(0, "self.device = weights.device")
-        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.lines), fwd.result)):
-            classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
+            init.insert(0, Assign(name("self.device"), name("weights.device")))
+        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body))):
+            classes.append({"name": plan.name, "init": [print_stmt(s, 8) for s in init],
+                            "forward": {"params": fwd.params, "lines": [print_stmt(s, 8) for s in fwd.body]},
+                            "is_root": plan is root})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
     return render("ttnn_model.py.j2", model=model, spec=spec_path, target=target, classes=classes,
                   root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                   weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
-                  vocab=out_node.type.shape[-1], input=classes[-1]["forward"].params[0],
+                  vocab=out_node.type.shape[-1], input=classes[-1]["forward"]["params"][0],
                   max_seq=build.context, seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
                   **_kv_cache_facts(build),
                   mesh=shard_plan,

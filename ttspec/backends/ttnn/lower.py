@@ -1,0 +1,329 @@
+"""How the generated TT-NN program computes each op: one row per op, returning structured code
+(ttspec/backends/common/pyast.py).
+
+A row's `expr(node, args, refs, ctx)` is the op applied to its argument expressions (`refs`:
+the op's WeightRefs, None without parameters); `load(node, refs, ctx)` the __init__ statements
+placing its weights on the device; `check(node, graph)` raises Unsupported for a use ttnn 0.81.1
+cannot run; `fused_activation` is the name ttnn.linear's `activation=` takes when it computes the
+op inside the matmul (the activation fusion pass asks FUSED_ACTIVATIONS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...ir.layout import Placement
+from ...ops import (
+    ADD,
+    ALL_GATHER,
+    ALL_REDUCE,
+    APPLY_ROPE,
+    ATTEND,
+    EMBEDDING,
+    GELU,
+    GELU_TANH,
+    LAYER_NORM,
+    LINEAR,
+    MERGE_HEADS,
+    MESH_PARTITION,
+    MUL,
+    POSITION_EMBEDDING,
+    QKV_PART,
+    REDUCE_SCATTER,
+    RELU,
+    RMS_NORM,
+    SCALE,
+    SILU,
+    SINUSOIDAL_POSITIONS,
+    SOFTCAP,
+    SPLIT_HEADS,
+    SPLIT_QKV_HEADS,
+    TIED_LINEAR,
+    FusedQKV,
+    Unsupported,
+)
+from ...ops.attention import attention_scale
+from ...ops.norms import NORM_STATISTICS
+from ...targets import TILE
+from ..common.pyast import Assign, Comment, Const, Expr, IfExp, Name, Stmt, Tuple, call, name
+
+
+@dataclass(frozen=True)
+class TTNNLowering:
+    expr: Callable[..., Expr]
+    load: Callable[..., list[Stmt]] | None = None
+    check: Callable[..., None] | None = None
+    fused_activation: str | None = None
+
+
+# ---------------------------------------------------------------- per-op facts the sharding pass records
+def local_heads(node) -> int:
+    """The query heads one device holds (the sharding pass records it; all of them on one chip)."""
+    return node.attrs.get("local_heads", node.attrs["heads"])
+
+
+def local_kv_heads(node) -> int:
+    return node.attrs.get("local_kv_heads", node.attrs["kv_heads"])
+
+
+def placements(node) -> dict:
+    return node.attrs.get("placements", {})
+
+
+# How the generated program's weight loader (Weights) names each split (a vocabulary split is a column split
+# of padded rows).
+SPLIT_NAMES = {Placement.COLUMN: "column", Placement.VOCAB: "column", Placement.ROW: "row", Placement.HIDDEN: "hidden"}
+
+
+def _split(ctx, node) -> dict[str, Expr]:
+    """The `split=` a weight loader takes for this node's parameters on a mesh ({} when replicated):
+    a 1-D program names its tensor-parallel axis's split, a 2-D one a (rows, columns) pair."""
+    if not ctx.mesh:
+        return {}
+    names = [SPLIT_NAMES.get(placements(node).get(ax.axis, Placement.REPLICATE)) for ax in ctx.mesh.axes]
+    if not any(names):
+        return {}
+    if ctx.mesh.strategy == "1d":
+        return {"split": Const(names[0])}
+    return {"split": Tuple(tuple(Const(n) for n in names))}
+
+
+def _dtype(ctx, node) -> dict[str, Expr]:
+    dtype = ctx.weight_dtype(node.module)  # --weights-dtype per kind
+    return {} if dtype is None else {"dtype": name(f"ttnn.{'bfloat16' if dtype == 'bf16' else dtype}")}
+
+
+# ---------------------------------------------------------------- weights
+def _load_table(node, refs, ctx) -> list[Stmt]:
+    return [Assign(refs["weight"], call("weights.table", refs.module, **_split(ctx, node)))]
+
+
+def _padded_input_heads(node, graph) -> tuple[int, int] | None:
+    """(heads, head_dim) when this linear reads concatenated heads that are zero-padded to tiles."""
+    source = graph.node(node.inputs[0])
+    if source.op != MERGE_HEADS.name:
+        return None
+    _, heads, _, head_dim = graph.node(source.inputs[0]).type.shape
+    return (heads, head_dim) if head_dim % TILE else None
+
+
+def _load_linear(node, refs, ctx) -> list[Stmt]:
+    """weights.linear(...) for the matrix ([out, in] as ttnn.linear's [in, out] operand) and
+    weights.bias(...) for the bias, with what the device layout needs: the parts of a fused
+    projection, heads zero-padded to tiles, and the split over a mesh."""
+    fused: FusedQKV | None = node.attrs.get("fused")
+    common: dict[str, Expr] = {}  # options the weight and the bias share
+    weight_only: dict[str, Expr] = {}
+    if fused is not None:
+        common["parts"] = Tuple(tuple(Const(p.label) for p in fused.parts))
+        if fused.head_dim % TILE:
+            common.update(heads=Const(fused.heads + 2 * fused.kv_heads), head_dim=Const(fused.head_dim))
+    padded = _padded_input_heads(node, ctx.graph)
+    if padded is not None:
+        weight_only.update(input_heads=Const(padded[0]), head_dim=Const(padded[1]))
+    weight_only.update(_dtype(ctx, node))
+    split = _split(ctx, node)
+    if split:
+        common.update(split)
+        where = placements(node).values()
+        if fused is not None and Placement.COLUMN in where:  # each device's slice: its heads
+            common["qkv_heads"] = Tuple((Const(fused.heads), Const(fused.kv_heads)))
+        if Placement.VOCAB in where:
+            common["rows"] = Const(node.attrs["padded_out"])
+    lines: list[Stmt] = [Assign(refs["weight"], call("weights.linear", refs.module, **common, **weight_only))]
+    if node.attrs["bias"]:
+        lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
+    return lines
+
+
+def _load_tied(node, refs, ctx) -> list[Stmt]:
+    options = _split(ctx, node)
+    if options and Placement.VOCAB in placements(node).values():
+        options["rows"] = Const(node.attrs["padded_out"])
+    options.update(_dtype(ctx, node))
+    tied_module = Const(node.attrs["weight"].name.rsplit(".", 1)[0])
+    lines: list[Stmt] = [Comment("tied: a TILE copy of the embedding table"),
+                         Assign(refs["weight"], call("weights.linear", tied_module, **options))]
+    if node.attrs["bias"]:
+        lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **options)))
+    return lines
+
+
+def _load_norm(node, refs, ctx) -> list[Stmt]:
+    split = _split(ctx, node)
+    offset = node.attrs.get("offset", 0.0)
+    if offset:  # folded into the weight as it is placed: ttnn.rms_norm multiplies by it
+        ctx.helper("norm_offset")
+        return [Assign(refs["weight"], call("weights.norm", refs.module, offset=Const(offset), **split))]
+    lines: list[Stmt] = [Assign(refs["weight"], call("weights.norm", refs.module, **split))]
+    if node.attrs.get("bias"):
+        lines.append(Assign(refs["bias"], call("weights.norm", refs.module, Const("bias"), **split)))
+    return lines
+
+
+# ---------------------------------------------------------------- ops
+def _linear(node, args, refs, ctx) -> Expr:
+    options: dict[str, Expr] = {}
+    if node.attrs["bias"]:
+        options["bias"] = refs["bias"]
+    if node.attrs.get("activation"):
+        options["activation"] = Const(node.attrs["activation"])
+    return call("ttnn.linear", args[0], refs["weight"], **options)
+
+
+def _check_norm(node, graph) -> None:
+    width = node.type.shape[-1]
+    if node.type.rank == 4 and width % TILE:
+        raise Unsupported(f"a per-head {node.op} over head_dim {width} is not lowered to TT-NN: heads are zero-padded "
+                          f"to {-(-width // TILE) * TILE} features there, which would change the mean",
+                          hint="use a head_dim that is a multiple of 32, or --target torch")
+
+
+def _norm(kind: str):
+    def expr(node, args, refs, ctx) -> Expr:
+        options = {"epsilon": Const(node.attrs["eps"]), "weight": refs["weight"]}
+        if node.attrs.get("bias"):
+            options["bias"] = refs["bias"]
+        if node.attrs.get("distributed"):  # args[1]: the gathered statistics (_shard_distributed_norm)
+            post = call(f"ttnn.{kind}_norm_post_all_gather", call("ttnn.unsqueeze", args[0], Const(0)), args[1],
+                        **options, dtype=name("ttnn.bfloat16"), compute_kernel_config=Name("STATISTICS_KERNEL"))
+            return call("ttnn.squeeze", post, Const(0))
+        return call(f"ttnn.{kind}_norm", args[0], **options)
+
+    return expr
+
+
+def _statistics(node, args, refs, ctx) -> Expr:
+    kind = "layer" if node.attrs["mean"] else "rms"
+    ctx.helper("norm_statistics")
+    # float32 statistics: a sum of squares over thousands of features, rounded to bf16's 8 bits on each chip,
+    # moved the logits 25% further from fp32 than the single chip's (golden, nano-trickster); float32 ones
+    # need the fp32-accumulating kernel config. The distributed norm ops take [1, batch, seq, width].
+    return call(f"ttnn.{kind}_norm_pre_all_gather", call("ttnn.unsqueeze", args[0], Const(0)),
+                dtype=name("ttnn.float32"), compute_kernel_config=Name("STATISTICS_KERNEL"))
+
+
+def _position_ids(node, args, refs, ctx) -> Expr:
+    """Rows of the table at the positions of x's rows: 0..seq-1 in prefill, each user's own
+    position in a decode step (the run state knows which)."""
+    w = refs["weight"]
+    ids = ctx.helper("position_ids")(args[0], w, ctx.state())
+    return call("ttnn.embedding", ids, w, layout=name("ttnn.TILE_LAYOUT"))
+
+
+def _sinusoidal(node, args, refs, ctx) -> Expr:
+    # The width is the logical one: on a mesh x may be a device's slice of the features.
+    return ctx.helper("sinusoidal_positions")(args[0], Const(node.type.shape[-1]), ctx.state(),
+                                              base=Const(node.attrs["base"]))
+
+
+def _softcap(node, args, refs, ctx) -> Expr:
+    cap = node.attrs["cap"]
+    return call("ttnn.multiply", call("ttnn.tanh", call("ttnn.multiply", args[0], Const(1 / cap))), Const(cap))
+
+
+def _local_kv(node, ctx) -> tuple[int, int]:
+    """KV heads one device holds (as the prefill plan splits them: the sharding rules of
+    split_heads and split_qkv_heads record the local count on the node that makes k) and the
+    head width padded to whole tiles."""
+    k = ctx.graph.node(node.inputs[1])
+    kv_heads, head_dim = k.type.shape[1], k.type.shape[3]
+    source = k
+    while source.op not in (SPLIT_HEADS.name, QKV_PART.name) and source.inputs:
+        source = ctx.graph.node(source.inputs[0])  # through rotary, q/k norms and the like
+    if source.op == QKV_PART.name:
+        kv_heads = ctx.graph.node(source.inputs[0]).attrs.get("local_kv_heads", kv_heads)
+    elif source.op == SPLIT_HEADS.name:
+        kv_heads = source.attrs.get("local_heads", kv_heads)
+    return kv_heads, -(-head_dim // TILE) * TILE
+
+
+def _attend(node, args, refs, ctx) -> Expr:
+    """Prefill (and model(tokens)): ttnn's causal SDPA over the whole sequence, or the softcapped
+    composition; a prefill then writes its K and V into the user's rows of this attention's KV
+    cache. A decode step (users on the rows, one token each): the new K and V are written at each
+    user's position and each user's query attends its own cache up to that position
+    (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
+    window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
+    scale = Const(attention_scale(node, ctx.graph))
+    kv_heads, head_dim = _local_kv(node, ctx)
+    cache = ctx.member(node, "kv_cache", ctx.helper("KVCache")(name("weights.state"), Const(kv_heads), Const(head_dim)))
+    q, k, v = args
+    if softcap is not None:
+        # ttnn's SDPA (prefill and decode) has no logit softcapping: composed from golden-backed ops
+        extra = {} if window is None else {"window": Const(window)}
+        full = ctx.helper("softcapped_attention")(q, k, v, ctx.device(), scale=scale, softcap=Const(softcap), **extra)
+        step = cache.attr("decode_softcapped")(q, k, v, scale=scale, softcap=Const(softcap), **extra)
+    else:
+        # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
+        # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
+        extra = {} if window is None else {"sliding_window_size": Const(window)}
+        full = call("ttnn.transformer.scaled_dot_product_attention", q, k, v, is_causal=Const(True), scale=scale,
+                    **extra)
+        step = cache.attr("decode")(q, k, v, scale=scale, **extra)
+    return IfExp(step, ctx.state().attr("decoding"), cache.attr("prefill")(k, v, full))
+
+
+def _check_attend(node, graph) -> None:
+    if not node.attrs["causal"]:
+        raise Unsupported("non-causal attention is not lowered to TT-NN yet",
+                          hint="the torch target (--target torch) runs it")
+
+
+def _split_qkv(node, args, refs, ctx) -> Expr:
+    return call("ttnn.transformer.split_query_key_value_and_split_heads", args[0],
+                num_heads=Const(local_heads(node)), num_kv_heads=Const(local_kv_heads(node)),
+                transpose_key=Const(False))
+
+
+def _collective(op: str, reduces_only: bool = False) -> TTNNLowering:
+    def expr(node, args, refs, ctx) -> Expr:
+        dim = {} if reduces_only else {"dim": Const(node.attrs["dim"])}
+        return call(f"ttnn.{op}", args[0], **dim, cluster_axis=Const(node.attrs["axis"]))
+
+    return TTNNLowering(expr)
+
+
+def _unary(function: str, **options) -> Callable[..., Expr]:
+    return lambda node, args, refs, ctx: call(function, args[0], **options)
+
+
+def _binary(function: str) -> Callable[..., Expr]:
+    return lambda node, args, refs, ctx: call(function, args[0], args[1])
+
+
+LOWERINGS: dict[str, TTNNLowering] = {
+    EMBEDDING.name: TTNNLowering(
+        lambda node, args, refs, ctx: call("ttnn.embedding", args[0], refs["weight"], layout=name("ttnn.TILE_LAYOUT")),
+        load=_load_table),
+    POSITION_EMBEDDING.name: TTNNLowering(_position_ids, load=_load_table),
+    SINUSOIDAL_POSITIONS.name: TTNNLowering(_sinusoidal),
+    LINEAR.name: TTNNLowering(_linear, load=_load_linear),
+    TIED_LINEAR.name: TTNNLowering(_linear, load=_load_tied),
+    RMS_NORM.name: TTNNLowering(_norm("rms"), load=_load_norm, check=_check_norm),
+    LAYER_NORM.name: TTNNLowering(_norm("layer"), load=_load_norm, check=_check_norm),
+    NORM_STATISTICS.name: TTNNLowering(_statistics),
+    ADD.name: TTNNLowering(_binary("ttnn.add")),
+    MUL.name: TTNNLowering(_binary("ttnn.mul")),
+    SCALE.name: TTNNLowering(lambda node, args, refs, ctx: call("ttnn.multiply", args[0], Const(node.attrs["factor"]))),
+    SOFTCAP.name: TTNNLowering(_softcap),
+    RELU.name: TTNNLowering(_unary("ttnn.relu"), fused_activation="relu"),
+    GELU.name: TTNNLowering(_unary("ttnn.gelu")),
+    GELU_TANH.name: TTNNLowering(_unary("ttnn.gelu", variant=name("ttnn.GeluVariant.Tanh"))),
+    SILU.name: TTNNLowering(_unary("ttnn.silu"), fused_activation="silu"),
+    SPLIT_HEADS.name: TTNNLowering(
+        lambda node, args, refs, ctx: ctx.helper("split_heads")(args[0], Const(local_heads(node)))),
+    MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads")),
+    APPLY_ROPE.name: TTNNLowering(
+        lambda node, args, refs, ctx: ctx.rotary(node.attrs["rope"], node.type.shape[-1])(args[0])),
+    ATTEND.name: TTNNLowering(_attend, check=_check_attend),
+    SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv),
+    ALL_GATHER.name: _collective("all_gather"),
+    REDUCE_SCATTER.name: _collective("reduce_scatter"),
+    ALL_REDUCE.name: _collective("all_reduce", reduces_only=True),
+    MESH_PARTITION.name: _collective("mesh_partition"),
+}
+
+# What the activation fusion pass folds into a linear: op name -> ttnn.linear's `activation=`.
+FUSED_ACTIVATIONS = {op: row.fused_activation for op, row in LOWERINGS.items() if row.fused_activation}
