@@ -172,7 +172,7 @@ def test_graph_label_equal_to_an_op_id(run_cli, write_spec):
 
 def cli(*args, cwd: Path, capsys) -> tuple[int, str]:
     """ttspec's main() in this process (faster than a fresh one per case): exit code and stderr."""
-    from ttspec.cli import main
+    from ttspec.cli.main import main
 
     old = os.getcwd()
     os.chdir(cwd)

@@ -120,7 +120,7 @@ def test_import_never_loads_torch_or_transformers(tmp_path):
     import sys
 
     folder = write_config(tmp_path / "m", LLAMA31_8B_4X).parent
-    code = ("import sys\nfrom ttspec.cli import main\n"
+    code = ("import sys\nfrom ttspec.cli.main import main\n"
             f"assert main(['import-hf', {str(folder)!r}, '-o', {str(tmp_path / 'x.arch')!r}]) == 0\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy'))\n"
             "assert not heavy, heavy\n")

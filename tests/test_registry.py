@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ttspec.cli import COMPILE_TARGETS
+from ttspec.targets import COMPILE_TARGETS
 from ttspec.driver import compile_source, load_model, lower
 from ttspec.errors import ArchError
 from ttspec.ir.graph import all_nodes

@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from ttspec.cli import build_parser, main
+from ttspec.cli.main import build_parser, main
 from ttspec.driver import compile_source, load_model
 from ttspec.ops import ALL_GATHER, ALL_REDUCE
 from ttspec.reports.plan_report import plan_report

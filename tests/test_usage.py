@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ttspec.cli import build_parser
+from ttspec.cli.main import build_parser
 
 from .conftest import ROOT, SPECS
 
@@ -131,7 +131,7 @@ def test_spec_path_with_spaces_is_quoted(run_cli, tmp_path):
 
 def test_familyless_spec_compiles_for_every_target(run_cli, write_spec, tmp_path):
     spec = write_spec(NANO_NO_FAMILY)
-    from ttspec.cli import COMPILE_TARGETS  # every target the CLI offers
+    from ttspec.targets import COMPILE_TARGETS  # every target the CLI offers
 
     for target in COMPILE_TARGETS:
         out = run_cli("compile", spec.name, "--target", target, "-o", "out/", cwd=tmp_path)
