@@ -223,6 +223,7 @@ SINGLE_CHIP_HINT = ", ".join(max((t for t in TARGETS.values() if t.single_chip a
                                  key=lambda t: t.dram_per_chip).name for arch in CHIPS)
 DP_MESHES = "--target galaxy (8x4), --target t3k --mesh 2x4 or --target p150x4 --mesh 2x2"
 TWO_D_MESHES = "galaxy (8x4) and its 2-D sub-meshes"
+TWO_AXES = tuple(name for name, t in TARGETS.items() if min(t.mesh) >= 2)  # a target's own mesh with two axes
 
 
 def listing(names, last: str = "or") -> str:

@@ -18,10 +18,13 @@ from ..targets import (
     MESHES,
     SINGLE_CHIP,
     STRATEGIES,
+    TARGETS,
+    TWO_AXES,
     Target,
     compile_target,
     get_target,
     listing,
+    mesh_text,
     parse_mesh,
 )
 from ..weight_formats import WeightFormats
@@ -121,9 +124,10 @@ def typed_targets(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- help words shared by several commands
 STRATEGY_HELP = ("tensor parallelism on a mesh: 1d splits the weights over one mesh axis (the longer), the other "
                  "axis holding replicas of the model (or, with --dp, a share of the batch); 2d splits every weight "
-                 "matrix over both axes, one dimension per axis, as tt-metal's Galaxy models do (galaxy's 8x4, or a "
-                 "--mesh RxC with both sides 2 or more; docs/design-2d-tp.md). Default: the planner chooses, memory "
-                 "first, then the modelled decode step (`ttspec plan` compares both)")
+                 "matrix over both axes, one dimension per axis, as tt-metal's Galaxy models do "
+                 f"({TWO_AXES[0]}'s {mesh_text(TARGETS[TWO_AXES[0]].mesh)}, or a --mesh RxC with both sides 2 or "
+                 "more; docs/design-2d-tp.md). Default: the planner chooses, memory first, then the modelled decode "
+                 "step (`ttspec plan` compares both)")
 WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
                         "(the kinds of `ttspec params` with weight matrices), e.g. attention=bfloat8_b,mlp=bfloat4_b; "
                         "kinds not named keep bf16 or the one plain dtype given (default bf16)")
