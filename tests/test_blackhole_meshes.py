@@ -122,7 +122,7 @@ def test_mock_blackhole_mesh(target):
     source, build = compile_program(model, "specs/nano-trickster.arch", target_of(target), formats_of("bf16"))
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, 256)
-    predicted = weight_plan_bytes(model, "bf16", build.shard_plan)  # the plan the program was compiled from
+    predicted = weight_plan_bytes(model, formats_of("bf16"), build.shard_plan)  # the plan the program was compiled from
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
 
 
@@ -171,5 +171,5 @@ def test_mock_p150x4_runs_a_2d_program():
                                     mesh=mesh_of("2x2"), strategy="2d")
     result = run_worker(model, source, "mock", "p150x4", state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, 256)
-    predicted = weight_plan_bytes(model, "bf16", build.shard_plan)
+    predicted = weight_plan_bytes(model, formats_of("bf16"), build.shard_plan)
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20

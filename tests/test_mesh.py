@@ -299,7 +299,7 @@ def test_mock_mesh(spec, target, dtype):
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     assert tuple(result["logits"].shape) == (1, 64, vocab)
-    predicted = weight_plan_bytes(model, dtype, build.shard_plan)
+    predicted = weight_plan_bytes(model, formats_of(dtype), build.shard_plan)
     print(f"{spec} on mock {target} ({build.shard_plan.strategy}): allocated {result['dram_bytes_allocated']:,} B "
           f"per chip; planned {predicted:,}")
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20

@@ -49,7 +49,7 @@ def test_every_spec_runs_on_mock_n150(spec):
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     assert tuple(result["logits"].shape) == (1, 32, vocab)
     allocated = result["dram_bytes_allocated"]
-    predicted = weight_plan_bytes(model, dtype)
+    predicted = weight_plan_bytes(model, formats_of(dtype))
     # ttspec's own byte count agrees with ttnn's allocator (which also holds rope tables etc.)
     assert predicted <= allocated <= predicted * 1.05 + 16 * 2**20
 

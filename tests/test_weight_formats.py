@@ -36,7 +36,7 @@ def test_mock_allocator_books_the_memory_model(spec, target, formats):
     source = compile_source(model, f"specs/{spec}", target_of(target), formats_of(formats))
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 32, dtype=torch.int64))
     allocated = result["dram_bytes_allocated"]
-    predicted = weight_plan_bytes(model, formats) if target == "n150" else None
+    predicted = weight_plan_bytes(model, formats_of(formats)) if target == "n150" else None
     if predicted is not None:
         assert predicted <= allocated <= predicted * 1.05 + 16 * 2**20
     plain = run_worker(model, compile_source(model, f"specs/{spec}", target_of(target), formats_of("bf16")), "mock",
