@@ -65,7 +65,7 @@ def test_sub_meshes():
 
 
 def test_format_choices(llama_8b):
-    formats = format_choices(llama_8b)
+    formats = [str(f) for f in format_choices(llama_8b)]
     assert len(formats) == 27  # attention, head, mlp: 3 dtypes each; embedding table and norms stay bf16
     assert formats[0] == "bf16" and "bfloat4_b" in formats and "attention=bfloat8_b,mlp=bfloat4_b" in formats
 
