@@ -23,7 +23,6 @@ from ..targets import (
     Target,
     compile_target,
     get_target,
-    listing,
     mesh_text,
     parse_mesh,
 )
@@ -168,6 +167,8 @@ def option(*flags: str, **settings) -> Option:
 
 SPEC = option("spec", metavar="SPEC")
 TARGET = option("--target", choices=COMPILE_TARGETS)  # compile, run, generate; plan takes DEVICE_TARGETS
+DEVICE_TARGET = option("--target", type=device_target)  # check: a device to check the fit against
+DEVICE_TARGET_LIST = option("--target", required=True, type=device_targets, metavar="T[,T...]")  # report
 MESH = option("--mesh", metavar="RxC", type=mesh)
 DP = option("--dp", action="store_true")
 STRATEGY = option("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
@@ -211,8 +212,3 @@ def device_run_parent() -> argparse.ArgumentParser:
     """What `run` and `generate` share: the mesh a TT-NN mode places its program on, and --keep-temp."""
     return parent((MESH, "mesh shape for a mesh target, e.g. 1x4"),
                   (DP, "2-D meshes: data parallelism on the other axis"), (KEEP_TEMP, None))
-
-
-def device_targets_words() -> str:
-    """`a, b or c`: every device target, for a hint."""
-    return listing(DEVICE_TARGETS)

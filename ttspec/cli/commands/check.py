@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ...errors import ArchError
-from ..options import EXIT_SPEC_ERROR, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP, device_target, option
+from ..options import DEVICE_TARGET, EXIT_SPEC_ERROR, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
 from ..shared import print_diagnostic
 
 
 def add_parser(sub) -> None:
     c = sub.add_parser("check", help="parse, elaborate and shape-check specs")
     c.add_argument("specs", nargs="+", metavar="SPEC")
-    option("--target", type=device_target).add(
+    DEVICE_TARGET.add(
         c, "warn when the model will not fit this device (default: the spec's `target`); the same memory model "
            "as compile and plan")
     WEIGHTS_DTYPE.add(c, "for the fit check: " + WEIGHTS_FORMATS_HELP, default="bf16")

@@ -8,6 +8,7 @@ from ...errors import UsageError
 from ...output import write_output
 from ..options import (
     BATCH,
+    DEVICE_TARGET_LIST,
     DP,
     JSON,
     MESH,
@@ -15,8 +16,6 @@ from ..options import (
     SEQ,
     STRATEGY,
     WEIGHTS_DTYPE,
-    device_targets,
-    option,
     positive_int,
     spec_parent,
 )
@@ -29,7 +28,7 @@ def add_parser(sub) -> None:
                                     "class and per layer, with the bottleneck of each (a model from published "
                                     "hardware constants, not a measurement; README: How fast will it run?).",
                         parents=[spec_parent()])
-    option("--target", required=True, type=device_targets, metavar="T[,T...]").add(rp, REPORT_TARGET_HELP)
+    DEVICE_TARGET_LIST.add(rp, REPORT_TARGET_HELP)
     MESH.add(rp, "a sub-mesh, e.g. 1x4 (one target only)")
     DP.add(rp, "data parallelism on the other mesh axis")
     STRATEGY.add(rp)
