@@ -178,6 +178,8 @@ BATCH = option("--batch", type=positive_int)
 SEQ = option("--seq", type=positive_int)
 JSON = option("--json", action="store_true")
 OUTPUT = option("-o", "--output", help="write to this file instead of stdout")
+OUTPUT_PATH = option("-o", "--output", metavar="FILE|DIR")  # a file, or a directory to write into
+OUT = option("--out")  # what a run saves (.npy)
 MODE = option("--mode", choices=("torch", "golden", "mock", "device"))
 WEIGHTS = option("--weights", metavar="PATH")
 TOKENS = option("--tokens", metavar="F.npy")

@@ -14,6 +14,7 @@ from ..options import (
     COMPILE_TARGET_HELP,
     DP,
     MESH,
+    OUTPUT_PATH,
     SEQ,
     STRATEGY,
     TARGET,
@@ -39,9 +40,8 @@ def add_parser(sub) -> None:
     DP.add(co, "2-D meshes: split the batch over the axis not used for tensor parallelism")
     STRATEGY.add(co)
     WEIGHTS_DTYPE.add(co, "TT-NN targets: " + WEIGHTS_FORMATS_HELP)
-    co.add_argument("-o", "--output", metavar="FILE|DIR",
-                    help="output file, or a directory (an existing one, or a path ending in `/`) to write "
-                         "<model>_<target>.py into (default: ./generated/)")
+    OUTPUT_PATH.add(co, "output file, or a directory (an existing one, or a path ending in `/`) to write "
+                          "<model>_<target>.py into (default: ./generated/)")
     co.add_argument("--plan", choices=("best",),
                     help="compile the top plan of `ttspec plan --search` (its mesh, --dp and weight formats; "
                          "--mesh, --dp and --weights-dtype given fix those choices)")

@@ -7,6 +7,7 @@ from ..options import (
     BATCH,
     MODE,
     MODES_HELP,
+    OUT,
     SEED,
     STRATEGY,
     STRATEGY_HELP,
@@ -54,8 +55,7 @@ def add_parser(sub) -> None:
                     help="feed --tokens through prefill (the first --prefill of each row) and decode (the rest, one "
                          "step each) and save the logits [batch, T, vocab] with --out")
     ge.add_argument("--prefill", type=positive_int, help="--score: tokens of each row to prefill (default 1)")
-    ge.add_argument("--out", metavar="F.npy",
-                    help="save the new ids [batch, n] (-1 after a user stopped), or --score's logits")
+    OUT.add(ge, "save the new ids [batch, n] (-1 after a user stopped), or --score's logits", metavar="F.npy")
 
 
 def run(args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from ...output import write_output
+from ..options import OUTPUT_PATH
 from ..shared import output_path
 
 
@@ -14,9 +15,8 @@ def add_parser(sub) -> None:
                                     "*.safetensors, tokenizer.json) or a config.json file. Supported model types: "
                                     "llama, mistral, qwen2, qwen3, gemma, gemma2, phi, phi3, gpt2.")
     ih.add_argument("path", metavar="PATH", help="a model directory or a config.json")
-    ih.add_argument("-o", "--output", metavar="FILE|DIR",
-                    help="write the spec to this file, or to DIR/<model>.arch for a directory (an existing one, or "
-                         "a path ending in `/`); default, or `-`: stdout")
+    OUTPUT_PATH.add(ih, "write the spec to this file, or to DIR/<model>.arch for a directory (an existing one, or "
+                          "a path ending in `/`); default, or `-`: stdout")
     ih.add_argument("--name", help="the spec's model name (default: made from the directory's name)")
     ih.add_argument("--ignore", metavar="FIELD", action="append", default=[],
                     help="a config field ttspec does not know that you know does not change the computation "

@@ -6,6 +6,7 @@ from ...targets import DEFAULT_TARGET
 from ..options import (
     MODE,
     MODES_HELP,
+    OUT,
     SEED,
     STRATEGY,
     TARGET,
@@ -38,7 +39,7 @@ def add_parser(sub) -> None:
     tokens = r.add_mutually_exclusive_group()
     TOKENS.add(tokens, "int token ids [batch, seq]")
     tokens.add_argument("--random-tokens", metavar="B,S", help="random token ids of this shape (default 1,32)")
-    r.add_argument("--out", metavar="logits.npy", help="save the logits")
+    OUT.add(r, "save the logits", metavar="logits.npy")
     SEED.add(r, "seed for random weights and tokens (0 to 2**63-1)")
 
 
