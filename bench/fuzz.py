@@ -120,7 +120,7 @@ class Runner:
         work.mkdir(parents=True, exist_ok=True)
         os.environ["TTSPEC_CACHE_DIR"] = str(work / "cache")
         os.environ["TTSPEC_DEBUG"] = "1"  # main re-raises internal errors: the harness sees the traceback
-        from ttspec import cli
+        import ttspec.cli.main as cli
         from ttspec.analysis.interpreters import count_params
         from ttspec.driver import load_model
 

@@ -1003,7 +1003,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]")
 
 def _child_case(plan: Plan, command: str, limit: float, done=lambda: None) -> dict:
     """In the child: the command, then the oracles that need this process (check, params, transformers)."""
-    from ttspec import cli
+    import ttspec.cli.main as cli
 
     def main(argv, seconds=limit):
         out = io.StringIO()

@@ -115,13 +115,15 @@ from ttspec.mock.toolchain import cluster_descriptor
 # the mock n150 descriptor (as golden mode's quantise does); nothing runs on it
 os.environ["TT_METAL_MOCK_CLUSTER_DESC_PATH"] = str(cluster_descriptor("n150"))
 from ttspec.driver import compile_source, load_model
+from ttspec.targets import get_target
+from ttspec.weight_formats import parse
 from ttspec.runtime.device import import_ttnn
 from ttspec.runtime.runner import load_program, root_class
 from ttspec.runtime.weights import load_weights_file
 
 ttnn = import_ttnn()
 model = load_model({spec!r})
-source = compile_source(model, {spec!r}, "n150", "bfloat8_b")
+source = compile_source(model, {spec!r}, get_target("n150"), parse("bfloat8_b"))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

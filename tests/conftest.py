@@ -64,3 +64,25 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _fail_skip(outcome.get_result(), collector.nodeid)
+
+
+# ---------------------------------------------------------------- typed options from a test's parameters
+def target_of(name):
+    """The compile target a test names (targets.TORCH for `torch`); a Target passes through."""
+    from ttspec.targets import Target, compile_target
+
+    return name if isinstance(name, Target) else compile_target(name)
+
+
+def mesh_of(text):
+    """`RxC` as the (rows, cols) the driver takes; None or a tuple passes through."""
+    from ttspec.targets import parse_mesh
+
+    return parse_mesh(text) if isinstance(text, str) else text
+
+
+def formats_of(text):
+    """--weights-dtype text as the WeightFormats the driver takes; None or a WeightFormats passes through."""
+    from ttspec.weight_formats import parse
+
+    return None if text is None else parse(text)

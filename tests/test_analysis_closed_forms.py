@@ -16,6 +16,8 @@ from ttspec.driver import compile_source, load_model, prepare, resolve_options
 from ttspec.reports.plan_search import search
 from ttspec.targets import get_target
 
+from .conftest import formats_of, mesh_of, target_of
+
 D, HEADS, HEAD_DIM, MLP, VOCAB, LAYERS = 256, 8, 32, 1024, 512, 2
 TILE, BF16, FP32 = 32, 2, 4
 WORMHOLE_DRAM = 12 * 1_072_693_184  # per chip: 12 banks as ttnn's allocator books them (n300, t3k, galaxy)
@@ -101,7 +103,7 @@ def linear_flops(rows: int) -> int:
 def test_row_parallel_biases_are_whole_on_every_chip(ln_tiny):
     """n300 (2 chips): the down projection's bias [256] is held whole by both chips, the up projection's
     [1024] split with its output features."""
-    memory = prepare(ln_tiny, resolve_options("n300")).memory
+    memory = prepare(ln_tiny, resolve_options(target_of("n300"))).memory
     assert memory.weights == weights_tp(2)
     assert memory.weights["mlp"] == 1_146_880
 
@@ -109,7 +111,7 @@ def test_row_parallel_biases_are_whole_on_every_chip(ln_tiny):
 def test_activations_count_the_residual_slice_not_the_whole(ln_tiny):
     """On 2 chips the residual stream is split (256 = 2 x 128, whole tiles): 2 x (256 + 128 + 2 x 512 +
     256) = 3,328 bytes per token, not 3,584 with the residual counted whole."""
-    memory = prepare(ln_tiny, resolve_options("n300")).memory
+    memory = prepare(ln_tiny, resolve_options(target_of("n300"))).memory
     assert activation_bytes_per_token(2) == 3328
     usage = memory.usage(1, 2048)
     assert usage.activations == 3328 * 2048
@@ -119,7 +121,7 @@ def test_activations_count_the_residual_slice_not_the_whole(ln_tiny):
 def test_largest_context_is_the_closed_form_edge(ln_tiny_unbounded):
     """Without a bound on seq the largest context at batch 1 is the whole tiles of context whose KV cache
     and activations fit beside the weights: (DRAM - weights) // (bytes per token x 32) x 32."""
-    memory = prepare(ln_tiny_unbounded, resolve_options("n300")).memory
+    memory = prepare(ln_tiny_unbounded, resolve_options(target_of("n300"))).memory
     free = WORMHOLE_DRAM - sum(weights_tp(2).values())
     per_token = kv_bytes_per_token(2) + activation_bytes_per_token(2)
     expected = free // (per_token * TILE) * TILE
@@ -134,7 +136,7 @@ def _linear_flops(phase) -> int:
 
 def test_decode_computes_whole_tile_rows_at_batch_1(ln_tiny):
     """A decode step of one user still multiplies a whole 32-row tile: 32 rows of FLOPs, not 1."""
-    build = prepare(ln_tiny, resolve_options("n150"))
+    build = prepare(ln_tiny, resolve_options(target_of("n150")))
     assert _linear_flops(model_phase(build, "decode", 1, 1, 128)) == linear_flops(TILE) == 109_051_904
     assert _linear_flops(model_phase(build, "decode", 5, 1, 128)) == linear_flops(TILE)
 
@@ -142,7 +144,7 @@ def test_decode_computes_whole_tile_rows_at_batch_1(ln_tiny):
 def test_2d_prefill_flops_are_split_over_both_mesh_axes(ln_tiny):
     """Galaxy 8x4, 2-D: every matmul is split over all 32 chips (the rows take heads, the MLP and the
     vocabulary, the columns hidden), so a chip computes 1/32 of a 128-token prefill's matmuls."""
-    build = prepare(ln_tiny, resolve_options("galaxy", strategy="2d"))
+    build = prepare(ln_tiny, resolve_options(target_of("galaxy"), strategy="2d"))
     assert build.shard_plan.strategy == "2d"
     assert _linear_flops(model_phase(build, "prefill", 1, 128, 128)) == linear_flops(128) // 32 == 13_631_488
 
@@ -150,7 +152,7 @@ def test_2d_prefill_flops_are_split_over_both_mesh_axes(ln_tiny):
 def test_distributed_norm_statistics_are_float32_tiles(ln_tiny):
     """Over galaxy's 4 columns each LayerNorm gathers its statistics, sum(x) and sum(x^2) per row: two
     float32 tiles (32 x 32 x 4 B each) per chip at a decode step; an RMSNorm gathers one."""
-    build = prepare(ln_tiny, resolve_options("galaxy", strategy="2d"))
+    build = prepare(ln_tiny, resolve_options(target_of("galaxy"), strategy="2d"))
     phase = model_phase(build, "decode", 1, 1, 128)
     stats = [o for o in phase.ops if o.op == "all_gather" and o.collective_bytes and "statistics" in
              _collective_reason(build, o.node)]
@@ -160,7 +162,7 @@ def test_distributed_norm_statistics_are_float32_tiles(ln_tiny):
 
 def test_rmsnorm_statistics_are_one_float32_tile(write_spec):
     text = spec_text().replace("layernorm(", "rmsnorm(")
-    build = prepare(load_model(write_spec(text)), resolve_options("galaxy", strategy="2d"))
+    build = prepare(load_model(write_spec(text)), resolve_options(target_of("galaxy"), strategy="2d"))
     phase = model_phase(build, "decode", 1, 1, 128)
     stats = [o for o in phase.ops if o.op == "all_gather" and "statistics" in _collective_reason(build, o.node)]
     assert sum(o.count for o in stats) == 2 * LAYERS + 1
@@ -176,7 +178,7 @@ def test_bytes_moved_over_the_columns_count_layernorm_statistics_twice(ln_tiny):
     features each): 2 x 2 x 2 B x 7/8 x 64 = 448."""
     from ttspec.reports.plan_report import bytes_moved
 
-    build = prepare(ln_tiny, resolve_options("galaxy", strategy="2d"))
+    build = prepare(ln_tiny, resolve_options(target_of("galaxy"), strategy="2d"))
     columns = 2 * 3 * 2 * TILE * FP32 + 2 * BF16 * 3 * (96 + 128) // 4
     rows = 2 * 2 * BF16 * 7 * 64 // 8
     assert (columns, rows) == (2208, 448)
@@ -191,7 +193,7 @@ def _collective_reason(build, node_id: str) -> str:
 def test_search_keeps_the_plan_on_fewer_chips_when_a_replica_would_idle(ln_tiny):
     """On T3K, 2x4 with --dp at batch 1 leaves one replica without a user: the same modelled plan as 1x4
     on half the chips. The search keeps 1x4; no kept plan has fewer users than replicas."""
-    result = search(ln_tiny, "t3k", weights_dtype="bf16", strategy="1d")
+    result = search(ln_tiny, target_of("t3k"), weights_dtype=formats_of("bf16"), strategy="1d")
     assert result.plans
     assert all(p.batch >= p.replicas for p in result.plans), \
         [(p.mesh_text, p.batch) for p in result.plans if p.batch < p.replicas]
@@ -207,7 +209,8 @@ def test_search_tries_the_largest_batch_over_its_replicas(ln_tiny_unbounded):
     free = WORMHOLE_DRAM - sum(weights_tp(4).values())
     context = free // (per_token * 20) // TILE * TILE  # 20 sequences of this context fit, 21 do not
     assert free // (per_token * context) == 20
-    result = search(ln_tiny_unbounded, "t3k", mesh="2x4", dp=True, weights_dtype="bf16", seq=context,
+    result = search(ln_tiny_unbounded, target_of("t3k"), mesh=mesh_of("2x4"), dp=True,
+                    weights_dtype=formats_of("bf16"), seq=context,
                     strategy="1d")
     batches = {p.batch for p in result.plans}
     assert 40 in batches and max(batches) == 40, sorted(batches)
@@ -240,10 +243,10 @@ def test_partial_sums_are_never_scattered_into_slices_of_part_tiles(write_spec):
     holds all 96): both row-parallel projections of each layer (attention's wo, the MLP's down), and no
     reduce_scatter anywhere in the program."""
     model = load_model(write_spec(narrow_spec_text()))
-    build = prepare(model, resolve_options("n300"))
+    build = prepare(model, resolve_options(target_of("n300")))
     ops = [(c.op, c.source) for c in build.shard_plan.collectives if c.op != "all_gather"]
     assert ops == [("all_reduce", "layers.*.attn.wo.linear"), ("all_reduce", "layers.*.mlp.down.linear")], ops
-    source = compile_source(model, "narrow.arch", "n300", "bf16")
+    source = compile_source(model, "narrow.arch", target_of("n300"), formats_of("bf16"))
     assert "ttnn.reduce_scatter(" not in source and source.count("ttnn.all_reduce(") == 2
 
 

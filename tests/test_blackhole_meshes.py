@@ -17,6 +17,7 @@ from .numerics import assert_same_up_to_rounding
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
 
+from .conftest import formats_of, mesh_of, target_of  # noqa: E402
 from .test_mesh import assert_same_as_single_chip, single_chip_runs  # noqa: E402  (after the importorskips)
 
 BH_MESHES = [("p150x4", (1, 4)), ("p150x8", (1, 8))]
@@ -35,7 +36,7 @@ def test_blackhole_mesh_golden_equals_single_p150(single_p150, spec, target, mes
     model, state, tokens, expected = single_p150(spec)
     fp32 = single_p150.fp32(spec)
     assert get_target(target).mesh == mesh and get_target(target).arch == "blackhole"
-    source = compile_source(model, f"specs/{spec}", target, "bf16")
+    source = compile_source(model, f"specs/{spec}", target_of(target), formats_of("bf16"))
     assert f"MESH_SHAPE = {mesh}" in source or f"MESH_SHAPE = ({mesh[0]}, {mesh[1]})" in source
     logits, calls = run_golden(model, f"specs/{spec}", get_target(target), state, tokens, source=source)
     assert_same_as_single_chip(logits, expected, fp32)
@@ -118,11 +119,11 @@ def test_mock_blackhole_mesh(target):
     from ttspec.runtime.device import run_worker
 
     model = load_model(SPECS / "nano-trickster.arch")
-    source, build = compile_program(model, "specs/nano-trickster.arch", target, "bf16")
+    source, build = compile_program(model, "specs/nano-trickster.arch", target_of(target), formats_of("bf16"))
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, 256)
     # the plan the program was compiled from
-    predicted = sum(weight_bytes_by_kind(model, "bf16", build.shard_plan).values())
+    predicted = sum(weight_bytes_by_kind(model, formats_of("bf16"), build.shard_plan).values())
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
 
 
@@ -133,7 +134,7 @@ def test_removing_any_collective_breaks_a_blackhole_mesh(single_p150):
 
     spec = "nano-trickster.arch"
     model, state, tokens, expected = single_p150(spec)
-    source = compile_source(model, f"specs/{spec}", "p150x4", "bf16")
+    source = compile_source(model, f"specs/{spec}", target_of("p150x4"), formats_of("bf16"))
     sites, outcomes = removal_outcomes(model, f"specs/{spec}", "p150x4", state, tokens, expected, source)
     assert_each_removal_caught(sites, outcomes)
     assert {o[1] for o in outcomes} == {"shape"}
@@ -149,7 +150,8 @@ def test_2d_on_p150x4_as_2x2_equals_single_p150(single_p150, spec):
     from .test_mesh_2d import assert_2d_as_accurate_as_single_chip
 
     model, state, tokens, expected = single_p150(spec)
-    source, build = compile_program(model, f"specs/{spec}", "p150x4", "bf16", mesh="2x2", strategy="2d")
+    source, build = compile_program(model, f"specs/{spec}", target_of("p150x4"), formats_of("bf16"),
+                                    mesh=mesh_of("2x2"), strategy="2d")
     assert build.shard_plan.strategy == "2d" and build.shard_plan.mesh == (2, 2)
     logits, calls = run_golden(model, f"specs/{spec}", get_target("p150x4"), state, tokens, source=source)
     assert_2d_as_accurate_as_single_chip(logits, expected, single_p150.fp32(spec))
@@ -166,8 +168,9 @@ def test_mock_p150x4_runs_a_2d_program():
     from ttspec.runtime.device import run_worker
 
     model = load_model(SPECS / "nano-trickster.arch")
-    source, build = compile_program(model, "specs/nano-trickster.arch", "p150x4", "bf16", mesh="2x2", strategy="2d")
+    source, build = compile_program(model, "specs/nano-trickster.arch", target_of("p150x4"), formats_of("bf16"),
+                                    mesh=mesh_of("2x2"), strategy="2d")
     result = run_worker(model, source, "mock", "p150x4", state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, 256)
-    predicted = sum(weight_bytes_by_kind(model, "bf16", build.shard_plan).values())
+    predicted = sum(weight_bytes_by_kind(model, formats_of("bf16"), build.shard_plan).values())
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20

@@ -19,6 +19,7 @@ pytest.importorskip("ttnn")
 from ttspec.runtime.golden import GoldenTTNN, quantise  # noqa: E402
 from ttspec.runtime.runner import run_golden  # noqa: E402
 
+from .conftest import formats_of, target_of  # noqa: E402
 from .numerics import (  # noqa: E402
     BF16_MEAN,
     BF16_P99,
@@ -70,8 +71,9 @@ def test_block_float_accuracy_against_hf(spec):
     model = load_model(SPECS / spec)
     results = {}
     for dtype in ("bf16", "bfloat8_b", "bfloat4_b"):
-        source = compile_source(model, str(SPECS / spec), "n150", dtype)
-        got, _ = run_golden(model, str(SPECS / spec), get_target("n150"), state, tokens, dtype, source=source)
+        source = compile_source(model, str(SPECS / spec), target_of("n150"), formats_of(dtype))
+        got, _ = run_golden(model, str(SPECS / spec), get_target("n150"), state, tokens, formats_of(dtype),
+                            source=source)
         results[dtype] = got.float()
         print(f"{spec} {dtype}: pcc {pcc(got.float(), expected):.6f} rel {rel_err(got.float(), expected):.4f}")
     # Measured (HF reference with randomize()'s weights, 2x50 tokens):
@@ -102,7 +104,7 @@ def _torch_rounding():
     from ttspec.runtime.runner import load_program
 
     model = load_model(SPECS / "llama-gqa-tiny.arch")
-    module = load_program(compile_torch(model, "specs/llama-gqa-tiny.arch", "bfloat8_b"), "gqa_torch_bf8")
+    module = load_program(compile_torch(model, "specs/llama-gqa-tiny.arch", formats_of("bfloat8_b")), "gqa_torch_bf8")
     return module.block_float
 
 
@@ -134,10 +136,10 @@ def test_torch_program_with_block_floats_matches_the_golden_program():
     state = random_hf_state_dict(model, seed=2)
     tokens = torch.randint(0, 512, (2, 40), generator=torch.Generator().manual_seed(4))
     plain = run_torch(model, spec, state, tokens).float()
-    rounded = run_torch(model, spec, state, tokens, formats).float()
+    rounded = run_torch(model, spec, state, tokens, formats_of(formats)).float()
     golden_bf16, _ = run_golden(model, spec, get_target("n150"), state, tokens)
-    golden_q, _ = run_golden(model, spec, get_target("n150"), state, tokens, formats,
-                             source=compile_source(model, spec, "n150", formats))
+    golden_q, _ = run_golden(model, spec, get_target("n150"), state, tokens, formats_of(formats),
+                             source=compile_source(model, spec, target_of("n150"), formats_of(formats)))
     # each golden program is its torch program (same weights, fp32) up to bf16's rounding of the
     # activations: the bf16 budget (measured on llama-gqa-tiny: rounded pair mean 3.6u, p99 12u; plain pair 3.8u, 12.7u)
     assert_bf16_accurate(golden_bf16.float(), plain, "bf16 golden vs torch")

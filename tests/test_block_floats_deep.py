@@ -13,6 +13,8 @@ from ttspec.runtime.golden import GoldenTTNN, quantise  # noqa: E402
 from ttspec.runtime.runner import build_torch  # noqa: E402
 from ttspec.runtime.weights import random_state_dict  # noqa: E402
 
+from .conftest import formats_of  # noqa: E402
+
 LAYERS = 12
 DEEP = f"""\
 model deep_tiny
@@ -38,7 +40,7 @@ def test_every_layers_matrices_are_rounded_as_ttnn_rounds_them(write_spec):
     spec = write_spec(DEEP)
     model = load_model(spec)
     state = random_state_dict(model, seed=1)
-    _, net = build_torch(model, str(spec), state, weights_dtype="bfloat8_b,mlp=bfloat4_b")
+    _, net = build_torch(model, str(spec), state, weights_dtype=formats_of("bfloat8_b,mlp=bfloat4_b"))
     held = net.state_dict()
     ttnn = GoldenTTNN()._ttnn
     expected_formats = {f"layers.{i}.{m}.weight": dtype for i in range(LAYERS) for m, dtype in LAYER_MATRICES.items()}
@@ -62,7 +64,8 @@ def test_a_value_past_a_tie_only_below_the_shared_exponents_bits_rounds_as_a_tie
     more, it rounds up (2.5 steps too). (Random fp32 weights of DEEP above meet such a value in layer 1.)"""
     spec = write_spec(DEEP)
     model = load_model(spec)
-    module, _ = build_torch(model, str(spec), random_state_dict(model, seed=1), weights_dtype="bfloat8_b,mlp=bfloat4_b")
+    module, _ = build_torch(model, str(spec), random_state_dict(model, seed=1),
+                            weights_dtype=formats_of("bfloat8_b,mlp=bfloat4_b"))
     ttnn = GoldenTTNN()._ttnn
     for dtype, bits in (("bfloat8_b", 7), ("bfloat4_b", 3)):
         step = 2.0 ** -(bits - 1)  # beside 1.0 (exponent 0)

@@ -78,7 +78,7 @@ def test_missing_spec_file(run_cli):
 
 def test_core_never_imports_torch_or_ttnn(tmp_path):
     sink = str(tmp_path / "out.py")  # never /dev/null: as root, a replaced /dev/null breaks the machine
-    code = ("import sys\nfrom ttspec.cli import main\n"
+    code = ("import sys\nfrom ttspec.cli.main import main\n"
             "for argv in (['check', 'specs/llama-3.1-8b.arch'], ['params', '--json', 'specs/gpt2.arch'],"
             " ['graph', 'specs/phi-2.arch'], ['compile', 'specs/gpt2.arch', '--target', 'n150', '-o', SINK],"
             " ['compile', 'specs/nano-trickster.arch', '--target', 't3k', '-o', SINK],"

@@ -197,7 +197,7 @@ def compiled(tmp_path_factory):
         path.write_text(spec_text(name, family))
         model = load_model(path)
         for target in TARGETS:
-            source = compile_source(model, path.name, target)
+            source = compile_source(model, path.name, target_of(target))
             program = folder / f"{name}_{family or 'nofamily'}_{target}.py"
             program.write_text(source)
             out[(name, family, target)] = (model, path, source)
@@ -212,6 +212,7 @@ def test_every_program_is_ruff_clean(compiled):
     assert lint.returncode == 0, lint.stdout
 
 
+from .conftest import target_of  # noqa: E402
 from .numerics import BF16_PCC, BF16_REL, assert_same_up_to_rounding, pcc, rel_err  # noqa: E402
 
 

@@ -14,6 +14,8 @@ import pytest
 from ttspec.analysis.cost import model_phase, op_table
 from ttspec.driver import load_model, prepare, resolve_options
 
+from .conftest import target_of
+
 D, HEADS, KV_HEADS, HEAD_DIM, VOCAB = 256, 8, 2, 32, 512
 TILE, BF16 = 32, 2
 CONTEXT = 256
@@ -48,7 +50,7 @@ def _class(phase, name: str) -> dict:
 def test_layers_with_another_window_are_priced_apart(alike):
     """A decode step's attention: q k^T and the weighted sum of v, 2 FLOPs a multiply-add, one query per
     head against min(window, context) keys (analysis/cost.py's module doc; ops/attention.py)."""
-    phase = model_phase(prepare(alike, resolve_options("n150")), "decode", 1, 1, CONTEXT)
+    phase = model_phase(prepare(alike, resolve_options(target_of("n150"))), "decode", 1, 1, CONTEXT)
     keys = [CONTEXT if window is None else min(window, CONTEXT) for window, _ in LAYERS]
     assert _class(phase, "attend")["flops"] == sum(2 * 2 * HEADS * k * HEAD_DIM for k in keys) == 393_216
 
@@ -57,7 +59,7 @@ def test_layers_with_another_mlp_width_are_priced_apart(alike):
     """Every matmul of a decode step over a whole 32-row tile, and the bf16 bytes of its weights (TILE
     layout; every dim here is whole tiles): q, k and v (fused), wo, the MLP's gate, up and down per layer,
     then the tied head."""
-    phase = model_phase(prepare(alike, resolve_options("n150")), "decode", 1, 1, CONTEXT)
+    phase = model_phase(prepare(alike, resolve_options(target_of("n150"))), "decode", 1, 1, CONTEXT)
     qkv = (HEADS + 2 * KV_HEADS) * HEAD_DIM
     shapes = [(qkv, D), (D, HEADS * HEAD_DIM)]
     layer_shapes = [shapes + [(width, D), (width, D), (D, width)] for _, width in LAYERS]
@@ -72,7 +74,7 @@ def test_layers_with_another_mlp_width_are_priced_apart(alike):
 def test_the_compact_phase_is_the_phase_it_expands_to(alike, target, strategy, name, batch, tokens, context):
     """What the search reads (time, and by class the bottleneck) equals, to the last bit, the phase with
     an OpCost per op, whose sums run over every op in order."""
-    build = prepare(alike, resolve_options(target, strategy=strategy))
+    build = prepare(alike, resolve_options(target_of(target), strategy=strategy))
     priced = op_table(build).price(build, name, batch, tokens, context)
     expanded = model_phase(build, name, batch, tokens, context)
     assert len(expanded.ops) > len(priced.costs)  # alike ops share an entry

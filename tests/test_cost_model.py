@@ -13,7 +13,7 @@ from ttspec.driver import load_model, prepare, resolve_options
 from ttspec.errors import UsageError
 from ttspec.weight_formats import WeightFormats, parse
 
-from .conftest import ROOT
+from .conftest import ROOT, formats_of, mesh_of, target_of
 
 PERFORMANCE = "attention=bfloat8_b,mlp=bfloat4_b"  # tt_transformers' performance configuration
 _MODELS: dict = {}
@@ -26,7 +26,7 @@ def model(name):
 
 
 def build(name, target, weights=PERFORMANCE, mesh=None):
-    return prepare(model(name), resolve_options(target, weights, mesh))
+    return prepare(model(name), resolve_options(target_of(target), formats_of(weights), mesh_of(mesh)))
 
 
 # ----------------------------------------------------------------------------- published figures

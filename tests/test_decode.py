@@ -20,6 +20,7 @@ pytest.importorskip("ttnn")
 from ttspec.importers.hf import import_hf  # noqa: E402
 from ttspec.runtime.runner import golden_program  # noqa: E402
 
+from .conftest import formats_of, mesh_of, target_of  # noqa: E402
 from .numerics import BF16_PCC  # noqa: E402
 from .test_references import pcc  # noqa: E402
 from .test_torch_backend import randomize  # noqa: E402
@@ -109,7 +110,8 @@ def run_score(built, case, target="n150", mesh=None, source=None, strategy=None)
     spec, state, tokens, expected = built(case)
     model = load_model(spec)
     if source is None:
-        source = compile_source(model, str(spec), target, "bf16", mesh, strategy=strategy)
+        source = compile_source(model, str(spec), target_of(target), formats_of("bf16"), mesh_of(mesh),
+                                strategy=strategy)
     program, _ = golden_program(model, str(spec), get_target(target), state, source=source)
     got = score(program, tokens)
     return decode_pcc(got, expected)
@@ -137,7 +139,7 @@ def test_score_features(built, case):
 def test_a_cache_write_one_position_off_fails_the_score(built, shift):
     """The generated cache update patched to write each user's K and V one position off."""
     spec, _, _, _ = built("llama")
-    source = compile_source(load_model(spec), str(spec), "n150", "bf16")
+    source = compile_source(load_model(spec), str(spec), target_of("n150"), formats_of("bf16"))
     call = "ttnn.experimental.paged_update_cache(cache, new, update_idxs_tensor=positions)"
     assert source.count(call) == 1
     off = ('ttnn.experimental.paged_update_cache(cache, new, update_idxs_tensor=self.state.step_input('
@@ -273,7 +275,7 @@ def test_traced_decode_replays_the_same_logits(built, target, mesh):
 
     spec, state, tokens, expected = built("gpt2" if target == "n150" else "llama")
     model = load_model(spec)
-    source = compile_source(model, str(spec), target, "bf16", mesh)
+    source = compile_source(model, str(spec), target_of(target), formats_of("bf16"), mesh_of(mesh))
     untraced, _ = golden_program(model, str(spec), get_target(target), state, source=source)
     module = load_program(source, f"{model.name}_traced")
     module.ttnn = TracingGolden()
@@ -307,20 +309,21 @@ def test_32_user_decode_step_on_the_mock(spec, target, dtype, layers, kv_heads, 
     chip), and ttnn's allocator books exactly that, each tensor's pages spread over the DRAM banks in
     whole pages per bank. The mock cannot replay traces, so the step runs untraced."""
     from ttspec.reports.plan_report import plan_report
-    from ttspec.runtime.runner import run_session
+    from ttspec.runtime.device import run_worker
 
     from .conftest import SPECS
 
     users = 32
     model = load_model(SPECS / spec)
-    source = compile_source(model, f"specs/{spec}", target, dtype)
+    source = compile_source(model, f"specs/{spec}", target_of(target), formats_of(dtype))
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     calls = [("allocate_cache", users, context),
              ("decode", list(range(users)), [(7 * b) % context for b in range(users)]),
              ("prefill", list(range(40)), 3)]  # fill_cache into one user's rows
-    result = run_session(model, source, "mock", target, None, calls, timeout=900)
+    result = run_worker(model, source, "mock", target, state=None, calls=calls, timeout=900)
     assert tuple(result["outputs"][1].shape) == (users, vocab)
-    planned = plan_report(model, target, None, dtype, users, context)["memory_per_chip"]["kv_cache"]
+    planned = plan_report(model, target_of(target), None, formats_of(dtype), users,
+                          context)["memory_per_chip"]["kv_cache"]
     assert planned == 2 * layers * users * kv_heads * context * head_dim * 2
     per_tensor_pages = users * kv_heads * context * head_dim * 2 // PAGE
     booked = 2 * layers * -(-per_tensor_pages // DRAM_BANKS) * DRAM_BANKS * PAGE
@@ -331,17 +334,18 @@ def test_32_user_decode_step_on_the_mock(spec, target, dtype, layers, kv_heads, 
     assert tuple(result["outputs"][2].shape) == (40, vocab)
 
 
-def test_run_session_generates_on_the_mock():
+def test_run_worker_generates_on_the_mock():
     """The worker runs the program's generate on the mock device (ids are not meaningful there: kernels
-    never run), one prompt per user, through run_session, the entry point for mock and device modes."""
-    from ttspec.runtime.runner import random_hf_state_dict, run_session
+    never run), one prompt per user, through run_worker, the entry point for mock and device modes."""
+    from ttspec.runtime.device import run_worker
+    from ttspec.runtime.runner import random_hf_state_dict
 
     from .conftest import SPECS
 
     model = load_model(SPECS / "nano-trickster.arch")
-    source = compile_source(model, "specs/nano-trickster.arch", "n150")
+    source = compile_source(model, "specs/nano-trickster.arch", target_of("n150"))
     calls = [("allocate_cache", 2, 64), ("generate", [[1, 2, 3], [4, 5]], {"max_new_tokens": 3})]
-    result = run_session(model, source, "mock", "n150", random_hf_state_dict(model), calls, timeout=600)
+    result = run_worker(model, source, "mock", "n150", state=random_hf_state_dict(model), calls=calls, timeout=600)
     ids = result["outputs"][1]
     assert [len(user) for user in ids] == [3, 3] and all(0 <= t < 256 for user in ids for t in user)
 
@@ -349,7 +353,7 @@ def test_run_session_generates_on_the_mock():
 def test_data_parallel_decode_is_refused_with_the_reason(built):
     spec, state, _, _ = built("llama")
     model = load_model(spec)
-    source = compile_source(model, str(spec), "galaxy", "bf16", "8x4", dp=True)
+    source = compile_source(model, str(spec), target_of("galaxy"), formats_of("bf16"), mesh_of("8x4"), dp=True)
     program, _ = golden_program(model, str(spec), get_target("galaxy"), state, source=source)
     with pytest.raises(NotImplementedError, match="compile without --dp"):
         program.allocate_cache(4, 64)

@@ -17,6 +17,7 @@ pytest.importorskip("ttnn")
 from ttspec.importers.hf import import_hf  # noqa: E402
 from ttspec.runtime.runner import golden_program, load_program, root_class  # noqa: E402
 
+from .conftest import formats_of, target_of  # noqa: E402
 from .test_decode import CONFIGS, PCC_MIN  # noqa: E402
 from .test_references import pcc  # noqa: E402
 from .test_torch_backend import randomize  # noqa: E402
@@ -120,7 +121,7 @@ def test_allocate_cache_counts_every_users_cache():
     from ttspec.targets import WORMHOLE_DRAM
 
     model = load_model(SPECS / "llama-3.1-8b.arch")
-    source = compile_source(model, "specs/llama-3.1-8b.arch", "n150", "bfloat8_b")
+    source = compile_source(model, "specs/llama-3.1-8b.arch", target_of("n150"), formats_of("bfloat8_b"))
     assert "Context: up to 8,288 tokens" in source
     module = load_program(source, "llama_8b_cache_check")
     module.ttnn = GoldenTTNN()

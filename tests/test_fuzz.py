@@ -140,7 +140,7 @@ def test_surface_oracles_catch_each_class(tmp_path, monkeypatch, cls):
         from fuzz_surfaces import Case, ForkRunner
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    from ttspec import cli
+    import ttspec.cli.main as cli
 
     namespace: dict = {}
     exec("def planted(argv):\n" + "".join(f"    {line}\n" for line in PLANTED[cls].splitlines()), namespace)

@@ -18,7 +18,7 @@ from ttspec.importers.hf import import_hf  # noqa: E402
 from ttspec.runtime.generation import score  # noqa: E402
 from ttspec.runtime.runner import build_torch, load_program, random_state_dict, root_class  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, target_of  # noqa: E402
 from .test_torch_backend import randomize  # noqa: E402
 
 T = transformers
@@ -393,7 +393,7 @@ def test_golden_score_through_the_tt_program(tmp_path, run_cli):
     golden = run_cli("generate", "specs/nano-trickster.arch", "--mode", "golden", *args, "--out", tmp_path / "g.npy",
                      timeout=600)
     spec = ROOT / "specs" / "nano-trickster.arch"
-    if "def decode" not in compile_source(load_model(spec), str(spec), "n150"):
+    if "def decode" not in compile_source(load_model(spec), str(spec), target_of("n150")):
         assert golden.returncode == 1 and one_message(golden.stderr), golden.stderr
         assert "has no `allocate_cache` (no decode path)" in golden.stderr
         return

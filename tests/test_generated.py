@@ -5,7 +5,7 @@ import pytest
 
 from ttspec.driver import compile_source, load_model
 
-from .conftest import ROOT
+from .conftest import ROOT, formats_of, target_of
 
 ENTRIES = [line.split() for line in (ROOT / "generated" / "MANIFEST").read_text().splitlines()
            if line.strip() and not line.startswith("#")]
@@ -16,8 +16,9 @@ def test_generated_is_current(entry, monkeypatch):
     monkeypatch.chdir(ROOT)
     spec, target, *dtype = entry
     model = load_model(spec)
-    text = compile_source(model, spec, target, dtype[0] if dtype else "bf16")
-    assert text == compile_source(load_model(spec), spec, target, dtype[0] if dtype else "bf16")  # deterministic
+    text = compile_source(model, spec, target_of(target), formats_of(dtype[0] if dtype else "bf16"))
+    assert text == compile_source(load_model(spec), spec, target_of(target),
+                                  formats_of(dtype[0] if dtype else "bf16"))  # deterministic
     committed = (ROOT / "generated" / f"{model.name}_{target}.py").read_text()
     assert committed == text + ("" if text.endswith("\n") else "\n"), "stale: run bash .ci/regenerate"
 

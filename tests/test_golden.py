@@ -8,7 +8,7 @@ from ttspec.driver import compile_source, load_model
 from ttspec.runtime.runner import run_golden
 from ttspec.targets import get_target
 
-from .conftest import SPECS
+from .conftest import SPECS, target_of
 from .numerics import BF16_PCC, BF16_REL, pcc, rel_err  # noqa: F401  (pcc, rel_err: imported from here too)
 from .test_torch_backend import HF, randomize
 
@@ -58,7 +58,7 @@ def test_broken_program_is_caught(break_it):
     spec = "nano-trickster.arch"
     state, tokens, expected = hf_reference(spec, seq=32)
     model = load_model(SPECS / spec)
-    source = compile_source(model, str(SPECS / spec), "n150")
+    source = compile_source(model, str(SPECS / spec), target_of("n150"))
     old, new = break_it
     assert old in source
     broken = source.replace(old, new)

@@ -11,7 +11,7 @@ import pytest
 from ttspec.driver import load_model
 from ttspec.errors import ArchError
 
-from .conftest import SPECS
+from .conftest import SPECS, target_of
 from .numerics import HANG_GUARD_S, QUICK_GUARD_S
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,7 +172,7 @@ def test_graph_label_equal_to_an_op_id(run_cli, write_spec):
 
 def cli(*args, cwd: Path, capsys) -> tuple[int, str]:
     """ttspec's main() in this process (faster than a fresh one per case): exit code and stderr."""
-    from ttspec.cli import main
+    from ttspec.cli.main import main
 
     old = os.getcwd()
     os.chdir(cwd)
@@ -271,7 +271,7 @@ def test_a_hundred_thousand_layers_compile_fast(run_cli, tmp_path, monkeypatch):
     counts = {}
     for layers, (spec, model) in models.items():
         matches.clear()
-        compile_source(model, str(spec), "torch")
+        compile_source(model, str(spec), target_of("torch"))
         counts[layers] = len(matches)
     monkeypatch.undo()
     assert counts[100000] == counts[32] > 0, counts  # once per layer: about 5.4M
@@ -302,7 +302,7 @@ def test_longest_names_and_paths_give_ruff_clean_programs(write_spec, tmp_path):
     path = write_spec(text, name="p" * 120 + ".arch")
     model = load_model(path)
     for target in ("torch", "n150", "n300", "t3k"):
-        (tmp_path / f"{target}.py").write_text(compile_source(model, str(path), target))
+        (tmp_path / f"{target}.py").write_text(compile_source(model, str(path), target_of(target)))
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP",
                            "--line-length", "120", str(tmp_path)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout

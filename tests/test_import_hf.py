@@ -30,7 +30,7 @@ from ttspec.families import FAMILIES
 from ttspec.importers.hf import import_hf, model_name
 from ttspec.reports.plan_report import plan_report
 
-from .conftest import ROOT, SPECS
+from .conftest import ROOT, SPECS, formats_of, target_of
 
 MISSING = [m for m in ("torch", "transformers", "safetensors") if importlib.util.find_spec(m) is None]
 needs_hf = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}: bash .ci/setup test")
@@ -120,7 +120,7 @@ def test_import_never_loads_torch_or_transformers(tmp_path):
     import sys
 
     folder = write_config(tmp_path / "m", LLAMA31_8B_4X).parent
-    code = ("import sys\nfrom ttspec.cli import main\n"
+    code = ("import sys\nfrom ttspec.cli.main import main\n"
             f"assert main(['import-hf', {str(folder)!r}, '-o', {str(tmp_path / 'x.arch')!r}]) == 0\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy'))\n"
             "assert not heavy, heavy\n")
@@ -391,13 +391,13 @@ def test_published_config(tmp_path, run_cli, name):
     assert total == expected
     if dtype != "bf16":  # bf16 does not fit n150's DRAM: the compiler says so, naming bfloat8_b
         with pytest.raises(ArchError) as refused:
-            compile_program(model, str(spec), "n150", "bf16")
+            compile_program(model, str(spec), target_of("n150"), formats_of("bf16"))
         assert "bytes of DRAM for bf16 weights; n150 has" in refused.value.render()
         assert "bfloat8_b" in refused.value.render()
-    source, built = compile_program(model, str(spec), "n150", dtype)
+    source, built = compile_program(model, str(spec), target_of("n150"), formats_of(dtype))
     assert built.fits and f"class {root_class_name(model.name)}" in source
     try:
-        report = plan_report(model, "t3k", None, "bf16", 1, None)
+        report = plan_report(model, target_of("t3k"), None, formats_of("bf16"), 1, None)
         assert T3K.get(name) is None, f"expected T3K to refuse: {T3K[name]}"
         assert report["fits"], report
     except ArchError as e:

@@ -5,12 +5,14 @@ import pytest
 from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
 
+from .conftest import formats_of, target_of
+
 BASE = "model m\nfamily llama\ninput tokens: int32[batch, seq]\n"
 
 
 def compile_text(write_spec, text, name="spec.arch", target="n150"):
     path = write_spec(text, name)
-    return compile_source(load_model(path), str(path), target, "bf16")
+    return compile_source(load_model(path), str(path), target_of(target), formats_of("bf16"))
 
 
 @pytest.mark.parametrize("text,message", [
@@ -38,7 +40,7 @@ def test_hostile_file_name_does_not_reach_code(tmp_path):
     spec.write_text("model m\nfamily llama\ninput tokens: int32[b, s]\n"
                     "h = token_embedding(tokens, 64, 32) as embedding\noutput logits = lm_head(h, 64)\n")
     for target in ("torch", "n150"):
-        source = compile_source(load_model(spec), str(spec), target, "bf16")
+        source = compile_source(load_model(spec), str(spec), target_of(target), formats_of("bf16"))
         assert "import os" not in source
         assert '"""; ' not in source
         compile(source, "generated.py", "exec")  # still valid Python

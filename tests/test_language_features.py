@@ -25,6 +25,7 @@ pytest.importorskip("ttnn")
 from ttspec.analysis.interpreters import count_params, forward_flops  # noqa: E402
 from ttspec.runtime.runner import random_state_dict, run_golden, run_torch, stored_shapes  # noqa: E402
 
+from .conftest import formats_of, mesh_of, target_of  # noqa: E402
 from .numerics import assert_same_up_to_rounding  # noqa: E402
 from .test_references import PCC_MIN, REL_MAX, pcc, rel_err, tokens_for  # noqa: E402
 from .test_torch_backend import randomize  # noqa: E402
@@ -199,7 +200,7 @@ def test_each_feature_changes_the_result(write_spec):
 def golden_checks(model, path, state, tokens, reference_logits, targets=(("n150", None), ("n300", None))):
     results = {}
     for target, mesh in targets:
-        source = compile_source(model, str(path), target, "bf16", mesh)
+        source = compile_source(model, str(path), target_of(target), formats_of("bf16"), mesh_of(mesh))
         got, _ = run_golden(model, str(path), get_target(target), state, tokens, source=source)
         got = got.float()
         p, r = pcc(got, reference_logits), rel_err(got, reference_logits)
@@ -230,7 +231,7 @@ def test_golden_programs_match_the_torch_reference(write_spec, name):
 def test_generated_code_uses_the_ttnn_ops(write_spec):
     unwrapped = lambda code: "".join(code.split()).replace(",)", ")")  # its tokens, however the lines break
     path, model = feature_model(write_spec, "mqa_all")
-    n150 = compile_source(model, str(path), "n150")
+    n150 = compile_source(model, str(path), target_of("n150"))
     assert "ttnn.multiply(ttnn.embedding(tokens,self.embedding,layout=ttnn.TILE_LAYOUT),11.313708498984761)" in \
         unwrapped(n150)  # the embedding scale
     assert 'weights.norm(prefix + "attn_norm", offset=1.0)' in n150  # 1 + w folded into the weight
@@ -240,7 +241,7 @@ def test_generated_code_uses_the_ttnn_ops(write_spec):
     assert "self.kv_cache.decode_softcapped(q, k, v, scale=0.125, softcap=0.5, window=16)" in n150  # decode steps
     assert "ttnn.multiply(ttnn.tanh(ttnn.multiply(" in n150
     path, model = feature_model(write_spec, "window")
-    n150 = unwrapped(compile_source(model, str(path), "n150"))
+    n150 = unwrapped(compile_source(model, str(path), target_of("n150")))
     assert "scaled_dot_product_attention(q,k,v,is_causal=True,scale=0.17677669529663687,sliding_window_size=16)" in n150
     assert "softcapped_attention" not in n150
 
@@ -360,7 +361,7 @@ def test_scale_parenthesises_inlined_sums(write_spec):
             "output logits = lm_head(g, 64)\n")
     path = write_spec(text)
     model = load_model(path)
-    source = compile_source(model, str(path), "torch")
+    source = compile_source(model, str(path), target_of("torch"))
     assert "(h + h) * 2.0 + (h + h) * (h + h)" in source
     state = random_state_dict(model, 1)
     tokens = tokens_for(64, seq=8)
@@ -399,7 +400,7 @@ def test_generated_attention_mask_is_hfs(write_spec):
     from ttspec.runtime.runner import load_program
 
     path, model = feature_model(write_spec, "attn_softcap_window")
-    module = load_program(compile_source(model, str(path), "n150"), "mask_n150")
+    module = load_program(compile_source(model, str(path), target_of("n150")), "mask_n150")
     module.ttnn = GoldenTTNN()
     s = 64
     i, j = torch.arange(s)[:, None], torch.arange(s)[None, :]

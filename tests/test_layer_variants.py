@@ -20,6 +20,7 @@ from ttspec.frontend import ast
 from ttspec.frontend.parser import parse_source
 from ttspec.ir.graph import iter_params, layer_pattern, layer_variants
 
+from .conftest import formats_of, target_of
 from .numerics import HANG_GUARD_S, QUICK_GUARD_S
 
 D, HIDDEN, VOCAB, LAYERS = 64, 128, 128, 6
@@ -128,7 +129,7 @@ def runs(tmp_path_factory):
            "torch": run_torch(model, path.name, state, tokens).float()}
     for target in ("n150", "n300"):
         out[target], _ = run_golden(model, path.name, get_target(target), state, tokens,
-                                    source=compile_source(model, path.name, target))
+                                    source=compile_source(model, path.name, target_of(target)))
     return out
 
 
@@ -189,7 +190,7 @@ def test_variants_may_differ_in_structure(write_spec):
     from .numerics import assert_same_up_to_rounding
 
     assert_same_up_to_rounding(mesh, single, reference, "n300")  # bf16 rounding only: tests/numerics.py
-    report = plan_report(model, "n300", None, "bf16", 1, 64)
+    report = plan_report(model, target_of("n300"), None, formats_of("bf16"), 1, 64)
     # per layer: the parallel one gathers once and reduce-scatters twice, a sequential one gathers and
     # reduce-scatters twice; each collective moves (2 - 1) / 2 of 64 bf16 values per token
     assert report["bytes_moved_per_token_per_layer_per_device"] == (3 + 2 * 4) * 64 // 3
@@ -202,7 +203,7 @@ def test_generated_programs_have_one_class_per_variant(spec, tmp_path):
     import sys
 
     model = load_model(spec)
-    source = compile_source(model, spec.name, "torch")
+    source = compile_source(model, spec.name, target_of("torch"))
     assert ("        self.layers = nn.ModuleList(cls() for cls in (Decoder, Decoder_1, Decoder, Decoder_2, Decoder_3, "
             "Decoder_2))\n") in source
     assert "#   Decoder: layers 0, 2 (act = \"gelu\", eps = 1e-05, scale = 0.125)" in source
@@ -210,10 +211,11 @@ def test_generated_programs_have_one_class_per_variant(spec, tmp_path):
     # one MLP class per activation and one Attention class per scale, shared by the variants
     assert source.count("F.gelu(") == 1 and source.count("F.relu(") == 1
     assert "class Attention_1(nn.Module):" in source and "class Attention_2" not in source
-    ttnn_source = compile_source(model, spec.name, "n150")
+    ttnn_source = compile_source(model, spec.name, target_of("n150"))
     assert 'cls(weights, f"{prefix}layers.{i}.")' in ttnn_source
     assert "for i, cls in enumerate((Decoder, Decoder_1, Decoder, Decoder_2, Decoder_3, Decoder_2))" in ttnn_source
-    for name, text in (("t.py", source), ("n.py", ttnn_source), ("m.py", compile_source(model, spec.name, "n300"))):
+    for name, text in (("t.py", source), ("n.py", ttnn_source), ("m.py", compile_source(model, spec.name,
+                                                                                        target_of("n300")))):
         (tmp_path / name).write_text(text)
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP",
                            "--line-length", "120", str(tmp_path)], capture_output=True, text=True)
@@ -223,11 +225,11 @@ def test_generated_programs_have_one_class_per_variant(spec, tmp_path):
 def test_a_periodic_pattern_is_written_as_a_period(write_spec):
     text = SPEC.replace("repeat(6)", "repeat(26)").replace("[1e-5, 1e-1][layer // 3]", "1e-5") \
         .replace("[0.125, 0.3, 0.125][layer % 3]", "0.125")
-    source = compile_source(load_model(write_spec(text)), "v.arch", "torch")
+    source = compile_source(load_model(write_spec(text)), "v.arch", target_of("torch"))
     assert "nn.ModuleList(cls() for cls in (Decoder, Decoder_1) * 13)" in source
     assert "#   Decoder: layers 0 to 24 (13 layers, every 2nd) (act = \"gelu\")" in source
     runs = text.replace("acts[layer % 2]", "acts[layer // 20]")
-    source = compile_source(load_model(write_spec(runs)), "v.arch", "torch")
+    source = compile_source(load_model(write_spec(runs)), "v.arch", target_of("torch"))
     assert "(Decoder,) * 20 + (Decoder_1,) * 6" in source
 
 
@@ -239,7 +241,7 @@ def test_one_variant_compiles_exactly_as_without_layer(write_spec):
     a, b = load_model(write_spec(plain, "a.arch")), load_model(write_spec(same, "b.arch"))
     assert "bodies" not in b.graph.repeats()[0].attrs
     for target in ("torch", "n150", "n300"):
-        assert compile_source(a, "x.arch", target) == compile_source(b, "x.arch", target)
+        assert compile_source(a, "x.arch", target_of(target)) == compile_source(b, "x.arch", target_of(target))
 
 
 def test_variants_whose_code_is_alike_are_one_class(write_spec):
@@ -252,7 +254,7 @@ def test_variants_whose_code_is_alike_are_one_class(write_spec):
     a, b = load_model(write_spec(plain, "a.arch")), load_model(write_spec(unused, "b.arch"))
     assert len(layer_variants(b.graph.repeats()[0])) == 2
     for target in ("torch", "n150"):
-        assert compile_source(a, "x.arch", target) == compile_source(b, "x.arch", target)
+        assert compile_source(a, "x.arch", target_of(target)) == compile_source(b, "x.arch", target_of(target))
 
 
 # ---------------------------------------------------------------- the language
@@ -428,7 +430,7 @@ def test_ten_thousand_layers_stay_fast(write_spec):
         .replace("[0.125, 0.3, 0.125][layer % 3]", "0.125")
     start = time.perf_counter()
     model = load_model(write_spec(text))
-    source = compile_source(model, "v.arch", "torch")
+    source = compile_source(model, "v.arch", target_of("torch"))
     elapsed = time.perf_counter() - start
     assert "(Decoder, Decoder_1) * 5000" in source
     assert elapsed < HANG_GUARD_S, elapsed  # a hang guard (tests/numerics.py); measured 0.6 s

@@ -16,7 +16,7 @@ from ttspec.errors import ArchError
 from ttspec.reports.plan_report import plan_report
 from ttspec.targets import TARGETS
 
-from .conftest import SPECS
+from .conftest import SPECS, formats_of, mesh_of, target_of
 
 TILE = 32
 GB = 10**9
@@ -56,7 +56,7 @@ def test_plan_fits_equals_compile_accepts(run_cli, models, spec, target, dtype, 
     plan = json.loads(out.stdout)
     assert plan["fits"] is fits
     try:
-        source = compile_source(models(spec), f"specs/{spec}", target, dtype)
+        source = compile_source(models(spec), f"specs/{spec}", target_of(target), formats_of(dtype))
     except ArchError as e:
         assert not plan["fits"], e.render()
         assert "hint" in plan and plan["hint"] in e.diagnostic.hint
@@ -81,11 +81,12 @@ def test_70b_on_t3k_compiles_with_the_context_that_fits(run_cli, tmp_path):
     out = run_cli("compile", "specs/llama-3.1-70b.arch", "--target", "t3k", "--weights-dtype", "bfloat8_b",
                   "-o", tmp_path / "out.py")
     assert out.returncode == 0, out.stderr
-    plan = plan_report(load_model(SPECS / "llama-3.1-70b.arch"), "t3k", None, "bfloat8_b", 1, None)
+    plan = plan_report(load_model(SPECS / "llama-3.1-70b.arch"), target_of("t3k"), None, formats_of("bfloat8_b"), 1,
+                       None)
     context = plan["memory_per_chip"]["max_context"]
     assert 0 < context < 131072 and context % TILE == 0
     assert f"context: up to {context:,} tokens" in out.stdout and "the spec allows 131,072" in out.stdout
-    source = compile_source(load_model(SPECS / "llama-3.1-70b.arch"), "x", "t3k", "bfloat8_b")
+    source = compile_source(load_model(SPECS / "llama-3.1-70b.arch"), "x", target_of("t3k"), formats_of("bfloat8_b"))
     assert f"Context: up to {context:,} tokens" in source
     # at its full 128K bound it does not fit: plan says so, and what does
     text = run_cli("plan", "specs/llama-3.1-70b.arch", "--target", "t3k", "--weights-dtype", "bfloat8_b").stdout
@@ -129,7 +130,7 @@ def kv_closed_form(layers, kv, head_dim, batch, context, devices):
 @pytest.mark.parametrize("batch,seq", [(1, 32), (3, 640), (8, 2048)])
 def test_kv_cache_closed_form(write_spec, kv, target, devices, batch, seq):
     model = load_model(write_spec(spec_text(kv)))
-    m = plan_report(model, target, None, "bf16", batch, seq)["memory_per_chip"]
+    m = plan_report(model, target_of(target), None, formats_of("bf16"), batch, seq)["memory_per_chip"]
     assert m["kv_cache"] == kv_closed_form(3, kv, 256 // 8, batch, seq, devices)
 
 
@@ -145,13 +146,13 @@ def test_kv_cache_of_llama_3_1_8b(run_cli):
 def test_kv_cache_pads_head_dim_and_context_to_tiles(write_spec):
     # head_dim 40 is held as 64 on the device; a 33-token context takes two tiles
     model = load_model(write_spec(spec_text(2, heads=4, d=160, head_dim=40)))
-    m = plan_report(model, "n150", None, "bf16", 1, 33)["memory_per_chip"]
+    m = plan_report(model, target_of("n150"), None, formats_of("bf16"), 1, 33)["memory_per_chip"]
     assert m["kv_cache"] == 2 * 3 * 2 * 64 * 1 * 64 * 2
 
 
 # ---------------------------------------------------------------- largest context and batch
 def _at(model, target, dtype, batch, seq):
-    return plan_report(model, target, None, dtype, batch, seq)["memory_per_chip"]
+    return plan_report(model, target_of(target), None, formats_of(dtype), batch, seq)["memory_per_chip"]
 
 
 @pytest.mark.parametrize("spec,target,dtype", [("llama-3.1-70b.arch", "t3k", "bfloat8_b"),
@@ -183,21 +184,21 @@ def test_largest_context_is_the_edge_and_monotone_in_batch(models, spec, target,
 
 def test_fits_at_a_batch(write_spec):
     model = load_model(write_spec(spec_text(2)))
-    plan = plan_report(model, "n150", None, "bf16", 1, TILE)
+    plan = plan_report(model, target_of("n150"), None, formats_of("bf16"), 1, TILE)
     largest = plan["memory_per_chip"]["max_batch"]
-    assert plan_report(model, "n150", None, "bf16", largest, None)["fits"]
-    assert not plan_report(model, "n150", None, "bf16", largest + 1, None)["fits"]
+    assert plan_report(model, target_of("n150"), None, formats_of("bf16"), largest, None)["fits"]
+    assert not plan_report(model, target_of("n150"), None, formats_of("bf16"), largest + 1, None)["fits"]
 
 
 def test_context_is_capped_at_the_spec_bound_and_baked_without_one(write_spec):
     bounded = load_model(write_spec(spec_text(2), "a.arch"))
     assert _at(bounded, "n150", "bf16", 1, None)["max_context"] == 2048
-    source = compile_source(bounded, "a.arch", "n150")
+    source = compile_source(bounded, "a.arch", target_of("n150"))
     assert "        if seq > 2048:\n" in source and "the spec's bound seq <= 2048" in source
     unbounded = load_model(write_spec(spec_text(2, bound=""), "b.arch"))
     m = _at(unbounded, "n150", "bf16", 1, None)
     assert m["seq_bound"] is None and m["max_context"] > 2048
-    source = compile_source(unbounded, "b.arch", "n150")
+    source = compile_source(unbounded, "b.arch", target_of("n150"))
     assert f"        if seq > {m['max_context']}:\n" in source
     assert "the longest context that fits" in source
 
@@ -222,7 +223,7 @@ def test_plan_on_one_chip(run_cli, target):
 def test_weights_by_kind_match_closed_forms_on_one_chip(write_spec):
     # every matrix here is whole tiles: attention 4 x d x d (kv = heads), mlp 3 x d x 512; bf16
     model = load_model(write_spec(spec_text(8)))
-    w = plan_report(model, "n150", None, "bf16", 1, None)["memory_per_chip"]["weights"]
+    w = plan_report(model, target_of("n150"), None, formats_of("bf16"), 1, None)["memory_per_chip"]["weights"]
     assert w["attention"] == 3 * 4 * 256 * 256 * 2
     assert w["mlp"] == 3 * 3 * 256 * 512 * 2
     assert w["embedding"] == 512 * 256 * 2 and w["head"] == 512 * 256 * 2
@@ -252,9 +253,9 @@ def test_replicated_kv_heads_on_t3k(run_cli, write_spec, kv, role):
 def test_plan_and_compile_agree_on_meshes_and_dp(models, target, mesh, dp):
     model = models("llama-3.1-70b.arch")
     for dtype in ("bf16", "bfloat8_b"):
-        plan = plan_report(model, target, mesh, dtype, 1, None, dp)
+        plan = plan_report(model, target_of(target), mesh_of(mesh), formats_of(dtype), 1, None, dp)
         try:
-            compile_source(model, "x", target, dtype, mesh, dp)
+            compile_source(model, "x", target_of(target), formats_of(dtype), mesh_of(mesh), dp)
             accepted = True
         except ArchError:
             accepted = False
@@ -263,8 +264,8 @@ def test_plan_and_compile_agree_on_meshes_and_dp(models, target, mesh, dp):
 
 def test_data_parallel_replicas_split_the_batch(models):
     model = models("llama-3.1-8b.arch")
-    alone = plan_report(model, "galaxy", None, "bfloat8_b", 8, 4096)["memory_per_chip"]
-    split = plan_report(model, "galaxy", None, "bfloat8_b", 8, 4096, dp=True)["memory_per_chip"]
+    alone = plan_report(model, target_of("galaxy"), None, formats_of("bfloat8_b"), 8, 4096)["memory_per_chip"]
+    split = plan_report(model, target_of("galaxy"), None, formats_of("bfloat8_b"), 8, 4096, dp=True)["memory_per_chip"]
     assert split["kv_cache"] * 4 == alone["kv_cache"] == kv_closed_form(32, 8, 128, 8, 4096, 8)
     assert split["max_batch"] >= 4 * alone["max_batch"] - 3
 
@@ -290,9 +291,10 @@ def test_copied_kv_heads_match_ttnn_allocator_on_mock_t3k(models):
     from ttspec.runtime.device import run_worker
 
     model = models("tinyllama-1.1b.arch")
-    source = compile_source(model, "specs/tinyllama-1.1b.arch", "t3k", "bf16")
+    source = compile_source(model, "specs/tinyllama-1.1b.arch", target_of("t3k"), formats_of("bf16"))
     result = run_worker(model, source, "mock", "t3k", state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
-    predicted = plan_report(model, "t3k", None, "bf16", 1, None)["memory_per_chip"]["weights_total"]
+    predicted = plan_report(model, target_of("t3k"), None, formats_of("bf16"), 1,
+                            None)["memory_per_chip"]["weights_total"]
     assert predicted <= result["dram_bytes_allocated"] <= predicted + 4 * 2**20
 
 

@@ -12,7 +12,7 @@ from ttspec.errors import ArchError
 from ttspec.runtime.runner import random_hf_state_dict, run_golden, run_torch
 from ttspec.targets import get_target
 
-from .conftest import SPECS
+from .conftest import SPECS, formats_of, mesh_of, target_of
 from .numerics import BF16_MEAN, BF16_P99, assert_bf16_accurate, assert_same_up_to_rounding, error_stats
 
 torch = pytest.importorskip("torch")
@@ -112,7 +112,8 @@ def test_mesh_golden_equals_single_chip(single_chip, spec, target, mesh, dp):
     """1-D tensor parallelism (forced: on 2x4 and 8x4 the planner also weighs 2-D, which
     tests/test_mesh_2d.py covers)."""
     model, state, tokens, expected = single_chip(spec)
-    source = compile_source(model, f"specs/{spec}", target, "bf16", mesh, dp, strategy="1d")
+    source = compile_source(model, f"specs/{spec}", target_of(target), formats_of("bf16"), mesh_of(mesh), dp,
+                            strategy="1d")
     logits, calls = run_golden(model, f"specs/{spec}", get_target(target), state, tokens, source=source)
     assert_same_as_single_chip(logits, expected, single_chip.fp32(spec))
     layers = model.graph.repeats()[0].attrs["count"]
@@ -130,7 +131,8 @@ def test_data_parallel_replicas_hold_and_compute_their_own_rows(single_chip, tar
 
     spec = "nano-trickster.arch"
     model, state, tokens, expected = single_chip(spec)
-    source = compile_source(model, f"specs/{spec}", target, "bf16", mesh, True, strategy="1d")
+    source = compile_source(model, f"specs/{spec}", target_of(target), formats_of("bf16"), mesh_of(mesh), True,
+                            strategy="1d")
     module = load_program(source, f"dp_{target}")
     module.ttnn = GoldenTTNN()
     program = root_class(module, model)(module.open_device())
@@ -175,7 +177,8 @@ def test_each_device_holds_only_its_shard():
     from ttspec.runtime.runner import load_program, root_class
 
     model = load_model(SPECS / "llama-gqa-tiny.arch")
-    module = load_program(compile_source(model, "specs/llama-gqa-tiny.arch", "t3k", "bf16"), "gqa_t3k_shards")
+    module = load_program(compile_source(model, "specs/llama-gqa-tiny.arch", target_of("t3k"), formats_of("bf16")),
+                          "gqa_t3k_shards")
     module.ttnn = GoldenTTNN()
     program = root_class(module, model)(module.open_device())
     program.load_weights(random_hf_state_dict(model))
@@ -239,7 +242,7 @@ def test_removing_any_collective_breaks_the_result(single_chip):
     """Every all_gather and reduce_scatter is needed: without it the next op's shape check fails."""
     spec = "nano-trickster.arch"
     model, state, tokens, expected = single_chip(spec)
-    source = compile_source(model, f"specs/{spec}", "t3k", "bf16", "1x2")
+    source = compile_source(model, f"specs/{spec}", target_of("t3k"), formats_of("bf16"), mesh_of("1x2"))
     sites, outcomes = removal_outcomes(model, f"specs/{spec}", "t3k", state, tokens, expected, source)
     assert_each_removal_caught(sites, outcomes)
     assert {o[1] for o in outcomes} == {"shape"}  # gathers and scatters change shapes
@@ -251,7 +254,7 @@ def test_removing_an_all_reduce_gives_wrong_numbers(write_spec):
     state = random_hf_state_dict(model, seed=2)
     tokens = torch.randint(0, 512, (2, 40), generator=torch.Generator().manual_seed(4))
     expected, _ = run_golden(model, "x.arch", get_target("n150"), state, tokens)
-    source = compile_source(model, "x.arch", "n300", "bf16")
+    source = compile_source(model, "x.arch", target_of("n300"), formats_of("bf16"))
     sites, outcomes = removal_outcomes(model, "x.arch", "n300", state, tokens, expected, source)
     assert_each_removal_caught(sites, outcomes)
     assert any(site.group(1) == "all_reduce" for site in sites)
@@ -269,7 +272,7 @@ def test_removing_a_collective_fails_ttnns_validation_on_the_mock_mesh(kind, val
     from ttspec.runtime.device import run_worker
 
     model = load_model(SPECS / "nano-trickster.arch")
-    source = compile_source(model, "specs/nano-trickster.arch", "n300")
+    source = compile_source(model, "specs/nano-trickster.arch", target_of("n300"))
     site = next(m for m in Collective.sites(source) if m.group(1) == kind)
     broken = source[: site.start()] + site.group(2) + source[site.end():]
     with pytest.raises(ArchError) as info:
@@ -284,7 +287,7 @@ def test_removing_a_collective_fails_ttnns_validation_on_the_mock_mesh(kind, val
 ])
 def test_invalid_mesh_pairs(spec, mesh, message):
     with pytest.raises(ArchError) as info:
-        compile_source(load_model(SPECS / spec), f"specs/{spec}", "t3k", "bf16", mesh)
+        compile_source(load_model(SPECS / spec), f"specs/{spec}", target_of("t3k"), formats_of("bf16"), mesh_of(mesh))
     assert message in info.value.render()
 
 
@@ -293,13 +296,13 @@ def test_kv_heads_neither_dividing_nor_divided(write_spec):
     text = text.replace("let heads = 8", "let heads = 12").replace("let d = 256", "let d = 384")
     model = load_model(write_spec(text))
     with pytest.raises(ArchError) as info:
-        compile_source(model, "x.arch", "t3k", "bf16", "1x8")
+        compile_source(model, "x.arch", target_of("t3k"), formats_of("bf16"), mesh_of("1x8"))
     assert "heads=12 cannot be split over 8 devices" in info.value.render()
     text = text.replace("let kv_heads = 4", "let kv_heads = 3").replace("let heads = 12", "let heads = 24")
     text = text.replace("let d = 384", "let d = 768")
     model = load_model(write_spec(text, "b.arch"))
     with pytest.raises(ArchError) as info:
-        compile_source(model, "b.arch", "t3k", "bf16", "1x8")
+        compile_source(model, "b.arch", target_of("t3k"), formats_of("bf16"), mesh_of("1x8"))
     assert "kv_heads=3 over 8 devices: neither divides the other" in info.value.render()
 
 
@@ -324,11 +327,11 @@ def test_mock_mesh(spec, target, dtype):
     from ttspec.runtime.device import run_worker
 
     model = load_model(SPECS / spec)
-    source, build = compile_program(model, f"specs/{spec}", target, dtype)
+    source, build = compile_program(model, f"specs/{spec}", target_of(target), formats_of(dtype))
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     assert tuple(result["logits"].shape) == (1, 64, vocab)
-    predicted = sum(weight_bytes_by_kind(model, dtype, build.shard_plan).values())
+    predicted = sum(weight_bytes_by_kind(model, formats_of(dtype), build.shard_plan).values())
     print(f"{spec} on mock {target} ({build.shard_plan.strategy}): allocated {result['dram_bytes_allocated']:,} B "
           f"per chip; planned {predicted:,}")
     assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
@@ -409,7 +412,7 @@ def override_spec(write_spec, lines, name="spec.arch"):
 def test_plan_overrides_from_the_spec(write_spec, single_chip):
     _, state, tokens, expected = single_chip("nano-trickster.arch")
     model = override_spec(write_spec, 'shard "lm_head" replicate\nshard "layers.*.mlp.w*" replicate')
-    source = compile_source(model, "spec.arch", "t3k", "bf16")
+    source = compile_source(model, "spec.arch", target_of("t3k"), formats_of("bf16"))
     assert 'self.w1 = weights.linear(prefix + "w1")\n' in source  # replicated: no split
     assert "ttnn.mesh_partition(" in source  # the replicated MLP output is sliced back into the split residual
     logits, calls = run_golden(model, "spec.arch", get_target("t3k"), state, tokens, source=source)
@@ -429,7 +432,7 @@ def test_plan_override_errors(write_spec, lines, message, hint):
         if model is None:
             override_spec(write_spec, lines)
         else:
-            compile_source(model, "spec.arch", "t3k", "bf16")
+            compile_source(model, "spec.arch", target_of("t3k"), formats_of("bf16"))
     d = info.value.diagnostic
     assert message in d.message and hint in (d.hint or "")
     assert d.loc is not None and d.loc.line == 7  # the `shard` line in the spec
@@ -449,7 +452,7 @@ def test_replicated_residual_when_hidden_does_not_split_into_tiles(write_spec):
     state = random_hf_state_dict(model, seed=2)
     tokens = torch.randint(0, 512, (2, 40), generator=torch.Generator().manual_seed(4))
     expected, _ = run_golden(model, "x.arch", get_target("n150"), state, tokens)
-    source = compile_source(model, "x.arch", "n300", "bf16")
+    source = compile_source(model, "x.arch", target_of("n300"), formats_of("bf16"))
     assert "ttnn.all_reduce(" in source and "ttnn.reduce_scatter(" not in source
     logits, calls = run_golden(model, "x.arch", get_target("n300"), state, tokens, source=source)
     assert_same_as_single_chip(logits, expected, run_torch(model, "x.arch", state, tokens))

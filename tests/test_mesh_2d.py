@@ -23,6 +23,7 @@ from .conftest import SPECS
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
 
+from .conftest import formats_of, mesh_of, target_of  # noqa: E402
 from .numerics import (  # noqa: E402
     BF16_P99,
     BF16_PCC,
@@ -92,7 +93,7 @@ def test_2d_galaxy_golden_equals_single_chip(single_chip, monkeypatch, spec, lay
     """Seeded weights, tokens [4, 40]: the 8x4 program is the single chip's up to bf16 rounding (see
     assert_2d_as_accurate_as_single_chip), with the design's collectives on each axis."""
     model, state, tokens, expected = single_chip(spec)
-    source, result = compile_program(model, f"specs/{spec}", "galaxy", "bf16", strategy="2d")
+    source, result = compile_program(model, f"specs/{spec}", target_of("galaxy"), formats_of("bf16"), strategy="2d")
     assert result.shard_plan.strategy == "2d" and result.shard_plan.mesh == (ROWS, COLS)
     assert "MESH_SHAPE = (8, 4)" in source
     counts = axis_counting(monkeypatch)
@@ -167,7 +168,7 @@ def test_removing_any_collective_of_the_2d_program_breaks_it(one_row):
     norm's statistics gather, each column normalises by its own quarter of hidden, mean 20-47u, p99
     87-168u, PCC 0.982-0.996 (the final norm's, feeding the head directly, the smallest)."""
     model, spec, state, tokens, expected = one_row
-    source, result = compile_program(model, spec, "galaxy", "bf16", strategy="2d")
+    source, result = compile_program(model, spec, target_of("galaxy"), formats_of("bf16"), strategy="2d")
     sites = collective_sites(source)
     # one call site per planned collective (the per-layer ones in the layer class's code)
     assert Counter((s.op, s.axis) for s in sites) == Counter((c.op, c.axis) for c in result.shard_plan.collectives)
@@ -214,7 +215,7 @@ def test_2d_galaxy_from_an_hf_checkpoint_matches_hf(tmp_path):
     model = load_model(SPECS / spec)
     results = {}
     for target, strategy in (("n150", None), ("galaxy", "2d")):
-        source = compile_source(model, str(SPECS / spec), target, "bf16", strategy=strategy)
+        source = compile_source(model, str(SPECS / spec), target_of(target), formats_of("bf16"), strategy=strategy)
         state = load_weights_file(model, str(tmp_path / "hf"))
         got, _ = run_golden(model, str(SPECS / spec), get_target(target), state, tokens, source=source)
         results[target] = got.float()
@@ -340,16 +341,16 @@ def test_70b_bfloat8_b_on_galaxy_chooses_2d_under_3_gb():
     model = load_model(SPECS / "llama-3.1-70b.arch")
     expected = galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="2d")
     assert expected == 2_854_113_280
-    chosen = prepare(model, resolve_options("galaxy", "bfloat8_b"))
+    chosen = prepare(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b")))
     assert chosen.shard_plan.strategy == "2d"
     assert chosen.weight_bytes == expected < 3e9
     assert chosen.memory.weights["embedding"] == VOCAB70 * (D70 // COLS) * 2
     assert chosen.memory.weights["head"] == VOCAB70 * D70 // 32 // 1024 * 1088
     assert chosen.shard_plan.notes[0].startswith("the planner chose 2D tensor parallelism over 1D")
-    one_d = prepare(model, resolve_options("galaxy", "bfloat8_b", strategy="1d"))
+    one_d = prepare(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b"), strategy="1d"))
     assert one_d.shard_plan.strategy == "1d"
     assert one_d.weight_bytes == galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="1d") == 9_577_775_104
-    assert build(model, resolve_options("galaxy", "bfloat8_b")).fits
+    assert build(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b"))).fits
 
 
 def test_plan_command_shows_the_2d_choice_for_70b(run_cli):
@@ -373,14 +374,14 @@ def test_405b_on_galaxy_bfloat8_b_does_not_fit_and_says_why():
     bf8 = galaxy_weight_bytes(**LLAMA_405B, dtype="bfloat8_b", strategy="2d")
     assert bf8 == 14_522_687_488 > GALAXY_DRAM
     with pytest.raises(ArchError) as info:
-        build(model, resolve_options("galaxy", "bfloat8_b"))
+        build(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b")))
     message = info.value.diagnostic.message
     assert message == (f"llama_3_1_405b needs {bf8:,} bytes of DRAM per chip for bfloat8_b weights; galaxy has "
                        f"{GALAXY_DRAM:,} per chip")
     assert "bfloat4_b" in (info.value.diagnostic.hint or "")
     bf4 = galaxy_weight_bytes(**LLAMA_405B, dtype="bfloat4_b", strategy="2d")
     assert bf4 == 8_214_126_592
-    result = build(model, resolve_options("galaxy", "bfloat4_b"))
+    result = build(model, resolve_options(target_of("galaxy"), formats_of("bfloat4_b")))
     assert result.shard_plan.strategy == "2d" and result.weight_bytes == bf4 and result.fits
 
 
@@ -392,7 +393,8 @@ def test_mock_galaxy_allocates_the_70b_2d_plan():
     from ttspec.runtime.device import run_worker
 
     model = load_model(SPECS / "llama-3.1-70b.arch")
-    source = compile_source(model, "specs/llama-3.1-70b.arch", "galaxy", "bfloat8_b", strategy="2d")
+    source = compile_source(model, "specs/llama-3.1-70b.arch", target_of("galaxy"), formats_of("bfloat8_b"),
+                            strategy="2d")
     result = run_worker(model, source, "mock", "galaxy", state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 64, VOCAB70)
     predicted = galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="2d")
@@ -404,21 +406,22 @@ def test_mock_galaxy_allocates_the_70b_2d_plan():
 # ---------------------------------------------------------------- choosing a strategy
 def test_nano_trickster_on_galaxy_notes_the_choice_and_each_can_be_forced():
     model = load_model(SPECS / "nano-trickster.arch")
-    auto = prepare(model, resolve_options("galaxy"))
+    auto = prepare(model, resolve_options(target_of("galaxy")))
     assert auto.shard_plan.notes[0].startswith(f"the planner chose {auto.shard_plan.strategy.upper()} tensor "
                                                "parallelism over "), auto.shard_plan.notes
     for strategy in ("1d", "2d"):
-        forced = prepare(model, resolve_options("galaxy", strategy=strategy))
+        forced = prepare(model, resolve_options(target_of("galaxy"), strategy=strategy))
         assert forced.shard_plan.strategy == strategy
         assert not any(n.startswith("the planner chose") for n in forced.shard_plan.notes)
-    assert auto.weight_bytes in (prepare(model, resolve_options("galaxy", strategy=s)).weight_bytes for s in ("1d",
+    assert auto.weight_bytes in (prepare(model, resolve_options(target_of("galaxy"),
+                                                                strategy=s)).weight_bytes for s in ("1d",
                                                                                                            "2d"))
 
 
 @pytest.mark.parametrize("spec,dtype", [("nano-trickster.arch", "bf16"), ("llama-3.1-70b.arch", "bfloat8_b")])
 def test_t3k_one_row_is_never_2d(spec, dtype):
     """T3K is 1x8: no second axis to split over, so 2-D is not weighed (even for 70B, where it wins on galaxy)."""
-    result = prepare(load_model(SPECS / spec), resolve_options("t3k", dtype))
+    result = prepare(load_model(SPECS / spec), resolve_options(target_of("t3k"), formats_of(dtype)))
     assert result.shard_plan.strategy == "1d" and result.shard_plan.mesh == (1, 8)
     assert not any(n.startswith("the planner chose") for n in result.shard_plan.notes)
 
@@ -426,7 +429,7 @@ def test_t3k_one_row_is_never_2d(spec, dtype):
 @pytest.mark.parametrize("target,mesh,shape", [("t3k", None, "1x8"), ("n300", None, "1x2"), ("galaxy", "1x8", "1x8")])
 def test_2d_on_a_one_row_mesh_is_a_usage_error(target, mesh, shape):
     with pytest.raises(UsageError) as info:
-        resolve_options(target, mesh=mesh, strategy="2d")
+        resolve_options(target_of(target), mesh=mesh_of(mesh), strategy="2d")
     d = info.value.diagnostic
     assert d.message.startswith("--strategy 2d needs a mesh with two axes of 2 or more chips; ")
     assert d.message.endswith(f" is {shape}") and "--strategy 1d" in (d.hint or "")
@@ -434,7 +437,7 @@ def test_2d_on_a_one_row_mesh_is_a_usage_error(target, mesh, shape):
 
 def test_dp_with_2d_is_an_error():
     with pytest.raises(UsageError) as info:
-        resolve_options("galaxy", dp=True, strategy="2d")
+        resolve_options(target_of("galaxy"), dp=True, strategy="2d")
     assert "--dp and --strategy 2d both claim the second mesh axis" in info.value.diagnostic.message
     from ttspec.passes.shard import plan_sharding
 
@@ -451,13 +454,13 @@ def test_hidden_that_does_not_split_over_the_columns(write_spec):
     text = text.replace("heads = heads, kv_heads = kv_heads,", "heads = heads, kv_heads = kv_heads, head_dim = 32,")
     model = load_model(write_spec(text))
     with pytest.raises(ArchError) as info:
-        prepare(model, resolve_options("galaxy", strategy="2d"))
+        prepare(model, resolve_options(target_of("galaxy"), strategy="2d"))
     d = info.value.diagnostic
     assert d.message == ("2-D tensor parallelism splits hidden=96 over the 4 mesh columns, and 96 is not a multiple "
                          "of 4 x 32")
     assert d.hint == "use --strategy 1d or --mesh 8x3"
-    assert prepare(model, resolve_options("galaxy")).shard_plan.strategy == "1d"
-    hinted = prepare(model, resolve_options("galaxy", mesh="8x3", strategy="2d"))
+    assert prepare(model, resolve_options(target_of("galaxy"))).shard_plan.strategy == "1d"
+    hinted = prepare(model, resolve_options(target_of("galaxy"), mesh=mesh_of("8x3"), strategy="2d"))
     assert hinted.shard_plan.strategy == "2d" and hinted.shard_plan.mesh == (8, 3)
 
 
@@ -490,6 +493,6 @@ def test_shard_statements_keep_2d_programs_right(write_spec, single_chip, lines)
 
     _, state, tokens, expected = single_chip("nano-trickster.arch")
     model = override_spec(write_spec, lines)
-    source = compile_source(model, "spec.arch", "galaxy", "bf16", strategy="2d")
+    source = compile_source(model, "spec.arch", target_of("galaxy"), formats_of("bf16"), strategy="2d")
     logits, _ = run_golden(model, "spec.arch", get_target("galaxy"), state, tokens, source=source)
     assert_2d_as_accurate_as_single_chip(logits, expected, single_chip.fp32("nano-trickster.arch"))

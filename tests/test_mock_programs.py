@@ -10,7 +10,7 @@ from ttspec.driver import compile_source, load_model
 from ttspec.errors import ArchError
 from ttspec.runtime.device import run_worker
 
-from .conftest import SPECS
+from .conftest import SPECS, formats_of, target_of
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
@@ -34,7 +34,7 @@ DTYPE = {"llama-3.1-8b.arch": "bfloat8_b", "mistral-7b.arch": "bfloat8_b"}
 def test_70b_refused_on_one_chip(dtype):
     model = load_model(SPECS / "llama-3.1-70b.arch")
     with pytest.raises(ArchError) as info:
-        compile_source(model, "specs/llama-3.1-70b.arch", "n150", dtype)
+        compile_source(model, "specs/llama-3.1-70b.arch", target_of("n150"), formats_of(dtype))
     assert f"bytes of DRAM for {dtype} weights; n150 has 12,872,318,208" in info.value.render()
 
 
@@ -43,13 +43,13 @@ def test_70b_refused_on_one_chip(dtype):
 def test_every_spec_runs_on_mock_n150(spec):
     model = load_model(SPECS / spec)
     dtype = DTYPE.get(spec, "bf16")
-    source = compile_source(model, f"specs/{spec}", "n150", dtype)
+    source = compile_source(model, f"specs/{spec}", target_of("n150"), formats_of(dtype))
     tokens = torch.zeros(1, 32, dtype=torch.int64)
     result = run_worker(model, source, "mock", "n150", state=None, tokens=tokens)
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     assert tuple(result["logits"].shape) == (1, 32, vocab)
     allocated = result["dram_bytes_allocated"]
-    predicted = sum(weight_bytes_by_kind(model, dtype).values())
+    predicted = sum(weight_bytes_by_kind(model, formats_of(dtype)).values())
     # ttspec's own byte count agrees with ttnn's allocator (which also holds rope tables etc.)
     assert predicted <= allocated <= predicted * 1.05 + 16 * 2**20
 
@@ -59,7 +59,7 @@ def test_nano_trickster_with_data_on_mock():
     from ttspec.runtime.runner import random_hf_state_dict
 
     model = load_model(SPECS / "nano-trickster.arch")
-    source = compile_source(model, "specs/nano-trickster.arch", "n150")
+    source = compile_source(model, "specs/nano-trickster.arch", target_of("n150"))
     tokens = torch.randint(0, 256, (2, 64))
     result = run_worker(model, source, "mock", "n150", state=random_hf_state_dict(model), tokens=tokens)
     assert tuple(result["logits"].shape) == (2, 64, 256)
@@ -68,7 +68,7 @@ def test_nano_trickster_with_data_on_mock():
 @needs_mock
 def test_p150_program_on_mock_p150():
     model = load_model(SPECS / "nano-trickster.arch")
-    source = compile_source(model, "specs/nano-trickster.arch", "p150")
+    source = compile_source(model, "specs/nano-trickster.arch", target_of("p150"))
     result = run_worker(model, source, "mock", "p150", state=None, tokens=torch.zeros(1, 32, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (1, 32, 256)
 
@@ -79,13 +79,13 @@ def test_llama8b_bf16_refused_before_ttnn(run_cli, tmp_path):
     assert "llama_3_1_8b needs 16,077,029,376 bytes of DRAM for bf16 weights; n150 has 12,872,318,208" in out.stderr
     assert "--weights-dtype bfloat8_b" in out.stderr
     with pytest.raises(ArchError, match="llama_3_1_8b needs 16,077,029,376 bytes of DRAM for bf16 weights"):
-        compile_source(load_model(SPECS / "llama-3.1-8b.arch"), "x", "n150", "bf16")
+        compile_source(load_model(SPECS / "llama-3.1-8b.arch"), "x", target_of("n150"), formats_of("bf16"))
 
 
 def test_mock_catches_an_invalid_program():
     """The mock validates for real: a program whose matmul dims disagree is rejected by ttnn."""
     model = load_model(SPECS / "nano-trickster.arch")
-    source = compile_source(model, "specs/nano-trickster.arch", "n150")
+    source = compile_source(model, "specs/nano-trickster.arch", target_of("n150"))
     broken = source.replace("ttnn.linear(ttnn.mul(gate, up), self.w2)", "ttnn.linear(ttnn.mul(gate, up), self.w1)")
     assert broken != source
     if riscv_gcc is None or riscv_gcc() is None:

@@ -24,6 +24,8 @@ torch = pytest.importorskip("torch")
 
 from ttspec.runtime.runner import load_program, random_state_dict, run_golden, run_torch  # noqa: E402
 
+from .conftest import formats_of, mesh_of, target_of  # noqa: E402
+
 DECODER = """block {name}(x: [batch, seq, d]) -> [batch, seq, d] kind decoder {{
     x = x + attention(rmsnorm(x) as attn_norm, heads = 2, rope = rope(theta = 10000.0)) as attn
     x = x + swiglu(rmsnorm(x) as mlp_norm, hidden = 96) as mlp
@@ -107,7 +109,9 @@ def compiled(tmp_path_factory):
         path.write_text(text)
         model = load_model(path)
         for target, options in TARGETS.items():
-            source = compile_source(model, path.name, **options)
+            typed = dict(options, target=target_of(options["target"]), mesh=mesh_of(options.get("mesh")),
+                         weights_dtype=formats_of(options.get("weights_dtype", "bf16")))
+            source = compile_source(model, path.name, **typed)
             (folder / f"{path.stem}_{target}.py").write_text(source)
             out[(case, target)] = (model, path, source)
     return folder, out
@@ -217,7 +221,7 @@ def test_ttnn_refuses_two_outputs_at_the_second(write_spec, run_cli):
         assert result.returncode == 1, result.stderr
         assert "return one output" in result.stderr and "spec.arch:5:" in result.stderr, result.stderr
     model = load_model(path)
-    module = load_program(compile_source(model, path.name, "torch"), "namer_two_outputs")
+    module = load_program(compile_source(model, path.name, target_of("torch")), "namer_two_outputs")
     net = getattr(module, root_class_name(model.name))()
     hidden, logits = net(torch.randint(0, 64, (1, 5)))
     assert hidden.shape[-1] == 64 and logits.shape[-1] == 64
@@ -254,7 +258,7 @@ def test_any_names_give_a_correct_program(tmp_path, model, block, label, var):
     except ArchError:
         return  # refused with a diagnostic (a spec keyword, a primitive's name, a reserved label ...)
     for target in ("torch", "n150"):
-        source = compile_source(model_ir, path.name, target)
+        source = compile_source(model_ir, path.name, target_of(target))
         compile(source, target, "exec")
         path.with_name(f"{path.stem}_{target}.py").write_text(source)
         if target == "torch":

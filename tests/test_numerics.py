@@ -5,6 +5,7 @@ lands outside the format's bounds."""
 
 import pytest
 
+from .conftest import formats_of, target_of
 from .numerics import (
     U_BF16,
     assert_same_up_to_rounding,
@@ -30,7 +31,7 @@ def mesh_run():
     spec = "llama-gqa-tiny.arch"
     single = single_chip_runs("n150")
     model, state, tokens, expected = single(spec)
-    source = compile_source(model, f"specs/{spec}", "n300", "bf16")
+    source = compile_source(model, f"specs/{spec}", target_of("n300"), formats_of("bf16"))
     logits, _ = run_golden(model, f"specs/{spec}", get_target("n300"), state, tokens, source=source)
     return logits.float(), expected.float(), single.fp32(spec).float()
 

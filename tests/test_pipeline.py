@@ -16,7 +16,7 @@ from ttspec.passes import pipeline
 from ttspec.passes.pipeline import PIPELINE, VERIFY_ENV, Lowered, Pass, Pipeline, Sharding
 from ttspec.passes.verify import VerifyError, verify_ir
 
-from .conftest import SPECS
+from .conftest import SPECS, formats_of, target_of
 
 # The order the design needs: the planner shards a fused QKV projection as one linear, and an
 # activation fuses into a linear only once sharding shows its output is complete (docs: passes/fuse.py).
@@ -49,7 +49,7 @@ def _recording(monkeypatch) -> list[str]:
 
 def test_the_driver_runs_the_pipeline_lowering_once_for_both_strategies(monkeypatch):
     ran = _recording(monkeypatch)
-    result = prepare(load_model(SPECS / "llama-3.1-8b.arch"), resolve_options("galaxy"))
+    result = prepare(load_model(SPECS / "llama-3.1-8b.arch"), resolve_options(target_of("galaxy")))
     assert result.weighed  # 1-D and 2-D both built: one QKV fusion, then each strategy's passes
     assert ran == ["fuse_qkv", "shard", "fuse_activations", "shard", "fuse_activations"]
 
@@ -58,7 +58,7 @@ def test_plan_search_runs_the_pipeline(monkeypatch):
     from ttspec.reports.plan_search import search
 
     ran = _recording(monkeypatch)
-    search(load_model(SPECS / "nano-trickster.arch"), "n300", weights_dtype="bf16", batch=1)
+    search(load_model(SPECS / "nano-trickster.arch"), target_of("n300"), weights_dtype=formats_of("bf16"), batch=1)
     meshes = ran.count("shard")
     assert ran == ["fuse_qkv"] + ["shard", "fuse_activations"] * meshes and meshes == 2  # 1x1 and 1x2
 

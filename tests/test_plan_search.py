@@ -16,7 +16,7 @@ from ttspec.reports.plan_report import plan_report
 from ttspec.reports.plan_search import format_choices, search, sub_meshes
 from ttspec.targets import get_target
 
-from .conftest import ROOT
+from .conftest import ROOT, formats_of, mesh_of, target_of
 from .numerics import HANG_GUARD_S
 
 SPEC_8B = "specs/llama-3.1-8b.arch"
@@ -36,7 +36,8 @@ def llama_70b():
 
 def recheck(model, target: str, plan) -> dict:
     """`ttspec plan`'s report at the plan's settings: it fits, and its numbers are the plan's."""
-    r = plan_report(model, target, plan.mesh_text, plan.weights_dtype, plan.batch, plan.context, plan.dp,
+    r = plan_report(model, target_of(target), plan.mesh, plan.weights_dtype, plan.batch,
+                    plan.context, plan.dp,
                     plan.strategy_option)
     assert r["strategy"] == (plan.strategy if plan.mesh != (1, 1) else None)
     m = r["memory_per_chip"]
@@ -64,7 +65,7 @@ def test_sub_meshes():
 
 
 def test_format_choices(llama_8b):
-    formats = format_choices(llama_8b)
+    formats = [str(f) for f in format_choices(llama_8b)]
     assert len(formats) == 27  # attention, head, mlp: 3 dtypes each; embedding table and norms stay bf16
     assert formats[0] == "bf16" and "bfloat4_b" in formats and "attention=bfloat8_b,mlp=bfloat4_b" in formats
 
@@ -92,7 +93,7 @@ def counted_search(monkeypatch, model, target):
 
     monkeypatch.setattr(shard, "plan_sharding", counting)
     start = time.perf_counter()
-    result = search(model, target)
+    result = search(model, target_of(target))
     assert time.perf_counter() - start < HANG_GUARD_S  # a hang guard, not a timing: tests/numerics.py
     monkeypatch.undo()
     assert shardings and len(shardings) == len(set(shardings)), shardings  # one sharding per mesh
@@ -134,29 +135,31 @@ def test_search_70b_galaxy_in_seconds(run_cli, llama_70b, monkeypatch):
 @pytest.mark.parametrize(("spec", "target"), [(SPEC_8B, "t3k"), (SPEC_70B, "galaxy")])
 def test_compile_plan_best(run_cli, tmp_path, spec, target):
     model = load_model(ROOT / spec)
-    top = search(model, target).plans[0]
+    top = search(model, target_of(target)).plans[0]
     recheck(model, target, top)
     out = run_cli("compile", spec, "--target", target, "--plan", "best", "-o", tmp_path / "p.py", timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"plan (latency): {top.mesh_text} mesh" in out.stdout
-    expected = compile_source(model, spec, target, top.weights_dtype, top.mesh_text, top.dp, top.batch,
+    expected = compile_source(model, spec, target_of(target), top.weights_dtype, top.mesh,
+                              top.dp, top.batch,
                               top.strategy_option)
     assert (tmp_path / "p.py").read_text() == expected
 
 
 def test_compile_plan_best_throughput_uses_dp(run_cli, tmp_path, llama_70b):
-    top = search(llama_70b, "galaxy", objective="throughput").plans[0]
+    top = search(llama_70b, target_of("galaxy"), objective="throughput").plans[0]
     assert top.dp and top.replicas > 1
     out = run_cli("compile", SPEC_70B, "--target", "galaxy", "--plan", "best", "--objective", "throughput",
                   "-o", tmp_path / "p.py", timeout=120)
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "p.py").read_text() == compile_source(llama_70b, SPEC_70B, "galaxy", top.weights_dtype,
-                                                             top.mesh_text, True, top.batch)
+    assert (tmp_path / "p.py").read_text() == compile_source(llama_70b, SPEC_70B, target_of("galaxy"),
+                                                             top.weights_dtype,
+                                                             top.mesh, True, top.batch)
 
 
 def test_latency_and_throughput_pick_different_plans(llama_8b):
-    latency = search(llama_8b, "t3k", objective="latency").plans[0]
-    throughput = search(llama_8b, "t3k", objective="throughput").plans[0]
+    latency = search(llama_8b, target_of("t3k"), objective="latency").plans[0]
+    throughput = search(llama_8b, target_of("t3k"), objective="throughput").plans[0]
     assert latency.batch == 1
     assert throughput.batch >= 32
     assert throughput.tokens_per_s > latency.tokens_per_s
@@ -168,15 +171,15 @@ def _key(p):
 
 
 def test_floors_exclude_what_they_should(llama_8b):
-    free = search(llama_8b, "t3k").plans
+    free = search(llama_8b, target_of("t3k")).plans
     speeds = sorted(p.tokens_per_s_per_user for p in free)
     floor = speeds[len(speeds) // 2]
-    floored = search(llama_8b, "t3k", min_tokens_per_s_per_user=floor)
+    floored = search(llama_8b, target_of("t3k"), min_tokens_per_s_per_user=floor)
     assert {_key(p) for p in floored.plans} == {_key(p) for p in free if p.tokens_per_s_per_user >= floor}
     assert any("below --min-tokens-per-s-per-user" in r for r in floored.excluded)
     ttfts = sorted(p.ttft_ms for p in free)
     cap = ttfts[len(ttfts) // 3]
-    capped = search(llama_8b, "t3k", max_ttft_ms=cap)
+    capped = search(llama_8b, target_of("t3k"), max_ttft_ms=cap)
     assert {_key(p) for p in capped.plans} == {_key(p) for p in free if p.ttft_ms <= cap}
     assert capped.plans and all(p.ttft_ms <= cap for p in capped.plans)
 
@@ -194,8 +197,9 @@ def test_impossible_floor(run_cli):
 
 
 def test_fixed_choices(llama_8b):
-    result = search(llama_8b, "t3k", mesh="1x8", weights_dtype="attention=bfloat8_b,mlp=bfloat4_b", batch=8)
-    assert {(p.mesh, p.weights_dtype, p.batch) for p in result.plans} == {
+    result = search(llama_8b, target_of("t3k"), mesh=mesh_of("1x8"),
+                    weights_dtype=formats_of("attention=bfloat8_b,mlp=bfloat4_b"), batch=8)
+    assert {(p.mesh, str(p.weights_dtype), p.batch) for p in result.plans} == {
         ((1, 8), "attention=bfloat8_b,mlp=bfloat4_b", 8)}
     recheck(llama_8b, "t3k", result.plans[0])
 
@@ -204,7 +208,7 @@ def test_planner_refusal_is_counted(write_spec):
     # 12 heads do not split over 8 devices: the 1x8 mesh is excluded with the planner's reason
     path = write_spec(spec_text(vocab=1000, heads=12, kv=4, head_dim=64, layers=2, mlp=1024, tied=False, seq=512))
     model = load_model(path)
-    result = search(model, "t3k")
+    result = search(model, target_of("t3k"))
     reasons = [r for r in result.excluded if "planner refuses 1x8" in r]
     assert reasons and "12" in reasons[0]
     one_axis = [p for p in result.plans if p.strategy == "1d"]
@@ -251,7 +255,7 @@ def specs(draw):
 def test_search_never_returns_a_plan_that_does_not_fit(write_spec, arch, target, objective, seq, min_tpsu, max_ttft):
     model = load_model(write_spec(spec_text(**arch)))
     try:
-        result = search(model, target, objective=objective, seq=seq, min_tokens_per_s_per_user=min_tpsu,
+        result = search(model, target_of(target), objective=objective, seq=seq, min_tokens_per_s_per_user=min_tpsu,
                         max_ttft_ms=max_ttft)
     except ArchError as e:  # what no plan changes (the backend's support), never a plan's own failure
         pytest.fail(f"search raised {e.diagnostic.message}")

@@ -18,6 +18,7 @@ pytest.importorskip("ttnn")
 
 from ttspec.runtime.runner import random_state_dict, run_golden  # noqa: E402
 
+from .conftest import mesh_of, target_of  # noqa: E402
 from .numerics import BF16_PCC, BF16_REL, pcc, rel_err  # noqa: E402
 from .test_random_architectures import BATCH, SEQ, VOCAB, Arch, forward, sharpen  # noqa: E402
 
@@ -63,7 +64,7 @@ def test_random_architecture_on_a_2d_mesh(tmp_path_factory, drawn, seed):
     path = tmp_path_factory.mktemp("arch2d") / "random_arch.arch"
     path.write_text(arch.spec())
     model = load_model(path)
-    source, build = compile_program(model, str(path), "galaxy", mesh=mesh, strategy="2d")
+    source, build = compile_program(model, str(path), target_of("galaxy"), mesh=mesh_of(mesh), strategy="2d")
     assert build.shard_plan.strategy == "2d"
     state = sharpen(random_state_dict(model, seed))
     tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=torch.Generator().manual_seed(seed))

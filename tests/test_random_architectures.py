@@ -24,6 +24,7 @@ pytest.importorskip("ttnn")
 
 from ttspec.runtime.runner import random_state_dict, run_golden, run_torch  # noqa: E402
 
+from .conftest import target_of  # noqa: E402
 from .numerics import BF16_PCC, BF16_REL  # noqa: E402
 from .test_references import causal_mask, gelu_exact, gelu_tanh, layer_norm, pcc, rel_err, sinusoid_table  # noqa: E402
 
@@ -241,7 +242,7 @@ def test_random_architecture_runs_and_agrees(tmp_path_factory, arch, seed):
     err = (reference - expected).abs().max().item()
     assert err <= 1e-4, (arch, err)
     golden, _ = run_golden(model, str(path), get_target("n150"), state, tokens,
-                           source=compile_source(model, str(path), "n150"))
+                           source=compile_source(model, str(path), target_of("n150")))
     p, r = pcc(golden.float(), reference), rel_err(golden.float(), reference)
     SEEN.append((err, p, r))
     assert p >= BF16_PCC and r <= BF16_REL, (arch, p, r)

@@ -25,6 +25,7 @@ from .test_torch_backend import randomize  # noqa: E402
 F = torch.nn.functional
 
 
+from .conftest import formats_of, mesh_of, target_of  # noqa: E402
 from .numerics import BF16_PCC, BF16_REL, U_BF16, U_FP32, pcc, rel_err  # noqa: E402, F401  (imported from here too)
 
 
@@ -61,7 +62,7 @@ def check_programs(path, state, tokens, expected, meshes=(), torch_atol=1e-4):
     assert expected.abs().max().item() > 1.0  # not a comparison of near-zero tensors
     results = {}
     for target, mesh in (("n150", None), *meshes):
-        source = compile_source(model, str(path), target, "bf16", mesh)
+        source = compile_source(model, str(path), target_of(target), formats_of("bf16"), mesh_of(mesh))
         got, _ = run_golden(model, str(path), get_target(target), state, tokens, source=source)
         p, r = pcc(got.float(), expected), rel_err(got.float(), expected)
         print(f"{path.stem} {target} {mesh or ''}: pcc {p:.6f} rel {r:.4f}")
@@ -389,7 +390,7 @@ def test_sinusoidal_table_is_the_closed_form(write_spec):
     for target in ("torch", "n150"):
         from ttspec.runtime.runner import load_program
 
-        source = compile_source(model, str(path), target)
+        source = compile_source(model, str(path), target_of(target))
         module = load_program(source, f"table_{target}")
         got = module.sinusoidal_positions(torch.zeros(1, 100, 64)) if target == "torch" else None
         if target == "n150":

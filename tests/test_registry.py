@@ -8,15 +8,15 @@ import sys
 
 import pytest
 
-from ttspec.cli import COMPILE_TARGETS
 from ttspec.driver import compile_source, load_model, lower
 from ttspec.errors import ArchError
 from ttspec.ir.graph import all_nodes
 from ttspec.ir.layout import Placement
 from ttspec.ops import REGISTRY
 from ttspec.passes.shard import plan_sharding
+from ttspec.targets import COMPILE_TARGETS
 
-from .conftest import ROOT
+from .conftest import ROOT, target_of
 
 PACKAGE = ROOT / "ttspec"
 
@@ -139,7 +139,7 @@ output logits = lm_head(h, 256)
 @pytest.mark.parametrize("target", COMPILE_TARGETS)  # every target the CLI offers
 def test_parameter_free_block_is_valid_python_on_every_target(write_spec, tmp_path, target):
     model = load_model(write_spec(SINUSOIDAL))
-    source = compile_source(model, "sinus.arch", target)
+    source = compile_source(model, "sinus.arch", target_of(target))
     compile(source, f"sinus_{target}.py", "exec")
     path = tmp_path / f"sinus_{target}.py"
     path.write_text(source)

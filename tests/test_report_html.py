@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, formats_of, target_of
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is missing (.ci/install-chromium)")
@@ -205,8 +205,8 @@ def test_spec_strings_cannot_inject_markup(tmp_path, monkeypatch):
     from ttspec.reports.report import cost_report
 
     model = load_model(LLAMA)
-    reports = [cost_report(model, t, weights_dtype="bfloat8_b") for t in ("n150", "t3k")]
-    plans = [plan_report(model, t, None, "bfloat8_b", 1, None) for t in ("n150", "t3k")]
+    reports = [cost_report(model, target_of(t), weights_dtype=formats_of("bfloat8_b")) for t in ("n150", "t3k")]
+    plans = [plan_report(model, target_of(t), None, formats_of("bfloat8_b"), 1, None) for t in ("n150", "t3k")]
     label = diagram._label
     monkeypatch.setattr(diagram, "_label", lambda *a: HOSTILE + label(*a))
     model.name = HOSTILE

@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from ttspec.cli import build_parser, main
+from ttspec.cli.main import main, parse_args
 from ttspec.driver import compile_source, load_model
 from ttspec.ops import ALL_GATHER, ALL_REDUCE
 from ttspec.reports.plan_report import plan_report
@@ -25,7 +25,7 @@ from ttspec.reports.plan_search import search, sub_meshes_2d
 from ttspec.reports.report import cost_report, render_report
 from ttspec.targets import get_target
 
-from .conftest import ROOT
+from .conftest import ROOT, formats_of, mesh_of, target_of
 
 NANO = "specs/nano-trickster.arch"
 SPEC_70B = "specs/llama-3.1-70b.arch"
@@ -111,19 +111,19 @@ def test_compile_writes_the_strategy_and_the_run_line_carries_it(capsys, tmp_pat
     rc, out, err = cli(capsys, "compile", NANO, "--target", "galaxy", "--strategy", "2d", "-o", tmp_path / "2d.py")
     assert rc == 0, err
     two = (tmp_path / "2d.py").read_text()
-    assert two == compile_source(nano, NANO, "galaxy", strategy="2d")
-    assert two != compile_source(nano, NANO, "galaxy", strategy="1d")
+    assert two == compile_source(nano, NANO, target_of("galaxy"), strategy="2d")
+    assert two != compile_source(nano, NANO, target_of("galaxy"), strategy="1d")
     assert "strategy: 2-D tensor parallelism" in out
-    args = build_parser().parse_args(_run_line(out)[1:])  # it pastes
-    assert (args.target, args.strategy, args.mode) == ("galaxy", "2d", "golden")
+    args = parse_args(_run_line(out)[1:])  # it pastes
+    assert (args.target.name, args.strategy, args.mode) == ("galaxy", "2d", "golden")
 
     # the planner's choice: the run line names it, so that `run` (at its own batch) builds the same program
     rc, out, err = cli(capsys, "compile", NANO, "--target", "galaxy", "-o", tmp_path / "auto.py")
     assert rc == 0, err
-    chosen = plan_report(nano, "galaxy", None, "bf16", 1, None)["strategy"]
+    chosen = plan_report(nano, target_of("galaxy"), None, formats_of("bf16"), 1, None)["strategy"]
     assert "(the planner's choice; --strategy forces one)" in out
-    assert build_parser().parse_args(_run_line(out)[1:]).strategy == chosen
-    assert (tmp_path / "auto.py").read_text() == compile_source(nano, NANO, "galaxy", strategy=chosen)
+    assert parse_args(_run_line(out)[1:]).strategy == chosen
+    assert (tmp_path / "auto.py").read_text() == compile_source(nano, NANO, target_of("galaxy"), strategy=chosen)
 
     # one strategy only (a one-row mesh; --dp's replicas): nothing to carry
     for extra in (("--target", "t3k"), ("--target", "galaxy", "--dp")):
@@ -157,7 +157,7 @@ def nano_weights(rows: int, cols: int) -> int:
 
 
 def test_nano_2d_plan_per_axis(capsys, nano):
-    r = plan_report(nano, "galaxy", None, "bf16", 1, None, strategy="2d")
+    r = plan_report(nano, target_of("galaxy"), None, formats_of("bf16"), 1, None, strategy="2d")
     assert r["schema"] == "ttspec-plan/3"
     assert r["strategy"] == "2d" and r["strategy_reason"] == "--strategy 2d forces 2-D"
     assert r["group"] == 32 and r["devices"] == 8 and r["tensor_parallel_axis"] == 0
@@ -193,7 +193,7 @@ def test_nano_2d_plan_per_axis(capsys, nano):
     assert rows["2d"]["bytes_moved_per_token_per_layer_per_device_by_axis"] == {"0": axis0, "1": axis1}
     t = r["modelled_time"]
     assert rows["2d"]["decode_ms_per_step"] == t["decode_ms_per_step"] and rows["2d"]["ttft_ms"] == t["ttft_ms"]
-    one = plan_report(nano, "galaxy", None, "bf16", 1, None, strategy="1d")["modelled_time"]
+    one = plan_report(nano, target_of("galaxy"), None, formats_of("bf16"), 1, None, strategy="1d")["modelled_time"]
     assert rows["1d"]["decode_ms_per_step"] == one["decode_ms_per_step"] and rows["1d"]["ttft_ms"] == one["ttft_ms"]
 
     rc, text, err = cli(capsys, "plan", NANO, "--target", "galaxy", "--strategy", "2d")
@@ -221,14 +221,14 @@ def test_1d_all_reduce_moves_a_reduce_scatter_and_an_all_gather(write_spec):
                       "    x = x + swiglu(rmsnorm(x) as mlp_norm, hidden = 128) as mlp\n    return x\n}\n"
                       "h = token_embedding(tokens, vocab, d) as embedding\nh = repeat(2) decoder(h) as layers\n"
                       "h = rmsnorm(h) as norm\noutput logits = lm_head(h, vocab)\n")
-    r = plan_report(load_model(path), "n300", None, "bf16", 1, None)
+    r = plan_report(load_model(path), target_of("n300"), None, formats_of("bf16"), 1, None)
     assert [c["op"] for c in r["collectives_per_layer"]] == [ALL_REDUCE.name] * 2
     assert r["bytes_moved_per_token_per_layer_per_device"] == 2 * (2 * BF16 * 96 * 1 // 2) == 384
     assert r["strategy"] == "1d" and "strategies" not in r  # a one-row mesh: nothing to compare
 
 
 def test_t3k_2x4_compares_both_and_its_own_mesh_does_not(nano):
-    r = plan_report(nano, "t3k", "2x4", "bf16", 1, None)
+    r = plan_report(nano, target_of("t3k"), mesh_of("2x4"), formats_of("bf16"), 1, None)
     rows = {s["strategy"]: s for s in r["strategies"]}
     # 2-D: the 2 rows all-reduce wo, w2 (64 of 256 per column); the 4 columns gather two norms' statistics
     # and all-reduce wqkv, w1, w3 (768 over 2 rows: 384)
@@ -239,8 +239,8 @@ def test_t3k_2x4_compares_both_and_its_own_mesh_does_not(nano):
     assert rows["2d"]["weights_per_chip"] == nano_weights(2, 4)
     assert sum(s["chosen"] for s in r["strategies"]) == 1
     assert r["strategy_reason"].startswith(f"the planner chose {'2-D' if rows['2d']['chosen'] else '1-D'}: both fit")
-    assert "strategies" not in plan_report(nano, "t3k", None, "bf16", 1, None)  # 1x8
-    assert "strategies" not in plan_report(nano, "galaxy", None, "bf16", 1, None, dp=True)
+    assert "strategies" not in plan_report(nano, target_of("t3k"), None, formats_of("bf16"), 1, None)  # 1x8
+    assert "strategies" not in plan_report(nano, target_of("galaxy"), None, formats_of("bf16"), 1, None, dp=True)
 
 
 def llama_weights(fmt, hidden, layers, heads, kv, head_dim, mlp, vocab, rows, cols):
@@ -267,7 +267,7 @@ def test_70b_on_galaxy_the_planner_chooses_2d(capsys):
     one = llama_weights(bf8, **LLAMA_70B, rows=8, cols=1)
     two = llama_weights(bf8, **LLAMA_70B, rows=8, cols=4)
     assert (one, two) == (9_577_775_104, 2_854_113_280)
-    r = plan_report(load_model(ROOT / SPEC_70B), "galaxy", None, "bfloat8_b", 1, None)
+    r = plan_report(load_model(ROOT / SPEC_70B), target_of("galaxy"), None, formats_of("bfloat8_b"), 1, None)
     assert r["strategy"] == "2d" and r["memory_per_chip"]["weights_total"] == two < 3e9
     rows = {s["strategy"]: s for s in r["strategies"]}
     assert (rows["1d"]["weights_per_chip"], rows["2d"]["weights_per_chip"]) == (one, two)
@@ -289,7 +289,7 @@ def test_70b_on_galaxy_the_planner_chooses_2d(capsys):
 @pytest.mark.parametrize("fmt,dtype,fits", [(bf8, "bfloat8_b", False), (bf4, "bfloat4_b", True)])
 def test_405b_on_galaxy(fmt, dtype, fits):
     expected = llama_weights(fmt, **LLAMA_405B, rows=8, cols=4)
-    r = plan_report(load_model(ROOT / SPEC_405B), "galaxy", None, dtype, 1, None)
+    r = plan_report(load_model(ROOT / SPEC_405B), target_of("galaxy"), None, formats_of(dtype), 1, None)
     assert r["strategy"] == "2d" and r["memory_per_chip"]["weights_total"] == expected
     assert r["fits"] is fits and (expected < GALAXY_DRAM) is fits
     assert r["memory_per_chip"]["dram"] == GALAXY_DRAM
@@ -313,15 +313,16 @@ def test_2d_sub_meshes():
 
 
 def test_search_weighs_2d_and_compile_plan_best_carries_it(capsys, tmp_path, nano):
-    result = search(nano, "galaxy")
+    result = search(nano, target_of("galaxy"))
     assert {(tuple(m["mesh"]), m["strategy"]) for m in result.meshes} >= {((8, 4), "2d"), ((8, 4), "1d")}
     assert any(p.strategy == "2d" for p in result.plans)
-    forced = search(nano, "galaxy", strategy="2d")
+    forced = search(nano, target_of("galaxy"), strategy="2d")
     assert {m["strategy"] for m in forced.meshes} == {"2d"} and {p.strategy for p in forced.plans} == {"2d"}
     top = forced.plans[0]
     assert top.tensor_parallel == top.chips and top.replicas == 1
     assert "--strategy 2d" in " ".join(top.options())
-    r = plan_report(nano, "galaxy", top.mesh_text, top.weights_dtype, top.batch, top.context, top.dp, "2d")
+    r = plan_report(nano, target_of("galaxy"), top.mesh, top.weights_dtype, top.batch,
+                    top.context, top.dp, "2d")
     assert r["memory_per_chip"]["total"] == top.memory_per_chip
     assert r["modelled_time"]["decode_ms_per_step"] == pytest.approx(top.decode_ms_per_step, rel=1e-9)
 
@@ -336,22 +337,23 @@ def test_search_weighs_2d_and_compile_plan_best_carries_it(capsys, tmp_path, nan
                        "-o", tmp_path / "p.py")
     assert rc == 0, err
     assert "2-D tensor parallel over both axes" in out
-    assert (tmp_path / "p.py").read_text() == compile_source(nano, NANO, "galaxy", top.weights_dtype, top.mesh_text,
+    assert (tmp_path / "p.py").read_text() == compile_source(nano, NANO, target_of("galaxy"),
+                                                             top.weights_dtype, top.mesh,
                                                              False, top.batch, "2d")
-    args = build_parser().parse_args(_run_line(out)[1:])
-    assert (args.strategy, args.mesh, args.weights_dtype) == ("2d", top.mesh_text, top.weights_dtype)
+    args = parse_args(_run_line(out)[1:])
+    assert (args.strategy, args.mesh, args.weights_dtype) == ("2d", top.mesh, top.weights_dtype)
 
 
 # ---------------------------------------------------------------- report
 def test_report_states_the_strategy(capsys, nano):
-    r = cost_report(nano, "galaxy", strategy="2d")
+    r = cost_report(nano, target_of("galaxy"), strategy="2d")
     assert r["strategy"] == "2d" and r["devices"] == 32 and r["data_parallel_replicas"] == 1
     text = render_report(r)
     assert "(8x4 mesh, 32 devices)" in text and "strategy: 2-D tensor parallelism" in text
-    one = cost_report(nano, "t3k")
+    one = cost_report(nano, target_of("t3k"))
     assert one["strategy"] == "1d" and one["devices"] == 8
     assert "strategy: 1-D tensor parallelism over mesh axis 1 (8 devices)" in render_report(one)
-    assert cost_report(nano, "n150")["strategy"] is None
+    assert cost_report(nano, target_of("n150"))["strategy"] is None
     rc, out, err = cli(capsys, "report", NANO, "--target", "galaxy", "--strategy", "1d", "--json")
     assert rc == 0, err
     assert json.loads(out)["strategy"] == "1d"
@@ -375,7 +377,7 @@ def test_2d_plan_with_a_row_gather_and_a_column_collective_of_one_name(write_spe
     error). Each now has its own name, and the program equals the single chip."""
     path = write_spec(UNSPLIT_MLP)
     model = load_model(path)
-    r = plan_report(model, "galaxy", None, "bf16", 1, None, strategy="2d")
+    r = plan_report(model, target_of("galaxy"), None, formats_of("bf16"), 1, None, strategy="2d")
     assert (ALL_GATHER.name, 0) in {(c["op"], c["cluster_axis"]) for c in r["collectives_per_layer"]}
     assert r["placements_by_axis"]["0"]["layers.*.mlp.w2.weight"] == "column"
     torch = pytest.importorskip("torch")
@@ -385,7 +387,7 @@ def test_2d_plan_with_a_row_gather_and_a_column_collective_of_one_name(write_spe
     state = random_state_dict(model, seed=3)
     tokens = torch.randint(0, 256, (1, 40), generator=torch.Generator().manual_seed(1))
     single, _ = run_golden(model, str(path), get_target("n150"), state, tokens)
-    source = compile_source(model, str(path), "galaxy", strategy="2d")
+    source = compile_source(model, str(path), target_of("galaxy"), strategy="2d")
     mesh, _ = run_golden(model, str(path), get_target("galaxy"), state, tokens, source=source)
     # the single chip's logits up to bf16 rounding in another order (tests/numerics.py's budget, as
     # tests/test_mesh.py holds meshes to); the unnamed collective's error was far outside it

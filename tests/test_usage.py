@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ttspec.cli import build_parser
+from ttspec.cli.main import parse_args
 
 from .conftest import ROOT, SPECS
 
@@ -108,13 +108,13 @@ def test_run_line_repeats_every_option(run_cli, tmp_path):
     assert out.returncode == 0, out.stderr
     words = _run_line(out.stdout)
     assert words[:3] == ["ttspec", "run", "specs/nano-trickster.arch"]
-    args = build_parser().parse_args(words[1:])  # it pastes: the run command accepts it as is
-    assert (args.target, args.mesh, args.dp, args.weights_dtype, args.mode) == ("t3k", "2x2", True, "bfloat8_b",
-                                                                                 "golden")
+    args = parse_args(words[1:])  # it pastes: the run command accepts it as is
+    assert (args.target.name, args.mesh, args.dp, str(args.weights_dtype), args.mode) == ("t3k", (2, 2), True,
+                                                                                          "bfloat8_b", "golden")
 
     plain = run_cli("compile", "specs/nano-trickster.arch", "-o", tmp_path)
-    args = build_parser().parse_args(_run_line(plain.stdout)[1:])
-    assert (args.target, args.mesh, args.dp, args.weights_dtype) == (None, None, False, "bf16")
+    args = parse_args(_run_line(plain.stdout)[1:])
+    assert (args.target, args.mesh, args.dp, str(args.weights_dtype)) == (None, None, False, "bf16")
 
     torch_out = run_cli("compile", "specs/gpt2.arch", "--target", "torch", "-o", tmp_path)
     assert _run_line(torch_out.stdout) == ["ttspec", "run", "specs/gpt2.arch", "--target", "torch", "--mode", "torch"]
@@ -131,7 +131,7 @@ def test_spec_path_with_spaces_is_quoted(run_cli, tmp_path):
 
 def test_familyless_spec_compiles_for_every_target(run_cli, write_spec, tmp_path):
     spec = write_spec(NANO_NO_FAMILY)
-    from ttspec.cli import COMPILE_TARGETS  # every target the CLI offers
+    from ttspec.targets import COMPILE_TARGETS  # every target the CLI offers
 
     for target in COMPILE_TARGETS:
         out = run_cli("compile", spec.name, "--target", target, "-o", "out/", cwd=tmp_path)

@@ -9,19 +9,19 @@ from ttspec.analysis.memory import weight_bytes_by_kind
 from ttspec.driver import compile_source, load_model
 from ttspec.runtime.device import run_worker
 
-from .conftest import SPECS
+from .conftest import SPECS, formats_of, target_of
 from .test_mock_programs import needs_mock
 
 
 def test_program_uploads_each_kind_in_its_format():
     model = load_model(SPECS / "nano-trickster.arch")
     formats = "attention=bfloat8_b,mlp=bfloat4_b,head=bfloat8_b"
-    source = compile_source(model, "specs/nano-trickster.arch", "n150", formats)
+    source = compile_source(model, "specs/nano-trickster.arch", target_of("n150"), formats_of(formats))
     assert "WEIGHTS_DTYPE = ttnn.bfloat16" in source
     assert 'weights.linear(prefix + "w1", dtype=ttnn.bfloat4_b)' in source
     assert 'weights.linear(prefix + "wo", dtype=ttnn.bfloat8_b)' in source
     assert 'weights.linear("embedding", dtype=ttnn.bfloat8_b)' in source  # the tied head's own copy
-    plain = compile_source(model, "specs/nano-trickster.arch", "n150", "bfloat8_b")
+    plain = compile_source(model, "specs/nano-trickster.arch", target_of("n150"), formats_of("bfloat8_b"))
     assert "dtype=ttnn.bfloat8_b)" not in plain.replace("WEIGHTS_DTYPE = ttnn.bfloat8_b", "")
 
 
@@ -33,12 +33,13 @@ def test_program_uploads_each_kind_in_its_format():
 ])
 def test_mock_allocator_books_the_memory_model(spec, target, formats):
     model = load_model(SPECS / spec)
-    source = compile_source(model, f"specs/{spec}", target, formats)
+    source = compile_source(model, f"specs/{spec}", target_of(target), formats_of(formats))
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 32, dtype=torch.int64))
     allocated = result["dram_bytes_allocated"]
-    predicted = sum(weight_bytes_by_kind(model, formats).values()) if target == "n150" else None
+    predicted = sum(weight_bytes_by_kind(model, formats_of(formats)).values()) if target == "n150" else None
     if predicted is not None:
         assert predicted <= allocated <= predicted * 1.05 + 16 * 2**20
-    plain = run_worker(model, compile_source(model, f"specs/{spec}", target, "bf16"), "mock", target, state=None,
+    plain = run_worker(model, compile_source(model, f"specs/{spec}", target_of(target), formats_of("bf16")), "mock",
+                       target, state=None,
                        tokens=torch.zeros(1, 32, dtype=torch.int64))
     assert allocated < plain["dram_bytes_allocated"]

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 from .analysis.interpreters import verify
 from .errors import ArchError, UsageError
-from .targets import TILE
+from .targets import TILE, TORCH, TWO_D_MESHES, Strategy, Target, mesh_text
+from .weight_formats import BF16, DTYPES, WeightFormats
 
 if TYPE_CHECKING:
     from .analysis.memory import Memory
     from .passes.pipeline import Lowered
     from .passes.shard import ShardPlan
-    from .targets import Target
 from .elaborate import elaborate
 from .families import FAMILIES
 from .frontend.parser import parse_source, read_source
@@ -41,9 +41,9 @@ class Options:
     target: Target
     mesh: tuple[int, int]  # the device mesh the program runs on; (1, 1) for one chip
     dp: bool = False  # 2-D meshes: split the batch over the axis not used for tensor parallelism
-    weights_dtype: str = "bf16"  # one dtype, or formats per kind (`attention=bfloat8_b,mlp=bfloat4_b`)
+    weights_dtype: WeightFormats = BF16  # one dtype, or formats per kind (`attention=bfloat8_b,mlp=bfloat4_b`)
     batch: int = 1  # users the program's KV cache is sized for (decode runs up to 32 per step)
-    strategy: str | None = None  # tensor parallelism "1d" or "2d" (both mesh axes); None: the planner chooses
+    strategy: Strategy | None = None  # tensor parallelism "1d" or "2d" (both mesh axes); None: the planner chooses
 
 
 @dataclass
@@ -76,32 +76,26 @@ class Build:
         return self.memory.max_context(self.options.batch) or None
 
 
-def resolve_options(target: str, weights_dtype: str = "bf16", mesh: str | None = None, dp: bool = False,
-                    batch: int = 1, strategy: str | None = None) -> Options:
-    """Command-line values -> Options, with a clear error for a mesh the target cannot hold."""
-    from .targets import get_target, parse_mesh
-
-    chosen = get_target(target)
-    shape = parse_mesh(mesh) if mesh else None
+def resolve_options(chosen: Target, weights_dtype: WeightFormats = BF16, mesh: tuple[int, int] | None = None,
+                    dp: bool = False, batch: int = 1, strategy: Strategy | None = None) -> Options:
+    """Typed command-line values -> Options, with a clear error for a mesh the target cannot hold."""
+    target, shape = chosen.name, mesh
     if shape and shape[0] * shape[1] > chosen.chips:
-        raise UsageError(f"--mesh {mesh} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}",
+        raise UsageError(f"--mesh {mesh_text(shape)} needs {shape[0] * shape[1]} chips; {target} has {chosen.chips}",
                          hint=f"{target} is a {chosen.mesh[0]}x{chosen.mesh[1]} mesh; pick a sub-mesh of it "
                               "or a bigger target")
-    from .weight_formats import parse
-
     if batch < 1:
         raise UsageError(f"--batch {batch}: the KV cache needs at least one user")
     shape = shape or chosen.mesh
     if strategy == "2d" and min(shape) < 2:
         raise UsageError(f"--strategy 2d needs a mesh with two axes of 2 or more chips; {target}"
-                         + (f" --mesh {mesh}" if mesh else "") + f" is {shape[0]}x{shape[1]}",
-                         hint="2-D tensor parallelism is for galaxy (8x4) and its 2-D sub-meshes; "
-                              "use --strategy 1d here")
+                         + (f" --mesh {mesh_text(mesh)}" if mesh else "") + f" is {shape[0]}x{shape[1]}",
+                         hint=f"2-D tensor parallelism is for {TWO_D_MESHES}; use --strategy 1d here")
     if strategy == "2d" and dp:
         raise UsageError("--dp and --strategy 2d both claim the second mesh axis",
                          hint="--dp splits the batch over it (with 1-D tensor parallelism); 2-D tensor parallelism "
                               "splits the weights over it")
-    return Options(chosen, shape, dp, str(parse(weights_dtype)), batch, strategy)
+    return Options(chosen, shape, dp, weights_dtype, batch, strategy)
 
 
 def lower(model: Model) -> Model:
@@ -289,7 +283,7 @@ def fitting_options(model: Model, options: Options) -> str:
         except ArchError:  # e.g. heads that do not split over the target's devices
             return False
 
-    dtypes = ["bf16", "bfloat8_b", "bfloat4_b"]
+    dtypes = [WeightFormats(d) for d in DTYPES]  # the most precise first
     smaller = dtypes[dtypes.index(options.weights_dtype) + 1:] if options.weights_dtype in dtypes else dtypes[2:]
     chips = options.mesh[0] * options.mesh[1]
     bigger = [t for t in sorted(TARGETS.values(), key=lambda t: t.dram_per_chip * t.chips)
@@ -309,11 +303,12 @@ def fitting_options(model: Model, options: Options) -> str:
     return " or ".join(parts)
 
 
-def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
-                    dp: bool = False, batch: int = 1, strategy: str | None = None) -> tuple[str, Build | None]:
-    """The generated program's source for a target name (`torch` or a Tenstorrent target), and
+def compile_program(model: Model, spec: str, target: Target, weights_dtype: WeightFormats = BF16,
+                    mesh: tuple[int, int] | None = None, dp: bool = False, batch: int = 1,
+                    strategy: Strategy | None = None) -> tuple[str, Build | None]:
+    """The generated program's source for a target (targets.TORCH or a Tenstorrent target), and
     for a Tenstorrent target the Build it came from (its memory model, the context it accepts)."""
-    if target == "torch":
+    if target is TORCH:
         from .backends.torch.backend import compile_torch
 
         return compile_torch(model, spec, weights_dtype), None
@@ -323,7 +318,8 @@ def compile_program(model: Model, spec: str, target: str, weights_dtype: str = "
     return compile_ttnn(result, spec), result
 
 
-def compile_source(model: Model, spec: str, target: str, weights_dtype: str = "bf16", mesh: str | None = None,
-                   dp: bool = False, batch: int = 1, strategy: str | None = None) -> str:
-    """The generated program's source for a target name (`torch` or a Tenstorrent target)."""
+def compile_source(model: Model, spec: str, target: Target, weights_dtype: WeightFormats = BF16,
+                   mesh: tuple[int, int] | None = None, dp: bool = False, batch: int = 1,
+                   strategy: Strategy | None = None) -> str:
+    """The generated program's source for a target (targets.TORCH or a Tenstorrent target)."""
     return compile_program(model, spec, target, weights_dtype, mesh, dp, batch, strategy)[0]

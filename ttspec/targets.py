@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from .errors import UsageError, did_you_mean
 
@@ -161,6 +162,11 @@ class Target:
     ring_axes: tuple[int, ...] = ()  # mesh axes whose ends are wired together (a ring collective closes)
     wiring: str = ""
     chip_spec: ChipSpec | None = None  # when the board differs from its arch's ChipSpec
+    grid: tuple[int, int] | None = None  # how the chips are wired when that differs from the mesh programs open
+
+    @property
+    def single_chip(self) -> bool:
+        return self.chips == 1
 
     @property
     def chip(self) -> ChipSpec:
@@ -183,7 +189,7 @@ TARGETS = {
     # T3K's 8 chips are wired as 2x4; like tt-metal's tt_transformers, programs use them as a 1x8 mesh.
     "t3k": Target("t3k", "wormhole_b0", (1, 8), WORMHOLE_DRAM, "T3K, 8 Wormhole chips (a 1x8 mesh)",
                   ring_axes=(1,), wiring="four n300 cards as a 2x4 grid with ethernet between neighbours; the 8 "
-                  "chips close a ring (the CCL benchmark's 8-device ring)"),
+                  "chips close a ring (the CCL benchmark's 8-device ring)", grid=(2, 4)),
     "galaxy": Target("galaxy", "wormhole_b0", (8, 4), WORMHOLE_DRAM, "Galaxy, 32 Wormhole chips as 8x4",
                      wiring="an 8x4 grid with ethernet between neighbours; modelled as lines on both axes"),
     "p100": Target("p100", "blackhole", (1, 1), P100_DRAM, "Blackhole p100, 1 chip, 28 GB",
@@ -198,11 +204,35 @@ TARGETS = {
     # blackhole_8xP150.yaml (copied to ttspec/mock/clusters/p150x4.yaml, p150x8.yaml).
     "p150x4": Target("p150x4", "blackhole", (1, 4), P150_DRAM, "4 Blackhole p150 cards (a 1x4 mesh), 32 GB each",
                      ring_axes=(1,), wiring="four p150 cards as a 2x2 grid, 4 ethernet links between neighbours "
-                     "(tt-umd blackhole_4xP150.yaml: chips 0-2-1-3-0), so the 4 chips close a ring"),
+                     "(tt-umd blackhole_4xP150.yaml: chips 0-2-1-3-0), so the 4 chips close a ring", grid=(2, 2)),
     "p150x8": Target("p150x8", "blackhole", (1, 8), P150_DRAM, "8 Blackhole p150 cards (a 1x8 mesh), 32 GB each",
                      ring_axes=(1,), wiring="eight p150 cards as a 2x4 grid, 2 ethernet links between neighbours "
-                     "(tt-umd blackhole_8xP150.yaml); like T3K's 2x4 grid the 8 chips close a ring"),
+                     "(tt-umd blackhole_8xP150.yaml); like T3K's 2x4 grid the 8 chips close a ring", grid=(2, 4)),
 }
+
+# The PyTorch reference as a compile target: no device (it runs on the host), never in TARGETS.
+TORCH = Target("torch", "host", (1, 1), 0, "the PyTorch reference, run on the host")
+DEFAULT_TARGET = "n150"  # when neither --target nor the spec's `target` statement names one
+SINGLE_CHIP = tuple(name for name, t in TARGETS.items() if t.single_chip)
+MESHES = tuple(name for name, t in TARGETS.items() if not t.single_chip)
+DEVICE_TARGETS = SINGLE_CHIP + MESHES  # single chips first, as the CLI lists them
+COMPILE_TARGETS = (TORCH.name,) + DEVICE_TARGETS
+# meshes with a second axis for --dp: galaxy's own, and 2-D sub-meshes of the wired grids
+# a hint's single chips: of each arch, the one with most DRAM
+SINGLE_CHIP_HINT = ", ".join(max((t for t in TARGETS.values() if t.single_chip and t.arch == arch),
+                                 key=lambda t: t.dram_per_chip).name for arch in CHIPS)
+DP_MESHES = "--target galaxy (8x4), --target t3k --mesh 2x4 or --target p150x4 --mesh 2x2"
+TWO_D_MESHES = "galaxy (8x4) and its 2-D sub-meshes"
+TWO_AXES = tuple(name for name, t in TARGETS.items() if min(t.mesh) >= 2)  # a target's own mesh with two axes
+
+
+def listing(names, last: str = "or") -> str:
+    """`a, b or c`: target names in a message."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+Strategy = Literal["1d", "2d"]  # tensor parallelism over one mesh axis, or over both (passes/shard.py)
+STRATEGIES: tuple[Strategy, ...] = ("1d", "2d")
 
 
 MAX_MESH_SIDE = 1024  # far beyond any board; keeps every later loop over devices small
@@ -220,6 +250,15 @@ def parse_mesh(text: str) -> tuple[int, int]:
         raise UsageError(f"--mesh {text[:40]} is larger than any Tenstorrent system",
                          hint="targets: " + ", ".join(f"{t.name} {t.mesh[0]}x{t.mesh[1]}" for t in TARGETS.values()))
     return rows, cols
+
+
+def compile_target(name: str) -> Target:
+    """A target `compile`, `run` and `generate` take: a device target, or TORCH."""
+    return TORCH if name == TORCH.name else get_target(name)
+
+
+def mesh_text(mesh: tuple[int, int]) -> str:
+    return f"{mesh[0]}x{mesh[1]}"
 
 
 def get_target(name: str) -> Target:

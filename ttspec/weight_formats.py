@@ -18,6 +18,9 @@ class WeightFormats:
     default: str = "bf16"
     by_kind: dict[str, str] = field(default_factory=dict)
 
+    def __hash__(self) -> int:  # by value, as == compares (by_kind is a dict)
+        return hash((self.default, tuple(sorted(self.by_kind.items()))))
+
     def dtype(self, kind: str) -> str:
         return self.by_kind.get(kind, self.default)
 
@@ -46,6 +49,9 @@ class WeightFormats:
                 raise UsageError(f"--weights-dtype {kind}={self.by_kind[kind]}: kind `{kind}` has no weight matrices; "
                                  "its lookup tables, norms and biases stay bf16 on every target",
                                  hint=f"leave `{kind}` out; the kinds a weight format applies to: {takes}")
+
+
+BF16 = WeightFormats()  # every weight matrix bf16: the default
 
 
 def _dtype(text: str, what: str) -> str:

@@ -43,7 +43,7 @@ from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
 from ..ops.registry import no_flops  # the rule of ops that compute nothing counted
 from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
-from ..weight_formats import parse as parse_formats
+from ..weight_formats import WeightFormats
 from .interpreters import Interpreter
 from .memory import ACTIVATION_BYTES, chip_bytes, padded_shapes, param_chip_layout, tile_pad, tiles
 
@@ -322,7 +322,7 @@ class OpTable:
         local_batch = memory.local_batch(batch)
         bindings = {s: 1 for s in self.symbols}
         bindings.update({"batch": local_batch, "seq": tokens})
-        formats = parse_formats(memory.weights_dtype)
+        formats = memory.weights_dtype
         kv = memory.kv_cache(batch, context if name == "decode" else tokens) // self.layers_with_attention
         costs = [self._cost(f, node, phase, bindings, formats, kv) for f, node in zip(self.facts, self.nodes,
                                                                                          strict=True)]
@@ -335,7 +335,8 @@ class OpTable:
                                nbytes / chip.pcie_bandwidth.value, host_bytes=nbytes))
         return PricedPhase(phase, self, costs, host)
 
-    def _cost(self, facts: OpFacts, node: Node, phase: Phase, bindings: dict, formats, kv: int) -> OpCost:
+    def _cost(self, facts: OpFacts, node: Node, phase: Phase, bindings: dict, formats: WeightFormats,
+              kv: int) -> OpCost:
         """One op on one chip in `phase` (see the module doc); `kv`: one attention layer's KV cache bytes."""
         out = concrete(facts.out, bindings)
         args = [concrete(s, bindings) if isinstance(s, tuple) else s for s in facts.inputs]

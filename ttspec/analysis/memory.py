@@ -36,13 +36,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .. import weight_formats
 from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout
 from ..ir.sharding import local_shape
 from ..ops.queries import attentions, head_merges, head_splits, kind_of, lookup_tables, materialises_scores
 from ..targets import TILE, Target
-from ..weight_formats import tensor_bytes
+from ..weight_formats import BF16, WeightFormats, tensor_bytes
 
 ACTIVATION_BYTES = 2  # bf16 KV cache and activations
 
@@ -88,9 +87,9 @@ def param_chip_layout(graph: Graph, prefix: str, name: str, plan=None, tables: s
         name in tables
 
 
-def chip_bytes(kind: str, shape: tuple[int, ...], table: bool, formats) -> int:
+def chip_bytes(kind: str, shape: tuple[int, ...], table: bool, formats: WeightFormats) -> int:
     """Device DRAM bytes of a parameter of `kind` laid out on one chip as `shape` (param_chip_layout)
-    in weight formats `formats` (a parsed WeightFormats)."""
+    in weight formats `formats`."""
     if table:
         size = 1
         for d in shape:
@@ -99,13 +98,13 @@ def chip_bytes(kind: str, shape: tuple[int, ...], table: bool, formats) -> int:
     return tensor_bytes(tiles(shape), formats.dtype(kind) if len(shape) == 2 else "bf16")
 
 
-def param_chip_bytes(graph: Graph, prefix: str, name: str, formats, plan=None,
+def param_chip_bytes(graph: Graph, prefix: str, name: str, formats: WeightFormats, plan=None,
                      tables: set[str] | None = None, padded: dict | None = None) -> tuple[str, int]:
     """(kind, device DRAM bytes on one chip) of parameter `name` of `graph` (inside the layers
     whose names start with `prefix`): the one rule `weight_bytes_by_kind` sums and the cost model
     (analysis/cost.py) reads per op."""
     kind, shape, table = param_chip_layout(graph, prefix, name, plan, tables, padded)
-    return kind, chip_bytes(kind, shape, table, weight_formats.parse(formats))
+    return kind, chip_bytes(kind, shape, table, formats)
 
 
 def weight_layouts(model: Model, plan=None) -> dict[tuple[str, tuple[int, ...], bool], int]:
@@ -127,24 +126,23 @@ def weight_layouts(model: Model, plan=None) -> dict[tuple[str, tuple[int, ...], 
     return out
 
 
-def weight_bytes_by_kind(model: Model, weights_dtype, plan=None, layouts: dict | None = None) -> dict[str, int]:
+def weight_bytes_by_kind(model: Model, formats: WeightFormats, plan=None, layouts: dict | None = None
+                         ) -> dict[str, int]:
     """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc).
-    `weights_dtype`: one dtype for every weight matrix, or formats per kind (ttspec/weight_formats.py).
+    `formats`: one dtype for every weight matrix, or formats per kind (ttspec/weight_formats.py).
     `layouts`: weight_layouts(model, plan), when already found."""
-    formats = weight_formats.parse(weights_dtype)
     out: dict[str, int] = {}
     for (kind, shape, table), count in (weight_layouts(model, plan) if layouts is None else layouts).items():
         out[kind] = out.get(kind, 0) + count * chip_bytes(kind, shape, table, formats)
     return dict(sorted(out.items()))
 
 
-def check_weight_formats(model: Model, weights_dtype) -> None:
+def check_weight_formats(model: Model, formats: WeightFormats) -> None:
     """A clear error (UsageError) for --weights-dtype kinds the model has no parameters of, or no weight
     matrices of: only matrices take a format (see the module doc), so naming such a kind would change nothing."""
-    formats = weight_formats.parse(weights_dtype)
     if formats.plain:
         return
-    wide, narrow = weight_bytes_by_kind(model, "bf16"), weight_bytes_by_kind(model, "bfloat4_b")
+    wide, narrow = weight_bytes_by_kind(model, BF16), weight_bytes_by_kind(model, WeightFormats("bfloat4_b"))
     formats.check_kinds(wide, [kind for kind in wide if wide[kind] != narrow[kind]])
 
 
@@ -177,7 +175,7 @@ class Memory:
     """The memory model of one program: constant weights plus bytes per token of context."""
 
     target: Target
-    weights_dtype: str
+    weights_dtype: WeightFormats
     weights: dict[str, int]  # per chip, by parameter kind
     kv_bytes_per_token: int  # per chip, per sequence of the chip's batch, per token of context
     activation_bytes_per_token: int  # likewise, the prefill peak estimate
@@ -251,7 +249,8 @@ class Memory:
         return min(batch, self.batch_bound) if self.batch_bound else batch
 
 
-def in_formats(memory: Memory, model: Model, weights_dtype: str, plan=None, layouts: dict | None = None) -> Memory:
+def in_formats(memory: Memory, model: Model, weights_dtype: WeightFormats, plan=None,
+               layouts: dict | None = None) -> Memory:
     """The memory model of the same program (`model` sharded by `plan`) with its weights in other formats:
     only the weights change (the plan search weighs one sharding in every format)."""
     return replace(memory, weights_dtype=weights_dtype, weights=weight_bytes_by_kind(model, weights_dtype, plan,
@@ -267,7 +266,7 @@ def _bound(model: Model, axis: int) -> int | None:
     return dim if isinstance(dim, int) else model.bounds.get(dim)
 
 
-def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: str, plan=None,
+def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: WeightFormats, plan=None,
                  layouts: dict | None = None) -> Memory:
     """The memory model for `model` compiled for `target` (lowered and, on a mesh, sharded by
     `plan` into `lowered`). `layouts`: weight_layouts(model, plan), when already found."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from ..errors import ArchError
 from ..ir.layout import Layout, Placement
 from ..ir.types import numel
-from ..targets import TILE
+from ..targets import SINGLE_CHIP_HINT, TILE
 from .registry import (
     ArgSpec,
     OpDef,
@@ -114,7 +114,7 @@ def _shard_linear(planner, node, layouts):
         if fused.head_dim % TILE:
             raise ArchError(f"head_dim {fused.head_dim} is not a multiple of {TILE}: padded heads are not yet "
                             "combined with tensor parallelism", node.loc,
-                            hint="compile this spec for a single chip (n150, p150)")
+                            hint=f"compile this spec for a single chip ({SINGLE_CHIP_HINT})")
         planner.place(node, Placement.COLUMN)
         return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
     if node.op == TIED_LINEAR.name or (out % n and planner.is_output_head(node)):

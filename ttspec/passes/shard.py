@@ -30,7 +30,7 @@ from ..ir.graph import Graph, Model, Node, in_stdlib, layer_variants, point_at_s
 from ..ir.layout import Layout, Placement
 from ..ir.sharding import split_dim
 from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
-from ..targets import TILE
+from ..targets import SINGLE_CHIP_HINT, TILE
 
 # The collective that turns one layout into another.
 CONVERSIONS = {
@@ -262,7 +262,7 @@ class Planner:
         fits = [d for d in range(self.devices - 1, 1, -1)
                 if all(c % d == 0 for c in counts[:1]) and all(c % d == 0 or d % c == 0 for c in counts[1:])][:2]
         if not fits:
-            return "compile for a single chip (n150, p150)"
+            return f"compile for a single chip ({SINGLE_CHIP_HINT})"
 
         def mesh(d: int) -> str:
             shape = list(self.plan.mesh)

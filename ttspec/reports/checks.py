@@ -10,16 +10,19 @@ from ..analysis.interpreters import count_params
 from ..driver import not_fitting, prepare, resolve_options
 from ..errors import ArchError, Diagnostic, UsageError
 from ..ir.graph import Model
+from ..targets import Target
+from ..weight_formats import BF16, WeightFormats
 
 # Training with AdamW in mixed precision: bf16 weights and gradients, fp32 moments and master
 # weights = 2 + 2 + 4 + 4 + 4 = 16 bytes per parameter, before activations.
 TRAIN_BYTES_PER_PARAM = 16
 
 
-def target_warnings(model: Model, target: str, weights_dtype: str = "bf16", training: bool = False
+def target_warnings(model: Model, chosen: Target, weights_dtype: WeightFormats = BF16, training: bool = False
                     ) -> list[Diagnostic]:
     loc = model.target[1] if model.target else model.loc
-    options = resolve_options(target, weights_dtype)
+    target = chosen.name
+    options = resolve_options(chosen, weights_dtype)
     warnings = []
     try:
         build = prepare(model, options)

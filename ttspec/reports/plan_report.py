@@ -22,6 +22,8 @@ from ..ir.graph import Model, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_REDUCE, MESH_PARTITION
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
+from ..targets import Strategy, Target
+from ..weight_formats import WeightFormats
 
 SCHEMA = "ttspec-plan/3"
 AXIS_NAMES = {0: "rows", 1: "columns"}  # a 2-D plan's mesh axes, as tt-metal's Galaxy code names them
@@ -62,8 +64,8 @@ def _residual(plan) -> str:
     return ", ".join(f"{one(ax)} over the {AXIS_NAMES[ax.axis]}" for ax in plan.axes)
 
 
-def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str, batch: int, seq: int | None,
-                dp: bool = False, strategy: str | None = None) -> dict:
+def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weights_dtype: WeightFormats, batch: int,
+                seq: int | None, dp: bool = False, strategy: Strategy | None = None) -> dict:
     options = resolve_options(target, weights_dtype, mesh, dp, batch, strategy)
     build = prepare(model, options)
     plan, memory = build.shard_plan, build.memory
@@ -94,7 +96,7 @@ def plan_report(model: Model, target: str, mesh: str | None, weights_dtype: str,
         "notes": list(plan.notes) if plan else [],
         "fits": memory.fits(batch),
         "memory_per_chip": {
-            "dram": memory.dram, "weights_dtype": weights_dtype, "batch": batch, "seq": seq,
+            "dram": memory.dram, "weights_dtype": str(weights_dtype), "batch": batch, "seq": seq,
             "seq_bound": memory.seq_bound,
             "weights": use.weights, "weights_total": use.weights_total, "kv_cache": use.kv_cache,
             "activations": use.activations, "total": use.total, "fits_at_seq": use.fits,

@@ -40,15 +40,13 @@ from ..analysis.memory import in_formats
 from ..driver import MAX_DECODE_USERS, Build, Options
 from ..errors import ArchError
 from ..ir.graph import Model
-from ..targets import Target, get_target
-from ..weight_formats import DTYPES, WeightFormats
+from ..targets import Strategy, Target, mesh_text
+from ..weight_formats import BF16, DTYPES, WeightFormats
 from .report import DEFAULT_CONTEXT, DEFAULT_PROMPT
 
 SCHEMA = "ttspec-plan-search/1"
 OBJECTIVES = ("latency", "throughput")
 MAX_BATCH = 1024  # without a bound in the spec: the largest power of two searched
-# T3K and p150 x8: a 1x8 mesh to programs, but their chips are wired as a 2x4 grid; p150 x4 as 2x2 (targets.py)
-GRIDS = {"t3k": (2, 4), "p150x8": (2, 4), "p150x4": (2, 2)}
 DTYPE_BITS = {"bf16": 16, "bfloat8_b": 8, "bfloat4_b": 4}
 
 
@@ -60,7 +58,7 @@ class Plan:
     dp: bool
     tensor_parallel: int
     replicas: int
-    weights_dtype: str
+    weights_dtype: WeightFormats
     batch: int
     context: int
     prompt: int
@@ -95,18 +93,18 @@ class Plan:
 
     @property
     def mesh_text(self) -> str:
-        return f"{self.mesh[0]}x{self.mesh[1]}"
+        return mesh_text(self.mesh)
 
     def options(self) -> list[str]:
         """The command-line options that select this plan (compile, plan, report, run)."""
         words = ["--mesh", self.mesh_text] + (["--dp"] if self.dp else [])
         words += ["--strategy", self.strategy_option] if self.strategy_option else []
-        return words + ["--weights-dtype", self.weights_dtype]
+        return words + ["--weights-dtype", str(self.weights_dtype)]
 
     def as_dict(self) -> dict:
         return {"mesh": list(self.mesh), "dp": self.dp, "strategy": self.strategy,
                 "tensor_parallel": self.tensor_parallel, "replicas": self.replicas, "chips": self.chips,
-                "weights_dtype": self.weights_dtype,
+                "weights_dtype": str(self.weights_dtype),
                 "batch": self.batch, "context": self.context, "prompt": self.prompt,
                 "memory_per_chip": self.memory_per_chip, "dram": self.dram, "ttft_ms": self.ttft_ms,
                 "decode_ms_per_step": self.decode_ms_per_step, "tokens_per_s_per_user": self.tokens_per_s_per_user,
@@ -125,8 +123,8 @@ def _pow2(limit: int) -> list[int]:
 def sub_meshes(target: Target) -> list[tuple[tuple[int, int], bool]]:
     """(mesh, dp) choices on `target`, one per (tensor-parallel degree, replicas), in a fixed order."""
     grids = [target.mesh, target.mesh[::-1]]
-    if target.name in GRIDS:
-        grids += [GRIDS[target.name], GRIDS[target.name][::-1]]
+    if target.grid:  # chips wired as a grid other than the mesh programs open (T3K's 2x4)
+        grids += [target.grid, target.grid[::-1]]
     sides = sorted(set(_pow2(target.chips)) | set(target.mesh))
     shapes = [(r, c) for r in sides for c in sides
               if r * c <= target.chips and any(r <= g[0] and c <= g[1] for g in grids)]
@@ -148,7 +146,7 @@ def sub_meshes_2d(target: Target) -> list[tuple[int, int]]:
     or the target's own sides) that fit the target's mesh or its wiring's grid as they stand (rows
     split heads and the MLP, columns hidden: the orientation matters, and each axis keeps its ring or
     line)."""
-    grids = [target.mesh] + ([GRIDS[target.name]] if target.name in GRIDS else [])
+    grids = [target.mesh] + ([target.grid] if target.grid else [])
     sides = sorted(set(_pow2(target.chips)) | set(target.mesh))
     return [(r, c) for r in sides for c in sides
             if r >= 2 and c >= 2 and r * c <= target.chips and any(r <= g[0] and c <= g[1] for g in grids)]
@@ -159,55 +157,52 @@ def format_kinds(model: Model) -> list[str]:
     from ..analysis.memory import weight_bytes_by_kind, weight_layouts
 
     layouts = weight_layouts(model)
-    wide, narrow = weight_bytes_by_kind(model, "bf16", layouts=layouts), \
-        weight_bytes_by_kind(model, "bfloat4_b", layouts=layouts)
+    wide, narrow = weight_bytes_by_kind(model, BF16, layouts=layouts), \
+        weight_bytes_by_kind(model, WeightFormats("bfloat4_b"), layouts=layouts)
     return sorted(k for k in wide if wide[k] != narrow.get(k))
 
 
-def format_choices(model: Model, fixed: str | None = None) -> list[str]:
-    """Every per-kind assignment of DTYPES to the kinds a format changes, as --weights-dtype
-    text (one plain dtype when all agree); or just `fixed`."""
+def format_choices(model: Model, fixed: WeightFormats | None = None) -> list[WeightFormats]:
+    """Every per-kind assignment of DTYPES to the kinds a format changes (one plain dtype when all
+    agree); or just `fixed`."""
     if fixed is not None:
         return [fixed]
     kinds = format_kinds(model)
     out = []
     for combo in itertools.product(DTYPES, repeat=len(kinds)):
         if len(set(combo)) <= 1:
-            out.append(combo[0] if combo else "bf16")
+            out.append(WeightFormats(combo[0]) if combo else BF16)
         else:
-            out.append(str(WeightFormats("bf16", {k: d for k, d in zip(kinds, combo, strict=True) if d != "bf16"})))
+            out.append(WeightFormats("bf16", {k: d for k, d in zip(kinds, combo, strict=True) if d != "bf16"}))
     return out
 
 
-def format_bits(model: Model, weights_dtype: str, kinds: list[str] | None = None) -> int:
+def format_bits(model: Model, formats: WeightFormats, kinds: list[str] | None = None) -> int:
     """Bits per value summed over the searched kinds (`kinds`: format_kinds(model), when already found):
     a tie-break towards more precise formats."""
-    from ..weight_formats import parse
-
-    formats = parse(weights_dtype)
     return sum(DTYPE_BITS[formats.dtype(k)] for k in (format_kinds(model) if kinds is None else kinds))
 
 
 @dataclass
 class Search:
     model: str
-    target: str
+    target: Target
     objective: str
     context: int
     prompt: int
     floors: dict
     meshes: list[dict]
-    formats: list[str]
+    formats: list[WeightFormats]
     batches: list[int]
     candidates: int
     plans: list[Plan]  # every kept plan, ranked
     excluded: dict[str, int]
 
     def as_dict(self, top: int) -> dict:
-        return {"schema": SCHEMA, "model": self.model, "target": self.target, "objective": self.objective,
+        return {"schema": SCHEMA, "model": self.model, "target": self.target.name, "objective": self.objective,
                 "context": self.context, "prompt": self.prompt, "floors": self.floors,
-                "space": {"meshes": self.meshes, "weights_dtypes": self.formats, "batches": self.batches,
-                          "candidates": self.candidates},
+                "space": {"meshes": self.meshes, "weights_dtypes": [str(f) for f in self.formats],
+                          "batches": self.batches, "candidates": self.candidates},
                 "kept": len(self.plans), "excluded": self.excluded,
                 "plans": [dict(p.as_dict(), rank=i + 1) for i, p in enumerate(self.plans[:top])]}
 
@@ -215,7 +210,7 @@ class Search:
 def rank_key(objective: str, plan: Plan, bits: int) -> tuple:
     speed = (-plan.tokens_per_s_per_user, -plan.tokens_per_s) if objective == "latency" else \
         (-plan.tokens_per_s, -plan.tokens_per_s_per_user)
-    return speed + (plan.chips, -bits, plan.batch, plan.mesh, plan.weights_dtype, plan.strategy)
+    return speed + (plan.chips, -bits, plan.batch, plan.mesh, str(plan.weights_dtype), plan.strategy)
 
 
 @dataclass
@@ -223,7 +218,7 @@ class _Space:
     """What a search tries on every mesh, and what it has found so far."""
 
     target: Target
-    formats: list[str]
+    formats: list[WeightFormats]
     batches: list[int]
     fixed_batch: int | None
     bound_batch: int | None
@@ -240,10 +235,10 @@ class _Space:
         self.excluded[reason] = self.excluded.get(reason, 0) + n
 
 
-def search(model: Model, target: str, objective: str = "latency", seq: int | None = None,
+def search(model: Model, chosen: Target, objective: str = "latency", seq: int | None = None,
            min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
-           mesh: str | None = None, dp: bool | None = None, weights_dtype: str | None = None,
-           batch: int | None = None, strategy: str | None = None) -> Search:
+           mesh: tuple[int, int] | None = None, dp: bool | None = None, weights_dtype: WeightFormats | None = None,
+           batch: int | None = None, strategy: Strategy | None = None) -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
     from ..backends.ttnn.backend import check_supported
@@ -251,9 +246,8 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
 
     if objective not in OBJECTIVES:
         raise ValueError(objective)
-    chosen = get_target(target)
     check_supported(model)  # what no plan changes
-    meshes = _meshes(target, chosen, mesh, dp, strategy)
+    meshes = _meshes(chosen, mesh, dp, strategy)
     bound_seq = _bound(model, -1)
     context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
     bound_batch = _bound(model, 0)
@@ -266,35 +260,32 @@ def search(model: Model, target: str, objective: str = "latency", seq: int | Non
     bits = {f: format_bits(model, f, kinds) for f in space.formats}
     plans = _distinct(sorted(space.plans, key=lambda p: rank_key(objective, p, bits[p.weights_dtype])), space)
     floors = {"min_tokens_per_s_per_user": min_tokens_per_s_per_user, "max_ttft_ms": max_ttft_ms}
-    return Search(model.name, chosen.name, objective, context, space.prompt, floors, space.mesh_rows, space.formats,
+    return Search(model.name, chosen, objective, context, space.prompt, floors, space.mesh_rows, space.formats,
                   space.batches, space.candidates, plans,
                   dict(sorted(space.excluded.items(), key=lambda kv: (-kv[1], kv[0]))))
 
 
-def _formats(model: Model, weights_dtype: str | None) -> list[str]:
+def _formats(model: Model, weights_dtype: WeightFormats | None) -> list[WeightFormats]:
     """The weight formats searched: the one given (checked against the model's kinds), or every choice."""
     from ..analysis.memory import check_weight_formats
-    from ..weight_formats import parse
 
     if weights_dtype is None:
         return format_choices(model)
-    formats = parse(weights_dtype)
-    check_weight_formats(model, formats)
-    return [str(formats)]
+    check_weight_formats(model, weights_dtype)
+    return [weights_dtype]
 
 
-def _meshes(name: str, target: Target, mesh: str | None, dp: bool | None,
-            strategy: str | None) -> list[tuple[tuple[int, int], bool, str]]:
-    """(mesh, dp, strategy) of every sharding searched: the given mesh, or every sub-mesh of `target`
-    (`name`: as the user wrote it, for messages)."""
+def _meshes(target: Target, mesh: tuple[int, int] | None, dp: bool | None,
+            strategy: Strategy | None) -> list[tuple[tuple[int, int], bool, Strategy]]:
+    """(mesh, dp, strategy) of every sharding searched: the given mesh, or every sub-mesh of `target`."""
     from ..driver import resolve_options
 
     if strategy is not None:  # a UsageError for a strategy the mesh or --dp rules out
-        resolve_options(name, "bf16", mesh, bool(dp), 1, strategy)
+        resolve_options(target, BF16, mesh, bool(dp), 1, strategy)
     one_axis = strategy in (None, "1d")
     two_axes = strategy in (None, "2d") and not dp
     if mesh is not None:
-        shape = resolve_options(name, "bf16", mesh).mesh
+        shape = resolve_options(target, BF16, mesh).mesh
         return ([(shape, bool(dp) and min(shape) > 1, "1d")] if one_axis else []) + \
                ([(shape, False, "2d")] if two_axes and min(shape) >= 2 else [])
     meshes = [(m, use_dp, "1d") for m, use_dp in sub_meshes(target) if one_axis and (dp is None or not dp or use_dp)]
@@ -330,7 +321,7 @@ def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], us
                        in_formats(shared_memory, model, fmt, plan, layouts), table)
 
 
-def _search_format(model: Model, lowered: Model, plan, space: _Space, row: dict, strategy: str, fmt: str,
+def _search_format(model: Model, lowered: Model, plan, space: _Space, row: dict, strategy: str, fmt: WeightFormats,
                    memory, table: list[OpTable]) -> None:
     """Every batch of one (mesh, format): kept as a Plan where it fits and meets the floors."""
     shape, use_dp, context, prompt = tuple(row["mesh"]), row["dp"], space.context, space.prompt
@@ -389,7 +380,7 @@ def _bound(model: Model, axis: int) -> int | None:
     return bound(model, axis)
 
 
-def best(model: Model, target: str, **kwargs) -> Plan:
+def best(model: Model, target: Target, **kwargs) -> Plan:
     """The top plan, or an ArchError saying why there is none (with what the best candidates reach)."""
     result = search(model, target, **kwargs)
     if result.plans:
@@ -401,7 +392,7 @@ def no_plan(model: Model, result: Search, **kwargs) -> ArchError:
     floors = [f"{name} {value:g}" for name, value in (
         ("--min-tokens-per-s-per-user", result.floors["min_tokens_per_s_per_user"]),
         ("--max-ttft-ms", result.floors["max_ttft_ms"])) if value is not None]
-    message = (f"no plan for {model.name} on {result.target} "
+    message = (f"no plan for {model.name} on {result.target.name} "
                + (f"meets {' and '.join(floors)}" if floors else "fits")
                + f" (of {result.candidates:,} candidates at context {result.context:,})")
     hint = "candidates excluded: " + "; ".join(f"{n:,}: {reason}" for reason, n in result.excluded.items())

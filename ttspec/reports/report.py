@@ -6,6 +6,8 @@ from __future__ import annotations
 from ..analysis.cost import SCHEMA, Phase, estimate, hardware
 from ..driver import prepare, resolve_options
 from ..ir.graph import Model
+from ..targets import Strategy, Target
+from ..weight_formats import BF16, WeightFormats
 from .plan_report import strategy_text
 
 DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt
@@ -38,9 +40,9 @@ def _phase(p: Phase) -> dict:
     }
 
 
-def cost_report(model: Model, target: str, mesh: str | None = None, weights_dtype: str = "bf16", batch: int = 1,
-                seq: int | None = None, prompt: int | None = None, dp: bool = False,
-                strategy: str | None = None) -> dict:
+def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = None,
+                weights_dtype: WeightFormats = BF16, batch: int = 1, seq: int | None = None, prompt: int | None = None,
+                dp: bool = False, strategy: Strategy | None = None) -> dict:
     options = resolve_options(target, weights_dtype, mesh, dp, batch, strategy)
     build = prepare(model, options)
     plan = build.shard_plan
@@ -59,7 +61,7 @@ def cost_report(model: Model, target: str, mesh: str | None = None, weights_dtyp
         "strategy": plan.strategy if plan else None,
         "strategy_text": strategy_text(plan) if plan else None,
         "data_parallel_replicas": memory.replicas,
-        "weights_dtype": options.weights_dtype,
+        "weights_dtype": str(options.weights_dtype),
         "batch": batch, "context": context, "prompt": prompt,
         "totals": {
             "ttft_ms": est.ttft_s * 1e3,

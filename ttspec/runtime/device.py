@@ -129,12 +129,12 @@ def _root_name(model: Model) -> str:
     return root_class_name(model.name)
 
 
-def run_on_device(model: Model, args, state: dict | None, tokens, source: str):
-    result = run_worker(model, source, args.mode, args.target, state=state, tokens=tokens)
-    what = "ttnn mock device (ops and allocations validated; values not meaningful)" if args.mode == "mock" \
+def run_on_device(model: Model, mode: str, target: str, state: dict | None, tokens, source: str):
+    result = run_worker(model, source, mode, target, state=state, tokens=tokens)
+    what = "ttnn mock device (ops and allocations validated; values not meaningful)" if mode == "mock" \
         else "device"
     allocated = result.get("dram_bytes_allocated")
-    print(f"{args.mode}: ran on {what} {args.target} in {result['seconds']:.1f} s; weights "
+    print(f"{mode}: ran on {what} {target} in {result['seconds']:.1f} s; weights "
           + ("allocated without data" if state is None else "loaded") + f" in {result['weights_seconds']:.1f} s"
           + (f"; DRAM in use {allocated:,} bytes" if allocated else ""))
     return result["logits"]

@@ -24,7 +24,8 @@ from pathlib import Path
 from ..errors import ArchError, UsageError, printable
 from ..inputs import MAX_TOKENIZER_BYTES, MiB, parse_json, quote, read_text
 from ..ir.graph import Model
-from ..targets import TILE
+from ..targets import DEVICE_TARGETS, TILE, TORCH, listing
+from .requests import GenerateRequest, Program
 
 TOKEN_LINE = "TTSPEC-TOKEN "  # how a worker process streams a token to its parent: TOKEN_LINE + json [user, id]
 MAX_PROMPTS_BYTES = 16 * MiB  # --prompts: far more text than any batch of prompts a run can hold
@@ -68,11 +69,6 @@ def serve(module, program, job: Job, on_token=None) -> dict:
     seconds of the decode steps, "steps": how many} or, for --score, {"logits": [batch, T, vocab]}."""
     import torch
 
-    for method in ("allocate_cache", "prefill", "decode"):
-        if not callable(getattr(program, method, None)) or not callable(getattr(module, "generate", None)):
-            raise ArchError(f"this generated program has no `{method}` (no decode path)",
-                            hint="the TT-NN programs get their KV cache and decode step with issue 11; "
-                                 "`--mode torch` generates with the PyTorch reference meanwhile")
     program.allocate_cache(job.batch, job.context)
     if job.score is not None:
         return {"logits": score(program, torch.tensor(job.score), job.prefill)}
@@ -190,36 +186,36 @@ def tokenizer_for(weights: str | None, vocab: int):
 
 
 # ---------------------------------------------------------------- the command
-def check_options(args) -> None:
+def check_options(request: GenerateRequest) -> None:
     """Misuse of the options, before anything is loaded (exit 2)."""
-    given = [name for name, value in (("--prompt", args.prompt), ("--prompts", args.prompts),
-                                      ("--tokens", args.tokens)) if value is not None]
+    mode, target = request.program.mode, request.program.target
+    given = [name for name, value in (("--prompt", request.prompt), ("--prompts", request.prompts),
+                                      ("--tokens", request.tokens)) if value is not None]
     if len(given) > 1:
         raise UsageError(f"{' and '.join(given)} exclude each other", hint="give the prompt one way")
-    if args.score:
-        if args.tokens is None:
+    if request.score:
+        if request.tokens is None:
             raise UsageError("--score needs --tokens F.npy (token ids [batch, T])",
                              hint="--score feeds the given tokens through prefill and decode and saves their logits")
-        if args.stop or args.temperature or args.top_k is not None or args.top_p is not None:
+        if request.stop or request.temperature or request.top_k is not None or request.top_p is not None:
             raise UsageError("--score feeds the given tokens: sampling options do not apply")
-    elif args.prefill is not None:
+    elif request.prefill is not None:
         raise UsageError("--prefill is for --score")
     if not given:
         raise UsageError("nothing to generate from", hint="give --prompt TEXT, --prompts FILE or --tokens F.npy")
-    if args.temperature < 0 or args.temperature != args.temperature or args.temperature == float("inf"):
-        raise UsageError(f"--temperature must be a finite number >= 0, got {args.temperature}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}",
+    if request.temperature < 0 or request.temperature != request.temperature or request.temperature == float("inf"):
+        raise UsageError(f"--temperature must be a finite number >= 0, got {request.temperature}")
+    if request.top_p is not None and not 0 < request.top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {request.top_p}",
                          hint="top-p keeps the smallest set of tokens whose probability reaches it; 0.9 is usual")
-    if args.prompts is not None and args.batch is not None:
+    if request.prompts is not None and request.batch is not None:
         raise UsageError("--batch repeats --prompt; --prompts FILE already gives one prompt per line")
-    if args.mode == "torch" and args.target not in (None, "torch"):
-        raise UsageError(f"--mode torch runs the PyTorch reference; --target {args.target} is for the TT-NN modes")
-    if args.mode != "torch" and args.target == "torch":
-        raise UsageError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100, p150, n300, t3k, "
-                         "galaxy, p150x4 or p150x8")
-    if args.batch is not None:
-        check_users(args.batch, "--batch", args.mode)
+    if mode == "torch" and target not in (None, TORCH):
+        raise UsageError(f"--mode torch runs the PyTorch reference; --target {target.name} is for the TT-NN modes")
+    if mode != "torch" and target is TORCH:
+        raise UsageError(f"--mode {mode} runs a TT-NN program: choose --target {listing(DEVICE_TARGETS)}")
+    if request.batch is not None:
+        check_users(request.batch, "--batch", mode)
 
 
 def check_users(users: int, what: str, mode: str, error=UsageError) -> None:
@@ -235,36 +231,37 @@ def check_users(users: int, what: str, mode: str, error=UsageError) -> None:
                               f"{MAX_TTNN_USERS} together)")
 
 
-def make_job(model: Model, args, vocab: int):
+def make_job(model: Model, request: GenerateRequest, vocab: int):
     """The job and the tokenizer (None for token ids from a file)."""
-    job = Job(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-              seed=args.seed, stop=list(args.stop or []))
+    mode = request.program.mode
+    job = Job(max_new_tokens=request.max_new_tokens, temperature=request.temperature, top_k=request.top_k,
+              top_p=request.top_p, seed=request.program.seed, stop=list(request.stop))
     tokenizer = None
-    if args.tokens is not None:
+    if request.tokens is not None:
         from .runner import load_tokens
 
-        if args.batch is not None:
+        if request.batch is not None:
             raise UsageError("--batch repeats --prompt; --tokens F.npy gives every row")
-        tokens = load_tokens(args.tokens, None, vocab)
-        check_users(tokens.shape[0], f"--tokens {quote(args.tokens)}", args.mode, ArchError)
-        if args.score:
+        tokens = load_tokens(request.tokens, None, vocab)
+        check_users(tokens.shape[0], f"--tokens {quote(request.tokens)}", mode, ArchError)
+        if request.score:
             length = tokens.shape[1]
-            job.prefill = 1 if args.prefill is None else args.prefill
+            job.prefill = 1 if request.prefill is None else request.prefill
             if not 1 <= job.prefill <= length:
                 raise UsageError(f"--prefill must be between 1 and the tokens' length {length}, got {job.prefill}")
             job.score = tokens.tolist()
         else:
             job.prompts = tokens.tolist()
     else:
-        tokenizer = tokenizer_for(args.weights, vocab)
-        if args.prompts is not None:
-            lines = read_text(args.prompts, "--prompts file", MAX_PROMPTS_BYTES).splitlines()
+        tokenizer = tokenizer_for(request.program.weights, vocab)
+        if request.prompts is not None:
+            lines = read_text(request.prompts, "--prompts file", MAX_PROMPTS_BYTES).splitlines()
             texts = [line for line in lines if line.strip()]
             if not texts:
-                raise ArchError(f"--prompts {quote(args.prompts)} has no prompt (one per line)")
-            check_users(len(texts), f"--prompts {quote(args.prompts)}", args.mode, ArchError)
+                raise ArchError(f"--prompts {quote(request.prompts)} has no prompt (one per line)")
+            check_users(len(texts), f"--prompts {quote(request.prompts)}", mode, ArchError)
         else:
-            texts = [args.prompt] * (args.batch or 1)
+            texts = [request.prompt] * (request.batch or 1)
         job.prompts = [tokenizer.encode(text) for text in texts]
         if any(not p for p in job.prompts):
             raise ArchError("a prompt encodes to no tokens", hint="give at least one character")
@@ -279,7 +276,7 @@ def make_job(model: Model, args, vocab: int):
     return job, tokenizer
 
 
-def check_context(model: Model, job: Job, args, build=None) -> None:
+def check_context(model: Model, job: Job, build=None) -> None:
     """The KV cache's context (prompt + new tokens) against the spec's bound and, for a TT-NN target,
     the memory model at this batch."""
     from ..analysis.memory import _bound
@@ -352,64 +349,72 @@ def check_host_memory(model: Model, job: Job, what: str) -> None:
                              "a shorter prompt or fewer --max-new-tokens")
 
 
-def run_generate(model: Model, args) -> int:
-    """`ttspec generate` (args as the CLI parses them; for the TT-NN modes args.target is resolved)."""
+def run_generate(model: Model, request: GenerateRequest) -> int:
+    """`ttspec generate` (for the TT-NN modes the request's target is resolved)."""
     from ..backends.torch.backend import decode_blocker
     from .runner import require, vocab_of_input
 
-    check_options(args)
+    program = request.program
+    check_options(request)
     blocker = decode_blocker(model)
     if blocker is not None:
         raise blocker
     require("torch", "generation")
     vocab = vocab_of_input(model)
-    job, tokenizer = make_job(model, args, vocab)
+    job, tokenizer = make_job(model, request, vocab)
     build = source = None
-    if args.mode == "torch":
-        check_context(model, job, args)
+    if program.mode == "torch":
+        check_context(model, job)
     else:
-        require("ttnn", f"--mode {args.mode}")
-        from ..driver import build as build_program
-        from ..driver import resolve_options
-
-        build = build_program(model, resolve_options(args.target, args.weights_dtype, args.mesh, args.dp,
-                                                     strategy=getattr(args, "strategy", None)))
-        if build.shard_plan is not None and build.shard_plan.dp:  # the program's allocate_cache would refuse
-            raise UsageError("generate --dp: the TT-NN programs do not decode with the batch split over "
-                             "data-parallel replicas yet", hint="leave out --dp (each replica then holds every user)")
-        check_context(model, job, args, build)
-        from ..backends.ttnn.backend import compile_ttnn
-
-        source = compile_ttnn(build, args.spec)
-    where = "the PyTorch reference" if args.mode == "torch" else f"{args.target} ({args.mode})"
+        require("ttnn", f"--mode {program.mode}")
+        build, source = _compile_for_generate(model, program, job)
+    where = "the PyTorch reference" if program.mode == "torch" else f"{program.target.name} ({program.mode})"
     if build is not None:
         print(f"KV cache: {job.batch} user(s) x {job.context:,} positions, "
               f"{build.memory.kv_cache(job.batch, job.context):,} bytes per chip", file=sys.stderr)
-    state = _weights(model, args)
+    from .runner import weights_for_run
+
+    state = weights_for_run(model, program)
     stream = Stream(tokenizer, job, sys.stdout) if job.score is None else None
-    if args.mode in ("torch", "golden"):
-        module, program = _build_here(model, args, state, source)
-        result = serve(module, program, job, stream.token if stream else None)
+    if program.mode in ("torch", "golden"):
+        module, built = _build_here(model, program, state, source)
+        result = serve(module, built, job, stream.token if stream else None)
     else:
-        result = _serve_in_worker(model, args, state, source, job, stream.token if stream else None)
+        result = _serve_in_worker(model, program, request.trace, state, source, job,
+                                  stream.token if stream else None)
     if job.score is not None:
         logits = result["logits"]
         print(f"scored {job.batch} x {job.context} tokens on {where} (prefill {job.prefill}, then "
               f"{job.context - job.prefill} decode steps): logits {list(logits.shape)}")
-        if args.out:
-            _save(logits.numpy(), args.out)
+        if request.out:
+            _save(logits.numpy(), request.out)
         return 0
     stream.finish(result["ids"])
-    _report_speed(result, job, args.mode)
-    if args.out:
+    _report_speed(result, job, program.mode)
+    if request.out:
         import numpy as np
 
         width = max((len(i) for i in result["ids"]), default=0)
         ids = np.full((job.batch, width), -1, dtype=np.int64)
         for user, new in enumerate(result["ids"]):
             ids[user, :len(new)] = new
-        _save(ids, args.out)
+        _save(ids, request.out)
     return 0
+
+
+def _compile_for_generate(model: Model, program: Program, job: Job):
+    """The TT-NN program's Build and source, checked against the job's users and context."""
+    from ..backends.ttnn.backend import compile_ttnn
+    from ..driver import build as build_program
+    from ..driver import resolve_options
+
+    build = build_program(model, resolve_options(program.target, program.weights_dtype, program.mesh, program.dp,
+                                                 strategy=program.strategy))
+    if build.shard_plan is not None and build.shard_plan.dp:  # the program's allocate_cache would refuse
+        raise UsageError("generate --dp: the TT-NN programs do not decode with the batch split over "
+                         "data-parallel replicas yet", hint="leave out --dp (each replica then holds every user)")
+    check_context(model, job, build)
+    return build, compile_ttnn(build, program.spec)
 
 
 class Stream:
@@ -477,34 +482,25 @@ def _save(array, path: str) -> None:
     print(f"wrote {path}: {array.dtype} {list(array.shape)}", file=sys.stderr)
 
 
-def _weights(model: Model, args):
-    from .runner import weights_for_run
-
-    args.allocate_only = False
-    args.save_weights = None
-    return weights_for_run(model, args)
-
-
-def _build_here(model: Model, args, state, source: str | None):
+def _build_here(model: Model, program: Program, state, source: str | None):
     """The program built in this process: the torch reference, or the TT-NN program on goldens."""
     from .runner import build_torch, golden_program
 
-    if args.mode == "torch":
-        return build_torch(model, args.spec, state, weights_dtype=args.weights_dtype)
-    from ..targets import get_target
+    if program.mode == "torch":
+        return build_torch(model, program.spec, state, weights_dtype=program.weights_dtype)
     from .device import import_ttnn
 
     import_ttnn()  # quietly: its import logs its whole config otherwise
-    program, module = golden_program(model, args.spec, get_target(args.target), state, source=source)
-    return module, program
+    built, module = golden_program(model, program.spec, program.target, state, source=source)
+    return module, built
 
 
-def _serve_in_worker(model: Model, args, state, source: str, job: Job, on_token) -> dict:
+def _serve_in_worker(model: Model, program: Program, trace: bool, state, source: str, job: Job, on_token) -> dict:
     """mock and device: the TT-NN program in a worker process (device.py), tokens streamed back."""
     from .device import run_worker
 
-    result = run_worker(model, source, args.mode, args.target, state=state, job=asdict(job),
-                        trace=getattr(args, "trace", True), on_line=lambda line: _token_line(line, on_token))
+    result = run_worker(model, source, program.mode, program.target.name, state=state, job=asdict(job),
+                        trace=trace, on_line=lambda line: _token_line(line, on_token))
     if job.score is not None:
         return {"logits": result["logits"]}
     return {key: result[key] for key in ("ids", "ttft", "decode", "steps")}

@@ -144,8 +144,9 @@ def quantise(ttnn_module, tensor, dtype):
     patched = not _HOST_READY and key not in os.environ
     if patched:
         from ..mock.toolchain import cluster_descriptor
+        from ..targets import DEFAULT_TARGET
 
-        os.environ[key] = str(cluster_descriptor("n150"))
+        os.environ[key] = str(cluster_descriptor(DEFAULT_TARGET))
     try:
         host = t.from_torch(tensor.float(), dtype=dtype, layout=t.TILE_LAYOUT)
         _HOST_READY = True

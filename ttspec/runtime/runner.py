@@ -16,7 +16,11 @@ import sys
 from ..errors import ArchError
 from ..inputs import MiB, quote, read_bytes
 from ..ir.graph import Model
+from ..targets import DEVICE_TARGETS, TORCH, Target, listing
+from ..weight_formats import BF16, WeightFormats
 from . import tempdirs
+from .requests import MODES as MODES
+from .requests import Program, RunRequest
 from .weights import (
     HF_NAMES,
     Progress,
@@ -29,8 +33,6 @@ from .weights import (
     weights_naming,
 )
 from .weights import random_hf_state_dict as random_hf_state_dict  # re-exported for tests and tools
-
-MODES = ("torch", "golden", "mock", "device")
 
 
 def load_program(source: str, name: str):
@@ -52,7 +54,7 @@ def root_class(module, model: Model):
     return getattr(module, root_class_name(model.name))
 
 
-def run_torch(model: Model, spec_path: str, state: dict, tokens, weights_dtype="bf16"):
+def run_torch(model: Model, spec_path: str, state: dict, tokens, weights_dtype: WeightFormats = BF16):
     """The torch reference on `state` (ttspec names, or HF names for a spec with a family), its weight
     matrices rounded to the block floats `weights_dtype` gives them (as a TT-NN program stores them)."""
     import torch
@@ -62,7 +64,8 @@ def run_torch(model: Model, spec_path: str, state: dict, tokens, weights_dtype="
         return net(tokens)
 
 
-def build_torch(model: Model, spec_path: str, state: dict, source: str | None = None, weights_dtype="bf16"):
+def build_torch(model: Model, spec_path: str, state: dict, source: str | None = None,
+                weights_dtype: WeightFormats = BF16):
     """The generated torch program (its module) and its model with `state` loaded, in eval mode."""
     from ..backends.torch.backend import compile_torch
 
@@ -105,8 +108,9 @@ def stream_into_torch(net, module, stream: WeightStream) -> None:
         raise ArchError(f"{stream.source} left {len(missing)} parameter(s) unset: {', '.join(missing[:3])}")
 
 
-def golden_program(model: Model, spec_path: str, target, state, weights_dtype="bf16", source: str | None = None,
-                   mesh=None, dp: bool = False, strategy: str | None = None):
+def golden_program(model: Model, spec_path: str, target: Target, state, weights_dtype: WeightFormats = BF16,
+                   source: str | None = None, mesh: tuple[int, int] | None = None, dp: bool = False,
+                   strategy: str | None = None):
     """The TT-NN program compiled (unless `source` is given), imported with ttnn's golden functions
     standing in for ttnn, and loaded with `state` (as for run_torch). Returns (program, module):
     the program has the agreed API (model(tokens), allocate_cache, prefill, decode) and
@@ -116,7 +120,7 @@ def golden_program(model: Model, spec_path: str, target, state, weights_dtype="b
     from .golden import GoldenTTNN
 
     if source is None:
-        source = compile_source(model, spec_path, target.name, weights_dtype, mesh, dp, strategy=strategy)
+        source = compile_source(model, spec_path, target, weights_dtype, mesh, dp, strategy=strategy)
     module = load_program(source, f"{model.name}_{target.name}_golden")
     module.ttnn = GoldenTTNN()
     program = root_class(module, model)(module.open_device(), trace=False)
@@ -129,26 +133,12 @@ def golden_program(model: Model, spec_path: str, target, state, weights_dtype="b
     return program, module
 
 
-def run_golden(model: Model, spec_path: str, target, state: dict, tokens, weights_dtype="bf16",
-               source: str | None = None):
+def run_golden(model: Model, spec_path: str, target: Target, state: dict, tokens,
+               weights_dtype: WeightFormats = BF16, source: str | None = None):
     """The TT-NN program on ttnn's golden functions; `state` as for run_torch."""
     program, module = golden_program(model, spec_path, target, state, weights_dtype, source)
     logits = program(tokens)
     return logits, module.ttnn.calls
-
-
-def run_session(model: Model, source: str, mode: str, target: str, state, calls, trace: bool = True,
-                timeout: float = 1800) -> dict:
-    """A TT-NN program on the mock device or hardware (a worker process, see device.py), running
-    `calls` of the agreed API in order: ("allocate_cache", batch, context), ("prefill", tokens, user),
-    ("decode", tokens, positions), ("generate", prompts, {keyword arguments}). Returns the worker's
-    result: "outputs" (each call's logits or ids, in order) and "dram_bytes_after" (ttnn's allocator
-    after each call). `trace` (device mode) captures the decode step; the mock device cannot replay a
-    trace (ttnn 0.81.1 segfaults), so mock runs never trace."""
-    from .device import run_worker
-
-    return run_worker(model, source, mode, target, state=state, calls=calls,
-                      trace=trace and mode == "device", timeout=timeout)
 
 
 MAX_TOKENS_FILE_BYTES = 256 * MiB  # 32 users x 1M positions of int64 ids; far past any context a run can hold
@@ -255,44 +245,39 @@ def require(module: str, why: str) -> None:
                         hint="bash .ci/setup test installs torch, ttnn 0.81.1 and the rest")
 
 
-def run_program(model: Model, args) -> int:
+def run_program(model: Model, request: RunRequest) -> int:
+    """`ttspec run`: one prefill on the request's program; prints and saves the logits."""
+    program = request.program
     require("torch", "weights and logits")
     require("safetensors", "weight files")
-    if args.mode != "torch":
-        require("ttnn", f"--mode {args.mode}")
+    if program.mode != "torch":
+        require("ttnn", f"--mode {program.mode}")
 
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
-    tokens = load_tokens(args.tokens, args.random_tokens, vocab_of_input(model), args.seed, model, vocab)
+    tokens = load_tokens(request.tokens, request.random_tokens, vocab_of_input(model), program.seed, model, vocab)
     check_logits_fit(tokens.shape, vocab)
     source = None
-    if args.mode != "torch":  # compile first: a program that cannot be built needs no weights
-        if args.target == "torch":
-            raise ArchError(f"--mode {args.mode} runs a TT-NN program: choose --target n150, p100 or p150")
-        from ..driver import compile_program
-
-        source, build = compile_program(model, args.spec, args.target, args.weights_dtype, args.mesh, args.dp,
-                                        strategy=getattr(args, "strategy", None))
+    if program.mode != "torch":  # compile first: a program that cannot be built needs no weights
+        source, build = _compile_for_run(model, program)
         check_token_shape(model, tokens.shape, "the tokens", build.context,
-                          f"the longest context that fits {args.target}'s DRAM at batch 1")
-    state = weights_for_run(model, args)
-    if args.mode == "torch":
-        logits = run_torch(model, args.spec, state, tokens, args.weights_dtype)
-    elif args.mode == "golden":
-        from ..targets import get_target
-
-        logits, calls = run_golden(model, args.spec, get_target(args.target), state, tokens, args.weights_dtype,
+                          f"the longest context that fits {program.target.name}'s DRAM at batch 1")
+    state = weights_for_run(model, program, request.allocate_only, request.save_weights)
+    if program.mode == "torch":
+        logits = run_torch(model, program.spec, state, tokens, program.weights_dtype)
+    elif program.mode == "golden":
+        logits, calls = run_golden(model, program.spec, program.target, state, tokens, program.weights_dtype,
                                    source=source)
         print(f"golden: {sum(calls.values())} ttnn op calls ran as ttnn golden functions "
               f"({len(calls)} distinct ops)")
     else:
         from .device import run_on_device
 
-        logits = run_on_device(model, args, state, tokens, source)
+        logits = run_on_device(model, program.mode, program.target.name, state, tokens, source)
     logits = logits.float()
     check_finite_logits(logits)
     print(f"logits {list(logits.shape)} (vocab {vocab}); first row argmax: "
           f"{logits[0].argmax(-1)[:16].tolist()}")
-    if args.out:
+    if request.out:
         import io
 
         import numpy as np
@@ -301,12 +286,22 @@ def run_program(model: Model, args) -> int:
 
         buffer = io.BytesIO()
         np.save(buffer, logits.numpy())
-        write_output_bytes(buffer.getvalue(), args.out)
-        print(f"wrote {args.out}")
-    if args.save_weights:
-        save_weights_file(as_ttspec_names(model, state), args.save_weights)
-        print(f"wrote {args.save_weights}: the weights of this run under ttspec's names")
+        write_output_bytes(buffer.getvalue(), request.out)
+        print(f"wrote {request.out}")
+    if request.save_weights:
+        save_weights_file(as_ttspec_names(model, state), request.save_weights)
+        print(f"wrote {request.save_weights}: the weights of this run under ttspec's names")
     return 0
+
+
+def _compile_for_run(model: Model, program: Program):
+    """The TT-NN program's source and Build for a TT-NN mode."""
+    if program.target is None or program.target is TORCH:
+        raise ArchError(f"--mode {program.mode} runs a TT-NN program: choose --target {listing(DEVICE_TARGETS)}")
+    from ..driver import compile_program
+
+    return compile_program(model, program.spec, program.target, program.weights_dtype, program.mesh, program.dp,
+                           strategy=program.strategy)
 
 
 def check_logits_fit(shape, vocab: int) -> None:
@@ -379,34 +374,36 @@ def _address_space_left() -> int | None:
         return None
 
 
-def weights_for_run(model: Model, args) -> dict | None:
+def weights_for_run(model: Model, program: Program, allocate_only: bool = False,
+                    save_weights: str | None = None) -> dict | None:
     """The run's weights: a file, seeded random ones, or None (allocate on the device without
     host data: --allocate-only, or a mock run whose random weights would not fit host memory)."""
-    if args.allocate_only:
-        if args.mode not in ("mock", "device"):
+    mode = program.mode
+    if allocate_only:
+        if mode not in ("mock", "device"):
             raise ArchError("--allocate-only is for --mode mock or --mode device")
-        if args.weights:
+        if program.weights:
             raise ArchError("--allocate-only and --weights exclude each other")
-        if args.save_weights:
+        if save_weights:
             raise ArchError("--allocate-only has no weights for --save-weights to write")
         return None
-    if args.weights:
-        stream = load_weights_file(model, args.weights)
-        stream.progress = Progress(f"loading {args.weights}", stream.nbytes)
+    if program.weights:
+        stream = load_weights_file(model, program.weights)
+        stream.progress = Progress(f"loading {program.weights}", stream.nbytes)
         return stream
     need = HOST_BYTES_PER_PARAM * sum(math.prod(shape) for shape in stored_shapes(model).values())
     available = host_memory_available()
     if available is not None and need > available:
-        if args.mode == "mock" and not args.save_weights:
+        if mode == "mock" and not save_weights:
             print(f"mock: random weights would need about {need:,} bytes of host memory and {available:,} are "
                   "available, so the weights are allocated on the device without host data (as --allocate-only)")
             return None
         hint = ("drop --save-weights: --mode mock then allocates the weights on the device without host data"
-                if args.mode == "mock" else
+                if mode == "mock" else
                 "--mode mock allocates the weights on the device without host data; or pass --weights")
         raise ArchError(f"random weights for {model.name} need about {need:,} bytes of host memory "
                         f"({HOST_BYTES_PER_PARAM} per parameter); {available:,} are available", hint=hint)
-    return random_state_dict(model, args.seed)
+    return random_state_dict(model, program.seed)
 
 
 def vocab_of_input(model: Model) -> int:

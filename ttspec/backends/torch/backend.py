@@ -10,6 +10,7 @@ from ...analysis.interpreters import count_params
 from ...errors import ArchError, UsageError
 from ...ir.graph import Model, layer_variants, point_at_spec
 from ...ops import LINEAR, TIED_LINEAR
+from ...weight_formats import BF16, WeightFormats
 from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
@@ -106,16 +107,14 @@ class _DecodeCheck:
         self.check = lowering.decode_check if lowering is not None else None
 
 
-def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
+def block_float_weights(model: Model, formats: WeightFormats = BF16) -> dict[str, str]:
     """Weight matrices a TT-NN program stores as block floats under `--weights-dtype` (by kind; a
     repeat's layers as `layers.*.`): {parameter pattern: bfloat8_b | bfloat4_b}. A tied output head
     in a block float is refused: in the torch model it is the embedding's own tensor, which the
     device keeps in bf16."""
     from ...analysis.memory import check_weight_formats
     from ...ops.queries import kind_of
-    from ...weight_formats import WeightFormats, parse
 
-    formats = parse(weights_dtype)
     check_weight_formats(model, formats)
     if formats.plain and formats.default == "bf16":
         return {}
@@ -146,7 +145,7 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def compile_torch(model: Model, spec_path: str, weights_dtype="bf16") -> str:
+def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = BF16) -> str:
     block_weights = block_float_weights(model, weights_dtype)
     backend = TorchBackend()
     root = model_plan(model)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ...errors import ArchError
 from ...ir.graph import Model, Node, point_at_spec
-from ...weight_formats import parse as parse_formats
 from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
@@ -78,7 +77,7 @@ def compile_ttnn(build, spec_path: str) -> str:
     weights_dtype, need = build.options.weights_dtype, build.weight_bytes
     rules = hf_rules(model)
     backend = TTNNBackend(shard_plan)
-    backend.weight_formats = parse_formats(weights_dtype)  # per kind: weights.linear(..., dtype=...)
+    backend.weight_formats = weights_dtype  # per kind: weights.linear(..., dtype=...)
     root = model_plan(lowered)
     names = ClassNames(root)
     classes = []
@@ -98,7 +97,7 @@ def compile_ttnn(build, spec_path: str) -> str:
     return render("ttnn_model.py.j2", model=model, spec=spec_path, target=target, classes=classes,
                   root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
                   tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
-                  weights_dtype=dtype_expr, weights_dtype_name=weights_dtype, weight_bytes=need,
+                  weights_dtype=dtype_expr, weights_dtype_name=str(weights_dtype), weight_bytes=need,
                   vocab=out_node.type.shape[-1], input=classes[-1]["forward"]["params"][0],
                   max_seq=build.context, seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
                   **_kv_cache_facts(build),

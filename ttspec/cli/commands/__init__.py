@@ -1,0 +1,1 @@
+"""One module per command: each has `add_parser(sub)` (its options) and `run(args)` (exit status)."""

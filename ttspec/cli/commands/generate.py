@@ -1,0 +1,78 @@
+"""`ttspec generate`: text (or --score's logits) through the program's KV cache."""
+
+from __future__ import annotations
+
+from ...targets import DEFAULT_TARGET
+from ..options import (
+    BATCH,
+    MODE,
+    MODES_HELP,
+    OUT,
+    SEED,
+    STRATEGY,
+    STRATEGY_HELP,
+    TARGET,
+    TOKENS,
+    WEIGHTS,
+    WEIGHTS_DTYPE,
+    device_run_parent,
+    positive_int,
+    spec_parent,
+)
+from ..shared import default_target, refuse_options_that_cannot_apply
+
+
+def add_parser(sub) -> None:
+    ge = sub.add_parser("generate", help="generate text (or --score token ids) through the program's KV cache",
+                        description="Prefill each prompt into a KV cache, then decode one token per step for every "
+                                    "user, greedy or sampled; tokens stream as they come, then time to first token "
+                                    "and decode speed. --score instead feeds given tokens through prefill and "
+                                    "decode and saves the logits of every position.",
+                        parents=[spec_parent(), device_run_parent()])
+    MODE.add(ge, MODES_HELP["generate"], default="torch")
+    TARGET.add(ge, f"TT-NN modes: default the spec's `target` statement, else {DEFAULT_TARGET}")
+    STRATEGY.add(ge, "TT-NN modes: " + STRATEGY_HELP)
+    WEIGHTS.add(ge, "a model directory (its tokenizer.json tokenises --prompt), a .safetensors file or an index, as "
+                    "for `ttspec run` (default: seeded random weights)")
+    WEIGHTS_DTYPE.add(ge, "TT-NN modes: one format, or per parameter kind (default bf16)", default="bf16")
+    ge.add_argument("--prompt", metavar="TEXT",
+                    help="tokenised by the weights directory's tokenizer.json, else as UTF-8 bytes (a vocabulary "
+                         "of at least 256)")
+    ge.add_argument("--prompts", metavar="FILE", help="one prompt per line, one user each")
+    TOKENS.add(ge, "int token ids [batch, T]: prompts, or what --score feeds")
+    BATCH.add(ge, "users: the --prompt repeated (default 1); at most 32 in the TT-NN modes (one tile row), 256 with "
+                  "--mode torch")
+    ge.add_argument("--max-new-tokens", type=positive_int, default=32, help="default 32")
+    ge.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy")
+    ge.add_argument("--top-k", type=positive_int, help="sample from the k most likely tokens")
+    ge.add_argument("--top-p", type=float, help="sample from the smallest set of tokens whose probability reaches p")
+    SEED.add(ge, "seed for sampling and random weights (0 to 2**63-1)")
+    ge.add_argument("--stop", type=int, nargs="+", metavar="ID", help="token ids that end a user's generation")
+    ge.add_argument("--no-trace", dest="trace", action="store_false",
+                    help="--mode device: run every decode step op by op instead of capturing it once as a trace and "
+                         "replaying it (the default; golden and mock runs never trace)")
+    ge.add_argument("--score", action="store_true",
+                    help="feed --tokens through prefill (the first --prefill of each row) and decode (the rest, one "
+                         "step each) and save the logits [batch, T, vocab] with --out")
+    ge.add_argument("--prefill", type=positive_int, help="--score: tokens of each row to prefill (default 1)")
+    OUT.add(ge, "save the new ids [batch, n] (-1 after a user stopped), or --score's logits", metavar="F.npy")
+
+
+def run(args) -> int:
+    from ...driver import load_model
+    from ...runtime import tempdirs
+    from ...runtime.generation import run_generate
+    from ...runtime.requests import GenerateRequest
+    from .run import program
+
+    model = load_model(args.spec)
+    target = args.target
+    refuse_options_that_cannot_apply(args, [target or default_target(model)], on_host=args.mode == "torch")
+    if args.mode != "torch" and target is None:
+        target = default_target(model)
+    request = GenerateRequest(program(args, target), prompt=args.prompt, prompts=args.prompts, tokens=args.tokens,
+                              batch=args.batch, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                              top_k=args.top_k, top_p=args.top_p, stop=list(args.stop or []), trace=args.trace,
+                              score=args.score, prefill=args.prefill, out=args.out)
+    with tempdirs.session(keep=args.keep_temp):
+        return run_generate(model, request)

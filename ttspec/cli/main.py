@@ -1,0 +1,61 @@
+"""The `ttspec` command: its parser (each command's module adds its own) and the one place that
+turns errors into exit codes. Imports stay light: the core never touches torch or ttnn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .. import __version__
+from ..errors import ArchError, UsageError
+from .commands import check, compile, generate, graph, import_hf, params, plan, report, run
+from .options import EXIT_INTERNAL, EXIT_SPEC_ERROR, EXIT_USAGE, Parser, typed_targets
+from .shared import print_diagnostic
+
+# in the order `ttspec --help` lists them
+COMMANDS = {"check": check, "params": params, "compile": compile, "run": run, "generate": generate, "plan": plan,
+            "report": report, "import-hf": import_hf, "graph": graph}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="ttspec", description="Declarative transformer specs -> shapes, counts, TT-NN programs.")
+    p.add_argument("--version", action="version", version=f"ttspec {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line as typed values (targets.Target, meshes, WeightFormats ...); exits 2 on misuse."""
+    args = build_parser().parse_args(argv)
+    typed_targets(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return COMMANDS[args.command].run(args)
+    except UsageError as e:
+        print_diagnostic(e.diagnostic)
+        return EXIT_USAGE
+    except ArchError as e:
+        print_diagnostic(e.diagnostic)
+        return EXIT_SPEC_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug in ttspec, not in the user's input
+        if os.environ.get("TTSPEC_DEBUG"):
+            raise
+        sys.stderr.write(f"ttspec: internal error: {type(e).__name__}: {e}\n"
+                         "  this is a bug in ttspec; rerun with TTSPEC_DEBUG=1 for a traceback\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
