@@ -57,13 +57,15 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
+# the other axis holds 4 replicas of the model
+MESH_SHAPE = (8, 4)
+TP_AXIS = 0  # tensor parallelism over this mesh axis (8 devices)
+DATA_PARALLEL = False  # every replica runs the whole batch
+LOGITS_SPLIT = True  # whether the logits' vocabulary is split over TP_AXIS
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
 DRAM_BESIDE_WEIGHTS = 11727232256
 KV_CACHE_BYTES_PER_POSITION = 16384  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 57664  # activations of one prompt, per position
-MESH_SHAPE = (8, 4)
-TP_AXIS = 0  # tensor parallelism over this mesh axis (8 devices)
-# the other axis holds 4 replicas of the model
 
 
 class Attention:
@@ -168,11 +170,7 @@ class Llama318b:
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
-        mapper = batch_split(self.device)
-        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device,
-                               mesh_mapper=mapper)
-        logits = gather_logits(self.forward(tokens), self.device)
-        return logits.float()[:batch, :seq, :128256]
+        return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
 
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
@@ -225,7 +223,7 @@ class Llama318b:
             state.end()
 
     def logits_to_host(self, logits):
-        return gather_logits(logits, self.device).float()[..., :128256]
+        return logits_to_host(logits, self.device)[..., :128256]
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -236,47 +234,71 @@ class Llama318b:
         return ttnn.linear(h, self.lm_head)
 
 
-# ---------------------------------------------------------------- helpers the model uses
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/mesh.py
+
 
 def open_device():
-    """The 8x4 mesh, with the fabric its collectives travel on."""
+    """The program's device: one chip, or the MESH_SHAPE mesh with the fabric its collectives travel on."""
+    if MESH_SHAPE == (1, 1):
+        return ttnn.open_device(device_id=0, l1_small_size=8192, trace_region_size=TRACE_REGION)
     ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
     return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 
-def close_device(mesh):
-    ttnn.close_mesh_device(mesh)
+def close_device(device):
+    if MESH_SHAPE == (1, 1):
+        ttnn.close_device(device)
+    else:
+        ttnn.close_mesh_device(device)
 
 
-def replicate(mesh):
-    return ttnn.replicate_tensor_to_mesh_mapper(mesh)
-
-
-def shard(mesh, dims):
-    """Split tensor dim dims[a] over mesh axis a; None replicates over that axis."""
+def shard(device, dims=(None, None)):
+    """The mesh mapper that splits tensor dim dims[a] over mesh axis a (None replicates over that
+    axis); None on one chip, which holds every tensor whole."""
+    if MESH_SHAPE == (1, 1):
+        return None
     if all(dim is None for dim in dims):
-        return replicate(mesh)
+        return ttnn.replicate_tensor_to_mesh_mapper(device)
     placements = [ttnn.PlacementReplicate() if dim is None else ttnn.PlacementShard(dim) for dim in dims]
-    return ttnn.create_mesh_mapper(mesh, ttnn.MeshMapperConfig(placements))
+    return ttnn.create_mesh_mapper(device, ttnn.MeshMapperConfig(placements))
 
 
 def per_axis(split):
-    """A weight's split on each mesh axis: `split` on the tensor-parallel axis, none on the other."""
+    """A weight's split on each mesh axis: a 2-D plan names both, (rows, columns); a 1-D plan's split
+    is on the tensor-parallel axis, none on the other; None: whole on every device."""
+    if isinstance(split, tuple):
+        return list(split)
     splits = [None, None]
     splits[TP_AXIS] = split
     return splits
 
 
-def batch_split(mesh):
-    """Tokens: the same on every device."""
-    return replicate(mesh)
+def tokens_to_device(tokens, device):
+    """Tokens [batch, seq] as a uint32 device tensor: the same on every device, or with DATA_PARALLEL
+    split on the batch over the replicas' axis."""
+    dims = (None, None)
+    if DATA_PARALLEL:
+        replicas = MESH_SHAPE[1 - TP_AXIS]
+        if tokens.shape[0] % replicas:
+            raise ValueError(f"batch {tokens.shape[0]} does not split over {replicas} data-parallel replicas")
+        dims = [0, 0]
+        dims[TP_AXIS] = None
+    return ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=device,
+                           mesh_mapper=shard(device, dims))
 
 
-def gather_logits(logits, mesh):
-    """Vocabulary slices side by side along the tensor-parallel axis, batches along the other."""
+def logits_to_host(logits, device):
+    """Device logits as one torch float tensor. With LOGITS_SPLIT the vocabulary slices sit side by
+    side along the tensor-parallel axis and the other axis's batches (or copies) are concatenated;
+    otherwise every device has them all."""
+    if MESH_SHAPE == (1, 1):
+        return ttnn.to_torch(logits).float()
+    if not LOGITS_SPLIT:
+        return ttnn.to_torch(ttnn.get_device_tensors(logits)[0]).float()
     dims = [0, 0]
     dims[TP_AXIS] = -1
-    return ttnn.to_torch(logits, mesh_composer=ttnn.create_mesh_composer(mesh, ttnn.MeshComposerConfig(dims)))
+    composer = ttnn.create_mesh_composer(device, ttnn.MeshComposerConfig(dims))
+    return ttnn.to_torch(logits, mesh_composer=composer).float()
 
 
 def by_device(rows, counts, head_dim, devices):
@@ -294,6 +316,19 @@ def by_device(rows, counts, head_dim, devices):
                 mine = heads[i * count // devices : i * count // devices + 1]
             per_device.append(mine.reshape(-1, *part.shape[1:]))
     return torch.cat(per_device)
+
+
+def users_sharded(device, users, head_dim):
+    """Height sharding with one user's [kv_heads (padded to a tile), head_dim] on each core, as
+    paged_update_cache wants its input."""
+    grid = device.compute_with_storage_grid_size()
+    cores = ttnn.num_cores_to_corerangeset(users, grid, row_wise=True)
+    return ttnn.create_sharded_memory_config(shape=(TILE, head_dim), core_grid=cores,
+                                             strategy=ttnn.ShardStrategy.HEIGHT,
+                                             use_height_and_width_as_shard_shape=True)
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/run_state.py
 
 
 class RunState:
@@ -322,6 +357,9 @@ class RunState:
     def allocate(self, batch, context):
         if not 1 <= batch <= TILE:
             raise ValueError(f"a decode batch is 1 to {TILE} users (the rows of a tile), got {batch}")
+        if DATA_PARALLEL:
+            raise NotImplementedError("decode with the batch split over data-parallel replicas is not generated yet: "
+                                      "compile without --dp")
         self.release_trace()
         self.batch, self.context = batch, -(-context // TILE) * TILE
         self.inputs = {}
@@ -361,7 +399,7 @@ class RunState:
 
     def upload(self, tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=True):
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device if device else None,
-                               mesh_mapper=replicate(self.device))
+                               mesh_mapper=shard(self.device))
 
     def upload_tokens(self, ids):
         return self.upload(ids, ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)
@@ -408,8 +446,12 @@ class RunState:
             self.trace_id = self.trace_output = None
 
 
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/kv_cache.py
+
+
 class KVCache:
-    """One attention's K and V caches on each device: [batch, kv_heads, context, head_dim], bf16, TILE."""
+    """One attention's K and V caches (on each device of a mesh, for its own KV heads): [batch, kv_heads,
+    context, head_dim], bf16, TILE."""
 
     def __init__(self, state, kv_heads, head_dim):
         self.state = state
@@ -449,14 +491,7 @@ class KVCache:
         return ttnn.permute(y, (0, 2, 1, 3))
 
 
-def users_sharded(device, users, head_dim):
-    """Height sharding with one user's [kv_heads (padded to a tile), head_dim] on each core, as
-    paged_update_cache wants its input."""
-    grid = device.compute_with_storage_grid_size()
-    cores = ttnn.num_cores_to_corerangeset(users, grid, row_wise=True)
-    return ttnn.create_sharded_memory_config(shape=(TILE, head_dim), core_grid=cores,
-                                             strategy=ttnn.ShardStrategy.HEIGHT,
-                                             use_height_and_width_as_shard_shape=True)
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/weights.py
 
 
 class Weights:
@@ -478,8 +513,10 @@ class Weights:
         parent = module.rsplit(".", 1)[0]  # a fused module: its parts are its siblings
         return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
+
     def _upload(self, tensor, dtype, layout, dims=(None, None)):
-        """To every device: split along dims[a] over mesh axis a (None: replicated over it)."""
+        """To the device, or to every device of a mesh split along dims[a] over mesh axis a (None:
+        replicated over it)."""
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
             for axis, dim in enumerate(dims):
@@ -487,46 +524,45 @@ class Weights:
                     shape[dim] //= MESH_SHAPE[axis]
             return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device,
                                                   ttnn.DRAM_MEMORY_CONFIG)
-        mapper = shard(self.device, dims)
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
-                               memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=mapper)
+                               memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
 
-    def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, dtype=None):
-        """[out, in] weights as ttnn.linear's [in, out] operand. split:
-        "column": each device holds a slice of the output features (a fused QKV by whole heads); "row": a
+    def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
+               head_dim=None, dtype=None):
+        """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
+        device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
+        `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
         `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
-        splits = per_axis(split)
         weight = self._get(module, "weight", parts)
+        if heads:
+            weight = pad_heads(weight, heads, head_dim, dim=0)
+        if input_heads:
+            weight = pad_heads(weight, input_heads, head_dim, dim=1)
+        splits = per_axis(split)
         if qkv_heads:
-            heads, kv = qkv_heads
-            devices = MESH_SHAPE[splits.index("column")]
-            weight = by_device(weight, (heads, kv, kv), weight.shape[0] // (heads + 2 * kv), devices)
+            weight = self._by_device(weight, qkv_heads, splits)
         if rows and rows > weight.shape[0]:
             weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
 
-    def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None):
-        splits = per_axis(split)
-        bias = self._get(module, "bias", parts)
-        if qkv_heads:
-            heads, kv = qkv_heads
-            devices = MESH_SHAPE[splits.index("column")]
-            bias = by_device(bias, (heads, kv, kv), bias.shape[0] // (heads + 2 * kv), devices)
-        if rows and rows > bias.shape[0]:
-            bias = torch.nn.functional.pad(bias, (0, rows - bias.shape[0]))
-        for axis, s in enumerate(splits):
-            if s == "row":  # every device adds it to its partial sum, and the sums are added up
-                bias = bias / MESH_SHAPE[axis]
-        dims = [-1 if s == "column" else None for s in splits]
-        return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
+    @staticmethod
+    def _by_device(rows, qkv_heads, splits):
+        """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
+        heads, kv = qkv_heads
+        devices = MESH_SHAPE[splits.index("column")]
+        return by_device(rows, (heads, kv, kv), rows.shape[0] // (heads + 2 * kv), devices)
 
-    def norm(self, module, which="weight", split=None):
-        """A norm's vector; split="hidden": each device holds the slice of its own slice of hidden
-        (a distributed norm)."""
+    def norm(self, module, which="weight", offset=0.0, split=None):
+        """A norm's vector; `offset` is added to it here, so a norm that multiplies by (offset + w)
+        (Gemma's 1 + w) runs as ttnn.rms_norm with that weight. split="hidden": each device holds
+        the slice of its own slice of hidden (a distributed norm)."""
+        vector = self._tensor(f"{module}.{which}")[None]
+        if offset:
+            vector = vector + offset
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
-        return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
+        return self._upload(vector, ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
 
     def table(self, module, which="weight", split=None):
         """An embedding table; split="hidden": each device holds a slice of the features."""
@@ -547,6 +583,9 @@ def pad_heads(tensor, heads, head_dim, dim):
     widths = [0, 0] * (tensor.dim() - dim - 2) + [0, padded - head_dim]
     tensor = torch.nn.functional.pad(tensor, widths)
     return tensor.reshape(shape[:dim] + [heads * padded] + shape[dim + 1 :])
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/rotary.py
 
 
 class Rotary:
@@ -592,7 +631,7 @@ class Rotary:
 
     def _upload(self, tensor):
         return ttnn.from_torch(tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=self.device,
-                               mesh_mapper=replicate(self.device))
+                               mesh_mapper=shard(self.device))
 
     def _table(self, positions, which):
         """cos or sin at `positions` (host tensor) as [1, 1, len(positions), head_dim]."""
@@ -623,7 +662,9 @@ class Rotary:
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
 
 
-# ---------------------------------------------------------------- generation (host-side sampling)
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
+
+
 def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
              on_token=None):
     """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).
@@ -721,20 +762,7 @@ def keep_top_p(scaled, top_p):
     return scaled.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
 
 
-PARAMETERS = [
-    "embedding.weight",
-    "norm.weight",
-    "lm_head.weight",
-    "layers.*32.attn_norm.weight",
-    "layers.*32.attn.wq.weight",
-    "layers.*32.attn.wk.weight",
-    "layers.*32.attn.wv.weight",
-    "layers.*32.attn.wo.weight",
-    "layers.*32.mlp_norm.weight",
-    "layers.*32.mlp.w1.weight",
-    "layers.*32.mlp.w3.weight",
-    "layers.*32.mlp.w2.weight",
-]
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/parameters.py
 
 
 def parameters():
@@ -746,23 +774,6 @@ def parameters():
         head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
         for i in range(int(count)):
             yield f"{head}.{i}.{tail}"
-
-
-# ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
-HF_NAMES = [
-    (r"embedding\.weight", "model.embed_tokens.weight", "copy"),
-    (r"layers\.(\d+)\.attn_norm\.weight", "model.layers.{0}.input_layernorm.weight", "copy"),
-    (r"layers\.(\d+)\.attn\.wq\.(weight|bias)", "model.layers.{0}.self_attn.q_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wk\.(weight|bias)", "model.layers.{0}.self_attn.k_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.o_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.mlp_norm\.weight", "model.layers.{0}.post_attention_layernorm.weight", "copy"),
-    (r"layers\.(\d+)\.mlp\.w1\.(weight|bias)", "model.layers.{0}.mlp.gate_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.mlp\.w3\.(weight|bias)", "model.layers.{0}.mlp.up_proj.{1}", "copy"),
-    (r"layers\.(\d+)\.mlp\.w2\.(weight|bias)", "model.layers.{0}.mlp.down_proj.{1}", "copy"),
-    (r"norm\.weight", "model.norm.weight", "copy"),
-    (r"lm_head\.weight", "lm_head.weight", "copy"),
-]
 
 
 def from_hf(name, hf_state_dict):
@@ -784,3 +795,36 @@ def from_hf(name, hf_state_dict):
 
 def from_hf_state_dict(hf_state_dict):
     return {name: from_hf(name, hf_state_dict) for name in parameters()}
+
+
+PARAMETERS = [
+    "embedding.weight",
+    "norm.weight",
+    "lm_head.weight",
+    "layers.*32.attn_norm.weight",
+    "layers.*32.attn.wq.weight",
+    "layers.*32.attn.wk.weight",
+    "layers.*32.attn.wv.weight",
+    "layers.*32.attn.wo.weight",
+    "layers.*32.mlp_norm.weight",
+    "layers.*32.mlp.w1.weight",
+    "layers.*32.mlp.w3.weight",
+    "layers.*32.mlp.w2.weight",
+]
+
+
+# ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
+HF_NAMES = [
+    (r"embedding\.weight", "model.embed_tokens.weight", "copy"),
+    (r"layers\.(\d+)\.attn_norm\.weight", "model.layers.{0}.input_layernorm.weight", "copy"),
+    (r"layers\.(\d+)\.attn\.wq\.(weight|bias)", "model.layers.{0}.self_attn.q_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wk\.(weight|bias)", "model.layers.{0}.self_attn.k_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wv\.(weight|bias)", "model.layers.{0}.self_attn.v_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.attn\.wo\.(weight|bias)", "model.layers.{0}.self_attn.o_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp_norm\.weight", "model.layers.{0}.post_attention_layernorm.weight", "copy"),
+    (r"layers\.(\d+)\.mlp\.w1\.(weight|bias)", "model.layers.{0}.mlp.gate_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp\.w3\.(weight|bias)", "model.layers.{0}.mlp.up_proj.{1}", "copy"),
+    (r"layers\.(\d+)\.mlp\.w2\.(weight|bias)", "model.layers.{0}.mlp.down_proj.{1}", "copy"),
+    (r"norm\.weight", "model.norm.weight", "copy"),
+    (r"lm_head\.weight", "lm_head.weight", "copy"),
+]

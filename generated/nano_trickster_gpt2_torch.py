@@ -122,7 +122,7 @@ class NanoTricksterGpt2(nn.Module):
         return self(tokens.to(device)[:, None], pos)[:, 0]
 
 
-# ---------------------------------------------------------------- helpers the model uses
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/attention.py
 
 
 def split_heads(x, heads):
@@ -194,6 +194,9 @@ class KVCache(nn.Module):
         return cache_k[:, :, : pos.end], cache_v[:, :, : pos.end]
 
 
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/positions.py
+
+
 class Positions:
     """Where the tokens of one forward pass sit: ids [batch, seq], the position of each token.
 
@@ -218,6 +221,9 @@ class Positions:
 def position_ids(x, pos):
     """The positions of the tokens of x [..., seq, features]: pos.ids, or 0..seq-1 without pos."""
     return torch.arange(x.shape[-2], device=x.device) if pos is None else pos.ids
+
+
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
 
 
 def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
@@ -317,6 +323,26 @@ def keep_top_p(scaled, top_p):
     return scaled.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
 
 
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/parameters.py
+
+
+def from_hf(name, hf_state_dict):
+    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
+    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
+    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
+    for pattern, hf_name, transform in HF_NAMES:
+        match = re.fullmatch(pattern, name)
+        if match:
+            tensor = hf_state_dict[hf_name.format(*match.groups())]
+            if transform == "transpose":
+                return tensor.T
+            if transform != "copy":
+                kind, start, stop = transform.split(":")
+                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
+            return tensor
+    raise KeyError(f"no HF name for {name}")
+
+
 # tied parameter -> the parameter whose tensor it shares
 TIED = {"lm_head.weight": "wte.weight"}
 
@@ -341,20 +367,3 @@ HF_NAMES = [
     (r"layers\.(\d+)\.mlp\.down\.bias", "transformer.h.{0}.mlp.c_proj.bias", "copy"),
     (r"ln_f\.(weight|bias)", "transformer.ln_f.{0}", "copy"),
 ]
-
-
-def from_hf(name, hf_state_dict):
-    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
-    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
-    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
-    for pattern, hf_name, transform in HF_NAMES:
-        match = re.fullmatch(pattern, name)
-        if match:
-            tensor = hf_state_dict[hf_name.format(*match.groups())]
-            if transform == "transpose":
-                return tensor.T
-            if transform != "copy":
-                kind, start, stop = transform.split(":")
-                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
-            return tensor
-    raise KeyError(f"no HF name for {name}")

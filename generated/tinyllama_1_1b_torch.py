@@ -116,7 +116,7 @@ class Tinyllama11b(nn.Module):
         return self(tokens.to(device)[:, None], pos)[:, 0]
 
 
-# ---------------------------------------------------------------- helpers the model uses
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/attention.py
 
 
 def split_heads(x, heads):
@@ -186,6 +186,9 @@ class KVCache(nn.Module):
         if not pos.cached:
             return k, v
         return cache_k[:, :, : pos.end], cache_v[:, :, : pos.end]
+
+
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/positions.py
 
 
 class Positions:
@@ -271,6 +274,9 @@ class Rotary(nn.Module):
         if self.style == "half":
             freqs = torch.cat([freqs, freqs], dim=-1)
         return freqs.cos().to(dtype), freqs.sin().to(dtype)
+
+
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
 
 
 def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
@@ -370,6 +376,26 @@ def keep_top_p(scaled, top_p):
     return scaled.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
 
 
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/parameters.py
+
+
+def from_hf(name, hf_state_dict):
+    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
+    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
+    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
+    for pattern, hf_name, transform in HF_NAMES:
+        match = re.fullmatch(pattern, name)
+        if match:
+            tensor = hf_state_dict[hf_name.format(*match.groups())]
+            if transform == "transpose":
+                return tensor.T
+            if transform != "copy":
+                kind, start, stop = transform.split(":")
+                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
+            return tensor
+    raise KeyError(f"no HF name for {name}")
+
+
 # tied parameter -> the parameter whose tensor it shares
 TIED = {}
 
@@ -389,20 +415,3 @@ HF_NAMES = [
     (r"norm\.weight", "model.norm.weight", "copy"),
     (r"lm_head\.weight", "lm_head.weight", "copy"),
 ]
-
-
-def from_hf(name, hf_state_dict):
-    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
-    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
-    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
-    for pattern, hf_name, transform in HF_NAMES:
-        match = re.fullmatch(pattern, name)
-        if match:
-            tensor = hf_state_dict[hf_name.format(*match.groups())]
-            if transform == "transpose":
-                return tensor.T
-            if transform != "copy":
-                kind, start, stop = transform.split(":")
-                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
-            return tensor
-    raise KeyError(f"no HF name for {name}")

@@ -6,8 +6,6 @@ can be trained. Each op's torch lowering lives in its slice of the op registry.
 
 from __future__ import annotations
 
-import re
-
 from ...analysis.interpreters import count_params
 from ...errors import ArchError, UsageError
 from ...ir.graph import Model, layer_variants, point_at_spec
@@ -16,7 +14,7 @@ from ..common.backend import Backend, ClassNames, check_lowerable, fill_sequence
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
-from ..common.render import display_path, hf_rules, render
+from ..common.render import display_path, hf_rules, render_program
 
 
 class TorchBackend(Backend):
@@ -146,6 +144,10 @@ def block_float_weights(model: Model, weights_dtype="bf16") -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+# what every PyTorch program offers its users beside the model class
+API = ("generate",)
+
+
 def compile_torch(model: Model, spec_path: str, weights_dtype="bf16") -> str:
     block_weights = block_float_weights(model, weights_dtype)
     backend = TorchBackend()
@@ -166,20 +168,12 @@ def compile_torch(model: Model, spec_path: str, weights_dtype="bf16") -> str:
             classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd,
                             "labels": labels, "labels_text": _labels_text(labels)})
     blocker = decode_blocker(model)
-    return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
-                  cannot_decode=_blocker_text(blocker) if blocker else None,
-                  renamed=any(c["labels"] for c in classes),
-                  uses_torch=_uses("torch", classes), uses_F=_uses("F", classes),
-                  helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
-                  tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
-                  n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1],
-                  block_weights=block_weights, weights_dtype=str(weights_dtype))
-
-
-def _uses(module: str, classes: list[dict]) -> bool:
-    """Whether the classes' code refers to an import (unused imports are not emitted)."""
-    pattern = re.compile(rf"\b{module}\.")
-    return any(pattern.search(line) for c in classes for line in [*c["init"], *c["forward"].lines])
+    return render_program("torch_model.py.j2", "torch", API, model=model, spec=spec_path, classes=classes,
+                          root=root.name, cannot_decode=_blocker_text(blocker) if blocker else None,
+                          renamed=any(c["labels"] for c in classes), hf_rules=hf_rules(model),
+                          tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
+                          n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1],
+                          block_weights=block_weights, weights_dtype=str(weights_dtype))
 
 
 def _labels_text(labels: list[tuple[str, str]]) -> str:

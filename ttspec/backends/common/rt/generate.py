@@ -1,3 +1,9 @@
+"""Generation on the host: prefill each prompt, then decode every user one token per step, greedy
+or sampled the way HF transformers samples (temperature, then top-k, then top-p)."""
+
+import torch
+
+
 def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
              on_token=None):
     """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).

@@ -1,3 +1,21 @@
+"""A program's stored parameters by ttspec name, and the same tensors from an HF state dict."""
+
+import re
+
+from .header import HF_NAMES, PARAMETERS
+
+
+def parameters():
+    """Every stored parameter's ttspec name, layers expanded."""
+    for name in PARAMETERS:
+        if "*" not in name:
+            yield name
+            continue
+        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
+        for i in range(int(count)):
+            yield f"{head}.{i}.{tail}"
+
+
 def from_hf(name, hf_state_dict):
     """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
     (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
@@ -13,3 +31,7 @@ def from_hf(name, hf_state_dict):
                 return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
             return tensor
     raise KeyError(f"no HF name for {name}")
+
+
+def from_hf_state_dict(hf_state_dict):
+    return {name: from_hf(name, hf_state_dict) for name in parameters()}
