@@ -106,7 +106,7 @@ MUTANTS = [
            "checkpoints' rotary inv_freq buffers (older transformers saved one per layer) are no longer ignored: "
            "such a checkpoint is refused for tensors the spec does not use"),
     # issue 18's survivors: the TT-NN decode path and the torch target's block floats
-    Mutant("idle_rows_write_position_0", "ttspec/backends/common/templates/ttnn_model.py.j2",
+    Mutant("idle_rows_write_position_0", "ttspec/backends/ttnn/rt/program.py",
            "at = torch.full((state.batch,), -1, dtype=torch.int64)",
            "at = torch.full((state.batch,), 0, dtype=torch.int64)",
            ("tests/test_decode_edges.py::test_a_step_for_fewer_users_leaves_the_others_caches_alone",),
@@ -116,7 +116,7 @@ MUTANTS = [
            "self.batch, self.context = batch, context",
            ("tests/test_decode_edges.py::test_a_context_that_is_not_whole_tiles_is_padded_to_one",),
            "the cache's context not rounded to a tile: a 33-token prompt into allocate_cache(1, 40) refused"),
-    Mutant("cache_dram_check_ignores_batch", "ttspec/backends/common/templates/ttnn_model.py.j2",
+    Mutant("cache_dram_check_ignores_batch", "ttspec/backends/ttnn/rt/program.py",
            "cache = batch * padded * KV_CACHE_BYTES_PER_POSITION",
            "cache = padded * KV_CACHE_BYTES_PER_POSITION",
            ("tests/test_decode_edges.py::test_allocate_cache_counts_every_users_cache",),

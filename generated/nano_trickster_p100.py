@@ -57,10 +57,14 @@ MESH_SHAPE = (1, 1)
 TP_AXIS = 1  # one chip: nothing is split
 DATA_PARALLEL = False  # one chip: one replica
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
+VOCAB = 256  # the logits' width
+MAX_CONTEXT = 512  # the longest sequence it accepts
+SPEC_BOUND = 512  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
 DRAM_BESIDE_WEIGHTS = 29929290880
 KV_CACHE_BYTES_PER_POSITION = 6144  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 4608  # activations of one prompt, per position
+PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
 
 
 class Attention:
@@ -126,7 +130,7 @@ class NanoTrickster:
         self.state = RunState(device, trace)
 
     def load_weights(self, hf_state_dict):
-        """Place HF transformers weights (llama names) on the device."""
+        """Place HF transformers weights (named as the family's HF models name them) on the device."""
         self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
 
     def load_ttspec_weights(self, state_dict):
@@ -135,19 +139,12 @@ class NanoTrickster:
         missing = [name for name in parameters() if name not in state_dict]
         if missing:
             raise KeyError(f"missing weights: {', '.join(missing[:3])}")
-        weights = Weights(state_dict, self.device, self.weights_dtype, self.state)
-        prefix = ""
-        self.embedding = weights.table(prefix + "embedding")
-        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
-        self.norm = weights.norm(prefix + "norm")
-        # tied: a TILE copy of the embedding table
-        self.lm_head = weights.linear("embedding")
+        self.build(Weights(state_dict, self.device, self.weights_dtype, self.state))
 
     def __call__(self, tokens):
-        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 256]."""
+        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, VOCAB]."""
         seq = tokens.shape[-1]
-        if seq > 512:
-            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 512")
+        check_sequence(seq)
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
@@ -156,20 +153,21 @@ class NanoTrickster:
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
-        bf16 TILE. Replaces any earlier cache."""
-        if context > 512:
-            raise ValueError(f"context {context} exceeds 512, the longest this program allows")
-        padded = -(-context // TILE) * TILE
-        cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
-        prefill = padded * PREFILL_BYTES_PER_POSITION
-        if cache + prefill > DRAM_BESIDE_WEIGHTS:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
-                             f"of device DRAM and a prompt's prefill {prefill:,}; "
-                             f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
+        bf16 TILE (per device on a mesh). Replaces any earlier cache."""
+        if MAX_CONTEXT is not None:
+            if context > MAX_CONTEXT:
+                raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
+            padded = -(-context // TILE) * TILE
+            cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+            if cache + prefill > DRAM_BESIDE_WEIGHTS:
+                raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
+                                 f"of device DRAM per chip and a prompt's prefill {prefill:,}; "
+                                 f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):
-        """One user's prompt: torch int [T] -> torch float logits [T, 256]; writes the user's
+        """One user's prompt: torch int [T] -> torch float logits [T, VOCAB]; writes the user's
         K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
@@ -185,7 +183,7 @@ class NanoTrickster:
 
     def decode(self, tokens, positions):
         """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
-        [B, 256]. User b's token sits at positions[b]: its K and V are written there and it
+        [B, VOCAB]. User b's token sits at positions[b]: its K and V are written there and it
         attends to positions <= positions[b] (within the window where there is one)."""
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
@@ -204,7 +202,15 @@ class NanoTrickster:
             state.end()
 
     def logits_to_host(self, logits):
-        return logits_to_host(logits, self.device)[..., :256]
+        return logits_to_host(logits, self.device)[..., :VOCAB]
+
+    def build(self, weights, prefix=""):
+        """The layers, from the weights as load_ttspec_weights places them on the device."""
+        self.embedding = weights.table(prefix + "embedding")
+        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
+        self.norm = weights.norm(prefix + "norm")
+        # tied: a TILE copy of the embedding table
+        self.lm_head = weights.linear("embedding")
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -212,6 +218,21 @@ class NanoTrickster:
             h = layer(h)
         h = ttnn.rms_norm(h, epsilon=1e-06, weight=self.norm)
         return ttnn.linear(h, self.lm_head)
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
+
+
+def check_sequence(seq):
+    """Refuse a sequence longer than the program's context (MAX_CONTEXT: what the spec bounds or the
+    device's DRAM holds at batch 1, whichever is less)."""
+    if MAX_CONTEXT is None or seq <= MAX_CONTEXT:
+        return
+    if SPEC_BOUND is not None and MAX_CONTEXT >= SPEC_BOUND:
+        raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= {MAX_CONTEXT}")
+    allows = f" (the spec allows {SPEC_BOUND})" if SPEC_BOUND is not None else ""
+    raise ValueError(f"sequence length {seq} exceeds {MAX_CONTEXT}, the longest context that fits the device's "
+                     f"DRAM at batch 1{allows}")
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/mesh.py

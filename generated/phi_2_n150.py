@@ -57,10 +57,14 @@ MESH_SHAPE = (1, 1)
 TP_AXIS = 1  # one chip: nothing is split
 DATA_PARALLEL = False  # one chip: one replica
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
+VOCAB = 51200  # the logits' width
+MAX_CONTEXT = 2048  # the longest sequence it accepts
+SPEC_BOUND = 2048  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
 DRAM_BESIDE_WEIGHTS = 6914899200
 KV_CACHE_BYTES_PER_POSITION = 393216  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 153600  # activations of one prompt, per position
+PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
 
 
 class Attention:
@@ -127,7 +131,7 @@ class Phi2:
         self.state = RunState(device, trace)
 
     def load_weights(self, hf_state_dict):
-        """Place HF transformers weights (phi names) on the device."""
+        """Place HF transformers weights (named as the family's HF models name them) on the device."""
         self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
 
     def load_ttspec_weights(self, state_dict):
@@ -136,20 +140,12 @@ class Phi2:
         missing = [name for name in parameters() if name not in state_dict]
         if missing:
             raise KeyError(f"missing weights: {', '.join(missing[:3])}")
-        weights = Weights(state_dict, self.device, self.weights_dtype, self.state)
-        prefix = ""
-        self.embedding = weights.table(prefix + "embedding")
-        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
-        self.final_layernorm = weights.norm(prefix + "final_layernorm")
-        self.final_layernorm_bias = weights.norm(prefix + "final_layernorm", "bias")
-        self.lm_head = weights.linear(prefix + "lm_head")
-        self.lm_head_bias = weights.bias(prefix + "lm_head")
+        self.build(Weights(state_dict, self.device, self.weights_dtype, self.state))
 
     def __call__(self, tokens):
-        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 51200]."""
+        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, VOCAB]."""
         seq = tokens.shape[-1]
-        if seq > 2048:
-            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 2048")
+        check_sequence(seq)
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
@@ -158,20 +154,21 @@ class Phi2:
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
-        bf16 TILE. Replaces any earlier cache."""
-        if context > 2048:
-            raise ValueError(f"context {context} exceeds 2048, the longest this program allows")
-        padded = -(-context // TILE) * TILE
-        cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
-        prefill = padded * PREFILL_BYTES_PER_POSITION
-        if cache + prefill > DRAM_BESIDE_WEIGHTS:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
-                             f"of device DRAM and a prompt's prefill {prefill:,}; "
-                             f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
+        bf16 TILE (per device on a mesh). Replaces any earlier cache."""
+        if MAX_CONTEXT is not None:
+            if context > MAX_CONTEXT:
+                raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
+            padded = -(-context // TILE) * TILE
+            cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+            if cache + prefill > DRAM_BESIDE_WEIGHTS:
+                raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
+                                 f"of device DRAM per chip and a prompt's prefill {prefill:,}; "
+                                 f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):
-        """One user's prompt: torch int [T] -> torch float logits [T, 51200]; writes the user's
+        """One user's prompt: torch int [T] -> torch float logits [T, VOCAB]; writes the user's
         K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
@@ -187,7 +184,7 @@ class Phi2:
 
     def decode(self, tokens, positions):
         """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
-        [B, 51200]. User b's token sits at positions[b]: its K and V are written there and it
+        [B, VOCAB]. User b's token sits at positions[b]: its K and V are written there and it
         attends to positions <= positions[b] (within the window where there is one)."""
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
@@ -206,7 +203,16 @@ class Phi2:
             state.end()
 
     def logits_to_host(self, logits):
-        return logits_to_host(logits, self.device)[..., :51200]
+        return logits_to_host(logits, self.device)[..., :VOCAB]
+
+    def build(self, weights, prefix=""):
+        """The layers, from the weights as load_ttspec_weights places them on the device."""
+        self.embedding = weights.table(prefix + "embedding")
+        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
+        self.final_layernorm = weights.norm(prefix + "final_layernorm")
+        self.final_layernorm_bias = weights.norm(prefix + "final_layernorm", "bias")
+        self.lm_head = weights.linear(prefix + "lm_head")
+        self.lm_head_bias = weights.bias(prefix + "lm_head")
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -214,6 +220,21 @@ class Phi2:
             h = layer(h)
         h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.final_layernorm, bias=self.final_layernorm_bias)
         return ttnn.linear(h, self.lm_head, bias=self.lm_head_bias)
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
+
+
+def check_sequence(seq):
+    """Refuse a sequence longer than the program's context (MAX_CONTEXT: what the spec bounds or the
+    device's DRAM holds at batch 1, whichever is less)."""
+    if MAX_CONTEXT is None or seq <= MAX_CONTEXT:
+        return
+    if SPEC_BOUND is not None and MAX_CONTEXT >= SPEC_BOUND:
+        raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= {MAX_CONTEXT}")
+    allows = f" (the spec allows {SPEC_BOUND})" if SPEC_BOUND is not None else ""
+    raise ValueError(f"sequence length {seq} exceeds {MAX_CONTEXT}, the longest context that fits the device's "
+                     f"DRAM at batch 1{allows}")
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/mesh.py

@@ -10,6 +10,9 @@ merged into the program's (each import kept when the program loads its name). Re
 between runtime modules are dropped: the program defines those names itself, either inlined or, for
 the names of a `header.py`, in its header, which the template writes with the program's values.
 
+A model class may take a runtime class's methods (the root takes `Program`'s: its serving API): the
+runtime follows the model classes, so the methods are copied into the class rather than inherited.
+
 The compiler never imports the runtime modules (they import torch or ttnn): it reads them as text.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 BACKENDS = Path(__file__).resolve().parent.parent
 IMPORTS_MARK = "# ttspec: the imports go here"
 RUNTIME_MARK = "# ttspec: the runtime goes here"
+METHODS_MARK = "    # ttspec: the methods of {} go here"  # in a model class, which takes a runtime class's methods
 HEADER = "header.py"  # in each runtime package: what the program's header states
 SECTION = "# " + "-" * 64
 
@@ -194,10 +198,28 @@ STANDARD_IMPORTS = ("import math", "import re")
 PACKAGE_IMPORTS = ("import torch", "import torch.nn.functional as F", "import ttnn", "from torch import nn")
 
 
-def inline_runtime(program: str, dirs: list[Path], api: set[str]) -> str:
+def _methods(modules: list[Module], name: str, without: set[str]) -> str:
+    """The methods of runtime class `name` as a class body, leaving out `without`."""
+    (definition,) = [d for m in modules for d in m.definitions if d.name == name]
+    node = ast.parse("\n".join(definition.lines)).body[-1]
+    assert isinstance(node, ast.ClassDef), name
+    texts = []
+    for method in node.body:
+        assert isinstance(method, ast.FunctionDef), f"{name} is a set of methods"
+        if method.name not in without:
+            texts.append("\n".join(definition.lines[_first_line(method) - 1 : method.end_lineno]))
+    return "\n\n".join(texts)
+
+
+def inline_runtime(program: str, dirs: list[Path], api: set[str], mixins: dict[str, set[str]] | None = None) -> str:
     """`program` with its imports and the runtime definitions it uses (and `api`, what its users call)
-    in place of the two marks."""
+    in place of the two marks; `mixins`: the runtime classes whose methods a model class takes (at
+    METHODS_MARK), each with the methods it leaves out."""
     modules = [parse_module(path) for path in module_paths(dirs)]
+    for name, without in (mixins or {}).items():
+        mark = METHODS_MARK.format(name)
+        assert program.count(mark) == 1, mark
+        program = program.replace(mark, _methods(modules, name, without))
     tree = ast.parse(program)
     names, attributes = _loads(tree)
     kept = _select(names | api, attributes, modules)

@@ -58,7 +58,7 @@ MODULE_MEMBERS = frozenset({
     "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
     "zero_grad",
     # the generated classes' own members
-    "device", "weights_dtype", "load_weights", "load_ttspec_weights", "load_hf_state_dict", "weight", "bias",
+    "device", "weights_dtype", "load_weights", "load_ttspec_weights", "build", "load_hf_state_dict", "weight", "bias",
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
     # the programs' serving API, the TT-NN run state and the torch rotary's settings
     "state", "allocate_cache", "prefill", "decode", "logits_to_host", "settings", "cos_sin",

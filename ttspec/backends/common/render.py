@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...checkpoints import check_family_labels, generated_rules
 from ...ir.graph import Model
-from .inline import IMPORTS_MARK, RUNTIME_MARK, inline_runtime, runtime_dirs
+from .inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK, inline_runtime, runtime_dirs
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -27,12 +27,14 @@ def render(template: str, **context) -> str:
     return _env().get_template(template).render(**context)
 
 
-def render_program(template: str, backend: str, api: tuple[str, ...], **context) -> str:
+def render_program(template: str, backend: str, api: tuple[str, ...], mixins: dict[str, set[str]] | None = None,
+                   **context) -> str:
     """A generated program: the template (header, model classes, data tables) with the runtime it
-    uses, and the `api` it offers its users, inlined from backends/<backend>/rt and backends/common/rt
-    (see inline.py)."""
-    text = render(template, imports_mark=IMPORTS_MARK, runtime_mark=RUNTIME_MARK, **context)
-    return inline_runtime(text, runtime_dirs(backend, "common"), set(api))
+    uses, and the `api` it offers its users, inlined from backends/<backend>/rt and backends/common/rt;
+    `mixins`: runtime classes whose methods a model class takes, each without some (see inline.py)."""
+    marks = {f"methods_of_{name}": METHODS_MARK.format(name) for name in mixins or {}}
+    text = render(template, imports_mark=IMPORTS_MARK, runtime_mark=RUNTIME_MARK, **marks, **context)
+    return inline_runtime(text, runtime_dirs(backend, "common"), set(api), mixins)
 
 
 def display_path(path: str) -> str:

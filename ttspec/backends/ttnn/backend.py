@@ -102,9 +102,10 @@ def compile_ttnn(build, spec_path: str) -> str:
             classes.append({"name": plan.name, "init": init, "forward": fwd, "is_root": plan is root})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
-    return render_program("ttnn_model.py.j2", "ttnn", API, model=model, spec=spec_path, target=target, classes=classes,
-                          root=root.name, hf_rules=rules, weights_dtype=dtype_expr, weights_dtype_name=weights_dtype,
-                          weight_bytes=need, vocab=out_node.type.shape[-1], input=classes[-1]["forward"].params[0],
+    without = set() if rules else {"load_weights"}  # HF weights load by the family's names
+    return render_program("ttnn_model.py.j2", "ttnn", API, {"Program": without}, model=model, spec=spec_path,
+                          target=target, classes=classes, root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
+                          weights_dtype_name=weights_dtype, weight_bytes=need, vocab=out_node.type.shape[-1],
                           max_seq=build.context, seq_bound=build.memory.seq_bound,
                           parameters=_parameter_patterns(model), **_kv_cache_facts(build),
                           **_mesh_facts(shard_plan, bool(shard_plan) and bool(shard_plan.split_on(out_node.id))))

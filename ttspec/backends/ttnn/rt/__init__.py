@@ -1,6 +1,7 @@
-"""The runtime of generated TT-NN programs: devices and placement (mesh.py), the run state shared by
-a call's layers (run_state.py), KV caches and attention (kv_cache.py, attention.py), weights on the
-device (weights.py), positions (rotary.py) and norm settings (norms.py).
+"""The runtime of generated TT-NN programs: the model's API (program.py), devices and placement
+(mesh.py), the run state shared by a call's layers (run_state.py), KV caches and attention
+(kv_cache.py, attention.py), weights on the device (weights.py), positions (rotary.py) and norm
+settings (norms.py).
 
 One code path for one chip and a mesh: a single chip is a 1x1 mesh, and what differs between
 programs is data their header states (header.py: MESH_SHAPE, TP_AXIS, ...) and each weight's
@@ -9,4 +10,4 @@ backends/common/inline.py inlines the definitions a program uses into the progra
 """
 
 # the order their definitions take in a program: what the others build on first
-MODULES = ("mesh", "run_state", "kv_cache", "weights", "attention", "rotary", "norms")
+MODULES = ("program", "mesh", "run_state", "kv_cache", "weights", "attention", "rotary", "norms")

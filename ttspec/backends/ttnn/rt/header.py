@@ -16,3 +16,6 @@ DRAM_BESIDE_WEIGHTS = 0
 KV_CACHE_BYTES_PER_POSITION = 0  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 0  # activations of one prompt, per position
 PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
+MAX_CONTEXT = None  # the longest sequence the program accepts (None: no bound known)
+SPEC_BOUND = None  # the spec's own bound on seq, when it has one
+VOCAB = 0  # the logits' width
