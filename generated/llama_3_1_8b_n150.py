@@ -47,6 +47,7 @@ Written for ttnn 0.81.1.
 
 import math
 import re
+from collections.abc import Iterator
 
 import torch
 import ttnn
@@ -232,7 +233,7 @@ class Llama318b:
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
 
 
-def check_sequence(seq):
+def check_sequence(seq: int) -> None:
     """Refuse a sequence longer than the program's context (MAX_CONTEXT: what the spec bounds or the
     device's DRAM holds at batch 1, whichever is less)."""
     if MAX_CONTEXT is None or seq <= MAX_CONTEXT:
@@ -273,7 +274,7 @@ def shard(device, dims=(None, None)):
     return ttnn.create_mesh_mapper(device, ttnn.MeshMapperConfig(placements))
 
 
-def per_axis(split):
+def per_axis(split: str | tuple | None) -> list:
     """A weight's split on each mesh axis: a 2-D plan names both, (rows, columns); a 1-D plan's split
     is on the tensor-parallel axis, none on the other; None: whole on every device."""
     if isinstance(split, tuple):
@@ -311,7 +312,7 @@ def logits_to_host(logits, device):
     return ttnn.to_torch(logits, mesh_composer=composer).float()
 
 
-def by_device(rows, counts, head_dim, devices):
+def by_device(rows: torch.Tensor, counts: tuple[int, ...], head_dim: int, devices: int) -> torch.Tensor:
     """Reorder the rows of a fused [q; k; v] projection so that device i's contiguous slice holds
     its own q heads and the k/v heads they attend with (KV heads are repeated when there are
     fewer of them than devices)."""
@@ -580,7 +581,7 @@ class Weights:
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
 
 
-def pad_heads(tensor, heads, head_dim, dim):
+def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torch.Tensor:
     """Zero-pad each of `heads` heads along `dim` from head_dim to a multiple of 32: ttnn splits
     and concatenates heads in whole tiles. Zero q/k features add nothing to attention scores
     and zero v features come out as zeros, which the zero-padded output projection ignores."""
@@ -675,8 +676,8 @@ class Rotary:
 # ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
 
 
-def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
-             on_token=None):
+def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
+             top_p: float | None = None, seed: int = 0, stop_tokens=(), on_token=None) -> list[list[int]]:
     """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).
 
     Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
@@ -716,7 +717,7 @@ class NonFiniteLogits(ValueError):
     """The program gave NaN or infinite logits: no token can be chosen from them (an argmax over NaN is 0)."""
 
 
-def check_finite(logits, step="", positions=None):
+def check_finite(logits: torch.Tensor, step: str = "", positions=None) -> None:
     """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity."""
     bad = ~torch.isfinite(logits)
     if bad.any():
@@ -727,7 +728,8 @@ def check_finite(logits, step="", positions=None):
                               f"({int(bad[user].sum())} of {logits.shape[-1]})")
 
 
-def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
+def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
     """One token id per row of logits [users, vocab]: the argmax when temperature is 0, else a draw from
     sampling_probabilities(logits, temperature, top_k, top_p)."""
     if temperature == 0:
@@ -737,7 +739,8 @@ def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
     return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
 
 
-def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
+def sampling_probabilities(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                           top_p: float | None = None) -> torch.Tensor:
     """What `sample` draws from, [users, vocab] float64: softmax(logits / temperature) kept to the top_k most
     likely tokens, then to the smallest set whose probability reaches top_p, renormalised. The order is HF
     transformers' (temperature, top-k, top-p): top-p's set depends on the temperature and on what top-k left.
@@ -751,7 +754,7 @@ def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
     return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)
 
 
-def keep_top_k(scaled, top_k):
+def keep_top_k(scaled: torch.Tensor, top_k: int | None) -> torch.Tensor:
     """Logits [users, vocab] with all but the top_k largest of each row at -inf (ties with the k-th stay, as in HF)."""
     if top_k is None:
         return scaled
@@ -759,7 +762,7 @@ def keep_top_k(scaled, top_k):
     return scaled.masked_fill(scaled < kth, float("-inf"))
 
 
-def keep_top_p(scaled, top_p):
+def keep_top_p(scaled: torch.Tensor, top_p: float | None) -> torch.Tensor:
     """Logits [users, vocab] with each row kept to its nucleus: the most likely tokens until their probability
     reaches top_p (the first always kept), the rest at -inf."""
     if top_p is None:
@@ -775,7 +778,7 @@ def keep_top_p(scaled, top_p):
 # ---------------------------------------------------------------- from ttspec/backends/common/rt/parameters.py
 
 
-def parameters():
+def parameters() -> Iterator[str]:
     """Every stored parameter's ttspec name, layers expanded."""
     for name in PARAMETERS:
         if "*" not in name:
@@ -786,7 +789,7 @@ def parameters():
             yield f"{head}.{i}.{tail}"
 
 
-def from_hf(name, hf_state_dict):
+def from_hf(name: str, hf_state_dict):
     """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
     (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
     for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
@@ -803,7 +806,7 @@ def from_hf(name, hf_state_dict):
     raise KeyError(f"no HF name for {name}")
 
 
-def from_hf_state_dict(hf_state_dict):
+def from_hf_state_dict(hf_state_dict) -> dict:
     return {name: from_hf(name, hf_state_dict) for name in parameters()}
 
 

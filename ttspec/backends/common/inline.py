@@ -194,7 +194,7 @@ def _text(definition: Definition, members: set[str]) -> str:
 
 
 # the order of a program's imports (isort's: the standard library, then third-party packages)
-STANDARD_IMPORTS = ("import math", "import re")
+STANDARD_IMPORTS = ("import math", "import re", "from collections.abc import Iterator")
 PACKAGE_IMPORTS = ("import torch", "import torch.nn.functional as F", "import ttnn", "from torch import nn")
 
 

@@ -1,11 +1,12 @@
 """A program's stored parameters by ttspec name, and the same tensors from an HF state dict."""
 
 import re
+from collections.abc import Iterator
 
 from .header import HF_NAMES, PARAMETERS
 
 
-def parameters():
+def parameters() -> Iterator[str]:
     """Every stored parameter's ttspec name, layers expanded."""
     for name in PARAMETERS:
         if "*" not in name:
@@ -16,7 +17,7 @@ def parameters():
             yield f"{head}.{i}.{tail}"
 
 
-def from_hf(name, hf_state_dict):
+def from_hf(name: str, hf_state_dict):
     """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
     (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
     for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
@@ -33,5 +34,5 @@ def from_hf(name, hf_state_dict):
     raise KeyError(f"no HF name for {name}")
 
 
-def from_hf_state_dict(hf_state_dict):
+def from_hf_state_dict(hf_state_dict) -> dict:
     return {name: from_hf(name, hf_state_dict) for name in parameters()}

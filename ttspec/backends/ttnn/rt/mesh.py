@@ -34,7 +34,7 @@ def shard(device, dims=(None, None)):
     return ttnn.create_mesh_mapper(device, ttnn.MeshMapperConfig(placements))
 
 
-def per_axis(split):
+def per_axis(split: str | tuple | None) -> list:
     """A weight's split on each mesh axis: a 2-D plan names both, (rows, columns); a 1-D plan's split
     is on the tensor-parallel axis, none on the other; None: whole on every device."""
     if isinstance(split, tuple):
@@ -72,7 +72,7 @@ def logits_to_host(logits, device):
     return ttnn.to_torch(logits, mesh_composer=composer).float()
 
 
-def by_device(rows, counts, head_dim, devices):
+def by_device(rows: torch.Tensor, counts: tuple[int, ...], head_dim: int, devices: int) -> torch.Tensor:
     """Reorder the rows of a fused [q; k; v] projection so that device i's contiguous slice holds
     its own q heads and the k/v heads they attend with (KV heads are repeated when there are
     fewer of them than devices)."""

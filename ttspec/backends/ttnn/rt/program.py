@@ -105,7 +105,7 @@ class Program:
         return logits_to_host(logits, self.device)[..., :VOCAB]
 
 
-def check_sequence(seq):
+def check_sequence(seq: int) -> None:
     """Refuse a sequence longer than the program's context (MAX_CONTEXT: what the spec bounds or the
     device's DRAM holds at batch 1, whichever is less)."""
     if MAX_CONTEXT is None or seq <= MAX_CONTEXT:

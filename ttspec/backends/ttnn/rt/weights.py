@@ -99,7 +99,7 @@ class Weights:
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
 
 
-def pad_heads(tensor, heads, head_dim, dim):
+def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torch.Tensor:
     """Zero-pad each of `heads` heads along `dim` from head_dim to a multiple of 32: ttnn splits
     and concatenates heads in whole tiles. Zero q/k features add nothing to attention scores
     and zero v features come out as zeros, which the zero-padded output projection ignores."""
