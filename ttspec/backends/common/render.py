@@ -30,8 +30,9 @@ def render(template: str, **context) -> str:
 def render_program(template: str, backend: str, api: tuple[str, ...], mixins: dict[str, set[str]] | None = None,
                    **context) -> str:
     """A generated program: the template (header, model classes, data tables) with the runtime it
-    uses, and the `api` it offers its users, inlined from backends/<backend>/rt and backends/common/rt;
-    `mixins`: runtime classes whose methods a model class takes, each without some (see inline.py)."""
+    uses, and `api` (what it offers its users, and helpers its lowerings asked for by name), inlined
+    from backends/<backend>/rt and backends/common/rt. `mixins`: runtime classes whose methods a model
+    class takes, each without some (see inline.py)."""
     marks = {f"methods_of_{name}": METHODS_MARK.format(name) for name in mixins or {}}
     text = render(template, imports_mark=IMPORTS_MARK, runtime_mark=RUNTIME_MARK, **marks, **context)
     return inline_runtime(text, runtime_dirs(backend, "common"), set(api), mixins)

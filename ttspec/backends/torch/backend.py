@@ -168,7 +168,8 @@ def compile_torch(model: Model, spec_path: str, weights_dtype="bf16") -> str:
             classes.append({"name": plan.name, "block": plan.block, "init": init, "forward": fwd,
                             "labels": labels, "labels_text": _labels_text(labels)})
     blocker = decode_blocker(model)
-    return render_program("torch_model.py.j2", "torch", API, model=model, spec=spec_path, classes=classes,
+    api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
+    return render_program("torch_model.py.j2", "torch", api, model=model, spec=spec_path, classes=classes,
                           root=root.name, cannot_decode=_blocker_text(blocker) if blocker else None,
                           renamed=any(c["labels"] for c in classes), hf_rules=hf_rules(model),
                           tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],

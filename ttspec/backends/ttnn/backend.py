@@ -103,7 +103,8 @@ def compile_ttnn(build, spec_path: str) -> str:
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
     without = set() if rules else {"load_weights"}  # HF weights load by the family's names
-    return render_program("ttnn_model.py.j2", "ttnn", API, {"Program": without}, model=model, spec=spec_path,
+    api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
+    return render_program("ttnn_model.py.j2", "ttnn", api, {"Program": without}, model=model, spec=spec_path,
                           target=target, classes=classes, root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
                           weights_dtype_name=weights_dtype, weight_bytes=need, vocab=out_node.type.shape[-1],
                           max_seq=build.context, seq_bound=build.memory.seq_bound,
