@@ -260,25 +260,18 @@ def check_sequence(seq: int) -> None:
 
 
 def open_device():
-    """The program's device: one chip, or the MESH_SHAPE mesh with the fabric its collectives travel on."""
-    if MESH_SHAPE == (1, 1):
-        return ttnn.open_device(device_id=0, l1_small_size=8192, trace_region_size=TRACE_REGION)
-    ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
+    """The program's MESH_SHAPE mesh (one chip: 1x1), with the fabric its collectives travel on."""
+    if MESH_SHAPE != (1, 1):  # one chip has no collectives
+        ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
     return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 
 def close_device(device):
-    if MESH_SHAPE == (1, 1):
-        ttnn.close_device(device)
-    else:
-        ttnn.close_mesh_device(device)
+    ttnn.close_mesh_device(device)
 
 
 def shard(device, dims=(None, None)):
-    """The mesh mapper that splits tensor dim dims[a] over mesh axis a (None replicates over that
-    axis); None on one chip, which holds every tensor whole."""
-    if MESH_SHAPE == (1, 1):
-        return None
+    """The mesh mapper that splits tensor dim dims[a] over mesh axis a (None replicates over that axis)."""
     if all(dim is None for dim in dims):
         return ttnn.replicate_tensor_to_mesh_mapper(device)
     placements = [ttnn.PlacementReplicate() if dim is None else ttnn.PlacementShard(dim) for dim in dims]
@@ -313,8 +306,6 @@ def logits_to_host(logits, device):
     """Device logits as one torch float tensor. With LOGITS_SPLIT the vocabulary slices sit side by
     side along the tensor-parallel axis and the other axis's batches (or copies) are concatenated;
     otherwise every device has them all."""
-    if MESH_SHAPE == (1, 1):
-        return ttnn.to_torch(logits).float()
     if not LOGITS_SPLIT:
         return ttnn.to_torch(ttnn.get_device_tensors(logits)[0]).float()
     dims = [0, 0]
@@ -537,8 +528,7 @@ class Weights:
 
 
     def _upload(self, tensor, dtype, layout, dims=(None, None)):
-        """To the device, or to every device of a mesh split along dims[a] over mesh axis a (None:
-        replicated over it)."""
+        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it)."""
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
             for axis, dim in enumerate(dims):

@@ -79,7 +79,7 @@ def test_the_api_is_carried_even_when_the_program_never_calls_it():
 
 def test_a_header_that_omits_what_the_runtime_reads_is_refused():
     with pytest.raises(AssertionError, match="MESH_SHAPE"):
-        inline_runtime(program("x = shard", header="TILE = 32\n"), runtime_dirs("ttnn", "common"), set())
+        inline_runtime(program("x = open_device", header="TILE = 32\n"), runtime_dirs("ttnn", "common"), set())
 
 
 def test_a_header_constant_no_runtime_header_declares_is_refused():

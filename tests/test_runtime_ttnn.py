@@ -2,7 +2,7 @@
 ttnn's golden functions (ttspec/runtime/golden.py stands in for `ttnn`, as in golden mode): rotary
 against HF transformers (Llama 3 scaling, GPT-J's interleaved pairs), the KV cache's prefill and decode
 against plain causal attention, weights on one chip (a 1x1 mesh) and split over a mesh against slices
-of the host tensors, and the run state's checks."""
+of the host tensors, and the run state's checks. One chip is a 1x1 mesh, as the programs open it."""
 
 import math
 
@@ -15,7 +15,7 @@ pytest.importorskip("ttnn")
 from transformers.models.gptj import modeling_gptj  # noqa: E402
 
 from ttspec.backends.ttnn.rt import attention, kv_cache, mesh, rotary, run_state, weights  # noqa: E402
-from ttspec.runtime.golden import HOST, GoldenTTNN, MeshTensor  # noqa: E402
+from ttspec.runtime.golden import GoldenTTNN, MeshTensor  # noqa: E402
 
 from .numerics import pcc  # noqa: E402
 from .test_runtime_torch import LLAMA3, hf_inv_freq, hf_rotate, reference_attention  # noqa: E402
@@ -32,6 +32,20 @@ def golden(monkeypatch):
     return stand_in
 
 
+@pytest.fixture
+def chip(golden):
+    """One chip, opened as the programs open it."""
+    device = mesh.open_device()
+    assert device.shape == (1, 1)
+    return device
+
+
+def one(tensor):
+    """The tensor a 1x1 mesh holds."""
+    assert isinstance(tensor, MeshTensor) and len(tensor.shards) == 1
+    return tensor.shards[0]
+
+
 def on_mesh(monkeypatch, golden, shape, tp_axis=1, data_parallel=False, logits_split=False):
     for module in (mesh, weights):
         monkeypatch.setattr(module, "MESH_SHAPE", shape)
@@ -46,36 +60,36 @@ def close(got, expected, at_least=0.9999):
     assert pcc(got.float(), expected.float()) >= at_least
 
 
-def test_rotary_llama3_equals_hf_on_prefill_and_at_each_users_decode_position(golden):
-    state = run_state.RunState(HOST, trace=False)
+def test_rotary_llama3_equals_hf_on_prefill_and_at_each_users_decode_position(chip):
+    state = run_state.RunState(chip, trace=False)
     rope = rotary.Rotary(state, 64, 500000.0, scaling="llama3", factor=8.0, low_freq_factor=1.0,
                          high_freq_factor=4.0, original_max_positions=8192)
     torch.testing.assert_close(rope.inv_freq, hf_inv_freq(LLAMA3), rtol=1e-6, atol=0)
     x = torch.randn(1, 4, 32, 64, generator=torch.Generator().manual_seed(0))
-    close(rope(x), hf_rotate(x, hf_inv_freq(LLAMA3), torch.arange(32)[None]))
+    close(one(rope(x)), hf_rotate(x, hf_inv_freq(LLAMA3), torch.arange(32)[None]))
     at = torch.tensor([5, 4000, 70000] + [-1] * 29)  # three users; rows without a user read position 0
     state.begin("decode", at, tokens=torch.zeros(32, dtype=torch.int64))
-    got = rope(x)
+    got = one(rope(x))
     state.end()
     close(got, hf_rotate(x, hf_inv_freq(LLAMA3), at.clamp(min=0)[None]))
 
 
-def test_rotary_partial_interleaved_equals_gptj(golden):
-    rope = rotary.Rotary(run_state.RunState(HOST, trace=False), 64, 10000.0, rotary_dims=16, style="interleaved")
+def test_rotary_partial_interleaved_equals_gptj(chip):
+    rope = rotary.Rotary(run_state.RunState(chip, trace=False), 64, 10000.0, rotary_dims=16, style="interleaved")
     x = torch.randn(1, 2, 32, 64, generator=torch.Generator().manual_seed(1))
     table = modeling_gptj.create_sinusoidal_positions(32, 16)
     sin, cos = (torch.repeat_interleave(t, 2, dim=-1)[None, None] for t in torch.split(table, 8, dim=-1))
     rot = x[..., :16] * cos + modeling_gptj.rotate_every_two(x[..., :16]) * sin
-    close(rope(x), torch.cat([rot, x[..., 16:]], dim=-1))
+    close(one(rope(x)), torch.cat([rot, x[..., 16:]], dim=-1))
 
 
-def test_kv_cache_decode_equals_attention_over_each_users_sequence(golden):
+def test_kv_cache_decode_equals_attention_over_each_users_sequence(chip):
     """Two users prefill 32-row prompts (20 and 27 real tokens; the padding rows are overwritten later),
     then decode one token each at their own positions: each output is causal attention over that user's
     keys 0..position (GQA: 4 query heads over 2 KV heads)."""
     g = torch.Generator().manual_seed(2)
     heads, kv, dim, lengths = 4, 2, 32, (20, 27)
-    state = run_state.RunState(HOST, trace=False)
+    state = run_state.RunState(chip, trace=False)
     cache = kv_cache.KVCache(state, kv, dim)
     state.allocate(2, 64)
     assert state.context == 64 and cache.k.shape == (2, kv, 64, dim)
@@ -88,15 +102,15 @@ def test_kv_cache_decode_equals_attention_over_each_users_sequence(golden):
     at = torch.tensor(lengths)
     state.begin("decode", at, tokens=torch.zeros(2, dtype=torch.int64))
     q, k, v = (torch.cat([s[i][:, :, -1:] for s in seqs], dim=2) for i in range(3))  # [1, heads, users, dim]
-    got = cache.decode(q, k, v, scale=1 / math.sqrt(dim))
+    got = one(cache.decode(q, k, v, scale=1 / math.sqrt(dim)))
     state.end()
     for user, (qs, ks, vs) in enumerate(seqs):
         expected = reference_attention(qs, ks, vs)[:, :, -1]
         close(got[:, :, user], expected, at_least=0.999)
 
 
-def test_run_state_pads_the_context_to_a_tile_and_checks_steps(golden):
-    state = run_state.RunState(HOST, trace=False)
+def test_run_state_pads_the_context_to_a_tile_and_checks_steps(chip):
+    state = run_state.RunState(chip, trace=False)
     with pytest.raises(RuntimeError, match="allocate_cache"):
         state.check_prefill(32, 0)
     with pytest.raises(ValueError, match="1 to 32 users"):
@@ -113,17 +127,17 @@ def test_run_state_pads_the_context_to_a_tile_and_checks_steps(golden):
     assert torch.equal(state.row_positions(4), torch.arange(4))
 
 
-def test_weights_on_one_chip_are_whole_with_heads_padded_to_tiles(golden):
+def test_weights_on_one_chip_are_whole_with_heads_padded_to_tiles(chip):
     w, b = torch.randn(80, 16), torch.randn(80)  # two heads of 40 features
-    loader = weights.Weights({"l.weight": w, "l.bias": b, "n.weight": torch.ones(16)}, HOST)
-    assert torch.equal(loader.linear("l"), w.T.to(torch.bfloat16))
-    padded = loader.linear("l", heads=2, head_dim=40).float()
+    loader = weights.Weights({"l.weight": w, "l.bias": b, "n.weight": torch.ones(16)}, chip)
+    assert torch.equal(one(loader.linear("l")), w.T.to(torch.bfloat16))
+    padded = one(loader.linear("l", heads=2, head_dim=40)).float()
     assert padded.shape == (16, 128)
     for h in range(2):  # each head's 40 features, then 24 zeros
         assert torch.equal(padded[:, h * 64 : h * 64 + 40], w.T[:, h * 40 : (h + 1) * 40].bfloat16().float())
         assert not padded[:, h * 64 + 40 : (h + 1) * 64].any()
-    assert torch.equal(loader.bias("l", heads=2, head_dim=40).float()[0, 64:104], b[40:].bfloat16().float())
-    assert torch.equal(loader.norm("n", offset=1.0).float(), torch.full((1, 16), 2.0))
+    assert torch.equal(one(loader.bias("l", heads=2, head_dim=40)).float()[0, 64:104], b[40:].bfloat16().float())
+    assert torch.equal(one(loader.norm("n", offset=1.0)).float(), torch.full((1, 16), 2.0))
 
 
 def test_weights_split_over_a_mesh_as_their_placements_say(golden, monkeypatch):
@@ -168,6 +182,7 @@ def test_tokens_split_between_replicas_and_logits_gathered(golden, monkeypatch):
     assert mesh.per_axis("column") == [None, "column"] and mesh.per_axis(("row", None)) == ["row", None]
 
 
-def test_one_chip_takes_no_mesh_mapper(golden):
-    assert mesh.shard(HOST, (None, -1)) is None
-    assert torch.equal(mesh.logits_to_host(torch.ones(2, 3), HOST), torch.ones(2, 3))
+def test_one_chip_holds_every_tensor_whole(chip):
+    tokens = mesh.tokens_to_device(torch.arange(6).reshape(2, 3), chip)
+    assert torch.equal(one(tokens), torch.arange(6).reshape(2, 3))
+    assert torch.equal(mesh.logits_to_host(MeshTensor([torch.ones(2, 3)], chip), chip), torch.ones(2, 3))

@@ -1,5 +1,5 @@
 """Weights on the device: host tensors by ttspec name, placed in the layout each op wants and
-split over the mesh as each weight's placement says (whole on one chip)."""
+split over the mesh as each weight's placement says (whole on a 1x1 mesh)."""
 
 import torch
 import ttnn
@@ -29,8 +29,7 @@ class Weights:
 
 
     def _upload(self, tensor, dtype, layout, dims=(None, None)):
-        """To the device, or to every device of a mesh split along dims[a] over mesh axis a (None:
-        replicated over it)."""
+        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it)."""
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
             for axis, dim in enumerate(dims):
