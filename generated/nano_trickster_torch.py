@@ -117,7 +117,7 @@ class NanoTrickster(nn.Module):
         return self(tokens.to(device)[:, None], pos)[:, 0]
 
 
-# ---------------------------------------------------------------- helpers the model uses
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/attention.py
 
 
 def split_heads(x, heads):
@@ -187,6 +187,9 @@ class KVCache(nn.Module):
         if not pos.cached:
             return k, v
         return cache_k[:, :, : pos.end], cache_v[:, :, : pos.end]
+
+
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/positions.py
 
 
 class Positions:
@@ -274,8 +277,11 @@ class Rotary(nn.Module):
         return freqs.cos().to(dtype), freqs.sin().to(dtype)
 
 
-def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
-             on_token=None):
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
+
+
+def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
+             top_p: float | None = None, seed: int = 0, stop_tokens=(), on_token=None) -> list[list[int]]:
     """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).
 
     Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
@@ -315,7 +321,7 @@ class NonFiniteLogits(ValueError):
     """The program gave NaN or infinite logits: no token can be chosen from them (an argmax over NaN is 0)."""
 
 
-def check_finite(logits, step="", positions=None):
+def check_finite(logits: torch.Tensor, step: str = "", positions=None) -> None:
     """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity."""
     bad = ~torch.isfinite(logits)
     if bad.any():
@@ -326,7 +332,8 @@ def check_finite(logits, step="", positions=None):
                               f"({int(bad[user].sum())} of {logits.shape[-1]})")
 
 
-def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
+def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
     """One token id per row of logits [users, vocab]: the argmax when temperature is 0, else a draw from
     sampling_probabilities(logits, temperature, top_k, top_p)."""
     if temperature == 0:
@@ -336,7 +343,8 @@ def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
     return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
 
 
-def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
+def sampling_probabilities(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                           top_p: float | None = None) -> torch.Tensor:
     """What `sample` draws from, [users, vocab] float64: softmax(logits / temperature) kept to the top_k most
     likely tokens, then to the smallest set whose probability reaches top_p, renormalised. The order is HF
     transformers' (temperature, top-k, top-p): top-p's set depends on the temperature and on what top-k left.
@@ -350,7 +358,7 @@ def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
     return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)
 
 
-def keep_top_k(scaled, top_k):
+def keep_top_k(scaled: torch.Tensor, top_k: int | None) -> torch.Tensor:
     """Logits [users, vocab] with all but the top_k largest of each row at -inf (ties with the k-th stay, as in HF)."""
     if top_k is None:
         return scaled
@@ -358,7 +366,7 @@ def keep_top_k(scaled, top_k):
     return scaled.masked_fill(scaled < kth, float("-inf"))
 
 
-def keep_top_p(scaled, top_p):
+def keep_top_p(scaled: torch.Tensor, top_p: float | None) -> torch.Tensor:
     """Logits [users, vocab] with each row kept to its nucleus: the most likely tokens until their probability
     reaches top_p (the first always kept), the rest at -inf."""
     if top_p is None:
@@ -369,6 +377,26 @@ def keep_top_p(scaled, top_p):
     outside = above >= top_p  # the tokens before it already reach top_p
     outside[:, 0] = False
     return scaled.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
+
+
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/parameters.py
+
+
+def from_hf(name: str, hf_state_dict):
+    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
+    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
+    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
+    for pattern, hf_name, transform in HF_NAMES:
+        match = re.fullmatch(pattern, name)
+        if match:
+            tensor = hf_state_dict[hf_name.format(*match.groups())]
+            if transform == "transpose":
+                return tensor.T
+            if transform != "copy":
+                kind, start, stop = transform.split(":")
+                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
+            return tensor
+    raise KeyError(f"no HF name for {name}")
 
 
 # tied parameter -> the parameter whose tensor it shares
@@ -389,20 +417,3 @@ HF_NAMES = [
     (r"layers\.(\d+)\.mlp\.w2\.(weight|bias)", "model.layers.{0}.mlp.down_proj.{1}", "copy"),
     (r"norm\.weight", "model.norm.weight", "copy"),
 ]
-
-
-def from_hf(name, hf_state_dict):
-    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
-    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
-    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
-    for pattern, hf_name, transform in HF_NAMES:
-        match = re.fullmatch(pattern, name)
-        if match:
-            tensor = hf_state_dict[hf_name.format(*match.groups())]
-            if transform == "transpose":
-                return tensor.T
-            if transform != "copy":
-                kind, start, stop = transform.split(":")
-                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
-            return tensor
-    raise KeyError(f"no HF name for {name}")

@@ -46,6 +46,7 @@ Written for ttnn 0.81.1.
 
 import math
 import re
+from collections.abc import Iterator
 
 import torch
 import ttnn
@@ -53,10 +54,18 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
+MESH_SHAPE = (1, 1)
+TP_AXIS = 1  # one chip: nothing is split
+DATA_PARALLEL = False  # one chip: one replica
+LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
+VOCAB = 32000  # the logits' width
+MAX_CONTEXT = 2048  # the longest sequence it accepts
+SPEC_BOUND = 2048  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
 DRAM_BESIDE_WEIGHTS = 10666507520
 KV_CACHE_BYTES_PER_POSITION = 22528  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 94720  # activations of one prompt, per position
+PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
 
 
 class Attention:
@@ -122,7 +131,7 @@ class Tinyllama11b:
         self.state = RunState(device, trace)
 
     def load_weights(self, hf_state_dict):
-        """Place HF transformers weights (llama names) on the device."""
+        """Place HF transformers weights (named as the family's HF models name them) on the device."""
         self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
 
     def load_ttspec_weights(self, state_dict):
@@ -131,41 +140,35 @@ class Tinyllama11b:
         missing = [name for name in parameters() if name not in state_dict]
         if missing:
             raise KeyError(f"missing weights: {', '.join(missing[:3])}")
-        weights = Weights(state_dict, self.device, self.weights_dtype, self.state)
-        prefix = ""
-        self.embedding = weights.table(prefix + "embedding")
-        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(22)]
-        self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear(prefix + "lm_head")
+        self.build(Weights(state_dict, self.device, self.weights_dtype, self.state))
 
     def __call__(self, tokens):
-        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, 32000]."""
+        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, VOCAB]."""
         seq = tokens.shape[-1]
-        if seq > 2048:
-            raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= 2048")
+        check_sequence(seq)
         padded = -(-seq // TILE) * TILE
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
-        tokens = ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device)
-        logits = self.forward(tokens)
-        return ttnn.to_torch(logits).float()[..., :seq, :]
+        batch = tokens.shape[0]
+        return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
 
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
-        bf16 TILE. Replaces any earlier cache."""
-        if context > 2048:
-            raise ValueError(f"context {context} exceeds 2048, the longest this program allows")
-        padded = -(-context // TILE) * TILE
-        cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
-        prefill = padded * PREFILL_BYTES_PER_POSITION
-        if cache + prefill > DRAM_BESIDE_WEIGHTS:
-            raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
-                             f"of device DRAM and a prompt's prefill {prefill:,}; "
-                             f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
+        bf16 TILE (per device on a mesh). Replaces any earlier cache."""
+        if MAX_CONTEXT is not None:
+            if context > MAX_CONTEXT:
+                raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
+            padded = -(-context // TILE) * TILE
+            cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+            if cache + prefill > DRAM_BESIDE_WEIGHTS:
+                raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
+                                 f"of device DRAM per chip and a prompt's prefill {prefill:,}; "
+                                 f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
         self.state.allocate(batch, context)
 
     def prefill(self, tokens, user):
-        """One user's prompt: torch int [T] -> torch float logits [T, 32000]; writes the user's
+        """One user's prompt: torch int [T] -> torch float logits [T, VOCAB]; writes the user's
         K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
@@ -181,7 +184,7 @@ class Tinyllama11b:
 
     def decode(self, tokens, positions):
         """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
-        [B, 32000]. User b's token sits at positions[b]: its K and V are written there and it
+        [B, VOCAB]. User b's token sits at positions[b]: its K and V are written there and it
         attends to positions <= positions[b] (within the window where there is one)."""
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
@@ -200,7 +203,14 @@ class Tinyllama11b:
             state.end()
 
     def logits_to_host(self, logits):
-        return ttnn.to_torch(logits).float()
+        return logits_to_host(logits, self.device)[..., :VOCAB]
+
+    def build(self, weights, prefix=""):
+        """The layers, from the weights as load_ttspec_weights places them on the device."""
+        self.embedding = weights.table(prefix + "embedding")
+        self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(22)]
+        self.norm = weights.norm(prefix + "norm")
+        self.lm_head = weights.linear(prefix + "lm_head")
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -210,15 +220,107 @@ class Tinyllama11b:
         return ttnn.linear(h, self.lm_head)
 
 
-# ---------------------------------------------------------------- helpers the model uses
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
+
+
+def check_sequence(seq: int) -> None:
+    """Refuse a sequence longer than the program's context (MAX_CONTEXT: what the spec bounds or the
+    device's DRAM holds at batch 1, whichever is less)."""
+    if MAX_CONTEXT is None or seq <= MAX_CONTEXT:
+        return
+    if SPEC_BOUND is not None and MAX_CONTEXT >= SPEC_BOUND:
+        raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= {MAX_CONTEXT}")
+    allows = f" (the spec allows {SPEC_BOUND})" if SPEC_BOUND is not None else ""
+    raise ValueError(f"sequence length {seq} exceeds {MAX_CONTEXT}, the longest context that fits the device's "
+                     f"DRAM at batch 1{allows}")
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/mesh.py
 
 
 def open_device():
-    return ttnn.open_device(device_id=0, l1_small_size=8192, trace_region_size=TRACE_REGION)
+    """The program's MESH_SHAPE mesh (one chip: 1x1), with the fabric its collectives travel on."""
+    if MESH_SHAPE != (1, 1):  # one chip has no collectives
+        ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
+    return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 
 def close_device(device):
-    ttnn.close_device(device)
+    ttnn.close_mesh_device(device)
+
+
+def shard(device, dims=(None, None)):
+    """The mesh mapper that splits tensor dim dims[a] over mesh axis a (None replicates over that axis)."""
+    if all(dim is None for dim in dims):
+        return ttnn.replicate_tensor_to_mesh_mapper(device)
+    placements = [ttnn.PlacementReplicate() if dim is None else ttnn.PlacementShard(dim) for dim in dims]
+    return ttnn.create_mesh_mapper(device, ttnn.MeshMapperConfig(placements))
+
+
+def per_axis(split: str | tuple | None) -> list:
+    """A weight's split on each mesh axis: a 2-D plan names both, (rows, columns); a 1-D plan's split
+    is on the tensor-parallel axis, none on the other; None: whole on every device."""
+    if isinstance(split, tuple):
+        return list(split)
+    splits = [None, None]
+    splits[TP_AXIS] = split
+    return splits
+
+
+def tokens_to_device(tokens, device):
+    """Tokens [batch, seq] as a uint32 device tensor: the same on every device, or with DATA_PARALLEL
+    split on the batch over the replicas' axis."""
+    dims = (None, None)
+    if DATA_PARALLEL:
+        replicas = MESH_SHAPE[1 - TP_AXIS]
+        if tokens.shape[0] % replicas:
+            raise ValueError(f"batch {tokens.shape[0]} does not split over {replicas} data-parallel replicas")
+        dims = [0, 0]
+        dims[TP_AXIS] = None
+    return ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=device,
+                           mesh_mapper=shard(device, dims))
+
+
+def logits_to_host(logits, device):
+    """Device logits as one torch float tensor. With LOGITS_SPLIT the vocabulary slices sit side by
+    side along the tensor-parallel axis and the other axis's batches (or copies) are concatenated;
+    otherwise every device has them all."""
+    if not LOGITS_SPLIT:
+        return ttnn.to_torch(ttnn.get_device_tensors(logits)[0]).float()
+    dims = [0, 0]
+    dims[TP_AXIS] = -1
+    composer = ttnn.create_mesh_composer(device, ttnn.MeshComposerConfig(dims))
+    return ttnn.to_torch(logits, mesh_composer=composer).float()
+
+
+def by_device(rows: torch.Tensor, counts: tuple[int, ...], head_dim: int, devices: int) -> torch.Tensor:
+    """Reorder the rows of a fused [q; k; v] projection so that device i's contiguous slice holds
+    its own q heads and the k/v heads they attend with (KV heads are repeated when there are
+    fewer of them than devices)."""
+    parts = torch.split(rows, [count * head_dim for count in counts])
+    per_device = []
+    for i in range(devices):
+        for part, count in zip(parts, counts, strict=True):
+            heads = part.reshape(count, head_dim, *part.shape[1:])
+            if count % devices == 0:
+                mine = heads[i * count // devices : (i + 1) * count // devices]
+            else:
+                mine = heads[i * count // devices : i * count // devices + 1]
+            per_device.append(mine.reshape(-1, *part.shape[1:]))
+    return torch.cat(per_device)
+
+
+def users_sharded(device, users, head_dim):
+    """Height sharding with one user's [kv_heads (padded to a tile), head_dim] on each core, as
+    paged_update_cache wants its input."""
+    grid = device.compute_with_storage_grid_size()
+    cores = ttnn.num_cores_to_corerangeset(users, grid, row_wise=True)
+    return ttnn.create_sharded_memory_config(shape=(TILE, head_dim), core_grid=cores,
+                                             strategy=ttnn.ShardStrategy.HEIGHT,
+                                             use_height_and_width_as_shard_shape=True)
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/run_state.py
 
 
 class RunState:
@@ -247,6 +349,9 @@ class RunState:
     def allocate(self, batch, context):
         if not 1 <= batch <= TILE:
             raise ValueError(f"a decode batch is 1 to {TILE} users (the rows of a tile), got {batch}")
+        if DATA_PARALLEL:
+            raise NotImplementedError("decode with the batch split over data-parallel replicas is not generated yet: "
+                                      "compile without --dp")
         self.release_trace()
         self.batch, self.context = batch, -(-context // TILE) * TILE
         self.inputs = {}
@@ -285,7 +390,8 @@ class RunState:
         return self.positions.clamp(min=0)
 
     def upload(self, tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=True):
-        return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device if device else None)
+        return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device if device else None,
+                               mesh_mapper=shard(self.device))
 
     def upload_tokens(self, ids):
         return self.upload(ids, ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)
@@ -332,8 +438,12 @@ class RunState:
             self.trace_id = self.trace_output = None
 
 
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/kv_cache.py
+
+
 class KVCache:
-    """One attention's K and V caches: [batch, kv_heads, context, head_dim], bf16, TILE."""
+    """One attention's K and V caches (on each device of a mesh, for its own KV heads): [batch, kv_heads,
+    context, head_dim], bf16, TILE."""
 
     def __init__(self, state, kv_heads, head_dim):
         self.state = state
@@ -373,14 +483,7 @@ class KVCache:
         return ttnn.permute(y, (0, 2, 1, 3))
 
 
-def users_sharded(device, users, head_dim):
-    """Height sharding with one user's [kv_heads (padded to a tile), head_dim] on each core, as
-    paged_update_cache wants its input."""
-    grid = device.compute_with_storage_grid_size()
-    cores = ttnn.num_cores_to_corerangeset(users, grid, row_wise=True)
-    return ttnn.create_sharded_memory_config(shape=(TILE, head_dim), core_grid=cores,
-                                             strategy=ttnn.ShardStrategy.HEIGHT,
-                                             use_height_and_width_as_shard_shape=True)
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/weights.py
 
 
 class Weights:
@@ -402,38 +505,63 @@ class Weights:
         parent = module.rsplit(".", 1)[0]  # a fused module: its parts are its siblings
         return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
-    def _upload(self, tensor, dtype, layout):
-        if tensor.is_meta:  # torch meta tensors: allocate on the device without host data (fit checks)
-            return ttnn.allocate_tensor_on_device(ttnn.Shape(list(tensor.shape)), dtype, layout, self.device,
+
+    def _upload(self, tensor, dtype, layout, dims=(None, None)):
+        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it)."""
+        if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
+            shape = list(tensor.shape)
+            for axis, dim in enumerate(dims):
+                if dim is not None:
+                    shape[dim] //= MESH_SHAPE[axis]
+            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device,
                                                   ttnn.DRAM_MEMORY_CONFIG)
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
-                               memory_config=ttnn.DRAM_MEMORY_CONFIG)
+                               memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
 
-    def linear(self, module, parts=None, heads=None, input_heads=None, head_dim=None, dtype=None):
-        """[out, in] weights as ttnn.linear's [in, out] operand; `heads` / `input_heads`: zero-pad
-        each head of the output / input features to whole tiles; `dtype`: this matrix's format
-        when its kind has its own (--weights-dtype KIND=DTYPE)."""
+    def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
+               head_dim=None, dtype=None):
+        """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
+        device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
+        slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
+        `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
+        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
         weight = self._get(module, "weight", parts)
         if heads:
             weight = pad_heads(weight, heads, head_dim, dim=0)
         if input_heads:
             weight = pad_heads(weight, input_heads, head_dim, dim=1)
-        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT)
+        splits = per_axis(split)
+        if qkv_heads:
+            weight = self._by_device(weight, qkv_heads, splits)
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        dims = [{"column": -1, "row": -2}.get(s) for s in splits]
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
 
-    def bias(self, module, parts=None, heads=None, head_dim=None):
-        bias = self._get(module, "bias", parts)
-        if heads:
-            bias = pad_heads(bias, heads, head_dim, dim=0)
-        return self._upload(bias[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
+    @staticmethod
+    def _by_device(rows, qkv_heads, splits):
+        """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
+        heads, kv = qkv_heads
+        devices = MESH_SHAPE[splits.index("column")]
+        return by_device(rows, (heads, kv, kv), rows.shape[0] // (heads + 2 * kv), devices)
 
-    def norm(self, module, which="weight"):
-        return self._upload(self._tensor(f"{module}.{which}")[None], ttnn.bfloat16, ttnn.TILE_LAYOUT)
+    def norm(self, module, which="weight", offset=0.0, split=None):
+        """A norm's vector; `offset` is added to it here, so a norm that multiplies by (offset + w)
+        (Gemma's 1 + w) runs as ttnn.rms_norm with that weight. split="hidden": each device holds
+        the slice of its own slice of hidden (a distributed norm)."""
+        vector = self._tensor(f"{module}.{which}")[None]
+        if offset:
+            vector = vector + offset
+        dims = [-1 if s == "hidden" else None for s in per_axis(split)]
+        return self._upload(vector, ttnn.bfloat16, ttnn.TILE_LAYOUT, dims)
 
-    def table(self, module, which="weight"):
-        return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT)
+    def table(self, module, which="weight", split=None):
+        """An embedding table; split="hidden": each device holds a slice of the features."""
+        dims = [-1 if s == "hidden" else None for s in per_axis(split)]
+        return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
 
 
-def pad_heads(tensor, heads, head_dim, dim):
+def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torch.Tensor:
     """Zero-pad each of `heads` heads along `dim` from head_dim to a multiple of 32: ttnn splits
     and concatenates heads in whole tiles. Zero q/k features add nothing to attention scores
     and zero v features come out as zeros, which the zero-padded output projection ignores."""
@@ -446,6 +574,9 @@ def pad_heads(tensor, heads, head_dim, dim):
     widths = [0, 0] * (tensor.dim() - dim - 2) + [0, padded - head_dim]
     tensor = torch.nn.functional.pad(tensor, widths)
     return tensor.reshape(shape[:dim] + [heads * padded] + shape[dim + 1 :])
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/rotary.py
 
 
 class Rotary:
@@ -490,7 +621,8 @@ class Rotary:
         return r
 
     def _upload(self, tensor):
-        return ttnn.from_torch(tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=self.device)
+        return ttnn.from_torch(tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=self.device,
+                               mesh_mapper=shard(self.device))
 
     def _table(self, positions, which):
         """cos or sin at `positions` (host tensor) as [1, 1, len(positions), head_dim]."""
@@ -521,9 +653,11 @@ class Rotary:
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
 
 
-# ---------------------------------------------------------------- generation (host-side sampling)
-def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
-             on_token=None):
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
+
+
+def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
+             top_p: float | None = None, seed: int = 0, stop_tokens=(), on_token=None) -> list[list[int]]:
     """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).
 
     Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
@@ -563,7 +697,7 @@ class NonFiniteLogits(ValueError):
     """The program gave NaN or infinite logits: no token can be chosen from them (an argmax over NaN is 0)."""
 
 
-def check_finite(logits, step="", positions=None):
+def check_finite(logits: torch.Tensor, step: str = "", positions=None) -> None:
     """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity."""
     bad = ~torch.isfinite(logits)
     if bad.any():
@@ -574,7 +708,8 @@ def check_finite(logits, step="", positions=None):
                               f"({int(bad[user].sum())} of {logits.shape[-1]})")
 
 
-def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
+def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
     """One token id per row of logits [users, vocab]: the argmax when temperature is 0, else a draw from
     sampling_probabilities(logits, temperature, top_k, top_p)."""
     if temperature == 0:
@@ -584,7 +719,8 @@ def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
     return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
 
 
-def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
+def sampling_probabilities(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                           top_p: float | None = None) -> torch.Tensor:
     """What `sample` draws from, [users, vocab] float64: softmax(logits / temperature) kept to the top_k most
     likely tokens, then to the smallest set whose probability reaches top_p, renormalised. The order is HF
     transformers' (temperature, top-k, top-p): top-p's set depends on the temperature and on what top-k left.
@@ -598,7 +734,7 @@ def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
     return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)
 
 
-def keep_top_k(scaled, top_k):
+def keep_top_k(scaled: torch.Tensor, top_k: int | None) -> torch.Tensor:
     """Logits [users, vocab] with all but the top_k largest of each row at -inf (ties with the k-th stay, as in HF)."""
     if top_k is None:
         return scaled
@@ -606,7 +742,7 @@ def keep_top_k(scaled, top_k):
     return scaled.masked_fill(scaled < kth, float("-inf"))
 
 
-def keep_top_p(scaled, top_p):
+def keep_top_p(scaled: torch.Tensor, top_p: float | None) -> torch.Tensor:
     """Logits [users, vocab] with each row kept to its nucleus: the most likely tokens until their probability
     reaches top_p (the first always kept), the rest at -inf."""
     if top_p is None:
@@ -617,6 +753,41 @@ def keep_top_p(scaled, top_p):
     outside = above >= top_p  # the tokens before it already reach top_p
     outside[:, 0] = False
     return scaled.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
+
+
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/parameters.py
+
+
+def parameters() -> Iterator[str]:
+    """Every stored parameter's ttspec name, layers expanded."""
+    for name in PARAMETERS:
+        if "*" not in name:
+            yield name
+            continue
+        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
+        for i in range(int(count)):
+            yield f"{head}.{i}.{tail}"
+
+
+def from_hf(name: str, hf_state_dict):
+    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
+    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
+    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
+    for pattern, hf_name, transform in HF_NAMES:
+        match = re.fullmatch(pattern, name)
+        if match:
+            tensor = hf_state_dict[hf_name.format(*match.groups())]
+            if transform == "transpose":
+                return tensor.T
+            if transform != "copy":
+                kind, start, stop = transform.split(":")
+                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
+            return tensor
+    raise KeyError(f"no HF name for {name}")
+
+
+def from_hf_state_dict(hf_state_dict) -> dict:
+    return {name: from_hf(name, hf_state_dict) for name in parameters()}
 
 
 PARAMETERS = [
@@ -635,17 +806,6 @@ PARAMETERS = [
 ]
 
 
-def parameters():
-    """Every stored parameter's ttspec name, layers expanded."""
-    for name in PARAMETERS:
-        if "*" not in name:
-            yield name
-            continue
-        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
-        for i in range(int(count)):
-            yield f"{head}.{i}.{tail}"
-
-
 # ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.
 HF_NAMES = [
     (r"embedding\.weight", "model.embed_tokens.weight", "copy"),
@@ -661,24 +821,3 @@ HF_NAMES = [
     (r"norm\.weight", "model.norm.weight", "copy"),
     (r"lm_head\.weight", "lm_head.weight", "copy"),
 ]
-
-
-def from_hf(name, hf_state_dict):
-    """One of our parameters from an HF state dict: `transpose` for a matrix HF stores [in, out]
-    (GPT-2's Conv1D); `rows:A:B` for rows A to B of a fused HF tensor (Phi-3's qkv_proj), `cols:A:B`
-    for columns A to B of a fused, transposed one (GPT-2's c_attn), then transposed."""
-    for pattern, hf_name, transform in HF_NAMES:
-        match = re.fullmatch(pattern, name)
-        if match:
-            tensor = hf_state_dict[hf_name.format(*match.groups())]
-            if transform == "transpose":
-                return tensor.T
-            if transform != "copy":
-                kind, start, stop = transform.split(":")
-                return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
-            return tensor
-    raise KeyError(f"no HF name for {name}")
-
-
-def from_hf_state_dict(hf_state_dict):
-    return {name: from_hf(name, hf_state_dict) for name in parameters()}

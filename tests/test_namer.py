@@ -63,8 +63,8 @@ for _name in ("assert_", "failUnless", "assertEquals"):
     CASES[f"label-{_name}"] = spec(DECODER.format(name="decoder") + f"h = decoder(h) as {_name}")
 CASES["unused-instance"] = spec(DECODER.format(name="decoder") + "u = decoder(h) as unused")
 # helpers of 2-D mesh programs and of torch programs with block-float weights
-for _name in ("STATISTICS_KERNEL", "per_axis", "shard", "gather_logits", "block_float", "block_float_dtype",
-              "BLOCK_FLOAT_WEIGHTS", "stats", "MESH_SHAPE"):
+for _name in ("STATISTICS_KERNEL", "per_axis", "shard", "logits_to_host", "block_float", "block_float_dtype",
+              "BLOCK_FLOAT_WEIGHTS", "stats", "MESH_SHAPE", "Program", "check_sequence", "build", "Iterator"):
     # as model, block and label; and as a variable, except `shard`, which starts a statement of the language
     variable = "" if _name == "shard" else f"\n{_name} = rmsnorm(h) as n\nh = {_name} + h"
     CASES[f"helper-{_name}"] = spec(DECODER.format(name=_name) + f"h = {_name}(h) as {_name}{variable}", model=_name)

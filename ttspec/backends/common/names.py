@@ -22,29 +22,28 @@ from __future__ import annotations
 
 import builtins
 import keyword
-import re
-from pathlib import Path
+from functools import cache
+
+from .inline import all_runtime_dirs, module_level_names
 
 PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 
-# What the generated programs import or define at module level, read from the templates
-# (ttspec/backends/common/templates/): `import torch.nn.functional as F`, `def split_heads`, `TILE = 32` ...
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-_TOP_LEVEL = re.compile(r"(?:def|class)\s+([A-Za-z_]\w*)|([A-Za-z_]\w*)\s*=|import\s+\S+\s+as\s+(\w+)"
-                        r"|import\s+(\w+)|from\s+\S+\s+import\s+(\w+)")
 
 
-def _template_globals() -> frozenset[str]:
-    names = set()
-    for path in sorted(TEMPLATES.glob("*.j2")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            match = _TOP_LEVEL.match(line)
-            if match:
-                names.add(next(g for g in match.groups() if g))
-    return frozenset(names)
+
+@cache
+def program_globals() -> frozenset[str]:
+    """What the generated programs import or define at module level: what their runtime's modules
+    (backends/*/rt/*.py, the headers' constants included) import or define, read with `ast`
+    (inline.py), and the imports the model code uses. Read on first use: `plan` never needs it."""
+    return frozenset(module_level_names(all_runtime_dirs())) | {"torch", "F", "nn", "ttnn", "math", "re"}
 
 
-PROGRAM_GLOBALS = _template_globals() | {"torch", "F", "nn", "ttnn", "math", "re"}
+def __getattr__(name: str):
+    if name == "PROGRAM_GLOBALS":  # the same, as a constant
+        return program_globals()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Attributes and methods of nn.Module (torch 2.x, public and private) and of the generated classes.
 MODULE_MEMBERS = frozenset({
@@ -59,7 +58,7 @@ MODULE_MEMBERS = frozenset({
     "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
     "zero_grad",
     # the generated classes' own members
-    "device", "weights_dtype", "load_weights", "load_ttspec_weights", "load_hf_state_dict", "weight", "bias",
+    "device", "weights_dtype", "load_weights", "load_ttspec_weights", "build", "load_hf_state_dict", "weight", "bias",
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
     # the programs' serving API, the TT-NN run state and the torch rotary's settings
     "state", "allocate_cache", "prefill", "decode", "logits_to_host", "settings", "cos_sin",
@@ -139,7 +138,7 @@ class Scope:
 
 def class_scope() -> Scope:
     """Module scope, for class names."""
-    return Scope(PYTHON | PROGRAM_GLOBALS, fallback="Block", private=False)
+    return Scope(PYTHON | program_globals(), fallback="Block", private=False)
 
 
 def member_scope() -> Scope:
@@ -150,7 +149,7 @@ def member_scope() -> Scope:
 def local_reserved(root_call: bool = False) -> frozenset[str]:
     """What a forward's locals must never be (the TT-NN root's forward also shares its input's
     name with __call__'s locals)."""
-    return PYTHON | PROGRAM_GLOBALS | METHOD_LOCALS | (CALL_LOCALS if root_call else frozenset())
+    return PYTHON | program_globals() | METHOD_LOCALS | (CALL_LOCALS if root_call else frozenset())
 
 
 def root_class_name(model_name: str) -> str:

@@ -1,4 +1,4 @@
-"""jinja2 rendering of generated programs, and what they share (HF name rules)."""
+"""jinja2 rendering of generated programs (their runtime inlined), and what they share (HF name rules)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ...families import check_family_labels, generated_rules
 from ...ir.graph import Model
+from .inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK, inline_runtime, runtime_dirs
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -24,6 +25,17 @@ def render(template: str, **context) -> str:
     if "spec" in context:
         context["spec"] = display_path(context["spec"])
     return _env().get_template(template).render(**context)
+
+
+def render_program(template: str, backend: str, api: tuple[str, ...], mixins: dict[str, set[str]] | None = None,
+                   **context) -> str:
+    """A generated program: the template (header, model classes, data tables) with the runtime it
+    uses, and `api` (what it offers its users, and helpers its lowerings asked for by name), inlined
+    from backends/<backend>/rt and backends/common/rt. `mixins`: runtime classes whose methods a model
+    class takes, each without some (see inline.py)."""
+    marks = {f"methods_of_{name}": METHODS_MARK.format(name) for name in mixins or {}}
+    text = render(template, imports_mark=IMPORTS_MARK, runtime_mark=RUNTIME_MARK, **marks, **context)
+    return inline_runtime(text, runtime_dirs(backend, "common"), set(api), mixins)
 
 
 def display_path(path: str) -> str:

@@ -16,8 +16,8 @@ from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
 from ..common.printer import print_stmt
-from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name, names_read
-from ..common.render import display_path, hf_rules, render
+from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name
+from ..common.render import display_path, hf_rules, render_program
 from .lower import LOWERINGS
 
 
@@ -145,6 +145,10 @@ def block_float_weights(model: Model, formats: WeightFormats = BF16) -> dict[str
     return dict(sorted(found.items()))
 
 
+# what every PyTorch program offers its users beside the model class
+API = ("generate",)
+
+
 def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = BF16) -> str:
     block_weights = block_float_weights(model, weights_dtype)
     backend = TorchBackend()
@@ -153,7 +157,7 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
     root.needs_positions = True  # the model's forward takes `pos` from prefill and decode
     backend.helpers.add("KVCache")  # allocate_cache looks for them (a model without attention has none)
     mark_positions(root)
-    classes, code = [], []
+    classes = []
     for plan in all_classes(root):
         fwd = emit_forward(plan, backend, local_reserved())
         init = backend.class_init(plan)
@@ -162,20 +166,17 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
                      for param, p in model.graph.params.items() if p.tied_to]
         labels = sorted(plan.labels.items())
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body), tuple(labels))):
-            code += [*init, *fwd.body]
             classes.append({"name": plan.name, "block": plan.block, "init": _printed(init),
                             "forward": {"params": fwd.params, "lines": _printed(fwd.body)},
                             "labels": labels, "labels_text": _labels_text(labels)})
-    used = names_read(code)
     blocker = decode_blocker(model)
-    return render("torch_model.py.j2", model=model, spec=spec_path, classes=classes, root=root.name,
-                  cannot_decode=_blocker_text(blocker) if blocker else None,
-                  renamed=any(c["labels"] for c in classes),
-                  uses_torch="torch" in used, uses_F="F" in used,
-                  helpers=sorted(backend.helpers), hf_rules=hf_rules(model),
-                  tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
-                  n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1],
-                  block_weights=block_weights, weights_dtype=str(weights_dtype))
+    api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
+    return render_program("torch_model.py.j2", "torch", api, model=model, spec=spec_path, classes=classes,
+                          root=root.name, cannot_decode=_blocker_text(blocker) if blocker else None,
+                          renamed=any(c["labels"] for c in classes), hf_rules=hf_rules(model),
+                          tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
+                          n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1],
+                          block_weights=block_weights, weights_dtype=str(weights_dtype))
 
 
 def _printed(body: list[Stmt]) -> list[str]:

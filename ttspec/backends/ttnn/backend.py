@@ -16,11 +16,15 @@ from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
 from ..common.printer import print_stmt
 from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, FString, Name, Stmt, Tuple, call, name
-from ..common.render import hf_rules, render
+from ..common.render import hf_rules, render_program
 from .lower import LOWERINGS
 
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
                  "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}
+
+
+# what every TT-NN program offers its users beside the model class (see the program's docstring)
+API = ("open_device", "close_device", "generate")
 
 
 def check_supported(model: Model) -> None:
@@ -94,15 +98,47 @@ def compile_ttnn(build, spec_path: str) -> str:
                             "is_root": plan is root})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
-    return render("ttnn_model.py.j2", model=model, spec=spec_path, target=target, classes=classes,
-                  root=root.name, helpers=sorted(backend.helpers), hf_rules=rules,
-                  tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
-                  weights_dtype=dtype_expr, weights_dtype_name=str(weights_dtype), weight_bytes=need,
-                  vocab=out_node.type.shape[-1], input=classes[-1]["forward"]["params"][0],
-                  max_seq=build.context, seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
-                  **_kv_cache_facts(build),
-                  mesh=shard_plan,
-                  logits_split=bool(shard_plan) and bool(shard_plan.split_on(out_node.id)))
+    without = set() if rules else {"load_weights"}  # HF weights load by the family's names
+    api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
+    return render_program("ttnn_model.py.j2", "ttnn", api, {"Program": without}, model=model, spec=spec_path,
+                          target=target, classes=classes, root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
+                          weights_dtype_name=str(weights_dtype), weight_bytes=need, vocab=out_node.type.shape[-1],
+                          max_seq=build.context, seq_bound=build.memory.seq_bound,
+                          parameters=_parameter_patterns(model), **_kv_cache_facts(build),
+                          **_mesh_facts(shard_plan, bool(shard_plan) and bool(shard_plan.split_on(out_node.id))))
+
+
+def _mesh_facts(plan, logits_split: bool) -> dict:
+    """What the header states of the mesh (one chip: a 1x1 mesh) and what the docstring says of it."""
+    if not plan:
+        return dict(mesh_shape=(1, 1), tp_axis=1, tp_axis_comment="one chip: nothing is split",
+                    data_parallel=False, data_parallel_comment="one chip: one replica", logits_split=False,
+                    mesh_comment=[], per_chip="", mesh_note="")
+    rows, cols = plan.mesh
+    other = plan.mesh[1 - plan.axis]
+    note = ("On the mesh each device holds the KV cache of its own KV heads (as the prefill plan splits them;\n"
+            "a KV head copied to several devices has a copy of its cache on each)")
+    if plan.strategy == "2d":
+        note += ("; the\nmesh columns, which split hidden, all attend with the heads of their row and hold copies "
+                 "of its\ncache")
+        comment = ["2-D tensor parallelism: each weight matrix is split on its wide dim (heads, MLP hidden,",
+                   f"vocabulary) over the {rows} rows (axis 0) and on its hidden-side dim over the {cols} columns "
+                   "(axis 1)"]
+        axis_comment = "the rows split the wide dims; each weight's split names both axes"
+    else:
+        if other > 1:
+            note += "; the other mesh axis holds\nreplicas of the cache"
+        comment = []
+        axis_comment = f"tensor parallelism over this mesh axis ({plan.devices} devices)"
+    if plan.strategy == "1d" and other > 1:
+        replicas = "replicas of the model"
+        if plan.dp:
+            replicas = "data-parallel replicas, each with its own slice of the batch"
+        comment.append(f"the other axis holds {other} {replicas}")
+    return dict(mesh_shape=plan.mesh, tp_axis=plan.axis, tp_axis_comment=axis_comment, data_parallel=bool(plan.dp),
+                data_parallel_comment=("the other axis splits the batch" if plan.dp else "every replica runs the "
+                                       "whole batch"),
+                logits_split=logits_split, mesh_comment=comment, per_chip=" per chip", mesh_note="\n\n" + note + ".")
 
 
 def _kv_cache_facts(build) -> dict:

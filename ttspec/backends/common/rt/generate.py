@@ -1,5 +1,11 @@
-def generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0, stop_tokens=(),
-             on_token=None):
+"""Generation on the host: prefill each prompt, then decode every user one token per step, greedy
+or sampled the way HF transformers samples (temperature, then top-k, then top-p)."""
+
+import torch
+
+
+def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
+             top_p: float | None = None, seed: int = 0, stop_tokens=(), on_token=None) -> list[list[int]]:
     """New token ids for each prompt (lists of ids, one per user; at most the KV cache's batch).
 
     Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
@@ -39,7 +45,7 @@ class NonFiniteLogits(ValueError):
     """The program gave NaN or infinite logits: no token can be chosen from them (an argmax over NaN is 0)."""
 
 
-def check_finite(logits, step="", positions=None):
+def check_finite(logits: torch.Tensor, step: str = "", positions=None) -> None:
     """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity."""
     bad = ~torch.isfinite(logits)
     if bad.any():
@@ -50,7 +56,8 @@ def check_finite(logits, step="", positions=None):
                               f"({int(bad[user].sum())} of {logits.shape[-1]})")
 
 
-def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
+def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
     """One token id per row of logits [users, vocab]: the argmax when temperature is 0, else a draw from
     sampling_probabilities(logits, temperature, top_k, top_p)."""
     if temperature == 0:
@@ -60,7 +67,8 @@ def sample(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
     return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
 
 
-def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
+def sampling_probabilities(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                           top_p: float | None = None) -> torch.Tensor:
     """What `sample` draws from, [users, vocab] float64: softmax(logits / temperature) kept to the top_k most
     likely tokens, then to the smallest set whose probability reaches top_p, renormalised. The order is HF
     transformers' (temperature, top-k, top-p): top-p's set depends on the temperature and on what top-k left.
@@ -74,7 +82,7 @@ def sampling_probabilities(logits, temperature, top_k=None, top_p=None):
     return keep_top_p(keep_top_k(scaled, top_k), top_p).softmax(-1)
 
 
-def keep_top_k(scaled, top_k):
+def keep_top_k(scaled: torch.Tensor, top_k: int | None) -> torch.Tensor:
     """Logits [users, vocab] with all but the top_k largest of each row at -inf (ties with the k-th stay, as in HF)."""
     if top_k is None:
         return scaled
@@ -82,7 +90,7 @@ def keep_top_k(scaled, top_k):
     return scaled.masked_fill(scaled < kth, float("-inf"))
 
 
-def keep_top_p(scaled, top_p):
+def keep_top_p(scaled: torch.Tensor, top_p: float | None) -> torch.Tensor:
     """Logits [users, vocab] with each row kept to its nucleus: the most likely tokens until their probability
     reaches top_p (the first always kept), the rest at -inf."""
     if top_p is None:

@@ -1,0 +1,7 @@
+"""What a generated program's header (or closing tables) states for the shared runtime: the
+template writes these with the program's values; the defaults describe no model at all."""
+
+# every stored parameter's ttspec name, a repeat written once as `layers.*6.attn.wq.weight`
+PARAMETERS: list[str] = []
+# ttspec name pattern -> (HF transformers name, transform); `(\d+)` is the layer index
+HF_NAMES: list[tuple[str, str, str]] = []

@@ -1,0 +1,90 @@
+"""Devices and where tensors go on them. Every program opens a ttnn MeshDevice, a single chip as a
+1x1 mesh (as tt_transformers does), and places every tensor with a mesh mapper: split or replicated
+per mesh axis as the program's placements say."""
+
+import torch
+import ttnn
+
+from .header import DATA_PARALLEL, LOGITS_SPLIT, MESH_SHAPE, TILE, TP_AXIS, TRACE_REGION
+
+
+def open_device():
+    """The program's MESH_SHAPE mesh (one chip: 1x1), with the fabric its collectives travel on."""
+    if MESH_SHAPE != (1, 1):  # one chip has no collectives
+        ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
+    return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
+
+
+def close_device(device):
+    ttnn.close_mesh_device(device)
+
+
+def shard(device, dims=(None, None)):
+    """The mesh mapper that splits tensor dim dims[a] over mesh axis a (None replicates over that axis)."""
+    if all(dim is None for dim in dims):
+        return ttnn.replicate_tensor_to_mesh_mapper(device)
+    placements = [ttnn.PlacementReplicate() if dim is None else ttnn.PlacementShard(dim) for dim in dims]
+    return ttnn.create_mesh_mapper(device, ttnn.MeshMapperConfig(placements))
+
+
+def per_axis(split: str | tuple | None) -> list:
+    """A weight's split on each mesh axis: a 2-D plan names both, (rows, columns); a 1-D plan's split
+    is on the tensor-parallel axis, none on the other; None: whole on every device."""
+    if isinstance(split, tuple):
+        return list(split)
+    splits = [None, None]
+    splits[TP_AXIS] = split
+    return splits
+
+
+def tokens_to_device(tokens, device):
+    """Tokens [batch, seq] as a uint32 device tensor: the same on every device, or with DATA_PARALLEL
+    split on the batch over the replicas' axis."""
+    dims = (None, None)
+    if DATA_PARALLEL:
+        replicas = MESH_SHAPE[1 - TP_AXIS]
+        if tokens.shape[0] % replicas:
+            raise ValueError(f"batch {tokens.shape[0]} does not split over {replicas} data-parallel replicas")
+        dims = [0, 0]
+        dims[TP_AXIS] = None
+    return ttnn.from_torch(tokens, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, device=device,
+                           mesh_mapper=shard(device, dims))
+
+
+def logits_to_host(logits, device):
+    """Device logits as one torch float tensor. With LOGITS_SPLIT the vocabulary slices sit side by
+    side along the tensor-parallel axis and the other axis's batches (or copies) are concatenated;
+    otherwise every device has them all."""
+    if not LOGITS_SPLIT:
+        return ttnn.to_torch(ttnn.get_device_tensors(logits)[0]).float()
+    dims = [0, 0]
+    dims[TP_AXIS] = -1
+    composer = ttnn.create_mesh_composer(device, ttnn.MeshComposerConfig(dims))
+    return ttnn.to_torch(logits, mesh_composer=composer).float()
+
+
+def by_device(rows: torch.Tensor, counts: tuple[int, ...], head_dim: int, devices: int) -> torch.Tensor:
+    """Reorder the rows of a fused [q; k; v] projection so that device i's contiguous slice holds
+    its own q heads and the k/v heads they attend with (KV heads are repeated when there are
+    fewer of them than devices)."""
+    parts = torch.split(rows, [count * head_dim for count in counts])
+    per_device = []
+    for i in range(devices):
+        for part, count in zip(parts, counts, strict=True):
+            heads = part.reshape(count, head_dim, *part.shape[1:])
+            if count % devices == 0:
+                mine = heads[i * count // devices : (i + 1) * count // devices]
+            else:
+                mine = heads[i * count // devices : i * count // devices + 1]
+            per_device.append(mine.reshape(-1, *part.shape[1:]))
+    return torch.cat(per_device)
+
+
+def users_sharded(device, users, head_dim):
+    """Height sharding with one user's [kv_heads (padded to a tile), head_dim] on each core, as
+    paged_update_cache wants its input."""
+    grid = device.compute_with_storage_grid_size()
+    cores = ttnn.num_cores_to_corerangeset(users, grid, row_wise=True)
+    return ttnn.create_sharded_memory_config(shape=(TILE, head_dim), core_grid=cores,
+                                             strategy=ttnn.ShardStrategy.HEIGHT,
+                                             use_height_and_width_as_shard_shape=True)

@@ -1,0 +1,117 @@
+"""The model's API (Program): load weights, run a whole sequence, allocate the KV cache, prefill a
+user's prompt and decode a step for every user. The generated model class (the root) takes these
+methods (inline.py copies them into it, since the runtime follows the model classes in a program);
+it brings its own `build`, which makes its layers from the placed weights, and `forward`."""
+
+import torch
+import ttnn
+
+from ...common.rt.parameters import from_hf_state_dict, parameters
+from .header import (
+    DRAM_BESIDE_WEIGHTS,
+    KV_CACHE_BYTES_PER_POSITION,
+    MAX_CONTEXT,
+    PREFILL_BYTES_PER_POSITION,
+    PREFILL_BYTES_PER_POSITION_PAIR,
+    SPEC_BOUND,
+    TILE,
+    VOCAB,
+    WEIGHTS_DTYPE,
+)
+from .mesh import logits_to_host, tokens_to_device
+from .run_state import RunState
+from .weights import Weights
+
+
+class Program:
+    def __init__(self, device, weights_dtype=WEIGHTS_DTYPE, trace=True):
+        self.device = device
+        self.weights_dtype = weights_dtype
+        self.state = RunState(device, trace)
+
+    def load_weights(self, hf_state_dict):
+        """Place HF transformers weights (named as the family's HF models name them) on the device."""
+        self.load_ttspec_weights(from_hf_state_dict(hf_state_dict))
+
+    def load_ttspec_weights(self, state_dict):
+        """Place weights named as ttspec names them (`ttspec params --json`) on the device. Each
+        tensor is taken from `state_dict` as it is placed, so a lazy mapping can stream from disk."""
+        missing = [name for name in parameters() if name not in state_dict]
+        if missing:
+            raise KeyError(f"missing weights: {', '.join(missing[:3])}")
+        self.build(Weights(state_dict, self.device, self.weights_dtype, self.state))
+
+    def __call__(self, tokens):
+        """Prefill: torch int tokens [batch, seq] -> torch float logits [batch, seq, VOCAB]."""
+        seq = tokens.shape[-1]
+        check_sequence(seq)
+        padded = -(-seq // TILE) * TILE
+        tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
+        batch = tokens.shape[0]
+        return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
+
+    def allocate_cache(self, batch, context):
+        """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
+        positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
+        bf16 TILE (per device on a mesh). Replaces any earlier cache."""
+        if MAX_CONTEXT is not None:
+            if context > MAX_CONTEXT:
+                raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
+            padded = -(-context // TILE) * TILE
+            cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
+            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+            if cache + prefill > DRAM_BESIDE_WEIGHTS:
+                raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
+                                 f"of device DRAM per chip and a prompt's prefill {prefill:,}; "
+                                 f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
+        self.state.allocate(batch, context)
+
+    def prefill(self, tokens, user):
+        """One user's prompt: torch int [T] -> torch float logits [T, VOCAB]; writes the user's
+        K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
+        tokens = torch.as_tensor(tokens).reshape(-1)
+        seq = tokens.shape[0]
+        padded = -(-seq // TILE) * TILE
+        self.state.check_prefill(padded, user)
+        ids = torch.nn.functional.pad(tokens, (0, padded - seq))[None]
+        self.state.begin("prefill", torch.arange(padded), user)
+        try:
+            logits = self.logits_to_host(self.forward(self.state.upload_tokens(ids)))
+        finally:
+            self.state.end()
+        return logits[0, :seq]
+
+    def decode(self, tokens, positions):
+        """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
+        [B, VOCAB]. User b's token sits at positions[b]: its K and V are written there and it
+        attends to positions <= positions[b] (within the window where there is one)."""
+        state = self.state
+        tokens = torch.as_tensor(tokens).reshape(-1)
+        positions = torch.as_tensor(positions).reshape(-1)
+        users = state.check_decode(tokens, positions)
+        rows = torch.zeros(state.batch, dtype=torch.int64)
+        rows[:users] = tokens
+        at = torch.full((state.batch,), -1, dtype=torch.int64)  # -1: a row with no user this step
+        at[:users] = positions
+        state.begin("decode", at, tokens=rows)
+        try:
+            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
+                                                                          ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
+            return self.logits_to_host(logits)[0, :users]
+        finally:
+            state.end()
+
+    def logits_to_host(self, logits):
+        return logits_to_host(logits, self.device)[..., :VOCAB]
+
+
+def check_sequence(seq: int) -> None:
+    """Refuse a sequence longer than the program's context (MAX_CONTEXT: what the spec bounds or the
+    device's DRAM holds at batch 1, whichever is less)."""
+    if MAX_CONTEXT is None or seq <= MAX_CONTEXT:
+        return
+    if SPEC_BOUND is not None and MAX_CONTEXT >= SPEC_BOUND:
+        raise ValueError(f"sequence length {seq} exceeds the spec's bound seq <= {MAX_CONTEXT}")
+    allows = f" (the spec allows {SPEC_BOUND})" if SPEC_BOUND is not None else ""
+    raise ValueError(f"sequence length {seq} exceeds {MAX_CONTEXT}, the longest context that fits the device's "
+                     f"DRAM at batch 1{allows}")

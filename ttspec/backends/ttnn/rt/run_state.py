@@ -1,0 +1,122 @@
+"""What a call of the model is computing, shared by all its layers (RunState)."""
+
+import torch
+import ttnn
+
+from .header import DATA_PARALLEL, TILE
+from .mesh import shard
+
+
+class RunState:
+    """What a call of the model is computing, shared by its layers: "full" (model(tokens), no
+    cache), "prefill" (one user's prompt, filling its cache rows) or "decode" (one token for each
+    user, the users on the rows). `positions` holds the position of each row of the sequence dim.
+    Host inputs of a decode step go through step_input, so a captured trace can replay the step
+    with the same device tensors refreshed in place."""
+
+    def __init__(self, device, trace=True):
+        self.device = device
+        self.trace = trace
+        self.mode = "full"
+        self.positions = self.tokens = None  # decode: each row's position and token ([users])
+        self.user = None
+        self.caches = []  # every attention's KVCache, in the order the layers were built
+        self.batch = self.context = 0
+        self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
+        self.replaying = False
+        self.trace_id = self.trace_output = None
+
+    @property
+    def decoding(self):
+        return self.mode == "decode"
+
+    def allocate(self, batch, context):
+        if not 1 <= batch <= TILE:
+            raise ValueError(f"a decode batch is 1 to {TILE} users (the rows of a tile), got {batch}")
+        if DATA_PARALLEL:
+            raise NotImplementedError("decode with the batch split over data-parallel replicas is not generated yet: "
+                                      "compile without --dp")
+        self.release_trace()
+        self.batch, self.context = batch, -(-context // TILE) * TILE
+        self.inputs = {}
+        for cache in self.caches:
+            cache.allocate(self.batch, self.context)
+
+    def check_prefill(self, padded, user):
+        if not self.batch:
+            raise RuntimeError("allocate_cache(batch, context) first")
+        if not 0 <= user < self.batch:
+            raise ValueError(f"user {user} is outside the cache's {self.batch} users")
+        if padded > self.context:
+            raise ValueError(f"a prompt of {padded} positions (padded to a tile) exceeds the cache's {self.context}")
+
+    def check_decode(self, tokens, positions):
+        if not self.batch:
+            raise RuntimeError("allocate_cache(batch, context) first")
+        if tokens.shape != positions.shape or not 1 <= tokens.shape[0] <= self.batch:
+            raise ValueError(f"decode takes one token and one position for each of 1 to {self.batch} users, got "
+                             f"{list(tokens.shape)} tokens and {list(positions.shape)} positions")
+        if positions.min() < 0 or positions.max() >= self.context:
+            raise ValueError(f"positions must lie in [0, {self.context}), got {positions.tolist()}")
+        return tokens.shape[0]
+
+    def begin(self, mode, positions, user=None, tokens=None):
+        self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+
+    def end(self):
+        self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+
+    def row_positions(self, rows):
+        """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
+        (0 for a row without a user)."""
+        if self.positions is None:
+            return torch.arange(rows)
+        return self.positions.clamp(min=0)
+
+    def upload(self, tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=True):
+        return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device if device else None,
+                               mesh_mapper=shard(self.device))
+
+    def upload_tokens(self, ids):
+        return self.upload(ids, ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)
+
+    def step_input(self, key, make, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT):
+        """The device tensor of host data `make()`, which must read the step's tokens and positions
+        from this state (a replayed trace calls it again for each step). In a decode step the tensor
+        is kept under `key`: a replayed trace reads the same tensor, refreshed in place."""
+        if self.mode != "decode":
+            return self.upload(make(), dtype, layout)
+        if self.replaying and key in self.inputs:
+            return self.inputs[key][3]
+        tensor = self.upload(make(), dtype, layout)
+        self.inputs[key] = [make, dtype, layout, tensor]
+        return tensor
+
+    def position_tensor(self):
+        """Each row's position as an int32 device tensor [users]; -1 marks a row with no user."""
+        return self.step_input("positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT)
+
+    def run_step(self, step):
+        """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
+        and replayed afterwards with its inputs rewritten in place."""
+        if not self.trace:
+            return step()
+        if self.trace_id is None:
+            output = step()  # compiles every op's kernels and creates the step's input tensors
+            self.replaying = True
+            try:
+                self.trace_id = ttnn.begin_trace_capture(self.device, cq_id=0)
+                self.trace_output = step()
+                ttnn.end_trace_capture(self.device, self.trace_id, cq_id=0)
+            finally:
+                self.replaying = False
+            return output
+        for make, dtype, layout, tensor in self.inputs.values():
+            ttnn.copy_host_to_device_tensor(self.upload(make(), dtype, layout, device=False), tensor)
+        ttnn.execute_trace(self.device, self.trace_id, cq_id=0, blocking=False)
+        return self.trace_output
+
+    def release_trace(self):
+        if self.trace_id is not None:
+            ttnn.release_trace(self.device, self.trace_id)
+            self.trace_id = self.trace_output = None
