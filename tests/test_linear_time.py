@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import ttspec
-from ttspec import cli
+from ttspec.cli import main as cli
 from ttspec.ir.graph import Graph
 
 PACKAGE = str(Path(ttspec.__file__).resolve().parent)
