@@ -65,7 +65,7 @@ def test_plan_fits_equals_compile_accepts(run_cli, models, spec, target, dtype, 
     m = plan["memory_per_chip"]
     # the program accepts exactly the context plan names for batch 1, never more than the spec's bound
     assert m["max_context"] == m["compile_context"] <= m["seq_bound"]
-    assert f"        if seq > {m['max_context']}:\n" in source
+    assert f"\nMAX_CONTEXT = {m['max_context']}  #" in source and "check_sequence(seq)" in source
 
 
 @pytest.mark.parametrize("spec,target,dtype,fits", VERDICTS)
@@ -194,12 +194,13 @@ def test_context_is_capped_at_the_spec_bound_and_baked_without_one(write_spec):
     bounded = load_model(write_spec(spec_text(2), "a.arch"))
     assert _at(bounded, "n150", "bf16", 1, None)["max_context"] == 2048
     source = compile_source(bounded, "a.arch", target_of("n150"))
-    assert "        if seq > 2048:\n" in source and "the spec's bound seq <= 2048" in source
+    assert "\nMAX_CONTEXT = 2048  #" in source and "\nSPEC_BOUND = 2048  #" in source
+    assert "the spec's bound seq <= {MAX_CONTEXT}" in source
     unbounded = load_model(write_spec(spec_text(2, bound=""), "b.arch"))
     m = _at(unbounded, "n150", "bf16", 1, None)
     assert m["seq_bound"] is None and m["max_context"] > 2048
     source = compile_source(unbounded, "b.arch", target_of("n150"))
-    assert f"        if seq > {m['max_context']}:\n" in source
+    assert f"\nMAX_CONTEXT = {m['max_context']}  #" in source and "\nSPEC_BOUND = None  #" in source
     assert "the longest context that fits" in source
 
 
@@ -335,7 +336,7 @@ def test_compile_sizes_the_kv_cache_for_its_batch(run_cli, tmp_path):
         source = out_file.read_text()
         per_position = 2 * 32 * 8 * 128 * 2
         assert f"KV_CACHE_BYTES_PER_POSITION = {per_position}  #" in source
-        context = int(re.search(r"if context > (\d+):", source).group(1))
+        context = int(re.search(r"^MAX_CONTEXT = (\d+)", source, re.M).group(1))
         plan = json.loads(run_cli("plan", "specs/llama-3.1-8b.arch", "--target", "n150", "--weights-dtype",
                                   "bfloat8_b", "--batch", str(batch), "--json").stdout)
         assert context == plan["memory_per_chip"]["max_context"]
