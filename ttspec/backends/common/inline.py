@@ -19,6 +19,7 @@ The compiler never imports the runtime modules (they import torch or ttnn): it r
 from __future__ import annotations
 
 import ast
+import symtable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -148,11 +149,14 @@ def parse_module(path: Path) -> Module:
 
 
 def module_level_names(dirs: list[Path]) -> set[str]:
-    """Every name the runtime's modules define or import at module level (what a program may hold)."""
+    """Every name the runtime's modules define or import at module level (what a program may hold).
+    Read with `symtable` (the compiler's own symbol tables, built in C) rather than parse_module: the
+    namer needs it for every compile, before anything is inlined, and walking every module's `ast`
+    in Python cost three times as much."""
     names = set()
     for path in module_paths(dirs):
-        module = parse_module(path)
-        names |= {d.name for d in module.definitions} | set(module.imports)
+        table = symtable.symtable(path.read_text(encoding="utf-8"), str(path), "exec")
+        names |= {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
     return names
 
 
