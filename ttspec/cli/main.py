@@ -18,19 +18,24 @@ COMMANDS = {"check": check, "params": params, "compile": compile, "run": run, "g
             "report": report, "import-hf": import_hf, "graph": graph}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with only the command `only` (what parse_args needs once the command is
+    known: building every command's options costs a core command's start-up a few ms)."""
     p = Parser(prog="ttspec", description="Declarative transformer specs -> shapes, counts, TT-NN programs.")
     p.add_argument("--version", action="version", version=f"ttspec {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for command in COMMANDS.values():
-        command.add_parser(sub)
+    for name, command in COMMANDS.items():
+        if only in (None, name):
+            command.add_parser(sub)
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line as typed values (targets.Target, meshes, WeightFormats ...); exits 2 on misuse."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    # a command's own parser prints the same usage, help and errors with or without the others
+    args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
     typed_targets(args)
     return args
 
