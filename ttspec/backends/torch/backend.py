@@ -11,13 +11,14 @@ from ...errors import ArchError, UsageError
 from ...ir.graph import Model, layer_variants, point_at_spec
 from ...ops import LINEAR, TIED_LINEAR
 from ...weight_formats import BF16, WeightFormats
-from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
+from ..common.backend import Backend, ClassNames, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
 from ..common.printer import print_stmt
 from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name
 from ..common.render import display_path, hf_rules, with_runtime
+from ..common.support import check_lowerable
 from .lower import LOWERINGS
 from .program import torch_program
 

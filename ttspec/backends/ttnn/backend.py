@@ -8,9 +8,8 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 
 from __future__ import annotations
 
-from ...errors import ArchError
-from ...ir.graph import Model, Node, point_at_spec
-from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
+from ...ir.graph import Model, Node
+from ..common.backend import Backend, ClassNames, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
@@ -26,19 +25,6 @@ WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_
 
 # what every TT-NN program offers its users beside the model class (see the program's docstring)
 API = ("open_device", "close_device", "generate")
-
-
-def check_supported(model: Model) -> None:
-    """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
-    outputs = list(model.graph.outputs)
-    if len(outputs) > 1:
-        node = model.graph.node(model.graph.outputs[outputs[1]])
-        raise point_at_spec(ArchError(
-            f"TT-NN programs return one output (the logits); this spec declares {len(outputs)}: "
-            f"{', '.join(f'`{o}`' for o in outputs)}", node.loc,
-            hint="keep one `output` for a TT-NN target (`--target torch` returns them all)"),
-            [(model.graph, node.module)])
-    check_lowerable(model.graph, "TT-NN", lambda opdef: LOWERINGS.get(opdef.name))
 
 
 class TTNNBackend(Backend):
