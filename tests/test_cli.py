@@ -76,16 +76,20 @@ def test_missing_spec_file(run_cli):
     assert out.stderr.startswith("error: no such file: specs/nope.arch")
 
 
-def test_core_never_imports_torch_or_ttnn(tmp_path):
+def test_core_never_imports_torch_ttnn_or_a_template_engine(tmp_path):
+    """The core commands start fast: no torch, ttnn, transformers or numpy, and no jinja2 (the programs'
+    text is written in Python, backends/*/program.py)."""
     sink = str(tmp_path / "out.py")  # never /dev/null: as root, a replaced /dev/null breaks the machine
     code = ("import sys\nfrom ttspec.cli.main import main\n"
             "for argv in (['check', 'specs/llama-3.1-8b.arch'], ['params', '--json', 'specs/gpt2.arch'],"
             " ['graph', 'specs/phi-2.arch'], ['compile', 'specs/gpt2.arch', '--target', 'n150', '-o', SINK],"
+            " ['compile', 'specs/gpt2.arch', '--target', 'torch', '-o', SINK],"
+            " ['report', 'specs/gpt2.arch', '--target', 'n150'],"
             " ['compile', 'specs/nano-trickster.arch', '--target', 't3k', '-o', SINK],"
             " ['plan', 'specs/nano-trickster.arch', '--target', 't3k'],"
             " ['plan', 'specs/gpt2.arch', '--target', 'n150'],"
             " ['check', 'specs/llama-3.1-70b.arch', '--target', 't3k']):\n    main(argv)\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy'))\n"
-            "assert not heavy, heavy\n").replace("SINK", repr(sink))
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy',"
+            " 'jinja2'))\nassert not heavy, heavy\n").replace("SINK", repr(sink))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

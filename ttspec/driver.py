@@ -108,7 +108,7 @@ def lower(model: Model) -> Model:
 def prepare(model: Model, options: Options) -> Build:
     """lower -> shard -> memory: what `plan` and `check --target` report. Refuses only what the
     backend cannot do (with the reason); a model that does not fit is reported, not refused."""
-    from .backends.ttnn.backend import check_supported
+    from .backends.ttnn.support import check_supported
 
     check_supported(model)
     from .analysis.memory import check_weight_formats

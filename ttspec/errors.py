@@ -22,12 +22,16 @@ class Loc:
 
 @dataclass
 class Note:
+    """A secondary line under a diagnostic, optionally pointing at its own place."""
+
     message: str
     loc: Loc | None = None
 
 
 @dataclass
 class Diagnostic:
+    """An error or warning as printed: message, place (file:line:col), hint, notes."""
+
     severity: str  # "error" or "warning"
     message: str
     loc: Loc | None = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import ArchError
@@ -30,6 +29,8 @@ def write_output(text: str, output: str | None) -> None:
 
 def write_output_bytes(data: bytes, output: str) -> None:
     """Atomic binary write: a temp file beside the target, then rename."""
+    import tempfile  # here: the commands that write to stdout never need it (start-up)
+
     target, mode = _check_target(output)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".ttspec-", suffix=".tmp")

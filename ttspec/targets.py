@@ -154,6 +154,8 @@ ETHERNET_LINE_RATES = {"wormhole_b0": ETHERNET_LINE_RATE,
 
 @dataclass(frozen=True)
 class Target:
+    """A compile target: its chip, mesh, DRAM and the models of its costs."""
+
     name: str
     arch: str
     mesh: tuple[int, int]

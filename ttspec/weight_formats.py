@@ -15,6 +15,8 @@ DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
 
 @dataclass(frozen=True)
 class WeightFormats:
+    """The weight dtype of each kind of matrix (`--weights-dtype`), with a default."""
+
     default: str = "bf16"
     by_kind: dict[str, str] = field(default_factory=dict)
 

@@ -50,6 +50,8 @@ KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", 
 # ---------------------------------------------------------------- values
 @dataclass(frozen=True)
 class Tensor:
+    """A tensor value during elaboration: its graph node and type."""
+
     node: str
     type: TensorType
 
@@ -63,12 +65,16 @@ class Sym:
 
 @dataclass(frozen=True)
 class ModuleRef:
+    """A reference to a module (a labelled block instance) by path."""
+
     path: str
     graph_id: int
 
 
 @dataclass
 class Binding:
+    """A name's value in a scope, with where it was written."""
+
     value: object
     origin: Loc | None  # where the value was first written down, for notes in errors
 
@@ -152,6 +158,8 @@ def is_stdlib(file: str) -> bool:
 
 @dataclass
 class BlockEntry:
+    """A defined block and the scope of the file that defined it."""
+
     defn: ast.BlockDef
     scope: Scope  # the global scope of the file that defined it (lexical scoping)
 

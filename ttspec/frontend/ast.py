@@ -9,21 +9,29 @@ from ..errors import Loc
 
 @dataclass
 class Expr:
+    """An expression, where it starts in the source."""
+
     loc: Loc
 
 
 @dataclass
 class Literal(Expr):
+    """`64`, `1e-5`, `"gelu"`, `true`, `none`."""
+
     value: object  # int, float, str, bool or None
 
 
 @dataclass
 class Name(Expr):
+    """A variable, parameter or dimension by name."""
+
     id: str
 
 
 @dataclass
 class BinOp(Expr):
+    """`a + b`, `a * b`, `a ** b` ..."""
+
     op: str
     left: Expr
     right: Expr
@@ -31,18 +39,24 @@ class BinOp(Expr):
 
 @dataclass
 class Compare(Expr):
+    """`a < b <= c`: a chain of comparisons, as in Python."""
+
     ops: list[str]
     operands: list[Expr]
 
 
 @dataclass
 class BoolOp(Expr):
+    """`a and b`, `a or b`."""
+
     op: str  # "and" / "or"
     values: list[Expr]
 
 
 @dataclass
 class UnaryOp(Expr):
+    """`-a`, `not a`."""
+
     op: str  # "-" / "not"
     operand: Expr
 
@@ -64,6 +78,8 @@ class Subscript(Expr):
 
 @dataclass
 class Arg:
+    """One argument of a call, positional or by name."""
+
     name: str | None  # None for positional
     value: Expr
     loc: Loc
@@ -71,6 +87,8 @@ class Arg:
 
 @dataclass
 class Call(Expr):
+    """`attention(h, heads = 8) as attn`: a block or primitive applied, with its label."""
+
     func: str
     args: list[Arg]
     label: str | None
@@ -79,12 +97,16 @@ class Call(Expr):
 
 @dataclass
 class RepeatCall(Expr):
+    """`repeat(32) decoder(h)`: a block applied `count` times in sequence."""
+
     count: Expr
     call: Call
 
 
 @dataclass
 class DimSpec:
+    """One dimension of a tensor type: a name, a number or `*`."""
+
     name: str | None  # symbolic or named dim; None with value set for literals
     value: int | None
     loc: Loc
@@ -93,6 +115,8 @@ class DimSpec:
 
 @dataclass
 class TensorTypeSpec:
+    """`bf16[batch, seq, 64]`: a tensor type as written."""
+
     dtype: str | None
     dims: list[DimSpec]
     loc: Loc
@@ -100,17 +124,23 @@ class TensorTypeSpec:
 
 @dataclass
 class ScalarTypeSpec:
+    """`int`, `float` ...: a scalar parameter's type as written."""
+
     name: str
     loc: Loc
 
 
 @dataclass
 class Stmt:
+    """A statement, where it starts in the source."""
+
     loc: Loc
 
 
 @dataclass
 class LetBinding:
+    """`name = value` in a `let`."""
+
     name: str
     value: Expr
     loc: Loc
@@ -118,22 +148,30 @@ class LetBinding:
 
 @dataclass
 class Let(Stmt):
+    """`let d = 64, heads = 8`: constants."""
+
     bindings: list[LetBinding]
 
 
 @dataclass
 class Assign(Stmt):
+    """`h = expr`: a tensor (or value) bound to a name."""
+
     name: str
     value: Expr
 
 
 @dataclass
 class Return(Stmt):
+    """`return expr` in a block."""
+
     value: Expr
 
 
 @dataclass
 class If(Stmt):
+    """`if cond { ... } else { ... }`, decided at elaboration."""
+
     cond: Expr
     body: list[Stmt]
     orelse: list[Stmt]
@@ -141,6 +179,8 @@ class If(Stmt):
 
 @dataclass
 class Input(Stmt):
+    """`input tokens: int32[batch, seq] where ...`: a model input."""
+
     name: str
     type: TensorTypeSpec
     where: Expr | None
@@ -148,12 +188,16 @@ class Input(Stmt):
 
 @dataclass
 class Output(Stmt):
+    """`output logits = expr`: a model output."""
+
     name: str
     value: Expr
 
 
 @dataclass
 class Import(Stmt):
+    """`import "file.arch"`: another file's blocks and constants."""
+
     path: str
 
 
@@ -182,6 +226,8 @@ class Target(Stmt):
 
 @dataclass
 class Param:
+    """A block parameter: its type or default, or both."""
+
     name: str
     type: TensorTypeSpec | ScalarTypeSpec | None
     default: Expr | None
@@ -190,6 +236,8 @@ class Param:
 
 @dataclass
 class BlockDef(Stmt):
+    """`block name(params) -> type { ... }`: a block definition."""
+
     name: str
     params: list[Param]
     returns: TensorTypeSpec | None

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from .. import __version__
@@ -136,7 +133,13 @@ def _cache_dir() -> Path | None:
     return Path(base) / "ast"
 
 
-def _cache_key(text: str, name: str) -> str:
+def _cache_key(text: str, name: str) -> str | None:
+    """The cache entry's name; None without a cache, so a cold run (TTSPEC_NO_CACHE=1) never imports
+    hashlib, json or tempfile (imported where used, for start-up)."""
+    if _cache_dir() is None:
+        return None
+    import hashlib
+
     h = hashlib.sha256(f"{__version__}\0{_CACHE_FORMAT}\0{name}\0".encode())
     root = GRAMMAR_PATH.parent.parent
     for rel in _SALT_FILES:
@@ -175,10 +178,12 @@ def _decode(data):
     raise ValueError("malformed cache entry")
 
 
-def _cache_load(key: str) -> ast.Module | None:
+def _cache_load(key: str | None) -> ast.Module | None:
     d = _cache_dir()
-    if d is None:
+    if d is None or key is None:
         return None
+    import json
+
     try:
         with open(d / f"{key}.json", encoding="utf-8") as f:
             data = json.load(f)
@@ -188,10 +193,13 @@ def _cache_load(key: str) -> ast.Module | None:
     return module if isinstance(module, ast.Module) else None
 
 
-def _cache_store(key: str, module: ast.Module) -> None:
+def _cache_store(key: str | None, module: ast.Module) -> None:
     d = _cache_dir()
-    if d is None:
+    if d is None or key is None:
         return
+    import json
+    import tempfile
+
     try:
         data = json.dumps(_encode(module), separators=(",", ":"))
     except (RecursionError, TypeError, ValueError):

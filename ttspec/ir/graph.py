@@ -34,6 +34,8 @@ class NodeKind(str, Enum):
 
 @dataclass
 class Node:
+    """One op applied in the graph: its inputs (node ids), attributes, parameters and type."""
+
     id: str
     op: str  # a REGISTRY op name, or a NodeKind (INPUT, REPEAT)
     inputs: list[str]
@@ -62,6 +64,8 @@ class Node:
 
 @dataclass
 class Param:
+    """A stored parameter: its full name, shape, module, and the one it is tied to."""
+
     name: str
     shape: tuple[int, ...]
     module: str
@@ -88,6 +92,8 @@ class ModuleInfo:
 
 @dataclass
 class Graph:
+    """Nodes in order, their users, the inputs and named outputs, and the parameters."""
+
     nodes: dict[str, Node] = field(default_factory=dict)
     users: dict[str, list[str]] = field(default_factory=dict)  # node id -> ids of nodes reading it
     inputs: list[str] = field(default_factory=list)
@@ -149,6 +155,8 @@ class Graph:
 
 @dataclass
 class Model:
+    """An elaborated spec: its graph and what the spec states about it (bounds, family ...)."""
+
     name: str
     graph: Graph
     bounds: dict[str, int]  # symbolic dim -> inclusive upper bound from `where`

@@ -14,6 +14,8 @@ DTYPES = INT_DTYPES + FLOAT_DTYPES
 
 @dataclass(frozen=True)
 class TensorType:
+    """A tensor's dtype and shape (ints and symbolic dims)."""
+
     dtype: str
     shape: tuple[Dim, ...]
 

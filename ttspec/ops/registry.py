@@ -42,6 +42,8 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class ArgSpec:
+    """One argument of an op: name, kind and default."""
+
     name: str
     kind: str  # tensor | int | float | bool | str | rope | ref
     default: object = REQUIRED
@@ -50,6 +52,8 @@ class ArgSpec:
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """The shape of a parameter an op creates, and what it is tied to."""
+
     shape: tuple[int, ...]
     tied_to: str | None = None  # full name of the parameter this one shares storage with
 
@@ -116,6 +120,8 @@ def no_flops(ins, out, attrs) -> int:
 
 @dataclass(frozen=True)
 class OpDef:
+    """A primitive op: its arguments and its rules for shapes, parameters and FLOPs."""
+
     name: str
     args: tuple[ArgSpec, ...]
     shape: ShapeRule
@@ -175,6 +181,8 @@ def positive(attrs: dict, key: str) -> int:
 # ---------------------------------------------------------------- configs (structured values)
 @dataclass(frozen=True)
 class ConfigDef:
+    """A config value (e.g. a rotary config): its fields and their check."""
+
     name: str
     fields: tuple[ArgSpec, ...]
     check: Callable[[dict], None]

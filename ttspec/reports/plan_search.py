@@ -241,7 +241,7 @@ def search(model: Model, chosen: Target, objective: str = "latency", seq: int | 
            batch: int | None = None, strategy: Strategy | None = None) -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
-    from ..backends.ttnn.backend import check_supported
+    from ..backends.ttnn.support import check_supported
     from ..driver import target_pipeline
 
     if objective not in OBJECTIVES:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from ...elaborate import show
 from ...errors import ArchError
-from ...ir.graph import Graph, Node, layer_variants, point_at_spec
-from ...ops import APPLY_ROPE, REGISTRY, Config, Unsupported, rotary_dims
+from ...ir.graph import Node
+from ...ops import APPLY_ROPE, REGISTRY, Config, rotary_dims
 from ...targets import TILE
 from .names import POSITIONS_ARG, class_scope
 from .plan import ClassPlan, Leaf, Repeat, class_name
@@ -250,29 +250,6 @@ def _sequence(names: list[str]) -> Expr:
             runs.append(times([names[start]], i - start))
             start = i
     return min(periodic, total(runs), key=size)
-
-
-def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | None = None) -> None:
-    """Refuse, with the reason and where the spec asks for it, any op (or use of an op) a
-    backend cannot lower."""
-    outer = outer or []
-    for node in graph.topo():
-        if node.op == "input":
-            continue
-        if node.op == "repeat":
-            for body, _ in layer_variants(node):
-                check_lowerable(body, backend_name, lowering_of, [(graph, node.module)] + outer)
-            continue
-        lowering = lowering_of(REGISTRY[node.op])
-        try:
-            if lowering is None:
-                raise ArchError(f"`{node.op}` cannot be lowered to {backend_name}", node.loc)
-            if lowering.check is not None:
-                lowering.check(node, graph)
-        except Unsupported as e:
-            raise point_at_spec(ArchError(e.reason, node.loc, hint=e.hint), [(graph, node.module)] + outer) from None
-        except ArchError as e:
-            raise point_at_spec(e, [(graph, node.module)] + outer) from None
 
 
 class ClassNames:

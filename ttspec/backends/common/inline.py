@@ -19,6 +19,7 @@ The compiler never imports the runtime modules (they import torch or ttnn): it r
 from __future__ import annotations
 
 import ast
+import symtable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -85,12 +86,24 @@ def module_paths(dirs: list[Path]) -> list[Path]:
 
 
 def _loads(node: ast.AST) -> tuple[set[str], set[str]]:
+    """The names a definition loads and the attribute names it reads. A walk of its own rather than
+    ast.walk, whose generators cost twice as much: every compile walks the whole runtime."""
     names, attributes = set(), set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-            names.add(sub.id)
-        elif isinstance(sub, ast.Attribute):
+    stack = [node]
+    while stack:
+        sub = stack.pop()
+        if type(sub) is ast.Name:
+            if type(sub.ctx) is ast.Load:
+                names.add(sub.id)
+            continue
+        if type(sub) is ast.Attribute:
             attributes.add(sub.attr)
+        for field in sub._fields:
+            value = getattr(sub, field, None)
+            if isinstance(value, list):
+                stack.extend(item for item in value if isinstance(item, ast.AST))
+            elif isinstance(value, ast.AST):
+                stack.append(value)
     return names, attributes
 
 
@@ -148,11 +161,14 @@ def parse_module(path: Path) -> Module:
 
 
 def module_level_names(dirs: list[Path]) -> set[str]:
-    """Every name the runtime's modules define or import at module level (what a program may hold)."""
+    """Every name the runtime's modules define or import at module level (what a program may hold).
+    Read with `symtable` (the compiler's own symbol tables, built in C) rather than parse_module: the
+    namer needs it for every compile, before anything is inlined, and walking every module's `ast`
+    in Python cost three times as much."""
     names = set()
     for path in module_paths(dirs):
-        module = parse_module(path)
-        names |= {d.name for d in module.definitions} | set(module.imports)
+        table = symtable.symtable(path.read_text(encoding="utf-8"), str(path), "exec")
+        names |= {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
     return names
 
 

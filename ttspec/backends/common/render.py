@@ -1,40 +1,23 @@
-"""jinja2 rendering of generated programs (their runtime inlined), and what they share (HF name rules)."""
+"""What the generated programs' text shares: the spec path as they quote it, the class bodies and
+HF name tables they write, their runtime inlined (inline.py), and the HF name rules they carry.
+
+Each backend writes its program's text with plain Python (backends/*/program.py), not a template
+engine: importing and compiling one cost more than the rest of `ttspec compile`."""
 
 from __future__ import annotations
 
 import re
-from functools import cache
-from pathlib import Path
 
 from ...families import check_family_labels, generated_rules
 from ...ir.graph import Model
-from .inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK, inline_runtime, runtime_dirs
-
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+from .inline import inline_runtime, runtime_dirs
 
 
-@cache
-def _env():
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-
-
-def render(template: str, **context) -> str:
-    if "spec" in context:
-        context["spec"] = display_path(context["spec"])
-    return _env().get_template(template).render(**context)
-
-
-def render_program(template: str, backend: str, api: tuple[str, ...], mixins: dict[str, set[str]] | None = None,
-                   **context) -> str:
-    """A generated program: the template (header, model classes, data tables) with the runtime it
-    uses, and `api` (what it offers its users, and helpers its lowerings asked for by name), inlined
-    from backends/<backend>/rt and backends/common/rt. `mixins`: runtime classes whose methods a model
-    class takes, each without some (see inline.py)."""
-    marks = {f"methods_of_{name}": METHODS_MARK.format(name) for name in mixins or {}}
-    text = render(template, imports_mark=IMPORTS_MARK, runtime_mark=RUNTIME_MARK, **marks, **context)
+def with_runtime(text: str, backend: str, api: tuple[str, ...], mixins: dict[str, set[str]] | None = None) -> str:
+    """A generated program: its text (header, model classes, data tables, with the marks of
+    inline.py) with the runtime it uses, and `api` (what it offers its users, and helpers its
+    lowerings asked for by name), inlined from backends/<backend>/rt and backends/common/rt.
+    `mixins`: runtime classes whose methods a model class takes, each without some (see inline.py)."""
     return inline_runtime(text, runtime_dirs(backend, "common"), set(api), mixins)
 
 
@@ -44,6 +27,26 @@ def display_path(path: str) -> str:
     characters, so the lines quoting it stay within 120 columns."""
     text = re.sub(r"[^A-Za-z0-9_./+@-]", "?", str(path))
     return text if len(text) <= 100 else "..." + text[-97:]
+
+
+def _indented(lines: list[str]) -> str:
+    """Printed statements (each one or more lines) as a method body, indented 8."""
+    return "".join(f"        {part}\n" for line in lines for part in line.splitlines())
+
+
+def class_body(cls: dict) -> str:
+    """A model class's __init__ statements (after its opening lines) and its forward method."""
+    forward = cls["forward"]
+    return (_indented(cls["init"]) + f"\n    def forward(self, {', '.join(forward['params'])}):\n"
+            + _indented(forward["lines"]))
+
+
+def hf_names_table(rules: list[tuple[str, str, str]]) -> str:
+    """The program's HF_NAMES table (none without HF name rules)."""
+    if not rules:
+        return ""
+    return ("\n\n# ttspec name -> (HF transformers name, transform); `(\\d+)` is the layer index.\nHF_NAMES = [\n"
+            + "".join(f'    (r"{ours}", "{hf}", "{transform}"),\n' for ours, hf, transform in rules) + "]\n")
 
 
 def hf_rules(model: Model) -> list[tuple[str, str, str]]:

@@ -11,14 +11,16 @@ from ...errors import ArchError, UsageError
 from ...ir.graph import Model, layer_variants, point_at_spec
 from ...ops import LINEAR, TIED_LINEAR
 from ...weight_formats import BF16, WeightFormats
-from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
+from ..common.backend import Backend, ClassNames, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
 from ..common.printer import print_stmt
 from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name
-from ..common.render import display_path, hf_rules, render_program
+from ..common.render import display_path, hf_rules, with_runtime
+from ..common.support import check_lowerable
 from .lower import LOWERINGS
+from .program import torch_program
 
 
 class TorchBackend(Backend):
@@ -171,12 +173,13 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
                             "labels": labels, "labels_text": _labels_text(labels)})
     blocker = decode_blocker(model)
     api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
-    return render_program("torch_model.py.j2", "torch", api, model=model, spec=spec_path, classes=classes,
-                          root=root.name, cannot_decode=_blocker_text(blocker) if blocker else None,
-                          renamed=any(c["labels"] for c in classes), hf_rules=hf_rules(model),
-                          tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
-                          n_params=count_params(model.graph), vocab=model.graph.node(root.outputs[0]).type.shape[-1],
-                          block_weights=block_weights, weights_dtype=str(weights_dtype))
+    text = torch_program(dict(model=model, spec=display_path(spec_path), classes=classes,
+                              cannot_decode=_blocker_text(blocker) if blocker else None,
+                              renamed=any(c["labels"] for c in classes), hf_rules=hf_rules(model),
+                              tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
+                              n_params=count_params(model.graph), block_weights=block_weights,
+                              weights_dtype=str(weights_dtype)))
+    return with_runtime(text, "torch", api)
 
 
 def _printed(body: list[Stmt]) -> list[str]:

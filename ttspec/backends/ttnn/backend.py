@@ -8,16 +8,16 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 
 from __future__ import annotations
 
-from ...errors import ArchError
-from ...ir.graph import Model, Node, point_at_spec
-from ..common.backend import Backend, ClassNames, check_lowerable, layer_variants_of
+from ...ir.graph import Model, Node
+from ..common.backend import Backend, ClassNames, layer_variants_of
 from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
 from ..common.printer import print_stmt
 from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, FString, Name, Stmt, Tuple, call, name
-from ..common.render import hf_rules, render_program
+from ..common.render import display_path, hf_rules, with_runtime
 from .lower import LOWERINGS
+from .program import ttnn_program
 
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
                  "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}
@@ -25,19 +25,6 @@ WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_
 
 # what every TT-NN program offers its users beside the model class (see the program's docstring)
 API = ("open_device", "close_device", "generate")
-
-
-def check_supported(model: Model) -> None:
-    """Refuse what ttnn 0.81.1 cannot run, with the reason, before generating anything."""
-    outputs = list(model.graph.outputs)
-    if len(outputs) > 1:
-        node = model.graph.node(model.graph.outputs[outputs[1]])
-        raise point_at_spec(ArchError(
-            f"TT-NN programs return one output (the logits); this spec declares {len(outputs)}: "
-            f"{', '.join(f'`{o}`' for o in outputs)}", node.loc,
-            hint="keep one `output` for a TT-NN target (`--target torch` returns them all)"),
-            [(model.graph, node.module)])
-    check_lowerable(model.graph, "TT-NN", lambda opdef: LOWERINGS.get(opdef.name))
 
 
 class TTNNBackend(Backend):
@@ -100,12 +87,13 @@ def compile_ttnn(build, spec_path: str) -> str:
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
     without = set() if rules else {"load_weights"}  # HF weights load by the family's names
     api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
-    return render_program("ttnn_model.py.j2", "ttnn", api, {"Program": without}, model=model, spec=spec_path,
-                          target=target, classes=classes, root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
-                          weights_dtype_name=str(weights_dtype), weight_bytes=need, vocab=out_node.type.shape[-1],
-                          max_seq=build.context, seq_bound=build.memory.seq_bound,
-                          parameters=_parameter_patterns(model), **_kv_cache_facts(build),
-                          **_mesh_facts(shard_plan, bool(shard_plan) and bool(shard_plan.split_on(out_node.id))))
+    text = ttnn_program(dict(model=model, spec=display_path(spec_path), target=target, classes=classes,
+                             root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
+                             weights_dtype_name=str(weights_dtype), weight_bytes=need, vocab=out_node.type.shape[-1],
+                             max_seq=build.context, seq_bound=build.memory.seq_bound,
+                             parameters=_parameter_patterns(model), **_kv_cache_facts(build),
+                             **_mesh_facts(shard_plan, bool(shard_plan) and bool(shard_plan.split_on(out_node.id)))))
+    return with_runtime(text, "ttnn", api, {"Program": without})
 
 
 def _mesh_facts(plan, logits_split: bool) -> dict:

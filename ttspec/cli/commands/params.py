@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from ...output import write_output
 from ..options import JSON, OUTPUT, SEQ, spec_parent
 
@@ -16,6 +14,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import json  # here, as every command's imports: `ttspec` imports all their modules to build its parser
+
     from ...analysis.params_report import params_report
     from ...driver import load_model
     from ...reports.params_table import render_table

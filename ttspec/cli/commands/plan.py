@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 from ...output import write_output
 from ...targets import DEVICE_TARGETS
 from ...weight_formats import BF16
@@ -46,6 +44,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import json  # here, as every command's imports: `ttspec` imports all their modules to build its parser
+
     from ...driver import load_model
     from ...reports.plan_report import plan_report, render_plan
 

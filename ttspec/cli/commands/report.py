@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from ...errors import UsageError
 from ...output import write_output
 from ..options import (
@@ -44,6 +42,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import json  # here, as every command's imports: `ttspec` imports all their modules to build its parser
+
     from ...driver import load_model
     from ...reports.report import cost_report, render_report
 
