@@ -231,18 +231,8 @@ class Rotary(nn.Module):
         super().__init__()
         self.rot = rotary_dims or head_dim
         self.style = style
-        inv_freq = 1.0 / theta ** (torch.arange(0, self.rot, 2, dtype=torch.int64).float() / self.rot)
-        if scaling == "linear":
-            inv_freq = inv_freq / factor
-        elif scaling == "llama3":
-            wavelen = 2 * math.pi / inv_freq
-            low_wavelen = original_max_positions / low_freq_factor
-            high_wavelen = original_max_positions / high_freq_factor
-            scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
-            smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-            smoothed = (1 - smooth) * scaled / factor + smooth * scaled
-            medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
-            inv_freq = torch.where(medium, smoothed, scaled)
+        inv_freq = rope_inverse_frequencies(self.rot, theta, scaling, factor, low_freq_factor, high_freq_factor,
+                                            original_max_positions)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         # what tells helpers of one config apart (Positions keeps one table per step for each)
         self.settings = (theta, self.rot, style, scaling, factor, low_freq_factor, high_freq_factor,
@@ -397,6 +387,29 @@ def from_hf(name: str, hf_state_dict):
                 return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
             return tensor
     raise KeyError(f"no HF name for {name}")
+
+
+# ---------------------------------------------------------------- from ttspec/backends/common/rt/rope.py
+
+
+def rope_inverse_frequencies(rot: int, theta: float, scaling: str = "none", factor: float = 1.0,
+                             low_freq_factor: float = 1.0, high_freq_factor: float = 4.0,
+                             original_max_positions: int = 8192) -> torch.Tensor:
+    """The `rot // 2` inverse frequencies of the rotated features of a head (float32)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, rot, 2, dtype=torch.int64).float() / rot)
+    if scaling == "linear":
+        return inv_freq / factor
+    if scaling != "llama3":
+        return inv_freq
+    # Llama 3: long wavelengths slow down by `factor`, short ones stay, the band between is blended
+    wavelen = 2 * math.pi / inv_freq
+    low_wavelen = original_max_positions / low_freq_factor
+    high_wavelen = original_max_positions / high_freq_factor
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, smoothed, scaled)
 
 
 # tied parameter -> the parameter whose tensor it shares

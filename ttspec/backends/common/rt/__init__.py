@@ -8,4 +8,4 @@ program's values); its defaults only let the runtime import and be tested on its
 """
 
 # the order their definitions take in a program
-MODULES = ("generate", "parameters")
+MODULES = ("generate", "parameters", "rope")

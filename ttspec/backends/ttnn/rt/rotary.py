@@ -6,6 +6,7 @@ import math
 import torch
 import ttnn
 
+from ...common.rt.rope import rope_inverse_frequencies
 from .mesh import shard
 
 
@@ -24,18 +25,8 @@ class Rotary:
         self.head_dim = head_dim
         self.rot = rotary_dims or head_dim
         self.style = style
-        inv_freq = 1.0 / theta ** (torch.arange(0, self.rot, 2, dtype=torch.int64).float() / self.rot)
-        if scaling == "linear":
-            inv_freq = inv_freq / factor
-        elif scaling == "llama3":
-            wavelen = 2 * math.pi / inv_freq
-            low_wavelen = original_max_positions / low_freq_factor
-            high_wavelen = original_max_positions / high_freq_factor
-            scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
-            smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-            smoothed = (1 - smooth) * scaled / factor + smooth * scaled
-            medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
-            inv_freq = torch.where(medium, smoothed, scaled)
+        inv_freq = rope_inverse_frequencies(self.rot, theta, scaling, factor, low_freq_factor, high_freq_factor,
+                                            original_max_positions)
         self.inv_freq = inv_freq
         self.matrix = self._upload(self._rotation())
         self.tables = {}
