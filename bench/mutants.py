@@ -70,10 +70,11 @@ MUTANTS = [
            'options = {"epsilon": Const(node.attrs["eps"] if kind == "layer" else 1e-05), "weight"',
            ("tests/test_random_architectures.py",),
            "the TT-NN rms_norm ignores the spec's eps"),
-    Mutant("llama3_scaling_broken_in_torch", "ttspec/backends/torch/rt/positions.py",
+    Mutant("llama3_scaling_broken_in_torch", "ttspec/backends/common/rt/rope.py",
            "scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)", "scaled = inv_freq",
            ("tests/test_references.py::test_llama_rope_scaling_matches_hf",),
-           "the torch reference's Llama 3 scaling leaves the low frequencies unscaled"),
+           "the runtime's Llama 3 scaling (the torch reference's and the TT-NN program's) leaves the low "
+           "frequencies unscaled"),
     # beyond issue 8's seven: other codegen behaviours the snapshot test guards
     Mutant("sinusoidal_sin_cos_swapped", "ttspec/backends/ttnn/rt/rotary.py",
            "values[0, :, 0::2] = torch.sin(position * div)", "values[0, :, 0::2] = torch.cos(position * div)",
@@ -87,9 +88,9 @@ MUTANTS = [
            SEMANTIC, "the torch reference's layer_norm ignores its bias",
            equivalent="unreachable: every layer_norm with parameters is a class leaf (nn.LayerNorm); no spec in "
                       "specs/ or tests/test_completeness.py emits F.layer_norm"),
-    Mutant("ttnn_linear_rope_scaling_dropped", "ttspec/backends/ttnn/rt/rotary.py",
-           "            inv_freq = inv_freq / factor", "            inv_freq = inv_freq",
-           SEMANTIC, "the TT-NN program ignores linear RoPE scaling"),
+    Mutant("ttnn_linear_rope_scaling_dropped", "ttspec/backends/common/rt/rope.py",
+           "        return inv_freq / factor", "        return inv_freq",
+           SEMANTIC, "the runtime (TT-NN program and torch reference) ignores linear RoPE scaling"),
     Mutant("ttnn_attention_scale_default", "ttspec/backends/ttnn/lower.py",
            "is_causal=Const(True), scale=scale,", "is_causal=Const(True), scale=Const(None),",
            ("tests/test_random_architectures.py",),
