@@ -76,7 +76,7 @@ def test_every_spec_verifies_after_every_pass(spec):
             raise
         except Exception:  # the planner refuses some meshes for some models (heads that do not split)
             continue
-        sharded += out.plan is not None
+        sharded += bool(out.plan.axes)
     assert sharded or spec.startswith(("gpt2", "phi"))
 
 
@@ -211,7 +211,7 @@ def test_structural_kinds_are_not_ops(nano):
 # ---------------------------------------------------------------- what one chip holds (ir/sharding.py)
 def test_local_shapes_of_a_gqa_model_over_8_chips():
     """llama-gqa-tiny (d 256, 8 heads of 32, 2 KV heads, MLP 768) over 1x8: closed forms from its sizes."""
-    from ttspec.ir.sharding import local_shape
+    from ttspec.ir.sharding import local_shape, one_chip
 
     model = load_model(SPECS / "llama-gqa-tiny.arch")
     ir = PIPELINE.run(model, Sharding((1, 8)))
@@ -235,4 +235,4 @@ def test_local_shapes_of_a_gqa_model_over_8_chips():
     assert value("mlp.mul") == ("batch", "seq", 768 // 8)
     assert value("reduce_scatter") == ("batch", "seq", 256 // 8)  # the residual, split on hidden
     assert value("mlp_norm.rms_norm") == ("batch", "seq", 256)  # gathered before the norm
-    assert local_shape((64, 256), None, "layers.*.attn.wk.weight", param=True) == (64, 256)  # one chip: whole
+    assert local_shape((64, 256), one_chip(), "layers.*.attn.wk.weight", param=True) == (64, 256)  # one chip: whole

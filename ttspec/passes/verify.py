@@ -25,7 +25,7 @@ from ..ops import REGISTRY, OpError, ShapeContext
 from ..ops.norms import NORM_STATISTICS
 
 if TYPE_CHECKING:
-    from .shard import ShardPlan
+    from ..ir.sharding import ShardPlan
 
 
 class VerifyError(AssertionError):
@@ -40,7 +40,7 @@ def verify_ir(model: Model, plan: ShardPlan | None = None, after: str = "") -> N
     top = model.graph.params
     problems += [f"parameter `{p.name}` is tied to `{p.tied_to}`, which is not a parameter of the model"
                  for p in top.values() if p.tied_to is not None and p.tied_to not in top]
-    if plan is not None:
+    if plan is not None:  # after the sharding pass (before it there is no plan)
         _sharding(model.graph, plan, problems)
     if problems:
         where = f" after pass `{after}`" if after else ""

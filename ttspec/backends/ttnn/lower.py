@@ -77,10 +77,9 @@ SPLIT_NAMES = {Placement.COLUMN: "column", Placement.VOCAB: "column", Placement.
 
 
 def _split(ctx, node) -> dict[str, Expr]:
-    """The `split=` a weight loader takes for this node's parameters on a mesh ({} when replicated):
+    """The `split=` a weight loader takes for this node's parameters on a mesh ({} when replicated, as
+    everything is on one chip, whose plan has no axes):
     a 1-D program names its tensor-parallel axis's split, a 2-D one a (rows, columns) pair."""
-    if not ctx.mesh:
-        return {}
     names = [SPLIT_NAMES.get(placements(node).get(ax.axis, Placement.REPLICATE)) for ax in ctx.mesh.axes]
     if not any(names):
         return {}
