@@ -300,7 +300,7 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
 
     visit(graph, "", 1)
     hidden = graph.node(head.inputs[0]).type.shape[-1]
-    vocab = head.attrs.get("padded_out", head.type.shape[-1])
+    vocab = head.type.shape[-1] if head.shard.padded_out is None else head.shard.padded_out
     residual = hidden
     for ax in plan.axes:
         if ax.residual == Layout.SPLIT:

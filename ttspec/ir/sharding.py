@@ -10,9 +10,39 @@ axes (one_chip()), over which nothing is split, no work divided and no collectiv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .layout import Layout, Placement
+
+
+@dataclass(frozen=True)
+class NodeShard:
+    """What the sharding pass decided for one node (Node.shard), written only there (passes/shard.py:
+    the Planner) and read by the lowering, the activation fusion and the memory model: where its
+    parameters live on each mesh axis that placed them, the heads one chip holds of an op that cuts or
+    reads heads (query heads of split_heads and split_qkv_heads, KV heads of split_qkv_heads and
+    attend), and the rows of a vocabulary-split projection after zero padding. None: whole (as on
+    one chip, whose nodes keep NO_SHARD)."""
+
+    placements: tuple[tuple[int, Placement], ...] = ()  # (mesh axis, placement), in the order axes are planned
+    local_heads: int | None = None
+    local_kv_heads: int | None = None
+    padded_out: int | None = None
+
+    def on(self, axis: int) -> Placement:
+        """The placement of the node's parameters on mesh `axis` (replicated where that axis placed none)."""
+        return dict(self.placements).get(axis, Placement.REPLICATE)
+
+    @property
+    def placed(self) -> set[Placement]:
+        """The placements of the node's parameters over all axes."""
+        return {placement for _, placement in self.placements}
+
+    def placed_on(self, axis: int, placement: Placement) -> NodeShard:
+        return replace(self, placements=tuple((a, p) for a, p in self.placements if a != axis) + ((axis, placement),))
+
+
+NO_SHARD = NodeShard()  # a node the sharding pass left whole (every node before it, and on one chip)
 
 
 @dataclass

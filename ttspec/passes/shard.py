@@ -206,10 +206,6 @@ class Planner:
             new = rule(self, node, [self.layouts[i] for i in node.inputs])
         except ArchError as e:
             raise point_at_spec(e, [(self.graph, node.module)] + self.outer) from None
-        if "placement" in new.attrs:  # a rule's placement is this axis's: codegen reads them all, by axis
-            attrs = {k: v for k, v in new.attrs.items() if k != "placement"}
-            attrs["placements"] = {**new.attrs.get("placements", {}), self.ax.axis: new.attrs["placement"]}
-            new = replace(new, attrs=attrs)
         return new
 
     def place_repeat(self, node: Node) -> Node:
@@ -263,13 +259,23 @@ class Planner:
         inputs[index] = self.convert(inputs[index], want, why, node)
         return replace(node, inputs=inputs)
 
-    def place(self, node: Node, placement: Placement, padded_rows: int | None = None) -> None:
+    def place(self, node: Node, placement: Placement, padded_rows: int | None = None) -> Node:
+        """Place the node's parameters on this axis: recorded in the plan (per parameter) and on the
+        node (its NodeShard, per axis, which codegen reads); returns the annotated node."""
         fused = node.attrs.get("fused")
         names = list(node.params.values()) + (fused.param_names if fused else [])
         for name in names:
             self.ax.placements[self.prefix + name] = placement
             if padded_rows is not None:
                 self.ax.padded_rows[self.prefix + name] = padded_rows
+        shard = node.shard.placed_on(self.ax.axis, placement)
+        return replace(node, shard=shard if padded_rows is None else replace(shard, padded_out=padded_rows))
+
+    def hold_heads(self, node: Node, heads: int | None = None, kv_heads: int | None = None) -> Node:
+        """The node annotated with the query and KV heads one chip holds of it (None: as before)."""
+        shard = node.shard
+        return replace(node, shard=replace(shard, local_heads=shard.local_heads if heads is None else heads,
+                                           local_kv_heads=shard.local_kv_heads if kv_heads is None else kv_heads))
 
     def copy_kv(self, name: str, copies: int) -> None:
         """A K or V projection whose heads are fewer than the devices: each head on `copies` devices."""
