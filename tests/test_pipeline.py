@@ -11,6 +11,7 @@ import pytest
 from ttspec.driver import load_model, prepare, resolve_options
 from ttspec.ir.graph import Node, NodeKind, layer_variants
 from ttspec.ir.layout import Placement
+from ttspec.ir.sharding import NodeShard
 from ttspec.ir.types import TensorType
 from ttspec.passes import pipeline
 from ttspec.passes.pipeline import PIPELINE, VERIFY_ENV, Lowered, Pass, Pipeline, Sharding
@@ -76,7 +77,7 @@ def test_every_spec_verifies_after_every_pass(spec):
             raise
         except Exception:  # the planner refuses some meshes for some models (heads that do not split)
             continue
-        sharded += out.plan is not None
+        sharded += bool(out.plan.axes)
     assert sharded or spec.startswith(("gpt2", "phi"))
 
 
@@ -188,6 +189,38 @@ def test_sharding_facts_missing_after_the_sharding_pass(nano):
         verify_ir(ir.model, plan, after="shard")
 
 
+def _sharded_body_node(ir, op):
+    model = copy.deepcopy(ir.model)
+    return model, next(n for n in _body(model).topo() if n.op == op)
+
+
+def test_sharding_annotations_are_checked_against_the_plan(nano):
+    """Node.shard is the sharding pass's alone: none before it or on one chip, and after it placements
+    on the plan's axes only, whole heads per device."""
+    model = copy.deepcopy(nano)
+    next(n for n in _body(model).topo() if n.op == "linear").shard = NodeShard(((1, Placement.COLUMN),))
+    _broken(model, "carries a sharding annotation before the sharding pass")
+    one = PIPELINE.run(nano, None, verify=True)
+    model, node = _sharded_body_node(one, "linear")
+    node.shard = NodeShard(((1, Placement.COLUMN),))
+    with pytest.raises(VerifyError, match="carries a sharding annotation on one chip"):
+        verify_ir(model, one.plan, after="shard")
+    ir = PIPELINE.run(nano, Sharding((1, 2)), verify=True)  # tensor parallel over axis 1
+    model, node = _sharded_body_node(ir, "linear")
+    node.shard = replace(node.shard, placements=((0, Placement.COLUMN),))
+    with pytest.raises(VerifyError, match="which the plan does not split"):
+        verify_ir(model, ir.plan, after="shard")
+    model, node = _sharded_body_node(ir, "linear")
+    wrong = Placement.ROW if node.shard.on(1) == Placement.COLUMN else Placement.COLUMN
+    node.shard = replace(node.shard, placements=((1, wrong),))
+    with pytest.raises(VerifyError, match="but the plan places"):
+        verify_ir(model, ir.plan, after="shard")
+    model, node = _sharded_body_node(ir, "split_qkv_heads")
+    node.shard = replace(node.shard, local_heads=node.attrs["heads"] + 1)
+    with pytest.raises(VerifyError, match="not a whole share"):
+        verify_ir(model, ir.plan, after="shard")
+
+
 def test_a_broken_pass_is_caught_at_the_pass_that_broke_it(nano, monkeypatch):
     def mistype(ir: Lowered, sharding) -> Lowered:  # a pass that widens a value without changing its op
         model = copy.deepcopy(ir.model)
@@ -211,7 +244,7 @@ def test_structural_kinds_are_not_ops(nano):
 # ---------------------------------------------------------------- what one chip holds (ir/sharding.py)
 def test_local_shapes_of_a_gqa_model_over_8_chips():
     """llama-gqa-tiny (d 256, 8 heads of 32, 2 KV heads, MLP 768) over 1x8: closed forms from its sizes."""
-    from ttspec.ir.sharding import local_shape
+    from ttspec.ir.sharding import local_shape, one_chip
 
     model = load_model(SPECS / "llama-gqa-tiny.arch")
     ir = PIPELINE.run(model, Sharding((1, 8)))
@@ -235,4 +268,21 @@ def test_local_shapes_of_a_gqa_model_over_8_chips():
     assert value("mlp.mul") == ("batch", "seq", 768 // 8)
     assert value("reduce_scatter") == ("batch", "seq", 256 // 8)  # the residual, split on hidden
     assert value("mlp_norm.rms_norm") == ("batch", "seq", 256)  # gathered before the norm
-    assert local_shape((64, 256), None, "layers.*.attn.wk.weight", param=True) == (64, 256)  # one chip: whole
+    assert local_shape((64, 256), one_chip(), "layers.*.attn.wk.weight", param=True) == (64, 256)  # one chip: whole
+
+
+@pytest.mark.parametrize("chips,heads,kv_heads", [(8, 1, 1), (2, 4, 1)])
+def test_sharding_annotations_of_a_gqa_model(chips, heads, kv_heads):
+    """llama-gqa-tiny (8 heads, 2 KV heads) over 1 x chips: each chip holds 8 / chips query heads and
+    2 / chips KV heads, at least one (a KV head copied where the chips outnumber them); Megatron's
+    placements (fused QKV and w1 column-parallel, wo and w2 row-parallel) over mesh axis 1."""
+    model = load_model(SPECS / "llama-gqa-tiny.arch")
+    ir = PIPELINE.run(model, Sharding((1, chips)))
+    body = layer_variants(ir.model.graph.repeats()[0])[0][0]
+    split = next(n for n in body.topo() if n.op == "split_qkv_heads")
+    attend = next(n for n in body.topo() if n.op == "attend")
+    assert (split.shard.local_heads, split.shard.local_kv_heads, attend.shard.local_kv_heads) == (heads, kv_heads,
+                                                                                                  kv_heads)
+    placed = {n.module: n.shard.placements for n in body.topo() if n.op == "linear"}
+    assert placed["mlp.w2"] == placed["attn.wo"] == ((1, Placement.ROW),)
+    assert placed["mlp.w1"] == placed["attn.wqkv"] == ((1, Placement.COLUMN),)

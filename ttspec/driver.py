@@ -15,8 +15,8 @@ from .weight_formats import BF16, DTYPES, WeightFormats
 
 if TYPE_CHECKING:
     from .analysis.memory import Memory
+    from .ir.sharding import ShardPlan
     from .passes.pipeline import Lowered
-    from .passes.shard import ShardPlan
 from .elaborate import elaborate
 from .families import FAMILIES
 from .frontend.parser import parse_source, read_source
@@ -54,7 +54,7 @@ class Build:
     model: Model  # as the user wrote it
     lowered: Model  # after the lowering passes and the sharding planner
     options: Options
-    shard_plan: ShardPlan | None
+    shard_plan: ShardPlan  # one chip: a 1x1 mesh with no axes
     memory: Memory
     strategy_reason: str = ""  # why the planner chose this plan's strategy over the other (choose_strategy)
     weighed: list[Build] = field(default_factory=list)  # the other strategies' builds choose_strategy weighed
@@ -115,8 +115,8 @@ def prepare(model: Model, options: Options) -> Build:
 
     check_weight_formats(model, options.weights_dtype)  # the memory model's kinds (a tied head's own copy: `head`)
     shared = _shared(model)  # lowered once for every strategy weighed
-    if options.mesh == (1, 1):
-        return _prepare(model, options, None, shared)
+    if options.mesh == (1, 1):  # one chip: no strategy to weigh (its plan has no axes, whichever is asked)
+        return _prepare(model, options, "1d", shared)
     first, *others = [options.strategy] if options.strategy else strategies_allowed(options.mesh, options.dp)
     builds = [_prepare(model, options, first, shared)]  # the first (1-D) must build: its refusal is the error to show
     for strategy in others:  # a strategy the user did not force is simply not a candidate where it cannot build
@@ -143,8 +143,8 @@ def _try_prepare(model: Model, options: Options, strategy: str, shared: Lowered)
 def strategy_builds(model: Model, options: Options, chosen: Build | None = None) -> list[tuple[str, Build | ArchError]]:
     """Every strategy the mesh allows (strategies_allowed), built whether or not the options force one,
     or the planner's refusal: what `ttspec plan` compares. `chosen`: a build already made for one of them."""
-    made = {b.shard_plan.strategy: b for b in ([chosen] + chosen.weighed if chosen is not None else [])
-            if b.shard_plan is not None}  # built already: the chosen plan, and those the planner weighed
+    # built already: the chosen plan, and those the planner weighed
+    made = {b.shard_plan.strategy: b for b in ([chosen] + chosen.weighed if chosen is not None else [])}
     out: list[tuple[str, Build | ArchError]] = []
     shared = None
     for strategy in strategies_allowed(options.mesh, options.dp):
@@ -188,7 +188,7 @@ def choose_strategy(builds: list[Build], options: Options) -> Build:
     chosen = roomiest
     if len(fitting) > 1 and step_s(roomiest) > step_s(fitting[0]):
         chosen = fitting[0]
-    if chosen.shard_plan is not None and len(builds) > 1:
+    if len(builds) > 1:
         other = next(b for b in builds if b is not chosen)
         name, other_name = (STRATEGY_LABELS[b.shard_plan.strategy] for b in (chosen, other))
         at = f"at batch {options.batch}, context {context:,}"
@@ -227,14 +227,14 @@ def _shared(model: Model) -> Lowered:
     return target_pipeline().shared(model)
 
 
-def _prepare(model: Model, options: Options, strategy: str | None, shared: Lowered) -> Build:
-    """The pipeline's passes from `shared` (PIPELINE.shared(model)) on with `strategy` (None: one chip),
-    then the memory model of the result."""
+def _prepare(model: Model, options: Options, strategy: str, shared: Lowered) -> Build:
+    """The pipeline's passes from `shared` (PIPELINE.shared(model)) on with `strategy` over the options'
+    mesh (one chip: a 1x1 mesh, which the sharding pass plans with no axes), then the memory model of the
+    result."""
     from .analysis.memory import memory_model
     from .passes.pipeline import Sharding
 
-    sharding = Sharding(options.mesh, strategy, options.dp) if strategy is not None else None
-    lowered = target_pipeline().finish(shared, sharding)
+    lowered = target_pipeline().finish(shared, Sharding(options.mesh, strategy, options.dp))
     memory = memory_model(model, lowered.model, options.target, options.weights_dtype, lowered.plan)
     return Build(model, lowered.model, options, lowered.plan, memory)
 
@@ -258,7 +258,7 @@ def build(model: Model, options: Options) -> Build:
 def not_fitting(result: Build) -> ArchError:
     """The one message for a model that does not fit, with the options that would."""
     model, memory, options = result.model, result.memory, result.options
-    per = " per chip" if result.shard_plan else ""
+    per = " per chip" if result.shard_plan.chips > 1 else ""
     target = options.target.name
     if memory.weights_total > memory.dram:
         message = (f"{model.name} needs {memory.weights_total:,} bytes of DRAM{per} for {options.weights_dtype} "

@@ -184,7 +184,7 @@ class CostInterpreter(Interpreter):
         self.prefix = ""
         self.group = ""
         self.count = 1
-        self.axes = plan.axes if plan is not None else []
+        self.axes = plan.axes
         self.graph = lowered.graph
         self._graph_facts: dict[int, tuple] = {}
         self._value_splits: dict[str, tuple[int, ...]] = {}
@@ -252,7 +252,7 @@ class CostInterpreter(Interpreter):
         splits = tuple(self._splits(i) if isinstance(s, tuple) else None
                        for i, s in zip(node.inputs, args, strict=False)) + (self._splits(node.id),)
         collective = None
-        if node.op in COLLECTIVE_NAMES and node.op != MESH_PARTITION.name and self.plan is not None:
+        if node.op in COLLECTIVE_NAMES and node.op != MESH_PARTITION.name:
             axis = node.attrs.get("axis", 0)
             devices = self.plan.mesh[axis]
             if devices > 1:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout
-from ..ir.sharding import local_shape
+from ..ir.sharding import ONE_CHIP, ShardPlan, local_shape
 from ..ops.queries import attentions, head_merges, head_splits, kind_of, lookup_tables, materialises_scores
 from ..targets import TILE, Target
 from ..weight_formats import BF16, WeightFormats, tensor_bytes
@@ -76,7 +76,7 @@ def padded_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def param_chip_layout(graph: Graph, prefix: str, name: str, plan=None, tables: set[str] | None = None,
+def param_chip_layout(graph: Graph, prefix: str, name: str, plan: ShardPlan = ONE_CHIP, tables: set[str] | None = None,
                       padded: dict | None = None) -> tuple[str, tuple[int, ...], bool]:
     """(kind, shape on one chip, whether a lookup table) of parameter `name` of `graph` (inside the
     layers whose names start with `prefix`): what its bytes depend on besides the weight formats."""
@@ -98,7 +98,7 @@ def chip_bytes(kind: str, shape: tuple[int, ...], table: bool, formats: WeightFo
     return tensor_bytes(tiles(shape), formats.dtype(kind) if len(shape) == 2 else "bf16")
 
 
-def param_chip_bytes(graph: Graph, prefix: str, name: str, formats: WeightFormats, plan=None,
+def param_chip_bytes(graph: Graph, prefix: str, name: str, formats: WeightFormats, plan: ShardPlan = ONE_CHIP,
                      tables: set[str] | None = None, padded: dict | None = None) -> tuple[str, int]:
     """(kind, device DRAM bytes on one chip) of parameter `name` of `graph` (inside the layers
     whose names start with `prefix`): the one rule `weight_bytes_by_kind` sums and the cost model
@@ -107,7 +107,7 @@ def param_chip_bytes(graph: Graph, prefix: str, name: str, formats: WeightFormat
     return kind, chip_bytes(kind, shape, table, formats)
 
 
-def weight_layouts(model: Model, plan=None) -> dict[tuple[str, tuple[int, ...], bool], int]:
+def weight_layouts(model: Model, plan: ShardPlan = ONE_CHIP) -> dict[tuple[str, tuple[int, ...], bool], int]:
     """How many parameters (a repeat's layers counted) share each (kind, shape on one chip, lookup
     table): the weights' bytes in any formats follow from these (written-out layers share a few)."""
     out: dict[tuple[str, tuple[int, ...], bool], int] = {}
@@ -126,7 +126,7 @@ def weight_layouts(model: Model, plan=None) -> dict[tuple[str, tuple[int, ...], 
     return out
 
 
-def weight_bytes_by_kind(model: Model, formats: WeightFormats, plan=None, layouts: dict | None = None
+def weight_bytes_by_kind(model: Model, formats: WeightFormats, plan: ShardPlan = ONE_CHIP, layouts: dict | None = None
                          ) -> dict[str, int]:
     """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc).
     `formats`: one dtype for every weight matrix, or formats per kind (ttspec/weight_formats.py).
@@ -249,7 +249,7 @@ class Memory:
         return min(batch, self.batch_bound) if self.batch_bound else batch
 
 
-def in_formats(memory: Memory, model: Model, weights_dtype: WeightFormats, plan=None,
+def in_formats(memory: Memory, model: Model, weights_dtype: WeightFormats, plan: ShardPlan = ONE_CHIP,
                layouts: dict | None = None) -> Memory:
     """The memory model of the same program (`model` sharded by `plan`) with its weights in other formats:
     only the weights change (the plan search weighs one sharding in every format)."""
@@ -266,7 +266,7 @@ def _bound(model: Model, axis: int) -> int | None:
     return dim if isinstance(dim, int) else model.bounds.get(dim)
 
 
-def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: WeightFormats, plan=None,
+def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: WeightFormats, plan: ShardPlan = ONE_CHIP,
                  layouts: dict | None = None) -> Memory:
     """The memory model for `model` compiled for `target` (lowered and, on a mesh, sharded by
     `plan` into `lowered`). `layouts`: weight_layouts(model, plan), when already found."""
@@ -300,13 +300,13 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
 
     visit(graph, "", 1)
     hidden = graph.node(head.inputs[0]).type.shape[-1]
-    vocab = head.attrs.get("padded_out", head.type.shape[-1])
+    vocab = head.type.shape[-1] if head.shard.padded_out is None else head.shard.padded_out
     residual = hidden
-    for ax in plan.axes if plan is not None else ():
+    for ax in plan.axes:
         if ax.residual == Layout.SPLIT:
             residual = -(-residual // ax.devices)
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest + local(graph, "", head.id, vocab))
     weights = weight_bytes_by_kind(model, weights_dtype, plan, layouts)
     return Memory(target, weights_dtype, weights, kv, activations, scores,
-                  replicas=plan.mesh[1 - plan.axis] if plan is not None and plan.dp else 1,
+                  replicas=plan.replicas,
                   seq_bound=_bound(model, -1), batch_bound=_bound(model, 0))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..errors import ArchError, Loc, Note
+from .sharding import NO_SHARD, NodeShard
 from .types import TensorType
 
 
@@ -47,6 +48,7 @@ class Node:
     hint: str | None = None  # the spec's variable name for this value, for readable generated code
     hint_scope: str | None = None  # module path of the scope that named it
     origins: dict[str, Loc] = field(default_factory=dict)  # attr -> where its value was written down
+    shard: NodeShard = NO_SHARD  # what the sharding pass decided for it (ir/sharding.py), written only there
 
     @property
     def is_input(self) -> bool:

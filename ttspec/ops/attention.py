@@ -4,7 +4,6 @@ the fused QKV split that the lowering pass makes of three projections."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from ..errors import ArchError, divisors, nearest_divisors
 from ..ir.layout import Layout
@@ -44,7 +43,7 @@ def _shard_split_heads(planner, node, layouts):
                                                                        or planner.hidden_side)):
         node = planner.need(node, 0, Layout.REPLICATED, "heads are cut from complete values")
     if planner.layout_of(node.inputs[0]) == Layout.SPLIT:
-        node = replace(node, attrs=dict(node.attrs, local_heads=node.attrs["heads"] // planner.devices))
+        node = planner.hold_heads(node, node.attrs["heads"] // planner.devices)
     return planner.set_layout(node, planner.layout_of(node.inputs[0]))
 
 
@@ -199,6 +198,9 @@ def _shard_attend(planner, node, layouts):
                                 "projections are not fused with q (the QKV fusion replicates KV heads)",
                                 node.loc, hint="compute q, k and v as three linears of one input")
             node = planner.need(node, i, Layout.SPLIT, "each device attends with its own heads")
+        # its KV cache holds the KV heads one device reads: split, or one copied head (fused QKV)
+        held = kv_heads if node.shard.local_kv_heads is None else node.shard.local_kv_heads
+        node = planner.hold_heads(node, kv_heads=max(held // planner.devices, 1))
     else:
         for i in range(3):
             node = planner.need(node, i, Layout.REPLICATED, "attention on complete heads")
@@ -269,8 +271,7 @@ def _shard_split_qkv(planner, node, layouts):
                         hint="KV heads are split when the devices divide them and copied when they divide the "
                              "devices; " + planner.meshes_dividing(heads, kv),
                         notes=planner.origins(node, "kv_heads"))
-    return planner.set_layout(replace(node, attrs=dict(node.attrs, local_heads=heads // n, local_kv_heads=local_kv)),
-                              Layout.SPLIT)
+    return planner.set_layout(planner.hold_heads(node, heads // n, local_kv), Layout.SPLIT)
 
 
 def _qkv_part_shape(ins, attrs, ctx):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..errors import ArchError
 from ..ir.layout import Layout, Placement
 from ..ir.types import Dim, TensorType
@@ -77,9 +75,7 @@ def _shard_table(planner, node, layouts):
                         forced.placement_loc, hint="use `replicate`")
     split = planner.residual == Layout.SPLIT and forced is None
     placement = Placement.HIDDEN if split else Placement.REPLICATE
-    planner.place(node, placement)
-    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=placement)),
-                              Layout.SPLIT if split else Layout.REPLICATED)
+    return planner.set_layout(planner.place(node, placement), Layout.SPLIT if split else Layout.REPLICATED)
 
 
 def _shard_fixed_table(planner, node, layouts):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..errors import ArchError
 from ..ir.layout import Layout, Placement
@@ -106,8 +106,7 @@ def _shard_linear(planner, node, layouts):
         node = planner.need(node, 0, Layout.REPLICATED, "a linear with a fused activation reads complete values")
         layout = Layout.REPLICATED
     if layout == Layout.SPLIT:  # the input features are split, so the weight's input rows are too
-        planner.place(node, Placement.ROW)
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.ROW)), Layout.PARTIAL)
+        return planner.set_layout(planner.place(node, Placement.ROW), Layout.PARTIAL)
     out = out_features(node)
     fused: FusedQKV | None = node.attrs.get("fused")
     if fused is not None:
@@ -115,24 +114,18 @@ def _shard_linear(planner, node, layouts):
             raise ArchError(f"head_dim {fused.head_dim} is not a multiple of {TILE}: padded heads are not yet "
                             "combined with tensor parallelism", node.loc,
                             hint=f"compile this spec for a single chip ({SINGLE_CHIP_HINT})")
-        planner.place(node, Placement.COLUMN)
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
+        return planner.set_layout(planner.place(node, Placement.COLUMN), Layout.SPLIT)
     if node.op == TIED_LINEAR.name or (out % n and planner.is_output_head(node)):
         padded = -(-out // (n * TILE)) * n * TILE
-        planner.place(node, Placement.VOCAB, padded_rows=padded)
         if padded != out:
             planner.note(f"{node.module}: vocab {out} padded to {padded} (zero rows) to split over {n} devices; "
                          "the padding is cut from the logits")
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.VOCAB, padded_out=padded)),
-                                  Layout.SPLIT)
+        return planner.set_layout(planner.place(node, Placement.VOCAB, padded_rows=padded), Layout.SPLIT)
     if out % n == 0 and (out // n) % TILE == 0:
-        planner.place(node, Placement.COLUMN)
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
-    planner.place(node, Placement.REPLICATE)
+        return planner.set_layout(planner.place(node, Placement.COLUMN), Layout.SPLIT)
     planner.note(f"{node.module}: {out} output features do not split into whole tiles over {n} devices; "
                  "its weight is replicated")
-    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.REPLICATE)),
-                              Layout.REPLICATED)
+    return planner.set_layout(planner.place(node, Placement.REPLICATE), Layout.REPLICATED)
 
 
 def _shard_hidden_side(planner, node, layout, forced):
@@ -145,24 +138,20 @@ def _shard_hidden_side(planner, node, layout, forced):
     the side the rows split is not split again."""
     keep_whole = forced is not None and forced.placement == Placement.REPLICATE
     in_features = planner.input_node(node, 0).type.shape[-1]
-    rows = set(node.attrs.get("placements", {}).values())  # the tensor-parallel axis's, planned first
+    rows = node.shard.placed  # the tensor-parallel axis's, planned first
     in_free = Placement.ROW not in rows
     out_free = not rows & {Placement.COLUMN, Placement.VOCAB}
     if not keep_whole and in_free and not node.attrs.get("activation") and planner.splits_features(in_features):
         if layout != Layout.SPLIT:
             node = planner.need(node, 0, Layout.SPLIT, "the weight's input features (hidden) are split over "
                                 "the mesh columns")
-        planner.place(node, Placement.ROW)
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.ROW)), Layout.PARTIAL)
+        return planner.set_layout(planner.place(node, Placement.ROW), Layout.PARTIAL)
     node = planner.need(node, 0, Layout.REPLICATED, "a linear reads complete values")
     head = node.op == TIED_LINEAR.name or planner.is_output_head(node)
     if not keep_whole and out_free and not head and node.attrs.get("fused") is None \
             and planner.splits_features(out_features(node)):
-        planner.place(node, Placement.COLUMN)
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
-    planner.place(node, Placement.REPLICATE)
-    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.REPLICATE)),
-                              Layout.REPLICATED)
+        return planner.set_layout(planner.place(node, Placement.COLUMN), Layout.SPLIT)
+    return planner.set_layout(planner.place(node, Placement.REPLICATE), Layout.REPLICATED)
 
 
 def _shard_forced(planner, node, layout, forced):
@@ -173,8 +162,7 @@ def _shard_forced(planner, node, layout, forced):
             raise ArchError(f'shard "{forced.pattern}" row: a row-parallel linear needs split input features, '
                             f"but `{node.module}` reads a complete value", forced.placement_loc,
                             hint="row-parallel fits the projection after a column-parallel one (wo, w2)")
-        planner.place(node, Placement.ROW)
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.ROW)), Layout.PARTIAL)
+        return planner.set_layout(planner.place(node, Placement.ROW), Layout.PARTIAL)
     node = planner.need(node, 0, Layout.REPLICATED, f'shard "{forced.pattern}" {placement} reads complete values')
     if placement == Placement.COLUMN:
         if node.attrs.get("fused"):
@@ -182,11 +170,8 @@ def _shard_forced(planner, node, layout, forced):
         if out % n or (out // n) % TILE:
             raise ArchError(f"`{node.module}`: {out} output features do not split into whole tiles over "
                             f"{planner.devices_text}", forced.placement_loc, hint="use `replicate`")
-        planner.place(node, Placement.COLUMN)
-        return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.COLUMN)), Layout.SPLIT)
-    planner.place(node, Placement.REPLICATE)
-    return planner.set_layout(replace(node, attrs=dict(node.attrs, placement=Placement.REPLICATE)),
-                              Layout.REPLICATED)
+        return planner.set_layout(planner.place(node, Placement.COLUMN), Layout.SPLIT)
+    return planner.set_layout(planner.place(node, Placement.REPLICATE), Layout.REPLICATED)
 
 
 def _var_name(node) -> str:

@@ -54,7 +54,7 @@ def _shard_norm(planner, node, layouts):
     slices of hidden, the norm is distributed instead (_shard_distributed_norm)."""
     if planner.hidden_side and node.type.rank == 3 and planner.splits_features(node.type.shape[-1]):
         return _shard_distributed_norm(planner, node, layouts)
-    planner.place(node, Placement.REPLICATE)
+    node = planner.place(node, Placement.REPLICATE)
     if node.type.rank == 4 and layouts[0] != Layout.PARTIAL:
         return planner.set_layout(node, layouts[0])
     node = planner.need(node, 0, Layout.REPLICATED, f"{node.op} needs whole rows")
@@ -75,9 +75,8 @@ def _shard_distributed_norm(planner, node, layouts):
                            source.type.with_shape(source.type.shape[:-1] + (TILE * (2 if mean else 1),)),
                            reader=node, layout=Layout.SPLIT)
     gathered = planner.convert(stats, Layout.REPLICATED, f"{node.op}'s statistics of every slice of hidden", node)
-    planner.place(node, Placement.HIDDEN)
-    node = replace(node, inputs=[source.id, gathered], attrs=dict(node.attrs, distributed=True,
-                                                                  placement=Placement.HIDDEN))
+    node = replace(node, inputs=[source.id, gathered], attrs=dict(node.attrs, distributed=True))
+    node = planner.place(node, Placement.HIDDEN)
     return planner.set_layout(node, Layout.SPLIT)
 
 

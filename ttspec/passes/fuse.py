@@ -163,7 +163,7 @@ def _fuse_activations(graph: Graph, activations: Mapping[str, str]) -> Graph:
     for node in graph.topo():
         if node.op in activations:
             src = graph.node(node.inputs[0])
-            partial = Placement.ROW in src.attrs.get("placements", {}).values()  # a row-parallel linear: partial sums
+            partial = Placement.ROW in src.shard.placed  # a row-parallel linear: partial sums
             if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.get("activation") \
                     and not partial:
                 fold[node.id] = src.id

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..ir.graph import Model
+from ..ir.sharding import ShardPlan
 from .fuse import fuse_activations, fuse_qkv
-from .shard import ShardPlan
 
 VERIFY_ENV = "TTSPEC_VERIFY_PASSES"
 
@@ -36,7 +36,7 @@ class Sharding:
 @dataclass(frozen=True)
 class Lowered:
     """The IR between passes: the model's graph as the passes so far left it, and the sharding plan
-    once the sharding pass has run (None on one chip)."""
+    once the sharding pass has run (None before it; one chip's plan is a 1x1 mesh with no axes)."""
 
     model: Model
     plan: ShardPlan | None = None
@@ -67,9 +67,7 @@ def _fuse_qkv(ir: Lowered, context: PassContext) -> Lowered:
 
 
 def _shard(ir: Lowered, context: PassContext) -> Lowered:
-    sharding = context.sharding
-    if sharding is None:
-        return ir
+    sharding = context.sharding or Sharding((1, 1))  # one chip: a 1x1 mesh, planned like any other
     from . import shard  # looked up when run: the tests count the plans a search makes
 
     model, plan = shard.plan_sharding(ir.model, sharding.mesh, dp=sharding.dp, strategy=sharding.strategy)

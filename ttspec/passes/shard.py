@@ -23,12 +23,20 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from ..errors import ArchError, Note
 from ..ir.graph import Graph, Model, Node, in_stdlib, layer_variants, point_at_spec
 from ..ir.layout import Layout, Placement
-from ..ir.sharding import split_dim
+from ..ir.sharding import (
+    HIDDEN_SIDE,
+    TENSOR_PARALLEL,
+    AxisPlan,
+    Collective,
+    ShardPlan,
+    one_chip,
+    split_dim,
+)
 from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
 from ..targets import SINGLE_CHIP_HINT, TILE
 
@@ -41,106 +49,6 @@ CONVERSIONS = {
 }
 
 
-@dataclass
-class Collective:
-    node: str  # the inserted node's id
-    op: str
-    dim: int
-    axis: int
-    source: str  # the value it converts
-    reason: str
-    variant: int = 0  # inside a repeat whose layers differ: the variant (ir.graph.layer_variants) it belongs to
-
-
-@dataclass
-class AxisPlan:
-    """What one mesh axis does: the layout of every value and the placement of every parameter over
-    the devices along it."""
-
-    axis: int
-    devices: int
-    role: str  # TENSOR_PARALLEL or HIDDEN_SIDE (see plan_sharding)
-    residual: Layout  # the residual stream over this axis: split on hidden, or replicated
-    placements: dict[str, Placement] = field(default_factory=dict)  # param name (per layer) -> placement
-    kv_copies: dict[str, int] = field(default_factory=dict)  # copied K/V params -> devices holding each head
-    padded_rows: dict[str, int] = field(default_factory=dict)  # vocab-split params -> rows after zero padding
-    layouts: dict[str, Layout] = field(default_factory=dict)
-
-
-# The roles of a mesh axis. Tensor parallelism (Megatron): column-parallel on complete inputs, row-parallel on
-# split ones, splitting the wide dims (heads, MLP hidden, vocabulary). Hidden side (the second axis of 2-D
-# tensor parallelism, as tt-metal's Galaxy models split weights): every matmul splits its hidden-side dim (the
-# residual's width), so a projection out of the residual is row-parallel and one back into it column-parallel.
-TENSOR_PARALLEL, HIDDEN_SIDE = "tensor-parallel", "hidden-side"
-STRATEGIES = ("1d", "2d")
-
-
-@dataclass
-class ShardPlan:
-    mesh: tuple[int, int]
-    axes: list[AxisPlan]  # 1-D: the tensor-parallel axis; 2-D: rows (tensor-parallel), then columns (hidden side)
-    dp: bool = False  # 1-D: the other mesh axis splits the batch
-    collectives: list[Collective] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def strategy(self) -> str:
-        return STRATEGIES[len(self.axes) - 1]
-
-    @property
-    def primary(self) -> AxisPlan:
-        return self.axes[0]
-
-    # The tensor-parallel axis's view: all of a 1-D plan; the rows of a 2-D one.
-    @property
-    def axis(self) -> int:
-        return self.primary.axis
-
-    @property
-    def devices(self) -> int:
-        return self.primary.devices
-
-    @property
-    def residual(self) -> Layout:
-        return self.primary.residual
-
-    @property
-    def placements(self) -> dict[str, Placement]:
-        return self.primary.placements
-
-    @property
-    def kv_copies(self) -> dict[str, int]:
-        return self.primary.kv_copies
-
-    @property
-    def padded_rows(self) -> dict[str, int]:
-        return self.primary.padded_rows
-
-    @property
-    def layouts(self) -> dict[str, Layout]:
-        return self.primary.layouts
-
-    @property
-    def chips(self) -> int:
-        return self.mesh[0] * self.mesh[1]
-
-    @property
-    def group(self) -> int:
-        """Devices in one tensor-parallel group (a model replica)."""
-        n = 1
-        for ax in self.axes:
-            n *= ax.devices
-        return n
-
-    def placement(self, name: str) -> tuple[Placement, ...]:
-        """A parameter's placement on each of the plan's axes."""
-        return tuple(ax.placements.get(name, Placement.REPLICATE) for ax in self.axes)
-
-    def split_on(self, key: str) -> list[AxisPlan]:
-        """The axes over which value `key` (prefix + node id) is split."""
-        return [ax for ax in self.axes if ax.layouts.get(key) == Layout.SPLIT]
-
-
 def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
                   dp: bool = False, strategy: str = "1d") -> tuple[Model, ShardPlan]:
     """1-D: tensor parallelism over one mesh axis (by default the longer one); the other axis holds
@@ -149,6 +57,8 @@ def plan_sharding(model: Model, mesh: tuple[int, int], axis: int | None = None,
     The rows (axis 0) take the wide dims (heads, MLP hidden, vocabulary) Megatron-style; the columns
     (axis 1) take the hidden-side dim, so the residual stream is split on hidden over the columns and
     replicated over the rows. Each axis is planned by its own pass of the same sharding rules."""
+    if mesh == (1, 1):  # one chip: no axis to plan, so nothing is split and no collective runs
+        return model, one_chip()
     if strategy == "2d":
         return _plan_2d(model, mesh, dp)
     if strategy != "1d":
@@ -296,10 +206,6 @@ class Planner:
             new = rule(self, node, [self.layouts[i] for i in node.inputs])
         except ArchError as e:
             raise point_at_spec(e, [(self.graph, node.module)] + self.outer) from None
-        if "placement" in new.attrs:  # a rule's placement is this axis's: codegen reads them all, by axis
-            attrs = {k: v for k, v in new.attrs.items() if k != "placement"}
-            attrs["placements"] = {**new.attrs.get("placements", {}), self.ax.axis: new.attrs["placement"]}
-            new = replace(new, attrs=attrs)
         return new
 
     def place_repeat(self, node: Node) -> Node:
@@ -353,13 +259,23 @@ class Planner:
         inputs[index] = self.convert(inputs[index], want, why, node)
         return replace(node, inputs=inputs)
 
-    def place(self, node: Node, placement: Placement, padded_rows: int | None = None) -> None:
+    def place(self, node: Node, placement: Placement, padded_rows: int | None = None) -> Node:
+        """Place the node's parameters on this axis: recorded in the plan (per parameter) and on the
+        node (its NodeShard, per axis, which codegen reads); returns the annotated node."""
         fused = node.attrs.get("fused")
         names = list(node.params.values()) + (fused.param_names if fused else [])
         for name in names:
             self.ax.placements[self.prefix + name] = placement
             if padded_rows is not None:
                 self.ax.padded_rows[self.prefix + name] = padded_rows
+        shard = node.shard.placed_on(self.ax.axis, placement)
+        return replace(node, shard=shard if padded_rows is None else replace(shard, padded_out=padded_rows))
+
+    def hold_heads(self, node: Node, heads: int | None = None, kv_heads: int | None = None) -> Node:
+        """The node annotated with the query and KV heads one chip holds of it (None: as before)."""
+        shard = node.shard
+        return replace(node, shard=replace(shard, local_heads=shard.local_heads if heads is None else heads,
+                                           local_kv_heads=shard.local_kv_heads if kv_heads is None else kv_heads))
 
     def copy_kv(self, name: str, copies: int) -> None:
         """A K or V projection whose heads are fewer than the devices: each head on `copies` devices."""

@@ -12,7 +12,9 @@ What a graph must be, its repeat bodies included:
 - params consistent: every parameter an op names is in its graph's table under that name, with the
   shape the op's parameter rule asks for; a tied parameter names one of the model's;
 - after sharding: every value an op or repeat computes has a layout on every axis of the plan, and
-  every parameter the plan places exists.
+  every parameter the plan places exists;
+- annotated by the sharding pass only: a node's NodeShard (Node.shard) is empty before it and on one
+  chip, and after it agrees with the plan (placements on its axes, whole heads, padded vocabularies).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..ir.graph import Graph, Model, layer_variants
+from ..ir.layout import Placement
+from ..ir.sharding import NO_SHARD
 from ..ir.types import TensorType
-from ..ops import REGISTRY, OpError, ShapeContext
+from ..ops import ATTEND, REGISTRY, OpError, ShapeContext
 from ..ops.norms import NORM_STATISTICS
 
 if TYPE_CHECKING:
-    from .shard import ShardPlan
+    from ..ir.sharding import ShardPlan
 
 
 class VerifyError(AssertionError):
@@ -40,8 +44,9 @@ def verify_ir(model: Model, plan: ShardPlan | None = None, after: str = "") -> N
     top = model.graph.params
     problems += [f"parameter `{p.name}` is tied to `{p.tied_to}`, which is not a parameter of the model"
                  for p in top.values() if p.tied_to is not None and p.tied_to not in top]
-    if plan is not None:
+    if plan is not None:  # after the sharding pass (before it there is no plan)
         _sharding(model.graph, plan, problems)
+    _annotations(model.graph, plan, "", problems)
     if problems:
         where = f" after pass `{after}`" if after else ""
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -178,3 +183,46 @@ def _sharding(graph: Graph, plan: ShardPlan, problems: list[str]) -> None:
         for name in ax.placements:
             if name not in names:
                 problems.append(f"the plan places `{name}` on mesh axis {ax.axis}, which is not a parameter")
+
+
+def _annotations(graph: Graph, plan: ShardPlan | None, prefix: str, problems: list[str]) -> None:
+    """Every node's NodeShard (Node.shard, written only by the sharding pass) agrees with the plan: none
+    before the sharding pass or on one chip; placements only on axes the plan splits, as the plan places
+    the node's parameters (a copied KV head is placed as the fused projection's column split); a whole
+    number of heads on each device, at least one; padded rows only on a vocabulary split, no fewer than
+    the logits."""
+    axes = {ax.axis: ax for ax in (plan.axes if plan is not None else ())}
+    for node in graph.topo():
+        where, shard = f"`{prefix}{node.id}`", node.shard
+        if not axes and shard != NO_SHARD:
+            problems.append(f"{where} carries a sharding annotation " + ("before the sharding pass" if plan is None
+                                                                          else "on one chip"))
+        fused = node.attrs.get("fused")
+        names = list(node.params.values()) + (fused.param_names if fused else [])
+        for axis, placement in shard.placements:
+            if axis not in axes:
+                problems.append(f"{where} is placed on mesh axis {axis}, which the plan does not split")
+                continue
+            for name in names:
+                planned = axes[axis].placements.get(prefix + name, Placement.REPLICATE)
+                if planned not in (placement, Placement.KV_COPIES):
+                    problems.append(f"{where} is annotated {placement} on mesh axis {axis}, but the plan places "
+                                    f"`{prefix}{name}` {planned}")
+        for label, count, whole in (("heads", shard.local_heads, node.attrs.get("heads")),
+                                    ("KV heads", shard.local_kv_heads, _kv_heads(graph, node))):
+            if count is not None and (whole is None or count < 1 or whole % count):
+                problems.append(f"{where} holds {count} {label} per device of {whole}: not a whole share")
+        if shard.padded_out is not None and (Placement.VOCAB not in shard.placed
+                                             or shard.padded_out < node.type.shape[-1]):
+            problems.append(f"{where} pads its {node.type.shape[-1]} output rows to {shard.padded_out} without a "
+                            "vocabulary split to need it")
+        if node.is_repeat:
+            for body, _ in layer_variants(node):
+                _annotations(body, plan, f"{prefix}{node.module}.*.", problems)
+
+
+def _kv_heads(graph: Graph, node) -> int | None:
+    """The KV heads a node cuts (split_qkv_heads) or reads (attend: those of its k)."""
+    if "kv_heads" in node.attrs:
+        return node.attrs["kv_heads"]
+    return graph.nodes[node.inputs[1]].type.shape[1] if node.op == ATTEND.name else None

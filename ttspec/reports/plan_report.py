@@ -42,9 +42,11 @@ def _role(ax, name: str, placement: Placement) -> str:
     return placement.value
 
 
-def strategy_text(plan) -> str:
-    """One line saying what the plan's strategy does on its mesh."""
+def strategy_text(plan) -> str | None:
+    """One line saying what the plan's strategy does on its mesh (one chip: none, there is no strategy)."""
     rows, cols = plan.mesh
+    if plan.strategy is None:
+        return None
     if plan.strategy == "2d":
         return (f"2-D tensor parallelism: weights split over both mesh axes, heads, MLP hidden and vocabulary over "
                 f"the {rows} rows (axis 0), hidden over the {cols} columns (axis 1)")
@@ -59,6 +61,8 @@ def _residual(plan) -> str:
     def one(ax) -> str:
         return "split on hidden" if ax.residual == Layout.SPLIT else "replicated"
 
+    if plan.strategy is None:
+        return "one chip"
     if plan.strategy == "1d":
         return one(plan.primary)
     return ", ".join(f"{one(ax)} over the {AXIS_NAMES[ax.axis]}" for ax in plan.axes)
@@ -76,24 +80,24 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
         "model": model.name,
         "target": options.target.name,
         "mesh": list(options.mesh),
-        "strategy": plan.strategy if plan else None,
-        "strategy_text": strategy_text(plan) if plan else None,
-        "strategy_reason": _reason(build, options) if plan else None,
-        "tensor_parallel_axis": plan.axis if plan else None,
-        "data_parallel": plan.dp if plan else False,
-        "devices": plan.devices if plan else 1,
-        "group": plan.group if plan else 1,
+        "strategy": plan.strategy,
+        "strategy_text": strategy_text(plan),
+        "strategy_reason": _reason(build, options),
+        "tensor_parallel_axis": plan.axis,
+        "data_parallel": plan.dp,
+        "devices": plan.devices,
+        "group": plan.group,
         "axes": [{"axis": ax.axis, "name": AXIS_NAMES[ax.axis], "devices": ax.devices, "role": ax.role,
                   "residual_stream": "split on hidden" if ax.residual == Layout.SPLIT else "replicated"}
-                 for ax in plan.axes] if plan else [],
-        "residual_stream": _residual(plan) if plan else "one chip",
-        "placements": dict(sorted((k, _role(plan.primary, k, v)) for k, v in plan.placements.items())) if plan else {},
-        "placements_by_axis": ({str(ax.axis): dict(sorted((k, _role(ax, k, ax.placements.get(k, Placement.REPLICATE)))
-                                                          for k in _params(plan)))
-                                for ax in plan.axes} if plan else {}),
-        "kv_copies": dict(sorted(plan.kv_copies.items())) if plan else {},
+                 for ax in plan.axes],
+        "residual_stream": _residual(plan),
+        "placements": dict(sorted((k, _role(plan.primary, k, v)) for k, v in plan.placements.items())),
+        "placements_by_axis": {str(ax.axis): dict(sorted((k, _role(ax, k, ax.placements.get(k, Placement.REPLICATE)))
+                                                         for k in _params(plan)))
+                               for ax in plan.axes},
+        "kv_copies": dict(sorted(plan.kv_copies.items())),
         "collectives_per_layer": [], "collectives_outside_layers": [],
-        "notes": list(plan.notes) if plan else [],
+        "notes": list(plan.notes),
         "fits": memory.fits(batch),
         "memory_per_chip": {
             "dram": memory.dram, "weights_dtype": str(weights_dtype), "batch": batch, "seq": seq,
@@ -118,7 +122,7 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
     }
     if not build.fits:
         report["hint"] = fitting_options(model, options)
-    if plan:
+    if plan.axes:  # one chip runs no collectives: its report has no per-layer traffic to list
         groups, outside = _layers(build.lowered, plan.collectives)
         first = next(iter(groups.values()), (0, []))[1]
         report["layers"] = sum(count for count, _ in groups.values())
@@ -137,8 +141,11 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
     return report
 
 
-def _reason(build: Build, options) -> str:
-    """Why the plan has its strategy: forced, the planner's choice, or the only one the mesh allows."""
+def _reason(build: Build, options) -> str | None:
+    """Why the plan has its strategy: forced, the planner's choice, or the only one the mesh allows
+    (one chip: none, there is no strategy)."""
+    if build.shard_plan.strategy is None:
+        return None
     label = STRATEGY_LABELS[build.shard_plan.strategy]
     if options.strategy:
         return f"--strategy {options.strategy} forces {label}"

@@ -301,7 +301,7 @@ def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], us
     row = {"mesh": list(shape), "dp": use_dp, "strategy": strategy}
     space.mesh_rows.append(row)
     try:
-        lowered = target_pipeline().finish(shared, Sharding(shape, strategy, use_dp) if shape != (1, 1) else None)
+        lowered = target_pipeline().finish(shared, Sharding(shape, strategy, use_dp))
     except ArchError as e:
         row["excluded"] = e.diagnostic.message
         n = len(space.formats) * len(space.batches)
@@ -310,8 +310,8 @@ def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], us
                       + f": {e.diagnostic.message}", n)
         return
     plan = lowered.plan
-    row["tensor_parallel"] = plan.group if plan else 1
-    row["replicas"] = (shape[1 - plan.axis] if plan.dp else 1) if plan else 1
+    row["tensor_parallel"] = plan.group
+    row["replicas"] = plan.replicas
     # one sharding in every format: what does not depend on the formats is found once per mesh
     layouts = weight_layouts(model, plan)
     shared_memory = memory_model(model, lowered.model, space.target, space.formats[0], plan, layouts)

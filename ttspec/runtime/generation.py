@@ -410,7 +410,7 @@ def _compile_for_generate(model: Model, program: Program, job: Job):
 
     build = build_program(model, resolve_options(program.target, program.weights_dtype, program.mesh, program.dp,
                                                  strategy=program.strategy))
-    if build.shard_plan is not None and build.shard_plan.dp:  # the program's allocate_cache would refuse
+    if build.shard_plan.dp:  # the program's allocate_cache would refuse
         raise UsageError("generate --dp: the TT-NN programs do not decode with the batch split over "
                          "data-parallel replicas yet", hint="leave out --dp (each replica then holds every user)")
     check_context(model, job, build)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ...elaborate import show
 from ...errors import ArchError
 from ...ir.graph import Node
+from ...ir.sharding import ONE_CHIP, ShardPlan
 from ...ops import APPLY_ROPE, REGISTRY, Config, rotary_dims
 from ...targets import TILE
 from .names import POSITIONS_ARG, class_scope
@@ -104,9 +105,9 @@ class Backend:
     pad_heads_to_tiles = False
     lowerings: dict = {}  # op name -> the backend's row for it (its lower.py)
 
-    def __init__(self, mesh=None):
+    def __init__(self, mesh: ShardPlan = ONE_CHIP):
         self.helpers: set[str] = set()
-        self.mesh = mesh  # a ShardPlan for mesh programs, None on one chip
+        self.mesh = mesh  # the sharding plan (one chip: a 1x1 mesh with no axes)
 
     def lowering_of(self, opdef):
         return self.lowerings.get(opdef.name)

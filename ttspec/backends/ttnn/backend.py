@@ -92,14 +92,14 @@ def compile_ttnn(build, spec_path: str) -> str:
                              weights_dtype_name=str(weights_dtype), weight_bytes=need, vocab=out_node.type.shape[-1],
                              max_seq=build.context, seq_bound=build.memory.seq_bound,
                              parameters=_parameter_patterns(model), **_kv_cache_facts(build),
-                             **_mesh_facts(shard_plan, bool(shard_plan) and bool(shard_plan.split_on(out_node.id)))))
+                             **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)))))
     return with_runtime(text, "ttnn", api, {"Program": without})
 
 
 def _mesh_facts(plan, logits_split: bool) -> dict:
     """What the header states of the mesh (one chip: a 1x1 mesh) and what the docstring says of it."""
-    if not plan:
-        return dict(mesh_shape=(1, 1), tp_axis=1, tp_axis_comment="one chip: nothing is split",
+    if not plan.axes:  # one chip: the program says in words that nothing is split (its 1x1 mesh has no tp axis)
+        return dict(mesh_shape=plan.mesh, tp_axis=1, tp_axis_comment="one chip: nothing is split",
                     data_parallel=False, data_parallel_comment="one chip: one replica", logits_split=False,
                     mesh_comment=[], per_chip="", mesh_note="")
     rows, cols = plan.mesh

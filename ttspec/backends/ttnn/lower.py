@@ -29,7 +29,6 @@ from ...ops import (
     MESH_PARTITION,
     MUL,
     POSITION_EMBEDDING,
-    QKV_PART,
     REDUCE_SCATTER,
     RELU,
     RMS_NORM,
@@ -58,17 +57,17 @@ class TTNNLowering:
 
 
 # ---------------------------------------------------------------- per-op facts the sharding pass records
+def _held(count: int | None, whole: int) -> int:
+    """Heads one device holds as the sharding pass annotated the node (Node.shard), or all of them."""
+    return whole if count is None else count
+
+
 def local_heads(node) -> int:
-    """The query heads one device holds (the sharding pass records it; all of them on one chip)."""
-    return node.attrs.get("local_heads", node.attrs["heads"])
+    return _held(node.shard.local_heads, node.attrs["heads"])
 
 
 def local_kv_heads(node) -> int:
-    return node.attrs.get("local_kv_heads", node.attrs["kv_heads"])
-
-
-def placements(node) -> dict:
-    return node.attrs.get("placements", {})
+    return _held(node.shard.local_kv_heads, node.attrs["kv_heads"])
 
 
 # How the generated program's weight loader (Weights) names each split (a vocabulary split is a column split
@@ -77,11 +76,10 @@ SPLIT_NAMES = {Placement.COLUMN: "column", Placement.VOCAB: "column", Placement.
 
 
 def _split(ctx, node) -> dict[str, Expr]:
-    """The `split=` a weight loader takes for this node's parameters on a mesh ({} when replicated):
+    """The `split=` a weight loader takes for this node's parameters on a mesh ({} when replicated, as
+    everything is on one chip, whose plan has no axes):
     a 1-D program names its tensor-parallel axis's split, a 2-D one a (rows, columns) pair."""
-    if not ctx.mesh:
-        return {}
-    names = [SPLIT_NAMES.get(placements(node).get(ax.axis, Placement.REPLICATE)) for ax in ctx.mesh.axes]
+    names = [SPLIT_NAMES.get(node.shard.on(ax.axis)) for ax in ctx.mesh.axes]
     if not any(names):
         return {}
     if ctx.mesh.strategy == "1d":
@@ -126,11 +124,11 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     split = _split(ctx, node)
     if split:
         common.update(split)
-        where = placements(node).values()
+        where = node.shard.placed
         if fused is not None and Placement.COLUMN in where:  # each device's slice: its heads
             common["qkv_heads"] = Tuple((Const(fused.heads), Const(fused.kv_heads)))
         if Placement.VOCAB in where:
-            common["rows"] = Const(node.attrs["padded_out"])
+            common["rows"] = Const(node.shard.padded_out)
     lines: list[Stmt] = [Assign(refs["weight"], call("weights.linear", refs.module, **common, **weight_only))]
     if node.attrs["bias"]:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
@@ -139,8 +137,8 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
 
 def _load_tied(node, refs, ctx) -> list[Stmt]:
     options = _split(ctx, node)
-    if options and Placement.VOCAB in placements(node).values():
-        options["rows"] = Const(node.attrs["padded_out"])
+    if options and Placement.VOCAB in node.shard.placed:
+        options["rows"] = Const(node.shard.padded_out)
     options.update(_dtype(ctx, node))
     tied_module = Const(node.attrs["weight"].name.rsplit(".", 1)[0])
     lines: list[Stmt] = [Comment("tied: a TILE copy of the embedding table"),
@@ -223,20 +221,11 @@ def _softcap(node, args, refs, ctx) -> Expr:
     return call("ttnn.multiply", call("ttnn.tanh", call("ttnn.multiply", args[0], Const(1 / cap))), Const(cap))
 
 
-def _local_kv(node, ctx) -> tuple[int, int]:
-    """KV heads one device holds (as the prefill plan splits them: the sharding rules of
-    split_heads and split_qkv_heads record the local count on the node that makes k) and the
-    head width padded to whole tiles."""
+def _kv_cache_shape(node, ctx) -> tuple[int, int]:
+    """KV heads one device holds (the sharding pass annotates attend with them) and the head width
+    padded to whole tiles."""
     k = ctx.graph.node(node.inputs[1])
-    kv_heads, head_dim = k.type.shape[1], k.type.shape[3]
-    source = k
-    while source.op not in (SPLIT_HEADS.name, QKV_PART.name) and source.inputs:
-        source = ctx.graph.node(source.inputs[0])  # through rotary, q/k norms and the like
-    if source.op == QKV_PART.name:
-        kv_heads = ctx.graph.node(source.inputs[0]).attrs.get("local_kv_heads", kv_heads)
-    elif source.op == SPLIT_HEADS.name:
-        kv_heads = source.attrs.get("local_heads", kv_heads)
-    return kv_heads, -(-head_dim // TILE) * TILE
+    return _held(node.shard.local_kv_heads, k.type.shape[1]), -(-k.type.shape[3] // TILE) * TILE
 
 
 def _attend(node, args, refs, ctx) -> Expr:
@@ -247,7 +236,7 @@ def _attend(node, args, refs, ctx) -> Expr:
     (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
     window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
     scale = Const(attention_scale(node, ctx.graph))
-    kv_heads, head_dim = _local_kv(node, ctx)
+    kv_heads, head_dim = _kv_cache_shape(node, ctx)
     cache = ctx.member(node, "kv_cache", ctx.helper("KVCache")(name("weights.state"), Const(kv_heads), Const(head_dim)))
     q, k, v = args
     if softcap is not None:

@@ -65,10 +65,10 @@ def run_command(args, target: Target, built=None) -> str:
     if args.dp:
         words.append("--dp")
     strategy = args.strategy
-    if built is not None and built.shard_plan is not None:
+    if built is not None:
         from ...driver import strategies_allowed
 
-        if strategy or len(strategies_allowed(built.options.mesh, built.options.dp)) > 1:
+        if len(strategies_allowed(built.options.mesh, built.options.dp)) > 1:  # forced, it is the one built
             strategy = built.shard_plan.strategy
     if strategy:
         words += ["--strategy", strategy]
@@ -131,10 +131,10 @@ def _say_what_was_built(args, target: Target, built, chosen) -> None:
         allows = f" (the spec allows {bound:,})" if bound else ""
         print(f"context: up to {built.context:,} tokens, the most that fits {target.name}'s DRAM at batch "
               f"{args.batch} with the KV cache and activations{allows}; `ttspec plan` shows the memory per chip")
-    per = " per chip" if built.shard_plan else ""
+    per = " per chip" if built.shard_plan.chips > 1 else ""
     print(f"KV cache: {args.batch} user(s) x {built.context:,} positions, "
           f"{built.memory.kv_cache(args.batch, built.context):,} bytes{per} (--batch sizes it)")
-    if built.shard_plan is not None:
+    if built.shard_plan.axes:  # one chip has no strategy to state
         from ...driver import strategies_allowed
         from ...reports.plan_report import strategy_text
 
