@@ -66,19 +66,13 @@ def capture(spec: Path, target: str, weights_dtype: str | None, users: int, cont
     compile_as = compile_target(target)
     formats = parse_formats(weights_dtype) if weights_dtype else parse_formats("bf16")
     source = compile_source(model, str(spec), compile_as, formats, batch=users)
-    mesh_devices = _mesh_devices(source)
     start = time.perf_counter()
     result = capture_decode(model, source, target, users=users, context=context, prefill=prefill,
-                            mesh_devices=mesh_devices, raw=raw, timeout=timeout)
+                            raw=raw, timeout=timeout)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["asked"] = {"spec": str(spec), "target": target, "weights_dtype": weights_dtype or "bf16",
                        "users": users, "context": context, "layers": layers, "prefill": prefill}
     return result
-
-
-def _mesh_devices(source: str) -> int:
-    found = re.search(r"^MESH_SHAPE = \((\d+), (\d+)\)", source, re.M)
-    return int(found.group(1)) * int(found.group(2)) if found else 1
 
 
 def headline(result: dict) -> dict:
@@ -105,6 +99,7 @@ def headline(result: dict) -> dict:
         "bytes_to_host_per_user": decode["bytes_to_host_per_step"] // users,
         "collectives_per_layer": len(decode["collectives"]),
         "collective_payload_dtypes": dict(Counter(c["payload_dtype"] for c in decode["collectives"])),
+        "collective_topologies": dict(Counter(c["topology"] for c in decode["collectives"])),
         "fabric": result["fabric"],
     }
 
@@ -133,12 +128,12 @@ def report(result: dict) -> str:
               f"layer 0's tensors by memory (inputs and outputs of its ops): {dict(decode['layer0_memory'])}",
               f"layer 0's op outputs by dtype: {dict(decode['layer0_activation_dtypes'])}"]
     if decode["collectives"]:
-        lines += ["collectives in layer 0 (op: factory, payload dtype and shape):"]
-        lines += [f"  {c['op']}: {c['factory']} {c['payload_dtype']} {c['payload_shape']}"
+        lines += ["collectives in layer 0 (op: factory, topology, payload dtype and shape):"]
+        lines += [f"  {c['op']}: {c['factory']}, {c['topology']}, {c['payload_dtype']} {c['payload_shape']}"
                   for c in decode["collectives"]]
-    lines += ["", f"host -> device per step: {head['bytes_to_device_per_step']:,} B ({head['bytes_to_device_per_layer']:,}"
-              f" B in each layer, {decode['bytes_to_device_outside_layers']:,} B outside); grows with the number of "
-              f"layers: {head['uploads_grow_with_layers']}"]
+    lines += ["", f"host -> device per step: {head['bytes_to_device_per_step']:,} B "
+              f"({head['bytes_to_device_per_layer']:,} B in each layer, {decode['bytes_to_device_outside_layers']:,} "
+              f"B outside); grows with the number of layers: {head['uploads_grow_with_layers']}"]
     lines += [f"  {n:3d} x {row}" for row, n in decode["uploads_per_step"].items()]
     lines += [f"device -> host per step: {head['bytes_to_host_per_step']:,} B "
               f"({head['bytes_to_host_per_user']:,} B per user)"]

@@ -25,7 +25,7 @@ from . import tempdirs
 
 
 def capture_decode(model: Model, source: str, target: str, *, users: int = 32, context: int = 256,
-                   prefill: int | None = None, mesh_devices: int = 1, timeout: float = 1800,
+                   prefill: int | None = None, timeout: float = 1800,
                    raw: Path | None = None) -> dict:
     """Run `source` (a TT-NN program of `model` for `target`) on the mock device and return the summary of
     its captured decode step (graph_summary.summarize), and of one user's prefill of `prefill` tokens when
@@ -39,7 +39,7 @@ def capture_decode(model: Model, source: str, target: str, *, users: int = 32, c
     work = tempdirs.make("ttspec-capture-")
     (work / "program.py").write_text(source, encoding="utf-8")
     request = {"class": root_class_name(model.name), "users": users, "context": context, "prefill": prefill,
-               "layers": _layer_count(model), "mesh_devices": mesh_devices, "raw": str(raw) if raw else None,
+               "layers": _layer_count(model), "raw": str(raw) if raw else None,
                "meta_weights": {name: list(shape) for name, shape in stored_shapes(model).items()}}
     (work / "request.json").write_text(json.dumps(request))
     proc = subprocess.run([sys.executable, "-m", "ttspec.runtime.decode_capture", str(work)], cwd=work,
@@ -108,12 +108,12 @@ def _capture(work: Path) -> dict:
         if request.get("raw"):
             Path(request["raw"]).write_text(json.dumps(graph, default=str))
         walked = walk(graph, weights)
-        result = {"decode": summarize(walked, layers, request["mesh_devices"]), "decode_ops": walked["ops"],
+        result = {"decode": summarize(walked, layers), "decode_ops": walked["ops"],
                   "mesh_shape": list(getattr(module, "MESH_SHAPE", (1, 1))), "fabric": _fabric(ttnn)}
         if request.get("prefill"):
             ids = torch.arange(request["prefill"]) % 100 + 1
             graph = _captured(ttnn, lambda: program.prefill(ids, 0))
-            result["prefill"] = summarize(walk(graph, weights), layers, request["mesh_devices"])
+            result["prefill"] = summarize(walk(graph, weights), layers)
         return result
     finally:
         module.close_device(device)

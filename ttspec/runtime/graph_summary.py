@@ -9,12 +9,14 @@ The input is the list of node dicts `ttnn.graph.end_graph_capture()` returns (tt
   `program_execution` per op; the summary keeps that count beside it as a cross-check). Host-only calls
   (`Tensor::reshape`, `Tensor::to_device`) carry no factory and are not device ops.
 - Its **math fidelity** is the `math_fidelity=` of the `ComputeKernelConfig` in its arguments (ops without a
-  compute kernel config, such as data movement, have none).
+  compute kernel config, such as data movement, have none); a collective's **topology** (Linear, Ring) is the
+  first `Topology::` in its arguments.
 - Its **inputs** are the tensor nodes named by `input_tensors`; its **outputs** the tensor nodes that its
   matching `function_end` connects to. Each tensor node gives dtype, layout, shape, bytes (`size`) and memory
   config (buffer type DRAM/L1, interleaved or sharded).
 - **Host to device bytes** are the `size` of each HOST tensor that `Tensor::to_device` takes (what
-  `ttnn.from_torch` uploads, in the host dtype it was given), once per device it lands on;
+  `ttnn.from_torch` uploads, in the host dtype it was given; one device's share), times the devices of the
+  tensor it becomes;
   **device to host bytes** are the `size` of each DEVICE tensor that `Tensor::cpu` reads, once per device.
 - **Segments**: the capturing process brackets each decoder layer's call with a named scope
   (`ttnn.graph.track_function_start(LAYER_MARK + str(i))`); everything dispatched between a layer's start and
@@ -31,6 +33,7 @@ LAYER_MARK = "ttspec.layer "
 BEFORE, AFTER = "before", "after"
 
 _FIDELITY = re.compile(r"math_fidelity=(\w+)")
+_TOPOLOGY = re.compile(r"Topology::(\w+)")
 _MEMORY_LAYOUT = re.compile(r"memory_layout=TensorMemoryLayout::(\w+)")
 _BUFFER_TYPE = re.compile(r"buffer_type=BufferType::(\w+)")
 
@@ -64,9 +67,10 @@ def _ends(graph: list[dict]) -> dict[int, int]:
     return ends
 
 
-def _fidelity(node: dict) -> str | None:
+def _first(pattern: re.Pattern, node: dict) -> str | None:
+    """The first match of `pattern` in a node's arguments (ttnn prints each argument as text)."""
     for argument in node.get("arguments") or ():
-        found = _FIDELITY.search(str(argument))
+        found = pattern.search(str(argument))
         if found:
             return found.group(1)
     return None
@@ -99,7 +103,7 @@ def walk(graph: list[dict], weights: dict[int, str] | None = None) -> dict:
         if "program_factory_type" in params:
             ops.append(_device_op(node, by_counter, ends, segment, caller, weights))
         elif name in ("Tensor::to_device", "Tensor::cpu"):
-            transfer = _transfer(node, by_counter, name, segment, caller)
+            transfer = _transfer(node, by_counter, ends, segment, caller)
             if transfer:
                 transfers.append(transfer)
     if not seen_layer:
@@ -122,7 +126,8 @@ def _device_op(node, by_counter, ends, segment, caller, weights) -> dict:
                and by_counter[c]["node_type"] == "tensor"]
     weight = next((weights[t["address"]] for t in inputs[1:2] if t["address"] in weights), None)
     factory = params["program_factory_type"].split("::")[-1]
-    return {"op": params["name"], "factory": factory, "fidelity": _fidelity(node), "caller": caller,
+    return {"op": params["name"], "factory": factory, "fidelity": _first(_FIDELITY, node),
+            "topology": _first(_TOPOLOGY, node), "caller": caller,
             "segment": segment, "weight": weight, "inputs": _strip(inputs), "outputs": _strip(outputs)}
 
 
@@ -130,27 +135,29 @@ def _strip(tensors: list[dict]) -> list[dict]:
     return [{k: v for k, v in t.items() if k != "address"} for t in tensors]
 
 
-def _transfer(node, by_counter, name, segment, caller) -> dict | None:
-    """A host->device upload (HOST tensor into Tensor::to_device) or device->host read (Tensor::cpu)."""
+def _transfer(node, by_counter, ends, segment, caller) -> dict | None:
+    """A host->device upload (a HOST tensor into Tensor::to_device: its bytes, which are one device's, times
+    the devices of the tensor it becomes) or a device->host read (Tensor::cpu: a device tensor's bytes per
+    device, times its devices)."""
     tensors = [tensor_facts(by_counter[i]) for i in node.get("input_tensors") or ()]
     if not tensors:
         return None
-    tensor = tensors[0]
-    if name == "Tensor::to_device" and tensor["memory"] != "host":
+    tensor, upload = tensors[0], node["params"]["name"] == "Tensor::to_device"
+    if upload and tensor["memory"] != "host":
         return None  # a no-op to_device of a tensor already there
-    # a HOST tensor carries no device list: it lands on every device of the program's mesh
-    devices = tensor["devices"] if name == "Tensor::cpu" else None
-    return {"direction": "to_device" if name == "Tensor::to_device" else "to_host", "bytes": tensor["bytes"],
-            "devices": devices, "dtype": tensor["dtype"], "shape": tensor["shape"], "segment": segment,
-            "caller": caller}
+    devices = tensor["devices"]
+    if upload:
+        end = by_counter.get(ends.get(node["counter"]), {})
+        landed = [tensor_facts(by_counter[c]) for c in end.get("connections") or ()
+                  if by_counter[c]["node_type"] == "tensor"]
+        devices = landed[0]["devices"] if landed else 1
+    return {"direction": "to_device" if upload else "to_host", "bytes": tensor["bytes"], "devices": devices,
+            "dtype": tensor["dtype"], "shape": tensor["shape"], "segment": segment, "caller": caller}
 
 
-def summarize(walked: dict, layers: int, mesh_devices: int = 1) -> dict:
+def summarize(walked: dict, layers: int) -> dict:
     """Per-layer and per-step totals of a walk(): op counts by name, factory and fidelity, host bytes."""
     ops, transfers = walked["ops"], walked["transfers"]
-    for t in transfers:
-        if t["devices"] is None:
-            t["devices"] = mesh_devices
     per_layer = [[op for op in ops if op["segment"] == i] for i in range(layers)]
     counts = [len(layer) for layer in per_layer]
     uploads = [sum(t["bytes"] * t["devices"] for t in transfers if t["segment"] == i and t["direction"] ==
@@ -195,8 +202,10 @@ _CCL = ("AllGather", "ReduceScatter", "AllReduce", "AllBroadcast", "Ccl", "AllTo
 
 
 def _collectives(ops: list[dict]) -> list[dict]:
-    return [{"op": op["op"], "factory": op["factory"], "payload_dtype": op["inputs"][0]["dtype"] if op["inputs"]
-             else None, "payload_shape": op["inputs"][0]["shape"] if op["inputs"] else None}
+    """Each collective's factory, topology and payload (its first input: dtype and one device's shape)."""
+    return [{"op": op["op"], "factory": op["factory"], "topology": op["topology"],
+             "payload_dtype": op["inputs"][0]["dtype"] if op["inputs"] else None,
+             "payload_shape": op["inputs"][0]["shape"] if op["inputs"] else None}
             for op in ops if any(word in op["op"] for word in _CCL)]
 
 
