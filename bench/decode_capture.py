@@ -20,7 +20,35 @@ Run: .venv/bin/python bench/decode_capture.py specs/llama-3.1-8b.arch --target n
 (--layers N recompiles the spec with `let layers = N`, for big models or for checking per-layer counts.)
 
 Measured on main at 18315e8 (ttnn 0.81.1 mock, 2-core machine; wall times include process start):
-MEASURED_PLACEHOLDER
+Llama, 32 users, context 256, per decode layer unless said. "ops" counts every device op dispatched in the
+layer's scope; in (brackets) without the 8 Tilize/Typecast that ttnn.from_torch runs on the device for the 4
+float32 cos/sin tables each layer uploads. (Issue 20's "30 per layer" for 8B is the bracketed count, its "42"
+for 70B T3K the full one; its "0/10" and "0/6" are two layers' worth of the per-layer 0 of 5 and 0 of 3.)
+
+                        8B n150              70B T3K (1x8)        70B T3K (1x8)        70B Galaxy (8x4)
+  --weights-dtype       attn bf8, mlp bf4    bfloat8_b            attn bf8, mlp bf4    bfloat8_b
+  device ops per layer  38 (30)              42 (34)              42 (34)              52 (44)
+  DRAM-sharded matmuls  0 of 5 (Mcast1D)     0 of 5               0 of 5               0 of 5
+  matmul fidelity       HiFi2 (bf4: 3 of 3)  HiFi2                HiFi2 (bf4: 3 of 3)  HiFi2
+  host->device, layer   65,664 B             525,312 B (x8)       525,312 B            2,101,248 B (x32)
+  host->device, step    2,101,376 B          42,025,984 B         42,025,984 B         168,103,936 B
+  device->host, step    8,208,384 B          8,208,384 B          8,208,384 B          32,833,536 B
+  per user              256,512 B            256,512 B            256,512 B            1,026,048 B
+  fabric                (one chip)           FABRIC_1D            FABRIC_1D            FABRIC_1D
+  collectives per layer -                    2 AG + 2 RS          2 AG + 2 RS          7 AG + 5 RS
+  topology, payload     -                    Linear, bf16         Linear, bf16         Linear, bf16 (+fp32 stats)
+  capture: wall, RSS    7 s                  12 s, 1.3 GB         21 s                 37 s, 2.4 GB
+
+- 8B n150: total(2 layers) - total(1 layer) = 79 - 41 = 38. Per layer: 9 binary, 7 matmuls (wqkv, wo, w1, w3, w2
+  and the 2 RoPE rotations), 4 transposes, 2 rms_norm, 2 interleaved->sharded, 2 paged_update_cache, create heads,
+  SDPA decode, concat heads, a separate SiLU, and the 4 Tilize + 4 Typecast of the uploads. Activations are bf16 in
+  DRAM, interleaved; L1 holds only the 2 height-sharded K/V rows that paged_update_cache takes. Uploads per layer:
+  4 float32 [1, 1, 32, 128] cos/sin tables (16,384 B each) + int32 positions (128 B); the step adds the tokens
+  (128 B). The step reads back all bf16 logits [32, 128256]. After the layers: the final norm and a bf16 head.
+- 70B Galaxy: after the layers the head's all-reduce is AllBroadcast + Concat + MorehSum; the 32 chips' logits
+  slices come back (32 x [32, 16032] bf16).
+- Prefill of 128 tokens (--prefill 128, one user): 8B 28 ops per layer, 70B T3K 32; both read back every
+  position's logits, 32,833,536 B.
 """
 
 from __future__ import annotations
@@ -123,6 +151,7 @@ def report(result: dict) -> str:
     lines += ["", "layer 0's matmuls (weight operand, its dtype and memory, activation memory -> factory, fidelity):"]
     lines += [_matmul_line(m) for m in decode["layer0_matmuls"]]
     lines += ["after the layers:"] + [_matmul_line(m) for m in decode["head_matmuls"]]
+    lines += [f"  {n:3d}  {name}" for name, n in decode["ops_after_layers"].items()]
     lines += ["", f"weight matmuls per layer: {head['weight_matmuls_per_layer']}, on the DRAM-sharded factory: "
               f"{head['weight_matmuls_dram_sharded']}; fidelity by weight dtype: {head['weight_matmul_fidelities']}",
               f"layer 0's tensors by memory (inputs and outputs of its ops): {dict(decode['layer0_memory'])}",

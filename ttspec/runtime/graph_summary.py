@@ -178,6 +178,7 @@ def summarize(walked: dict, layers: int) -> dict:
         "layer0_matmuls": [_matmul_row(op) for op in first if op["op"] == "MatmulDeviceOperation"],
         "layer0_memory": Counter(t["memory"] for op in first for t in op["inputs"] + op["outputs"]),
         "layer0_activation_dtypes": Counter(t["dtype"] for op in first for t in op["outputs"]),
+        "ops_after_layers": Counter(f"{op['op']}: {op['factory']}" for op in ops if op["segment"] == AFTER),
         "head_matmuls": [_matmul_row(op) for op in ops if op["segment"] == AFTER
                          and op["op"] == "MatmulDeviceOperation"],
         "collectives": _collectives(first),
@@ -206,7 +207,7 @@ def _collectives(ops: list[dict]) -> list[dict]:
     return [{"op": op["op"], "factory": op["factory"], "topology": op["topology"],
              "payload_dtype": op["inputs"][0]["dtype"] if op["inputs"] else None,
              "payload_shape": op["inputs"][0]["shape"] if op["inputs"] else None}
-            for op in ops if any(word in op["op"] for word in _CCL)]
+            for op in ops if op["op"].startswith(_CCL)]  # not LayerNormPreAllGather: local work around one
 
 
 def _transfer_rows(transfers: list[dict], direction: str) -> Counter:
