@@ -140,8 +140,8 @@ def report(result: dict) -> str:
              f"{decode['layers']} layers; captured in {result['seconds']} s",
              "",
              f"decode step: {decode['device_ops_total']} device ops ({decode['device_ops_before_layers']} before the "
-             f"layers, {decode['device_ops_after_layers']} after), program executions by segment "
-             f"{decode['program_executions']}",
+             f"layers, {decode['device_ops_after_layers']} after); program executions (one per op and chip): "
+             f"{sum(decode['program_executions'].values())}",
              f"device ops per decode layer: {head['device_ops_per_layer']} "
              f"({head['device_ops_per_layer'] - head['device_ops_in_uploads_per_layer']} on the layer's tensors, "
              f"{head['device_ops_in_uploads_per_layer']} converting uploaded host data); the same in every layer: "

@@ -162,11 +162,11 @@ class _Marked:
 
 
 def _mark_layers(program, ttnn, expected: int) -> int:
-    """Wrap the program's list of `expected` decoder layers (the attribute holding a list of that many
-    callables of one class; `layers` in every generated program today). Returns how many were wrapped."""
+    """Wrap the program's list of `expected` decoder layers (`layers` in every generated program today, else the
+    attribute holding a list of that many callables; layer variants, such as Gemma-2's alternating windows, are
+    instances of different classes). Returns how many were wrapped."""
     for name, value in sorted(vars(program).items(), key=lambda item: item[0] != "layers"):
-        if (isinstance(value, list) and len(value) == expected and expected
-                and len({type(v) for v in value}) == 1 and callable(value[0])):
+        if isinstance(value, list) and len(value) == expected and expected and all(map(callable, value)):
             setattr(program, name, [_Marked(layer, i, ttnn) for i, layer in enumerate(value)])
             return expected
     raise RuntimeError(f"no list of {expected} layers on the program: cannot group its ops by layer")
