@@ -4,7 +4,7 @@ Compiles SPEC for TARGET (as `ttspec compile` does, --batch USERS), runs it on t
 with its weights allocated without host data (ttspec/runtime/decode_capture.py), takes one uncaptured decode step
 to warm it, then captures the next step of USERS users and prints, per decode layer: the device ops (names,
 counts), their program factories, math fidelities, dtypes and memory layouts (DRAM/L1, interleaved/sharded), the
-weight matmuls (named by the program's own Weights.linear), collectives, and the host<->device bytes of the step
+weight matmuls (named by the program's own Weights class), collectives, and the host<->device bytes of the step
 (uploads and reads, and whether uploads grow with the number of layers). --prefill T also captures one user's
 prefill of T tokens. The mock validates every op, config and allocation but runs no kernel: no timing, no values.
 

@@ -72,20 +72,21 @@ def test_named_matmul_operands_are_the_programs_weight_matrices(captures):
     shapes = stored_shapes(model)  # [out, in], ttspec's names
     dtypes = {"attn": "bfloat8_b", "mlp": "bfloat4_b"}
     for layer in range(2):
-        ops = [op for op in result["decode_ops"] if op["segment"] == layer and op["weight"]]
+        ops = [op for op in result["decode_ops"] if op["segment"] == layer and op["weight"]
+               and op["op"] == "MatmulDeviceOperation"]
         names = [op["weight"] for op in ops]
         assert all(name.startswith(f"layers.{layer}.") for name in names)
         # each matrix the program places in a layer is one matmul's operand, once (the head's is after the layers)
         assert sorted(name.rsplit(".", 1)[1] for name in names) == sorted(stated - {"lm_head"})
         for op in ops:
-            assert op["op"] == "MatmulDeviceOperation"
             kind, part = op["weight"].split(".")[2:4]
             parts = ("wq", "wk", "wv") if part == "wqkv" else (part,)
             out = sum(shapes[f"layers.{layer}.{kind}.{p}.weight"][0] for p in parts)
             assert op["inputs"][1]["shape"] == [shapes[f"layers.{layer}.{kind}.{parts[0]}.weight"][1], out]
             assert op["inputs"][1]["dtype"] == dtypes[kind]
             assert op["fidelity"] in ("LoFi", "HiFi2", "HiFi3", "HiFi4")
-    head = [op for op in result["decode_ops"] if op["segment"] == "after" and op["weight"]]
+    head = [op for op in result["decode_ops"] if op["segment"] == "after" and op["weight"]
+            and op["op"] == "MatmulDeviceOperation"]
     assert [(op["weight"], op["inputs"][1]["shape"], op["inputs"][1]["dtype"]) for op in head] == \
         [("lm_head", [D, VOCAB], "bfloat16")]
     assert shapes["layers.0.attn.wq.weight"] == (HEADS * HEAD_DIM, D)  # the spec's sizes, as read above

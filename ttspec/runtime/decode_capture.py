@@ -6,7 +6,7 @@ Like run_worker (device.py), the program runs in a fresh process (`python -m tts
 DIR`) with the mock device's environment (device_env), from a scratch directory, with its weights allocated
 without host data. In that process:
 1. the program opens its device (one chip is a 1x1 mesh), loads its weights and allocates a KV cache; each
-   matrix the program's `Weights.linear` places is recorded by device address, so a matmul's weight operand
+   tensor the program's `Weights` class places is recorded by device address, so a matmul's weight operand
    is named by the program itself (wqkv, w1, lm_head ...);
 2. one decode step runs uncaptured, so the captured step is a steady one (kernels built, caches warm);
 3. each element of the program's layer list is wrapped so its call is bracketed by a named graph scope
@@ -129,19 +129,22 @@ def _captured(ttnn, step) -> list[dict]:
 
 
 def _record_weight_matrices(module) -> dict[int, str]:
-    """Device address -> name of each matrix the program's Weights.linear places (its weight matrices)."""
+    """Device address -> name of each tensor the program's Weights class places (matrices, norms, tables): every
+    public method of it is wrapped, so a placement method added or renamed later is still seen. The name is the
+    method's first argument, the parameter's module path (layers.0.attn.wqkv, lm_head ...)."""
     names: dict[int, str] = {}
     weights_class = getattr(module, "Weights", None)
-    place = getattr(weights_class, "linear", None)
-    if place is None:
-        return names
+    for attribute, place in list(vars(weights_class or object).items()):
+        if attribute.startswith("_") or not callable(place):
+            continue
 
-    def linear(self, name, *args, **kwargs):
-        tensor = place(self, name, *args, **kwargs)
-        names[tensor.buffer_address()] = name
-        return tensor
+        def recorded(self, name, *args, _place=place, **kwargs):
+            tensor = _place(self, name, *args, **kwargs)
+            if hasattr(tensor, "buffer_address") and isinstance(name, str):
+                names[tensor.buffer_address()] = name
+            return tensor
 
-    weights_class.linear = linear
+        setattr(weights_class, attribute, recorded)
     return names
 
 
