@@ -161,6 +161,8 @@ def test_walk_groups_by_layer_marks_and_counts_bytes():
     assert (op["segment"], op["weight"], op["fidelity"], op["caller"]) == (0, "layers.0.w", "LoFi", "ttnn.linear")
     assert op["factory"] == "MatmulMultiCoreReuseMultiCastDRAMShardedProgramFactory"
     assert [t["memory"] for t in op["inputs"] + op["outputs"]] == ["DRAM interleaved"] * 2 + ["L1 width_sharded"]
+    assert [(t["segment"], t["direction"], t["bytes"]) for t in walked["transfers"]] == \
+        [("before", "to_device", 128), (0, "to_device", 4096), ("after", "to_host", 2048)]
     summary = summarize(walked, layers=1)
     assert summary["device_ops_per_layer"] == [1]
     assert summary["bytes_to_device_per_layer"] == [4096]
