@@ -57,7 +57,6 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -78,7 +77,9 @@ def load_with_layers(spec: Path, layers: int | None):
     text, count = re.subn(r"(?m)^let layers = \d+", f"let layers = {layers}", spec.read_text(encoding="utf-8"))
     if count != 1:
         raise SystemExit(f"{spec}: no single `let layers = N` line to replace")
-    folder = Path(tempfile.mkdtemp(prefix="ttspec-capture-spec-"))
+    from ttspec.runtime import tempdirs
+
+    folder = tempdirs.make("ttspec-capture-spec-")  # removed when the process exits
     path = folder / spec.name
     path.write_text(text, encoding="utf-8")
     return load_model(path)
