@@ -94,14 +94,24 @@ def test_named_matmul_operands_are_the_programs_weight_matrices(captures):
     assert shapes["layers.0.mlp.w1.weight"] == (MLP, D)
 
 
+def closed_form_bytes(dtype: str, layout: str, shape: list[int]) -> int:
+    """A tensor's bytes from its shape: row-major, elements x element size; TILE, whole 32x32 tiles of the last two
+    dims (block floats: 1,024 mantissas of 8 or 4 bits plus 64 shared exponent bytes per tile)."""
+    if layout == "ROW_MAJOR":
+        return math.prod(shape) * ITEM_BYTES[dtype]
+    *outer, rows, cols = [1] + shape if len(shape) == 1 else shape
+    tiles = math.prod(outer) * -(-rows // 32) * -(-cols // 32)
+    return tiles * {"bfloat8_b": 1088, "bfloat4_b": 576}.get(dtype, 1024 * ITEM_BYTES.get(dtype, 0))
+
+
 def test_host_bytes_are_closed_forms_of_the_tensors(captures):
     one, two = captures[1][2]["decode"], captures[2][2]["decode"]
     for decode in (one, two):
         for direction in ("uploads", "reads"):
             for row in decode[f"{direction}_per_step"]:
-                dtype, shape, size = re.search(r" (\w+) \[([\d, ]*)\] ([\d,]+) B x 1$", row).groups()
-                volume = math.prod(int(s) for s in shape.split(", "))
-                assert int(size.replace(",", "")) == volume * ITEM_BYTES[dtype], row
+                dtype, layout, shape, size = re.search(r" (\w+) (\w+) \[([\d, ]*)\] ([\d,]+) B x 1$", row).groups()
+                shape = [int(s) for s in shape.split(", ")]
+                assert int(size.replace(",", "")) == closed_form_bytes(dtype, layout, shape), row
     # what a layer uploads is all that a second layer adds
     assert two["bytes_to_device_per_layer"][0] == two["bytes_to_device_per_layer"][1]
     assert two["bytes_to_device_per_step"] - one["bytes_to_device_per_step"] == two["bytes_to_device_per_layer"][0]

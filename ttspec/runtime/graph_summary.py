@@ -152,7 +152,8 @@ def _transfer(node, by_counter, ends, segment, caller) -> dict | None:
                   if by_counter[c]["node_type"] == "tensor"]
         devices = landed[0]["devices"] if landed else 1
     return {"direction": "to_device" if upload else "to_host", "bytes": tensor["bytes"], "devices": devices,
-            "dtype": tensor["dtype"], "shape": tensor["shape"], "segment": segment, "caller": caller}
+            "dtype": tensor["dtype"], "layout": tensor["layout"], "shape": tensor["shape"], "segment": segment,
+            "caller": caller}
 
 
 def summarize(walked: dict, layers: int) -> dict:
@@ -216,5 +217,6 @@ def _transfer_rows(transfers: list[dict], direction: str) -> Counter:
     for t in transfers:
         if t["direction"] == direction:
             where = "layer" if isinstance(t["segment"], int) else t["segment"]
-            rows[f"{where}: {t['caller']} {t['dtype']} {t['shape']} {t['bytes']:,} B x {t['devices']}"] += 1
+            tensor = f"{t['dtype']} {t['layout']} {t['shape']}"
+            rows[f"{where}: {t['caller']} {tensor} {t['bytes']:,} B x {t['devices']}"] += 1
     return rows
