@@ -39,7 +39,7 @@ def capture_decode(model: Model, source: str, target: str, *, users: int = 32, c
     work = tempdirs.make("ttspec-capture-")
     (work / "program.py").write_text(source, encoding="utf-8")
     request = {"class": root_class_name(model.name), "users": users, "context": context, "prefill": prefill,
-               "layers": _layer_count(model), "raw": str(raw) if raw else None,
+               "layers": _layer_count(model), "raw": str(Path(raw).resolve()) if raw else None,
                "meta_weights": {name: list(shape) for name, shape in stored_shapes(model).items()}}
     (work / "request.json").write_text(json.dumps(request))
     proc = subprocess.run([sys.executable, "-m", "ttspec.runtime.decode_capture", str(work)], cwd=work,
