@@ -473,3 +473,59 @@ def test_host_device_grids_equal_the_mock_n150s(mock_n150):
     assert [grid.x, grid.y] == mock_n150["grid"]
     mesh_dram = HostMesh((1, 8)).dram_grid_size()
     assert [mesh_dram.x, mesh_dram.y] == mock_n150["dram_grid"]
+
+
+# ---------------------------------------------------------------- the decode attention idiom, end to end
+
+
+@settings(max_examples=6, deadline=None)
+@given(attention_shapes(), st.integers(0, 2**16))
+def test_golden_decode_attention_idiom_equals_hf_attention(shape, seed):
+    """One decode step of the attention idiom (notes/ttnn-0.81-decode.md) run by the golden runtime:
+    fused QKV rows (interleaved-pair RoPE layout) -> nlp_create_qkv_heads_decode -> cos/sin gathered from
+    one table by ttnn.embedding(positions) -> rotary_embedding_llama(is_decode_mode=True) ->
+    paged_update_cache of K and V -> ttnn's decode SDPA golden -> nlp_concat_heads_decode; against HF's
+    rotary embedding and apply_rotary_pos_emb in HF's half layout and plain softmax attention per user."""
+    users, heads, kv, head_dim = shape
+    g = gen(seed)
+    context, theta = 64, 10000.0
+    config = transformers.LlamaConfig(hidden_size=heads * head_dim, num_attention_heads=heads, num_key_value_heads=kv,
+                                      head_dim=head_dim, max_position_embeddings=context,
+                                      rope_parameters={"rope_type": "default", "rope_theta": theta})
+    rotary = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding(config)
+    hf_cos, hf_sin = rotary(torch.zeros(1), torch.arange(context)[None])  # [1, context, D], half layout
+    positions = torch.randint(0, context, (users,), generator=g, dtype=torch.int32)
+    rows = torch.randn(1, 1, users, (heads + 2 * kv) * head_dim, generator=g)
+    k_cache, v_cache = (torch.randn(users, kv, context, head_dim, generator=g) for _ in range(2))
+
+    t = GoldenTTNN(ttnn)
+    q, k, v = t.experimental.nlp_create_qkv_heads_decode(rows, num_heads=heads, num_kv_heads=kv,
+                                                         memory_config=t.L1_HEIGHT_SHARDED_MEMORY_CONFIG)
+    tables = [from_half(table[0]) for table in (hf_cos, hf_sin)]  # [context, D], pairs interleaved
+    cos, sin = (t.reshape(t.embedding(positions[None], table), (1, users, 1, head_dim)) for table in tables)
+    trans = pair_swap().repeat(1, 1, users, 1)
+    q = t.experimental.rotary_embedding_llama(q, cos, sin, trans, is_decode_mode=True)
+    k = t.experimental.rotary_embedding_llama(k, cos, sin, trans, is_decode_mode=True)
+    ours_k, ours_v = k_cache.clone(), v_cache.clone()
+    t.experimental.paged_update_cache(ours_k, k, update_idxs_tensor=positions)
+    t.experimental.paged_update_cache(ours_v, v, update_idxs_tensor=positions)
+    attended = t.transformer.scaled_dot_product_attention_decode(q, ours_k, ours_v, cur_pos_tensor=positions,
+                                                                 scale=head_dim ** -0.5)
+    got = t.experimental.nlp_concat_heads_decode(attended, num_heads=heads)
+
+    apply = transformers.models.llama.modeling_llama.apply_rotary_pos_emb
+    for u in range(users):
+        p = int(positions[u])
+        row = rows[0, 0, u]
+        q_u = to_half(row[: heads * head_dim].reshape(1, heads, 1, head_dim))
+        k_u = to_half(row[heads * head_dim:(heads + kv) * head_dim].reshape(1, kv, 1, head_dim))
+        v_u = row[(heads + kv) * head_dim:].reshape(kv, 1, head_dim)
+        q_u, k_u = apply(q_u, k_u, hf_cos[:, p:p + 1], hf_sin[:, p:p + 1])
+        keys = torch.cat([to_half(k_cache[u, :, :p]), k_u[0], to_half(k_cache[u, :, p + 1:])], dim=1)[:, : p + 1]
+        values = torch.cat([v_cache[u, :, :p], v_u], dim=1)
+        group = heads // kv
+        want = torch.nn.functional.scaled_dot_product_attention(
+            q_u[0], keys.repeat_interleave(group, 0), values.repeat_interleave(group, 0))  # [heads, 1, D]
+        torch.testing.assert_close(got[0, 0, u], want.reshape(heads * head_dim), rtol=1e-4, atol=1e-4)
+    assert got.shape == (1, 1, 32, heads * head_dim)
+    assert t.calls["experimental.rotary_embedding_llama"] == 2 and t.calls["experimental.paged_update_cache"] == 2
