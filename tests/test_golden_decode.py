@@ -6,7 +6,9 @@
   reshape; and HF transformers' apply_rotary_pos_emb), over shapes hypothesis draws;
 - shapes: each reference's output shapes equal those the mock device's real op gives for inputs of the
   same logical shapes (one mock process runs every op once), so padding is ttnn's, not ours;
-- the golden runtime runs them in place of the ops, on single devices and meshes.
+- the golden runtime runs them in place of the ops, on single devices and meshes; the memory moves of the
+  decode idiom (interleaved_to_sharded, reshard, sharded_to_interleaved, to_memory_config) have ttnn goldens,
+  which keep the mock's shapes too.
 """
 
 from __future__ import annotations
@@ -359,6 +361,16 @@ def run(case):
                                                       kv_tied=form == "tied", **extra)
     if op == "concat_prefill":
         return [ttnn.experimental.nlp_concat_heads(dram([a["batch"], a["heads"], a["seq"], a["head_dim"]]))]
+    if op == "memory_moves":  # [1, 1, users, width]: sharded on 4 cores, resharded on 2, interleaved, sharded again
+        users, width = a["users"], a["width"]
+        def width_sharded(n):
+            return ttnn.create_sharded_memory_config((32, width // n), cores(n), ttnn.ShardStrategy.WIDTH,
+                                                     ttnn.ShardOrientation.ROW_MAJOR,
+                                                     use_height_and_width_as_shard_shape=True)
+        on_four = ttnn.interleaved_to_sharded(dram([1, 1, users, width]), width_sharded(4))
+        on_two = ttnn.reshard(on_four, width_sharded(2))
+        interleaved = ttnn.sharded_to_interleaved(on_two, ttnn.L1_MEMORY_CONFIG)
+        return [on_four, on_two, interleaved, ttnn.to_memory_config(interleaved, width_sharded(4))]
     raise ValueError(op)
 
 for case in cases:
@@ -393,6 +405,7 @@ MOCK_CASES = [
     {"op": "create_prefill", "args": {"batch": 1, "seq": 64, "heads": 8, "kv": 2, "head_dim": 32, "form": "tied",
                                       "transpose_k": True}},
     {"op": "concat_prefill", "args": {"batch": 2, "heads": 4, "seq": 40, "head_dim": 32}},
+    {"op": "memory_moves", "args": {"users": 8, "width": 256}},
 ]
 
 
@@ -435,6 +448,12 @@ def reference_outputs(case):
         return ref.nlp_create_qkv_heads_reference(z(b, 1, s, (h + (1 if tied else 2) * kv) * d), kv_tied=tied, **extra)
     if op == "concat_prefill":
         return [ref.nlp_concat_heads_reference(z(a["batch"], a["heads"], a["seq"], a["head_dim"]))]
+    if op == "memory_moves":  # these have ttnn goldens: the golden runtime runs them (sharding configs are None there)
+        t = GoldenTTNN(ttnn)
+        on_four = t.interleaved_to_sharded(z(1, 1, a["users"], a["width"]), t.create_sharded_memory_config())
+        on_two = t.reshard(on_four, t.create_sharded_memory_config())
+        interleaved = t.sharded_to_interleaved(on_two, t.L1_MEMORY_CONFIG)
+        return [on_four, on_two, interleaved, t.to_memory_config(interleaved, t.create_sharded_memory_config())]
     raise ValueError(op)
 
 

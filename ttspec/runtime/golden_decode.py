@@ -46,8 +46,13 @@ def nlp_create_qkv_heads_decode_reference(input_tensor, *, num_heads, num_kv_hea
         raise ValueError(f"width {width} is not (num_heads + 2 * num_kv_heads) * head_dim")
     head_dim = width // (num_heads + 2 * kv_heads)
     first, users = 0, input_tensor.shape[2]
-    if batch_offset is not None and slice_size is not None:
+    if (batch_offset is None) != (slice_size is None):
+        raise NotImplementedError("nlp_create_qkv_heads_decode with only one of batch_offset and slice_size")
+    if batch_offset is not None:
         first, users = int(batch_offset.reshape(-1)[0]), int(slice_size)
+        if first + users > input_tensor.shape[2]:
+            raise ValueError(f"nlp_create_qkv_heads_decode: users {first}..{first + users - 1} of "
+                             f"{input_tensor.shape[2]}")
     rows = input_tensor[0, 0, first:first + users]
     q_end, k_end = num_heads * head_dim, (num_heads + kv_heads) * head_dim
     outputs = (_rows_to_heads(rows[:, :q_end], num_heads, head_dim)[None],
