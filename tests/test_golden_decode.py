@@ -155,12 +155,19 @@ def from_half(x):
     return torch.stack([x[..., : d // 2], x[..., d // 2:]], dim=-1).reshape(x.shape)
 
 
-def golden_rope_at(x, position, head_dim):
-    """ttnn's golden of experimental.rotary_embedding (HF rotate-half) at one position, on the interleaved
-    layout mapped to HF's and back."""
-    cos, sin = interleaved_tables(torch.arange(position + 1), head_dim)
+MAX_POSITION = 2048
+
+
+def golden_rope_at(x, position, cached):
+    """ttnn's golden of experimental.rotary_embedding (HF rotate-half) at one position of the cached
+    [1, 1, positions, D] half-layout tables, on the interleaved layout mapped to HF's and back."""
     rotate = golden(ttnn.experimental.rotary_embedding)
-    return from_half(rotate(to_half(x), to_half(cos)[None, None], to_half(sin)[None, None], position))
+    return from_half(rotate(to_half(x), *cached, position))
+
+
+def half_tables(head_dim):
+    cos, sin = interleaved_tables(torch.arange(MAX_POSITION), head_dim)
+    return to_half(cos)[None, None], to_half(sin)[None, None]
 
 
 @SETTINGS
@@ -169,14 +176,15 @@ def test_rotary_llama_decode_equals_golden_rotary_embedding(shape, seed, cos_row
     users, heads, _, head_dim = shape
     g = gen(seed)
     x = torch.randn(1, users, heads, head_dim, generator=g)
-    positions = torch.randint(0, 4096, (users,), generator=g)
+    positions = torch.randint(0, MAX_POSITION, (users,), generator=g)
     cos, sin = interleaved_tables(positions, head_dim)  # [users, D], one row per user, as ttnn.embedding gives
     cos, sin = cos[None, :, None].expand(1, users, cos_rows, head_dim), sin[None, :, None].expand(1, users, cos_rows,
                                                                                                   head_dim)
     trans = pair_swap().repeat(1, 1, users, 1)  # one tile per user core
     got = ref.rotary_embedding_llama_reference(x, cos, sin, trans, is_decode_mode=True)
+    cached = half_tables(head_dim)
     for u in range(users):
-        want = golden_rope_at(x[:, u:u + 1], int(positions[u]), head_dim)
+        want = golden_rope_at(x[:, u:u + 1], int(positions[u]), cached)
         torch.testing.assert_close(got[:, u:u + 1], want, rtol=1e-5, atol=1e-5)
 
 
@@ -218,15 +226,16 @@ def test_rotary_llama_fused_qk_equals_golden_rotary_embedding(shape, seed):
     users, heads, kv, head_dim = shape
     g = gen(seed)
     q, k = torch.randn(1, users, heads, head_dim, generator=g), torch.randn(1, users, kv, head_dim, generator=g)
-    positions = torch.randint(0, 4096, (users,), generator=g)
-    k_positions = torch.randint(0, 4096, (users,), generator=g)  # different rows for K: a mix-up would show
+    positions = torch.randint(0, MAX_POSITION, (users,), generator=g)
+    k_positions = torch.randint(0, MAX_POSITION, (users,), generator=g)  # other rows for K: a mix-up would show
     cos, sin = interleaved_tables(torch.cat([positions, k_positions]), head_dim)
     got_q, got_k = ref.rotary_embedding_llama_fused_qk_reference(q, k, cos[None, :, None], sin[None, :, None],
                                                                  pair_swap().repeat(1, 1, 2 * users, 1))
+    cached = half_tables(head_dim)
     for u in range(users):
-        torch.testing.assert_close(got_q[:, u:u + 1], golden_rope_at(q[:, u:u + 1], int(positions[u]), head_dim),
+        torch.testing.assert_close(got_q[:, u:u + 1], golden_rope_at(q[:, u:u + 1], int(positions[u]), cached),
                                    rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(got_k[:, u:u + 1], golden_rope_at(k[:, u:u + 1], int(k_positions[u]), head_dim),
+        torch.testing.assert_close(got_k[:, u:u + 1], golden_rope_at(k[:, u:u + 1], int(k_positions[u]), cached),
                                    rtol=1e-5, atol=1e-5)
 
 
