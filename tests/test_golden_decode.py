@@ -283,7 +283,16 @@ def test_golden_runtime_runs_the_references_on_devices_and_meshes():
     assert isinstance(merged, MeshTensor) and [list(s.shape) for s in merged.shards] == [[1, 1, 32, 256]] * 2
     assert torch.equal(merged.shards[1][0, 0, :8], halves.shards[1][0].reshape(8, 256))
     assert stand_in.calls == {"experimental.nlp_create_qkv_heads_decode": 1, "experimental.nlp_concat_heads_decode": 1}
+    assert HOST.dram_grid_size().x == mesh.dram_grid_size().x == 12  # Wormhole's DRAM banks, on a device and a mesh
     assert stand_in.deallocate(q) is None
+    # a two-output reference on a mesh: each device rotates its own heads, and gets a pair of shards back
+    qs, ks = (MeshTensor([torch.randn(1, 4, n, 64) for _ in range(2)], mesh) for n in (4, 1))
+    cos = MeshTensor([torch.randn(1, 8, 1, 64)] * 2, mesh)
+    trans = MeshTensor([pair_swap().repeat(1, 1, 8, 1)] * 2, mesh)
+    rotated_q, rotated_k = stand_in.experimental.rotary_embedding_llama_fused_qk(qs, ks, cos, cos, trans)
+    assert all(isinstance(r, MeshTensor) for r in (rotated_q, rotated_k))
+    torch.testing.assert_close(rotated_k.shards[1], ref.rotary_embedding_llama_fused_qk_reference(
+        qs.shards[1], ks.shards[1], cos.shards[1], cos.shards[1], trans.shards[1])[1])
     with pytest.raises(GoldenUnavailable, match="page table"):
         stand_in.experimental.paged_update_cache(torch.zeros(1, 1, 32, 64), torch.zeros(1, 1, 1, 64),
                                                  update_idxs=[0], page_table=torch.zeros(1, 1))
