@@ -10,7 +10,8 @@ mock device's real op gives for the same inputs.
 Tensors are torch tensors in ttnn's logical shapes: a device pads head and user dims to a tile of 32
 in its storage only (`padded_shape`), never in the logical shape that ttnn.to_torch returns. Where a
 device leaves part of a logical output unwritten (nlp_concat_heads_decode's rows past the users),
-the reference writes zeros and says so. A reference computes in float32 and returns its input's dtype.
+the reference writes zeros and says so. A reference that computes does so in float32 and returns its
+input's dtype.
 An argument whose device behaviour these references do not model raises NotImplementedError, which
 the golden runtime reports as GoldenUnavailable.
 """
@@ -21,8 +22,8 @@ TILE = 32  # ttnn tiles are 32x32
 
 
 def _rows_to_heads(rows, heads: int, head_dim: int):
-    """[users or seq, heads * head_dim] -> [users or seq, heads, head_dim]."""
-    return rows.reshape(rows.shape[0], heads, head_dim)
+    """[users, heads * head_dim] -> [users, heads, head_dim], in its own storage as a device output is."""
+    return rows.reshape(rows.shape[0], heads, head_dim).clone()
 
 
 # ---------------------------------------------------------------- heads: split and merge
@@ -147,6 +148,9 @@ def _rope_decode(x, cos, sin, tiles, first_tile=0):
     import torch
 
     users = x.shape[1]
+    if 1 < tiles.shape[0] < first_tile + users:
+        raise ValueError(f"rotary_embedding_llama: trans_mat has {tiles.shape[0]} tiles, one per core is needed "
+                         f"(tiles {first_tile}..{first_tile + users - 1})")
     xf = x.float()
     out = torch.empty_like(xf)
     for u in range(users):
@@ -193,8 +197,7 @@ def rotary_embedding_llama_fused_qk_reference(q_input_tensor, k_input_tensor, co
                          f"{users} Q users and {k_input_tensor.shape[1]} K users")
     tiles = _tiles(trans_mat)
     q = _rope_decode(q_input_tensor, cos_cache[:, :users], sin_cache[:, :users], tiles)
-    k = _rope_decode(k_input_tensor, cos_cache[:, users:], sin_cache[:, users:], tiles,
-                     first_tile=users if tiles.shape[0] > 1 else 0)
+    k = _rope_decode(k_input_tensor, cos_cache[:, users:], sin_cache[:, users:], tiles, first_tile=users)
     return q, k
 
 
@@ -211,7 +214,9 @@ def paged_update_cache_reference(cache, input_tensor, *args, update_idxs_tensor=
     corresponding index in the batch is skipped"); for this op it is an assumption not checked on
     hardware, and the programs rely on it only when a decode step has fewer users than the cache.
     For every user b with index p >= 0: cache[b, :, p, :] = input[0, b, :nkv, :]. Updates the
-    cache in place and returns it."""
+    cache in place and returns it. A block-float cache (bfloat8_b) on a device rounds the rows it is
+    given to its format; golden tensors do not carry their block format, so here the rows keep the
+    cache's torch dtype (bfloat16): a --kv-dtype bfloat8_b run is slightly more exact in golden mode."""
     if page_table is not None:
         raise NotImplementedError("paged_update_cache with a page table has no reference here")
     indices = update_idxs_tensor if update_idxs_tensor is not None else update_idxs
