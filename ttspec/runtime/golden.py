@@ -11,7 +11,8 @@ from ttnn itself. The stand-in only moves data: `from_torch` casts to the tensor
 block float, bfloat8_b or bfloat4_b, goes through ttnn's own host conversion to that format
 and back, so weights carry exactly the rounding a device's copy has: see `quantise`),
 `to_torch` returns the tensor, and devices are placeholders. An op without a
-golden in ttnn 0.81.1 raises, rather than running something of ours in its place.
+golden in ttnn 0.81.1 runs ttspec's labelled reference for it (golden_decode.py, each tested
+against golden-backed ops) where there is one, and raises otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import types
 
 from ..ops import ALL_REDUCE, MESH_PARTITION, REDUCE_SCATTER
 from ..ops import COLLECTIVES as COLLECTIVE_OPS
+from .golden_decode import DECODE_REFERENCES, paged_update_cache_reference  # noqa: F401 (tests import it here)
 
 
 class GoldenUnavailable(RuntimeError):
@@ -30,11 +32,18 @@ class _GridSize:
     x, y = 8, 8  # a Wormhole's worker grid, for programs that size sharded layouts
 
 
+class _DramGridSize:
+    x, y = 12, 1  # a Wormhole's 12 DRAM banks, as the mock n150's device.dram_grid_size() gives them
+
+
 class _HostDevice:
     """Placeholder for a device in golden mode."""
 
     def compute_with_storage_grid_size(self):
         return _GridSize()
+
+    def dram_grid_size(self):  # programs width-shard decode weights over the DRAM banks
+        return _DramGridSize()
 
     def __repr__(self) -> str:
         return "<golden host device>"
@@ -75,7 +84,10 @@ class GoldenTTNN:
     def _reference(self, qualified: str, reference):
         def run(*args, **kwargs):
             self.calls[qualified] = self.calls.get(qualified, 0) + 1
-            return _per_device(reference, args, kwargs)
+            try:
+                return _per_device(reference, args, kwargs)
+            except NotImplementedError as e:  # an argument the reference does not model
+                raise GoldenUnavailable(f"ttnn.{qualified}: {e}") from e
 
         run.__name__ = f"reference_{qualified.replace('.', '_')}"
         return run
@@ -174,6 +186,10 @@ def _nothing_yet(self, *args, **kwargs):
     return None  # memory layouts (sharding) only place data; golden tensors are plain
 
 
+def _deallocate(self, tensor, *args, **kwargs):
+    return None  # host memory is freed when the program drops its last reference
+
+
 def _identity(self, tensor, *args, **kwargs):
     return tensor
 
@@ -206,41 +222,17 @@ DATA_MOVEMENT = {
     "to_device": _identity,
     "from_device": _identity,
     "to_memory_config": _identity,
+    "deallocate": _deallocate,
     "open_device": _open_device,
     "close_device": _close_device,
 }
 
 
 # ---------------------------------------------------------------- references for ops without a golden
-# The ONE place where ttspec states the semantics of a ttnn op that has no golden function in
-# ttnn 0.81.1, derived from ttnn's documentation; each is tested against a composition of
-# golden-backed ops computing the same thing (tests/test_decode.py).
-
-
-def paged_update_cache_reference(cache, input_tensor, *args, update_idxs_tensor=None, update_idxs=None,
-                                 page_table=None, batch_offset=0, **_):
-    """ttnn.experimental.paged_update_cache, unpaged (page_table None). Its documentation: "cache_tensor
-    of shape [B, nkv, kv_len, head_dim] and input_tensor of shape [1, B, nkv (padded to 32), head_dim]
-    ... update_idxs will specify for each batch element which token to update in the cache". An
-    index of -1 skips that batch element: ttnn documents that convention for its decode attention
-    (scaled_dot_product_attention_decode: "If a position is given as (-1), compute for the
-    corresponding index in the batch is skipped"); for this op it is an assumption not checked on
-    hardware, and the programs rely on it only when a decode step has fewer users than the cache.
-    For every user b with index p >= 0: cache[b, :, p, :] = input[0, b, :nkv, :]. Updates the
-    cache in place and returns it."""
-    if page_table is not None:
-        raise GoldenUnavailable("paged_update_cache with a page table has no reference here")
-    indices = update_idxs_tensor if update_idxs_tensor is not None else update_idxs
-    indices = [int(i) for i in (indices.reshape(-1).tolist() if hasattr(indices, "reshape") else indices)]
-    kv_heads = cache.shape[1]
-    for user in range(cache.shape[0]):
-        position = indices[user]
-        if position >= 0:
-            cache[user, :, position, :] = input_tensor[0, batch_offset + user, :kv_heads, :].to(cache.dtype)
-    return cache
-
-
-REFERENCES = {"experimental.paged_update_cache": paged_update_cache_reference}
+# ttnn ops with no golden function in ttnn 0.81.1 run ttspec's labelled reference for them, each stated
+# once in golden_decode.py and tested against a composition of golden-backed ops
+# (tests/test_golden_decode.py).
+REFERENCES = dict(DECODE_REFERENCES)
 
 
 # ---------------------------------------------------------------- meshes
@@ -259,6 +251,9 @@ class HostMesh:
 
     def compute_with_storage_grid_size(self):
         return _GridSize()
+
+    def dram_grid_size(self):
+        return _DramGridSize()
 
     def __repr__(self) -> str:
         return f"<golden host mesh {self.shape[0]}x{self.shape[1]}>"
