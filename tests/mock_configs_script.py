@@ -81,7 +81,8 @@ def sdpa(dev, case):
         q, k, v, cur_pos_tensor=pos, program_config=program, compute_kernel_config=compute, memory_config=memory))
 
 
-def prefill(dev, case):
+def interleaved(dev, case):
+    """A matmul on DRAM-interleaved tensors: prefill (rows folded into chunks) or 1-D multicast decode."""
     k, n = case["k"], case["n"]
     w = allocate(dev, [k, n], DTYPES[case["dtype"]], ttnn.DRAM_MEMORY_CONFIG)
     x = allocate(dev, [1, case["chunks"], case["chunk_rows"], k], ttnn.bfloat16, ttnn.DRAM_MEMORY_CONFIG)
@@ -90,7 +91,7 @@ def prefill(dev, case):
                                         memory_config=memory))
 
 
-RUN = {"matmul": matmul, "norm": norm, "sdpa": sdpa, "prefill": prefill}
+RUN = {"matmul": matmul, "norm": norm, "sdpa": sdpa, "interleaved": interleaved}
 dev = ttnn.open_device(device_id=0)
 results = []
 for case in CASES:

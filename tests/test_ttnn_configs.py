@@ -23,12 +23,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ttspec import weight_formats
 from ttspec.backends.common.printer import print_expr
 from ttspec.backends.common.pyast import names_read
 from ttspec.backends.ttnn.configs import rules
 from ttspec.backends.ttnn.configs.decode import (
     attention_matmul,
     decode_matmul,
+    decode_matmul_1d,
     decode_norm,
     decode_sdpa,
     lm_head_chunks,
@@ -115,6 +117,14 @@ def test_performance_preset_and_overrides():
         rules.performance_preset(w9="bf16")
 
 
+def test_weights_dtype_kinds_map_to_matmul_groups():
+    formats = weight_formats.parse("attention=bfloat8_b,mlp=bfloat4_b")
+    chosen = rules.precision_from_formats(formats)
+    assert {role: (p.dtype, p.compute.fidelity) for role, p in chosen.items()} == {
+        "wqkv": ("bfloat8_b", "HiFi2"), "wo": ("bfloat8_b", "HiFi2"), "ff1_ff3": ("bfloat4_b", "LoFi"),
+        "ff2": ("bfloat4_b", "LoFi"), "lm_head": ("bf16", "HiFi4")}
+
+
 def test_norm_and_sdpa_decode_match_tt_transformers():
     norm = decode_norm(4096, N150)  # the notes: grid [8, 4], subblock_w 4, block_h 1, block_w 4
     assert (norm.op.program.grid, norm.op.program.subblock_w, norm.op.program.block_w) == ((8, 4), 4, 4)
@@ -196,6 +206,18 @@ def test_every_decode_matmul_satisfies_ttnn(k_tiles, n, fmt, target):
     check_dram_sharded(attention_matmul(k_tiles * 32, n, fmt, target), target)
 
 
+@settings(max_examples=100, deadline=None)
+@given(k_tiles=st.integers(1, 512), n_tiles=st.integers(1, 2048), users=st.integers(1, 32), fmt=FORMATS,
+       target=CHIPS)
+def test_every_1d_decode_matmul_satisfies_ttnn(k_tiles, n_tiles, users, fmt, target):
+    op = decode_matmul_1d(k_tiles * 32, n_tiles * 32, fmt, target, m=users)
+    p, grid = op.program, core_grids(target).compute
+    assert p.grid[0] <= grid[0] and p.grid[1] <= grid[1] and p.grid[0] * p.grid[1] <= max(n_tiles, p.grid[0])
+    assert p.per_core_M % p.out_subblock_h == 0 and p.per_core_N % p.out_subblock_w == 0
+    assert p.out_subblock_h * p.out_subblock_w <= op.compute.dest_tiles
+    assert k_tiles % p.in0_block_w == 0 and p.per_core_N * p.grid[0] * p.grid[1] >= n_tiles
+
+
 @settings(max_examples=60, deadline=None)
 @given(k_tiles=st.integers(1, 512), vocab=st.integers(1000, 262144), devices=st.sampled_from((1, 2, 8)),
        target=CHIPS)
@@ -238,6 +260,7 @@ def test_every_prefill_matmul_satisfies_ttnn(m_tiles, k_tiles, n_tiles, fmt, tar
 # ---------------------------------------------------------------- on the mock device
 SCRIPT = Path(__file__).with_name("mock_configs_script.py")
 FACTORY = "ttnn::prim::MatmulMultiCoreReuseMultiCastDRAMShardedProgramFactory"
+MCAST_1D, MCAST_2D = (f"ttnn::prim::MatmulMultiCoreReuseMcast{d}DProgramFactory" for d in (1, 2))
 
 
 def _matmul_case(mm, fmt, golden=False) -> dict:
@@ -278,10 +301,17 @@ def mock_cases() -> list[tuple[str, dict, dict]]:
                                              "program": print_expr(sdpa.op.program.code()),
                                              "compute": print_expr(sdpa.op.compute.code()),
                                              "memory": print_expr(sdpa.op.memory.code())}, {"fidelity": "HiFi2"}))
+    for label, (k, n, fmt) in GALAXY_70B.items():
+        op = decode_matmul_1d(k, n, fmt, TARGETS["galaxy"])
+        case = {"kind": "interleaved", "k": k, "n": n, "dtype": fmt, "chunks": 1, "chunk_rows": 32,
+                "program": print_expr(op.program.code()), "compute": print_expr(op.compute.code()),
+                "memory": print_expr(op.memory.code())}
+        cases.append((f"llama-3.1-70b galaxy {label} 1-D", case, {"fidelity": op.compute.fidelity,
+                                                                  "factory": MCAST_1D}))
     for label, (k, n, fmt, compute) in PREFILL.items():
         p = prefill_matmul(8192, k, n, fmt, N150, compute=compute)
         cases.append((f"llama-3.1-8b prefill {label}", _prefill_case(p, k, n, fmt),
-                      {"fidelity": p.op.compute.fidelity}))
+                      {"fidelity": p.op.compute.fidelity, "factory": MCAST_2D}))
         for variant, too_big in _larger_than_chosen(p, k):
             # the L1 estimate refused this one: ttnn must refuse it too, at the end address the estimate gives
             end = multicast_l1_bytes(too_big.op.program, k // 32, fmt, "bf16", p.op.compute) + rules.L1_CB_BASE
@@ -289,6 +319,10 @@ def mock_cases() -> list[tuple[str, dict, dict]]:
             cases.append((f"llama-3.1-8b prefill {label} {variant}", _prefill_case(too_big, k, n, fmt),
                           {"refused": True, "end": end}))
     return cases
+
+
+# 70B on Galaxy per chip (tt_transformers FF1_3_TG_PROGCFG: [32, dim / 4] x [dim / 4, hidden / 8]; FF2 back)
+GALAXY_70B = {"w1": (8192 // 4, 28672 // 8, "bfloat4_b"), "w2": (28672 // 8, 8192 // 4, "bfloat8_b")}
 
 
 # 8B prefill matmuls (K, N, weight format, compute kernel or the format's own): where the chosen K block is
@@ -311,23 +345,21 @@ def _larger_than_chosen(p, k):
 
 
 def _prefill_case(p, k, n, fmt) -> dict:
-    return {"kind": "prefill", "k": k, "n": n, "dtype": fmt, "chunks": p.chunks, "chunk_rows": p.chunk_rows,
+    return {"kind": "interleaved", "k": k, "n": n, "dtype": fmt, "chunks": p.chunks, "chunk_rows": p.chunk_rows,
             "program": print_expr(p.op.program.code()), "compute": print_expr(p.op.compute.code()),
             "memory": print_expr(p.op.memory.code())}
 
 
-@pytest.fixture(scope="module")
-def mock_results(tmp_path_factory):
+def run_mock(target: str, cases: list, workdir: Path) -> list:
+    """Run the cases in one fresh mock-device process of `target`; (case, result) pairs."""
     from ttspec.mock import toolchain
 
     try:
         toolchain.ensure_toolchain()
     except toolchain.ToolchainMissing as e:
         pytest.skip(str(e))
-    cases = mock_cases()
-    workdir = tmp_path_factory.mktemp("mock-configs")
     (workdir / "cases.json").write_text(json.dumps([case for _, case, _ in cases]), encoding="utf-8")
-    env = dict(os.environ, LOGURU_LEVEL="WARNING", **toolchain.mock_env("n150"))
+    env = dict(os.environ, LOGURU_LEVEL="WARNING", **toolchain.mock_env(target))
     # graph capture records program factories only outside ttnn's fast runtime mode
     env["TTNN_CONFIG_OVERRIDES"] = json.dumps({"enable_fast_runtime_mode": False})
     proc = subprocess.run([sys.executable, str(SCRIPT), str(workdir / "cases.json")], cwd=workdir, env=env,
@@ -335,6 +367,29 @@ def mock_results(tmp_path_factory):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("MOCK-RESULT ")]
     assert proc.returncode == 0 and lines, f"rc {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return list(zip(cases, json.loads(lines[-1].removeprefix("MOCK-RESULT "))))
+
+
+@pytest.fixture(scope="module")
+def mock_results(tmp_path_factory):
+    return run_mock("n150", mock_cases(), tmp_path_factory.mktemp("mock-configs-n150"))
+
+
+def test_blackhole_core_grids_on_the_mock(tmp_path):
+    """p150: weights sharded over its 8 DRAM banks, inputs on its grid; the table's entry (targets.py) holds."""
+    model = MODELS["llama-3.1-8b"]
+    matmuls = layer_matmuls(model, P150)
+    assert {m.weight.grid for m in matmuls.values()} == {(8, 1)}
+    norm = decode_norm(model["dim"], P150)
+    cases = [(f"p150 {name}", _matmul_case(m, rules.PERFORMANCE[role]), {"fidelity": m.op.compute.fidelity})
+             for (name, m), role in zip(matmuls.items(), ("wqkv", "wo", "ff1_ff3", "ff2"))]
+    cases.append(("p150 norm", {"kind": "norm", "width": model["dim"], "memory": print_expr(norm.memory.code()),
+                                "program": print_expr(norm.op.program.code()),
+                                "compute": print_expr(norm.op.compute.code())}, {"fidelity": "HiFi2"}))
+    for (label, case, expect), result in run_mock("p150", cases, tmp_path):
+        assert result["ok"], f"{label}: {result['error']}\n{result['traceback']}"
+        assert result["fidelity"] == expect["fidelity"], (label, result)
+        if case["kind"] == "matmul":
+            assert result["factory"] == FACTORY, (label, result)
 
 
 def test_chosen_decode_configs_resolve_on_the_mock(mock_results):
@@ -345,8 +400,8 @@ def test_chosen_decode_configs_resolve_on_the_mock(mock_results):
         assert result["fidelity"] == expect["fidelity"], (label, result)
         if case["kind"] == "matmul":
             assert result["factory"] == FACTORY, (label, result)
-        if case["kind"] == "prefill":
-            assert result["factory"] == "ttnn::prim::MatmulMultiCoreReuseMcast2DProgramFactory", (label, result)
+        if case["kind"] == "interleaved":
+            assert result["factory"] == expect["factory"], (label, result)
         if case["kind"] == "norm":
             assert result["factory"] == "ttnn::prim::LayerNormShardedProgramFactory", (label, result)
         if case["kind"] == "sdpa":

@@ -32,6 +32,7 @@ from .values import (
     ComputeKernel,
     DRAMShardedMatmul,
     Memory,
+    Multicast1DMatmul,
     OpConfig,
     SDPAProgram,
     ShardedNormProgram,
@@ -91,6 +92,31 @@ def attention_matmul(k: int, n: int, weight_format: str, target: Target, role: R
     tiles, tt_transformers' attn_input_grid), so the norm's sharded output feeds the matmul unchanged."""
     return decode_matmul(k, n, weight_format, target, cores=cores_for_k(whole_tiles(k, "K"), target), role=role,
                          **options)
+
+
+def decode_matmul_1d(k: int, n: int, weight_format: str, target: Target, *, m: int = TILE,
+                     role: Role | None = None, compute: ComputeKernel | None = None,
+                     fused_activation: Activation | None = None) -> OpConfig:
+    """A decode matmul on interleaved tensors (where weights cannot be DRAM-sharded: tt_transformers' Galaxy
+    configs), 1-D multicast: the output's column tiles split over the grid (fewer rows when N has fewer
+    tiles than cores), in0 multicast; out_subblock_w the largest divisor of per_core_N within the destination
+    tiles, out_subblock_h the largest dividing per_core_M within what is left (tt_transformers
+    matmul_1d_config)."""
+    k_tiles, m_tiles = whole_tiles(k, "decode matmul K"), ceil(m / TILE)
+    n_tiles = ceil(n / TILE)
+    compute = compute or matmul_kernel(weight_format, role)
+    gx, gy = matmul_grid(target)
+    gx = min(gx, n_tiles)
+    gy = max(1, min(gy, n_tiles // gx))
+    per_core_n = ceil(n_tiles / (gx * gy))
+    dest = compute.dest_tiles
+    subblock_w = largest_divisor(per_core_n, dest)
+    subblock_h = largest_divisor(m_tiles, dest // subblock_w)
+    in0_block_w = largest_divisor(k_tiles, max(1, min(8, k_tiles // (gx * gy))))
+    program = Multicast1DMatmul((gx, gy), in0_block_w, subblock_h, subblock_w, per_core_M=m_tiles,
+                                per_core_N=per_core_n, fuse_batch=True, mcast_in0=True,
+                                fused_activation=fused_activation)
+    return OpConfig(DRAM, program, compute)
 
 
 @dataclass(frozen=True)
