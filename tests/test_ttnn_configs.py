@@ -254,12 +254,13 @@ def test_every_prefill_matmul_satisfies_ttnn(m_tiles, k_tiles, n_tiles, fmt, tar
     assert g.per_core_M * g.grid[1] * 32 >= p.chunk_rows and g.per_core_N * g.grid[0] >= n_tiles
     assert p.chunks * p.chunk_rows == m_tiles * 32 and p.chunk_rows <= {"wormhole_b0": 1024, "blackhole": 512}[
         target.arch]
-    assert p.l1_bytes == multicast_l1_bytes(g, k_tiles, fmt, "bf16", p.op.compute) <= rules.L1_CB_BYTES
+    assert p.l1_bytes == multicast_l1_bytes(g, k_tiles, fmt, "bf16", p.op.compute) <= rules.l1_cb_bytes(target)
 
 
 # ---------------------------------------------------------------- on the mock device
 SCRIPT = Path(__file__).with_name("mock_configs_script.py")
 FACTORY = "ttnn::prim::MatmulMultiCoreReuseMultiCastDRAMShardedProgramFactory"
+WORMHOLE_L1, BLACKHOLE_L1 = rules.L1_REGION["wormhole_b0"], rules.L1_REGION["blackhole"]
 MCAST_1D, MCAST_2D = (f"ttnn::prim::MatmulMultiCoreReuseMcast{d}DProgramFactory" for d in (1, 2))
 
 
@@ -314,8 +315,8 @@ def mock_cases() -> list[tuple[str, dict, dict]]:
                       {"fidelity": p.op.compute.fidelity, "factory": MCAST_2D}))
         for variant, too_big in _larger_than_chosen(p, k):
             # the L1 estimate refused this one: ttnn must refuse it too, at the end address the estimate gives
-            end = multicast_l1_bytes(too_big.op.program, k // 32, fmt, "bf16", p.op.compute) + rules.L1_CB_BASE
-            assert end > rules.L1_END
+            end = multicast_l1_bytes(too_big.op.program, k // 32, fmt, "bf16", p.op.compute) + WORMHOLE_L1[1]
+            assert end > WORMHOLE_L1[0]
             cases.append((f"llama-3.1-8b prefill {label} {variant}", _prefill_case(too_big, k, n, fmt),
                           {"refused": True, "end": end}))
     return cases
@@ -385,7 +386,21 @@ def test_blackhole_core_grids_on_the_mock(tmp_path):
     cases.append(("p150 norm", {"kind": "norm", "width": model["dim"], "memory": print_expr(norm.memory.code()),
                                 "program": print_expr(norm.op.program.code()),
                                 "compute": print_expr(norm.op.compute.code())}, {"fidelity": "HiFi2"}))
+    # Blackhole folds prefill into 512-row chunks: the 1024-row chunks of these overflow its L1
+    for fmt, compute in (("bfloat8_b", None), ("bfloat4_b", rules.HIFI4)):
+        p = prefill_matmul(8192, 4096, 14336, fmt, P150, compute=compute)
+        assert p.chunk_rows == 512
+        longer = replace(p.op.program, per_core_M=p.op.program.per_core_M * 2)
+        end = multicast_l1_bytes(longer, 4096 // 32, fmt, "bf16", p.op.compute) + BLACKHOLE_L1[1]
+        label = f"p150 prefill w1 {fmt} {p.op.compute.fidelity}"
+        cases.append((label, _prefill_case(p, 4096, 14336, fmt), {"fidelity": p.op.compute.fidelity}))
+        too_long = replace(p, chunk_rows=1024, chunks=8, op=replace(p.op, program=longer))
+        cases.append((label + " 1024 rows", _prefill_case(too_long, 4096, 14336, fmt), {"end": end}))
     for (label, case, expect), result in run_mock("p150", cases, tmp_path):
+        if "end" in expect:
+            # 1572864 B = 1.5 MiB, Blackhole's L1 per core
+            assert f"grow to {expect['end']} B which is beyond max L1 size of 1572864 B" in result["error"], result
+            continue
         assert result["ok"], f"{label}: {result['error']}\n{result['traceback']}"
         assert result["fidelity"] == expect["fidelity"], (label, result)
         if case["kind"] == "matmul":
@@ -413,7 +428,7 @@ def test_configs_the_l1_rules_refuse_are_refused_on_the_mock(mock_results):
     assert len(refused) >= 4, sorted(refused)
     for label, (_, result) in refused.items():
         assert not result["ok"], f"{label} was accepted"
-        assert "beyond max L1 size of 1499136 B" in result["error"], (label, result["error"])
+        assert "beyond max L1 size of 1499136 B" in result["error"], (label, result["error"])  # the notes' figure
     # the notes' measurement of the one-piece 8B head (tt_transformers splits it in 3)
     assert "grow to 2982496 B" in refused["llama-3.1-8b head in one piece"][1]["error"]
     # the 2-D multicast buffers end where multicast_l1_bytes says (fp16 and fp32 partial sums, wider K blocks

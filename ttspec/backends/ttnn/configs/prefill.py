@@ -8,11 +8,11 @@ from math import ceil
 
 from ....targets import TILE, Target
 from .rules import (
-    L1_CB_BYTES,
     PREFILL_CHUNK_ROWS,
     TILE_BYTES,
     ConfigError,
     Role,
+    l1_cb_bytes,
     largest_divisor,
     matmul_grid,
     matmul_kernel,
@@ -83,8 +83,10 @@ def prefill_matmul(m: int, k: int, n: int, weight_format: str, target: Target, *
     compute = compute or matmul_kernel(weight_format, role)
     cutoff = PREFILL_CHUNK_ROWS[target.arch] // TILE
 
+    budget = l1_cb_bytes(target)
+
     def fits(program):
-        return multicast_l1_bytes(program, k_tiles, weight_format, output_format, compute) <= L1_CB_BYTES
+        return multicast_l1_bytes(program, k_tiles, weight_format, output_format, compute) <= budget
 
     for chunk_tiles in range(min(m_tiles, cutoff), 0, -1):
         if m_tiles % chunk_tiles:

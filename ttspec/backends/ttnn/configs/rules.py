@@ -32,13 +32,18 @@ from .values import (
 # Bytes of one 32x32 tile per format (bfloat8_b / bfloat4_b: 1024 / 512 B of mantissas + 64 B of shared
 # exponents; tt-metal tt::tile_size).
 TILE_BYTES = {"bf16": 2048, "bfloat8_b": 1088, "bfloat4_b": 576, "fp32": 4096}
-# L1 a program's circular buffers may take per core on Wormhole. ttnn 0.81.1 on the mock n150 refuses a program
-# whose statically allocated buffers "grow to" an end address beyond 1,499,136 B; they start at 105,824 B (the
-# end addresses it reported for two refused 2-D multicast programs, 1,670,496 and 1,613,152 B, each exceed the
-# buffer sizes multicast_l1_bytes computes for them by exactly that; tests/test_ttnn_configs.py).
-L1_END = 1_499_136
-L1_CB_BASE = 105_824
-L1_CB_BYTES = L1_END - L1_CB_BASE
+# Where a program's statically allocated circular buffers may lie in each core's L1: ttnn 0.81.1 refuses a program
+# whose buffers "grow to" an end address beyond the first number (Wormhole 1,499,136 B, Blackhole 1,572,864 B);
+# they start at the second. Measured on the mock n150 and p150: the end addresses reported for refused 2-D
+# multicast programs (Wormhole 1,670,496 and 1,613,152 B; Blackhole 1,676,416 B) exceed the buffer sizes
+# multicast_l1_bytes computes for them by exactly that base (tests/test_ttnn_configs.py checks both).
+L1_REGION = {"wormhole_b0": (1_499_136, 105_824), "blackhole": (1_572_864, 111_744)}
+
+
+def l1_cb_bytes(target: Target) -> int:
+    """The L1 bytes per core a program's circular buffers may take on `target`'s chips."""
+    end, base = L1_REGION[target.arch]
+    return end - base
 # tt_transformers' LM-head column budget per core (model_config.py: '128256 / 4 was experimentally the maximum
 # columns that worked per device ... on 48 cores, so 668 columns per core is close to the L1 limit'); on
 # Blackhole it splits the head at 128256 // 8 columns per device.
