@@ -224,6 +224,7 @@ def test_every_1d_decode_matmul_satisfies_ttnn(k_tiles, n_tiles, users, fmt, tar
 def test_every_lm_head_chunk_satisfies_ttnn_and_covers_the_vocabulary(k_tiles, vocab, devices, target):
     head = lm_head_chunks(k_tiles * 32, vocab, "bfloat8_b", target, devices=devices)
     assert sum(head.widths) == ceil(vocab / devices) and min(head.widths) >= 1
+    assert all(start % 32 == 0 for start in head.starts)  # chunks split the weight on tile boundaries
     for mm in head.matmuls:
         check_dram_sharded(mm, target)
         if target.arch == "wormhole_b0":  # tt_transformers' 668 columns per core

@@ -181,10 +181,11 @@ class LMHead:
 
 
 def lm_head_columns(k: int, target: Target) -> int:
-    """The most columns one chunk may have: tt_transformers' L1 budget per core times the head's cores."""
+    """The most columns one chunk may have: tt_transformers' L1 budget per core times the head's cores,
+    in whole tiles so that every chunk but the last starts and ends on a tile."""
     if target.arch == "blackhole":
         return BLACKHOLE_LM_HEAD_COLUMNS
-    return LM_HEAD_COLUMNS_PER_CORE * lm_head_cores(k, target)
+    return LM_HEAD_COLUMNS_PER_CORE * lm_head_cores(k, target) // TILE * TILE
 
 
 def lm_head_chunks(k: int, vocab: int, weight_format: str, target: Target, *, devices: int = 1,

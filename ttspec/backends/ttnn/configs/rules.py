@@ -9,9 +9,9 @@ against:
 - DRAM-sharded matmul: input A WIDTH_SHARDED in L1, ROW_MAJOR, with M = per_core_M = shard height
   / 32 = 1 tile; Kt % in0_block_w == 0 and (shard width / 32) % in0_block_w == 0; the weight
   WIDTH_SHARDED; the output sharded like the input; in0_block_w, per_core_M, per_core_N > 0.
-- 2-D multicast: the grid within the device grid; per_core_M % out_subblock_h == 0, per_core_N %
-  out_subblock_w == 0, out_subblock_h * out_subblock_w <= the destination tiles (8, or 4 with fp32
-  accumulation); Kt % in0_block_w == 0; its circular buffers fit in L1.
+- 1-D and 2-D multicast: the grid within the device grid; per_core_M % out_subblock_h == 0,
+  per_core_N % out_subblock_w == 0, out_subblock_h * out_subblock_w <= the destination tiles (8, or 4
+  with fp32 accumulation); Kt % in0_block_w == 0; its circular buffers fit in L1 (L1_REGION).
 - Sharded norm: block_w == width tiles / cores, block_w % subblock_w == 0, subblock_w <= 4 with fp32
   accumulation, block_h == shard height / 32.
 """
@@ -21,13 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ....targets import TILE, Target, core_grids
-from .values import (
-    HIFI2,
-    HIFI2_FP16,
-    HIFI4,
-    LOFI,
-    ComputeKernel,
-)
+from .values import HIFI2, HIFI2_FP16, HIFI4, LOFI, ComputeKernel
 
 # Bytes of one 32x32 tile per format (bfloat8_b / bfloat4_b: 1024 / 512 B of mantissas + 64 B of shared
 # exponents; tt-metal tt::tile_size).
@@ -39,11 +33,6 @@ TILE_BYTES = {"bf16": 2048, "bfloat8_b": 1088, "bfloat4_b": 576, "fp32": 4096}
 # multicast_l1_bytes computes for them by exactly that base (tests/test_ttnn_configs.py checks both).
 L1_REGION = {"wormhole_b0": (1_499_136, 105_824), "blackhole": (1_572_864, 111_744)}
 
-
-def l1_cb_bytes(target: Target) -> int:
-    """The L1 bytes per core a program's circular buffers may take on `target`'s chips."""
-    end, base = L1_REGION[target.arch]
-    return end - base
 # tt_transformers' LM-head column budget per core (model_config.py: '128256 / 4 was experimentally the maximum
 # columns that worked per device ... on 48 cores, so 668 columns per core is close to the L1 limit'); on
 # Blackhole it splits the head at 128256 // 8 columns per device.
@@ -62,6 +51,12 @@ ATTENTION_ROLES = ("wqkv", "wo")
 
 class ConfigError(ValueError):
     """No configuration satisfies ttnn's constraints for these shapes on this target."""
+
+
+def l1_cb_bytes(target: Target) -> int:
+    """The L1 bytes per core a program's circular buffers may take on `target`'s chips."""
+    end, base = L1_REGION[target.arch]
+    return end - base
 
 
 # ---------------------------------------------------------------- fidelity per weight format
@@ -131,6 +126,7 @@ def rectangle(cores: int, grid: tuple[int, int]) -> tuple[int, int] | None:
 
 
 def matmul_grid(target: Target) -> tuple[int, int]:
+    """The (x, y) grid matmuls, norms and SDPA are laid out on: the chip's, at most 8x8."""
     x, y = core_grids(target).compute
     return min(x, MATMUL_GRID_CAP[0]), min(y, MATMUL_GRID_CAP[1])
 
@@ -161,6 +157,7 @@ def lm_head_cores(k: int, target: Target) -> int:
 
 
 def whole_tiles(size: int, what: str) -> int:
+    """`size` in tiles; a clear error when it is not a whole number of them."""
     if size < 1 or size % TILE:
         raise ConfigError(f"{what} {size} is not a positive multiple of {TILE}")
     return size // TILE
