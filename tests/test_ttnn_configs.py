@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from math import ceil
 from pathlib import Path
 
@@ -339,11 +338,11 @@ def _larger_than_chosen(p, k):
     program = p.op.program
     wider = [w for w in range(program.in0_block_w + 1, 9) if (k // 32) % w == 0]
     if wider:
-        yield f"in0_block_w {wider[0]}", replace(p, op=replace(p.op, program=replace(program, in0_block_w=wider[0])))
+        yield f"in0_block_w {wider[0]}", p.replace(op=p.op.replace(program=program.replace(in0_block_w=wider[0])))
     if p.chunks % 2 == 0 and p.chunk_rows * 2 <= 1024:
-        longer = replace(program, per_core_M=program.per_core_M * 2)
-        yield f"{p.chunk_rows * 2} rows", replace(p, chunk_rows=p.chunk_rows * 2, chunks=p.chunks // 2,
-                                                   op=replace(p.op, program=longer))
+        longer = program.replace(per_core_M=program.per_core_M * 2)
+        yield f"{p.chunk_rows * 2} rows", p.replace(chunk_rows=p.chunk_rows * 2, chunks=p.chunks // 2,
+                                                   op=p.op.replace(program=longer))
 
 
 def _prefill_case(p, k, n, fmt) -> dict:
@@ -391,11 +390,11 @@ def test_blackhole_core_grids_on_the_mock(tmp_path):
     for fmt, compute in (("bfloat8_b", None), ("bfloat4_b", rules.HIFI4)):
         p = prefill_matmul(8192, 4096, 14336, fmt, P150, compute=compute)
         assert p.chunk_rows == 512
-        longer = replace(p.op.program, per_core_M=p.op.program.per_core_M * 2)
+        longer = p.op.program.replace(per_core_M=p.op.program.per_core_M * 2)
         end = multicast_l1_bytes(longer, 4096 // 32, fmt, "bf16", p.op.compute) + BLACKHOLE_L1[1]
         label = f"p150 prefill w1 {fmt} {p.op.compute.fidelity}"
         cases.append((label, _prefill_case(p, 4096, 14336, fmt), {"fidelity": p.op.compute.fidelity}))
-        too_long = replace(p, chunk_rows=1024, chunks=8, op=replace(p.op, program=longer))
+        too_long = p.replace(chunk_rows=1024, chunks=8, op=p.op.replace(program=longer))
         cases.append((label + " 1024 rows", _prefill_case(too_long, 4096, 14336, fmt), {"end": end}))
     for (label, case, expect), result in run_mock("p150", cases, tmp_path):
         if "end" in expect:

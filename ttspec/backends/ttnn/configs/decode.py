@@ -4,10 +4,10 @@ into column chunks that fit L1 (tech_reports/LLMs/llms.md 4.6; tt_transformers' 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import ceil
 
 from ....targets import TILE, Target, core_grids
+from ...common.pyast import Node, record
 from .rules import (
     BLACKHOLE_LM_HEAD_COLUMNS,
     LM_HEAD_COLUMNS_PER_CORE,
@@ -46,8 +46,8 @@ def _width_sharded(rows: int, width: int, cores: int, target: Target) -> Memory:
     return Memory("L1", "WIDTH_SHARDED", grid, (rows, width // cores))
 
 
-@dataclass(frozen=True)
-class DecodeMatmul:
+@record
+class DecodeMatmul(Node):
     """A decode weight matmul: where its weight lives (`weight`: width-sharded over the DRAM banks), the
     L1 width-sharded layout its input must have (`input`), and the op's own configuration."""
 
@@ -119,8 +119,8 @@ def decode_matmul_1d(k: int, n: int, weight_format: str, target: Target, *, m: i
     return OpConfig(DRAM, program, compute)
 
 
-@dataclass(frozen=True)
-class DecodeNorm:
+@record
+class DecodeNorm(Node):
     """The sharded RMS/layer norm of a [32, width] row block: input and output share `memory`."""
 
     memory: Memory
@@ -143,8 +143,8 @@ def decode_norm(width: int, target: Target, *, m: int = TILE, cores: int | None 
     return DecodeNorm(memory, OpConfig(memory, program, NORM_KERNEL))
 
 
-@dataclass(frozen=True)
-class DecodeSDPA:
+@record
+class DecodeSDPA(Node):
     """SDPA decode over the paged/contiguous cache: `heads` is the L1 height-sharded layout of Q (one
     user per core, nlp_create_qkv_heads_decode's output); the op writes DRAM, and `concat_input` is the
     height-sharded layout nlp_concat_heads_decode reads (heads padded to a tile, one user per core)."""
@@ -168,8 +168,8 @@ def decode_sdpa(local_heads: int, head_dim: int, users: int, target: Target) -> 
     return DecodeSDPA(L1_HEIGHT_SHARDED, OpConfig(DRAM, program, SDPA_DECODE_KERNEL), concat)
 
 
-@dataclass(frozen=True)
-class LMHead:
+@record
+class LMHead(Node):
     """The LM head of one chip as column chunks: chunk i computes columns [starts[i], starts[i] + widths[i])."""
 
     widths: tuple[int, ...]

@@ -3,10 +3,10 @@ buffers fit L1, and SDPA with chunked Q and K (tt_transformers' matmul_config an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import ceil
 
 from ....targets import TILE, Target
+from ...common.pyast import Node, record
 from .rules import (
     PREFILL_CHUNK_ROWS,
     TILE_BYTES,
@@ -43,8 +43,8 @@ def multicast_l1_bytes(program: Multicast2DMatmul, k_tiles: int, weight_format: 
     return in0 + in1 + out_tiles * TILE_BYTES[output_format] + partials
 
 
-@dataclass(frozen=True)
-class PrefillMatmul:
+@record
+class PrefillMatmul(Node):
     """A prefill matmul of m rows run as `chunks` chunks of `chunk_rows` (the program reshapes the input
     to [1, chunks, chunk_rows, k]); `l1_bytes` is its circular buffers' estimate per core."""
 

@@ -18,9 +18,8 @@ against:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ....targets import TILE, Target, core_grids
+from ...common.pyast import Node, record
 from .values import HIFI2, HIFI2_FP16, HIFI4, LOFI, ComputeKernel
 
 # Bytes of one 32x32 tile per format (bfloat8_b / bfloat4_b: 1024 / 512 B of mantissas + 64 B of shared
@@ -73,8 +72,8 @@ def matmul_kernel(weight_format: str, role: Role | None = None) -> ComputeKernel
     raise ConfigError(f"no compute kernel for weight format {weight_format!r}")
 
 
-@dataclass(frozen=True)
-class Precision:
+@record
+class Precision(Node):
     """One matmul group's weight format and compute kernel."""
 
     dtype: str

@@ -8,10 +8,9 @@ ttnn 0.81.1's Python API (checked with `inspect` and on the mock device, tests/t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
-from ...common.pyast import Const, Expr, List, call, name
+from ...common.pyast import Const, Expr, List, Node, call, name, record
 
 Fidelity = Literal["LoFi", "HiFi2", "HiFi3", "HiFi4"]
 FIDELITIES: tuple[Fidelity, ...] = ("LoFi", "HiFi2", "HiFi3", "HiFi4")
@@ -44,21 +43,21 @@ def _activation(activation: Activation | None) -> Expr:
     return call("ttnn.UnaryWithParam", name(f"ttnn.UnaryOpType.{activation.upper()}"))
 
 
-def _positive(record, *fields: str) -> None:
+def _positive(config, *fields: str) -> None:
     for f in fields:
-        value = getattr(record, f)
+        value = getattr(config, f)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{type(record).__name__}.{f} must be a positive int, got {value!r}")
+            raise ValueError(f"{type(config).__name__}.{f} must be a positive int, got {value!r}")
 
 
-def _grid(record, grid) -> None:
+def _grid(config, grid) -> None:
     if len(grid) != 2 or any(not isinstance(v, int) or v < 1 for v in grid):
-        raise ValueError(f"{type(record).__name__}: a core grid is (x, y) of positive ints, got {grid!r}")
+        raise ValueError(f"{type(config).__name__}: a core grid is (x, y) of positive ints, got {grid!r}")
 
 
 # ---------------------------------------------------------------- compute kernel
-@dataclass(frozen=True)
-class ComputeKernel:
+@record
+class ComputeKernel(Node):
     """`ttnn.WormholeComputeKernelConfig`: the matrix engine's fidelity (LoFi 1 phase ... HiFi4 4
     phases per multiply), approximate SFPU math, 32-bit accumulation in the destination registers
     (halves how many output tiles a subblock may hold), and accumulation in L1 by the packer."""
@@ -98,8 +97,8 @@ NORM_KERNEL = ComputeKernel("HiFi2", math_approx=False, fp32_dest_acc=True, pack
 
 
 # ---------------------------------------------------------------- memory
-@dataclass(frozen=True)
-class Memory:
+@record
+class Memory(Node):
     """`ttnn.MemoryConfig`. Interleaved: pages spread over all banks of `buffer`. Sharded: one
     `shard` (height, width) per core of the rectangle `grid` = (x, y) from core (0, 0), row-major;
     a DRAM-sharded tensor's grid is (banks, 1). A sharded config with no grid and no shard is
@@ -154,8 +153,8 @@ L1_HEIGHT_SHARDED = Memory("L1", "HEIGHT_SHARDED")
 
 
 # ---------------------------------------------------------------- programs
-@dataclass(frozen=True)
-class DRAMShardedMatmul:
+@record
+class DRAMShardedMatmul(Node):
     """`MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig`: decode (M = one tile row), weights
     width-sharded over the DRAM banks, the input width-sharded in L1; each worker streams its
     weight columns from its nearest bank. in0_block_w: K tiles per step; per_core_N: output
@@ -175,8 +174,8 @@ class DRAMShardedMatmul:
                     per_core_N=_int(self.per_core_N), fused_activation=_activation(self.fused_activation))
 
 
-@dataclass(frozen=True)
-class Multicast1DMatmul:
+@record
+class Multicast1DMatmul(Node):
     """`MatmulMultiCoreReuseMultiCast1DProgramConfig`: the output's columns split over the grid's
     cores, the input multicast to all of them (`mcast_in0`); batch folded into M."""
 
@@ -203,8 +202,8 @@ class Multicast1DMatmul:
                     mcast_in0=_bool(self.mcast_in0))
 
 
-@dataclass(frozen=True)
-class Multicast2DMatmul:
+@record
+class Multicast2DMatmul(Node):
     """`MatmulMultiCoreReuseMultiCastProgramConfig`: prefill. Output rows split over the grid's y,
     columns over its x; the input multicast along rows, the weight along columns. A long sequence
     is folded into chunks of `per_core_M * 32 * grid_y` rows that run as a batch (fuse_batch off)."""
@@ -232,8 +231,8 @@ class Multicast2DMatmul:
                     fused_activation=_activation(self.fused_activation), fuse_batch=_bool(self.fuse_batch))
 
 
-@dataclass(frozen=True)
-class ShardedNormProgram:
+@record
+class ShardedNormProgram(Node):
     """`LayerNormShardedMultiCoreProgramConfig` (rms_norm and layer_norm on a width-sharded input):
     each core reduces `block_w` tiles of a row block of `block_h` tiles, `subblock_w` at a time."""
 
@@ -253,8 +252,8 @@ class ShardedNormProgram:
                     block_h=_int(self.block_h), block_w=_int(self.block_w), inplace=_bool(self.inplace))
 
 
-@dataclass(frozen=True)
-class SDPAProgram:
+@record
+class SDPAProgram(Node):
     """`SDPAProgramConfig`. Decode: chunk sizes 0 (the op picks them from the cache length). Prefill:
     Q and K are processed in chunks of q_chunk / k_chunk rows (multiples of 32)."""
 
@@ -279,8 +278,8 @@ class SDPAProgram:
 Program = DRAMShardedMatmul | Multicast1DMatmul | Multicast2DMatmul | ShardedNormProgram | SDPAProgram
 
 
-@dataclass(frozen=True)
-class OpConfig:
+@record
+class OpConfig(Node):
     """What one op of one mode states: its output memory, its program and its compute kernel.
     `keywords()` are the arguments the op call takes (`memory_config=`, `program_config=`,
     `compute_kernel_config=`), each left out when None."""
