@@ -30,13 +30,14 @@ def captured(run):
         run()
     finally:
         graph = ttnn.graph.end_graph_capture()
-    for node in graph:
-        params = node.get("params") or {}
-        if node.get("node_type") == "function_start" and "program_factory_type" in params:
-            fidelity = re.search(r"math_fidelity=(\w+)", " ".join(node.get("arguments", [])))
-            return {"op": params["name"], "factory": params["program_factory_type"],
-                    "fidelity": fidelity.group(1) if fidelity else None}
-    return {"op": None, "factory": None, "fidelity": None}
+    ops = [node for node in graph if node.get("node_type") == "function_start"
+           and "program_factory_type" in (node.get("params") or {})]
+    if not ops:
+        return {"op": None, "factory": None, "fidelity": None, "device_ops": 0}
+    arguments = " ".join(ops[0].get("arguments", []))
+    fidelity = re.search(r"math_fidelity=(\w+)", arguments)
+    return {"op": ops[0]["params"]["name"], "factory": ops[0]["params"]["program_factory_type"],
+            "fidelity": fidelity.group(1) if fidelity else None, "device_ops": len(ops)}
 
 
 def matmul(dev, case):
@@ -46,6 +47,8 @@ def matmul(dev, case):
     program, compute, memory = build(case["program"]), build(case["compute"]), build(case["memory"])
     out = captured(lambda: ttnn.linear(x, w, program_config=program, compute_kernel_config=compute,
                                        memory_config=memory))
+    # the graph shows the program config as an opaque variant: its repr shows the fused activation
+    out["activation"] = re.search(r"fused_activation=([^,)]*)", repr(program)).group(1)
     if case.get("golden"):
         # ttnn's golden for linear takes the same configuration arguments and computes x @ w
         xs, ws = torch.randn(1, 1, 32, k), torch.randn(k, n)

@@ -285,6 +285,9 @@ def mock_cases() -> list[tuple[str, dict, dict]]:
         for width in sorted(set(head.widths)):
             mm = head.matmuls[head.widths.index(width)]
             cases.append((f"{model_name} head {width}", _matmul_case(mm, "bfloat8_b"), {"fidelity": "HiFi2"}))
+    fused = decode_matmul(4096, 14336, "bfloat4_b", N150, role="ff1_ff3", fused_activation="silu")
+    cases.append(("llama-3.1-8b w1 with SiLU fused", _matmul_case(fused, "bfloat4_b"),
+                  {"fidelity": "LoFi", "silu": True}))
     whole = decode_matmul(4096, 128256, "bfloat8_b", N150, cores=64, role="lm_head")
     cases.append(("llama-3.1-8b head in one piece", _matmul_case(whole, "bfloat8_b"), {"refused": True}))
     for model_name in ("llama-3.2-1b", "llama-3.1-8b"):
@@ -403,7 +406,9 @@ def test_blackhole_core_grids_on_the_mock(tmp_path):
             continue
         assert result["ok"], f"{label}: {result['error']}\n{result['traceback']}"
         assert result["fidelity"] == expect["fidelity"], (label, result)
+        assert result["device_ops"] == 1, (label, result)  # an activation fused into the matmul adds no op
         if case["kind"] == "matmul":
+            assert ("SILU" in result["activation"]) == expect.get("silu", False), (label, result)
             assert result["factory"] == FACTORY, (label, result)
 
 
