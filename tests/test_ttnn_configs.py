@@ -85,6 +85,18 @@ def test_weights_shard_over_the_dram_banks():
     assert core_grids(TARGETS["p100"]).dram_banks == 7
 
 
+def test_matmul_outputs_fill_the_chip_grid_row_by_row():
+    # as the mock captured them: the 8B QKV output on an n150 is [32, 192] shards on cores (0,0)-(7,3); on a
+    # p150 (11 wide) on (0,0)-(10,1) and (0,2)-(9,2)
+    qkv = attention_matmul(4096, 6144, "bfloat8_b", N150)
+    assert qkv.output(N150).ranges() == [((0, 0), (7, 3))] and qkv.output(N150).shard == (32, 192)
+    assert qkv.output(N150).grid == qkv.input.grid
+    assert attention_matmul(4096, 6144, "bfloat8_b", P150).output(P150).ranges() == [((0, 0), (10, 1)),
+                                                                                    ((0, 2), (9, 2))]
+    with pytest.raises(ValueError, match="last row"):
+        Memory("L1", "WIDTH_SHARDED", (8, 4), (32, 32), count=20)
+
+
 def test_lm_head_splits_into_chunks_that_fit_l1():
     head = lm_head_chunks(4096, 128256, "bfloat8_b", N150)
     assert head.widths == (42752,) * 3  # tt_transformers splits the 8B head in 3
@@ -264,11 +276,11 @@ WORMHOLE_L1, BLACKHOLE_L1 = rules.L1_REGION["wormhole_b0"], rules.L1_REGION["bla
 MCAST_1D, MCAST_2D = (f"ttnn::prim::MatmulMultiCoreReuseMcast{d}DProgramFactory" for d in (1, 2))
 
 
-def _matmul_case(mm, fmt, golden=False) -> dict:
+def _matmul_case(mm, fmt, golden=False, target=N150) -> dict:
     return {"kind": "matmul", "k": mm.k, "n": mm.n, "dtype": fmt, "weight": print_expr(mm.weight.code()),
             "input": print_expr(mm.input.code()), "program": print_expr(mm.op.program.code()),
             "compute": print_expr(mm.op.compute.code()), "memory": print_expr(mm.op.memory.code()),
-            "golden": golden}
+            "output": print_expr(mm.output(target).code()), "golden": golden}
 
 
 def mock_cases() -> list[tuple[str, dict, dict]]:
@@ -384,7 +396,8 @@ def test_blackhole_core_grids_on_the_mock(tmp_path):
     matmuls = layer_matmuls(model, P150)
     assert {m.weight.grid for m in matmuls.values()} == {(8, 1)}
     norm = decode_norm(model["dim"], P150)
-    cases = [(f"p150 {name}", _matmul_case(m, rules.PERFORMANCE[role]), {"fidelity": m.op.compute.fidelity})
+    cases = [(f"p150 {name}", _matmul_case(m, rules.PERFORMANCE[role], target=P150),
+              {"fidelity": m.op.compute.fidelity})
              for (name, m), role in zip(matmuls.items(), ("wqkv", "wo", "ff1_ff3", "ff2"))]
     cases.append(("p150 norm", {"kind": "norm", "width": model["dim"], "memory": print_expr(norm.memory.code()),
                                 "program": print_expr(norm.op.program.code()),
@@ -409,6 +422,7 @@ def test_blackhole_core_grids_on_the_mock(tmp_path):
         assert result["device_ops"] == 1, (label, result)  # an activation fused into the matmul adds no op
         if case["kind"] == "matmul":
             assert ("SILU" in result["activation"]) == expect.get("silu", False), (label, result)
+            assert result["output_as_stated"], (label, result)  # DecodeMatmul.output is what ttnn writes
             assert result["factory"] == FACTORY, (label, result)
 
 

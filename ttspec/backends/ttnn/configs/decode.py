@@ -58,6 +58,15 @@ class DecodeMatmul(Node):
     input: Memory
     op: OpConfig
 
+    def output(self, target: Target) -> Memory:
+        """The layout the op writes (its memory config, L1_WIDTH_SHARDED, leaves ttnn to derive it): per_core_N
+        tiles on each of the first `cores` cores of the chip's whole grid, row by row (on Wormhole's 8-wide
+        grid the input's rectangle; on Blackhole's 11-wide one not). A consumer wanting another layout reshards."""
+        width = core_grids(target).compute[0]
+        grid = (min(width, self.cores), ceil(self.cores / width))
+        return Memory("L1", "WIDTH_SHARDED", grid, (self.input.shard[0], self.op.program.per_core_N * TILE),
+                      count=self.cores)
+
 
 def dram_weight(k: int, n: int, target: Target) -> Memory:
     """A [k, n] weight width-sharded over the chip's DRAM banks: shard (k, ceil(n / (32 * banks)) * 32)

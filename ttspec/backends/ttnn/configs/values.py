@@ -100,14 +100,16 @@ NORM_KERNEL = ComputeKernel("HiFi2", math_approx=False, fp32_dest_acc=True, pack
 @record
 class Memory(Node):
     """`ttnn.MemoryConfig`. Interleaved: pages spread over all banks of `buffer`. Sharded: one
-    `shard` (height, width) per core of the rectangle `grid` = (x, y) from core (0, 0), row-major;
-    a DRAM-sharded tensor's grid is (banks, 1). A sharded config with no grid and no shard is
-    ttnn's `L1_WIDTH_SHARDED_MEMORY_CONFIG` and friends: the op derives the spec (matmul outputs)."""
+    `shard` (height, width) per core, the cores filling the rectangle `grid` = (x, y) from core (0, 0)
+    row by row: all of it, or its first `count` cores (the last row partly, as ttnn lays a matmul's
+    output over the chip's grid). A DRAM-sharded tensor's grid is (banks, 1). A sharded config with no
+    grid and no shard is ttnn's `L1_WIDTH_SHARDED_MEMORY_CONFIG` and friends: the op derives the spec."""
 
     buffer: Buffer = "DRAM"
     layout: Layout = "INTERLEAVED"
     grid: tuple[int, int] | None = None
     shard: tuple[int, int] | None = None
+    count: int | None = None
 
     def __post_init__(self):
         if self.buffer not in ("DRAM", "L1"):
@@ -123,8 +125,13 @@ class Memory(Node):
             _grid(self, self.shard)
             if self.buffer == "DRAM" and self.grid[1] != 1:
                 raise ValueError("DRAM shards lie on one row of banks: grid (banks, 1)")
+            x, y = self.grid
+            if self.count is not None and not (x * (y - 1) < self.count <= x * y):
+                raise ValueError(f"{self.count} cores do not end in the last row of a {x}x{y} grid")
         elif self.layout != "INTERLEAVED" and self.buffer == "DRAM":
             raise ValueError("a DRAM-sharded memory config names its banks and shard shape")
+        elif self.count is not None:
+            raise ValueError("a core count needs a grid")
 
     @property
     def sharded(self) -> bool:
@@ -132,16 +139,24 @@ class Memory(Node):
 
     @property
     def cores(self) -> int:
-        return self.grid[0] * self.grid[1] if self.grid else 0
+        if self.grid is None:
+            return 0
+        return self.count if self.count is not None else self.grid[0] * self.grid[1]
+
+    def ranges(self) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        """The (start, end) core ranges, inclusive, of the sharded cores: whole rows, then the rest."""
+        x = self.grid[0]
+        rows, rest = divmod(self.cores, x)
+        out = [((0, 0), (x - 1, rows - 1))] if rows else []
+        return out + ([((0, rows), (rest - 1, rows))] if rest else [])
 
     def code(self) -> Expr:
         if self.grid is None:
             prefix = "" if self.layout == "INTERLEAVED" else self.layout + "_"
             return name(f"ttnn.{self.buffer}_{prefix}MEMORY_CONFIG")
-        x, y = self.grid
-        cores = call("ttnn.CoreRangeSet", List((call("ttnn.CoreRange", _coord(0, 0), _coord(x - 1, y - 1)),)))
-        spec = call("ttnn.ShardSpec", cores, List(tuple(_int(v) for v in self.shard)),
-                    name("ttnn.ShardOrientation.ROW_MAJOR"))
+        ranges = tuple(call("ttnn.CoreRange", _coord(*start), _coord(*end)) for start, end in self.ranges())
+        spec = call("ttnn.ShardSpec", call("ttnn.CoreRangeSet", List(ranges)),
+                    List(tuple(_int(v) for v in self.shard)), name("ttnn.ShardOrientation.ROW_MAJOR"))
         return call("ttnn.MemoryConfig", name(f"ttnn.TensorMemoryLayout.{self.layout}"),
                     name(f"ttnn.BufferType.{self.buffer}"), spec)
 
