@@ -34,6 +34,7 @@ from ttspec.backends.ttnn.configs.decode import (
     decode_sdpa,
     lm_head_chunks,
 )
+from ttspec.backends.ttnn.configs.layer import decode_layer
 from ttspec.backends.ttnn.configs.prefill import multicast_l1_bytes, prefill_matmul, prefill_sdpa
 from ttspec.backends.ttnn.configs.values import ComputeKernel, Memory, SDPAProgram
 from ttspec.targets import TARGETS, core_grids
@@ -126,6 +127,20 @@ def test_performance_preset_and_overrides():
     assert changed["ff2"].compute.fidelity == "LoFi" and changed["lm_head"].compute.fidelity == "LoFi"
     with pytest.raises(rules.ConfigError, match="w9"):
         rules.performance_preset(w9="bf16")
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_a_decode_layer_chains_norms_into_matmuls(model_name):
+    m = MODELS[model_name]
+    target = TARGETS["t3k"] if m["chips"] == 8 else N150
+    layer = decode_layer(m["dim"], m["heads"], m["kv"], m["head_dim"], m["hidden"], m["vocab"], target,
+                         devices=m["chips"])
+    assert layer.attn_norm.memory == layer.wqkv.input and layer.mlp_norm.memory == layer.w1.input
+    assert all(layer.final_norm.memory == chunk.input for chunk in layer.head.matmuls)
+    assert layer.wqkv == layer_matmuls(m)["wqkv"] and layer.w2 == layer_matmuls(m)["w2"]
+    assert layer.w1.op.compute.fidelity == "LoFi" and layer.w2.op.compute.fidelity == "HiFi2"
+    assert sum(layer.head.widths) * m["chips"] == m["vocab"]
+    assert layer.sdpa.concat_input.shard == (32, m["head_dim"])  # heads per chip padded to a tile
 
 
 def test_weights_dtype_kinds_map_to_matmul_groups():
