@@ -240,7 +240,7 @@ def test_every_1d_decode_matmul_satisfies_ttnn(k_tiles, n_tiles, users, fmt, tar
     p, grid = op.program, core_grids(target).compute
     assert p.grid[0] <= grid[0] and p.grid[1] <= grid[1] and p.grid[0] * p.grid[1] <= max(n_tiles, p.grid[0])
     assert p.per_core_M % p.out_subblock_h == 0 and p.per_core_N % p.out_subblock_w == 0
-    assert p.out_subblock_h * p.out_subblock_w <= op.compute.dest_tiles
+    assert p.out_subblock_h * p.out_subblock_w <= (4 if op.compute.fp32_dest_acc else 8)  # ttnn get_dest_reg_count
     assert k_tiles % p.in0_block_w == 0 and p.per_core_N * p.grid[0] * p.grid[1] >= n_tiles
 
 
@@ -276,7 +276,7 @@ def test_every_prefill_matmul_satisfies_ttnn(m_tiles, k_tiles, n_tiles, fmt, tar
     grid = core_grids(target).compute
     assert g.grid[0] <= grid[0] and g.grid[1] <= grid[1]
     assert g.per_core_M % g.out_subblock_h == 0 and g.per_core_N % g.out_subblock_w == 0
-    assert g.out_subblock_h * g.out_subblock_w <= p.op.compute.dest_tiles
+    assert g.out_subblock_h * g.out_subblock_w <= (4 if p.op.compute.fp32_dest_acc else 8)  # ttnn get_dest_reg_count
     assert k_tiles % g.in0_block_w == 0
     assert g.per_core_M * g.grid[1] * 32 >= p.chunk_rows and g.per_core_N * g.grid[0] >= n_tiles
     assert p.chunks * p.chunk_rows == m_tiles * 32 and p.chunk_rows <= {"wormhole_b0": 1024, "blackhole": 512}[
