@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .errors import UsageError, did_you_mean
 
@@ -211,6 +211,32 @@ TARGETS = {
                      ring_axes=(1,), wiring="eight p150 cards as a 2x4 grid, 2 ethernet links between neighbours "
                      "(tt-umd blackhole_8xP150.yaml); like T3K's 2x4 grid the 8 chips close a ring", grid=(2, 4)),
 }
+
+# The core grids sharded TT-NN ops are laid out on, per chip (backends/ttnn/configs/ reads them):
+# `compute` is ttnn's device.compute_with_storage_grid_size() as (x, y); `dram_banks` is
+# device.dram_grid_size().x (its y is 1), the banks a DRAM width-sharded weight is split over.
+class CoreGrids(NamedTuple):  # a NamedTuple, not a dataclass: cheaper to define at start-up
+    compute: tuple[int, int]
+    dram_banks: int
+    source: str
+
+
+CORE_GRIDS = {
+    "wormhole_b0": CoreGrids((8, 8), 12, "ttnn 0.81.1 mock n150 (tt-umd n150 descriptor): compute_with_storage_grid_"
+                                         "size() 8x8, dram_grid_size() 12x1"),
+    "blackhole": CoreGrids((11, 10), 8, "ttnn 0.81.1 mock p150 (tt-umd blackhole_P150.yaml): compute_with_storage_"
+                                        "grid_size() 11x10, dram_grid_size() 8x1"),
+}
+# p100: 7 DRAM banks (tt_transformers model_config.py: dram_grid_size.x 'WH has 12 dram cores, P150 has 8, P100
+# has 7'); its compute grid is assumed to equal p150's (no p100 mock descriptor to measure it).
+TARGET_CORE_GRIDS = {"p100": CoreGrids((11, 10), 7, "tt_transformers model_config.py (7 DRAM banks on P100); "
+                                                    "compute grid assumed equal to p150's, unmeasured")}
+
+
+def core_grids(target: Target) -> CoreGrids:
+    """The core grids of one chip of `target`."""
+    return TARGET_CORE_GRIDS.get(target.name) or CORE_GRIDS[target.arch]
+
 
 # The PyTorch reference as a compile target: no device (it runs on the host), never in TARGETS.
 TORCH = Target("torch", "host", (1, 1), 0, "the PyTorch reference, run on the host")
