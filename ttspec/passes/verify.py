@@ -7,8 +7,9 @@ What a graph must be, its repeat bodies included:
 - ordered: every node's inputs are nodes before it (the node dict's order is the topological order
   every consumer walks), `users` is the reverse of `inputs`, the graph's inputs are `input` nodes
   and its outputs are nodes of it; a repeat's body reads one input and writes the output `out`;
-- typed: every op's type is what its shape rule gives on its inputs' types, and a repeat hands on
-  the type it gets (layer in = layer out);
+- typed: every node's attrs is an instance of its op's attrs class (OpDef.attrs; InputAttrs,
+  RepeatAttrs for the structural nodes); every op's type is what its shape rule gives on its inputs'
+  types, and a repeat hands on the type it gets (layer in = layer out);
 - params consistent: every parameter an op names is in its graph's table under that name, with the
   shape the op's parameter rule asks for; a tied parameter names one of the model's;
 - after sharding: every value an op or repeat computes has a layout on every axis of the plan, and
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..ir.graph import Graph, Model, layer_variants
+from ..ir.graph import Graph, InputAttrs, Model, RepeatAttrs, layer_variants
 from ..ir.layout import Placement
 from ..ir.sharding import NO_SHARD
 from ..ir.types import TensorType
 from ..ops import ATTEND, REGISTRY, OpError, ShapeContext
+from ..ops.attention import QKVPartAttrs, SplitHeadsAttrs, SplitQKVHeadsAttrs
+from ..ops.linear import fused_qkv
 from ..ops.norms import NORM_STATISTICS
 
 if TYPE_CHECKING:
@@ -60,16 +63,21 @@ def _graph(graph: Graph, prefix: str, ctx: ShapeContext, problems: list[str]) ->
         return
     for node in graph.topo():
         where = f"`{prefix}{node.id}`"
+        opdef = REGISTRY.get(node.op)
+        attrs_class = InputAttrs if node.is_input else RepeatAttrs if node.is_repeat else opdef and opdef.attrs
+        if attrs_class is None:
+            problems.append(f"{where} has op `{node.op}`, which is neither a registered op nor a NodeKind")
+            continue
+        if type(node.attrs) is not attrs_class:
+            problems.append(f"{where} ({node.op}) has attrs of type {type(node.attrs).__name__}, not its op's "
+                            f"{attrs_class.__name__}")
+            continue
         if node.is_input:
             continue
         ins = [graph.nodes[i].type for i in node.inputs]
         if node.is_repeat:
             for body, _ in layer_variants(node):
                 _body(body, f"{prefix}{node.module}.*.", ins, node.type, ctx, problems)
-            continue
-        opdef = REGISTRY.get(node.op)
-        if opdef is None:
-            problems.append(f"{where} has op `{node.op}`, which is neither a registered op nor a NodeKind")
             continue
         try:
             out = opdef.shape(ins, node.attrs, ctx)
@@ -125,7 +133,7 @@ def _params(graph: Graph, prefix: str, problems: list[str]) -> None:
         if p.name != name:
             problems.append(f"parameter `{prefix}{name}` is stored under another name than its own (`{p.name}`)")
     for node in graph.topo():
-        fused = node.attrs.get("fused")
+        fused = fused_qkv(node)
         names = list(node.params.values()) + (list(fused.param_names) if fused is not None else [])
         for name in names:
             if name not in graph.params:
@@ -136,7 +144,7 @@ def _params(graph: Graph, prefix: str, problems: list[str]) -> None:
 def _param_shapes(graph: Graph, node, ins: list[TensorType], where: str, problems: list[str]) -> None:
     """The parameters an op holds have the shapes its parameter rule asks for (a fused op's parts
     are checked by their own names above; its joined weight is not in the table)."""
-    if node.attrs.get("fused") is not None:
+    if fused_qkv(node) is not None:
         return
     try:
         specs = REGISTRY[node.op].params(ins, node.attrs)
@@ -197,7 +205,7 @@ def _annotations(graph: Graph, plan: ShardPlan | None, prefix: str, problems: li
         if not axes and shard != NO_SHARD:
             problems.append(f"{where} carries a sharding annotation " + ("before the sharding pass" if plan is None
                                                                           else "on one chip"))
-        fused = node.attrs.get("fused")
+        fused = fused_qkv(node)
         names = list(node.params.values()) + (fused.param_names if fused else [])
         for axis, placement in shard.placements:
             if axis not in axes:
@@ -208,7 +216,7 @@ def _annotations(graph: Graph, plan: ShardPlan | None, prefix: str, problems: li
                 if planned not in (placement, Placement.KV_COPIES):
                     problems.append(f"{where} is annotated {placement} on mesh axis {axis}, but the plan places "
                                     f"`{prefix}{name}` {planned}")
-        for label, count, whole in (("heads", shard.local_heads, node.attrs.get("heads")),
+        for label, count, whole in (("heads", shard.local_heads, _heads(node)),
                                     ("KV heads", shard.local_kv_heads, _kv_heads(graph, node))):
             if count is not None and (whole is None or count < 1 or whole % count):
                 problems.append(f"{where} holds {count} {label} per device of {whole}: not a whole share")
@@ -221,8 +229,13 @@ def _annotations(graph: Graph, plan: ShardPlan | None, prefix: str, problems: li
                 _annotations(body, plan, f"{prefix}{node.module}.*.", problems)
 
 
+def _heads(node) -> int | None:
+    """The heads a node cuts (split_heads, split_qkv_heads)."""
+    return node.attrs.heads if isinstance(node.attrs, (SplitHeadsAttrs, SplitQKVHeadsAttrs)) else None
+
+
 def _kv_heads(graph: Graph, node) -> int | None:
-    """The KV heads a node cuts (split_qkv_heads) or reads (attend: those of its k)."""
-    if "kv_heads" in node.attrs:
-        return node.attrs["kv_heads"]
+    """The KV heads a node cuts (split_qkv_heads, qkv_part) or reads (attend: those of its k)."""
+    if isinstance(node.attrs, (SplitQKVHeadsAttrs, QKVPartAttrs)):
+        return node.attrs.kv_heads
     return graph.nodes[node.inputs[1]].type.shape[1] if node.op == ATTEND.name else None
