@@ -47,9 +47,10 @@ def verify_ir(model: Model, plan: ShardPlan | None = None, after: str = "") -> N
     top = model.graph.params
     problems += [f"parameter `{p.name}` is tied to `{p.tied_to}`, which is not a parameter of the model"
                  for p in top.values() if p.tied_to is not None and p.tied_to not in top]
-    if plan is not None:  # after the sharding pass (before it there is no plan)
+    if plan is not None and not problems:  # after the sharding pass (before it there is no plan)
         _sharding(model.graph, plan, problems)
-    _annotations(model.graph, plan, "", problems)
+    if not problems:  # annotations are read with the attrs, checked above
+        _annotations(model.graph, plan, "", problems)
     if problems:
         where = f" after pass `{after}`" if after else ""
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -58,20 +59,14 @@ def verify_ir(model: Model, plan: ShardPlan | None = None, after: str = "") -> N
 
 def _graph(graph: Graph, prefix: str, ctx: ShapeContext, problems: list[str]) -> None:
     _order(graph, prefix, problems)
+    _attrs(graph, prefix, problems)
+    if problems:  # the rest reads attrs by field
+        return
     _params(graph, prefix, problems)
     if problems:  # types of a misordered graph cannot be checked
         return
     for node in graph.topo():
         where = f"`{prefix}{node.id}`"
-        opdef = REGISTRY.get(node.op)
-        attrs_class = InputAttrs if node.is_input else RepeatAttrs if node.is_repeat else opdef and opdef.attrs
-        if attrs_class is None:
-            problems.append(f"{where} has op `{node.op}`, which is neither a registered op nor a NodeKind")
-            continue
-        if type(node.attrs) is not attrs_class:
-            problems.append(f"{where} ({node.op}) has attrs of type {type(node.attrs).__name__}, not its op's "
-                            f"{attrs_class.__name__}")
-            continue
         if node.is_input:
             continue
         ins = [graph.nodes[i].type for i in node.inputs]
@@ -79,6 +74,7 @@ def _graph(graph: Graph, prefix: str, ctx: ShapeContext, problems: list[str]) ->
             for body, _ in layer_variants(node):
                 _body(body, f"{prefix}{node.module}.*.", ins, node.type, ctx, problems)
             continue
+        opdef = REGISTRY[node.op]
         try:
             out = opdef.shape(ins, node.attrs, ctx)
         except OpError as e:
@@ -87,6 +83,18 @@ def _graph(graph: Graph, prefix: str, ctx: ShapeContext, problems: list[str]) ->
         if out != node.type:
             problems.append(f"{where} ({node.op}) is typed {node.type} but its shape rule gives {out}")
         _param_shapes(graph, node, ins, where, problems)
+
+
+def _attrs(graph: Graph, prefix: str, problems: list[str]) -> None:
+    """Every node is of a registered op or a NodeKind, and its attrs are an instance of that one's class."""
+    for node in graph.topo():
+        opdef = REGISTRY.get(node.op)
+        cls = InputAttrs if node.is_input else RepeatAttrs if node.is_repeat else opdef.attrs if opdef else None
+        if cls is None:
+            problems.append(f"`{prefix}{node.id}` has op `{node.op}`, which is neither a registered op nor a NodeKind")
+        elif type(node.attrs) is not cls:
+            problems.append(f"`{prefix}{node.id}` ({node.op}) has attrs of type {type(node.attrs).__name__}, not its "
+                            f"op's {cls.__name__}")
 
 
 def _body(body: Graph, prefix: str, ins: list[TensorType], out: TensorType, ctx: ShapeContext,
