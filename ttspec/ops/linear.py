@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..errors import ArchError
@@ -24,16 +23,14 @@ from .registry import (
 )
 
 
-@dataclass(frozen=True)
-class FusedPart:
+class FusedPart(NamedTuple):
     """One projection folded into a fused linear: its component label and parameter names."""
 
     label: str  # the component's own name inside its parent ("wq", "q_proj" ...)
     params: tuple[tuple[str, str], ...]  # local name ("weight", "bias") -> parameter name
 
 
-@dataclass(frozen=True)
-class FusedQKV:
+class FusedQKV(NamedTuple):
     """A linear that computes q, k and v at once (the QKV fusion pass, ttspec/passes/fuse.py):
     its output rows are [q heads; k heads; v heads], each head `head_dim` wide."""
 
