@@ -144,7 +144,7 @@ def _fuse_graph(graph: Graph) -> Graph:
         if node.id in removed:
             continue
         attrs = node.attrs
-        if node.op == "repeat":
+        if node.is_repeat:
             attrs = map_bodies(node, _fuse_graph)
         out.add(replace(node, inputs=[renamed.get(i, i) for i in node.inputs], attrs=attrs))
     out.outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
