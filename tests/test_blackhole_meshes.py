@@ -40,7 +40,7 @@ def test_blackhole_mesh_golden_equals_single_p150(single_p150, spec, target, mes
     assert f"MESH_SHAPE = {mesh}" in source or f"MESH_SHAPE = ({mesh[0]}, {mesh[1]})" in source
     logits, calls = run_golden(model, f"specs/{spec}", get_target(target), state, tokens, source=source)
     assert_same_as_single_chip(logits, expected, fp32)
-    layers = model.graph.repeats()[0].attrs["count"]
+    layers = model.graph.repeats()[0].attrs.count
     assert calls["reduce_scatter"] == 2 * layers
     assert calls["all_gather"] == 2 * layers + 1
 

@@ -45,7 +45,7 @@ def test_golden_matches_hf(spec):
     print(f"{spec}: pcc {p:.6f} rel {r:.4f}")
     assert p >= BF16_PCC and r <= REL_MAX, (p, r)
     # ttnn's goldens did the work, including the fused QKV split and SDPA
-    assert calls["transformer.split_query_key_value_and_split_heads"] == model.graph.repeats()[0].attrs["count"]
+    assert calls["transformer.split_query_key_value_and_split_heads"] == model.graph.repeats()[0].attrs.count
     assert calls["transformer.scaled_dot_product_attention"] > 0
     assert calls["linear"] > 0
 

@@ -322,13 +322,15 @@ def test_keys_and_values_from_the_config_are_quoted_in_errors(tmp_path, run_cli)
 # ---------------------------------------------------------------- 4. floats written exactly (transformers as reference)
 def spec_nodes(model):
     """Every node of an elaborated model, repeat bodies included."""
+    from ttspec.ir.graph import layer_variants
+
     stack = [model.graph]
     while stack:
         graph = stack.pop()
         for node in graph.nodes.values():
             yield node
-            stack.extend(v for value in node.attrs.values() for v in (value if isinstance(value, tuple) else (value,))
-                         if hasattr(v, "nodes"))
+            if node.is_repeat:
+                stack.extend(body for body, _ in layer_variants(node))
 
 
 @needs_hf
@@ -351,12 +353,12 @@ def test_gemma2_attention_scale_is_transformers(tmp_path, scalar):
     spec.write_text(import_hf(tmp_path / "m").text)
     nodes = list(spec_nodes(load_model(spec)))
     expected = modeling_gemma2.Gemma2Attention(config, layer_idx=0).scaling
-    scales = {n.attrs["scale"] for n in nodes if n.op == "attend"}
+    scales = {n.attrs.scale for n in nodes if n.op == "attend"}
     assert scales == {expected if scalar != 32 else None}, (scales, expected)  # 32: head_dim's own scale
-    assert {n.attrs["eps"] for n in nodes if n.op == "rms_norm"} == {config.rms_norm_eps}
-    assert {n.attrs["softcap"] for n in nodes if n.op == "attend"} == {config.attn_logit_softcapping}
-    assert {n.attrs["cap"] for n in nodes if n.op == "softcap"} == {config.final_logit_softcapping}
-    assert {n.attrs["rope"].get("theta") for n in nodes if n.op == "apply_rope"} == \
+    assert {n.attrs.eps for n in nodes if n.op == "rms_norm"} == {config.rms_norm_eps}
+    assert {n.attrs.softcap for n in nodes if n.op == "attend"} == {config.attn_logit_softcapping}
+    assert {n.attrs.cap for n in nodes if n.op == "softcap"} == {config.final_logit_softcapping}
+    assert {n.attrs.rope.get("theta") for n in nodes if n.op == "apply_rope"} == \
         {config.rope_parameters["rope_theta"]}
 
 
@@ -370,7 +372,7 @@ def test_gemma2_float_scalar_is_written_exactly(tmp_path, scalar):
     write_config(tmp_path / "m", dict(BASE["gemma2"], query_pre_attn_scalar=scalar))
     spec = tmp_path / "x.arch"
     spec.write_text(import_hf(tmp_path / "m").text)
-    assert {n.attrs["scale"] for n in spec_nodes(load_model(spec)) if n.op == "attend"} == {scalar ** -0.5}
+    assert {n.attrs.scale for n in spec_nodes(load_model(spec)) if n.op == "attend"} == {scalar ** -0.5}
 
 
 # ---------------------------------------------------------------- 6. import rules against transformers' models

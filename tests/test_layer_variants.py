@@ -60,8 +60,8 @@ def test_layers_with_equal_arguments_share_a_variant(spec):
     assert layer_pattern(node) == (0, 1, 0, 2, 3, 2)
     variants = layer_variants(node)
     assert [n for _, n in variants] == [2, 1, 2, 1]
-    assert node.attrs["body"] is variants[0][0]  # layer 0's body, for parameter-only consumers
-    assert node.attrs["variant_args"][1] == (("act", "relu"), ("eps", 1e-5), ("scale", 0.3))
+    assert node.attrs.body is variants[0][0]  # layer 0's body, for parameter-only consumers
+    assert node.attrs.variant_args[1] == (("act", "relu"), ("eps", 1e-5), ("scale", 0.3))
 
 
 def test_params_equal_count_times_body(spec):
@@ -239,7 +239,7 @@ def test_one_variant_compiles_exactly_as_without_layer(write_spec):
     same = SPEC.replace("acts[layer % 2]", '["gelu", "gelu"][layer % 2]').replace("[1e-5, 1e-1][layer // 3]", "1e-5") \
         .replace("[0.125, 0.3, 0.125][layer % 3]", "[0.125][layer - layer]")
     a, b = load_model(write_spec(plain, "a.arch")), load_model(write_spec(same, "b.arch"))
-    assert "bodies" not in b.graph.repeats()[0].attrs
+    assert b.graph.repeats()[0].attrs.bodies is None
     for target in ("torch", "n150", "n300"):
         assert compile_source(a, "x.arch", target_of(target)) == compile_source(b, "x.arch", target_of(target))
 
@@ -265,7 +265,7 @@ def test_lists_and_subscripts(write_spec):
     text = text.replace(f"token_embedding(tokens, {VOCAB}, {D})", f"token_embedding(tokens, {VOCAB}, last)")
     text = text.replace(f"repeat({LAYERS})", "repeat(n)")
     model = load_model(write_spec(text))
-    assert model.graph.repeats()[0].attrs["count"] == 6
+    assert model.graph.repeats()[0].attrs.count == 6
 
 
 def _error(write_spec, text: str) -> ArchError:

@@ -116,7 +116,7 @@ def test_mesh_golden_equals_single_chip(single_chip, spec, target, mesh, dp):
                             strategy="1d")
     logits, calls = run_golden(model, f"specs/{spec}", get_target(target), state, tokens, source=source)
     assert_same_as_single_chip(logits, expected, single_chip.fp32(spec))
-    layers = model.graph.repeats()[0].attrs["count"]
+    layers = model.graph.repeats()[0].attrs.count
     assert calls["reduce_scatter"] == 2 * layers  # after each row-parallel projection
     assert calls["all_gather"] == 2 * layers + 1  # before each norm
 

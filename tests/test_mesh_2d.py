@@ -99,7 +99,7 @@ def test_2d_galaxy_golden_equals_single_chip(single_chip, monkeypatch, spec, lay
     counts = axis_counting(monkeypatch)
     logits, calls = run_golden(model, f"specs/{spec}", get_target("galaxy"), state, tokens, source=source)
     assert_2d_as_accurate_as_single_chip(logits, expected, single_chip.fp32(spec))
-    assert model.graph.repeats()[0].attrs["count"] == layers
+    assert model.graph.repeats()[0].attrs.count == layers
     assert counts == expected_2d_collectives(layers)
     assert calls.get(REDUCE_SCATTER.name, 0) == 0
     # the stand-in's own per-op tally agrees with the per-axis one
@@ -247,7 +247,7 @@ def test_70b_2d_placements_and_shards():
         for name, p in graph.params.items():
             shapes[prefix + name] = local_shape(p.shape, plan, prefix + name, param=True)
         for node in graph.repeats():
-            visit(node.attrs["body"], f"{prefix}{node.module}.*.")
+            visit(node.attrs.body, f"{prefix}{node.module}.*.")
 
     visit(model.graph)
     hidden = D70 // COLS  # 2048

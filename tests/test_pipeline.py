@@ -9,10 +9,11 @@ from dataclasses import replace
 import pytest
 
 from ttspec.driver import load_model, prepare, resolve_options
-from ttspec.ir.graph import Node, NodeKind, layer_variants
+from ttspec.ir.graph import InputAttrs, Node, NodeKind, layer_variants
 from ttspec.ir.layout import Placement
 from ttspec.ir.sharding import NodeShard
 from ttspec.ir.types import TensorType
+from ttspec.ops.norms import RMSNormAttrs
 from ttspec.passes import pipeline
 from ttspec.passes.pipeline import PIPELINE, VERIFY_ENV, Lowered, Pass, Pipeline, Sharding
 from ttspec.passes.verify import VerifyError, verify_ir
@@ -171,8 +172,23 @@ def test_a_graph_input_that_is_not_an_input_node(nano):
     model = copy.deepcopy(nano)
     body = _body(model)
     x = body.nodes[body.inputs[0]]
-    body.nodes[x.id] = Node(x.id, "rms_norm", [], {}, x.type, "")
+    body.nodes[x.id] = Node(x.id, "rms_norm", [], RMSNormAttrs(eps=1e-5), x.type, "")
     _broken(model, "is not an input node")
+
+
+def test_attrs_of_another_class_than_the_ops(nano):
+    """Each node's attrs is an instance of its op's attrs class: not a dict of the same values, not
+    another op's attrs, not another structural kind's."""
+    wrong = [(lambda attrs: dict(attrs._asdict()), "has attrs of type dict, not its op's LinearAttrs"),
+             (lambda attrs: RMSNormAttrs(eps=1e-5), "has attrs of type RMSNormAttrs, not its op's LinearAttrs")]
+    for broken, why in wrong:
+        model = copy.deepcopy(nano)
+        node = next(n for n in _body(model).topo() if n.op == "linear")
+        node.attrs = broken(node.attrs)
+        _broken(model, why)
+    model = copy.deepcopy(nano)
+    model.graph.repeats()[0].attrs = InputAttrs()
+    _broken(model, "has attrs of type InputAttrs, not its op's RepeatAttrs")
 
 
 def test_sharding_facts_missing_after_the_sharding_pass(nano):
@@ -216,7 +232,7 @@ def test_sharding_annotations_are_checked_against_the_plan(nano):
     with pytest.raises(VerifyError, match="but the plan places"):
         verify_ir(model, ir.plan, after="shard")
     model, node = _sharded_body_node(ir, "split_qkv_heads")
-    node.shard = replace(node.shard, local_heads=node.attrs["heads"] + 1)
+    node.shard = replace(node.shard, local_heads=node.attrs.heads + 1)
     with pytest.raises(VerifyError, match="not a whole share"):
         verify_ir(model, ir.plan, after="shard")
 

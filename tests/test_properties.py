@@ -174,7 +174,7 @@ def test_shapes_match_closed_form(write_spec, arch):
     g = model.graph
     (logits,) = g.outputs.values()
     assert g.node(logits).type.shape == ("batch", "seq", arch.vocab)
-    body = g.repeats()[0].attrs["body"]
+    body = g.repeats()[0].attrs.body
     assert body.node(body.outputs["out"]).type.shape == ("batch", "seq", arch.d)
     split = sorted(n.type.shape for n in body.topo() if n.op == "split_heads")
     expected = sorted([("batch", arch.heads, "seq", arch.head_dim)]

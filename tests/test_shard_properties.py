@@ -35,7 +35,7 @@ def shard_sizes(model, plan):
             rows.append((key, math.prod(local_shape(p.shape, plan, key, param=True)), copies, count))
         for node in graph.repeats():
             body, _ = layer_variants(node)[0]  # variants place their (shared) parameters alike
-            visit(body, f"{prefix}{node.module}.*.", count * node.attrs["count"])
+            visit(body, f"{prefix}{node.module}.*.", count * node.attrs.count)
 
     visit(model.graph, "", 1)
     return rows

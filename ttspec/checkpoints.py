@@ -209,7 +209,7 @@ def stored_params_once(graph, prefix: str = "", chain: list | None = None):
         if not p.tied_to:
             yield prefix + p.name, [(graph, p.module)] + chain
     for node in graph.repeats():
-        yield from stored_params_once(node.attrs["body"], f"{prefix}{node.module}.0.", [(graph, node.module)] + chain)
+        yield from stored_params_once(node.attrs.body, f"{prefix}{node.module}.0.", [(graph, node.module)] + chain)
 
 
 def _user_loc(chain: list):

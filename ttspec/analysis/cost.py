@@ -39,6 +39,7 @@ from ..ir.sharding import value_splits, work_split
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
+from ..ops.linear import fused_qkv
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
 from ..ops.registry import no_flops  # the rule of ops that compute nothing counted
@@ -56,7 +57,7 @@ HOST_READ = "host_read"  # not an op: the logits' trip to the host over PCIe
 
 def _param_names(node: Node) -> list[str]:
     """The parameters an op reads: its own, or those of the projections a fused QKV linear joined."""
-    fused = node.attrs.get("fused")
+    fused = fused_qkv(node)
     return list(node.params.values()) + (list(fused.param_names) if fused is not None else [])
 
 
@@ -167,7 +168,7 @@ class OpFacts(NamedTuple):
 def _attrs_text(node: Node, params: list[str]) -> str:
     """The attributes as text, each parameter named by its position among the op's parameters: two ops
     alike but for their layer's parameter names (a fused QKV linear's parts) read alike."""
-    text = repr(sorted(node.attrs.items()))
+    text = repr(node.attrs)
     for i, name in enumerate(params):
         text = text.replace(repr(name), f"<param {i}>")
     return text
@@ -253,7 +254,7 @@ class CostInterpreter(Interpreter):
                        for i, s in zip(node.inputs, args, strict=False)) + (self._splits(node.id),)
         collective = None
         if node.op in COLLECTIVE_NAMES and node.op != MESH_PARTITION.name:
-            axis = node.attrs.get("axis", 0)
+            axis = node.attrs.axis
             devices = self.plan.mesh[axis]
             if devices > 1:
                 others = tuple(ax.devices for ax in self.plan.split_on(self.prefix + node.id) if ax.axis != axis)

@@ -80,7 +80,7 @@ def _component(index: _Components, info: ModuleInfo) -> dict:
     }
     if info.repeat is not None:
         node = index.repeats[info.path]
-        body: Graph = node.attrs["body"]
+        body: Graph = node.attrs.body
         per_layer = count_params(body)
         inner = _Components(body)
         entry.update({
@@ -108,7 +108,7 @@ def _flat_parameters(graph: Graph, prefix: str = "", repeat: int | None = None) 
                      "tied_to": p.tied_to, "repeat": repeat})
     for node in graph.repeats():
         # Variants have the same parameters: layer 0's body names them for every layer.
-        rows.extend(_flat_parameters(node.attrs["body"], f"{prefix}{node.module}.*.", node.attrs["count"]))
+        rows.extend(_flat_parameters(node.attrs.body, f"{prefix}{node.module}.*.", node.attrs.count))
     return rows
 
 

@@ -124,18 +124,18 @@ class CallsMixin:
             raise ArchError(f"unknown activation {show(fn)}", loc, hint=hint)
         x, xloc, _ = bound["x"]
         x = self.coerce(x, "tensor", False, xloc, "activation(...)")
-        return self.apply_op(fn, [x], {}, call, scope, call.label)
+        return self.apply_op(fn, [x], REGISTRY[fn].attrs(), call, scope, call.label)
 
     def call_primitive(self, call: ast.Call, scope: Scope):
         opdef = REGISTRY[call.func]
         bound = self.bind_args(call, [a.name for a in opdef.args], scope, f"{call.func}(...)")
-        tensors, attrs, origins = [], {}, {}
+        tensors, values, origins = [], {}, {}
         for spec in opdef.args:
             if spec.name not in bound:
                 if spec.default is REQUIRED:
                     raise ArchError(f"{call.func}(...) is missing `{spec.name}`", call.loc,
                                     hint=f"signature: {op_signature(call.func, opdef.args)}")
-                attrs[spec.name] = spec.default
+                values[spec.name] = spec.default
                 continue
             value, loc, expr = bound[spec.name]
             origins[spec.name] = self.origin_of(expr, scope) or loc
@@ -143,10 +143,10 @@ class CallsMixin:
             if spec.kind == "tensor":
                 tensors.append(value)
             elif spec.kind == "ref":
-                attrs[spec.name] = self.resolve_ref(value, scope, loc)
+                values[spec.name] = self.resolve_ref(value, scope, loc)
             else:
-                attrs[spec.name] = value
-        node = self.apply_op(call.func, tensors, attrs, call, scope, call.label, bound)
+                values[spec.name] = value
+        node = self.apply_op(call.func, tensors, opdef.attrs(**values), call, scope, call.label, bound)
         scope.graph.node(node.node).origins.update(origins)
         return node
 
@@ -163,8 +163,9 @@ class CallsMixin:
             return ParamRef(param.tied_to, param.shape)
         return ParamRef(name, param.shape)
 
-    def apply_op(self, opname: str, tensors: list[Tensor], attrs: dict, call: ast.Expr, scope: Scope,
+    def apply_op(self, opname: str, tensors: list[Tensor], attrs, call: ast.Expr, scope: Scope,
                  label: str | None, bound: dict | None = None) -> Tensor:
+        """Add op `opname` applied to `tensors` with `attrs` (an instance of its OpDef.attrs) to the graph."""
         opdef = REGISTRY[opname]
         in_types = [t.type for t in tensors]
         try:

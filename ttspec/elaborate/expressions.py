@@ -139,7 +139,8 @@ class ExpressionsMixin:
         op = expr.op
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             if isinstance(a, Tensor) and isinstance(b, Tensor) and op in ("+", "*"):
-                return self.apply_op(ADD.name if op == "+" else MUL.name, [a, b], {}, expr, scope, None)
+                opdef = ADD if op == "+" else MUL
+                return self.apply_op(opdef.name, [a, b], opdef.attrs(), expr, scope, None)
             if isinstance(a, Tensor) != isinstance(b, Tensor):
                 scaled = self.scale_tensor(expr, a, b, scope)
                 if scaled is not None:
@@ -184,7 +185,7 @@ class ExpressionsMixin:
         factor = float(number) if expr.op == "*" else 1.0 / float(number)
         if not math.isfinite(factor):
             raise ArchError(f"`{expr_text(expr)}`: the scale factor {factor} is not finite", expr.loc)
-        node = self.apply_op(SCALE.name, [tensor], {"factor": factor}, expr, scope, None)
+        node = self.apply_op(SCALE.name, [tensor], SCALE.attrs(factor=factor), expr, scope, None)
         origin = self.origin_of(number_expr, scope)
         if origin is not None:
             scope.graph.node(node.node).origins["factor"] = origin

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import ArchError, Loc, Note, did_you_mean
 from ..frontend import ast
-from ..ir.graph import Graph, ModuleInfo, Node
+from ..ir.graph import Graph, InputAttrs, ModuleInfo, Node, NodeKind, RepeatAttrs
 from .diagnostics import with_origin
 from .values import LAYER, MAX_LAYER_STEPS, MAX_REPEAT, MAX_VARIANTS, REGISTRY, Binding, Scope, Tensor, describe, show
 
@@ -54,7 +54,7 @@ class RepeatsMixin:
         bodies = []
         for variant, first in enumerate(reps):
             body = Graph()
-            body_input = Node("x", "input", [], {}, x.type, "", call.loc)
+            body_input = Node("x", NodeKind.INPUT, [], InputAttrs(), x.type, "", call.loc)
             body.add(body_input)
             body.inputs.append("x")
             layer_scope = Scope(scope, "", body, scope.file)
@@ -79,10 +79,10 @@ class RepeatsMixin:
         _check_variants(bodies, reps, values, module, expr, varying[0][0].loc if varying else expr.loc)
         graph = scope.graph
         graph.modules[module] = ModuleInfo(module, call.func, entry.defn.kind, call.loc, repeat=count)
-        attrs = {"count": count, "body": bodies[0], "block": call.func}
+        attrs = RepeatAttrs(count, bodies[0], call.func)
         if len(bodies) > 1:
-            attrs.update(bodies=tuple(bodies), pattern=pattern, variant_args=tuple(values))
-        node = Node(graph.fresh_id(module), "repeat", [x.node], attrs, x.type, module, expr.loc)
+            attrs = attrs._replace(bodies=tuple(bodies), pattern=pattern, variant_args=tuple(values))
+        node = Node(graph.fresh_id(module), NodeKind.REPEAT, [x.node], attrs, x.type, module, expr.loc)
         graph.add(node)
         return Tensor(node.id, node.type)
 

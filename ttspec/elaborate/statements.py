@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ArchError, Loc, Note, did_you_mean
 from ..frontend import ast
 from ..frontend.parser import parse_source, read_source
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, InputAttrs, Node, NodeKind
 from ..ir.types import DTYPES, TensorType
 from ..ops import CONFIGS
 from .values import (
@@ -254,7 +254,7 @@ class StatementsMixin:
         if stmt.where is not None:
             self.exec_where(stmt.where, scope)
         graph = scope.graph
-        node = Node(stmt.name, "input", [], {}, TensorType(dtype, tuple(shape)), "", stmt.loc)
+        node = Node(stmt.name, NodeKind.INPUT, [], InputAttrs(), TensorType(dtype, tuple(shape)), "", stmt.loc)
         if stmt.name in graph:
             raise ArchError(f"input `{stmt.name}` declared twice", stmt.loc)
         graph.add(node)

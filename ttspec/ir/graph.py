@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, NamedTuple
 
 from ..errors import ArchError, Loc, Note
 from .sharding import NO_SHARD, NodeShard
@@ -24,13 +25,31 @@ from .types import TensorType
 
 class NodeKind(str, Enum):
     """The structural nodes that are not primitive ops: a graph input, and a repeated block (its body
-    graph and layer count in attrs). A str, so `Node.op` holds either a REGISTRY op name or one of these."""
+    graph and layer count in its RepeatAttrs). A str, so `Node.op` holds either a REGISTRY op name or one of these."""
 
     INPUT = "input"
     REPEAT = "repeat"
 
     def __str__(self) -> str:
         return self.value
+
+
+class InputAttrs(NamedTuple):
+    """An input node's attributes: none (its name is the node's id, its type the node's type)."""
+
+
+class RepeatAttrs(NamedTuple):
+    """A repeat node's attributes: `count` layers of block `block`; `body` the body of layer 0. With more
+    than one variant (see layer_variants) also `bodies` (one Graph per variant, numbered in order of first
+    use), `pattern` (the variant of each layer) and `variant_args` (each variant's per-layer argument
+    values as (parameter, value) pairs, for messages and comments)."""
+
+    count: int
+    body: Graph
+    block: str
+    bodies: tuple[Graph, ...] | None = None
+    pattern: tuple[int, ...] | None = None
+    variant_args: tuple[tuple[tuple[str, object], ...], ...] = ()
 
 
 @dataclass
@@ -40,7 +59,7 @@ class Node:
     id: str
     op: str  # a REGISTRY op name, or a NodeKind (INPUT, REPEAT)
     inputs: list[str]
-    attrs: dict
+    attrs: Any  # an instance of the op's attrs class (OpDef.attrs), or InputAttrs, RepeatAttrs; immutable
     type: TensorType
     module: str  # hierarchical path of the component that made it ("" at top level)
     loc: Loc | None = None
@@ -172,34 +191,32 @@ class Model:
 
 
 def layer_variants(node: Node) -> list[tuple[Graph, int]]:
-    """The distinct bodies of a `repeat` node with how many layers use each, layer 0's first.
-
-    attrs: "count" layers; "body" the body of layer 0; with more than one variant also "bodies"
-    (one Graph per variant, numbered in order of first use), "pattern" (the variant of each
-    layer) and "variant_args" (each variant's per-layer argument values, for messages and
-    comments). Variants have the same parameters (names, shapes, tying) and types; only
+    """The distinct bodies of a `repeat` node with how many layers use each, layer 0's first
+    (see RepeatAttrs). Variants have the same parameters (names, shapes, tying) and types; only
     behaviour differs."""
-    bodies = node.attrs.get("bodies")
-    if bodies is None:
-        return [(node.attrs["body"], node.attrs["count"])]
-    counts = [0] * len(bodies)
-    for v in node.attrs["pattern"]:
+    attrs: RepeatAttrs = node.attrs
+    if attrs.bodies is None:
+        return [(attrs.body, attrs.count)]
+    counts = [0] * len(attrs.bodies)
+    for v in attrs.pattern:
         counts[v] += 1
-    return list(zip(bodies, counts))
+    return list(zip(attrs.bodies, counts))
 
 
 def layer_pattern(node: Node) -> tuple[int, ...]:
     """The variant (an index into layer_variants) of each layer of a `repeat` node."""
-    return node.attrs.get("pattern") or (0,) * node.attrs["count"]
+    return node.attrs.pattern or (0,) * node.attrs.count
 
 
-def map_bodies(node: Node, fn) -> dict:
+def map_bodies(node: Node, fn) -> RepeatAttrs:
     """A repeat node's attrs with `fn` applied to every variant's body (for graph-to-graph passes)."""
-    bodies = [fn(body) for body, _ in layer_variants(node)]
-    attrs = dict(node.attrs, body=bodies[0])
-    if "bodies" in attrs:
-        attrs["bodies"] = tuple(bodies)
-    return attrs
+    return with_bodies(node, [fn(body) for body, _ in layer_variants(node)])
+
+
+def with_bodies(node: Node, bodies: list[Graph]) -> RepeatAttrs:
+    """A repeat node's attrs with new bodies, one per variant in the order of layer_variants."""
+    attrs: RepeatAttrs = node.attrs
+    return attrs._replace(body=bodies[0], bodies=None if attrs.bodies is None else tuple(bodies))
 
 
 def all_nodes(graph: Graph):

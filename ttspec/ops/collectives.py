@@ -7,8 +7,15 @@ axis (`cluster_axis`): the tensor-parallel one, or either axis of a 2-D plan.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .elementwise import same_layout
 from .registry import ArgSpec, OpDef, T, register
+
+
+class CollectiveAttrs(NamedTuple):
+    dim: int = -1  # the dim gathered or scattered
+    axis: int = 1  # the mesh axis it runs over (`cluster_axis`)
 
 
 def _identity(ins, attrs, ctx):
@@ -18,7 +25,8 @@ def _identity(ins, attrs, ctx):
 def _collective(name: str, doc: str) -> OpDef:
     """`dim` is ignored by all_reduce, which moves whole values."""
     return register(OpDef(
-        name, (T("x"), ArgSpec("dim", "int", -1), ArgSpec("axis", "int", 1)), _identity, doc=doc, in_spec=False,
+        name, (T("x"), ArgSpec("dim", "int", -1), ArgSpec("axis", "int", 1)), _identity, CollectiveAttrs,
+        doc=doc, in_spec=False,
         var_name=lambda node: node.hint or "h",
         shard=same_layout,  # a 2-D plan's second axis: a collective on the first leaves this axis's layout
     ))

@@ -8,6 +8,7 @@ FLOPs are the matmuls' (2 per multiply-add), which is what the reports and memor
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from ..ir.layout import Layout
 from ..ir.types import TensorType, broadcast
@@ -79,25 +80,33 @@ MUL = register(OpDef(
 
 
 # ---------------------------------------------------------------- scale and softcap
-def _scale_shape(ins, attrs, ctx):
+class ScaleAttrs(NamedTuple):
+    factor: float
+
+
+class SoftcapAttrs(NamedTuple):
+    cap: float
+
+
+def _scale_shape(ins, attrs: ScaleAttrs, ctx):
     float_input(ins[0], "scale")
-    if not math.isfinite(attrs["factor"]):
-        raise OpError(f"a scale factor must be finite, got {attrs['factor']}", arg="factor")
+    if not math.isfinite(attrs.factor):
+        raise OpError(f"a scale factor must be finite, got {attrs.factor}", arg="factor")
     return ins[0]
 
 
 # `x * c`, `c * x` and `x / c` in a spec (Gemma's embedding * sqrt(hidden)). Linear: a partial
 # sum scaled is the scaled sum's partial, so every layout is kept as it is.
 SCALE = register(OpDef(
-    "scale", (T("x"), ArgSpec("factor", "float")), _scale_shape,
+    "scale", (T("x"), ArgSpec("factor", "float")), _scale_shape, ScaleAttrs,
     doc="x * factor, a constant; written `x * 2.0`, `2.0 * x` or `x / 2.0` in a spec.",
     shard=same_layout,
 ))
 
 
-def _softcap_shape(ins, attrs, ctx):
+def _softcap_shape(ins, attrs: SoftcapAttrs, ctx):
     float_input(ins[0], "softcap")
-    cap = attrs["cap"]
+    cap = attrs.cap
     if not (math.isfinite(cap) and cap > 0):
         raise OpError(f"softcap needs a positive finite cap, got {cap}", arg="cap",
                       hint="Gemma 2 caps final logits at 30.0 and attention logits at 50.0")
@@ -107,7 +116,7 @@ def _softcap_shape(ins, attrs, ctx):
 # Nonlinear, so partial sums are completed first; elementwise, so a vocabulary-split output head's
 # logits stay split.
 SOFTCAP = register(OpDef(
-    "softcap", (T("x"), ArgSpec("cap", "float")), _softcap_shape,
+    "softcap", (T("x"), ArgSpec("cap", "float")), _softcap_shape, SoftcapAttrs,
     doc="cap * tanh(x / cap): squashes x smoothly into (-cap, cap) (Gemma 2's logit softcapping).",
     shard=complete_values,
 ))

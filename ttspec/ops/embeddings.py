@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..errors import ArchError
 from ..ir.layout import Layout, Placement
 from ..ir.types import Dim, TensorType
@@ -19,15 +21,29 @@ from .registry import (
 )
 
 
+# ---------------------------------------------------------------- attributes
+class EmbeddingAttrs(NamedTuple):
+    vocab: int
+    dim: int
+
+
+class PositionEmbeddingAttrs(NamedTuple):
+    max_positions: int
+
+
+class SinusoidalPositionsAttrs(NamedTuple):
+    base: float = 10000.0
+
+
 # ---------------------------------------------------------------- shape rules
-def _embedding_shape(ins, attrs, ctx):
+def _embedding_shape(ins, attrs: EmbeddingAttrs, ctx):
     (ids,) = ins
     if not ids.is_int:
         raise OpError(f"embedding needs integer token ids, got {ids}", arg="ids",
                       hint="declare the input as e.g. `input tokens: int32[batch, seq]`")
-    positive(attrs, "vocab")
-    positive(attrs, "dim")
-    return TensorType("float", ids.shape + (attrs["dim"],))
+    positive(attrs.vocab, "vocab")
+    positive(attrs.dim, "dim")
+    return TensorType("float", ids.shape + (attrs.dim,))
 
 
 def _check_positions_fit(seq: Dim, table_rows: int, ctx: ShapeContext) -> None:
@@ -45,24 +61,24 @@ def _check_positions_fit(seq: Dim, table_rows: int, ctx: ShapeContext) -> None:
                       arg="max_positions", hint=f"use max_positions >= {bound} or `where {seq} <= {table_rows}`")
 
 
-def _positions_shape(ins, attrs, ctx):
+def _positions_shape(ins, attrs: PositionEmbeddingAttrs, ctx):
     (x,) = ins
     if x.rank < 2:
         raise OpError(f"position_embedding needs [..., seq, dim], got {x}")
-    positive(attrs, "max_positions")
-    _check_positions_fit(x.shape[-2], attrs["max_positions"], ctx)
+    positive(attrs.max_positions, "max_positions")
+    _check_positions_fit(x.shape[-2], attrs.max_positions, ctx)
     return TensorType("float", (x.shape[-2], last_dim(x, "position_embedding")))
 
 
-def _sinusoidal_shape(ins, attrs, ctx):
+def _sinusoidal_shape(ins, attrs: SinusoidalPositionsAttrs, ctx):
     (x,) = ins
     if x.rank < 2:
         raise OpError(f"sinusoidal_positions needs [..., seq, dim], got {x}")
     d = last_dim(x, "sinusoidal_positions")
     if d % 2:
         raise OpError(f"sinusoidal positions need an even dim, got {d}")
-    if attrs["base"] <= 1:
-        raise OpError(f"base must be greater than 1, got {attrs['base']}", arg="base")
+    if attrs.base <= 1:
+        raise OpError(f"base must be greater than 1, got {attrs.base}", arg="base")
     return TensorType("float", (x.shape[-2], d))
 
 
@@ -84,15 +100,15 @@ def _shard_fixed_table(planner, node, layouts):
 
 # ---------------------------------------------------------------- the ops
 EMBEDDING = register(OpDef(
-    "embedding", (T("ids"), ArgSpec("vocab", "int"), ArgSpec("dim", "int")), _embedding_shape,
-    params=lambda ins, a: {"weight": ParamSpec((a["vocab"], a["dim"]))},
+    "embedding", (T("ids"), ArgSpec("vocab", "int"), ArgSpec("dim", "int")), _embedding_shape, EmbeddingAttrs,
+    params=lambda ins, a: {"weight": ParamSpec((a.vocab, a.dim))},
     doc="Token ids -> vectors: a [vocab, dim] lookup table.",
     kind="embedding", storage=(("weight", Storage.TABLE),), shard=_shard_table,
 ))
 
 POSITION_EMBEDDING = register(OpDef(
-    "position_embedding", (T("x"), ArgSpec("max_positions", "int")), _positions_shape,
-    params=lambda ins, a: {"weight": ParamSpec((a["max_positions"], last_dim(ins[0], "position_embedding")))},
+    "position_embedding", (T("x"), ArgSpec("max_positions", "int")), _positions_shape, PositionEmbeddingAttrs,
+    params=lambda ins, a: {"weight": ParamSpec((a.max_positions, last_dim(ins[0], "position_embedding")))},
     doc="Learned absolute positions: rows [0, seq) of a [max_positions, dim] table, shape [seq, dim].",
     kind="embedding", storage=(("weight", Storage.TABLE),), shard=_shard_table,
 ))
@@ -100,6 +116,7 @@ POSITION_EMBEDDING = register(OpDef(
 
 SINUSOIDAL_POSITIONS = register(OpDef(
     "sinusoidal_positions", (T("x"), ArgSpec("base", "float", 10000.0)), _sinusoidal_shape,
+    SinusoidalPositionsAttrs,
     doc="Fixed sin/cos positions (Vaswani et al.), shape [seq, dim]; no parameters.",
     shard=_shard_fixed_table,
 ))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ArchError
 from ..ir.layout import Layout, Placement
@@ -23,16 +23,14 @@ from .registry import (
 )
 
 
-@dataclass(frozen=True)
-class FusedPart:
+class FusedPart(NamedTuple):
     """One projection folded into a fused linear: its component label and parameter names."""
 
     label: str  # the component's own name inside its parent ("wq", "q_proj" ...)
     params: tuple[tuple[str, str], ...]  # local name ("weight", "bias") -> parameter name
 
 
-@dataclass(frozen=True)
-class FusedQKV:
+class FusedQKV(NamedTuple):
     """A linear that computes q, k and v at once (the QKV fusion pass, ttspec/passes/fuse.py):
     its output rows are [q heads; k heads; v heads], each head `head_dim` wide."""
 
@@ -46,34 +44,61 @@ class FusedQKV:
         return [name for part in self.parts for _, name in part.params]
 
 
+# ---------------------------------------------------------------- attributes
+class LinearAttrs(NamedTuple):
+    out: int
+    bias: bool = False
+    fused: FusedQKV | None = None  # set by the QKV fusion pass: the three projections this one computes
+    activation: str | None = None  # set by the activation fusion pass: ttnn.linear's `activation=`
+
+
+class TiedLinearAttrs(NamedTuple):
+    weight: ParamRef
+    bias: bool = False
+
+    # read alike with LinearAttrs by the lowerings both ops share: a tied linear is never fused
+    @property
+    def fused(self) -> None:
+        return None
+
+    @property
+    def activation(self) -> None:
+        return None
+
+
+def fused_qkv(node) -> FusedQKV | None:
+    """The q, k and v projections a node computes at once, when it is a fused QKV linear."""
+    return node.attrs.fused if node.op == LINEAR.name else None
+
+
 # ---------------------------------------------------------------- shape and parameter rules
-def _linear_params(ins, a):
-    spec = {"weight": ParamSpec((a["out"], last_dim(ins[0], "linear")))}
-    if a["bias"]:
-        spec["bias"] = ParamSpec((a["out"],))
+def _linear_params(ins, a: LinearAttrs):
+    spec = {"weight": ParamSpec((a.out, last_dim(ins[0], "linear")))}
+    if a.bias:
+        spec["bias"] = ParamSpec((a.out,))
     return spec
 
 
-def _linear_shape(ins, attrs, ctx):
+def _linear_shape(ins, attrs: LinearAttrs, ctx):
     (x,) = ins
     float_input(x, "linear")
     last_dim(x, "linear")
-    positive(attrs, "out")
-    return x.with_shape(x.shape[:-1] + (attrs["out"],))
+    positive(attrs.out, "out")
+    return x.with_shape(x.shape[:-1] + (attrs.out,))
 
 
-def _tied_params(ins, a):
-    ref: ParamRef = a["weight"]
+def _tied_params(ins, a: TiedLinearAttrs):
+    ref = a.weight
     spec = {"weight": ParamSpec(ref.shape, tied_to=ref.name)}
-    if a["bias"]:
+    if a.bias:
         spec["bias"] = ParamSpec((ref.shape[0],))
     return spec
 
 
-def _tied_shape(ins, attrs, ctx):
+def _tied_shape(ins, attrs: TiedLinearAttrs, ctx):
     (x,) = ins
     float_input(x, "tied_linear")
-    ref: ParamRef = attrs["weight"]
+    ref = attrs.weight
     if len(ref.shape) != 2:
         raise OpError(f"cannot tie to {ref.name} of shape {list(ref.shape)}: need a matrix", arg="weight")
     rows, cols = ref.shape
@@ -102,13 +127,13 @@ def _shard_linear(planner, node, layouts):
     if layout == Layout.PARTIAL:
         node = planner.need(node, 0, Layout.REPLICATED, "a linear reads complete values")
         layout = Layout.REPLICATED
-    if layout == Layout.SPLIT and node.attrs.get("activation"):  # an activation needs complete sums
+    if layout == Layout.SPLIT and node.attrs.activation:  # an activation needs complete sums
         node = planner.need(node, 0, Layout.REPLICATED, "a linear with a fused activation reads complete values")
         layout = Layout.REPLICATED
     if layout == Layout.SPLIT:  # the input features are split, so the weight's input rows are too
         return planner.set_layout(planner.place(node, Placement.ROW), Layout.PARTIAL)
     out = out_features(node)
-    fused: FusedQKV | None = node.attrs.get("fused")
+    fused = node.attrs.fused
     if fused is not None:
         if fused.head_dim % TILE:
             raise ArchError(f"head_dim {fused.head_dim} is not a multiple of {TILE}: padded heads are not yet "
@@ -141,14 +166,14 @@ def _shard_hidden_side(planner, node, layout, forced):
     rows = node.shard.placed  # the tensor-parallel axis's, planned first
     in_free = Placement.ROW not in rows
     out_free = not rows & {Placement.COLUMN, Placement.VOCAB}
-    if not keep_whole and in_free and not node.attrs.get("activation") and planner.splits_features(in_features):
+    if not keep_whole and in_free and not node.attrs.activation and planner.splits_features(in_features):
         if layout != Layout.SPLIT:
             node = planner.need(node, 0, Layout.SPLIT, "the weight's input features (hidden) are split over "
                                 "the mesh columns")
         return planner.set_layout(planner.place(node, Placement.ROW), Layout.PARTIAL)
     node = planner.need(node, 0, Layout.REPLICATED, "a linear reads complete values")
     head = node.op == TIED_LINEAR.name or planner.is_output_head(node)
-    if not keep_whole and out_free and not head and node.attrs.get("fused") is None \
+    if not keep_whole and out_free and not head and node.attrs.fused is None \
             and planner.splits_features(out_features(node)):
         return planner.set_layout(planner.place(node, Placement.COLUMN), Layout.SPLIT)
     return planner.set_layout(planner.place(node, Placement.REPLICATE), Layout.REPLICATED)
@@ -165,7 +190,7 @@ def _shard_forced(planner, node, layout, forced):
         return planner.set_layout(planner.place(node, Placement.ROW), Layout.PARTIAL)
     node = planner.need(node, 0, Layout.REPLICATED, f'shard "{forced.pattern}" {placement} reads complete values')
     if placement == Placement.COLUMN:
-        if node.attrs.get("fused"):
+        if node.attrs.fused:
             raise ArchError("a fused QKV projection is always split by heads", forced.placement_loc)
         if out % n or (out // n) % TILE:
             raise ArchError(f"`{node.module}`: {out} output features do not split into whole tiles over "
@@ -175,7 +200,7 @@ def _shard_forced(planner, node, layout, forced):
 
 
 def _var_name(node) -> str:
-    return "qkv" if node.attrs.get("fused") else "h"
+    return "qkv" if node.attrs.fused else "h"
 
 
 def _linear_flops(ins, out, a) -> int:
@@ -183,7 +208,7 @@ def _linear_flops(ins, out, a) -> int:
 
 
 LINEAR = register(OpDef(
-    "linear", (T("x"), ArgSpec("out", "int"), ArgSpec("bias", "bool", False)), _linear_shape,
+    "linear", (T("x"), ArgSpec("out", "int"), ArgSpec("bias", "bool", False)), _linear_shape, LinearAttrs,
     params=_linear_params, flops=_linear_flops,
     doc="y = x @ W.T (+ b); W is [out, in] as in torch.nn.Linear.",
     kind="linear", storage=(("weight", Storage.MATRIX),), shard=_shard_linear,
@@ -191,7 +216,7 @@ LINEAR = register(OpDef(
 ))
 
 TIED_LINEAR = register(OpDef(
-    "tied_linear", (T("x"), ArgSpec("weight", "ref"), ArgSpec("bias", "bool", False)), _tied_shape,
+    "tied_linear", (T("x"), ArgSpec("weight", "ref"), ArgSpec("bias", "bool", False)), _tied_shape, TiedLinearAttrs,
     params=_tied_params, flops=_linear_flops,
     doc="y = x @ E.T with E another module's [out, in] weight (e.g. the token embedding).",
     kind="head", storage=(("weight", Storage.MATRIX),), shard=_shard_linear,

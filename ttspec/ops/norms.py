@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import NamedTuple
 
 from ..ir.layout import Layout, Placement
 from ..targets import TILE
@@ -25,6 +26,32 @@ from .registry import (
 )
 
 
+# ---------------------------------------------------------------- attributes
+# Both norms' attrs answer eps, offset, bias and distributed, so the lowerings they share read them alike.
+class RMSNormAttrs(NamedTuple):
+    eps: float
+    offset: float = 0.0
+    distributed: bool = False  # set by the sharding pass: each chip normalises its slice of hidden
+
+    @property
+    def bias(self) -> bool:
+        return False
+
+
+class LayerNormAttrs(NamedTuple):
+    eps: float
+    bias: bool = True
+    distributed: bool = False  # set by the sharding pass, as for RMSNormAttrs
+
+    @property
+    def offset(self) -> float:
+        return 0.0
+
+
+class NormStatisticsAttrs(NamedTuple):
+    mean: bool = False  # a LayerNorm's: sum(x) besides sum(x^2)
+
+
 def _norm_params(ins, a, with_bias):
     d = last_dim(ins[0], "norm")
     spec = {"weight": ParamSpec((d,))}
@@ -37,10 +64,10 @@ def _norm_shape(name):
     def rule(ins, attrs, ctx):
         float_input(ins[0], name)
         last_dim(ins[0], name)
-        if not 0 < attrs["eps"] < 1:
-            raise OpError(f"eps must be in (0, 1), got {attrs['eps']}", arg="eps")
-        if not math.isfinite(attrs.get("offset", 0.0)):
-            raise OpError(f"offset must be finite, got {attrs['offset']}", arg="offset",
+        if not 0 < attrs.eps < 1:
+            raise OpError(f"eps must be in (0, 1), got {attrs.eps}", arg="eps")
+        if not math.isfinite(attrs.offset):
+            raise OpError(f"offset must be finite, got {attrs.offset}", arg="offset",
                           hint="Gemma's norms use offset = 1.0 (they multiply by 1 + weight)")
         return ins[0]
 
@@ -71,22 +98,22 @@ def _shard_distributed_norm(planner, node, layouts):
         node = planner.need(node, 0, Layout.SPLIT, f"a distributed {node.op} normalises each chip's slice of hidden")
     source = planner.input_node(node, 0)
     mean = node.op == LAYER_NORM_NAME
-    stats = planner.insert(NORM_STATISTICS.name, [source.id], {"mean": mean},
+    stats = planner.insert(NORM_STATISTICS.name, [source.id], NormStatisticsAttrs(mean=mean),
                            source.type.with_shape(source.type.shape[:-1] + (TILE * (2 if mean else 1),)),
                            reader=node, layout=Layout.SPLIT)
     gathered = planner.convert(stats, Layout.REPLICATED, f"{node.op}'s statistics of every slice of hidden", node)
-    node = replace(node, inputs=[source.id, gathered], attrs=dict(node.attrs, distributed=True))
+    node = replace(node, inputs=[source.id, gathered], attrs=node.attrs._replace(distributed=True))
     node = planner.place(node, Placement.HIDDEN)
     return planner.set_layout(node, Layout.SPLIT)
 
 
-def _stats_shape(ins, attrs, ctx):
+def _stats_shape(ins, attrs: NormStatisticsAttrs, ctx):
     (x,) = ins
-    return x.with_shape(x.shape[:-1] + (TILE * (2 if attrs["mean"] else 1),))
+    return x.with_shape(x.shape[:-1] + (TILE * (2 if attrs.mean else 1),))
 
 
 NORM_STATISTICS = register(OpDef(
-    "norm_statistics", (T("x"), ArgSpec("mean", "bool", False)), _stats_shape, in_spec=False,
+    "norm_statistics", (T("x"), ArgSpec("mean", "bool", False)), _stats_shape, NormStatisticsAttrs, in_spec=False,
     doc="Made by the sharding planner for a distributed norm: each chip's sum(x^2) (and sum(x) with `mean`) over "
         "its slice of the last dim, one tile wide each; gathered over the mesh and read by the norm.",
     shard=lambda planner, node, layouts: planner.set_layout(node, layouts[0]),
@@ -102,6 +129,7 @@ def _width(node) -> int:
 
 RMS_NORM = register(OpDef(
     "rms_norm", (T("x"), ArgSpec("eps", "float"), ArgSpec("offset", "float", 0.0)), _norm_shape("rms_norm"),
+    RMSNormAttrs,
     params=lambda ins, a: _norm_params(ins, a, False),
     doc="x / sqrt(mean(x^2) + eps) * (offset + weight) over the last dim; offset 1.0 is Gemma's (1 + w).",
     kind="norm", storage=(("weight", Storage.VECTOR),), shard=_shard_norm,
@@ -110,7 +138,8 @@ RMS_NORM = register(OpDef(
 
 LAYER_NORM = register(OpDef(
     LAYER_NORM_NAME, (T("x"), ArgSpec("eps", "float"), ArgSpec("bias", "bool", True)), _norm_shape("layer_norm"),
-    params=lambda ins, a: _norm_params(ins, a, a["bias"]),
+    LayerNormAttrs,
+    params=lambda ins, a: _norm_params(ins, a, a.bias),
     doc="(x - mean) / sqrt(var + eps) * weight (+ bias).",
     kind="norm", storage=(("weight", Storage.VECTOR), ("bias", Storage.VECTOR)), shard=_shard_norm,
 ))

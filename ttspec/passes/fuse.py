@@ -30,6 +30,8 @@ from ..ops import (
     FusedPart,
     FusedQKV,
 )
+from ..ops.attention import QKVPartAttrs, SplitQKVHeadsAttrs
+from ..ops.linear import LinearAttrs
 
 # Ops between a head split and attention that act on each head alone: rotary embedding, and
 # norms over head_dim (on [batch, heads, seq, head_dim] values).
@@ -85,10 +87,10 @@ def _find_attention_projections(graph: Graph):
         if len(ids) != 3 or ids & claimed:
             continue
         same_input = len({lin.inputs[0] for lin in linears}) == 1
-        same_bias = len({lin.attrs["bias"] for lin in linears}) == 1
+        same_bias = len({lin.attrs.bias for lin in linears}) == 1
         same_parent = len({_parent(lin.module) for lin in linears}) == 1
         head_dims = {p.split.type.shape[-1] for p in parts}
-        kv_heads_match = k.split.attrs["heads"] == v.split.attrs["heads"]
+        kv_heads_match = k.split.attrs.heads == v.split.attrs.heads
         if same_input and same_bias and same_parent and len(head_dims) == 1 and kv_heads_match:
             claimed |= ids
             yield q, k, v
@@ -114,25 +116,25 @@ def _fuse_graph(graph: Graph) -> Graph:
             q, k, v = first_linear[node.id]
             parent = _parent(q.linear.module)
             module = unused_name(out.modules, f"{parent}.wqkv" if parent else "wqkv")
-            heads, kv_heads = q.split.attrs["heads"], k.split.attrs["heads"]
+            heads, kv_heads = q.split.attrs.heads, k.split.attrs.heads
             fused = FusedQKV(tuple(FusedPart(p.linear.module.rpartition(".")[2], tuple(sorted(p.linear.params.items())))
                                    for p in (q, k, v)),
                              heads, kv_heads, q.split.type.shape[-1])
-            width = sum(p.linear.attrs["out"] for p in (q, k, v))
+            width = sum(p.linear.attrs.out for p in (q, k, v))
             x = q.linear.inputs[0]
             linear = Node(out.fresh_id(module + ".linear"), LINEAR.name, [renamed.get(x, x)],
-                          {"out": width, "bias": q.linear.attrs["bias"], "fused": fused},
+                          LinearAttrs(width, q.linear.attrs.bias, fused=fused),
                           q.linear.type.with_shape(q.linear.type.shape[:-1] + (width,)), module, q.linear.loc)
             out.add(linear)
             split_id = f"{parent}.{SPLIT_QKV_HEADS.name}" if parent else SPLIT_QKV_HEADS.name
             split = out.add(Node(out.fresh_id(split_id),
-                                 SPLIT_QKV_HEADS.name, [linear.id], {"heads": heads, "kv_heads": kv_heads},
+                                 SPLIT_QKV_HEADS.name, [linear.id], SplitQKVHeadsAttrs(heads, kv_heads),
                                  q.split.type, parent, q.split.loc, hint=q.split.hint, hint_scope=q.split.hint_scope,
                                  origins=_origins(heads=q.split, kv_heads=k.split)))
             renamed[q.split.id] = split.id
             for index, p in ((1, k), (2, v)):
                 part = out.add(Node(out.fresh_id(p.split.id), QKV_PART.name, [split.id],
-                                    {"index": index, "kv_heads": kv_heads}, p.split.type, parent, p.split.loc,
+                                    QKVPartAttrs(index, kv_heads), p.split.type, parent, p.split.loc,
                                     hint=p.split.hint, hint_scope=p.split.hint_scope))
                 renamed[p.split.id] = part.id
             out.modules[module] = ModuleInfo(module, LINEAR.name, None, q.linear.loc)
@@ -142,7 +144,7 @@ def _fuse_graph(graph: Graph) -> Graph:
         if node.id in removed:
             continue
         attrs = node.attrs
-        if node.op == "repeat":
+        if node.is_repeat:
             attrs = map_bodies(node, _fuse_graph)
         out.add(replace(node, inputs=[renamed.get(i, i) for i in node.inputs], attrs=attrs))
     out.outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
@@ -164,7 +166,7 @@ def _fuse_activations(graph: Graph, activations: Mapping[str, str]) -> Graph:
         if node.op in activations:
             src = graph.node(node.inputs[0])
             partial = Placement.ROW in src.shard.placed  # a row-parallel linear: partial sums
-            if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.get("activation") \
+            if src.op == LINEAR.name and len(graph.users[src.id]) == 1 and not src.attrs.activation \
                     and not partial:
                 fold[node.id] = src.id
     activation_of = {lin: act for act, lin in fold.items()}
@@ -175,7 +177,7 @@ def _fuse_activations(graph: Graph, activations: Mapping[str, str]) -> Graph:
         attrs, hint = node.attrs, node.hint
         if node.id in activation_of:
             act = graph.node(activation_of[node.id])
-            attrs = dict(attrs, activation=activations[act.op])
+            attrs = attrs._replace(activation=activations[act.op])
             hint = act.hint or hint
         elif node.is_repeat:
             attrs = map_bodies(node, lambda body: _fuse_activations(body, activations))

@@ -26,7 +26,7 @@ import fnmatch
 from dataclasses import replace
 
 from ..errors import ArchError, Note
-from ..ir.graph import Graph, Model, Node, in_stdlib, layer_variants, point_at_spec
+from ..ir.graph import Graph, Model, Node, in_stdlib, layer_variants, point_at_spec, with_bodies
 from ..ir.layout import Layout, Placement
 from ..ir.sharding import (
     HIDDEN_SIDE,
@@ -38,6 +38,8 @@ from ..ir.sharding import (
     split_dim,
 )
 from ..ops import ALL_GATHER, ALL_REDUCE, EMBEDDING, MESH_PARTITION, REDUCE_SCATTER, REGISTRY, ops_feeding_output
+from ..ops.collectives import CollectiveAttrs
+from ..ops.linear import fused_qkv
 from ..targets import SINGLE_CHIP_HINT, TILE
 
 # The collective that turns one layout into another.
@@ -237,10 +239,7 @@ class Planner:
         self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads, self.variant = saved
         self.outer.pop(0)
         self.layouts[node.id] = entry
-        attrs = dict(node.attrs, body=bodies[0])
-        if "bodies" in attrs:
-            attrs["bodies"] = tuple(bodies)
-        return replace(node, attrs=attrs)
+        return replace(node, attrs=with_bodies(node, bodies))
 
     # ---- the interface of sharding rules
     def layout_of(self, node_id: str) -> Layout:
@@ -262,7 +261,7 @@ class Planner:
     def place(self, node: Node, placement: Placement, padded_rows: int | None = None) -> Node:
         """Place the node's parameters on this axis: recorded in the plan (per parameter) and on the
         node (its NodeShard, per axis, which codegen reads); returns the annotated node."""
-        fused = node.attrs.get("fused")
+        fused = fused_qkv(node)
         names = list(node.params.values()) + (fused.param_names if fused else [])
         for name in names:
             self.ax.placements[self.prefix + name] = placement
@@ -284,7 +283,7 @@ class Planner:
 
     def origins(self, node: Node, *attrs: str) -> list[Note]:
         """Notes pointing at where the spec wrote these attrs of a node (e.g. `let heads = 9`)."""
-        return [Note(f"`{attr}` = {node.attrs[attr]} comes from here", node.origins[attr]) for attr in attrs
+        return [Note(f"`{attr}` = {getattr(node.attrs, attr)} comes from here", node.origins[attr]) for attr in attrs
                 if attr in node.origins and not in_stdlib(node.origins[attr])]
 
     def note(self, text: str) -> None:
@@ -297,7 +296,7 @@ class Planner:
     def override(self, node: Node):
         """The spec's `shard "pattern" placement` for this component, if any (the last one wins)."""
         paths = {self.prefix + node.module}
-        fused = node.attrs.get("fused")
+        fused = fused_qkv(node)
         if fused is not None:  # a fused QKV answers to its parts' names too
             paths |= {self.prefix + name.rsplit(".", 1)[0] for name in fused.param_names}
         found = None
@@ -308,7 +307,7 @@ class Planner:
             self.used_overrides.add(id(found))
         return found
 
-    def insert(self, op: str, inputs: list[str], attrs: dict, type_, reader: Node, layout: Layout) -> str:
+    def insert(self, op: str, inputs: list[str], attrs, type_, reader: Node, layout: Layout) -> str:
         """An op the plan adds (not a collective: e.g. a distributed norm's statistics) computing from
         `inputs` for `reader`, placed before it; returns its id."""
         source = self.out.node(inputs[0])
@@ -350,7 +349,7 @@ class Planner:
         # The collective belongs to the innermost component holding both the value and its reader.
         module = _common_module(source.module, reader.module if reader else source.module)
         nid = self._fresh_id(f"{module}.{collective.name}" if module else collective.name)
-        self.out.add(Node(nid, collective.name, [node_id], {"dim": dim, "axis": self.ax.axis}, source.type, module,
+        self.out.add(Node(nid, collective.name, [node_id], CollectiveAttrs(dim, self.ax.axis), source.type, module,
                           source.loc, hint=source.hint, hint_scope=source.hint_scope))
         self._added(nid, node_id, want)
         self.plan.collectives.append(Collective(self.prefix + nid, collective.name, dim, self.ax.axis,

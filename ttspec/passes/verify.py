@@ -7,8 +7,9 @@ What a graph must be, its repeat bodies included:
 - ordered: every node's inputs are nodes before it (the node dict's order is the topological order
   every consumer walks), `users` is the reverse of `inputs`, the graph's inputs are `input` nodes
   and its outputs are nodes of it; a repeat's body reads one input and writes the output `out`;
-- typed: every op's type is what its shape rule gives on its inputs' types, and a repeat hands on
-  the type it gets (layer in = layer out);
+- typed: every node's attrs is an instance of its op's attrs class (OpDef.attrs; InputAttrs,
+  RepeatAttrs for the structural nodes); every op's type is what its shape rule gives on its inputs'
+  types, and a repeat hands on the type it gets (layer in = layer out);
 - params consistent: every parameter an op names is in its graph's table under that name, with the
   shape the op's parameter rule asks for; a tied parameter names one of the model's;
 - after sharding: every value an op or repeat computes has a layout on every axis of the plan, and
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..ir.graph import Graph, Model, layer_variants
+from ..ir.graph import Graph, InputAttrs, Model, RepeatAttrs, layer_variants
 from ..ir.layout import Placement
 from ..ir.sharding import NO_SHARD
 from ..ir.types import TensorType
 from ..ops import ATTEND, REGISTRY, OpError, ShapeContext
+from ..ops.attention import QKVPartAttrs, SplitHeadsAttrs, SplitQKVHeadsAttrs
+from ..ops.linear import fused_qkv
 from ..ops.norms import NORM_STATISTICS
 
 if TYPE_CHECKING:
@@ -44,9 +47,10 @@ def verify_ir(model: Model, plan: ShardPlan | None = None, after: str = "") -> N
     top = model.graph.params
     problems += [f"parameter `{p.name}` is tied to `{p.tied_to}`, which is not a parameter of the model"
                  for p in top.values() if p.tied_to is not None and p.tied_to not in top]
-    if plan is not None:  # after the sharding pass (before it there is no plan)
+    if plan is not None and not problems:  # after the sharding pass (before it there is no plan)
         _sharding(model.graph, plan, problems)
-    _annotations(model.graph, plan, "", problems)
+    if not problems:  # annotations are read with the attrs, checked above
+        _annotations(model.graph, plan, "", problems)
     if problems:
         where = f" after pass `{after}`" if after else ""
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -55,6 +59,9 @@ def verify_ir(model: Model, plan: ShardPlan | None = None, after: str = "") -> N
 
 def _graph(graph: Graph, prefix: str, ctx: ShapeContext, problems: list[str]) -> None:
     _order(graph, prefix, problems)
+    _attrs(graph, prefix, problems)
+    if problems:  # the rest reads attrs by field
+        return
     _params(graph, prefix, problems)
     if problems:  # types of a misordered graph cannot be checked
         return
@@ -67,10 +74,7 @@ def _graph(graph: Graph, prefix: str, ctx: ShapeContext, problems: list[str]) ->
             for body, _ in layer_variants(node):
                 _body(body, f"{prefix}{node.module}.*.", ins, node.type, ctx, problems)
             continue
-        opdef = REGISTRY.get(node.op)
-        if opdef is None:
-            problems.append(f"{where} has op `{node.op}`, which is neither a registered op nor a NodeKind")
-            continue
+        opdef = REGISTRY[node.op]
         try:
             out = opdef.shape(ins, node.attrs, ctx)
         except OpError as e:
@@ -79,6 +83,18 @@ def _graph(graph: Graph, prefix: str, ctx: ShapeContext, problems: list[str]) ->
         if out != node.type:
             problems.append(f"{where} ({node.op}) is typed {node.type} but its shape rule gives {out}")
         _param_shapes(graph, node, ins, where, problems)
+
+
+def _attrs(graph: Graph, prefix: str, problems: list[str]) -> None:
+    """Every node is of a registered op or a NodeKind, and its attrs are an instance of that one's class."""
+    for node in graph.topo():
+        opdef = REGISTRY.get(node.op)
+        cls = InputAttrs if node.is_input else RepeatAttrs if node.is_repeat else opdef.attrs if opdef else None
+        if cls is None:
+            problems.append(f"`{prefix}{node.id}` has op `{node.op}`, which is neither a registered op nor a NodeKind")
+        elif type(node.attrs) is not cls:
+            problems.append(f"`{prefix}{node.id}` ({node.op}) has attrs of type {type(node.attrs).__name__}, not its "
+                            f"op's {cls.__name__}")
 
 
 def _body(body: Graph, prefix: str, ins: list[TensorType], out: TensorType, ctx: ShapeContext,
@@ -125,7 +141,7 @@ def _params(graph: Graph, prefix: str, problems: list[str]) -> None:
         if p.name != name:
             problems.append(f"parameter `{prefix}{name}` is stored under another name than its own (`{p.name}`)")
     for node in graph.topo():
-        fused = node.attrs.get("fused")
+        fused = fused_qkv(node)
         names = list(node.params.values()) + (list(fused.param_names) if fused is not None else [])
         for name in names:
             if name not in graph.params:
@@ -136,7 +152,7 @@ def _params(graph: Graph, prefix: str, problems: list[str]) -> None:
 def _param_shapes(graph: Graph, node, ins: list[TensorType], where: str, problems: list[str]) -> None:
     """The parameters an op holds have the shapes its parameter rule asks for (a fused op's parts
     are checked by their own names above; its joined weight is not in the table)."""
-    if node.attrs.get("fused") is not None:
+    if fused_qkv(node) is not None:
         return
     try:
         specs = REGISTRY[node.op].params(ins, node.attrs)
@@ -197,7 +213,7 @@ def _annotations(graph: Graph, plan: ShardPlan | None, prefix: str, problems: li
         if not axes and shard != NO_SHARD:
             problems.append(f"{where} carries a sharding annotation " + ("before the sharding pass" if plan is None
                                                                           else "on one chip"))
-        fused = node.attrs.get("fused")
+        fused = fused_qkv(node)
         names = list(node.params.values()) + (fused.param_names if fused else [])
         for axis, placement in shard.placements:
             if axis not in axes:
@@ -208,7 +224,7 @@ def _annotations(graph: Graph, plan: ShardPlan | None, prefix: str, problems: li
                 if planned not in (placement, Placement.KV_COPIES):
                     problems.append(f"{where} is annotated {placement} on mesh axis {axis}, but the plan places "
                                     f"`{prefix}{name}` {planned}")
-        for label, count, whole in (("heads", shard.local_heads, node.attrs.get("heads")),
+        for label, count, whole in (("heads", shard.local_heads, _heads(node)),
                                     ("KV heads", shard.local_kv_heads, _kv_heads(graph, node))):
             if count is not None and (whole is None or count < 1 or whole % count):
                 problems.append(f"{where} holds {count} {label} per device of {whole}: not a whole share")
@@ -221,8 +237,13 @@ def _annotations(graph: Graph, plan: ShardPlan | None, prefix: str, problems: li
                 _annotations(body, plan, f"{prefix}{node.module}.*.", problems)
 
 
+def _heads(node) -> int | None:
+    """The heads a node cuts (split_heads, split_qkv_heads)."""
+    return node.attrs.heads if isinstance(node.attrs, (SplitHeadsAttrs, SplitQKVHeadsAttrs)) else None
+
+
 def _kv_heads(graph: Graph, node) -> int | None:
-    """The KV heads a node cuts (split_qkv_heads) or reads (attend: those of its k)."""
-    if "kv_heads" in node.attrs:
-        return node.attrs["kv_heads"]
+    """The KV heads a node cuts (split_qkv_heads, qkv_part) or reads (attend: those of its k)."""
+    if isinstance(node.attrs, (SplitQKVHeadsAttrs, QKVPartAttrs)):
+        return node.attrs.kv_heads
     return graph.nodes[node.inputs[1]].type.shape[1] if node.op == ATTEND.name else None

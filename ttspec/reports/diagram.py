@@ -84,7 +84,7 @@ def to_mermaid(model: Model) -> str:
         for g, first in groups.items():
             nid = _ident(prefix, g)
             if first.is_repeat:
-                body: Graph = first.attrs["body"]
+                body: Graph = first.attrs.body
                 lines.append(f'{indent}subgraph {nid}["{_label(graph, g, first)}"]')
                 emit(body, nid + "_", indent + "    ")
                 lines.append(f"{indent}end")
@@ -117,7 +117,7 @@ def to_dot(model: Model) -> str:
             if first.is_repeat:
                 lines.append(f"{indent}subgraph cluster_{nid} {{")
                 lines.append(f'{indent}    label="{label}";')
-                emit(first.attrs["body"], nid + "_", indent + "    ")
+                emit(first.attrs.body, nid + "_", indent + "    ")
                 lines.append(f"{indent}}}")
             else:
                 shape = "ellipse" if first.is_input else "circle" if _symbol(first) \
@@ -143,7 +143,7 @@ def to_dot(model: Model) -> str:
 def _anchor(graph: Graph, group: str, node: Node, prefix: str, role: str, _ident: _Idents) -> str:
     """dot edges cannot end at a cluster; use the repeat body's input or output node."""
     if node.is_repeat:
-        body: Graph = node.attrs["body"]
+        body: Graph = node.attrs.body
         inner = body.inputs[0] if role == "in" else body.outputs["out"]
         return _anchor(body, _group(body.node(inner)), body.node(inner), _ident(prefix, group) + "_", role,
                        _ident)
@@ -190,7 +190,7 @@ def _lay(graph: Graph, extra: list[tuple[str, str, str]] = (), body: bool = Fals
     for g, first in groups.items():
         label = _label(graph, g, first)
         if first.is_repeat:
-            inner = _lay(first.attrs["body"], body=True)
+            inner = _lay(first.attrs.body, body=True)
             boxes[g] = ("repeat", label, max(inner.w, text_width(label)) + 2 * _PAD, inner.h + _LINE + 2 * _PAD, inner)
             continue
         kind = "input" if first.is_input else "symbol" if _symbol(first) and not first.module else "box"

@@ -25,13 +25,13 @@ from .pyast import Assign, BinOp, Chain, Comment, Const, Expr, Name, Slice, Stmt
 class WeightRefs:
     """How generated code refers to one op's weights: `module` is the expression naming, at load
     time, the component that owns them (`prefix + "wq"`, or `prefix[:-1]` for a block's own);
-    `attrs` maps each local parameter name to the attribute holding it (`self.wq`, `self.bias`)."""
+    `members` maps each local parameter name to the attribute holding it (`self.wq`, `self.bias`)."""
 
     module: Expr
-    attrs: tuple[tuple[str, Expr], ...]
+    members: tuple[tuple[str, Expr], ...]
 
     def __getitem__(self, local: str) -> Expr:
-        return dict(self.attrs)[local]
+        return dict(self.members)[local]
 
 
 class EmitContext:
@@ -174,7 +174,7 @@ class Backend:
         for node_id, attr, init in plan.state_members:
             members.append((order[node_id], [Assign(name(f"self.{attr}"), init)]))
         for rope, attr in plan.ropes.items():
-            first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs["rope"] == rope)
+            first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs.rope == rope)
             members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))
         return [stmt for _, stmts in sorted(members, key=lambda m: m[0]) for stmt in stmts]
 
@@ -200,7 +200,7 @@ def layer_variants_of(rep: Repeat) -> tuple[list[Stmt], Expr] | None:
     names = rep.layer_classes()
     if len(set(names)) < 2:
         return None
-    values = rep.node.attrs.get("variant_args", ())
+    values = rep.node.attrs.variant_args
     by_class: dict[str, list[int]] = {}
     args: dict[str, list[str]] = {}
     for variant, cls in enumerate(rep.classes):

@@ -103,7 +103,7 @@ class _Emitter:
                 e = substitute(e, self.hoist(n, args))
         if tuple_valued:  # unpack its parts into names
             parts = [n] + sorted((self.plan.graph.node(u) for u in self.plan.graph.users[n.id]
-                                  if self.plan.graph.node(u).op == opdef.part_op), key=lambda p: p.attrs["index"])
+                                  if self.plan.graph.node(u).op == opdef.part_op), key=lambda p: p.attrs.index)
             names = [self.variable(part.hint or opdef.results[i], part.id, self.position[n.id])
                      for i, part in enumerate(parts)]
             self.body.append(Assign(Tuple(tuple(names)), e))

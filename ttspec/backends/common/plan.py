@@ -147,11 +147,11 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
         if first.op == "repeat":
             classes = []
             for body, _ in layer_variants(first):
-                cls = build_class(body, "", class_name(first.attrs["block"]), first.attrs["block"], body.topo())
+                cls = build_class(body, "", class_name(first.attrs.block), first.attrs.block, body.topo())
                 cls.inputs = list(body.inputs)
                 cls.outputs = [body.outputs["out"]]
                 classes.append(cls)
-            rep = Repeat(attr, classes[0], first.attrs["count"], first, label, classes, layer_pattern(first))
+            rep = Repeat(attr, classes[0], first.attrs.count, first, label, classes, layer_pattern(first))
             plan.children.append(rep)
             plan.calls[first.id] = rep
             plan.ops.append(first)

@@ -133,7 +133,7 @@ def block_float_weights(model: Model, formats: WeightFormats = BF16) -> dict[str
             if node.op == TIED_LINEAR.name:
                 fixed = WeightFormats(formats.default, {**formats.by_kind, kind: "bf16"})
                 error = UsageError(f"--weights-dtype {formats}: the torch model cannot hold `{prefix}{node.module}` "
-                                   f"in {dtype}: it is tied to {node.attrs['weight'].name}, one tensor in torch, "
+                                   f"in {dtype}: it is tied to {node.attrs.weight.name}, one tensor in torch, "
                                    "which the device keeps in bf16", node.loc,
                                    hint=f"give the head bf16 (`--weights-dtype {fixed}`) or run a TT-NN target "
                                         "(--mode golden) for the device's own copy")

@@ -57,7 +57,7 @@ def _width(node) -> int:
 
 
 def _bias(node, w) -> Expr:
-    return w["bias"] if node.attrs["bias"] else Const(None)
+    return w["bias"] if node.attrs.bias else Const(None)
 
 
 # ---------------------------------------------------------------- linear maps
@@ -67,29 +67,29 @@ def _linear(node, args, w, ctx) -> Expr:
 
 def _linear_module(node, ctx) -> Expr:
     in_dim = ctx.graph.node(node.inputs[0]).type.shape[-1]
-    return call("nn.Linear", Const(in_dim), Const(node.attrs["out"]), bias=Const(node.attrs["bias"]))
+    return call("nn.Linear", Const(in_dim), Const(node.attrs.out), bias=Const(node.attrs.bias))
 
 
 def _tied_module(node, ctx) -> Expr:
-    rows, cols = node.attrs["weight"].shape
-    return call("nn.Linear", Const(cols), Const(rows), bias=Const(node.attrs["bias"]))
+    rows, cols = node.attrs.weight.shape
+    return call("nn.Linear", Const(cols), Const(rows), bias=Const(node.attrs.bias))
 
 
 # ---------------------------------------------------------------- norms
 def _rms_weight(node, weight: Expr) -> Expr:
-    offset = node.attrs["offset"]
+    offset = node.attrs.offset
     return BinOp(Const(offset), "+", weight) if offset else weight
 
 
 def _rms_norm(node, args, w, ctx) -> Expr:
     return call("F.rms_norm", args[0], Tuple((Const(_width(node)),)), _rms_weight(node, w["weight"]),
-                Const(node.attrs["eps"]))
+                Const(node.attrs.eps))
 
 
 def _rms_norm_call(node, attr, args, ctx) -> Expr:
     """A labelled norm is an nn.RMSNorm (its parameter: `weight`); with an offset it is applied
     through F.rms_norm with (offset + weight)."""
-    if not node.attrs["offset"]:
+    if not node.attrs.offset:
         return attr(*args)
     return call("F.rms_norm", args[0], attr.attr("normalized_shape"), _rms_weight(node, attr.attr("weight")),
                 attr.attr("eps"))
@@ -97,7 +97,7 @@ def _rms_norm_call(node, attr, args, ctx) -> Expr:
 
 def _layer_norm(node, args, w, ctx) -> Expr:
     return call("F.layer_norm", args[0], Tuple((Const(_width(node)),)), w["weight"], _bias(node, w),
-                Const(node.attrs["eps"]))
+                Const(node.attrs.eps))
 
 
 # ---------------------------------------------------------------- positions
@@ -107,12 +107,12 @@ def _position_ids(args, ctx) -> Expr:
 
 
 def _sinusoidal(node, args, w, ctx) -> Expr:
-    return ctx.helper("sinusoidal_positions")(args[0], ctx.positions(), base=Const(node.attrs["base"]))
+    return ctx.helper("sinusoidal_positions")(args[0], ctx.positions(), base=Const(node.attrs.base))
 
 
 def _rotary(node, args, w, ctx) -> Expr:
     """Rotated at each token's position (pos: a prefill's 0..T-1, a decode step's per-user position)."""
-    return ctx.rotary(node.attrs["rope"], node.type.shape[-1])(args[0], ctx.positions())
+    return ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0], ctx.positions())
 
 
 # ---------------------------------------------------------------- attention
@@ -122,19 +122,19 @@ def _attend(node, args, w, ctx) -> Expr:
     a = node.attrs
     extra: list[Expr] = []
     options: dict[str, Expr] = {}
-    if a["causal"]:
+    if a.causal:
         k, v = (ctx.graph.node(i).type.shape for i in node.inputs[1:])
         extra = [ctx.positions(), ctx.kv_cache(node, k[1], k[3], v[3])]
     else:
         options["causal"] = Const(False)
-    for key in ("scale", "window", "softcap"):
-        if a.get(key) is not None:
-            options[key] = Const(a[key])
+    for key, value in (("scale", a.scale), ("window", a.window), ("softcap", a.softcap)):
+        if value is not None:
+            options[key] = Const(value)
     return ctx.helper("attend")(*args, *extra, **options)
 
 
 def _decode_check_attend(node, graph) -> None:
-    if not node.attrs["causal"]:
+    if not node.attrs.causal:
         raise Unsupported("non-causal attention cannot decode: every token attends to later ones, which a "
                           "decode step has not seen", hint="generation needs causal attention (drop `causal = false`)")
 
@@ -144,39 +144,39 @@ def _unary(function: str, **options) -> Callable[..., Expr]:
 
 
 def _softcap(node, args, w, ctx) -> Expr:
-    cap = Const(node.attrs["cap"])
+    cap = Const(node.attrs.cap)
     return BinOp(cap, "*", call("torch.tanh", BinOp(args[0], "/", cap)))
 
 
 LOWERINGS: dict[str, TorchLowering] = {
     EMBEDDING.name: TorchLowering(
         lambda node, args, w, ctx: call("F.embedding", args[0], w["weight"]),
-        module=lambda node, ctx: call("nn.Embedding", Const(node.attrs["vocab"]), Const(node.attrs["dim"]))),
+        module=lambda node, ctx: call("nn.Embedding", Const(node.attrs.vocab), Const(node.attrs.dim))),
     POSITION_EMBEDDING.name: TorchLowering(
         lambda node, args, w, ctx: call("F.embedding", _position_ids(args, ctx), w["weight"]),
-        module=lambda node, ctx: call("nn.Embedding", Const(node.attrs["max_positions"]), Const(_width(node))),
+        module=lambda node, ctx: call("nn.Embedding", Const(node.attrs.max_positions), Const(_width(node))),
         call=lambda node, attr, args, ctx: attr(_position_ids(args, ctx)), positions=True),
     SINUSOIDAL_POSITIONS.name: TorchLowering(_sinusoidal, positions=True),
     LINEAR.name: TorchLowering(_linear, module=_linear_module),
     TIED_LINEAR.name: TorchLowering(_linear, module=_tied_module,
-                                    note=lambda node: f"weight tied to {node.attrs['weight'].name}"),
+                                    note=lambda node: f"weight tied to {node.attrs.weight.name}"),
     RMS_NORM.name: TorchLowering(
         _rms_norm, call=_rms_norm_call,
-        module=lambda node, ctx: call("nn.RMSNorm", Const(_width(node)), eps=Const(node.attrs["eps"]))),
+        module=lambda node, ctx: call("nn.RMSNorm", Const(_width(node)), eps=Const(node.attrs.eps))),
     LAYER_NORM.name: TorchLowering(
         _layer_norm,
-        module=lambda node, ctx: call("nn.LayerNorm", Const(_width(node)), eps=Const(node.attrs["eps"]),
-                                      bias=Const(node.attrs["bias"]))),
+        module=lambda node, ctx: call("nn.LayerNorm", Const(_width(node)), eps=Const(node.attrs.eps),
+                                      bias=Const(node.attrs.bias))),
     ADD.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "+", args[1])),
     MUL.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "*", args[1])),
-    SCALE.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "*", Const(node.attrs["factor"]))),
+    SCALE.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "*", Const(node.attrs.factor))),
     SOFTCAP.name: TorchLowering(_softcap),
     RELU.name: TorchLowering(_unary("F.relu")),
     GELU.name: TorchLowering(_unary("F.gelu")),
     GELU_TANH.name: TorchLowering(_unary("F.gelu", approximate=Const("tanh"))),
     SILU.name: TorchLowering(_unary("F.silu")),
     SPLIT_HEADS.name: TorchLowering(
-        lambda node, args, w, ctx: ctx.helper("split_heads")(args[0], Const(node.attrs["heads"]))),
+        lambda node, args, w, ctx: ctx.helper("split_heads")(args[0], Const(node.attrs.heads))),
     MERGE_HEADS.name: TorchLowering(lambda node, args, w, ctx: ctx.helper("merge_heads")(args[0])),
     APPLY_ROPE.name: TorchLowering(_rotary, positions=True),
     ATTEND.name: TorchLowering(_attend, positions=True, decode_check=_decode_check_attend),

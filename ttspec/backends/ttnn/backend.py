@@ -146,6 +146,6 @@ def _parameter_patterns(model: Model) -> list[str]:
     layer variants have the same parameters)."""
     names = [name for name, p in model.graph.params.items() if not p.tied_to]
     for node in model.graph.repeats():
-        body = node.attrs["body"]
-        names += [f"{node.module}.*{node.attrs['count']}.{name}" for name, p in body.params.items() if not p.tied_to]
+        body = node.attrs.body
+        names += [f"{node.module}.*{node.attrs.count}.{name}" for name, p in body.params.items() if not p.tied_to]
     return names

@@ -63,11 +63,11 @@ def _held(count: int | None, whole: int) -> int:
 
 
 def local_heads(node) -> int:
-    return _held(node.shard.local_heads, node.attrs["heads"])
+    return _held(node.shard.local_heads, node.attrs.heads)
 
 
 def local_kv_heads(node) -> int:
-    return _held(node.shard.local_kv_heads, node.attrs["kv_heads"])
+    return _held(node.shard.local_kv_heads, node.attrs.kv_heads)
 
 
 # How the generated program's weight loader (Weights) names each split (a vocabulary split is a column split
@@ -110,7 +110,7 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     """weights.linear(...) for the matrix ([out, in] as ttnn.linear's [in, out] operand) and
     weights.bias(...) for the bias, with what the device layout needs: the parts of a fused
     projection, heads zero-padded to tiles, and the split over a mesh."""
-    fused: FusedQKV | None = node.attrs.get("fused")
+    fused: FusedQKV | None = node.attrs.fused
     common: dict[str, Expr] = {}  # options the weight and the bias share
     weight_only: dict[str, Expr] = {}
     if fused is not None:
@@ -130,7 +130,7 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
         if Placement.VOCAB in where:
             common["rows"] = Const(node.shard.padded_out)
     lines: list[Stmt] = [Assign(refs["weight"], call("weights.linear", refs.module, **common, **weight_only))]
-    if node.attrs["bias"]:
+    if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
     return lines
 
@@ -140,22 +140,22 @@ def _load_tied(node, refs, ctx) -> list[Stmt]:
     if options and Placement.VOCAB in node.shard.placed:
         options["rows"] = Const(node.shard.padded_out)
     options.update(_dtype(ctx, node))
-    tied_module = Const(node.attrs["weight"].name.rsplit(".", 1)[0])
+    tied_module = Const(node.attrs.weight.name.rsplit(".", 1)[0])
     lines: list[Stmt] = [Comment("tied: a TILE copy of the embedding table"),
                          Assign(refs["weight"], call("weights.linear", tied_module, **options))]
-    if node.attrs["bias"]:
+    if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **options)))
     return lines
 
 
 def _load_norm(node, refs, ctx) -> list[Stmt]:
     split = _split(ctx, node)
-    offset = node.attrs.get("offset", 0.0)
+    offset = node.attrs.offset
     if offset:  # folded into the weight as it is placed: ttnn.rms_norm multiplies by it
         ctx.helper("norm_offset")
         return [Assign(refs["weight"], call("weights.norm", refs.module, offset=Const(offset), **split))]
     lines: list[Stmt] = [Assign(refs["weight"], call("weights.norm", refs.module, **split))]
-    if node.attrs.get("bias"):
+    if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.norm", refs.module, Const("bias"), **split)))
     return lines
 
@@ -163,10 +163,10 @@ def _load_norm(node, refs, ctx) -> list[Stmt]:
 # ---------------------------------------------------------------- ops
 def _linear(node, args, refs, ctx) -> Expr:
     options: dict[str, Expr] = {}
-    if node.attrs["bias"]:
+    if node.attrs.bias:
         options["bias"] = refs["bias"]
-    if node.attrs.get("activation"):
-        options["activation"] = Const(node.attrs["activation"])
+    if node.attrs.activation:
+        options["activation"] = Const(node.attrs.activation)
     return call("ttnn.linear", args[0], refs["weight"], **options)
 
 
@@ -180,10 +180,10 @@ def _check_norm(node, graph) -> None:
 
 def _norm(kind: str):
     def expr(node, args, refs, ctx) -> Expr:
-        options = {"epsilon": Const(node.attrs["eps"]), "weight": refs["weight"]}
-        if node.attrs.get("bias"):
+        options = {"epsilon": Const(node.attrs.eps), "weight": refs["weight"]}
+        if node.attrs.bias:
             options["bias"] = refs["bias"]
-        if node.attrs.get("distributed"):  # args[1]: the gathered statistics (_shard_distributed_norm)
+        if node.attrs.distributed:  # args[1]: the gathered statistics (_shard_distributed_norm)
             post = call(f"ttnn.{kind}_norm_post_all_gather", call("ttnn.unsqueeze", args[0], Const(0)), args[1],
                         **options, dtype=name("ttnn.bfloat16"), compute_kernel_config=Name("STATISTICS_KERNEL"))
             return call("ttnn.squeeze", post, Const(0))
@@ -193,7 +193,7 @@ def _norm(kind: str):
 
 
 def _statistics(node, args, refs, ctx) -> Expr:
-    kind = "layer" if node.attrs["mean"] else "rms"
+    kind = "layer" if node.attrs.mean else "rms"
     ctx.helper("norm_statistics")
     # float32 statistics: a sum of squares over thousands of features, rounded to bf16's 8 bits on each chip,
     # moved the logits 25% further from fp32 than the single chip's (golden, nano-trickster); float32 ones
@@ -213,11 +213,11 @@ def _position_ids(node, args, refs, ctx) -> Expr:
 def _sinusoidal(node, args, refs, ctx) -> Expr:
     # The width is the logical one: on a mesh x may be a device's slice of the features.
     return ctx.helper("sinusoidal_positions")(args[0], Const(node.type.shape[-1]), ctx.state(),
-                                              base=Const(node.attrs["base"]))
+                                              base=Const(node.attrs.base))
 
 
 def _softcap(node, args, refs, ctx) -> Expr:
-    cap = node.attrs["cap"]
+    cap = node.attrs.cap
     return call("ttnn.multiply", call("ttnn.tanh", call("ttnn.multiply", args[0], Const(1 / cap))), Const(cap))
 
 
@@ -234,7 +234,7 @@ def _attend(node, args, refs, ctx) -> Expr:
     cache. A decode step (users on the rows, one token each): the new K and V are written at each
     user's position and each user's query attends its own cache up to that position
     (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
-    window, softcap = node.attrs.get("window"), node.attrs.get("softcap")
+    window, softcap = node.attrs.window, node.attrs.softcap
     scale = Const(attention_scale(node, ctx.graph))
     kv_heads, head_dim = _kv_cache_shape(node, ctx)
     cache = ctx.member(node, "kv_cache", ctx.helper("KVCache")(name("weights.state"), Const(kv_heads), Const(head_dim)))
@@ -255,7 +255,7 @@ def _attend(node, args, refs, ctx) -> Expr:
 
 
 def _check_attend(node, graph) -> None:
-    if not node.attrs["causal"]:
+    if not node.attrs.causal:
         raise Unsupported("non-causal attention is not lowered to TT-NN yet",
                           hint="the torch target (--target torch) runs it")
 
@@ -268,8 +268,8 @@ def _split_qkv(node, args, refs, ctx) -> Expr:
 
 def _collective(op: str, reduces_only: bool = False) -> TTNNLowering:
     def expr(node, args, refs, ctx) -> Expr:
-        dim = {} if reduces_only else {"dim": Const(node.attrs["dim"])}
-        return call(f"ttnn.{op}", args[0], **dim, cluster_axis=Const(node.attrs["axis"]))
+        dim = {} if reduces_only else {"dim": Const(node.attrs.dim)}
+        return call(f"ttnn.{op}", args[0], **dim, cluster_axis=Const(node.attrs.axis))
 
     return TTNNLowering(expr)
 
@@ -295,7 +295,7 @@ LOWERINGS: dict[str, TTNNLowering] = {
     NORM_STATISTICS.name: TTNNLowering(_statistics),
     ADD.name: TTNNLowering(_binary("ttnn.add")),
     MUL.name: TTNNLowering(_binary("ttnn.mul")),
-    SCALE.name: TTNNLowering(lambda node, args, refs, ctx: call("ttnn.multiply", args[0], Const(node.attrs["factor"]))),
+    SCALE.name: TTNNLowering(lambda node, args, refs, ctx: call("ttnn.multiply", args[0], Const(node.attrs.factor))),
     SOFTCAP.name: TTNNLowering(_softcap),
     RELU.name: TTNNLowering(_unary("ttnn.relu"), fused_activation="relu"),
     GELU.name: TTNNLowering(_unary("ttnn.gelu")),
@@ -305,7 +305,7 @@ LOWERINGS: dict[str, TTNNLowering] = {
         lambda node, args, refs, ctx: ctx.helper("split_heads")(args[0], Const(local_heads(node)))),
     MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads")),
     APPLY_ROPE.name: TTNNLowering(
-        lambda node, args, refs, ctx: ctx.rotary(node.attrs["rope"], node.type.shape[-1])(args[0])),
+        lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0])),
     ATTEND.name: TTNNLowering(_attend, check=_check_attend),
     SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv),
     ALL_GATHER.name: _collective("all_gather"),
