@@ -89,3 +89,22 @@ def test_structural_nodes_have_their_own_attrs():
     assert InputAttrs()._fields == ()
     assert RepeatAttrs._fields[:3] == ("count", "body", "block")
     assert all(cls not in {op.attrs for op in REGISTRY.values()} for cls in (InputAttrs, RepeatAttrs))
+
+
+def structural_by_string(source: str) -> list[int]:
+    """Lines comparing a node's `.op` with "input" or "repeat": structural kinds are asked through
+    Node.is_input / is_repeat (NodeKind), never spelled as strings."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "op"
+            and any(isinstance(c, ast.Constant) and c.value in ("input", "repeat") for c in node.comparators)]
+
+
+def test_the_structural_scan_finds_strings():
+    assert structural_by_string('if node.op == "input": pass\nif n.op != "repeat": pass') == [1, 2]
+    assert structural_by_string("if node.is_input or node.op == LINEAR.name: pass") == []
+
+
+def test_structural_kinds_are_not_strings_in_ttspec():
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in sorted((ROOT / "ttspec").rglob("*.py"))
+             for line in structural_by_string(path.read_text(encoding="utf-8"))]
+    assert found == [], "ask node.is_input / node.is_repeat: " + ", ".join(found)

@@ -151,7 +151,7 @@ class StatementsMixin:
             scope.vars[stmt.name] = Binding(value, stmt.value.loc)
             if isinstance(value, Tensor):
                 node = scope.graph.node(value.node)
-                if node.hint is None and node.op != "input":
+                if node.hint is None and not node.is_input:
                     node.hint, node.hint_scope = stmt.name, scope.module
                 if not is_stdlib(stmt.loc.file):
                     self.assignments.append((scope.graph, value.node, stmt.name, stmt.loc))

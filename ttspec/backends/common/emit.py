@@ -39,7 +39,7 @@ class _Emitter:
     def __init__(self, plan: ClassPlan, backend, reserved: frozenset[str] | None):
         self.plan, self.backend = plan, backend
         self.scope = Scope(local_reserved() if reserved is None else reserved)
-        self.ops = [n for n in plan.ops if n.op != "input"]
+        self.ops = [n for n in plan.ops if not n.is_input]
         self.uses: dict[str, int] = {}
         self.position = {n.id: i for i, n in enumerate(self.ops)}
         self.last_use: dict[str, int] = {}
@@ -75,7 +75,7 @@ class _Emitter:
         single = len(plan.inputs) == 1
         for i, nid in enumerate(plan.inputs):
             node = g.node(nid)
-            base = (node.hint or nid) if node.op == "input" and node.id != "x" else ("x" if single else f"x{i}")
+            base = (node.hint or nid) if node.is_input and node.id != "x" else ("x" if single else f"x{i}")
             params.append(self.variable(base, nid, -1).id)
         for n in self.ops:
             if n.id not in self.expr:  # else an element already unpacked from a tuple

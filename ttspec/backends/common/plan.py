@@ -124,7 +124,7 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
     plan.inputs = list(dict.fromkeys(i for n in nodes for i in n.inputs if i not in ids))
     groups: dict[str, list[Node]] = {}
     for n in nodes:
-        if n.module == path and n.op != "repeat":
+        if n.module == path and not n.is_repeat:
             if n.params:
                 plan.self_params.append(n)
             plan.ops.append(n)
@@ -144,7 +144,7 @@ def build_class(graph: Graph, path: str, name: str, block: str, nodes: list[Node
             plan.labels[attr] = label
         info = graph.modules.get(child)
         first = members[0]
-        if first.op == "repeat":
+        if first.is_repeat:
             classes = []
             for body, _ in layer_variants(first):
                 cls = build_class(body, "", class_name(first.attrs.block), first.attrs.block, body.topo())

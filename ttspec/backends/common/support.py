@@ -13,9 +13,9 @@ def check_lowerable(graph: Graph, backend_name: str, lowering_of, outer: list | 
     backend cannot lower."""
     outer = outer or []
     for node in graph.topo():
-        if node.op == "input":
+        if node.is_input:
             continue
-        if node.op == "repeat":
+        if node.is_repeat:
             for body, _ in layer_variants(node):
                 check_lowerable(body, backend_name, lowering_of, [(graph, node.module)] + outer)
             continue
