@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import sys
 
+from .lalr import TABLES_PATH
 from .source import GRAMMAR_PATH
 
-TABLES_PATH = GRAMMAR_PATH.parent.parent / "ttspec" / "frontend" / "arch_tables.json"
 FORMAT = "ttspec-lalr/1"
 
 

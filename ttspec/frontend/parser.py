@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ArchError, Loc, SourceCache, source_lines
 from . import ast
-from .source import GRAMMAR_PATH, MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
+from .source import MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
 __all__ = ["parse_source", "read_source"]
 
@@ -112,12 +112,12 @@ def _check_nesting(text: str, name: str) -> None:
 
 # ---------------------------------------------------------------- AST cache
 # Parsed modules are cached by content, like Python's .pyc files: a warm `ttspec params` never
-# imports lark. The cache is JSON of the AST dataclasses, read back only into the classes of
+# parses. The cache is JSON of the AST dataclasses, read back only into the classes of
 # frontend/ast.py (and Loc) with their exact fields: whoever can write the cache directory can
 # at most make ttspec misparse, never run code (unlike a pickle). TTSPEC_CACHE_DIR moves the
 # cache; TTSPEC_NO_CACHE=1 turns it off.
-_SALT_FILES = ("grammar/arch.lark", "ttspec/frontend/syntax.py", "ttspec/frontend/ast.py", "ttspec/errors.py",
-               "ttspec/frontend/parser.py")
+_SALT_FILES = ("ttspec/frontend/arch_tables.json", "ttspec/frontend/lalr.py", "ttspec/frontend/syntax.py",
+               "ttspec/frontend/ast.py", "ttspec/errors.py", "ttspec/frontend/parser.py")
 _CACHE_FORMAT = "ttspec-ast-json/2"  # 2: list literals and subscripts
 _CLASSES: dict[str, tuple[type, int]] = {
     cls.__name__: (cls, len(dataclasses.fields(cls)))
@@ -141,7 +141,7 @@ def _cache_key(text: str, name: str) -> str | None:
     import hashlib
 
     h = hashlib.sha256(f"{__version__}\0{_CACHE_FORMAT}\0{name}\0".encode())
-    root = GRAMMAR_PATH.parent.parent
+    root = Path(__file__).resolve().parent.parent.parent  # the directory holding the package
     for rel in _SALT_FILES:
         st = (root / rel).stat()
         h.update(f"{rel}:{st.st_mtime_ns}:{st.st_size}\0".encode())
