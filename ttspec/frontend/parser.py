@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from pathlib import Path
 
 from .. import __version__
 from ..errors import ArchError, Loc, SourceCache, source_lines
+from ..records import Record
 from . import ast
 from .source import MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
@@ -112,7 +112,7 @@ def _check_nesting(text: str, name: str) -> None:
 
 # ---------------------------------------------------------------- AST cache
 # Parsed modules are cached by content, like Python's .pyc files: a warm `ttspec params` never
-# parses. The cache is JSON of the AST dataclasses, read back only into the classes of
+# parses. The cache is JSON of the AST records, read back only into the classes of
 # frontend/ast.py (and Loc) with their exact fields: whoever can write the cache directory can
 # at most make ttspec misparse, never run code (unlike a pickle). TTSPEC_CACHE_DIR moves the
 # cache; TTSPEC_NO_CACHE=1 turns it off.
@@ -120,8 +120,9 @@ _SALT_FILES = ("ttspec/frontend/arch_tables.json", "ttspec/frontend/lalr.py", "t
                "ttspec/frontend/ast.py", "ttspec/errors.py", "ttspec/frontend/parser.py")
 _CACHE_FORMAT = "ttspec-ast-json/2"  # 2: list literals and subscripts
 _CLASSES: dict[str, tuple[type, int]] = {
-    cls.__name__: (cls, len(dataclasses.fields(cls)))
-    for cls in [*(v for v in vars(ast).values() if isinstance(v, type) and dataclasses.is_dataclass(v)), Loc]
+    cls.__name__: (cls, len(cls.FIELDS))
+    for cls in [*(v for v in vars(ast).values() if isinstance(v, type) and issubclass(v, Record) and v is not Record),
+                Loc]
 }
 
 
@@ -150,11 +151,11 @@ def _cache_key(text: str, name: str) -> str | None:
 
 
 def _encode(obj):
-    """AST -> JSON-able lists: a dataclass is [class name, *fields], a list is ["", *items]."""
+    """AST -> JSON-able lists: a record is [class name, *fields], a list is ["", *items]."""
     if isinstance(obj, list):
         return ["", *(_encode(x) for x in obj)]
-    if dataclasses.is_dataclass(obj):
-        return [type(obj).__name__, *(_encode(getattr(obj, f.name)) for f in dataclasses.fields(obj))]
+    if isinstance(obj, Record):
+        return [type(obj).__name__, *(_encode(getattr(obj, name)) for name in obj.FIELDS)]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"cannot cache {type(obj).__name__}")

@@ -1,0 +1,57 @@
+"""Plain records for the classes a cold start creates at import: what @dataclass gives them (field-wise `==`,
+a repr, hashing when frozen), without generating and compiling methods at import. Python 3.12 compiles each
+dataclass's methods separately, ~0.3 ms a class (~0.5 ms frozen): the ~50 record classes that every `ttspec`
+command imports cost its start-up (budget 0.2 s, issue 19) ~20 ms that way.
+
+A record class lists its fields as annotations (a base class's first, as in a dataclass), names them in
+`__slots__` and writes its own `__init__`; FIELDS, equality, repr and hash follow from the annotations.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class Record:
+    """A mutable record: equal when the same class holds equal fields; unhashable, like a dataclass with eq."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.FIELDS = tuple(name for klass in reversed(cls.__mro__)
+                           for name, annotation in vars(klass).get("__annotations__", {}).items()
+                           if not str(annotation).replace("typing.", "").startswith("ClassVar"))
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self.FIELDS)})"
+
+
+class FrozenRecord(Record):
+    """An immutable, hashable record (a frozen dataclass). Its `__init__` sets fields with object.__setattr__."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        from dataclasses import FrozenInstanceError  # the error a frozen dataclass raises, for its callers
+
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __hash__(self) -> int:
+        return hash(self._values())
