@@ -39,9 +39,18 @@ class Record:
 
 
 class FrozenRecord(Record):
-    """An immutable, hashable record (a frozen dataclass). Its `__init__` sets fields with object.__setattr__."""
+    """An immutable, hashable record (a frozen dataclass). Its `__init__` sets fields with object.__setattr__
+    or `_assign`; copies and pickles are made through `__init__`, which takes the fields in FIELDS order."""
 
     __slots__ = ()
+
+    def _assign(self, *values: object) -> None:
+        """Set every field, in FIELDS order (for a written `__init__`)."""
+        for name, value in zip(self.FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def __reduce__(self):
+        return type(self), self._values()
 
     def __setattr__(self, name: str, value: object) -> None:
         from dataclasses import FrozenInstanceError  # the error a frozen dataclass raises, for its callers
