@@ -9,6 +9,8 @@ A record class lists its fields as annotations (a base class's first, as in a da
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import ClassVar
 
 
@@ -17,20 +19,26 @@ class Record:
 
     __slots__ = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    _field_values: ClassVar[Callable[[Record], tuple]]
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         cls.FIELDS = tuple(name for klass in reversed(cls.__mro__)
                            for name, annotation in vars(klass).get("__annotations__", {}).items()
                            if not str(annotation).replace("typing.", "").startswith("ClassVar"))
+        # the fields as a tuple, read in C (records are compared and hashed in the compiler's inner loops)
+        fields = cls.FIELDS
+        cls._field_values = staticmethod(attrgetter(*fields) if len(fields) > 1
+                                         else (lambda record: (getattr(record, fields[0]),)) if fields
+                                         else (lambda record: ()))
 
     def _values(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.FIELDS)
+        return self._field_values(self)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._field_values(self) == self._field_values(other)
 
     __hash__ = None  # type: ignore[assignment]
 
