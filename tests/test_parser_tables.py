@@ -7,7 +7,9 @@ import random
 import pytest
 
 from ttspec.frontend import lalr
-from ttspec.frontend.make_tables import TABLES_PATH, build_tables, lark_parser, render
+from ttspec.frontend.make_tables import TABLES_PATH, build_tables, lark_parser, render, stdlib_asts
+from ttspec.frontend.parser import parse_source, parse_stdlib, shipped_ast_path
+from ttspec.frontend.source import STDLIB_DIR, STDLIB_PREFIX
 
 from .conftest import ROOT
 
@@ -27,6 +29,25 @@ def lark():
 def test_shipped_tables_are_what_lark_compiles_today():
     assert TABLES_PATH.read_text(encoding="utf-8") == render(build_tables()), \
         "grammar/arch.lark changed: run `python -m ttspec.frontend.make_tables`"
+
+
+def test_shipped_stdlib_asts_are_what_the_parser_makes_today():
+    shipped = stdlib_asts()
+    assert shipped and all(path.read_text(encoding="utf-8") == text for path, text in shipped.items()), \
+        "the standard library changed: run `python -m ttspec.frontend.make_tables`"
+
+
+def test_the_stdlib_reads_back_as_it_parses(tmp_path):
+    for path in sorted(STDLIB_DIR.glob("*.arch")):
+        name = STDLIB_PREFIX + path.name
+        parsed = parse_source(path.read_text(encoding="utf-8"), name, is_stdlib=True)
+        assert parse_stdlib(path, name) == parsed and parsed.items
+        # a shipped AST made from other text (an edited prelude) is not used: the file is parsed
+        edited = tmp_path / path.name
+        edited.write_text(path.read_text(encoding="utf-8") + "\nlet edited_here = 1\n", encoding="utf-8")
+        shipped_ast_path(edited).write_bytes(shipped_ast_path(path).read_bytes())
+        assert parse_stdlib(edited, name).items[-1] == parse_source(edited.read_text(), name, True).items[-1]
+        assert parse_stdlib(edited, name) != parsed
 
 
 def _shape(node, tree_type, token_type):

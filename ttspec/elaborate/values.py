@@ -4,10 +4,10 @@ limits every spec is held to."""
 from __future__ import annotations
 
 import operator
-from pathlib import Path
 
 from ..errors import Loc
 from ..frontend import ast
+from ..frontend.source import STDLIB_PREFIX
 from ..ir.graph import Graph
 from ..ir.types import TensorType
 from ..ops import REGISTRY as _ALL_OPS
@@ -16,8 +16,6 @@ from ..records import FrozenRecord, Record
 
 # The primitives a spec may call; ops made by lowering passes and the planner are not among them.
 REGISTRY = {name: opdef for name, opdef in _ALL_OPS.items() if opdef.in_spec}
-STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
-STDLIB_PREFIX = "<stdlib>/"
 INT_LIMIT = 1 << 63
 MAX_REPEAT = 100_000
 MAX_IMPORT_DEPTH = 32  # imports chained deeper than this are an error, not a RecursionError

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from .lalr import TABLES_PATH
-from .source import GRAMMAR_PATH
+from .source import GRAMMAR_PATH, STDLIB_DIR, STDLIB_PREFIX
 
 FORMAT = "ttspec-lalr/1"
 
@@ -109,6 +110,23 @@ def render(tables: dict) -> str:
     return json.dumps(tables, separators=(",", ":"), sort_keys=False) + "\n"
 
 
+def stdlib_asts() -> dict[Path, str]:
+    """The ASTs shipped beside the standard library's files (parser.parse_stdlib reads them), by path."""
+    from .parser import _CACHE_FORMAT, _encode, parse_source, shipped_ast_path
+
+    out = {}
+    for path in sorted(STDLIB_DIR.glob("*.arch")):
+        text = path.read_text(encoding="utf-8")
+        name = STDLIB_PREFIX + path.name
+        data = {"format": _CACHE_FORMAT, "name": name, "source": text,
+                "ast": _encode(parse_source(text, name, is_stdlib=True))}
+        out[shipped_ast_path(path)] = json.dumps(data, separators=(",", ":")) + "\n"
+    return out
+
+
 if __name__ == "__main__":
     TABLES_PATH.write_text(render(build_tables()), encoding="utf-8")
     print(f"wrote {TABLES_PATH}")
+    for path, text in stdlib_asts().items():  # parsed with the tables just written
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")

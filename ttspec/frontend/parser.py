@@ -12,7 +12,7 @@ from ..records import Record
 from . import ast
 from .source import MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
-__all__ = ["parse_source", "read_source"]
+__all__ = ["parse_source", "parse_stdlib", "read_source"]
 
 
 def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool = False) -> ast.Module:
@@ -42,6 +42,37 @@ def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool =
 
         module = parse_full(text, name)
         _cache_store(key, module)
+    return _placed(module, name, is_stdlib)
+
+
+def parse_stdlib(path: Path, name: str) -> ast.Module:
+    """A standard-library file, as parse_source(text, name, is_stdlib=True) would give it: read from the AST
+    shipped beside it (`prelude.arch.json`, which `python -m ttspec.frontend.make_tables` writes and
+    tests/test_parser_tables.py checks fresh) when that was made from this very text, else parsed. Every
+    command elaborates the prelude, and reading it back costs a cold start a fifth of parsing it."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        with open(shipped_ast_path(path), encoding="utf-8") as f:
+            import json
+
+            data = json.load(f)
+        if data["format"] != _CACHE_FORMAT or data["name"] != name or data["source"] != text:
+            raise ValueError("made from another text")
+        module = _decode(data["ast"])
+        if not isinstance(module, ast.Module):
+            raise ValueError("not a module")
+    except (OSError, ValueError, KeyError, TypeError):  # none shipped, or stale: parse it
+        return parse_source(text, name, is_stdlib=True)
+    SourceCache().add(name, text)
+    return _placed(module, name, True)
+
+
+def shipped_ast_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _placed(module: ast.Module, name: str, is_stdlib: bool) -> ast.Module:
+    """A parsed or cached module, told which file it is."""
     module.file = name
     module.is_stdlib = is_stdlib
     for item in module.items:
