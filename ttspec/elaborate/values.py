@@ -7,6 +7,7 @@ import operator
 
 from ..errors import Loc
 from ..frontend import ast
+from ..frontend.source import STDLIB_DIR as STDLIB_DIR  # where the elaborator and its users find it
 from ..frontend.source import STDLIB_PREFIX
 from ..ir.graph import Graph
 from ..ir.types import TensorType
