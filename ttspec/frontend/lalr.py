@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 
 TABLES_PATH = Path(__file__).resolve().parent / "arch_tables.json"
+FORMAT = "ttspec-lalr/1"  # what make_tables.py writes; a new layout of the tables gets a new name
 
 
 class Token(str):
@@ -101,6 +102,8 @@ class _Lexer:
 
 class _Tables:
     def __init__(self, data: dict) -> None:
+        if data.get("format") != FORMAT:
+            raise RuntimeError(f"{TABLES_PATH} is not {FORMAT}: run `python -m ttspec.frontend.make_tables`")
         patterns: dict[str, re.Pattern] = {}
         for lexer in data["lexers"]:
             for name in lexer[0]:

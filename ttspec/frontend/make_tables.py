@@ -13,19 +13,15 @@ shipped file is what this writes and that lalr.py parses and fails exactly like 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from .lalr import TABLES_PATH
+from .lalr import FORMAT, TABLES_PATH
 from .source import GRAMMAR_PATH, STDLIB_DIR, STDLIB_PREFIX
-
-FORMAT = "ttspec-lalr/1"
 
 
 def lark_parser():
     """The reference: the grammar as lark runs it (what lalr.py must match)."""
-    sys.modules.setdefault("regex", None)  # type: ignore[arg-type]  # lark's optional regex module: not ours
-    from lark import Lark
+    from lark import Lark  # matches with `re` (lark's `regex=True` option is off), as lalr.py does
 
     return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
                 propagate_positions=True, maybe_placeholders=True)
