@@ -19,27 +19,28 @@ Measured 2026-12-07 on the 2-core machine, load average 2.3 (another session's p
     ttspec plan --target galaxy      223 ms   196 ms
     ttspec compile --target galaxy   298 ms   243 ms   still over the budget
 
-Then (same day, branch h-startup on 18315e8, the machine shared by five sessions: load average 3.5-4),
-the parser run from lark's pre-compiled tables, the prelude's AST shipped, and ~50 classes made records
-instead of dataclasses. Wall medians of 9 runs of this script, before (18315e8) and after, back to back,
-and CPU time (user + system, medians of 9 runs interleaved between the two trees, load 3.6):
+Then (same day, branch h-startup on 18315e8): the parser run from lark's pre-compiled tables, the prelude's
+AST shipped, and ~50 classes made records instead of dataclasses. Before (18315e8) and after, 9 runs each,
+interleaved between the two trees, the machine shared by five sessions (load average 2.4); CPU is user +
+system time, which load inflates least:
 
     command                          wall before  after    CPU before  after
-    ttspec params                      202 ms     134 ms     194 ms    105 ms
-    ttspec check                       204 ms     158 ms     196 ms    101 ms
-    ttspec plan --target galaxy        225 ms     163 ms     215 ms    119 ms
-    ttspec compile --target galaxy     291 ms     202 ms     264 ms    171 ms
-    python -c pass                      35 ms      33 ms      31 ms     31 ms
+    ttspec params                      195 ms     108 ms     191 ms    103 ms
+    ttspec check                       191 ms     104 ms     189 ms    103 ms
+    ttspec plan --target galaxy        215 ms     130 ms     211 ms    121 ms
+    ttspec compile --target galaxy     273 ms     176 ms     264 ms    173 ms
+    python -c pass                      31 ms      29 ms      29 ms     28 ms
 
 (On the quiet machine earlier that day, load 0.8, the before column read 168, 177, 190 and 233 ms.)
 
-What the 0.2 s goes to now (in-process, compile): the interpreter ~30 ms; imports ~85 ms, of which
-Python's own modules ~37 ms (inspect and ast for the dataclasses still made at import by the ops, the
-IR graph, the pass pipeline, the backends and the cost model; typing; argparse) and ttspec's ~45 ms
-(backends/common ~10, ops ~9, ir ~4, analysis ~4, passes ~4, families ~3; the front end and elaborator
-~4); parsing the spec ~2 ms and elaborating ~4 ms; lowering, sharding and weighing both strategies
-~3 ms once their modules are imported; for compile, ~30 ms of backend work (reading the runtime
-modules with `ast` and `symtable` to name and inline them, printing).
+What compile's ~175 ms go to now (load 2.4-3.4): the interpreter ~30 ms; importing ~60 ms (-X importtime,
+minimum per module: ttspec's backends/common ~10 ms, ops ~9, ir ~4, analysis ~4, passes ~4, families ~3, the
+front end, elaborator and CLI ~6; Python's inspect, ast, typing, argparse and locale, mostly for the ~50
+dataclasses the ops, IR graph, pass pipeline, backends and cost model still create at import); loading the
+spec ~10 ms (parse ~2, elaborate ~4 with the prelude read back); prepare ~11 ms (both strategies weighed
+from one shared lowering; mostly the passes' and cost model's imports); the backend ~37 ms, of which
+inlining the runtime (`ast` over its modules) ~18 ms and the namer's `symtable` scan ~9 ms; and ~5 ms
+importing tempfile (with shutil, random, bz2, lzma) for the atomic `-o` write in ttspec/output.py.
 """
 
 from __future__ import annotations
