@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..records import FrozenRecord
 from ..targets import (
     COMPILE_TARGETS,
     DEFAULT_TARGET,
@@ -146,13 +146,16 @@ MODES_HELP = {"run": "torch: the PyTorch reference; golden: the TT-NN program on
 
 
 # ---------------------------------------------------------------- each option, once
-@dataclass(frozen=True)
-class Option:
+class Option(FrozenRecord):
     """One option: its flags and how it parses. `add` puts it on a command's parser with that
     command's help (and default, where the command has one)."""
 
+    __slots__ = ("flags", "settings")
     flags: tuple[str, ...]
-    settings: dict = field(default_factory=dict)
+    settings: dict
+
+    def __init__(self, flags: tuple[str, ...], settings: dict | None = None) -> None:
+        self._assign(flags, {} if settings is None else settings)
 
     def add(self, parser: argparse.ArgumentParser, help: str | None = None, **overrides) -> None:
         settings = dict(self.settings, **overrides)

@@ -11,7 +11,6 @@ bodies and which variant each layer uses (see ir.graph.layer_variants).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ArchError, Diagnostic, Loc, Note
@@ -26,28 +25,31 @@ from .statements import StatementsMixin
 from .values import BlockEntry, Scope, is_stdlib
 
 
-@dataclass
 class Elaborator(StatementsMixin, ExpressionsMixin, CallsMixin, BlocksMixin, RepeatsMixin):
-    root_dir: Path
-    # the checkpoint families a spec may name (`family llama`): ttspec.families' registry, passed in by the
-    # caller because the IR layer sits below the families and must not import them
-    families: Sequence[str] = ()
-    blocks: dict[str, BlockEntry] = field(default_factory=dict)
-    warnings: list[Diagnostic] = field(default_factory=list)
-    bounds: dict[str, int] = field(default_factory=dict)
-    symbols: list[str] = field(default_factory=list)
-    loaded: dict[str, Scope] = field(default_factory=dict)
-    loading: list[str] = field(default_factory=list)
-    assignments: list[tuple[Graph, str, str, Loc]] = field(default_factory=list)
-    target: tuple[str, Loc] | None = None
-    family: str | None = None
-    family_loc: Loc | None = None
-    active: list[tuple[str, Loc]] = field(default_factory=list)  # blocks being instantiated, outermost first
-    instances: int = 0
-    nodes: int = 0
-    steps: int = 0
-    layer_steps: int = 0
-    shard_overrides: list = field(default_factory=list)
+    """One spec's elaboration state. A plain class (one per run, never compared): a dataclass would
+    compile its methods at every cold start."""
+
+    def __init__(self, root_dir: Path, families: Sequence[str] = ()) -> None:
+        self.root_dir = root_dir
+        # the checkpoint families a spec may name (`family llama`): ttspec.families' registry, passed in by the
+        # caller because the IR layer sits below the families and must not import them
+        self.families = families
+        self.blocks: dict[str, BlockEntry] = {}
+        self.warnings: list[Diagnostic] = []
+        self.bounds: dict[str, int] = {}
+        self.symbols: list[str] = []
+        self.loaded: dict[str, Scope] = {}
+        self.loading: list[str] = []
+        self.assignments: list[tuple[Graph, str, str, Loc]] = []
+        self.target: tuple[str, Loc] | None = None
+        self.family: str | None = None
+        self.family_loc: Loc | None = None
+        self.active: list[tuple[str, Loc]] = []  # blocks being instantiated, outermost first
+        self.instances = 0
+        self.nodes = 0
+        self.steps = 0
+        self.layer_steps = 0
+        self.shard_overrides: list = []
 
 
 def elaborate(module: ast.Module, root_dir: Path, families: Sequence[str]) -> Model:

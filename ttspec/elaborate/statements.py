@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ArchError, Loc, Note, did_you_mean
 from ..frontend import ast
-from ..frontend.parser import parse_source, read_source
+from ..frontend.parser import parse_source, parse_stdlib, read_source
 from ..ir.graph import Graph, InputAttrs, Node, NodeKind
 from ..ir.types import DTYPES, TensorType
 from ..ops import CONFIGS
@@ -37,7 +37,7 @@ class StatementsMixin:
     def load_stdlib(self, graph: Graph) -> None:
         for path in sorted(STDLIB_DIR.glob("*.arch")):
             name = STDLIB_PREFIX + path.name
-            module = parse_source(path.read_text(encoding="utf-8"), name, is_stdlib=True)
+            module = parse_stdlib(path, name)
             scope = Scope(None, "", graph, name)
             self.run_file(module, scope, top=False)
 

@@ -4,20 +4,19 @@ limits every spec is held to."""
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import Loc
 from ..frontend import ast
+from ..frontend.source import STDLIB_DIR as STDLIB_DIR  # where the elaborator and its users find it
+from ..frontend.source import STDLIB_PREFIX
 from ..ir.graph import Graph
 from ..ir.types import TensorType
 from ..ops import REGISTRY as _ALL_OPS
 from ..ops import Config
+from ..records import FrozenRecord, Record
 
 # The primitives a spec may call; ops made by lowering passes and the planner are not among them.
 REGISTRY = {name: opdef for name, opdef in _ALL_OPS.items() if opdef.in_spec}
-STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
-STDLIB_PREFIX = "<stdlib>/"
 INT_LIMIT = 1 << 63
 MAX_REPEAT = 100_000
 MAX_IMPORT_DEPTH = 32  # imports chained deeper than this are an error, not a RecursionError
@@ -48,35 +47,50 @@ KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", 
 
 
 # ---------------------------------------------------------------- values
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(FrozenRecord):
     """A tensor value during elaboration: its graph node and type."""
 
+    __slots__ = ("node", "type")
     node: str
     type: TensorType
 
+    def __init__(self, node: str, type: TensorType) -> None:
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "type", type)
 
-@dataclass(frozen=True)
-class Sym:
+
+class Sym(FrozenRecord):
     """A symbolic dim bound by unification (e.g. `seq`); usable in shapes, not in arithmetic."""
 
+    __slots__ = ("name",)
     name: str
 
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "name", name)
 
-@dataclass(frozen=True)
-class ModuleRef:
+
+class ModuleRef(FrozenRecord):
     """A reference to a module (a labelled block instance) by path."""
 
+    __slots__ = ("path", "graph_id")
     path: str
     graph_id: int
 
+    def __init__(self, path: str, graph_id: int) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "graph_id", graph_id)
 
-@dataclass
-class Binding:
+
+class Binding(Record):
     """A name's value in a scope, with where it was written."""
 
+    __slots__ = ("value", "origin")
     value: object
     origin: Loc | None  # where the value was first written down, for notes in errors
+
+    def __init__(self, value: object, origin: Loc | None) -> None:
+        self.value = value
+        self.origin = origin
 
 
 def describe(value) -> str:
@@ -156,12 +170,16 @@ def is_stdlib(file: str) -> bool:
     return file.startswith(STDLIB_PREFIX)
 
 
-@dataclass
-class BlockEntry:
+class BlockEntry(Record):
     """A defined block and the scope of the file that defined it."""
 
+    __slots__ = ("defn", "scope")
     defn: ast.BlockDef
     scope: Scope  # the global scope of the file that defined it (lexical scoping)
+
+    def __init__(self, defn: ast.BlockDef, scope: Scope) -> None:
+        self.defn = defn
+        self.scope = scope
 
 
 def join_path(a: str, b: str) -> str:

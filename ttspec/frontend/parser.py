@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from pathlib import Path
 
 from .. import __version__
 from ..errors import ArchError, Loc, SourceCache, source_lines
+from ..records import Record
 from . import ast
-from .source import GRAMMAR_PATH, MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
+from .source import MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
-__all__ = ["parse_source", "read_source"]
+__all__ = ["parse_source", "parse_stdlib", "read_source"]
 
 
 def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool = False) -> ast.Module:
@@ -42,6 +42,37 @@ def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool =
 
         module = parse_full(text, name)
         _cache_store(key, module)
+    return _placed(module, name, is_stdlib)
+
+
+def parse_stdlib(path: Path, name: str) -> ast.Module:
+    """A standard-library file, as parse_source(text, name, is_stdlib=True) would give it: read from the AST
+    shipped beside it (`prelude.arch.json`, which `python -m ttspec.frontend.make_tables` writes and
+    tests/test_parser_tables.py checks fresh) when that was made from this very text, else parsed. Every
+    command elaborates the prelude, and reading it back costs a cold start a fifth of parsing it."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        with open(shipped_ast_path(path), encoding="utf-8") as f:
+            import json
+
+            data = json.load(f)
+        if data["format"] != _CACHE_FORMAT or data["name"] != name or data["source"] != text:
+            raise ValueError("made from another text")
+        module = _decode(data["ast"])
+        if not isinstance(module, ast.Module):
+            raise ValueError("not a module")
+    except (OSError, ValueError, KeyError, TypeError):  # none shipped, or stale: parse it
+        return parse_source(text, name, is_stdlib=True)
+    SourceCache().add(name, text)
+    return _placed(module, name, True)
+
+
+def shipped_ast_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _placed(module: ast.Module, name: str, is_stdlib: bool) -> ast.Module:
+    """A parsed or cached module, told which file it is."""
     module.file = name
     module.is_stdlib = is_stdlib
     for item in module.items:
@@ -112,16 +143,17 @@ def _check_nesting(text: str, name: str) -> None:
 
 # ---------------------------------------------------------------- AST cache
 # Parsed modules are cached by content, like Python's .pyc files: a warm `ttspec params` never
-# imports lark. The cache is JSON of the AST dataclasses, read back only into the classes of
+# parses. The cache is JSON of the AST records, read back only into the classes of
 # frontend/ast.py (and Loc) with their exact fields: whoever can write the cache directory can
 # at most make ttspec misparse, never run code (unlike a pickle). TTSPEC_CACHE_DIR moves the
 # cache; TTSPEC_NO_CACHE=1 turns it off.
-_SALT_FILES = ("grammar/arch.lark", "ttspec/frontend/syntax.py", "ttspec/frontend/ast.py", "ttspec/errors.py",
-               "ttspec/frontend/parser.py")
+_SALT_FILES = ("ttspec/frontend/arch_tables.json", "ttspec/frontend/lalr.py", "ttspec/frontend/syntax.py",
+               "ttspec/frontend/ast.py", "ttspec/errors.py", "ttspec/frontend/parser.py")
 _CACHE_FORMAT = "ttspec-ast-json/2"  # 2: list literals and subscripts
 _CLASSES: dict[str, tuple[type, int]] = {
-    cls.__name__: (cls, len(dataclasses.fields(cls)))
-    for cls in [*(v for v in vars(ast).values() if isinstance(v, type) and dataclasses.is_dataclass(v)), Loc]
+    cls.__name__: (cls, len(cls.FIELDS))
+    for cls in [*(v for v in vars(ast).values() if isinstance(v, type) and issubclass(v, Record) and v is not Record),
+                Loc]
 }
 
 
@@ -141,7 +173,7 @@ def _cache_key(text: str, name: str) -> str | None:
     import hashlib
 
     h = hashlib.sha256(f"{__version__}\0{_CACHE_FORMAT}\0{name}\0".encode())
-    root = GRAMMAR_PATH.parent.parent
+    root = Path(__file__).resolve().parent.parent.parent  # the directory holding the package
     for rel in _SALT_FILES:
         st = (root / rel).stat()
         h.update(f"{rel}:{st.st_mtime_ns}:{st.st_size}\0".encode())
@@ -150,11 +182,11 @@ def _cache_key(text: str, name: str) -> str | None:
 
 
 def _encode(obj):
-    """AST -> JSON-able lists: a dataclass is [class name, *fields], a list is ["", *items]."""
+    """AST -> JSON-able lists: a record is [class name, *fields], a list is ["", *items]."""
     if isinstance(obj, list):
         return ["", *(_encode(x) for x in obj)]
-    if dataclasses.is_dataclass(obj):
-        return [type(obj).__name__, *(_encode(getattr(obj, f.name)) for f in dataclasses.fields(obj))]
+    if isinstance(obj, Record):
+        return [type(obj).__name__, *(_encode(getattr(obj, name)) for name in obj.FIELDS)]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"cannot cache {type(obj).__name__}")

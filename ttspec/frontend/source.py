@@ -9,6 +9,8 @@ from ..errors import ArchError, Loc
 from ..inputs import read_bytes
 
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent.parent / "grammar" / "arch.lark"
+STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
+STDLIB_PREFIX = "<stdlib>/"  # the file name of a standard-library file in diagnostics
 MAX_SOURCE_BYTES = 64 << 10  # 15x the largest real spec; keeps every parse well under a second
 MAX_NESTING = 64
 MAX_TOKENS = 8000  # 20x the largest real spec; lark parses about 20k tokens/s here

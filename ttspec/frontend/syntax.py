@@ -1,39 +1,13 @@
-"""The lark side of the parser: the LALR grammar and the parse tree -> AST transformer.
-
-Imported only when a source is not in the AST cache (see parser.py), since lark and its
-parse tables cost most of a cold start.
+"""The parse tree -> AST side of the parser: syntax errors as ArchErrors, and the transformer that builds
+frontend/ast.py's classes. The LALR grammar is grammar/arch.lark, run by lalr.py from tables lark compiled.
 """
 
 from __future__ import annotations
 
-import sys
-from functools import cache
-
 from ..errors import ArchError, Loc, source_lines
 from . import ast
-
-# lark prefers the third-party `regex` module when it is importable (transformers installs
-# it), which costs ~40 ms to import and buys nothing for this grammar; hide it while lark
-# loads, then put it back for everyone else.
-_saved_regex = sys.modules.get("regex")
-sys.modules["regex"] = None  # type: ignore[assignment]
-try:
-    from lark import Lark, Token, v_args
-    from lark.exceptions import (
-        UnexpectedCharacters,
-        UnexpectedEOF,
-        UnexpectedInput,
-        UnexpectedToken,
-        VisitError,
-    )
-    from lark.visitors import Transformer_NonRecursive
-finally:
-    if _saved_regex is None:
-        del sys.modules["regex"]
-    else:
-        sys.modules["regex"] = _saved_regex
-
-from .source import GRAMMAR_PATH, MAX_INT_DIGITS  # noqa: E402
+from .lalr import Token, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, parse, transform, uses_meta
+from .source import MAX_INT_DIGITS
 
 # Friendly names for the terminals lark reports in "expected ..." lists.
 TERMINAL_NAMES = {
@@ -45,29 +19,14 @@ TERMINAL_NAMES = {
 }
 
 
-def _grammar_source() -> str:
-    return GRAMMAR_PATH.read_text(encoding="utf-8")
-
-
-@cache
-def _lark() -> Lark:
-    return Lark(_grammar_source(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                cache=True)
-
-
 def parse_full(text: str, name: str) -> ast.Module:
     try:
-        tree = _lark().parse(text)
+        tree = parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, name) from None
-    try:
-        # Non-recursive, so an absurdly long `1 + 1 + ...` cannot overflow the Python stack here;
-        # the elaborator reports it at its statement instead.
-        return _ToAst(name).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, ArchError):
-            raise e.orig_exc from None
-        raise
+    # Non-recursive, so an absurdly long `1 + 1 + ...` cannot overflow the Python stack here;
+    # the elaborator reports it at its statement instead.
+    return transform(tree, _ToAst(name))
 
 
 def _describe_token(tok: Token) -> str:
@@ -77,10 +36,10 @@ def _describe_token(tok: Token) -> str:
 
 
 def _syntax_error(e: UnexpectedInput, text: str, name: str) -> ArchError:
-    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+    if isinstance(e, UnexpectedToken) and e.token.type == "$END":
         lines = source_lines(text) or [""]
         loc = Loc(name, len(lines), len(lines[-1]) + 1)
-        expected = getattr(e, "expected", None) or getattr(e, "accepts", None) or set()
+        expected = e.expected
         if not text.strip():
             return ArchError("empty spec: expected `model NAME` on the first line", Loc(name, 1, 1),
                              hint="start the file with e.g. `model nano_trickster`")
@@ -133,11 +92,10 @@ def _parse_float(tok: Token, name: str) -> float:
     return value
 
 
-class _ToAst(Transformer_NonRecursive):
-    """lark parse tree -> ast dataclasses."""
+class _ToAst:
+    """Parse tree -> ast dataclasses: one method per tree node (lalr.transform calls them)."""
 
     def __init__(self, file: str):
-        super().__init__()
         self.file = file
 
     def _loc(self, meta_or_tok, end=None) -> Loc:
@@ -154,7 +112,7 @@ class _ToAst(Transformer_NonRecursive):
         return Loc(self.file, tok.line, tok.column, max(1, len(str(tok))))
 
     # --- top level
-    @v_args(meta=True)
+    @uses_meta
     def start(self, meta, children):
         header, *items = children
         name, loc = header if header is not None else (None, None)
@@ -164,7 +122,7 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return str(tok), self._tloc(tok)
 
-    @v_args(meta=True)
+    @uses_meta
     def import_stmt(self, meta, children):
         (tok,) = children
         return ast.Import(self._loc(meta), str(tok)[1:-1])
@@ -181,7 +139,7 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.Target(self._tloc(tok), str(tok))
 
-    @v_args(meta=True)
+    @uses_meta
     def let_stmt(self, meta, children):
         return ast.Let(self._loc(meta), list(children))
 
@@ -189,17 +147,17 @@ class _ToAst(Transformer_NonRecursive):
         tok, value = children
         return ast.LetBinding(str(tok), value, self._tloc(tok))
 
-    @v_args(meta=True)
+    @uses_meta
     def input_stmt(self, meta, children):
         tok, ttype, where = children
         return ast.Input(self._tloc(tok), str(tok), ttype, where)
 
-    @v_args(meta=True)
+    @uses_meta
     def output_stmt(self, meta, children):
         tok, value = children
         return ast.Output(self._tloc(tok), str(tok), value)
 
-    @v_args(meta=True)
+    @uses_meta
     def block_def(self, meta, children):
         name, *rest = children
         rest = [c for c in rest if c is not None]
@@ -218,7 +176,7 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.ScalarTypeSpec(str(tok), self._tloc(tok))
 
-    @v_args(meta=True)
+    @uses_meta
     def tensor_type(self, meta, children):
         dtype, *dims = children
         dims = [d for d in dims if d is not None]
@@ -232,21 +190,21 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.DimSpec(None, _parse_int(tok, self.file), self._tloc(tok))
 
-    @v_args(meta=True)
+    @uses_meta
     def dim_any(self, meta, children):
         return ast.DimSpec(None, None, self._loc(meta), wildcard=True)
 
     # --- statements
-    @v_args(meta=True)
+    @uses_meta
     def assign(self, meta, children):
         tok, value = children
         return ast.Assign(self._tloc(tok), str(tok), value)
 
-    @v_args(meta=True)
+    @uses_meta
     def return_stmt(self, meta, children):
         return ast.Return(self._loc(meta), children[0])
 
-    @v_args(meta=True)
+    @uses_meta
     def if_stmt(self, meta, children):
         cond, *rest = children
         orelse = rest[-1] if rest and isinstance(rest[-1], list) else []
@@ -263,19 +221,19 @@ class _ToAst(Transformer_NonRecursive):
     def _fold(self, meta, children):
         return children[0] if len(children) == 1 else None
 
-    @v_args(meta=True)
+    @uses_meta
     def or_op(self, meta, children):
         return children[0] if len(children) == 1 else ast.BoolOp(self._loc(meta), "or", list(children))
 
-    @v_args(meta=True)
+    @uses_meta
     def and_op(self, meta, children):
         return children[0] if len(children) == 1 else ast.BoolOp(self._loc(meta), "and", list(children))
 
-    @v_args(meta=True)
+    @uses_meta
     def not_op(self, meta, children):
         return ast.UnaryOp(self._loc(meta), "not", children[0])
 
-    @v_args(meta=True)
+    @uses_meta
     def compare(self, meta, children):
         if len(children) == 1:
             return children[0]
@@ -283,17 +241,17 @@ class _ToAst(Transformer_NonRecursive):
         ops = [str(t) for t in children[1::2]]
         return ast.Compare(self._loc(meta), ops, operands)
 
-    @v_args(meta=True)
+    @uses_meta
     def binop(self, meta, children):
         left, op, right = children
         return ast.BinOp(self._loc(meta), str(op), left, right)
 
-    @v_args(meta=True)
+    @uses_meta
     def pow_op(self, meta, children):
         left, _, right = children
         return ast.BinOp(self._loc(meta), "**", left, right)
 
-    @v_args(meta=True)
+    @uses_meta
     def neg(self, meta, children):
         return ast.UnaryOp(self._loc(meta), "-", children[0])
 
@@ -309,23 +267,23 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.Literal(self._tloc(tok), str(tok)[1:-1])
 
-    @v_args(meta=True)
+    @uses_meta
     def true_lit(self, meta, children):
         return ast.Literal(self._loc(meta), True)
 
-    @v_args(meta=True)
+    @uses_meta
     def false_lit(self, meta, children):
         return ast.Literal(self._loc(meta), False)
 
-    @v_args(meta=True)
+    @uses_meta
     def none_lit(self, meta, children):
         return ast.Literal(self._loc(meta), None)
 
-    @v_args(meta=True)
+    @uses_meta
     def list_lit(self, meta, children):
         return ast.ListExpr(self._loc(meta), [c for c in children if c is not None])
 
-    @v_args(meta=True)
+    @uses_meta
     def subscript(self, meta, children):
         value, index = children
         return ast.Subscript(self._loc(meta), value, index)
@@ -334,7 +292,7 @@ class _ToAst(Transformer_NonRecursive):
         (tok,) = children
         return ast.Name(self._tloc(tok), str(tok))
 
-    @v_args(meta=True)
+    @uses_meta
     def call(self, meta, children):
         func, *rest = children
         label = rest[-1]
@@ -342,7 +300,7 @@ class _ToAst(Transformer_NonRecursive):
         return ast.Call(self._loc(meta), str(func), args, str(label) if label is not None else None,
                         self._tloc(func))
 
-    @v_args(meta=True)
+    @uses_meta
     def repeat_call(self, meta, children):
         count, func, *rest = children
         label = rest[-1]

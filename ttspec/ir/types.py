@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..records import FrozenRecord
 
 # A dim is a concrete int or the name of a symbolic dim such as "batch" or "seq".
 Dim = int | str
@@ -12,12 +12,16 @@ FLOAT_DTYPES = ("float", "fp32", "bf16", "bfloat16")
 DTYPES = INT_DTYPES + FLOAT_DTYPES
 
 
-@dataclass(frozen=True)
-class TensorType:
+class TensorType(FrozenRecord):
     """A tensor's dtype and shape (ints and symbolic dims)."""
 
+    __slots__ = ("dtype", "shape")
     dtype: str
     shape: tuple[Dim, ...]
+
+    def __init__(self, dtype: str, shape: tuple[Dim, ...]) -> None:
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", shape)
 
     @property
     def rank(self) -> int:
