@@ -290,8 +290,15 @@ def _dotted(node) -> bool:
 
 
 def names_read(nodes) -> set[str]:
-    """Every Name in the trees (what a program must import or define)."""
+    """Every Name in the trees (what a program must import or define; a name the code binds is among
+    them too, which the namer keeps apart from every runtime name)."""
     return {n.id for tree in nodes for n in walk(tree) if isinstance(n, Name)}
+
+
+def attributes_read(nodes) -> set[str]:
+    """Every attribute name in the trees (`self.cache.decode` reads `cache` and `decode`): what keeps a
+    runtime class's methods in a program."""
+    return {n.name for tree in nodes for n in walk(tree) if isinstance(n, Attr)}
 
 
 def negative(value) -> bool:
