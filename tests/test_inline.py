@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
 
 from ttspec.backends.common import render
 from ttspec.backends.common.inline import (
@@ -22,12 +23,13 @@ from ttspec.backends.common.inline import (
     runtime_dirs,
 )
 from ttspec.backends.common.names import PROGRAM_GLOBALS
-from ttspec.backends.common.printer import print_stmt
-from ttspec.backends.common.pyast import Assign, Attr, Const, Name, Return, call
+from ttspec.backends.common.printer import print_module, print_stmt
+from ttspec.backends.common.pyast import Assign, Attr, Const, Name, Return, call, reads
 from ttspec.backends.common.render import code_roots
 from ttspec.driver import compile_source, load_model
 
 from .conftest import ROOT, formats_of, target_of
+from .test_printer import programs
 
 TTNN_HEADER = [Assign(Name("TILE"), Const(32)), Assign(Name("TRACE_REGION"), Const(1)),
                Assign(Name("WEIGHTS_DTYPE"), Const(None)), Assign(Name("MESH_SHAPE"), Const(None)),
@@ -96,6 +98,15 @@ def test_a_header_that_omits_what_the_runtime_reads_is_refused():
 def test_a_header_constant_no_runtime_header_declares_is_refused():
     with pytest.raises(AssertionError, match="SURPRISE"):
         inlined([Return(Name("x"))], header=[*TTNN_HEADER, Assign(Name("SURPRISE"), Const(2))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(programs)
+def test_the_names_and_attributes_a_tree_reads_are_those_of_its_printed_code(body):
+    """What the roots are made of (pyast.reads) is what Python's parser finds in the printed code."""
+    tree = ast.parse(print_module(body))
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert reads(body) == (names, {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)})
 
 
 def test_a_runtime_module_is_parsed_once_per_process():

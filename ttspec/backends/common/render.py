@@ -11,16 +11,15 @@ import re
 from ...families import check_family_labels, generated_rules
 from ...ir.graph import Model
 from .inline import Roots, inline_runtime, runtime_dirs
-from .pyast import attributes_read, names_read
+from .pyast import reads
 
 
 def code_roots(trees, header, names=()) -> Roots:
     """What a program's own code reads and states, from the code trees its writer printed (model
     classes, header statements: pyast nodes), the constants it states (`header`) and the names its
     hand-written lines read (`names`: a class's base `nn.Module` ...)."""
-    trees = list(trees)
-    return Roots(frozenset(names_read(trees)) | frozenset(names), frozenset(attributes_read(trees)),
-                 frozenset(header))
+    code_names, attributes = reads(trees)
+    return Roots(frozenset(code_names) | frozenset(names), frozenset(attributes), frozenset(header))
 
 
 def with_runtime(text: str, roots: Roots, backend: str, api: tuple[str, ...],
