@@ -100,7 +100,8 @@ def test_a_header_constant_no_runtime_header_declares_is_refused():
         inlined([Return(Name("x"))], header=[*TTNN_HEADER, Assign(Name("SURPRISE"), Const(2))])
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")  # hypothesis describing a big drawn tree
+@settings(deadline=None)
 @given(programs)
 def test_the_names_and_attributes_a_tree_reads_are_those_of_its_printed_code(body):
     """What the roots are made of (pyast.reads) is what Python's parser finds in the printed code."""
