@@ -23,6 +23,8 @@ each file parsed once per process, and what a definition loads is walked only wh
 from __future__ import annotations
 
 import ast
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -164,6 +166,20 @@ def module_paths(dirs: list[Path]) -> list[Path]:
     return [path for d in dirs for path in _package_paths(d)]
 
 
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector off while a module's `ast` is built: the tens of thousands of
+    nodes (which form no cycles) would set off young collections that walk everything a compile
+    holds, which cost more than the parse itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @cache
 def parse_module(path: Path) -> Module:
     """A runtime module's definitions and imports: one `ast.parse` of the file per process, no walk
@@ -171,13 +187,15 @@ def parse_module(path: Path) -> Module:
     text = path.read_text(encoding="utf-8")
     source = text.splitlines()
     definitions, imports, names = [], {}, set()
-    for node in ast.parse(text, str(path)).body:
+    with _collector_paused():
+        tree = ast.parse(text, str(path))
+    for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 bound = alias.asname or alias.name.split(".")[0]
                 names.add(bound)
                 if not getattr(node, "level", 0):  # relative imports: names the program defines itself
-                    imports[alias.asname or alias.name] = ast.get_source_segment(text, node)
+                    imports[alias.asname or alias.name] = "\n".join(source[node.lineno - 1 : node.end_lineno])
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             definitions.append(Definition(node, node.name, path, source))
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
