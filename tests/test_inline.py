@@ -7,6 +7,7 @@ finds (`ast`, here in the tests only) and with ruff (no name undefined, none unu
 
 import ast
 import subprocess
+import symtable
 import sys
 
 import pytest
@@ -17,7 +18,9 @@ from ttspec.backends.common.inline import (
     HEADER,
     IMPORTS_MARK,
     RUNTIME_MARK,
+    all_runtime_dirs,
     inline_runtime,
+    module_level_names,
     module_paths,
     parse_module,
     runtime_dirs,
@@ -108,6 +111,17 @@ def test_the_names_and_attributes_a_tree_reads_are_those_of_its_printed_code(bod
     tree = ast.parse(print_module(body))
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert reads(body) == (names, {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)})
+
+
+def test_the_names_a_runtime_defines_are_those_of_pythons_symbol_tables():
+    """What the namer reserves (read from the inliner's parse) is every name a runtime module binds at
+    module level, as the compiler's own symbol tables list them."""
+    expected = set()
+    for path in module_paths(all_runtime_dirs()):
+        table = symtable.symtable(path.read_text(encoding="utf-8"), str(path), "exec")
+        expected |= {symbol.get_name() for symbol in table.get_symbols()
+                     if symbol.is_assigned() or symbol.is_imported() or symbol.is_namespace()}
+    assert module_level_names(all_runtime_dirs()) == expected
 
 
 def test_a_runtime_module_is_parsed_once_per_process():
