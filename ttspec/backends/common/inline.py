@@ -101,6 +101,7 @@ class Definition:
         self.lines = tuple(source[first - 1 : node.end_lineno])
         self.members: tuple[Member, ...] = ()
         self._parts = [node]
+        self.body_is_methods = False  # a class of methods (and a docstring) only: one a model class may take
         if isinstance(node, ast.ClassDef):
             self.members = tuple(Member(n) for n in node.body if isinstance(n, ast.FunctionDef))
             optional = {id(m.node) for m in self.members if m.optional}
