@@ -25,9 +25,9 @@ from __future__ import annotations
 import ast
 import gc
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 BACKENDS = Path(__file__).resolve().parent.parent
 IMPORTS_MARK = "# ttspec: the imports go here"
@@ -37,9 +37,10 @@ HEADER = "header.py"  # in each runtime package: what the program's header state
 SECTION = "# " + "-" * 64
 
 
-@dataclass(frozen=True)
-class Roots:
-    """What a program's own code (all but its inlined runtime) reads and states, as its writer knows it."""
+class Roots(NamedTuple):
+    """What a program's own code (all but its inlined runtime) reads and states, as its writer knows it.
+    (NamedTuples rather than dataclasses here: a frozen dataclass costs a compile about a millisecond
+    to create at import.)"""
 
     names: frozenset[str]  # names its code reads
     attributes: frozenset[str]  # attribute names its code reads (which keep a runtime class's methods)
@@ -132,8 +133,7 @@ def _docstring(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
-@dataclass(frozen=True)
-class Module:
+class Module(NamedTuple):
     path: Path
     definitions: tuple[Definition, ...]
     imports: dict[str, str]  # the name an absolute import binds -> the import statement
