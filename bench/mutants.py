@@ -127,6 +127,17 @@ MUTANTS = [
            'replace(r"\\*", r"\\d+")', 'replace(r"\\*", r"\\d")',
            ("tests/test_block_floats_deep.py::test_every_layers_matrices_are_rounded_as_ttnn_rounds_them",),
            "the torch target's block-float rounding skipped for layers >= 10 (the layer index matched with one digit)"),
+    # issue 19: the torch programs' API as a runtime mixin (backends/torch/rt/program.py), read from data
+    Mutant("torch_labels_ignored_on_load", "ttspec/backends/torch/rt/program.py",
+           "names = {name: ttspec_name(self, name) for name in self.state_dict()}",
+           "names = {name: name for name in self.state_dict()}",
+           ("tests/test_runtime_torch.py::test_load_ttspec_weights_maps_labels_and_takes_tied_tensors",),
+           "the torch program loads by attribute rather than ttspec name: a label renamed for Python (`def`) "
+           "finds no tensor"),
+    Mutant("torch_block_floats_not_rounded_on_load", "ttspec/backends/torch/rt/program.py",
+           "dtype = block_float_dtype(name)", "dtype = None",
+           ("tests/test_runtime_torch.py::test_block_float_weights_are_rounded_on_load",),
+           "BLOCK_FLOAT_WEIGHTS ignored by load_ttspec_weights: the reference keeps weights the device rounds"),
     # issue 18's import-hf survivors: each test builds the model with transformers and compares
     Mutant("import_head_dim_dropped", "ttspec/families/llama_like.py",
            'eps=eps, **s)\n        desc.head_dim = head_dim if head_dim * s["heads"] != s["d"] else None',

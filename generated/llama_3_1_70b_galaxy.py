@@ -58,7 +58,7 @@ import torch
 import ttnn
 
 TILE = 32
-TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
+TRACE_REGION = 32 * 1024 * 1024  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
 # 2-D tensor parallelism: each weight matrix is split on its wide dim (heads, MLP hidden,
 # vocabulary) over the 8 rows (axis 0) and on its hidden-side dim over the 4 columns (axis 1)

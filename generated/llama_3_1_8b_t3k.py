@@ -55,7 +55,7 @@ import torch
 import ttnn
 
 TILE = 32
-TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
+TRACE_REGION = 32 * 1024 * 1024  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
 MESH_SHAPE = (1, 8)
 TP_AXIS = 1  # tensor parallelism over this mesh axis (8 devices)

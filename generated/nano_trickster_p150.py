@@ -52,7 +52,7 @@ import torch
 import ttnn
 
 TILE = 32
-TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
+TRACE_REGION = 32 * 1024 * 1024  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
 MESH_SHAPE = (1, 1)
 TP_AXIS = 1  # one chip: nothing is split

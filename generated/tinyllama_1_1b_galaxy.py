@@ -56,7 +56,7 @@ import torch
 import ttnn
 
 TILE = 32
-TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
+TRACE_REGION = 32 * 1024 * 1024  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
 # the other axis holds 4 replicas of the model
 MESH_SHAPE = (8, 4)

@@ -83,18 +83,31 @@ class Tinyllama11b(nn.Module):
         return self.lm_head(h)
 
     def load_ttspec_weights(self, state_dict):
-        """Load tensors named as ttspec names them; a tied parameter takes its source's tensor."""
+        """Load tensors named as ttspec names them (`ttspec params --json`); a tied parameter takes its
+        source's tensor; a weight matrix the TT-NN program stores as a block float is rounded as the
+        device rounds it (BLOCK_FLOAT_WEIGHTS)."""
         state = dict(state_dict)
         for name, source in TIED.items():
             state[name] = state[source]
-        self.load_state_dict(state)
+        for name in state:
+            dtype = block_float_dtype(name)
+            if dtype:
+                state[name] = block_float(state[name], dtype)
+        names = {name: ttspec_name(self, name) for name in self.state_dict()}
+        unexpected = sorted(set(state) - set(names.values()))
+        if unexpected:
+            raise KeyError(f"unexpected weights: {', '.join(unexpected)}")
+        self.load_state_dict({name: state[ours] for name, ours in names.items()})
 
     def load_hf_state_dict(self, hf_state_dict):
-        """Load tensors named as HF transformers names them for this llama model."""
-        self.load_ttspec_weights({name: from_hf(name, hf_state_dict) for name in self.state_dict() if name not in TIED})
+        """Load tensors named as HF transformers names them for this model's family (HF_NAMES)."""
+        names = [ttspec_name(self, name) for name in self.state_dict()]
+        self.load_ttspec_weights({name: from_hf(name, hf_state_dict) for name in names if name not in TIED})
 
     def allocate_cache(self, batch, context):
         """A KV cache in every attention: [batch, kv_heads, context, head_dim] for `batch` users."""
+        if CANNOT_DECODE:
+            raise NotImplementedError(CANNOT_DECODE)
         weight = next(self.parameters())
         for module in self.modules():
             if isinstance(module, KVCache):
@@ -103,6 +116,8 @@ class Tinyllama11b(nn.Module):
     @torch.no_grad()
     def prefill(self, tokens, user):
         """Logits [T, vocab] of one user's prompt tokens [T], whose KV cache it fills at positions 0..T-1."""
+        if CANNOT_DECODE:
+            raise NotImplementedError(CANNOT_DECODE)
         device = next(self.parameters()).device
         pos = Positions(torch.arange(len(tokens), device=device)[None], rows=slice(user, user + 1))
         return self(tokens.to(device)[None], pos)[0]
@@ -111,6 +126,8 @@ class Tinyllama11b(nn.Module):
     def decode(self, tokens, positions):
         """Logits [B, vocab] of one step for users 0..B-1: user b's token at positions[b], attending to its
         cache up to there."""
+        if CANNOT_DECODE:
+            raise NotImplementedError(CANNOT_DECODE)
         device = next(self.parameters()).device
         pos = Positions(positions.to(device)[:, None], rows=slice(0, len(tokens)), cached=True)
         return self(tokens.to(device)[:, None], pos)[:, 0]
@@ -266,6 +283,52 @@ class Rotary(nn.Module):
         return freqs.cos().to(dtype), freqs.sin().to(dtype)
 
 
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/names.py
+
+
+def ttspec_name(model, name):
+    """A torch state_dict name as ttspec names the parameter: where a label is not a usable Python
+    attribute (a keyword, a builtin, an nn.Module member ...), its attribute differs (LABELS)."""
+    module, parts = model, []
+    for part in name.split("."):
+        parts.append(getattr(type(module), "LABELS", {}).get(part, part))
+        module = getattr(module, part, None)
+    return ".".join(parts)
+
+
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/block_floats.py
+
+
+def block_float_dtype(name):
+    """The block float a parameter is stored in on the device (`*` in a pattern: a layer's index)."""
+    for pattern, dtype in BLOCK_FLOAT_WEIGHTS.items():
+        if re.fullmatch(re.escape(pattern).replace(r"\*", r"\d+"), name):
+            return dtype
+    return None
+
+
+def block_float(weight, dtype):
+    """`weight` [out, in] rounded as ttnn stores a linear's [in, out] operand as `dtype`: every 16
+    consecutive output features of an input row share the largest one's exponent, and each keeps 7
+    (bfloat8_b) or 3 (bfloat4_b) bits of magnitude and a sign, rounded to nearest even from the 24
+    bits of significand aligned to the shared exponent (tested equal to ttnn's own host conversion)."""
+    bits = {"bfloat8_b": 7, "bfloat4_b": 3}[dtype]
+    rows = weight.detach().float().T  # [in, out]
+    out = rows.shape[-1]
+    groups = torch.nn.functional.pad(rows, (0, -out % 16)).reshape(-1, 16)
+    groups = groups.masked_fill(groups.abs() < torch.finfo(torch.float32).tiny, 0.0)  # ttnn encodes subnormals as 0
+    exponent = torch.frexp(groups).exponent - 1  # floor(log2 |x|), exactly (frexp's mantissa is in [0.5, 1))
+    shared = torch.where(groups == 0, -126, exponent).amax(dim=1, keepdim=True).float()
+    # ttnn aligns each value's 24-bit significand to the shared exponent with a right shift, dropping
+    # the bits below 2**(shared - 23) before it rounds: what lies past a tie only in those bits is a tie
+    unit = torch.pow(2.0, shared - 23)
+    groups = torch.trunc(groups / unit) * unit
+    step = torch.pow(2.0, shared - (bits - 1))
+    limit = 2**bits - 1
+    rounded = torch.round(groups / step).clamp(-limit, limit) * step
+    return rounded.reshape(rows.shape[0], -1)[:, :out].T.contiguous().to(weight.dtype)
+
+
 # ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
 
 
@@ -409,6 +472,15 @@ def rope_inverse_frequencies(rot: int, theta: float, scaling: str = "none", fact
     smoothed = (1 - smooth) * scaled / factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return torch.where(medium, smoothed, scaled)
+
+
+# why this model cannot generate token by token (None: it can; else allocate_cache, prefill, decode and
+# generate refuse)
+CANNOT_DECODE = None
+
+
+# weight matrices the TT-NN program stores as block floats (--weights-dtype bf16), rounded as it rounds them
+BLOCK_FLOAT_WEIGHTS = {}
 
 
 # tied parameter -> the parameter whose tensor it shares

@@ -1,8 +1,9 @@
 """The runtime the PyTorch programs carry (ttspec/backends/torch/rt) and the one every program carries
 (ttspec/backends/common/rt), imported as modules and checked against outside truths: HF transformers'
 rotary embedding (its rope init functions, Llama 3 scaling included, and apply_rotary_pos_emb), HF's
-logits processors and the greedy choice, and plain causal attention over the whole sequence for the
-KV cache."""
+logits processors and the greedy choice, plain causal attention over the whole sequence for the
+KV cache; and the model's API (Program, which a generated root class takes) on a small model: names,
+tied and block-float weights on load, prefill and decode against the whole sequence without a cache."""
 
 import math
 
@@ -17,6 +18,8 @@ from transformers.models.llama import modeling_llama  # noqa: E402
 
 from ttspec.backends.common.rt import generate as gen  # noqa: E402
 from ttspec.backends.common.rt import parameters as params  # noqa: E402
+from ttspec.backends.torch.rt import block_floats  # noqa: E402
+from ttspec.backends.torch.rt import program as api  # noqa: E402
 from ttspec.backends.torch.rt.attention import KVCache, attend, merge_heads, split_heads  # noqa: E402
 from ttspec.backends.torch.rt.positions import Positions, Rotary, sinusoidal_positions  # noqa: E402
 
@@ -213,3 +216,108 @@ def test_from_hf_transforms(monkeypatch):
     assert torch.equal(params.from_hf("norm.weight", state), fused[0])
     with pytest.raises(KeyError, match="no HF name"):
         params.from_hf("lm_head.weight", state)
+
+
+# ---------------------------------------------------------------- the model's API (Program)
+
+
+class Attention(torch.nn.Module):
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.qkv = torch.nn.Linear(dim, 3 * dim, bias=False)
+        self.cache = KVCache(heads, dim // heads)
+
+    def forward(self, x, pos=None):
+        q, k, v = (split_heads(t, self.heads) for t in self.qkv(x).chunk(3, dim=-1))
+        return merge_heads(attend(q, k, v, pos, self.cache))
+
+
+class Tiny(api.Program, torch.nn.Module):
+    """What a generated root class is: an nn.Module with its own forward and Program's methods. Its
+    attribute `def_` holds the spec's label `def` (LABELS), and `head` is tied to `embed`."""
+
+    LABELS = {"def_": "def"}
+
+    def __init__(self, vocab=11, dim=8):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, dim)
+        self.def_ = Attention(dim)
+        self.head = torch.nn.Linear(dim, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, tokens, pos=None):
+        h = self.embed(tokens)
+        return self.head(h + self.def_(h, pos))
+
+
+def ttspec_state(model):
+    """The model's tensors by ttspec name (`def.qkv.weight`), the tied head left to TIED."""
+    g = torch.Generator().manual_seed(5)
+    return {"embed.weight": torch.randn(11, 8, generator=g), "def.qkv.weight": torch.randn(24, 8, generator=g)}
+
+
+def test_load_ttspec_weights_maps_labels_and_takes_tied_tensors(monkeypatch):
+    monkeypatch.setattr(api, "TIED", {"head.weight": "embed.weight"})
+    model, state = Tiny(), ttspec_state(Tiny())
+    model.load_ttspec_weights(state)
+    assert torch.equal(model.def_.qkv.weight, state["def.qkv.weight"])
+    assert torch.equal(model.head.weight, state["embed.weight"])
+    with pytest.raises(KeyError, match="unexpected weights: extra.weight"):
+        model.load_ttspec_weights({**state, "extra.weight": torch.zeros(1)})
+
+
+def test_load_hf_state_dict_renames_by_hf_names(monkeypatch):
+    monkeypatch.setattr(api, "TIED", {"head.weight": "embed.weight"})
+    monkeypatch.setattr(params, "HF_NAMES", [(r"embed\.weight", "wte", "copy"),
+                                             (r"def\.qkv\.weight", "h.attn.c_attn", "transpose")])
+    state = ttspec_state(Tiny())
+    model = Tiny()
+    model.load_hf_state_dict({"wte": state["embed.weight"], "h.attn.c_attn": state["def.qkv.weight"].T})
+    assert torch.equal(model.def_.qkv.weight, state["def.qkv.weight"])
+    assert torch.equal(model.head.weight, state["embed.weight"])
+
+
+def test_block_float_weights_are_rounded_on_load(monkeypatch):
+    """bfloat4_b keeps 3 bits of magnitude under a 16-value block's shared exponent: in a block whose
+    largest value is 1.0 the step is 2**-2, so 0.3 loads as 0.25 and 0.4 as 0.5; embed stays exact."""
+    monkeypatch.setattr(api, "TIED", {"head.weight": "embed.weight"})
+    monkeypatch.setattr(block_floats, "BLOCK_FLOAT_WEIGHTS", {"def.qkv.weight": "bfloat4_b"})
+    state = ttspec_state(Tiny())
+    qkv = torch.full((24, 8), 0.3)
+    qkv[:, 1] = 0.4
+    qkv[0, :] = 1.0  # each [in, 16 out] block holds a 1.0
+    qkv[16, :] = 1.0
+    model = Tiny()
+    model.load_ttspec_weights({**state, "def.qkv.weight": qkv})
+    expected = torch.full((24, 8), 0.25)
+    expected[:, 1] = 0.5
+    expected[0, :], expected[16, :] = 1.0, 1.0
+    assert torch.equal(model.def_.qkv.weight, expected)
+    assert torch.equal(model.embed.weight, state["embed.weight"])
+
+
+def test_prefill_then_decode_equals_the_whole_sequence_without_a_cache(monkeypatch):
+    monkeypatch.setattr(api, "TIED", {"head.weight": "embed.weight"})
+    model = Tiny()
+    model.load_ttspec_weights(ttspec_state(model))
+    prompts, steps = [torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6, 7, 8])], [[9, 10], [0, 1]]
+    model.allocate_cache(2, 16)
+    prefilled = [model.prefill(prompt, user) for user, prompt in enumerate(prompts)]
+    decoded = [model.decode(torch.tensor([steps[0][i], steps[1][i]]),
+                            torch.tensor([len(prompts[0]) + i, len(prompts[1]) + i])) for i in range(2)]
+    with torch.no_grad():
+        for user, prompt in enumerate(prompts):
+            whole = model(torch.cat([prompt, torch.tensor(steps[user])])[None])[0]
+            torch.testing.assert_close(prefilled[user], whole[: len(prompt)])
+            for i in range(2):
+                torch.testing.assert_close(decoded[i][user], whole[len(prompt) + i])
+
+
+def test_a_model_that_cannot_decode_refuses_saying_why(monkeypatch):
+    monkeypatch.setattr(api, "CANNOT_DECODE", "spec.arch:3:5: non-causal attention cannot decode")
+    model = Tiny()
+    for call in (lambda: model.allocate_cache(1, 8), lambda: model.prefill(torch.tensor([1]), 0),
+                 lambda: model.decode(torch.tensor([1]), torch.tensor([0]))):
+        with pytest.raises(NotImplementedError, match="non-causal attention cannot decode"):
+            call()

@@ -290,8 +290,34 @@ def _dotted(node) -> bool:
 
 
 def names_read(nodes) -> set[str]:
-    """Every Name in the trees (what a program must import or define)."""
-    return {n.id for tree in nodes for n in walk(tree) if isinstance(n, Name)}
+    """Every Name in the trees (what a program must import or define; a name the code binds is among
+    them too, which the namer keeps apart from every runtime name)."""
+    return reads(nodes)[0]
+
+
+def attributes_read(nodes) -> set[str]:
+    """Every attribute name in the trees (`self.cache.decode` reads `cache` and `decode`): what keeps a
+    runtime class's methods in a program."""
+    return reads(nodes)[1]
+
+
+def reads(nodes) -> tuple[set[str], set[str]]:
+    """names_read and attributes_read in one walk: a stack over the records' fields rather than `walk`'s
+    nested generators, which cost several times as much on a whole program's trees."""
+    names, attributes = set(), set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is Name:
+            names.add(node.id)
+        elif kind is tuple:
+            stack.extend(node)  # a record's items, a call's (keyword, value) pairs
+        elif isinstance(node, Node):
+            if kind is Attr:
+                attributes.add(node.name)
+            stack.extend(getattr(node, f) for f in node._fields)
+    return names, attributes
 
 
 def negative(value) -> bool:

@@ -10,15 +10,26 @@ import re
 
 from ...families import check_family_labels, generated_rules
 from ...ir.graph import Model
-from .inline import inline_runtime, runtime_dirs
+from .inline import Roots, inline_runtime, runtime_dirs
+from .pyast import reads
 
 
-def with_runtime(text: str, backend: str, api: tuple[str, ...], mixins: dict[str, set[str]] | None = None) -> str:
+def code_roots(trees, header, names=()) -> Roots:
+    """What a program's own code reads and states, from the code trees its writer printed (model
+    classes, header statements: pyast nodes), the constants it states (`header`) and the names its
+    hand-written lines read (`names`: a class's base `nn.Module` ...)."""
+    code_names, attributes = reads(trees)
+    return Roots(frozenset(code_names) | frozenset(names), frozenset(attributes), frozenset(header))
+
+
+def with_runtime(text: str, roots: Roots, backend: str, api: tuple[str, ...],
+                 mixins: dict[str, set[str]] | None = None) -> str:
     """A generated program: its text (header, model classes, data tables, with the marks of
     inline.py) with the runtime it uses, and `api` (what it offers its users, and helpers its
     lowerings asked for by name), inlined from backends/<backend>/rt and backends/common/rt.
-    `mixins`: runtime classes whose methods a model class takes, each without some (see inline.py)."""
-    return inline_runtime(text, runtime_dirs(backend, "common"), set(api), mixins)
+    `roots`: what the text's own code reads and states, as its writer knows it (see inline.py);
+    `mixins`: runtime classes whose methods a model class takes, each without some."""
+    return inline_runtime(text, roots, runtime_dirs(backend, "common"), set(api), mixins)
 
 
 def display_path(path: str) -> str:

@@ -157,7 +157,6 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
     root = model_plan(model)
     names = ClassNames(root)
     root.needs_positions = True  # the model's forward takes `pos` from prefill and decode
-    backend.helpers.add("KVCache")  # allocate_cache looks for them (a model without attention has none)
     mark_positions(root)
     classes = []
     for plan in all_classes(root):
@@ -170,16 +169,17 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body), tuple(labels))):
             classes.append({"name": plan.name, "block": plan.block, "init": _printed(init),
                             "forward": {"params": fwd.params, "lines": _printed(fwd.body)},
-                            "labels": labels, "labels_text": _labels_text(labels)})
+                            "labels": labels, "labels_text": _labels_text(labels), "code": (*init, *fwd.body)})
     blocker = decode_blocker(model)
     api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
-    text = torch_program(dict(model=model, spec=display_path(spec_path), classes=classes,
-                              cannot_decode=_blocker_text(blocker) if blocker else None,
-                              renamed=any(c["labels"] for c in classes), hf_rules=hf_rules(model),
-                              tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
-                              n_params=count_params(model.graph), block_weights=block_weights,
-                              weights_dtype=str(weights_dtype)))
-    return with_runtime(text, "torch", api)
+    rules = hf_rules(model)
+    text, roots = torch_program(dict(model=model, spec=display_path(spec_path), classes=classes,
+                                     cannot_decode=_blocker_text(blocker) if blocker else None, hf_rules=rules,
+                                     tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
+                                     n_params=count_params(model.graph), block_weights=block_weights,
+                                     weights_dtype=str(weights_dtype)))
+    # the root takes Program's methods (the loading and generation API); HF weights load by the family's names
+    return with_runtime(text, roots, "torch", api, {"Program": set() if rules else {"load_hf_state_dict"}})
 
 
 def _printed(body: list[Stmt]) -> list[str]:

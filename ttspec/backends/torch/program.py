@@ -1,7 +1,8 @@
 """The text of a PyTorch program around its model classes: the docstring, the classes as printed
-(backends/common/printer.py; the root, written last, with the loading and generation API), the marks
-where the runtime goes (backends/common/inline.py) and the tables (CANNOT_DECODE, block-float
-weights, tied parameters, HF names).
+(backends/common/printer.py; the root, written last, takes the loading and generation API of the
+runtime's Program, backends/torch/rt/program.py), the marks where the runtime goes
+(backends/common/inline.py) and the tables its runtime reads (CANNOT_DECODE, block-float weights,
+tied parameters, HF names).
 
 Plain Python rather than a template engine: the program is a docstring and loops over printed class
 bodies, and importing and compiling a template engine cost more than the rest of `compile`.
@@ -9,17 +10,19 @@ bodies, and importing and compiling a template engine cost more than the rest of
 
 from __future__ import annotations
 
-from ..common.inline import IMPORTS_MARK, RUNTIME_MARK
-from ..common.render import class_body, hf_names_table
+from ..common.inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK, Roots
+from ..common.render import class_body, code_roots, hf_names_table
 
 
-def torch_program(p: dict) -> str:
-    """The program before its runtime is inlined; `p`: the facts compile_torch gathers (its keys are
-    the names used below)."""
+def torch_program(p: dict) -> tuple[str, Roots]:
+    """The program before its runtime is inlined, and what its own code reads and states; `p`: the
+    facts compile_torch gathers (its keys are the names used below)."""
     classes = p["classes"]
-    return "".join([_docstring(p), "\n", IMPORTS_MARK, "\n",
-                    *(_model_class(cls) + (_root_api(p) if cls is classes[-1] else "") for cls in classes),
+    text = "".join([_docstring(p), "\n", IMPORTS_MARK, "\n",
+                    *(_model_class(cls, cls is classes[-1]) for cls in classes),
                     "\n\n", RUNTIME_MARK, "\n\n\n", _tables(p), hf_names_table(p["hf_rules"])])
+    header = {"CANNOT_DECODE", "BLOCK_FLOAT_WEIGHTS", "TIED"} | ({"HF_NAMES"} if p["hf_rules"] else set())
+    return text, code_roots((stmt for cls in classes for stmt in cls["code"]), header, names={"nn"})
 
 
 def _docstring(p: dict) -> str:
@@ -38,91 +41,26 @@ def _docstring(p: dict) -> str:
             f"prompts, max_new_tokens, ...)` does both, greedy or sampled.{cannot}\n" + '"""\n')
 
 
-def _model_class(cls: dict) -> str:
+def _model_class(cls: dict, is_root: bool) -> str:
+    """A model class (nn.Module); the root takes Program's methods after its forward."""
     labels = ""
     if cls["labels"]:
         labels = ("    # attribute -> the spec's label, which names the parameters (`ttspec params`)\n"
                   + "".join(f"    {line}\n" for line in cls["labels_text"].splitlines()) + "\n")
+    api = "\n" + METHODS_MARK.format("Program") + "\n" if is_root else ""
     return (f"\n\nclass {cls['name']}(nn.Module):\n{labels}"
-            "    def __init__(self):\n        super().__init__()\n" + class_body(cls))
-
-
-def _root_api(p: dict) -> str:
-    """The root class's methods beside forward: loading weights, the KV cache, prefill and decode."""
-    return _load_ttspec_weights(p) + _load_hf_state_dict(p) + _generation(p["cannot_decode"])
-
-
-def _load_ttspec_weights(p: dict) -> str:
-    if p["block_weights"]:
-        doc = ('        """Load tensors named as ttspec names them; a tied parameter takes its source\'s tensor. The\n'
-               "        weight matrices a TT-NN program stores as block floats are rounded as the device rounds "
-               "them\n        (BLOCK_FLOAT_WEIGHTS).\"\"\"\n")
-        rounding = ("        for name in state:\n            dtype = block_float_dtype(name)\n            if dtype:\n"
-                    "                state[name] = block_float(state[name], dtype)\n")
-    else:
-        doc = '        """Load tensors named as ttspec names them; a tied parameter takes its source\'s tensor."""\n'
-        rounding = ""
-    if p["renamed"]:
-        load = ("        names = {name: ttspec_name(self, name) for name in self.state_dict()}\n"
-                "        unexpected = sorted(set(state) - set(names.values()))\n"
-                "        if unexpected:\n"
-                "            raise KeyError(f\"unexpected weights: {', '.join(unexpected)}\")\n"
-                "        self.load_state_dict({name: state[ours] for name, ours in names.items()})\n")
-    else:
-        load = "        self.load_state_dict(state)\n"
-    return ("\n    def load_ttspec_weights(self, state_dict):\n" + doc
-            + "        state = dict(state_dict)\n        for name, source in TIED.items():\n"
-            "            state[name] = state[source]\n" + rounding + load)
-
-
-def _load_hf_state_dict(p: dict) -> str:
-    if not p["hf_rules"]:
-        return ""
-    if p["renamed"]:
-        load = ("        names = [ttspec_name(self, name) for name in self.state_dict()]\n"
-                "        self.load_ttspec_weights({name: from_hf(name, hf_state_dict) for name in names "
-                "if name not in TIED})\n")
-    else:
-        load = ("        self.load_ttspec_weights({name: from_hf(name, hf_state_dict) for name in self.state_dict() "
-                "if name not in TIED})\n")
-    return ("\n    def load_hf_state_dict(self, hf_state_dict):\n"
-            f'        """Load tensors named as HF transformers names them for this {p["model"].family} model."""\n'
-            + load)
-
-
-def _generation(cannot_decode: str | None) -> str:
-    """allocate_cache, prefill and decode; each refuses when the model cannot decode."""
-    refuse = "        raise NotImplementedError(CANNOT_DECODE)\n"
-    allocate = refuse if cannot_decode else (
-        "        weight = next(self.parameters())\n        for module in self.modules():\n"
-        "            if isinstance(module, KVCache):\n"
-        "                module.allocate(batch, context, weight.dtype, weight.device)\n")
-    prefill = refuse if cannot_decode else (
-        "        device = next(self.parameters()).device\n"
-        "        pos = Positions(torch.arange(len(tokens), device=device)[None], rows=slice(user, user + 1))\n"
-        "        return self(tokens.to(device)[None], pos)[0]\n")
-    decode = refuse if cannot_decode else (
-        "        device = next(self.parameters()).device\n"
-        "        pos = Positions(positions.to(device)[:, None], rows=slice(0, len(tokens)), cached=True)\n"
-        "        return self(tokens.to(device)[:, None], pos)[:, 0]\n")
-    return ("\n    def allocate_cache(self, batch, context):\n"
-            '        """A KV cache in every attention: [batch, kv_heads, context, head_dim] for `batch` users."""\n'
-            + allocate + "\n    @torch.no_grad()\n    def prefill(self, tokens, user):\n"
-            '        """Logits [T, vocab] of one user\'s prompt tokens [T], whose KV cache it fills at positions '
-            '0..T-1."""\n' + prefill + "\n    @torch.no_grad()\n    def decode(self, tokens, positions):\n"
-            '        """Logits [B, vocab] of one step for users 0..B-1: user b\'s token at positions[b], attending '
-            'to its\n        cache up to there."""\n' + decode)
+            "    def __init__(self):\n        super().__init__()\n" + class_body(cls) + api)
 
 
 def _tables(p: dict) -> str:
-    """CANNOT_DECODE (why the model cannot generate), the weights stored as block floats, TIED."""
-    text = ""
-    if p["cannot_decode"]:
-        text += ("# why this model cannot generate token by token (allocate_cache, prefill, decode and generate "
-                 f"refuse)\nCANNOT_DECODE = {p['cannot_decode']}\n\n\n")
-    if p["block_weights"]:
-        text += (f"# weight matrices the TT-NN program stores as block floats (--weights-dtype {p['weights_dtype']})\n"
-                 "BLOCK_FLOAT_WEIGHTS = {\n"
-                 + "".join(f'    "{name}": "{dtype}",\n' for name, dtype in p["block_weights"].items()) + "}\n\n\n")
+    """CANNOT_DECODE (why the model cannot generate), the weights stored as block floats, TIED: what
+    the runtime's Program reads."""
+    cannot = p["cannot_decode"] or "None"
+    text = ("# why this model cannot generate token by token (None: it can; else allocate_cache, prefill, decode and\n"
+            f"# generate refuse)\nCANNOT_DECODE = {cannot}\n\n\n")
+    weights = "".join(f'    "{name}": "{dtype}",\n' for name, dtype in p["block_weights"].items())
+    text += (f"# weight matrices the TT-NN program stores as block floats (--weights-dtype {p['weights_dtype']}), "
+             "rounded as it rounds them\n" + ("BLOCK_FLOAT_WEIGHTS = {\n" + weights + "}\n\n\n" if weights
+                                            else "BLOCK_FLOAT_WEIGHTS = {}\n\n\n"))
     tied = ", ".join(f'"{name}": "{source}"' for name, source in p["tied"])
     return text + "# tied parameter -> the parameter whose tensor it shares\nTIED = {" + tied + "}\n"

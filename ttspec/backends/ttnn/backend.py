@@ -82,18 +82,19 @@ def compile_ttnn(build, spec_path: str) -> str:
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body))):
             classes.append({"name": plan.name, "init": [print_stmt(s, 8) for s in init],
                             "forward": {"params": fwd.params, "lines": [print_stmt(s, 8) for s in fwd.body]},
-                            "is_root": plan is root})
+                            "is_root": plan is root, "code": (*init, *fwd.body)})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
     without = set() if rules else {"load_weights"}  # HF weights load by the family's names
     api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
-    text = ttnn_program(dict(model=model, spec=display_path(spec_path), target=target, classes=classes,
-                             root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
-                             weights_dtype_name=str(weights_dtype), weight_bytes=need, vocab=out_node.type.shape[-1],
-                             max_seq=build.context, seq_bound=build.memory.seq_bound,
-                             parameters=_parameter_patterns(model), **_kv_cache_facts(build),
-                             **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)))))
-    return with_runtime(text, "ttnn", api, {"Program": without})
+    text, roots = ttnn_program(dict(model=model, spec=display_path(spec_path), target=target, classes=classes,
+                                    root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
+                                    weights_dtype_name=str(weights_dtype), weight_bytes=need,
+                                    vocab=out_node.type.shape[-1], max_seq=build.context,
+                                    seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
+                                    **_kv_cache_facts(build),
+                                    **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)))))
+    return with_runtime(text, roots, "ttnn", api, {"Program": without})
 
 
 def _mesh_facts(plan, logits_split: bool) -> dict:

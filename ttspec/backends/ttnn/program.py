@@ -9,18 +9,24 @@ Nothing here depends on the mesh but the values it writes (no branch on it).
 
 from __future__ import annotations
 
-from ..common.inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK
-from ..common.render import class_body, hf_names_table
+from ..common.inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK, Roots
+from ..common.printer import print_expr
+from ..common.pyast import Assign, Chain, Comment, Const, Expr, Name, Stmt, Tuple, name
+from ..common.render import class_body, code_roots, hf_names_table
 
 
-def ttnn_program(p: dict) -> str:
-    """The program before its runtime is inlined; `p`: the facts compile_ttnn gathers (its keys are
-    the names used below)."""
-    return "".join([_docstring(p), "\n", IMPORTS_MARK, "\n\n", _header(p),
+def ttnn_program(p: dict) -> tuple[str, Roots]:
+    """The program before its runtime is inlined, and what its own code reads and states; `p`: the
+    facts compile_ttnn gathers (its keys are the names used below)."""
+    header = _header(p)
+    text = "".join([_docstring(p), "\n", IMPORTS_MARK, "\n\n", *(_header_line(s) for s in header),
                     *(_model_class(cls) for cls in p["classes"]),
                     "\n\n", RUNTIME_MARK, "\n\n\n", "PARAMETERS = [\n",
                     *(f'    "{name}",\n' for name in p["parameters"]), "]\n",
                     hf_names_table(p["hf_rules"])])
+    stated = {s.target.id for s in header if isinstance(s, Assign)} | {"PARAMETERS"}
+    trees = [*header, *(stmt for cls in p["classes"] for stmt in cls["code"])]
+    return text, code_roots(trees, stated | ({"HF_NAMES"} if p["hf_rules"] else set()))
 
 
 def _docstring(p: dict) -> str:
@@ -90,26 +96,42 @@ replays it (ttnn.execute_trace) with the step's inputs written into the same dev
 """
 
 
-def _header(p: dict) -> str:
+def _header(p: dict) -> list[Stmt]:
     """The program's values, which its runtime (backends/ttnn/rt/header.py) names."""
     seq_bound, per_chip = p["seq_bound"], p["per_chip"]
-    rows, cols = p["mesh_shape"]
-    return ("TILE = 32\nTRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step\n"
-            f"WEIGHTS_DTYPE = {p['weights_dtype']}\n"
-            + "".join(f"# {line}\n" for line in p["mesh_comment"])
-            + f"MESH_SHAPE = ({rows}, {cols})\n"
-            f"TP_AXIS = {p['tp_axis']}  # {p['tp_axis_comment']}\n"
-            f"DATA_PARALLEL = {p['data_parallel']}  # {p['data_parallel_comment']}\n"
-            f"LOGITS_SPLIT = {p['logits_split']}  # whether the logits' vocabulary is split over TP_AXIS\n"
-            f"VOCAB = {p['vocab']}  # the logits' width\n"
-            f"MAX_CONTEXT = {p['max_seq'] or None}  # the longest sequence it accepts\n"
-            f"SPEC_BOUND = {seq_bound or None}  # the spec's own bound on seq{'' if seq_bound else ' (it has none)'}\n"
-            f"# device DRAM{per_chip} (ttspec's memory model): what the KV cache and one prompt's prefill may use\n"
-            f"DRAM_BESIDE_WEIGHTS = {p['dram_free']}\n"
-            f"KV_CACHE_BYTES_PER_POSITION = {p['kv_per_position']}  # K and V of every layer, one user (bf16)\n"
-            f"PREFILL_BYTES_PER_POSITION = {p['prefill_per_position']}  # activations of one prompt, per position\n"
-            f"PREFILL_BYTES_PER_POSITION_PAIR = {p['prefill_per_pair']}  # softcapped attention's [heads, seq, seq] "
-            "logits\n")
+
+    def constant(label: str, value: Expr | object, comment: str = "") -> Assign:
+        return Assign(Name(label), value if isinstance(value, Expr) else Const(value), comment)
+
+    return [
+        constant("TILE", 32),
+        constant("TRACE_REGION", Chain("*", (Const(32), Const(1024), Const(1024))),
+                 "bytes of DRAM for the captured decode step"),
+        constant("WEIGHTS_DTYPE", name(p["weights_dtype"])),
+        *(Comment(line) for line in p["mesh_comment"]),
+        constant("MESH_SHAPE", Tuple(tuple(map(Const, p["mesh_shape"])))),
+        constant("TP_AXIS", p["tp_axis"], p["tp_axis_comment"]),
+        constant("DATA_PARALLEL", p["data_parallel"], p["data_parallel_comment"]),
+        constant("LOGITS_SPLIT", p["logits_split"], "whether the logits' vocabulary is split over TP_AXIS"),
+        constant("VOCAB", p["vocab"], "the logits' width"),
+        constant("MAX_CONTEXT", p["max_seq"] or None, "the longest sequence it accepts"),
+        constant("SPEC_BOUND", seq_bound or None,
+                 "the spec's own bound on seq" + ("" if seq_bound else " (it has none)")),
+        Comment(f"device DRAM{per_chip} (ttspec's memory model): what the KV cache and one prompt's prefill may use"),
+        constant("DRAM_BESIDE_WEIGHTS", p["dram_free"]),
+        constant("KV_CACHE_BYTES_PER_POSITION", p["kv_per_position"], "K and V of every layer, one user (bf16)"),
+        constant("PREFILL_BYTES_PER_POSITION", p["prefill_per_position"], "activations of one prompt, per position"),
+        constant("PREFILL_BYTES_PER_POSITION_PAIR", p["prefill_per_pair"],
+                 "softcapped attention's [heads, seq, seq] logits"),
+    ]
+
+
+def _header_line(stmt: Stmt) -> str:
+    """A header statement on one line: a tuple keeps its parentheses (`MESH_SHAPE = (8, 4)`)."""
+    if isinstance(stmt, Comment):
+        return f"# {stmt.text}\n"
+    comment = f"  # {stmt.comment}" if stmt.comment else ""
+    return f"{stmt.target.id} = {print_expr(stmt.value)}{comment}\n"
 
 
 def _model_class(cls: dict) -> str:

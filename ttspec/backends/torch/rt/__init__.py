@@ -1,7 +1,8 @@
-"""The runtime of generated PyTorch reference programs: attention and its KV cache (attention.py),
-positions (positions.py: Positions, rotary, sinusoidal), parameter names (names.py) and block-float
-rounding (block_floats.py). The compiler never imports these modules: backends/common/inline.py
-inlines the definitions a program uses into the program itself."""
+"""The runtime of generated PyTorch reference programs: the model's API (program.py: loading weights,
+the KV cache, prefill and decode), attention and its KV cache (attention.py), positions (positions.py:
+Positions, rotary, sinusoidal), parameter names (names.py) and block-float rounding (block_floats.py).
+The compiler never imports these modules: backends/common/inline.py inlines the definitions a program
+uses into the program itself."""
 
-# the order their definitions take in a program
-MODULES = ("attention", "positions", "names", "block_floats")
+# the order their definitions take in a program: the model's API first, as the root class's methods
+MODULES = ("program", "attention", "positions", "names", "block_floats")

@@ -5,5 +5,6 @@ template writes these with the program's values; the defaults describe no model 
 TIED: dict[str, str] = {}
 # weight matrices the TT-NN program stores as block floats: ttspec name (`*`: a layer index) -> dtype
 BLOCK_FLOAT_WEIGHTS: dict[str, str] = {}
-# why this model cannot generate token by token (allocate_cache, prefill, decode and generate refuse)
-CANNOT_DECODE = ""
+# why this model cannot generate token by token (None: it can; else allocate_cache, prefill, decode and
+# generate refuse)
+CANNOT_DECODE: str | None = None
