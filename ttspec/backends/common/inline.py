@@ -108,7 +108,9 @@ def _runtime() -> _Runtime:
 
 
 def _key(path: Path) -> str:
-    return path.relative_to(BACKENDS).as_posix()
+    """A runtime module's path as the index names it (`ttnn/rt/mesh.py`; not Path.relative_to, which
+    costs a compile a millisecond over the runtime's modules)."""
+    return f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
 
 
 @cache
@@ -198,8 +200,9 @@ def runtime_module(path: Path) -> Module:
 
 def module_level_names(dirs: list[Path]) -> set[str]:
     """Every name the runtime's modules define or import at module level (what a program may hold)."""
-    modules = _runtime().index["modules"]
-    return {name for path in module_paths(dirs) for name in modules[_key(path)]["names"]}
+    packages, modules = _runtime().index["packages"], _runtime().index["modules"]
+    return {name for d in dirs for module in packages[d.parent.name]
+            for name in modules[f"{d.parent.name}/rt/{module}"]["names"]}
 
 
 def _select(names: set[str], attributes: set[str], by_name: dict[str, Definition]) -> dict[str, set[str]]:
@@ -267,7 +270,7 @@ def inline_runtime(program: str, roots: Roots, dirs: list[Path], api: set[str],
     for module in modules:
         chosen = [d for d in module.definitions if d.name in kept and module.path.name != HEADER]
         if chosen:
-            where = module.path.relative_to(BACKENDS.parent.parent).as_posix()
+            where = f"{BACKENDS.parent.name}/{BACKENDS.name}/{_key(module.path)}"
             texts = [d.text(kept[d.name]) for d in chosen]
             sections.append(f"{SECTION} from {where}\n\n\n" + "\n\n\n".join(texts))
             for d in chosen:
