@@ -65,11 +65,15 @@ def file_stamp(data: bytes) -> list[int]:
     return [len(data), zlib.crc32(data)]
 
 
+def is_module(name: str) -> bool:
+    return name.endswith(".py") and not name.startswith(".")  # not an editor's lock file (.#mesh.py)
+
+
 def check_index(index: dict, backends: Path) -> dict[str, bytes]:
     """The runtime files' contents by path (relative to `backends`), once they are shown to be the files
     the index was written from: every runtime package's files as they were, none added or removed."""
     def stale(what: str) -> StaleIndex:
-        return StaleIndex(f"the runtime index {INDEX_PATH.name} is stale: {what} since it was written; "
+        return StaleIndex(f"the runtime index ttspec/backends/{INDEX_PATH.name} is stale: {what} since it was written; "
                           f"run `{MAKE_INDEX}`")
 
     if index.get("format") != INDEX_FORMAT:
@@ -78,7 +82,7 @@ def check_index(index: dict, backends: Path) -> dict[str, bytes]:
     for package in index["packages"]:
         directory = backends / package / "rt"
         try:
-            present = {name for name in os.listdir(directory) if name.endswith(".py")}
+            present = {name for name in os.listdir(directory) if is_module(name)}
         except OSError:
             present = set()
         indexed = {path.rsplit("/", 1)[1] for path in index["files"] if path.startswith(f"{package}/rt/")}

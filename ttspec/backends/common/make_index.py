@@ -19,7 +19,7 @@ import ast
 import json
 from pathlib import Path
 
-from .inline import BACKENDS, HEADER, INDEX_FORMAT, INDEX_PATH, file_stamp
+from .inline import BACKENDS, HEADER, INDEX_FORMAT, INDEX_PATH, file_stamp, is_module
 
 
 def _loads(nodes: list[ast.AST]) -> tuple[list[str], list[str]]:
@@ -104,7 +104,7 @@ def package_order(directory: Path) -> list[str]:
         if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["MODULES"]:
             order = list(ast.literal_eval(node.value))
     files = [f"{name}.py" for name in order] + [HEADER]
-    unlisted = {p.name for p in directory.glob("*.py")} - set(files) - {"__init__.py"}
+    unlisted = {p.name for p in directory.iterdir() if is_module(p.name)} - set(files) - {"__init__.py"}
     assert not unlisted, f"list {sorted(unlisted)} in {directory / '__init__.py'}'s MODULES"
     return files
 
@@ -114,7 +114,7 @@ def build_index(backends: Path = BACKENDS) -> dict:
     for directory in sorted(backends.glob("*/rt")):
         package = directory.parent.name
         packages[package] = package_order(directory)
-        for name in sorted(p.name for p in directory.glob("*.py")):
+        for name in sorted(p.name for p in directory.iterdir() if is_module(p.name)):
             stamps[f"{package}/rt/{name}"] = file_stamp((directory / name).read_bytes())
         for name in packages[package]:
             modules[f"{package}/rt/{name}"] = index_module(directory / name)
