@@ -41,11 +41,15 @@ def _target(node: ast.stmt) -> str:
 
 
 def test_each_definitions_lines_are_that_definition():
-    """The lines the index gives a definition parse to that one statement (after the comments above it),
-    and each method's lines to that method: what the inliner copies is whole and nothing else."""
+    """The lines the index gives a definition parse to that one statement (after the comments just above
+    it, all of them), and each method's lines to that method: what the inliner copies is whole and
+    nothing else."""
     definitions = 0
     for path in module_paths(all_runtime_dirs()):
+        source = path.read_text(encoding="utf-8").splitlines()
         for definition in runtime_module(path).definitions:
+            above = source[definition.first - 2] if definition.first > 1 else ""
+            assert not above.lstrip().startswith("#"), f"{path.name}: the comment above {definition.name} is left"
             body = ast.parse("\n".join(definition.lines)).body
             assert len(body) == 1 and _target(body[0]) == definition.name, (path.name, definition.name)
             assert definition.lines[0].lstrip().startswith(("#", "@", "def ", "class ", definition.name))
