@@ -22,8 +22,8 @@ from ttspec.backends.common.inline import (
     inline_runtime,
     module_level_names,
     module_paths,
-    parse_module,
     runtime_dirs,
+    runtime_module,
 )
 from ttspec.backends.common.names import PROGRAM_GLOBALS
 from ttspec.backends.common.printer import print_module, print_stmt
@@ -114,8 +114,8 @@ def test_the_names_and_attributes_a_tree_reads_are_those_of_its_printed_code(bod
 
 
 def test_the_names_a_runtime_defines_are_those_of_pythons_symbol_tables():
-    """What the namer reserves (read from the inliner's parse) is every name a runtime module binds at
-    module level, as the compiler's own symbol tables list them."""
+    """What the namer reserves (read from the runtime index the inliner uses) is every name a runtime
+    module binds at module level, as the compiler's own symbol tables list them."""
     expected = set()
     for path in module_paths(all_runtime_dirs()):
         table = symtable.symtable(path.read_text(encoding="utf-8"), str(path), "exec")
@@ -124,9 +124,9 @@ def test_the_names_a_runtime_defines_are_those_of_pythons_symbol_tables():
     assert module_level_names(all_runtime_dirs()) == expected
 
 
-def test_a_runtime_module_is_parsed_once_per_process():
+def test_a_runtime_module_is_read_once_per_process():
     path = module_paths(runtime_dirs("torch"))[0]
-    assert parse_module(path) is parse_module(path)
+    assert runtime_module(path) is runtime_module(path)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "generated").glob("*.py")), ids=lambda p: p.name)
@@ -144,11 +144,15 @@ ENTRIES = [line.split() for line in (ROOT / "generated" / "MANIFEST").read_text(
            if line.strip() and not line.startswith("#")]
 
 
+def runtime_by_name(dirs) -> dict:
+    return {d.name: d for path in module_paths(dirs) if path.name != HEADER for d in runtime_module(path).definitions}
+
+
 def parsed_selection(tree: ast.Module, api: set[str], dirs) -> dict[str, set[str]]:
     """The runtime definitions (each with its optional methods) that the names and attributes loaded
     anywhere in the parsed program reach, found with ast.walk: the old, text-parsing inliner's answer.
     The program holds everything it carries, so what it loads is already closed under what it needs."""
-    by_name = {d.name: d for path in module_paths(dirs) if path.name != HEADER for d in parse_module(path).definitions}
+    by_name = runtime_by_name(dirs)
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} | api
     attributes = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     return {name: {m.name for m in by_name[name].members if m.optional and m.name in attributes}
@@ -157,7 +161,7 @@ def parsed_selection(tree: ast.Module, api: set[str], dirs) -> dict[str, set[str
 
 def shipped_selection(tree: ast.Module, dirs) -> dict[str, set[str]]:
     """The runtime definitions the program carries, each with the optional methods it keeps."""
-    by_name = {d.name: d for path in module_paths(dirs) if path.name != HEADER for d in parse_module(path).definitions}
+    by_name = runtime_by_name(dirs)
     kept = {}
     for node in tree.body:
         targets = [t.id for t in node.targets] if isinstance(node, ast.Assign) else [getattr(node, "name", None)]

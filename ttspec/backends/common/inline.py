@@ -5,7 +5,7 @@ writer states what the program's own code reads and defines (Roots): the names a
 its code trees read (pyast.names_read, attributes_read) and the constants its header and tables
 state. Nothing here parses the program's text. The runtime definitions (top-level functions,
 classes and constants) it needs are those roots, the API the backend offers, and everything they
-load in turn, found in the runtime's own source with `ast`. A class keeps its special methods,
+load in turn, as the runtime index states what each definition loads (below). A class keeps its special methods,
 `forward` (nn.Module calls it) and the methods some kept code reaches as an attribute
 (`cache.decode_softcapped`). The definitions are copied as written, in the order of the runtime's
 modules; their imports are merged into the program's (each import kept when the program loads its
@@ -16,20 +16,27 @@ writer states with the program's values.
 A model class may take a runtime class's methods (the root takes `Program`'s: its serving API): the
 runtime follows the model classes, so the methods are copied into the class rather than inherited.
 
-The compiler never imports the runtime modules (they import torch or ttnn): it reads them as text,
-each file parsed once per process, and what a definition loads is walked only when it is kept.
+The compiler never imports the runtime modules (they import torch or ttnn), nor parses them: what
+`ast` finds in them (each definition's kind, lines and loads, a class's methods, each module's
+imports and names) is shipped as backends/runtime_index.json, written by make_index.py (run
+`python -m ttspec.backends.common.make_index` after editing a file in backends/*/rt/). A compile
+reads that index, checks each runtime file's size and CRC-32 against it (refusing a stale index:
+it would copy wrong lines), and takes the text of the definitions it keeps from the files.
 """
 
 from __future__ import annotations
 
-import ast
-import gc
-from contextlib import contextmanager
+import json
+import os
+import zlib
 from functools import cache, cached_property
 from pathlib import Path
 from typing import NamedTuple
 
 BACKENDS = Path(__file__).resolve().parent.parent
+INDEX_PATH = BACKENDS / "runtime_index.json"  # what make_index.py reads from the runtime's modules
+INDEX_FORMAT = 1
+MAKE_INDEX = "python -m ttspec.backends.common.make_index"
 IMPORTS_MARK = "# ttspec: the imports go here"
 RUNTIME_MARK = "# ttspec: the runtime goes here"
 METHODS_MARK = "    # ttspec: the methods of {} go here"  # in a model class, which takes a runtime class's methods
@@ -47,72 +54,107 @@ class Roots(NamedTuple):
     header: frozenset[str]  # the module-level constants it states (its header and tables)
 
 
-def _loads(nodes: list[ast.AST]) -> tuple[frozenset[str], frozenset[str]]:
-    """The names the nodes load and the attribute names they read. A walk of its own rather than
-    ast.walk, whose generators cost twice as much."""
-    names, attributes = set(), set()
-    stack = list(nodes)
-    while stack:
-        sub = stack.pop()
-        kind = type(sub)
-        if kind is ast.Name:
-            if type(sub.ctx) is ast.Load:
-                names.add(sub.id)
-            continue
-        if kind is ast.Attribute:
-            attributes.add(sub.attr)
-        for field in sub._fields:
-            value = getattr(sub, field, None)
-            if type(value) is list:
-                stack.extend(item for item in value if isinstance(item, ast.AST))
-            elif isinstance(value, ast.AST):
-                stack.append(value)
-    return frozenset(names), frozenset(attributes)
+class StaleIndex(RuntimeError):
+    """The shipped runtime index was written from other runtime files than those installed: inlining from
+    it would copy wrong lines into programs."""
 
 
-def _first_line(node: ast.AST) -> int:
-    decorators = getattr(node, "decorator_list", [])
-    return min([node.lineno] + [d.lineno for d in decorators])
+def file_stamp(data: bytes) -> list[int]:
+    """A runtime file's size and CRC-32: what tells the index that the file changed since it was written
+    (CRC-32 rather than a hashlib digest: zlib imports in a fraction of hashlib's time)."""
+    return [len(data), zlib.crc32(data)]
+
+
+def is_module(name: str) -> bool:
+    return name.endswith(".py") and not name.startswith(".")  # not an editor's lock file (.#mesh.py)
+
+
+def check_index(index: dict, backends: Path) -> dict[str, bytes]:
+    """The runtime files' contents by path (relative to `backends`), once they are shown to be the files
+    the index was written from: every runtime package's files as they were, none added or removed."""
+    def stale(what: str) -> StaleIndex:
+        return StaleIndex(f"the runtime index ttspec/backends/{INDEX_PATH.name} is stale: {what} since it was written; "
+                          f"run `{MAKE_INDEX}`")
+
+    if index.get("format") != INDEX_FORMAT:
+        raise stale(f"its format is not {INDEX_FORMAT}")
+    contents = {}
+    for package in index["packages"]:
+        directory = backends / package / "rt"
+        try:
+            present = {name for name in os.listdir(directory) if is_module(name)}
+        except OSError:
+            present = set()
+        indexed = {path.rsplit("/", 1)[1] for path in index["files"] if path.startswith(f"{package}/rt/")}
+        for name in sorted(present ^ indexed):
+            raise stale(f"{package}/rt/{name} was {'added' if name in present else 'removed'}")
+        for name in sorted(indexed):
+            path = f"{package}/rt/{name}"
+            contents[path] = (directory / name).read_bytes()
+            if file_stamp(contents[path]) != index["files"][path]:
+                raise stale(f"backends/{path} changed")
+    return contents
+
+
+class _Runtime(NamedTuple):
+    index: dict
+    contents: dict[str, bytes]  # each runtime file as the index was checked against it
+
+
+@cache
+def _runtime() -> _Runtime:
+    """The shipped index, checked against the runtime's files (read once per process)."""
+    try:
+        index = json.loads(INDEX_PATH.read_bytes())
+    except FileNotFoundError:
+        raise StaleIndex(f"the runtime index {INDEX_PATH} is missing; run `{MAKE_INDEX}`") from None
+    return _Runtime(index, check_index(index, BACKENDS))
+
+
+def _key(path: Path) -> str:
+    """A runtime module's path as the index names it (`ttnn/rt/mesh.py`; not Path.relative_to, which
+    costs a compile a millisecond over the runtime's modules)."""
+    return f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
+
+
+@cache
+def _source_lines(path: Path) -> list[str]:
+    return _runtime().contents[_key(path)].decode("utf-8").splitlines()
 
 
 class Member:
-    """A method of a runtime class: the lines it spans (with its decorators), what it loads (walked on
-    first use), and whether it stays only when something reaches it as an attribute."""
+    """A method of a runtime class: the lines it spans (with its decorators), what it loads, and whether
+    it stays only when something reaches it as an attribute."""
 
-    def __init__(self, node: ast.FunctionDef):
-        self.name, self.node = node.name, node
-        self.first, self.last = _first_line(node), node.end_lineno
-        self.optional = not (node.name.startswith("__") or node.name == "forward")
+    def __init__(self, entry: dict):
+        self.name, self.optional = entry["name"], entry["optional"]
+        self.first, self.last = entry["first"], entry["last"]
+        self._loads = entry["loads"], entry["reads"]
 
     @cached_property
     def loads(self) -> tuple[frozenset[str], frozenset[str]]:
-        return _loads([self.node])
+        return frozenset(self._loads[0]), frozenset(self._loads[1])
 
 
 class Definition:
-    """A top-level function, class or constant of a runtime module: its source lines (with the comment
-    lines just above it), a class's methods, and what it loads outside the methods that may be left
-    out (walked on first use)."""
+    """A top-level function, class or constant of a runtime module (`kind`): its source lines (with the
+    comment lines just above it, read from the file only when it is kept), a class's methods, and what it
+    loads outside the methods that may be left out."""
 
-    def __init__(self, node: ast.stmt, name: str, path: Path, source: list[str]):
-        first = _first_line(node)
-        while first > 1 and source[first - 2].lstrip().startswith("#"):
-            first -= 1  # the comment that explains it travels with it
-        self.name, self.path, self.first = name, path, first
-        self.lines = tuple(source[first - 1 : node.end_lineno])
-        self.members: tuple[Member, ...] = ()
-        self._parts = [node]
-        self.body_is_methods = False  # a class of methods (and a docstring) only: one a model class may take
-        if isinstance(node, ast.ClassDef):
-            self.members = tuple(Member(n) for n in node.body if isinstance(n, ast.FunctionDef))
-            optional = {id(m.node) for m in self.members if m.optional}
-            self._parts = [n for n in node.body if id(n) not in optional] + node.bases + node.decorator_list
-            self.body_is_methods = all(isinstance(n, ast.FunctionDef) or _docstring(n) for n in node.body)
+    def __init__(self, entry: dict, path: Path):
+        self.name, self.kind, self.path = entry["name"], entry["kind"], path
+        self.first, self.last = entry["first"], entry["last"]
+        self.members: tuple[Member, ...] = tuple(Member(m) for m in entry.get("members", ()))
+        self.body_is_methods = entry.get("methods_only", False)  # a class a model class may take the methods of
+        self._loads = entry["loads"], entry["reads"]
 
     @cached_property
     def loads(self) -> tuple[frozenset[str], frozenset[str]]:
-        names, attributes = _loads(self._parts)
-        return names - {self.name}, attributes
+        return frozenset(self._loads[0]), frozenset(self._loads[1])
+
+    @cached_property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(_source_lines(self.path)[self.first - 1 : self.last])
 
     def text(self, members: set[str]) -> str:
         """The source without the optional methods not in `members` (and the blank line before each)."""
@@ -129,10 +171,6 @@ class Definition:
         return "\n".join(self.lines[member.first - self.first : member.last - self.first + 1])
 
 
-def _docstring(node: ast.stmt) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-
-
 class Module(NamedTuple):
     path: Path
     definitions: tuple[Definition, ...]
@@ -146,72 +184,29 @@ def runtime_dirs(*names: str) -> list[Path]:
 
 
 def all_runtime_dirs() -> list[Path]:
-    return sorted(BACKENDS.glob("*/rt"))
-
-
-@cache
-def _package_paths(directory: Path) -> tuple[Path, ...]:
-    order = []
-    for node in ast.parse((directory / "__init__.py").read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["MODULES"]:
-            order = list(ast.literal_eval(node.value))
-    paths = [directory / f"{name}.py" for name in order] + [directory / HEADER]
-    unlisted = {p.name for p in directory.glob("*.py")} - {p.name for p in paths} - {"__init__.py"}
-    assert not unlisted, f"list {sorted(unlisted)} in {directory / '__init__.py'}'s MODULES"
-    return tuple(paths)
+    return [BACKENDS / name / "rt" for name in sorted(_runtime().index["packages"])]
 
 
 def module_paths(dirs: list[Path]) -> list[Path]:
-    """The runtime's modules in reading order: each package's MODULES (in its __init__.py), which
-    puts what the rest builds on first; its header.py last."""
-    return [path for d in dirs for path in _package_paths(d)]
-
-
-@contextmanager
-def _collector_paused():
-    """The cyclic garbage collector off while a module's `ast` is built: the tens of thousands of
-    nodes (which form no cycles) would set off young collections that walk everything a compile
-    holds, which cost more than the parse itself."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    """The runtime's modules in reading order: each package's MODULES (in its __init__.py), which puts
+    what the rest builds on first; its header.py last."""
+    packages = _runtime().index["packages"]
+    return [d / name for d in dirs for name in packages[d.parent.name]]
 
 
 @cache
-def parse_module(path: Path) -> Module:
-    """A runtime module's definitions and imports: one `ast.parse` of the file per process, no walk
-    (what a definition loads is walked when the inliner keeps it)."""
-    text = path.read_text(encoding="utf-8")
-    source = text.splitlines()
-    definitions, imports, names = [], {}, set()
-    with _collector_paused():
-        tree = ast.parse(text, str(path))
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                bound = alias.asname or alias.name.split(".")[0]
-                names.add(bound)
-                if not getattr(node, "level", 0):  # relative imports: names the program defines itself
-                    imports[alias.asname or alias.name] = "\n".join(source[node.lineno - 1 : node.end_lineno])
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            definitions.append(Definition(node, node.name, path, source))
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    definitions.append(Definition(node, target.id, path, source))
-    names |= {d.name for d in definitions}
-    return Module(path, tuple(definitions), imports, frozenset(names))
+def runtime_module(path: Path) -> Module:
+    """A runtime module's definitions and imports, as the index states them (built once per process)."""
+    entry = _runtime().index["modules"][_key(path)]
+    definitions = tuple(Definition(d, path) for d in entry["definitions"])
+    return Module(path, definitions, entry["imports"], frozenset(entry["names"]))
 
 
 def module_level_names(dirs: list[Path]) -> set[str]:
-    """Every name the runtime's modules define or import at module level (what a program may hold),
-    from the same parse the inliner uses (so a compile reads each module once)."""
-    return {name for path in module_paths(dirs) for name in parse_module(path).names}
+    """Every name the runtime's modules define or import at module level (what a program may hold)."""
+    packages, modules = _runtime().index["packages"], _runtime().index["modules"]
+    return {name for d in dirs for module in packages[d.parent.name]
+            for name in modules[f"{d.parent.name}/rt/{module}"]["names"]}
 
 
 def _select(names: set[str], attributes: set[str], by_name: dict[str, Definition]) -> dict[str, set[str]]:
@@ -264,7 +259,7 @@ def inline_runtime(program: str, roots: Roots, dirs: list[Path], api: set[str],
     in place of the two marks; `roots`: what the program's own code reads and states; `mixins`: the
     runtime classes whose methods a model class takes (at METHODS_MARK), each with the methods it
     leaves out."""
-    modules = [parse_module(path) for path in module_paths(dirs)]
+    modules = [runtime_module(path) for path in module_paths(dirs)]
     by_name = {d.name: d for m in modules if m.path.name != HEADER for d in m.definitions}
     names, attributes = set(roots.names), set(roots.attributes)
     for name, without in (mixins or {}).items():
@@ -279,7 +274,7 @@ def inline_runtime(program: str, roots: Roots, dirs: list[Path], api: set[str],
     for module in modules:
         chosen = [d for d in module.definitions if d.name in kept and module.path.name != HEADER]
         if chosen:
-            where = module.path.relative_to(BACKENDS.parent.parent).as_posix()
+            where = f"{BACKENDS.parent.name}/{BACKENDS.name}/{_key(module.path)}"
             texts = [d.text(kept[d.name]) for d in chosen]
             sections.append(f"{SECTION} from {where}\n\n\n" + "\n\n\n".join(texts))
             for d in chosen:

@@ -34,8 +34,8 @@ PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(d
 @cache
 def program_globals() -> frozenset[str]:
     """What the generated programs import or define at module level: what their runtime's modules
-    (backends/*/rt/*.py, the headers' constants included) import or define, read with `ast`
-    (inline.py), and the imports the model code uses. Read on first use: `plan` never needs it."""
+    (backends/*/rt/*.py, the headers' constants included) import or define, as the runtime index
+    states it (inline.py), and the imports the model code uses. Read on first use: `plan` never needs it."""
     return frozenset(module_level_names(all_runtime_dirs())) | {"torch", "F", "nn", "ttnn", "math", "re"}
 
 
