@@ -13,7 +13,6 @@ from ttspec.errors import ArchError
 from ttspec.families import FAMILIES, Family, check_family_labels, plan_for
 from ttspec.families.llama_like import LLAMA_RULES, LlamaLike
 from ttspec.frontend.parser import parse_source
-from ttspec.frontend.shortform import FAMILIES as SHORT_FORMS
 from ttspec.importers.hf import import_hf
 
 from .conftest import ROOT
@@ -48,10 +47,9 @@ def test_the_registry_is_the_nine_hf_model_types():
 
 def test_each_short_form_template_belongs_to_its_family():
     templates = sorted(p.name for p in (ROOT / "ttspec" / "stdlib" / "families").glob("*.arch"))
-    claimed = sorted(f.short_form for f in FAMILIES.values() if f.short_form)
+    claimed = sorted(f.short_form.template for f in FAMILIES.values() if f.short_form)
     assert claimed == templates == ["gpt2.arch", "llama.arch"]
-    assert {name for name, f in FAMILIES.items() if f.short_form} == set(SHORT_FORMS)
-    assert all(FAMILIES[name].short_form == f"{name}.arch" for name in SHORT_FORMS)
+    assert all(f.short_form.template == f"{f.name}.arch" for f in FAMILIES.values() if f.short_form)
 
 
 SPEC = """model m

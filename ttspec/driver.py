@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .ir.sharding import ShardPlan
     from .passes.pipeline import Lowered
 from .elaborate import elaborate
-from .families import FAMILIES
+from .families import FAMILIES, SHORT_FORMS
 from .frontend.parser import parse_source, read_source
 from .ir.graph import Model
 
@@ -28,7 +28,7 @@ MAX_DECODE_USERS = TILE  # decode puts the users on the rows of one tile
 def load_model(path: str | Path) -> Model:
     path = Path(path)
     text = read_source(path)
-    module = parse_source(text, str(path))
+    module = parse_source(text, str(path), short_forms=SHORT_FORMS)
     model = elaborate(module, path.resolve().parent, FAMILIES)
     verify(model)
     return model

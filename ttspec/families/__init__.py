@@ -18,6 +18,10 @@ FAMILIES: dict[str, Family] = {f.FAMILY.name: f.FAMILY for f in (
     llama, mistral, qwen2, qwen3, gemma, gemma2, phi, phi3, gpt2)}
 
 
+# The short forms the families declare, by family name: what the parser is handed (frontend/shortform.py).
+SHORT_FORMS = {name: f.short_form for name, f in FAMILIES.items() if f.short_form is not None}
+
+
 def family_list() -> str:
     """Every family, as hints that suggest one name them: `family llama`, `family gpt2`, ..."""
     return ", ".join(f"`family {name}`" for name in FAMILIES)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..checkpoints import Rule
+from ..frontend.shortform import ShortForm
 
 if TYPE_CHECKING:
     from .hf_config import Config, Desc
@@ -25,5 +26,5 @@ class Family:
     refuse: Callable[[Config], None] | None = None
     # the config fields that can give the layer count, the one transformers reads first first
     layers_keys: tuple[str, ...] = ("num_hidden_layers",)
-    # the lesson's short-form template, ttspec/stdlib/families/NAME.arch, if the family has one
-    short_form: str | None = None
+    # the lesson's short form, if the family has one: its template (ttspec/stdlib/families/) and optional keys
+    short_form: ShortForm | None = None

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from ..checkpoints import L, fused, one
+from ..frontend.shortform import ShortForm
 from .family import Family
 
 if TYPE_CHECKING:
@@ -73,5 +74,8 @@ def refuse(cfg: Config) -> None:
                             hint="ttspec's attention scales scores by 1/sqrt(head_dim)")
 
 
+# The short form: its sizes as `let` bindings before stdlib/families/gpt2.arch.
+SHORT_FORM = ShortForm("gpt2.arch", "LayerNorm, learned positions, GELU MLP, biases", {
+    "norm_eps": 1e-5, "tie_embeddings": True})
 FAMILY = Family(NAME, HF_CLASS, RULES, read, "layer_norm_epsilon", refuse=refuse,
-                layers_keys=("n_layer", "num_hidden_layers"), short_form="gpt2.arch")
+                layers_keys=("n_layer", "num_hidden_layers"), short_form=SHORT_FORM)

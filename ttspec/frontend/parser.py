@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import ArchError, Loc, SourceCache, source_lines
@@ -12,12 +13,19 @@ from ..records import Record
 from . import ast
 from .source import MAX_NAME, MAX_NESTING, MAX_TOKENS, TOKEN, read_source
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .shortform import ShortForm
+
 __all__ = ["parse_source", "parse_stdlib", "read_source"]
 
 
-def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool = False) -> ast.Module:
-    """Parse either the full language or, if it looks like one, the lesson's short form.
-    An imported file may be empty; it is never in the short form."""
+def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool = False,
+                 short_forms: Mapping[str, ShortForm] | None = None) -> ast.Module:
+    """Parse either the full language or, if it looks like one, the lesson's short form (`short_forms`: the
+    known families' short forms, by family name; the driver hands them in). An imported file may be empty;
+    it is never in the short form."""
     SourceCache().add(name, text)
     first = _first_code_line(text)
     if not first and (is_stdlib or imported):
@@ -25,10 +33,10 @@ def parse_source(text: str, name: str, is_stdlib: bool = False, imported: bool =
     if not first:
         raise ArchError("empty spec: expected `model NAME` on the first line", Loc(name, 1, 1),
                         hint="start the file with e.g. `model nano_trickster`")
-    if SHORT_FORM_HEADER.match(first) and not imported:
+    if SHORT_FORM_HEADER.match(first) and not imported and short_forms is not None:
         from .shortform import parse_short_form
 
-        module, family_file = parse_short_form(text, name)
+        module, family_file = parse_short_form(text, name, short_forms)
         template = parse_source(family_file.read_text(encoding="utf-8"), f"<stdlib>/families/{family_file.name}",
                                 is_stdlib=True)
         module.items += template.items

@@ -13,8 +13,9 @@ template, written in .arch in ttspec/stdlib/families/.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ArchError, Loc, Note, did_you_mean, divisors, nearest_divisors, source_lines
 from . import ast
@@ -24,23 +25,21 @@ FAMILY_DIR = Path(__file__).resolve().parent.parent / "stdlib" / "families"
 REQUIRED_KEYS = ("vocab_size", "hidden_dim", "num_layers", "num_heads", "mlp_dim", "max_seq_len")
 
 
-@dataclass(frozen=True)
-class Family:
+class ShortForm(NamedTuple):
+    """A family's short form: its template (ttspec/stdlib/families/TEMPLATE, written in .arch over the keys
+    as `let` bindings) and the optional keys it takes, with their defaults (a key's name as the default:
+    the value of that key, e.g. num_kv_heads defaults to num_heads). The family modules declare theirs
+    (ttspec/families/); the parser is handed them, since the frontend sits below the families."""
+
+    template: str
     doc: str
-    defaults: dict[str, object]  # optional keys with their defaults ("num_heads" = same as num_heads)
+    defaults: dict[str, object]
 
 
-FAMILIES = {
-    "llama": Family("RMSNorm, RoPE, SwiGLU, no biases", {
-        "num_kv_heads": "num_heads", "rope_theta": 10000.0, "norm_eps": 1e-6, "tie_embeddings": True}),
-    "gpt2": Family("LayerNorm, learned positions, GELU MLP, biases", {
-        "norm_eps": 1e-5, "tie_embeddings": True}),
-}
 KEY_KINDS = {"rope_theta": float, "norm_eps": float, "tie_embeddings": bool, "family": str, "target": str}
 
 
-@dataclass(frozen=True)
-class _Line:
+class _Line(NamedTuple):
     indent: str
     key: str
     key_col: int  # 0-based
@@ -63,8 +62,9 @@ def _split_line(raw: str) -> _Line | None:
     return _Line(indent, key, len(indent), value, value_col)
 
 
-def parse_short_form(text: str, file: str) -> tuple[ast.Module, Path]:
-    """The short form's `let` bindings, and the family template file that builds the model from them."""
+def parse_short_form(text: str, file: str, families: Mapping[str, ShortForm]) -> tuple[ast.Module, Path]:
+    """The short form's `let` bindings, and the family template file that builds the model from them;
+    `families`: the short forms the known families declare, by family name."""
     header: tuple[str, Loc] | None = None
     entries: dict[str, tuple[str, Loc, Loc]] = {}  # key -> (raw value, key loc, value loc)
     for lineno, raw in enumerate(source_lines(text), start=1):
@@ -104,10 +104,10 @@ def parse_short_form(text: str, file: str) -> tuple[ast.Module, Path]:
     family_name = "llama"
     if "family" in entries:
         family_name = entries["family"][0].strip("\"'")
-        if family_name not in FAMILIES:
+        if family_name not in families:
             raise ArchError(f"unknown family `{family_name}`", entries["family"][2],
-                            hint=did_you_mean(family_name, FAMILIES) or "families: " + ", ".join(FAMILIES))
-    family = FAMILIES[family_name]
+                            hint=did_you_mean(family_name, families) or "families: " + ", ".join(families))
+    family = families[family_name]
     allowed = set(REQUIRED_KEYS) | set(family.defaults) | {"family", "target"}
     for key, (_, key_loc, _) in entries.items():
         if key not in allowed:
@@ -139,7 +139,7 @@ def parse_short_form(text: str, file: str) -> tuple[ast.Module, Path]:
         loc = locs[key]
         items.append(ast.Let(loc, [ast.LetBinding(key, ast.Literal(loc, value), loc)]))
     # The caller (parser.py) appends the family's template, parsed like any stdlib file.
-    return ast.Module(name=ident, name_loc=name_loc, items=items, file=file), FAMILY_DIR / f"{family_name}.arch"
+    return ast.Module(name=ident, name_loc=name_loc, items=items, file=file), FAMILY_DIR / family.template
 
 
 def _scalar(raw: str, kind: type, key: str, loc: Loc):
