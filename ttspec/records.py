@@ -1,36 +1,138 @@
-"""Plain records for the classes a cold start creates at import: what @dataclass gives them (field-wise `==`,
-a repr, hashing when frozen), without generating and compiling methods at import. Python 3.12 compiles each
-dataclass's methods separately, ~0.3 ms a class (~0.5 ms frozen): the ~50 record classes that every `ttspec`
-command imports cost its start-up (budget 0.2 s, issue 19) ~20 ms that way.
+"""Records: classes declared by their annotations alone, with what @dataclass gives them (an `__init__`,
+field-wise `==`, a repr, hashing and immutability when frozen, `replace`) at a fraction of its cost at import.
+Python 3.12 compiles each dataclass's methods when the class is created, ~0.3 ms a class (~0.5 ms frozen):
+the ~100 record classes that `ttspec` commands import would cost start-up (budget 0.2 s, issue 19) ~30 ms.
 
-A record class lists its fields as annotations (a base class's first, as in a dataclass), names them in
-`__slots__` and writes its own `__init__`; FIELDS, equality, repr and hash follow from the annotations.
+    class Loc(FrozenRecord):
+        file: str
+        line: int
+        col: int
+        length: int = 1           # a default, as in a dataclass
+        notes: list = fresh(list) # omitted or None: a new list per record
+
+Fields are the annotations, a base class's first (a field declared again keeps its place), ClassVar ones
+left out; defaults are class attributes, and a field with a default may only be followed by others with one.
+The metaclass makes each field a slot (a third of a dict-backed object's size, and a frozen record's fields
+set faster). All records share one set of methods but `__init__`, which is specialised per class (positional
+or keyword parameters, as a dataclass's) and compiled the first time the class is instantiated: classes a run
+never instantiates cost nothing, and later instances are made as fast as by a written `__init__`. A class's
+`__post_init__`, if it has one, runs after the fields are set. A class may still write its own `__init__`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from operator import attrgetter
 from typing import ClassVar
 
 
-class Record:
-    """A mutable record: equal when the same class holds equal fields; unhashable, like a dataclass with eq."""
+class fresh:  # noqa: N801 -- used as a value in declarations, like dataclasses.field
+    """The default of a field that holds a new mutable value per record: `fresh(list)`. None passed for
+    it, as the records' hand-written initialisers took, also makes a new one."""
 
-    __slots__ = ()
-    FIELDS: ClassVar[tuple[str, ...]] = ()
-    _field_values: ClassVar[Callable[[Record], tuple]]
+    __slots__ = ("make",)
 
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.FIELDS = tuple(name for klass in reversed(cls.__mro__)
-                           for name, annotation in vars(klass).get("__annotations__", {}).items()
-                           if not str(annotation).replace("typing.", "").startswith("ClassVar"))
+    def __init__(self, make) -> None:
+        self.make = make
+
+
+def _is_classvar(annotation: object) -> bool:
+    return str(annotation).replace("typing.", "").startswith("ClassVar")
+
+
+class RecordType(type):
+    """Derives a record class's FIELDS, DEFAULTS and `__slots__` from its annotations as the class is made
+    (slots cannot be added to a class once it exists), and gives it the first-call `__init__`."""
+
+    def __new__(mcs, name: str, bases: tuple, namespace: dict, **kwargs):
+        inherited = {field: None for base in reversed(bases) for field in getattr(base, "FIELDS", ())}
+        own = [field for field, annotation in namespace.get("__annotations__", {}).items()
+               if not _is_classvar(annotation)]
+        defaults = {}
+        for base in reversed(bases):
+            defaults.update(getattr(base, "DEFAULTS", {}))
+        for field in own:
+            if field in namespace:  # a slot and a class attribute cannot share a name: the default moves
+                defaults[field] = namespace.pop(field)
+            else:
+                defaults.pop(field, None)  # declared again without one, as a dataclass field
+        namespace.setdefault("__slots__", tuple(field for field in own if field not in inherited))
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        cls.FIELDS = fields = (*inherited, *(field for field in own if field not in inherited))
+        cls.DEFAULTS = {field: defaults[field] for field in fields if field in defaults}
+        _check_default_order(cls)
         # the fields as a tuple, read in C (records are compared and hashed in the compiler's inner loops)
-        fields = cls.FIELDS
         cls._field_values = staticmethod(attrgetter(*fields) if len(fields) > 1
                                          else (lambda record: (getattr(record, fields[0]),)) if fields
                                          else (lambda record: ()))
+        if "__init__" not in namespace:
+            cls.__init__ = _first_init(cls)
+        return cls
+
+
+def _check_default_order(cls: type) -> None:
+    """A dataclass's rule: a positional parameter cannot follow one with a default."""
+    seen_default = None
+    for field in cls.FIELDS:
+        if field in cls.DEFAULTS:
+            seen_default = field
+        elif seen_default is not None:
+            raise TypeError(f"non-default argument {field!r} follows default argument {seen_default!r} "
+                            f"in record {cls.__qualname__}")
+
+
+def _first_init(cls: type):
+    """An `__init__` that compiles the class's own on its first call, installs it and runs it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        init = _compile_init(cls)
+        cls.__init__ = init
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
+def _compile_init(cls: type):
+    """The class's `__init__`, as a dataclass's: `def __init__(self, a, b=<default>): self.a = a ...`. A frozen
+    record's fields are set through their slots' descriptors, past its `__setattr__`."""
+    frozen = issubclass(cls, FrozenRecord)
+    helpers: dict[str, object] = {}
+    params, body = [], []
+    for field in cls.FIELDS:
+        default = cls.DEFAULTS.get(field, _NO_DEFAULT)
+        value = field
+        if isinstance(default, fresh):
+            helpers[f"__make_{field}"] = default.make
+            params.append(f"{field}=None")
+            value = f"__make_{field}() if {field} is None else {field}"
+        elif default is not _NO_DEFAULT:
+            helpers[f"__default_{field}"] = default
+            params.append(f"{field}=__default_{field}")
+        else:
+            params.append(field)
+        if frozen:
+            helpers[f"__set_{field}"] = getattr(cls, field).__set__
+            body.append(f"__set_{field}(self, {value})")
+        else:
+            body.append(f"self.{field} = {value}")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
+    exec(compile(source, f"<record {cls.__module__}.{cls.__qualname__}>", "exec"), helpers)
+    init = helpers["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+_NO_DEFAULT = object()
+
+
+class Record(metaclass=RecordType):
+    """A mutable record: equal when the same class holds equal fields; unhashable, like a dataclass with eq."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+    DEFAULTS: ClassVar[dict[str, object]] = {}
 
     def _values(self) -> tuple:
         return self._field_values(self)
@@ -45,17 +147,16 @@ class Record:
     def __repr__(self) -> str:
         return f"{type(self).__qualname__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self.FIELDS)})"
 
+    def replace(self, **changes: object):
+        """A copy with some fields changed (dataclasses.replace), made through `__init__`."""
+        unknown = changes.keys() - set(self.FIELDS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(unknown))}")
+        return type(self)(**dict(zip(self.FIELDS, self._field_values(self)), **changes))
+
 
 class FrozenRecord(Record):
-    """An immutable, hashable record (a frozen dataclass). Its `__init__` sets fields with object.__setattr__
-    or `_assign`; copies and pickles are made through `__init__`, which takes the fields in FIELDS order."""
-
-    __slots__ = ()
-
-    def _assign(self, *values: object) -> None:
-        """Set every field, in FIELDS order (for a written `__init__`)."""
-        for name, value in zip(self.FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
+    """An immutable, hashable record (a frozen dataclass). Copies and pickles are made through `__init__`."""
 
     def __reduce__(self):
         return type(self), self._values()
