@@ -98,7 +98,7 @@ def _loads(node: ast.AST) -> tuple[set[str], set[str]]:
             continue
         if type(sub) is ast.Attribute:
             attributes.add(sub.attr)
-        for field in sub.FIELDS:
+        for field in sub._fields:
             value = getattr(sub, field, None)
             if isinstance(value, list):
                 stack.extend(item for item in value if isinstance(item, ast.AST))
