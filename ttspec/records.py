@@ -22,6 +22,7 @@ never instantiates cost nothing, and later instances are made as fast as by a wr
 from __future__ import annotations
 
 from operator import attrgetter
+from types import CodeType, FunctionType
 from typing import ClassVar
 
 
@@ -93,38 +94,48 @@ def _first_init(cls: type):
 
 
 def _compile_init(cls: type):
-    """The class's `__init__`, as a dataclass's: `def __init__(self, a, b=<default>): self.a = a ...`. A frozen
-    record's fields are set through their slots' descriptors, past its `__setattr__`."""
-    frozen = issubclass(cls, FrozenRecord)
+    """The class's `__init__`, as a dataclass's: `def __init__(self, a, b=<default>): self.a = a ...`; a frozen
+    record's fields are set through their slots' descriptors, past its `__setattr__`. Records of one shape
+    (field count, which are fresh(), frozen, with `__post_init__`) share bytecode: it is compiled once per
+    shape with placeholder names, and each class's copy renames parameters and attributes to its fields and
+    takes its defaults (which are the function's, not its code's)."""
+    defaults = [cls.DEFAULTS.get(field, _NO_DEFAULT) for field in cls.FIELDS]
+    made_fresh = tuple(isinstance(default, fresh) for default in defaults)
+    shape = (issubclass(cls, FrozenRecord), hasattr(cls, "__post_init__"), made_fresh)
+    template = _TEMPLATES.get(shape) or _TEMPLATES.setdefault(shape, _template(*shape))
+    names = {f"f{i}": field for i, field in enumerate(cls.FIELDS)}
+    qualname = f"{cls.__qualname__}.__init__"
+    code = template.replace(co_varnames=("self", *cls.FIELDS),
+                            co_names=tuple(names.get(name, name) for name in template.co_names),
+                            co_qualname=qualname, co_filename=f"<record {cls.__module__}.{cls.__qualname__}>")
     helpers: dict[str, object] = {}
-    params, body = [], []
-    for field in cls.FIELDS:
-        default = cls.DEFAULTS.get(field, _NO_DEFAULT)
-        value = field
+    for i, (field, default) in enumerate(zip(cls.FIELDS, defaults)):
+        if shape[0]:
+            helpers[f"__set{i}"] = getattr(cls, field).__set__
         if isinstance(default, fresh):
-            helpers[f"__make_{field}"] = default.make
-            params.append(f"{field}=None")
-            value = f"__make_{field}() if {field} is None else {field}"
-        elif default is not _NO_DEFAULT:
-            helpers[f"__default_{field}"] = default
-            params.append(f"{field}=__default_{field}")
-        else:
-            params.append(field)
-        if frozen:
-            helpers[f"__set_{field}"] = getattr(cls, field).__set__
-            body.append(f"__set_{field}(self, {value})")
-        else:
-            body.append(f"self.{field} = {value}")
-    if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
-    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
-    exec(compile(source, f"<record {cls.__module__}.{cls.__qualname__}>", "exec"), helpers)
-    init = helpers["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
+            helpers[f"__make{i}"] = default.make
+    argdefs = tuple(None if isinstance(d, fresh) else d for d in defaults if d is not _NO_DEFAULT)
+    init = FunctionType(code, helpers, "__init__", argdefs or None)
+    init.__qualname__, init.__module__ = qualname, cls.__module__
     return init
 
 
+def _template(frozen: bool, post_init: bool, made_fresh: tuple[bool, ...]) -> CodeType:
+    """`__init__`'s code for one shape of record, field i named f{i}."""
+    body = []
+    for i, is_fresh in enumerate(made_fresh):
+        value = f"__make{i}() if f{i} is None else f{i}" if is_fresh else f"f{i}"
+        body.append(f"__set{i}(self, {value})" if frozen else f"self.f{i} = {value}")
+    if post_init:
+        body.append("self.__post_init__()")
+    params = "".join(f", f{i}" for i in range(len(made_fresh)))
+    source = f"def __init__(self{params}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
+    namespace: dict[str, object] = {}
+    exec(compile(source, "<record>", "exec"), namespace)
+    return namespace["__init__"].__code__
+
+
+_TEMPLATES: dict[tuple, CodeType] = {}
 _NO_DEFAULT = object()
 
 
