@@ -197,10 +197,7 @@ def test_replace_changes_fields_as_dataclasses_replace():
         Shape("box").replace(kind="cone")  # through __init__, so __post_init__ checks the copy too
 
 
-def test_records_are_slotted_and_a_subclass_gets_its_own_init():
-    assert not hasattr(Point(1, 2.0), "__dict__") and not hasattr(Cell(1), "__dict__")
-    with pytest.raises(AttributeError):
-        Cell(1).other = 2  # no such field
+def test_a_subclass_gets_its_own_init():
     Base(1)  # the base's __init__ compiled first must not serve its subclass
     assert Derived(1, "a").name == "a" and Base.__init__ is not Derived.__init__
     d = Derived(1, "a")

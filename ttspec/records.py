@@ -3,20 +3,23 @@ field-wise `==`, a repr, hashing and immutability when frozen, `replace`) at a f
 Python 3.12 compiles each dataclass's methods when the class is created, ~0.3 ms a class (~0.5 ms frozen):
 the ~100 record classes that `ttspec` commands import would cost start-up (budget 0.2 s, issue 19) ~30 ms.
 
-    class Loc(FrozenRecord):
-        file: str
-        line: int
-        col: int
-        length: int = 1           # a default, as in a dataclass
-        notes: list = fresh(list) # omitted or None: a new list per record
+    class Diagnostic(Record):
+        severity: str
+        message: str
+        loc: Loc | None = None           # a default, as in a dataclass
+        notes: list[Note] = fresh(list)  # omitted or None: a new list per record
 
 Fields are the annotations, a base class's first (a field declared again keeps its place), ClassVar ones
 left out; defaults are class attributes, and a field with a default may only be followed by others with one.
-The metaclass makes each field a slot (a third of a dict-backed object's size, and a frozen record's fields
-set faster). All records share one set of methods but `__init__`, which is specialised per class (positional
-or keyword parameters, as a dataclass's) and compiled the first time the class is instantiated: classes a run
-never instantiates cost nothing, and later instances are made as fast as by a written `__init__`. A class's
+All records share one set of methods but `__init__`, which is specialised per class (positional or keyword
+parameters, as a dataclass's) and compiled the first time the class is instantiated: classes a run never
+instantiates cost nothing, and later instances are made as fast as by a written `__init__`. A class's
 `__post_init__`, if it has one, runs after the fields are set. A class may still write its own `__init__`.
+
+Fields live in the instance's dict, not in slots: slots can only be derived from annotations by a metaclass,
+and a class whose type is a metaclass makes every `isinstance` test against it that fails, or that matches
+a base, ~2x slower (C's fast path is for plain `type`); the compiler's walks are chains of such tests. A
+cold command creates ~2,000 records, where slots would save ~0.2 MB.
 """
 
 from __future__ import annotations
@@ -40,34 +43,37 @@ def _is_classvar(annotation: object) -> bool:
     return str(annotation).replace("typing.", "").startswith("ClassVar")
 
 
-class RecordType(type):
-    """Derives a record class's FIELDS, DEFAULTS and `__slots__` from its annotations as the class is made
-    (slots cannot be added to a class once it exists), and gives it the first-call `__init__`."""
-
-    def __new__(mcs, name: str, bases: tuple, namespace: dict, **kwargs):
-        inherited = {field: None for base in reversed(bases) for field in getattr(base, "FIELDS", ())}
-        own = [field for field, annotation in namespace.get("__annotations__", {}).items()
-               if not _is_classvar(annotation)]
-        defaults = {}
-        for base in reversed(bases):
-            defaults.update(getattr(base, "DEFAULTS", {}))
-        for field in own:
-            if field in namespace:  # a slot and a class attribute cannot share a name: the default moves
-                defaults[field] = namespace.pop(field)
-            else:
-                defaults.pop(field, None)  # declared again without one, as a dataclass field
-        namespace.setdefault("__slots__", tuple(field for field in own if field not in inherited))
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
-        cls.FIELDS = fields = (*inherited, *(field for field in own if field not in inherited))
-        cls.DEFAULTS = {field: defaults[field] for field in fields if field in defaults}
-        _check_default_order(cls)
-        # the fields as a tuple, read in C (records are compared and hashed in the compiler's inner loops)
-        cls._field_values = staticmethod(attrgetter(*fields) if len(fields) > 1
-                                         else (lambda record: (getattr(record, fields[0]),)) if fields
-                                         else (lambda record: ()))
-        if "__init__" not in namespace:
-            cls.__init__ = _first_init(cls)
-        return cls
+def _declare(cls: type) -> None:
+    """Derives a record class's FIELDS and DEFAULTS from its annotations, as the class is made, and gives it
+    the first-call `__init__`."""
+    fields: dict[str, None] = {}
+    defaults: dict[str, object] = {}
+    for base in reversed(cls.__mro__[1:]):
+        if "FIELDS" in vars(base):  # a record class, its fields already derived
+            for field in base.FIELDS:
+                fields[field] = None
+                if field in base.DEFAULTS:
+                    defaults[field] = base.DEFAULTS[field]
+                else:
+                    defaults.pop(field, None)
+    namespace = vars(cls)
+    for field, annotation in namespace.get("__annotations__", {}).items():
+        if _is_classvar(annotation):
+            continue
+        fields[field] = None
+        if field in namespace:
+            defaults[field] = namespace[field]
+        else:
+            defaults.pop(field, None)  # declared again without one, as a dataclass field
+    cls.FIELDS = fields = tuple(fields)
+    cls.DEFAULTS = {field: defaults[field] for field in fields if field in defaults}
+    _check_default_order(cls)
+    # the fields as a tuple, read in C (records are compared and hashed in the compiler's inner loops)
+    cls._field_values = staticmethod(attrgetter(*fields) if len(fields) > 1
+                                     else (lambda record: (getattr(record, fields[0]),)) if fields
+                                     else (lambda record: ()))
+    if "__init__" not in namespace:
+        cls.__init__ = _first_init(cls)
 
 
 def _check_default_order(cls: type) -> None:
@@ -95,7 +101,7 @@ def _first_init(cls: type):
 
 def _compile_init(cls: type):
     """The class's `__init__`, as a dataclass's: `def __init__(self, a, b=<default>): self.a = a ...`; a frozen
-    record's fields are set through their slots' descriptors, past its `__setattr__`. Records of one shape
+    record's fields are set with object.__setattr__, past its `__setattr__`. Records of one shape
     (field count, which are fresh(), frozen, with `__post_init__`) share bytecode: it is compiled once per
     shape with placeholder names, and each class's copy renames parameters and attributes to its fields and
     takes its defaults (which are the function's, not its code's)."""
@@ -107,11 +113,10 @@ def _compile_init(cls: type):
     qualname = f"{cls.__qualname__}.__init__"
     code = template.replace(co_varnames=("self", *cls.FIELDS),
                             co_names=tuple(names.get(name, name) for name in template.co_names),
+                            co_consts=tuple(names.get(c, c) if type(c) is str else c for c in template.co_consts),
                             co_qualname=qualname, co_filename=f"<record {cls.__module__}.{cls.__qualname__}>")
-    helpers: dict[str, object] = {}
-    for i, (field, default) in enumerate(zip(cls.FIELDS, defaults)):
-        if shape[0]:
-            helpers[f"__set{i}"] = getattr(cls, field).__set__
+    helpers: dict[str, object] = {"__setattr": object.__setattr__}
+    for i, default in enumerate(defaults):
         if isinstance(default, fresh):
             helpers[f"__make{i}"] = default.make
     argdefs = tuple(None if isinstance(d, fresh) else d for d in defaults if d is not _NO_DEFAULT)
@@ -125,7 +130,7 @@ def _template(frozen: bool, post_init: bool, made_fresh: tuple[bool, ...]) -> Co
     body = []
     for i, is_fresh in enumerate(made_fresh):
         value = f"__make{i}() if f{i} is None else f{i}" if is_fresh else f"f{i}"
-        body.append(f"__set{i}(self, {value})" if frozen else f"self.f{i} = {value}")
+        body.append(f"__setattr(self, 'f{i}', {value})" if frozen else f"self.f{i} = {value}")
     if post_init:
         body.append("self.__post_init__()")
     params = "".join(f", f{i}" for i in range(len(made_fresh)))
@@ -139,11 +144,15 @@ _TEMPLATES: dict[tuple, CodeType] = {}
 _NO_DEFAULT = object()
 
 
-class Record(metaclass=RecordType):
+class Record:
     """A mutable record: equal when the same class holds equal fields; unhashable, like a dataclass with eq."""
 
     FIELDS: ClassVar[tuple[str, ...]] = ()
     DEFAULTS: ClassVar[dict[str, object]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _declare(cls)
 
     def _values(self) -> tuple:
         return self._field_values(self)
