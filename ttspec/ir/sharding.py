@@ -10,14 +10,11 @@ axes (one_chip()), over which nothing is split, no work divided and no collectiv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
-from ..records import Record, fresh
+from ..records import FrozenRecord, Record, fresh
 from .layout import Layout, Placement
 
 
-@dataclass(frozen=True)
-class NodeShard:
+class NodeShard(FrozenRecord):
     """What the sharding pass decided for one node (Node.shard), written only there (passes/shard.py:
     the Planner) and read by the lowering, the activation fusion and the memory model: where its
     parameters live on each mesh axis that placed them, the heads one chip holds of an op that cuts or
@@ -40,7 +37,7 @@ class NodeShard:
         return {placement for _, placement in self.placements}
 
     def placed_on(self, axis: int, placement: Placement) -> NodeShard:
-        return replace(self, placements=tuple((a, p) for a, p in self.placements if a != axis) + ((axis, placement),))
+        return self.replace(placements=tuple((a, p) for a, p in self.placements if a != axis) + ((axis, placement),))
 
 
 NO_SHARD = NodeShard()  # a node the sharding pass left whole (every node before it, and on one chip)
