@@ -11,8 +11,12 @@ from typing import ClassVar
 import pytest
 
 from ttspec.backends.common import pyast
+from ttspec.checkpoints import HFTensor, Rule
+from ttspec.driver import Build, Options
 from ttspec.errors import Diagnostic, Loc, Note
 from ttspec.frontend import ast
+from ttspec.ir.layout import Placement
+from ttspec.ir.sharding import NO_SHARD, NodeShard
 from ttspec.ir.types import TensorType
 from ttspec.records import FrozenRecord, Record, fresh
 from ttspec.targets import BLACKHOLE, BLACKHOLE_P100, TARGETS, Source
@@ -111,8 +115,14 @@ def test_converted_classes_keep_their_dataclass_fields():
     assert TARGETS["galaxy"].FIELDS[:5] == ("name", "arch", "mesh", "dram_per_chip", "description")
     assert BLACKHOLE_P100.cores == Source(110, "cores", BLACKHOLE_P100.cores.source)
     assert BLACKHOLE_P100.clock_hz == BLACKHOLE.clock_hz and BLACKHOLE_P100 != BLACKHOLE
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="ChipSpec has no field speed"):
         BLACKHOLE.replace(speed=Source(1, "x", "y"))
+    assert NodeShard.FIELDS == ("placements", "local_heads", "local_kv_heads", "padded_out")
+    assert NO_SHARD.placed_on(1, Placement.ROW) == NodeShard(((1, Placement.ROW),))
+    assert hash(NO_SHARD) == hash(((), None, None, None))  # as the frozen dataclass hashed
+    assert Rule.FIELDS == ("ours", "hf", "transpose") and HFTensor.FIELDS == ("name", "parts", "transpose")
+    assert Options.FIELDS == ("target", "mesh", "dp", "weights_dtype", "batch", "strategy")
+    assert Build.FIELDS[-2:] == ("strategy_reason", "weighed") and Build(*[None] * 5).weighed == []
 
 
 # ---------------------------------------------------------------- declared by annotations alone
