@@ -36,8 +36,9 @@ system time, which load inflates least:
 Then (branch h-records on 8a6b3cf): one record mechanism (ttspec/records.py: fields, defaults from the
 annotations, `__init__` compiled per shape on a class's first instance) in place of ~400 lines of written
 `__init__`s and `__slots__`, pyast's own records folded in, and five more dataclasses made records. Each
-tree's run of this script, back to back twice, load 2.5 (wall / CPU, ms); and, since a loaded machine moves
-these by +-3 ms, the instructions each command executes (valgrind --tool=callgrind, PYTHONHASHSEED=0):
+tree's run of this script, back to back, load 2.5 (wall / CPU, ms; a second pair read 87/85, 90/88, 104/102,
+149/147 before and 86/85, 86/85, 104/103, 148/146 after); and, since a loaded machine moves these by +-3 ms,
+the instructions each command executes (valgrind --tool=callgrind, PYTHONHASHSEED=0):
 
     command                          before           after          instructions before  after
     ttspec params                    88 / 85          83 / 82          431.3 M    423.2 M  (-1.9%)
