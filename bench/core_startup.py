@@ -33,6 +33,19 @@ system time, which load inflates least:
 
 (On the quiet machine earlier that day, load 0.8, the before column read 168, 177, 190 and 233 ms.)
 
+Then (branch h-records on 8a6b3cf): one record mechanism (ttspec/records.py: fields, defaults from the
+annotations, `__init__` compiled per shape on a class's first instance) in place of ~400 lines of written
+`__init__`s and `__slots__`, pyast's own records folded in, and five more dataclasses made records. Each
+tree's run of this script, back to back, load 2.5 (wall / CPU, ms; a second pair read 87/85, 90/88, 104/102,
+149/147 before and 86/85, 86/85, 104/103, 148/146 after); and, since a loaded machine moves these by +-3 ms,
+the instructions each command executes (valgrind --tool=callgrind, PYTHONHASHSEED=0):
+
+    command                          before           after          instructions before  after
+    ttspec params                    88 / 85          83 / 82          431.3 M    423.2 M  (-1.9%)
+    ttspec check                     89 / 87          84 / 83          434.4 M    426.4 M  (-1.9%)
+    ttspec plan --target galaxy     100 / 100        100 / 99          528.4 M    524.4 M  (-0.8%)
+    ttspec compile --target galaxy  148 / 145        143 / 141         847.5 M    833.6 M  (-1.6%)
+
 What compile's ~175 ms go to now (load 2.4-3.4): the interpreter ~30 ms; importing ~60 ms (-X importtime,
 minimum per module: ttspec's backends/common ~10 ms, ops ~9, ir ~4, analysis ~4, passes ~4, families ~3, the
 front end, elaborator and CLI ~6; Python's inspect, ast, typing, argparse and locale, mostly for the ~50

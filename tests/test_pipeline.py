@@ -223,16 +223,16 @@ def test_sharding_annotations_are_checked_against_the_plan(nano):
         verify_ir(model, one.plan, after="shard")
     ir = PIPELINE.run(nano, Sharding((1, 2)), verify=True)  # tensor parallel over axis 1
     model, node = _sharded_body_node(ir, "linear")
-    node.shard = replace(node.shard, placements=((0, Placement.COLUMN),))
+    node.shard = node.shard.replace(placements=((0, Placement.COLUMN),))
     with pytest.raises(VerifyError, match="which the plan does not split"):
         verify_ir(model, ir.plan, after="shard")
     model, node = _sharded_body_node(ir, "linear")
     wrong = Placement.ROW if node.shard.on(1) == Placement.COLUMN else Placement.COLUMN
-    node.shard = replace(node.shard, placements=((1, wrong),))
+    node.shard = node.shard.replace(placements=((1, wrong),))
     with pytest.raises(VerifyError, match="but the plan places"):
         verify_ir(model, ir.plan, after="shard")
     model, node = _sharded_body_node(ir, "split_qkv_heads")
-    node.shard = replace(node.shard, local_heads=node.attrs.heads + 1)
+    node.shard = node.shard.replace(local_heads=node.attrs.heads + 1)
     with pytest.raises(VerifyError, match="not a whole share"):
         verify_ir(model, ir.plan, after="shard")
 

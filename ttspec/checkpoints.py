@@ -15,13 +15,12 @@ of ttspec.families, whose registry resolves a model's `family` and calls in here
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import ArchError
+from .records import FrozenRecord
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(FrozenRecord):
     """One HF tensor and the ttspec parameter(s) it holds. `ours` are regexes over ttspec names
     (`(\\d+)` captures the layer; `{0}`, `{1}` in `hf` are the captures). Several `ours`: HF's
     tensor is their concatenation, in order, along dim 0 of our [out, in] orientation (Phi-3's
@@ -108,8 +107,7 @@ def check_labels(model, rules: tuple[Rule, ...], other_families: tuple[str, ...]
                         hint=e.diagnostic.hint) from None
 
 
-@dataclass(frozen=True)
-class HFTensor:
+class HFTensor(FrozenRecord):
     """One tensor of an HF checkpoint: our tensors `parts` ((name, shape), in order)
     concatenated along dim 0, stored transposed where `transpose` (matrices only)."""
     name: str

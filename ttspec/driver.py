@@ -4,12 +4,12 @@ Every command and the tests go through here. No torch, no ttnn."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .analysis.interpreters import verify
 from .errors import ArchError, UsageError
+from .records import Record, fresh
 from .targets import TILE, TORCH, TWO_D_MESHES, Strategy, Target, mesh_text
 from .weight_formats import BF16, DTYPES, WeightFormats
 
@@ -34,8 +34,7 @@ def load_model(path: str | Path) -> Model:
     return model
 
 
-@dataclass
-class Options:
+class Options(Record):
     """Everything a target program depends on besides the spec."""
 
     target: Target
@@ -46,8 +45,7 @@ class Options:
     strategy: Strategy | None = None  # tensor parallelism "1d" or "2d" (both mesh axes); None: the planner chooses
 
 
-@dataclass
-class Build:
+class Build(Record):
     """The pipeline's result for a TT-NN target: the lowered (and, on a mesh, sharded) model,
     its sharding plan, and its memory model (what one chip holds; ttspec/analysis/memory.py)."""
 
@@ -57,7 +55,7 @@ class Build:
     shard_plan: ShardPlan  # one chip: a 1x1 mesh with no axes
     memory: Memory
     strategy_reason: str = ""  # why the planner chose this plan's strategy over the other (choose_strategy)
-    weighed: list[Build] = field(default_factory=list)  # the other strategies' builds choose_strategy weighed
+    weighed: list[Build] = fresh(list)  # the other strategies' builds choose_strategy weighed
 
     @property
     def weight_bytes(self) -> int:

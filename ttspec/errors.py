@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .records import FrozenRecord, Record
+from .records import FrozenRecord, Record, fresh
 
 
 class Loc(FrozenRecord):
     """A position in a source file; `length` is how many characters to underline."""
 
-    __slots__ = ("file", "line", "col", "length")
     file: str
     line: int
     col: int
-    length: int
-
-    def __init__(self, file: str, line: int, col: int, length: int = 1) -> None:
-        object.__setattr__(self, "file", file)
-        object.__setattr__(self, "line", line)
-        object.__setattr__(self, "col", col)
-        object.__setattr__(self, "length", length)
+    length: int = 1
 
     def __str__(self) -> str:
         # a file name with a line break would split the `file:line:col: error:` prefix over two lines
@@ -30,32 +23,18 @@ class Loc(FrozenRecord):
 class Note(Record):
     """A secondary line under a diagnostic, optionally pointing at its own place."""
 
-    __slots__ = ("message", "loc")
     message: str
-    loc: Loc | None
-
-    def __init__(self, message: str, loc: Loc | None = None) -> None:
-        self.message = message
-        self.loc = loc
+    loc: Loc | None = None
 
 
 class Diagnostic(Record):
     """An error or warning as printed: message, place (file:line:col), hint, notes."""
 
-    __slots__ = ("severity", "message", "loc", "hint", "notes")
     severity: str  # "error" or "warning"
     message: str
-    loc: Loc | None
-    hint: str | None
-    notes: list[Note]
-
-    def __init__(self, severity: str, message: str, loc: Loc | None = None, hint: str | None = None,
-                 notes: list[Note] | None = None) -> None:
-        self.severity = severity
-        self.message = message
-        self.loc = loc
-        self.hint = hint
-        self.notes = [] if notes is None else notes
+    loc: Loc | None = None
+    hint: str | None = None
+    notes: list[Note] = fresh(list)
 
     def render(self, sources: SourceCache | None = None) -> str:
         sources = sources or SourceCache()

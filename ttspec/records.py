@@ -1,36 +1,158 @@
-"""Plain records for the classes a cold start creates at import: what @dataclass gives them (field-wise `==`,
-a repr, hashing when frozen), without generating and compiling methods at import. Python 3.12 compiles each
-dataclass's methods separately, ~0.3 ms a class (~0.5 ms frozen): the ~50 record classes that every `ttspec`
-command imports cost its start-up (budget 0.2 s, issue 19) ~20 ms that way.
+"""Records: classes declared by their annotations alone, with what @dataclass gives them (an `__init__`,
+field-wise `==`, a repr, hashing and immutability when frozen, `replace`) at a fraction of its cost at import.
+Python 3.12 compiles each dataclass's methods when the class is created, ~0.3 ms a class (~0.5 ms frozen):
+the ~100 record classes that `ttspec` commands import would cost start-up (budget 0.2 s, issue 19) ~30 ms.
 
-A record class lists its fields as annotations (a base class's first, as in a dataclass), names them in
-`__slots__` and writes its own `__init__`; FIELDS, equality, repr and hash follow from the annotations.
+    class Diagnostic(Record):
+        severity: str
+        message: str
+        loc: Loc | None = None           # a default, as in a dataclass
+        notes: list[Note] = fresh(list)  # omitted or None: a new list per record
+
+Fields are the annotations, a base class's first (a field declared again keeps its place), ClassVar ones
+left out; defaults are class attributes, and a field with a default may only be followed by others with one.
+All records share one set of methods but `__init__`, which is specialised per class (positional or keyword
+parameters, as a dataclass's) and compiled the first time the class is instantiated: classes a run never
+instantiates cost nothing, and later instances are made as fast as by a written `__init__`. A class's
+`__post_init__`, if it has one, runs after the fields are set. A class may still write its own `__init__`.
+
+Fields live in the instance's dict, not in slots: slots can only be derived from annotations by a metaclass,
+and a class whose type is a metaclass makes every `isinstance` test against it that fails, or that matches
+a base, ~2x slower (C's fast path is for plain `type`); the compiler's walks are chains of such tests. A
+cold command creates ~2,000 records, where slots would save ~0.2 MB.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from operator import attrgetter
+from types import CodeType, FunctionType
 from typing import ClassVar
+
+
+class fresh:  # noqa: N801 -- used as a value in declarations, like dataclasses.field
+    """The default of a field that holds a new mutable value per record: `fresh(list)`. None passed for
+    it, as the records' hand-written initialisers took, also makes a new one."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make) -> None:
+        self.make = make
+
+
+def _is_classvar(annotation: object) -> bool:
+    return str(annotation).replace("typing.", "").startswith("ClassVar")
+
+
+def _declare(cls: type) -> None:
+    """Derives a record class's FIELDS and DEFAULTS from its annotations, as the class is made, and gives it
+    the first-call `__init__`."""
+    fields: dict[str, None] = {}
+    defaults: dict[str, object] = {}
+    for base in reversed(cls.__mro__[1:]):
+        if "FIELDS" in vars(base):  # a record class, its fields already derived
+            for field in base.FIELDS:
+                fields[field] = None
+                if field in base.DEFAULTS:
+                    defaults[field] = base.DEFAULTS[field]
+                else:
+                    defaults.pop(field, None)
+    namespace = vars(cls)
+    for field, annotation in namespace.get("__annotations__", {}).items():
+        if _is_classvar(annotation):
+            continue
+        fields[field] = None
+        if field in namespace:
+            defaults[field] = namespace[field]
+        else:
+            defaults.pop(field, None)  # declared again without one, as a dataclass field
+    cls.FIELDS = fields = tuple(fields)
+    cls.DEFAULTS = {field: defaults[field] for field in fields if field in defaults}
+    _check_default_order(cls)
+    # the fields as a tuple, read in C (records are compared and hashed in the compiler's inner loops)
+    cls._field_values = staticmethod(attrgetter(*fields) if len(fields) > 1
+                                     else (lambda record: (getattr(record, fields[0]),)) if fields
+                                     else (lambda record: ()))
+    if "__init__" not in namespace:
+        cls.__init__ = _first_init(cls)
+
+
+def _check_default_order(cls: type) -> None:
+    """A dataclass's rule: a positional parameter cannot follow one with a default."""
+    seen_default = None
+    for field in cls.FIELDS:
+        if field in cls.DEFAULTS:
+            seen_default = field
+        elif seen_default is not None:
+            raise TypeError(f"non-default argument {field!r} follows default argument {seen_default!r} "
+                            f"in record {cls.__qualname__}")
+
+
+def _first_init(cls: type):
+    """An `__init__` that compiles the class's own on its first call, installs it and runs it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        init = _compile_init(cls)
+        cls.__init__ = init
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
+def _compile_init(cls: type):
+    """The class's `__init__`, as a dataclass's: `def __init__(self, a, b=<default>): self.a = a ...`; a frozen
+    record's fields are set with object.__setattr__, past its `__setattr__`. Records of one shape
+    (field count, which are fresh(), frozen, with `__post_init__`) share bytecode: it is compiled once per
+    shape with placeholder names, and each class's copy renames parameters and attributes to its fields and
+    takes its defaults (which are the function's, not its code's)."""
+    defaults = [cls.DEFAULTS.get(field, _NO_DEFAULT) for field in cls.FIELDS]
+    made_fresh = tuple(isinstance(default, fresh) for default in defaults)
+    shape = (issubclass(cls, FrozenRecord), hasattr(cls, "__post_init__"), made_fresh)
+    template = _TEMPLATES.get(shape) or _TEMPLATES.setdefault(shape, _template(*shape))
+    names = {f"f{i}": field for i, field in enumerate(cls.FIELDS)}
+    qualname = f"{cls.__qualname__}.__init__"
+    code = template.replace(co_varnames=("self", *cls.FIELDS),
+                            co_names=tuple(names.get(name, name) for name in template.co_names),
+                            co_consts=tuple(names.get(c, c) if type(c) is str else c for c in template.co_consts),
+                            co_qualname=qualname, co_filename=f"<record {cls.__module__}.{cls.__qualname__}>")
+    helpers: dict[str, object] = {"__setattr": object.__setattr__}
+    for i, default in enumerate(defaults):
+        if isinstance(default, fresh):
+            helpers[f"__make{i}"] = default.make
+    argdefs = tuple(None if isinstance(d, fresh) else d for d in defaults if d is not _NO_DEFAULT)
+    init = FunctionType(code, helpers, "__init__", argdefs or None)
+    init.__qualname__, init.__module__ = qualname, cls.__module__
+    return init
+
+
+def _template(frozen: bool, post_init: bool, made_fresh: tuple[bool, ...]) -> CodeType:
+    """`__init__`'s code for one shape of record, field i named f{i}."""
+    body = []
+    for i, is_fresh in enumerate(made_fresh):
+        value = f"__make{i}() if f{i} is None else f{i}" if is_fresh else f"f{i}"
+        body.append(f"__setattr(self, 'f{i}', {value})" if frozen else f"self.f{i} = {value}")
+    if post_init:
+        body.append("self.__post_init__()")
+    params = "".join(f", f{i}" for i in range(len(made_fresh)))
+    source = f"def __init__(self{params}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
+    namespace: dict[str, object] = {}
+    exec(compile(source, "<record>", "exec"), namespace)
+    return namespace["__init__"].__code__
+
+
+_TEMPLATES: dict[tuple, CodeType] = {}
+_NO_DEFAULT = object()
 
 
 class Record:
     """A mutable record: equal when the same class holds equal fields; unhashable, like a dataclass with eq."""
 
-    __slots__ = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
-    _field_values: ClassVar[Callable[[Record], tuple]]
+    DEFAULTS: ClassVar[dict[str, object]] = {}
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        cls.FIELDS = tuple(name for klass in reversed(cls.__mro__)
-                           for name, annotation in vars(klass).get("__annotations__", {}).items()
-                           if not str(annotation).replace("typing.", "").startswith("ClassVar"))
-        # the fields as a tuple, read in C (records are compared and hashed in the compiler's inner loops)
-        fields = cls.FIELDS
-        cls._field_values = staticmethod(attrgetter(*fields) if len(fields) > 1
-                                         else (lambda record: (getattr(record, fields[0]),)) if fields
-                                         else (lambda record: ()))
+        _declare(cls)
 
     def _values(self) -> tuple:
         return self._field_values(self)
@@ -45,17 +167,16 @@ class Record:
     def __repr__(self) -> str:
         return f"{type(self).__qualname__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self.FIELDS)})"
 
+    def replace(self, **changes: object):
+        """A copy with some fields changed (dataclasses.replace), made through `__init__`."""
+        unknown = changes.keys() - set(self.FIELDS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(unknown))}")
+        return type(self)(**dict(zip(self.FIELDS, self._field_values(self)), **changes))
+
 
 class FrozenRecord(Record):
-    """An immutable, hashable record (a frozen dataclass). Its `__init__` sets fields with object.__setattr__
-    or `_assign`; copies and pickles are made through `__init__`, which takes the fields in FIELDS order."""
-
-    __slots__ = ()
-
-    def _assign(self, *values: object) -> None:
-        """Set every field, in FIELDS order (for a written `__init__`)."""
-        for name, value in zip(self.FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
+    """An immutable, hashable record (a frozen dataclass). Copies and pickles are made through `__init__`."""
 
     def __reduce__(self):
         return type(self), self._values()

@@ -19,13 +19,9 @@ P100_DRAM = 7 * 4_277_141_376
 class Source(FrozenRecord):
     """Where a hardware constant comes from (a public page or repository path)."""
 
-    __slots__ = ("value", "unit", "source")
     value: float
     unit: str
     source: str
-
-    def __init__(self, value: float, unit: str, source: str) -> None:
-        self._assign(value, unit, source)
 
 
 class ChipSpec(FrozenRecord):
@@ -33,8 +29,6 @@ class ChipSpec(FrozenRecord):
     `ttspec report --json` prints them. Specifications and single-op micro-benchmarks only,
     never fitted to end-to-end model results."""
 
-    __slots__ = ("arch", "cores", "clock_hz", "matmul_flops_per_cycle", "dram_bandwidth", "l1_bytes",
-                 "op_overhead_traced_s", "op_overhead_eager_s", "ccl_dispatch_s", "pcie_bandwidth")
     arch: str
     cores: Source  # Tensix cores ttnn's matmuls use (the compute grid)
     clock_hz: Source
@@ -45,19 +39,6 @@ class ChipSpec(FrozenRecord):
     op_overhead_eager_s: Source  # per op when the host dispatches each op
     ccl_dispatch_s: Source  # dispatch of one CCL op (on top of its measured kernel time)
     pcie_bandwidth: Source  # host <-> chip, bytes/s: the logits a forward pass returns to the host
-
-    def __init__(self, arch: str, cores: Source, clock_hz: Source, matmul_flops_per_cycle: Source,
-                 dram_bandwidth: Source, l1_bytes: Source, op_overhead_traced_s: Source, op_overhead_eager_s: Source,
-                 ccl_dispatch_s: Source, pcie_bandwidth: Source) -> None:
-        self._assign(arch, cores, clock_hz, matmul_flops_per_cycle, dram_bandwidth, l1_bytes, op_overhead_traced_s,
-                     op_overhead_eager_s, ccl_dispatch_s, pcie_bandwidth)
-
-    def replace(self, **changes: Source) -> ChipSpec:
-        """A copy with some constants changed (dataclasses.replace)."""
-        unknown = set(changes) - set(self.FIELDS)
-        if unknown:
-            raise TypeError(f"ChipSpec has no field {', '.join(sorted(unknown))}")
-        return ChipSpec(*(changes.get(name, getattr(self, name)) for name in self.FIELDS))
 
     def constants(self) -> dict:
         return {name: {"value": getattr(self, name).value, "unit": getattr(self, name).unit,
@@ -131,15 +112,11 @@ class CollectiveModel(FrozenRecord):
     link at the rate measured (tt-metal tech_reports/CCLs/results/SUMMARY_wormhole_b0_bfloat16_6144.md,
     single-op micro-benchmarks; `kernel_time` lines). `traffic(n)`: the factor on the input bytes."""
 
-    __slots__ = ("startup_s", "per_hop_s", "hops", "rate", "traffic")
     startup_s: float
     per_hop_s: float
     hops: str  # "n-1" (line) or "n/2" (ring)
     rate: float  # B/s
     traffic: str  # "n-1", "(n-1)/n" or "2(n-1)/n"
-
-    def __init__(self, startup_s: float, per_hop_s: float, hops: str, rate: float, traffic: str) -> None:
-        self._assign(startup_s, per_hop_s, hops, rate, traffic)
 
     def time(self, n: int, input_bytes: int) -> float:
         if n <= 1:
@@ -174,21 +151,15 @@ ETHERNET_LINE_RATES = {"wormhole_b0": ETHERNET_LINE_RATE,
 class Target(FrozenRecord):
     """A compile target: its chip, mesh, DRAM and the models of its costs."""
 
-    __slots__ = ("name", "arch", "mesh", "dram_per_chip", "description", "ring_axes", "wiring", "chip_spec", "grid")
     name: str
     arch: str
     mesh: tuple[int, int]
     dram_per_chip: int
     description: str
-    ring_axes: tuple[int, ...]  # mesh axes whose ends are wired together (a ring collective closes)
-    wiring: str
-    chip_spec: ChipSpec | None  # when the board differs from its arch's ChipSpec
-    grid: tuple[int, int] | None  # how the chips are wired when that differs from the mesh programs open
-
-    def __init__(self, name: str, arch: str, mesh: tuple[int, int], dram_per_chip: int, description: str,
-                 ring_axes: tuple[int, ...] = (), wiring: str = "", chip_spec: ChipSpec | None = None,
-                 grid: tuple[int, int] | None = None) -> None:
-        self._assign(name, arch, mesh, dram_per_chip, description, ring_axes, wiring, chip_spec, grid)
+    ring_axes: tuple[int, ...] = ()  # mesh axes whose ends are wired together (a ring collective closes)
+    wiring: str = ""
+    chip_spec: ChipSpec | None = None  # when the board differs from its arch's ChipSpec
+    grid: tuple[int, int] | None = None  # how the chips are wired when that differs from the mesh programs open
 
     @property
     def single_chip(self) -> bool:

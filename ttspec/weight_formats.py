@@ -7,7 +7,7 @@ biases stay bf16 (see analysis/memory.py)."""
 from __future__ import annotations
 
 from .errors import UsageError, did_you_mean
-from .records import FrozenRecord
+from .records import FrozenRecord, fresh
 
 DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
 
@@ -15,12 +15,8 @@ DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
 class WeightFormats(FrozenRecord):
     """The weight dtype of each kind of matrix (`--weights-dtype`), with a default."""
 
-    __slots__ = ("default", "by_kind")
-    default: str
-    by_kind: dict[str, str]
-
-    def __init__(self, default: str = "bf16", by_kind: dict[str, str] | None = None) -> None:
-        self._assign(default, {} if by_kind is None else by_kind)
+    default: str = "bf16"
+    by_kind: dict[str, str] = fresh(dict)
 
     def __hash__(self) -> int:  # by value, as == compares (by_kind is a dict)
         return hash((self.default, tuple(sorted(self.by_kind.items()))))

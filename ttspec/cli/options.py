@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from ..records import FrozenRecord
+from ..records import FrozenRecord, fresh
 from ..targets import (
     COMPILE_TARGETS,
     DEFAULT_TARGET,
@@ -150,12 +150,8 @@ class Option(FrozenRecord):
     """One option: its flags and how it parses. `add` puts it on a command's parser with that
     command's help (and default, where the command has one)."""
 
-    __slots__ = ("flags", "settings")
     flags: tuple[str, ...]
-    settings: dict
-
-    def __init__(self, flags: tuple[str, ...], settings: dict | None = None) -> None:
-        self._assign(flags, {} if settings is None else settings)
+    settings: dict = fresh(dict)
 
     def add(self, parser: argparse.ArgumentParser, help: str | None = None, **overrides) -> None:
         settings = dict(self.settings, **overrides)

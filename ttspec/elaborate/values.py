@@ -50,47 +50,28 @@ KEYWORDS = {"model", "let", "input", "output", "block", "kind", "return", "if", 
 class Tensor(FrozenRecord):
     """A tensor value during elaboration: its graph node and type."""
 
-    __slots__ = ("node", "type")
     node: str
     type: TensorType
-
-    def __init__(self, node: str, type: TensorType) -> None:
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "type", type)
 
 
 class Sym(FrozenRecord):
     """A symbolic dim bound by unification (e.g. `seq`); usable in shapes, not in arithmetic."""
 
-    __slots__ = ("name",)
     name: str
-
-    def __init__(self, name: str) -> None:
-        object.__setattr__(self, "name", name)
 
 
 class ModuleRef(FrozenRecord):
     """A reference to a module (a labelled block instance) by path."""
 
-    __slots__ = ("path", "graph_id")
     path: str
     graph_id: int
-
-    def __init__(self, path: str, graph_id: int) -> None:
-        object.__setattr__(self, "path", path)
-        object.__setattr__(self, "graph_id", graph_id)
 
 
 class Binding(Record):
     """A name's value in a scope, with where it was written."""
 
-    __slots__ = ("value", "origin")
     value: object
     origin: Loc | None  # where the value was first written down, for notes in errors
-
-    def __init__(self, value: object, origin: Loc | None) -> None:
-        self.value = value
-        self.origin = origin
 
 
 def describe(value) -> str:
@@ -173,13 +154,8 @@ def is_stdlib(file: str) -> bool:
 class BlockEntry(Record):
     """A defined block and the scope of the file that defined it."""
 
-    __slots__ = ("defn", "scope")
     defn: ast.BlockDef
     scope: Scope  # the global scope of the file that defined it (lexical scoping)
-
-    def __init__(self, defn: ast.BlockDef, scope: Scope) -> None:
-        self.defn = defn
-        self.scope = scope
 
 
 def join_path(a: str, b: str) -> str:

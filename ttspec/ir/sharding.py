@@ -10,14 +10,11 @@ axes (one_chip()), over which nothing is split, no work divided and no collectiv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
-from ..records import Record
+from ..records import FrozenRecord, Record, fresh
 from .layout import Layout, Placement
 
 
-@dataclass(frozen=True)
-class NodeShard:
+class NodeShard(FrozenRecord):
     """What the sharding pass decided for one node (Node.shard), written only there (passes/shard.py:
     the Planner) and read by the lowering, the activation fusion and the memory model: where its
     parameters live on each mesh axis that placed them, the heads one chip holds of an op that cuts or
@@ -40,49 +37,34 @@ class NodeShard:
         return {placement for _, placement in self.placements}
 
     def placed_on(self, axis: int, placement: Placement) -> NodeShard:
-        return replace(self, placements=tuple((a, p) for a, p in self.placements if a != axis) + ((axis, placement),))
+        return self.replace(placements=tuple((a, p) for a, p in self.placements if a != axis) + ((axis, placement),))
 
 
 NO_SHARD = NodeShard()  # a node the sharding pass left whole (every node before it, and on one chip)
 
 
 class Collective(Record):
-    __slots__ = ("node", "op", "dim", "axis", "source", "reason", "variant")
     node: str  # the inserted node's id
     op: str
     dim: int
     axis: int
     source: str  # the value it converts
     reason: str
-    variant: int  # inside a repeat whose layers differ: the variant (ir.graph.layer_variants) it belongs to
-
-    def __init__(self, node: str, op: str, dim: int, axis: int, source: str, reason: str, variant: int = 0) -> None:
-        self.node, self.op, self.dim, self.axis, self.source, self.reason = node, op, dim, axis, source, reason
-        self.variant = variant
+    variant: int = 0  # inside a repeat whose layers differ: the variant (ir.graph.layer_variants) it belongs to
 
 
 class AxisPlan(Record):
     """What one mesh axis does: the layout of every value and the placement of every parameter over
     the devices along it."""
 
-    __slots__ = ("axis", "devices", "role", "residual", "placements", "kv_copies", "padded_rows", "layouts")
     axis: int | None  # None only in one chip's stand-in (ShardPlan.primary)
     devices: int
     role: str  # TENSOR_PARALLEL or HIDDEN_SIDE (see plan_sharding)
     residual: Layout  # the residual stream over this axis: split on hidden, or replicated
-    placements: dict[str, Placement]  # param name (per layer) -> placement
-    kv_copies: dict[str, int]  # copied K/V params -> devices holding each head
-    padded_rows: dict[str, int]  # vocab-split params -> rows after zero padding
-    layouts: dict[str, Layout]
-
-    def __init__(self, axis: int | None, devices: int, role: str, residual: Layout,
-                 placements: dict[str, Placement] | None = None, kv_copies: dict[str, int] | None = None,
-                 padded_rows: dict[str, int] | None = None, layouts: dict[str, Layout] | None = None) -> None:
-        self.axis, self.devices, self.role, self.residual = axis, devices, role, residual
-        self.placements = {} if placements is None else placements
-        self.kv_copies = {} if kv_copies is None else kv_copies
-        self.padded_rows = {} if padded_rows is None else padded_rows
-        self.layouts = {} if layouts is None else layouts
+    placements: dict[str, Placement] = fresh(dict)  # param name (per layer) -> placement
+    kv_copies: dict[str, int] = fresh(dict)  # copied K/V params -> devices holding each head
+    padded_rows: dict[str, int] = fresh(dict)  # vocab-split params -> rows after zero padding
+    layouts: dict[str, Layout] = fresh(dict)
 
 
 # The roles of a mesh axis. Tensor parallelism (Megatron): column-parallel on complete inputs, row-parallel on
@@ -94,18 +76,11 @@ STRATEGIES = ("1d", "2d")
 
 
 class ShardPlan(Record):
-    __slots__ = ("mesh", "axes", "dp", "collectives", "notes")
     mesh: tuple[int, int]
     axes: list[AxisPlan]  # 1-D: the tensor-parallel axis; 2-D: rows (tensor-parallel), then columns (hidden side)
-    dp: bool  # 1-D: the other mesh axis splits the batch
-    collectives: list[Collective]
-    notes: list[str]
-
-    def __init__(self, mesh: tuple[int, int], axes: list[AxisPlan], dp: bool = False,
-                 collectives: list[Collective] | None = None, notes: list[str] | None = None) -> None:
-        self.mesh, self.axes, self.dp = mesh, axes, dp
-        self.collectives = [] if collectives is None else collectives
-        self.notes = [] if notes is None else notes
+    dp: bool = False  # 1-D: the other mesh axis splits the batch
+    collectives: list[Collective] = fresh(list)
+    notes: list[str] = fresh(list)
 
     @property
     def strategy(self) -> str | None:

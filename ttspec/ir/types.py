@@ -15,13 +15,8 @@ DTYPES = INT_DTYPES + FLOAT_DTYPES
 class TensorType(FrozenRecord):
     """A tensor's dtype and shape (ints and symbolic dims)."""
 
-    __slots__ = ("dtype", "shape")
     dtype: str
     shape: tuple[Dim, ...]
-
-    def __init__(self, dtype: str, shape: tuple[Dim, ...]) -> None:
-        object.__setattr__(self, "dtype", dtype)
-        object.__setattr__(self, "shape", shape)
 
     @property
     def rank(self) -> int:

@@ -268,13 +268,13 @@ class Planner:
             if padded_rows is not None:
                 self.ax.padded_rows[self.prefix + name] = padded_rows
         shard = node.shard.placed_on(self.ax.axis, placement)
-        return replace(node, shard=shard if padded_rows is None else replace(shard, padded_out=padded_rows))
+        return replace(node, shard=shard if padded_rows is None else shard.replace(padded_out=padded_rows))
 
     def hold_heads(self, node: Node, heads: int | None = None, kv_heads: int | None = None) -> Node:
         """The node annotated with the query and KV heads one chip holds of it (None: as before)."""
         shard = node.shard
-        return replace(node, shard=replace(shard, local_heads=shard.local_heads if heads is None else heads,
-                                           local_kv_heads=shard.local_kv_heads if kv_heads is None else kv_heads))
+        return replace(node, shard=shard.replace(local_heads=shard.local_heads if heads is None else heads,
+                                                 local_kv_heads=shard.local_kv_heads if kv_heads is None else kv_heads))
 
     def copy_kv(self, name: str, copies: int) -> None:
         """A K or V projection whose heads are fewer than the devices: each head on `copies` devices."""

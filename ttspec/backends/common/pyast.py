@@ -11,54 +11,15 @@ from __future__ import annotations
 import ast
 import math
 
+from ...records import FrozenRecord
+
 
 # ---------------------------------------------------------------- records
-def record(cls):
-    """A frozen record: fields from the class's annotations in order, defaults from its class
-    attributes. Like a frozen dataclass, but with one shared set of methods (Node) instead of code
-    generated per class, so this module imports in a fraction of the time."""
-    fields = tuple(cls.__dict__.get("__annotations__", {}))
-    cls._fields = tuple(f for base in reversed(cls.__mro__[1:]) for f in getattr(base, "_own_fields", ())) + fields
-    cls._own_fields = fields
-    return cls
-
-
-class Node:
-    _fields: tuple[str, ...] = ()
-
-    def __init__(self, *args, **kwargs):
-        if len(args) > len(self._fields):
-            raise TypeError(f"{type(self).__name__} takes {len(self._fields)} fields")
-        values = dict(zip(self._fields, args), **kwargs)
-        for f in self._fields:
-            if f in values:
-                object.__setattr__(self, f, values.pop(f))
-            elif not hasattr(type(self), f):
-                raise TypeError(f"{type(self).__name__} needs `{f}`")
-        if values:
-            raise TypeError(f"{type(self).__name__} has no field {', '.join(values)}")
-        self.__post_init__()
-
-    def __post_init__(self):
-        pass
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is frozen")
-
-    def _key(self) -> tuple:
-        return tuple(getattr(self, f) for f in self._fields)
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other._key() == self._key()
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._key()))
+class Node(FrozenRecord):
+    """Base of the code tree's nodes: frozen records (ttspec/records.py), fields from annotations."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(repr(getattr(self, f)) for f in self._fields)})"
-
-    def replace(self, **changes):
-        return type(self)(**{f: changes.get(f, getattr(self, f)) for f in self._fields})
+        return f"{type(self).__name__}({', '.join(repr(getattr(self, f)) for f in self.FIELDS)})"
 
 
 # ---------------------------------------------------------------- expressions
@@ -73,18 +34,15 @@ class Expr(Node):
         return Attr(self, name)
 
 
-@record
 class Name(Expr):
     id: str
 
 
-@record
 class Attr(Expr):
     value: Expr
     name: str
 
 
-@record
 class Const(Expr):
     """int, float (finite), str, bool or None."""
 
@@ -101,21 +59,18 @@ class Const(Expr):
         return hash((type(self.value), self.value))
 
 
-@record
 class Call(Expr):
     func: Expr
     args: tuple[Expr, ...] = ()
     kwargs: tuple[tuple[str, Expr], ...] = ()
 
 
-@record
 class BinOp(Expr):
     left: Expr
     op: str  # "+", "-", "*", "/", "//", "%", "@", "**"
     right: Expr
 
 
-@record
 class Chain(Expr):
     """`a + b + c ...`: one left-associative operator over any number of operands, flat (a sum of
     hundreds of terms is no deeper than one of two)."""
@@ -128,13 +83,11 @@ class Chain(Expr):
             raise ValueError("a chain is of a left-associative operator over two or more operands")
 
 
-@record
 class Subscript(Expr):
     value: Expr
     index: Expr
 
 
-@record
 class Slice(Expr):
     """Only as a Subscript's index: `lower:upper`."""
 
@@ -142,29 +95,24 @@ class Slice(Expr):
     upper: Expr | None = None
 
 
-@record
 class Tuple(Expr):
     items: tuple[Expr, ...]
 
 
-@record
 class List(Expr):
     items: tuple[Expr, ...]
 
 
-@record
 class Dict(Expr):
     items: tuple[tuple[Expr, Expr], ...]
 
 
-@record
 class IfExp(Expr):
     body: Expr
     test: Expr
     orelse: Expr
 
 
-@record
 class Comprehension(Expr):
     """`[elt for target in iter]` (a list) or `(elt for target in iter)` (a generator)."""
 
@@ -174,7 +122,6 @@ class Comprehension(Expr):
     generator: bool = False
 
 
-@record
 class FString(Expr):
     """f"...": literal text and interpolated names or attributes."""
 
@@ -208,31 +155,26 @@ class Stmt(Node):
     """Base of the statement nodes."""
 
 
-@record
 class Assign(Stmt):
     target: Expr  # a Name, an Attr, or a Tuple of them
     value: Expr
     comment: str = ""  # a trailing `# comment`
 
 
-@record
 class ExprStmt(Stmt):
     value: Expr
 
 
-@record
 class For(Stmt):
     target: Expr
     iter: Expr
     body: tuple[Stmt, ...]
 
 
-@record
 class Return(Stmt):
     value: Expr
 
 
-@record
 class Comment(Stmt):
     text: str
 
@@ -335,7 +277,7 @@ def substitute(node, mapping: dict):
     if not isinstance(node, (Expr, Stmt)):
         return node
     changes = {}
-    for f in node._fields:
+    for f in node.FIELDS:
         value = getattr(node, f)
         new = substitute(value, mapping)
         if new is not value:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from math import ceil
 
 from ....targets import TILE, Target, core_grids
-from ...common.pyast import Node, record
+from ...common.pyast import Node
 from .rules import (
     BLACKHOLE_LM_HEAD_COLUMNS,
     LM_HEAD_COLUMNS_PER_CORE,
@@ -46,7 +46,6 @@ def _width_sharded(rows: int, width: int, cores: int, target: Target) -> Memory:
     return Memory("L1", "WIDTH_SHARDED", grid, (rows, width // cores))
 
 
-@record
 class DecodeMatmul(Node):
     """A decode weight matmul: where its weight lives (`weight`: width-sharded over the DRAM banks), the
     L1 width-sharded layout its input must have (`input`), and the op's own configuration."""
@@ -128,7 +127,6 @@ def decode_matmul_1d(k: int, n: int, weight_format: str, target: Target, *, m: i
     return OpConfig(DRAM, program, compute)
 
 
-@record
 class DecodeNorm(Node):
     """The sharded RMS/layer norm of a [32, width] row block: input and output share `memory`."""
 
@@ -152,7 +150,6 @@ def decode_norm(width: int, target: Target, *, m: int = TILE, cores: int | None 
     return DecodeNorm(memory, OpConfig(memory, program, NORM_KERNEL))
 
 
-@record
 class DecodeSDPA(Node):
     """SDPA decode over the paged/contiguous cache: `heads` is the L1 height-sharded layout of Q (one
     user per core, nlp_create_qkv_heads_decode's output); the op writes DRAM, and `concat_input` is the
@@ -177,7 +174,6 @@ def decode_sdpa(local_heads: int, head_dim: int, users: int, target: Target) -> 
     return DecodeSDPA(L1_HEIGHT_SHARDED, OpConfig(DRAM, program, SDPA_DECODE_KERNEL), concat)
 
 
-@record
 class LMHead(Node):
     """The LM head of one chip as column chunks: chunk i computes columns [starts[i], starts[i] + widths[i])."""
 

@@ -6,7 +6,7 @@ parallelism over `devices` chips (column-parallel QKV, w1/w3 and head; row-paral
 from __future__ import annotations
 
 from ....targets import TILE, Target
-from ...common.pyast import Node, record
+from ...common.pyast import Node
 from .decode import (
     DecodeMatmul,
     DecodeNorm,
@@ -21,7 +21,6 @@ from .decode import (
 from .rules import ConfigError, Precision, Role, performance_preset
 
 
-@record
 class DecodeLayer(Node):
     """The decode configurations of one chip: w3 takes w1's (same shapes, same format)."""
 

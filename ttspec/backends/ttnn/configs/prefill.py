@@ -6,7 +6,7 @@ from __future__ import annotations
 from math import ceil
 
 from ....targets import TILE, Target
-from ...common.pyast import Node, record
+from ...common.pyast import Node
 from .rules import (
     PREFILL_CHUNK_ROWS,
     TILE_BYTES,
@@ -43,7 +43,6 @@ def multicast_l1_bytes(program: Multicast2DMatmul, k_tiles: int, weight_format: 
     return in0 + in1 + out_tiles * TILE_BYTES[output_format] + partials
 
 
-@record
 class PrefillMatmul(Node):
     """A prefill matmul of m rows run as `chunks` chunks of `chunk_rows` (the program reshapes the input
     to [1, chunks, chunk_rows, k]); `l1_bytes` is its circular buffers' estimate per core."""

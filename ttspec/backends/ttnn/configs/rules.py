@@ -19,7 +19,7 @@ against:
 from __future__ import annotations
 
 from ....targets import TILE, Target, core_grids
-from ...common.pyast import Node, record
+from ...common.pyast import Node
 from .values import HIFI2, HIFI2_FP16, HIFI4, LOFI, ComputeKernel
 
 # Bytes of one 32x32 tile per format (bfloat8_b / bfloat4_b: 1024 / 512 B of mantissas + 64 B of shared
@@ -72,7 +72,6 @@ def matmul_kernel(weight_format: str, role: Role | None = None) -> ComputeKernel
     raise ConfigError(f"no compute kernel for weight format {weight_format!r}")
 
 
-@record
 class Precision(Node):
     """One matmul group's weight format and compute kernel."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ...common.pyast import Const, Expr, List, Node, call, name, record
+from ...common.pyast import Const, Expr, List, Node, call, name
 
 Fidelity = Literal["LoFi", "HiFi2", "HiFi3", "HiFi4"]
 FIDELITIES: tuple[Fidelity, ...] = ("LoFi", "HiFi2", "HiFi3", "HiFi4")
@@ -56,7 +56,6 @@ def _grid(config, grid) -> None:
 
 
 # ---------------------------------------------------------------- compute kernel
-@record
 class ComputeKernel(Node):
     """`ttnn.WormholeComputeKernelConfig`: the matrix engine's fidelity (LoFi 1 phase ... HiFi4 4
     phases per multiply), approximate SFPU math, 32-bit accumulation in the destination registers
@@ -97,7 +96,6 @@ NORM_KERNEL = ComputeKernel("HiFi2", math_approx=False, fp32_dest_acc=True, pack
 
 
 # ---------------------------------------------------------------- memory
-@record
 class Memory(Node):
     """`ttnn.MemoryConfig`. Interleaved: pages spread over all banks of `buffer`. Sharded: one
     `shard` (height, width) per core, the cores filling the rectangle `grid` = (x, y) from core (0, 0)
@@ -168,7 +166,6 @@ L1_HEIGHT_SHARDED = Memory("L1", "HEIGHT_SHARDED")
 
 
 # ---------------------------------------------------------------- programs
-@record
 class DRAMShardedMatmul(Node):
     """`MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig`: decode (M = one tile row), weights
     width-sharded over the DRAM banks, the input width-sharded in L1; each worker streams its
@@ -189,7 +186,6 @@ class DRAMShardedMatmul(Node):
                     per_core_N=_int(self.per_core_N), fused_activation=_activation(self.fused_activation))
 
 
-@record
 class Multicast1DMatmul(Node):
     """`MatmulMultiCoreReuseMultiCast1DProgramConfig`: the output's columns split over the grid's
     cores, the input multicast to all of them (`mcast_in0`); batch folded into M."""
@@ -217,7 +213,6 @@ class Multicast1DMatmul(Node):
                     mcast_in0=_bool(self.mcast_in0))
 
 
-@record
 class Multicast2DMatmul(Node):
     """`MatmulMultiCoreReuseMultiCastProgramConfig`: prefill. Output rows split over the grid's y,
     columns over its x; the input multicast along rows, the weight along columns. A long sequence
@@ -246,7 +241,6 @@ class Multicast2DMatmul(Node):
                     fused_activation=_activation(self.fused_activation), fuse_batch=_bool(self.fuse_batch))
 
 
-@record
 class ShardedNormProgram(Node):
     """`LayerNormShardedMultiCoreProgramConfig` (rms_norm and layer_norm on a width-sharded input):
     each core reduces `block_w` tiles of a row block of `block_h` tiles, `subblock_w` at a time."""
@@ -267,7 +261,6 @@ class ShardedNormProgram(Node):
                     block_h=_int(self.block_h), block_w=_int(self.block_w), inplace=_bool(self.inplace))
 
 
-@record
 class SDPAProgram(Node):
     """`SDPAProgramConfig`. Decode: chunk sizes 0 (the op picks them from the cache length). Prefill:
     Q and K are processed in chunks of q_chunk / k_chunk rows (multiples of 32)."""
@@ -293,7 +286,6 @@ class SDPAProgram(Node):
 Program = DRAMShardedMatmul | Multicast1DMatmul | Multicast2DMatmul | ShardedNormProgram | SDPAProgram
 
 
-@record
 class OpConfig(Node):
     """What one op of one mode states: its output memory, its program and its compute kernel.
     `keywords()` are the arguments the op call takes (`memory_config=`, `program_config=`,
