@@ -10,67 +10,30 @@ Issue 19 wants each command under 0.2 s median. Timings measure the machine's lo
 work: run it on a quiet machine, and compare commands with the `python -c pass` floor of the same run.
 Run: .venv/bin/python bench/core_startup.py [--runs N] [--no-torch]
 
-Measured 2026-12-07 on the 2-core machine, load average 2.3 (another session's pytest running), 9 runs,
-`--no-torch`, the merged issue-19 tree before and after its start-up work, back to back:
+Measured 2026-12-07 on the 2-core machine, 9 runs, `--no-torch`, wall median (CPU):
 
-    command                          before    after   (python -c pass: 28 ms)
-    ttspec params                    189 ms   182 ms
-    ttspec check                     191 ms   180 ms
-    ttspec plan --target galaxy      223 ms   196 ms
-    ttspec compile --target galaxy   298 ms   243 ms   still over the budget
+    command                          before issue 19's start-up work    main after it (load 2.0)
+    ttspec params                    168 ms (load 0.8)                  88 ms (87)
+    ttspec check                     177 ms                             88 ms (87)
+    ttspec plan --target galaxy      190 ms                             107 ms (104)
+    ttspec compile --target galaxy   233 ms, over the budget            122 ms (121)
+    python -c pass                    29 ms                             25 ms
 
-Then (same day, branch h-startup on 18315e8): the parser run from lark's pre-compiled tables, the prelude's
-AST shipped, and ~50 classes made records instead of dataclasses. Before (18315e8) and after, 9 runs each,
-interleaved between the two trees, the machine shared by five sessions (load average 2.4); CPU is user +
-system time, which load inflates least:
-
-    command                          wall before  after    CPU before  after
-    ttspec params                      195 ms     108 ms     191 ms    103 ms
-    ttspec check                       191 ms     104 ms     189 ms    103 ms
-    ttspec plan --target galaxy        215 ms     130 ms     211 ms    121 ms
-    ttspec compile --target galaxy     273 ms     176 ms     264 ms    173 ms
-    python -c pass                      31 ms      29 ms      29 ms     28 ms
-
-(On the quiet machine earlier that day, load 0.8, the before column read 168, 177, 190 and 233 ms.)
-
-Then (branch h-records on 8a6b3cf): one record mechanism (ttspec/records.py: fields, defaults from the
-annotations, `__init__` compiled per shape on a class's first instance) in place of ~400 lines of written
-`__init__`s and `__slots__`, pyast's own records folded in, and five more dataclasses made records. Each
-tree's run of this script, back to back, load 2.5 (wall / CPU, ms; a second pair read 87/85, 90/88, 104/102,
-149/147 before and 86/85, 86/85, 104/103, 148/146 after); and, since a loaded machine moves these by +-3 ms,
-the instructions each command executes (valgrind --tool=callgrind, PYTHONHASHSEED=0):
-
-    command                          before           after          instructions before  after
-    ttspec params                    88 / 85          83 / 82          431.3 M    423.2 M  (-1.9%)
-    ttspec check                     89 / 87          84 / 83          434.4 M    426.4 M  (-1.9%)
-    ttspec plan --target galaxy     100 / 100        100 / 99          528.4 M    524.4 M  (-0.8%)
-    ttspec compile --target galaxy  148 / 145        143 / 141         847.5 M    833.6 M  (-1.6%)
-
-What compile's ~175 ms go to now (load 2.4-3.4): the interpreter ~30 ms; importing ~60 ms (-X importtime,
-minimum per module: ttspec's backends/common ~10 ms, ops ~9, ir ~4, analysis ~4, passes ~4, families ~3, the
-front end, elaborator and CLI ~6; Python's inspect, ast, typing, argparse and locale, mostly for the ~50
-dataclasses the ops, IR graph, pass pipeline, backends and cost model still create at import); loading the
-spec ~10 ms (parse ~2, elaborate ~4 with the prelude read back); prepare ~11 ms (both strategies weighed
-from one shared lowering; mostly the passes' and cost model's imports); the backend ~37 ms, of which
-inlining the runtime (`ast` over its modules) ~18 ms and the namer's `symtable` scan ~9 ms; and ~5 ms
-importing tempfile (with shutil, random, bz2, lzma) for the atomic `-o` write in ttspec/output.py.
-
-Then (branch h-rtindex on 1cb2659, where the namer and the inliner shared one `ast` parse of the 19 runtime
-modules): what `ast` finds in the runtime shipped as ttspec/backends/runtime_index.json (make_index.py), so
-the namer's reserved names and the inliner's selection cost ~2.5 ms of a compile instead of ~17 (in process,
-gc paused as the CLI runs: program_globals 12-13 ms -> 1.0-1.6 ms, the check of each runtime file's size and
-CRC-32 against the index included, ~0.6 ms; inline_runtime ~5 ms -> ~1.2 ms), and `-o` written through
-os.open(O_CREAT | O_EXCL) instead of tempfile.mkstemp. Before (1cb2659) and after, 9 runs interleaved
-between the two trees, load average 2.1:
-
-    command                          wall before  after    CPU before  after
-    ttspec compile --target galaxy     169 ms     144 ms     165 ms    142 ms
-    ttspec params                      101 ms     102 ms     100 ms    100 ms
-    python -c pass                      29 ms      29 ms      28 ms     28 ms
-
-(`bench/core_startup.py --runs 9 --no-torch` on each tree, back to back: compile 169 -> 139 ms wall, CPU
-165 -> 131 ms.) Dropping tempfile saved less than its ~5 ms: argparse imports shutil (with bz2 and lzma)
-itself when a parser is built, and `ast` still comes in with inspect, which dataclasses import.
+What took the time, and what replaced it:
+- lark: importing it and building its LALR tables and contextual lexers (~45 ms). The grammar is now
+  compiled by lark ahead of time (ttspec/frontend/make_tables.py -> arch_tables.json) and run by a small
+  LALR driver (frontend/lalr.py); tests/test_parser_tables.py checks the tables are fresh and that every
+  spec and hundreds of broken ones parse, and fail, exactly as under lark.
+- Parsing the standard library's prelude (~6 ms): its AST ships beside it (stdlib/prelude.arch.json).
+- ~100 dataclasses created at import (~0.3-0.5 ms each on Python 3.12, which compiles each one's methods
+  when the class is made): records (ttspec/records.py, declared by annotations, `__init__` compiled on a
+  class's first instance) and NamedTuples (the ops' attribute classes).
+- `compile` reading the runtime modules with `ast` for the namer and the inliner (~17 ms): what it needs
+  from them ships as ttspec/backends/runtime_index.json (backends/common/make_index.py), checked against
+  each file's size and CRC-32 at run time (~0.6 ms).
+- tempfile for the atomic `-o` write (~5 ms with its imports): os.open(O_CREAT | O_EXCL).
+What is left (compile, in process): the interpreter ~25 ms; imports ~45 ms; loading the spec ~10 ms;
+weighing both strategies ~10 ms; lowering, naming, printing and inlining ~25 ms.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ the ~100 record classes that `ttspec` commands import would cost start-up (budge
 
 Fields are the annotations, a base class's first (a field declared again keeps its place), ClassVar ones
 left out; defaults are class attributes, and a field with a default may only be followed by others with one.
-All records share one set of methods but `__init__`, which is specialised per class (positional or keyword
+All records share one set of methods but `__init__`, which is written per class (positional or keyword
 parameters, as a dataclass's) and compiled the first time the class is instantiated: classes a run never
-instantiates cost nothing, and later instances are made as fast as by a written `__init__`. A class's
+instantiates cost nothing (a cold command compiles ~35, ~1.8 ms), and later instances are made as fast as
+by a written `__init__`. A class's
 `__post_init__`, if it has one, runs after the fields are set. A class may still write its own `__init__`.
 
 Fields live in the instance's dict, not in slots: slots can only be derived from annotations by a metaclass,
@@ -25,7 +26,6 @@ cold command creates ~2,000 records, where slots would save ~0.2 MB.
 from __future__ import annotations
 
 from operator import attrgetter
-from types import CodeType, FunctionType
 from typing import ClassVar
 
 
@@ -101,46 +101,31 @@ def _first_init(cls: type):
 
 def _compile_init(cls: type):
     """The class's `__init__`, as a dataclass's: `def __init__(self, a, b=<default>): self.a = a ...`; a frozen
-    record's fields are set with object.__setattr__, past its `__setattr__`. Records of one shape
-    (field count, which are fresh(), frozen, with `__post_init__`) share bytecode: it is compiled once per
-    shape with placeholder names, and each class's copy renames parameters and attributes to its fields and
-    takes its defaults (which are the function's, not its code's)."""
-    defaults = [cls.DEFAULTS.get(field, _NO_DEFAULT) for field in cls.FIELDS]
-    made_fresh = tuple(isinstance(default, fresh) for default in defaults)
-    shape = (issubclass(cls, FrozenRecord), hasattr(cls, "__post_init__"), made_fresh)
-    template = _TEMPLATES.get(shape) or _TEMPLATES.setdefault(shape, _template(*shape))
-    names = {f"f{i}": field for i, field in enumerate(cls.FIELDS)}
-    qualname = f"{cls.__qualname__}.__init__"
-    code = template.replace(co_varnames=("self", *cls.FIELDS),
-                            co_names=tuple(names.get(name, name) for name in template.co_names),
-                            co_consts=tuple(names.get(c, c) if type(c) is str else c for c in template.co_consts),
-                            co_qualname=qualname, co_filename=f"<record {cls.__module__}.{cls.__qualname__}>")
+    record's fields are set with object.__setattr__, past its `__setattr__`; a fresh() field takes a new value
+    when omitted or None. Compiled once per class, on its first instance."""
+    params, body = [], []
     helpers: dict[str, object] = {"__setattr": object.__setattr__}
-    for i, default in enumerate(defaults):
+    for i, field in enumerate(cls.FIELDS):
+        default = cls.DEFAULTS.get(field, _NO_DEFAULT)
+        params.append(field if default is _NO_DEFAULT else f"{field}=__default{i}")
+        if default is not _NO_DEFAULT:
+            helpers[f"__default{i}"] = None if isinstance(default, fresh) else default
+        value = field
         if isinstance(default, fresh):
             helpers[f"__make{i}"] = default.make
-    argdefs = tuple(None if isinstance(d, fresh) else d for d in defaults if d is not _NO_DEFAULT)
-    init = FunctionType(code, helpers, "__init__", argdefs or None)
-    init.__qualname__, init.__module__ = qualname, cls.__module__
+            value = f"__make{i}() if {field} is None else {field}"
+        body.append(f"__setattr(self, {field!r}, {value})" if issubclass(cls, FrozenRecord)
+                    else f"self.{field} = {value}")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    source = f"def __init__(self{''.join(', ' + p for p in params)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
+    namespace: dict[str, object] = {}
+    exec(compile(source, f"<record {cls.__module__}.{cls.__qualname__}>", "exec"), helpers, namespace)
+    init = namespace["__init__"]
+    init.__qualname__, init.__module__ = f"{cls.__qualname__}.__init__", cls.__module__
     return init
 
 
-def _template(frozen: bool, post_init: bool, made_fresh: tuple[bool, ...]) -> CodeType:
-    """`__init__`'s code for one shape of record, field i named f{i}."""
-    body = []
-    for i, is_fresh in enumerate(made_fresh):
-        value = f"__make{i}() if f{i} is None else f{i}" if is_fresh else f"f{i}"
-        body.append(f"__setattr(self, 'f{i}', {value})" if frozen else f"self.f{i} = {value}")
-    if post_init:
-        body.append("self.__post_init__()")
-    params = "".join(f", f{i}" for i in range(len(made_fresh)))
-    source = f"def __init__(self{params}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
-    namespace: dict[str, object] = {}
-    exec(compile(source, "<record>", "exec"), namespace)
-    return namespace["__init__"].__code__
-
-
-_TEMPLATES: dict[tuple, CodeType] = {}
 _NO_DEFAULT = object()
 
 

@@ -258,7 +258,7 @@ def reads(nodes) -> tuple[set[str], set[str]]:
         elif isinstance(node, Node):
             if kind is Attr:
                 attributes.add(node.name)
-            stack.extend(getattr(node, f) for f in node._fields)
+            stack.extend(node._values())
     return names, attributes
 
 
