@@ -228,31 +228,32 @@ def _feed(token: Token, states: list[int], values: list, tables: _Tables):
             return node
 
 
+def _edge(children, end: bool):
+    """(line, column, pos) where the first positioned child's container starts (or, with `end`, where the
+    last one's ends); a token is its own container. None when no child has a position."""
+    for child in (reversed(children) if end else children):
+        if child.__class__ is Tree and not child.meta.empty:
+            m = child.meta
+            return ((m.container_end_line, m.container_end_column, m.container_end_pos) if end
+                    else (m.container_line, m.container_column, m.container_start_pos))
+        if child.__class__ is Token:
+            return (child.end_line, child.end_column, child.end_pos) if end else \
+                (child.line, child.column, child.start_pos)
+    return None
+
+
 def _span(meta: Meta, children: list) -> None:
     """lark's PropagatePositions: a node starts where its first positioned child's container starts and ends
     where its last one's container ends; a node that was inlined keeps its own span and learns its container's
     (a token is its own container)."""
-    for child in children:
-        if child.__class__ is Tree and not child.meta.empty:
-            first = child.meta
-            line, column, start_pos = first.container_line, first.container_column, first.container_start_pos
-            break
-        if child.__class__ is Token:
-            line, column, start_pos = child.line, child.column, child.start_pos
-            break
-    else:
+    start = _edge(children, end=False)
+    if start is None:
         return  # no child has a position: neither has the node (nor its end)
+    line, column, start_pos = start
     if meta.line is None:
         meta.line, meta.column, meta.start_pos, meta.empty = line, column, start_pos, False
     meta.container_line, meta.container_column, meta.container_start_pos = line, column, start_pos
-    for child in reversed(children):
-        if child.__class__ is Tree and not child.meta.empty:
-            last = child.meta
-            line, column, end_pos = last.container_end_line, last.container_end_column, last.container_end_pos
-            break
-        if child.__class__ is Token:
-            line, column, end_pos = child.end_line, child.end_column, child.end_pos
-            break
+    line, column, end_pos = _edge(children, end=True)
     if meta.end_line is None:
         meta.end_line, meta.end_column, meta.end_pos, meta.empty = line, column, end_pos, False
     meta.container_end_line, meta.container_end_column, meta.container_end_pos = line, column, end_pos

@@ -8,7 +8,7 @@ ttnn 0.81.1's Python API (checked with `inspect` and on the mock device, tests/t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...common.pyast import Const, Expr, List, Node, call, name
 
@@ -186,59 +186,58 @@ class DRAMShardedMatmul(Node):
                     per_core_N=_int(self.per_core_N), fused_activation=_activation(self.fused_activation))
 
 
-class Multicast1DMatmul(Node):
-    """`MatmulMultiCoreReuseMultiCast1DProgramConfig`: the output's columns split over the grid's
-    cores, the input multicast to all of them (`mcast_in0`); batch folded into M."""
+class _MulticastMatmul(Node):
+    """What the multicast matmul program configs share: the grid, the blocking of K, the output subblocks
+    and each core's share of the output in tiles."""
 
+    TTNN_CLASS: ClassVar[str]
     grid: tuple[int, int]
     in0_block_w: int
     out_subblock_h: int
     out_subblock_w: int
     per_core_M: int
     per_core_N: int
-    fuse_batch: bool = True
-    mcast_in0: bool = True
     fused_activation: Activation | None = None
 
     def __post_init__(self):
         _grid(self, self.grid)
         _positive(self, "in0_block_w", "out_subblock_h", "out_subblock_w", "per_core_M", "per_core_N")
 
+    def options(self) -> dict[str, Expr]:
+        """The config's own keyword arguments, beside the shared ones."""
+        raise NotImplementedError
+
     def code(self) -> Expr:
-        return call("ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig",
-                    compute_with_storage_grid_size=_grid_size(self.grid), in0_block_w=_int(self.in0_block_w),
-                    out_subblock_h=_int(self.out_subblock_h), out_subblock_w=_int(self.out_subblock_w),
-                    per_core_M=_int(self.per_core_M), per_core_N=_int(self.per_core_N),
-                    fuse_batch=_bool(self.fuse_batch), fused_activation=_activation(self.fused_activation),
-                    mcast_in0=_bool(self.mcast_in0))
+        return call(self.TTNN_CLASS, compute_with_storage_grid_size=_grid_size(self.grid),
+                    in0_block_w=_int(self.in0_block_w), out_subblock_h=_int(self.out_subblock_h),
+                    out_subblock_w=_int(self.out_subblock_w), per_core_M=_int(self.per_core_M),
+                    per_core_N=_int(self.per_core_N), fused_activation=_activation(self.fused_activation),
+                    **self.options())
 
 
-class Multicast2DMatmul(Node):
+class Multicast1DMatmul(_MulticastMatmul):
+    """`MatmulMultiCoreReuseMultiCast1DProgramConfig`: the output's columns split over the grid's
+    cores, the input multicast to all of them (`mcast_in0`); batch folded into M."""
+
+    TTNN_CLASS = "ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig"
+    fuse_batch: bool = True
+    mcast_in0: bool = True
+
+    def options(self) -> dict[str, Expr]:
+        return {"fuse_batch": _bool(self.fuse_batch), "mcast_in0": _bool(self.mcast_in0)}
+
+
+class Multicast2DMatmul(_MulticastMatmul):
     """`MatmulMultiCoreReuseMultiCastProgramConfig`: prefill. Output rows split over the grid's y,
     columns over its x; the input multicast along rows, the weight along columns. A long sequence
     is folded into chunks of `per_core_M * 32 * grid_y` rows that run as a batch (fuse_batch off)."""
 
-    grid: tuple[int, int]
-    in0_block_w: int
-    out_subblock_h: int
-    out_subblock_w: int
-    per_core_M: int
-    per_core_N: int
+    TTNN_CLASS = "ttnn.MatmulMultiCoreReuseMultiCastProgramConfig"
     fuse_batch: bool = False
     transpose_mcast: bool = False
-    fused_activation: Activation | None = None
 
-    def __post_init__(self):
-        _grid(self, self.grid)
-        _positive(self, "in0_block_w", "out_subblock_h", "out_subblock_w", "per_core_M", "per_core_N")
-
-    def code(self) -> Expr:
-        return call("ttnn.MatmulMultiCoreReuseMultiCastProgramConfig",
-                    compute_with_storage_grid_size=_grid_size(self.grid), in0_block_w=_int(self.in0_block_w),
-                    out_subblock_h=_int(self.out_subblock_h), out_subblock_w=_int(self.out_subblock_w),
-                    per_core_M=_int(self.per_core_M), per_core_N=_int(self.per_core_N),
-                    transpose_mcast=_bool(self.transpose_mcast),
-                    fused_activation=_activation(self.fused_activation), fuse_batch=_bool(self.fuse_batch))
+    def options(self) -> dict[str, Expr]:
+        return {"transpose_mcast": _bool(self.transpose_mcast), "fuse_batch": _bool(self.fuse_batch)}
 
 
 class ShardedNormProgram(Node):
