@@ -194,7 +194,7 @@ def test_configs_render_as_ttnn_constructors():
     assert "ttnn.CoreCoord(11, 0)" in _rendered(mm.weight)
     assert _rendered(mm.op.memory) == "ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG"
     assert _rendered(Memory("DRAM")) == "ttnn.DRAM_MEMORY_CONFIG"
-    fused = decode_matmul(4096, 14336, "bfloat4_b", N150, fused_activation="silu").op.program
+    fused = decode_matmul(4096, 14336, "bfloat4_b", N150, fused_activation="SILU").op.program
     assert "ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU)" in _rendered(fused)
     keywords = dict(mm.op.keywords())
     assert set(keywords) == {"memory_config", "program_config", "compute_kernel_config"}
@@ -312,7 +312,7 @@ def mock_cases() -> list[tuple[str, dict, dict]]:
         for width in sorted(set(head.widths)):
             mm = head.matmuls[head.widths.index(width)]
             cases.append((f"{model_name} head {width}", _matmul_case(mm, "bfloat8_b"), {"fidelity": "HiFi2"}))
-    fused = decode_matmul(4096, 14336, "bfloat4_b", N150, role="ff1_ff3", fused_activation="silu")
+    fused = decode_matmul(4096, 14336, "bfloat4_b", N150, role="ff1_ff3", fused_activation="SILU")
     cases.append(("llama-3.1-8b w1 with SiLU fused", _matmul_case(fused, "bfloat4_b"),
                   {"fidelity": "LoFi", "silu": True}))
     whole = decode_matmul(4096, 128256, "bfloat8_b", N150, cores=64, role="lm_head")

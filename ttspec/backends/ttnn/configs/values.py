@@ -17,7 +17,7 @@ FIDELITIES: tuple[Fidelity, ...] = ("LoFi", "HiFi2", "HiFi3", "HiFi4")
 Buffer = Literal["DRAM", "L1"]
 Layout = Literal["INTERLEAVED", "WIDTH_SHARDED", "HEIGHT_SHARDED", "BLOCK_SHARDED"]
 SHARDED: tuple[Layout, ...] = ("WIDTH_SHARDED", "HEIGHT_SHARDED", "BLOCK_SHARDED")
-Activation = Literal["silu", "relu", "gelu"]
+Activation = Literal["SILU", "RELU", "GELU"]  # ttnn.UnaryOpType members a matmul program can fuse
 
 
 def _int(value: int) -> Const:
@@ -40,7 +40,7 @@ def _grid_size(grid: tuple[int, int]) -> Expr:
 def _activation(activation: Activation | None) -> Expr:
     if activation is None:
         return Const(None)
-    return call("ttnn.UnaryWithParam", name(f"ttnn.UnaryOpType.{activation.upper()}"))
+    return call("ttnn.UnaryWithParam", name(f"ttnn.UnaryOpType.{activation}"))
 
 
 def _positive(config, *fields: str) -> None:
