@@ -26,9 +26,10 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
-features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
-on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
-on the host at each user's own position; each attention writes the new K and V at each user's
+features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
+as tt_transformers has forward_prefill and forward_decode. What depends on positions differs:
+rotary cos/sin (and learned or sinusoidal positions) are gathered per user on the host at each
+user's own position; each attention writes the new K and V at each user's
 position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
 one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
 (queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
@@ -78,7 +79,6 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.state = weights.state
         self.wqkv = weights.linear(
             prefix + "wqkv", parts=("wq", "wk", "wv"), split=("column", "row"), qkv_heads=(64, 8)
         )
@@ -102,13 +102,19 @@ class Attention:
         )
         q = self.rotary(q)
         k = self.rotary(k)
-        y = (
-            self.kv_cache.decode(q, k, v, scale=0.08838834764831843)
-            if self.state.decoding
-            else self.kv_cache.prefill(
-                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.08838834764831843)
-            )
+        y = self.kv_cache.prefill(
+            k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.08838834764831843)
         )
+        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+
+    def decode(self, x):
+        h = ttnn.all_reduce(ttnn.linear(x, self.wqkv), cluster_axis=1)
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            h, num_heads=8, num_kv_heads=1, transpose_key=False
+        )
+        q = self.rotary(q)
+        k = self.rotary(k)
+        y = self.kv_cache.decode(q, k, v, scale=0.08838834764831843)
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
 
     __call__ = forward
@@ -125,6 +131,8 @@ class SwiGLU:
         up = ttnn.linear(x, self.w3)
         up = ttnn.all_reduce(up, cluster_axis=1)
         return ttnn.linear(ttnn.mul(gate, up), self.w2)
+
+    decode = forward  # a decode step runs the same ops
 
     __call__ = forward
 
@@ -171,6 +179,41 @@ class Decoder:
         x = ttnn.add(x, ttnn.all_reduce(self.mlp(h), cluster_axis=0))
         return x
 
+    def decode(self, x):
+        stats = ttnn.rms_norm_pre_all_gather(
+            ttnn.unsqueeze(x, 0), dtype=ttnn.float32, compute_kernel_config=STATISTICS_KERNEL
+        )
+        h = ttnn.all_gather(stats, dim=-1, cluster_axis=1)
+        h = ttnn.squeeze(
+            ttnn.rms_norm_post_all_gather(
+                ttnn.unsqueeze(x, 0),
+                h,
+                epsilon=1e-05,
+                weight=self.attn_norm,
+                dtype=ttnn.bfloat16,
+                compute_kernel_config=STATISTICS_KERNEL,
+            ),
+            0,
+        )
+        x = ttnn.add(x, ttnn.all_reduce(self.attn.decode(h), cluster_axis=0))
+        stats = ttnn.rms_norm_pre_all_gather(
+            ttnn.unsqueeze(x, 0), dtype=ttnn.float32, compute_kernel_config=STATISTICS_KERNEL
+        )
+        h = ttnn.all_gather(stats, dim=-1, cluster_axis=1)
+        h = ttnn.squeeze(
+            ttnn.rms_norm_post_all_gather(
+                ttnn.unsqueeze(x, 0),
+                h,
+                epsilon=1e-05,
+                weight=self.mlp_norm,
+                dtype=ttnn.bfloat16,
+                compute_kernel_config=STATISTICS_KERNEL,
+            ),
+            0,
+        )
+        x = ttnn.add(x, ttnn.all_reduce(self.mlp.decode(h), cluster_axis=0))
+        return x
+
     __call__ = forward
 
 
@@ -181,6 +224,8 @@ class LMHead:
     def forward(self, x):
         logits = ttnn.linear(x, self.weight)
         return ttnn.all_reduce(logits, cluster_axis=1)
+
+    decode = forward  # a decode step runs the same ops
 
     __call__ = forward
 
@@ -257,7 +302,7 @@ class Llama3170b:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
+            logits = state.run_step(lambda: self.decode_step(state.step_input("tokens", lambda: state.tokens[None],
                                                                           ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
             return self.logits_to_host(logits)[0, :users]
         finally:
@@ -293,6 +338,27 @@ class Llama3170b:
             0,
         )
         return self.lm_head(h)
+
+    def decode_step(self, tokens):
+        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        for layer in self.layers:
+            h = layer.decode(h)
+        stats = ttnn.rms_norm_pre_all_gather(
+            ttnn.unsqueeze(h, 0), dtype=ttnn.float32, compute_kernel_config=STATISTICS_KERNEL
+        )
+        h_1 = ttnn.all_gather(stats, dim=-1, cluster_axis=1)
+        h = ttnn.squeeze(
+            ttnn.rms_norm_post_all_gather(
+                ttnn.unsqueeze(h, 0),
+                h_1,
+                epsilon=1e-05,
+                weight=self.norm,
+                dtype=ttnn.bfloat16,
+                compute_kernel_config=STATISTICS_KERNEL,
+            ),
+            0,
+        )
+        return self.lm_head.decode(h)
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py

@@ -25,9 +25,10 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
-features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
-on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
-on the host at each user's own position; each attention writes the new K and V at each user's
+features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
+as tt_transformers has forward_prefill and forward_decode. What depends on positions differs:
+rotary cos/sin (and learned or sinusoidal positions) are gathered per user on the host at each
+user's own position; each attention writes the new K and V at each user's
 position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
 one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
 (queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
@@ -73,7 +74,6 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.state = weights.state
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(8, 2))
         self.rotary = Rotary(weights.state, 32, theta=500000.0)
         self.kv_cache = KVCache(weights.state, 1, 32)
@@ -86,13 +86,19 @@ class Attention:
         )
         q = self.rotary(q)
         k = self.rotary(k)
-        y = (
-            self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
-            if self.state.decoding
-            else self.kv_cache.prefill(
-                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
-            )
+        y = self.kv_cache.prefill(
+            k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
         )
+        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+
+    def decode(self, x):
+        qkv = ttnn.linear(x, self.wqkv)
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            qkv, num_heads=1, num_kv_heads=1, transpose_key=False
+        )
+        q = self.rotary(q)
+        k = self.rotary(k)
+        y = self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
 
     __call__ = forward
@@ -108,6 +114,8 @@ class SwiGLU:
         gate = ttnn.linear(x, self.w1, activation="silu")
         up = ttnn.linear(x, self.w3)
         return ttnn.linear(ttnn.mul(gate, up), self.w2)
+
+    decode = forward  # a decode step runs the same ops
 
     __call__ = forward
 
@@ -125,6 +133,16 @@ class Decoder:
         x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1)
         h = ttnn.reduce_scatter(
             self.mlp(ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm)), dim=-1, cluster_axis=1
+        )
+        x = ttnn.add(x, h)
+        return x
+
+    def decode(self, x):
+        h = ttnn.rms_norm(ttnn.all_gather(x, dim=-1, cluster_axis=1), epsilon=1e-05, weight=self.attn_norm)
+        x = ttnn.add(x, ttnn.reduce_scatter(self.attn.decode(h), dim=-1, cluster_axis=1))
+        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1)
+        h = ttnn.reduce_scatter(
+            self.mlp.decode(ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm)), dim=-1, cluster_axis=1
         )
         x = ttnn.add(x, h)
         return x
@@ -204,7 +222,7 @@ class LlamaGqaTiny:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
+            logits = state.run_step(lambda: self.decode_step(state.step_input("tokens", lambda: state.tokens[None],
                                                                           ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
             return self.logits_to_host(logits)[0, :users]
         finally:
@@ -224,6 +242,14 @@ class LlamaGqaTiny:
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer(h)
+        h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
+        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
+        return ttnn.linear(h, self.lm_head)
+
+    def decode_step(self, tokens):
+        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        for layer in self.layers:
+            h = layer.decode(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
         return ttnn.linear(h, self.lm_head)

@@ -25,9 +25,10 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
-features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
-on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
-on the host at each user's own position; each attention writes the new K and V at each user's
+features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
+as tt_transformers has forward_prefill and forward_decode. What depends on positions differs:
+rotary cos/sin (and learned or sinusoidal positions) are gathered per user on the host at each
+user's own position; each attention writes the new K and V at each user's
 position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
 one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
 (queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
@@ -76,12 +77,13 @@ class LearnedPositions:
         h = ttnn.embedding(position_ids(x, self.weight, self.state), self.weight, layout=ttnn.TILE_LAYOUT)
         return ttnn.add(x, h)
 
+    decode = forward  # a decode step runs the same ops
+
     __call__ = forward
 
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.state = weights.state
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
         self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"))
         self.kv_cache = KVCache(weights.state, 8, 32)
@@ -93,13 +95,17 @@ class Attention:
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=8, num_kv_heads=8, transpose_key=False
         )
-        y = (
-            self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
-            if self.state.decoding
-            else self.kv_cache.prefill(
-                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
-            )
+        y = self.kv_cache.prefill(
+            k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
         )
+        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
+
+    def decode(self, x):
+        qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            qkv, num_heads=8, num_kv_heads=8, transpose_key=False
+        )
+        y = self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
 
     __call__ = forward
@@ -115,6 +121,8 @@ class MLP:
     def forward(self, x):
         h = ttnn.gelu(ttnn.linear(x, self.up, bias=self.up_bias), variant=ttnn.GeluVariant.Tanh)
         return ttnn.linear(h, self.down, bias=self.down_bias)
+
+    decode = forward  # a decode step runs the same ops
 
     __call__ = forward
 
@@ -132,6 +140,13 @@ class Decoder:
         h = self.attn(ttnn.layer_norm(x, epsilon=1e-05, weight=self.ln_1, bias=self.ln_1_bias))
         x = ttnn.add(x, h)
         h = self.mlp(ttnn.layer_norm(x, epsilon=1e-05, weight=self.ln_2, bias=self.ln_2_bias))
+        x = ttnn.add(x, h)
+        return x
+
+    def decode(self, x):
+        h = self.attn.decode(ttnn.layer_norm(x, epsilon=1e-05, weight=self.ln_1, bias=self.ln_1_bias))
+        x = ttnn.add(x, h)
+        h = self.mlp.decode(ttnn.layer_norm(x, epsilon=1e-05, weight=self.ln_2, bias=self.ln_2_bias))
         x = ttnn.add(x, h)
         return x
 
@@ -210,7 +225,7 @@ class NanoTricksterGpt2:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
+            logits = state.run_step(lambda: self.decode_step(state.step_input("tokens", lambda: state.tokens[None],
                                                                           ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
             return self.logits_to_host(logits)[0, :users]
         finally:
@@ -234,6 +249,14 @@ class NanoTricksterGpt2:
         h = self.wpe(h)
         for layer in self.layers:
             h = layer(h)
+        h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias)
+        return ttnn.linear(h, self.lm_head)
+
+    def decode_step(self, tokens):
+        h = ttnn.embedding(tokens, self.wte, layout=ttnn.TILE_LAYOUT)
+        h = self.wpe.decode(h)
+        for layer in self.layers:
+            h = layer.decode(h)
         h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias)
         return ttnn.linear(h, self.lm_head)
 
@@ -359,10 +382,6 @@ class RunState:
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
         self.replaying = False
         self.trace_id = self.trace_output = None
-
-    @property
-    def decoding(self):
-        return self.mode == "decode"
 
     def allocate(self, batch, context):
         if not 1 <= batch <= TILE:

@@ -45,6 +45,11 @@ class EmitContext:
         return self.plan.graph
 
     @property
+    def mode(self) -> str:
+        """The method being emitted: "prefill" (forward) or "decode" (one token per user)."""
+        return self.backend.mode
+
+    @property
     def mesh(self):
         return self.backend.mesh
 
@@ -79,10 +84,13 @@ class EmitContext:
 
     def member(self, node, stem: str, init: Expr) -> Expr:
         """A per-instance attribute this op keeps between calls (an attention's KV cache), made in
-        __init__ by `init`; returns the expression naming it. Each node's lowering runs once."""
-        attr = self.plan.members.claim(stem)
-        self.plan.state_members.append((node.id, attr, init))
-        return name(f"self.{attr}")
+        __init__ by `init`; returns the expression naming it. The prefill and decode methods of a
+        class share it: a node asking again for the same stem gets the same member."""
+        key = (node.id, stem)
+        if key not in self.plan.claimed:
+            self.plan.claimed[key] = self.plan.members.claim(stem)
+            self.plan.state_members.append((node.id, self.plan.claimed[key], init))
+        return name(f"self.{self.plan.claimed[key]}")
 
     def positions(self) -> Expr:
         """Where this forward pass's tokens sit (`pos`, a Positions helper or None): the forward of
@@ -107,6 +115,7 @@ class Backend:
 
     def __init__(self, mesh: ShardPlan = ONE_CHIP):
         self.helpers: set[str] = set()
+        self.mode = "prefill"  # which method is being emitted (EmitContext.mode)
         self.mesh = mesh  # the sharding plan (one chip: a 1x1 mesh with no axes)
 
     def lowering_of(self, opdef):

@@ -28,16 +28,19 @@ def _arg_ids(plan: ClassPlan, node) -> list[str]:
     return list(node.inputs)
 
 
-def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = None) -> Forward:
-    """`reserved`: what the method's locals must never be (names.local_reserved)."""
-    return _Emitter(plan, backend, reserved).forward()
+def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = None, method: str = "forward") -> Forward:
+    """`reserved`: what the method's locals must never be (names.local_reserved). `method`: the method
+    emitted, "forward" or a mode's own ("decode": each child and layer is called through its own
+    `decode`, as tt_transformers' forward_decode calls its components' forward_decode)."""
+    return _Emitter(plan, backend, reserved, method).forward()
 
 
 class _Emitter:
     """One forward method: which values get names, which are inlined, and which names are free."""
 
-    def __init__(self, plan: ClassPlan, backend, reserved: frozenset[str] | None):
+    def __init__(self, plan: ClassPlan, backend, reserved: frozenset[str] | None, method: str = "forward"):
         self.plan, self.backend = plan, backend
+        self.suffix = "" if method == "forward" else f".{method}"  # how a child's same method is called
         self.scope = Scope(local_reserved() if reserved is None else reserved)
         self.ops = [n for n in plan.ops if not n.is_input]
         self.uses: dict[str, int] = {}
@@ -96,7 +99,7 @@ class _Emitter:
         opdef = REGISTRY.get(n.op)
         tuple_valued = opdef is not None and bool(opdef.results)
         if isinstance(call, Child):
-            e = name(f"self.{call.attr}")(*args, *_positions(call.cls))
+            e = name(f"self.{call.attr}{self.suffix}")(*args, *_positions(call.cls))
         else:
             e = backend.leaf_call(call, args, plan) if isinstance(call, Leaf) else backend.op_expr(n, args, plan)
             if size(e) > STATEMENT_SIZE or tuple_valued:
@@ -129,7 +132,7 @@ class _Emitter:
         else:
             var = Name(_free(self.scope.base(n.hint or "h"), self.holder, self.last_use, self.position[n.id]))
             self.body.append(Assign(var, first))
-        step = Assign(var, Name("layer")(var, *_positions(call.cls)))
+        step = Assign(var, name(f"layer{self.suffix}")(var, *_positions(call.cls)))
         self.body.append(For(Name("layer"), name(f"self.{call.attr}"), (step,)))
         self.expr[n.id] = var
         self.holder[var.id] = n.id

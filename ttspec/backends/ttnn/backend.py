@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...ir.graph import Model, Node
 from ..common.backend import Backend, ClassNames, layer_variants_of
-from ..common.emit import emit_forward
+from ..common.emit import Forward, emit_forward
 from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
 from ..common.printer import print_stmt
@@ -55,11 +55,11 @@ class TTNNBackend(Backend):
         return self.lowering(leaf.node).load(leaf.node, self.leaf_refs(leaf), self.context(plan))
 
     def leaf_call(self, leaf: Leaf, args: list[Expr], plan: ClassPlan) -> Expr:
-        return self.lowering(leaf.node).expr(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
+        return self.lowering(leaf.node).expr_for(self.mode)(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
 
     def op_expr(self, node: Node, args: list[Expr], plan: ClassPlan) -> Expr:
         refs = self.own_refs() if node.params else None
-        return self.lowering(node).expr(node, args, refs, self.context(plan))
+        return self.lowering(node).expr_for(self.mode)(node, args, refs, self.context(plan))
 
 
 def compile_ttnn(build, spec_path: str) -> str:
@@ -73,15 +73,16 @@ def compile_ttnn(build, spec_path: str) -> str:
     names = ClassNames(root)
     classes = []
     for plan in all_classes(root):
-        fwd = emit_forward(plan, backend, local_reserved(root_call=plan is root))
+        fwd, step = _methods(plan, backend, plan is root)
         init = backend.class_init(plan)
         if plan.needs_state and plan is not root:
             init.insert(0, Assign(name("self.state"), name("weights.state")))
         if plan.needs_device and plan is not root:
             init.insert(0, Assign(name("self.device"), name("weights.device")))
-        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body))):
+        text = (tuple(init), tuple(fwd.params), tuple(fwd.body), None if step is None else tuple(step.body))
+        if names.name(plan, text):
             classes.append({"name": plan.name, "init": [print_stmt(s, 8) for s in init],
-                            "forward": {"params": fwd.params, "lines": [print_stmt(s, 8) for s in fwd.body]},
+                            "forward": _printed(fwd), "decode": None if step is None else _printed(step),
                             "is_root": plan is root})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
@@ -94,6 +95,22 @@ def compile_ttnn(build, spec_path: str) -> str:
                              parameters=_parameter_patterns(model), **_kv_cache_facts(build),
                              **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)))))
     return with_runtime(text, "ttnn", api, {"Program": without})
+
+
+def _methods(plan: ClassPlan, backend: TTNNBackend, is_root: bool) -> tuple[Forward, Forward | None]:
+    """A class's prefill `forward` and its `decode` step (tt_transformers' forward_prefill and
+    forward_decode), each op lowered for its mode; decode is None where it is the same code as forward."""
+    reserved = local_reserved(root_call=is_root)
+    backend.mode = "prefill"
+    fwd = emit_forward(plan, backend, reserved)
+    backend.mode = "decode"
+    step = emit_forward(plan, backend, reserved, method="decode")
+    backend.mode = "prefill"
+    return fwd, None if step.body == fwd.body else step
+
+
+def _printed(method: Forward) -> dict:
+    return {"params": method.params, "lines": [print_stmt(s, 8) for s in method.body]}
 
 
 def _mesh_facts(plan, logits_split: bool) -> dict:

@@ -2,7 +2,9 @@
 (ttspec/backends/common/pyast.py).
 
 A row's `expr(node, args, refs, ctx)` is the op applied to its argument expressions (`refs`:
-the op's WeightRefs, None without parameters); `load(node, refs, ctx)` the __init__ statements
+the op's WeightRefs, None without parameters) in prefill (the classes' `forward`); `decode`, where
+given, the same in a decode step (the classes' `decode`: one token per user, tt_transformers'
+forward_decode), else the decode step uses `expr` too; `load(node, refs, ctx)` the __init__ statements
 placing its weights on the device; `check(node, graph)` raises Unsupported for a use ttnn 0.81.1
 cannot run; `fused_activation` is the name ttnn.linear's `activation=` takes when it computes the
 op inside the matmul (the activation fusion pass asks FUSED_ACTIVATIONS).
@@ -45,15 +47,20 @@ from ...ops import (
 from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
-from ..common.pyast import Assign, Comment, Const, Expr, IfExp, Name, Stmt, Tuple, call, name
+from ..common.pyast import Assign, Comment, Const, Expr, Name, Stmt, Tuple, call, name
 
 
 @dataclass(frozen=True)
 class TTNNLowering:
     expr: Callable[..., Expr]
+    decode: Callable[..., Expr] | None = None
     load: Callable[..., list[Stmt]] | None = None
     check: Callable[..., None] | None = None
     fused_activation: str | None = None
+
+    def expr_for(self, mode: str) -> Callable[..., Expr]:
+        """The expression of `mode` ("prefill" or "decode")."""
+        return self.decode if mode == "decode" and self.decode is not None else self.expr
 
 
 # ---------------------------------------------------------------- per-op facts the sharding pass records
@@ -228,30 +235,45 @@ def _kv_cache_shape(node, ctx) -> tuple[int, int]:
     return _held(node.shard.local_kv_heads, k.type.shape[1]), -(-k.type.shape[3] // TILE) * TILE
 
 
+def _kv_cache(node, ctx) -> Expr:
+    """This attention's KV cache member (one per attention node, shared by forward and decode)."""
+    kv_heads, head_dim = _kv_cache_shape(node, ctx)
+    return ctx.member(node, "kv_cache", ctx.helper("KVCache")(name("weights.state"), Const(kv_heads), Const(head_dim)))
+
+
 def _attend(node, args, refs, ctx) -> Expr:
     """Prefill (and model(tokens)): ttnn's causal SDPA over the whole sequence, or the softcapped
     composition; a prefill then writes its K and V into the user's rows of this attention's KV
-    cache. A decode step (users on the rows, one token each): the new K and V are written at each
-    user's position and each user's query attends its own cache up to that position
-    (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
+    cache."""
     window, softcap = node.attrs.window, node.attrs.softcap
     scale = Const(attention_scale(node, ctx.graph))
-    kv_heads, head_dim = _kv_cache_shape(node, ctx)
-    cache = ctx.member(node, "kv_cache", ctx.helper("KVCache")(name("weights.state"), Const(kv_heads), Const(head_dim)))
+    cache = _kv_cache(node, ctx)
     q, k, v = args
     if softcap is not None:
-        # ttnn's SDPA (prefill and decode) has no logit softcapping: composed from golden-backed ops
+        # ttnn's SDPA has no logit softcapping: composed from golden-backed ops
         extra = {} if window is None else {"window": Const(window)}
         full = ctx.helper("softcapped_attention")(q, k, v, ctx.device(), scale=scale, softcap=Const(softcap), **extra)
-        step = cache.attr("decode_softcapped")(q, k, v, scale=scale, softcap=Const(softcap), **extra)
     else:
         # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
         # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
         extra = {} if window is None else {"sliding_window_size": Const(window)}
         full = call("ttnn.transformer.scaled_dot_product_attention", q, k, v, is_causal=Const(True), scale=scale,
                     **extra)
-        step = cache.attr("decode")(q, k, v, scale=scale, **extra)
-    return IfExp(step, ctx.state().attr("decoding"), cache.attr("prefill")(k, v, full))
+    return cache.attr("prefill")(k, v, full)
+
+
+def _attend_decode(node, args, refs, ctx) -> Expr:
+    """A decode step (users on the rows, one token each): the new K and V are written at each
+    user's position and each user's query attends its own cache up to that position
+    (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
+    window, softcap = node.attrs.window, node.attrs.softcap
+    scale = Const(attention_scale(node, ctx.graph))
+    cache = _kv_cache(node, ctx)
+    if softcap is not None:  # ttnn's SDPA decode has no logit softcapping either
+        extra = {} if window is None else {"window": Const(window)}
+        return cache.attr("decode_softcapped")(*args, scale=scale, softcap=Const(softcap), **extra)
+    extra = {} if window is None else {"sliding_window_size": Const(window)}
+    return cache.attr("decode")(*args, scale=scale, **extra)
 
 
 def _check_attend(node, graph) -> None:
@@ -306,7 +328,7 @@ LOWERINGS: dict[str, TTNNLowering] = {
     MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads")),
     APPLY_ROPE.name: TTNNLowering(
         lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0])),
-    ATTEND.name: TTNNLowering(_attend, check=_check_attend),
+    ATTEND.name: TTNNLowering(_attend, decode=_attend_decode, check=_check_attend),
     SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv),
     ALL_GATHER.name: _collective("all_gather"),
     REDUCE_SCATTER.name: _collective("reduce_scatter"),
