@@ -77,7 +77,9 @@ class LearnedPositions:
         h = ttnn.embedding(position_ids(x, self.weight, self.state), self.weight, layout=ttnn.TILE_LAYOUT)
         return ttnn.add(x, h)
 
-    decode = forward  # a decode step runs the same ops
+    def decode(self, x):
+        h = ttnn.embedding(position_ids(x, self.weight, self.state), self.weight, layout=ttnn.TILE_LAYOUT)
+        return ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
 
     __call__ = forward
 
@@ -86,9 +88,39 @@ class Attention:
     def __init__(self, weights, prefix):
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
         self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"))
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 768 -> 2304 bf16, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.kv_cache = KVCache(weights.state, 12, 64)
         self.wo = weights.linear(prefix + "wo")
         self.wo_bias = weights.bias(prefix + "wo")
+        # decode: 768 -> 768 bf16, 1-D multicast over 8x3 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 3),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
@@ -101,12 +133,30 @@ class Attention:
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
 
     def decode(self, x):
-        qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
+        qkv = ttnn.linear(
+            x,
+            self.wqkv,
+            bias=self.wqkv_bias,
+            program_config=self.wqkv_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=12, num_kv_heads=12, transpose_key=False
         )
+        ttnn.deallocate(qkv)
         y = self.kv_cache.decode(q, k, v, scale=0.125)
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            ttnn.transformer.concatenate_heads(y),
+            self.wo,
+            bias=self.wo_bias,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -115,14 +165,61 @@ class MLP:
     def __init__(self, weights, prefix):
         self.up = weights.linear(prefix + "up")
         self.up_bias = weights.bias(prefix + "up")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 768 -> 3072 bf16, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.up_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.down = weights.linear(prefix + "down")
         self.down_bias = weights.bias(prefix + "down")
+        # decode: 3072 -> 768 bf16, 1-D multicast over 8x3 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.down_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 3),
+            in0_block_w=4,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         h = ttnn.gelu(ttnn.linear(x, self.up, bias=self.up_bias), variant=ttnn.GeluVariant.Tanh)
         return ttnn.linear(h, self.down, bias=self.down_bias)
 
-    decode = forward  # a decode step runs the same ops
+    def decode(self, x):
+        h = ttnn.linear(
+            x,
+            self.up,
+            bias=self.up_bias,
+            program_config=self.up_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        h = ttnn.gelu(h, variant=ttnn.GeluVariant.Tanh)
+        return ttnn.linear(
+            h,
+            self.down,
+            bias=self.down_bias,
+            program_config=self.down_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -144,10 +241,20 @@ class Decoder:
         return x
 
     def decode(self, x):
-        h = self.attn.decode(ttnn.layer_norm(x, epsilon=1e-05, weight=self.ln_1, bias=self.ln_1_bias))
-        x = ttnn.add(x, h)
-        h = self.mlp.decode(ttnn.layer_norm(x, epsilon=1e-05, weight=self.ln_2, bias=self.ln_2_bias))
-        x = ttnn.add(x, h)
+        h = self.attn.decode(
+            ttnn.layer_norm(
+                x, epsilon=1e-05, weight=self.ln_1, bias=self.ln_1_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+            ),
+        )
+        x = ttnn.add(x, h, memory_config=ttnn.L1_MEMORY_CONFIG)
+        ttnn.deallocate(h)
+        h = self.mlp.decode(
+            ttnn.layer_norm(
+                x, epsilon=1e-05, weight=self.ln_2, bias=self.ln_2_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+            ),
+        )
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(h)
         return x
 
     __call__ = forward
@@ -243,6 +350,23 @@ class Gpt2:
         self.ln_f_bias = weights.norm(prefix + "ln_f", "bias")
         # tied: a TILE copy of the embedding table
         self.lm_head = weights.linear("wte")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 768 -> 50257 bf16, 1-D multicast over 8x8 cores, 25 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=25,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.wte, layout=ttnn.TILE_LAYOUT)
@@ -257,8 +381,16 @@ class Gpt2:
         h = self.wpe.decode(h)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias)
-        return ttnn.linear(h, self.lm_head)
+        h = ttnn.layer_norm(
+            h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+        )
+        return ttnn.linear(
+            h,
+            self.lm_head,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py

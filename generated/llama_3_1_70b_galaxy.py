@@ -82,6 +82,23 @@ class Attention:
         self.wqkv = weights.linear(
             prefix + "wqkv", parts=("wq", "wk", "wv"), split=("column", "row"), qkv_heads=(64, 8)
         )
+        # decode: bfloat8_b weights at HiFi2, fp32 accumulation
+        self.hifi2_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=True, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2048 -> 1280 bfloat8_b, 1-D multicast over 8x5 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 5),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.rotary = Rotary(
             weights.state,
             128,
@@ -94,6 +111,19 @@ class Attention:
         )
         self.kv_cache = KVCache(weights.state, 1, 128)
         self.wo = weights.linear(prefix + "wo", split=("row", "column"))
+        # decode: 1024 -> 2048 bfloat8_b, 1-D multicast over 8x8 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         h = ttnn.all_reduce(ttnn.linear(x, self.wqkv), cluster_axis=1)
@@ -108,14 +138,32 @@ class Attention:
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
 
     def decode(self, x):
-        h = ttnn.all_reduce(ttnn.linear(x, self.wqkv), cluster_axis=1)
+        h = ttnn.all_reduce(
+            ttnn.linear(
+                x,
+                self.wqkv,
+                program_config=self.wqkv_decode,
+                compute_kernel_config=self.hifi2_fp32_kernel,
+                memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            ),
+            cluster_axis=1,
+        )
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             h, num_heads=8, num_kv_heads=1, transpose_key=False
         )
         q = self.rotary(q)
         k = self.rotary(k)
         y = self.kv_cache.decode(q, k, v, scale=0.08838834764831843)
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            ttnn.transformer.concatenate_heads(y),
+            self.wo,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi2_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -123,8 +171,51 @@ class Attention:
 class SwiGLU:
     def __init__(self, weights, prefix):
         self.w1 = weights.linear(prefix + "w1", split=("column", "row"))
+        # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
+        self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
+        )
+        # decode: 2048 -> 3584 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.w3 = weights.linear(prefix + "w3", split=("column", "row"))
+        # decode: 2048 -> 3584 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.w2 = weights.linear(prefix + "w2", split=("row", "column"))
+        # decode: 3584 -> 2048 bfloat8_b, 1-D multicast over 8x8 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         gate = ttnn.silu(ttnn.all_reduce(ttnn.linear(x, self.w1), cluster_axis=1))
@@ -132,7 +223,33 @@ class SwiGLU:
         up = ttnn.all_reduce(up, cluster_axis=1)
         return ttnn.linear(ttnn.mul(gate, up), self.w2)
 
-    decode = forward  # a decode step runs the same ops
+    def decode(self, x):
+        h = ttnn.all_reduce(
+            ttnn.linear(
+                x,
+                self.w1,
+                program_config=self.w1_decode,
+                compute_kernel_config=self.hifi2_kernel,
+                memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            ),
+            cluster_axis=1,
+        )
+        gate = ttnn.silu(h)
+        up = ttnn.linear(
+            x,
+            self.w3,
+            program_config=self.w3_decode,
+            compute_kernel_config=self.hifi2_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
+        up = ttnn.all_reduce(up, cluster_axis=1)
+        return ttnn.linear(
+            ttnn.mul(gate, up, memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.w2,
+            program_config=self.w2_decode,
+            compute_kernel_config=self.hifi2_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -195,7 +312,8 @@ class Decoder:
             ),
             0,
         )
-        x = ttnn.add(x, ttnn.all_reduce(self.attn.decode(h), cluster_axis=0))
+        x = ttnn.add(x, ttnn.all_reduce(self.attn.decode(h), cluster_axis=0), memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(h)
         stats = ttnn.rms_norm_pre_all_gather(
             ttnn.unsqueeze(x, 0), dtype=ttnn.float32, compute_kernel_config=STATISTICS_KERNEL
         )
@@ -211,7 +329,8 @@ class Decoder:
             ),
             0,
         )
-        x = ttnn.add(x, ttnn.all_reduce(self.mlp.decode(h), cluster_axis=0))
+        x = ttnn.add(x, ttnn.all_reduce(self.mlp.decode(h), cluster_axis=0), memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(h)
         return x
 
     __call__ = forward
@@ -220,12 +339,37 @@ class Decoder:
 class LMHead:
     def __init__(self, weights, prefix):
         self.weight = weights.linear(prefix[:-1], split=("column", "row"))
+        # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
+        self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
+        )
+        # decode: 2048 -> 16032 bfloat8_b, 1-D multicast over 8x8 cores, 8 output tiles per core, weight
+        #   DRAM-interleaved (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=8,
+            per_core_M=1,
+            per_core_N=8,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         logits = ttnn.linear(x, self.weight)
         return ttnn.all_reduce(logits, cluster_axis=1)
 
-    decode = forward  # a decode step runs the same ops
+    def decode(self, x):
+        logits = ttnn.linear(
+            x,
+            self.weight,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi2_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
+        return ttnn.all_reduce(logits, cluster_axis=1)
 
     __call__ = forward
 

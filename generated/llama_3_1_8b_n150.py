@@ -73,6 +73,23 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 class Attention:
     def __init__(self, weights, prefix):
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
+        # decode: bfloat8_b weights at HiFi2, fp32 accumulation
+        self.hifi2_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=True, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 4096 -> 6144 bfloat8_b, 1-D multicast over 8x8 cores, 3 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=2,
+            out_subblock_h=1,
+            out_subblock_w=3,
+            per_core_M=1,
+            per_core_N=3,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.rotary = Rotary(
             weights.state,
             128,
@@ -85,6 +102,19 @@ class Attention:
         )
         self.kv_cache = KVCache(weights.state, 8, 128)
         self.wo = weights.linear(prefix + "wo")
+        # decode: 4096 -> 4096 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=2,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         qkv = ttnn.linear(x, self.wqkv)
@@ -99,14 +129,30 @@ class Attention:
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
 
     def decode(self, x):
-        qkv = ttnn.linear(x, self.wqkv)
+        qkv = ttnn.linear(
+            x,
+            self.wqkv,
+            program_config=self.wqkv_decode,
+            compute_kernel_config=self.hifi2_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=32, num_kv_heads=8, transpose_key=False
         )
+        ttnn.deallocate(qkv)
         q = self.rotary(q)
         k = self.rotary(k)
         y = self.kv_cache.decode(q, k, v, scale=0.08838834764831843)
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            ttnn.transformer.concatenate_heads(y),
+            self.wo,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi2_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -114,15 +160,79 @@ class Attention:
 class SwiGLU:
     def __init__(self, weights, prefix):
         self.w1 = weights.linear(prefix + "w1")
+        # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
+        self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
+        )
+        # decode: 4096 -> 14336 bfloat8_b, 1-D multicast over 8x8 cores, 7 output tiles per core, weight
+        #   DRAM-interleaved (shared with prefill)
+        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=2,
+            out_subblock_h=1,
+            out_subblock_w=7,
+            per_core_M=1,
+            per_core_N=7,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.w3 = weights.linear(prefix + "w3")
+        # decode: 4096 -> 14336 bfloat8_b, 1-D multicast over 8x8 cores, 7 output tiles per core, weight
+        #   DRAM-interleaved (shared with prefill)
+        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=2,
+            out_subblock_h=1,
+            out_subblock_w=7,
+            per_core_M=1,
+            per_core_N=7,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.w2 = weights.linear(prefix + "w2")
+        # decode: 14336 -> 4096 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight
+        #   DRAM-interleaved (shared with prefill)
+        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=7,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         gate = ttnn.linear(x, self.w1, activation="silu")
         up = ttnn.linear(x, self.w3)
         return ttnn.linear(ttnn.mul(gate, up), self.w2)
 
-    decode = forward  # a decode step runs the same ops
+    def decode(self, x):
+        gate = ttnn.linear(
+            x,
+            self.w1,
+            program_config=self.w1_decode,
+            compute_kernel_config=self.hifi2_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        up = ttnn.linear(
+            x,
+            self.w3,
+            program_config=self.w3_decode,
+            compute_kernel_config=self.hifi2_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        return ttnn.linear(
+            ttnn.mul(gate, up, input_tensor_a_activations=[ttnn.UnaryOpType.SILU], memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.w2,
+            program_config=self.w2_decode,
+            compute_kernel_config=self.hifi2_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -140,8 +250,14 @@ class Decoder:
         return x
 
     def decode(self, x):
-        x = ttnn.add(x, self.attn.decode(ttnn.rms_norm(x, epsilon=1e-05, weight=self.attn_norm)))
-        x = ttnn.add(x, self.mlp.decode(ttnn.rms_norm(x, epsilon=1e-05, weight=self.mlp_norm)))
+        h = self.attn.decode(
+            ttnn.rms_norm(x, epsilon=1e-05, weight=self.attn_norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        )
+        x = ttnn.add(x, h, memory_config=ttnn.L1_MEMORY_CONFIG)
+        ttnn.deallocate(h)
+        h = self.mlp.decode(ttnn.rms_norm(x, epsilon=1e-05, weight=self.mlp_norm, memory_config=ttnn.L1_MEMORY_CONFIG))
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(h)
         return x
 
     __call__ = forward
@@ -234,6 +350,23 @@ class Llama318b:
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
         self.norm = weights.norm(prefix + "norm")
         self.lm_head = weights.linear(prefix + "lm_head")
+        # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
+        self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
+        )
+        # decode: 4096 -> 128256 bfloat8_b, 1-D multicast over 8x8 cores, 63 output tiles per core, weight
+        #   DRAM-interleaved (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=2,
+            out_subblock_h=1,
+            out_subblock_w=7,
+            per_core_M=1,
+            per_core_N=63,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -246,8 +379,14 @@ class Llama318b:
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(h, self.lm_head)
+        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        return ttnn.linear(
+            h,
+            self.lm_head,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi2_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py

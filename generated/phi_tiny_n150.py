@@ -73,10 +73,40 @@ class Attention:
     def __init__(self, weights, prefix):
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=12, head_dim=80)
         self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=12, head_dim=80)
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 320 -> 1152 bf16, 1-D multicast over 8x4 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 4),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.rotary = Rotary(weights.state, 96, theta=10000.0, rotary_dims=32)
         self.kv_cache = KVCache(weights.state, 4, 96)
         self.wo = weights.linear(prefix + "wo", input_heads=4, head_dim=80)
         self.wo_bias = weights.bias(prefix + "wo")
+        # decode: 384 -> 320 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
@@ -91,14 +121,32 @@ class Attention:
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
 
     def decode(self, x):
-        qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
+        qkv = ttnn.linear(
+            x,
+            self.wqkv,
+            bias=self.wqkv_bias,
+            program_config=self.wqkv_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=4, num_kv_heads=4, transpose_key=False
         )
+        ttnn.deallocate(qkv)
         q = self.rotary(q)
         k = self.rotary(k)
         y = self.kv_cache.decode(q, k, v, scale=0.11180339887498948)
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            ttnn.transformer.concatenate_heads(y),
+            self.wo,
+            bias=self.wo_bias,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -107,14 +155,61 @@ class MLP:
     def __init__(self, weights, prefix):
         self.up = weights.linear(prefix + "up")
         self.up_bias = weights.bias(prefix + "up")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 320 -> 1280 bf16, 1-D multicast over 8x5 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.up_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 5),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.down = weights.linear(prefix + "down")
         self.down_bias = weights.bias(prefix + "down")
+        # decode: 1280 -> 320 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.down_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+            in0_block_w=5,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         h = ttnn.gelu(ttnn.linear(x, self.up, bias=self.up_bias), variant=ttnn.GeluVariant.Tanh)
         return ttnn.linear(h, self.down, bias=self.down_bias)
 
-    decode = forward  # a decode step runs the same ops
+    def decode(self, x):
+        h = ttnn.linear(
+            x,
+            self.up,
+            bias=self.up_bias,
+            program_config=self.up_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        h = ttnn.gelu(h, variant=ttnn.GeluVariant.Tanh)
+        return ttnn.linear(
+            h,
+            self.down,
+            bias=self.down_bias,
+            program_config=self.down_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -131,8 +226,18 @@ class Decoder:
         return ttnn.add(ttnn.add(x, self.attn(n)), self.mlp(n))
 
     def decode(self, x):
-        n = ttnn.layer_norm(x, epsilon=1e-05, weight=self.input_layernorm, bias=self.input_layernorm_bias)
-        return ttnn.add(ttnn.add(x, self.attn.decode(n)), self.mlp.decode(n))
+        n = ttnn.layer_norm(
+            x,
+            epsilon=1e-05,
+            weight=self.input_layernorm,
+            bias=self.input_layernorm_bias,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        return ttnn.add(
+            ttnn.add(x, self.attn.decode(n), memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.mlp.decode(n),
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -226,6 +331,23 @@ class PhiTiny:
         self.final_layernorm_bias = weights.norm(prefix + "final_layernorm", "bias")
         self.lm_head = weights.linear(prefix + "lm_head")
         self.lm_head_bias = weights.bias(prefix + "lm_head")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 320 -> 512 bf16, 1-D multicast over 8x2 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -238,8 +360,21 @@ class PhiTiny:
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.final_layernorm, bias=self.final_layernorm_bias)
-        return ttnn.linear(h, self.lm_head, bias=self.lm_head_bias)
+        h = ttnn.layer_norm(
+            h,
+            epsilon=1e-05,
+            weight=self.final_layernorm,
+            bias=self.final_layernorm_bias,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        return ttnn.linear(
+            h,
+            self.lm_head,
+            bias=self.lm_head_bias,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py

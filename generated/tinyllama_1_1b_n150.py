@@ -72,9 +72,39 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 class Attention:
     def __init__(self, weights, prefix):
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2048 -> 2560 bf16, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.rotary = Rotary(weights.state, 64, theta=10000.0)
         self.kv_cache = KVCache(weights.state, 4, 64)
         self.wo = weights.linear(prefix + "wo")
+        # decode: 2048 -> 2048 bf16, 1-D multicast over 8x8 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         qkv = ttnn.linear(x, self.wqkv)
@@ -89,14 +119,30 @@ class Attention:
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
 
     def decode(self, x):
-        qkv = ttnn.linear(x, self.wqkv)
+        qkv = ttnn.linear(
+            x,
+            self.wqkv,
+            program_config=self.wqkv_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=32, num_kv_heads=4, transpose_key=False
         )
+        ttnn.deallocate(qkv)
         q = self.rotary(q)
         k = self.rotary(k)
         y = self.kv_cache.decode(q, k, v, scale=0.125)
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            ttnn.transformer.concatenate_heads(y),
+            self.wo,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -104,15 +150,79 @@ class Attention:
 class SwiGLU:
     def __init__(self, weights, prefix):
         self.w1 = weights.linear(prefix + "w1")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2048 -> 5632 bf16, 1-D multicast over 8x8 cores, 3 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=3,
+            per_core_M=1,
+            per_core_N=3,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.w3 = weights.linear(prefix + "w3")
+        # decode: 2048 -> 5632 bf16, 1-D multicast over 8x8 cores, 3 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=3,
+            per_core_M=1,
+            per_core_N=3,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
         self.w2 = weights.linear(prefix + "w2")
+        # decode: 5632 -> 2048 bf16, 1-D multicast over 8x8 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=2,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         gate = ttnn.linear(x, self.w1, activation="silu")
         up = ttnn.linear(x, self.w3)
         return ttnn.linear(ttnn.mul(gate, up), self.w2)
 
-    decode = forward  # a decode step runs the same ops
+    def decode(self, x):
+        gate = ttnn.linear(
+            x,
+            self.w1,
+            program_config=self.w1_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        up = ttnn.linear(
+            x,
+            self.w3,
+            program_config=self.w3_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        return ttnn.linear(
+            ttnn.mul(gate, up, input_tensor_a_activations=[ttnn.UnaryOpType.SILU], memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.w2,
+            program_config=self.w2_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -130,8 +240,14 @@ class Decoder:
         return x
 
     def decode(self, x):
-        x = ttnn.add(x, self.attn.decode(ttnn.rms_norm(x, epsilon=1e-05, weight=self.attn_norm)))
-        x = ttnn.add(x, self.mlp.decode(ttnn.rms_norm(x, epsilon=1e-05, weight=self.mlp_norm)))
+        h = self.attn.decode(
+            ttnn.rms_norm(x, epsilon=1e-05, weight=self.attn_norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        )
+        x = ttnn.add(x, h, memory_config=ttnn.L1_MEMORY_CONFIG)
+        ttnn.deallocate(h)
+        h = self.mlp.decode(ttnn.rms_norm(x, epsilon=1e-05, weight=self.mlp_norm, memory_config=ttnn.L1_MEMORY_CONFIG))
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(h)
         return x
 
     __call__ = forward
@@ -224,6 +340,23 @@ class Tinyllama11b:
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(22)]
         self.norm = weights.norm(prefix + "norm")
         self.lm_head = weights.linear(prefix + "lm_head")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2048 -> 32000 bf16, 1-D multicast over 8x8 cores, 16 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=4,
+            per_core_M=1,
+            per_core_N=16,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -236,8 +369,14 @@ class Tinyllama11b:
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(h, self.lm_head)
+        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        return ttnn.linear(
+            h,
+            self.lm_head,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py

@@ -92,6 +92,16 @@ class EmitContext:
             self.plan.state_members.append((node.id, self.plan.claimed[key], init))
         return name(f"self.{self.plan.claimed[key]}")
 
+    def config_member(self, node, stem: str, init: Expr, comment: str) -> Expr:
+        """A configuration this class states once in __init__ (`comment` says what it is) and its ops read:
+        the same `stem` and `init` give the same member, made where `node` first needs it."""
+        key = (stem, init)
+        if key not in self.plan.claimed:
+            attr = self.plan.claimed[key] = self.plan.members.claim(stem)
+            self.plan.state_members.append((node.id, attr, init))
+            self.plan.member_comments[attr] = comment
+        return name(f"self.{self.plan.claimed[key]}")
+
     def positions(self) -> Expr:
         """Where this forward pass's tokens sit (`pos`, a Positions helper or None): the forward of
         every class on the op's path takes it (the torch backend marks them before emitting)."""
@@ -129,6 +139,10 @@ class Backend:
 
     def context(self, plan: ClassPlan) -> EmitContext:
         return EmitContext(self, plan)
+
+    def release(self, node: Node, var: Expr, plan: ClassPlan) -> Stmt | None:
+        """A statement freeing `var` (holding `node`'s value) after its last use, or None: memory is the runtime's."""
+        return None
 
     def default_name(self, node: Node) -> str:
         return REGISTRY[node.op].var_name(node)
@@ -181,7 +195,8 @@ class Backend:
         for node in plan.self_params:
             members.append((order[node.id], self.self_param_init(node, plan)))
         for node_id, attr, init in plan.state_members:
-            members.append((order[node_id], [Assign(name(f"self.{attr}"), init)]))
+            comment = [Comment(plan.member_comments[attr])] if attr in plan.member_comments else []
+            members.append((order[node_id], [*comment, Assign(name(f"self.{attr}"), init)]))
         for rope, attr in plan.ropes.items():
             first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs.rope == rope)
             members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))

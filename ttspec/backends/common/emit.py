@@ -83,6 +83,7 @@ class _Emitter:
         for n in self.ops:
             if n.id not in self.expr:  # else an element already unpacked from a tuple
                 self.statement(n)
+            self.release(self.position[n.id])
         results = [self.expr[o] for o in plan.outputs]
         self.body.append(Return(results[0] if len(results) == 1 else Tuple(tuple(results))))
         if plan.needs_positions:
@@ -124,6 +125,16 @@ class _Emitter:
         else:
             var = self.variable(n.hint or backend.default_name(n), n.id, self.position[n.id])
             self.body.append(Assign(var, e))
+
+    def release(self, now: int) -> None:
+        """After the statement that last reads them, the backend may free values (TT-NN decode: ttnn.deallocate):
+        those a variable still holds (a statement reusing the name rebound it to its own result), never the
+        method's inputs, and none an inlined expression still reads (that extended their last use)."""
+        for var, held in list(self.holder.items()):
+            if self.last_use.get(held) == now and held not in self.plan.inputs:
+                stmt = self.backend.release(self.plan.graph.node(held), Name(var), self.plan)
+                if stmt is not None:
+                    self.body.append(stmt)
 
     def repeat(self, n, call: Repeat, first: Expr) -> None:
         """`for layer in self.layers: h = layer(h)`."""

@@ -9,12 +9,28 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 from __future__ import annotations
 
 from ...ir.graph import Model, Node
+from ...ops import (
+    ADD,
+    APPLY_ROPE,
+    ATTEND,
+    GELU,
+    LAYER_NORM,
+    LINEAR,
+    MERGE_HEADS,
+    MUL,
+    QKV_PART,
+    RELU,
+    RMS_NORM,
+    SILU,
+    SPLIT_QKV_HEADS,
+    TIED_LINEAR,
+)
 from ..common.backend import Backend, ClassNames, layer_variants_of
 from ..common.emit import Forward, emit_forward
 from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
 from ..common.printer import print_stmt
-from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, FString, Name, Stmt, Tuple, call, name
+from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, ExprStmt, FString, Name, Stmt, Tuple, call, name
 from ..common.render import display_path, hf_rules, with_runtime
 from .lower import LOWERINGS
 from .program import ttnn_program
@@ -22,6 +38,12 @@ from .program import ttnn_program
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
                  "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}
 
+
+# Ops whose TT-NN lowering writes a new device tensor (never a view of an input), and ops that read their
+# inputs without keeping them: what a decode step may free at last use.
+FRESH_OUTPUT = {LINEAR.name, TIED_LINEAR.name, MUL.name, ADD.name, RMS_NORM.name, LAYER_NORM.name, SILU.name,
+                RELU.name, GELU.name, SPLIT_QKV_HEADS.name, QKV_PART.name, APPLY_ROPE.name, ATTEND.name}
+FRESH_READERS = {MERGE_HEADS.name}
 
 # what every TT-NN program offers its users beside the model class (see the program's docstring)
 API = ("open_device", "close_device", "generate")
@@ -57,6 +79,15 @@ class TTNNBackend(Backend):
     def leaf_call(self, leaf: Leaf, args: list[Expr], plan: ClassPlan) -> Expr:
         return self.lowering(leaf.node).expr_for(self.mode)(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
 
+    def release(self, node: Node, var: Expr, plan: ClassPlan) -> Stmt | None:
+        """In decode, `ttnn.deallocate` at a value's last use (tt_transformers' decode frees each activation so):
+        for values that ops computing fresh tensors made and read (a view, a reshape, would share the buffer)."""
+        graph = plan.graph
+        readers = {graph.node(u).op for u in graph.users.get(node.id, ())}
+        if self.mode != "decode" or node.op not in FRESH_OUTPUT or not readers <= FRESH_OUTPUT | FRESH_READERS:
+            return None
+        return ExprStmt(call("ttnn.deallocate", var))
+
     def op_expr(self, node: Node, args: list[Expr], plan: ClassPlan) -> Expr:
         refs = self.own_refs() if node.params else None
         return self.lowering(node).expr_for(self.mode)(node, args, refs, self.context(plan))
@@ -69,6 +100,8 @@ def compile_ttnn(build, spec_path: str) -> str:
     rules = hf_rules(model)
     backend = TTNNBackend(shard_plan)
     backend.weight_formats = weights_dtype  # per kind: weights.linear(..., dtype=...)
+    backend.target = target  # the decode configurations are chosen for its cores
+
     root = model_plan(lowered)
     names = ClassNames(root)
     classes = []
@@ -92,7 +125,8 @@ def compile_ttnn(build, spec_path: str) -> str:
                              root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
                              weights_dtype_name=str(weights_dtype), weight_bytes=need, vocab=out_node.type.shape[-1],
                              max_seq=build.context, seq_bound=build.memory.seq_bound,
-                             parameters=_parameter_patterns(model), **_kv_cache_facts(build),
+                             parameters=_parameter_patterns(model),
+                             **_kv_cache_facts(build),
                              **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)))))
     return with_runtime(text, "ttnn", api, {"Program": without})
 

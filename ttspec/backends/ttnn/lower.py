@@ -47,7 +47,8 @@ from ...ops import (
 from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
-from ..common.pyast import Assign, Comment, Const, Expr, Name, Stmt, Tuple, call, name
+from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
+from .decode_configs import decode_linear
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,50 @@ def _linear(node, args, refs, ctx) -> Expr:
     return call("ttnn.linear", args[0], refs["weight"], **options)
 
 
+def _silu_into_mul(node, graph) -> bool:
+    """Whether decode moves this linear's fused SiLU into the multiply that alone reads it (SwiGLU's gate):
+    `ttnn.mul(..., input_tensor_a_activations=[SILU])` is one device op, tt_transformers' MLP decode."""
+    users = graph.users.get(node.id, ())
+    return (node.op in (LINEAR.name, TIED_LINEAR.name) and node.attrs.activation == "silu" and len(users) == 1
+            and graph.node(users[0]).op == MUL.name)
+
+
+def _linear_decode(node, args, refs, ctx) -> Expr:
+    """A weight matmul of the decode step with its stated configuration (decode_configs.py): program and
+    compute kernel as members of its class, the output interleaved (_decode_memory)."""
+    chosen = decode_linear(node, ctx)
+    options: dict[str, Expr] = {}
+    if node.attrs.bias:
+        options["bias"] = refs["bias"]
+    if node.attrs.activation and not _silu_into_mul(node, ctx.graph):
+        options["activation"] = Const(node.attrs.activation)
+    if chosen.program is not None:
+        options["program_config"] = chosen.program
+    options.update(compute_kernel_config=chosen.compute, memory_config=_decode_memory(node, ctx.graph))
+    return call("ttnn.linear", args[0], refs["weight"], **options)
+
+
+# Ops that take a decode activation interleaved in L1 (measured on the mock n150); others want DRAM:
+# scaled_dot_product_attention_decode refuses an interleaved Q outside DRAM, and the logits go to the host.
+_READ_FROM_L1 = {LINEAR.name, TIED_LINEAR.name, MUL.name, ADD.name, RMS_NORM.name, LAYER_NORM.name, SILU.name,
+                 RELU.name, GELU.name, GELU_TANH.name, SCALE.name}
+
+
+def _decode_memory(node, graph) -> Expr:
+    """Where a decode op writes its output: L1 when every reader takes it from there, else DRAM."""
+    readers = [graph.node(u).op for u in graph.users.get(node.id, ())]
+    return name("ttnn.L1_MEMORY_CONFIG" if readers and set(readers) <= _READ_FROM_L1 else "ttnn.DRAM_MEMORY_CONFIG")
+
+
+def _mul_decode(node, args, refs, ctx) -> Expr:
+    """The multiply, with SiLU applied to the input whose linear left it out (_silu_into_mul)."""
+    options: dict[str, Expr] = {}
+    for side, source in zip("ab", node.inputs):
+        if _silu_into_mul(ctx.graph.node(source), ctx.graph):
+            options[f"input_tensor_{side}_activations"] = List((name("ttnn.UnaryOpType.SILU"),))
+    return call("ttnn.mul", args[0], args[1], **options, memory_config=_decode_memory(node, ctx.graph))
+
+
 def _check_norm(node, graph) -> None:
     width = node.type.shape[-1]
     if node.type.rank == 4 and width % TILE:
@@ -197,6 +242,24 @@ def _norm(kind: str):
         return call(f"ttnn.{kind}_norm", args[0], **options)
 
     return expr
+
+
+def _norm_decode(kind: str):
+    """The decode step's norm: as prefill's, its output in L1 where its readers take it from there."""
+    prefill = _norm(kind)
+
+    def expr(node, args, refs, ctx) -> Expr:
+        out = prefill(node, args, refs, ctx)
+        if node.attrs.distributed:
+            return out
+        return call(f"ttnn.{kind}_norm", *out.args, **dict(out.kwargs), memory_config=_decode_memory(node, ctx.graph))
+
+    return expr
+
+
+def _add_decode(node, args, refs, ctx) -> Expr:
+    """The residual add of a decode step: the stream stays in L1 where its readers take it from there."""
+    return call("ttnn.add", args[0], args[1], memory_config=_decode_memory(node, ctx.graph))
 
 
 def _statistics(node, args, refs, ctx) -> Expr:
@@ -310,13 +373,13 @@ LOWERINGS: dict[str, TTNNLowering] = {
         load=_load_table),
     POSITION_EMBEDDING.name: TTNNLowering(_position_ids, load=_load_table),
     SINUSOIDAL_POSITIONS.name: TTNNLowering(_sinusoidal),
-    LINEAR.name: TTNNLowering(_linear, load=_load_linear),
-    TIED_LINEAR.name: TTNNLowering(_linear, load=_load_tied),
-    RMS_NORM.name: TTNNLowering(_norm("rms"), load=_load_norm, check=_check_norm),
-    LAYER_NORM.name: TTNNLowering(_norm("layer"), load=_load_norm, check=_check_norm),
+    LINEAR.name: TTNNLowering(_linear, decode=_linear_decode, load=_load_linear),
+    TIED_LINEAR.name: TTNNLowering(_linear, decode=_linear_decode, load=_load_tied),
+    RMS_NORM.name: TTNNLowering(_norm("rms"), decode=_norm_decode("rms"), load=_load_norm, check=_check_norm),
+    LAYER_NORM.name: TTNNLowering(_norm("layer"), decode=_norm_decode("layer"), load=_load_norm, check=_check_norm),
     NORM_STATISTICS.name: TTNNLowering(_statistics),
-    ADD.name: TTNNLowering(_binary("ttnn.add")),
-    MUL.name: TTNNLowering(_binary("ttnn.mul")),
+    ADD.name: TTNNLowering(_binary("ttnn.add"), decode=_add_decode),
+    MUL.name: TTNNLowering(_binary("ttnn.mul"), decode=_mul_decode),
     SCALE.name: TTNNLowering(lambda node, args, refs, ctx: call("ttnn.multiply", args[0], Const(node.attrs.factor))),
     SOFTCAP.name: TTNNLowering(_softcap),
     RELU.name: TTNNLowering(_unary("ttnn.relu"), fused_activation="relu"),
