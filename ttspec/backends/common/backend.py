@@ -166,8 +166,11 @@ class Backend:
             plan.ropes[rope] = plan.members.claim("rotary")
         return plan.ropes[rope]
 
-    def rotary_init(self, attr: str, rope: Config, head_dim: int) -> Stmt:
+    def rotary_init(self, attr: str, rope: Config, head_dim: int, style: str | None = None) -> Stmt:
+        """The Rotary helper of `rope`; `style`: the pairs it rotates where the program changed the spec's."""
         f = dict(rope.fields)
+        if style is not None:
+            f["style"] = style
         width = -(-head_dim // TILE) * TILE if self.pad_heads_to_tiles else head_dim
         options: dict[str, Expr] = {"theta": Const(f["theta"])}
         rot = rotary_dims(head_dim, rope)
@@ -199,7 +202,8 @@ class Backend:
             members.append((order[node_id], [*comment, Assign(name(f"self.{attr}"), init)]))
         for rope, attr in plan.ropes.items():
             first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs.rope == rope)
-            members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))
+            members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1],
+                                                               plan.rope_styles.get(attr))]))
         return [stmt for _, stmts in sorted(members, key=lambda m: m[0]) for stmt in stmts]
 
     # ---- abstract

@@ -31,6 +31,7 @@ from ...ops import (
     MESH_PARTITION,
     MUL,
     POSITION_EMBEDDING,
+    QKV_PART,
     REDUCE_SCATTER,
     RELU,
     RMS_NORM,
@@ -44,10 +45,11 @@ from ...ops import (
     FusedQKV,
     Unsupported,
 )
-from ...ops.attention import attention_scale
+from ...ops.attention import attention_scale, rotary_dims
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
+from .configs.decode import decode_sdpa
 from .decode_configs import decode_linear
 
 
@@ -125,6 +127,8 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
         common["parts"] = Tuple(tuple(Const(p.label) for p in fused.parts))
         if fused.head_dim % TILE:
             common.update(heads=Const(fused.heads + 2 * fused.kv_heads), head_dim=Const(fused.head_dim))
+    if fused is not None and _rope_pairs_at_load(node, ctx.graph):  # adjacent RoPE pairs for the decode chain
+        common["rope_pairs"] = Tuple((Const(fused.heads), Const(fused.kv_heads)))
     padded = _padded_input_heads(node, ctx.graph)
     if padded is not None:
         weight_only.update(input_heads=Const(padded[0]), head_dim=Const(padded[1]))
@@ -141,6 +145,26 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
     return lines
+
+
+_COLLECTIVES = {ALL_GATHER.name, ALL_REDUCE.name, REDUCE_SCATTER.name}
+
+
+def _projection_of(split, graph):
+    """The fused QKV linear a split reads, through the collectives between them (a 2-D mesh all-reduces it)."""
+    source = graph.node(split.inputs[0])
+    while source.op in _COLLECTIVES:
+        source = graph.node(source.inputs[0])
+    return source if source.op == LINEAR.name and source.attrs.fused is not None else None
+
+
+def _rope_pairs_at_load(node, graph) -> bool:
+    """Whether this fused QKV projection feeds a decode chain whose rotate-half q and k rows are permuted."""
+    readers = list(graph.users.get(node.id, ()))
+    while len(readers) == 1 and graph.node(readers[0]).op in _COLLECTIVES:
+        readers = list(graph.users.get(readers[0], ()))
+    splits = [graph.node(u) for u in readers if graph.node(u).op == SPLIT_QKV_HEADS.name]
+    return any(decode_chain(s, graph) is not None and _pairs_permuted(s, graph) for s in splits)
 
 
 def _load_tied(node, refs, ctx) -> list[Stmt]:
@@ -208,9 +232,12 @@ _READ_FROM_L1 = {LINEAR.name, TIED_LINEAR.name, MUL.name, ADD.name, RMS_NORM.nam
 
 
 def _decode_memory(node, graph) -> Expr:
-    """Where a decode op writes its output: L1 when every reader takes it from there, else DRAM."""
-    readers = [graph.node(u).op for u in graph.users.get(node.id, ())]
-    return name("ttnn.L1_MEMORY_CONFIG" if readers and set(readers) <= _READ_FROM_L1 else "ttnn.DRAM_MEMORY_CONFIG")
+    """Where a decode op writes its output: L1 when every reader takes it from there (the decode attention
+    chain's nlp_create_qkv_heads_decode does), else DRAM."""
+    readers = [graph.node(u) for u in graph.users.get(node.id, ())]
+    in_l1 = readers and all(r.op in _READ_FROM_L1 or (r.op == SPLIT_QKV_HEADS.name and decode_chain(r, graph))
+                            for r in readers)
+    return name("ttnn.L1_MEMORY_CONFIG" if in_l1 else "ttnn.DRAM_MEMORY_CONFIG")
 
 
 def _mul_decode(node, args, refs, ctx) -> Expr:
@@ -332,11 +359,124 @@ def _attend_decode(node, args, refs, ctx) -> Expr:
     window, softcap = node.attrs.window, node.attrs.softcap
     scale = Const(attention_scale(node, ctx.graph))
     cache = _kv_cache(node, ctx)
+    if decode_chain(node, ctx.graph) is not None:
+        return _attend_heads_decode(node, args, cache, scale, ctx)
     if softcap is not None:  # ttnn's SDPA decode has no logit softcapping either
         extra = {} if window is None else {"window": Const(window)}
         return cache.attr("decode_softcapped")(*args, scale=scale, softcap=Const(softcap), **extra)
     extra = {} if window is None else {"sliding_window_size": Const(window)}
     return cache.attr("decode")(*args, scale=scale, **extra)
+
+
+# ---------------------------------------------------------------- the decode attention chain
+def decode_chain(node, graph):
+    """The fused-QKV split that starts tt_transformers' decode attention chain through `node` (the split, a
+    rotary, the attend or the merge of heads after it), or None where the chain does not serve: the heads
+    must be whole tiles, q and k go straight to full-width RoPE, both into one causal attention without
+    softcap whose output only merge_heads reads. Then decode runs nlp_create_qkv_heads_decode ->
+    rotary_embedding_llama(is_decode_mode=True) -> paged_update_cache -> scaled_dot_product_attention_decode ->
+    nlp_concat_heads_decode, every head tensor one user per core."""
+    op = node.op
+    if op == MERGE_HEADS.name:
+        node = graph.node(node.inputs[0])
+        op = node.op
+    if op == ATTEND.name:
+        node = graph.node(node.inputs[0])
+        op = node.op
+    if op == APPLY_ROPE.name:
+        node = graph.node(node.inputs[0])
+        op = node.op
+    if op == QKV_PART.name:
+        node = graph.node(node.inputs[0])
+        op = node.op
+    if op != SPLIT_QKV_HEADS.name or not _chain_serves(node, graph):
+        return None
+    return node
+
+
+def _chain_serves(split, graph) -> bool:
+    head_dim = split.type.shape[-1]
+    if head_dim % TILE or _projection_of(split, graph) is None:
+        return False
+    parts = {graph.node(u).attrs.index: graph.node(u) for u in graph.users[split.id]
+             if graph.node(u).op == QKV_PART.name}
+    k, v = parts.get(1), parts.get(2)
+    if k is None or v is None:
+        return False
+    q_users = [u for u in graph.users[split.id] if graph.node(u).op != QKV_PART.name]
+    k_users, v_users = graph.users[k.id], graph.users[v.id]
+    if len(q_users) != 1 or len(k_users) != 1 or len(v_users) != 1:
+        return False
+    q_rope, k_rope = graph.node(q_users[0]), graph.node(k_users[0])
+    if q_rope.op != APPLY_ROPE.name or k_rope.op != APPLY_ROPE.name or q_rope.attrs.rope != k_rope.attrs.rope:
+        return False
+    if rotary_dims(head_dim, q_rope.attrs.rope) != head_dim or local_heads(split) > TILE:
+        return False
+    # the chain's RoPE rotates adjacent pairs; a rotate-half spec gets its q and k rows permuted at load and
+    # its prefill Rotary turned to adjacent pairs too, so no other rotary of that config may share the class
+    same = [n for n in graph.nodes.values() if n.op == APPLY_ROPE.name and n.attrs.rope == q_rope.attrs.rope]
+    if len(same) != 2:
+        return False
+    attends = {u for r in (q_rope, k_rope) for u in graph.users[r.id]} | set(v_users)
+    if len(attends) != 1:
+        return False
+    attend = graph.node(attends.pop())
+    if attend.op != ATTEND.name or attend.attrs.softcap is not None or not attend.attrs.causal:
+        return False
+    if list(attend.inputs) != [q_rope.id, k_rope.id, v.id]:
+        return False
+    readers = graph.users[attend.id]
+    return len(readers) == 1 and graph.node(readers[0]).op == MERGE_HEADS.name
+
+
+def _pairs_permuted(split, graph) -> bool:
+    """Whether the chain's q and k rows are permuted at load (a rotate-half RoPE run on adjacent pairs)."""
+    return dict(_rope_of(split, graph).fields)["style"] == "half"
+
+
+def _rope_of(split, graph):
+    return next(graph.node(u) for u in graph.users[split.id] if graph.node(u).op == APPLY_ROPE.name).attrs.rope
+
+
+def _split_qkv_decode(node, args, refs, ctx) -> Expr:
+    """Decode: [1, 1, users, fused] -> Q, K, V [1, users, heads, head_dim] height-sharded one user per core."""
+    if decode_chain(node, ctx.graph) is None:
+        return _split_qkv(node, args, refs, ctx)
+    return call("ttnn.experimental.nlp_create_qkv_heads_decode", call("ttnn.unsqueeze", args[0], Const(0)),
+                num_heads=Const(local_heads(node)), num_kv_heads=Const(local_kv_heads(node)),
+                memory_config=name("ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG"))
+
+
+def _rope_decode(node, args, refs, ctx) -> Expr:
+    """Decode: rotary_embedding_llama on one user per core, cos and sin gathered on the device (Rotary.decode)."""
+    rotary = ctx.rotary(node.attrs.rope, node.type.shape[-1])
+    split = decode_chain(node, ctx.graph)
+    if split is None:
+        return rotary(args[0])
+    if _pairs_permuted(split, ctx.graph):
+        ctx.plan.rope_styles[rotary.name] = "interleaved"  # `self.rotary`: its attribute name
+    return rotary.attr("decode")(args[0])
+
+
+def _merge_heads_decode(node, args, refs, ctx) -> Expr:
+    split = decode_chain(node, ctx.graph)
+    if split is None:
+        return call("ttnn.transformer.concatenate_heads", args[0])
+    return ctx.helper("concat_heads_decode")(args[0], Const(local_heads(split)))
+
+
+def _attend_heads_decode(node, args, cache, scale, ctx) -> Expr:
+    """The chain's attention: K and V written into the cache, SDPA decode with its stated program and kernel."""
+    _, head_dim = _kv_cache_shape(node, ctx)
+    sdpa = decode_sdpa(local_heads(decode_chain(node, ctx.graph)), head_dim, TILE, ctx.backend.target)
+    grid = "x".join(map(str, sdpa.op.program.grid))
+    program = ctx.config_member(node, "sdpa_decode", sdpa.op.program.code(),
+                                f"decode: SDPA over the cache on {grid} cores, chunk sizes chosen by the op")
+    kernel = ctx.config_member(node, "sdpa_kernel", sdpa.op.compute.code(),
+                               "decode: SDPA at HiFi2, 16-bit accumulation (tt_transformers' decode SDPA kernel)")
+    extra = {} if node.attrs.window is None else {"sliding_window_size": Const(node.attrs.window)}
+    return cache.attr("decode_heads")(*args, scale=scale, program_config=program, compute_kernel_config=kernel,
+                                      **extra)
 
 
 def _check_attend(node, graph) -> None:
@@ -388,11 +528,11 @@ LOWERINGS: dict[str, TTNNLowering] = {
     SILU.name: TTNNLowering(_unary("ttnn.silu"), fused_activation="silu"),
     SPLIT_HEADS.name: TTNNLowering(
         lambda node, args, refs, ctx: ctx.helper("split_heads")(args[0], Const(local_heads(node)))),
-    MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads")),
+    MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads"), decode=_merge_heads_decode),
     APPLY_ROPE.name: TTNNLowering(
-        lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0])),
+        lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0]), decode=_rope_decode),
     ATTEND.name: TTNNLowering(_attend, decode=_attend_decode, check=_check_attend),
-    SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv),
+    SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv, decode=_split_qkv_decode),
     ALL_GATHER.name: _collective("all_gather"),
     REDUCE_SCATTER.name: _collective("reduce_scatter"),
     ALL_REDUCE.name: _collective("all_reduce", reduces_only=True),

@@ -73,15 +73,18 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
 features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
-as tt_transformers has forward_prefill and forward_decode. What depends on positions differs:
-rotary cos/sin (and learned or sinusoidal positions) are gathered per user on the host at each
-user's own position; each attention writes the new K and V at each user's
-position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
-one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
-(queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
-the sliding window where the spec has one); softcapped attention, which that op cannot express,
-is composed from golden-backed ops. Batching users this way reads every weight once per step for
-all of them, which is what decode throughput is made of."""
+as tt_transformers has forward_prefill and forward_decode. In decode every weight matmul states
+its program and compute kernel (members of its class, chosen by ttspec's configuration layer),
+activations stay in L1 where their readers take them, SiLU is fused into the multiply and values
+are freed at their last use. Attention with a fused QKV projection and full-width RoPE runs
+tt_transformers' chain: nlp_create_qkv_heads_decode (one user per core), rotary_embedding_llama
+with each user's cos/sin gathered on the device from one table (ttnn.embedding at the positions,
+once per step; q and k rows are permuted at load so RoPE rotates adjacent pairs, in prefill too),
+paged_update_cache, scaled_dot_product_attention_decode and nlp_concat_heads_decode. Other
+attention writes K and V with paged_update_cache and attends with the same SDPA decode, its rotary
+cos/sin (and learned or sinusoidal positions) uploaded per step; softcapped attention, which that
+op cannot express, is composed from golden-backed ops. Batching users this way reads every weight
+once per step for all of them, which is what decode throughput is made of."""
 
 _TRACE_NOTE = """\
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and

@@ -96,8 +96,12 @@ class Program:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.decode_step(state.step_input("tokens", lambda: state.tokens[None],
-                                                                          ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
+            def step():
+                state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
+                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                         ttnn.ROW_MAJOR_LAYOUT))
+
+            logits = state.run_step(step)
             return self.logits_to_host(logits)[0, :users]
         finally:
             state.end()
