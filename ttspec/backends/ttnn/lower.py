@@ -376,22 +376,10 @@ def decode_chain(node, graph):
     softcap whose output only merge_heads reads. Then decode runs nlp_create_qkv_heads_decode ->
     rotary_embedding_llama(is_decode_mode=True) -> paged_update_cache -> scaled_dot_product_attention_decode ->
     nlp_concat_heads_decode, every head tensor one user per core."""
-    op = node.op
-    if op == MERGE_HEADS.name:
-        node = graph.node(node.inputs[0])
-        op = node.op
-    if op == ATTEND.name:
-        node = graph.node(node.inputs[0])
-        op = node.op
-    if op == APPLY_ROPE.name:
-        node = graph.node(node.inputs[0])
-        op = node.op
-    if op == QKV_PART.name:
-        node = graph.node(node.inputs[0])
-        op = node.op
-    if op != SPLIT_QKV_HEADS.name or not _chain_serves(node, graph):
-        return None
-    return node
+    for step in (MERGE_HEADS, ATTEND, APPLY_ROPE, QKV_PART):  # back along the chain to the split
+        if node.op == step.name:
+            node = graph.node(node.inputs[0])
+    return node if node.op == SPLIT_QKV_HEADS.name and _chain_serves(node, graph) else None
 
 
 def _chain_serves(split, graph) -> bool:
