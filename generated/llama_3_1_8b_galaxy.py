@@ -905,11 +905,12 @@ class Rotary:
 
     def _cos_sin(self, seq):
         state = self.state
-        if state.decoding:  # each user's own position
+        if state.decoding:  # each user's own position, uploaded once a step for every layer with these tables
             def make(which):
                 return lambda: self._table(state.row_positions(seq), which)
 
-            return tuple(state.step_input((id(self), which), make(which)) for which in ("cos", "sin"))
+            return state.per_step(("rope cos/sin", self.key, seq), lambda: tuple(
+                state.step_input((self.key, which, seq), make(which)) for which in ("cos", "sin")))
         if seq not in self.tables:
             positions = torch.arange(seq)
             self.tables[seq] = tuple(self._upload(self._table(positions, which)) for which in ("cos", "sin"))
