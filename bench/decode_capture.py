@@ -49,6 +49,22 @@ for 70B T3K the full one; its "0/10" and "0/6" are two layers' worth of the per-
   slices come back (32 x [32, 16032] bf16).
 - Prefill of 128 tokens (--prefill 128, one user): 8B 28 ops per layer, 70B T3K 32; both read back every
   position's logits, 32,833,536 B.
+
+After issue 20's decode step (classes' `decode` methods, configured matmuls, the decode attention chain; same
+mock, 32 users, context 256; 70B with --layers 2):
+
+                        8B n150              8B n150      70B T3K (1x8)        70B T3K      70B Galaxy (8x4)
+  --weights-dtype       attn bf8, mlp bf4    bfloat8_b    attn bf8, mlp bf4    bfloat8_b    bfloat8_b
+  device ops per layer  19                   19           23                   23           34
+  once per step, before 7 (cos/sin gathers and their reshards, the position and token uploads)
+  DRAM-sharded matmuls  0 of 5: 1-D multicast programs on DRAM-interleaved weights (prefill's unconfigured matmul
+                        refuses DRAM-sharded weights; see ttspec/backends/ttnn/decode_configs.py)
+  matmul fidelity       bf4 LoFi 3 of 3, bf8 HiFi2
+  host->device, step    384 B                384 B        3,072 B              3,072 B      12,288 B
+  (independent of the number of layers: the RoPE cos/sin are gathered on the device from one table)
+- 8B n150 per layer: 2 rms_norm, 5 matmuls, nlp_create_qkv_heads_decode, 2 rotary_embedding_llama, 2
+  paged_update_cache, SDPA decode, a reshard, nlp_concat_heads_decode, a sharded->interleaved, the SiLU-fused
+  multiply and 2 adds. Prefill is unchanged (28 ops per layer at 128 tokens).
 """
 
 from __future__ import annotations

@@ -212,6 +212,22 @@ MUTANTS = [
            ("tests/test_run_generate_hostile.py::test_top_p_sees_the_temperature",
             "tests/test_run_generate_hostile.py::test_sampling_distribution_equals_hf_logits_processors"),
            "temperature applied after top-p: the nucleus is chosen at T=1 whatever the temperature"),
+    # issue 20's decode step
+    Mutant("rope_pairs_not_permuted", "ttspec/backends/ttnn/rt/weights.py",
+           "        if rope_pairs:\n            weight = adjacent_rope_pairs(weight, *rope_pairs)",
+           "        if False:\n            weight = adjacent_rope_pairs(weight, *rope_pairs)",
+           ("tests/test_decode.py::test_score_llama_gqa",),
+           "q and k rows left in rotate-half order while RoPE rotates adjacent pairs (prefill and decode)"),
+    Mutant("decode_silu_dropped", "ttspec/backends/ttnn/lower.py",
+           'options[f"input_tensor_{side}_activations"] = List((name("ttnn.UnaryOpType.SILU"),))',
+           'options[f"input_tensor_{side}_activations"] = List(())',
+           ("tests/test_decode.py::test_score_llama_gqa", "tests/test_decode_lowering.py"),
+           "decode moves SwiGLU's SiLU out of w1 and never applies it in the multiply"),
+    Mutant("decode_frees_before_last_use", "ttspec/backends/common/emit.py",
+           "if self.last_use.get(held) == now and held not in self.plan.inputs:",
+           "if self.last_use.get(held, now) >= now and held not in self.plan.inputs:",
+           ("tests/test_decode_lowering.py::test_a_value_is_freed_only_after_its_last_read",),
+           "ttnn.deallocate of every value held after each statement, still-needed ones too"),
 ]
 
 

@@ -25,15 +25,19 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
-features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
-on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
-on the host at each user's own position; each attention writes the new K and V at each user's
-position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
-one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
-(queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
-the sliding window where the spec has one); softcapped attention, which that op cannot express,
-is composed from golden-backed ops. Batching users this way reads every weight once per step for
-all of them, which is what decode throughput is made of.
+features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
+as tt_transformers has forward_prefill and forward_decode. In decode every weight matmul states
+its program and compute kernel (members of its class, chosen by ttspec's configuration layer),
+activations stay in L1 where their readers take them, SiLU is fused into the multiply and values
+are freed at their last use. Attention with a fused QKV projection and full-width RoPE runs
+tt_transformers' chain: nlp_create_qkv_heads_decode (one user per core), rotary_embedding_llama
+with each user's cos/sin gathered on the device from one table (ttnn.embedding at the positions,
+once per step; q and k rows are permuted at load so RoPE rotates adjacent pairs, in prefill too),
+paged_update_cache, scaled_dot_product_attention_decode and nlp_concat_heads_decode. Other
+attention writes K and V with paged_update_cache and attends with the same SDPA decode, its rotary
+cos/sin (and learned or sinusoidal positions) uploaded per step; softcapped attention, which that
+op cannot express, is composed from golden-backed ops. Batching users this way reads every weight
+once per step for all of them, which is what decode throughput is made of.
 
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
 replays it (ttnn.execute_trace) with the step's inputs written into the same device tensors
@@ -76,31 +80,86 @@ class LearnedPositions:
         h = ttnn.embedding(position_ids(x, self.weight, self.state), self.weight, layout=ttnn.TILE_LAYOUT)
         return ttnn.add(x, h)
 
+    def decode(self, x):
+        h = ttnn.embedding(position_ids(x, self.weight, self.state), self.weight, layout=ttnn.TILE_LAYOUT)
+        return ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+
     __call__ = forward
 
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.state = weights.state
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
         self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"))
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 256 -> 768 bf16, 1-D multicast over 8x3 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 3),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
         self.kv_cache = KVCache(weights.state, 8, 32)
         self.wo = weights.linear(prefix + "wo")
         self.wo_bias = weights.bias(prefix + "wo")
+        # decode: 256 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=8, num_kv_heads=8, transpose_key=False
         )
-        y = (
-            self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
-            if self.state.decoding
-            else self.kv_cache.prefill(
-                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
-            )
+        y = self.kv_cache.prefill(
+            k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
         )
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
+
+    def decode(self, x):
+        qkv = ttnn.linear(
+            x,
+            self.wqkv,
+            bias=self.wqkv_bias,
+            program_config=self.wqkv_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            qkv, num_heads=8, num_kv_heads=8, transpose_key=False
+        )
+        ttnn.deallocate(qkv)
+        y = self.kv_cache.decode(q, k, v, scale=0.17677669529663687)
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            ttnn.transformer.concatenate_heads(y),
+            self.wo,
+            bias=self.wo_bias,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -109,12 +168,61 @@ class MLP:
     def __init__(self, weights, prefix):
         self.up = weights.linear(prefix + "up")
         self.up_bias = weights.bias(prefix + "up")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 256 -> 768 bf16, 1-D multicast over 8x3 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.up_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 3),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
         self.down = weights.linear(prefix + "down")
         self.down_bias = weights.bias(prefix + "down")
+        # decode: 768 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.down_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+            in0_block_w=3,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         h = ttnn.gelu(ttnn.linear(x, self.up, bias=self.up_bias), variant=ttnn.GeluVariant.Tanh)
         return ttnn.linear(h, self.down, bias=self.down_bias)
+
+    def decode(self, x):
+        h = ttnn.linear(
+            x,
+            self.up,
+            bias=self.up_bias,
+            program_config=self.up_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        h = ttnn.gelu(h, variant=ttnn.GeluVariant.Tanh)
+        return ttnn.linear(
+            h,
+            self.down,
+            bias=self.down_bias,
+            program_config=self.down_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -133,6 +241,23 @@ class Decoder:
         x = ttnn.add(x, h)
         h = self.mlp(ttnn.layer_norm(x, epsilon=1e-05, weight=self.ln_2, bias=self.ln_2_bias))
         x = ttnn.add(x, h)
+        return x
+
+    def decode(self, x):
+        h = self.attn.decode(
+            ttnn.layer_norm(
+                x, epsilon=1e-05, weight=self.ln_1, bias=self.ln_1_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+            ),
+        )
+        x = ttnn.add(x, h, memory_config=ttnn.L1_MEMORY_CONFIG)
+        ttnn.deallocate(h)
+        h = self.mlp.decode(
+            ttnn.layer_norm(
+                x, epsilon=1e-05, weight=self.ln_2, bias=self.ln_2_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+            ),
+        )
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(h)
         return x
 
     __call__ = forward
@@ -210,8 +335,12 @@ class NanoTricksterGpt2:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
-                                                                          ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
+            def step():
+                state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
+                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                         ttnn.ROW_MAJOR_LAYOUT))
+
+            logits = state.run_step(step)
             return self.logits_to_host(logits)[0, :users]
         finally:
             state.end()
@@ -228,6 +357,23 @@ class NanoTricksterGpt2:
         self.ln_f_bias = weights.norm(prefix + "ln_f", "bias")
         # tied: a TILE copy of the embedding table
         self.lm_head = weights.linear("wte")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 256 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.wte, layout=ttnn.TILE_LAYOUT)
@@ -236,6 +382,22 @@ class NanoTricksterGpt2:
             h = layer(h)
         h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias)
         return ttnn.linear(h, self.lm_head)
+
+    def decode_step(self, tokens):
+        h = ttnn.embedding(tokens, self.wte, layout=ttnn.TILE_LAYOUT)
+        h = self.wpe.decode(h)
+        for layer in self.layers:
+            h = layer.decode(h)
+        h = ttnn.layer_norm(
+            h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+        )
+        return ttnn.linear(
+            h,
+            self.lm_head,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
@@ -357,12 +519,12 @@ class RunState:
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
+        self.step_values = {}  # what one step computes once for all layers (gathered cos/sin): key -> value
+        self.uploaded = set()  # the step inputs uploaded in this step
+        self.kept = {}  # device tensors made once for the cache's batch and context (RoPE tables): key -> value
+        self.step_makers = {}  # key -> how a step's shared value is made (per_step)
         self.replaying = False
         self.trace_id = self.trace_output = None
-
-    @property
-    def decoding(self):
-        return self.mode == "decode"
 
     def allocate(self, batch, context):
         if not 1 <= batch <= TILE:
@@ -372,7 +534,7 @@ class RunState:
                                       "compile without --dp")
         self.release_trace()
         self.batch, self.context = batch, -(-context // TILE) * TILE
-        self.inputs = {}
+        self.inputs, self.kept, self.step_makers = {}, {}, {}
         for cache in self.caches:
             cache.allocate(self.batch, self.context)
 
@@ -396,9 +558,24 @@ class RunState:
 
     def begin(self, mode, positions, user=None, tokens=None):
         self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+        self.step_values, self.uploaded = {}, set()
 
     def end(self):
         self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+        self.step_values, self.uploaded = {}, set()
+
+    def per_step(self, key, make):
+        """`make()` computed once in a step and shared by its layers (a replayed trace recomputes it); after the
+        first step, prepare_step computes it before the layers run."""
+        self.step_makers.setdefault(key, make)
+        if key not in self.step_values:
+            self.step_values[key] = make()
+        return self.step_values[key]
+
+    def prepare_step(self):
+        """What the layers of a decode step share, computed before them (each value the first step asked for)."""
+        for key, make in self.step_makers.items():
+            self.step_values[key] = make()
 
     def row_positions(self, rows):
         """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
@@ -420,15 +597,17 @@ class RunState:
         is kept under `key`: a replayed trace reads the same tensor, refreshed in place."""
         if self.mode != "decode":
             return self.upload(make(), dtype, layout)
-        if self.replaying and key in self.inputs:
+        if (self.replaying or key in self.uploaded) and key in self.inputs:  # uploaded once a step
             return self.inputs[key][3]
+        self.uploaded.add(key)
         tensor = self.upload(make(), dtype, layout)
         self.inputs[key] = [make, dtype, layout, tensor]
         return tensor
 
     def position_tensor(self):
         """Each row's position as an int32 device tensor [users]; -1 marks a row with no user."""
-        return self.step_input("positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT)
+        return self.per_step("positions", lambda: self.step_input(
+            "positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT))
 
     def run_step(self, step):
         """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
@@ -537,13 +716,16 @@ class Weights:
                                memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None):
+               head_dim=None, dtype=None, rope_pairs=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
-        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
+        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
         weight = self._get(module, "weight", parts)
+        if rope_pairs:
+            weight = adjacent_rope_pairs(weight, *rope_pairs)
         if heads:
             weight = pad_heads(weight, heads, head_dim, dim=0)
         if input_heads:
@@ -556,8 +738,11 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
 
-    def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None):
+    def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None,
+             rope_pairs=None):
         bias = self._get(module, "bias", parts)
+        if rope_pairs:
+            bias = adjacent_rope_pairs(bias, *rope_pairs)
         if heads:
             bias = pad_heads(bias, heads, head_dim, dim=0)
         splits = per_axis(split)
@@ -592,6 +777,19 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
+    """A fused QKV projection's rows with each q and k head's features reordered from rotate-half pairs
+    (i, i + head_dim / 2) to adjacent ones (2i, 2i + 1), the pairs rotary_embedding_llama rotates; V stays.
+    Q and K are permuted alike, so every attention score is unchanged (and the KV cache holds permuted K)."""
+    head_dim = rows.shape[0] // (heads + 2 * kv_heads)
+    half = head_dim // 2
+    order = torch.stack([torch.arange(half), torch.arange(half, head_dim)], dim=1).reshape(-1)
+    qk = (heads + kv_heads) * head_dim
+    rest = tuple(rows.shape[1:])
+    permuted = rows[:qk].reshape(heads + kv_heads, head_dim, *rest)[:, order].reshape(qk, *rest)
+    return torch.cat([permuted, rows[qk:]])
 
 
 def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torch.Tensor:

@@ -25,15 +25,19 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
-features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
-on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
-on the host at each user's own position; each attention writes the new K and V at each user's
-position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
-one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
-(queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
-the sliding window where the spec has one); softcapped attention, which that op cannot express,
-is composed from golden-backed ops. Batching users this way reads every weight once per step for
-all of them, which is what decode throughput is made of.
+features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
+as tt_transformers has forward_prefill and forward_decode. In decode every weight matmul states
+its program and compute kernel (members of its class, chosen by ttspec's configuration layer),
+activations stay in L1 where their readers take them, SiLU is fused into the multiply and values
+are freed at their last use. Attention with a fused QKV projection and full-width RoPE runs
+tt_transformers' chain: nlp_create_qkv_heads_decode (one user per core), rotary_embedding_llama
+with each user's cos/sin gathered on the device from one table (ttnn.embedding at the positions,
+once per step; q and k rows are permuted at load so RoPE rotates adjacent pairs, in prefill too),
+paged_update_cache, scaled_dot_product_attention_decode and nlp_concat_heads_decode. Other
+attention writes K and V with paged_update_cache and attends with the same SDPA decode, its rotary
+cos/sin (and learned or sinusoidal positions) uploaded per step; softcapped attention, which that
+op cannot express, is composed from golden-backed ops. Batching users this way reads every weight
+once per step for all of them, which is what decode throughput is made of.
 
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
 replays it (ttnn.execute_trace) with the step's inputs written into the same device tensors
@@ -70,13 +74,42 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.state = weights.state
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=96, head_dim=80)
         self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"), heads=96, head_dim=80)
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2560 -> 9216 bf16, 1-D multicast over 8x8 cores, 5 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=5,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
         self.rotary = Rotary(weights.state, 96, theta=10000.0, rotary_dims=32)
         self.kv_cache = KVCache(weights.state, 32, 96)
         self.wo = weights.linear(prefix + "wo", input_heads=32, head_dim=80)
         self.wo_bias = weights.bias(prefix + "wo")
+        # decode: 3072 -> 2560 bf16, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         qkv = ttnn.linear(x, self.wqkv, bias=self.wqkv_bias)
@@ -85,14 +118,38 @@ class Attention:
         )
         q = self.rotary(q)
         k = self.rotary(k)
-        y = (
-            self.kv_cache.decode(q, k, v, scale=0.11180339887498948)
-            if self.state.decoding
-            else self.kv_cache.prefill(
-                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.11180339887498948)
-            )
+        y = self.kv_cache.prefill(
+            k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.11180339887498948)
         )
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
+
+    def decode(self, x):
+        qkv = ttnn.linear(
+            x,
+            self.wqkv,
+            bias=self.wqkv_bias,
+            program_config=self.wqkv_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
+        q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
+            qkv, num_heads=32, num_kv_heads=32, transpose_key=False
+        )
+        ttnn.deallocate(qkv)
+        q = self.rotary(q)
+        k = self.rotary(k)
+        y = self.kv_cache.decode(q, k, v, scale=0.11180339887498948)
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            ttnn.transformer.concatenate_heads(y),
+            self.wo,
+            bias=self.wo_bias,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -101,12 +158,61 @@ class MLP:
     def __init__(self, weights, prefix):
         self.up = weights.linear(prefix + "up")
         self.up_bias = weights.bias(prefix + "up")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2560 -> 10240 bf16, 1-D multicast over 8x8 cores, 5 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.up_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=5,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
         self.down = weights.linear(prefix + "down")
         self.down_bias = weights.bias(prefix + "down")
+        # decode: 10240 -> 2560 bf16, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.down_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=5,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         h = ttnn.gelu(ttnn.linear(x, self.up, bias=self.up_bias), variant=ttnn.GeluVariant.Tanh)
         return ttnn.linear(h, self.down, bias=self.down_bias)
+
+    def decode(self, x):
+        h = ttnn.linear(
+            x,
+            self.up,
+            bias=self.up_bias,
+            program_config=self.up_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        h = ttnn.gelu(h, variant=ttnn.GeluVariant.Tanh)
+        return ttnn.linear(
+            h,
+            self.down,
+            bias=self.down_bias,
+            program_config=self.down_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -121,6 +227,20 @@ class Decoder:
     def forward(self, x):
         n = ttnn.layer_norm(x, epsilon=1e-05, weight=self.input_layernorm, bias=self.input_layernorm_bias)
         return ttnn.add(ttnn.add(x, self.attn(n)), self.mlp(n))
+
+    def decode(self, x):
+        n = ttnn.layer_norm(
+            x,
+            epsilon=1e-05,
+            weight=self.input_layernorm,
+            bias=self.input_layernorm_bias,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        return ttnn.add(
+            ttnn.add(x, self.attn.decode(n), memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.mlp.decode(n),
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -197,8 +317,12 @@ class Phi2:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
-                                                                          ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
+            def step():
+                state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
+                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                         ttnn.ROW_MAJOR_LAYOUT))
+
+            logits = state.run_step(step)
             return self.logits_to_host(logits)[0, :users]
         finally:
             state.end()
@@ -214,6 +338,23 @@ class Phi2:
         self.final_layernorm_bias = weights.norm(prefix + "final_layernorm", "bias")
         self.lm_head = weights.linear(prefix + "lm_head")
         self.lm_head_bias = weights.bias(prefix + "lm_head")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2560 -> 51200 bf16, 1-D multicast over 8x8 cores, 25 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=25,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -221,6 +362,26 @@ class Phi2:
             h = layer(h)
         h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.final_layernorm, bias=self.final_layernorm_bias)
         return ttnn.linear(h, self.lm_head, bias=self.lm_head_bias)
+
+    def decode_step(self, tokens):
+        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        for layer in self.layers:
+            h = layer.decode(h)
+        h = ttnn.layer_norm(
+            h,
+            epsilon=1e-05,
+            weight=self.final_layernorm,
+            bias=self.final_layernorm_bias,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        return ttnn.linear(
+            h,
+            self.lm_head,
+            bias=self.lm_head_bias,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
@@ -342,6 +503,10 @@ class RunState:
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
+        self.step_values = {}  # what one step computes once for all layers (gathered cos/sin): key -> value
+        self.uploaded = set()  # the step inputs uploaded in this step
+        self.kept = {}  # device tensors made once for the cache's batch and context (RoPE tables): key -> value
+        self.step_makers = {}  # key -> how a step's shared value is made (per_step)
         self.replaying = False
         self.trace_id = self.trace_output = None
 
@@ -357,7 +522,7 @@ class RunState:
                                       "compile without --dp")
         self.release_trace()
         self.batch, self.context = batch, -(-context // TILE) * TILE
-        self.inputs = {}
+        self.inputs, self.kept, self.step_makers = {}, {}, {}
         for cache in self.caches:
             cache.allocate(self.batch, self.context)
 
@@ -381,9 +546,31 @@ class RunState:
 
     def begin(self, mode, positions, user=None, tokens=None):
         self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+        self.step_values, self.uploaded = {}, set()
 
     def end(self):
         self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+        self.step_values, self.uploaded = {}, set()
+
+    def per_step(self, key, make):
+        """`make()` computed once in a step and shared by its layers (a replayed trace recomputes it); after the
+        first step, prepare_step computes it before the layers run."""
+        self.step_makers.setdefault(key, make)
+        if key not in self.step_values:
+            self.step_values[key] = make()
+        return self.step_values[key]
+
+    def prepare_step(self):
+        """What the layers of a decode step share, computed before them (each value the first step asked for)."""
+        for key, make in self.step_makers.items():
+            self.step_values[key] = make()
+
+    def keep(self, key, make):
+        """`make()` made once for the allocated cache's batch and context, before any trace is captured (the first
+        decode step runs uncaptured), so replays allocate nothing."""
+        if key not in self.kept:
+            self.kept[key] = make()
+        return self.kept[key]
 
     def row_positions(self, rows):
         """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
@@ -405,15 +592,17 @@ class RunState:
         is kept under `key`: a replayed trace reads the same tensor, refreshed in place."""
         if self.mode != "decode":
             return self.upload(make(), dtype, layout)
-        if self.replaying and key in self.inputs:
+        if (self.replaying or key in self.uploaded) and key in self.inputs:  # uploaded once a step
             return self.inputs[key][3]
+        self.uploaded.add(key)
         tensor = self.upload(make(), dtype, layout)
         self.inputs[key] = [make, dtype, layout, tensor]
         return tensor
 
     def position_tensor(self):
         """Each row's position as an int32 device tensor [users]; -1 marks a row with no user."""
-        return self.step_input("positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT)
+        return self.per_step("positions", lambda: self.step_input(
+            "positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT))
 
     def run_step(self, step):
         """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
@@ -522,13 +711,16 @@ class Weights:
                                memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None):
+               head_dim=None, dtype=None, rope_pairs=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
-        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
+        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
         weight = self._get(module, "weight", parts)
+        if rope_pairs:
+            weight = adjacent_rope_pairs(weight, *rope_pairs)
         if heads:
             weight = pad_heads(weight, heads, head_dim, dim=0)
         if input_heads:
@@ -541,8 +733,11 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
 
-    def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None):
+    def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None,
+             rope_pairs=None):
         bias = self._get(module, "bias", parts)
+        if rope_pairs:
+            bias = adjacent_rope_pairs(bias, *rope_pairs)
         if heads:
             bias = pad_heads(bias, heads, head_dim, dim=0)
         splits = per_axis(split)
@@ -577,6 +772,19 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
+    """A fused QKV projection's rows with each q and k head's features reordered from rotate-half pairs
+    (i, i + head_dim / 2) to adjacent ones (2i, 2i + 1), the pairs rotary_embedding_llama rotates; V stays.
+    Q and K are permuted alike, so every attention score is unchanged (and the KV cache holds permuted K)."""
+    head_dim = rows.shape[0] // (heads + 2 * kv_heads)
+    half = head_dim // 2
+    order = torch.stack([torch.arange(half), torch.arange(half, head_dim)], dim=1).reshape(-1)
+    qk = (heads + kv_heads) * head_dim
+    rest = tuple(rows.shape[1:])
+    permuted = rows[:qk].reshape(heads + kv_heads, head_dim, *rest)[:, order].reshape(qk, *rest)
+    return torch.cat([permuted, rows[qk:]])
 
 
 def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torch.Tensor:
@@ -646,11 +854,12 @@ class Rotary:
 
     def _cos_sin(self, seq):
         state = self.state
-        if state.decoding:  # each user's own position
+        if state.decoding:  # each user's own position, uploaded once a step for every layer with these tables
             def make(which):
                 return lambda: self._table(state.row_positions(seq), which)
 
-            return tuple(state.step_input((id(self), which), make(which)) for which in ("cos", "sin"))
+            return state.per_step(("rope cos/sin", self.key, seq), lambda: tuple(
+                state.step_input((self.key, which, seq), make(which)) for which in ("cos", "sin")))
         if seq not in self.tables:
             positions = torch.arange(seq)
             self.tables[seq] = tuple(self._upload(self._table(positions, which)) for which in ("cos", "sin"))
@@ -659,6 +868,42 @@ class Rotary:
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
+
+    def decode(self, x):
+        """Decode RoPE of heads [1, users, heads, head_dim] held one user per core (nlp_create_qkv_heads_decode's)
+        on adjacent pairs: rotary_embedding_llama with each user's cos and sin row, gathered on the device from
+        a table of every position once per step for all layers, and the pair-swap matrix."""
+        cos, sin, swap = self.state.per_step(("rope", self.key), self._decode_inputs)
+        return ttnn.experimental.rotary_embedding_llama(x, cos, sin, swap, is_decode_mode=True)
+
+    @property
+    def key(self):
+        """What makes two helpers' tables equal (every layer's attention has its own helper)."""
+        return self.head_dim, self.rot, self.style, tuple(self.inv_freq.tolist())
+
+    def _decode_inputs(self):
+        state = self.state
+        users, context = state.batch, state.context
+        tables = state.keep(("rope tables", self.key, context), lambda: tuple(
+            ttnn.from_torch(self._table(torch.arange(context), which)[0, 0], dtype=ttnn.bfloat16,
+                            layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device, mesh_mapper=shard(self.device))
+            for which in ("cos", "sin")))  # row-major: the gather needs no untilize of the whole table
+        swap = state.keep(("rope pair swap", users), lambda: self._pair_swap(users))
+        ids = state.step_input("rope positions", lambda: state.row_positions(users)[None], ttnn.uint32,
+                               ttnn.ROW_MAJOR_LAYOUT)
+        per_user = users_sharded(self.device, users, self.head_dim)
+        rows = (ttnn.reshape(ttnn.embedding(ids, table, layout=ttnn.TILE_LAYOUT), (1, users, 1, self.head_dim))
+                for table in tables)  # [1, users, 1, head_dim]: row 0 of each user's tile
+        return (*(ttnn.to_memory_config(row, per_user) for row in rows), swap)
+
+    def _pair_swap(self, users):
+        """The 32x32 matrix taking each adjacent pair (a, b) to (-b, a), one copy per user core."""
+        swap = torch.zeros(TILE, TILE)
+        for i in range(TILE // 2):
+            swap[2 * i, 2 * i + 1], swap[2 * i + 1, 2 * i] = 1.0, -1.0
+        return ttnn.from_torch(swap.repeat(users, 1)[None, None], dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
+                               device=self.device, memory_config=users_sharded(self.device, users, TILE),
+                               mesh_mapper=shard(self.device))
 
 
 # ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py

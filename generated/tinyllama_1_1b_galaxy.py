@@ -25,15 +25,19 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
-features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
-on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
-on the host at each user's own position; each attention writes the new K and V at each user's
-position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
-one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
-(queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
-the sliding window where the spec has one); softcapped attention, which that op cannot express,
-is composed from golden-backed ops. Batching users this way reads every weight once per step for
-all of them, which is what decode throughput is made of.
+features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
+as tt_transformers has forward_prefill and forward_decode. In decode every weight matmul states
+its program and compute kernel (members of its class, chosen by ttspec's configuration layer),
+activations stay in L1 where their readers take them, SiLU is fused into the multiply and values
+are freed at their last use. Attention with a fused QKV projection and full-width RoPE runs
+tt_transformers' chain: nlp_create_qkv_heads_decode (one user per core), rotary_embedding_llama
+with each user's cos/sin gathered on the device from one table (ttnn.embedding at the positions,
+once per step; q and k rows are permuted at load so RoPE rotates adjacent pairs, in prefill too),
+paged_update_cache, scaled_dot_product_attention_decode and nlp_concat_heads_decode. Other
+attention writes K and V with paged_update_cache and attends with the same SDPA decode, its rotary
+cos/sin (and learned or sinusoidal positions) uploaded per step; softcapped attention, which that
+op cannot express, is composed from golden-backed ops. Batching users this way reads every weight
+once per step for all of them, which is what decode throughput is made of.
 
 On the mesh each device holds the KV cache of its own KV heads (as the prefill plan splits them;
 a KV head copied to several devices has a copy of its cache on each); the other mesh axis holds
@@ -75,11 +79,50 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.state = weights.state
-        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), split="column", qkv_heads=(32, 4))
-        self.rotary = Rotary(weights.state, 64, theta=10000.0)
+        self.wqkv = weights.linear(
+            prefix + "wqkv", parts=("wq", "wk", "wv"), rope_pairs=(32, 4), split="column", qkv_heads=(32, 4)
+        )
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2048 -> 320 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+            in0_block_w=8,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
+        self.rotary = Rotary(weights.state, 64, theta=10000.0, style="interleaved")
         self.kv_cache = KVCache(weights.state, 1, 64)
+        # decode: SDPA over the cache on 8x8 cores, chunk sizes chosen by the op
+        self.sdpa_decode = ttnn.SDPAProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8), q_chunk_size=0, k_chunk_size=0, exp_approx_mode=False
+        )
+        # decode: SDPA at HiFi2, 16-bit accumulation (tt_transformers' decode SDPA kernel)
+        self.sdpa_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False
+        )
         self.wo = weights.linear(prefix + "wo", split="row")
+        # decode: 256 -> 2048 bf16, 1-D multicast over 8x8 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         qkv = ttnn.linear(x, self.wqkv)
@@ -88,14 +131,38 @@ class Attention:
         )
         q = self.rotary(q)
         k = self.rotary(k)
-        y = (
-            self.kv_cache.decode(q, k, v, scale=0.125)
-            if self.state.decoding
-            else self.kv_cache.prefill(
-                k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.125)
-            )
+        y = self.kv_cache.prefill(
+            k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.125)
         )
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+
+    def decode(self, x):
+        qkv = ttnn.linear(
+            x,
+            self.wqkv,
+            program_config=self.wqkv_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        q, k, v = ttnn.experimental.nlp_create_qkv_heads_decode(
+            ttnn.unsqueeze(qkv, 0), num_heads=4, num_kv_heads=1, memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG
+        )
+        ttnn.deallocate(qkv)
+        q = self.rotary.decode(q)
+        k = self.rotary.decode(k)
+        y = self.kv_cache.decode_heads(
+            q, k, v, scale=0.125, program_config=self.sdpa_decode, compute_kernel_config=self.sdpa_kernel
+        )
+        ttnn.deallocate(q)
+        ttnn.deallocate(k)
+        ttnn.deallocate(v)
+        return ttnn.linear(
+            concat_heads_decode(y, 4),
+            self.wo,
+            program_config=self.wo_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -103,13 +170,79 @@ class Attention:
 class SwiGLU:
     def __init__(self, weights, prefix):
         self.w1 = weights.linear(prefix + "w1", split="column")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2048 -> 704 bf16, 1-D multicast over 8x2 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+            in0_block_w=4,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
         self.w3 = weights.linear(prefix + "w3", split="column")
+        # decode: 2048 -> 704 bf16, 1-D multicast over 8x2 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+            in0_block_w=4,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
         self.w2 = weights.linear(prefix + "w2", split="row")
+        # decode: 704 -> 2048 bf16, 1-D multicast over 8x8 cores, 1 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=1,
+            per_core_N=1,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, x):
         gate = ttnn.linear(x, self.w1, activation="silu")
         up = ttnn.linear(x, self.w3)
         return ttnn.linear(ttnn.mul(gate, up), self.w2)
+
+    def decode(self, x):
+        gate = ttnn.linear(
+            x,
+            self.w1,
+            program_config=self.w1_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        up = ttnn.linear(
+            x,
+            self.w3,
+            program_config=self.w3_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        return ttnn.linear(
+            ttnn.mul(gate, up, input_tensor_a_activations=[ttnn.UnaryOpType.SILU], memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.w2,
+            program_config=self.w2_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
     __call__ = forward
 
@@ -129,6 +262,24 @@ class Decoder:
             self.mlp(ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm)), dim=-1, cluster_axis=0
         )
         x = ttnn.add(x, h)
+        return x
+
+    def decode(self, x):
+        h = ttnn.rms_norm(
+            ttnn.all_gather(x, dim=-1, cluster_axis=0),
+            epsilon=1e-05,
+            weight=self.attn_norm,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        x = ttnn.add(
+            x, ttnn.reduce_scatter(self.attn.decode(h), dim=-1, cluster_axis=0), memory_config=ttnn.DRAM_MEMORY_CONFIG
+        )
+        ttnn.deallocate(h)
+        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=0)
+        h = self.mlp.decode(
+            ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        )
+        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=0), memory_config=ttnn.DRAM_MEMORY_CONFIG)
         return x
 
     __call__ = forward
@@ -206,8 +357,12 @@ class Tinyllama11b:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
-                                                                          ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
+            def step():
+                state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
+                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                         ttnn.ROW_MAJOR_LAYOUT))
+
+            logits = state.run_step(step)
             return self.logits_to_host(logits)[0, :users]
         finally:
             state.end()
@@ -221,6 +376,23 @@ class Tinyllama11b:
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(22)]
         self.norm = weights.norm(prefix + "norm")
         self.lm_head = weights.linear(prefix + "lm_head", split="column")
+        # decode: bf16 weights at HiFi4, fp32 accumulation
+        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: 2048 -> 4000 bf16, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
+        #   (shared with prefill)
+        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+            in0_block_w=1,
+            out_subblock_h=1,
+            out_subblock_w=2,
+            per_core_M=1,
+            per_core_N=2,
+            fused_activation=None,
+            fuse_batch=True,
+            mcast_in0=True,
+        )
 
     def forward(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -229,6 +401,20 @@ class Tinyllama11b:
         h = ttnn.all_gather(h, dim=-1, cluster_axis=0)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
         return ttnn.linear(h, self.lm_head)
+
+    def decode_step(self, tokens):
+        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        for layer in self.layers:
+            h = layer.decode(h)
+        h = ttnn.all_gather(h, dim=-1, cluster_axis=0)
+        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        return ttnn.linear(
+            h,
+            self.lm_head,
+            program_config=self.lm_head_decode,
+            compute_kernel_config=self.hifi4_fp32_kernel,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
@@ -350,6 +536,10 @@ class RunState:
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
+        self.step_values = {}  # what one step computes once for all layers (gathered cos/sin): key -> value
+        self.uploaded = set()  # the step inputs uploaded in this step
+        self.kept = {}  # device tensors made once for the cache's batch and context (RoPE tables): key -> value
+        self.step_makers = {}  # key -> how a step's shared value is made (per_step)
         self.replaying = False
         self.trace_id = self.trace_output = None
 
@@ -365,7 +555,7 @@ class RunState:
                                       "compile without --dp")
         self.release_trace()
         self.batch, self.context = batch, -(-context // TILE) * TILE
-        self.inputs = {}
+        self.inputs, self.kept, self.step_makers = {}, {}, {}
         for cache in self.caches:
             cache.allocate(self.batch, self.context)
 
@@ -389,9 +579,31 @@ class RunState:
 
     def begin(self, mode, positions, user=None, tokens=None):
         self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+        self.step_values, self.uploaded = {}, set()
 
     def end(self):
         self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+        self.step_values, self.uploaded = {}, set()
+
+    def per_step(self, key, make):
+        """`make()` computed once in a step and shared by its layers (a replayed trace recomputes it); after the
+        first step, prepare_step computes it before the layers run."""
+        self.step_makers.setdefault(key, make)
+        if key not in self.step_values:
+            self.step_values[key] = make()
+        return self.step_values[key]
+
+    def prepare_step(self):
+        """What the layers of a decode step share, computed before them (each value the first step asked for)."""
+        for key, make in self.step_makers.items():
+            self.step_values[key] = make()
+
+    def keep(self, key, make):
+        """`make()` made once for the allocated cache's batch and context, before any trace is captured (the first
+        decode step runs uncaptured), so replays allocate nothing."""
+        if key not in self.kept:
+            self.kept[key] = make()
+        return self.kept[key]
 
     def row_positions(self, rows):
         """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
@@ -413,15 +625,17 @@ class RunState:
         is kept under `key`: a replayed trace reads the same tensor, refreshed in place."""
         if self.mode != "decode":
             return self.upload(make(), dtype, layout)
-        if self.replaying and key in self.inputs:
+        if (self.replaying or key in self.uploaded) and key in self.inputs:  # uploaded once a step
             return self.inputs[key][3]
+        self.uploaded.add(key)
         tensor = self.upload(make(), dtype, layout)
         self.inputs[key] = [make, dtype, layout, tensor]
         return tensor
 
     def position_tensor(self):
         """Each row's position as an int32 device tensor [users]; -1 marks a row with no user."""
-        return self.step_input("positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT)
+        return self.per_step("positions", lambda: self.step_input(
+            "positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT))
 
     def run_step(self, step):
         """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
@@ -493,6 +707,18 @@ class KVCache:
         )
         return ttnn.permute(y, (0, 2, 1, 3))
 
+    def decode_heads(self, q, k, v, *, scale, program_config, compute_kernel_config, sliding_window_size=None):
+        """One decode step of attention on heads held one user per core ([1, users, heads, head_dim], as
+        nlp_create_qkv_heads_decode and rotary_embedding_llama give them): K and V written at each user's
+        position, SDPA decode, its output resharded one user per core for nlp_concat_heads_decode."""
+        positions = self.state.position_tensor()
+        ttnn.experimental.paged_update_cache(self.k, k, update_idxs_tensor=positions)
+        ttnn.experimental.paged_update_cache(self.v, v, update_idxs_tensor=positions)
+        y = ttnn.transformer.scaled_dot_product_attention_decode(
+            q, self.k, self.v, cur_pos_tensor=positions, scale=scale, sliding_window_size=sliding_window_size,
+            program_config=program_config, compute_kernel_config=compute_kernel_config)
+        return ttnn.to_memory_config(y, users_sharded(self.state.device, y.shape[1], self.head_dim))
+
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/weights.py
 
@@ -530,13 +756,16 @@ class Weights:
                                memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None):
+               head_dim=None, dtype=None, rope_pairs=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
-        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
+        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
         weight = self._get(module, "weight", parts)
+        if rope_pairs:
+            weight = adjacent_rope_pairs(weight, *rope_pairs)
         if heads:
             weight = pad_heads(weight, heads, head_dim, dim=0)
         if input_heads:
@@ -572,6 +801,19 @@ class Weights:
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
 
 
+def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
+    """A fused QKV projection's rows with each q and k head's features reordered from rotate-half pairs
+    (i, i + head_dim / 2) to adjacent ones (2i, 2i + 1), the pairs rotary_embedding_llama rotates; V stays.
+    Q and K are permuted alike, so every attention score is unchanged (and the KV cache holds permuted K)."""
+    head_dim = rows.shape[0] // (heads + 2 * kv_heads)
+    half = head_dim // 2
+    order = torch.stack([torch.arange(half), torch.arange(half, head_dim)], dim=1).reshape(-1)
+    qk = (heads + kv_heads) * head_dim
+    rest = tuple(rows.shape[1:])
+    permuted = rows[:qk].reshape(heads + kv_heads, head_dim, *rest)[:, order].reshape(qk, *rest)
+    return torch.cat([permuted, rows[qk:]])
+
+
 def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torch.Tensor:
     """Zero-pad each of `heads` heads along `dim` from head_dim to a multiple of 32: ttnn splits
     and concatenates heads in whole tiles. Zero q/k features add nothing to attention scores
@@ -585,6 +827,20 @@ def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torc
     widths = [0, 0] * (tensor.dim() - dim - 2) + [0, padded - head_dim]
     tensor = torch.nn.functional.pad(tensor, widths)
     return tensor.reshape(shape[:dim] + [heads * padded] + shape[dim + 1 :])
+
+
+# ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/attention.py
+
+
+def concat_heads_decode(heads, num_heads):
+    """Heads [1, users, heads, head_dim] held one user per core -> [1, users, heads * head_dim] in L1
+    (nlp_concat_heads_decode writes 32 rows, [1, 1, 32, features] width-sharded; the rows past the users are
+    cut off)."""
+    users = heads.shape[1]
+    y = ttnn.to_memory_config(ttnn.experimental.nlp_concat_heads_decode(heads, num_heads=num_heads),
+                              ttnn.L1_MEMORY_CONFIG)
+    y = ttnn.reshape(y, (1, y.shape[2], y.shape[3]))
+    return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/rotary.py
@@ -639,11 +895,12 @@ class Rotary:
 
     def _cos_sin(self, seq):
         state = self.state
-        if state.decoding:  # each user's own position
+        if state.decoding:  # each user's own position, uploaded once a step for every layer with these tables
             def make(which):
                 return lambda: self._table(state.row_positions(seq), which)
 
-            return tuple(state.step_input((id(self), which), make(which)) for which in ("cos", "sin"))
+            return state.per_step(("rope cos/sin", self.key, seq), lambda: tuple(
+                state.step_input((self.key, which, seq), make(which)) for which in ("cos", "sin")))
         if seq not in self.tables:
             positions = torch.arange(seq)
             self.tables[seq] = tuple(self._upload(self._table(positions, which)) for which in ("cos", "sin"))
@@ -652,6 +909,42 @@ class Rotary:
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
+
+    def decode(self, x):
+        """Decode RoPE of heads [1, users, heads, head_dim] held one user per core (nlp_create_qkv_heads_decode's)
+        on adjacent pairs: rotary_embedding_llama with each user's cos and sin row, gathered on the device from
+        a table of every position once per step for all layers, and the pair-swap matrix."""
+        cos, sin, swap = self.state.per_step(("rope", self.key), self._decode_inputs)
+        return ttnn.experimental.rotary_embedding_llama(x, cos, sin, swap, is_decode_mode=True)
+
+    @property
+    def key(self):
+        """What makes two helpers' tables equal (every layer's attention has its own helper)."""
+        return self.head_dim, self.rot, self.style, tuple(self.inv_freq.tolist())
+
+    def _decode_inputs(self):
+        state = self.state
+        users, context = state.batch, state.context
+        tables = state.keep(("rope tables", self.key, context), lambda: tuple(
+            ttnn.from_torch(self._table(torch.arange(context), which)[0, 0], dtype=ttnn.bfloat16,
+                            layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device, mesh_mapper=shard(self.device))
+            for which in ("cos", "sin")))  # row-major: the gather needs no untilize of the whole table
+        swap = state.keep(("rope pair swap", users), lambda: self._pair_swap(users))
+        ids = state.step_input("rope positions", lambda: state.row_positions(users)[None], ttnn.uint32,
+                               ttnn.ROW_MAJOR_LAYOUT)
+        per_user = users_sharded(self.device, users, self.head_dim)
+        rows = (ttnn.reshape(ttnn.embedding(ids, table, layout=ttnn.TILE_LAYOUT), (1, users, 1, self.head_dim))
+                for table in tables)  # [1, users, 1, head_dim]: row 0 of each user's tile
+        return (*(ttnn.to_memory_config(row, per_user) for row in rows), swap)
+
+    def _pair_swap(self, users):
+        """The 32x32 matrix taking each adjacent pair (a, b) to (-b, a), one copy per user core."""
+        swap = torch.zeros(TILE, TILE)
+        for i in range(TILE // 2):
+            swap[2 * i, 2 * i + 1], swap[2 * i + 1, 2 * i] = 1.0, -1.0
+        return ttnn.from_torch(swap.repeat(users, 1)[None, None], dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
+                               device=self.device, memory_config=users_sharded(self.device, users, TILE),
+                               mesh_mapper=shard(self.device))
 
 
 # ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py

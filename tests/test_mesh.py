@@ -50,8 +50,11 @@ class Collective:
 
     @classmethod
     def sites(cls, source: str) -> list["Collective"]:
-        """The model's collectives (their mesh axis a literal, unlike the runtime helpers'), in source order."""
-        calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+        """The model's collectives (their mesh axis a literal, unlike the runtime helpers'), in source order,
+        in the prefill `forward` methods that run_golden's whole-sequence run executes (a class's `decode`
+        step holds its own; tests/test_decode.py checks decode on meshes against HF)."""
+        forwards = [f for f in ast.walk(ast.parse(source)) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
+        calls = [node for f in forwards for node in ast.walk(f) if isinstance(node, ast.Call)
                  and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
                  and node.func.value.id == "ttnn" and node.func.attr in cls.OPS
                  and any(k.arg == "cluster_axis" and isinstance(k.value, ast.Constant) for k in node.keywords)]

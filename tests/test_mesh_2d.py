@@ -4,6 +4,7 @@ chip (and HF transformers); each collective, on either cluster axis, is needed; 
 per-chip shards and bytes are those of the published config's arithmetic; the planner weighs the
 two strategies and refuses what 2-D cannot do with a reason."""
 
+import ast
 import json
 import re
 from collections import Counter
@@ -125,12 +126,25 @@ COLLECTIVE_OPS = (ALL_GATHER, REDUCE_SCATTER, ALL_REDUCE, MESH_PARTITION)
 CALL = re.compile(r"ttnn\.(" + "|".join(c.name for c in COLLECTIVE_OPS) + r")\(")
 
 
+def _forward_spans(source: str) -> list[tuple[int, int]]:
+    """Where the classes' prefill `forward` methods lie in the source (each class's `decode` step has its own
+    collectives; the whole-sequence run that run_golden makes executes the forward ones)."""
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return [(starts[f.lineno - 1], starts[f.end_lineno]) for f in ast.walk(ast.parse(source))
+            if isinstance(f, ast.FunctionDef) and f.name == "forward"]
+
+
 def collective_sites(source: str) -> list[Site]:
-    """Every collective call in a generated program. test_mesh.COLLECTIVE matches only calls on a
-    plain name; 2-D programs also wrap calls (`ttnn.all_reduce(ttnn.linear(x, self.wqkv),
+    """Every collective call in the prefill methods of a generated program. test_mesh.COLLECTIVE matches only
+    calls on a plain name; 2-D programs also wrap calls (`ttnn.all_reduce(ttnn.linear(x, self.wqkv),
     cluster_axis=1)`, a mesh_partition inside an all_reduce), so the parentheses are matched here."""
     sites = []
+    spans = _forward_spans(source)
     for m in CALL.finditer(source):
+        if not any(start <= m.start() < end for start, end in spans):
+            continue
         depth, i, comma = 1, m.end(), None
         while depth:
             ch = source[i]
@@ -141,7 +155,7 @@ def collective_sites(source: str) -> list[Site]:
             elif ch == "," and depth == 1 and comma is None:
                 comma = i
             i += 1
-        axis = re.search(r"cluster_axis=(\d)\s*\)$", source[m.start():i])
+        axis = re.search(r"cluster_axis=(\d),?\s*\)$", source[m.start():i])
         assert axis and comma is not None, source[m.start():i]
         sites.append(Site(m.start(), i, m.group(1), source[m.end():comma].strip(), int(axis.group(1))))
     return sites

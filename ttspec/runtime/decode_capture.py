@@ -155,11 +155,17 @@ class _Marked:
         self.layer, self.index, self.ttnn = layer, index, ttnn
 
     def __call__(self, *args, **kwargs):
+        return self._scoped(self.layer, args, kwargs)
+
+    def decode(self, *args, **kwargs):  # the layer's decode step (what a captured step calls)
+        return self._scoped(self.layer.decode, args, kwargs)
+
+    def _scoped(self, method, args, kwargs):
         from .graph_summary import LAYER_MARK
 
         self.ttnn.graph.track_function_start(f"{LAYER_MARK}{self.index}")
         try:
-            return self.layer(*args, **kwargs)
+            return method(*args, **kwargs)
         finally:
             self.ttnn.graph.track_function_end()
 

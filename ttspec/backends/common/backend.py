@@ -45,6 +45,11 @@ class EmitContext:
         return self.plan.graph
 
     @property
+    def mode(self) -> str:
+        """The method being emitted: "prefill" (forward) or "decode" (one token per user)."""
+        return self.backend.mode
+
+    @property
     def mesh(self):
         return self.backend.mesh
 
@@ -79,10 +84,23 @@ class EmitContext:
 
     def member(self, node, stem: str, init: Expr) -> Expr:
         """A per-instance attribute this op keeps between calls (an attention's KV cache), made in
-        __init__ by `init`; returns the expression naming it. Each node's lowering runs once."""
-        attr = self.plan.members.claim(stem)
-        self.plan.state_members.append((node.id, attr, init))
-        return name(f"self.{attr}")
+        __init__ by `init`; returns the expression naming it. The prefill and decode methods of a
+        class share it: a node asking again for the same stem gets the same member."""
+        key = (node.id, stem)
+        if key not in self.plan.claimed:
+            self.plan.claimed[key] = self.plan.members.claim(stem)
+            self.plan.state_members.append((node.id, self.plan.claimed[key], init))
+        return name(f"self.{self.plan.claimed[key]}")
+
+    def config_member(self, node, stem: str, init: Expr, comment: str) -> Expr:
+        """A configuration this class states once in __init__ (`comment` says what it is) and its ops read:
+        the same `stem` and `init` give the same member, made where `node` first needs it."""
+        key = (stem, init)
+        if key not in self.plan.claimed:
+            attr = self.plan.claimed[key] = self.plan.members.claim(stem)
+            self.plan.state_members.append((node.id, attr, init))
+            self.plan.member_comments[attr] = comment
+        return name(f"self.{self.plan.claimed[key]}")
 
     def positions(self) -> Expr:
         """Where this forward pass's tokens sit (`pos`, a Positions helper or None): the forward of
@@ -107,6 +125,7 @@ class Backend:
 
     def __init__(self, mesh: ShardPlan = ONE_CHIP):
         self.helpers: set[str] = set()
+        self.mode = "prefill"  # which method is being emitted (EmitContext.mode)
         self.mesh = mesh  # the sharding plan (one chip: a 1x1 mesh with no axes)
 
     def lowering_of(self, opdef):
@@ -120,6 +139,10 @@ class Backend:
 
     def context(self, plan: ClassPlan) -> EmitContext:
         return EmitContext(self, plan)
+
+    def release(self, node: Node, var: Expr, plan: ClassPlan) -> Stmt | None:
+        """A statement freeing `var` (holding `node`'s value) after its last use, or None: memory is the runtime's."""
+        return None
 
     def default_name(self, node: Node) -> str:
         return REGISTRY[node.op].var_name(node)
@@ -143,8 +166,11 @@ class Backend:
             plan.ropes[rope] = plan.members.claim("rotary")
         return plan.ropes[rope]
 
-    def rotary_init(self, attr: str, rope: Config, head_dim: int) -> Stmt:
+    def rotary_init(self, attr: str, rope: Config, head_dim: int, style: str | None = None) -> Stmt:
+        """The Rotary helper of `rope`; `style`: the pairs it rotates where the program changed the spec's."""
         f = dict(rope.fields)
+        if style is not None:
+            f["style"] = style
         width = -(-head_dim // TILE) * TILE if self.pad_heads_to_tiles else head_dim
         options: dict[str, Expr] = {"theta": Const(f["theta"])}
         rot = rotary_dims(head_dim, rope)
@@ -172,10 +198,12 @@ class Backend:
         for node in plan.self_params:
             members.append((order[node.id], self.self_param_init(node, plan)))
         for node_id, attr, init in plan.state_members:
-            members.append((order[node_id], [Assign(name(f"self.{attr}"), init)]))
+            comment = [Comment(plan.member_comments[attr])] if attr in plan.member_comments else []
+            members.append((order[node_id], [*comment, Assign(name(f"self.{attr}"), init)]))
         for rope, attr in plan.ropes.items():
             first = next(n for n in plan.ops if n.op == APPLY_ROPE.name and n.attrs.rope == rope)
-            members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1])]))
+            members.append((order[first.id], [self.rotary_init(attr, rope, first.type.shape[-1],
+                                                               plan.rope_styles.get(attr))]))
         return [stmt for _, stmts in sorted(members, key=lambda m: m[0]) for stmt in stmts]
 
     # ---- abstract

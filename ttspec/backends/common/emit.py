@@ -28,16 +28,19 @@ def _arg_ids(plan: ClassPlan, node) -> list[str]:
     return list(node.inputs)
 
 
-def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = None) -> Forward:
-    """`reserved`: what the method's locals must never be (names.local_reserved)."""
-    return _Emitter(plan, backend, reserved).forward()
+def emit_forward(plan: ClassPlan, backend, reserved: frozenset[str] | None = None, method: str = "forward") -> Forward:
+    """`reserved`: what the method's locals must never be (names.local_reserved). `method`: the method
+    emitted, "forward" or a mode's own ("decode": each child and layer is called through its own
+    `decode`, as tt_transformers' forward_decode calls its components' forward_decode)."""
+    return _Emitter(plan, backend, reserved, method).forward()
 
 
 class _Emitter:
     """One forward method: which values get names, which are inlined, and which names are free."""
 
-    def __init__(self, plan: ClassPlan, backend, reserved: frozenset[str] | None):
+    def __init__(self, plan: ClassPlan, backend, reserved: frozenset[str] | None, method: str = "forward"):
         self.plan, self.backend = plan, backend
+        self.suffix = "" if method == "forward" else f".{method}"  # how a child's same method is called
         self.scope = Scope(local_reserved() if reserved is None else reserved)
         self.ops = [n for n in plan.ops if not n.is_input]
         self.uses: dict[str, int] = {}
@@ -80,6 +83,7 @@ class _Emitter:
         for n in self.ops:
             if n.id not in self.expr:  # else an element already unpacked from a tuple
                 self.statement(n)
+            self.release(self.position[n.id])
         results = [self.expr[o] for o in plan.outputs]
         self.body.append(Return(results[0] if len(results) == 1 else Tuple(tuple(results))))
         if plan.needs_positions:
@@ -96,7 +100,7 @@ class _Emitter:
         opdef = REGISTRY.get(n.op)
         tuple_valued = opdef is not None and bool(opdef.results)
         if isinstance(call, Child):
-            e = name(f"self.{call.attr}")(*args, *_positions(call.cls))
+            e = name(f"self.{call.attr}{self.suffix}")(*args, *_positions(call.cls))
         else:
             e = backend.leaf_call(call, args, plan) if isinstance(call, Leaf) else backend.op_expr(n, args, plan)
             if size(e) > STATEMENT_SIZE or tuple_valued:
@@ -122,6 +126,16 @@ class _Emitter:
             var = self.variable(n.hint or backend.default_name(n), n.id, self.position[n.id])
             self.body.append(Assign(var, e))
 
+    def release(self, now: int) -> None:
+        """After the statement that last reads them, the backend may free values (TT-NN decode: ttnn.deallocate):
+        those a variable still holds (a statement reusing the name rebound it to its own result), never the
+        method's inputs, and none an inlined expression still reads (that extended their last use)."""
+        for var, held in list(self.holder.items()):
+            if self.last_use.get(held) == now and held not in self.plan.inputs:
+                stmt = self.backend.release(self.plan.graph.node(held), Name(var), self.plan)
+                if stmt is not None:
+                    self.body.append(stmt)
+
     def repeat(self, n, call: Repeat, first: Expr) -> None:
         """`for layer in self.layers: h = layer(h)`."""
         if isinstance(first, Name):
@@ -129,7 +143,7 @@ class _Emitter:
         else:
             var = Name(_free(self.scope.base(n.hint or "h"), self.holder, self.last_use, self.position[n.id]))
             self.body.append(Assign(var, first))
-        step = Assign(var, Name("layer")(var, *_positions(call.cls)))
+        step = Assign(var, name(f"layer{self.suffix}")(var, *_positions(call.cls)))
         self.body.append(For(Name("layer"), name(f"self.{call.attr}"), (step,)))
         self.expr[n.id] = var
         self.holder[var.id] = n.id

@@ -83,6 +83,10 @@ class ClassPlan:
     needs_state: bool = False  # forward consults the program's run state (positions, prefill or decode step)
     state_members: list[tuple[str, str, str]] = field(default_factory=list)  # (node id, attr, init): per-instance
     # run state an op asks for (an attention's KV cache)
+    claimed: dict[tuple, str] = field(default_factory=dict)  # (node id, stem) or (stem, init) -> that member's attr
+    member_comments: dict[str, str] = field(default_factory=dict)  # attr -> what a configuration member is
+    rope_styles: dict[str, str] = field(default_factory=dict)  # rotary attr -> the style its program runs, where
+    # the backend changed the spec's (TT-NN decode: adjacent pairs on permuted q and k rows)
     needs_positions: bool = False  # forward takes `pos` (torch: an op on its path reads token positions)
     members: Scope = field(default_factory=member_scope)  # attribute names taken in this class
     labels: dict[str, str] = field(default_factory=dict)  # attribute -> the spec label it holds, where they differ

@@ -9,12 +9,28 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 from __future__ import annotations
 
 from ...ir.graph import Model, Node
+from ...ops import (
+    ADD,
+    APPLY_ROPE,
+    ATTEND,
+    GELU,
+    LAYER_NORM,
+    LINEAR,
+    MERGE_HEADS,
+    MUL,
+    QKV_PART,
+    RELU,
+    RMS_NORM,
+    SILU,
+    SPLIT_QKV_HEADS,
+    TIED_LINEAR,
+)
 from ..common.backend import Backend, ClassNames, layer_variants_of
-from ..common.emit import emit_forward
+from ..common.emit import Forward, emit_forward
 from ..common.names import local_reserved
 from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
 from ..common.printer import print_stmt
-from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, FString, Name, Stmt, Tuple, call, name
+from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, ExprStmt, FString, Name, Stmt, Tuple, call, name
 from ..common.render import display_path, hf_rules, with_runtime
 from .lower import LOWERINGS
 from .program import ttnn_program
@@ -22,6 +38,12 @@ from .program import ttnn_program
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
                  "bfloat4_b": ("ttnn.bfloat4_b", "bfloat4_b")}
 
+
+# Ops whose TT-NN lowering writes a new device tensor (never a view of an input), and ops that read their
+# inputs without keeping them: what a decode step may free at last use.
+FRESH_OUTPUT = {LINEAR.name, TIED_LINEAR.name, MUL.name, ADD.name, RMS_NORM.name, LAYER_NORM.name, SILU.name,
+                RELU.name, GELU.name, SPLIT_QKV_HEADS.name, QKV_PART.name, APPLY_ROPE.name, ATTEND.name}
+FRESH_READERS = {MERGE_HEADS.name}
 
 # what every TT-NN program offers its users beside the model class (see the program's docstring)
 API = ("open_device", "close_device", "generate")
@@ -55,11 +77,20 @@ class TTNNBackend(Backend):
         return self.lowering(leaf.node).load(leaf.node, self.leaf_refs(leaf), self.context(plan))
 
     def leaf_call(self, leaf: Leaf, args: list[Expr], plan: ClassPlan) -> Expr:
-        return self.lowering(leaf.node).expr(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
+        return self.lowering(leaf.node).expr_for(self.mode)(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
+
+    def release(self, node: Node, var: Expr, plan: ClassPlan) -> Stmt | None:
+        """In decode, `ttnn.deallocate` at a value's last use (tt_transformers' decode frees each activation so):
+        for values that ops computing fresh tensors made and read (a view, a reshape, would share the buffer)."""
+        graph = plan.graph
+        readers = {graph.node(u).op for u in graph.users.get(node.id, ())}
+        if self.mode != "decode" or node.op not in FRESH_OUTPUT or not readers <= FRESH_OUTPUT | FRESH_READERS:
+            return None
+        return ExprStmt(call("ttnn.deallocate", var))
 
     def op_expr(self, node: Node, args: list[Expr], plan: ClassPlan) -> Expr:
         refs = self.own_refs() if node.params else None
-        return self.lowering(node).expr(node, args, refs, self.context(plan))
+        return self.lowering(node).expr_for(self.mode)(node, args, refs, self.context(plan))
 
 
 def compile_ttnn(build, spec_path: str) -> str:
@@ -69,20 +100,24 @@ def compile_ttnn(build, spec_path: str) -> str:
     rules = hf_rules(model)
     backend = TTNNBackend(shard_plan)
     backend.weight_formats = weights_dtype  # per kind: weights.linear(..., dtype=...)
+    backend.target = target  # the decode configurations are chosen for its cores
+
     root = model_plan(lowered)
     names = ClassNames(root)
     classes = []
     for plan in all_classes(root):
-        fwd = emit_forward(plan, backend, local_reserved(root_call=plan is root))
+        fwd, step = _methods(plan, backend, plan is root)
         init = backend.class_init(plan)
         if plan.needs_state and plan is not root:
             init.insert(0, Assign(name("self.state"), name("weights.state")))
         if plan.needs_device and plan is not root:
             init.insert(0, Assign(name("self.device"), name("weights.device")))
-        if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body))):
+        text = (tuple(init), tuple(fwd.params), tuple(fwd.body), None if step is None else tuple(step.body))
+        if names.name(plan, text):
             classes.append({"name": plan.name, "init": [print_stmt(s, 8) for s in init],
-                            "forward": {"params": fwd.params, "lines": [print_stmt(s, 8) for s in fwd.body]},
-                            "is_root": plan is root, "code": (*init, *fwd.body)})
+                            "forward": _printed(fwd), "decode": None if step is None else _printed(step),
+                            "is_root": plan is root,
+                            "code": (*init, *fwd.body, *(() if step is None else step.body))})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
     without = set() if rules else {"load_weights"}  # HF weights load by the family's names
@@ -90,11 +125,28 @@ def compile_ttnn(build, spec_path: str) -> str:
     text, roots = ttnn_program(dict(model=model, spec=display_path(spec_path), target=target, classes=classes,
                                     root=root.name, hf_rules=rules, weights_dtype=dtype_expr,
                                     weights_dtype_name=str(weights_dtype), weight_bytes=need,
-                                    vocab=out_node.type.shape[-1], max_seq=build.context,
-                                    seq_bound=build.memory.seq_bound, parameters=_parameter_patterns(model),
+                                    vocab=out_node.type.shape[-1],
+                                    max_seq=build.context, seq_bound=build.memory.seq_bound,
+                                    parameters=_parameter_patterns(model),
                                     **_kv_cache_facts(build),
                                     **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)))))
     return with_runtime(text, roots, "ttnn", api, {"Program": without})
+
+
+def _methods(plan: ClassPlan, backend: TTNNBackend, is_root: bool) -> tuple[Forward, Forward | None]:
+    """A class's prefill `forward` and its `decode` step (tt_transformers' forward_prefill and
+    forward_decode), each op lowered for its mode; decode is None where it is the same code as forward."""
+    reserved = local_reserved(root_call=is_root)
+    backend.mode = "prefill"
+    fwd = emit_forward(plan, backend, reserved)
+    backend.mode = "decode"
+    step = emit_forward(plan, backend, reserved, method="decode")
+    backend.mode = "prefill"
+    return fwd, None if step.body == fwd.body else step
+
+
+def _printed(method: Forward) -> dict:
+    return {"params": method.params, "lines": [print_stmt(s, 8) for s in method.body]}
 
 
 def _mesh_facts(plan, logits_split: bool) -> dict:

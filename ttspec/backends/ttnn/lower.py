@@ -2,7 +2,9 @@
 (ttspec/backends/common/pyast.py).
 
 A row's `expr(node, args, refs, ctx)` is the op applied to its argument expressions (`refs`:
-the op's WeightRefs, None without parameters); `load(node, refs, ctx)` the __init__ statements
+the op's WeightRefs, None without parameters) in prefill (the classes' `forward`); `decode`, where
+given, the same in a decode step (the classes' `decode`: one token per user, tt_transformers'
+forward_decode), else the decode step uses `expr` too; `load(node, refs, ctx)` the __init__ statements
 placing its weights on the device; `check(node, graph)` raises Unsupported for a use ttnn 0.81.1
 cannot run; `fused_activation` is the name ttnn.linear's `activation=` takes when it computes the
 op inside the matmul (the activation fusion pass asks FUSED_ACTIVATIONS).
@@ -29,6 +31,7 @@ from ...ops import (
     MESH_PARTITION,
     MUL,
     POSITION_EMBEDDING,
+    QKV_PART,
     REDUCE_SCATTER,
     RELU,
     RMS_NORM,
@@ -42,18 +45,25 @@ from ...ops import (
     FusedQKV,
     Unsupported,
 )
-from ...ops.attention import attention_scale
+from ...ops.attention import attention_scale, rotary_dims
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
-from ..common.pyast import Assign, Comment, Const, Expr, IfExp, Name, Stmt, Tuple, call, name
+from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
+from .configs.decode import decode_sdpa
+from .decode_configs import decode_linear
 
 
 @dataclass(frozen=True)
 class TTNNLowering:
     expr: Callable[..., Expr]
+    decode: Callable[..., Expr] | None = None
     load: Callable[..., list[Stmt]] | None = None
     check: Callable[..., None] | None = None
     fused_activation: str | None = None
+
+    def expr_for(self, mode: str) -> Callable[..., Expr]:
+        """The expression of `mode` ("prefill" or "decode")."""
+        return self.decode if mode == "decode" and self.decode is not None else self.expr
 
 
 # ---------------------------------------------------------------- per-op facts the sharding pass records
@@ -117,6 +127,8 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
         common["parts"] = Tuple(tuple(Const(p.label) for p in fused.parts))
         if fused.head_dim % TILE:
             common.update(heads=Const(fused.heads + 2 * fused.kv_heads), head_dim=Const(fused.head_dim))
+    if fused is not None and _rope_pairs_at_load(node, ctx.graph):  # adjacent RoPE pairs for the decode chain
+        common["rope_pairs"] = Tuple((Const(fused.heads), Const(fused.kv_heads)))
     padded = _padded_input_heads(node, ctx.graph)
     if padded is not None:
         weight_only.update(input_heads=Const(padded[0]), head_dim=Const(padded[1]))
@@ -133,6 +145,26 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
     return lines
+
+
+_COLLECTIVES = {ALL_GATHER.name, ALL_REDUCE.name, REDUCE_SCATTER.name}
+
+
+def _projection_of(split, graph):
+    """The fused QKV linear a split reads, through the collectives between them (a 2-D mesh all-reduces it)."""
+    source = graph.node(split.inputs[0])
+    while source.op in _COLLECTIVES:
+        source = graph.node(source.inputs[0])
+    return source if source.op == LINEAR.name and source.attrs.fused is not None else None
+
+
+def _rope_pairs_at_load(node, graph) -> bool:
+    """Whether this fused QKV projection feeds a decode chain whose rotate-half q and k rows are permuted."""
+    readers = list(graph.users.get(node.id, ()))
+    while len(readers) == 1 and graph.node(readers[0]).op in _COLLECTIVES:
+        readers = list(graph.users.get(readers[0], ()))
+    splits = [graph.node(u) for u in readers if graph.node(u).op == SPLIT_QKV_HEADS.name]
+    return any(decode_chain(s, graph) is not None and _pairs_permuted(s, graph) for s in splits)
 
 
 def _load_tied(node, refs, ctx) -> list[Stmt]:
@@ -170,6 +202,53 @@ def _linear(node, args, refs, ctx) -> Expr:
     return call("ttnn.linear", args[0], refs["weight"], **options)
 
 
+def _silu_into_mul(node, graph) -> bool:
+    """Whether decode moves this linear's fused SiLU into the multiply that alone reads it (SwiGLU's gate):
+    `ttnn.mul(..., input_tensor_a_activations=[SILU])` is one device op, tt_transformers' MLP decode."""
+    users = graph.users.get(node.id, ())
+    return (node.op in (LINEAR.name, TIED_LINEAR.name) and node.attrs.activation == "silu" and len(users) == 1
+            and graph.node(users[0]).op == MUL.name)
+
+
+def _linear_decode(node, args, refs, ctx) -> Expr:
+    """A weight matmul of the decode step with its stated configuration (decode_configs.py): program and
+    compute kernel as members of its class, the output interleaved (_decode_memory)."""
+    chosen = decode_linear(node, ctx)
+    options: dict[str, Expr] = {}
+    if node.attrs.bias:
+        options["bias"] = refs["bias"]
+    if node.attrs.activation and not _silu_into_mul(node, ctx.graph):
+        options["activation"] = Const(node.attrs.activation)
+    if chosen.program is not None:
+        options["program_config"] = chosen.program
+    options.update(compute_kernel_config=chosen.compute, memory_config=_decode_memory(node, ctx.graph))
+    return call("ttnn.linear", args[0], refs["weight"], **options)
+
+
+# Ops that take a decode activation interleaved in L1 (measured on the mock n150); others want DRAM:
+# scaled_dot_product_attention_decode refuses an interleaved Q outside DRAM, and the logits go to the host.
+_READ_FROM_L1 = {LINEAR.name, TIED_LINEAR.name, MUL.name, ADD.name, RMS_NORM.name, LAYER_NORM.name, SILU.name,
+                 RELU.name, GELU.name, GELU_TANH.name, SCALE.name}
+
+
+def _decode_memory(node, graph) -> Expr:
+    """Where a decode op writes its output: L1 when every reader takes it from there (the decode attention
+    chain's nlp_create_qkv_heads_decode does), else DRAM."""
+    readers = [graph.node(u) for u in graph.users.get(node.id, ())]
+    in_l1 = readers and all(r.op in _READ_FROM_L1 or (r.op == SPLIT_QKV_HEADS.name and decode_chain(r, graph))
+                            for r in readers)
+    return name("ttnn.L1_MEMORY_CONFIG" if in_l1 else "ttnn.DRAM_MEMORY_CONFIG")
+
+
+def _mul_decode(node, args, refs, ctx) -> Expr:
+    """The multiply, with SiLU applied to the input whose linear left it out (_silu_into_mul)."""
+    options: dict[str, Expr] = {}
+    for side, source in zip("ab", node.inputs):
+        if _silu_into_mul(ctx.graph.node(source), ctx.graph):
+            options[f"input_tensor_{side}_activations"] = List((name("ttnn.UnaryOpType.SILU"),))
+    return call("ttnn.mul", args[0], args[1], **options, memory_config=_decode_memory(node, ctx.graph))
+
+
 def _check_norm(node, graph) -> None:
     width = node.type.shape[-1]
     if node.type.rank == 4 and width % TILE:
@@ -190,6 +269,24 @@ def _norm(kind: str):
         return call(f"ttnn.{kind}_norm", args[0], **options)
 
     return expr
+
+
+def _norm_decode(kind: str):
+    """The decode step's norm: as prefill's, its output in L1 where its readers take it from there."""
+    prefill = _norm(kind)
+
+    def expr(node, args, refs, ctx) -> Expr:
+        out = prefill(node, args, refs, ctx)
+        if node.attrs.distributed:
+            return out
+        return call(f"ttnn.{kind}_norm", *out.args, **dict(out.kwargs), memory_config=_decode_memory(node, ctx.graph))
+
+    return expr
+
+
+def _add_decode(node, args, refs, ctx) -> Expr:
+    """The residual add of a decode step: the stream stays in L1 where its readers take it from there."""
+    return call("ttnn.add", args[0], args[1], memory_config=_decode_memory(node, ctx.graph))
 
 
 def _statistics(node, args, refs, ctx) -> Expr:
@@ -228,30 +325,146 @@ def _kv_cache_shape(node, ctx) -> tuple[int, int]:
     return _held(node.shard.local_kv_heads, k.type.shape[1]), -(-k.type.shape[3] // TILE) * TILE
 
 
+def _kv_cache(node, ctx) -> Expr:
+    """This attention's KV cache member (one per attention node, shared by forward and decode)."""
+    kv_heads, head_dim = _kv_cache_shape(node, ctx)
+    return ctx.member(node, "kv_cache", ctx.helper("KVCache")(name("weights.state"), Const(kv_heads), Const(head_dim)))
+
+
 def _attend(node, args, refs, ctx) -> Expr:
     """Prefill (and model(tokens)): ttnn's causal SDPA over the whole sequence, or the softcapped
     composition; a prefill then writes its K and V into the user's rows of this attention's KV
-    cache. A decode step (users on the rows, one token each): the new K and V are written at each
-    user's position and each user's query attends its own cache up to that position
-    (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
+    cache."""
     window, softcap = node.attrs.window, node.attrs.softcap
     scale = Const(attention_scale(node, ctx.graph))
-    kv_heads, head_dim = _kv_cache_shape(node, ctx)
-    cache = ctx.member(node, "kv_cache", ctx.helper("KVCache")(name("weights.state"), Const(kv_heads), Const(head_dim)))
+    cache = _kv_cache(node, ctx)
     q, k, v = args
     if softcap is not None:
-        # ttnn's SDPA (prefill and decode) has no logit softcapping: composed from golden-backed ops
+        # ttnn's SDPA has no logit softcapping: composed from golden-backed ops
         extra = {} if window is None else {"window": Const(window)}
         full = ctx.helper("softcapped_attention")(q, k, v, ctx.device(), scale=scale, softcap=Const(softcap), **extra)
-        step = cache.attr("decode_softcapped")(q, k, v, scale=scale, softcap=Const(softcap), **extra)
     else:
         # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
         # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
         extra = {} if window is None else {"sliding_window_size": Const(window)}
         full = call("ttnn.transformer.scaled_dot_product_attention", q, k, v, is_causal=Const(True), scale=scale,
                     **extra)
-        step = cache.attr("decode")(q, k, v, scale=scale, **extra)
-    return IfExp(step, ctx.state().attr("decoding"), cache.attr("prefill")(k, v, full))
+    return cache.attr("prefill")(k, v, full)
+
+
+def _attend_decode(node, args, refs, ctx) -> Expr:
+    """A decode step (users on the rows, one token each): the new K and V are written at each
+    user's position and each user's query attends its own cache up to that position
+    (scaled_dot_product_attention_decode; the softcapped composition where softcap is set)."""
+    window, softcap = node.attrs.window, node.attrs.softcap
+    scale = Const(attention_scale(node, ctx.graph))
+    cache = _kv_cache(node, ctx)
+    if decode_chain(node, ctx.graph) is not None:
+        return _attend_heads_decode(node, args, cache, scale, ctx)
+    if softcap is not None:  # ttnn's SDPA decode has no logit softcapping either
+        extra = {} if window is None else {"window": Const(window)}
+        return cache.attr("decode_softcapped")(*args, scale=scale, softcap=Const(softcap), **extra)
+    extra = {} if window is None else {"sliding_window_size": Const(window)}
+    return cache.attr("decode")(*args, scale=scale, **extra)
+
+
+# ---------------------------------------------------------------- the decode attention chain
+def decode_chain(node, graph):
+    """The fused-QKV split that starts tt_transformers' decode attention chain through `node` (the split, a
+    rotary, the attend or the merge of heads after it), or None where the chain does not serve: the heads
+    must be whole tiles, q and k go straight to full-width RoPE, both into one causal attention without
+    softcap whose output only merge_heads reads. Then decode runs nlp_create_qkv_heads_decode ->
+    rotary_embedding_llama(is_decode_mode=True) -> paged_update_cache -> scaled_dot_product_attention_decode ->
+    nlp_concat_heads_decode, every head tensor one user per core."""
+    for step in (MERGE_HEADS, ATTEND, APPLY_ROPE, QKV_PART):  # back along the chain to the split
+        if node.op == step.name:
+            node = graph.node(node.inputs[0])
+    return node if node.op == SPLIT_QKV_HEADS.name and _chain_serves(node, graph) else None
+
+
+def _chain_serves(split, graph) -> bool:
+    head_dim = split.type.shape[-1]
+    if head_dim % TILE or _projection_of(split, graph) is None:
+        return False
+    parts = {graph.node(u).attrs.index: graph.node(u) for u in graph.users[split.id]
+             if graph.node(u).op == QKV_PART.name}
+    k, v = parts.get(1), parts.get(2)
+    if k is None or v is None:
+        return False
+    q_users = [u for u in graph.users[split.id] if graph.node(u).op != QKV_PART.name]
+    k_users, v_users = graph.users[k.id], graph.users[v.id]
+    if len(q_users) != 1 or len(k_users) != 1 or len(v_users) != 1:
+        return False
+    q_rope, k_rope = graph.node(q_users[0]), graph.node(k_users[0])
+    if q_rope.op != APPLY_ROPE.name or k_rope.op != APPLY_ROPE.name or q_rope.attrs.rope != k_rope.attrs.rope:
+        return False
+    if rotary_dims(head_dim, q_rope.attrs.rope) != head_dim or local_heads(split) > TILE:
+        return False
+    # the chain's RoPE rotates adjacent pairs; a rotate-half spec gets its q and k rows permuted at load and
+    # its prefill Rotary turned to adjacent pairs too, so no other rotary of that config may share the class
+    same = [n for n in graph.nodes.values() if n.op == APPLY_ROPE.name and n.attrs.rope == q_rope.attrs.rope]
+    if len(same) != 2:
+        return False
+    attends = {u for r in (q_rope, k_rope) for u in graph.users[r.id]} | set(v_users)
+    if len(attends) != 1:
+        return False
+    attend = graph.node(attends.pop())
+    if attend.op != ATTEND.name or attend.attrs.softcap is not None or not attend.attrs.causal:
+        return False
+    if list(attend.inputs) != [q_rope.id, k_rope.id, v.id]:
+        return False
+    readers = graph.users[attend.id]
+    return len(readers) == 1 and graph.node(readers[0]).op == MERGE_HEADS.name
+
+
+def _pairs_permuted(split, graph) -> bool:
+    """Whether the chain's q and k rows are permuted at load (a rotate-half RoPE run on adjacent pairs)."""
+    return dict(_rope_of(split, graph).fields)["style"] == "half"
+
+
+def _rope_of(split, graph):
+    return next(graph.node(u) for u in graph.users[split.id] if graph.node(u).op == APPLY_ROPE.name).attrs.rope
+
+
+def _split_qkv_decode(node, args, refs, ctx) -> Expr:
+    """Decode: [1, 1, users, fused] -> Q, K, V [1, users, heads, head_dim] height-sharded one user per core."""
+    if decode_chain(node, ctx.graph) is None:
+        return _split_qkv(node, args, refs, ctx)
+    return call("ttnn.experimental.nlp_create_qkv_heads_decode", call("ttnn.unsqueeze", args[0], Const(0)),
+                num_heads=Const(local_heads(node)), num_kv_heads=Const(local_kv_heads(node)),
+                memory_config=name("ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG"))
+
+
+def _rope_decode(node, args, refs, ctx) -> Expr:
+    """Decode: rotary_embedding_llama on one user per core, cos and sin gathered on the device (Rotary.decode)."""
+    rotary = ctx.rotary(node.attrs.rope, node.type.shape[-1])
+    split = decode_chain(node, ctx.graph)
+    if split is None:
+        return rotary(args[0])
+    if _pairs_permuted(split, ctx.graph):
+        ctx.plan.rope_styles[rotary.name] = "interleaved"  # `self.rotary`: its attribute name
+    return rotary.attr("decode")(args[0])
+
+
+def _merge_heads_decode(node, args, refs, ctx) -> Expr:
+    split = decode_chain(node, ctx.graph)
+    if split is None:
+        return call("ttnn.transformer.concatenate_heads", args[0])
+    return ctx.helper("concat_heads_decode")(args[0], Const(local_heads(split)))
+
+
+def _attend_heads_decode(node, args, cache, scale, ctx) -> Expr:
+    """The chain's attention: K and V written into the cache, SDPA decode with its stated program and kernel."""
+    _, head_dim = _kv_cache_shape(node, ctx)
+    sdpa = decode_sdpa(local_heads(decode_chain(node, ctx.graph)), head_dim, TILE, ctx.backend.target)
+    grid = "x".join(map(str, sdpa.op.program.grid))
+    program = ctx.config_member(node, "sdpa_decode", sdpa.op.program.code(),
+                                f"decode: SDPA over the cache on {grid} cores, chunk sizes chosen by the op")
+    kernel = ctx.config_member(node, "sdpa_kernel", sdpa.op.compute.code(),
+                               "decode: SDPA at HiFi2, 16-bit accumulation (tt_transformers' decode SDPA kernel)")
+    extra = {} if node.attrs.window is None else {"sliding_window_size": Const(node.attrs.window)}
+    return cache.attr("decode_heads")(*args, scale=scale, program_config=program, compute_kernel_config=kernel,
+                                      **extra)
 
 
 def _check_attend(node, graph) -> None:
@@ -288,13 +501,13 @@ LOWERINGS: dict[str, TTNNLowering] = {
         load=_load_table),
     POSITION_EMBEDDING.name: TTNNLowering(_position_ids, load=_load_table),
     SINUSOIDAL_POSITIONS.name: TTNNLowering(_sinusoidal),
-    LINEAR.name: TTNNLowering(_linear, load=_load_linear),
-    TIED_LINEAR.name: TTNNLowering(_linear, load=_load_tied),
-    RMS_NORM.name: TTNNLowering(_norm("rms"), load=_load_norm, check=_check_norm),
-    LAYER_NORM.name: TTNNLowering(_norm("layer"), load=_load_norm, check=_check_norm),
+    LINEAR.name: TTNNLowering(_linear, decode=_linear_decode, load=_load_linear),
+    TIED_LINEAR.name: TTNNLowering(_linear, decode=_linear_decode, load=_load_tied),
+    RMS_NORM.name: TTNNLowering(_norm("rms"), decode=_norm_decode("rms"), load=_load_norm, check=_check_norm),
+    LAYER_NORM.name: TTNNLowering(_norm("layer"), decode=_norm_decode("layer"), load=_load_norm, check=_check_norm),
     NORM_STATISTICS.name: TTNNLowering(_statistics),
-    ADD.name: TTNNLowering(_binary("ttnn.add")),
-    MUL.name: TTNNLowering(_binary("ttnn.mul")),
+    ADD.name: TTNNLowering(_binary("ttnn.add"), decode=_add_decode),
+    MUL.name: TTNNLowering(_binary("ttnn.mul"), decode=_mul_decode),
     SCALE.name: TTNNLowering(lambda node, args, refs, ctx: call("ttnn.multiply", args[0], Const(node.attrs.factor))),
     SOFTCAP.name: TTNNLowering(_softcap),
     RELU.name: TTNNLowering(_unary("ttnn.relu"), fused_activation="relu"),
@@ -303,11 +516,11 @@ LOWERINGS: dict[str, TTNNLowering] = {
     SILU.name: TTNNLowering(_unary("ttnn.silu"), fused_activation="silu"),
     SPLIT_HEADS.name: TTNNLowering(
         lambda node, args, refs, ctx: ctx.helper("split_heads")(args[0], Const(local_heads(node)))),
-    MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads")),
+    MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads"), decode=_merge_heads_decode),
     APPLY_ROPE.name: TTNNLowering(
-        lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0])),
-    ATTEND.name: TTNNLowering(_attend, check=_check_attend),
-    SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv),
+        lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0]), decode=_rope_decode),
+    ATTEND.name: TTNNLowering(_attend, decode=_attend_decode, check=_check_attend),
+    SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv, decode=_split_qkv_decode),
     ALL_GATHER.name: _collective("all_gather"),
     REDUCE_SCATTER.name: _collective("reduce_scatter"),
     ALL_REDUCE.name: _collective("all_reduce", reduces_only=True),

@@ -78,15 +78,19 @@ later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
-features]), so every matmul, norm and MLP is the prefill code on a 32-row tile. Only what depends
-on positions changes: rotary cos/sin (and learned or sinusoidal positions) are gathered per user
-on the host at each user's own position; each attention writes the new K and V at each user's
-position (ttnn.experimental.paged_update_cache with a per-user index tensor; update_cache takes
-one index for all users) and attends with ttnn.transformer.scaled_dot_product_attention_decode
-(queries [1, users, heads, head_dim], each user reading its own cache up to its position, within
-the sliding window where the spec has one); softcapped attention, which that op cannot express,
-is composed from golden-backed ops. Batching users this way reads every weight once per step for
-all of them, which is what decode throughput is made of."""
+features]). Each class has its prefill `forward` and its `decode` (the model's `decode_step`),
+as tt_transformers has forward_prefill and forward_decode. In decode every weight matmul states
+its program and compute kernel (members of its class, chosen by ttspec's configuration layer),
+activations stay in L1 where their readers take them, SiLU is fused into the multiply and values
+are freed at their last use. Attention with a fused QKV projection and full-width RoPE runs
+tt_transformers' chain: nlp_create_qkv_heads_decode (one user per core), rotary_embedding_llama
+with each user's cos/sin gathered on the device from one table (ttnn.embedding at the positions,
+once per step; q and k rows are permuted at load so RoPE rotates adjacent pairs, in prefill too),
+paged_update_cache, scaled_dot_product_attention_decode and nlp_concat_heads_decode. Other
+attention writes K and V with paged_update_cache and attends with the same SDPA decode, its rotary
+cos/sin (and learned or sinusoidal positions) uploaded per step; softcapped attention, which that
+op cannot express, is composed from golden-backed ops. Batching users this way reads every weight
+once per step for all of them, which is what decode throughput is made of."""
 
 _TRACE_NOTE = """\
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
@@ -144,4 +148,15 @@ def _model_class(cls: dict) -> str:
         opening = "    def __init__(self, weights, prefix):\n" + ("" if cls["init"] else
                                                                   "        pass  # no weights of its own\n")
     closing = "" if cls["is_root"] else "\n    __call__ = forward\n"
-    return f"\n\nclass {cls['name']}:\n{opening}{class_body(cls)}{closing}"
+    return f"\n\nclass {cls['name']}:\n{opening}{class_body(cls)}{_decode_method(cls)}{closing}"
+
+
+def _decode_method(cls: dict) -> str:
+    """The class's decode step beside its prefill `forward` (tt_transformers' forward_decode): the root's is
+    `decode_step` (its `decode` is the serving API), a component's `decode`; an alias where both are the same."""
+    method = "decode_step" if cls["is_root"] else "decode"
+    step = cls["decode"]
+    if step is None:
+        return f"\n    {method} = forward  # a decode step runs the same ops\n"
+    return (f"\n    def {method}(self, {', '.join(step['params'])}):\n"
+            + "".join(f"        {part}\n" for line in step["lines"] for part in line.splitlines()))

@@ -47,6 +47,18 @@ class KVCache:
         )
         return ttnn.permute(y, (0, 2, 1, 3))
 
+    def decode_heads(self, q, k, v, *, scale, program_config, compute_kernel_config, sliding_window_size=None):
+        """One decode step of attention on heads held one user per core ([1, users, heads, head_dim], as
+        nlp_create_qkv_heads_decode and rotary_embedding_llama give them): K and V written at each user's
+        position, SDPA decode, its output resharded one user per core for nlp_concat_heads_decode."""
+        positions = self.state.position_tensor()
+        ttnn.experimental.paged_update_cache(self.k, k, update_idxs_tensor=positions)
+        ttnn.experimental.paged_update_cache(self.v, v, update_idxs_tensor=positions)
+        y = ttnn.transformer.scaled_dot_product_attention_decode(
+            q, self.k, self.v, cur_pos_tensor=positions, scale=scale, sliding_window_size=sliding_window_size,
+            program_config=program_config, compute_kernel_config=compute_kernel_config)
+        return ttnn.to_memory_config(y, users_sharded(self.state.device, y.shape[1], self.head_dim))
+
     def decode_softcapped(self, q, k, v, *, scale, softcap, window=None):
         """A decode step of softcapped attention (which the decode SDPA cannot express), composed from
         golden-backed ops: each user's [heads, 1, head_dim] query against its whole cache, logits

@@ -1,7 +1,8 @@
 """The model's API (Program): load weights, run a whole sequence, allocate the KV cache, prefill a
 user's prompt and decode a step for every user. The generated model class (the root) takes these
 methods (inline.py copies them into it, since the runtime follows the model classes in a program);
-it brings its own `build`, which makes its layers from the placed weights, and `forward`."""
+it brings its own `build`, which makes its layers from the placed weights, `forward` (a whole sequence:
+prefill) and `decode_step` (one token per user)."""
 
 import torch
 import ttnn
@@ -95,8 +96,12 @@ class Program:
         at[:users] = positions
         state.begin("decode", at, tokens=rows)
         try:
-            logits = state.run_step(lambda: self.forward(state.step_input("tokens", lambda: state.tokens[None],
-                                                                          ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT)))
+            def step():
+                state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
+                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                         ttnn.ROW_MAJOR_LAYOUT))
+
+            logits = state.run_step(step)
             return self.logits_to_host(logits)[0, :users]
         finally:
             state.end()

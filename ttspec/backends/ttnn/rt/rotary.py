@@ -7,7 +7,8 @@ import torch
 import ttnn
 
 from ...common.rt.rope import rope_inverse_frequencies
-from .mesh import shard
+from .header import TILE
+from .mesh import shard, users_sharded
 
 
 class Rotary:
@@ -59,11 +60,12 @@ class Rotary:
 
     def _cos_sin(self, seq):
         state = self.state
-        if state.decoding:  # each user's own position
+        if state.decoding:  # each user's own position, uploaded once a step for every layer with these tables
             def make(which):
                 return lambda: self._table(state.row_positions(seq), which)
 
-            return tuple(state.step_input((id(self), which), make(which)) for which in ("cos", "sin"))
+            return state.per_step(("rope cos/sin", self.key, seq), lambda: tuple(
+                state.step_input((self.key, which, seq), make(which)) for which in ("cos", "sin")))
         if seq not in self.tables:
             positions = torch.arange(seq)
             self.tables[seq] = tuple(self._upload(self._table(positions, which)) for which in ("cos", "sin"))
@@ -72,6 +74,42 @@ class Rotary:
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
         return ttnn.add(ttnn.mul(x, cos), ttnn.mul(ttnn.matmul(x, self.matrix), sin))
+
+    def decode(self, x):
+        """Decode RoPE of heads [1, users, heads, head_dim] held one user per core (nlp_create_qkv_heads_decode's)
+        on adjacent pairs: rotary_embedding_llama with each user's cos and sin row, gathered on the device from
+        a table of every position once per step for all layers, and the pair-swap matrix."""
+        cos, sin, swap = self.state.per_step(("rope", self.key), self._decode_inputs)
+        return ttnn.experimental.rotary_embedding_llama(x, cos, sin, swap, is_decode_mode=True)
+
+    @property
+    def key(self):
+        """What makes two helpers' tables equal (every layer's attention has its own helper)."""
+        return self.head_dim, self.rot, self.style, tuple(self.inv_freq.tolist())
+
+    def _decode_inputs(self):
+        state = self.state
+        users, context = state.batch, state.context
+        tables = state.keep(("rope tables", self.key, context), lambda: tuple(
+            ttnn.from_torch(self._table(torch.arange(context), which)[0, 0], dtype=ttnn.bfloat16,
+                            layout=ttnn.ROW_MAJOR_LAYOUT, device=self.device, mesh_mapper=shard(self.device))
+            for which in ("cos", "sin")))  # row-major: the gather needs no untilize of the whole table
+        swap = state.keep(("rope pair swap", users), lambda: self._pair_swap(users))
+        ids = state.step_input("rope positions", lambda: state.row_positions(users)[None], ttnn.uint32,
+                               ttnn.ROW_MAJOR_LAYOUT)
+        per_user = users_sharded(self.device, users, self.head_dim)
+        rows = (ttnn.reshape(ttnn.embedding(ids, table, layout=ttnn.TILE_LAYOUT), (1, users, 1, self.head_dim))
+                for table in tables)  # [1, users, 1, head_dim]: row 0 of each user's tile
+        return (*(ttnn.to_memory_config(row, per_user) for row in rows), swap)
+
+    def _pair_swap(self, users):
+        """The 32x32 matrix taking each adjacent pair (a, b) to (-b, a), one copy per user core."""
+        swap = torch.zeros(TILE, TILE)
+        for i in range(TILE // 2):
+            swap[2 * i, 2 * i + 1], swap[2 * i + 1, 2 * i] = 1.0, -1.0
+        return ttnn.from_torch(swap.repeat(users, 1)[None, None], dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
+                               device=self.device, memory_config=users_sharded(self.device, users, TILE),
+                               mesh_mapper=shard(self.device))
 
 
 def sinusoidal_positions(x, dim, state, base=10000.0):

@@ -23,6 +23,10 @@ class RunState:
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
+        self.step_values = {}  # what one step computes once for all layers (gathered cos/sin): key -> value
+        self.uploaded = set()  # the step inputs uploaded in this step
+        self.kept = {}  # device tensors made once for the cache's batch and context (RoPE tables): key -> value
+        self.step_makers = {}  # key -> how a step's shared value is made (per_step)
         self.replaying = False
         self.trace_id = self.trace_output = None
 
@@ -38,7 +42,7 @@ class RunState:
                                       "compile without --dp")
         self.release_trace()
         self.batch, self.context = batch, -(-context // TILE) * TILE
-        self.inputs = {}
+        self.inputs, self.kept, self.step_makers = {}, {}, {}
         for cache in self.caches:
             cache.allocate(self.batch, self.context)
 
@@ -62,9 +66,31 @@ class RunState:
 
     def begin(self, mode, positions, user=None, tokens=None):
         self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+        self.step_values, self.uploaded = {}, set()
 
     def end(self):
         self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+        self.step_values, self.uploaded = {}, set()
+
+    def per_step(self, key, make):
+        """`make()` computed once in a step and shared by its layers (a replayed trace recomputes it); after the
+        first step, prepare_step computes it before the layers run."""
+        self.step_makers.setdefault(key, make)
+        if key not in self.step_values:
+            self.step_values[key] = make()
+        return self.step_values[key]
+
+    def prepare_step(self):
+        """What the layers of a decode step share, computed before them (each value the first step asked for)."""
+        for key, make in self.step_makers.items():
+            self.step_values[key] = make()
+
+    def keep(self, key, make):
+        """`make()` made once for the allocated cache's batch and context, before any trace is captured (the first
+        decode step runs uncaptured), so replays allocate nothing."""
+        if key not in self.kept:
+            self.kept[key] = make()
+        return self.kept[key]
 
     def row_positions(self, rows):
         """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
@@ -86,15 +112,17 @@ class RunState:
         is kept under `key`: a replayed trace reads the same tensor, refreshed in place."""
         if self.mode != "decode":
             return self.upload(make(), dtype, layout)
-        if self.replaying and key in self.inputs:
+        if (self.replaying or key in self.uploaded) and key in self.inputs:  # uploaded once a step
             return self.inputs[key][3]
+        self.uploaded.add(key)
         tensor = self.upload(make(), dtype, layout)
         self.inputs[key] = [make, dtype, layout, tensor]
         return tensor
 
     def position_tensor(self):
         """Each row's position as an int32 device tensor [users]; -1 marks a row with no user."""
-        return self.step_input("positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT)
+        return self.per_step("positions", lambda: self.step_input(
+            "positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT))
 
     def run_step(self, step):
         """One decode step: `step()` directly, or (device mode, trace on) captured on the first call

@@ -41,13 +41,16 @@ class Weights:
                                memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None):
+               head_dim=None, dtype=None, rope_pairs=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
-        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE)."""
+        `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
         weight = self._get(module, "weight", parts)
+        if rope_pairs:
+            weight = adjacent_rope_pairs(weight, *rope_pairs)
         if heads:
             weight = pad_heads(weight, heads, head_dim, dim=0)
         if input_heads:
@@ -60,8 +63,11 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
 
-    def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None):
+    def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None,
+             rope_pairs=None):
         bias = self._get(module, "bias", parts)
+        if rope_pairs:
+            bias = adjacent_rope_pairs(bias, *rope_pairs)
         if heads:
             bias = pad_heads(bias, heads, head_dim, dim=0)
         splits = per_axis(split)
@@ -96,6 +102,19 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
+    """A fused QKV projection's rows with each q and k head's features reordered from rotate-half pairs
+    (i, i + head_dim / 2) to adjacent ones (2i, 2i + 1), the pairs rotary_embedding_llama rotates; V stays.
+    Q and K are permuted alike, so every attention score is unchanged (and the KV cache holds permuted K)."""
+    head_dim = rows.shape[0] // (heads + 2 * kv_heads)
+    half = head_dim // 2
+    order = torch.stack([torch.arange(half), torch.arange(half, head_dim)], dim=1).reshape(-1)
+    qk = (heads + kv_heads) * head_dim
+    rest = tuple(rows.shape[1:])
+    permuted = rows[:qk].reshape(heads + kv_heads, head_dim, *rest)[:, order].reshape(qk, *rest)
+    return torch.cat([permuted, rows[qk:]])
 
 
 def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torch.Tensor:

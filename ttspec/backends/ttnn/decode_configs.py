@@ -1,0 +1,91 @@
+"""The decode step's weight-matmul configurations, chosen by the configuration layer (configs/) for each
+linear of the lowered graph at the shape one chip computes, and stated in the program as members of the
+class that runs it, each with a comment saying what it is (tt_transformers' model_config, without its
+string keys).
+
+Why 1-D multicast on DRAM-interleaved weights rather than tt_transformers' DRAM-sharded decode matmuls:
+the program keeps one copy of each weight for prefill and decode, and ttnn 0.81.1's prefill matmul without a
+program config refuses a DRAM width-sharded weight (MatmulMultiCoreProgramConfig: "Input B memory layout must
+be INTERLEAVED", measured on the mock n150 at 32-1024 tokens); 2-D multicast prefill configs, which accept
+it, depend on the prompt's length and are not emitted yet. So decode runs the 1-D multicast program
+(configs.decode.decode_matmul_1d) with the compute kernel its format calls for (LoFi for bfloat4_b, HiFi2 for
+bfloat8_b), its output interleaved in L1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...ir.layout import Placement
+from ...ops.queries import kind_of
+from ...targets import TILE
+from ..common.pyast import Expr
+from .configs.decode import decode_matmul_1d
+from .configs.rules import ConfigError, Role, matmul_kernel
+from .configs.values import Multicast1DMatmul
+
+# the roles the compute kernel depends on (configs.rules.matmul_kernel: attention keeps fp32 accumulation)
+_KIND_ROLE: dict[str, Role] = {"attention": "wqkv", "mlp": "ff1_ff3", "head": "lm_head"}
+
+
+@dataclass(frozen=True)
+class DecodeLinear:
+    """One linear's decode call: its program config (None: ttnn's own, where no 1-D program serves the
+    shape) and compute kernel, each a member of the class (`self.wqkv_decode`, `self.hifi2_kernel`)."""
+
+    program: Expr | None
+    compute: Expr
+
+
+def local_matmul_shape(node, ctx) -> tuple[int, int]:
+    """(K, N) of the [K, N] weight one chip holds for a linear: heads zero-padded to tiles as Weights.linear
+    pads them, the output split by column-parallel (and padded vocabulary) axes, the input by row-parallel
+    ones (ttspec/ir/sharding.py placements)."""
+    graph = ctx.graph
+    k = graph.node(node.inputs[0]).type.shape[-1]
+    n = node.shard.padded_out or node.type.shape[-1]
+    fused = getattr(node.attrs, "fused", None)
+    if fused is not None and fused.head_dim % TILE:
+        n = (fused.heads + 2 * fused.kv_heads) * (-(-fused.head_dim // TILE) * TILE)
+    source = graph.node(node.inputs[0])
+    if source.op == "merge_heads":
+        _, heads, _, head_dim = graph.node(source.inputs[0]).type.shape
+        k = heads * (-(-head_dim // TILE) * TILE)
+    for ax in ctx.mesh.axes:
+        placement = node.shard.on(ax.axis)
+        if placement in (Placement.COLUMN, Placement.VOCAB):
+            n //= ax.devices
+        elif placement in (Placement.ROW, Placement.HIDDEN):
+            k //= ax.devices
+    return k, n
+
+
+def weight_format(node, ctx) -> str:
+    formats = getattr(ctx.backend, "weight_formats", None)
+    kind = kind_of(ctx.graph, node.module)
+    return "bf16" if formats is None else formats.dtype(kind)
+
+
+def decode_linear(node, ctx) -> DecodeLinear:
+    """The decode configuration of one linear, its members made where the class first needs them."""
+    k, n = local_matmul_shape(node, ctx)
+    fmt = weight_format(node, ctx)
+    role = _KIND_ROLE.get(kind_of(ctx.graph, node.module))
+    kernel = matmul_kernel(fmt, role)
+    accumulate = "fp32" if kernel.fp32_dest_acc else "16-bit"
+    compute = ctx.config_member(node, f"{kernel.fidelity.lower()}{'_fp32' if kernel.fp32_dest_acc else ''}_kernel",
+                                kernel.code(), f"decode: {fmt} weights at {kernel.fidelity}, {accumulate} accumulation")
+    stem = node.module.rsplit(".", 1)[-1] if node.module else "linear"
+    try:
+        program = decode_matmul_1d(k, n, fmt, ctx.backend.target, role=role).program
+    except ConfigError as e:  # a width that is not whole tiles: ttnn chooses the program, the kernel is stated
+        compute_only = f"decode: {stem} ({k} -> {n}) runs ttnn's own matmul program: {e}"
+        return DecodeLinear(None, ctx.config_member(node, f"{stem}_decode_kernel", kernel.code(), compute_only))
+    return DecodeLinear(ctx.config_member(node, f"{stem}_decode", program.code(), _describe(k, n, fmt, program)),
+                        compute)
+
+
+def _describe(k: int, n: int, fmt: str, program: Multicast1DMatmul) -> str:
+    x, y = program.grid
+    return (f"decode: {k} -> {n} {fmt}, 1-D multicast over {x}x{y} cores, {program.per_core_N} output tiles "
+            "per core, weight DRAM-interleaved (shared with prefill)")
