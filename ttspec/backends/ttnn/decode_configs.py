@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...ir.layout import Placement
+from ...ops import MERGE_HEADS
+from ...ops.linear import fused_qkv
 from ...ops.queries import kind_of
 from ...targets import TILE
 from ..common.pyast import Expr
@@ -44,11 +46,11 @@ def local_matmul_shape(node, ctx) -> tuple[int, int]:
     graph = ctx.graph
     k = graph.node(node.inputs[0]).type.shape[-1]
     n = node.shard.padded_out or node.type.shape[-1]
-    fused = getattr(node.attrs, "fused", None)
+    fused = fused_qkv(node)
     if fused is not None and fused.head_dim % TILE:
         n = (fused.heads + 2 * fused.kv_heads) * (-(-fused.head_dim // TILE) * TILE)
     source = graph.node(node.inputs[0])
-    if source.op == "merge_heads":
+    if source.op == MERGE_HEADS.name:
         _, heads, _, head_dim = graph.node(source.inputs[0]).type.shape
         k = heads * (-(-head_dim // TILE) * TILE)
     for ax in ctx.mesh.axes:
@@ -75,7 +77,7 @@ def decode_linear(node, ctx) -> DecodeLinear:
     accumulate = "fp32" if kernel.fp32_dest_acc else "16-bit"
     compute = ctx.config_member(node, f"{kernel.fidelity.lower()}{'_fp32' if kernel.fp32_dest_acc else ''}_kernel",
                                 kernel.code(), f"decode: {fmt} weights at {kernel.fidelity}, {accumulate} accumulation")
-    stem = node.module.rsplit(".", 1)[-1] if node.module else "linear"
+    stem = node.module.rsplit(".", 1)[-1] if node.module else "matmul"
     try:
         program = decode_matmul_1d(k, n, fmt, ctx.backend.target, role=role).program
     except ConfigError as e:  # a width that is not whole tiles: ttnn chooses the program, the kernel is stated
