@@ -390,9 +390,13 @@ def test_ctrl_c_removes_temporary_directories(tmp_path, unbounded):
     env = dict(os.environ, TMPDIR=str(scratch))
     env.pop("TTSPEC_DEBUG", None)
     prompt = save_npy(tmp_path / "p.npy", [[1, 2]])
+    # Ctrl-C's default disposition in the child: a runner started in the background by a shell without job
+    # control ignores SIGINT, every process it starts inherits that, and Python then never raises
+    # KeyboardInterrupt (as a user's background job would not get Ctrl-C either)
     proc = subprocess.Popen([sys.executable, "-m", "ttspec.cli", "generate", str(unbounded), "--tokens", str(prompt),
                              "--max-new-tokens", "100000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stdout.read(2)  # the first token id streamed: the program is loaded and decoding
         assert first, proc.stderr.read()
