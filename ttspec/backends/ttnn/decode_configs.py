@@ -23,11 +23,12 @@ from ...ops.queries import kind_of
 from ...targets import TILE
 from ..common.pyast import Expr
 from .configs.decode import decode_matmul_1d
-from .configs.rules import ConfigError, Role, matmul_kernel
+from .configs.rules import KIND_ROLES, ConfigError, Role, matmul_kernel
 from .configs.values import Multicast1DMatmul
 
-# the roles the compute kernel depends on (configs.rules.matmul_kernel: attention keeps fp32 accumulation)
-_KIND_ROLE: dict[str, Role] = {"attention": "wqkv", "mlp": "ff1_ff3", "head": "lm_head"}
+# a kind's matmul group for its compute kernel: configs.rules.matmul_kernel depends only on the group's kind
+# (attention keeps fp32 accumulation), so the first group of each kind in the one kind -> groups table serves
+_KIND_ROLE: dict[str, Role] = {kind: roles[0] for kind, roles in KIND_ROLES.items()}
 
 
 @dataclass(frozen=True)
