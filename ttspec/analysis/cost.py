@@ -43,10 +43,11 @@ from ..ops.linear import fused_qkv
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
 from ..ops.registry import no_flops  # the rule of ops that compute nothing counted
-from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
+from ..targets import ATTENTION_FIDELITY_PHASES, DECODE_COSTS, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from ..weight_formats import WeightFormats
 from .interpreters import Interpreter
 from .memory import ACTIVATION_BYTES, chip_bytes, padded_shapes, param_chip_layout, tile_pad, tiles
+from .program import DecodeProgram, ProgramTerms, device_op_costs
 
 SCHEMA = "ttspec-report/1"
 COLLECTIVE_NAMES = {c.name for c in COLLECTIVES}
@@ -316,8 +317,10 @@ class OpTable:
         self.layers_with_attention = max(1, _attention_layers(graph))
         self.target = target
 
-    def price(self, build, name: str, batch: int, tokens: int, context: int) -> PricedPhase:
-        """One phase of `build` (this table's program in its weight formats): each entry priced once."""
+    def price(self, build, name: str, batch: int, tokens: int, context: int,
+              program: DecodeProgram | None = None) -> PricedPhase:
+        """One phase of `build` (this table's program in its weight formats): each entry priced once. With
+        `program` (the decode step the backend emitted) decode is priced from its facts (analysis/program.py)."""
         phase = Phase(name, batch, tokens, context)
         memory = build.memory
         local_batch = memory.local_batch(batch)
@@ -325,19 +328,26 @@ class OpTable:
         bindings.update({"batch": local_batch, "seq": tokens})
         formats = memory.weights_dtype
         kv = memory.kv_cache(batch, context if name == "decode" else tokens) // self.layers_with_attention
-        costs = [self._cost(f, node, phase, bindings, formats, kv) for f, node in zip(self.facts, self.nodes,
-                                                                                         strict=True)]
+        terms = None
+        if program is not None and name == "decode":
+            terms = ProgramTerms(program, DECODE_COSTS[self.target.chip.arch])
+        costs = [self._cost(f, node, phase, bindings, formats, kv, terms)
+                 for f, node in zip(self.facts, self.nodes, strict=True)]
         # the program returns the logits to the host (bf16, whole tiles): a PCIe read per pass
         chip = self.target.chip
         host = []
         for out_name, shape in self.outputs:
             nbytes = tiles(concrete(shape, bindings)) * ACTIVATION_BYTES * (batch // local_batch or 1)
+            if terms is not None and program.reads_ids:  # on-device sampling: one uint32 id per user (a row)
+                nbytes, out_name = tile_pad(batch) * 4, "sampled ids"
             host.append(OpCost(f"read {out_name} to host", HOST_READ, "", 1, 0, 0, 0, 0.0, 0.0, 0.0,
                                nbytes / chip.pcie_bandwidth.value, host_bytes=nbytes))
+        if terms is not None:
+            host += device_op_costs(OpCost, terms, batch, chip.pcie_bandwidth.value)
         return PricedPhase(phase, self, costs, host)
 
     def _cost(self, facts: OpFacts, node: Node, phase: Phase, bindings: dict, formats: WeightFormats,
-              kv: int) -> OpCost:
+              kv: int, terms: ProgramTerms | None = None) -> OpCost:
         """One op on one chip in `phase` (see the module doc); `kv`: one attention layer's KV cache bytes."""
         out = concrete(facts.out, bindings)
         args = [concrete(s, bindings) if isinstance(s, tuple) else s for s in facts.inputs]
@@ -358,7 +368,7 @@ class OpTable:
             if table:
                 nbytes = nbytes * min(rows, _numel(ins[0])) // rows
             elif matrix:
-                phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)])
+                phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)] if terms is None else terms.passes(node))
             dram += nbytes
         if facts.op in MATMULS and ins and ins[0]:
             rows = max(1, _numel(ins[0]) // ins[0][-1])
@@ -366,6 +376,8 @@ class OpTable:
         if facts.op == ATTEND.name:
             phases = ATTENTION_FIDELITY_PHASES
             dram += kv
+        if terms is not None and facts.op in MATMULS and terms.output_in_dram(node):
+            dram += _value_bytes(out, facts.value_splits[-1])  # the program writes this matmul's result to DRAM
         if not decode and facts.op not in COLLECTIVE_NAMES:
             dram += sum(_value_bytes(s, splits) for s, splits in zip(args, facts.value_splits, strict=False)
                         if splits is not None)
@@ -382,9 +394,15 @@ class OpTable:
             per_device = full // devices if facts.op == ALL_GATHER.name else full  # all_gather's input is a slice
             if statistics:  # one float32 tile wide per chip
                 per_device = tiles(out) * STATISTICS_BYTES  # tiles(): values, padded to whole tiles
+            if terms is not None:  # the fabric the program opens, the payload its collectives write
+                topology = terms.program.topology
+                per_device = per_device if statistics else terms.payload_bytes(per_device)
             model = WORMHOLE_CCL[CCL_PATTERN[facts.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value
             collective_bytes = per_device
+        if terms is not None:  # the dispatch is priced per device op the program dispatches (device_op_costs)
+            return OpCost("", facts.op, "", facts.count, flops, dram, collective_bytes, compute_s,
+                          dram / terms.bandwidth(node, chip.dram_bandwidth.value), 0.0, collective_s)
         return OpCost("", facts.op, "", facts.count, flops, dram, collective_bytes, compute_s,
                       dram / chip.dram_bandwidth.value, chip.op_overhead_traced_s.value, collective_s)
 
@@ -431,7 +449,10 @@ class PricedPhase:
         """Phase.by_class: each class's ints summed per entry, its times added op by op in order as there."""
         out: dict[str, dict] = {}
         classes = [(name, self.costs, entries) for name, entries in self.table.by_class.items()]
-        classes += [(HOST_READ, self.host, list(range(len(self.host))))] if self.host else []
+        extra: dict[str, list[int]] = {}
+        for i, o in enumerate(self.host):
+            extra.setdefault(o.op_class, []).append(i)
+        classes += [(name, self.host, entries) for name, entries in extra.items()]
         for name, costs, entries in classes:
             out[name] = _class_totals(costs, entries, host=name == HOST_READ)
         return dict(sorted(out.items(), key=lambda kv: -kv[1]["time_s"]))
@@ -457,8 +478,9 @@ def op_table(build) -> OpTable:
     return OpTable(build.lowered, build.shard_plan, build.options.target)
 
 
-def model_phase(build, name: str, batch: int, tokens: int, context: int, table: OpTable | None = None) -> Phase:
-    return (table or op_table(build)).price(build, name, batch, tokens, context).phase()
+def model_phase(build, name: str, batch: int, tokens: int, context: int, table: OpTable | None = None,
+                program: DecodeProgram | None = None) -> Phase:
+    return (table or op_table(build)).price(build, name, batch, tokens, context, program).phase()
 
 
 @dataclass
@@ -483,12 +505,14 @@ class Estimate:
         return self.decode.batch / self.decode_s
 
 
-def estimate(build, batch: int = 1, context: int = 2048, prompt: int = 128) -> Estimate:
+def estimate(build, batch: int = 1, context: int = 2048, prompt: int = 128,
+             program: DecodeProgram | None = None) -> Estimate:
     """Prefill of one `prompt`-token user (time to first token) and one decode step of `batch`
-    users at `context` tokens."""
+    users at `context` tokens; the decode step priced from `program`'s facts where given (the decode step
+    the backend emitted, analysis/program.py), else as the idealised program (module doc)."""
     table = op_table(build)
     return Estimate(model_phase(build, "prefill", 1, prompt, prompt, table),
-                    model_phase(build, "decode", batch, 1, context, table))
+                    model_phase(build, "decode", batch, 1, context, table, program))
 
 
 def hardware(target) -> dict:

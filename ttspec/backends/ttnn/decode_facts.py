@@ -1,0 +1,252 @@
+"""The device ops of a generated TT-NN program's decode step, read from the program this backend wrote, for
+the cost model (analysis/program.py's records): what the lowering rows' `decode` expressions emitted, the
+runtime helpers they call (inlined into the program) and the configuration members they name.
+
+The program's text is walked as Python (ast), from the root class's `decode_step`: a `ttnn.*` call that
+dispatches work is a device op; a call of a program class's method (`self.attn.decode`, `layer.decode` over
+`self.layers`, `self.rotary.decode`), of a runtime function (`concat_heads_decode`) or of the run state's
+`per_step` (once per step for every layer) is followed into its body. Views and host-side calls (reshape,
+unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing. Of a conditional the first
+branch is taken (the program's main path: `y if users == rows else ttnn.slice(y, ...)` slices nothing at
+32 users). tests/test_decode_capture.py checks the count per layer against the mock device's capture.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from ...analysis.program import DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
+
+# ttnn calls that dispatch no device op (views, host transfers, deallocation, config and shape builders)
+NOT_DEVICE = {"deallocate", "reshape", "unsqueeze", "squeeze", "from_torch", "to_torch", "get_device_tensors",
+              "create_sharded_memory_config", "num_cores_to_corerangeset", "copy_host_to_device_tensor",
+              "allocate_tensor_on_device", "execute_trace", "begin_trace_capture", "end_trace_capture",
+              "synchronize_device", "set_fabric_config", "open_mesh_device", "close_mesh_device",
+              "replicate_tensor_to_mesh_mapper", "create_mesh_mapper", "create_mesh_composer", "shard_tensor_to_mesh_mapper",
+              "concat_mesh_to_tensor_composer"}
+FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARDED,
+             "MatmulMultiCoreReuseMultiCast1DProgramConfig": MCAST_1D,
+             "MatmulMultiCoreReuseMultiCastProgramConfig": MCAST_2D}
+MATMUL_CALLS = {"linear", "matmul"}
+SAMPLING_CALLS = {"argmax", "sampling", "topk"}
+
+
+def _dotted(node) -> str:
+    """`ttnn.experimental.x` for an attribute chain of names, else ""."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return ""
+
+
+class _Class:
+    def __init__(self, node: ast.ClassDef, classes: set[str]):
+        self.name = node.name
+        self.methods = {f.name: f for f in node.body if isinstance(f, ast.FunctionDef)}
+        self.members: dict[str, str] = {}  # self.X -> program class it holds
+        self.lists: dict[str, tuple[str, int]] = {}  # self.X -> (class of its elements, count)
+        self.configs: dict[str, ast.Call] = {}  # self.X -> the ttnn config it is built as
+        for stmt in (s for f in self.methods.values() for s in ast.walk(f)):  # __init__, the root's build
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
+                continue
+            target = _dotted(stmt.targets[0])
+            if not target.startswith("self."):
+                continue
+            attr, value = target[5:], stmt.value
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in classes:
+                self.members[attr] = value.func.id
+            elif isinstance(value, ast.Call) and _dotted(value.func).startswith("ttnn."):
+                self.configs[attr] = value
+            elif isinstance(value, ast.ListComp) and isinstance(value.elt, ast.Call):
+                self.lists[attr] = (_callee_name(value.elt), _range_count(value.generators[0].iter))
+
+
+def _callee_name(call: ast.Call) -> str:
+    return call.func.id if isinstance(call.func, ast.Name) else ""
+
+
+def _range_count(it) -> int:
+    if isinstance(it, ast.Call) and _callee_name(it) == "range" and it.args and isinstance(it.args[0], ast.Constant):
+        return int(it.args[0].value)
+    return 0
+
+
+class _Walker:
+    """Follows the decode step's calls through the program, appending each device op to the current bucket."""
+
+    def __init__(self, tree: ast.Module):
+        names = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.classes = {n.name: _Class(n, names) for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        owners: dict[str, list[str]] = {}
+        for c in self.classes.values():
+            for m in c.methods:
+                owners.setdefault(m, []).append(c.name)
+        self.unique = {m: cs[0] for m, cs in owners.items() if len(cs) == 1}  # methods only one class defines
+        self.buckets: dict[str, list[DeviceOp]] = {"before": [], "layer": [], "after": [], "step": []}
+        self.bucket = "before"
+        self.per_step_done: set[tuple[str, str]] = set()
+        self.step_inputs: set[str] = set()
+        self.layers = 0
+        self.stack: list[tuple[str, str]] = []
+
+    # -- statements -------------------------------------------------------------------------
+    def body(self, stmts, cls: _Class | None, local: dict[str, _Class]):
+        for stmt in stmts:
+            if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name):
+                listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls else None
+                if listed and listed[0] in self.classes and self.bucket == "before":
+                    self.layers = listed[1]
+                    self.bucket = "layer"
+                    self.body(stmt.body, cls, {**local, stmt.target.id: self.classes[listed[0]]})
+                    self.bucket = "after"
+                    continue
+                self.body(stmt.body, cls, local)
+            elif isinstance(stmt, ast.If):
+                self.body(stmt.body, cls, local)  # the main path (see the module doc)
+            elif isinstance(stmt, (ast.With, ast.Try)):
+                self.body(stmt.body, cls, local)
+            elif isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            else:
+                self.expr(stmt, cls, local)
+
+    def expr(self, node, cls: _Class | None, local: dict[str, _Class]):
+        """The calls under `node`, innermost (evaluated) first; lambdas are deferred, so not walked."""
+        if isinstance(node, ast.Lambda):
+            return
+        if isinstance(node, ast.IfExp):
+            self.expr(node.test, cls, local)
+            self.expr(node.body, cls, local)
+            return
+        for child in ast.iter_child_nodes(node):
+            self.expr(child, cls, local)
+        if isinstance(node, ast.Call):
+            self.call(node, cls, local)
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, call: ast.Call, cls: _Class | None, local: dict[str, _Class]):
+        dotted = _dotted(call.func)
+        if dotted.startswith("ttnn."):
+            self.device_op(dotted, call, cls)
+            return
+        if isinstance(call.func, ast.Name):
+            fn = self.functions.get(call.func.id)
+            if fn is not None:
+                self.enter(fn, None, ("", fn.name))
+            return
+        if not isinstance(call.func, ast.Attribute):
+            return
+        method, owner = call.func.attr, call.func.value
+        if method == "per_step" and len(call.args) == 2:  # once per step, shared by every layer
+            self.per_step(call.args[1], cls)
+            return
+        if method == "step_input" and call.args and isinstance(call.args[0], ast.Constant):
+            self.step_inputs.add(str(call.args[0].value))
+            return
+        target = self.owner_class(owner, cls, local)
+        if target is None and method in self.unique:
+            target = self.classes[self.unique[method]]
+        if target is not None and method in target.methods:
+            self.enter(target.methods[method], target, (target.name, method))
+
+    def owner_class(self, owner, cls: _Class | None, local: dict[str, _Class]) -> _Class | None:
+        if isinstance(owner, ast.Name):
+            return cls if owner.id == "self" else local.get(owner.id)
+        dotted = _dotted(owner)
+        if cls is not None and dotted.startswith("self.") and dotted.count(".") == 1:
+            held = cls.members.get(dotted[5:])
+            return self.classes.get(held) if held else None
+        return None
+
+    def enter(self, fn: ast.FunctionDef, cls: _Class | None, key: tuple[str, str]):
+        if key in self.stack:
+            return
+        self.stack.append(key)
+        self.body(fn.body, cls, {})
+        self.stack.pop()
+
+    def per_step(self, maker, cls: _Class | None):
+        dotted = _dotted(maker)
+        if cls is None or not dotted.startswith("self.") or dotted[5:] not in cls.methods:
+            if isinstance(maker, ast.Lambda):
+                self.expr(maker.body, cls, {})
+            return
+        key = (cls.name, dotted[5:])
+        if key in self.per_step_done:
+            return
+        self.per_step_done.add(key)
+        saved, self.bucket = self.bucket, "step"
+        self.enter(cls.methods[dotted[5:]], cls, key)
+        self.bucket = saved
+
+    def device_op(self, dotted: str, call: ast.Call, cls: _Class | None):
+        last = dotted.rsplit(".", 1)[-1]
+        if last in NOT_DEVICE or last[:1].isupper() or last.isupper():
+            return
+        kwargs = {k.arg: k.value for k in call.keywords if k.arg}
+        factory = fidelity = weight = ""
+        if last in MATMUL_CALLS and len(call.args) > 1 and _dotted(call.args[1]).startswith("self."):
+            weight = _dotted(call.args[1])[5:]
+            factory = self.factory(kwargs.get("program_config"), cls)
+        kernel = self.config(kwargs.get("compute_kernel_config"), cls)
+        if kernel is not None:
+            for k in kernel.keywords:
+                if k.arg == "math_fidelity":
+                    fidelity = _dotted(k.value).rsplit(".", 1)[-1]
+        memory = _dotted(kwargs["memory_config"]) if "memory_config" in kwargs else ""
+        output = "L1" if "L1" in memory else "DRAM" if "DRAM" in memory else ""
+        dtype = _dotted(kwargs["dtype"]).rsplit(".", 1)[-1] if "dtype" in kwargs else ""
+        self.buckets[self.bucket].append(DeviceOp(dotted, factory, fidelity, weight, output, dtype))
+
+    def config(self, value, cls: _Class | None) -> ast.Call | None:
+        dotted = _dotted(value) if value is not None else ""
+        if cls is None or not dotted.startswith("self."):
+            return None
+        return cls.configs.get(dotted[5:])
+
+    def factory(self, value, cls: _Class | None) -> str:
+        built = self.config(value, cls)
+        if built is None:
+            return DEFAULT
+        return FACTORIES.get(_dotted(built.func).rsplit(".", 1)[-1], DEFAULT)
+
+
+
+
+def _fabric(tree: ast.Module) -> str:
+    """The fabric the program opens its mesh with (`ttnn.FabricConfig.X` in open_device), "" on one chip."""
+    mesh = next((n.value for n in tree.body if isinstance(n, ast.Assign) and _dotted(n.targets[0]) == "MESH_SHAPE"),
+                None)
+    if isinstance(mesh, ast.Tuple) and all(isinstance(e, ast.Constant) and e.value == 1 for e in mesh.elts):
+        return ""
+    opener = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "open_device"), None)
+    for node in ast.walk(opener) if opener is not None else ():
+        dotted = _dotted(node) if isinstance(node, ast.Attribute) else ""
+        if dotted.startswith("ttnn.FabricConfig."):
+            return dotted.rsplit(".", 1)[-1]
+    return ""
+
+
+def decode_program(source: str) -> DecodeProgram:
+    """The decode step of the TT-NN program `source` (what compile_ttnn wrote), as the cost model reads it."""
+    tree = ast.parse(source)
+    walker = _Walker(tree)
+    root = next((c for c in walker.classes.values() if "decode_step" in c.methods), None)
+    if root is None:
+        raise ValueError("the program has no decode_step: not a TT-NN program ttspec wrote")
+    walker.enter(root.methods["decode_step"], root, (root.name, "decode_step"))
+    if "decode" in root.methods:  # what the step does around the traced decode_step (sampling, reads)
+        walker.bucket = "after"
+        walker.enter(root.methods["decode"], root, (root.name, "decode"))
+    b = walker.buckets
+    if not walker.layers:  # no repeated layers: everything runs once per step
+        b["before"] += b.pop("layer")
+        b["layer"] = []
+    step = tuple(b["before"] + b["step"] + b["after"])
+    uploads = len(walker.step_inputs) + 1  # and the tokens (state.step_input("tokens", ...) in decode)
+    reads_ids = any(op.op.rsplit(".", 1)[-1] in {"argmax", "sampling"} for op in step)
+    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, reads_ids)
