@@ -44,7 +44,8 @@ LEAVES_OUT = [
     "overlap between ops (prefetching weights during other ops, async CCLs)",
     "per-op kernel floors of small ops beyond the dispatch cost, and the layout conversions (reshard, typecast, "
     "tilize) a hand-written program inserts",
-    "host-side sampling, tokenisation and Python overhead; eager (untraced) dispatch is priced as traced",
+    "host-side sampling, tokenisation and Python overhead (beyond an emitted decode step's fitted host work per "
+    "step); eager (untraced) dispatch is priced as traced",
     "L1-resident reuse in prefill (activations are charged to DRAM)",
 ]
 
@@ -176,5 +177,18 @@ def render_report(r: dict) -> str:
     lines += ["", f"hardware ({r['hardware']['chip']}): {c['cores']['value']:.0f} cores at "
                   f"{c['clock_hz']['value'] / 1e9:.2f} GHz, DRAM {c['dram_bandwidth']['value'] / 1e9:.0f} GB/s, "
                   f"{c['op_overhead_traced_s']['value'] * 1e6:.0f} us per op; `--json` lists every constant's source"]
+    program = r["decode"].get("program")
+    if program is not None:
+        factories = sorted({m["factory"] for m in program["weight_matmuls"].values()})
+        lines.append(f"decode priced from the emitted program: {program['device_ops_per_layer']} device ops per layer "
+                     f"(+{program['device_ops_once_per_step']} per step), weight matmuls {', '.join(factories)}, "
+                     f"collectives {program['collective_topology']} ({program['fabric']}), reads "
+                     f"{program['reads']}")
+    else:
+        lines.append("decode priced as an idealised program (no TT-NN program could be written for this build)")
+    fitted = [name for name, c in r["constants"]["measured"].items() if c["basis"] != "published"]
+    if fitted:
+        lines.append("fitted to tt_transformers' PERF.md: " + ", ".join(fitted) + "; every other constant is "
+                     "published (`--json` constants); assumptions: `--json` assumptions")
     lines.append("leaves out: " + "; ".join(r["leaves_out"]))
     return "\n".join(lines)

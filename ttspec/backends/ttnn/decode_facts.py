@@ -22,8 +22,8 @@ NOT_DEVICE = {"deallocate", "reshape", "unsqueeze", "squeeze", "from_torch", "to
               "create_sharded_memory_config", "num_cores_to_corerangeset", "copy_host_to_device_tensor",
               "allocate_tensor_on_device", "execute_trace", "begin_trace_capture", "end_trace_capture",
               "synchronize_device", "set_fabric_config", "open_mesh_device", "close_mesh_device",
-              "replicate_tensor_to_mesh_mapper", "create_mesh_mapper", "create_mesh_composer", "shard_tensor_to_mesh_mapper",
-              "concat_mesh_to_tensor_composer"}
+              "replicate_tensor_to_mesh_mapper", "create_mesh_mapper", "create_mesh_composer",
+              "shard_tensor_to_mesh_mapper", "concat_mesh_to_tensor_composer"}
 FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARDED,
              "MatmulMultiCoreReuseMultiCast1DProgramConfig": MCAST_1D,
              "MatmulMultiCoreReuseMultiCastProgramConfig": MCAST_2D}
