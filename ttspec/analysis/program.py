@@ -40,12 +40,13 @@ class DecodeProgram(NamedTuple):
     """The decode step of one generated program: its device ops per decoder layer and once per step, the
     fabric its collectives travel on, and what crosses PCIe each step."""
 
-    layer_ops: tuple[DeviceOp, ...]  # one decoder layer (every layer of a repeat runs the same)
+    layer_ops: tuple[DeviceOp, ...]  # one decoder layer, or one cycle of its `cycle` variants
     step_ops: tuple[DeviceOp, ...]  # before and after the layers, and once per step for all layers
-    layers: int
+    layers: int  # how many times layer_ops run (layers, or cycles of variants)
     fabric: str  # the fabric the program opens: "FABRIC_1D", "FABRIC_1D_RING", ... or "" (one chip)
     uploads_per_step: int  # host -> device inputs written each step ([users] int32 / uint32 each)
     reads_ids: bool  # the step returns sampled ids (on-device argmax), not the logits
+    cycle: int = 1  # layer variants in one cycle of layer_ops (1: every layer alike)
 
     @property
     def topology(self) -> str:
@@ -74,7 +75,9 @@ class DecodeProgram(NamedTuple):
         """What `report --json` shows of it."""
         layer = Counter(op.op.removeprefix("ttnn.") for op in self.layer_ops)
         matmuls = self.matmuls()
-        return {"device_ops_per_layer": len(self.layer_ops), "device_ops_once_per_step": len(self.step_ops),
+        per_layer = len(self.layer_ops) / self.cycle
+        return {"device_ops_per_layer": int(per_layer) if per_layer.is_integer() else per_layer,
+                "device_ops_once_per_step": len(self.step_ops),
                 "device_ops_per_step": self.ops_per_step, "layer_ops": dict(sorted(layer.items())),
                 "weight_matmuls": {w: {"factory": m.factory, "fidelity": m.fidelity or UNCONFIGURED_FIDELITY,
                                        "output": m.output or "DRAM"} for w, m in matmuls.items()},

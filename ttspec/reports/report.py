@@ -67,11 +67,11 @@ def emitted_decode(build) -> DecodeProgram | None:
     backend cannot write one (the report then prices the idealised program and says so)."""
     from ..backends.ttnn.backend import compile_ttnn
     from ..backends.ttnn.decode_facts import decode_program
-    from ..errors import UsageError
+    from ..errors import ArchError
 
     try:
         return decode_program(compile_ttnn(build, "<report>"))
-    except UsageError:
+    except ArchError:  # the backend refuses this build (the report says it priced the idealised program)
         return None
 
 

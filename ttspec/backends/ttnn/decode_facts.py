@@ -47,7 +47,7 @@ class _Class:
         self.name = node.name
         self.methods = {f.name: f for f in node.body if isinstance(f, ast.FunctionDef)}
         self.members: dict[str, str] = {}  # self.X -> program class it holds
-        self.lists: dict[str, tuple[str, int]] = {}  # self.X -> (class of its elements, count)
+        self.lists: dict[str, tuple[tuple[str, ...], int]] = {}  # self.X -> (classes it cycles through, cycles)
         self.configs: dict[str, ast.Call] = {}  # self.X -> the ttnn config it is built as
         for stmt in (s for f in self.methods.values() for s in ast.walk(f)):  # __init__, the root's build
             if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
@@ -61,11 +61,25 @@ class _Class:
             elif isinstance(value, ast.Call) and _dotted(value.func).startswith("ttnn."):
                 self.configs[attr] = value
             elif isinstance(value, ast.ListComp) and isinstance(value.elt, ast.Call):
-                self.lists[attr] = (_callee_name(value.elt), _range_count(value.generators[0].iter))
+                self.lists[attr] = _listed(value)
 
 
 def _callee_name(call: ast.Call) -> str:
     return call.func.id if isinstance(call.func, ast.Name) else ""
+
+
+def _listed(comp: ast.ListComp) -> tuple[tuple[str, ...], int]:
+    """The classes a layer list cycles through and how many cycles: `[Decoder(...) for i in range(32)]` is
+    ((Decoder,), 32); layer variants, `[cls(...) for i, cls in enumerate((Decoder, Decoder_1) * 13)]`, are
+    ((Decoder, Decoder_1), 13)."""
+    it = comp.generators[0].iter
+    if isinstance(it, ast.Call) and _callee_name(it) == "enumerate" and it.args:
+        seq, times = it.args[0], 1
+        if isinstance(seq, ast.BinOp) and isinstance(seq.op, ast.Mult) and isinstance(seq.right, ast.Constant):
+            seq, times = seq.left, int(seq.right.value)
+        if isinstance(seq, (ast.Tuple, ast.List)) and all(isinstance(e, ast.Name) for e in seq.elts):
+            return tuple(e.id for e in seq.elts), times
+    return (_callee_name(comp.elt),), _range_count(it)
 
 
 def _range_count(it) -> int:
@@ -91,6 +105,7 @@ class _Walker:
         self.per_step_done: set[tuple[str, str]] = set()
         self.step_inputs: set[str] = set()
         self.layers = 0
+        self.cycle = 1
         self.stack: list[tuple[str, str]] = []
 
     # -- statements -------------------------------------------------------------------------
@@ -98,10 +113,11 @@ class _Walker:
         for stmt in stmts:
             if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name):
                 listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls else None
-                if listed and listed[0] in self.classes and self.bucket == "before":
-                    self.layers = listed[1]
+                if listed and all(c in self.classes for c in listed[0]) and self.bucket == "before":
+                    self.layers, self.cycle = listed[1], len(listed[0])
                     self.bucket = "layer"
-                    self.body(stmt.body, cls, {**local, stmt.target.id: self.classes[listed[0]]})
+                    for variant in listed[0]:  # one cycle of the layer variants
+                        self.body(stmt.body, cls, {**local, stmt.target.id: self.classes[variant]})
                     self.bucket = "after"
                     continue
                 self.body(stmt.body, cls, local)
@@ -249,4 +265,4 @@ def decode_program(source: str) -> DecodeProgram:
     step = tuple(b["before"] + b["step"] + b["after"])
     uploads = len(walker.step_inputs) + 1  # and the tokens (state.step_input("tokens", ...) in decode)
     reads_ids = any(op.op.rsplit(".", 1)[-1] in {"argmax", "sampling"} for op in step)
-    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, reads_ids)
+    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, reads_ids, walker.cycle)
