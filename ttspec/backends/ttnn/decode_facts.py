@@ -28,6 +28,9 @@ FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARD
              "MatmulMultiCoreReuseMultiCast1DProgramConfig": MCAST_1D,
              "MatmulMultiCoreReuseMultiCastProgramConfig": MCAST_2D}
 MATMUL_CALLS = {"linear", "matmul"}
+# ttnn calls that dispatch more than one device op, as the mock device's capture shows them (ttnn 0.81.1, Galaxy
+# 8x4 with FABRIC_1D): all_reduce over a mesh axis runs a ReduceScatter then an AllGather
+COMPOSITES = {"all_reduce": ("reduce_scatter", "all_gather")}
 SAMPLING_CALLS = {"argmax", "sampling", "topk"}
 
 
@@ -216,7 +219,12 @@ class _Walker:
         memory = _dotted(kwargs["memory_config"]) if "memory_config" in kwargs else ""
         output = "L1" if "L1" in memory else "DRAM" if "DRAM" in memory else ""
         dtype = _dotted(kwargs["dtype"]).rsplit(".", 1)[-1] if "dtype" in kwargs else ""
-        self.buckets[self.bucket].append(DeviceOp(dotted, factory, fidelity, weight, output, dtype))
+        parts = COMPOSITES.get(last)
+        if parts is None:
+            self.buckets[self.bucket].append(DeviceOp(dotted, factory, fidelity, weight, output, dtype))
+            return
+        for part in parts:  # each a device op, writing the payload the call asks for
+            self.buckets[self.bucket].append(DeviceOp(f"{dotted} ({part})", dtype=dtype))
 
     def config(self, value, cls: _Class | None) -> ast.Call | None:
         dotted = _dotted(value) if value is not None else ""
