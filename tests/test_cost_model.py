@@ -242,3 +242,14 @@ def test_time_grows_with_batch_and_context(spec, target, batch, context, more_ba
     assert estimate(b, batch + more_batch, context).decode_s >= base.decode_s
     assert estimate(b, batch, context + more_context).decode_s >= base.decode_s
     assert estimate(b, batch, context + more_context, min(context, 512) + 1).ttft_s >= base.ttft_s
+
+
+def test_a_copied_kv_head_is_priced_whole():
+    """A chip holding a copied KV head holds all of it (ir/sharding.py: local_shape): llama-gqa-tiny's K, [batch 1,
+    2 KV heads, 64 positions, head_dim 32], over T3K's 8 chips is one whole head per chip, 64 x 32 bf16 values in 2
+    tiles of 2048 B; its share (a quarter head, 1024 B) is not what the chip reads."""
+    from ttspec.analysis.cost import _value_bytes
+
+    assert _value_bytes((1, 2, 64, 32), (8,)) == 2 * 2048
+    assert _value_bytes((1, 8, 64, 32), (8,)) == 2 * 2048  # one head each, not copied
+    assert _value_bytes((32, 4096), (8,)) == 32 * 512 * 2  # features split evenly

@@ -35,7 +35,7 @@ from operator import add, itemgetter
 from typing import NamedTuple
 
 from ..ir.graph import Node, layer_pattern, layer_variants
-from ..ir.sharding import value_splits, work_split
+from ..ir.sharding import split_dim, value_splits, work_split
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
@@ -271,13 +271,16 @@ class CostInterpreter(Interpreter):
 
 
 def _value_bytes(shape, splits: tuple[int, ...]) -> int:
-    """bf16 bytes of a TILE-layout value (rows padded to whole 32x32 tiles) divided over the chips splitting it.
-    Not the bytes of its local shape (ir/sharding.py: local_shape), which differ where a chip holds more than
-    its share: a copied KV head, or a distributed norm's one-tile statistics; the prices keep the share."""
-    n = tiles(shape) * ACTIVATION_BYTES
+    """bf16 bytes of the TILE-layout piece of a value one chip holds (ir/sharding.py: local_shape): cut on its
+    split dim into whole pieces by each axis splitting it (a chip holding a copied KV head holds all of it),
+    rows padded to whole 32x32 tiles on the chip."""
+    if not splits:
+        return tiles(shape) * ACTIVATION_BYTES
+    local = list(shape)
+    dim = split_dim(len(local))
     for devices in splits:
-        n //= devices
-    return n
+        local[dim] = -(-local[dim] // devices)
+    return tiles(tuple(local)) * ACTIVATION_BYTES
 
 
 def _gather(values: list, indices: list[int]) -> list:
