@@ -21,9 +21,15 @@ ops of written-out layers that are alike share a price, summed op by op as if pr
 
 Time of an op = max(compute, DRAM) + fixed + collective; its bottleneck is the largest term.
 Ops run one after another (no overlap between ops). Prefill is one user's prompt (time to first
-token); decode is one step of `batch` users at `context` tokens of KV cache. Every constant is in
-ttspec/targets.py with its source: specifications and single-op measurements, never fitted to
-end-to-end results.
+token); decode is one step of `batch` users at `context` tokens of KV cache.
+
+Given the decode step the backend emitted (analysis/program.py's DecodeProgram, which `report` joins in), decode
+is priced from the program instead: a weight matmul's DRAM rate by the program factory its config selects and its
+compute at the fidelity its kernel states (ProgramTerms), no fixed cost per graph op but one per device op the step
+dispatches, the collectives on the fabric it opens at the payload it writes, the matmul outputs it writes to DRAM,
+the step's inputs and its result (logits or sampled ids) over PCIe and a fixed host cost per step
+(device_op_costs). Every constant is in ttspec/targets.py with its source; the ChipSpec ones are specifications
+and single-op measurements, DecodeCosts says which of its terms were fitted to tt_transformers' PERF.md.
 """
 
 from __future__ import annotations
