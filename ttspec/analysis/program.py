@@ -66,10 +66,17 @@ class DecodeProgram(NamedTuple):
                 out.setdefault(op.weight, op)
         return out
 
-    def collective_dtype(self) -> str:
-        """The payload of the step's collectives: the dtype most of them are asked to write, else bf16."""
-        stated = Counter(op.dtype or "bf16" for op in self.layer_ops + self.step_ops if _is_collective(op.op))
-        return stated.most_common(1)[0][0] if stated else "bf16"
+    def collective_dtypes(self) -> dict[str, int]:
+        """The payloads of the step's collectives (per layer and once per step): dtype -> how many."""
+        return dict(Counter(op.dtype or "bf16" for op in self.layer_ops + self.step_ops if _is_collective(op.op)))
+
+    def payload_factor(self) -> float:
+        """The bytes a collective moves against bf16, averaged over the layer's collectives (the graph's collectives
+        are priced alike; bfloat8_b moves 1088 of bf16's 2048 bytes per tile)."""
+        ops = [op for op in self.layer_ops or self.step_ops if _is_collective(op.op)]
+        if not ops:
+            return 1.0
+        return sum(BFLOAT8_B_PER_BF16 if op.dtype == "bfloat8_b" else 1.0 for op in ops) / len(ops)
 
     def summary(self) -> dict:
         """What `report --json` shows of it."""
@@ -82,7 +89,7 @@ class DecodeProgram(NamedTuple):
                 "weight_matmuls": {w: {"factory": m.factory, "fidelity": m.fidelity or UNCONFIGURED_FIDELITY,
                                        "output": m.output or "DRAM"} for w, m in matmuls.items()},
                 "fabric": self.fabric or "none (one chip)", "collective_topology": self.topology,
-                "collective_payload": self.collective_dtype(), "uploads_per_step": self.uploads_per_step,
+                "collective_payloads": self.collective_dtypes(), "uploads_per_step": self.uploads_per_step,
                 "reads": "sampled ids" if self.reads_ids else "logits"}
 
 
@@ -107,7 +114,7 @@ class ProgramTerms:
         self.program = program
         self.costs = costs
         self.by_weight = program.matmuls()
-        self.payload = BFLOAT8_B_PER_BF16 if program.collective_dtype() == "bfloat8_b" else 1.0
+        self.payload = program.payload_factor()
 
     def _matmul(self, node) -> DeviceOp | None:
         return self.by_weight.get((node.module or "").rsplit(".", 1)[-1])

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import ast
 
-from ...analysis.program import DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
+from ...analysis.program import COLLECTIVE_CALLS, DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
 
 # ttnn calls that dispatch no device op (views, host transfers, deallocation, config and shape builders)
 NOT_DEVICE = {"deallocate", "reshape", "unsqueeze", "squeeze", "from_torch", "to_torch", "get_device_tensors",
               "create_sharded_memory_config", "num_cores_to_corerangeset", "copy_host_to_device_tensor",
-              "allocate_tensor_on_device", "execute_trace", "begin_trace_capture", "end_trace_capture",
+              "allocate_tensor_on_device", "execute_trace", "begin_trace_capture", "end_trace_capture", "release_trace",
               "synchronize_device", "set_fabric_config", "open_mesh_device", "close_mesh_device",
               "replicate_tensor_to_mesh_mapper", "create_mesh_mapper", "create_mesh_composer",
               "shard_tensor_to_mesh_mapper", "concat_mesh_to_tensor_composer"}
@@ -110,6 +110,7 @@ class _Walker:
         self.layers = 0
         self.cycle = 1
         self.stack: list[tuple[str, str]] = []
+        self.done: set[tuple[str, str]] = set()  # walked already, not again (decode_step, from the step around it)
 
     # -- statements -------------------------------------------------------------------------
     def body(self, stmts, cls: _Class | None, local: dict[str, _Class]):
@@ -128,7 +129,9 @@ class _Walker:
                 self.body(stmt.body, cls, local)  # the main path (see the module doc)
             elif isinstance(stmt, (ast.With, ast.Try)):
                 self.body(stmt.body, cls, local)
-            elif isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            elif isinstance(stmt, ast.FunctionDef):  # a step defined to be run (traced): `def step(): ...`
+                self.body(stmt.body, cls, local)
+            elif isinstance(stmt, ast.ClassDef):
                 continue
             else:
                 self.expr(stmt, cls, local)
@@ -182,7 +185,7 @@ class _Walker:
         return None
 
     def enter(self, fn: ast.FunctionDef, cls: _Class | None, key: tuple[str, str]):
-        if key in self.stack:
+        if key in self.stack or key in self.done:
             return
         self.stack.append(key)
         self.body(fn.body, cls, {})
@@ -219,12 +222,15 @@ class _Walker:
         memory = _dotted(kwargs["memory_config"]) if "memory_config" in kwargs else ""
         output = "L1" if "L1" in memory else "DRAM" if "DRAM" in memory else ""
         dtype = _dotted(kwargs["dtype"]).rsplit(".", 1)[-1] if "dtype" in kwargs else ""
+        bucket = self.buckets[self.bucket]
+        if not dtype and last.startswith(COLLECTIVE_CALLS) and bucket:  # its payload: what the op before it wrote
+            dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)
         parts = COMPOSITES.get(last)
         if parts is None:
-            self.buckets[self.bucket].append(DeviceOp(dotted, factory, fidelity, weight, output, dtype))
+            bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype))
             return
         for part in parts:  # each a device op, writing the payload the call asks for
-            self.buckets[self.bucket].append(DeviceOp(f"{dotted} ({part})", dtype=dtype))
+            bucket.append(DeviceOp(f"{dotted} ({part})", dtype=dtype))
 
     def config(self, value, cls: _Class | None) -> ast.Call | None:
         dotted = _dotted(value) if value is not None else ""
@@ -242,16 +248,18 @@ class _Walker:
 
 
 def _fabric(tree: ast.Module) -> str:
-    """The fabric the program opens its mesh with (`ttnn.FabricConfig.X` in open_device), "" on one chip."""
-    mesh = next((n.value for n in tree.body if isinstance(n, ast.Assign) and _dotted(n.targets[0]) == "MESH_SHAPE"),
-                None)
+    """The fabric the program opens its mesh with (`ttnn.set_fabric_config(X)`, X a `ttnn.FabricConfig` member or
+    a module constant holding one), "" on one chip."""
+    constants = {_dotted(n.targets[0]): n.value for n in tree.body if isinstance(n, ast.Assign)
+                 and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)}
+    mesh = constants.get("MESH_SHAPE")
     if isinstance(mesh, ast.Tuple) and all(isinstance(e, ast.Constant) and e.value == 1 for e in mesh.elts):
         return ""
-    opener = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "open_device"), None)
-    for node in ast.walk(opener) if opener is not None else ():
-        dotted = _dotted(node) if isinstance(node, ast.Attribute) else ""
-        if dotted.startswith("ttnn.FabricConfig."):
-            return dotted.rsplit(".", 1)[-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _dotted(node.func) == "ttnn.set_fabric_config" and node.args:
+            arg = node.args[0]
+            arg = constants.get(arg.id, arg) if isinstance(arg, ast.Name) else arg
+            return _dotted(arg).rsplit(".", 1)[-1]
     return ""
 
 
@@ -263,9 +271,13 @@ def decode_program(source: str) -> DecodeProgram:
     if root is None:
         raise ValueError("the program has no decode_step: not a TT-NN program ttspec wrote")
     walker.enter(root.methods["decode_step"], root, (root.name, "decode_step"))
-    if "decode" in root.methods:  # what the step does around the traced decode_step (sampling, reads)
+    walker.done.add((root.name, "decode_step"))
+    # what the step does around decode_step (sampling, reads): the greedy step where the program has one (what
+    # `generate` runs, and tt_transformers' PERF.md measures), else the step returning logits
+    around = next((m for m in ("decode_greedy", "decode") if m in root.methods), None)
+    if around is not None:
         walker.bucket = "after"
-        walker.enter(root.methods["decode"], root, (root.name, "decode"))
+        walker.enter(root.methods[around], root, (root.name, around))
     b = walker.buckets
     if not walker.layers:  # no repeated layers: everything runs once per step
         b["before"] += b.pop("layer")
