@@ -9,6 +9,7 @@ from ..driver import prepare, resolve_options
 from ..ir.graph import Model
 from ..targets import DECODE_COSTS, Strategy, Target
 from ..weight_formats import BF16, WeightFormats
+from .emitted import emitted_decode
 from .plan_report import strategy_text
 
 DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt
@@ -60,19 +61,6 @@ def _phase(p: Phase, program: DecodeProgram | None = None) -> dict:
         out["ops"] = program.ops_per_step
         out["program"] = program.summary()
     return out
-
-
-def emitted_decode(build) -> DecodeProgram | None:
-    """The decode step of the TT-NN program ttspec writes for `build`, as the cost model reads it; None where the
-    backend cannot write one (the report then prices the idealised program and says so)."""
-    from ..backends.ttnn.backend import compile_ttnn
-    from ..backends.ttnn.decode_facts import decode_program
-    from ..errors import ArchError
-
-    try:
-        return decode_program(compile_ttnn(build, "<report>"))
-    except ArchError:  # the backend refuses this build (the report says it priced the idealised program)
-        return None
 
 
 def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = None,
