@@ -80,7 +80,7 @@ def test_device_ops_configs_fabric_and_reads_of_a_hand_written_program():
                                             "ttnn.argmax"]
     assert p.matmuls()["head"].factory == DEFAULT
     assert p.ops_per_step == 3 * 6 + 5
-    assert p.fabric == "FABRIC_1D_RING" and p.topology == "ring" and p.reads_ids
+    assert p.fabric == "FABRIC_1D_RING" and p.topology == "ring" and p.reads_ids and p.read_bytes_per_row == 4
     # the reduce_scatter after the bfloat8_b linear's rope moves what the rope wrote (bf16): not inherited across ops
     assert p.collective_dtypes() == {"bf16": 3}
     assert p.payload_factor() == 1.0

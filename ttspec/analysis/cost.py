@@ -348,7 +348,7 @@ class OpTable:
         for out_name, shape in self.outputs:
             nbytes = tiles(concrete(shape, bindings)) * ACTIVATION_BYTES * (batch // local_batch or 1)
             if terms is not None and program.reads_ids:  # on-device sampling: one uint32 id per user (a row)
-                nbytes, out_name = tile_pad(batch) * 4, "sampled ids"
+                nbytes, out_name = tile_pad(batch) * program.read_bytes_per_row, "sampled ids"
             host.append(OpCost(f"read {out_name} to host", HOST_READ, "", 1, 0, 0, 0, 0.0, 0.0, 0.0,
                                nbytes / chip.pcie_bandwidth.value, host_bytes=nbytes))
         if terms is not None:

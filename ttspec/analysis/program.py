@@ -47,6 +47,7 @@ class DecodeProgram(NamedTuple):
     uploads_per_step: int  # host -> device inputs written each step ([users] int32 / uint32 each)
     reads_ids: bool  # the step returns sampled ids (on-device argmax), not the logits
     cycle: int = 1  # layer variants in one cycle of layer_ops (1: every layer alike)
+    read_bytes_per_row: int = 4  # with reads_ids, the bytes the host reads per row (an id, and what else is read)
 
     @property
     def topology(self) -> str:

@@ -165,6 +165,12 @@ def render_report(r: dict) -> str:
     lines += ["", f"hardware ({r['hardware']['chip']}): {c['cores']['value']:.0f} cores at "
                   f"{c['clock_hz']['value'] / 1e9:.2f} GHz, DRAM {c['dram_bandwidth']['value'] / 1e9:.0f} GB/s, "
                   f"{c['op_overhead_traced_s']['value'] * 1e6:.0f} us per op; `--json` lists every constant's source"]
+    measured = r["constants"]["measured"]
+    if "op_dispatch_s" in measured:
+        lines.append(f"decode (emitted program): DRAM-sharded {measured['dram_sharded_bandwidth']['value'] / 1e9:.0f} "
+                     f"GB/s, DRAM-interleaved {measured['dram_interleaved_bandwidth']['value'] / 1e9:.0f} GB/s, "
+                     f"{measured['op_dispatch_s']['value'] * 1e6:.0f} us per device op, host "
+                     f"{measured['host_step_s']['value'] * 1e3:.2f} ms per step")
     program = r["decode"].get("program")
     if program is not None:
         factories = sorted({m["factory"] for m in program["weight_matmuls"].values()})

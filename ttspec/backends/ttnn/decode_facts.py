@@ -284,5 +284,10 @@ def decode_program(source: str) -> DecodeProgram:
         b["layer"] = []
     step = tuple(b["before"] + b["step"] + b["after"])
     uploads = len(walker.step_inputs) + 1  # and the tokens (state.step_input("tokens", ...) in decode)
-    reads_ids = any(op.op.rsplit(".", 1)[-1] in {"argmax", "sampling"} for op in step)
-    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, reads_ids, walker.cycle)
+    # what the host reads per row after on-device sampling: a uint32 id per argmax, a bf16 value per max (the row's
+    # largest logit, read to check it is finite); no sampling op: the logits are read
+    tail = [op.op.rsplit(".", 1)[-1] for op in b["after"]]
+    ids = sum(op in SAMPLING_CALLS for op in tail)
+    per_row = 4 * ids + 2 * tail.count("max") if ids else 0
+    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, bool(ids), walker.cycle,
+                         per_row or 4)
