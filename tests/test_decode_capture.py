@@ -205,3 +205,6 @@ def test_report_prices_the_captured_decode_step(captures):
         modelled = program["weight_matmuls"][weight]
         assert CAPTURED_FACTORY[modelled["factory"]] == m["factory"], weight
         assert modelled["fidelity"] == m["fidelity"], weight
+    # the bytes that cross PCIe each step: the step's inputs up, the logits down
+    host = report["decode"]["by_op_class"]["host_read"]["host_bytes"]
+    assert host == result["decode"]["bytes_to_device_per_step"] + result["decode"]["bytes_to_host_per_step"]

@@ -347,8 +347,12 @@ class OpTable:
         host = []
         for out_name, shape in self.outputs:
             nbytes = tiles(concrete(shape, bindings)) * ACTIVATION_BYTES * (batch // local_batch or 1)
-            if terms is not None and program.reads_ids:  # on-device sampling: one uint32 id per user (a row)
-                nbytes, out_name = tile_pad(batch) * program.read_bytes_per_row, "sampled ids"
+            if terms is not None:  # the emitted step holds its users on the rows of one [rows, vocab] tensor
+                out = concrete(shape, bindings)
+                rows = tile_pad(_numel(out[:-1]))
+                nbytes = rows * tile_pad(out[-1]) * ACTIVATION_BYTES * (batch // local_batch or 1)
+                if program.reads_ids:  # on-device sampling: an id (and what else the step returns) per row
+                    nbytes, out_name = rows * program.read_bytes_per_row, "sampled ids"
             host.append(OpCost(f"read {out_name} to host", HOST_READ, "", 1, 0, 0, 0, 0.0, 0.0, 0.0,
                                nbytes / chip.pcie_bandwidth.value, host_bytes=nbytes))
         if terms is not None:

@@ -283,7 +283,7 @@ def decode_program(source: str) -> DecodeProgram:
         b["before"] += b.pop("layer")
         b["layer"] = []
     step = tuple(b["before"] + b["step"] + b["after"])
-    uploads = len(walker.step_inputs) + 1  # and the tokens (state.step_input("tokens", ...) in decode)
+    uploads = len(walker.step_inputs)  # by key: the tokens, the positions, the RoPE rows' positions
     # what the host reads per row after on-device sampling: a uint32 id per argmax, a bf16 value per max (the row's
     # largest logit, read to check it is finite); no sampling op: the logits are read
     tail = [op.op.rsplit(".", 1)[-1] for op in b["after"]]
