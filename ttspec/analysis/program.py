@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import NamedTuple
 
+from ..ops import LINEAR, TIED_LINEAR
+
+WEIGHT_MATMULS = (LINEAR.name, TIED_LINEAR.name)
+
 # program factory families of a weight matmul, as the program's config selects them
 DRAM_SHARDED = "dram_sharded"  # MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig: weights width-sharded in DRAM
 MCAST_1D = "mcast_1d"  # MatmulMultiCoreReuseMultiCast1DProgramConfig (DRAM-interleaved weights)
@@ -118,7 +122,13 @@ class ProgramTerms:
         self.payload = program.payload_factor()
 
     def _matmul(self, node) -> DeviceOp | None:
-        return self.by_weight.get((node.module or "").rsplit(".", 1)[-1])
+        """The device matmul reading this linear's weight: the member named as the linear's module (`wqkv`), or
+        the first whose name it starts (a head split into column chunks, `lm_head_0` ...)."""
+        stem = (node.module or "").rsplit(".", 1)[-1]
+        if not stem or node.op not in WEIGHT_MATMULS:
+            return None
+        found = self.by_weight.get(stem)
+        return found or next((op for w, op in self.by_weight.items() if w.startswith(stem)), None)
 
     def passes(self, node) -> int:
         """The matrix-engine passes of a weight matmul at the fidelity its compute kernel states."""
@@ -128,8 +138,8 @@ class ProgramTerms:
     def bandwidth(self, node, default: float) -> float:
         """The DRAM rate of an op: a weight matmul's by its program factory, other ops' the chip's."""
         op = self._matmul(node)
-        if op is None:
-            return default
+        if op is None:  # not a weight matmul, or one the program does not name: the chip's rate, or interleaved's
+            return self.costs.dram_interleaved_bandwidth.value if node.op in WEIGHT_MATMULS else default
         if op.factory == DRAM_SHARDED:
             return self.costs.dram_sharded_bandwidth.value
         return self.costs.dram_interleaved_bandwidth.value
