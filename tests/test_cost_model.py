@@ -30,36 +30,67 @@ def build(name, target, weights=PERFORMANCE, mesh=None):
 
 
 # ----------------------------------------------------------------------------- published figures
-# tt-metal models/tt_transformers/PERF.md, "Performance" table (tenstorrent/tt-metal @ 040a27c1, also
-# quoted in /work/shared/notes/ttnn-0.81.md): measured with demo/simple_text_demo.py at batch 1,
-# "bfp4 MLP and bfp8 attention weights" (precision_cfg ff1_3/ff2 bfp4, wqkv/wo bfp8; the KV cache
-# is bfp8 there and bf16 here), up to 200 decode iterations after the prompt. Llama-3.1-8B keeps
-# bfp8 MLP in its 32nd layer; ttspec's per-kind formats put bfp4 there too (slightly faster: the
-# modelled figure stays an upper bound). Speed in tokens/s/user, time to first token in ms.
+# tt-metal models/tt_transformers/PERF.md, "Performance" table (tenstorrent/tt-metal @ 040a27c1): measured with
+# demo/simple_text_demo.py at batch 1 after a 128-token prompt, up to 200 decode iterations, "bfp4 MLP and bfp8
+# attention weights" (precision_cfg ff1_3/ff2 bfp4, wqkv/wo bfp8; KV cache bfp8 there, bf16 here; Llama-3.1-8B keeps
+# bfp8 MLP in its 32nd layer, ttspec's per-kind formats put bfp4 there too). Speed in tokens/s/user, TTFT in ms.
 PUBLISHED = [
     # spec, target, tokens/s/user, TTFT ms (None: not published)
-    ("llama-3.2-1b", "n150", 87.8, 26),
-    ("llama-3.1-8b", "n150", 28.3, 104),
-    ("llama-3.1-8b", "n300", 44.2, 67),
-    ("llama-3.1-8b", "t3k", 64.3, 53),
-    # further rows of the same table
-    ("llama-3.2-1b", "n300", 105.9, 22),
+    ("llama-3.2-1b", "n150", 87.8, 26), ("llama-3.2-1b", "n300", 105.9, 22), ("llama-3.2-1b", "t3k", 119.8, 32),
+    ("llama-3.2-3b", "n150", 54.0, 55), ("llama-3.2-3b", "n300", 68.0, 39), ("llama-3.2-3b", "t3k", 68.5, 52),
+    ("llama-3.1-8b", "n150", 28.3, 104), ("llama-3.1-8b", "n300", 44.2, 67), ("llama-3.1-8b", "t3k", 64.3, 53),
+    ("mistral-7b", "n150", 29.75, 100.24), ("mistral-7b", "n300", 47.01, 65.95), ("mistral-7b", "t3k", 67.82, 53.93),
     ("llama-3.1-70b", "t3k", 16.6, 164),
-    ("llama-3.1-70b", "galaxy", 12.7, None),  # "TG"
 ]
+# "TG" rows: tt_transformers on Galaxy runs a program unlike ttspec's Galaxy plan (1B decodes slower there than on
+# N150); the model is 1.5-2x above them, so they are not claimed (bench/calibrate_decode.py prints them)
+GALAXY = [("llama-3.2-1b", 51.0), ("llama-3.2-3b", 33.5), ("llama-3.1-8b", 29.5), ("llama-3.1-70b", 12.7)]
+# the rows targets.WORMHOLE_DECODE's fitted constants (DRAM-sharded rate, host work per step) come from; the rest
+# are held out
+FITTED = {("llama-3.2-1b", "n150"), ("llama-3.1-8b", "n150"), ("llama-3.1-8b", "t3k")}
 CONTEXT = 128 + 200  # a 128-token prompt and 200 generated tokens (PERF.md)
+TT_TRANSFORMERS_WEIGHTS = "attention=bfloat8_b,mlp=bfloat4_b,head=bfloat8_b"  # PERF.md's performance configuration
+
+
+def tt_transformers_program(b, target):
+    """The decode step tt_transformers runs, as the cost model reads it: the device ops ttspec's program dispatches
+    per layer (backends/ttnn/decode_facts.py), with the facts tt_transformers' program has and ttspec's may not
+    (yet): every weight matmul on the DRAM-sharded program factory, greedy sampling on the device (ids read back,
+    not logits), T3K's collectives on a ring fabric (tt_transformers' ccl_topology() for 8 devices; N300: line).
+    Fidelities are the program's (LoFi for bfloat4_b, HiFi2 for bfloat8_b, as PERF.md's fidelity_cfg)."""
+    from ttspec.analysis.program import DRAM_SHARDED
+    from ttspec.backends.ttnn.backend import compile_ttnn
+    from ttspec.backends.ttnn.decode_facts import decode_program
+
+    p = decode_program(compile_ttnn(b, "<test>"))
+
+    def sharded(ops):
+        return tuple(op._replace(factory=DRAM_SHARDED) if op.weight else op for op in ops)
+    return p._replace(layer_ops=sharded(p.layer_ops), step_ops=sharded(p.step_ops), reads_ids=True,
+                      fabric="FABRIC_1D_RING" if target == "t3k" else p.fabric)
 
 
 @pytest.mark.parametrize(("spec", "target", "measured", "ttft_ms"), PUBLISHED,
-                         ids=[f"{s}-{t}" for s, t, _, _ in PUBLISHED])
-def test_published_decode_speed_is_an_upper_bound_within_2x(spec, target, measured, ttft_ms):
-    est = estimate(build(spec, target), batch=1, context=CONTEXT, prompt=128)
-    modelled = est.tokens_per_s_per_user
-    assert modelled >= measured, f"modelled {modelled:.1f} tokens/s/user is below the measured {measured}"
-    assert modelled <= 2 * measured, f"modelled {modelled:.1f} tokens/s/user is over 2x the measured {measured}"
-    # time to first token: the model is a lower bound on the measured time (it leaves out host work)
+                         ids=[f"{s}-{t}-" + ("fitted" if (s, t) in FITTED else "held-out") for s, t, *_ in PUBLISHED])
+def test_decode_speed_within_the_calibrated_band_of_tt_transformers(spec, target, measured, ttft_ms):
+    b = build(spec, target, TT_TRANSFORMERS_WEIGHTS)
+    est = estimate(b, batch=1, context=CONTEXT, prompt=128, program=tt_transformers_program(b, target))
+    ratio = est.tokens_per_s_per_user / measured
+    assert 0.8 <= ratio <= 1.25, f"modelled {est.tokens_per_s_per_user:.1f} tokens/s/user, measured {measured}"
+    # time to first token: prefill is still priced as the idealised program, a lower bound on the measured time
     if ttft_ms is not None:
         assert est.ttft_s * 1e3 <= ttft_ms
+
+
+def test_emitted_program_is_priced_no_faster_than_tt_transformers():
+    """Today's emitted decode step (1-D multicast on DRAM-interleaved weights, logits read back) is priced below the
+    same step with tt_transformers' facts: the model reads the program, and the program is not yet theirs."""
+    from ttspec.backends.ttnn.backend import compile_ttnn
+    from ttspec.backends.ttnn.decode_facts import decode_program
+
+    b = build("llama-3.1-8b", "n150", TT_TRANSFORMERS_WEIGHTS)
+    emitted = estimate(b, 1, CONTEXT, 128, decode_program(compile_ttnn(b, "<test>")))
+    assert emitted.decode_s >= estimate(b, 1, CONTEXT, 128, tt_transformers_program(b, "n150")).decode_s
 
 
 # ----------------------------------------------------------------------------- closed forms
@@ -211,3 +242,14 @@ def test_time_grows_with_batch_and_context(spec, target, batch, context, more_ba
     assert estimate(b, batch + more_batch, context).decode_s >= base.decode_s
     assert estimate(b, batch, context + more_context).decode_s >= base.decode_s
     assert estimate(b, batch, context + more_context, min(context, 512) + 1).ttft_s >= base.ttft_s
+
+
+def test_a_copied_kv_head_is_priced_whole():
+    """A chip holding a copied KV head holds all of it (ir/sharding.py: local_shape): llama-gqa-tiny's K, [batch 1,
+    2 KV heads, 64 positions, head_dim 32], over T3K's 8 chips is one whole head per chip, 64 x 32 bf16 values in 2
+    tiles of 2048 B; its share (a quarter head, 1024 B) is not what the chip reads."""
+    from ttspec.analysis.cost import _value_bytes
+
+    assert _value_bytes((1, 2, 64, 32), (8,)) == 2 * 2048
+    assert _value_bytes((1, 8, 64, 32), (8,)) == 2 * 2048  # one head each, not copied
+    assert _value_bytes((32, 4096), (8,)) == 32 * 512 * 2  # features split evenly

@@ -178,3 +178,33 @@ def test_walk_groups_by_layer_marks_and_counts_bytes():
     assert summary["bytes_to_device_per_layer"] == [4096]
     assert summary["bytes_to_device_per_step"] == 4096 + 128
     assert summary["bytes_to_host_per_step"] == 2048
+
+
+# the program factory family the capture shows for each family the cost model reads from the program
+CAPTURED_FACTORY = {"dram_sharded": "MatmulMultiCoreReuseMultiCastDRAMShardedProgramFactory",
+                    "mcast_1d": "MatmulMultiCoreReuseMcast1DProgramFactory",
+                    "ttnn_default": "MatmulMultiCoreReuseMcast1DProgramFactory",  # DRAM-interleaved, unconfigured
+                    "mcast_2d": "MatmulMultiCoreReuseMcast2DProgramFactory"}
+
+
+def test_report_prices_the_captured_decode_step(captures):
+    """`ttspec report`'s decode step is the one the mock device runs: its device ops per layer within 10% of the
+    capture's (issue 20), and each weight matmul's program factory and math fidelity as captured."""
+    from ttspec.reports.report import cost_report
+
+    model, _, result = captures[2]
+    report = cost_report(model, target_of("n150"), weights_dtype=formats_of(FORMATS), batch=USERS, seq=CONTEXT)
+    assert report["priced_program"] == "emitted"
+    program = report["decode"]["program"]
+    captured = result["decode"]["device_ops_per_layer"][0]
+    assert abs(program["device_ops_per_layer"] - captured) <= 0.1 * captured, (program["layer_ops"], captured)
+    assert report["decode"]["ops"] == 2 * program["device_ops_per_layer"] + program["device_ops_once_per_step"]
+    matmuls = {m["weight"].rsplit(".", 1)[-1]: m for m in result["decode"]["layer0_matmuls"] if m["weight"]}
+    assert matmuls and set(matmuls) <= set(program["weight_matmuls"])
+    for weight, m in matmuls.items():
+        modelled = program["weight_matmuls"][weight]
+        assert CAPTURED_FACTORY[modelled["factory"]] == m["factory"], weight
+        assert modelled["fidelity"] == m["fidelity"], weight
+    # the bytes that cross PCIe each step: the step's inputs up, the logits down
+    host = report["decode"]["by_op_class"]["host_read"]["host_bytes"]
+    assert host == result["decode"]["bytes_to_device_per_step"] + result["decode"]["bytes_to_host_per_step"]

@@ -494,6 +494,7 @@ SHIPPED = {  # spec -> the config.json it was imported from (transcribed from th
     "gemma-2-2b.arch": ("gemma-2-2b", 2_614_341_888),
     "phi-3-mini.arch": ("Phi-3-mini-4k-instruct", 3_821_079_552),
     "llama-3.2-1b.arch": ("Llama-3.2-1B", 1_235_814_400),
+    "llama-3.2-3b.arch": ("Llama-3.2-3B", 3_212_749_824),
     "llama-3.1-405b.arch": ("Llama-3.1-405B", 405_853_388_800),
 }
 

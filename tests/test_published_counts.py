@@ -23,6 +23,9 @@ PUBLISHED_TOTALS = {
     # imported by `ttspec import-hf` from specs/hf/*/config.json; transformers 5.24 on the meta device
     "qwen2.5-0.5b.arch": 494_032_768,
     "mistral-7b.arch": 7_241_732_096,
+    # published 3.21B (meta-llama/Llama-3.2-3B); transformers 5.25 LlamaConfig (hidden 3072, 28 layers, 24/8 heads,
+    # MLP 8192, vocab 128256, tied) on the meta device
+    "llama-3.2-3b.arch": 3_212_749_824,
     "gemma-2-2b.arch": 2_614_341_888,
     "phi-3-mini.arch": 3_821_079_552,
     # 512*256 (embedding) + 4 * (2*256*256 + 2*256*64 + 3*256*768 + 2*256) + 256 + 512*256 (head)

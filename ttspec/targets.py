@@ -107,6 +107,49 @@ BLACKHOLE_P100 = BLACKHOLE.replace(
 CHIPS = {"wormhole_b0": WORMHOLE, "blackhole": BLACKHOLE}
 
 
+class DecodeCosts(FrozenRecord):
+    """The terms of a decode step priced from the program's own facts (analysis/program.py): the DRAM rate
+    of a weight matmul by the program factory its config selects, a fixed cost per device op the step
+    dispatches (traced), and the host's work per step. `fitted` names the terms fitted to tt_transformers'
+    PERF.md (tests/test_cost_model.py states which rows); the others are published single-op figures."""
+
+    dram_sharded_bandwidth: Source  # B/s a DRAM-sharded weight matmul streams its weight at
+    dram_interleaved_bandwidth: Source  # B/s of a matmul on a DRAM-interleaved weight (1-D/2-D multicast)
+    op_dispatch_s: Source  # fixed cost of each device op of a traced decode step (dispatch, kernel launch, floor)
+    host_step_s: Source  # host work per decode step: trace launch, the read's round trip, the host's loop
+    fitted: tuple[str, ...] = ()
+
+    def constants(self) -> dict:
+        return {name: {"value": getattr(self, name).value, "unit": getattr(self, name).unit,
+                       "source": getattr(self, name).source,
+                       "basis": "fitted to PERF.md" if name in self.fitted else "published"}
+                for name in ("dram_sharded_bandwidth", "dram_interleaved_bandwidth", "op_dispatch_s", "host_step_s")}
+
+
+_FIT = ("fitted (least squares in log tokens/s/user, bench/calibrate_decode.py --fit) to tt_transformers PERF.md "
+        "decode speeds of Llama-3.2-1B N150, Llama-3.1-8B N150 and Llama-3.1-8B T3K (tenstorrent/tt-metal@040a27c1 "
+        "models/tt_transformers/PERF.md), every other row held out: tests/test_cost_model.py")
+# DRAM-interleaved against DRAM-sharded decode matmuls, as published: ~190 GB/s (tech_reports/LLMs/llms.md 4.6.1)
+# against 240-260 (tech_reports/Saturating_DRAM_bandwidth); the fit scales both by one efficiency
+INTERLEAVED_PER_SHARDED = 190 / 250
+WORMHOLE_DECODE = DecodeCosts(
+    Source(185e9, "B/s", "end to end in a decode step (below the 240-260 GB/s tech_reports/Saturating_DRAM_bandwidth "
+                         "publishes for single DRAM-sharded matmuls): " + _FIT),
+    Source(185e9 * INTERLEAVED_PER_SHARDED, "B/s", "the DRAM-sharded rate x 190/250, the published ratio "
+                                                   "(tech_reports/LLMs/llms.md 4.6.1: interleaved ~190 GB/s)"),
+    Source(4e-6, "s", "tenstorrent/tt-metal#12074: 3k-6k cycles of dispatch per traced op, ~4k at 1 GHz (not fitted)"),
+    Source(4.75e-3, "s", "host work per decode step (trace launch, the read's round trip, the demo's loop): " + _FIT),
+    fitted=("dram_sharded_bandwidth", "dram_interleaved_bandwidth", "host_step_s"),
+)
+# no Blackhole decode measurement is fitted here: Wormhole's per-op and per-step terms, Blackhole's DRAM rate
+BLACKHOLE_DECODE = WORMHOLE_DECODE.replace(
+    dram_sharded_bandwidth=Source(437.5e9 * 0.85, "B/s", "Blackhole's 3.5 Tb/s at Wormhole's DRAM-sharded "
+                                                         "efficiency (an assumption: no Blackhole figure read)"),
+    dram_interleaved_bandwidth=Source(437.5e9 * 190 / 288, "B/s", "Blackhole's 3.5 Tb/s at Wormhole's interleaved "
+                                                                 "efficiency (190 of 288; an assumption)"))
+DECODE_COSTS = {"wormhole_b0": WORMHOLE_DECODE, "blackhole": BLACKHOLE_DECODE}
+
+
 class CollectiveModel(FrozenRecord):
     """One CCL op's measured time on `n` devices: startup + per hop + bytes through the busiest
     link at the rate measured (tt-metal tech_reports/CCLs/results/SUMMARY_wormhole_b0_bfloat16_6144.md,

@@ -21,9 +21,15 @@ ops of written-out layers that are alike share a price, summed op by op as if pr
 
 Time of an op = max(compute, DRAM) + fixed + collective; its bottleneck is the largest term.
 Ops run one after another (no overlap between ops). Prefill is one user's prompt (time to first
-token); decode is one step of `batch` users at `context` tokens of KV cache. Every constant is in
-ttspec/targets.py with its source: specifications and single-op measurements, never fitted to
-end-to-end results.
+token); decode is one step of `batch` users at `context` tokens of KV cache.
+
+Given the decode step the backend emitted (analysis/program.py's DecodeProgram, which `report` joins in), decode
+is priced from the program instead: a weight matmul's DRAM rate by the program factory its config selects and its
+compute at the fidelity its kernel states (ProgramTerms), no fixed cost per graph op but one per device op the step
+dispatches, the collectives on the fabric it opens at the payload it writes, the matmul outputs it writes to DRAM,
+the step's inputs and its result (logits or sampled ids) over PCIe and a fixed host cost per step
+(device_op_costs). Every constant is in ttspec/targets.py with its source; the ChipSpec ones are specifications
+and single-op measurements, DecodeCosts says which of its terms were fitted to tt_transformers' PERF.md.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from operator import add, itemgetter
 from typing import NamedTuple
 
 from ..ir.graph import Node, layer_pattern, layer_variants
-from ..ir.sharding import value_splits, work_split
+from ..ir.sharding import split_dim, value_splits, work_split
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
@@ -43,10 +49,11 @@ from ..ops.linear import fused_qkv
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
 from ..ops.registry import no_flops  # the rule of ops that compute nothing counted
-from ..targets import ATTENTION_FIDELITY_PHASES, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
+from ..targets import ATTENTION_FIDELITY_PHASES, DECODE_COSTS, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
 from ..weight_formats import WeightFormats
 from .interpreters import Interpreter
 from .memory import ACTIVATION_BYTES, chip_bytes, padded_shapes, param_chip_layout, tile_pad, tiles
+from .program import DecodeProgram, ProgramTerms, device_op_costs
 
 SCHEMA = "ttspec-report/1"
 COLLECTIVE_NAMES = {c.name for c in COLLECTIVES}
@@ -270,13 +277,16 @@ class CostInterpreter(Interpreter):
 
 
 def _value_bytes(shape, splits: tuple[int, ...]) -> int:
-    """bf16 bytes of a TILE-layout value (rows padded to whole 32x32 tiles) divided over the chips splitting it.
-    Not the bytes of its local shape (ir/sharding.py: local_shape), which differ where a chip holds more than
-    its share: a copied KV head, or a distributed norm's one-tile statistics; the prices keep the share."""
-    n = tiles(shape) * ACTIVATION_BYTES
+    """bf16 bytes of the TILE-layout piece of a value one chip holds (ir/sharding.py: local_shape): cut on its
+    split dim into whole pieces by each axis splitting it (a chip holding a copied KV head holds all of it),
+    rows padded to whole 32x32 tiles on the chip."""
+    if not splits:
+        return tiles(shape) * ACTIVATION_BYTES
+    local = list(shape)
+    dim = split_dim(len(local))
     for devices in splits:
-        n //= devices
-    return n
+        local[dim] = -(-local[dim] // devices)
+    return tiles(tuple(local)) * ACTIVATION_BYTES
 
 
 def _gather(values: list, indices: list[int]) -> list:
@@ -316,8 +326,10 @@ class OpTable:
         self.layers_with_attention = max(1, _attention_layers(graph))
         self.target = target
 
-    def price(self, build, name: str, batch: int, tokens: int, context: int) -> PricedPhase:
-        """One phase of `build` (this table's program in its weight formats): each entry priced once."""
+    def price(self, build, name: str, batch: int, tokens: int, context: int,
+              program: DecodeProgram | None = None) -> PricedPhase:
+        """One phase of `build` (this table's program in its weight formats): each entry priced once. With
+        `program` (the decode step the backend emitted) decode is priced from its facts (analysis/program.py)."""
         phase = Phase(name, batch, tokens, context)
         memory = build.memory
         local_batch = memory.local_batch(batch)
@@ -325,19 +337,30 @@ class OpTable:
         bindings.update({"batch": local_batch, "seq": tokens})
         formats = memory.weights_dtype
         kv = memory.kv_cache(batch, context if name == "decode" else tokens) // self.layers_with_attention
-        costs = [self._cost(f, node, phase, bindings, formats, kv) for f, node in zip(self.facts, self.nodes,
-                                                                                         strict=True)]
+        terms = None
+        if program is not None and name == "decode":
+            terms = ProgramTerms(program, DECODE_COSTS[self.target.chip.arch])
+        costs = [self._cost(f, node, phase, bindings, formats, kv, terms)
+                 for f, node in zip(self.facts, self.nodes, strict=True)]
         # the program returns the logits to the host (bf16, whole tiles): a PCIe read per pass
         chip = self.target.chip
         host = []
         for out_name, shape in self.outputs:
             nbytes = tiles(concrete(shape, bindings)) * ACTIVATION_BYTES * (batch // local_batch or 1)
+            if terms is not None:  # the emitted step holds its users on the rows of one [rows, vocab] tensor
+                out = concrete(shape, bindings)
+                rows = tile_pad(_numel(out[:-1]))
+                nbytes = rows * tile_pad(out[-1]) * ACTIVATION_BYTES * (batch // local_batch or 1)
+                if program.reads_ids:  # on-device sampling: an id (and what else the step returns) per row
+                    nbytes, out_name = rows * program.read_bytes_per_row, "sampled ids"
             host.append(OpCost(f"read {out_name} to host", HOST_READ, "", 1, 0, 0, 0, 0.0, 0.0, 0.0,
                                nbytes / chip.pcie_bandwidth.value, host_bytes=nbytes))
+        if terms is not None:
+            host += device_op_costs(OpCost, terms, batch, chip.pcie_bandwidth.value)
         return PricedPhase(phase, self, costs, host)
 
     def _cost(self, facts: OpFacts, node: Node, phase: Phase, bindings: dict, formats: WeightFormats,
-              kv: int) -> OpCost:
+              kv: int, terms: ProgramTerms | None = None) -> OpCost:
         """One op on one chip in `phase` (see the module doc); `kv`: one attention layer's KV cache bytes."""
         out = concrete(facts.out, bindings)
         args = [concrete(s, bindings) if isinstance(s, tuple) else s for s in facts.inputs]
@@ -358,7 +381,7 @@ class OpTable:
             if table:
                 nbytes = nbytes * min(rows, _numel(ins[0])) // rows
             elif matrix:
-                phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)])
+                phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)] if terms is None else terms.passes(node))
             dram += nbytes
         if facts.op in MATMULS and ins and ins[0]:
             rows = max(1, _numel(ins[0]) // ins[0][-1])
@@ -366,6 +389,8 @@ class OpTable:
         if facts.op == ATTEND.name:
             phases = ATTENTION_FIDELITY_PHASES
             dram += kv
+        if terms is not None and facts.op in MATMULS and terms.output_in_dram(node):
+            dram += _value_bytes(out, facts.value_splits[-1])  # the program writes this matmul's result to DRAM
         if not decode and facts.op not in COLLECTIVE_NAMES:
             dram += sum(_value_bytes(s, splits) for s, splits in zip(args, facts.value_splits, strict=False)
                         if splits is not None)
@@ -382,9 +407,15 @@ class OpTable:
             per_device = full // devices if facts.op == ALL_GATHER.name else full  # all_gather's input is a slice
             if statistics:  # one float32 tile wide per chip
                 per_device = tiles(out) * STATISTICS_BYTES  # tiles(): values, padded to whole tiles
+            if terms is not None:  # the fabric the program opens, the payload its collectives write
+                topology = terms.program.topology
+                per_device = per_device if statistics else terms.payload_bytes(per_device)
             model = WORMHOLE_CCL[CCL_PATTERN[facts.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value
             collective_bytes = per_device
+        if terms is not None:  # the dispatch is priced per device op the program dispatches (device_op_costs)
+            return OpCost("", facts.op, "", facts.count, flops, dram, collective_bytes, compute_s,
+                          dram / terms.bandwidth(node, chip.dram_bandwidth.value), 0.0, collective_s)
         return OpCost("", facts.op, "", facts.count, flops, dram, collective_bytes, compute_s,
                       dram / chip.dram_bandwidth.value, chip.op_overhead_traced_s.value, collective_s)
 
@@ -431,7 +462,10 @@ class PricedPhase:
         """Phase.by_class: each class's ints summed per entry, its times added op by op in order as there."""
         out: dict[str, dict] = {}
         classes = [(name, self.costs, entries) for name, entries in self.table.by_class.items()]
-        classes += [(HOST_READ, self.host, list(range(len(self.host))))] if self.host else []
+        extra: dict[str, list[int]] = {}
+        for i, o in enumerate(self.host):
+            extra.setdefault(o.op_class, []).append(i)
+        classes += [(name, self.host, entries) for name, entries in extra.items()]
         for name, costs, entries in classes:
             out[name] = _class_totals(costs, entries, host=name == HOST_READ)
         return dict(sorted(out.items(), key=lambda kv: -kv[1]["time_s"]))
@@ -457,8 +491,9 @@ def op_table(build) -> OpTable:
     return OpTable(build.lowered, build.shard_plan, build.options.target)
 
 
-def model_phase(build, name: str, batch: int, tokens: int, context: int, table: OpTable | None = None) -> Phase:
-    return (table or op_table(build)).price(build, name, batch, tokens, context).phase()
+def model_phase(build, name: str, batch: int, tokens: int, context: int, table: OpTable | None = None,
+                program: DecodeProgram | None = None) -> Phase:
+    return (table or op_table(build)).price(build, name, batch, tokens, context, program).phase()
 
 
 @dataclass
@@ -483,12 +518,14 @@ class Estimate:
         return self.decode.batch / self.decode_s
 
 
-def estimate(build, batch: int = 1, context: int = 2048, prompt: int = 128) -> Estimate:
+def estimate(build, batch: int = 1, context: int = 2048, prompt: int = 128,
+             program: DecodeProgram | None = None) -> Estimate:
     """Prefill of one `prompt`-token user (time to first token) and one decode step of `batch`
-    users at `context` tokens."""
+    users at `context` tokens; the decode step priced from `program`'s facts where given (the decode step
+    the backend emitted, analysis/program.py), else as the idealised program (module doc)."""
     table = op_table(build)
     return Estimate(model_phase(build, "prefill", 1, prompt, prompt, table),
-                    model_phase(build, "decode", batch, 1, context, table))
+                    model_phase(build, "decode", batch, 1, context, table, program))
 
 
 def hardware(target) -> dict:

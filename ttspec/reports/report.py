@@ -4,16 +4,18 @@ memory it needs (analysis/memory.py), as a person reads it or as JSON (docs/repo
 from __future__ import annotations
 
 from ..analysis.cost import SCHEMA, Phase, estimate, hardware
+from ..analysis.program import DecodeProgram
 from ..driver import prepare, resolve_options
 from ..ir.graph import Model
-from ..targets import Strategy, Target
+from ..targets import DECODE_COSTS, Strategy, Target
 from ..weight_formats import BF16, WeightFormats
+from .emitted import emitted_decode
 from .plan_report import strategy_text
 
 DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt
 DEFAULT_CONTEXT = 2048
 
-ASSUMPTIONS = [
+ASSUMPTIONS_IDEALISED = [
     "ops run one after another on each chip; an op takes max(compute, DRAM) plus a fixed dispatch cost (traced)",
     "compute: the op registry's FLOPs at the matrix engine's rate for the weight format's math fidelity; "
     "matmuls compute whole 32-row tiles",
@@ -23,21 +25,42 @@ ASSUMPTIONS = [
     "the target wires the axis, plus CCL dispatch",
     "the logits return to the host over PCIe every pass",
 ]
+# the decode step priced from the program ttspec emits (analysis/program.py, backends/ttnn/decode_facts.py)
+ASSUMPTIONS_PROGRAM = [
+    "decode: the device ops per layer and per step are the emitted program's (its decode step read as Python: "
+    "the lowering's calls and the runtime helpers they call), each a fixed cost (op_dispatch_s) with trace; "
+    "ops run one after another on each chip, no overlap",
+    "decode: a weight matmul streams its weight at the DRAM rate of the program factory its config selects "
+    "(DRAM-sharded or DRAM-interleaved) and computes at the math fidelity its compute kernel states; other ops' "
+    "DRAM is the KV cache (read whole each step) at the chip's DRAM rate",
+    "decode: activations stay where the program writes them; a matmul writing to DRAM adds its output's bytes, "
+    "other DRAM activations (a residual add's) are left out",
+    "decode: collectives run on the fabric the program opens (FABRIC_1D: a line, FABRIC_1D_RING: a ring), at the "
+    "payload dtype they are asked to write, with tt-metal's measured single-op CCL model plus CCL dispatch",
+    "decode: the host writes the step's inputs ([users] int32 each) and reads the logits (bf16 tiles) or, with "
+    "on-device sampling, one id per user, over PCIe; plus a fixed host cost per step (host_step_s)",
+    "prefill is priced as the idealised program: one dispatch per graph op, every weight at the chip's DRAM rate",
+]
 LEAVES_OUT = [
     "overlap between ops (prefetching weights during other ops, async CCLs)",
     "per-op kernel floors of small ops beyond the dispatch cost, and the layout conversions (reshard, typecast, "
     "tilize) a hand-written program inserts",
-    "host-side sampling, tokenisation and Python overhead; eager (untraced) dispatch is priced as traced",
+    "host-side sampling, tokenisation and Python overhead (beyond an emitted decode step's fitted host work per "
+    "step); eager (untraced) dispatch is priced as traced",
     "L1-resident reuse in prefill (activations are charged to DRAM)",
 ]
 
 
-def _phase(p: Phase) -> dict:
-    return {
+def _phase(p: Phase, program: DecodeProgram | None = None) -> dict:
+    out = {
         "batch": p.batch, "tokens_per_user": p.tokens, "context": p.context, "time_s": p.time_s,
         "ops": sum(o.count for o in p.ops if o.op_class != "host_read"),
         "by_op_class": p.by_class(), "by_layer": p.by_layer(),
     }
+    if program is not None:  # the device ops the emitted decode step dispatches
+        out["ops"] = program.ops_per_step
+        out["program"] = program.summary()
+    return out
 
 
 def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = None,
@@ -50,7 +73,8 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
     bound = memory.seq_bound
     context = seq or min(DEFAULT_CONTEXT, bound or DEFAULT_CONTEXT)
     prompt = prompt or min(DEFAULT_PROMPT, context)
-    est = estimate(build, batch, context, prompt)
+    program = emitted_decode(build)
+    est = estimate(build, batch, context, prompt, program)
     use = memory.usage(batch, context)
     return {
         "schema": SCHEMA,
@@ -70,16 +94,29 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
             "tokens_per_s": est.tokens_per_s,
         },
         "prefill": _phase(est.prefill),
-        "decode": _phase(est.decode),
+        "decode": _phase(est.decode, program),
+        "priced_program": "emitted" if program is not None else "idealised",
         "memory_per_chip": {
             "dram": memory.dram, "weights": use.weights, "weights_total": use.weights_total,
             "kv_cache": use.kv_cache, "activations": use.activations, "total": use.total,
             "fits": memory.fits(batch), "fits_at_context": use.fits,
         },
         "hardware": hardware(options.target),
-        "assumptions": ASSUMPTIONS,
+        "assumptions": ASSUMPTIONS_PROGRAM if program is not None else ASSUMPTIONS_IDEALISED,
+        "constants": constants(options.target, program is not None),
         "leaves_out": LEAVES_OUT,
     }
+
+
+def constants(target: Target, from_program: bool) -> dict:
+    """Which terms are measured constants (published single-op figures, or fitted to tt_transformers' PERF.md)
+    and which are assumptions, each with its value and source."""
+    chip = target.chip
+    measured = {name: dict(c, basis="published") for name, c in chip.constants().items()}
+    if from_program:
+        measured.update(DECODE_COSTS[chip.arch].constants())
+    return {"measured": measured,
+            "assumed": (ASSUMPTIONS_PROGRAM if from_program else ASSUMPTIONS_IDEALISED) + LEAVES_OUT}
 
 
 def _si(n: float, unit: str) -> str:
@@ -128,5 +165,24 @@ def render_report(r: dict) -> str:
     lines += ["", f"hardware ({r['hardware']['chip']}): {c['cores']['value']:.0f} cores at "
                   f"{c['clock_hz']['value'] / 1e9:.2f} GHz, DRAM {c['dram_bandwidth']['value'] / 1e9:.0f} GB/s, "
                   f"{c['op_overhead_traced_s']['value'] * 1e6:.0f} us per op; `--json` lists every constant's source"]
+    measured = r["constants"]["measured"]
+    if "op_dispatch_s" in measured:
+        lines.append(f"decode (emitted program): DRAM-sharded {measured['dram_sharded_bandwidth']['value'] / 1e9:.0f} "
+                     f"GB/s, DRAM-interleaved {measured['dram_interleaved_bandwidth']['value'] / 1e9:.0f} GB/s, "
+                     f"{measured['op_dispatch_s']['value'] * 1e6:.0f} us per device op, host "
+                     f"{measured['host_step_s']['value'] * 1e3:.2f} ms per step")
+    program = r["decode"].get("program")
+    if program is not None:
+        factories = sorted({m["factory"] for m in program["weight_matmuls"].values()})
+        lines.append(f"decode priced from the emitted program: {program['device_ops_per_layer']} device ops per layer "
+                     f"(+{program['device_ops_once_per_step']} per step), weight matmuls {', '.join(factories)}, "
+                     f"collectives {program['collective_topology']} ({program['fabric']}), reads "
+                     f"{program['reads']}")
+    else:
+        lines.append("decode priced as an idealised program (no TT-NN program could be written for this build)")
+    fitted = [name for name, c in r["constants"]["measured"].items() if c["basis"] != "published"]
+    if fitted:
+        lines.append("fitted to tt_transformers' PERF.md: " + ", ".join(fitted) + "; every other constant is "
+                     "published (`--json` constants); assumptions: `--json` assumptions")
     lines.append("leaves out: " + "; ".join(r["leaves_out"]))
     return "\n".join(lines)

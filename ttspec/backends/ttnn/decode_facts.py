@@ -1,0 +1,293 @@
+"""The device ops of a generated TT-NN program's decode step, read from the program this backend wrote, for
+the cost model (analysis/program.py's records): what the lowering rows' `decode` expressions emitted, the
+runtime helpers they call (inlined into the program) and the configuration members they name.
+
+The program's text is walked as Python (ast), from the root class's `decode_step`: a `ttnn.*` call that
+dispatches work is a device op; a call of a program class's method (`self.attn.decode`, `layer.decode` over
+`self.layers`, `self.rotary.decode`), of a runtime function (`concat_heads_decode`) or of the run state's
+`per_step` (once per step for every layer) is followed into its body. Views and host-side calls (reshape,
+unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing. Of a conditional the first
+branch is taken (the program's main path: `y if users == rows else ttnn.slice(y, ...)` slices nothing at
+32 users). tests/test_decode_capture.py checks the count per layer against the mock device's capture.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from ...analysis.program import COLLECTIVE_CALLS, DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
+
+# ttnn calls that dispatch no device op (views, host transfers, deallocation, config and shape builders)
+NOT_DEVICE = {"deallocate", "reshape", "unsqueeze", "squeeze", "from_torch", "to_torch", "get_device_tensors",
+              "create_sharded_memory_config", "num_cores_to_corerangeset", "copy_host_to_device_tensor",
+              "allocate_tensor_on_device", "execute_trace", "begin_trace_capture", "end_trace_capture", "release_trace",
+              "synchronize_device", "set_fabric_config", "open_mesh_device", "close_mesh_device",
+              "replicate_tensor_to_mesh_mapper", "create_mesh_mapper", "create_mesh_composer",
+              "shard_tensor_to_mesh_mapper", "concat_mesh_to_tensor_composer"}
+FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARDED,
+             "MatmulMultiCoreReuseMultiCast1DProgramConfig": MCAST_1D,
+             "MatmulMultiCoreReuseMultiCastProgramConfig": MCAST_2D}
+MATMUL_CALLS = {"linear", "matmul"}
+# ttnn calls that dispatch more than one device op, as the mock device's capture shows them (ttnn 0.81.1, Galaxy
+# 8x4 with FABRIC_1D): all_reduce over a mesh axis runs a ReduceScatter then an AllGather
+COMPOSITES = {"all_reduce": ("reduce_scatter", "all_gather")}
+SAMPLING_CALLS = {"argmax", "sampling", "topk"}
+
+
+def _dotted(node) -> str:
+    """`ttnn.experimental.x` for an attribute chain of names, else ""."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return ""
+
+
+class _Class:
+    def __init__(self, node: ast.ClassDef, classes: set[str]):
+        self.name = node.name
+        self.methods = {f.name: f for f in node.body if isinstance(f, ast.FunctionDef)}
+        self.members: dict[str, str] = {}  # self.X -> program class it holds
+        self.lists: dict[str, tuple[tuple[str, ...], int]] = {}  # self.X -> (classes it cycles through, cycles)
+        self.configs: dict[str, ast.Call] = {}  # self.X -> the ttnn config it is built as
+        for stmt in (s for f in self.methods.values() for s in ast.walk(f)):  # __init__, the root's build
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
+                continue
+            target = _dotted(stmt.targets[0])
+            if not target.startswith("self."):
+                continue
+            attr, value = target[5:], stmt.value
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in classes:
+                self.members[attr] = value.func.id
+            elif isinstance(value, ast.Call) and _dotted(value.func).startswith("ttnn."):
+                self.configs[attr] = value
+            elif isinstance(value, ast.ListComp) and isinstance(value.elt, ast.Call):
+                self.lists[attr] = _listed(value)
+
+
+def _callee_name(call: ast.Call) -> str:
+    return call.func.id if isinstance(call.func, ast.Name) else ""
+
+
+def _listed(comp: ast.ListComp) -> tuple[tuple[str, ...], int]:
+    """The classes a layer list cycles through and how many cycles: `[Decoder(...) for i in range(32)]` is
+    ((Decoder,), 32); layer variants, `[cls(...) for i, cls in enumerate((Decoder, Decoder_1) * 13)]`, are
+    ((Decoder, Decoder_1), 13)."""
+    it = comp.generators[0].iter
+    if isinstance(it, ast.Call) and _callee_name(it) == "enumerate" and it.args:
+        seq, times = it.args[0], 1
+        if isinstance(seq, ast.BinOp) and isinstance(seq.op, ast.Mult) and isinstance(seq.right, ast.Constant):
+            seq, times = seq.left, int(seq.right.value)
+        if isinstance(seq, (ast.Tuple, ast.List)) and all(isinstance(e, ast.Name) for e in seq.elts):
+            return tuple(e.id for e in seq.elts), times
+    return (_callee_name(comp.elt),), _range_count(it)
+
+
+def _range_count(it) -> int:
+    if isinstance(it, ast.Call) and _callee_name(it) == "range" and it.args and isinstance(it.args[0], ast.Constant):
+        return int(it.args[0].value)
+    return 0
+
+
+class _Walker:
+    """Follows the decode step's calls through the program, appending each device op to the current bucket."""
+
+    def __init__(self, tree: ast.Module):
+        names = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.classes = {n.name: _Class(n, names) for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        owners: dict[str, list[str]] = {}
+        for c in self.classes.values():
+            for m in c.methods:
+                owners.setdefault(m, []).append(c.name)
+        self.unique = {m: cs[0] for m, cs in owners.items() if len(cs) == 1}  # methods only one class defines
+        self.buckets: dict[str, list[DeviceOp]] = {"before": [], "layer": [], "after": [], "step": []}
+        self.bucket = "before"
+        self.per_step_done: set[tuple[str, str]] = set()
+        self.step_inputs: set[str] = set()
+        self.layers = 0
+        self.cycle = 1
+        self.stack: list[tuple[str, str]] = []
+        self.done: set[tuple[str, str]] = set()  # walked already, not again (decode_step, from the step around it)
+
+    # -- statements -------------------------------------------------------------------------
+    def body(self, stmts, cls: _Class | None, local: dict[str, _Class]):
+        for stmt in stmts:
+            if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name):
+                listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls else None
+                if listed and all(c in self.classes for c in listed[0]) and self.bucket == "before":
+                    self.layers, self.cycle = listed[1], len(listed[0])
+                    self.bucket = "layer"
+                    for variant in listed[0]:  # one cycle of the layer variants
+                        self.body(stmt.body, cls, {**local, stmt.target.id: self.classes[variant]})
+                    self.bucket = "after"
+                    continue
+                self.body(stmt.body, cls, local)
+            elif isinstance(stmt, ast.If):
+                self.body(stmt.body, cls, local)  # the main path (see the module doc)
+            elif isinstance(stmt, (ast.With, ast.Try)):
+                self.body(stmt.body, cls, local)
+            elif isinstance(stmt, ast.FunctionDef):  # a step defined to be run (traced): `def step(): ...`
+                self.body(stmt.body, cls, local)
+            elif isinstance(stmt, ast.ClassDef):
+                continue
+            else:
+                self.expr(stmt, cls, local)
+
+    def expr(self, node, cls: _Class | None, local: dict[str, _Class]):
+        """The calls under `node`, innermost (evaluated) first; lambdas are deferred, so not walked."""
+        if isinstance(node, ast.Lambda):
+            return
+        if isinstance(node, ast.IfExp):
+            self.expr(node.test, cls, local)
+            self.expr(node.body, cls, local)
+            return
+        for child in ast.iter_child_nodes(node):
+            self.expr(child, cls, local)
+        if isinstance(node, ast.Call):
+            self.call(node, cls, local)
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, call: ast.Call, cls: _Class | None, local: dict[str, _Class]):
+        dotted = _dotted(call.func)
+        if dotted.startswith("ttnn."):
+            self.device_op(dotted, call, cls)
+            return
+        if isinstance(call.func, ast.Name):
+            fn = self.functions.get(call.func.id)
+            if fn is not None:
+                self.enter(fn, None, ("", fn.name))
+            return
+        if not isinstance(call.func, ast.Attribute):
+            return
+        method, owner = call.func.attr, call.func.value
+        if method == "per_step" and len(call.args) == 2:  # once per step, shared by every layer
+            self.per_step(call.args[1], cls)
+            return
+        if method == "step_input" and call.args and isinstance(call.args[0], ast.Constant):
+            self.step_inputs.add(str(call.args[0].value))
+            return
+        target = self.owner_class(owner, cls, local)
+        if target is None and method in self.unique:
+            target = self.classes[self.unique[method]]
+        if target is not None and method in target.methods:
+            self.enter(target.methods[method], target, (target.name, method))
+
+    def owner_class(self, owner, cls: _Class | None, local: dict[str, _Class]) -> _Class | None:
+        if isinstance(owner, ast.Name):
+            return cls if owner.id == "self" else local.get(owner.id)
+        dotted = _dotted(owner)
+        if cls is not None and dotted.startswith("self.") and dotted.count(".") == 1:
+            held = cls.members.get(dotted[5:])
+            return self.classes.get(held) if held else None
+        return None
+
+    def enter(self, fn: ast.FunctionDef, cls: _Class | None, key: tuple[str, str]):
+        if key in self.stack or key in self.done:
+            return
+        self.stack.append(key)
+        self.body(fn.body, cls, {})
+        self.stack.pop()
+
+    def per_step(self, maker, cls: _Class | None):
+        dotted = _dotted(maker)
+        if cls is None or not dotted.startswith("self.") or dotted[5:] not in cls.methods:
+            if isinstance(maker, ast.Lambda):
+                self.expr(maker.body, cls, {})
+            return
+        key = (cls.name, dotted[5:])
+        if key in self.per_step_done:
+            return
+        self.per_step_done.add(key)
+        saved, self.bucket = self.bucket, "step"
+        self.enter(cls.methods[dotted[5:]], cls, key)
+        self.bucket = saved
+
+    def device_op(self, dotted: str, call: ast.Call, cls: _Class | None):
+        last = dotted.rsplit(".", 1)[-1]
+        if last in NOT_DEVICE or last[:1].isupper() or last.isupper():
+            return
+        kwargs = {k.arg: k.value for k in call.keywords if k.arg}
+        factory = fidelity = weight = ""
+        if last in MATMUL_CALLS and len(call.args) > 1 and _dotted(call.args[1]).startswith("self."):
+            weight = _dotted(call.args[1])[5:]
+            factory = self.factory(kwargs.get("program_config"), cls)
+        kernel = self.config(kwargs.get("compute_kernel_config"), cls)
+        if kernel is not None:
+            for k in kernel.keywords:
+                if k.arg == "math_fidelity":
+                    fidelity = _dotted(k.value).rsplit(".", 1)[-1]
+        memory = _dotted(kwargs["memory_config"]) if "memory_config" in kwargs else ""
+        output = "L1" if "L1" in memory else "DRAM" if "DRAM" in memory else ""
+        dtype = _dotted(kwargs["dtype"]).rsplit(".", 1)[-1] if "dtype" in kwargs else ""
+        bucket = self.buckets[self.bucket]
+        if not dtype and last.startswith(COLLECTIVE_CALLS) and bucket:  # its payload: what the op before it wrote
+            dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)
+        parts = COMPOSITES.get(last)
+        if parts is None:
+            bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype))
+            return
+        for part in parts:  # each a device op, writing the payload the call asks for
+            bucket.append(DeviceOp(f"{dotted} ({part})", dtype=dtype))
+
+    def config(self, value, cls: _Class | None) -> ast.Call | None:
+        dotted = _dotted(value) if value is not None else ""
+        if cls is None or not dotted.startswith("self."):
+            return None
+        return cls.configs.get(dotted[5:])
+
+    def factory(self, value, cls: _Class | None) -> str:
+        built = self.config(value, cls)
+        if built is None:
+            return DEFAULT
+        return FACTORIES.get(_dotted(built.func).rsplit(".", 1)[-1], DEFAULT)
+
+
+
+
+def _fabric(tree: ast.Module) -> str:
+    """The fabric the program opens its mesh with (`ttnn.set_fabric_config(X)`, X a `ttnn.FabricConfig` member or
+    a module constant holding one), "" on one chip."""
+    constants = {_dotted(n.targets[0]): n.value for n in tree.body if isinstance(n, ast.Assign)
+                 and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)}
+    mesh = constants.get("MESH_SHAPE")
+    if isinstance(mesh, ast.Tuple) and all(isinstance(e, ast.Constant) and e.value == 1 for e in mesh.elts):
+        return ""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _dotted(node.func) == "ttnn.set_fabric_config" and node.args:
+            arg = node.args[0]
+            arg = constants.get(arg.id, arg) if isinstance(arg, ast.Name) else arg
+            return _dotted(arg).rsplit(".", 1)[-1]
+    return ""
+
+
+def decode_program(source: str) -> DecodeProgram:
+    """The decode step of the TT-NN program `source` (what compile_ttnn wrote), as the cost model reads it."""
+    tree = ast.parse(source)
+    walker = _Walker(tree)
+    root = next((c for c in walker.classes.values() if "decode_step" in c.methods), None)
+    if root is None:
+        raise ValueError("the program has no decode_step: not a TT-NN program ttspec wrote")
+    walker.enter(root.methods["decode_step"], root, (root.name, "decode_step"))
+    walker.done.add((root.name, "decode_step"))
+    # what the step does around decode_step (sampling, reads): the greedy step where the program has one (what
+    # `generate` runs, and tt_transformers' PERF.md measures), else the step returning logits
+    around = next((m for m in ("decode_greedy", "decode") if m in root.methods), None)
+    if around is not None:
+        walker.bucket = "after"
+        walker.enter(root.methods[around], root, (root.name, around))
+    b = walker.buckets
+    if not walker.layers:  # no repeated layers: everything runs once per step
+        b["before"] += b.pop("layer")
+        b["layer"] = []
+    step = tuple(b["before"] + b["step"] + b["after"])
+    uploads = len(walker.step_inputs)  # by key: the tokens, the positions, the RoPE rows' positions
+    # what the host reads per row after on-device sampling: a uint32 id per argmax, a bf16 value per max (the row's
+    # largest logit, read to check it is finite); no sampling op: the logits are read
+    tail = [op.op.rsplit(".", 1)[-1] for op in b["after"]]
+    ids = sum(op in SAMPLING_CALLS for op in tail)
+    per_row = 4 * ids + 2 * tail.count("max") if ids else 0
+    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, bool(ids), walker.cycle,
+                         per_row or 4)
