@@ -103,20 +103,21 @@ def load_with_layers(spec: Path, layers: int | None):
 
 def capture(spec: Path, target: str, weights_dtype: str | None, users: int, context: int,
             layers: int | None = None, prefill: int | None = None, raw: Path | None = None,
-            timeout: float = 1800) -> dict:
+            timeout: float = 1800, strategy: str | None = None) -> dict:
     """Compile and capture; the result of ttspec.runtime.decode_capture.capture_decode plus what was asked."""
     from ttspec.runtime.decode_capture import capture_decode
 
     model = load_with_layers(spec, layers)
     compile_as = compile_target(target)
     formats = parse_formats(weights_dtype) if weights_dtype else parse_formats("bf16")
-    source = compile_source(model, str(spec), compile_as, formats, batch=users)
+    source = compile_source(model, str(spec), compile_as, formats, batch=users, strategy=strategy)
     start = time.perf_counter()
     result = capture_decode(model, source, target, users=users, context=context, prefill=prefill,
                             raw=raw, timeout=timeout)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["asked"] = {"spec": str(spec), "target": target, "weights_dtype": weights_dtype or "bf16",
-                       "users": users, "context": context, "layers": layers, "prefill": prefill}
+                       "users": users, "context": context, "layers": layers, "prefill": prefill,
+                       "strategy": strategy}
     return result
 
 
@@ -211,9 +212,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary and headline as JSON")
     parser.add_argument("--ops", action="store_true", help="with --json: every captured device op too")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--strategy", choices=("1d", "2d"), help="as ttspec compile (a mesh's tensor parallelism)")
     args = parser.parse_args(argv)
     result = capture(args.spec, args.target, args.weights_dtype, args.users, args.context, args.layers,
-                     args.prefill, args.raw, args.timeout)
+                     args.prefill, args.raw, args.timeout, args.strategy)
     if args.json:
         if not args.ops:
             result.pop("decode_ops", None)
