@@ -17,6 +17,7 @@ against total(2 layers) - total(1 layer).
 
 Run: .venv/bin/python bench/decode_capture.py specs/llama-3.1-8b.arch --target n150 \
          --weights-dtype attention=bfloat8_b,mlp=bfloat4_b --users 32 [--layers N] [--prefill T] [--json]
+         [--strategy 2d]
 (--layers N recompiles the spec with `let layers = N`, for big models or for checking per-layer counts.)
 
 Measured on main at 18315e8 (ttnn 0.81.1 mock, 2-core machine; wall times include process start):
@@ -65,6 +66,19 @@ mock, 32 users, context 256; 70B with --layers 2):
 - 8B n150 per layer: 2 rms_norm, 5 matmuls, nlp_create_qkv_heads_decode, 2 rotary_embedding_llama, 2
   paged_update_cache, SDPA decode, a reshard, nlp_concat_heads_decode, a sharded->interleaved, the SiLU-fused
   multiply and 2 adds. Prefill is unchanged (28 ops per layer at 128 tokens).
+
+Meshes (h-mesh; 70B bfloat8_b, --layers 1; --strategy picks Galaxy's 2-D plan):
+                        70B T3K before            70B T3K after               70B Galaxy 2-D before      after
+  fabric                FABRIC_1D                 FABRIC_1D_RING              FABRIC_1D                  FABRIC_1D
+  collectives per layer 2 AG + 2 RS, Linear       2 AG + 2 RS, Ring           Linear                     Linear
+  reduce_scatter        ReduceScatterProgram      ReduceScatterMinimalDirect
+  payloads              bf16                      bf16 (bf8 fails the golden PCC: docs/design-decode.md)
+  device ops per layer  23                        23                          34                         34
+  head's all-reduce     -                         -                           AllBroadcast+Concat+MorehSum  RS + AG
+  ops after the layers  3                         3                           7                          6
+  device->host, step    8,208,384 B               8,208,384 B                 32,833,536 B               33,030,144 B
+(Topologies before this change were printed as the first of ttnn's per-axis topologies, axis 0's; "Linear" above is
+the cluster axis's, re-read.)
 """
 
 from __future__ import annotations
