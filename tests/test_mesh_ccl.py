@@ -117,3 +117,23 @@ def test_a_line_keeps_fabric_1d():
     # Galaxy is modelled as lines on both axes (targets.py), and its mock refuses an 8x4 mesh under FABRIC_1D_RING
     galaxy = compile_source(model, str(path), target_of("galaxy"), formats_of("bfloat8_b"), batch=USERS)
     assert re.search(r"^FABRIC = ttnn\.FabricConfig\.FABRIC_1D\b", galaxy, re.M)
+
+
+def test_galaxy_2d_head_all_reduce_is_native(tmp_path):
+    """Llama-3.2-1B cut to 1 layer on the mock Galaxy, 2-D: its head (vocabulary 128256 over the 8 rows, partial sums
+    over the 4 columns) is padded to 129024 rows, so ttnn's all_reduce over the columns runs ReduceScatter +
+    AllGather; unpadded (501 tiles a row, not a multiple of 4) it was AllBroadcast + Concat + MorehSum."""
+    _needs_mock()
+    from ttspec.runtime.decode_capture import capture_decode
+
+    path = tmp_path / "llama-1b-1layer.arch"
+    text = (SPECS / "llama-3.2-1b.arch").read_text(encoding="utf-8")
+    path.write_text(re.sub(r"(?m)^let layers = \d+", "let layers = 1", text), encoding="utf-8")
+    model = load_model(path)
+    source = compile_source(model, str(path), target_of("galaxy"), formats_of("bfloat8_b"), batch=USERS,
+                            strategy="2d")
+    assert "rows=129024" in source
+    result = capture_decode(model, source, "galaxy", users=USERS, context=CONTEXT, timeout=600)
+    after = [op["op"] for op in result["decode_ops"] if op["segment"] == "after"]
+    head = after[after.index("MatmulDeviceOperation") + 1:]
+    assert head == ["ReduceScatterDeviceOperation", "AllGatherDeviceOperation"], after
