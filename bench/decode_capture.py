@@ -17,6 +17,7 @@ against total(2 layers) - total(1 layer).
 
 Run: .venv/bin/python bench/decode_capture.py specs/llama-3.1-8b.arch --target n150 \
          --weights-dtype attention=bfloat8_b,mlp=bfloat4_b --users 32 [--layers N] [--prefill T] [--json]
+         [--strategy 2d]
 (--layers N recompiles the spec with `let layers = N`, for big models or for checking per-layer counts.)
 
 Measured on main at 18315e8 (ttnn 0.81.1 mock, 2-core machine; wall times include process start):
@@ -65,6 +66,19 @@ mock, 32 users, context 256; 70B with --layers 2):
 - 8B n150 per layer: 2 rms_norm, 5 matmuls, nlp_create_qkv_heads_decode, 2 rotary_embedding_llama, 2
   paged_update_cache, SDPA decode, a reshard, nlp_concat_heads_decode, a sharded->interleaved, the SiLU-fused
   multiply and 2 adds. Prefill is unchanged (28 ops per layer at 128 tokens).
+
+Meshes (h-mesh; 70B bfloat8_b, --layers 1; --strategy picks Galaxy's 2-D plan):
+                        70B T3K before            70B T3K after               70B Galaxy 2-D before      after
+  fabric                FABRIC_1D                 FABRIC_1D_RING              FABRIC_1D                  FABRIC_1D
+  collectives per layer 2 AG + 2 RS, Linear       2 AG + 2 RS, Ring           Linear                     Linear
+  reduce_scatter        ReduceScatterProgram      ReduceScatterMinimalDirect
+  payloads              bf16                      bf16 (bf8 fails the golden PCC: docs/design-decode.md)
+  device ops per layer  23                        23                          34                         34
+  head's all-reduce     -                         -                           AllBroadcast+Concat+MorehSum  RS + AG
+  ops after the layers  3                         3                           7                          6
+  device->host, step    8,208,384 B               8,208,384 B                 32,833,536 B               33,030,144 B
+(Topologies before this change were printed as the first of ttnn's per-axis topologies, axis 0's; "Linear" above is
+the cluster axis's, re-read.)
 """
 
 from __future__ import annotations
@@ -103,20 +117,21 @@ def load_with_layers(spec: Path, layers: int | None):
 
 def capture(spec: Path, target: str, weights_dtype: str | None, users: int, context: int,
             layers: int | None = None, prefill: int | None = None, raw: Path | None = None,
-            timeout: float = 1800) -> dict:
+            timeout: float = 1800, strategy: str | None = None) -> dict:
     """Compile and capture; the result of ttspec.runtime.decode_capture.capture_decode plus what was asked."""
     from ttspec.runtime.decode_capture import capture_decode
 
     model = load_with_layers(spec, layers)
     compile_as = compile_target(target)
     formats = parse_formats(weights_dtype) if weights_dtype else parse_formats("bf16")
-    source = compile_source(model, str(spec), compile_as, formats, batch=users)
+    source = compile_source(model, str(spec), compile_as, formats, batch=users, strategy=strategy)
     start = time.perf_counter()
     result = capture_decode(model, source, target, users=users, context=context, prefill=prefill,
                             raw=raw, timeout=timeout)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["asked"] = {"spec": str(spec), "target": target, "weights_dtype": weights_dtype or "bf16",
-                       "users": users, "context": context, "layers": layers, "prefill": prefill}
+                       "users": users, "context": context, "layers": layers, "prefill": prefill,
+                       "strategy": strategy}
     return result
 
 
@@ -211,9 +226,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary and headline as JSON")
     parser.add_argument("--ops", action="store_true", help="with --json: every captured device op too")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--strategy", choices=("1d", "2d"), help="as ttspec compile (a mesh's tensor parallelism)")
     args = parser.parse_args(argv)
     result = capture(args.spec, args.target, args.weights_dtype, args.users, args.context, args.layers,
-                     args.prefill, args.raw, args.timeout)
+                     args.prefill, args.raw, args.timeout, args.strategy)
     if args.json:
         if not args.ops:
             result.pop("decode_ops", None)

@@ -14,10 +14,10 @@ Generated code: edit the spec and recompile rather than this file.
     logits = model.decode(tokens, positions)  # torch int [B], [B] -> logits [B, 128256]: one step per user
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 2,854,113,280 bytes of device DRAM per chip.
-Context: up to 63,552 tokens, the most that fits the DRAM at batch 1 with the KV cache
+Weights: bfloat8_b matrices, 2,854,322,176 bytes of device DRAM per chip.
+Context: up to 63,456 tokens, the most that fits the DRAM at batch 1 with the KV cache
 and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
-KV cache: sized for 1 user at that context, 2,603,089,920 bytes of device DRAM per chip
+KV cache: sized for 1 user at that context, 2,599,157,760 bytes of device DRAM per chip
 (40,960 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
@@ -67,16 +67,17 @@ WEIGHTS_DTYPE = ttnn.bfloat8_b
 # 2-D tensor parallelism: each weight matrix is split on its wide dim (heads, MLP hidden,
 # vocabulary) over the 8 rows (axis 0) and on its hidden-side dim over the 4 columns (axis 1)
 MESH_SHAPE = (8, 4)
+FABRIC = ttnn.FabricConfig.FABRIC_1D  # no mesh axis closes a ring here: collectives run as Linear
 TP_AXIS = 0  # the rows split the wide dims; each weight's split names both axes
 DATA_PARALLEL = False  # every replica runs the whole batch
 LOGITS_SPLIT = True  # whether the logits' vocabulary is split over TP_AXIS
 VOCAB = 128256  # the logits' width
-MAX_CONTEXT = 63552  # the longest sequence it accepts
+MAX_CONTEXT = 63456  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 10018204928
+DRAM_BESIDE_WEIGHTS = 10017996032
 KV_CACHE_BYTES_PER_POSITION = 40960  # K and V of every layer, one user (bf16)
-PREFILL_BYTES_PER_POSITION = 116672  # activations of one prompt, per position
+PREFILL_BYTES_PER_POSITION = 116864  # activations of one prompt, per position
 PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
 
 
@@ -352,12 +353,12 @@ class Decoder:
 
 class LMHead:
     def __init__(self, weights, prefix):
-        self.weight = weights.linear(prefix[:-1], split=("column", "row"))
+        self.weight = weights.linear(prefix[:-1], split=("column", "row"), rows=129024)
         # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
         self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
         )
-        # decode: 2048 -> 16032 bfloat8_b, 1-D multicast over 8x8 cores, 8 output tiles per core, weight
+        # decode: 2048 -> 16128 bfloat8_b, 1-D multicast over 8x8 cores, 8 output tiles per core, weight
         #   DRAM-interleaved (shared with prefill)
         self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
@@ -542,9 +543,10 @@ def check_sequence(seq: int) -> None:
 
 
 def open_device():
-    """The program's MESH_SHAPE mesh (one chip: 1x1), with the fabric its collectives travel on."""
+    """The program's MESH_SHAPE mesh (one chip: 1x1), with the FABRIC its collectives travel on: with
+    FABRIC_1D_RING, ttnn 0.81.1 runs all_gather and reduce_scatter over a 1xN mesh axis as a Ring."""
     if MESH_SHAPE != (1, 1):  # one chip has no collectives
-        ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
+        ttnn.set_fabric_config(FABRIC)
     return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 

@@ -62,6 +62,7 @@ TILE = 32
 TRACE_REGION = 32 * 1024 * 1024  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
 MESH_SHAPE = (1, 8)
+FABRIC = ttnn.FabricConfig.FABRIC_1D_RING  # mesh axis 1 is wired as a ring: its collectives run as Ring
 TP_AXIS = 1  # tensor parallelism over this mesh axis (8 devices)
 DATA_PARALLEL = False  # every replica runs the whole batch
 LOGITS_SPLIT = True  # whether the logits' vocabulary is split over TP_AXIS
@@ -434,9 +435,10 @@ def check_sequence(seq: int) -> None:
 
 
 def open_device():
-    """The program's MESH_SHAPE mesh (one chip: 1x1), with the fabric its collectives travel on."""
+    """The program's MESH_SHAPE mesh (one chip: 1x1), with the FABRIC its collectives travel on: with
+    FABRIC_1D_RING, ttnn 0.81.1 runs all_gather and reduce_scatter over a 1xN mesh axis as a Ring."""
     if MESH_SHAPE != (1, 1):  # one chip has no collectives
-        ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
+        ttnn.set_fabric_config(FABRIC)
     return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 

@@ -59,6 +59,7 @@ TILE = 32
 TRACE_REGION = 32 * 1024 * 1024  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
 MESH_SHAPE = (1, 1)
+FABRIC = ttnn.FabricConfig.FABRIC_1D  # one chip opens no fabric
 TP_AXIS = 1  # one chip: nothing is split
 DATA_PARALLEL = False  # one chip: one replica
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
@@ -403,9 +404,10 @@ def check_sequence(seq: int) -> None:
 
 
 def open_device():
-    """The program's MESH_SHAPE mesh (one chip: 1x1), with the fabric its collectives travel on."""
+    """The program's MESH_SHAPE mesh (one chip: 1x1), with the FABRIC its collectives travel on: with
+    FABRIC_1D_RING, ttnn 0.81.1 runs all_gather and reduce_scatter over a 1xN mesh axis as a Ring."""
     if MESH_SHAPE != (1, 1):  # one chip has no collectives
-        ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
+        ttnn.set_fabric_config(FABRIC)
     return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 

@@ -244,6 +244,7 @@ def test_2d_galaxy_from_an_hf_checkpoint_matches_hf(tmp_path):
 # ---------------------------------------------------------------- Llama-3.1-70B: shards and collectives
 # The published config (meta-llama/Llama-3.1-70B, the same numbers as test_hf_crosscheck.py's):
 D70, MLP70, LAYERS70, HEADS70, KV70, HEAD_DIM70, VOCAB70 = 8192, 28672, 80, 64, 8, 128, 128256
+HEAD70 = -(-VOCAB70 // (ROWS * COLS * 32)) * ROWS * COLS * 32  # the 2-D head's rows: whole tiles per row and column
 
 
 def test_70b_2d_placements_and_shards():
@@ -274,9 +275,12 @@ def test_70b_2d_placements_and_shards():
     assert shapes[layer + "attn.wo.weight"] == (D70 // COLS, HEADS70 * HEAD_DIM70 // ROWS) == (2048, 1024)
     assert shapes[layer + "mlp.w1.weight"] == shapes[layer + "mlp.w3.weight"] == (MLP70 // ROWS, hidden) == (3584, 2048)
     assert shapes[layer + "mlp.w2.weight"] == (hidden, MLP70 // ROWS) == (2048, 3584)
-    # the vocabulary over the rows: 128256 = 501 x 256 = 501 x (8 rows x 32), no padding rows needed
-    assert VOCAB70 % (ROWS * 32) == 0
-    assert shapes["lm_head.weight"] == (VOCAB70 // ROWS, hidden) == (16032, 2048)
+    # the vocabulary over the rows, padded so that each row's slice is whole tiles over the 4 columns that
+    # all-reduce the head's partial sums: 128256 = 501 tiles per row, not a multiple of 4; 129024 = 126 x 1024
+    # (8 rows x 4 columns x 32) gives 504 (ttnn's all_reduce of 501 tiles over 4 devices is AllBroadcast + Concat +
+    # MorehSum on the mock, of 504 ReduceScatter + AllGather)
+    assert VOCAB70 % (ROWS * 32) == 0 and (VOCAB70 // ROWS // 32) % COLS
+    assert shapes["lm_head.weight"] == (HEAD70 // ROWS, hidden) == (16128, 2048)
     assert shapes["embedding.weight"] == (VOCAB70, hidden) == (128256, 2048)  # replicated over the rows
     assert shapes["norm.weight"] == shapes[layer + "attn_norm.weight"] == (hidden,)  # distributed norms
     placed = {name: plan.placement(name) for name in shapes}
@@ -290,7 +294,7 @@ def test_70b_2d_placements_and_shards():
     assert placed["lm_head.weight"][1] == Placement.ROW
     assert placed["norm.weight"] == (Placement.REPLICATE, Placement.HIDDEN)
     assert not plan.axes[0].kv_copies  # 8 KV heads on 8 rows: one each, no copies
-    assert plan.axes[0].padded_rows.get("lm_head.weight", VOCAB70) == VOCAB70
+    assert plan.axes[0].padded_rows["lm_head.weight"] == HEAD70 == 129024
 
     def per_axis(collectives):
         return {axis: [(c.op, c.source.split(".")[-2] if c.op == ALL_REDUCE.name else "") for c in collectives
@@ -334,7 +338,8 @@ def galaxy_weight_bytes(d, mlp, layers, heads, kv_heads, head_dim, vocab, dtype,
     replicated."""
     per_layer = (heads + 2 * kv_heads) * head_dim * d + d * heads * head_dim + 3 * mlp * d
     split = ROWS * COLS if strategy == "2d" else ROWS
-    head_rows = -(-vocab // (ROWS * 32)) * ROWS * 32  # the vocabulary padded to whole tiles per row
+    per = ROWS * 32 * (COLS if strategy == "2d" else 1)  # whole tiles per row (2-D: and per column, which reduce it)
+    head_rows = -(-vocab // per) * per  # the vocabulary padded to that
     for values in (per_layer, head_rows * d):
         assert values % (split * 1024) == 0  # every shard is whole tiles (checked per dim in the test above)
     matrices = (layers * per_layer + head_rows * d) // split // 1024 * TILE_BYTES[dtype]
@@ -350,16 +355,17 @@ LLAMA_405B = dict(d=16384, mlp=53248, layers=126, heads=128, kv_heads=8, head_di
 
 def test_70b_bfloat8_b_on_galaxy_chooses_2d_under_3_gb():
     """Design §4: 2,272,788,480 B of layers (80 x 26,112 tiles x 1088), 525,336,576 B of embedding
-    (128256 x 2048 x 2), 34,885,632 B of head (32,064 tiles), 21,102,592 B of norms (161 x 32 x 2048 x
-    2): 2,854,113,280 B per chip, against 9,577,775,104 B with 1-D."""
+    (128256 x 2048 x 2), 35,094,528 B of head (32,256 tiles: the vocabulary padded to 129024, see
+    test_70b_2d_placements_and_shards), 21,102,592 B of norms (161 x 32 x 2048 x 2): 2,854,322,176 B per chip,
+    against 9,577,775,104 B with 1-D."""
     model = load_model(SPECS / "llama-3.1-70b.arch")
     expected = galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="2d")
-    assert expected == 2_854_113_280
+    assert expected == 2_854_322_176
     chosen = prepare(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b")))
     assert chosen.shard_plan.strategy == "2d"
     assert chosen.weight_bytes == expected < 3e9
     assert chosen.memory.weights["embedding"] == VOCAB70 * (D70 // COLS) * 2
-    assert chosen.memory.weights["head"] == VOCAB70 * D70 // 32 // 1024 * 1088
+    assert chosen.memory.weights["head"] == HEAD70 * D70 // 32 // 1024 * 1088
     assert chosen.shard_plan.notes[0].startswith("the planner chose 2D tensor parallelism over 1D")
     one_d = prepare(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b"), strategy="1d"))
     assert one_d.shard_plan.strategy == "1d"
@@ -373,7 +379,7 @@ def test_plan_command_shows_the_2d_choice_for_70b(run_cli):
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["mesh"] == [ROWS, COLS] and plan["fits"]
-    assert plan["memory_per_chip"]["weights_total"] == 2_854_113_280
+    assert plan["memory_per_chip"]["weights_total"] == 2_854_322_176
     assert plan["memory_per_chip"]["dram"] == GALAXY_DRAM
     assert any(n.startswith("the planner chose 2D") for n in plan["notes"]), plan["notes"]
     # 1 KV head of 128 per chip (8 KV heads over the rows), K and V, bf16, 80 layers, 131072 positions
@@ -381,12 +387,12 @@ def test_plan_command_shows_the_2d_choice_for_70b(run_cli):
 
 
 def test_405b_on_galaxy_bfloat8_b_does_not_fit_and_says_why():
-    """14,522,687,488 B per chip in 2-D bfloat8_b (126 x 97,280 tiles x 1088 of layers, 1,050,673,152
-    of embedding, 69,771,264 of head, 66,322,432 of norms) > 12,872,318,208 B of DRAM; bfloat4_b
-    (576 B a tile) needs 8,214,126,592 B and fits."""
+    """14,523,105,280 B per chip in 2-D bfloat8_b (126 x 97,280 tiles x 1088 of layers, 1,050,673,152
+    of embedding, 70,189,056 of head (vocabulary padded to 129024), 66,322,432 of norms) > 12,872,318,208 B of
+    DRAM; bfloat4_b (576 B a tile) needs 8,214,347,776 B and fits."""
     model = load_model(SPECS / "llama-3.1-405b.arch")
     bf8 = galaxy_weight_bytes(**LLAMA_405B, dtype="bfloat8_b", strategy="2d")
-    assert bf8 == 14_522_687_488 > GALAXY_DRAM
+    assert bf8 == 14_523_105_280 > GALAXY_DRAM
     with pytest.raises(ArchError) as info:
         build(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b")))
     message = info.value.diagnostic.message
@@ -394,7 +400,7 @@ def test_405b_on_galaxy_bfloat8_b_does_not_fit_and_says_why():
                        f"{GALAXY_DRAM:,} per chip")
     assert "bfloat4_b" in (info.value.diagnostic.hint or "")
     bf4 = galaxy_weight_bytes(**LLAMA_405B, dtype="bfloat4_b", strategy="2d")
-    assert bf4 == 8_214_126_592
+    assert bf4 == 8_214_347_776
     result = build(model, resolve_options(target_of("galaxy"), formats_of("bfloat4_b")))
     assert result.shard_plan.strategy == "2d" and result.weight_bytes == bf4 and result.fits
 

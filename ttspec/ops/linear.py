@@ -140,10 +140,14 @@ def _shard_linear(planner, node, layouts):
                             "combined with tensor parallelism", node.loc,
                             hint=f"compile this spec for a single chip ({SINGLE_CHIP_HINT})")
         return planner.set_layout(planner.place(node, Placement.COLUMN), Layout.SPLIT)
-    if node.op == TIED_LINEAR.name or (out % n and planner.is_output_head(node)):
-        padded = -(-out // (n * TILE)) * n * TILE
+    multiple = planner.vocab_multiple  # n tiles; in a 2-D plan, also whole tiles over the columns
+    if node.op == TIED_LINEAR.name or (planner.is_output_head(node) and (out % n or out % multiple
+                                                                         and multiple > n * TILE)):
+        padded = -(-out // multiple) * multiple
         if padded != out:
-            planner.note(f"{node.module}: vocab {out} padded to {padded} (zero rows) to split over {n} devices; "
+            columns = multiple // (n * TILE)
+            over = f" in whole tiles over the {columns} columns that all-reduce it" if columns > 1 else ""
+            planner.note(f"{node.module}: vocab {out} padded to {padded} (zero rows) to split over {n} devices{over}; "
                          "the padding is cut from the logits")
         return planner.set_layout(planner.place(node, Placement.VOCAB, padded_rows=padded), Layout.SPLIT)
     if out % n == 0 and (out // n) % TILE == 0:

@@ -289,6 +289,16 @@ class Planner:
     def note(self, text: str) -> None:
         self.plan.notes.append(text)
 
+    @property
+    def vocab_multiple(self) -> int:
+        """What an output head's vocabulary is padded to a multiple of on this axis: whole tiles on each device,
+        and in a 2-D plan whole tiles on each of the mesh columns too, which then all-reduce the head's partial
+        sums. ttnn 0.81.1's all_reduce of a width that does not split into whole tiles over the devices reducing it
+        falls back to AllBroadcast + Concat + MorehSum (the mock Galaxy: [32, 16032] over 4 columns); one that does
+        runs ReduceScatter + AllGather ([32, 16128])."""
+        columns = [a.devices for a in self.plan.axes if a.role == HIDDEN_SIDE and a is not self.ax]
+        return self.devices * TILE * (columns[0] if columns else 1)
+
     def is_output_head(self, node: Node) -> bool:
         """Whether this node computes the graph's output (possibly through elementwise ops)."""
         return node.id in self.heads

@@ -100,11 +100,14 @@ class GoldenTTNN:
         if qualified in COLLECTIVES:
             def run(tensor, *args, **kwargs):
                 self.calls[qualified] = self.calls.get(qualified, 0) + 1
+                block = getattr(tensor, "block_dtype", None)
+                if block is not None and qualified in (REDUCE_SCATTER.name, ALL_REDUCE.name):
+                    return _block_reduce(self._ttnn, qualified, tensor, block, *args, **kwargs)
                 return _collective(golden, qualified, tensor, *args, **kwargs)
         else:
             def run(*args, **kwargs):
                 self.calls[qualified] = self.calls.get(qualified, 0) + 1
-                return _per_device(golden, args, kwargs)
+                return _block_output(self, _per_device(golden, args, kwargs), kwargs.get("dtype"))
 
         run.__name__ = f"golden_{qualified.replace('.', '_')}"
         return run
@@ -352,6 +355,45 @@ def _collective(golden, name, tensor: MeshTensor, *args, cluster_axis=None, **kw
                     piece = piece.chunk(mesh.shape[cluster_axis], dim=dim)[coordinate[cluster_axis]]
             shards.append(piece.squeeze(0).contiguous())
     return MeshTensor(shards, mesh)
+
+
+def _block_output(self: GoldenTTNN, out, dtype):
+    """An op's output in the block float its `dtype=` asks for (`ttnn.linear(..., dtype=ttnn.bfloat8_b)`): ttnn's
+    goldens compute in torch and ignore `dtype`, a device writes the format, so each device's output is rounded to
+    it (quantise) and a mesh tensor remembers it (`block_dtype`), as a collective of it carries that format."""
+    if not _is_block_float(self, dtype) or isinstance(out, tuple):  # several outputs: no op of ours asks that
+        return out
+    if isinstance(out, MeshTensor):
+        rounded = MeshTensor([quantise(self._ttnn, shard, dtype) for shard in out.shards], out.mesh)
+        rounded.block_dtype = dtype
+        return rounded
+    return quantise(self._ttnn, out, dtype)
+
+
+def _block_reduce(ttnn_module, name, tensor: MeshTensor, dtype, *args, cluster_axis=None, **kwargs):
+    """Reduce-scatter or all-reduce of block-float partial sums as a device adds them: along each line of
+    `cluster_axis` the partial sums are added one device at a time and every running sum is re-packed in the payload's
+    format before it is forwarded (n - 1 roundings over n devices, as a ring or a line does; the order of the adds
+    differs by topology, the count does not). A reduce-scatter leaves device i of the line its i-th slice of `dim`.
+    The exact sum is what ttnn's golden for the collective computes; tests/test_golden_ccl.py checks the two agree
+    within the format's bound."""
+    rows, cols = tensor.mesh.shape
+    dim = args[0] if args else kwargs.get("dim")
+    lines = ([[r * cols + c for r in range(rows)] for c in range(cols)] if cluster_axis == 0 else
+             [[r * cols + c for c in range(cols)] for r in range(rows)] if cluster_axis == 1 else
+             [list(range(rows * cols))])
+    shards = [None] * (rows * cols)
+    for line in lines:
+        total = tensor.shards[line[0]].float()
+        for device in line[1:]:
+            total = quantise(ttnn_module, total + tensor.shards[device].float(), dtype).float()
+        total = total.to(tensor.shards[0].dtype)
+        for position, device in enumerate(line):
+            piece = total.chunk(len(line), dim=dim)[position] if name == REDUCE_SCATTER.name else total
+            shards[device] = piece.contiguous()
+    out = MeshTensor(shards, tensor.mesh)
+    out.block_dtype = dtype
+    return out
 
 
 def _open_mesh_device(self, mesh_shape=None, *args, **kwargs):

@@ -10,7 +10,10 @@ The input is the list of node dicts `ttnn.graph.end_graph_capture()` returns (tt
   (`Tensor::reshape`, `Tensor::to_device`) carry no factory and are not device ops.
 - Its **math fidelity** is the `math_fidelity=` of the `ComputeKernelConfig` in its arguments (ops without a
   compute kernel config, such as data movement, have none); a collective's **topology** (Linear, Ring) is the
-  first `Topology::` in its arguments.
+  one ttnn resolved for the mesh axis it runs over: 0.81.1's fabric-aware collectives (AllGatherParams,
+  ReduceScatterMinimalDirectParams) print `<cluster axis>, FabricConfig::<fabric>, array(Topology::<axis 0>,
+  Topology::<axis 1>)`, one topology per mesh axis (a 1x8 mesh under FABRIC_1D_RING: (Linear, Ring)); older ones
+  print a single `Topology::`, taken as it is.
 - Its **inputs** are the tensor nodes named by `input_tensors`; its **outputs** the tensor nodes that its
   matching `function_end` connects to. Each tensor node gives dtype, layout, shape, bytes (`size`) and memory
   config (buffer type DRAM/L1, interleaved or sharded).
@@ -34,6 +37,7 @@ BEFORE, AFTER = "before", "after"
 
 _FIDELITY = re.compile(r"math_fidelity=(\w+)")
 _TOPOLOGY = re.compile(r"Topology::(\w+)")
+_AXIS_TOPOLOGIES = re.compile(r"(\d+), FabricConfig::\w+, array\(([^)]*)\)")
 _MEMORY_LAYOUT = re.compile(r"memory_layout=TensorMemoryLayout::(\w+)")
 _BUFFER_TYPE = re.compile(r"buffer_type=BufferType::(\w+)")
 
@@ -74,6 +78,17 @@ def _first(pattern: re.Pattern, node: dict) -> str | None:
         if found:
             return found.group(1)
     return None
+
+
+def _topology(node: dict) -> str | None:
+    """The topology of a collective over its cluster axis (see the module's docstring), else the first one printed."""
+    for argument in node.get("arguments") or ():
+        found = _AXIS_TOPOLOGIES.search(str(argument))
+        if found:
+            per_axis = _TOPOLOGY.findall(found.group(2))
+            axis = int(found.group(1))
+            return per_axis[axis] if axis < len(per_axis) else None
+    return _first(_TOPOLOGY, node)
 
 
 def walk(graph: list[dict], weights: dict[int, str] | None = None) -> dict:
@@ -127,7 +142,7 @@ def _device_op(node, by_counter, ends, segment, caller, weights) -> dict:
     weight = next((weights[t["address"]] for t in inputs[1:2] if t["address"] in weights), None)
     factory = params["program_factory_type"].split("::")[-1]
     return {"op": params["name"], "factory": factory, "fidelity": _first(_FIDELITY, node),
-            "topology": _first(_TOPOLOGY, node), "caller": caller,
+            "topology": _topology(node), "caller": caller,
             "segment": segment, "weight": weight, "inputs": _strip(inputs), "outputs": _strip(outputs)}
 
 

@@ -129,7 +129,7 @@ def compile_ttnn(build, spec_path: str) -> str:
                                     max_seq=build.context, seq_bound=build.memory.seq_bound,
                                     parameters=_parameter_patterns(model),
                                     **_kv_cache_facts(build),
-                                    **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)))))
+                                    **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)), target)))
     return with_runtime(text, roots, "ttnn", api, {"Program": without})
 
 
@@ -149,10 +149,22 @@ def _printed(method: Forward) -> dict:
     return {"params": method.params, "lines": [print_stmt(s, 8) for s in method.body]}
 
 
-def _mesh_facts(plan, logits_split: bool) -> dict:
+def _fabric(plan, target) -> tuple[str, str]:
+    """The fabric the mesh opens, and why. On ttnn 0.81.1's mock T3K (1x8), p150x4 and p150x8, FABRIC_1D_RING makes
+    all_gather and reduce_scatter over the mesh's long axis run as Ring (their per-axis topology reads (Linear, Ring));
+    on a 2x4 mesh it leaves both axes Linear, and the Galaxy 8x4 mesh refuses it. So a ring only where the target's
+    wiring closes one round the whole axis a collective spans (Target.topology), on the target's own mesh."""
+    rings = [a.axis for a in plan.axes if plan.mesh == target.mesh and target.topology(a.axis, a.devices) == "ring"]
+    if rings:
+        return "FABRIC_1D_RING", f"mesh axis {rings[0]} is wired as a ring: its collectives run as Ring"
+    return "FABRIC_1D", "no mesh axis closes a ring here: collectives run as Linear"
+
+
+def _mesh_facts(plan, logits_split: bool, target) -> dict:
     """What the header states of the mesh (one chip: a 1x1 mesh) and what the docstring says of it."""
     if not plan.axes:  # one chip: the program says in words that nothing is split (its 1x1 mesh has no tp axis)
-        return dict(mesh_shape=plan.mesh, tp_axis=1, tp_axis_comment="one chip: nothing is split",
+        return dict(mesh_shape=plan.mesh, fabric="FABRIC_1D", fabric_comment="one chip opens no fabric",
+                    tp_axis=1, tp_axis_comment="one chip: nothing is split",
                     data_parallel=False, data_parallel_comment="one chip: one replica", logits_split=False,
                     mesh_comment=[], per_chip="", mesh_note="")
     rows, cols = plan.mesh
@@ -176,7 +188,9 @@ def _mesh_facts(plan, logits_split: bool) -> dict:
         if plan.dp:
             replicas = "data-parallel replicas, each with its own slice of the batch"
         comment.append(f"the other axis holds {other} {replicas}")
-    return dict(mesh_shape=plan.mesh, tp_axis=plan.axis, tp_axis_comment=axis_comment, data_parallel=bool(plan.dp),
+    fabric, fabric_comment = _fabric(plan, target)
+    return dict(mesh_shape=plan.mesh, fabric=fabric, fabric_comment=fabric_comment,
+                tp_axis=plan.axis, tp_axis_comment=axis_comment, data_parallel=bool(plan.dp),
                 data_parallel_comment=("the other axis splits the batch" if plan.dp else "every replica runs the "
                                        "whole batch"),
                 logits_split=logits_split, mesh_comment=comment, per_chip=" per chip", mesh_note="\n\n" + note + ".")

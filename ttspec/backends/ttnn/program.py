@@ -114,6 +114,7 @@ def _header(p: dict) -> list[Stmt]:
         constant("WEIGHTS_DTYPE", name(p["weights_dtype"])),
         *(Comment(line) for line in p["mesh_comment"]),
         constant("MESH_SHAPE", Tuple(tuple(map(Const, p["mesh_shape"])))),
+        constant("FABRIC", name(f"ttnn.FabricConfig.{p['fabric']}"), p["fabric_comment"]),
         constant("TP_AXIS", p["tp_axis"], p["tp_axis_comment"]),
         constant("DATA_PARALLEL", p["data_parallel"], p["data_parallel_comment"]),
         constant("LOGITS_SPLIT", p["logits_split"], "whether the logits' vocabulary is split over TP_AXIS"),

@@ -8,6 +8,7 @@ TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
 MESH_SHAPE = (1, 1)  # a single chip is a 1x1 mesh
+FABRIC = ttnn.FabricConfig.FABRIC_1D  # the fabric a mesh opens (one chip opens none)
 TP_AXIS = 1  # the mesh axis that splits the wide dims (heads, MLP hidden, vocabulary)
 DATA_PARALLEL = False  # whether the other mesh axis splits the batch between model replicas
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS

@@ -5,13 +5,14 @@ per mesh axis as the program's placements say."""
 import torch
 import ttnn
 
-from .header import DATA_PARALLEL, LOGITS_SPLIT, MESH_SHAPE, TILE, TP_AXIS, TRACE_REGION
+from .header import DATA_PARALLEL, FABRIC, LOGITS_SPLIT, MESH_SHAPE, TILE, TP_AXIS, TRACE_REGION
 
 
 def open_device():
-    """The program's MESH_SHAPE mesh (one chip: 1x1), with the fabric its collectives travel on."""
+    """The program's MESH_SHAPE mesh (one chip: 1x1), with the FABRIC its collectives travel on: with
+    FABRIC_1D_RING, ttnn 0.81.1 runs all_gather and reduce_scatter over a 1xN mesh axis as a Ring."""
     if MESH_SHAPE != (1, 1):  # one chip has no collectives
-        ttnn.set_fabric_config(ttnn.FabricConfig.FABRIC_1D)
+        ttnn.set_fabric_config(FABRIC)
     return ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), l1_small_size=8192, trace_region_size=TRACE_REGION)
 
 
