@@ -193,22 +193,31 @@ def test_decode_refuses_misuse(built):
         program.prefill(tokens[0, :4], 2)
 
 
-def test_generate_greedy_equals_hf(built):
-    """The program's module-level generate (greedy) continues two prompts as HF generate does."""
+@pytest.mark.parametrize("target,mesh,strategy", [("n150", None, None), ("t3k", "1x8", None),
+                                                  ("galaxy", "8x4", "2d")])
+def test_generate_greedy_equals_hf(built, target, mesh, strategy):
+    """The program's module-level generate (greedy) continues two prompts as HF generate does, each decode
+    step's tokens chosen on the device (ttnn.argmax; on a mesh each device's best of its vocabulary slice,
+    combined on the host from their largest logits): the host reads ids, never a decode step's logits."""
     spec, state, tokens, _ = built("llama")
     model = load_model(spec)
-    program, module = golden_program(model, str(spec), get_target("n150"), state)
+    source = compile_source(model, str(spec), target_of(target), formats_of("bf16"), mesh_of(mesh),
+                            strategy=strategy)
+    program, module = golden_program(model, str(spec), get_target(target), state, source=source)
     config = CONFIGS["llama"]()
     hf = T.AutoModelForCausalLM.from_config(config).float().eval()
     hf.load_state_dict(state)
     prompts = [tokens[0, :12].tolist(), tokens[1, :5].tolist()]
     program.allocate_cache(2, 64)
+    reads = []
+    program.decode = lambda *args: reads.append(args)  # a greedy step that read logits would land here
     got = module.generate(program, prompts, 8)
     for prompt, ids in zip(prompts, got):
         with torch.no_grad():
             want = hf.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False, min_new_tokens=8,
                                pad_token_id=0)[0, len(prompt):].tolist()
         assert ids == want
+    assert reads == [] and module.ttnn.calls["argmax"] == 7  # 8 new tokens: 1 from the prefill, 7 steps
 
 
 # ---------------------------------------------------------------- trace capture (device mode)

@@ -19,7 +19,7 @@ from .header import (
     VOCAB,
     WEIGHTS_DTYPE,
 )
-from .mesh import logits_to_host, tokens_to_device
+from .mesh import best_on_device, best_to_host, logits_to_host, tokens_to_device
 from .run_state import RunState
 from .weights import Weights
 
@@ -86,6 +86,19 @@ class Program:
         """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
         [B, VOCAB]. User b's token sits at positions[b]: its K and V are written there and it
         attends to positions <= positions[b] (within the window where there is one)."""
+        users, logits = self._step(tokens, positions, greedy=False)
+        return self.logits_to_host(logits)[0, :users]
+
+    def decode_greedy(self, tokens, positions):
+        """One step as decode, each user's next token chosen on the device: (ids [B] int64, each user's
+        largest logit [B] float; NaN or an infinity there: the logits are not finite). The host reads
+        these, a few bytes per user, instead of the logits (mesh.best_on_device)."""
+        users, best = self._step(tokens, positions, greedy=True)
+        ids, peaks = best_to_host(best, self.device)
+        return ids[:users], peaks[:users]
+
+    def _step(self, tokens, positions, greedy):
+        """(users, the decode step's device output: logits, or best_on_device's with `greedy`)."""
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
         positions = torch.as_tensor(positions).reshape(-1)
@@ -98,11 +111,11 @@ class Program:
         try:
             def step():
                 state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
-                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
-                                                         ttnn.ROW_MAJOR_LAYOUT))
+                logits = self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                           ttnn.ROW_MAJOR_LAYOUT))
+                return best_on_device(logits) if greedy else logits
 
-            logits = state.run_step(step)
-            return self.logits_to_host(logits)[0, :users]
+            return users, state.run_step(step, "greedy" if greedy else "logits")
         finally:
             state.end()
 

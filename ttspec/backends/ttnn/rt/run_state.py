@@ -28,7 +28,7 @@ class RunState:
         self.kept = {}  # device tensors made once for the cache's batch and context (RoPE tables): key -> value
         self.step_makers = {}  # key -> how a step's shared value is made (per_step)
         self.replaying = False
-        self.trace_id = self.trace_output = None
+        self.trace_id = self.trace_output = self.trace_kind = None
 
     @property
     def decoding(self):
@@ -124,11 +124,14 @@ class RunState:
         return self.per_step("positions", lambda: self.step_input(
             "positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT))
 
-    def run_step(self, step):
+    def run_step(self, step, kind="logits"):
         """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
-        and replayed afterwards with its inputs rewritten in place."""
+        and replayed afterwards with its inputs rewritten in place. `kind` names what the step returns
+        ("logits", "greedy"): one trace is held at a time, so a step of another kind releases it first."""
         if not self.trace:
             return step()
+        if self.trace_kind != kind:
+            self.release_trace()
         if self.trace_id is None:
             output = step()  # compiles every op's kernels and creates the step's input tensors
             self.replaying = True
@@ -136,6 +139,7 @@ class RunState:
                 self.trace_id = ttnn.begin_trace_capture(self.device, cq_id=0)
                 self.trace_output = step()
                 ttnn.end_trace_capture(self.device, self.trace_id, cq_id=0)
+                self.trace_kind = kind
             finally:
                 self.replaying = False
             return output
@@ -147,4 +151,4 @@ class RunState:
     def release_trace(self):
         if self.trace_id is not None:
             ttnn.release_trace(self.device, self.trace_id)
-            self.trace_id = self.trace_output = None
+        self.trace_id = self.trace_output = self.trace_kind = None
