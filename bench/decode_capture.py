@@ -103,7 +103,7 @@ def load_with_layers(spec: Path, layers: int | None):
 
 def capture(spec: Path, target: str, weights_dtype: str | None, users: int, context: int,
             layers: int | None = None, prefill: int | None = None, raw: Path | None = None,
-            timeout: float = 1800) -> dict:
+            timeout: float = 1800, logits: bool = False) -> dict:
     """Compile and capture; the result of ttspec.runtime.decode_capture.capture_decode plus what was asked."""
     from ttspec.runtime.decode_capture import capture_decode
 
@@ -113,10 +113,11 @@ def capture(spec: Path, target: str, weights_dtype: str | None, users: int, cont
     source = compile_source(model, str(spec), compile_as, formats, batch=users)
     start = time.perf_counter()
     result = capture_decode(model, source, target, users=users, context=context, prefill=prefill,
-                            raw=raw, timeout=timeout)
+                            raw=raw, timeout=timeout, logits=logits)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["asked"] = {"spec": str(spec), "target": target, "weights_dtype": weights_dtype or "bf16",
-                       "users": users, "context": context, "layers": layers, "prefill": prefill}
+                       "users": users, "context": context, "layers": layers, "prefill": prefill,
+                       "step": "logits" if logits else "greedy"}
     return result
 
 
@@ -181,7 +182,7 @@ def report(result: dict) -> str:
               f"({head['bytes_to_device_per_layer']:,} B in each layer, {decode['bytes_to_device_outside_layers']:,} "
               f"B outside); grows with the number of layers: {head['uploads_grow_with_layers']}"]
     lines += [f"  {n:3d} x {row}" for row, n in decode["uploads_per_step"].items()]
-    lines += [f"device -> host per step: {head['bytes_to_host_per_step']:,} B "
+    lines += [f"device -> host per {asked['step']} step: {head['bytes_to_host_per_step']:,} B "
               f"({head['bytes_to_host_per_user']:,} B per user)"]
     lines += [f"  {n:3d} x {row}" for row, n in decode["reads_per_step"].items()]
     if "prefill" in result:
@@ -207,13 +208,16 @@ def main(argv=None) -> int:
     parser.add_argument("--context", type=int, default=256, help="KV cache positions allocated (default 256)")
     parser.add_argument("--layers", type=int, help="recompile with `let layers = N`")
     parser.add_argument("--prefill", type=int, metavar="T", help="also capture one user's prefill of T tokens")
+    parser.add_argument("--logits", action="store_true",
+                        help="capture the step that returns every user's logits (decode, as --score runs it) "
+                             "instead of the greedy step generate runs (decode_greedy)")
     parser.add_argument("--raw", type=Path, help="write the captured decode graph (JSON) there")
     parser.add_argument("--json", action="store_true", help="print the summary and headline as JSON")
     parser.add_argument("--ops", action="store_true", help="with --json: every captured device op too")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args(argv)
     result = capture(args.spec, args.target, args.weights_dtype, args.users, args.context, args.layers,
-                     args.prefill, args.raw, args.timeout)
+                     args.prefill, args.raw, args.timeout, args.logits)
     if args.json:
         if not args.ops:
             result.pop("decode_ops", None)

@@ -8,7 +8,9 @@ but a right KV cache (written at each user's position, read up to it, within win
 positions right per user (RoPE, learned positions) gives that.
 """
 
+import gc
 import re
+import weakref
 
 import pytest
 
@@ -229,21 +231,40 @@ class TracingGolden:
     anything but its refreshed input tensors would replay stale data."""
 
     def __new__(cls):
-        from ttspec.runtime.golden import GoldenTTNN, MeshTensor
+        from ttspec.runtime.golden import DATA_MOVEMENT, GoldenTTNN, MeshTensor
 
         class Tracing(GoldenTTNN):
             def __init__(self):
                 super().__init__()
                 self.recording, self.traces, self.replays = None, {}, 0
+                self.made = []  # weak references to the device tensors made while a trace is held, outside its capture
+                self.unsafe = []  # those still alive at a replay: "op shape"
 
             def _wrap(self, run):
                 def recorded(*args, **kwargs):
                     out = run(*args, **kwargs)
                     if self.recording is not None:
                         self.recording.append((run, args, kwargs, out))
+                    else:
+                        self._made(run.__name__, out, args, kwargs)
                     return out
 
                 return recorded
+
+            def _made(self, what, out, args=(), kwargs=None):
+                """Note a new device tensor made while a trace is held (an in-place op's own input is not new)."""
+                if not self.traces or out is None:
+                    return
+                for value in out if isinstance(out, tuple) else (out,):
+                    known = list(args) + list((kwargs or {}).values())
+                    if isinstance(value, (torch.Tensor, MeshTensor)) and not any(value is a for a in known):
+                        self.made.append((what, weakref.ref(value)))
+
+            def from_torch(self, tensor, *args, device=None, **kwargs):
+                out = DATA_MOVEMENT["from_torch"](self, tensor, *args, device=device, **kwargs)
+                if device is not None:
+                    self._made("from_torch", out)
+                return out
 
             def _golden(self, qualified, op):
                 return self._wrap(super()._golden(qualified, op))
@@ -260,6 +281,8 @@ class TracingGolden:
 
             def execute_trace(self, device, trace_id, cq_id=0, blocking=True):
                 self.replays += 1
+                gc.collect()
+                self.unsafe += [f"{what} {list(ref().shape)}" for what, ref in self.made if ref() is not None]
                 for run, args, kwargs, out in self.traces[trace_id]:
                     copy_into(out, run(*args, **kwargs))
 
@@ -299,6 +322,35 @@ def test_traced_decode_replays_the_same_logits(built, target, mesh):
     assert module.ttnn.replays == steps - 1  # captured on the first step, replayed on every other
     assert torch.equal(got, score(untraced, tokens))
     assert decode_pcc(got, expected)[0] >= PCC_MIN
+
+
+def test_no_device_tensor_made_after_a_capture_outlives_it_into_a_replay(built):
+    """ttnn warns that device buffers allocated once a trace is captured may be corrupted when it executes (a
+    replay writes where the capture's intermediates were). The emulation notes every device tensor made while a
+    trace is held, outside its capture, and at each replay lists those still alive. A prefill after the capture,
+    of a new user at a prompt length not seen before, then more steps (greedy and logits): nothing it made may
+    live on into a replay."""
+    from ttspec.runtime.runner import load_program, root_class
+
+    spec, state, tokens, _ = built("llama")
+    model = load_model(spec)
+    module = load_program(compile_source(model, str(spec), target_of("n150"), formats_of("bf16")),
+                          f"{model.name}_allocations")
+    module.ttnn = TracingGolden()
+    program = root_class(module, model)(module.open_device(), trace=True)
+    program.load_weights(state)
+    program.allocate_cache(3, 64)
+    for user, length in enumerate((12, 5)):
+        program.prefill(tokens[user, :length], user)
+    at = torch.tensor([12, 5])
+    for step in range(3):  # warm, capture, replay
+        program.decode_greedy(tokens[torch.arange(2), at + step], at + step)
+    program.prefill(tokens[2, :37], 2)  # a new user and length after the capture (two tiles: new tables)
+    at = torch.tensor([15, 8, 37])
+    for step in range(3):
+        program.decode_greedy(tokens[torch.arange(3), at + step], at + step)
+    assert module.ttnn.replays >= 3 and module.ttnn.made  # the prefill made device tensors while the trace was held
+    assert module.ttnn.unsafe == []
 
 
 # ---------------------------------------------------------------- the mock device

@@ -65,15 +65,17 @@ def logits_to_host(logits, device):
 
 def best_on_device(logits):
     """Each row's greedy token, found on the device so that the host reads ids rather than logits: the argmax
-    ([..., rows, 1] uint32; ttnn.argmax reads row-major logits) and the largest logit ([..., rows, 1]: NaN or an
-    infinity there means the row is not finite; on a split vocabulary it says which device's best wins), with
-    the width of one device's logits. With LOGITS_SPLIT each device finds the best of its own slice. A slice
-    padded past VOCAB (zero logits that could win) returns the logits, for the host to choose from."""
+    ([..., rows, 1] uint32; ttnn.argmax reads row-major logits) and the largest logit ([..., rows, 1] bf16
+    row-major: NaN or an infinity there means the row is not finite; on a split vocabulary it says which
+    device's best wins), with the width of one device's logits. With LOGITS_SPLIT each device finds the best
+    of its own slice. A slice padded past VOCAB (zero logits that could win) returns the logits, for the host
+    to choose from."""
     width = logits.shape[-1]
     if LOGITS_SPLIT and width * MESH_SHAPE[TP_AXIS] != VOCAB:
         return logits
     ids = ttnn.argmax(ttnn.untilize(logits, use_multicore=True), dim=-1, keepdim=True)
-    return ids, ttnn.max(logits, dim=-1, keepdim=True), width
+    peaks = ttnn.untilize(ttnn.max(logits, dim=-1, keepdim=True))  # row-major: the host reads rows x 2 B, not a tile
+    return ids, peaks, width
 
 
 def best_to_host(best, device):

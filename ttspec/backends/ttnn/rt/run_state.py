@@ -92,6 +92,17 @@ class RunState:
             self.kept[key] = make()
         return self.kept[key]
 
+    def lasting(self, store, key, make):
+        """`make()` (device tensors) kept in `store` under `key` for later calls, unless a trace is held: then it
+        is made for this call alone, since a buffer allocated after a capture that lives on into a replay may be
+        overwritten by it (ttnn warns so); what was kept before the capture stays."""
+        if key in store:
+            return store[key]
+        value = make()
+        if self.trace_id is None:
+            store[key] = value
+        return value
+
     def row_positions(self, rows):
         """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
         (0 for a row without a user)."""
