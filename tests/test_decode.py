@@ -87,7 +87,7 @@ def score(program, tokens, prefill=PREFILL, context=64):
     program.allocate_cache(users, context)
     out = torch.zeros(users, seq, VOCAB)
     for b in range(users):
-        out[b, : prefill[b]] = program.prefill(tokens[b, : prefill[b]], b)
+        out[b, : prefill[b]] = program.prefill(tokens[b, : prefill[b]], b, every_position=True)
     position = list(prefill)
     while min(position) < seq:
         at = torch.tensor([min(p, seq - 1) for p in position])
@@ -193,6 +193,24 @@ def test_decode_refuses_misuse(built):
         program.decode(torch.tensor([1, 2, 3]), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="outside the cache's 2 users"):
         program.prefill(tokens[0, :4], 2)
+
+
+@pytest.mark.parametrize("target,mesh", [("n150", None), ("t3k", "1x8")])
+def test_prefill_returns_the_last_positions_logits(built, target, mesh):
+    """prefill(tokens, user) returns [1, vocab]: the logits of the prompt's last position (its head runs on the
+    tile holding it: 37 tokens are 2 tiles, the last holding positions 32..63), equal to HF's there and to the
+    last row of every_position=True's [T, vocab]."""
+    spec, state, tokens, expected = built("llama")
+    model = load_model(spec)
+    source = compile_source(model, str(spec), target_of(target), formats_of("bf16"), mesh_of(mesh))
+    program, _ = golden_program(model, str(spec), get_target(target), state, source=source)
+    program.allocate_cache(2, 64)
+    for length in (37, 5):
+        last = program.prefill(tokens[0, :length], 0)
+        every = program.prefill(tokens[0, :length], 1, every_position=True)
+        assert last.shape == (1, VOCAB) and every.shape == (length, VOCAB)
+        assert torch.equal(last[0], every[-1])
+        assert pcc(last[0], expected[0, length - 1]) >= PCC_MIN
 
 
 @pytest.mark.parametrize("target,mesh,strategy", [("n150", None, None), ("t3k", "1x8", None),

@@ -119,7 +119,8 @@ def test_host_bytes_are_closed_forms_of_the_tensors(captures):
     # the greedy step (what generate runs) reads each user's token id (uint32) and largest logit (bf16), chosen on
     # the device, never the logits [users, vocab]: 6 B a user
     assert two["bytes_to_host_per_step"] == USERS * (4 + 2) <= 1024 * USERS
-    assert captures[2][2]["prefill"]["bytes_to_host_per_step"] == PREFILL * VOCAB * 2
+    # a prefill's head runs on the tile holding its last position: one tile of rows comes back, bf16
+    assert captures[2][2]["prefill"]["bytes_to_host_per_step"] == 32 * VOCAB * 2 < PREFILL * VOCAB * 2
 
 
 # ---------------------------------------------------------------- the walk on a hand-built capture

@@ -11,6 +11,7 @@ from ...common.rt.parameters import from_hf_state_dict, parameters
 from .header import (
     DRAM_BESIDE_WEIGHTS,
     KV_CACHE_BYTES_PER_POSITION,
+    LOGITS_BYTES_PER_POSITION,
     MAX_CONTEXT,
     PREFILL_BYTES_PER_POSITION,
     PREFILL_BYTES_PER_POSITION_PAIR,
@@ -47,6 +48,7 @@ class Program:
         seq = tokens.shape[-1]
         check_sequence(seq)
         padded = -(-seq // TILE) * TILE
+        check_logits(padded, tokens.shape[0])
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
         return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
@@ -60,27 +62,32 @@ class Program:
                 raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
             padded = -(-context // TILE) * TILE
             cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
-            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR \
+                + TILE * LOGITS_BYTES_PER_POSITION  # the last position's tile of logits
             if cache + prefill > DRAM_BESIDE_WEIGHTS:
                 raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
                                  f"of device DRAM per chip and a prompt's prefill {prefill:,}; "
                                  f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
         self.state.allocate(batch, context)
 
-    def prefill(self, tokens, user):
-        """One user's prompt: torch int [T] -> torch float logits [T, VOCAB]; writes the user's
-        K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
+    def prefill(self, tokens, user, every_position=False):
+        """One user's prompt: torch int [T] -> torch float logits [1, VOCAB] of its last position (the head
+        runs on the tile holding it), or [T, VOCAB] of every position with `every_position` (scoring);
+        writes the user's K and V at positions 0..T-1 (and the padding to the next tile, which decode
+        overwrites)."""
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
         padded = -(-seq // TILE) * TILE
         self.state.check_prefill(padded, user)
+        if every_position:
+            check_logits(padded)
         ids = torch.nn.functional.pad(tokens, (0, padded - seq))[None]
-        self.state.begin("prefill", torch.arange(padded), user)
+        self.state.begin("prefill", torch.arange(padded), user, last=None if every_position else seq - 1)
         try:
             logits = self.logits_to_host(self.forward(self.state.upload_tokens(ids)))
         finally:
             self.state.end()
-        return logits[0, :seq]
+        return logits[0, :seq] if every_position else logits[0, (seq - 1) % TILE][None]
 
     def decode(self, tokens, positions):
         """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
@@ -133,3 +140,19 @@ def check_sequence(seq: int) -> None:
     allows = f" (the spec allows {SPEC_BOUND})" if SPEC_BOUND is not None else ""
     raise ValueError(f"sequence length {seq} exceeds {MAX_CONTEXT}, the longest context that fits the device's "
                      f"DRAM at batch 1{allows}")
+
+
+def check_logits(padded: int, batch: int = 1) -> None:
+    """Refuse a call that returns every position's logits when they would not fit the device's DRAM beside
+    the weights with the prefill's activations (LOGITS_BYTES_PER_POSITION a position; prefill() without
+    every_position computes only its last tile's)."""
+    if not LOGITS_BYTES_PER_POSITION:
+        return
+    per_sequence = padded * (PREFILL_BYTES_PER_POSITION + LOGITS_BYTES_PER_POSITION) \
+        + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+    if batch * per_sequence > DRAM_BESIDE_WEIGHTS:
+        raise ValueError(f"every position's logits of {batch} x {padded} positions (padded to a tile) need "
+                         f"{batch * padded * LOGITS_BYTES_PER_POSITION:,} bytes of device DRAM per chip beside the "
+                         f"activations' {batch * (per_sequence - padded * LOGITS_BYTES_PER_POSITION):,}; "
+                         f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights (prefill(tokens, user) computes "
+                         "only the last position's)")

@@ -19,7 +19,7 @@ class RunState:
         self.trace = trace
         self.mode = "full"
         self.positions = self.tokens = None  # decode: each row's position and token ([users])
-        self.user = None
+        self.user = self.last = None  # prefill: the user, and the position whose logits it returns (None: all)
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
@@ -64,13 +64,23 @@ class RunState:
             raise ValueError(f"positions must lie in [0, {self.context}), got {positions.tolist()}")
         return tokens.shape[0]
 
-    def begin(self, mode, positions, user=None, tokens=None):
-        self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+    def begin(self, mode, positions, user=None, tokens=None, last=None):
+        self.mode, self.positions, self.user, self.tokens, self.last = mode, positions, user, tokens, last
         self.step_values, self.uploaded = {}, set()
 
     def end(self):
-        self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+        self.mode, self.positions, self.user, self.tokens, self.last = "full", None, None, None, None
         self.step_values, self.uploaded = {}, set()
+
+    def head_rows(self, x):
+        """The rows [..., seq, features] the LM head computes: in a prefill that returns its last position's
+        logits (`last`), the tile of rows holding that position; else all of them."""
+        if self.mode != "prefill" or self.last is None:
+            return x
+        start = self.last // TILE * TILE
+        begins, ends = [0] * len(x.shape), list(x.shape)
+        begins[-2], ends[-2] = start, start + TILE
+        return ttnn.slice(x, begins, ends)
 
     def per_step(self, key, make):
         """`make()` computed once in a step and shared by its layers (a replayed trace recomputes it); after the
