@@ -51,12 +51,23 @@ def tokens_to_device(tokens, device):
                            mesh_mapper=shard(device, dims))
 
 
+def tp_group():
+    """The device indices of the first tensor-parallel group (row-major device order): the devices along
+    TP_AXIS at index 0 of the other axis."""
+    step = MESH_SHAPE[1] if TP_AXIS == 0 else 1
+    return [i * step for i in range(MESH_SHAPE[TP_AXIS])]
+
+
 def logits_to_host(logits, device):
     """Device logits as one torch float tensor. With LOGITS_SPLIT the vocabulary slices sit side by
-    side along the tensor-parallel axis and the other axis's batches (or copies) are concatenated;
-    otherwise every device has them all."""
+    side along the tensor-parallel axis: read from one tensor-parallel group where the other axis holds
+    copies, and with DATA_PARALLEL the other axis's batches concatenated; otherwise every device has
+    them all."""
     if not LOGITS_SPLIT:
         return ttnn.to_torch(ttnn.get_device_tensors(logits)[0]).float()
+    if not DATA_PARALLEL:  # the other axis's devices hold copies of these slices: not read
+        tensors = ttnn.get_device_tensors(logits)
+        return torch.cat([ttnn.to_torch(tensors[i]) for i in tp_group()], dim=-1).float()
     dims = [0, 0]
     dims[TP_AXIS] = -1
     composer = ttnn.create_mesh_composer(device, ttnn.MeshComposerConfig(dims))
@@ -86,9 +97,7 @@ def best_to_host(best, device):
         logits = logits_to_host(best, device)[..., :VOCAB].flatten(0, -2)[:best.shape[-2]]
         return logits.argmax(-1), logits.max(-1).values
     ids, peaks, width = best
-    group = [0]
-    if LOGITS_SPLIT:  # the first group along the tensor-parallel axis (the other axis holds copies)
-        group = [i * (MESH_SHAPE[1] if TP_AXIS == 0 else 1) for i in range(MESH_SHAPE[TP_AXIS])]
+    group = tp_group() if LOGITS_SPLIT else [0]  # the other axis holds copies
 
     def read(tensors, convert):
         return torch.stack([convert(ttnn.to_torch(tensors[i]).reshape(-1)) for i in group])
