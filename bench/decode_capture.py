@@ -65,6 +65,24 @@ mock, 32 users, context 256; 70B with --layers 2):
 - 8B n150 per layer: 2 rms_norm, 5 matmuls, nlp_create_qkv_heads_decode, 2 rotary_embedding_llama, 2
   paged_update_cache, SDPA decode, a reshard, nlp_concat_heads_decode, a sharded->interleaved, the SiLU-fused
   multiply and 2 adds. Prefill is unchanged (28 ops per layer at 128 tokens).
+
+Reads from the device (h-reads: the greedy step chooses each user's token on the device, decode_greedy, which the
+capture runs unless --logits; a prefill's head runs on the tile holding the last position; logits are read from
+one tensor-parallel group where the other mesh axis holds copies). Same mock, 32 users, context 256, 70B with
+--layers 2, prefill of 128 tokens:
+
+                              8B n150              70B T3K (1x8)        70B Galaxy (8x4)
+  --weights-dtype             attn bf8, mlp bf4    attn bf8, mlp bf4    bfloat8_b
+  device->host, greedy step   192 B (6 B a user)   1,536 B (48 B)       1,536 B (48 B)
+    before                    8,208,384 B          8,208,384 B          32,833,536 B
+  device ops after the layers 6                    7                    11
+  device->host, prefill       8,208,384 B          8,208,384 B          8,208,384 B
+    before                    32,833,536 B         32,833,536 B         131,334,144 B
+  (the "before" figures measured on main at 1caa947 in the same way, except 8B n150's and T3K's prefill, from the
+  table above; Galaxy's prefill dispatches 93 device ops against main's 91: the slice of the last tile of rows)
+- A greedy step reads a uint32 id and a bf16 largest logit per user from each device of one tensor-parallel group
+  (the closed form: devices x users x (4 + 2) B); after the head it adds 4 device ops (untilize, argmax, max, and
+  the untilize of the [32, 1] maxima). A prefill reads one tile of rows, 32 x vocab x 2 B (per device's slice).
 """
 
 from __future__ import annotations
