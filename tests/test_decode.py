@@ -36,6 +36,9 @@ TINY = dict(vocab_size=256, hidden_size=256, intermediate_size=512, num_hidden_l
 CONFIGS = {
     "llama": lambda: T.LlamaConfig(**TINY, rms_norm_eps=1e-5, rope_parameters={"rope_type": "default",
                                                                                "rope_theta": 10000.0}),
+    # a vocabulary that does not split into whole tiles over a mesh: the head is replicated (LOGITS_SPLIT off)
+    "llama_vocab300": lambda: T.LlamaConfig(**dict(TINY, vocab_size=300), rms_norm_eps=1e-5,
+                                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
     # a window shorter than the sequence (and than the prompts): decode must forget the oldest positions
     "mistral_window": lambda: T.MistralConfig(**TINY, rms_norm_eps=1e-5, sliding_window=16),
     # Gemma 2: attention logit softcap (decode composes it: ttnn's decode SDPA has none), final softcap,
@@ -213,18 +216,20 @@ def test_prefill_returns_the_last_positions_logits(built, target, mesh):
         assert pcc(last[0], expected[0, length - 1]) >= PCC_MIN
 
 
-@pytest.mark.parametrize("target,mesh,strategy", [("n150", None, None), ("t3k", "1x8", None),
-                                                  ("galaxy", "8x4", "2d")])
-def test_generate_greedy_equals_hf(built, target, mesh, strategy):
+@pytest.mark.parametrize("case,target,mesh,strategy", [("llama", "n150", None, None), ("llama", "t3k", "1x8", None),
+                                                       ("llama", "galaxy", "8x4", "2d"),
+                                                       ("llama_vocab300", "n300", "1x2", None)])
+def test_generate_greedy_equals_hf(built, case, target, mesh, strategy):
     """The program's module-level generate (greedy) continues two prompts as HF generate does, each decode
     step's tokens chosen on the device (ttnn.argmax; on a mesh each device's best of its vocabulary slice,
-    combined on the host from their largest logits): the host reads ids, never a decode step's logits."""
-    spec, state, tokens, _ = built("llama")
+    combined on the host from their largest logits; a head replicated over the mesh, vocabulary 300 on n300:
+    one device's ids): the host reads ids, never a decode step's logits."""
+    spec, state, tokens, _ = built(case)
     model = load_model(spec)
     source = compile_source(model, str(spec), target_of(target), formats_of("bf16"), mesh_of(mesh),
                             strategy=strategy)
     program, module = golden_program(model, str(spec), get_target(target), state, source=source)
-    config = CONFIGS["llama"]()
+    config = CONFIGS[case]()
     hf = T.AutoModelForCausalLM.from_config(config).float().eval()
     hf.load_state_dict(state)
     prompts = [tokens[0, :12].tolist(), tokens[1, :5].tolist()]
