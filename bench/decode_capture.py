@@ -79,6 +79,24 @@ Meshes (h-mesh; 70B bfloat8_b, --layers 1; --strategy picks Galaxy's 2-D plan):
   device->host, step    8,208,384 B               8,208,384 B                 32,833,536 B               33,030,144 B
 (Topologies before this change were printed as the first of ttnn's per-axis topologies, axis 0's; "Linear" above is
 the cluster axis's, re-read.)
+
+Reads from the device (h-reads: the greedy step chooses each user's token on the device, decode_greedy, which the
+capture runs unless --logits; a prefill's head runs on the tile holding the last position; logits are read from
+one tensor-parallel group where the other mesh axis holds copies). Same mock, 32 users, context 256, 70B with
+--layers 2, prefill of 128 tokens:
+
+                              8B n150              70B T3K (1x8)        70B Galaxy (8x4)
+  --weights-dtype             attn bf8, mlp bf4    attn bf8, mlp bf4    bfloat8_b
+  device->host, greedy step   192 B (6 B a user)   1,536 B (48 B)       1,536 B (48 B)
+    before                    8,208,384 B          8,208,384 B          32,833,536 B
+  device ops after the layers 6                    7                    11
+  device->host, prefill       8,208,384 B          8,208,384 B          8,208,384 B
+    before                    32,833,536 B         32,833,536 B         131,334,144 B
+  (the "before" figures measured on main at 1caa947 in the same way, except 8B n150's and T3K's prefill, from the
+  table above; Galaxy's prefill dispatches 93 device ops against main's 91: the slice of the last tile of rows)
+- A greedy step reads a uint32 id and a bf16 largest logit per user from each device of one tensor-parallel group
+  (the closed form: devices x users x (4 + 2) B); after the head it adds 4 device ops (untilize, argmax, max, and
+  the untilize of the [32, 1] maxima). A prefill reads one tile of rows, 32 x vocab x 2 B (per device's slice).
 """
 
 from __future__ import annotations
@@ -117,7 +135,7 @@ def load_with_layers(spec: Path, layers: int | None):
 
 def capture(spec: Path, target: str, weights_dtype: str | None, users: int, context: int,
             layers: int | None = None, prefill: int | None = None, raw: Path | None = None,
-            timeout: float = 1800, strategy: str | None = None) -> dict:
+            timeout: float = 1800, strategy: str | None = None, logits: bool = False) -> dict:
     """Compile and capture; the result of ttspec.runtime.decode_capture.capture_decode plus what was asked."""
     from ttspec.runtime.decode_capture import capture_decode
 
@@ -127,11 +145,11 @@ def capture(spec: Path, target: str, weights_dtype: str | None, users: int, cont
     source = compile_source(model, str(spec), compile_as, formats, batch=users, strategy=strategy)
     start = time.perf_counter()
     result = capture_decode(model, source, target, users=users, context=context, prefill=prefill,
-                            raw=raw, timeout=timeout)
+                            raw=raw, timeout=timeout, logits=logits)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["asked"] = {"spec": str(spec), "target": target, "weights_dtype": weights_dtype or "bf16",
                        "users": users, "context": context, "layers": layers, "prefill": prefill,
-                       "strategy": strategy}
+                       "strategy": strategy, "step": "logits" if logits else "greedy"}
     return result
 
 
@@ -196,7 +214,7 @@ def report(result: dict) -> str:
               f"({head['bytes_to_device_per_layer']:,} B in each layer, {decode['bytes_to_device_outside_layers']:,} "
               f"B outside); grows with the number of layers: {head['uploads_grow_with_layers']}"]
     lines += [f"  {n:3d} x {row}" for row, n in decode["uploads_per_step"].items()]
-    lines += [f"device -> host per step: {head['bytes_to_host_per_step']:,} B "
+    lines += [f"device -> host per {asked['step']} step: {head['bytes_to_host_per_step']:,} B "
               f"({head['bytes_to_host_per_user']:,} B per user)"]
     lines += [f"  {n:3d} x {row}" for row, n in decode["reads_per_step"].items()]
     if "prefill" in result:
@@ -222,6 +240,9 @@ def main(argv=None) -> int:
     parser.add_argument("--context", type=int, default=256, help="KV cache positions allocated (default 256)")
     parser.add_argument("--layers", type=int, help="recompile with `let layers = N`")
     parser.add_argument("--prefill", type=int, metavar="T", help="also capture one user's prefill of T tokens")
+    parser.add_argument("--logits", action="store_true",
+                        help="capture the step that returns every user's logits (decode, as --score runs it) "
+                             "instead of the greedy step generate runs (decode_greedy)")
     parser.add_argument("--raw", type=Path, help="write the captured decode graph (JSON) there")
     parser.add_argument("--json", action="store_true", help="print the summary and headline as JSON")
     parser.add_argument("--ops", action="store_true", help="with --json: every captured device op too")
@@ -229,7 +250,7 @@ def main(argv=None) -> int:
     parser.add_argument("--strategy", choices=("1d", "2d"), help="as ttspec compile (a mesh's tensor parallelism)")
     args = parser.parse_args(argv)
     result = capture(args.spec, args.target, args.weights_dtype, args.users, args.context, args.layers,
-                     args.prefill, args.raw, args.timeout, args.strategy)
+                     args.prefill, args.raw, args.timeout, args.strategy, args.logits)
     if args.json:
         if not args.ops:
             result.pop("decode_ops", None)

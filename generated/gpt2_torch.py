@@ -7,7 +7,8 @@ or from HF transformers (gpt2 layout) with `load_hf_state_dict`.
 
 `model(tokens)` runs tokens [batch, seq] from position 0 without a cache. Generation:
 `model.allocate_cache(batch, context)` gives every attention a KV cache [batch, kv_heads, context,
-head_dim]; `model.prefill(tokens, user)` runs one user's prompt and fills its cache;
+head_dim]; `model.prefill(tokens, user)` runs one user's prompt, fills its cache and returns its last
+position's logits (every_position=True: each position's);
 `model.decode(tokens, positions)` runs one token per user at its own position; `generate(model,
 prompts, max_new_tokens, ...)` does both, greedy or sampled.
 """
@@ -120,13 +121,15 @@ class Gpt2(nn.Module):
                 module.allocate(batch, context, weight.dtype, weight.device)
 
     @torch.no_grad()
-    def prefill(self, tokens, user):
-        """Logits [T, vocab] of one user's prompt tokens [T], whose KV cache it fills at positions 0..T-1."""
+    def prefill(self, tokens, user, every_position=False):
+        """Logits [1, vocab] of the last of one user's prompt tokens [T] (with every_position: [T, vocab], each
+        position's), whose KV cache it fills at positions 0..T-1."""
         if CANNOT_DECODE:
             raise NotImplementedError(CANNOT_DECODE)
         device = next(self.parameters()).device
         pos = Positions(torch.arange(len(tokens), device=device)[None], rows=slice(user, user + 1))
-        return self(tokens.to(device)[None], pos)[0]
+        logits = self(tokens.to(device)[None], pos)[0]
+        return logits if every_position else logits[-1:]
 
     @torch.no_grad()
     def decode(self, tokens, positions):
@@ -295,8 +298,9 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
 
     Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
     own position, until it has max_new_tokens or produces one of stop_tokens (which it keeps). Greedy
-    when temperature is 0; otherwise drawn from softmax(logits / temperature), kept to the top_k most
-    likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
+    when temperature is 0 (a model with decode_greedy chooses on its device and returns ids and each user's
+    largest logit, not the logits); otherwise drawn from softmax(logits / temperature), kept to the top_k
+    most likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
     `seed`. on_token(user, token) sees each token as it is chosen. Logits that are NaN or infinite raise
     NonFiniteLogits naming the step, the user and the position: nothing is sampled from them.
     """
@@ -309,9 +313,13 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
     logits = torch.stack([model.prefill(torch.tensor(prompt), user)[-1] for user, prompt in enumerate(prompts)])
     positions = [len(prompt) - 1 for prompt in prompts]
     step = "the prefill"
+    on_device = temperature == 0 and hasattr(model, "decode_greedy")  # the device picks; the host reads ids
+    chosen = None
     while True:
-        check_finite(logits, step, positions)
-        for user, token in enumerate(sample(logits, temperature, top_k, top_p, generator).tolist()):
+        if chosen is None:
+            check_finite(logits, step, positions)
+            chosen = sample(logits, temperature, top_k, top_p, generator)
+        for user, token in enumerate(chosen.tolist()):
             if not done[user]:
                 new[user].append(token)
                 if on_token is not None:
@@ -322,23 +330,28 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
         # a finished user repeats its last step (same token, same position) until every user is done
         tokens = torch.tensor([ids[-1] for ids in new])
         positions = torch.tensor([len(prompts[user]) + len(ids) - 1 for user, ids in enumerate(new)])
-        logits = model.decode(tokens, positions)
         step = f"decode step {len(max(new, key=len))}"
+        if on_device:
+            chosen, peaks = model.decode_greedy(tokens, positions)
+            check_finite(peaks[:, None], step, positions, "largest logit")
+        else:
+            logits, chosen = model.decode(tokens, positions), None
 
 
 class NonFiniteLogits(ValueError):
     """The program gave NaN or infinite logits: no token can be chosen from them (an argmax over NaN is 0)."""
 
 
-def check_finite(logits: torch.Tensor, step: str = "", positions=None) -> None:
-    """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity."""
+def check_finite(logits: torch.Tensor, step: str = "", positions=None, peak: str = "") -> None:
+    """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity (`peak`: the rows
+    hold only each user's largest logit, so named, as a greedy step on the device gives them)."""
     bad = ~torch.isfinite(logits)
     if bad.any():
         user = int(bad.any(-1).nonzero()[0])
         kind = "NaN" if logits[user].isnan().any() else "infinite"
         at = f" at position {int(positions[user])}" if positions is not None else ""
-        raise NonFiniteLogits(f"{step}{': ' if step else ''}the logits of user {user}{at} are {kind} "
-                              f"({int(bad[user].sum())} of {logits.shape[-1]})")
+        count = f"its {peak}" if peak else f"{int(bad[user].sum())} of {logits.shape[-1]}"
+        raise NonFiniteLogits(f"{step}{': ' if step else ''}the logits of user {user}{at} are {kind} ({count})")
 
 
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,

@@ -10,8 +10,10 @@ Generated code: edit the spec and recompile rather than this file.
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 128256]
 
     model.allocate_cache(batch, context)      # a KV cache on the device for `batch` users (at most 32)
-    logits = model.prefill(tokens, user)      # torch int [T] -> logits [T, 128256]; fills that user's cache
+    logits = model.prefill(tokens, user)      # torch int [T] -> the last position's logits [1, 128256];
+                                              # fills that user's cache (every_position=True: [T, 128256])
     logits = model.decode(tokens, positions)  # torch int [B], [B] -> logits [B, 128256]: one step per user
+    ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
 Weights: bfloat8_b matrices, 1,145,085,952 bytes of device DRAM per chip.
@@ -21,7 +23,8 @@ KV cache: sized for 1 user at that context, 2,147,483,648 bytes of device DRAM p
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
 program on one user's prompt and then writes each attention's K and V (padding rows too, which
-later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
+later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache); its LM head runs
+on the tile holding the last position only, unless every position's logits are asked for.
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
@@ -37,7 +40,9 @@ paged_update_cache, scaled_dot_product_attention_decode and nlp_concat_heads_dec
 attention writes K and V with paged_update_cache and attends with the same SDPA decode, its rotary
 cos/sin (and learned or sinusoidal positions) uploaded per step; softcapped attention, which that
 op cannot express, is composed from golden-backed ops. Batching users this way reads every weight
-once per step for all of them, which is what decode throughput is made of.
+once per step for all of them, which is what decode throughput is made of. A greedy step
+(decode_greedy, what generate runs at temperature 0) chooses each user's token on the device
+(ttnn.argmax) and reads back ids and each user's largest logit, not the logits.
 
 On the mesh each device holds the KV cache of its own KV heads (as the prefill plan splits them;
 a KV head copied to several devices has a copy of its cache on each); the other mesh axis holds
@@ -74,7 +79,8 @@ SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
 DRAM_BESIDE_WEIGHTS = 11727232256
 KV_CACHE_BYTES_PER_POSITION = 16384  # K and V of every layer, one user (bf16)
-PREFILL_BYTES_PER_POSITION = 57664  # activations of one prompt, per position
+PREFILL_BYTES_PER_POSITION = 25600  # activations of one prompt, per position (the logits apart)
+LOGITS_BYTES_PER_POSITION = 32064  # the head's output, per position (a prefill computes its last tile's)
 PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
 
 
@@ -319,6 +325,7 @@ class Llama318b:
         seq = tokens.shape[-1]
         check_sequence(seq)
         padded = -(-seq // TILE) * TILE
+        check_logits(padded, tokens.shape[0])
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
         return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
@@ -332,32 +339,50 @@ class Llama318b:
                 raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
             padded = -(-context // TILE) * TILE
             cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
-            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR \
+                + TILE * LOGITS_BYTES_PER_POSITION  # the last position's tile of logits
             if cache + prefill > DRAM_BESIDE_WEIGHTS:
                 raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
                                  f"of device DRAM per chip and a prompt's prefill {prefill:,}; "
                                  f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
         self.state.allocate(batch, context)
 
-    def prefill(self, tokens, user):
-        """One user's prompt: torch int [T] -> torch float logits [T, VOCAB]; writes the user's
-        K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
+    def prefill(self, tokens, user, every_position=False):
+        """One user's prompt: torch int [T] -> torch float logits [1, VOCAB] of its last position (the head
+        runs on the tile holding it), or [T, VOCAB] of every position with `every_position` (scoring);
+        writes the user's K and V at positions 0..T-1 (and the padding to the next tile, which decode
+        overwrites)."""
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
         padded = -(-seq // TILE) * TILE
         self.state.check_prefill(padded, user)
+        if every_position:
+            check_logits(padded)
         ids = torch.nn.functional.pad(tokens, (0, padded - seq))[None]
-        self.state.begin("prefill", torch.arange(padded), user)
+        self.state.begin("prefill", torch.arange(padded), user, last=None if every_position else seq - 1)
         try:
             logits = self.logits_to_host(self.forward(self.state.upload_tokens(ids)))
         finally:
             self.state.end()
-        return logits[0, :seq]
+        return logits[0, :seq] if every_position else logits[0, (seq - 1) % TILE][None]
 
     def decode(self, tokens, positions):
         """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
         [B, VOCAB]. User b's token sits at positions[b]: its K and V are written there and it
         attends to positions <= positions[b] (within the window where there is one)."""
+        users, logits = self._step(tokens, positions, greedy=False)
+        return self.logits_to_host(logits)[0, :users]
+
+    def decode_greedy(self, tokens, positions):
+        """One step as decode, each user's next token chosen on the device: (ids [B] int64, each user's
+        largest logit [B] float; NaN or an infinity there: the logits are not finite). The host reads
+        these, a few bytes per user, instead of the logits (mesh.best_on_device)."""
+        users, best = self._step(tokens, positions, greedy=True)
+        ids, peaks = best_to_host(best, self.device)
+        return ids[:users], peaks[:users]
+
+    def _step(self, tokens, positions, greedy):
+        """(users, the decode step's device output: logits, or best_on_device's with `greedy`)."""
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
         positions = torch.as_tensor(positions).reshape(-1)
@@ -370,11 +395,11 @@ class Llama318b:
         try:
             def step():
                 state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
-                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
-                                                         ttnn.ROW_MAJOR_LAYOUT))
+                logits = self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                           ttnn.ROW_MAJOR_LAYOUT))
+                return best_on_device(logits) if greedy else logits
 
-            logits = state.run_step(step)
-            return self.logits_to_host(logits)[0, :users]
+            return users, state.run_step(step, "greedy" if greedy else "logits")
         finally:
             state.end()
 
@@ -411,7 +436,7 @@ class Llama318b:
             h = layer(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=0)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(h, self.lm_head)
+        return ttnn.linear(self.state.head_rows(h), self.lm_head)
 
     def decode_step(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
@@ -441,6 +466,22 @@ def check_sequence(seq: int) -> None:
     allows = f" (the spec allows {SPEC_BOUND})" if SPEC_BOUND is not None else ""
     raise ValueError(f"sequence length {seq} exceeds {MAX_CONTEXT}, the longest context that fits the device's "
                      f"DRAM at batch 1{allows}")
+
+
+def check_logits(padded: int, batch: int = 1) -> None:
+    """Refuse a call that returns every position's logits when they would not fit the device's DRAM beside
+    the weights with the prefill's activations (LOGITS_BYTES_PER_POSITION a position; prefill() without
+    every_position computes only its last tile's)."""
+    if not LOGITS_BYTES_PER_POSITION:
+        return
+    per_sequence = padded * (PREFILL_BYTES_PER_POSITION + LOGITS_BYTES_PER_POSITION) \
+        + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+    if batch * per_sequence > DRAM_BESIDE_WEIGHTS:
+        raise ValueError(f"every position's logits of {batch} x {padded} positions (padded to a tile) need "
+                         f"{batch * padded * LOGITS_BYTES_PER_POSITION:,} bytes of device DRAM per chip beside the "
+                         f"activations' {batch * (per_sequence - padded * LOGITS_BYTES_PER_POSITION):,}; "
+                         f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights (prefill(tokens, user) computes "
+                         "only the last position's)")
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/mesh.py
@@ -490,16 +531,62 @@ def tokens_to_device(tokens, device):
                            mesh_mapper=shard(device, dims))
 
 
+def tp_group():
+    """The device indices of the first tensor-parallel group (row-major device order): the devices along
+    TP_AXIS at index 0 of the other axis."""
+    step = MESH_SHAPE[1] if TP_AXIS == 0 else 1
+    return [i * step for i in range(MESH_SHAPE[TP_AXIS])]
+
+
 def logits_to_host(logits, device):
     """Device logits as one torch float tensor. With LOGITS_SPLIT the vocabulary slices sit side by
-    side along the tensor-parallel axis and the other axis's batches (or copies) are concatenated;
-    otherwise every device has them all."""
+    side along the tensor-parallel axis: read from one tensor-parallel group where the other axis holds
+    copies, and with DATA_PARALLEL the other axis's batches concatenated; otherwise every device has
+    them all."""
     if not LOGITS_SPLIT:
         return ttnn.to_torch(ttnn.get_device_tensors(logits)[0]).float()
+    if not DATA_PARALLEL:  # the other axis's devices hold copies of these slices: not read
+        tensors = ttnn.get_device_tensors(logits)
+        return torch.cat([ttnn.to_torch(tensors[i]) for i in tp_group()], dim=-1).float()
     dims = [0, 0]
     dims[TP_AXIS] = -1
     composer = ttnn.create_mesh_composer(device, ttnn.MeshComposerConfig(dims))
     return ttnn.to_torch(logits, mesh_composer=composer).float()
+
+
+def best_on_device(logits):
+    """Each row's greedy token, found on the device so that the host reads ids rather than logits: the argmax
+    ([..., rows, 1] uint32; ttnn.argmax reads row-major logits) and the largest logit ([..., rows, 1] bf16
+    row-major: NaN or an infinity there means the row is not finite; on a split vocabulary it says which
+    device's best wins), with the width of one device's logits. With LOGITS_SPLIT each device finds the best
+    of its own slice. A slice padded past VOCAB (zero logits that could win) returns the logits, for the host
+    to choose from."""
+    width = logits.shape[-1]
+    if LOGITS_SPLIT and width * MESH_SHAPE[TP_AXIS] != VOCAB:
+        return logits
+    ids = ttnn.argmax(ttnn.untilize(logits, use_multicore=True), dim=-1, keepdim=True)
+    peaks = ttnn.untilize(ttnn.max(logits, dim=-1, keepdim=True))  # row-major: the host reads rows x 2 B, not a tile
+    return ids, peaks, width
+
+
+def best_to_host(best, device):
+    """best_on_device's result as host tensors (ids [rows] int64, largest logits [rows] float): with
+    LOGITS_SPLIT, each device of one tensor-parallel group gives the best of its slice (offset by the slice's
+    start) and the largest wins, the first device on a tie (as an argmax over the whole vocabulary)."""
+    if not isinstance(best, tuple):  # logits: chosen here
+        logits = logits_to_host(best, device)[..., :VOCAB].flatten(0, -2)[:best.shape[-2]]
+        return logits.argmax(-1), logits.max(-1).values
+    ids, peaks, width = best
+    group = tp_group() if LOGITS_SPLIT else [0]  # the other axis holds copies
+
+    def read(tensors, convert):
+        return torch.stack([convert(ttnn.to_torch(tensors[i]).reshape(-1)) for i in group])
+
+    ids = read(ttnn.get_device_tensors(ids), lambda t: t.long())  # [devices, rows]
+    ids += torch.arange(len(group))[:, None] * width
+    peaks = read(ttnn.get_device_tensors(peaks), lambda t: t.float())
+    winner = peaks.argmax(0, keepdim=True)  # the first largest (NaN counts as largest: it is reported)
+    return ids.gather(0, winner)[0], peaks.gather(0, winner)[0]
 
 
 def by_device(rows: torch.Tensor, counts: tuple[int, ...], head_dim: int, devices: int) -> torch.Tensor:
@@ -544,7 +631,7 @@ class RunState:
         self.trace = trace
         self.mode = "full"
         self.positions = self.tokens = None  # decode: each row's position and token ([users])
-        self.user = None
+        self.user = self.last = None  # prefill: the user, and the position whose logits it returns (None: all)
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
@@ -553,7 +640,7 @@ class RunState:
         self.kept = {}  # device tensors made once for the cache's batch and context (RoPE tables): key -> value
         self.step_makers = {}  # key -> how a step's shared value is made (per_step)
         self.replaying = False
-        self.trace_id = self.trace_output = None
+        self.trace_id = self.trace_output = self.trace_kind = None
 
     @property
     def decoding(self):
@@ -589,13 +676,23 @@ class RunState:
             raise ValueError(f"positions must lie in [0, {self.context}), got {positions.tolist()}")
         return tokens.shape[0]
 
-    def begin(self, mode, positions, user=None, tokens=None):
-        self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+    def begin(self, mode, positions, user=None, tokens=None, last=None):
+        self.mode, self.positions, self.user, self.tokens, self.last = mode, positions, user, tokens, last
         self.step_values, self.uploaded = {}, set()
 
     def end(self):
-        self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+        self.mode, self.positions, self.user, self.tokens, self.last = "full", None, None, None, None
         self.step_values, self.uploaded = {}, set()
+
+    def head_rows(self, x):
+        """The rows [..., seq, features] the LM head computes: in a prefill that returns its last position's
+        logits (`last`), the tile of rows holding that position; else all of them."""
+        if self.mode != "prefill" or self.last is None:
+            return x
+        start = self.last // TILE * TILE
+        begins, ends = [0] * len(x.shape), list(x.shape)
+        begins[-2], ends[-2] = start, start + TILE
+        return ttnn.slice(x, begins, ends)
 
     def per_step(self, key, make):
         """`make()` computed once in a step and shared by its layers (a replayed trace recomputes it); after the
@@ -616,6 +713,17 @@ class RunState:
         if key not in self.kept:
             self.kept[key] = make()
         return self.kept[key]
+
+    def lasting(self, store, key, make):
+        """`make()` (device tensors) kept in `store` under `key` for later calls, unless a trace is held: then it
+        is made for this call alone, since a buffer allocated after a capture that lives on into a replay may be
+        overwritten by it (ttnn warns so); what was kept before the capture stays."""
+        if key in store:
+            return store[key]
+        value = make()
+        if self.trace_id is None:
+            store[key] = value
+        return value
 
     def row_positions(self, rows):
         """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
@@ -649,11 +757,14 @@ class RunState:
         return self.per_step("positions", lambda: self.step_input(
             "positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT))
 
-    def run_step(self, step):
+    def run_step(self, step, kind="logits"):
         """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
-        and replayed afterwards with its inputs rewritten in place."""
+        and replayed afterwards with its inputs rewritten in place. `kind` names what the step returns
+        ("logits", "greedy"): one trace is held at a time, so a step of another kind releases it first."""
         if not self.trace:
             return step()
+        if self.trace_kind != kind:
+            self.release_trace()
         if self.trace_id is None:
             output = step()  # compiles every op's kernels and creates the step's input tensors
             self.replaying = True
@@ -661,6 +772,7 @@ class RunState:
                 self.trace_id = ttnn.begin_trace_capture(self.device, cq_id=0)
                 self.trace_output = step()
                 ttnn.end_trace_capture(self.device, self.trace_id, cq_id=0)
+                self.trace_kind = kind
             finally:
                 self.replaying = False
             return output
@@ -672,7 +784,7 @@ class RunState:
     def release_trace(self):
         if self.trace_id is not None:
             ttnn.release_trace(self.device, self.trace_id)
-            self.trace_id = self.trace_output = None
+        self.trace_id = self.trace_output = self.trace_kind = None
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/kv_cache.py
@@ -862,8 +974,8 @@ class Rotary:
     """Rotary position embedding on [batch, heads, seq, head_dim] from golden-backed ops:
     x * cos + (x @ R) * sin, where R rotates feature pairs ("half": i with i + rot/2, as HF
     does; "interleaved": 2i with 2i + 1) and leaves the non-rotary tail of each head alone.
-    Tables are computed on the host once per sequence length; in a decode step, at each user's
-    own position (the rows are users there).
+    Tables are computed on the host once per sequence length (kept unless made while a decode trace is
+    held: RunState.lasting); in a decode step, at each user's own position (the rows are users there).
     """
 
     def __init__(self, state, head_dim, theta, rotary_dims=None, style="half", scaling="none", factor=1.0,
@@ -913,10 +1025,8 @@ class Rotary:
 
             return state.per_step(("rope cos/sin", self.key, seq), lambda: tuple(
                 state.step_input((self.key, which, seq), make(which)) for which in ("cos", "sin")))
-        if seq not in self.tables:
-            positions = torch.arange(seq)
-            self.tables[seq] = tuple(self._upload(self._table(positions, which)) for which in ("cos", "sin"))
-        return self.tables[seq]
+        return state.lasting(self.tables, seq, lambda: tuple(self._upload(self._table(torch.arange(seq), which))
+                                                             for which in ("cos", "sin")))
 
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])
@@ -968,8 +1078,9 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
 
     Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
     own position, until it has max_new_tokens or produces one of stop_tokens (which it keeps). Greedy
-    when temperature is 0; otherwise drawn from softmax(logits / temperature), kept to the top_k most
-    likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
+    when temperature is 0 (a model with decode_greedy chooses on its device and returns ids and each user's
+    largest logit, not the logits); otherwise drawn from softmax(logits / temperature), kept to the top_k
+    most likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
     `seed`. on_token(user, token) sees each token as it is chosen. Logits that are NaN or infinite raise
     NonFiniteLogits naming the step, the user and the position: nothing is sampled from them.
     """
@@ -982,9 +1093,13 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
     logits = torch.stack([model.prefill(torch.tensor(prompt), user)[-1] for user, prompt in enumerate(prompts)])
     positions = [len(prompt) - 1 for prompt in prompts]
     step = "the prefill"
+    on_device = temperature == 0 and hasattr(model, "decode_greedy")  # the device picks; the host reads ids
+    chosen = None
     while True:
-        check_finite(logits, step, positions)
-        for user, token in enumerate(sample(logits, temperature, top_k, top_p, generator).tolist()):
+        if chosen is None:
+            check_finite(logits, step, positions)
+            chosen = sample(logits, temperature, top_k, top_p, generator)
+        for user, token in enumerate(chosen.tolist()):
             if not done[user]:
                 new[user].append(token)
                 if on_token is not None:
@@ -995,23 +1110,28 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
         # a finished user repeats its last step (same token, same position) until every user is done
         tokens = torch.tensor([ids[-1] for ids in new])
         positions = torch.tensor([len(prompts[user]) + len(ids) - 1 for user, ids in enumerate(new)])
-        logits = model.decode(tokens, positions)
         step = f"decode step {len(max(new, key=len))}"
+        if on_device:
+            chosen, peaks = model.decode_greedy(tokens, positions)
+            check_finite(peaks[:, None], step, positions, "largest logit")
+        else:
+            logits, chosen = model.decode(tokens, positions), None
 
 
 class NonFiniteLogits(ValueError):
     """The program gave NaN or infinite logits: no token can be chosen from them (an argmax over NaN is 0)."""
 
 
-def check_finite(logits: torch.Tensor, step: str = "", positions=None) -> None:
-    """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity."""
+def check_finite(logits: torch.Tensor, step: str = "", positions=None, peak: str = "") -> None:
+    """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity (`peak`: the rows
+    hold only each user's largest logit, so named, as a greedy step on the device gives them)."""
     bad = ~torch.isfinite(logits)
     if bad.any():
         user = int(bad.any(-1).nonzero()[0])
         kind = "NaN" if logits[user].isnan().any() else "infinite"
         at = f" at position {int(positions[user])}" if positions is not None else ""
-        raise NonFiniteLogits(f"{step}{': ' if step else ''}the logits of user {user}{at} are {kind} "
-                              f"({int(bad[user].sum())} of {logits.shape[-1]})")
+        count = f"its {peak}" if peak else f"{int(bad[user].sum())} of {logits.shape[-1]}"
+        raise NonFiniteLogits(f"{step}{': ' if step else ''}the logits of user {user}{at} are {kind} ({count})")
 
 
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,

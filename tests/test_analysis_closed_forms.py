@@ -83,11 +83,16 @@ def weights_tp(tp: int) -> dict[str, int]:
 
 def activation_bytes_per_token(tp: int) -> int:
     """The prefill peak per token (analysis/memory.py's estimate): the whole residual (gathered before a
-    norm), this chip's slice of it (hidden 256 splits into whole tiles over 2 and 4 chips), two of the
+    norm), this chip's slice of it (hidden 256 splits into whole tiles over 2 and 4 chips) and two of the
     widest values a layer holds (the MLP's 1024 / tp, wider than the row-parallel partial sums' 256 for
-    tp <= 4) and this chip's slice of the logits."""
+    tp <= 4). The logits are apart: a prefill computes one tile's (last_logits)."""
     widest = max(MLP // tp, D)
-    return BF16 * (D + D // tp + 2 * widest + VOCAB // tp)
+    return BF16 * (D + D // tp + 2 * widest)
+
+
+def last_logits(tp: int) -> int:
+    """A prefill's logits per sequence: the tile of 32 positions holding its last, this chip's vocabulary slice."""
+    return TILE * BF16 * (VOCAB // tp)
 
 
 def kv_bytes_per_token(tp: int) -> int:
@@ -112,24 +117,25 @@ def test_row_parallel_biases_are_whole_on_every_chip(ln_tiny):
 
 
 def test_activations_count_the_residual_slice_not_the_whole(ln_tiny):
-    """On 2 chips the residual stream is split (256 = 2 x 128, whole tiles): 2 x (256 + 128 + 2 x 512 +
-    256) = 3,328 bytes per token, not 3,584 with the residual counted whole."""
+    """On 2 chips the residual stream is split (256 = 2 x 128, whole tiles): 2 x (256 + 128 + 2 x 512) =
+    2,816 bytes per token, not 3,072 with the residual counted whole; and one tile of logits, 32 x 256 x 2."""
     memory = prepare(ln_tiny, resolve_options(target_of("n300"))).memory
-    assert activation_bytes_per_token(2) == 3328
+    assert activation_bytes_per_token(2) == 2816 and last_logits(2) == 16384
     usage = memory.usage(1, 2048)
-    assert usage.activations == 3328 * 2048
+    assert usage.activations == 2816 * 2048 + 16384
     assert usage.kv_cache == kv_bytes_per_token(2) * 2048
 
 
 def test_largest_context_is_the_closed_form_edge(ln_tiny_unbounded):
     """Without a bound on seq the largest context at batch 1 is the whole tiles of context whose KV cache
-    and activations fit beside the weights: (DRAM - weights) // (bytes per token x 32) x 32."""
+    and activations fit beside the weights and a tile of logits: (DRAM - weights - logits) // (bytes per
+    token x 32) x 32."""
     memory = prepare(ln_tiny_unbounded, resolve_options(target_of("n300"))).memory
     free = WORMHOLE_DRAM - sum(weights_tp(2).values())
     per_token = kv_bytes_per_token(2) + activation_bytes_per_token(2)
-    expected = free // (per_token * TILE) * TILE
+    expected = (free - last_logits(2)) // (per_token * TILE) * TILE
     assert memory.max_context(1) == expected
-    assert memory.max_context(2) == free // (2 * per_token * TILE) * TILE
+    assert memory.max_context(2) == (free - 2 * last_logits(2)) // (2 * per_token * TILE) * TILE
 
 
 # ---------------------------------------------------------------- cost
@@ -210,8 +216,9 @@ def test_search_tries_the_largest_batch_over_its_replicas(ln_tiny_unbounded):
     a replica's DRAM (and 21 do not), the largest batch the search tries is 2 x 20 = 40."""
     per_token = kv_bytes_per_token(4) + activation_bytes_per_token(4)
     free = WORMHOLE_DRAM - sum(weights_tp(4).values())
-    context = free // (per_token * 20) // TILE * TILE  # 20 sequences of this context fit, 21 do not
-    assert free // (per_token * context) == 20
+    # 20 sequences of this context (each with a tile of logits) fit, 21 do not
+    context = (free // 20 - last_logits(4)) // per_token // TILE * TILE
+    assert free // (per_token * context + last_logits(4)) == 20
     result = search(ln_tiny_unbounded, target_of("t3k"), mesh=mesh_of("2x4"), dp=True,
                     weights_dtype=formats_of("bf16"), seq=context,
                     strategy="1d")

@@ -8,7 +8,9 @@ but a right KV cache (written at each user's position, read up to it, within win
 positions right per user (RoPE, learned positions) gives that.
 """
 
+import gc
 import re
+import weakref
 
 import pytest
 
@@ -34,6 +36,9 @@ TINY = dict(vocab_size=256, hidden_size=256, intermediate_size=512, num_hidden_l
 CONFIGS = {
     "llama": lambda: T.LlamaConfig(**TINY, rms_norm_eps=1e-5, rope_parameters={"rope_type": "default",
                                                                                "rope_theta": 10000.0}),
+    # a vocabulary that does not split into whole tiles over a mesh: the head is replicated (LOGITS_SPLIT off)
+    "llama_vocab300": lambda: T.LlamaConfig(**dict(TINY, vocab_size=300), rms_norm_eps=1e-5,
+                                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
     # a window shorter than the sequence (and than the prompts): decode must forget the oldest positions
     "mistral_window": lambda: T.MistralConfig(**TINY, rms_norm_eps=1e-5, sliding_window=16),
     # Gemma 2: attention logit softcap (decode composes it: ttnn's decode SDPA has none), final softcap,
@@ -85,7 +90,7 @@ def score(program, tokens, prefill=PREFILL, context=64):
     program.allocate_cache(users, context)
     out = torch.zeros(users, seq, VOCAB)
     for b in range(users):
-        out[b, : prefill[b]] = program.prefill(tokens[b, : prefill[b]], b)
+        out[b, : prefill[b]] = program.prefill(tokens[b, : prefill[b]], b, every_position=True)
     position = list(prefill)
     while min(position) < seq:
         at = torch.tensor([min(p, seq - 1) for p in position])
@@ -193,22 +198,51 @@ def test_decode_refuses_misuse(built):
         program.prefill(tokens[0, :4], 2)
 
 
-def test_generate_greedy_equals_hf(built):
-    """The program's module-level generate (greedy) continues two prompts as HF generate does."""
-    spec, state, tokens, _ = built("llama")
+@pytest.mark.parametrize("target,mesh", [("n150", None), ("t3k", "1x8")])
+def test_prefill_returns_the_last_positions_logits(built, target, mesh):
+    """prefill(tokens, user) returns [1, vocab]: the logits of the prompt's last position (its head runs on the
+    tile holding it: 37 tokens are 2 tiles, the last holding positions 32..63), equal to HF's there and to the
+    last row of every_position=True's [T, vocab]."""
+    spec, state, tokens, expected = built("llama")
     model = load_model(spec)
-    program, module = golden_program(model, str(spec), get_target("n150"), state)
-    config = CONFIGS["llama"]()
+    source = compile_source(model, str(spec), target_of(target), formats_of("bf16"), mesh_of(mesh))
+    program, _ = golden_program(model, str(spec), get_target(target), state, source=source)
+    program.allocate_cache(2, 64)
+    for length in (37, 5):
+        last = program.prefill(tokens[0, :length], 0)
+        every = program.prefill(tokens[0, :length], 1, every_position=True)
+        assert last.shape == (1, VOCAB) and every.shape == (length, VOCAB)
+        assert torch.equal(last[0], every[-1])
+        assert pcc(last[0], expected[0, length - 1]) >= PCC_MIN
+
+
+@pytest.mark.parametrize("case,target,mesh,strategy", [("llama", "n150", None, None), ("llama", "t3k", "1x8", None),
+                                                       ("llama", "galaxy", "8x4", "2d"),
+                                                       ("llama_vocab300", "n300", "1x2", None)])
+def test_generate_greedy_equals_hf(built, case, target, mesh, strategy):
+    """The program's module-level generate (greedy) continues two prompts as HF generate does, each decode
+    step's tokens chosen on the device (ttnn.argmax; on a mesh each device's best of its vocabulary slice,
+    combined on the host from their largest logits; a head replicated over the mesh, vocabulary 300 on n300:
+    one device's ids): the host reads ids, never a decode step's logits."""
+    spec, state, tokens, _ = built(case)
+    model = load_model(spec)
+    source = compile_source(model, str(spec), target_of(target), formats_of("bf16"), mesh_of(mesh),
+                            strategy=strategy)
+    program, module = golden_program(model, str(spec), get_target(target), state, source=source)
+    config = CONFIGS[case]()
     hf = T.AutoModelForCausalLM.from_config(config).float().eval()
     hf.load_state_dict(state)
     prompts = [tokens[0, :12].tolist(), tokens[1, :5].tolist()]
     program.allocate_cache(2, 64)
+    reads = []
+    program.decode = lambda *args: reads.append(args)  # a greedy step that read logits would land here
     got = module.generate(program, prompts, 8)
     for prompt, ids in zip(prompts, got):
         with torch.no_grad():
             want = hf.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False, min_new_tokens=8,
                                pad_token_id=0)[0, len(prompt):].tolist()
         assert ids == want
+    assert reads == [] and module.ttnn.calls["argmax"] == 7  # 8 new tokens: 1 from the prefill, 7 steps
 
 
 # ---------------------------------------------------------------- trace capture (device mode)
@@ -220,21 +254,40 @@ class TracingGolden:
     anything but its refreshed input tensors would replay stale data."""
 
     def __new__(cls):
-        from ttspec.runtime.golden import GoldenTTNN, MeshTensor
+        from ttspec.runtime.golden import DATA_MOVEMENT, GoldenTTNN, MeshTensor
 
         class Tracing(GoldenTTNN):
             def __init__(self):
                 super().__init__()
                 self.recording, self.traces, self.replays = None, {}, 0
+                self.made = []  # weak references to the device tensors made while a trace is held, outside its capture
+                self.unsafe = []  # those still alive at a replay: "op shape"
 
             def _wrap(self, run):
                 def recorded(*args, **kwargs):
                     out = run(*args, **kwargs)
                     if self.recording is not None:
                         self.recording.append((run, args, kwargs, out))
+                    else:
+                        self._made(run.__name__, out, args, kwargs)
                     return out
 
                 return recorded
+
+            def _made(self, what, out, args=(), kwargs=None):
+                """Note a new device tensor made while a trace is held (an in-place op's own input is not new)."""
+                if not self.traces or out is None:
+                    return
+                for value in out if isinstance(out, tuple) else (out,):
+                    known = list(args) + list((kwargs or {}).values())
+                    if isinstance(value, (torch.Tensor, MeshTensor)) and not any(value is a for a in known):
+                        self.made.append((what, weakref.ref(value)))
+
+            def from_torch(self, tensor, *args, device=None, **kwargs):
+                out = DATA_MOVEMENT["from_torch"](self, tensor, *args, device=device, **kwargs)
+                if device is not None:
+                    self._made("from_torch", out)
+                return out
 
             def _golden(self, qualified, op):
                 return self._wrap(super()._golden(qualified, op))
@@ -251,6 +304,8 @@ class TracingGolden:
 
             def execute_trace(self, device, trace_id, cq_id=0, blocking=True):
                 self.replays += 1
+                gc.collect()
+                self.unsafe += [f"{what} {list(ref().shape)}" for what, ref in self.made if ref() is not None]
                 for run, args, kwargs, out in self.traces[trace_id]:
                     copy_into(out, run(*args, **kwargs))
 
@@ -290,6 +345,35 @@ def test_traced_decode_replays_the_same_logits(built, target, mesh):
     assert module.ttnn.replays == steps - 1  # captured on the first step, replayed on every other
     assert torch.equal(got, score(untraced, tokens))
     assert decode_pcc(got, expected)[0] >= PCC_MIN
+
+
+def test_no_device_tensor_made_after_a_capture_outlives_it_into_a_replay(built):
+    """ttnn warns that device buffers allocated once a trace is captured may be corrupted when it executes (a
+    replay writes where the capture's intermediates were). The emulation notes every device tensor made while a
+    trace is held, outside its capture, and at each replay lists those still alive. A prefill after the capture,
+    of a new user at a prompt length not seen before, then more steps (greedy and logits): nothing it made may
+    live on into a replay."""
+    from ttspec.runtime.runner import load_program, root_class
+
+    spec, state, tokens, _ = built("llama")
+    model = load_model(spec)
+    module = load_program(compile_source(model, str(spec), target_of("n150"), formats_of("bf16")),
+                          f"{model.name}_allocations")
+    module.ttnn = TracingGolden()
+    program = root_class(module, model)(module.open_device(), trace=True)
+    program.load_weights(state)
+    program.allocate_cache(3, 64)
+    for user, length in enumerate((12, 5)):
+        program.prefill(tokens[user, :length], user)
+    at = torch.tensor([12, 5])
+    for step in range(3):  # warm, capture, replay
+        program.decode_greedy(tokens[torch.arange(2), at + step], at + step)
+    program.prefill(tokens[2, :37], 2)  # a new user and length after the capture (two tiles: new tables)
+    at = torch.tensor([15, 8, 37])
+    for step in range(3):
+        program.decode_greedy(tokens[torch.arange(3), at + step], at + step)
+    assert module.ttnn.replays >= 3 and module.ttnn.made  # the prefill made device tensors while the trace was held
+    assert module.ttnn.unsafe == []
 
 
 # ---------------------------------------------------------------- the mock device
@@ -335,7 +419,7 @@ def test_32_user_decode_step_on_the_mock(spec, target, dtype, layers, kv_heads, 
     print(f"{spec} {target}: KV cache planned {planned:,} B per chip, allocated {allocated:,} B "
           f"(whole pages per bank: {booked:,}); decode step {result['call_seconds'][1]:.1f} s")
     assert allocated == booked
-    assert tuple(result["outputs"][2].shape) == (40, vocab)
+    assert tuple(result["outputs"][2].shape) == (1, vocab)  # the last position's (its head ran on rows 32..63)
 
 
 def test_run_worker_generates_on_the_mock():

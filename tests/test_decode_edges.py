@@ -3,6 +3,8 @@ cache holds and a context that is not whole tiles, each checked against HF trans
 forward pass of every user's sequence; and allocate_cache's DRAM check against the closed form of a
 KV cache's bytes (K and V of every layer, [users, KV heads, context padded to a tile, head_dim], bf16)."""
 
+import re
+
 import pytest
 
 from ttspec.driver import compile_source, load_model
@@ -93,7 +95,7 @@ def test_a_context_that_is_not_whole_tiles_is_padded_to_one(llama):
     program = new_program()
     program.allocate_cache(1, 40)
     prompt = 33
-    prefill = program.prefill(tokens[0, :prompt], 0)
+    prefill = program.prefill(tokens[0, :prompt], 0, every_position=True)
     steps = [program.decode(tokens[0, p : p + 1], torch.tensor([p]))[0] for p in range(prompt, SEQ)]
     p_prefill, p_decode = pcc(prefill, expected[0, :prompt]), pcc(torch.stack(steps), expected[0, prompt:])
     print(f"33-token prompt in a 40-position cache: prefill pcc {p_prefill:.6f}, decode pcc {p_decode:.6f}")
@@ -112,21 +114,26 @@ def kv_cache_bytes(users, context):
 
 
 def test_allocate_cache_counts_every_users_cache():
-    """The program's context bound (8,288 on n150 with bfloat8_b weights) is for one user: its cache
-    is 1.09 GB. Five users at that context need 5 x that, more than is left beside the weights (12 GB
-    less at least 8.03 GB), and 32 need 34.8 GB, more than the whole chip: allocate_cache refuses both,
+    """The program's context bound (18,656 on n150 with bfloat8_b weights) is for one user: its cache
+    is 2.45 GB. Five users at that context need 5 x that, more than is left beside the weights (12 GB
+    less at least 8.03 GB), and 32 need 78 GB, more than the whole chip: allocate_cache refuses both,
     quoting the closed-form bytes, and accepts one user. The weights are not loaded: the check runs
-    before any tensor is allocated."""
+    before any tensor is allocated. The bound: whole tiles of (DRAM beside the weights - the last tile's
+    logits, 32 x 128,256 x 2 B) / (KV 2 x 32 layers x 8 x 128 x 2 B + the prefill's activations 2 x (4,096
+    hidden + 4,096 residual + 2 x 14,336 MLP) B per position); a prefill computes only its last tile's logits
+    (it was 8,288 when every position's 256,512 B of logits counted too)."""
     from ttspec.runtime.golden import GoldenTTNN
     from ttspec.targets import WORMHOLE_DRAM
 
     model = load_model(SPECS / "llama-3.1-8b.arch")
     source = compile_source(model, "specs/llama-3.1-8b.arch", target_of("n150"), formats_of("bfloat8_b"))
-    assert "Context: up to 8,288 tokens" in source
+    free = int(re.search(r"^DRAM_BESIDE_WEIGHTS = (\d+)", source, re.M).group(1))
+    assert free <= WORMHOLE_DRAM - PARAMETERS
+    context = (free - 32 * 128256 * 2) // ((kv_cache_bytes(1, 32) // 32 + 2 * (4096 + 4096 + 2 * 14336)) * 32) * 32
+    assert context == 18656 and f"Context: up to {context:,} tokens" in source
     module = load_program(source, "llama_8b_cache_check")
     module.ttnn = GoldenTTNN()
     program = root_class(module, model)(module.open_device(), trace=False)
-    context = 8288
     program.allocate_cache(1, context)
     assert kv_cache_bytes(1, context) < WORMHOLE_DRAM - PARAMETERS
     for users in (5, 32):
@@ -135,4 +142,4 @@ def test_allocate_cache_counts_every_users_cache():
         with pytest.raises(ValueError, match=f"a KV cache for {users} users x {context} positions needs {needed:,} "
                                              "bytes"):
             program.allocate_cache(users, context)
-    assert kv_cache_bytes(32, context) == 34_762_391_552 > WORMHOLE_DRAM  # the 34.8 GB of issue 18
+    assert kv_cache_bytes(32, 8288) == 34_762_391_552 > WORMHOLE_DRAM  # the 34.8 GB of issue 18

@@ -303,13 +303,14 @@ def test_prefill_then_decode_equals_the_whole_sequence_without_a_cache(monkeypat
     model.load_ttspec_weights(ttspec_state(model))
     prompts, steps = [torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6, 7, 8])], [[9, 10], [0, 1]]
     model.allocate_cache(2, 16)
-    prefilled = [model.prefill(prompt, user) for user, prompt in enumerate(prompts)]
+    prefilled = [model.prefill(prompt, user, every_position=True) for user, prompt in enumerate(prompts)]
     decoded = [model.decode(torch.tensor([steps[0][i], steps[1][i]]),
                             torch.tensor([len(prompts[0]) + i, len(prompts[1]) + i])) for i in range(2)]
     with torch.no_grad():
         for user, prompt in enumerate(prompts):
             whole = model(torch.cat([prompt, torch.tensor(steps[user])])[None])[0]
             torch.testing.assert_close(prefilled[user], whole[: len(prompt)])
+            torch.testing.assert_close(model.prefill(prompt, user), whole[len(prompt) - 1:len(prompt)])
             for i in range(2):
                 torch.testing.assert_close(decoded[i][user], whole[len(prompt) + i])
 

@@ -178,8 +178,11 @@ class Memory:
     weights_dtype: WeightFormats
     weights: dict[str, int]  # per chip, by parameter kind
     kv_bytes_per_token: int  # per chip, per sequence of the chip's batch, per token of context
-    activation_bytes_per_token: int  # likewise, the prefill peak estimate
+    activation_bytes_per_token: int  # likewise, the prefill peak estimate (the logits apart)
     score_bytes_per_token_pair: int = 0  # per sequence, per (query, key) pair: materialised attention logits
+    # per chip, per position whose logits are computed: a prefill computes its last tile's (TILE positions, counted
+    # in per_sequence); a call returning every position's logits (scoring, model(tokens)) all of them (`logits`)
+    logits_bytes_per_token: int = 0
     replicas: int = 1  # data-parallel replicas the batch is split over
     seq_bound: int | None = None  # the spec's bound on the context (`where seq <= N`)
     batch_bound: int | None = None
@@ -202,15 +205,24 @@ class Memory:
     def kv_cache(self, batch: int, context: int) -> int:
         return self.kv_bytes_per_token * self.local_batch(batch) * tile_pad(context)
 
+    @property
+    def last_logits(self) -> int:
+        """A prefill's logits: the tile of positions holding its last one (what the head computes)."""
+        return TILE * self.logits_bytes_per_token
+
     def per_sequence(self, context: int) -> int:
         """KV cache and activation bytes of one sequence at `context` (padded to whole tiles)."""
         ctx = tile_pad(context)
-        return self.per_token * ctx + self.score_bytes_per_token_pair * ctx * ctx
+        return self.per_token * ctx + self.score_bytes_per_token_pair * ctx * ctx + self.last_logits
 
     def activations(self, batch: int, context: int) -> int:
         ctx = tile_pad(context)
         per_sequence = self.activation_bytes_per_token * ctx + self.score_bytes_per_token_pair * ctx * ctx
-        return per_sequence * self.local_batch(batch)
+        return (per_sequence + self.last_logits) * self.local_batch(batch)
+
+    def logits(self, context: int) -> int:
+        """Every position's logits of one sequence of `context` (scoring), beyond the last tile's."""
+        return self.logits_bytes_per_token * (tile_pad(context) - TILE)
 
     def usage(self, batch: int, context: int) -> Usage:
         return Usage(batch, context, dict(self.weights), self.kv_cache(batch, context),
@@ -227,7 +239,8 @@ class Memory:
             return 0
         free = self.dram - self.weights_total
         sequences = self.local_batch(batch)
-        tiles_fit = free // (self.per_token * sequences * TILE)  # exact without the quadratic term
+        # exact without the quadratic term
+        tiles_fit = (free - sequences * self.last_logits) // (self.per_token * sequences * TILE)
         if self.score_bytes_per_token_pair:
             low, high = 1, tiles_fit  # one tile fits; per_sequence grows with the context
             while low < high:
@@ -305,8 +318,8 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
     for ax in plan.axes:
         if ax.residual == Layout.SPLIT:
             residual = -(-residual // ax.devices)
-    activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest + local(graph, "", head.id, vocab))
+    activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest)
     weights = weight_bytes_by_kind(model, weights_dtype, plan, layouts)
     return Memory(target, weights_dtype, weights, kv, activations, scores,
-                  replicas=plan.replicas,
+                  logits_bytes_per_token=ACTIVATION_BYTES * local(graph, "", head.id, vocab), replicas=plan.replicas,
                   seq_bound=_bound(model, -1), batch_bound=_bound(model, 0))

@@ -8,7 +8,8 @@ without host data. In that process:
 1. the program opens its device (one chip is a 1x1 mesh), loads its weights and allocates a KV cache; each
    tensor the program's `Weights` class places is recorded by device address, so a matmul's weight operand
    is named by the program itself (wqkv, w1, lm_head ...);
-2. one decode step runs uncaptured, so the captured step is a steady one (kernels built, caches warm);
+2. one decode step runs uncaptured, so the captured step is a steady one (kernels built, caches warm): the
+   greedy step (decode_greedy: each user's token chosen on the device) unless the logits step is asked for;
 3. each element of the program's layer list is wrapped so its call is bracketed by a named graph scope
    (graph_summary.LAYER_MARK), and the next decode step runs under `ttnn.graph.begin_graph_capture`.
 The mock validates every op and allocation but runs no kernel, so no timing and no values come from it.
@@ -26,10 +27,11 @@ from . import tempdirs
 
 def capture_decode(model: Model, source: str, target: str, *, users: int = 32, context: int = 256,
                    prefill: int | None = None, timeout: float = 1800,
-                   raw: Path | None = None) -> dict:
+                   raw: Path | None = None, logits: bool = False) -> dict:
     """Run `source` (a TT-NN program of `model` for `target`) on the mock device and return the summary of
-    its captured decode step (graph_summary.summarize), and of one user's prefill of `prefill` tokens when
-    given. `raw`: also write the captured decode graph there (JSON)."""
+    its captured decode step (graph_summary.summarize): the greedy step generate runs (decode_greedy), or
+    with `logits` the step that returns every user's logits (decode, as --score runs it); and of one user's
+    prefill of `prefill` tokens when given. `raw`: also write the captured decode graph there (JSON)."""
     import subprocess
 
     from ..backends.common.names import root_class_name
@@ -39,7 +41,7 @@ def capture_decode(model: Model, source: str, target: str, *, users: int = 32, c
     work = tempdirs.make("ttspec-capture-")
     (work / "program.py").write_text(source, encoding="utf-8")
     request = {"class": root_class_name(model.name), "users": users, "context": context, "prefill": prefill,
-               "layers": _layer_count(model), "raw": str(Path(raw).resolve()) if raw else None,
+               "layers": _layer_count(model), "logits": logits, "raw": str(Path(raw).resolve()) if raw else None,
                "meta_weights": {name: list(shape) for name, shape in stored_shapes(model).items()}}
     (work / "request.json").write_text(json.dumps(request))
     proc = subprocess.run([sys.executable, "-m", "ttspec.runtime.decode_capture", str(work)], cwd=work,
@@ -103,8 +105,11 @@ def _capture(work: Path) -> dict:
         users, context = request["users"], request["context"]
         tokens = torch.arange(users) % 100 + 1
         positions = torch.tensor([(7 * b) % (context - 1) for b in range(users)])  # spread, never the last row
-        program.decode(tokens, positions)  # warm: kernels built, any first-step tables made
-        graph = _captured(ttnn, lambda: program.decode(tokens, positions + 1))
+        # the step generate runs: greedy on the device where the program has it (request "logits": the logits step)
+        step = program.decode if request.get("logits") or not hasattr(program, "decode_greedy") \
+            else program.decode_greedy
+        step(tokens, positions)  # warm: kernels built, any first-step tables made
+        graph = _captured(ttnn, lambda: step(tokens, positions + 1))
         if request.get("raw"):
             Path(request["raw"]).write_text(json.dumps(graph, default=str))
         walked = walk(graph, weights)

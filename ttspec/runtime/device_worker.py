@@ -87,7 +87,7 @@ def _run_calls(module, program, calls, ttnn, device, work, result) -> None:
         if name == "allocate_cache":
             program.allocate_cache(*args)
         elif name == "prefill":
-            outputs[f"call{i}"] = program.prefill(torch.tensor(args[0]), args[1]).float().numpy()
+            outputs[f"call{i}"] = program.prefill(torch.tensor(args[0]), *args[1:]).float().numpy()
         elif name == "decode":
             outputs[f"call{i}"] = program.decode(torch.tensor(args[0]), torch.tensor(args[1])).float().numpy()
         elif name == "generate":

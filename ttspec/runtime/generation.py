@@ -100,7 +100,7 @@ def score(program, tokens, prefill: int):
     import torch
 
     batch, length = tokens.shape
-    rows = [program.prefill(tokens[user, :prefill], user).float().cpu() for user in range(batch)]
+    rows = [program.prefill(tokens[user, :prefill], user, every_position=True).float().cpu() for user in range(batch)]
     logits = torch.empty(batch, length, rows[0].shape[-1])
     logits[:, :prefill] = torch.stack(rows)
     _check_finite(logits[:, :prefill], "the prefill")
@@ -297,8 +297,11 @@ def check_context(model: Model, job: Job, build=None) -> None:
     if build is not None:
         memory = build.memory
         prompt = job.context if job.score is not None else job.context - job.max_new_tokens
-        # prefill runs one user at a time: its activations are one sequence's; a decode step's are tiny
+        # prefill runs one user at a time: its activations are one sequence's (--score's prefill returns every
+        # position's logits, generate's its last tile's); a decode step's are tiny
         kv, activations = memory.kv_cache(job.batch, job.context), memory.activations(1, prompt)
+        if job.score is not None:
+            activations += memory.logits(job.prefill)
         total = memory.weights_total + kv + activations
         if total > memory.dram:
             free = memory.dram - memory.weights_total - activations

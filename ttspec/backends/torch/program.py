@@ -36,7 +36,8 @@ def _docstring(p: dict) -> str:
             f"`load_ttspec_weights`{hf}.\n\n"
             "`model(tokens)` runs tokens [batch, seq] from position 0 without a cache. Generation:\n"
             "`model.allocate_cache(batch, context)` gives every attention a KV cache [batch, kv_heads, context,\n"
-            "head_dim]; `model.prefill(tokens, user)` runs one user's prompt and fills its cache;\n"
+            "head_dim]; `model.prefill(tokens, user)` runs one user's prompt, fills its cache and returns its last\n"
+            "position's logits (every_position=True: each position's);\n"
             "`model.decode(tokens, positions)` runs one token per user at its own position; `generate(model,\n"
             f"prompts, max_new_tokens, ...)` does both, greedy or sampled.{cannot}\n" + '"""\n')
 

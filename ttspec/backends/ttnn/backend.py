@@ -205,6 +205,7 @@ def _kv_cache_facts(build) -> dict:
     return dict(batch=batch, kv_bytes=memory.kv_cache(batch, context), kv_per_position=memory.kv_bytes_per_token,
                 dram_free=memory.dram - memory.weights_total,
                 prefill_per_position=memory.activation_bytes_per_token,
+                logits_per_position=memory.logits_bytes_per_token,
                 prefill_per_pair=memory.score_bytes_per_token_pair)
 
 

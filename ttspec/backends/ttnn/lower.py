@@ -51,6 +51,7 @@ from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
 from .configs.decode import decode_sdpa
 from .decode_configs import decode_linear
+from .head import head_input
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def _linear(node, args, refs, ctx) -> Expr:
         options["bias"] = refs["bias"]
     if node.attrs.activation:
         options["activation"] = Const(node.attrs.activation)
-    return call("ttnn.linear", args[0], refs["weight"], **options)
+    return call("ttnn.linear", head_input(node, args[0], ctx), refs["weight"], **options)
 
 
 def _silu_into_mul(node, graph) -> bool:

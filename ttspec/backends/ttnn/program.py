@@ -43,11 +43,13 @@ def _docstring(p: dict) -> str:
             "    logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, "
             f"{vocab}]\n\n"
             "    model.allocate_cache(batch, context)      # a KV cache on the device for `batch` users (at most 32)\n"
-            "    logits = model.prefill(tokens, user)      # torch int [T] -> logits [T, "
-            f"{vocab}]; fills that user's cache\n"
+            "    logits = model.prefill(tokens, user)      # torch int [T] -> the last position's logits [1, "
+            f"{vocab}];\n                                              # fills that user's cache (every_position=True: "
+            f"[T, {vocab}])\n"
             f"    logits = model.decode(tokens, positions)  # torch int [B], [B] -> logits [B, {vocab}]: one step per "
-            "user\n    ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, "
-            "seed=0)\n\n"
+            "user\n    ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen "
+            "on the device\n    ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, "
+            "top_p=None, seed=0)\n\n"
             f"Weights: {p['weights_dtype_name']} matrices, {p['weight_bytes']:,} bytes of device DRAM{per_chip}.\n"
             f"{_context_lines(p)}{_DECODE_NOTE}{p['mesh_note']}\n\n{_TRACE_NOTE}"
             f"    model = {root}(device, trace=False)\n\nWritten for ttnn 0.81.1.\n" + '"""\n')
@@ -74,7 +76,8 @@ _DECODE_NOTE = """\
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
 program on one user's prompt and then writes each attention's K and V (padding rows too, which
-later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache).
+later steps overwrite) into that user's rows of the KV cache (ttnn.fill_cache); its LM head runs
+on the tile holding the last position only, unless every position's logits are asked for.
 
 Decode differs from prefill, as in tt-metal's LLM guide (tech_reports/LLMs/llms.md): one token per
 user, with the users on the rows of the tiles ([1, users, features] where prefill has [batch, seq,
@@ -90,7 +93,9 @@ paged_update_cache, scaled_dot_product_attention_decode and nlp_concat_heads_dec
 attention writes K and V with paged_update_cache and attends with the same SDPA decode, its rotary
 cos/sin (and learned or sinusoidal positions) uploaded per step; softcapped attention, which that
 op cannot express, is composed from golden-backed ops. Batching users this way reads every weight
-once per step for all of them, which is what decode throughput is made of."""
+once per step for all of them, which is what decode throughput is made of. A greedy step
+(decode_greedy, what generate runs at temperature 0) chooses each user's token on the device
+(ttnn.argmax) and reads back ids and each user's largest logit, not the logits."""
 
 _TRACE_NOTE = """\
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
@@ -125,7 +130,10 @@ def _header(p: dict) -> list[Stmt]:
         Comment(f"device DRAM{per_chip} (ttspec's memory model): what the KV cache and one prompt's prefill may use"),
         constant("DRAM_BESIDE_WEIGHTS", p["dram_free"]),
         constant("KV_CACHE_BYTES_PER_POSITION", p["kv_per_position"], "K and V of every layer, one user (bf16)"),
-        constant("PREFILL_BYTES_PER_POSITION", p["prefill_per_position"], "activations of one prompt, per position"),
+        constant("PREFILL_BYTES_PER_POSITION", p["prefill_per_position"],
+                 "activations of one prompt, per position (the logits apart)"),
+        constant("LOGITS_BYTES_PER_POSITION", p["logits_per_position"],
+                 "the head's output, per position (a prefill computes its last tile's)"),
         constant("PREFILL_BYTES_PER_POSITION_PAIR", p["prefill_per_pair"],
                  "softcapped attention's [heads, seq, seq] logits"),
     ]

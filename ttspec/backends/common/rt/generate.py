@@ -10,8 +10,9 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
 
     Each prompt is prefilled into its user's cache; then every user decodes one token per step at its
     own position, until it has max_new_tokens or produces one of stop_tokens (which it keeps). Greedy
-    when temperature is 0; otherwise drawn from softmax(logits / temperature), kept to the top_k most
-    likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
+    when temperature is 0 (a model with decode_greedy chooses on its device and returns ids and each user's
+    largest logit, not the logits); otherwise drawn from softmax(logits / temperature), kept to the top_k
+    most likely tokens and to the smallest set whose probability reaches top_p, by a generator seeded with
     `seed`. on_token(user, token) sees each token as it is chosen. Logits that are NaN or infinite raise
     NonFiniteLogits naming the step, the user and the position: nothing is sampled from them.
     """
@@ -24,9 +25,13 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
     logits = torch.stack([model.prefill(torch.tensor(prompt), user)[-1] for user, prompt in enumerate(prompts)])
     positions = [len(prompt) - 1 for prompt in prompts]
     step = "the prefill"
+    on_device = temperature == 0 and hasattr(model, "decode_greedy")  # the device picks; the host reads ids
+    chosen = None
     while True:
-        check_finite(logits, step, positions)
-        for user, token in enumerate(sample(logits, temperature, top_k, top_p, generator).tolist()):
+        if chosen is None:
+            check_finite(logits, step, positions)
+            chosen = sample(logits, temperature, top_k, top_p, generator)
+        for user, token in enumerate(chosen.tolist()):
             if not done[user]:
                 new[user].append(token)
                 if on_token is not None:
@@ -37,23 +42,28 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
         # a finished user repeats its last step (same token, same position) until every user is done
         tokens = torch.tensor([ids[-1] for ids in new])
         positions = torch.tensor([len(prompts[user]) + len(ids) - 1 for user, ids in enumerate(new)])
-        logits = model.decode(tokens, positions)
         step = f"decode step {len(max(new, key=len))}"
+        if on_device:
+            chosen, peaks = model.decode_greedy(tokens, positions)
+            check_finite(peaks[:, None], step, positions, "largest logit")
+        else:
+            logits, chosen = model.decode(tokens, positions), None
 
 
 class NonFiniteLogits(ValueError):
     """The program gave NaN or infinite logits: no token can be chosen from them (an argmax over NaN is 0)."""
 
 
-def check_finite(logits: torch.Tensor, step: str = "", positions=None) -> None:
-    """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity."""
+def check_finite(logits: torch.Tensor, step: str = "", positions=None, peak: str = "") -> None:
+    """Raise NonFiniteLogits when a row of logits [users, vocab] holds NaN or an infinity (`peak`: the rows
+    hold only each user's largest logit, so named, as a greedy step on the device gives them)."""
     bad = ~torch.isfinite(logits)
     if bad.any():
         user = int(bad.any(-1).nonzero()[0])
         kind = "NaN" if logits[user].isnan().any() else "infinite"
         at = f" at position {int(positions[user])}" if positions is not None else ""
-        raise NonFiniteLogits(f"{step}{': ' if step else ''}the logits of user {user}{at} are {kind} "
-                              f"({int(bad[user].sum())} of {logits.shape[-1]})")
+        count = f"its {peak}" if peak else f"{int(bad[user].sum())} of {logits.shape[-1]}"
+        raise NonFiniteLogits(f"{step}{': ' if step else ''}the logits of user {user}{at} are {kind} ({count})")
 
 
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,

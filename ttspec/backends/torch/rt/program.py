@@ -47,13 +47,15 @@ class Program:
                 module.allocate(batch, context, weight.dtype, weight.device)
 
     @torch.no_grad()
-    def prefill(self, tokens, user):
-        """Logits [T, vocab] of one user's prompt tokens [T], whose KV cache it fills at positions 0..T-1."""
+    def prefill(self, tokens, user, every_position=False):
+        """Logits [1, vocab] of the last of one user's prompt tokens [T] (with every_position: [T, vocab], each
+        position's), whose KV cache it fills at positions 0..T-1."""
         if CANNOT_DECODE:
             raise NotImplementedError(CANNOT_DECODE)
         device = next(self.parameters()).device
         pos = Positions(torch.arange(len(tokens), device=device)[None], rows=slice(user, user + 1))
-        return self(tokens.to(device)[None], pos)[0]
+        logits = self(tokens.to(device)[None], pos)[0]
+        return logits if every_position else logits[-1:]
 
     @torch.no_grad()
     def decode(self, tokens, positions):

@@ -15,7 +15,8 @@ LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
 DRAM_BESIDE_WEIGHTS = 0
 KV_CACHE_BYTES_PER_POSITION = 0  # K and V of every layer, one user (bf16)
-PREFILL_BYTES_PER_POSITION = 0  # activations of one prompt, per position
+PREFILL_BYTES_PER_POSITION = 0  # activations of one prompt, per position (the logits apart)
+LOGITS_BYTES_PER_POSITION = 0  # the head's output, per position (prefill computes the last tile's)
 PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
 MAX_CONTEXT = None  # the longest sequence the program accepts (None: no bound known)
 SPEC_BOUND = None  # the spec's own bound on seq, when it has one

@@ -5,7 +5,7 @@ per mesh axis as the program's placements say."""
 import torch
 import ttnn
 
-from .header import DATA_PARALLEL, FABRIC, LOGITS_SPLIT, MESH_SHAPE, TILE, TP_AXIS, TRACE_REGION
+from .header import DATA_PARALLEL, FABRIC, LOGITS_SPLIT, MESH_SHAPE, TILE, TP_AXIS, TRACE_REGION, VOCAB
 
 
 def open_device():
@@ -52,16 +52,62 @@ def tokens_to_device(tokens, device):
                            mesh_mapper=shard(device, dims))
 
 
+def tp_group():
+    """The device indices of the first tensor-parallel group (row-major device order): the devices along
+    TP_AXIS at index 0 of the other axis."""
+    step = MESH_SHAPE[1] if TP_AXIS == 0 else 1
+    return [i * step for i in range(MESH_SHAPE[TP_AXIS])]
+
+
 def logits_to_host(logits, device):
     """Device logits as one torch float tensor. With LOGITS_SPLIT the vocabulary slices sit side by
-    side along the tensor-parallel axis and the other axis's batches (or copies) are concatenated;
-    otherwise every device has them all."""
+    side along the tensor-parallel axis: read from one tensor-parallel group where the other axis holds
+    copies, and with DATA_PARALLEL the other axis's batches concatenated; otherwise every device has
+    them all."""
     if not LOGITS_SPLIT:
         return ttnn.to_torch(ttnn.get_device_tensors(logits)[0]).float()
+    if not DATA_PARALLEL:  # the other axis's devices hold copies of these slices: not read
+        tensors = ttnn.get_device_tensors(logits)
+        return torch.cat([ttnn.to_torch(tensors[i]) for i in tp_group()], dim=-1).float()
     dims = [0, 0]
     dims[TP_AXIS] = -1
     composer = ttnn.create_mesh_composer(device, ttnn.MeshComposerConfig(dims))
     return ttnn.to_torch(logits, mesh_composer=composer).float()
+
+
+def best_on_device(logits):
+    """Each row's greedy token, found on the device so that the host reads ids rather than logits: the argmax
+    ([..., rows, 1] uint32; ttnn.argmax reads row-major logits) and the largest logit ([..., rows, 1] bf16
+    row-major: NaN or an infinity there means the row is not finite; on a split vocabulary it says which
+    device's best wins), with the width of one device's logits. With LOGITS_SPLIT each device finds the best
+    of its own slice. A slice padded past VOCAB (zero logits that could win) returns the logits, for the host
+    to choose from."""
+    width = logits.shape[-1]
+    if LOGITS_SPLIT and width * MESH_SHAPE[TP_AXIS] != VOCAB:
+        return logits
+    ids = ttnn.argmax(ttnn.untilize(logits, use_multicore=True), dim=-1, keepdim=True)
+    peaks = ttnn.untilize(ttnn.max(logits, dim=-1, keepdim=True))  # row-major: the host reads rows x 2 B, not a tile
+    return ids, peaks, width
+
+
+def best_to_host(best, device):
+    """best_on_device's result as host tensors (ids [rows] int64, largest logits [rows] float): with
+    LOGITS_SPLIT, each device of one tensor-parallel group gives the best of its slice (offset by the slice's
+    start) and the largest wins, the first device on a tie (as an argmax over the whole vocabulary)."""
+    if not isinstance(best, tuple):  # logits: chosen here
+        logits = logits_to_host(best, device)[..., :VOCAB].flatten(0, -2)[:best.shape[-2]]
+        return logits.argmax(-1), logits.max(-1).values
+    ids, peaks, width = best
+    group = tp_group() if LOGITS_SPLIT else [0]  # the other axis holds copies
+
+    def read(tensors, convert):
+        return torch.stack([convert(ttnn.to_torch(tensors[i]).reshape(-1)) for i in group])
+
+    ids = read(ttnn.get_device_tensors(ids), lambda t: t.long())  # [devices, rows]
+    ids += torch.arange(len(group))[:, None] * width
+    peaks = read(ttnn.get_device_tensors(peaks), lambda t: t.float())
+    winner = peaks.argmax(0, keepdim=True)  # the first largest (NaN counts as largest: it is reported)
+    return ids.gather(0, winner)[0], peaks.gather(0, winner)[0]
 
 
 def by_device(rows: torch.Tensor, counts: tuple[int, ...], head_dim: int, devices: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ from ...common.rt.parameters import from_hf_state_dict, parameters
 from .header import (
     DRAM_BESIDE_WEIGHTS,
     KV_CACHE_BYTES_PER_POSITION,
+    LOGITS_BYTES_PER_POSITION,
     MAX_CONTEXT,
     PREFILL_BYTES_PER_POSITION,
     PREFILL_BYTES_PER_POSITION_PAIR,
@@ -19,7 +20,7 @@ from .header import (
     VOCAB,
     WEIGHTS_DTYPE,
 )
-from .mesh import logits_to_host, tokens_to_device
+from .mesh import best_on_device, best_to_host, logits_to_host, tokens_to_device
 from .run_state import RunState
 from .weights import Weights
 
@@ -47,6 +48,7 @@ class Program:
         seq = tokens.shape[-1]
         check_sequence(seq)
         padded = -(-seq // TILE) * TILE
+        check_logits(padded, tokens.shape[0])
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
         return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
@@ -60,32 +62,50 @@ class Program:
                 raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
             padded = -(-context // TILE) * TILE
             cache = batch * padded * KV_CACHE_BYTES_PER_POSITION
-            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+            prefill = padded * PREFILL_BYTES_PER_POSITION + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR \
+                + TILE * LOGITS_BYTES_PER_POSITION  # the last position's tile of logits
             if cache + prefill > DRAM_BESIDE_WEIGHTS:
                 raise ValueError(f"a KV cache for {batch} users x {context} positions needs {cache:,} bytes "
                                  f"of device DRAM per chip and a prompt's prefill {prefill:,}; "
                                  f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights")
         self.state.allocate(batch, context)
 
-    def prefill(self, tokens, user):
-        """One user's prompt: torch int [T] -> torch float logits [T, VOCAB]; writes the user's
-        K and V at positions 0..T-1 (and the padding to the next tile, which decode overwrites)."""
+    def prefill(self, tokens, user, every_position=False):
+        """One user's prompt: torch int [T] -> torch float logits [1, VOCAB] of its last position (the head
+        runs on the tile holding it), or [T, VOCAB] of every position with `every_position` (scoring);
+        writes the user's K and V at positions 0..T-1 (and the padding to the next tile, which decode
+        overwrites)."""
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
         padded = -(-seq // TILE) * TILE
         self.state.check_prefill(padded, user)
+        if every_position:
+            check_logits(padded)
         ids = torch.nn.functional.pad(tokens, (0, padded - seq))[None]
-        self.state.begin("prefill", torch.arange(padded), user)
+        self.state.begin("prefill", torch.arange(padded), user, last=None if every_position else seq - 1)
         try:
             logits = self.logits_to_host(self.forward(self.state.upload_tokens(ids)))
         finally:
             self.state.end()
-        return logits[0, :seq]
+        return logits[0, :seq] if every_position else logits[0, (seq - 1) % TILE][None]
 
     def decode(self, tokens, positions):
         """One step for users 0..B-1: torch int tokens [B] and positions [B] -> torch float logits
         [B, VOCAB]. User b's token sits at positions[b]: its K and V are written there and it
         attends to positions <= positions[b] (within the window where there is one)."""
+        users, logits = self._step(tokens, positions, greedy=False)
+        return self.logits_to_host(logits)[0, :users]
+
+    def decode_greedy(self, tokens, positions):
+        """One step as decode, each user's next token chosen on the device: (ids [B] int64, each user's
+        largest logit [B] float; NaN or an infinity there: the logits are not finite). The host reads
+        these, a few bytes per user, instead of the logits (mesh.best_on_device)."""
+        users, best = self._step(tokens, positions, greedy=True)
+        ids, peaks = best_to_host(best, self.device)
+        return ids[:users], peaks[:users]
+
+    def _step(self, tokens, positions, greedy):
+        """(users, the decode step's device output: logits, or best_on_device's with `greedy`)."""
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
         positions = torch.as_tensor(positions).reshape(-1)
@@ -98,11 +118,11 @@ class Program:
         try:
             def step():
                 state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
-                return self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
-                                                         ttnn.ROW_MAJOR_LAYOUT))
+                logits = self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
+                                                           ttnn.ROW_MAJOR_LAYOUT))
+                return best_on_device(logits) if greedy else logits
 
-            logits = state.run_step(step)
-            return self.logits_to_host(logits)[0, :users]
+            return users, state.run_step(step, "greedy" if greedy else "logits")
         finally:
             state.end()
 
@@ -120,3 +140,19 @@ def check_sequence(seq: int) -> None:
     allows = f" (the spec allows {SPEC_BOUND})" if SPEC_BOUND is not None else ""
     raise ValueError(f"sequence length {seq} exceeds {MAX_CONTEXT}, the longest context that fits the device's "
                      f"DRAM at batch 1{allows}")
+
+
+def check_logits(padded: int, batch: int = 1) -> None:
+    """Refuse a call that returns every position's logits when they would not fit the device's DRAM beside
+    the weights with the prefill's activations (LOGITS_BYTES_PER_POSITION a position; prefill() without
+    every_position computes only its last tile's)."""
+    if not LOGITS_BYTES_PER_POSITION:
+        return
+    per_sequence = padded * (PREFILL_BYTES_PER_POSITION + LOGITS_BYTES_PER_POSITION) \
+        + padded * padded * PREFILL_BYTES_PER_POSITION_PAIR
+    if batch * per_sequence > DRAM_BESIDE_WEIGHTS:
+        raise ValueError(f"every position's logits of {batch} x {padded} positions (padded to a tile) need "
+                         f"{batch * padded * LOGITS_BYTES_PER_POSITION:,} bytes of device DRAM per chip beside the "
+                         f"activations' {batch * (per_sequence - padded * LOGITS_BYTES_PER_POSITION):,}; "
+                         f"{DRAM_BESIDE_WEIGHTS:,} are free beside the weights (prefill(tokens, user) computes "
+                         "only the last position's)")

@@ -15,8 +15,8 @@ class Rotary:
     """Rotary position embedding on [batch, heads, seq, head_dim] from golden-backed ops:
     x * cos + (x @ R) * sin, where R rotates feature pairs ("half": i with i + rot/2, as HF
     does; "interleaved": 2i with 2i + 1) and leaves the non-rotary tail of each head alone.
-    Tables are computed on the host once per sequence length; in a decode step, at each user's
-    own position (the rows are users there).
+    Tables are computed on the host once per sequence length (kept unless made while a decode trace is
+    held: RunState.lasting); in a decode step, at each user's own position (the rows are users there).
     """
 
     def __init__(self, state, head_dim, theta, rotary_dims=None, style="half", scaling="none", factor=1.0,
@@ -66,10 +66,8 @@ class Rotary:
 
             return state.per_step(("rope cos/sin", self.key, seq), lambda: tuple(
                 state.step_input((self.key, which, seq), make(which)) for which in ("cos", "sin")))
-        if seq not in self.tables:
-            positions = torch.arange(seq)
-            self.tables[seq] = tuple(self._upload(self._table(positions, which)) for which in ("cos", "sin"))
-        return self.tables[seq]
+        return state.lasting(self.tables, seq, lambda: tuple(self._upload(self._table(torch.arange(seq), which))
+                                                             for which in ("cos", "sin")))
 
     def __call__(self, x):
         cos, sin = self._cos_sin(x.shape[-2])

@@ -19,7 +19,7 @@ class RunState:
         self.trace = trace
         self.mode = "full"
         self.positions = self.tokens = None  # decode: each row's position and token ([users])
-        self.user = None
+        self.user = self.last = None  # prefill: the user, and the position whose logits it returns (None: all)
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
@@ -28,7 +28,7 @@ class RunState:
         self.kept = {}  # device tensors made once for the cache's batch and context (RoPE tables): key -> value
         self.step_makers = {}  # key -> how a step's shared value is made (per_step)
         self.replaying = False
-        self.trace_id = self.trace_output = None
+        self.trace_id = self.trace_output = self.trace_kind = None
 
     @property
     def decoding(self):
@@ -64,13 +64,23 @@ class RunState:
             raise ValueError(f"positions must lie in [0, {self.context}), got {positions.tolist()}")
         return tokens.shape[0]
 
-    def begin(self, mode, positions, user=None, tokens=None):
-        self.mode, self.positions, self.user, self.tokens = mode, positions, user, tokens
+    def begin(self, mode, positions, user=None, tokens=None, last=None):
+        self.mode, self.positions, self.user, self.tokens, self.last = mode, positions, user, tokens, last
         self.step_values, self.uploaded = {}, set()
 
     def end(self):
-        self.mode, self.positions, self.user, self.tokens = "full", None, None, None
+        self.mode, self.positions, self.user, self.tokens, self.last = "full", None, None, None, None
         self.step_values, self.uploaded = {}, set()
+
+    def head_rows(self, x):
+        """The rows [..., seq, features] the LM head computes: in a prefill that returns its last position's
+        logits (`last`), the tile of rows holding that position; else all of them."""
+        if self.mode != "prefill" or self.last is None:
+            return x
+        start = self.last // TILE * TILE
+        begins, ends = [0] * len(x.shape), list(x.shape)
+        begins[-2], ends[-2] = start, start + TILE
+        return ttnn.slice(x, begins, ends)
 
     def per_step(self, key, make):
         """`make()` computed once in a step and shared by its layers (a replayed trace recomputes it); after the
@@ -91,6 +101,17 @@ class RunState:
         if key not in self.kept:
             self.kept[key] = make()
         return self.kept[key]
+
+    def lasting(self, store, key, make):
+        """`make()` (device tensors) kept in `store` under `key` for later calls, unless a trace is held: then it
+        is made for this call alone, since a buffer allocated after a capture that lives on into a replay may be
+        overwritten by it (ttnn warns so); what was kept before the capture stays."""
+        if key in store:
+            return store[key]
+        value = make()
+        if self.trace_id is None:
+            store[key] = value
+        return value
 
     def row_positions(self, rows):
         """The position of each of `rows` rows: 0..rows-1 outside decode, each user's own in decode
@@ -124,11 +145,14 @@ class RunState:
         return self.per_step("positions", lambda: self.step_input(
             "positions", lambda: self.positions.to(torch.int32), ttnn.int32, ttnn.ROW_MAJOR_LAYOUT))
 
-    def run_step(self, step):
+    def run_step(self, step, kind="logits"):
         """One decode step: `step()` directly, or (device mode, trace on) captured on the first call
-        and replayed afterwards with its inputs rewritten in place."""
+        and replayed afterwards with its inputs rewritten in place. `kind` names what the step returns
+        ("logits", "greedy"): one trace is held at a time, so a step of another kind releases it first."""
         if not self.trace:
             return step()
+        if self.trace_kind != kind:
+            self.release_trace()
         if self.trace_id is None:
             output = step()  # compiles every op's kernels and creates the step's input tensors
             self.replaying = True
@@ -136,6 +160,7 @@ class RunState:
                 self.trace_id = ttnn.begin_trace_capture(self.device, cq_id=0)
                 self.trace_output = step()
                 ttnn.end_trace_capture(self.device, self.trace_id, cq_id=0)
+                self.trace_kind = kind
             finally:
                 self.replaying = False
             return output
@@ -147,4 +172,4 @@ class RunState:
     def release_trace(self):
         if self.trace_id is not None:
             ttnn.release_trace(self.device, self.trace_id)
-            self.trace_id = self.trace_output = None
+        self.trace_id = self.trace_output = self.trace_kind = None
