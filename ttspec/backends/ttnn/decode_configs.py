@@ -69,26 +69,39 @@ def weight_format(node, ctx) -> str:
     return "bf16" if formats is None else formats.dtype(kind)
 
 
-def decode_linear(node, ctx) -> DecodeLinear:
-    """The decode configuration of one linear, its members made where the class first needs them."""
+def role_of(node, graph) -> Role | None:
+    """The matmul group whose compute kernel a linear takes (by its kind)."""
+    return _KIND_ROLE.get(kind_of(graph, node.module))
+
+
+def kernel_member(node, ctx) -> Expr:
+    """The class member holding the compute kernel of a linear's weight format (shared by its linears)."""
+    fmt = weight_format(node, ctx)
+    kernel = matmul_kernel(fmt, role_of(node, ctx.graph))
+    accumulate = "fp32" if kernel.fp32_dest_acc else "16-bit"
+    return ctx.config_member(node, f"{kernel.fidelity.lower()}{'_fp32' if kernel.fp32_dest_acc else ''}_kernel",
+                             kernel.code(), f"decode: {fmt} weights at {kernel.fidelity}, {accumulate} accumulation")
+
+
+def decode_linear(node, ctx, why: str | None = None) -> DecodeLinear:
+    """The decode configuration of one linear, its members made where the class first needs them; `why`: the
+    reason it is not DRAM-sharded, for its comment."""
     k, n = local_matmul_shape(node, ctx)
     fmt = weight_format(node, ctx)
-    role = _KIND_ROLE.get(kind_of(ctx.graph, node.module))
+    role = role_of(node, ctx.graph)
     kernel = matmul_kernel(fmt, role)
-    accumulate = "fp32" if kernel.fp32_dest_acc else "16-bit"
-    compute = ctx.config_member(node, f"{kernel.fidelity.lower()}{'_fp32' if kernel.fp32_dest_acc else ''}_kernel",
-                                kernel.code(), f"decode: {fmt} weights at {kernel.fidelity}, {accumulate} accumulation")
+    compute = kernel_member(node, ctx)
     stem = node.module.rsplit(".", 1)[-1] if node.module else "matmul"
     try:
         program = decode_matmul_1d(k, n, fmt, ctx.backend.target, role=role).program
     except ConfigError as e:  # a width that is not whole tiles: ttnn chooses the program, the kernel is stated
         compute_only = f"decode: {stem} ({k} -> {n}) runs ttnn's own matmul program: {e}"
         return DecodeLinear(None, ctx.config_member(node, f"{stem}_decode_kernel", kernel.code(), compute_only))
-    return DecodeLinear(ctx.config_member(node, f"{stem}_decode", program.code(), _describe(k, n, fmt, program)),
+    return DecodeLinear(ctx.config_member(node, f"{stem}_decode", program.code(), _describe(k, n, fmt, program, why)),
                         compute)
 
 
-def _describe(k: int, n: int, fmt: str, program: Multicast1DMatmul) -> str:
+def _describe(k: int, n: int, fmt: str, program: Multicast1DMatmul, why: str | None) -> str:
     x, y = program.grid
     return (f"decode: {k} -> {n} {fmt}, 1-D multicast over {x}x{y} cores, {program.per_core_N} output tiles "
-            "per core, weight DRAM-interleaved (shared with prefill)")
+            "per core, weight DRAM-interleaved (shared with prefill)" + (f"; not DRAM-sharded: {why}" if why else ""))

@@ -49,6 +49,7 @@ from ...ops.attention import attention_scale, rotary_dims
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
+from . import lower_matmul as dram
 from .configs.decode import decode_sdpa
 from .decode_configs import decode_linear
 
@@ -133,6 +134,9 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     if padded is not None:
         weight_only.update(input_heads=Const(padded[0]), head_dim=Const(padded[1]))
     weight_only.update(_dtype(ctx, node))
+    placed = dram.weight_memory(node, ctx)  # a layer matmul's weight DRAM width-sharded (lower_matmul.py)
+    if placed is not None:
+        weight_only["memory"] = placed[1]
     split = _split(ctx, node)
     if split:
         common.update(split)
@@ -144,7 +148,7 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     lines: list[Stmt] = [Assign(refs["weight"], call("weights.linear", refs.module, **common, **weight_only))]
     if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
-    return lines
+    return lines if placed is None else [placed[0], *lines]
 
 
 _COLLECTIVES = {ALL_GATHER.name, ALL_REDUCE.name, REDUCE_SCATTER.name}
@@ -194,6 +198,9 @@ def _load_norm(node, refs, ctx) -> list[Stmt]:
 
 # ---------------------------------------------------------------- ops
 def _linear(node, args, refs, ctx) -> Expr:
+    planned = dram.linear_prefill(node, args, refs, ctx)
+    if planned is not None:
+        return planned
     options: dict[str, Expr] = {}
     if node.attrs.bias:
         options["bias"] = refs["bias"]
@@ -213,7 +220,10 @@ def _silu_into_mul(node, graph) -> bool:
 def _linear_decode(node, args, refs, ctx) -> Expr:
     """A weight matmul of the decode step with its stated configuration (decode_configs.py): program and
     compute kernel as members of its class, the output interleaved (_decode_memory)."""
-    chosen = decode_linear(node, ctx)
+    planned = dram.linear_decode(node, args, refs, ctx)
+    if planned is not None:
+        return planned
+    chosen = decode_linear(node, ctx, dram.fallback_reason(node, ctx))
     options: dict[str, Expr] = {}
     if node.attrs.bias:
         options["bias"] = refs["bias"]
@@ -221,7 +231,7 @@ def _linear_decode(node, args, refs, ctx) -> Expr:
         options["activation"] = Const(node.attrs.activation)
     if chosen.program is not None:
         options["program_config"] = chosen.program
-    options.update(compute_kernel_config=chosen.compute, memory_config=_decode_memory(node, ctx.graph))
+    options.update(compute_kernel_config=chosen.compute, memory_config=_decode_memory(node, ctx))
     return call("ttnn.linear", args[0], refs["weight"], **options)
 
 
@@ -231,9 +241,13 @@ _READ_FROM_L1 = {LINEAR.name, TIED_LINEAR.name, MUL.name, ADD.name, RMS_NORM.nam
                  RELU.name, GELU.name, GELU_TANH.name, SCALE.name}
 
 
-def _decode_memory(node, graph) -> Expr:
-    """Where a decode op writes its output: L1 when every reader takes it from there (the decode attention
-    chain's nlp_create_qkv_heads_decode does), else DRAM."""
+def _decode_memory(node, ctx) -> Expr:
+    """Where a decode op writes its output: sharded where lower_matmul.py's plan keeps it so, L1 when every reader
+    takes it from there (the decode attention chain's nlp_create_qkv_heads_decode does), else DRAM."""
+    graph = ctx.graph
+    sharded = dram.sharded_output(node, ctx)
+    if sharded is not None:
+        return sharded
     readers = [graph.node(u) for u in graph.users.get(node.id, ())]
     in_l1 = readers and all(r.op in _READ_FROM_L1 or (r.op == SPLIT_QKV_HEADS.name and decode_chain(r, graph))
                             for r in readers)
@@ -246,7 +260,7 @@ def _mul_decode(node, args, refs, ctx) -> Expr:
     for side, source in zip("ab", node.inputs):
         if _silu_into_mul(ctx.graph.node(source), ctx.graph):
             options[f"input_tensor_{side}_activations"] = List((name("ttnn.UnaryOpType.SILU"),))
-    return call("ttnn.mul", args[0], args[1], **options, memory_config=_decode_memory(node, ctx.graph))
+    return call("ttnn.mul", args[0], args[1], **options, memory_config=_decode_memory(node, ctx))
 
 
 def _check_norm(node, graph) -> None:
@@ -276,17 +290,20 @@ def _norm_decode(kind: str):
     prefill = _norm(kind)
 
     def expr(node, args, refs, ctx) -> Expr:
+        planned = dram.norm_decode(node, args, refs, ctx, kind)
+        if planned is not None:
+            return planned
         out = prefill(node, args, refs, ctx)
         if node.attrs.distributed:
             return out
-        return call(f"ttnn.{kind}_norm", *out.args, **dict(out.kwargs), memory_config=_decode_memory(node, ctx.graph))
+        return call(f"ttnn.{kind}_norm", *out.args, **dict(out.kwargs), memory_config=_decode_memory(node, ctx))
 
     return expr
 
 
 def _add_decode(node, args, refs, ctx) -> Expr:
     """The residual add of a decode step: the stream stays in L1 where its readers take it from there."""
-    return call("ttnn.add", args[0], args[1], memory_config=_decode_memory(node, ctx.graph))
+    return call("ttnn.add", args[0], args[1], memory_config=_decode_memory(node, ctx))
 
 
 def _statistics(node, args, refs, ctx) -> Expr:
@@ -450,7 +467,8 @@ def _merge_heads_decode(node, args, refs, ctx) -> Expr:
     split = decode_chain(node, ctx.graph)
     if split is None:
         return call("ttnn.transformer.concatenate_heads", args[0])
-    return ctx.helper("concat_heads_decode")(args[0], Const(local_heads(split)))
+    sharded = {"sharded": Const(True)} if dram.merge_heads_sharded(node, ctx) else {}  # wo reads it as it is
+    return ctx.helper("concat_heads_decode")(args[0], Const(local_heads(split)), **sharded)
 
 
 def _attend_heads_decode(node, args, cache, scale, ctx) -> Expr:
