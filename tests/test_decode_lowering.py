@@ -20,12 +20,13 @@ from .conftest import SPECS, formats_of, target_of
 FORMATS = "attention=bfloat8_b,mlp=bfloat4_b"
 
 
-def _program(text: str | None = None, formats: str = FORMATS, tmp_path: Path | None = None) -> str:
+def _program(text: str | None = None, formats: str = FORMATS, tmp_path: Path | None = None,
+             target: str = "n150") -> str:
     path = SPECS / "llama-gqa-tiny.arch"
     if text is not None:
         path = tmp_path / "spec.arch"
         path.write_text(text, encoding="utf-8")
-    return compile_source(load_model(path), str(path), target_of("n150"), formats_of(formats))
+    return compile_source(load_model(path), str(path), target_of(target), formats_of(formats))
 
 
 def _methods(source: str, name: str) -> dict[str, ast.FunctionDef]:
@@ -73,8 +74,11 @@ def test_decode_matmuls_state_program_and_kernel_by_format():
     members = _members(source)
     decode_linears = [c for f in _decode_methods(source).values() for c in _calls(f, "ttnn.linear")]
     prefill_linears = [c for f in _methods(source, "forward").values() for c in _calls(f, "ttnn.linear")]
-    assert len(decode_linears) == len(prefill_linears) == 6  # wqkv, wo, w1, w3, w2, lm_head
-    assert all("program_config" not in _keywords(c) for c in prefill_linears)  # prefill as it was
+    chunked = [c for f in _methods(source, "forward").values() for c in _calls(f, "chunked_linear")]
+    assert len(decode_linears) == 6  # wqkv, wo, w1, w3, w2, lm_head
+    # prefill: the layer matmuls read their DRAM-sharded weights with 2-D programs per chunk; the head as it was
+    assert len(chunked) == 5 and len(prefill_linears) == 1
+    assert all("program_config" not in _keywords(c) for c in prefill_linears)
     fidelities = {}
     for call in decode_linears:
         options = _keywords(call)
@@ -87,8 +91,9 @@ def test_decode_matmuls_state_program_and_kernel_by_format():
 
 
 def test_each_decode_program_covers_the_output_tiles_once():
-    """per_core_N tiles on each of grid x * grid y cores: at least N's tiles, and fewer than one more per core."""
-    members = _members(_program())
+    """per_core_N tiles on each of grid x * grid y cores: at least N's tiles, and fewer than one more per core
+    (1-D multicast: on a mesh, where the layer matmuls keep it)."""
+    members = _members(_program(target="t3k"))
     programs = {attr: (comment, value) for attr, (comment, value) in members.items()
                 if isinstance(value, ast.Call)
                 and ast.unparse(value.func) == "ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig"}
@@ -106,8 +111,10 @@ def test_each_decode_program_covers_the_output_tiles_once():
 
 def test_silu_moves_into_the_multiply_in_decode():
     source = _program()
-    forward, decode = _methods(source, "forward")["SwiGLU"], _methods(source, "decode")["SwiGLU"]
-    assert any(_keywords(c).get("activation") == "'silu'" for c in _calls(forward, "ttnn.linear"))
+    decode = _methods(source, "decode")["SwiGLU"]
+    # prefill: SiLU fused into each chunk size's 2-D program of w1
+    w1_prefill = ast.unparse(_members(source)["w1_prefill"][1])
+    assert "fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU)" in w1_prefill
     assert not any("activation" in _keywords(c) for c in _calls(decode, "ttnn.linear"))
     (mul,) = _calls(decode, "ttnn.mul")
     assert _keywords(mul)["input_tensor_a_activations"] == "[ttnn.UnaryOpType.SILU]"
