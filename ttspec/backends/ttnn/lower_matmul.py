@@ -22,14 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...ir.graph import Graph, Node, all_nodes, layer_variants
-from ...ops import ADD, EMBEDDING, LAYER_NORM, LINEAR, MERGE_HEADS, MUL, RMS_NORM
+from ...ops import ADD, ALL_GATHER, EMBEDDING, LAYER_NORM, LINEAR, MERGE_HEADS, MUL, REDUCE_SCATTER, RMS_NORM
 from ...ops.linear import fused_qkv
 from ...ops.queries import kind_of
 from ...targets import TILE
-from ..common.pyast import Comment, Const, Dict, Expr, call, name
+from ..common.pyast import Call, Comment, Const, Dict, Expr, call, name
 from .configs.decode import DecodeNorm, decode_matmul, decode_norm, dram_weight
 from .configs.prefill import prefill_matmul
-from .configs.rules import ConfigError, cores_for_k
+from .configs.rules import ConfigError, cores_for_k, cores_for_k_and_n
 from .decode_configs import kernel_member, local_matmul_shape, role_of, weight_format
 
 # Rows of one prefill chunk, largest first: a prompt of T rows (a multiple of 32) runs as T / c chunks of the
@@ -47,6 +47,7 @@ class LayerPlan:
     reason: str | None = None
     cores: int = 0
     width: int = 0
+    residual_sharded: bool = True  # one chip; on a 1-D mesh the residual is each chip's slice, interleaved
     linears: dict = field(default_factory=dict)
     norms: dict = field(default_factory=dict)
     bodies: set = field(default_factory=set)  # id() of the layer bodies
@@ -78,16 +79,16 @@ def fallback_reason(node, ctx) -> str | None:
 
 def _plan(root: Graph, ctx) -> LayerPlan:
     target = ctx.backend.target
-    if ctx.mesh.axes:
-        return LayerPlan("on a mesh the collectives around each matmul take and give interleaved tensors "
-                         "(a reshard around every DRAM-sharded matmul; not done yet)")
+    if ctx.mesh.axes and ctx.mesh.strategy != "1d":
+        return LayerPlan("a 2-D mesh (Galaxy): tt_transformers keeps interleaved 1-D matmul configs there, its "
+                         "matmuls between all-reduces on both axes")
     if target.arch != "wormhole_b0":
         return LayerPlan(f"{target.arch}: a DRAM-sharded matmul writes the first N cores of the 11-wide grid, "
                          "not its input's rectangle, so the residual would need a reshard after every matmul")
     repeats = root.repeats()
     if len(repeats) != 1 or len(repeats[0].inputs) != 1:
         return LayerPlan("the layers are not one repeated block on one residual stream")
-    plan = LayerPlan()
+    plan = LayerPlan(residual_sharded=not ctx.mesh.axes)
     bodies = [body for body, _ in layer_variants(repeats[0])]
     plan.bodies = {id(b) for b in bodies}
     for body in bodies:
@@ -96,7 +97,7 @@ def _plan(root: Graph, ctx) -> LayerPlan:
             return LayerPlan(why)
     if not plan.linears:
         return LayerPlan("no attention or MLP linear in the layers")
-    for body in bodies:
+    for body in bodies if plan.residual_sharded else ():
         if not all(gives_sharded(body, body.node(out), plan) for out in body.outputs.values()):
             return LayerPlan("a layer's output is not its residual stream")
     return plan
@@ -116,21 +117,42 @@ def _plan_body(body: Graph, plan: LayerPlan, ctx) -> str | None:
         return "layer variants differ in the residual's grid"
     plan.cores, plan.width = cores, width
     ids = {n.id for n in linears}
-    for node in linears:
+    for node in sorted(linears, key=lambda n: body.node(n.inputs[0]).op == MUL.name):  # w2 after w1
         why = _linear(body, node, ids, plan, ctx)
         if why is not None:
             return f"{node.module}: {why}"
     for norm_id in inputs:
         norm = body.node(norm_id)
-        if norm.attrs.distributed or any(u not in ids for u in body.users[norm_id]):
-            return f"{norm.module}: the norm feeds more than the layer's matmuls"
-        plan.norms[(id(body), norm_id)] = decode_norm(width, ctx.backend.target, cores=cores)
+        grids = {plan.linears.get((id(body), u), None) and plan.linears[(id(body), u)].cores
+                 for u in body.users[norm_id]}
+        if norm.attrs.distributed or any(u not in ids for u in body.users[norm_id]) or len(grids) != 1:
+            return f"{norm.module}: the norm feeds more than the layer's matmuls on one grid"
+        plan.norms[(id(body), norm_id)] = decode_norm(width, ctx.backend.target, cores=grids.pop())
     return None
+
+
+def _cores(body: Graph, node: Node, k_tiles: int, n_tiles: int, plan: LayerPlan, target) -> int:
+    """The workers of a layer matmul. One chip: the residual's grid for all (each output feeds the next
+    matmul's input or the residual unchanged). A 1-D mesh, where collectives sit between them: QKV on the
+    attention grid (cores_for_k), wo on one core per head (nlp_concat_heads_decode's output), w1/w3 on the most
+    cores dividing K's and N's tiles (tt_transformers find_grid_k_n) and w2 on w1's."""
+    source = body.node(node.inputs[0])
+    if plan.residual_sharded:
+        return plan.cores
+    if source.op == MERGE_HEADS.name:  # this chip's heads
+        return k_tiles * TILE // (-(-body.node(source.inputs[0]).type.shape[-1] // TILE) * TILE)
+    if source.op == MUL.name:
+        first = plan.linears.get((id(body), source.inputs[0]))
+        return first.cores if first is not None else 0
+    users = body.users.get(node.id, ())
+    if len(users) == 1 and body.node(users[0]).op == MUL.name:
+        return cores_for_k_and_n(k_tiles, n_tiles, target)
+    return cores_for_k(k_tiles, target)
 
 
 def _linear(body: Graph, node: Node, ids: set, plan: LayerPlan, ctx) -> str | None:
     """Why `node` cannot run DRAM-sharded on the residual's grid, or None (then it is recorded in the plan)."""
-    cores, target = plan.cores, ctx.backend.target
+    target = ctx.backend.target
     if node.attrs.bias:
         return "a bias (not measured with a DRAM-sharded program)"
     users = body.users.get(node.id, ())
@@ -138,16 +160,18 @@ def _linear(body: Graph, node: Node, ids: set, plan: LayerPlan, ctx) -> str | No
                                       and body.node(users[0]).op == MUL.name):
         return f"a fused {node.attrs.activation} (the decode step fuses only SwiGLU's SiLU, into the multiply)"
     k, n = local_matmul_shape(node, ctx)
-    if k % TILE or (k // TILE) % cores:
+    if k % TILE:
+        return f"K {k} is not whole tiles"
+    cores = _cores(body, node, k // TILE, -(-n // TILE), plan, target)
+    if not cores or (k // TILE) % cores:
         return f"K {k} does not split into whole tiles over {cores} cores"
     if fused_qkv(node) is None and n % (TILE * cores):
-        return f"N {n} does not split into whole tiles over {cores} cores (the residual's grid)"
+        return f"N {n} does not split into whole tiles over {cores} cores"
     source = body.node(node.inputs[0])
     if source.op == MERGE_HEADS.name:
-        heads, head_dim = body.node(source.inputs[0]).type.shape[1], body.node(source.inputs[0]).type.shape[-1]
-        padded = -(-head_dim // TILE) * TILE
-        if heads != cores or k != heads * padded:  # nlp_concat_heads_decode writes one head per core
-            return f"{heads} heads of {padded} are not {cores} shards of {k // cores}"
+        padded = -(-body.node(source.inputs[0]).type.shape[-1] // TILE) * TILE
+        if k != cores * padded:  # nlp_concat_heads_decode writes one head per core
+            return f"{k // padded} heads of {padded} are not {cores} shards of {k // cores}"
     elif source.op == MUL.name:
         if any(i not in ids for i in source.inputs):
             return "its input multiplies more than two layer matmuls"
@@ -187,9 +211,9 @@ def _gives(graph: Graph, node: Node, plan: LayerPlan) -> bool:
     if key in plan.linears or key in plan.norms:
         return True
     if node.is_input:
-        return id(graph) in plan.bodies  # a layer's residual input
+        return plan.residual_sharded and id(graph) in plan.bodies  # a layer's residual input
     if node.is_repeat:
-        return True
+        return plan.residual_sharded
     if node.op == MERGE_HEADS.name:
         readers = graph.users.get(node.id, ())
         return bool(readers) and all((id(graph), r) in plan.linears for r in readers)
@@ -204,7 +228,7 @@ def _gives(graph: Graph, node: Node, plan: LayerPlan) -> bool:
 def converted(graph: Graph, node: Node, plan: LayerPlan) -> bool:
     """Whether `node`'s value is resharded onto the residual's grid as it is made (the embedding before the
     layers: both the first layer's norm and its residual add read it)."""
-    if not plan.active or node.op not in (EMBEDDING.name,):
+    if not plan.active or node.op not in (EMBEDDING.name, ALL_GATHER.name):
         return False
     return any(_direct_need(graph, graph.node(u), node.id, plan) for u in graph.users.get(node.id, ()))
 
@@ -213,7 +237,7 @@ def _direct_need(graph: Graph, reader: Node, source: str, plan: LayerPlan) -> bo
     key = _key(graph, reader)
     if key in plan.linears or key in plan.norms:
         return reader.inputs[0] == source
-    return reader.is_repeat
+    return reader.is_repeat and plan.residual_sharded
 
 
 def needs_sharded(graph: Graph, reader: Node, source: str, plan: LayerPlan) -> bool:
@@ -242,7 +266,7 @@ def adapt_args(node, args: list[Expr], ctx) -> list[Expr]:
     for i, (source, arg) in enumerate(zip(node.inputs, args)):
         gives = gives_sharded(graph, graph.node(source), plan)
         needs = needs_sharded(graph, node, source, plan)
-        if gives and not needs:
+        if gives and not needs and node.op != REDUCE_SCATTER.name:  # it reads sharded and writes L1 (below)
             out[i] = call("ttnn.to_memory_config", arg, name("ttnn.L1_MEMORY_CONFIG"))
         elif needs and not gives:
             out[i] = call("ttnn.to_memory_config", arg, residual_memory(node, ctx))
@@ -250,10 +274,21 @@ def adapt_args(node, args: list[Expr], ctx) -> list[Expr]:
 
 
 def adapt_output(node, expr: Expr, ctx) -> Expr:
+    """Decode: the embedding resharded onto the residual's grid; an all-gather writing the sharded layout of the
+    norm after it; a reduce-scatter of a sharded matmul output writing L1 interleaved (measured on the mock T3K)."""
     plan = layer_plan(ctx)
-    if plan.active and converted(ctx.graph, node, plan):
-        return call("ttnn.to_memory_config", expr, residual_memory(node, ctx))
-    return expr
+    if not plan.active:
+        return expr
+    graph = ctx.graph
+    if node.op == REDUCE_SCATTER.name and gives_sharded(graph, graph.node(node.inputs[0]), plan):
+        return Call(expr.func, expr.args, expr.kwargs + (("memory_config", name("ttnn.L1_MEMORY_CONFIG")),))
+    if not converted(graph, node, plan):
+        return expr
+    if node.op == ALL_GATHER.name:
+        norm = plan.norms[_key(graph, next(graph.node(u) for u in graph.users[node.id]
+                                           if _key(graph, graph.node(u)) in plan.norms))]
+        return Call(expr.func, expr.args, expr.kwargs + (("memory_config", _norm_memory(node, norm, plan, ctx)),))
+    return call("ttnn.to_memory_config", expr, residual_memory(node, ctx))
 
 
 def sharded_output(node, ctx) -> Expr | None:
@@ -329,11 +364,22 @@ def norm_decode(node, args, refs, ctx, kind: str) -> Expr | None:
         options["bias"] = refs["bias"]
     options["program_config"] = ctx.config_member(
         node, "norm_decode", program.code(),
-        f"decode: the norm sharded over {x}x{y} cores, {program.block_w} tiles each (the residual's grid)")
+        f"decode: the norm sharded over {x}x{y} cores, {program.block_w} tiles each (the grid of its matmuls)")
     options["compute_kernel_config"] = ctx.config_member(
         node, "norm_kernel", norm.op.compute.code(), "decode: norms at HiFi2 with fp32 accumulation")
-    options["memory_config"] = residual_memory(node, ctx)
+    options["memory_config"] = _norm_memory(node, norm, plan, ctx)
     return call(f"ttnn.{kind}_norm", args[0], **options)
+
+
+def _norm_memory(node, norm: DecodeNorm, plan: LayerPlan, ctx) -> Expr:
+    """A norm's sharded layout (in and out): the residual's on one chip; on a mesh the grid of the matmuls after
+    it, which the all-gather before it writes."""
+    if plan.residual_sharded:
+        return residual_memory(node, ctx)
+    x, y = norm.memory.grid
+    return ctx.config_member(node, "norm_memory", norm.memory.code(),
+                             f"decode: the gathered row and its norm, L1 width-sharded over {x}x{y} cores "
+                             f"({norm.memory.shard[1]} columns each), the grid of the matmuls after it")
 
 
 def merge_heads_sharded(node, ctx) -> bool:
