@@ -3,13 +3,12 @@ linear of the lowered graph at the shape one chip computes, and stated in the pr
 class that runs it, each with a comment saying what it is (tt_transformers' model_config, without its
 string keys).
 
-Why 1-D multicast on DRAM-interleaved weights rather than tt_transformers' DRAM-sharded decode matmuls:
-the program keeps one copy of each weight for prefill and decode, and ttnn 0.81.1's prefill matmul without a
-program config refuses a DRAM width-sharded weight (MatmulMultiCoreProgramConfig: "Input B memory layout must
-be INTERLEAVED", measured on the mock n150 at 32-1024 tokens); 2-D multicast prefill configs, which accept
-it, depend on the prompt's length and are not emitted yet. So decode runs the 1-D multicast program
-(configs.decode.decode_matmul_1d) with the compute kernel its format calls for (LoFi for bfloat4_b, HiFi2 for
-bfloat8_b), its output interleaved in L1.
+The layer matmuls (fused QKV, wo, w1, w3, w2) run DRAM-sharded where lower_matmul.py's plan takes the whole
+program (one Wormhole chip or a 1-D mesh, whole-tile shapes, Llama-style layers); this module serves the rest:
+the LM head, and every linear of a program the plan refuses (Galaxy's 2-D mesh, Blackhole, widths off tiles,
+biases, GELU MLPs), whose comment then says why. These run the 1-D multicast program
+(configs.decode.decode_matmul_1d) on DRAM-interleaved weights with the compute kernel their format calls for
+(LoFi for bfloat4_b, HiFi2 for bfloat8_b), their output interleaved in L1.
 """
 
 from __future__ import annotations
