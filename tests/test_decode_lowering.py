@@ -173,3 +173,36 @@ def test_widths_off_tiles_fall_back_to_a_stated_kernel_that_validates(tmp_path):
     _needs_mock()
     result = capture_decode(load_model(tmp_path / "spec.arch"), source, "n150", users=32, context=64, timeout=600)
     assert result["decode"]["device_ops_per_layer"][0] > 0
+
+
+@pytest.mark.parametrize("target", ["n150", "t3k", "galaxy"])
+def test_layer_matmuls_are_dram_sharded_where_the_plan_serves(target):
+    """Llama-3.1-70B's layer matmuls: DRAM-sharded programs on a 1-D mesh (T3K, measured on the mock: docs/
+    design-decode.md), where each all-gather writes the sharded grid of the norm after it and each reduce-scatter
+    of a sharded matmul output writes L1 (both validated on the mock 1x8); Galaxy's 2-D mesh keeps the 1-D
+    programs with the reason in their comments. tiny on n150: every program's per_core_N tiles on its cores
+    cover N exactly (the residual's grid: 8 cores) and in0_block_w divides each core's K tiles."""
+    spec = "llama-gqa-tiny" if target == "n150" else "llama-3.1-70b"
+    path = SPECS / f"{spec}.arch"
+    source = compile_source(load_model(path), str(path), target_of(target), formats_of(FORMATS))
+    members = _members(source)
+    sharded = {attr: (comment, value) for attr, (comment, value) in members.items() if isinstance(value, ast.Call)
+               and ast.unparse(value.func) == "ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig"}
+    if target == "galaxy":
+        assert not sharded and "not DRAM-sharded: a 2-D mesh (Galaxy)" in source
+        return
+    assert sorted(sharded) == ["w1_decode", "w2_decode", "w3_decode", "wo_decode", "wqkv_decode"]
+    for attr, (comment, value) in sharded.items():
+        k, n, cores = map(int, re.search(r"(\d+) -> (\d+), DRAM-sharded over (\d+) cores", comment).groups())
+        options = {key: int(v) for key, v in _keywords(value).items() if v.isdigit()}
+        tiles = -(-n // 32)
+        assert options["per_core_N"] == -(-tiles // cores) and (attr == "wqkv_decode" or tiles % cores == 0)
+        assert (k // 32 // cores) % options["in0_block_w"] == 0
+        if target == "n150":
+            assert cores == 8
+    if target == "t3k":
+        decoder = _methods(source, "decode")["Decoder"]
+        gathers, scatters = _calls(decoder, "ttnn.all_gather"), _calls(decoder, "ttnn.reduce_scatter")
+        assert len(gathers) == len(scatters) == 2
+        assert all(_keywords(c)["memory_config"].startswith("self.norm_memory") for c in gathers)
+        assert all(_keywords(c)["memory_config"] == "ttnn.L1_MEMORY_CONFIG" for c in scatters)
