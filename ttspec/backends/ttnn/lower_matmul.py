@@ -1,20 +1,24 @@
 """DRAM-sharded layer matmuls, as tt_transformers runs a decoder layer (tech_reports/LLMs/llms.md 4.6): every
 weight matmul of a layer (fused QKV, wo, w1, w3, w2) reads its weight width-sharded over the DRAM banks
-(`MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig`), its input L1 width-sharded; the residual stream and
-the norms before the matmuls stay L1 width-sharded on the same grid of R cores (a sharded rms_norm program), so
-each matmul reads what the op before it wrote and a reshard is emitted only where a layout must change: the
-fused QKV's output before nlp_create_qkv_heads_decode, the residual before the final norm (once per step) and
-the embedding after its gather (once per step).
+(`MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig`), its input L1 width-sharded, and the norms before
+the matmuls are sharded (a sharded rms_norm program) so that each writes the layout its matmuls read. A
+reshard is emitted only where a layout must change (`adapt_args` / `adapt_output`, called by the backend for
+every decode op):
+- one chip: the residual stream stays L1 width-sharded on the grid of R cores every layer matmul uses; the
+  fused QKV's output goes interleaved for nlp_create_qkv_heads_decode; once per step, the embedding goes onto
+  the residual's grid and the residual back to interleaved before the final norm;
+- a 1-D mesh (T3K, n300): the residual is each chip's interleaved slice; the all-gather before a norm writes
+  the norm's sharded grid, and the reduce-scatter after wo / w2 reads their sharded output and writes L1.
 
 Prefill shares the weights: ttnn's unconfigured prefill matmul refuses a DRAM width-sharded weight ("Input B
 memory layout must be INTERLEAVED"), a 2-D multicast program config accepts it. The prompt's rows are folded
-into chunks (tt_transformers reshapes sequences over its 1024-row cutoff so): `chunked_linear` (rt/program.py)
+into chunks (tt_transformers reshapes sequences over its 1024-row cutoff so): `chunked_linear` (rt/weights.py)
 takes the largest chunk in PREFILL_CHUNKS that divides the rows and runs them as a batch of chunks with that
 chunk's 2-D program, stated per linear as one member mapping chunk rows -> program.
 
 One plan per program (`layer_plan`), all or nothing: every attention/MLP linear of every layer variant must
 take it, else the program keeps the 1-D multicast decode matmuls on DRAM-interleaved weights
-(decode_configs.py) and their comment says why (`not_sharded_reason`).
+(decode_configs.py) and their comment says why (`fallback_reason`).
 """
 
 from __future__ import annotations
@@ -169,6 +173,10 @@ def _linear(body: Graph, node: Node, ids: set, plan: LayerPlan, ctx) -> str | No
         return f"N {n} does not split into whole tiles over {cores} cores"
     source = body.node(node.inputs[0])
     if source.op == MERGE_HEADS.name:
+        from .lower import decode_chain  # the attention lowering's (lower.py imports this module)
+
+        if decode_chain(source, body) is None:
+            return "its heads are concatenated outside the decode attention chain (interleaved)"
         padded = -(-body.node(source.inputs[0]).type.shape[-1] // TILE) * TILE
         if k != cores * padded:  # nlp_concat_heads_decode writes one head per core
             return f"{k // padded} heads of {padded} are not {cores} shards of {k // cores}"
@@ -269,8 +277,21 @@ def adapt_args(node, args: list[Expr], ctx) -> list[Expr]:
         if gives and not needs and node.op != REDUCE_SCATTER.name:  # it reads sharded and writes L1 (below)
             out[i] = call("ttnn.to_memory_config", arg, name("ttnn.L1_MEMORY_CONFIG"))
         elif needs and not gives:
-            out[i] = call("ttnn.to_memory_config", arg, residual_memory(node, ctx))
+            out[i] = call("ttnn.to_memory_config", arg, _input_memory(node, plan, ctx))
     return out
+
+
+def _input_memory(node, plan: LayerPlan, ctx) -> Expr:
+    """The sharded layout `node` reads: a planned norm's or matmul's own, else (an add) the residual's."""
+    key = _key(ctx.graph, node)
+    if key in plan.norms:
+        return _norm_memory(node, plan.norms[key], plan, ctx)
+    if key in plan.linears:
+        memory = plan.linears[key].input
+        x, y = memory.grid
+        return ctx.config_member(node, "matmul_input_memory", memory.code(),
+                                 f"decode: a matmul's input, L1 width-sharded over {x}x{y} cores")
+    return residual_memory(node, ctx)
 
 
 def adapt_output(node, expr: Expr, ctx) -> Expr:
