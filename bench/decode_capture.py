@@ -67,7 +67,8 @@ mock, 32 users, context 256; 70B with --layers 2):
   multiply and 2 adds. Prefill is unchanged (28 ops per layer at 128 tokens).
 
 After the DRAM-sharded layer matmuls (ttspec/backends/ttnn/lower_matmul.py; same mock, 32 users, context 256,
---layers 2, attention bfloat8_b and MLP bfloat4_b, --prefill 160):
+--layers 2, attention bfloat8_b and MLP bfloat4_b, --prefill 160; 70B T3K with lower_matmul.MESHES = True, which
+ships False until the memory model counts the DRAM shards' padding: docs/design-decode.md):
 
                         8B n150                          70B T3K (1x8)
   device ops per layer  19 (8 before the layers, 3 after) 23 (7 before, 3 after)
