@@ -31,7 +31,6 @@ from ...ops import (
     MESH_PARTITION,
     MUL,
     POSITION_EMBEDDING,
-    QKV_PART,
     REDUCE_SCATTER,
     RELU,
     RMS_NORM,
@@ -45,12 +44,13 @@ from ...ops import (
     FusedQKV,
     Unsupported,
 )
-from ...ops.attention import attention_scale, rotary_dims
+from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
 from . import lower_matmul as dram
 from .configs.decode import decode_sdpa
+from .decode_chain import CHAIN_COLLECTIVES, decode_chain, held_heads, local_heads, local_kv_heads, pairs_permuted
 from .decode_configs import decode_linear
 
 
@@ -65,20 +65,6 @@ class TTNNLowering:
     def expr_for(self, mode: str) -> Callable[..., Expr]:
         """The expression of `mode` ("prefill" or "decode")."""
         return self.decode if mode == "decode" and self.decode is not None else self.expr
-
-
-# ---------------------------------------------------------------- per-op facts the sharding pass records
-def _held(count: int | None, whole: int) -> int:
-    """Heads one device holds as the sharding pass annotated the node (Node.shard), or all of them."""
-    return whole if count is None else count
-
-
-def local_heads(node) -> int:
-    return _held(node.shard.local_heads, node.attrs.heads)
-
-
-def local_kv_heads(node) -> int:
-    return _held(node.shard.local_kv_heads, node.attrs.kv_heads)
 
 
 # How the generated program's weight loader (Weights) names each split (a vocabulary split is a column split
@@ -151,24 +137,13 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     return lines if placed is None else [placed[0], *lines]
 
 
-_COLLECTIVES = {ALL_GATHER.name, ALL_REDUCE.name, REDUCE_SCATTER.name}
-
-
-def _projection_of(split, graph):
-    """The fused QKV linear a split reads, through the collectives between them (a 2-D mesh all-reduces it)."""
-    source = graph.node(split.inputs[0])
-    while source.op in _COLLECTIVES:
-        source = graph.node(source.inputs[0])
-    return source if source.op == LINEAR.name and source.attrs.fused is not None else None
-
-
 def _rope_pairs_at_load(node, graph) -> bool:
     """Whether this fused QKV projection feeds a decode chain whose rotate-half q and k rows are permuted."""
     readers = list(graph.users.get(node.id, ()))
-    while len(readers) == 1 and graph.node(readers[0]).op in _COLLECTIVES:
+    while len(readers) == 1 and graph.node(readers[0]).op in CHAIN_COLLECTIVES:
         readers = list(graph.users.get(readers[0], ()))
     splits = [graph.node(u) for u in readers if graph.node(u).op == SPLIT_QKV_HEADS.name]
-    return any(decode_chain(s, graph) is not None and _pairs_permuted(s, graph) for s in splits)
+    return any(decode_chain(s, graph) is not None and pairs_permuted(s, graph) for s in splits)
 
 
 def _load_tied(node, refs, ctx) -> list[Stmt]:
@@ -339,7 +314,7 @@ def _kv_cache_shape(node, ctx) -> tuple[int, int]:
     """KV heads one device holds (the sharding pass annotates attend with them) and the head width
     padded to whole tiles."""
     k = ctx.graph.node(node.inputs[1])
-    return _held(node.shard.local_kv_heads, k.type.shape[1]), -(-k.type.shape[3] // TILE) * TILE
+    return held_heads(node.shard.local_kv_heads, k.type.shape[1]), -(-k.type.shape[3] // TILE) * TILE
 
 
 def _kv_cache(node, ctx) -> Expr:
@@ -385,64 +360,6 @@ def _attend_decode(node, args, refs, ctx) -> Expr:
     return cache.attr("decode")(*args, scale=scale, **extra)
 
 
-# ---------------------------------------------------------------- the decode attention chain
-def decode_chain(node, graph):
-    """The fused-QKV split that starts tt_transformers' decode attention chain through `node` (the split, a
-    rotary, the attend or the merge of heads after it), or None where the chain does not serve: the heads
-    must be whole tiles, q and k go straight to full-width RoPE, both into one causal attention without
-    softcap whose output only merge_heads reads. Then decode runs nlp_create_qkv_heads_decode ->
-    rotary_embedding_llama(is_decode_mode=True) -> paged_update_cache -> scaled_dot_product_attention_decode ->
-    nlp_concat_heads_decode, every head tensor one user per core."""
-    for step in (MERGE_HEADS, ATTEND, APPLY_ROPE, QKV_PART):  # back along the chain to the split
-        if node.op == step.name:
-            node = graph.node(node.inputs[0])
-    return node if node.op == SPLIT_QKV_HEADS.name and _chain_serves(node, graph) else None
-
-
-def _chain_serves(split, graph) -> bool:
-    head_dim = split.type.shape[-1]
-    if head_dim % TILE or _projection_of(split, graph) is None:
-        return False
-    parts = {graph.node(u).attrs.index: graph.node(u) for u in graph.users[split.id]
-             if graph.node(u).op == QKV_PART.name}
-    k, v = parts.get(1), parts.get(2)
-    if k is None or v is None:
-        return False
-    q_users = [u for u in graph.users[split.id] if graph.node(u).op != QKV_PART.name]
-    k_users, v_users = graph.users[k.id], graph.users[v.id]
-    if len(q_users) != 1 or len(k_users) != 1 or len(v_users) != 1:
-        return False
-    q_rope, k_rope = graph.node(q_users[0]), graph.node(k_users[0])
-    if q_rope.op != APPLY_ROPE.name or k_rope.op != APPLY_ROPE.name or q_rope.attrs.rope != k_rope.attrs.rope:
-        return False
-    if rotary_dims(head_dim, q_rope.attrs.rope) != head_dim or local_heads(split) > TILE:
-        return False
-    # the chain's RoPE rotates adjacent pairs; a rotate-half spec gets its q and k rows permuted at load and
-    # its prefill Rotary turned to adjacent pairs too, so no other rotary of that config may share the class
-    same = [n for n in graph.nodes.values() if n.op == APPLY_ROPE.name and n.attrs.rope == q_rope.attrs.rope]
-    if len(same) != 2:
-        return False
-    attends = {u for r in (q_rope, k_rope) for u in graph.users[r.id]} | set(v_users)
-    if len(attends) != 1:
-        return False
-    attend = graph.node(attends.pop())
-    if attend.op != ATTEND.name or attend.attrs.softcap is not None or not attend.attrs.causal:
-        return False
-    if list(attend.inputs) != [q_rope.id, k_rope.id, v.id]:
-        return False
-    readers = graph.users[attend.id]
-    return len(readers) == 1 and graph.node(readers[0]).op == MERGE_HEADS.name
-
-
-def _pairs_permuted(split, graph) -> bool:
-    """Whether the chain's q and k rows are permuted at load (a rotate-half RoPE run on adjacent pairs)."""
-    return dict(_rope_of(split, graph).fields)["style"] == "half"
-
-
-def _rope_of(split, graph):
-    return next(graph.node(u) for u in graph.users[split.id] if graph.node(u).op == APPLY_ROPE.name).attrs.rope
-
-
 def _split_qkv_decode(node, args, refs, ctx) -> Expr:
     """Decode: [1, 1, users, fused] -> Q, K, V [1, users, heads, head_dim] height-sharded one user per core."""
     if decode_chain(node, ctx.graph) is None:
@@ -458,7 +375,7 @@ def _rope_decode(node, args, refs, ctx) -> Expr:
     split = decode_chain(node, ctx.graph)
     if split is None:
         return rotary(args[0])
-    if _pairs_permuted(split, ctx.graph):
+    if pairs_permuted(split, ctx.graph):
         ctx.plan.rope_styles[rotary.name] = "interleaved"  # `self.rotary`: its attribute name
     return rotary.attr("decode")(args[0])
 

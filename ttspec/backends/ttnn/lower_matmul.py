@@ -34,6 +34,7 @@ from ..common.pyast import Call, Comment, Const, Dict, Expr, call, name
 from .configs.decode import DecodeNorm, decode_matmul, decode_norm, dram_weight
 from .configs.prefill import prefill_matmul
 from .configs.rules import ConfigError, cores_for_k, cores_for_k_and_n
+from .decode_chain import decode_chain
 from .decode_configs import kernel_member, local_matmul_shape, role_of, weight_format
 
 # Rows of one prefill chunk, largest first: a prompt of T rows (a multiple of 32) runs as T / c chunks of the
@@ -182,8 +183,6 @@ def _linear(body: Graph, node: Node, ids: set, plan: LayerPlan, ctx) -> str | No
         return f"N {n} does not split into whole tiles over {cores} cores"
     source = body.node(node.inputs[0])
     if source.op == MERGE_HEADS.name:
-        from .lower import decode_chain  # the attention lowering's (lower.py imports this module)
-
         if decode_chain(source, body) is None:
             return "its heads are concatenated outside the decode attention chain (interleaved)"
         padded = -(-body.node(source.inputs[0]).type.shape[-1] // TILE) * TILE
