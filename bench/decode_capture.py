@@ -97,6 +97,24 @@ one tensor-parallel group where the other mesh axis holds copies). Same mock, 32
 - A greedy step reads a uint32 id and a bf16 largest logit per user from each device of one tensor-parallel group
   (the closed form: devices x users x (4 + 2) B); after the head it adds 4 device ops (untilize, argmax, max, and
   the untilize of the [32, 1] maxima). A prefill reads one tile of rows, 32 x vocab x 2 B (per device's slice).
+
+After the DRAM-sharded layer matmuls (ttspec/backends/ttnn/lower_matmul.py; same mock, 32 users, context 256,
+--layers 2, attention bfloat8_b and MLP bfloat4_b, --prefill 160; 70B T3K with lower_matmul.MESHES = True, which
+ships False until the memory model counts the DRAM shards' padding: docs/design-decode.md):
+
+                        8B n150                          70B T3K (1x8)
+  device ops per layer  19 (8 before the layers, 3 after) 23 (7 before, 3 after)
+  DRAM-sharded matmuls  5 of 5 (MatmulMultiCoreReuseMultiCastDRAMShardedProgramFactory; weights DRAM width_sharded,
+                        activations L1 width_sharded)
+  matmul fidelity       bf4 LoFi 3 of 3, bf8 HiFi2 2 of 2     the same
+  prefill, 160 tokens   27 ops per layer                  31 ops per layer
+  capture: wall         15 s                              36 s
+- 8B n150 per layer: 2 sharded rms_norm (LayerNormShardedProgramFactory), 5 DRAM-sharded matmuls, a
+  sharded->interleaved of the QKV output, nlp_create_qkv_heads_decode, 2 rotary_embedding_llama, 2
+  paged_update_cache, SDPA decode, its reshard, nlp_concat_heads_decode (read by wo as it is), the SiLU-fused
+  multiply and 2 adds, all on one 32-core grid. Once per step: the embedding onto that grid, the residual back
+  to interleaved before the final norm. Prefill also validated at 1056 and 2048 tokens (--users 1 --layers 1
+  --context 2048: chunks of 32 and 1024 rows). 70B Galaxy keeps the 1-D path (34 ops per layer).
 """
 
 from __future__ import annotations

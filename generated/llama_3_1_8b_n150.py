@@ -82,23 +82,77 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 
 class Attention:
     def __init__(self, weights, prefix):
-        self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"), rope_pairs=(32, 8))
+        # DRAM width-sharded over 12 banks, a [4096, 512] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.wqkv = weights.linear(
+            prefix + "wqkv",
+            parts=("wq", "wk", "wv"),
+            rope_pairs=(32, 8),
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [4096, 512],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 4096 -> 6144 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024
+        #   rows)
+        self.wqkv_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=4,
+                per_core_N=24,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=24,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=24,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=24,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
         # decode: bfloat8_b weights at HiFi2, fp32 accumulation
         self.hifi2_fp32_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=True, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 4096 -> 6144 bfloat8_b, 1-D multicast over 8x8 cores, 3 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
-        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=3,
-            per_core_M=1,
-            per_core_N=3,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: 4096 -> 6144, DRAM-sharded over 32 cores (8x4), 6 output tiles per core, K in blocks of 4 tiles
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=4, per_core_M=1, per_core_N=6, fused_activation=None
         )
         self.rotary = Rotary(
             weights.state,
@@ -120,23 +174,75 @@ class Attention:
         self.sdpa_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False
         )
-        self.wo = weights.linear(prefix + "wo")
-        # decode: 4096 -> 4096 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
-        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=2,
-            per_core_M=1,
-            per_core_N=2,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # DRAM width-sharded over 12 banks, a [4096, 352] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.wo = weights.linear(
+            prefix + "wo",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [4096, 352],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 4096 -> 4096 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024
+        #   rows)
+        self.wo_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=4,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 4096 -> 4096, DRAM-sharded over 32 cores (8x4), 4 output tiles per core, K in blocks of 4 tiles
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=4, per_core_M=1, per_core_N=4, fused_activation=None
         )
 
     def forward(self, x):
-        qkv = ttnn.linear(x, self.wqkv)
+        qkv = chunked_linear(x, self.wqkv, self.wqkv_prefill, self.hifi2_fp32_kernel)
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=32, num_kv_heads=8, transpose_key=False
         )
@@ -145,7 +251,7 @@ class Attention:
         y = self.kv_cache.prefill(
             k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.08838834764831843)
         )
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+        return chunked_linear(ttnn.transformer.concatenate_heads(y), self.wo, self.wo_prefill, self.hifi2_fp32_kernel)
 
     def decode(self, x):
         qkv = ttnn.linear(
@@ -153,10 +259,13 @@ class Attention:
             self.wqkv,
             program_config=self.wqkv_decode,
             compute_kernel_config=self.hifi2_fp32_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         q, k, v = ttnn.experimental.nlp_create_qkv_heads_decode(
-            ttnn.unsqueeze(qkv, 0), num_heads=32, num_kv_heads=8, memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG
+            ttnn.unsqueeze(ttnn.to_memory_config(qkv, ttnn.L1_MEMORY_CONFIG), 0),
+            num_heads=32,
+            num_kv_heads=8,
+            memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG,
         )
         ttnn.deallocate(qkv)
         q = self.rotary.decode(q)
@@ -168,11 +277,11 @@ class Attention:
         ttnn.deallocate(k)
         ttnn.deallocate(v)
         return ttnn.linear(
-            concat_heads_decode(y, 32),
+            concat_heads_decode(y, 32, sharded=True),
             self.wo,
             program_config=self.wo_decode,
             compute_kernel_config=self.hifi2_fp32_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
 
     __call__ = forward
@@ -180,57 +289,213 @@ class Attention:
 
 class SwiGLU:
     def __init__(self, weights, prefix):
-        self.w1 = weights.linear(prefix + "w1")
+        # DRAM width-sharded over 12 banks, a [4096, 1216] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.w1 = weights.linear(
+            prefix + "w1",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [4096, 1216],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 4096 -> 14336 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at
+        #   1024 rows); SiLU fused
+        self.w1_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=4,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=4,
+                per_core_N=56,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=56,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=56,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=56,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
         # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
         self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
         )
-        # decode: 4096 -> 14336 bfloat8_b, 1-D multicast over 8x8 cores, 7 output tiles per core, weight
-        #   DRAM-interleaved (shared with prefill)
-        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=7,
-            per_core_M=1,
-            per_core_N=7,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: 4096 -> 14336, DRAM-sharded over 32 cores (8x4), 14 output tiles per core, K in blocks of 4 tiles
+        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=4, per_core_M=1, per_core_N=14, fused_activation=None
         )
-        self.w3 = weights.linear(prefix + "w3")
-        # decode: 4096 -> 14336 bfloat8_b, 1-D multicast over 8x8 cores, 7 output tiles per core, weight
-        #   DRAM-interleaved (shared with prefill)
-        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=7,
-            per_core_M=1,
-            per_core_N=7,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # DRAM width-sharded over 12 banks, a [4096, 1216] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.w3 = weights.linear(
+            prefix + "w3",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [4096, 1216],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
         )
-        self.w2 = weights.linear(prefix + "w2")
-        # decode: 14336 -> 4096 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight
-        #   DRAM-interleaved (shared with prefill)
-        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=7,
-            out_subblock_h=1,
-            out_subblock_w=2,
-            per_core_M=1,
-            per_core_N=2,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # prefill: 4096 -> 14336 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at
+        #   1024 rows)
+        self.w3_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=4,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=4,
+                per_core_N=56,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=56,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=56,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=56,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 4096 -> 14336, DRAM-sharded over 32 cores (8x4), 14 output tiles per core, K in blocks of 4 tiles
+        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=4, per_core_M=1, per_core_N=14, fused_activation=None
+        )
+        # DRAM width-sharded over 12 banks, a [14336, 352] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.w2 = weights.linear(
+            prefix + "w2",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [14336, 352],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 14336 -> 4096 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at
+        #   1024 rows)
+        self.w2_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=4,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 14336 -> 4096, DRAM-sharded over 32 cores (8x4), 4 output tiles per core, K in blocks of 7 tiles
+        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=7, per_core_M=1, per_core_N=4, fused_activation=None
         )
 
     def forward(self, x):
-        gate = ttnn.linear(x, self.w1, activation="silu")
-        up = ttnn.linear(x, self.w3)
-        return ttnn.linear(ttnn.mul(gate, up), self.w2)
+        gate = chunked_linear(x, self.w1, self.w1_prefill, self.hifi2_kernel)
+        up = chunked_linear(x, self.w3, self.w3_prefill, self.hifi2_kernel)
+        return chunked_linear(ttnn.mul(gate, up), self.w2, self.w2_prefill, self.hifi2_kernel)
 
     def decode(self, x):
         gate = ttnn.linear(
@@ -238,21 +503,26 @@ class SwiGLU:
             self.w1,
             program_config=self.w1_decode,
             compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         up = ttnn.linear(
             x,
             self.w3,
             program_config=self.w3_decode,
             compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         return ttnn.linear(
-            ttnn.mul(gate, up, input_tensor_a_activations=[ttnn.UnaryOpType.SILU], memory_config=ttnn.L1_MEMORY_CONFIG),
+            ttnn.mul(
+                gate,
+                up,
+                input_tensor_a_activations=[ttnn.UnaryOpType.SILU],
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
             self.w2,
             program_config=self.w2_decode,
             compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
 
     __call__ = forward
@@ -261,6 +531,25 @@ class SwiGLU:
 class Decoder:
     def __init__(self, weights, prefix):
         self.attn_norm = weights.norm(prefix + "attn_norm")
+        # decode: the norm sharded over 8x4 cores, 4 tiles each (the grid of its matmuls)
+        self.norm_decode = ttnn.LayerNormShardedMultiCoreProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 4), subblock_w=4, block_h=1, block_w=4, inplace=False
+        )
+        # decode: norms at HiFi2 with fp32 accumulation
+        self.norm_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
+        # decode: the residual stream, L1 width-sharded over 8x4 cores (128 columns each), the grid every layer matmul
+        #   reads
+        self.residual_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 3))]),
+                [32, 128],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         self.attn = Attention(weights, prefix + "attn.")
         self.mlp_norm = weights.norm(prefix + "mlp_norm")
         self.mlp = SwiGLU(weights, prefix + "mlp.")
@@ -271,13 +560,25 @@ class Decoder:
         return x
 
     def decode(self, x):
-        h = self.attn.decode(
-            ttnn.rms_norm(x, epsilon=1e-05, weight=self.attn_norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        h = ttnn.rms_norm(
+            x,
+            epsilon=1e-05,
+            weight=self.attn_norm,
+            program_config=self.norm_decode,
+            compute_kernel_config=self.norm_kernel,
+            memory_config=self.residual_memory,
         )
-        x = ttnn.add(x, h, memory_config=ttnn.L1_MEMORY_CONFIG)
+        x = ttnn.add(x, self.attn.decode(h), memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG)
         ttnn.deallocate(h)
-        h = self.mlp.decode(ttnn.rms_norm(x, epsilon=1e-05, weight=self.mlp_norm, memory_config=ttnn.L1_MEMORY_CONFIG))
-        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        h = ttnn.rms_norm(
+            x,
+            epsilon=1e-05,
+            weight=self.mlp_norm,
+            program_config=self.norm_decode,
+            compute_kernel_config=self.norm_kernel,
+            memory_config=self.residual_memory,
+        )
+        x = ttnn.add(x, self.mlp.decode(h), memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG)
         ttnn.deallocate(h)
         return x
 
@@ -391,6 +692,17 @@ class Llama318b:
     def build(self, weights, prefix=""):
         """The layers, from the weights as load_ttspec_weights places them on the device."""
         self.embedding = weights.table(prefix + "embedding")
+        # decode: the residual stream, L1 width-sharded over 8x4 cores (128 columns each), the grid every layer matmul
+        #   reads
+        self.residual_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 3))]),
+                [32, 128],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
         self.norm = weights.norm(prefix + "norm")
         self.lm_head = weights.linear(prefix + "lm_head")
@@ -420,10 +732,15 @@ class Llama318b:
         return ttnn.linear(self.state.head_rows(h), self.lm_head)
 
     def decode_step(self, tokens):
-        h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
+        h = ttnn.to_memory_config(ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT), self.residual_memory)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
+        h = ttnn.rms_norm(
+            ttnn.to_memory_config(h, ttnn.L1_MEMORY_CONFIG),
+            epsilon=1e-05,
+            weight=self.norm,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
         return ttnn.linear(
             h,
             self.lm_head,
@@ -847,26 +1164,28 @@ class Weights:
         return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
 
-    def _upload(self, tensor, dtype, layout, dims=(None, None)):
-        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it)."""
+    def _upload(self, tensor, dtype, layout, dims=(None, None), memory=None):
+        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it);
+        `memory`: the device layout (DRAM interleaved unless given)."""
+        memory = memory or ttnn.DRAM_MEMORY_CONFIG
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
             for axis, dim in enumerate(dims):
                 if dim is not None:
                     shape[dim] //= MESH_SHAPE[axis]
-            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device,
-                                                  ttnn.DRAM_MEMORY_CONFIG)
+            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device, memory)
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
-                               memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
+                               memory_config=memory, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None, rope_pairs=None):
+               head_dim=None, dtype=None, rope_pairs=None, memory=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
         `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
-        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs.
+        `memory`: the matrix's device layout (a layer matmul's: width-sharded over the DRAM banks)."""
         weight = self._get(module, "weight", parts)
         if rope_pairs:
             weight = adjacent_rope_pairs(weight, *rope_pairs)
@@ -880,7 +1199,7 @@ class Weights:
         if rows and rows > weight.shape[0]:
             weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
-        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
@@ -903,6 +1222,20 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def chunked_linear(x, weight, programs, compute_kernel_config):
+    """x [..., rows, k] @ weight for a DRAM-sharded weight in prefill: the rows run as a batch of chunks of the
+    most rows `programs` (chunk rows -> 2-D multicast program config, largest first) has a program for that
+    divide them, each chunk with that program (ttnn's unconfigured matmul refuses a DRAM-sharded weight)."""
+    *lead, rows, k = x.shape
+    chunk = next(c for c in programs if rows % c == 0)
+    batch = rows // chunk
+    for d in lead:
+        batch *= d
+    y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
+                    compute_kernel_config=compute_kernel_config)
+    return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
@@ -936,13 +1269,14 @@ def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torc
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/attention.py
 
 
-def concat_heads_decode(heads, num_heads):
+def concat_heads_decode(heads, num_heads, sharded=False):
     """Heads [1, users, heads, head_dim] held one user per core -> [1, users, heads * head_dim] in L1
-    (nlp_concat_heads_decode writes 32 rows, [1, 1, 32, features] width-sharded; the rows past the users are
-    cut off)."""
+    (nlp_concat_heads_decode writes 32 rows, [1, 1, 32, features] width-sharded, one head per core; the rows
+    past the users are cut off). `sharded`: left width-sharded, as a DRAM-sharded output projection reads it."""
     users = heads.shape[1]
-    y = ttnn.to_memory_config(ttnn.experimental.nlp_concat_heads_decode(heads, num_heads=num_heads),
-                              ttnn.L1_MEMORY_CONFIG)
+    y = ttnn.experimental.nlp_concat_heads_decode(heads, num_heads=num_heads)
+    if not sharded:
+        y = ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG)
     y = ttnn.reshape(y, (1, y.shape[2], y.shape[3]))
     return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
 

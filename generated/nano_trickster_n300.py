@@ -92,7 +92,8 @@ class Attention:
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
         # decode: 256 -> 384 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
+        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
         self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=1,
@@ -116,7 +117,8 @@ class Attention:
         )
         self.wo = weights.linear(prefix + "wo", split="row")
         # decode: 128 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
+        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
         self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=1,
@@ -180,7 +182,8 @@ class SwiGLU:
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
         # decode: 256 -> 384 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
+        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
         self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=1,
@@ -194,7 +197,8 @@ class SwiGLU:
         )
         self.w3 = weights.linear(prefix + "w3", split="column")
         # decode: 256 -> 384 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
+        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
         self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=1,
@@ -208,7 +212,8 @@ class SwiGLU:
         )
         self.w2 = weights.linear(prefix + "w2", split="row")
         # decode: 384 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
+        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
         self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=1,
@@ -856,26 +861,28 @@ class Weights:
         return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
 
-    def _upload(self, tensor, dtype, layout, dims=(None, None)):
-        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it)."""
+    def _upload(self, tensor, dtype, layout, dims=(None, None), memory=None):
+        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it);
+        `memory`: the device layout (DRAM interleaved unless given)."""
+        memory = memory or ttnn.DRAM_MEMORY_CONFIG
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
             for axis, dim in enumerate(dims):
                 if dim is not None:
                     shape[dim] //= MESH_SHAPE[axis]
-            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device,
-                                                  ttnn.DRAM_MEMORY_CONFIG)
+            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device, memory)
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
-                               memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
+                               memory_config=memory, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None, rope_pairs=None):
+               head_dim=None, dtype=None, rope_pairs=None, memory=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
         `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
-        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs.
+        `memory`: the matrix's device layout (a layer matmul's: width-sharded over the DRAM banks)."""
         weight = self._get(module, "weight", parts)
         if rope_pairs:
             weight = adjacent_rope_pairs(weight, *rope_pairs)
@@ -889,7 +896,7 @@ class Weights:
         if rows and rows > weight.shape[0]:
             weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
-        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
@@ -945,13 +952,14 @@ def pad_heads(tensor: torch.Tensor, heads: int, head_dim: int, dim: int) -> torc
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/attention.py
 
 
-def concat_heads_decode(heads, num_heads):
+def concat_heads_decode(heads, num_heads, sharded=False):
     """Heads [1, users, heads, head_dim] held one user per core -> [1, users, heads * head_dim] in L1
-    (nlp_concat_heads_decode writes 32 rows, [1, 1, 32, features] width-sharded; the rows past the users are
-    cut off)."""
+    (nlp_concat_heads_decode writes 32 rows, [1, 1, 32, features] width-sharded, one head per core; the rows
+    past the users are cut off). `sharded`: left width-sharded, as a DRAM-sharded output projection reads it."""
     users = heads.shape[1]
-    y = ttnn.to_memory_config(ttnn.experimental.nlp_concat_heads_decode(heads, num_heads=num_heads),
-                              ttnn.L1_MEMORY_CONFIG)
+    y = ttnn.experimental.nlp_concat_heads_decode(heads, num_heads=num_heads)
+    if not sharded:
+        y = ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG)
     y = ttnn.reshape(y, (1, y.shape[2], y.shape[3]))
     return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
 

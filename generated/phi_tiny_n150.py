@@ -88,7 +88,7 @@ class Attention:
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
         # decode: 320 -> 1152 bf16, 1-D multicast over 8x4 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: attn.wqkv: a bias (not measured with a DRAM-sharded program)
         self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 4),
             in0_block_w=1,
@@ -105,7 +105,7 @@ class Attention:
         self.wo = weights.linear(prefix + "wo", input_heads=4, head_dim=80)
         self.wo_bias = weights.bias(prefix + "wo")
         # decode: 384 -> 320 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: attn.wqkv: a bias (not measured with a DRAM-sharded program)
         self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=1,
@@ -170,7 +170,7 @@ class MLP:
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
         # decode: 320 -> 1280 bf16, 1-D multicast over 8x5 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: attn.wqkv: a bias (not measured with a DRAM-sharded program)
         self.up_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 5),
             in0_block_w=1,
@@ -185,7 +185,7 @@ class MLP:
         self.down = weights.linear(prefix + "down")
         self.down_bias = weights.bias(prefix + "down")
         # decode: 1280 -> 320 bf16, 1-D multicast over 8x1 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: attn.wqkv: a bias (not measured with a DRAM-sharded program)
         self.down_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=5,
@@ -812,26 +812,28 @@ class Weights:
         return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
 
-    def _upload(self, tensor, dtype, layout, dims=(None, None)):
-        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it)."""
+    def _upload(self, tensor, dtype, layout, dims=(None, None), memory=None):
+        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it);
+        `memory`: the device layout (DRAM interleaved unless given)."""
+        memory = memory or ttnn.DRAM_MEMORY_CONFIG
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
             for axis, dim in enumerate(dims):
                 if dim is not None:
                     shape[dim] //= MESH_SHAPE[axis]
-            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device,
-                                                  ttnn.DRAM_MEMORY_CONFIG)
+            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device, memory)
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
-                               memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
+                               memory_config=memory, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None, rope_pairs=None):
+               head_dim=None, dtype=None, rope_pairs=None, memory=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
         `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
-        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs.
+        `memory`: the matrix's device layout (a layer matmul's: width-sharded over the DRAM banks)."""
         weight = self._get(module, "weight", parts)
         if rope_pairs:
             weight = adjacent_rope_pairs(weight, *rope_pairs)
@@ -845,7 +847,7 @@ class Weights:
         if rows and rows > weight.shape[0]:
             weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
-        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
     def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None,
              rope_pairs=None):

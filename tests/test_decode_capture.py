@@ -68,7 +68,7 @@ def test_per_layer_ops_are_the_difference_of_one_and_two_layers(captures):
 
 def test_named_matmul_operands_are_the_programs_weight_matrices(captures):
     model, source, result = captures[2]
-    stated = set(re.findall(r'weights\.linear\(prefix \+ "([\w.]+)"', source))  # what the program places
+    stated = set(re.findall(r'weights\.linear\(\s*prefix \+ "([\w.]+)"', source))  # what the program places
     shapes = stored_shapes(model)  # [out, in], ttspec's names
     dtypes = {"attn": "bfloat8_b", "mlp": "bfloat4_b"}
     for layer in range(2):
@@ -92,6 +92,35 @@ def test_named_matmul_operands_are_the_programs_weight_matrices(captures):
     assert shapes["layers.0.attn.wq.weight"] == (HEADS * HEAD_DIM, D)  # the spec's sizes, as read above
     assert shapes["layers.0.attn.wk.weight"] == (KV * HEAD_DIM, D)
     assert shapes["layers.0.mlp.w1.weight"] == (MLP, D)
+
+
+DRAM_SHARDED = "MatmulMultiCoreReuseMultiCastDRAMShardedProgramFactory"
+
+
+def test_layer_matmuls_run_dram_sharded_and_prefill_reads_the_same_weights(captures):
+    """Issue 20: every weight matmul of a layer on ttnn's DRAM-sharded factory (weight width-sharded in DRAM,
+    activation width-sharded in L1), bfloat4_b at LoFi and bfloat8_b at HiFi2 (tt-metal's LLM guide), at most
+    20 device ops per layer; the head (another helper's) is not a layer matmul. Prefill reads the same
+    DRAM-sharded weights through its 2-D programs: it validated at 64 tokens (one chunk of 64) in the fixture,
+    and here at 160 (five chunks of 32)."""
+    from ttspec.runtime.decode_capture import capture_decode
+
+    model, source, result = captures[2]
+    fidelity = {"bfloat4_b": "LoFi", "bfloat8_b": "HiFi2"}
+    for layer in range(2):
+        ops = [op for op in result["decode_ops"] if op["segment"] == layer and op["weight"]
+               and op["op"] == "MatmulDeviceOperation"]
+        assert len(ops) == 5
+        for op in ops:
+            assert op["factory"] == DRAM_SHARDED, op["weight"]
+            assert op["inputs"][1]["memory"] == "DRAM width_sharded" and op["inputs"][0]["memory"] == "L1 width_sharded"
+            assert op["fidelity"] == fidelity[op["inputs"][1]["dtype"]], op["weight"]
+    assert result["decode"]["device_ops_per_layer"] == [result["decode"]["device_ops_per_layer"][0]] * 2
+    assert result["decode"]["device_ops_per_layer"][0] <= 20
+    assert result["prefill"]["device_ops_per_layer"][0] > 0
+    one_model, one_source, _ = captures[1]
+    longer = capture_decode(one_model, one_source, "n150", users=USERS, context=192, prefill=160, timeout=600)
+    assert longer["prefill"]["bytes_to_host_per_step"] == 160 * VOCAB * 2
 
 
 def closed_form_bytes(dtype: str, layout: str, shape: list[int]) -> int:

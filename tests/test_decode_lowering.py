@@ -20,12 +20,13 @@ from .conftest import SPECS, formats_of, target_of
 FORMATS = "attention=bfloat8_b,mlp=bfloat4_b"
 
 
-def _program(text: str | None = None, formats: str = FORMATS, tmp_path: Path | None = None) -> str:
+def _program(text: str | None = None, formats: str = FORMATS, tmp_path: Path | None = None,
+             target: str = "n150") -> str:
     path = SPECS / "llama-gqa-tiny.arch"
     if text is not None:
         path = tmp_path / "spec.arch"
         path.write_text(text, encoding="utf-8")
-    return compile_source(load_model(path), str(path), target_of("n150"), formats_of(formats))
+    return compile_source(load_model(path), str(path), target_of(target), formats_of(formats))
 
 
 def _methods(source: str, name: str) -> dict[str, ast.FunctionDef]:
@@ -73,8 +74,11 @@ def test_decode_matmuls_state_program_and_kernel_by_format():
     members = _members(source)
     decode_linears = [c for f in _decode_methods(source).values() for c in _calls(f, "ttnn.linear")]
     prefill_linears = [c for f in _methods(source, "forward").values() for c in _calls(f, "ttnn.linear")]
-    assert len(decode_linears) == len(prefill_linears) == 6  # wqkv, wo, w1, w3, w2, lm_head
-    assert all("program_config" not in _keywords(c) for c in prefill_linears)  # prefill as it was
+    chunked = [c for f in _methods(source, "forward").values() for c in _calls(f, "chunked_linear")]
+    assert len(decode_linears) == 6  # wqkv, wo, w1, w3, w2, lm_head
+    # prefill: the layer matmuls read their DRAM-sharded weights with 2-D programs per chunk; the head as it was
+    assert len(chunked) == 5 and len(prefill_linears) == 1
+    assert all("program_config" not in _keywords(c) for c in prefill_linears)
     fidelities = {}
     for call in decode_linears:
         options = _keywords(call)
@@ -87,8 +91,9 @@ def test_decode_matmuls_state_program_and_kernel_by_format():
 
 
 def test_each_decode_program_covers_the_output_tiles_once():
-    """per_core_N tiles on each of grid x * grid y cores: at least N's tiles, and fewer than one more per core."""
-    members = _members(_program())
+    """per_core_N tiles on each of grid x * grid y cores: at least N's tiles, and fewer than one more per core
+    (1-D multicast: on Blackhole, where the layer matmuls keep it)."""
+    members = _members(_program(target="p150"))
     programs = {attr: (comment, value) for attr, (comment, value) in members.items()
                 if isinstance(value, ast.Call)
                 and ast.unparse(value.func) == "ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig"}
@@ -106,8 +111,10 @@ def test_each_decode_program_covers_the_output_tiles_once():
 
 def test_silu_moves_into_the_multiply_in_decode():
     source = _program()
-    forward, decode = _methods(source, "forward")["SwiGLU"], _methods(source, "decode")["SwiGLU"]
-    assert any(_keywords(c).get("activation") == "'silu'" for c in _calls(forward, "ttnn.linear"))
+    decode = _methods(source, "decode")["SwiGLU"]
+    # prefill: SiLU fused into each chunk size's 2-D program of w1
+    w1_prefill = ast.unparse(_members(source)["w1_prefill"][1])
+    assert "fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU)" in w1_prefill
     assert not any("activation" in _keywords(c) for c in _calls(decode, "ttnn.linear"))
     (mul,) = _calls(decode, "ttnn.mul")
     assert _keywords(mul)["input_tensor_a_activations"] == "[ttnn.UnaryOpType.SILU]"
@@ -166,3 +173,39 @@ def test_widths_off_tiles_fall_back_to_a_stated_kernel_that_validates(tmp_path):
     _needs_mock()
     result = capture_decode(load_model(tmp_path / "spec.arch"), source, "n150", users=32, context=64, timeout=600)
     assert result["decode"]["device_ops_per_layer"][0] > 0
+
+
+@pytest.mark.parametrize("target", ["n150", "t3k", "galaxy"])
+def test_layer_matmuls_are_dram_sharded_where_the_plan_serves(target, monkeypatch):
+    """Llama-3.1-70B's layer matmuls: DRAM-sharded programs on a 1-D mesh (T3K, measured on the mock: docs/
+    design-decode.md), where each all-gather writes the sharded grid of the norm after it and each reduce-scatter
+    of a sharded matmul output writes L1 (both validated on the mock 1x8); Galaxy's 2-D mesh keeps the 1-D
+    programs with the reason in their comments. tiny on n150: every program's per_core_N tiles on its cores
+    cover N exactly (the residual's grid: 8 cores) and in0_block_w divides each core's K tiles."""
+    from ttspec.backends.ttnn import lower_matmul
+
+    monkeypatch.setattr(lower_matmul, "MESHES", True)  # measured with meshes on (off in the shipped compiler)
+    spec = "llama-gqa-tiny" if target == "n150" else "llama-3.1-70b"
+    path = SPECS / f"{spec}.arch"
+    source = compile_source(load_model(path), str(path), target_of(target), formats_of(FORMATS))
+    members = _members(source)
+    sharded = {attr: (comment, value) for attr, (comment, value) in members.items() if isinstance(value, ast.Call)
+               and ast.unparse(value.func) == "ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig"}
+    if target == "galaxy":
+        assert not sharded and "not DRAM-sharded: a 2-D mesh (Galaxy)" in source
+        return
+    assert sorted(sharded) == ["w1_decode", "w2_decode", "w3_decode", "wo_decode", "wqkv_decode"]
+    for attr, (comment, value) in sharded.items():
+        k, n, cores = map(int, re.search(r"(\d+) -> (\d+), DRAM-sharded over (\d+) cores", comment).groups())
+        options = {key: int(v) for key, v in _keywords(value).items() if v.isdigit()}
+        tiles = -(-n // 32)
+        assert options["per_core_N"] == -(-tiles // cores) and (attr == "wqkv_decode" or tiles % cores == 0)
+        assert (k // 32 // cores) % options["in0_block_w"] == 0
+        if target == "n150":
+            assert cores == 8
+    if target == "t3k":
+        decoder = _methods(source, "decode")["Decoder"]
+        gathers, scatters = _calls(decoder, "ttnn.all_gather"), _calls(decoder, "ttnn.reduce_scatter")
+        assert len(gathers) == len(scatters) == 2
+        assert all(_keywords(c)["memory_config"].startswith("self.norm_memory") for c in gathers)
+        assert all(_keywords(c)["memory_config"] == "ttnn.L1_MEMORY_CONFIG" for c in scatters)

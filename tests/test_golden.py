@@ -52,7 +52,7 @@ def test_golden_matches_hf(spec):
 
 @pytest.mark.parametrize("break_it", [
     ("x = ttnn.add(x, self.mlp(", "x = (self.mlp("),  # drop the MLP's residual add
-    ('activation="silu"', 'activation="relu"'),  # the wrong gate activation
+    ("ttnn.UnaryOpType.SILU", "ttnn.UnaryOpType.RELU"),  # the wrong gate activation (fused into w1's programs)
 ])
 def test_broken_program_is_caught(break_it):
     spec = "nano-trickster.arch"

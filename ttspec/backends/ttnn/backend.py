@@ -32,6 +32,7 @@ from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
 from ..common.printer import print_stmt
 from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, ExprStmt, FString, Name, Stmt, Tuple, call, name
 from ..common.render import display_path, hf_rules, with_runtime
+from . import lower_matmul as dram
 from .lower import LOWERINGS
 from .program import ttnn_program
 
@@ -77,7 +78,16 @@ class TTNNBackend(Backend):
         return self.lowering(leaf.node).load(leaf.node, self.leaf_refs(leaf), self.context(plan))
 
     def leaf_call(self, leaf: Leaf, args: list[Expr], plan: ClassPlan) -> Expr:
-        return self.lowering(leaf.node).expr_for(self.mode)(leaf.node, args, self.leaf_refs(leaf), self.context(plan))
+        return self._lowered(leaf.node, args, self.leaf_refs(leaf), plan)
+
+    def _lowered(self, node: Node, args: list[Expr], refs, plan: ClassPlan) -> Expr:
+        """The op in this mode; in decode, its arguments and output resharded where the DRAM-sharded layer plan
+        changes layout (lower_matmul.py)."""
+        ctx = self.context(plan)
+        if self.mode != "decode":
+            return self.lowering(node).expr_for(self.mode)(node, args, refs, ctx)
+        expr = self.lowering(node).expr_for(self.mode)(node, dram.adapt_args(node, args, ctx), refs, ctx)
+        return dram.adapt_output(node, expr, ctx)
 
     def release(self, node: Node, var: Expr, plan: ClassPlan) -> Stmt | None:
         """In decode, `ttnn.deallocate` at a value's last use (tt_transformers' decode frees each activation so):
@@ -89,8 +99,7 @@ class TTNNBackend(Backend):
         return ExprStmt(call("ttnn.deallocate", var))
 
     def op_expr(self, node: Node, args: list[Expr], plan: ClassPlan) -> Expr:
-        refs = self.own_refs() if node.params else None
-        return self.lowering(node).expr_for(self.mode)(node, args, refs, self.context(plan))
+        return self._lowered(node, args, self.own_refs() if node.params else None, plan)
 
 
 def compile_ttnn(build, spec_path: str) -> str:
@@ -101,6 +110,7 @@ def compile_ttnn(build, spec_path: str) -> str:
     backend = TTNNBackend(shard_plan)
     backend.weight_formats = weights_dtype  # per kind: weights.linear(..., dtype=...)
     backend.target = target  # the decode configurations are chosen for its cores
+    backend.root_graph = lowered.graph  # the DRAM-sharded layer plan reads the whole model (lower_matmul.py)
 
     root = model_plan(lowered)
     names = ClassNames(root)

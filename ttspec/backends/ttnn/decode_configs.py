@@ -3,13 +3,12 @@ linear of the lowered graph at the shape one chip computes, and stated in the pr
 class that runs it, each with a comment saying what it is (tt_transformers' model_config, without its
 string keys).
 
-Why 1-D multicast on DRAM-interleaved weights rather than tt_transformers' DRAM-sharded decode matmuls:
-the program keeps one copy of each weight for prefill and decode, and ttnn 0.81.1's prefill matmul without a
-program config refuses a DRAM width-sharded weight (MatmulMultiCoreProgramConfig: "Input B memory layout must
-be INTERLEAVED", measured on the mock n150 at 32-1024 tokens); 2-D multicast prefill configs, which accept
-it, depend on the prompt's length and are not emitted yet. So decode runs the 1-D multicast program
-(configs.decode.decode_matmul_1d) with the compute kernel its format calls for (LoFi for bfloat4_b, HiFi2 for
-bfloat8_b), its output interleaved in L1.
+The layer matmuls (fused QKV, wo, w1, w3, w2) run DRAM-sharded where lower_matmul.py's plan takes the whole
+program (one Wormhole chip or a 1-D mesh, whole-tile shapes, Llama-style layers); this module serves the rest:
+the LM head, and every linear of a program the plan refuses (Galaxy's 2-D mesh, Blackhole, widths off tiles,
+biases, GELU MLPs), whose comment then says why. These run the 1-D multicast program
+(configs.decode.decode_matmul_1d) on DRAM-interleaved weights with the compute kernel their format calls for
+(LoFi for bfloat4_b, HiFi2 for bfloat8_b), their output interleaved in L1.
 """
 
 from __future__ import annotations
@@ -69,26 +68,39 @@ def weight_format(node, ctx) -> str:
     return "bf16" if formats is None else formats.dtype(kind)
 
 
-def decode_linear(node, ctx) -> DecodeLinear:
-    """The decode configuration of one linear, its members made where the class first needs them."""
+def role_of(node, graph) -> Role | None:
+    """The matmul group whose compute kernel a linear takes (by its kind)."""
+    return _KIND_ROLE.get(kind_of(graph, node.module))
+
+
+def kernel_member(node, ctx) -> Expr:
+    """The class member holding the compute kernel of a linear's weight format (shared by its linears)."""
+    fmt = weight_format(node, ctx)
+    kernel = matmul_kernel(fmt, role_of(node, ctx.graph))
+    accumulate = "fp32" if kernel.fp32_dest_acc else "16-bit"
+    return ctx.config_member(node, f"{kernel.fidelity.lower()}{'_fp32' if kernel.fp32_dest_acc else ''}_kernel",
+                             kernel.code(), f"decode: {fmt} weights at {kernel.fidelity}, {accumulate} accumulation")
+
+
+def decode_linear(node, ctx, why: str | None = None) -> DecodeLinear:
+    """The decode configuration of one linear, its members made where the class first needs them; `why`: the
+    reason it is not DRAM-sharded, for its comment."""
     k, n = local_matmul_shape(node, ctx)
     fmt = weight_format(node, ctx)
-    role = _KIND_ROLE.get(kind_of(ctx.graph, node.module))
+    role = role_of(node, ctx.graph)
     kernel = matmul_kernel(fmt, role)
-    accumulate = "fp32" if kernel.fp32_dest_acc else "16-bit"
-    compute = ctx.config_member(node, f"{kernel.fidelity.lower()}{'_fp32' if kernel.fp32_dest_acc else ''}_kernel",
-                                kernel.code(), f"decode: {fmt} weights at {kernel.fidelity}, {accumulate} accumulation")
+    compute = kernel_member(node, ctx)
     stem = node.module.rsplit(".", 1)[-1] if node.module else "matmul"
     try:
         program = decode_matmul_1d(k, n, fmt, ctx.backend.target, role=role).program
     except ConfigError as e:  # a width that is not whole tiles: ttnn chooses the program, the kernel is stated
         compute_only = f"decode: {stem} ({k} -> {n}) runs ttnn's own matmul program: {e}"
         return DecodeLinear(None, ctx.config_member(node, f"{stem}_decode_kernel", kernel.code(), compute_only))
-    return DecodeLinear(ctx.config_member(node, f"{stem}_decode", program.code(), _describe(k, n, fmt, program)),
+    return DecodeLinear(ctx.config_member(node, f"{stem}_decode", program.code(), _describe(k, n, fmt, program, why)),
                         compute)
 
 
-def _describe(k: int, n: int, fmt: str, program: Multicast1DMatmul) -> str:
+def _describe(k: int, n: int, fmt: str, program: Multicast1DMatmul, why: str | None) -> str:
     x, y = program.grid
     return (f"decode: {k} -> {n} {fmt}, 1-D multicast over {x}x{y} cores, {program.per_core_N} output tiles "
-            "per core, weight DRAM-interleaved (shared with prefill)")
+            "per core, weight DRAM-interleaved (shared with prefill)" + (f"; not DRAM-sharded: {why}" if why else ""))

@@ -31,7 +31,6 @@ from ...ops import (
     MESH_PARTITION,
     MUL,
     POSITION_EMBEDDING,
-    QKV_PART,
     REDUCE_SCATTER,
     RELU,
     RMS_NORM,
@@ -45,11 +44,13 @@ from ...ops import (
     FusedQKV,
     Unsupported,
 )
-from ...ops.attention import attention_scale, rotary_dims
+from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
+from . import lower_matmul as dram
 from .configs.decode import decode_sdpa
+from .decode_chain import CHAIN_COLLECTIVES, decode_chain, held_heads, local_heads, local_kv_heads, pairs_permuted
 from .decode_configs import decode_linear
 from .head import head_input
 
@@ -65,20 +66,6 @@ class TTNNLowering:
     def expr_for(self, mode: str) -> Callable[..., Expr]:
         """The expression of `mode` ("prefill" or "decode")."""
         return self.decode if mode == "decode" and self.decode is not None else self.expr
-
-
-# ---------------------------------------------------------------- per-op facts the sharding pass records
-def _held(count: int | None, whole: int) -> int:
-    """Heads one device holds as the sharding pass annotated the node (Node.shard), or all of them."""
-    return whole if count is None else count
-
-
-def local_heads(node) -> int:
-    return _held(node.shard.local_heads, node.attrs.heads)
-
-
-def local_kv_heads(node) -> int:
-    return _held(node.shard.local_kv_heads, node.attrs.kv_heads)
 
 
 # How the generated program's weight loader (Weights) names each split (a vocabulary split is a column split
@@ -134,6 +121,9 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     if padded is not None:
         weight_only.update(input_heads=Const(padded[0]), head_dim=Const(padded[1]))
     weight_only.update(_dtype(ctx, node))
+    placed = dram.weight_memory(node, ctx)  # a layer matmul's weight DRAM width-sharded (lower_matmul.py)
+    if placed is not None:
+        weight_only["memory"] = placed[1]
     split = _split(ctx, node)
     if split:
         common.update(split)
@@ -145,27 +135,16 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
     lines: list[Stmt] = [Assign(refs["weight"], call("weights.linear", refs.module, **common, **weight_only))]
     if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
-    return lines
-
-
-_COLLECTIVES = {ALL_GATHER.name, ALL_REDUCE.name, REDUCE_SCATTER.name}
-
-
-def _projection_of(split, graph):
-    """The fused QKV linear a split reads, through the collectives between them (a 2-D mesh all-reduces it)."""
-    source = graph.node(split.inputs[0])
-    while source.op in _COLLECTIVES:
-        source = graph.node(source.inputs[0])
-    return source if source.op == LINEAR.name and source.attrs.fused is not None else None
+    return lines if placed is None else [placed[0], *lines]
 
 
 def _rope_pairs_at_load(node, graph) -> bool:
     """Whether this fused QKV projection feeds a decode chain whose rotate-half q and k rows are permuted."""
     readers = list(graph.users.get(node.id, ()))
-    while len(readers) == 1 and graph.node(readers[0]).op in _COLLECTIVES:
+    while len(readers) == 1 and graph.node(readers[0]).op in CHAIN_COLLECTIVES:
         readers = list(graph.users.get(readers[0], ()))
     splits = [graph.node(u) for u in readers if graph.node(u).op == SPLIT_QKV_HEADS.name]
-    return any(decode_chain(s, graph) is not None and _pairs_permuted(s, graph) for s in splits)
+    return any(decode_chain(s, graph) is not None and pairs_permuted(s, graph) for s in splits)
 
 
 def _load_tied(node, refs, ctx) -> list[Stmt]:
@@ -195,6 +174,9 @@ def _load_norm(node, refs, ctx) -> list[Stmt]:
 
 # ---------------------------------------------------------------- ops
 def _linear(node, args, refs, ctx) -> Expr:
+    planned = dram.linear_prefill(node, args, refs, ctx)
+    if planned is not None:
+        return planned
     options: dict[str, Expr] = {}
     if node.attrs.bias:
         options["bias"] = refs["bias"]
@@ -214,7 +196,10 @@ def _silu_into_mul(node, graph) -> bool:
 def _linear_decode(node, args, refs, ctx) -> Expr:
     """A weight matmul of the decode step with its stated configuration (decode_configs.py): program and
     compute kernel as members of its class, the output interleaved (_decode_memory)."""
-    chosen = decode_linear(node, ctx)
+    planned = dram.linear_decode(node, args, refs, ctx)
+    if planned is not None:
+        return planned
+    chosen = decode_linear(node, ctx, dram.fallback_reason(node, ctx))
     options: dict[str, Expr] = {}
     if node.attrs.bias:
         options["bias"] = refs["bias"]
@@ -222,7 +207,7 @@ def _linear_decode(node, args, refs, ctx) -> Expr:
         options["activation"] = Const(node.attrs.activation)
     if chosen.program is not None:
         options["program_config"] = chosen.program
-    options.update(compute_kernel_config=chosen.compute, memory_config=_decode_memory(node, ctx.graph))
+    options.update(compute_kernel_config=chosen.compute, memory_config=_decode_memory(node, ctx))
     return call("ttnn.linear", args[0], refs["weight"], **options)
 
 
@@ -232,9 +217,13 @@ _READ_FROM_L1 = {LINEAR.name, TIED_LINEAR.name, MUL.name, ADD.name, RMS_NORM.nam
                  RELU.name, GELU.name, GELU_TANH.name, SCALE.name}
 
 
-def _decode_memory(node, graph) -> Expr:
-    """Where a decode op writes its output: L1 when every reader takes it from there (the decode attention
-    chain's nlp_create_qkv_heads_decode does), else DRAM."""
+def _decode_memory(node, ctx) -> Expr:
+    """Where a decode op writes its output: sharded where lower_matmul.py's plan keeps it so, L1 when every reader
+    takes it from there (the decode attention chain's nlp_create_qkv_heads_decode does), else DRAM."""
+    graph = ctx.graph
+    sharded = dram.sharded_output(node, ctx)
+    if sharded is not None:
+        return sharded
     readers = [graph.node(u) for u in graph.users.get(node.id, ())]
     in_l1 = readers and all(r.op in _READ_FROM_L1 or (r.op == SPLIT_QKV_HEADS.name and decode_chain(r, graph))
                             for r in readers)
@@ -247,7 +236,7 @@ def _mul_decode(node, args, refs, ctx) -> Expr:
     for side, source in zip("ab", node.inputs):
         if _silu_into_mul(ctx.graph.node(source), ctx.graph):
             options[f"input_tensor_{side}_activations"] = List((name("ttnn.UnaryOpType.SILU"),))
-    return call("ttnn.mul", args[0], args[1], **options, memory_config=_decode_memory(node, ctx.graph))
+    return call("ttnn.mul", args[0], args[1], **options, memory_config=_decode_memory(node, ctx))
 
 
 def _check_norm(node, graph) -> None:
@@ -277,17 +266,20 @@ def _norm_decode(kind: str):
     prefill = _norm(kind)
 
     def expr(node, args, refs, ctx) -> Expr:
+        planned = dram.norm_decode(node, args, refs, ctx, kind)
+        if planned is not None:
+            return planned
         out = prefill(node, args, refs, ctx)
         if node.attrs.distributed:
             return out
-        return call(f"ttnn.{kind}_norm", *out.args, **dict(out.kwargs), memory_config=_decode_memory(node, ctx.graph))
+        return call(f"ttnn.{kind}_norm", *out.args, **dict(out.kwargs), memory_config=_decode_memory(node, ctx))
 
     return expr
 
 
 def _add_decode(node, args, refs, ctx) -> Expr:
     """The residual add of a decode step: the stream stays in L1 where its readers take it from there."""
-    return call("ttnn.add", args[0], args[1], memory_config=_decode_memory(node, ctx.graph))
+    return call("ttnn.add", args[0], args[1], memory_config=_decode_memory(node, ctx))
 
 
 def _statistics(node, args, refs, ctx) -> Expr:
@@ -323,7 +315,7 @@ def _kv_cache_shape(node, ctx) -> tuple[int, int]:
     """KV heads one device holds (the sharding pass annotates attend with them) and the head width
     padded to whole tiles."""
     k = ctx.graph.node(node.inputs[1])
-    return _held(node.shard.local_kv_heads, k.type.shape[1]), -(-k.type.shape[3] // TILE) * TILE
+    return held_heads(node.shard.local_kv_heads, k.type.shape[1]), -(-k.type.shape[3] // TILE) * TILE
 
 
 def _kv_cache(node, ctx) -> Expr:
@@ -369,64 +361,6 @@ def _attend_decode(node, args, refs, ctx) -> Expr:
     return cache.attr("decode")(*args, scale=scale, **extra)
 
 
-# ---------------------------------------------------------------- the decode attention chain
-def decode_chain(node, graph):
-    """The fused-QKV split that starts tt_transformers' decode attention chain through `node` (the split, a
-    rotary, the attend or the merge of heads after it), or None where the chain does not serve: the heads
-    must be whole tiles, q and k go straight to full-width RoPE, both into one causal attention without
-    softcap whose output only merge_heads reads. Then decode runs nlp_create_qkv_heads_decode ->
-    rotary_embedding_llama(is_decode_mode=True) -> paged_update_cache -> scaled_dot_product_attention_decode ->
-    nlp_concat_heads_decode, every head tensor one user per core."""
-    for step in (MERGE_HEADS, ATTEND, APPLY_ROPE, QKV_PART):  # back along the chain to the split
-        if node.op == step.name:
-            node = graph.node(node.inputs[0])
-    return node if node.op == SPLIT_QKV_HEADS.name and _chain_serves(node, graph) else None
-
-
-def _chain_serves(split, graph) -> bool:
-    head_dim = split.type.shape[-1]
-    if head_dim % TILE or _projection_of(split, graph) is None:
-        return False
-    parts = {graph.node(u).attrs.index: graph.node(u) for u in graph.users[split.id]
-             if graph.node(u).op == QKV_PART.name}
-    k, v = parts.get(1), parts.get(2)
-    if k is None or v is None:
-        return False
-    q_users = [u for u in graph.users[split.id] if graph.node(u).op != QKV_PART.name]
-    k_users, v_users = graph.users[k.id], graph.users[v.id]
-    if len(q_users) != 1 or len(k_users) != 1 or len(v_users) != 1:
-        return False
-    q_rope, k_rope = graph.node(q_users[0]), graph.node(k_users[0])
-    if q_rope.op != APPLY_ROPE.name or k_rope.op != APPLY_ROPE.name or q_rope.attrs.rope != k_rope.attrs.rope:
-        return False
-    if rotary_dims(head_dim, q_rope.attrs.rope) != head_dim or local_heads(split) > TILE:
-        return False
-    # the chain's RoPE rotates adjacent pairs; a rotate-half spec gets its q and k rows permuted at load and
-    # its prefill Rotary turned to adjacent pairs too, so no other rotary of that config may share the class
-    same = [n for n in graph.nodes.values() if n.op == APPLY_ROPE.name and n.attrs.rope == q_rope.attrs.rope]
-    if len(same) != 2:
-        return False
-    attends = {u for r in (q_rope, k_rope) for u in graph.users[r.id]} | set(v_users)
-    if len(attends) != 1:
-        return False
-    attend = graph.node(attends.pop())
-    if attend.op != ATTEND.name or attend.attrs.softcap is not None or not attend.attrs.causal:
-        return False
-    if list(attend.inputs) != [q_rope.id, k_rope.id, v.id]:
-        return False
-    readers = graph.users[attend.id]
-    return len(readers) == 1 and graph.node(readers[0]).op == MERGE_HEADS.name
-
-
-def _pairs_permuted(split, graph) -> bool:
-    """Whether the chain's q and k rows are permuted at load (a rotate-half RoPE run on adjacent pairs)."""
-    return dict(_rope_of(split, graph).fields)["style"] == "half"
-
-
-def _rope_of(split, graph):
-    return next(graph.node(u) for u in graph.users[split.id] if graph.node(u).op == APPLY_ROPE.name).attrs.rope
-
-
 def _split_qkv_decode(node, args, refs, ctx) -> Expr:
     """Decode: [1, 1, users, fused] -> Q, K, V [1, users, heads, head_dim] height-sharded one user per core."""
     if decode_chain(node, ctx.graph) is None:
@@ -442,7 +376,7 @@ def _rope_decode(node, args, refs, ctx) -> Expr:
     split = decode_chain(node, ctx.graph)
     if split is None:
         return rotary(args[0])
-    if _pairs_permuted(split, ctx.graph):
+    if pairs_permuted(split, ctx.graph):
         ctx.plan.rope_styles[rotary.name] = "interleaved"  # `self.rotary`: its attribute name
     return rotary.attr("decode")(args[0])
 
@@ -451,7 +385,8 @@ def _merge_heads_decode(node, args, refs, ctx) -> Expr:
     split = decode_chain(node, ctx.graph)
     if split is None:
         return call("ttnn.transformer.concatenate_heads", args[0])
-    return ctx.helper("concat_heads_decode")(args[0], Const(local_heads(split)))
+    sharded = {"sharded": Const(True)} if dram.merge_heads_sharded(node, ctx) else {}  # wo reads it as it is
+    return ctx.helper("concat_heads_decode")(args[0], Const(local_heads(split)), **sharded)
 
 
 def _attend_heads_decode(node, args, cache, scale, ctx) -> Expr:

@@ -13,13 +13,14 @@ def split_heads(x, heads):
     return ttnn.permute(ttnn.reshape(x, (batch, seq, heads, width // heads)), (0, 2, 1, 3))
 
 
-def concat_heads_decode(heads, num_heads):
+def concat_heads_decode(heads, num_heads, sharded=False):
     """Heads [1, users, heads, head_dim] held one user per core -> [1, users, heads * head_dim] in L1
-    (nlp_concat_heads_decode writes 32 rows, [1, 1, 32, features] width-sharded; the rows past the users are
-    cut off)."""
+    (nlp_concat_heads_decode writes 32 rows, [1, 1, 32, features] width-sharded, one head per core; the rows
+    past the users are cut off). `sharded`: left width-sharded, as a DRAM-sharded output projection reads it."""
     users = heads.shape[1]
-    y = ttnn.to_memory_config(ttnn.experimental.nlp_concat_heads_decode(heads, num_heads=num_heads),
-                              ttnn.L1_MEMORY_CONFIG)
+    y = ttnn.experimental.nlp_concat_heads_decode(heads, num_heads=num_heads)
+    if not sharded:
+        y = ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG)
     y = ttnn.reshape(y, (1, y.shape[2], y.shape[3]))
     return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
 

@@ -28,26 +28,28 @@ class Weights:
         return torch.cat([self._tensor(f"{parent}.{part}.{which}") for part in parts], dim=0)
 
 
-    def _upload(self, tensor, dtype, layout, dims=(None, None)):
-        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it)."""
+    def _upload(self, tensor, dtype, layout, dims=(None, None), memory=None):
+        """To every device of the mesh, split along dims[a] over mesh axis a (None: replicated over it);
+        `memory`: the device layout (DRAM interleaved unless given)."""
+        memory = memory or ttnn.DRAM_MEMORY_CONFIG
         if tensor.is_meta:  # torch meta tensors: allocate on the devices without host data (fit checks)
             shape = list(tensor.shape)
             for axis, dim in enumerate(dims):
                 if dim is not None:
                     shape[dim] //= MESH_SHAPE[axis]
-            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device,
-                                                  ttnn.DRAM_MEMORY_CONFIG)
+            return ttnn.allocate_tensor_on_device(ttnn.Shape(shape), dtype, layout, self.device, memory)
         return ttnn.from_torch(tensor, dtype=dtype, layout=layout, device=self.device,
-                               memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_mapper=shard(self.device, dims))
+                               memory_config=memory, mesh_mapper=shard(self.device, dims))
 
     def linear(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, input_heads=None,
-               head_dim=None, dtype=None, rope_pairs=None):
+               head_dim=None, dtype=None, rope_pairs=None, memory=None):
         """[out, in] weights as ttnn.linear's [in, out] operand. `split` (see per_axis): "column": each
         device holds a slice of the output features (a fused QKV by whole heads, `qkv_heads`); "row": a
         slice of the input features. `rows`: zero rows appended so the output splits evenly (vocab).
         `heads` / `input_heads`: zero-pad each head of the output / input features to whole tiles.
         `dtype`: this matrix's format when its kind has its own (--weights-dtype KIND=DTYPE).
-        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs."""
+        `rope_pairs` (heads, kv_heads) of a fused QKV: each q and k head's rows in adjacent RoPE pairs.
+        `memory`: the matrix's device layout (a layer matmul's: width-sharded over the DRAM banks)."""
         weight = self._get(module, "weight", parts)
         if rope_pairs:
             weight = adjacent_rope_pairs(weight, *rope_pairs)
@@ -61,7 +63,7 @@ class Weights:
         if rows and rows > weight.shape[0]:
             weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
-        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims)
+        return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
     def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None,
              rope_pairs=None):
@@ -102,6 +104,20 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def chunked_linear(x, weight, programs, compute_kernel_config):
+    """x [..., rows, k] @ weight for a DRAM-sharded weight in prefill: the rows run as a batch of chunks of the
+    most rows `programs` (chunk rows -> 2-D multicast program config, largest first) has a program for that
+    divide them, each chunk with that program (ttnn's unconfigured matmul refuses a DRAM-sharded weight)."""
+    *lead, rows, k = x.shape
+    chunk = next(c for c in programs if rows % c == 0)
+    batch = rows // chunk
+    for d in lead:
+        batch *= d
+    y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
+                    compute_kernel_config=compute_kernel_config)
+    return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
