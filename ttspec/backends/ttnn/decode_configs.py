@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ...ir.layout import Placement
 from ...ops import MERGE_HEADS
 from ...ops.linear import fused_qkv
-from ...ops.queries import kind_of
+from ...ops.queries import matrix_of
 from ...targets import TILE
 from ..common.pyast import Expr
 from .configs.decode import decode_matmul_1d
@@ -64,16 +64,17 @@ def local_matmul_shape(node, ctx) -> tuple[int, int]:
 
 
 def weight_format(node, ctx) -> str:
+    """The format of this linear's weight: its kind's or matrix role's (`--weights-dtype`)."""
     formats = getattr(ctx.backend, "weight_formats", None)
-    kind = kind_of(ctx.graph, node.module)
-    return "bf16" if formats is None else formats.dtype(kind)
+    return "bf16" if formats is None else formats.dtype(matrix_of(ctx.graph, node.module))
 
 
 def decode_linear(node, ctx) -> DecodeLinear:
     """The decode configuration of one linear, its members made where the class first needs them."""
     k, n = local_matmul_shape(node, ctx)
     fmt = weight_format(node, ctx)
-    role = _KIND_ROLE.get(kind_of(ctx.graph, node.module))
+    matrix = matrix_of(ctx.graph, node.module)
+    role = matrix.role or _KIND_ROLE.get(matrix.kind)
     kernel = matmul_kernel(fmt, role)
     accumulate = "fp32" if kernel.fp32_dest_acc else "16-bit"
     compute = ctx.config_member(node, f"{kernel.fidelity.lower()}{'_fp32' if kernel.fp32_dest_acc else ''}_kernel",

@@ -7,13 +7,14 @@ import ttnn
 TILE = 32
 TRACE_REGION = 1 << 25  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat16
+KV_CACHE_DTYPE = ttnn.bfloat16  # the KV cache's format: ttnn.bfloat16 or ttnn.bfloat8_b (--kv-dtype)
 MESH_SHAPE = (1, 1)  # a single chip is a 1x1 mesh
 TP_AXIS = 1  # the mesh axis that splits the wide dims (heads, MLP hidden, vocabulary)
 DATA_PARALLEL = False  # whether the other mesh axis splits the batch between model replicas
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
 DRAM_BESIDE_WEIGHTS = 0
-KV_CACHE_BYTES_PER_POSITION = 0  # K and V of every layer, one user (bf16)
+KV_CACHE_BYTES_PER_POSITION = 0  # K and V of every layer, one user (in KV_CACHE_DTYPE)
 PREFILL_BYTES_PER_POSITION = 0  # activations of one prompt, per position
 PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
 MAX_CONTEXT = None  # the longest sequence the program accepts (None: no bound known)
