@@ -69,8 +69,8 @@ class WeightFormats(FrozenRecord):
     def _key(self) -> tuple:
         return (self.default, tuple(sorted(self.by_kind.items())), tuple(sorted(self.by_role.items())), self.kv_cache)
 
-    def __hash__(self) -> int:  # by value, as == compares (by_kind and by_role are dicts)
-        return hash(self._key())
+    def __hash__(self) -> int:  # by value, consistent with == (by_kind and by_role are dicts); roles rarely differ
+        return hash((self.default, tuple(sorted(self.by_kind.items()))))
 
     def __eq__(self, other) -> bool:
         return type(other) is type(self) and self._key() == other._key()
@@ -165,7 +165,7 @@ def _plain(text: str) -> str:
                          hint="say the formats: bfloat8_b, or bfloat8_b,attention=bf16, or performance")
     names = DTYPES + tuple(PRESETS)
     known = "dtypes: " + ", ".join(DTYPES) + "; presets: " + ", ".join(PRESETS)
-    raise UsageError(f"--weights-dtype: unknown dtype or preset `{text[:40]}`",
+    raise UsageError(f"--weights-dtype: unknown dtype `{text[:40]}` (nor a preset)",
                      hint=" ".join(filter(None, (did_you_mean(text, names), known))))
 
 
@@ -189,7 +189,8 @@ def parse(text) -> WeightFormats:
             continue
         key, _, dtype = (s.strip() for s in part.partition("="))
         if not key:
-            raise UsageError(f"--weights-dtype: `{part[:40]}` has no kind or role before `=`", hint=EXAMPLES)
+            raise UsageError(f"--weights-dtype: `{part[:40]}` has no kind before `=` (nor a matrix role)",
+                             hint=EXAMPLES)
         if key in PRESETS or key in DTYPES:
             raise UsageError(f"--weights-dtype: `{key}` is a {'preset' if key in PRESETS else 'dtype'}, not a kind "
                              "or role", hint=EXAMPLES)
