@@ -102,7 +102,7 @@ def weights_formats(text: str) -> WeightFormats:
         return parse(text)
     except UsageError as e:
         d = e.diagnostic
-        message = d.message.removeprefix("--weights-dtype: ")
+        message = d.message.removeprefix("--weights-dtype: ").removeprefix("--weights-dtype ")
         raise argparse.ArgumentTypeError(message + (f"; {d.hint.strip()}" if d.hint else "")) from None
 
 
