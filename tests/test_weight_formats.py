@@ -121,3 +121,19 @@ def test_program_uploads_each_matrix_in_its_roles_format():
     assert 'weights.linear(prefix + "w2", dtype=ttnn.bfloat4_b)' in source
     assert 'rope_pairs=(8, 2), dtype=ttnn.bfloat16)' in source  # the fused wqkv
     assert 'weights.linear(prefix + "wo")' in source
+
+
+def test_cost_model_prices_each_matrix_in_its_format():
+    """A batch-1 decode step of Llama-3.1-8B on n150 reads every weight once: the performance preset's weights
+    (w1, w3 bfloat4_b; w2 bfloat8_b) lie strictly between bfloat8_b everywhere and bfloat8_b with the whole MLP in
+    bfloat4_b, and so does the modelled step; a bfloat8_b KV cache makes a long-context step cheaper still."""
+    from ttspec.reports.report import cost_report
+
+    model = load_model(SPECS / "llama-3.1-8b.arch")
+
+    def step(formats):
+        return cost_report(model, target_of("n150"), None, formats, 1, 8192, 128)["totals"]["decode_ms_per_step"]
+
+    plain, preset, mlp4 = (step(formats_of(f)) for f in ("bfloat8_b", "performance", "bfloat8_b,mlp=bfloat4_b"))
+    assert plain > preset > mlp4
+    assert step(formats_of("performance").with_kv_cache("bfloat8_b")) < preset
