@@ -135,3 +135,25 @@ def test_mock_validates_the_decode_chain_on_a_bfloat8_b_cache():
     pages = users * kv_heads * (context // 32) * (head_dim // 32)  # one tile per page
     booked = 2 * layers * -(-pages // 12) * 12 * BF8_TILE
     assert result["dram_bytes_after"][0] - result["dram_bytes_allocated"] == booked
+
+
+def test_golden_decode_on_a_mesh_rounds_each_chips_cache(built):  # noqa: F811 (the fixture)
+    """T3K (1x8): each chip holds copies of its KV head's cache (8 heads over 2 KV heads): every shard's cache
+    holds bfloat8_b values, and the score stays within the same bound."""
+    import ttnn
+
+    from ttspec.runtime.golden import quantise
+
+    from .conftest import mesh_of
+
+    spec, state, tokens, expected = built("llama")
+    model = load_model(spec)
+    source = compile_source(model, str(spec), target_of("t3k"), formats_of("bf16").with_kv_cache("bfloat8_b"),
+                            mesh_of("1x8"))
+    program, _ = golden_program(model, str(spec), get_target("t3k"), state, source=source)
+    got = score(program, tokens)
+    shards = program.state.caches[0].v.shards
+    assert len(shards) == 8 and all(torch.equal(quantise(ttnn, s, ttnn.bfloat8_b), s) for s in shards)
+    decode, _ = decode_pcc(got, expected)
+    print(f"t3k bfloat8_b KV cache: decode pcc {decode:.6f}")
+    assert decode >= kv_pcc_bound(layers=2)
