@@ -67,13 +67,23 @@ def matrix_roles(graph: Graph) -> dict[str, str]:
     return roles
 
 
+# matrix_roles of the graph matrix_of was last asked about, with its node count: callers (the lowering, the cost
+# model) ask about one finished graph's linears in turn, and finding the roles per call would make a spec with
+# written-out layers quadratic in its layers (tests/test_linear_time.py)
+_LAST_ROLES: list = [None, 0, {}]
+
+
 def matrix_of(graph: Graph, module: str, roles: dict[str, str] | None = None) -> Matrix:
     """Which format the weight matrix of component `module` takes (weight_formats.Matrix): its kind and,
     in a kind with roles, its role. `roles`: matrix_roles(graph), when already found."""
     kind = kind_of(graph, module)
     if kind not in KIND_ROLES:
         return Matrix(kind)
-    return Matrix(kind, (matrix_roles(graph) if roles is None else roles).get(module))
+    if roles is None:
+        if _LAST_ROLES[0] is not graph or _LAST_ROLES[1] != len(graph.nodes):
+            _LAST_ROLES[:] = [graph, len(graph.nodes), matrix_roles(graph)]
+        roles = _LAST_ROLES[2]
+    return Matrix(kind, roles.get(module))
 
 
 def lookup_tables(graph: Graph) -> set[str]:
