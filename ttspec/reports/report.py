@@ -86,6 +86,7 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
         "strategy_text": strategy_text(plan),
         "data_parallel_replicas": memory.replicas,
         "weights_dtype": str(options.weights_dtype),
+        "kv_dtype": options.weights_dtype.kv_cache,
         "batch": batch, "context": context, "prompt": prompt,
         "totals": {
             "ttft_ms": est.ttft_s * 1e3,
@@ -146,7 +147,8 @@ def _phase_lines(title: str, p: dict) -> list[str]:
 def render_report(r: dict) -> str:
     t = r["totals"]
     where = f"{r['mesh'][0]}x{r['mesh'][1]} mesh, {r['devices']} devices" if r["devices"] > 1 else "one chip"
-    lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights: a model, not a measurement",
+    kv = f", {r['kv_dtype']} KV cache" if r.get("kv_dtype", "bf16") != "bf16" else ""
+    lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights{kv}: a model, not a measurement",
              *([f"strategy: {r['strategy_text']}"] if r.get("strategy_text") else []),
              "",
              f"time to first token   {t['ttft_ms']:.1f} ms  (prompt of {r['prompt']:,} tokens)",
