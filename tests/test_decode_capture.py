@@ -248,6 +248,11 @@ def test_report_prices_the_captured_decode_step(captures):
     program = report["decode"]["program"]
     captured = result["decode"]["device_ops_per_layer"][0]
     assert abs(program["device_ops_per_layer"] - captured) <= 0.1 * captured, (program["layer_ops"], captured)
+    # exactly, as decode_facts reads the program: per layer, and once per step (the embedding, RoPE's cos and sin
+    # gathered and resharded, before the layers; the final norm, head and greedy sampling after)
+    assert program["device_ops_per_layer"] == captured, program["layer_ops"]
+    once = result["decode"]["device_ops_before_layers"] + result["decode"]["device_ops_after_layers"]
+    assert program["device_ops_once_per_step"] == once
     assert report["decode"]["ops"] == 2 * program["device_ops_per_layer"] + program["device_ops_once_per_step"]
     matmuls = {m["weight"].rsplit(".", 1)[-1]: m for m in result["decode"]["layer0_matmuls"] if m["weight"]}
     assert matmuls and set(matmuls) <= set(program["weight_matmuls"])

@@ -38,6 +38,7 @@ class DeviceOp(NamedTuple):
     weight: str = ""  # the program member of the weight a matmul reads (`wqkv`, `lm_head`), else ""
     output: str = ""  # where it writes its result: "L1", "DRAM", or "" (the op's default)
     dtype: str = ""  # the `dtype` it is asked to write, where stated (a collective's payload)
+    chunks: tuple[int, ...] = ()  # a prefill matmul's chunk sizes (rows) it has program configs for, largest first
 
 
 class DecodeProgram(NamedTuple):
@@ -52,6 +53,7 @@ class DecodeProgram(NamedTuple):
     reads_ids: bool  # the step returns sampled ids (on-device argmax), not the logits
     cycle: int = 1  # layer variants in one cycle of layer_ops (1: every layer alike)
     read_bytes_per_row: int = 4  # with reads_ids, the bytes the host reads per row (an id, and what else is read)
+    head_rows: int = 0  # a prefill's: the rows its LM head computes (32: the last position's tile; 0: every row)
 
     @property
     def topology(self) -> str:
