@@ -57,7 +57,7 @@ class _Class:
         self.members: dict[str, str] = {}  # self.X -> program class it holds
         self.lists: dict[str, tuple[tuple[str, ...], int]] = {}  # self.X -> (classes it cycles through, cycles)
         self.configs: dict[str, ast.Call] = {}  # self.X -> the ttnn config it is built as
-        self.chunks: dict[str, tuple[int, ...]] = {}  # self.X = {rows: config, ...}: the rows it has configs for
+        self.chunks: dict[str, tuple[tuple[int, int], ...]] = {}  # self.X = {rows: config, ...}: (rows, cores)
         for stmt in (s for f in self.methods.values() for s in ast.walk(f)):  # __init__, the root's build
             if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
                 continue
@@ -73,7 +73,8 @@ class _Class:
                     isinstance(v, ast.Call) and _dotted(v.func).startswith("ttnn.") for v in value.values) \
                     and all(isinstance(k, ast.Constant) for k in value.keys):  # prefill configs per chunk of rows
                 self.configs[attr] = value.values[0]
-                self.chunks[attr] = tuple(int(k.value) for k in value.keys)
+                self.chunks[attr] = tuple((int(k.value), _grid_cores(v)) for k, v in zip(value.keys, value.values,
+                                                                                        strict=True))
             elif isinstance(value, ast.ListComp) and isinstance(value.elt, ast.Call):
                 self.lists[attr] = _listed(value)
 
@@ -99,6 +100,14 @@ def _listed(comp: ast.ListComp) -> tuple[tuple[str, ...], int]:
 def _range_count(it) -> int:
     if isinstance(it, ast.Call) and _callee_name(it) == "range" and it.args and isinstance(it.args[0], ast.Constant):
         return int(it.args[0].value)
+    return 0
+
+
+def _grid_cores(config: ast.Call) -> int:
+    """The cores of a matmul program config's `compute_with_storage_grid_size=ttnn.CoreCoord(x, y)`, 0 if unstated."""
+    grid = next((k.value for k in config.keywords if k.arg == "compute_with_storage_grid_size"), None)
+    if isinstance(grid, ast.Call) and len(grid.args) == 2 and all(isinstance(a, ast.Constant) for a in grid.args):
+        return int(grid.args[0].value) * int(grid.args[1].value)
     return 0
 
 
