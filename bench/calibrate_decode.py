@@ -29,6 +29,7 @@ from ttspec.analysis.cost import estimate  # noqa: E402
 from ttspec.analysis.program import DRAM_SHARDED  # noqa: E402
 from ttspec.backends.ttnn.backend import compile_ttnn  # noqa: E402
 from ttspec.backends.ttnn.decode_facts import decode_program  # noqa: E402
+from ttspec.backends.ttnn.prefill_facts import prefill_program  # noqa: E402
 from ttspec.driver import load_model, prepare, resolve_options  # noqa: E402
 from ttspec.errors import UsageError  # noqa: E402
 from ttspec.targets import DECODE_COSTS, INTERLEAVED_PER_SHARDED, Source, get_target  # noqa: E402
@@ -46,6 +47,12 @@ PERF = [
     ("mistral-7b", "n150", 29.75), ("mistral-7b", "n300", 47.01), ("mistral-7b", "t3k", 67.82),
     ("llama-3.1-70b", "t3k", 16.6), ("llama-3.1-70b", "galaxy", 12.7),
 ]
+# the same table's TTFT (ms) for a 128-token prompt (TG rows publish none)
+TTFT = {("llama-3.2-1b", "n150"): 26, ("llama-3.2-1b", "n300"): 22, ("llama-3.2-1b", "t3k"): 32,
+        ("llama-3.2-3b", "n150"): 55, ("llama-3.2-3b", "n300"): 39, ("llama-3.2-3b", "t3k"): 52,
+        ("llama-3.1-8b", "n150"): 104, ("llama-3.1-8b", "n300"): 67, ("llama-3.1-8b", "t3k"): 53,
+        ("mistral-7b", "n150"): 100.24, ("mistral-7b", "n300"): 65.95, ("mistral-7b", "t3k"): 53.93,
+        ("llama-3.1-70b", "t3k"): 164}
 FIT = [("llama-3.2-1b", "n150"), ("llama-3.1-8b", "n150"), ("llama-3.1-8b", "t3k")]
 PER_KIND = "attention=bfloat8_b,mlp=bfloat4_b,head=bfloat8_b"  # the nearest per-kind formats (w2 bfp4, not bfp8)
 BAND_PARTS = ("layers", "sampling", "fabric")  # gaps that leave a row's emitted figure unclaimed (the head's does not)
@@ -88,9 +95,11 @@ def rows(weights: str):
     for spec, target, measured in PERF:
         model = load_model(ROOT / "specs" / f"{spec}.arch")
         build = prepare(model, resolve_options(get_target(target), parse(weights), None))
-        emitted = decode_program(compile_ttnn(build, spec))
+        source = compile_ttnn(build, spec)
+        emitted = decode_program(source)
         fitted = tt_transformers_facts(emitted, target) if set(gaps(emitted, target)) & set(BAND_PARTS) else emitted
-        out.append((spec, target, measured, build, emitted, tt_transformers_facts(emitted, target), fitted))
+        out.append((spec, target, measured, build, emitted, tt_transformers_facts(emitted, target), fitted,
+                    prefill_program(source)))
     return out
 
 
@@ -132,11 +141,15 @@ def main() -> None:
     emitted = speeds(table, base, which=4)
     DECODE_COSTS["wormhole_b0"] = base
     print(f"{'model':<15}{'target':<8}{'PERF.md':>9}{'emitted':>9}{'ratio':>7}{'tt_t. facts':>12}{'ratio':>7}"
-          f"  ops/layer  {'role':<9}gaps")
+          f"  ops/layer  {'role':<9}{'TTFT ms':>8}{'emitted':>8}{'ideal':>7}  gaps")
     for r, s, e in zip(table, tt, emitted, strict=True):
         role = "fit" if (r[0], r[1]) in FIT else "held out"
+        ttft = TTFT.get((r[0], r[1]))
+        first = estimate(r[3], 1, CONTEXT, 128, r[4], r[7]).ttft_s * 1e3
+        ideal = estimate(r[3], 1, CONTEXT, 128).ttft_s * 1e3
         print(f"{r[0]:<15}{r[1]:<8}{r[2]:>9.1f}{e:>9.1f}{e / r[2]:>7.2f}{s:>12.1f}{s / r[2]:>7.2f}"
-              f"  {len(r[4].layer_ops) / r[4].cycle:>9g}  {role:<9}{', '.join(gaps(r[4], r[1])) or '-'}")
+              f"  {len(r[4].layer_ops) / r[4].cycle:>9g}  {role:<9}{ttft or '-':>8}{first:>8.1f}{ideal:>7.1f}  "
+              f"{', '.join(gaps(r[4], r[1])) or '-'}")
 
 
 if __name__ == "__main__":
