@@ -151,10 +151,12 @@ def test_emitted_decode_speed_within_the_calibrated_band_of_tt_transformers(spec
     gaps = {part: why for part, why in fact_gaps(p, target).items() if part in BAND_PARTS}
     known = {part for part in KNOWN_GAPS.get((spec, target), {}) if part in BAND_PARTS}
     assert set(gaps) == known, f"{spec} {target}: the program's gaps {gaps} are not KNOWN_GAPS' {sorted(known)}"
-    if gaps:
-        pytest.skip(f"known gap: {'; '.join(KNOWN_GAPS[spec, target][part] for part in gaps)}")
     est = estimate(b, batch=1, context=CONTEXT, prompt=128, program=p)
     ratio = est.tokens_per_s_per_user / measured
+    if gaps:  # a known gap (KNOWN_GAPS says which): the program is slower than tt_transformers', never faster
+        assert ratio <= 1.25, f"{spec} {target}: modelled {ratio:.2f}x the measured figure with a known gap " \
+                              f"({'; '.join(KNOWN_GAPS[spec, target][part] for part in gaps)})"
+        return
     assert 0.8 <= ratio <= 1.25, f"modelled {est.tokens_per_s_per_user:.1f} tokens/s/user, measured {measured}"
 
 
