@@ -18,7 +18,7 @@ Generated code: edit the spec and recompile rather than this file.
 
 Weights: bfloat8_b matrices, 1,145,085,952 bytes of device DRAM per chip.
 Context: up to 131,072 tokens (the spec's bound).
-KV cache: sized for 1 user at that context, 2,147,483,648 bytes of device DRAM per chip
+KV cache (bf16): sized for 1 user at that context, 2,147,483,648 bytes of device DRAM per chip
 (16,384 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
@@ -66,6 +66,7 @@ import ttnn
 TILE = 32
 TRACE_REGION = 32 * 1024 * 1024  # bytes of DRAM for the captured decode step
 WEIGHTS_DTYPE = ttnn.bfloat8_b
+KV_CACHE_DTYPE = ttnn.bfloat16  # the KV cache's format (--kv-dtype)
 MESH_SHAPE = (1, 8)
 FABRIC = ttnn.FabricConfig.FABRIC_1D_RING  # mesh axis 1 is wired as a ring: its collectives run as Ring
 TP_AXIS = 1  # tensor parallelism over this mesh axis (8 devices)
@@ -336,7 +337,7 @@ class Llama318b:
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
-        bf16 TILE (per device on a mesh). Replaces any earlier cache."""
+        TILE in KV_CACHE_DTYPE (per device on a mesh). Replaces any earlier cache."""
         if MAX_CONTEXT is not None:
             if context > MAX_CONTEXT:
                 raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
@@ -795,7 +796,7 @@ class RunState:
 
 class KVCache:
     """One attention's K and V caches (on each device of a mesh, for its own KV heads): [batch, kv_heads,
-    context, head_dim], bf16, TILE."""
+    context, head_dim], KV_CACHE_DTYPE (bf16, or bfloat8_b: --kv-dtype), TILE."""
 
     def __init__(self, state, kv_heads, head_dim):
         self.state = state
@@ -805,15 +806,17 @@ class KVCache:
 
     def allocate(self, batch, context):
         shape = ttnn.Shape([batch, self.kv_heads, context, self.head_dim])
-        self.k, self.v = (ttnn.allocate_tensor_on_device(shape, ttnn.bfloat16, ttnn.TILE_LAYOUT, self.state.device,
+        self.k, self.v = (ttnn.allocate_tensor_on_device(shape, KV_CACHE_DTYPE, ttnn.TILE_LAYOUT, self.state.device,
                                                          ttnn.DRAM_MEMORY_CONFIG) for _ in range(2))
 
     def prefill(self, k, v, y):
         """`y`, the prefill's attention output; a prefill(tokens, user) first writes its K and V
         [1, kv_heads, seq, head_dim] into the user's cache rows 0..seq-1."""
         if self.state.mode == "prefill":
-            ttnn.fill_cache(self.k, k, self.state.user)
-            ttnn.fill_cache(self.v, v, self.state.user)
+            for cache, new in ((self.k, k), (self.v, v)):
+                if KV_CACHE_DTYPE != ttnn.bfloat16:  # fill_cache takes rows in the cache's format (tt_transformers too)
+                    new = ttnn.typecast(new, KV_CACHE_DTYPE)
+                ttnn.fill_cache(cache, new, self.state.user)
         return y
 
     def update(self, k, v):

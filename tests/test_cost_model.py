@@ -31,9 +31,11 @@ def build(name, target, weights=PERFORMANCE, mesh=None):
 
 # ----------------------------------------------------------------------------- published figures
 # tt-metal models/tt_transformers/PERF.md, "Performance" table (tenstorrent/tt-metal @ 040a27c1): measured with
-# demo/simple_text_demo.py at batch 1 after a 128-token prompt, up to 200 decode iterations, "bfp4 MLP and bfp8
-# attention weights" (precision_cfg ff1_3/ff2 bfp4, wqkv/wo bfp8; KV cache bfp8 there, bf16 here; Llama-3.1-8B keeps
-# bfp8 MLP in its 32nd layer, ttspec's per-kind formats put bfp4 there too). Speed in tokens/s/user, TTFT in ms.
+# demo/simple_text_demo.py at batch 1 after a 128-token prompt, up to 200 decode iterations. Its prose says "bfp4 MLP
+# and bfp8 attention weights"; the configuration it ran is model_config.py's ModelOptimizations.performance: w1/w3
+# (FF1_FF3) bfp4 at LoFi over a default of bfp8 at HiFi2 for w2 (FF2), wqkv, wo and the KV cache (the LM head bfp8).
+# PERF.md's "Llama 3 model precision" rows with ff2 bfp4 are a separate sweep (1B N300 only). Speed in
+# tokens/s/user, TTFT in ms.
 PUBLISHED = [
     # spec, target, tokens/s/user, TTFT ms (None: not published)
     ("llama-3.2-1b", "n150", 87.8, 26), ("llama-3.2-1b", "n300", 105.9, 22), ("llama-3.2-1b", "t3k", 119.8, 32),
@@ -45,52 +47,164 @@ PUBLISHED = [
 # "TG" rows: tt_transformers on Galaxy runs a program unlike ttspec's Galaxy plan (1B decodes slower there than on
 # N150); the model is 1.5-2x above them, so they are not claimed (bench/calibrate_decode.py prints them)
 GALAXY = [("llama-3.2-1b", 51.0), ("llama-3.2-3b", 33.5), ("llama-3.1-8b", 29.5), ("llama-3.1-70b", 12.7)]
-# the rows targets.WORMHOLE_DECODE's fitted constants (DRAM-sharded rate, host work per step) come from; the rest
-# are held out
+# the rows targets.WORMHOLE_DECODE's fitted constants (DRAM-sharded rate, host work per step) come from
+# (bench/calibrate_decode.py --fit); the rest are held out
 FITTED = {("llama-3.2-1b", "n150"), ("llama-3.1-8b", "n150"), ("llama-3.1-8b", "t3k")}
 CONTEXT = 128 + 200  # a 128-token prompt and 200 generated tokens (PERF.md)
-TT_TRANSFORMERS_WEIGHTS = "attention=bfloat8_b,mlp=bfloat4_b,head=bfloat8_b"  # PERF.md's performance configuration
 
 
-def tt_transformers_program(b, target):
-    """The decode step tt_transformers runs, as the cost model reads it: the device ops ttspec's program dispatches
-    per layer (backends/ttnn/decode_facts.py), with the facts tt_transformers' program has and ttspec's may not
-    (yet): every weight matmul on the DRAM-sharded program factory, greedy sampling on the device (ids read back,
-    not logits), T3K's collectives on a ring fabric (tt_transformers' ccl_topology() for 8 devices; N300: line).
-    Fidelities are the program's (LoFi for bfloat4_b, HiFi2 for bfloat8_b, as PERF.md's fidelity_cfg)."""
+def _tt_transformers_weights() -> str:
+    """PERF.md's configuration as --weights-dtype: the `performance` preset where ttspec has per-matrix formats (w2
+    bfloat8_b, as model_config.py), else the nearest per-kind one (w2 bfloat4_b: the MLP's bytes 3/4 of theirs)."""
+    try:
+        parse("performance")
+    except UsageError:
+        return "attention=bfloat8_b,mlp=bfloat4_b,head=bfloat8_b"
+    return "performance"
+
+
+TT_TRANSFORMERS_WEIGHTS = _tt_transformers_weights()
+
+# Where the program ttspec emits lacks a fact tt_transformers' program has, each named with its reason: the band is
+# then not claimed for the emitted figure; the test asserts the gap is there (the program's facts differ) and that
+# the emitted step is priced slower than the same step with tt_transformers' facts, so closing a gap (another
+# helper's merge) fails here until the row moves to the band.
+MESHES_OFF = "layer matmuls 1-D multicast on meshes: lower_matmul.MESHES is off until the memory model counts the " \
+             "DRAM shards' padding"
+HEAD_1D = "the LM head is one 1-D multicast matmul on DRAM-interleaved weights (tt_transformers: DRAM-sharded chunks)"
+KNOWN_GAPS = {
+    **{(spec, t): {"layers": MESHES_OFF, "head": HEAD_1D} for spec, t, *_ in PUBLISHED if t != "n150"},
+    ("llama-3.2-3b", "n150"): {"layers": "attn.wo: 24 heads of 128 are not 32 shards of 96 (the residual's grid)",
+                               "head": HEAD_1D},
+    ("llama-3.2-1b", "n150"): {"head": HEAD_1D},
+    ("llama-3.1-8b", "n150"): {"head": HEAD_1D},
+    ("mistral-7b", "n150"): {"head": HEAD_1D},
+}
+
+
+def emitted_program(b):
+    """The decode step `ttspec report` prices for `b`: the program the TT-NN backend writes, as decode_facts reads
+    it (reports/emitted.py)."""
+    from ttspec.reports.emitted import emitted_decode
+
+    p = emitted_decode(b)
+    assert p is not None, "the TT-NN backend refuses this build"
+    return p
+
+
+def fact_gaps(p, target) -> dict[str, str]:
+    """The facts of tt_transformers' decode step that the program `p` lacks, by part ("layers", "head", "sampling",
+    "fabric"): weight matmuls on the DRAM-sharded program factory (their decoder's and their LM head's), greedy
+    sampling on the device (ids read back, not logits), T3K's collectives on a ring (ccl_topology() for 8 devices)."""
     from ttspec.analysis.program import DRAM_SHARDED
-    from ttspec.backends.ttnn.backend import compile_ttnn
-    from ttspec.backends.ttnn.decode_facts import decode_program
 
-    p = decode_program(compile_ttnn(b, "<test>"))
+    gaps = {}
+    layer = sorted({op.weight for op in p.layer_ops if op.weight and op.factory != DRAM_SHARDED})
+    head = sorted({op.weight for op in p.step_ops if op.weight and op.factory != DRAM_SHARDED})
+    if layer:
+        gaps["layers"] = f"not DRAM-sharded: {', '.join(layer)}"
+    if head:
+        gaps["head"] = f"not DRAM-sharded: {', '.join(head)}"
+    if not p.reads_ids:
+        gaps["sampling"] = "the step reads logits"
+    if target == "t3k" and p.topology != "ring":
+        gaps["fabric"] = f"{p.fabric or 'no fabric'}: collectives on a line"
+    return gaps
 
-    def sharded(ops):
-        return tuple(op._replace(factory=DRAM_SHARDED) if op.weight else op for op in ops)
-    return p._replace(layer_ops=sharded(p.layer_ops), step_ops=sharded(p.step_ops), reads_ids=True,
-                      fabric="FABRIC_1D_RING" if target == "t3k" else p.fabric)
+
+def tt_transformers_program(p, target, parts=("layers", "head", "sampling", "fabric")):
+    """`p` with tt_transformers' facts (fact_gaps) in the parts named: the substitution a known gap is measured
+    against. Fidelities stay the program's (LoFi for bfloat4_b, HiFi2 for bfloat8_b, as PERF.md's fidelity_cfg)."""
+    from ttspec.analysis.program import DRAM_SHARDED
+
+    def sharded(ops, part):
+        return tuple(op._replace(factory=DRAM_SHARDED) if op.weight and part in parts else op for op in ops)
+    return p._replace(layer_ops=sharded(p.layer_ops, "layers"), step_ops=sharded(p.step_ops, "head"),
+                      reads_ids=p.reads_ids or "sampling" in parts,
+                      fabric="FABRIC_1D_RING" if target == "t3k" and "fabric" in parts else p.fabric)
 
 
-@pytest.mark.parametrize(("spec", "target", "measured", "ttft_ms"), PUBLISHED,
-                         ids=[f"{s}-{t}-" + ("fitted" if (s, t) in FITTED else "held-out") for s, t, *_ in PUBLISHED])
-def test_decode_speed_within_the_calibrated_band_of_tt_transformers(spec, target, measured, ttft_ms):
-    b = build(spec, target, TT_TRANSFORMERS_WEIGHTS)
-    est = estimate(b, batch=1, context=CONTEXT, prompt=128, program=tt_transformers_program(b, target))
+_ROWS: dict = {}
+
+
+def priced_row(spec, target):
+    if (spec, target) not in _ROWS:
+        b = build(spec, target, TT_TRANSFORMERS_WEIGHTS)
+        _ROWS[spec, target] = (b, emitted_program(b))
+    return _ROWS[spec, target]
+
+
+def _ids(rows):
+    return [f"{s}-{t}-" + ("fitted" if (s, t) in FITTED else "held-out") for s, t, *_ in rows]
+
+
+# the decode step's parts whose gap leaves the band unclaimed for the emitted figure; the head's does not (one matmul
+# of the step: its 1-D multicast costs 1B n150 ~4%, less on bigger models), it is asserted as a gap on its own
+BAND_PARTS = ("layers", "sampling", "fabric")
+
+
+@pytest.mark.parametrize(("spec", "target", "measured", "ttft_ms"), PUBLISHED, ids=_ids(PUBLISHED))
+def test_emitted_decode_speed_within_the_calibrated_band_of_tt_transformers(spec, target, measured, ttft_ms):
+    """What `ttspec report` prices for the program ttspec emits, against PERF.md, where the program has
+    tt_transformers' facts; elsewhere the gap must be a known one (test_known_gaps_are_there_and_cost_time)."""
+    b, p = priced_row(spec, target)
+    gaps = {part: why for part, why in fact_gaps(p, target).items() if part in BAND_PARTS}
+    known = {part for part in KNOWN_GAPS.get((spec, target), {}) if part in BAND_PARTS}
+    assert set(gaps) == known, f"{spec} {target}: the program's gaps {gaps} are not KNOWN_GAPS' {sorted(known)}"
+    est = estimate(b, batch=1, context=CONTEXT, prompt=128, program=p)
     ratio = est.tokens_per_s_per_user / measured
+    if gaps:  # a known gap (KNOWN_GAPS says which): the program is slower than tt_transformers', never faster
+        assert ratio <= 1.25, f"{spec} {target}: modelled {ratio:.2f}x the measured figure with a known gap " \
+                              f"({'; '.join(KNOWN_GAPS[spec, target][part] for part in gaps)})"
+        return
     assert 0.8 <= ratio <= 1.25, f"modelled {est.tokens_per_s_per_user:.1f} tokens/s/user, measured {measured}"
-    # time to first token: prefill is still priced as the idealised program, a lower bound on the measured time
-    if ttft_ms is not None:
-        assert est.ttft_s * 1e3 <= ttft_ms
 
 
-def test_emitted_program_is_priced_no_faster_than_tt_transformers():
-    """Today's emitted decode step (1-D multicast on DRAM-interleaved weights, logits read back) is priced below the
-    same step with tt_transformers' facts: the model reads the program, and the program is not yet theirs."""
-    from ttspec.backends.ttnn.backend import compile_ttnn
-    from ttspec.backends.ttnn.decode_facts import decode_program
+# Time to first token: a 128-token prompt's prefill, priced from the emitted program's prefill (prefill_facts: its
+# device ops, chunked_linear's 2-D programs, each chunk of rows reading the weight again on its program's grid, the
+# fidelity its kernel states, the LM head on the last position's tile) with decode's constants. At 128 rows a matmul
+# is DRAM-bound on Wormhole (its weights streamed once per 64-row chunk at the interleaved rate; compute at LoFi/
+# HiFi2 on the 16 cores a 64-row chunk's program uses stays below that), so the terms the model has are a floor:
+# it prices no host dispatch of an untraced prefill, no tilize/typecast of inputs and no demo loop, which PERF.md's
+# TTFT includes. The honest claim is a bound on both sides: not below the idealised program (every weight read once
+# at the chip's rate, one dispatch per graph op), not above the measured figure.
+@pytest.mark.parametrize(("spec", "target", "measured", "ttft_ms"), PUBLISHED, ids=_ids(PUBLISHED))
+def test_emitted_prefill_is_bounded_by_the_idealised_program_and_the_measured_ttft(spec, target, measured, ttft_ms):
+    from ttspec.reports.emitted import emitted_programs
 
-    b = build("llama-3.1-8b", "n150", TT_TRANSFORMERS_WEIGHTS)
-    emitted = estimate(b, 1, CONTEXT, 128, decode_program(compile_ttnn(b, "<test>")))
-    assert emitted.decode_s >= estimate(b, 1, CONTEXT, 128, tt_transformers_program(b, "n150")).decode_s
+    b, _ = priced_row(spec, target)
+    decode, prefill = emitted_programs(b)
+    assert prefill is not None and prefill.head_rows == 32  # the head on the last position's tile
+    ideal = estimate(b, 1, CONTEXT, 128).ttft_s
+    emitted = estimate(b, 1, CONTEXT, 128, decode, prefill).ttft_s
+    assert ideal <= emitted <= ttft_ms * 1e-3, (ideal, emitted, ttft_ms)
+
+
+GAP_ROWS = [(spec, t, part) for (spec, t), parts in KNOWN_GAPS.items() for part in parts]
+
+
+@pytest.mark.parametrize(("spec", "target", "part"), GAP_ROWS, ids=[f"{s}-{t}-{p}" for s, t, p in GAP_ROWS])
+def test_known_gaps_are_there_and_cost_time(spec, target, part):
+    """Each known gap is in the emitted program (its facts differ from tt_transformers' in that part), and the
+    emitted decode step is priced slower than the same step with that part as tt_transformers has it."""
+    b, p = priced_row(spec, target)
+    gaps = fact_gaps(p, target)
+    assert part in gaps, f"{spec} {target}: the gap `{part}` ({KNOWN_GAPS[spec, target][part]}) is closed: " \
+                         "take it out of KNOWN_GAPS"
+    emitted = estimate(b, 1, CONTEXT, 128, p).decode_s
+    assert emitted > estimate(b, 1, CONTEXT, 128, tt_transformers_program(p, target, (part,))).decode_s
+
+
+@pytest.mark.parametrize(("spec", "target", "measured", "ttft_ms"),
+                         [r for r in PUBLISHED if set(KNOWN_GAPS.get(r[:2], ())) & set(BAND_PARTS)],
+                         ids=_ids([r for r in PUBLISHED if set(KNOWN_GAPS.get(r[:2], ())) & set(BAND_PARTS)]))
+def test_known_gap_rows_with_tt_transformers_facts_within_the_band(spec, target, measured, ttft_ms):
+    """The rows whose emitted program has a known gap: the model, given the emitted step with tt_transformers'
+    facts in every part, still predicts their measured figure (held-out evidence for the constants, not a claim
+    about ttspec's program)."""
+    b, p = priced_row(spec, target)
+    est = estimate(b, batch=1, context=CONTEXT, prompt=128, program=tt_transformers_program(p, target))
+    assert 0.8 <= est.tokens_per_s_per_user / measured <= 1.25
 
 
 # ----------------------------------------------------------------------------- closed forms

@@ -99,3 +99,80 @@ def test_one_chip_opens_no_fabric():
     p = decode_program(PROGRAM.replace("MESH_SHAPE = (1, 8)", "MESH_SHAPE = (1, 1)"))
     assert p.fabric == "" and p.topology == "line"
     assert MCAST_1D != DEFAULT
+
+
+BRANCHES = '''
+import ttnn
+
+
+def concat(y, heads, sharded=False):
+    y = ttnn.experimental.nlp_concat_heads_decode(y, num_heads=heads)
+    if not sharded:
+        y = ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG)
+    return ttnn.reshape(y, (1, y.shape[2], y.shape[3]))
+
+
+def chunked(x, weight, programs, kernel):
+    chunk = next(c for c in programs if x.shape[-2] % c == 0)
+    return ttnn.linear(ttnn.reshape(x, (1, chunk, 64)), weight, program_config=programs[chunk],
+                       compute_kernel_config=kernel)
+
+
+class Layer:
+    def __init__(self, weights):
+        self.w = weights.linear("w")
+        self.w_prefill = {64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 2)), 32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1))}
+        self.lofi = ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi)
+
+    def forward(self, x):
+        return chunked(x, self.w, self.w_prefill, self.lofi)
+
+    def decode(self, x):
+        return concat(concat(x, 8, sharded=True), 8)
+
+    def tables(self):
+        kept = self.state.keep("t", lambda: tuple(ttnn.from_torch(t) for t in ("cos", "sin")))
+        rows = (ttnn.reshape(ttnn.embedding(self.ids, t), (1, 32, 1, 64)) for t in kept)
+        return (*(ttnn.to_memory_config(r, ttnn.L1_MEMORY_CONFIG) for r in rows),)
+
+
+class Model:
+    def build(self, weights):
+        self.layers = [Layer(weights) for i in range(2)]
+        self.head = weights.linear("head")
+
+    def decode_step(self, tokens):
+        h = tokens
+        for layer in self.layers:
+            h = layer.decode(h)
+            layer.tables()
+        return ttnn.linear(h, self.head)
+
+    def prefill(self, tokens, user):
+        h = ttnn.embedding(tokens, self.table)
+        for layer in self.layers:
+            h = layer(h)
+        if self.state.mode != "prefill":
+            h = ttnn.typecast(h, ttnn.bfloat16)
+        return ttnn.linear(ttnn.slice(h, (0, 0), (32, 64)), self.head)
+'''
+
+
+def test_branches_bound_by_the_call_comprehensions_and_the_prefill():
+    """By construction: a layer's decode runs concat twice, the second without `sharded` (its to_memory_config),
+    and gathers two tables (an embedding, a row-moving reshape and a reshard each; the from_torch uploads and the
+    view reshapes dispatch nothing): 2 + 1 + 6 = 9 per layer. Its prefill runs one chunked 2-D matmul per layer,
+    the mode's branch not taken, the head on a slice."""
+    from ttspec.backends.ttnn.prefill_facts import prefill_program
+
+    p = decode_program(BRANCHES)
+    ops = [op.op.removeprefix("ttnn.") for op in p.layer_ops]
+    assert ops.count("experimental.nlp_concat_heads_decode") == 2 and ops.count("to_memory_config") == 3
+    assert ops.count("embedding") == 2 and ops.count("reshape") == 2 and len(ops) == 9
+    pre = prefill_program(BRANCHES)
+    assert [op.op for op in pre.layer_ops] == ["ttnn.linear"] and pre.layers == 2
+    layer = pre.layer_ops[0]
+    assert (layer.weight, layer.factory, layer.fidelity, layer.chunks) == ("w", "mcast_2d", "LoFi", ((64, 16), (32, 8)))
+    assert [op.op for op in pre.step_ops] == ["ttnn.embedding", "ttnn.slice", "ttnn.linear"] and pre.head_rows == 32

@@ -69,8 +69,19 @@ def _keywords(call: ast.Call) -> dict[str, str]:
     return {k.arg: ast.unparse(k.value) for k in call.keywords}
 
 
-def test_decode_matmuls_state_program_and_kernel_by_format():
-    source = _program()
+# (formats, each decode matmul's fidelity): per kind, and tt_transformers' performance preset per matrix
+# (model_config.py ModelOptimizations.performance: FF1/FF3 bfloat4_b at LoFi, the rest bfloat8_b at HiFi2)
+FIDELITIES = [(FORMATS, {"wqkv": "HiFi2", "wo": "HiFi2", "w1": "LoFi", "w3": "LoFi", "w2": "LoFi",
+                         "lm_head": "HiFi4"}),  # bf16 head: HiFi4
+              ("performance", {"wqkv": "HiFi2", "wo": "HiFi2", "w1": "LoFi", "w3": "LoFi", "w2": "HiFi2",
+                               "lm_head": "HiFi2"}),
+              ("performance,ff2=bfloat4_b,wo=bf16", {"wqkv": "HiFi2", "wo": "HiFi4", "w1": "LoFi", "w3": "LoFi",
+                                                     "w2": "LoFi", "lm_head": "HiFi2"})]
+
+
+@pytest.mark.parametrize("formats,expected", FIDELITIES)
+def test_decode_matmuls_state_program_and_kernel_by_format(formats, expected):
+    source = _program(formats=formats)
     members = _members(source)
     decode_linears = [c for f in _decode_methods(source).values() for c in _calls(f, "ttnn.linear")]
     prefill_linears = [c for f in _methods(source, "forward").values() for c in _calls(f, "ttnn.linear")]
@@ -86,8 +97,7 @@ def test_decode_matmuls_state_program_and_kernel_by_format():
         weight = ast.unparse(call.args[1]).removeprefix("self.")
         kernel = members[options["compute_kernel_config"].removeprefix("self.")][1]
         fidelities[weight] = _keywords(kernel)["math_fidelity"].rsplit(".", 1)[-1]
-    assert fidelities == {"wqkv": "HiFi2", "wo": "HiFi2", "w1": "LoFi", "w3": "LoFi", "w2": "LoFi",
-                          "lm_head": "HiFi4"}  # bf16 head: HiFi4
+    assert fidelities == expected
 
 
 def test_each_decode_program_covers_the_output_tiles_once():

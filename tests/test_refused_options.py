@@ -162,3 +162,56 @@ def test_torch_mode_with_target_torch_runs(run_cli, tmp_path):
                   "--out", tmp_path / "l.npy", timeout=300)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "l.npy").is_file()
+
+
+# ---------------------------------------------------------------- --weights-dtype roles and presets, --kv-dtype
+@pytest.mark.parametrize("formats,phrases,hint", [
+    ("w2=bfloat8_b", ("--weights-dtype names kind `w2`, which this model has no parameters of",),
+     "say `ff2=bfloat8_b`: `ff2` is the matrix role of what `w2` names in many models."),
+    ("performance,lm_head=bfloat4_b", ("--weights-dtype names kind `lm_head`",),
+     "say `head=bfloat4_b`: `head` is the kind of what `lm_head` names in many models."),
+])
+def test_a_module_name_for_a_role_or_kind_is_refused_with_the_key_it_means(run_cli, formats, phrases, hint):
+    out = run_cli("plan", GQA, "--target", "n150", "--weights-dtype", formats)
+    assert_refused(out, *phrases, hint=hint)
+
+
+@pytest.mark.parametrize("formats,message", [
+    ("ff2=bfloat8_b,ff2=bfloat4_b", "gives role `ff2` twice; give each kind and role once"),
+    ("accuracy", "no `accuracy` preset: tt_transformers' accuracy settings depend on the model"),
+    ("performance,bfloat8_b", "at most one plain dtype or preset"),
+    ("performance,wqkv=bfloat2_b", "unknown dtype `bfloat2_b` for role `wqkv`"),
+])
+def test_bad_formats_are_one_argument_error(run_cli, formats, message):
+    out = run_cli("plan", GQA, "--target", "n150", "--weights-dtype", formats)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == ""
+    assert f"argument --weights-dtype: {message}" in out.stderr, out.stderr
+
+
+def test_kv_dtype_refuses_bfloat4_b(run_cli):
+    out = run_cli("plan", GQA, "--target", "n150", "--kv-dtype", "bfloat4_b")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == ""
+    assert "argument --kv-dtype: unknown KV cache dtype `bfloat4_b`" in out.stderr
+    assert "KV cache dtypes: bf16, bfloat8_b" in out.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "generate"])
+def test_torch_mode_refuses_a_kv_dtype(run_cli, tmp_path, command):
+    what = ("--random-tokens", "1,4") if command == "run" else ("--prompt", "hi")
+    out = run_cli(command, GQA, "--mode", "torch", *what, "--kv-dtype", "bfloat8_b", "--out", tmp_path / "out.npy",
+                  timeout=120)
+    assert_refused(out, "--kv-dtype bfloat8_b stores a TT-NN program's KV cache on the device; --mode torch runs the "
+                   "PyTorch reference", hint="leave out --kv-dtype, or run the TT-NN program: --mode golden rounds "
+                   "the cache as the device stores it")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_and_compile_take_the_preset_and_a_kv_dtype(run_cli, tmp_path):
+    out = run_cli("plan", GQA, "--target", "n150", "--json", "--weights-dtype", "performance", "--kv-dtype",
+                  "bfloat8_b")
+    assert out.returncode == 0, out.stderr
+    assert '"weights_dtype": "performance"' in out.stdout and '"kv_dtype": "bfloat8_b"' in out.stdout
+    out = run_cli("compile", GQA, "--target", "n150", "--kv-dtype", "bfloat8_b", "-o", tmp_path / "m.py")
+    assert out.returncode == 0, out.stderr
+    assert "--kv-dtype bfloat8_b --mode golden" in out.stdout  # the run line carries it
+    assert "KV_CACHE_DTYPE = ttnn.bfloat8_b" in (tmp_path / "m.py").read_text()

@@ -133,9 +133,9 @@ _FIT = ("fitted (least squares in log tokens/s/user, bench/calibrate_decode.py -
 # against 240-260 (tech_reports/Saturating_DRAM_bandwidth); the fit scales both by one efficiency
 INTERLEAVED_PER_SHARDED = 190 / 250
 WORMHOLE_DECODE = DecodeCosts(
-    Source(185e9, "B/s", "end to end in a decode step (below the 240-260 GB/s tech_reports/Saturating_DRAM_bandwidth "
+    Source(225e9, "B/s", "end to end in a decode step (below the 240-260 GB/s tech_reports/Saturating_DRAM_bandwidth "
                          "publishes for single DRAM-sharded matmuls): " + _FIT),
-    Source(185e9 * INTERLEAVED_PER_SHARDED, "B/s", "the DRAM-sharded rate x 190/250, the published ratio "
+    Source(225e9 * INTERLEAVED_PER_SHARDED, "B/s", "the DRAM-sharded rate x 190/250, the published ratio "
                                                    "(tech_reports/LLMs/llms.md 4.6.1: interleaved ~190 GB/s)"),
     Source(4e-6, "s", "tenstorrent/tt-metal#12074: 3k-6k cycles of dispatch per traced op, ~4k at 1 GHz (not fitted)"),
     Source(4.75e-3, "s", "host work per decode step (trace launch, the read's round trip, the demo's loop): " + _FIT),
@@ -143,7 +143,7 @@ WORMHOLE_DECODE = DecodeCosts(
 )
 # no Blackhole decode measurement is fitted here: Wormhole's per-op and per-step terms, Blackhole's DRAM rate
 BLACKHOLE_DECODE = WORMHOLE_DECODE.replace(
-    dram_sharded_bandwidth=Source(437.5e9 * 0.85, "B/s", "Blackhole's 3.5 Tb/s at Wormhole's DRAM-sharded "
+    dram_sharded_bandwidth=Source(437.5e9 * 225 / 288, "B/s", "Blackhole's 3.5 Tb/s at Wormhole's DRAM-sharded "
                                                          "efficiency (an assumption: no Blackhole figure read)"),
     dram_interleaved_bandwidth=Source(437.5e9 * 190 / 288, "B/s", "Blackhole's 3.5 Tb/s at Wormhole's interleaved "
                                                                  "efficiency (190 of 288; an assumption)"))

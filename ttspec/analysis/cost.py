@@ -338,7 +338,7 @@ class OpTable:
         formats = memory.weights_dtype
         kv = memory.kv_cache(batch, context if name == "decode" else tokens) // self.layers_with_attention
         terms = None
-        if program is not None and name == "decode":
+        if program is not None:  # the phase's device ops as the program dispatches them (decode step or prefill)
             terms = ProgramTerms(program, DECODE_COSTS[self.target.chip.arch])
         costs = [self._cost(f, node, phase, bindings, formats, kv, terms)
                  for f, node in zip(self.facts, self.nodes, strict=True)]
@@ -349,7 +349,7 @@ class OpTable:
             nbytes = tiles(concrete(shape, bindings)) * ACTIVATION_BYTES * (batch // local_batch or 1)
             if terms is not None:  # the emitted step holds its users on the rows of one [rows, vocab] tensor
                 out = concrete(shape, bindings)
-                rows = tile_pad(_numel(out[:-1]))
+                rows = program.head_rows or tile_pad(_numel(out[:-1]))  # a prefill's head: the last position's tile
                 nbytes = rows * tile_pad(out[-1]) * ACTIVATION_BYTES * (batch // local_batch or 1)
                 if program.reads_ids:  # on-device sampling: an id (and what else the step returns) per row
                     nbytes, out_name = rows * program.read_bytes_per_row, "sampled ids"
@@ -382,19 +382,25 @@ class OpTable:
                 nbytes = nbytes * min(rows, _numel(ins[0])) // rows
             elif matrix:
                 phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)] if terms is None else terms.passes(node))
+                if terms is not None and ins and ins[0]:  # a prefill's chunks of rows each read the weight
+                    nbytes *= terms.weight_reads(node, tile_pad(max(1, _numel(ins[0]) // ins[0][-1])))
             dram += nbytes
         if facts.op in MATMULS and ins and ins[0]:
             rows = max(1, _numel(ins[0]) // ins[0][-1])
-            flops = flops * tile_pad(rows) // rows  # whole 32-row tiles
+            computed = tile_pad(rows) if terms is None else terms.rows(node, tile_pad(rows))
+            flops = flops * computed // rows  # whole 32-row tiles (a prefill's head: the last position's)
         if facts.op == ATTEND.name:
             phases = ATTENTION_FIDELITY_PHASES
             dram += kv
-        if terms is not None and facts.op in MATMULS and terms.output_in_dram(node):
+        if terms is not None and decode and facts.op in MATMULS and terms.output_in_dram(node):
             dram += _value_bytes(out, facts.value_splits[-1])  # the program writes this matmul's result to DRAM
         if not decode and facts.op not in COLLECTIVE_NAMES:
             dram += sum(_value_bytes(s, splits) for s, splits in zip(args, facts.value_splits, strict=False)
                         if splits is not None)
             dram += _value_bytes(out, facts.value_splits[-1])
+        if terms is not None and not decode and facts.op in MATMULS and ins and ins[0]:  # its program's grid
+            used = terms.cores(node, tile_pad(max(1, _numel(ins[0]) // ins[0][-1])))
+            rate = rate * used / chip.cores.value if used else rate
         compute_s = flops * phases / rate if flops else 0.0
 
         # collectives: tt-metal's measured model of the CCL op on this axis
@@ -519,12 +525,12 @@ class Estimate:
 
 
 def estimate(build, batch: int = 1, context: int = 2048, prompt: int = 128,
-             program: DecodeProgram | None = None) -> Estimate:
+             program: DecodeProgram | None = None, prefill: DecodeProgram | None = None) -> Estimate:
     """Prefill of one `prompt`-token user (time to first token) and one decode step of `batch`
-    users at `context` tokens; the decode step priced from `program`'s facts where given (the decode step
-    the backend emitted, analysis/program.py), else as the idealised program (module doc)."""
+    users at `context` tokens; each priced from the facts of the program the backend emitted where given
+    (`program`: its decode step, `prefill`: its prefill; analysis/program.py), else as the idealised program."""
     table = op_table(build)
-    return Estimate(model_phase(build, "prefill", 1, prompt, prompt, table),
+    return Estimate(model_phase(build, "prefill", 1, prompt, prompt, table, prefill),
                     model_phase(build, "decode", batch, 1, context, table, program))
 
 

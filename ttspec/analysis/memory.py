@@ -16,7 +16,8 @@ so they give one verdict. Per chip, by kind:
   allocator books every bank's shard whole, so a [K, N] matrix over B banks occupies B shards of
   ceil(N / (32 * B)) * 32 columns (`dram_sharded_bytes`); a fused QKV is one such matrix. What that adds to
   the matrix's own tiles is `dram_shard_padding`, counted under the matrix's kind.
-- KV cache: keys and values of every attention layer in bf16, as the device would hold them:
+- KV cache: keys and values of every attention layer in its format (`--kv-dtype`: bf16, or bfloat8_b at
+  1,088 B per 32x32 tile), as the device would hold them:
   this chip's KV heads x head_dim (padded to a whole tile) x context (padded to a whole tile)
   x the chip's share of the batch.
 - activations: a prefill peak, estimated per token (bf16): the full residual activation (as
@@ -45,11 +46,25 @@ from typing import NamedTuple
 from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout
 from ..ir.sharding import ONE_CHIP, ShardPlan, local_shape
-from ..ops.queries import attentions, head_merges, head_splits, kind_of, lookup_tables, materialises_scores
+from ..ops.queries import (
+    attentions,
+    head_merges,
+    head_splits,
+    lookup_tables,
+    materialises_scores,
+    matrix_of,
+    matrix_roles,
+)
 from ..targets import TILE, Target, core_grids
-from ..weight_formats import BF16, WeightFormats, tensor_bytes
+from ..weight_formats import BF16, Matrix, WeightFormats, tensor_bytes
 
-ACTIVATION_BYTES = 2  # bf16 KV cache and activations
+ACTIVATION_BYTES = 2  # bf16 activations (and a bf16 KV cache: kv_cache_bytes)
+
+
+def kv_cache_bytes(values: int, dtype: str) -> int:
+    """Device bytes of `values` KV-cache values (whole 32x32 tiles of them) in `dtype` (`--kv-dtype`): 2 B each in
+    bf16; in bfloat8_b 1,088 B per tile of 1,024 (1,024 mantissa bytes and 64 of shared exponents)."""
+    return tensor_bytes(values, dtype)
 
 
 def tile_pad(n: int) -> int:
@@ -83,19 +98,20 @@ def padded_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
 
 
 def param_chip_layout(graph: Graph, prefix: str, name: str, plan: ShardPlan = ONE_CHIP, tables: set[str] | None = None,
-                      padded: dict | None = None) -> tuple[str, tuple[int, ...], bool]:
-    """(kind, shape on one chip, whether a lookup table) of parameter `name` of `graph` (inside the
-    layers whose names start with `prefix`): what its bytes depend on besides the weight formats."""
+                      padded: dict | None = None, roles: dict | None = None) -> tuple[Matrix, tuple[int, ...], bool]:
+    """(kind and matrix role (weight_formats.Matrix), shape on one chip, whether a lookup table) of parameter
+    `name` of `graph` (inside the layers whose names start with `prefix`): what its bytes depend on besides the
+    weight formats. `roles`: matrix_roles(graph), when already found."""
     tables = lookup_tables(graph) if tables is None else tables
     padded = padded_shapes(graph) if padded is None else padded
     p = graph.params[name]
-    return kind_of(graph, p.module), local_shape(padded.get(name, p.shape), plan, prefix + name, param=True), \
+    return matrix_of(graph, p.module, roles), local_shape(padded.get(name, p.shape), plan, prefix + name, param=True), \
         name in tables
 
 
-def chip_bytes(kind: str, shape: tuple[int, ...], table: bool, formats: WeightFormats) -> int:
-    """Device DRAM bytes of a parameter of `kind` laid out on one chip as `shape` (param_chip_layout)
-    in weight formats `formats`."""
+def chip_bytes(kind: Matrix | str, shape: tuple[int, ...], table: bool, formats: WeightFormats) -> int:
+    """Device DRAM bytes of a parameter of `kind` (its Matrix, or a kind) laid out on one chip as `shape`
+    (param_chip_layout) in weight formats `formats`."""
     if table:
         size = 1
         for d in shape:
@@ -116,11 +132,13 @@ def param_chip_bytes(graph: Graph, prefix: str, name: str, formats: WeightFormat
 class ShardedMatrix(NamedTuple):
     """A [k, n] weight matrix one chip holds width-sharded over its DRAM banks, `count` times (once per layer
     that has it): k and n as the program uploads it (heads padded to tiles, this chip's slice; a fused QKV's
-    q, k and v as one matrix). `kind`: its parameters' kind (its format and where its bytes are counted)."""
+    q, k and v as one matrix). `kind`: its parameters' kind (where its bytes are counted); `dtype`: its format
+    (the one the program uploads it in)."""
 
     kind: str
     k: int
     n: int
+    dtype: str
     count: int = 1
 
 
@@ -142,26 +160,26 @@ def dram_shard_padding(k: int, n: int, dtype: str, banks: int) -> int:
     return dram_sharded_bytes(k, n, dtype, banks) - tensor_bytes(tiles((k, n)), dtype)
 
 
-def with_dram_shards(weights: dict[str, int], sharded: tuple[ShardedMatrix, ...], formats: WeightFormats,
-                     banks: int) -> dict[str, int]:
+def with_dram_shards(weights: dict[str, int], sharded: tuple[ShardedMatrix, ...], banks: int) -> dict[str, int]:
     """`weights` (bytes by kind, each matrix counted as its own tiles) with the padding of the DRAM-sharded
     matrices added to their kinds."""
     out = dict(weights)
     for m in sharded:
-        out[m.kind] = out.get(m.kind, 0) + m.count * dram_shard_padding(m.k, m.n, formats.dtype(m.kind), banks)
+        out[m.kind] = out.get(m.kind, 0) + m.count * dram_shard_padding(m.k, m.n, m.dtype, banks)
     return out
 
 
-def weight_layouts(model: Model, plan: ShardPlan = ONE_CHIP) -> dict[tuple[str, tuple[int, ...], bool], int]:
-    """How many parameters (a repeat's layers counted) share each (kind, shape on one chip, lookup
+def weight_layouts(model: Model, plan: ShardPlan = ONE_CHIP) -> dict[tuple[Matrix, tuple[int, ...], bool], int]:
+    """How many parameters (a repeat's layers counted) share each (Matrix, shape on one chip, lookup
     table): the weights' bytes in any formats follow from these (written-out layers share a few)."""
-    out: dict[tuple[str, tuple[int, ...], bool], int] = {}
+    out: dict[tuple[Matrix, tuple[int, ...], bool], int] = {}
 
     def visit(graph: Graph, prefix: str, count: int) -> None:
         tables = lookup_tables(graph)
         padded = padded_shapes(graph)
+        roles = matrix_roles(graph)
         for name in graph.params:
-            layout = param_chip_layout(graph, prefix, name, plan, tables, padded)
+            layout = param_chip_layout(graph, prefix, name, plan, tables, padded, roles)
             out[layout] = out.get(layout, 0) + count
         for node in graph.repeats():
             for body, n in layer_variants(node):
@@ -177,18 +195,22 @@ def weight_bytes_by_kind(model: Model, formats: WeightFormats, plan: ShardPlan =
     `formats`: one dtype for every weight matrix, or formats per kind (ttspec/weight_formats.py).
     `layouts`: weight_layouts(model, plan), when already found."""
     out: dict[str, int] = {}
-    for (kind, shape, table), count in (weight_layouts(model, plan) if layouts is None else layouts).items():
-        out[kind] = out.get(kind, 0) + count * chip_bytes(kind, shape, table, formats)
+    for (matrix, shape, table), count in (weight_layouts(model, plan) if layouts is None else layouts).items():
+        out[matrix.kind] = out.get(matrix.kind, 0) + count * chip_bytes(matrix, shape, table, formats)
     return dict(sorted(out.items()))
 
 
 def check_weight_formats(model: Model, formats: WeightFormats) -> None:
     """A clear error (UsageError) for --weights-dtype kinds the model has no parameters of, or no weight
-    matrices of: only matrices take a format (see the module doc), so naming such a kind would change nothing."""
+    matrices of: only matrices take a format (see the module doc), so naming such a kind would change nothing;
+    and for a matrix role (wqkv, wo, ff1_ff3, ff2) none of its matrices has."""
     if formats.plain:
         return
-    wide, narrow = weight_bytes_by_kind(model, BF16), weight_bytes_by_kind(model, WeightFormats("bfloat4_b"))
-    formats.check_kinds(wide, [kind for kind in wide if wide[kind] != narrow[kind]])
+    layouts = weight_layouts(model)
+    wide = weight_bytes_by_kind(model, BF16, layouts=layouts)
+    narrow = weight_bytes_by_kind(model, WeightFormats("bfloat4_b"), layouts=layouts)
+    roles = {m.role for (m, shape, table) in layouts if m.role and not table and len(shape) == 2}
+    formats.check_kinds(wide, [kind for kind in wide if wide[kind] != narrow[kind]], roles)
 
 
 @dataclass(frozen=True)
@@ -311,12 +333,16 @@ class Memory:
 def in_formats(memory: Memory, model: Model, weights_dtype: WeightFormats, plan: ShardPlan = ONE_CHIP,
                layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] | None = None) -> Memory:
     """The memory model of the same program (`model` sharded by `plan`) with its weights in other formats:
-    only the weights change (the plan search weighs one sharding in every format). `sharded`: the program's
-    DRAM-sharded matrices in those formats (default: the same as `memory`'s)."""
+    only the weights (and the KV cache's bytes, in its format) change (the plan search weighs one sharding in
+    every format). `sharded`: the program's DRAM-sharded matrices in those formats (default: `memory`'s)."""
+    kv = memory.kv_bytes_per_token
+    if weights_dtype.kv_cache != memory.weights_dtype.kv_cache:  # back to values per position, then to bytes
+        values = kv * TILE * 1024 // kv_cache_bytes(1024, memory.weights_dtype.kv_cache) // TILE
+        kv = kv_cache_bytes(values * TILE, weights_dtype.kv_cache) // TILE
     sharded = memory.sharded if sharded is None else sharded
-    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded, weights_dtype,
+    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded,
                                core_grids(memory.target).dram_banks)
-    return replace(memory, weights_dtype=weights_dtype, weights=weights, sharded=sharded)
+    return replace(memory, weights_dtype=weights_dtype, kv_bytes_per_token=kv, weights=weights, sharded=sharded)
 
 
 def _bound(model: Model, axis: int) -> int | None:
@@ -350,7 +376,7 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
         nonlocal kv, widest, scores
         for att in attentions(graph):
             kv_local = local(graph, prefix, att.keys.id, att.kv_heads)
-            kv += count * 2 * kv_local * tile_pad(att.head_dim) * ACTIVATION_BYTES  # keys and values
+            kv += count * 2 * kv_local * tile_pad(att.head_dim)  # keys and values: values per position
             if materialises_scores(att.node):
                 query_heads = local(graph, prefix, att.node.inputs[0], graph.node(att.node.inputs[0]).type.shape[1])
                 scores = max(scores, (2 * query_heads + 1) * ACTIVATION_BYTES)
@@ -369,8 +395,10 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
         if ax.residual == Layout.SPLIT:
             residual = -(-residual // ax.devices)
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest)
-    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded, weights_dtype,
+    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded,
                                core_grids(target).dram_banks)
+    # whole tiles of 32 positions: bytes per position of a bfloat8_b cache are its tile's 1,088 B over 32 positions
+    kv = kv_cache_bytes(kv * TILE, weights_dtype.kv_cache) // TILE
     return Memory(target, weights_dtype, weights, kv, activations, scores,
                   logits_bytes_per_token=ACTIVATION_BYTES * local(graph, "", head.id, vocab), replicas=plan.replicas,
                   seq_bound=_bound(model, -1), batch_bound=_bound(model, 0), sharded=sharded)

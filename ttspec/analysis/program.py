@@ -38,6 +38,7 @@ class DeviceOp(NamedTuple):
     weight: str = ""  # the program member of the weight a matmul reads (`wqkv`, `lm_head`), else ""
     output: str = ""  # where it writes its result: "L1", "DRAM", or "" (the op's default)
     dtype: str = ""  # the `dtype` it is asked to write, where stated (a collective's payload)
+    chunks: tuple[tuple[int, int], ...] = ()  # a prefill matmul's program configs: (chunk rows, cores of its grid)
 
 
 class DecodeProgram(NamedTuple):
@@ -52,6 +53,7 @@ class DecodeProgram(NamedTuple):
     reads_ids: bool  # the step returns sampled ids (on-device argmax), not the logits
     cycle: int = 1  # layer variants in one cycle of layer_ops (1: every layer alike)
     read_bytes_per_row: int = 4  # with reads_ids, the bytes the host reads per row (an id, and what else is read)
+    head_rows: int = 0  # a prefill's: the rows its LM head computes (32: the last position's tile; 0: every row)
 
     @property
     def topology(self) -> str:
@@ -143,6 +145,32 @@ class ProgramTerms:
         if op.factory == DRAM_SHARDED:
             return self.costs.dram_sharded_bandwidth.value
         return self.costs.dram_interleaved_bandwidth.value
+
+    def rows(self, node, rows: int) -> int:
+        """The rows a weight matmul computes of `rows`: a prefill's LM head only its last position's tile."""
+        op = self._matmul(node)
+        if op is not None and self.program.head_rows and op in self.program.step_ops:
+            return min(rows, self.program.head_rows)
+        return rows
+
+    def weight_reads(self, node, rows: int) -> int:
+        """How often a prefill matmul over `rows` reads its weight: once per chunk of the largest size it has a
+        program for that divides them (chunked_linear: the 2-D program loops over the batch of chunks, streaming
+        the weight's blocks for each); once for the rest (and for a head on the last tile)."""
+        op = self._matmul(node)
+        if op is None or not op.chunks or self.rows(node, rows) < rows:
+            return 1
+        return rows // self._chunk(op, rows)[0]
+
+    @staticmethod
+    def _chunk(op: DeviceOp, rows: int) -> tuple[int, int]:
+        return next(((c, cores) for c, cores in op.chunks if rows % c == 0), (rows, 0))
+
+    def cores(self, node, rows: int) -> int:
+        """The cores a prefill matmul over `rows` computes on: its chunk's program grid (a 2-D program over a
+        64-row chunk uses 2 of the grid's rows: 16 cores of 64), 0 where the program does not say."""
+        op = self._matmul(node)
+        return self._chunk(op, rows)[1] if op is not None and op.chunks else 0
 
     def output_in_dram(self, node) -> bool:
         op = self._matmul(node)

@@ -11,7 +11,7 @@ import sys
 from .. import __version__
 from ..errors import ArchError, UsageError
 from .commands import check, compile, generate, graph, import_hf, params, plan, report, run
-from .options import EXIT_INTERNAL, EXIT_SPEC_ERROR, EXIT_USAGE, Parser, typed_targets
+from .options import EXIT_INTERNAL, EXIT_SPEC_ERROR, EXIT_USAGE, Parser, typed_formats, typed_targets
 from .shared import print_diagnostic
 
 # in the order `ttspec --help` lists them
@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # a command's own parser prints the same usage, help and errors with or without the others
     args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
     typed_targets(args)
+    typed_formats(args)
     return args
 
 

@@ -102,8 +102,35 @@ def weights_formats(text: str) -> WeightFormats:
         return parse(text)
     except UsageError as e:
         d = e.diagnostic
-        message = d.message.removeprefix("--weights-dtype: ")
+        message = d.message.removeprefix("--weights-dtype: ").removeprefix("--weights-dtype ")
         raise argparse.ArgumentTypeError(message + (f"; {d.hint.strip()}" if d.hint else "")) from None
+
+
+def kv_dtype(text: str) -> str:
+    """`--kv-dtype`: bf16 or bfloat8_b."""
+    from ..weight_formats import parse_kv
+
+    try:
+        return parse_kv(text)
+    except UsageError as e:
+        d = e.diagnostic
+        raise argparse.ArgumentTypeError(d.message.removeprefix("--kv-dtype: ") + (f"; {d.hint}" if d.hint else "")) \
+            from None
+
+
+def typed_formats(args: argparse.Namespace) -> None:
+    """`--kv-dtype` joins the formats `--weights-dtype` gave (weight_formats.WeightFormats.kv_cache); a command
+    whose --weights-dtype has no default (compile, plan: the plan search chooses) reads it with formats_given."""
+    kv = getattr(args, "kv_dtype", None)
+    if kv and getattr(args, "weights_dtype", None) is not None:
+        args.weights_dtype = args.weights_dtype.with_kv_cache(kv)
+
+
+def formats_given(args: argparse.Namespace) -> WeightFormats:
+    """The formats of a command whose --weights-dtype may be left out: bf16 weights, the KV cache --kv-dtype's."""
+    from ..weight_formats import BF16
+
+    return args.weights_dtype or BF16.with_kv_cache(getattr(args, "kv_dtype", None) or "bf16")
 
 
 def mesh(text: str) -> tuple[int, int]:
@@ -127,9 +154,17 @@ STRATEGY_HELP = ("tensor parallelism on a mesh: 1d splits the weights over one m
                  f"({TWO_AXES[0]}'s {mesh_text(TARGETS[TWO_AXES[0]].mesh)}, or a --mesh RxC with both sides 2 or "
                  "more; docs/design-2d-tp.md). Default: the planner chooses, memory first, then the modelled decode "
                  "step (`ttspec plan` compares both)")
-WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b, or per parameter kind "
-                        "(the kinds of `ttspec params` with weight matrices), e.g. attention=bfloat8_b,mlp=bfloat4_b; "
-                        "kinds not named keep bf16 or the one plain dtype given (default bf16)")
+WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b, bfloat4_b; `performance`, "
+                        "tt_transformers' performance preset (MLP w1/w3 bfloat4_b, every other matrix bfloat8_b); or "
+                        "entries KEY=DTYPE overriding it, where KEY is a parameter kind (the kinds of `ttspec params` "
+                        "with weight matrices: attention, mlp, head ...) or a matrix role (wqkv: attention's q/k/v "
+                        "projections, wo: its output, ff1_ff3: the MLP's w1 and w3 (or up), ff2: its w2 (down)), "
+                        "e.g. attention=bfloat8_b,mlp=bfloat4_b or performance,ff2=bfloat4_b; a role wins over its "
+                        "kind, a kind over the plain dtype or preset; what is not named keeps bf16 or the plain "
+                        "value given (default bf16)")
+KV_DTYPE_HELP = ("the KV cache's device dtype: bf16 (default) or bfloat8_b (1,088 bytes per 32x32 tile: about half "
+                 "the DRAM, so a longer context or more users fit; tt_transformers' performance and accuracy presets "
+                 "store it so)")
 KEEP_TEMP_HELP = ("keep the temporary directories (the generated program; a mock or device run's worker folder with "
                   "its copy of the weights) and print where they are; by default they are removed when the command "
                   "ends")
@@ -171,8 +206,9 @@ DEVICE_TARGET_LIST = option("--target", required=True, type=device_targets, meta
 MESH = option("--mesh", metavar="RxC", type=mesh)
 DP = option("--dp", action="store_true")
 STRATEGY = option("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
-WEIGHTS_DTYPE = option("--weights-dtype", type=weights_formats, metavar="DTYPE|KIND=DTYPE,...",
+WEIGHTS_DTYPE = option("--weights-dtype", type=weights_formats, metavar="DTYPE|performance|KEY=DTYPE,...",
                        help=WEIGHTS_FORMATS_HELP)
+KV_DTYPE = option("--kv-dtype", type=kv_dtype, metavar="DTYPE", help=KV_DTYPE_HELP)
 BATCH = option("--batch", type=positive_int)
 SEQ = option("--seq", type=positive_int)
 JSON = option("--json", action="store_true")

@@ -43,7 +43,8 @@ def search_kwargs(args) -> dict:
     """What `plan --search` and `compile --plan best` pass to reports/plan_search.search."""
     return {"objective": args.objective, "seq": args.seq, "min_tokens_per_s_per_user": args.min_tokens_per_s_per_user,
             "max_ttft_ms": args.max_ttft_ms, "mesh": args.mesh, "dp": True if args.dp else None,
-            "weights_dtype": args.weights_dtype, "batch": getattr(args, "batch", None),
+            "weights_dtype": args.weights_dtype, "kv_dtype": getattr(args, "kv_dtype", None) or "bf16",
+            "batch": getattr(args, "batch", None),
             "strategy": getattr(args, "strategy", None)}
 
 
@@ -53,7 +54,8 @@ def plan_best_command(args, target: Target) -> str:
     for flag, value in (("--objective", None if args.objective == "latency" else args.objective),
                         ("--seq", args.seq), ("--mesh", mesh_text(args.mesh) if args.mesh else None),
                         ("--batch", getattr(args, "batch", None)),
-                        ("--weights-dtype", args.weights_dtype), ("--strategy", getattr(args, "strategy", None)),
+                        ("--weights-dtype", args.weights_dtype), ("--kv-dtype", getattr(args, "kv_dtype", None)),
+                        ("--strategy", getattr(args, "strategy", None)),
                         ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
                         ("--max-ttft-ms", args.max_ttft_ms)):
         if value is not None:
@@ -86,6 +88,11 @@ def refuse_options_that_cannot_apply(args, targets: list[Target], on_host: bool 
                                               "mock or device")
     if on_host:
         where = "--mode torch" if mode == "torch" else "--target torch"
+        if getattr(args, "kv_dtype", None) not in (None, "bf16"):
+            raise UsageError(f"--kv-dtype {args.kv_dtype} stores a TT-NN program's KV cache on the device; {where} "
+                             "runs the PyTorch reference, whose cache is not stored in a device format",
+                             hint="leave out --kv-dtype, or run the TT-NN program: --mode golden rounds the cache "
+                                  "as the device stores it")
         for flag in MESH_OPTIONS:
             if getattr(args, flag.removeprefix("--"), None):
                 raise UsageError(f"{flag} places a TT-NN program on a device mesh; {where} runs the PyTorch "

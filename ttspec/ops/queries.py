@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from ..ir.graph import Graph, Node
+from ..weight_formats import KIND_ROLES, Matrix
 from .attention import ATTEND, MERGE_HEADS, SPLIT_HEADS, materialises_scores  # noqa: F401 (re-exported)
 from .elementwise import complete_values, same_layout
+from .linear import LINEAR
 from .registry import REGISTRY, Storage
 
 
@@ -29,6 +31,59 @@ def kind_of(graph: Graph, module: str) -> str:
     info = graph.modules.get(module)
     opdef = REGISTRY.get(info.block) if info else None
     return opdef.kind if opdef and opdef.kind else "other"
+
+
+def _component(graph: Graph, module: str, kind: str) -> str:
+    """The nearest component enclosing `module` (itself included) that declares `kind`."""
+    path = module
+    while path:
+        info = graph.modules.get(path)
+        if info is not None and info.kind == kind:
+            return path
+        path = path.rpartition(".")[0]
+    return ""
+
+
+def matrix_roles(graph: Graph) -> dict[str, str]:
+    """The role (weight_formats.KIND_ROLES) of each linear of `graph` in a kind with roles, by module: the
+    kind's first role (wqkv, ff1_ff3) for a linear whose input comes from outside the component declaring
+    the kind (it reads the attention's or the MLP's input), the second (wo, ff2) for one reading a value
+    made inside it. Keyed by the linear's module and by its parameters' modules (a fused QKV projection
+    keeps the modules of the three it replaced)."""
+    roles: dict[str, str] = {}
+    for node in graph.topo():
+        if node.op != LINEAR.name or not node.inputs:
+            continue
+        kind = kind_of(graph, node.module)
+        if kind not in KIND_ROLES:
+            continue
+        component = _component(graph, node.module, kind)
+        source = graph.node(node.inputs[0]).module
+        inside = bool(component) and (source == component or source.startswith(component + "."))
+        role = KIND_ROLES[kind][1 if inside else 0]
+        names = list(node.params.values()) + (node.attrs.fused.param_names if node.attrs.fused else [])
+        for module in [node.module] + [graph.params[n].module for n in names if n in graph.params]:
+            roles[module] = role
+    return roles
+
+
+# matrix_roles of the graph matrix_of was last asked about, with its node count: callers (the lowering, the cost
+# model) ask about one finished graph's linears in turn, and finding the roles per call would make a spec with
+# written-out layers quadratic in its layers (tests/test_linear_time.py)
+_LAST_ROLES: list = [None, 0, {}]
+
+
+def matrix_of(graph: Graph, module: str, roles: dict[str, str] | None = None) -> Matrix:
+    """Which format the weight matrix of component `module` takes (weight_formats.Matrix): its kind and,
+    in a kind with roles, its role. `roles`: matrix_roles(graph), when already found."""
+    kind = kind_of(graph, module)
+    if kind not in KIND_ROLES:
+        return Matrix(kind)
+    if roles is None:
+        if _LAST_ROLES[0] is not graph or _LAST_ROLES[1] != len(graph.nodes):
+            _LAST_ROLES[:] = [graph, len(graph.nodes), matrix_roles(graph)]
+        roles = _LAST_ROLES[2]
+    return Matrix(kind, roles.get(module))
 
 
 def lookup_tables(graph: Graph) -> set[str]:

@@ -100,7 +100,8 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
         "notes": list(plan.notes),
         "fits": memory.fits(batch),
         "memory_per_chip": {
-            "dram": memory.dram, "weights_dtype": str(weights_dtype), "batch": batch, "seq": seq,
+            "dram": memory.dram, "weights_dtype": str(weights_dtype), "kv_dtype": weights_dtype.kv_cache,
+            "batch": batch, "seq": seq,
             "seq_bound": memory.seq_bound,
             "weights": use.weights, "weights_total": use.weights_total, "kv_cache": use.kv_cache,
             "activations": use.activations, "total": use.total, "fits_at_seq": use.fits,
@@ -401,7 +402,7 @@ def render_strategies(r: dict) -> list[str]:
 def render_memory(m: dict, fits: bool) -> list[str]:
     rows = [("weights", m["weights_total"], f"{m['weights_dtype']} matrices; tables, norms and biases bf16")]
     rows += [(f"  {kind}", value, "") for kind, value in m["weights"].items()]
-    rows += [("KV cache", m["kv_cache"], f"bf16, batch {m['batch']}, seq {m['seq']:,}"),
+    rows += [("KV cache", m["kv_cache"], f"{m.get('kv_dtype', 'bf16')}, batch {m['batch']}, seq {m['seq']:,}"),
              ("activations", m["activations"], "prefill peak, estimated"),
              ("total", m["total"], f"of {m['dram']:,} B of DRAM: "
               + ("fits" if m["fits_at_seq"] else f"does not fit at seq {m['seq']:,}"))]

@@ -99,7 +99,8 @@ class Plan:
         """The command-line options that select this plan (compile, plan, report, run)."""
         words = ["--mesh", self.mesh_text] + (["--dp"] if self.dp else [])
         words += ["--strategy", self.strategy_option] if self.strategy_option else []
-        return words + ["--weights-dtype", str(self.weights_dtype)]
+        kv = self.weights_dtype.kv_cache
+        return words + ["--weights-dtype", str(self.weights_dtype)] + (["--kv-dtype", kv] if kv != "bf16" else [])
 
     def as_dict(self) -> dict:
         return {"mesh": list(self.mesh), "dp": self.dp, "strategy": self.strategy,
@@ -238,9 +239,10 @@ class _Space:
 def search(model: Model, chosen: Target, objective: str = "latency", seq: int | None = None,
            min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
            mesh: tuple[int, int] | None = None, dp: bool | None = None, weights_dtype: WeightFormats | None = None,
-           batch: int | None = None, strategy: Strategy | None = None) -> Search:
+           batch: int | None = None, strategy: Strategy | None = None, kv_dtype: str = "bf16") -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
-    `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it."""
+    `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it; `kv_dtype`: the KV
+    cache's format of every plan (--kv-dtype)."""
     from ..backends.ttnn.support import check_supported
     from ..driver import target_pipeline
 
@@ -251,7 +253,9 @@ def search(model: Model, chosen: Target, objective: str = "latency", seq: int | 
     bound_seq = _bound(model, -1)
     context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
     bound_batch = _bound(model, 0)
-    space = _Space(chosen, _formats(model, weights_dtype), [batch] if batch else _pow2(bound_batch or MAX_BATCH),
+    formats = [f.with_kv_cache(kv_dtype) for f in _formats(model, weights_dtype)] if kv_dtype != "bf16" else \
+        _formats(model, weights_dtype)
+    space = _Space(chosen, formats, [batch] if batch else _pow2(bound_batch or MAX_BATCH),
                    batch, bound_batch, context, min(DEFAULT_PROMPT, context), min_tokens_per_s_per_user, max_ttft_ms)
     shared = target_pipeline().shared(model)  # the passes before sharding: once for every mesh
     for shape, use_dp, strategy_ in meshes:

@@ -9,7 +9,7 @@ from ..driver import prepare, resolve_options
 from ..ir.graph import Model
 from ..targets import DECODE_COSTS, Strategy, Target
 from ..weight_formats import BF16, WeightFormats
-from .emitted import emitted_decode
+from .emitted import emitted_programs
 from .plan_report import strategy_text
 
 DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt
@@ -39,7 +39,10 @@ ASSUMPTIONS_PROGRAM = [
     "payload dtype they are asked to write, with tt-metal's measured single-op CCL model plus CCL dispatch",
     "decode: the host writes the step's inputs ([users] int32 each) and reads the logits (bf16 tiles) or, with "
     "on-device sampling, one id per user, over PCIe; plus a fixed host cost per step (host_step_s)",
-    "prefill is priced as the idealised program: one dispatch per graph op, every weight at the chip's DRAM rate",
+    "prefill: the emitted program's prefill (backends/ttnn/prefill_facts.py) with decode's constants: a fixed cost "
+    "per device op it dispatches (priced as traced), each 2-D matmul reading its weight once per chunk of rows it "
+    "runs at the interleaved DRAM rate and computing on its chunk's program grid at its kernel's fidelity, the LM "
+    "head on the last position's tile, one host cost per pass (host_step_s); activations in and out in DRAM",
 ]
 LEAVES_OUT = [
     "overlap between ops (prefetching weights during other ops, async CCLs)",
@@ -73,8 +76,8 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
     bound = memory.seq_bound
     context = seq or min(DEFAULT_CONTEXT, bound or DEFAULT_CONTEXT)
     prompt = prompt or min(DEFAULT_PROMPT, context)
-    program = emitted_decode(build)
-    est = estimate(build, batch, context, prompt, program)
+    program, prefill = emitted_programs(build)
+    est = estimate(build, batch, context, prompt, program, prefill)
     use = memory.usage(batch, context)
     return {
         "schema": SCHEMA,
@@ -86,6 +89,7 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
         "strategy_text": strategy_text(plan),
         "data_parallel_replicas": memory.replicas,
         "weights_dtype": str(options.weights_dtype),
+        "kv_dtype": options.weights_dtype.kv_cache,
         "batch": batch, "context": context, "prompt": prompt,
         "totals": {
             "ttft_ms": est.ttft_s * 1e3,
@@ -93,7 +97,7 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
             "tokens_per_s_per_user": est.tokens_per_s_per_user,
             "tokens_per_s": est.tokens_per_s,
         },
-        "prefill": _phase(est.prefill),
+        "prefill": _phase(est.prefill, prefill),
         "decode": _phase(est.decode, program),
         "priced_program": "emitted" if program is not None else "idealised",
         "memory_per_chip": {
@@ -146,7 +150,8 @@ def _phase_lines(title: str, p: dict) -> list[str]:
 def render_report(r: dict) -> str:
     t = r["totals"]
     where = f"{r['mesh'][0]}x{r['mesh'][1]} mesh, {r['devices']} devices" if r["devices"] > 1 else "one chip"
-    lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights: a model, not a measurement",
+    kv = f", {r['kv_dtype']} KV cache" if r.get("kv_dtype", "bf16") != "bf16" else ""
+    lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights{kv}: a model, not a measurement",
              *([f"strategy: {r['strategy_text']}"] if r.get("strategy_text") else []),
              "",
              f"time to first token   {t['ttft_ms']:.1f} ms  (prompt of {r['prompt']:,} tokens)",
@@ -180,6 +185,10 @@ def render_report(r: dict) -> str:
                      f"{program['reads']}")
     else:
         lines.append("decode priced as an idealised program (no TT-NN program could be written for this build)")
+    prefill = r["prefill"].get("program")
+    if prefill is not None:
+        lines.append(f"prefill priced from the emitted program: {prefill['device_ops_per_layer']} device ops per "
+                     f"layer (+{prefill['device_ops_once_per_step']} per pass); hardware timing is untested")
     fitted = [name for name, c in r["constants"]["measured"].items() if c["basis"] != "published"]
     if fitted:
         lines.append("fitted to tt_transformers' PERF.md: " + ", ".join(fitted) + "; every other constant is "

@@ -82,6 +82,8 @@ class GoldenTTNN:
         return value
 
     def _reference(self, qualified: str, reference):
+        reference = _rounding_writes(self._ttnn, qualified, reference)
+
         def run(*args, **kwargs):
             self.calls[qualified] = self.calls.get(qualified, 0) + 1
             try:
@@ -105,6 +107,8 @@ class GoldenTTNN:
                     return _block_reduce(self._ttnn, qualified, tensor, block, *args, **kwargs)
                 return _collective(golden, qualified, tensor, *args, **kwargs)
         else:
+            golden = _rounding_writes(self._ttnn, qualified, golden)
+
             def run(*args, **kwargs):
                 self.calls[qualified] = self.calls.get(qualified, 0) + 1
                 return _block_output(self, _per_device(golden, args, kwargs), kwargs.get("dtype"))
@@ -206,14 +210,54 @@ def _close_device(self, device):
 
 
 def _allocate(self, shape, dtype=None, layout=None, device=None, memory_config=None, **_):
-    """A device tensor without host data: zeros here (the program writes before it reads)."""
+    """A device tensor without host data: zeros here (the program writes before it reads). One in a block
+    float (a bfloat8_b KV cache) is marked with its format, so that what the cache-writing ops store into
+    it is rounded to that format (_rounding_writes)."""
     import torch
 
     shape = [int(d) for d in shape]
     wanted = _torch_dtype(self, dtype) or torch.bfloat16
-    if isinstance(device, HostMesh):
-        return MeshTensor([torch.zeros(shape, dtype=wanted) for _ in range(device.get_num_devices())], device)
-    return torch.zeros(shape, dtype=wanted)
+    count = device.get_num_devices() if isinstance(device, HostMesh) else 1
+    shards = [torch.zeros(shape, dtype=wanted) for _ in range(count)]
+    if _is_block_float(self, dtype):
+        for shard in shards:
+            shard.ttspec_block_float = dtype
+    return MeshTensor(shards, device) if isinstance(device, HostMesh) else shards[0]
+
+
+# The ops that write rows into a cache tensor in place: (cache, rows) argument positions. A device cache in a
+# block float (bfloat8_b) stores the rows it is given in its format: 16 consecutive values of a tile row share
+# one exponent, and a cache row (one position's head_dim values) is a tile row, so rounding the rows written
+# (as ttnn's host conversion does, `quantise`) is rounding the cache they land in.
+CACHE_WRITES = {"fill_cache": ((0, 1),), "update_cache": ((0, 1),), "experimental.paged_update_cache": ((0, 1),),
+                "experimental.paged_fused_update_cache": ((0, 1), (2, 3))}
+
+
+def _rounding_writes(ttnn_module, qualified: str, op):
+    """`op` (a golden or reference, on one device's tensors) rounding what it writes into a block-float cache
+    (one _allocate marked), when it is one of CACHE_WRITES; else `op` itself."""
+    pairs = CACHE_WRITES.get(qualified)
+    if pairs is None:
+        return op
+
+    def write(*args, **kwargs):
+        args = list(args)
+        for cache, rows in pairs:
+            dtype = getattr(args[cache], "ttspec_block_float", None) if len(args) > rows else None
+            if dtype is not None:
+                args[rows] = quantise(ttnn_module, args[rows], dtype)
+        return op(*args, **kwargs)
+
+    return write
+
+
+def _typecast(self, tensor, dtype, *args, **kwargs):
+    """ttnn.typecast: to a block float, ttnn's own host conversion (`quantise`, per device); else its golden."""
+    if not _is_block_float(self, dtype):
+        return self._golden("typecast", self._ttnn.typecast)(tensor, dtype, *args, **kwargs)
+    if isinstance(tensor, MeshTensor):
+        return MeshTensor([quantise(self._ttnn, shard, dtype) for shard in tensor.shards], tensor.mesh)
+    return quantise(self._ttnn, tensor, dtype)
 
 
 DATA_MOVEMENT = {
@@ -222,6 +266,7 @@ DATA_MOVEMENT = {
     "num_cores_to_corerangeset": _nothing_yet,
     "from_torch": _from_torch,
     "to_torch": _to_torch,
+    "typecast": _typecast,
     "to_device": _identity,
     "from_device": _identity,
     "to_memory_config": _identity,

@@ -214,9 +214,8 @@ def paged_update_cache_reference(cache, input_tensor, *args, update_idxs_tensor=
     corresponding index in the batch is skipped"); for this op it is an assumption not checked on
     hardware, and the programs rely on it only when a decode step has fewer users than the cache.
     For every user b with index p >= 0: cache[b, :, p, :] = input[0, b, :nkv, :]. Updates the
-    cache in place and returns it. A block-float cache (bfloat8_b) on a device rounds the rows it is
-    given to its format; golden tensors do not carry their block format, so here the rows keep the
-    cache's torch dtype (bfloat16): a --kv-dtype bfloat8_b run is slightly more exact in golden mode."""
+    cache in place and returns it. A block-float cache (bfloat8_b, --kv-dtype) on a device rounds the rows
+    it is given to its format: the golden runtime rounds them before this runs (golden.py CACHE_WRITES)."""
     if page_table is not None:
         raise NotImplementedError("paged_update_cache with a page table has no reference here")
     indices = update_idxs_tensor if update_idxs_tensor is not None else update_idxs

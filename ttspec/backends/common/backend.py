@@ -54,14 +54,14 @@ class EmitContext:
         return self.backend.mesh
 
     def weight_dtype(self, module: str) -> str | None:
-        """The device dtype of the weight matrix of `module` when `--weights-dtype` gives its kind
-        a format other than the program's default (WEIGHTS_DTYPE); None otherwise."""
+        """The device dtype of the weight matrix of `module` when `--weights-dtype` gives its kind or
+        matrix role a format other than the program's default (WEIGHTS_DTYPE); None otherwise."""
         formats = getattr(self.backend, "weight_formats", None)
         if formats is None or formats.plain:
             return None
-        from ...ops.queries import kind_of
+        from ...ops.queries import matrix_of
 
-        dtype = formats.dtype(kind_of(self.graph, module))
+        dtype = formats.dtype(matrix_of(self.graph, module))
         return None if dtype == formats.default else dtype
 
     def helper(self, helper: str) -> Name:

@@ -115,7 +115,7 @@ def block_float_weights(model: Model, formats: WeightFormats = BF16) -> dict[str
     in a block float is refused: in the torch model it is the embedding's own tensor, which the
     device keeps in bf16."""
     from ...analysis.memory import check_weight_formats
-    from ...ops.queries import kind_of
+    from ...ops.queries import matrix_of, matrix_roles
 
     check_weight_formats(model, formats)
     if formats.plain and formats.default == "bf16":
@@ -123,15 +123,16 @@ def block_float_weights(model: Model, formats: WeightFormats = BF16) -> dict[str
     found: dict[str, str] = {}
 
     def visit(graph, prefix: str) -> None:
+        roles = matrix_roles(graph)
         for node in graph.topo():
             if node.op not in (LINEAR.name, TIED_LINEAR.name):
                 continue
-            kind = kind_of(graph, node.module)
-            dtype = formats.dtype(kind)
+            matrix = matrix_of(graph, node.module, roles)
+            dtype = formats.dtype(matrix)
             if dtype == "bf16":
                 continue
             if node.op == TIED_LINEAR.name:
-                fixed = WeightFormats(formats.default, {**formats.by_kind, kind: "bf16"})
+                fixed = formats.weights.with_kind(matrix.kind, "bf16")
                 error = UsageError(f"--weights-dtype {formats}: the torch model cannot hold `{prefix}{node.module}` "
                                    f"in {dtype}: it is tied to {node.attrs.weight.name}, one tensor in torch, "
                                    "which the device keeps in bf16", node.loc,

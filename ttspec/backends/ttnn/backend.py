@@ -212,7 +212,9 @@ def _kv_cache_facts(build) -> dict:
     check at the context asked for, the DRAM beside the weights and one prompt's prefill activations
     (prefill runs one user at a time)."""
     memory, batch, context = build.memory, build.options.batch, build.context or 0
+    kv_dtype = build.options.weights_dtype.kv_cache
     return dict(batch=batch, kv_bytes=memory.kv_cache(batch, context), kv_per_position=memory.kv_bytes_per_token,
+                kv_dtype=WEIGHT_DTYPES[kv_dtype][0], kv_dtype_name=kv_dtype,
                 dram_free=memory.dram - memory.weights_total,
                 prefill_per_position=memory.activation_bytes_per_token,
                 logits_per_position=memory.logits_bytes_per_token,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ...ir.layout import Placement
 from ...ops import MERGE_HEADS
 from ...ops.linear import fused_qkv
-from ...ops.queries import kind_of
+from ...ops.queries import matrix_of
 from ...targets import TILE
 from ..common.pyast import Expr
 from .configs.decode import decode_matmul_1d
@@ -72,14 +72,15 @@ def device_heads(count: int, devices: int) -> int:
 
 
 def weight_format(node, ctx) -> str:
+    """The format of this linear's weight: its kind's or matrix role's (`--weights-dtype`)."""
     formats = getattr(ctx.backend, "weight_formats", None)
-    kind = kind_of(ctx.graph, node.module)
-    return "bf16" if formats is None else formats.dtype(kind)
+    return "bf16" if formats is None else formats.dtype(matrix_of(ctx.graph, node.module))
 
 
 def role_of(node, graph) -> Role | None:
-    """The matmul group whose compute kernel a linear takes (by its kind)."""
-    return _KIND_ROLE.get(kind_of(graph, node.module))
+    """The matmul group whose compute kernel a linear takes: its matrix role, else its kind's first group."""
+    matrix = matrix_of(graph, node.module)
+    return matrix.role or _KIND_ROLE.get(matrix.kind)
 
 
 def kernel_member(node, ctx) -> Expr:

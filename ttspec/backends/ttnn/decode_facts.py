@@ -6,9 +6,14 @@ The program's text is walked as Python (ast), from the root class's `decode_step
 dispatches work is a device op; a call of a program class's method (`self.attn.decode`, `layer.decode` over
 `self.layers`, `self.rotary.decode`), of a runtime function (`concat_heads_decode`) or of the run state's
 `per_step` (once per step for every layer) is followed into its body. Views and host-side calls (reshape,
-unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing. Of a conditional the first
-branch is taken (the program's main path: `y if users == rows else ttnn.slice(y, ...)` slices nothing at
-32 users). tests/test_decode_capture.py checks the count per layer against the mock device's capture.
+unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing, except a reshape that moves rows
+between tiles (to `(1, users, 1, head_dim)`: ttnn dispatches ReshapeViewDeviceOperation, measured on the mock). A
+conditional on a function's parameter that the call binds to a constant (`concat_heads_decode(y, 8, sharded=True)`
+then `if not sharded:`) takes the branch the constant selects; any other the first branch (the program's main path:
+`y if users == rows else ttnn.slice(y, ...)` slices nothing at 32 users). A comprehension or generator over a
+sequence of known length (a literal tuple, or a name bound to one: RoPE's cos and sin tables) dispatches its
+element's ops once per item. tests/test_decode_capture.py checks the counts per layer and once per step against
+the mock device's capture.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class _Class:
         self.members: dict[str, str] = {}  # self.X -> program class it holds
         self.lists: dict[str, tuple[tuple[str, ...], int]] = {}  # self.X -> (classes it cycles through, cycles)
         self.configs: dict[str, ast.Call] = {}  # self.X -> the ttnn config it is built as
+        self.chunks: dict[str, tuple[tuple[int, int], ...]] = {}  # self.X = {rows: config, ...}: (rows, cores)
         for stmt in (s for f in self.methods.values() for s in ast.walk(f)):  # __init__, the root's build
             if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
                 continue
@@ -63,6 +69,12 @@ class _Class:
                 self.members[attr] = value.func.id
             elif isinstance(value, ast.Call) and _dotted(value.func).startswith("ttnn."):
                 self.configs[attr] = value
+            elif isinstance(value, ast.Dict) and value.values and all(
+                    isinstance(v, ast.Call) and _dotted(v.func).startswith("ttnn.") for v in value.values) \
+                    and all(isinstance(k, ast.Constant) for k in value.keys):  # prefill configs per chunk of rows
+                self.configs[attr] = value.values[0]
+                self.chunks[attr] = tuple((int(k.value), _grid_cores(v)) for k, v in zip(value.keys, value.values,
+                                                                                        strict=True))
             elif isinstance(value, ast.ListComp) and isinstance(value.elt, ast.Call):
                 self.lists[attr] = _listed(value)
 
@@ -91,6 +103,114 @@ def _range_count(it) -> int:
     return 0
 
 
+def _grid_cores(config: ast.Call) -> int:
+    """The cores of a matmul program config's `compute_with_storage_grid_size=ttnn.CoreCoord(x, y)`, 0 if unstated."""
+    grid = next((k.value for k in config.keywords if k.arg == "compute_with_storage_grid_size"), None)
+    if isinstance(grid, ast.Call) and len(grid.args) == 2 and all(isinstance(a, ast.Constant) for a in grid.args):
+        return int(grid.args[0].value) * int(grid.args[1].value)
+    return 0
+
+
+def _bound_constants(fn: ast.FunctionDef, call: ast.Call | None) -> dict[str, object]:
+    """The parameters of `fn` that `call` (or their defaults) bind to constants."""
+    a = fn.args
+    params = [p.arg for p in a.posonlyargs + a.args]
+    out: dict[str, object] = {}
+    for p, d in zip(params[len(params) - len(a.defaults):], a.defaults, strict=True):
+        if isinstance(d, ast.Constant):
+            out[p] = d.value
+    for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        if isinstance(d, ast.Constant):
+            out[p.arg] = d.value
+    if call is None:
+        return out
+    offset = 1 if params[:1] == ["self"] and isinstance(call.func, ast.Attribute) else 0
+    for p, v in zip(params[offset:], call.args, strict=False):
+        out.pop(p, None)
+        if isinstance(v, ast.Constant):
+            out[p] = v.value
+    for k in call.keywords:
+        if k.arg:
+            out.pop(k.arg, None)
+            if isinstance(k.value, ast.Constant):
+                out[k.arg] = k.value.value
+    return out
+
+
+_UNKNOWN = object()
+
+
+def _value(node, constants: dict[str, object], modes: dict[str, object]):
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return constants.get(node.id, _UNKNOWN)
+    if isinstance(node, ast.Attribute) and node.attr in modes:  # `state.decoding`, `self.state.mode`
+        return modes[node.attr]
+    return _UNKNOWN
+
+
+def _truth(test, constants: dict[str, object], modes: dict[str, object]) -> bool | None:
+    """The value of a condition on constant-bound names (`sharded`, `not sharded`, `x is None`) and the run
+    state's mode (`state.decoding`, `self.mode != "prefill"`), None if unknown."""
+    value = _value(test, constants, modes)
+    if value is not _UNKNOWN:
+        return bool(value)
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _truth(test.operand, constants, modes)
+        return None if inner is None else not inner
+    if isinstance(test, ast.BoolOp):
+        parts = [_truth(v, constants, modes) for v in test.values]
+        decisive = isinstance(test.op, ast.Or)  # True decides an `or`, False an `and`
+        if decisive in parts:
+            return decisive
+        return None if None in parts else not decisive
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        left, right, op = _value(test.left, constants, modes), _value(test.comparators[0], {}, {}), test.ops[0]
+        if left is _UNKNOWN or right is _UNKNOWN:
+            return None
+        if isinstance(op, (ast.Is, ast.Eq)):
+            return left is right if isinstance(op, ast.Is) else left == right
+        if isinstance(op, (ast.IsNot, ast.NotEq)):
+            return left is not right if isinstance(op, ast.IsNot) else left != right
+    return None
+
+
+def _bound_arguments(fn: ast.FunctionDef, call: ast.Call, caller) -> dict:
+    """The parameters of a function `call` passes names or members to: name -> (the argument, the caller's class)."""
+    params = [p.arg for p in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
+    out = {p: (v, caller) for p, v in zip(params, call.args, strict=False)}
+    out.update({k.arg: (k.value, caller) for k in call.keywords if k.arg in params})
+    return out
+
+
+def _length(node, lengths: dict[str, int]) -> int:
+    """How many items a sequence expression holds, where the program's text says (0: unknown): a literal tuple or
+    list, a comprehension over one, `tuple(...)` / `list(...)` of one, a name bound to one, or a call whose lambda
+    makes one (`state.keep(key, lambda: tuple(... for which in ("cos", "sin")))`)."""
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return 0 if any(isinstance(e, ast.Starred) for e in node.elts) else len(node.elts)
+    if isinstance(node, (ast.GeneratorExp, ast.ListComp)) and len(node.generators) == 1:
+        return _length(node.generators[0].iter, lengths)
+    if isinstance(node, ast.Name):
+        return lengths.get(node.id, 0)
+    if isinstance(node, ast.Call):
+        if _callee_name(node) in ("tuple", "list") and len(node.args) == 1:
+            return _length(node.args[0], lengths)
+        made = [a.body for a in node.args if isinstance(a, ast.Lambda)]
+        if len(made) == 1:
+            return _length(made[0], lengths)
+    return 0
+
+
+def _moves_rows(call: ast.Call) -> bool:
+    """A reshape of a tiled tensor to a shape whose rows are 1 (`(1, users, 1, head_dim)`): rows move between
+    tiles, a device op (ReshapeViewDeviceOperation on the mock); other reshapes in the program keep the tiles."""
+    shape = call.args[1] if len(call.args) > 1 else None
+    return isinstance(shape, ast.Tuple) and len(shape.elts) >= 2 and isinstance(shape.elts[-2], ast.Constant) \
+        and shape.elts[-2].value == 1
+
+
 class _Walker:
     """Follows the decode step's calls through the program, appending each device op to the current bucket."""
 
@@ -111,6 +231,10 @@ class _Walker:
         self.cycle = 1
         self.stack: list[tuple[str, str]] = []
         self.done: set[tuple[str, str]] = set()  # walked already, not again (decode_step, from the step around it)
+        self.constants: dict[str, object] = {}  # the walked function's parameters bound to constants
+        self.aliases: dict[str, tuple[ast.AST, _Class | None]] = {}  # its parameters: the caller's argument
+        self.modes: dict[str, object] = {"decoding": True, "mode": "decode"}  # the run state's, in the phase walked
+        self.lengths: dict[str, int] = {}  # its local names bound to sequences of known length
 
     # -- statements -------------------------------------------------------------------------
     def body(self, stmts, cls: _Class | None, local: dict[str, _Class]):
@@ -126,7 +250,9 @@ class _Walker:
                     continue
                 self.body(stmt.body, cls, local)
             elif isinstance(stmt, ast.If):
-                self.body(stmt.body, cls, local)  # the main path (see the module doc)
+                known = _truth(stmt.test, self.constants, self.modes)
+                self.expr(stmt.test, cls, local)
+                self.body(stmt.orelse if known is False else stmt.body, cls, local)  # (see the module doc)
             elif isinstance(stmt, (ast.With, ast.Try)):
                 self.body(stmt.body, cls, local)
             elif isinstance(stmt, ast.FunctionDef):  # a step defined to be run (traced): `def step(): ...`
@@ -134,6 +260,8 @@ class _Walker:
             elif isinstance(stmt, ast.ClassDef):
                 continue
             else:
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                    self.lengths[stmt.targets[0].id] = _length(stmt.value, self.lengths)
                 self.expr(stmt, cls, local)
 
     def expr(self, node, cls: _Class | None, local: dict[str, _Class]):
@@ -141,8 +269,14 @@ class _Walker:
         if isinstance(node, ast.Lambda):
             return
         if isinstance(node, ast.IfExp):
+            known = _truth(node.test, self.constants, self.modes)
             self.expr(node.test, cls, local)
-            self.expr(node.body, cls, local)
+            self.expr(node.orelse if known is False else node.body, cls, local)
+            return
+        if isinstance(node, (ast.GeneratorExp, ast.ListComp)) and len(node.generators) == 1:
+            self.expr(node.generators[0].iter, cls, local)  # then the element once per item (see the module doc)
+            for _ in range(_length(node.generators[0].iter, self.lengths) or 1):
+                self.expr(node.elt, cls, local)
             return
         for child in ast.iter_child_nodes(node):
             self.expr(child, cls, local)
@@ -158,7 +292,9 @@ class _Walker:
         if isinstance(call.func, ast.Name):
             fn = self.functions.get(call.func.id)
             if fn is not None:
-                self.enter(fn, None, ("", fn.name))
+                self.enter(fn, None, ("", fn.name), call, cls)
+            elif call.func.id in local:  # `layer(h)` over the layer list: the layer's forward
+                self.call_object(local[call.func.id], call)
             return
         if not isinstance(call.func, ast.Attribute):
             return
@@ -173,7 +309,14 @@ class _Walker:
         if target is None and method in self.unique:
             target = self.classes[self.unique[method]]
         if target is not None and method in target.methods:
-            self.enter(target.methods[method], target, (target.name, method))
+            self.enter(target.methods[method], target, (target.name, method), call)
+        elif isinstance(owner, ast.Name) and owner.id == "self" and cls is not None and method in cls.members:
+            self.call_object(self.classes.get(cls.members[method]), call)  # `self.attn(h)`: its forward
+
+    def call_object(self, target: _Class | None, call: ast.Call):
+        method = next((m for m in ("__call__", "forward") if target is not None and m in target.methods), None)
+        if method is not None:
+            self.enter(target.methods[method], target, (target.name, method), call)
 
     def owner_class(self, owner, cls: _Class | None, local: dict[str, _Class]) -> _Class | None:
         if isinstance(owner, ast.Name):
@@ -184,12 +327,27 @@ class _Walker:
             return self.classes.get(held) if held else None
         return None
 
-    def enter(self, fn: ast.FunctionDef, cls: _Class | None, key: tuple[str, str]):
+    def enter(self, fn: ast.FunctionDef, cls: _Class | None, key: tuple[str, str], call: ast.Call | None = None,
+              caller: _Class | None = None):
+        """Walk `fn` (a method of `cls`, or a function called from a method of `caller`)."""
         if key in self.stack or key in self.done:
             return
+        saved = self.constants, self.lengths, self.aliases
+        self.constants, self.lengths = _bound_constants(fn, call), {}
+        self.aliases = _bound_arguments(fn, call, caller) if cls is None and call is not None else {}
         self.stack.append(key)
         self.body(fn.body, cls, {})
         self.stack.pop()
+        self.constants, self.lengths, self.aliases = saved
+
+    def resolve(self, node, cls: _Class | None) -> tuple[ast.AST | None, _Class | None]:
+        """What a name in a function stands for in its caller (`weight` -> `self.wqkv` of the attention), and a
+        subscript for what it indexes (`programs[chunk]` -> the dict of configs per chunk)."""
+        if isinstance(node, ast.Subscript):
+            node = node.value
+        if isinstance(node, ast.Name) and node.id in self.aliases:
+            return self.aliases[node.id]
+        return node, cls
 
     def per_step(self, maker, cls: _Class | None):
         dotted = _dotted(maker)
@@ -207,14 +365,20 @@ class _Walker:
 
     def device_op(self, dotted: str, call: ast.Call, cls: _Class | None):
         last = dotted.rsplit(".", 1)[-1]
-        if last in NOT_DEVICE or last[:1].isupper() or last.isupper():
+        if last in NOT_DEVICE and not (last == "reshape" and _moves_rows(call)) or last[:1].isupper() \
+                or last.isupper():
             return
         kwargs = {k.arg: k.value for k in call.keywords if k.arg}
         factory = fidelity = weight = ""
-        if last in MATMUL_CALLS and len(call.args) > 1 and _dotted(call.args[1]).startswith("self."):
-            weight = _dotted(call.args[1])[5:]
-            factory = self.factory(kwargs.get("program_config"), cls)
-        kernel = self.config(kwargs.get("compute_kernel_config"), cls)
+        chunks: tuple[int, ...] = ()
+        held, holder = self.resolve(call.args[1], cls) if len(call.args) > 1 else (None, cls)
+        if last in MATMUL_CALLS and _dotted(held).startswith("self."):
+            weight = _dotted(held)[5:]
+            program, owner = self.resolve(kwargs.get("program_config"), holder)
+            factory = self.factory(program, owner)
+            program = _dotted(program)
+            chunks = owner.chunks.get(program[5:], ()) if owner is not None and program.startswith("self.") else ()
+        kernel = self.config(*self.resolve(kwargs.get("compute_kernel_config"), holder))
         if kernel is not None:
             for k in kernel.keywords:
                 if k.arg == "math_fidelity":
@@ -227,7 +391,7 @@ class _Walker:
             dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)
         parts = COMPOSITES.get(last)
         if parts is None:
-            bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype))
+            bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype, chunks))
             return
         for part in parts:  # each a device op, writing the payload the call asks for
             bucket.append(DeviceOp(f"{dotted} ({part})", dtype=dtype))

@@ -99,13 +99,15 @@ def sharded_matrices(root: Graph, mesh: ShardPlan, target, formats) -> tuple[Sha
     plan = _plan(root, _Facts(target, formats), mesh)
     if not plan.active:
         return ()
-    counts: dict[tuple[str, int, int], int] = {}
+    counts: dict[tuple[str, int, int, str], int] = {}
     for body, layers in layer_variants(root.repeats()[0]):
+        view = _View(_Facts(target, formats), mesh, body)
         for (graph_id, node_id), matmul in plan.linears.items():
             if graph_id == id(body):
-                key = (kind_of(body, body.node(node_id).module), matmul.k, matmul.n)
+                node = body.node(node_id)
+                key = (kind_of(body, node.module), matmul.k, matmul.n, weight_format(node, view))
                 counts[key] = counts.get(key, 0) + layers
-    return tuple(ShardedMatrix(kind, k, n, count) for (kind, k, n), count in sorted(counts.items()))
+    return tuple(ShardedMatrix(kind, k, n, dtype, count) for (kind, k, n, dtype), count in sorted(counts.items()))
 
 
 def fallback_reason(node, ctx) -> str | None:

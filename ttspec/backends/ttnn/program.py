@@ -67,7 +67,8 @@ def _context_lines(p: dict) -> str:
         bound = " (the spec's bound)" if seq_bound else ""
         text = f"Context: up to {max_seq:,} tokens{bound}.\n"
     users = "users" if batch > 1 else "user"
-    return (text + f"KV cache: sized for {batch} {users} at that context, {p['kv_bytes']:,} bytes of device "
+    return (text + f"KV cache ({p['kv_dtype_name']}): sized for {batch} {users} at that context, {p['kv_bytes']:,} "
+            "bytes of device "
             f"DRAM{per_chip}\n({p['kv_per_position']:,} per user per position); allocate_cache refuses a cache "
             "that does not fit.\n")
 
@@ -117,6 +118,7 @@ def _header(p: dict) -> list[Stmt]:
         constant("TRACE_REGION", Chain("*", (Const(32), Const(1024), Const(1024))),
                  "bytes of DRAM for the captured decode step"),
         constant("WEIGHTS_DTYPE", name(p["weights_dtype"])),
+        constant("KV_CACHE_DTYPE", name(p["kv_dtype"]), "the KV cache's format (--kv-dtype)"),
         *(Comment(line) for line in p["mesh_comment"]),
         constant("MESH_SHAPE", Tuple(tuple(map(Const, p["mesh_shape"])))),
         constant("FABRIC", name(f"ttnn.FabricConfig.{p['fabric']}"), p["fabric_comment"]),
@@ -129,7 +131,8 @@ def _header(p: dict) -> list[Stmt]:
                  "the spec's own bound on seq" + ("" if seq_bound else " (it has none)")),
         Comment(f"device DRAM{per_chip} (ttspec's memory model): what the KV cache and one prompt's prefill may use"),
         constant("DRAM_BESIDE_WEIGHTS", p["dram_free"]),
-        constant("KV_CACHE_BYTES_PER_POSITION", p["kv_per_position"], "K and V of every layer, one user (bf16)"),
+        constant("KV_CACHE_BYTES_PER_POSITION", p["kv_per_position"],
+                 f"K and V of every layer, one user ({p['kv_dtype_name']})"),
         constant("PREFILL_BYTES_PER_POSITION", p["prefill_per_position"],
                  "activations of one prompt, per position (the logits apart)"),
         constant("LOGITS_BYTES_PER_POSITION", p["logits_per_position"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import ArchError
-from ..options import DEVICE_TARGET, EXIT_SPEC_ERROR, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
+from ..options import DEVICE_TARGET, EXIT_SPEC_ERROR, KV_DTYPE, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
 from ..shared import print_diagnostic
 
 
@@ -14,6 +14,7 @@ def add_parser(sub) -> None:
         c, "warn when the model will not fit this device (default: the spec's `target`); the same memory model "
            "as compile and plan")
     WEIGHTS_DTYPE.add(c, "for the fit check: " + WEIGHTS_FORMATS_HELP, default="bf16")
+    KV_DTYPE.add(c)
     c.add_argument("--training", action="store_true",
                    help="also warn when training (AdamW, mixed precision) would not fit the target")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")

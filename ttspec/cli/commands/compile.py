@@ -8,11 +8,11 @@ import shlex
 from ...errors import UsageError
 from ...output import write_output
 from ...targets import TARGETS, TORCH, Target, listing, mesh_text
-from ...weight_formats import BF16
 from ..options import (
     BATCH,
     COMPILE_TARGET_HELP,
     DP,
+    KV_DTYPE,
     MESH,
     OUTPUT_PATH,
     SEQ,
@@ -20,6 +20,7 @@ from ..options import (
     TARGET,
     WEIGHTS_DTYPE,
     WEIGHTS_FORMATS_HELP,
+    formats_given,
     search_options,
     spec_parent,
 )
@@ -40,6 +41,7 @@ def add_parser(sub) -> None:
     DP.add(co, "2-D meshes: split the batch over the axis not used for tensor parallelism")
     STRATEGY.add(co)
     WEIGHTS_DTYPE.add(co, "TT-NN targets: " + WEIGHTS_FORMATS_HELP)
+    KV_DTYPE.add(co)
     OUTPUT_PATH.add(co, "output file, or a directory (an existing one, or a path ending in `/`) to write "
                           "<model>_<target>.py into (default: ./generated/)")
     co.add_argument("--plan", choices=("best",),
@@ -60,6 +62,8 @@ def run_command(args, target: Target, built=None) -> str:
         words += ["--target", target.name]
     if args.weights_dtype:
         words += ["--weights-dtype", shlex.quote(str(args.weights_dtype))]
+    if args.kv_dtype:
+        words += ["--kv-dtype", args.kv_dtype]
     if args.mesh:
         words += ["--mesh", mesh_text(args.mesh)]
     if args.dp:
@@ -89,7 +93,7 @@ def run(args) -> int:
                     "`ttspec compile SPEC --target T --plan best {flag} ...` compiles the top plan")
     if args.plan:
         chosen = _plan_best(model, target, args)
-    weights_dtype = args.weights_dtype or BF16
+    weights_dtype = formats_given(args)
     args.batch = args.batch or (chosen.batch if chosen else 1)
     text, built = compile_program(model, args.spec, target, weights_dtype, args.mesh, args.dp, args.batch,
                                   args.strategy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...targets import DEFAULT_TARGET
 from ..options import (
     BATCH,
+    KV_DTYPE,
     MODE,
     MODES_HELP,
     OUT,
@@ -15,6 +16,7 @@ from ..options import (
     TOKENS,
     WEIGHTS,
     WEIGHTS_DTYPE,
+    WEIGHTS_FORMATS_HELP,
     device_run_parent,
     positive_int,
     spec_parent,
@@ -34,7 +36,8 @@ def add_parser(sub) -> None:
     STRATEGY.add(ge, "TT-NN modes: " + STRATEGY_HELP)
     WEIGHTS.add(ge, "a model directory (its tokenizer.json tokenises --prompt), a .safetensors file or an index, as "
                     "for `ttspec run` (default: seeded random weights)")
-    WEIGHTS_DTYPE.add(ge, "TT-NN modes: one format, or per parameter kind (default bf16)", default="bf16")
+    WEIGHTS_DTYPE.add(ge, "TT-NN modes: " + WEIGHTS_FORMATS_HELP, default="bf16")
+    KV_DTYPE.add(ge)
     ge.add_argument("--prompt", metavar="TEXT",
                     help="tokenised by the weights directory's tokenizer.json, else as UTF-8 bytes (a vocabulary "
                          "of at least 256)")

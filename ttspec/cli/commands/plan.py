@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from ...output import write_output
 from ...targets import DEVICE_TARGETS
-from ...weight_formats import BF16
 from ..options import (
     BATCH,
     DP,
     JSON,
+    KV_DTYPE,
     MESH,
     SEQ,
     STRATEGY,
     STRATEGY_HELP,
     TARGET,
     WEIGHTS_DTYPE,
+    formats_given,
     positive_int,
     search_options,
     spec_parent,
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
     DP.add(pl, "data parallelism on the other mesh axis")
     STRATEGY.add(pl, STRATEGY_HELP + "; with --search: fixes the strategy instead of searching both")
     WEIGHTS_DTYPE.add(pl)
+    KV_DTYPE.add(pl)
     BATCH.add(pl, "batch for the memory breakdown and the largest context that fits (default 1); with --search: "
                   "fixes the batch")
     SEQ.add(pl, "context for the memory breakdown and the largest batch that fits (default: the spec's bound)")
@@ -64,7 +66,7 @@ def run(args) -> int:
         return 0
     search_only(args, (("--top", args.top),), "--search",
                 "`ttspec plan SPEC --target T --search {flag} ...` searches and ranks the plans")
-    report = plan_report(model, args.target, args.mesh, args.weights_dtype or BF16, args.batch or 1, args.seq,
+    report = plan_report(model, args.target, args.mesh, formats_given(args), args.batch or 1, args.seq,
                          args.dp, args.strategy)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
     return 0

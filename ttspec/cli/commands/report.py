@@ -9,6 +9,7 @@ from ..options import (
     DEVICE_TARGET_LIST,
     DP,
     JSON,
+    KV_DTYPE,
     MESH,
     REPORT_TARGET_HELP,
     SEQ,
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
     DP.add(rp, "data parallelism on the other mesh axis")
     STRATEGY.add(rp)
     WEIGHTS_DTYPE.add(rp, default="bf16")
+    KV_DTYPE.add(rp)
     BATCH.add(rp, "users decoded together (default 1)", default=1)
     SEQ.add(rp, "context of the decode step (default 2048, or the spec's bound)")
     rp.add_argument("--prompt", type=positive_int,

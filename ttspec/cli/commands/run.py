@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...targets import DEFAULT_TARGET
 from ..options import (
+    KV_DTYPE,
     MODE,
     MODES_HELP,
     OUT,
@@ -32,6 +33,7 @@ def add_parser(sub) -> None:
     r.add_argument("--save-weights", metavar="F.safetensors",
                    help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
     WEIGHTS_DTYPE.add(r, WEIGHTS_FORMATS_HELP, default="bf16")
+    KV_DTYPE.add(r)
     STRATEGY.add(r)
     r.add_argument("--allocate-only", action="store_true",
                    help="mock/device: allocate the weights on the device without host data (fit checks for "

@@ -105,8 +105,12 @@ def performance_preset(**overrides: str | Precision) -> dict[Role, Precision]:
 
 
 def precision_from_formats(formats) -> dict[Role, Precision]:
-    """Per-group precision from a `--weights-dtype` WeightFormats (weight_formats.py)."""
-    return {role: precision(formats.dtype(kind), role) for kind, roles in KIND_ROLES.items() for role in roles}
+    """Per-group precision from a `--weights-dtype` WeightFormats (weight_formats.py: a group's matrix role
+    where it names one, else its kind's format)."""
+    from ....weight_formats import Matrix
+
+    return {role: precision(formats.dtype(Matrix(kind, role)), role) for kind, roles in KIND_ROLES.items()
+            for role in roles}
 
 
 # ---------------------------------------------------------------- core counts

@@ -3,12 +3,13 @@
 import torch
 import ttnn
 
+from .header import KV_CACHE_DTYPE
 from .mesh import users_sharded
 
 
 class KVCache:
     """One attention's K and V caches (on each device of a mesh, for its own KV heads): [batch, kv_heads,
-    context, head_dim], bf16, TILE."""
+    context, head_dim], KV_CACHE_DTYPE (bf16, or bfloat8_b: --kv-dtype), TILE."""
 
     def __init__(self, state, kv_heads, head_dim):
         self.state = state
@@ -18,15 +19,17 @@ class KVCache:
 
     def allocate(self, batch, context):
         shape = ttnn.Shape([batch, self.kv_heads, context, self.head_dim])
-        self.k, self.v = (ttnn.allocate_tensor_on_device(shape, ttnn.bfloat16, ttnn.TILE_LAYOUT, self.state.device,
+        self.k, self.v = (ttnn.allocate_tensor_on_device(shape, KV_CACHE_DTYPE, ttnn.TILE_LAYOUT, self.state.device,
                                                          ttnn.DRAM_MEMORY_CONFIG) for _ in range(2))
 
     def prefill(self, k, v, y):
         """`y`, the prefill's attention output; a prefill(tokens, user) first writes its K and V
         [1, kv_heads, seq, head_dim] into the user's cache rows 0..seq-1."""
         if self.state.mode == "prefill":
-            ttnn.fill_cache(self.k, k, self.state.user)
-            ttnn.fill_cache(self.v, v, self.state.user)
+            for cache, new in ((self.k, k), (self.v, v)):
+                if KV_CACHE_DTYPE != ttnn.bfloat16:  # fill_cache takes rows in the cache's format (tt_transformers too)
+                    new = ttnn.typecast(new, KV_CACHE_DTYPE)
+                ttnn.fill_cache(cache, new, self.state.user)
         return y
 
     def update(self, k, v):

@@ -56,7 +56,7 @@ class Program:
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
-        bf16 TILE (per device on a mesh). Replaces any earlier cache."""
+        TILE in KV_CACHE_DTYPE (per device on a mesh). Replaces any earlier cache."""
         if MAX_CONTEXT is not None:
             if context > MAX_CONTEXT:
                 raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")

@@ -1,0 +1,42 @@
+"""The device ops of a generated TT-NN program's prefill (one user's prompt: time to first token), read from the
+program this backend wrote as decode_facts.py reads its decode step, for the cost model (analysis/program.py's
+records): from the root class's `prefill`, through `forward`, each layer's forward (`layer(h)`), the attention's and
+MLP's (`self.attn(h)`), `chunked_linear`'s 2-D programs per chunk of rows (the configs it is passed, and the chunk
+sizes it has them for), RoPE's tables (kept per prompt length: host uploads, no device op once made), the KV cache's
+fill, and the LM head on the tile of rows holding the last position where the program slices it (`head_rows`).
+
+The run state's mode is the prefill's: `if state.decoding:` takes its else branch, `self.mode != "prefill"` is
+False. tests/test_decode_capture.py checks the counts per layer and outside the layers against the mock device's
+capture of a prefill (less the ops ttnn.from_torch dispatches while uploading the RoPE tables of a new length).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from ...analysis.program import DecodeProgram
+from .decode_facts import _fabric, _Walker
+
+TILE = 32
+
+
+def prefill_program(source: str) -> DecodeProgram:
+    """The prefill of the TT-NN program `source` (what compile_ttnn wrote), as the cost model reads it: the ops
+    per layer and outside the layers, and `head_rows` (32: the head runs on the last position's tile; 0: on every
+    position)."""
+    tree = ast.parse(source)
+    walker = _Walker(tree)
+    walker.modes = {"decoding": False, "mode": "prefill"}
+    root = next((c for c in walker.classes.values() if "prefill" in c.methods and "decode_step" in c.methods), None)
+    if root is None:
+        raise ValueError("the program has no prefill: not a TT-NN program ttspec wrote")
+    walker.enter(root.methods["prefill"], root, (root.name, "prefill"))
+    b = walker.buckets
+    if not walker.layers:
+        b["before"] += b.pop("layer")
+        b["layer"] = []
+    after = b["after"]
+    head = next((i for i, op in enumerate(after) if op.weight), None)
+    sliced = head is not None and any(op.op.endswith(".slice") for op in after[:head])
+    return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + after), walker.layers, _fabric(tree),
+                         len(walker.step_inputs), False, walker.cycle, head_rows=TILE if sliced else 0)
