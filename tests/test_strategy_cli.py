@@ -150,6 +150,9 @@ def nano_weights(rows: int, cols: int) -> int:
     d, mlp, vocab, layers = 256, 768, 256, 6
     attention = 4 * (d // rows) * (d // cols) * BF16  # wq, wk, wv column x row; wo row x column
     mlp_bytes = 3 * (mlp // rows) * (d // cols) * BF16
+    if cols == 1:  # 1-D: the layer matrices DRAM-sharded, each of 12 banks a whole shard (banked): QKV, wo, w1/w3, w2
+        attention = (d * banked(3 * d // rows) + d // rows * banked(d)) * BF16
+        mlp_bytes = (2 * d * banked(mlp // rows) + mlp // rows * banked(d)) * BF16
     norms = (2 * layers + 1) * 32 * (d // cols) * BF16  # bf16 TILE, one row padded to 32; 2-D: split on hidden
     embedding = vocab * (d // cols if cols > 1 else d // rows) * BF16  # ROW_MAJOR, split on hidden
     head_vocab = -(-vocab // (32 * rows * cols)) * 32 * rows * cols if cols > 1 else vocab  # as llama_weights pads
@@ -184,7 +187,7 @@ def test_nano_2d_plan_per_axis(capsys, nano):
     # both strategies, side by side
     rows = {s["strategy"]: s for s in r["strategies"]}
     assert set(rows) == {"1d", "2d"} and rows["2d"]["chosen"] and not rows["1d"]["chosen"]
-    assert rows["1d"]["weights_per_chip"] == nano_weights(8, 1) == 1_523_712
+    assert rows["1d"]["weights_per_chip"] == nano_weights(8, 1) == 4_374_528  # 1,523,712 without DRAM shard padding
     assert rows["2d"]["weights_per_chip"] == 421_888
     # KV cache: one 32-wide head per chip (8 heads over the 8 rows either way), keys and values, 6 layers
     assert rows["1d"]["kv_cache_bytes_per_token"] == rows["2d"]["kv_cache_bytes_per_token"] == 6 * 2 * 32 * BF16
@@ -206,7 +209,7 @@ def test_nano_2d_plan_per_axis(capsys, nano):
     assert "layers.*.mlp_norm.weight   replicated over rows (8), split on hidden over columns (4)" in text
     assert "communication: 2,080 B (axis 0: 448, axis 1: 1,632) per token per layer per device" in text
     assert "strategies compared" in text and "2-D (chosen)" in text
-    assert "421,888 B" in text and "1,523,712 B" in text
+    assert "421,888 B" in text and "4,374,528 B" in text
     rc, out, err = cli(capsys, "plan", NANO, "--target", "galaxy", "--strategy", "2d", "--json")
     assert rc == 0 and json.loads(out) == json.loads(json.dumps(r))
 
