@@ -186,15 +186,12 @@ def test_widths_off_tiles_fall_back_to_a_stated_kernel_that_validates(tmp_path):
 
 
 @pytest.mark.parametrize("target", ["n150", "t3k", "galaxy"])
-def test_layer_matmuls_are_dram_sharded_where_the_plan_serves(target, monkeypatch):
+def test_layer_matmuls_are_dram_sharded_where_the_plan_serves(target):
     """Llama-3.1-70B's layer matmuls: DRAM-sharded programs on a 1-D mesh (T3K, measured on the mock: docs/
     design-decode.md), where each all-gather writes the sharded grid of the norm after it and each reduce-scatter
     of a sharded matmul output writes L1 (both validated on the mock 1x8); Galaxy's 2-D mesh keeps the 1-D
     programs with the reason in their comments. tiny on n150: every program's per_core_N tiles on its cores
     cover N exactly (the residual's grid: 8 cores) and in0_block_w divides each core's K tiles."""
-    from ttspec.backends.ttnn import lower_matmul
-
-    monkeypatch.setattr(lower_matmul, "MESHES", True)  # measured with meshes on (off in the shipped compiler)
     spec = "llama-gqa-tiny" if target == "n150" else "llama-3.1-70b"
     path = SPECS / f"{spec}.arch"
     source = compile_source(load_model(path), str(path), target_of(target), formats_of(FORMATS))
