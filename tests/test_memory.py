@@ -99,7 +99,7 @@ def test_refusal_is_one_message_with_a_hint(run_cli, tmp_path):
     out = run_cli("compile", "specs/llama-3.1-70b.arch", "--target", "n150", "-o", tmp_path / "out.py")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.count("error:") == 1
-    # 141.2 GB of bf16 weights: 17.7 GB per chip on 8 chips, which only p150 x8 (32 GB each) holds; on
+    # 141.2 GB of bf16 weights: 17.7 GB per chip on 8 chips (18.9 on T3K: DRAM shards pad), which only p150 x8 holds; on
     # Galaxy's 32 chips with both mesh axes splitting every matrix (2-D), 141.2 / 32 = 4.4 GB plus the
     # embedding's quarter (2.1 GB / 4) fits 12.9 GB. T3K (1-D over 8) does not.
     assert "hint: a bigger target (p150x8, galaxy)" in out.stderr
