@@ -403,7 +403,7 @@ class Llama318b:
                 state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
                 logits = self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
                                                            ttnn.ROW_MAJOR_LAYOUT))
-                return best_on_device(logits) if greedy else logits
+                return best_on_device(logits, state) if greedy else logits
 
             return users, state.run_step(step, "greedy" if greedy else "logits")
         finally:
@@ -560,28 +560,37 @@ def logits_to_host(logits, device):
     return ttnn.to_torch(logits, mesh_composer=composer).float()
 
 
-def best_on_device(logits):
+def best_on_device(logits, state):
     """Each row's greedy token, found on the device so that the host reads ids rather than logits: the argmax
     ([..., rows, 1] uint32; ttnn.argmax reads row-major logits) and the largest logit ([..., rows, 1] bf16
     row-major: NaN or an infinity there means the row is not finite; on a split vocabulary it says which
     device's best wins), with the width of one device's logits. With LOGITS_SPLIT each device finds the best
-    of its own slice. A slice padded past VOCAB (zero logits that could win) returns the logits, for the host
-    to choose from."""
+    of its own slice; where the slices are padded past VOCAB (zero logits that could win), the padding is
+    pushed to -inf first by one add of vocab_mask, made once before any trace is captured."""
     width = logits.shape[-1]
     if LOGITS_SPLIT and width * MESH_SHAPE[TP_AXIS] != VOCAB:
-        return logits
+        logits = ttnn.add(logits, state.keep("vocab_mask", lambda: vocab_mask(logits, state.device)))
     ids = ttnn.argmax(ttnn.untilize(logits, use_multicore=True), dim=-1, keepdim=True)
     peaks = ttnn.untilize(ttnn.max(logits, dim=-1, keepdim=True))  # row-major: the host reads rows x 2 B, not a tile
     return ids, peaks, width
+
+
+def vocab_mask(logits, device):
+    """0 on the columns of the vocabulary and -inf on the padding past VOCAB, split over TP_AXIS as the logits
+    are (each device its slice; the other axis holds copies)."""
+    *outer, width = tuple(logits.shape)
+    mask = torch.zeros(*outer, width * MESH_SHAPE[TP_AXIS])
+    mask[..., VOCAB:] = float("-inf")
+    dims = [None, None]
+    dims[TP_AXIS] = len(outer)
+    return ttnn.from_torch(mask, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device,
+                           mesh_mapper=shard(device, dims))
 
 
 def best_to_host(best, device):
     """best_on_device's result as host tensors (ids [rows] int64, largest logits [rows] float): with
     LOGITS_SPLIT, each device of one tensor-parallel group gives the best of its slice (offset by the slice's
     start) and the largest wins, the first device on a tie (as an argmax over the whole vocabulary)."""
-    if not isinstance(best, tuple):  # logits: chosen here
-        logits = logits_to_host(best, device)[..., :VOCAB].flatten(0, -2)[:best.shape[-2]]
-        return logits.argmax(-1), logits.max(-1).values
     ids, peaks, width = best
     group = tp_group() if LOGITS_SPLIT else [0]  # the other axis holds copies
 

@@ -186,3 +186,23 @@ def test_one_chip_holds_every_tensor_whole(chip):
     tokens = mesh.tokens_to_device(torch.arange(6).reshape(2, 3), chip)
     assert torch.equal(one(tokens), torch.arange(6).reshape(2, 3))
     assert torch.equal(mesh.logits_to_host(MeshTensor([torch.ones(2, 3)], chip), chip), torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_greedy_on_a_split_vocabulary_is_the_argmax_of_the_real_columns(golden, monkeypatch, padded):
+    """Each device picks the best of its slice and the host takes the largest: the argmax over the whole
+    vocabulary. A vocabulary padded to whole tiles per device (VOCAB 100 in 2 x 64 columns) has zero logits past
+    VOCAB, and every real logit below zero here: the padding must never win (vocab_mask adds -inf to it)."""
+    device = on_mesh(monkeypatch, golden, (1, 2), logits_split=True)
+    vocab = 100 if padded else 128
+    monkeypatch.setattr(mesh, "VOCAB", vocab)
+    logits = -1 - torch.rand(32, 128)  # every real logit negative
+    logits[:, vocab:] = 0  # what a zero-padded head row computes
+    logits[3, 70] = -0.5  # user 3's best sits on the second device
+    state = run_state.RunState(device, trace=False)
+    split = MeshTensor([logits[None, None, :, :64].bfloat16(), logits[None, None, :, 64:].bfloat16()], device)
+    ids, peaks = mesh.best_to_host(mesh.best_on_device(split, state), device)
+    real = logits[:, :vocab].bfloat16().float()
+    assert torch.equal(ids, real.argmax(-1)) and ids[3] == 70
+    torch.testing.assert_close(peaks, real.max(-1).values)
+    assert ("vocab_mask" in state.kept) is padded  # made once, kept for the trace's replays

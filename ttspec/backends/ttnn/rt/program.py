@@ -120,7 +120,7 @@ class Program:
                 state.prepare_step()  # what the layers share: positions, gathered RoPE cos/sin
                 logits = self.decode_step(state.step_input("tokens", lambda: state.tokens[None], ttnn.uint32,
                                                            ttnn.ROW_MAJOR_LAYOUT))
-                return best_on_device(logits) if greedy else logits
+                return best_on_device(logits, state) if greedy else logits
 
             return users, state.run_step(step, "greedy" if greedy else "logits")
         finally:
