@@ -99,8 +99,8 @@ one tensor-parallel group where the other mesh axis holds copies). Same mock, 32
   the untilize of the [32, 1] maxima). A prefill reads one tile of rows, 32 x vocab x 2 B (per device's slice).
 
 After the DRAM-sharded layer matmuls (ttspec/backends/ttnn/lower_matmul.py; same mock, 32 users, context 256,
---layers 2, attention bfloat8_b and MLP bfloat4_b, --prefill 160; 70B T3K with lower_matmul.MESHES = True, which
-ships False until the memory model counts the DRAM shards' padding: docs/design-decode.md):
+--layers 2, attention bfloat8_b and MLP bfloat4_b, --prefill 160; 70B T3K measured then with a switch,
+lower_matmul.MESHES = True, that shipped False until the memory model counted the DRAM shards' padding):
 
                         8B n150                          70B T3K (1x8)
   device ops per layer  19 (8 before the layers, 3 after) 23 (7 before, 3 after)
@@ -115,6 +115,25 @@ ships False until the memory model counts the DRAM shards' padding: docs/design-
   multiply and 2 adds, all on one 32-core grid. Once per step: the embedding onto that grid, the residual back
   to interleaved before the final norm. Prefill also validated at 1056 and 2048 tokens (--users 1 --layers 1
   --context 2048: chunks of 32 and 1024 rows). 70B Galaxy keeps the 1-D path (34 ops per layer).
+
+1-D meshes DRAM-sharded as shipped (h-meshdram: the memory model counts each bank's whole shard; same mock, 32
+users, context 256, --layers 1, attention bfloat8_b and MLP bfloat4_b):
+
+                        70B T3K (1x8)                          llama-gqa-tiny T3K (bf16)
+  device ops per layer  23 (7 before the layers, 7 after)      23
+  DRAM-sharded matmuls  5 of 5 (wqkv [8192, 1280] and wo bf8 HiFi2; w1/w3/w2 bf4 LoFi)   5 of 5 (HiFi4)
+  collectives per layer 2 AG + 2 RS, Ring, bf16                the same
+  host->device, step    3,072 B                                3,072 B
+  device->host, greedy  1,536 B (48 B a user)                  1,536 B
+  capture: wall         33 s                                   7 s
+- Weights per chip, ttnn's mock allocator against the memory model (tests/test_mesh.py test_mock_mesh, prefill of
+  64 tokens, 70B bfloat8_b): 10,219,388,928 B allocated, 10,212,818,944 B planned (0.06%; the model before this
+  counted 9,577,775,104: each bank holds a whole shard, QKV 1280 -> 1536 columns, w1/w3 3584 -> 3840, wo/w2
+  8192 -> 8448). 8B n150 bfloat8_b: 9,192,931,328 B planned (+151,519,232 B of padding: wo/w2 4096 -> 4224,
+  w1/w3 14336 -> 14592).
+- llama-gqa-tiny on T3K was refused by the mock before (num_blocks_total <= num_cores in its decode QKV matmul,
+  a 1-D program sized for 48 columns per chip where the chip holds 96: 1 query head and copies of 1 K and 1 V
+  head); decode_configs.local_matmul_shape now counts the repeated KV heads.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 9,041,412,096 bytes of device DRAM.
-Context: up to 18,656 tokens, the most that fits the DRAM at batch 1 with the KV cache
+Weights: bfloat8_b matrices, 9,192,931,328 bytes of device DRAM.
+Context: up to 17,920 tokens, the most that fits the DRAM at batch 1 with the KV cache
 and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
-KV cache (bf16): sized for 1 user at that context, 2,445,279,232 bytes of device DRAM
+KV cache (bf16): sized for 1 user at that context, 2,348,810,240 bytes of device DRAM
 (131,072 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
@@ -71,10 +71,10 @@ TP_AXIS = 1  # one chip: nothing is split
 DATA_PARALLEL = False  # one chip: one replica
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
 VOCAB = 128256  # the logits' width
-MAX_CONTEXT = 18656  # the longest sequence it accepts
+MAX_CONTEXT = 17920  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 3830906112
+DRAM_BESIDE_WEIGHTS = 3679386880
 KV_CACHE_BYTES_PER_POSITION = 131072  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 73728  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 256512  # the head's output, per position (a prefill computes its last tile's)

@@ -153,11 +153,14 @@ def test_host_bytes_are_closed_forms_of_the_tensors(captures):
     assert captures[2][2]["prefill"]["bytes_to_host_per_step"] == 32 * VOCAB * 2 < PREFILL * VOCAB * 2
 
 
-def test_a_greedy_step_on_a_mesh_reads_one_group_of_ids(tmp_path):
-    """n300 (1x2, the vocabulary split 2 ways): each device finds the best of its slice, so a greedy step reads
-    2 devices x (a uint32 id + a bf16 largest logit) per user, and a prefill one tile of rows of each device's
-    slice of the logits. (T3K's tiny program is refused by the mock in a decode matmul, num_blocks_total <=
-    num_cores, on main too; 70B T3K's capture, in bench/decode_capture.py, reads 8 x 32 x 6 B.)"""
+@pytest.mark.parametrize("target,devices", [("n300", 2), ("t3k", 8)])
+def test_a_greedy_step_on_a_mesh_reads_one_group_of_ids(tmp_path, target, devices):
+    """1-D meshes (the vocabulary split over the devices): each device finds the best of its slice, so a greedy
+    step reads devices x (a uint32 id + a bf16 largest logit) per user, and a prefill one tile of rows of each
+    device's slice of the logits; the layer matmuls run DRAM-sharded. T3K's tiny program (one 32-wide head per
+    chip, KV heads repeated: its fused QKV holds 96 columns per chip, not 384 / 8) was refused by the mock in its
+    decode QKV matmul (num_blocks_total <= num_cores: a 1-D program sized for 48 columns) until the per-chip
+    shape counted the repeated KV heads (decode_configs.local_matmul_shape)."""
     _needs_mock()
     from ttspec.runtime.decode_capture import capture_decode
 
@@ -165,11 +168,15 @@ def test_a_greedy_step_on_a_mesh_reads_one_group_of_ids(tmp_path):
     path = tmp_path / "tiny.arch"
     path.write_text(re.sub(r"(?m)^let layers = \d+", "let layers = 1", text), encoding="utf-8")
     model = load_model(path)
-    source = compile_source(model, str(path), target_of("n300"), formats_of(FORMATS), batch=USERS)
-    result = capture_decode(model, source, "n300", users=USERS, context=CONTEXT, prefill=PREFILL, timeout=600)
-    devices = 2
+    source = compile_source(model, str(path), target_of(target), formats_of(FORMATS), batch=USERS)
+    result = capture_decode(model, source, target, users=USERS, context=CONTEXT, prefill=PREFILL, timeout=600)
     assert result["decode"]["bytes_to_host_per_step"] == devices * USERS * (4 + 2)
     assert result["prefill"]["bytes_to_host_per_step"] == devices * 32 * (VOCAB // devices) * 2
+    ops = [op for op in result["decode_ops"] if op["segment"] == 0 and op["weight"]
+           and op["op"] == "MatmulDeviceOperation"]
+    assert [op["factory"] for op in ops] == [DRAM_SHARDED] * 5
+    qkv = next(op for op in ops if op["weight"].endswith("wqkv"))
+    assert qkv["inputs"][1]["shape"][-1] == (HEADS // devices + 2 * max(1, KV // devices)) * HEAD_DIM
 
 
 # ---------------------------------------------------------------- the walk on a hand-built capture

@@ -185,16 +185,36 @@ def test_widths_off_tiles_fall_back_to_a_stated_kernel_that_validates(tmp_path):
     assert result["decode"]["device_ops_per_layer"][0] > 0
 
 
+@pytest.mark.parametrize("target,strategy,devices", [("n300", None, 2), ("t3k", None, 8), ("galaxy", "2d", 8)])
+def test_a_fused_qkv_is_configured_for_the_columns_each_chip_holds(target, strategy, devices):
+    """llama-gqa-tiny (8 query heads of 32, 2 KV heads): the decode QKV's configured N is the rows the runtime's
+    reorder gives each device (rt/mesh.py by_device: KV heads repeated where there are fewer than devices; T3K: 1 q
+    + 1 k + 1 v head, 96 columns, not 384 / 8). Configured for 48, the 1-D program of a 3-tile output on 2 cores
+    was refused by ttnn (num_blocks_total <= num_cores)."""
+    torch = pytest.importorskip("torch")
+    from ttspec.backends.ttnn.rt.mesh import by_device
+
+    from .conftest import mesh_of
+
+    heads, kv, head_dim = 8, 2, 32
+    per_device = by_device(torch.zeros((heads + 2 * kv) * head_dim, 1), (heads, kv, kv), head_dim, devices)
+    assert per_device.shape[0] % devices == 0
+    path = SPECS / "llama-gqa-tiny.arch"
+    mesh = mesh_of("8x4") if strategy else None
+    source = compile_source(load_model(path), str(path), target_of(target), formats_of(FORMATS), mesh,
+                            strategy=strategy)
+    comment, _ = _members(source)["wqkv_decode"]
+    k, n = map(int, re.search(r"decode: (\d+) -> (\d+)", comment).groups())
+    assert (k, n) == (256 // (4 if strategy else 1), per_device.shape[0] // devices)
+
+
 @pytest.mark.parametrize("target", ["n150", "t3k", "galaxy"])
-def test_layer_matmuls_are_dram_sharded_where_the_plan_serves(target, monkeypatch):
+def test_layer_matmuls_are_dram_sharded_where_the_plan_serves(target):
     """Llama-3.1-70B's layer matmuls: DRAM-sharded programs on a 1-D mesh (T3K, measured on the mock: docs/
     design-decode.md), where each all-gather writes the sharded grid of the norm after it and each reduce-scatter
     of a sharded matmul output writes L1 (both validated on the mock 1x8); Galaxy's 2-D mesh keeps the 1-D
     programs with the reason in their comments. tiny on n150: every program's per_core_N tiles on its cores
     cover N exactly (the residual's grid: 8 cores) and in0_block_w divides each core's K tiles."""
-    from ttspec.backends.ttnn import lower_matmul
-
-    monkeypatch.setattr(lower_matmul, "MESHES", True)  # measured with meshes on (off in the shipped compiler)
     spec = "llama-gqa-tiny" if target == "n150" else "llama-3.1-70b"
     path = SPECS / f"{spec}.arch"
     source = compile_source(load_model(path), str(path), target_of(target), formats_of(FORMATS))

@@ -99,7 +99,7 @@ def test_refusal_is_one_message_with_a_hint(run_cli, tmp_path):
     out = run_cli("compile", "specs/llama-3.1-70b.arch", "--target", "n150", "-o", tmp_path / "out.py")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.count("error:") == 1
-    # 141.2 GB of bf16 weights: 17.7 GB per chip on 8 chips, which only p150 x8 (32 GB each) holds; on
+    # 141.2 GB of bf16 weights: 17.7 GB per chip on 8 chips (18.9 on T3K: DRAM shards pad), which only p150 x8 holds; on
     # Galaxy's 32 chips with both mesh axes splitting every matrix (2-D), 141.2 / 32 = 4.4 GB plus the
     # embedding's quarter (2.1 GB / 4) fits 12.9 GB. T3K (1-D over 8) does not.
     assert "hint: a bigger target (p150x8, galaxy)" in out.stderr
@@ -222,11 +222,13 @@ def test_plan_on_one_chip(run_cli, target):
 
 
 def test_weights_by_kind_match_closed_forms_on_one_chip(write_spec):
-    # every matrix here is whole tiles: attention 4 x d x d (kv = heads), mlp 3 x d x 512; bf16
+    # every matrix here is whole tiles: attention 4 x d x d (kv = heads), mlp 3 x d x 512; bf16; the program
+    # DRAM-shards the fused QKV [256, 768] and wo [256, 256] over 12 banks, each a whole shard of 32-column tiles:
+    # wo occupies 384 columns (likewise the MLP's)
     model = load_model(write_spec(spec_text(8)))
     w = plan_report(model, target_of("n150"), None, formats_of("bf16"), 1, None)["memory_per_chip"]["weights"]
-    assert w["attention"] == 3 * 4 * 256 * 256 * 2
-    assert w["mlp"] == 3 * 3 * 256 * 512 * 2
+    assert w["attention"] == 3 * (256 * 768 + 256 * 384) * 2
+    assert w["mlp"] == 3 * (2 * 256 * 768 + 512 * 384) * 2  # w1/w3 [256, 512] occupy 768 columns, w2 [512, 256] 384
     assert w["embedding"] == 512 * 256 * 2 and w["head"] == 512 * 256 * 2
     # norm vectors are TILE tensors: one row padded to 32
     assert w["norm"] == (2 * 3 + 1) * 32 * 256 * 2
@@ -241,9 +243,11 @@ def test_replicated_kv_heads_on_t3k(run_cli, write_spec, kv, role):
         assert plan["kv_copies"][name] == 8 // kv
     assert plan["placements"]["layers.*.attn.wq.weight"] == "column"
     # per chip and layer: 1 query head (32 x 256), one whole KV head each for k and v (32 x 256),
-    # wo's 32 input rows; the KV copies count in full on every chip holding one
-    head_dim, d = 32, 256
-    assert plan["memory_per_chip"]["weights"]["attention"] == 3 * 4 * head_dim * d * 2
+    # wo's 32 input rows; the KV copies count in full on every chip holding one. The program DRAM-shards both
+    # matrices over the 12 banks, each bank a whole shard of 32 columns: the fused QKV [256, 96] and wo [32, 256]
+    # occupy 384 columns each
+    head_dim, d, banked = 32, 256, 12 * 32
+    assert plan["memory_per_chip"]["weights"]["attention"] == 3 * (d * banked + head_dim * banked) * 2
     text = run_cli("plan", path, "--target", "t3k").stdout
     wk = re.search(r"layers\.\*\.attn\.wk\.weight +(.*)", text).group(1)
     assert "column-parallel" not in wk and ("replicated" in wk or "copied" in wk)

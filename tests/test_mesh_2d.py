@@ -343,6 +343,12 @@ def galaxy_weight_bytes(d, mlp, layers, heads, kv_heads, head_dim, vocab, dtype,
     for values in (per_layer, head_rows * d):
         assert values % (split * 1024) == 0  # every shard is whole tiles (checked per dim in the test above)
     matrices = (layers * per_layer + head_rows * d) // split // 1024 * TILE_BYTES[dtype]
+    if strategy == "1d":  # the layer matrices DRAM-sharded: each of 12 banks a whole shard of ceil(N / 384) tiles
+        def banked(n):
+            return -(-n // (32 * 12)) * 32 * 12
+        q, kv = heads * head_dim // ROWS, kv_heads * head_dim // ROWS
+        layer = d * banked(q + 2 * kv) + q * banked(d) + 2 * d * banked(mlp // ROWS) + mlp // ROWS * banked(d)
+        matrices = (layers * layer + head_rows * d // split) // 1024 * TILE_BYTES[dtype]
     table = vocab * (d // (COLS if strategy == "2d" else ROWS)) * 2
     norms = (2 * layers + 1) * 32 * (d // COLS if strategy == "2d" else d) * 2
     return matrices + table + norms
@@ -357,7 +363,7 @@ def test_70b_bfloat8_b_on_galaxy_chooses_2d_under_3_gb():
     """Design §4: 2,272,788,480 B of layers (80 x 26,112 tiles x 1088), 525,336,576 B of embedding
     (128256 x 2048 x 2), 35,094,528 B of head (32,256 tiles: the vocabulary padded to 129024, see
     test_70b_2d_placements_and_shards), 21,102,592 B of norms (161 x 32 x 2048 x 2): 2,854,322,176 B per chip,
-    against 9,577,775,104 B with 1-D."""
+    against 10,212,818,944 B with 1-D."""
     model = load_model(SPECS / "llama-3.1-70b.arch")
     expected = galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="2d")
     assert expected == 2_854_322_176
@@ -369,7 +375,8 @@ def test_70b_bfloat8_b_on_galaxy_chooses_2d_under_3_gb():
     assert chosen.shard_plan.notes[0].startswith("the planner chose 2D tensor parallelism over 1D")
     one_d = prepare(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b"), strategy="1d"))
     assert one_d.shard_plan.strategy == "1d"
-    assert one_d.weight_bytes == galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="1d") == 9_577_775_104
+    # 1-D: 9,577,775,104 B of tiles, 10,212,818,944 B with the DRAM-sharded layer matrices' whole shards per bank
+    assert one_d.weight_bytes == galaxy_weight_bytes(**LLAMA_70B, dtype="bfloat8_b", strategy="1d") == 10_212_818_944
     assert build(model, resolve_options(target_of("galaxy"), formats_of("bfloat8_b"))).fits
 
 

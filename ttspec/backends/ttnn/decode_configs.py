@@ -47,19 +47,28 @@ def local_matmul_shape(node, ctx) -> tuple[int, int]:
     k = graph.node(node.inputs[0]).type.shape[-1]
     n = node.shard.padded_out or node.type.shape[-1]
     fused = fused_qkv(node)
-    if fused is not None and fused.head_dim % TILE:
-        n = (fused.heads + 2 * fused.kv_heads) * (-(-fused.head_dim // TILE) * TILE)
+    heads = None if fused is None else (fused.heads, fused.kv_heads, fused.kv_heads)
     source = graph.node(node.inputs[0])
     if source.op == MERGE_HEADS.name:
-        _, heads, _, head_dim = graph.node(source.inputs[0]).type.shape
-        k = heads * (-(-head_dim // TILE) * TILE)
+        _, merged, _, head_dim = graph.node(source.inputs[0]).type.shape
+        k = merged * (-(-head_dim // TILE) * TILE)
     for ax in ctx.mesh.axes:
         placement = node.shard.on(ax.axis)
         if placement in (Placement.COLUMN, Placement.VOCAB):
             n //= ax.devices
+            if heads is not None:
+                heads = tuple(device_heads(count, ax.devices) for count in heads)
         elif placement in (Placement.ROW, Placement.HIDDEN):
             k //= ax.devices
+    if heads is not None:  # q, k and v heads, each padded to whole tiles
+        n = sum(heads) * (-(-fused.head_dim // TILE) * TILE)
     return k, n
+
+
+def device_heads(count: int, devices: int) -> int:
+    """Heads of one part of a fused QKV that each device holds: its share, or one copy where there are fewer
+    heads than devices (Weights.linear's qkv_heads reorder, rt/mesh.py by_device: KV heads repeated)."""
+    return count // devices if count % devices == 0 else 1
 
 
 def weight_format(node, ctx) -> str:
