@@ -1,0 +1,142 @@
+"""The LM head as DRAM-sharded column chunks that fit L1 (issue 20; tt_transformers' LMHead): the head's
+[K, N] weight (N: one chip's vocabulary slice) is placed as chunks of at most `configs.decode.lm_head_columns`
+columns, each width-sharded over the DRAM banks (`Weights.linear_chunks`; on a 1-D mesh whose vocabulary is
+split, chunk i of every device's slice). Decode (`head_chunks`, rt/head.py): the final norm's output resharded
+once onto the head's L1 width-sharded grid, one DRAM-sharded matmul per chunk, each output back to interleaved,
+one concat, then the greedy tail. Prefill (`head_chunks_prefill`): each chunk through 2-D multicast programs per
+chunk of rows (`chunked_linear`, as the layer matmuls' prefill), then one concat.
+
+Concat + one argmax is the cheaper greedy tail (measured on the mock n150 at 8B shapes, 3 chunks): concat, then
+untilize, argmax, max, untilize: 8 ops after the matmuls; an argmax and max per chunk, combined, needs the 4-op
+tail per chunk plus the combination (16).
+
+Where the head cannot be chunked (Blackhole, a 2-D mesh, a mesh while lower_matmul.MESHES is off, a bias, widths
+not whole tiles) it keeps the 1-D multicast program on a DRAM-interleaved weight, its comment saying why
+(`head_reason`)."""
+
+from __future__ import annotations
+
+from ...ir.layout import Placement
+from ...targets import TILE
+from ..common.pyast import Assign, Comment, Const, Dict, Expr, List, Tuple, call
+from . import lower_matmul
+from .configs.decode import LMHead, lm_head_chunks
+from .configs.prefill import prefill_matmul
+from .configs.rules import ConfigError
+from .decode_configs import local_matmul_shape, weight_format
+from .head import is_output_head
+
+
+def head_plan(node, ctx) -> tuple[LMHead | None, str | None]:
+    """(the chunks, None) for an LM head that runs chunked; (None, why not) for one that does not; (None, None)
+    for any other linear. Made once per node."""
+    memo = ctx.backend.__dict__.setdefault("head_plans", {})
+    key = (id(ctx.graph), node.id)
+    if key not in memo:
+        memo[key] = _plan(node, ctx) if is_output_head(node, ctx.graph) else (None, None)
+    return memo[key]
+
+
+def head_reason(node, ctx) -> str | None:
+    return head_plan(node, ctx)[1]
+
+
+def _plan(node, ctx) -> tuple[LMHead | None, str | None]:
+    target = ctx.backend.target
+    mesh = ctx.mesh
+    if target.arch != "wormhole_b0":
+        return None, (f"{target.arch}: a DRAM-sharded matmul writes the first N cores of its 11-wide grid (not "
+                      "measured for the head's chunks)")
+    if mesh.axes and mesh.strategy != "1d":
+        return None, "a 2-D mesh (Galaxy): the head's all-reduce reads an interleaved output"
+    if mesh.axes and not lower_matmul.MESHES:
+        return None, "on a mesh the DRAM shards' padding is not in the memory model yet (lower_matmul.MESHES)"
+    if mesh.axes and any(node.shard.on(ax.axis) not in (Placement.VOCAB, Placement.COLUMN) for ax in mesh.axes):
+        return None, "on a mesh whose vocabulary is not split the head's chunks are not measured"
+    if node.attrs.bias:
+        return None, "a bias (not measured with a DRAM-sharded program)"
+    k, n = local_matmul_shape(node, ctx)
+    if k % TILE or n % TILE:
+        return None, f"its [{k}, {n}] weight is not whole tiles"
+    fmt = weight_format(node, ctx)
+    try:
+        head = lm_head_chunks(k, n, fmt, target)
+        if any(width % TILE for width in head.widths):
+            return None, f"its chunks {head.widths} are not whole tiles"
+        for width in set(head.widths):
+            if not _prefill_programs(k, width, fmt, target):
+                return None, f"no 2-D multicast program for a {TILE}-row prefill chunk of {width} columns fits L1"
+    except ConfigError as e:
+        return None, str(e)
+    return head, None
+
+
+def load_chunks(node, refs, ctx, module: Expr, options: dict[str, Expr]):
+    """`weights.linear_chunks(...)` with its comment, or None where the head is not chunked."""
+    head, _ = head_plan(node, ctx)
+    if head is None:
+        return None
+    memory = head.matmuls[0].weight
+    widths = Tuple(tuple(Const(w) for w in head.widths))
+    memories = List(tuple(m.weight.code() for m in head.matmuls))
+    comment = Comment(f"the LM head in {len(head.widths)} column chunks of {head.widths[0]} (DRAM width-sharded over "
+                      f"{memory.grid[0]} banks, a [{memory.shard[0]}, {memory.shard[1]}] shard each): each fits L1")
+    return [comment, Assign(refs["weight"], call("weights.linear_chunks", module, widths, memories, **options))]
+
+
+def decode(node, args, refs, ctx, output_memory: Expr) -> Expr | None:
+    """The chunked head's decode: head_chunks(x, chunks, input layout, programs, kernel, output layout)."""
+    head, _ = head_plan(node, ctx)
+    if head is None:
+        return None
+    first = head.matmuls[0]
+    x, y = first.input.grid
+    memory = ctx.config_member(node, "lm_head_input_memory", first.input.code(),
+                               f"decode: the head's input, L1 width-sharded over {x}x{y} cores")
+    programs = List(tuple(m.op.program.code() for m in head.matmuls))
+    tiles = ", ".join(str(m.op.program.per_core_N) for m in head.matmuls)
+    member = ctx.config_member(node, "lm_head_decode", programs,
+                               f"decode: {first.k} -> {sum(head.widths)} in {len(head.widths)} DRAM-sharded chunks "
+                               f"over {first.cores} cores, {tiles} output tiles per core")
+    kernel = _kernel(node, head, ctx)
+    return ctx.helper("head_chunks")(args[0], refs["weight"], memory, member, kernel, output_memory)
+
+
+def prefill(node, x: Expr, refs, ctx) -> Expr | None:
+    """The chunked head in prefill: each chunk through chunked_linear's 2-D programs, then one concat."""
+    head, _ = head_plan(node, ctx)
+    if head is None:
+        return None
+    k = head.matmuls[0].k
+    fmt = weight_format(node, ctx)
+    tables = []
+    for width in head.widths:
+        programs = _prefill_programs(k, width, fmt, ctx.backend.target)
+        tables.append(Dict(tuple((Const(rows), p.op.program.code()) for rows, p in programs.items())))
+    member = ctx.config_member(node, "lm_head_prefill", List(tuple(tables)),
+                               f"prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk "
+                               f"of rows as many as fit L1 (one table per chunk of {', '.join(map(str, head.widths))} columns)")
+    return ctx.helper("head_chunks_prefill")(x, refs["weight"], member, _kernel(node, head, ctx))
+
+
+def _prefill_programs(k: int, width: int, fmt: str, target) -> dict:
+    """Chunk rows -> the 2-D program of one chunk of the head, for each of PREFILL_CHUNKS whose rows fit L1 in
+    one chunk (chunked_linear takes the largest dividing a prompt's rows; 32 rows must fit, or none)."""
+    programs = {}
+    for rows in lower_matmul.PREFILL_CHUNKS:
+        try:
+            program = prefill_matmul(rows, k, width, fmt, target, role="lm_head")
+        except ConfigError:
+            continue
+        if program.chunk_rows == rows:
+            programs[rows] = program
+    return programs if TILE in programs else {}
+
+
+def _kernel(node, head: LMHead, ctx) -> Expr:
+    compute = head.matmuls[0].op.compute
+    accumulate = "fp32" if compute.fp32_dest_acc else "16-bit"
+    return ctx.config_member(node, "lm_head_kernel", compute.code(),
+                             f"the LM head's {weight_format(node, ctx)} chunks at {compute.fidelity}, "
+                             f"{accumulate} accumulation")
+
