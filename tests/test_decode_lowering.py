@@ -75,11 +75,18 @@ def test_decode_matmuls_state_program_and_kernel_by_format():
     decode_linears = [c for f in _decode_methods(source).values() for c in _calls(f, "ttnn.linear")]
     prefill_linears = [c for f in _methods(source, "forward").values() for c in _calls(f, "ttnn.linear")]
     chunked = [c for f in _methods(source, "forward").values() for c in _calls(f, "chunked_linear")]
-    assert len(decode_linears) == 6  # wqkv, wo, w1, w3, w2, lm_head
-    # prefill: the layer matmuls read their DRAM-sharded weights with 2-D programs per chunk; the head as it was
-    assert len(chunked) == 5 and len(prefill_linears) == 1
-    assert all("program_config" not in _keywords(c) for c in prefill_linears)
-    fidelities = {}
+    assert len(decode_linears) == 5  # wqkv, wo, w1, w3, w2; the LM head in DRAM-sharded column chunks:
+    (head,) = [c for f in _decode_methods(source).values() for c in _calls(f, "head_chunks")]
+    # prefill: the layer matmuls read their DRAM-sharded weights with 2-D programs per chunk, the head's chunks too
+    head_prefill = [c for f in _methods(source, "forward").values() for c in _calls(f, "head_chunks_prefill")]
+    assert len(chunked) == 5 and len(head_prefill) == 1 and not prefill_linears
+    chunks = _calls(ast.parse(source), "weights.linear_chunks")
+    assert len(chunks) == 1 and "WIDTH_SHARDED" in ast.unparse(chunks[0]) and "DRAM" in ast.unparse(chunks[0])
+    head_programs = members[ast.unparse(head.args[3]).removeprefix("self.")][1]
+    assert {ast.unparse(p.func) for p in head_programs.elts} == {
+        "ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig"}
+    head_kernel = members[ast.unparse(head.args[4]).removeprefix("self.")][1]
+    fidelities = {"lm_head": _keywords(head_kernel)["math_fidelity"].rsplit(".", 1)[-1]}
     for call in decode_linears:
         options = _keywords(call)
         assert {"program_config", "compute_kernel_config", "memory_config"} <= set(options), ast.unparse(call)
