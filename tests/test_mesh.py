@@ -325,7 +325,6 @@ def test_mock_mesh(spec, target, dtype):
     """ttnn's mock mesh allocates the program's weights and runs one forward; its allocator agrees
     with the memory model of the plan the program was compiled from (on galaxy the planner's own
     choice: 2-D for Llama-3.1-70B, 1-D for 8B)."""
-    from ttspec.analysis.memory import weight_bytes_by_kind
     from ttspec.driver import compile_program
     from ttspec.runtime.device import run_worker
 
@@ -334,10 +333,11 @@ def test_mock_mesh(spec, target, dtype):
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(1, 64, dtype=torch.int64))
     vocab = model.graph.node(next(iter(model.graph.outputs.values()))).type.shape[-1]
     assert tuple(result["logits"].shape) == (1, 64, vocab)
-    predicted = sum(weight_bytes_by_kind(model, formats_of(dtype), build.shard_plan).values())
+    predicted = build.memory.weights_total  # the DRAM-sharded layer matrices at their banks' whole shards
     print(f"{spec} on mock {target} ({build.shard_plan.strategy}): allocated {result['dram_bytes_allocated']:,} B "
           f"per chip; planned {predicted:,}")
-    assert abs(result["dram_bytes_allocated"] - predicted) <= 0.05 * predicted + 4 * 2**20
+    # the weights and a few tables (RoPE): 0.1% over on 70B T3K; uncounted, the DRAM shards' padding was +6.7%
+    assert predicted <= result["dram_bytes_allocated"] <= 1.005 * predicted + 8 * 2**20
 
 
 def test_plan_command(run_cli):

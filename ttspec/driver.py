@@ -233,8 +233,17 @@ def _prepare(model: Model, options: Options, strategy: str, shared: Lowered) -> 
     from .passes.pipeline import Sharding
 
     lowered = target_pipeline().finish(shared, Sharding(options.mesh, strategy, options.dp))
-    memory = memory_model(model, lowered.model, options.target, options.weights_dtype, lowered.plan)
+    sharded = dram_sharded(lowered.model, lowered.plan, options.target, options.weights_dtype)
+    memory = memory_model(model, lowered.model, options.target, options.weights_dtype, lowered.plan, sharded=sharded)
     return Build(model, lowered.model, options, lowered.plan, memory)
+
+
+def dram_sharded(lowered: Model, plan: ShardPlan, target: Target, weights_dtype: WeightFormats):
+    """The matrices the TT-NN program of `lowered` DRAM-shards (its backend's layer plan): the memory model counts
+    their banks' whole shards."""
+    from .backends.ttnn.lower_matmul import sharded_matrices
+
+    return sharded_matrices(lowered.graph, plan, target, weights_dtype)
 
 
 def build(model: Model, options: Options) -> Build:

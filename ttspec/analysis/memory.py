@@ -11,6 +11,11 @@ so they give one verdict. Per chip, by kind:
   split evenly; replicated KV heads counted once per chip that holds a copy; row-parallel
   biases replicated). Grouped by the parameter kinds of `ttspec params` (attention, mlp,
   embedding, norm, head, ...).
+- DRAM width-sharded matrices (the decode step's layer matmuls where the program DRAM-shards them; the
+  driver hands their facts over as `ShardedMatrix` records, which the backend's layer plan makes): ttnn's
+  allocator books every bank's shard whole, so a [K, N] matrix over B banks occupies B shards of
+  ceil(N / (32 * B)) * 32 columns (`dram_sharded_bytes`); a fused QKV is one such matrix. What that adds to
+  the matrix's own tiles is `dram_shard_padding`, counted under the matrix's kind.
 - KV cache: keys and values of every attention layer in bf16, as the device would hold them:
   this chip's KV heads x head_dim (padded to a whole tile) x context (padded to a whole tile)
   x the chip's share of the batch.
@@ -35,12 +40,13 @@ context that fits (at batch 1) baked into the program.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from ..ir.graph import Graph, Model, layer_variants
 from ..ir.layout import Layout
 from ..ir.sharding import ONE_CHIP, ShardPlan, local_shape
 from ..ops.queries import attentions, head_merges, head_splits, kind_of, lookup_tables, materialises_scores
-from ..targets import TILE, Target
+from ..targets import TILE, Target, core_grids
 from ..weight_formats import BF16, WeightFormats, tensor_bytes
 
 ACTIVATION_BYTES = 2  # bf16 KV cache and activations
@@ -105,6 +111,45 @@ def param_chip_bytes(graph: Graph, prefix: str, name: str, formats: WeightFormat
     (analysis/cost.py) reads per op."""
     kind, shape, table = param_chip_layout(graph, prefix, name, plan, tables, padded)
     return kind, chip_bytes(kind, shape, table, formats)
+
+
+class ShardedMatrix(NamedTuple):
+    """A [k, n] weight matrix one chip holds width-sharded over its DRAM banks, `count` times (once per layer
+    that has it): k and n as the program uploads it (heads padded to tiles, this chip's slice; a fused QKV's
+    q, k and v as one matrix). `kind`: its parameters' kind (its format and where its bytes are counted)."""
+
+    kind: str
+    k: int
+    n: int
+    count: int = 1
+
+
+def dram_shard_width(n: int, banks: int) -> int:
+    """Columns of one bank's shard of an n-column matrix width-sharded over `banks` DRAM banks: whole tiles,
+    the same in every bank (tt_transformers create_dram_sharded_mem_config; configs.decode.dram_weight)."""
+    return -(-n // (TILE * banks)) * TILE
+
+
+def dram_sharded_bytes(k: int, n: int, dtype: str, banks: int) -> int:
+    """Device DRAM bytes ttnn's allocator books for a [k, n] matrix in `dtype` (TILE layout) width-sharded over
+    `banks` DRAM banks: `banks` shards of [k padded to a tile, dram_shard_width(n, banks)], each booked whole."""
+    return banks * tensor_bytes(tile_pad(k) * dram_shard_width(n, banks), dtype)
+
+
+def dram_shard_padding(k: int, n: int, dtype: str, banks: int) -> int:
+    """What DRAM width-sharding a [k, n] matrix adds to its bytes as one interleaved TILE tensor (tiles(k, n)):
+    the columns its banks' whole shards hold past n's last tile."""
+    return dram_sharded_bytes(k, n, dtype, banks) - tensor_bytes(tiles((k, n)), dtype)
+
+
+def with_dram_shards(weights: dict[str, int], sharded: tuple[ShardedMatrix, ...], formats: WeightFormats,
+                     banks: int) -> dict[str, int]:
+    """`weights` (bytes by kind, each matrix counted as its own tiles) with the padding of the DRAM-sharded
+    matrices added to their kinds."""
+    out = dict(weights)
+    for m in sharded:
+        out[m.kind] = out.get(m.kind, 0) + m.count * dram_shard_padding(m.k, m.n, formats.dtype(m.kind), banks)
+    return out
 
 
 def weight_layouts(model: Model, plan: ShardPlan = ONE_CHIP) -> dict[tuple[str, tuple[int, ...], bool], int]:
@@ -186,6 +231,7 @@ class Memory:
     replicas: int = 1  # data-parallel replicas the batch is split over
     seq_bound: int | None = None  # the spec's bound on the context (`where seq <= N`)
     batch_bound: int | None = None
+    sharded: tuple[ShardedMatrix, ...] = ()  # the DRAM width-sharded matrices (their padding is in `weights`)
 
     @property
     def dram(self) -> int:
@@ -263,11 +309,14 @@ class Memory:
 
 
 def in_formats(memory: Memory, model: Model, weights_dtype: WeightFormats, plan: ShardPlan = ONE_CHIP,
-               layouts: dict | None = None) -> Memory:
+               layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] | None = None) -> Memory:
     """The memory model of the same program (`model` sharded by `plan`) with its weights in other formats:
-    only the weights change (the plan search weighs one sharding in every format)."""
-    return replace(memory, weights_dtype=weights_dtype, weights=weight_bytes_by_kind(model, weights_dtype, plan,
-                                                                                    layouts))
+    only the weights change (the plan search weighs one sharding in every format). `sharded`: the program's
+    DRAM-sharded matrices in those formats (default: the same as `memory`'s)."""
+    sharded = memory.sharded if sharded is None else sharded
+    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded, weights_dtype,
+                               core_grids(memory.target).dram_banks)
+    return replace(memory, weights_dtype=weights_dtype, weights=weights, sharded=sharded)
 
 
 def _bound(model: Model, axis: int) -> int | None:
@@ -280,9 +329,10 @@ def _bound(model: Model, axis: int) -> int | None:
 
 
 def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: WeightFormats, plan: ShardPlan = ONE_CHIP,
-                 layouts: dict | None = None) -> Memory:
+                 layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] = ()) -> Memory:
     """The memory model for `model` compiled for `target` (lowered and, on a mesh, sharded by
-    `plan` into `lowered`). `layouts`: weight_layouts(model, plan), when already found."""
+    `plan` into `lowered`). `layouts`: weight_layouts(model, plan), when already found. `sharded`: the
+    matrices the program DRAM-shards (the backend's layer plan, which the driver asks)."""
     def local(graph: Graph, prefix: str, node_id: str, width: int) -> int:
         """Features (or heads) of a value one chip holds: a slice for each axis over which the plan splits it."""
         return local_shape((width,), plan, prefix + node_id)[0]
@@ -319,7 +369,8 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
         if ax.residual == Layout.SPLIT:
             residual = -(-residual // ax.devices)
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest)
-    weights = weight_bytes_by_kind(model, weights_dtype, plan, layouts)
+    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded, weights_dtype,
+                               core_grids(target).dram_banks)
     return Memory(target, weights_dtype, weights, kv, activations, scores,
                   logits_bytes_per_token=ACTIVATION_BYTES * local(graph, "", head.id, vocab), replicas=plan.replicas,
-                  seq_bound=_bound(model, -1), batch_bound=_bound(model, 0))
+                  seq_bound=_bound(model, -1), batch_bound=_bound(model, 0), sharded=sharded)

@@ -295,7 +295,7 @@ def _meshes(target: Target, mesh: tuple[int, int] | None, dp: bool | None,
 def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], use_dp: bool, strategy: str) -> None:
     """Shard `model` (PIPELINE.shared's result: `shared`) once over `shape` and try every format and batch on it."""
     from ..analysis.memory import memory_model, weight_layouts
-    from ..driver import target_pipeline
+    from ..driver import dram_sharded, target_pipeline
     from ..passes.pipeline import Sharding
 
     row = {"mesh": list(shape), "dp": use_dp, "strategy": strategy}
@@ -317,8 +317,9 @@ def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], us
     shared_memory = memory_model(model, lowered.model, space.target, space.formats[0], plan, layouts)
     table: list[OpTable] = []  # tabled when a candidate first fits (a mesh none fits on never needs it)
     for fmt in space.formats:
+        sharded = dram_sharded(lowered.model, plan, space.target, fmt)  # the program's DRAM-sharded matrices
         _search_format(model, lowered.model, plan, space, row, strategy, fmt,
-                       in_formats(shared_memory, model, fmt, plan, layouts), table)
+                       in_formats(shared_memory, model, fmt, plan, layouts, sharded), table)
 
 
 def _search_format(model: Model, lowered: Model, plan, space: _Space, row: dict, strategy: str, fmt: WeightFormats,

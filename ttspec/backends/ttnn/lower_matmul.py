@@ -24,8 +24,11 @@ take it, else the program keeps the 1-D multicast decode matmuls on DRAM-interle
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from ...analysis.memory import ShardedMatrix
 from ...ir.graph import Graph, Node, all_nodes, layer_variants
+from ...ir.sharding import ShardPlan
 from ...ops import ADD, ALL_GATHER, EMBEDDING, LAYER_NORM, LINEAR, MERGE_HEADS, MUL, REDUCE_SCATTER, RMS_NORM
 from ...ops.linear import fused_qkv
 from ...ops.queries import kind_of
@@ -40,12 +43,6 @@ from .decode_configs import kernel_member, local_matmul_shape, role_of, weight_f
 # Rows of one prefill chunk, largest first: a prompt of T rows (a multiple of 32) runs as T / c chunks of the
 # largest c dividing T (tt_transformers' 1024-row prefill cutoff on Wormhole; smaller chunks for shorter prompts).
 PREFILL_CHUNKS = (1024, 256, 64, 32)
-# Meshes: the plan serves 1-D meshes (measured on the mock T3K: 70B's 5 layer matmuls DRAM-sharded at 23 ops per
-# layer), but a DRAM shard pads each chip's output columns to whole tiles per bank (70B T3K: the fused QKV 1280 ->
-# 1536, w1/w3 3584 -> 3840, wo/w2 8192 -> 8448: +642 MB per chip, 6.7% of the weights) and the memory model
-# (analysis/memory.py), which sizes the KV cache and the longest context, does not count it yet
-# (tests/test_mesh.py test_mock_mesh). Off until it does.
-MESHES = False
 _NORMS = (RMS_NORM.name, LAYER_NORM.name)
 _LAYER_KINDS = ("attention", "mlp")
 
@@ -70,14 +67,46 @@ class LayerPlan:
         return self.reason is None
 
 
+class _Facts(NamedTuple):
+    """What planning reads of the backend: the target and the weights' formats (None: bf16)."""
+
+    target: object
+    weight_formats: object
+
+
+class _View(NamedTuple):
+    """What planning reads of an emit context, for one layer body (decode_configs' helpers take it as ctx)."""
+
+    backend: _Facts
+    mesh: ShardPlan
+    graph: Graph
+
+
 def layer_plan(ctx) -> LayerPlan:
     """The program's plan, made once per backend (compile_ttnn gives the backend the lowered root graph)."""
     backend = ctx.backend
     cached = getattr(backend, "dram_plan", None)
     if cached is None:
         root = getattr(backend, "root_graph", None)
-        cached = backend.dram_plan = LayerPlan("no lowered model graph") if root is None else _plan(root, ctx)
+        facts = _Facts(backend.target, getattr(backend, "weight_formats", None))
+        cached = backend.dram_plan = LayerPlan("no lowered model graph") if root is None else \
+            _plan(root, facts, ctx.mesh)
     return cached
+
+
+def sharded_matrices(root: Graph, mesh: ShardPlan, target, formats) -> tuple[ShardedMatrix, ...]:
+    """The [K, N] matrices the program DRAM-shards (the same plan compile_ttnn emits), for the memory model
+    (analysis/memory.py counts each bank's whole shard): one per planned linear, times its layers."""
+    plan = _plan(root, _Facts(target, formats), mesh)
+    if not plan.active:
+        return ()
+    counts: dict[tuple[str, int, int], int] = {}
+    for body, layers in layer_variants(root.repeats()[0]):
+        for (graph_id, node_id), matmul in plan.linears.items():
+            if graph_id == id(body):
+                key = (kind_of(body, body.node(node_id).module), matmul.k, matmul.n)
+                counts[key] = counts.get(key, 0) + layers
+    return tuple(ShardedMatrix(kind, k, n, count) for (kind, k, n), count in sorted(counts.items()))
 
 
 def fallback_reason(node, ctx) -> str | None:
@@ -89,25 +118,22 @@ def fallback_reason(node, ctx) -> str | None:
     return plan.reason
 
 
-def _plan(root: Graph, ctx) -> LayerPlan:
-    target = ctx.backend.target
-    if ctx.mesh.axes and ctx.mesh.strategy != "1d":
+def _plan(root: Graph, facts: _Facts, mesh: ShardPlan) -> LayerPlan:
+    target = facts.target
+    if mesh.axes and mesh.strategy != "1d":
         return LayerPlan("a 2-D mesh (Galaxy): tt_transformers keeps interleaved 1-D matmul configs there, its "
                          "matmuls between all-reduces on both axes")
-    if ctx.mesh.axes and not MESHES:
-        return LayerPlan("on a mesh the DRAM shards' padding to whole tiles per bank is not in the memory model "
-                         "yet (70B T3K: +6.7% of the weights per chip)")
     if target.arch != "wormhole_b0":
         return LayerPlan(f"{target.arch}: a DRAM-sharded matmul writes the first N cores of the 11-wide grid, "
                          "not its input's rectangle, so the residual would need a reshard after every matmul")
     repeats = root.repeats()
     if len(repeats) != 1 or len(repeats[0].inputs) != 1:
         return LayerPlan("the layers are not one repeated block on one residual stream")
-    plan = LayerPlan(residual_sharded=not ctx.mesh.axes)
+    plan = LayerPlan(residual_sharded=not mesh.axes)
     bodies = [body for body, _ in layer_variants(repeats[0])]
     plan.bodies = {id(b) for b in bodies}
     for body in bodies:
-        why = _plan_body(body, plan, ctx)
+        why = _plan_body(body, plan, _View(facts, mesh, body))
         if why is not None:
             return LayerPlan(why)
     if not plan.linears:
