@@ -10,13 +10,16 @@ Concat + one argmax is the cheaper greedy tail (measured on the mock n150 at 8B 
 untilize, argmax, max, untilize: 8 ops after the matmuls; an argmax and max per chunk, combined, needs the 4-op
 tail per chunk plus the combination (16).
 
-Where the head cannot be chunked (Blackhole, a 2-D mesh, a mesh while lower_matmul.MESHES is off, a bias, widths
-not whole tiles) it keeps the 1-D multicast program on a DRAM-interleaved weight, its comment saying why
-(`head_reason`)."""
+The memory model counts each chunk's banks' whole shards (`head_matrices`, beside the layer plan's
+`sharded_matrices`: 8B bfloat8_b, 42,752 columns occupy 43,008). Where the head cannot be chunked (Blackhole, a
+2-D mesh, a bias, widths not whole tiles) it keeps the 1-D multicast program on a DRAM-interleaved weight, its
+comment saying why (`head_reason`)."""
 
 from __future__ import annotations
 
+from ...analysis.memory import ShardedMatrix
 from ...ir.layout import Placement
+from ...ops.queries import kind_of
 from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Dict, Expr, List, Tuple, call
 from . import lower_matmul
@@ -25,6 +28,7 @@ from .configs.prefill import prefill_matmul
 from .configs.rules import ConfigError
 from .decode_configs import local_matmul_shape, weight_format
 from .head import is_output_head
+from .lower_matmul import _Facts, _View
 
 
 def head_plan(node, ctx) -> tuple[LMHead | None, str | None]:
@@ -35,6 +39,20 @@ def head_plan(node, ctx) -> tuple[LMHead | None, str | None]:
     if key not in memo:
         memo[key] = _plan(node, ctx) if is_output_head(node, ctx.graph) else (None, None)
     return memo[key]
+
+
+def head_matrices(root, mesh, target, formats) -> tuple[ShardedMatrix, ...]:
+    """The head's chunks as the memory model's DRAM width-sharded matrices (one per distinct chunk width)."""
+    view = _View(_Facts(target, formats), mesh, root)
+    counts: dict[tuple[str, int, int], int] = {}
+    for node in root.nodes.values():
+        if not is_output_head(node, root):
+            continue
+        head, _ = _plan(node, view)
+        for matmul in head.matmuls if head is not None else ():
+            key = (kind_of(root, node.module), matmul.k, matmul.n)
+            counts[key] = counts.get(key, 0) + 1
+    return tuple(ShardedMatrix(kind, k, n, count) for (kind, k, n), count in sorted(counts.items()))
 
 
 def head_reason(node, ctx) -> str | None:
@@ -49,8 +67,6 @@ def _plan(node, ctx) -> tuple[LMHead | None, str | None]:
                       "measured for the head's chunks)")
     if mesh.axes and mesh.strategy != "1d":
         return None, "a 2-D mesh (Galaxy): the head's all-reduce reads an interleaved output"
-    if mesh.axes and not lower_matmul.MESHES:
-        return None, "on a mesh the DRAM shards' padding is not in the memory model yet (lower_matmul.MESHES)"
     if mesh.axes and any(node.shard.on(ax.axis) not in (Placement.VOCAB, Placement.COLUMN) for ax in mesh.axes):
         return None, "on a mesh whose vocabulary is not split the head's chunks are not measured"
     if node.attrs.bias:
@@ -114,8 +130,8 @@ def prefill(node, x: Expr, refs, ctx) -> Expr | None:
         programs = _prefill_programs(k, width, fmt, ctx.backend.target)
         tables.append(Dict(tuple((Const(rows), p.op.program.code()) for rows, p in programs.items())))
     member = ctx.config_member(node, "lm_head_prefill", List(tuple(tables)),
-                               f"prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk "
-                               f"of rows as many as fit L1 (one table per chunk of {', '.join(map(str, head.widths))} columns)")
+                               "prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of "
+                               f"as many rows as fit L1 (a table per chunk of {', '.join(map(str, head.widths))})")
     return ctx.helper("head_chunks_prefill")(x, refs["weight"], member, _kernel(node, head, ctx))
 
 
