@@ -95,8 +95,9 @@ def load_chunks(node, refs, ctx, module: Expr, options: dict[str, Expr]):
     memory = head.matmuls[0].weight
     widths = Tuple(tuple(Const(w) for w in head.widths))
     memories = List(tuple(m.weight.code() for m in head.matmuls))
-    comment = Comment(f"the LM head in {len(head.widths)} column chunks of {head.widths[0]} (DRAM width-sharded over "
-                      f"{memory.grid[0]} banks, a [{memory.shard[0]}, {memory.shard[1]}] shard each): each fits L1")
+    count = f"{len(head.widths)} column chunks" if len(head.widths) > 1 else "one column chunk"
+    comment = Comment(f"the LM head in {count} of {head.widths[0]} (DRAM width-sharded over {memory.grid[0]} banks, "
+                      f"a [{memory.shard[0]}, {memory.shard[1]}] shard each): each fits L1")
     return [comment, Assign(refs["weight"], call("weights.linear_chunks", module, widths, memories, **options))]
 
 
