@@ -21,7 +21,7 @@ from ...analysis.memory import ShardedMatrix
 from ...ir.layout import Placement
 from ...ops.queries import kind_of
 from ...targets import TILE
-from ..common.pyast import Assign, Comment, Const, Dict, Expr, List, Tuple, call
+from ..common.pyast import Assign, Attr, Comment, Const, Dict, Expr, List, Tuple, call, name
 from . import lower_matmul
 from .configs.decode import LMHead, lm_head_chunks
 from .configs.prefill import prefill_matmul
@@ -98,25 +98,54 @@ def load_chunks(node, refs, ctx, module: Expr, options: dict[str, Expr]):
     count = f"{len(head.widths)} column chunks" if len(head.widths) > 1 else "one column chunk"
     comment = Comment(f"the LM head in {count} of {head.widths[0]} (DRAM width-sharded over {memory.grid[0]} banks, "
                       f"a [{memory.shard[0]}, {memory.shard[1]}] shard each): each fits L1")
-    return [comment, Assign(refs["weight"], call("weights.linear_chunks", module, widths, memories, **options))]
+    targets = Tuple(tuple(chunk_refs(refs, head)))
+    return [comment, Assign(targets, call("weights.linear_chunks", module, widths, memories, **options))]
+
+
+def chunk_refs(refs, head: LMHead) -> list[Expr]:
+    """The class members holding the chunks: `self.lm_head_0`, `self.lm_head_1`, ... (the cost model reads each
+    chunk's matmul by the member it names, analysis/program.py)."""
+    weight = refs["weight"]
+    return [Attr(weight.value, f"{weight.name}_{i}") for i in range(len(head.widths))]
+
+
+def adapt_output(node, expr: Expr, ctx) -> Expr:
+    """Decode: the value a chunked head reads (the final norm's) resharded once onto the head's L1 width-sharded
+    input layout as it is made."""
+    readers = [ctx.graph.node(u) for u in ctx.graph.users.get(node.id, ())]
+    if len(readers) != 1 or head_plan(readers[0], ctx)[0] is None:
+        return expr
+    return call("ttnn.to_memory_config", expr, _input_member(readers[0], head_plan(readers[0], ctx)[0], ctx))
+
+
+def _input_member(node, head: LMHead, ctx) -> Expr:
+    first = head.matmuls[0]
+    x, y = first.input.grid
+    return ctx.config_member(node, "lm_head_input_memory", first.input.code(),
+                             f"decode: the head's input, L1 width-sharded over {x}x{y} cores")
 
 
 def decode(node, args, refs, ctx, output_memory: Expr) -> Expr | None:
-    """The chunked head's decode: head_chunks(x, chunks, input layout, programs, kernel, output layout)."""
+    """The chunked head's decode, each chunk's op stated: its input already on the head's grid (adapt_output),
+    one DRAM-sharded matmul per chunk, each output interleaved in L1, one concat (none for one chunk)."""
     head, _ = head_plan(node, ctx)
     if head is None:
         return None
-    first = head.matmuls[0]
-    x, y = first.input.grid
-    memory = ctx.config_member(node, "lm_head_input_memory", first.input.code(),
-                               f"decode: the head's input, L1 width-sharded over {x}x{y} cores")
-    programs = List(tuple(m.op.program.code() for m in head.matmuls))
-    tiles = ", ".join(str(m.op.program.per_core_N) for m in head.matmuls)
-    member = ctx.config_member(node, "lm_head_decode", programs,
-                               f"decode: {first.k} -> {sum(head.widths)} in {len(head.widths)} DRAM-sharded chunks "
-                               f"over {first.cores} cores, {tiles} output tiles per core")
     kernel = _kernel(node, head, ctx)
-    return ctx.helper("head_chunks")(args[0], refs["weight"], memory, member, kernel, output_memory)
+    stem = node.module.rsplit(".", 1)[-1]
+    outputs = []
+    for i, (weight, matmul) in enumerate(zip(chunk_refs(refs, head), head.matmuls, strict=True)):
+        program = matmul.op.program
+        member = ctx.config_member(node, f"{stem}_{i}_decode", program.code(),
+                                   f"decode: chunk {i} of the head, {matmul.k} -> {matmul.n}, DRAM-sharded over "
+                                   f"{matmul.cores} cores, {program.per_core_N} output tiles per core")
+        y = call("ttnn.linear", args[0], weight, program_config=member, compute_kernel_config=kernel,
+                 memory_config=name("ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG"))
+        last = len(head.matmuls) == 1
+        outputs.append(call("ttnn.sharded_to_interleaved", y, output_memory if last else name("ttnn.L1_MEMORY_CONFIG")))
+    if len(outputs) == 1:
+        return outputs[0]
+    return call("ttnn.concat", List(tuple(outputs)), dim=Const(-1), memory_config=output_memory)
 
 
 def prefill(node, x: Expr, refs, ctx) -> Expr | None:
@@ -133,7 +162,8 @@ def prefill(node, x: Expr, refs, ctx) -> Expr | None:
     member = ctx.config_member(node, "lm_head_prefill", List(tuple(tables)),
                                "prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of "
                                f"as many rows as fit L1 (a table per chunk of {', '.join(map(str, head.widths))})")
-    return ctx.helper("head_chunks_prefill")(x, refs["weight"], member, _kernel(node, head, ctx))
+    chunks = List(tuple(chunk_refs(refs, head)))
+    return ctx.helper("head_chunks_prefill")(x, chunks, member, _kernel(node, head, ctx))
 
 
 def _prefill_programs(k: int, width: int, fmt: str, target) -> dict:

@@ -138,25 +138,6 @@ def chunked_linear(x, weight, programs, compute_kernel_config):
     return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
 
 
-def head_chunks(x, chunks, memory, programs, compute_kernel_config, output_memory):
-    """The decode LM head over DRAM-sharded column chunks: x resharded once onto the chunks' L1 width-sharded
-    input layout, one DRAM-sharded matmul per chunk, each output interleaved in L1, then one concat."""
-    x = ttnn.to_memory_config(x, memory)
-    outputs = []
-    for weight, program in zip(chunks, programs, strict=True):
-        y = ttnn.linear(x, weight, program_config=program, compute_kernel_config=compute_kernel_config,
-                        memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG)
-        last = len(chunks) == 1
-        outputs.append(ttnn.sharded_to_interleaved(y, output_memory if last else ttnn.L1_MEMORY_CONFIG))
-        ttnn.deallocate(y)
-    if len(outputs) == 1:
-        return outputs[0]
-    logits = ttnn.concat(outputs, dim=-1, memory_config=output_memory)
-    for y in outputs:
-        ttnn.deallocate(y)
-    return logits
-
-
 def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
     """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
     (programs[i]: chunk rows -> program for chunk i), then one concat."""
