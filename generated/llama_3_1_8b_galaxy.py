@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 1,145,085,952 bytes of device DRAM per chip.
+Weights: bfloat8_b matrices, 1,191,182,336 bytes of device DRAM per chip.
 Context: up to 131,072 tokens (the spec's bound).
 KV cache: sized for 1 user at that context, 2,147,483,648 bytes of device DRAM per chip
 (16,384 per user per position); allocate_cache refuses a cache that does not fit.
@@ -77,7 +77,7 @@ VOCAB = 128256  # the logits' width
 MAX_CONTEXT = 131072  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 11727232256
+DRAM_BESIDE_WEIGHTS = 11681135872
 KV_CACHE_BYTES_PER_POSITION = 16384  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 25600  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 32064  # the head's output, per position (a prefill computes its last tile's)
@@ -86,26 +86,79 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 
 class Attention:
     def __init__(self, weights, prefix):
+        # DRAM width-sharded over 12 banks, a [4096, 64] shard each: the decode matmul streams it; prefill reads it with
+        #   2-D multicast programs
         self.wqkv = weights.linear(
-            prefix + "wqkv", parts=("wq", "wk", "wv"), rope_pairs=(32, 8), split="column", qkv_heads=(32, 8)
+            prefix + "wqkv",
+            parts=("wq", "wk", "wv"),
+            rope_pairs=(32, 8),
+            split="column",
+            qkv_heads=(32, 8),
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [4096, 64],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
         )
+        # prefill: 4096 -> 768 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024
+        #   rows)
+        self.wqkv_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=3,
+                per_core_M=4,
+                per_core_N=3,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=3,
+                per_core_M=1,
+                per_core_N=3,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=3,
+                per_core_M=1,
+                per_core_N=3,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=3,
+                per_core_M=1,
+                per_core_N=3,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
         # decode: bfloat8_b weights at HiFi2, fp32 accumulation
         self.hifi2_fp32_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=True, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 4096 -> 768 bfloat8_b, 1-D multicast over 8x3 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
-        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 3),
-            in0_block_w=4,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: 4096 -> 768, DRAM-sharded over 32 cores (8x4), 1 output tiles per core, K in blocks of 4 tiles
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=4, per_core_M=1, per_core_N=1, fused_activation=None
         )
         self.rotary = Rotary(
             weights.state,
@@ -127,24 +180,76 @@ class Attention:
         self.sdpa_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False
         )
-        self.wo = weights.linear(prefix + "wo", split="row")
-        # decode: 512 -> 4096 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
-        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=1,
-            out_subblock_h=1,
-            out_subblock_w=2,
-            per_core_M=1,
-            per_core_N=2,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # DRAM width-sharded over 12 banks, a [512, 352] shard each: the decode matmul streams it; prefill reads it with
+        #   2-D multicast programs
+        self.wo = weights.linear(
+            prefix + "wo",
+            split="row",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [512, 352],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 512 -> 4096 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024
+        #   rows)
+        self.wo_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=4,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 512 -> 4096, DRAM-sharded over 4 cores (4x1), 32 output tiles per core, K in blocks of 4 tiles
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=4, per_core_M=1, per_core_N=32, fused_activation=None
         )
 
     def forward(self, x):
-        qkv = ttnn.linear(x, self.wqkv)
+        qkv = chunked_linear(x, self.wqkv, self.wqkv_prefill, self.hifi2_fp32_kernel)
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=4, num_kv_heads=1, transpose_key=False
         )
@@ -153,7 +258,7 @@ class Attention:
         y = self.kv_cache.prefill(
             k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.08838834764831843)
         )
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+        return chunked_linear(ttnn.transformer.concatenate_heads(y), self.wo, self.wo_prefill, self.hifi2_fp32_kernel)
 
     def decode(self, x):
         qkv = ttnn.linear(
@@ -161,10 +266,13 @@ class Attention:
             self.wqkv,
             program_config=self.wqkv_decode,
             compute_kernel_config=self.hifi2_fp32_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         q, k, v = ttnn.experimental.nlp_create_qkv_heads_decode(
-            ttnn.unsqueeze(qkv, 0), num_heads=4, num_kv_heads=1, memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG
+            ttnn.unsqueeze(ttnn.to_memory_config(qkv, ttnn.L1_MEMORY_CONFIG), 0),
+            num_heads=4,
+            num_kv_heads=1,
+            memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG,
         )
         ttnn.deallocate(qkv)
         q = self.rotary.decode(q)
@@ -176,11 +284,11 @@ class Attention:
         ttnn.deallocate(k)
         ttnn.deallocate(v)
         return ttnn.linear(
-            concat_heads_decode(y, 4),
+            concat_heads_decode(y, 4, sharded=True),
             self.wo,
             program_config=self.wo_decode,
             compute_kernel_config=self.hifi2_fp32_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
 
     __call__ = forward
@@ -188,60 +296,216 @@ class Attention:
 
 class SwiGLU:
     def __init__(self, weights, prefix):
-        self.w1 = weights.linear(prefix + "w1", split="column")
+        # DRAM width-sharded over 12 banks, a [4096, 160] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.w1 = weights.linear(
+            prefix + "w1",
+            split="column",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [4096, 160],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 4096 -> 1792 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024
+        #   rows); SiLU fused
+        self.w1_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=4,
+                per_core_N=7,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=7,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=7,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=7,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
         # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
         self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
         )
-        # decode: 4096 -> 1792 bfloat8_b, 1-D multicast over 8x7 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
-        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 7),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: 4096 -> 1792, DRAM-sharded over 8 cores (8x1), 7 output tiles per core, K in blocks of 8 tiles
+        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=8, per_core_M=1, per_core_N=7, fused_activation=None
         )
-        self.w3 = weights.linear(prefix + "w3", split="column")
-        # decode: 4096 -> 1792 bfloat8_b, 1-D multicast over 8x7 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
-        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 7),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # DRAM width-sharded over 12 banks, a [4096, 160] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.w3 = weights.linear(
+            prefix + "w3",
+            split="column",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [4096, 160],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
         )
-        self.w2 = weights.linear(prefix + "w2", split="row")
-        # decode: 1792 -> 4096 bfloat8_b, 1-D multicast over 8x8 cores, 2 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not
-        #   in the memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=1,
-            out_subblock_h=1,
-            out_subblock_w=2,
-            per_core_M=1,
-            per_core_N=2,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # prefill: 4096 -> 1792 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024
+        #   rows)
+        self.w3_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=4,
+                per_core_N=7,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=7,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=7,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=7,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 4096 -> 1792, DRAM-sharded over 8 cores (8x1), 7 output tiles per core, K in blocks of 8 tiles
+        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=8, per_core_M=1, per_core_N=7, fused_activation=None
+        )
+        # DRAM width-sharded over 12 banks, a [1792, 352] shard each: the decode matmul streams it; prefill reads it
+        #   with 2-D multicast programs
+        self.w2 = weights.linear(
+            prefix + "w2",
+            split="row",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [1792, 352],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 1792 -> 4096 bfloat8_b on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024
+        #   rows)
+        self.w2_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=4,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=4,
+                per_core_M=1,
+                per_core_N=16,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 1792 -> 4096, DRAM-sharded over 8 cores (8x1), 16 output tiles per core, K in blocks of 7 tiles
+        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=7, per_core_M=1, per_core_N=16, fused_activation=None
         )
 
     def forward(self, x):
-        gate = ttnn.linear(x, self.w1, activation="silu")
-        up = ttnn.linear(x, self.w3)
-        return ttnn.linear(ttnn.mul(gate, up), self.w2)
+        gate = chunked_linear(x, self.w1, self.w1_prefill, self.hifi2_kernel)
+        up = chunked_linear(x, self.w3, self.w3_prefill, self.hifi2_kernel)
+        return chunked_linear(ttnn.mul(gate, up), self.w2, self.w2_prefill, self.hifi2_kernel)
 
     def decode(self, x):
         gate = ttnn.linear(
@@ -249,21 +513,26 @@ class SwiGLU:
             self.w1,
             program_config=self.w1_decode,
             compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         up = ttnn.linear(
             x,
             self.w3,
             program_config=self.w3_decode,
             compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         return ttnn.linear(
-            ttnn.mul(gate, up, input_tensor_a_activations=[ttnn.UnaryOpType.SILU], memory_config=ttnn.L1_MEMORY_CONFIG),
+            ttnn.mul(
+                gate,
+                up,
+                input_tensor_a_activations=[ttnn.UnaryOpType.SILU],
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
             self.w2,
             program_config=self.w2_decode,
             compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
 
     __call__ = forward
@@ -271,9 +540,43 @@ class SwiGLU:
 
 class Decoder:
     def __init__(self, weights, prefix):
+        # decode: the gathered row and its norm, L1 width-sharded over 8x4 cores (128 columns each), the grid of the
+        #   matmuls after it
+        self.norm_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 3))]),
+                [32, 128],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         self.attn_norm = weights.norm(prefix + "attn_norm")
+        # decode: the norm sharded over 8x4 cores, 4 tiles each (the grid of its matmuls)
+        self.norm_decode = ttnn.LayerNormShardedMultiCoreProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 4), subblock_w=4, block_h=1, block_w=4, inplace=False
+        )
+        # decode: norms at HiFi2 with fp32 accumulation
+        self.norm_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
         self.attn = Attention(weights, prefix + "attn.")
+        # decode: the gathered row and its norm, L1 width-sharded over 8x1 cores (512 columns each), the grid of the
+        #   matmuls after it
+        self.norm_memory_1 = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))]),
+                [32, 512],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         self.mlp_norm = weights.norm(prefix + "mlp_norm")
+        # decode: the norm sharded over 8x1 cores, 16 tiles each (the grid of its matmuls)
+        self.norm_decode_1 = ttnn.LayerNormShardedMultiCoreProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1), subblock_w=4, block_h=1, block_w=16, inplace=False
+        )
         self.mlp = SwiGLU(weights, prefix + "mlp.")
 
     def forward(self, x):
@@ -288,20 +591,26 @@ class Decoder:
 
     def decode(self, x):
         h = ttnn.rms_norm(
-            ttnn.all_gather(x, dim=-1, cluster_axis=0),
+            ttnn.all_gather(x, dim=-1, cluster_axis=0, memory_config=self.norm_memory),
             epsilon=1e-05,
             weight=self.attn_norm,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            program_config=self.norm_decode,
+            compute_kernel_config=self.norm_kernel,
+            memory_config=self.norm_memory,
         )
-        x = ttnn.add(
-            x, ttnn.reduce_scatter(self.attn.decode(h), dim=-1, cluster_axis=0), memory_config=ttnn.DRAM_MEMORY_CONFIG
+        h = ttnn.reduce_scatter(self.attn.decode(h), dim=-1, cluster_axis=0, memory_config=ttnn.L1_MEMORY_CONFIG)
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=0, memory_config=self.norm_memory_1)
+        h = ttnn.rms_norm(
+            x_1,
+            epsilon=1e-05,
+            weight=self.mlp_norm,
+            program_config=self.norm_decode_1,
+            compute_kernel_config=self.norm_kernel,
+            memory_config=self.norm_memory_1,
         )
-        ttnn.deallocate(h)
-        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=0)
-        h = self.mlp.decode(
-            ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm, memory_config=ttnn.L1_MEMORY_CONFIG)
-        )
-        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=0), memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        h = ttnn.reduce_scatter(self.mlp.decode(h), dim=-1, cluster_axis=0, memory_config=ttnn.L1_MEMORY_CONFIG)
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
         return x
 
     __call__ = forward
@@ -416,23 +725,91 @@ class Llama318b:
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
         self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear(prefix + "lm_head", split="column")
-        # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
-        self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
+        # the LM head in one column chunk of 16032 (DRAM width-sharded over 12 banks, a [4096, 1344] shard each): each
+        #   fits L1
+        self.lm_head_0, = weights.linear_chunks(
+            prefix + "lm_head",
+            (16032,),
+            [
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [4096, 1344],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+            ],
+            split="column",
+        )
+        # prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of as many rows as fit L1 (a
+        #   table per chunk of 16032)
+        self.lm_head_prefill = [
+            {
+                1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=4,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=4,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=1,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=1,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=1,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+        ]
+        # the LM head's bfloat8_b chunks at HiFi2, 16-bit accumulation
+        self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
         )
-        # decode: 4096 -> 16032 bfloat8_b, 1-D multicast over 8x8 cores, 8 output tiles per core, weight
-        #   DRAM-interleaved (shared with prefill)
-        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=8,
-            per_core_M=1,
-            per_core_N=8,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: the head's input, L1 width-sharded over 8x8 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 7))]),
+                [32, 64],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
+        # decode: chunk 0 of the head, 4096 -> 16032, DRAM-sharded over 64 cores, 8 output tiles per core
+        self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=2, per_core_M=1, per_core_N=8, fused_activation=None
         )
 
     def forward(self, tokens):
@@ -441,20 +818,26 @@ class Llama318b:
             h = layer(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=0)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(self.state.head_rows(h), self.lm_head)
+        return head_chunks_prefill(self.state.head_rows(h), [self.lm_head_0], self.lm_head_prefill, self.lm_head_kernel)
 
     def decode_step(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=0)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
-        return ttnn.linear(
-            h,
-            self.lm_head,
-            program_config=self.lm_head_decode,
-            compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        h = ttnn.to_memory_config(
+            ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.lm_head_input_memory,
+        )
+        return ttnn.sharded_to_interleaved(
+            ttnn.linear(
+                h,
+                self.lm_head_0,
+                program_config=self.lm_head_0_decode,
+                compute_kernel_config=self.lm_head_kernel,
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
+            ttnn.DRAM_MEMORY_CONFIG,
         )
 
 
@@ -909,6 +1292,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
         """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
@@ -930,6 +1331,32 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def chunked_linear(x, weight, programs, compute_kernel_config):
+    """x [..., rows, k] @ weight for a DRAM-sharded weight in prefill: the rows run as a batch of chunks of the
+    most rows `programs` (chunk rows -> 2-D multicast program config, largest first) has a program for that
+    divide them, each chunk with that program (ttnn's unconfigured matmul refuses a DRAM-sharded weight)."""
+    *lead, rows, k = x.shape
+    chunk = next(c for c in programs if rows % c == 0)
+    batch = rows // chunk
+    for d in lead:
+        batch *= d
+    y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
+                    compute_kernel_config=compute_kernel_config)
+    return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bf16 matrices, 1,064,960 bytes of device DRAM per chip.
+Weights: bf16 matrices, 3,194,880 bytes of device DRAM per chip.
 Context: up to 1,024 tokens (the spec's bound).
 KV cache: sized for 1 user at that context, 524,288 bytes of device DRAM per chip
 (512 per user per position); allocate_cache refuses a cache that does not fit.
@@ -75,7 +75,7 @@ VOCAB = 512  # the logits' width
 MAX_CONTEXT = 1024  # the longest sequence it accepts
 SPEC_BOUND = 1024  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 12871253248
+DRAM_BESIDE_WEIGHTS = 12869123328
 KV_CACHE_BYTES_PER_POSITION = 512  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 1600  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 128  # the head's output, per position (a prefill computes its last tile's)
@@ -84,26 +84,78 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 
 class Attention:
     def __init__(self, weights, prefix):
+        # DRAM width-sharded over 12 banks, a [256, 32] shard each: the decode matmul streams it; prefill reads it with
+        #   2-D multicast programs
         self.wqkv = weights.linear(
-            prefix + "wqkv", parts=("wq", "wk", "wv"), rope_pairs=(8, 2), split="column", qkv_heads=(8, 2)
+            prefix + "wqkv",
+            parts=("wq", "wk", "wv"),
+            rope_pairs=(8, 2),
+            split="column",
+            qkv_heads=(8, 2),
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [256, 32],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
         )
+        # prefill: 256 -> 48 bf16 on the DRAM-sharded weight, 2-D multicast per chunk of rows (2x8 cores at 1024 rows)
+        self.wqkv_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(2, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=4,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(2, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(2, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(2, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
         # decode: bf16 weights at HiFi4, fp32 accumulation
         self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 256 -> 48 bf16, 1-D multicast over 2x1 cores, 1 output tiles per core, weight DRAM-interleaved (shared
-        #   with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not in the
-        #   memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(2, 1),
-            in0_block_w=4,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: 256 -> 48, DRAM-sharded over 8 cores (8x1), 1 output tiles per core, K in blocks of 1 tiles
+        self.wqkv_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=1, per_core_M=1, per_core_N=1, fused_activation=None
         )
         self.rotary = Rotary(weights.state, 32, theta=500000.0, style="interleaved")
         self.kv_cache = KVCache(weights.state, 1, 32)
@@ -115,24 +167,75 @@ class Attention:
         self.sdpa_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False
         )
-        self.wo = weights.linear(prefix + "wo", split="row")
-        # decode: 32 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved (shared
-        #   with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not in the
-        #   memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
-            in0_block_w=1,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # DRAM width-sharded over 12 banks, a [32, 32] shard each: the decode matmul streams it; prefill reads it with
+        #   2-D multicast programs
+        self.wo = weights.linear(
+            prefix + "wo",
+            split="row",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [32, 32],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 32 -> 256 bf16 on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024 rows)
+        self.wo_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=1,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=4,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=1,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=1,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=1,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 32 -> 256, DRAM-sharded over 1 cores (1x1), 8 output tiles per core, K in blocks of 1 tiles
+        self.wo_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=1, per_core_M=1, per_core_N=8, fused_activation=None
         )
 
     def forward(self, x):
-        qkv = ttnn.linear(x, self.wqkv)
+        qkv = chunked_linear(x, self.wqkv, self.wqkv_prefill, self.hifi4_fp32_kernel)
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=1, num_kv_heads=1, transpose_key=False
         )
@@ -141,7 +244,7 @@ class Attention:
         y = self.kv_cache.prefill(
             k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
         )
-        return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo)
+        return chunked_linear(ttnn.transformer.concatenate_heads(y), self.wo, self.wo_prefill, self.hifi4_fp32_kernel)
 
     def decode(self, x):
         qkv = ttnn.linear(
@@ -149,10 +252,13 @@ class Attention:
             self.wqkv,
             program_config=self.wqkv_decode,
             compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         q, k, v = ttnn.experimental.nlp_create_qkv_heads_decode(
-            ttnn.unsqueeze(qkv, 0), num_heads=1, num_kv_heads=1, memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG
+            ttnn.unsqueeze(ttnn.to_memory_config(qkv, ttnn.L1_MEMORY_CONFIG), 0),
+            num_heads=1,
+            num_kv_heads=1,
+            memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG,
         )
         ttnn.deallocate(qkv)
         q = self.rotary.decode(q)
@@ -164,11 +270,11 @@ class Attention:
         ttnn.deallocate(k)
         ttnn.deallocate(v)
         return ttnn.linear(
-            concat_heads_decode(y, 1),
+            concat_heads_decode(y, 1, sharded=True),
             self.wo,
             program_config=self.wo_decode,
             compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
 
     __call__ = forward
@@ -176,60 +282,214 @@ class Attention:
 
 class SwiGLU:
     def __init__(self, weights, prefix):
-        self.w1 = weights.linear(prefix + "w1", split="column")
+        # DRAM width-sharded over 12 banks, a [256, 32] shard each: the decode matmul streams it; prefill reads it with
+        #   2-D multicast programs
+        self.w1 = weights.linear(
+            prefix + "w1",
+            split="column",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [256, 32],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 256 -> 96 bf16 on the DRAM-sharded weight, 2-D multicast per chunk of rows (3x8 cores at 1024 rows);
+        #   SiLU fused
+        self.w1_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=4,
+                per_core_N=1,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.SILU),
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
         # decode: bf16 weights at HiFi4, fp32 accumulation
         self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 256 -> 96 bf16, 1-D multicast over 3x1 cores, 1 output tiles per core, weight DRAM-interleaved (shared
-        #   with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not in the
-        #   memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(3, 1),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: 256 -> 96, DRAM-sharded over 1 cores (1x1), 3 output tiles per core, K in blocks of 8 tiles
+        self.w1_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=8, per_core_M=1, per_core_N=3, fused_activation=None
         )
-        self.w3 = weights.linear(prefix + "w3", split="column")
-        # decode: 256 -> 96 bf16, 1-D multicast over 3x1 cores, 1 output tiles per core, weight DRAM-interleaved (shared
-        #   with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not in the
-        #   memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(3, 1),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # DRAM width-sharded over 12 banks, a [256, 32] shard each: the decode matmul streams it; prefill reads it with
+        #   2-D multicast programs
+        self.w3 = weights.linear(
+            prefix + "w3",
+            split="column",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [256, 32],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
         )
-        self.w2 = weights.linear(prefix + "w2", split="row")
-        # decode: 96 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved (shared
-        #   with prefill); not DRAM-sharded: on a mesh the DRAM shards' padding to whole tiles per bank is not in the
-        #   memory model yet (70B T3K: +6.7% of the weights per chip)
-        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
-            in0_block_w=1,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # prefill: 256 -> 96 bf16 on the DRAM-sharded weight, 2-D multicast per chunk of rows (3x8 cores at 1024 rows)
+        self.w3_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=4,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 8),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 2),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(3, 1),
+                in0_block_w=8,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 256 -> 96, DRAM-sharded over 1 cores (1x1), 3 output tiles per core, K in blocks of 8 tiles
+        self.w3_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=8, per_core_M=1, per_core_N=3, fused_activation=None
+        )
+        # DRAM width-sharded over 12 banks, a [96, 32] shard each: the decode matmul streams it; prefill reads it with
+        #   2-D multicast programs
+        self.w2 = weights.linear(
+            prefix + "w2",
+            split="row",
+            memory=ttnn.MemoryConfig(
+                ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                ttnn.BufferType.DRAM,
+                ttnn.ShardSpec(
+                    ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                    [96, 32],
+                    ttnn.ShardOrientation.ROW_MAJOR,
+                ),
+            ),
+        )
+        # prefill: 96 -> 256 bf16 on the DRAM-sharded weight, 2-D multicast per chunk of rows (8x8 cores at 1024 rows)
+        self.w2_prefill = {
+            1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=3,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=4,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                in0_block_w=3,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                in0_block_w=3,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+            32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                in0_block_w=3,
+                out_subblock_h=1,
+                out_subblock_w=1,
+                per_core_M=1,
+                per_core_N=1,
+                fused_activation=None,
+                transpose_mcast=False,
+                fuse_batch=False,
+            ),
+        }
+        # decode: 96 -> 256, DRAM-sharded over 1 cores (1x1), 8 output tiles per core, K in blocks of 3 tiles
+        self.w2_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=3, per_core_M=1, per_core_N=8, fused_activation=None
         )
 
     def forward(self, x):
-        gate = ttnn.linear(x, self.w1, activation="silu")
-        up = ttnn.linear(x, self.w3)
-        return ttnn.linear(ttnn.mul(gate, up), self.w2)
+        gate = chunked_linear(x, self.w1, self.w1_prefill, self.hifi4_fp32_kernel)
+        up = chunked_linear(x, self.w3, self.w3_prefill, self.hifi4_fp32_kernel)
+        return chunked_linear(ttnn.mul(gate, up), self.w2, self.w2_prefill, self.hifi4_fp32_kernel)
 
     def decode(self, x):
         gate = ttnn.linear(
@@ -237,21 +497,26 @@ class SwiGLU:
             self.w1,
             program_config=self.w1_decode,
             compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         up = ttnn.linear(
             x,
             self.w3,
             program_config=self.w3_decode,
             compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
         return ttnn.linear(
-            ttnn.mul(gate, up, input_tensor_a_activations=[ttnn.UnaryOpType.SILU], memory_config=ttnn.L1_MEMORY_CONFIG),
+            ttnn.mul(
+                gate,
+                up,
+                input_tensor_a_activations=[ttnn.UnaryOpType.SILU],
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
             self.w2,
             program_config=self.w2_decode,
             compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
 
     __call__ = forward
@@ -259,9 +524,43 @@ class SwiGLU:
 
 class Decoder:
     def __init__(self, weights, prefix):
+        # decode: the gathered row and its norm, L1 width-sharded over 8x1 cores (32 columns each), the grid of the
+        #   matmuls after it
+        self.norm_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))]),
+                [32, 32],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         self.attn_norm = weights.norm(prefix + "attn_norm")
+        # decode: the norm sharded over 8x1 cores, 1 tiles each (the grid of its matmuls)
+        self.norm_decode = ttnn.LayerNormShardedMultiCoreProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1), subblock_w=1, block_h=1, block_w=1, inplace=False
+        )
+        # decode: norms at HiFi2 with fp32 accumulation
+        self.norm_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+        )
         self.attn = Attention(weights, prefix + "attn.")
+        # decode: the gathered row and its norm, L1 width-sharded over 1x1 cores (256 columns each), the grid of the
+        #   matmuls after it
+        self.norm_memory_1 = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(0, 0))]),
+                [32, 256],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         self.mlp_norm = weights.norm(prefix + "mlp_norm")
+        # decode: the norm sharded over 1x1 cores, 8 tiles each (the grid of its matmuls)
+        self.norm_decode_1 = ttnn.LayerNormShardedMultiCoreProgramConfig(
+            compute_with_storage_grid_size=ttnn.CoreCoord(1, 1), subblock_w=4, block_h=1, block_w=8, inplace=False
+        )
         self.mlp = SwiGLU(weights, prefix + "mlp.")
 
     def forward(self, x):
@@ -276,20 +575,26 @@ class Decoder:
 
     def decode(self, x):
         h = ttnn.rms_norm(
-            ttnn.all_gather(x, dim=-1, cluster_axis=1),
+            ttnn.all_gather(x, dim=-1, cluster_axis=1, memory_config=self.norm_memory),
             epsilon=1e-05,
             weight=self.attn_norm,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+            program_config=self.norm_decode,
+            compute_kernel_config=self.norm_kernel,
+            memory_config=self.norm_memory,
         )
-        x = ttnn.add(
-            x, ttnn.reduce_scatter(self.attn.decode(h), dim=-1, cluster_axis=1), memory_config=ttnn.DRAM_MEMORY_CONFIG
+        h = ttnn.reduce_scatter(self.attn.decode(h), dim=-1, cluster_axis=1, memory_config=ttnn.L1_MEMORY_CONFIG)
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1, memory_config=self.norm_memory_1)
+        h = ttnn.rms_norm(
+            x_1,
+            epsilon=1e-05,
+            weight=self.mlp_norm,
+            program_config=self.norm_decode_1,
+            compute_kernel_config=self.norm_kernel,
+            memory_config=self.norm_memory_1,
         )
-        ttnn.deallocate(h)
-        x_1 = ttnn.all_gather(x, dim=-1, cluster_axis=1)
-        h = self.mlp.decode(
-            ttnn.rms_norm(x_1, epsilon=1e-05, weight=self.mlp_norm, memory_config=ttnn.L1_MEMORY_CONFIG)
-        )
-        x = ttnn.add(x, ttnn.reduce_scatter(h, dim=-1, cluster_axis=1), memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        h = ttnn.reduce_scatter(self.mlp.decode(h), dim=-1, cluster_axis=1, memory_config=ttnn.L1_MEMORY_CONFIG)
+        x = ttnn.add(x, h, memory_config=ttnn.DRAM_MEMORY_CONFIG)
         return x
 
     __call__ = forward
@@ -404,23 +709,90 @@ class LlamaGqaTiny:
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(4)]
         self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear(prefix + "lm_head", split="column")
-        # decode: bf16 weights at HiFi4, fp32 accumulation
-        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+        # the LM head in one column chunk of 64 (DRAM width-sharded over 12 banks, a [256, 32] shard each): each fits L1
+        self.lm_head_0, = weights.linear_chunks(
+            prefix + "lm_head",
+            (64,),
+            [
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [256, 32],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+            ],
+            split="column",
+        )
+        # prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of as many rows as fit L1 (a
+        #   table per chunk of 64)
+        self.lm_head_prefill = [
+            {
+                1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(2, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=4,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(2, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(2, 2),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(2, 1),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+        ]
+        # the LM head's bf16 chunks at HiFi4, fp32 accumulation
+        self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 256 -> 64 bf16, 1-D multicast over 2x1 cores, 1 output tiles per core, weight DRAM-interleaved (shared
-        #   with prefill)
-        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(2, 1),
-            in0_block_w=4,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: the head's input, L1 width-sharded over 8x1 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))]),
+                [32, 32],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
+        # decode: chunk 0 of the head, 256 -> 64, DRAM-sharded over 8 cores, 1 output tiles per core
+        self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=1, per_core_M=1, per_core_N=1, fused_activation=None
         )
 
     def forward(self, tokens):
@@ -429,20 +801,26 @@ class LlamaGqaTiny:
             h = layer(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(self.state.head_rows(h), self.lm_head)
+        return head_chunks_prefill(self.state.head_rows(h), [self.lm_head_0], self.lm_head_prefill, self.lm_head_kernel)
 
     def decode_step(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
-        return ttnn.linear(
-            h,
-            self.lm_head,
-            program_config=self.lm_head_decode,
-            compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        h = ttnn.to_memory_config(
+            ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.lm_head_input_memory,
+        )
+        return ttnn.sharded_to_interleaved(
+            ttnn.linear(
+                h,
+                self.lm_head_0,
+                program_config=self.lm_head_0_decode,
+                compute_kernel_config=self.lm_head_kernel,
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
+            ttnn.DRAM_MEMORY_CONFIG,
         )
 
 
@@ -897,6 +1275,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
         """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
@@ -918,6 +1314,32 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def chunked_linear(x, weight, programs, compute_kernel_config):
+    """x [..., rows, k] @ weight for a DRAM-sharded weight in prefill: the rows run as a batch of chunks of the
+    most rows `programs` (chunk rows -> 2-D multicast program config, largest first) has a program for that
+    divide them, each chunk with that program (ttnn's unconfigured matmul refuses a DRAM-sharded weight)."""
+    *lead, rows, k = x.shape
+    chunk = next(c for c in programs if rows % c == 0)
+    batch = rows // chunk
+    for d in lead:
+        batch *= d
+    y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
+                    compute_kernel_config=compute_kernel_config)
+    return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
