@@ -98,6 +98,28 @@ one tensor-parallel group where the other mesh axis holds copies). Same mock, 32
   (the closed form: devices x users x (4 + 2) B); after the head it adds 4 device ops (untilize, argmax, max, and
   the untilize of the [32, 1] maxima). A prefill reads one tile of rows, 32 x vocab x 2 B (per device's slice).
 
+The LM head as DRAM-sharded column chunks (h-head, backends/ttnn/lower_head.py; 32 users, context 256,
+--prefill 128; --layers 2, 70B --layers 1; "before": the 1-D multicast head on a DRAM-interleaved weight):
+
+                         8B n150                1B n150 (tied)         3B n150 (tied)         70B T3K (1x8)
+  --weights-dtype        attn bf8, mlp bf4,     attn bf8, mlp bf4,     attn bf8, mlp bf4      attn bf8, mlp bf4,
+                         head bf8               head bf8               (head bf16)            head bf8
+  head                   3 x DRAMSharded        3 x DRAMSharded        8 x DRAMSharded        1 x DRAMSharded
+                         [4096, 42752] HiFi2    [2048, 42752] HiFi2    [3072, <=17024] HiFi4  [8192, 16032] per chip
+    before               Mcast1D [4096, 128256] Mcast1D                Mcast1D
+  ops after the layers   14 (before 7)          14                     24                     9
+  ops per layer          19                     19                     20 (before 19; layer matmuls 5 of 5 DRAM-
+                                                                       sharded, before 0 of 5)
+  prefill, 128 tokens    61 ops (before 58)     61                     66                     36
+  head bytes (memory model, 8B): 561,512,448 = 3 chunks x 12 banks x [4096, 3584] bfloat8_b (unpadded 558,137,344)
+- After the layers (8B): the residual to interleaved, the final norm, its output resharded onto the head's 8x8 grid
+  ([32, 64] per core), 3 DRAM-sharded matmuls, 3 sharded_to_interleaved, concat, and the 4-op greedy tail. Concat +
+  one argmax (12 ops from the reshard on) is cheaper than an argmax and max per chunk combined (16). A bf16 head
+  takes chunks scaled by tile bytes (1B with a bf16 head: 6 chunks of <= 22,688, 20 ops after the layers). 3B: wo
+  reads nlp_concat_heads_decode's 24 heads of 128 resharded onto the residual's 32 cores (ReshardGenericFactory, +1
+  op per layer); bench/calibrate_decode.py now prices 1B / 3B / 8B n150 at 1.03 / 0.92 / 1.00 of PERF.md (3B was
+  0.77 before its layer matmuls were DRAM-sharded).
+
 After the DRAM-sharded layer matmuls (ttspec/backends/ttnn/lower_matmul.py; same mock, 32 users, context 256,
 --layers 2, attention bfloat8_b and MLP bfloat4_b, --prefill 160; 70B T3K measured then with a switch,
 lower_matmul.MESHES = True, that shipped False until the memory model counted the DRAM shards' padding):

@@ -372,7 +372,8 @@ class LMHead:
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
         )
         # decode: 2048 -> 16128 bfloat8_b, 1-D multicast over 8x8 cores, 8 output tiles per core, weight
-        #   DRAM-interleaved (shared with prefill)
+        #   DRAM-interleaved (shared with prefill); not DRAM-sharded: a 2-D mesh (Galaxy): the head's all-reduce reads
+        #   an interleaved output
         self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
             in0_block_w=1,

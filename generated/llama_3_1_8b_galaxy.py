@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 1,190,764,544 bytes of device DRAM per chip.
+Weights: bfloat8_b matrices, 1,191,182,336 bytes of device DRAM per chip.
 Context: up to 131,072 tokens (the spec's bound).
 KV cache (bf16): sized for 1 user at that context, 2,147,483,648 bytes of device DRAM per chip
 (16,384 per user per position); allocate_cache refuses a cache that does not fit.
@@ -78,7 +78,7 @@ VOCAB = 128256  # the logits' width
 MAX_CONTEXT = 131072  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 11681553664
+DRAM_BESIDE_WEIGHTS = 11681135872
 KV_CACHE_BYTES_PER_POSITION = 16384  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 25600  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 32064  # the head's output, per position (a prefill computes its last tile's)
@@ -726,23 +726,91 @@ class Llama318b:
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
         self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear(prefix + "lm_head", split="column")
-        # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
-        self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
+        # the LM head in one column chunk of 16032 (DRAM width-sharded over 12 banks, a [4096, 1344] shard each): each
+        #   fits L1
+        self.lm_head_0, = weights.linear_chunks(
+            prefix + "lm_head",
+            (16032,),
+            [
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [4096, 1344],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+            ],
+            split="column",
+        )
+        # prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of as many rows as fit L1 (a
+        #   table per chunk of 16032)
+        self.lm_head_prefill = [
+            {
+                1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=4,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=4,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=1,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=1,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=3,
+                    per_core_M=1,
+                    per_core_N=63,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+        ]
+        # the LM head's bfloat8_b chunks at HiFi2, 16-bit accumulation
+        self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
         )
-        # decode: 4096 -> 16032 bfloat8_b, 1-D multicast over 8x8 cores, 8 output tiles per core, weight
-        #   DRAM-interleaved (shared with prefill)
-        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=8,
-            per_core_M=1,
-            per_core_N=8,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: the head's input, L1 width-sharded over 8x8 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 7))]),
+                [32, 64],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
+        # decode: chunk 0 of the head, 4096 -> 16032, DRAM-sharded over 64 cores, 8 output tiles per core
+        self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=2, per_core_M=1, per_core_N=8, fused_activation=None
         )
 
     def forward(self, tokens):
@@ -751,20 +819,26 @@ class Llama318b:
             h = layer(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=0)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(self.state.head_rows(h), self.lm_head)
+        return head_chunks_prefill(self.state.head_rows(h), [self.lm_head_0], self.lm_head_prefill, self.lm_head_kernel)
 
     def decode_step(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=0)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
-        return ttnn.linear(
-            h,
-            self.lm_head,
-            program_config=self.lm_head_decode,
-            compute_kernel_config=self.hifi2_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        h = ttnn.to_memory_config(
+            ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.lm_head_input_memory,
+        )
+        return ttnn.sharded_to_interleaved(
+            ttnn.linear(
+                h,
+                self.lm_head_0,
+                program_config=self.lm_head_0_decode,
+                compute_kernel_config=self.lm_head_kernel,
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
+            ttnn.DRAM_MEMORY_CONFIG,
         )
 
 
@@ -1230,6 +1304,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
         """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
@@ -1265,6 +1357,18 @@ def chunked_linear(x, weight, programs, compute_kernel_config):
     y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
                     compute_kernel_config=compute_kernel_config)
     return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

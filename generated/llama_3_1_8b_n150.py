@@ -16,10 +16,10 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 9,192,931,328 bytes of device DRAM.
-Context: up to 17,920 tokens, the most that fits the DRAM at batch 1 with the KV cache
+Weights: bfloat8_b matrices, 9,196,273,664 bytes of device DRAM.
+Context: up to 17,888 tokens, the most that fits the DRAM at batch 1 with the KV cache
 and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
-KV cache (bf16): sized for 1 user at that context, 2,348,810,240 bytes of device DRAM
+KV cache (bf16): sized for 1 user at that context, 2,344,615,936 bytes of device DRAM
 (131,072 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
@@ -71,10 +71,10 @@ TP_AXIS = 1  # one chip: nothing is split
 DATA_PARALLEL = False  # one chip: one replica
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
 VOCAB = 128256  # the logits' width
-MAX_CONTEXT = 17920  # the longest sequence it accepts
+MAX_CONTEXT = 17888  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 3679386880
+DRAM_BESIDE_WEIGHTS = 3676044544
 KV_CACHE_BYTES_PER_POSITION = 131072  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 73728  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 256512  # the head's output, per position (a prefill computes its last tile's)
@@ -706,23 +706,175 @@ class Llama318b:
         )
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
         self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear(prefix + "lm_head")
-        # decode: bfloat8_b weights at HiFi2, 16-bit accumulation
-        self.hifi2_kernel = ttnn.WormholeComputeKernelConfig(
+        # the LM head in 3 column chunks of 42752 (DRAM width-sharded over 12 banks, a [4096, 3584] shard each): each
+        #   fits L1
+        self.lm_head_0, self.lm_head_1, self.lm_head_2 = weights.linear_chunks(
+            prefix + "lm_head",
+            (42752, 42752, 42752),
+            [
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [4096, 3584],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [4096, 3584],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [4096, 3584],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+            ],
+        )
+        # prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of as many rows as fit L1 (a
+        #   table per chunk of 42752, 42752, 42752)
+        self.lm_head_prefill = [
+            {
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+            {
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+            {
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=167,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+        ]
+        # the LM head's bfloat8_b chunks at HiFi2, 16-bit accumulation
+        self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
         )
-        # decode: 4096 -> 128256 bfloat8_b, 1-D multicast over 8x8 cores, 63 output tiles per core, weight
-        #   DRAM-interleaved (shared with prefill)
-        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=7,
-            per_core_M=1,
-            per_core_N=63,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: the head's input, L1 width-sharded over 8x8 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 7))]),
+                [32, 64],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
+        # decode: chunk 0 of the head, 4096 -> 42752, DRAM-sharded over 64 cores, 21 output tiles per core
+        self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=2, per_core_M=1, per_core_N=21, fused_activation=None
+        )
+        # decode: chunk 1 of the head, 4096 -> 42752, DRAM-sharded over 64 cores, 21 output tiles per core
+        self.lm_head_1_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=2, per_core_M=1, per_core_N=21, fused_activation=None
+        )
+        # decode: chunk 2 of the head, 4096 -> 42752, DRAM-sharded over 64 cores, 21 output tiles per core
+        self.lm_head_2_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=2, per_core_M=1, per_core_N=21, fused_activation=None
         )
 
     def forward(self, tokens):
@@ -730,25 +882,64 @@ class Llama318b:
         for layer in self.layers:
             h = layer(h)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(self.state.head_rows(h), self.lm_head)
+        return head_chunks_prefill(
+            self.state.head_rows(h),
+            [self.lm_head_0, self.lm_head_1, self.lm_head_2],
+            self.lm_head_prefill,
+            self.lm_head_kernel,
+        )
 
     def decode_step(self, tokens):
         h = ttnn.to_memory_config(ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT), self.residual_memory)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.rms_norm(
-            ttnn.to_memory_config(h, ttnn.L1_MEMORY_CONFIG),
-            epsilon=1e-05,
-            weight=self.norm,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
+        h = ttnn.to_memory_config(
+            ttnn.rms_norm(
+                ttnn.to_memory_config(h, ttnn.L1_MEMORY_CONFIG),
+                epsilon=1e-05,
+                weight=self.norm,
+                memory_config=ttnn.L1_MEMORY_CONFIG,
+            ),
+            self.lm_head_input_memory,
         )
-        return ttnn.linear(
-            h,
-            self.lm_head,
-            program_config=self.lm_head_decode,
-            compute_kernel_config=self.hifi2_kernel,
+        logits = ttnn.concat(
+            [
+                ttnn.sharded_to_interleaved(
+                    ttnn.linear(
+                        h,
+                        self.lm_head_0,
+                        program_config=self.lm_head_0_decode,
+                        compute_kernel_config=self.lm_head_kernel,
+                        memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+                    ),
+                    ttnn.L1_MEMORY_CONFIG,
+                ),
+                ttnn.sharded_to_interleaved(
+                    ttnn.linear(
+                        h,
+                        self.lm_head_1,
+                        program_config=self.lm_head_1_decode,
+                        compute_kernel_config=self.lm_head_kernel,
+                        memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+                    ),
+                    ttnn.L1_MEMORY_CONFIG,
+                ),
+                ttnn.sharded_to_interleaved(
+                    ttnn.linear(
+                        h,
+                        self.lm_head_2,
+                        program_config=self.lm_head_2_decode,
+                        compute_kernel_config=self.lm_head_kernel,
+                        memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+                    ),
+                    ttnn.L1_MEMORY_CONFIG,
+                ),
+            ],
+            dim=-1,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
         )
+        ttnn.deallocate(h)
+        return logits
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
@@ -1213,6 +1404,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
         """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
@@ -1248,6 +1457,18 @@ def chunked_linear(x, weight, programs, compute_kernel_config):
     y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
                     compute_kernel_config=compute_kernel_config)
     return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

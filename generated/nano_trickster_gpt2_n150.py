@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bf16 matrices, 9,601,024 bytes of device DRAM.
+Weights: bf16 matrices, 9,666,560 bytes of device DRAM.
 Context: up to 512 tokens (the spec's bound).
 KV cache (bf16): sized for 1 user at that context, 3,145,728 bytes of device DRAM
 (6,144 per user per position); allocate_cache refuses a cache that does not fit.
@@ -72,7 +72,7 @@ VOCAB = 256  # the logits' width
 MAX_CONTEXT = 512  # the longest sequence it accepts
 SPEC_BOUND = 512  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 12862717184
+DRAM_BESIDE_WEIGHTS = 12862651648
 KV_CACHE_BYTES_PER_POSITION = 6144  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 4096  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 512  # the head's output, per position (a prefill computes its last tile's)
@@ -382,24 +382,90 @@ class NanoTricksterGpt2:
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
         self.ln_f = weights.norm(prefix + "ln_f")
         self.ln_f_bias = weights.norm(prefix + "ln_f", "bias")
-        # tied: a TILE copy of the embedding table
-        self.lm_head = weights.linear("wte")
-        # decode: bf16 weights at HiFi4, fp32 accumulation
-        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+        # the LM head in one column chunk of 256 (DRAM width-sharded over 12 banks, a [256, 32] shard each): each fits
+        #   L1
+        self.lm_head_0, = weights.linear_chunks(
+            "wte",
+            (256,),
+            [
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [256, 32],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+            ],
+        )
+        # prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of as many rows as fit L1 (a
+        #   table per chunk of 256)
+        self.lm_head_prefill = [
+            {
+                1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=4,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+        ]
+        # the LM head's bf16 chunks at HiFi4, fp32 accumulation
+        self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 256 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
-        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
-            in0_block_w=1,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: the head's input, L1 width-sharded over 8x1 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))]),
+                [32, 32],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
+        # decode: chunk 0 of the head, 256 -> 256, DRAM-sharded over 8 cores, 1 output tiles per core
+        self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=1, per_core_M=1, per_core_N=1, fused_activation=None
         )
 
     def forward(self, tokens):
@@ -408,22 +474,28 @@ class NanoTricksterGpt2:
         for layer in self.layers:
             h = layer(h)
         h = ttnn.layer_norm(h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias)
-        return ttnn.linear(self.state.head_rows(h), self.lm_head)
+        return head_chunks_prefill(self.state.head_rows(h), [self.lm_head_0], self.lm_head_prefill, self.lm_head_kernel)
 
     def decode_step(self, tokens):
         h = ttnn.embedding(tokens, self.wte, layout=ttnn.TILE_LAYOUT)
         h = self.wpe.decode(h)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.layer_norm(
-            h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+        h = ttnn.to_memory_config(
+            ttnn.layer_norm(
+                h, epsilon=1e-05, weight=self.ln_f, bias=self.ln_f_bias, memory_config=ttnn.L1_MEMORY_CONFIG
+            ),
+            self.lm_head_input_memory,
         )
-        return ttnn.linear(
-            h,
-            self.lm_head,
-            program_config=self.lm_head_decode,
-            compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        return ttnn.sharded_to_interleaved(
+            ttnn.linear(
+                h,
+                self.lm_head_0,
+                program_config=self.lm_head_0_decode,
+                compute_kernel_config=self.lm_head_kernel,
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
+            ttnn.DRAM_MEMORY_CONFIG,
         )
 
 
@@ -862,6 +934,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None,
              rope_pairs=None):
         bias = self._get(module, "bias", parts)
@@ -901,6 +991,32 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def chunked_linear(x, weight, programs, compute_kernel_config):
+    """x [..., rows, k] @ weight for a DRAM-sharded weight in prefill: the rows run as a batch of chunks of the
+    most rows `programs` (chunk rows -> 2-D multicast program config, largest first) has a program for that
+    divide them, each chunk with that program (ttnn's unconfigured matmul refuses a DRAM-sharded weight)."""
+    *lead, rows, k = x.shape
+    chunk = next(c for c in programs if rows % c == 0)
+    batch = rows // chunk
+    for d in lead:
+        batch *= d
+    y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
+                    compute_kernel_config=compute_kernel_config)
+    return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

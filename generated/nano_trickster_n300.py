@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bf16 matrices, 6,242,304 bytes of device DRAM per chip.
+Weights: bf16 matrices, 6,373,376 bytes of device DRAM per chip.
 Context: up to 512 tokens (the spec's bound).
 KV cache (bf16): sized for 1 user at that context, 1,572,864 bytes of device DRAM per chip
 (3,072 per user per position); allocate_cache refuses a cache that does not fit.
@@ -76,7 +76,7 @@ VOCAB = 256  # the logits' width
 MAX_CONTEXT = 512  # the longest sequence it accepts
 SPEC_BOUND = 512  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 12866075904
+DRAM_BESIDE_WEIGHTS = 12865944832
 KV_CACHE_BYTES_PER_POSITION = 3072  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 2304  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 256  # the head's output, per position (a prefill computes its last tile's)
@@ -710,24 +710,92 @@ class NanoTrickster:
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
         self.norm = weights.norm(prefix + "norm")
-        # tied: a TILE copy of the embedding table
-        self.lm_head = weights.linear("embedding", split="column", rows=256)
-        # decode: bf16 weights at HiFi4, fp32 accumulation
-        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+        # the LM head in one column chunk of 128 (DRAM width-sharded over 12 banks, a [256, 32] shard each): each fits
+        #   L1
+        self.lm_head_0, = weights.linear_chunks(
+            "embedding",
+            (128,),
+            [
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [256, 32],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+            ],
+            split="column",
+            rows=256,
+        )
+        # prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of as many rows as fit L1 (a
+        #   table per chunk of 128)
+        self.lm_head_prefill = [
+            {
+                1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(4, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=4,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(4, 8),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(4, 2),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(4, 1),
+                    in0_block_w=8,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=1,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+        ]
+        # the LM head's bf16 chunks at HiFi4, fp32 accumulation
+        self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 256 -> 128 bf16, 1-D multicast over 4x1 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
-        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(4, 1),
-            in0_block_w=2,
-            out_subblock_h=1,
-            out_subblock_w=1,
-            per_core_M=1,
-            per_core_N=1,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: the head's input, L1 width-sharded over 8x1 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))]),
+                [32, 32],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
+        # decode: chunk 0 of the head, 256 -> 128, DRAM-sharded over 8 cores, 1 output tiles per core
+        self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=1, per_core_M=1, per_core_N=1, fused_activation=None
         )
 
     def forward(self, tokens):
@@ -736,20 +804,26 @@ class NanoTrickster:
             h = layer(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
         h = ttnn.rms_norm(h, epsilon=1e-06, weight=self.norm)
-        return ttnn.linear(self.state.head_rows(h), self.lm_head)
+        return head_chunks_prefill(self.state.head_rows(h), [self.lm_head_0], self.lm_head_prefill, self.lm_head_kernel)
 
     def decode_step(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
         h = ttnn.all_gather(h, dim=-1, cluster_axis=1)
-        h = ttnn.rms_norm(h, epsilon=1e-06, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
-        return ttnn.linear(
-            h,
-            self.lm_head,
-            program_config=self.lm_head_decode,
-            compute_kernel_config=self.hifi4_fp32_kernel,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        h = ttnn.to_memory_config(
+            ttnn.rms_norm(h, epsilon=1e-06, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.lm_head_input_memory,
+        )
+        return ttnn.sharded_to_interleaved(
+            ttnn.linear(
+                h,
+                self.lm_head_0,
+                program_config=self.lm_head_0_decode,
+                compute_kernel_config=self.lm_head_kernel,
+                memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+            ),
+            ttnn.DRAM_MEMORY_CONFIG,
         )
 
 
@@ -1215,6 +1289,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
         """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
@@ -1250,6 +1342,18 @@ def chunked_linear(x, weight, programs, compute_kernel_config):
     y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
                     compute_kernel_config=compute_kernel_config)
     return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

@@ -395,7 +395,8 @@ class NanoTrickster:
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
         # decode: 256 -> 256 bf16, 1-D multicast over 8x1 cores, 1 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: blackhole: a DRAM-sharded matmul writes the first N cores of its
+        #   11-wide grid (not measured for the head's chunks)
         self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
             in0_block_w=1,

@@ -370,7 +370,7 @@ class Phi2:
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
         # decode: 2560 -> 51200 bf16, 1-D multicast over 8x8 cores, 25 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
+        #   (shared with prefill); not DRAM-sharded: a bias (not measured with a DRAM-sharded program)
         self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
             in0_block_w=1,

@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bf16 matrices, 2,205,810,688 bytes of device DRAM.
+Weights: bf16 matrices, 2,208,432,128 bytes of device DRAM.
 Context: up to 2,048 tokens (the spec's bound).
 KV cache (bf16): sized for 1 user at that context, 46,137,344 bytes of device DRAM
 (22,528 per user per position); allocate_cache refuses a cache that does not fit.
@@ -73,7 +73,7 @@ VOCAB = 32000  # the logits' width
 MAX_CONTEXT = 2048  # the longest sequence it accepts
 SPEC_BOUND = 2048  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 10666507520
+DRAM_BESIDE_WEIGHTS = 10663886080
 KV_CACHE_BYTES_PER_POSITION = 22528  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 30720  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 64000  # the head's output, per position (a prefill computes its last tile's)
@@ -383,23 +383,138 @@ class Tinyllama11b:
         self.embedding = weights.table(prefix + "embedding")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(22)]
         self.norm = weights.norm(prefix + "norm")
-        self.lm_head = weights.linear(prefix + "lm_head")
-        # decode: bf16 weights at HiFi4, fp32 accumulation
-        self.hifi4_fp32_kernel = ttnn.WormholeComputeKernelConfig(
+        # the LM head in 2 column chunks of 22688 (DRAM width-sharded over 12 banks, a [2048, 1920] shard each): each
+        #   fits L1
+        self.lm_head_0, self.lm_head_1 = weights.linear_chunks(
+            prefix + "lm_head",
+            (22688, 9312),
+            [
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [2048, 1920],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+                ttnn.MemoryConfig(
+                    ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+                    ttnn.BufferType.DRAM,
+                    ttnn.ShardSpec(
+                        ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(11, 0))]),
+                        [2048, 800],
+                        ttnn.ShardOrientation.ROW_MAJOR,
+                    ),
+                ),
+            ],
+        )
+        # prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of as many rows as fit L1 (a
+        #   table per chunk of 22688, 9312)
+        self.lm_head_prefill = [
+            {
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=89,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=89,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=89,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+            {
+                1024: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=2,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=4,
+                    per_core_N=37,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                256: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    in0_block_w=4,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=37,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                64: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 2),
+                    in0_block_w=4,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=37,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+                32: ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 1),
+                    in0_block_w=4,
+                    out_subblock_h=1,
+                    out_subblock_w=1,
+                    per_core_M=1,
+                    per_core_N=37,
+                    fused_activation=None,
+                    transpose_mcast=False,
+                    fuse_batch=False,
+                ),
+            },
+        ]
+        # the LM head's bf16 chunks at HiFi4, fp32 accumulation
+        self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
         )
-        # decode: 2048 -> 32000 bf16, 1-D multicast over 8x8 cores, 16 output tiles per core, weight DRAM-interleaved
-        #   (shared with prefill)
-        self.lm_head_decode = ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
-            in0_block_w=1,
-            out_subblock_h=1,
-            out_subblock_w=4,
-            per_core_M=1,
-            per_core_N=16,
-            fused_activation=None,
-            fuse_batch=True,
-            mcast_in0=True,
+        # decode: the head's input, L1 width-sharded over 8x8 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 7))]),
+                [32, 32],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
+        # decode: chunk 0 of the head, 2048 -> 22688, DRAM-sharded over 64 cores, 12 output tiles per core
+        self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=1, per_core_M=1, per_core_N=12, fused_activation=None
+        )
+        # decode: chunk 1 of the head, 2048 -> 9312, DRAM-sharded over 64 cores, 5 output tiles per core
+        self.lm_head_1_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
+            in0_block_w=1, per_core_M=1, per_core_N=5, fused_activation=None
         )
 
     def forward(self, tokens):
@@ -407,20 +522,46 @@ class Tinyllama11b:
         for layer in self.layers:
             h = layer(h)
         h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm)
-        return ttnn.linear(self.state.head_rows(h), self.lm_head)
+        return head_chunks_prefill(
+            self.state.head_rows(h), [self.lm_head_0, self.lm_head_1], self.lm_head_prefill, self.lm_head_kernel
+        )
 
     def decode_step(self, tokens):
         h = ttnn.embedding(tokens, self.embedding, layout=ttnn.TILE_LAYOUT)
         for layer in self.layers:
             h = layer.decode(h)
-        h = ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG)
-        return ttnn.linear(
-            h,
-            self.lm_head,
-            program_config=self.lm_head_decode,
-            compute_kernel_config=self.hifi4_fp32_kernel,
+        h = ttnn.to_memory_config(
+            ttnn.rms_norm(h, epsilon=1e-05, weight=self.norm, memory_config=ttnn.L1_MEMORY_CONFIG),
+            self.lm_head_input_memory,
+        )
+        logits = ttnn.concat(
+            [
+                ttnn.sharded_to_interleaved(
+                    ttnn.linear(
+                        h,
+                        self.lm_head_0,
+                        program_config=self.lm_head_0_decode,
+                        compute_kernel_config=self.lm_head_kernel,
+                        memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+                    ),
+                    ttnn.L1_MEMORY_CONFIG,
+                ),
+                ttnn.sharded_to_interleaved(
+                    ttnn.linear(
+                        h,
+                        self.lm_head_1,
+                        program_config=self.lm_head_1_decode,
+                        compute_kernel_config=self.lm_head_kernel,
+                        memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+                    ),
+                    ttnn.L1_MEMORY_CONFIG,
+                ),
+            ],
+            dim=-1,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
         )
+        ttnn.deallocate(h)
+        return logits
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
@@ -885,6 +1026,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     @staticmethod
     def _by_device(rows, qkv_heads, splits):
         """A fused QKV projection's rows reordered so each device's slice holds its own heads."""
@@ -906,6 +1065,32 @@ class Weights:
         """An embedding table; split="hidden": each device holds a slice of the features."""
         dims = [-1 if s == "hidden" else None for s in per_axis(split)]
         return self._upload(self._tensor(f"{module}.{which}"), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, dims)
+
+
+def chunked_linear(x, weight, programs, compute_kernel_config):
+    """x [..., rows, k] @ weight for a DRAM-sharded weight in prefill: the rows run as a batch of chunks of the
+    most rows `programs` (chunk rows -> 2-D multicast program config, largest first) has a program for that
+    divide them, each chunk with that program (ttnn's unconfigured matmul refuses a DRAM-sharded weight)."""
+    *lead, rows, k = x.shape
+    chunk = next(c for c in programs if rows % c == 0)
+    batch = rows // chunk
+    for d in lead:
+        batch *= d
+    y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
+                    compute_kernel_config=compute_kernel_config)
+    return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

@@ -87,8 +87,10 @@ def test_named_matmul_operands_are_the_programs_weight_matrices(captures):
             assert op["fidelity"] in ("LoFi", "HiFi2", "HiFi3", "HiFi4")
     head = [op for op in result["decode_ops"] if op["segment"] == "after" and op["weight"]
             and op["op"] == "MatmulDeviceOperation"]
-    assert [(op["weight"], op["inputs"][1]["shape"], op["inputs"][1]["dtype"]) for op in head] == \
-        [("lm_head", [D, VOCAB], "bfloat16")]
+    # the LM head in DRAM-sharded column chunks (one for the 512-entry vocabulary here), placed as lm_head_<i>
+    assert [(op["weight"], op["inputs"][1]["shape"], op["inputs"][1]["dtype"], op["inputs"][1]["memory"],
+             op["factory"]) for op in head] == [("lm_head_0", [D, VOCAB], "bfloat16", "DRAM width_sharded",
+                                                 DRAM_SHARDED)]
     assert shapes["layers.0.attn.wq.weight"] == (HEADS * HEAD_DIM, D)  # the spec's sizes, as read above
     assert shapes["layers.0.attn.wk.weight"] == (KV * HEAD_DIM, D)
     assert shapes["layers.0.mlp.w1.weight"] == (MLP, D)

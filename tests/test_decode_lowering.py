@@ -72,11 +72,11 @@ def _keywords(call: ast.Call) -> dict[str, str]:
 # (formats, each decode matmul's fidelity): per kind, and tt_transformers' performance preset per matrix
 # (model_config.py ModelOptimizations.performance: FF1/FF3 bfloat4_b at LoFi, the rest bfloat8_b at HiFi2)
 FIDELITIES = [(FORMATS, {"wqkv": "HiFi2", "wo": "HiFi2", "w1": "LoFi", "w3": "LoFi", "w2": "LoFi",
-                         "lm_head": "HiFi4"}),  # bf16 head: HiFi4
+                         "lm_head_0": "HiFi4"}),  # bf16 head: HiFi4
               ("performance", {"wqkv": "HiFi2", "wo": "HiFi2", "w1": "LoFi", "w3": "LoFi", "w2": "HiFi2",
-                               "lm_head": "HiFi2"}),
+                               "lm_head_0": "HiFi2"}),
               ("performance,ff2=bfloat4_b,wo=bf16", {"wqkv": "HiFi2", "wo": "HiFi4", "w1": "LoFi", "w3": "LoFi",
-                                                     "w2": "LoFi", "lm_head": "HiFi2"})]
+                                                     "w2": "LoFi", "lm_head_0": "HiFi2"})]
 
 
 @pytest.mark.parametrize("formats,expected", FIDELITIES)
@@ -86,10 +86,12 @@ def test_decode_matmuls_state_program_and_kernel_by_format(formats, expected):
     decode_linears = [c for f in _decode_methods(source).values() for c in _calls(f, "ttnn.linear")]
     prefill_linears = [c for f in _methods(source, "forward").values() for c in _calls(f, "ttnn.linear")]
     chunked = [c for f in _methods(source, "forward").values() for c in _calls(f, "chunked_linear")]
-    assert len(decode_linears) == 6  # wqkv, wo, w1, w3, w2, lm_head
-    # prefill: the layer matmuls read their DRAM-sharded weights with 2-D programs per chunk; the head as it was
-    assert len(chunked) == 5 and len(prefill_linears) == 1
-    assert all("program_config" not in _keywords(c) for c in prefill_linears)
+    assert len(decode_linears) == 6  # wqkv, wo, w1, w3, w2, and the LM head's one DRAM-sharded column chunk
+    # prefill: the layer matmuls read their DRAM-sharded weights with 2-D programs per chunk, the head's chunks too
+    head_prefill = [c for f in _methods(source, "forward").values() for c in _calls(f, "head_chunks_prefill")]
+    assert len(chunked) == 5 and len(head_prefill) == 1 and not prefill_linears
+    chunks = _calls(ast.parse(source), "weights.linear_chunks")
+    assert len(chunks) == 1 and "WIDTH_SHARDED" in ast.unparse(chunks[0]) and "DRAM" in ast.unparse(chunks[0])
     fidelities = {}
     for call in decode_linears:
         options = _keywords(call)
@@ -98,6 +100,9 @@ def test_decode_matmuls_state_program_and_kernel_by_format(formats, expected):
         kernel = members[options["compute_kernel_config"].removeprefix("self.")][1]
         fidelities[weight] = _keywords(kernel)["math_fidelity"].rsplit(".", 1)[-1]
     assert fidelities == expected
+    head = [c for c in decode_linears if ast.unparse(c.args[1]) == "self.lm_head_0"]
+    program = members[_keywords(head[0])["program_config"].removeprefix("self.")][1]
+    assert ast.unparse(program.func) == "ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig"
 
 
 def test_each_decode_program_covers_the_output_tiles_once():
@@ -224,8 +229,12 @@ def test_layer_matmuls_are_dram_sharded_where_the_plan_serves(target):
     if target == "galaxy":
         assert not sharded and "not DRAM-sharded: a 2-D mesh (Galaxy)" in source
         return
-    assert sorted(sharded) == ["w1_decode", "w2_decode", "w3_decode", "wo_decode", "wqkv_decode"]
+    head = [attr for attr in sharded if attr.startswith("lm_head_")]  # the LM head's chunks (lower_head.py)
+    assert head and sorted(set(sharded) - set(head)) == ["w1_decode", "w2_decode", "w3_decode", "wo_decode",
+                                                          "wqkv_decode"]
     for attr, (comment, value) in sharded.items():
+        if attr in head:
+            continue
         k, n, cores = map(int, re.search(r"(\d+) -> (\d+), DRAM-sharded over (\d+) cores", comment).groups())
         options = {key: int(v) for key, v in _keywords(value).items() if v.isdigit()}
         tiles = -(-n // 32)

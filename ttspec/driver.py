@@ -239,11 +239,13 @@ def _prepare(model: Model, options: Options, strategy: str, shared: Lowered) -> 
 
 
 def dram_sharded(lowered: Model, plan: ShardPlan, target: Target, weights_dtype: WeightFormats):
-    """The matrices the TT-NN program of `lowered` DRAM-shards (its backend's layer plan): the memory model counts
-    their banks' whole shards."""
+    """The matrices the TT-NN program of `lowered` DRAM-shards (its backend's layer plan, and the LM head's column
+    chunks): the memory model counts their banks' whole shards."""
+    from .backends.ttnn.lower_head import head_matrices
     from .backends.ttnn.lower_matmul import sharded_matrices
 
-    return sharded_matrices(lowered.graph, plan, target, weights_dtype)
+    return sharded_matrices(lowered.graph, plan, target, weights_dtype) + head_matrices(lowered.graph, plan, target,
+                                                                                       weights_dtype)
 
 
 def build(model: Model, options: Options) -> Build:

@@ -147,6 +147,9 @@ def _record_weight_matrices(module) -> dict[int, str]:
             tensor = _place(self, name, *args, **kwargs)
             if hasattr(tensor, "buffer_address") and isinstance(name, str):
                 names[tensor.buffer_address()] = name
+            elif isinstance(tensor, list) and isinstance(name, str):  # column chunks (the LM head's): name_i
+                names.update({t.buffer_address(): f"{name}_{i}" for i, t in enumerate(tensor)
+                              if hasattr(t, "buffer_address")})
             return tensor
 
         setattr(weights_class, attribute, recorded)

@@ -32,6 +32,7 @@ from ..common.plan import ClassPlan, Leaf, all_classes, model_plan
 from ..common.printer import print_stmt
 from ..common.pyast import Assign, BinOp, Comprehension, Const, Expr, ExprStmt, FString, Name, Stmt, Tuple, call, name
 from ..common.render import display_path, hf_rules, with_runtime
+from . import lower_head
 from . import lower_matmul as dram
 from .lower import LOWERINGS
 from .program import ttnn_program
@@ -87,7 +88,7 @@ class TTNNBackend(Backend):
         if self.mode != "decode":
             return self.lowering(node).expr_for(self.mode)(node, args, refs, ctx)
         expr = self.lowering(node).expr_for(self.mode)(node, dram.adapt_args(node, args, ctx), refs, ctx)
-        return dram.adapt_output(node, expr, ctx)
+        return lower_head.adapt_output(node, dram.adapt_output(node, expr, ctx), ctx)
 
     def release(self, node: Node, var: Expr, plan: ClassPlan) -> Stmt | None:
         """In decode, `ttnn.deallocate` at a value's last use (tt_transformers' decode frees each activation so):

@@ -48,6 +48,7 @@ from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
 from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
+from . import lower_head
 from . import lower_matmul as dram
 from .configs.decode import decode_sdpa
 from .decode_chain import CHAIN_COLLECTIVES, decode_chain, held_heads, local_heads, local_kv_heads, pairs_permuted
@@ -132,6 +133,9 @@ def _load_linear(node, refs, ctx) -> list[Stmt]:
             common["qkv_heads"] = Tuple((Const(fused.heads), Const(fused.kv_heads)))
         if Placement.VOCAB in where:
             common["rows"] = Const(node.shard.padded_out)
+    chunks = lower_head.load_chunks(node, refs, ctx, refs.module, {**common, **weight_only})
+    if chunks is not None:  # the LM head in DRAM-sharded column chunks (lower_head.py); it has no bias
+        return chunks
     lines: list[Stmt] = [Assign(refs["weight"], call("weights.linear", refs.module, **common, **weight_only))]
     if node.attrs.bias:
         lines.append(Assign(refs["bias"], call("weights.bias", refs.module, **common)))
@@ -153,6 +157,9 @@ def _load_tied(node, refs, ctx) -> list[Stmt]:
         options["rows"] = Const(node.shard.padded_out)
     options.update(_dtype(ctx, node))
     tied_module = Const(node.attrs.weight.name.rsplit(".", 1)[0])
+    chunks = lower_head.load_chunks(node, refs, ctx, tied_module, options)
+    if chunks is not None:  # tied: the chunks are the head's own copy of the table (the embedding keeps its own)
+        return chunks
     lines: list[Stmt] = [Comment("tied: a TILE copy of the embedding table"),
                          Assign(refs["weight"], call("weights.linear", tied_module, **options))]
     if node.attrs.bias:
@@ -175,6 +182,8 @@ def _load_norm(node, refs, ctx) -> list[Stmt]:
 # ---------------------------------------------------------------- ops
 def _linear(node, args, refs, ctx) -> Expr:
     planned = dram.linear_prefill(node, args, refs, ctx)
+    if planned is None:
+        planned = lower_head.prefill(node, head_input(node, args[0], ctx), refs, ctx)
     if planned is not None:
         return planned
     options: dict[str, Expr] = {}
@@ -199,7 +208,10 @@ def _linear_decode(node, args, refs, ctx) -> Expr:
     planned = dram.linear_decode(node, args, refs, ctx)
     if planned is not None:
         return planned
-    chosen = decode_linear(node, ctx, dram.fallback_reason(node, ctx))
+    chunked = lower_head.decode(node, args, refs, ctx, _decode_memory(node, ctx))
+    if chunked is not None:
+        return chunked
+    chosen = decode_linear(node, ctx, dram.fallback_reason(node, ctx) or lower_head.head_reason(node, ctx))
     options: dict[str, Expr] = {}
     if node.attrs.bias:
         options["bias"] = refs["bias"]

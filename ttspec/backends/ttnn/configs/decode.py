@@ -11,6 +11,7 @@ from ...common.pyast import Node
 from .rules import (
     BLACKHOLE_LM_HEAD_COLUMNS,
     LM_HEAD_COLUMNS_PER_CORE,
+    TILE_BYTES,
     ConfigError,
     Role,
     cores_for_k,
@@ -185,12 +186,16 @@ class LMHead(Node):
         return tuple(sum(self.widths[:i]) for i in range(len(self.widths)))
 
 
-def lm_head_columns(k: int, target: Target) -> int:
-    """The most columns one chunk may have: tt_transformers' L1 budget per core times the head's cores,
-    in whole tiles so that every chunk but the last starts and ends on a tile."""
+def lm_head_columns(k: int, target: Target, weight_format: str = "bfloat8_b") -> int:
+    """The most columns one chunk may have: tt_transformers' L1 budget per core times the head's cores
+    (measured for bfloat8_b; a wider format's tiles take proportionally fewer columns), in whole tiles so that
+    every chunk but the last starts and ends on a tile."""
     if target.arch == "blackhole":
         return BLACKHOLE_LM_HEAD_COLUMNS
-    return LM_HEAD_COLUMNS_PER_CORE * lm_head_cores(k, target) // TILE * TILE
+    columns = LM_HEAD_COLUMNS_PER_CORE * lm_head_cores(k, target)
+    if TILE_BYTES[weight_format] > TILE_BYTES["bfloat8_b"]:
+        columns = columns * TILE_BYTES["bfloat8_b"] // TILE_BYTES[weight_format]
+    return columns // TILE * TILE
 
 
 def lm_head_chunks(k: int, vocab: int, weight_format: str, target: Target, *, devices: int = 1,
@@ -198,7 +203,7 @@ def lm_head_chunks(k: int, vocab: int, weight_format: str, target: Target, *, de
     """Split one chip's `vocab / devices` head columns into equal chunks of at most `lm_head_columns`
     (the last takes the rest), each a DRAM-sharded matmul on the LM-head grid."""
     columns = ceil(vocab / devices)
-    most = lm_head_columns(k, target)
+    most = lm_head_columns(k, target, weight_format)
     count = ceil(columns / most)
     widths = (most,) * (count - 1) + (columns - most * (count - 1),)
     cores = lm_head_cores(k, target)

@@ -65,6 +65,24 @@ class Weights:
         dims = [{"column": -1, "row": -2}.get(s) for s in splits]
         return self._upload(weight.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory)
 
+    def linear_chunks(self, module, widths, memories, split=None, rows=None, dtype=None):
+        """An LM head's [out, in] weight as column chunks of ttnn.linear's [in, out] operand: chunk i holds
+        `widths[i]` columns of each device's output slice (split="column": the vocabulary split over a mesh
+        axis, `rows` its zero-padded length), placed as memories[i] says (width-sharded over the DRAM banks)."""
+        weight = self._get(module, "weight")
+        if rows and rows > weight.shape[0]:
+            weight = torch.nn.functional.pad(weight, (0, 0, 0, rows - weight.shape[0]))
+        splits = per_axis(split)
+        devices = MESH_SHAPE[splits.index("column")] if "column" in splits else 1
+        per = weight.shape[0] // devices
+        dims = [-1 if s == "column" else None for s in splits]
+        chunks, start = [], 0
+        for width, memory in zip(widths, memories, strict=True):
+            part = torch.cat([weight[d * per + start : d * per + start + width] for d in range(devices)])
+            chunks.append(self._upload(part.T.contiguous(), dtype or self.dtype, ttnn.TILE_LAYOUT, dims, memory))
+            start += width
+        return chunks
+
     def bias(self, module, parts=None, split=None, qkv_heads=None, rows=None, heads=None, head_dim=None,
              rope_pairs=None):
         bias = self._get(module, "bias", parts)
@@ -118,6 +136,18 @@ def chunked_linear(x, weight, programs, compute_kernel_config):
     y = ttnn.linear(ttnn.reshape(x, (batch, chunk, k)), weight, program_config=programs[chunk],
                     compute_kernel_config=compute_kernel_config)
     return ttnn.reshape(y, (*lead, rows, y.shape[-1]))
+
+
+def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
+    """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
+    (programs[i]: chunk rows -> program for chunk i), then one concat."""
+    outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
+    if len(outputs) == 1:
+        return outputs[0]
+    logits = ttnn.concat(outputs, dim=-1)
+    for y in outputs:
+        ttnn.deallocate(y)
+    return logits
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
