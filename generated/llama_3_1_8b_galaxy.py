@@ -726,6 +726,16 @@ class Llama318b:
         self.embedding = weights.table(prefix + "embedding", split="hidden")
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(32)]
         self.norm = weights.norm(prefix + "norm")
+        # decode: the head's input, L1 width-sharded over 8x8 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 7))]),
+                [32, 64],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         # the LM head in one column chunk of 16032 (DRAM width-sharded over 12 banks, a [4096, 1344] shard each): each
         #   fits L1
         self.lm_head_0, = weights.linear_chunks(
@@ -797,16 +807,6 @@ class Llama318b:
         # the LM head's bfloat8_b chunks at HiFi2, 16-bit accumulation
         self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
-        )
-        # decode: the head's input, L1 width-sharded over 8x8 cores
-        self.lm_head_input_memory = ttnn.MemoryConfig(
-            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
-            ttnn.BufferType.L1,
-            ttnn.ShardSpec(
-                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 7))]),
-                [32, 64],
-                ttnn.ShardOrientation.ROW_MAJOR,
-            ),
         )
         # decode: chunk 0 of the head, 4096 -> 16032, DRAM-sharded over 64 cores, 8 output tiles per core
         self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
@@ -1363,12 +1363,12 @@ def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
     """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
     (programs[i]: chunk rows -> program for chunk i), then one concat."""
     outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
-    if len(outputs) == 1:
-        return outputs[0]
-    logits = ttnn.concat(outputs, dim=-1)
-    for y in outputs:
-        ttnn.deallocate(y)
-    return logits
+    if len(outputs) > 1:
+        logits = ttnn.concat(outputs, dim=-1)
+        for y in outputs:
+            ttnn.deallocate(y)
+        return logits
+    return outputs[0]
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

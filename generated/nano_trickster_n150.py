@@ -691,6 +691,16 @@ class NanoTrickster:
         )
         self.layers = [Decoder(weights, f"{prefix}layers.{i}.") for i in range(6)]
         self.norm = weights.norm(prefix + "norm")
+        # decode: the head's input, L1 width-sharded over 8x1 cores
+        self.lm_head_input_memory = ttnn.MemoryConfig(
+            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            ttnn.BufferType.L1,
+            ttnn.ShardSpec(
+                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))]),
+                [32, 32],
+                ttnn.ShardOrientation.ROW_MAJOR,
+            ),
+        )
         # the LM head in one column chunk of 256 (DRAM width-sharded over 12 banks, a [256, 32] shard each): each fits
         #   L1
         self.lm_head_0, = weights.linear_chunks(
@@ -761,16 +771,6 @@ class NanoTrickster:
         # the LM head's bf16 chunks at HiFi4, fp32 accumulation
         self.lm_head_kernel = ttnn.WormholeComputeKernelConfig(
             math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
-        )
-        # decode: the head's input, L1 width-sharded over 8x1 cores
-        self.lm_head_input_memory = ttnn.MemoryConfig(
-            ttnn.TensorMemoryLayout.WIDTH_SHARDED,
-            ttnn.BufferType.L1,
-            ttnn.ShardSpec(
-                ttnn.CoreRangeSet([ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))]),
-                [32, 32],
-                ttnn.ShardOrientation.ROW_MAJOR,
-            ),
         )
         # decode: chunk 0 of the head, 256 -> 256, DRAM-sharded over 8 cores, 1 output tiles per core
         self.lm_head_0_decode = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
@@ -1330,12 +1330,12 @@ def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
     """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
     (programs[i]: chunk rows -> program for chunk i), then one concat."""
     outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
-    if len(outputs) == 1:
-        return outputs[0]
-    logits = ttnn.concat(outputs, dim=-1)
-    for y in outputs:
-        ttnn.deallocate(y)
-    return logits
+    if len(outputs) > 1:
+        logits = ttnn.concat(outputs, dim=-1)
+        for y in outputs:
+            ttnn.deallocate(y)
+        return logits
+    return outputs[0]
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:

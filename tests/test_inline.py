@@ -37,7 +37,7 @@ from .test_printer import programs
 TTNN_HEADER = [Assign(Name("TILE"), Const(32)), Assign(Name("TRACE_REGION"), Const(1)),
                Assign(Name("WEIGHTS_DTYPE"), Const(None)), Assign(Name("MESH_SHAPE"), Const(None)),
                Assign(Name("TP_AXIS"), Const(1)), Assign(Name("DATA_PARALLEL"), Const(False)),
-               Assign(Name("LOGITS_SPLIT"), Const(False))]
+               Assign(Name("LOGITS_SPLIT"), Const(False)), Assign(Name("FABRIC"), Const(None))]
 
 
 def inlined(body, api=(), header=TTNN_HEADER, dirs=("ttnn", "common")) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import NamedTuple
 
-from ..ops import LINEAR, TIED_LINEAR
+from ..ops import ALL_GATHER, ALL_REDUCE, LINEAR, REDUCE_SCATTER, TIED_LINEAR
 
 WEIGHT_MATMULS = (LINEAR.name, TIED_LINEAR.name)
 
@@ -100,7 +100,8 @@ class DecodeProgram(NamedTuple):
                 "reads": "sampled ids" if self.reads_ids else "logits"}
 
 
-COLLECTIVE_CALLS = ("all_gather", "reduce_scatter", "all_reduce", "all_broadcast")
+# ttnn's collective calls carry the names of the ops they lower (ttnn.all_gather for all_gather, ...)
+COLLECTIVE_CALLS = (ALL_GATHER.name, REDUCE_SCATTER.name, ALL_REDUCE.name, "all_broadcast")
 
 
 def _is_collective(call: str) -> bool:

@@ -305,9 +305,11 @@ def _value(e: Expr):
 
 
 def _target(e: Expr):
-    """An assignment's or a loop's target, never broken: `q, k, v`."""
+    """An assignment's or a loop's target: `q, k, v`, unbroken; a tuple too long for half a line in parentheses,
+    which break like any tuple (`(self.lm_head_0, ..., self.lm_head_23) = ...`)."""
     if isinstance(e, Tuple):
-        return ", ".join(_flat(i) for i in e.items) + ("," if len(e.items) == 1 else "")
+        flat = ", ".join(_flat(i) for i in e.items) + ("," if len(e.items) == 1 else "")
+        return doc(e) if len(flat) > WIDTH // 2 else flat
     return doc(e)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 
 from ...analysis.program import COLLECTIVE_CALLS, DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
+from ...ops import ALL_GATHER, ALL_REDUCE, LINEAR, REDUCE_SCATTER
 
 # ttnn calls that dispatch no device op (views, host transfers, deallocation, config and shape builders)
 NOT_DEVICE = {"deallocate", "reshape", "unsqueeze", "squeeze", "from_torch", "to_torch", "get_device_tensors",
@@ -32,10 +33,10 @@ NOT_DEVICE = {"deallocate", "reshape", "unsqueeze", "squeeze", "from_torch", "to
 FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARDED,
              "MatmulMultiCoreReuseMultiCast1DProgramConfig": MCAST_1D,
              "MatmulMultiCoreReuseMultiCastProgramConfig": MCAST_2D}
-MATMUL_CALLS = {"linear", "matmul"}
+MATMUL_CALLS = {LINEAR.name, "matmul"}  # ttnn.linear lowers the linear op
 # ttnn calls that dispatch more than one device op, as the mock device's capture shows them (ttnn 0.81.1, Galaxy
 # 8x4 with FABRIC_1D): all_reduce over a mesh axis runs a ReduceScatter then an AllGather
-COMPOSITES = {"all_reduce": ("reduce_scatter", "all_gather")}
+COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name)}
 SAMPLING_CALLS = {"argmax", "sampling", "topk"}
 
 
@@ -145,6 +146,9 @@ def _value(node, constants: dict[str, object], modes: dict[str, object]):
         return node.value
     if isinstance(node, ast.Name):
         return constants.get(node.id, _UNKNOWN)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Name)):
+        return constants.get(f"len({node.args[0].id})", _UNKNOWN)
     if isinstance(node, ast.Attribute) and node.attr in modes:  # `state.decoding`, `self.state.mode`
         return modes[node.attr]
     return _UNKNOWN
@@ -184,6 +188,15 @@ def _bound_arguments(fn: ast.FunctionDef, call: ast.Call, caller) -> dict:
     return out
 
 
+def _bound_lengths(fn: ast.FunctionDef, call: ast.Call | None, outer: dict[str, int]) -> dict[str, int]:
+    """The parameters of `fn` that `call` binds to sequences of known length (`[self.lm_head_0]`)."""
+    if call is None:
+        return {}
+    params = [a.arg for a in fn.args.args]
+    bound = dict(zip(params, call.args)) | {k.arg: k.value for k in call.keywords if k.arg}
+    return {name: n for name, value in bound.items() if (n := _length(value, outer))}
+
+
 def _length(node, lengths: dict[str, int]) -> int:
     """How many items a sequence expression holds, where the program's text says (0: unknown): a literal tuple or
     list, a comprehension over one, `tuple(...)` / `list(...)` of one, a name bound to one, or a call whose lambda
@@ -197,6 +210,11 @@ def _length(node, lengths: dict[str, int]) -> int:
     if isinstance(node, ast.Call):
         if _callee_name(node) in ("tuple", "list") and len(node.args) == 1:
             return _length(node.args[0], lengths)
+        if _callee_name(node) == "zip" and node.args:  # as long as its shortest argument (strict: as any of them)
+            counts = [_length(a, lengths) for a in node.args]
+            strict = any(k.arg == "strict" and getattr(k.value, "value", False) for k in node.keywords)
+            known = [c for c in counts if c]
+            return (known[0] if known else 0) if strict else (min(counts) if all(counts) else 0)
         made = [a.body for a in node.args if isinstance(a, ast.Lambda)]
         if len(made) == 1:
             return _length(made[0], lengths)
@@ -218,6 +236,9 @@ class _Walker:
         names = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
         self.classes = {n.name: _Class(n, names) for n in tree.body if isinstance(n, ast.ClassDef)}
         self.functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        # the header's literal constants (LOGITS_SPLIT = False, ...): conditions on them are decided, not guessed
+        self.header = {n.targets[0].id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                       and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)}
         owners: dict[str, list[str]] = {}
         for c in self.classes.values():
             for m in c.methods:
@@ -236,6 +257,11 @@ class _Walker:
         self.modes: dict[str, object] = {"decoding": True, "mode": "decode"}  # the run state's, in the phase walked
         self.lengths: dict[str, int] = {}  # its local names bound to sequences of known length
 
+    def known(self) -> dict[str, object]:
+        """What a condition here may read: the header's constants, the parameters bound to constants, and the
+        lengths of local sequences whose length is known (`len(outputs)`)."""
+        return {**self.header, **self.constants, **{f"len({k})": n for k, n in self.lengths.items()}}
+
     # -- statements -------------------------------------------------------------------------
     def body(self, stmts, cls: _Class | None, local: dict[str, _Class]):
         for stmt in stmts:
@@ -250,7 +276,7 @@ class _Walker:
                     continue
                 self.body(stmt.body, cls, local)
             elif isinstance(stmt, ast.If):
-                known = _truth(stmt.test, self.constants, self.modes)
+                known = _truth(stmt.test, self.known(), self.modes)
                 self.expr(stmt.test, cls, local)
                 self.body(stmt.orelse if known is False else stmt.body, cls, local)  # (see the module doc)
             elif isinstance(stmt, (ast.With, ast.Try)):
@@ -269,7 +295,7 @@ class _Walker:
         if isinstance(node, ast.Lambda):
             return
         if isinstance(node, ast.IfExp):
-            known = _truth(node.test, self.constants, self.modes)
+            known = _truth(node.test, self.known(), self.modes)
             self.expr(node.test, cls, local)
             self.expr(node.orelse if known is False else node.body, cls, local)
             return
@@ -333,7 +359,7 @@ class _Walker:
         if key in self.stack or key in self.done:
             return
         saved = self.constants, self.lengths, self.aliases
-        self.constants, self.lengths = _bound_constants(fn, call), {}
+        self.constants, self.lengths = _bound_constants(fn, call), _bound_lengths(fn, call, self.lengths)
         self.aliases = _bound_arguments(fn, call, caller) if cls is None and call is not None else {}
         self.stack.append(key)
         self.body(fn.body, cls, {})

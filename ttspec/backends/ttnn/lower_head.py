@@ -115,7 +115,8 @@ def adapt_output(node, expr: Expr, ctx) -> Expr:
     readers = [ctx.graph.node(u) for u in ctx.graph.users.get(node.id, ())]
     if len(readers) != 1 or head_plan(readers[0], ctx)[0] is None:
         return expr
-    return call("ttnn.to_memory_config", expr, _input_member(readers[0], head_plan(readers[0], ctx)[0], ctx))
+    # the member belongs to the class emitting `node` (the head may sit in another block's class)
+    return call("ttnn.to_memory_config", expr, _input_member(node, head_plan(readers[0], ctx)[0], ctx))
 
 
 def _input_member(node, head: LMHead, ctx) -> Expr:

@@ -29,7 +29,7 @@ from typing import NamedTuple
 from ...analysis.memory import ShardedMatrix
 from ...ir.graph import Graph, Node, all_nodes, layer_variants
 from ...ir.sharding import ShardPlan
-from ...ops import ADD, ALL_GATHER, EMBEDDING, LAYER_NORM, LINEAR, MERGE_HEADS, MUL, REDUCE_SCATTER, RMS_NORM
+from ...ops import ADD, ALL_GATHER, EMBEDDING, LAYER_NORM, LINEAR, MERGE_HEADS, MUL, REDUCE_SCATTER, RMS_NORM, SILU
 from ...ops.linear import fused_qkv
 from ...ops.queries import kind_of
 from ...targets import TILE
@@ -199,7 +199,7 @@ def _linear(body: Graph, node: Node, ids: set, plan: LayerPlan, ctx) -> str | No
     if node.attrs.bias:
         return "a bias (not measured with a DRAM-sharded program)"
     users = body.users.get(node.id, ())
-    if node.attrs.activation and not (node.attrs.activation == "silu" and len(users) == 1
+    if node.attrs.activation and not (node.attrs.activation == SILU.name and len(users) == 1
                                       and body.node(users[0]).op == MUL.name):
         return f"a fused {node.attrs.activation} (the decode step fuses only SwiGLU's SiLU, into the multiply)"
     k, n = local_matmul_shape(node, ctx)
@@ -235,7 +235,7 @@ def _linear(body: Graph, node: Node, ids: set, plan: LayerPlan, ctx) -> str | No
 
 
 def _prefill_activation(node: Node):
-    return "SILU" if node.attrs.activation == "silu" else None
+    return "SILU" if node.attrs.activation == SILU.name else None
 
 
 # ---------------------------------------------------------------- which values are sharded in decode

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 
 from ...analysis.program import DecodeProgram
-from .decode_facts import _fabric, _Walker
+from .decode_facts import MATMUL_CALLS, _fabric, _Walker
 
 TILE = 32
 
@@ -36,7 +36,9 @@ def prefill_program(source: str) -> DecodeProgram:
         b["before"] += b.pop("layer")
         b["layer"] = []
     after = b["after"]
-    head = next((i for i, op in enumerate(after) if op.weight), None)
+    # the head: the first matmul after the layers (named by its weight member, or inside head_chunks_prefill)
+    head = next((i for i, op in enumerate(after) if op.weight or op.op.rsplit(".", 1)[-1] in MATMUL_CALLS),
+                None)
     sliced = head is not None and any(op.op.endswith(".slice") for op in after[:head])
     return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + after), walker.layers, _fabric(tree),
                          len(walker.step_inputs), False, walker.cycle, head_rows=TILE if sliced else 0)

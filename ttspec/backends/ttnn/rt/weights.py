@@ -142,12 +142,12 @@ def head_chunks_prefill(x, chunks, programs, compute_kernel_config):
     """The LM head over DRAM-sharded column chunks in prefill: each chunk with chunked_linear's 2-D programs
     (programs[i]: chunk rows -> program for chunk i), then one concat."""
     outputs = [chunked_linear(x, w, p, compute_kernel_config) for w, p in zip(chunks, programs, strict=True)]
-    if len(outputs) == 1:
-        return outputs[0]
-    logits = ttnn.concat(outputs, dim=-1)
-    for y in outputs:
-        ttnn.deallocate(y)
-    return logits
+    if len(outputs) > 1:
+        logits = ttnn.concat(outputs, dim=-1)
+        for y in outputs:
+            ttnn.deallocate(y)
+        return logits
+    return outputs[0]
 
 
 def adjacent_rope_pairs(rows: torch.Tensor, heads: int, kv_heads: int) -> torch.Tensor:
