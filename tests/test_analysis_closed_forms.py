@@ -69,13 +69,14 @@ def weights_tp(tp: int) -> dict[str, int]:
     """Weights per chip, by kind, under 1-D tensor parallelism over `tp` chips (Megatron): q, k, v and the
     MLP's up projection column-parallel (output features split, their biases too), wo and the MLP's down
     projection row-parallel (input features split; the bias whole on every chip, which adds bias / tp), the
-    head split by vocabulary, the embedding table (bf16 row-major) split on hidden with the residual
-    stream, norms replicated."""
+    head split by vocabulary (its DRAM shards padded to whole tiles per bank), the embedding table (bf16
+    row-major) split on hidden with the residual stream, norms replicated."""
     qkv = 3 * HEADS * HEAD_DIM
     return {
         "attention": LAYERS * (matrix(qkv // tp, D) + matrix(D, HEADS * HEAD_DIM // tp)),
         "embedding": VOCAB * (D // tp) * BF16,
-        "head": matrix(VOCAB // tp, D),
+        # the head (no bias) one DRAM-sharded column chunk: 12 Wormhole banks, each a whole shard of 32-column tiles
+        "head": D * -(-(VOCAB // tp) // (12 * 32)) * 12 * 32 * BF16,
         "mlp": LAYERS * (matrix(MLP // tp, D) + vector(MLP // tp) + matrix(D, MLP // tp) + vector(D)),
         "norm": (2 * LAYERS + 1) * 2 * vector(D),  # LayerNorm: weight and bias
     }
