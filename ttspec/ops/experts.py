@@ -101,6 +101,12 @@ def active_fraction(graph, node) -> Fraction | None:
     return Fraction(node.attrs.top_k, graph.params[node.params["w1"]].shape[0])
 
 
+def experts_read(top_k: int, experts: int, tokens: int) -> float:
+    """The expected number of distinct experts `tokens` tokens use, each its top_k of `experts` with the
+    choices taken as independent and uniform: E * (1 - (1 - k/E)^tokens) (what a step reads of the bank)."""
+    return experts * (1 - (1 - top_k / experts) ** max(tokens, 1))
+
+
 # ---------------------------------------------------------------- sharding
 def _shard_whole(planner, node, layouts):
     """Every chip holds every expert and computes the whole sum from complete values (experts over a
