@@ -111,3 +111,30 @@ def test_params_cli_shows_active(run_cli):
 def test_dense_models_are_all_active(run_cli):
     report = json.loads(run_cli("params", ROOT / "specs" / "llama-gqa-tiny.arch", "--json").stdout)
     assert report["active"] == report["total"]
+
+
+def test_memory_model_stores_expert_banks_in_the_weight_format(models):
+    """Each expert's [hidden, d] matrix in whole 32x32 tiles of the chosen format: bfloat8_b is 1088 bytes
+    per 1024 values, bfloat4_b 576 (the router's [8, 128] weight pads to [32, 128])."""
+    from ttspec.analysis.memory import check_weight_formats, weight_bytes_by_kind
+    from ttspec.weight_formats import parse
+
+    model, _ = models["mixtral"]
+    layers, experts, hidden, d = 2, 8, 256, 128
+    bank = layers * 3 * experts * hidden * d
+    formats = parse("bfloat8_b,experts=bfloat4_b")
+    check_weight_formats(model, formats)  # `experts` names matrices: a kind --weights-dtype takes
+    got = weight_bytes_by_kind(model, formats)
+    assert got["experts"] == bank * 576 // 1024
+    assert got["router"] == layers * 32 * d * 1088 // 1024
+    assert weight_bytes_by_kind(model, parse("bf16"))["experts"] == 2 * bank
+
+
+def test_expected_experts_a_step_reads():
+    """One token reads exactly its top_k experts; two read 2k less the k*k/E they share on average; many
+    read nearly all E."""
+    from ttspec.ops.experts import experts_read
+
+    assert experts_read(2, 8, 1) == pytest.approx(2)
+    assert experts_read(2, 8, 2) == pytest.approx(2 * 2 - 2 * 2 / 8)
+    assert experts_read(8, 64, 32) < experts_read(8, 64, 512) == pytest.approx(64, rel=1e-6)
