@@ -138,3 +138,15 @@ def test_expected_experts_a_step_reads():
     assert experts_read(2, 8, 1) == pytest.approx(2)
     assert experts_read(2, 8, 2) == pytest.approx(2 * 2 - 2 * 2 / 8)
     assert experts_read(8, 64, 32) < experts_read(8, 64, 512) == pytest.approx(64, rel=1e-6)
+
+
+@pytest.mark.parametrize("change,message", [
+    ("top_k = top_k, hidden", "top_k 9 exceeds the 8 experts"),
+    ("normalize = true", 'softmax must be "before" or "after", got "later"'),
+])
+def test_bad_moe_arguments_are_one_clear_error(run_cli, write_spec, change, message):
+    text = MIXTRAL_LIKE.read_text()
+    bad = {"top_k = top_k, hidden": "top_k = 9, hidden", "normalize = true": 'softmax = "later"'}[change]
+    result = run_cli("check", write_spec(text.replace(change, bad)))
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert ":21:13: error:" in result.stderr  # the spec's moe(...) call, the standard library's line as a note
