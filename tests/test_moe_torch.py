@@ -206,3 +206,19 @@ def test_olmoe_greedy_generate_equals_transformers(olmoe_pair):
             want = hf.generate(torch.tensor([prompt]), max_new_tokens=10, min_new_tokens=10, do_sample=False,
                                pad_token_id=0)[0, len(prompt):].tolist()
         assert ids == want
+
+
+def test_expert_banks_take_the_block_float_format():
+    """--weights-dtype bfloat8_b rounds each expert's matrices as a linear's (the device stores them so);
+    the bank differs from its float32 values, each expert equal to its own matrix rounded."""
+    from ttspec.weight_formats import parse
+
+    model = load_model(ROOT / "specs" / "moe-tiny.arch")
+    state = random_state_dict(model, seed=7)
+    module, net = build_torch(model, "specs/moe-tiny.arch", state, weights_dtype=parse("bfloat8_b"))
+    bank = state["layers.1.moe.experts.w2"]
+    got = net.layers[1].moe.experts.w2.detach()
+    assert not torch.equal(got, bank)
+    for e in (0, 5):
+        assert torch.equal(got[e], module.block_float(bank[e], "bfloat8_b"))
+    assert (got - bank).abs().max() <= bank.abs().max() * 2 ** -6  # 7 bits of magnitude per shared exponent
