@@ -1,5 +1,6 @@
-"""Attention pieces beside ttnn's own: splitting heads, and softcapped attention (Gemma 2), which
-ttnn's scaled_dot_product_attention cannot express."""
+"""Attention pieces beside ttnn's own: splitting heads, softcapped attention (Gemma 2), which
+ttnn's scaled_dot_product_attention cannot express, and non-causal attention (encoders), whose
+keys past the sequence's real length (its padding to whole tiles) are masked."""
 
 import torch
 import ttnn
@@ -25,29 +26,47 @@ def concat_heads_decode(heads, num_heads, sharded=False):
     return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
 
 
-def softcapped_attention(q, k, v, device, scale, softcap, window=None):
-    """Causal attention with logit softcapping (Gemma 2), which ttnn's scaled_dot_product_attention
+def softcapped_attention(q, k, v, device, scale, softcap, window=None, causal=True, length=None):
+    """Attention with logit softcapping (Gemma 2), which ttnn's scaled_dot_product_attention
     lacks, composed from golden-backed ops: logits = softcap * tanh(q k^T * scale / softcap), then
     the causal (and sliding-window) mask is added, softmax, times v. KV heads are repeated for
-    grouped queries (GQA, MQA)."""
+    grouped queries (GQA, MQA). Non-causal (`causal=False`): only keys at `length` and past (the
+    padding) are masked."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k = ttnn.repeat_interleave(k, groups, dim=1)
         v = ttnn.repeat_interleave(v, groups, dim=1)
     logits = ttnn.matmul(q, k, transpose_b=True)
     logits = ttnn.multiply(ttnn.tanh(ttnn.multiply(logits, scale / softcap)), softcap)
-    logits = ttnn.add(logits, attention_mask(q.shape[-2], window, device))
+    if causal or length is not None:
+        logits = ttnn.add(logits, attention_mask(q.shape[-2], window, device, causal, length))
     return ttnn.matmul(ttnn.softmax(logits, dim=-1), v)
 
 
-def attention_mask(seq, window, device):
+def bidirectional_attention(q, k, v, state, device, scale, softcap=None):
+    """Non-causal attention (encoder blocks): every query reads every key of the sequence but the
+    padding that rounds it up to whole tiles (state.length real positions; keys past them are masked,
+    so the padding reaches no real position). ttnn's SDPA with is_causal=False, the mask as its
+    attn_mask (which excludes is_causal); the softcapped composition where softcap is set."""
+    seq = q.shape[-2]
+    length = state.length if state.length is not None and state.length < seq else None
+    if softcap is not None:
+        return softcapped_attention(q, k, v, device, scale, softcap, causal=False, length=length)
+    mask = {} if length is None else {"attn_mask": attention_mask(seq, None, device, False, length)}
+    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=False, scale=scale, **mask)
+
+
+def attention_mask(seq, window, device, causal=True, length=None):
     """[1, 1, seq, seq]: 0 where query i may read key j (j <= i, and i - window < j with a window,
-    HF's sliding_window), -inf elsewhere; added to the attention logits."""
+    HF's sliding_window; every j without `causal`; only j < length with a `length`), -inf elsewhere;
+    added to the attention logits."""
     i = torch.arange(seq)[:, None]
     j = torch.arange(seq)[None, :]
-    allowed = j <= i
+    allowed = j <= i if causal else (i >= 0) & (j >= 0)
     if window is not None:
         allowed &= j > i - window
+    if length is not None:
+        allowed &= j < length
     mask = torch.zeros(seq, seq).masked_fill(~allowed, float("-inf"))[None, None]
     return ttnn.from_torch(mask, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device,
                            mesh_mapper=shard(device))
