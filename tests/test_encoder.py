@@ -11,7 +11,7 @@ bias) is BERT's."""
 
 import pytest
 
-from ttspec.driver import compile_source, load_model
+from ttspec.driver import compile_program, compile_source, load_model
 from ttspec.runtime.device import run_worker
 from ttspec.runtime.runner import golden_program, random_state_dict, run_torch
 from ttspec.targets import get_target
@@ -128,9 +128,13 @@ def test_encoder_forward_on_mock(target):
     """ttnn's mock device validates the forward (SDPA with is_causal=False and the padding mask, heads
     split over the T3K) with the weights allocated on it; 40 positions padded to 64."""
     model = load_model(SPEC)
-    source = compile_source(model, str(SPEC), target_of(target))
+    source, build = compile_program(model, str(SPEC), target_of(target))
     result = run_worker(model, source, "mock", target, state=None, tokens=torch.zeros(2, 40, dtype=torch.int64))
     assert tuple(result["logits"].shape) == (2, 40, 512)
+    assert build.memory.kv_bytes_per_token == 0  # no KV cache: the memory model counts none
+    predicted, allocated = build.memory.weights_total, result["dram_bytes_allocated"]
+    print(f"encoder-tiny on mock {target}: allocated {allocated:,} B per chip, planned {predicted:,}")
+    assert predicted <= allocated <= predicted * 1.005 + 8 * 2**20
 
 
 def test_encoder_programs_refuse_to_decode(bert, run_cli):
