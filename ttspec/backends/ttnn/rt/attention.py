@@ -26,47 +26,60 @@ def concat_heads_decode(heads, num_heads, sharded=False):
     return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
 
 
-def softcapped_attention(q, k, v, device, scale, softcap, window=None, causal=True, length=None):
+def softcapped_attention(q, k, v, device, scale, softcap, window=None, causal=True, mask=None):
     """Attention with logit softcapping (Gemma 2), which ttnn's scaled_dot_product_attention
     lacks, composed from golden-backed ops: logits = softcap * tanh(q k^T * scale / softcap), then
     the causal (and sliding-window) mask is added, softmax, times v. KV heads are repeated for
-    grouped queries (GQA, MQA). Non-causal (`causal=False`): only keys at `length` and past (the
-    padding) are masked."""
+    grouped queries (GQA, MQA). Non-causal (`causal=False`): `mask` is added instead (the padding's,
+    or None)."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k = ttnn.repeat_interleave(k, groups, dim=1)
         v = ttnn.repeat_interleave(v, groups, dim=1)
     logits = ttnn.matmul(q, k, transpose_b=True)
     logits = ttnn.multiply(ttnn.tanh(ttnn.multiply(logits, scale / softcap)), softcap)
-    if causal or length is not None:
-        logits = ttnn.add(logits, attention_mask(q.shape[-2], window, device, causal, length))
+    if causal:
+        mask = attention_mask(q.shape[-2], window, device)
+    if mask is not None:
+        logits = ttnn.add(logits, mask)
     return ttnn.matmul(ttnn.softmax(logits, dim=-1), v)
 
 
 def bidirectional_attention(q, k, v, state, device, scale, softcap=None):
     """Non-causal attention (encoder blocks): every query reads every key of the sequence but the
-    padding that rounds it up to whole tiles (state.length real positions; keys past them are masked,
-    so the padding reaches no real position). ttnn's SDPA with is_causal=False, the mask as its
+    padding that rounds it up to whole tiles (keys past state.length, the real positions, are masked,
+    so the padding reaches no real position). ttnn's SDPA with is_causal=False and the mask as its
     attn_mask (which excludes is_causal); the softcapped composition where softcap is set."""
-    seq = q.shape[-2]
-    length = state.length if state.length is not None and state.length < seq else None
+    mask = padding_mask(q.shape[-2], state, device)
     if softcap is not None:
-        return softcapped_attention(q, k, v, device, scale, softcap, causal=False, length=length)
-    mask = {} if length is None else {"attn_mask": attention_mask(seq, None, device, False, length)}
-    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=False, scale=scale, **mask)
+        return softcapped_attention(q, k, v, device, scale, softcap, causal=False, mask=mask)
+    masked = {} if mask is None else {"attn_mask": mask}
+    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=False, scale=scale, **masked)
 
 
-def attention_mask(seq, window, device, causal=True, length=None):
+def padding_mask(seq, state, device):
+    """[1, 1, seq, seq]: -inf on the keys past state.length (the padding to whole tiles), 0 elsewhere; None
+    when the sequence fills its tiles. Made once per call of the model, for all its layers (state.padding_mask,
+    which the call drops at its end)."""
+    length = state.length
+    if length is None or length >= seq:
+        return None
+    if state.padding_mask is None:
+        mask = torch.zeros(seq, seq)
+        mask[:, length:] = float("-inf")
+        state.padding_mask = ttnn.from_torch(mask[None, None], dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
+                                             device=device, mesh_mapper=shard(device))
+    return state.padding_mask
+
+
+def attention_mask(seq, window, device):
     """[1, 1, seq, seq]: 0 where query i may read key j (j <= i, and i - window < j with a window,
-    HF's sliding_window; every j without `causal`; only j < length with a `length`), -inf elsewhere;
-    added to the attention logits."""
+    HF's sliding_window), -inf elsewhere; added to the attention logits."""
     i = torch.arange(seq)[:, None]
     j = torch.arange(seq)[None, :]
-    allowed = j <= i if causal else (i >= 0) & (j >= 0)
+    allowed = j <= i
     if window is not None:
         allowed &= j > i - window
-    if length is not None:
-        allowed &= j < length
     mask = torch.zeros(seq, seq).masked_fill(~allowed, float("-inf"))[None, None]
     return ttnn.from_torch(mask, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device,
                            mesh_mapper=shard(device))

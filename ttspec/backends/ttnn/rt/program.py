@@ -56,7 +56,7 @@ class Program:
         try:
             logits = self.forward(tokens_to_device(tokens, self.device))
         finally:
-            self.state.length = None
+            self.state.length = self.state.padding_mask = None
         return self.logits_to_host(logits)[:batch, :seq]
 
     def allocate_cache(self, batch, context):
