@@ -45,8 +45,10 @@ def _docstring(p: dict) -> str:
             "    logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, "
             f"{vocab}]\n\n" + _decode_api(p) +
             f"Weights: {p['weights_dtype_name']} matrices, {p['weight_bytes']:,} bytes of device DRAM{per_chip}.\n"
-            f"{_context_lines(p)}{_decode_note(p)}{p['mesh_note']}\n\n{_TRACE_NOTE}"
-            f"    model = {root}(device, trace=False)\n\nWritten for ttnn 0.81.1.\n" + '"""\n')
+            f"{_context_lines(p)}{_decode_note(p)}"
+            + (f"{p['mesh_note']}\n\n{_TRACE_NOTE}    model = {root}(device, trace=False)\n\n"
+               if p["cannot_decode"] is None else "\n\n")  # the KV cache and the trace are decode's
+            + 'Written for ttnn 0.81.1.\n"""\n')
 
 
 def _decode_api(p: dict) -> str:
