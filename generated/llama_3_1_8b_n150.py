@@ -79,6 +79,8 @@ KV_CACHE_BYTES_PER_POSITION = 131072  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 73728  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 256512  # the head's output, per position (a prefill computes its last tile's)
 PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] logits
+# why it cannot decode (None: it can; else allocate_cache, prefill and decode refuse)
+CANNOT_DECODE = None
 
 
 class Attention:
@@ -612,12 +614,18 @@ class Llama318b:
         check_logits(padded, tokens.shape[0])
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
-        return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
+        self.state.length = seq  # non-causal attention masks the padded keys
+        try:
+            logits = self.forward(tokens_to_device(tokens, self.device))
+        finally:
+            self.state.length = self.state.padding_mask = None
+        return self.logits_to_host(logits)[:batch, :seq]
 
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
         TILE in KV_CACHE_DTYPE (per device on a mesh). Replaces any earlier cache."""
+        check_decodes()
         if MAX_CONTEXT is not None:
             if context > MAX_CONTEXT:
                 raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
@@ -636,6 +644,7 @@ class Llama318b:
         runs on the tile holding it), or [T, VOCAB] of every position with `every_position` (scoring);
         writes the user's K and V at positions 0..T-1 (and the padding to the next tile, which decode
         overwrites)."""
+        check_decodes()
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
         padded = -(-seq // TILE) * TILE
@@ -667,6 +676,7 @@ class Llama318b:
 
     def _step(self, tokens, positions, greedy):
         """(users, the decode step's device output: logits, or best_on_device's with `greedy`)."""
+        check_decodes()
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
         positions = torch.as_tensor(positions).reshape(-1)
@@ -945,6 +955,13 @@ class Llama318b:
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/program.py
 
 
+def check_decodes() -> None:
+    """Refuse the KV cache, prefill and decode of a model that cannot decode (CANNOT_DECODE says why:
+    non-causal attention); model(tokens) runs it whole."""
+    if CANNOT_DECODE:
+        raise NotImplementedError(CANNOT_DECODE)
+
+
 def check_sequence(seq: int) -> None:
     """Refuse a sequence longer than the program's context (MAX_CONTEXT: what the spec bounds or the
     device's DRAM holds at batch 1, whichever is less)."""
@@ -1130,6 +1147,8 @@ class RunState:
         self.mode = "full"
         self.positions = self.tokens = None  # decode: each row's position and token ([users])
         self.user = self.last = None  # prefill: the user, and the position whose logits it returns (None: all)
+        self.length = None  # model(tokens): its real positions, before the padding (non-causal attention masks it)
+        self.padding_mask = None  # model(tokens): the mask non-causal attention adds on the padded keys
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]

@@ -270,11 +270,13 @@ def test_backends_agree(compiled, name, family):
 
 @pytest.mark.parametrize("target", ["n150", "p150", "n300"])
 def test_what_a_backend_cannot_do_is_refused_by_check(run_cli, write_spec, target):
-    path = write_spec(spec_text("llama_like", None).replace("heads = 2,", "heads = 2, causal = false,"))
+    # q/k norms over a head_dim of 16, which TT-NN zero-pads to a tile (32 features) per head
+    path = write_spec(spec_text("llama_like", None).replace("heads = 2,", "heads = 4, qk_norm = true,"))
     result = run_cli("check", path, "--target", target)
     assert result.returncode == 1
     assert f"{path}:5:" in result.stderr  # the user's attention call, not the standard library
-    assert f"cannot be compiled for {target}: non-causal attention is not lowered to TT-NN yet" in result.stderr
+    assert f"cannot be compiled for {target}: a per-head rms_norm over head_dim 16 is not lowered to TT-NN" \
+        in result.stderr
     assert run_cli("compile", path, "--target", "torch", "-o", path.with_suffix(".py")).returncode == 0
 
 

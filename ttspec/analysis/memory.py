@@ -376,8 +376,9 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
     def visit(graph: Graph, prefix: str, count: int) -> None:
         nonlocal kv, widest, scores
         for att in attentions(graph):
-            kv_local = local(graph, prefix, att.keys.id, att.kv_heads)
-            kv += count * 2 * kv_local * tile_pad(att.head_dim)  # keys and values: values per position
+            if att.node.attrs.causal:  # non-causal attention keeps no KV cache (its model cannot decode)
+                kv_local = local(graph, prefix, att.keys.id, att.kv_heads)
+                kv += count * 2 * kv_local * tile_pad(att.head_dim)  # keys and values: values per position
             if materialises_scores(att.node):
                 query_heads = local(graph, prefix, att.node.inputs[0], graph.node(att.node.inputs[0]).type.shape[1])
                 scores = max(scores, (2 * query_heads + 1) * ACTIVATION_BYTES)

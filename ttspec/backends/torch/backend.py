@@ -178,7 +178,7 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
     api = API + tuple(sorted(backend.helpers))  # and what the lowerings asked for by name
     rules = hf_rules(model)
     text, roots = torch_program(dict(model=model, spec=display_path(spec_path), classes=classes,
-                                     cannot_decode=_blocker_text(blocker) if blocker else None, hf_rules=rules,
+                                     cannot_decode=blocker_text(blocker) if blocker else None, hf_rules=rules,
                                      tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
                                      n_params=count_params(model.graph), block_weights=block_weights,
                                      weights_dtype=str(weights_dtype)))
@@ -196,7 +196,7 @@ def _labels_text(labels: list[tuple[str, str]]) -> str:
     return print_stmt(Assign(Name("LABELS"), Dict(tuple((Const(a), Const(label)) for a, label in labels))), 4)
 
 
-def _blocker_text(error: ArchError) -> str:
+def blocker_text(error: ArchError) -> str:
     """The refusal as the program quotes it: a Python string literal (in pieces of at most 80
     characters), the spec's location first, no control characters."""
     d = error.diagnostic

@@ -35,6 +35,7 @@ from ..common.render import display_path, hf_rules, with_runtime
 from . import lower_head
 from . import lower_matmul as dram
 from .lower import LOWERINGS
+from .lower_encoder import cannot_decode
 from .program import ttnn_program
 
 WEIGHT_DTYPES = {"bf16": ("ttnn.bfloat16", "bf16"), "bfloat8_b": ("ttnn.bfloat8_b", "bfloat8_b"),
@@ -116,8 +117,9 @@ def compile_ttnn(build, spec_path: str) -> str:
     root = model_plan(lowered)
     names = ClassNames(root)
     classes = []
+    blocker = cannot_decode(model)  # non-causal attention: no decode step is written
     for plan in all_classes(root):
-        fwd, step = _methods(plan, backend, plan is root)
+        fwd, step = _methods(plan, backend, plan is root, decodes=blocker is None)
         init = backend.class_init(plan)
         if plan.needs_state and plan is not root:
             init.insert(0, Assign(name("self.state"), name("weights.state")))
@@ -127,7 +129,7 @@ def compile_ttnn(build, spec_path: str) -> str:
         if names.name(plan, text):
             classes.append({"name": plan.name, "init": [print_stmt(s, 8) for s in init],
                             "forward": _printed(fwd), "decode": None if step is None else _printed(step),
-                            "is_root": plan is root,
+                            "is_root": plan is root, "decodes": blocker is None,
                             "code": (*init, *fwd.body, *(() if step is None else step.body))})
     out_node = lowered.graph.node(root.outputs[0])
     dtype_expr = WEIGHT_DTYPES[backend.weight_formats.default][0]
@@ -138,18 +140,22 @@ def compile_ttnn(build, spec_path: str) -> str:
                                     weights_dtype_name=str(weights_dtype), weight_bytes=need,
                                     vocab=out_node.type.shape[-1],
                                     max_seq=build.context, seq_bound=build.memory.seq_bound,
-                                    parameters=_parameter_patterns(model),
+                                    parameters=_parameter_patterns(model), cannot_decode=blocker,
                                     **_kv_cache_facts(build),
                                     **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)), target)))
     return with_runtime(text, roots, "ttnn", api, {"Program": without})
 
 
-def _methods(plan: ClassPlan, backend: TTNNBackend, is_root: bool) -> tuple[Forward, Forward | None]:
+def _methods(plan: ClassPlan, backend: TTNNBackend, is_root: bool,
+             decodes: bool = True) -> tuple[Forward, Forward | None]:
     """A class's prefill `forward` and its `decode` step (tt_transformers' forward_prefill and
-    forward_decode), each op lowered for its mode; decode is None where it is the same code as forward."""
+    forward_decode), each op lowered for its mode; decode is None where it is the same code as forward
+    or the model cannot decode."""
     reserved = local_reserved(root_call=is_root)
     backend.mode = "prefill"
     fwd = emit_forward(plan, backend, reserved)
+    if not decodes:
+        return fwd, None
     backend.mode = "decode"
     step = emit_forward(plan, backend, reserved, method="decode")
     backend.mode = "prefill"

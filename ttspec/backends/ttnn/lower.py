@@ -57,6 +57,7 @@ from .configs.decode import decode_sdpa
 from .decode_chain import CHAIN_COLLECTIVES, decode_chain, held_heads, local_heads, local_kv_heads, pairs_permuted
 from .decode_configs import decode_linear
 from .head import head_input
+from .lower_encoder import attend_bidirectional
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,9 @@ def _kv_cache(node, ctx) -> Expr:
 def _attend(node, args, refs, ctx) -> Expr:
     """Prefill (and model(tokens)): ttnn's causal SDPA over the whole sequence, or the softcapped
     composition; a prefill then writes its K and V into the user's rows of this attention's KV
-    cache."""
+    cache. Non-causal attention (no cache, no decode): lower_encoder.py."""
+    if not node.attrs.causal:
+        return attend_bidirectional(node, args, ctx)
     window, softcap = node.attrs.window, node.attrs.softcap
     scale = Const(attention_scale(node, ctx.graph))
     cache = _kv_cache(node, ctx)
@@ -418,12 +421,6 @@ def _attend_heads_decode(node, args, cache, scale, ctx) -> Expr:
                                       **extra)
 
 
-def _check_attend(node, graph) -> None:
-    if not node.attrs.causal:
-        raise Unsupported("non-causal attention is not lowered to TT-NN yet",
-                          hint="the torch target (--target torch) runs it")
-
-
 def _check_moe(node, graph) -> None:
     raise Unsupported("a mixture of experts (top-k routing and expert MLPs) is not lowered to TT-NN yet",
                       hint="the torch target (--target torch) runs it")
@@ -479,7 +476,7 @@ LOWERINGS: dict[str, TTNNLowering] = {
     MERGE_HEADS.name: TTNNLowering(_unary("ttnn.transformer.concatenate_heads"), decode=_merge_heads_decode),
     APPLY_ROPE.name: TTNNLowering(
         lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0]), decode=_rope_decode),
-    ATTEND.name: TTNNLowering(_attend, decode=_attend_decode, check=_check_attend),
+    ATTEND.name: TTNNLowering(_attend, decode=_attend_decode),
     SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv, decode=_split_qkv_decode),
     SIGMOID.name: TTNNLowering(_unary("ttnn.sigmoid")),
     TOPK_ROUTING.name: TTNNLowering(_moe, check=_check_moe),

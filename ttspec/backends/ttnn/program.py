@@ -20,11 +20,13 @@ def ttnn_program(p: dict) -> tuple[str, Roots]:
     facts compile_ttnn gathers (its keys are the names used below)."""
     header = _header(p)
     text = "".join([_docstring(p), "\n", IMPORTS_MARK, "\n\n", *(_header_line(s) for s in header),
+                    "# why it cannot decode (None: it can; else allocate_cache, prefill and decode refuse)\n",
+                    f"CANNOT_DECODE = {p['cannot_decode'] or 'None'}\n",
                     *(_model_class(cls) for cls in p["classes"]),
                     "\n\n", RUNTIME_MARK, "\n\n\n", "PARAMETERS = [\n",
                     *(f'    "{name}",\n' for name in p["parameters"]), "]\n",
                     hf_names_table(p["hf_rules"])])
-    stated = {s.target.id for s in header if isinstance(s, Assign)} | {"PARAMETERS"}
+    stated = {s.target.id for s in header if isinstance(s, Assign)} | {"PARAMETERS", "CANNOT_DECODE"}
     trees = [*header, *(stmt for cls in p["classes"] for stmt in cls["code"])]
     return text, code_roots(trees, stated | ({"HF_NAMES"} if p["hf_rules"] else set()))
 
@@ -41,18 +43,27 @@ def _docstring(p: dict) -> str:
             "Generated code: edit the spec and recompile rather than this file.\n\n"
             f"    device = open_device()\n    model = {root}(device)\n{load}"
             "    logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, "
-            f"{vocab}]\n\n"
-            "    model.allocate_cache(batch, context)      # a KV cache on the device for `batch` users (at most 32)\n"
+            f"{vocab}]\n\n" + _decode_api(p) +
+            f"Weights: {p['weights_dtype_name']} matrices, {p['weight_bytes']:,} bytes of device DRAM{per_chip}.\n"
+            f"{_context_lines(p)}{_decode_note(p)}"
+            + (f"{p['mesh_note']}\n\n{_TRACE_NOTE}    model = {root}(device, trace=False)\n\n"
+               if p["cannot_decode"] is None else "\n\n")  # the KV cache and the trace are decode's
+            + 'Written for ttnn 0.81.1.\n"""\n')
+
+
+def _decode_api(p: dict) -> str:
+    """The docstring's lines on the KV cache, prefill, decode and generate (none where the model cannot decode)."""
+    if p["cannot_decode"] is not None:
+        return ""
+    vocab = p["vocab"]
+    return ("    model.allocate_cache(batch, context)      # a KV cache on the device for `batch` users (at most 32)\n"
             "    logits = model.prefill(tokens, user)      # torch int [T] -> the last position's logits [1, "
             f"{vocab}];\n                                              # fills that user's cache (every_position=True: "
             f"[T, {vocab}])\n"
             f"    logits = model.decode(tokens, positions)  # torch int [B], [B] -> logits [B, {vocab}]: one step per "
             "user\n    ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen "
             "on the device\n    ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, "
-            "top_p=None, seed=0)\n\n"
-            f"Weights: {p['weights_dtype_name']} matrices, {p['weight_bytes']:,} bytes of device DRAM{per_chip}.\n"
-            f"{_context_lines(p)}{_DECODE_NOTE}{p['mesh_note']}\n\n{_TRACE_NOTE}"
-            f"    model = {root}(device, trace=False)\n\nWritten for ttnn 0.81.1.\n" + '"""\n')
+            "top_p=None, seed=0)\n\n")
 
 
 def _context_lines(p: dict) -> str:
@@ -66,6 +77,8 @@ def _context_lines(p: dict) -> str:
     else:
         bound = " (the spec's bound)" if seq_bound else ""
         text = f"Context: up to {max_seq:,} tokens{bound}.\n"
+    if p["cannot_decode"] is not None:
+        return text  # no KV cache
     users = "users" if batch > 1 else "user"
     return (text + f"KV cache ({p['kv_dtype_name']}): sized for {batch} {users} at that context, {p['kv_bytes']:,} "
             "bytes of device "
@@ -97,6 +110,15 @@ op cannot express, is composed from golden-backed ops. Batching users this way r
 once per step for all of them, which is what decode throughput is made of. A greedy step
 (decode_greedy, what generate runs at temperature 0) chooses each user's token on the device
 (ttnn.argmax) and reads back ids and each user's largest logit, not the logits."""
+
+def _decode_note(p: dict) -> str:
+    """How prefill and decode run, or, for a model that cannot decode, that only model(tokens) runs."""
+    if p["cannot_decode"] is None:
+        return _DECODE_NOTE
+    return ("This model cannot decode (CANNOT_DECODE says why): only `model(tokens)` runs, every position\n"
+            "reading the whole sequence; sequences are padded to a multiple of 32 (one tile), the padded keys\n"
+            "masked in attention and the logits cut back.")
+
 
 _TRACE_NOTE = """\
 Device mode captures the decode step as a trace on its first call (ttnn.begin_trace_capture) and
@@ -166,6 +188,8 @@ def _model_class(cls: dict) -> str:
 def _decode_method(cls: dict) -> str:
     """The class's decode step beside its prefill `forward` (tt_transformers' forward_decode): the root's is
     `decode_step` (its `decode` is the serving API), a component's `decode`; an alias where both are the same."""
+    if not cls["decodes"]:
+        return ""  # a model that cannot decode (CANNOT_DECODE) has no decode step
     method = "decode_step" if cls["is_root"] else "decode"
     step = cls["decode"]
     if step is None:

@@ -136,8 +136,9 @@ def _say_what_was_built(args, target: Target, built, chosen) -> None:
         print(f"context: up to {built.context:,} tokens, the most that fits {target.name}'s DRAM at batch "
               f"{args.batch} with the KV cache and activations{allows}; `ttspec plan` shows the memory per chip")
     per = " per chip" if built.shard_plan.chips > 1 else ""
-    print(f"KV cache: {args.batch} user(s) x {built.context:,} positions, "
-          f"{built.memory.kv_cache(args.batch, built.context):,} bytes{per} (--batch sizes it)")
+    if built.memory.kv_bytes_per_token:  # none for a model that cannot decode (non-causal attention)
+        print(f"KV cache: {args.batch} user(s) x {built.context:,} positions, "
+              f"{built.memory.kv_cache(args.batch, built.context):,} bytes{per} (--batch sizes it)")
     if built.shard_plan.axes:  # one chip has no strategy to state
         from ...driver import strategies_allowed
         from ...reports.plan_report import strategy_text

@@ -1,5 +1,6 @@
-"""Attention pieces beside ttnn's own: splitting heads, and softcapped attention (Gemma 2), which
-ttnn's scaled_dot_product_attention cannot express."""
+"""Attention pieces beside ttnn's own: splitting heads, softcapped attention (Gemma 2), which
+ttnn's scaled_dot_product_attention cannot express, and non-causal attention (encoders), whose
+keys past the sequence's real length (its padding to whole tiles) are masked."""
 
 import torch
 import ttnn
@@ -25,19 +26,50 @@ def concat_heads_decode(heads, num_heads, sharded=False):
     return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
 
 
-def softcapped_attention(q, k, v, device, scale, softcap, window=None):
-    """Causal attention with logit softcapping (Gemma 2), which ttnn's scaled_dot_product_attention
+def softcapped_attention(q, k, v, device, scale, softcap, window=None, causal=True, mask=None):
+    """Attention with logit softcapping (Gemma 2), which ttnn's scaled_dot_product_attention
     lacks, composed from golden-backed ops: logits = softcap * tanh(q k^T * scale / softcap), then
     the causal (and sliding-window) mask is added, softmax, times v. KV heads are repeated for
-    grouped queries (GQA, MQA)."""
+    grouped queries (GQA, MQA). Non-causal (`causal=False`): `mask` is added instead (the padding's,
+    or None)."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k = ttnn.repeat_interleave(k, groups, dim=1)
         v = ttnn.repeat_interleave(v, groups, dim=1)
     logits = ttnn.matmul(q, k, transpose_b=True)
     logits = ttnn.multiply(ttnn.tanh(ttnn.multiply(logits, scale / softcap)), softcap)
-    logits = ttnn.add(logits, attention_mask(q.shape[-2], window, device))
+    if causal:
+        mask = attention_mask(q.shape[-2], window, device)
+    if mask is not None:
+        logits = ttnn.add(logits, mask)
     return ttnn.matmul(ttnn.softmax(logits, dim=-1), v)
+
+
+def bidirectional_attention(q, k, v, state, device, scale, softcap=None):
+    """Non-causal attention (encoder blocks): every query reads every key of the sequence but the
+    padding that rounds it up to whole tiles (keys past state.length, the real positions, are masked,
+    so the padding reaches no real position). ttnn's SDPA with is_causal=False and the mask as its
+    attn_mask (which excludes is_causal); the softcapped composition where softcap is set."""
+    mask = padding_mask(q.shape[-2], state, device)
+    if softcap is not None:
+        return softcapped_attention(q, k, v, device, scale, softcap, causal=False, mask=mask)
+    masked = {} if mask is None else {"attn_mask": mask}
+    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=False, scale=scale, **masked)
+
+
+def padding_mask(seq, state, device):
+    """[1, 1, seq, seq]: -inf on the keys past state.length (the padding to whole tiles), 0 elsewhere; None
+    when the sequence fills its tiles. Made once per call of the model, for all its layers (state.padding_mask,
+    which the call drops at its end)."""
+    length = state.length
+    if length is None or length >= seq:
+        return None
+    if state.padding_mask is None:
+        mask = torch.zeros(seq, seq)
+        mask[:, length:] = float("-inf")
+        state.padding_mask = ttnn.from_torch(mask[None, None], dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
+                                             device=device, mesh_mapper=shard(device))
+    return state.padding_mask
 
 
 def attention_mask(seq, window, device):

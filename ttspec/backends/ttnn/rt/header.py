@@ -22,3 +22,6 @@ PREFILL_BYTES_PER_POSITION_PAIR = 0  # softcapped attention's [heads, seq, seq] 
 MAX_CONTEXT = None  # the longest sequence the program accepts (None: no bound known)
 SPEC_BOUND = None  # the spec's own bound on seq, when it has one
 VOCAB = 0  # the logits' width
+# why this model cannot decode token by token (None: it can; else allocate_cache, prefill, decode and generate
+# refuse)
+CANNOT_DECODE = None

@@ -9,6 +9,7 @@ import ttnn
 
 from ...common.rt.parameters import from_hf_state_dict, parameters
 from .header import (
+    CANNOT_DECODE,
     DRAM_BESIDE_WEIGHTS,
     KV_CACHE_BYTES_PER_POSITION,
     LOGITS_BYTES_PER_POSITION,
@@ -51,12 +52,18 @@ class Program:
         check_logits(padded, tokens.shape[0])
         tokens = torch.nn.functional.pad(tokens, (0, padded - seq))
         batch = tokens.shape[0]
-        return self.logits_to_host(self.forward(tokens_to_device(tokens, self.device)))[:batch, :seq]
+        self.state.length = seq  # non-causal attention masks the padded keys
+        try:
+            logits = self.forward(tokens_to_device(tokens, self.device))
+        finally:
+            self.state.length = self.state.padding_mask = None
+        return self.logits_to_host(logits)[:batch, :seq]
 
     def allocate_cache(self, batch, context):
         """A KV cache on the device for `batch` users (at most 32, the rows of a tile) and `context`
         positions (padded to a tile): each attention's K and V, [batch, kv heads, context, head_dim]
         TILE in KV_CACHE_DTYPE (per device on a mesh). Replaces any earlier cache."""
+        check_decodes()
         if MAX_CONTEXT is not None:
             if context > MAX_CONTEXT:
                 raise ValueError(f"context {context} exceeds {MAX_CONTEXT}, the longest this program allows")
@@ -75,6 +82,7 @@ class Program:
         runs on the tile holding it), or [T, VOCAB] of every position with `every_position` (scoring);
         writes the user's K and V at positions 0..T-1 (and the padding to the next tile, which decode
         overwrites)."""
+        check_decodes()
         tokens = torch.as_tensor(tokens).reshape(-1)
         seq = tokens.shape[0]
         padded = -(-seq // TILE) * TILE
@@ -106,6 +114,7 @@ class Program:
 
     def _step(self, tokens, positions, greedy):
         """(users, the decode step's device output: logits, or best_on_device's with `greedy`)."""
+        check_decodes()
         state = self.state
         tokens = torch.as_tensor(tokens).reshape(-1)
         positions = torch.as_tensor(positions).reshape(-1)
@@ -128,6 +137,13 @@ class Program:
 
     def logits_to_host(self, logits):
         return logits_to_host(logits, self.device)[..., :VOCAB]
+
+
+def check_decodes() -> None:
+    """Refuse the KV cache, prefill and decode of a model that cannot decode (CANNOT_DECODE says why:
+    non-causal attention); model(tokens) runs it whole."""
+    if CANNOT_DECODE:
+        raise NotImplementedError(CANNOT_DECODE)
 
 
 def check_sequence(seq: int) -> None:

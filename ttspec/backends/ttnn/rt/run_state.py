@@ -20,6 +20,8 @@ class RunState:
         self.mode = "full"
         self.positions = self.tokens = None  # decode: each row's position and token ([users])
         self.user = self.last = None  # prefill: the user, and the position whose logits it returns (None: all)
+        self.length = None  # model(tokens): its real positions, before the padding (non-causal attention masks it)
+        self.padding_mask = None  # model(tokens): the mask non-causal attention adds on the padded keys
         self.caches = []  # every attention's KVCache, in the order the layers were built
         self.batch = self.context = 0
         self.inputs = {}  # decode-step inputs: key -> [make, dtype, layout, device tensor]
