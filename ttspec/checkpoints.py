@@ -180,7 +180,8 @@ def generated_rules(model, rules: tuple[Rule, ...]) -> list[tuple[str, str, str]
     from .ir.graph import iter_params
 
     every = {name: tuple(p.shape) for name, p in iter_params(model.graph) if not p.tied_to}
-    shapes = {name: every[name] for name, _ in stored_params_once(model.graph)}
+    chains = dict(stored_params_once(model.graph))
+    shapes = {name: every[name] for name in chains}
     out: list[tuple[str, str, str]] = []
     for tensor in checkpoint_plan(model.family, rules, shapes):
         start = 0
@@ -194,10 +195,12 @@ def generated_rules(model, rules: tuple[Rule, ...]) -> list[tuple[str, str, str]
             entry = (rule.ours[index], rule.hf, transform)
             clash = next((e for e in out if e[:2] == entry[:2] and e != entry), None)
             if clash is not None:  # layers that differ in structure, with other sizes in one fused tensor
-                raise ArchError(f"`{rule.hf}` would be split as {clash[2]} in some layers and {transform} in "
-                                "others: the layers differ in the sizes of a fused checkpoint tensor",
-                                model.loc, hint="give the fused parts the same sizes in every layer, or drop the "
-                                                "`family` line to load weights under ttspec's own names")
+                hf = rule.hf.replace("{0}", "N")
+                raise ArchError(f"`{hf}` would be split as {clash[2]} in some layers and {transform} in others: "
+                                "the layers differ in the sizes of a fused checkpoint tensor",
+                                _user_loc(chains[name]) or model.loc,
+                                hint="give the fused parts the same sizes in every layer, or drop the `family` "
+                                     "line to load weights under ttspec's own names")
             if entry not in out:
                 out.append(entry)
             start = stop
