@@ -190,6 +190,25 @@ def test_golden_n150_and_t3k_equal_torch(runs):
     assert_same_up_to_rounding(runs["t3k"], runs["n150"], runs["torch"], "t3k")  # experts of 8 chips' sums
 
 
+def test_decode_through_the_kv_cache_on_golden_n150(runs):
+    """Prefill 30 tokens per user, then decode 10 one step at a time through the TT-NN program's KV cache
+    (each layer its own class): the logits of every position equal the torch program's full pass."""
+    from ttspec.runtime.runner import golden_program
+    from ttspec.targets import get_target
+
+    from .numerics import assert_bf16_accurate
+
+    program, _ = golden_program(runs["model"], "mixed.arch", get_target("n150"), runs["state"])
+    tokens, prefill = runs["tokens"], 30
+    program.allocate_cache(2, 64)
+    got = torch.zeros(2, 40, VOCAB)
+    for b in range(2):
+        got[b, :prefill] = program.prefill(tokens[b, :prefill], b, every_position=True).float()
+    for at in range(prefill, 40):
+        got[:, at] = program.decode(tokens[:, at], torch.tensor([at, at])).float()
+    assert_bf16_accurate(got, runs["torch"], "n150 prefill and decode vs torch")
+
+
 # ---------------------------------------------------------------- generated code
 def test_generated_programs_one_class_per_structure_deterministic_and_clean(mixed, tmp_path):
     sources = {}
