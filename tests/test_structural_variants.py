@@ -227,8 +227,8 @@ def test_generated_programs_one_class_per_structure_deterministic_and_clean(mixe
     ttnn_text = sources["n150"]
     assert "for i, cls in enumerate((Decoder, Decoder_1) * 2)" in ttnn_text
     # a parameter every layer has is stated once; one only some layers have, per layer
-    assert '"layers.*4.attn.wq.weight",' in ttnn_text and '"layers.2.mlp.w1.weight",' in ttnn_text
-    assert '"layers.1.mlp.w1.weight"' not in ttnn_text and '"layers.*4.mlp.w1.weight"' not in ttnn_text
+    assert '"layers.*4.attn.wq.weight",' in ttnn_text and '"layers.[0,2].mlp.w1.weight",' in ttnn_text
+    assert '"layers.[1,3].mlp.up.bias",' in ttnn_text and '"layers.*4.mlp.w1.weight"' not in ttnn_text
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP",
                            "--line-length", "120", str(tmp_path)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout
@@ -337,6 +337,11 @@ def test_ten_thousand_layers_of_two_structures(write_spec):
     assert count_params(model.graph) == 2 * VOCAB * D + D + 5000 * (2 * (ATTENTION + NORMS) + SWIGLU + GELU_MLP)
     source = compile_source(model, "m.arch", target_of("torch"))
     assert "(Decoder, Decoder_1) * 5000" in source
+    from ttspec.backends.ttnn.backend import _parameter_patterns
+
+    patterns = _parameter_patterns(model)  # the TT-NN program's PARAMETERS: one line per parameter
+    assert "layers.[0:9999:2].mlp.w1.weight" in patterns and "layers.[1:10000:2].mlp.up.bias" in patterns
+    assert len(patterns) == 3 + 6 + 3 + 4
     assert time.perf_counter() - start < QUICK_GUARD_S * 4, "hang guard"
 
 
