@@ -303,6 +303,12 @@ def test_hf_names_load_a_mixed_stack(write_spec):
     assert hf["model.layers.4.mlp.gate_proj.weight"].shape == (128, 128)
     tokens = torch.randint(0, 256, (1, 20), generator=torch.Generator().manual_seed(0))
     assert torch.equal(run_torch(model, path.name, hf, tokens), run_torch(model, path.name, ours, tokens))
+    pytest.importorskip("ttnn")
+    from ttspec.runtime.runner import run_golden
+    from ttspec.targets import get_target
+
+    by_hf, _ = run_golden(model, path.name, get_target("n150"), hf, tokens)  # its PARAMETERS name layers 0-1, 2-4
+    assert torch.equal(by_hf, run_golden(model, path.name, get_target("n150"), ours, tokens)[0])
 
 
 # ---------------------------------------------------------------- refusals and scale
