@@ -392,3 +392,13 @@ def test_a_tie_inside_some_layers_runs_on_torch_and_ttnn(write_spec):
     torch.testing.assert_close(reference, x @ state["lm_head.weight"].T, atol=1e-4, rtol=1e-4)
     golden, _ = run_golden(model, path.name, get_target("n150"), state, tokens)
     assert_bf16_accurate(golden, reference, "n150 vs torch")
+    # on two chips `b` would be column-parallel in layers 0 and 2 but take the tied rule in layer 1: one name
+    # placed two ways is refused, naming it, and the statement the hint gives fixes it
+    with pytest.raises(ArchError) as info:
+        compile_source(model, path.name, target_of("n300"))
+    d = info.value.diagnostic
+    assert d.message.startswith("the layers of `layers` shard `layers.*.b.weight` differently (column and ")
+    assert (d.loc.line, d.loc.col) == (11, 5) and d.hint.endswith('`shard "layers.*.b" replicate`')
+    fixed = load_model(write_spec(TIE_IN_LAYER + 'shard "layers.*.b" replicate\n', "fixed.arch"))
+    mesh, _ = run_golden(fixed, "fixed.arch", get_target("n300"), state, tokens)
+    assert_bf16_accurate(mesh, reference, "n300 vs torch")
