@@ -8,7 +8,7 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 
 from __future__ import annotations
 
-from ...ir.graph import Model, Node
+from ...ir.graph import Model, Node, layer_structures
 from ...ops import (
     ADD,
     APPLY_ROPE,
@@ -229,10 +229,38 @@ def _kv_cache_facts(build) -> dict:
 
 
 def _parameter_patterns(model: Model) -> list[str]:
-    """Stored parameter names, a repeat written once as `layers.*6.attn.wq.weight` (layer 0's body:
-    layer variants have the same parameters)."""
+    """Stored parameter names, a parameter every layer of a repeat has written once as
+    `layers.*6.attn.wq.weight`; one only some layers have (layers that differ in structure) is
+    written with the layers that have it, `layers.[0:3,5].mlp.w1.weight` (layers 0 to 2 and 5)."""
     names = [name for name, p in model.graph.params.items() if not p.tied_to]
     for node in model.graph.repeats():
-        body = node.attrs.body
-        names += [f"{node.module}.*{node.attrs.count}.{name}" for name, p in body.params.items() if not p.tied_to]
+        holders: dict[str, list[int]] = {}
+        for body, layers in layer_structures(node):
+            for param, p in body.params.items():
+                if not p.tied_to:
+                    holders.setdefault(param, []).extend(layers)
+        for param, layers in holders.items():
+            if len(layers) == node.attrs.count:
+                names.append(f"{node.module}.*{node.attrs.count}.{param}")
+            else:
+                names.append(f"{node.module}.[{_spans(sorted(layers))}].{param}")
     return names
+
+
+def _spans(layers: list[int]) -> str:
+    """Sorted layer indices as Python slices and single layers: `0:3,5` for 0, 1, 2, 5; `1:10000:2` for every
+    odd layer of 10,000 (common/rt/parameters.py reads them)."""
+    parts, i = [], 0
+    while i < len(layers):
+        j = i + 1
+        step = layers[j] - layers[i] if j < len(layers) else 1
+        while j < len(layers) and layers[j] - layers[j - 1] == step:
+            j += 1
+        if j - i < 3:  # one or two layers: written singly (the second may start the next run)
+            parts.append(str(layers[i]))
+            i += 1
+            continue
+        stop = layers[j - 1] + 1
+        parts.append(f"{layers[i]}:{stop}" if step == 1 else f"{layers[i]}:{stop}:{step}")
+        i = j
+    return ",".join(parts)
