@@ -415,7 +415,7 @@ class OpTable:
                 per_device = tiles(out) * STATISTICS_BYTES  # tiles(): values, padded to whole tiles
             if terms is not None:  # the fabric the program opens, the payload its collectives write
                 topology = terms.program.topology
-                per_device = per_device if statistics else terms.payload_bytes(per_device)
+                per_device = per_device if statistics else terms.payload_bytes(per_device, facts.op)
             model = WORMHOLE_CCL[CCL_PATTERN[facts.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value
             collective_bytes = per_device
