@@ -407,12 +407,15 @@ class OpTable:
         collective_bytes, collective_s = 0, 0.0
         if facts.collective is not None:
             devices, others, statistics, topology = facts.collective
-            full = tiles(out) * ACTIVATION_BYTES  # CCL ops move whole tiles: a decode row is 32 rows
+            # CCL ops move whole tiles of the value's rows (every leading dim folded: a decode step's users sit on
+            # the rows of one tile, [1, 1, 32, d], so 1 to 32 users move 32 rows)
+            values = tile_pad(max(1, _numel(out) // out[-1])) * tile_pad(out[-1]) if out else 0
+            full = values * ACTIVATION_BYTES
             for other in others:  # the other axis's slice of it (2-D plans)
                 full //= other
             per_device = full // devices if facts.op == ALL_GATHER.name else full  # all_gather's input is a slice
             if statistics:  # one float32 tile wide per chip
-                per_device = tiles(out) * STATISTICS_BYTES  # tiles(): values, padded to whole tiles
+                per_device = values * STATISTICS_BYTES
             if terms is not None:  # the fabric the program opens, the payload its collectives write
                 topology = terms.program.topology
                 per_device = per_device if statistics else terms.payload_bytes(per_device, facts.op)
