@@ -244,8 +244,8 @@ def search(model: Model, chosen: Target, objective: str = "latency", seq: int | 
            ccl_dtype: str = "bf16") -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it; `kv_dtype`: the KV
-    cache's format of every plan (--kv-dtype); `ccl_dtype`: its collectives' payloads (--ccl-dtype: carried into
-    the plans' options, not weighed: the search prices the idealised decode step, whose payloads are bf16)."""
+    cache's format of every plan (--kv-dtype); `ccl_dtype`: the payload of every mesh plan's reduces into the
+    residual (--ccl-dtype; priced, and carried into the plans' options)."""
     from ..backends.ttnn.support import check_supported
     from ..driver import target_pipeline
 
