@@ -195,20 +195,22 @@ def load_with_layers(spec: Path, layers: int | None):
 def capture(spec: Path, target: str, weights_dtype: str | None, users: int, context: int,
             layers: int | None = None, prefill: int | None = None, raw: Path | None = None,
             timeout: float = 1800, strategy: str | None = None, logits: bool = False,
-            kv_dtype: str = "bf16") -> dict:
+            kv_dtype: str = "bf16", ccl_dtype: str = "bf16") -> dict:
     """Compile and capture; the result of ttspec.runtime.decode_capture.capture_decode plus what was asked."""
     from ttspec.runtime.decode_capture import capture_decode
 
     model = load_with_layers(spec, layers)
     compile_as = compile_target(target)
-    formats = (parse_formats(weights_dtype) if weights_dtype else parse_formats("bf16")).with_kv_cache(kv_dtype)
+    formats = parse_formats(weights_dtype) if weights_dtype else parse_formats("bf16")
+    formats = formats.with_kv_cache(kv_dtype).with_ccl(ccl_dtype)
     source = compile_source(model, str(spec), compile_as, formats, batch=users, strategy=strategy)
     start = time.perf_counter()
     result = capture_decode(model, source, target, users=users, context=context, prefill=prefill,
                             raw=raw, timeout=timeout, logits=logits)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["asked"] = {"spec": str(spec), "target": target, "weights_dtype": weights_dtype or "bf16",
-                       "kv_dtype": kv_dtype, "users": users, "context": context, "layers": layers, "prefill": prefill,
+                       "kv_dtype": kv_dtype, "ccl_dtype": ccl_dtype, "users": users, "context": context,
+                       "layers": layers, "prefill": prefill,
                        "strategy": strategy, "step": "logits" if logits else "greedy"}
     return result
 
@@ -297,6 +299,7 @@ def main(argv=None) -> int:
     parser.add_argument("--target", default="n150")
     parser.add_argument("--weights-dtype", help="as ttspec compile: DTYPE or KIND=DTYPE,... (default bf16)")
     parser.add_argument("--kv-dtype", default="bf16", choices=("bf16", "bfloat8_b"), help="as ttspec compile")
+    parser.add_argument("--ccl-dtype", default="bf16", choices=("bf16", "bfloat8_b"), help="as ttspec compile")
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--context", type=int, default=256, help="KV cache positions allocated (default 256)")
     parser.add_argument("--layers", type=int, help="recompile with `let layers = N`")
@@ -311,7 +314,8 @@ def main(argv=None) -> int:
     parser.add_argument("--strategy", choices=("1d", "2d"), help="as ttspec compile (a mesh's tensor parallelism)")
     args = parser.parse_args(argv)
     result = capture(args.spec, args.target, args.weights_dtype, args.users, args.context, args.layers,
-                     args.prefill, args.raw, args.timeout, args.strategy, args.logits, args.kv_dtype)
+                     args.prefill, args.raw, args.timeout, args.strategy, args.logits, args.kv_dtype,
+                     args.ccl_dtype)
     if args.json:
         if not args.ops:
             result.pop("decode_ops", None)

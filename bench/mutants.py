@@ -170,7 +170,7 @@ MUTANTS = [
            (CLOSED_FORMS + "test_2d_prefill_flops_are_split_over_both_mesh_axes",),
            "per-chip FLOPs divided over the first mesh axis only (a 2-D galaxy prefill 4x per chip)"),
     Mutant("norm_statistics_priced_as_bf16", "ttspec/analysis/cost.py",
-           "per_device = tiles(out) * STATISTICS_BYTES", "per_device = tiles(out) * ACTIVATION_BYTES",
+           "per_device = values * STATISTICS_BYTES", "per_device = values * ACTIVATION_BYTES",
            (CLOSED_FORMS + "test_distributed_norm_statistics_are_float32_tiles",
             CLOSED_FORMS + "test_rmsnorm_statistics_are_one_float32_tile"),
            "the cost model prices the float32 statistics of a distributed norm as bf16"),

@@ -74,6 +74,7 @@ KV_CACHE_DTYPE = ttnn.bfloat16  # the KV cache's format (--kv-dtype)
 # vocabulary) over the 8 rows (axis 0) and on its hidden-side dim over the 4 columns (axis 1)
 MESH_SHAPE = (8, 4)
 FABRIC = ttnn.FabricConfig.FABRIC_1D  # no mesh axis closes a ring here: collectives run as Linear
+CCL_DTYPE = ttnn.bfloat16  # the decode partial sums reduced into the residual stream (--ccl-dtype)
 TP_AXIS = 0  # the rows split the wide dims; each weight's split names both axes
 DATA_PARALLEL = False  # every replica runs the whole batch
 LOGITS_SPLIT = True  # whether the logits' vocabulary is split over TP_AXIS

@@ -69,6 +69,7 @@ WEIGHTS_DTYPE = ttnn.bfloat16
 KV_CACHE_DTYPE = ttnn.bfloat16  # the KV cache's format (--kv-dtype)
 MESH_SHAPE = (1, 8)
 FABRIC = ttnn.FabricConfig.FABRIC_1D_RING  # mesh axis 1 is wired as a ring: its collectives run as Ring
+CCL_DTYPE = ttnn.bfloat16  # the decode partial sums reduced into the residual stream (--ccl-dtype)
 TP_AXIS = 1  # tensor parallelism over this mesh axis (8 devices)
 DATA_PARALLEL = False  # every replica runs the whole batch
 LOGITS_SPLIT = True  # whether the logits' vocabulary is split over TP_AXIS

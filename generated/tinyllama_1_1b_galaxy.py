@@ -71,6 +71,7 @@ KV_CACHE_DTYPE = ttnn.bfloat16  # the KV cache's format (--kv-dtype)
 # the other axis holds 4 replicas of the model
 MESH_SHAPE = (8, 4)
 FABRIC = ttnn.FabricConfig.FABRIC_1D  # no mesh axis closes a ring here: collectives run as Linear
+CCL_DTYPE = ttnn.bfloat16  # the decode partial sums reduced into the residual stream (--ccl-dtype)
 TP_AXIS = 0  # tensor parallelism over this mesh axis (8 devices)
 DATA_PARALLEL = False  # every replica runs the whole batch
 LOGITS_SPLIT = True  # whether the logits' vocabulary is split over TP_AXIS

@@ -95,6 +95,24 @@ def test_collective_payload_is_what_the_op_before_it_wrote():
     assert p.payload_factor() == BFLOAT8_B_PER_BF16
 
 
+def test_a_dtype_given_by_a_header_constant_reads_as_its_value_and_payloads_are_priced_by_kind():
+    """`dtype=CCL_DTYPE` (the header's `CCL_DTYPE = ttnn.bfloat8_b`, --ccl-dtype) is bfloat8_b; the reduce-scatter
+    after it carries it and the all-reduce after that what the reduce-scatter wrote (bfloat8_b); a kind's factor
+    averages that kind's collectives only, so a bf16 all-gather is not priced as bfloat8_b."""
+    named = PROGRAM.replace("FABRIC = ttnn", "CCL_DTYPE = ttnn.bfloat8_b\nFABRIC = ttnn").replace(
+        "dtype=ttnn.bfloat8_b)", "dtype=CCL_DTYPE)").replace("ttnn.reduce_scatter(self.rotary.decode(h), dim=-1)",
+                                                           "ttnn.reduce_scatter(h, dim=-1)")
+    p = decode_program(named)
+    assert p.layer_ops[0].dtype == "bfloat8_b" and p.layer_ops[1].dtype == "bfloat8_b"
+    assert p.collective_dtypes() == {"bfloat8_b": 3}
+    gathered = decode_program(named.replace("concat(ttnn.all_reduce(h, cluster_axis=1))",
+                                            "ttnn.all_gather(ttnn.to_memory_config(h, ttnn.L1_MEMORY_CONFIG), dim=-1)"))
+    assert gathered.collective_dtypes() == {"bfloat8_b": 1, "bf16": 1}
+    assert gathered.payload_factor("reduce_scatter") == BFLOAT8_B_PER_BF16
+    assert gathered.payload_factor("all_gather") == 1.0
+    assert gathered.payload_factor() == (1 + BFLOAT8_B_PER_BF16) / 2
+
+
 def test_one_chip_opens_no_fabric():
     p = decode_program(PROGRAM.replace("MESH_SHAPE = (1, 8)", "MESH_SHAPE = (1, 1)"))
     assert p.fabric == "" and p.topology == "line"

@@ -6,8 +6,8 @@
   (n300's line of 2) keeps FABRIC_1D;
 - the golden model of a reduce of block-float partial sums (golden.py `_block_reduce`, what golden mode runs if a
   program sends bfloat8_b partial sums): the exact sum is ttnn's golden for the collective, and the difference is
-  within the format's rounding (n - 1 re-packings, tests/numerics.py's steps) and not zero. docs/design-decode.md
-  has what it measured: bfloat8_b payloads take decode --score below PCC 0.999, so programs keep bf16 payloads.
+  within the format's rounding (n - 1 re-packings, tests/numerics.py's steps) and not zero. Programs send
+  bfloat8_b payloads only with `--ccl-dtype bfloat8_b` (tests/test_ccl_dtype.py: its decode score's bound).
 """
 
 from __future__ import annotations

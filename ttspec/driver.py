@@ -292,7 +292,7 @@ def fitting_options(model: Model, options: Options) -> str:
         except ArchError:  # e.g. heads that do not split over the target's devices
             return False
 
-    dtypes = [WeightFormats(d).with_kv_cache(options.weights_dtype.kv_cache) for d in DTYPES]  # most precise first
+    dtypes = [WeightFormats(d).like(options.weights_dtype) for d in DTYPES]  # most precise first
     smaller = dtypes[dtypes.index(options.weights_dtype) + 1:] if options.weights_dtype in dtypes else dtypes[2:]
     chips = options.mesh[0] * options.mesh[1]
     bigger = [t for t in sorted(TARGETS.values(), key=lambda t: t.dram_per_chip * t.chips)

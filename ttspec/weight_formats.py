@@ -1,5 +1,5 @@
-"""The storage formats of a TT-NN program: its weight matrices (`--weights-dtype`) and its KV cache
-(`--kv-dtype`).
+"""The storage formats of a TT-NN program: its weight matrices (`--weights-dtype`), its KV cache
+(`--kv-dtype`) and the partial sums its collectives carry (`--ccl-dtype`).
 
 `--weights-dtype` takes one dtype for every weight matrix (`bfloat8_b`), tt_transformers' performance
 preset (`performance`), or entries KEY=DTYPE that override it, where KEY is
@@ -16,6 +16,12 @@ its roles: `performance,mlp=bfloat8_b` keeps the whole MLP in bfloat8_b. Example
 
 Only weight matrices take these formats; lookup tables, norms and biases stay bf16 (see
 analysis/memory.py). The KV cache is bf16 or bfloat8_b (`kv_cache`), for every attention layer.
+
+The collective payloads (`ccl`) are bf16 or bfloat8_b: with bfloat8_b, each decode matmul whose partial sums a
+reduce-scatter or all-reduce carries back to the residual stream writes them in bfloat8_b (tt_transformers'
+`ccl_dtype`, which it uses on Galaxy only: models/tt_transformers/tt/attention.py, mlp.py, ccl.py). Opt-in on
+every mesh: no preset sets it (tt_transformers' performance preset is a choice of weight formats; its bfloat8_b
+payloads follow the machine, not the preset), and it costs decode accuracy (docs/design-decode.md).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .records import FrozenRecord, fresh
 
 DTYPES = ("bf16", "bfloat8_b", "bfloat4_b")
 KV_DTYPES = ("bf16", "bfloat8_b")  # the KV cache's formats: ttnn's paged_update_cache and SDPA decode take both
+CCL_DTYPES = ("bf16", "bfloat8_b")  # the collectives' payloads: ttnn.linear(..., dtype=) writes both, ccl sends both
 
 # The matrix roles of the kinds that have more than one (tt_transformers' TensorGroup names): the first role of
 # a kind is its matrices that read the component's input, the second the others (ops/queries.py: matrix_of).
@@ -56,18 +63,20 @@ class Matrix(NamedTuple):
 
 
 class WeightFormats(FrozenRecord):
-    """The dtype of each kind (and matrix role) of weight matrix (`--weights-dtype`), with a default, and the
-    KV cache's format (`--kv-dtype`)."""
+    """The dtype of each kind (and matrix role) of weight matrix (`--weights-dtype`), with a default, the
+    KV cache's format (`--kv-dtype`) and the collectives' payload format (`--ccl-dtype`)."""
 
     default: str = "bf16"
     by_kind: dict[str, str] = fresh(dict)
     by_role: dict[str, str] = fresh(dict)
     kv_cache: str = "bf16"
+    ccl: str = "bf16"
     # roles a preset set (not checked against the model: a preset names roles a model may not have); not compared
     from_preset: tuple[str, ...] = ()
 
     def _key(self) -> tuple:
-        return (self.default, tuple(sorted(self.by_kind.items())), tuple(sorted(self.by_role.items())), self.kv_cache)
+        return (self.default, tuple(sorted(self.by_kind.items())), tuple(sorted(self.by_role.items())), self.kv_cache,
+                self.ccl)
 
     def __hash__(self) -> int:  # by value, consistent with == (by_kind and by_role are dicts); roles rarely differ
         return hash((self.default, tuple(sorted(self.by_kind.items()))))
@@ -92,15 +101,23 @@ class WeightFormats(FrozenRecord):
         """These formats with every matrix of `kind` in `dtype` (its roles' entries dropped)."""
         roles = KIND_ROLES.get(kind, ())
         return WeightFormats(self.default, {**self.by_kind, kind: dtype},
-                             {r: d for r, d in self.by_role.items() if r not in roles}, self.kv_cache)
+                             {r: d for r, d in self.by_role.items() if r not in roles}, self.kv_cache, self.ccl)
 
     def with_kv_cache(self, dtype: str) -> WeightFormats:
-        return WeightFormats(self.default, dict(self.by_kind), dict(self.by_role), dtype, self.from_preset)
+        return WeightFormats(self.default, dict(self.by_kind), dict(self.by_role), dtype, self.ccl, self.from_preset)
+
+    def with_ccl(self, dtype: str) -> WeightFormats:
+        return WeightFormats(self.default, dict(self.by_kind), dict(self.by_role), self.kv_cache, dtype,
+                             self.from_preset)
+
+    def like(self, other: WeightFormats) -> WeightFormats:
+        """These weight formats with `other`'s KV cache and collective payloads."""
+        return self.with_kv_cache(other.kv_cache).with_ccl(other.ccl)
 
     @property
     def weights(self) -> WeightFormats:
-        """The weight formats alone (the KV cache bf16)."""
-        return self if self.kv_cache == "bf16" else self.with_kv_cache("bf16")
+        """The weight formats alone (the KV cache and the collective payloads bf16)."""
+        return self if (self.kv_cache, self.ccl) == ("bf16", "bf16") else self.with_kv_cache("bf16").with_ccl("bf16")
 
     def __str__(self) -> str:
         """The weight formats as `--weights-dtype` takes them (the KV cache is `--kv-dtype`'s)."""
@@ -215,6 +232,18 @@ def parse_kv(text: str) -> str:
         more = " (a bfloat4_b cache is not offered: 3 mantissa bits per key)" if text == "bfloat4_b" else ""
         raise UsageError(f"--kv-dtype: unknown KV cache dtype `{text[:40]}`{more}",
                          hint=" ".join(filter(None, (hint, "KV cache dtypes: " + ", ".join(KV_DTYPES)))))
+    return text
+
+
+def parse_ccl(text: str) -> str:
+    """`--ccl-dtype`: bf16 or bfloat8_b."""
+    if text not in CCL_DTYPES:
+        hint = did_you_mean(text, CCL_DTYPES)
+        if text in ("bfloat16", "bf16_b"):
+            hint = "bfloat16 is spelled bf16 here, as in --weights-dtype and --kv-dtype"
+        more = " (bfloat4_b payloads are not offered: 3 mantissa bits per partial sum)" if text == "bfloat4_b" else ""
+        raise UsageError(f"--ccl-dtype: unknown collective payload dtype `{text[:40]}`{more}",
+                         hint=" ".join(filter(None, (hint, "payload dtypes: " + ", ".join(CCL_DTYPES)))))
     return text
 
 

@@ -48,10 +48,10 @@ from ..ops.collectives import CCL_PATTERN
 from ..ops.experts import experts_read
 from ..ops.linear import fused_qkv
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
-from ..ops.queries import attentions, lookup_tables
+from ..ops.queries import attentions, lookup_tables, reduces_into_residual
 from ..ops.registry import no_flops  # the rule of ops that compute nothing counted
 from ..targets import ATTENTION_FIDELITY_PHASES, DECODE_COSTS, ETHERNET_LINE_RATES, FIDELITY_PHASES, TILE, WORMHOLE_CCL
-from ..weight_formats import WeightFormats
+from ..weight_formats import WeightFormats, tensor_bytes
 from .interpreters import Interpreter
 from .memory import ACTIVATION_BYTES, chip_bytes, padded_shapes, param_chip_layout, tile_pad, tiles
 from .program import DecodeProgram, ProgramTerms, device_op_costs
@@ -170,7 +170,8 @@ class OpFacts(NamedTuple):
     weights: tuple  # per parameter it reads: (kind, shape on one chip, lookup table, its rows when one, matrix)
     value_splits: tuple  # per input (None where the input is not a tensor), then the result: devices splitting it
     collective: tuple | None  # a CCL op's (devices, devices of the other axes splitting it, moves statistics,
-    #                           topology); None for an op that moves nothing between chips
+    #                           topology, carries partial sums into the residual: --ccl-dtype's); None for an op
+    #                           that moves nothing between chips
 
 
 def _attrs_text(node: Node, params: list[str]) -> str:
@@ -271,7 +272,8 @@ class CostInterpreter(Interpreter):
             if devices > 1:
                 others = tuple(ax.devices for ax in self.plan.split_on(self.prefix + node.id) if ax.axis != axis)
                 statistics = self.graph.node(node.inputs[0]).op == NORM_STATISTICS.name
-                collective = (devices, others, statistics, self.target.topology(axis, devices))
+                collective = (devices, others, statistics, self.target.topology(axis, devices),
+                              reduces_into_residual(self.graph, node))
         # the attributes matter to the op's FLOP rule only (a collective's axis is in `collective`)
         attrs = _attrs_text(node, params) if REGISTRY[node.op].flops is not no_flops else ""
         split = work_split(self.plan, self.prefix + node.id, [self.prefix + name for name in params])
@@ -415,16 +417,21 @@ class OpTable:
         # collectives: tt-metal's measured model of the CCL op on this axis
         collective_bytes, collective_s = 0, 0.0
         if facts.collective is not None:
-            devices, others, statistics, topology = facts.collective
-            full = tiles(out) * ACTIVATION_BYTES  # CCL ops move whole tiles: a decode row is 32 rows
+            devices, others, statistics, topology, carried = facts.collective
+            # CCL ops move whole tiles of the value's rows (every leading dim folded: a decode step's users sit on
+            # the rows of one tile, [1, 1, 32, d], so 1 to 32 users move 32 rows)
+            values = tile_pad(max(1, _numel(out) // out[-1])) * tile_pad(out[-1]) if out else 0
+            full = values * ACTIVATION_BYTES
             for other in others:  # the other axis's slice of it (2-D plans)
                 full //= other
             per_device = full // devices if facts.op == ALL_GATHER.name else full  # all_gather's input is a slice
             if statistics:  # one float32 tile wide per chip
-                per_device = tiles(out) * STATISTICS_BYTES  # tiles(): values, padded to whole tiles
+                per_device = values * STATISTICS_BYTES
             if terms is not None:  # the fabric the program opens, the payload its collectives write
                 topology = terms.program.topology
-                per_device = per_device if statistics else terms.payload_bytes(per_device)
+                per_device = per_device if statistics else terms.payload_bytes(per_device, facts.op)
+            elif carried and formats.ccl == "bfloat8_b":  # partial sums sent as --ccl-dtype asks (ops/queries.py)
+                per_device = tensor_bytes(per_device // ACTIVATION_BYTES, "bfloat8_b")
             model = WORMHOLE_CCL[CCL_PATTERN[facts.op]][topology]
             collective_s = model.time(devices, per_device) + chip.ccl_dispatch_s.value
             collective_bytes = per_device

@@ -77,10 +77,13 @@ class DecodeProgram(NamedTuple):
         """The payloads of the step's collectives (per layer and once per step): dtype -> how many."""
         return dict(Counter(op.dtype or "bf16" for op in self.layer_ops + self.step_ops if _is_collective(op.op)))
 
-    def payload_factor(self) -> float:
-        """The bytes a collective moves against bf16, averaged over the layer's collectives (the graph's collectives
-        are priced alike; bfloat8_b moves 1088 of bf16's 2048 bytes per tile)."""
+    def payload_factor(self, kind: str | None = None) -> float:
+        """The bytes a collective moves against bf16, averaged over the layer's collectives of `kind` (a collective
+        op's name: all_gather, reduce_scatter, all_reduce; all of them where None or the layer has none of it): the
+        graph's collectives of a kind are priced alike (--ccl-dtype bfloat8_b sends the reduce-scatters' partial sums
+        in bfloat8_b, not the all-gathers' residual); bfloat8_b moves 1088 of bf16's 2048 bytes per tile."""
         ops = [op for op in self.layer_ops or self.step_ops if _is_collective(op.op)]
+        ops = [op for op in ops if _kind(op.op) == kind] or ops
         if not ops:
             return 1.0
         return sum(BFLOAT8_B_PER_BF16 if op.dtype == "bfloat8_b" else 1.0 for op in ops) / len(ops)
@@ -105,7 +108,12 @@ COLLECTIVE_CALLS = (ALL_GATHER.name, REDUCE_SCATTER.name, ALL_REDUCE.name, "all_
 
 
 def _is_collective(call: str) -> bool:
-    return any(call.rsplit(".", 1)[-1].startswith(c) for c in COLLECTIVE_CALLS)
+    return _kind(call) is not None
+
+
+def _kind(call: str) -> str | None:
+    """The collective a ttnn call runs (`ttnn.all_reduce (reduce_scatter)`, a part of one: all_reduce), or None."""
+    return next((c for c in COLLECTIVE_CALLS if call.rsplit(".", 1)[-1].startswith(c)), None)
 
 
 DEVICE_OP = "device_op"  # the cost class of the step's device ops' fixed costs
@@ -122,7 +130,7 @@ class ProgramTerms:
         self.program = program
         self.costs = costs
         self.by_weight = program.matmuls()
-        self.payload = program.payload_factor()
+        self.payload = {kind: program.payload_factor(kind) for kind in COLLECTIVE_CALLS}
 
     def _matmul(self, node) -> DeviceOp | None:
         """The device matmul reading this linear's weight: the member named as the linear's module (`wqkv`), or
@@ -177,8 +185,9 @@ class ProgramTerms:
         op = self._matmul(node)
         return op is not None and op.output != "L1"
 
-    def payload_bytes(self, nbytes: int) -> int:
-        return int(nbytes * self.payload)
+    def payload_bytes(self, nbytes: int, kind: str) -> int:
+        """The bytes a collective of `kind` (its op's name) moves where bf16 would move `nbytes`."""
+        return int(nbytes * self.payload.get(kind, 1.0))
 
 
 def device_op_costs(make, terms: ProgramTerms, batch: int, pcie_bandwidth: float, group: str = "layers.*") -> list:

@@ -118,19 +118,36 @@ def kv_dtype(text: str) -> str:
             from None
 
 
+def ccl_dtype(text: str) -> str:
+    """`--ccl-dtype`: bf16 or bfloat8_b."""
+    from ..weight_formats import parse_ccl
+
+    try:
+        return parse_ccl(text)
+    except UsageError as e:
+        d = e.diagnostic
+        raise argparse.ArgumentTypeError(d.message.removeprefix("--ccl-dtype: ") + (f"; {d.hint}" if d.hint else "")) \
+            from None
+
+
 def typed_formats(args: argparse.Namespace) -> None:
-    """`--kv-dtype` joins the formats `--weights-dtype` gave (weight_formats.WeightFormats.kv_cache); a command
-    whose --weights-dtype has no default (compile, plan: the plan search chooses) reads it with formats_given."""
-    kv = getattr(args, "kv_dtype", None)
+    """`--kv-dtype` and `--ccl-dtype` join the formats `--weights-dtype` gave (weight_formats.WeightFormats.kv_cache,
+    .ccl); a command whose --weights-dtype has no default (compile, plan: the plan search chooses) reads them with
+    formats_given."""
+    kv, ccl = getattr(args, "kv_dtype", None), getattr(args, "ccl_dtype", None)
     if kv and getattr(args, "weights_dtype", None) is not None:
         args.weights_dtype = args.weights_dtype.with_kv_cache(kv)
+    if ccl and getattr(args, "weights_dtype", None) is not None:
+        args.weights_dtype = args.weights_dtype.with_ccl(ccl)
 
 
 def formats_given(args: argparse.Namespace) -> WeightFormats:
-    """The formats of a command whose --weights-dtype may be left out: bf16 weights, the KV cache --kv-dtype's."""
+    """The formats of a command whose --weights-dtype may be left out: bf16 weights, the KV cache --kv-dtype's, the
+    collective payloads --ccl-dtype's."""
     from ..weight_formats import BF16
 
-    return args.weights_dtype or BF16.with_kv_cache(getattr(args, "kv_dtype", None) or "bf16")
+    return args.weights_dtype or BF16.with_kv_cache(getattr(args, "kv_dtype", None) or "bf16").with_ccl(
+        getattr(args, "ccl_dtype", None) or "bf16")
 
 
 def mesh(text: str) -> tuple[int, int]:
@@ -165,6 +182,10 @@ WEIGHTS_FORMATS_HELP = ("device dtype of weight matrices: one of bf16, bfloat8_b
 KV_DTYPE_HELP = ("the KV cache's device dtype: bf16 (default) or bfloat8_b (1,088 bytes per 32x32 tile: about half "
                  "the DRAM, so a longer context or more users fit; tt_transformers' performance and accuracy presets "
                  "store it so)")
+CCL_DTYPE_HELP = ("the format of the decode partial sums a mesh program's reduce-scatters and all-reduces carry into "
+                  "the residual stream: bf16 (default) or bfloat8_b (1,088 bytes per 32x32 tile: about half the "
+                  "ethernet bytes; each device re-packs the running sum, so decode loses some accuracy; "
+                  "tt_transformers does so on Galaxy only)")
 KEEP_TEMP_HELP = ("keep the temporary directories (the generated program; a mock or device run's worker folder with "
                   "its copy of the weights) and print where they are; by default they are removed when the command "
                   "ends")
@@ -209,6 +230,7 @@ STRATEGY = option("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
 WEIGHTS_DTYPE = option("--weights-dtype", type=weights_formats, metavar="DTYPE|performance|KEY=DTYPE,...",
                        help=WEIGHTS_FORMATS_HELP)
 KV_DTYPE = option("--kv-dtype", type=kv_dtype, metavar="DTYPE", help=KV_DTYPE_HELP)
+CCL_DTYPE = option("--ccl-dtype", type=ccl_dtype, metavar="DTYPE", help=CCL_DTYPE_HELP)
 BATCH = option("--batch", type=positive_int)
 SEQ = option("--seq", type=positive_int)
 JSON = option("--json", action="store_true")

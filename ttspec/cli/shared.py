@@ -44,6 +44,7 @@ def search_kwargs(args) -> dict:
     return {"objective": args.objective, "seq": args.seq, "min_tokens_per_s_per_user": args.min_tokens_per_s_per_user,
             "max_ttft_ms": args.max_ttft_ms, "mesh": args.mesh, "dp": True if args.dp else None,
             "weights_dtype": args.weights_dtype, "kv_dtype": getattr(args, "kv_dtype", None) or "bf16",
+            "ccl_dtype": getattr(args, "ccl_dtype", None) or "bf16",
             "batch": getattr(args, "batch", None),
             "strategy": getattr(args, "strategy", None)}
 
@@ -55,6 +56,7 @@ def plan_best_command(args, target: Target) -> str:
                         ("--seq", args.seq), ("--mesh", mesh_text(args.mesh) if args.mesh else None),
                         ("--batch", getattr(args, "batch", None)),
                         ("--weights-dtype", args.weights_dtype), ("--kv-dtype", getattr(args, "kv_dtype", None)),
+                        ("--ccl-dtype", getattr(args, "ccl_dtype", None)),
                         ("--strategy", getattr(args, "strategy", None)),
                         ("--min-tokens-per-s-per-user", args.min_tokens_per_s_per_user),
                         ("--max-ttft-ms", args.max_ttft_ms)):
@@ -93,18 +95,37 @@ def refuse_options_that_cannot_apply(args, targets: list[Target], on_host: bool 
                              "runs the PyTorch reference, whose cache is not stored in a device format",
                              hint="leave out --kv-dtype, or run the TT-NN program: --mode golden rounds the cache "
                                   "as the device stores it")
+        if getattr(args, "ccl_dtype", None) not in (None, "bf16"):
+            raise UsageError(f"--ccl-dtype {args.ccl_dtype} is the format of a TT-NN mesh program's collective "
+                             f"payloads; {where} runs the PyTorch reference, which has none",
+                             hint="leave out --ccl-dtype, or run the TT-NN program on a mesh target with --mode golden")
         for flag in MESH_OPTIONS:
             if getattr(args, flag.removeprefix("--"), None):
                 raise UsageError(f"{flag} places a TT-NN program on a device mesh; {where} runs the PyTorch "
                                  "reference on the host, which has none",
                                  hint=f"leave out {flag}, or use a mesh target ({', '.join(MESHES)})"
                                       + (" with --mode golden" if mode else ""))
+    _refuse_ccl_without_collectives(args, targets, on_host, search)
     if getattr(args, "html", None) is not None and not args.html.strip():
         raise UsageError("--html needs a file name, got an empty one", hint="e.g. --html report.html")
     if not getattr(args, "dp", False) or on_host:
         return
     for target in (t for t in targets if t is not TORCH):  # a TT-NN mode with --target torch is refused where it runs
         _refuse_dp_without_second_axis(args, target, search)
+
+
+def _refuse_ccl_without_collectives(args, targets: list[Target], on_host: bool, search: bool) -> None:
+    """--ccl-dtype bfloat8_b changes the payloads of a mesh's collectives: refused where every target runs on one
+    chip (the plan search may choose a mesh: it is not refused there)."""
+    ccl = getattr(args, "ccl_dtype", None)
+    if ccl in (None, "bf16") or on_host or search:
+        return
+    mesh = getattr(args, "mesh", None)
+    if all((mesh or t.mesh) == (1, 1) for t in targets if t is not TORCH):
+        where = f"--mesh {mesh_text(mesh)}" if mesh else " and ".join(t.name for t in targets if t is not TORCH)
+        raise UsageError(f"--ccl-dtype {ccl} is the format of the partial sums a mesh's collectives carry; {where} "
+                         "is one chip, which runs no collectives",
+                         hint=f"leave out --ccl-dtype, or use a mesh target ({', '.join(MESHES)})")
 
 
 def _refuse_dp_without_second_axis(args, target: Target, search: bool) -> None:

@@ -14,7 +14,8 @@ from typing import NamedTuple
 from ..ir.graph import Graph, Node
 from ..weight_formats import KIND_ROLES, Matrix
 from .attention import ATTEND, MERGE_HEADS, SPLIT_HEADS, materialises_scores  # noqa: F401 (re-exported)
-from .elementwise import complete_values, same_layout
+from .collectives import ALL_REDUCE, REDUCE_SCATTER
+from .elementwise import ADD, complete_values, same_layout
 from .linear import LINEAR
 from .registry import REGISTRY, Storage
 
@@ -145,6 +146,25 @@ def attentions(graph: Graph) -> list[Attention]:
             keys = graph.node(node.inputs[1])
             out.append(Attention(node, keys, keys.type.shape[1], keys.type.shape[-1]))
     return out
+
+
+def reduces_into_residual(graph: Graph, node: Node) -> bool:
+    """Whether collective `node` is a reduce-scatter or all-reduce of a linear's partial sums that only the residual
+    stream's add reads (a row-parallel wo or w2): the collectives `--ccl-dtype bfloat8_b` sends in bfloat8_b. Others
+    keep bf16: ones whose sums feed heads (ttnn's nlp_create_qkv_heads_decode refuses bfloat8_b), an activation or
+    the logits."""
+    if node.op not in (REDUCE_SCATTER.name, ALL_REDUCE.name) or graph.node(node.inputs[0]).op != LINEAR.name:
+        return False
+    readers = graph.users.get(node.id, ())
+    return bool(readers) and all(graph.node(u).op == ADD.name for u in readers)
+
+
+def writes_ccl_payload(graph: Graph, node: Node) -> bool:
+    """Whether `node` writes the payload of collectives that reduce into the residual (reduces_into_residual) and
+    nothing else reads it: the op that writes its output in `--ccl-dtype`'s format."""
+    readers = graph.users.get(node.id, ())
+    return node.op == LINEAR.name and bool(readers) and all(reduces_into_residual(graph, graph.node(u))
+                                                            for u in readers)
 
 
 def ops_feeding_output(graph: Graph) -> set[str]:

@@ -22,8 +22,9 @@ from ..ir.graph import Model, layer_variants
 from ..ir.layout import Layout, Placement
 from ..ops import ALL_REDUCE, MESH_PARTITION
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
+from ..ops.queries import reduces_into_residual
 from ..targets import Strategy, Target
-from ..weight_formats import WeightFormats
+from ..weight_formats import WeightFormats, tensor_bytes
 
 SCHEMA = "ttspec-plan/3"
 AXIS_NAMES = {0: "rows", 1: "columns"}  # a 2-D plan's mesh axes, as tt-metal's Galaxy code names them
@@ -127,8 +128,10 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
         groups, outside = _layers(build.lowered, plan.collectives)
         first = next(iter(groups.values()), (0, []))[1]
         report["layers"] = sum(count for count, _ in groups.values())
-        report["collectives_per_layer"] = [_collective(c) for c in first]
-        report["collectives_outside_layers"] = [_collective(c) for c in outside]
+        carried = carried_in_ccl_format(build)
+        report["ccl_dtype"] = weights_dtype.ccl
+        report["collectives_per_layer"] = [_collective(c, carried) for c in first]
+        report["collectives_outside_layers"] = [_collective(c, carried) for c in outside]
         patterns = {tuple((c.op, c.dim, c.axis, c.reason) for c in cs) for _, cs in groups.values()}
         if len(patterns) > 1:
             report["notes"].append("the layers differ in their collectives; those of the first layer are listed, "
@@ -197,16 +200,35 @@ def bytes_moved(build: Build) -> tuple[int, dict[str, int]]:
     groups, _ = _layers(build.lowered, plan.collectives)
     layers = sum(count for count, _ in groups.values())
     nodes = _nodes(build.lowered)
+    carried = carried_in_ccl_format(build)
     by_axis = {str(ax): 0 for ax in sorted({ax.axis for ax in plan.axes})}
     for count, collectives in groups.values():
         for c in collectives:
-            by_axis[str(c.axis)] = by_axis.get(str(c.axis), 0) + count * _moved(plan, c, nodes)
+            by_axis[str(c.axis)] = by_axis.get(str(c.axis), 0) + count * _moved(plan, c, nodes, carried)
     by_axis = {axis: moved // layers if layers else 0 for axis, moved in by_axis.items()}
     return sum(by_axis.values()), by_axis
 
 
-def _moved(plan, c, nodes: dict) -> int:
-    """Bytes one device receives per token in collective `c` (see bytes_moved)."""
+def carried_in_ccl_format(build: Build) -> set[tuple[str, int]]:
+    """The collectives (keys as the plan names them, with their layer variant) whose payload the program writes in
+    --ccl-dtype's format (ops/queries.py reduces_into_residual), none where it is bf16."""
+    if build.options.weights_dtype.ccl == "bf16":
+        return set()
+    out: set[tuple[str, int]] = set()
+
+    def visit(graph, prefix: str, variant: int) -> None:
+        out.update((prefix + node.id, variant) for node in graph.topo() if reduces_into_residual(graph, node))
+        for node in graph.repeats():
+            for v, (body, _) in enumerate(layer_variants(node)):
+                visit(body, f"{prefix}{node.module}.*.", v)
+
+    visit(build.lowered.graph, "", 0)
+    return out
+
+
+def _moved(plan, c, nodes: dict, carried: set[tuple[str, int]] = frozenset()) -> int:
+    """Bytes one device receives per token in collective `c` (see bytes_moved); bfloat8_b (1,088 bytes per 1,024
+    values) where the program sends it so (`carried`: carried_in_ccl_format)."""
     n = plan.mesh[c.axis]
     if c.op == MESH_PARTITION.name or n < 2:
         return 0
@@ -223,6 +245,8 @@ def _moved(plan, c, nodes: dict) -> int:
     if source.op == NORM_STATISTICS.name:  # a distributed norm's statistics: one float32 slice per chip
         return STATISTICS_BYTES * source.type.shape[-1] * (n - 1)
     rounds = 2 if c.op == ALL_REDUCE.name else 1
+    if (c.node, c.variant) in carried:
+        return rounds * tensor_bytes(elements, "bfloat8_b") * (n - 1) // n
     return rounds * ACTIVATION_BYTES * elements * (n - 1) // n
 
 
@@ -285,8 +309,9 @@ def _layers(lowered: Model, collectives) -> tuple[dict[tuple[str, int], tuple[in
     return groups, outside
 
 
-def _collective(c) -> dict:
-    return {"op": c.op, "dim": c.dim, "cluster_axis": c.axis, "of": c.source, "why": c.reason}
+def _collective(c, carried: set[tuple[str, int]]) -> dict:
+    payload = "bfloat8_b" if (c.node, c.variant) in carried else "bf16"  # (a norm's statistics travel in float32)
+    return {"op": c.op, "dim": c.dim, "cluster_axis": c.axis, "of": c.source, "why": c.reason, "payload": payload}
 
 
 def _kv_text(r: dict, name: str) -> str:
@@ -319,7 +344,8 @@ def _moved_text(moved: int, by_axis: dict[str, int]) -> str:
 def _collective_text(c: dict) -> str:
     """As the program calls it (an all_reduce takes no dim)."""
     dim = "" if c["op"] == ALL_REDUCE.name else f"dim={c['dim']}, "
-    return f"  {c['op']}({dim}cluster_axis={c['cluster_axis']}) of {c['of']}: {c['why']}"
+    payload = f" ({c['payload']} payload)" if c.get("payload", "bf16") != "bf16" else ""
+    return f"  {c['op']}({dim}cluster_axis={c['cluster_axis']}) of {c['of']}{payload}: {c['why']}"
 
 
 def render_plan(r: dict) -> str:

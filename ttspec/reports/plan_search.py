@@ -99,8 +99,9 @@ class Plan:
         """The command-line options that select this plan (compile, plan, report, run)."""
         words = ["--mesh", self.mesh_text] + (["--dp"] if self.dp else [])
         words += ["--strategy", self.strategy_option] if self.strategy_option else []
-        kv = self.weights_dtype.kv_cache
-        return words + ["--weights-dtype", str(self.weights_dtype)] + (["--kv-dtype", kv] if kv != "bf16" else [])
+        kv, ccl = self.weights_dtype.kv_cache, self.weights_dtype.ccl
+        return words + ["--weights-dtype", str(self.weights_dtype)] + (["--kv-dtype", kv] if kv != "bf16" else []) \
+            + (["--ccl-dtype", ccl] if ccl != "bf16" and self.mesh != (1, 1) else [])
 
     def as_dict(self) -> dict:
         return {"mesh": list(self.mesh), "dp": self.dp, "strategy": self.strategy,
@@ -239,10 +240,12 @@ class _Space:
 def search(model: Model, chosen: Target, objective: str = "latency", seq: int | None = None,
            min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
            mesh: tuple[int, int] | None = None, dp: bool | None = None, weights_dtype: WeightFormats | None = None,
-           batch: int | None = None, strategy: Strategy | None = None, kv_dtype: str = "bf16") -> Search:
+           batch: int | None = None, strategy: Strategy | None = None, kv_dtype: str = "bf16",
+           ccl_dtype: str = "bf16") -> Search:
     """Every plan on `target` that fits and meets the floors, ranked by `objective`. `mesh`,
     `dp`, `weights_dtype`, `batch`, `strategy`: fix that choice instead of searching it; `kv_dtype`: the KV
-    cache's format of every plan (--kv-dtype)."""
+    cache's format of every plan (--kv-dtype); `ccl_dtype`: the payload of every mesh plan's reduces into the
+    residual (--ccl-dtype; priced, and carried into the plans' options)."""
     from ..backends.ttnn.support import check_supported
     from ..driver import target_pipeline
 
@@ -253,8 +256,7 @@ def search(model: Model, chosen: Target, objective: str = "latency", seq: int | 
     bound_seq = _bound(model, -1)
     context = seq or min(DEFAULT_CONTEXT, bound_seq or DEFAULT_CONTEXT)
     bound_batch = _bound(model, 0)
-    formats = [f.with_kv_cache(kv_dtype) for f in _formats(model, weights_dtype)] if kv_dtype != "bf16" else \
-        _formats(model, weights_dtype)
+    formats = [f.with_kv_cache(kv_dtype).with_ccl(ccl_dtype) for f in _formats(model, weights_dtype)]
     space = _Space(chosen, formats, [batch] if batch else _pow2(bound_batch or MAX_BATCH),
                    batch, bound_batch, context, min(DEFAULT_PROMPT, context), min_tokens_per_s_per_user, max_ttft_ms)
     shared = target_pipeline().shared(model)  # the passes before sharding: once for every mesh

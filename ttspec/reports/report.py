@@ -90,6 +90,7 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
         "data_parallel_replicas": memory.replicas,
         "weights_dtype": str(options.weights_dtype),
         "kv_dtype": options.weights_dtype.kv_cache,
+        "ccl_dtype": options.weights_dtype.ccl if plan.axes else "bf16",
         "batch": batch, "context": context, "prompt": prompt,
         "totals": {
             "ttft_ms": est.ttft_s * 1e3,
@@ -151,6 +152,7 @@ def render_report(r: dict) -> str:
     t = r["totals"]
     where = f"{r['mesh'][0]}x{r['mesh'][1]} mesh, {r['devices']} devices" if r["devices"] > 1 else "one chip"
     kv = f", {r['kv_dtype']} KV cache" if r.get("kv_dtype", "bf16") != "bf16" else ""
+    kv += f", {r['ccl_dtype']} collective payloads" if r.get("ccl_dtype", "bf16") != "bf16" else ""
     lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights{kv}: a model, not a measurement",
              *([f"strategy: {r['strategy_text']}"] if r.get("strategy_text") else []),
              "",

@@ -142,7 +142,8 @@ def compile_ttnn(build, spec_path: str) -> str:
                                     max_seq=build.context, seq_bound=build.memory.seq_bound,
                                     parameters=_parameter_patterns(model), cannot_decode=blocker,
                                     **_kv_cache_facts(build),
-                                    **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)), target)))
+                                    **_mesh_facts(shard_plan, bool(shard_plan.split_on(out_node.id)), target),
+                                    ccl_dtype=WEIGHT_DTYPES[weights_dtype.ccl][0] if shard_plan.axes else None))
     return with_runtime(text, roots, "ttnn", api, {"Program": without})
 
 

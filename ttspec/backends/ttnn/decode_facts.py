@@ -239,6 +239,9 @@ class _Walker:
         # the header's literal constants (LOGITS_SPLIT = False, ...): conditions on them are decided, not guessed
         self.header = {n.targets[0].id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                        and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)}
+        # and those naming a ttnn value (CCL_DTYPE = ttnn.bfloat8_b): a `dtype=` given by name reads as its value
+        self.named = {n.targets[0].id: _dotted(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                      and isinstance(n.targets[0], ast.Name) and _dotted(n.value)}
         owners: dict[str, list[str]] = {}
         for c in self.classes.values():
             for m in c.methods:
@@ -411,7 +414,8 @@ class _Walker:
                     fidelity = _dotted(k.value).rsplit(".", 1)[-1]
         memory = _dotted(kwargs["memory_config"]) if "memory_config" in kwargs else ""
         output = "L1" if "L1" in memory else "DRAM" if "DRAM" in memory else ""
-        dtype = _dotted(kwargs["dtype"]).rsplit(".", 1)[-1] if "dtype" in kwargs else ""
+        dtype = _dotted(kwargs["dtype"]) if "dtype" in kwargs else ""
+        dtype = self.named.get(dtype, dtype).rsplit(".", 1)[-1]
         bucket = self.buckets[self.bucket]
         if not dtype and last.startswith(COLLECTIVE_CALLS) and bucket:  # its payload: what the op before it wrote
             dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)

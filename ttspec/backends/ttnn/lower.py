@@ -49,8 +49,24 @@ from ...ops import (
 )
 from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
+from ...ops.queries import writes_ccl_payload
 from ...targets import TILE
-from ..common.pyast import Assign, BinOp, Comment, Const, Expr, List, Name, Slice, Stmt, Subscript, Tuple, call, name
+from ..common.pyast import (
+    Assign,
+    BinOp,
+    Call,
+    Comment,
+    Const,
+    Expr,
+    List,
+    Name,
+    Slice,
+    Stmt,
+    Subscript,
+    Tuple,
+    call,
+    name,
+)
 from . import lower_head
 from . import lower_matmul as dram
 from .configs.decode import decode_sdpa
@@ -213,6 +229,25 @@ def _silu_into_mul(node, graph) -> bool:
 
 
 def _linear_decode(node, args, refs, ctx) -> Expr:
+    """A weight matmul of the decode step, writing its partial sums in the collectives' payload format where
+    `--ccl-dtype` asks (_ccl_payload)."""
+    return _ccl_payload(node, _linear_decode_matmul(node, args, refs, ctx), ctx)
+
+
+def _ccl_payload(node, expr: Expr, ctx) -> Expr:
+    """`dtype=CCL_DTYPE` on a matmul whose partial sums a reduce-scatter or all-reduce carries into the residual
+    (ops/queries.py writes_ccl_payload) when --ccl-dtype is bfloat8_b: ttnn's matmul packs its output so (on the
+    mock T3K the reduce-scatter then sends bfloat8_b [1, 32, 8192] for 70B, still one op), tt_transformers' TG
+    path does the same (attention.py wo, mlp.py w2: `ccl_dtype`)."""
+    formats = getattr(ctx.backend, "weight_formats", None)
+    if formats is None or formats.ccl == "bf16" or not writes_ccl_payload(ctx.graph, node):
+        return expr
+    if not (isinstance(expr, Call) and expr.func == name("ttnn.linear")):
+        return expr
+    return Call(expr.func, expr.args, expr.kwargs + (("dtype", Name("CCL_DTYPE")),))
+
+
+def _linear_decode_matmul(node, args, refs, ctx) -> Expr:
     """A weight matmul of the decode step with its stated configuration (decode_configs.py): program and
     compute kernel as members of its class, the output interleaved (_decode_memory)."""
     planned = dram.linear_decode(node, args, refs, ctx)

@@ -144,6 +144,8 @@ def _header(p: dict) -> list[Stmt]:
         *(Comment(line) for line in p["mesh_comment"]),
         constant("MESH_SHAPE", Tuple(tuple(map(Const, p["mesh_shape"])))),
         constant("FABRIC", name(f"ttnn.FabricConfig.{p['fabric']}"), p["fabric_comment"]),
+        *([constant("CCL_DTYPE", name(p["ccl_dtype"]), "the decode partial sums reduced into the residual stream "
+                    "(--ccl-dtype)")] if p.get("ccl_dtype") else []),
         constant("TP_AXIS", p["tp_axis"], p["tp_axis_comment"]),
         constant("DATA_PARALLEL", p["data_parallel"], p["data_parallel_comment"]),
         constant("LOGITS_SPLIT", p["logits_split"], "whether the logits' vocabulary is split over TP_AXIS"),

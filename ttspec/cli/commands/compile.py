@@ -10,6 +10,7 @@ from ...output import write_output
 from ...targets import TARGETS, TORCH, Target, listing, mesh_text
 from ..options import (
     BATCH,
+    CCL_DTYPE,
     COMPILE_TARGET_HELP,
     DP,
     KV_DTYPE,
@@ -42,6 +43,7 @@ def add_parser(sub) -> None:
     STRATEGY.add(co)
     WEIGHTS_DTYPE.add(co, "TT-NN targets: " + WEIGHTS_FORMATS_HELP)
     KV_DTYPE.add(co)
+    CCL_DTYPE.add(co)
     OUTPUT_PATH.add(co, "output file, or a directory (an existing one, or a path ending in `/`) to write "
                           "<model>_<target>.py into (default: ./generated/)")
     co.add_argument("--plan", choices=("best",),
@@ -64,6 +66,8 @@ def run_command(args, target: Target, built=None) -> str:
         words += ["--weights-dtype", shlex.quote(str(args.weights_dtype))]
     if args.kv_dtype:
         words += ["--kv-dtype", args.kv_dtype]
+    if args.ccl_dtype:
+        words += ["--ccl-dtype", args.ccl_dtype]
     if args.mesh:
         words += ["--mesh", mesh_text(args.mesh)]
     if args.dp:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...targets import DEFAULT_TARGET
 from ..options import (
     BATCH,
+    CCL_DTYPE,
     KV_DTYPE,
     MODE,
     MODES_HELP,
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
                     "for `ttspec run` (default: seeded random weights)")
     WEIGHTS_DTYPE.add(ge, "TT-NN modes: " + WEIGHTS_FORMATS_HELP, default="bf16")
     KV_DTYPE.add(ge)
+    CCL_DTYPE.add(ge)
     ge.add_argument("--prompt", metavar="TEXT",
                     help="tokenised by the weights directory's tokenizer.json, else as UTF-8 bytes (a vocabulary "
                          "of at least 256)")

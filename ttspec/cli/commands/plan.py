@@ -7,6 +7,7 @@ from ...output import write_output
 from ...targets import DEVICE_TARGETS
 from ..options import (
     BATCH,
+    CCL_DTYPE,
     DP,
     JSON,
     KV_DTYPE,
@@ -33,6 +34,7 @@ def add_parser(sub) -> None:
     STRATEGY.add(pl, STRATEGY_HELP + "; with --search: fixes the strategy instead of searching both")
     WEIGHTS_DTYPE.add(pl)
     KV_DTYPE.add(pl)
+    CCL_DTYPE.add(pl)
     BATCH.add(pl, "batch for the memory breakdown and the largest context that fits (default 1); with --search: "
                   "fixes the batch")
     SEQ.add(pl, "context for the memory breakdown and the largest batch that fits (default: the spec's bound)")

@@ -6,6 +6,7 @@ from ...errors import UsageError
 from ...output import write_output
 from ..options import (
     BATCH,
+    CCL_DTYPE,
     DEVICE_TARGET_LIST,
     DP,
     JSON,
@@ -33,6 +34,7 @@ def add_parser(sub) -> None:
     STRATEGY.add(rp)
     WEIGHTS_DTYPE.add(rp, default="bf16")
     KV_DTYPE.add(rp)
+    CCL_DTYPE.add(rp)
     BATCH.add(rp, "users decoded together (default 1)", default=1)
     SEQ.add(rp, "context of the decode step (default 2048, or the spec's bound)")
     rp.add_argument("--prompt", type=positive_int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...targets import DEFAULT_TARGET
 from ..options import (
+    CCL_DTYPE,
     KV_DTYPE,
     MODE,
     MODES_HELP,
@@ -34,6 +35,7 @@ def add_parser(sub) -> None:
                    help="write the weights this run used (e.g. the seeded random ones) under ttspec's names")
     WEIGHTS_DTYPE.add(r, WEIGHTS_FORMATS_HELP, default="bf16")
     KV_DTYPE.add(r)
+    CCL_DTYPE.add(r)
     STRATEGY.add(r)
     r.add_argument("--allocate-only", action="store_true",
                    help="mock/device: allocate the weights on the device without host data (fit checks for "

@@ -10,6 +10,7 @@ WEIGHTS_DTYPE = ttnn.bfloat16
 KV_CACHE_DTYPE = ttnn.bfloat16  # the KV cache's format: ttnn.bfloat16 or ttnn.bfloat8_b (--kv-dtype)
 MESH_SHAPE = (1, 1)  # a single chip is a 1x1 mesh
 FABRIC = ttnn.FabricConfig.FABRIC_1D  # the fabric a mesh opens (one chip opens none)
+CCL_DTYPE = ttnn.bfloat16  # a mesh's decode partial sums into the residual: bfloat16 or bfloat8_b (--ccl-dtype)
 TP_AXIS = 1  # the mesh axis that splits the wide dims (heads, MLP hidden, vocabulary)
 DATA_PARALLEL = False  # whether the other mesh axis splits the batch between model replicas
 LOGITS_SPLIT = False  # whether the logits' vocabulary is split over TP_AXIS
