@@ -10,7 +10,9 @@ unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing, exc
 between tiles (to `(1, users, 1, head_dim)`: ttnn dispatches ReshapeViewDeviceOperation, measured on the mock). A
 conditional on a function's parameter that the call binds to a constant (`concat_heads_decode(y, 8, sharded=True)`
 then `if not sharded:`) takes the branch the constant selects; any other the first branch (the program's main path:
-`y if users == rows else ttnn.slice(y, ...)` slices nothing at 32 users). A comprehension or generator over a
+`y if users == rows else ttnn.slice(y, ...)` slices nothing at 32 users). A return (or raise) on the path walked
+leaves the function, unless a condition above it is undecided (`if state.mode != "prefill" or self.last is None:
+return x` in a prefill: the walk goes on, as the return may not be taken). A comprehension or generator over a
 sequence of known length (a literal tuple, or a name bound to one: RoPE's cos and sin tables) dispatches its
 element's ops once per item. tests/test_decode_capture.py checks the counts per layer and once per step against
 the mock device's capture.
@@ -177,7 +179,22 @@ def _truth(test, constants: dict[str, object], modes: dict[str, object]) -> bool
             return left is right if isinstance(op, ast.Is) else left == right
         if isinstance(op, (ast.IsNot, ast.NotEq)):
             return left is not right if isinstance(op, ast.IsNot) else left != right
+        order = ORDERINGS.get(type(op))
+        if order is not None and isinstance(left, int) and isinstance(right, int):  # `len(outputs) > 1`
+            return order(left, right)
     return None
+
+
+ORDERINGS = {ast.Lt: int.__lt__, ast.LtE: int.__le__, ast.Gt: int.__gt__, ast.GtE: int.__ge__}
+
+
+def _leaves(stmts) -> bool:
+    """Whether running `stmts` always leaves the function (it ends in a return or raise, or in a conditional each
+    of whose branches does), whichever way its conditions go."""
+    last = stmts[-1] if stmts else None
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    return isinstance(last, ast.If) and _leaves(last.body) and _leaves(last.orelse)
 
 
 def _bound_arguments(fn: ast.FunctionDef, call: ast.Call, caller) -> dict:
@@ -229,7 +246,7 @@ def _moves_rows(call: ast.Call) -> bool:
         and shape.elts[-2].value == 1
 
 
-class _Walker:
+class ProgramWalker:
     """Follows the decode step's calls through the program, appending each device op to the current bucket."""
 
     def __init__(self, tree: ast.Module):
@@ -263,8 +280,14 @@ class _Walker:
         return {**self.header, **self.constants, **{f"len({k})": n for k, n in self.lengths.items()}}
 
     # -- statements -------------------------------------------------------------------------
-    def body(self, stmts, cls: _Class | None, local: dict[str, _Class]):
+    def body(self, stmts, cls: _Class | None, local: dict[str, _Class]) -> bool:
+        """Walk `stmts`; True where they leave the function (a return or raise on the path walked, below every
+        condition whose truth is known: a condition the walker cannot decide walks its first branch, but a return
+        there does not end the walk, as it may not be taken: `head_rows`' `if ... or self.last is None: return x`)."""
         for stmt in stmts:
+            if isinstance(stmt, (ast.Return, ast.Raise)):
+                self.expr(stmt, cls, local)
+                return True
             if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name):
                 listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls else None
                 if listed and all(c in self.classes for c in listed[0]) and self.bucket == "before":
@@ -278,9 +301,12 @@ class _Walker:
             elif isinstance(stmt, ast.If):
                 known = _truth(stmt.test, self.known(), self.modes)
                 self.expr(stmt.test, cls, local)
-                self.body(stmt.orelse if known is False else stmt.body, cls, local)  # (see the module doc)
+                left = self.body(stmt.orelse if known is False else stmt.body, cls, local)  # (see the module doc)
+                if left and (known is not None or _leaves(stmt.orelse)):  # (an undecided `if`: both must leave)
+                    return True
             elif isinstance(stmt, (ast.With, ast.Try)):
-                self.body(stmt.body, cls, local)
+                if self.body(stmt.body, cls, local):
+                    return True
             elif isinstance(stmt, ast.FunctionDef):  # a step defined to be run (traced): `def step(): ...`
                 self.body(stmt.body, cls, local)
             elif isinstance(stmt, ast.ClassDef):
@@ -289,6 +315,7 @@ class _Walker:
                 if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
                     self.lengths[stmt.targets[0].id] = _length(stmt.value, self.lengths)
                 self.expr(stmt, cls, local)
+        return False
 
     def expr(self, node, cls: _Class | None, local: dict[str, _Class]):
         """The calls under `node`, innermost (evaluated) first; lambdas are deferred, so not walked."""
@@ -437,7 +464,7 @@ class _Walker:
 
 
 
-def _fabric(tree: ast.Module) -> str:
+def program_fabric(tree: ast.Module) -> str:
     """The fabric the program opens its mesh with (`ttnn.set_fabric_config(X)`, X a `ttnn.FabricConfig` member or
     a module constant holding one), "" on one chip."""
     constants = {_dotted(n.targets[0]): n.value for n in tree.body if isinstance(n, ast.Assign)
@@ -456,7 +483,7 @@ def _fabric(tree: ast.Module) -> str:
 def decode_program(source: str) -> DecodeProgram:
     """The decode step of the TT-NN program `source` (what compile_ttnn wrote), as the cost model reads it."""
     tree = ast.parse(source)
-    walker = _Walker(tree)
+    walker = ProgramWalker(tree)
     root = next((c for c in walker.classes.values() if "decode_step" in c.methods), None)
     if root is None:
         raise ValueError("the program has no decode_step: not a TT-NN program ttspec wrote")
@@ -479,5 +506,5 @@ def decode_program(source: str) -> DecodeProgram:
     tail = [op.op.rsplit(".", 1)[-1] for op in b["after"]]
     ids = sum(op in SAMPLING_CALLS for op in tail)
     per_row = 4 * ids + 2 * tail.count("max") if ids else 0
-    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, bool(ids), walker.cycle,
+    return DecodeProgram(tuple(b["layer"]), step, walker.layers, program_fabric(tree), uploads, bool(ids), walker.cycle,
                          per_row or 4)

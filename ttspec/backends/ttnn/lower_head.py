@@ -28,7 +28,7 @@ from .configs.prefill import prefill_matmul
 from .configs.rules import ConfigError
 from .decode_configs import local_matmul_shape, weight_format
 from .head import is_output_head
-from .lower_matmul import _Facts, _View
+from .plan_view import PlanFacts, PlanView
 
 
 def head_plan(node, ctx) -> tuple[LMHead | None, str | None]:
@@ -43,7 +43,7 @@ def head_plan(node, ctx) -> tuple[LMHead | None, str | None]:
 
 def head_matrices(root, mesh, target, formats) -> tuple[ShardedMatrix, ...]:
     """The head's chunks as the memory model's DRAM width-sharded matrices (one per distinct chunk width)."""
-    view = _View(_Facts(target, formats), mesh, root)
+    view = PlanView(PlanFacts(target, formats), mesh, root)
     counts: dict[tuple[str, int, int, str], int] = {}
     for node in root.nodes.values():
         if not is_output_head(node, root):
