@@ -63,3 +63,86 @@ def test_a_taken_branch_that_returns_leaves_the_function(chunks, concat):
     prefill = prefill_program(source)
     assert _ops(prefill) == ["embedding", "slice", *["linear"] * chunks.count("self."), *concat]
     assert prefill.head_rows == 32
+    # each chunk's matmul named by the weight it reads (the cost model finds the head's matmuls by it)
+    assert [op.weight for op in prefill.step_ops if op.op == "ttnn.linear"] == ["head_0", "head_1"][:len(concat) + 1]
+
+
+REFUSED = '''
+import ttnn
+from helpers import fused
+
+
+class Layer:
+    def __init__(self, weights):
+        self.w = weights.linear("w")
+        self.w_program = ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(in0_block_w=1)
+
+    def decode(self, x):
+        return ttnn.linear(x, self.w, program_config=self.w_program)
+
+    def forward(self, x):
+        return self.decode(x)
+
+
+class Model:
+    def build(self, weights):
+        self.layers = [Layer(weights) for i in range(LAYERS)]
+
+    def decode_step(self, tokens):
+        h = ttnn.embedding(tokens, self.table)
+        for layer in self.layers:
+            h = layer.decode(h)
+        return ttnn.argmax(h, dim=-1)
+
+    def prefill(self, tokens, user):
+        return self.decode_step(tokens)
+
+    def forward(self, tokens):
+        return self.decode_step(tokens)
+'''
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    (("ttnn.argmax(h", "ttnn.fancy_sample(h"), "`ttnn.fancy_sample(...)`: a ttnn call the walker does not know"),
+    (("ttnn.embedding(tokens", "ttnn.experimental.embedding(tokens"), "`ttnn.experimental.embedding(...)`"),
+    (("ttnn.argmax(h", "fused(h"), "`fused(...)`: a call of a name that is neither"),
+    (("h = layer.decode(h)", "h = self.mystery(h)"), "`self.mystery(...)`: a call of `self.mystery`"),
+    (("h = layer.decode(h)", "h = tokens.forward(h)"), "`tokens.forward(...)`: a call of `forward`, a method of the "
+                                                       "program's Layer, Model"),
+    (("program_config=self.w_program", "program_config=self.w_programs"), "`ttnn.linear(...)`: a matmul of `self.w` "
+                                                                          "whose program_config"),
+    (("range(3)", "range(LAYERS)"), "`self.layers`: a loop over program layers whose count"),
+    (("DRAMShardedProgramConfig(in0", "DRAMShardedProgramConfigV2(in0"), "a matmul program config the walker does"),
+])
+@pytest.mark.parametrize("walk", [decode_program, prefill_program])
+def test_a_call_the_walker_does_not_know_is_refused_not_priced(edit, named, walk):
+    """Each edit makes a program whose device ops the walker cannot know (an unknown ttnn call, a function it
+    cannot see, a member or object it cannot tell the class of, a config it cannot find, a layer count the text does
+    not state): the walker names the call and its line rather than price a guess."""
+    from ttspec.backends.ttnn.program_calls import UnknownProgramCall
+
+    program = REFUSED.replace("range(LAYERS)", "range(3)")
+    assert walk(program).layers == 3  # as written, the program is priced
+    old, new = edit
+    assert old in program
+    edited = program.replace(old, new)
+    at = "for layer in self.layers" if "self.layers" in named else new  # (a loop: refused where it runs)
+    line = edited[:edited.index(at)].count("\n") + 1
+    with pytest.raises(UnknownProgramCall) as refused:
+        walk(edited)
+    message = str(refused.value)
+    assert message.startswith(f"line {line}: ") and named in message and "cannot price" in message, message
+
+
+def test_the_prefill_head_chunks_are_priced_by_their_own_members():
+    """The 8B n150 program's prefill runs its LM head in three DRAM-sharded column chunks through
+    head_chunks_prefill and chunked_linear: each matmul is named by the chunk it reads, with the 2-D program family
+    and chunk sizes of the head's prefill programs and its kernel's fidelity (so the cost model prices the head on the
+    last tile, not an anonymous matmul over every row)."""
+    from pathlib import Path
+
+    source = (Path(__file__).parent.parent / "generated" / "llama_3_1_8b_n150.py").read_text(encoding="utf-8")
+    head = [op for op in prefill_program(source).step_ops if op.op == "ttnn.linear"]
+    assert [op.weight for op in head] == ["lm_head_0", "lm_head_1", "lm_head_2"]
+    assert {(op.factory, op.fidelity) for op in head} == {("mcast_2d", "HiFi2")}
+    assert all(op.chunks and op.chunks[0][0] == 256 for op in head)
