@@ -146,3 +146,18 @@ def test_the_prefill_head_chunks_are_priced_by_their_own_members():
     assert [op.weight for op in head] == ["lm_head_0", "lm_head_1", "lm_head_2"]
     assert {(op.factory, op.fidelity) for op in head} == {("mcast_2d", "HiFi2")}
     assert all(op.chunks and op.chunks[0][0] == 256 for op in head)
+
+
+def test_a_linear_is_priced_by_its_own_member_or_its_column_chunks_only():
+    """The cost model finds a linear's device matmul by the member named as its module, or that name's column
+    chunks (`lm_head_0`); a member that merely starts with the name (`upper` for `up`) is another linear's."""
+    from types import SimpleNamespace
+
+    from ttspec.analysis.program import FIDELITY_PASSES, UNCONFIGURED_FIDELITY, DecodeProgram, DeviceOp, ProgramTerms
+
+    ops = (DeviceOp("ttnn.linear", fidelity="LoFi", weight="upper"), DeviceOp("ttnn.linear", fidelity="HiFi4",
+                                                                             weight="lm_head_0"))
+    terms = ProgramTerms(DecodeProgram(ops, (), 1, "", 0, False), None)
+    up, head = (SimpleNamespace(module=m, op="linear") for m in ("layers.mlp.up", "lm_head"))
+    assert terms.passes(up) == FIDELITY_PASSES[UNCONFIGURED_FIDELITY] != FIDELITY_PASSES["LoFi"]
+    assert terms.passes(head) == FIDELITY_PASSES["HiFi4"]
