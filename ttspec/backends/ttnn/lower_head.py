@@ -98,15 +98,16 @@ def load_chunks(node, refs, ctx, module: Expr, options: dict[str, Expr]):
     count = f"{len(head.widths)} column chunks" if len(head.widths) > 1 else "one column chunk"
     comment = Comment(f"the LM head in {count} of {head.widths[0]} (DRAM width-sharded over {memory.grid[0]} banks, "
                       f"a [{memory.shard[0]}, {memory.shard[1]}] shard each): each fits L1")
-    targets = Tuple(tuple(chunk_refs(refs, head)))
+    targets = Tuple(tuple(chunk_refs(node, refs, head, ctx)))
     return [comment, Assign(targets, call("weights.linear_chunks", module, widths, memories, **options))]
 
 
-def chunk_refs(refs, head: LMHead) -> list[Expr]:
+def chunk_refs(node, refs, head: LMHead, ctx) -> list[Expr]:
     """The class members holding the chunks: `self.lm_head_0`, `self.lm_head_1`, ... (the cost model reads each
-    chunk's matmul by the member it names, analysis/program.py)."""
+    chunk's matmul by the member it names, analysis/program.py), claimed from the class's namer (a spec label
+    `lm_head_0` beside the head keeps its member; the chunk takes `lm_head_0_1`)."""
     weight = refs["weight"]
-    return [Attr(weight.value, f"{weight.name}_{i}") for i in range(len(head.widths))]
+    return [Attr(weight.value, ctx.member_name(node, f"{weight.name}_{i}")) for i in range(len(head.widths))]
 
 
 def adapt_output(node, expr: Expr, ctx) -> Expr:
@@ -135,7 +136,7 @@ def decode(node, args, refs, ctx, output_memory: Expr) -> Expr | None:
     kernel = _kernel(node, head, ctx)
     stem = node.module.rsplit(".", 1)[-1]
     outputs = []
-    for i, (weight, matmul) in enumerate(zip(chunk_refs(refs, head), head.matmuls, strict=True)):
+    for i, (weight, matmul) in enumerate(zip(chunk_refs(node, refs, head, ctx), head.matmuls, strict=True)):
         program = matmul.op.program
         member = ctx.config_member(node, f"{stem}_{i}_decode", program.code(),
                                    f"decode: chunk {i} of the head, {matmul.k} -> {matmul.n}, DRAM-sharded over "
@@ -163,7 +164,7 @@ def prefill(node, x: Expr, refs, ctx) -> Expr | None:
     member = ctx.config_member(node, "lm_head_prefill", List(tuple(tables)),
                                "prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of "
                                f"as many rows as fit L1 (a table per chunk of {', '.join(map(str, head.widths))})")
-    chunks = List(tuple(chunk_refs(refs, head)))
+    chunks = List(tuple(chunk_refs(node, refs, head, ctx)))
     return ctx.helper("head_chunks_prefill")(x, chunks, member, _kernel(node, head, ctx))
 
 
