@@ -246,3 +246,27 @@ def test_plan_and_compile_take_the_preset_and_a_kv_dtype(run_cli, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "--kv-dtype bfloat8_b --mode golden" in out.stdout  # the run line carries it
     assert "KV_CACHE_DTYPE = ttnn.bfloat8_b" in (tmp_path / "m.py").read_text()
+
+
+def _site(text: str, spec: str = GQA) -> str:
+    """`file:line:col` of the first `text` in the spec (1-based, as diagnostics give it)."""
+    source = (ROOT / spec).read_text(encoding="utf-8")
+    before = source[:source.index(text)]
+    return f"{spec}:{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
+
+
+@pytest.mark.parametrize("formats,site,message", [
+    ("norm=bfloat8_b", "rmsnorm(x, eps = eps) as attn_norm", "--weights-dtype norm=bfloat8_b: kind `norm` has no "
+     "weight matrices"),
+    ("attention=bf16,embedding=bfloat4_b", "token_embedding(tokens, vocab, d) as embedding",
+     "--weights-dtype embedding=bfloat4_b: kind `embedding` has no weight matrices"),
+    ("atention=bfloat8_b", "llama_gqa_tiny", "--weights-dtype names kind `atention`, which this model has no "
+     "parameters of"),
+])
+def test_a_format_the_spec_cannot_take_points_at_the_spec(run_cli, tmp_path, formats, site, message):
+    """A --weights-dtype refusal about the spec carries its file:line:col: the first parameter of a kind that has
+    no weight matrices (the user's call, not the standard block's), or the model where the kind is none of its."""
+    out = run_cli("compile", GQA, "--target", "n150", f"--weights-dtype={formats}", "-o", tmp_path / "m.py")
+    assert out.returncode == 2 and out.stdout == "" and list(tmp_path.iterdir()) == []
+    assert out.stderr.startswith(f"{_site(site)}: error: {message}"), out.stderr
+    assert out.stderr.count("error:") == 1 and "\n  hint: " in out.stderr and "Traceback" not in out.stderr
