@@ -161,3 +161,19 @@ def test_a_linear_is_priced_by_its_own_member_or_its_column_chunks_only():
     up, head = (SimpleNamespace(module=m, op="linear") for m in ("layers.mlp.up", "lm_head"))
     assert terms.passes(up) == FIDELITY_PASSES[UNCONFIGURED_FIDELITY] != FIDELITY_PASSES["LoFi"]
     assert terms.passes(head) == FIDELITY_PASSES["HiFi4"]
+
+
+def test_the_prefill_head_is_priced_on_the_last_tile():
+    """The 8B n150 prefill's head computes only the tile of rows holding the last position (head_rows): the cost
+    model finds the head's chunk matmuls and prices 32 rows of a 1024-token prompt, not 1024."""
+    from pathlib import Path
+
+    from ttspec.analysis.program import ProgramTerms
+    from ttspec.driver import load_model
+
+    root = Path(__file__).parent.parent
+    source = (root / "generated" / "llama_3_1_8b_n150.py").read_text(encoding="utf-8")
+    model = load_model(root / "specs" / "llama-3.1-8b.arch")
+    head = next(n for n in model.graph.topo() if n.module == "lm_head" and n.params)
+    terms = ProgramTerms(prefill_program(source), None)
+    assert terms.rows(head, 1024) == 32 and terms.weight_reads(head, 1024) == 1
