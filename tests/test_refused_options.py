@@ -5,6 +5,10 @@ axis, mesh options for the torch reference, a device target for --mode torch."""
 
 import pytest
 
+from ttspec.weight_formats import EXAMPLES
+
+from .conftest import ROOT
+
 GQA = "specs/llama-gqa-tiny.arch"  # untied head: the kinds with weight matrices are attention, mlp and head
 
 
@@ -176,23 +180,50 @@ def test_a_module_name_for_a_role_or_kind_is_refused_with_the_key_it_means(run_c
     assert_refused(out, *phrases, hint=hint)
 
 
-@pytest.mark.parametrize("formats,message", [
-    ("ff2=bfloat8_b,ff2=bfloat4_b", "gives role `ff2` twice; give each kind and role once"),
-    ("accuracy", "no `accuracy` preset: tt_transformers' accuracy settings depend on the model"),
-    ("performance,bfloat8_b", "at most one plain dtype or preset"),
-    ("performance,wqkv=bfloat2_b", "unknown dtype `bfloat2_b` for role `wqkv`"),
+def assert_value_refused(out, flag, message, hint):
+    """A bad option value: exit 2, nothing on stdout, and on stderr exactly one error naming the option, the
+    offending text and what was expected, then the value's own hint (no usage text, no traceback)."""
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert out.stdout == ""
+    assert out.stderr == f"ttspec: error: argument {flag}: {message}\n  hint: {hint}\n", out.stderr
+
+
+DTYPES_HINT = "dtypes: bf16, bfloat8_b, bfloat4_b"
+
+
+@pytest.mark.parametrize("formats,message,hint", [
+    ("ff2=bfloat8_b,ff2=bfloat4_b", "gives role `ff2` twice", "give each kind and role once"),
+    ("accuracy", "no `accuracy` preset: tt_transformers' accuracy settings depend on the model (model_config.py "
+     "ModelOptimizations.accuracy: Llama 3 and Mistral 7B keep bfloat8_b everywhere, 70B-class models bfloat4_b MLP "
+     "w1/w3, others bf16 attention)", "say the formats: bfloat8_b, or bfloat8_b,attention=bf16, or performance"),
+    ("performance,bfloat8_b", "at most one plain dtype or preset, got 'performance,bfloat8_b'",
+     "the plain value (a dtype, or `performance`) is the default for the matrices not named"),
+    ("performance,wqkv=bfloat2_b", "unknown dtype `bfloat2_b` for role `wqkv`",
+     f"did you mean `bfloat8_b` or `bfloat4_b`? {DTYPES_HINT}"),
+    ("performanc", "unknown dtype `performanc` (nor a preset)",
+     f"did you mean `performance`? {DTYPES_HINT}; presets: performance"),
+    ("", "an empty value", EXAMPLES),
+    ("performance,", "empty entry in 'performance,'", EXAMPLES),
+    ("=bfloat8_b", "`=bfloat8_b` has no kind before `=` (nor a matrix role)", EXAMPLES),
+    ("performance=bf16", "`performance` is a preset, not a kind or role", EXAMPLES),
 ])
-def test_bad_formats_are_one_argument_error(run_cli, formats, message):
-    out = run_cli("plan", GQA, "--target", "n150", "--weights-dtype", formats)
-    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == ""
-    assert f"argument --weights-dtype: {message}" in out.stderr, out.stderr
+def test_bad_formats_are_one_argument_error(run_cli, formats, message, hint):
+    out = run_cli("plan", GQA, "--target", "n150", f"--weights-dtype={formats}")
+    assert_value_refused(out, "--weights-dtype", message, hint)
 
 
-def test_kv_dtype_refuses_bfloat4_b(run_cli):
-    out = run_cli("plan", GQA, "--target", "n150", "--kv-dtype", "bfloat4_b")
-    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == ""
-    assert "argument --kv-dtype: unknown KV cache dtype `bfloat4_b`" in out.stderr
-    assert "KV cache dtypes: bf16, bfloat8_b" in out.stderr
+@pytest.mark.parametrize("value,message,hint", [
+    ("bfloat4_b", "unknown KV cache dtype `bfloat4_b` (a bfloat4_b cache is not offered: 3 mantissa bits per key)",
+     "did you mean `bfloat8_b`? KV cache dtypes: bf16, bfloat8_b"),
+    ("fp8", "unknown KV cache dtype `fp8`", "KV cache dtypes: bf16, bfloat8_b"),
+    ("", "an empty value", "KV cache dtypes: bf16, bfloat8_b"),
+])
+@pytest.mark.parametrize("command", [("plan", "--target", "n150"), ("compile", "--target", "t3k", "-o", "m.py"),
+                                     ("report", "--target", "n150")])
+def test_bad_kv_dtypes_are_one_argument_error(run_cli, tmp_path, command, value, message, hint):
+    out = run_cli(command[0], ROOT / GQA, *command[1:], f"--kv-dtype={value}", cwd=tmp_path)
+    assert_value_refused(out, "--kv-dtype", message, hint)
+    assert list(tmp_path.iterdir()) == []  # compile wrote nothing
 
 
 @pytest.mark.parametrize("command", ["run", "generate"])
@@ -215,3 +246,27 @@ def test_plan_and_compile_take_the_preset_and_a_kv_dtype(run_cli, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "--kv-dtype bfloat8_b --mode golden" in out.stdout  # the run line carries it
     assert "KV_CACHE_DTYPE = ttnn.bfloat8_b" in (tmp_path / "m.py").read_text()
+
+
+def _site(text: str, spec: str = GQA) -> str:
+    """`file:line:col` of the first `text` in the spec (1-based, as diagnostics give it)."""
+    source = (ROOT / spec).read_text(encoding="utf-8")
+    before = source[:source.index(text)]
+    return f"{spec}:{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
+
+
+@pytest.mark.parametrize("formats,site,message", [
+    ("norm=bfloat8_b", "rmsnorm(x, eps = eps) as attn_norm", "--weights-dtype norm=bfloat8_b: kind `norm` has no "
+     "weight matrices"),
+    ("attention=bf16,embedding=bfloat4_b", "token_embedding(tokens, vocab, d) as embedding",
+     "--weights-dtype embedding=bfloat4_b: kind `embedding` has no weight matrices"),
+    ("atention=bfloat8_b", "llama_gqa_tiny", "--weights-dtype names kind `atention`, which this model has no "
+     "parameters of"),
+])
+def test_a_format_the_spec_cannot_take_points_at_the_spec(run_cli, tmp_path, formats, site, message):
+    """A --weights-dtype refusal about the spec carries its file:line:col: the first parameter of a kind that has
+    no weight matrices (the user's call, not the standard block's), or the model where the kind is none of its."""
+    out = run_cli("compile", GQA, "--target", "n150", f"--weights-dtype={formats}", "-o", tmp_path / "m.py")
+    assert out.returncode == 2 and out.stdout == "" and list(tmp_path.iterdir()) == []
+    assert out.stderr.startswith(f"{_site(site)}: error: {message}"), out.stderr
+    assert out.stderr.count("error:") == 1 and "\n  hint: " in out.stderr and "Traceback" not in out.stderr

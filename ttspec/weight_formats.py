@@ -194,6 +194,8 @@ def parse(text) -> WeightFormats:
     plain: list[str] = []
     by_kind: dict[str, str] = {}
     by_role: dict[str, str] = {}
+    if not str(text).strip():
+        raise UsageError("--weights-dtype: an empty value", hint=EXAMPLES)
     for part in (p.strip() for p in str(text).split(",")):
         if not part:
             raise UsageError(f"--weights-dtype: empty entry in {text[:60]!r}", hint=EXAMPLES)
@@ -227,6 +229,8 @@ def parse(text) -> WeightFormats:
 
 def parse_kv(text: str) -> str:
     """`--kv-dtype`: bf16 or bfloat8_b."""
+    if not text.strip():
+        raise UsageError("--kv-dtype: an empty value", hint="KV cache dtypes: " + ", ".join(KV_DTYPES))
     if text not in KV_DTYPES:
         hint = did_you_mean(text, KV_DTYPES)
         more = " (a bfloat4_b cache is not offered: 3 mantissa bits per key)" if text == "bfloat4_b" else ""

@@ -43,13 +43,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from ..ir.graph import Graph, Model, layer_variants
+from ..errors import UsageError
+from ..ir.graph import Graph, Model, layer_variants, point_at_spec
 from ..ir.layout import Layout
 from ..ir.sharding import ONE_CHIP, ShardPlan, local_shape
 from ..ops.queries import (
     attentions,
     head_merges,
     head_splits,
+    kind_of,
     lookup_tables,
     materialises_scores,
     matrix_of,
@@ -211,7 +213,27 @@ def check_weight_formats(model: Model, formats: WeightFormats) -> None:
     wide = weight_bytes_by_kind(model, BF16, layouts=layouts)
     narrow = weight_bytes_by_kind(model, WeightFormats("bfloat4_b"), layouts=layouts)
     roles = {m.role for (m, shape, table) in layouts if m.role and not table and len(shape) >= 2}
-    formats.check_kinds(wide, [kind for kind in wide if wide[kind] != narrow[kind]], roles)
+    matrix_kinds = [kind for kind in wide if wide[kind] != narrow[kind]]
+    try:
+        formats.check_kinds(wide, matrix_kinds, roles)
+    except UsageError as e:  # about this spec: where (a parameter of the kind named, else the model)
+        named = next((k for k in formats.by_kind if k in wide and k not in matrix_kinds), None)
+        site = _kind_site(model.graph, named, []) if named else None
+        d = e.diagnostic
+        error = UsageError(d.message, site[0] if site else model.loc, d.hint)
+        raise (point_at_spec(error, site[1]) if site else error) from None
+
+
+def _kind_site(graph: Graph, kind: str, outer: list) -> tuple | None:
+    """(loc, point_at_spec's scopes) of the first op with parameters of `kind`, repeat bodies included."""
+    for node in graph.topo():
+        if node.params and kind_of(graph, node.module) == kind:
+            return node.loc, [(graph, node.module), *outer]
+        for body, _ in layer_variants(node) if node.is_repeat else ():
+            found = _kind_site(body, kind, [(graph, node.module), *outer])
+            if found:
+                return found
+    return None
 
 
 @dataclass(frozen=True)

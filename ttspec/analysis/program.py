@@ -10,6 +10,7 @@ streamed at the chip's DRAM rate, one dispatch per graph op).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import NamedTuple
 
@@ -134,12 +135,14 @@ class ProgramTerms:
 
     def _matmul(self, node) -> DeviceOp | None:
         """The device matmul reading this linear's weight: the member named as the linear's module (`wqkv`), or
-        the first whose name it starts (a head split into column chunks, `lm_head_0` ...)."""
+        the first of its column chunks (a head split into them: `lm_head_0` ...; a member merely starting with the
+        name, `up` for `upper`, is another linear's)."""
         stem = (node.module or "").rsplit(".", 1)[-1]
         if not stem or node.op not in WEIGHT_MATMULS:
             return None
         found = self.by_weight.get(stem)
-        return found or next((op for w, op in self.by_weight.items() if w.startswith(stem)), None)
+        chunk = re.compile(re.escape(stem) + r"_\d+")
+        return found or next((op for w, op in self.by_weight.items() if chunk.fullmatch(w)), None)
 
     def passes(self, node) -> int:
         """The matrix-engine passes of a weight matmul at the fidelity its compute kernel states."""

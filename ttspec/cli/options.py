@@ -33,12 +33,29 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 
 
+# between an option value's error and its own hint, in the text argparse carries from the type function to error()
+HINT = "\n  hint: "
+
+
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and a hint, not a wall of usage text
-        self.print_usage(sys.stderr)
-        help_cmd = "ttspec --help" if self.prog == "ttspec" else f"ttspec {self.prog.split()[-1]} --help"
-        sys.stderr.write(f"ttspec: error: {message}\n  hint: `{help_cmd}` lists the options\n")
+    def error(self, message: str):
+        """One message and a hint: a bad option value (its type function's error) with the value's own hint; any
+        other misuse (a missing or unknown argument) after the usage line, with where the options are listed."""
+        message, _, hint = message.partition(HINT)
+        if not hint:
+            self.print_usage(sys.stderr)
+            help_cmd = "ttspec --help" if self.prog == "ttspec" else f"ttspec {self.prog.split()[-1]} --help"
+            hint = f"`{help_cmd}` lists the options"
+        sys.stderr.write(f"ttspec: error: {message}{HINT}{hint}\n")
         sys.exit(EXIT_USAGE)
+
+
+def value_error(e: UsageError, flag: str = "") -> argparse.ArgumentTypeError:
+    """A type function's error for `e` (argparse names the option: `flag` is dropped from the message's start),
+    its hint kept for Parser.error to print as the hint."""
+    d = e.diagnostic
+    message = d.message.removeprefix(f"{flag}: ").removeprefix(f"{flag} ") if flag else d.message
+    return argparse.ArgumentTypeError(message + (HINT + d.hint.strip() if d.hint and d.hint.strip() else ""))
 
 
 # ---------------------------------------------------------------- how values parse
@@ -79,8 +96,7 @@ def device_target(text: str) -> Target:
     try:
         return get_target(text)
     except UsageError as e:
-        d = e.diagnostic
-        raise argparse.ArgumentTypeError(f"{d.message}; {d.hint.strip()}") from None
+        raise value_error(e) from None
 
 
 def device_targets(text: str) -> list[Target]:
@@ -101,9 +117,7 @@ def weights_formats(text: str) -> WeightFormats:
     try:
         return parse(text)
     except UsageError as e:
-        d = e.diagnostic
-        message = d.message.removeprefix("--weights-dtype: ").removeprefix("--weights-dtype ")
-        raise argparse.ArgumentTypeError(message + (f"; {d.hint.strip()}" if d.hint else "")) from None
+        raise value_error(e, "--weights-dtype") from None
 
 
 def kv_dtype(text: str) -> str:
@@ -113,9 +127,7 @@ def kv_dtype(text: str) -> str:
     try:
         return parse_kv(text)
     except UsageError as e:
-        d = e.diagnostic
-        raise argparse.ArgumentTypeError(d.message.removeprefix("--kv-dtype: ") + (f"; {d.hint}" if d.hint else "")) \
-            from None
+        raise value_error(e, "--kv-dtype") from None
 
 
 def ccl_dtype(text: str) -> str:
@@ -154,7 +166,7 @@ def mesh(text: str) -> tuple[int, int]:
     try:
         return parse_mesh(text)
     except UsageError as e:
-        raise argparse.ArgumentTypeError(e.diagnostic.message) from None
+        raise value_error(e) from None
 
 
 def typed_targets(args: argparse.Namespace) -> None:

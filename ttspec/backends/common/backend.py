@@ -92,6 +92,14 @@ class EmitContext:
             self.plan.state_members.append((node.id, self.plan.claimed[key], init))
         return name(f"self.{self.plan.claimed[key]}")
 
+    def member_name(self, node, stem: str) -> str:
+        """A member the op's own code assigns (the LM head's column chunks, loaded by one call), claimed from the
+        class's namer so it collides with no label or other member: the same name for the same node and stem."""
+        key = (node.id, stem, "assigned")
+        if key not in self.plan.claimed:
+            self.plan.claimed[key] = self.plan.members.claim(stem)
+        return self.plan.claimed[key]
+
     def config_member(self, node, stem: str, init: Expr, comment: str) -> Expr:
         """A configuration this class states once in __init__ (`comment` says what it is) and its ops read:
         the same `stem` and `init` give the same member, made where `node` first needs it."""

@@ -10,18 +10,38 @@ unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing, exc
 between tiles (to `(1, users, 1, head_dim)`: ttnn dispatches ReshapeViewDeviceOperation, measured on the mock). A
 conditional on a function's parameter that the call binds to a constant (`concat_heads_decode(y, 8, sharded=True)`
 then `if not sharded:`) takes the branch the constant selects; any other the first branch (the program's main path:
-`y if users == rows else ttnn.slice(y, ...)` slices nothing at 32 users). A comprehension or generator over a
+`y if users == rows else ttnn.slice(y, ...)` slices nothing at 32 users). A return (or raise) on the path walked
+leaves the function, unless a condition above it is undecided (`if state.mode != "prefill" or self.last is None:
+return x` in a prefill: the walk goes on, as the return may not be taken). A comprehension or generator over a
 sequence of known length (a literal tuple, or a name bound to one: RoPE's cos and sin tables) dispatches its
-element's ops once per item. tests/test_decode_capture.py checks the counts per layer and once per step against
+element's ops once per item, its names bound to the item where the sequence is a literal (`w` -> `self.lm_head_1`).
+A call the walker cannot price is refused, naming the call and its line (program_calls.UnknownProgramCall): a ttnn
+call in none of program_calls.DEVICE_CALLS, NOT_DEVICE or COMPOSITES, a name that is no function, class, builtin or
+parameter it knows, a member or object whose class it cannot tell, a weight matmul whose program or compute-kernel
+config it cannot find or whose config class it does not know, a layer list whose count the text does not state.
+tests/test_decode_capture.py checks the counts per layer and once per step against
 the mock device's capture.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 
 from ...analysis.program import COLLECTIVE_CALLS, DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
 from ...ops import ALL_GATHER, ALL_REDUCE, LINEAR, REDUCE_SCATTER
+from .program_calls import DEVICE_CALLS, refuse
+from .program_text import (
+    bound_arguments,
+    bound_constants,
+    bound_lengths,
+    leaves,
+    length,
+    local_callables,
+    truth,
+)
+from .program_text import callee_name as _callee_name
+from .program_text import dotted as _dotted
 
 # ttnn calls that dispatch no device op (views, host transfers, deallocation, config and shape builders)
 NOT_DEVICE = {"deallocate", "reshape", "unsqueeze", "squeeze", "from_torch", "to_torch", "get_device_tensors",
@@ -38,17 +58,6 @@ MATMUL_CALLS = {LINEAR.name, "matmul"}  # ttnn.linear lowers the linear op
 # 8x4 with FABRIC_1D): all_reduce over a mesh axis runs a ReduceScatter then an AllGather
 COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name)}
 SAMPLING_CALLS = {"argmax", "sampling", "topk"}
-
-
-def _dotted(node) -> str:
-    """`ttnn.experimental.x` for an attribute chain of names, else ""."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        return ".".join([node.id, *reversed(parts)])
-    return ""
 
 
 class _Class:
@@ -70,18 +79,21 @@ class _Class:
                 self.members[attr] = value.func.id
             elif isinstance(value, ast.Call) and _dotted(value.func).startswith("ttnn."):
                 self.configs[attr] = value
-            elif isinstance(value, ast.Dict) and value.values and all(
-                    isinstance(v, ast.Call) and _dotted(v.func).startswith("ttnn.") for v in value.values) \
-                    and all(isinstance(k, ast.Constant) for k in value.keys):  # prefill configs per chunk of rows
-                self.configs[attr] = value.values[0]
-                self.chunks[attr] = tuple((int(k.value), _grid_cores(v)) for k, v in zip(value.keys, value.values,
+            elif _per_rows(value) or isinstance(value, ast.List) and value.elts and all(map(_per_rows, value.elts)):
+                # prefill configs per chunk of rows (a head's: a list of them, one per column chunk, read alike)
+                first = value if isinstance(value, ast.Dict) else value.elts[0]
+                self.configs[attr] = first.values[0]
+                self.chunks[attr] = tuple((int(k.value), _grid_cores(v)) for k, v in zip(first.keys, first.values,
                                                                                         strict=True))
             elif isinstance(value, ast.ListComp) and isinstance(value.elt, ast.Call):
                 self.lists[attr] = _listed(value)
 
 
-def _callee_name(call: ast.Call) -> str:
-    return call.func.id if isinstance(call.func, ast.Name) else ""
+def _per_rows(value) -> bool:
+    """`{rows: ttnn.XProgramConfig(...), ...}`: a linear's prefill programs per chunk of rows."""
+    return isinstance(value, ast.Dict) and bool(value.values) and all(
+        isinstance(v, ast.Call) and _dotted(v.func).startswith("ttnn.") for v in value.values) \
+        and all(isinstance(k, ast.Constant) for k in value.keys)
 
 
 def _listed(comp: ast.ListComp) -> tuple[tuple[str, ...], int]:
@@ -112,115 +124,6 @@ def _grid_cores(config: ast.Call) -> int:
     return 0
 
 
-def _bound_constants(fn: ast.FunctionDef, call: ast.Call | None) -> dict[str, object]:
-    """The parameters of `fn` that `call` (or their defaults) bind to constants."""
-    a = fn.args
-    params = [p.arg for p in a.posonlyargs + a.args]
-    out: dict[str, object] = {}
-    for p, d in zip(params[len(params) - len(a.defaults):], a.defaults, strict=True):
-        if isinstance(d, ast.Constant):
-            out[p] = d.value
-    for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True):
-        if isinstance(d, ast.Constant):
-            out[p.arg] = d.value
-    if call is None:
-        return out
-    offset = 1 if params[:1] == ["self"] and isinstance(call.func, ast.Attribute) else 0
-    for p, v in zip(params[offset:], call.args, strict=False):
-        out.pop(p, None)
-        if isinstance(v, ast.Constant):
-            out[p] = v.value
-    for k in call.keywords:
-        if k.arg:
-            out.pop(k.arg, None)
-            if isinstance(k.value, ast.Constant):
-                out[k.arg] = k.value.value
-    return out
-
-
-_UNKNOWN = object()
-
-
-def _value(node, constants: dict[str, object], modes: dict[str, object]):
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return constants.get(node.id, _UNKNOWN)
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len"
-            and len(node.args) == 1 and isinstance(node.args[0], ast.Name)):
-        return constants.get(f"len({node.args[0].id})", _UNKNOWN)
-    if isinstance(node, ast.Attribute) and node.attr in modes:  # `state.decoding`, `self.state.mode`
-        return modes[node.attr]
-    return _UNKNOWN
-
-
-def _truth(test, constants: dict[str, object], modes: dict[str, object]) -> bool | None:
-    """The value of a condition on constant-bound names (`sharded`, `not sharded`, `x is None`) and the run
-    state's mode (`state.decoding`, `self.mode != "prefill"`), None if unknown."""
-    value = _value(test, constants, modes)
-    if value is not _UNKNOWN:
-        return bool(value)
-    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        inner = _truth(test.operand, constants, modes)
-        return None if inner is None else not inner
-    if isinstance(test, ast.BoolOp):
-        parts = [_truth(v, constants, modes) for v in test.values]
-        decisive = isinstance(test.op, ast.Or)  # True decides an `or`, False an `and`
-        if decisive in parts:
-            return decisive
-        return None if None in parts else not decisive
-    if isinstance(test, ast.Compare) and len(test.ops) == 1:
-        left, right, op = _value(test.left, constants, modes), _value(test.comparators[0], {}, {}), test.ops[0]
-        if left is _UNKNOWN or right is _UNKNOWN:
-            return None
-        if isinstance(op, (ast.Is, ast.Eq)):
-            return left is right if isinstance(op, ast.Is) else left == right
-        if isinstance(op, (ast.IsNot, ast.NotEq)):
-            return left is not right if isinstance(op, ast.IsNot) else left != right
-    return None
-
-
-def _bound_arguments(fn: ast.FunctionDef, call: ast.Call, caller) -> dict:
-    """The parameters of a function `call` passes names or members to: name -> (the argument, the caller's class)."""
-    params = [p.arg for p in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
-    out = {p: (v, caller) for p, v in zip(params, call.args, strict=False)}
-    out.update({k.arg: (k.value, caller) for k in call.keywords if k.arg in params})
-    return out
-
-
-def _bound_lengths(fn: ast.FunctionDef, call: ast.Call | None, outer: dict[str, int]) -> dict[str, int]:
-    """The parameters of `fn` that `call` binds to sequences of known length (`[self.lm_head_0]`)."""
-    if call is None:
-        return {}
-    params = [a.arg for a in fn.args.args]
-    bound = dict(zip(params, call.args)) | {k.arg: k.value for k in call.keywords if k.arg}
-    return {name: n for name, value in bound.items() if (n := _length(value, outer))}
-
-
-def _length(node, lengths: dict[str, int]) -> int:
-    """How many items a sequence expression holds, where the program's text says (0: unknown): a literal tuple or
-    list, a comprehension over one, `tuple(...)` / `list(...)` of one, a name bound to one, or a call whose lambda
-    makes one (`state.keep(key, lambda: tuple(... for which in ("cos", "sin")))`)."""
-    if isinstance(node, (ast.Tuple, ast.List)):
-        return 0 if any(isinstance(e, ast.Starred) for e in node.elts) else len(node.elts)
-    if isinstance(node, (ast.GeneratorExp, ast.ListComp)) and len(node.generators) == 1:
-        return _length(node.generators[0].iter, lengths)
-    if isinstance(node, ast.Name):
-        return lengths.get(node.id, 0)
-    if isinstance(node, ast.Call):
-        if _callee_name(node) in ("tuple", "list") and len(node.args) == 1:
-            return _length(node.args[0], lengths)
-        if _callee_name(node) == "zip" and node.args:  # as long as its shortest argument (strict: as any of them)
-            counts = [_length(a, lengths) for a in node.args]
-            strict = any(k.arg == "strict" and getattr(k.value, "value", False) for k in node.keywords)
-            known = [c for c in counts if c]
-            return (known[0] if known else 0) if strict else (min(counts) if all(counts) else 0)
-        made = [a.body for a in node.args if isinstance(a, ast.Lambda)]
-        if len(made) == 1:
-            return _length(made[0], lengths)
-    return 0
-
-
 def _moves_rows(call: ast.Call) -> bool:
     """A reshape of a tiled tensor to a shape whose rows are 1 (`(1, users, 1, head_dim)`): rows move between
     tiles, a device op (ReshapeViewDeviceOperation on the mock); other reshapes in the program keep the tiles."""
@@ -229,7 +132,7 @@ def _moves_rows(call: ast.Call) -> bool:
         and shape.elts[-2].value == 1
 
 
-class _Walker:
+class ProgramWalker:
     """Follows the decode step's calls through the program, appending each device op to the current bucket."""
 
     def __init__(self, tree: ast.Module):
@@ -247,6 +150,7 @@ class _Walker:
             for m in c.methods:
                 owners.setdefault(m, []).append(c.name)
         self.unique = {m: cs[0] for m, cs in owners.items() if len(cs) == 1}  # methods only one class defines
+        self.owners = owners
         self.buckets: dict[str, list[DeviceOp]] = {"before": [], "layer": [], "after": [], "step": []}
         self.bucket = "before"
         self.per_step_done: set[tuple[str, str]] = set()
@@ -254,6 +158,8 @@ class _Walker:
         self.layers = 0
         self.cycle = 1
         self.stack: list[tuple[str, str]] = []
+        self.scopes: list[set[str]] = []  # the walked functions' parameters and nested functions
+        self.callables: dict[ast.FunctionDef, set[str]] = {}  # (by function: made once)
         self.done: set[tuple[str, str]] = set()  # walked already, not again (decode_step, from the step around it)
         self.constants: dict[str, object] = {}  # the walked function's parameters bound to constants
         self.aliases: dict[str, tuple[ast.AST, _Class | None]] = {}  # its parameters: the caller's argument
@@ -266,11 +172,20 @@ class _Walker:
         return {**self.header, **self.constants, **{f"len({k})": n for k, n in self.lengths.items()}}
 
     # -- statements -------------------------------------------------------------------------
-    def body(self, stmts, cls: _Class | None, local: dict[str, _Class]):
+    def body(self, stmts, cls: _Class | None, local: dict[str, _Class]) -> bool:
+        """Walk `stmts`; True where they leave the function (a return or raise on the path walked, below every
+        condition whose truth is known: a condition the walker cannot decide walks its first branch, but a return
+        there does not end the walk, as it may not be taken: `head_rows`' `if ... or self.last is None: return x`)."""
         for stmt in stmts:
+            if isinstance(stmt, (ast.Return, ast.Raise)):
+                self.expr(stmt, cls, local)
+                return True
             if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name):
                 listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls else None
                 if listed and all(c in self.classes for c in listed[0]) and self.bucket == "before":
+                    if not listed[1]:
+                        raise refuse(stmt.iter, "a loop over program layers whose count the program's text does "
+                                     "not state", "build the list over `range(<literal>)` or a literal tuple")
                     self.layers, self.cycle = listed[1], len(listed[0])
                     self.bucket = "layer"
                     for variant in listed[0]:  # one cycle of the layer variants
@@ -279,33 +194,40 @@ class _Walker:
                     continue
                 self.body(stmt.body, cls, local)
             elif isinstance(stmt, ast.If):
-                known = _truth(stmt.test, self.known(), self.modes)
+                known = truth(stmt.test, self.known(), self.modes)
                 self.expr(stmt.test, cls, local)
-                self.body(stmt.orelse if known is False else stmt.body, cls, local)  # (see the module doc)
+                left = self.body(stmt.orelse if known is False else stmt.body, cls, local)  # (see the module doc)
+                if left and (known is not None or leaves(stmt.orelse)):  # (an undecided `if`: both must leave)
+                    return True
             elif isinstance(stmt, (ast.With, ast.Try)):
-                self.body(stmt.body, cls, local)
+                if self.body(stmt.body, cls, local):
+                    return True
             elif isinstance(stmt, ast.FunctionDef):  # a step defined to be run (traced): `def step(): ...`
                 self.body(stmt.body, cls, local)
             elif isinstance(stmt, ast.ClassDef):
                 continue
             else:
                 if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                    self.lengths[stmt.targets[0].id] = _length(stmt.value, self.lengths)
+                    self.lengths[stmt.targets[0].id] = length(stmt.value, self.lengths)
                 self.expr(stmt, cls, local)
+        return False
 
     def expr(self, node, cls: _Class | None, local: dict[str, _Class]):
         """The calls under `node`, innermost (evaluated) first; lambdas are deferred, so not walked."""
         if isinstance(node, ast.Lambda):
             return
         if isinstance(node, ast.IfExp):
-            known = _truth(node.test, self.known(), self.modes)
+            known = truth(node.test, self.known(), self.modes)
             self.expr(node.test, cls, local)
             self.expr(node.orelse if known is False else node.body, cls, local)
             return
         if isinstance(node, (ast.GeneratorExp, ast.ListComp)) and len(node.generators) == 1:
             self.expr(node.generators[0].iter, cls, local)  # then the element once per item (see the module doc)
-            for _ in range(_length(node.generators[0].iter, self.lengths) or 1):
+            for i in range(length(node.generators[0].iter, self.lengths) or 1):
+                saved = self.aliases
+                self.aliases = {**saved, **self.items(node.generators[0], i, cls)}
                 self.expr(node.elt, cls, local)
+                self.aliases = saved
             return
         for child in ast.iter_child_nodes(node):
             self.expr(child, cls, local)
@@ -324,6 +246,11 @@ class _Walker:
                 self.enter(fn, None, ("", fn.name), call, cls)
             elif call.func.id in local:  # `layer(h)` over the layer list: the layer's forward
                 self.call_object(local[call.func.id], call)
+            elif not (hasattr(builtins, call.func.id) or call.func.id in self.classes
+                      or any(call.func.id in names for names in self.scopes)):
+                raise refuse(call, "a call of a name that is neither a function or class of the program, a "
+                             "builtin, nor a parameter or nested function of the walked one",
+                             "inline it into the program (backends/common/make_index)")
             return
         if not isinstance(call.func, ast.Attribute):
             return
@@ -341,6 +268,14 @@ class _Walker:
             self.enter(target.methods[method], target, (target.name, method), call)
         elif isinstance(owner, ast.Name) and owner.id == "self" and cls is not None and method in cls.members:
             self.call_object(self.classes.get(cls.members[method]), call)  # `self.attn(h)`: its forward
+        elif isinstance(owner, ast.Name) and owner.id == "self" and cls is not None:
+            raise refuse(call, f"a call of `self.{method}`, neither a method of {cls.name} nor a member it builds "
+                         "as a program class", "build the member as `self.X = Class(...)`")
+        elif target is None and method in self.owners:
+            raise refuse(call, f"a call of `{method}`, a method of the program's "
+                         f"{', '.join(sorted(self.owners[method]))}, on "
+                         "an object the walker cannot tell the class of", "call it on `self`, a member built as "
+                         "`self.X = Class(...)`, or a layer of a layer list")
 
     def call_object(self, target: _Class | None, call: ast.Call):
         method = next((m for m in ("__call__", "forward") if target is not None and m in target.methods), None)
@@ -362,21 +297,47 @@ class _Walker:
         if key in self.stack or key in self.done:
             return
         saved = self.constants, self.lengths, self.aliases
-        self.constants, self.lengths = _bound_constants(fn, call), _bound_lengths(fn, call, self.lengths)
-        self.aliases = _bound_arguments(fn, call, caller) if cls is None and call is not None else {}
+        self.constants, self.lengths = bound_constants(fn, call), bound_lengths(fn, call, self.lengths)
+        self.aliases = {p: self.resolve(v, c) for p, (v, c) in bound_arguments(fn, call, caller).items()} \
+            if cls is None and call is not None else {}  # (through the caller's own: chunked_linear's `weight`)
         self.stack.append(key)
+        if fn not in self.callables:
+            self.callables[fn] = local_callables(fn)
+        self.scopes.append(self.callables[fn])
         self.body(fn.body, cls, {})
+        self.scopes.pop()
         self.stack.pop()
         self.constants, self.lengths, self.aliases = saved
 
     def resolve(self, node, cls: _Class | None) -> tuple[ast.AST | None, _Class | None]:
         """What a name in a function stands for in its caller (`weight` -> `self.wqkv` of the attention), and a
         subscript for what it indexes (`programs[chunk]` -> the dict of configs per chunk)."""
-        if isinstance(node, ast.Subscript):
+        while isinstance(node, ast.Subscript):
             node = node.value
         if isinstance(node, ast.Name) and node.id in self.aliases:
             return self.aliases[node.id]
         return node, cls
+
+    def items(self, generator: ast.comprehension, i: int, cls: _Class | None) -> dict:
+        """What a comprehension's names stand for at its item `i`: the item of a literal sequence they iterate
+        (`w` -> `self.lm_head_1` over `[self.lm_head_0, self.lm_head_1]`), else the sequence (`p` -> the list of
+        configs it is read from); over `zip(...)`, each name of the target tuple from its own sequence."""
+        target, seq = generator.target, generator.iter
+        if isinstance(target, ast.Name):
+            pairs = [(target, seq)]
+        elif isinstance(target, ast.Tuple) and isinstance(seq, ast.Call) and _callee_name(seq) == "zip" \
+                and len(seq.args) == len(target.elts):
+            pairs = list(zip(target.elts, seq.args, strict=True))
+        else:
+            return {}
+        out = {}
+        for name, values in pairs:
+            node, owner = self.resolve(values, cls)
+            if isinstance(node, (ast.List, ast.Tuple)) and i < len(node.elts):
+                node = node.elts[i]
+            if isinstance(name, ast.Name):
+                out[name.id] = (node, owner)
+        return out
 
     def per_step(self, maker, cls: _Class | None):
         dotted = _dotted(maker)
@@ -397,12 +358,21 @@ class _Walker:
         if last in NOT_DEVICE and not (last == "reshape" and _moves_rows(call)) or last[:1].isupper() \
                 or last.isupper():
             return
+        if dotted.removeprefix("ttnn.") not in DEVICE_CALLS and last not in COMPOSITES:
+            raise refuse(call, "a ttnn call the walker does not know", "add it to program_calls.DEVICE_CALLS (one "
+                         "device op), decode_facts.NOT_DEVICE (none) or decode_facts.COMPOSITES (several), as the "
+                         "mock device's capture shows it")
         kwargs = {k.arg: k.value for k in call.keywords if k.arg}
         factory = fidelity = weight = ""
         chunks: tuple[int, ...] = ()
         held, holder = self.resolve(call.args[1], cls) if len(call.args) > 1 else (None, cls)
         if last in MATMUL_CALLS and _dotted(held).startswith("self."):
             weight = _dotted(held)[5:]
+            for key in ("program_config", "compute_kernel_config"):  # priced by their factory and fidelity
+                if key in kwargs and self.config(*self.resolve(kwargs[key], holder)) is None:
+                    raise refuse(call, f"a matmul of `self.{weight}` whose {key} the walker cannot find", "state "
+                                 "it as a member `self.X = ttnn.XConfig(...)` (or a dict of them per chunk of "
+                                 "rows), passed by name")
             program, owner = self.resolve(kwargs.get("program_config"), holder)
             factory = self.factory(program, owner)
             program = _dotted(program)
@@ -412,8 +382,7 @@ class _Walker:
             for k in kernel.keywords:
                 if k.arg == "math_fidelity":
                     fidelity = _dotted(k.value).rsplit(".", 1)[-1]
-        memory = _dotted(kwargs["memory_config"]) if "memory_config" in kwargs else ""
-        output = "L1" if "L1" in memory else "DRAM" if "DRAM" in memory else ""
+        output = self.buffer(*self.resolve(kwargs.get("memory_config"), holder))
         dtype = _dotted(kwargs["dtype"]) if "dtype" in kwargs else ""
         dtype = self.named.get(dtype, dtype).rsplit(".", 1)[-1]
         bucket = self.buckets[self.bucket]
@@ -426,6 +395,21 @@ class _Walker:
         for part in parts:  # each a device op, writing the payload the call asks for
             bucket.append(DeviceOp(f"{dotted} ({part})", dtype=dtype))
 
+    def buffer(self, value, cls: _Class | None) -> str:
+        """Where a memory config puts an op's output: "L1" or "DRAM" by ttnn's constant's name
+        (`ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG`) or the member's `ttnn.BufferType`; "" where the text does not say
+        (a local: the op's default is assumed)."""
+        dotted = _dotted(value) if value is not None else ""
+        if dotted.startswith("ttnn."):
+            return next((b for b in ("L1", "DRAM") if dotted[5:].startswith(b + "_")), "")
+        built = self.config(value, cls)
+        if built is None:
+            return ""
+        kinds = {_dotted(n) for n in ast.walk(built)} & {"ttnn.BufferType.L1", "ttnn.BufferType.DRAM"}
+        if _dotted(built.func) == "ttnn.create_sharded_memory_config":  # sharded: L1 unless it says otherwise
+            kinds = kinds or {"ttnn.BufferType.L1"}
+        return kinds.pop().rsplit(".", 1)[-1] if len(kinds) == 1 else ""
+
     def config(self, value, cls: _Class | None) -> ast.Call | None:
         dotted = _dotted(value) if value is not None else ""
         if cls is None or not dotted.startswith("self."):
@@ -436,12 +420,16 @@ class _Walker:
         built = self.config(value, cls)
         if built is None:
             return DEFAULT
-        return FACTORIES.get(_dotted(built.func).rsplit(".", 1)[-1], DEFAULT)
+        kind = _dotted(built.func).rsplit(".", 1)[-1]
+        if kind not in FACTORIES:
+            raise refuse(built, "a matmul program config the walker does not know", "add its program factory "
+                         "family to decode_facts.FACTORIES")
+        return FACTORIES[kind]
 
 
 
 
-def _fabric(tree: ast.Module) -> str:
+def program_fabric(tree: ast.Module) -> str:
     """The fabric the program opens its mesh with (`ttnn.set_fabric_config(X)`, X a `ttnn.FabricConfig` member or
     a module constant holding one), "" on one chip."""
     constants = {_dotted(n.targets[0]): n.value for n in tree.body if isinstance(n, ast.Assign)
@@ -460,7 +448,7 @@ def _fabric(tree: ast.Module) -> str:
 def decode_program(source: str) -> DecodeProgram:
     """The decode step of the TT-NN program `source` (what compile_ttnn wrote), as the cost model reads it."""
     tree = ast.parse(source)
-    walker = _Walker(tree)
+    walker = ProgramWalker(tree)
     root = next((c for c in walker.classes.values() if "decode_step" in c.methods), None)
     if root is None:
         raise ValueError("the program has no decode_step: not a TT-NN program ttspec wrote")
@@ -483,5 +471,5 @@ def decode_program(source: str) -> DecodeProgram:
     tail = [op.op.rsplit(".", 1)[-1] for op in b["after"]]
     ids = sum(op in SAMPLING_CALLS for op in tail)
     per_row = 4 * ids + 2 * tail.count("max") if ids else 0
-    return DecodeProgram(tuple(b["layer"]), step, walker.layers, _fabric(tree), uploads, bool(ids), walker.cycle,
+    return DecodeProgram(tuple(b["layer"]), step, walker.layers, program_fabric(tree), uploads, bool(ids), walker.cycle,
                          per_row or 4)

@@ -28,7 +28,7 @@ from .configs.prefill import prefill_matmul
 from .configs.rules import ConfigError
 from .decode_configs import local_matmul_shape, weight_format
 from .head import is_output_head
-from .lower_matmul import _Facts, _View
+from .plan_view import PlanFacts, PlanView
 
 
 def head_plan(node, ctx) -> tuple[LMHead | None, str | None]:
@@ -43,7 +43,7 @@ def head_plan(node, ctx) -> tuple[LMHead | None, str | None]:
 
 def head_matrices(root, mesh, target, formats) -> tuple[ShardedMatrix, ...]:
     """The head's chunks as the memory model's DRAM width-sharded matrices (one per distinct chunk width)."""
-    view = _View(_Facts(target, formats), mesh, root)
+    view = PlanView(PlanFacts(target, formats), mesh, root)
     counts: dict[tuple[str, int, int, str], int] = {}
     for node in root.nodes.values():
         if not is_output_head(node, root):
@@ -98,15 +98,16 @@ def load_chunks(node, refs, ctx, module: Expr, options: dict[str, Expr]):
     count = f"{len(head.widths)} column chunks" if len(head.widths) > 1 else "one column chunk"
     comment = Comment(f"the LM head in {count} of {head.widths[0]} (DRAM width-sharded over {memory.grid[0]} banks, "
                       f"a [{memory.shard[0]}, {memory.shard[1]}] shard each): each fits L1")
-    targets = Tuple(tuple(chunk_refs(refs, head)))
+    targets = Tuple(tuple(chunk_refs(node, refs, head, ctx)))
     return [comment, Assign(targets, call("weights.linear_chunks", module, widths, memories, **options))]
 
 
-def chunk_refs(refs, head: LMHead) -> list[Expr]:
+def chunk_refs(node, refs, head: LMHead, ctx) -> list[Expr]:
     """The class members holding the chunks: `self.lm_head_0`, `self.lm_head_1`, ... (the cost model reads each
-    chunk's matmul by the member it names, analysis/program.py)."""
+    chunk's matmul by the member it names, analysis/program.py), claimed from the class's namer (a spec label
+    `lm_head_0` beside the head keeps its member; the chunk takes `lm_head_0_1`)."""
     weight = refs["weight"]
-    return [Attr(weight.value, f"{weight.name}_{i}") for i in range(len(head.widths))]
+    return [Attr(weight.value, ctx.member_name(node, f"{weight.name}_{i}")) for i in range(len(head.widths))]
 
 
 def adapt_output(node, expr: Expr, ctx) -> Expr:
@@ -135,7 +136,7 @@ def decode(node, args, refs, ctx, output_memory: Expr) -> Expr | None:
     kernel = _kernel(node, head, ctx)
     stem = node.module.rsplit(".", 1)[-1]
     outputs = []
-    for i, (weight, matmul) in enumerate(zip(chunk_refs(refs, head), head.matmuls, strict=True)):
+    for i, (weight, matmul) in enumerate(zip(chunk_refs(node, refs, head, ctx), head.matmuls, strict=True)):
         program = matmul.op.program
         member = ctx.config_member(node, f"{stem}_{i}_decode", program.code(),
                                    f"decode: chunk {i} of the head, {matmul.k} -> {matmul.n}, DRAM-sharded over "
@@ -163,7 +164,7 @@ def prefill(node, x: Expr, refs, ctx) -> Expr | None:
     member = ctx.config_member(node, "lm_head_prefill", List(tuple(tables)),
                                "prefill: the head's chunks on their DRAM-sharded weights, 2-D multicast per chunk of "
                                f"as many rows as fit L1 (a table per chunk of {', '.join(map(str, head.widths))})")
-    chunks = List(tuple(chunk_refs(refs, head)))
+    chunks = List(tuple(chunk_refs(node, refs, head, ctx)))
     return ctx.helper("head_chunks_prefill")(x, chunks, member, _kernel(node, head, ctx))
 
 

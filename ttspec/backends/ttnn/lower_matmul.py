@@ -24,7 +24,6 @@ take it, else the program keeps the 1-D multicast decode matmuls on DRAM-interle
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from ...analysis.memory import ShardedMatrix
 from ...ir.graph import Graph, Node, all_nodes, layer_variants
@@ -39,6 +38,7 @@ from .configs.prefill import prefill_matmul
 from .configs.rules import ConfigError, cores_for_k, cores_for_k_and_n
 from .decode_chain import decode_chain
 from .decode_configs import kernel_member, local_matmul_shape, role_of, weight_format
+from .plan_view import PlanFacts, PlanView
 
 # Rows of one prefill chunk, largest first: a prompt of T rows (a multiple of 32) runs as T / c chunks of the
 # largest c dividing T (tt_transformers' 1024-row prefill cutoff on Wormhole; smaller chunks for shorter prompts).
@@ -67,28 +67,13 @@ class LayerPlan:
         return self.reason is None
 
 
-class _Facts(NamedTuple):
-    """What planning reads of the backend: the target and the weights' formats (None: bf16)."""
-
-    target: object
-    weight_formats: object
-
-
-class _View(NamedTuple):
-    """What planning reads of an emit context, for one layer body (decode_configs' helpers take it as ctx)."""
-
-    backend: _Facts
-    mesh: ShardPlan
-    graph: Graph
-
-
 def layer_plan(ctx) -> LayerPlan:
     """The program's plan, made once per backend (compile_ttnn gives the backend the lowered root graph)."""
     backend = ctx.backend
     cached = getattr(backend, "dram_plan", None)
     if cached is None:
         root = getattr(backend, "root_graph", None)
-        facts = _Facts(backend.target, getattr(backend, "weight_formats", None))
+        facts = PlanFacts(backend.target, getattr(backend, "weight_formats", None))
         cached = backend.dram_plan = LayerPlan("no lowered model graph") if root is None else \
             _plan(root, facts, ctx.mesh)
     return cached
@@ -97,12 +82,12 @@ def layer_plan(ctx) -> LayerPlan:
 def sharded_matrices(root: Graph, mesh: ShardPlan, target, formats) -> tuple[ShardedMatrix, ...]:
     """The [K, N] matrices the program DRAM-shards (the same plan compile_ttnn emits), for the memory model
     (analysis/memory.py counts each bank's whole shard): one per planned linear, times its layers."""
-    plan = _plan(root, _Facts(target, formats), mesh)
+    plan = _plan(root, PlanFacts(target, formats), mesh)
     if not plan.active:
         return ()
     counts: dict[tuple[str, int, int, str], int] = {}
     for body, layers in layer_variants(root.repeats()[0]):
-        view = _View(_Facts(target, formats), mesh, body)
+        view = PlanView(PlanFacts(target, formats), mesh, body)
         for (graph_id, node_id), matmul in plan.linears.items():
             if graph_id == id(body):
                 node = body.node(node_id)
@@ -120,7 +105,7 @@ def fallback_reason(node, ctx) -> str | None:
     return plan.reason
 
 
-def _plan(root: Graph, facts: _Facts, mesh: ShardPlan) -> LayerPlan:
+def _plan(root: Graph, facts: PlanFacts, mesh: ShardPlan) -> LayerPlan:
     target = facts.target
     if mesh.axes and mesh.strategy != "1d":
         return LayerPlan("a 2-D mesh (Galaxy): tt_transformers keeps interleaved 1-D matmul configs there, its "
@@ -135,7 +120,7 @@ def _plan(root: Graph, facts: _Facts, mesh: ShardPlan) -> LayerPlan:
     bodies = [body for body, _ in layer_variants(repeats[0])]
     plan.bodies = {id(b) for b in bodies}
     for body in bodies:
-        why = _plan_body(body, plan, _View(facts, mesh, body))
+        why = _plan_body(body, plan, PlanView(facts, mesh, body))
         if why is not None:
             return LayerPlan(why)
     if not plan.linears:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 
 from ...analysis.program import DecodeProgram
-from .decode_facts import MATMUL_CALLS, _fabric, _Walker
+from .decode_facts import MATMUL_CALLS, ProgramWalker, program_fabric
 
 TILE = 32
 
@@ -25,7 +25,7 @@ def prefill_program(source: str) -> DecodeProgram:
     per layer and outside the layers, and `head_rows` (32: the head runs on the last position's tile; 0: on every
     position)."""
     tree = ast.parse(source)
-    walker = _Walker(tree)
+    walker = ProgramWalker(tree)
     walker.modes = {"decoding": False, "mode": "prefill"}
     root = next((c for c in walker.classes.values() if "prefill" in c.methods and "decode_step" in c.methods), None)
     if root is None:
@@ -40,5 +40,5 @@ def prefill_program(source: str) -> DecodeProgram:
     head = next((i for i, op in enumerate(after) if op.weight or op.op.rsplit(".", 1)[-1] in MATMUL_CALLS),
                 None)
     sliced = head is not None and any(op.op.endswith(".slice") for op in after[:head])
-    return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + after), walker.layers, _fabric(tree),
+    return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + after), walker.layers, program_fabric(tree),
                          len(walker.step_inputs), False, walker.cycle, head_rows=TILE if sliced else 0)

@@ -1,0 +1,33 @@
+"""The calls the program walkers (decode_facts.py, prefill_facts.py) know, and their refusal of any other: a call
+they cannot price is an error naming it, never a guess (a program priced wrongly is worse than one not priced).
+
+DEVICE_CALLS are the ttnn calls the TT-NN programs this backend writes dispatch as one device op each (checked
+against the mock device's capture in tests/test_decode_capture.py); decode_facts.NOT_DEVICE those that dispatch
+none, decode_facts.COMPOSITES those that dispatch several. A lowering that emits a new ttnn call adds it to one of
+them (tests/test_facts_walk.py refuses a program with a call in none)."""
+
+from __future__ import annotations
+
+import ast
+
+DEVICE_CALLS = frozenset({
+    "add", "mul", "silu", "gelu", "typecast", "permute", "untilize", "slice", "concat", "embedding", "argmax", "max",
+    "linear", "matmul", "rms_norm", "layer_norm", "rms_norm_pre_all_gather", "rms_norm_post_all_gather",
+    "to_memory_config", "sharded_to_interleaved", "reshape", "fill_cache",
+    "all_gather", "reduce_scatter",
+    "experimental.nlp_concat_heads_decode", "experimental.nlp_create_qkv_heads_decode",
+    "experimental.paged_update_cache", "experimental.rotary_embedding_llama",
+    "transformer.concatenate_heads", "transformer.scaled_dot_product_attention",
+    "transformer.scaled_dot_product_attention_decode", "transformer.split_query_key_value_and_split_heads",
+})
+
+
+class UnknownProgramCall(AssertionError):
+    """The program holds a call the walker cannot price: a bug of the backend or of the walker, not of a spec."""
+
+
+def refuse(call: ast.AST, what: str, hint: str) -> UnknownProgramCall:
+    """The error for `call` (its line in the program and its text), `what` it is and `hint` where to teach it."""
+    text = f"{ast.unparse(call.func)}(...)" if isinstance(call, ast.Call) else ast.unparse(call)
+    return UnknownProgramCall(f"line {getattr(call, 'lineno', '?')}: `{text}`: {what}, so the cost model cannot "
+                              f"price the program; {hint}")
