@@ -32,6 +32,7 @@ from ttspec.backends.ttnn.rt import mesh, moe, weights  # noqa: E402
 from ttspec.runtime.golden import GoldenTTNN  # noqa: E402
 from ttspec.targets import TARGETS  # noqa: E402
 
+from .moe_placement import place  # noqa: E402
 from .numerics import pcc  # noqa: E402
 
 DIM, HIDDEN = 128, 64
@@ -102,31 +103,13 @@ def ops_for(golden, mode, seq, *, experts, devices, shared):
     return {rows: eval(print_expr(config.code()), scope) for rows, config in moe_configs(mode, seq, **shape).items()}
 
 
-def place(tensors, device, experts, devices, shared):
-    """The block's weights as the lowering places them: on a mesh the router zero-padded to whole tiles with
-    its mask and each chip's selector, the experts split over the chips, the shared expert as an MLP."""
-    w = weights.Weights(tensors, device)
-    split = "experts" if devices > 1 else None
-    layer = moe.MoEWeights(
-        w.linear("moe.router", rows=moe.padded_experts(experts) if devices > 1 else None),
-        *(w.experts(f"moe.experts.{m}", split=split) for m in ("w1", "w3", "w2")),
-        mask=moe.router_mask(device, experts) if devices > 1 else None,
-        selector=moe.selector(device, experts) if devices > 1 else None)
-    if shared:
-        column, row = ("column", "row") if devices > 1 else (None, None)
-        layer.shared = (w.linear("moe.shared_expert.w1", split=column), w.linear("moe.shared_expert.w3", split=column),
-                        w.linear("moe.shared_expert.w2", split=row))
-        layer.shared_gate = w.linear("moe.shared_expert_gate")
-    return layer
-
-
 def run(golden, monkeypatch, family, rows, devices, seed=0):
     """(program output [T, d] float, HF output [T, d], tokens whose chosen experts differ from HF's, T)."""
     block, tensors = hf_block(family, seed)
     _, config, softmax, normalize, shared = FAMILIES[family]
     experts, top_k = tensors["moe.router.weight"].shape[0], config.num_experts_per_tok
     device = open_mesh(monkeypatch, golden, (1, devices))
-    layer = place(tensors, device, experts, devices, shared)
+    layer = place(weights, moe, tensors, device, experts, devices, shared)
     ops = ops_for(golden, "decode" if rows == 32 else "prefill", rows, experts=experts, devices=devices,
                   shared=shared)
     x = torch.randn(rows, DIM, generator=torch.Generator().manual_seed(seed + 1)).bfloat16().float()
