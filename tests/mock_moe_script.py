@@ -61,7 +61,7 @@ def run_case(device, case):
                             device=device, mesh_mapper=mesh.shard(device))
         ttnn.graph.begin_graph_capture(ttnn.graph.RunMode.NORMAL)
         try:
-            y = moe.moe(x, layer, top_k=c["top_k"], softmax=c["softmax"], normalize=c["normalize"], ops=ops)
+            y = moe.moe_block(x, layer, top_k=c["top_k"], softmax=c["softmax"], normalize=c["normalize"], ops=ops)
             if DEVICES > 1:  # the decoder's reduction of an MLP's partial sums on a 1-D mesh
                 y = ttnn.reduce_scatter(y, -1, cluster_axis=1, memory_config=ttnn.DRAM_MEMORY_CONFIG)
             out[mode] = {"shape": list(y.shape)}

@@ -8,10 +8,10 @@ def place(weights, moe, tensors, device, experts, devices, shared, dtype=None):
     w = weights.Weights(tensors, device)
     split = "experts" if devices > 1 else None
     layer = moe.MoEWeights(
-        w.linear("moe.router", rows=moe.padded_experts(experts) if devices > 1 else None),
-        *(w.experts(f"moe.experts.{m}", split=split, dtype=dtype) for m in ("w1", "w3", "w2")),
-        mask=moe.router_mask(device, experts) if devices > 1 else None,
-        selector=moe.selector(device, experts) if devices > 1 else None)
+        w.linear("moe.router", rows=moe.moe_padded_experts(experts) if devices > 1 else None),
+        *(w.experts("moe.experts", m, split=split, dtype=dtype) for m in ("w1", "w3", "w2")),
+        mask=moe.moe_router_mask(device, experts) if devices > 1 else None,
+        selector=moe.moe_selector(device, experts) if devices > 1 else None)
     if shared:
         column, row = ("column", "row") if devices > 1 else (None, None)
         layer.shared = tuple(w.linear(f"moe.shared_expert.{m}", split=s, dtype=dtype)

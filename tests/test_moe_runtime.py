@@ -114,13 +114,13 @@ def run(golden, monkeypatch, family, rows, devices, seed=0):
                   shared=shared)
     x = torch.randn(rows, DIM, generator=torch.Generator().manual_seed(seed + 1)).bfloat16().float()
     placed = golden.from_torch(x[None, None], dtype=golden.bfloat16, device=device, mesh_mapper=mesh.shard(device))
-    y = moe.moe(placed, layer, top_k=top_k, softmax=softmax, normalize=normalize, ops=ops)
+    y = moe.moe_block(placed, layer, top_k=top_k, softmax=softmax, normalize=normalize, ops=ops)
     if devices > 1:  # each chip's partial sum, added up as the decoder adds an MLP's (1-D TP: reduce_scatter)
         y = golden.reduce_scatter(y, dim=-1, cluster_axis=1)
         got = torch.cat(y.shards, dim=-1)
     else:
         got = y.shards[0]
-    ours = moe.route(placed, layer.router, top_k=top_k, softmax=softmax, normalize=normalize, mask=layer.mask,
+    ours = moe.moe_route(placed, layer.router, top_k=top_k, softmax=softmax, normalize=normalize, mask=layer.mask,
                      router_op=ops[min(ops)].router, softmax_op=ops[min(ops)].softmax, memory_config=None).shards[0]
     chosen = ours[0, 0, :, :experts] != 0
     with torch.no_grad():
@@ -145,3 +145,33 @@ def test_moe_equals_hf_block(golden, monkeypatch, family, rows, devices):
     assert got.shape == expected.shape
     assert pcc(got, expected) >= 0.99
     assert flips <= tokens // 10  # bf16 routing: a few near-ties at most
+
+
+@pytest.mark.parametrize("family", ["mixtral", "qwen2_moe"])
+def test_the_lowerings_entry_splits_experts_over_a_mesh(golden, monkeypatch, family):
+    """moe_experts, as a generated program calls it (the router a linear of its own, rank-3 rows, routing weights
+    E wide): with the experts split over 8 chips and each chip's selector (the routing zero-padded to whole tiles
+    first), the chips' partial sums add up to the one-chip result within bf16 (PCC >= 0.9999)."""
+    block, tensors = hf_block(family, seed=2)
+    _, config, softmax, normalize, _ = FAMILIES[family]
+    experts = tensors["moe.router.weight"].shape[0]
+    x = torch.randn(1, 32, DIM, generator=torch.Generator().manual_seed(5)).bfloat16().float()
+    results = []
+    for devices in (1, 8):
+        device = open_mesh(monkeypatch, golden, (1, devices))
+        w = weights.Weights(tensors, device)
+        split = "experts" if devices > 1 else None
+        bank = tuple(w.experts("moe.experts", m, split=split) for m in ("w1", "w3", "w2"))
+        ops = ops_for(golden, "decode", 32, experts=experts, devices=devices, shared=None)
+        placed = golden.from_torch(x, dtype=golden.bfloat16, device=device, mesh_mapper=mesh.shard(device))
+        logits = golden.linear(placed, w.linear("moe.router"))
+        routing = moe.moe_routing_weights(logits, top_k=config.num_experts_per_tok, softmax=softmax,
+                                          normalize=normalize, softmax_op=ops[32].softmax, memory_config=None)
+        y = moe.moe_experts(placed, routing, bank, ops=ops,
+                            selector=moe.moe_selector(device, experts) if devices > 1 else None)
+        results.append(torch.stack(y.shards).float().sum(0))  # the all-reduce of the partial sums
+    assert results[0].shape == results[1].shape == (1, 32, DIM)
+    assert pcc(results[1], results[0]) >= 0.9999
+    with torch.no_grad():  # HF's routed experts alone (Qwen2-MoE's shared expert is a block of its own here)
+        _, top_weights, top_indices = block.gate(x[0])
+        assert pcc(results[0][0], block.experts(x[0], top_indices, top_weights)) >= 0.99

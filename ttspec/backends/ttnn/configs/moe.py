@@ -35,28 +35,35 @@ def _keywords(config: OpConfig) -> Expr:
 
 
 class MoEConfig(Node):
-    """The configs of one MoE block's ops at `rows` rows (decode: 32 users; prefill: a chunk)."""
+    """The configs of one MoE block's ops at `rows` rows (decode: 32 users; prefill: a chunk): the experts'
+    batched matmuls and their sum; the router, softmax and selector where the runtime routes (moe_block; a
+    generated program's router is a linear of its own and its topk_routing states the softmax's); the shared
+    expert's linears where it has one."""
 
     rows: int
-    router: OpConfig
-    softmax: OpConfig
-    selector: OpConfig | None
     gate: OpConfig
     up: OpConfig
     down: OpConfig
-    sum: OpConfig
+    sum: OpConfig = MOE_SUM
+    router: OpConfig | None = None
+    softmax: OpConfig | None = None
+    selector: OpConfig | None = None
     shared_w1: OpConfig | None = None
     shared_w3: OpConfig | None = None
     shared_w2: OpConfig | None = None
 
     def code(self) -> Expr:
-        """`MoEOps(rows=..., memory=..., router=dict(memory_config=..., program_config=...,
-        compute_kernel_config=...), ...)`: the runtime's record of these configs."""
-        fields = {"router": self.router, "softmax": self.softmax, "selector": self.selector, "gate": self.gate,
-                  "up": self.up, "down": self.down, "sum": self.sum, "shared_w1": self.shared_w1,
-                  "shared_w3": self.shared_w3, "shared_w2": self.shared_w2}
+        """`MoEOps(rows=..., memory=..., gate=dict(memory_config=..., program_config=...,
+        compute_kernel_config=...), ...)`: the runtime's record of these configs (the ops it has)."""
+        fields = ("gate", "up", "down", "sum", "router", "softmax", "selector", "shared_w1", "shared_w3",
+                  "shared_w2")
         return call("MoEOps", rows=Const(self.rows), memory=DRAM.code(),
-                    **{k: (Const(None) if v is None else _keywords(v)) for k, v in fields.items()})
+                    **{f: _keywords(getattr(self, f)) for f in fields if getattr(self, f) is not None})
+
+
+def softmax_keywords() -> Expr:
+    """The routing softmax's keywords (a generated program's topk_routing): HiFi4, fp32 accumulation."""
+    return _keywords(MOE_SOFTMAX)
 
 
 def expert_matmul(rows: int, k: int, n: int, weight_format: str, target: Target,
@@ -68,20 +75,23 @@ def expert_matmul(rows: int, k: int, n: int, weight_format: str, target: Target,
 
 
 def moe_config(rows: int, *, dim: int, hidden: int, experts: int, devices: int, weight_format: str,
-               target: Target, shared: int | None = None, shared_format: str | None = None) -> MoEConfig:
+               target: Target, shared: int | None = None, shared_format: str | None = None,
+               routing: bool = True) -> MoEConfig:
     """One MoE block's configs at `rows` rows for a chip holding ceil(experts / devices) experts of a
     [dim -> hidden -> dim] gated MLP each (`weight_format`), with a shared expert of `shared` hidden units
     (split over the devices as an MLP's: its hidden width / devices per chip); its sigmoid gate, a [dim, 1]
-    linear, runs with the router's config."""
+    linear, runs with the router's config. `routing` False: no router and softmax (a generated program's
+    router is its own linear, its topk_routing states the softmax)."""
     whole_tiles(rows, "MoE rows")
     local = -(-experts // devices)
     routed = experts if devices == 1 else -(-experts // TILE) * TILE  # a mesh pads the router to whole tiles
     router = decode_matmul_1d(dim, routed, "bf16", target, m=rows, compute=HIFI4)
     selector = None if devices == 1 else decode_matmul_1d(routed, local, "bf16", target, m=rows, compute=HIFI4)
-    config = MoEConfig(rows, router, MOE_SOFTMAX, selector,
-                       gate=expert_matmul(rows, dim, hidden, weight_format, target),
+    config = MoEConfig(rows, gate=expert_matmul(rows, dim, hidden, weight_format, target),
                        up=expert_matmul(rows, dim, hidden, weight_format, target),
-                       down=expert_matmul(rows, hidden, dim, weight_format, target), sum=MOE_SUM)
+                       down=expert_matmul(rows, hidden, dim, weight_format, target),
+                       router=router if routing else None, softmax=MOE_SOFTMAX if routing else None,
+                       selector=selector)
     if shared is None:
         return config
     fmt = shared_format or weight_format

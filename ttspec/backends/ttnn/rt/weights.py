@@ -108,11 +108,11 @@ class Weights:
         devices = MESH_SHAPE[splits.index("column")]
         return by_device(rows, (heads, kv, kv), rows.shape[0] // (heads + 2 * kv), devices)
 
-    def experts(self, name, split=None, dtype=None, memory=None):
-        """Expert matrices [E, out, in] (ttspec's experts.w1 / experts.w3 [E, I, d], experts.w2 [E, d, I]) as the
+    def experts(self, module, which, split=None, dtype=None, memory=None):
+        """An expert bank's matrices `which` [E, out, in] (w1 / w3 [E, I, d], w2 [E, d, I]) as the
         batched matmul's [1, E, in, out] operand (rt/moe.py). split="experts" (see per_axis): each device of
         that axis holds ceil(E / devices) whole experts, zero experts appended so that they divide evenly."""
-        weight = self._tensor(name)
+        weight = self._tensor(f"{module}.{which}")
         splits = per_axis(split)
         for axis, s in enumerate(splits):
             if s == "experts" and weight.shape[0] % MESH_SHAPE[axis]:

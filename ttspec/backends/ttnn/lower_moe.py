@@ -1,0 +1,83 @@
+"""How the generated TT-NN program computes a mixture of experts (the registry's topk_routing and expert_glu,
+ttspec/ops/experts.py; the stdlib's `moe` block): the runtime's dense-compute MoE (backends/ttnn/rt/moe.py,
+docs/design-moe.md) with every op's configuration stated as a member of the class (configs/moe.py).
+
+- topk_routing(logits) -> `moe_routing_weights(logits, top_k=, softmax=, normalize=, softmax_op=, memory_config=)`:
+  softmax before or after ttnn.topk (stable: the lowest index first on ties), renormalised or not, scattered
+  into dense routing weights [..., E]. The router is the block's own linear (lower.py's row).
+- expert_glu(x, routing) -> `moe_experts(x, routing, (w1, w3, w2), act=, ops=)`: every expert's gated MLP as
+  batched matmuls [1, E, rows, d] x [1, E, d, I] weighted by the routing weights and summed over the experts;
+  prefill in row chunks (ops: chunk rows -> MoEOps), decode on its tile of users. Weights: `weights.experts`
+  (the bank [E, out, in] as [1, E, in, out]) in the experts kind's format (--weights-dtype experts=...).
+
+On a mesh the registry's sharding rule for expert_glu (ops/experts.py: _shard_whole) replicates the bank and
+the routing: every chip computes the whole sum and no collective follows. Splitting the experts over the
+tensor-parallel axis (the runtime's selector, validated in golden and on the mock T3K) needs that rule to place
+the bank by experts and leave a partial sum for the planner's reduce_scatter: docs/design-moe.md says how.
+"""
+
+from __future__ import annotations
+
+from ...ops import Unsupported
+from ..common.pyast import Assign, Const, Dict, Expr, Stmt, Tuple, call, name
+from .configs.moe import moe_configs, softmax_keywords
+from .configs.rules import ConfigError
+from .decode_configs import weight_format
+
+ACTIVATIONS = ("silu", "gelu", "relu")  # what ttnn.mul's input_tensor_a_activations applies (rt/moe.py)
+
+
+def check_experts(node, graph) -> None:
+    d = graph.node(node.inputs[0]).type.shape[-1]
+    if node.attrs.act not in ACTIVATIONS:
+        raise Unsupported(f'an expert activation "{node.attrs.act}" is not lowered to TT-NN (one of '
+                          f'{", ".join(ACTIVATIONS)})', hint="the torch target (--target torch) runs it")
+    if d % 32 or node.attrs.hidden % 32:
+        raise Unsupported(f"experts of width {d} -> {node.attrs.hidden} are not lowered to TT-NN: the batched "
+                          "expert matmuls take whole 32-wide tiles", hint="use widths that are multiples of 32")
+
+
+def routing(node, args, refs, ctx) -> Expr:
+    """topk_routing: the dense routing weights, its softmax's config a member of the class."""
+    a = node.attrs
+    softmax = ctx.config_member(node, "routing_softmax", softmax_keywords(),
+                                "MoE routing: softmax over the experts at HiFi4 with fp32 accumulation (a routing "
+                                "decision turns on small margins); topk, scatter and their tensors DRAM-interleaved")
+    return call("moe_routing_weights", args[0], top_k=Const(a.top_k), softmax=Const(a.softmax),
+                normalize=Const(a.normalize), softmax_op=softmax, memory_config=name("ttnn.DRAM_MEMORY_CONFIG"))
+
+
+def load_experts(node, refs, ctx) -> list[Stmt]:
+    dtype = ctx.weight_dtype(node.module)
+    options = {} if dtype is None else {"dtype": name(f"ttnn.{'bfloat16' if dtype == 'bf16' else dtype}")}
+    # the bank (w1, w3, w2) in the leaf's one weight member
+    return [Assign(refs["weight"], Tuple(tuple(call("weights.experts", refs.module, Const(w), **options)
+                                               for w in ("w1", "w3", "w2"))))]
+
+
+def _experts(mode: str):
+    def expr(node, args, refs, ctx) -> Expr:
+        graph = ctx.graph
+        dim = graph.node(node.inputs[0]).type.shape[-1]
+        experts = graph.node(node.inputs[1]).type.shape[-1]
+        fmt = weight_format(node, ctx)
+        try:
+            configs = moe_configs(mode, dim=dim, hidden=node.attrs.hidden, experts=experts, devices=1,
+                                  weight_format=fmt, target=ctx.backend.target, routing=False)
+        except ConfigError as e:
+            raise Unsupported(f"no TT-NN configuration for these experts: {e}") from None
+        table = Dict(tuple((Const(rows), config.code()) for rows, config in configs.items()))
+        first = next(iter(configs.values())).gate.program
+        what = ("decode: one tile of users" if mode == "decode" else
+                f"prefill: row chunks of {', '.join(str(r) for r in configs)}")
+        ops = ctx.config_member(node, f"experts_{mode}", table,
+                                f"{what}; {experts} experts {dim} -> {node.attrs.hidden} -> {dim} {fmt} as batched "
+                                f"matmuls, 1-D multicast over {first.grid[0]}x{first.grid[1]} cores (batch not "
+                                "fused: each expert its weight), summed over the experts at HiFi4")
+        return call("moe_experts", args[0], args[1], refs["weight"], act=Const(node.attrs.act), ops=ops)
+
+    return expr
+
+
+experts_prefill = _experts("prefill")
+experts_decode = _experts("decode")
