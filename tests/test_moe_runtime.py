@@ -175,3 +175,27 @@ def test_the_lowerings_entry_splits_experts_over_a_mesh(golden, monkeypatch, fam
     with torch.no_grad():  # HF's routed experts alone (Qwen2-MoE's shared expert is a block of its own here)
         _, top_weights, top_indices = block.gate(x[0])
         assert pcc(results[0][0], block.experts(x[0], top_indices, top_weights)) >= 0.99
+
+
+@pytest.mark.parametrize("softmax,normalize", [("before", False), ("before", True), ("after", False)])
+def test_routing_ties_go_to_the_lowest_index_and_weights_follow_the_contract(golden, softmax, normalize):
+    """The MoE contract's closed forms: with every logit equal, the top 2 of 8 are experts 0 and 1 (ties: lowest
+    index first); their weights are 1/8 each (softmax over all 8, kept as they are), 1/2 (renormalised), or 1/2
+    (softmax over the 2 kept); every other expert weighs 0."""
+    logits = torch.zeros(1, 1, 32, 8)
+    logits[0, 0, 5] = torch.tensor([0.0, 1.0, 1.0, 3.0, 0.0, 0.0, 0.0, 0.0])  # one row of distinct values
+    ops = ops_for(golden, "decode", 32, experts=8, devices=1, shared=None)
+    got = moe.moe_routing_weights(logits.bfloat16(), top_k=2, softmax=softmax, normalize=normalize,
+                                  softmax_op=ops[32].softmax, memory_config=None).float()
+    tied = 1 / 8 if softmax == "before" and not normalize else 1 / 2
+    expected = torch.zeros(1, 1, 32, 8)
+    expected[..., :2] = tied
+    # row 5: expert 3 (logit 3) and the first of the tied experts 1 and 2
+    row = torch.softmax(logits[0, 0, 5], -1)
+    expected[0, 0, 5] = 0
+    if softmax == "before" and not normalize:
+        expected[0, 0, 5, 3], expected[0, 0, 5, 1] = row[3], row[1]
+    else:
+        pair = torch.softmax(torch.tensor([3.0, 1.0]), -1)
+        expected[0, 0, 5, 3], expected[0, 0, 5, 1] = pair[0], pair[1]
+    torch.testing.assert_close(got, expected, rtol=2 ** -7, atol=2 ** -9)
