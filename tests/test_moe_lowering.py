@@ -93,3 +93,19 @@ def test_golden_score_equals_the_torch_program(built, target, mesh, spec):
     assert decode >= 0.99 and prefill >= 0.99
     assert module.ttnn.calls.get("topk", 0) > 0 and module.ttnn.calls.get("scatter", 0) > 0
     assert (module.ttnn.calls.get("all_reduce", 0) > 0) == (target == "t3k")
+
+
+def test_what_the_tt_nn_moe_cannot_run_is_refused_at_the_users_call(run_cli, write_spec):
+    """An expert activation ttnn.mul cannot apply to its input (tanh-approximated GELU) and expert widths off
+    whole tiles: `check --target n150` names the spec's line and the reason; the torch target compiles both."""
+    for act, hidden, reason in (('"gelu_tanh"', 64, 'an expert activation "gelu_tanh" is not lowered to TT-NN'),
+                                ('"silu"', 48, "experts of width 64 -> 48 are not lowered to TT-NN")):
+        path = write_spec(f"""model refused
+input tokens: int32[batch, seq] where seq <= 64
+h = token_embedding(tokens, 128, 64) as embedding
+h = h + moe_experts(h, topk_routing(moe_router(h, 4) as router, 2), {hidden}, 2, act = {act}) as experts
+output logits = lm_head(h, 128)
+""")
+        result = run_cli("check", path, "--target", "n150")
+        assert result.returncode == 1 and f"{path}:4:" in result.stderr and reason in result.stderr, result.stderr
+        assert run_cli("compile", path, "--target", "torch", "-o", path.with_suffix(".py")).returncode == 0

@@ -23,13 +23,14 @@ bank on every chip.
 from __future__ import annotations
 
 from ...ir.layout import Placement
-from ...ops import Unsupported
+from ...ops import GELU, RELU, SILU, Unsupported
 from ..common.pyast import Assign, Const, Dict, Expr, Stmt, Tuple, call, name
 from .configs.moe import moe_configs, softmax_keywords
 from .configs.rules import ConfigError
 from .decode_configs import weight_format
 
-ACTIVATIONS = ("silu", "gelu", "relu")  # what ttnn.mul's input_tensor_a_activations applies (rt/moe.py)
+# what ttnn.mul's input_tensor_a_activations applies (rt/moe.py's MOE_ACTIVATIONS)
+ACTIVATIONS = (SILU.name, GELU.name, RELU.name)
 
 
 def check_experts(node, graph) -> None:
