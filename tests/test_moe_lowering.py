@@ -109,3 +109,43 @@ output logits = lm_head(h, 128)
         result = run_cli("check", path, "--target", "n150")
         assert result.returncode == 1 and f"{path}:4:" in result.stderr and reason in result.stderr, result.stderr
         assert run_cli("compile", path, "--target", "torch", "-o", path.with_suffix(".py")).returncode == 0
+
+
+def shard_experts(planner, node, layouts):
+    """The sharding rule docs/design-moe.md proposes for expert_glu (the registry's is helper moe's: it replicates the
+    bank): complete inputs, the bank split on its experts (dim 0, which a column placement cuts) where the chips
+    divide them, partial sums out, which the planner reduces as it reduces an MLP's."""
+    from ttspec.ir.layout import Layout, Placement
+
+    for i in range(len(node.inputs)):
+        node = planner.need(node, i, Layout.REPLICATED, f"{node.op} routes every token on every chip")
+    experts = planner.graph.node(node.inputs[1]).type.shape[-1]
+    if experts % planner.devices or planner.hidden_side:
+        return planner.set_layout(planner.place(node, Placement.REPLICATE), Layout.REPLICATED)
+    return planner.set_layout(planner.place(node, Placement.COLUMN), Layout.PARTIAL)
+
+
+def test_a_sharding_rule_splitting_the_bank_needs_no_change_in_the_lowering(built, monkeypatch, tmp_path):
+    """With the proposed rule in the registry, the plan counts one expert of Mixtral-8x7B's per T3K chip (it fits in
+    bfloat8_b: 6.41 GB of 12.87) and the same lowering emits the split bank with no all_reduce of its own: the
+    planner's reduce_scatter adds the partial sums; the golden score holds."""
+    import dataclasses
+
+    from ttspec.ops import EXPERT_GLU
+    from ttspec.ops.registry import REGISTRY
+
+    from .test_moe_mock import SHAPED
+
+    monkeypatch.setitem(REGISTRY, EXPERT_GLU.name, dataclasses.replace(EXPERT_GLU, shard=shard_experts))
+    mixtral = tmp_path / "mixtral.arch"
+    mixtral.write_text(SHAPED["mixtral"][2].replace("repeat(2)", "repeat(32)"))  # all 32 layers
+    whole = load_model(str(mixtral))  # compile refuses a program that does not fit the chips' DRAM
+    assert "ttnn.all_reduce" not in compile_source(whole, str(mixtral), target_of("t3k"), formats_of("bfloat8_b"),
+                                                   mesh_of("1x8"))
+    path, model, state, tokens, expected = built("wide")
+    source = compile_source(model, path, target_of("t3k"), formats_of("bf16"), mesh_of("1x8"))
+    assert 'split="experts"' in source and "selector=self.selector" in source and "ttnn.all_reduce" not in source
+    program, module = golden_program(model, path, get_target("t3k"), state, source=source)
+    got = score(program, tokens, expected.shape[-1])
+    assert pcc(got, expected) >= 0.99
+    assert module.ttnn.calls.get("reduce_scatter", 0) > 0 and module.ttnn.calls.get("all_reduce", 0) == 0
