@@ -19,7 +19,7 @@ from ttspec.targets import get_target
 torch = pytest.importorskip("torch")
 pytest.importorskip("ttnn")
 
-from ttspec.runtime.runner import random_state_dict, run_golden, run_torch  # noqa: E402
+from ttspec.runtime.runner import golden_program, random_state_dict, run_golden, run_torch  # noqa: E402
 
 from .conftest import formats_of, mesh_of, target_of  # noqa: E402
 from .numerics import BF16_PCC, BF16_REL, pcc, rel_err  # noqa: E402
@@ -69,8 +69,9 @@ def doubly_split(plan, model) -> list[str]:
     return found
 
 
-def golden_against_torch(path, mesh, seed=0):
-    """(PCC, relative error, collectives run) of the 2-D golden program against the torch program."""
+def golden_against_torch(path, mesh, seed=0, decode=False):
+    """(PCC, relative error, collectives run) of the 2-D golden program against the torch program (with
+    `decode`: the logits of its prefill and decode steps; the collectives those of its forward)."""
     model = load_model(path)
     source, build = compile_program(model, str(path), target_of("galaxy"), formats_of("bf16"),
                                     mesh=mesh_of(mesh), strategy="2d")
@@ -80,6 +81,13 @@ def golden_against_torch(path, mesh, seed=0):
     tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=torch.Generator().manual_seed(seed))
     expected = run_torch(model, str(path), state, tokens).float()
     golden, calls = run_golden(model, str(path), get_target("galaxy"), state, tokens, source=source)
+    if decode:  # the decode path too: a prefill of the first half, then one position a step
+        program, _ = golden_program(model, str(path), get_target("galaxy"), state, source=source)
+        program.allocate_cache(BATCH, 64)
+        half = SEQ // 2
+        steps = [program.prefill(tokens[0, :half], 0, every_position=True)]
+        steps += [program.decode(tokens[:, p], torch.tensor([p])) for p in range(half, SEQ)]
+        golden = torch.cat(steps)[None]
     return pcc(golden.float(), expected), rel_err(golden.float(), expected), calls
 
 
@@ -91,6 +99,8 @@ def test_mlm_transform_on_galaxy_2d_equals_the_torch_program(write_spec):
     p, r, calls = golden_against_torch(path, "8x4")
     assert p >= BF16_PCC and r <= BF16_REL, (p, r)
     assert calls["mesh_partition"] == 1  # the gathered gelu, cut back into the columns' slices for the norm
+    p, r, _ = golden_against_torch(path, "8x4", decode=True)
+    assert p >= BF16_PCC and r <= BF16_REL, ("decode", p, r)
 
 
 def test_an_mlp_as_wide_as_hidden_on_2d_equals_the_torch_program(write_spec):
