@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ttspec.driver import compile_program, load_model
+from ttspec.driver import compile_program, compile_source, load_model
 from ttspec.ir.graph import layer_variants
 from ttspec.ir.layout import Layout
 from ttspec.targets import get_target
@@ -131,3 +131,27 @@ def test_random_top_level_chains_on_2d_meshes(tmp_path_factory, drawn, seed):
     path.write_text(text)
     p, r, _ = golden_against_torch(path, mesh, seed)
     assert p >= BF16_PCC and r <= BF16_REL, (mesh, steps, p, r)
+
+
+def test_mlm_transform_decode_validates_on_the_mock_galaxy(tmp_path):
+    """ttnn's mock Galaxy (real host-side validation) runs the 2-D decode step and a prefill of the MLM transform's
+    program: after the final norm, the transform's matmul, the columns' all-reduce of its sums, gelu, the rows'
+    all_gather, the columns' mesh_partition back to slices of hidden, and the distributed norm's statistics."""
+    from .test_mesh import riscv_gcc
+
+    assert riscv_gcc is not None and riscv_gcc() is not None, \
+        "the mock device needs Debian gcc-riscv64-unknown-elf: run .ci/install-mock-toolchain"
+    from ttspec.runtime.decode_capture import capture_decode
+
+    path = tmp_path / "mlm.arch"
+    path.write_text(spec_text(256, 512, 8, MLM_TRANSFORM))
+    model = load_model(path)
+    source = compile_source(model, str(path), target_of("galaxy"), formats_of("bfloat8_b"), batch=32, strategy="2d")
+    result = capture_decode(model, source, "galaxy", users=32, context=64, prefill=32, timeout=600)
+    after = [op["op"] for op in result["decode_ops"] if op["segment"] == "after"]
+    transform = after[after.index("MatmulDeviceOperation") + 1:]
+    # ttnn's all_reduce of 32 features over 4 columns (not whole tiles each) runs AllBroadcast + Concat + MorehSum
+    assert transform[:7] == ["AllBroadcastDeviceOperation", "ConcatDeviceOperation", "MorehSumOperation",
+                             "UnaryDeviceOperation", "AllGatherDeviceOperation", "MeshPartitionDeviceOperation",
+                             "LayerNormPreAllGatherDeviceOperation"], after
+    assert result["prefill"]["device_ops_after_layers"] > 0
