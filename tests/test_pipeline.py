@@ -10,7 +10,7 @@ import pytest
 
 from ttspec.driver import load_model, prepare, resolve_options
 from ttspec.ir.graph import InputAttrs, Node, NodeKind, layer_variants
-from ttspec.ir.layout import Placement
+from ttspec.ir.layout import Layout, Placement
 from ttspec.ir.sharding import NodeShard
 from ttspec.ir.types import TensorType
 from ttspec.ops.norms import RMSNormAttrs
@@ -302,3 +302,15 @@ def test_sharding_annotations_of_a_gqa_model(chips, heads, kv_heads):
     placed = {n.module: n.shard.placements for n in body.topo() if n.op == "linear"}
     assert placed["mlp.w2"] == placed["attn.wo"] == ((1, Placement.ROW),)
     assert placed["mlp.w1"] == placed["attn.wqkv"] == ((1, Placement.COLUMN),)
+
+
+def test_a_value_split_over_two_mesh_axes(nano):
+    """A layout says which axis cuts a dim, not how two axes nest: the verifier refuses a value split over both
+    axes of a 2-D plan (an all_gather over one would interleave the other's slices)."""
+    ir = PIPELINE.run(nano, Sharding((8, 4), "2d"), verify=True)
+    rows, cols = ir.plan.axes
+    key = next(k for k, lay in rows.layouts.items() if lay == Layout.SPLIT and cols.layouts.get(k) == Layout.REPLICATED)
+    plan = copy.deepcopy(ir.plan)
+    plan.axes[1].layouts[key] = Layout.SPLIT
+    with pytest.raises(VerifyError, match=r"is split over mesh axes \[0, 1\] on the same dim"):
+        verify_ir(ir.model, plan, after="shard")

@@ -25,7 +25,7 @@ def complete_values(planner, node, layouts):
     feature slices when they split into whole tiles (reduce_scatter), else everywhere."""
     if layouts[0] == Layout.PARTIAL:
         width = node.type.shape[-1]
-        want = Layout.SPLIT if planner.splits_features(width) else Layout.REPLICATED
+        want = Layout.SPLIT if planner.splits_features(width, node.inputs[0]) else Layout.REPLICATED
         node = planner.need(node, 0, want, f"{node.op} is not linear: it needs complete sums")
     return planner.set_layout(node, planner.layout_of(node.inputs[0]))
 

@@ -79,7 +79,7 @@ def _shard_norm(planner, node, layouts):
     [batch, heads, seq, head_dim] values (split on heads) each row is one head's, so split heads
     stay split; only partial sums are completed first. Over the columns of a 2-D plan, which hold
     slices of hidden, the norm is distributed instead (_shard_distributed_norm)."""
-    if planner.hidden_side and node.type.rank == 3 and planner.splits_features(node.type.shape[-1]):
+    if planner.hidden_side and node.type.rank == 3 and planner.splits_features(node.type.shape[-1], node.inputs[0]):
         return _shard_distributed_norm(planner, node, layouts)
     node = planner.place(node, Placement.REPLICATE)
     if node.type.rank == 4 and layouts[0] != Layout.PARTIAL:

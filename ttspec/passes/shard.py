@@ -162,12 +162,24 @@ class Planner:
         """Whether this axis splits the hidden-side dim of every matmul (the columns of a 2-D plan)."""
         return self.ax.role == HIDDEN_SIDE
 
-    def splits_features(self, width: int) -> bool:
-        """Whether values `width` features wide may be split over this axis: into whole tiles, and on
-        the hidden side only the residual's width (the wide dims belong to the other axis)."""
+    def splits_features(self, width: int, value: str | None = None) -> bool:
+        """Whether values `width` features wide may be split over this axis, into whole tiles. A 2-D plan
+        gives each width one axis: the columns (hidden side) split only the residual's width, the rows
+        every width but that one. And given the `value` (its id), only one that no other axis splits: the
+        layouts say which axis cuts a dim, not how two axes nest, so an all_gather over one would
+        interleave the other's slices (a top-level hidden-wide linear column-parallel over the rows, e.g.
+        an MLM head's transform, then gelu; or row-parallel over them, then gelu)."""
         if self.hidden_side and width != self.hidden:
             return False
+        if not self.hidden_side and width == self.hidden and any(a.role == HIDDEN_SIDE for a in self.plan.axes):
+            return False  # the rows of a 2-D plan leave hidden-wide values to the columns, which split them next
+        if value is not None and self.split_elsewhere(value):
+            return False
         return width % (self.devices * TILE) == 0
+
+    def split_elsewhere(self, value: str) -> bool:
+        """Whether another mesh axis of the plan splits `value` (a node id of the graph being planned)."""
+        return any(ax.layouts.get(self.prefix + value) == Layout.SPLIT for ax in self.plan.axes if ax is not self.ax)
 
     def meshes_dividing(self, *counts: int) -> str:
         """A hint naming the smaller meshes over which every count in `counts` splits (or is copied)."""

@@ -12,8 +12,9 @@ What a graph must be, its repeat bodies included:
   types, and a repeat hands on the type it gets (layer in = layer out);
 - params consistent: every parameter an op names is in its graph's table under that name, with the
   shape the op's parameter rule asks for; a tied parameter names one of the model's;
-- after sharding: every value an op or repeat computes has a layout on every axis of the plan, and
-  every parameter the plan places exists;
+- after sharding: every value an op or repeat computes has a layout on every axis of the plan, is split
+  over one mesh axis at most (a layout says which axis cuts a dim, not how two axes nest: an all_gather over
+  one would interleave the other's slices), and every parameter the plan places exists;
 - annotated by the sharding pass only: a node's NodeShard (Node.shard) is empty before it and on one
   chip, and after it agrees with the plan (placements on its axes, whole heads, padded vocabularies).
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..ir.graph import Graph, InputAttrs, Model, RepeatAttrs, layer_variants
-from ..ir.layout import Placement
+from ..ir.layout import Layout, Placement
 from ..ir.sharding import NO_SHARD
 from ..ir.types import TensorType
 from ..ops import ATTEND, REGISTRY, OpError, ShapeContext
@@ -168,7 +169,8 @@ def _param_shapes(graph: Graph, node, ins: list[TensorType], where: str, problem
 
 
 def _sharding(graph: Graph, plan: ShardPlan, problems: list[str]) -> None:
-    """Every computed value has a layout on every axis; every placed parameter exists."""
+    """Every computed value has a layout on every axis and is split over one axis at most; every placed
+    parameter exists."""
     names: set[str] = set()
     plan_inserted = {c.op for c in plan.collectives} | {NORM_STATISTICS.name}
 
@@ -190,6 +192,9 @@ def _sharding(graph: Graph, plan: ShardPlan, problems: list[str]) -> None:
                     problems.append(f"`{prefix}{node.id}` ({node.op}) has no layout on mesh axis {ax.axis} "
                                     "after sharding")
         for node in g.topo():
+            split = [ax.axis for ax in plan.axes if ax.layouts.get(prefix + node.id) == Layout.SPLIT]
+            if len(split) > 1:
+                problems.append(f"`{prefix}{node.id}` ({node.op}) is split over mesh axes {split} on the same dim")
             if node.is_repeat:
                 for body, _ in layer_variants(node):
                     visit(body, f"{prefix}{node.module}.*.")
