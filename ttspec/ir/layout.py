@@ -27,6 +27,7 @@ class Placement(str, Enum):
     HIDDEN = "hidden"  # an embedding table split on its features
     VOCAB = "vocab"  # the output head split on a (zero-padded) vocabulary
     KV_COPIES = "kv_copies"  # K/V projections of fewer KV heads than devices: each head copied to several
+    EXPERTS = "experts"  # an expert bank [E, ...] split on its experts: ceil(E / devices) whole experts per device
 
     @property
     def description(self) -> str:
@@ -37,6 +38,7 @@ class Placement(str, Enum):
             Placement.HIDDEN: "split on hidden",
             Placement.VOCAB: "column-parallel over the vocabulary",
             Placement.KV_COPIES: "KV heads replicated (each device holds the heads its queries read)",
+            Placement.EXPERTS: "split by expert (each device holds whole experts; partial sums out)",
         }[self]
 
     def __str__(self) -> str:

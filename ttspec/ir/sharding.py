@@ -166,7 +166,8 @@ def local_shape(shape: tuple, plan, key: str, param: bool = False) -> tuple:
 
     A parameter (`param`; `key` its full name) is cut by its placement on each axis (2-D plans cut one
     dim per axis): column-parallel and vocabulary-split matrices on their output features (a vocabulary
-    padded with zero rows first), row-parallel ones on their input features (a row-parallel bias stays
+    padded with zero rows first), an expert bank on its experts (ceil(E / devices) per device, zero
+    experts filling the last devices' slots), row-parallel ones on their input features (a row-parallel bias stays
     whole: every chip adds it), copied KV heads keep whole heads.
     A value (`key`: prefix + node id) is cut on its split_dim by each axis over which it is split, into
     whole pieces (a chip holding a copied KV head holds all of it). Symbolic dims (batch, seq) are never
@@ -191,6 +192,8 @@ def _param_on_axis(name: str, shape: tuple[int, ...], ax) -> tuple[int, ...]:
         return shape
     if name in ax.kv_copies:  # whole KV heads, each copied on kv_copies chips
         return (shape[0] * ax.kv_copies[name] // n,) + tuple(shape[1:])
+    if role == Placement.EXPERTS:  # whole experts: ceil(E / n) each, the last devices' spare slots zero experts
+        return (-(-shape[0] // n),) + tuple(shape[1:])
     if role in (Placement.COLUMN, Placement.VOCAB):
         return (ax.padded_rows.get(name, shape[0]) // n,) + tuple(shape[1:])
     if role == Placement.ROW and len(shape) == 1:  # a row-parallel bias: every chip adds it (divided by n)

@@ -108,12 +108,30 @@ def experts_read(top_k: int, experts: int, tokens: int) -> float:
 
 
 # ---------------------------------------------------------------- sharding
-def _shard_whole(planner, node, layouts):
-    """Every chip holds every expert and computes the whole sum from complete values (experts over a
-    mesh's chips are the TT-NN MoE lowering's)."""
+def experts_per_device(experts: int, devices: int) -> int:
+    """The whole experts each device of an axis holds of a bank split by expert (Placement.EXPERTS): ceil(E / n);
+    the last devices' spare slots are zero experts (no routing weight reaches them)."""
+    return -(-experts // devices)
+
+
+def _shard_experts(planner, node, layouts):
+    """Experts over the tensor-parallel axis, as tt-metal runs Mixtral on T3K: every chip routes every token
+    (complete x and routing weights in), holds ceil(E / chips) whole experts of the bank (its dim 0: Placement
+    .EXPERTS; zero experts fill the last chips' spare slots), gives the experts it does not hold zero weight and
+    returns a partial sum, which the planner reduces as it reduces an MLP's w2 (a reduce_scatter into a split
+    residual stream, else an all_reduce). A 2-D plan keeps the whole bank on every chip (no nested layout yet:
+    docs/design-2d-tp.md)."""
     for i in range(len(node.inputs)):
-        node = planner.need(node, i, Layout.REPLICATED, f"{node.op} reads complete values")
-    return planner.set_layout(planner.place(node, Placement.REPLICATE), Layout.REPLICATED)
+        node = planner.need(node, i, Layout.REPLICATED, f"{node.op} routes every token on every chip")
+    if planner.plan.strategy != "1d":
+        return planner.set_layout(planner.place(node, Placement.REPLICATE), Layout.REPLICATED)
+    experts, n = planner.input_node(node, 1).type.shape[-1], planner.devices
+    local = experts_per_device(experts, n)
+    if experts % n:
+        spare = local * n - experts
+        planner.note(f"{node.module}: {experts} experts over {n} devices: {local} per device, the last "
+                     f"{spare} slot{'s' if spare > 1 else ''} zero experts (no routing weight reaches them)")
+    return planner.set_layout(planner.place(node, Placement.EXPERTS), Layout.PARTIAL)
 
 
 TOPK_ROUTING = register(OpDef(
@@ -132,7 +150,7 @@ EXPERT_GLU = register(OpDef(
     doc="sum_e routing[..., e] * w2[e] @ (act(w1[e] @ x) * (w3[e] @ x)): E gated MLPs, w1 and w3 [E, hidden, d] "
         "(gate, up), w2 [E, d, hidden] (down); top_k: the nonzero routing weights per token (FLOPs count them).",
     kind="experts",
-    storage=(("w1", Storage.MATRIX), ("w3", Storage.MATRIX), ("w2", Storage.MATRIX)), shard=_shard_whole,
+    storage=(("w1", Storage.MATRIX), ("w3", Storage.MATRIX), ("w2", Storage.MATRIX)), shard=_shard_experts,
 ))
 
 SIGMOID = register(OpDef(

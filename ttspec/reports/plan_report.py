@@ -25,6 +25,7 @@ from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import reduces_into_residual
 from ..targets import Strategy, Target
 from ..weight_formats import WeightFormats, tensor_bytes
+from .expert_placement import expert_banks, render_expert_banks
 
 SCHEMA = "ttspec-plan/3"
 AXIS_NAMES = {0: "rows", 1: "columns"}  # a 2-D plan's mesh axes, as tt-metal's Galaxy code names them
@@ -32,7 +33,7 @@ ACTIVATION_BYTES = 2  # collectives move bf16 activations
 # How a 2-D plan's placement reads on one axis: "column over rows (8)".
 AXIS_WORDS = {Placement.REPLICATE: "replicated", Placement.COLUMN: "column", Placement.ROW: "row",
               Placement.HIDDEN: "split on hidden", Placement.VOCAB: "vocabulary (column)",
-              Placement.KV_COPIES: "KV heads copied"}
+              Placement.KV_COPIES: "KV heads copied", Placement.EXPERTS: "split by expert"}
 
 
 def _role(ax, name: str, placement: Placement) -> str:
@@ -97,6 +98,7 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
                                                          for k in _params(plan)))
                                for ax in plan.axes},
         "kv_copies": dict(sorted(plan.kv_copies.items())),
+        "experts": expert_banks(build.lowered, plan),  # each expert bank's experts per chip (expert_placement.py)
         "collectives_per_layer": [], "collectives_outside_layers": [],
         "notes": list(plan.notes),
         "fits": memory.fits(batch),
@@ -367,12 +369,14 @@ def render_plan(r: dict) -> str:
         if r["collectives_outside_layers"]:
             lines += ["collectives outside the layers"]
             lines += [_collective_text(c) for c in r["collectives_outside_layers"]]
+        lines += render_expert_banks(r.get("experts", []), r["strategy"])
         for note in r["notes"]:
             if not note.startswith("the planner chose"):  # the strategy line says it
                 lines.append(f"note: {note}")
         lines.append("")
     else:
-        lines = [f"{r['model']} on {r['target']}: one chip, no tensor parallelism and no collectives", ""]
+        lines = [f"{r['model']} on {r['target']}: one chip, no tensor parallelism and no collectives"]
+        lines += render_expert_banks(r.get("experts", []), r["strategy"]) + [""]
     lines += render_memory(m, r["fits"])
     if r.get("hint"):
         lines.append(f"  hint: {r['hint']}")

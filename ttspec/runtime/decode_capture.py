@@ -88,6 +88,7 @@ def _capture(work: Path) -> dict:
     import torch
 
     from .device import import_ttnn
+    from .device_worker import dram_allocated
     from .graph_summary import summarize, walk
 
     ttnn = import_ttnn()
@@ -100,6 +101,7 @@ def _capture(work: Path) -> dict:
     try:
         program = getattr(module, request["class"])(device, trace=False)  # the mock cannot replay traces
         program.load_ttspec_weights({k: torch.empty(v, device="meta") for k, v in request["meta_weights"].items()})
+        weights_dram = dram_allocated(ttnn, device)  # per chip: what the memory model's weights predict
         program.allocate_cache(request["users"], request["context"])
         layers = _mark_layers(program, ttnn, request["layers"])
         users, context = request["users"], request["context"]
@@ -114,7 +116,8 @@ def _capture(work: Path) -> dict:
             Path(request["raw"]).write_text(json.dumps(graph, default=str))
         walked = walk(graph, weights)
         result = {"decode": summarize(walked, layers), "decode_ops": walked["ops"],
-                  "mesh_shape": list(getattr(module, "MESH_SHAPE", (1, 1))), "fabric": _fabric(ttnn)}
+                  "mesh_shape": list(getattr(module, "MESH_SHAPE", (1, 1))), "fabric": _fabric(ttnn),
+                  "weights_dram_bytes": weights_dram}
         if request.get("prefill"):
             ids = torch.arange(request["prefill"]) % 100 + 1
             graph = _captured(ttnn, lambda: program.prefill(ids, 0))

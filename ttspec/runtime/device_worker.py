@@ -48,7 +48,7 @@ def main(work: Path) -> None:
             t0 = time.perf_counter()
             getattr(program, request["load"])(state)  # load_ttspec_weights, or load_weights for HF names
             result["weights_seconds"] = time.perf_counter() - t0
-            result["dram_bytes_allocated"] = _dram_allocated(ttnn, device)
+            result["dram_bytes_allocated"] = dram_allocated(ttnn, device)
             if "job" in request:  # ttspec generate: the serving API (allocate_cache, prefill, decode, generate)
                 from ttspec.runtime.generation import serve_in_worker
 
@@ -95,11 +95,12 @@ def _run_calls(module, program, calls, ttnn, device, work, result) -> None:
         else:
             raise ValueError(f"unknown call {name!r}")
         result["call_seconds"].append(time.perf_counter() - start)
-        result["dram_bytes_after"].append(_dram_allocated(ttnn, device))
+        result["dram_bytes_after"].append(dram_allocated(ttnn, device))
     np.savez(work / "outputs.npz", **outputs)
 
 
-def _dram_allocated(ttnn, device) -> int | None:
+def dram_allocated(ttnn, device) -> int | None:
+    """DRAM bytes allocated per chip (every bank of one device; a mesh allocates alike on each), or None."""
     try:
         stats = ttnn.get_memory_view(device, ttnn.BufferType.DRAM)
         return int(stats.total_bytes_allocated_per_bank) * int(stats.num_banks)

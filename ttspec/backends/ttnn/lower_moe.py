@@ -10,14 +10,13 @@ docs/design-moe.md) with every op's configuration stated as a member of the clas
   prefill in row chunks (ops: chunk rows -> MoEOps), decode on its tile of users. Weights: `weights.experts`
   (the bank [E, out, in] as [1, E, in, out]) in the experts kind's format (--weights-dtype experts=...).
 
-On a 1-D mesh the experts are split over the tensor-parallel axis (as tt-metal runs Mixtral on T3K): the
-registry's sharding rule for expert_glu (ops/experts.py: _shard_whole) gives it complete inputs and asks for a
-complete (replicated) output, "experts over a mesh's chips being the TT-NN MoE lowering's": each chip holds
-ceil(E / chips) experts (weights.experts(split="experts")), keeps its experts' routing weights with its one-hot
-selector (moe_selector, a member made in __init__) and computes a partial sum, which one ttnn.all_reduce over
-the tensor-parallel axis completes (where a sharding rule places the bank column-wise with partial sums out, the
-planner's reduce_scatter does instead: expert_chips). A 2-D plan, or fewer experts than chips, keeps the whole
-bank on every chip.
+On a 1-D mesh the experts are split over the tensor-parallel axis (as tt-metal runs Mixtral on T3K) where the
+plan places the bank by expert (the registry's sharding rule for expert_glu, ops/experts.py: Placement.EXPERTS,
+partial sums out): each chip holds ceil(E / chips) experts (weights.experts(split="experts"), zero experts in the
+last chips' spare slots), keeps its experts' routing weights with its one-hot selector (moe_selector, a member
+made in __init__) and returns a partial sum, which the planner's collective (reduce_scatter or all_reduce, as
+after an MLP's w2) completes: this lowering emits none. A bank the plan replicates (a 2-D plan) is whole on
+every chip.
 """
 
 from __future__ import annotations
@@ -43,18 +42,13 @@ def check_experts(node, graph) -> None:
                           "expert matmuls take whole 32-wide tiles", hint="use widths that are multiples of 32")
 
 
-def expert_chips(node, ctx) -> tuple[int, bool]:
-    """(the chips the bank is split over, whether this lowering completes the sum with an all_reduce). A plan that
-    places the bank column-wise (its dim 0, the experts: a sharding rule with partial sums out) has the planner
-    reduce; under a replicated placement a 1-D plan's tensor-parallel devices split it here when there are at
-    least as many experts; else every chip holds the whole bank."""
+def expert_chips(node, ctx) -> int:
+    """The chips of the tensor-parallel axis the bank is split over by expert (the plan's Placement.EXPERTS;
+    the planner reduces the partial sums), or 1 where the plan keeps it whole."""
     mesh = ctx.mesh
-    if mesh.strategy != "1d" or mesh.devices == 1:
-        return 1, False
-    if node.shard.on(mesh.axis) == Placement.COLUMN:
-        return mesh.devices, False
-    experts = ctx.graph.node(node.inputs[1]).type.shape[-1]
-    return (mesh.devices, True) if mesh.devices <= experts else (1, False)
+    if mesh.strategy != "1d" or node.shard.on(mesh.axis) != Placement.EXPERTS:
+        return 1
+    return mesh.devices
 
 
 def routing(node, args, refs, ctx) -> Expr:
@@ -70,7 +64,7 @@ def routing(node, args, refs, ctx) -> Expr:
 def load_experts(node, refs, ctx) -> list[Stmt]:
     dtype = ctx.weight_dtype(node.module)
     options = {} if dtype is None else {"dtype": name(f"ttnn.{'bfloat16' if dtype == 'bf16' else dtype}")}
-    if expert_chips(node, ctx)[0] > 1:  # each chip of the tensor-parallel axis its own experts
+    if expert_chips(node, ctx) > 1:  # each chip of the tensor-parallel axis its own experts
         options["split"] = Const("experts")
     # the bank (w1, w3, w2) in the leaf's one weight member
     return [Assign(refs["weight"], Tuple(tuple(call("weights.experts", refs.module, Const(w), **options)
@@ -83,7 +77,7 @@ def _experts(mode: str):
         dim = graph.node(node.inputs[0]).type.shape[-1]
         experts = graph.node(node.inputs[1]).type.shape[-1]
         fmt = weight_format(node, ctx)
-        chips, reduce_here = expert_chips(node, ctx)
+        chips = expert_chips(node, ctx)
         try:
             configs = moe_configs(mode, dim=dim, hidden=node.attrs.hidden, experts=experts, devices=chips,
                                   weight_format=fmt, target=ctx.backend.target, routing=False)
@@ -102,9 +96,9 @@ def _experts(mode: str):
         if chips == 1:
             return call("moe_experts", args[0], args[1], refs["weight"], act=Const(node.attrs.act), ops=ops)
         selector = ctx.member(node, "selector", call("moe_selector", name("weights.device"), Const(experts)))
-        partial = call("moe_experts", args[0], args[1], refs["weight"], act=Const(node.attrs.act), ops=ops,
-                       selector=selector)
-        return call("ttnn.all_reduce", partial, cluster_axis=Const(ctx.mesh.axis)) if reduce_here else partial
+        # this chip's partial sum: the planner's collective after it adds them up
+        return call("moe_experts", args[0], args[1], refs["weight"], act=Const(node.attrs.act), ops=ops,
+                    selector=selector)
 
     return expr
 
