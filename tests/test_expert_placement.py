@@ -125,7 +125,10 @@ def test_golden_forward_where_the_chips_do_not_divide_the_experts(write_spec, ex
     """6 experts on 4 chips (2 each, the last chip's two slots zero experts) and 4 experts on 8 chips (one each on
     chips 0-3, zero experts on 4-7): the compiled T3K program (golden) places the bank by expert, returns partial
     sums that the planner's reduce_scatter adds, and its forward pass matches the torch program's (PCC >= 0.99,
-    the bound of tests/test_moe_lowering.py: bf16 may flip a near-tied top-k choice)."""
+    the bound of tests/test_moe_lowering.py: bf16 may flip a near-tied top-k choice) and the one-chip program's
+    (n150 golden, every expert on the chip) to the last bits of bf16: the placement changes where experts run,
+    not what is computed. Measured: 6 on 1x4 PCC 0.99873 against torch (a hidden width of 96 routes on small
+    margins) and equal to n150's bit for bit; 4 on 1x8 0.99990."""
     from ttspec.driver import compile_source
     from ttspec.runtime.runner import build_torch, golden_program
     from ttspec.runtime.weights import random_state_dict
@@ -143,6 +146,9 @@ def test_golden_forward_where_the_chips_do_not_divide_the_experts(write_spec, ex
     assert 'split="experts"' in source and "selector=self.selector" in source and "ttnn.all_reduce" not in source
     program, module = golden_program(model, str(path), get_target("t3k"), state, source=source)
     got = program(tokens)
-    print(f"{experts} experts on {mesh}: forward PCC {pcc(got, expected):.5f}")
-    assert pcc(got, expected) >= 0.99
+    one_chip, _ = golden_program(model, str(path), get_target("n150"), state,
+                                 source=compile_source(model, str(path), target_of("n150"), formats_of("bf16")))
+    alone = one_chip(tokens)
+    print(f"{experts} experts on {mesh}: forward PCC {pcc(got, expected):.5f}, against n150 {pcc(got, alone):.6f}")
+    assert pcc(got, expected) >= 0.99 and pcc(got, alone) >= 0.9999
     assert module.ttnn.calls.get("reduce_scatter", 0) > 0 and module.ttnn.calls.get("all_reduce", 0) == 0
