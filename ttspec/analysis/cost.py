@@ -43,8 +43,9 @@ from typing import NamedTuple
 from ..ir.graph import Node, layer_pattern, layer_variants
 from ..ir.sharding import split_dim, value_splits, work_split
 from ..ir.types import concrete
-from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
+from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, EXPERT_GLU, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
 from ..ops.collectives import CCL_PATTERN
+from ..ops.experts import experts_read
 from ..ops.linear import fused_qkv
 from ..ops.norms import NORM_STATISTICS, STATISTICS_BYTES
 from ..ops.queries import attentions, lookup_tables
@@ -256,7 +257,7 @@ class CostInterpreter(Interpreter):
                     continue
                 kind, shape, table = param_chip_layout(self.graph, self.prefix, name, self.plan, tables, padded)
                 full = self.graph.params[name].shape
-                weights.append((kind, shape, table, full[0] if table else None, not table and len(full) == 2))
+                weights.append((kind, shape, table, full[0] if table else None, not table and len(full) >= 2))
         splits = tuple(self._splits(i) if isinstance(s, tuple) else None
                        for i, s in zip(node.inputs, args, strict=False)) + (self._splits(node.id),)
         collective = None
@@ -382,6 +383,10 @@ class OpTable:
                 nbytes = nbytes * min(rows, _numel(ins[0])) // rows
             elif matrix:
                 phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)] if terms is None else terms.passes(node))
+                if facts.op == EXPERT_GLU.name:  # the experts this step's tokens use, not the whole bank
+                    experts = ins[1][-1]  # (of the routing weights: every expert's)
+                    nbytes = round(nbytes * experts_read(node.attrs.top_k, experts, _numel(ins[0]) // ins[0][-1])
+                                   / experts)
                 if terms is not None and ins and ins[0]:  # a prefill's chunks of rows each read the weight
                     nbytes *= terms.weight_reads(node, tile_pad(max(1, _numel(ins[0]) // ins[0][-1])))
             dram += nbytes

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import ArchError, Diagnostic
 from ..ir.graph import Graph, Model, Node, layer_pattern, layer_variants
 from ..ir.types import TensorType, concrete
-from ..ops import REGISTRY, OpError, ShapeContext
+from ..ops import REGISTRY, OpError, ShapeContext, active_fraction
 
 
 class Interpreter:
@@ -113,4 +113,18 @@ def count_params(graph: Graph) -> int:
     total = sum(p.numel for p in graph.params.values() if p.tied_to is None)
     for node in graph.repeats():
         total += sum(n * count_params(body) for body, n in layer_variants(node))
+    return total
+
+
+def count_active(graph: Graph) -> int:
+    """The parameters one token uses: every parameter (tied ones once), except that of a bank of experts it
+    uses only its top_k of E (ops/experts.py: active_fraction)."""
+    total = sum(p.numel for p in graph.params.values() if p.tied_to is None)
+    for node in graph.nodes.values():
+        fraction = active_fraction(graph, node)
+        if fraction is not None:
+            own = sum(graph.params[n].numel for n in node.params.values() if graph.params[n].tied_to is None)
+            total -= own - int(own * fraction)
+    for node in graph.repeats():
+        total += sum(n * count_active(body) for body, n in layer_variants(node))
     return total

@@ -117,7 +117,8 @@ def chip_bytes(kind: Matrix | str, shape: tuple[int, ...], table: bool, formats:
         for d in shape:
             size *= d
         return tensor_bytes(size, "bf16")
-    return tensor_bytes(tiles(shape), formats.dtype(kind) if len(shape) == 2 else "bf16")
+    # a matrix, or a bank of them ([experts, rows, cols]): the chosen format; a vector bf16
+    return tensor_bytes(tiles(shape), formats.dtype(kind) if len(shape) >= 2 else "bf16")
 
 
 def param_chip_bytes(graph: Graph, prefix: str, name: str, formats: WeightFormats, plan: ShardPlan = ONE_CHIP,
@@ -209,7 +210,7 @@ def check_weight_formats(model: Model, formats: WeightFormats) -> None:
     layouts = weight_layouts(model)
     wide = weight_bytes_by_kind(model, BF16, layouts=layouts)
     narrow = weight_bytes_by_kind(model, WeightFormats("bfloat4_b"), layouts=layouts)
-    roles = {m.role for (m, shape, table) in layouts if m.role and not table and len(shape) == 2}
+    roles = {m.role for (m, shape, table) in layouts if m.role and not table and len(shape) >= 2}
     formats.check_kinds(wide, [kind for kind in wide if wide[kind] != narrow[kind]], roles)
 
 

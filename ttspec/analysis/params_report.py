@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..ir.graph import Graph, Model, ModuleInfo, Param, layer_variants
 from ..ops.queries import kind_of
 from ..weight_formats import DTYPE_BYTES, tensor_bytes
-from .interpreters import count_params, forward_flops
+from .interpreters import count_active, count_params, forward_flops
 
 SCHEMA = "ttspec-params/1"
 
@@ -125,6 +125,7 @@ def params_report(model: Model, seq: int | None = None) -> dict:
         "model": model.name,
         "spec": model.file,
         "total": total,
+        "active": count_active(g),
         "bytes": weight_bytes(g),
         "by_kind": params_by_kind(g),
         "components": [_component(top, m) for m in top.children.get("", ())],

@@ -21,6 +21,7 @@ from .attention import (
 from .collectives import ALL_GATHER, ALL_REDUCE, COLLECTIVES, MESH_PARTITION, REDUCE_SCATTER
 from .elementwise import ACTIVATIONS, ADD, GELU, GELU_TANH, MUL, RELU, SCALE, SILU, SOFTCAP, same_layout
 from .embeddings import EMBEDDING, POSITION_EMBEDDING, SINUSOIDAL_POSITIONS
+from .experts import EXPERT_GLU, SIGMOID, TOPK_ROUTING, active_fraction
 from .linear import LINEAR, TIED_LINEAR, FusedPart, FusedQKV
 from .norms import LAYER_NORM, RMS_NORM
 from .queries import input_vocabulary, ops_feeding_output
@@ -42,6 +43,7 @@ from .registry import (
 
 __all__ = [
     "ACTIVATIONS", "ADD", "ALL_GATHER", "ALL_REDUCE", "APPLY_ROPE", "ATTEND", "COLLECTIVES", "CONFIGS", "EMBEDDING",
+    "EXPERT_GLU", "SIGMOID", "TOPK_ROUTING", "active_fraction",
     "GELU", "GELU_TANH", "LAYER_NORM", "LINEAR", "MERGE_HEADS", "MESH_PARTITION", "MUL", "POSITION_EMBEDDING",
     "QKV_PART", "REDUCE_SCATTER", "REGISTRY", "RELU", "REQUIRED", "RMS_NORM", "ROPE", "ROPE_SCALINGS", "ROPE_STYLES",
     "SCALE", "SILU", "SINUSOIDAL_POSITIONS", "SOFTCAP", "SPLIT_HEADS", "SPLIT_QKV_HEADS", "TIED_LINEAR", "ArgSpec",

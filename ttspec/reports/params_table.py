@@ -41,6 +41,10 @@ def render_table(report: dict) -> str:
         lines.append(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>6}  {r[4]}".rstrip())
     lines.append("  " + "-" * (widths[0] + widths[1] + widths[2] + 12))
     lines.append(f"  {'total':<{widths[0]}}  {'':<{widths[1]}}  {total:>{widths[2]},}")
+    active = report.get("active", total)
+    if active != total:  # a mixture of experts: each token uses its top-k experts' parameters
+        lines.append(f"  {'active':<{widths[0]}}  {'per token':<{widths[1]}}  {active:>{widths[2]},}  "
+                     f"{100 * active / total:5.1f}%")
     lines.append("")
     kinds = " · ".join(f"{k} {v:,}" for k, v in report["by_kind"].items())
     lines.append(f"  by kind:     {kinds}")

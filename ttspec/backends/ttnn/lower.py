@@ -23,6 +23,7 @@ from ...ops import (
     APPLY_ROPE,
     ATTEND,
     EMBEDDING,
+    EXPERT_GLU,
     GELU,
     GELU_TANH,
     LAYER_NORM,
@@ -35,12 +36,14 @@ from ...ops import (
     RELU,
     RMS_NORM,
     SCALE,
+    SIGMOID,
     SILU,
     SINUSOIDAL_POSITIONS,
     SOFTCAP,
     SPLIT_HEADS,
     SPLIT_QKV_HEADS,
     TIED_LINEAR,
+    TOPK_ROUTING,
     FusedQKV,
     Unsupported,
 )
@@ -421,6 +424,15 @@ def _check_attend(node, graph) -> None:
                           hint="the torch target (--target torch) runs it")
 
 
+def _check_moe(node, graph) -> None:
+    raise Unsupported("a mixture of experts (top-k routing and expert MLPs) is not lowered to TT-NN yet",
+                      hint="the torch target (--target torch) runs it")
+
+
+def _moe(node, args, refs, ctx) -> Expr:  # never reached: _check_moe refuses the model before it is emitted
+    _check_moe(node, ctx.graph)
+
+
 def _split_qkv(node, args, refs, ctx) -> Expr:
     return call("ttnn.transformer.split_query_key_value_and_split_heads", args[0],
                 num_heads=Const(local_heads(node)), num_kv_heads=Const(local_kv_heads(node)),
@@ -469,6 +481,9 @@ LOWERINGS: dict[str, TTNNLowering] = {
         lambda node, args, refs, ctx: ctx.rotary(node.attrs.rope, node.type.shape[-1])(args[0]), decode=_rope_decode),
     ATTEND.name: TTNNLowering(_attend, decode=_attend_decode, check=_check_attend),
     SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv, decode=_split_qkv_decode),
+    SIGMOID.name: TTNNLowering(_unary("ttnn.sigmoid")),
+    TOPK_ROUTING.name: TTNNLowering(_moe, check=_check_moe),
+    EXPERT_GLU.name: TTNNLowering(_moe, check=_check_moe),
     ALL_GATHER.name: _collective("all_gather"),
     REDUCE_SCATTER.name: _collective("reduce_scatter"),
     ALL_REDUCE.name: _collective("all_reduce", reduces_only=True),
