@@ -163,7 +163,7 @@ def _decoder(desc: Desc, period: int) -> list[str]:
     """The decoder block, under the family's labels (its checkpoint rules map them to HF names)."""
     labels = desc.labels
     params = "x: [batch, seq, d]" + (", window = none" if _windows_vary(desc, period) else "") \
-        + (", moe: bool = true" if arch_moe.mixed(desc) else "")
+        + (", sparse: bool = true" if arch_moe.mixed(desc) else "")
     out = [f"block decoder({params}) -> [batch, seq, d] kind decoder {{"]
     ind = "    "
     if _sparse(desc):
@@ -214,7 +214,7 @@ def _moe_decoder(desc: Desc, period: int) -> list[str]:
     if not arch_moe.mixed(desc):
         return out + _call(f"{ind}x = x + ", name, args, f" as {label}") + [f"{ind}return x"]
     dense, dense_args = _mlp_call(desc, _norm(desc, "x", desc.labels[1]))
-    out.append(f"{ind}if moe {{")
+    out.append(f"{ind}if sparse {{")
     out += _call(f"{ind * 2}x = x + ", name, args, f" as {label}")
     out.append(f"{ind}}} else {{")
     out += _call(f"{ind * 2}x = x + ", dense, dense_args, " as mlp")
@@ -222,14 +222,14 @@ def _moe_decoder(desc: Desc, period: int) -> list[str]:
 
 
 def _repeat_args(desc: Desc, period: int) -> list[str]:
-    """The repeat's per-layer arguments: `window = [...][layer % p]`, `moe = [...][layer % p]`."""
+    """The repeat's per-layer arguments: `window = [...][layer % p]`, `sparse = [...][layer % p]`."""
     index = "layer" if period == desc.layers else f"layer % {period}"
     out = []
     if _windows_vary(desc, period):
         values = ["sliding_window" if w is not None else "none" for w in desc.windows[:period]]
         out.append("window = [" + ", ".join(values) + f"][{index}]")
     if arch_moe.mixed(desc):
-        out.append("moe = [" + ", ".join("true" if m else "false" for m in desc.moe.layers[:period]) + f"][{index}]")
+        out.append("sparse = [" + ", ".join("true" if m else "false" for m in desc.moe.layers[:period]) + f"][{index}]")
     return out
 
 
