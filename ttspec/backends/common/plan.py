@@ -20,6 +20,7 @@ CLASS_NAMES = {
     "attention": "Attention", "rmsnorm": "RMSNorm", "layernorm": "LayerNorm", "swiglu": "SwiGLU",
     "geglu": "GeGLU", "glu": "GLU", "mlp": "MLP", "lm_head": "LMHead", "token_embedding": "TokenEmbedding",
     "learned_positions": "LearnedPositions", "sinusoidal": "SinusoidalPositions",
+    "moe": "MoE", "moe_router": "Router", "moe_experts": "Experts",
 }
 
 

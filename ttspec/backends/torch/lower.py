@@ -22,6 +22,7 @@ from ...ops import (
     APPLY_ROPE,
     ATTEND,
     EMBEDDING,
+    EXPERT_GLU,
     GELU,
     GELU_TANH,
     LAYER_NORM,
@@ -32,11 +33,13 @@ from ...ops import (
     RELU,
     RMS_NORM,
     SCALE,
+    SIGMOID,
     SILU,
     SINUSOIDAL_POSITIONS,
     SOFTCAP,
     SPLIT_HEADS,
     TIED_LINEAR,
+    TOPK_ROUTING,
     Unsupported,
 )
 from ..common.pyast import BinOp, Const, Expr, Tuple, call
@@ -148,6 +151,28 @@ def _softcap(node, args, w, ctx) -> Expr:
     return BinOp(cap, "*", call("torch.tanh", BinOp(args[0], "/", cap)))
 
 
+# ---------------------------------------------------------------- mixture of experts
+def _topk_routing(node, args, w, ctx) -> Expr:
+    a = node.attrs
+    options = {key: Const(value) for key, value, default in (("softmax", a.softmax, "before"),
+                                                             ("normalize", a.normalize, False)) if value != default}
+    return ctx.helper("topk_routing")(args[0], Const(a.top_k), **options)
+
+
+def _act(node) -> dict[str, Expr]:
+    return {} if node.attrs.act == "silu" else {"act": Const(node.attrs.act)}
+
+
+def _expert_glu(node, args, w, ctx) -> Expr:
+    return ctx.helper("expert_glu")(*args, w["w1"], w["w3"], w["w2"], **_act(node))
+
+
+def _experts_module(node, ctx) -> Expr:
+    """The bank as an Experts module: w1, w3 [E, hidden, d] and w2 [E, d, hidden] nn.Parameters."""
+    experts, d = ctx.graph.node(node.inputs[1]).type.shape[-1], node.type.shape[-1]
+    return ctx.helper("Experts")(Const(experts), Const(node.attrs.hidden), Const(d), **_act(node))
+
+
 LOWERINGS: dict[str, TorchLowering] = {
     EMBEDDING.name: TorchLowering(
         lambda node, args, w, ctx: call("F.embedding", args[0], w["weight"]),
@@ -180,4 +205,7 @@ LOWERINGS: dict[str, TorchLowering] = {
     MERGE_HEADS.name: TorchLowering(lambda node, args, w, ctx: ctx.helper("merge_heads")(args[0])),
     APPLY_ROPE.name: TorchLowering(_rotary, positions=True),
     ATTEND.name: TorchLowering(_attend, positions=True, decode_check=_decode_check_attend),
+    SIGMOID.name: TorchLowering(_unary("torch.sigmoid")),
+    TOPK_ROUTING.name: TorchLowering(_topk_routing),
+    EXPERT_GLU.name: TorchLowering(_expert_glu, module=_experts_module),
 }
