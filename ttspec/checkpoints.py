@@ -205,11 +205,12 @@ def generated_rules(model, rules: tuple[Rule, ...]) -> list[tuple[str, str, str]
     a fused HF tensor); `cols:A:B` (columns A to B of a fused, transposed one, then transposed);
     `rows1:A:B` (A to B along dim 1: transformers 5's gate_up_proj [E, 2I, d]); `experts:E` (E HF
     tensors, one per expert, `{expert}` in the name, stacked).
-    Offsets come from the model's shapes: every layer has the same ones."""
+    Offsets come from the model's shapes, the first layer of each structure standing for its layers."""
     from .ir.graph import iter_params
 
     every = {name: tuple(p.shape) for name, p in iter_params(model.graph) if not p.tied_to}
-    shapes = {name: every[name] for name, _ in stored_params_once(model.graph)}  # layer 0 stands for all
+    chains = dict(stored_params_once(model.graph))
+    shapes = {name: every[name] for name in chains}
     out: list[tuple[str, str, str]] = []
     for tensor in checkpoint_plan(model.family, rules, shapes):
         start = 0
@@ -223,6 +224,14 @@ def generated_rules(model, rules: tuple[Rule, ...]) -> list[tuple[str, str, str]
             else:
                 transform = "transpose" if tensor.flipped else "copy"
             entry = (rule.ours[index], rule.hf, transform)
+            clash = next((e for e in out if e[:2] == entry[:2] and e != entry), None)
+            if clash is not None:  # layers that differ in structure, with other sizes in one fused tensor
+                hf = rule.hf.replace("{0}", "N")
+                raise ArchError(f"`{hf}` would be split as {clash[2]} in some layers and {transform} in others: "
+                                "the layers differ in the sizes of a fused checkpoint tensor",
+                                _user_loc(chains[name]) or model.loc,
+                                hint="give the fused parts the same sizes in every layer, or drop the `family` "
+                                     "line to load weights under ttspec's own names")
             if entry not in out:
                 out.append(entry)
             start = stop
@@ -231,20 +240,17 @@ def generated_rules(model, rules: tuple[Rule, ...]) -> list[tuple[str, str, str]
 
 
 def stored_params_once(graph, prefix: str = "", chain: list | None = None):
-    """(name, [(graph, module path), ...] innermost first) for every stored parameter; each of a
-    repeat's bodies once, as the first layer using it (layer 0 for the first; a mixed dense/MoE
-    stack's variants differ in their parameters)."""
-    from .ir.graph import layer_pattern, layer_variants
+    """(name, [(graph, module path), ...] innermost first) for every stored parameter; a repeat's
+    layers once per structure (ir.graph.layer_structures), as the first layer that has it."""
+    from .ir.graph import layer_structures
 
     chain = chain or []
     for p in graph.params.values():
         if not p.tied_to:
             yield prefix + p.name, [(graph, p.module)] + chain
     for node in graph.repeats():
-        pattern = layer_pattern(node)
-        for v, (body, _) in enumerate(layer_variants(node)):
-            first = pattern.index(v) if v in pattern else 0
-            yield from stored_params_once(body, f"{prefix}{node.module}.{first}.", [(graph, node.module)] + chain)
+        for body, layers in layer_structures(node):
+            yield from stored_params_once(body, f"{prefix}{node.module}.{layers[0]}.", [(graph, node.module)] + chain)
 
 
 def _user_loc(chain: list):

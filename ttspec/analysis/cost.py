@@ -40,7 +40,7 @@ from functools import reduce
 from operator import add, itemgetter
 from typing import NamedTuple
 
-from ..ir.graph import Node, layer_pattern, layer_variants
+from ..ir.graph import Node, layer_pattern, layer_variants, layers_text
 from ..ir.sharding import split_dim, value_splits, work_split
 from ..ir.types import concrete
 from ..ops import ALL_GATHER, ATTEND, COLLECTIVES, EXPERT_GLU, LINEAR, MESH_PARTITION, REGISTRY, TIED_LINEAR
@@ -226,12 +226,16 @@ class CostInterpreter(Interpreter):
         saved = (self.prefix, self.group, self.count)
         variants = list(layer_variants(node))
         pattern = list(layer_pattern(node))
+        layers_of: dict[int, list[int]] = {}
+        for layer, v in enumerate(pattern):
+            layers_of.setdefault(v, []).append(layer)
         out = x
         for v, (body, n) in enumerate(variants):
-            if v not in pattern:
+            if v not in layers_of:
                 continue
             self.prefix = f"{saved[0]}{node.module}.*."
-            self.group = f"{saved[0]}{node.module}.*" + (f" (variant {v})" if len(variants) > 1 else "")
+            self.group = f"{saved[0]}{node.module}.*" + (f" ({layers_text(layers_of[v])})" if len(variants) > 1
+                                                         else "")
             self.count = saved[2] * n
             (out,) = self.run(body, {"x": x}).values()
         self.prefix, self.group, self.count = saved

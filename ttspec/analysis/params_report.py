@@ -6,7 +6,7 @@ docs/params-json.md. Everything is exact integer arithmetic over the graph IR.
 
 from __future__ import annotations
 
-from ..ir.graph import Graph, Model, ModuleInfo, Param, layer_variants
+from ..ir.graph import Graph, Model, ModuleInfo, Param, layer_structures, layer_variants, layers_text
 from ..ops.queries import kind_of
 from ..weight_formats import DTYPE_BYTES, tensor_bytes
 from .interpreters import count_active, count_params, forward_flops
@@ -80,21 +80,35 @@ def _component(index: _Components, info: ModuleInfo) -> dict:
     }
     if info.repeat is not None:
         node = index.repeats[info.path]
-        body: Graph = node.attrs.body
-        per_layer = count_params(body)
-        inner = _Components(body)
+        structures = [_structure(body, layers) for body, layers in layer_structures(node)]
+        first = structures[0]
         entry.update({
             "repeat": info.repeat,
-            "params": per_layer * info.repeat,
-            "per_layer": per_layer,
-            "per_layer_by_kind": params_by_kind(body),
-            "tensors": [_tensor(p) for p in inner.own.get("", ())],
-            "children": [_component(inner, c) for c in inner.children.get("", ())],
+            "params": sum(s["per_layer"] * len(s["layers"]) for s in structures),
+            "per_layer": first["per_layer"],
+            "per_layer_by_kind": first["per_layer_by_kind"],
+            "tensors": first["tensors"],
+            "children": first["children"],
         })
         variants = len(layer_variants(node))
-        if variants > 1:  # the layers differ in behaviour only: the parameters are layer 0's for all
+        if variants > 1:
             entry["variants"] = variants
+        if len(structures) > 1:  # layers that differ in parameters: each structure with its layers
+            entry["structures"] = structures
     return entry
+
+
+def _structure(body: Graph, layers: list[int]) -> dict:
+    """One layer structure of a repeat: the layers that have it and one layer's parameters."""
+    inner = _Components(body)
+    return {
+        "layers": layers,
+        "layers_text": layers_text(layers),
+        "per_layer": count_params(body),
+        "per_layer_by_kind": params_by_kind(body),
+        "tensors": [_tensor(p) for p in inner.own.get("", ())],
+        "children": [_component(inner, c) for c in inner.children.get("", ())],
+    }
 
 
 def _tensor(p: Param) -> dict:
@@ -107,8 +121,24 @@ def _flat_parameters(graph: Graph, prefix: str = "", repeat: int | None = None) 
         rows.append({"name": prefix + p.name, "shape": list(p.shape), "numel": p.numel,
                      "tied_to": p.tied_to, "repeat": repeat})
     for node in graph.repeats():
-        # Variants have the same parameters: layer 0's body names them for every layer.
-        rows.extend(_flat_parameters(node.attrs.body, f"{prefix}{node.module}.*.", node.attrs.count))
+        # one row per parameter name and shape, `*` for the layer; `layers` lists the layers that hold it
+        # where not all do (layers that differ in structure)
+        structures = layer_structures(node)
+        if len(structures) == 1:
+            rows.extend(_flat_parameters(structures[0][0], f"{prefix}{node.module}.*.", node.attrs.count))
+            continue
+        held: dict[tuple, tuple[Param, list[int]]] = {}
+        for body, layers in structures:
+            for p in body.params.values():
+                held.setdefault((p.name, p.shape, p.tied_to), (p, []))[1].extend(layers)
+        for p, layers in held.values():
+            row = {"name": f"{prefix}{node.module}.*.{p.name}", "shape": list(p.shape), "numel": p.numel,
+                   "tied_to": p.tied_to, "repeat": len(layers)}
+            if len(layers) < node.attrs.count:
+                row["layers"] = sorted(layers)
+            rows.append(row)
+        for body, layers in structures:  # repeats inside the layers, per structure (after the body's own rows)
+            rows.extend(_flat_parameters(body, f"{prefix}{node.module}.*.", len(layers))[len(body.params):])
     return rows
 
 

@@ -1,5 +1,7 @@
-"""`repeat(N) block(x, ...)`: the body elaborated once per layer variant, the per-layer arguments
-that use `layer` evaluated for every layer, and the check that variants share their parameters."""
+"""`repeat(N) block(x, ...)`: the body elaborated once per layer variant and the per-layer arguments
+that use `layer` evaluated for every layer. Variants may differ in behaviour and in structure (an `if`
+on a per-layer flag: a dense MLP in some layers, another MLP or a mixture of experts in the rest), so
+in their parameters too; each layer's parameters are those of its variant (ir.graph.iter_params)."""
 
 from __future__ import annotations
 
@@ -76,7 +78,6 @@ class RepeatsMixin:
                                 hint="each layer's output is the next layer's input")
             body.outputs["out"] = result.node
             bodies.append(body)
-        _check_variants(bodies, reps, values, module, expr, varying[0][0].loc if varying else expr.loc)
         graph = scope.graph
         graph.modules[module] = ModuleInfo(module, call.func, entry.defn.kind, call.loc, repeat=count)
         attrs = RepeatAttrs(count, bodies[0], call.func)
@@ -180,36 +181,3 @@ def _value_key(v) -> tuple:
 def _values_text(values: tuple) -> str:
     return ", ".join(f"{name} = {show(v)}" for name, v in values) or "no per-layer values"
 
-
-def _check_variants(bodies: list[Graph], reps: list[int], values: list, module: str, expr: ast.RepeatCall,
-                    arg_loc: Loc) -> None:
-    """Every variant of a repeated block has the parameters of the first: names, shapes, tying."""
-    if len(bodies) < 2:
-        return
-    first = bodies[0].params
-    for variant, body in enumerate(bodies[1:], 1):
-        other = body.params
-        problem = None
-        for name, p in first.items():
-            q = other.get(name)
-            if q is None:
-                problem = f"layer {reps[0]} has `{name}`, layer {reps[variant]} does not"
-            elif q.shape != p.shape:
-                problem = (f"`{name}` is [{', '.join(map(str, p.shape))}] in layer {reps[0]} but "
-                           f"[{', '.join(map(str, q.shape))}] in layer {reps[variant]}")
-            elif q.tied_to != p.tied_to:
-                problem = (f"`{name}` is {f'tied to `{p.tied_to}`' if p.tied_to else 'not tied'} in layer "
-                           f"{reps[0]} but {f'tied to `{q.tied_to}`' if q.tied_to else 'not tied'} in layer "
-                           f"{reps[variant]}")
-            if problem:
-                break
-        if problem is None:
-            extra = next((n for n in other if n not in first), None)
-            if extra is not None:
-                problem = f"layer {reps[variant]} has `{extra}`, layer {reps[0]} does not"
-        if problem is not None:
-            raise ArchError(f"the layers of `{module}` must have the same parameters: {problem}", expr.loc,
-                            hint="only behaviour may vary between layers (activations, eps, attention options); "
-                                 "sizes and weights must match",
-                            notes=[Note(f"layer {reps[0]}: {_values_text(values[0])}; layer {reps[variant]}: "
-                                        f"{_values_text(values[variant])}", arg_loc)])

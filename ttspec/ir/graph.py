@@ -192,8 +192,8 @@ class Model:
 
 def layer_variants(node: Node) -> list[tuple[Graph, int]]:
     """The distinct bodies of a `repeat` node with how many layers use each, layer 0's first
-    (see RepeatAttrs). Variants have the same parameters (names, shapes, tying) and types; only
-    behaviour differs."""
+    (see RepeatAttrs). Variants have the same input and output type; they may differ in behaviour
+    and in structure, so in their parameters too (layer_structures groups them by parameters)."""
     attrs: RepeatAttrs = node.attrs
     if attrs.bodies is None:
         return [(attrs.body, attrs.count)]
@@ -206,6 +206,42 @@ def layer_variants(node: Node) -> list[tuple[Graph, int]]:
 def layer_pattern(node: Node) -> tuple[int, ...]:
     """The variant (an index into layer_variants) of each layer of a `repeat` node."""
     return node.attrs.pattern or (0,) * node.attrs.count
+
+
+def parameter_signature(body: Graph) -> tuple:
+    """What a layer's parameters are: names, shapes and tying (equal for variants that differ only in
+    behaviour)."""
+    return tuple((name, tuple(p.shape), p.tied_to) for name, p in body.params.items())
+
+
+def layer_structures(node: Node) -> list[tuple[Graph, list[int]]]:
+    """The layers of a `repeat` node grouped by their parameters (parameter_signature): for each group
+    the body of its first layer and its layers in order, layer 0's group first. One group when the
+    layers differ in behaviour only."""
+    bodies = [body for body, _ in layer_variants(node)]
+    group_of: dict[tuple, int] = {}
+    groups: list[tuple[Graph, list[int]]] = []
+    signatures = [parameter_signature(b) for b in bodies]
+    for layer, variant in enumerate(layer_pattern(node)):
+        g = group_of.get(signatures[variant])
+        if g is None:
+            g = group_of[signatures[variant]] = len(groups)
+            groups.append((bodies[variant], []))
+        groups[g][1].append(layer)
+    return groups
+
+
+def layers_text(layers: list[int]) -> str:
+    """`layer 3`, `layers 0, 2, 5`, `layers 0 to 24 (13 layers, every 2nd)`: a list of layers for people."""
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    step = layers[1] - layers[0]
+    if len(layers) > 4 and all(b - a == step for a, b in zip(layers, layers[1:])):
+        every = "" if step == 1 else f", every {step}{'nd' if step == 2 else 'rd' if step == 3 else 'th'}"
+        return f"layers {layers[0]} to {layers[-1]} ({len(layers)} layers{every})"
+    if len(layers) <= 8:
+        return "layers " + ", ".join(map(str, layers))
+    return "layers " + ", ".join(map(str, layers[:6])) + f", ... ({len(layers)} layers)"
 
 
 def map_bodies(node: Node, fn) -> RepeatAttrs:

@@ -212,12 +212,13 @@ class Planner:
 
     def place_repeat(self, node: Node) -> Node:
         """Each variant of the layer is planned from the layout the repeat gets; the layers' parameters
-        (shared names, `layers.*.`) must be placed alike by every variant."""
+        (shared names, `layers.*.`) must be placed alike by every variant that has them; a parameter only
+        some variants have (layers that differ in structure) is placed by those."""
         entry = self.layouts[node.inputs[0]]
         saved = (self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads, self.variant)
         self.outer.insert(0, (self.graph, node.module))
         prefix = f"{self.prefix}{node.module}.*."
-        first: dict | None = None
+        first: dict = {}  # what the earlier variants placed: a name they share must be placed alike
         bodies = []
         for variant, (body, _) in enumerate(layer_variants(node)):
             before = dict(self.ax.placements)
@@ -227,14 +228,13 @@ class Planner:
                 new_body.outputs["out"] = self.convert(new_body.outputs["out"], entry,
                                                        "each layer must hand on the layout it got")
             placed = {k: v for k, v in self.ax.placements.items() if k.startswith(prefix) and before.get(k) != v}
-            if first is None:
-                first = placed
-            elif placed and placed != first:
-                name = next(k for k in placed if first.get(k) != placed[k])
+            name = next((k for k in placed if k in first), None)
+            if name is not None:
                 raise ArchError(f"the layers of `{node.module}` shard `{name}` differently "
-                                f"({first.get(name)} and {placed[name]})", node.loc,
+                                f"({first[name]} and {placed[name]})", node.loc,
                                 hint="give the layer variants the same structure, or fix the placement with a "
                                      f'`shard "{prefix}..." replicate` statement')
+            first.update(placed)
             bodies.append(new_body)
         self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads, self.variant = saved
         self.outer.pop(0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir.graph import Graph, Model, Node, layer_variants
+from ..ir.graph import Graph, Model, Node, layer_structures, layer_variants, layers_text
 from ..ops import REGISTRY
 
 
@@ -49,8 +49,10 @@ def _label(graph: Graph, group: str, first: Node) -> str:
         return first.op
     if info.repeat is not None:
         variants = len(layer_variants(first)) if first.is_repeat else 1
-        # The body drawn is layer 0's; variants differ in behaviour only (same components and weights).
-        return f"{group}: {info.block} × {info.repeat}" + (f" ({variants} variants)" if variants > 1 else "")
+        structures = layer_structures(first) if variants > 1 else []
+        # The body drawn is layer 0's; where the layers differ in structure the label says which layers it is.
+        shown = f", drawn: {layers_text(structures[0][1])}" if len(structures) > 1 else ""
+        return f"{group}: {info.block} × {info.repeat}" + (f" ({variants} variants{shown})" if variants > 1 else "")
     return f"{group}<br/>{info.block}" if info.block != group else group
 
 

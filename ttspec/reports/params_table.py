@@ -26,6 +26,13 @@ def render_table(report: dict) -> str:
             note = " ".join(f"{t['name']}{t['shape']}" for t in c["tensors"])
         share = f"{100 * c['params'] / total:.1f}%" if total and depth == 0 else ""
         rows.append((name, c["block"], f"{c['params']:,}", share, note))
+        if "structures" in c:  # layers that differ in parameters: each structure, its layers, one layer
+            for s in c["structures"]:
+                rows.append(("  " * (depth + 1) + f"({s['layers_text']}, per layer)", "", f"{s['per_layer']:,}",
+                             "", ""))
+                for child in s["children"]:
+                    walk(child, depth + 2)
+            return
         if "repeat" in c:
             variants = f", {c['variants']} variants" if c.get("variants") else ""
             rows.append(("  " * (depth + 1) + f"(per layer{variants})", "", f"{c['per_layer']:,}", "", ""))
@@ -49,9 +56,11 @@ def render_table(report: dict) -> str:
     kinds = " · ".join(f"{k} {v:,}" for k, v in report["by_kind"].items())
     lines.append(f"  by kind:     {kinds}")
     for c in report["components"]:
-        if "repeat" in c:
-            per = " · ".join(f"{k} {v:,}" for k, v in c["per_layer_by_kind"].items())
-            lines.append(f"  per layer:   {per}   ({c['name']}, {c['repeat']} layers of {c['block']})")
+        for s in c.get("structures", [c] if "repeat" in c else []):
+            per = " · ".join(f"{k} {v:,}" for k, v in s["per_layer_by_kind"].items())
+            which = (f"{c['name']} {s['layers_text'].partition(' ')[2]}" if "layers" in s
+                     else f"{c['name']}, {c['repeat']} layers")
+            lines.append(f"  per layer:   {per}   ({which} of {c['block']})")
     b = report["bytes"]
     lines.append("  weights:     " + " · ".join(f"{k} {_si(v, 'B')}" for k, v in b.items()))
     f = report["flops_per_token"]

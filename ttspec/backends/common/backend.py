@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ...elaborate import show
 from ...errors import ArchError
-from ...ir.graph import Node
+from ...ir.graph import Node, layers_text
 from ...ir.sharding import ONE_CHIP, ShardPlan
 from ...ops import APPLY_ROPE, REGISTRY, Config, rotary_dims
 from ...targets import TILE
@@ -240,23 +240,11 @@ def layer_variants_of(rep: Repeat) -> tuple[list[Stmt], Expr] | None:
         by_class.setdefault(cls_name, []).append(i)
     comment: list[Stmt] = [Comment(f"{len(by_class)} variants of the layer, by its per-layer arguments:")]
     for cls_name, layers in by_class.items():
-        line = f"  {cls_name}: {_layers_text(layers)}"
+        line = f"  {cls_name}: {layers_text(layers)}"
         if args.get(cls_name):
             line += f" ({' | '.join(args[cls_name])})"
         comment.append(Comment(line))
     return comment, _sequence(names)
-
-
-def _layers_text(layers: list[int]) -> str:
-    if len(layers) == 1:
-        return f"layer {layers[0]}"
-    step = layers[1] - layers[0]
-    if len(layers) > 4 and all(b - a == step for a, b in zip(layers, layers[1:])):
-        every = "" if step == 1 else f", every {step}{'nd' if step == 2 else 'rd' if step == 3 else 'th'}"
-        return f"layers {layers[0]} to {layers[-1]} ({len(layers)} layers{every})"
-    if len(layers) <= 8:
-        return "layers " + ", ".join(map(str, layers))
-    return "layers " + ", ".join(map(str, layers[:6])) + f", ... ({len(layers)} layers)"
 
 
 def _sequence(names: list[str]) -> Expr:

@@ -8,7 +8,7 @@ default, or bfloat8_b / bfloat4_b), norms, biases and embedding tables in bf16.
 
 from __future__ import annotations
 
-from ...ir.graph import Model, Node
+from ...ir.graph import Model, Node, layer_structures
 from ...ops import (
     ADD,
     APPLY_ROPE,
@@ -223,10 +223,19 @@ def _kv_cache_facts(build) -> dict:
 
 
 def _parameter_patterns(model: Model) -> list[str]:
-    """Stored parameter names, a repeat written once as `layers.*6.attn.wq.weight` (layer 0's body:
-    layer variants have the same parameters)."""
+    """Stored parameter names, a parameter every layer of a repeat has written once as
+    `layers.*6.attn.wq.weight`; one only some layers have (layers that differ in structure) is
+    written for each of them, `layers.0.mlp.w1.weight`."""
     names = [name for name, p in model.graph.params.items() if not p.tied_to]
     for node in model.graph.repeats():
-        body = node.attrs.body
-        names += [f"{node.module}.*{node.attrs.count}.{name}" for name, p in body.params.items() if not p.tied_to]
+        holders: dict[str, list[int]] = {}
+        for body, layers in layer_structures(node):
+            for param, p in body.params.items():
+                if not p.tied_to:
+                    holders.setdefault(param, []).extend(layers)
+        for param, layers in holders.items():
+            if len(layers) == node.attrs.count:
+                names.append(f"{node.module}.*{node.attrs.count}.{param}")
+            else:
+                names += [f"{node.module}.{i}.{param}" for i in sorted(layers)]
     return names
