@@ -207,7 +207,10 @@ def test_checkpoint_with_other_routing_refused(tmp_path_factory, tmp_path):
 @pytest.mark.parametrize("case", sorted(MODELS))
 def test_torch_logits_equal_hf(tmp_path_factory, case):
     """The compiled torch program's logits against transformers', loaded from the hub files (one tensor per
-    expert, streamed) and from the model's own fused state dict: within 1e-4 (fp32 both)."""
+    expert: streamed, and as a state dict the program's from_hf stacks) and from the model's own fused
+    state dict: within 1e-4 (fp32 both)."""
+    from safetensors.torch import load_file
+
     from ttspec.runtime.runner import run_torch
     from ttspec.runtime.weights import load_weights_file
 
@@ -216,7 +219,7 @@ def test_torch_logits_equal_hf(tmp_path_factory, case):
     tokens = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         expected = hf(tokens).logits
-    for state in (load_weights_file(model, str(folder)), hf.state_dict()):
+    for state in (load_weights_file(model, str(folder)), load_file(folder / "model.safetensors"), hf.state_dict()):
         got = run_torch(model, str(spec), state, tokens).float()
         err = (got - expected).abs().max().item()
         print(f"{case}: max |ours - HF| {err:.2e}")

@@ -62,7 +62,7 @@ def read_experts(cfg: Config, key: str, default: int, alias: str) -> int:
     other = cfg.get(alias, "int", None, null=None, note_default=False)
     if value is not None and other is not None and value != other:
         raise cfg.error(alias, f"`{alias}` = {other} and `{key}` = {value} disagree",
-                        hint=f"transformers reads them as one field (the number of experts): keep one")
+                        hint="transformers reads them as one field (the number of experts): keep one")
     if value is None and other is None:
         cfg.defaults.append((key, default))
         return default

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..ops.elementwise import SILU
 from .family import Family
 from .llama_like import LLAMA_RULES, LlamaLike
-from .moe_config import SHARED_RULES, fused_moe_rules, moe_rules, read_experts, read_routing, set_moe, sparse_layers
+from .moe_config import SHARED_RULES, fused_moe_rules, moe_rules, read_routing, set_moe, sparse_layers
 
 if TYPE_CHECKING:
     from .hf_config import Config, Desc
@@ -48,7 +48,10 @@ def finish(cfg: Config, desc: Desc, head_dim: int) -> None:
     hidden = cfg.get("moe_intermediate_size", "int", 1408)
     shared = cfg.get("shared_expert_intermediate_size", "int", 5632)
     normalize = cfg.get("norm_topk_prob", "bool", False)
-    set_moe(desc, experts, top_k, hidden, normalize, sparse_layers(cfg, desc.layers, experts), shared, True)
+    layers = sparse_layers(cfg, desc.layers, experts)
+    if all(layers):
+        desc.notes.append(f"intermediate_size {desc.mlp} is the dense layers' MLP width; every layer has experts")
+    set_moe(desc, experts, top_k, hidden, normalize, layers, shared, True)
 
 
 READER = LlamaLike("qwen2_moe", "Qwen2MoeForCausalLM",

@@ -46,7 +46,10 @@ def finish(cfg: Config, desc: Desc, head_dim: int) -> None:
     top_k = read_routing(cfg, max(experts, 1), 8) if experts else 0
     hidden = cfg.get("moe_intermediate_size", "int", 768)
     normalize = cfg.get("norm_topk_prob", "bool", False)
-    set_moe(desc, experts, top_k, hidden, normalize, sparse_layers(cfg, desc.layers, experts))
+    layers = sparse_layers(cfg, desc.layers, experts)
+    if all(layers):
+        desc.notes.append(f"intermediate_size {desc.mlp} is the dense layers' MLP width; every layer has experts")
+    set_moe(desc, experts, top_k, hidden, normalize, layers)
 
 
 READER = LlamaLike("qwen3_moe", "Qwen3MoeForCausalLM",

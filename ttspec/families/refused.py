@@ -12,7 +12,7 @@ MISSING_FEATURES = {
     "llama4_text": "Llama 4's interleaved chunked attention without RoPE and sigmoid routing with a shared expert",
     "qwen3_next": "gated delta-net linear attention and gated attention",
     "phimoe": "Phi-MoE's sparsemixer routing",
-    "dbrx": "DBRX's fused, clipped qkv projection",
+    "dbrx": "q, k and v clamped to clip_qkv",
     "jamba": "Mamba state-space layers",
     "granitemoe": "Granite's scaled residuals, embeddings and logits",
 }
