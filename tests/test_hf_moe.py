@@ -141,14 +141,17 @@ def test_both_layouts_load_the_same_experts(tmp_path_factory, case):
     from safetensors import safe_open
 
     from ttspec.families import from_hf_state_dict, to_hf_state_dict
-    from ttspec.runtime.weights import load_weights_file
+    from ttspec.runtime.weights import WeightStream, load_weights_file
 
     hf, folder, spec = saved(tmp_path_factory, case)
     model = load_model(spec)
     fused = from_hf_state_dict(model, hf.state_dict())
-    streamed = dict(load_weights_file(model, str(folder)).items())
+    stream = load_weights_file(model, str(folder))
+    streamed = dict(stream.items())
     assert fused.keys() == streamed.keys()
     assert all(torch.equal(fused[k], streamed[k]) for k in fused)
+    again = WeightStream.from_json(json.loads(json.dumps(stream.to_json())))  # as a device worker rebuilds it
+    assert all(torch.equal(again[k], fused[k]) for k in reversed(list(fused)))  # looked up, not iterated
     state = hf.state_dict()
     for layer in range(hf.config.num_hidden_layers):
         if f"layers.{layer}.moe.experts.w1" not in fused:  # a dense layer

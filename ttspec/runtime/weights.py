@@ -222,11 +222,12 @@ class WeightStream(Mapping):
     near the largest tensor. Plain data (JSON-able), so a worker process can rebuild it."""
 
     def __init__(self, entries: list[tuple], source: str = ""):
-        # (file, tensor name in the file, transposed, [(our name, our shape), ...] concatenated along dim `axis`,
-        # axis (0 when left out)); file and name are lists of one per expert where HF stores each expert apart:
+        # (file, tensor name in the file, transposed, [(our name, our shape), ...] concatenated along dim `axis`
+        # [, axis: 0 when left out]); file and name are lists of one per expert where HF stores each expert apart:
         # our tensor is their stack
-        self.entries = [(file, key, transpose, [(n, tuple(s)) for n, s in parts], rest[0] if rest else 0)
-                        for file, key, transpose, parts, *rest in entries]
+        self.entries = [(file, key, transpose, [(n, tuple(s)) for n, s in parts])
+                        for file, key, transpose, parts, *_ in entries]
+        self.axes = [e[4] if len(e) > 4 else 0 for e in entries]
         self.source = source
         self.nbytes = 0  # the file tensors' size, where known (progress)
         self._where = {name: i for i, entry in enumerate(self.entries) for name, _ in entry[3]}
@@ -236,7 +237,8 @@ class WeightStream(Mapping):
         self._bytes = 0
 
     def to_json(self) -> dict:
-        return {"entries": [[f, k, t, [[n, list(s)] for n, s in parts], a] for f, k, t, parts, a in self.entries],
+        return {"entries": [[f, k, t, [[n, list(s)] for n, s in parts], a]
+                            for (f, k, t, parts), a in zip(self.entries, self.axes)],
                 "source": self.source}
 
     @classmethod
@@ -270,7 +272,7 @@ class WeightStream(Mapping):
         return {name: shape for entry in self.entries for name, shape in entry[3]}
 
     def _read_entry(self, i: int) -> list:
-        file, key, transpose, parts, axis = self.entries[i]
+        (file, key, transpose, parts), axis = self.entries[i], self.axes[i]
         if isinstance(key, list):  # one HF tensor per expert: stacked into ours, one expert read at a time
             tensor = None
             for e, (one_file, one_key) in enumerate(zip(file, key)):
