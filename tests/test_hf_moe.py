@@ -296,3 +296,27 @@ def _hf_counts(config):
     total = sum(p.numel() for p in params.values())
     experts = sum(p.numel() for n, p in params.items() if ".experts." in n)
     return total, total - experts + experts * config.num_experts_per_tok // config.num_experts
+
+
+def test_expert_activation_follows_hidden_act(tmp_path):
+    """Every expert (and a dense layer) is gated by the config's activation, not always SiLU: the logits
+    equal transformers' for a tanh-GELU Qwen3-MoE."""
+    from ttspec.runtime.runner import run_torch
+
+    from .test_torch_backend import randomize
+
+    config = T.Qwen3MoeConfig(**dict(TINY, num_hidden_layers=2), **MOE, mlp_only_layers=[1],
+                              hidden_act="gelu_pytorch_tanh")
+    config.save_pretrained(tmp_path)
+    text = import_hf(tmp_path).text
+    assert 'act = "gelu_tanh") as moe' in text
+    assert "geglu(rmsnorm(x, eps = eps) as mlp_norm, hidden = mlp, approximate = true) as mlp" in text
+    config._attn_implementation = "eager"
+    hf = T.AutoModelForCausalLM.from_config(config).float().eval()
+    randomize(hf, seed=2)
+    tokens = torch.randint(0, 256, (1, 16), generator=torch.Generator().manual_seed(4))
+    spec = tmp_path / "gelu.arch"
+    spec.write_text(text)
+    with torch.no_grad():
+        expected = hf(tokens).logits
+    assert (run_torch(load_model(spec), str(spec), hf.state_dict(), tokens).float() - expected).abs().max() < 1e-4

@@ -70,8 +70,8 @@ def read_experts(cfg: Config, key: str, default: int, alias: str) -> int:
 
 
 def read_routing(cfg: Config, experts: int, top_k_default: int) -> int:
-    top_k = cfg.get("num_experts_per_tok", "int", top_k_default)
-    if top_k > experts:
+    top_k = cfg.get("num_experts_per_tok", "int", top_k_default, note_default=experts > 0)
+    if top_k > experts > 0:  # no experts (Qwen-MoE's num_experts 0): every layer dense, top_k unused
         raise cfg.error("num_experts_per_tok", f"num_experts_per_tok = {top_k} is more than the {experts} experts",
                         hint="each token chooses top_k of the experts: top_k <= the number of experts")
     for key in TRAINING_ONLY:

@@ -44,7 +44,7 @@ def windows(cfg: Config, desc: Desc, dflt: dict) -> int | None:
 
 def finish(cfg: Config, desc: Desc, head_dim: int) -> None:
     experts = cfg.get("num_experts", "int", 60, low=0)
-    top_k = read_routing(cfg, max(experts, 1), 4) if experts else 0
+    top_k = read_routing(cfg, experts, 4)
     hidden = cfg.get("moe_intermediate_size", "int", 1408)
     shared = cfg.get("shared_expert_intermediate_size", "int", 5632)
     normalize = cfg.get("norm_topk_prob", "bool", False)

@@ -43,7 +43,7 @@ def windows(cfg: Config, desc: Desc, dflt: dict) -> int | None:
 
 def finish(cfg: Config, desc: Desc, head_dim: int) -> None:
     experts = read_experts(cfg, "num_experts", 128, "num_local_experts")
-    top_k = read_routing(cfg, max(experts, 1), 8) if experts else 0
+    top_k = read_routing(cfg, experts, 8)
     hidden = cfg.get("moe_intermediate_size", "int", 768)
     normalize = cfg.get("norm_topk_prob", "bool", False)
     layers = sparse_layers(cfg, desc.layers, experts)

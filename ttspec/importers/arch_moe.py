@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..families.hf_config import Desc
 from ..families.moe_config import MOE_LABEL
+from ..ops.elementwise import SILU
 
 
 def mixed(desc: Desc) -> bool:
@@ -40,6 +41,8 @@ def call(desc: Desc, x: str) -> tuple[str, list[str], str]:
     """(name, args, label) of the MoE block on `x`."""
     moe = desc.moe
     args = [x, "experts = experts", "top_k = top_k", "hidden = " + ("mlp" if moe.hidden == desc.mlp else "expert_mlp")]
+    if desc.act != SILU.name:  # every expert (and the shared one) gated by the config's activation
+        args.append(f'act = "{desc.act}"')
     if moe.normalize:
         args.append("normalize = true")
     if moe.shared is not None:
@@ -52,10 +55,14 @@ def call(desc: Desc, x: str) -> tuple[str, list[str], str]:
 def summary(desc: Desc) -> str:
     moe = desc.moe
     text = f"{moe.experts} experts, top {moe.top_k}" + (" renormalised" if moe.normalize else "") + \
-        f", each a SwiGLU {moe.hidden}"
+        f", each a {_glu(desc)} {moe.hidden}"
     if moe.shared is not None:
-        text += f", a shared SwiGLU expert {moe.shared}" + (" behind a sigmoid gate" if moe.shared_gate else "")
+        text += f", a shared {_glu(desc)} expert {moe.shared}" + (" behind a sigmoid gate" if moe.shared_gate else "")
     if mixed(desc):
         dense = sum(not m for m in moe.layers)
-        text += f"; {dense} dense layer(s) with SwiGLU {desc.mlp}"
+        text += f"; {dense} dense layer(s) with {_glu(desc)} {desc.mlp}"
     return text
+
+
+def _glu(desc: Desc) -> str:
+    return "SwiGLU" if desc.act == SILU.name else f"{desc.act} GLU"

@@ -26,6 +26,7 @@ def from_hf(name: str, hf_state_dict):
     A to B along dim 1 (transformers 5's experts.gate_up_proj); `experts:E` for E tensors, one per
     expert, stacked (hub checkpoints). A name with two layouts (per-expert hub files, fused in
     memory) has a rule for each: the first whose tensors the state dict holds applies."""
+    missing = None  # the first HF name a matching rule looked for, as the KeyError names it
     for pattern, hf_name, transform in HF_NAMES:
         match = re.fullmatch(pattern, name)
         if not match:
@@ -33,10 +34,12 @@ def from_hf(name: str, hf_state_dict):
         if transform.startswith("experts:"):
             names = [hf_name.format(*match.groups(), expert=e) for e in range(int(transform.split(":")[1]))]
             if names[0] not in hf_state_dict:
+                missing = missing or names[0]
                 continue
             return torch.stack([hf_state_dict[n] for n in names])
         key = hf_name.format(*match.groups())
         if key not in hf_state_dict:
+            missing = missing or key
             continue
         tensor = hf_state_dict[key]
         if transform == "transpose":
@@ -47,7 +50,7 @@ def from_hf(name: str, hf_state_dict):
                 return tensor[:, int(start):int(stop)]
             return tensor[int(start):int(stop)] if kind == "rows" else tensor[:, int(start):int(stop)].T
         return tensor
-    raise KeyError(f"no HF name for {name}")
+    raise KeyError(missing or f"no HF name for {name}")
 
 
 def from_hf_state_dict(hf_state_dict) -> dict:
