@@ -272,6 +272,8 @@ def block_float(weight, dtype):
     consecutive output features of an input row share the largest one's exponent, and each keeps 7
     (bfloat8_b) or 3 (bfloat4_b) bits of magnitude and a sign, rounded to nearest even from the 24
     bits of significand aligned to the shared exponent (tested equal to ttnn's own host conversion)."""
+    if weight.dim() == 3:  # a bank of experts' matrices [experts, out, in]: each expert's as a linear's
+        return torch.stack([block_float(w, dtype) for w in weight])
     bits = {"bfloat8_b": 7, "bfloat4_b": 3}[dtype]
     rows = weight.detach().float().T  # [in, out]
     out = rows.shape[-1]

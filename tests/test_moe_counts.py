@@ -111,3 +111,81 @@ def test_params_cli_shows_active(run_cli):
 def test_dense_models_are_all_active(run_cli):
     report = json.loads(run_cli("params", ROOT / "specs" / "llama-gqa-tiny.arch", "--json").stdout)
     assert report["active"] == report["total"]
+
+
+def test_memory_model_stores_expert_banks_in_the_weight_format(models):
+    """Each expert's [hidden, d] matrix in whole 32x32 tiles of the chosen format: bfloat8_b is 1088 bytes
+    per 1024 values, bfloat4_b 576 (the router's [8, 128] weight pads to [32, 128])."""
+    from ttspec.analysis.memory import check_weight_formats, weight_bytes_by_kind
+    from ttspec.weight_formats import parse
+
+    model, _ = models["mixtral"]
+    layers, experts, hidden, d = 2, 8, 256, 128
+    bank = layers * 3 * experts * hidden * d
+    formats = parse("bfloat8_b,experts=bfloat4_b")
+    check_weight_formats(model, formats)  # `experts` names matrices: a kind --weights-dtype takes
+    got = weight_bytes_by_kind(model, formats)
+    assert got["experts"] == bank * 576 // 1024
+    assert got["router"] == layers * 32 * d * 1088 // 1024
+    assert weight_bytes_by_kind(model, parse("bf16"))["experts"] == 2 * bank
+
+
+def test_expected_experts_a_step_reads():
+    """One token reads exactly its top_k experts; two read 2k less the k*k/E they share on average; many
+    read nearly all E."""
+    from ttspec.ops.experts import experts_read
+
+    assert experts_read(2, 8, 1) == pytest.approx(2)
+    assert experts_read(2, 8, 2) == pytest.approx(2 * 2 - 2 * 2 / 8)
+    assert experts_read(8, 64, 32) < experts_read(8, 64, 512) == pytest.approx(64, rel=1e-6)
+
+
+@pytest.mark.parametrize("change,message", [
+    ("top_k = top_k, hidden", "top_k 9 exceeds the 8 experts"),
+    ("normalize = true", 'softmax must be "before" or "after", got "later"'),
+])
+def test_bad_moe_arguments_are_one_clear_error(run_cli, write_spec, change, message):
+    text = MIXTRAL_LIKE.read_text()
+    bad = {"top_k = top_k, hidden": "top_k = 9, hidden", "normalize = true": 'softmax = "later"'}[change]
+    result = run_cli("check", write_spec(text.replace(change, bad)))
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert ":21:13: error:" in result.stderr  # the spec's moe(...) call, the standard library's line as a note
+
+
+PUBLISHED = """model {name}
+input tokens: int32[batch, seq] where seq <= 4096
+block decoder(x: [batch, seq, {d}]) -> [batch, seq, {d}] kind decoder {{
+    x = x + attention(rmsnorm(x) as attn_norm, heads = {heads}, kv_heads = {kv}, head_dim = {hd}, {attn}
+                      rope = rope(theta = 10000.0)) as attn
+    x = x + moe(rmsnorm(x) as mlp_norm, experts = {e}, top_k = {k}, hidden = {hidden}, {moe}) as moe
+    return x
+}}
+h = token_embedding(tokens, {vocab}, {d}) as embedding
+h = repeat({layers}) decoder(h) as layers
+h = rmsnorm(h) as norm
+output logits = lm_head(h, {vocab})
+"""
+
+# The four families' published configs written as specs by hand (config.json: hidden_size, layers, heads,
+# experts, top-k, widths), and transformers' counts of their parameters (total; active per token with the
+# input embedding): issue 21's acceptance figures.
+PUBLISHED_MODELS = {
+    "mixtral_8x7b": (dict(d=4096, heads=32, kv=8, hd=128, attn="", e=8, k=2, hidden=14336, moe="normalize = true",
+                          vocab=32000, layers=32), 46_702_792_704, 12_879_925_248),
+    "qwen1_5_moe_a2_7b": (dict(d=2048, heads=16, kv=16, hd=128, attn="qkv_bias = true, out_bias = false,", e=60,
+                               k=4, hidden=1408, moe="shared = 5632, shared_gate = true", vocab=151936, layers=24),
+                          14_315_784_192, 2_689_173_504),
+    "qwen3_30b_a3b": (dict(d=2048, heads=32, kv=4, hd=128, attn="qk_norm = true,", e=128, k=8, hidden=768,
+                           moe="normalize = true", vocab=151936, layers=48), 30_532_122_624, 3_353_032_704),
+    "olmoe_1b_7b": (dict(d=2048, heads=16, kv=16, hd=128, attn='qk_norm = true, qk_norm_scope = "projection",', e=64,
+                         k=8, hidden=1024, moe="normalize = false", vocab=50304, layers=16),
+                    6_919_161_856, 1_282_017_280),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MODELS))
+def test_published_totals_and_active_counts(write_spec, name):
+    fields, total, active = PUBLISHED_MODELS[name]
+    model = load_model(write_spec(PUBLISHED.format(name=name, **fields)))
+    report = params_report(model)
+    assert (report["total"], report["active"]) == (total, active)

@@ -149,9 +149,9 @@ def test_routing_semantics(nets):
     torch.testing.assert_close(tied[0, :2], torch.full((2,), 1 / 6))
 
 
-def test_olmoe_model_matches_transformers(nets):
-    """The whole OLMoE-shaped model (q/k RMSNorm over the whole projection, top 2 of 8 unnormalised)
-    against OlmoeForCausalLM with the same weights, mapped by name."""
+@pytest.fixture(scope="module")
+def olmoe_pair(nets):
+    """The OLMoE-shaped program and HF's OlmoeForCausalLM holding the same weights, mapped by name."""
     from transformers import OlmoeConfig, OlmoeForCausalLM
 
     _, net = nets["olmoe"]
@@ -178,8 +178,47 @@ def test_olmoe_model_matches_transformers(nets):
         state[f"model.layers.{i}.mlp.experts.gate_up_proj"] = torch.cat([ours[e + "w1"], ours[e + "w3"]], dim=1)
     missing, unexpected = hf.load_state_dict(state, strict=False)
     assert not unexpected and not [k for k in missing if "rotary" not in k], (missing, unexpected)
+    return net, hf
+
+
+def test_olmoe_model_matches_transformers(olmoe_pair):
+    """The whole OLMoE-shaped model (q/k RMSNorm over the whole projection, top 2 of 8 unnormalised)."""
+    net, hf = olmoe_pair
     tokens = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         got, want = net(tokens), hf(tokens).logits
     assert want.abs().max() > 0.1
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_olmoe_greedy_generate_equals_transformers(olmoe_pair):
+    """Prefill into the KV cache, then one token per step for two users at different positions: the same
+    tokens as HF's greedy generate."""
+    from importlib import import_module
+
+    net, hf = olmoe_pair
+    module = import_module(type(net).__module__)
+    prompts = [torch.randint(0, 128, (n,), generator=torch.Generator().manual_seed(n)).tolist() for n in (9, 4)]
+    net.allocate_cache(2, 32)
+    got = module.generate(net, prompts, 10)
+    for prompt, ids in zip(prompts, got, strict=True):
+        with torch.no_grad():
+            want = hf.generate(torch.tensor([prompt]), max_new_tokens=10, min_new_tokens=10, do_sample=False,
+                               pad_token_id=0)[0, len(prompt):].tolist()
+        assert ids == want
+
+
+def test_expert_banks_take_the_block_float_format():
+    """--weights-dtype bfloat8_b rounds each expert's matrices as a linear's (the device stores them so);
+    the bank differs from its float32 values, each expert equal to its own matrix rounded."""
+    from ttspec.weight_formats import parse
+
+    model = load_model(ROOT / "specs" / "moe-tiny.arch")
+    state = random_state_dict(model, seed=7)
+    module, net = build_torch(model, "specs/moe-tiny.arch", state, weights_dtype=parse("bfloat8_b"))
+    bank = state["layers.1.moe.experts.w2"]
+    got = net.layers[1].moe.experts.w2.detach()
+    assert not torch.equal(got, bank)
+    for e in (0, 5):
+        assert torch.equal(got[e], module.block_float(bank[e], "bfloat8_b"))
+    assert (got - bank).abs().max() <= bank.abs().max() * 2 ** -6  # 7 bits of magnitude per shared exponent

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...analysis.interpreters import count_params
 from ...errors import ArchError, UsageError
 from ...ir.graph import Model, layer_variants, point_at_spec
-from ...ops import LINEAR, TIED_LINEAR
+from ...ops import EXPERT_GLU, LINEAR, TIED_LINEAR
 from ...weight_formats import BF16, WeightFormats
 from ..common.backend import Backend, ClassNames, layer_variants_of
 from ..common.emit import emit_forward
@@ -125,11 +125,14 @@ def block_float_weights(model: Model, formats: WeightFormats = BF16) -> dict[str
     def visit(graph, prefix: str) -> None:
         roles = matrix_roles(graph)
         for node in graph.topo():
-            if node.op not in (LINEAR.name, TIED_LINEAR.name):
+            if node.op not in (LINEAR.name, TIED_LINEAR.name, EXPERT_GLU.name):
                 continue
             matrix = matrix_of(graph, node.module, roles)
             dtype = formats.dtype(matrix)
             if dtype == "bf16":
+                continue
+            if node.op == EXPERT_GLU.name:  # a bank of expert matrices, all in its kind's format
+                found.update({prefix + name: dtype for name in node.params.values()})
                 continue
             if node.op == TIED_LINEAR.name:
                 fixed = formats.weights.with_kind(matrix.kind, "bf16")
