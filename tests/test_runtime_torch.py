@@ -199,6 +199,11 @@ def test_parameters_expand_repeats(monkeypatch):
     monkeypatch.setattr(params, "PARAMETERS", ["embed.weight", "layers.*3.attn.wq.weight", "norm.weight"])
     assert list(params.parameters()) == ["embed.weight", "layers.0.attn.wq.weight", "layers.1.attn.wq.weight",
                                          "layers.2.attn.wq.weight", "norm.weight"]
+    # a parameter only some layers hold (layers that differ in structure): runs and single layers
+    monkeypatch.setattr(params, "PARAMETERS", ["layers.[0:3,5].mlp.w1.weight", "layers.[3,4].mlp.up.weight",
+                                               "layers.[1:8:3].x"])
+    assert list(params.parameters()) == [f"layers.{i}.mlp.w1.weight" for i in (0, 1, 2, 5)] + [
+        "layers.3.mlp.up.weight", "layers.4.mlp.up.weight", "layers.1.x", "layers.4.x", "layers.7.x"]
 
 
 def test_from_hf_transforms(monkeypatch):

@@ -232,8 +232,8 @@ class Planner:
             if name is not None:
                 raise ArchError(f"the layers of `{node.module}` shard `{name}` differently "
                                 f"({first[name]} and {placed[name]})", node.loc,
-                                hint="give the layer variants the same structure, or fix the placement with a "
-                                     f'`shard "{prefix}..." replicate` statement')
+                                hint="label the component differently in the variants that differ, or fix its "
+                                     f'placement with `shard "{name.rsplit(".", 1)[0]}" replicate`')
             first.update(placed)
             bodies.append(new_body)
         self.out, self.graph, self.prefix, self.layouts, self.converted, self.heads, self.variant = saved

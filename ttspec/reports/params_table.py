@@ -58,8 +58,7 @@ def render_table(report: dict) -> str:
     for c in report["components"]:
         for s in c.get("structures", [c] if "repeat" in c else []):
             per = " · ".join(f"{k} {v:,}" for k, v in s["per_layer_by_kind"].items())
-            which = (f"{c['name']} {s['layers_text'].partition(' ')[2]}" if "layers" in s
-                     else f"{c['name']}, {c['repeat']} layers")
+            which = s["layers_text"] if "layers" in s else f"{c['name']}, {c['repeat']} layers"
             lines.append(f"  per layer:   {per}   ({which} of {c['block']})")
     b = report["bytes"]
     lines.append("  weights:     " + " · ".join(f"{k} {_si(v, 'B')}" for k, v in b.items()))

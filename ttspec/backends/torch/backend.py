@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ...analysis.interpreters import count_params
 from ...errors import ArchError, UsageError
-from ...ir.graph import Model, layer_variants, point_at_spec
+from ...ir.graph import Model, iter_params, layer_variants, point_at_spec
 from ...ops import EXPERT_GLU, LINEAR, TIED_LINEAR
 from ...weight_formats import BF16, WeightFormats
 from ..common.backend import Backend, ClassNames, layer_variants_of
@@ -166,9 +166,9 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
     for plan in all_classes(root):
         fwd = emit_forward(plan, backend, local_reserved())
         init = backend.class_init(plan)
-        if plan is root:
-            init += [Assign(name(f"self.{root.attr_path(param)}"), name(f"self.{root.attr_path(p.tied_to)}"))
-                     for param, p in model.graph.params.items() if p.tied_to]
+        if plan.path == "":  # the model, or a layer of a repeat: its ties (a layer's are the layer's own)
+            init += [Assign(name(f"self.{plan.attr_path(param)}"), name(f"self.{plan.attr_path(p.tied_to)}"))
+                     for param, p in plan.graph.params.items() if p.tied_to]
         labels = sorted(plan.labels.items())
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body), tuple(labels))):
             classes.append({"name": plan.name, "block": plan.block, "init": _printed(init),
@@ -179,11 +179,16 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
     rules = hf_rules(model)
     text, roots = torch_program(dict(model=model, spec=display_path(spec_path), classes=classes,
                                      cannot_decode=_blocker_text(blocker) if blocker else None, hf_rules=rules,
-                                     tied=[(n, p.tied_to) for n, p in model.graph.params.items() if p.tied_to],
+                                     tied=_tied(model),
                                      n_params=count_params(model.graph), block_weights=block_weights,
                                      weights_dtype=str(weights_dtype)))
     # the root takes Program's methods (the loading and generation API); HF weights load by the family's names
     return with_runtime(text, roots, "torch", api, {"Program": set() if rules else {"load_hf_state_dict"}})
+
+
+def _tied(model: Model) -> list[tuple[str, str]]:
+    """(tied parameter, the parameter whose tensor it shares) by full name, a layer's ties for each layer."""
+    return [(full, full[:len(full) - len(p.name)] + p.tied_to) for full, p in iter_params(model.graph) if p.tied_to]
 
 
 def _printed(body: list[Stmt]) -> list[str]:

@@ -225,7 +225,7 @@ def _kv_cache_facts(build) -> dict:
 def _parameter_patterns(model: Model) -> list[str]:
     """Stored parameter names, a parameter every layer of a repeat has written once as
     `layers.*6.attn.wq.weight`; one only some layers have (layers that differ in structure) is
-    written for each of them, `layers.0.mlp.w1.weight`."""
+    written with the layers that have it, `layers.[0:3,5].mlp.w1.weight` (layers 0 to 2 and 5)."""
     names = [name for name, p in model.graph.params.items() if not p.tied_to]
     for node in model.graph.repeats():
         holders: dict[str, list[int]] = {}
@@ -237,5 +237,24 @@ def _parameter_patterns(model: Model) -> list[str]:
             if len(layers) == node.attrs.count:
                 names.append(f"{node.module}.*{node.attrs.count}.{param}")
             else:
-                names += [f"{node.module}.{i}.{param}" for i in sorted(layers)]
+                names.append(f"{node.module}.[{_spans(sorted(layers))}].{param}")
     return names
+
+
+def _spans(layers: list[int]) -> str:
+    """Sorted layer indices as Python slices and single layers: `0:3,5` for 0, 1, 2, 5; `1:10000:2` for every
+    odd layer of 10,000 (common/rt/parameters.py reads them)."""
+    parts, i = [], 0
+    while i < len(layers):
+        j = i + 1
+        step = layers[j] - layers[i] if j < len(layers) else 1
+        while j < len(layers) and layers[j] - layers[j - 1] == step:
+            j += 1
+        if j - i < 3:  # one or two layers: written singly (the second may start the next run)
+            parts.append(str(layers[i]))
+            i += 1
+            continue
+        stop = layers[j - 1] + 1
+        parts.append(f"{layers[i]}:{stop}" if step == 1 else f"{layers[i]}:{stop}:{step}")
+        i = j
+    return ",".join(parts)

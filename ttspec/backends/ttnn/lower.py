@@ -50,7 +50,7 @@ from ...ops import (
 from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
-from ..common.pyast import Assign, Comment, Const, Expr, List, Name, Stmt, Tuple, call, name
+from ..common.pyast import Assign, BinOp, Comment, Const, Expr, List, Name, Slice, Stmt, Subscript, Tuple, call, name
 from . import lower_head
 from . import lower_matmul as dram
 from .configs.decode import decode_sdpa
@@ -159,7 +159,13 @@ def _load_tied(node, refs, ctx) -> list[Stmt]:
     if options and Placement.VOCAB in node.shard.placed:
         options["rows"] = Const(node.shard.padded_out)
     options.update(_dtype(ctx, node))
-    tied_module = Const(node.attrs.weight.name.rsplit(".", 1)[0])
+    source = node.attrs.weight.name.rsplit(".", 1)[0]
+    tied_module = Const(source)
+    if ctx.graph is not getattr(ctx.backend, "root_graph", ctx.graph):  # a tie inside a repeated layer: the
+        # source is named from the layer's prefix (this class's prefix less its path in the layer)
+        path = ctx.plan.path
+        base = Subscript(Name("prefix"), Slice(upper=Const(-(len(path) + 1)))) if path else Name("prefix")
+        tied_module = BinOp(base, "+", Const(source))
     chunks = lower_head.load_chunks(node, refs, ctx, tied_module, options)
     if chunks is not None:  # tied: the chunks are the head's own copy of the table (the embedding keeps its own)
         return chunks

@@ -9,14 +9,29 @@ from .header import HF_NAMES, PARAMETERS
 
 
 def parameters() -> Iterator[str]:
-    """Every stored parameter's ttspec name, layers expanded."""
+    """Every stored parameter's ttspec name, layers expanded: `layers.*6.x` is x in layers 0 to 5,
+    `layers.[0:3,5].x` (layers that differ in structure) x in layers 0, 1, 2 and 5, `layers.[1:9:2].x` in
+    the odd layers 1 to 7."""
     for name in PARAMETERS:
-        if "*" not in name:
+        every = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name)
+        some = re.fullmatch(r"(.*)\.\[([\d:,]+)\]\.(.*)", name)
+        if every:
+            head, count, tail = every.groups()
+            layers = range(int(count))
+        elif some:
+            head, spans, tail = some.groups()
+            layers = [i for span in spans.split(",") for i in _span(span)]
+        else:
             yield name
             continue
-        head, count, tail = re.fullmatch(r"(.*)\.\*(\d+)\.(.*)", name).groups()
-        for i in range(int(count)):
+        for i in layers:
             yield f"{head}.{i}.{tail}"
+
+
+def _span(text: str) -> range:
+    """`5`, or a Python slice `0:3` (0, 1, 2), `1:9:2` (1, 3, 5, 7)."""
+    bounds = [int(b) for b in text.split(":")]
+    return range(bounds[0], bounds[0] + 1) if len(bounds) == 1 else range(*bounds)
 
 
 def from_hf(name: str, hf_state_dict):
