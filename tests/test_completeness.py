@@ -150,13 +150,9 @@ h = h + sinusoidal_positions(h)
 h = repeat(2) decoder(h) as blocks
 output logits = tied_linear(layer_norm(h, eps = 1e-5) as final, tok, bias = true)
 """),
-}
-
-# Cases the TT-NN targets refuse (`check --target` says why) until their lowering lands: compiled for torch
-# only here. Mixture of experts (issue 21): the moe block with a gated shared expert, q/k norms over the
-# whole projection, and its parts called directly (softmax after the top k, ReLU and GELU experts, sigmoid).
-TORCH_ONLY = {
-    "moe": ("a mixture of experts (top-k routing and expert MLPs) is not lowered to TT-NN yet", """
+    # mixture of experts (issue 21): the moe block with a gated shared expert, q/k norms over the whole
+    # projection, and its parts called directly (softmax after the top k, ReLU and GELU experts, sigmoid)
+    "moe": (None, """
 block decoder(x: [batch, seq, 64]) -> [batch, seq, 64] kind decoder {
     x = x + attention(rmsnorm(x) as attn_norm, heads = 2, qk_norm = true, qk_norm_scope = "projection",
                       rope = rope(theta = 10000.0)) as attn
@@ -182,17 +178,16 @@ FAMILY_CASES = [(name, family) for name, (family, _) in CASES.items()] + [(name,
 
 
 def spec_text(name: str, family: str | None) -> str:
-    body = CASES[name][1] if name in CASES else TORCH_ONLY[name][1]
-    return HEADER.format(name=name, family=f"family {family}\n" if family else "") + body
+    return HEADER.format(name=name, family=f"family {family}\n" if family else "") + CASES[name][1]
 
 
 def test_cases_cover_every_component_and_primitive(tmp_path):
     prelude = (ROOT / "ttspec" / "stdlib" / "prelude.arch").read_text()
     blocks = {line.split()[1].split("(")[0] for line in prelude.splitlines() if line.startswith("block ")}
-    texts = "\n".join(body for _, body in [*CASES.values(), *TORCH_ONLY.values()])
+    texts = "\n".join(body for _, body in CASES.values())
     assert all(f"{block}(" in texts for block in blocks), blocks - {b for b in blocks if f"{b}(" in texts}
     used = set()
-    for name in [*CASES, *TORCH_ONLY]:
+    for name in CASES:
         path = tmp_path / f"{name}.arch"
         path.write_text(spec_text(name, None))
         used |= {node.op for node in all_nodes(load_model(path).graph)}
@@ -276,19 +271,3 @@ def test_what_a_backend_cannot_do_is_refused_by_check(run_cli, write_spec, targe
     assert f"{path}:5:" in result.stderr  # the user's attention call, not the standard library
     assert f"cannot be compiled for {target}: non-causal attention is not lowered to TT-NN yet" in result.stderr
     assert run_cli("compile", path, "--target", "torch", "-o", path.with_suffix(".py")).returncode == 0
-
-
-@pytest.mark.parametrize("name", sorted(TORCH_ONLY))
-def test_torch_only_cases_run_on_torch_and_are_refused_by_tt_nn(run_cli, write_spec, tmp_path, name):
-    path = write_spec(spec_text(name, None))
-    program = tmp_path / f"{name}_torch.py"
-    assert run_cli("compile", path, "--target", "torch", "-o", program).returncode == 0
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP",
-                           "--line-length", "120", str(program)], capture_output=True, text=True)
-    assert lint.returncode == 0, lint.stdout
-    model = load_model(path)
-    logits = run_torch(model, path.name, random_state_dict(model, seed=3), torch.randint(0, 128, (2, 9)))
-    assert logits.shape == (2, 9, 128) and torch.isfinite(logits).all()
-    for target in ("n150", "n300"):
-        result = run_cli("check", path, "--target", target)
-        assert result.returncode == 1 and f"cannot be compiled for {target}: {TORCH_ONLY[name][0]}" in result.stderr

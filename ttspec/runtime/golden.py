@@ -353,18 +353,29 @@ class _Composer:
 
 
 def _per_device(golden, args, kwargs):
-    meshes = [a for a in list(args) + list(kwargs.values()) if isinstance(a, MeshTensor)]
+    values = list(args) + list(kwargs.values())
+    meshes = [a for a in values if isinstance(a, MeshTensor)] + [t for a in values if isinstance(a, (list, tuple))
+                                                                  for t in a if isinstance(t, MeshTensor)]
     if not meshes:
         return golden(*args, **kwargs)
     mesh = meshes[0].mesh
     outputs = []
     for i in range(mesh.get_num_devices()):
-        device_args = [a.shards[i] if isinstance(a, MeshTensor) else a for a in args]
-        device_kwargs = {k: v.shards[i] if isinstance(v, MeshTensor) else v for k, v in kwargs.items()}
+        device_args = [_on_device(a, i) for a in args]  # a list of tensors (ttnn.concat's): each device's own
+        device_kwargs = {k: _on_device(v, i) for k, v in kwargs.items()}
         outputs.append(golden(*device_args, **device_kwargs))
     if isinstance(outputs[0], tuple):
         return tuple(MeshTensor([o[j] for o in outputs], mesh) for j in range(len(outputs[0])))
     return MeshTensor(outputs, mesh)
+
+
+def _on_device(value, i):
+    """Device i's part of an op argument: its shard of a mesh tensor, of each mesh tensor in a list."""
+    if isinstance(value, MeshTensor):
+        return value.shards[i]
+    if isinstance(value, (list, tuple)) and any(isinstance(t, MeshTensor) for t in value):
+        return type(value)(t.shards[i] if isinstance(t, MeshTensor) else t for t in value)
+    return value
 
 
 def _collective(golden, name, tensor: MeshTensor, *args, cluster_axis=None, **kwargs):

@@ -51,7 +51,7 @@ from ...ops.attention import attention_scale
 from ...ops.norms import NORM_STATISTICS
 from ...targets import TILE
 from ..common.pyast import Assign, BinOp, Comment, Const, Expr, List, Name, Slice, Stmt, Subscript, Tuple, call, name
-from . import lower_head
+from . import lower_head, lower_moe
 from . import lower_matmul as dram
 from .configs.decode import decode_sdpa
 from .decode_chain import CHAIN_COLLECTIVES, decode_chain, held_heads, local_heads, local_kv_heads, pairs_permuted
@@ -430,15 +430,6 @@ def _check_attend(node, graph) -> None:
                           hint="the torch target (--target torch) runs it")
 
 
-def _check_moe(node, graph) -> None:
-    raise Unsupported("a mixture of experts (top-k routing and expert MLPs) is not lowered to TT-NN yet",
-                      hint="the torch target (--target torch) runs it")
-
-
-def _moe(node, args, refs, ctx) -> Expr:  # never reached: _check_moe refuses the model before it is emitted
-    _check_moe(node, ctx.graph)
-
-
 def _split_qkv(node, args, refs, ctx) -> Expr:
     return call("ttnn.transformer.split_query_key_value_and_split_heads", args[0],
                 num_heads=Const(local_heads(node)), num_kv_heads=Const(local_kv_heads(node)),
@@ -488,8 +479,9 @@ LOWERINGS: dict[str, TTNNLowering] = {
     ATTEND.name: TTNNLowering(_attend, decode=_attend_decode, check=_check_attend),
     SPLIT_QKV_HEADS.name: TTNNLowering(_split_qkv, decode=_split_qkv_decode),
     SIGMOID.name: TTNNLowering(_unary("ttnn.sigmoid")),
-    TOPK_ROUTING.name: TTNNLowering(_moe, check=_check_moe),
-    EXPERT_GLU.name: TTNNLowering(_moe, check=_check_moe),
+    TOPK_ROUTING.name: TTNNLowering(lower_moe.routing),  # lower_moe.py: the runtime's dense-compute MoE
+    EXPERT_GLU.name: TTNNLowering(lower_moe.experts_prefill, decode=lower_moe.experts_decode,
+                                  load=lower_moe.load_experts, check=lower_moe.check_experts),
     ALL_GATHER.name: _collective("all_gather"),
     REDUCE_SCATTER.name: _collective("reduce_scatter"),
     ALL_REDUCE.name: _collective("all_reduce", reduces_only=True),

@@ -10,4 +10,4 @@ backends/common/inline.py inlines the definitions a program uses into the progra
 """
 
 # the order their definitions take in a program: what the others build on first
-MODULES = ("program", "mesh", "run_state", "kv_cache", "weights", "attention", "rotary", "norms")
+MODULES = ("program", "mesh", "run_state", "kv_cache", "weights", "attention", "rotary", "norms", "moe")

@@ -108,6 +108,20 @@ class Weights:
         devices = MESH_SHAPE[splits.index("column")]
         return by_device(rows, (heads, kv, kv), rows.shape[0] // (heads + 2 * kv), devices)
 
+    def experts(self, module, which, split=None, dtype=None, memory=None):
+        """An expert bank's matrices `which` [E, out, in] (w1 / w3 [E, I, d], w2 [E, d, I]) as the
+        batched matmul's [1, E, in, out] operand (rt/moe.py). split="experts" (see per_axis): each device of
+        that axis holds ceil(E / devices) whole experts, zero experts appended so that they divide evenly."""
+        weight = self._tensor(f"{module}.{which}")
+        splits = per_axis(split)
+        for axis, s in enumerate(splits):
+            if s == "experts" and weight.shape[0] % MESH_SHAPE[axis]:
+                extra = MESH_SHAPE[axis] - weight.shape[0] % MESH_SHAPE[axis]
+                weight = torch.nn.functional.pad(weight, (0, 0, 0, 0, 0, extra))
+        dims = [1 if s == "experts" else None for s in splits]
+        return self._upload(weight.transpose(1, 2).contiguous()[None], dtype or self.dtype, ttnn.TILE_LAYOUT, dims,
+                            memory)
+
     def norm(self, module, which="weight", offset=0.0, split=None):
         """A norm's vector; `offset` is added to it here, so a norm that multiplies by (offset + w)
         (Gemma's 1 + w) runs as ttnn.rms_norm with that weight. split="hidden": each device holds
