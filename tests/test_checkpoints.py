@@ -225,7 +225,8 @@ def test_mapping_round_trip_with_hf_shapes(tmp_path, family):
 
 
 def test_every_family_is_an_hf_model_type():
-    assert set(FAMILIES) == {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt2"}
+    assert set(FAMILIES) == {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt2",
+                             "mixtral", "qwen2_moe", "qwen3_moe", "olmoe"}
     for family in FAMILIES:
         assert transformers.AutoConfig.for_model(family).model_type == family
 

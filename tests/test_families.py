@@ -38,11 +38,13 @@ def test_families_import_nothing_above_them():
         assert not above, (module, above)
 
 
-def test_the_registry_is_the_nine_hf_model_types():
-    assert list(FAMILIES) == ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt2"]
+def test_the_registry_is_the_thirteen_hf_model_types():
+    assert list(FAMILIES) == ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt2",
+                             "mixtral", "qwen2_moe", "qwen3_moe", "olmoe"]
     assert {f.hf_class for f in FAMILIES.values()} == {
         "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM",
-        "Gemma2ForCausalLM", "PhiForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel"}
+        "Gemma2ForCausalLM", "PhiForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel", "MixtralForCausalLM",
+        "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoeForCausalLM"}
 
 
 def test_each_short_form_template_belongs_to_its_family():

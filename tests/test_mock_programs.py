@@ -24,9 +24,12 @@ needs_mock = pytest.mark.skipif(riscv_gcc is None or riscv_gcc() is None,
 
 # Llama-3.1-70B and -405B fit no single chip (even bfloat4_b weights need ~40 GB and ~228 GB); they run on
 # meshes (test_mesh.py, test_mesh_2d.py).
-TOO_BIG_FOR_ONE_CHIP = {"llama-3.1-70b.arch", "llama-3.1-405b.arch"}
+# Mixtral-8x7B and Qwen3-30B-A3B neither (bfloat4_b: ~25 GB and ~16 GB): T3K and larger meshes.
+TOO_BIG_FOR_ONE_CHIP = {"llama-3.1-70b.arch", "llama-3.1-405b.arch", "mixtral-8x7b.arch", "qwen3-30b-a3b.arch"}
 SPEC_FILES = sorted(p.name for p in SPECS.glob("*.arch") if p.name not in TOO_BIG_FOR_ONE_CHIP)
-DTYPE = {"llama-3.1-8b.arch": "bfloat8_b", "mistral-7b.arch": "bfloat8_b"}
+# OLMoE-1B-7B fits one n150 in bfloat8_b (7.5 GB of weights), Qwen1.5-MoE-A2.7B in bfloat4_b (~7.6 GB)
+DTYPE = {"llama-3.1-8b.arch": "bfloat8_b", "mistral-7b.arch": "bfloat8_b", "olmoe-1b-7b.arch": "bfloat8_b",
+         "qwen1.5-moe-a2.7b.arch": "bfloat4_b"}
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "bfloat8_b", "bfloat4_b"])

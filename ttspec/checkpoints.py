@@ -7,6 +7,10 @@ HF tensor is one or more of our tensors concatenated along our dim 0 ([out, in])
 stored transposed (GPT-2's Conv1D and its fused c_attn; Phi-3's qkv_proj and gate_up_proj).
 `checkpoint_plan` lists a model's HF tensors with the parts each holds; loading, saving and
 the generated programs' `from_hf` all follow it, so the two directions stay exact inverses.
+Mixtures of experts add two layouts (ttspec.families.moe_rules): one HF tensor per expert
+(`experts.{expert}.w1.weight` in the rule's HF name: HF's tensor is slice [expert] of ours, which
+loading stacks), and transformers 5's fused 3-D tensors, concatenated along our dim `axis` (1 for
+`gate_up_proj` [E, 2I, d]: w1 then w3).
 
 This module is the mechanism, given a family's rules; each family's rules live in its own module
 of ttspec.families, whose registry resolves a model's `family` and calls in here.
@@ -26,18 +30,27 @@ class Rule(FrozenRecord):
     tensor is their concatenation, in order, along dim 0 of our [out, in] orientation (Phi-3's
     qkv_proj rows q, k, v; gate_up_proj rows gate, up), split by our shapes, so q and k/v may
     differ in size. `transpose`: HF stores the (concatenated) matrix transposed, [in, out], as
-    GPT-2's Conv1D does; vectors (biases) are never transposed."""
+    GPT-2's Conv1D does; vectors (biases) are never transposed. `axis`: the dim of ours the parts
+    are concatenated along. `{expert}` in `hf`: one HF tensor per expert, slice [expert] of ours."""
     ours: tuple[str, ...]
     hf: str
     transpose: bool = False
+    axis: int = 0
+
+    @property
+    def per_expert(self) -> bool:
+        return EXPERT in self.hf
+
+
+EXPERT = "{expert}"  # in an HF name: the expert's index (one HF tensor per expert)
 
 
 def one(ours: str, hf: str, transpose: bool = False) -> Rule:
     return Rule((ours,), hf, transpose)
 
 
-def fused(ours: tuple[str, ...], hf: str, transpose: bool = False) -> Rule:
-    return Rule(tuple(ours), hf, transpose)
+def fused(ours: tuple[str, ...], hf: str, transpose: bool = False, axis: int = 0) -> Rule:
+    return Rule(tuple(ours), hf, transpose, axis)
 
 
 L = r"layers\.(\d+)\."  # a layer's prefix in our names; `{0}` in HF names
@@ -69,7 +82,7 @@ def match_rule(rules: tuple[Rule, ...], name: str) -> tuple[Rule, int, str] | No
         for index, pattern in enumerate(rule.ours):
             m = re.fullmatch(pattern, name)
             if m:
-                return rule, index, rule.hf.format(*m.groups())
+                return rule, index, rule.hf.format(*m.groups(), expert=EXPERT)
     return None
 
 
@@ -109,35 +122,44 @@ def check_labels(model, rules: tuple[Rule, ...], other_families: tuple[str, ...]
 
 class HFTensor(FrozenRecord):
     """One tensor of an HF checkpoint: our tensors `parts` ((name, shape), in order)
-    concatenated along dim 0, stored transposed where `transpose` (matrices only)."""
+    concatenated along our dim `axis`, stored transposed where `transpose` (matrices only);
+    with `expert` set, slice [expert] of our one part (hub checkpoints store experts apart)."""
     name: str
     parts: tuple[tuple[str, tuple[int, ...]], ...]
     transpose: bool = False
+    axis: int = 0
+    expert: int | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
         first = self.parts[0][1]
-        shape = (sum(s[0] for _, s in self.parts), *first[1:]) if first else ()
-        return shape[::-1] if self.transpose and len(shape) == 2 else shape
+        if self.expert is not None:
+            return tuple(first[1:])
+        shape = list(first)
+        if shape:
+            shape[self.axis] = sum(s[self.axis] for _, s in self.parts)
+        return tuple(shape[::-1]) if self.transpose and len(shape) == 2 else tuple(shape)
 
     @property
     def flipped(self) -> bool:
         return self.transpose and len(self.parts[0][1]) == 2
 
     def split(self, tensor) -> list[tuple[str, object]]:
-        """HF's tensor -> our tensors (views where no copy is needed)."""
+        """HF's tensor -> our tensors (views where no copy is needed); an expert's tensor -> its slice of ours."""
         if self.flipped:
             tensor = tensor.T
         if len(self.parts) == 1:
             return [(self.parts[0][0], tensor)]
-        pieces = tensor.split([shape[0] for _, shape in self.parts], dim=0)
+        pieces = tensor.split([shape[self.axis] for _, shape in self.parts], dim=self.axis)
         return [(name, piece) for (name, _), piece in zip(self.parts, pieces)]
 
     def join(self, tensors: list):
         """Our tensors, in `parts` order -> HF's tensor (the inverse of `split`)."""
         import torch
 
-        tensor = tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=0)
+        if self.expert is not None:
+            return tensors[0][self.expert].contiguous()
+        tensor = tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=self.axis)
         return (tensor.T if self.flipped else tensor).contiguous()
 
 
@@ -168,14 +190,21 @@ def checkpoint_plan(family: str, rules: tuple[Rule, ...], shapes: dict) -> list[
                 f"under `family {family}` HF's `{hf}` holds " + ", ".join(f"`{readable(p)}`" for p in rule.ours)
                 + f" concatenated; the spec has `{have}` but not {missing}", have,
                 hint="label the components so that every part of the fused tensor is present")
-        plan.append(HFTensor(hf, tuple(parts[i] for i in range(len(rule.ours))), rule.transpose))
+        ordered = tuple(parts[i] for i in range(len(rule.ours)))
+        if rule.per_expert:  # one HF tensor per expert: as many as our tensor's first dim
+            shape = ordered[0][1]
+            plan += [HFTensor(hf.format(expert=e), ordered, expert=e) for e in range(shape[0] if shape else 1)]
+        else:
+            plan.append(HFTensor(hf, ordered, rule.transpose, rule.axis))
     return plan
 
 
 def generated_rules(model, rules: tuple[Rule, ...]) -> list[tuple[str, str, str]]:
     """(our-name regex, HF name, transform) for the rules this model uses, as generated programs
     embed them. transform: `copy`; `transpose` (HF stores [in, out]); `rows:A:B` (rows A to B of
-    a fused HF tensor); `cols:A:B` (columns A to B of a fused, transposed one, then transposed).
+    a fused HF tensor); `cols:A:B` (columns A to B of a fused, transposed one, then transposed);
+    `rows1:A:B` (A to B along dim 1: transformers 5's gate_up_proj [E, 2I, d]); `experts:E` (E HF
+    tensors, one per expert, `{expert}` in the name, stacked).
     Offsets come from the model's shapes, the first layer of each structure standing for its layers."""
     from .ir.graph import iter_params
 
@@ -187,9 +216,11 @@ def generated_rules(model, rules: tuple[Rule, ...]) -> list[tuple[str, str, str]
         start = 0
         for name, shape in tensor.parts:
             rule, index, _ = match_rule(rules, name)
-            stop = start + (shape[0] if shape else 0)
-            if len(rule.ours) > 1:
-                transform = f"{'cols' if tensor.flipped else 'rows'}:{start}:{stop}"
+            stop = start + (shape[rule.axis] if shape else 0)
+            if rule.per_expert:
+                transform = f"experts:{shape[0]}"
+            elif len(rule.ours) > 1:
+                transform = f"{'cols' if tensor.flipped else 'rows' if rule.axis == 0 else 'rows1'}:{start}:{stop}"
             else:
                 transform = "transpose" if tensor.flipped else "copy"
             entry = (rule.ours[index], rule.hf, transform)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from .. import checkpoints
 from ..errors import ArchError
-from . import gemma, gemma2, gpt2, llama, mistral, phi, phi3, qwen2, qwen3
+from . import gemma, gemma2, gpt2, llama, mistral, mixtral, olmoe, phi, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe
 from .family import Family
 
 # family name == the `model_type` in HF's config.json; in the order messages list them
 FAMILIES: dict[str, Family] = {f.FAMILY.name: f.FAMILY for f in (
-    llama, mistral, qwen2, qwen3, gemma, gemma2, phi, phi3, gpt2)}
+    llama, mistral, qwen2, qwen3, gemma, gemma2, phi, phi3, gpt2, mixtral, qwen2_moe, qwen3_moe, olmoe)}
 
 
 # The short forms the families declare, by family name: what the parser is handed (frontend/shortform.py).
@@ -29,6 +29,13 @@ def family_list() -> str:
 
 def rules_of(family: str) -> tuple[checkpoints.Rule, ...]:
     return FAMILIES[family].rules
+
+
+def layouts_of(family: str) -> list[tuple[checkpoints.Rule, ...]]:
+    """The family's checkpoint layouts: its hub files' first (what save_pretrained writes), then, for a
+    mixture of experts, transformers 5's in-memory one (fused 3-D expert tensors)."""
+    f = FAMILIES[family]
+    return [f.rules] + ([f.fused_rules] if f.fused_rules else [])
 
 
 def check_family_labels(model) -> None:
@@ -45,8 +52,12 @@ def checkpoint_plan(family: str, shapes: dict) -> list[checkpoints.HFTensor]:
 
 
 def generated_rules(model) -> list[tuple[str, str, str]]:
-    """(our-name regex, HF name, transform) for the rules this model uses, as generated programs embed them."""
-    return checkpoints.generated_rules(model, rules_of(model.family))
+    """(our-name regex, HF name, transform) for the rules this model uses, as generated programs embed them;
+    a family with two layouts lists both (a program's from_hf takes the first whose tensors it is given)."""
+    out: list[tuple[str, str, str]] = []
+    for rules in layouts_of(model.family):
+        out += [r for r in checkpoints.generated_rules(model, rules) if r not in out]
+    return out
 
 
 def _require_family(model) -> str:
@@ -56,12 +67,13 @@ def _require_family(model) -> str:
     return model.family
 
 
-def plan_for(model) -> list[checkpoints.HFTensor]:
-    """The model's HF tensors (every layer)."""
+def plan_for(model, rules: tuple[checkpoints.Rule, ...] | None = None) -> list[checkpoints.HFTensor]:
+    """The model's HF tensors (every layer), in the family's hub layout or the layout of `rules`."""
     from ..ir.graph import iter_params
 
     family = _require_family(model)
-    return checkpoint_plan(family, {n: tuple(p.shape) for n, p in iter_params(model.graph) if not p.tied_to})
+    shapes = {n: tuple(p.shape) for n, p in iter_params(model.graph) if not p.tied_to}
+    return checkpoints.checkpoint_plan(family, rules or rules_of(family), shapes)
 
 
 def to_hf_state_dict(model, ours: dict) -> dict:
@@ -72,14 +84,25 @@ def to_hf_state_dict(model, ours: dict) -> dict:
 
 
 def from_hf_state_dict(model, hf: dict) -> dict:
-    """HF-named tensors under our names: every HF tensor read once and split by our shapes (the
-    exact inverse of to_hf_state_dict)."""
+    """HF-named tensors under our names: every HF tensor read once and split by our shapes, an
+    expert's tensors stacked (the exact inverse of to_hf_state_dict), from whichever of the
+    family's layouts `hf` holds (a mixture of experts: hub files or transformers 5's fused)."""
+    import torch
+
+    plans = [plan_for(model, rules) for rules in layouts_of(_require_family(model))]
+    plan = next((p for p in plans if all(t.name in hf for t in p)), plans[0])  # the first names what is missing
     out: dict = {}
-    for tensor in plan_for(model):
+    experts: dict[str, list] = {}
+    for tensor in plan:
         for name, piece in tensor.split(hf[tensor.name]):
-            out[name] = piece.contiguous()
+            if tensor.expert is None:
+                out[name] = piece.contiguous()
+            else:
+                experts.setdefault(name, []).append(piece)
+    for name, pieces in experts.items():
+        out[name] = torch.stack(pieces)
     return out
 
 
 __all__ = ["FAMILIES", "Family", "check_family_labels", "checkpoint_plan", "family_list", "from_hf_state_dict",
-           "generated_rules", "plan_for", "rules_of", "to_hf_state_dict"]
+           "generated_rules", "layouts_of", "plan_for", "rules_of", "to_hf_state_dict"]

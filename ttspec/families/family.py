@@ -28,3 +28,6 @@ class Family:
     layers_keys: tuple[str, ...] = ("num_hidden_layers",)
     # the lesson's short form, if the family has one: its template (ttspec/stdlib/families/) and optional keys
     short_form: ShortForm | None = None
+    # a mixture of experts' second layout: transformers 5's fused 3-D expert tensors (the model's state_dict in
+    # memory), beside `rules`, the hub files' one tensor per expert (what save_pretrained writes)
+    fused_rules: tuple[Rule, ...] | None = None

@@ -185,6 +185,7 @@ class Desc:
     qkv_bias: bool = False
     out_bias: bool = False
     qk_norm: bool = False
+    qk_norm_scope: str = "head"  # or "projection": OLMoE's norms over the whole q and k projections
     attn_scale: float | None = None  # query_pre_attn_scalar ** -0.5 when it is not head_dim's
     attn_scale_from: int | None = None
     attn_softcap: float | None = None
@@ -204,6 +205,19 @@ class Desc:
     biased_throughout: bool = False  # every linear layer has a bias (Phi-2, GPT-2): the summary does not say so
     # the config field each size came from (GPT-2 spells them n_embd, n_head, ...), for located errors
     keys: dict[str, str] = field(default_factory=dict)
+    moe: MoeDesc | None = None  # a mixture of experts (families/moe_config.py)
+
+
+@dataclass
+class MoeDesc:
+    """A mixture of experts as the stdlib's `moe` block takes it, and which layers have one."""
+    experts: int
+    top_k: int
+    hidden: int  # each expert's width
+    normalize: bool  # the top k probabilities renormalised to sum 1
+    layers: list[bool]  # per layer: the MoE block (True) or the dense MLP of width Desc.mlp
+    shared: int | None = None  # a shared expert's width (Qwen-MoE)
+    shared_gate: bool = False  # the shared expert behind sigmoid(linear(x, 1))
 
 
 def read_activation(cfg: Config, key: str, value: str, legacy_gelu_tanh: bool = False) -> str:
@@ -231,7 +245,7 @@ def head_dim_key(cfg: Config, default) -> str:
 
 
 def read_rope(cfg: Config, desc: Desc, head_dim: int, partial_default: float = 1.0, head_dim_key: str = "head_dim",
-              partial: bool = False) -> dict:
+              partial: bool = False, theta_default: float = 10000.0) -> dict:
     """rope(...) arguments from rope_parameters (5.x) or rope_theta + rope_scaling (4.x), each checked
     against the range ttspec's rope() takes (ops/attention.py) where the config gives it. `partial`: the
     family may rotate part of each head (partial_rotary_factor)."""
@@ -253,7 +267,7 @@ def read_rope(cfg: Config, desc: Desc, head_dim: int, partial_default: float = 1
         return (where, key) if key in params else (key,)
 
     rope_type = _rope_type(cfg, where, params)
-    theta = one("rope_theta", "rope_theta", 10000.0)
+    theta = one("rope_theta", "rope_theta", theta_default)
     if theta <= 0:  # transformers would raise 0 to negative powers: inf and NaN frequencies
         raise cfg.error(where_of("rope_theta"), f"`rope_theta` = {theta!r}: RoPE's base must be positive",
                         hint="real models use 10000.0 to 1000000.0")

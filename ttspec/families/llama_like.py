@@ -78,7 +78,7 @@ class LlamaLike:
         desc.head_dim = head_dim if head_dim * s["heads"] != s["d"] else None
         desc.tied = cfg.get("tie_word_embeddings", "bool", dflt["tied"])
         desc.rope = read_rope(cfg, desc, head_dim, head_dim_key=head_dim_key(cfg, dflt["head_dim"]),
-                              partial=self.partial_rotary)
+                              partial=self.partial_rotary, theta_default=dflt.get("theta", 10000.0))
         self.read_activation(cfg, desc)
         if self.options is not None:
             self.options(cfg, desc)

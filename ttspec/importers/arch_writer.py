@@ -9,6 +9,7 @@ import textwrap
 from ..families.hf_config import Desc, periodic, spec_exact, spec_float
 from ..inputs import quote
 from ..ops.elementwise import GELU, GELU_TANH, RELU, SILU
+from . import arch_moe
 
 
 def _call(prefix: str, name: str, args: list[str], suffix: str = "", width: int = 110) -> list[str]:
@@ -42,10 +43,10 @@ def _summary(desc: Desc) -> str:
     if desc.qkv_bias and not desc.biased_throughout:
         attn += ", q/k/v biases" if not desc.out_bias else ", attention biases"
     if desc.qk_norm:
-        attn += ", q/k RMSNorm"
+        attn += ", q/k RMSNorm" + (" over the projections" if desc.qk_norm_scope == "projection" else "")
     mlp = {SILU.name: "SwiGLU", GELU_TANH.name: "GeGLU (tanh)", GELU.name: "GeGLU", RELU.name: "ReGLU"}[desc.act] \
         if desc.mlp_kind == "glu" else f"{desc.act} MLP"
-    parts = [attn, f"{mlp} {desc.mlp}"]
+    parts = [attn, arch_moe.summary(desc) if _sparse(desc) else f"{mlp} {desc.mlp}"]
     if desc.rope:
         r = f"RoPE theta {desc.rope['theta'].removesuffix('.0')}"
         if "fraction" in desc.rope:
@@ -71,8 +72,8 @@ def render(desc: Desc, name: str, source: str, version: str | None, arch_given: 
     """The spec's text: header comments, the sizes, one decoder block, the model."""
     out = _header(desc, name, source, version, arch_given, defaults)
     out += ["", "input tokens: int32[batch, seq] where seq <= max_seq", ""]
-    # per-layer variation: only the window varies between layers
-    period = periodic(desc.windows) if desc.windows else 1
+    # per-layer variation: the window, and whether a layer has experts (a stack mixing MoE and dense layers)
+    period = periodic(_variation(desc)) if _variation(desc) else 1
     out += _decoder(desc, period)
     out += _model(desc, period)
     return "\n".join(out) + "\n"
@@ -101,7 +102,8 @@ def _header(desc: Desc, name: str, source: str, version: str | None, arch_given:
         lets.append(("kv_heads", desc.kv_heads))
     if desc.head_dim:
         lets.append(("head_dim", desc.head_dim))
-    lets += [("mlp", desc.mlp), ("max_seq", desc.max_seq)]
+    lets += ([("mlp", desc.mlp)] if not _sparse(desc) or arch_moe.uses_mlp(desc) else []) + arch_moe.lets(desc)
+    lets.append(("max_seq", desc.max_seq))
     out += [f"let {k} = {v}" for k, v in lets]
     out.append(f"let eps = {spec_float(desc.eps)}")
     windows = sorted({w for w in desc.windows if w is not None})
@@ -131,9 +133,11 @@ def _attention_args(desc: Desc, x: str, period: int) -> list[str]:
             args.append("out_bias = false")
     if desc.qk_norm:
         args += ["qk_norm = true", "qk_norm_eps = eps"]
+        if desc.qk_norm_scope != "head":
+            args.append(f'qk_norm_scope = "{desc.qk_norm_scope}"')
     if desc.rope:
         args.append("rope = rotary")
-    if period > 1:
+    if period > 1 and len(set(desc.windows[:period])) > 1:
         args.append("window = window")
     elif desc.windows and desc.windows[0] is not None:
         args.append("window = sliding_window")
@@ -158,9 +162,12 @@ def _mlp_call(desc: Desc, x: str) -> tuple[str, list[str]]:
 def _decoder(desc: Desc, period: int) -> list[str]:
     """The decoder block, under the family's labels (its checkpoint rules map them to HF names)."""
     labels = desc.labels
-    params = "x: [batch, seq, d]" + (", window = none" if period > 1 else "")
+    params = "x: [batch, seq, d]" + (", window = none" if _windows_vary(desc, period) else "") \
+        + (", sparse: bool = true" if arch_moe.mixed(desc) else "")
     out = [f"block decoder({params}) -> [batch, seq, d] kind decoder {{"]
     ind = "    "
+    if _sparse(desc):
+        return out + _moe_decoder(desc, period) + ["}", ""]
     if desc.residual == "parallel":
         out.append(f"{ind}n = {_norm(desc, 'x', labels[0])}")
         out += _call(f"{ind}return x + ", "attention", _attention_args(desc, "n", period), " as attn")
@@ -182,6 +189,50 @@ def _decoder(desc: Desc, period: int) -> list[str]:
     return out + ["}", ""]
 
 
+def _sparse(desc: Desc) -> bool:
+    return desc.moe is not None and any(desc.moe.layers)
+
+
+def _variation(desc: Desc) -> list:
+    """What varies per layer: the window, and (in a stack mixing them) MoE or dense."""
+    if not arch_moe.mixed(desc):
+        return desc.windows
+    windows = desc.windows or [None] * desc.layers
+    return list(zip(windows, desc.moe.layers))
+
+
+def _windows_vary(desc: Desc, period: int) -> bool:
+    return period > 1 and len(set(desc.windows[:period])) > 1
+
+
+def _moe_decoder(desc: Desc, period: int) -> list[str]:
+    """A sequential pre-norm decoder whose MLP is the `moe` block, or, per layer, the dense SwiGLU."""
+    ind = "    "
+    out = _call(f"{ind}x = x + ", "attention", _attention_args(desc, _norm(desc, "x", desc.labels[0]), period),
+                " as attn")
+    name, args, label = arch_moe.call(desc, _norm(desc, "x", desc.labels[1]))
+    if not arch_moe.mixed(desc):
+        return out + _call(f"{ind}x = x + ", name, args, f" as {label}") + [f"{ind}return x"]
+    dense, dense_args = _mlp_call(desc, _norm(desc, "x", desc.labels[1]))
+    out.append(f"{ind}if sparse {{")
+    out += _call(f"{ind * 2}x = x + ", name, args, f" as {label}")
+    out.append(f"{ind}}} else {{")
+    out += _call(f"{ind * 2}x = x + ", dense, dense_args, " as mlp")
+    return out + [f"{ind}}}", f"{ind}return x"]
+
+
+def _repeat_args(desc: Desc, period: int) -> list[str]:
+    """The repeat's per-layer arguments: `window = [...][layer % p]`, `sparse = [...][layer % p]`."""
+    index = "layer" if period == desc.layers else f"layer % {period}"
+    out = []
+    if _windows_vary(desc, period):
+        values = ["sliding_window" if w is not None else "none" for w in desc.windows[:period]]
+        out.append("window = [" + ", ".join(values) + f"][{index}]")
+    if arch_moe.mixed(desc):
+        out.append("sparse = [" + ", ".join("true" if m else "false" for m in desc.moe.layers[:period]) + f"][{index}]")
+    return out
+
+
 def _model(desc: Desc, period: int) -> list[str]:
     """Embedding, the repeated decoder, the final norm and the output head."""
     labels = desc.labels
@@ -191,7 +242,9 @@ def _model(desc: Desc, period: int) -> list[str]:
     out = [embed]
     if desc.learned_positions:
         out.append("h = learned_positions(h, max_seq) as wpe")
-    if period > 1:
+    if period > 1 and arch_moe.mixed(desc):
+        out += _wrap("h = repeat(layers) decoder(", ["h", *_repeat_args(desc, period)], ") as layers")
+    elif period > 1:
         values = ["sliding_window" if w is not None else "none" for w in desc.windows[:period]]
         index = "layer" if period == len(desc.windows) else f"layer % {period}"
         out += _wrap("h = repeat(layers) decoder(h, window = [", values, f"][{index}]) as layers")

@@ -63,6 +63,9 @@ FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "attn_softcap": (("attn_logit_softcapping",),),
     "final_softcap": (("final_logit_softcapping",),),
     "tied": (("tie_word_embeddings",),),
+    # mixtures of experts: the shapes fix the expert count and widths, not how many a token uses or their weights
+    "top_k": (("num_experts_per_tok",),),
+    "routing": (("norm_topk_prob",), ("model_type",)),
 }
 # what each field is, in messages about the spec's side
 WHAT = {"vocab": "vocabulary", "hidden": "width", "heads": "attention heads", "kv_heads": "key/value heads",
@@ -74,7 +77,7 @@ WHAT = {"vocab": "vocabulary", "hidden": "width", "heads": "attention heads", "k
         "rope.low_freq_factor": "rope low_freq_factor", "rope.high_freq_factor": "rope high_freq_factor",
         "rope.original_max_positions": "rope original_max_positions", "window": "attention window",
         "attn_scale": "attention scale", "attn_softcap": "attention softcap", "final_softcap": "final logit softcap",
-        "tied": "output head"}
+        "tied": "output head", "top_k": "experts per token", "routing": "routing weights"}
 # per attention layer, compared layer by layer; the others are compared as sets of values
 PER_LAYER = ("heads", "kv_heads", "head_dim", "rope", "rope.theta", "rope.fraction", "rope.style", "rope.scaling",
              "rope.factor", "rope.low_freq_factor", "rope.high_freq_factor", "rope.original_max_positions",
@@ -144,6 +147,8 @@ def semantics(model: Model, seq_bound: int | None, locate: bool = True) -> dict[
 
     top = model.graph
     for node, graph, chain in _walk(top):
+        for field, value, attr in _routing_fields(node):
+            add(field, value, node, graph, chain, attr)
         for field, value, where, attr in model_fields(node, graph, top_level=not chain):
             if field == "window" and value is not None and seq_bound is not None and value >= seq_bound:
                 value = None
@@ -151,6 +156,17 @@ def semantics(model: Model, seq_bound: int | None, locate: bool = True) -> dict[
     if not out["final_softcap"]:
         out["final_softcap"] = [Seen(None, model.loc)]
     return out
+
+
+ROUTING = {False: "the top k of a softmax over every expert", True: "the top k renormalised to sum 1"}
+
+
+def _routing_fields(node: Node):
+    """A mixture of experts' routing: the experts a token uses, and whether their weights are renormalised
+    (softmax "after" the top k is the same as "before" with normalize)."""
+    if node.op == "topk_routing":
+        yield "top_k", node.attrs.top_k, "top_k"
+        yield "routing", ROUTING[node.attrs.softmax == "after" or node.attrs.normalize], "normalize"
 
 
 def same(a, b) -> bool:

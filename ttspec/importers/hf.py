@@ -5,7 +5,8 @@ this module checks what every family shares, refuses what is left over, and has 
 (arch_writer) and compiled before anyone sees it.
 
 The config is read with `json` alone (no torch, no transformers). Each supported `model_type`
-(llama, mistral, qwen2, qwen3, gemma, gemma2, phi, phi3, gpt2) has a reader that knows the
+(llama, mistral, qwen2, qwen3, gemma, gemma2, phi, phi3, gpt2, and the mixtures of experts mixtral,
+qwen2_moe, qwen3_moe, olmoe) has a reader that knows the
 fields transformers' class for it reads, in the 4.x and the 5.x spellings, and what they mean.
 
 The rule for fields (docs: README "Importing from Hugging Face"):
@@ -35,6 +36,7 @@ from ..errors import ArchError, Loc, SourceCache, UsageError
 from ..families import FAMILIES
 from ..families.hf_config import Config, Desc, check_values, shown
 from ..families.llama_like import LlamaLike
+from ..families.refused import refusal
 from ..inputs import MAX_TOKENIZER_BYTES, parse_json, quote, read_text
 from .arch_writer import render
 
@@ -157,6 +159,9 @@ def import_hf(path: str | Path, name: str | None = None, ignore: tuple[str, ...]
         raise ArchError(f"{cfg.name} has no `model_type`, which names the model's family",
                         hint="supported model types: " + ", ".join(_model_types()))
     model_type = cfg.get("model_type", "str")
+    missing = refusal(model_type)
+    if missing is not None:
+        raise cfg.error("model_type", missing, hint="ttspec imports " + ", ".join(_model_types()))
     if model_type not in FAMILIES:
         raise cfg.error("model_type", f"model_type `{quote(model_type, limit=80)}` is not a family ttspec imports",
                         hint="supported: " + ", ".join(_model_types()))

@@ -49,10 +49,12 @@ def random_hf_state_dict(model: Model, seed: int = 0) -> dict:
 TTSPEC_NAMES, HF_NAMES = "ttspec", "hf"
 
 
-def _hf_shapes(model: Model) -> dict[str, tuple[int, ...]]:
-    from ..families import plan_for
+def _hf_layouts(model: Model) -> list[dict[str, tuple[int, ...]]]:
+    """HF name -> shape for each of the family's layouts (hub files first; transformers 5's fused
+    experts in memory second, for a mixture of experts)."""
+    from ..families import layouts_of, plan_for
 
-    return {t.name: t.shape for t in plan_for(model)}
+    return [{t.name: t.shape for t in plan_for(model, rules)} for rules in layouts_of(model.family)]
 
 
 def weights_naming(model: Model, tensors: dict, source: str = "the weights") -> str:
@@ -62,7 +64,7 @@ def weights_naming(model: Model, tensors: dict, source: str = "the weights") -> 
     ours = stored_shapes(model)
     candidates = [(TTSPEC_NAMES, ours)]
     if model.family is not None:
-        candidates.append((HF_NAMES, _hf_shapes(model)))
+        candidates += [(HF_NAMES, shapes) for shapes in _hf_layouts(model)]
     # the naming with the most names present decides; ttspec's own names win a tie
     naming, expected = max(candidates, key=lambda c: sum(n in tensors for n in c[1]))
     missing = [n for n in expected if n not in tensors]
@@ -219,10 +221,13 @@ class WeightStream(Mapping):
     until they are asked for). Nothing is kept after it is handed out, so host memory stays
     near the largest tensor. Plain data (JSON-able), so a worker process can rebuild it."""
 
-    def __init__(self, entries: list[tuple[str, str, bool, list[tuple[str, tuple[int, ...]]]]], source: str = ""):
-        # (file, tensor name in the file, transposed, [(our name, our shape), ...] concatenated along dim 0)
+    def __init__(self, entries: list[tuple], source: str = ""):
+        # (file, tensor name in the file, transposed, [(our name, our shape), ...] concatenated along dim `axis`
+        # [, axis: 0 when left out]); file and name are lists of one per expert where HF stores each expert apart:
+        # our tensor is their stack
         self.entries = [(file, key, transpose, [(n, tuple(s)) for n, s in parts])
-                        for file, key, transpose, parts in entries]
+                        for file, key, transpose, parts, *_ in entries]
+        self.axes = [e[4] if len(e) > 4 else 0 for e in entries]
         self.source = source
         self.nbytes = 0  # the file tensors' size, where known (progress)
         self._where = {name: i for i, entry in enumerate(self.entries) for name, _ in entry[3]}
@@ -232,7 +237,8 @@ class WeightStream(Mapping):
         self._bytes = 0
 
     def to_json(self) -> dict:
-        return {"entries": [[f, k, t, [[n, list(s)] for n, s in parts]] for f, k, t, parts in self.entries],
+        return {"entries": [[f, k, t, [[n, list(s)] for n, s in parts], a]
+                            for (f, k, t, parts), a in zip(self.entries, self.axes)],
                 "source": self.source}
 
     @classmethod
@@ -266,9 +272,28 @@ class WeightStream(Mapping):
         return {name: shape for entry in self.entries for name, shape in entry[3]}
 
     def _read_entry(self, i: int) -> list:
+        (file, key, transpose, parts), axis = self.entries[i], self.axes[i]
+        if isinstance(key, list):  # one HF tensor per expert: stacked into ours, one expert read at a time
+            tensor = None
+            for e, (one_file, one_key) in enumerate(zip(file, key)):
+                piece = self._read_tensor(one_file, one_key, parts)
+                if tensor is None:
+                    tensor = piece.new_empty((len(key), *piece.shape))
+                tensor[e] = piece
+        else:
+            tensor = self._read_tensor(file, key, parts)
+        self._read += 1
+        if self.progress is not None:
+            self.progress(self._read, len(self.entries), self._bytes)
+        if transpose and tensor.dim() == 2:
+            tensor = tensor.T
+        if len(parts) == 1:
+            return [(parts[0][0], tensor)]
+        return list(zip([n for n, _ in parts], tensor.split([s[axis] for _, s in parts], dim=axis)))
+
+    def _read_tensor(self, file: str, key: str, parts: list):
         from safetensors import safe_open
 
-        file, key, transpose, parts = self.entries[i]
         # a file opened per tensor: its mapping is dropped at once, so pages already read do not
         # stay resident in this process while the rest of a multi-GB shard streams through
         regular_file(file, "checkpoint file")  # checked again: the path may have been replaced since
@@ -282,15 +307,8 @@ class WeightStream(Mapping):
                             + ("" if ours == key else f" (the spec's {ours})"),
                             hint=f"in {quote(file)}; weights must be finite: the checkpoint is damaged or was saved "
                                  "from a diverged run")
-        self._read += 1
         self._bytes += tensor.numel() * tensor.element_size()
-        if self.progress is not None:
-            self.progress(self._read, len(self.entries), self._bytes)
-        if transpose and tensor.dim() == 2:
-            tensor = tensor.T
-        if len(parts) == 1:
-            return [(parts[0][0], tensor)]
-        return list(zip([n for n, _ in parts], tensor.split([s[0] for _, s in parts], dim=0)))
+        return tensor
 
 
 def first_non_finite(tensor, chunk: int = 1 << 22) -> tuple[tuple[int, ...], str] | None:
@@ -339,32 +357,53 @@ def open_weights(model: Model, path: str) -> WeightStream:
         from ..importers.checkpoint_config import check_config
 
         check_config(model, Path(ckpt.config_path), ckpt.config, ckpt.config_text)
-    naming, expected, file_key = _decide_naming(model, ckpt)
+    naming, expected, file_key, rules = _decide_naming(model, ckpt)
     _check_tensors(model, ckpt, naming, expected, file_key)
     if naming == TTSPEC_NAMES:
         entries = [(ckpt.tensors[n][0], n, False, [(n, shape)]) for n, shape in expected.items()]
     else:
-        from ..families import plan_for
-
-        entries = [(ckpt.tensors[file_key[t.name]][0], file_key[t.name], t.flipped, list(t.parts))
-                   for t in plan_for(model)]
+        entries = _hf_entries(model, ckpt, file_key, rules)
     stream = WeightStream(entries, shown)
-    stream.nbytes = sum(_DTYPE_BYTES.get(ckpt.tensors[key][1], 4) * math.prod(ckpt.tensors[key][2])
-                        for _, key, _, _ in entries)
+    keys = [k for _, key, _, _, *_ in entries for k in (key if isinstance(key, list) else [key])]
+    stream.nbytes = sum(_DTYPE_BYTES.get(ckpt.tensors[k][1], 4) * math.prod(ckpt.tensors[k][2]) for k in keys)
     return stream
 
 
+def _hf_entries(model: Model, ckpt: Checkpoint, file_key: dict, rules) -> list[tuple]:
+    """The stream's entries for an HF-named checkpoint under one of the family's layouts: one per HF
+    tensor, or one per expert tensor of ours where HF stores each expert apart (stacked on reading)."""
+    from ..families import plan_for
+
+    entries: list[tuple] = []
+    stacks: dict[str, tuple] = {}  # our expert tensor -> its entry (files and keys filled in expert order)
+    for t in plan_for(model, rules):
+        key = file_key[t.name]
+        if t.expert is None:
+            entries.append((ckpt.tensors[key][0], key, t.flipped, list(t.parts), t.axis))
+            continue
+        name = t.parts[0][0]
+        if name not in stacks:
+            stacks[name] = ([], [], False, list(t.parts), 0)
+            entries.append(stacks[name])
+        stacks[name][0].append(ckpt.tensors[key][0])
+        stacks[name][1].append(key)
+    return entries
+
+
 def _decide_naming(model: Model, ckpt: Checkpoint):
-    """(naming, expected name -> shape, expected name -> name in the file). HF checkpoints saved
-    from a base model (GPT-2's `h.0...`, without `transformer.`) match without that prefix. A
-    spec without a family loads under ttspec's names only."""
+    """(naming, expected name -> shape, expected name -> name in the file, the family's rules of that
+    layout or None). HF checkpoints saved from a base model (GPT-2's `h.0...`, without `transformer.`)
+    match without that prefix; a mixture of experts' hub files (one tensor per expert) and transformers
+    5's fused expert tensors are both HF layouts. A spec without a family loads under ttspec's names only."""
     ours = stored_shapes(model)
-    candidates = [(TTSPEC_NAMES, ours, {n: n for n in ours})]
+    candidates = [(TTSPEC_NAMES, ours, {n: n for n in ours}, None)]
     if model.family is not None:
-        hf = _hf_shapes(model)
-        candidates.append((HF_NAMES, hf, {n: n for n in hf}))
-        stripped = {n: n.split(".", 1)[1] for n in hf if n.startswith(("model.", "transformer."))}
-        candidates.append((HF_NAMES, hf, {n: stripped.get(n, n) for n in hf}))
+        from ..families import layouts_of
+
+        for rules, hf in zip(layouts_of(model.family), _hf_layouts(model)):
+            candidates.append((HF_NAMES, hf, {n: n for n in hf}, rules))
+            stripped = {n: n.split(".", 1)[1] for n in hf if n.startswith(("model.", "transformer."))}
+            candidates.append((HF_NAMES, hf, {n: stripped.get(n, n) for n in hf}, rules))
     # the naming with the most names present decides; ttspec's own names win a tie
     return max(candidates, key=lambda c: sum(k in ckpt.tensors for k in c[2].values()))
 
