@@ -14,8 +14,7 @@ from ttspec.driver import load_model
 from ttspec.reports.plan_report import plan_report, render_plan
 from ttspec.targets import get_target
 
-from .conftest import formats_of, mesh_of, target_of
-from .test_moe_mock import SHAPED
+from .conftest import SPECS, formats_of, mesh_of, target_of
 
 TILE_BYTES = {"bf16": 2048, "bfloat8_b": 1088}
 
@@ -25,26 +24,17 @@ def expert_bytes(layers: int, experts: int, chips: int, hidden: int, d: int, dty
     return layers * -(-experts // chips) * 3 * (-(-hidden // 32)) * (-(-d // 32)) * TILE_BYTES[dtype]
 
 
-# Published configs (mistralai/Mixtral-8x7B-v0.1, allenai/OLMoE-1B-7B-0924), as tests/test_moe_mock.py writes them:
-# Mixtral with all 32 layers and its 32,768 positions (helper hfmoe's imported specs/mixtral-8x7b.arch is the same
-# model). (name, target, layers, experts, hidden, d, chips)
-ACCEPTANCE = [("mixtral", "t3k", 32, 8, 14336, 4096, 8), ("olmoe", "n150", 16, 64, 1024, 2048, 1)]
-
-
-def _published(name: str) -> str:
-    text = SHAPED[name][2]
-    if name == "mixtral":
-        text = text.replace("repeat(2)", "repeat(32)").replace("seq <= 4096", "seq <= 32768")
-    return text
+# The specs `ttspec import-hf` writes from the published configs (mistralai/Mixtral-8x7B-v0.1 with its 32 layers and
+# 32,768 positions, allenai/OLMoE-1B-7B-0924): (spec, target, layers, experts, hidden, d, chips)
+ACCEPTANCE = [("mixtral-8x7b.arch", "t3k", 32, 8, 14336, 4096, 8), ("olmoe-1b-7b.arch", "n150", 16, 64, 1024, 2048, 1)]
 
 
 @pytest.mark.parametrize("name,target,layers,experts,hidden,d,chips", ACCEPTANCE)
-def test_mixtral_fits_a_t3k_and_olmoe_one_n150_in_bfloat8_b(run_cli, write_spec, name, target, layers, experts,
-                                                            hidden, d, chips):
+def test_mixtral_fits_a_t3k_and_olmoe_one_n150_in_bfloat8_b(run_cli, name, target, layers, experts, hidden, d, chips):
     """The issue's acceptance: `plan --weights-dtype bfloat8_b` says Mixtral-8x7B fits a T3K (one expert of each
     layer per chip: 5.99 GB of experts, where the whole bank on every chip, 47.9 GB, would not fit 12.87) and
     OLMoE-1B-7B one n150 (all 64 experts: 6.85 GB); the experts' bytes per chip are the closed form's."""
-    path = write_spec(_published(name), f"{name}.arch")
+    path = SPECS / name
     out = run_cli("plan", path, "--target", target, "--weights-dtype", "bfloat8_b", "--json", timeout=120)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)

@@ -72,9 +72,9 @@ def built(tmp_path_factory):
 
 
 # measured on this machine (torch 2.14.1): n150 (moe-tiny) decode PCC 0.9997, prefill 0.9987; T3K (8 heads, d 256;
-# one expert per chip, the planner's reduce_scatter of the partial sums) decode 0.9995, prefill 0.9995 (with 5 users and 40
-# positions: n150 0.9976 / 0.9963). Dense Llama programs score >= 0.999 (tests/test_decode.py): the gap is near-tied
-# routing choices flipping in bf16.
+# one expert per chip, the planner's reduce_scatter of the partial sums) decode 0.9995, prefill 0.9995 (with 5 users
+# and 40 positions: n150 0.9976 / 0.9963). Dense Llama programs score >= 0.999 (tests/test_decode.py): the gap is
+# near-tied routing choices flipping in bf16.
 @pytest.mark.parametrize("target,mesh,spec", [("n150", None, "tiny"), ("t3k", "1x8", "wide")])
 def test_golden_score_equals_the_torch_program(built, target, mesh, spec):
     path, model, state, tokens, expected = built(spec)
