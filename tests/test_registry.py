@@ -33,10 +33,16 @@ def _runtime(path) -> bool:
     return path.parent.name == "rt" and path.parent.parent.parent == PACKAGE / "backends"
 
 
+def _ttnn_api(path) -> bool:
+    """The table of ttnn's own calls the program walkers price (ttnn.add, ttnn.linear...): ttnn's names, which
+    some ops share, not the ops."""
+    return path == PACKAGE / "backends" / "ttnn" / "program_calls.py"
+
+
 def test_no_module_outside_ops_names_an_op():
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if _knows_ops(path) or _runtime(path):
+        if _knows_ops(path) or _runtime(path) or _ttnn_api(path):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in REGISTRY:
@@ -185,9 +191,10 @@ def test_kv_heads_that_neither_split_nor_copy(write_spec):
 
 
 def test_backend_refusal_points_at_the_spec(run_cli, write_spec, tmp_path):
-    path = write_spec(SINUSOIDAL.replace("heads = 8)", "heads = 8, causal = false)"))
+    path = write_spec(SINUSOIDAL.replace("heads = 8)", "heads = 16, qk_norm = true)"))
     out = tmp_path / "never.py"
     result = run_cli("compile", path, "--target", "n150", "-o", out)
     assert result.returncode == 1 and not out.exists()
-    assert f"{path}:6:" in result.stderr and "non-causal attention is not lowered to TT-NN" in result.stderr
+    assert f"{path}:6:" in result.stderr
+    assert "a per-head rms_norm over head_dim 16 is not lowered to TT-NN" in result.stderr
     assert "Traceback" not in result.stderr

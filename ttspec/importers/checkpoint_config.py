@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import ArchError, Loc, Note
 from ..inputs import quote
 from ..ir.graph import Graph, Model, Node, in_stdlib, iter_params, layer_pattern, layer_variants
+from ..ops import TOPK_ROUTING
 from ..ops.queries import model_fields
 
 _ROPE_WHERE = ("rope_parameters", "rope_scaling")  # transformers 5's and 4's dicts
@@ -164,7 +165,7 @@ ROUTING = {False: "the top k of a softmax over every expert", True: "the top k r
 def _routing_fields(node: Node):
     """A mixture of experts' routing: the experts a token uses, and whether their weights are renormalised
     (softmax "after" the top k is the same as "before" with normalize)."""
-    if node.op == "topk_routing":
+    if node.op == TOPK_ROUTING.name:
         yield "top_k", node.attrs.top_k, "top_k"
         yield "routing", ROUTING[node.attrs.softmax == "after" or node.attrs.normalize], "normalize"
 

@@ -21,7 +21,7 @@ from ..common.pyast import Const, Expr
 def attend_bidirectional(node, args, ctx) -> Expr:
     """The program's bidirectional_attention (rt/attention.py) on this device's q, k, v heads."""
     scale = Const(attention_scale(node, ctx.graph))
-    softcap = {} if node.attrs.softcap is None else {"softcap": Const(node.attrs.softcap)}
+    softcap = {} if node.attrs.softcap is None else dict(softcap=Const(node.attrs.softcap))
     return ctx.helper("bidirectional_attention")(*args, ctx.state(), ctx.device(), scale=scale, **softcap)
 
 
