@@ -30,7 +30,7 @@ import builtins
 
 from ...analysis.program import COLLECTIVE_CALLS, DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
 from ...ops import ALL_GATHER, ALL_REDUCE, LINEAR, REDUCE_SCATTER
-from .program_calls import DEVICE_CALLS, refuse
+from .program_calls import DEVICE_CALLS, ROUTING_COMPOSITES, reduction_parts, refuse
 from .program_text import (
     bound_arguments,
     bound_constants,
@@ -56,7 +56,7 @@ FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARD
 MATMUL_CALLS = {LINEAR.name, "matmul"}  # ttnn.linear lowers the linear op
 # ttnn calls that dispatch more than one device op, as the mock device's capture shows them (ttnn 0.81.1, Galaxy
 # 8x4 with FABRIC_1D): all_reduce over a mesh axis runs a ReduceScatter then an AllGather
-COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name)}
+COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name), **ROUTING_COMPOSITES}  # (and MoE routing's)
 SAMPLING_CALLS = {"argmax", "sampling", "topk"}
 
 
@@ -167,9 +167,11 @@ class ProgramWalker:
         self.lengths: dict[str, int] = {}  # its local names bound to sequences of known length
 
     def known(self) -> dict[str, object]:
-        """What a condition here may read: the header's constants, the parameters bound to constants, and the
-        lengths of local sequences whose length is known (`len(outputs)`)."""
-        return {**self.header, **self.constants, **{f"len({k})": n for k, n in self.lengths.items()}}
+        """What a condition here may read: the header's constants (and the ttnn values it names:
+        `KV_CACHE_DTYPE != ttnn.bfloat16`), the parameters bound to constants, and the lengths of local sequences
+        whose length is known (`len(outputs)`)."""
+        return {**self.named, **self.header, **self.constants,
+                **{f"len({k})": n for k, n in self.lengths.items() if n}}
 
     # -- statements -------------------------------------------------------------------------
     def body(self, stmts, cls: _Class | None, local: dict[str, _Class]) -> bool:
@@ -180,8 +182,9 @@ class ProgramWalker:
             if isinstance(stmt, (ast.Return, ast.Raise)):
                 self.expr(stmt, cls, local)
                 return True
-            if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name):
-                listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls else None
+            if isinstance(stmt, ast.For):
+                listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls and isinstance(
+                    stmt.target, ast.Name) else None
                 if listed and all(c in self.classes for c in listed[0]) and self.bucket == "before":
                     if not listed[1]:
                         raise refuse(stmt.iter, "a loop over program layers whose count the program's text does "
@@ -192,7 +195,9 @@ class ProgramWalker:
                         self.body(stmt.body, cls, {**local, stmt.target.id: self.classes[variant]})
                     self.bucket = "after"
                     continue
-                self.body(stmt.body, cls, local)
+                self.expr(stmt.iter, cls, local)
+                for _ in range(length(stmt.iter, self.lengths) or 1):  # once per item of a sequence of known length
+                    self.body(stmt.body, cls, local)  # (the KV cache's `for cache, new in ((self.k, k), ...)`)
             elif isinstance(stmt, ast.If):
                 known = truth(stmt.test, self.known(), self.modes)
                 self.expr(stmt.test, cls, local)
@@ -297,7 +302,8 @@ class ProgramWalker:
         if key in self.stack or key in self.done:
             return
         saved = self.constants, self.lengths, self.aliases
-        self.constants, self.lengths = bound_constants(fn, call), bound_lengths(fn, call, self.lengths)
+        self.constants, self.lengths = (bound_constants(fn, call, self.constants),
+                                        bound_lengths(fn, call, self.lengths))
         self.aliases = {p: self.resolve(v, c) for p, (v, c) in bound_arguments(fn, call, caller).items()} \
             if cls is None and call is not None else {}  # (through the caller's own: chunked_linear's `weight`)
         self.stack.append(key)
@@ -388,7 +394,7 @@ class ProgramWalker:
         bucket = self.buckets[self.bucket]
         if not dtype and last.startswith(COLLECTIVE_CALLS) and bucket:  # its payload: what the op before it wrote
             dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)
-        parts = COMPOSITES.get(last)
+        parts = reduction_parts(call) if last == "sum" else COMPOSITES.get(last)
         if parts is None:
             bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype, chunks))
             return
