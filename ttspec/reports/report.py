@@ -4,9 +4,10 @@ memory it needs (analysis/memory.py), as a person reads it or as JSON (docs/repo
 from __future__ import annotations
 
 from ..analysis.cost import SCHEMA, Phase, estimate, hardware
-from ..analysis.program import DecodeProgram
+from ..analysis.program import EXPERTS_DENSE, EXPERTS_ROUTED, DecodeProgram
 from ..driver import prepare, resolve_options
 from ..ir.graph import Model
+from ..ops import EXPERT_GLU
 from ..targets import DECODE_COSTS, Strategy, Target
 from ..weight_formats import BF16, WeightFormats
 from .emitted import emitted_programs, no_decode
@@ -113,6 +114,9 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
         "constants": constants(options.target, program is not None or priced),
         "leaves_out": LEAVES_OUT,
     }
+    if EXPERT_GLU.name in est.prefill.by_class():  # which expert reads it prices (analysis/program.py)
+        emitted = program or prefill
+        report["experts_priced"] = EXPERTS_DENSE if emitted is not None and emitted.dense_experts else EXPERTS_ROUTED
     if refused:  # (docs/report-json.md: decode null, no_decode the reason, prefill the forward pass)
         report["no_decode"] = refused
         report["prefill"]["forward"] = True
@@ -205,6 +209,8 @@ def render_report(r: dict) -> str:
         what = "forward pass" if r.get("no_decode") else "prefill"
         lines.append(f"{what} priced from the emitted program: {prefill['device_ops_per_layer']} device ops per "
                      f"layer (+{prefill['device_ops_once_per_step']} per pass); hardware timing is untested")
+    if r.get("experts_priced"):
+        lines.append(f"experts priced {r['experts_priced']}")
     fitted = [name for name, c in r["constants"]["measured"].items() if c["basis"] != "published"]
     if fitted:
         lines.append("fitted to tt_transformers' PERF.md: " + ", ".join(fitted) + "; every other constant is "

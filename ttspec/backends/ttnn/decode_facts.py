@@ -165,6 +165,7 @@ class ProgramWalker:
         self.aliases: dict[str, tuple[ast.AST, _Class | None]] = {}  # its parameters: the caller's argument
         self.modes: dict[str, object] = {"decoding": True, "mode": "decode"}  # the run state's, in the phase walked
         self.lengths: dict[str, int] = {}  # its local names bound to sequences of known length
+        self.dense_experts = False  # walked rt/moe.py's moe_experts_dense: every local expert computes every row
 
     def known(self) -> dict[str, object]:
         """What a condition here may read: the header's constants (and the ttnn values it names:
@@ -301,6 +302,7 @@ class ProgramWalker:
         """Walk `fn` (a method of `cls`, or a function called from a method of `caller`)."""
         if key in self.stack or key in self.done:
             return
+        self.dense_experts |= fn.name == "moe_experts_dense"
         saved = self.constants, self.lengths, self.aliases
         self.constants, self.lengths = (bound_constants(fn, call, self.constants),
                                         bound_lengths(fn, call, self.lengths))
@@ -478,4 +480,4 @@ def decode_program(source: str) -> DecodeProgram:
     ids = sum(op in SAMPLING_CALLS for op in tail)
     per_row = 4 * ids + 2 * tail.count("max") if ids else 0
     return DecodeProgram(tuple(b["layer"]), step, walker.layers, program_fabric(tree), uploads, bool(ids), walker.cycle,
-                         per_row or 4)
+                         per_row or 4, dense_experts=walker.dense_experts)

@@ -43,7 +43,8 @@ def prefill_program(source: str) -> DecodeProgram:
                 None)
     sliced = head is not None and any(op.op.endswith(".slice") for op in after[:head])
     return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + after), walker.layers, program_fabric(tree),
-                         len(walker.step_inputs), False, walker.cycle, head_rows=TILE if sliced else 0)
+                         len(walker.step_inputs), False, walker.cycle, head_rows=TILE if sliced else 0,
+                         dense_experts=walker.dense_experts)
 
 
 def forward_program(source: str) -> DecodeProgram:
@@ -62,4 +63,5 @@ def forward_program(source: str) -> DecodeProgram:
         b["before"] += b.pop("layer")
         b["layer"] = []
     return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + b["after"]), walker.layers,
-                         program_fabric(tree), len(walker.step_inputs), False, walker.cycle, head_rows=0)
+                         program_fabric(tree), len(walker.step_inputs), False, walker.cycle, head_rows=0,
+                         dense_experts=walker.dense_experts)

@@ -14,7 +14,7 @@ DEVICE_CALLS = frozenset({
     "add", "mul", "silu", "gelu", "typecast", "permute", "untilize", "slice", "concat", "embedding", "argmax", "max",
     "linear", "matmul", "rms_norm", "layer_norm", "rms_norm_pre_all_gather", "rms_norm_post_all_gather",
     "to_memory_config", "sharded_to_interleaved", "reshape", "fill_cache",
-    "all_gather", "reduce_scatter",
+    "all_gather", "reduce_scatter", "mesh_partition",
     "experimental.nlp_concat_heads_decode", "experimental.nlp_create_qkv_heads_decode",
     "experimental.paged_update_cache", "experimental.rotary_embedding_llama",
     "transformer.concatenate_heads", "transformer.scaled_dot_product_attention",
