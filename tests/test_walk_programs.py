@@ -164,3 +164,22 @@ def test_every_spec_reports_and_plans_without_an_internal_error(capsys, command,
         assert code in (0, 1) and "internal error" not in err, (spec.name, err)
         assert code == 1 or json.loads(out)["target"] == target, spec.name
         assert code == 0 or "error:" in err, (spec.name, err)
+
+
+def test_a_loop_over_k_and_v_dispatches_each(capsys):
+    """phi-tiny's decode writes K and V to the cache in a loop over the literal pair ((self.k, k), (self.v, v)):
+    the walker dispatches the loop's body once per item (permute, reshard and paged_update_cache twice), as the
+    mock capture of one decode step shows per layer."""
+    _needs_mock()
+    from ttspec.driver import compile_source, load_model
+    from ttspec.runtime.decode_capture import capture_decode
+    from ttspec.targets import compile_target
+    from ttspec.weight_formats import parse
+
+    path = SPECS / "phi-tiny.arch"
+    model = load_model(path)
+    source = compile_source(model, str(path), compile_target("n150"), parse("bf16"), None, batch=USERS)
+    captured = capture_decode(model, source, "n150", users=USERS, context=CONTEXT, timeout=600)["decode"]
+    program = _report(capsys, path, "n150", "--batch", USERS, "--seq", CONTEXT)["decode"]["program"]
+    assert program["device_ops_per_layer"] == captured["device_ops_per_layer"][0], program["layer_ops"]
+    assert program["layer_ops"]["experimental.paged_update_cache"] == 2
