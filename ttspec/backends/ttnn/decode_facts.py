@@ -2,26 +2,27 @@
 the cost model (analysis/program.py's records): what the lowering rows' `decode` expressions emitted, the
 runtime helpers they call (inlined into the program) and the configuration members they name.
 
-The program's text is walked as Python (ast), from the root class's `decode_step`: a `ttnn.*` call that
-dispatches work is a device op; a call of a program class's method (`self.attn.decode`, `layer.decode` over
-`self.layers`, `self.rotary.decode`), of a runtime function (`concat_heads_decode`) or of the run state's
-`per_step` (once per step for every layer) is followed into its body. Views and host-side calls (reshape,
-unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing, except a reshape that moves rows
-between tiles (to `(1, users, 1, head_dim)`: ttnn dispatches ReshapeViewDeviceOperation, measured on the mock). A
-conditional on a function's parameter that the call binds to a constant (`concat_heads_decode(y, 8, sharded=True)`
-then `if not sharded:`) takes the branch the constant selects; any other the first branch (the program's main path:
-`y if users == rows else ttnn.slice(y, ...)` slices nothing at 32 users). A return (or raise) on the path walked
-leaves the function, unless a condition above it is undecided (`if state.mode != "prefill" or self.last is None:
-return x` in a prefill: the walk goes on, as the return may not be taken). A comprehension or generator over a
-sequence of known length (a literal tuple, or a name bound to one: RoPE's cos and sin tables) dispatches its
-element's ops once per item, its names bound to the item where the sequence is a literal (`w` -> `self.lm_head_1`).
-A call the walker cannot price is refused, naming the call and its line (program_calls.UnknownProgramCall): a ttnn
-call in none of program_calls.DEVICE_CALLS, NOT_DEVICE or COMPOSITES, a name that is no function, class, builtin or
-parameter it knows, a member or object whose class it cannot tell, a weight matmul whose program or compute-kernel
-config it cannot find or whose config class it does not know, a layer list whose count the text does not state.
-tests/test_decode_capture.py checks the counts per layer and once per step against
-the mock device's capture.
-"""
+The program's text is walked as Python (ast), from the root class's `decode_step`: a `ttnn.*` call that dispatches
+work is a device op; a call of a program class's method (`self.attn.decode`, `layer.decode` over `self.layers`,
+`self.rotary.decode`), of a runtime function (`concat_heads_decode`) or of the run state's `per_step` (once per step
+for every layer) is followed into its body. Views and host-side calls (reshape, unsqueeze, deallocate, from_torch,
+memory-config builders) dispatch nothing, except a reshape that moves rows between tiles (to `(1, users, 1,
+head_dim)`: ttnn dispatches ReshapeViewDeviceOperation, measured on the mock). A conditional on a function's
+parameter that the call binds to a constant (`concat_heads_decode(y, 8, sharded=True)` then `if not sharded:`, or a
+name the caller bound to one; a header constant naming a ttnn value: `KV_CACHE_DTYPE != ttnn.bfloat16`) takes the
+branch the constant selects; any other the first branch (the program's main path: `y if users == rows else
+ttnn.slice(y, ...)` slices nothing at 32 users). A return (or raise) on the path walked leaves the function, unless
+a condition above it is undecided (`if state.mode != "prefill" or self.last is None: return x` in a prefill: the
+walk goes on, as the return may not be taken). A comprehension or generator over a sequence of known length (a
+literal tuple, or a name bound to one: RoPE's cos and sin tables), and a `for` loop over one (the KV cache's `for
+cache, new in ((self.k, k), (self.v, v))`), dispatches its element's ops once per item, its names bound to the item
+where the sequence is a literal (`w` -> `self.lm_head_1`). A call the walker cannot price is refused, naming the
+call and its line (program_calls.UnknownProgramCall): a ttnn call in none of program_calls.DEVICE_CALLS, NOT_DEVICE
+or COMPOSITES, a name that is no function, class, builtin or parameter it knows, a member or object whose class it
+cannot tell, a weight matmul whose program or compute-kernel config it cannot find or whose config class it does not
+know, a layer list whose count the text does not state. tests/test_decode_capture.py and test_walk_programs.py check
+the counts per layer and
+once per step against the mock device's capture."""
 
 from __future__ import annotations
 
