@@ -377,6 +377,9 @@ class OpTable:
         if facts.op == ATTEND.name and decode:  # one query per user against `context` cached keys and values
             ins = [ins[0]] + [tuple(s[:2]) + (phase.context,) + tuple(s[3:]) for s in ins[1:3]] + ins[3:]
         flops = opdef.flops(ins, out, node.attrs) // facts.flop_split
+        dense = terms is not None and terms.program.dense_experts  # (program.py: an emitted program's experts)
+        if facts.op == EXPERT_GLU.name and dense:  # every expert computes every row, not each token's top_k
+            flops = flops * ins[1][-1] // node.attrs.top_k
         chip = self.target.chip
         rate = chip.cores.value * chip.clock_hz.value * chip.matmul_flops_per_cycle.value
 
@@ -389,7 +392,7 @@ class OpTable:
                 nbytes = nbytes * min(rows, _numel(ins[0])) // rows
             elif matrix:
                 phases = max(phases, FIDELITY_PHASES[formats.dtype(kind)] if terms is None else terms.passes(node))
-                if facts.op == EXPERT_GLU.name:  # the experts this step's tokens use, not the whole bank
+                if facts.op == EXPERT_GLU.name and not dense:  # the experts the step's tokens use, not the bank
                     experts = ins[1][-1]  # (of the routing weights: every expert's)
                     nbytes = round(nbytes * experts_read(node.attrs.top_k, experts, _numel(ins[0]) // ins[0][-1])
                                    / experts)

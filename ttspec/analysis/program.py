@@ -55,6 +55,9 @@ class DecodeProgram(NamedTuple):
     cycle: int = 1  # layer variants in one cycle of layer_ops (1: every layer alike)
     read_bytes_per_row: int = 4  # with reads_ids, the bytes the host reads per row (an id, and what else is read)
     head_rows: int = 0  # a prefill's: the rows its LM head computes (32: the last position's tile; 0: every row)
+    # the program computes every local expert for every row (TT-NN's rt/moe.py, moe_experts_dense: batched matmuls
+    # over the bank, unchosen experts weighted by zero): its expert matmuls read and compute the whole local bank
+    dense_experts: bool = False
 
     @property
     def topology(self) -> str:
@@ -101,7 +104,13 @@ class DecodeProgram(NamedTuple):
                                        "output": m.output or "DRAM"} for w, m in matmuls.items()},
                 "fabric": self.fabric or "none (one chip)", "collective_topology": self.topology,
                 "collective_payloads": self.collective_dtypes(), "uploads_per_step": self.uploads_per_step,
-                "reads": "sampled ids" if self.reads_ids else "logits"}
+                "reads": "sampled ids" if self.reads_ids else "logits",
+                **({"experts": EXPERTS_DENSE} if self.dense_experts else {})}
+
+
+# what an emitted program's experts cost (DecodeProgram.dense_experts), as report --json and its text say it
+EXPERTS_DENSE = "dense: every local expert's weights read and computed for every row, each pass"
+EXPERTS_ROUTED = "routed: the distinct experts a step's tokens use, E(1 - (1 - k/E)^T) of E, read once each"
 
 
 # ttnn's collective calls carry the names of the ops they lower (ttnn.all_gather for all_gather, ...)

@@ -110,12 +110,16 @@ def _phase(r: dict, key: str, title: str, colors: dict[str, int]) -> str:
 
 def _time(r: dict, colors: dict[str, int]) -> str:
     t = r["totals"]
-    summary = _table(["time to first token", "decode per step", "tokens/s/user", "tokens/s"],
-                     [[f"{t['ttft_ms']:.1f} ms (prompt {r['prompt']:,})",
-                       f"{t['decode_ms_per_step']:.2f} ms (batch {r['batch']}, context {r['context']:,})",
-                       f"{t['tokens_per_s_per_user']:.1f}", f"{t['tokens_per_s']:.1f}"]], {0, 1, 2, 3}, "totals")
+    if r.get("no_decode"):  # an encoder: its forward pass, no decode step (report's `no_decode` says why)
+        summary = _table(["forward pass", "decode"], [[f"{t['ttft_ms']:.1f} ms ({r['prompt']:,} tokens)",
+                                                       "none: " + r["no_decode"]]], {0}, "totals")
+    else:
+        summary = _table(["time to first token", "decode per step", "tokens/s/user", "tokens/s"],
+                         [[f"{t['ttft_ms']:.1f} ms (prompt {r['prompt']:,})",
+                           f"{t['decode_ms_per_step']:.2f} ms (batch {r['batch']}, context {r['context']:,})",
+                           f"{t['tokens_per_s_per_user']:.1f}", f"{t['tokens_per_s']:.1f}"]], {0, 1, 2, 3}, "totals")
     classes = []
-    for key in ("prefill", "decode"):
+    for key in ("prefill", "decode") if r["decode"] is not None else ("prefill",):
         for name, c in r[key]["by_op_class"].items():
             moved = c["collective_bytes"] or c["host_bytes"]
             classes.append([key, name, str(c["ops"]), _ms(c["time_s"]), c["bottleneck"], _count(c["flops"], "FLOP"),
@@ -123,18 +127,21 @@ def _time(r: dict, colors: dict[str, int]) -> str:
     table = _table(["phase", "op class", "ops", "time", "bottleneck", "compute", "DRAM", "ethernet / PCIe"],
                    classes, {2, 3, 5, 6, 7}, "op-classes")
     return (f'<h3>{_e(r["target"])} ({_e(_where(r))}), weights {_e(r["weights_dtype"])}</h3>' + summary
-            + '<div class="charts">' + _phase(r, "prefill", f"prefill of {r['prompt']:,} tokens", colors)
-            + _phase(r, "decode", f"decode step, batch {r['batch']}", colors) + "</div>" + table)
+            + '<div class="charts">' + (_phase(r, "prefill", f"forward pass of {r['prompt']:,} tokens", colors)
+                                         if r["decode"] is None else
+                                         _phase(r, "prefill", f"prefill of {r['prompt']:,} tokens", colors)
+                                         + _phase(r, "decode", f"decode step, batch {r['batch']}", colors))
+            + "</div>" + table)
 
 
 def _comparison(reports: list[dict]) -> str:
     def bars(key: str) -> list[tuple[str, float, str]]:
-        return [(r["target"], float(r["totals"][key]), f"{r['totals'][key]:.1f}") for r in reports]
+        return [(r["target"], float(r["totals"][key]), f"{r['totals'][key]:.1f}") for r in reports
+                if r["totals"][key] is not None]  # (a model that cannot decode has no decode figures)
 
-    return grouped_bars([("time to first token (ms)", bars("ttft_ms")),
-                         ("decode ms/step", bars("decode_ms_per_step")),
-                         ("tokens/s/user", bars("tokens_per_s_per_user")),
-                         ("tokens/s at the batch", bars("tokens_per_s"))], "targets compared", "chart comparison")
+    groups = [("time to first token (ms)", bars("ttft_ms")), ("decode ms/step", bars("decode_ms_per_step")),
+              ("tokens/s/user", bars("tokens_per_s_per_user")), ("tokens/s at the batch", bars("tokens_per_s"))]
+    return grouped_bars([(title, rows) for title, rows in groups if rows], "targets compared", "chart comparison")
 
 
 def _plan(p: dict) -> str:
@@ -179,7 +186,8 @@ def _strategies(p: dict) -> str:
         moved = ", ".join(f"axis {a}: {n:,}" for a, n in by_axis.items())
         rows.append([name, "yes" if s["fits"] else "no", _bytes(s["weights_per_chip"]),
                      f"{s['kv_cache_bytes_per_token']:,}", f"{s['max_context']:,}", moved,
-                     f"{s['ttft_ms']:.1f}", f"{s['decode_ms_per_step']:.2f}"])
+                     f"{s['ttft_ms']:.1f}",
+                     "none" if s["decode_ms_per_step"] is None else f"{s['decode_ms_per_step']:.2f}"])
     t = p["modelled_time"]
     return ("<p>Strategies compared:</p>"
             + _table(["strategy", "fits", "weights per chip", "KV cache B per token",
@@ -225,7 +233,7 @@ def render_html(diagram_svg: str, params: dict, reports: list[dict], plans: list
     those of params_report, cost_report (one per target) and plan_report (one per target)."""
     r0 = reports[0]
     # One colour per op class on every time chart, the slowest classes of the first decode first.
-    names = [n for r in reports for key in ("decode", "prefill") for n in r[key]["by_op_class"]]
+    names = [n for r in reports for key in ("decode", "prefill") if r[key] is not None for n in r[key]["by_op_class"]]
     colors = {n: i for i, n in enumerate(dict.fromkeys(names))}
     targets = ", ".join(r["target"] for r in reports)
     sections = [

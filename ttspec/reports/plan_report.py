@@ -115,6 +115,7 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
         "bytes_moved_per_token_per_layer_per_device_by_axis": {},
     }
     from ..analysis.cost import estimate
+    from .emitted import no_decode
 
     prompt = min(128, seq)
     est = estimate(build, batch, seq, prompt)
@@ -124,6 +125,10 @@ def plan_report(model: Model, target: Target, mesh: tuple[int, int] | None, weig
         "tokens_per_s": est.tokens_per_s,
         "decode_bottleneck": max(est.decode.by_class().items(), key=lambda kv: kv[1]["time_s"])[1]["bottleneck"],
     }
+    refused = no_decode(model)
+    if refused:  # an encoder: its forward pass of `prompt` tokens, no decode step (report's `no_decode`)
+        report["modelled_time"].update(decode_ms_per_step=None, tokens_per_s_per_user=None, tokens_per_s=None,
+                                       decode_bottleneck=None, no_decode=refused)
     if not build.fits:
         report["hint"] = fitting_options(model, options)
     if plan.axes:  # one chip runs no collectives: its report has no per-layer traffic to list
@@ -168,6 +173,7 @@ def _strategy_row(strategy: str, built: Build | ArchError, chosen: Build, batch:
     if isinstance(built, ArchError):
         return {"strategy": strategy, "chosen": False, "refused": built.diagnostic.message}
     from ..analysis.cost import estimate
+    from .emitted import no_decode
 
     memory = built.memory
     est = estimate(built, batch, seq, prompt)
@@ -177,7 +183,8 @@ def _strategy_row(strategy: str, built: Build | ArchError, chosen: Build, batch:
             "max_context": memory.max_context(batch),
             "bytes_moved_per_token_per_layer_per_device": total,
             "bytes_moved_per_token_per_layer_per_device_by_axis": by_axis,
-            "ttft_ms": est.ttft_s * 1e3, "decode_ms_per_step": est.decode_s * 1e3}
+            "ttft_ms": est.ttft_s * 1e3,
+            "decode_ms_per_step": None if no_decode(built.model) else est.decode_s * 1e3}
 
 
 def _params(plan) -> list[str]:
@@ -386,7 +393,10 @@ def render_plan(r: dict) -> str:
         lines.append(f"communication: {moved} per token per layer per device (ring collectives of bf16 activations "
                      "and float32 norm statistics; all_reduce counted as a reduce-scatter and an all-gather)")
     t = r.get("modelled_time")
-    if t:
+    if t and t.get("no_decode"):
+        lines.append(f"modelled time: forward pass {t['ttft_ms']:.1f} ms ({t['prompt']:,} tokens); decode: none: "
+                     f"{t['no_decode']} (`ttspec report` for the breakdown)")
+    elif t:
         lines.append(f"modelled time: first token {t['ttft_ms']:.1f} ms (prompt {t['prompt']:,}); decode "
                      f"{t['decode_ms_per_step']:.2f} ms/step at batch {t['batch']}, context {t['context']:,} = "
                      f"{t['tokens_per_s_per_user']:.1f} tokens/s/user, {t['tokens_per_s']:.1f} tokens/s "
@@ -416,7 +426,8 @@ def render_strategies(r: dict) -> list[str]:
                         f"{s['bytes_moved_per_token_per_layer_per_device_by_axis'].get(axis, 0):,} B" for s in rows)))
     row("moved per token per layer", "bytes_moved_per_token_per_layer_per_device", lambda v: f"{v:,} B")
     row(f"first token (prompt {t['prompt']:,})", "ttft_ms", lambda v: f"{v:.1f} ms")
-    row(f"decode step (context {t['context']:,})", "decode_ms_per_step", lambda v: f"{v:.2f} ms")
+    row(f"decode step (context {t['context']:,})", "decode_ms_per_step", lambda v: "none" if v is None else
+        f"{v:.2f} ms")
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     lines = [f"strategies compared (per chip, per device; batch {t['batch']})"]
     for line in table:

@@ -4,12 +4,13 @@ memory it needs (analysis/memory.py), as a person reads it or as JSON (docs/repo
 from __future__ import annotations
 
 from ..analysis.cost import SCHEMA, Phase, estimate, hardware
-from ..analysis.program import DecodeProgram
+from ..analysis.program import EXPERTS_DENSE, EXPERTS_ROUTED, DecodeProgram
 from ..driver import prepare, resolve_options
 from ..ir.graph import Model
+from ..ops import EXPERT_GLU
 from ..targets import DECODE_COSTS, Strategy, Target
 from ..weight_formats import BF16, WeightFormats
-from .emitted import emitted_programs
+from .emitted import emitted_programs, no_decode
 from .plan_report import strategy_text
 
 DEFAULT_PROMPT = 128  # tt_transformers' PERF.md measures time to first token at a 128-token prompt
@@ -79,7 +80,9 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
     program, prefill = emitted_programs(build)
     est = estimate(build, batch, context, prompt, program, prefill)
     use = memory.usage(batch, context)
-    return {
+    refused = no_decode(model)  # an encoder: no decode step to price, its forward pass in prefill's place
+    priced = bool(refused) and prefill is not None  # (its forward pass read from the emitted program)
+    report = {
         "schema": SCHEMA,
         "model": model.name,
         "target": options.target.name,
@@ -94,23 +97,30 @@ def cost_report(model: Model, target: Target, mesh: tuple[int, int] | None = Non
         "batch": batch, "context": context, "prompt": prompt,
         "totals": {
             "ttft_ms": est.ttft_s * 1e3,
-            "decode_ms_per_step": est.decode_s * 1e3,
-            "tokens_per_s_per_user": est.tokens_per_s_per_user,
-            "tokens_per_s": est.tokens_per_s,
+            "decode_ms_per_step": None if refused else est.decode_s * 1e3,
+            "tokens_per_s_per_user": None if refused else est.tokens_per_s_per_user,
+            "tokens_per_s": None if refused else est.tokens_per_s,
         },
         "prefill": _phase(est.prefill, prefill),
-        "decode": _phase(est.decode, program),
-        "priced_program": "emitted" if program is not None else "idealised",
+        "decode": None if refused else _phase(est.decode, program),
+        "priced_program": "emitted" if program is not None or priced else "idealised",
         "memory_per_chip": {
             "dram": memory.dram, "weights": use.weights, "weights_total": use.weights_total,
             "kv_cache": use.kv_cache, "activations": use.activations, "total": use.total,
             "fits": memory.fits(batch), "fits_at_context": use.fits,
         },
         "hardware": hardware(options.target),
-        "assumptions": ASSUMPTIONS_PROGRAM if program is not None else ASSUMPTIONS_IDEALISED,
-        "constants": constants(options.target, program is not None),
+        "assumptions": ASSUMPTIONS_PROGRAM if program is not None or priced else ASSUMPTIONS_IDEALISED,
+        "constants": constants(options.target, program is not None or priced),
         "leaves_out": LEAVES_OUT,
     }
+    if EXPERT_GLU.name in est.prefill.by_class():  # which expert reads it prices (analysis/program.py)
+        emitted = program or prefill
+        report["experts_priced"] = EXPERTS_DENSE if emitted is not None and emitted.dense_experts else EXPERTS_ROUTED
+    if refused:  # (docs/report-json.md: decode null, no_decode the reason, prefill the forward pass)
+        report["no_decode"] = refused
+        report["prefill"]["forward"] = True
+    return report
 
 
 def constants(target: Target, from_program: bool) -> dict:
@@ -155,15 +165,20 @@ def render_report(r: dict) -> str:
     kv += f", {r['ccl_dtype']} collective payloads" if r.get("ccl_dtype", "bf16") != "bf16" else ""
     lines = [f"{r['model']} on {r['target']} ({where}), {r['weights_dtype']} weights{kv}: a model, not a measurement",
              *([f"strategy: {r['strategy_text']}"] if r.get("strategy_text") else []),
-             "",
-             f"time to first token   {t['ttft_ms']:.1f} ms  (prompt of {r['prompt']:,} tokens)",
-             f"decode                {t['decode_ms_per_step']:.2f} ms/step at batch {r['batch']}, context "
-             f"{r['context']:,}",
-             f"                      {t['tokens_per_s_per_user']:.1f} tokens/s/user, {t['tokens_per_s']:.1f} tokens/s",
              ""]
-    lines += _phase_lines(f"prefill ({r['prompt']:,} tokens, one user)", r["prefill"])
-    lines.append("")
-    lines += _phase_lines(f"decode step (batch {r['batch']}, context {r['context']:,})", r["decode"])
+    if r.get("no_decode"):  # an encoder: its forward pass, no decode step
+        lines += [f"forward pass          {t['ttft_ms']:.1f} ms  ({r['prompt']:,} tokens, one sequence)",
+                  f"decode                none: {r['no_decode']}", ""]
+        lines += _phase_lines(f"forward pass ({r['prompt']:,} tokens, one sequence)", r["prefill"])
+    else:
+        lines += [f"time to first token   {t['ttft_ms']:.1f} ms  (prompt of {r['prompt']:,} tokens)",
+                  f"decode                {t['decode_ms_per_step']:.2f} ms/step at batch {r['batch']}, context "
+                  f"{r['context']:,}",
+                  f"                      {t['tokens_per_s_per_user']:.1f} tokens/s/user, {t['tokens_per_s']:.1f} "
+                  "tokens/s", ""]
+        lines += _phase_lines(f"prefill ({r['prompt']:,} tokens, one user)", r["prefill"])
+        lines.append("")
+        lines += _phase_lines(f"decode step (batch {r['batch']}, context {r['context']:,})", r["decode"])
     m = r["memory_per_chip"]
     lines += ["", f"memory per chip: {m['total']:,} B of {m['dram']:,} B (weights {m['weights_total']:,}, KV cache "
                   f"{m['kv_cache']:,}, activations {m['activations']:,}): "
@@ -178,8 +193,10 @@ def render_report(r: dict) -> str:
                      f"GB/s, DRAM-interleaved {measured['dram_interleaved_bandwidth']['value'] / 1e9:.0f} GB/s, "
                      f"{measured['op_dispatch_s']['value'] * 1e6:.0f} us per device op, host "
                      f"{measured['host_step_s']['value'] * 1e3:.2f} ms per step")
-    program = r["decode"].get("program")
-    if program is not None:
+    program = (r["decode"] or {}).get("program")
+    if r.get("no_decode"):
+        lines.append("decode not priced: the model cannot decode")
+    elif program is not None:
         factories = sorted({m["factory"] for m in program["weight_matmuls"].values()})
         lines.append(f"decode priced from the emitted program: {program['device_ops_per_layer']} device ops per layer "
                      f"(+{program['device_ops_once_per_step']} per step), weight matmuls {', '.join(factories)}, "
@@ -189,8 +206,11 @@ def render_report(r: dict) -> str:
         lines.append("decode priced as an idealised program (no TT-NN program could be written for this build)")
     prefill = r["prefill"].get("program")
     if prefill is not None:
-        lines.append(f"prefill priced from the emitted program: {prefill['device_ops_per_layer']} device ops per "
+        what = "forward pass" if r.get("no_decode") else "prefill"
+        lines.append(f"{what} priced from the emitted program: {prefill['device_ops_per_layer']} device ops per "
                      f"layer (+{prefill['device_ops_once_per_step']} per pass); hardware timing is untested")
+    if r.get("experts_priced"):
+        lines.append(f"experts priced {r['experts_priced']}")
     fitted = [name for name, c in r["constants"]["measured"].items() if c["basis"] != "published"]
     if fitted:
         lines.append("fitted to tt_transformers' PERF.md: " + ", ".join(fitted) + "; every other constant is "

@@ -27,11 +27,13 @@ from . import tempdirs
 
 def capture_decode(model: Model, source: str, target: str, *, users: int = 32, context: int = 256,
                    prefill: int | None = None, timeout: float = 1800,
-                   raw: Path | None = None, logits: bool = False) -> dict:
+                   raw: Path | None = None, logits: bool = False, forward: int | None = None) -> dict:
     """Run `source` (a TT-NN program of `model` for `target`) on the mock device and return the summary of
     its captured decode step (graph_summary.summarize): the greedy step generate runs (decode_greedy), or
     with `logits` the step that returns every user's logits (decode, as --score runs it); and of one user's
-    prefill of `prefill` tokens when given. `raw`: also write the captured decode graph there (JSON)."""
+    prefill of `prefill` tokens when given. `raw`: also write the captured decode graph there (JSON). `forward`:
+    instead, a model that cannot decode (an encoder): one pass of `model(tokens)` over that many tokens, as
+    {"forward": summary}."""
     import subprocess
 
     from ..backends.common.names import root_class_name
@@ -41,14 +43,15 @@ def capture_decode(model: Model, source: str, target: str, *, users: int = 32, c
     work = tempdirs.make("ttspec-capture-")
     (work / "program.py").write_text(source, encoding="utf-8")
     request = {"class": root_class_name(model.name), "users": users, "context": context, "prefill": prefill,
-               "layers": _layer_count(model), "logits": logits, "raw": str(Path(raw).resolve()) if raw else None,
+               "layers": _layer_count(model), "logits": logits,
+               "forward": forward, "raw": str(Path(raw).resolve()) if raw else None,
                "meta_weights": {name: list(shape) for name, shape in stored_shapes(model).items()}}
     (work / "request.json").write_text(json.dumps(request))
     proc = subprocess.run([sys.executable, "-m", "ttspec.runtime.decode_capture", str(work)], cwd=work,
                           env=device_env("mock", target), capture_output=True, text=True, timeout=timeout)
     result_path = work / "result.json"
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    if "decode" not in result:
+    if "decode" not in result and "forward" not in result:
         tail = "\n".join((result.get("traceback") or proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise RuntimeError(f"the mock capture failed (exit {proc.returncode}): {result.get('error', '')}\n{tail}")
     return result
@@ -102,6 +105,10 @@ def _capture(work: Path) -> dict:
         program = getattr(module, request["class"])(device, trace=False)  # the mock cannot replay traces
         program.load_ttspec_weights({k: torch.empty(v, device="meta") for k, v in request["meta_weights"].items()})
         weights_dram = dram_allocated(ttnn, device)  # per chip: what the memory model's weights predict
+        if request.get("forward"):  # a model that cannot decode: its forward pass (every position's logits)
+            layers = _mark_layers(program, ttnn, request["layers"])
+            ids = (torch.arange(request["forward"]) % 100 + 1)[None]
+            return {"forward": summarize(walk(_captured(ttnn, lambda: program(ids)), weights), layers)}
         program.allocate_cache(request["users"], request["context"])
         layers = _mark_layers(program, ttnn, request["layers"])
         users, context = request["users"], request["context"]

@@ -2,26 +2,27 @@
 the cost model (analysis/program.py's records): what the lowering rows' `decode` expressions emitted, the
 runtime helpers they call (inlined into the program) and the configuration members they name.
 
-The program's text is walked as Python (ast), from the root class's `decode_step`: a `ttnn.*` call that
-dispatches work is a device op; a call of a program class's method (`self.attn.decode`, `layer.decode` over
-`self.layers`, `self.rotary.decode`), of a runtime function (`concat_heads_decode`) or of the run state's
-`per_step` (once per step for every layer) is followed into its body. Views and host-side calls (reshape,
-unsqueeze, deallocate, from_torch, memory-config builders) dispatch nothing, except a reshape that moves rows
-between tiles (to `(1, users, 1, head_dim)`: ttnn dispatches ReshapeViewDeviceOperation, measured on the mock). A
-conditional on a function's parameter that the call binds to a constant (`concat_heads_decode(y, 8, sharded=True)`
-then `if not sharded:`) takes the branch the constant selects; any other the first branch (the program's main path:
-`y if users == rows else ttnn.slice(y, ...)` slices nothing at 32 users). A return (or raise) on the path walked
-leaves the function, unless a condition above it is undecided (`if state.mode != "prefill" or self.last is None:
-return x` in a prefill: the walk goes on, as the return may not be taken). A comprehension or generator over a
-sequence of known length (a literal tuple, or a name bound to one: RoPE's cos and sin tables) dispatches its
-element's ops once per item, its names bound to the item where the sequence is a literal (`w` -> `self.lm_head_1`).
-A call the walker cannot price is refused, naming the call and its line (program_calls.UnknownProgramCall): a ttnn
-call in none of program_calls.DEVICE_CALLS, NOT_DEVICE or COMPOSITES, a name that is no function, class, builtin or
-parameter it knows, a member or object whose class it cannot tell, a weight matmul whose program or compute-kernel
-config it cannot find or whose config class it does not know, a layer list whose count the text does not state.
-tests/test_decode_capture.py checks the counts per layer and once per step against
-the mock device's capture.
-"""
+The program's text is walked as Python (ast), from the root class's `decode_step`: a `ttnn.*` call that dispatches
+work is a device op; a call of a program class's method (`self.attn.decode`, `layer.decode` over `self.layers`,
+`self.rotary.decode`), of a runtime function (`concat_heads_decode`) or of the run state's `per_step` (once per step
+for every layer) is followed into its body. Views and host-side calls (reshape, unsqueeze, deallocate, from_torch,
+memory-config builders) dispatch nothing, except a reshape that moves rows between tiles (to `(1, users, 1,
+head_dim)`: ttnn dispatches ReshapeViewDeviceOperation, measured on the mock). A conditional on a function's
+parameter that the call binds to a constant (`concat_heads_decode(y, 8, sharded=True)` then `if not sharded:`, or a
+name the caller bound to one; a header constant naming a ttnn value: `KV_CACHE_DTYPE != ttnn.bfloat16`) takes the
+branch the constant selects; any other the first branch (the program's main path: `y if users == rows else
+ttnn.slice(y, ...)` slices nothing at 32 users). A return (or raise) on the path walked leaves the function, unless
+a condition above it is undecided (`if state.mode != "prefill" or self.last is None: return x` in a prefill: the
+walk goes on, as the return may not be taken). A comprehension or generator over a sequence of known length (a
+literal tuple, or a name bound to one: RoPE's cos and sin tables), and a `for` loop over one (the KV cache's `for
+cache, new in ((self.k, k), (self.v, v))`), dispatches its element's ops once per item, its names bound to the item
+where the sequence is a literal (`w` -> `self.lm_head_1`). A call the walker cannot price is refused, naming the
+call and its line (program_calls.UnknownProgramCall): a ttnn call in none of program_calls.DEVICE_CALLS, NOT_DEVICE
+or COMPOSITES, a name that is no function, class, builtin or parameter it knows, a member or object whose class it
+cannot tell, a weight matmul whose program or compute-kernel config it cannot find or whose config class it does not
+know, a layer list whose count the text does not state. tests/test_decode_capture.py and test_walk_programs.py check
+the counts per layer and
+once per step against the mock device's capture."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import builtins
 
 from ...analysis.program import COLLECTIVE_CALLS, DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
 from ...ops import ALL_GATHER, ALL_REDUCE, LINEAR, REDUCE_SCATTER
-from .program_calls import DEVICE_CALLS, refuse
+from .program_calls import DEVICE_CALLS, ROUTING_COMPOSITES, reduction_parts, refuse
 from .program_text import (
     bound_arguments,
     bound_constants,
@@ -56,7 +57,7 @@ FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARD
 MATMUL_CALLS = {LINEAR.name, "matmul"}  # ttnn.linear lowers the linear op
 # ttnn calls that dispatch more than one device op, as the mock device's capture shows them (ttnn 0.81.1, Galaxy
 # 8x4 with FABRIC_1D): all_reduce over a mesh axis runs a ReduceScatter then an AllGather
-COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name)}
+COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name), **ROUTING_COMPOSITES}  # (and MoE routing's)
 SAMPLING_CALLS = {"argmax", "sampling", "topk"}
 
 
@@ -165,11 +166,14 @@ class ProgramWalker:
         self.aliases: dict[str, tuple[ast.AST, _Class | None]] = {}  # its parameters: the caller's argument
         self.modes: dict[str, object] = {"decoding": True, "mode": "decode"}  # the run state's, in the phase walked
         self.lengths: dict[str, int] = {}  # its local names bound to sequences of known length
+        self.dense_experts = False  # walked rt/moe.py's moe_experts_dense: every local expert computes every row
 
     def known(self) -> dict[str, object]:
-        """What a condition here may read: the header's constants, the parameters bound to constants, and the
-        lengths of local sequences whose length is known (`len(outputs)`)."""
-        return {**self.header, **self.constants, **{f"len({k})": n for k, n in self.lengths.items()}}
+        """What a condition here may read: the header's constants (and the ttnn values it names:
+        `KV_CACHE_DTYPE != ttnn.bfloat16`), the parameters bound to constants, and the lengths of local sequences
+        whose length is known (`len(outputs)`)."""
+        return {**self.named, **self.header, **self.constants,
+                **{f"len({k})": n for k, n in self.lengths.items() if n}}
 
     # -- statements -------------------------------------------------------------------------
     def body(self, stmts, cls: _Class | None, local: dict[str, _Class]) -> bool:
@@ -180,8 +184,9 @@ class ProgramWalker:
             if isinstance(stmt, (ast.Return, ast.Raise)):
                 self.expr(stmt, cls, local)
                 return True
-            if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name):
-                listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls else None
+            if isinstance(stmt, ast.For):
+                listed = cls.lists.get(_dotted(stmt.iter).removeprefix("self.")) if cls and isinstance(
+                    stmt.target, ast.Name) else None
                 if listed and all(c in self.classes for c in listed[0]) and self.bucket == "before":
                     if not listed[1]:
                         raise refuse(stmt.iter, "a loop over program layers whose count the program's text does "
@@ -192,7 +197,9 @@ class ProgramWalker:
                         self.body(stmt.body, cls, {**local, stmt.target.id: self.classes[variant]})
                     self.bucket = "after"
                     continue
-                self.body(stmt.body, cls, local)
+                self.expr(stmt.iter, cls, local)
+                for _ in range(length(stmt.iter, self.lengths) or 1):  # once per item of a sequence of known length
+                    self.body(stmt.body, cls, local)  # (the KV cache's `for cache, new in ((self.k, k), ...)`)
             elif isinstance(stmt, ast.If):
                 known = truth(stmt.test, self.known(), self.modes)
                 self.expr(stmt.test, cls, local)
@@ -296,8 +303,10 @@ class ProgramWalker:
         """Walk `fn` (a method of `cls`, or a function called from a method of `caller`)."""
         if key in self.stack or key in self.done:
             return
+        self.dense_experts |= fn.name == "moe_experts_dense"
         saved = self.constants, self.lengths, self.aliases
-        self.constants, self.lengths = bound_constants(fn, call), bound_lengths(fn, call, self.lengths)
+        self.constants, self.lengths = (bound_constants(fn, call, self.constants),
+                                        bound_lengths(fn, call, self.lengths))
         self.aliases = {p: self.resolve(v, c) for p, (v, c) in bound_arguments(fn, call, caller).items()} \
             if cls is None and call is not None else {}  # (through the caller's own: chunked_linear's `weight`)
         self.stack.append(key)
@@ -388,7 +397,7 @@ class ProgramWalker:
         bucket = self.buckets[self.bucket]
         if not dtype and last.startswith(COLLECTIVE_CALLS) and bucket:  # its payload: what the op before it wrote
             dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)
-        parts = COMPOSITES.get(last)
+        parts = reduction_parts(call) if last == "sum" else COMPOSITES.get(last)
         if parts is None:
             bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype, chunks))
             return
@@ -472,4 +481,4 @@ def decode_program(source: str) -> DecodeProgram:
     ids = sum(op in SAMPLING_CALLS for op in tail)
     per_row = 4 * ids + 2 * tail.count("max") if ids else 0
     return DecodeProgram(tuple(b["layer"]), step, walker.layers, program_fabric(tree), uploads, bool(ids), walker.cycle,
-                         per_row or 4)
+                         per_row or 4, dense_experts=walker.dense_experts)

@@ -6,7 +6,9 @@ sizes it has them for), RoPE's tables (kept per prompt length: host uploads, no 
 fill, and the LM head on the tile of rows holding the last position where the program slices it (`head_rows`).
 
 The run state's mode is the prefill's: `if state.decoding:` takes its else branch, `self.mode != "prefill"` is
-False. tests/test_decode_capture.py checks the counts per layer and outside the layers against the mock device's
+False. A model that cannot decode (non-causal attention: CANNOT_DECODE) has neither a prefill nor a decode step;
+forward_program reads its forward pass (`model(tokens)`: every position's logits) the same way.
+tests/test_decode_capture.py checks the counts per layer and outside the layers against the mock device's
 capture of a prefill (less the ops ttnn.from_torch dispatches while uploading the RoPE tables of a new length).
 """
 
@@ -41,4 +43,25 @@ def prefill_program(source: str) -> DecodeProgram:
                 None)
     sliced = head is not None and any(op.op.endswith(".slice") for op in after[:head])
     return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + after), walker.layers, program_fabric(tree),
-                         len(walker.step_inputs), False, walker.cycle, head_rows=TILE if sliced else 0)
+                         len(walker.step_inputs), False, walker.cycle, head_rows=TILE if sliced else 0,
+                         dense_experts=walker.dense_experts)
+
+
+def forward_program(source: str) -> DecodeProgram:
+    """The forward pass of the TT-NN program `source` of a model that cannot decode (an encoder: `model(tokens)`,
+    the root class's `forward`, every position through the head), as prefill_program reads a prefill: the run
+    state's mode is neither decode's nor a prefill's, so the head runs on every row."""
+    tree = ast.parse(source)
+    walker = ProgramWalker(tree)
+    walker.modes = {"decoding": False, "mode": "full"}
+    root = next((c for c in walker.classes.values() if "forward" in c.methods and "prefill" in c.methods), None)
+    if root is None:
+        raise ValueError("the program has no forward pass: not a TT-NN program ttspec wrote")
+    walker.enter(root.methods["forward"], root, (root.name, "forward"))
+    b = walker.buckets
+    if not walker.layers:
+        b["before"] += b.pop("layer")
+        b["layer"] = []
+    return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + b["after"]), walker.layers,
+                         program_fabric(tree), len(walker.step_inputs), False, walker.cycle, head_rows=0,
+                         dense_experts=walker.dense_experts)

@@ -14,12 +14,37 @@ DEVICE_CALLS = frozenset({
     "add", "mul", "silu", "gelu", "typecast", "permute", "untilize", "slice", "concat", "embedding", "argmax", "max",
     "linear", "matmul", "rms_norm", "layer_norm", "rms_norm_pre_all_gather", "rms_norm_post_all_gather",
     "to_memory_config", "sharded_to_interleaved", "reshape", "fill_cache",
-    "all_gather", "reduce_scatter",
+    "all_gather", "reduce_scatter", "mesh_partition",
     "experimental.nlp_concat_heads_decode", "experimental.nlp_create_qkv_heads_decode",
     "experimental.paged_update_cache", "experimental.rotary_embedding_llama",
     "transformer.concatenate_heads", "transformer.scaled_dot_product_attention",
     "transformer.scaled_dot_product_attention_decode", "transformer.split_query_key_value_and_split_heads",
+    # the MoE runtime's (rt/moe.py), one device op each on the mock: SoftmaxDeviceOperation, BinaryNg (div),
+    # Unary (zeros_like, sigmoid), RepeatCodegen, Pad; sum over a dim not the last (reduction_parts)
+    "softmax", "div", "zeros_like", "sigmoid", "repeat", "pad", "sum",
+    # softcapping (Gemma 2): x * (1 / cap), tanh, * cap: BinaryNg and Unary, one each
+    "multiply", "tanh",
+    # GQA heads repeated for a composed (softcapped) attention: one RepeatDeviceOperation each
+    "repeat_interleave",
 })
+
+# ttnn calls of the MoE routing that dispatch several device ops, as the mock n150's capture of moe-tiny's decode
+# step shows them (ttnn 0.81.1; tests/test_walk_programs.py): topk pads its rows to its network's width and slices
+# the values and indices back; scatter untilizes its three operands, scatters and tilizes the result. (Measured
+# at 8, 32 and 64 experts alike.)
+ROUTING_COMPOSITES = {
+    "topk": ("fill_pad", "pad", "topk", "slice", "slice"),
+    "scatter": ("untilize_with_unpadding",) * 3 + ("scatter", "tilize_with_val_padding"),
+}
+
+
+def reduction_parts(call: ast.Call) -> tuple[str, ...] | None:
+    """ttnn.sum's device ops: over the last dim (the routing weights' renormalisation, `dim=-1`) a FillPad of the
+    padded columns then a Reduce(W); over another dim (the experts', `dim=1`) one FastReduceNC (the capture's)."""
+    dim = next((k.value for k in call.keywords if k.arg == "dim"), call.args[1] if len(call.args) > 1 else None)
+    last = isinstance(dim, ast.UnaryOp) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1 \
+        or isinstance(dim, ast.Constant) and dim.value == 3
+    return ("fill_pad", "reduce") if last else None
 
 
 class UnknownProgramCall(AssertionError):

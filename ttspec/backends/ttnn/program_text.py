@@ -23,8 +23,10 @@ def callee_name(call: ast.Call) -> str:
     return call.func.id if isinstance(call.func, ast.Name) else ""
 
 
-def bound_constants(fn: ast.FunctionDef, call: ast.Call | None) -> dict[str, object]:
-    """The parameters of `fn` that `call` (or their defaults) bind to constants."""
+def bound_constants(fn: ast.FunctionDef, call: ast.Call | None, outer: dict | None = None) -> dict[str, object]:
+    """The parameters of `fn` that `call` (or their defaults) bind to constants, or to names of the caller's
+    bound to constants (`outer`: `moe_local_routing(rs, selector)` where the caller's `selector` is None)."""
+    outer = outer or {}
     a = fn.args
     params = [p.arg for p in a.posonlyargs + a.args]
     out: dict[str, object] = {}
@@ -41,11 +43,15 @@ def bound_constants(fn: ast.FunctionDef, call: ast.Call | None) -> dict[str, obj
         out.pop(p, None)
         if isinstance(v, ast.Constant):
             out[p] = v.value
+        elif isinstance(v, ast.Name) and v.id in outer:
+            out[p] = outer[v.id]
     for k in call.keywords:
         if k.arg:
             out.pop(k.arg, None)
             if isinstance(k.value, ast.Constant):
                 out[k.arg] = k.value.value
+            elif isinstance(k.value, ast.Name) and k.value.id in outer:
+                out[k.arg] = outer[k.value.id]
     return out
 
 
@@ -62,6 +68,8 @@ def value_of(node, constants: dict[str, object], modes: dict[str, object]):
         return constants.get(f"len({node.args[0].id})", UNKNOWN)
     if isinstance(node, ast.Attribute) and node.attr in modes:  # `state.decoding`, `self.state.mode`
         return modes[node.attr]
+    if dotted(node).startswith("ttnn."):  # a ttnn constant, by name (`ttnn.bfloat16`; `constants` may name one)
+        return dotted(node)
     return UNKNOWN
 
 

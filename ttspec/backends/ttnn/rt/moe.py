@@ -104,10 +104,10 @@ def moe_experts(x, routing, bank, *, act="silu", ops, selector=None):
     chunk = min(fits) if fits else next(c for c in ops if rows % c == 0)
     parts = []
     for start in range(0, rows, chunk):
-        xs, rs = x, routing
-        if chunk < rows:
-            xs = ttnn.slice(x, (0, 0, start, 0), (1, 1, start + chunk, x.shape[-1]))
-            rs = ttnn.slice(routing, (0, 0, start, 0), (1, 1, start + chunk, routing.shape[-1]))
+        # (one pass, the main path, first: the cost model's program walk takes a conditional's first branch)
+        xs = x if chunk >= rows else ttnn.slice(x, (0, 0, start, 0), (1, 1, start + chunk, x.shape[-1]))
+        rs = routing if chunk >= rows else ttnn.slice(routing, (0, 0, start, 0),
+                                                      (1, 1, start + chunk, routing.shape[-1]))
         op = ops[chunk]
         parts.append(moe_experts_dense(xs, moe_local_routing(rs, selector, selector_op=op.selector), *bank,
                                        act=act, gate_op=op.gate, up_op=op.up, down_op=op.down,
