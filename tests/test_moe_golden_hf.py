@@ -162,7 +162,7 @@ def generated_routing(calls, lengths, layers):
     return [torch.stack(u) for u in users]
 
 
-@pytest.mark.parametrize("case", sorted(WIDE_MODELS))
+@pytest.mark.parametrize("case", sorted(set(WIDE_MODELS) - {"qwen3_moe_mixed"}))  # the four families
 def test_golden_generate_greedy_against_hf(saved, case):
     """The golden n150 program's generate (greedy: prefill, then each step's token chosen on the device) continues
     two prompts; HF, fed the same tokens, scores each step. Every token the program chose is HF's argmax, except
