@@ -127,18 +127,10 @@ _SAVED: dict = {}
 def saved(tmp_path_factory, case):
     """A tiny random HF model of `case`, saved with save_pretrained (one tensor per expert), and the spec
     `import-hf` writes of its directory; made once per module."""
-    from .test_torch_backend import randomize
+    from .hf_moe_models import save_tiny
 
     if case not in _SAVED:
-        config = MODELS[case]()
-        config._attn_implementation = "eager"
-        hf = T.AutoModelForCausalLM.from_config(config).float().eval()
-        randomize(hf, seed=1)
-        folder = tmp_path_factory.mktemp(case)
-        hf.save_pretrained(folder)
-        spec = folder / "spec.arch"
-        spec.write_text(import_hf(folder).text)
-        _SAVED[case] = hf, folder, spec
+        _SAVED[case] = save_tiny(MODELS[case](), tmp_path_factory.mktemp(case))
     return _SAVED[case]
 
 
