@@ -20,7 +20,7 @@ LAYERS = [
     ("backends",),
     ("driver",),
     ("reports", "importers", "runtime"),
-    ("cli",),
+    ("cli", "api"),  # api: the Python API (`import ttspec`), a peer of the command line over the driver
 ]
 FLOORS = {("ttspec." + name if name != "ttspec" else name): floor
           for floor, names in enumerate(LAYERS) for name in names}

@@ -8,7 +8,10 @@ from pathlib import Path
 from ..errors import ArchError, Loc
 from ..inputs import read_bytes
 
-GRAMMAR_PATH = Path(__file__).resolve().parent.parent.parent / "grammar" / "arch.lark"
+# grammar/ at the repository's top is the source of truth; an installed package carries a copy (setup.py)
+_PACKAGED_GRAMMAR = Path(__file__).resolve().parent.parent / "grammar" / "arch.lark"
+_REPO_GRAMMAR = Path(__file__).resolve().parent.parent.parent / "grammar" / "arch.lark"
+GRAMMAR_PATH = _PACKAGED_GRAMMAR if _PACKAGED_GRAMMAR.exists() else _REPO_GRAMMAR
 STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 STDLIB_PREFIX = "<stdlib>/"  # the file name of a standard-library file in diagnostics
 MAX_SOURCE_BYTES = 64 << 10  # 15x the largest real spec; keeps every parse well under a second
