@@ -75,7 +75,8 @@ def check(source: str | Path) -> list[Diagnostic]:
 
 
 class Spec:
-    """A checked spec: `.name`, `.file`, `.params`, `.compile(...)`; `.model` is the verified graph IR."""
+    """A checked spec (load() raised for any error; ttspec.check() reports instead): `.name`, `.file`, `.params`,
+    `.compile(...)`; `.model` is the verified graph IR."""
 
     def __init__(self, model) -> None:
         self.model = model
@@ -104,11 +105,6 @@ class Spec:
             g = self.model.graph
             self._params = Params(count_params(g), count_active(g), params_by_kind(g))
         return self._params
-
-    def check(self) -> list[Diagnostic]:
-        """Diagnostics of the loaded spec: always [] (load() raised for any error); kept for symmetry with
-        ttspec.check(), which reports instead of raising."""
-        return []
 
     def compile(self, target: str | None = None, *, weights_dtype: str | None = None,
                 mesh: tuple[int, int] | str | None = None, dp: bool = False, batch: int = 1,
