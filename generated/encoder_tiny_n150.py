@@ -67,6 +67,55 @@ class Attention:
         self.state = weights.state
         self.wqkv = weights.linear(prefix + "wqkv", parts=("wq", "wk", "wv"))
         self.wqkv_bias = weights.bias(prefix + "wqkv", parts=("wq", "wk", "wv"))
+        # prefill: SDPA on 8x8 cores, (from length, chunk, program); chunked_sdpa runs the first whose length the prompt
+        #   reaches and whose chunk divides it: tt_transformers' SDPA_PROGCFG (Q and K chunks of 256 from 2048 tokens,
+        #   64 below)
+        self.sdpa_prefill = (
+            (
+                2048,
+                256,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=256,
+                    k_chunk_size=256,
+                    exp_approx_mode=False,
+                ),
+            ),
+            (
+                2048,
+                128,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=128,
+                    k_chunk_size=128,
+                    exp_approx_mode=False,
+                ),
+            ),
+            (
+                0,
+                64,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=64,
+                    k_chunk_size=64,
+                    exp_approx_mode=False,
+                ),
+            ),
+            (
+                0,
+                32,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=32,
+                    k_chunk_size=32,
+                    exp_approx_mode=False,
+                ),
+            ),
+        )
+        # prefill: SDPA at HiFi4 with fp32 accumulation, exact exp (tt_transformers' compute_kernel_config_sdpa)
+        self.sdpa_prefill_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=False
+        )
         self.wo = weights.linear(prefix + "wo")
         self.wo_bias = weights.bias(prefix + "wo")
 
@@ -75,7 +124,16 @@ class Attention:
         q, k, v = ttnn.transformer.split_query_key_value_and_split_heads(
             qkv, num_heads=8, num_kv_heads=8, transpose_key=False
         )
-        y = bidirectional_attention(q, k, v, self.state, self.device, scale=0.17677669529663687)
+        y = bidirectional_attention(
+            q,
+            k,
+            v,
+            self.state,
+            self.device,
+            scale=0.17677669529663687,
+            programs=self.sdpa_prefill,
+            compute_kernel_config=self.sdpa_prefill_kernel,
+        )
         return ttnn.linear(ttnn.transformer.concatenate_heads(y), self.wo, bias=self.wo_bias)
 
     __call__ = forward
@@ -715,16 +773,28 @@ def softcapped_attention(q, k, v, device, scale, softcap, window=None, causal=Tr
     return ttnn.matmul(ttnn.softmax(logits, dim=-1), v)
 
 
-def bidirectional_attention(q, k, v, state, device, scale, softcap=None):
+def chunked_sdpa(q, k, v, programs, compute_kernel_config, is_causal, scale, **options):
+    """ttnn's SDPA over a prompt, in Q and K chunks chosen by its length: `programs` holds (from length, chunk,
+    SDPAProgramConfig) in the rule's order; the first whose length the sequence reaches and whose chunk divides
+    it runs (the last where none does: ttnn pads a partial chunk)."""
+    seq = q.shape[-2]
+    program = next((p for least, chunk, p in programs if seq >= least and seq % chunk == 0), programs[-1][2])
+    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale,
+                                                         program_config=program,
+                                                         compute_kernel_config=compute_kernel_config, **options)
+
+
+def bidirectional_attention(q, k, v, state, device, scale, softcap=None, programs=None, compute_kernel_config=None):
     """Non-causal attention (encoder blocks): every query reads every key of the sequence but the
     padding that rounds it up to whole tiles (keys past state.length, the real positions, are masked,
-    so the padding reaches no real position). ttnn's SDPA with is_causal=False and the mask as its
-    attn_mask (which excludes is_causal); the softcapped composition where softcap is set."""
+    so the padding reaches no real position). ttnn's SDPA (chunked_sdpa, with `programs` and its kernel) with
+    is_causal=False and the mask as its attn_mask (which excludes is_causal); the softcapped composition where
+    softcap is set."""
     mask = padding_mask(q.shape[-2], state, device)
     if softcap is not None:
         return softcapped_attention(q, k, v, device, scale, softcap, causal=False, mask=mask)
     masked = {} if mask is None else {"attn_mask": mask}
-    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=False, scale=scale, **masked)
+    return chunked_sdpa(q, k, v, programs, compute_kernel_config, is_causal=False, scale=scale, **masked)
 
 
 def padding_mask(seq, state, device):

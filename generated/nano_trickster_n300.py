@@ -163,6 +163,55 @@ class Attention:
         )
         self.rotary = Rotary(weights.state, 32, theta=10000.0, style="interleaved")
         self.kv_cache = KVCache(weights.state, 4, 32)
+        # prefill: SDPA on 8x8 cores, (from length, chunk, program); chunked_sdpa runs the first whose length the prompt
+        #   reaches and whose chunk divides it: tt_transformers' SDPA_PROGCFG (Q and K chunks of 256 from 2048 tokens,
+        #   64 below)
+        self.sdpa_prefill = (
+            (
+                2048,
+                256,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=256,
+                    k_chunk_size=256,
+                    exp_approx_mode=False,
+                ),
+            ),
+            (
+                2048,
+                128,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=128,
+                    k_chunk_size=128,
+                    exp_approx_mode=False,
+                ),
+            ),
+            (
+                0,
+                64,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=64,
+                    k_chunk_size=64,
+                    exp_approx_mode=False,
+                ),
+            ),
+            (
+                0,
+                32,
+                ttnn.SDPAProgramConfig(
+                    compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                    q_chunk_size=32,
+                    k_chunk_size=32,
+                    exp_approx_mode=False,
+                ),
+            ),
+        )
+        # prefill: SDPA at HiFi4 with fp32 accumulation, exact exp (tt_transformers' compute_kernel_config_sdpa)
+        self.sdpa_prefill_kernel = ttnn.WormholeComputeKernelConfig(
+            math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=False
+        )
         # decode: SDPA over the cache on 8x8 cores, chunk sizes chosen by the op
         self.sdpa_decode = ttnn.SDPAProgramConfig(
             compute_with_storage_grid_size=ttnn.CoreCoord(8, 8), q_chunk_size=0, k_chunk_size=0, exp_approx_mode=False
@@ -246,7 +295,11 @@ class Attention:
         q = self.rotary(q)
         k = self.rotary(k)
         y = self.kv_cache.prefill(
-            k, v, ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.17677669529663687)
+            k,
+            v,
+            chunked_sdpa(
+                q, k, v, self.sdpa_prefill, self.sdpa_prefill_kernel, is_causal=True, scale=0.17677669529663687
+            ),
         )
         return chunked_linear(ttnn.transformer.concatenate_heads(y), self.wo, self.wo_prefill, self.hifi4_fp32_kernel)
 
@@ -1417,6 +1470,17 @@ def concat_heads_decode(heads, num_heads, sharded=False):
         y = ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG)
     y = ttnn.reshape(y, (1, y.shape[2], y.shape[3]))
     return y if users == y.shape[1] else ttnn.slice(y, (0, 0, 0), (1, users, y.shape[2]))
+
+
+def chunked_sdpa(q, k, v, programs, compute_kernel_config, is_causal, scale, **options):
+    """ttnn's SDPA over a prompt, in Q and K chunks chosen by its length: `programs` holds (from length, chunk,
+    SDPAProgramConfig) in the rule's order; the first whose length the sequence reaches and whose chunk divides
+    it runs (the last where none does: ttnn pads a partial chunk)."""
+    seq = q.shape[-2]
+    program = next((p for least, chunk, p in programs if seq >= least and seq % chunk == 0), programs[-1][2])
+    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale,
+                                                         program_config=program,
+                                                         compute_kernel_config=compute_kernel_config, **options)
 
 
 # ---------------------------------------------------------------- from ttspec/backends/ttnn/rt/rotary.py

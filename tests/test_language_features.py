@@ -242,7 +242,8 @@ def test_generated_code_uses_the_ttnn_ops(write_spec):
     assert "ttnn.multiply(ttnn.tanh(ttnn.multiply(" in n150
     path, model = feature_model(write_spec, "window")
     n150 = unwrapped(compile_source(model, str(path), target_of("n150")))
-    assert "scaled_dot_product_attention(q,k,v,is_causal=True,scale=0.17677669529663687,sliding_window_size=16)" in n150
+    assert "chunked_sdpa(q,k,v,self.sdpa_prefill,self.sdpa_prefill_kernel,is_causal=True,scale=0.17677669529663687," \
+        "sliding_window_size=16)" in n150  # the SDPA with its prefill configs (lower_sdpa.py)
     assert "softcapped_attention" not in n150
 
 

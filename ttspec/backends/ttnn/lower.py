@@ -74,6 +74,7 @@ from .decode_chain import CHAIN_COLLECTIVES, decode_chain, held_heads, local_hea
 from .decode_configs import decode_linear
 from .head import head_input
 from .lower_encoder import attend_bidirectional
+from .lower_sdpa import sdpa_prefill_configs
 
 
 @dataclass(frozen=True)
@@ -399,8 +400,9 @@ def _attend(node, args, refs, ctx) -> Expr:
         # ttnn's sliding_window_size with is_causal: query i reads keys j with i - W < j <= i, the
         # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
         extra = {} if window is None else {"sliding_window_size": Const(window)}
-        full = call("ttnn.transformer.scaled_dot_product_attention", q, k, v, is_causal=Const(True), scale=scale,
-                    **extra)
+        # the program and kernel for the prompt's length: lower_sdpa.py (tt_transformers' SDPA_PROGCFG)
+        full = ctx.helper("chunked_sdpa")(q, k, v, *sdpa_prefill_configs(node, ctx), is_causal=Const(True),
+                                          scale=scale, **extra)
     return cache.attr("prefill")(k, v, full)
 
 

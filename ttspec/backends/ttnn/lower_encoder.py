@@ -16,13 +16,19 @@ from __future__ import annotations
 from ...ir.graph import Model
 from ...ops.attention import attention_scale
 from ..common.pyast import Const, Expr
+from .lower_sdpa import sdpa_prefill_configs
 
 
 def attend_bidirectional(node, args, ctx) -> Expr:
-    """The program's bidirectional_attention (rt/attention.py) on this device's q, k, v heads."""
+    """The program's bidirectional_attention (rt/attention.py) on this device's q, k, v heads, with the prefill
+    SDPA's configs (lower_sdpa.py) where it runs ttnn's SDPA."""
     scale = Const(attention_scale(node, ctx.graph))
-    softcap = {} if node.attrs.softcap is None else dict(softcap=Const(node.attrs.softcap))
-    return ctx.helper("bidirectional_attention")(*args, ctx.state(), ctx.device(), scale=scale, **softcap)
+    if node.attrs.softcap is not None:
+        options = dict(softcap=Const(node.attrs.softcap))
+    else:
+        program, kernel = sdpa_prefill_configs(node, ctx)
+        options = {"programs": program, "compute_kernel_config": kernel}
+    return ctx.helper("bidirectional_attention")(*args, ctx.state(), ctx.device(), scale=scale, **options)
 
 
 def cannot_decode(model: Model) -> str | None:

@@ -1,5 +1,6 @@
 """Prefill configurations: 2-D multicast matmuls with the sequence folded into chunks whose circular
-buffers fit L1, and SDPA with chunked Q and K (tt_transformers' matmul_config and SDPA_PROGCFG)."""
+buffers fit L1, and SDPA with chunked Q and K (tt_transformers' matmul_config and SDPA_PROGCFG; the prompt's
+length is known only when it runs, so the program states the SDPA programs by chunk and the rule choosing one)."""
 
 from __future__ import annotations
 
@@ -97,9 +98,25 @@ def prefill_matmul(m: int, k: int, n: int, weight_format: str, target: Target, *
     raise ConfigError(f"no 2-D multicast program for a [{m}, {k}] x [{k}, {n}] matmul fits L1 on {target.name}")
 
 
+# tt_transformers' SDPA_PROGCFG: Q and K chunks of 256 rows from 2048 tokens on, of 64 below. A prompt padded to whole
+# tiles need not be a multiple of those: its chunk is the first (from length, chunk) here whose length it reaches and
+# whose chunk divides it (ttnn 0.81.1 pads a partial chunk, measured on the mock; a dividing chunk computes no padding)
+SDPA_CHUNKS = ((2048, 256), (2048, 128), (0, 64), (0, 32))
+
+
+def sdpa_chunk(seq_len: int) -> int:
+    """The Q and K chunk of a prompt of `seq_len` tokens (SDPA_CHUNKS' rule)."""
+    return next(c for least, c in SDPA_CHUNKS if seq_len >= least and seq_len % c == 0)
+
+
+def prefill_sdpa_programs(target: Target) -> tuple[tuple[int, int, SDPAProgram], ...]:
+    """The prefill SDPA programs by SDPA_CHUNKS: (from length, chunk, program), the rule's order."""
+    return tuple((least, c, SDPAProgram(matmul_grid(target), q_chunk=c, k_chunk=c)) for least, c in SDPA_CHUNKS)
+
+
 def prefill_sdpa(seq_len: int, target: Target) -> OpConfig:
-    """tt_transformers' SDPA_PROGCFG: Q and K chunks of 256 rows from 2048 tokens on, 64 below (the largest
-    of those dividing the sequence), exact exp, at HiFi4 with fp32 accumulation (compute_kernel_config_sdpa)."""
+    """tt_transformers' SDPA_PROGCFG (SDPA_CHUNKS' rule), exact exp, at HiFi4 with fp32 accumulation
+    (compute_kernel_config_sdpa)."""
     whole_tiles(seq_len, "prefill length")
-    chunk = next(c for c in ((256, 128, 64, 32) if seq_len >= 2048 else (64, 32)) if seq_len % c == 0)
+    chunk = sdpa_chunk(seq_len)
     return OpConfig(DRAM, SDPAProgram(matmul_grid(target), q_chunk=chunk, k_chunk=chunk), SDPA_PREFILL_KERNEL)

@@ -45,16 +45,28 @@ def softcapped_attention(q, k, v, device, scale, softcap, window=None, causal=Tr
     return ttnn.matmul(ttnn.softmax(logits, dim=-1), v)
 
 
-def bidirectional_attention(q, k, v, state, device, scale, softcap=None):
+def chunked_sdpa(q, k, v, programs, compute_kernel_config, is_causal, scale, **options):
+    """ttnn's SDPA over a prompt, in Q and K chunks chosen by its length: `programs` holds (from length, chunk,
+    SDPAProgramConfig) in the rule's order; the first whose length the sequence reaches and whose chunk divides
+    it runs (the last where none does: ttnn pads a partial chunk)."""
+    seq = q.shape[-2]
+    program = next((p for least, chunk, p in programs if seq >= least and seq % chunk == 0), programs[-1][2])
+    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale,
+                                                         program_config=program,
+                                                         compute_kernel_config=compute_kernel_config, **options)
+
+
+def bidirectional_attention(q, k, v, state, device, scale, softcap=None, programs=None, compute_kernel_config=None):
     """Non-causal attention (encoder blocks): every query reads every key of the sequence but the
     padding that rounds it up to whole tiles (keys past state.length, the real positions, are masked,
-    so the padding reaches no real position). ttnn's SDPA with is_causal=False and the mask as its
-    attn_mask (which excludes is_causal); the softcapped composition where softcap is set."""
+    so the padding reaches no real position). ttnn's SDPA (chunked_sdpa, with `programs` and its kernel) with
+    is_causal=False and the mask as its attn_mask (which excludes is_causal); the softcapped composition where
+    softcap is set."""
     mask = padding_mask(q.shape[-2], state, device)
     if softcap is not None:
         return softcapped_attention(q, k, v, device, scale, softcap, causal=False, mask=mask)
     masked = {} if mask is None else {"attn_mask": mask}
-    return ttnn.transformer.scaled_dot_product_attention(q, k, v, is_causal=False, scale=scale, **masked)
+    return chunked_sdpa(q, k, v, programs, compute_kernel_config, is_causal=False, scale=scale, **masked)
 
 
 def padding_mask(seq, state, device):
