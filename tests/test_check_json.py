@@ -211,3 +211,31 @@ def test_import_error_points_into_the_imported_file(run_cli, write_spec):
     assert json_places(doc) == text_places(text.stderr)
     (d,) = doc["diagnostics"]
     assert d["file"].endswith("dims.arch") and d["spec"] == str(spec)
+
+
+SEVERAL = """model m
+input tokens: int32[batch, seq] where seq <= 64
+let a = 7, b = a / 2
+h = token_embedding(tokens, 256, hiden)
+h = rmsnrom(h)
+let c = b * 2
+let heads = 3
+let head_dim = 64 / heads
+output logits = lm_head(h, 256)
+"""
+
+
+def test_several_independent_errors(run_cli, write_spec):
+    """The spec's top-level statements are recovery points: independent errors are all reported, in order;
+    a statement using a name a failed one would have bound (`h`, `b`) is not (its error is a consequence)."""
+    spec = write_spec(SEVERAL)
+    text, out, doc = check_both(run_cli, [], [spec])
+    assert json_places(doc) == text_places(text.stderr)
+    found = [(d["range"]["start"]["line"] + 1, d["message"]) for d in doc["diagnostics"]]
+    assert [line for line, _ in found] == [3, 4, 8], found
+    assert "does not divide a=7" in found[0][1] and found[1][1] == "undefined name `hiden`"
+    assert found[2][1].startswith("heads=3 does not divide 64")
+    assert doc["specs"][0]["errors"] == 3 and "rmsnrom" not in out.stdout
+    # every command reports them all (not only check)
+    params = run_cli("params", spec)
+    assert params.returncode == 1 and params.stderr.count(": error: ") == 3

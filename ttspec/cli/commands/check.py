@@ -58,6 +58,6 @@ def check_one(spec: str, args):
     except UsageError:
         raise
     except ArchError as e:
-        return CheckResult(spec, [e.diagnostic], ok=False)
+        return CheckResult(spec, e.diagnostics, ok=False)
     failed = any(w.severity == "error" for w in warnings) or bool(warnings and args.strict)
     return CheckResult(spec, warnings, ok=not failed, model=model.name)
