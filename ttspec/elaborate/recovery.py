@@ -4,9 +4,9 @@ A statement that fails is recorded and the next one runs. What it would have bou
 `let` names, an input's name and dims, its components' labels) is poisoned: a later statement that uses a
 poisoned name and fails is not reported (its error is most likely the first one's consequence), nor is a
 failing `shard` statement after an error (it matches components a failed statement may not have made),
-nor the same error again (one bad block called twice), nor any other exception a statement raises after an
-error. Standard-library and family-template statements, imports and block definitions stop at their first
-error as before."""
+nor the same error again (one bad block called twice), nor anything a family template's statements or any
+statement's other exceptions raise after an error. A family template's first error, imports and block
+definitions stop the elaboration as before."""
 
 from __future__ import annotations
 
@@ -18,23 +18,18 @@ from .values import is_stdlib
 
 def exec_recovering(el, stmt: ast.Stmt, scope) -> None:
     """Run one of the spec's top-level statements, recording its error in `el.errors` instead of raising."""
-    if is_stdlib(stmt.loc.file):
-        el.exec_stmt(stmt, scope, top_level=True)
-        return
     try:
         el.exec_stmt(stmt, scope, top_level=True)
-    except ArchError as e:
+    except Exception as e:
+        own = isinstance(e, ArchError) and not is_stdlib(stmt.loc.file)
+        if not el.errors and not own:
+            raise  # a family template's error (relocated by elaborate) or a bug, as before
         used, bound = _names(stmt)
-        consequence = el.errors and (used & el.poisoned or isinstance(stmt, ast.Shard)
+        consequence = el.errors and (not own or used & el.poisoned or isinstance(stmt, ast.Shard)
                                      or any(_same(e, seen) for seen in el.errors))
         el.poisoned |= bound
         if not consequence:
             el.errors.append(e)
-    except Exception:
-        if not el.errors:
-            raise  # a bug, as before
-        # after an error, a statement that trips over what the failed one left half-made is its consequence
-        el.poisoned |= _names(stmt)[1]
 
 
 def combined(errors: list[ArchError]) -> ArchError:
