@@ -59,6 +59,12 @@ class ArchError(Exception):
                  notes: list[Note] | None = None):
         super().__init__(message)
         self.diagnostic = Diagnostic("error", message, loc, hint, list(notes or []))
+        self.more: list[Diagnostic] = []  # further independent errors found after this one (the elaborator's)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """This error's diagnostic and those of the further errors found with it."""
+        return [self.diagnostic, *self.more]
 
     @property
     def loc(self) -> Loc | None:

@@ -69,7 +69,8 @@ def _run(args: argparse.Namespace) -> int:
         print_diagnostic(e.diagnostic)
         return EXIT_USAGE
     except ArchError as e:
-        print_diagnostic(e.diagnostic)
+        for d in e.diagnostics:
+            print_diagnostic(d)
         return EXIT_SPEC_ERROR
     except KeyboardInterrupt:
         return 130

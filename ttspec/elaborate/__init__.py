@@ -7,6 +7,7 @@ calls        primitives, configs, activations, the nodes and parameters a call a
 blocks       block instantiation and type unification
 repeats      `repeat(N)`: layer variants and their checks
 diagnostics  how errors and warnings are worded and located
+recovery     several errors per spec: top-level statements as recovery points
 elaborator   the Elaborator (the state above, one mixin per concern) and `elaborate`
 """
 

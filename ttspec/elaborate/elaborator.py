@@ -20,6 +20,7 @@ from .blocks import BlocksMixin
 from .calls import CallsMixin
 from .diagnostics import dead_assignments
 from .expressions import ExpressionsMixin
+from .recovery import combined
 from .repeats import RepeatsMixin
 from .statements import StatementsMixin
 from .values import BlockEntry, Scope, is_stdlib
@@ -50,6 +51,8 @@ class Elaborator(StatementsMixin, ExpressionsMixin, CallsMixin, BlocksMixin, Rep
         self.steps = 0
         self.layer_steps = 0
         self.shard_overrides: list = []
+        self.errors: list[ArchError] = []  # the spec's failed top-level statements (recovery.py)
+        self.poisoned: set[str] = set()  # names they would have bound
 
 
 def elaborate(module: ast.Module, root_dir: Path, families: Sequence[str]) -> Model:
@@ -72,7 +75,9 @@ def elaborate(module: ast.Module, root_dir: Path, families: Sequence[str]) -> Mo
             origin = getattr(e, "origin", None)
             d.notes.insert(0, Note("inside the family template", d.loc))
             d.loc = origin if origin is not None and not is_stdlib(origin.file) else module.name_loc
-        raise
+        raise combined([*el.errors, e]) from None
+    if el.errors:
+        raise combined(el.errors)
     if not graph.outputs:
         raise ArchError("the spec declares no output", module.name_loc,
                         hint="declare one, e.g. `output logits = lm_head(h, vocab)`")

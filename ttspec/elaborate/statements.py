@@ -12,6 +12,7 @@ from ..frontend.parser import parse_source, parse_stdlib, read_source
 from ..ir.graph import Graph, InputAttrs, Node, NodeKind
 from ..ir.types import DTYPES, TensorType
 from ..ops import CONFIGS
+from .recovery import exec_recovering
 from .values import (
     KEYWORDS,
     MAX_IMPORT_DEPTH,
@@ -53,6 +54,8 @@ class StatementsMixin:
             elif not top and not isinstance(item, ast.Let):
                 raise ArchError("an imported file may hold only `let`, `import` and `block` definitions",
                                 item.loc, hint="move model statements into the spec that imports this file")
+            elif top:
+                exec_recovering(self, item, scope)  # the spec's own statements: report several errors
             else:
                 self.exec_stmt(item, scope, top_level=True)
 

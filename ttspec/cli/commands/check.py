@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...errors import ArchError
-from ..options import DEVICE_TARGET, EXIT_SPEC_ERROR, KV_DTYPE, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
+from ...errors import ArchError, UsageError
+from ..options import DEVICE_TARGET, EXIT_SPEC_ERROR, JSON, KV_DTYPE, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
 from ..shared import print_diagnostic
 
 
@@ -18,30 +18,46 @@ def add_parser(sub) -> None:
     c.add_argument("--training", action="store_true",
                    help="also warn when training (AdamW, mixed precision) would not fit the target")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    JSON.add(c, "every diagnostic as JSON on stdout, with LSP ranges, notes and hints (docs/check-json.md)")
 
 
 def run(args) -> int:
+    from ...reports.check_json import check_json
+
+    results = []
+    for spec in args.specs:
+        result = check_one(spec, args)
+        results.append(result)
+        if not args.json:
+            for d in result.diagnostics:
+                print_diagnostic(d)
+            if result.ok:
+                warnings = len(result.diagnostics)
+                print(f"{spec}: ok ({result.model})" + (f", {warnings} warning(s)" if warnings else ""))
+    if args.json:
+        import json
+
+        print(json.dumps(check_json(results), indent=2))
+    return 0 if all(r.ok for r in results) else EXIT_SPEC_ERROR
+
+
+def check_one(spec: str, args):
+    """One spec's diagnostics: its error, or its warnings (the spec's own and the target's fit)."""
     from ...driver import load_model
     from ...families import check_family_labels
+    from ...reports.check_json import CheckResult
     from ...reports.checks import target_warnings
     from ...targets import get_target
 
-    failed = False
-    for spec in args.specs:
-        try:
-            model = load_model(spec)
-            check_family_labels(model)
-        except ArchError as e:
-            print_diagnostic(e.diagnostic)
-            failed = True
-            continue
+    try:
+        model = load_model(spec)
+        check_family_labels(model)
         target = args.target or (get_target(model.target[0]) if model.target else None)
         warnings = model.warnings + (target_warnings(model, target, args.weights_dtype, args.training)
                                      if target else [])
-        for w in warnings:
-            print_diagnostic(w)
-        if any(w.severity == "error" for w in warnings) or (warnings and args.strict):
-            failed = True
-        else:
-            print(f"{spec}: ok ({model.name})" + (f", {len(warnings)} warning(s)" if warnings else ""))
-    return EXIT_SPEC_ERROR if failed else 0
+    except UsageError:
+        raise
+    except ArchError as e:
+        return CheckResult(spec, e.diagnostics, ok=False)
+    failed = any(w.severity == "error" for w in warnings) or bool(warnings and args.strict)
+    return CheckResult(spec, warnings, ok=not failed, model=model.name)
