@@ -13,8 +13,9 @@ every decode op):
 Prefill shares the weights: ttnn's unconfigured prefill matmul refuses a DRAM width-sharded weight ("Input B
 memory layout must be INTERLEAVED"), a 2-D multicast program config accepts it. The prompt's rows are folded
 into chunks (tt_transformers reshapes sequences over its 1024-row cutoff so): `chunked_linear` (rt/weights.py)
-takes the largest chunk in PREFILL_CHUNKS that divides the rows and runs them as a batch of chunks with that
-chunk's 2-D program, stated per linear as one member mapping chunk rows -> program.
+takes the largest chunk of its table that divides the rows and runs them as a batch of chunks with that
+chunk's 2-D program, stated per linear as one member mapping chunk rows -> program (PREFILL_CHUNKS, each keyed
+by the rows its program was made for: a chunk too big for L1 is smaller, configs/prefill.py prefill_programs).
 
 One plan per program (`layer_plan`), all or nothing: every attention/MLP linear of every layer variant must
 take it, else the program keeps the 1-D multicast decode matmuls on DRAM-interleaved weights
@@ -34,7 +35,7 @@ from ...ops.queries import kind_of
 from ...targets import TILE
 from ..common.pyast import Call, Comment, Const, Dict, Expr, call, name
 from .configs.decode import DecodeNorm, decode_matmul, decode_norm, dram_weight
-from .configs.prefill import prefill_matmul
+from .configs.prefill import prefill_matmul, prefill_programs
 from .configs.rules import ConfigError, cores_for_k, cores_for_k_and_n
 from .decode_chain import decode_chain
 from .decode_configs import kernel_member, local_matmul_shape, role_of, weight_format
@@ -381,14 +382,15 @@ def linear_prefill(node, args, refs, ctx) -> Expr | None:
         return None
     fmt = weight_format(node, ctx)
     role = role_of(node, ctx.graph)
-    programs = {rows: prefill_matmul(rows, matmul.k, matmul.n, fmt, ctx.backend.target, role=role,
-                                     fused_activation=_prefill_activation(node)) for rows in PREFILL_CHUNKS}
-    first = programs[PREFILL_CHUNKS[0]].op.program
+    programs = prefill_programs(matmul.k, matmul.n, fmt, ctx.backend.target, PREFILL_CHUNKS, role=role,
+                                fused_activation=_prefill_activation(node))
+    largest, first = next(iter(programs.items()))
+    first = first.op.program
     stem = node.module.rsplit(".", 1)[-1]
     table = Dict(tuple((Const(rows), p.op.program.code()) for rows, p in programs.items()))
     silu = "; SiLU fused" if first.fused_activation else ""
     comment = (f"prefill: {matmul.k} -> {matmul.n} {fmt} on the DRAM-sharded weight, 2-D multicast per chunk of "
-               f"rows ({first.grid[0]}x{first.grid[1]} cores at {PREFILL_CHUNKS[0]} rows){silu}")
+               f"rows ({first.grid[0]}x{first.grid[1]} cores at {largest} rows){silu}")
     member = ctx.config_member(node, f"{stem}_prefill", table, comment)
     kernel = kernel_member(node, ctx)
     return ctx.helper("chunked_linear")(args[0], refs["weight"], member, kernel)

@@ -98,6 +98,24 @@ def prefill_matmul(m: int, k: int, n: int, weight_format: str, target: Target, *
     raise ConfigError(f"no 2-D multicast program for a [{m}, {k}] x [{k}, {n}] matmul fits L1 on {target.name}")
 
 
+
+def prefill_programs(k: int, n: int, weight_format: str, target: Target, chunks: tuple[int, ...], *,
+                     role: Role | None = None, fused_activation: Activation | None = None) -> dict[int, PrefillMatmul]:
+    """chunked_linear's table, chunk rows -> the program of one chunk of exactly that many rows, largest first:
+    prefill_matmul's choice for each of `chunks`, keyed by the rows its program was made for (a chunk whose
+    buffers do not fit L1 runs as smaller ones: bf16 Mistral-7B's w1 at 1024 rows takes 512; keyed by 1024, its
+    program would meet 32 tiles of rows with per_core_M 2, and ttnn refuses num_blocks_y 16 > grid.y 8; so would
+    every 1024-row entry on Blackhole, whose cutoff is 512 rows)."""
+    def one(rows):
+        return prefill_matmul(rows, k, n, weight_format, target, role=role, fused_activation=fused_activation)
+
+    table: dict[int, PrefillMatmul] = {}
+    for rows in chunks:
+        p = one(rows)
+        if p.chunk_rows not in table:  # (a smaller chunk: its own entry, one chunk of its rows)
+            table[p.chunk_rows] = p if p.chunks == 1 else one(p.chunk_rows)
+    return dict(sorted(table.items(), reverse=True))
+
 # tt_transformers' SDPA_PROGCFG: Q and K chunks of 256 rows from 2048 tokens on, of 64 below. A prompt padded to whole
 # tiles need not be a multiple of those: its chunk is the first (from length, chunk) here whose length it reaches and
 # whose chunk divides it (ttnn 0.81.1 pads a partial chunk, measured on the mock; a dividing chunk computes no padding)
