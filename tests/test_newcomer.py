@@ -37,3 +37,25 @@ def test_report_fails_when_no_target_can_take_the_model(run_cli, write_spec):
     assert out.stderr.count("error: heads=6 cannot be split") == 2
     one = run_cli("report", path, "--target", "t3k")  # one target: its refusal is the command's error
     assert one.returncode == 1 and one.stderr.count("error:") == 1 and one.stdout == ""
+
+
+def test_golden_run_does_not_print_ttnns_debug_dump(tmp_path):
+    """ttnn's import logs its whole configuration at DEBUG (loguru); a golden run imports it quietly, at
+    WARNING, unless the user's LOGURU_LEVEL says otherwise."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    def run(**env):
+        clean = {k: v for k, v in os.environ.items() if k not in ("LOGURU_LEVEL", "TTSPEC_DEBUG")} | env
+        return subprocess.run([sys.executable, "-m", "ttspec.cli", "run", "specs/llama-gqa-tiny.arch", "--mode",
+                               "golden", "--out", str(tmp_path / "l.npy")], capture_output=True, text=True,
+                              cwd=ROOT, env=clean, timeout=120)
+
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert "golden:" in out.stdout and "DEBUG" not in out.stderr and "ttnn.CONFIG" not in out.stderr
+    asked = run(LOGURU_LEVEL="DEBUG")  # the user's own level still wins: nothing is hidden for good
+    assert asked.returncode == 0 and "Initial ttnn.CONFIG" in asked.stderr

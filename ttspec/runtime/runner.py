@@ -117,6 +117,9 @@ def golden_program(model: Model, spec_path: str, target: Target, state, weights_
     module.generate(program, prompts, ...) samples from it; module.ttnn.calls counts the goldens run.
     Golden mode never traces (trace capture is a device feature)."""
     from ..driver import compile_source
+    from .device import import_ttnn
+
+    import_ttnn()  # first, and quietly: its import logs its whole config at DEBUG otherwise (LOGURU_LEVEL decides)
     from .golden import GoldenTTNN
 
     if source is None:
