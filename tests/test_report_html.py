@@ -81,6 +81,8 @@ def test_multi_target_page_is_self_contained(multi):
     text = page.read_text(encoding="utf-8")
     assert f"wrote {page}" in out.stdout and out.stdout.count("time to first token") == 3
     assert_self_contained(text)
+    # Sizes in the CLI's decimal units (issue 22): n150's DRAM, 12,872,318,208 B, is 12.87 GB, never 11.99 GiB.
+    assert not re.search(r"\d [KMGT]iB\b", text) and re.search(r"\d GB\b", text) and re.search(r"\d MB\b", text)
     # The numbers on the page are report --json's.
     reports = json.loads(ttspec("report", LLAMA, "--target", "n150,n300,t3k", "--weights-dtype", "bfloat8_b",
                                 "--json").stdout)
