@@ -271,3 +271,21 @@ def test_diagram_of_every_shipped_spec(spec):
     for path in re.findall(r'<path class="edge" d="([^"]+)"', svg):
         nums = [float(v) for v in re.findall(r"[-\d.]+", path)]
         assert all(0 <= v <= max(w, h) for v in nums)
+
+
+@needs_chromium
+def test_readme_chromium_command_works(tmp_path):
+    """The README's screenshot command, as written (joined across its line break), runs here, as root in CI
+    (issue 22: without --no-sandbox Chromium refuses root)."""
+    import shlex
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    command = re.search(r"`(chromium --headless [^`]*)`", readme).group(1)
+    assert "--no-sandbox" in command
+    page = tmp_path / "report.html"
+    page.write_text("<!DOCTYPE html><html><body><h1>ttspec</h1></body></html>")
+    words = [w.replace("$PWD", str(tmp_path)) for w in shlex.split(command)]
+    words[0] = CHROMIUM
+    subprocess.run([*words, "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path}/prof"], cwd=tmp_path,
+                   capture_output=True, timeout=120, check=True)
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
