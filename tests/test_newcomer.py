@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 # 6 heads and 2 KV heads: one chip and n300's 2 devices take it, T3K's 8 cannot split the heads
 H6 = """model h6
 input tokens: int32[batch, seq] where seq <= 64
@@ -59,3 +61,20 @@ def test_golden_run_does_not_print_ttnns_debug_dump(tmp_path):
     assert "golden:" in out.stdout and "DEBUG" not in out.stderr and "ttnn.CONFIG" not in out.stderr
     asked = run(LOGURU_LEVEL="DEBUG")  # the user's own level still wins: nothing is hidden for good
     assert asked.returncode == 0 and "Initial ttnn.CONFIG" in asked.stderr
+
+
+@pytest.mark.parametrize("command, args", [("run", ["--mode", "torch"]), ("generate", ["--prompt", "hi"]),
+                                           ("generate", ["--mode", "golden", "--prompt", "hi"])])
+def test_missing_torch_names_the_command_that_was_run(monkeypatch, capsys, command, args):
+    """Without torch (or ttnn), `generate` said "`ttspec run` needs torch" (issue 22)."""
+    import importlib.util
+
+    from ttspec.cli.main import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name in ("torch", "ttnn") else real(name, *a, **k))
+    assert main([command, "specs/nano-trickster.arch", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and f"error: `ttspec {command}` needs " in err, err
+    assert "hint:" in err

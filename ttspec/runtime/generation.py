@@ -366,14 +366,14 @@ def run_generate(model: Model, request: GenerateRequest) -> int:
     blocker = decode_blocker(model)
     if blocker is not None:
         raise blocker
-    require("torch", "generation")
+    require("torch", "generation", "generate")
     vocab = vocab_of_input(model)
     job, tokenizer = make_job(model, request, vocab)
     build = source = None
     if program.mode == "torch":
         check_context(model, job)
     else:
-        require("ttnn", f"--mode {program.mode}")
+        require("ttnn", f"--mode {program.mode}", "generate")
         build, source = _compile_for_generate(model, program, job)
     where = "the PyTorch reference" if program.mode == "torch" else f"{program.target.name} ({program.mode})"
     if build is not None:

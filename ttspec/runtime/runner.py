@@ -240,11 +240,12 @@ def check_token_shape(model: Model, shape, what: str, context: int | None = None
                         f" ({limit})", hint="give fewer positions")
 
 
-def require(module: str, why: str) -> None:
+def require(module: str, why: str, command: str = "run") -> None:
+    """Refuse, naming the command the user ran (`run` or `generate`), when `module` is not installed."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise ArchError(f"`ttspec run` needs {module} for {why}, and it is not installed",
+        raise ArchError(f"`ttspec {command}` needs {module} for {why}, and it is not installed",
                         hint="bash .ci/setup test installs torch, ttnn 0.81.1 and the rest")
 
 
