@@ -13,6 +13,14 @@ CASES = [
     ("unexpected-char", H + "let a = 'x'\n", "unexpected character \"'\"", "4:9", "double quotes"),
     ("unexpected-eof", H + "h = linear(e,\n", "unexpected end of file", "4:14", "expected"),
     ("unexpected-token", H + "let = 3\n", "unexpected `=`", "4:5", "a name"),
+    # an unclosed bracket is the mistake, not the next line where the parser gives up (issue 22)
+    ("unclosed-paren", H + "h = linear(e, 8\noutput y = h\n", "unclosed `(`", "4:11", "close it with `)`"),
+    ("unclosed-paren-eof", H + "h = linear(e, 8  # (\n\n", "unclosed `(`", "4:11", "close it with `)`"),
+    ("unclosed-list", H + "let a = [1, 2\noutput y = e\n", "unclosed `[`", "4:9", "close it with `]`"),
+    ("unclosed-block", H + "block b(x: [batch, seq, 64]) -> [batch, seq, 64] {\n    return x\noutput y = e\n",
+     "unclosed `{`", "4:50", "close it with `}`"),
+    ("error-inside-block", H + "block b(x: [batch, seq, 64]) -> [batch, seq, 64] {\n    y = = x\n}\n",
+     "unexpected `=`", "5:9", None),
     ("missing-model", "let a = 1\n", "a spec starts with `model NAME`", "1:1", "model nano_trickster"),
     ("scalar-type", H + 'h = attention(e, heads = "8")\n', "`heads` of block `attention` expects int, got string",
      "4:26", None),
@@ -85,3 +93,10 @@ def test_error_class(write_spec, case):
         assert d.hint and hint in d.hint, d.hint
     rendered = info.value.render()
     assert rendered.startswith(f"{d.loc}: error: ")
+
+
+def test_unclosed_bracket_notes_where_the_parser_gave_up(write_spec):
+    with pytest.raises(ArchError) as info:
+        load_model(write_spec(H + "h = linear(e, 8\noutput y = h\n"))
+    (note,) = info.value.diagnostic.notes
+    assert (note.loc.line, note.loc.col) == (5, 1) and "`output`" in note.message and "expected" in note.message

@@ -75,7 +75,7 @@ def test_greedy_and_score_equal_hf(tmp_path, run_cli, case):
     prompts = prompts_for()
     expected = hf_greedy(hf, prompts, NEW)
     out = run_cli("generate", spec, "--weights", folder, "--tokens", save_npy(tmp_path / "p.npy", prompts),
-                  "--max-new-tokens", NEW, "--out", tmp_path / "ids.npy", timeout=120)
+                  "--max-new-tokens", NEW, "--stop", "none", "--out", tmp_path / "ids.npy", timeout=120)
     assert out.returncode == 0, out.stderr
     ids = torch.from_numpy(np.load(tmp_path / "ids.npy"))
     assert ids.tolist() == expected.tolist()
@@ -331,7 +331,7 @@ def test_tokenizer_json_is_used(tmp_path, run_cli):
     tokenizer.save(str(folder / "tokenizer.json"))
     ids = tokenizer.encode("hello").ids
     assert ids == [7, 4, 11, 11, 14]
-    out = run_cli("generate", spec, "--weights", folder, "--prompt", "hello", "--max-new-tokens", 5,
+    out = run_cli("generate", spec, "--weights", folder, "--prompt", "hello", "--max-new-tokens", 5, "--stop", "none",
                   "--out", tmp_path / "ids.npy", timeout=120)
     assert out.returncode == 0, out.stderr
     assert np.load(tmp_path / "ids.npy")[0].tolist() == hf_greedy(hf, torch.tensor([ids]), 5)[0].tolist()

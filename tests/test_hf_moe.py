@@ -243,7 +243,7 @@ def test_generate_torch_cli_equals_hf_generate(tmp_path_factory, tmp_path, run_c
     prompts = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(3))
     np.save(tmp_path / "p.npy", prompts.numpy())
     out = run_cli("generate", spec, "--mode", "torch", "--weights", folder, "--tokens", tmp_path / "p.npy",
-                  "--max-new-tokens", 16, "--out", tmp_path / "ids.npy", timeout=120)
+                  "--max-new-tokens", 16, "--stop", "none", "--out", tmp_path / "ids.npy", timeout=120)
     assert out.returncode == 0, out.stderr
     assert np.load(tmp_path / "ids.npy").tolist() == hf_greedy(hf, prompts, 16).tolist()
 

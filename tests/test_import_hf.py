@@ -510,3 +510,21 @@ def test_shipped_specs_are_the_import(spec):
     assert body(imported.text) == body((SPECS / spec).read_text())
     config = transformers.AutoConfig.from_pretrained(config_path.parent)
     assert hf_count(config) == count
+
+
+def test_gemma2_alternation_survives_a_change_of_layers(tmp_path):
+    """A 2-layer Gemma 2 (transformers 5 writes layer_types) alternates by the family's rule: the spec indexes
+    `[..][layer % 2]`, not `[layer]`, so setting `layers = 4` keeps sliding, global, sliding, global (issue 22)."""
+    gemma2 = {"model_type": "gemma2", "vocab_size": 256, "hidden_size": 128, "intermediate_size": 256,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+              "max_position_embeddings": 128, "sliding_window": 32, "query_pre_attn_scalar": 32,
+              "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "rms_norm_eps": 1e-6,
+              "hidden_activation": "gelu_pytorch_tanh", "rope_theta": 10000.0,
+              "layer_types": ["sliding_attention", "full_attention"]}
+    text = import_hf(write_config(tmp_path / "g2", gemma2)).text
+    flat = " ".join(text.split())
+    assert "decoder(h, window = [sliding_window, none][layer % 2]) as layers" in flat
+    spec = tmp_path / "g4.arch"
+    spec.write_text(text.replace("layers = 2", "layers = 4"))
+    assert "layers = 4" in spec.read_text()
+    load_model(spec)  # with `[layer]`, layer 2 indexed past the two-entry list: an error

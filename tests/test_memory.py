@@ -93,6 +93,9 @@ def test_70b_on_t3k_compiles_with_the_context_that_fits(run_cli, tmp_path):
     assert "does not fit at seq 131,072" in text
     assert f"largest context at batch 1: {context:,} tokens (the spec allows 131,072)" in text
     assert "largest batch at seq 131,072: none" in text
+    # one verdict: not "does not fit at seq 131,072" followed by a bare "fits: yes" (issue 22)
+    assert "fits: yes" not in text
+    assert f"fits: only with a shorter context: up to {context:,} tokens at batch 1, not at seq 131,072" in text
 
 
 def test_refusal_is_one_message_with_a_hint(run_cli, tmp_path):

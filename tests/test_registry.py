@@ -182,6 +182,29 @@ output logits = lm_head(h, 256)
     assert "--mesh 1x3 would work" in d.hint
 
 
+def test_mesh_hint_respects_kv_heads(write_spec):
+    """6 heads and 2 KV heads over 4 devices: 1x3 splits the heads but neither splits nor copies the 2 KV heads
+    (the planner refuses it), so the hint names only 1x2 (issue 22)."""
+    path = write_spec("""model h6
+input tokens: int32[batch, seq] where seq <= 64
+block decoder(x: [batch, seq, 384]) -> [batch, seq, 384] {
+    x = x + attention(rmsnorm(x) as n1, heads = 6, kv_heads = 2) as attn
+    return x
+}
+h = token_embedding(tokens, 256, 384) as embedding
+h = repeat(2) decoder(h) as layers
+output logits = lm_head(h, 256)
+""")
+    with pytest.raises(ArchError) as info:
+        plan_sharding(lower(load_model(path)), (1, 4))
+    d = info.value.diagnostic
+    assert d.message == "heads=6 cannot be split over 4 devices"
+    assert "--mesh 1x3" not in d.hint and "--mesh 1x2 would work" in d.hint
+    with pytest.raises(ArchError, match="neither divides the other"):  # what 1x3 would have said
+        plan_sharding(lower(load_model(path)), (1, 3))
+    plan_sharding(lower(load_model(path)), (1, 2))  # and 1x2 plans
+
+
 def test_kv_heads_that_neither_split_nor_copy(write_spec):
     path = write_spec(USER_ATTENTION.replace("kv = 2", "kv = 3").replace("heads = 8", "heads = 6")
                       .replace("d = 256", "d = 192"))

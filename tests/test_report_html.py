@@ -81,6 +81,8 @@ def test_multi_target_page_is_self_contained(multi):
     text = page.read_text(encoding="utf-8")
     assert f"wrote {page}" in out.stdout and out.stdout.count("time to first token") == 3
     assert_self_contained(text)
+    # Sizes in the CLI's decimal units (issue 22): n150's DRAM, 12,872,318,208 B, is 12.87 GB, never 11.99 GiB.
+    assert not re.search(r"\d [KMGT]iB\b", text) and re.search(r"\d GB\b", text) and re.search(r"\d MB\b", text)
     # The numbers on the page are report --json's.
     reports = json.loads(ttspec("report", LLAMA, "--target", "n150,n300,t3k", "--weights-dtype", "bfloat8_b",
                                 "--json").stdout)
@@ -269,3 +271,21 @@ def test_diagram_of_every_shipped_spec(spec):
     for path in re.findall(r'<path class="edge" d="([^"]+)"', svg):
         nums = [float(v) for v in re.findall(r"[-\d.]+", path)]
         assert all(0 <= v <= max(w, h) for v in nums)
+
+
+@needs_chromium
+def test_readme_chromium_command_works(tmp_path):
+    """The README's screenshot command, as written (joined across its line break), runs here, as root in CI
+    (issue 22: without --no-sandbox Chromium refuses root)."""
+    import shlex
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    command = re.search(r"`(chromium --headless [^`]*)`", readme).group(1)
+    assert "--no-sandbox" in command
+    page = tmp_path / "report.html"
+    page.write_text("<!DOCTYPE html><html><body><h1>ttspec</h1></body></html>")
+    words = [w.replace("$PWD", str(tmp_path)) for w in shlex.split(command)]
+    words[0] = CHROMIUM
+    subprocess.run([*words, "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path}/prof"], cwd=tmp_path,
+                   capture_output=True, timeout=120, check=True)
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -28,6 +28,8 @@ def alternating_windows(cfg: Config, desc: Desc, dflt: dict) -> int | None:
     window = cfg.get("sliding_window", "int", dflt["window"], null=None)
     types_default = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(desc.layers)]
     desc.windows = read_layer_windows(cfg, desc.layers, window, types_default)
+    if desc.windows == [window if (i + 1) % 2 else None for i in range(desc.layers)]:
+        desc.window_period = 2  # the family's alternation: `[..][layer % 2]` even when the stack is 2 layers deep
     return window
 
 

@@ -190,6 +190,7 @@ class Desc:
     attn_scale_from: int | None = None
     attn_softcap: float | None = None
     windows: list[int | None] = field(default_factory=list)  # per layer; None: full causal attention
+    window_period: int | None = None  # the family's period of `windows` when they follow its rule (Gemma 2: 2)
     mlp_kind: str = "glu"  # "glu" (gate, up, down) or "mlp" (up, down)
     act: str = SILU.name
     mlp_bias: bool = False

@@ -4,8 +4,9 @@ frontend/ast.py's classes. The LALR grammar is grammar/arch.lark, run by lalr.py
 
 from __future__ import annotations
 
-from ..errors import ArchError, Loc, source_lines
+from ..errors import ArchError, Loc, Note, source_lines
 from . import ast
+from .brackets import CLOSER_TERMINALS, CLOSERS, innermost_open
 from .lalr import Token, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, parse, transform, uses_meta
 from .source import MAX_INT_DIGITS
 
@@ -36,6 +37,27 @@ def _describe_token(tok: Token) -> str:
 
 
 def _syntax_error(e: UnexpectedInput, text: str, name: str) -> ArchError:
+    error = _plain_syntax_error(e, text, name)
+    if not isinstance(e, UnexpectedToken) or not text.strip():
+        return error
+    at_end = e.token.type == "$END"
+    opening = innermost_open(text, len(text) if at_end else e.token.start_pos)
+    if opening is None or error.loc is None:
+        return error
+    bracket, line, col = opening
+    # the parser gave up past the line of a bracket it still wanted closed: that bracket is the mistake. A
+    # block's `{` only when the parser met a new top-level line (column 1) or the end, as a body spans lines.
+    if (CLOSER_TERMINALS[bracket] not in e.expected or error.loc.line <= line
+            or (bracket == "{" and not at_end and error.loc.col != 1)):
+        return error
+    found = "the end of the file" if at_end else _describe_token(e.token)
+    return ArchError(f"unclosed `{bracket}`", Loc(name, line, col, 1),
+                     hint=f"close it with `{CLOSERS[bracket]}`",
+                     notes=[Note(f"still open at {found}, where the parser gave up "
+                                 f"({error.diagnostic.hint or 'unexpected input'})", error.loc)])
+
+
+def _plain_syntax_error(e: UnexpectedInput, text: str, name: str) -> ArchError:
     if isinstance(e, UnexpectedToken) and e.token.type == "$END":
         lines = source_lines(text) or [""]
         loc = Loc(name, len(lines), len(lines[-1]) + 1)

@@ -221,9 +221,17 @@ def _moe_decoder(desc: Desc, period: int) -> list[str]:
     return out + [f"{ind}}}", f"{ind}return x"]
 
 
+def _layer_index(desc: Desc, period: int) -> str:
+    """`layer % p`, which survives a change of `layers`, when the pattern repeats within the stack or is the
+    family's periodic rule (a 2-layer Gemma 2); `layer` for a pattern as long as the stack, one value a layer."""
+    if period < desc.layers or desc.window_period == period:
+        return f"layer % {period}"
+    return "layer"
+
+
 def _repeat_args(desc: Desc, period: int) -> list[str]:
     """The repeat's per-layer arguments: `window = [...][layer % p]`, `sparse = [...][layer % p]`."""
-    index = "layer" if period == desc.layers else f"layer % {period}"
+    index = _layer_index(desc, period)
     out = []
     if _windows_vary(desc, period):
         values = ["sliding_window" if w is not None else "none" for w in desc.windows[:period]]
@@ -246,7 +254,7 @@ def _model(desc: Desc, period: int) -> list[str]:
         out += _wrap("h = repeat(layers) decoder(", ["h", *_repeat_args(desc, period)], ") as layers")
     elif period > 1:
         values = ["sliding_window" if w is not None else "none" for w in desc.windows[:period]]
-        index = "layer" if period == len(desc.windows) else f"layer % {period}"
+        index = _layer_index(desc, period)
         out += _wrap("h = repeat(layers) decoder(h, window = [", values, f"][{index}]) as layers")
     else:
         out.append("h = repeat(layers) decoder(h) as layers")

@@ -281,7 +281,7 @@ def _shard_split_qkv(planner, node, layouts):
         return planner.set_layout(node, layouts[0])
     if heads % n:
         raise ArchError(f"heads={heads} cannot be split over {planner.devices_text}", node.loc,
-                        hint="tensor parallelism gives each device whole heads; " + planner.meshes_dividing(heads),
+                        hint="tensor parallelism gives each device whole heads; " + planner.meshes_dividing(heads, kv),
                         notes=planner.origins(node, "heads"))
     if kv % n == 0:
         local_kv = kv // n

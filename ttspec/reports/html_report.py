@@ -44,10 +44,8 @@ def _ms(seconds: float) -> str:
 
 
 def _bytes(n: float) -> str:
-    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f} B"
+    """Decimal units, as the CLI writes sizes (12.87 GB of DRAM, not 11.99 GiB)."""
+    return _count(n, "B")
 
 
 def _count(n: float, unit: str = "") -> str:

@@ -459,7 +459,11 @@ def render_memory(m: dict, fits: bool) -> list[str]:
             ctx_text = f"{ctx:,} tokens (the spec allows {bound:,})" if ctx else "none: not even one tile (32 tokens)"
         else:
             ctx_text = f"{ctx:,} tokens"
-        lines.append(f"fits: yes (weights, KV cache and activations for one tile of context at batch {m['batch']})")
+        if m["fits_at_seq"]:
+            lines.append(f"fits: yes, at seq {m['seq']:,} and batch {m['batch']} (weights, KV cache and activations)")
+        else:  # one tile fits, the asked-for context does not: say which context does
+            lines.append(f"fits: only with a shorter context: up to {ctx:,} tokens at batch {m['batch']}, "
+                         f"not at seq {m['seq']:,}")
     else:
         lines.append(f"fits: NO: weights, KV cache and activations for one tile (32 tokens) of context at batch "
                      f"{m['batch']} exceed the DRAM")

@@ -235,7 +235,7 @@ def make_job(model: Model, request: GenerateRequest, vocab: int):
     """The job and the tokenizer (None for token ids from a file)."""
     mode = request.program.mode
     job = Job(max_new_tokens=request.max_new_tokens, temperature=request.temperature, top_k=request.top_k,
-              top_p=request.top_p, seed=request.program.seed, stop=list(request.stop))
+              top_p=request.top_p, seed=request.program.seed, stop=list(request.stop or []))
     tokenizer = None
     if request.tokens is not None:
         from .runner import load_tokens
@@ -273,6 +273,10 @@ def make_job(model: Model, request: GenerateRequest, vocab: int):
     bad_stop = [i for i in job.stop if not 0 <= i < vocab]
     if bad_stop:
         raise UsageError(f"--stop ids must be in [0, {vocab}), got {bad_stop[:5]}")
+    if request.stop is None and job.score is None:  # as HF's generate: the checkpoint's end-of-text token
+        from .eos import checkpoint_stop_tokens
+
+        job.stop = checkpoint_stop_tokens(request.program.weights, vocab)
     return job, tokenizer
 
 
@@ -362,14 +366,14 @@ def run_generate(model: Model, request: GenerateRequest) -> int:
     blocker = decode_blocker(model)
     if blocker is not None:
         raise blocker
-    require("torch", "generation")
+    require("torch", "generation", "generate")
     vocab = vocab_of_input(model)
     job, tokenizer = make_job(model, request, vocab)
     build = source = None
     if program.mode == "torch":
         check_context(model, job)
     else:
-        require("ttnn", f"--mode {program.mode}")
+        require("ttnn", f"--mode {program.mode}", "generate")
         build, source = _compile_for_generate(model, program, job)
     where = "the PyTorch reference" if program.mode == "torch" else f"{program.target.name} ({program.mode})"
     if build is not None:

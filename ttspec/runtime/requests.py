@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from ..targets import Strategy, Target
@@ -53,7 +53,7 @@ class GenerateRequest:
     temperature: float = 0.0
     top_k: int | None = None
     top_p: float | None = None
-    stop: list[int] = field(default_factory=list)
+    stop: list[int] | None = None  # None: the checkpoint's end-of-text tokens (runtime/eos.py); [] never stops
     trace: bool = True  # --mode device: capture the decode step once and replay it
     score: bool = False
     prefill: int | None = None  # --score: tokens of each row prefilled

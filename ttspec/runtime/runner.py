@@ -117,6 +117,9 @@ def golden_program(model: Model, spec_path: str, target: Target, state, weights_
     module.generate(program, prompts, ...) samples from it; module.ttnn.calls counts the goldens run.
     Golden mode never traces (trace capture is a device feature)."""
     from ..driver import compile_source
+    from .device import import_ttnn
+
+    import_ttnn()  # first, and quietly: its import logs its whole config at DEBUG otherwise (LOGURU_LEVEL decides)
     from .golden import GoldenTTNN
 
     if source is None:
@@ -237,11 +240,12 @@ def check_token_shape(model: Model, shape, what: str, context: int | None = None
                         f" ({limit})", hint="give fewer positions")
 
 
-def require(module: str, why: str) -> None:
+def require(module: str, why: str, command: str = "run") -> None:
+    """Refuse, naming the command the user ran (`run` or `generate`), when `module` is not installed."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise ArchError(f"`ttspec run` needs {module} for {why}, and it is not installed",
+        raise ArchError(f"`ttspec {command}` needs {module} for {why}, and it is not installed",
                         hint="bash .ci/setup test installs torch, ttnn 0.81.1 and the rest")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+
+from ...errors import UsageError
 from ...targets import DEFAULT_TARGET
 from ..options import (
     BATCH,
@@ -52,7 +55,9 @@ def add_parser(sub) -> None:
     ge.add_argument("--top-k", type=positive_int, help="sample from the k most likely tokens")
     ge.add_argument("--top-p", type=float, help="sample from the smallest set of tokens whose probability reaches p")
     SEED.add(ge, "seed for sampling and random weights (0 to 2**63-1)")
-    ge.add_argument("--stop", type=int, nargs="+", metavar="ID", help="token ids that end a user's generation")
+    ge.add_argument("--stop", type=stop_id, nargs="+", metavar="ID",
+                    help="token ids that end a user's generation (default: the end-of-text token of --weights' "
+                         "generation_config.json or config.json, as HF's generate; `none`: run to --max-new-tokens)")
     ge.add_argument("--no-trace", dest="trace", action="store_false",
                     help="--mode device: run every decode step op by op instead of capturing it once as a trace and "
                          "replaying it (the default; golden and mock runs never trace)")
@@ -77,7 +82,26 @@ def run(args) -> int:
         target = default_target(model)
     request = GenerateRequest(program(args, target), prompt=args.prompt, prompts=args.prompts, tokens=args.tokens,
                               batch=args.batch, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                              top_k=args.top_k, top_p=args.top_p, stop=list(args.stop or []), trace=args.trace,
+                              top_k=args.top_k, top_p=args.top_p, stop=_stop(args.stop), trace=args.trace,
                               score=args.score, prefill=args.prefill, out=args.out)
     with tempdirs.session(keep=args.keep_temp):
         return run_generate(model, request)
+
+
+def stop_id(text: str) -> int | None:
+    """One --stop word: a token id, or `none` (no stop token at all)."""
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a token id or `none`, got {text!r}") from None
+
+
+def _stop(words: list[int | None] | None) -> list[int] | None:
+    """--stop as the request takes it: None when not given (the checkpoint's end-of-text tokens), [] for `none`."""
+    if words is None:
+        return None
+    if None in words and len(words) > 1:
+        raise UsageError("--stop none means no stop token: give it alone")
+    return [w for w in words if w is not None]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from ...errors import UsageError
+import sys
+
+from ...errors import ArchError, UsageError
 from ...output import write_output
 from ..options import (
     BATCH,
     CCL_DTYPE,
     DEVICE_TARGET_LIST,
     DP,
+    EXIT_SPEC_ERROR,
     JSON,
     KV_DTYPE,
     MESH,
@@ -19,7 +22,7 @@ from ..options import (
     positive_int,
     spec_parent,
 )
-from ..shared import refuse_options_that_cannot_apply
+from ..shared import print_diagnostic, refuse_options_that_cannot_apply
 
 
 def add_parser(sub) -> None:
@@ -55,8 +58,10 @@ def run(args) -> int:
         raise UsageError("--mesh applies to one target; leave it out to compare several targets on their full meshes")
     refuse_options_that_cannot_apply(args, args.target)
     model = load_model(args.spec)
-    reports = [cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq, args.prompt, args.dp,
-                           args.strategy) for target in args.target]
+    reports, refused = _reports(args, model, cost_report)
+    if not reports:  # every target refused the model: each said why on stderr
+        return EXIT_SPEC_ERROR
+    targets = [t for t in args.target if t.name not in refused]
     if args.html:
         from ...analysis.params_report import params_report
         from ...reports.diagram import to_svg
@@ -64,13 +69,44 @@ def run(args) -> int:
         from ...reports.plan_report import plan_report
 
         plans = [plan_report(model, target, args.mesh, args.weights_dtype, args.batch, r["context"], args.dp,
-                             args.strategy) for target, r in zip(args.target, reports)]
+                             args.strategy) for target, r in zip(targets, reports)]
         write_output(render_html(to_svg(model), params_report(model), reports, plans), args.html)
     if args.json:
-        text = json.dumps(reports[0] if len(reports) == 1 else reports, indent=2)
+        rows = _in_order(args.target, reports, refused)
+        text = json.dumps(rows[0] if len(rows) == 1 else rows, indent=2)
     else:
-        text = "\n\n".join(render_report(r) for r in reports)
+        text = "\n\n".join(render_report(r) if "refused" not in r else f"{r['target']}: refused: {r['refused']}"
+                             for r in _in_order(args.target, reports, refused))
         if args.html:
             text += f"\n\nwrote {args.html}"
     write_output(text, None)
     return 0
+
+
+def _reports(args, model, cost_report) -> tuple[list[dict], dict[str, str]]:
+    """A report for each target that can take the model, and why each other one refused it. With several
+    targets, one that refuses (heads that do not split over its mesh, say) is stated, on stderr in full and
+    in the output in one line, and the others are still reported: the command fails (exit 1) only when
+    no target could be reported. With one target its refusal is the command's error."""
+    reports, refused = [], {}
+    for target in args.target:
+        try:
+            reports.append(cost_report(model, target, args.mesh, args.weights_dtype, args.batch, args.seq,
+                                       args.prompt, args.dp, args.strategy))
+        except UsageError:
+            raise
+        except ArchError as e:
+            if len(args.target) == 1:
+                raise
+            sys.stderr.write(f"{target.name} cannot take the model (the other targets are reported):\n")
+            print_diagnostic(e.diagnostic)
+            hint = f" (hint: {e.diagnostic.hint})" if e.diagnostic.hint else ""
+            refused[target.name] = e.diagnostic.message + hint
+    return reports, refused
+
+
+def _in_order(targets, reports: list[dict], refused: dict[str, str]) -> list[dict]:
+    """The reports and the refusals as rows, in the order the targets were given."""
+    by_name = {r["target"]: r for r in reports}
+    return [by_name[t.name] if t.name not in refused else {"target": t.name, "refused": refused[t.name]}
+            for t in targets]
