@@ -8,7 +8,7 @@ programs equal the generated torch program; hypothesis draws chains on 2-D (sub-
 plan keeps every value split over one mesh axis at most, and its goldens equal the torch program."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ttspec.driver import compile_program, compile_source, load_model
@@ -36,15 +36,18 @@ STEPS = {
     "rmsnorm": "h = rmsnorm(h) as norm{i}",
     "scale": "h = h * 0.5",
     "residual": "h = h + linear(h, d, bias = {bias}) as res{i}",
+    # two projections of one input, with and without bias, added (test_namer's labels-with-bias-suffix):
+    # the rows split both outputs, so the columns must complete their partial sums with an all_reduce
+    "parallel": "a{i} = linear(h, d, bias = true) as par{i}\nb{i} = linear(h, d) as par{i}_bias\nh = a{i} + b{i}",
 }
 MLM_TRANSFORM = ["dense", "gelu", "layernorm"]
 
 
-def spec_text(d: int, wide: int, heads: int, steps: list[str], bias: bool = True) -> str:
+def spec_text(d: int, wide: int, heads: int, steps: list[str], bias: bool = True, vocab: int = VOCAB) -> str:
     """A one-layer pre-norm decoder (`heads` whole heads per mesh row, an MLP `wide` wide) whose final norm is
-    followed by `steps`, then an untied head."""
+    followed by `steps`, then an untied head over `vocab` tokens."""
     tail = "\n".join(STEPS[s].format(i=i, bias=str(bias).lower()) for i, s in enumerate(steps))
-    return (f"model chain\nlet vocab = {VOCAB}, d = {d}, wide = {wide}, heads = {heads}\n"
+    return (f"model chain\nlet vocab = {vocab}, d = {d}, wide = {wide}, heads = {heads}\n"
             "input tokens: int32[batch, seq] where seq <= 64\n"
             "block decoder(x: [batch, seq, d]) -> [batch, seq, d] kind decoder {\n"
             "    x = x + attention(layernorm(x) as ln_1, heads = heads) as attn\n"
@@ -69,7 +72,7 @@ def doubly_split(plan, model) -> list[str]:
     return found
 
 
-def golden_against_torch(path, mesh, seed=0, decode=False):
+def golden_against_torch(path, mesh, seed=0, decode=False, vocab=VOCAB):
     """(PCC, relative error, collectives run) of the 2-D golden program against the torch program (with
     `decode`: the logits of its prefill and decode steps; the collectives those of its forward)."""
     model = load_model(path)
@@ -78,7 +81,7 @@ def golden_against_torch(path, mesh, seed=0, decode=False):
     assert build.shard_plan.strategy == "2d"
     assert doubly_split(build.shard_plan, build.model) == []
     state = random_state_dict(model, seed)
-    tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=torch.Generator().manual_seed(seed))
+    tokens = torch.randint(0, vocab, (BATCH, SEQ), generator=torch.Generator().manual_seed(seed))
     expected = run_torch(model, str(path), state, tokens).float()
     golden, calls = run_golden(model, str(path), get_target("galaxy"), state, tokens, source=source)
     if decode:  # the decode path too: a prefill of the first half, then one position a step
@@ -118,19 +121,23 @@ def chains(draw):
     mesh, rows, cols = draw(st.sampled_from([("2x2", 2, 2), ("2x4", 2, 4), ("8x4", 8, 4)]))
     d = max(rows, cols) * 32 * draw(st.sampled_from([1, 2]))
     steps = draw(st.lists(st.sampled_from(sorted(STEPS)), min_size=1, max_size=4))
-    return mesh, spec_text(d, rows * 64, rows, steps, bias=draw(st.booleans())), steps
+    vocab = draw(st.sampled_from([VOCAB, d]))  # a vocabulary as wide as hidden: the head's split meets the chain's
+    return mesh, spec_text(d, rows * 64, rows, steps, bias=draw(st.booleans()), vocab=vocab), steps, vocab
 
 
 # Bounds: the bf16 ones every golden program meets (tests/numerics.py); the mesh adds only the order of partial sums.
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(chains(), st.integers(0, 2**10))
+# test_namer's labels-with-bias-suffix: before the fix, the columns reduce-scattered the two projections' partial
+# sums for the add, which the rows had split already (VerifyError: split over mesh axes [0, 1])
+@example(("2x2", spec_text(64, 128, 2, ["parallel"], vocab=64), ["parallel"], 64), 0)
 def test_random_top_level_chains_on_2d_meshes(tmp_path_factory, drawn, seed):
-    mesh, text, steps = drawn
+    mesh, text, steps, vocab = drawn
     path = tmp_path_factory.mktemp("chain") / "chain.arch"
     path.write_text(text)
-    p, r, _ = golden_against_torch(path, mesh, seed)
-    assert p >= BF16_PCC and r <= BF16_REL, (mesh, steps, p, r)
+    p, r, _ = golden_against_torch(path, mesh, seed, vocab=vocab)
+    assert p >= BF16_PCC and r <= BF16_REL, (mesh, steps, vocab, p, r)
 
 
 def test_mlm_transform_decode_validates_on_the_mock_galaxy(tmp_path):

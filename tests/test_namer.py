@@ -142,7 +142,7 @@ def test_torch_model_has_the_params_parameters_under_their_names(compiled, case)
 
 @pytest.mark.parametrize("target,case", [("n150", case) for case in GOLDEN] + [
     ("galaxy-2d", case) for case in ("helper-STATISTICS_KERNEL", "helper-per_axis", "block-class", "helper-variables",
-                                     "one-block-two-widths")])
+                                     "one-block-two-widths", "labels-with-bias-suffix")])
 def test_golden_computes_what_torch_does(compiled, target, case):
     pytest.importorskip("ttnn")
     _, programs = compiled

@@ -47,19 +47,23 @@ def _binary_shape(name):
 def _shard_binary(planner, node, layouts):
     """Partial sums are reduced before an add (into the residual stream's layout); a residual
     stream split on hidden stays split, slicing a replicated operand locally; anything else
-    is computed on complete values."""
+    is computed on complete values. Onto slices only where this axis may split every operand
+    (Planner.may_split: in a 2-D plan, not one the other axis splits)."""
     if layouts[0] == layouts[1] and layouts[0] != Layout.PARTIAL:
         return planner.set_layout(node, layouts[0])
     residual = planner.residual
     if node.op == ADD.name and Layout.PARTIAL in layouts:
         target = Layout.REPLICATED if Layout.REPLICATED in layouts else residual
+        if target == Layout.SPLIT and not all(planner.may_split(i) for i in node.inputs):
+            target = Layout.REPLICATED  # e.g. two top-level linears the rows of a 2-D plan split, added
         for i, lay in enumerate(layouts):
             if lay == Layout.PARTIAL:
                 node = planner.need(node, i, target, "the residual stream holds complete sums")
         for i in range(2):
             node = planner.need(node, i, target, "both operands of an add share a layout")
         return planner.set_layout(node, target)
-    if node.op == ADD.name and set(layouts) == {Layout.SPLIT, Layout.REPLICATED} and residual == Layout.SPLIT:
+    if node.op == ADD.name and set(layouts) == {Layout.SPLIT, Layout.REPLICATED} and residual == Layout.SPLIT \
+            and all(planner.may_split(i) for i in node.inputs):
         for i in range(2):
             node = planner.need(node, i, Layout.SPLIT, "the residual stream stays split on hidden")
         return planner.set_layout(node, Layout.SPLIT)

@@ -177,6 +177,13 @@ class Planner:
             return False
         return width % (self.devices * TILE) == 0
 
+    def may_split(self, value: str) -> bool:
+        """Whether this axis may split `value` (a node id) on its features where a rule would slice it for
+        the residual stream: not one another axis splits, and on the hidden side only the residual's width."""
+        if self.hidden_side:
+            return self.splits_features(self.out.node(value).type.shape[-1], value)
+        return not self.split_elsewhere(value)
+
     def split_elsewhere(self, value: str) -> bool:
         """Whether another mesh axis of the plan splits `value` (a node id of the graph being planned)."""
         return any(ax.layouts.get(self.prefix + value) == Layout.SPLIT for ax in self.plan.axes if ax is not self.ax)
