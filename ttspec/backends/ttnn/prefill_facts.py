@@ -26,17 +26,8 @@ def prefill_program(source: str) -> DecodeProgram:
     """The prefill of the TT-NN program `source` (what compile_ttnn wrote), as the cost model reads it: the ops
     per layer and outside the layers, and `head_rows` (32: the head runs on the last position's tile; 0: on every
     position)."""
-    tree = ast.parse(source)
-    walker = ProgramWalker(tree)
-    walker.modes = {"decoding": False, "mode": "prefill"}
-    root = next((c for c in walker.classes.values() if "prefill" in c.methods and "decode_step" in c.methods), None)
-    if root is None:
-        raise ValueError("the program has no prefill: not a TT-NN program ttspec wrote")
-    walker.enter(root.methods["prefill"], root, (root.name, "prefill"))
+    tree, walker = _walked(source, "prefill", "prefill", "decode_step", "no prefill")
     b = walker.buckets
-    if not walker.layers:
-        b["before"] += b.pop("layer")
-        b["layer"] = []
     after = b["after"]
     # the head: the first matmul after the layers (named by its weight member, or inside head_chunks_prefill)
     head = next((i for i, op in enumerate(after) if op.weight or op.op.rsplit(".", 1)[-1] in MATMUL_CALLS),
@@ -51,17 +42,25 @@ def forward_program(source: str) -> DecodeProgram:
     """The forward pass of the TT-NN program `source` of a model that cannot decode (an encoder: `model(tokens)`,
     the root class's `forward`, every position through the head), as prefill_program reads a prefill: the run
     state's mode is neither decode's nor a prefill's, so the head runs on every row."""
+    tree, walker = _walked(source, "full", "forward", "prefill", "no forward pass")
+    b = walker.buckets
+    return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + b["after"]), walker.layers,
+                         program_fabric(tree), len(walker.step_inputs), False, walker.cycle, head_rows=0,
+                         dense_experts=walker.dense_experts)
+
+
+def _walked(source: str, mode: str, method: str, beside: str, missing: str) -> tuple[ast.Module, ProgramWalker]:
+    """The program's root class (the one with `method` and `beside`) walked through `method` in the run state's
+    `mode`; a program without layers has its ops all before the head."""
     tree = ast.parse(source)
     walker = ProgramWalker(tree)
-    walker.modes = {"decoding": False, "mode": "full"}
-    root = next((c for c in walker.classes.values() if "forward" in c.methods and "prefill" in c.methods), None)
+    walker.modes = {"decoding": False, "mode": mode}
+    root = next((c for c in walker.classes.values() if method in c.methods and beside in c.methods), None)
     if root is None:
-        raise ValueError("the program has no forward pass: not a TT-NN program ttspec wrote")
-    walker.enter(root.methods["forward"], root, (root.name, "forward"))
+        raise ValueError(f"the program has {missing}: not a TT-NN program ttspec wrote")
+    walker.enter(root.methods[method], root, (root.name, method))
     b = walker.buckets
     if not walker.layers:
         b["before"] += b.pop("layer")
         b["layer"] = []
-    return DecodeProgram(tuple(b["layer"]), tuple(b["before"] + b["step"] + b["after"]), walker.layers,
-                         program_fabric(tree), len(walker.step_inputs), False, walker.cycle, head_rows=0,
-                         dense_experts=walker.dense_experts)
+    return tree, walker
