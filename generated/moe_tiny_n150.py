@@ -428,7 +428,7 @@ class MoE:
                         packer_l1_acc=True,
                     ),
                 ),
-                sum=dict(
+                combine=dict(
                     memory_config=ttnn.DRAM_MEMORY_CONFIG,
                     compute_kernel_config=ttnn.WormholeComputeKernelConfig(
                         math_fidelity=ttnn.MathFidelity.HiFi4,
@@ -501,7 +501,7 @@ class MoE:
                         packer_l1_acc=True,
                     ),
                 ),
-                sum=dict(
+                combine=dict(
                     memory_config=ttnn.DRAM_MEMORY_CONFIG,
                     compute_kernel_config=ttnn.WormholeComputeKernelConfig(
                         math_fidelity=ttnn.MathFidelity.HiFi4,
@@ -574,7 +574,7 @@ class MoE:
                         packer_l1_acc=True,
                     ),
                 ),
-                sum=dict(
+                combine=dict(
                     memory_config=ttnn.DRAM_MEMORY_CONFIG,
                     compute_kernel_config=ttnn.WormholeComputeKernelConfig(
                         math_fidelity=ttnn.MathFidelity.HiFi4,
@@ -647,7 +647,7 @@ class MoE:
                         packer_l1_acc=True,
                     ),
                 ),
-                sum=dict(
+                combine=dict(
                     memory_config=ttnn.DRAM_MEMORY_CONFIG,
                     compute_kernel_config=ttnn.WormholeComputeKernelConfig(
                         math_fidelity=ttnn.MathFidelity.HiFi4,
@@ -724,7 +724,7 @@ class MoE:
                         packer_l1_acc=True,
                     ),
                 ),
-                sum=dict(
+                combine=dict(
                     memory_config=ttnn.DRAM_MEMORY_CONFIG,
                     compute_kernel_config=ttnn.WormholeComputeKernelConfig(
                         math_fidelity=ttnn.MathFidelity.HiFi4,
@@ -1855,7 +1855,7 @@ def moe_experts(x, routing, bank, *, act="silu", ops, selector=None):
         op = ops[chunk]
         parts.append(moe_experts_dense(xs, moe_local_routing(rs, selector, selector_op=op.selector), *bank,
                                        act=act, gate_op=op.gate, up_op=op.up, down_op=op.down,
-                                       memory_config=op.memory, sum_op=op.sum))
+                                       memory_config=op.memory, sum_op=op.combine))
     y = parts[0] if len(parts) == 1 else ttnn.concat(parts, dim=2, memory_config=ops[chunk].memory)
     return ttnn.reshape(y, shape)
 
@@ -1863,14 +1863,14 @@ def moe_experts(x, routing, bank, *, act="silu", ops, selector=None):
 class MoEOps:
     """The configs of one mode's MoE ops, each a dict of the keywords its op call takes (memory_config,
     program_config, compute_kernel_config): router (also the shared expert's sigmoid gate, a [d, 1] linear),
-    softmax, selector, the experts' gate / up / down batched matmuls, sum (over experts), the shared expert's
-    w1 / w3 / w2 linears;
+    softmax, selector, the experts' gate / up / down batched matmuls, combine (their sum over experts), the shared
+    expert's w1 / w3 / w2 linears;
     `memory`: where the small tensors between them live; `rows`: the most rows one pass computes."""
 
-    def __init__(self, *, rows, memory, gate, up, down, sum, router=None, softmax=None, selector=None,
+    def __init__(self, *, rows, memory, gate, up, down, combine, router=None, softmax=None, selector=None,
                  shared_w1=None, shared_w3=None, shared_w2=None):
         self.rows, self.memory = rows, memory
-        self.router, self.softmax, self.selector, self.sum = router, softmax, selector, sum
+        self.router, self.softmax, self.selector, self.combine = router, softmax, selector, combine
         self.gate, self.up, self.down = gate, up, down
         self.shared_w1, self.shared_w3, self.shared_w2 = shared_w1, shared_w3, shared_w2
 

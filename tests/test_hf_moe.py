@@ -98,6 +98,21 @@ def test_olmoe_clip_qkv_refused(tmp_path):
         import_hf(tmp_path)
 
 
+def test_olmoe_head_dim_other_than_hidden_over_heads_refused(tmp_path):
+    """transformers' OlmoeAttention sizes q_norm by hidden_size whatever head_dim says (found by the fuzz campaign:
+    the import counted norms of the projections' width, transformers builds them hidden_size wide)."""
+    from ttspec.errors import ArchError
+
+    config = T.OlmoeConfig(**TINY, num_experts=4, num_experts_per_tok=2)
+    config.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    head_dim = data["hidden_size"] // data["num_attention_heads"] // 2
+    (tmp_path / "config.json").write_text(json.dumps(dict(data, head_dim=head_dim), indent=2))
+    with pytest.raises(ArchError, match=f"head_dim {head_dim} x num_attention_heads is not hidden_size") as info:
+        import_hf(tmp_path)
+    assert info.value.diagnostic.loc.line > 1  # at the head_dim field
+
+
 def test_more_experts_per_token_than_experts_refused(tmp_path):
     from ttspec.errors import ArchError
 

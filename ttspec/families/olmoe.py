@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..checkpoints import L, one
 from ..ops.elementwise import SILU
 from .family import Family
+from .hf_config import head_dim_key
 from .llama_like import LlamaLike, llama_rules, read_attention_bias
 from .moe_config import fused_moe_rules, moe_rules, read_experts, read_routing, set_moe
 
@@ -33,6 +34,13 @@ def options(cfg: Config, desc: Desc) -> None:
 
 
 def finish(cfg: Config, desc: Desc, head_dim: int) -> None:
+    if desc.head_dim is not None:  # transformers sizes the norms by hidden_size, not by the projections
+        raise cfg.error(head_dim_key(cfg, None),
+                        f"head_dim {head_dim} x num_attention_heads is not hidden_size, but OlmoeAttention sizes "
+                        "q_norm by hidden_size and k_norm by hidden_size / num_attention_heads x "
+                        "num_key_value_heads, so its norms would not match its q and k projections (transformers "
+                        "cannot run this config)",
+                        hint="the published OLMoE models have head_dim = hidden_size / num_attention_heads")
     experts = read_experts(cfg, "num_experts", 64, "num_local_experts")
     top_k = read_routing(cfg, experts, 8)
     normalize = cfg.get("norm_topk_prob", "bool", False)

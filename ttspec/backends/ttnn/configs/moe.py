@@ -44,7 +44,7 @@ class MoEConfig(Node):
     gate: OpConfig
     up: OpConfig
     down: OpConfig
-    sum: OpConfig = MOE_SUM
+    combine: OpConfig = MOE_SUM  # the routing-weighted sum over the experts
     router: OpConfig | None = None
     softmax: OpConfig | None = None
     selector: OpConfig | None = None
@@ -55,7 +55,7 @@ class MoEConfig(Node):
     def code(self) -> Expr:
         """`MoEOps(rows=..., memory=..., gate=dict(memory_config=..., program_config=...,
         compute_kernel_config=...), ...)`: the runtime's record of these configs (the ops it has)."""
-        fields = ("gate", "up", "down", "sum", "router", "softmax", "selector", "shared_w1", "shared_w3",
+        fields = ("gate", "up", "down", "combine", "router", "softmax", "selector", "shared_w1", "shared_w3",
                   "shared_w2")
         return call("MoEOps", rows=Const(self.rows), memory=DRAM.code(),
                     **{f: _keywords(getattr(self, f)) for f in fields if getattr(self, f) is not None})

@@ -111,7 +111,7 @@ def moe_experts(x, routing, bank, *, act="silu", ops, selector=None):
         op = ops[chunk]
         parts.append(moe_experts_dense(xs, moe_local_routing(rs, selector, selector_op=op.selector), *bank,
                                        act=act, gate_op=op.gate, up_op=op.up, down_op=op.down,
-                                       memory_config=op.memory, sum_op=op.sum))
+                                       memory_config=op.memory, sum_op=op.combine))
     y = parts[0] if len(parts) == 1 else ttnn.concat(parts, dim=2, memory_config=ops[chunk].memory)
     return ttnn.reshape(y, shape)
 
@@ -154,7 +154,7 @@ def _moe_rows(x, layer, top_k, softmax, normalize, act, ops):
                     softmax_op=ops.softmax, memory_config=ops.memory, mask=layer.mask)
     routing = moe_local_routing(routing, layer.selector, selector_op=ops.selector)
     y = moe_experts_dense(x, routing, layer.w1, layer.w3, layer.w2, act=act, gate_op=ops.gate, up_op=ops.up,
-                down_op=ops.down, memory_config=ops.memory, sum_op=ops.sum)
+                down_op=ops.down, memory_config=ops.memory, sum_op=ops.combine)
     if layer.shared is None:
         return y
     w1, w3, w2 = layer.shared
@@ -179,14 +179,14 @@ class MoEWeights:
 class MoEOps:
     """The configs of one mode's MoE ops, each a dict of the keywords its op call takes (memory_config,
     program_config, compute_kernel_config): router (also the shared expert's sigmoid gate, a [d, 1] linear),
-    softmax, selector, the experts' gate / up / down batched matmuls, sum (over experts), the shared expert's
-    w1 / w3 / w2 linears;
+    softmax, selector, the experts' gate / up / down batched matmuls, combine (their sum over experts), the shared
+    expert's w1 / w3 / w2 linears;
     `memory`: where the small tensors between them live; `rows`: the most rows one pass computes."""
 
-    def __init__(self, *, rows, memory, gate, up, down, sum, router=None, softmax=None, selector=None,
+    def __init__(self, *, rows, memory, gate, up, down, combine, router=None, softmax=None, selector=None,
                  shared_w1=None, shared_w3=None, shared_w2=None):
         self.rows, self.memory = rows, memory
-        self.router, self.softmax, self.selector, self.sum = router, softmax, selector, sum
+        self.router, self.softmax, self.selector, self.combine = router, softmax, selector, combine
         self.gate, self.up, self.down = gate, up, down
         self.shared_w1, self.shared_w3, self.shared_w2 = shared_w1, shared_w3, shared_w2
 
