@@ -120,7 +120,8 @@ def test_converted_classes_keep_their_dataclass_fields():
     assert NodeShard.FIELDS == ("placements", "local_heads", "local_kv_heads", "padded_out")
     assert NO_SHARD.placed_on(1, Placement.ROW) == NodeShard(((1, Placement.ROW),))
     assert hash(NO_SHARD) == hash(((), None, None, None))  # as the frozen dataclass hashed
-    assert Rule.FIELDS == ("ours", "hf", "transpose") and HFTensor.FIELDS == ("name", "parts", "transpose")
+    assert Rule.FIELDS == ("ours", "hf", "transpose", "axis")
+    assert HFTensor.FIELDS == ("name", "parts", "transpose", "axis", "expert")
     assert Options.FIELDS == ("target", "mesh", "dp", "weights_dtype", "batch", "strategy")
     assert Build.FIELDS[-2:] == ("strategy_reason", "weighed") and Build(*[None] * 5).weighed == []
 

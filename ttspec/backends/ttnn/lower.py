@@ -401,8 +401,8 @@ def _attend(node, args, refs, ctx) -> Expr:
         # same boundary as HF's sliding_window (tests/test_language_features.py checks both)
         extra = {} if window is None else {"sliding_window_size": Const(window)}
         # the program and kernel for the prompt's length: lower_sdpa.py (tt_transformers' SDPA_PROGCFG)
-        full = ctx.helper("chunked_sdpa")(q, k, v, *sdpa_prefill_configs(node, ctx), is_causal=Const(True),
-                                          scale=scale, **extra)
+        configs = sdpa_prefill_configs(node, ctx)
+        full = ctx.helper("chunked_sdpa")(q, k, v, *configs, is_causal=Const(True), scale=scale, **extra)
     return cache.attr("prefill")(k, v, full)
 
 
