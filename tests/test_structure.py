@@ -20,7 +20,7 @@ LAYERS = [
     ("backends",),
     ("driver",),
     ("reports", "importers", "runtime"),
-    ("cli", "api"),  # api: the Python API (`import ttspec`), a peer of the command line over the driver
+    ("cli", "api", "lsp"),  # api: the Python API (`import ttspec`), lsp: the language server; peers of the command line
 ]
 FLOORS = {("ttspec." + name if name != "ttspec" else name): floor
           for floor, names in enumerate(LAYERS) for name in names}

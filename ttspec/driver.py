@@ -20,14 +20,17 @@ if TYPE_CHECKING:
 from .elaborate import elaborate
 from .families import FAMILIES, SHORT_FORMS
 from .frontend.parser import parse_source, read_source
+from .frontend.source import source_text
 from .ir.graph import Model
 
 MAX_DECODE_USERS = TILE  # decode puts the users on the rows of one tile
 
 
-def load_model(path: str | Path) -> Model:
+def load_model(path: str | Path, text: str | None = None) -> Model:
+    """The spec at `path` elaborated and verified; `text`: its contents where they are not the file's (an
+    editor's unsaved buffer), its imports still resolved next to `path`."""
     path = Path(path)
-    text = read_source(path)
+    text = read_source(path) if text is None else source_text(text, str(path))
     module = parse_source(text, str(path), short_forms=SHORT_FORMS)
     model = elaborate(module, path.resolve().parent, FAMILIES)
     verify(model)

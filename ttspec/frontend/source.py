@@ -32,6 +32,16 @@ def read_source(path: str | Path) -> str:
     return decode_source(data, name)
 
 
+def source_text(text: str, name: str) -> str:
+    """A spec given as text rather than read from a file (an editor's unsaved buffer), under the same limits
+    and normalisation as a file's bytes."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ArchError(f"spec text too large: {len(data):,} bytes (the limit is {MAX_SOURCE_BYTES:,})",
+                        hint="a spec this long is not a transformer description; is this the right text?")
+    return decode_source(data, name)
+
+
 def decode_source(data: bytes, name: str) -> str:
     try:
         text = data.decode("utf-8")

@@ -5,9 +5,15 @@ the text output's `file:line:col` is 1-based lines and characters: for ASCII lin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import Diagnostic, Loc, Note, SourceCache, source_lines
+from ..errors import ArchError, Diagnostic, Loc, Note, SourceCache, UsageError, source_lines
 from ..frontend.source import STDLIB_DIR, STDLIB_PREFIX
+from ..weight_formats import BF16, WeightFormats
+
+if TYPE_CHECKING:
+    from ..ir.graph import Model
+    from ..targets import Target
 
 SCHEMA = "ttspec-check/1"
 
@@ -16,8 +22,33 @@ class CheckResult:
     """One spec's outcome: its diagnostics (errors and warnings, in the order the text output prints them),
     whether it passed, and the model's name when it elaborated."""
 
-    def __init__(self, spec: str, diagnostics: list[Diagnostic], ok: bool, model: str | None = None):
+    def __init__(self, spec: str, diagnostics: list[Diagnostic], ok: bool, model: str | None = None,
+                 elaborated: Model | None = None):
         self.spec, self.diagnostics, self.ok, self.model = spec, diagnostics, ok, model
+        self.elaborated = elaborated  # the model itself where it elaborated (what the language server indexes)
+
+
+def check_spec(spec: str, text: str | None = None, target: Target | None = None,
+               weights_dtype: WeightFormats = BF16, training: bool = False, strict: bool = False) -> CheckResult:
+    """One spec's diagnostics, as `ttspec check` and `ttspec lsp` report them: its errors (several where the
+    elaborator recovers), or its warnings (the spec's own and the fit on `target`, by default the spec's
+    `target`). `text`: the spec's contents where they are not the file's (an editor's buffer)."""
+    from ..driver import load_model
+    from ..families import check_family_labels
+    from ..targets import get_target
+    from .checks import target_warnings
+
+    try:
+        model = load_model(spec, text)
+        check_family_labels(model)
+        target = target or (get_target(model.target[0]) if model.target else None)
+        warnings = model.warnings + (target_warnings(model, target, weights_dtype, training) if target else [])
+    except UsageError:
+        raise
+    except ArchError as e:
+        return CheckResult(spec, e.diagnostics, ok=False)
+    failed = any(w.severity == "error" for w in warnings) or bool(warnings and strict)
+    return CheckResult(spec, warnings, ok=not failed, model=model.name, elaborated=model)
 
 
 def check_json(results: list[CheckResult]) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ...errors import ArchError, UsageError
 from ..options import DEVICE_TARGET, EXIT_SPEC_ERROR, JSON, KV_DTYPE, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
 from ..shared import print_diagnostic
 
@@ -43,21 +42,7 @@ def run(args) -> int:
 
 def check_one(spec: str, args):
     """One spec's diagnostics: its error, or its warnings (the spec's own and the target's fit)."""
-    from ...driver import load_model
-    from ...families import check_family_labels
-    from ...reports.check_json import CheckResult
-    from ...reports.checks import target_warnings
-    from ...targets import get_target
+    from ...reports.check_json import check_spec
 
-    try:
-        model = load_model(spec)
-        check_family_labels(model)
-        target = args.target or (get_target(model.target[0]) if model.target else None)
-        warnings = model.warnings + (target_warnings(model, target, args.weights_dtype, args.training)
-                                     if target else [])
-    except UsageError:
-        raise
-    except ArchError as e:
-        return CheckResult(spec, e.diagnostics, ok=False)
-    failed = any(w.severity == "error" for w in warnings) or bool(warnings and args.strict)
-    return CheckResult(spec, warnings, ok=not failed, model=model.name)
+    return check_spec(spec, target=args.target, weights_dtype=args.weights_dtype, training=args.training,
+                      strict=args.strict)
