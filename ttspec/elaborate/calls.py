@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import keyword
 
-from ..errors import ArchError, Fix, Loc, Note, close_names, did_you_mean, replacement_fixes
+from ..errors import ArchError, Fix, Loc, Note, did_you_mean, replacement_fixes, spelling_fixes
 from ..frontend import ast
 from ..ir.graph import ModuleInfo, Node, Param
 from ..ops import ACTIVATIONS, CONFIGS, REQUIRED, Config, OpError, ParamRef, ShapeContext
@@ -50,7 +50,7 @@ class CallsMixin:
             if a.name not in names:
                 hint = did_you_mean(a.name, names) or f"parameters: {', '.join(names)}"
                 raise ArchError(f"{what} has no parameter `{a.name}`", a.loc, hint=hint,
-                                fixes=replacement_fixes(a.loc, a.name, close_names(a.name, names)))
+                                fixes=spelling_fixes(a.loc, a.name, names))
             if a.name in bound:
                 raise ArchError(f"`{a.name}` given twice", a.loc)
             bound[a.name] = (self.eval(a.value, scope), a.value.loc, a.value)
@@ -68,7 +68,7 @@ class CallsMixin:
             return self.call_activation(call, scope)
         known = set(self.blocks) | set(REGISTRY) | set(CONFIGS) | {"activation"}
         hint = did_you_mean(name, known)
-        fixes = replacement_fixes(call.func_loc, name, close_names(name, known))
+        fixes = spelling_fixes(call.func_loc, name, known)
         b = scope.lookup(name)
         if b is not None:
             hint, fixes = f"`{name}` is a {describe(b.value)}, not a component", []
