@@ -218,3 +218,13 @@ async def test_lens_and_outline_of_a_broken_buffer(client: LanguageClient, tmp_p
     assert d.message.startswith("unclosed `(`")
     assert not await asyncio.wait_for(client.text_document_document_symbol_async(types.DocumentSymbolParams(doc)),
                                       DEADLINE_S)
+
+
+async def test_refused_text_is_one_located_error(client: LanguageClient, tmp_path):
+    """Text the reader refuses before parsing (a NUL byte) and text past the size limit: one error each, on
+    the buffer's own lines, and the server goes on."""
+    (d,) = await open_buffer(client, tmp_path / "nul.arch", "model m\nlet a = 1\x00\n")
+    assert d.message.startswith("NUL byte in source") and (d.range.start.line, d.range.start.character) == (1, 9)
+    (d,) = await open_buffer(client, tmp_path / "big.arch", "model m\n" + "# filler\n" * 10000)
+    assert d.message.startswith("spec text too large")
+    assert await open_buffer(client, tmp_path / "ok.arch", NANO) == []
