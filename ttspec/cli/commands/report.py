@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     rp = sub.add_parser("report", help="how fast it will run: modelled prefill and decode times per target",
                         description="Modelled time to first token, decode ms/step and tokens/s on a target, per op "
                                     "class and per layer, with the bottleneck of each (a model from published "
-                                    "hardware constants, not a measurement; README: How fast will it run?).",
+                                    "hardware constants, not a measurement; docs/performance-model.md).",
                         parents=[spec_parent()])
     DEVICE_TARGET_LIST.add(rp, REPORT_TARGET_HELP)
     MESH.add(rp, "a sub-mesh, e.g. 1x4 (one target only)")
