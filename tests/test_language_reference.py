@@ -188,8 +188,9 @@ def test_short_form_section_names_every_key_and_template(doc):
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory, doc):
-    """The page's ```arch examples, written out: ```arch file=NAME ones as the files others import."""
-    text, _ = doc
+    """The page's ```arch examples (and the README's), written out: ```arch file=NAME ones as the files others
+    import."""
+    text = doc[0] + "\n" + (ROOT / "README.md").read_text(encoding="utf-8")
     folder = tmp_path_factory.mktemp("language_examples")
     specs = []
     for info, body in FENCE.findall(text):
