@@ -175,15 +175,24 @@ def test_every_spec_level_entry_has_an_example(doc):
 
 def test_short_form_section_names_every_key_and_template(doc):
     from ttspec.families import SHORT_FORMS
-    from ttspec.frontend.shortform import REQUIRED_KEYS
+    from ttspec.frontend import ast
+    from ttspec.frontend.parser import parse_stdlib
+    from ttspec.frontend.shortform import FAMILY_DIR, REQUIRED_KEYS
 
     text, _ = doc
     part = text.split("## The lesson's short form", 1)[1].split("\n## ", 1)[0]
     keys = set(REQUIRED_KEYS) | {k for sf in SHORT_FORMS.values() for k in sf.defaults} | {"family"}
     for key in sorted(keys):
         assert f"`{key}`" in part, f"docs/language.md's short form section does not name `{key}`"
-    for family, sf in SHORT_FORMS.items():
-        assert sf.template in part and family in part
+    entries = sections(text)["The lesson's short form"]
+    for family, sf in SHORT_FORMS.items():  # each template's blocks, under `### `TEMPLATE``
+        assert sf.template in entries, f"docs/language.md: no entry for the {family} template {sf.template}"
+        module = parse_stdlib(FAMILY_DIR / sf.template, f"<stdlib>/families/{sf.template}")
+        blocks = [i for i in module.items if isinstance(i, ast.BlockDef)]
+        assert blocks
+        for block in blocks:
+            assert header(signature(entries[sf.template], block.name)) == header(block), \
+                f"docs/language.md: {sf.template}'s `{block.name}` differs from the template's"
 
 
 @pytest.fixture(scope="module")
