@@ -158,17 +158,3 @@ def test_every_third_party_import_has_an_extra(installed):
     assert not missing, f"imported by ttspec but in no extra of pyproject.toml: {sorted(missing)}"
     assert {"torch", "safetensors", "tokenizers", "ttnn", "lark"} <= _imported(ROOT / "ttspec")
 
-
-@pytest.mark.parametrize(("command", "blocked", "extra"), [
-    (["run", "--mode", "torch"], "torch", "torch"), (["generate", "--prompt", "hi"], "torch", "torch"),
-    (["run", "--mode", "golden"], "ttnn", "ttnn"), (["run", "--mode", "torch"], "safetensors", "torch")])
-def test_a_missing_dependency_names_its_command_and_extra(command, blocked, extra):
-    # the module made unimportable (sys.modules[name] = None) in the process that runs the command
-    code = (f"import sys; sys.modules[{blocked!r}] = None; from ttspec.cli.main import main; "
-            "sys.exit(main(sys.argv[1:]))")
-    spec = ROOT / "specs" / "nano-trickster.arch"
-    out = subprocess.run([sys.executable, "-c", code, command[0], str(spec), *command[1:]], capture_output=True,
-                         text=True, timeout=60, cwd=ROOT)
-    assert out.returncode == 1, out.stderr
-    assert f"`ttspec {command[0]}` needs {blocked} for" in out.stderr and "Traceback" not in out.stderr
-    assert f"hint: pip install 'ttspec[{extra}]'" in out.stderr
