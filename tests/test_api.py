@@ -221,3 +221,13 @@ def test_plan_and_report_import_no_torch():
             "s.graph(); print(sorted(m for m in ('torch', 'ttnn', 'numpy', 'pygls') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(NANO)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["[]"]
+
+
+def test_the_documentation_runs(monkeypatch):
+    # docs/python-api.md's examples, as doctest runs them, from the repository's root (their paths are relative)
+    import doctest
+
+    monkeypatch.chdir(ROOT)
+    result = doctest.testfile(str(ROOT / "docs" / "python-api.md"), module_relative=False,
+                              optionflags=doctest.ELLIPSIS, raise_on_error=False)
+    assert result.failed == 0 and result.attempted >= 30, result

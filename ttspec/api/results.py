@@ -46,8 +46,20 @@ class Result:
 
     __hash__ = None
 
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
     def keys(self):
         return self._data.keys()
+
+    def items(self):
+        return [(k, _wrap(v)) for k, v in self._data.items()]
+
+    def get(self, key: str, default=None):
+        return _wrap(self._data[key]) if key in self._data else default
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *(k for k in self._data if k.isidentifier())})
@@ -59,7 +71,7 @@ class Result:
         return json.dumps(self._data, indent=indent)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(self._data)})"
+        return f"{type(self).__name__}({self._data!r})"
 
     def _repr_markdown_(self) -> str:
         return f"```text\n{self}\n```"
