@@ -165,11 +165,12 @@ class Spec:
                kv_dtype: str | None = None, ccl_dtype: str | None = None, batch: int = 1, seq: int | None = None,
                prompt: int | None = None, mesh: tuple[int, int] | str | None = None, dp: bool = False,
                strategy: str | None = None, html: str | Path | None = None) -> Report | Reports:
-        """`ttspec report --json`'s modelled prefill and decode times: a Report for one target ("n150"), Reports
-        (a list, in the order given) for several ("n150,n300" or ["n150", "n300"]), where a target that cannot take
-        the model gives a Report whose `.refused` says why (the others are still reported; when none can, the
-        first one's error is raised with the others in `.diagnostics`). `html=PATH` also writes the HTML report.
-        The keywords take what the command's options take; `targets` defaults to the spec's `target`, else n150."""
+        """`ttspec report --json`'s modelled prefill and decode times: a Report for one target named ("n150", or
+        the default), Reports (a list, in the order given) for a comma list or a list ("n150,n300", ["n150"]).
+        A target that cannot take the model gives a Report whose `.refused` says why (the others are still
+        reported; when none can, the first one's error is raised with the others in `.diagnostics`). `html=PATH`
+        also writes the HTML report. The keywords take what the command's options take; `targets` defaults to the
+        spec's `target`, else n150."""
         from ..cli.commands.report import refuse_report_options, report_rows
 
         chosen = arg.device_targets(targets if targets is not None else self._default_target())
