@@ -91,10 +91,11 @@ def test_compile_writes_the_program(installed):
 
 def test_python_api_from_another_directory(installed):
     home, work, env = installed
-    code = ("import sys, ttspec; print(ttspec.load('nano.arch').params.total); "
+    code = ("import sys, ttspec; s = ttspec.load('nano.arch'); print(s.params.total); "
+            "print(s.plan('n150').memory_per_chip.seq, len(ttspec.check('nano.arch'))); "
             "print(sorted(m for m in ('torch', 'ttnn') if m in sys.modules))")
     out = _run([home / "bin" / "python", "-c", code], work, env)
-    assert out.splitlines() == [str(NANO_TOTAL), "[]"]
+    assert out.splitlines() == [str(NANO_TOTAL), "512 0", "[]"]  # 512: the spec's `seq <= max_seq`
 
 
 def test_errors_exit_as_documented(installed):
