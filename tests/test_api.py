@@ -128,6 +128,17 @@ def test_plan_is_the_commands_plan(nano, run_cli, target, kwargs, flags):
     assert str(plan) + "\n" == run_cli("plan", NANO, "--target", target, *flags).stdout
 
 
+def test_search_is_the_commands_search(nano, run_cli):
+    flags = ["--objective", "throughput", "--top", "3", "--max-ttft-ms", "50"]
+    found = nano.search("n300", objective="throughput", top=3, max_ttft_ms=50)
+    cli = run_cli("plan", NANO, "--target", "n300", "--search", "--json", *flags)
+    assert cli.returncode == 0, cli.stderr
+    assert found.to_dict() == json.loads(cli.stdout) and len(found.plans) == 3
+    assert str(found) + "\n" == run_cli("plan", NANO, "--target", "n300", "--search", *flags).stdout
+    with pytest.raises(ttspec.UsageError, match="max_ttft_ms: expected a positive number"):
+        nano.search("n300", max_ttft_ms=-1)
+
+
 def test_plan_reads_as_its_numbers(nano):
     plan = nano.plan("n150")  # the spec's bound seq <= 512 is the context; bf16 weights, 2 bytes a parameter
     m = plan.memory_per_chip

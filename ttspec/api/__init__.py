@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from ..errors import ArchError, UsageError
 from . import arguments as arg
-from .results import Diagnostics, Plan, Report, Reports
+from .results import Diagnostics, Plan, Report, Reports, Search
 
 STRING_NAME = "<string>"  # the file name of a spec given as text, in diagnostics
 
@@ -161,6 +161,31 @@ class Spec:
         refuse_options_that_cannot_apply(args, [args.target])
         return Plan(plan_data(self.model, args))
 
+    def search(self, target: str | None = None, *, objective: str = "latency", top: int = 5,
+               min_tokens_per_s_per_user: float | None = None, max_ttft_ms: float | None = None,
+               weights_dtype: str | None = None, kv_dtype: str | None = None, ccl_dtype: str | None = None,
+               batch: int | None = None, seq: int | None = None, mesh: tuple[int, int] | str | None = None,
+               dp: bool = False, strategy: str | None = None) -> Search:
+        """`ttspec plan --target TARGET --search --json` as a Search: the plans the target allows (sub-mesh,
+        tensor-parallel strategy, data parallelism, weight format per kind, batch) that fit and meet the floors,
+        ranked by `objective` ("latency": decode tokens/s per user; "throughput": tokens/s at the batch), the best
+        `top`; the other keywords given fix those choices, as the options do. Raises ArchError when no plan fits."""
+        from ..cli.commands.plan import search_data
+        from ..cli.shared import plan_best_command, refuse_options_that_cannot_apply
+
+        if objective not in ("latency", "throughput"):
+            raise UsageError(f"objective: expected 'latency' or 'throughput', got {objective!r}")
+        args = arg.namespace(self.file, target=arg.device_target(target or self._default_target()),
+                             objective=objective, top=arg.positive("top", top),
+                             min_tokens_per_s_per_user=arg.positive_number("min_tokens_per_s_per_user",
+                                                                           min_tokens_per_s_per_user),
+                             max_ttft_ms=arg.positive_number("max_ttft_ms", max_ttft_ms), search=True,
+                             weights_dtype=arg.weights_dtype(weights_dtype), kv_dtype=arg.kv_dtype(kv_dtype),
+                             ccl_dtype=arg.ccl_dtype(ccl_dtype), batch=arg.positive("batch", batch),
+                             seq=arg.positive("seq", seq), mesh=arg.mesh(mesh), dp=dp, strategy=arg.strategy(strategy))
+        refuse_options_that_cannot_apply(args, [args.target], search=True)
+        return Search(search_data(self.model, args), plan_best_command(args, args.target))
+
     def report(self, targets: str | list[str] | None = None, *, weights_dtype: str = "bf16",
                kv_dtype: str | None = None, ccl_dtype: str | None = None, batch: int = 1, seq: int | None = None,
                prompt: int | None = None, mesh: tuple[int, int] | str | None = None, dp: bool = False,
@@ -226,4 +251,4 @@ def _checked(file: str, load, target, weights_dtype, kv_dtype, training: bool, s
     return Diagnostics(result.diagnostics, result.ok, result.spec, result.model)
 
 
-__all__ = ["Diagnostics", "Params", "Plan", "Report", "Reports", "Spec", "check", "load"]
+__all__ = ["Diagnostics", "Params", "Plan", "Report", "Reports", "Search", "Spec", "check", "load"]

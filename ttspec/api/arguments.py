@@ -99,3 +99,17 @@ def positive(name: str, value: int | None) -> int | None:
         return positive_int(str(value))
     except argparse.ArgumentTypeError as e:
         raise UsageError(f"{name}: {e}") from None
+
+
+def positive_number(name: str, value: float | None) -> float | None:
+    """The floors (min_tokens_per_s_per_user, max_ttft_ms): a positive finite number, as positive_float takes it."""
+    if value is None:
+        return None
+    from ..cli.options import positive_float
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{name}: expected a positive number, got {value!r}")
+    try:
+        return positive_float(repr(float(value)))
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"{name}: {e}") from None

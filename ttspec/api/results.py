@@ -101,6 +101,27 @@ class Plan(Result):
                 f"{'fits' if self._data['fits'] else 'does not fit'}, {m['total']:,} of {m['dram']:,} bytes per chip>")
 
 
+class Search(Result):
+    """`ttspec plan --search --json`'s document (schema ttspec-plan-search/1, docs/plan-search-json.md): `plans`
+    ranked best first (each its mesh, strategy, weight formats, batch, memory and modelled times), `space`,
+    `floors`; str() is `plan --search`'s text."""
+
+    plans: list
+    target: str
+
+    def __init__(self, data: dict, compile_command: str) -> None:
+        super().__init__(data)
+        object.__setattr__(self, "_compile_command", compile_command)
+
+    def __str__(self) -> str:
+        from ..reports.plan_search import render_search
+
+        return render_search(self._data, self._compile_command)
+
+    def __repr__(self) -> str:
+        return f"<ttspec.Search {self._data['model']} on {self._data['target']}: {len(self._data['plans'])} plans>"
+
+
 class Report(Result):
     """`ttspec report --json`'s document for one target (schema ttspec-report/1): `totals` (ttft_ms,
     decode_ms_per_step, tokens_per_s_per_user, tokens_per_s), `prefill`, `decode`, `memory_per_chip`,
