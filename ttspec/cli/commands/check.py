@@ -41,8 +41,9 @@ def run(args) -> int:
     return 0 if all(r.ok for r in results) else EXIT_SPEC_ERROR
 
 
-def check_one(spec: str, args):
-    """One spec's diagnostics: its error, or its warnings (the spec's own and the target's fit)."""
+def check_one(spec: str, args, load=None):
+    """One spec's diagnostics: its errors, or its warnings (the spec's own and the target's fit). `load`: how
+    the spec becomes a model (default driver.load_model; the Python API passes its own for a spec's text)."""
     from ...driver import load_model
     from ...families import check_family_labels
     from ...reports.check_json import CheckResult
@@ -50,7 +51,7 @@ def check_one(spec: str, args):
     from ...targets import get_target
 
     try:
-        model = load_model(spec)
+        model = (load or load_model)(spec)
         check_family_labels(model)
         target = args.target or (get_target(model.target[0]) if model.target else None)
         warnings = model.warnings + (target_warnings(model, target, args.weights_dtype, args.training)
