@@ -186,6 +186,17 @@ def test_extension_node_tests_pass(node_tools):
     assert re.search(r"^# fail 0$", r.stdout, re.M) and int(re.search(r"^# pass (\d+)$", r.stdout, re.M)[1]) >= 10
 
 
+def test_every_spec_highlights_cleanly(node_tools):
+    """specs/ (the bad ones too), the standard library and the grammar tests' specs: no token is marked invalid,
+    every keyword outside comments and strings gets a keyword scope (test/scan.js, with vscode-textmate)."""
+    files = sorted({*ROOT.glob("specs/**/*.arch"), *ROOT.glob("ttspec/stdlib/**/*.arch"), *SPEC_TEST_FILES})
+    assert len(files) > 40
+    r = run(["node", "test/scan.js", *files])
+    assert r.returncode == 0 and f"scanned {len(files)} files: 0 problems" in r.stdout, r.stdout + r.stderr
+    r = run(["node", "test/scan.js", EXT / "test" / "invalid.test.arch"])  # the scan can fail
+    assert r.returncode == 1 and "invalid: " in r.stdout and "invalid.illegal.semicolon.arch" in r.stdout, r.stdout
+
+
 @pytest.fixture(scope="module")
 def vsix(node_tools, tmp_path_factory):
     out = tmp_path_factory.mktemp("vsix")
