@@ -7,9 +7,11 @@ Needs editors/vscode/node_modules (`.ci/install-editor-tools`, which `.ci/run` c
 fail, naming the script. A real VS Code is not run (it is a download)."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -218,11 +220,41 @@ def test_vsix_holds_the_extension(vsix):
     assert not [n for n in names if n.startswith(("extension/test/", "extension/node_modules/@vscode/vsce/"))]
 
 
-def test_vsix_client_starts_ttspec_lsp(vsix, tmp_path):
+@pytest.fixture(scope="module")
+def unpacked(vsix, tmp_path_factory):
+    out = tmp_path_factory.mktemp("unpacked")
+    with zipfile.ZipFile(vsix) as z:
+        z.extractall(out)
+    return out
+
+
+def test_vsix_client_starts_ttspec_lsp(unpacked, tmp_path):
     """The packaged extension.js, with the vscode-languageclient inside the .vsix, starts its server as
     `ttspec lsp` (stdio, no extra arguments): a stand-in ttspec records how it was started."""
-    with zipfile.ZipFile(vsix) as z:
-        z.extractall(tmp_path / "unpacked")
-    r = run(["node", EXT / "test" / "packaged-client.js", tmp_path / "unpacked", tmp_path / "args.json"], timeout=60)
+    r = run(["node", EXT / "test" / "packaged-client.js", unpacked, tmp_path / "args.json"], timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads((tmp_path / "args.json").read_text()) == ["lsp"]
+
+
+def test_vsix_client_session_with_ttspec_lsp(unpacked, tmp_path):
+    """The packaged client and the real `ttspec lsp`: initialize, a buffer with heads = 7 gets the checker's error
+    on the checker's line, an edit fixing it clears it, shutdown (test/session.js)."""
+    spec = tmp_path / "nano.arch"
+    spec.write_text((ROOT / "specs" / "nano-trickster.arch").read_text(encoding="utf-8"), encoding="utf-8")
+    bad = tmp_path / "bad.arch"
+    bad.write_text(re.sub(r"let heads = \d+", "let heads = 7", spec.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(ArchError) as e:  # what `ttspec check` says of that text
+        load_model(bad)
+    ttspec = tmp_path / "ttspec"  # the CLI of this checkout, as the `ttspec` the extension runs
+    ttspec.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m ttspec.cli "$@"\n', encoding="utf-8")
+    ttspec.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(["node", str(EXT / "test" / "session.js"), str(unpacked), str(ttspec), str(spec)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = {s.pop("step"): s for s in map(json.loads, r.stdout.splitlines())}
+    assert list(steps) == ["initialized", "opened", "fixed", "stopped"]
+    assert "textDocumentSync" in steps["initialized"]["capabilities"]
+    (d,) = steps["opened"]["diagnostics"]
+    assert d["line"] == e.value.diagnostic.loc.line - 1 and d["message"].startswith(e.value.diagnostic.message)
+    assert steps["fixed"]["diagnostics"] == []

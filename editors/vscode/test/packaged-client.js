@@ -6,24 +6,12 @@
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const Module = require('node:module');
 const path = require('node:path');
+
+require('./vscode-stub').install();
 
 const [dir, log] = process.argv.slice(2);
 const extensionDir = path.join(dir, 'extension');
-
-// VS Code's API is needed only as far as the client's constructor reads it: any member is a callable stub.
-const handler = {
-  get: (t, p) => (p in t ? t[p] : (t[p] = new Proxy(function () {}, handler))),
-  construct: () => new Proxy({}, handler),
-  apply: () => new Proxy(function () {}, handler),
-};
-const vscode = new Proxy({ version: '1.95.0' }, handler);
-const load = Module._load;
-Module._load = function (request, ...rest) {
-  return request === 'vscode' ? vscode : load.call(this, request, ...rest);
-};
-
 const extension = require(path.join(extensionDir, 'extension.js'));
 const clientPath = require.resolve('vscode-languageclient/node', { paths: [extensionDir] });
 assert.ok(clientPath.startsWith(extensionDir + path.sep), `the client comes from outside the .vsix: ${clientPath}`);
