@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const Module = require('node:module');
 const os = require('node:os');
 const path = require('node:path');
-const { test } = require('node:test');
+const { after, test } = require('node:test');
 
 const ROOT = path.resolve(__dirname, '..');
 const MANIFEST = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
@@ -113,8 +113,12 @@ function specEditor(file, { dirty = false, untitled = false } = {}) {
   return { document };
 }
 
+const tmpDirs = [];
+after(() => tmpDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function tmpSpec() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ttspec-vscode-'));
+  tmpDirs.push(dir);
   const file = path.join(dir, 'my spec.arch');
   fs.writeFileSync(file, 'model m\n');
   return file;
