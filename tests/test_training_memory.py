@@ -15,6 +15,7 @@ from ttspec.ops.queries import input_vocabulary
 from ttspec.runtime.runner import load_program
 
 from .conftest import SPECS
+from .test_check_json import doc_schema, validate
 
 torch = pytest.importorskip("torch")
 
@@ -88,6 +89,10 @@ def test_check_states_the_estimate(run_cli):
     assert out.returncode == 0, out.stderr
     assert f"training at batch 8 x seq 256 (fp32 AdamW) needs about {expected.peak / 1e6:,.1f} MB" in out.stdout
     doc = json.loads(run_cli("check", "--json", "--training", "--seq", "128", spec).stdout)
+    validate(doc, doc_schema(), doc_schema())
     (entry,) = doc["specs"]
     assert entry["training"]["batch"] == 1 and entry["training"]["seq"] == 128
     assert entry["training"]["peak"] == training_memory(load_model(spec), 1, 128).peak
+    doc["specs"][0]["training"]["peak"] = -1  # the schema's check can fail
+    with pytest.raises(AssertionError):
+        validate(doc, doc_schema(), doc_schema())
