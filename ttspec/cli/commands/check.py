@@ -77,10 +77,11 @@ def training_estimate(spec: str, args):
     """The training-memory estimate of `spec` at --batch x --seq (backends/torch/training_memory.py)."""
     from ...backends.torch.training_memory import seq_bound, training_memory
     from ...driver import load_model
+    from ...errors import UsageError as NoBound
 
     model = load_model(spec)
     seq = args.seq or seq_bound(model)
     if seq is None:
-        raise UsageError(f"{spec}: its token input has no bound on its sequence length to estimate training at",
+        raise NoBound(f"{spec}: its token input has no bound on its sequence length to estimate training at",
                          hint="give --seq")
     return training_memory(model, args.batch, seq)
