@@ -19,7 +19,7 @@ LAYERS = [
     ("analysis",),  # pure models: interpreters, params, memory, cost
     ("backends",),
     ("driver",),
-    ("reports", "importers", "runtime"),
+    ("reports", "importers", "runtime", "training"),
     ("cli", "api", "lsp"),  # api: the Python API (`import ttspec`), lsp: the language server; peers of the command line
 ]
 FLOORS = {("ttspec." + name if name != "ttspec" else name): floor
