@@ -116,7 +116,6 @@ class Index:
 
     def _parse(self, text: str) -> None:
         from ..families import SHORT_FORMS
-
         from ..frontend.source import source_text
 
         try:

@@ -10,6 +10,7 @@ definitions on one that does not parse (from its tokens)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..elaborate.values import KEYWORDS, ModuleRef, Sym, Tensor, show
@@ -26,6 +27,9 @@ __all__ = ["Completion", "Hover", "InlayHint", "Location", "Position", "Range", 
 
 STATEMENT_WORDS = ("model", "let", "input", "output", "block", "import", "family", "target", "shard", "repeat",
                    "return", "if", "else", "kind", "where", "as", "true", "false", "none")
+
+
+_BINDS = re.compile(r"^[ \t]*(?:let[ \t]+|input[ \t]+|output[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*[=:]", re.M)
 
 
 class Hover(FrozenRecord):
@@ -134,6 +138,11 @@ def _hover_ref(index: Index, name: str, ref: Ref) -> str | None:
         return text + (f"\n\nhere: `{value_text(value)}`" if value is not None else "")
     if ref.kind == "blockdef":
         return markdown(index.blocks.get(name) or Signature(name, "block"))
+    if ref.kind == "name" and index.values.get(id(ref.node)) is None:
+        syms = _symbols(index)
+        b = syms.resolve(name, index.buf.loc_offset(ref.node.loc), ref.block)
+        if b is not None and b.ref.kind == "dim":
+            ref = b.ref
     if ref.kind == "dim":
         text = _dim_value(index, ref.node)
         return f"```arch\n{name}: {text}\n```" if text else None
@@ -292,8 +301,9 @@ def _arguments(index: Index, ctx: CallContext) -> list[Completion]:
 
 def _variables(index: Index, offset: int) -> list[Completion]:
     syms = _symbols(index)
-    if syms is None:
-        return []
+    if syms is None:  # a buffer that does not parse: the names its lines bind
+        names = dict.fromkeys(m.group(1) for m in _BINDS.finditer(index.buf.text))
+        return [Completion(n, "variable") for n in names]
     out = []
     for b in syms.visible(offset, syms.block_at(offset)):
         value = _value_of(index, b.ref)

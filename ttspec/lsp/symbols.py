@@ -70,9 +70,9 @@ class Symbols:
         self.blocks.append((self._off(defn.loc), defn))
         self._put(defn.loc, Ref("blockdef", defn))
         for p in defn.params:
-            self._bind(p.name, p.loc, Ref("param", p, defn), defn)
+            self._bind(p.name, p.loc, Ref("param", p, defn), p)
             if isinstance(p.type, ast.TensorTypeSpec):
-                self._dims(p.type, defn, defn)
+                self._dims(p.type, defn, p)
         for p in defn.params:
             if p.default is not None:
                 self._expr(p.default, defn, defn)
@@ -102,7 +102,7 @@ class Symbols:
             self._bind(stmt.name, stmt.loc, Ref("assign", stmt, block), stmt)
         elif isinstance(stmt, ast.Input):
             self._bind(stmt.name, stmt.loc, Ref("input", stmt, block), stmt)
-            self._dims(stmt.type, block, stmt)
+            self._dims(stmt.type, block, stmt.type)
             if stmt.where is not None:
                 self._expr(stmt.where, block, stmt)
         elif isinstance(stmt, ast.Output):

@@ -1,0 +1,176 @@
+"""The language server's navigation queries (ttspec/lsp/queries.py), as pure functions over a buffer.
+
+Expected counts are nano-trickster's closed form (d = 256, 8 heads, SwiGLU 768, 6 layers, vocab 256):
+attention 4 d^2 per layer, SwiGLU 3 d * 768, an RMSNorm d; HF names are LlamaForCausalLM's own
+(`model.layers.N.self_attn.q_proj.weight`, as transformers names them)."""
+
+import pytest
+
+from ttspec.lsp.queries import Position, completion, definition, hover, index_for, inlay_hints, signature_help
+from ttspec.lsp.text import Buffer
+
+from .conftest import ROOT, SPECS
+
+NANO = SPECS / "nano-trickster.arch"
+PRELUDE = ROOT / "ttspec" / "stdlib" / "prelude.arch"
+D, MLP, LAYERS, VOCAB = 256, 768, 6, 256
+ATTN = 4 * D * D
+SWIGLU = 3 * D * MLP
+LAYER = ATTN + SWIGLU + 2 * D
+
+
+def at(text: str, line_has: str, word: str, nth: int = 0, offset: int = 0) -> Position:
+    """The position of the `nth` `word` on the first line containing `line_has`."""
+    for i, line in enumerate(text.split("\n")):
+        if line_has in line:
+            col = -1
+            for _ in range(nth + 1):
+                col = line.index(word, col + 1)
+            return Position(i, col + offset)
+    raise AssertionError(f"no line with {line_has!r}")
+
+
+@pytest.fixture(scope="module")
+def nano():
+    text = NANO.read_text(encoding="utf-8")
+    return text, index_for(text, str(NANO))
+
+
+def test_hover_on_labels_gives_params_counts_and_hf_names(nano):
+    text, index = nano
+    attn = hover(index, at(text, "10000.0)) as attn", "as attn", offset=4)).markdown
+    assert f"{ATTN:,}" in attn and f"{ATTN * LAYERS:,}" in attn
+    assert "model.layers.N.self_attn.q_proj.weight" in attn and "model.layers.N.self_attn.o_proj.weight" in attn
+    layers = hover(index, at(text, "as layers", "layers", nth=1)).markdown
+    assert f"{LAYER * LAYERS:,}" in layers and f"{LAYER:,}" in layers
+    mlp = hover(index, at(text, "hidden = mlp) as mlp", "mlp", nth=2)).markdown
+    assert f"{SWIGLU:,}" in mlp and "model.layers.N.mlp.gate_proj.weight" in mlp
+    embedding = hover(index, at(text, "as embedding", "embedding", nth=1)).markdown
+    assert f"{VOCAB * D:,}" in embedding and "model.embed_tokens.weight" in embedding
+
+
+def test_hover_on_values_gives_shapes(nano):
+    text, index = nano
+    assert "h: [batch, seq, 256]" in hover(index, at(text, "h = rmsnorm(h", "h")).markdown
+    assert "x: [batch, seq, 256]" in hover(index, at(text, "return x", "x")).markdown
+    assert "mlp: 768" in hover(index, at(text, "let mlp", "mlp")).markdown  # 3 * d
+    assert "tokens: int32[batch, seq]" in hover(index, at(text, "input tokens", "tokens")).markdown
+    assert "<= 512" in hover(index, at(text, "input tokens", "seq", nth=1)).markdown  # where seq <= max_seq
+    assert hover(index, at(text, "h = rmsnorm(h", "=")) is None  # not a name
+
+
+def test_hover_on_calls_and_arguments(nano):
+    text, index = nano
+    norm = hover(index, at(text, "h = rmsnorm(h", "rmsnorm")).markdown
+    assert "rmsnorm(x: [*, d], eps: float" in norm and "-> [*, d]" in norm and "here: `[batch, seq, 256]`" in norm
+    window = hover(index, at(text, "heads = heads", "heads")).markdown
+    assert "heads: int" in window and "argument of `attention`" in window and "here: `8`" in window
+
+
+def _line(path, line: int) -> str:
+    return path.read_text(encoding="utf-8").split("\n")[line]
+
+
+def test_definition_of_stdlib_blocks_lands_on_their_block_line(nano):
+    text, index = nano
+    for line_has, name in (("h = rmsnorm(h", "rmsnorm"), ("swiglu(", "swiglu"), ("lm_head(", "lm_head")):
+        loc = definition(index, at(text, line_has, name, offset=2))
+        assert loc.path == PRELUDE
+        assert _line(PRELUDE, loc.range.start.line).startswith(f"block {name}(")
+
+
+def test_definition_of_local_blocks_names_and_arguments(nano):
+    text, index = nano
+    loc = definition(index, at(text, "repeat(layers) decoder", "decoder"))
+    assert loc.path == NANO and text.split("\n")[loc.range.start.line].startswith("block decoder(")
+    eps = definition(index, at(text, "rmsnorm(h, eps = eps)", "eps", nth=1))
+    assert text.split("\n")[eps.range.start.line].startswith("let eps")
+    x = definition(index, at(text, "attention(rmsnorm(x", "x", nth=2))  # the block's parameter
+    assert text.split("\n")[x.range.start.line].startswith("block decoder(x")
+    h = definition(index, at(text, "h = rmsnorm(h", "h", nth=1))  # the previous binding, not this one
+    assert text.split("\n")[h.range.start.line].startswith("h = repeat")
+    hidden = definition(index, at(text, "hidden = mlp", "hidden"))  # swiglu's parameter, in the prelude
+    assert hidden.path == PRELUDE and "hidden: int" in _line(PRELUDE, hidden.range.start.line)
+
+
+def test_definition_into_imports(tmp_path):
+    (tmp_path / "parts.arch").write_text("block twice(x: [b, s, d]) -> [b, s, d] {\n    return x + x\n}\n",
+                                         encoding="utf-8")
+    text = ('model m\nimport "parts.arch"\ninput tokens: int32[batch, seq]\n'
+            "h = token_embedding(tokens, 64, 32)\noutput logits = lm_head(twice(h), 64)\n")
+    spec = tmp_path / "m.arch"
+    index = index_for(text, str(spec))
+    loc = definition(index, at(text, "twice(h)", "twice"))
+    assert loc.path == (tmp_path / "parts.arch").resolve() and loc.range.start.line == 0
+    assert definition(index, at(text, "import", "parts")).path == (tmp_path / "parts.arch").resolve()
+    assert "[batch, seq, 64]" in hover(index, at(text, "lm_head", "lm_head")).markdown
+
+
+def test_completion_offers_blocks_primitives_and_arguments_not_given(nano):
+    text, index = nano
+    pos = at(text, "heads = heads,", "heads = heads,", offset=len("heads = heads, "))
+    items = completion(index, pos)
+    labels = {c.label: c for c in items}
+    args = [c.label for c in items if c.kind == "argument"]
+    assert "kv_heads =" in args and "rope =" in args and "window =" in args
+    assert "heads =" not in args and "x =" not in args  # given by keyword, given by position
+    assert labels["swiglu"].kind == "block" and "hidden: int" in labels["swiglu"].detail
+    assert labels["decoder"].kind == "block" and labels["linear"].kind == "primitive"
+    assert "eps" in labels and "heads" in labels  # the spec's own names
+    top = {c.label for c in completion(index, Position(len(text.split("\n")) - 1, 0))}
+    assert {"let", "block", "rmsnorm", "attention"} <= top
+
+
+def test_signature_help_tracks_the_active_parameter(nano):
+    text, index = nano
+    pos = at(text, "hidden = mlp) as mlp", "mlp)", offset=1)
+    helped = signature_help(index, pos)
+    assert helped.signature.name == "swiglu"
+    assert helped.signature.params[helped.active].name == "hidden"
+    start, end = helped.params[helped.active]
+    assert helped.signature.label[start:end] == "hidden: int"
+    first = signature_help(index, at(text, "swiglu(rmsnorm", "(", offset=1))
+    assert first.signature.name == "swiglu" and first.active == 0
+
+
+def test_inlay_hints_show_shapes_after_bindings(nano):
+    text, index = nano
+    hints = {(h.position.line, h.position.character): h.label for h in inlay_hints(index)}
+    h = at(text, "h = token_embedding", "h")
+    assert hints[(h.line, 1)] == ": [batch, seq, 256]"
+    x = at(text, "x = x + swiglu", "x")
+    assert hints[(x.line, x.character + 1)] == ": [batch, seq, 256]"
+    out = at(text, "output logits", "logits")
+    assert hints[(out.line, out.character + len("logits"))] == ": [batch, seq, 256]"
+
+
+def test_a_broken_buffer_still_completes_and_finds_the_stdlib(nano):
+    text, _ = nano
+    broken = text.replace("h = rmsnorm(h, eps = eps) as norm", "h = rmsnorm(h, ")
+    index = index_for(broken, str(NANO))
+    assert index.module is None  # does not parse
+    pos = at(broken, "h = rmsnorm(h, ", "(h, ", offset=4)
+    items = completion(index, pos)
+    assert [c.label for c in items if c.kind == "argument"] == ["eps =", "offset ="]
+    assert {"swiglu", "decoder", "linear", "vocab"} <= {c.label for c in items}
+    assert signature_help(index, pos).signature.name == "rmsnorm"
+    loc = definition(index, at(broken, "h = rmsnorm(h", "rmsnorm"))
+    assert loc.path == PRELUDE and _line(PRELUDE, loc.range.start.line).startswith("block rmsnorm(")
+    assert "eps: float" in hover(index, at(broken, "h = rmsnorm(h", "rmsnorm")).markdown
+
+
+def test_a_buffer_that_does_not_elaborate_keeps_what_did(nano):
+    text, _ = nano
+    bad = text.replace("let heads = 8", "let heads = 7")  # 256 / 7: the repeat fails, the rest elaborates
+    index = index_for(bad, str(NANO))
+    assert index.module is not None and not index.complete
+    assert "[batch, seq, 256]" in hover(index, at(bad, "h = token_embedding", "h")).markdown
+    assert "attention" in hover(index, at(bad, "10000.0)) as attn", "as attn", offset=4)).markdown
+    assert definition(index, at(bad, "swiglu(", "swiglu")).path == PRELUDE
+
+
+def test_utf16_positions():
+    buf = Buffer("let a = 1  # \U0001F600 x\nh = a\n")
+    assert buf.position(buf.text.index("x")) == Position(0, 16)  # the emoji is two UTF-16 units
+    assert buf.offset(Position(0, 16)) == buf.text.index("x")
+    assert buf.offset(Position(1, 4)) == buf.text.index("a\n")
