@@ -239,3 +239,59 @@ def test_several_independent_errors(run_cli, write_spec):
     # every command reports them all (not only check)
     params = run_cli("params", spec)
     assert params.returncode == 1 and params.stderr.count(": error: ") == 3
+
+
+def _apply(text: str, fix: dict) -> str:
+    """A fix's edit applied to ASCII text (LSP range, 0-based)."""
+    r = fix["range"]
+    assert r["start"]["line"] == r["end"]["line"]
+    lines = text.split("\n")
+    line = lines[r["start"]["line"]]
+    lines[r["start"]["line"]] = line[:r["start"]["character"]] + fix["newText"] + line[r["end"]["character"]:]
+    return "\n".join(lines)
+
+
+def test_fixes_are_the_hints_edits_and_they_work(run_cli, tmp_path):
+    """`fixes`: each replaces the offending text (the misspelt name, the non-dividing number where it was
+    written) by a value the hint names; applied to the spec, the error is gone (checked again by the CLI)."""
+    specs = ["specs/bad/heads7.arch", "specs/bad/heads7-short.arch", "specs/bad/inexact-division.arch",
+             "specs/bad/undefined-name.arch", "specs/bad/unknown-argument.arch", "specs/bad/unknown-component.arch"]
+    _, _, doc = check_both(run_cli, [], specs)
+    validate(doc, doc_schema(), doc_schema())
+    by_spec = {d["spec"]: d for d in doc["diagnostics"]}
+    expected = {"specs/bad/heads7.arch": ("7", ["4", "8"]), "specs/bad/heads7-short.arch": ("7", ["4", "8"]),
+                "specs/bad/inexact-division.arch": ("12", ["10", "20"]),
+                "specs/bad/undefined-name.arch": ("hiden", ["hidden"]),
+                "specs/bad/unknown-argument.arch": ("kv_head", ["kv_heads", "heads"]),
+                "specs/bad/unknown-component.arch": ("rmsnrom", ["rmsnorm", "rms_norm"])}
+    for spec, (old, new) in expected.items():
+        d = by_spec[spec]
+        text = (ROOT / spec).read_text(encoding="utf-8")
+        assert [f["newText"] for f in d["fixes"]] == new, spec
+        for fix in d["fixes"]:
+            assert fix["file"] == spec and fix["uri"] == (ROOT / spec).resolve().as_uri()
+            r = fix["range"]
+            assert text.split("\n")[r["start"]["line"]][r["start"]["character"]:r["end"]["character"]] == old
+            assert fix["newText"] in d["hints"][0]
+    # applying the first fix of each: the spec's error is gone (the other fixes: the same edit, another value)
+    fixed = []
+    for spec in expected:
+        path = tmp_path / spec.split("/")[-1]
+        path.write_text(_apply((ROOT / spec).read_text(encoding="utf-8"), by_spec[spec]["fixes"][0]),
+                        encoding="utf-8")
+        fixed.append(path)
+    again = json.loads(run_cli("check", "--json", *fixed).stdout)
+    # inexact-division.arch is only `let`s: with its division fixed, what remains is that it has no output
+    assert [(d["file"], d["message"]) for d in again["diagnostics"]] == [
+        (str(tmp_path / "inexact-division.arch"), "the spec declares no output")]
+
+
+def test_no_fix_where_the_value_is_computed(run_cli, write_spec):
+    """A divisor computed by an expression (`let heads = 2 + 5`) has no mechanical edit: no fix, the hint
+    stays; nor is a fix ever an edit of the standard library."""
+    spec = write_spec("model m\nlet heads = 2 + 5\ninput tokens: int32[batch, seq] where seq <= 64\n"
+                      "h = token_embedding(tokens, 256, 256)\nh = attention(h, heads = heads)\n"
+                      "output logits = lm_head(h, 256)\n")
+    doc = json.loads(run_cli("check", "--json", spec).stdout)
+    (d,) = doc["diagnostics"]
+    assert d["hints"] == ["nearest divisors of 256: 4, 8"] and d["fixes"] == []

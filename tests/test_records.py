@@ -106,7 +106,7 @@ def test_converted_classes_keep_their_dataclass_fields():
     """The field lists the dataclasses had (as the AST cache and reprs see them)."""
     assert Loc.FIELDS == ("file", "line", "col", "length") and Loc("f", 1, 2).length == 1
     assert Note.FIELDS == ("message", "loc") and Diagnostic("error", "m").notes == []
-    assert Diagnostic.FIELDS == ("severity", "message", "loc", "hint", "notes")
+    assert Diagnostic.FIELDS == ("severity", "message", "loc", "hint", "notes", "fixes")  # fixes: added after
     assert ast.Call.FIELDS == ("loc", "func", "args", "label", "func_loc")
     assert ast.BlockDef.FIELDS == ("loc", "name", "params", "returns", "kind", "body", "file")
     assert ast.Module("m", None).items == [] and ast.Module("m", None).items is not ast.Module("m", None).items

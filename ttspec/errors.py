@@ -27,14 +27,25 @@ class Note(Record):
     loc: Loc | None = None
 
 
+class Fix(Record):
+    """A mechanical edit that resolves a diagnostic (what an editor offers as a quick fix): the `loc.length`
+    characters at `loc` become `text`. `title` says it in a few words."""
+
+    title: str
+    loc: Loc
+    text: str
+
+
 class Diagnostic(Record):
-    """An error or warning as printed: message, place (file:line:col), hint, notes."""
+    """An error or warning as printed: message, place (file:line:col), hint, notes; `fixes`: the hint's
+    mechanical edits where the checker knows them (not printed; `check --json` and the language server)."""
 
     severity: str  # "error" or "warning"
     message: str
     loc: Loc | None = None
     hint: str | None = None
     notes: list[Note] = fresh(list)
+    fixes: list[Fix] = fresh(list)
 
     def render(self, sources: SourceCache | None = None) -> str:
         sources = sources or SourceCache()
@@ -56,9 +67,9 @@ class ArchError(Exception):
     """A problem in the user's input; rendered as one clear diagnostic."""
 
     def __init__(self, message: str, loc: Loc | None = None, hint: str | None = None,
-                 notes: list[Note] | None = None):
+                 notes: list[Note] | None = None, fixes: list[Fix] | None = None):
         super().__init__(message)
-        self.diagnostic = Diagnostic("error", message, loc, hint, list(notes or []))
+        self.diagnostic = Diagnostic("error", message, loc, hint, list(notes or []), list(fixes or []))
         self.more: list[Diagnostic] = []  # further independent errors found after this one (the elaborator's)
 
     @property
@@ -160,10 +171,31 @@ def nearest_divisors(n: int, near: int, limit: int = 2) -> list[int]:
     return found[:limit]
 
 
-def did_you_mean(name: str, candidates) -> str | None:
+def close_names(name: str, candidates) -> list[str]:
+    """Up to three candidates spelt like `name`, closest first (what `did_you_mean` offers)."""
     import difflib
 
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    return difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    close = close_names(name, candidates)
     if not close:
         return None
     return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+
+
+def replacement_fixes(loc: Loc | None, old: str, new: list[str], name: str | None = None) -> list[Fix]:
+    """Fixes writing each of `new` where `old` is written at `loc` (its first `len(old)` characters), e.g.
+    a misspelt name or a number that does not divide. None where the source there is not exactly `old` (the
+    value came from an expression or another name: no mechanical edit) or is not a file the user edits (the
+    standard library, `<stdlib>/...`; a spec given as text, `<string>`). `name`: what the value is called
+    (the title says `name = new` rather than "change `old` to `new`")."""
+    if loc is None or loc.file.startswith("<") or not old:
+        return []
+    text = SourceCache.texts.get(loc.file)
+    lines = source_lines(text) if text is not None else []
+    if not 1 <= loc.line <= len(lines) or lines[loc.line - 1][loc.col - 1:loc.col - 1 + len(old)] != old:
+        return []
+    at = Loc(loc.file, loc.line, loc.col, len(old))
+    return [Fix(f"{name} = {n}" if name else f"change `{old}` to `{n}`", at, n) for n in new if n != old]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import keyword
 
-from ..errors import ArchError, Loc, Note, did_you_mean
+from ..errors import ArchError, Fix, Loc, Note, close_names, did_you_mean, replacement_fixes
 from ..frontend import ast
 from ..ir.graph import ModuleInfo, Node, Param
 from ..ops import ACTIVATIONS, CONFIGS, REQUIRED, Config, OpError, ParamRef, ShapeContext
@@ -49,7 +49,8 @@ class CallsMixin:
                 continue
             if a.name not in names:
                 hint = did_you_mean(a.name, names) or f"parameters: {', '.join(names)}"
-                raise ArchError(f"{what} has no parameter `{a.name}`", a.loc, hint=hint)
+                raise ArchError(f"{what} has no parameter `{a.name}`", a.loc, hint=hint,
+                                fixes=replacement_fixes(a.loc, a.name, close_names(a.name, names)))
             if a.name in bound:
                 raise ArchError(f"`{a.name}` given twice", a.loc)
             bound[a.name] = (self.eval(a.value, scope), a.value.loc, a.value)
@@ -67,10 +68,21 @@ class CallsMixin:
             return self.call_activation(call, scope)
         known = set(self.blocks) | set(REGISTRY) | set(CONFIGS) | {"activation"}
         hint = did_you_mean(name, known)
+        fixes = replacement_fixes(call.func_loc, name, close_names(name, known))
         b = scope.lookup(name)
         if b is not None:
-            hint = f"`{name}` is a {describe(b.value)}, not a component"
-        raise ArchError(f"unknown component `{name}`", call.func_loc, hint=hint)
+            hint, fixes = f"`{name}` is a {describe(b.value)}, not a component", []
+        raise ArchError(f"unknown component `{name}`", call.func_loc, hint=hint, fixes=fixes)
+
+    def arg_fixes(self, e: OpError, bound: dict | None, scope: Scope) -> list[Fix]:
+        """An op's values that would do for its argument (e.values), as edits where the argument's value is
+        written: a literal in the call, or the literal a name it reads was set to."""
+        if not e.values or not bound or e.arg not in bound:
+            return []
+        value, loc, expr = bound[e.arg]
+        named = expr.id if isinstance(expr, ast.Name) else None
+        return (replacement_fixes(loc, str(value), e.values, e.arg)
+                + replacement_fixes(self.origin_of(expr, scope), str(value), e.values, named))
 
     def coerce(self, value, kind: str, optional: bool, loc: Loc, what: str):
         if value is None and optional:
@@ -111,7 +123,8 @@ class CallsMixin:
         except OpError as e:
             loc = bound[e.arg][1] if e.arg in bound else call.loc
             origin = self.origin_of(bound[e.arg][2], scope) if e.arg in bound else None
-            raise with_origin(ArchError(e.message, loc, hint=e.hint), origin) from None
+            raise with_origin(ArchError(e.message, loc, hint=e.hint, fixes=self.arg_fixes(e, bound, scope)),
+                              origin) from None
         return Config(cdef.name, tuple(fields.items()))
 
     def call_activation(self, call: ast.Call, scope: Scope):
@@ -174,7 +187,8 @@ class CallsMixin:
         except OpError as e:
             loc = bound[e.arg][1] if bound and e.arg in bound else getattr(call, "loc", None)
             origin = self.origin_of(bound[e.arg][2], scope) if bound and e.arg in bound else None
-            raise with_origin(ArchError(e.message, loc, hint=e.hint), origin) from None
+            raise with_origin(ArchError(e.message, loc, hint=e.hint, fixes=self.arg_fixes(e, bound, scope)),
+                              origin) from None
         graph = scope.graph
         module = scope.module
         params: dict[str, str] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ArchError, Loc, Note, did_you_mean, nearest_divisors
+from ..errors import ArchError, Loc, Note, close_names, did_you_mean, nearest_divisors, replacement_fixes
 from ..frontend import ast
 from ..ops import ADD, MUL, SCALE
 from .diagnostics import expr_text, magnitude
@@ -99,9 +99,10 @@ class ExpressionsMixin:
                             "(`repeat(N) block(x, arg = ... layer ...)`)", expr.loc, hint=LAYER_HINT)
         candidates = scope.visible_names() | set(scope.labels)
         hint = did_you_mean(expr.id, candidates)
+        fixes = replacement_fixes(expr.loc, expr.id, close_names(expr.id, candidates))
         if expr.id in self.blocks or expr.id in REGISTRY:
-            hint = f"`{expr.id}` is a component; call it: `{expr.id}(...)`"
-        raise ArchError(f"undefined name `{expr.id}`", expr.loc, hint=hint)
+            hint, fixes = f"`{expr.id}` is a component; call it: `{expr.id}(...)`", []
+        raise ArchError(f"undefined name `{expr.id}`", expr.loc, hint=hint, fixes=fixes)
 
     def eval_list(self, expr: ast.ListExpr, scope: Scope) -> tuple:
         """A list value is a tuple (immutable and comparable, like every other value)."""
@@ -159,6 +160,10 @@ class ExpressionsMixin:
                 return self.int_op(op, a, b, expr)
             return self.float_op(op, float(a), float(b), expr)
         except ArchError as e:
+            divisors, e.divisors = getattr(e, "divisors", None), None  # int_op's, for this expression only
+            if divisors:  # the divisor as the user wrote it: where it came from when it is a name
+                name = expr.right.id if isinstance(expr.right, ast.Name) else None
+                e.diagnostic.fixes += replacement_fixes(self.origin_of(expr.right, scope), str(b), divisors, name)
             for sub in (expr.left, expr.right):
                 origin = self.origin_of(sub, scope)
                 if any(n.loc == origin for n in e.diagnostic.notes):
@@ -202,9 +207,12 @@ class ExpressionsMixin:
         if op == "/":  # exact division is required between ints
             if a % b:
                 left, right = expr_text(expr.left), expr_text(expr.right)
-                near = ", ".join(map(str, nearest_divisors(a, b)))
-                raise ArchError(f"{right}={b} does not divide {left}={a}", expr.loc,
-                                hint=f"nearest divisors of {a}: {near}")
+                near = [str(d) for d in nearest_divisors(a, b)]
+                e = ArchError(f"{right}={b} does not divide {left}={a}", expr.loc,
+                              hint=f"nearest divisors of {a}: {', '.join(near)}",
+                              fixes=replacement_fixes(expr.right.loc, str(b), near))  # a literal divisor
+                e.divisors = near  # eval_binop adds fixes where a named divisor came from
+                raise e
             op = "//"
         r = ARITHMETIC[op](a, b)
         if abs(r) >= INT_LIMIT:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ArchError, Loc, Note, did_you_mean
+from ..errors import ArchError, Loc, Note, close_names, did_you_mean, replacement_fixes
 from ..frontend import ast
 from ..frontend.parser import parse_source, parse_stdlib, read_source
 from ..ir.graph import Graph, InputAttrs, Node, NodeKind
@@ -186,7 +186,9 @@ class StatementsMixin:
             if stmt.placement not in SHARD_PLACEMENTS:
                 raise ArchError(f"unknown placement `{stmt.placement}`", stmt.placement_loc,
                                 hint=did_you_mean(stmt.placement, SHARD_PLACEMENTS)
-                                or "placements: " + ", ".join(SHARD_PLACEMENTS))
+                                or "placements: " + ", ".join(SHARD_PLACEMENTS),
+                                fixes=replacement_fixes(stmt.placement_loc, stmt.placement,
+                                                        close_names(stmt.placement, SHARD_PLACEMENTS)))
             self.shard_overrides.append(stmt)
         elif isinstance(stmt, ast.Family):
             self.require_top_level(stmt, scope, top_level, "family")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import ArchError, Loc, Note, did_you_mean, divisors, nearest_divisors, source_lines
+from ..errors import ArchError, Loc, Note, did_you_mean, divisors, nearest_divisors, replacement_fixes, source_lines
 from . import ast
 from .source import MAX_NAME
 
@@ -163,12 +163,15 @@ def _scalar(raw: str, kind: type, key: str, loc: Loc):
 def _check(values: dict, locs: dict) -> None:
     hidden, heads = values["hidden_dim"], values["num_heads"]
     if hidden % heads:
-        near = ", ".join(map(str, nearest_divisors(hidden, heads)))
+        near = [str(d) for d in nearest_divisors(hidden, heads)]
         raise ArchError(f"num_heads={heads} does not divide hidden_dim={hidden}", locs["num_heads"],
-                        hint=f"nearest divisors of {hidden}: {near}")
+                        hint=f"nearest divisors of {hidden}: {', '.join(near)}",
+                        fixes=replacement_fixes(locs["num_heads"], str(heads), near))
     kv = values.get("num_kv_heads")
     if kv is not None and heads % kv:
         valid = divisors(heads)
-        valid = ", ".join(map(str, valid if 0 < len(valid) <= 12 else nearest_divisors(heads, kv)))
+        valid = [str(d) for d in (valid if 0 < len(valid) <= 12 else nearest_divisors(heads, kv))]
         raise ArchError(f"num_kv_heads={kv} does not divide num_heads={heads}", locs["num_kv_heads"],
-                        hint=f"valid num_kv_heads: {valid}")
+                        hint=f"valid num_kv_heads: {', '.join(valid)}",
+                        fixes=replacement_fixes(locs["num_kv_heads"], str(kv),
+                                                [str(d) for d in nearest_divisors(heads, kv)]))

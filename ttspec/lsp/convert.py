@@ -22,6 +22,11 @@ def to_range(r: dict) -> types.Range:
                        types.Position(r["end"]["line"], r["end"]["character"]))
 
 
+def uri_of(analysis: Analysis, file: str | None, uri: str | None) -> str | None:
+    """The URI for a place in `file`: the document's own URI (as the client spelt it) for the document."""
+    return analysis.uri if file == analysis.spec else uri
+
+
 def diagnostics(analysis: Analysis) -> list[types.Diagnostic]:
     """The document's diagnostics, in the checker's order."""
     return [to_diagnostic(d, analysis) for d in analysis.diagnostics]
@@ -30,8 +35,9 @@ def diagnostics(analysis: Analysis) -> list[types.Diagnostic]:
 def to_diagnostic(d: dict, analysis: Analysis) -> types.Diagnostic:
     related, message = [], d["message"]
     for note in d["notes"]:
-        if note["uri"] and note["range"]:
-            related.append(types.DiagnosticRelatedInformation(types.Location(note["uri"], to_range(note["range"])),
+        uri = uri_of(analysis, note["file"], note["uri"])
+        if uri and note["range"]:
+            related.append(types.DiagnosticRelatedInformation(types.Location(uri, to_range(note["range"])),
                                                               note["message"]))
         else:
             message += f"\nnote: {note['message']}"
@@ -46,8 +52,7 @@ def to_diagnostic(d: dict, analysis: Analysis) -> types.Diagnostic:
         message = f"in {d['file']}: {message}"
         where = import_range(analysis, d["file"])
     return types.Diagnostic(range=where, message=message, severity=SEVERITY.get(d["severity"]),
-                            source="ttspec", related_information=related or None,
-                            data={"fixes": d.get("fixes", [])} if here and d.get("fixes") else None)
+                            source="ttspec", related_information=related or None)
 
 
 def import_range(analysis: Analysis, file: str) -> types.Range:

@@ -13,7 +13,9 @@ open), computed once per document version by `Documents.update`. An `Analysis` h
   hints, fixes), for this document (see `for_document` for those in other files);
 - `module()`: the parsed AST (`frontend.ast.Module`), parsed lazily and None when the text does not parse.
 
-Analyses are replaced, never mutated, so a feature may keep the one it read."""
+Analyses are replaced, never mutated (but for what is computed lazily and kept: the AST, the lens's facts;
+a feature module may keep its own per-version results on the Analysis the same way), so a feature may keep
+the one it read."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ class Analysis:
         self.model = result.elaborated
         self.diagnostics = [diagnostic_json(d, result.spec) for d in result.diagnostics]
         self._module = _NOT_PARSED
+        self.lens_facts = None  # lens.Facts, computed when the editor first asks for this version's lenses
 
     @property
     def spec(self) -> str:

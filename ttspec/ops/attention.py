@@ -57,9 +57,9 @@ def _split_heads_shape(ins, attrs: SplitHeadsAttrs, ctx):
     width = last_dim(x, "split_heads")
     heads = positive(attrs.heads, "heads")
     if width % heads:
-        near = ", ".join(map(str, nearest_divisors(width, heads)))
+        near = [str(d) for d in nearest_divisors(width, heads)]
         raise OpError(f"heads={heads} does not divide {width} features", arg="heads",
-                      hint=f"nearest divisors of {width}: {near}")
+                      hint=f"nearest divisors of {width}: {', '.join(near)}", values=near)
     b, s, _ = x.shape
     return x.with_shape((b, heads, s, width // heads))
 

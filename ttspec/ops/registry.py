@@ -27,9 +27,11 @@ MAX_PARAM_ELEMENTS = 1 << 48
 class OpError(Exception):
     """A shape or attribute problem; the elaborator attaches the source location."""
 
-    def __init__(self, message: str, hint: str | None = None, arg: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, arg: str | None = None,
+                 values: list[str] | None = None):
         super().__init__(message)
         self.message, self.hint, self.arg = message, hint, arg
+        self.values = values or []  # values of `arg` that would do (nearest divisors): the spec's quick fixes
 
 
 class Unsupported(Exception):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ArchError, Diagnostic, Loc, Note, SourceCache, UsageError, source_lines
+from ..errors import ArchError, Diagnostic, Fix, Loc, Note, SourceCache, UsageError, source_lines
 from ..frontend.source import STDLIB_DIR, STDLIB_PREFIX
 from ..weight_formats import BF16, WeightFormats
 
@@ -77,9 +77,16 @@ def diagnostic_json(d: Diagnostic, spec: str) -> dict:
         "message": d.message,
         "notes": [note_json(n) for n in d.notes],
         "hints": [d.hint] if d.hint else [],
+        "fixes": [fix_json(f) for f in d.fixes],
         "source": "ttspec",
         "spec": spec,
     }
+
+
+def fix_json(fix: Fix) -> dict:
+    """A hint's mechanical edit (a quick fix): LSP's `TextEdit` (`range`, `newText`) in `file`/`uri`."""
+    return {"title": fix.title, "file": fix.loc.file, "uri": file_uri(fix.loc.file), "range": lsp_range(fix.loc),
+            "newText": fix.text}
 
 
 def note_json(note: Note) -> dict:
