@@ -4,6 +4,8 @@ file name the spec is known by, asks the pure query and turns its record into ls
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 
 from lsprotocol import types
@@ -86,11 +88,24 @@ def inlay_hints(ls, params: types.InlayHintParams) -> list[types.InlayHint]:
             for h in queries.inlay_hints(_index(ls, params.text_document.uri), rng)]
 
 
+def _guarded(handler, empty):
+    """A handler that answers `empty` (and logs) rather than an error popup when a query fails on some buffer."""
+
+    @functools.wraps(handler)
+    def run(ls, params):
+        try:
+            return handler(ls, params)
+        except Exception:  # noqa: BLE001 - an editor keeps working; the log says what failed
+            logging.getLogger(__name__).exception("%s failed", handler.__name__)
+            return empty() if callable(empty) else empty
+    return run
+
+
 def register(server) -> None:
-    server.feature(types.TEXT_DOCUMENT_HOVER)(hover)
-    server.feature(types.TEXT_DOCUMENT_DEFINITION)(definition)
-    server.feature(types.TEXT_DOCUMENT_COMPLETION,
-                   types.CompletionOptions(trigger_characters=["(", ",", " "]))(completion)
+    server.feature(types.TEXT_DOCUMENT_HOVER)(_guarded(hover, None))
+    server.feature(types.TEXT_DOCUMENT_DEFINITION)(_guarded(definition, None))
+    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["(", ",", " "]))(
+        _guarded(completion, lambda: types.CompletionList(is_incomplete=False, items=[])))
     help_options = types.SignatureHelpOptions(trigger_characters=["(", ","], retrigger_characters=[" "])
-    server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, help_options)(signature_help)
-    server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions())(inlay_hints)
+    server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, help_options)(_guarded(signature_help, None))
+    server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions())(_guarded(inlay_hints, list))
