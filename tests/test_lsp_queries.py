@@ -174,3 +174,29 @@ def test_utf16_positions():
     assert buf.position(buf.text.index("x")) == Position(0, 16)  # the emoji is two UTF-16 units
     assert buf.offset(Position(0, 16)) == buf.text.index("x")
     assert buf.offset(Position(1, 4)) == buf.text.index("a\n")
+
+
+def test_completion_after_repeat_offers_blocks_and_import_offers_files(tmp_path, nano):
+    text, index = nano
+    pos = at(text, "repeat(layers) decoder", "decoder")
+    labels = {c.label: c.kind for c in completion(index, pos)}
+    assert labels["decoder"] == "block" and labels["attention"] == "block"
+    assert "linear" not in labels and "h" not in labels  # a primitive or a value cannot be repeated
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "parts.arch").write_text("let n = 2\n", encoding="utf-8")
+    spec = tmp_path / "m.arch"
+    buffer = 'model m\nimport "'
+    files = completion(index_for(buffer, str(spec)), Position(1, 8))
+    assert [(c.label, c.insert) for c in files] == [("lib/parts.arch", "lib/parts.arch")]
+
+
+def test_definition_of_a_primitive_lands_on_its_registry_entry(nano):
+    text, index = nano
+    found = definition(index, at(text, "output logits = lm_head", "lm_head"))  # a block: the prelude
+    assert found.path == PRELUDE
+    norm_block = PRELUDE.read_text(encoding="utf-8")
+    prelude = index_for(norm_block, str(PRELUDE))  # in the prelude, rms_norm is a primitive
+    loc = definition(prelude, at(norm_block, "return rms_norm(", "rms_norm"))
+    line = loc.path.read_text(encoding="utf-8").split("\n")[loc.range.start.line]
+    assert loc.path.name == "norms.py" and line[loc.range.start.character:loc.range.end.character] == "rms_norm"
+    assert line.lstrip().startswith('"rms_norm",')  # the OpDef's name, first in its arguments

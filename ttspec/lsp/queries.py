@@ -20,7 +20,7 @@ from . import components
 from .index import Index, index_for, loc_key
 from .signatures import Signature, markdown, primitive_names, primitive_signature, source_path
 from .symbols import Ref, Symbols
-from .text import CallContext, Position, Range, enclosing_call
+from .text import CallContext, Position, Range, enclosing_call, is_repeat
 
 __all__ = ["Completion", "Hover", "InlayHint", "Location", "Position", "Range", "SignatureHelp", "completion",
            "definition", "hover", "index_for", "inlay_hints", "signature_help"]
@@ -226,7 +226,7 @@ def definition(index: Index, pos: Position) -> Location | None:
 def _block_location(index: Index, name: str) -> Location | None:
     sig = index.blocks.get(name)
     if sig is None or not sig.line:
-        return None
+        return _primitive_location(name)
     path = index.path if sig.file == index.file else source_path(sig.file)
     line = sig.line - 1
     try:
@@ -234,6 +234,32 @@ def _block_location(index: Index, name: str) -> Location | None:
     except (OSError, IndexError):
         text = ""
     col = max(text.find(name), 0)
+    return Location(path, Range(Position(line, col), Position(line, col + len(name))))
+
+
+def _primitive_location(name: str) -> Location | None:
+    """A primitive or config: its `OpDef("name"` (`ConfigDef`) in the op registry's module that declares it."""
+    import sys
+
+    from ..elaborate.values import REGISTRY
+    from ..ops import CONFIGS
+
+    found = REGISTRY.get(name) or CONFIGS.get(name)
+    if found is None:
+        return None
+    rule = found.shape if name in REGISTRY else found.check
+    module = sys.modules.get(getattr(rule, "__module__", ""))
+    path = Path(getattr(module, "__file__", "") or "")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    m = re.search(rf'(?:OpDef|ConfigDef)\(\s*"{re.escape(name)}"', text)
+    if m is None:
+        return None
+    start = text.index('"', m.start()) + 1
+    line = text.count("\n", 0, start)
+    col = start - (text.rfind("\n", 0, start) + 1)
     return Location(path, Range(Position(line, col), Position(line, col + len(name))))
 
 
@@ -274,6 +300,11 @@ def completion(index: Index, pos: Position) -> list[Completion]:
         from ..targets import TARGETS
 
         return [Completion(t, "value", "target") for t in TARGETS]
+    if prev == ")" and is_repeat(before, len(before) - 1):  # `repeat(N) |`: only a block can follow
+        return [c for c in _callables(index) if c.kind == "block"]
+    if prev == "import" or index.buf.line_text(pos.line).lstrip().startswith("import"):
+        quoted = '"' in index.buf.line_text(pos.line)[: pos.character]
+        return _import_paths(index, quoted)
     items: list[Completion] = []
     ctx = enclosing_call(index.buf, offset)
     if ctx is not None:
@@ -283,6 +314,19 @@ def completion(index: Index, pos: Position) -> list[Completion]:
     if ctx is None:
         items += [Completion(w, "keyword") for w in STATEMENT_WORDS]
     return items
+
+
+def _import_paths(index: Index, quoted: bool) -> list[Completion]:
+    """`import "|`: the .arch files beside the spec and below it (imports stay in the spec's tree)."""
+    from itertools import islice
+
+    base = index.path.resolve().parent
+    out = []
+    for path in sorted(islice(base.rglob("*.arch"), 200)):
+        if path != index.path.resolve():
+            rel = path.relative_to(base).as_posix()
+            out.append(Completion(rel, "value", "file", insert=rel if quoted else f'"{rel}"'))
+    return out
 
 
 def _arguments(index: Index, ctx: CallContext) -> list[Completion]:

@@ -160,12 +160,12 @@ def enclosing_call(buf: Buffer, offset: int) -> CallContext | None:
             break
         positional += 1
     func = toks[i - 1]
-    repeat = i >= 2 and toks[i - 2].text == ")" and _is_repeat(toks, i - 2)
+    repeat = i >= 2 and toks[i - 2].text == ")" and is_repeat(toks, i - 2)
     return CallContext(func.text, func.start, positional, tuple(k for k in keywords[:-1] if k),
                        len(segments) - 1, keywords[-1], repeat)
 
 
-def _is_repeat(toks: list[Token], close: int) -> bool:
+def is_repeat(toks: list[Token], close: int) -> bool:
     """`repeat(N) block(`: the `)` at `close` ends a `repeat(...)`."""
     depth, j = 0, close
     while j >= 0:
