@@ -90,7 +90,9 @@ def test_definition_of_local_blocks_names_and_arguments(nano):
     h = definition(index, at(text, "h = rmsnorm(h", "h", nth=1))  # the previous binding, not this one
     assert text.split("\n")[h.range.start.line].startswith("h = repeat")
     hidden = definition(index, at(text, "hidden = mlp", "hidden"))  # swiglu's parameter, in the prelude
-    assert hidden.path == PRELUDE and "hidden: int" in _line(PRELUDE, hidden.range.start.line)
+    line = _line(PRELUDE, hidden.range.start.line)
+    assert hidden.path == PRELUDE and line.startswith("block swiglu(")
+    assert line[hidden.range.start.character:hidden.range.end.character] == "hidden"
 
 
 def test_definition_into_imports(tmp_path):

@@ -75,10 +75,15 @@ class _Recorder(Elaborator):
         return path
 
 
-@lru_cache(maxsize=1)
 def stdlib_blocks() -> dict[str, Signature]:
     """The standard library's blocks: the prelude's, then the family templates' (which a short form brings)."""
+    return _stdlib()[0]
+
+
+@lru_cache(maxsize=1)
+def _stdlib() -> tuple[dict[str, Signature], dict[str, ast.BlockDef]]:
     out: dict[str, Signature] = {}
+    defs: dict[str, ast.BlockDef] = {}
     for path in sorted(STDLIB_DIR.glob("*.arch")) + sorted((STDLIB_DIR / "families").glob("*.arch")):
         name = STDLIB_PREFIX + str(path.relative_to(STDLIB_DIR))
         text = path.read_text(encoding="utf-8")
@@ -90,7 +95,8 @@ def stdlib_blocks() -> dict[str, Signature]:
             if isinstance(item, ast.BlockDef):
                 item.file = name
                 out.setdefault(item.name, block_signature(item, text))
-    return out
+                defs.setdefault(item.name, item)
+    return out, defs
 
 
 class Index:
@@ -107,7 +113,7 @@ class Index:
         self.model: Model | None = None
         self.complete = False  # elaborated without an error
         self.blocks: dict[str, Signature] = dict(stdlib_blocks())
-        self.defs: dict[str, ast.BlockDef] = {}
+        self.defs: dict[str, ast.BlockDef] = dict(_stdlib()[1])
         self._report: dict | None = None
         self._parse(text)
         if self.module is not None and self.module.name is not None:
@@ -154,12 +160,13 @@ class Index:
         before): from the parse tree, else from `block NAME` lines."""
         if self.module is not None:
             for item in self.module.items:
-                if isinstance(item, ast.BlockDef) and item.name not in self.defs and item.file == self.file:
+                if isinstance(item, ast.BlockDef) and item.file == self.file and (
+                        item.name not in self.defs or is_stdlib(self.defs[item.name].file)):
                     self.defs[item.name] = item
                     self.blocks[item.name] = block_signature(item, text)
             return
         for m in _BLOCK_LINE.finditer(text):
-            if m.group(1) not in self.defs:
+            if m.group(1) not in self.defs or is_stdlib(self.defs[m.group(1)].file):
                 pos = self.buf.position(m.start(1))
                 self.blocks[m.group(1)] = Signature(m.group(1), "block", file=self.file, line=pos.line + 1)
 
