@@ -63,6 +63,12 @@ def test_hover_on_calls_and_arguments(nano):
     text, index = nano
     norm = hover(index, at(text, "h = rmsnorm(h", "rmsnorm")).markdown
     assert "rmsnorm(x: [*, d], eps: float" in norm and "-> [*, d]" in norm and "here: `[batch, seq, 256]`" in norm
+    head = hover(index, at(text, "output logits = lm_head", "lm_head")).markdown  # unlabelled: named lm_head
+    assert "**lm_head**" in head and "**0** parameters" in head and "tied to `embedding.weight`" in head
+    gpt2 = SPECS / "gpt2.arch"
+    text2 = gpt2.read_text(encoding="utf-8")
+    fused = hover(index_for(text2, str(gpt2)), at(text2, ") as attn", "as attn", offset=4)).markdown
+    assert "`transformer.h.N.attn.c_attn.weight` (part 1 of 3, transposed)" in fused  # GPT-2's Conv1D c_attn
     window = hover(index, at(text, "heads = heads", "heads")).markdown
     assert "heads: int" in window and "argument of `attention`" in window and "here: `8`" in window
 

@@ -41,8 +41,9 @@ def parameter_rows(report: dict, chain: tuple[str, ...]) -> list[dict]:
     return [r for r in report["parameters"] if r["name"].startswith(prefix)]
 
 
-def hf_names(family: str | None, rows: list[dict]) -> list[tuple[str, str]]:
-    """(our name, HF name) per row under `family` (`N` for the layer); a tied row gives `tied to ...`."""
+def hf_names(family: str | None, rows: list[dict]) -> list[tuple[str, str | None, str]]:
+    """(our name, HF name, note) per row under `family` (`N` for the layer); a tied row has no HF name of its
+    own (note `tied to ...`); a fused HF tensor's part says which (`part 1 of 3`), a transposed one so."""
     if family is None:
         return []
     from ..families import FAMILIES, rules_of
@@ -54,11 +55,14 @@ def hf_names(family: str | None, rows: list[dict]) -> list[tuple[str, str]]:
     for r in rows:
         ours = r["name"].replace("*", "N")
         if r["tied_to"]:
-            out.append((ours, f"tied to {r['tied_to']}"))
+            out.append((ours, None, f"tied to `{r['tied_to']}`"))
             continue
         found = match_rule(rules, r["name"].replace("*", LAYER_MARK))
         if found is not None:
-            out.append((ours, found[2].replace(LAYER_MARK, "N")))
+            rule, part, hf = found
+            notes = [f"part {part + 1} of {len(rule.ours)}"] if len(rule.ours) > 1 else []
+            notes += ["transposed"] if rule.transpose and len(r["shape"]) > 1 else []
+            out.append((ours, hf.replace(LAYER_MARK, "N"), ", ".join(notes)))
     return out
 
 
@@ -89,6 +93,12 @@ def describe(report: dict, family: str | None, label: str, chain: tuple[str, ...
     names = hf_names(family, parameter_rows(report, chain))
     if names:
         shown = names[:12]
-        lines.append(f"HF names (`family {family}`):\n" + "\n".join(f"- `{ours}` → `{hf}`" for ours, hf in shown)
+        lines.append(f"HF names (`family {family}`):\n" + "\n".join(_name_line(*n) for n in shown)
                      + (f"\n- ... {len(names) - len(shown)} more" if len(names) > len(shown) else ""))
     return "\n\n".join(lines)
+
+
+def _name_line(ours: str, hf: str | None, note: str) -> str:
+    if hf is None:
+        return f"- `{ours}`: {note}"
+    return f"- `{ours}` → `{hf}`" + (f" ({note})" if note else "")

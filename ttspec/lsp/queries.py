@@ -127,6 +127,8 @@ def _hover_ref(index: Index, name: str, ref: Ref) -> str | None:
         value = values.get(id(ref.outer))
         if value is not None and text is not None:
             text += f"\n\nhere: `{value_text(value)}`"
+        if text is not None and ref.call.label is None:  # an unlabelled component: named after its block
+            text += "".join(f"\n\n---\n\n{part}" for part in _components(index, ref.call, None))
         return text
     if ref.kind == "kwarg":
         sig = _callee(index, ref.call.func)
@@ -184,16 +186,23 @@ def _dim_value(index: Index, dim: ast.DimSpec):
     return None
 
 
-def _hover_label(index: Index, name: str, ref: Ref) -> str | None:
-    call: ast.Call = ref.call
-    chains = index.labels.get(loc_key(call.loc), [])
-    parts = []
+def _components(index: Index, call: ast.Call, name: str | None) -> list[str]:
+    """The components a call made (one per block instance that ran it, up to four), described."""
     report = index.report
+    if report is None:
+        return []
     family = index.model.family if index.model is not None else None
-    for chain in chains[:4]:
-        text = components.describe(report, family, name, chain) if report is not None else None
+    parts = []
+    for chain in index.labels.get(loc_key(call.loc), [])[:4]:
+        text = components.describe(report, family, name or chain[-1].rpartition(".")[2], chain)
         if text is not None:
             parts.append(text)
+    return parts
+
+
+def _hover_label(index: Index, name: str, ref: Ref) -> str | None:
+    call: ast.Call = ref.call
+    parts = _components(index, call, name)
     value = index.values.get(id(ref.outer))
     if not parts:
         parts.append(f"**{name}** · `{call.func}`" + ("" if index.complete else
