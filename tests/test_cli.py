@@ -90,6 +90,6 @@ def test_core_never_imports_torch_ttnn_or_a_template_engine(tmp_path):
             " ['plan', 'specs/gpt2.arch', '--target', 'n150'],"
             " ['check', 'specs/llama-3.1-70b.arch', '--target', 't3k']):\n    main(argv)\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy',"
-            " 'jinja2'))\nassert not heavy, heavy\n").replace("SINK", repr(sink))
+            " 'jinja2', 'pygls', 'lsprotocol'))\nassert not heavy, heavy\n").replace("SINK", repr(sink))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

@@ -90,9 +90,10 @@ def test_plain_client_sees_the_error_then_its_fix(tmp_path):
     uri = (tmp_path / "heads7.arch").as_uri()  # not on disk: the buffer is what is checked
     client = Client()
     try:
-        caps = client.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(),
-                                             "capabilities": {}})["capabilities"]
+        caps = client.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(), "capabilities": {
+            "general": {"positionEncodings": ["utf-8", "utf-32", "utf-16"]}}})["capabilities"]
         assert caps["textDocumentSync"]["openClose"] is True
+        assert caps.get("positionEncoding", "utf-16") == "utf-16"  # ttspec's ranges count UTF-16 code units
         client.notify("initialized", {})
         client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "arch", "version": 1,
                                                                 "text": text}})
@@ -116,6 +117,19 @@ def test_plain_client_sees_the_error_then_its_fix(tmp_path):
             {"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col + 1}},
              "text": "7"}]})
         assert [d["range"] for d in client.diagnostics(uri, 3)] == [d["range"]]
+        # a character outside the BMP before the error counts two UTF-16 code units
+        clef = "model m  # \U0001d11e\ninput tokens: int32[batch, seq] where seq <= 64\nlet hidden = 64\n" \
+               "h = token_embedding(tokens, 256, 64) # \U0001d11e\nlet s = \"\U0001d11e\" == \"x\" or hiden\n" \
+               "output logits = lm_head(h, 256)\n"
+        other = (tmp_path / "clef.arch").as_uri()
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": other, "languageId": "arch", "version": 1,
+                                                                "text": clef}})
+        (found,) = client.diagnostics(other, 1)
+        line = clef.split("\n")[4]
+        start = len(line[:line.index("hiden")].encode("utf-16-le")) // 2
+        assert found["range"] == {"start": {"line": 4, "character": start},
+                                  "end": {"line": 4, "character": start + len("hiden")}}
+        assert start == line.index("hiden") + 1
         assert client.request("shutdown", None) is None
         client.notify("exit", None)
         assert client.proc.wait(timeout=DEADLINE_S) == 0
@@ -123,3 +137,32 @@ def test_plain_client_sees_the_error_then_its_fix(tmp_path):
         if client.proc.poll() is None:
             client.proc.kill()
             client.proc.wait()
+
+
+def test_without_pygls_one_line_names_the_extra():
+    """Where pygls is not installed, `ttspec lsp` says so in one line, naming the extra, and exits non-zero."""
+    code = ("import sys\nsys.modules['pygls'] = None  # as if not installed\n"
+            "from ttspec.cli.main import main\nsys.exit(main(['lsp']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=DEADLINE_S,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), stdin=subprocess.DEVNULL)
+    assert out.returncode != 0 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "pip install 'ttspec[lsp]'" in out.stderr and "pygls" in out.stderr
+
+
+def test_server_imports_no_heavy_library():
+    """The server's every feature (check, fixes, outline, lens) runs without torch, ttnn or numpy."""
+    code = ("import sys\nfrom pathlib import Path\nfrom lsprotocol import types\n"
+            "from ttspec.lsp.server import build_server\nfrom ttspec.lsp import actions, lens, outline\n"
+            "from ttspec.lsp.documents import Documents\nbuild_server()\n"
+            "path = Path(sys.argv[1])\nanalysis = Documents().update(path.as_uri(), path.read_text(), 1)\n"
+            "assert analysis.diagnostics and lens.lenses(analysis) == [] and outline.symbols(analysis)\n"
+            "everything = types.Range(types.Position(0, 0), types.Position(99, 0))\n"
+            "assert actions.actions(analysis, everything)\n"
+            "good = Path(sys.argv[2])\nassert lens.lenses(Documents().update(good.as_uri(), good.read_text(), 1))\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ttnn', 'transformers', 'numpy'))\n"
+            "assert not heavy, heavy\n")
+    out = subprocess.run([sys.executable, "-c", code, str(SPEC), str(ROOT / "specs" / "mixtral-8x7b.arch")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=DEADLINE_S,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..errors import ArchError
+from ..errors import ArchError, Diagnostic, Loc
 from ..reports.check_json import CheckResult, check_spec, diagnostic_json
 
 _NOT_PARSED = object()
@@ -75,6 +75,10 @@ def analyse(uri: str, text: str, version: int | None = None) -> Analysis:
         result = check_spec(spec, text=text)
     except ArchError as e:  # a UsageError from an option: none are given here, but never lose a diagnostic
         result = CheckResult(spec, e.diagnostics, ok=False)
+    except Exception as e:  # a bug in ttspec: said on the document (as `ttspec check` says it), the server lives on
+        result = CheckResult(spec, [Diagnostic("error", f"internal error: {type(e).__name__}: {e}", Loc(spec, 1, 1),
+                                               hint="this is a bug in ttspec; `TTSPEC_DEBUG=1 ttspec check "
+                                                    "FILE` on the saved file shows a traceback")], ok=False)
     return Analysis(uri, version, text, result)
 
 

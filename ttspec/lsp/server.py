@@ -17,6 +17,8 @@ import importlib
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from .. import __version__
 from . import convert
@@ -26,11 +28,23 @@ from .documents import Analysis, Documents
 FEATURES = ("actions", "outline", "lens", "query_features")
 
 
+class ArchProtocol(LanguageServerProtocol):
+    """pygls' protocol, keeping LSP's default position encoding: positions count UTF-16 code units, as ttspec's
+    ranges do (check --json), whatever other encodings a client offers (every client supports UTF-16)."""
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        if params.capabilities.general is not None:
+            params.capabilities.general.position_encodings = None
+        return (yield from super().lsp_initialize(params))
+
+
 class ArchServer(LanguageServer):
     """pygls' server with ttspec's document state (`documents`)."""
 
     def __init__(self):
-        super().__init__("ttspec", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__("ttspec", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         protocol_cls=ArchProtocol)
         self.documents = Documents()
 
     def refresh(self, uri: str) -> Analysis | None:
