@@ -126,6 +126,7 @@ def test_completion_offers_blocks_primitives_and_arguments_not_given(nano):
     assert labels["decoder"].kind == "block" and labels["linear"].kind == "primitive"
     assert "eps" in labels and "heads" in labels  # the spec's own names
     top = {c.label for c in completion(index, Position(len(text.split("\n")) - 1, 0))}
+    assert completion(index, at(text, "let d = 256", "hidden_dim")) == []  # in a comment
     assert {"let", "block", "rmsnorm", "attention"} <= top
 
 

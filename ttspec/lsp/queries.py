@@ -295,7 +295,9 @@ def _import_target(index: Index, line: str) -> Location | None:
 # ---------------------------------------------------------------- completion
 def completion(index: Index, pos: Position) -> list[Completion]:
     offset = index.buf.offset(pos)
-    before = [t for t in index.buf.tokens_before(offset)]
+    if _in_comment(index.buf.text[index.buf.starts[min(pos.line, len(index.buf.starts) - 1)]:offset]):
+        return []
+    before = index.buf.tokens_before(offset)
     if before and before[-1].end == offset and before[-1].is_name:
         before = before[:-1]  # the word being typed
     prev = before[-1].text if before else ""
@@ -323,6 +325,17 @@ def completion(index: Index, pos: Position) -> list[Completion]:
     if ctx is None:
         items += [Completion(w, "keyword") for w in STATEMENT_WORDS]
     return items
+
+
+def _in_comment(line: str) -> bool:
+    """Whether the end of `line` (a line up to the cursor) is inside a `#` comment."""
+    quoted = False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "#" and not quoted:
+            return True
+    return False
 
 
 def _import_paths(index: Index, quoted: bool) -> list[Completion]:

@@ -104,7 +104,7 @@ def _guarded(handler, empty):
 def register(server) -> None:
     server.feature(types.TEXT_DOCUMENT_HOVER)(_guarded(hover, None))
     server.feature(types.TEXT_DOCUMENT_DEFINITION)(_guarded(definition, None))
-    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["(", ",", " "]))(
+    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["(", ","]))(
         _guarded(completion, lambda: types.CompletionList(is_incomplete=False, items=[])))
     help_options = types.SignatureHelpOptions(trigger_characters=["(", ","], retrigger_characters=[" "])
     server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, help_options)(_guarded(signature_help, None))

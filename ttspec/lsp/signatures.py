@@ -135,10 +135,16 @@ def _arg(a: ArgSpec) -> ParamSig:
 def primitive_signature(name: str) -> Signature | None:
     if name in REGISTRY:
         op = REGISTRY[name]
-        return Signature(name, "primitive", [_arg(a) for a in op.args], "tensor", op.doc)
+        params = [_arg(a) for a in op.args]
+        for p in params:
+            p.doc = param_doc(op.doc, p.name)
+        return Signature(name, "primitive", params, "tensor", op.doc)
     if name in CONFIGS:
         c = CONFIGS[name]
-        return Signature(name, "config", [_arg(a) for a in c.fields], f"{name} config", c.doc)
+        params = [_arg(a) for a in c.fields]
+        for p in params:
+            p.doc = param_doc(c.doc, p.name)
+        return Signature(name, "config", params, f"{name} config", c.doc)
     if name == "activation":
         fns = ", ".join(f'"{a}"' for a in ACTIVATIONS)
         return Signature("activation", "activation",
