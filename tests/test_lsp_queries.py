@@ -4,6 +4,10 @@ Expected counts are nano-trickster's closed form (d = 256, 8 heads, SwiGLU 768, 
 attention 4 d^2 per layer, SwiGLU 3 d * 768, an RMSNorm d; HF names are LlamaForCausalLM's own
 (`model.layers.N.self_attn.q_proj.weight`, as transformers names them)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from ttspec.lsp.queries import Position, completion, definition, hover, index_for, inlay_hints, signature_help
@@ -209,3 +213,12 @@ def test_definition_of_a_primitive_lands_on_its_registry_entry(nano):
     line = loc.path.read_text(encoding="utf-8").split("\n")[loc.range.start.line]
     assert loc.path.name == "norms.py" and line[loc.range.start.character:loc.range.end.character] == "rms_norm"
     assert line.lstrip().startswith('"rms_norm",')  # the OpDef's name, first in its arguments
+
+
+def test_the_queries_need_neither_pygls_nor_torch():
+    code = ("import sys, ttspec.lsp.queries as q; q.hover(q.index_for(open(sys.argv[1]).read(), sys.argv[1]), "
+            "q.Position(0, 0)); print(sorted(m for m in ('pygls', 'lsprotocol', 'torch', 'ttnn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(NANO)], capture_output=True, text=True, cwd=ROOT,
+                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
