@@ -65,6 +65,8 @@ def test_hover_on_values_gives_shapes(nano):
 
 def test_hover_on_calls_and_arguments(nano):
     text, index = nano
+    assert "LlamaForCausalLM" in hover(index, at(text, "family llama", "llama")).markdown
+    assert "Wormhole n150" in hover(index, at(text, "target n150", "n150")).markdown
     norm = hover(index, at(text, "h = rmsnorm(h", "rmsnorm")).markdown
     assert "rmsnorm(x: [*, d], eps: float" in norm and "-> [*, d]" in norm and "here: `[batch, seq, 256]`" in norm
     head = hover(index, at(text, "output logits = lm_head", "lm_head")).markdown  # unlabelled: named lm_head
@@ -106,14 +108,18 @@ def test_definition_of_local_blocks_names_and_arguments(nano):
 
 
 def test_definition_into_imports(tmp_path):
-    (tmp_path / "parts.arch").write_text("block twice(x: [b, s, d]) -> [b, s, d] {\n    return x + x\n}\n",
-                                         encoding="utf-8")
+    (tmp_path / "parts.arch").write_text("let width = 32\nblock twice(x: [b, s, d]) -> [b, s, d] {\n"
+                                         "    return x + x\n}\n", encoding="utf-8")
     text = ('model m\nimport "parts.arch"\ninput tokens: int32[batch, seq]\n'
-            "h = token_embedding(tokens, 64, 32)\noutput logits = lm_head(twice(h), 64)\n")
+            "h = token_embedding(tokens, 64, width)\noutput logits = lm_head(twice(h), 64)\n")
     spec = tmp_path / "m.arch"
     index = index_for(text, str(spec))
     loc = definition(index, at(text, "twice(h)", "twice"))
-    assert loc.path == (tmp_path / "parts.arch").resolve() and loc.range.start.line == 0
+    assert loc.path == (tmp_path / "parts.arch").resolve() and loc.range.start.line == 1
+    width = definition(index, at(text, "tokens, 64, width", "width"))
+    assert width.path == (tmp_path / "parts.arch").resolve() and width.range.start == Position(0, 4)
+    assert "width: 32" in hover(index, at(text, "tokens, 64, width", "width")).markdown
+    assert "width" in {c.label for c in completion(index, at(text, "output", "output"))}
     assert definition(index, at(text, "import", "parts")).path == (tmp_path / "parts.arch").resolve()
     assert "[batch, seq, 64]" in hover(index, at(text, "lm_head", "lm_head")).markdown
 

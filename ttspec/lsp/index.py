@@ -171,6 +171,34 @@ class Index:
                 self.blocks[m.group(1)] = Signature(m.group(1), "block", file=self.file, line=pos.line + 1)
 
     @property
+    def imported_lets(self) -> dict[str, tuple[Path, Loc]]:
+        """The `let` names the buffer's imports bind (through their own imports): file and place of each."""
+        if getattr(self, "_lets", None) is None:
+            self._lets: dict[str, tuple[Path, Loc]] = {}
+            if self.module is not None:
+                self._collect_lets(self.module, self.path.resolve().parent, set())
+        return self._lets
+
+    def _collect_lets(self, module: ast.Module, base: Path, seen: set) -> None:
+        from ..frontend.parser import read_source
+
+        for item in module.items:
+            if not isinstance(item, ast.Import) or len(seen) > 32:
+                continue
+            target = (base / item.path).resolve()
+            if target in seen or target.suffix != ".arch" or not target.is_file():
+                continue
+            seen.add(target)
+            try:
+                imported = parse_source(read_source(target), str(target), imported=True)
+            except (ArchError, OSError):
+                continue
+            for stmt in imported.items:
+                for b in stmt.bindings if isinstance(stmt, ast.Let) else ():
+                    self._lets.setdefault(b.name, (target, b.loc))
+            self._collect_lets(imported, target.parent, seen)
+
+    @property
     def report(self) -> dict | None:
         """`ttspec params --json`'s report of the elaborated model (None when it cannot be made)."""
         if self._report is None and self.model is not None and self.complete:

@@ -138,6 +138,8 @@ def _hover_ref(index: Index, name: str, ref: Ref) -> str | None:
         text = f"```arch\n{p.label}\n```\n\nargument of `{sig.name}`" + (f"\n\n{p.doc}" if p.doc else "")
         value = values.get(id(ref.node.value))
         return text + (f"\n\nhere: `{value_text(value)}`" if value is not None else "")
+    if ref.kind in ("family", "target"):
+        return _hover_setting(ref.kind, name)
     if ref.kind == "blockdef":
         return markdown(index.blocks.get(name) or Signature(name, "block"))
     if ref.kind == "name" and index.values.get(id(ref.node)) is None:
@@ -157,6 +159,23 @@ def _hover_ref(index: Index, name: str, ref: Ref) -> str | None:
     if value is None:
         return None
     return f"```arch\n{name}: {value_text(value)}\n```" + (f"\n\n{what}" if what else "")
+
+
+def _hover_setting(kind: str, name: str) -> str | None:
+    """`family NAME`: the transformers class it follows; `target NAME`: the hardware."""
+    if kind == "family":
+        from ..families import FAMILIES
+
+        f = FAMILIES.get(name)
+        return (f"**family {name}**: parameters load from and save to HF `{f.hf_class}` checkpoints (config.json "
+                f"`model_type` \"{name}\"); hover a component label for its HF names") if f else None
+    from ..targets import TARGETS
+
+    t = TARGETS.get(name)
+    if t is None:
+        return None
+    return (f"**target {name}**: {t.description} ({t.arch}, a {t.mesh[0]}x{t.mesh[1]} mesh); `ttspec check` "
+            "and the CodeLens on `model` say whether the model fits it")
 
 
 def _value_of(index: Index, ref: Ref):
@@ -223,7 +242,14 @@ def definition(index: Index, pos: Position) -> Location | None:
     syms = _symbols(index)
     if ref is not None and ref.kind == "name" and syms is not None:
         b = syms.resolve(tok.text, tok.start, ref.block)
-        return Location(index.path, index.buf.span_range(b.offset, b.offset + len(b.name))) if b else None
+        if b is not None:
+            return Location(index.path, index.buf.span_range(b.offset, b.offset + len(b.name)))
+        found = index.imported_lets.get(tok.text)
+        if found is None:
+            return None
+        path, loc = found
+        start = Position(loc.line - 1, loc.col - 1)
+        return Location(path, Range(start, Position(start.line, start.character + len(tok.text))))
     if ref is not None and ref.kind == "kwarg":
         return _param_location(index, ref.call.func, tok.text)
     if ref is None or ref.kind in ("call", "blockdef", "label"):
@@ -374,6 +400,9 @@ def _variables(index: Index, offset: int) -> list[Completion]:
     for b in syms.visible(offset, syms.block_at(offset)):
         value = _value_of(index, b.ref)
         out.append(Completion(b.name, "variable", value_text(value) if value is not None else b.ref.kind))
+    seen = {c.label for c in out}
+    out += [Completion(name, "variable", f"let in {path.name}") for name, (path, _) in index.imported_lets.items()
+            if name not in seen]
     return out
 
 

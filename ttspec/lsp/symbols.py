@@ -15,7 +15,8 @@ from .text import Buffer
 
 class Ref(Record):
     """What a name token is: `kind` one of name (a variable used), call (a block or primitive called),
-    kwarg (an argument's keyword), assign, let, input, output, param, dim, blockdef, label, import."""
+    kwarg (an argument's keyword), assign, let, input, output, param, dim, blockdef, label, import, family,
+    target."""
 
     kind: str
     node: object
@@ -116,6 +117,8 @@ class Symbols:
                 self._stmt(s, block)
         elif isinstance(stmt, ast.Import):
             self._put(stmt.loc, Ref("import", stmt, block))
+        elif isinstance(stmt, (ast.Family, ast.Target)):
+            self._put(stmt.loc, Ref(type(stmt).__name__.lower(), stmt, block))
 
     def _expr(self, e: ast.Expr, block, stmt) -> None:
         if isinstance(e, ast.Name):
