@@ -228,3 +228,13 @@ def test_the_queries_need_neither_pygls_nor_torch():
                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_crlf_buffers(nano):
+    text, _ = nano
+    crlf = text.replace("\n", "\r\n")  # an editor on Windows: ttspec reads it as LF, positions stay the buffer's
+    index = index_for(crlf, str(NANO))
+    assert "h: [batch, seq, 256]" in hover(index, at(text, "h = rmsnorm(h", "h")).markdown
+    out = at(text, "output logits", "logits")
+    assert (out.line, out.character + len("logits")) in {(h.position.line, h.position.character)
+                                                         for h in inlay_hints(index)}
