@@ -150,6 +150,11 @@ async def test_error_in_an_imported_file_sits_on_the_import(client: LanguageClie
     assert d.range.start.line == 1 and "dims.arch" in d.message and "does not divide" in d.message
     first = d.related_information[0].location
     assert first.uri == (tmp_path / "lib" / "dims.arch").resolve().as_uri() and first.range.start.line == 1
+    # imports are read from disk: fixed and saved there, the importing buffer is checked again
+    (tmp_path / "lib" / "dims.arch").write_text("let width = 8\nlet bad = width / 2\n", encoding="utf-8")
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        types.TextDocumentIdentifier((tmp_path / "lib" / "dims.arch").as_uri())))
+    assert await diagnostics_for(client, (tmp_path / "main.arch").as_uri()) == []
 
 
 async def test_outline(client: LanguageClient):

@@ -224,6 +224,35 @@ def target_pipeline():
     return PIPELINE.for_target(FUSED_ACTIVATIONS)
 
 
+def fits_on(model: Model, targets: list[Target]) -> dict[str, bool | ArchError]:
+    """Whether the model fits each target on its whole mesh, bf16 weights, batch 1: what `ttspec plan` says
+    (its chosen plan fits exactly when one of the strategies it weighs fits: memory comes first), without
+    pricing the strategies against each other, and lowered once for all the targets. A target whose backend
+    or mesh refuses the model (plan's error) maps to that ArchError."""
+    from .analysis.memory import check_weight_formats
+    from .backends.ttnn.support import check_supported
+
+    try:
+        check_supported(model)
+        check_weight_formats(model, BF16)
+    except ArchError as e:
+        return {t.name: e for t in targets}
+    shared, out = _shared(model), {}
+    for target in targets:
+        options = resolve_options(target)
+        out[target.name] = False
+        for i, strategy in enumerate(strategies_allowed(options.mesh, options.dp) or ("1d",)):
+            try:
+                if _prepare(model, options, strategy, shared).fits:
+                    out[target.name] = True
+                    break
+            except ArchError as e:  # the first (1-D) must build, as in prepare; another is simply not a candidate
+                if i == 0:
+                    out[target.name] = e
+                    break
+    return out
+
+
 def _shared(model: Model) -> Lowered:
     return target_pipeline().shared(model)
 

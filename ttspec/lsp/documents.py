@@ -88,16 +88,21 @@ class Documents:
     def __init__(self):
         self._by_uri: dict[str, Analysis] = {}
 
-    def update(self, uri: str, text: str, version: int | None = None) -> Analysis:
-        """Analyse a document's new text (reusing the analysis when text and version are unchanged)."""
+    def update(self, uri: str, text: str, version: int | None = None, again: bool = False) -> Analysis:
+        """Analyse a document's new text (reusing the analysis when text and version are unchanged, unless
+        `again`: a file it imports may have changed on disk)."""
         old = self._by_uri.get(uri)
-        if old is not None and old.text == text and old.version == version:
+        if old is not None and old.text == text and old.version == version and not again:
             return old
         self._by_uri[uri] = analysis = analyse(uri, text, version)
         return analysis
 
     def get(self, uri: str) -> Analysis | None:
         return self._by_uri.get(uri)
+
+    def uris(self) -> list[str]:
+        """The open documents."""
+        return list(self._by_uri)
 
     def close(self, uri: str) -> None:
         self._by_uri.pop(uri, None)

@@ -47,10 +47,11 @@ class ArchServer(LanguageServer):
                          protocol_cls=ArchProtocol)
         self.documents = Documents()
 
-    def refresh(self, uri: str) -> Analysis | None:
-        """Re-check the document at `uri` from its current buffer and publish its diagnostics."""
+    def refresh(self, uri: str, again: bool = False) -> Analysis:
+        """Check the document at `uri` from its current buffer (unless that version is checked already and not
+        `again`) and publish its diagnostics."""
         doc = self.workspace.get_text_document(uri)
-        analysis = self.documents.update(uri, doc.source, doc.version)
+        analysis = self.documents.update(uri, doc.source, doc.version, again)
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
             uri=uri, version=doc.version, diagnostics=convert.diagnostics(analysis)))
         return analysis
@@ -70,7 +71,8 @@ def build_server() -> ArchServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: ArchServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.refresh(params.text_document.uri)  # files it imports may have changed on disk
+        for uri in ls.documents.uris():  # the saved file may be one the others import (imports are read from disk)
+            ls.refresh(uri, again=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: ArchServer, params: types.DidCloseTextDocumentParams) -> None:
