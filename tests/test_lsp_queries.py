@@ -184,7 +184,9 @@ def test_a_buffer_that_does_not_elaborate_keeps_what_did(nano):
     index = index_for(bad, str(NANO))
     assert index.module is not None and not index.complete
     assert "[batch, seq, 256]" in hover(index, at(bad, "h = token_embedding", "h")).markdown
-    assert "attention" in hover(index, at(bad, "10000.0)) as attn", "as attn", offset=4)).markdown
+    attn = hover(index, at(bad, "10000.0)) as attn", "as attn", offset=4)).markdown
+    assert "attention" in attn and "did not elaborate" in attn
+    assert f"{VOCAB * D:,}" in hover(index, at(bad, "as embedding", "embedding", nth=1)).markdown
     assert definition(index, at(bad, "swiglu(", "swiglu")).path == PRELUDE
 
 

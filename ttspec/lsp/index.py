@@ -201,7 +201,7 @@ class Index:
     @property
     def report(self) -> dict | None:
         """`ttspec params --json`'s report of the elaborated model (None when it cannot be made)."""
-        if self._report is None and self.model is not None and self.complete:
+        if self._report is None and self.model is not None:
             from ..analysis.params_report import params_report
 
             try:

@@ -225,7 +225,7 @@ def _hover_label(index: Index, name: str, ref: Ref) -> str | None:
     value = index.values.get(id(ref.outer))
     if not parts:
         parts.append(f"**{name}** · `{call.func}`" + ("" if index.complete else
-                                                       " (counts once the spec elaborates without errors)"))
+                                                       " (no count: its statement did not elaborate)"))
     if value is not None:
         parts.append(f"result: `{value_text(value)}`")
     return "\n\n".join(parts)
