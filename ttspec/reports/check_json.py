@@ -12,6 +12,8 @@ from ..frontend.source import STDLIB_DIR, STDLIB_PREFIX
 from ..weight_formats import BF16, WeightFormats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..ir.graph import Model
     from ..targets import Target
 
@@ -29,17 +31,19 @@ class CheckResult:
 
 
 def check_spec(spec: str, text: str | None = None, target: Target | None = None,
-               weights_dtype: WeightFormats = BF16, training: bool = False, strict: bool = False) -> CheckResult:
+               weights_dtype: WeightFormats = BF16, training: bool = False, strict: bool = False,
+               load: Callable[[str], Model] | None = None) -> CheckResult:
     """One spec's diagnostics, as `ttspec check` and `ttspec lsp` report them: its errors (several where the
     elaborator recovers), or its warnings (the spec's own and the fit on `target`, by default the spec's
-    `target`). `text`: the spec's contents where they are not the file's (an editor's buffer)."""
+    `target`). `text`: the spec's contents where they are not the file's (an editor's buffer); `load`: how
+    the spec becomes a model otherwise (default driver.load_model)."""
     from ..driver import load_model
     from ..families import check_family_labels
     from ..targets import get_target
     from .checks import target_warnings
 
     try:
-        model = load_model(spec, text)
+        model = load(spec) if load is not None else load_model(spec, text)
         check_family_labels(model)
         target = target or (get_target(model.target[0]) if model.target else None)
         warnings = model.warnings + (target_warnings(model, target, weights_dtype, training) if target else [])

@@ -40,9 +40,11 @@ def run(args) -> int:
     return 0 if all(r.ok for r in results) else EXIT_SPEC_ERROR
 
 
-def check_one(spec: str, args):
-    """One spec's diagnostics: its error, or its warnings (the spec's own and the target's fit)."""
+def check_one(spec: str, args, load=None):
+    """One spec's diagnostics: its errors, or its warnings (the spec's own and the target's fit); the code is
+    reports.check_json.check_spec, which `ttspec lsp` runs on an editor's buffer. `load`: how the spec becomes
+    a model (default driver.load_model; the Python API passes its own for a spec's text)."""
     from ...reports.check_json import check_spec
 
     return check_spec(spec, target=args.target, weights_dtype=args.weights_dtype, training=args.training,
-                      strict=args.strict)
+                      strict=args.strict, load=load)
