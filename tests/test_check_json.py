@@ -295,3 +295,27 @@ def test_no_fix_where_the_value_is_computed(run_cli, write_spec):
     doc = json.loads(run_cli("check", "--json", spec).stdout)
     (d,) = doc["diagnostics"]
     assert d["hints"] == ["nearest divisors of 256: 4, 8"] and d["fixes"] == []
+
+
+def test_fixes_for_target_family_and_short_form_key_names(run_cli, tmp_path):
+    nano = (ROOT / "specs" / "nano-trickster.arch").read_text(encoding="utf-8")
+    short = (ROOT / "specs" / "nano-trickster-short.arch").read_text(encoding="utf-8")
+    full = tmp_path / "full.arch"
+    full.write_text(nano.replace("family llama ", "family lama  ").replace("target n150 ", "target n15  "),
+                    encoding="utf-8")
+    key = tmp_path / "short.arch"
+    key.write_text(short.replace("mlp_dim", "mlp_dm"), encoding="utf-8")
+    doc = json.loads(run_cli("check", "--json", full, key).stdout)
+    validate(doc, doc_schema(), doc_schema())
+    found = [(d["message"], [(f["newText"], f["range"]["start"]["line"]) for f in d["fixes"]])
+             for d in doc["diagnostics"]]
+    assert found == [("unknown checkpoint family `lama`", [("llama", line_of(nano, "family llama"))]),
+                     ("unknown target `n15`", [("n150", line_of(nano, "target n150"))]),
+                     ("unknown key `mlp_dm` for family llama", [("mlp_dim", line_of(short, "mlp_dim"))])]
+    for spec, d in ((full, doc["diagnostics"][0]), (full, doc["diagnostics"][1]), (key, doc["diagnostics"][2])):
+        spec.write_text(_apply(spec.read_text(encoding="utf-8"), d["fixes"][0]), encoding="utf-8")
+    assert json.loads(run_cli("check", "--json", full, key).stdout)["diagnostics"] == []
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.split("\n")) if needle in line)

@@ -199,7 +199,8 @@ class StatementsMixin:
             self.require_top_level(stmt, scope, top_level, "target")
             if stmt.name not in TARGETS:
                 raise ArchError(f"unknown target `{stmt.name}`", stmt.loc,
-                                hint=did_you_mean(stmt.name, TARGETS) or "targets: " + ", ".join(TARGETS))
+                                hint=did_you_mean(stmt.name, TARGETS) or "targets: " + ", ".join(TARGETS),
+                                fixes=replacement_fixes(stmt.loc, stmt.name, close_names(stmt.name, TARGETS)))
             if self.target is not None:
                 raise ArchError("`target` given twice", stmt.loc, notes=[Note("first here", self.target[1])])
             self.target = (stmt.name, stmt.loc)
@@ -213,7 +214,8 @@ class StatementsMixin:
         if stmt.name not in known:
             raise ArchError(f"unknown checkpoint family `{stmt.name}`", stmt.loc,
                             hint=" ".join(filter(None, (did_you_mean(stmt.name, known),
-                                                           "families: " + ", ".join(known)))))
+                                                           "families: " + ", ".join(known)))),
+                            fixes=replacement_fixes(stmt.loc, stmt.name, close_names(stmt.name, known)))
         if self.family_loc is not None:
             raise ArchError("`family` given twice", stmt.loc, notes=[Note("first here", self.family_loc)])
         self.family, self.family_loc = stmt.name, stmt.loc
