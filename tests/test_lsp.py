@@ -147,7 +147,8 @@ async def test_error_in_an_imported_file_sits_on_the_import(client: LanguageClie
     text = ('model m\nimport "lib/dims.arch"\ninput tokens: int32[batch, seq] where seq <= 64\n'
             "output logits = lm_head(token_embedding(tokens, 256, 64), 256)\n")
     (d,) = await open_buffer(client, tmp_path / "main.arch", text)
-    assert d.range.start.line == 1 and "dims.arch" in d.message and "does not divide" in d.message
+    assert at(text, d.range) == 'import "lib/dims.arch"' and "dims.arch" in d.message
+    assert "does not divide" in d.message
     first = d.related_information[0].location
     assert first.uri == (tmp_path / "lib" / "dims.arch").resolve().as_uri() and first.range.start.line == 1
     # imports are read from disk: fixed and saved there, the importing buffer is checked again
@@ -217,3 +218,13 @@ async def test_lens_and_outline_of_a_broken_buffer(client: LanguageClient, tmp_p
     assert d.message.startswith("unclosed `(`")
     assert not await asyncio.wait_for(client.text_document_document_symbol_async(types.DocumentSymbolParams(doc)),
                                       DEADLINE_S)
+
+
+async def test_refused_text_is_one_located_error(client: LanguageClient, tmp_path):
+    """Text the reader refuses before parsing (a NUL byte) and text past the size limit: one error each, on
+    the buffer's own lines, and the server goes on."""
+    (d,) = await open_buffer(client, tmp_path / "nul.arch", "model m\nlet a = 1\x00\n")
+    assert d.message.startswith("NUL byte in source") and (d.range.start.line, d.range.start.character) == (1, 9)
+    (d,) = await open_buffer(client, tmp_path / "big.arch", "model m\n" + "# filler\n" * 10000)
+    assert d.message.startswith("spec text too large")
+    assert await open_buffer(client, tmp_path / "ok.arch", NANO) == []

@@ -166,3 +166,21 @@ def test_server_imports_no_heavy_library():
                          capture_output=True, text=True, cwd=ROOT, timeout=DEADLINE_S,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stderr
+
+
+def test_lens_fits_are_plans_verdicts(run_cli):
+    """The CodeLens's fit per target is `ttspec plan --json`'s `fits` at bf16, batch 1 (and a target plan
+    refuses is one the lens says it cannot compile for)."""
+    from ttspec.driver import load_model
+    from ttspec.lsp.lens import facts
+
+    cases = {"llama-3.1-8b": ("n150", "n300"), "mixtral-8x7b": ("n300", "p150x4"), "moe-tiny": ("t3k", "n150")}
+    for spec, targets in cases.items():
+        said = facts(load_model(ROOT / "specs" / f"{spec}.arch"))
+        for target in targets:
+            out = run_cli("plan", f"specs/{spec}.arch", "--target", target, "--json")
+            if out.returncode:
+                assert target in said.refused, (spec, target, out.stderr)
+            else:
+                assert (target in said.fits) is json.loads(out.stdout)["fits"], (spec, target)
+                assert target in said.fits + said.not_fitting

@@ -77,4 +77,4 @@ def test_missing_torch_names_the_command_that_was_run(monkeypatch, capsys, comma
     assert main([command, "specs/nano-trickster.arch", *args]) == 1
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and f"error: `ttspec {command}` needs " in err, err
-    assert "hint:" in err
+    assert "hint: pip install 'ttspec[torch]'" in err  # the extra that installs it (pyproject.toml)

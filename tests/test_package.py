@@ -1,7 +1,9 @@
 """A real package (issue 22): the wheel built from this tree, installed (not editable) into a fresh venv, works
 from a directory that is not the repository: `ttspec params`, `ttspec compile` and `ttspec.load` there give
 the published count of nano-trickster (5,180,672 parameters: HF transformers' LlamaForCausalLM, README
-"Counting conventions") and the program in generated/, while `ttspec` resolves to the venv's copy.
+"Counting conventions") and the program in generated/, while `ttspec` resolves to the venv's copy; its
+metadata names the extras (torch, ttnn, hf, lsp, all, test), and every third-party module the package imports
+is the core's or an extra's.
 
 No network: the wheel is built without build isolation from the setuptools already installed, and the
 venv finds ttspec's dependencies (lark, networkx) through a .pth line naming this environment's
@@ -89,10 +91,11 @@ def test_compile_writes_the_program(installed):
 
 def test_python_api_from_another_directory(installed):
     home, work, env = installed
-    code = ("import sys, ttspec; print(ttspec.load('nano.arch').params.total); "
+    code = ("import sys, ttspec; s = ttspec.load('nano.arch'); print(s.params.total); "
+            "print(s.plan('n150').memory_per_chip.seq, len(ttspec.check('nano.arch'))); "
             "print(sorted(m for m in ('torch', 'ttnn') if m in sys.modules))")
     out = _run([home / "bin" / "python", "-c", code], work, env)
-    assert out.splitlines() == [str(NANO_TOTAL), "[]"]
+    assert out.splitlines() == [str(NANO_TOTAL), "512 0", "[]"]  # 512: the spec's `seq <= max_seq`
 
 
 def test_errors_exit_as_documented(installed):
@@ -103,3 +106,56 @@ def test_errors_exit_as_documented(installed):
                          text=True, timeout=60)
     assert out.returncode == 1, out.stderr
     assert out.stderr.startswith("bad.arch:") and "error:" in out.stderr
+
+
+# ---------------------------------------------------------------- the extras (read from the installed metadata)
+EXTRAS = {"torch", "ttnn", "hf", "lsp", "all", "test"}
+# a third-party module the package imports -> the distribution that provides it
+DISTRIBUTION = {"lsprotocol": "pygls", "yaml": "pyyaml"}
+
+
+def _requires(home, work, env) -> dict[str | None, set[str]]:
+    """The installed wheel's Requires-Dist as {extra (None: the core): {distribution names}}."""
+    from packaging.requirements import Requirement
+
+    code = "import importlib.metadata as m; print('\\n'.join(m.metadata('ttspec').get_all('Requires-Dist')))"
+    by_extra: dict[str | None, set[str]] = {}
+    for line in _run([home / "bin" / "python", "-c", code], work, env).splitlines():
+        req = Requirement(line)
+        extra = next((e for e in EXTRAS if req.marker and req.marker.evaluate({"extra": e})
+                      and not req.marker.evaluate({"extra": ""})), None)
+        by_extra.setdefault(extra, set()).add(req.name + (f"[{','.join(sorted(req.extras))}]" if req.extras else ""))
+    return by_extra
+
+
+def _imported(folder: Path) -> set[str]:
+    """The top-level names of every third-party module ttspec's sources import (any import, in any function)."""
+    import ast
+
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("ttspec", "__future__")}
+
+
+def test_extras_are_in_the_wheels_metadata(installed):
+    requires = _requires(*installed)
+    assert set(requires) == {None, "torch", "ttnn", "hf", "lsp", "all", "test"}, requires
+    assert requires[None] == {"lark", "networkx"}  # the core: no torch, ttnn, pygls
+    assert requires["lsp"] == {"pygls"} and requires["all"] == {"ttspec[hf,lsp,torch,ttnn]"}
+    assert {"safetensors", "tokenizers", "torch"} <= requires["hf"]
+    assert "ttnn" in requires["ttnn"] and "torch" in requires["torch"]
+
+
+def test_every_third_party_import_has_an_extra(installed):
+    # what the package's sources import (tests excluded) is the core's or some extra's but test's
+    requires = _requires(*installed)
+    provided = set().union(*(names for extra, names in requires.items() if extra != "test"))
+    missing = {n for n in _imported(ROOT / "ttspec") if DISTRIBUTION.get(n, n) not in provided}
+    assert not missing, f"imported by ttspec but in no extra of pyproject.toml: {sorted(missing)}"
+    assert {"torch", "safetensors", "tokenizers", "ttnn", "lark"} <= _imported(ROOT / "ttspec")
+

@@ -1,14 +1,16 @@
 """ttspec: a declarative compiler from .arch specs to TT-NN programs.
 
-The Python API (ttspec/api.py; README "Python API"): `ttspec.load(path_or_text)` -> Spec with `.params.total`,
-`.params.active` and `.compile(target=...)`; `ttspec.check(path_or_text)` -> diagnostics; errors raise
-`ttspec.ArchError` (`ttspec.UsageError` for bad arguments). `import ttspec` itself loads nothing else: the names
+The Python API (ttspec/api/; docs/python-api.md): `ttspec.load(path_or_text)` -> Spec with `.params` (total,
+active, by_kind), `.check()`, `.plan(target)`, `.search(target)`, `.report(targets)`, `.compile(target)`,
+`.graph()` and `.torch_module()`; `ttspec.check(path_or_text)` -> every diagnostic; errors raise `ttspec.ArchError`
+(`ttspec.UsageError` for bad arguments). `import ttspec` itself loads nothing else: the names
 resolve on first use, so the command line's start-up is unchanged. No torch, no ttnn."""
 
 __version__ = "0.1.0"
 
-__all__ = ["ArchError", "Diagnostic", "Params", "Spec", "UsageError", "check", "load"]
-_API = ("Params", "Spec", "check", "load")
+__all__ = ["ArchError", "Diagnostic", "Diagnostics", "Params", "Plan", "Report", "Reports", "Search", "Spec",
+           "UsageError", "check", "load"]
+_API = ("Diagnostics", "Params", "Plan", "Report", "Reports", "Search", "Spec", "check", "load")
 _ERRORS = ("ArchError", "Diagnostic", "UsageError")
 
 

@@ -199,3 +199,8 @@ def replacement_fixes(loc: Loc | None, old: str, new: list[str], name: str | Non
         return []
     at = Loc(loc.file, loc.line, loc.col, len(old))
     return [Fix(f"{name} = {n}" if name else f"change `{old}` to `{n}`", at, n) for n in new if n != old]
+
+
+def spelling_fixes(loc: Loc | None, name: str, candidates) -> list[Fix]:
+    """`did_you_mean`'s names as fixes: `name` written at `loc` replaced by each close candidate."""
+    return replacement_fixes(loc, name, close_names(name, candidates))

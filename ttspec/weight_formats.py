@@ -50,7 +50,7 @@ ROLE_ALIASES = {**dict.fromkeys(("wq", "wk", "wv", "q_proj", "k_proj", "v_proj",
 # tt_transformers' performance preset (model_config.py ModelOptimizations.performance over its default
 # settings, "BFP8 everywhere"): FF1/FF3 bfloat4_b, every other weight matrix (wqkv, wo, ff2, the LM head)
 # bfloat8_b; PERF.md's "performance" rows. Its KV cache is bfloat8_b too: that is `--kv-dtype bfloat8_b`.
-# (Its accuracy preset depends on the model's name, see README: no preset here.)
+# (Its accuracy preset depends on the model's name, see docs/performance-model.md: no preset here.)
 PRESETS = {"performance": ("bfloat8_b", {"ff1_ff3": "bfloat4_b"})}
 EXAMPLES = "e.g. bfloat8_b, performance, attention=bfloat8_b,mlp=bfloat4_b or performance,ff2=bfloat4_b"
 

@@ -10,13 +10,13 @@ import sys
 
 from .. import __version__
 from ..errors import ArchError, UsageError
-from .commands import check, compile, generate, graph, import_hf, lsp, params, plan, report, run
+from .commands import check, compile, completion, generate, graph, import_hf, lsp, params, plan, report, run
 from .options import EXIT_INTERNAL, EXIT_SPEC_ERROR, EXIT_USAGE, Parser, typed_formats, typed_targets
 from .shared import print_diagnostic
 
 # in the order `ttspec --help` lists them
 COMMANDS = {"check": check, "params": params, "compile": compile, "run": run, "generate": generate, "plan": plan,
-            "report": report, "import-hf": import_hf, "graph": graph, "lsp": lsp}
+            "report": report, "import-hf": import_hf, "graph": graph, "lsp": lsp, "completion": completion}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ttspec {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
+    p.set_defaults(build_parser=build_parser)  # `completion` writes its script from the whole parser
     for name, command in COMMANDS.items():
         if only in (None, name):
             command.add_parser(sub)

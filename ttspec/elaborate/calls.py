@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import keyword
 
-from ..errors import ArchError, Fix, Loc, Note, close_names, did_you_mean, replacement_fixes
+from ..errors import ArchError, Fix, Loc, Note, did_you_mean, replacement_fixes, spelling_fixes
 from ..frontend import ast
 from ..ir.graph import ModuleInfo, Node, Param
 from ..ops import ACTIVATIONS, CONFIGS, REQUIRED, Config, OpError, ParamRef, ShapeContext
@@ -20,6 +20,7 @@ from .values import (
     Sym,
     Tensor,
     describe,
+    is_stdlib,
     join_path,
     show,
 )
@@ -50,7 +51,7 @@ class CallsMixin:
             if a.name not in names:
                 hint = did_you_mean(a.name, names) or f"parameters: {', '.join(names)}"
                 raise ArchError(f"{what} has no parameter `{a.name}`", a.loc, hint=hint,
-                                fixes=replacement_fixes(a.loc, a.name, close_names(a.name, names)))
+                                fixes=spelling_fixes(a.loc, a.name, names))
             if a.name in bound:
                 raise ArchError(f"`{a.name}` given twice", a.loc)
             bound[a.name] = (self.eval(a.value, scope), a.value.loc, a.value)
@@ -68,7 +69,7 @@ class CallsMixin:
             return self.call_activation(call, scope)
         known = set(self.blocks) | set(REGISTRY) | set(CONFIGS) | {"activation"}
         hint = did_you_mean(name, known)
-        fixes = replacement_fixes(call.func_loc, name, close_names(name, known))
+        fixes = spelling_fixes(call.func_loc, name, known)
         b = scope.lookup(name)
         if b is not None:
             hint, fixes = f"`{name}` is a {describe(b.value)}, not a component", []
@@ -187,8 +188,8 @@ class CallsMixin:
         except OpError as e:
             loc = bound[e.arg][1] if bound and e.arg in bound else getattr(call, "loc", None)
             origin = self.origin_of(bound[e.arg][2], scope) if bound and e.arg in bound else None
-            raise with_origin(ArchError(e.message, loc, hint=e.hint, fixes=self.arg_fixes(e, bound, scope)),
-                              origin) from None
+            raise with_origin(ArchError(_named_as_passed(e, bound, loc), loc, hint=e.hint,
+                                        fixes=self.arg_fixes(e, bound, scope)), origin) from None
         graph = scope.graph
         module = scope.module
         params: dict[str, str] = {}
@@ -235,3 +236,14 @@ class CallsMixin:
             label = f"{base}_{k}"
         scope.labels[label] = loc
         return join_path(scope.module, label)
+
+
+def _named_as_passed(e: OpError, bound: dict | None, loc: Loc | None) -> str:
+    """The error's message, naming the argument as the user wrote it: a primitive inside a standard block
+    (where the user cannot see its arguments) that was given a block parameter, e.g. moe's `experts` passed as
+    linear's `out`, says `experts` (the error is then placed on the user's call of the block)."""
+    expr = bound[e.arg][2] if bound and e.arg in bound else None
+    if (isinstance(expr, ast.Name) and expr.id != e.arg and loc is not None and is_stdlib(loc.file)
+            and e.message.startswith(f"{e.arg} ")):
+        return expr.id + e.message[len(e.arg):]
+    return e.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ArchError, Loc, Note, close_names, did_you_mean, nearest_divisors, replacement_fixes
+from ..errors import ArchError, Loc, Note, did_you_mean, nearest_divisors, replacement_fixes, spelling_fixes
 from ..frontend import ast
 from ..ops import ADD, MUL, SCALE
 from .diagnostics import expr_text, magnitude
@@ -99,7 +99,7 @@ class ExpressionsMixin:
                             "(`repeat(N) block(x, arg = ... layer ...)`)", expr.loc, hint=LAYER_HINT)
         candidates = scope.visible_names() | set(scope.labels)
         hint = did_you_mean(expr.id, candidates)
-        fixes = replacement_fixes(expr.loc, expr.id, close_names(expr.id, candidates))
+        fixes = spelling_fixes(expr.loc, expr.id, candidates)
         if expr.id in self.blocks or expr.id in REGISTRY:
             hint, fixes = f"`{expr.id}` is a component; call it: `{expr.id}(...)`", []
         raise ArchError(f"undefined name `{expr.id}`", expr.loc, hint=hint, fixes=fixes)

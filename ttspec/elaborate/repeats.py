@@ -5,7 +5,7 @@ in their parameters too; each layer's parameters are those of its variant (ir.gr
 
 from __future__ import annotations
 
-from ..errors import ArchError, Loc, Note, close_names, did_you_mean, replacement_fixes
+from ..errors import ArchError, Loc, Note, did_you_mean, spelling_fixes
 from ..frontend import ast
 from ..ir.graph import Graph, InputAttrs, ModuleInfo, Node, NodeKind, RepeatAttrs
 from .diagnostics import with_origin
@@ -26,7 +26,7 @@ class RepeatsMixin:
         call = expr.call
         if call.func not in self.blocks:
             hint = did_you_mean(call.func, self.blocks)
-            fixes = replacement_fixes(call.func_loc, call.func, close_names(call.func, self.blocks))
+            fixes = spelling_fixes(call.func_loc, call.func, self.blocks)
             if call.func in REGISTRY:
                 hint, fixes = f"`{call.func}` is a primitive; wrap it in a block to repeat it", []
             raise ArchError(f"repeat needs a block, `{call.func}` is not one", call.func_loc, hint=hint,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ArchError, Loc, Note, close_names, did_you_mean, replacement_fixes
+from ..errors import ArchError, Loc, Note, did_you_mean, spelling_fixes
 from ..frontend import ast
 from ..frontend.parser import parse_source, parse_stdlib, read_source
 from ..ir.graph import Graph, InputAttrs, Node, NodeKind
@@ -187,8 +187,7 @@ class StatementsMixin:
                 raise ArchError(f"unknown placement `{stmt.placement}`", stmt.placement_loc,
                                 hint=did_you_mean(stmt.placement, SHARD_PLACEMENTS)
                                 or "placements: " + ", ".join(SHARD_PLACEMENTS),
-                                fixes=replacement_fixes(stmt.placement_loc, stmt.placement,
-                                                        close_names(stmt.placement, SHARD_PLACEMENTS)))
+                                fixes=spelling_fixes(stmt.placement_loc, stmt.placement, SHARD_PLACEMENTS))
             self.shard_overrides.append(stmt)
         elif isinstance(stmt, ast.Family):
             self.require_top_level(stmt, scope, top_level, "family")
@@ -200,7 +199,7 @@ class StatementsMixin:
             if stmt.name not in TARGETS:
                 raise ArchError(f"unknown target `{stmt.name}`", stmt.loc,
                                 hint=did_you_mean(stmt.name, TARGETS) or "targets: " + ", ".join(TARGETS),
-                                fixes=replacement_fixes(stmt.loc, stmt.name, close_names(stmt.name, TARGETS)))
+                                fixes=spelling_fixes(stmt.loc, stmt.name, TARGETS))
             if self.target is not None:
                 raise ArchError("`target` given twice", stmt.loc, notes=[Note("first here", self.target[1])])
             self.target = (stmt.name, stmt.loc)
@@ -215,7 +214,7 @@ class StatementsMixin:
             raise ArchError(f"unknown checkpoint family `{stmt.name}`", stmt.loc,
                             hint=" ".join(filter(None, (did_you_mean(stmt.name, known),
                                                            "families: " + ", ".join(known)))),
-                            fixes=replacement_fixes(stmt.loc, stmt.name, close_names(stmt.name, known)))
+                            fixes=spelling_fixes(stmt.loc, stmt.name, known))
         if self.family_loc is not None:
             raise ArchError("`family` given twice", stmt.loc, notes=[Note("first here", self.family_loc)])
         self.family, self.family_loc = stmt.name, stmt.loc

@@ -21,12 +21,12 @@ from ..errors import (
     ArchError,
     Loc,
     Note,
-    close_names,
     did_you_mean,
     divisors,
     nearest_divisors,
     replacement_fixes,
     source_lines,
+    spelling_fixes,
 )
 from . import ast
 from .source import MAX_NAME
@@ -117,15 +117,14 @@ def parse_short_form(text: str, file: str, families: Mapping[str, ShortForm]) ->
         if family_name not in families:
             raise ArchError(f"unknown family `{family_name}`", entries["family"][2],
                             hint=did_you_mean(family_name, families) or "families: " + ", ".join(families),
-                            fixes=replacement_fixes(entries["family"][2], family_name,
-                                                    close_names(family_name, families)))
+                            fixes=spelling_fixes(entries["family"][2], family_name, families))
     family = families[family_name]
     allowed = set(REQUIRED_KEYS) | set(family.defaults) | {"family", "target"}
     for key, (_, key_loc, _) in entries.items():
         if key not in allowed:
             raise ArchError(f"unknown key `{key}` for family {family_name}", key_loc,
                             hint=did_you_mean(key, allowed) or "keys: " + ", ".join(sorted(allowed)),
-                            fixes=replacement_fixes(key_loc, key, close_names(key, allowed)))
+                            fixes=spelling_fixes(key_loc, key, allowed))
     missing = [k for k in REQUIRED_KEYS if k not in entries]
     if missing:
         raise ArchError(f"missing {', '.join(f'`{k}`' for k in missing)}", name_loc,

@@ -9,7 +9,7 @@ The config is read with `json` alone (no torch, no transformers). Each supported
 qwen2_moe, qwen3_moe, olmoe) has a reader that knows the
 fields transformers' class for it reads, in the 4.x and the 5.x spellings, and what they mean.
 
-The rule for fields (docs: README "Importing from Hugging Face"):
+The rule for fields (docs/importing-hf.md):
 - a field the family's transformers class reads is mapped into the spec, or, when its value asks
   for something ttspec cannot express (a `longrope` rope type, `qk_layernorm: true`, ...), it is
   an error naming the field, its file and line;

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from lsprotocol import types
 
+from ..errors import source_lines
+from ..frontend import ast
+from ..reports.check_json import lsp_range
 from .documents import Analysis
 
 SEVERITY = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
@@ -56,15 +59,20 @@ def to_diagnostic(d: dict, analysis: Analysis) -> types.Diagnostic:
 
 
 def import_range(analysis: Analysis, file: str) -> types.Range:
-    """The `import` statement of the document that names `file` (or any import), else the first line."""
-    from ..reports.check_json import lsp_range
-
+    """The line of the document's `import` statement that names `file` (or of its first import), else the
+    start of the first line."""
     module = analysis.module()
-    imports = [s for s in (module.items if module is not None else []) if type(s).__name__ == "Import"]
+    imports = [s for s in (module.items if module is not None else []) if isinstance(s, ast.Import)
+               and s.loc.file == analysis.spec]
     for stmt in sorted(imports, key=lambda s: not _names(s.path, file)):
-        return to_range(lsp_range(stmt.loc))
+        r = lsp_range(stmt.loc)
+        lines = source_lines(analysis.text)
+        end = len(lines[stmt.loc.line - 1].encode("utf-16-le")) // 2 if stmt.loc.line <= len(lines) else 0
+        return types.Range(types.Position(r["start"]["line"], r["start"]["character"]),
+                           types.Position(r["start"]["line"], max(end, r["end"]["character"])))
     return START
 
 
 def _names(path: str, file: str) -> bool:
-    return file.endswith(path.lstrip("./")) if path else False
+    """Whether `import "path"` (relative to the document's folder) is the file diagnostics call `file`."""
+    return bool(path) and file.endswith(path.removeprefix("./"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..errors import ArchError, Diagnostic, Loc
+from ..errors import ArchError, Diagnostic, Loc, SourceCache
 from ..reports.check_json import CheckResult, check_spec, diagnostic_json
 
 _NOT_PARSED = object()
@@ -71,6 +71,7 @@ def analyse(uri: str, text: str, version: int | None = None) -> Analysis:
     """Check `text` as the spec at `uri`'s path: errors (several where the elaborator recovers) or warnings,
     with the fit on the spec's own `target` as `ttspec check` gives it."""
     spec = str(uri_to_path(uri))
+    SourceCache().add(spec, text)  # ranges of a text refused before it is parsed (a NUL byte) read this text
     try:
         result = check_spec(spec, text=text)
     except ArchError as e:  # a UsageError from an option: none are given here, but never lose a diagnostic

@@ -1,1 +1,1 @@
-"""ttnn's mock device mode, packaged: cluster descriptors and a stand-in SFPI toolchain (see README.md)."""
+"""ttnn's mock device mode, packaged: cluster descriptors and a stand-in SFPI toolchain (docs/verification.md)."""

@@ -28,7 +28,7 @@ def import_ttnn():
         import ttnn
     except ImportError as e:
         raise ArchError(f"ttnn is not importable here: {e}",
-                        hint="install ttnn==0.81.1 (Python 3.10 or 3.12): bash .ci/setup test") from None
+                        hint="pip install 'ttspec[ttnn]' (ttnn 0.81.1: Python 3.10 or 3.12)") from None
     return ttnn
 
 

@@ -148,7 +148,7 @@ class HFTokenizer:
             from tokenizers import Tokenizer
         except ImportError:
             raise ArchError(f"{quote(path)} needs the `tokenizers` library, which is not installed",
-                            hint="pip install tokenizers, or pass --tokens F.npy") from None
+                            hint="pip install 'ttspec[hf]', or pass --tokens F.npy") from None
         self.name = quote(path)
         try:
             self.tokenizer = Tokenizer.from_str(text)

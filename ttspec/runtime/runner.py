@@ -245,8 +245,10 @@ def require(module: str, why: str, command: str = "run") -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
+        extra = "ttnn" if module == "ttnn" else "torch"
         raise ArchError(f"`ttspec {command}` needs {module} for {why}, and it is not installed",
-                        hint="bash .ci/setup test installs torch, ttnn 0.81.1 and the rest")
+                        hint=f"pip install 'ttspec[{extra}]'" + (" (ttnn 0.81.1: Python 3.10 or 3.12)"
+                                                                if extra == "ttnn" else ""))
 
 
 def run_program(model: Model, request: RunRequest) -> int:

@@ -51,24 +51,40 @@ def run(args) -> int:
     import json  # here, as every command's imports: `ttspec` imports all their modules to build its parser
 
     from ...driver import load_model
-    from ...reports.plan_report import plan_report, render_plan
+    from ...reports.plan_report import render_plan
 
     model = load_model(args.spec)
     refuse_options_that_cannot_apply(args, [args.target], search=args.search)
     if args.search:
-        from ...reports.plan_search import no_plan, render_search, search
+        from ...reports.plan_search import render_search
 
-        kwargs = search_kwargs(args)
-        result = search(model, args.target, **kwargs)
-        if not result.plans:
-            raise no_plan(model, result, **kwargs)
-        data = result.as_dict(args.top or 5)
+        data = search_data(model, args)
         write_output(json.dumps(data, indent=2) if args.json
                      else render_search(data, plan_best_command(args, args.target)), None)
         return 0
-    search_only(args, (("--top", args.top),), "--search",
-                "`ttspec plan SPEC --target T --search {flag} ...` searches and ranks the plans")
-    report = plan_report(model, args.target, args.mesh, formats_given(args), args.batch or 1, args.seq,
-                         args.dp, args.strategy)
+    report = plan_data(model, args)
     write_output(json.dumps(report, indent=2) if args.json else render_plan(report), None)
     return 0
+
+
+def plan_data(model, args) -> dict:
+    """The plan without --search (`plan --json`'s document): what `ttspec plan` and the Python API's
+    Spec.plan give for the same options."""
+    from ...reports.plan_report import plan_report
+
+    search_only(args, (("--top", args.top),), "--search",
+                "`ttspec plan SPEC --target T --search {flag} ...` searches and ranks the plans")
+    return plan_report(model, args.target, args.mesh, formats_given(args), args.batch or 1, args.seq,
+                       args.dp, args.strategy)
+
+
+def search_data(model, args) -> dict:
+    """`plan --search --json`'s document: the plans the target allows that fit and meet the floors, ranked (the
+    Python API's Spec.search gives the same)."""
+    from ...reports.plan_search import no_plan, search
+
+    kwargs = search_kwargs(args)
+    result = search(model, args.target, **kwargs)
+    if not result.plans:
+        raise no_plan(model, result, **kwargs)
+    return result.as_dict(args.top or 5)
