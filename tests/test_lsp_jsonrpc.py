@@ -20,8 +20,9 @@ DEADLINE_S = 30.0  # per message awaited: the server's start-up (imports) and on
 class Client:
     """JSON-RPC 2.0 over the server's stdin/stdout with LSP's base protocol framing."""
 
-    def __init__(self):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+    def __init__(self, **env_extra):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **env_extra)
+        env.pop("TTSPEC_NO_CACHE", None)
         self.proc = subprocess.Popen([sys.executable, "-m", "ttspec.cli", "lsp"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
         self.messages: queue.Queue = queue.Queue()
@@ -88,7 +89,8 @@ def _line_of(text: str, needle: str) -> int:
 def test_plain_client_sees_the_error_then_its_fix(tmp_path):
     text = SPEC.read_text(encoding="utf-8")
     uri = (tmp_path / "heads7.arch").as_uri()  # not on disk: the buffer is what is checked
-    client = Client()
+    cache = tmp_path / "cache"  # the parse cache the CLI would write: the server must leave no file per buffer
+    client = Client(TTSPEC_CACHE_DIR=str(cache))
     try:
         caps = client.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(), "capabilities": {
             "general": {"positionEncodings": ["utf-8", "utf-32", "utf-16"]}}})["capabilities"]
@@ -133,6 +135,7 @@ def test_plain_client_sees_the_error_then_its_fix(tmp_path):
         assert client.request("shutdown", None) is None
         client.notify("exit", None)
         assert client.proc.wait(timeout=DEADLINE_S) == 0
+        assert not [f for f in cache.rglob("*") if f.is_file()], "the server wrote parse-cache files"
     finally:
         if client.proc.poll() is None:
             client.proc.kill()

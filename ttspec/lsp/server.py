@@ -8,12 +8,12 @@ text, version, check result, elaborated model or None, diagnostics, lazily parse
 
 Feature modules: each has `register(server)`, which adds its handlers with `@server.feature(...)`; they are
 listed in FEATURES and registered in order (hover, definition, completion, signature help and inlay hints
-are `query_features`, over the pure index of queries.py). A module that is missing (not written yet) is
-skipped."""
+are `query_features`, over the pure index of queries.py)."""
 
 from __future__ import annotations
 
 import importlib
+import os
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -81,17 +81,14 @@ def build_server() -> ArchServer:
                                                                             diagnostics=[]))
 
     for name in FEATURES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{name}":
-                raise
-            continue
-        module.register(server)
+        importlib.import_module(f"{__package__}.{name}").register(server)
     return server
 
 
 def main() -> int:
     """Serve on stdin/stdout until the client says exit."""
+    # No on-disk AST cache: an editor checks a new text at every keystroke, and each would leave a cache file
+    # behind (~/.cache/ttspec/ast); the server keeps its analyses in memory per document version instead.
+    os.environ["TTSPEC_NO_CACHE"] = "1"
     build_server().start_io()
     return 0
