@@ -19,7 +19,7 @@ LAYERS = [
     ("analysis",),  # pure models: interpreters, params, memory, cost
     ("backends",),
     ("driver",),
-    ("reports", "importers", "runtime"),
+    ("reports", "importers", "runtime", "training"),
     ("cli", "api"),  # api: the Python API (`import ttspec`), a peer of the command line over the driver
 ]
 FLOORS = {("ttspec." + name if name != "ttspec" else name): floor
