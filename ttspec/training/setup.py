@@ -23,7 +23,8 @@ DEFAULT_OUT = "train-out"
 def hyper(args, model: Model, saved: dict | None, device: str) -> Hyper:
     """The run's hyper-parameters: a resumed run's are its checkpoint's (an option given with a different value
     is refused); else those given, the rest defaulted (warmup: a tenth of the steps, at most 100; min-lr: lr/10;
-    eval-every: a tenth of the steps; dtype: bf16 on a CUDA device that has it, else fp32)."""
+    seq: 128 or the spec's bound if less; eval-every: a tenth of the steps; dtype: bf16 on a CUDA device that has
+    it, else fp32)."""
     if saved is not None:
         for name, value in saved.items():
             given = getattr(args, name, None)
@@ -36,6 +37,8 @@ def hyper(args, model: Model, saved: dict | None, device: str) -> Hyper:
     values = {name: getattr(args, name) if getattr(args, name) is not None else default
               for name, default in DEFAULTS.items()}
     steps, lr = values["steps"], values["lr"]
+    if args.seq is None:
+        values["seq"] = min(DEFAULTS["seq"], _seq_bound(model) or DEFAULTS["seq"])
     values["warmup"] = args.warmup if args.warmup is not None else min(100, steps // 10)
     values["min_lr"] = args.min_lr if args.min_lr is not None else lr / 10
     values["eval_every"] = args.eval_every or max(1, steps // 10)
@@ -64,6 +67,12 @@ def _default_dtype(device: str) -> str:
 
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "fp32"
+
+
+def _seq_bound(model: Model) -> int | None:
+    """The bound the spec's `where` puts on its input's last (sequence) dim, if any."""
+    dims = model.graph.node(model.graph.inputs[0]).type.shape
+    return model.bounds.get(dims[-1]) if dims and isinstance(dims[-1], str) else None
 
 
 def _check_seq(model: Model, seq: int) -> None:
