@@ -93,3 +93,31 @@ def test_refuses_an_out_that_holds_a_run(files, capsys):
     assert train(files / "tiny.arch", "--data", files / "data.txt", *SMALL, "--out", out) == 0
     assert train(files / "tiny.arch", "--data", files / "data.txt", *SMALL, "--out", out) == 2
     assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_bf16_autocast_and_accumulation(files):
+    out = files / "bf16"
+    assert train(files / "tiny.arch", "--data", files / "data.txt", *SMALL, "--accum", 2, "--dtype", "bf16",
+                 "--out", out) == 0
+    records = metrics(out)
+    assert len(records) == 6 and all(r["loss"] == r["loss"] for r in records)
+    assert records[-1]["val_loss"] < records[2]["val_loss"]
+
+
+def test_progress_bar_on_a_terminal_only():
+    import io
+
+    from ttspec.training.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
+        bar = Progress(10, 256, 0, stream)
+        for step in range(1, 11):
+            bar.update(step, {"loss": 2.5, **({"val_loss": 2.25} if step == 10 else {})})
+        bar.close()
+        text = stream.getvalue()
+        assert ("step 10/10 loss 2.500 val 2.250" in text and "tokens/s" in text and "ETA" in text) == shown
+        assert bool(text) == shown
