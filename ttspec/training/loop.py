@@ -60,6 +60,7 @@ class Result:
     tokens_seen: int  # by this process
     initial_val_loss: float | None
     parameters: int
+    net: object = None  # the trained model
 
 
 def build_net(model: Model, spec: str, seed: int, weights: str | None, device: str):
@@ -81,8 +82,6 @@ def build_net(model: Model, spec: str, seed: int, weights: str | None, device: s
 
 def run(job: Job) -> Result:
     """Train; the metrics of every step so far (a resumed run's earlier ones included)."""
-    import torch
-
     from ..runtime.weights import stored_shapes
 
     h = job.hyper
@@ -127,9 +126,8 @@ def run(job: Job) -> Result:
     metrics.close()
     seconds = time.perf_counter() - began
     parameters = sum(p.numel() for p in net.parameters())
-    del torch
     return Result(metrics.records, start, seconds, (done - start) * h.batch * h.seq * h.accum, initial_val,
-                  parameters)
+                  parameters, net)
 
 
 class Interrupted(Exception):

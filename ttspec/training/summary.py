@@ -23,7 +23,7 @@ def summary(job: Job, result: Result) -> str:
         + (f" -> {vals[-1]['val_loss']:.4f} (step {vals[-1]['step']})" if vals else "")
         + f"; unigram baseline {unigram_entropy(job.tokens.val, _vocab(job)):.4f} (the held-out text's own "
         "token entropy)",
-        measured_peak_line(job.device),
+        measured_peak_line(job, result.net),
         f"wrote {job.out / checkpoint.WEIGHTS_FILE} (ttspec names: `ttspec generate {job.spec} --weights "
         f"{job.out}`), {job.out / curve.METRICS_FILE}, {job.out / curve.CURVE_FILE}, "
         f"{job.out / checkpoint.STATE_FILE} (--resume {job.out})",
@@ -37,13 +37,59 @@ def _vocab(job: Job) -> int:
     return vocab_of_input(job.model)
 
 
-def measured_peak_line(device: str) -> str:
-    """MEASURED-PEAK CALL SITE: the peak memory the run used. Helper `init`'s ttspec/training/memory.py measures it
-    (CUDA allocator or host); until it is merged, the CUDA allocator's peak or the process's maximum resident set."""
+def measured_peak_line(job: Job, net) -> str:
+    """MEASURED-PEAK CALL SITE: the peak tensor memory of two training steps of the run's model at its batch, as
+    helper `init`'s ttspec/training/memory.py measures it (CUDA allocator or torch's CPU profiler), beside
+    `check --training`'s estimate (ttspec/backends/torch/training_memory.py). Until those modules are merged
+    (branch h-init), the CUDA allocator's peak or the process's maximum resident set."""
     import torch
 
-    if device == "cuda":
-        return f"measured peak: {torch.cuda.max_memory_allocated() / 2**20:,.1f} MiB (CUDA allocator)"
-    import resource
+    try:
+        from ..backends.torch.training_memory import training_memory
+        from .memory import measure_training_peak
+    except ImportError:  # h-init not merged yet
+        if job.device == "cuda":
+            return f"measured peak: {torch.cuda.max_memory_allocated() / 1e6:,.1f} MB (CUDA allocator)"
+        import resource
 
-    return f"measured peak: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.1f} MiB (host, max RSS)"
+        return f"measured peak: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:,.1f} MB (host, max RSS)"
+    h = job.hyper
+    x, y = job.tokens.batch(h.seed, 0, 0, h.batch, h.seq)
+    peak = measure_training_peak(net, torch.cat([x, y[:, -1:]], 1), optimizer_factory=_adamw(h),
+                                 step=_step(job), device=job.device)
+    estimate = training_memory(job.model, h.batch, h.seq).peak
+    how = peak.how.split(" (")[0].split(" over ")[0]
+    return (f"memory: measured peak {peak.bytes / 1e6:,.1f} MB of tensors over two steps at batch {h.batch} x seq "
+            f"{h.seq} ({how}); `ttspec check --training` estimates {estimate / 1e6:,.1f} MB")
+
+
+def _adamw(h):
+    from .schedule import BETAS, EPS
+
+    def make(params):
+        import torch
+
+        params = list(params)
+        return torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": h.weight_decay},
+                                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                                 lr=h.lr, betas=BETAS, eps=EPS)
+    return make
+
+
+def _step(job: Job):
+    """One step as the loop takes it (autocast, clipping), on [batch, seq + 1] tokens."""
+    from .loop import _autocast
+
+    def step(model, optimizer, tokens) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        with _autocast(job.device, job.hyper.dtype):
+            logits = model(tokens[:, :-1])
+        loss = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten())
+        del logits
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), job.hyper.clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return step
