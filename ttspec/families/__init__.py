@@ -12,6 +12,7 @@ from .. import checkpoints
 from ..errors import ArchError
 from . import gemma, gemma2, gpt2, llama, mistral, mixtral, olmoe, phi, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe
 from .family import Family
+from .init import DEFAULT_INIT, InitRule
 
 # family name == the `model_type` in HF's config.json; in the order messages list them
 FAMILIES: dict[str, Family] = {f.FAMILY.name: f.FAMILY for f in (
@@ -60,6 +61,11 @@ def generated_rules(model) -> list[tuple[str, str, str]]:
     return out
 
 
+def init_rule(family: str | None) -> InitRule:
+    """How a fresh model of `family` starts (families/init.py); a spec without a family: DEFAULT_INIT."""
+    return FAMILIES[family].init if family is not None else DEFAULT_INIT
+
+
 def _require_family(model) -> str:
     if model.family is None:
         raise ArchError(f"{model.name} names no checkpoint family", model.loc,
@@ -105,4 +111,4 @@ def from_hf_state_dict(model, hf: dict) -> dict:
 
 
 __all__ = ["FAMILIES", "Family", "check_family_labels", "checkpoint_plan", "family_list", "from_hf_state_dict",
-           "generated_rules", "layouts_of", "plan_for", "rules_of", "to_hf_state_dict"]
+           "generated_rules", "init_rule", "layouts_of", "plan_for", "rules_of", "to_hf_state_dict"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..checkpoints import Rule
 from ..frontend.shortform import ShortForm
+from .init import HF_INIT, InitRule
 
 if TYPE_CHECKING:
     from .hf_config import Config, Desc
@@ -31,3 +32,5 @@ class Family:
     # a mixture of experts' second layout: transformers 5's fused 3-D expert tensors (the model's state_dict in
     # memory), beside `rules`, the hub files' one tensor per expert (what save_pretrained writes)
     fused_rules: tuple[Rule, ...] | None = None
+    # how a fresh model starts (ttspec/families/init.py): HF's default unless the family's class overrides it
+    init: InitRule = HF_INIT

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..checkpoints import L, fused, one
 from ..frontend.shortform import ShortForm
 from .family import Family
+from .init import GPT2_INIT
 
 if TYPE_CHECKING:
     from .hf_config import Config, Desc
@@ -78,4 +79,4 @@ def refuse(cfg: Config) -> None:
 SHORT_FORM = ShortForm("gpt2.arch", "LayerNorm, learned positions, GELU MLP, biases", {
     "norm_eps": 1e-5, "tie_embeddings": True})
 FAMILY = Family(NAME, HF_CLASS, RULES, read, "layer_norm_epsilon", refuse=refuse,
-                layers_keys=("n_layer", "num_hidden_layers"), short_form=SHORT_FORM)
+                layers_keys=("n_layer", "num_hidden_layers"), short_form=SHORT_FORM, init=GPT2_INIT)

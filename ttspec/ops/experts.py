@@ -20,7 +20,19 @@ from typing import NamedTuple
 from ..ir.layout import Layout, Placement
 from ..ir.types import TensorType, numel
 from .elementwise import ACTIVATIONS, complete_values
-from .registry import ArgSpec, OpDef, OpError, ParamSpec, Storage, T, float_input, last_dim, positive, register
+from .registry import (
+    OUTPUT,
+    ArgSpec,
+    OpDef,
+    OpError,
+    ParamSpec,
+    Storage,
+    T,
+    float_input,
+    last_dim,
+    positive,
+    register,
+)
 
 SOFTMAX_PLACES = ("before", "after")
 
@@ -84,7 +96,7 @@ def _experts_params(ins, a: ExpertGluAttrs) -> dict[str, ParamSpec]:
     x, routing = ins
     d, experts = last_dim(x, "expert_glu"), last_dim(routing, "expert_glu")
     return {"w1": ParamSpec((experts, a.hidden, d)), "w3": ParamSpec((experts, a.hidden, d)),
-            "w2": ParamSpec((experts, d, a.hidden))}
+            "w2": ParamSpec((experts, d, a.hidden), init=OUTPUT)}
 
 
 def _experts_flops(ins, out, a: ExpertGluAttrs) -> int:

@@ -9,6 +9,7 @@ from ..ir.layout import Layout, Placement
 from ..ir.types import numel
 from ..targets import SINGLE_CHIP_HINT, TILE
 from .registry import (
+    ZERO,
     ArgSpec,
     OpDef,
     OpError,
@@ -75,7 +76,7 @@ def fused_qkv(node) -> FusedQKV | None:
 def _linear_params(ins, a: LinearAttrs):
     spec = {"weight": ParamSpec((a.out, last_dim(ins[0], "linear")))}
     if a.bias:
-        spec["bias"] = ParamSpec((a.out,))
+        spec["bias"] = ParamSpec((a.out,), init=ZERO)
     return spec
 
 
@@ -91,7 +92,7 @@ def _tied_params(ins, a: TiedLinearAttrs):
     ref = a.weight
     spec = {"weight": ParamSpec(ref.shape, tied_to=ref.name)}
     if a.bias:
-        spec["bias"] = ParamSpec((ref.shape[0],))
+        spec["bias"] = ParamSpec((ref.shape[0],), init=ZERO)
     return spec
 
 

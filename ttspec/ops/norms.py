@@ -14,6 +14,7 @@ from typing import NamedTuple
 from ..ir.layout import Layout, Placement
 from ..targets import TILE
 from .registry import (
+    ZERO,
     ArgSpec,
     OpDef,
     OpError,
@@ -23,6 +24,7 @@ from .registry import (
     float_input,
     last_dim,
     register,
+    unit_gain,
 )
 
 
@@ -52,11 +54,11 @@ class NormStatisticsAttrs(NamedTuple):
     mean: bool = False  # a LayerNorm's: sum(x) besides sum(x^2)
 
 
-def _norm_params(ins, a, with_bias):
+def _norm_params(ins, a, with_bias, offset=0.0):
     d = last_dim(ins[0], "norm")
-    spec = {"weight": ParamSpec((d,))}
+    spec = {"weight": ParamSpec((d,), init=unit_gain(offset))}
     if with_bias:
-        spec["bias"] = ParamSpec((d,))
+        spec["bias"] = ParamSpec((d,), init=ZERO)
     return spec
 
 
@@ -130,7 +132,7 @@ def _width(node) -> int:
 RMS_NORM = register(OpDef(
     "rms_norm", (T("x"), ArgSpec("eps", "float"), ArgSpec("offset", "float", 0.0)), _norm_shape("rms_norm"),
     RMSNormAttrs,
-    params=lambda ins, a: _norm_params(ins, a, False),
+    params=lambda ins, a: _norm_params(ins, a, False, a.offset),
     doc="x / sqrt(mean(x^2) + eps) * (offset + weight) over the last dim; offset 1.0 is Gemma's (1 + w).",
     kind="norm", storage=(("weight", Storage.VECTOR),), shard=_shard_norm,
 ))

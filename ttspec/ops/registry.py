@@ -50,12 +50,34 @@ class ArgSpec:
     optional: bool = False  # may be `none`
 
 
+class ParamInit(NamedTuple):
+    """How a fresh model starts one parameter (the family's rule, ttspec/families/init.py, gives the
+    numbers): `draw` "normal" is normal(0, the rule's std) for a weight matrix, a table or a bank of
+    experts; "output" the same for the op's own projection back into its input's width (an expert bank's
+    down projection), which a rule that scales residual projections scales; "constant" is `value` (a
+    bias's 0, a norm's gain that makes it scale by 1: 1 - offset)."""
+
+    draw: str
+    value: float = 0.0
+
+
+NORMAL = ParamInit("normal")
+OUTPUT = ParamInit("output")
+ZERO = ParamInit("constant", 0.0)
+
+
+def unit_gain(offset: float = 0.0) -> ParamInit:
+    """A norm's gain applied as (offset + weight): it starts where the norm scales by 1."""
+    return ParamInit("constant", 1.0 - offset)
+
+
 @dataclass(frozen=True)
 class ParamSpec:
-    """The shape of a parameter an op creates, and what it is tied to."""
+    """The shape of a parameter an op creates, what it is tied to, and how a fresh model starts it."""
 
     shape: tuple[int, ...]
     tied_to: str | None = None  # full name of the parameter this one shares storage with
+    init: ParamInit = NORMAL  # a weight matrix or table unless the op says otherwise (biases, norm gains)
 
     def __post_init__(self):
         numel = 1

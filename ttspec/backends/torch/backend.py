@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ...analysis.interpreters import count_params
 from ...errors import ArchError, UsageError
+from ...families import init_rule
 from ...ir.graph import Model, iter_params, layer_variants, point_at_spec
 from ...ops import EXPERT_GLU, LINEAR, TIED_LINEAR
 from ...weight_formats import BF16, WeightFormats
@@ -16,9 +17,10 @@ from ..common.emit import emit_forward
 from ..common.names import local_reserved
 from ..common.plan import Child, ClassPlan, Leaf, Repeat, all_classes, model_plan
 from ..common.printer import print_stmt
-from ..common.pyast import Assign, Comprehension, Const, Dict, Expr, Name, Stmt, call, name
+from ..common.pyast import Assign, Comment, Comprehension, Const, Dict, Expr, ExprStmt, Name, Stmt, call, name
 from ..common.render import display_path, hf_rules, with_runtime
 from ..common.support import check_lowerable
+from .init import init_source, init_table
 from .lower import LOWERINGS
 from .program import torch_program
 
@@ -169,6 +171,9 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
         if plan.path == "":  # the model, or a layer of a repeat: its ties (a layer's are the layer's own)
             init += [Assign(name(f"self.{plan.attr_path(param)}"), name(f"self.{plan.attr_path(p.tied_to)}"))
                      for param, p in plan.graph.params.items() if p.tied_to]
+        if plan is root:
+            init += [Comment("start as the family starts a fresh model (INIT); loading weights replaces it"),
+                     ExprStmt(call("self.init_weights"))]
         labels = sorted(plan.labels.items())
         if names.name(plan, (tuple(init), tuple(fwd.params), tuple(fwd.body), tuple(labels))):
             classes.append({"name": plan.name, "block": plan.block, "init": _printed(init),
@@ -179,7 +184,8 @@ def compile_torch(model: Model, spec_path: str, weights_dtype: WeightFormats = B
     rules = hf_rules(model)
     text, roots = torch_program(dict(model=model, spec=display_path(spec_path), classes=classes,
                                      cannot_decode=blocker_text(blocker) if blocker else None, hf_rules=rules,
-                                     tied=_tied(model),
+                                     tied=_tied(model), init=init_table(model), init_source=init_source(model),
+                                     init_scaled=init_rule(model.family).residual_scaled,
                                      n_params=count_params(model.graph), block_weights=block_weights,
                                      weights_dtype=str(weights_dtype)))
     # the root takes Program's methods (the loading and generation API); HF weights load by the family's names

@@ -2,13 +2,15 @@
 (backends/common/printer.py; the root, written last, takes the loading and generation API of the
 runtime's Program, backends/torch/rt/program.py), the marks where the runtime goes
 (backends/common/inline.py) and the tables its runtime reads (CANNOT_DECODE, block-float weights,
-tied parameters, HF names).
+tied parameters, a fresh model's initialisation, HF names).
 
 Plain Python rather than a template engine: the program is a docstring and loops over printed class
 bodies, and importing and compiling a template engine cost more than the rest of `compile`.
 """
 
 from __future__ import annotations
+
+import textwrap
 
 from ..common.inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK, Roots
 from ..common.render import class_body, code_roots, hf_names_table
@@ -21,7 +23,7 @@ def torch_program(p: dict) -> tuple[str, Roots]:
     text = "".join([_docstring(p), "\n", IMPORTS_MARK, "\n",
                     *(_model_class(cls, cls is classes[-1]) for cls in classes),
                     "\n\n", RUNTIME_MARK, "\n\n\n", _tables(p), hf_names_table(p["hf_rules"])])
-    header = {"CANNOT_DECODE", "BLOCK_FLOAT_WEIGHTS", "TIED"} | ({"HF_NAMES"} if p["hf_rules"] else set())
+    header = {"CANNOT_DECODE", "BLOCK_FLOAT_WEIGHTS", "TIED", "INIT"} | ({"HF_NAMES"} if p["hf_rules"] else set())
     return text, code_roots((stmt for cls in classes for stmt in cls["code"]), header, names={"nn"})
 
 
@@ -64,4 +66,16 @@ def _tables(p: dict) -> str:
              "rounded as it rounds them\n" + ("BLOCK_FLOAT_WEIGHTS = {\n" + weights + "}\n\n\n" if weights
                                             else "BLOCK_FLOAT_WEIGHTS = {}\n\n\n"))
     tied = ", ".join(f'"{name}": "{source}"' for name, source in p["tied"])
-    return text + "# tied parameter -> the parameter whose tensor it shares\nTIED = {" + tied + "}\n"
+    text += "# tied parameter -> the parameter whose tensor it shares\nTIED = {" + tied + "}\n"
+    return text + _init_table(p)
+
+
+def _init_table(p: dict) -> str:
+    """INIT: how init_weights starts each parameter of a fresh model (backends/torch/init.py)."""
+    rows = "".join(f'    "{row.pattern}": ("{row.draw}", {row.value!r}),'
+                   + ("  # a projection into the residual stream\n" if row.residual and p["init_scaled"] else "\n")
+                   for row in p["init"])
+    about = ('how a fresh model starts each parameter (init_weights): ttspec name (`*`: a layer index) -> ("normal", '
+             f'std) or ("constant", value). The rule: {p["init_source"]}.')
+    comment = "".join(f"# {line}\n" for line in textwrap.wrap(about, 110))
+    return "\n\n" + comment + "INIT = {\n" + rows + "}\n"

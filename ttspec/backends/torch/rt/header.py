@@ -8,3 +8,5 @@ BLOCK_FLOAT_WEIGHTS: dict[str, str] = {}
 # why this model cannot generate token by token (None: it can; else allocate_cache, prefill, decode and
 # generate refuse)
 CANNOT_DECODE: str | None = None
+# how a fresh model starts each parameter: ttspec name (`*`: a layer index) -> ("normal", std) or ("constant", value)
+INIT: dict[str, tuple[str, float]] = {}

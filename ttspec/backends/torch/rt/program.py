@@ -2,7 +2,7 @@
 user's prompt and decode a step for every user. The generated model class (the root) takes these
 methods (inline.py copies them into it, since the runtime follows the model classes in a program)
 and brings its own `forward`. What differs between programs is data they state (header.py: TIED,
-BLOCK_FLOAT_WEIGHTS, CANNOT_DECODE; HF_NAMES) and the LABELS of their classes, not code."""
+BLOCK_FLOAT_WEIGHTS, CANNOT_DECODE, INIT; HF_NAMES) and the LABELS of their classes, not code."""
 
 import torch
 
@@ -10,11 +10,25 @@ from ...common.rt.parameters import from_hf
 from .attention import KVCache
 from .block_floats import block_float, block_float_dtype
 from .header import CANNOT_DECODE, TIED
+from .init import init_of
 from .names import ttspec_name
 from .positions import Positions
 
 
 class Program:
+    @torch.no_grad()
+    def init_weights(self):
+        """Start every parameter as the spec's family starts a fresh model (INIT): normal(0, std) or a
+        constant, in parameter order from torch's global generator (torch.manual_seed makes it repeatable);
+        a tied parameter once, as its source. Loading weights afterwards replaces all of it."""
+        for name, param in self.named_parameters():
+            ours = ttspec_name(self, name)
+            draw, value = init_of(TIED.get(ours, ours))
+            if draw == "normal":
+                param.normal_(0.0, value)
+            else:
+                param.fill_(value)
+
     def load_ttspec_weights(self, state_dict):
         """Load tensors named as ttspec names them (`ttspec params --json`); a tied parameter takes its
         source's tensor; a weight matrix the TT-NN program stores as a block float is rounded as the
