@@ -80,6 +80,8 @@ class Gpt2(nn.Module):
         self.ln_f = nn.LayerNorm(768, eps=1e-05, bias=True)
         self.lm_head = nn.Linear(768, 50257, bias=False)  # weight tied to wte.weight
         self.lm_head.weight = self.wte.weight
+        # start as the family starts a fresh model (INIT); loading weights replaces it
+        self.init_weights()
 
     def forward(self, tokens, pos=None):
         h = self.wte(tokens)
@@ -88,6 +90,19 @@ class Gpt2(nn.Module):
             h = layer(h, pos)
         h = self.ln_f(h)
         return self.lm_head(h)
+
+    @torch.no_grad()
+    def init_weights(self):
+        """Start every parameter as the spec's family starts a fresh model (INIT): normal(0, std) or a
+        constant, in parameter order from torch's global generator (torch.manual_seed makes it repeatable);
+        a tied parameter once, as its source. Loading weights afterwards replaces all of it."""
+        for name, param in self.named_parameters():
+            ours = ttspec_name(self, name)
+            draw, value = init_of(TIED.get(ours, ours))
+            if draw == "normal":
+                param.normal_(0.0, value)
+            else:
+                param.fill_(value)
 
     def load_ttspec_weights(self, state_dict):
         """Load tensors named as ttspec names them (`ttspec params --json`); a tied parameter takes its
@@ -291,6 +306,18 @@ def block_float(weight, dtype):
     return rounded.reshape(rows.shape[0], -1)[:, :out].T.contiguous().to(weight.dtype)
 
 
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/init.py
+
+
+def init_of(name):
+    """("normal", std) or ("constant", value) for parameter `name` (a ttspec name; `*` in a pattern: a
+    layer's index)."""
+    for pattern, rule in INIT.items():
+        if re.fullmatch(re.escape(pattern).replace(r"\*", r"\d+"), name):
+            return rule
+    raise KeyError(f"no initialisation for {name} in INIT")
+
+
 # ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
 
 
@@ -451,6 +478,35 @@ BLOCK_FLOAT_WEIGHTS = {}
 
 # tied parameter -> the parameter whose tensor it shares
 TIED = {"lm_head.weight": "wte.weight"}
+
+
+# how a fresh model starts each parameter (init_weights): ttspec name (`*`: a layer index) -> ("normal", std) or
+# ("constant", value). The rule: HF GPT2PreTrainedModel._init_weights: normal(0, 0.02), residual projections
+# 0.02/sqrt(2*layers), biases 0, norms 1; 12 layers.
+INIT = {
+    "wte.weight": ("normal", 0.02),
+    "wpe.weight": ("normal", 0.02),
+    "ln_f.weight": ("constant", 1.0),
+    "ln_f.bias": ("constant", 0.0),
+    "layers.*.ln_1.weight": ("constant", 1.0),
+    "layers.*.ln_1.bias": ("constant", 0.0),
+    "layers.*.attn.wq.weight": ("normal", 0.02),
+    "layers.*.attn.wq.bias": ("constant", 0.0),
+    "layers.*.attn.wk.weight": ("normal", 0.02),
+    "layers.*.attn.wk.bias": ("constant", 0.0),
+    "layers.*.attn.wv.weight": ("normal", 0.02),
+    "layers.*.attn.wv.bias": ("constant", 0.0),
+    # a projection into the residual stream
+    "layers.*.attn.wo.weight": ("normal", 0.004082482904638631),
+    "layers.*.attn.wo.bias": ("constant", 0.0),
+    "layers.*.ln_2.weight": ("constant", 1.0),
+    "layers.*.ln_2.bias": ("constant", 0.0),
+    "layers.*.mlp.up.weight": ("normal", 0.02),
+    "layers.*.mlp.up.bias": ("constant", 0.0),
+    # a projection into the residual stream
+    "layers.*.mlp.down.weight": ("normal", 0.004082482904638631),
+    "layers.*.mlp.down.bias": ("constant", 0.0),
+}
 
 
 # ttspec name -> (HF transformers name, transform); `(\d+)` is the layer index.

@@ -74,6 +74,8 @@ class MoeTiny(nn.Module):
         self.layers = nn.ModuleList(Decoder() for _ in range(2))
         self.norm = nn.RMSNorm(128, eps=1e-05)
         self.lm_head = nn.Linear(128, 512, bias=False)
+        # start as the family starts a fresh model (INIT); loading weights replaces it
+        self.init_weights()
 
     def forward(self, tokens, pos=None):
         h = self.embedding(tokens)
@@ -81,6 +83,19 @@ class MoeTiny(nn.Module):
             h = layer(h, pos)
         h = self.norm(h)
         return self.lm_head(h)
+
+    @torch.no_grad()
+    def init_weights(self):
+        """Start every parameter as the spec's family starts a fresh model (INIT): normal(0, std) or a
+        constant, in parameter order from torch's global generator (torch.manual_seed makes it repeatable);
+        a tied parameter once, as its source. Loading weights afterwards replaces all of it."""
+        for name, param in self.named_parameters():
+            ours = ttspec_name(self, name)
+            draw, value = init_of(TIED.get(ours, ours))
+            if draw == "normal":
+                param.normal_(0.0, value)
+            else:
+                param.fill_(value)
 
     def load_ttspec_weights(self, state_dict):
         """Load tensors named as ttspec names them (`ttspec params --json`); a tied parameter takes its
@@ -381,6 +396,18 @@ def block_float(weight, dtype):
     return rounded.reshape(rows.shape[0], -1)[:, :out].T.contiguous().to(weight.dtype)
 
 
+# ---------------------------------------------------------------- from ttspec/backends/torch/rt/init.py
+
+
+def init_of(name):
+    """("normal", std) or ("constant", value) for parameter `name` (a ttspec name; `*` in a pattern: a
+    layer's index)."""
+    for pattern, rule in INIT.items():
+        if re.fullmatch(re.escape(pattern).replace(r"\*", r"\d+"), name):
+            return rule
+    raise KeyError(f"no initialisation for {name} in INIT")
+
+
 # ---------------------------------------------------------------- from ttspec/backends/common/rt/generate.py
 
 
@@ -527,3 +554,25 @@ BLOCK_FLOAT_WEIGHTS = {}
 
 # tied parameter -> the parameter whose tensor it shares
 TIED = {}
+
+
+# how a fresh model starts each parameter (init_weights): ttspec name (`*`: a layer index) -> ("normal", std) or
+# ("constant", value). The rule: no family: GPT-2's rule (nanoGPT's), normal(0, 0.02), residual projections
+# 0.02/sqrt(2*layers), biases 0, norms 1; 2 layers.
+INIT = {
+    "embedding.weight": ("normal", 0.02),
+    "norm.weight": ("constant", 1.0),
+    "lm_head.weight": ("normal", 0.02),
+    "layers.*.attn_norm.weight": ("constant", 1.0),
+    "layers.*.attn.wq.weight": ("normal", 0.02),
+    "layers.*.attn.wk.weight": ("normal", 0.02),
+    "layers.*.attn.wv.weight": ("normal", 0.02),
+    # a projection into the residual stream
+    "layers.*.attn.wo.weight": ("normal", 0.01),
+    "layers.*.mlp_norm.weight": ("constant", 1.0),
+    "layers.*.moe.router.weight": ("normal", 0.02),
+    "layers.*.moe.experts.w1": ("normal", 0.02),
+    "layers.*.moe.experts.w3": ("normal", 0.02),
+    # a projection into the residual stream
+    "layers.*.moe.experts.w2": ("normal", 0.01),
+}

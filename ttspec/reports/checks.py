@@ -37,13 +37,28 @@ def target_warnings(model: Model, chosen: Target, weights_dtype: WeightFormats =
         d = not_fitting(build).diagnostic
         warnings.append(Diagnostic("warning", d.message, loc, hint=d.hint))
     if training:
-        total = count_params(model.graph)
-        dram = options.target.dram_per_chip * options.target.chips
-        train = total * TRAIN_BYTES_PER_PARAM
-        if train > dram:
-            warnings.append(Diagnostic(
-                "warning", f"{total:,} parameters: training needs about {train / 1e9:.0f} GB "
-                f"({TRAIN_BYTES_PER_PARAM} bytes/parameter for weights, gradients and AdamW state) but "
-                f"{options.target.name} has {dram / 1e9:.1f} GB", loc,
-                hint="start small (10-20M parameters) and scale up; the lesson's nano-trickster has ~5M"))
+        warning = training_warning(model, options.target, loc)
+        if warning is not None:
+            warnings.append(warning)
     return warnings
+
+
+def training_warning(model: Model, target: Target, loc) -> Diagnostic | None:
+    """A warning when training the model cannot fit `target` even at batch 1 over the spec's whole context:
+    16 bytes per parameter for weights, gradients and AdamW's moments, and the activations
+    (backends/torch/training_memory.py; `check --training --batch B --seq S` states the estimate itself)."""
+    from ..backends.torch.training_memory import seq_bound, training_memory
+
+    total = count_params(model.graph)
+    dram = target.dram_per_chip * target.chips
+    state = total * TRAIN_BYTES_PER_PARAM
+    seq = seq_bound(model)
+    peak = training_memory(model, 1, seq).peak if seq else state
+    if max(state, peak) <= dram:
+        return None
+    at = f", about {peak / 1e9:.0f} GB at its peak with batch 1 x seq {seq}" if seq else ""
+    return Diagnostic(
+        "warning", f"{total:,} parameters: training needs about {state / 1e9:.0f} GB "
+        f"({TRAIN_BYTES_PER_PARAM} bytes/parameter for weights, gradients and AdamW state){at}, but "
+        f"{target.name} has {dram / 1e9:.1f} GB", loc,
+        hint="start small (10-20M parameters) and scale up; the lesson's nano-trickster has ~5M")

@@ -61,7 +61,7 @@ MODULE_MEMBERS = frozenset({
     "device", "weights_dtype", "load_weights", "load_ttspec_weights", "build", "load_hf_state_dict", "weight", "bias",
     "LABELS", "rot", "style", "inv_freq", "matrix", "tables", "head_dim", "tensors", "dtype",
     # the programs' serving API, the TT-NN run state and the torch rotary's settings
-    "state", "allocate_cache", "prefill", "decode", "logits_to_host", "settings", "cos_sin",
+    "state", "allocate_cache", "prefill", "decode", "logits_to_host", "settings", "cos_sin", "init_weights",
 })
 
 # The forward methods' argument saying where the tokens sit (torch: prefill and decode positions).

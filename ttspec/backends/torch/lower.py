@@ -9,14 +9,18 @@ ctx.kv_cache(...)) and says so with `positions`, so the forward methods on its p
 `module(node, ctx)`: for a labelled parameter-owning op, the nn.Module that holds its weights
 (nn.Linear, nn.RMSNorm ...), `note(node)` a comment beside it; `call(node, attr, args, ctx)`
 then applies it. `decode_check(node, graph)` raises Unsupported for a use that cannot run one
-token at a time against a KV cache (the program's decode then refuses).
+token at a time against a KV cache (the program's decode then refuses). `saved`: what autograd keeps
+from the row's code for the backward pass (training's activation memory, training_memory.py); `view`:
+its result is a view of its first input (no memory of its own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from ...ir.types import numel
 from ...ops import (
     ADD,
     APPLY_ROPE,
@@ -45,6 +49,16 @@ from ...ops import (
 from ..common.pyast import BinOp, Const, Expr, Tuple, call
 
 
+class Saved(NamedTuple):
+    """What autograd keeps of one op's forward for its backward, as the row's code runs in torch 2.x: its inputs
+    by position, its output, and `extra(node, ins, out)` more elements of values the code makes and keeps
+    (a norm's statistics, an attention's log-sum-exp), each in its input's dtype."""
+
+    inputs: tuple[int, ...] = ()
+    output: bool = False
+    extra: Callable[..., int] | None = None
+
+
 @dataclass(frozen=True)
 class TorchLowering:
     expr: Callable[..., Expr]
@@ -53,6 +67,8 @@ class TorchLowering:
     note: Callable[..., str] | None = None
     positions: bool = False
     decode_check: Callable[..., None] | None = None
+    saved: Saved = Saved()
+    view: bool = False
 
 
 def _width(node) -> int:
@@ -173,39 +189,74 @@ def _experts_module(node, ctx) -> Expr:
     return ctx.helper("Experts")(Const(experts), Const(node.attrs.hidden), Const(d), **_act(node))
 
 
+# ---------------------------------------------------------------- what training keeps (elements; `ins`, `out`: shapes)
+def _rows(shape) -> int:
+    return numel(shape[:-1])
+
+
+def _rms_kept(node, ins, out) -> int:
+    """F.rms_norm (composite in torch 2.x): the normalised copy and each row's 1/rms."""
+    return numel(ins[0]) + _rows(ins[0])
+
+
+def _attend_kept(node, ins, out) -> int:
+    """SDPA's log-sum-exp per query and head; softcapped attention runs the composition, which keeps its scores
+    [batch, heads, seq, keys] three times (tanh, softmax, the masked scores); a mask: one float [seq, keys]."""
+    batch, heads, seq = out[:3]
+    keys = ins[1][-2]
+    if node.attrs.softcap is not None:
+        return 3 * batch * heads * seq * keys
+    return batch * heads * seq + (seq * keys if node.attrs.window is not None else 0)
+
+
+def _experts_kept(node, ins, out) -> int:
+    """expert_glu runs each expert on its routed tokens (top_k per token): each keeps the gathered input, the
+    gate and up projections, the activation, their product and the weighted output."""
+    tokens = _rows(ins[0]) * node.attrs.top_k
+    return tokens * (2 * out[-1] + 4 * node.attrs.hidden)
+
+
+LINEAR_KEEPS = Saved(inputs=(0,))  # y = x W^T: dW needs x (W is a parameter, not an activation)
+ACTIVATION_KEEPS = Saved(inputs=(0,))  # silu, gelu: the derivative at the input
+
+
 LOWERINGS: dict[str, TorchLowering] = {
     EMBEDDING.name: TorchLowering(
         lambda node, args, w, ctx: call("F.embedding", args[0], w["weight"]),
-        module=lambda node, ctx: call("nn.Embedding", Const(node.attrs.vocab), Const(node.attrs.dim))),
+        module=lambda node, ctx: call("nn.Embedding", Const(node.attrs.vocab), Const(node.attrs.dim)),
+        saved=Saved(inputs=(0,))),
     POSITION_EMBEDDING.name: TorchLowering(
         lambda node, args, w, ctx: call("F.embedding", _position_ids(args, ctx), w["weight"]),
         module=lambda node, ctx: call("nn.Embedding", Const(node.attrs.max_positions), Const(_width(node))),
         call=lambda node, attr, args, ctx: attr(_position_ids(args, ctx)), positions=True),
     SINUSOIDAL_POSITIONS.name: TorchLowering(_sinusoidal, positions=True),
-    LINEAR.name: TorchLowering(_linear, module=_linear_module),
+    LINEAR.name: TorchLowering(_linear, module=_linear_module, saved=LINEAR_KEEPS),
     TIED_LINEAR.name: TorchLowering(_linear, module=_tied_module,
-                                    note=lambda node: f"weight tied to {node.attrs.weight.name}"),
+                                    note=lambda node: f"weight tied to {node.attrs.weight.name}", saved=LINEAR_KEEPS),
     RMS_NORM.name: TorchLowering(
         _rms_norm, call=_rms_norm_call,
-        module=lambda node, ctx: call("nn.RMSNorm", Const(_width(node)), eps=Const(node.attrs.eps))),
+        module=lambda node, ctx: call("nn.RMSNorm", Const(_width(node)), eps=Const(node.attrs.eps)),
+        saved=Saved(inputs=(0,), extra=_rms_kept)),
     LAYER_NORM.name: TorchLowering(
         _layer_norm,
         module=lambda node, ctx: call("nn.LayerNorm", Const(_width(node)), eps=Const(node.attrs.eps),
-                                      bias=Const(node.attrs.bias))),
+                                      bias=Const(node.attrs.bias)),
+        saved=Saved(inputs=(0,), extra=lambda node, ins, out: 2 * _rows(ins[0]))),
     ADD.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "+", args[1])),
-    MUL.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "*", args[1])),
+    MUL.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "*", args[1]), saved=Saved(inputs=(0, 1))),
     SCALE.name: TorchLowering(lambda node, args, w, ctx: BinOp(args[0], "*", Const(node.attrs.factor))),
-    SOFTCAP.name: TorchLowering(_softcap),
-    RELU.name: TorchLowering(_unary("F.relu")),
-    GELU.name: TorchLowering(_unary("F.gelu")),
-    GELU_TANH.name: TorchLowering(_unary("F.gelu", approximate=Const("tanh"))),
-    SILU.name: TorchLowering(_unary("F.silu")),
+    SOFTCAP.name: TorchLowering(_softcap, saved=Saved(extra=lambda node, ins, out: numel(out))),  # tanh's output
+    RELU.name: TorchLowering(_unary("F.relu"), saved=Saved(output=True)),
+    GELU.name: TorchLowering(_unary("F.gelu"), saved=ACTIVATION_KEEPS),
+    GELU_TANH.name: TorchLowering(_unary("F.gelu", approximate=Const("tanh")), saved=ACTIVATION_KEEPS),
+    SILU.name: TorchLowering(_unary("F.silu"), saved=ACTIVATION_KEEPS),
     SPLIT_HEADS.name: TorchLowering(
-        lambda node, args, w, ctx: ctx.helper("split_heads")(args[0], Const(node.attrs.heads))),
+        lambda node, args, w, ctx: ctx.helper("split_heads")(args[0], Const(node.attrs.heads)), view=True),
     MERGE_HEADS.name: TorchLowering(lambda node, args, w, ctx: ctx.helper("merge_heads")(args[0])),
     APPLY_ROPE.name: TorchLowering(_rotary, positions=True),
-    ATTEND.name: TorchLowering(_attend, positions=True, decode_check=_decode_check_attend),
-    SIGMOID.name: TorchLowering(_unary("torch.sigmoid")),
-    TOPK_ROUTING.name: TorchLowering(_topk_routing),
-    EXPERT_GLU.name: TorchLowering(_expert_glu, module=_experts_module),
+    ATTEND.name: TorchLowering(_attend, positions=True, decode_check=_decode_check_attend,
+                               saved=Saved(inputs=(0, 1, 2), output=True, extra=_attend_kept)),
+    SIGMOID.name: TorchLowering(_unary("torch.sigmoid"), saved=Saved(output=True)),
+    TOPK_ROUTING.name: TorchLowering(_topk_routing, saved=Saved(extra=lambda node, ins, out: 2 * numel(ins[0]))),
+    EXPERT_GLU.name: TorchLowering(_expert_glu, module=_experts_module, saved=Saved(extra=_experts_kept)),
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import textwrap
 
 from ..common.inline import IMPORTS_MARK, METHODS_MARK, RUNTIME_MARK, Roots
+from ..common.printer import WIDTH
 from ..common.render import class_body, code_roots, hf_names_table
 
 
@@ -70,11 +71,17 @@ def _tables(p: dict) -> str:
     return text + _init_table(p)
 
 
+def _init_row(row, scaled: bool) -> str:
+    """One INIT entry (its value on a line of its own where the name is long), a residual projection's
+    scaled std said above it."""
+    key, value = f'    "{row.pattern}":', f'("{row.draw}", {row.value!r}),'
+    line = f"{key} {value}\n" if len(key) + len(value) < WIDTH else f"{key}\n        {value}\n"
+    return ("    # a projection into the residual stream\n" if row.residual and scaled else "") + line
+
+
 def _init_table(p: dict) -> str:
     """INIT: how init_weights starts each parameter of a fresh model (backends/torch/init.py)."""
-    rows = "".join(f'    "{row.pattern}": ("{row.draw}", {row.value!r}),'
-                   + ("  # a projection into the residual stream\n" if row.residual and p["init_scaled"] else "\n")
-                   for row in p["init"])
+    rows = "".join(_init_row(row, p["init_scaled"]) for row in p["init"])
     about = ('how a fresh model starts each parameter (init_weights): ttspec name (`*`: a layer index) -> ("normal", '
              f'std) or ("constant", value). The rule: {p["init_source"]}.')
     comment = "".join(f"# {line}\n" for line in textwrap.wrap(about, 110))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import ArchError, UsageError
-from ..options import DEVICE_TARGET, EXIT_SPEC_ERROR, JSON, KV_DTYPE, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
+from ..options import BATCH, DEVICE_TARGET, EXIT_SPEC_ERROR, JSON, KV_DTYPE, SEQ, WEIGHTS_DTYPE, WEIGHTS_FORMATS_HELP
 from ..shared import print_diagnostic
 
 
@@ -16,7 +16,10 @@ def add_parser(sub) -> None:
     WEIGHTS_DTYPE.add(c, "for the fit check: " + WEIGHTS_FORMATS_HELP, default="bf16")
     KV_DTYPE.add(c)
     c.add_argument("--training", action="store_true",
-                   help="also warn when training (AdamW, mixed precision) would not fit the target")
+                   help="state the memory one training step takes (fp32 AdamW: weights, gradients, moments, "
+                        "activations; docs/training-memory.md) and warn when training would not fit the target")
+    BATCH.add(c, "--training: sequences per step for the estimate (default 1)", default=1)
+    SEQ.add(c, "--training: tokens per sequence for the estimate (default: the spec's bound)")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
     JSON.add(c, "every diagnostic as JSON on stdout, with LSP ranges, notes and hints (docs/check-json.md)")
 
@@ -34,10 +37,17 @@ def run(args) -> int:
             if result.ok:
                 warnings = len(result.diagnostics)
                 print(f"{spec}: ok ({result.model})" + (f", {warnings} warning(s)" if warnings else ""))
+                if args.training:
+                    print(f"{spec}: {training_estimate(spec, args).summary()}")
     if args.json:
         import json
 
-        print(json.dumps(check_json(results), indent=2))
+        doc = check_json(results)
+        if args.training:  # each spec that elaborated: its estimate (docs/check-json.md)
+            for entry, result in zip(doc["specs"], results):
+                if result.model is not None:
+                    entry["training"] = training_estimate(result.spec, args)._asdict()
+        print(json.dumps(doc, indent=2))
     return 0 if all(r.ok for r in results) else EXIT_SPEC_ERROR
 
 
@@ -61,3 +71,16 @@ def check_one(spec: str, args):
         return CheckResult(spec, e.diagnostics, ok=False)
     failed = any(w.severity == "error" for w in warnings) or bool(warnings and args.strict)
     return CheckResult(spec, warnings, ok=not failed, model=model.name)
+
+
+def training_estimate(spec: str, args):
+    """The training-memory estimate of `spec` at --batch x --seq (backends/torch/training_memory.py)."""
+    from ...backends.torch.training_memory import seq_bound, training_memory
+    from ...driver import load_model
+
+    model = load_model(spec)
+    seq = args.seq or seq_bound(model)
+    if seq is None:
+        raise UsageError(f"{spec}: its token input has no bound on its sequence length to estimate training at",
+                         hint="give --seq")
+    return training_memory(model, args.batch, seq)
