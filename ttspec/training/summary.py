@@ -38,21 +38,14 @@ def _vocab(job: Job) -> int:
 
 
 def measured_peak_line(job: Job, net) -> str:
-    """MEASURED-PEAK CALL SITE: the peak tensor memory of two training steps of the run's model at its batch, as
-    helper `init`'s ttspec/training/memory.py measures it (CUDA allocator or torch's CPU profiler), beside
-    `check --training`'s estimate (ttspec/backends/torch/training_memory.py). Until those modules are merged
-    (branch h-init), the CUDA allocator's peak or the process's maximum resident set."""
+    """The peak tensor memory of two training steps of the run's model at its batch, as ttspec/training/memory.py
+    measures it (the CUDA allocator or torch's CPU profiler), beside `check --training`'s estimate
+    (ttspec/backends/torch/training_memory.py)."""
     import torch
 
-    try:
-        from ..backends.torch.training_memory import training_memory
-        from .memory import measure_training_peak
-    except ImportError:  # h-init not merged yet
-        if job.device == "cuda":
-            return f"measured peak: {torch.cuda.max_memory_allocated() / 1e6:,.1f} MB (CUDA allocator)"
-        import resource
+    from ..backends.torch.training_memory import training_memory
+    from .memory import measure_training_peak
 
-        return f"measured peak: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:,.1f} MB (host, max RSS)"
     h = job.hyper
     x, y = job.tokens.batch(h.seed, 0, 0, h.batch, h.seq)
     peak = measure_training_peak(net, torch.cat([x, y[:, -1:]], 1), optimizer_factory=_adamw(h),
