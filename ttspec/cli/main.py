@@ -10,13 +10,14 @@ import sys
 
 from .. import __version__
 from ..errors import ArchError, UsageError
-from .commands import check, compile, completion, generate, graph, import_hf, lsp, params, plan, report, run
+from .commands import check, compile, completion, generate, graph, import_hf, lsp, params, plan, report, run, train
 from .options import EXIT_INTERNAL, EXIT_SPEC_ERROR, EXIT_USAGE, Parser, typed_formats, typed_targets
 from .shared import print_diagnostic
 
 # in the order `ttspec --help` lists them
 COMMANDS = {"check": check, "params": params, "compile": compile, "run": run, "generate": generate, "plan": plan,
-            "report": report, "import-hf": import_hf, "graph": graph, "lsp": lsp, "completion": completion}
+            "report": report, "import-hf": import_hf, "graph": graph, "train": train, "lsp": lsp,
+            "completion": completion}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
