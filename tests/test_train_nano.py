@@ -2,8 +2,9 @@
 by `ttspec train` on 300 KB of text (Python source, in 1 KB pieces shuffled so that the held-out tenth is like the
 rest) for 300 steps of 4 x 64 bytes on the CPU, ends with a held-out loss well below the unigram baseline: the
 entropy of the held-out bytes' own distribution, the loss of the best model that ignores context (computed here
-from the bytes). Its weights then greedy-decode the same tokens through `ttspec generate` on the torch program and
-on the TT-NN program's golden functions. About a minute of one core; docs/training.md states the figures."""
+from the bytes). Its weights then greedy-decode through `ttspec generate` on the TT-NN program's golden functions
+the torch program's choices, up to near-ties (exact equality, on a model sure of its tokens:
+tests/test_train_generate.py). About a minute of one core; docs/training.md states the figures."""
 
 import math
 import random
