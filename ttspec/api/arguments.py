@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError, did_you_mean
-from ..targets import STRATEGIES, Target, get_target, parse_mesh
+from ..targets import DEVICE_TARGETS, STRATEGIES, Target, get_target, parse_mesh
 from ..weight_formats import WeightFormats
 
 
@@ -38,7 +38,7 @@ def device_targets(names: str | list[str] | tuple[str, ...]) -> list[Target]:
               for n in (part.split(",") if isinstance(part, str) else [part])]
     chosen = [device_target(n) for n in listed if not isinstance(n, str) or n.strip()]
     if not chosen:
-        raise UsageError("targets: give a target, or several, e.g. targets=['n150', 'n300']")
+        raise UsageError(f"targets: give a target, or several, e.g. targets={list(DEVICE_TARGETS[:2])!r}")
     if len({t.name for t in chosen}) != len(chosen):
         raise UsageError(f"targets: a target is given twice in {names!r}")
     return chosen
