@@ -40,6 +40,9 @@ class DeviceOp(NamedTuple):
     output: str = ""  # where it writes its result: "L1", "DRAM", or "" (the op's default)
     dtype: str = ""  # the `dtype` it is asked to write, where stated (a collective's payload)
     chunks: tuple[tuple[int, int], ...] = ()  # a prefill matmul's program configs: (chunk rows, cores of its grid)
+    # a weight matmul's member path from its layer (in a layer) or the root class: `a.proj` for the `proj` of the
+    # layer's `self.a`, as the graph names the linear's module; "" where the walker could not tell the object
+    path: str = ""
 
 
 class DecodeProgram(NamedTuple):
@@ -69,12 +72,14 @@ class DecodeProgram(NamedTuple):
     def ops_per_step(self) -> int:
         return self.layers * len(self.layer_ops) + len(self.step_ops)
 
-    def matmuls(self) -> dict[str, DeviceOp]:
-        """The weight matmuls by the member they read (the first one, where a member is read twice)."""
+    def matmuls(self, by_path: bool = False) -> dict[str, DeviceOp]:
+        """The weight matmuls by the member they read (the first one, where a member is read twice), or `by_path`
+        by its member path (DeviceOp.path: two blocks' `proj` apart)."""
         out: dict[str, DeviceOp] = {}
         for op in self.layer_ops + self.step_ops:
-            if op.weight:
-                out.setdefault(op.weight, op)
+            key = op.path if by_path else op.weight
+            if key:
+                out.setdefault(key, op)
         return out
 
     def collective_dtypes(self) -> dict[str, int]:
@@ -140,18 +145,26 @@ class ProgramTerms:
         self.program = program
         self.costs = costs
         self.by_weight = program.matmuls()
+        self.by_path = program.matmuls(by_path=True)
         self.payload = {kind: program.payload_factor(kind) for kind in COLLECTIVE_CALLS}
 
     def _matmul(self, node) -> DeviceOp | None:
-        """The device matmul reading this linear's weight: the member named as the linear's module (`wqkv`), or
-        the first of its column chunks (a head split into them: `lm_head_0` ...; a member merely starting with the
-        name, `up` for `upper`, is another linear's)."""
-        stem = (node.module or "").rsplit(".", 1)[-1]
+        """The device matmul reading this linear's weight: the one at the linear's module's member path (`a.proj`
+        in a layer: the `proj` of the layer's `self.a`, not another block's `proj`), or the first of its column
+        chunks (a head split into them: `lm_head_0` ...; a member merely starting with the name, `up` for `upper`,
+        is another linear's); where the program names no matmul by that path (a label the program renames), the
+        member named as the module's last part (`wqkv`)."""
+        module = node.module or ""
+        stem = module.rsplit(".", 1)[-1]
         if not stem or node.op not in WEIGHT_MATMULS:
             return None
-        found = self.by_weight.get(stem)
-        chunk = re.compile(re.escape(stem) + r"_\d+")
-        return found or next((op for w, op in self.by_weight.items() if chunk.fullmatch(w)), None)
+        for key, table in ((module, self.by_path), (stem, self.by_weight)):
+            found = table.get(key)
+            chunk = re.compile(re.escape(key) + r"_\d+")
+            found = found or next((op for w, op in table.items() if chunk.fullmatch(w)), None)
+            if found is not None:
+                return found
+        return None
 
     def passes(self, node) -> int:
         """The matrix-engine passes of a weight matmul at the fidelity its compute kernel states."""

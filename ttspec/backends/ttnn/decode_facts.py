@@ -167,6 +167,10 @@ class ProgramWalker:
         self.modes: dict[str, object] = {"decoding": True, "mode": "decode"}  # the run state's, in the phase walked
         self.lengths: dict[str, int] = {}  # its local names bound to sequences of known length
         self.dense_experts = False  # walked rt/moe.py's moe_experts_dense: every local expert computes every row
+        # the member path of the object whose method is walked, from the layer (in a layer) or the root class:
+        # "" for the layer or root itself, "a" for its `self.a`, "a.mlp" for that one's `self.mlp`; None where the
+        # walker found the method by its name alone (the object unknown)
+        self.path: str | None = ""
 
     def known(self) -> dict[str, object]:
         """What a condition here may read: the header's constants (and the ttnn values it names:
@@ -252,7 +256,7 @@ class ProgramWalker:
             if fn is not None:
                 self.enter(fn, None, ("", fn.name), call, cls)
             elif call.func.id in local:  # `layer(h)` over the layer list: the layer's forward
-                self.call_object(local[call.func.id], call)
+                self.call_object(local[call.func.id], call, "")
             elif not (hasattr(builtins, call.func.id) or call.func.id in self.classes
                       or any(call.func.id in names for names in self.scopes)):
                 raise refuse(call, "a call of a name that is neither a function or class of the program, a "
@@ -269,12 +273,13 @@ class ProgramWalker:
             self.step_inputs.add(str(call.args[0].value))
             return
         target = self.owner_class(owner, cls, local)
+        path = self.member_path(owner, local)
         if target is None and method in self.unique:
-            target = self.classes[self.unique[method]]
+            target, path = self.classes[self.unique[method]], None
         if target is not None and method in target.methods:
-            self.enter(target.methods[method], target, (target.name, method), call)
+            self.enter(target.methods[method], target, (target.name, method), call, path=path)
         elif isinstance(owner, ast.Name) and owner.id == "self" and cls is not None and method in cls.members:
-            self.call_object(self.classes.get(cls.members[method]), call)  # `self.attn(h)`: its forward
+            self.call_object(self.classes.get(cls.members[method]), call, self.member_path(call.func, local))
         elif isinstance(owner, ast.Name) and owner.id == "self" and cls is not None:
             raise refuse(call, f"a call of `self.{method}`, neither a method of {cls.name} nor a member it builds "
                          "as a program class", "build the member as `self.X = Class(...)`")
@@ -284,10 +289,20 @@ class ProgramWalker:
                          "an object the walker cannot tell the class of", "call it on `self`, a member built as "
                          "`self.X = Class(...)`, or a layer of a layer list")
 
-    def call_object(self, target: _Class | None, call: ast.Call):
+    def call_object(self, target: _Class | None, call: ast.Call, path: str | None):
         method = next((m for m in ("__call__", "forward") if target is not None and m in target.methods), None)
         if method is not None:
-            self.enter(target.methods[method], target, (target.name, method), call)
+            self.enter(target.methods[method], target, (target.name, method), call, path=path)
+
+    def member_path(self, owner, local: dict[str, _Class]) -> str | None:
+        """The member path (see __init__) of the object `owner` names: `self` the walked one's, `self.X` its
+        member's, a layer of the layer list "" (a layer's weights are named from the layer)."""
+        if isinstance(owner, ast.Name):
+            return self.path if owner.id == "self" else "" if owner.id in local else None
+        dotted = _dotted(owner)
+        if self.path is None or not dotted.startswith("self.") or dotted.count(".") != 1:
+            return None
+        return f"{self.path}.{dotted[5:]}".lstrip(".")
 
     def owner_class(self, owner, cls: _Class | None, local: dict[str, _Class]) -> _Class | None:
         if isinstance(owner, ast.Name):
@@ -299,12 +314,14 @@ class ProgramWalker:
         return None
 
     def enter(self, fn: ast.FunctionDef, cls: _Class | None, key: tuple[str, str], call: ast.Call | None = None,
-              caller: _Class | None = None):
-        """Walk `fn` (a method of `cls`, or a function called from a method of `caller`)."""
+              caller: _Class | None = None, path: str | None = ...):
+        """Walk `fn` (a method of `cls`, or a function called from a method of `caller`), on the object at member
+        `path` (by default the walked one: a function, or a method of the same object)."""
         if key in self.stack or key in self.done:
             return
         self.dense_experts |= fn.name == "moe_experts_dense"
-        saved = self.constants, self.lengths, self.aliases
+        saved = self.constants, self.lengths, self.aliases, self.path
+        self.path = self.path if path is ... else path
         self.constants, self.lengths = (bound_constants(fn, call, self.constants),
                                         bound_lengths(fn, call, self.lengths))
         self.aliases = {p: self.resolve(v, c) for p, (v, c) in bound_arguments(fn, call, caller).items()} \
@@ -316,7 +333,7 @@ class ProgramWalker:
         self.body(fn.body, cls, {})
         self.scopes.pop()
         self.stack.pop()
-        self.constants, self.lengths, self.aliases = saved
+        self.constants, self.lengths, self.aliases, self.path = saved
 
     def resolve(self, node, cls: _Class | None) -> tuple[ast.AST | None, _Class | None]:
         """What a name in a function stands for in its caller (`weight` -> `self.wqkv` of the attention), and a
@@ -399,7 +416,8 @@ class ProgramWalker:
             dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)
         parts = reduction_parts(call) if last == "sum" else COMPOSITES.get(last)
         if parts is None:
-            bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype, chunks))
+            path = "" if not weight or self.path is None else f"{self.path}.{weight}".lstrip(".")
+            bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype, chunks, path))
             return
         for part in parts:  # each a device op, writing the payload the call asks for
             bucket.append(DeviceOp(f"{dotted} ({part})", dtype=dtype))
