@@ -31,7 +31,7 @@ import builtins
 
 from ...analysis.program import COLLECTIVE_CALLS, DEFAULT, DRAM_SHARDED, MCAST_1D, MCAST_2D, DecodeProgram, DeviceOp
 from ...ops import ALL_GATHER, ALL_REDUCE, LINEAR, REDUCE_SCATTER
-from .program_calls import DEVICE_CALLS, ROUTING_COMPOSITES, reduction_parts, refuse
+from .program_calls import DEVICE_CALLS, ROUTING_CALLS, reduction_parts, refuse, routing_parts
 from .program_text import (
     bound_arguments,
     bound_constants,
@@ -56,8 +56,9 @@ FACTORIES = {"MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig": DRAM_SHARD
              "MatmulMultiCoreReuseMultiCastProgramConfig": MCAST_2D}
 MATMUL_CALLS = {LINEAR.name, "matmul"}  # ttnn.linear lowers the linear op
 # ttnn calls that dispatch more than one device op, as the mock device's capture shows them (ttnn 0.81.1, Galaxy
-# 8x4 with FABRIC_1D): all_reduce over a mesh axis runs a ReduceScatter then an AllGather
-COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name), **ROUTING_COMPOSITES}  # (and MoE routing's)
+# 8x4 with FABRIC_1D):
+# all_reduce over a mesh axis runs a ReduceScatter then an AllGather (and MoE routing's: program_calls.routing_parts)
+COMPOSITES = {ALL_REDUCE.name: (REDUCE_SCATTER.name, ALL_GATHER.name)}
 SAMPLING_CALLS = {"argmax", "sampling", "topk"}
 
 
@@ -384,7 +385,7 @@ class ProgramWalker:
         if last in NOT_DEVICE and not (last == "reshape" and _moves_rows(call)) or last[:1].isupper() \
                 or last.isupper():
             return
-        if dotted.removeprefix("ttnn.") not in DEVICE_CALLS and last not in COMPOSITES:
+        if dotted.removeprefix("ttnn.") not in DEVICE_CALLS and last not in COMPOSITES and last not in ROUTING_CALLS:
             raise refuse(call, "a ttnn call the walker does not know", "add it to program_calls.DEVICE_CALLS (one "
                          "device op), decode_facts.NOT_DEVICE (none) or decode_facts.COMPOSITES (several), as the "
                          "mock device's capture shows it")
@@ -414,13 +415,23 @@ class ProgramWalker:
         bucket = self.buckets[self.bucket]
         if not dtype and last.startswith(COLLECTIVE_CALLS) and bucket:  # its payload: what the op before it wrote
             dtype = bucket[-1].dtype  # (`ttnn.linear(..., dtype=ttnn.bfloat8_b)` then its reduce_scatter)
-        parts = reduction_parts(call) if last == "sum" else COMPOSITES.get(last)
+        parts = reduction_parts(call) if last == "sum" else self.routing(call) if last in ROUTING_CALLS \
+            else COMPOSITES.get(last)
         if parts is None:
             path = "" if not weight or self.path is None else f"{self.path}.{weight}".lstrip(".")
             bucket.append(DeviceOp(dotted, factory, fidelity, weight, output, dtype, chunks, path))
             return
         for part in parts:  # each a device op, writing the payload the call asks for
             bucket.append(DeviceOp(f"{dotted} ({part})", dtype=dtype))
+
+    def routing(self, call: ast.Call) -> tuple[str, ...]:
+        """The device ops of the MoE routing's topk or scatter: by the router's width, the `experts` the program
+        passes the routing function (moe_routing_weights(..., experts=8)), refused where the walk has none."""
+        experts = self.constants.get("experts")
+        if not isinstance(experts, int) or experts < 1:
+            raise refuse(call, "a MoE routing call over a router width the program does not state", "pass the "
+                         "routing function `experts=<E>` (lower_moe.routing)")
+        return routing_parts(call.func.attr, experts)
 
     def buffer(self, value, cls: _Class | None) -> str:
         """Where a memory config puts an op's output: "L1" or "DRAM" by ttnn's constant's name

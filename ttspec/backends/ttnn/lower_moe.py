@@ -2,7 +2,8 @@
 ttspec/ops/experts.py; the stdlib's `moe` block): the runtime's dense-compute MoE (backends/ttnn/rt/moe.py,
 docs/design-moe.md) with every op's configuration stated as a member of the class (configs/moe.py).
 
-- topk_routing(logits) -> `moe_routing_weights(logits, top_k=, softmax=, normalize=, softmax_op=, memory_config=)`:
+- topk_routing(logits) -> `moe_routing_weights(logits, top_k=, softmax=, normalize=, softmax_op=, memory_config=,
+  experts=)`:
   softmax before or after ttnn.topk (stable: the lowest index first on ties), renormalised or not, scattered
   into dense routing weights [..., E]. The router is the block's own linear (lower.py's row).
 - expert_glu(x, routing) -> `moe_experts(x, routing, (w1, w3, w2), act=, ops=)`: every expert's gated MLP as
@@ -57,8 +58,10 @@ def routing(node, args, refs, ctx) -> Expr:
     softmax = ctx.config_member(node, "routing_softmax", softmax_keywords(),
                                 "MoE routing: softmax over the experts at HiFi4 with fp32 accumulation (a routing "
                                 "decision turns on small margins); topk, scatter and their tensors DRAM-interleaved")
+    experts = ctx.graph.node(node.inputs[0]).type.shape[-1]  # the router's width (the cost walk reads it)
     return call("moe_routing_weights", args[0], top_k=Const(a.top_k), softmax=Const(a.softmax),
-                normalize=Const(a.normalize), softmax_op=softmax, memory_config=name("ttnn.DRAM_MEMORY_CONFIG"))
+                normalize=Const(a.normalize), softmax_op=softmax, memory_config=name("ttnn.DRAM_MEMORY_CONFIG"),
+                experts=Const(experts))
 
 
 def load_experts(node, refs, ctx) -> list[Stmt]:

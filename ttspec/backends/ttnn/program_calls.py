@@ -28,14 +28,26 @@ DEVICE_CALLS = frozenset({
     "repeat_interleave",
 })
 
-# ttnn calls of the MoE routing that dispatch several device ops, as the mock n150's capture of moe-tiny's decode
-# step shows them (ttnn 0.81.1; tests/test_walk_programs.py): topk pads its rows to its network's width and slices
-# the values and indices back; scatter untilizes its three operands, scatters and tilizes the result. (Measured
-# at 8, 32 and 64 experts alike.)
-ROUTING_COMPOSITES = {
-    "topk": ("fill_pad", "pad", "topk", "slice", "slice"),
-    "scatter": ("untilize_with_unpadding",) * 3 + ("scatter", "tilize_with_val_padding"),
-}
+# ttnn calls of the MoE routing that dispatch several device ops, which depend on the router's width E (the
+# `experts` the program passes moe_routing_weights): routing_parts.
+ROUTING_CALLS = ("topk", "scatter")
+TOPK_NETWORK = 64  # the narrowest row topk sorts: a narrower one is padded to it
+
+
+def routing_parts(call: str, experts: int) -> tuple[str, ...]:
+    """The device ops of the MoE routing's ttnn `call` (topk or scatter) over E = `experts` columns, as the mock
+    n150's capture of moe-tiny's decode step and prefill shows them at E = 8, 32, 48, 60, 64, 96, 128 (ttnn 0.81.1;
+    tests/test_walk_programs.py): topk fills the padding columns of a last tile E leaves part empty (FillPad), pads
+    rows narrower than 64 columns to 64 (Pad), sorts (TopK) and slices the values and the indices back (two Slices):
+    5 ops at 8 experts, 4 at 32, 48 and 60, 3 at 64 and above. scatter untilizes its three operands, scatters and
+    tilizes the result: 5 ops at every E (with E whole tiles, one untilize and the tilize need no unpadding)."""
+    whole = experts % 32 == 0
+    if call == "topk":
+        return ("fill_pad",) * (not whole) + ("pad",) * (-(-experts // 32) * 32 < TOPK_NETWORK) \
+            + ("topk", "slice", "slice")
+    if whole:
+        return ("untilize_with_unpadding",) * 2 + ("untilize", "scatter", "tilize")
+    return ("untilize_with_unpadding",) * 3 + ("scatter", "tilize_with_val_padding")
 
 
 def reduction_parts(call: ast.Call) -> tuple[str, ...] | None:
