@@ -744,6 +744,7 @@ class MoE:
             normalize=True,
             softmax_op=self.routing_softmax,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            experts=8,
         )
         y = moe_experts(x, routing, self.experts, act="silu", ops=self.experts_prefill)
         return y
@@ -762,6 +763,7 @@ class MoE:
             normalize=True,
             softmax_op=self.routing_softmax,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            experts=8,
         )
         y = moe_experts(x, routing, self.experts, act="silu", ops=self.experts_decode)
         return y
@@ -1784,8 +1786,13 @@ class Rotary:
 MOE_ACTIVATIONS = {"silu": ttnn.UnaryOpType.SILU, "gelu": ttnn.UnaryOpType.GELU, "relu": ttnn.UnaryOpType.RELU}
 
 
-def moe_routing_weights(logits, *, top_k, softmax="before", normalize=False, softmax_op, memory_config):
-    """Router logits [..., E] -> dense routing weights [..., E] (the registry's topk_routing; see moe_route)."""
+def moe_routing_weights(logits, *, top_k, softmax="before", normalize=False, softmax_op, memory_config,
+                        experts=None):
+    """Router logits [..., E] -> dense routing weights [..., E] (the registry's topk_routing; see moe_route).
+    `experts`: E as the program states it (checked: the device ops topk and scatter dispatch depend on it, and the
+    cost model's walk of the program reads it there, program_calls.routing_parts)."""
+    if experts is not None and logits.shape[-1] != experts:
+        raise ValueError(f"the router's logits are {logits.shape[-1]} wide, the program states {experts} experts")
     if softmax == "before":
         values, indices = ttnn.topk(ttnn.softmax(logits, dim=-1, **softmax_op), top_k, dim=-1, largest=True,
                                     sorted=True, stable=True, memory_config=memory_config)
