@@ -192,6 +192,20 @@ def weight_layouts(model: Model, plan: ShardPlan = ONE_CHIP) -> dict[tuple[Matri
     return out
 
 
+def chip_weights(model: Model, lowered: Model, target: Target, formats: WeightFormats, plan: ShardPlan = ONE_CHIP,
+                 layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] = ()) -> dict[str, int]:
+    """Bytes by kind ttnn's allocator books on one chip for the weights of the program (`lowered`): each
+    parameter's tiles, the DRAM-sharded matrices' whole shards and the interleaved tensors' whole pages per bank
+    (dram_pages.bank_rounding)."""
+    from .dram_pages import bank_rounding
+
+    weights = with_dram_shards(weight_bytes_by_kind(model, formats, plan, layouts), sharded,
+                               core_grids(target).dram_banks)
+    for kind, extra in bank_rounding(model, lowered, formats, target, plan, sharded).items():
+        weights[kind] = weights.get(kind, 0) + extra
+    return dict(sorted(weights.items()))
+
+
 def weight_bytes_by_kind(model: Model, formats: WeightFormats, plan: ShardPlan = ONE_CHIP, layouts: dict | None = None
                          ) -> dict[str, int]:
     """Device DRAM bytes of the weights on one chip, by parameter kind (see the module doc).
@@ -354,17 +368,18 @@ class Memory:
 
 
 def in_formats(memory: Memory, model: Model, weights_dtype: WeightFormats, plan: ShardPlan = ONE_CHIP,
-               layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] | None = None) -> Memory:
+               layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] | None = None,
+               lowered: Model | None = None) -> Memory:
     """The memory model of the same program (`model` sharded by `plan`) with its weights in other formats:
     only the weights (and the KV cache's bytes, in its format) change (the plan search weighs one sharding in
-    every format). `sharded`: the program's DRAM-sharded matrices in those formats (default: `memory`'s)."""
+    every format). `sharded`: the program's DRAM-sharded matrices in those formats (default: `memory`'s);
+    `lowered`: the program's lowered model (its fused QKV tensors; default `model`)."""
     kv = memory.kv_bytes_per_token
     if weights_dtype.kv_cache != memory.weights_dtype.kv_cache:  # back to values per position, then to bytes
         values = kv * TILE * 1024 // kv_cache_bytes(1024, memory.weights_dtype.kv_cache) // TILE
         kv = kv_cache_bytes(values * TILE, weights_dtype.kv_cache) // TILE
     sharded = memory.sharded if sharded is None else sharded
-    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded,
-                               core_grids(memory.target).dram_banks)
+    weights = chip_weights(model, lowered or model, memory.target, weights_dtype, plan, layouts, sharded)
     return replace(memory, weights_dtype=weights_dtype, kv_bytes_per_token=kv, weights=weights, sharded=sharded)
 
 
@@ -419,8 +434,7 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
         if ax.residual == Layout.SPLIT:
             residual = -(-residual // ax.devices)
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest)
-    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded,
-                               core_grids(target).dram_banks)
+    weights = chip_weights(model, lowered, target, weights_dtype, plan, layouts, sharded)
     # whole tiles of 32 positions: bytes per position of a bfloat8_b cache are its tile's 1,088 B over 32 positions
     kv = kv_cache_bytes(kv * TILE, weights_dtype.kv_cache) // TILE
     return Memory(target, weights_dtype, weights, kv, activations, scores,
