@@ -8,7 +8,7 @@ Generated code: edit the spec and recompile rather than this file.
     model.load_ttspec_weights(state_dict)  # torch tensors named as `ttspec params --json` lists them
     logits = model(tokens)  # torch int tensor [batch, seq] -> torch float logits [batch, seq, 512]
 
-Weights: bf16 matrices, 4,407,296 bytes of device DRAM.
+Weights: bf16 matrices, 4,706,304 bytes of device DRAM.
 Context: up to 128 tokens (the spec's bound).
 This model cannot decode (CANNOT_DECODE says why): only `model(tokens)` runs, every position
 reading the whole sequence; sequences are padded to a multiple of 32 (one tile), the padded keys
@@ -36,7 +36,7 @@ VOCAB = 512  # the logits' width
 MAX_CONTEXT = 128  # the longest sequence it accepts
 SPEC_BOUND = 128  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 12867910912
+DRAM_BESIDE_WEIGHTS = 12867611904
 KV_CACHE_BYTES_PER_POSITION = 0  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 5120  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 1024  # the head's output, per position (a prefill computes its last tile's)

@@ -16,10 +16,10 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 2,854,322,176 bytes of device DRAM per chip.
-Context: up to 79,744 tokens, the most that fits the DRAM at batch 1 with the KV cache
+Weights: bfloat8_b matrices, 2,860,093,440 bytes of device DRAM per chip.
+Context: up to 79,712 tokens, the most that fits the DRAM at batch 1 with the KV cache
 and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
-KV cache (bf16): sized for 1 user at that context, 3,266,314,240 bytes of device DRAM per chip
+KV cache (bf16): sized for 1 user at that context, 3,265,003,520 bytes of device DRAM per chip
 (40,960 per user per position); allocate_cache refuses a cache that does not fit.
 Prefill: sequences are padded to a multiple of 32 (one tile) and the logits cut back: causal
 attention keeps the padding from changing any real position. prefill(tokens, user) runs the same
@@ -79,10 +79,10 @@ TP_AXIS = 0  # the rows split the wide dims; each weight's split names both axes
 DATA_PARALLEL = False  # every replica runs the whole batch
 LOGITS_SPLIT = True  # whether the logits' vocabulary is split over TP_AXIS
 VOCAB = 128256  # the logits' width
-MAX_CONTEXT = 79744  # the longest sequence it accepts
+MAX_CONTEXT = 79712  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 10017996032
+DRAM_BESIDE_WEIGHTS = 10012224768
 KV_CACHE_BYTES_PER_POSITION = 40960  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 84608  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 32256  # the head's output, per position (a prefill computes its last tile's)

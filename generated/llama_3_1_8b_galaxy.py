@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 1,191,182,336 bytes of device DRAM per chip.
+Weights: bfloat8_b matrices, 1,191,714,816 bytes of device DRAM per chip.
 Context: up to 131,072 tokens (the spec's bound).
 KV cache (bf16): sized for 1 user at that context, 2,147,483,648 bytes of device DRAM per chip
 (16,384 per user per position); allocate_cache refuses a cache that does not fit.
@@ -79,7 +79,7 @@ VOCAB = 128256  # the logits' width
 MAX_CONTEXT = 131072  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 11681135872
+DRAM_BESIDE_WEIGHTS = 11680603392
 KV_CACHE_BYTES_PER_POSITION = 16384  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 25600  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 32064  # the head's output, per position (a prefill computes its last tile's)

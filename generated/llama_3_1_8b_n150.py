@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bfloat8_b matrices, 9,196,273,664 bytes of device DRAM.
+Weights: bfloat8_b matrices, 9,196,806,144 bytes of device DRAM.
 Context: up to 17,888 tokens, the most that fits the DRAM at batch 1 with the KV cache
 and activations (the spec allows 131,072; `ttspec plan` shows the memory per chip).
 KV cache (bf16): sized for 1 user at that context, 2,344,615,936 bytes of device DRAM
@@ -74,7 +74,7 @@ VOCAB = 128256  # the logits' width
 MAX_CONTEXT = 17888  # the longest sequence it accepts
 SPEC_BOUND = 131072  # the spec's own bound on seq
 # device DRAM (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 3676044544
+DRAM_BESIDE_WEIGHTS = 3675512064
 KV_CACHE_BYTES_PER_POSITION = 131072  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 73728  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 256512  # the head's output, per position (a prefill computes its last tile's)

@@ -16,7 +16,7 @@ Generated code: edit the spec and recompile rather than this file.
     ids, peaks = model.decode_greedy(tokens, positions)  # the same step, each user's token chosen on the device
     ids = generate(model, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=0)
 
-Weights: bf16 matrices, 309,919,744 bytes of device DRAM per chip.
+Weights: bf16 matrices, 310,659,072 bytes of device DRAM per chip.
 Context: up to 2,048 tokens (the spec's bound).
 KV cache (bf16): sized for 1 user at that context, 11,534,336 bytes of device DRAM per chip
 (5,632 per user per position); allocate_cache refuses a cache that does not fit.
@@ -77,7 +77,7 @@ VOCAB = 32000  # the logits' width
 MAX_CONTEXT = 2048  # the longest sequence it accepts
 SPEC_BOUND = 2048  # the spec's own bound on seq
 # device DRAM per chip (ttspec's memory model): what the KV cache and one prompt's prefill may use
-DRAM_BESIDE_WEIGHTS = 12562398464
+DRAM_BESIDE_WEIGHTS = 12561659136
 KV_CACHE_BYTES_PER_POSITION = 5632  # K and V of every layer, one user (bf16)
 PREFILL_BYTES_PER_POSITION = 12800  # activations of one prompt, per position (the logits apart)
 LOGITS_BYTES_PER_POSITION = 8000  # the head's output, per position (a prefill computes its last tile's)

@@ -54,15 +54,24 @@ def ln_tiny_unbounded(write_spec):
     return load_model(write_spec(spec_text(bound=""), "unbounded.arch"))
 
 
+BANKS = 12  # Wormhole's DRAM banks
+
+
+def booked(pages: int, page_bytes: int) -> int:
+    """What ttnn's allocator books for an interleaved tensor of `pages` pages: its pages go round-robin over the
+    banks, and every bank books as many as the fullest one (measured on the mock: analysis/dram_pages.py)."""
+    return BANKS * -(-pages // BANKS) * page_bytes
+
+
 def matrix(rows: int, cols: int) -> int:
-    """bf16 bytes of a [rows, cols] weight in TILE layout (dims here are whole tiles)."""
+    """bf16 bytes booked for a [rows, cols] weight in TILE layout (dims here are whole tiles): 2,048 B a tile."""
     assert rows % TILE == 0 and cols % TILE == 0
-    return rows * cols * BF16
+    return booked(rows * cols // (TILE * TILE), TILE * TILE * BF16)
 
 
 def vector(n: int) -> int:
-    """bf16 bytes of a [n] norm weight or bias in TILE layout: one 32-row strip of tiles."""
-    return TILE * n * BF16
+    """bf16 bytes booked for a [n] norm weight or bias in TILE layout: one 32-row strip of tiles."""
+    return booked(n // TILE, TILE * TILE * BF16)
 
 
 def weights_tp(tp: int) -> dict[str, int]:
@@ -74,7 +83,7 @@ def weights_tp(tp: int) -> dict[str, int]:
     qkv = 3 * HEADS * HEAD_DIM
     return {
         "attention": LAYERS * (matrix(qkv // tp, D) + matrix(D, HEADS * HEAD_DIM // tp)),
-        "embedding": VOCAB * (D // tp) * BF16,
+        "embedding": booked(VOCAB, (D // tp) * BF16),  # row-major: a page per row
         # the head (no bias) one DRAM-sharded column chunk: 12 Wormhole banks, each a whole shard of 32-column tiles
         "head": D * -(-(VOCAB // tp) // (12 * 32)) * 12 * 32 * BF16,
         "mlp": LAYERS * (matrix(MLP // tp, D) + vector(MLP // tp) + matrix(D, MLP // tp) + vector(D)),
@@ -111,10 +120,11 @@ def linear_flops(rows: int) -> int:
 # ---------------------------------------------------------------- memory
 def test_row_parallel_biases_are_whole_on_every_chip(ln_tiny):
     """n300 (2 chips): the down projection's bias [256] is held whole by both chips, the up projection's
-    [1024] split with its output features."""
+    [1024] split with its output features. Per layer: up [512, 256] and down [256, 512] 128 tiles each, booked
+    as 132 (11 a bank); up's bias 16 tiles booked as 24, down's 8 as 12: 2 x 2,048 x (2 x 132 + 24 + 12)."""
     memory = prepare(ln_tiny, resolve_options(target_of("n300"))).memory
     assert memory.weights == weights_tp(2)
-    assert memory.weights["mlp"] == 1_146_880
+    assert memory.weights["mlp"] == 2 * 2048 * (2 * 132 + 24 + 12) == 1_228_800
 
 
 def test_activations_count_the_residual_slice_not_the_whole(ln_tiny):

@@ -20,8 +20,11 @@ TILE_BYTES = {"bf16": 2048, "bfloat8_b": 1088}
 
 
 def expert_bytes(layers: int, experts: int, chips: int, hidden: int, d: int, dtype: str) -> int:
-    """One chip's expert banks: ceil(E / chips) experts of three [hidden, d] matrices per layer, in whole tiles."""
-    return layers * -(-experts // chips) * 3 * (-(-hidden // 32)) * (-(-d // 32)) * TILE_BYTES[dtype]
+    """One chip's expert banks: per layer three tensors (w1, w2, w3) of ceil(E / chips) [hidden, d] matrices in whole
+    tiles, each tensor's tiles interleaved over Wormhole's 12 DRAM banks and booked whole in every bank (ttnn's
+    allocator: analysis/dram_pages.py)."""
+    tiles = -(-experts // chips) * (-(-hidden // 32)) * (-(-d // 32))
+    return layers * 3 * 12 * -(-tiles // 12) * TILE_BYTES[dtype]
 
 
 # The specs `ttspec import-hf` writes from the published configs (mistralai/Mixtral-8x7B-v0.1 with its 32 layers and

@@ -232,10 +232,11 @@ def test_weights_by_kind_match_closed_forms_on_one_chip(write_spec):
     w = plan_report(model, target_of("n150"), None, formats_of("bf16"), 1, None)["memory_per_chip"]["weights"]
     assert w["attention"] == 3 * (256 * 768 + 256 * 384) * 2
     assert w["mlp"] == 3 * (2 * 256 * 768 + 512 * 384) * 2  # w1/w3 [256, 512] occupy 768 columns, w2 [512, 256] 384
-    # the head [256, 512] is one DRAM-sharded column chunk over the 12 banks: shards of 64 columns, 768 in all
-    assert w["embedding"] == 512 * 256 * 2 and w["head"] == 256 * 768 * 2
-    # norm vectors are TILE tensors: one row padded to 32
-    assert w["norm"] == (2 * 3 + 1) * 32 * 256 * 2
+    # the head [256, 512] is one DRAM-sharded column chunk over the 12 banks: shards of 64 columns, 768 in all;
+    # the embedding table is interleaved row-major, a page per row: 512 rows booked as 12 banks x 43
+    assert w["embedding"] == 12 * 43 * 256 * 2 and w["head"] == 256 * 768 * 2
+    # norm vectors are TILE tensors: one row padded to 32, 8 tiles booked as 12 (a tile in every bank)
+    assert w["norm"] == (2 * 3 + 1) * 12 * 32 * 32 * 2
 
 
 @pytest.mark.parametrize("kv,role", [(1, "replicate"), (2, "kv_copies")])

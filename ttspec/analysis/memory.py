@@ -16,6 +16,9 @@ so they give one verdict. Per chip, by kind:
   allocator books every bank's shard whole, so a [K, N] matrix over B banks occupies B shards of
   ceil(N / (32 * B)) * 32 columns (`dram_sharded_bytes`); a fused QKV is one such matrix. What that adds to
   the matrix's own tiles is `dram_shard_padding`, counted under the matrix's kind.
+- every other weight tensor is interleaved over the chip's DRAM banks, and ttnn's allocator books whole pages in
+  every bank (dram_pages.py): `bank_rounding` adds what that books past the tensors' own tiles (a fused QKV's
+  weights, and its biases, are one tensor), counted under their kinds.
 - KV cache: keys and values of every attention layer in its format (`--kv-dtype`: bf16, or bfloat8_b at
   1,088 B per 32x32 tile), as the device would hold them:
   this chip's KV heads x head_dim (padded to a whole tile) x context (padded to a whole tile)
@@ -47,6 +50,7 @@ from ..errors import UsageError
 from ..ir.graph import Graph, Model, layer_variants, point_at_spec
 from ..ir.layout import Layout
 from ..ir.sharding import ONE_CHIP, ShardPlan, local_shape
+from ..ops.linear import fused_qkv
 from ..ops.queries import (
     attentions,
     head_merges,
@@ -59,6 +63,7 @@ from ..ops.queries import (
 )
 from ..targets import TILE, Target, core_grids
 from ..weight_formats import BF16, Matrix, WeightFormats, tensor_bytes
+from .dram_pages import DRAM_ALIGNMENT, booked_bytes
 
 ACTIVATION_BYTES = 2  # bf16 activations (and a bf16 KV cache: kv_cache_bytes)
 
@@ -189,6 +194,75 @@ def weight_layouts(model: Model, plan: ShardPlan = ONE_CHIP) -> dict[tuple[Matri
                 visit(body, f"{prefix}{node.module}.*.", count * n)
 
     visit(model.graph, "", 1)
+    return out
+
+
+def chip_weights(model: Model, lowered: Model, target: Target, formats: WeightFormats, plan: ShardPlan = ONE_CHIP,
+                 layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] = ()) -> dict[str, int]:
+    """Bytes by kind ttnn's allocator books on one chip for the weights of the program (`lowered`): each
+    parameter's tiles, the DRAM-sharded matrices' whole shards and the interleaved tensors' whole pages per bank
+    (dram_pages.bank_rounding)."""
+    weights = with_dram_shards(weight_bytes_by_kind(model, formats, plan, layouts), sharded,
+                               core_grids(target).dram_banks)
+    for kind, extra in bank_rounding(model, lowered, formats, target, plan, sharded).items():
+        weights[kind] = weights.get(kind, 0) + extra
+    return dict(sorted(weights.items()))
+
+
+def _fused_groups(graph: Graph, prefix: str, out: dict[str, dict[str, str]]) -> None:
+    """out[prefix][param name] = the name of the tensor it is uploaded in (fused QKV parts: one per weight/bias)."""
+    groups = out.setdefault(prefix, {})
+    for node in graph.topo():
+        fused = fused_qkv(node)
+        for part in fused.parts if fused else ():
+            for which, name in part.params:
+                groups[name] = f"{node.module}.{which}"
+    for node in graph.repeats():
+        for body, _ in layer_variants(node):
+            _fused_groups(body, f"{prefix}{node.module}.*.", out)
+
+
+def bank_rounding(model: Model, lowered: Model, formats: WeightFormats, target: Target, plan: ShardPlan = ONE_CHIP,
+                  sharded: tuple = ()) -> dict[str, int]:
+    """Bytes by parameter kind the allocator books for the program's interleaved weights beyond their tiles
+    (dram_pages.py); `sharded`: the program's DRAM width-sharded matrices (memory.ShardedMatrix)."""
+    banks = core_grids(target).dram_banks
+    alignment = DRAM_ALIGNMENT.get(target.arch, 32)
+    fused: dict[str, dict[str, str]] = {}
+    _fused_groups(lowered.graph, "", fused)
+    # tensor -> [Matrix, chip shape, table, own bytes, count]
+    tensors: dict[tuple[str, str], list] = {}
+
+    def visit(graph: Graph, prefix: str, count: int) -> None:
+        tables, padded, roles = lookup_tables(graph), padded_shapes(graph), matrix_roles(graph)
+        groups = fused.get(prefix, {})
+        for name in graph.params:
+            matrix, shape, table = param_chip_layout(graph, prefix, name, plan, tables, padded, roles)
+            key = (prefix + str(id(graph)), groups.get(name, name))
+            own = chip_bytes(matrix, shape, table, formats)
+            if key in tensors:  # another part of a fused tensor: its rows follow the first part's
+                t = tensors[key]
+                t[1] = (t[1][0] + shape[0],) + shape[1:]
+                t[3] += own
+            else:
+                tensors[key] = [matrix, shape, table, own, count]
+        for node in graph.repeats():
+            for body, n in layer_variants(node):
+                visit(body, f"{prefix}{node.module}.*.", count * n)
+
+    visit(model.graph, "", 1)
+    left = {(m.kind, m.n, m.k, m.dtype): m.count for m in sharded}  # [out, in] chip shapes DRAM-sharded
+    out: dict[str, int] = {}
+    for matrix, shape, table, own, count in tensors.values():
+        dtype = formats.dtype(matrix) if len(shape) >= 2 and not table else "bf16"
+        key = (matrix.kind, *shape, dtype) if len(shape) == 2 and not table else None
+        if key in left and left[key] > 0:
+            taken = min(count, left[key])
+            left[key] -= taken
+            count -= taken
+        if count:
+            extra = booked_bytes(shape, table, dtype, banks, alignment) - own
+            out[matrix.kind] = out.get(matrix.kind, 0) + count * extra
     return out
 
 
@@ -354,17 +428,18 @@ class Memory:
 
 
 def in_formats(memory: Memory, model: Model, weights_dtype: WeightFormats, plan: ShardPlan = ONE_CHIP,
-               layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] | None = None) -> Memory:
+               layouts: dict | None = None, sharded: tuple[ShardedMatrix, ...] | None = None,
+               lowered: Model | None = None) -> Memory:
     """The memory model of the same program (`model` sharded by `plan`) with its weights in other formats:
     only the weights (and the KV cache's bytes, in its format) change (the plan search weighs one sharding in
-    every format). `sharded`: the program's DRAM-sharded matrices in those formats (default: `memory`'s)."""
+    every format). `sharded`: the program's DRAM-sharded matrices in those formats (default: `memory`'s);
+    `lowered`: the program's lowered model (its fused QKV tensors; default `model`)."""
     kv = memory.kv_bytes_per_token
     if weights_dtype.kv_cache != memory.weights_dtype.kv_cache:  # back to values per position, then to bytes
         values = kv * TILE * 1024 // kv_cache_bytes(1024, memory.weights_dtype.kv_cache) // TILE
         kv = kv_cache_bytes(values * TILE, weights_dtype.kv_cache) // TILE
     sharded = memory.sharded if sharded is None else sharded
-    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded,
-                               core_grids(memory.target).dram_banks)
+    weights = chip_weights(model, lowered or model, memory.target, weights_dtype, plan, layouts, sharded)
     return replace(memory, weights_dtype=weights_dtype, kv_bytes_per_token=kv, weights=weights, sharded=sharded)
 
 
@@ -419,8 +494,7 @@ def memory_model(model: Model, lowered: Model, target: Target, weights_dtype: We
         if ax.residual == Layout.SPLIT:
             residual = -(-residual // ax.devices)
     activations = ACTIVATION_BYTES * (hidden + residual + 2 * widest)
-    weights = with_dram_shards(weight_bytes_by_kind(model, weights_dtype, plan, layouts), sharded,
-                               core_grids(target).dram_banks)
+    weights = chip_weights(model, lowered, target, weights_dtype, plan, layouts, sharded)
     # whole tiles of 32 positions: bytes per position of a bfloat8_b cache are its tile's 1,088 B over 32 positions
     kv = kv_cache_bytes(kv * TILE, weights_dtype.kv_cache) // TILE
     return Memory(target, weights_dtype, weights, kv, activations, scores,

@@ -325,7 +325,7 @@ def _search_mesh(model: Model, shared, space: _Space, shape: tuple[int, int], us
     for fmt in space.formats:
         sharded = dram_sharded(lowered.model, plan, space.target, fmt)  # the program's DRAM-sharded matrices
         _search_format(model, lowered.model, plan, space, row, strategy, fmt,
-                       in_formats(shared_memory, model, fmt, plan, layouts, sharded), table)
+                       in_formats(shared_memory, model, fmt, plan, layouts, sharded, lowered.model), table)
 
 
 def _search_format(model: Model, lowered: Model, plan, space: _Space, row: dict, strategy: str, fmt: WeightFormats,
