@@ -12,6 +12,7 @@ import pytest
 import ttspec
 
 from .conftest import ROOT, SPECS
+from .test_check_json import SEVERAL  # three independent mistakes, as check --json reports them
 
 NANO = SPECS / "nano-trickster.arch"
 # HF transformers' LlamaForCausalLM count (README "Counting conventions"), and the closed form of the spec's
@@ -72,18 +73,6 @@ def test_import_is_light():
             "ttspec.load(sys.argv[1]).compile(); print(sorted(m for m in ('torch', 'ttnn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(NANO)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["['ttspec']", "[]"]
-
-
-SEVERAL = """model m
-input tokens: int32[batch, seq] where seq <= 64
-let a = 7, b = a / 2
-h = token_embedding(tokens, 256, hiden)
-h = rmsnrom(h)
-let c = b * 2
-let heads = 3
-let head_dim = 64 / heads
-output logits = lm_head(h, 256)
-"""
 
 
 def test_check_gives_every_error_the_checker_finds(run_cli, write_spec):
